@@ -1,0 +1,4 @@
+//! Go `encoding/json` compatibility.
+
+pub mod decode;
+pub mod encode;

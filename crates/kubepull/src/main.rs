@@ -1,0 +1,68 @@
+//! `kubepull`: one binary for the Kubernetes image-pull-secret chain.
+
+mod create_secret;
+mod creds_cmd;
+mod exit;
+mod lint_cmd;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Arg, ArgAction, Command};
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success; for `lint`, no error-level finding
+  1  the command failed; for `lint`, an error-level finding exists; for
+     `create secret docker-registry`, the same failures kubectl reports with 1
+  2  bad usage or unreadable input (a file that cannot be read or parsed)";
+
+fn cli() -> Command {
+    Command::new("kubepull")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("The Kubernetes image-pull-secret chain in one binary: create, lint and explain pull secrets")
+        .after_help(EXIT_CODES_HELP)
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(
+            // `create secret docker-registry` parses its own flags with kubectl's (pflag) rules so
+            // that its output and errors are byte-identical to kubectl's.
+            Command::new("create")
+                .about("Create a resource (kubectl-compatible): `kubepull create secret docker-registry NAME ...`")
+                .disable_help_flag(true)
+                .arg(
+                    Arg::new("args")
+                        .num_args(0..)
+                        .trailing_var_arg(true)
+                        .allow_hyphen_values(true)
+                        .value_parser(clap::value_parser!(OsString))
+                        .action(ArgAction::Append),
+                ),
+        )
+        .subcommand(lint_cmd::command())
+        .subcommand(creds_cmd::command())
+}
+
+fn main() -> ExitCode {
+    let matches = match cli().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let code = match matches.subcommand() {
+        Some(("create", m)) => {
+            let args: Vec<OsString> = m
+                .get_many::<OsString>("args")
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default();
+            create_secret::run_create(args)
+        }
+        Some(("lint", m)) => lint_cmd::run(m),
+        Some(("creds", m)) => creds_cmd::run(m),
+        _ => exit::USAGE,
+    };
+    ExitCode::from(code)
+}
