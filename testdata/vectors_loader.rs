@@ -36,7 +36,8 @@ pub fn load(name: &str) -> Vec<(PathBuf, serde_json::Value)> {
     paths
         .into_iter()
         .map(|p| {
-            let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+            let bytes =
+                std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
             let v: serde_json::Value = serde_json::from_slice(&bytes)
                 .unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()));
             (p, v)

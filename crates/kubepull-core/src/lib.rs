@@ -22,6 +22,7 @@
 pub mod backoff;
 pub mod dockerconfig;
 pub mod gojson;
+pub mod gostr;
 pub mod goyaml;
 pub mod keyring;
 pub mod lint;

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The project's test command (README: "Test"). Does its own set-up on a fresh machine of this kind
+# (as root: Debian packages), then runs formatting, lints, the pure-core dependency check, the
+# docs build, and the whole test suite with cargo-nextest (falling back to `cargo test`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# --- set-up -----------------------------------------------------------------------------------
+# Debian packages the tests use. kubectl 1.32 is preinstalled on these machines; the
+# create-secret differential tests run it (KUBEPULL_SKIP_KUBECTL=1 skips them where it is absent).
+APT_PACKAGES=(ca-certificates)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "missing packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+fi
+if ! command -v kubectl >/dev/null; then
+  echo "warning: kubectl not found; the kubectl differential tests will fail unless KUBEPULL_SKIP_KUBECTL=1" >&2
+fi
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
+
+# --- static checks ----------------------------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "pure-core dependency check"
+scripts/check-core-deps.sh
+
+log "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked -q
+
+# --- tests ------------------------------------------------------------------------------------
+log "doc tests"
+cargo test --workspace --doc --locked -q 2>&1 | tail -n 3
+
+log "test suite"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast --failure-output final --status-level fail
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
