@@ -199,13 +199,25 @@ fn decode_entry(v: Value) -> Result<DockerConfigEntry, DecodeError> {
     let mut type_err = None;
     for (k, val) in members {
         let (slot, target): (&mut String, &'static str) = if field_is(&k, "username") {
-            (&mut e.username, "Go struct field dockerConfigEntryWithAuth.username of type string")
+            (
+                &mut e.username,
+                "Go struct field dockerConfigEntryWithAuth.username of type string",
+            )
         } else if field_is(&k, "password") {
-            (&mut e.password, "Go struct field dockerConfigEntryWithAuth.password of type string")
+            (
+                &mut e.password,
+                "Go struct field dockerConfigEntryWithAuth.password of type string",
+            )
         } else if field_is(&k, "email") {
-            (&mut e.email, "Go struct field dockerConfigEntryWithAuth.email of type string")
+            (
+                &mut e.email,
+                "Go struct field dockerConfigEntryWithAuth.email of type string",
+            )
         } else if field_is(&k, "auth") {
-            (&mut auth, "Go struct field dockerConfigEntryWithAuth.auth of type string")
+            (
+                &mut auth,
+                "Go struct field dockerConfigEntryWithAuth.auth of type string",
+            )
         } else {
             continue;
         };
@@ -525,16 +537,29 @@ mod tests {
 
     #[test]
     fn base64_like_go() {
-        assert_eq!(decode_auth_field("pants").unwrap_err().to_string(), "illegal base64 data at input byte 4");
-        assert_eq!(decode_auth_field("Zm9vOmJhcg=").unwrap_err(), DecodeError::Base64(11));
-        assert_eq!(decode_auth_field("Zm9vOmJhcg==Zm9v").unwrap_err(), DecodeError::Base64(10));
-        assert_eq!(decode_auth_field("dXNlcjpwYXNz\r\n").unwrap(), ("user".into(), "pass".into()));
+        assert_eq!(
+            decode_auth_field("pants").unwrap_err().to_string(),
+            "illegal base64 data at input byte 4"
+        );
+        assert_eq!(
+            decode_auth_field("Zm9vOmJhcg=").unwrap_err(),
+            DecodeError::Base64(11)
+        );
+        assert_eq!(
+            decode_auth_field("Zm9vOmJhcg==Zm9v").unwrap_err(),
+            DecodeError::Base64(10)
+        );
+        assert_eq!(
+            decode_auth_field("dXNlcjpwYXNz\r\n").unwrap(),
+            ("user".into(), "pass".into())
+        );
     }
 
     #[test]
     fn secrets_never_in_debug_or_errors() {
         let pw = "hunter2-very-secret";
-        let doc = format!(r#"{{"auths":{{"a.io":{{"username":"u","password":"{pw}","auth":"{pw}"}}}}}}"#);
+        let doc =
+            format!(r#"{{"auths":{{"a.io":{{"username":"u","password":"{pw}","auth":"{pw}"}}}}}}"#);
         let err = decode_dockerconfigjson(doc.as_bytes()).unwrap_err();
         assert!(!err.to_string().contains(pw) && !format!("{err:?}").contains(pw));
         let ok = format!(r#"{{"auths":{{"a.io":{{"username":"u","password":"{pw}"}}}}}}"#);
@@ -562,7 +587,10 @@ mod tests {
     fn inspect() {
         let r = inspect_config(br#"{"reg.io":{"auth":"eA=="}}"#).unwrap();
         assert!(r.looks_like_dockercfg && !r.has_auths);
-        let r = inspect_config(br#"{"auths":{},"credsStore":"desktop","credHelpers":{"gcr.io":"gcloud"}}"#).unwrap();
+        let r = inspect_config(
+            br#"{"auths":{},"credsStore":"desktop","credHelpers":{"gcr.io":"gcloud"}}"#,
+        )
+        .unwrap();
         assert_eq!(r.creds_store.as_deref(), Some("desktop"));
         assert_eq!(r.cred_helpers, vec!["gcr.io".to_string()]);
     }

@@ -89,10 +89,7 @@ pub fn default_pull_policy(image: &str) -> PullPolicy {
 }
 
 /// The effective policy of a container: the explicit value when set, else the default.
-pub fn effective_pull_policy(
-    image: &str,
-    specified: Option<PullPolicy>,
-) -> PullPolicy {
+pub fn effective_pull_policy(image: &str, specified: Option<PullPolicy>) -> PullPolicy {
     specified.unwrap_or_else(|| default_pull_policy(image))
 }
 
@@ -179,7 +176,10 @@ pub mod messages {
 
     /// `Container image "<img>" already present on machine`.
     pub fn already_present(image: &str) -> String {
-        format!("Container image {} already present on machine", quote(image))
+        format!(
+            "Container image {} already present on machine",
+            quote(image)
+        )
     }
 
     /// `Container image "<img>" already present on machine and can be accessed by the pod`
@@ -385,7 +385,10 @@ mod tests {
             back_off_waiting("busybox", Some(("ErrImagePull", "denied"))),
             "Back-off pulling image \"busybox\": ErrImagePull: denied"
         );
-        assert_eq!(back_off_waiting("busybox", None), "Back-off pulling image \"busybox\"");
+        assert_eq!(
+            back_off_waiting("busybox", None),
+            "Back-off pulling image \"busybox\""
+        );
         assert_eq!(
             pulled("busybox", Duration::from_millis(1234), Duration::from_millis(1500), 42),
             "Successfully pulled image \"busybox\" in 1.234s (1.5s including waiting). Image size: 42 bytes."

@@ -148,7 +148,10 @@ impl Digest {
         if encoded.len() != algorithm.hex_len() {
             return Err(DigestError::InvalidLength);
         }
-        if !encoded.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if !encoded
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Err(DigestError::InvalidFormat);
         }
         Ok(Digest {
@@ -221,9 +224,11 @@ fn digest_regexp_anchored(s: &str) -> bool {
         return false;
     };
     let alg_ok = !alg.is_empty()
-        && alg
-            .split(['.', '+', '_', '-'])
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        && alg.split(['.', '+', '_', '-']).all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
     let enc_ok = !enc.is_empty()
         && enc
             .bytes()

@@ -121,7 +121,10 @@ impl Parser<'_> {
     }
 
     fn peek(&self) -> Result<u8, SyntaxError> {
-        self.b.get(self.i).copied().ok_or(SyntaxError::UnexpectedEnd)
+        self.b
+            .get(self.i)
+            .copied()
+            .ok_or(SyntaxError::UnexpectedEnd)
     }
 
     fn invalid(&self, context: &'static str) -> SyntaxError {
@@ -369,19 +372,40 @@ mod tests {
     fn go_error_texts() {
         assert_eq!(err(""), "unexpected end of JSON input");
         assert_eq!(err("{\"auths\": {"), "unexpected end of JSON input");
-        assert_eq!(err("not json at all"), "invalid character 'o' in literal null (expecting 'u')");
-        assert_eq!(err("x"), "invalid character 'x' looking for beginning of value");
+        assert_eq!(
+            err("not json at all"),
+            "invalid character 'o' in literal null (expecting 'u')"
+        );
+        assert_eq!(
+            err("x"),
+            "invalid character 'x' looking for beginning of value"
+        );
         assert_eq!(err("{\"a\" 1}"), "invalid character '1' after object key");
-        assert_eq!(err("{\"a\":1 2}"), "invalid character '2' after object key:value pair");
-        assert_eq!(err("{1}"), "invalid character '1' looking for beginning of object key string");
+        assert_eq!(
+            err("{\"a\":1 2}"),
+            "invalid character '2' after object key:value pair"
+        );
+        assert_eq!(
+            err("{1}"),
+            "invalid character '1' looking for beginning of object key string"
+        );
         assert_eq!(err("[1 2]"), "invalid character '2' after array element");
         assert_eq!(err("{} x"), "invalid character 'x' after top-level value");
-        assert_eq!(err("{'a':1}"), "invalid character '\\'' looking for beginning of object key string");
+        assert_eq!(
+            err("{'a':1}"),
+            "invalid character '\\'' looking for beginning of object key string"
+        );
         assert_eq!(err("\"a\nb\""), "invalid character '\\n' in string literal");
         assert_eq!(err("tru"), "unexpected end of JSON input");
-        assert_eq!(err("trux"), "invalid character 'x' in literal true (expecting 'e')");
+        assert_eq!(
+            err("trux"),
+            "invalid character 'x' in literal true (expecting 'e')"
+        );
         assert_eq!(err("-x"), "invalid character 'x' in numeric literal");
-        assert_eq!(err("1.x"), "invalid character 'x' after decimal point in numeric literal");
+        assert_eq!(
+            err("1.x"),
+            "invalid character 'x' after decimal point in numeric literal"
+        );
     }
 
     #[test]
@@ -398,7 +422,10 @@ mod tests {
                 Value::String("xé😀".into())
             ])
         );
-        assert_eq!(parse(b"\"\xff\"").unwrap(), Value::String("\u{fffd}".into()));
+        assert_eq!(
+            parse(b"\"\xff\"").unwrap(),
+            Value::String("\u{fffd}".into())
+        );
     }
 
     #[test]
