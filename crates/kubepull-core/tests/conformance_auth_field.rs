@@ -32,5 +32,10 @@ fn auth_field_vectors() {
         }
     }
     assert!(checked > 0, "no auth_field_decode vectors were checked");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

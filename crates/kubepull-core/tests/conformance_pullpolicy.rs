@@ -28,18 +28,24 @@ fn pullpolicy_vectors() {
             let got = pullpolicy::effective_pull_policy(image, specified);
             let want = s(&case["effective"]).unwrap_or_default();
             if got.as_str() != want {
-                failures.push(format!("{file}: defaulting {image:?}: got {got}, want {want}"));
+                failures.push(format!(
+                    "{file}: defaulting {image:?}: got {got}, want {want}"
+                ));
             }
         }
         for case in doc["validation"].as_array().into_iter().flatten() {
-            let Some(value) = s(&case["specified"]) else { continue };
-            let Some(want) = s(&case["error"]) else { continue };
+            let Some(value) = s(&case["specified"]) else {
+                continue;
+            };
+            let Some(want) = s(&case["error"]) else {
+                continue;
+            };
             checked += 1;
             match PullPolicy::validate(value, "spec.containers[0].imagePullPolicy") {
                 Ok(p) => failures.push(format!("{file}: validation {value:?}: accepted as {p}")),
-                Err(e) if e.to_string() != want => {
-                    failures.push(format!("{file}: validation {value:?}: got {e}, want {want}"))
-                }
+                Err(e) if e.to_string() != want => failures.push(format!(
+                    "{file}: validation {value:?}: got {e}, want {want}"
+                )),
                 Err(_) => {}
             }
         }
@@ -55,7 +61,12 @@ fn pullpolicy_vectors() {
         }
     }
     assert!(checked > 0, "no pull-policy vectors were checked");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Checks one row of the decision table: the decision for the row's policy and presence, and the
@@ -64,7 +75,10 @@ fn check_decision(file: &str, case: &Value, img: &str, failures: &mut Vec<String
     let policy = s(&case["policy"]).unwrap_or_default();
     let fill = |t: &str| t.replace("%s", img);
     let exact = |t: &str| !t.contains('<');
-    if let (Ok(p), Some(present)) = (policy.parse::<PullPolicy>(), case["image_present"].as_bool()) {
+    if let (Ok(p), Some(present)) = (
+        policy.parse::<PullPolicy>(),
+        case["image_present"].as_bool(),
+    ) {
         if case["feature_gate"].is_null() {
             let got = pullpolicy::decide(p, present);
             let want_pull = case["pull"].as_bool().unwrap_or(false);
@@ -75,7 +89,10 @@ fn check_decision(file: &str, case: &Value, img: &str, failures: &mut Vec<String
             if got == PullDecision::NeverPullAbsent {
                 let want = fill(s(&case["waiting_message"]).unwrap_or_default());
                 if messages::never_pull(img) != want {
-                    failures.push(format!("{file}: never-pull message {:?}", messages::never_pull(img)));
+                    failures.push(format!(
+                        "{file}: never-pull message {:?}",
+                        messages::never_pull(img)
+                    ));
                 }
             }
         }
@@ -97,14 +114,19 @@ fn check_decision(file: &str, case: &Value, img: &str, failures: &mut Vec<String
             _ => continue,
         };
         if exact(&want) && got != want {
-            failures.push(format!("{file}: event {reason}: got {got:?}, want {want:?}"));
+            failures.push(format!(
+                "{file}: event {reason}: got {got:?}, want {want:?}"
+            ));
         }
     }
     if case["in_backoff"].as_bool() == Some(true) {
-        let got = messages::back_off_waiting(img, Some(("ErrImagePull", "<previous error message>")));
+        let got =
+            messages::back_off_waiting(img, Some(("ErrImagePull", "<previous error message>")));
         let want = fill(s(&case["waiting_message"]).unwrap_or_default());
         if got != want {
-            failures.push(format!("{file}: back-off waiting message: got {got:?}, want {want:?}"));
+            failures.push(format!(
+                "{file}: back-off waiting message: got {got:?}, want {want:?}"
+            ));
         }
     }
 }
@@ -120,11 +142,18 @@ fn check_backoff(file: &str, b: &Value, failures: &mut Vec<String>) {
     // the window sequence when each retry happens right when the window ends
     let mut seq_backoff = Backoff::new(Duration::from_secs(initial), Duration::from_secs(max));
     let mut t = 0;
-    for (i, want) in b["window_sequence_seconds"].as_array().into_iter().flatten().enumerate() {
+    for (i, want) in b["window_sequence_seconds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         seq_backoff.next(&key, Duration::from_secs(t));
         let w = seq_backoff.window(&key).unwrap_or_default().as_secs();
         if Some(w) != want.as_u64() {
-            failures.push(format!("{file}: window sequence [{i}]: got {w}, want {want}"));
+            failures.push(format!(
+                "{file}: window sequence [{i}]: got {w}, want {want}"
+            ));
         }
         t += w;
     }
@@ -133,7 +162,10 @@ fn check_backoff(file: &str, b: &Value, failures: &mut Vec<String>) {
         if let Some(want) = step["in_backoff"].as_bool() {
             let got = backoff.is_in_backoff_since_update(&key, now);
             if got != want {
-                failures.push(format!("{file}: timeline t={}: in_backoff {got}, want {want}", now.as_secs()));
+                failures.push(format!(
+                    "{file}: timeline t={}: in_backoff {got}, want {want}",
+                    now.as_secs()
+                ));
             }
         }
         let outcome = s(&step["outcome"]).unwrap_or_default();
@@ -158,15 +190,28 @@ fn reference_vectors_default_pull_policy() {
     let mut checked = 0usize;
     for (path, doc) in vectors::load("reference.json") {
         for case in doc["cases"].as_array().into_iter().flatten() {
-            let Some(want) = s(&case["kubelet"]["default_pull_policy"]) else { continue };
+            let Some(want) = s(&case["kubelet"]["default_pull_policy"]) else {
+                continue;
+            };
             checked += 1;
             let input = s(&case["input"]).unwrap_or_default();
             let got = pullpolicy::default_pull_policy(input);
             if got.as_str() != want {
-                failures.push(format!("{}: {input:?}: got {got}, want {want}", path.display()));
+                failures.push(format!(
+                    "{}: {input:?}: got {got}, want {want}",
+                    path.display()
+                ));
             }
         }
     }
-    assert!(checked > 0, "no reference cases carry kubelet.default_pull_policy");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        checked > 0,
+        "no reference cases carry kubelet.default_pull_policy"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
