@@ -4,7 +4,7 @@
 //! parameter, files arrive as bytes. It reproduces the Kubernetes behaviour that decides how an
 //! image pull is authenticated:
 //!
-//! - [`reference`]: image references with the semantics of `github.com/distribution/reference`
+//! - [`reference`](mod@reference): image references with the semantics of `github.com/distribution/reference`
 //!   v0.6.0, the version Kubernetes vendors, including its error strings.
 //! - [`dockerconfig`]: `.dockerconfigjson`, legacy `.dockercfg` and `config.json`, decoded the way
 //!   the kubelet decodes them.
