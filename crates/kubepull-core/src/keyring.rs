@@ -134,8 +134,20 @@ fn is_unhex_digit(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
-/// Go `net/url.unescape` for the host (`encodeHost`) or the path (`encodePath`).
-fn go_unescape(s: &str, host: bool) -> Result<String, String> {
+/// The `net/url` escaping modes the keyring's parsing goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    /// `encodeHost`.
+    Host,
+    /// `encodeZone`.
+    Zone,
+    /// `encodePath`, `encodeUserPassword`, `encodeFragment`: only bad escapes fail.
+    Other,
+}
+
+/// Go `net/url.unescape` (a `+` is kept, as in every mode but `encodeQueryComponent`).
+fn go_unescape(s: &str, mode: Escape) -> Result<String, String> {
+    let host_like = matches!(mode, Escape::Host | Escape::Zone);
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -149,14 +161,14 @@ fn go_unescape(s: &str, host: bool) -> Result<String, String> {
                 return Err("invalid URL escape".into());
             };
             // RFC 3986: in the host, %-encoding is only for non-ASCII bytes (and %25).
-            if host && h < 8 && &b[i..i + 3] != b"%25" {
+            if mode == Escape::Host && h < 8 && &b[i..i + 3] != b"%25" {
                 return Err("invalid URL escape".into());
             }
             out.push(h * 16 + l);
             i += 3;
             continue;
         }
-        if host && c < 0x80 && host_char_needs_escape(c) {
+        if host_like && c < 0x80 && host_char_needs_escape(c) {
             return Err(format!("invalid character {:?} in host name", c as char));
         }
         out.push(c);
@@ -198,41 +210,64 @@ fn valid_optional_port(p: &str) -> bool {
     p.is_empty() || (p.starts_with(':') && p[1..].bytes().all(|c| c.is_ascii_digit()))
 }
 
-/// Go `net/url.parseHost`, as recent toolchains behave (a `[` anywhere but the start is an
-/// invalid IP literal).
+/// Go `net/url.parseHost` as recent toolchains have it (after the bracketed-host hardening of
+/// CVE-2025-47912): a `[` anywhere but at the start is an invalid IP-literal, and a bracketed host
+/// must hold an IPv6 address (`netip.ParseAddr`, IPv4 rejected), optionally with a `%25` zone.
 fn go_parse_host(host: &str) -> Result<String, String> {
-    if let Some(rest) = host.strip_prefix('[') {
-        let Some(end) = rest.rfind(']') else {
-            return Err("missing ']' in host".into());
-        };
-        let port = &rest[end + 1..];
-        if !valid_optional_port(port) {
-            return Err(format!("invalid port {port:?} after host"));
+    match host.rfind('[') {
+        Some(i) if i > 0 => Err("invalid IP-literal".into()),
+        Some(_) => {
+            let Some(close) = host.rfind(']') else {
+                return Err("missing ']' in host".into());
+            };
+            let colon_port = &host[close + 1..];
+            if !valid_optional_port(colon_port) {
+                return Err(format!("invalid port {colon_port:?} after host"));
+            }
+            let colon_port = go_unescape(colon_port, Escape::Host)?;
+            // `close > 0` here: the `[` is at 0, and `rfind` finds the last `]`.
+            let hostname = host.get(1..close).unwrap_or_default();
+            let unescaped = match hostname.find("%25") {
+                Some(z) => {
+                    go_unescape(&hostname[..z], Escape::Host)?
+                        + &go_unescape(&hostname[z..], Escape::Zone)?
+                }
+                None => go_unescape(hostname, Escape::Host)?,
+            };
+            if !is_ipv6_addr(&unescaped) {
+                return Err("invalid host".into());
+            }
+            Ok(format!("[{unescaped}]{colon_port}"))
         }
-        let inner = &rest[..end];
-        if inner.is_empty()
-            || !inner
-                .bytes()
-                .all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
-        {
-            return Err("invalid IP-literal".into());
-        }
-    } else if host.contains('[') {
-        return Err("invalid IP-literal".into());
-    } else if let Some(i) = host.rfind(':') {
-        let port = &host[i..];
-        if !valid_optional_port(port) {
-            return Err(format!("invalid port {port:?} after host"));
+        None => {
+            if let Some(i) = host.rfind(':') {
+                let port = &host[i..];
+                if !valid_optional_port(port) {
+                    return Err(format!("invalid port {port:?} after host"));
+                }
+            }
+            go_unescape(host, Escape::Host)
         }
     }
-    go_unescape(host, true)
 }
 
-/// Go `net/url.validUserinfo`.
+/// Whether `netip.ParseAddr` accepts `s` as an IPv6 address (with an optional non-empty zone);
+/// IPv4 addresses, which `parseHost` rejects inside brackets, are `false`.
+fn is_ipv6_addr(s: &str) -> bool {
+    let (addr, zone) = match s.split_once('%') {
+        Some((a, z)) => (a, Some(z)),
+        None => (s, None),
+    };
+    if zone == Some("") {
+        return false;
+    }
+    addr.parse::<std::net::Ipv6Addr>().is_ok()
+}
+
+/// Go `net/url.validUserinfo` (non-ASCII is rejected: Go ranges over runes).
 fn valid_userinfo(s: &str) -> bool {
     s.bytes().all(|c| {
-        c >= 0x80
-            || c.is_ascii_alphanumeric()
+        c.is_ascii_alphanumeric()
             || matches!(
                 c,
                 b'-' | b'.'
@@ -258,7 +293,7 @@ fn valid_userinfo(s: &str) -> bool {
 
 /// Go `net/url.Parse` for `scheme://authority/path?query#fragment` input.
 fn go_url_parse(raw: &str) -> Result<GoUrl, String> {
-    let raw = raw.split('#').next().unwrap_or_default();
+    let (raw, fragment) = raw.split_once('#').unwrap_or((raw, ""));
     if raw.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err("net/url: invalid control character in URL".into());
     }
@@ -276,17 +311,23 @@ fn go_url_parse(raw: &str) -> Result<GoUrl, String> {
     };
     let host = match authority.rfind('@') {
         Some(i) => {
-            if !valid_userinfo(&authority[..i]) {
+            let userinfo = &authority[..i];
+            if !valid_userinfo(userinfo) {
                 return Err("net/url: invalid userinfo".into());
+            }
+            // `parseAuthority` unescapes username and password; only a bad escape fails.
+            for part in userinfo.splitn(2, ':') {
+                go_unescape(part, Escape::Other)?;
             }
             &authority[i + 1..]
         }
         None => authority,
     };
-    Ok(GoUrl {
-        host: go_parse_host(host)?,
-        path: go_unescape(path, false)?,
-    })
+    let host = go_parse_host(host)?;
+    let path = go_unescape(path, Escape::Other)?;
+    // `Parse` then sets the fragment (`setFragment`), which fails on a bad escape.
+    go_unescape(fragment, Escape::Other)?;
+    Ok(GoUrl { host, path })
 }
 
 /// `ParseSchemelessURL`.
@@ -326,95 +367,203 @@ fn split_url(u: &GoUrl) -> (Vec<&str>, &str) {
     (host.split('.').collect(), port)
 }
 
-/// Go `path/filepath.Match` for one host label (no separators): `*`, `?`, `[...]` classes and
-/// `\` escapes. A malformed pattern is no match, as `URLsMatch` treats the error.
+/// Go `path/filepath.Match` (Unix; upstream `config.go` `URLsMatch` calls it per host label),
+/// ported byte for byte from Go's `path/filepath/match.go` (`Match`, `scanChunk`, `matchChunk`,
+/// `getEsc`): `*`, `?`, `[...]` classes and `\` escapes. A malformed pattern is an error in Go,
+/// which `URLsMatch` reports and `BasicDockerKeyring.Lookup` treats as no match, so it is `false`.
 fn glob_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    glob_at(&p, &n).unwrap_or(false)
+    go_match(pattern.as_bytes(), name.as_bytes()).unwrap_or(false)
 }
 
-fn glob_at(p: &[char], n: &[char]) -> Option<bool> {
-    // Iterative matcher with backtracking to the last `*`.
-    let (mut pi, mut ni) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ni));
-            pi += 1;
-            continue;
+/// Go's path separator on Unix.
+const SEPARATOR: u8 = b'/';
+
+/// Go `utf8.DecodeRuneInString`: `(rune, width)`; `(U+FFFD, 1)` for an invalid byte and
+/// `(U+FFFD, 0)` for empty input.
+fn decode_rune(s: &[u8]) -> (char, usize) {
+    if s.is_empty() {
+        return (char::REPLACEMENT_CHARACTER, 0);
+    }
+    let max = s.len().min(4);
+    for w in 1..=max {
+        if let Ok(t) = std::str::from_utf8(&s[..w]) {
+            if let Some(c) = t.chars().next() {
+                return (c, w);
+            }
         }
-        if pi < p.len() && ni < n.len() {
-            let (ok, width) = match_one(&p[pi..], n[ni])?;
-            if ok {
-                pi += width;
-                ni += 1;
+    }
+    (char::REPLACEMENT_CHARACTER, 1)
+}
+
+/// Go `filepath.Match`; `None` is `ErrBadPattern`.
+fn go_match(mut pattern: &[u8], mut name: &[u8]) -> Option<bool> {
+    'pattern: while !pattern.is_empty() {
+        let (star, chunk, rest) = scan_chunk(pattern);
+        pattern = rest;
+        if star && chunk.is_empty() {
+            // Trailing * matches rest of string unless it has a /.
+            return Some(!name.contains(&SEPARATOR));
+        }
+        // Look for match at current position.
+        let r = match_chunk(chunk, name);
+        // if we're the last chunk, make sure we've exhausted the name
+        if let Ok(Some(t)) = r {
+            if t.is_empty() || !pattern.is_empty() {
+                name = t;
                 continue;
             }
-        } else if pi == p.len() && ni == n.len() {
-            return Some(true);
         }
-        match star {
-            Some((sp, sn)) if sn < n.len() => {
-                star = Some((sp, sn + 1));
-                pi = sp + 1;
-                ni = sn + 1;
+        r.ok()?;
+        if star {
+            // Look for match skipping i+1 bytes. Cannot skip /.
+            let mut i = 0;
+            while i < name.len() && name[i] != SEPARATOR {
+                match match_chunk(chunk, &name[i + 1..]) {
+                    Ok(Some(t)) => {
+                        // if we're the last chunk, make sure we exhausted the name
+                        if pattern.is_empty() && !t.is_empty() {
+                            i += 1;
+                            continue;
+                        }
+                        name = t;
+                        continue 'pattern;
+                    }
+                    Ok(None) => {}
+                    Err(()) => return None,
+                }
+                i += 1;
             }
-            _ => return Some(false),
         }
+        // Before returning false with no error, check that the remainder of the pattern is
+        // syntactically valid.
+        while !pattern.is_empty() {
+            let (_, chunk, rest) = scan_chunk(pattern);
+            pattern = rest;
+            match_chunk(chunk, b"").ok()?;
+        }
+        return Some(false);
     }
+    Some(name.is_empty())
 }
 
-/// Matches one pattern element against `c`: `(matched, pattern chars consumed)`; `None` for a
-/// malformed pattern.
-fn match_one(p: &[char], c: char) -> Option<(bool, usize)> {
-    match p[0] {
-        '?' => Some((true, 1)),
-        '\\' => {
-            let e = *p.get(1)?;
-            Some((e == c, 2))
-        }
-        '[' => {
-            let mut i = 1;
-            let negate = p.get(1) == Some(&'^');
-            if negate {
-                i += 1;
-            }
-            let mut matched = false;
-            let mut first = true;
-            loop {
-                let ch = *p.get(i)?;
-                if ch == ']' && !first {
-                    i += 1;
-                    break;
-                }
-                first = false;
-                let lo = if ch == '\\' {
-                    i += 1;
-                    *p.get(i)?
-                } else {
-                    ch
-                };
-                i += 1;
-                let mut hi = lo;
-                if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|&x| x != ']') {
-                    i += 1;
-                    hi = if p[i] == '\\' {
-                        i += 1;
-                        *p.get(i)?
-                    } else {
-                        p[i]
-                    };
-                    i += 1;
-                }
-                if lo <= c && c <= hi {
-                    matched = true;
-                }
-            }
-            Some((matched != negate, i))
-        }
-        lit => Some((lit == c, 1)),
+/// Go `scanChunk`: `(star, chunk, rest)`.
+fn scan_chunk(mut pattern: &[u8]) -> (bool, &[u8], &[u8]) {
+    let mut star = false;
+    while pattern.first() == Some(&b'*') {
+        pattern = &pattern[1..];
+        star = true;
     }
+    let mut inrange = false;
+    let mut i = 0;
+    while i < pattern.len() {
+        match pattern[i] {
+            // A trailing `\\` is left for matchChunk to report as a bad pattern.
+            b'\\' if i + 1 < pattern.len() => i += 1,
+            b'[' => inrange = true,
+            b']' => inrange = false,
+            b'*' if !inrange => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    (star, &pattern[..i], &pattern[i..])
+}
+
+/// Go `matchChunk`: `Ok(Some(rest))` on a match, `Ok(None)` on a mismatch, `Err` for a bad
+/// pattern. After a mismatch the chunk is still parsed, to report bad patterns.
+fn match_chunk<'a>(mut chunk: &[u8], mut s: &'a [u8]) -> Result<Option<&'a [u8]>, ()> {
+    let mut failed = false;
+    while let Some(&c0) = chunk.first() {
+        if !failed && s.is_empty() {
+            failed = true;
+        }
+        match c0 {
+            b'[' => {
+                let mut r = '\0';
+                if !failed {
+                    let (c, n) = decode_rune(s);
+                    r = c;
+                    s = &s[n..];
+                }
+                chunk = &chunk[1..];
+                let negated = chunk.first() == Some(&b'^');
+                if negated {
+                    chunk = &chunk[1..];
+                }
+                let mut matched = false;
+                let mut nrange = 0;
+                loop {
+                    if chunk.first() == Some(&b']') && nrange > 0 {
+                        chunk = &chunk[1..];
+                        break;
+                    }
+                    let (lo, rest) = get_esc(chunk)?;
+                    chunk = rest;
+                    let mut hi = lo;
+                    if chunk.first() == Some(&b'-') {
+                        let (h, rest) = get_esc(&chunk[1..])?;
+                        hi = h;
+                        chunk = rest;
+                    }
+                    if lo <= r && r <= hi {
+                        matched = true;
+                    }
+                    nrange += 1;
+                }
+                if matched == negated {
+                    failed = true;
+                }
+            }
+            b'?' => {
+                if !failed {
+                    if s[0] == SEPARATOR {
+                        failed = true;
+                    }
+                    let (_, n) = decode_rune(s);
+                    s = &s[n..];
+                }
+                chunk = &chunk[1..];
+            }
+            _ => {
+                if c0 == b'\\' {
+                    chunk = &chunk[1..];
+                    if chunk.is_empty() {
+                        return Err(());
+                    }
+                }
+                if !failed {
+                    if chunk[0] != s[0] {
+                        failed = true;
+                    }
+                    s = &s[1..];
+                }
+                chunk = &chunk[1..];
+            }
+        }
+    }
+    Ok((!failed).then_some(s))
+}
+
+/// Go `getEsc`: one (possibly escaped) range endpoint of a character class.
+fn get_esc(mut chunk: &[u8]) -> Result<(char, &[u8]), ()> {
+    if chunk.is_empty() || chunk[0] == b'-' || chunk[0] == b']' {
+        return Err(());
+    }
+    if chunk[0] == b'\\' {
+        chunk = &chunk[1..];
+        if chunk.is_empty() {
+            return Err(());
+        }
+    }
+    let (r, n) = decode_rune(chunk);
+    if r == char::REPLACEMENT_CHARACTER && n == 1 {
+        return Err(());
+    }
+    let rest = &chunk[n..];
+    if rest.is_empty() {
+        return Err(());
+    }
+    Ok((r, rest))
 }
 
 /// `URLsMatchStr`: whether keyring key `key` matches lookup key `target` (both schemeless).
@@ -700,6 +849,131 @@ mod tests {
         assert!(!glob_match("reg[^0-9]", "reg5"));
         assert!(!glob_match("reg[", "reg"));
         assert!(glob_match("\\*", "*"));
+    }
+
+    /// Cases from Go's `path/filepath/match_test.go` (`matchTests`), `ErrBadPattern` as `false`.
+    #[test]
+    fn go_match_tests() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("abc", "abc", true),
+            ("*", "abc", true),
+            ("*c", "abc", true),
+            ("a*", "a", true),
+            ("a*", "abc", true),
+            ("a*", "ab/c", false),
+            ("a*/b", "abc/b", true),
+            ("a*/b", "a/c/b", false),
+            ("a*b*c*d*e*/f", "axbxcxdxe/f", true),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/f", true),
+            ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", false),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", false),
+            ("a*b?c*x", "abxbbxdbxebxczzx", true),
+            ("a*b?c*x", "abxbbxdbxebxczzy", false),
+            ("ab[c]", "abc", true),
+            ("ab[b-d]", "abc", true),
+            ("ab[e-g]", "abc", false),
+            ("ab[^c]", "abc", false),
+            ("ab[^b-d]", "abc", false),
+            ("ab[^e-g]", "abc", true),
+            ("a\\*b", "a*b", true),
+            ("a\\*b", "ab", false),
+            ("a?b", "a\u{263a}b", true),
+            ("a[^a]b", "a\u{263a}b", true),
+            ("a???b", "a\u{263a}b", false),
+            ("a[^a][^a][^a]b", "a\u{263a}b", false),
+            ("[a-\u{3b6}]*", "\u{3b1}", true),
+            ("*[a-\u{3b6}]", "A", false),
+            ("a?b", "a/b", false),
+            ("a*b", "a/b", false),
+            ("[\\]a]", "]", true),
+            ("[\\-]", "-", true),
+            ("[x\\-]", "x", true),
+            ("[x\\-]", "-", true),
+            ("[x\\-]", "z", false),
+            ("[\\-x]", "x", true),
+            ("[\\-x]", "-", true),
+            ("[\\-x]", "a", false),
+            ("[]a]", "]", false),
+            ("[-]", "-", false),
+            ("[x-]", "x", false),
+            ("[x-]", "-", false),
+            ("[x-]", "z", false),
+            ("[-x]", "x", false),
+            ("[-x]", "-", false),
+            ("[-x]", "a", false),
+            ("\\", "a", false),
+            ("[a-b-c]", "a", false),
+            ("[", "a", false),
+            ("[^", "a", false),
+            ("[^bc", "a", false),
+            ("a[", "a", false),
+            ("a[", "ab", false),
+            ("a[", "x", false),
+            ("a/b[", "x", false),
+            ("*x", "xxx", true),
+        ];
+        for &(p, n, want) in cases {
+            assert_eq!(glob_match(p, n), want, "Match({p:?}, {n:?})");
+        }
+    }
+
+    #[test]
+    fn url_parse_quirks() {
+        // userinfo: non-ASCII and bad escapes fail; a valid one is dropped.
+        assert_eq!(
+            normalize_registry_key("u:p@quay.io").as_deref(),
+            Some("quay.io")
+        );
+        assert_eq!(normalize_registry_key("u\u{e9}:p@quay.io"), None);
+        assert_eq!(normalize_registry_key("u%zz@quay.io"), None);
+        // fragment with a bad escape fails in setFragment.
+        assert_eq!(
+            normalize_registry_key("quay.io#ok").as_deref(),
+            Some("quay.io")
+        );
+        assert_eq!(normalize_registry_key("quay.io#%zz"), None);
+        // bracketed hosts must be IPv6 literals; a later `[` is rejected.
+        assert_eq!(
+            normalize_registry_key("[::1]:5000/x").as_deref(),
+            Some("[::1]:5000/x")
+        );
+        assert_eq!(normalize_registry_key("[1.2.3.4]"), None);
+        assert_eq!(normalize_registry_key("[abc]"), None);
+        assert_eq!(normalize_registry_key("[::1]["), None);
+        assert_eq!(
+            normalize_registry_key("[fe80::1%25en0]").as_deref(),
+            Some("[fe80::1%en0]")
+        );
+        assert_eq!(normalize_registry_key("[fe80::1%25]"), None);
+        assert!(urls_match("[::1]:5000", "[::1]:5000/app"));
+        assert!(!urls_match("[::1]:5000", "[::1]:5001/app"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(key in "\\PC{0,24}", target in "\\PC{0,24}") {
+            let _ = normalize_registry_key(&key);
+            let _ = urls_match(&key, &target);
+            let _ = glob_match(&key, &target);
+            let mut k = Keyring::new();
+            k.add(
+                &DockerConfig {
+                    entries: vec![(key.clone(), crate::dockerconfig::DockerConfigEntry::default())],
+                },
+                CredentialSource::Node,
+            );
+            let _ = k.lookup_detailed(&target);
+        }
+
+        #[test]
+        fn never_panics_url_alphabet(
+            key in "[\\[\\]a-c*?^\\\\:/%0-9@#?. -]{0,16}",
+            target in "[\\[\\]a-c*?:/%0-9@#?. -]{0,16}",
+        ) {
+            let _ = normalize_registry_key(&key);
+            let _ = urls_match(&key, &target);
+            let _ = glob_match(&key, &target);
+        }
     }
 
     #[test]
