@@ -1,0 +1,1 @@
+//! kubepull-apiserver (in progress).

@@ -1,0 +1,1 @@
+//! kubepull-node (in progress).

@@ -1,0 +1,1 @@
+//! kubepull-store (in progress).
