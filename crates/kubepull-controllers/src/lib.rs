@@ -1,0 +1,1 @@
+//! kubepull-controllers (in progress).

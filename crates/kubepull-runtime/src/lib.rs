@@ -1,0 +1,1 @@
+//! kubepull-runtime (in progress).
