@@ -833,7 +833,8 @@ fn parse_timestamp(s: &str) -> bool {
     fn days_in(month: u32, year: u32) -> u32 {
         match month {
             2 => {
-                let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+                let leap = year.is_multiple_of(4)
+                    && (!year.is_multiple_of(100) || year.is_multiple_of(400));
                 if leap {
                     29
                 } else {

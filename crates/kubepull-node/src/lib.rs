@@ -1,1 +1,7 @@
-//! kubepull-node (in progress).
+//! The kubepull node agent: a kubelet for kubepull.
+//!
+//! - [`images`]: the kubelet's image step for one container (`EnsureImageExists`): default tag,
+//!   pull policy, keyring credentials, back-off, ensure-secret-pulled verification, with the
+//!   kubelet's exact reasons, messages and events.
+
+pub mod images;

@@ -1,0 +1,473 @@
+//! The kubelet's image step for one container: `EnsureImageExists`
+//! (kubernetes `pkg/kubelet/images/image_manager.go`), with ensure-secret-pulled images
+//! (KEP-2535, `pkg/kubelet/images/pullmanager`) under the default policy
+//! `NeverVerifyPreloadedImages`.
+//!
+//! The state machine, per container start attempt:
+//!
+//! 1. `applyDefaultImageTag`; a parse error is `InvalidImageName` (event `InspectFailed`).
+//! 2. Presence by policy: `Always` treats the image as absent; `IfNotPresent`/`Never` ask the
+//!    image service. `Never` and absent is `ErrImageNeverPull`.
+//! 3. Present: with verification on, an image this node pulled with a pod Secret is handed to
+//!    another pod only when one of that pod's credentials matches the record (by credential hash or
+//!    by Secret coordinates), or when the image was pulled anonymously or with the node's own
+//!    credentials. Otherwise the pod's credentials must be verified by pulling again (`Never`:
+//!    `ErrImageNeverPull`, so presence is not revealed). Images loaded outside the node agent
+//!    (no pull record) are trusted (`NeverVerifyPreloadedImages`).
+//! 4. Credentials: the pod's Secrets, then the node's docker config (kubelet keyring order); a
+//!    Secret that does not decode fails the step with the decoder's text as reason and message,
+//!    with no back-off.
+//! 5. Back-off keyed by `<pod UID>_<image as written>`: `ImagePullBackOff`, event `BackOff`.
+//! 6. Pull: `Pulling`, then `Pulled` with durations and size, or `Failed` + back-off.
+//!
+//! Every failure is followed by a `Failed` event `Error: <reason>`. Time is a parameter (a
+//! [`Clock`]), so back-off is tested on a fake clock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kubepull_core::backoff::{backoff_key, Backoff};
+use kubepull_core::dockerconfig::DockerConfig;
+use kubepull_core::keyring::{self, Credential, CredentialSource, PullSecret};
+use kubepull_core::pullpolicy::{self, messages, reasons, PullDecision, PullPolicy};
+use kubepull_core::reference;
+
+/// Event type, as on a Kubernetes Event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// `Normal`.
+    Normal,
+    /// `Warning`.
+    Warning,
+}
+
+impl EventType {
+    /// The API string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+/// An event the step wants recorded against the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepEvent {
+    /// Normal or Warning.
+    pub event_type: EventType,
+    /// The reason (`Pulling`, `Pulled`, `Failed`, `BackOff`, …).
+    pub reason: String,
+    /// The exact kubelet message.
+    pub message: String,
+}
+
+impl StepEvent {
+    fn new(event_type: EventType, reason: &str, message: String) -> Self {
+        StepEvent {
+            event_type,
+            reason: reason.to_string(),
+            message,
+        }
+    }
+}
+
+/// A monotonic clock (time since an arbitrary origin).
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Duration;
+}
+
+/// The real monotonic clock.
+#[derive(Debug)]
+pub struct SystemClock(std::time::Instant);
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock(std::time::Instant::now())
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
+
+/// Who may use an image this node pulled (a KEP-2535 pulled record, reduced to what the
+/// decision needs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PulledBy {
+    /// Pulled anonymously or with the node's own credentials: every pod may use it.
+    pub node_pods_accessible: bool,
+    /// Credential hashes that pulled it ([`Credential::credential_hash`]).
+    pub credential_hashes: Vec<String>,
+    /// Secret coordinates `namespace/name` that pulled it.
+    pub secrets: Vec<String>,
+}
+
+/// An image present on the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentImage {
+    /// The image ID (`sha256:…` of the config; what `imageID` reports).
+    pub image_ref: String,
+    /// The pull record, or `None` for an image loaded outside the node agent.
+    pub pulled_by: Option<PulledBy>,
+}
+
+/// A finished pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledImage {
+    /// The image ID.
+    pub image_ref: String,
+    /// The image size in bytes, as reported in the `Pulled` event.
+    pub size: u64,
+    /// How long the pull itself took (without waiting for other pulls of the same image).
+    pub pull_duration: Duration,
+    /// Which credential worked (`None`: anonymous).
+    pub credential: Option<Credential>,
+}
+
+/// The node's image service (the CRI image calls): presence, pull, pull records.
+#[async_trait]
+pub trait ImageService: Send + Sync {
+    /// `ImageStatus` by the defaulted image name: the image if present.
+    async fn image_status(&self, image: &str) -> Result<Option<PresentImage>, String>;
+    /// `PullImage` with credentials in kubelet order (anonymous when empty). The error text
+    /// becomes the waiting message, so it must never contain a secret.
+    async fn pull_image(
+        &self,
+        image: &str,
+        credentials: &[Credential],
+    ) -> Result<PulledImage, String>;
+    /// Records who pulled an image (KEP-2535 pulled record).
+    async fn record_pulled(
+        &self,
+        image_ref: &str,
+        namespace: &str,
+        credential: Option<&Credential>,
+    ) -> Result<(), String>;
+}
+
+/// Ensure-secret-pulled verification policy (`imagePullCredentialsVerificationPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyPolicy {
+    /// The behaviour without the feature: a present image is used by every pod.
+    NeverVerify,
+    /// The default: images this node pulled are verified; images loaded otherwise are trusted.
+    #[default]
+    NeverVerifyPreloadedImages,
+    /// Every present image is verified.
+    AlwaysVerify,
+}
+
+/// One container's image request.
+#[derive(Debug, Clone)]
+pub struct ImageRequest<'a> {
+    /// The pod UID (back-off key).
+    pub pod_uid: &'a str,
+    /// The pod namespace (Secret coordinates).
+    pub namespace: &'a str,
+    /// The container's `image` field as written.
+    pub image: &'a str,
+    /// The container's `imagePullPolicy` (already defaulted by the API server; `None` applies
+    /// the default rule again).
+    pub policy: Option<PullPolicy>,
+    /// The pod's pull Secrets that could be fetched, in pod order.
+    pub pull_secrets: &'a [PullSecret],
+    /// The node's docker config, if any.
+    pub node_config: Option<&'a DockerConfig>,
+}
+
+/// The outcome of the image step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageOutcome {
+    /// The image is there: start the container.
+    Ready {
+        /// The image ID.
+        image_ref: String,
+    },
+    /// The container waits with this reason and message.
+    Waiting {
+        /// `ErrImagePull`, `ImagePullBackOff`, `InvalidImageName`, …
+        reason: String,
+        /// The kubelet's message.
+        message: String,
+        /// When a retry may succeed (end of the back-off window), if known.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// The image step, with its back-off and previous-failure memory (one per node).
+pub struct ImageManager {
+    service: Arc<dyn ImageService>,
+    clock: Arc<dyn Clock>,
+    verify: VerifyPolicy,
+    state: Mutex<State>,
+}
+
+struct State {
+    backoff: Backoff,
+    previous: HashMap<String, (String, String)>,
+}
+
+impl ImageManager {
+    /// A manager over an image service.
+    pub fn new(
+        service: Arc<dyn ImageService>,
+        clock: Arc<dyn Clock>,
+        verify: VerifyPolicy,
+    ) -> Self {
+        ImageManager {
+            service,
+            clock,
+            verify,
+            state: Mutex::new(State {
+                backoff: Backoff::kubelet_image_pull(),
+                previous: HashMap::new(),
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets the back-off of one pod (all its images) or of every pod: the operator's "retry
+    /// now" once the cause is fixed (the kubelet has no such control).
+    pub fn reset_backoff(&self, pod_uid: Option<&str>) {
+        let mut st = self.state();
+        match pod_uid {
+            Some(uid) => {
+                let prefix = format!("{uid}_");
+                st.backoff.reset_prefix(&prefix);
+                st.previous.retain(|k, _| !k.starts_with(&prefix));
+            }
+            None => {
+                st.backoff = Backoff::kubelet_image_pull();
+                st.previous.clear();
+            }
+        }
+    }
+
+    /// Runs the step; `events` receives the events in the order the kubelet records them.
+    pub async fn ensure_image(
+        &self,
+        req: &ImageRequest<'_>,
+        events: &mut Vec<StepEvent>,
+    ) -> ImageOutcome {
+        let image = req.image;
+        // 1. applyDefaultImageTag
+        let defaulted = match reference::apply_default_image_tag(image) {
+            Ok(d) => d,
+            Err(e) => {
+                let msg = messages::invalid_image(image, &e.to_string());
+                events.push(StepEvent::new(
+                    EventType::Warning,
+                    pullpolicy::events::INSPECT_FAILED,
+                    msg.clone(),
+                ));
+                return fail(events, reasons::INVALID_IMAGE_NAME, msg, None);
+            }
+        };
+        let policy = req
+            .policy
+            .unwrap_or_else(|| pullpolicy::default_pull_policy(image));
+
+        // 2. presence
+        let present = if policy == PullPolicy::Always {
+            None
+        } else {
+            match self.service.image_status(&defaulted).await {
+                Ok(p) => p,
+                Err(e) => {
+                    let msg = messages::inspect_failed(&e);
+                    events.push(StepEvent::new(
+                        EventType::Warning,
+                        pullpolicy::events::INSPECT_FAILED,
+                        msg.clone(),
+                    ));
+                    return fail(events, reasons::IMAGE_INSPECT_ERROR, msg, None);
+                }
+            }
+        };
+
+        // 4 (needed by 3 with verification on). Credentials, kubelet keyring order.
+        let resolution = keyring::resolve(image, req.pull_secrets, req.node_config);
+
+        match pullpolicy::decide(policy, present.is_some()) {
+            PullDecision::NeverPullAbsent => return self.never_pull(image, events),
+            PullDecision::UsePresent => {
+                let p = present.clone().unwrap_or_else(|| PresentImage {
+                    image_ref: String::new(),
+                    pulled_by: None,
+                });
+                let creds = resolution
+                    .as_ref()
+                    .map(|r| r.credentials.as_slice())
+                    .unwrap_or(&[]);
+                if !self.must_verify(&p, req.namespace, creds) {
+                    let msg = if self.verify == VerifyPolicy::NeverVerify {
+                        messages::already_present(image)
+                    } else {
+                        messages::already_present_accessible(image)
+                    };
+                    events.push(StepEvent::new(
+                        EventType::Normal,
+                        pullpolicy::events::PULLED,
+                        msg,
+                    ));
+                    return ImageOutcome::Ready {
+                        image_ref: p.image_ref,
+                    };
+                }
+                if policy == PullPolicy::Never {
+                    return self.never_pull(image, events);
+                }
+            }
+            PullDecision::Pull => {}
+        }
+
+        let resolution = match resolution {
+            Ok(r) => r,
+            Err(keyring::ResolveError::InvalidImage(e)) => {
+                let msg = messages::invalid_image(image, &e.to_string());
+                return fail(events, reasons::INVALID_IMAGE_NAME, msg, None);
+            }
+            Err(e @ keyring::ResolveError::Secret { .. }) => {
+                // The decoder's text is both reason and message; no back-off (kubelet).
+                let text = e.to_string();
+                return fail(events, &text.clone(), text, None);
+            }
+        };
+
+        // 5. back-off
+        let key = backoff_key(req.pod_uid, image);
+        let now = self.clock.now();
+        {
+            let st = self.state();
+            if st.backoff.is_in_backoff_since_update(&key, now) {
+                let prev = st.previous.get(&key).cloned();
+                let retry_after = st.backoff.retry_at(&key).map(|t| t.saturating_sub(now));
+                drop(st);
+                events.push(StepEvent::new(
+                    EventType::Normal,
+                    pullpolicy::events::BACK_OFF,
+                    messages::back_off_event(image),
+                ));
+                let msg = messages::back_off_waiting(
+                    image,
+                    prev.as_ref().map(|(r, m)| (r.as_str(), m.as_str())),
+                );
+                return fail(events, reasons::IMAGE_PULL_BACK_OFF, msg, retry_after);
+            }
+        }
+
+        // 6. pull
+        self.state().previous.remove(&key);
+        events.push(StepEvent::new(
+            EventType::Normal,
+            pullpolicy::events::PULLING,
+            messages::pulling(image),
+        ));
+        let started = self.clock.now();
+        match self
+            .service
+            .pull_image(&defaulted, &resolution.credentials)
+            .await
+        {
+            Ok(pulled) => {
+                let waited = self.clock.now().saturating_sub(started);
+                events.push(StepEvent::new(
+                    EventType::Normal,
+                    pullpolicy::events::PULLED,
+                    messages::pulled(
+                        image,
+                        pulled.pull_duration,
+                        waited.max(pulled.pull_duration),
+                        pulled.size,
+                    ),
+                ));
+                self.state().backoff.gc(self.clock.now());
+                if self.verify != VerifyPolicy::NeverVerify {
+                    // A failure to record only means a later pod is verified again (fail-safe).
+                    let _ = self
+                        .service
+                        .record_pulled(&pulled.image_ref, req.namespace, pulled.credential.as_ref())
+                        .await;
+                }
+                ImageOutcome::Ready {
+                    image_ref: pulled.image_ref,
+                }
+            }
+            Err(err) => {
+                events.push(StepEvent::new(
+                    EventType::Warning,
+                    pullpolicy::events::FAILED,
+                    messages::failed_to_pull(image, &err),
+                ));
+                let (reason, msg) = pullpolicy::classify_pull_error(image, &err);
+                let now = self.clock.now();
+                let retry_after = {
+                    let mut st = self.state();
+                    st.backoff.next(&key, now);
+                    st.previous
+                        .insert(key.clone(), (reason.to_string(), msg.clone()));
+                    st.backoff.retry_at(&key).map(|t| t.saturating_sub(now))
+                };
+                fail(events, reason, msg, retry_after)
+            }
+        }
+    }
+
+    fn never_pull(&self, image: &str, events: &mut Vec<StepEvent>) -> ImageOutcome {
+        let msg = messages::never_pull(image);
+        events.push(StepEvent::new(
+            EventType::Warning,
+            pullpolicy::events::ERR_IMAGE_NEVER_PULL,
+            msg.clone(),
+        ));
+        fail(events, reasons::ERR_IMAGE_NEVER_PULL, msg, None)
+    }
+
+    /// KEP-2535 `MustAttemptImagePull` for a present image.
+    fn must_verify(&self, present: &PresentImage, namespace: &str, creds: &[Credential]) -> bool {
+        let pulled_by = match (self.verify, &present.pulled_by) {
+            (VerifyPolicy::NeverVerify, _) => return false,
+            (VerifyPolicy::NeverVerifyPreloadedImages, None) => return false,
+            (VerifyPolicy::AlwaysVerify, None) => return true,
+            (_, Some(p)) => p,
+        };
+        if pulled_by.node_pods_accessible {
+            return false;
+        }
+        // Only credentials with a source take part: pod Secrets, not the node's config.
+        !creds.iter().any(|c| match &c.source {
+            CredentialSource::Secret { name } => {
+                pulled_by.credential_hashes.contains(&c.credential_hash())
+                    || pulled_by.secrets.contains(&format!("{namespace}/{name}"))
+            }
+            _ => false,
+        })
+    }
+}
+
+fn fail(
+    events: &mut Vec<StepEvent>,
+    reason: &str,
+    message: String,
+    retry_after: Option<Duration>,
+) -> ImageOutcome {
+    events.push(StepEvent::new(
+        EventType::Warning,
+        pullpolicy::events::FAILED,
+        messages::error_event(reason),
+    ));
+    ImageOutcome::Waiting {
+        reason: reason.to_string(),
+        message,
+        retry_after,
+    }
+}
