@@ -4,4 +4,9 @@
 //!   pull policy, keyring credentials, back-off, ensure-secret-pulled verification, with the
 //!   kubelet's exact reasons, messages and events.
 
+pub mod agent;
+pub mod events;
 pub mod images;
+mod logs;
+pub mod pod;
+pub mod runtime;

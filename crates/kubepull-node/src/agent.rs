@@ -1,0 +1,431 @@
+//! The node agent's main loop: register the Node, keep its Ready condition and Lease fresh,
+//! watch the pods bound to it, run one worker per pod, serve container logs.
+//!
+//! Restart-safe: on start it lists what the runtime still runs, hands each container back to the
+//! worker of its pod (adoption) and stops containers whose pod is gone. API server restarts are
+//! survived by the watcher, which re-lists and re-watches.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+use crate::events::Recorder;
+use crate::images::{Clock, ImageManager, ImageService, SystemClock, VerifyPolicy};
+use crate::pod::{NodeContext, PodWorker, Track};
+use crate::runtime::{ContainerRuntime, RuntimeContainer};
+
+/// How often the node status and lease are renewed (kubelet `nodeStatusUpdateFrequency`,
+/// `nodeLeaseDurationSeconds / 4`).
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// The lease duration the node announces (kubelet default 40 s).
+pub const LEASE_SECONDS: i32 = 40;
+/// The version the node reports.
+pub const KUBELET_VERSION: &str = "v1.32.0-kubepull";
+
+/// Node agent settings.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// Node name.
+    pub node_name: String,
+    /// The node's address (InternalIP; with host networking also each pod's IP).
+    pub node_ip: IpAddr,
+    /// The node's own token: the log endpoint accepts only requests carrying it.
+    pub token: String,
+    /// State directory.
+    pub root: PathBuf,
+    /// The node's docker config (credentials after the pods' Secrets).
+    pub node_config: Option<kubepull_core::dockerconfig::DockerConfig>,
+    /// The port of the log endpoint (0: any free port).
+    pub log_port: u16,
+    /// Ensure-secret-pulled policy.
+    pub verify: VerifyPolicy,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("node_name", &self.node_name)
+            .field("node_ip", &self.node_ip)
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors that stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The API server refused or failed a required call.
+    #[error("api server: {what}")]
+    Api {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// The log endpoint could not start.
+    #[error("log endpoint: {0}")]
+    Logs(String),
+}
+
+/// Shared view of which pods run here, for the log endpoint.
+#[derive(Default)]
+pub(crate) struct PodIndex {
+    /// (namespace, name) → uid
+    pub(crate) by_name: HashMap<(String, String), String>,
+}
+
+/// Runs the node agent until `shutdown` completes.
+pub async fn run(
+    client: Client,
+    cfg: AgentConfig,
+    images: Arc<dyn ImageService>,
+    runtime: Arc<dyn ContainerRuntime>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AgentError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let index = Arc::new(Mutex::new(PodIndex::default()));
+    let (log_port, log_task) = crate::logs::serve(
+        cfg.node_ip,
+        cfg.log_port,
+        cfg.token.clone(),
+        runtime.clone(),
+        index.clone(),
+    )
+    .await
+    .map_err(AgentError::Logs)?;
+    register_node(&client, &cfg, log_port).await?;
+
+    let ctx = Arc::new(NodeContext {
+        client: client.clone(),
+        node_name: cfg.node_name.clone(),
+        node_ip: cfg.node_ip.to_string(),
+        images: ImageManager::new(images, clock.clone(), cfg.verify),
+        runtime: runtime.clone(),
+        recorder: Recorder::new(client.clone(), &cfg.node_name),
+        node_config: cfg.node_config.clone(),
+        clock,
+    });
+
+    let heartbeat = tokio::spawn(heartbeat_loop(client.clone(), cfg.clone(), log_port));
+
+    // containers left by a previous run, by pod uid
+    let mut leftovers: HashMap<String, Vec<RuntimeContainer>> = HashMap::new();
+    match runtime.list().await {
+        Ok(list) => {
+            for c in list {
+                leftovers.entry(c.pod_uid.clone()).or_default().push(c);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not list containers left by a previous run"),
+    }
+
+    let pods: Api<Pod> = Api::all(client.clone());
+    let wc = watcher::Config::default().fields(&format!("spec.nodeName={}", cfg.node_name));
+    let mut stream = watcher(pods, wc).boxed();
+    let mut workers: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
+    let mut init_seen: Vec<String> = Vec::new();
+    tokio::pin!(shutdown);
+    loop {
+        let ev = tokio::select! {
+            _ = &mut shutdown => break,
+            ev = stream.next() => ev,
+        };
+        let ev = match ev {
+            None => break,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "pod watch failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Some(Ok(ev)) => ev,
+        };
+        match ev {
+            watcher::Event::Init => init_seen.clear(),
+            watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                init_seen.push(uid.clone());
+                index
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .by_name
+                    .insert(
+                        (
+                            p.metadata.namespace.clone().unwrap_or_default(),
+                            p.metadata.name.clone().unwrap_or_default(),
+                        ),
+                        uid.clone(),
+                    );
+                if let Some(tx) = workers.get(&uid) {
+                    let _ = tx.send(Some(p));
+                } else {
+                    let (tx, rx) = watch::channel(Some(p));
+                    let adopted = leftovers.remove(&uid).unwrap_or_default();
+                    tokio::spawn(pod_worker(ctx.clone(), rx, adopted));
+                    workers.insert(uid, tx);
+                }
+            }
+            watcher::Event::Delete(p) => {
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                index
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .by_name
+                    .retain(|_, v| *v != uid);
+                if let Some(tx) = workers.remove(&uid) {
+                    let _ = tx.send(None);
+                }
+            }
+            watcher::Event::InitDone => {
+                // containers whose pod no longer exists: stop and remove
+                let gone: Vec<String> = leftovers
+                    .keys()
+                    .filter(|u| !init_seen.contains(u))
+                    .cloned()
+                    .collect();
+                for uid in gone {
+                    for c in leftovers.remove(&uid).unwrap_or_default() {
+                        let _ = runtime.stop(&c.id, Duration::from_secs(10)).await;
+                        let _ = runtime.remove(&c.id).await;
+                    }
+                }
+            }
+        }
+    }
+    heartbeat.abort();
+    log_task.abort();
+    for (_, tx) in workers.drain() {
+        drop(tx);
+    }
+    Ok(())
+}
+
+async fn pod_worker(
+    ctx: Arc<NodeContext>,
+    mut rx: watch::Receiver<Option<Pod>>,
+    adopted: Vec<RuntimeContainer>,
+) {
+    let mut w = PodWorker::default();
+    // adopt the newest instance of each container; remove older ones
+    let mut newest: HashMap<String, RuntimeContainer> = HashMap::new();
+    for c in adopted {
+        match newest.get(&c.name) {
+            Some(n) if n.attempt >= c.attempt => {
+                let _ = ctx.runtime.remove(&c.id).await;
+            }
+            _ => {
+                if let Some(old) = newest.insert(c.name.clone(), c) {
+                    let _ = ctx.runtime.remove(&old.id).await;
+                }
+            }
+        }
+    }
+    for (name, c) in newest {
+        w.tracks.insert(
+            name,
+            Track {
+                id: Some(c.id.clone()),
+                restarts: c.attempt,
+                state: Some(ctx.runtime.state(&c.id).await),
+                ..Default::default()
+            },
+        );
+    }
+    let mut last: Option<Pod> = None;
+    loop {
+        let pod = rx.borrow_and_update().clone();
+        let Some(pod) = pod else {
+            // the pod object is gone: stop everything
+            if let Some(p) = &last {
+                w.terminate(&ctx, p).await;
+            }
+            return;
+        };
+        last = Some(pod.clone());
+        if pod.metadata.deletion_timestamp.is_some() {
+            w.terminate(&ctx, &pod).await;
+            // the kubelet's final delete: grace 0, with the UID as precondition
+            let api: Api<Pod> = Api::namespaced(
+                ctx.client.clone(),
+                pod.metadata.namespace.as_deref().unwrap_or(""),
+            );
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions {
+                    uid: pod.metadata.uid.clone(),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            let _ = api
+                .delete(pod.metadata.name.as_deref().unwrap_or(""), &dp)
+                .await;
+            return;
+        }
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        let wake = if phase == "Succeeded" || phase == "Failed" {
+            Duration::from_secs(3600)
+        } else {
+            w.sync(&ctx, &pod).await
+        };
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(wake) => {},
+        }
+    }
+}
+
+fn node_object(cfg: &AgentConfig, log_port: u16) -> serde_json::Value {
+    let now = jiff::Timestamp::now().to_string();
+    let cond = |t: &str, status: &str, reason: &str, message: &str| {
+        serde_json::json!({
+            "type": t, "status": status, "reason": reason, "message": message,
+            "lastHeartbeatTime": now, "lastTransitionTime": now,
+        })
+    };
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": cfg.node_name,
+            "labels": {
+                "kubernetes.io/hostname": cfg.node_name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+            },
+        },
+        "status": node_status(cfg, log_port, &now, cond),
+    })
+}
+
+fn node_status(
+    cfg: &AgentConfig,
+    log_port: u16,
+    _now: &str,
+    cond: impl Fn(&str, &str, &str, &str) -> serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "conditions": [
+            cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        ],
+        "addresses": [
+            {"type": "InternalIP", "address": cfg.node_ip.to_string()},
+            {"type": "Hostname", "address": cfg.node_name},
+        ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": log_port}},
+        "nodeInfo": {
+            "machineID": "", "systemUUID": "", "bootID": "",
+            "kernelVersion": "", "osImage": "linux",
+            "containerRuntimeVersion": "runc://1.1",
+            "kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": "",
+            "operatingSystem": "linux",
+            "architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+        },
+        "capacity": {"cpu": "2", "memory": "8Gi", "pods": "110"},
+        "allocatable": {"cpu": "2", "memory": "8Gi", "pods": "110"},
+    })
+}
+
+async fn register_node(
+    client: &Client,
+    cfg: &AgentConfig,
+    log_port: u16,
+) -> Result<(), AgentError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let obj = node_object(cfg, log_port);
+    let node: Node =
+        serde_json::from_value(obj.clone()).map_err(|e| AgentError::Logs(e.to_string()))?;
+    match nodes.create(&PostParams::default(), &node).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(source) => {
+            return Err(AgentError::Api {
+                what: format!("register node {}", cfg.node_name),
+                source,
+            })
+        }
+    }
+    update_node_status(client, cfg, log_port).await
+}
+
+async fn update_node_status(
+    client: &Client,
+    cfg: &AgentConfig,
+    log_port: u16,
+) -> Result<(), AgentError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let obj = node_object(cfg, log_port);
+    let patch = serde_json::json!({ "status": obj["status"] });
+    nodes
+        .patch_status(
+            &cfg.node_name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|source| AgentError::Api {
+            what: "update node status".into(),
+            source,
+        })?;
+    Ok(())
+}
+
+async fn renew_lease(client: &Client, cfg: &AgentConfig) -> Result<(), kube::Error> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let now = jiff::Timestamp::now();
+    let lease = serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": cfg.node_name, "namespace": "kube-node-lease"},
+        "spec": {
+            "holderIdentity": cfg.node_name,
+            "leaseDurationSeconds": LEASE_SECONDS,
+            "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        },
+    });
+    match leases
+        .patch(
+            &cfg.node_name,
+            &PatchParams::default(),
+            &Patch::Merge(&lease),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            let l: Lease = serde_json::from_value(lease).map_err(kube::Error::SerdeError)?;
+            leases.create(&PostParams::default(), &l).await.map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn heartbeat_loop(client: Client, cfg: AgentConfig, log_port: u16) {
+    loop {
+        if let Err(e) = renew_lease(&client, &cfg).await {
+            tracing::warn!(error = %e, "lease renewal failed");
+        }
+        if let Err(e) = update_node_status(&client, &cfg, log_port).await {
+            tracing::warn!(error = %e, "node status update failed");
+        }
+        tokio::time::sleep(HEARTBEAT).await;
+    }
+}
