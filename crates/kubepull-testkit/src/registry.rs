@@ -1,0 +1,206 @@
+//! The real registry (`docker-registry serve`) with TLS and htpasswd.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kubepull_core::reference::Digest;
+
+use crate::image::Image;
+
+/// A running registry; killed and its directory removed on drop.
+pub struct Registry {
+    child: Child,
+    port: u16,
+    ca_pem: String,
+    dir: tempfile::TempDir,
+    users: Vec<(String, String)>,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Registry {
+    /// Starts a registry serving HTTPS on 127.0.0.1 with Basic auth for `users`.
+    pub fn start(users: &[(&str, &str)]) -> Registry {
+        crate::need("docker-registry", "docker-registry");
+        crate::need("htpasswd", "apache2-utils");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        let (ca_pem, cert_pem, key_pem) = tls_material();
+        std::fs::write(d.join("ca.crt"), &ca_pem).expect("write ca");
+        std::fs::write(d.join("server.crt"), cert_pem).expect("write cert");
+        std::fs::write(d.join("server.key"), key_pem).expect("write key");
+        let htpasswd = d.join("htpasswd");
+        for (i, (u, p)) in users.iter().enumerate() {
+            let mut c = Command::new("htpasswd");
+            c.arg(if i == 0 { "-Bbc" } else { "-Bb" })
+                .arg(&htpasswd)
+                .args([u, p]);
+            let out = c.output().expect("htpasswd");
+            assert!(out.status.success(), "htpasswd failed");
+        }
+        let port = crate::free_port();
+        let cfg = format!(
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: kubepull-test-secret\n  tls:\n    certificate: {crt}\n    key: {key}\nauth:\n  htpasswd:\n    realm: kubepull-test\n    path: {htpasswd}\nhealth:\n  storagedriver:\n    enabled: false\n",
+            data = d.join("data").display(),
+            crt = d.join("server.crt").display(),
+            key = d.join("server.key").display(),
+            htpasswd = htpasswd.display(),
+        );
+        std::fs::write(d.join("config.yml"), cfg).expect("write config");
+        let log = std::fs::File::create(d.join("registry.log")).expect("log file");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(d.join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting docker-registry");
+        let mut reg = Registry {
+            child,
+            port,
+            ca_pem,
+            dir,
+            users: users
+                .iter()
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+                .collect(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(st)) = reg.child.try_wait() {
+                panic!("docker-registry exited ({st}):\n{}", reg.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "registry did not listen:\n{}",
+                reg.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        reg
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The CA certificate (PEM) that signed the registry's certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The CA file path.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// The registry's log (includes the access log).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// How many `GET` requests for blob `digest` the registry answered with 200/206/307.
+    pub fn blob_gets(&self, digest: &Digest) -> usize {
+        let needle = format!("/blobs/{digest}");
+        self.log()
+            .lines()
+            .filter(|l| l.contains("\"GET ") && l.contains(&needle))
+            .filter(|l| l.contains("\" 200 ") || l.contains("\" 206 ") || l.contains("\" 307 "))
+            .count()
+    }
+
+    /// Writes a containerd-style hosts directory trusting this registry's CA: `DIR/HOST/hosts.toml`.
+    pub fn write_hosts_dir(&self, dir: &Path) {
+        let h = dir.join(self.host());
+        std::fs::create_dir_all(&h).expect("hosts dir");
+        std::fs::write(h.join("ca.crt"), &self.ca_pem).expect("write ca");
+        std::fs::write(
+            h.join("hosts.toml"),
+            format!(
+                "server = \"https://{host}\"\n\n[host.\"https://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"ca.crt\"\n",
+                host = self.host()
+            ),
+        )
+        .expect("write hosts.toml");
+    }
+
+    /// Pushes an image as `repo:tag` with the first user's credentials.
+    pub async fn push(&self, repo: &str, tag: &str, img: &Image) {
+        let (user, pass) = self.users.first().cloned().unwrap_or_default();
+        let http = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("ca pem"),
+            )
+            .use_rustls_tls()
+            .build()
+            .expect("http client");
+        let base = format!("https://{}", self.host());
+        let mut blobs: Vec<&Vec<u8>> = vec![&img.config];
+        blobs.extend(img.layers.iter());
+        for b in blobs {
+            let d = Digest::sha256_of(b);
+            let r = http
+                .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+                .basic_auth(&user, Some(&pass))
+                .send()
+                .await
+                .expect("start upload");
+            assert_eq!(r.status(), 202, "start upload");
+            let loc = r.headers()["location"]
+                .to_str()
+                .expect("location")
+                .to_string();
+            let loc = if loc.starts_with('/') {
+                format!("{base}{loc}")
+            } else {
+                loc
+            };
+            let sep = if loc.contains('?') { '&' } else { '?' };
+            let r = http
+                .put(format!("{loc}{sep}digest={d}"))
+                .basic_auth(&user, Some(&pass))
+                .header("content-type", "application/octet-stream")
+                .body(b.clone())
+                .send()
+                .await
+                .expect("upload");
+            assert_eq!(r.status(), 201, "finish upload of {d}");
+        }
+        let r = http
+            .put(format!("{base}/v2/{repo}/manifests/{tag}"))
+            .basic_auth(&user, Some(&pass))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(img.manifest.clone())
+            .send()
+            .await
+            .expect("put manifest");
+        assert_eq!(r.status(), 201, "put manifest");
+    }
+}
+
+/// A throw-away CA and a server certificate for 127.0.0.1/localhost, as PEM.
+pub fn tls_material() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "kubepull test CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("ca cert");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("server key");
+    let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("server params");
+    let cert = params.signed_by(&key, &issuer).expect("server cert");
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
