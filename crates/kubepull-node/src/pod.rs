@@ -30,6 +30,12 @@ pub const CREATE_CONTAINER_CONFIG_ERROR: &str = "CreateContainerConfigError";
 /// `CreateContainerError`/`RunContainerError` (the runtime failed).
 pub const RUN_CONTAINER_ERROR: &str = "RunContainerError";
 
+/// The pod annotation an operator sets (to any new value, e.g. a timestamp) to make the node
+/// retry a pod's image pulls and crashed containers now instead of waiting out the back-off:
+/// `kubectl annotate pod NAME kubepull.io/retry-now="$(date +%s)" --overwrite` (or
+/// `kubepull retry NAME`). The kubelet has no such control.
+pub const RETRY_NOW_ANNOTATION: &str = "kubepull.io/retry-now";
+
 /// The kubelet's container restart back-off: 10 s doubling to 300 s
 /// (`pkg/kubelet/kubelet.go`: `backOffPeriod`, `MaxContainerBackOff`).
 pub fn crash_backoff() -> Backoff {
@@ -80,6 +86,7 @@ pub struct PodWorker {
     crash: Backoff,
     start_time: Option<jiff::Timestamp>,
     last_status: Option<serde_json::Value>,
+    retry_now: Option<String>,
 }
 
 impl Default for PodWorker {
@@ -89,6 +96,7 @@ impl Default for PodWorker {
             crash: crash_backoff(),
             start_time: None,
             last_status: None,
+            retry_now: None,
         }
     }
 }
@@ -326,6 +334,27 @@ impl PodWorker {
             .clone()
             .unwrap_or_else(|| "Always".into());
         let mut wake = Duration::from_secs(2);
+        let retry = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RETRY_NOW_ANNOTATION))
+            .cloned();
+        if retry.is_some() && retry != self.retry_now {
+            if let Some(uid) = pod.metadata.uid.as_deref() {
+                ctx.images.reset_backoff(Some(uid));
+            }
+            self.crash = crash_backoff();
+            for t in self.tracks.values_mut() {
+                if t.waiting
+                    .as_ref()
+                    .is_some_and(|w| w.0 == CRASH_LOOP_BACK_OFF)
+                {
+                    t.waiting = None;
+                }
+            }
+            self.retry_now = retry;
+        }
         let mut secrets: Option<(Vec<PullSecret>, Vec<String>)> = None;
         let uid = pod.metadata.uid.clone().unwrap_or_default();
 

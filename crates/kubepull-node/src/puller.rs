@@ -1,0 +1,348 @@
+//! Pulls an image from a registry into the node image store: resolve by name with the
+//! credentials in kubelet order, fetch by digest, verify, store.
+//!
+//! One download per blob however many pulls ask: a blob already in the store is reused; a blob
+//! being downloaded by another pull (thread or process) is waited for through the store's
+//! per-blob lock, then reused. Layers download in parallel ([`DEFAULT_CONCURRENCY`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{stream, StreamExt, TryStreamExt};
+use kubepull_core::keyring::Credential;
+use kubepull_core::reference::{self, Digest};
+use kubepull_registry::{Client, Descriptor, Platform, RegistryCredential, Repository};
+use kubepull_store::Store;
+use tokio::io::AsyncWrite;
+
+/// Layers fetched at once (containerd's default `max_concurrent_downloads` is 3).
+pub const DEFAULT_CONCURRENCY: usize = 3;
+
+/// The largest config blob read into memory (configs are a few KiB; 8 MiB is generous).
+pub const MAX_CONFIG_SIZE: u64 = 8 << 20;
+
+/// Progress of a pull, for bars and logs.
+pub trait Progress: Send + Sync {
+    /// The image resolved; these blobs (config and layers) will be made present.
+    fn resolved(&self, _image: &str, _digest: &Digest, _blobs: &[(Digest, u64)]) {}
+    /// `n` more bytes of `digest` arrived.
+    fn bytes(&self, _digest: &Digest, _n: u64) {}
+    /// `digest` is present: downloaded now (`reused` false) or already there.
+    fn blob_done(&self, _digest: &Digest, _reused: bool) {}
+}
+
+/// No progress output.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What a pull did.
+#[derive(Debug, Clone)]
+pub struct PullReport {
+    /// The normalized image name the record is stored under.
+    pub name: String,
+    /// What the name resolved to (index or manifest digest).
+    pub digest: Digest,
+    /// The platform manifest digest.
+    pub manifest_digest: Digest,
+    /// The config digest (the image ID).
+    pub config_digest: Digest,
+    /// Config + layers, compressed.
+    pub size: u64,
+    /// Bytes downloaded by this pull.
+    pub downloaded: u64,
+    /// Blobs downloaded by this pull.
+    pub fetched_blobs: usize,
+    /// Blobs that were already present (or fetched by a concurrent pull).
+    pub reused_blobs: usize,
+    /// The credential that worked (`secret/NAME`, `node`), `None` for anonymous.
+    pub credential_source: Option<String>,
+    /// The index of that credential in the list given.
+    pub credential_index: Option<usize>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// Why a pull failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The reference does not parse.
+    #[error("invalid image reference {image:?}: {source}")]
+    InvalidReference {
+        /// The input.
+        image: String,
+        /// Why.
+        #[source]
+        source: reference::ReferenceError,
+    },
+    /// The registry side failed.
+    #[error(transparent)]
+    Registry(#[from] kubepull_registry::Error),
+    /// The store failed.
+    #[error("image store: {0}")]
+    Store(#[from] kubepull_store::Error),
+    /// A blocking task failed.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl PullError {
+    /// The registry error kind, when the registry failed.
+    pub fn kind(&self) -> Option<kubepull_registry::ErrorKind> {
+        match self {
+            PullError::Registry(e) => Some(e.kind()),
+            PullError::InvalidReference { .. } => Some(kubepull_registry::ErrorKind::InvalidReference),
+            _ => None,
+        }
+    }
+}
+
+/// The normalized name an image is stored under: `docker.io/library/busybox:latest`,
+/// `reg:5000/app@sha256:…` (the default tag applied as the kubelet does).
+pub fn store_name(image: &str) -> Result<String, PullError> {
+    let r = reference::parse_normalized_named(image).map_err(|source| {
+        PullError::InvalidReference {
+            image: image.to_string(),
+            source,
+        }
+    })?;
+    let mut s = r.name();
+    if let Some(t) = r.tag() {
+        s.push(':');
+        s.push_str(t);
+    }
+    if let Some(d) = r.digest() {
+        s.push('@');
+        s.push_str(&d.to_string());
+    }
+    if r.tag().is_none() && r.digest().is_none() {
+        s.push_str(":latest");
+    }
+    Ok(s)
+}
+
+/// Pulls images into a store.
+#[derive(Clone)]
+pub struct Puller {
+    client: Client,
+    store: Store,
+    platform: Platform,
+    concurrency: usize,
+    images: Arc<tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Puller {
+    /// A puller over a registry client and a store, for `platform`.
+    pub fn new(client: Client, store: Store, platform: Platform) -> Self {
+        Puller {
+            client,
+            store,
+            platform,
+            concurrency: DEFAULT_CONCURRENCY,
+            images: Arc::default(),
+        }
+    }
+
+    /// Sets the number of layers fetched at once (at least 1).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Pulls `image` with `credentials` in order (anonymous when empty).
+    pub async fn pull(
+        &self,
+        image: &str,
+        credentials: &[Credential],
+        progress: Arc<dyn Progress>,
+    ) -> Result<PullReport, PullError> {
+        let started = Instant::now();
+        let name = store_name(image)?;
+        let reference = reference::parse_normalized_named(&name).map_err(|source| {
+            PullError::InvalidReference {
+                image: image.to_string(),
+                source,
+            }
+        })?;
+        // one pull per image name at a time in this process; others wait and then find the blobs
+        let gate = {
+            let mut m = self.images.lock().await;
+            m.entry(name.clone()).or_default().clone()
+        };
+        let _held = gate.lock().await;
+
+        let creds: Vec<RegistryCredential> =
+            credentials.iter().map(RegistryCredential::from_keyring).collect();
+        let (repo, resolved) = self
+            .client
+            .resolve_image(&reference, &creds, &self.platform)
+            .await?;
+        let credential_index = resolved
+            .credential_source
+            .as_ref()
+            .and_then(|s| creds.iter().position(|c| c.source() == s));
+        let manifest_digest = resolved.manifest_descriptor.digest.clone();
+        let store = self.store.clone();
+        let bytes = resolved.manifest_bytes.clone();
+        let md = manifest_digest.clone();
+        blocking(move || store.put_blob_bytes(&md, &bytes)).await??;
+
+        let config = resolved.manifest.config.clone();
+        let mut blobs: Vec<Descriptor> = vec![config.clone()];
+        blobs.extend(resolved.manifest.layers.iter().cloned());
+        progress.resolved(
+            &name,
+            &resolved.digest,
+            &blobs
+                .iter()
+                .map(|d| (d.digest.clone(), d.size))
+                .collect::<Vec<_>>(),
+        );
+        let repo = Arc::new(repo);
+        let results: Vec<(bool, u64)> = stream::iter(blobs.iter().cloned())
+            .map(|d| {
+                let repo = repo.clone();
+                let store = self.store.clone();
+                let progress = progress.clone();
+                async move { ensure_blob(&repo, &store, &d, progress).await }
+            })
+            .buffer_unordered(self.concurrency)
+            .try_collect()
+            .await?;
+        let fetched_blobs = results.iter().filter(|r| r.0).count();
+        let downloaded = results.iter().map(|r| r.1).sum();
+        let size = blobs.iter().map(|d| d.size).sum();
+
+        let rec = kubepull_store::ImageRecord::new(
+            name.clone(),
+            resolved.digest.clone(),
+            manifest_digest.clone(),
+            config.digest.clone(),
+            resolved
+                .manifest
+                .layers
+                .iter()
+                .map(|l| (l.digest.clone(), l.media_type.clone(), l.size))
+                .collect(),
+            resolved
+                .platform
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| self.platform.to_string()),
+            size,
+        );
+        let store = self.store.clone();
+        blocking(move || store.put_image(&rec)).await??;
+        Ok(PullReport {
+            name,
+            digest: resolved.digest,
+            manifest_digest,
+            config_digest: config.digest,
+            size,
+            downloaded,
+            fetched_blobs,
+            reused_blobs: blobs.len() - fetched_blobs,
+            credential_source: resolved.credential_source,
+            credential_index,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PullError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| PullError::Internal(e.to_string()))
+}
+
+/// Makes one blob present; returns (downloaded by us, bytes downloaded).
+async fn ensure_blob(
+    repo: &Repository,
+    store: &Store,
+    desc: &Descriptor,
+    progress: Arc<dyn Progress>,
+) -> Result<(bool, u64), PullError> {
+    if store.has_blob(&desc.digest) {
+        progress.blob_done(&desc.digest, true);
+        return Ok((false, 0));
+    }
+    // the cross-process lock: whoever holds it downloads; the others wait and then reuse
+    let s = store.clone();
+    let d = desc.digest.clone();
+    let lock = blocking(move || s.lock_blob(&d)).await??;
+    if store.has_blob(&desc.digest) {
+        progress.blob_done(&desc.digest, true);
+        drop(lock);
+        return Ok((false, 0));
+    }
+    let path: PathBuf = store.ingest_path(&desc.digest);
+    let file = tokio::fs::File::create(&path).await.map_err(|e| {
+        PullError::Store(kubepull_store::Error::io(
+            format!("create {}", path.display()),
+            e,
+        ))
+    })?;
+    let mut sink = Counting {
+        inner: tokio::io::BufWriter::with_capacity(1 << 20, file),
+        digest: desc.digest.clone(),
+        progress: progress.clone(),
+    };
+    let n = match repo.fetch_blob(desc, &mut sink).await {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(e.into());
+        }
+    };
+    use tokio::io::AsyncWriteExt;
+    sink.inner.flush().await.map_err(|e| {
+        PullError::Store(kubepull_store::Error::io("flush blob".to_string(), e))
+    })?;
+    drop(sink);
+    // fetch_blob verified size and digest while streaming
+    let s = store.clone();
+    let d = desc.digest.clone();
+    blocking(move || s.commit_blob(&lock, &path, &d, false)).await??;
+    progress.blob_done(&desc.digest, false);
+    Ok((true, n))
+}
+
+struct Counting<W> {
+    inner: W,
+    digest: Digest,
+    progress: Arc<dyn Progress>,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Counting<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &r {
+            self.progress.bytes(&self.digest, *n as u64);
+        }
+        r
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
