@@ -9,4 +9,6 @@ pub mod events;
 pub mod images;
 mod logs;
 pub mod pod;
+pub mod puller;
 pub mod runtime;
+pub mod service;

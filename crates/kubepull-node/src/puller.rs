@@ -92,7 +92,9 @@ impl PullError {
     pub fn kind(&self) -> Option<kubepull_registry::ErrorKind> {
         match self {
             PullError::Registry(e) => Some(e.kind()),
-            PullError::InvalidReference { .. } => Some(kubepull_registry::ErrorKind::InvalidReference),
+            PullError::InvalidReference { .. } => {
+                Some(kubepull_registry::ErrorKind::InvalidReference)
+            }
             _ => None,
         }
     }
@@ -101,12 +103,11 @@ impl PullError {
 /// The normalized name an image is stored under: `docker.io/library/busybox:latest`,
 /// `reg:5000/app@sha256:…` (the default tag applied as the kubelet does).
 pub fn store_name(image: &str) -> Result<String, PullError> {
-    let r = reference::parse_normalized_named(image).map_err(|source| {
-        PullError::InvalidReference {
+    let r =
+        reference::parse_normalized_named(image).map_err(|source| PullError::InvalidReference {
             image: image.to_string(),
             source,
-        }
-    })?;
+        })?;
     let mut s = r.name();
     if let Some(t) = r.tag() {
         s.push(':');
@@ -177,8 +178,10 @@ impl Puller {
         };
         let _held = gate.lock().await;
 
-        let creds: Vec<RegistryCredential> =
-            credentials.iter().map(RegistryCredential::from_keyring).collect();
+        let creds: Vec<RegistryCredential> = credentials
+            .iter()
+            .map(RegistryCredential::from_keyring)
+            .collect();
         let (repo, resolved) = self
             .client
             .resolve_image(&reference, &creds, &self.platform)
@@ -303,9 +306,10 @@ async fn ensure_blob(
         }
     };
     use tokio::io::AsyncWriteExt;
-    sink.inner.flush().await.map_err(|e| {
-        PullError::Store(kubepull_store::Error::io("flush blob".to_string(), e))
-    })?;
+    sink.inner
+        .flush()
+        .await
+        .map_err(|e| PullError::Store(kubepull_store::Error::io("flush blob".to_string(), e)))?;
     drop(sink);
     // fetch_blob verified size and digest while streaming
     let s = store.clone();

@@ -1,0 +1,135 @@
+//! The node's real image service: the store for presence and pull records, the registry client
+//! for pulls ([`crate::puller::Puller`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kubepull_core::keyring::{Credential, CredentialSource};
+use kubepull_core::reference::Digest;
+use kubepull_store::{PullRecord, Store};
+
+use crate::images::{ImageService, PresentImage, PulledBy, PulledImage};
+use crate::puller::{store_name, NoProgress, Puller};
+
+/// [`ImageService`] over the node image store and a registry puller.
+pub struct StoreImageService {
+    puller: Puller,
+}
+
+impl StoreImageService {
+    /// A service pulling with `puller` into its store.
+    pub fn new(puller: Puller) -> Self {
+        StoreImageService { puller }
+    }
+
+    fn store(&self) -> &Store {
+        self.puller.store()
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Reduces stored pull records to what the ensure-secret-pulled decision needs.
+pub fn pulled_by(records: &[PullRecord]) -> Option<PulledBy> {
+    if records.is_empty() {
+        return None;
+    }
+    let mut p = PulledBy::default();
+    for r in records {
+        if r.source == "anonymous" || r.source == "node" {
+            p.node_pods_accessible = true;
+        }
+        if let Some(h) = &r.credential_hash {
+            p.credential_hashes.push(h.clone());
+        }
+        if let Some(coords) = r.source.strip_prefix("secret/") {
+            p.secrets.push(coords.to_string());
+        }
+    }
+    Some(p)
+}
+
+#[async_trait]
+impl ImageService for StoreImageService {
+    async fn image_status(&self, image: &str) -> Result<Option<PresentImage>, String> {
+        let name = store_name(image).map_err(|e| e.to_string())?;
+        let store = self.store().clone();
+        tokio::task::spawn_blocking(move || -> Result<Option<PresentImage>, String> {
+            let Some(rec) = store.image(&name).map_err(|e| e.to_string())? else {
+                return Ok(None);
+            };
+            let manifest = Digest::parse(&rec.manifest_digest).map_err(|e| e.to_string())?;
+            let records = store.pull_records(&manifest).map_err(|e| e.to_string())?;
+            Ok(Some(PresentImage {
+                image_ref: rec.config_digest.clone(),
+                pulled_by: pulled_by(&records),
+            }))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    async fn pull_image(
+        &self,
+        image: &str,
+        credentials: &[Credential],
+    ) -> Result<PulledImage, String> {
+        let report = self
+            .puller
+            .pull(image, credentials, Arc::new(NoProgress))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(PulledImage {
+            image_ref: report.config_digest.to_string(),
+            size: report.size,
+            pull_duration: report.duration.max(Duration::from_millis(1)),
+            credential: report
+                .credential_index
+                .and_then(|i| credentials.get(i).cloned()),
+        })
+    }
+
+    async fn record_pulled(
+        &self,
+        image_ref: &str,
+        namespace: &str,
+        credential: Option<&Credential>,
+    ) -> Result<(), String> {
+        // records are keyed by image manifest; find the manifest of this image ID
+        let store = self.store().clone();
+        let image_ref = image_ref.to_string();
+        let rec = match credential {
+            None => PullRecord {
+                credential_hash: None,
+                source: "anonymous".into(),
+                pulled_at: now_secs(),
+            },
+            Some(c) => PullRecord {
+                credential_hash: Some(c.credential_hash()),
+                source: match &c.source {
+                    CredentialSource::Secret { name } => format!("secret/{namespace}/{name}"),
+                    CredentialSource::Node => "node".into(),
+                    CredentialSource::Dockercfg => "node".into(),
+                },
+                pulled_at: now_secs(),
+            },
+        };
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            for img in store.images().map_err(|e| e.to_string())? {
+                if img.config_digest == image_ref {
+                    let m = Digest::parse(&img.manifest_digest).map_err(|e| e.to_string())?;
+                    store.record_pull(&m, &rec).map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
