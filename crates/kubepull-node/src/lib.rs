@@ -10,5 +10,6 @@ pub mod images;
 mod logs;
 pub mod pod;
 pub mod puller;
+pub mod runc;
 pub mod runtime;
 pub mod service;

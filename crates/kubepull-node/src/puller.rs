@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use kubepull_core::keyring::Credential;
 use kubepull_core::reference::{self, Digest};
-use kubepull_registry::{Client, Descriptor, Platform, RegistryCredential, Repository};
+use kubepull_registry::{Client, Descriptor, HostsDir, Platform, RegistryCredential, Repository};
 use kubepull_store::Store;
 use tokio::io::AsyncWrite;
 
@@ -82,6 +82,9 @@ pub enum PullError {
     /// The store failed.
     #[error("image store: {0}")]
     Store(#[from] kubepull_store::Error),
+    /// The host configuration does not apply.
+    #[error("hosts.toml: {0}")]
+    Hosts(String),
     /// A blocking task failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -130,6 +133,7 @@ pub struct Puller {
     store: Store,
     platform: Platform,
     concurrency: usize,
+    hosts: Option<Arc<HostsDir>>,
     images: Arc<tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -141,6 +145,7 @@ impl Puller {
             store,
             platform,
             concurrency: DEFAULT_CONCURRENCY,
+            hosts: None,
             images: Arc::default(),
         }
     }
@@ -148,6 +153,15 @@ impl Puller {
     /// Sets the number of layers fetched at once (at least 1).
     pub fn with_concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
+        self
+    }
+
+    /// Uses containerd-style host configuration (mirrors, per-host TLS). Credentials go only to
+    /// the registry's own server entry: a mirror is pulled from anonymously unless it is the
+    /// server (the keyring is keyed by host, and a pod's secret for the registry is not a
+    /// secret for a mirror).
+    pub fn with_hosts(mut self, hosts: HostsDir) -> Self {
+        self.hosts = Some(Arc::new(hosts));
         self
     }
 
@@ -182,10 +196,32 @@ impl Puller {
             .iter()
             .map(RegistryCredential::from_keyring)
             .collect();
-        let (repo, resolved) = self
-            .client
-            .resolve_image(&reference, &creds, &self.platform)
-            .await?;
+        let (repo, resolved) = match &self.hosts {
+            None => {
+                self.client
+                    .resolve_image(&reference, &creds, &self.platform)
+                    .await?
+            }
+            Some(h) => {
+                let hosts = h
+                    .hosts_for(reference.domain())
+                    .map_err(|e| PullError::Hosts(e.to_string()))?;
+                self.client
+                    .resolve_image_via(
+                        &reference,
+                        &hosts,
+                        |host| {
+                            if host.is_server {
+                                creds.clone()
+                            } else {
+                                vec![]
+                            }
+                        },
+                        &self.platform,
+                    )
+                    .await?
+            }
+        };
         let credential_index = resolved
             .credential_source
             .as_ref()

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -285,9 +285,14 @@ impl fmt::Debug for TokenKey {
 }
 
 /// A bounded cache of bearer tokens with expiry, keyed by [`TokenKey`].
+///
+/// It also serializes token fetches per key ([`TokenCache::flight`]): when many requests
+/// for the same scope miss the cache at once (parallel layer downloads), one fetches the
+/// token and the others wait for it and then find it cached (single-flight).
 pub struct TokenCache {
     clock: Box<dyn Clock>,
     entries: Mutex<HashMap<TokenKey, (SecretString, Instant)>>,
+    flights: Mutex<HashMap<TokenKey, Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl fmt::Debug for TokenCache {
@@ -304,7 +309,22 @@ impl TokenCache {
         TokenCache {
             clock,
             entries: Mutex::new(HashMap::new()),
+            flights: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The fetch lock of `key`: hold it while checking the cache again and fetching, so
+    /// concurrent misses for one key make one token request. Locks nobody holds any more
+    /// are dropped on the next call.
+    pub fn flight(&self, key: &TokenKey) -> Arc<tokio::sync::Mutex<()>> {
+        let mut f = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = f.get(key).and_then(Weak::upgrade) {
+            return a;
+        }
+        f.retain(|_, w| w.strong_count() > 0);
+        let a = Arc::new(tokio::sync::Mutex::new(()));
+        f.insert(key.clone(), Arc::downgrade(&a));
+        a
     }
 
     /// A live token for `key`.
@@ -346,7 +366,6 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn token_response_variants() {

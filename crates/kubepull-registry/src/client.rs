@@ -20,14 +20,15 @@ use crate::auth::{
 };
 use crate::challenge::{parse_challenges, Challenge, Scheme};
 use crate::error::{Attempt, Error, PolicyViolation, Result};
+use crate::hosts::RegistryHost;
 use crate::manifest::{
     is_non_distributable, parse_manifest, Descriptor, ImageManifest, Manifest, Platform,
     MANIFEST_ACCEPT,
 };
 use crate::policy::{self, host_label, Zone};
 use crate::transport::{
-    HttpsTransport, Request, Resolver, Response, SystemResolver, TlsConfig, Transport,
-    TransportError, TransportErrorKind,
+    HttpsTransport, PinnedResolver, Request, Resolver, Response, SystemResolver, TlsConfig,
+    Transport, TransportError, TransportErrorKind,
 };
 
 /// Largest manifest or index we read: containerd's `MaxManifestSize`
@@ -74,6 +75,23 @@ pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time to wait for a response's headers.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Parallel blob transfers when the caller does not choose (containerd's
+/// `max_concurrent_downloads` default is 3; more rarely helps against one registry and
+/// multiplies the memory and connections a node spends on one pull).
+pub const DEFAULT_BLOB_CONCURRENCY: usize = 3;
+
+/// Most parallel blob transfers one call runs, whatever the caller asks: registries
+/// throttle clients that open many connections, and each transfer holds a buffer and a file.
+pub const MAX_BLOB_CONCURRENCY: usize = 16;
+
+/// A progress callback: `(digest, bytes_done, total)`, called after every chunk written.
+/// Called from the transfer tasks, so it must be cheap and must not block.
+pub type ProgressFn = Arc<dyn Fn(&Digest, u64, u64) + Send + Sync>;
+
+/// Most per-host transports (one per distinct `hosts.toml` TLS setting) a client keeps; each
+/// holds a connection pool. Past it the cache starts over.
+pub const MAX_HOST_TRANSPORTS: usize = 64;
+
 /// Client settings. Every knob defaults to the named constant.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -113,6 +131,11 @@ struct Inner {
     resolver: Arc<dyn Resolver>,
     tokens: TokenCache,
     config: ClientConfig,
+    /// Set for HTTPS clients: the base TLS and the pinned resolver that per-host transports
+    /// (hosts.toml `ca`, `client`, `skip_verify`) are built from.
+    https: Option<(TlsConfig, Arc<PinnedResolver>)>,
+    /// Per-host transports, by origin; bounded by the hosts configured.
+    host_transports: std::sync::Mutex<std::collections::HashMap<String, Arc<dyn Transport>>>,
 }
 
 /// A registry client. Cheap to clone; clones share the connection pool and token cache.
@@ -234,17 +257,178 @@ impl Client {
                 resolver,
                 tokens: TokenCache::new(clock),
                 config,
+                https: None,
+                host_transports: Default::default(),
             }),
         }
     }
 
-    /// The real HTTPS client with the system resolver.
+    /// The real HTTPS client with the system resolver, DNS-pinned: the policy and the
+    /// connections share one [`PinnedResolver`], so an address the policy checked is the
+    /// address connected to.
     pub fn https(tls: &TlsConfig, config: ClientConfig) -> Result<Client> {
-        let t = HttpsTransport::new(tls).map_err(|source| Error::Transport {
-            host: "<tls setup>".into(),
-            source,
+        Self::https_with_resolver(tls, config, Arc::new(SystemResolver))
+    }
+
+    /// [`Client::https`] resolving names with `resolver` (pinned) for both the policy
+    /// and the connections: a node that pins registry addresses, or a test.
+    pub fn https_with_resolver(
+        tls: &TlsConfig,
+        config: ClientConfig,
+        resolver: Arc<dyn Resolver>,
+    ) -> Result<Client> {
+        let pinned = Arc::new(PinnedResolver::new(resolver));
+        let t = HttpsTransport::with_resolver(tls, pinned.clone()).map_err(|source| {
+            Error::Transport {
+                host: "<tls setup>".into(),
+                source,
+            }
         })?;
-        Ok(Self::new(Arc::new(t), Arc::new(SystemResolver), config))
+        let mut c = Self::new(Arc::new(t), pinned.clone(), config);
+        if let Some(inner) = Arc::get_mut(&mut c.inner) {
+            inner.https = Some((tls.clone(), pinned));
+        }
+        Ok(c)
+    }
+
+    /// The transport for `host`: the client's own unless the host has TLS settings of its
+    /// own and this is an HTTPS client (a client over a custom [`Transport`] uses that
+    /// transport for every host).
+    fn transport_for(&self, host: &RegistryHost) -> Result<Arc<dyn Transport>> {
+        let Some((base, pinned)) = &self.inner.https else {
+            return Ok(self.inner.transport.clone());
+        };
+        if !host.custom_tls {
+            return Ok(self.inner.transport.clone());
+        }
+        // keyed by origin and TLS settings: a reloaded hosts.toml with another CA or client
+        // certificate must not reuse a connection pool built for the old one
+        let key = {
+            let mut h = sha2::Sha256::new();
+            h.update(host.origin.as_str().as_bytes());
+            for pem in &host.tls.extra_roots_pem {
+                h.update(b"\0ca\0");
+                h.update(pem);
+            }
+            if let Some(id) = &host.tls.client_identity_pem {
+                h.update(b"\0client\0");
+                h.update(id);
+            }
+            h.update([
+                u8::from(host.tls.skip_verify),
+                u8::from(host.tls.system_roots),
+            ]);
+            format!("{:x}", h.finalize())
+        };
+        let mut map = self
+            .inner
+            .host_transports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = map.get(&key) {
+            return Ok(t.clone());
+        }
+        let mut tls = base.clone();
+        tls.extra_roots_pem
+            .extend(host.tls.extra_roots_pem.iter().cloned());
+        tls.system_roots |= host.tls.system_roots;
+        tls.client_identity_pem = host.tls.client_identity_pem.clone();
+        tls.skip_verify = host.tls.skip_verify;
+        let t: Arc<dyn Transport> = Arc::new(
+            HttpsTransport::with_resolver(&tls, pinned.clone()).map_err(|source| {
+                Error::Transport {
+                    host: host.host_label(),
+                    source,
+                }
+            })?,
+        );
+        if map.len() >= MAX_HOST_TRANSPORTS {
+            map.clear();
+        }
+        map.insert(key, t.clone());
+        Ok(t)
+    }
+
+    /// A handle on one repository served by `host` (a `hosts.toml` mirror or server), with
+    /// the host's TLS settings, API root and headers. Plain HTTP when the host's URL says
+    /// `http://` (credentials still never travel over it).
+    pub fn repository_on(
+        &self,
+        reference: &Reference,
+        credential: Option<RegistryCredential>,
+        host: &RegistryHost,
+    ) -> Result<Repository> {
+        let mut extra_headers = HeaderMap::new();
+        for (k, v) in &host.headers {
+            if let (Ok(k), Ok(mut v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                // a configured header may carry a secret: keep it out of Debug output
+                v.set_sensitive(true);
+                extra_headers.append(k, v);
+            }
+        }
+        Ok(Repository {
+            client: self.clone(),
+            transport: self.transport_for(host)?,
+            host: host.host_label(),
+            base: host.origin.clone(),
+            api_root: host.api_root.clone(),
+            extra_headers,
+            name: reference.path().to_string(),
+            credential,
+            auth: tokio::sync::Mutex::new(AuthState::Unknown),
+            zone: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// Resolves `reference` through the hosts configured for its registry
+    /// ([`HostsDir::hosts_for`](crate::hosts::HostsDir::hosts_for)): a tag on hosts with
+    /// `pull` and `resolve`, a digest on hosts with `pull`, in order (mirrors, then the
+    /// server); a host that fails passes on to the next, and the last host's error is
+    /// returned. On each host the credentials `credentials_for(host)` returns are tried as in
+    /// [`Client::resolve_image`].
+    ///
+    /// `credentials_for` must return the keyring's matches for **that host's**
+    /// `host[:port]` ([`RegistryHost::host_label`]), e.g. `keyring::resolve(&format!("{}/{}",
+    /// host.host_label(), image_path), …)`: a mirror gets credentials only when a pull
+    /// secret names the mirror, never the server's (see [`crate::hosts`]). The returned
+    /// repository is bound to the host that answered; fetch the blobs from it.
+    pub async fn resolve_image_via<F>(
+        &self,
+        reference: &Reference,
+        hosts: &[RegistryHost],
+        credentials_for: F,
+        platform: &Platform,
+    ) -> Result<(Repository, ResolvedImage)>
+    where
+        F: Fn(&RegistryHost) -> Vec<RegistryCredential>,
+    {
+        let by_tag = reference.digest().is_none();
+        let mut last: Option<Error> = None;
+        for h in hosts {
+            if !h.capabilities.pull || (by_tag && !h.capabilities.resolve) {
+                continue;
+            }
+            let creds = credentials_for(h);
+            let r = self
+                .resolve_with(reference, &creds, platform, |c| {
+                    self.repository_on(reference, c, h)
+                })
+                .await;
+            match r {
+                Ok(x) => return Ok(x),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Protocol {
+            host: reference.domain().to_string(),
+            message: format!(
+                "no configured host may {} this image: check capabilities in hosts.toml",
+                if by_tag { "resolve" } else { "pull" }
+            ),
+        }))
     }
 
     /// A handle on one repository with one credential (or anonymous).
@@ -274,8 +458,11 @@ impl Client {
             })?;
         Ok(Repository {
             client: self.clone(),
+            transport: self.inner.transport.clone(),
             host: host_label(&base),
             base,
+            api_root: "/v2".to_string(),
+            extra_headers: HeaderMap::new(),
             name: reference.path().to_string(),
             credential,
             auth: tokio::sync::Mutex::new(AuthState::Unknown),
@@ -294,8 +481,25 @@ impl Client {
         credentials: &[RegistryCredential],
         platform: &Platform,
     ) -> Result<(Repository, ResolvedImage)> {
+        self.resolve_with(reference, credentials, platform, |c| {
+            self.repository(reference, c)
+        })
+        .await
+    }
+
+    /// The kubelet's credential loop over repositories made by `make`.
+    async fn resolve_with<M>(
+        &self,
+        reference: &Reference,
+        credentials: &[RegistryCredential],
+        platform: &Platform,
+        make: M,
+    ) -> Result<(Repository, ResolvedImage)>
+    where
+        M: Fn(Option<RegistryCredential>) -> Result<Repository>,
+    {
         if credentials.is_empty() {
-            let repo = self.repository(reference, None)?;
+            let repo = make(None)?;
             let r = repo
                 .resolve_image(&ManifestRef::of(reference), platform)
                 .await?;
@@ -303,7 +507,7 @@ impl Client {
         }
         let mut attempts = Vec::new();
         for c in credentials {
-            let repo = self.repository(reference, Some(c.clone()))?;
+            let repo = make(Some(c.clone()))?;
             match repo
                 .resolve_image(&ManifestRef::of(reference), platform)
                 .await
@@ -330,7 +534,10 @@ enum AuthState {
 /// authentication; cheap to share behind an `Arc` for parallel blob fetches.
 pub struct Repository {
     client: Client,
+    transport: Arc<dyn Transport>,
     base: Url,
+    api_root: String,
+    extra_headers: HeaderMap,
     host: String,
     name: String,
     credential: Option<RegistryCredential>,
@@ -428,6 +635,17 @@ fn digest_of(alg: DigestAlgorithm, bytes: &[u8]) -> Digest {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Removes a temporary file when dropped, unless disarmed (`.0 = None`).
+struct TempFileGuard(Option<PathBuf>);
+
+impl Drop for TempFileGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// Where one request may go.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Auth {
@@ -458,7 +676,10 @@ impl Repository {
         // `name` comes from a validated Reference and `reference` is a validated tag or
         // digest, so the join cannot escape `/v2/`.
         let mut u = self.base.clone();
-        u.set_path(&format!("/v2/{}/{kind}/{reference}", self.name));
+        u.set_path(&format!(
+            "{}/{}/{kind}/{reference}",
+            self.api_root, self.name
+        ));
         u
     }
 
@@ -489,7 +710,7 @@ impl Repository {
     /// needs no authentication).
     pub async fn ping(&self) -> Result<Vec<Challenge>> {
         let mut u = self.base.clone();
-        u.set_path("/v2/");
+        u.set_path(&format!("{}/", self.api_root));
         let resp = self
             .raw_send(Method::GET, u, HeaderMap::new(), None)
             .await?;
@@ -531,8 +752,7 @@ impl Repository {
             body,
         };
         let cfg = &self.client.inner.config;
-        match tokio::time::timeout(cfg.request_timeout, self.client.inner.transport.send(req)).await
-        {
+        match tokio::time::timeout(cfg.request_timeout, self.transport.send(req)).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(source)) => Err(Error::Transport { host, source }),
             Err(_) => Err(Error::Transport {
@@ -556,12 +776,18 @@ impl Repository {
                 let tok = match self.client.inner.tokens.get(&key) {
                     Some(t) => t,
                     None => {
-                        let t = self.fetch_token(&realm, service.as_deref()).await?;
-                        self.client
-                            .inner
-                            .tokens
-                            .insert(key, t.token.clone(), t.lifetime);
-                        t.token
+                        // single-flight: one fetch per key, the others wait and re-check
+                        let tokens = &self.client.inner.tokens;
+                        let flight = tokens.flight(&key);
+                        let _guard = flight.lock().await;
+                        match tokens.get(&key) {
+                            Some(t) => t,
+                            None => {
+                                let t = self.fetch_token(&realm, service.as_deref()).await?;
+                                tokens.insert(key, t.token.clone(), t.lifetime);
+                                t.token
+                            }
+                        }
                     }
                 };
                 format!("Bearer {}", tok.expose())
@@ -741,6 +967,11 @@ impl Repository {
         loop {
             let mut h = headers.clone();
             let on_origin = origin(&url) == base_origin;
+            if on_origin {
+                for (k, v) in &self.extra_headers {
+                    h.append(k, v.clone());
+                }
+            }
             let attach = credentials_allowed && on_origin;
             let mut sent_auth = false;
             if attach {
@@ -1139,8 +1370,23 @@ impl Repository {
         desc: &Descriptor,
         sink: &mut W,
     ) -> Result<u64> {
+        self.fetch_blob_with_progress(desc, sink, None).await
+    }
+
+    /// [`fetch_blob`](Self::fetch_blob), reporting `(digest, bytes_done, total)` to
+    /// `progress` after every chunk written (`bytes_done` never goes backwards: a resume
+    /// continues from where the transfer stopped).
+    pub async fn fetch_blob_with_progress<W: AsyncWrite + Unpin + Send>(
+        &self,
+        desc: &Descriptor,
+        sink: &mut W,
+        progress: Option<&ProgressFn>,
+    ) -> Result<u64> {
         let url = self.url("blobs", &desc.digest.to_string());
-        match self.fetch_blob_from(url, Auth::Registry, desc, sink).await {
+        match self
+            .fetch_blob_from(url, Auth::Registry, desc, sink, progress)
+            .await
+        {
             Err(e @ Error::BlobUnknown { .. })
                 if is_non_distributable(&desc.media_type) && !desc.urls.is_empty() =>
             {
@@ -1154,7 +1400,10 @@ impl Repository {
                         last = self.policy_err(&host_label(&u), v);
                         continue;
                     }
-                    match self.fetch_blob_from(u, Auth::Never, desc, sink).await {
+                    match self
+                        .fetch_blob_from(u, Auth::Never, desc, sink, progress)
+                        .await
+                    {
                         Ok(n) => return Ok(n),
                         // bytes may have reached the sink; only retry another url from zero
                         Err(e) => return Err(e),
@@ -1172,6 +1421,7 @@ impl Repository {
         auth: Auth,
         desc: &Descriptor,
         sink: &mut W,
+        progress: Option<&ProgressFn>,
     ) -> Result<u64> {
         let cfg = &self.client.inner.config;
         let mut hasher = Hasher::new(desc.digest.algorithm());
@@ -1289,6 +1539,9 @@ impl Repository {
                         hasher.update(&chunk);
                         sink.write_all(&chunk).await.map_err(io)?;
                         written += chunk.len() as u64;
+                        if let Some(p) = progress {
+                            p(&desc.digest, written, desc.size);
+                        }
                     }
                 }
             }
@@ -1321,6 +1574,17 @@ impl Repository {
     /// then renamed into place. On any error the temporary file is removed and `dest` is
     /// untouched.
     pub async fn fetch_blob_to_file(&self, desc: &Descriptor, dest: &Path) -> Result<u64> {
+        self.fetch_blob_to_file_with_progress(desc, dest, None)
+            .await
+    }
+
+    /// [`fetch_blob_to_file`](Self::fetch_blob_to_file) with a progress callback.
+    pub async fn fetch_blob_to_file_with_progress(
+        &self,
+        desc: &Descriptor,
+        dest: &Path,
+        progress: Option<&ProgressFn>,
+    ) -> Result<u64> {
         let io = |what: &str, source| Error::Io {
             what: what.to_string(),
             source,
@@ -1335,15 +1599,23 @@ impl Repository {
             std::process::id(),
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let file = tokio::fs::OpenOptions::new()
+        // Created synchronously (one short syscall): an asynchronous open runs on the
+        // blocking pool and would still create the file after this future was cancelled,
+        // behind the guard's back.
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)
-            .await
             .map_err(|e| io("temporary blob file", e))?;
+        // removes the temporary file on every path but success, including cancellation
+        // (a parallel download dropped because another one failed)
+        let mut guard = TempFileGuard(Some(tmp.clone()));
+        let file = tokio::fs::File::from_std(file);
         let mut w = tokio::io::BufWriter::with_capacity(256 * 1024, file);
         let r = async {
-            let n = self.fetch_blob(desc, &mut w).await?;
+            let n = self
+                .fetch_blob_with_progress(desc, &mut w, progress)
+                .await?;
             w.flush().await.map_err(|e| io("blob file", e))?;
             w.get_mut()
                 .sync_all()
@@ -1355,10 +1627,88 @@ impl Repository {
             Ok(n)
         }
         .await;
-        if r.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
+        if r.is_ok() {
+            guard.0 = None;
         }
         r
+    }
+
+    /// Downloads `descs` with at most `concurrency` transfers at once (0 means 1; capped at
+    /// [`MAX_BLOB_CONCURRENCY`]; [`DEFAULT_BLOB_CONCURRENCY`] is what the kubelet-like
+    /// callers use). `sink_factory` opens the destination of each blob when its transfer
+    /// starts; every blob is verified ([`fetch_blob`](Self::fetch_blob)) and the sinks are
+    /// returned in the order of `descs`, ready for the caller to commit (rename, record).
+    ///
+    /// The first failure cancels the transfers still running (their sinks are dropped
+    /// with unverified content, which the caller discards) and is returned. `progress`
+    /// receives `(digest, bytes_done, total)` from every transfer, interleaved: the seam a
+    /// command line draws its per-layer bars from. Blobs with the same digest are the
+    /// caller's to dedupe.
+    pub async fn fetch_blobs<W, F, Fut>(
+        &self,
+        descs: &[Descriptor],
+        concurrency: usize,
+        sink_factory: F,
+        progress: Option<ProgressFn>,
+    ) -> Result<Vec<W>>
+    where
+        W: AsyncWrite + Unpin + Send,
+        F: Fn(&Descriptor) -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<W>> + Send,
+    {
+        let concurrency = concurrency.clamp(1, MAX_BLOB_CONCURRENCY);
+        let progress = progress.as_ref();
+        let sink_factory = &sink_factory;
+        let mut transfers = futures_util::stream::iter(descs.iter().enumerate())
+            .map(|(i, d)| async move {
+                let mut sink = sink_factory(d).await.map_err(|source| Error::Io {
+                    what: format!("destination of blob {}", d.digest),
+                    source,
+                })?;
+                self.fetch_blob_with_progress(d, &mut sink, progress)
+                    .await?;
+                Ok::<_, Error>((i, sink))
+            })
+            .buffer_unordered(concurrency);
+        let mut out: Vec<Option<W>> = (0..descs.len()).map(|_| None).collect();
+        while let Some(r) = transfers.next().await {
+            let (i, sink) = r?;
+            out[i] = Some(sink);
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Downloads `descs` into `dir/<hex digest>` with [`fetch_blob_to_file`]'s
+    /// temp-file-and-rename, at most `concurrency` at once ([`fetch_blobs`]'s rules);
+    /// returns the paths in the order of `descs`. A digest listed twice is fetched once.
+    ///
+    /// [`fetch_blob_to_file`]: Self::fetch_blob_to_file
+    /// [`fetch_blobs`]: Self::fetch_blobs
+    pub async fn fetch_blobs_to_dir(
+        &self,
+        descs: &[Descriptor],
+        dir: &Path,
+        concurrency: usize,
+        progress: Option<ProgressFn>,
+    ) -> Result<Vec<PathBuf>> {
+        let concurrency = concurrency.clamp(1, MAX_BLOB_CONCURRENCY);
+        let progress = progress.as_ref();
+        let mut seen = std::collections::HashSet::new();
+        let unique: Vec<&Descriptor> = descs
+            .iter()
+            .filter(|d| seen.insert(d.digest.clone()))
+            .collect();
+        let mut transfers = futures_util::stream::iter(unique)
+            .map(|d| async move {
+                let dest = dir.join(d.digest.hex());
+                self.fetch_blob_to_file_with_progress(d, &dest, progress)
+                    .await
+            })
+            .buffer_unordered(concurrency);
+        while let Some(r) = transfers.next().await {
+            r?;
+        }
+        Ok(descs.iter().map(|d| dir.join(d.digest.hex())).collect())
     }
 
     /// Fetches a small blob (an image config) into memory, verified; at most

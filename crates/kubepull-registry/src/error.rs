@@ -92,6 +92,46 @@ impl ErrorKind {
         }
     }
 
+    /// Every kind, for tables and exhaustive tests.
+    pub const ALL: [ErrorKind; 15] = [
+        ErrorKind::Unauthorized,
+        ErrorKind::NotFound,
+        ErrorKind::ManifestUnknown,
+        ErrorKind::PlatformNotFound,
+        ErrorKind::RateLimited,
+        ErrorKind::Tls,
+        ErrorKind::Connect,
+        ErrorKind::Dns,
+        ErrorKind::Stalled,
+        ErrorKind::DigestMismatch,
+        ErrorKind::TooLarge,
+        ErrorKind::InvalidReference,
+        ErrorKind::Protocol,
+        ErrorKind::Policy,
+        ErrorKind::Io,
+    ];
+
+    /// The process exit code a command line reports for this kind (the table is in the crate
+    /// docs, "Exit codes"). Codes 2..=9 stay free for usage errors, 20 is
+    /// [`EXIT_NEVER_PULL`], and every kind without a code of its own is 1.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorKind::Unauthorized => 10,
+            ErrorKind::NotFound => 11,
+            ErrorKind::ManifestUnknown => 12,
+            ErrorKind::PlatformNotFound => 13,
+            ErrorKind::RateLimited => 14,
+            ErrorKind::Tls => 15,
+            ErrorKind::Connect | ErrorKind::Dns => 16,
+            ErrorKind::Stalled => 17,
+            ErrorKind::DigestMismatch => 18,
+            ErrorKind::InvalidReference => 19,
+            ErrorKind::TooLarge | ErrorKind::Protocol | ErrorKind::Policy | ErrorKind::Io => {
+                EXIT_OTHER
+            }
+        }
+    }
+
     /// Whether retrying the same operation later may succeed.
     pub fn is_retryable(self) -> bool {
         matches!(
@@ -111,6 +151,13 @@ impl ErrorKind {
         }
     }
 }
+
+/// Exit code for "pull policy is `Never` and the image is not present": not a registry error
+/// (no request is made), reserved here so the whole table lives in one place.
+pub const EXIT_NEVER_PULL: i32 = 20;
+
+/// Exit code of any failure without a code of its own.
+pub const EXIT_OTHER: i32 = 1;
 
 /// Why the realm of a `Bearer` challenge (or a redirect target) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -421,6 +468,11 @@ impl Error {
         self.kind().is_retryable()
     }
 
+    /// The exit code of [`kind`](Self::kind) ([`ErrorKind::exit_code`]).
+    pub fn exit_code(&self) -> i32 {
+        self.kind().exit_code()
+    }
+
     /// The one-line fix for [`kind`](Self::kind).
     pub fn hint(&self) -> &'static str {
         self.kind().hint()
@@ -439,3 +491,44 @@ impl Error {
 
 /// A `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_hint_and_its_exit_code() {
+        let mut hints = std::collections::HashSet::new();
+        let mut codes = std::collections::HashMap::new();
+        for k in ErrorKind::ALL {
+            let h = k.hint();
+            assert!(!h.is_empty() && h == h.trim(), "{k:?}");
+            assert!(!h.ends_with('.'), "{k:?}: no trailing period");
+            assert!(hints.insert(h), "{k:?}: hint shared with another kind");
+            let c = k.exit_code();
+            assert!(c == EXIT_OTHER || (10..=19).contains(&c), "{k:?}: {c}");
+            assert_ne!(c, EXIT_NEVER_PULL);
+            codes.entry(c).or_insert_with(Vec::new).push(k);
+        }
+        // the documented table: one code per kind, except DNS and connect (both "unreachable")
+        for (code, kinds) in &codes {
+            if *code != EXIT_OTHER {
+                assert!(
+                    kinds.len() == 1 || kinds == &[ErrorKind::Connect, ErrorKind::Dns],
+                    "{code}: {kinds:?}"
+                );
+            }
+        }
+        assert_eq!(ErrorKind::Unauthorized.exit_code(), 10);
+        assert_eq!(ErrorKind::NotFound.exit_code(), 11);
+        assert_eq!(ErrorKind::ManifestUnknown.exit_code(), 12);
+        assert_eq!(ErrorKind::PlatformNotFound.exit_code(), 13);
+        assert_eq!(ErrorKind::RateLimited.exit_code(), 14);
+        assert_eq!(ErrorKind::Tls.exit_code(), 15);
+        assert_eq!(ErrorKind::Dns.exit_code(), 16);
+        assert_eq!(ErrorKind::Stalled.exit_code(), 17);
+        assert_eq!(ErrorKind::DigestMismatch.exit_code(), 18);
+        assert_eq!(ErrorKind::InvalidReference.exit_code(), 19);
+        assert_eq!(ErrorKind::Policy.exit_code(), 1);
+    }
+}

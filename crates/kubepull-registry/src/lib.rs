@@ -14,8 +14,17 @@
 //!   a verified manifest (narrowing an index to a platform) → stream blobs, SHA-256 verified
 //!   on the fly, resumed with `Range`, written to a temporary file and renamed only after
 //!   verification.
-//! - [`Error`]: typed, classified by [`ErrorKind`] with a one-line hint each; no variant
-//!   ever holds a password or token.
+//! - [`hosts`]: containerd's `hosts.toml` ([`HostsDir::load`]): mirrors tried in order by
+//!   capability, falling back to the server, per-host CA / client certificate /
+//!   `skip_verify` / headers / API root ([`Client::resolve_image_via`]).
+//! - Parallel downloads: [`Repository::fetch_blobs`] and [`Repository::fetch_blobs_to_dir`]
+//!   run at most `concurrency` verified transfers at once ([`DEFAULT_BLOB_CONCURRENCY`]) and
+//!   report `(digest, bytes_done, total)` to a [`ProgressFn`].
+//! - [`Error`]: typed, classified by [`ErrorKind`] with a one-line hint each and an exit code
+//!   ([`ErrorKind::exit_code`]); no variant ever holds a password or token.
+//! - `testkit` (cargo feature): a test CA, a tiny HTTP server, an in-process token issuer
+//!   signing RS256 JWTs as distribution expects, and a launcher for the real
+//!   `docker-registry`, for this crate's and other crates' tests.
 //!
 //! # Credentials, in the kubelet's order
 //!
@@ -34,14 +43,39 @@
 //!   answered; every target passes the destination policy. Token endpoints may not redirect.
 //! - Descriptor `urls`: only for non-distributable layers, only after the registry lacks the
 //!   blob, never with credentials, destination policy applied.
-//! - Plain HTTP only for registries listed in [`ClientConfig::insecure_registries`], and
-//!   never with credentials.
+//! - Plain HTTP only for registries listed in [`ClientConfig::insecure_registries`] (or
+//!   `http://` hosts in `hosts.toml`), and never with credentials.
+//! - DNS pinning: [`Client::https`] shares one [`PinnedResolver`] between the policy and the
+//!   connections, so the addresses a realm or redirect target was checked at are the ones
+//!   connected to (no DNS rebinding to a metadata address after the check).
+//! - Mirrors get credentials only when the keyring has an entry for the mirror's own host
+//!   (see [`hosts`]).
 //! - Digests are validated (algorithm, hex length) when parsed, before they reach a URL or a
 //!   path; manifests are verified against pinned digests and against
 //!   `Docker-Content-Digest`; blobs against their descriptor's digest and size.
 //! - Every body read is bounded by a named constant: [`MAX_MANIFEST_SIZE`],
 //!   [`auth::MAX_TOKEN_RESPONSE`], [`MAX_ERROR_BODY`], [`MAX_IN_MEMORY_BLOB`]; retries,
 //!   redirects and resumes likewise ([`MAX_RETRIES`], [`MAX_REDIRECTS`], [`MAX_RESUMES`]).
+//!
+//! # Exit codes
+//!
+//! [`ErrorKind::exit_code`] (and [`Error::exit_code`]) map a failure to the exit code the
+//! command line reports; the table is part of the interface:
+//!
+//! | code | kind | meaning |
+//! |---|---|---|
+//! | 10 | [`ErrorKind::Unauthorized`] | the registry or its token service rejected the credentials |
+//! | 11 | [`ErrorKind::NotFound`] | repository not found, or no pull access with the credential |
+//! | 12 | [`ErrorKind::ManifestUnknown`] | the tag or digest is not in the repository |
+//! | 13 | [`ErrorKind::PlatformNotFound`] | the image has no manifest for the platform |
+//! | 14 | [`ErrorKind::RateLimited`] | `429` after all retries |
+//! | 15 | [`ErrorKind::Tls`] | TLS handshake or certificate verification failed |
+//! | 16 | [`ErrorKind::Dns`], [`ErrorKind::Connect`] | the registry is unreachable |
+//! | 17 | [`ErrorKind::Stalled`] | a transfer stalled or a request timed out |
+//! | 18 | [`ErrorKind::DigestMismatch`] | content did not match its digest or size |
+//! | 19 | [`ErrorKind::InvalidReference`] | the image reference or digest does not parse |
+//! | 20 | [`error::EXIT_NEVER_PULL`] | pull policy `Never` and the image is not present (reported by the command line, never by this crate) |
+//! | 1 | every other kind | protocol, policy, size limit, local I/O |
 //!
 //! # Example
 //!
@@ -65,16 +99,23 @@ pub mod auth;
 pub mod challenge;
 mod client;
 pub mod error;
+pub mod hosts;
 pub mod manifest;
 pub mod policy;
 pub mod transport;
 
 pub use auth::RegistryCredential;
 pub use client::{
-    Client, ClientConfig, FetchedManifest, ManifestRef, Repository, ResolvedImage, MAX_BACKOFF,
-    MAX_ERROR_BODY, MAX_IN_MEMORY_BLOB, MAX_MANIFEST_SIZE, MAX_REDIRECTS, MAX_RESUMES, MAX_RETRIES,
+    Client, ClientConfig, FetchedManifest, ManifestRef, ProgressFn, Repository, ResolvedImage,
+    DEFAULT_BLOB_CONCURRENCY, MAX_BACKOFF, MAX_BLOB_CONCURRENCY, MAX_ERROR_BODY,
+    MAX_IN_MEMORY_BLOB, MAX_MANIFEST_SIZE, MAX_REDIRECTS, MAX_RESUMES, MAX_RETRIES,
     MAX_RETRY_AFTER, REQUEST_TIMEOUT, RETRY_BASE_DELAY, STALL_TIMEOUT,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use hosts::{HostsDir, RegistryHost};
 pub use manifest::{Descriptor, Platform};
-pub use transport::{HttpsTransport, Resolver, StaticResolver, TlsConfig, Transport};
+pub use transport::{
+    HttpsTransport, PinnedResolver, Resolver, StaticResolver, SystemResolver, TlsConfig, Transport,
+};
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -11,6 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -224,6 +225,108 @@ impl Resolver for StaticResolver {
     }
 }
 
+/// How long an answer stays pinned: the policy's check and every connection within this time
+/// use the same addresses (a DNS TTL below it is ignored on purpose: that is what DNS
+/// rebinding abuses).
+pub const PIN_TTL: Duration = Duration::from_secs(300);
+
+/// Most host names pinned at once; expired pins go first, then all (a new lookup follows).
+pub const MAX_PINS: usize = 1024;
+
+/// DNS pinning: the one resolver both the destination/realm policy and the connections use.
+///
+/// A name the policy resolved (and checked) is connected to at exactly the addresses it
+/// resolved to, for [`PIN_TTL`]: a DNS server that answers a public address to the check and
+/// `169.254.169.254` to the connection (DNS rebinding) gets its first answer used for both.
+/// A name first seen by a connection is resolved once and pinned the same way.
+pub struct PinnedResolver {
+    inner: Arc<dyn Resolver>,
+    pins: std::sync::Mutex<HashMap<String, (Vec<IpAddr>, std::time::Instant)>>,
+}
+
+impl fmt::Debug for PinnedResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PinnedResolver").finish_non_exhaustive()
+    }
+}
+
+impl PinnedResolver {
+    /// Pins the answers of `inner`.
+    pub fn new(inner: Arc<dyn Resolver>) -> Self {
+        PinnedResolver {
+            inner,
+            pins: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn pinned(&self, host: &str) -> Option<Vec<IpAddr>> {
+        let pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        pins.get(host)
+            .filter(|(_, at)| at.elapsed() < PIN_TTL)
+            .map(|(a, _)| a.clone())
+    }
+
+    fn pin(&self, host: String, addrs: Vec<IpAddr>) {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        if pins.len() >= MAX_PINS {
+            pins.retain(|_, (_, at)| at.elapsed() < PIN_TTL);
+            if pins.len() >= MAX_PINS {
+                pins.clear();
+            }
+        }
+        pins.insert(host, (addrs, std::time::Instant::now()));
+    }
+
+    /// The addresses to connect to for `host`: the pinned answer while fresh, else a new
+    /// lookup, pinned.
+    pub async fn connect_addrs(&self, host: &str, port: u16) -> std::io::Result<Vec<IpAddr>> {
+        let key = host.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(a) = self.pinned(&key) {
+            return Ok(a);
+        }
+        let a = self.inner.resolve(&key, port).await?;
+        if a.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no addresses",
+            ));
+        }
+        self.pin(key, a.clone());
+        Ok(a)
+    }
+}
+
+impl Resolver for PinnedResolver {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> BoxFuture<'a, std::io::Result<Vec<IpAddr>>> {
+        Box::pin(self.connect_addrs(host, port))
+    }
+}
+
+/// Adapts a [`PinnedResolver`] to reqwest's resolver hook.
+struct ReqwestResolver(Arc<PinnedResolver>);
+
+impl reqwest::dns::Resolve for ReqwestResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let r = self.0.clone();
+        Box::pin(async move {
+            // port 0: the connector puts the URL's port in
+            let addrs = r.connect_addrs(name.as_str(), 0).await?;
+            let it: reqwest::dns::Addrs = Box::new(
+                addrs
+                    .into_iter()
+                    .map(|ip| std::net::SocketAddr::new(ip, 0))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
+            Ok(it)
+        })
+    }
+}
+
 /// TLS settings of [`HttpsTransport`].
 #[derive(Clone, Default)]
 pub struct TlsConfig {
@@ -232,6 +335,13 @@ pub struct TlsConfig {
     /// Whether to trust the system's CA store too (default: yes when built with
     /// [`TlsConfig::system`]).
     pub system_roots: bool,
+    /// A client certificate and its private key, PEM, concatenated (containerd
+    /// `hosts.toml` `client`). The key is secret: never shown by `Debug`.
+    pub client_identity_pem: Option<Vec<u8>>,
+    /// Do not verify the server certificate at all (containerd `hosts.toml`
+    /// `skip_verify`). Credentials still go to such a host when the keyring has them for it:
+    /// whoever sets this accepts that a machine in the middle sees them.
+    pub skip_verify: bool,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -239,6 +349,11 @@ impl fmt::Debug for TlsConfig {
         f.debug_struct("TlsConfig")
             .field("extra_roots_pem", &self.extra_roots_pem.len())
             .field("system_roots", &self.system_roots)
+            .field(
+                "client_identity_pem",
+                &self.client_identity_pem.as_ref().map(|_| "<redacted>"),
+            )
+            .field("skip_verify", &self.skip_verify)
             .finish()
     }
 }
@@ -247,8 +362,8 @@ impl TlsConfig {
     /// The system CA store only.
     pub fn system() -> Self {
         TlsConfig {
-            extra_roots_pem: vec![],
             system_roots: true,
+            ..TlsConfig::default()
         }
     }
 
@@ -256,7 +371,7 @@ impl TlsConfig {
     pub fn private_ca(pem: impl Into<Vec<u8>>) -> Self {
         TlsConfig {
             extra_roots_pem: vec![pem.into()],
-            system_roots: false,
+            ..TlsConfig::default()
         }
     }
 }
@@ -273,8 +388,25 @@ pub struct HttpsTransport {
 }
 
 impl HttpsTransport {
-    /// A transport with the given TLS trust.
+    /// A transport with the given TLS trust, resolving names with the system resolver
+    /// (without pinning: prefer [`HttpsTransport::with_resolver`]).
     pub fn new(tls: &TlsConfig) -> Result<Self, TransportError> {
+        Self::build(tls, None)
+    }
+
+    /// A transport that connects only to the addresses `resolver` pinned: the ones the
+    /// destination and realm policy checked ([`PinnedResolver`]).
+    pub fn with_resolver(
+        tls: &TlsConfig,
+        resolver: Arc<PinnedResolver>,
+    ) -> Result<Self, TransportError> {
+        Self::build(tls, Some(resolver))
+    }
+
+    fn build(
+        tls: &TlsConfig,
+        resolver: Option<Arc<PinnedResolver>>,
+    ) -> Result<Self, TransportError> {
         let mut b = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
@@ -288,6 +420,21 @@ impl HttpsTransport {
             for c in certs {
                 b = b.add_root_certificate(c);
             }
+        }
+        if let Some(pem) = &tls.client_identity_pem {
+            let id = reqwest::Identity::from_pem(pem).map_err(|_| {
+                TransportError::new(
+                    TransportErrorKind::Tls,
+                    "bad client certificate or key (expected pem certificate and private key)",
+                )
+            })?;
+            b = b.identity(id);
+        }
+        if tls.skip_verify {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        if let Some(r) = resolver {
+            b = b.dns_resolver(Arc::new(ReqwestResolver(r)));
         }
         let client = b
             .build()
@@ -318,7 +465,14 @@ fn classify(e: &reqwest::Error) -> TransportError {
         TransportErrorKind::Tls
     } else if e.is_timeout() {
         TransportErrorKind::Timeout
-    } else if e.is_connect() {
+    } else if e.is_connect()
+        || lower.contains("connection closed")
+        || lower.contains("connection reset")
+        || lower.contains("broken pipe")
+        || lower.contains("channel closed")
+    {
+        // also a server that drops the connection before answering (a TLS 1.3 server
+        // refusing a missing client certificate does exactly that)
         TransportErrorKind::Connect
     } else if e.is_body() || e.is_decode() {
         TransportErrorKind::Body

@@ -450,14 +450,7 @@ async fn real_registry_basic_auth_pull_with_pull_secret() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
     // a client that does not trust the CA: classified as TLS
-    let untrusting = Client::https(
-        &TlsConfig {
-            extra_roots_pem: vec![],
-            system_roots: true,
-        },
-        ClientConfig::default(),
-    )
-    .unwrap();
+    let untrusting = Client::https(&TlsConfig::system(), ClientConfig::default()).unwrap();
     let e = untrusting
         .resolve_image(&r, &creds, &Platform::parse("linux/amd64").unwrap())
         .await

@@ -125,7 +125,7 @@ impl Registry {
         std::fs::write(
             h.join("hosts.toml"),
             format!(
-                "server = \"https://{host}\"\n\n[host.\"https://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"ca.crt\"\n",
+                "server = \"https://{host}\"\nca = \"ca.crt\"\n",
                 host = self.host()
             ),
         )

@@ -196,7 +196,7 @@ fn read_capped(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-fn load_node_config(path: &Path) -> anyhow::Result<DockerConfig> {
+pub(crate) fn load_node_config(path: &Path) -> anyhow::Result<DockerConfig> {
     let bytes = read_capped(path)?;
     // The kubelet reads a node config.json with the same decoder as a .dockerconfigjson.
     dockerconfig::decode_dockerconfigjson(&bytes)
@@ -205,7 +205,7 @@ fn load_node_config(path: &Path) -> anyhow::Result<DockerConfig> {
 
 /// Reads Secrets from a manifest file, or a bare docker config as one dockerconfigjson secret
 /// named after the file.
-fn load_pull_secrets(path: &Path) -> anyhow::Result<Vec<PullSecret>> {
+pub(crate) fn load_pull_secrets(path: &Path) -> anyhow::Result<Vec<PullSecret>> {
     let bytes = read_capped(path)?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: not UTF-8 text: {e}", path.display()))?;

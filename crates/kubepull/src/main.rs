@@ -1,9 +1,11 @@
 //! `kubepull`: one binary for the Kubernetes image-pull-secret chain.
 
+mod adapt;
 mod create_secret;
 mod creds_cmd;
 mod exit;
 mod lint_cmd;
+mod pull_cmd;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -15,12 +17,14 @@ Exit codes:
   0  success; for `lint`, no error-level finding
   1  the command failed; for `lint`, an error-level finding exists; for
      `create secret docker-registry`, the same failures kubectl reports with 1
-  2  bad usage or unreadable input (a file that cannot be read or parsed)";
+  2  bad usage or unreadable input (a file that cannot be read or parsed)
+  10-21  `pull` failures by cause (credentials rejected, not found, TLS, ...):
+     see `kubepull pull --help`";
 
 fn cli() -> Command {
     Command::new("kubepull")
         .version(env!("CARGO_PKG_VERSION"))
-        .about("The Kubernetes image-pull-secret chain in one binary: create, lint and explain pull secrets")
+        .about("The Kubernetes image-pull-secret chain in one binary: create, lint and explain pull secrets; pull images into a node store")
         .after_help(EXIT_CODES_HELP)
         .subcommand_required(true)
         .arg_required_else_help(true)
@@ -41,6 +45,11 @@ fn cli() -> Command {
         )
         .subcommand(lint_cmd::command())
         .subcommand(creds_cmd::command())
+        .subcommand(pull_cmd::pull_command())
+        .subcommand(pull_cmd::images_command())
+        .subcommand(pull_cmd::rmi_command())
+        .subcommand(pull_cmd::gc_command())
+        .subcommand(pull_cmd::unpack_command())
 }
 
 fn main() -> ExitCode {
@@ -66,6 +75,11 @@ fn main() -> ExitCode {
         }
         Some(("lint", m)) => lint_cmd::run(m),
         Some(("creds", m)) => creds_cmd::run(m),
+        Some(("pull", m)) => pull_cmd::run_pull(m),
+        Some(("images", m)) => pull_cmd::run_images(m),
+        Some(("rmi", m)) => pull_cmd::run_rmi(m),
+        Some(("gc", m)) => pull_cmd::run_gc(m),
+        Some(("unpack", m)) => pull_cmd::run_unpack(m),
         _ => exit::USAGE,
     };
     ExitCode::from(code)

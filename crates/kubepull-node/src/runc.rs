@@ -1,0 +1,732 @@
+//! Containers with the real `runc`.
+//!
+//! Each container gets a bundle under `<root>/<id>/`: `config.json` (OCI runtime spec 1.0.2,
+//! written from the pod's container and the image config), `rootfs/` (the image's layers
+//! unpacked from the node store), `hosts`, `hostname`, `resolv.conf`, the log file and, once the
+//! container has exited, `exit.json`.
+//!
+//! Supervision survives the node agent: a small shim (the `kubepull` binary re-executed as
+//! `kubepull runtime-shim`, in its own session) runs `runc run` in the foreground with the
+//! container's stdout and stderr appended to the log file, and writes `exit.json` when runc
+//! returns. A restarted node agent finds its containers again with [`RuncRuntime::list`].
+//!
+//! Networking is the host's (the pod IP is the node IP); pods get their own PID, IPC, UTS and
+//! mount namespaces.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use kubepull_core::reference::Digest;
+use kubepull_store::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::puller::store_name;
+use crate::runtime::{
+    ContainerRequest, ContainerRuntime, LogOptions, LogStream, RuntimeContainer, RuntimeState,
+};
+
+/// The largest image config read.
+const MAX_CONFIG: u64 = 8 << 20;
+
+/// Container metadata kept beside the bundle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    pod_uid: String,
+    name: String,
+    attempt: u32,
+    started_at: Option<String>,
+}
+
+/// What the shim writes when the container exits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitRecord {
+    /// Exit code; 128+N for signal N.
+    pub exit_code: i32,
+    /// RFC 3339.
+    pub finished_at: String,
+}
+
+/// The image config fields a container uses (OCI image-spec `config`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageConfig {
+    /// `Entrypoint`.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// `Cmd`.
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    /// `Env`, `K=V`.
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    /// `WorkingDir`.
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    /// `User`.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ImageConfigFile {
+    #[serde(default)]
+    config: ImageConfig,
+}
+
+/// The process arguments Kubernetes runs (kubernetes `pkg/kubelet/kuberuntime`,
+/// `kuberuntime_container.go` via the CRI, and the "Define a Command and Arguments" rules):
+/// `command` replaces the entrypoint and then the image `Cmd` is ignored; `args` replace `Cmd`.
+pub fn process_args(image: &ImageConfig, command: &[String], args: &[String]) -> Vec<String> {
+    let entry = image.entrypoint.clone().unwrap_or_default();
+    let cmd = image.cmd.clone().unwrap_or_default();
+    match (command.is_empty(), args.is_empty()) {
+        (true, true) => [entry, cmd].concat(),
+        (true, false) => [entry, args.to_vec()].concat(),
+        (false, true) => command.to_vec(),
+        (false, false) => [command.to_vec(), args.to_vec()].concat(),
+    }
+}
+
+/// Image env first, container env over it (same name: container wins, keeping image order).
+pub fn merge_env(image: &ImageConfig, container: &[(String, String)]) -> Vec<String> {
+    let mut out: Vec<(String, String)> = image
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv, String::new()),
+        })
+        .collect();
+    for (k, v) in container {
+        match out.iter_mut().find(|(n, _)| n == k) {
+            Some(e) => e.1 = v.clone(),
+            None => out.push((k.clone(), v.clone())),
+        }
+    }
+    out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// Resolves the image `User` (`uid[:gid]` or names from the rootfs `/etc/passwd`/`/etc/group`,
+/// read without following links out of the rootfs).
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let read = |f: &str| -> String {
+        let p = rootfs.join(f);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_file() && m.len() < (1 << 20) => {
+                std::fs::read_to_string(&p).unwrap_or_default()
+            }
+            _ => String::new(),
+        }
+    };
+    let (uid, primary_gid) = match u.parse::<u32>() {
+        Ok(n) => {
+            let gid = read("etc/passwd")
+                .lines()
+                .find(|l| l.split(':').nth(2) == Some(u))
+                .and_then(|l| l.split(':').nth(3).and_then(|g| g.parse().ok()))
+                .unwrap_or(0);
+            (n, gid)
+        }
+        Err(_) => {
+            let passwd = read("etc/passwd");
+            let line = passwd
+                .lines()
+                .find(|l| l.split(':').next() == Some(u))
+                .ok_or_else(|| {
+                    format!("unable to find user {u}: no matching entries in passwd file")
+                })?;
+            let f: Vec<&str> = line.split(':').collect();
+            (
+                f.get(2).and_then(|x| x.parse().ok()).unwrap_or(0),
+                f.get(3).and_then(|x| x.parse().ok()).unwrap_or(0),
+            )
+        }
+    };
+    let gid = match g {
+        None => primary_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => read("etc/group")
+                .lines()
+                .find(|l| l.split(':').next() == Some(g))
+                .and_then(|l| l.split(':').nth(2).and_then(|x| x.parse().ok()))
+                .ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// containerd's default capabilities (`pkg/oci/spec.go`, `defaultUnixCaps`).
+const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// The OCI runtime spec for a container.
+pub fn runtime_spec(
+    bundle: &Path,
+    args: &[String],
+    env: &[String],
+    cwd: &str,
+    uid: u32,
+    gid: u32,
+    hostname: &str,
+) -> serde_json::Value {
+    let caps = DEFAULT_CAPS;
+    let bind = |dest: &str, src: PathBuf| serde_json::json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate", "rw"]});
+    serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": uid, "gid": gid},
+            "args": args,
+            "env": env,
+            "cwd": if cwd.is_empty() { "/" } else { cwd },
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1048576u64}],
+            "noNewPrivileges": true,
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": hostname,
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            bind("/etc/hosts", bundle.join("hosts")),
+            bind("/etc/hostname", bundle.join("hostname")),
+            bind("/etc/resolv.conf", bundle.join("resolv.conf")),
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        },
+    })
+}
+
+/// A runc id from pod UID, container name and attempt (runc accepts `^[\w+-\.]+$`).
+pub fn container_id(pod_uid: &str, name: &str, attempt: u32) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("{}_{}_{attempt}", clean(pod_uid), clean(name))
+}
+
+/// The runc runtime.
+#[derive(Clone)]
+pub struct RuncRuntime {
+    root: PathBuf,
+    runc_root: PathBuf,
+    store: Store,
+    runc: PathBuf,
+    shim: Vec<OsString>,
+}
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+impl RuncRuntime {
+    /// A runtime keeping bundles under `root` (and runc's own state under `root/.runc`).
+    /// `shim` is the command that runs the shim (`[kubepull, runtime-shim]`).
+    pub fn new(root: &Path, store: Store, shim: Vec<OsString>) -> Result<Self, String> {
+        let runc = which("runc").ok_or("runc not found in PATH (apt-get install -y runc)")?;
+        std::fs::create_dir_all(root.join(".runc"))
+            .map_err(|e| format!("create {}: {e}", root.display()))?;
+        Ok(RuncRuntime {
+            root: root.to_path_buf(),
+            runc_root: root.join(".runc"),
+            store,
+            runc,
+            shim,
+        })
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn runc_cmd(&self) -> Command {
+        let mut c = Command::new(&self.runc);
+        c.arg("--root").arg(&self.runc_root);
+        c
+    }
+
+    fn prepare(&self, req: &ContainerRequest, id: &str) -> Result<PathBuf, String> {
+        let bundle = self.dir(id);
+        if bundle.exists() {
+            let _ = self.runc_cmd().args(["delete", "-f", id]).output();
+            std::fs::remove_dir_all(&bundle)
+                .map_err(|e| format!("clean {}: {e}", bundle.display()))?;
+        }
+        std::fs::create_dir_all(&bundle)
+            .map_err(|e| format!("create {}: {e}", bundle.display()))?;
+        let name = store_name(&req.image).map_err(|e| e.to_string())?;
+        let rec = self
+            .store
+            .image(&name)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("image {name} is not in the node store"))?;
+        let config_digest = Digest::parse(&rec.config_digest).map_err(|e| e.to_string())?;
+        let config: ImageConfigFile = serde_json::from_slice(
+            &self
+                .store
+                .read_blob(&config_digest, MAX_CONFIG)
+                .map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("image config: {e}"))?;
+        let rootfs = bundle.join("rootfs");
+        kubepull_store::unpack_image(&self.store, &rec, &rootfs, &Default::default())
+            .map_err(|e| e.to_string())?;
+        let args = process_args(&config.config, &req.command, &req.args);
+        if args.is_empty() {
+            return Err("no command specified".into());
+        }
+        let env = merge_env(&config.config, &req.env);
+        let (mut uid, mut gid) =
+            resolve_user(&rootfs, config.config.user.as_deref().unwrap_or(""))?;
+        if let Some(u) = req.run_as_user {
+            uid = u as u32;
+        }
+        if let Some(g) = req.run_as_group {
+            gid = g as u32;
+        }
+        let cwd = req
+            .working_dir
+            .clone()
+            .or(config.config.working_dir.clone())
+            .unwrap_or_else(|| "/".into());
+        let w = |f: &str, s: String| {
+            std::fs::write(bundle.join(f), s).map_err(|e| format!("write {f}: {e}"))
+        };
+        w("hostname", format!("{}\n", req.hostname))?;
+        w(
+            "hosts",
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{}\n",
+                req.hostname
+            ),
+        )?;
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        w("resolv.conf", resolv)?;
+        let spec = runtime_spec(&bundle, &args, &env, &cwd, uid, gid, &req.hostname);
+        w(
+            "config.json",
+            serde_json::to_string_pretty(&spec).unwrap_or_default(),
+        )?;
+        let meta = Meta {
+            pod_uid: req.pod_uid.clone(),
+            name: req.name.clone(),
+            attempt: req.attempt,
+            started_at: None,
+        };
+        w(
+            "meta.json",
+            serde_json::to_string(&meta).unwrap_or_default(),
+        )?;
+        Ok(bundle)
+    }
+
+    fn meta(&self, id: &str) -> Option<Meta> {
+        serde_json::from_slice(&std::fs::read(self.dir(id).join("meta.json")).ok()?).ok()
+    }
+
+    fn exit(&self, id: &str) -> Option<ExitRecord> {
+        serde_json::from_slice(&std::fs::read(self.dir(id).join("exit.json")).ok()?).ok()
+    }
+
+    fn runc_status(&self, id: &str) -> Option<String> {
+        let out = self.runc_cmd().args(["state", id]).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["status"].as_str().map(str::to_string)
+    }
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(bin))
+            .find(|p| p.is_file())
+    })
+}
+
+fn parse_time(s: &str) -> Option<jiff::Timestamp> {
+    s.parse().ok()
+}
+
+#[async_trait]
+impl ContainerRuntime for RuncRuntime {
+    async fn start(&self, req: &ContainerRequest) -> Result<String, String> {
+        let id = container_id(&req.pod_uid, &req.name, req.attempt);
+        let req2 = req.clone();
+        let rt = self.clone();
+        let id2 = id.clone();
+        tokio::task::spawn_blocking(move || {
+            let bundle = rt.prepare(&req2, &id2)?;
+            let mut meta = rt.meta(&id2).ok_or("container metadata missing")?;
+            meta.started_at = Some(now_rfc3339());
+            std::fs::write(
+                bundle.join("meta.json"),
+                serde_json::to_string(&meta).unwrap_or_default(),
+            )
+            .map_err(|e| format!("write meta: {e}"))?;
+            let (prog, rest) = rt.shim.split_first().ok_or("no shim command")?;
+            let mut c = Command::new(prog);
+            c.args(rest)
+                .arg(&rt.runc)
+                .arg(&rt.runc_root)
+                .arg(&bundle)
+                .arg(&id2)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            std::os::unix::process::CommandExt::process_group(&mut c, 0);
+            let mut child = c.spawn().map_err(|e| format!("start shim: {e}"))?;
+            // reap the shim in the background; it outlives us only if we die first
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+            // wait until runc reports the container (or it already exited)
+            for _ in 0..200 {
+                if rt.exit(&id2).is_some() {
+                    break;
+                }
+                if matches!(
+                    rt.runc_status(&id2).as_deref(),
+                    Some("running") | Some("stopped")
+                ) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Ok::<_, String>(())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        Ok(id)
+    }
+
+    async fn state(&self, id: &str) -> RuntimeState {
+        let started = self
+            .meta(id)
+            .and_then(|m| m.started_at)
+            .and_then(|s| parse_time(&s));
+        if let Some(e) = self.exit(id) {
+            let finished = parse_time(&e.finished_at).unwrap_or_else(jiff::Timestamp::now);
+            return RuntimeState::Exited {
+                exit_code: e.exit_code,
+                reason: if e.exit_code == 0 {
+                    "Completed"
+                } else {
+                    "Error"
+                }
+                .into(),
+                started_at: started,
+                finished_at: finished,
+            };
+        }
+        match self.runc_status(id).as_deref() {
+            Some("running") | Some("created") | Some("paused") => RuntimeState::Running {
+                started_at: started.unwrap_or_else(jiff::Timestamp::now),
+            },
+            _ if self.dir(id).join("config.json").exists() => {
+                // the shim is writing the exit record, or died with the machine
+                RuntimeState::Created
+            }
+            _ => RuntimeState::Unknown,
+        }
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), String> {
+        if self.exit(id).is_some() {
+            return Ok(());
+        }
+        let _ = self.runc_cmd().args(["kill", id, "TERM"]).output();
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if self.exit(id).is_some() || self.runc_status(id).is_none() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = self.runc_cmd().args(["kill", "--all", id, "KILL"]).output();
+        for _ in 0..50 {
+            if self.exit(id).is_some() || self.runc_status(id).is_none() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), String> {
+        let _ = self.runc_cmd().args(["delete", "-f", id]).output();
+        let d = self.dir(id);
+        if d.exists() {
+            std::fs::remove_dir_all(&d).map_err(|e| format!("remove {}: {e}", d.display()))?;
+        }
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<RuntimeContainer>, String> {
+        let mut out = vec![];
+        let rd = std::fs::read_dir(&self.root).map_err(|e| e.to_string())?;
+        for e in rd.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if id.starts_with('.') {
+                continue;
+            }
+            if let Some(m) = self.meta(&id) {
+                out.push(RuntimeContainer {
+                    id,
+                    pod_uid: m.pod_uid,
+                    name: m.name,
+                    attempt: m.attempt,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn logs(&self, id: &str, opts: LogOptions) -> Result<LogStream, String> {
+        let path = self.dir(id).join("container.log");
+        let exit_path = self.dir(id).join("exit.json");
+        let data = tokio::fs::read(&path).await.unwrap_or_default();
+        let mut start = 0usize;
+        if let Some(n) = opts.tail_lines {
+            let mut count = 0u64;
+            let end = if data.ends_with(b"\n") {
+                data.len() - 1
+            } else {
+                data.len()
+            };
+            start = 0;
+            for i in (0..end).rev() {
+                if data[i] == b'\n' {
+                    count += 1;
+                    if count == n {
+                        start = i + 1;
+                        break;
+                    }
+                }
+            }
+            if n == 0 {
+                start = data.len();
+            }
+        }
+        let first = Bytes::copy_from_slice(&data[start..]);
+        let offset = data.len() as u64;
+        let follow = opts.follow;
+        let stream = futures_util::stream::unfold(
+            (Some(first), offset, follow, path, exit_path, false),
+            |(first, mut offset, follow, path, exit_path, done)| async move {
+                if let Some(f) = first {
+                    return Some((Ok(f), (None, offset, follow, path, exit_path, done)));
+                }
+                if !follow || done {
+                    return None;
+                }
+                loop {
+                    let exited = exit_path.exists();
+                    let len = tokio::fs::metadata(&path)
+                        .await
+                        .map(|m| m.len())
+                        .unwrap_or(0);
+                    if len > offset {
+                        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+                        let mut f = match tokio::fs::File::open(&path).await {
+                            Ok(f) => f,
+                            Err(e) => {
+                                return Some((
+                                    Err(e),
+                                    (None, offset, follow, path, exit_path, true),
+                                ))
+                            }
+                        };
+                        let _ = f.seek(std::io::SeekFrom::Start(offset)).await;
+                        let mut buf = vec![0u8; (len - offset).min(1 << 20) as usize];
+                        let n = f.read(&mut buf).await.unwrap_or(0);
+                        buf.truncate(n);
+                        offset += n as u64;
+                        return Some((
+                            Ok(Bytes::from(buf)),
+                            (None, offset, follow, path, exit_path, false),
+                        ));
+                    }
+                    if exited {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
+        );
+        Ok(Box::pin(stream))
+    }
+}
+
+/// The shim: `<shim command> RUNC RUNC_ROOT BUNDLE ID`. Runs `runc run` in the foreground with
+/// stdout/stderr appended to `BUNDLE/container.log`, then writes `BUNDLE/exit.json`. Returns the
+/// process exit code.
+pub fn shim_main(args: &[OsString]) -> i32 {
+    let [runc, runc_root, bundle, id] = args else {
+        eprintln!("usage: runtime-shim RUNC RUNC_ROOT BUNDLE ID");
+        return 2;
+    };
+    let bundle = PathBuf::from(bundle);
+    let log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(bundle.join("container.log"))
+    {
+        Ok(f) => f,
+        Err(_) => return 1,
+    };
+    let log2 = match log.try_clone() {
+        Ok(f) => f,
+        Err(_) => return 1,
+    };
+    let status = Command::new(runc)
+        .arg("--root")
+        .arg(runc_root)
+        .arg("run")
+        .arg("--bundle")
+        .arg(&bundle)
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .status();
+    let code = match status {
+        Ok(s) => match s.code() {
+            Some(c) => c,
+            None => {
+                use std::os::unix::process::ExitStatusExt;
+                128 + s.signal().unwrap_or(9)
+            }
+        },
+        Err(_) => 128,
+    };
+    let rec = ExitRecord {
+        exit_code: code,
+        finished_at: now_rfc3339(),
+    };
+    let tmp = bundle.join("exit.json.tmp");
+    if std::fs::write(&tmp, serde_json::to_vec(&rec).unwrap_or_default()).is_ok() {
+        let _ = std::fs::rename(&tmp, bundle.join("exit.json"));
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(entry: &[&str], cmd: &[&str]) -> ImageConfig {
+        ImageConfig {
+            entrypoint: (!entry.is_empty()).then(|| entry.iter().map(|s| s.to_string()).collect()),
+            cmd: (!cmd.is_empty()).then(|| cmd.iter().map(|s| s.to_string()).collect()),
+            env: Some(vec!["PATH=/bin".into(), "A=image".into()]),
+            ..Default::default()
+        }
+    }
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    /// The table from "Define a Command and Arguments for a Container".
+    #[test]
+    fn command_and_args_rules() {
+        let img = cfg(&["/ep-1"], &["foo", "bar"]);
+        assert_eq!(process_args(&img, &[], &[]), v(&["/ep-1", "foo", "bar"]));
+        assert_eq!(process_args(&img, &v(&["/ep-2"]), &[]), v(&["/ep-2"]));
+        assert_eq!(
+            process_args(&img, &[], &v(&["zoo", "boo"])),
+            v(&["/ep-1", "zoo", "boo"])
+        );
+        assert_eq!(
+            process_args(&img, &v(&["/ep-2"]), &v(&["zoo", "boo"])),
+            v(&["/ep-2", "zoo", "boo"])
+        );
+    }
+
+    #[test]
+    fn env_merge_container_wins() {
+        let img = cfg(&[], &["sh"]);
+        let env = merge_env(
+            &img,
+            &[("A".into(), "pod".into()), ("B".into(), "x".into())],
+        );
+        assert_eq!(env, v(&["PATH=/bin", "A=pod", "B=x"]));
+    }
+
+    #[test]
+    fn users() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0::/:/bin/sh\napp:x:1000:1001::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        assert_eq!(resolve_user(d.path(), "").unwrap(), (0, 0));
+        assert_eq!(resolve_user(d.path(), "app").unwrap(), (1000, 1001));
+        assert_eq!(resolve_user(d.path(), "1000").unwrap(), (1000, 1001));
+        assert_eq!(resolve_user(d.path(), "app:staff").unwrap(), (1000, 50));
+        assert_eq!(resolve_user(d.path(), "5:6").unwrap(), (5, 6));
+        assert!(resolve_user(d.path(), "nobody").is_err());
+        // a passwd that is a symlink out of the rootfs is not read
+        std::fs::remove_file(d.path().join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("etc/passwd")).unwrap();
+        assert!(resolve_user(d.path(), "root").is_err());
+    }
+
+    #[test]
+    fn ids_are_runc_safe() {
+        assert_eq!(container_id("a-b", "web/x y", 2), "a-b_web_x_y_2");
+    }
+}

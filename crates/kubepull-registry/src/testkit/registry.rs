@@ -1,0 +1,411 @@
+//! Starts the real CNCF distribution registry (Debian `docker-registry`,
+//! `/usr/bin/docker-registry serve config.yml`) on a free loopback port in a temp dir, and
+//! pushes test images through its API.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kubepull_core::reference::Digest;
+
+use super::tls::CertifiedKey;
+
+/// How long the registry may take to listen.
+pub const REGISTRY_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts tried before giving up when the chosen port was taken in the meantime.
+pub const REGISTRY_START_ATTEMPTS: u32 = 3;
+
+/// The registry's `auth` section.
+#[derive(Debug, Clone)]
+pub enum RegistryAuth {
+    /// No authentication.
+    None,
+    /// `auth.htpasswd` with a bcrypt file (made with `htpasswd -B`, Debian `apache2-utils`).
+    Htpasswd {
+        /// The htpasswd file.
+        path: PathBuf,
+    },
+    /// `auth.token`: distribution's token authentication.
+    Token {
+        /// Where clients get tokens.
+        realm: String,
+        /// The `service` (token `aud`).
+        service: String,
+        /// The token `iss`.
+        issuer: String,
+        /// The signing certificate(s), PEM.
+        root_cert_bundle_pem: String,
+    },
+}
+
+/// How to start a registry.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Serve HTTPS with this certificate; plain HTTP when `None`.
+    pub tls: Option<CertifiedKey>,
+    /// Authentication.
+    pub auth: RegistryAuth,
+    /// `storage.filesystem.rootdirectory`; a fresh directory in the temp dir when `None`
+    /// (share one to serve the same content from several registries).
+    pub storage: Option<PathBuf>,
+    /// The `redirect` storage middleware's `baseurl`: blob `GET`s answer `307` to
+    /// `BASEURL/docker/registry/v2/blobs/…`.
+    pub redirect_base_url: Option<String>,
+    /// `http.tls.clientcas`: require a client certificate signed by this CA (PEM).
+    pub client_ca_pem: Option<String>,
+}
+
+impl Default for RegistryConfig {
+    /// Plain HTTP, no authentication, fresh storage, no redirect, no client certificates.
+    fn default() -> Self {
+        RegistryConfig {
+            tls: None,
+            auth: RegistryAuth::None,
+            storage: None,
+            redirect_base_url: None,
+            client_ca_pem: None,
+        }
+    }
+}
+
+/// A running `docker-registry`; killed (by its own PID) and its temp dir removed on drop.
+pub struct RegistryProcess {
+    child: Child,
+    port: u16,
+    tls: bool,
+    storage: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for RegistryProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryProcess")
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback TCP port (bound then released).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Panics with the install hint unless `bin` is on `PATH`.
+pub fn require_binary(bin: &str, debian_package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{bin}` not found: this test needs the real binary (apt-get install -y {debian_package})"
+    );
+}
+
+impl RegistryProcess {
+    /// Writes the configuration and starts the registry; waits until it listens.
+    ///
+    /// The port is picked free and released before the registry binds it, so another
+    /// process may take it in between: a start that fails on "address already in use" is
+    /// retried on a new port (at most [`REGISTRY_START_ATTEMPTS`] times).
+    pub fn start(config: RegistryConfig) -> std::io::Result<RegistryProcess> {
+        require_binary("docker-registry", "docker-registry");
+        let mut attempt = 1;
+        loop {
+            match Self::start_on(&config, free_port()?) {
+                Err(e)
+                    if attempt < REGISTRY_START_ATTEMPTS
+                        && e.to_string().contains("address already in use") =>
+                {
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn start_on(config: &RegistryConfig, port: u16) -> std::io::Result<RegistryProcess> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        let storage = config.storage.clone().unwrap_or_else(|| d.join("data"));
+        let mut y = format!(
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: {}\n  maintenance:\n    uploadpurging:\n      enabled: false\n  delete:\n    enabled: true\n",
+            storage.display()
+        );
+        if let Some(base) = &config.redirect_base_url {
+            y.push_str(&format!(
+                "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: {base}\n"
+            ));
+        } else {
+            y.push_str("  redirect:\n    disable: true\n");
+        }
+        y.push_str(&format!(
+            "http:\n  addr: 127.0.0.1:{port}\n  secret: kubepull-test-secret\n"
+        ));
+        if let Some(tls) = &config.tls {
+            let (c, k) = tls.write(d, "server")?;
+            y.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                c.display(),
+                k.display()
+            ));
+            if let Some(ca) = &config.client_ca_pem {
+                let p = d.join("client-ca.crt");
+                std::fs::write(&p, ca)?;
+                y.push_str(&format!("    clientcas:\n      - {}\n", p.display()));
+            }
+        }
+        match &config.auth {
+            RegistryAuth::None => {}
+            RegistryAuth::Htpasswd { path } => y.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: kubepull-test\n    path: {}\n",
+                path.display()
+            )),
+            RegistryAuth::Token {
+                realm,
+                service,
+                issuer,
+                root_cert_bundle_pem,
+            } => {
+                let bundle = d.join("token-roots.pem");
+                std::fs::write(&bundle, root_cert_bundle_pem)?;
+                y.push_str(&format!(
+                    "auth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {}\n",
+                    bundle.display()
+                ));
+            }
+        }
+        y.push_str("health:\n  storagedriver:\n    enabled: false\n");
+        std::fs::write(d.join("config.yml"), y)?;
+        let log = std::fs::File::create(d.join("registry.log"))?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(d.join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let mut reg = RegistryProcess {
+            child,
+            port,
+            tls: config.tls.is_some(),
+            storage,
+            dir,
+        };
+        let deadline = Instant::now() + REGISTRY_START_TIMEOUT;
+        loop {
+            // ready when *this* registry says it listens (not some other process that took
+            // the port) and a connection succeeds
+            if reg
+                .log()
+                .contains(&format!("listening on 127.0.0.1:{port}"))
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && matches!(reg.child.try_wait(), Ok(None))
+            {
+                return Ok(reg);
+            }
+            if let Ok(Some(st)) = reg.child.try_wait() {
+                return Err(std::io::Error::other(format!(
+                    "docker-registry exited ({st}) during start-up:\n{}",
+                    reg.log()
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other(format!(
+                    "docker-registry did not listen:\n{}",
+                    reg.log()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `https://127.0.0.1:PORT` (or `http://`).
+    pub fn base_url(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.host()
+        )
+    }
+
+    /// The storage root.
+    pub fn storage(&self) -> &Path {
+        &self.storage
+    }
+
+    /// The registry's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+}
+
+/// Writes a bcrypt htpasswd file with one user, with `htpasswd -Bbc` (Debian
+/// `apache2-utils`).
+pub fn write_htpasswd(path: &Path, user: &str, password: &str) -> std::io::Result<()> {
+    require_binary("htpasswd", "apache2-utils");
+    let out = Command::new("htpasswd")
+        .arg("-Bbc")
+        .arg(path)
+        .args([user, password])
+        .output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("htpasswd failed"))
+    }
+}
+
+/// A small single-platform OCI image: config and two layers (one of 600 KB so streaming is
+/// exercised).
+#[derive(Debug, Clone)]
+pub struct TestImage {
+    /// The config blob.
+    pub config: Vec<u8>,
+    /// The layer blobs.
+    pub layers: Vec<Vec<u8>>,
+    /// The manifest bytes.
+    pub manifest: Vec<u8>,
+}
+
+/// The OCI image manifest media type.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// `{"mediaType","digest","size"}` of `data`.
+pub fn descriptor_json(media_type: &str, data: &[u8]) -> String {
+    format!(
+        r#"{{"mediaType":"{media_type}","digest":"{}","size":{}}}"#,
+        Digest::sha256_of(data),
+        data.len()
+    )
+}
+
+impl TestImage {
+    /// An image for `arch` whose content depends on `seed`.
+    pub fn new(arch: &str, seed: u8) -> TestImage {
+        let config = format!(
+            r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"config":{{}},"seed":{seed}}}"#
+        )
+        .into_bytes();
+        let mut x: u32 = 0x9e37_79b9 ^ u32::from(seed);
+        let big: Vec<u8> = (0..600_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        let layers = vec![big, vec![seed; 1000]];
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{},"layers":[{},{}]}}"#,
+            descriptor_json("application/vnd.oci.image.config.v1+json", &config),
+            descriptor_json("application/vnd.oci.image.layer.v1.tar", &layers[0]),
+            descriptor_json("application/vnd.oci.image.layer.v1.tar", &layers[1]),
+        )
+        .into_bytes();
+        TestImage {
+            config,
+            layers,
+            manifest,
+        }
+    }
+
+    /// The manifest digest.
+    pub fn digest(&self) -> Digest {
+        Digest::sha256_of(&self.manifest)
+    }
+
+    /// Every blob (config first).
+    pub fn blobs(&self) -> Vec<Vec<u8>> {
+        let mut v = vec![self.config.clone()];
+        v.extend(self.layers.iter().cloned());
+        v
+    }
+}
+
+/// Pushes `blobs` and then the manifest under `tag` through the distribution API
+/// (monolithic uploads), authenticating with the `Authorization` value given (a Basic
+/// header, or `Bearer` with a token from [`super::TokenServer::mint`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn push(
+    base_url: &str,
+    ca_pem: Option<&str>,
+    authorization: Option<&str>,
+    repo: &str,
+    tag: &str,
+    media_type: &str,
+    manifest: &[u8],
+    blobs: &[Vec<u8>],
+) -> Result<(), String> {
+    let mut b = reqwest::Client::builder().use_rustls_tls();
+    if let Some(ca) = ca_pem {
+        b = b.tls_built_in_root_certs(false).add_root_certificate(
+            reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?,
+        );
+    }
+    let http = b.build().map_err(|e| e.to_string())?;
+    let with_auth = |rb: reqwest::RequestBuilder| match authorization {
+        Some(a) => rb.header("authorization", a),
+        None => rb,
+    };
+    for blob in blobs {
+        let d = Digest::sha256_of(blob);
+        let r = with_auth(http.post(format!("{base_url}/v2/{repo}/blobs/uploads/")))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status() != 202 {
+            return Err(format!("start upload: {}", r.status()));
+        }
+        let loc = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or("upload without location")?
+            .to_string();
+        let loc = if loc.starts_with('/') {
+            format!("{base_url}{loc}")
+        } else {
+            loc
+        };
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let r = with_auth(http.put(format!("{loc}{sep}digest={d}")))
+            .header("content-type", "application/octet-stream")
+            .body(blob.clone())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status() != 201 {
+            return Err(format!("finish upload of {d}: {}", r.status()));
+        }
+    }
+    let r = with_auth(http.put(format!("{base_url}/v2/{repo}/manifests/{tag}")))
+        .header("content-type", media_type)
+        .body(manifest.to_vec())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status() != 201 {
+        return Err(format!(
+            "put manifest: {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,1217 @@
+//! Layer unpacking: tar, tar+gzip and tar+zstd layers applied onto a root filesystem
+//! directory, with OCI whiteouts.
+//!
+//! The rules follow containerd `archive/tar.go` (`applyNaive`, `createTarFile`) and umoci
+//! `oci/layer/tar_extract.go` (`UnpackEntry`):
+//!
+//! - `.wh.<name>` deletes `<name>` from the lower layers; `.wh..wh..opq` deletes everything in
+//!   its directory that this layer did not itself unpack. Whiteout files are never created.
+//! - A path that exists is removed and replaced, except a directory replaced by a directory,
+//!   whose metadata is merged.
+//! - Every parent path component is resolved *inside* the root, symlinks included (the
+//!   `securejoin` / `openat2(RESOLVE_IN_ROOT)` rule): a symlink may point anywhere, but a write
+//!   never follows one out of the root. Names with a `..` component are rejected; absolute names
+//!   are taken relative to the root, as tar does.
+//! - Ownership, device nodes, fifos and extended attributes are applied only when running as
+//!   root (and not [`UnpackOptions::rootless`]); otherwise devices and fifos are skipped and
+//!   counted.
+//!
+//! The tar reader is this module's own: every header, long name and PAX record is bounded (see
+//! the constants), and the decompressed size of a layer is bounded by
+//! [`UnpackOptions::max_unpacked_bytes`] (the decompression-bomb guard).
+
+use std::collections::{HashSet, VecDeque};
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use kubepull_core::reference::Digest;
+
+use crate::{Error, ImageRecord, Result, Store};
+
+/// The longest entry name, link target or resolved path accepted: Linux `PATH_MAX`.
+pub const MAX_PATH_LEN: usize = 4096;
+/// The longest single path component: Linux `NAME_MAX`.
+pub const MAX_NAME_LEN: usize = 255;
+/// The largest PAX extended header accepted (paths, link targets and xattrs; real ones are a
+/// few hundred bytes, security.capability and SELinux labels included).
+pub const MAX_PAX_HEADER: u64 = 1 << 20;
+/// Symlinks followed while resolving one path: Linux `MAXSYMLINKS`.
+pub const MAX_SYMLINK_FOLLOWS: usize = 40;
+/// Default bound on the entries of one layer (headers of any kind). The largest public images
+/// have a few hundred thousand files.
+pub const DEFAULT_MAX_ENTRIES: u64 = 2_000_000;
+/// Default bound on the decompressed bytes of one layer: the decompression-bomb guard. gzip
+/// expands at most about 1032:1, so a small hostile blob can otherwise fill a disk; 64 GiB is
+/// above any real layer and below what a node should ever write for one.
+pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 64 << 30;
+
+const BLOCK: usize = 512;
+const WHITEOUT_PREFIX: &str = ".wh.";
+const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
+
+/// How layers are unpacked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpackOptions {
+    /// Bound on the headers of one layer.
+    pub max_entries: u64,
+    /// Bound on the decompressed bytes of one layer.
+    pub max_unpacked_bytes: u64,
+    /// Do not apply ownership, device nodes, fifos or xattrs even when running as root.
+    /// Defaults to true when the process is not root.
+    pub rootless: bool,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        UnpackOptions {
+            max_entries: DEFAULT_MAX_ENTRIES,
+            max_unpacked_bytes: DEFAULT_MAX_UNPACKED_BYTES,
+            rootless: !rustix::process::geteuid().is_root(),
+        }
+    }
+}
+
+/// What unpacking one layer did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayerStats {
+    /// Tar headers read (metadata headers included).
+    pub entries: u64,
+    /// Regular files written.
+    pub files: u64,
+    /// Directories created or merged.
+    pub dirs: u64,
+    /// Symlinks created.
+    pub symlinks: u64,
+    /// Hard links created.
+    pub hardlinks: u64,
+    /// Device nodes and fifos created.
+    pub devices: u64,
+    /// Device nodes and fifos skipped (not root).
+    pub skipped_devices: u64,
+    /// `.wh.<name>` whiteouts applied.
+    pub whiteouts: u64,
+    /// `.wh..wh..opq` opaque markers applied.
+    pub opaque_dirs: u64,
+    /// Bytes of regular file content written.
+    pub bytes: u64,
+}
+
+impl LayerStats {
+    fn add(&mut self, o: &LayerStats) {
+        self.entries += o.entries;
+        self.files += o.files;
+        self.dirs += o.dirs;
+        self.symlinks += o.symlinks;
+        self.hardlinks += o.hardlinks;
+        self.devices += o.devices;
+        self.skipped_devices += o.skipped_devices;
+        self.whiteouts += o.whiteouts;
+        self.opaque_dirs += o.opaque_dirs;
+        self.bytes += o.bytes;
+    }
+}
+
+/// What unpacking an image did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnpackStats {
+    /// Layers applied.
+    pub layers: usize,
+    /// Sums over the layers.
+    pub total: LayerStats,
+}
+
+/// Why a layer could not be unpacked. Names the tar entry; never includes file content.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    /// The media type is not a tar layer.
+    #[error(
+        "unknown layer media type {0:?}: expected application/vnd.oci.image.layer.v1.tar \
+         (optionally +gzip or +zstd) or application/vnd.docker.image.rootfs.diff.tar.gzip"
+    )]
+    UnknownMediaType(String),
+    /// The compressed stream is corrupt.
+    #[error("decompress layer: {0}")]
+    Decompress(#[source] io::Error),
+    /// The stream is not a valid tar.
+    #[error("malformed tar header at byte {offset}: {reason}")]
+    Malformed {
+        /// Offset of the header in the decompressed stream.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The stream ended in the middle of an entry.
+    #[error("truncated layer: the tar stream ends inside entry {entry:?}")]
+    Truncated {
+        /// The entry being read.
+        entry: String,
+    },
+    /// The entry would write outside the root or is otherwise unsafe.
+    #[error("unsafe tar entry {entry:?}: {reason}")]
+    UnsafeEntry {
+        /// The entry name.
+        entry: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// An entry type this unpacker does not support (sparse files, volume labels).
+    #[error("tar entry {entry:?} has unsupported type {typeflag:?}")]
+    UnsupportedType {
+        /// The entry name.
+        entry: String,
+        /// The type flag.
+        typeflag: char,
+    },
+    /// The decompressed layer is larger than allowed.
+    #[error(
+        "layer expands to more than {limit} bytes (UnpackOptions::max_unpacked_bytes); \
+         refusing a possible decompression bomb"
+    )]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The layer has too many entries.
+    #[error("layer has more than {limit} tar entries (UnpackOptions::max_entries)")]
+    TooManyEntries {
+        /// The limit.
+        limit: u64,
+    },
+    /// A filesystem operation failed.
+    #[error("tar entry {entry:?}: {op}: {source}")]
+    Io {
+        /// The entry name.
+        entry: String,
+        /// What was being done.
+        op: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn layer_err(layer: &str, e: UnpackError) -> Error {
+    Error::Unpack {
+        layer: layer.to_string(),
+        source: e,
+    }
+}
+
+/// Unpacks one layer stream onto `dest` (created if missing). `media_type` must name a tar
+/// layer; the compression is taken from the stream's magic bytes when they disagree.
+pub fn unpack_layer(
+    reader: impl Read,
+    media_type: &str,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<LayerStats> {
+    unpack_layer_inner(reader, media_type, dest, opts).map_err(|e| layer_err("-", e))
+}
+
+/// Applies every layer of `rec`, base first, onto `dest` (created if missing). Each layer blob is
+/// re-hashed while it is read; a mismatch fails with [`Error::DigestMismatch`].
+pub fn unpack_image(
+    store: &Store,
+    rec: &ImageRecord,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackStats> {
+    let mut stats = UnpackStats::default();
+    for layer in &rec.layers {
+        let d = Digest::parse(&layer.digest).map_err(|e| Error::CorruptRecord {
+            path: rec.name.clone(),
+            reason: format!("layer digest {:?}: {e}", layer.digest),
+        })?;
+        let p = store.blob_path(&d);
+        let f = match File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::BlobNotFound(d.to_string()))
+            }
+            Err(e) => return Err(Error::io(format!("open {}", p.display()), e)),
+        };
+        let mut hr = HashingReader {
+            inner: f,
+            hash: <sha2::Sha256 as sha2::Digest>::new(),
+        };
+        let s = unpack_layer_inner(&mut hr, &layer.media_type, dest, opts)
+            .map_err(|e| layer_err(&layer.digest, e))?;
+        // the tar end may come before the end of the blob (padding, the compression trailer)
+        crate::ctx(io::copy(&mut hr, &mut io::sink()), || {
+            format!("read {}", p.display())
+        })?;
+        let sum: [u8; 32] = sha2::Digest::finalize(hr.hash).into();
+        let actual = Digest::from_sha256_bytes(&sum);
+        if actual != d {
+            return Err(Error::DigestMismatch {
+                expected: d.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        stats.layers += 1;
+        stats.total.add(&s);
+    }
+    Ok(stats)
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hash: sha2::Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hash, &buf[..n]);
+        Ok(n)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+fn compression_of(media_type: &str) -> Option<Compression> {
+    // OCI image-spec media-types.md and Docker image manifest v2.2
+    match media_type {
+        "application/vnd.oci.image.layer.v1.tar"
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar" => Some(Compression::None),
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+        | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(Compression::Gzip),
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => Some(Compression::Zstd),
+        _ => None,
+    }
+}
+
+/// Reads zstd streams of one or more frames (pigz-like concatenation is legal in zstd too).
+struct ZstdFrames<R: BufRead> {
+    dec: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(dec) = self.dec.as_mut() else {
+                return Ok(0);
+            };
+            let n = dec.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            let Some(dec) = self.dec.take() else {
+                return Ok(0);
+            };
+            let (mut src, mut fd) = dec.into_parts();
+            if src.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            fd.init(&mut src).map_err(io::Error::other)?;
+            self.dec = Some(
+                ruzstd::decoding::StreamingDecoder::new_with_decoder(src, fd)
+                    .map_err(io::Error::other)?,
+            );
+        }
+    }
+}
+
+fn decompressor<'a, R: Read + 'a>(
+    reader: R,
+    media_type: &str,
+) -> Result<Box<dyn Read + 'a>, UnpackError> {
+    let declared = compression_of(media_type)
+        .ok_or_else(|| UnpackError::UnknownMediaType(media_type.into()))?;
+    let mut br = BufReader::with_capacity(1 << 16, reader);
+    let head = br.fill_buf().map_err(UnpackError::Decompress)?;
+    // some registries serve a media type that does not match the bytes: trust the magic
+    let actual = if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else if declared == Compression::None
+        || head.is_empty()
+        || (head.len() >= 263 && &head[257..262] == b"ustar")
+    {
+        Compression::None
+    } else {
+        declared
+    };
+    Ok(match actual {
+        Compression::None => Box::new(br),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
+        Compression::Zstd => {
+            let dec = ruzstd::decoding::StreamingDecoder::new(br)
+                .map_err(|e| UnpackError::Decompress(io::Error::other(e)))?;
+            Box::new(ZstdFrames { dec: Some(dec) })
+        }
+    })
+}
+
+/// The decompressed stream, counted against the bomb guard.
+struct TarStream<'a> {
+    r: Box<dyn Read + 'a>,
+    offset: u64,
+    limit: u64,
+}
+
+impl TarStream<'_> {
+    /// Fills `buf`; returns how much was read (less only at the end of the stream).
+    fn read_full(&mut self, buf: &mut [u8]) -> Result<usize, UnpackError> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => {
+                    n += k;
+                    self.offset += k as u64;
+                    if self.offset > self.limit {
+                        return Err(UnpackError::TooLarge { limit: self.limit });
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(UnpackError::Decompress(e)),
+            }
+        }
+        Ok(n)
+    }
+
+    fn read_exact_or_truncated(&mut self, buf: &mut [u8], entry: &[u8]) -> Result<(), UnpackError> {
+        if self.read_full(buf)? < buf.len() {
+            return Err(UnpackError::Truncated {
+                entry: lossy(entry),
+            });
+        }
+        Ok(())
+    }
+
+    /// Skips `n` bytes of entry data.
+    fn skip(&mut self, mut n: u64, entry: &[u8]) -> Result<(), UnpackError> {
+        let mut buf = [0u8; 8192];
+        while n > 0 {
+            let k = n.min(buf.len() as u64) as usize;
+            self.read_exact_or_truncated(&mut buf[..k], entry)?;
+            n -= k as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads a metadata entry's data (long names, PAX headers), bounded by `max`.
+    fn read_meta(&mut self, size: u64, max: u64, what: &str) -> Result<Vec<u8>, UnpackError> {
+        if size > max {
+            return Err(UnpackError::Malformed {
+                offset: self.offset,
+                reason: format!("{what} of {size} bytes is larger than the {max} allowed"),
+            });
+        }
+        let mut v = vec![0u8; size as usize];
+        self.read_exact_or_truncated(&mut v, what.as_bytes())?;
+        self.skip(padding(size), what.as_bytes())?;
+        Ok(v)
+    }
+}
+
+fn padding(size: u64) -> u64 {
+    (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn cstr(field: &[u8]) -> &[u8] {
+    match field.iter().position(|&b| b == 0) {
+        Some(i) => &field[..i],
+        None => field,
+    }
+}
+
+/// A numeric header field: octal (NUL/space padded) or GNU base-256.
+// Go archive/tar reader.go, parser.parseNumeric
+fn numeric(field: &[u8]) -> Option<u64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        if field[0] == 0xff {
+            return None; // negative
+        }
+        let mut v: u64 = u64::from(field[0] & 0x7f);
+        for &b in &field[1..] {
+            v = v.checked_mul(256)?.checked_add(u64::from(b))?;
+        }
+        return Some(v);
+    }
+    let s = cstr(field);
+    let s = std::str::from_utf8(s)
+        .ok()?
+        .trim_matches(|c| c == ' ' || c == '\0');
+    if s.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(s, 8).ok()
+}
+
+#[derive(Debug, Default, Clone)]
+struct Pax {
+    path: Option<Vec<u8>>,
+    linkpath: Option<Vec<u8>>,
+    size: Option<u64>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    mtime: Option<(i64, u32)>,
+    atime: Option<(i64, u32)>,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// PAX records `"%d %s=%s\n"`.
+// Go archive/tar reader.go, parsePAX and strconv.go, parsePAXRecord
+fn parse_pax(mut data: &[u8], offset: u64) -> Result<Pax, UnpackError> {
+    let bad = |reason: &str| UnpackError::Malformed {
+        offset,
+        reason: format!("pax header: {reason}"),
+    };
+    let mut pax = Pax::default();
+    while !data.is_empty() {
+        let sp = data
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or_else(|| bad("record without a length"))?;
+        let len: usize = std::str::from_utf8(&data[..sp])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("record length is not a number"))?;
+        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
+            return Err(bad("record length does not match its content"));
+        }
+        let rec = &data[sp + 1..len - 1];
+        data = &data[len..];
+        let eq = rec
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or_else(|| bad("record without '='"))?;
+        let (k, v) = (&rec[..eq], &rec[eq + 1..]);
+        let num = |v: &[u8]| -> Result<u64, UnpackError> {
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad("numeric record is not a number"))
+        };
+        match k {
+            b"path" => pax.path = Some(v.to_vec()),
+            b"linkpath" => pax.linkpath = Some(v.to_vec()),
+            b"size" => pax.size = Some(num(v)?),
+            b"uid" => pax.uid = Some(num(v)?),
+            b"gid" => pax.gid = Some(num(v)?),
+            b"mtime" => pax.mtime = Some(pax_time(v).ok_or_else(|| bad("bad mtime"))?),
+            b"atime" => pax.atime = Some(pax_time(v).ok_or_else(|| bad("bad atime"))?),
+            _ => {
+                if let Some(name) = k.strip_prefix(b"SCHILY.xattr.") {
+                    pax.xattrs.push((name.to_vec(), v.to_vec()));
+                }
+            }
+        }
+    }
+    Ok(pax)
+}
+
+fn pax_time(v: &[u8]) -> Option<(i64, u32)> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (secs, frac) = match s.split_once('.') {
+        Some((a, b)) => (a, b),
+        None => (s, ""),
+    };
+    let secs: i64 = secs.parse().ok()?;
+    let mut nanos: u32 = 0;
+    for (i, c) in frac.chars().take(9).enumerate() {
+        let d = c.to_digit(10)?;
+        nanos += d * 10u32.pow(8 - i as u32);
+    }
+    Some((secs, nanos))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    HardLink,
+    Symlink,
+    Char,
+    Block,
+    Dir,
+    Fifo,
+}
+
+struct Entry {
+    name: Vec<u8>,
+    link: Vec<u8>,
+    kind: Kind,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    size: u64,
+    mtime: (i64, u32),
+    atime: (i64, u32),
+    devmajor: u64,
+    devminor: u64,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn checksum_ok(h: &[u8; BLOCK]) -> bool {
+    let Some(want) = numeric(&h[148..156]) else {
+        return false;
+    };
+    // the checksum field counts as spaces; historic tars summed signed bytes
+    let unsigned: u64 = h
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(b)
+            }
+        })
+        .sum();
+    let signed: i64 = h
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                i64::from(b as i8)
+            }
+        })
+        .sum();
+    want == unsigned || i64::try_from(want).is_ok_and(|w| w == signed)
+}
+
+struct Unpacker<'a> {
+    root: &'a Path,
+    privileged: bool,
+    stats: LayerStats,
+    /// Paths (relative to the root, resolved) this layer wrote: `.wh..wh..opq` keeps them.
+    unpacked: HashSet<PathBuf>,
+    /// Directories whose mode and times are applied at the end of the layer (their content
+    /// changes their mtime; a read-only mode would stop an unprivileged unpack).
+    dirs: Vec<DeferredDir>,
+}
+
+struct DeferredDir {
+    path: PathBuf,
+    ino: u64,
+    mode: u32,
+    mtime: (i64, u32),
+    atime: (i64, u32),
+}
+
+fn unpack_layer_inner(
+    reader: impl Read,
+    media_type: &str,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<LayerStats, UnpackError> {
+    let r = decompressor(reader, media_type)?;
+    fs::create_dir_all(dest).map_err(|e| UnpackError::Io {
+        entry: "/".into(),
+        op: format!("create {}", dest.display()),
+        source: e,
+    })?;
+    let mut ts = TarStream {
+        r,
+        offset: 0,
+        limit: opts.max_unpacked_bytes,
+    };
+    let mut u = Unpacker {
+        root: dest,
+        privileged: !opts.rootless && rustix::process::geteuid().is_root(),
+        stats: LayerStats::default(),
+        unpacked: HashSet::new(),
+        dirs: Vec::new(),
+    };
+    let mut pax: Option<Pax> = None;
+    let mut long_name: Option<Vec<u8>> = None;
+    let mut long_link: Option<Vec<u8>> = None;
+    loop {
+        let offset = ts.offset;
+        let mut h = [0u8; BLOCK];
+        let n = ts.read_full(&mut h)?;
+        if n == 0 {
+            // a stream without the end-of-archive blocks: accepted, as Go's archive/tar does
+            break;
+        }
+        if n < BLOCK {
+            return Err(UnpackError::Truncated {
+                entry: "(header)".into(),
+            });
+        }
+        if h.iter().all(|&b| b == 0) {
+            break;
+        }
+        u.stats.entries += 1;
+        if u.stats.entries > opts.max_entries {
+            return Err(UnpackError::TooManyEntries {
+                limit: opts.max_entries,
+            });
+        }
+        if !checksum_ok(&h) {
+            return Err(UnpackError::Malformed {
+                offset,
+                reason: "header checksum does not match (not a tar stream?)".into(),
+            });
+        }
+        let bad_num = |field: &str| UnpackError::Malformed {
+            offset,
+            reason: format!("{field} field is not a number"),
+        };
+        let typeflag = h[156];
+        let hsize = numeric(&h[124..136]).ok_or_else(|| bad_num("size"))?;
+        match typeflag {
+            b'L' => {
+                long_name = Some(
+                    cstr(&ts.read_meta(hsize, MAX_PATH_LEN as u64, "gnu long name")?).to_vec(),
+                );
+                continue;
+            }
+            b'K' => {
+                long_link = Some(
+                    cstr(&ts.read_meta(hsize, MAX_PATH_LEN as u64, "gnu long link")?).to_vec(),
+                );
+                continue;
+            }
+            b'x' | b'X' => {
+                let data = ts.read_meta(hsize, MAX_PAX_HEADER, "pax header")?;
+                pax = Some(parse_pax(&data, offset)?);
+                continue;
+            }
+            b'g' => {
+                // global PAX headers hold defaults no layer tool relies on
+                ts.read_meta(hsize, MAX_PAX_HEADER, "pax global header")?;
+                continue;
+            }
+            _ => {}
+        }
+        let p = pax.take().unwrap_or_default();
+        let ustar = &h[257..263] == b"ustar\0";
+        let name = if let Some(n) = p.path.clone() {
+            n
+        } else if let Some(n) = long_name.take() {
+            n
+        } else {
+            let base = cstr(&h[0..100]);
+            let prefix = if ustar { cstr(&h[345..500]) } else { &[][..] };
+            if prefix.is_empty() {
+                base.to_vec()
+            } else {
+                [prefix, b"/", base].concat()
+            }
+        };
+        long_name = None;
+        let link = p
+            .linkpath
+            .clone()
+            .or_else(|| long_link.take())
+            .unwrap_or_else(|| cstr(&h[157..257]).to_vec());
+        long_link = None;
+        let size = p.size.unwrap_or(hsize);
+        let kind = match typeflag {
+            b'0' | b'\0' | b'7' => Kind::File,
+            b'1' => Kind::HardLink,
+            b'2' => Kind::Symlink,
+            b'3' => Kind::Char,
+            b'4' => Kind::Block,
+            b'5' => Kind::Dir,
+            b'6' => Kind::Fifo,
+            other => {
+                return Err(UnpackError::UnsupportedType {
+                    entry: lossy(&name),
+                    typeflag: other as char,
+                })
+            }
+        };
+        let mtime = match p.mtime {
+            Some(t) => t,
+            None => {
+                let m = numeric(&h[136..148]).ok_or_else(|| bad_num("mtime"))?;
+                (i64::try_from(m).unwrap_or(i64::MAX), 0)
+            }
+        };
+        let e = Entry {
+            kind,
+            mode: (numeric(&h[100..108]).ok_or_else(|| bad_num("mode"))? & 0o7777) as u32,
+            uid: p
+                .uid
+                .map_or_else(|| numeric(&h[108..116]).ok_or_else(|| bad_num("uid")), Ok)?,
+            gid: p
+                .gid
+                .map_or_else(|| numeric(&h[116..124]).ok_or_else(|| bad_num("gid")), Ok)?,
+            size,
+            mtime,
+            atime: p.atime.unwrap_or(mtime),
+            devmajor: numeric(&h[329..337]).unwrap_or(0),
+            devminor: numeric(&h[337..345]).unwrap_or(0),
+            xattrs: p.xattrs,
+            name,
+            link,
+        };
+        // only regular files carry data; the rest may declare a size, which is skipped
+        let consumed = u.apply(&e, &mut ts)?;
+        ts.skip(e.size - consumed.min(e.size), &e.name)?;
+        ts.skip(padding(e.size), &e.name)?;
+    }
+    u.finish()?;
+    Ok(u.stats)
+}
+
+fn unsafe_entry(name: &[u8], reason: impl Into<String>) -> UnpackError {
+    UnpackError::UnsafeEntry {
+        entry: lossy(name),
+        reason: reason.into(),
+    }
+}
+
+/// Splits and checks an entry name: no `..`, bounded lengths; absolute names are relative to
+/// the root. An empty result is the root itself.
+fn clean_name(name: &[u8]) -> Result<Vec<Vec<u8>>, UnpackError> {
+    if name.is_empty() {
+        return Err(unsafe_entry(name, "empty name"));
+    }
+    if name.len() > MAX_PATH_LEN {
+        return Err(unsafe_entry(
+            &name[..64],
+            format!("name is longer than {MAX_PATH_LEN} bytes"),
+        ));
+    }
+    if name.contains(&0) {
+        return Err(unsafe_entry(name, "name contains a NUL byte"));
+    }
+    let mut out = Vec::new();
+    for c in name.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                return Err(unsafe_entry(
+                    name,
+                    "name has a \"..\" component (it could escape the root)",
+                ))
+            }
+            c if c.len() > MAX_NAME_LEN => {
+                return Err(unsafe_entry(
+                    name,
+                    format!("a component is longer than {MAX_NAME_LEN} bytes"),
+                ))
+            }
+            c => out.push(c.to_vec()),
+        }
+    }
+    Ok(out)
+}
+
+fn rel_path(comps: &[Vec<u8>]) -> PathBuf {
+    let mut p = PathBuf::new();
+    for c in comps {
+        p.push(OsStr::from_bytes(c));
+    }
+    p
+}
+
+impl Unpacker<'_> {
+    fn io_err(&self, e: &Entry, op: impl Into<String>) -> impl FnOnce(io::Error) -> UnpackError {
+        let entry = lossy(&e.name);
+        let op = op.into();
+        move |source| UnpackError::Io { entry, op, source }
+    }
+
+    /// Resolves `comps` inside the root: every component that is a symlink is followed with the
+    /// root as `/` (`..` stops at the root), like `securejoin.SecureJoin`
+    /// (cyphar/filepath-securejoin join.go). Missing directories are created when `create`;
+    /// otherwise `None` is returned for a missing one.
+    fn resolve(
+        &self,
+        name: &[u8],
+        comps: &[Vec<u8>],
+        create: bool,
+    ) -> Result<Option<Vec<Vec<u8>>>, UnpackError> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut queue: VecDeque<Vec<u8>> = comps.iter().cloned().collect();
+        let mut follows = 0usize;
+        let mut len = 0usize;
+        while let Some(c) = queue.pop_front() {
+            match c.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    if let Some(last) = out.pop() {
+                        len -= last.len() + 1;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            len += c.len() + 1;
+            if len > MAX_PATH_LEN {
+                return Err(unsafe_entry(
+                    name,
+                    format!("resolved path is longer than {MAX_PATH_LEN} bytes"),
+                ));
+            }
+            let p = self.root.join(rel_path(&out)).join(OsStr::from_bytes(&c));
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    len -= c.len() + 1;
+                    follows += 1;
+                    if follows > MAX_SYMLINK_FOLLOWS {
+                        return Err(unsafe_entry(
+                            name,
+                            format!("more than {MAX_SYMLINK_FOLLOWS} symlinks in its path"),
+                        ));
+                    }
+                    let target = fs::read_link(&p).map_err(|source| UnpackError::Io {
+                        entry: lossy(name),
+                        op: format!("read symlink {}", p.display()),
+                        source,
+                    })?;
+                    let t = target.into_os_string().into_vec();
+                    if t.starts_with(b"/") {
+                        out.clear();
+                        len = 0;
+                    }
+                    for part in t.split(|&b| b == b'/').rev() {
+                        queue.push_front(part.to_vec());
+                    }
+                }
+                Ok(m) if m.is_dir() => out.push(c),
+                Ok(_) => {
+                    return Err(unsafe_entry(
+                        name,
+                        format!(
+                            "parent {} is not a directory",
+                            rel_path(&out).join(OsStr::from_bytes(&c)).display()
+                        ),
+                    ))
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    if !create {
+                        return Ok(None);
+                    }
+                    fs::DirBuilder::new()
+                        .mode(0o755)
+                        .create(&p)
+                        .map_err(|source| UnpackError::Io {
+                            entry: lossy(name),
+                            op: format!("create parent directory {}", p.display()),
+                            source,
+                        })?;
+                    out.push(c);
+                }
+                Err(source) => {
+                    return Err(UnpackError::Io {
+                        entry: lossy(name),
+                        op: format!("stat {}", p.display()),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Applies one entry; returns how many data bytes it consumed.
+    fn apply(&mut self, e: &Entry, ts: &mut TarStream<'_>) -> Result<u64, UnpackError> {
+        let comps = clean_name(&e.name)?;
+        let Some((base, parent)) = comps.split_last() else {
+            // the root itself: containerd ignores it ("resolved to root")
+            return Ok(0);
+        };
+        if let Some(c) = parent
+            .iter()
+            .find(|c| c.starts_with(WHITEOUT_PREFIX.as_bytes()))
+        {
+            return Err(unsafe_entry(
+                &e.name,
+                format!("directory component {:?} is a whiteout name", lossy(c)),
+            ));
+        }
+        let base_s = base.as_slice();
+        // containerd archive/tar.go applyNaive: whiteouts
+        if base_s == WHITEOUT_OPAQUE.as_bytes() {
+            let Some(dir) = self.resolve(&e.name, parent, true)? else {
+                return Ok(0);
+            };
+            self.opaque(e, &dir)?;
+            self.stats.opaque_dirs += 1;
+            return Ok(0);
+        }
+        if let Some(orig) = base_s.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            if orig.is_empty() || orig == b"." || orig == b".." {
+                return Err(unsafe_entry(
+                    &e.name,
+                    "whiteout of \".\", \"..\" or nothing",
+                ));
+            }
+            if orig.starts_with(WHITEOUT_PREFIX.as_bytes()) {
+                // aufs metadata (.wh..wh.plnk, .wh..wh.aufs): never unpacked, as in Docker
+                return Ok(0);
+            }
+            self.stats.whiteouts += 1;
+            let Some(dir) = self.resolve(&e.name, parent, false)? else {
+                return Ok(0);
+            };
+            let target = self.root.join(rel_path(&dir)).join(OsStr::from_bytes(orig));
+            remove_any(&target)
+                .map_err(self.io_err(e, format!("apply whiteout to {}", target.display())))?;
+            return Ok(0);
+        }
+        let Some(dir) = self.resolve(&e.name, parent, true)? else {
+            return Ok(0);
+        };
+        let rel = rel_path(&dir).join(OsStr::from_bytes(base));
+        let path = self.root.join(&rel);
+        // containerd createTarFile: replace anything there except dir-onto-dir (merged)
+        let existing = fs::symlink_metadata(&path).ok();
+        if let Some(m) = &existing {
+            if !(m.is_dir() && e.kind == Kind::Dir) {
+                remove_any(&path).map_err(self.io_err(e, format!("replace {}", path.display())))?;
+            }
+        }
+        self.unpacked.insert(rel.clone());
+        let mut consumed = 0;
+        match e.kind {
+            Kind::Dir => {
+                if !existing.as_ref().is_some_and(|m| m.is_dir()) {
+                    fs::DirBuilder::new()
+                        .mode(0o700)
+                        .create(&path)
+                        .map_err(self.io_err(e, "create directory"))?;
+                }
+                self.stats.dirs += 1;
+            }
+            Kind::File => {
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc_o_nofollow())
+                    .open(&path)
+                    .map_err(self.io_err(e, "create file"))?;
+                let mut buf = vec![0u8; 64 << 10];
+                let mut left = e.size;
+                while left > 0 {
+                    let k = left.min(buf.len() as u64) as usize;
+                    ts.read_exact_or_truncated(&mut buf[..k], &e.name)?;
+                    io::Write::write_all(&mut f, &buf[..k])
+                        .map_err(self.io_err(e, "write file"))?;
+                    left -= k as u64;
+                }
+                consumed = e.size;
+                self.stats.files += 1;
+                self.stats.bytes += e.size;
+            }
+            Kind::Symlink => {
+                if e.link.len() > MAX_PATH_LEN || e.link.is_empty() {
+                    return Err(unsafe_entry(&e.name, "symlink target is empty or too long"));
+                }
+                std::os::unix::fs::symlink(OsStr::from_bytes(&e.link), &path)
+                    .map_err(self.io_err(e, "create symlink"))?;
+                self.stats.symlinks += 1;
+            }
+            Kind::HardLink => {
+                let lcomps = clean_name(&e.link).map_err(|err| match err {
+                    UnpackError::UnsafeEntry { reason, .. } => unsafe_entry(
+                        &e.name,
+                        format!("hard link target {:?}: {reason}", lossy(&e.link)),
+                    ),
+                    other => other,
+                })?;
+                let Some((lbase, lparent)) = lcomps.split_last() else {
+                    return Err(unsafe_entry(&e.name, "hard link to the root"));
+                };
+                // containerd hardlinkRootPath: the parent resolves in the root, the last
+                // component is linked as it is (a link to a symlink links the symlink)
+                let target = self
+                    .resolve(&e.name, lparent, false)?
+                    .map(|d| self.root.join(rel_path(&d)).join(OsStr::from_bytes(lbase)));
+                let Some(target) =
+                    target.filter(|t| fs::symlink_metadata(t).is_ok_and(|m| !m.is_dir()))
+                else {
+                    return Err(unsafe_entry(
+                        &e.name,
+                        format!(
+                            "hard link target {:?} is not an earlier non-directory entry",
+                            lossy(&e.link)
+                        ),
+                    ));
+                };
+                fs::hard_link(&target, &path).map_err(self.io_err(e, "create hard link"))?;
+                self.stats.hardlinks += 1;
+                return Ok(0);
+            }
+            Kind::Char | Kind::Block | Kind::Fifo => {
+                if !self.privileged {
+                    self.unpacked.remove(&rel);
+                    self.stats.skipped_devices += 1;
+                    return Ok(0);
+                }
+                let ft = match e.kind {
+                    Kind::Char => rustix::fs::FileType::CharacterDevice,
+                    Kind::Block => rustix::fs::FileType::BlockDevice,
+                    _ => rustix::fs::FileType::Fifo,
+                };
+                let major = u32::try_from(e.devmajor)
+                    .map_err(|_| unsafe_entry(&e.name, "device major out of range"))?;
+                let minor = u32::try_from(e.devminor)
+                    .map_err(|_| unsafe_entry(&e.name, "device minor out of range"))?;
+                rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    &path,
+                    ft,
+                    rustix::fs::Mode::from_raw_mode(0o600),
+                    rustix::fs::makedev(major, minor),
+                )
+                .map_err(io::Error::from)
+                .map_err(self.io_err(e, "create device node"))?;
+                self.stats.devices += 1;
+            }
+        }
+        self.metadata(e, &path)?;
+        Ok(consumed)
+    }
+
+    /// Ownership, mode, xattrs and times, in that order: chown clears setuid bits (containerd
+    /// createTarFile: "must happen after chown").
+    fn metadata(&mut self, e: &Entry, path: &Path) -> Result<(), UnpackError> {
+        if self.privileged {
+            let uid =
+                u32::try_from(e.uid).map_err(|_| unsafe_entry(&e.name, "uid out of range"))?;
+            let gid =
+                u32::try_from(e.gid).map_err(|_| unsafe_entry(&e.name, "gid out of range"))?;
+            std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+                .map_err(self.io_err(e, "chown"))?;
+        }
+        if e.kind == Kind::Dir {
+            let ino = fs::symlink_metadata(path).map(|m| m.ino()).unwrap_or(0);
+            self.dirs.push(DeferredDir {
+                path: path.to_path_buf(),
+                ino,
+                mode: e.mode,
+                mtime: e.mtime,
+                atime: e.atime,
+            });
+        } else if e.kind != Kind::Symlink {
+            fs::set_permissions(path, fs::Permissions::from_mode(e.mode))
+                .map_err(self.io_err(e, "chmod"))?;
+        }
+        if self.privileged {
+            for (k, v) in &e.xattrs {
+                let name = OsStr::from_bytes(k);
+                match rustix::fs::lsetxattr(path, name, v, rustix::fs::XattrFlags::empty()) {
+                    Ok(()) => {}
+                    // containerd: xattrs the filesystem does not support are skipped
+                    Err(rustix::io::Errno::NOTSUP) => {}
+                    Err(rustix::io::Errno::PERM) if e.kind == Kind::Symlink => {}
+                    Err(err) => {
+                        return Err(UnpackError::Io {
+                            entry: lossy(&e.name),
+                            op: format!("set xattr {}", lossy(k)),
+                            source: err.into(),
+                        })
+                    }
+                }
+            }
+        }
+        if e.kind != Kind::Dir {
+            set_times(path, e.mtime, e.atime).map_err(self.io_err(e, "set times"))?;
+        }
+        Ok(())
+    }
+
+    /// containerd applyNaive, `.wh..wh..opq`: removes everything under `dir` this layer did not
+    /// unpack.
+    fn opaque(&mut self, e: &Entry, dir: &[Vec<u8>]) -> Result<(), UnpackError> {
+        let rel = rel_path(dir);
+        let mut stack = vec![rel];
+        while let Some(d) = stack.pop() {
+            let abs = self.root.join(&d);
+            let rd = match fs::read_dir(&abs) {
+                Ok(rd) => rd,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(self.io_err(e, format!("list {}", abs.display()))(err)),
+            };
+            for ent in rd {
+                let ent = ent.map_err(self.io_err(e, format!("list {}", abs.display())))?;
+                let child = d.join(ent.file_name());
+                if self.unpacked.contains(&child) {
+                    if ent.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push(child);
+                    }
+                    continue;
+                }
+                let p = self.root.join(&child);
+                remove_any(&p).map_err(self.io_err(e, format!("remove {}", p.display())))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), UnpackError> {
+        // deepest last-written first, so a parent's times are set after its children changed it
+        for DeferredDir {
+            path,
+            ino,
+            mode,
+            mtime,
+            atime,
+        } in self.dirs.drain(..).rev()
+        {
+            let Ok(m) = fs::symlink_metadata(&path) else {
+                continue; // removed later in the layer
+            };
+            if !m.is_dir() || m.ino() != ino {
+                continue; // replaced later in the layer
+            }
+            let err = |op: &str| {
+                let op = op.to_string();
+                let entry = path.display().to_string();
+                move |source| UnpackError::Io { entry, op, source }
+            };
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(err("chmod"))?;
+            set_times(&path, mtime, atime).map_err(err("set times"))?;
+        }
+        Ok(())
+    }
+}
+
+fn libc_o_nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
+fn set_times(path: &Path, mtime: (i64, u32), atime: (i64, u32)) -> io::Result<()> {
+    let ts = |t: (i64, u32)| rustix::fs::Timespec {
+        tv_sec: t.0,
+        tv_nsec: t.1.into(),
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &rustix::fs::Timestamps {
+            last_access: ts(atime),
+            last_modification: ts(mtime),
+        },
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Removes a file, symlink or directory tree without following symlinks.
+fn remove_any(p: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}

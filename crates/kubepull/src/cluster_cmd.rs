@@ -1,0 +1,331 @@
+//! `kubepull server`, `kubepull node`, `kubepull up`, `kubepull token`, `kubepull retry`: the
+//! control plane and the node agent, separately or in one process.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use crate::exit;
+use crate::pull_cmd;
+
+pub fn server_command() -> Command {
+    Command::new("server")
+        .about("Run the Kubernetes-compatible API server and controllers (kubectl works against it)")
+        .arg(data_dir_arg())
+        .arg(
+            Arg::new("bind-address")
+                .long("bind-address")
+                .default_value("127.0.0.1")
+                .value_parser(clap::value_parser!(IpAddr))
+                .help("Address to serve HTTPS on"),
+        )
+        .arg(
+            Arg::new("secure-port")
+                .long("secure-port")
+                .default_value("6443")
+                .value_parser(clap::value_parser!(u16))
+                .help("HTTPS port (0: any free port)"),
+        )
+        .arg(
+            Arg::new("datastore")
+                .long("datastore")
+                .value_name("SPEC")
+                .default_value("")
+                .help("Storage: empty for the embedded redb file in the data dir, or etcd://host:2379[,host:2379...]"),
+        )
+}
+
+fn data_dir_arg() -> Arg {
+    Arg::new("data-dir")
+        .long("data-dir")
+        .value_name("DIR")
+        .required(true)
+        .help("State directory: certificates, tokens, admin.kubeconfig, the datastore")
+}
+
+pub fn node_command() -> Command {
+    pull_cmd::registry_args(
+        Command::new("node")
+            .about("Run the node agent: register a Node, pull with pods' secrets, run containers with runc")
+            .arg(Arg::new("server").long("server").required(true).value_name("URL").help("API server URL"))
+            .arg(Arg::new("token").long("token").value_name("TOKEN").help("This node's token (`kubepull token node NAME`); or KUBEPULL_NODE_TOKEN"))
+            .arg(Arg::new("ca-file").long("ca-file").required(true).value_name("FILE").help("The API server's CA certificate (DATA_DIR/pki/ca.crt)"))
+            .arg(Arg::new("name").long("name").required(true).value_name("NAME").help("Node name"))
+            .arg(Arg::new("root").long("root").required(true).value_name("DIR").help("Node state: image store, containers"))
+            .arg(Arg::new("node-ip").long("node-ip").default_value("127.0.0.1").value_parser(clap::value_parser!(IpAddr)))
+            .arg(Arg::new("docker-config").long("docker-config").value_name("FILE").help("The node's docker config.json (credentials after the pods' secrets)")),
+    )
+}
+
+pub fn up_command() -> Command {
+    pull_cmd::registry_args(
+        Command::new("up")
+            .about("Run the API server, controllers and a node agent in one process (single machine)")
+            .arg(data_dir_arg())
+            .arg(Arg::new("secure-port").long("secure-port").default_value("6443").value_parser(clap::value_parser!(u16)))
+            .arg(Arg::new("datastore").long("datastore").value_name("SPEC").default_value(""))
+            .arg(Arg::new("name").long("name").value_name("NAME").help("Node name [default: the host name]"))
+            .arg(Arg::new("docker-config").long("docker-config").value_name("FILE")),
+    )
+}
+
+pub fn token_command() -> Command {
+    Command::new("token")
+        .about("Print a node's join token")
+        .arg(Arg::new("kind").required(true).value_parser(["node"]))
+        .arg(Arg::new("name").required(true))
+        .arg(data_dir_arg())
+}
+
+pub fn retry_command() -> Command {
+    Command::new("retry")
+        .about("Make the node retry a pod's image pulls and crashed containers now, skipping the back-off")
+        .arg(Arg::new("pod").required(true).action(ArgAction::Append))
+        .arg(Arg::new("namespace").short('n').long("namespace").default_value("default"))
+        .arg(Arg::new("kubeconfig").long("kubeconfig").value_name("FILE"))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KUBEPULL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn report(r: anyhow::Result<()>) -> u8 {
+    match r {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
+    }
+}
+
+/// A kube client for `url` trusting `ca_pem`, authenticating with `token`.
+pub fn kube_client(url: &str, ca_pem: &[u8], token: &str) -> anyhow::Result<kube::Client> {
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<Vec<u8>> = rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<_, _>>()
+        .context("reading the CA certificate (PEM)")?;
+    if certs.is_empty() {
+        bail!("the CA file holds no PEM certificate");
+    }
+    let mut cfg = kube::Config::new(url.parse().with_context(|| format!("--server {url:?} is not a URL"))?);
+    cfg.root_cert = Some(certs);
+    cfg.auth_info.token = Some(secrecy::SecretString::from(token.to_string()));
+    kube::Client::try_from(cfg).context("building the API client")
+}
+
+pub fn run_server(m: &ArgMatches) -> u8 {
+    init_logging();
+    let data_dir = PathBuf::from(m.get_one::<String>("data-dir").cloned().unwrap_or_default());
+    let cfg = kubepull_apiserver::ServerConfig {
+        data_dir,
+        bind_address: *m.get_one::<IpAddr>("bind-address").unwrap_or(&IpAddr::from([127, 0, 0, 1])),
+        secure_port: *m.get_one::<u16>("secure-port").unwrap_or(&6443),
+        datastore: m.get_one::<String>("datastore").cloned().unwrap_or_default(),
+    };
+    let rt = match runtime() {
+        Ok(r) => r,
+        Err(e) => return report(Err(e)),
+    };
+    report(rt.block_on(async move {
+        let server = kubepull_apiserver::start(cfg).await.context("starting the API server")?;
+        eprintln!(
+            "kubepull server listening on {}; admin kubeconfig: {}",
+            server.url(),
+            server.kubeconfig_path().display()
+        );
+        let client = kube_client(&server.url(), server.ca_pem().as_bytes(), &server.admin_token())?;
+        let controllers = tokio::spawn(kubepull_controllers::run_all(
+            client,
+            kubepull_controllers::ControllerOptions::default(),
+            shutdown_signal(),
+        ));
+        shutdown_signal().await;
+        controllers.abort();
+        server.shutdown().await;
+        Ok(())
+    }))
+}
+
+fn load_docker_config(m: &ArgMatches) -> anyhow::Result<Option<kubepull_core::dockerconfig::DockerConfig>> {
+    match m.get_one::<String>("docker-config") {
+        None => Ok(None),
+        Some(f) => crate::creds_cmd::load_node_config(Path::new(f)).map(Some),
+    }
+}
+
+async fn run_node_agent(
+    client: kube::Client,
+    m: &ArgMatches,
+    name: String,
+    root: PathBuf,
+    node_ip: IpAddr,
+    token: String,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let store = kubepull_store::Store::open(&root.join("images"))
+        .with_context(|| format!("opening the image store in {}", root.display()))?;
+    let registry = pull_cmd::registry_client(m)?;
+    let puller = kubepull_node::puller::Puller::new(registry, store.clone(), kubepull_registry::Platform::host());
+    let images = Arc::new(kubepull_node::service::StoreImageService::new(puller));
+    let runtime = Arc::new(
+        kubepull_node::service::RuncRuntime::new(&root.join("containers"), store)
+            .context("setting up the container runtime")?,
+    );
+    let cfg = kubepull_node::agent::AgentConfig {
+        node_name: name,
+        node_ip,
+        token,
+        root,
+        node_config: load_docker_config(m)?,
+        log_port: 0,
+        verify: kubepull_node::images::VerifyPolicy::default(),
+    };
+    kubepull_node::agent::run(client, cfg, images, runtime, shutdown)
+        .await
+        .context("node agent")
+}
+
+pub fn run_node(m: &ArgMatches) -> u8 {
+    init_logging();
+    let r = (|| -> anyhow::Result<()> {
+        let url = m.get_one::<String>("server").cloned().unwrap_or_default();
+        let token = match m.get_one::<String>("token") {
+            Some(t) => t.clone(),
+            None => std::env::var("KUBEPULL_NODE_TOKEN")
+                .context("--token or KUBEPULL_NODE_TOKEN is required")?,
+        };
+        let ca_file = m.get_one::<String>("ca-file").cloned().unwrap_or_default();
+        let ca = std::fs::read(&ca_file).with_context(|| format!("--ca-file {ca_file}"))?;
+        let name = m.get_one::<String>("name").cloned().unwrap_or_default();
+        let root = PathBuf::from(m.get_one::<String>("root").cloned().unwrap_or_default());
+        let node_ip = *m.get_one::<IpAddr>("node-ip").unwrap_or(&IpAddr::from([127, 0, 0, 1]));
+        let rt = runtime()?;
+        rt.block_on(async {
+            let client = kube_client(&url, &ca, &token)?;
+            run_node_agent(client, m, name, root, node_ip, token, shutdown_signal()).await
+        })
+    })();
+    report(r)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_lowercase())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node-1".into())
+}
+
+pub fn run_up(m: &ArgMatches) -> u8 {
+    init_logging();
+    let r = (|| -> anyhow::Result<()> {
+        let data_dir = PathBuf::from(m.get_one::<String>("data-dir").cloned().unwrap_or_default());
+        let name = m.get_one::<String>("name").cloned().unwrap_or_else(hostname);
+        let cfg = kubepull_apiserver::ServerConfig {
+            data_dir: data_dir.clone(),
+            bind_address: IpAddr::from([127, 0, 0, 1]),
+            secure_port: *m.get_one::<u16>("secure-port").unwrap_or(&6443),
+            datastore: m.get_one::<String>("datastore").cloned().unwrap_or_default(),
+        };
+        let rt = runtime()?;
+        rt.block_on(async move {
+            let server = kubepull_apiserver::start(cfg).await.context("starting the API server")?;
+            let admin = kube_client(&server.url(), server.ca_pem().as_bytes(), &server.admin_token())?;
+            let controllers = tokio::spawn(kubepull_controllers::run_all(
+                admin,
+                kubepull_controllers::ControllerOptions::default(),
+                shutdown_signal(),
+            ));
+            let token = server.node_token(&name);
+            let node_client = kube_client(&server.url(), server.ca_pem().as_bytes(), &token)?;
+            eprintln!(
+                "kubepull is up: API server {}, node {name}\n  export KUBECONFIG={}",
+                server.url(),
+                server.kubeconfig_path().display()
+            );
+            let r = run_node_agent(
+                node_client,
+                m,
+                name,
+                data_dir.join("node"),
+                IpAddr::from([127, 0, 0, 1]),
+                token,
+                shutdown_signal(),
+            )
+            .await;
+            controllers.abort();
+            server.shutdown().await;
+            r
+        })
+    })();
+    report(r)
+}
+
+pub fn run_token(m: &ArgMatches) -> u8 {
+    let data_dir = PathBuf::from(m.get_one::<String>("data-dir").cloned().unwrap_or_default());
+    let name = m.get_one::<String>("name").cloned().unwrap_or_default();
+    match kubepull_apiserver::node_token(&data_dir, &name) {
+        Ok(t) => {
+            println!("{t}");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+pub fn run_retry(m: &ArgMatches) -> u8 {
+    let r = (|| -> anyhow::Result<()> {
+        let ns = m.get_one::<String>("namespace").cloned().unwrap_or_else(|| "default".into());
+        let rt = runtime()?;
+        rt.block_on(async {
+            let client = match m.get_one::<String>("kubeconfig") {
+                Some(f) => {
+                    let kc = kube::config::Kubeconfig::read_from(f).with_context(|| format!("--kubeconfig {f}"))?;
+                    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+                    kube::Client::try_from(cfg)?
+                }
+                None => kube::Client::try_default().await.context("no kubeconfig (set KUBECONFIG or --kubeconfig)")?,
+            };
+            let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, &ns);
+            let stamp = jiff::Timestamp::now().to_string();
+            for p in m.get_many::<String>("pod").into_iter().flatten() {
+                let patch = serde_json::json!({"metadata": {"annotations": {kubepull_node::pod::RETRY_NOW_ANNOTATION: stamp}}});
+                pods.patch(p, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+                    .await
+                    .with_context(|| format!("pod {ns}/{p}"))?;
+                println!("pod/{p} will retry now");
+            }
+            Ok(())
+        })
+    })();
+    report(r)
+}
