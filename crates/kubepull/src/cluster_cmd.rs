@@ -63,12 +63,33 @@ pub fn node_command() -> Command {
 pub fn up_command() -> Command {
     pull_cmd::registry_args(
         Command::new("up")
-            .about("Run the API server, controllers and a node agent in one process (single machine)")
+            .about(
+                "Run the API server, controllers and a node agent in one process (single machine)",
+            )
             .arg(data_dir_arg())
-            .arg(Arg::new("secure-port").long("secure-port").default_value("6443").value_parser(clap::value_parser!(u16)))
-            .arg(Arg::new("datastore").long("datastore").value_name("SPEC").default_value(""))
-            .arg(Arg::new("name").long("name").value_name("NAME").help("Node name [default: the host name]"))
-            .arg(Arg::new("docker-config").long("docker-config").value_name("FILE")),
+            .arg(
+                Arg::new("secure-port")
+                    .long("secure-port")
+                    .default_value("6443")
+                    .value_parser(clap::value_parser!(u16)),
+            )
+            .arg(
+                Arg::new("datastore")
+                    .long("datastore")
+                    .value_name("SPEC")
+                    .default_value(""),
+            )
+            .arg(
+                Arg::new("name")
+                    .long("name")
+                    .value_name("NAME")
+                    .help("Node name [default: the host name]"),
+            )
+            .arg(
+                Arg::new("docker-config")
+                    .long("docker-config")
+                    .value_name("FILE"),
+            ),
     )
 }
 
@@ -78,6 +99,25 @@ pub fn token_command() -> Command {
         .arg(Arg::new("kind").required(true).value_parser(["node"]))
         .arg(Arg::new("name").required(true))
         .arg(data_dir_arg())
+}
+
+pub fn shim_command() -> Command {
+    Command::new("runtime-shim")
+        .hide(true)
+        .about("Supervise one container (started by the node agent)")
+        .arg(
+            Arg::new("args")
+                .num_args(4)
+                .value_parser(clap::value_parser!(std::ffi::OsString)),
+        )
+}
+
+pub fn run_shim(m: &ArgMatches) -> u8 {
+    let args: Vec<std::ffi::OsString> = m
+        .get_many::<std::ffi::OsString>("args")
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default();
+    kubepull_node::runc::shim_main(&args) as u8
 }
 
 pub fn retry_command() -> Command {
@@ -132,7 +172,10 @@ pub fn kube_client(url: &str, ca_pem: &[u8], token: &str) -> anyhow::Result<kube
     if certs.is_empty() {
         bail!("the CA file holds no PEM certificate");
     }
-    let mut cfg = kube::Config::new(url.parse().with_context(|| format!("--server {url:?} is not a URL"))?);
+    let mut cfg = kube::Config::new(
+        url.parse()
+            .with_context(|| format!("--server {url:?} is not a URL"))?,
+    );
     cfg.root_cert = Some(certs);
     cfg.auth_info.token = Some(secrecy::SecretString::from(token.to_string()));
     kube::Client::try_from(cfg).context("building the API client")
@@ -141,37 +184,40 @@ pub fn kube_client(url: &str, ca_pem: &[u8], token: &str) -> anyhow::Result<kube
 pub fn run_server(m: &ArgMatches) -> u8 {
     init_logging();
     let data_dir = PathBuf::from(m.get_one::<String>("data-dir").cloned().unwrap_or_default());
-    let cfg = kubepull_apiserver::ServerConfig {
+    let cfg = kubepull_control::ServerConfig {
         data_dir,
-        bind_address: *m.get_one::<IpAddr>("bind-address").unwrap_or(&IpAddr::from([127, 0, 0, 1])),
+        bind_address: *m
+            .get_one::<IpAddr>("bind-address")
+            .unwrap_or(&IpAddr::from([127, 0, 0, 1])),
         secure_port: *m.get_one::<u16>("secure-port").unwrap_or(&6443),
-        datastore: m.get_one::<String>("datastore").cloned().unwrap_or_default(),
+        datastore: m
+            .get_one::<String>("datastore")
+            .cloned()
+            .unwrap_or_default(),
+        controllers: true,
     };
     let rt = match runtime() {
         Ok(r) => r,
         Err(e) => return report(Err(e)),
     };
     report(rt.block_on(async move {
-        let server = kubepull_apiserver::start(cfg).await.context("starting the API server")?;
+        let server = kubepull_control::start(cfg)
+            .await
+            .context("starting the API server")?;
         eprintln!(
             "kubepull server listening on {}; admin kubeconfig: {}",
             server.url(),
             server.kubeconfig_path().display()
         );
-        let client = kube_client(&server.url(), server.ca_pem().as_bytes(), &server.admin_token())?;
-        let controllers = tokio::spawn(kubepull_controllers::run_all(
-            client,
-            kubepull_controllers::ControllerOptions::default(),
-            shutdown_signal(),
-        ));
         shutdown_signal().await;
-        controllers.abort();
         server.shutdown().await;
         Ok(())
     }))
 }
 
-fn load_docker_config(m: &ArgMatches) -> anyhow::Result<Option<kubepull_core::dockerconfig::DockerConfig>> {
+fn load_docker_config(
+    m: &ArgMatches,
+) -> anyhow::Result<Option<kubepull_core::dockerconfig::DockerConfig>> {
     match m.get_one::<String>("docker-config") {
         None => Ok(None),
         Some(f) => crate::creds_cmd::load_node_config(Path::new(f)).map(Some),
@@ -190,12 +236,25 @@ async fn run_node_agent(
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let store = kubepull_store::Store::open(&root.join("images"))
         .with_context(|| format!("opening the image store in {}", root.display()))?;
-    let registry = pull_cmd::registry_client(m)?;
-    let puller = kubepull_node::puller::Puller::new(registry, store.clone(), kubepull_registry::Platform::host());
+    let (registry, hosts) = pull_cmd::registry_client(m)?;
+    let mut puller = kubepull_node::puller::Puller::new(
+        registry,
+        store.clone(),
+        kubepull_registry::Platform::host(),
+    );
+    if let Some(h) = hosts {
+        puller = puller.with_hosts(h);
+    }
     let images = Arc::new(kubepull_node::service::StoreImageService::new(puller));
+    let exe =
+        std::env::current_exe().context("locating the kubepull binary for the runtime shim")?;
     let runtime = Arc::new(
-        kubepull_node::service::RuncRuntime::new(&root.join("containers"), store)
-            .context("setting up the container runtime")?,
+        kubepull_node::runc::RuncRuntime::new(
+            &root.join("containers"),
+            store,
+            vec![exe.into_os_string(), "runtime-shim".into()],
+        )
+        .map_err(|e| anyhow::anyhow!("container runtime: {e}"))?,
     );
     let cfg = kubepull_node::agent::AgentConfig {
         node_name: name,
@@ -224,7 +283,9 @@ pub fn run_node(m: &ArgMatches) -> u8 {
         let ca = std::fs::read(&ca_file).with_context(|| format!("--ca-file {ca_file}"))?;
         let name = m.get_one::<String>("name").cloned().unwrap_or_default();
         let root = PathBuf::from(m.get_one::<String>("root").cloned().unwrap_or_default());
-        let node_ip = *m.get_one::<IpAddr>("node-ip").unwrap_or(&IpAddr::from([127, 0, 0, 1]));
+        let node_ip = *m
+            .get_one::<IpAddr>("node-ip")
+            .unwrap_or(&IpAddr::from([127, 0, 0, 1]));
         let rt = runtime()?;
         rt.block_on(async {
             let client = kube_client(&url, &ca, &token)?;
@@ -246,22 +307,25 @@ pub fn run_up(m: &ArgMatches) -> u8 {
     init_logging();
     let r = (|| -> anyhow::Result<()> {
         let data_dir = PathBuf::from(m.get_one::<String>("data-dir").cloned().unwrap_or_default());
-        let name = m.get_one::<String>("name").cloned().unwrap_or_else(hostname);
-        let cfg = kubepull_apiserver::ServerConfig {
+        let name = m
+            .get_one::<String>("name")
+            .cloned()
+            .unwrap_or_else(hostname);
+        let cfg = kubepull_control::ServerConfig {
             data_dir: data_dir.clone(),
             bind_address: IpAddr::from([127, 0, 0, 1]),
             secure_port: *m.get_one::<u16>("secure-port").unwrap_or(&6443),
-            datastore: m.get_one::<String>("datastore").cloned().unwrap_or_default(),
+            datastore: m
+                .get_one::<String>("datastore")
+                .cloned()
+                .unwrap_or_default(),
+            controllers: true,
         };
         let rt = runtime()?;
         rt.block_on(async move {
-            let server = kubepull_apiserver::start(cfg).await.context("starting the API server")?;
-            let admin = kube_client(&server.url(), server.ca_pem().as_bytes(), &server.admin_token())?;
-            let controllers = tokio::spawn(kubepull_controllers::run_all(
-                admin,
-                kubepull_controllers::ControllerOptions::default(),
-                shutdown_signal(),
-            ));
+            let server = kubepull_control::start(cfg)
+                .await
+                .context("starting the API server")?;
             let token = server.node_token(&name);
             let node_client = kube_client(&server.url(), server.ca_pem().as_bytes(), &token)?;
             eprintln!(
@@ -279,7 +343,6 @@ pub fn run_up(m: &ArgMatches) -> u8 {
                 shutdown_signal(),
             )
             .await;
-            controllers.abort();
             server.shutdown().await;
             r
         })
@@ -290,7 +353,7 @@ pub fn run_up(m: &ArgMatches) -> u8 {
 pub fn run_token(m: &ArgMatches) -> u8 {
     let data_dir = PathBuf::from(m.get_one::<String>("data-dir").cloned().unwrap_or_default());
     let name = m.get_one::<String>("name").cloned().unwrap_or_default();
-    match kubepull_apiserver::node_token(&data_dir, &name) {
+    match kubepull_control::node_token(&data_dir, &name) {
         Ok(t) => {
             println!("{t}");
             exit::OK
@@ -304,7 +367,10 @@ pub fn run_token(m: &ArgMatches) -> u8 {
 
 pub fn run_retry(m: &ArgMatches) -> u8 {
     let r = (|| -> anyhow::Result<()> {
-        let ns = m.get_one::<String>("namespace").cloned().unwrap_or_else(|| "default".into());
+        let ns = m
+            .get_one::<String>("namespace")
+            .cloned()
+            .unwrap_or_else(|| "default".into());
         let rt = runtime()?;
         rt.block_on(async {
             let client = match m.get_one::<String>("kubeconfig") {

@@ -1,6 +1,7 @@
 //! `kubepull`: one binary for the Kubernetes image-pull-secret chain.
 
 mod adapt;
+mod cluster_cmd;
 mod create_secret;
 mod creds_cmd;
 mod exit;
@@ -50,6 +51,12 @@ fn cli() -> Command {
         .subcommand(pull_cmd::rmi_command())
         .subcommand(pull_cmd::gc_command())
         .subcommand(pull_cmd::unpack_command())
+        .subcommand(cluster_cmd::server_command())
+        .subcommand(cluster_cmd::node_command())
+        .subcommand(cluster_cmd::up_command())
+        .subcommand(cluster_cmd::token_command())
+        .subcommand(cluster_cmd::retry_command())
+        .subcommand(cluster_cmd::shim_command())
 }
 
 fn main() -> ExitCode {
@@ -80,6 +87,12 @@ fn main() -> ExitCode {
         Some(("rmi", m)) => pull_cmd::run_rmi(m),
         Some(("gc", m)) => pull_cmd::run_gc(m),
         Some(("unpack", m)) => pull_cmd::run_unpack(m),
+        Some(("server", m)) => cluster_cmd::run_server(m),
+        Some(("node", m)) => cluster_cmd::run_node(m),
+        Some(("up", m)) => cluster_cmd::run_up(m),
+        Some(("token", m)) => cluster_cmd::run_token(m),
+        Some(("retry", m)) => cluster_cmd::run_retry(m),
+        Some(("runtime-shim", m)) => cluster_cmd::run_shim(m),
         _ => exit::USAGE,
     };
     ExitCode::from(code)

@@ -1,0 +1,274 @@
+//! API errors as `Status` objects, worded as kube-apiserver words them
+//! (k8s.io/apimachinery `pkg/api/errors`), so kubectl prints what users know.
+
+use serde_json::{json, Value};
+
+use crate::resources::Resource;
+
+/// An API error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP code.
+    pub code: u16,
+    /// `NotFound`, `AlreadyExists`, `Conflict`, `Invalid`, `Forbidden`, …
+    pub reason: &'static str,
+    /// The message.
+    pub message: String,
+    /// `details`, if any.
+    pub details: Option<Value>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.reason, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Result with [`ApiError`].
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// The `Status` object.
+    pub fn status(&self) -> Value {
+        let mut v = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(d) = &self.details {
+            v["details"] = d.clone();
+        }
+        v
+    }
+
+    fn new(code: u16, reason: &'static str, message: String, details: Option<Value>) -> Self {
+        ApiError {
+            code,
+            reason,
+            message,
+            details,
+        }
+    }
+
+    /// 404 `secrets "x" not found`.
+    pub fn not_found(r: &Resource, name: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", r.qualified()),
+            Some(json!({"name": name, "group": r.group, "kind": r.plural})),
+        )
+    }
+
+    /// 404 for an unknown path.
+    pub fn path_not_found() -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource".into(),
+            None,
+        )
+    }
+
+    /// 409 `secrets "x" already exists`.
+    pub fn already_exists(r: &Resource, name: &str) -> Self {
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", r.qualified()),
+            Some(json!({"name": name, "group": r.group, "kind": r.plural})),
+        )
+    }
+
+    /// 409 optimistic-concurrency conflict.
+    pub fn conflict(r: &Resource, name: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                r.qualified()
+            ),
+            Some(json!({"name": name, "group": r.group, "kind": r.plural})),
+        )
+    }
+
+    /// 422 `Kind "name" is invalid: field: detail, …`.
+    pub fn invalid(r: &Resource, name: &str, causes: Vec<Cause>) -> Self {
+        let text: Vec<String> = causes.iter().map(|c| c.text()).collect();
+        let msg = if text.len() == 1 {
+            format!("{} \"{name}\" is invalid: {}", r.kind, text[0])
+        } else {
+            format!("{} \"{name}\" is invalid: [{}]", r.kind, text.join(", "))
+        };
+        Self::new(
+            422,
+            "Invalid",
+            msg,
+            Some(json!({
+                "name": name,
+                "group": r.group,
+                "kind": r.kind,
+                "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message_part(), "field": c.field})).collect::<Vec<_>>(),
+            })),
+        )
+    }
+
+    /// 403 with the authorizer's wording.
+    pub fn forbidden(r: &Resource, name: &str, message: String) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            message,
+            Some(json!({"name": name, "group": r.group, "kind": r.plural})),
+        )
+    }
+
+    /// 403 with a free message.
+    pub fn forbidden_msg(message: String) -> Self {
+        Self::new(403, "Forbidden", message, None)
+    }
+
+    /// 401.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized".into(), None)
+    }
+
+    /// 400.
+    pub fn bad_request(message: String) -> Self {
+        Self::new(400, "BadRequest", message, None)
+    }
+
+    /// 405.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource".into(),
+            None,
+        )
+    }
+
+    /// 410 for a compacted watch or list.
+    pub fn gone(message: String) -> Self {
+        Self::new(410, "Expired", message, None)
+    }
+
+    /// 415.
+    pub fn unsupported_media(ct: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?})"),
+            None,
+        )
+    }
+
+    /// 500.
+    pub fn internal(message: String) -> Self {
+        Self::new(500, "InternalError", message, None)
+    }
+
+    /// 503.
+    pub fn unavailable(message: String) -> Self {
+        Self::new(503, "ServiceUnavailable", message, None)
+    }
+}
+
+/// One field error (`field.Error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// `FieldValueRequired`, `FieldValueInvalid`, `FieldValueNotSupported`, `FieldValueForbidden`.
+    pub reason: &'static str,
+    /// The field path.
+    pub field: String,
+    /// The bad value as printed (already redacted for secrets), if any.
+    pub value: Option<String>,
+    /// The detail.
+    pub detail: String,
+}
+
+impl Cause {
+    /// `Required value`.
+    pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Cause {
+            reason: "FieldValueRequired",
+            field: field.into(),
+            value: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// `Invalid value: <v>: detail`.
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Cause {
+            reason: "FieldValueInvalid",
+            field: field.into(),
+            value: Some(value.into()),
+            detail: detail.into(),
+        }
+    }
+
+    /// `Unsupported value: <v>: supported values: …`.
+    pub fn not_supported(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        supported: &[&str],
+    ) -> Self {
+        Cause {
+            reason: "FieldValueNotSupported",
+            field: field.into(),
+            value: Some(value.into()),
+            detail: format!(
+                "supported values: {}",
+                supported
+                    .iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// `Forbidden: detail`.
+    pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Cause {
+            reason: "FieldValueForbidden",
+            field: field.into(),
+            value: None,
+            detail: detail.into(),
+        }
+    }
+
+    fn message_part(&self) -> String {
+        let kind = match self.reason {
+            "FieldValueRequired" => "Required value",
+            "FieldValueInvalid" => "Invalid value",
+            "FieldValueNotSupported" => "Unsupported value",
+            _ => "Forbidden",
+        };
+        let mut s = kind.to_string();
+        if let Some(v) = &self.value {
+            s.push_str(&format!(": {v}"));
+        }
+        if !self.detail.is_empty() {
+            s.push_str(&format!(": {}", self.detail));
+        }
+        s
+    }
+
+    /// `field: Required value: detail`.
+    pub fn text(&self) -> String {
+        format!("{}: {}", self.field, self.message_part())
+    }
+}

@@ -1,0 +1,246 @@
+//! kubepull's control plane: a Kubernetes-compatible API server and its controllers.
+//!
+//! - [`server`]: HTTPS (HTTP/1.1 and HTTP/2), bearer-token authentication (an admin token, and
+//!   one token per node), the node authorizer's rule, discovery (legacy and aggregated), OpenAPI
+//!   v3 with `fieldValidation`, CRUD, patch (JSON, merge, strategic), watch, Table output, the
+//!   `pods/log` proxy to the node, `binding` and `scale` subresources.
+//! - [`objects`]: objects as JSON over a [`kubepull_datastore::Datastore`]: metadata, admission
+//!   (namespaces must exist, ServiceAccount defaulting and `imagePullSecrets` copy), validation
+//!   ([`admission`]), optimistic concurrency (409), finalizers and graceful pod deletion.
+//! - [`controllers`]: Deployment → ReplicaSet → Pods, scheduler, garbage collector, namespace
+//!   deletion, node lifecycle.
+//! - [`redb_store`]: the embedded default datastore.
+//! - [`pki`]: certificates, tokens, `admin.kubeconfig`.
+
+#![forbid(unsafe_code)]
+// Handlers mirror the API verbs' parameters; match arms read as the protobuf field tables.
+#![allow(clippy::too_many_arguments, clippy::collapsible_match)]
+
+pub mod admission;
+pub mod controllers;
+pub mod errors;
+pub mod objects;
+pub mod patch;
+pub mod pki;
+pub mod protobuf;
+pub mod redb_store;
+pub mod resources;
+pub mod server;
+pub mod table;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kubepull_datastore::Datastore;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// State directory.
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub bind_address: IpAddr,
+    /// Port (0: any free port).
+    pub secure_port: u16,
+    /// `""`/`redb` (embedded, default), `memory` (tests), or `etcd://h:2379,…`.
+    pub datastore: String,
+    /// Run the controllers in this process.
+    pub controllers: bool,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Certificates or tokens.
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    /// The datastore.
+    #[error("datastore: {0}")]
+    Datastore(String),
+    /// Listening.
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS set-up.
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// A running server.
+pub struct ServerHandle {
+    url: String,
+    data_dir: PathBuf,
+    state: Arc<server::State>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> String {
+        self.state.pki.ca_pem.clone()
+    }
+    /// The admin token.
+    pub fn admin_token(&self) -> String {
+        self.state.pki.admin_token.clone()
+    }
+    /// `DATA_DIR/admin.kubeconfig`.
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.data_dir.join("admin.kubeconfig")
+    }
+    /// The token of node `name`.
+    pub fn node_token(&self, name: &str) -> String {
+        self.state.pki.node_token(name)
+    }
+    /// The object layer (for in-process use).
+    pub fn objects(&self) -> objects::Objects {
+        self.state.objects.clone()
+    }
+    /// Stops serving.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// The join token of node `name` of the server whose state is in `data_dir`.
+pub fn node_token(data_dir: &Path, name: &str) -> Result<String, pki::PkiError> {
+    pki::node_token(data_dir, name)
+}
+
+/// Opens the datastore named by `spec`.
+pub fn open_datastore(spec: &str, data_dir: &Path) -> Result<Arc<dyn Datastore>, StartError> {
+    match spec {
+        "" | "redb" => {
+            let p = data_dir.join("state.redb");
+            Ok(Arc::new(
+                redb_store::RedbStore::open(&p).map_err(|e| StartError::Datastore(e.to_string()))?,
+            ))
+        }
+        "memory" => Ok(Arc::new(kubepull_datastore::memory::MemoryStore::new())),
+        s if s.starts_with("etcd://") => Err(StartError::Datastore(
+            "--datastore etcd://… is not supported by this build yet; use the embedded default (omit --datastore)".into(),
+        )),
+        other => Err(StartError::Datastore(format!(
+            "--datastore {other:?} is not understood: use nothing (embedded redb) or etcd://host:2379[,host:2379]"
+        ))),
+    }
+}
+
+/// Starts the API server (and the controllers when configured).
+pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| StartError::Datastore(format!("{}: {e}", cfg.data_dir.display())))?;
+    let pki = pki::Pki::load_or_create(&cfg.data_dir, cfg.bind_address)?;
+    let store = open_datastore(&cfg.datastore, &cfg.data_dir)?;
+    let objects = objects::Objects::new(store);
+    objects
+        .bootstrap()
+        .await
+        .map_err(|e| StartError::Datastore(e.to_string()))?;
+    let addr = SocketAddr::new(cfg.bind_address, cfg.secure_port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let host = if cfg.bind_address.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        match cfg.bind_address {
+            IpAddr::V6(a) => format!("[{a}]"),
+            IpAddr::V4(a) => a.to_string(),
+        }
+    };
+    let url = format!("https://{host}:{}", local.port());
+    pki.write_kubeconfig(&cfg.data_dir.join("admin.kubeconfig"), &url)?;
+
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<rustls_pki_types::CertificateDer<'static>> =
+        rustls_pki_types::CertificateDer::pem_slice_iter(pki.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(pki.key_pem.as_bytes())
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut tls = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .use_rustls_tls()
+        .build()
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    let state = Arc::new(server::State {
+        objects: objects.clone(),
+        pki,
+        http,
+    });
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let st = state.clone();
+    let mut rx = stop_rx.clone();
+    let accept = tokio::spawn(async move {
+        loop {
+            let conn = tokio::select! {
+                _ = rx.changed() => return,
+                c = listener.accept() => c,
+            };
+            let Ok((tcp, _)) = conn else { continue };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let st = st.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(move |req| server::handle(st.clone(), req));
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .await;
+            });
+        }
+    });
+    let mut tasks = vec![accept];
+    if cfg.controllers {
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(controllers::run(objects, async move {
+            let _ = rx.changed().await;
+        })));
+    }
+    Ok(ServerHandle {
+        url,
+        data_dir: cfg.data_dir,
+        state,
+        stop,
+        tasks,
+    })
+}

@@ -1,0 +1,1086 @@
+//! The object layer: Kubernetes objects as JSON over a [`Datastore`], with metadata management,
+//! admission, validation, optimistic concurrency, selectors and watches. The HTTP server and the
+//! in-process controllers both go through it.
+
+use std::sync::Arc;
+
+use kubepull_datastore::{Datastore, Error as StoreError, Event, KeyValue};
+use serde_json::{json, Value};
+
+use crate::admission;
+use crate::errors::{ApiError, ApiResult, Cause};
+use crate::resources::{self, Resource};
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum User {
+    /// The admin (and the in-process controllers).
+    Admin,
+    /// A node, `system:node:<name>`.
+    Node(String),
+}
+
+impl User {
+    /// The user name as Kubernetes prints it.
+    pub fn name(&self) -> String {
+        match self {
+            User::Admin => "kubepull-admin".into(),
+            User::Node(n) => format!("system:node:{n}"),
+        }
+    }
+}
+
+/// List options.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Label selector.
+    pub label_selector: Option<String>,
+    /// Field selector.
+    pub field_selector: Option<String>,
+    /// Page size (0: all).
+    pub limit: usize,
+    /// Continue token.
+    pub continue_token: Option<String>,
+}
+
+/// Delete options.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// Grace period.
+    pub grace_period_seconds: Option<i64>,
+    /// `Foreground`, `Background`, `Orphan`.
+    pub propagation_policy: Option<String>,
+    /// Precondition on UID.
+    pub uid: Option<String>,
+    /// Precondition on resourceVersion.
+    pub resource_version: Option<String>,
+}
+
+/// The API over a store.
+#[derive(Clone)]
+pub struct Objects {
+    store: Arc<dyn Datastore>,
+}
+
+fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::AlreadyExists { .. } => ApiError::already_exists(r, name),
+        StoreError::NotFound { .. } => ApiError::not_found(r, name),
+        StoreError::Conflict { .. } => ApiError::conflict(r, name),
+        StoreError::Compacted { requested, oldest } => {
+            ApiError::gone(format!("too old resource version: {requested} ({oldest})"))
+        }
+        StoreError::Unavailable { message } => ApiError::unavailable(message),
+        StoreError::Backend { message } => ApiError::internal(message),
+    }
+}
+
+/// Reads a stored value into an object with its resourceVersion.
+pub fn decode(kv: &KeyValue) -> Value {
+    let mut v: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.insert(
+            "resourceVersion".into(),
+            Value::String(kv.mod_revision.to_string()),
+        );
+    }
+    v
+}
+
+fn encode(obj: &Value) -> Vec<u8> {
+    let mut o = obj.clone();
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    serde_json::to_vec(&o).unwrap_or_default()
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    use std::io::Read;
+    let mut b = vec![0u8; n];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        let t = jiff::Timestamp::now().as_nanosecond() as u128;
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = (t >> ((i % 16) * 8)) as u8;
+        }
+    }
+    b
+}
+
+/// A random v4 UUID.
+pub fn uuid() -> String {
+    let mut b = random_bytes(16);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// `generateName` suffix: 5 characters from apimachinery's alphabet (`util/rand`).
+pub fn random_suffix(n: usize) -> String {
+    const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    random_bytes(n)
+        .iter()
+        .map(|b| ALPHA[*b as usize % ALPHA.len()] as char)
+        .collect()
+}
+
+/// A parsed label selector requirement.
+#[derive(Debug, Clone, PartialEq)]
+enum Req {
+    Eq(String, String),
+    Ne(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+fn split_top(s: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut depth = 0;
+    let mut cur = String::new();
+    for c in s.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn parse_label_selector(s: &str) -> ApiResult<Vec<Req>> {
+    let mut reqs = vec![];
+    for part in split_top(s) {
+        let p = part.trim();
+        if p.is_empty() {
+            continue;
+        }
+        let set = |rest: &str| -> Vec<String> {
+            rest.trim()
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        };
+        if let Some(k) = p.strip_prefix('!') {
+            reqs.push(Req::NotExists(k.trim().to_string()));
+        } else if let Some((k, v)) = p.split_once("!=") {
+            reqs.push(Req::Ne(k.trim().into(), v.trim().into()));
+        } else if let Some((k, v)) = p.split_once("==") {
+            reqs.push(Req::Eq(k.trim().into(), v.trim().into()));
+        } else if let Some((k, v)) = p.split_once('=') {
+            reqs.push(Req::Eq(k.trim().into(), v.trim().into()));
+        } else if let Some((k, v)) = p.split_once(" notin ") {
+            reqs.push(Req::NotIn(k.trim().into(), set(v)));
+        } else if let Some((k, v)) = p.split_once(" in ") {
+            reqs.push(Req::In(k.trim().into(), set(v)));
+        } else if p
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        {
+            reqs.push(Req::Exists(p.to_string()));
+        } else {
+            return Err(ApiError::bad_request(format!(
+                "unable to parse requirement: found '{p}', expected: in, notin, =, ==, !=, gt, lt"
+            )));
+        }
+    }
+    Ok(reqs)
+}
+
+fn label_matches(reqs: &[Req], obj: &Value) -> bool {
+    let labels = obj.pointer("/metadata/labels");
+    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+    reqs.iter().all(|r| match r {
+        Req::Eq(k, v) => get(k) == Some(v.as_str()),
+        Req::Ne(k, v) => get(k) != Some(v.as_str()),
+        Req::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
+        Req::NotIn(k, vs) => !get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
+        Req::Exists(k) => get(k).is_some(),
+        Req::NotExists(k) => get(k).is_none(),
+    })
+}
+
+/// A field's value as a field selector sees it (dotted path; missing is empty).
+pub fn field_value(obj: &Value, path: &str) -> String {
+    let mut cur = obj;
+    for p in path.split('.') {
+        match cur.get(p) {
+            Some(v) => cur = v,
+            None => return String::new(),
+        }
+    }
+    match cur {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn parse_field_selector(s: &str) -> ApiResult<Vec<(String, bool, String)>> {
+    let mut out = vec![];
+    for part in s.split(',') {
+        let p = part.trim();
+        if p.is_empty() {
+            continue;
+        }
+        if let Some((k, v)) = p.split_once("!=") {
+            out.push((k.trim().to_string(), false, v.trim().to_string()));
+        } else if let Some((k, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
+            out.push((k.trim().to_string(), true, v.trim().to_string()));
+        } else {
+            return Err(ApiError::bad_request(format!(
+                "invalid selector: '{p}'; can't understand '{p}'"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// A compiled list/watch filter.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    labels: Vec<Req>,
+    fields: Vec<(String, bool, String)>,
+    namespace: Option<String>,
+}
+
+impl Filter {
+    /// Builds a filter; `namespace` limits to one namespace.
+    pub fn new(opts: &ListOptions, namespace: Option<&str>) -> ApiResult<Filter> {
+        Ok(Filter {
+            labels: match &opts.label_selector {
+                Some(s) => parse_label_selector(s)?,
+                None => vec![],
+            },
+            fields: match &opts.field_selector {
+                Some(s) => parse_field_selector(s)?,
+                None => vec![],
+            },
+            namespace: namespace.map(str::to_string),
+        })
+    }
+
+    /// Whether an object passes.
+    pub fn matches(&self, obj: &Value) -> bool {
+        if let Some(ns) = &self.namespace {
+            if obj.pointer("/metadata/namespace").and_then(Value::as_str) != Some(ns) {
+                return false;
+            }
+        }
+        label_matches(&self.labels, obj)
+            && self
+                .fields
+                .iter()
+                .all(|(k, eq, v)| (field_value(obj, k) == *v) == *eq)
+    }
+}
+
+fn continue_token(rev: u64, key: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({"rv": rev, "start": key}).to_string())
+}
+
+fn parse_continue(t: &str) -> ApiResult<(u64, String)> {
+    use base64::Engine as _;
+    let bad = || ApiError::bad_request("continue key is not valid: invalid continue token".into());
+    let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&b).map_err(|_| bad())?;
+    Ok((
+        v["rv"].as_u64().ok_or_else(bad)?,
+        v["start"].as_str().ok_or_else(bad)?.to_string(),
+    ))
+}
+
+/// A watch event for the API.
+#[derive(Debug, Clone)]
+pub struct WatchEvent {
+    /// `ADDED`, `MODIFIED`, `DELETED`.
+    pub kind: &'static str,
+    /// The object.
+    pub object: Value,
+}
+
+impl Objects {
+    /// The API over `store`.
+    pub fn new(store: Arc<dyn Datastore>) -> Self {
+        Objects { store }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Datastore> {
+        &self.store
+    }
+
+    /// Gets one object.
+    pub async fn get(&self, r: &'static Resource, ns: &str, name: &str) -> ApiResult<Value> {
+        let r = resources::storage_of(r);
+        match self.store.get(&r.key(ns, name)).await {
+            Ok(Some(kv)) => Ok(decode(&kv)),
+            Ok(None) => Err(ApiError::not_found(r, name)),
+            Err(e) => Err(store_err(r, name, e)),
+        }
+    }
+
+    /// Gets one object if it exists.
+    pub async fn get_opt(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+    ) -> ApiResult<Option<Value>> {
+        match self.get(r, ns, name).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists objects (namespace `None`: all). Returns items, the list's resourceVersion and a
+    /// continue token.
+    pub async fn list(
+        &self,
+        r: &'static Resource,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> ApiResult<(Vec<Value>, u64, Option<String>)> {
+        let r = resources::storage_of(r);
+        let filter = Filter::new(opts, None)?;
+        let prefix = match ns {
+            Some(ns) if r.namespaced => format!("{}{}/", r.key_prefix(), ns),
+            _ => r.key_prefix(),
+        };
+        let (mut start, at) = match &opts.continue_token {
+            Some(t) => {
+                let (rv, k) = parse_continue(t)?;
+                (Some(k), Some(rv))
+            }
+            None => (None, None),
+        };
+        let mut out = vec![];
+        let mut revision;
+        loop {
+            let page = self
+                .store
+                .list(&prefix, start.as_deref(), 500, at)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Compacted { .. } => ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into()),
+                    other => store_err(r, "", other),
+                })?;
+            revision = page.revision;
+            let last_key = page.items.last().map(|kv| kv.key.clone());
+            for kv in &page.items {
+                let obj = decode(kv);
+                if filter.matches(&obj) {
+                    out.push(obj);
+                    if opts.limit > 0 && out.len() == opts.limit {
+                        let more = page.more
+                            || kv.key
+                                != page.items.last().map(|l| l.key.clone()).unwrap_or_default();
+                        let token = more.then(|| continue_token(at.unwrap_or(revision), &kv.key));
+                        return Ok((out, revision, token));
+                    }
+                }
+            }
+            if !page.more {
+                break;
+            }
+            start = last_key;
+        }
+        Ok((out, revision, None))
+    }
+
+    /// Creates an object (admission, defaulting, validation).
+    pub async fn create(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        mut obj: Value,
+        user: &User,
+        strict: bool,
+    ) -> ApiResult<Value> {
+        let sr = resources::storage_of(r);
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        if strict {
+            let unknown = admission::unknown_fields(r, &obj);
+            if !unknown.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                    r.kind,
+                    r.version,
+                    r.kind,
+                    unknown
+                        .iter()
+                        .map(|f| format!("unknown field \"{f}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        obj["apiVersion"] = json!(r.api_version());
+        obj["kind"] = json!(r.kind);
+        if obj.get("metadata").is_none() {
+            obj["metadata"] = json!({});
+        }
+        let md = obj["metadata"].as_object_mut().expect("metadata");
+        let mut name = md
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if name.is_empty() {
+            if let Some(g) = md.get("generateName").and_then(Value::as_str) {
+                name = format!("{g}{}", random_suffix(5));
+                md.insert("name".into(), json!(name));
+            }
+        }
+        if r.namespaced {
+            if let Some(given) = md.get("namespace").and_then(Value::as_str) {
+                if given != ns {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request".into(),
+                    ));
+                }
+            }
+            md.insert("namespace".into(), json!(ns));
+        } else {
+            md.remove("namespace");
+        }
+        md.insert("uid".into(), json!(uuid()));
+        md.insert("creationTimestamp".into(), json!(now()));
+        md.remove("resourceVersion");
+        md.remove("deletionTimestamp");
+        md.remove("managedFields");
+        if matches!(r.kind, "Deployment" | "ReplicaSet") {
+            md.insert("generation".into(), json!(1));
+        }
+        // admission: the namespace must exist and not be terminating
+        if r.namespaced {
+            let nsr = resources::find("", "v1", "namespaces").expect("namespaces");
+            match self.get_opt(nsr, "", ns).await? {
+                None => return Err(ApiError::not_found(nsr, ns)),
+                Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() && r.kind != "Event" => {
+                    return Err(ApiError::forbidden(
+                        r,
+                        &name,
+                        format!("{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated", r.qualified()),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        admission::default_object(r, &mut obj);
+        if r.kind == "Pod" {
+            self.admit_pod(ns, &name, &mut obj).await?;
+            if obj.pointer("/status/phase").is_none() {
+                obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+            }
+        }
+        let causes = admission::validate(r, &obj, None);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(r, &name, causes));
+        }
+        let _ = user;
+        let rev = self
+            .store
+            .create(&sr.key(ns, &name), encode(&obj))
+            .await
+            .map_err(|e| store_err(r, &name, e))?;
+        obj["metadata"]["resourceVersion"] = json!(rev.to_string());
+        if r.kind == "Namespace" {
+            // every namespace gets its default ServiceAccount (serviceaccounts-controller)
+            let sa = resources::find("", "v1", "serviceaccounts").expect("sa");
+            let _ = Box::pin(self.create(
+                sa,
+                &name,
+                json!({"metadata": {"name": "default"}}),
+                &User::Admin,
+                false,
+            ))
+            .await;
+        }
+        Ok(obj)
+    }
+
+    /// ServiceAccount admission (plugin/pkg/admission/serviceaccount): `serviceAccountName`
+    /// defaults to `default`; the account must exist; its `imagePullSecrets` are copied into a
+    /// pod that has none.
+    async fn admit_pod(&self, ns: &str, name: &str, pod: &mut Value) -> ApiResult<()> {
+        let pods = resources::find("", "v1", "pods").expect("pods");
+        let sa_name = pod
+            .pointer("/spec/serviceAccountName")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                pod.pointer("/spec/serviceAccount")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+            })
+            .unwrap_or("default")
+            .to_string();
+        let sar = resources::find("", "v1", "serviceaccounts").expect("sa");
+        let sa = match self.get_opt(sar, ns, &sa_name).await? {
+            Some(sa) => sa,
+            None => {
+                return Err(ApiError::forbidden(
+                    pods,
+                    name,
+                    format!("pods \"{name}\" is forbidden: error looking up service account {ns}/{sa_name}: serviceaccount \"{sa_name}\" not found"),
+                ))
+            }
+        };
+        if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("serviceAccountName".into(), json!(sa_name));
+            spec.insert("serviceAccount".into(), json!(sa_name));
+            let has = spec
+                .get("imagePullSecrets")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+            if !has {
+                if let Some(Value::Array(ips)) = sa.get("imagePullSecrets") {
+                    if !ips.is_empty() {
+                        spec.insert("imagePullSecrets".into(), Value::Array(ips.clone()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces an object (PUT) or its status (`status` subresource).
+    pub async fn update(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+        subresource: Option<&str>,
+        strict: bool,
+    ) -> ApiResult<Value> {
+        let sr = resources::storage_of(r);
+        let key = sr.key(ns, name);
+        let cur_kv = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| store_err(r, name, e))?
+            .ok_or_else(|| ApiError::not_found(r, name))?;
+        let old = decode(&cur_kv);
+        if strict {
+            let unknown = admission::unknown_fields(r, &obj);
+            if !unknown.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                    r.kind,
+                    r.version,
+                    r.kind,
+                    unknown
+                        .iter()
+                        .map(|f| format!("unknown field \"{f}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        let expected = match obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            Some(rv) if !rv.is_empty() => rv
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+            _ => cur_kv.mod_revision,
+        };
+        if expected != cur_kv.mod_revision {
+            return Err(ApiError::conflict(r, name));
+        }
+        let has_status = r.subresources.contains(&"status");
+        let mut new = match subresource {
+            Some("status") => {
+                let mut n = old.clone();
+                n["status"] = obj.get("status").cloned().unwrap_or(json!({}));
+                n
+            }
+            _ => {
+                if has_status {
+                    obj["status"] = old.get("status").cloned().unwrap_or(Value::Null);
+                    if obj["status"].is_null() {
+                        if let Some(o) = obj.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
+                }
+                obj["apiVersion"] = json!(r.api_version());
+                obj["kind"] = json!(r.kind);
+                // immutable metadata
+                for f in [
+                    "uid",
+                    "creationTimestamp",
+                    "namespace",
+                    "name",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                ] {
+                    match old.pointer(&format!("/metadata/{f}")) {
+                        Some(v) => obj["metadata"][f] = v.clone(),
+                        None => {
+                            if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+                            {
+                                m.remove(f);
+                            }
+                        }
+                    }
+                }
+                if matches!(r.kind, "Deployment" | "ReplicaSet") {
+                    let g = old
+                        .pointer("/metadata/generation")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1);
+                    let changed = old.get("spec") != obj.get("spec");
+                    obj["metadata"]["generation"] = json!(if changed { g + 1 } else { g });
+                }
+                admission::default_object(r, &mut obj);
+                obj
+            }
+        };
+        new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
+        let causes = admission::validate(r, &new, Some(&old));
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(r, name, causes));
+        }
+        // an object being deleted whose finalizers are gone is removed now
+        let finalizers_empty = new
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(|a| a.is_empty());
+        if new.pointer("/metadata/deletionTimestamp").is_some()
+            && finalizers_empty
+            && r.kind != "Pod"
+        {
+            let (rev, _) = self
+                .store
+                .delete(&key, Some(cur_kv.mod_revision))
+                .await
+                .map_err(|e| store_err(r, name, e))?;
+            new["metadata"]["resourceVersion"] = json!(rev.to_string());
+            return Ok(new);
+        }
+        let rev = self
+            .store
+            .update(&key, encode(&new), cur_kv.mod_revision)
+            .await
+            .map_err(|e| store_err(r, name, e))?;
+        new["metadata"]["resourceVersion"] = json!(rev.to_string());
+        Ok(new)
+    }
+
+    /// Applies a patch, retrying on write conflicts (the patch is re-applied to the latest
+    /// version, as kube-apiserver does).
+    pub async fn patch(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        content_type: &str,
+        body: &Value,
+        subresource: Option<&str>,
+        strict: bool,
+    ) -> ApiResult<Value> {
+        for _ in 0..8 {
+            let cur = self.get(r, ns, name).await?;
+            let mut next = cur.clone();
+            let ct = content_type.split(';').next().unwrap_or("").trim();
+            match ct {
+                "application/merge-patch+json" | "application/apply-patch+yaml" => {
+                    crate::patch::merge_patch(&mut next, body)
+                }
+                "application/strategic-merge-patch+json" => {
+                    crate::patch::strategic_merge_patch(&mut next, body)
+                        .map_err(ApiError::bad_request)?
+                }
+                "application/json-patch+json" => crate::patch::json_patch(&mut next, body)
+                    .map_err(|e| ApiError::unsupported_media(&e).with_code(422, "Invalid", e))?,
+                other => return Err(ApiError::unsupported_media(other)),
+            }
+            // a patch that names a resourceVersion must match; otherwise use the current one
+            let patched_rv = body
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str);
+            if patched_rv.is_none() {
+                next["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
+            }
+            match self.update(r, ns, name, next, subresource, strict).await {
+                Err(e) if e.code == 409 && e.reason == "Conflict" && patched_rv.is_none() => {
+                    continue
+                }
+                other => return other,
+            }
+        }
+        Err(ApiError::conflict(r, name))
+    }
+
+    /// Deletes an object, honouring finalizers, graceful pod deletion and propagation policy.
+    pub async fn delete(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Value> {
+        let sr = resources::storage_of(r);
+        let key = sr.key(ns, name);
+        for _ in 0..8 {
+            let kv = self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| store_err(r, name, e))?
+                .ok_or_else(|| ApiError::not_found(r, name))?;
+            let mut obj = decode(&kv);
+            if let Some(uid) = &opts.uid {
+                if obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid.as_str()) {
+                    return Err(ApiError::conflict(r, name).with_message(format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        obj.pointer("/metadata/uid")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                    )));
+                }
+            }
+            if let Some(rv) = &opts.resource_version {
+                if *rv != kv.mod_revision.to_string() {
+                    return Err(ApiError::conflict(r, name));
+                }
+            }
+            let mut finalizers: Vec<Value> = obj
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            match opts.propagation_policy.as_deref() {
+                Some("Foreground") if !finalizers.contains(&json!("foregroundDeletion")) => {
+                    finalizers.push(json!("foregroundDeletion"))
+                }
+                Some("Orphan") if !finalizers.contains(&json!("orphan")) => {
+                    finalizers.push(json!("orphan"))
+                }
+                _ => {}
+            }
+            let graceful_pod = r.kind == "Pod"
+                && obj
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty())
+                && obj
+                    .pointer("/status/phase")
+                    .and_then(Value::as_str)
+                    .is_none_or(|p| p != "Succeeded" && p != "Failed")
+                && opts.grace_period_seconds.unwrap_or(1) > 0;
+            let namespace = r.kind == "Namespace";
+            if finalizers.is_empty() && !graceful_pod && !namespace {
+                match self.store.delete(&key, Some(kv.mod_revision)).await {
+                    Ok((rev, _)) => {
+                        obj["metadata"]["resourceVersion"] = json!(rev.to_string());
+                        return Ok(obj);
+                    }
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(store_err(r, name, e)),
+                }
+            }
+            if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                return Ok(obj);
+            }
+            obj["metadata"]["deletionTimestamp"] = json!(now());
+            if graceful_pod {
+                let g = opts
+                    .grace_period_seconds
+                    .or_else(|| {
+                        obj.pointer("/spec/terminationGracePeriodSeconds")
+                            .and_then(Value::as_i64)
+                    })
+                    .unwrap_or(30);
+                obj["metadata"]["deletionGracePeriodSeconds"] = json!(g);
+            } else {
+                obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            }
+            if !finalizers.is_empty() {
+                obj["metadata"]["finalizers"] = Value::Array(finalizers);
+            }
+            if namespace {
+                obj["status"]["phase"] = json!("Terminating");
+            }
+            match self.store.update(&key, encode(&obj), kv.mod_revision).await {
+                Ok(rev) => {
+                    obj["metadata"]["resourceVersion"] = json!(rev.to_string());
+                    return Ok(obj);
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_err(r, name, e)),
+            }
+        }
+        Err(ApiError::conflict(r, name))
+    }
+
+    /// Removes an object at once (the final step of graceful deletion and finalization).
+    pub async fn remove(&self, r: &'static Resource, ns: &str, name: &str) -> ApiResult<()> {
+        let sr = resources::storage_of(r);
+        match self.store.delete(&sr.key(ns, name), None).await {
+            Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_err(r, name, e)),
+        }
+    }
+
+    /// Watches objects of `r` (namespace `None`: all) after revision `after`.
+    pub async fn watch(
+        &self,
+        r: &'static Resource,
+        ns: Option<&str>,
+        after: u64,
+        filter: Filter,
+    ) -> ApiResult<tokio::sync::mpsc::Receiver<ApiResult<WatchEvent>>> {
+        let sr = resources::storage_of(r);
+        let prefix = match ns {
+            Some(ns) if sr.namespaced => format!("{}{}/", sr.key_prefix(), ns),
+            _ => sr.key_prefix(),
+        };
+        let mut w = self
+            .store
+            .watch(&prefix, after)
+            .await
+            .map_err(|e| store_err(r, "", e))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let kind = r.kind;
+        let api_version = r.api_version();
+        tokio::spawn(async move {
+            while let Some(ev) = w.events.recv().await {
+                let out = match ev {
+                    Err(e) => Err(store_err(sr, "", e)),
+                    Ok(Event::Put { kv, prev }) => {
+                        let mut obj = decode(&kv);
+                        obj["kind"] = json!(kind);
+                        obj["apiVersion"] = json!(api_version);
+                        let was = prev
+                            .as_ref()
+                            .map(decode)
+                            .is_some_and(|p| filter.matches(&p));
+                        let is = filter.matches(&obj);
+                        match (was, is) {
+                            (false, true) => Ok(WatchEvent {
+                                kind: "ADDED",
+                                object: obj,
+                            }),
+                            (true, true) => Ok(WatchEvent {
+                                kind: "MODIFIED",
+                                object: obj,
+                            }),
+                            (true, false) => Ok(WatchEvent {
+                                kind: "DELETED",
+                                object: obj,
+                            }),
+                            (false, false) => continue,
+                        }
+                    }
+                    Ok(Event::Delete { prev, revision }) => {
+                        let mut obj = decode(&prev);
+                        if !filter.matches(&obj) {
+                            continue;
+                        }
+                        obj["kind"] = json!(kind);
+                        obj["apiVersion"] = json!(api_version);
+                        obj["metadata"]["resourceVersion"] = json!(revision.to_string());
+                        Ok(WatchEvent {
+                            kind: "DELETED",
+                            object: obj,
+                        })
+                    }
+                };
+                if tx.send(out).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// Creates the namespaces that always exist.
+    pub async fn bootstrap(&self) -> ApiResult<()> {
+        let nsr = resources::find("", "v1", "namespaces").expect("namespaces");
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            match self
+                .create(
+                    nsr,
+                    "",
+                    json!({"metadata": {"name": ns}}),
+                    &User::Admin,
+                    false,
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code == 409 => {
+                    // make sure the default ServiceAccount exists too
+                    let sa = resources::find("", "v1", "serviceaccounts").expect("sa");
+                    let _ = self
+                        .create(
+                            sa,
+                            ns,
+                            json!({"metadata": {"name": "default"}}),
+                            &User::Admin,
+                            false,
+                        )
+                        .await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ApiError {
+    fn with_code(mut self, code: u16, reason: &'static str, message: String) -> Self {
+        self.code = code;
+        self.reason = reason;
+        self.message = message;
+        self
+    }
+
+    fn with_message(mut self, message: String) -> Self {
+        self.message = message;
+        self
+    }
+}
+
+/// Whether a pod references a Secret, ConfigMap or ServiceAccount (the node authorizer's graph
+/// edges: plugin/pkg/auth/authorizer/node/graph_populator.go).
+pub fn pod_references(pod: &Value, kind: &str, name: &str) -> bool {
+    let spec = match pod.get("spec") {
+        Some(s) => s,
+        None => return false,
+    };
+    let s = |v: Option<&Value>| v.and_then(Value::as_str) == Some(name);
+    match kind {
+        "ServiceAccount" => s(spec.get("serviceAccountName")),
+        "Secret" | "ConfigMap" => {
+            if kind == "Secret" {
+                if let Some(Value::Array(ps)) = spec.get("imagePullSecrets") {
+                    if ps.iter().any(|p| s(p.get("name"))) {
+                        return true;
+                    }
+                }
+            }
+            let (ref_key, env_key, vol_key, vol_name) = if kind == "Secret" {
+                ("secretKeyRef", "secretRef", "secret", "secretName")
+            } else {
+                ("configMapKeyRef", "configMapRef", "configMap", "name")
+            };
+            for list in ["containers", "initContainers"] {
+                for c in spec
+                    .get(list)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+                        if s(e.pointer(&format!("/valueFrom/{ref_key}/name"))) {
+                            return true;
+                        }
+                    }
+                    for e in c
+                        .get("envFrom")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if s(e.pointer(&format!("/{env_key}/name"))) {
+                            return true;
+                        }
+                    }
+                }
+            }
+            for v in spec
+                .get("volumes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if s(v.pointer(&format!("/{vol_key}/{vol_name}"))) {
+                    return true;
+                }
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+/// A convenience for causes.
+pub fn invalid(r: &Resource, name: &str, causes: Vec<Cause>) -> ApiError {
+    ApiError::invalid(r, name, causes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors() {
+        let o = json!({"metadata": {"labels": {"app": "web", "tier": "fe"}, "namespace": "d"}, "spec": {"nodeName": "n1"}});
+        let f = |l: &str, fs: &str| {
+            Filter::new(
+                &ListOptions {
+                    label_selector: (!l.is_empty()).then(|| l.to_string()),
+                    field_selector: (!fs.is_empty()).then(|| fs.to_string()),
+                    ..Default::default()
+                },
+                None,
+            )
+            .unwrap()
+            .matches(&o)
+        };
+        assert!(f("app=web", ""));
+        assert!(f("app in (web, api),tier", ""));
+        assert!(!f("app notin (web)", ""));
+        assert!(f("!missing", "spec.nodeName=n1"));
+        assert!(!f("", "spec.nodeName!=n1"));
+        assert!(f("", "metadata.namespace=d"));
+    }
+}

@@ -1,0 +1,337 @@
+//! The embedded datastore: one redb file. Every acknowledged write is a committed redb
+//! transaction (durable: redb's default `Durability::Immediate` fsyncs before `commit` returns),
+//! so it survives `kill -9`. The current revision is stored with the data. Watch history is kept
+//! in memory (the last [`HISTORY_EVENTS`] changes): after a restart a watch from an older
+//! revision gets `Compacted` (HTTP 410) and the client lists again, as after an etcd compaction.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use kubepull_datastore::{Datastore, Error, Event, KeyValue, ListResult, Result, Revision, Watch};
+use redb::{ReadableTable, TableDefinition};
+use tokio::sync::mpsc;
+
+const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Past events kept for watches that start in the past.
+pub const HISTORY_EVENTS: usize = 10_000;
+/// Events buffered per watcher before a slow watcher is dropped (it re-lists).
+pub const WATCH_BUFFER: usize = 4_096;
+
+fn backend(e: impl std::fmt::Display) -> Error {
+    Error::Backend {
+        message: e.to_string(),
+    }
+}
+
+fn enc(create: u64, modr: u64, v: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(16 + v.len());
+    b.extend_from_slice(&create.to_le_bytes());
+    b.extend_from_slice(&modr.to_le_bytes());
+    b.extend_from_slice(v);
+    b
+}
+
+fn dec(key: &str, b: &[u8]) -> Result<KeyValue> {
+    if b.len() < 16 {
+        return Err(backend(format!("corrupt record for {key:?}")));
+    }
+    let mut c = [0u8; 8];
+    c.copy_from_slice(&b[..8]);
+    let mut m = [0u8; 8];
+    m.copy_from_slice(&b[8..16]);
+    Ok(KeyValue {
+        key: key.to_string(),
+        value: b[16..].to_vec(),
+        create_revision: u64::from_le_bytes(c),
+        mod_revision: u64::from_le_bytes(m),
+    })
+}
+
+struct Watcher {
+    prefix: String,
+    tx: mpsc::Sender<Result<Event>>,
+}
+
+struct Hub {
+    revision: u64,
+    /// The revision the history starts after (events with revision > floor are kept).
+    floor: u64,
+    history: VecDeque<Event>,
+    watchers: Vec<Watcher>,
+}
+
+impl Hub {
+    fn publish(&mut self, ev: Event) {
+        self.watchers.retain(|w| {
+            if !ev.key().starts_with(&w.prefix) {
+                return !w.tx.is_closed();
+            }
+            w.tx.try_send(Ok(ev.clone())).is_ok()
+        });
+        self.history.push_back(ev);
+        while self.history.len() > HISTORY_EVENTS {
+            if let Some(e) = self.history.pop_front() {
+                self.floor = e.revision();
+            }
+        }
+    }
+}
+
+/// The redb-backed store.
+pub struct RedbStore {
+    db: Arc<redb::Database>,
+    hub: Arc<Mutex<Hub>>,
+}
+
+impl RedbStore {
+    /// Opens (creating) the database file.
+    pub fn open(path: &Path) -> Result<RedbStore> {
+        let db = redb::Database::create(path)
+            .map_err(|e| backend(format!("{}: {e}", path.display())))?;
+        let tx = db.begin_write().map_err(backend)?;
+        {
+            tx.open_table(KV).map_err(backend)?;
+            tx.open_table(META).map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        let rtx = db.begin_read().map_err(backend)?;
+        let meta = rtx.open_table(META).map_err(backend)?;
+        let revision = meta
+            .get("revision")
+            .map_err(backend)?
+            .map(|g| g.value())
+            .unwrap_or(0);
+        Ok(RedbStore {
+            db: Arc::new(db),
+            hub: Arc::new(Mutex::new(Hub {
+                revision,
+                floor: revision,
+                history: VecDeque::new(),
+                watchers: vec![],
+            })),
+        })
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction, u64) -> Result<(T, Option<Event>)> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.db.clone();
+        let hub = self.hub.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut h = hub.lock().unwrap_or_else(|p| p.into_inner());
+            let next = h.revision + 1;
+            let tx = db.begin_write().map_err(backend)?;
+            let (out, ev) = f(&tx, next)?;
+            if ev.is_some() {
+                tx.open_table(META)
+                    .map_err(backend)?
+                    .insert("revision", next)
+                    .map_err(backend)?;
+                tx.commit().map_err(backend)?;
+                h.revision = next;
+            } else {
+                tx.abort().map_err(backend)?;
+            }
+            if let Some(ev) = ev {
+                h.publish(ev);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+#[async_trait]
+impl Datastore for RedbStore {
+    async fn current_revision(&self) -> Result<Revision> {
+        Ok(self.hub.lock().unwrap_or_else(|p| p.into_inner()).revision)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        let db = self.db.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || {
+            let rtx = db.begin_read().map_err(backend)?;
+            let t = rtx.open_table(KV).map_err(backend)?;
+            match t.get(key.as_str()).map_err(backend)? {
+                Some(g) => Ok(Some(dec(&key, g.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        at_revision: Option<Revision>,
+    ) -> Result<ListResult> {
+        let db = self.db.clone();
+        let hub = self.hub.clone();
+        let prefix = prefix.to_string();
+        let start_after = start_after.map(str::to_string);
+        tokio::task::spawn_blocking(move || {
+            // a read transaction and the revision it saw, taken together
+            let (rtx, revision) = {
+                let h = hub.lock().unwrap_or_else(|p| p.into_inner());
+                (db.begin_read().map_err(backend)?, h.revision)
+            };
+            if let Some(r) = at_revision {
+                if r != revision {
+                    return Err(Error::Compacted {
+                        requested: r,
+                        oldest: revision,
+                    });
+                }
+            }
+            let t = rtx.open_table(KV).map_err(backend)?;
+            let from = start_after.clone().unwrap_or_else(|| prefix.clone());
+            let mut items = vec![];
+            let mut more = false;
+            for e in t.range(from.as_str()..).map_err(backend)? {
+                let (k, v) = e.map_err(backend)?;
+                let k = k.value();
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                if start_after.as_deref().is_some_and(|s| k <= s) {
+                    continue;
+                }
+                if limit != 0 && items.len() == limit {
+                    more = true;
+                    break;
+                }
+                items.push(dec(k, v.value())?);
+            }
+            Ok(ListResult {
+                items,
+                revision,
+                more,
+            })
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
+        let key = key.to_string();
+        self.write(move |tx, rev| {
+            let mut t = tx.open_table(KV).map_err(backend)?;
+            if t.get(key.as_str()).map_err(backend)?.is_some() {
+                return Err(Error::AlreadyExists { key });
+            }
+            t.insert(key.as_str(), enc(rev, rev, &value).as_slice())
+                .map_err(backend)?;
+            let kv = KeyValue {
+                key: key.clone(),
+                value,
+                create_revision: rev,
+                mod_revision: rev,
+            };
+            Ok((rev, Some(Event::Put { kv, prev: None })))
+        })
+        .await
+    }
+
+    async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
+        let key = key.to_string();
+        self.write(move |tx, rev| {
+            let mut t = tx.open_table(KV).map_err(backend)?;
+            let prev = match t.get(key.as_str()).map_err(backend)? {
+                None => return Err(Error::NotFound { key }),
+                Some(g) => dec(&key, g.value())?,
+            };
+            if prev.mod_revision != expected {
+                return Err(Error::Conflict {
+                    key,
+                    expected,
+                    actual: prev.mod_revision,
+                });
+            }
+            t.insert(
+                key.as_str(),
+                enc(prev.create_revision, rev, &value).as_slice(),
+            )
+            .map_err(backend)?;
+            let kv = KeyValue {
+                key: key.clone(),
+                value,
+                create_revision: prev.create_revision,
+                mod_revision: rev,
+            };
+            Ok((
+                rev,
+                Some(Event::Put {
+                    kv,
+                    prev: Some(prev),
+                }),
+            ))
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
+        let key = key.to_string();
+        self.write(move |tx, rev| {
+            let mut t = tx.open_table(KV).map_err(backend)?;
+            let prev = match t.get(key.as_str()).map_err(backend)? {
+                None => return Err(Error::NotFound { key }),
+                Some(g) => dec(&key, g.value())?,
+            };
+            if let Some(e) = expected {
+                if prev.mod_revision != e {
+                    return Err(Error::Conflict {
+                        key,
+                        expected: e,
+                        actual: prev.mod_revision,
+                    });
+                }
+            }
+            t.remove(key.as_str()).map_err(backend)?;
+            Ok((
+                (rev, prev.clone()),
+                Some(Event::Delete {
+                    prev,
+                    revision: rev,
+                }),
+            ))
+        })
+        .await
+    }
+
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
+        let mut h = self.hub.lock().unwrap_or_else(|p| p.into_inner());
+        if after < h.floor {
+            return Err(Error::Compacted {
+                requested: after,
+                oldest: h.floor,
+            });
+        }
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        for e in h.history.iter() {
+            if e.revision() > after
+                && e.key().starts_with(prefix)
+                && tx.try_send(Ok(e.clone())).is_err()
+            {
+                return Err(Error::Compacted {
+                    requested: after,
+                    oldest: h.revision,
+                });
+            }
+        }
+        h.watchers.push(Watcher {
+            prefix: prefix.to_string(),
+            tx,
+        });
+        Ok(Watch { events: rx })
+    }
+}

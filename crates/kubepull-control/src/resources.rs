@@ -1,0 +1,439 @@
+//! The served resource types and the discovery documents built from them (legacy
+//! `APIResourceList`/`APIGroupList` and aggregated `apidiscovery.k8s.io/v2`).
+
+use serde_json::{json, Value};
+
+/// One served resource.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// API group (`""` for core).
+    pub group: &'static str,
+    /// Version.
+    pub version: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// Plural (the URL segment and storage prefix).
+    pub plural: &'static str,
+    /// Singular.
+    pub singular: &'static str,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// Short names.
+    pub short_names: &'static [&'static str],
+    /// Subresources served.
+    pub subresources: &'static [&'static str],
+    /// Categories (`all`).
+    pub categories: &'static [&'static str],
+}
+
+impl Resource {
+    /// `v1` or `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Storage key prefix for this resource (`/registry/<group>/<plural>/`).
+    pub fn key_prefix(&self) -> String {
+        if self.group.is_empty() {
+            format!("/registry/{}/", self.plural)
+        } else {
+            format!("/registry/{}/{}/", self.group, self.plural)
+        }
+    }
+
+    /// The storage key of one object.
+    pub fn key(&self, namespace: &str, name: &str) -> String {
+        if self.namespaced {
+            format!("{}{}/{}", self.key_prefix(), namespace, name)
+        } else {
+            format!("{}{}", self.key_prefix(), name)
+        }
+    }
+
+    /// The object's URL path.
+    pub fn self_path(&self, namespace: &str, name: &str) -> String {
+        let base = if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        };
+        if self.namespaced {
+            format!("{base}/namespaces/{namespace}/{}/{name}", self.plural)
+        } else {
+            format!("{base}/{}/{name}", self.plural)
+        }
+    }
+
+    /// The qualified name used in error messages (`deployments.apps`).
+    pub fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+}
+
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// Every served resource.
+pub const RESOURCES: &[Resource] = &[
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Namespace",
+        plural: "namespaces",
+        singular: "namespace",
+        namespaced: false,
+        short_names: &["ns"],
+        subresources: &["status"],
+        categories: &[],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Secret",
+        plural: "secrets",
+        singular: "secret",
+        namespaced: true,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "ServiceAccount",
+        plural: "serviceaccounts",
+        singular: "serviceaccount",
+        namespaced: true,
+        short_names: &["sa"],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        singular: "configmap",
+        namespaced: true,
+        short_names: &["cm"],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        plural: "pods",
+        singular: "pod",
+        namespaced: true,
+        short_names: &["po"],
+        subresources: &["status", "log", "binding"],
+        categories: &["all"],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Node",
+        plural: "nodes",
+        singular: "node",
+        namespaced: false,
+        short_names: &["no"],
+        subresources: &["status"],
+        categories: &[],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Event",
+        plural: "events",
+        singular: "event",
+        namespaced: true,
+        short_names: &["ev"],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "apps",
+        version: "v1",
+        kind: "Deployment",
+        plural: "deployments",
+        singular: "deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+        subresources: &["status", "scale"],
+        categories: &["all"],
+    },
+    Resource {
+        group: "apps",
+        version: "v1",
+        kind: "ReplicaSet",
+        plural: "replicasets",
+        singular: "replicaset",
+        namespaced: true,
+        short_names: &["rs"],
+        subresources: &["status", "scale"],
+        categories: &["all"],
+    },
+    Resource {
+        group: "events.k8s.io",
+        version: "v1",
+        kind: "Event",
+        plural: "events",
+        singular: "event",
+        namespaced: true,
+        short_names: &["ev"],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "coordination.k8s.io",
+        version: "v1",
+        kind: "Lease",
+        plural: "leases",
+        singular: "lease",
+        namespaced: true,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
+];
+
+/// The groups served, in discovery order, each with its one version.
+pub const GROUPS: &[(&str, &str)] = &[
+    ("", "v1"),
+    ("apps", "v1"),
+    ("events.k8s.io", "v1"),
+    ("coordination.k8s.io", "v1"),
+];
+
+/// Finds a resource by group, version and plural.
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// Finds the resource of a kind.
+pub fn by_kind(group: &str, kind: &str) -> Option<&'static Resource> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.kind == kind)
+}
+
+/// Events are stored once: `events.k8s.io/v1` Events share the core storage.
+pub fn storage_of(r: &'static Resource) -> &'static Resource {
+    if r.group == "events.k8s.io" {
+        find("", "v1", "events").unwrap_or(r)
+    } else {
+        r
+    }
+}
+
+/// Legacy `APIResourceList` of one group version.
+pub fn resource_list(group: &str, version: &str) -> Value {
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    let mut resources = vec![];
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        let mut o = json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": VERBS,
+        });
+        if !r.short_names.is_empty() {
+            o["shortNames"] = json!(r.short_names);
+        }
+        if !r.categories.is_empty() {
+            o["categories"] = json!(r.categories);
+        }
+        resources.push(o);
+        for s in r.subresources {
+            let (kind, verbs): (&str, &[&str]) = match *s {
+                "log" => ("Pod", &["get"]),
+                "binding" => ("Binding", &["create"]),
+                "scale" => ("Scale", &["get", "patch", "update"]),
+                _ => (r.kind, &["get", "patch", "update"]),
+            };
+            let mut sub = json!({
+                "name": format!("{}/{}", r.plural, s),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": kind,
+                "verbs": verbs,
+            });
+            if *s == "scale" {
+                sub["group"] = json!("autoscaling");
+                sub["version"] = json!("v1");
+            }
+            resources.push(sub);
+        }
+    }
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
+}
+
+/// Legacy `/api` (`APIVersions`).
+pub fn api_versions() -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}],
+    })
+}
+
+/// Legacy `/apis` (`APIGroupList`).
+pub fn api_group_list() -> Value {
+    let groups: Vec<Value> = GROUPS
+        .iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, v)| api_group(g, v))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// One `APIGroup`.
+pub fn api_group(group: &str, version: &str) -> Value {
+    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
+    json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [gv.clone()], "preferredVersion": gv})
+}
+
+/// Aggregated discovery (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`) for `/api` (core
+/// only) or `/apis` (the named groups).
+pub fn aggregated(core: bool) -> Value {
+    let mut items = vec![];
+    for (g, v) in GROUPS.iter().filter(|(g, _)| g.is_empty() == core) {
+        let mut resources = vec![];
+        for r in RESOURCES
+            .iter()
+            .filter(|r| r.group == *g && r.version == *v)
+        {
+            let subs: Vec<Value> = r
+                .subresources
+                .iter()
+                .map(|s| {
+                    let (kind, verbs): (&str, &[&str]) = match *s {
+                        "log" => ("Pod", &["get"]),
+                        "binding" => ("Binding", &["create"]),
+                        "scale" => ("Scale", &["get", "patch", "update"]),
+                        _ => (r.kind, &["get", "patch", "update"]),
+                    };
+                    let mut o = json!({
+                        "subresource": s,
+                        "responseKind": {"group": "", "version": "", "kind": kind},
+                        "verbs": verbs,
+                    });
+                    if *s == "scale" {
+                        o["responseKind"] =
+                            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"});
+                    }
+                    o
+                })
+                .collect();
+            let mut o = json!({
+                "resource": r.plural,
+                "responseKind": {"group": g, "version": v, "kind": r.kind},
+                "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                "singularResource": r.singular,
+                "verbs": VERBS,
+            });
+            if !r.short_names.is_empty() {
+                o["shortNames"] = json!(r.short_names);
+            }
+            if !r.categories.is_empty() {
+                o["categories"] = json!(r.categories);
+            }
+            if !subs.is_empty() {
+                o["subresources"] = json!(subs);
+            }
+            resources.push(o);
+        }
+        items.push(json!({
+            "metadata": {"name": g, "creationTimestamp": null},
+            "versions": [{"version": v, "resources": resources, "freshness": "Current"}],
+        }));
+    }
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
+/// A minimal OpenAPI v3 document for one group version: the paths with their operations,
+/// `x-kubernetes-group-version-kind`, and the `fieldValidation` parameter, which is what kubectl
+/// reads to decide that the server validates fields itself (kubectl `QueryParamVerifierV3`).
+pub fn openapi_v3(group: &str, version: &str) -> Value {
+    let mut paths = serde_json::Map::new();
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        let base = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let coll = if r.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}", r.plural)
+        } else {
+            format!("{base}/{}", r.plural)
+        };
+        let gvk = json!({"group": group, "version": version, "kind": r.kind});
+        let fv = json!([{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}}]);
+        let op = |action: &str| {
+            json!({
+                "x-kubernetes-action": action,
+                "x-kubernetes-group-version-kind": gvk,
+                "parameters": fv,
+                "responses": {"200": {"description": "OK"}},
+            })
+        };
+        paths.insert(coll.clone(), json!({"post": op("post"), "get": op("list")}));
+        paths.insert(
+            format!("{coll}/{{name}}"),
+            json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}),
+        );
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.0-kubepull"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    })
+}
+
+/// The OpenAPI v3 index (`/openapi/v3`).
+pub fn openapi_v3_index() -> Value {
+    let mut paths = serde_json::Map::new();
+    for (g, v) in GROUPS {
+        let p = if g.is_empty() {
+            format!("api/{v}")
+        } else {
+            format!("apis/{g}/{v}")
+        };
+        paths.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash=kubepull1")}),
+        );
+    }
+    json!({"paths": paths})
+}

@@ -1,0 +1,915 @@
+//! The HTTPS front: routing, authentication (bearer tokens), authorization (admin, and the node
+//! authorizer's rule), handlers, watch streaming, Table negotiation, and the `pods/log` proxy to
+//! the node.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited, StreamBody};
+use hyper::body::Frame;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::errors::{ApiError, ApiResult};
+use crate::objects::{DeleteOptions, Filter, ListOptions, Objects, User};
+use crate::pki::Pki;
+use crate::resources::{self, Resource};
+
+/// The largest request body accepted (kube-apiserver's limit is 3 MiB).
+pub const MAX_BODY: usize = 3 << 20;
+
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// Shared server state.
+pub struct State {
+    /// The object layer.
+    pub objects: Objects,
+    /// Certificates and tokens.
+    pub pki: Pki,
+    /// HTTP client for the log proxy (nodes have self-signed certificates).
+    pub http: reqwest::Client,
+}
+
+fn full(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn json_resp(status: StatusCode, v: &Value) -> Response<Body> {
+    full(
+        status,
+        "application/json",
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
+}
+
+fn err_resp(e: &ApiError) -> Response<Body> {
+    json_resp(
+        StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &e.status(),
+    )
+}
+
+fn query(req: &Request<hyper::body::Incoming>) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (pct_decode(k), pct_decode(v))
+        })
+        .collect()
+}
+
+fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let h = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match h {
+                    Some(x) => {
+                        out.push(x);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn q<'a>(qs: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    qs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+}
+
+fn authenticate(state: &State, req: &Request<hyper::body::Incoming>) -> Option<User> {
+    let h = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = h.strip_prefix("Bearer ")?.trim();
+    let admin = state.pki.admin_token.as_bytes();
+    if token.len() == admin.len()
+        && token
+            .bytes()
+            .zip(admin.iter())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            == 0
+    {
+        return Some(User::Admin);
+    }
+    state.pki.node_of(token).map(User::Node)
+}
+
+/// A parsed resource path.
+#[derive(Debug, Clone)]
+struct Target {
+    r: &'static Resource,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn parse_target(path: &str) -> Option<Target> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match parts.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    let mut namespace: Option<String> = None;
+    let mut rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+    // `/api/v1/namespaces/NAME/status` (no resource at index 2) is the namespace object itself
+    if rest.len() >= 3
+        && rest[0] == "namespaces"
+        && resources::find(group, version, &rest[2]).is_some()
+    {
+        namespace = Some(rest[1].clone());
+        rest.drain(..2);
+    }
+    let (plural, name, sub) = match rest.as_slice() {
+        [p] => (p.clone(), None, None),
+        [p, n] => (p.clone(), Some(n.clone()), None),
+        [p, n, s] => (p.clone(), Some(n.clone()), Some(s.clone())),
+        _ => return None,
+    };
+    let r = resources::find(group, version, &plural)?;
+    Some(Target {
+        r,
+        namespace,
+        name,
+        sub,
+    })
+}
+
+/// The node authorizer (plugin/pkg/auth/authorizer/node): what a node may do.
+async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiResult<()> {
+    let node = match user {
+        User::Admin => return Ok(()),
+        User::Node(n) => n,
+    };
+    let ns = t.namespace.as_deref().unwrap_or("");
+    let name = t.name.as_deref().unwrap_or("");
+    let deny = |why: &str| {
+        let scope = if t.r.namespaced {
+            format!(" in the namespace \"{ns}\"")
+        } else {
+            " at the cluster scope".to_string()
+        };
+        let res = match &t.sub {
+            Some(s) => format!("{}/{s}", t.r.plural),
+            None => t.r.plural.to_string(),
+        };
+        Err(ApiError::forbidden(
+            t.r,
+            name,
+            format!(
+                "{} \"{name}\" is forbidden: User \"system:node:{node}\" cannot {verb} resource \"{res}\" in API group \"{}\"{scope}{why}",
+                t.r.qualified(),
+                t.r.group
+            ),
+        ))
+    };
+    let read = matches!(verb, "get" | "list" | "watch");
+    match (t.r.kind, t.sub.as_deref()) {
+        ("Pod", None) if read => Ok(()),
+        ("Pod", Some("status")) | ("Pod", None)
+            if matches!(verb, "update" | "patch" | "delete") =>
+        {
+            let pods = resources::find("", "v1", "pods").expect("pods");
+            let pod = state.objects.get(pods, ns, name).await?;
+            if pod.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node) {
+                Ok(())
+            } else {
+                deny(&format!(": can only {verb} pods bound to the node"))
+            }
+        }
+        ("Node", _) if read => Ok(()),
+        ("Node", _) if matches!(verb, "create" | "update" | "patch") => {
+            if name == node || (verb == "create" && t.name.is_none()) {
+                Ok(())
+            } else {
+                deny(&format!(": can only {verb} node \"{node}\""))
+            }
+        }
+        ("Event", _) if matches!(verb, "create" | "update" | "patch") => Ok(()),
+        ("Lease", _)
+            if ns == "kube-node-lease"
+                && (name == node
+                    || (verb == "create" && t.name.is_none())
+                    || read && !name.is_empty()) =>
+        {
+            Ok(())
+        }
+        ("Secret", None) | ("ConfigMap", None) | ("ServiceAccount", None) if verb == "get" => {
+            let pods = resources::find("", "v1", "pods").expect("pods");
+            let (items, _, _) = state
+                .objects
+                .list(
+                    pods,
+                    Some(ns),
+                    &ListOptions {
+                        field_selector: Some(format!("spec.nodeName={node}")),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            if items
+                .iter()
+                .any(|p| crate::objects::pod_references(p, t.r.kind, name))
+            {
+                Ok(())
+            } else {
+                deny(&format!(
+                    ": no relationship found between node '{node}' and this object"
+                ))
+            }
+        }
+        _ => deny(""),
+    }
+}
+
+fn wants_table(req: &Request<hyper::body::Incoming>) -> bool {
+    req.headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.split(',').next().unwrap_or("").contains("as=Table"))
+}
+
+fn wants_aggregated(req: &Request<hyper::body::Incoming>) -> bool {
+    req.headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',')
+                .next()
+                .unwrap_or("")
+                .contains("as=APIGroupDiscoveryList")
+        })
+}
+
+/// Handles one request.
+pub async fn handle(
+    state: Arc<State>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let r = route(state, req).await;
+    let resp = r.unwrap_or_else(|e| err_resp(&e));
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    Ok(resp)
+}
+
+async fn route(
+    state: Arc<State>,
+    req: Request<hyper::body::Incoming>,
+) -> ApiResult<Response<Body>> {
+    let path = req.uri().path().to_string();
+    match path.as_str() {
+        "/healthz" | "/readyz" | "/livez" => {
+            return Ok(full(StatusCode::OK, "text/plain", b"ok".to_vec()))
+        }
+        "/version" => {
+            return Ok(json_resp(
+                StatusCode::OK,
+                &json!({
+                    "major": "1", "minor": "32", "gitVersion": "v1.32.0-kubepull",
+                    "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+                    "goVersion": "rust", "compiler": "rustc", "platform": "linux/amd64",
+                }),
+            ))
+        }
+        _ => {}
+    }
+    let user = authenticate(&state, &req).ok_or_else(ApiError::unauthorized)?;
+    let agg = wants_aggregated(&req);
+    match path.trim_end_matches('/') {
+        "/api" => {
+            return Ok(if agg {
+                full(
+                    StatusCode::OK,
+                    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+                    serde_json::to_vec(&resources::aggregated(true)).unwrap_or_default(),
+                )
+            } else {
+                json_resp(StatusCode::OK, &resources::api_versions())
+            })
+        }
+        "/apis" => {
+            return Ok(if agg {
+                full(
+                    StatusCode::OK,
+                    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+                    serde_json::to_vec(&resources::aggregated(false)).unwrap_or_default(),
+                )
+            } else {
+                json_resp(StatusCode::OK, &resources::api_group_list())
+            })
+        }
+        "/api/v1" => {
+            return Ok(json_resp(
+                StatusCode::OK,
+                &resources::resource_list("", "v1"),
+            ))
+        }
+        "/openapi/v3" => return Ok(json_resp(StatusCode::OK, &resources::openapi_v3_index())),
+        "/openapi/v2" => return Err(ApiError::path_not_found()),
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/openapi/v3/") {
+        let parts: Vec<&str> = rest.split('/').collect();
+        let (g, v) = match parts.as_slice() {
+            ["api", v] => ("", *v),
+            ["apis", g, v] => (*g, *v),
+            _ => return Err(ApiError::path_not_found()),
+        };
+        if resources::GROUPS.contains(&(g, v)) {
+            return Ok(json_resp(StatusCode::OK, &resources::openapi_v3(g, v)));
+        }
+        return Err(ApiError::path_not_found());
+    }
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["apis", g] => {
+            if let Some((g, v)) = resources::GROUPS.iter().find(|(x, _)| x == g) {
+                return Ok(json_resp(StatusCode::OK, &resources::api_group(g, v)));
+            }
+            return Err(ApiError::path_not_found());
+        }
+        ["apis", g, v] => {
+            if resources::GROUPS.contains(&(*g, *v)) {
+                return Ok(json_resp(StatusCode::OK, &resources::resource_list(g, v)));
+            }
+            return Err(ApiError::path_not_found());
+        }
+        _ => {}
+    }
+    let t = parse_target(&path).ok_or_else(ApiError::path_not_found)?;
+    resource_request(state, req, user, t).await
+}
+
+async fn read_body(req: Request<hyper::body::Incoming>) -> ApiResult<(String, Value)> {
+    let ct = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    let body = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            ApiError::bad_request(format!(
+                "reading the request body: {e} (the limit is {MAX_BODY} bytes)"
+            ))
+        })?
+        .to_bytes();
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        let v = crate::protobuf::decode(&body).map_err(|e| ApiError::unsupported_media(&e))?;
+        return Ok(("application/json".into(), v));
+    }
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    Ok((ct, v))
+}
+
+fn delete_options(qs: &[(String, String)], body: Option<&Value>) -> DeleteOptions {
+    let mut o = DeleteOptions {
+        grace_period_seconds: q(qs, "gracePeriodSeconds").and_then(|v| v.parse().ok()),
+        propagation_policy: q(qs, "propagationPolicy").map(str::to_string),
+        ..Default::default()
+    };
+    if let Some(b) = body {
+        if let Some(g) = b.get("gracePeriodSeconds").and_then(Value::as_i64) {
+            o.grace_period_seconds = Some(g);
+        }
+        if let Some(p) = b.get("propagationPolicy").and_then(Value::as_str) {
+            o.propagation_policy = Some(p.to_string());
+        }
+        if b.get("orphanDependents") == Some(&json!(true)) {
+            o.propagation_policy = Some("Orphan".into());
+        }
+        o.uid = b
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        o.resource_version = b
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+    }
+    o
+}
+
+fn scale_of(obj: &Value) -> Value {
+    let sel = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": obj.pointer("/metadata/name"), "namespace": obj.pointer("/metadata/namespace"),
+            "uid": obj.pointer("/metadata/uid"), "resourceVersion": obj.pointer("/metadata/resourceVersion"),
+            "creationTimestamp": obj.pointer("/metadata/creationTimestamp"),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": sel},
+    })
+}
+
+async fn resource_request(
+    state: Arc<State>,
+    req: Request<hyper::body::Incoming>,
+    user: User,
+    t: Target,
+) -> ApiResult<Response<Body>> {
+    let qs = query(&req);
+    let method = req.method().clone();
+    let table = wants_table(&req);
+    let watch = matches!(q(&qs, "watch"), Some("1") | Some("true"));
+    let strict = q(&qs, "fieldValidation") == Some("Strict");
+    let dry_run = q(&qs, "dryRun").is_some();
+    let r = t.r;
+    let ns = t.namespace.clone().unwrap_or_default();
+    if r.namespaced && t.namespace.is_none() && t.name.is_some() {
+        return Err(ApiError::path_not_found());
+    }
+    let verb = match (&method, t.name.is_some(), watch) {
+        (&Method::GET, false, true) => "watch",
+        (&Method::GET, false, false) => "list",
+        (&Method::GET, true, _) => "get",
+        (&Method::POST, _, _) => "create",
+        (&Method::PUT, _, _) => "update",
+        (&Method::PATCH, _, _) => "patch",
+        (&Method::DELETE, false, _) => "deletecollection",
+        (&Method::DELETE, true, _) => "delete",
+        _ => return Err(ApiError::method_not_allowed()),
+    };
+    // binding is a create on pods/binding: a node may not bind
+    authorize(&state, &user, verb, &t).await?;
+    let name = t.name.clone().unwrap_or_default();
+    let list_opts = ListOptions {
+        label_selector: q(&qs, "labelSelector")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        field_selector: q(&qs, "fieldSelector")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        limit: q(&qs, "limit").and_then(|v| v.parse().ok()).unwrap_or(0),
+        continue_token: q(&qs, "continue")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    };
+    let ns_opt = if r.namespaced {
+        t.namespace.as_deref()
+    } else {
+        None
+    };
+    match (verb, t.sub.as_deref()) {
+        ("list", None) => {
+            let (items, rev, cont) = state.objects.list(r, ns_opt, &list_opts).await?;
+            if table {
+                let mut tbl = crate::table::table(r, &items, rev);
+                if let Some(c) = cont {
+                    tbl["metadata"]["continue"] = json!(c);
+                }
+                return Ok(json_resp(StatusCode::OK, &tbl));
+            }
+            let items: Vec<Value> = items
+                .into_iter()
+                .map(|mut o| {
+                    if let Some(m) = o.as_object_mut() {
+                        m.remove("apiVersion");
+                        m.remove("kind");
+                    }
+                    o
+                })
+                .collect();
+            let mut md = json!({"resourceVersion": rev.to_string()});
+            if let Some(c) = cont {
+                md["continue"] = json!(c);
+            }
+            Ok(json_resp(
+                StatusCode::OK,
+                &json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(), "metadata": md, "items": items}),
+            ))
+        }
+        ("watch", None) => {
+            let filter = Filter::new(&list_opts, None)?;
+            let rv = q(&qs, "resourceVersion").unwrap_or("");
+            let timeout = q(&qs, "timeoutSeconds")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1800);
+            let bookmarks = q(&qs, "allowWatchBookmarks") == Some("true");
+            let (initial, after) = if rv.is_empty() || rv == "0" {
+                let (items, rev, _) = state.objects.list(r, ns_opt, &list_opts).await?;
+                (items, rev)
+            } else {
+                let after: u64 = rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version {rv:?}"))
+                })?;
+                (vec![], after)
+            };
+            let rx = state.objects.watch(r, ns_opt, after, filter).await?;
+            Ok(watch_response(
+                r, initial, rx, table, timeout, bookmarks, after,
+            ))
+        }
+        ("get", None) => {
+            let obj = state.objects.get(r, &ns, &name).await?;
+            if table {
+                let rev = obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                return Ok(json_resp(
+                    StatusCode::OK,
+                    &crate::table::table(r, &[obj], rev),
+                ));
+            }
+            Ok(json_resp(StatusCode::OK, &obj))
+        }
+        ("get", Some("status")) => Ok(json_resp(
+            StatusCode::OK,
+            &state.objects.get(r, &ns, &name).await?,
+        )),
+        ("get", Some("scale")) => Ok(json_resp(
+            StatusCode::OK,
+            &scale_of(&state.objects.get(r, &ns, &name).await?),
+        )),
+        ("get", Some("log")) if r.kind == "Pod" => pod_log(&state, &ns, &name, &qs).await,
+        ("create", None) => {
+            let (_, body) = read_body(req).await?;
+            if dry_run {
+                return Ok(json_resp(StatusCode::CREATED, &body));
+            }
+            let obj = state.objects.create(r, &ns, body, &user, strict).await?;
+            Ok(json_resp(StatusCode::CREATED, &obj))
+        }
+        ("create", Some("binding")) if r.kind == "Pod" => {
+            let (_, body) = read_body(req).await?;
+            let node = body
+                .pointer("/target/name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad_request("binding without target.name".into()))?
+                .to_string();
+            let pod = state.objects.get(r, &ns, &name).await?;
+            if pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty())
+            {
+                return Err(ApiError::conflict(r, &name).with_status_message(format!(
+                    "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{}\"",
+                    pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("")
+                )));
+            }
+            let mut p = pod.clone();
+            p["spec"]["nodeName"] = json!(node);
+            let mut conds = p
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            conds.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+            conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": crate::controllers::now()}));
+            p["status"]["conditions"] = Value::Array(conds);
+            state
+                .objects
+                .update(r, &ns, &name, p.clone(), None, false)
+                .await?;
+            state
+                .objects
+                .update(r, &ns, &name, p, Some("status"), false)
+                .await?;
+            Ok(json_resp(
+                StatusCode::CREATED,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ))
+        }
+        ("update", sub @ (None | Some("status"))) => {
+            let (_, body) = read_body(req).await?;
+            let obj = state
+                .objects
+                .update(r, &ns, &name, body, sub, strict)
+                .await?;
+            Ok(json_resp(StatusCode::OK, &obj))
+        }
+        ("patch", sub @ (None | Some("status"))) => {
+            let (ct, body) = read_body(req).await?;
+            let obj = state
+                .objects
+                .patch(r, &ns, &name, &ct, &body, sub, strict)
+                .await?;
+            Ok(json_resp(StatusCode::OK, &obj))
+        }
+        ("update", Some("scale")) | ("patch", Some("scale")) => {
+            let (ct, body) = read_body(req).await?;
+            let cur = state.objects.get(r, &ns, &name).await?;
+            let mut scale = scale_of(&cur);
+            if verb == "update" {
+                scale = body;
+            } else {
+                crate::patch::merge_patch(&mut scale, &body);
+                let _ = ct;
+            }
+            let replicas = scale
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let p = json!({"spec": {"replicas": replicas}});
+            let obj = state
+                .objects
+                .patch(
+                    r,
+                    &ns,
+                    &name,
+                    "application/merge-patch+json",
+                    &p,
+                    None,
+                    false,
+                )
+                .await?;
+            Ok(json_resp(StatusCode::OK, &scale_of(&obj)))
+        }
+        ("delete", None) => {
+            let body = if req
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v != "0")
+            {
+                read_body(req).await.ok().map(|(_, b)| b)
+            } else {
+                None
+            };
+            let opts = delete_options(&qs, body.as_ref());
+            let obj = state.objects.delete(r, &ns, &name, &opts).await?;
+            Ok(json_resp(StatusCode::OK, &obj))
+        }
+        ("deletecollection", None) => {
+            let (items, _, _) = state.objects.list(r, ns_opt, &list_opts).await?;
+            let opts = delete_options(&qs, None);
+            for o in &items {
+                let n = o
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let ons = o
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let _ = state.objects.delete(r, ons, n, &opts).await;
+            }
+            Ok(json_resp(
+                StatusCode::OK,
+                &json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(), "metadata": {}, "items": items}),
+            ))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+impl ApiError {
+    fn with_status_message(mut self, m: String) -> Self {
+        self.message = m;
+        self
+    }
+}
+
+fn watch_response(
+    r: &'static Resource,
+    initial: Vec<Value>,
+    rx: tokio::sync::mpsc::Receiver<ApiResult<crate::objects::WatchEvent>>,
+    table: bool,
+    timeout_secs: u64,
+    bookmarks: bool,
+    start_rev: u64,
+) -> Response<Body> {
+    let encode = move |kind: &str, obj: Value| -> Bytes {
+        let object = if table {
+            let rev = obj
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            crate::table::table(r, &[obj], rev)
+        } else {
+            obj
+        };
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        Bytes::from(line)
+    };
+    let first: Vec<Result<Frame<Bytes>, std::io::Error>> = initial
+        .into_iter()
+        .map(|mut o| {
+            o["kind"] = json!(r.kind);
+            o["apiVersion"] = json!(r.api_version());
+            Ok(Frame::data(encode("ADDED", o)))
+        })
+        .collect();
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_secs(timeout_secs.min(3600));
+    let api_version = r.api_version();
+    let kind = r.kind;
+    let live = futures_util::stream::unfold((rx, start_rev), move |(mut rx, mut last)| {
+        let api_version = api_version.clone();
+        async move {
+            loop {
+                let tick = tokio::time::sleep(std::time::Duration::from_secs(if bookmarks { 30 } else { 3600 }));
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => return None,
+                    ev = rx.recv() => {
+                        return match ev {
+                            None => None,
+                            Some(Ok(e)) => {
+                                last = e.object.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|s| s.parse().ok()).unwrap_or(last);
+                                Some((Ok(Frame::data(encode(e.kind, e.object))), (rx, last)))
+                            }
+                            Some(Err(e)) => {
+                                let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": e.status()})).unwrap_or_default();
+                                line.push(b'\n');
+                                Some((Ok(Frame::data(Bytes::from(line))), (rx, u64::MAX)))
+                            }
+                        };
+                    }
+                    _ = tick => {
+                        if bookmarks {
+                            let bm = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": last.to_string()}}});
+                            let mut line = serde_json::to_vec(&bm).unwrap_or_default();
+                            line.push(b'\n');
+                            return Some((Ok(Frame::data(Bytes::from(line))), (rx, last)));
+                        }
+                    }
+                }
+            }
+        }
+    })
+    .take_while(|_| futures_util::future::ready(true));
+    let stream = futures_util::stream::iter(first).chain(live);
+    let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+async fn pod_log(
+    state: &State,
+    ns: &str,
+    name: &str,
+    qs: &[(String, String)],
+) -> ApiResult<Response<Body>> {
+    let pods = resources::find("", "v1", "pods").expect("pods");
+    let pod = state.objects.get(pods, ns, name).await?;
+    let containers: Vec<String> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let container = match q(qs, "container") {
+        Some(c) if !c.is_empty() => {
+            if !containers.iter().any(|x| x == c) {
+                return Err(ApiError::bad_request(format!(
+                    "container {c} is not valid for pod {name}"
+                )));
+            }
+            c.to_string()
+        }
+        _ if containers.len() == 1 => containers[0].clone(),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            )))
+        }
+    };
+    let node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if node.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+        )));
+    }
+    let nodes = resources::find("", "v1", "nodes").expect("nodes");
+    let n = state.objects.get(nodes, "", &node).await?;
+    let ip = n
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .and_then(|a| {
+            a.iter()
+                .find(|x| x.get("type").and_then(Value::as_str) == Some("InternalIP"))
+        })
+        .and_then(|x| x.get("address").and_then(Value::as_str))
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    let port = n
+        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
+        .and_then(Value::as_u64)
+        .unwrap_or(10250);
+    let mut url = format!("https://{ip}:{port}/containerLogs/{ns}/{name}/{container}?");
+    for k in ["follow", "tailLines", "timestamps", "previous"] {
+        if let Some(v) = q(qs, k) {
+            url.push_str(&format!("{k}={v}&"));
+        }
+    }
+    let resp = state
+        .http
+        .get(&url)
+        .bearer_auth(state.pki.node_token(&node))
+        .send()
+        .await
+        .map_err(|e| ApiError::internal(format!("Get \"{url}\": {e}")))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let text = resp.text().await.unwrap_or_default();
+        return Err(ApiError::bad_request(text.trim().to_string()));
+    }
+    let stream = resp
+        .bytes_stream()
+        .map(|r| r.map(Frame::data).map_err(std::io::Error::other));
+    let mut out = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
+    out.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = parse_target("/api/v1/namespaces/default/pods/web/status").unwrap();
+        assert_eq!(
+            (
+                t.r.plural,
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+                t.sub.as_deref()
+            ),
+            ("pods", Some("default"), Some("web"), Some("status"))
+        );
+        let t = parse_target("/api/v1/namespaces/default").unwrap();
+        assert_eq!(
+            (t.r.plural, t.namespace.as_deref(), t.name.as_deref()),
+            ("namespaces", None, Some("default"))
+        );
+        let t = parse_target("/apis/apps/v1/deployments").unwrap();
+        assert_eq!((t.r.plural, t.namespace.as_deref()), ("deployments", None));
+        let t = parse_target("/api/v1/namespaces/x/finalize");
+        assert!(t.is_some());
+        assert_eq!(pct_decode("a%3Db%2Cc"), "a=b,c");
+    }
+}
