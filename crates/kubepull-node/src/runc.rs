@@ -212,7 +212,7 @@ pub fn runtime_spec(
             "env": env,
             "cwd": if cwd.is_empty() { "/" } else { cwd },
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1048576u64}],
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024u64, "soft": 1024u64}],
             "noNewPrivileges": true,
         },
         "root": {"path": "rootfs", "readonly": false},
