@@ -35,7 +35,29 @@
 //! credential *for that host*. So a mirror gets credentials only when the keyring has an entry
 //! matching the mirror's own `host[:port]`; the server's credentials never go to a mirror (a
 //! mirror operator would otherwise collect every tenant's registry passwords). See
-//! [`crate::Client::resolve_image_via`].
+//! [`crate::Client::resolve_image_via`]:
+//!
+//! ```no_run
+//! # async fn demo(secrets: &[kubepull_core::keyring::PullSecret]) -> Result<(), Box<dyn std::error::Error>> {
+//! use kubepull_core::{keyring, reference::parse_normalized_named};
+//! use kubepull_registry::{Client, ClientConfig, HostsDir, Platform, RegistryCredential, TlsConfig};
+//!
+//! let hosts = HostsDir::load(std::path::Path::new("/etc/containerd/certs.d"))?;
+//! let image = parse_normalized_named("registry.example.com/team/app:v1")?;
+//! let client = Client::https(&TlsConfig::system(), ClientConfig::default())?;
+//! // the keyring is asked about each host by that host's own name
+//! let creds_for = |host: &kubepull_registry::RegistryHost| {
+//!     keyring::resolve(&format!("{}/{}", host.host_label(), image.path()), secrets, None)
+//!         .map(|r| r.credentials.iter().map(RegistryCredential::from_keyring).collect())
+//!         .unwrap_or_default()
+//! };
+//! let hosts = hosts.hosts_for(image.domain())?;
+//! let (repo, resolved) = client
+//!     .resolve_image_via(&image, &hosts, creds_for, &Platform::host())
+//!     .await?;
+//! # let _ = (repo, resolved);
+//! # Ok(()) }
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;

@@ -88,10 +88,18 @@
 //! let image = parse_normalized_named("registry.example.com/team/app:v1").unwrap();
 //! let creds = [RegistryCredential::basic("secret/regcred", "alice", "s3cret")];
 //! let (repo, resolved) = client.resolve_image(&image, &creds, &Platform::host()).await?;
-//! for layer in &resolved.manifest.layers {
-//!     let dest = std::path::Path::new("/tmp").join(layer.digest.hex());
-//!     repo.fetch_blob_to_file(layer, &dest).await?;
-//! }
+//! // three verified downloads at a time, with a progress callback for the bars
+//! let progress: kubepull_registry::ProgressFn =
+//!     std::sync::Arc::new(|digest, done, total| eprintln!("{digest}: {done}/{total}"));
+//! let paths = repo
+//!     .fetch_blobs_to_dir(
+//!         &resolved.manifest.layers,
+//!         std::path::Path::new("/var/lib/kubepull/blobs"),
+//!         kubepull_registry::DEFAULT_BLOB_CONCURRENCY,
+//!         Some(progress),
+//!     )
+//!     .await?;
+//! # let _ = paths;
 //! # Ok(()) }
 //! ```
 

@@ -303,7 +303,15 @@ async fn client_certificate_and_skip_verify_from_hosts_toml() {
     let (crt, key) = client_ca.client_cert("node").write(&d, "client").unwrap();
     std::fs::write(d.join("ca.crt"), ca.cert_pem()).unwrap();
     let write = |body: String| std::fs::write(d.join("hosts.toml"), body).unwrap();
-    let c = Client::https(&TlsConfig::system(), ClientConfig::default()).unwrap();
+    // no retries: the refused handshakes below fail at once
+    let c = Client::https(
+        &TlsConfig::system(),
+        ClientConfig {
+            max_retries: 0,
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap();
     let r = parse_normalized_named(&format!("{}/team/app:v1", reg.host())).unwrap();
     let pull = |hosts: Vec<RegistryHost>| {
         let c = c.clone();

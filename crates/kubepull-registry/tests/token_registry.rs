@@ -12,7 +12,7 @@ use kubepull_core::keyring::{resolve, PullSecret};
 use kubepull_core::reference::parse_normalized_named;
 use kubepull_registry::auth::Clock;
 use kubepull_registry::testkit::{
-    push, RegistryAuth, RegistryConfig, RegistryProcess, TestCa, TestImage, TokenField,
+    push, KeyHeader, RegistryAuth, RegistryConfig, RegistryProcess, TestCa, TestImage, TokenField,
     TokenServer, TokenServerConfig,
 };
 use kubepull_registry::{
@@ -274,16 +274,20 @@ async fn token_and_access_token_fields_and_identity_token_post() {
             ALICE_PASS,
         )],
     );
-    for field in [TokenField::Token, TokenField::AccessToken] {
+    for (field, key_header) in [
+        (TokenField::Token, KeyHeader::X5c),
+        (TokenField::AccessToken, KeyHeader::Kid),
+    ] {
         b.tokens.set_config(TokenServerConfig {
             field,
+            key_header,
             ..b.tokens.config()
         });
         let (_, got) = b
             .client()
             .resolve_image(&r, &creds, &amd64())
             .await
-            .unwrap_or_else(|e| panic!("{field:?}: {e}"));
+            .unwrap_or_else(|e| panic!("{field:?} {key_header:?}: {e}\n{}", b.registry.log()));
         assert_eq!(got.digest, b.image.digest());
     }
     // an identity token: OAuth2 POST with grant_type=refresh_token

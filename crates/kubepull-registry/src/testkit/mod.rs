@@ -20,4 +20,4 @@ pub mod token;
 pub use http::{HttpRequest, HttpResponse, HttpServer};
 pub use registry::{push, RegistryAuth, RegistryConfig, RegistryProcess, TestImage};
 pub use tls::{CertifiedKey, TestCa};
-pub use token::{Anonymous, TokenField, TokenRequest, TokenServer, TokenServerConfig};
+pub use token::{Anonymous, KeyHeader, TokenField, TokenRequest, TokenServer, TokenServerConfig};

@@ -40,6 +40,19 @@ pub enum TokenField {
     Both,
 }
 
+/// How the JWT header names the signing key (distribution `token.go`, `verifySigningKey`
+/// accepts either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyHeader {
+    /// `x5c` and `kid`.
+    Both,
+    /// Only `x5c`: the registry verifies the certificate against `rootcertbundle`.
+    X5c,
+    /// Only `kid`: the registry looks the key up by libtrust key ID among the
+    /// `rootcertbundle` keys.
+    Kid,
+}
+
 /// What an anonymous `GET` gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Anonymous {
@@ -64,6 +77,8 @@ pub struct TokenServerConfig {
     pub anonymous: Anonymous,
     /// Delay before answering: makes concurrent fetches overlap in single-flight tests.
     pub delay: Duration,
+    /// Which key header the JWTs carry.
+    pub key_header: KeyHeader,
 }
 
 impl Default for TokenServerConfig {
@@ -75,6 +90,7 @@ impl Default for TokenServerConfig {
             field: TokenField::Both,
             anonymous: Anonymous::EmptyAccess,
             delay: Duration::ZERO,
+            key_header: KeyHeader::Both,
         }
     }
 }
@@ -181,8 +197,14 @@ impl Signer {
         })
     }
 
-    fn sign(&self, claims: &serde_json::Value) -> String {
-        let header = json!({"typ": "JWT", "alg": "RS256", "kid": self.kid, "x5c": [self.x5c]});
+    fn sign(&self, claims: &serde_json::Value, key_header: KeyHeader) -> String {
+        let header = match key_header {
+            KeyHeader::Both => {
+                json!({"typ": "JWT", "alg": "RS256", "kid": self.kid, "x5c": [self.x5c]})
+            }
+            KeyHeader::X5c => json!({"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}),
+            KeyHeader::Kid => json!({"typ": "JWT", "alg": "RS256", "kid": self.kid}),
+        };
         let input = format!(
             "{}.{}",
             b64url(header.to_string().as_bytes()),
@@ -319,7 +341,7 @@ impl State {
             "jti": jti,
             "access": self.grant(user, scopes),
         });
-        let tok = self.signer.sign(&claims);
+        let tok = self.signer.sign(&claims, cfg.key_header);
         let mut body =
             json!({"expires_in": cfg.ttl.as_secs(), "issued_at": "2006-01-02T15:04:05Z"});
         if matches!(cfg.field, TokenField::Token | TokenField::Both) {
@@ -529,7 +551,8 @@ impl TokenServer {
     pub fn mint(&self, user: &str, repository: &str, actions: &[&str]) -> String {
         let cfg = self.config();
         let now = now_secs();
-        self.state.signer.sign(&json!({
+        self.state.signer.sign(
+            &json!({
             "iss": cfg.issuer,
             "sub": user,
             "aud": cfg.service,
@@ -538,7 +561,9 @@ impl TokenServer {
             "iat": now,
             "jti": format!("mint-{now}-{repository}"),
             "access": [{"type": "repository", "name": repository, "actions": actions}],
-        }))
+            }),
+            cfg.key_header,
+        )
     }
 
     /// Every request so far, in order.
