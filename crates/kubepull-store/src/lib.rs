@@ -9,6 +9,7 @@
 //! ingest/*.tmp              small blobs and records being written
 //! locks/sha256/<hex>.lock   per-blob lock files (flock)
 //! locks/store.lock          records and garbage collection
+//! locks/gc.lock             pull leases (shared) against garbage collection (exclusive)
 //! images/<sha256(name)>.json   image records
 //! pulls/<hex>.json          pull records per image manifest (who pulled it, with what)
 //! ```
@@ -25,11 +26,18 @@
 //! ([`Store::lock_blob`]), checks [`Store::has_blob`] again (someone may have just finished),
 //! downloads into [`Store::ingest_path`] and [`Store::commit_blob`]s it.
 //!
+//! A pull holds a [`Store::pull_lease`] from its first blob to its image record, so that
+//! [`Store::gc`] never deletes a blob that is stored but not yet referenced.
+//!
+//! The store never reads the clock (times are passed in) and never sees credentials: pull
+//! records carry the caller's credential hash only.
+//!
 //! Digests are [`Digest`]s, validated on parse (algorithm and hex length), so a digest can never
 //! name a path outside the store.
 
 #![forbid(unsafe_code)]
 
+mod snapshot;
 mod unpack;
 
 use std::collections::HashSet;
@@ -43,6 +51,9 @@ use kubepull_core::reference::Digest;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
+pub use snapshot::{
+    chain_keys, overlay_lowerdir, SnapshotError, SnapshotLease, MAX_SNAPSHOT_LAYERS,
+};
 pub use unpack::{
     unpack_image, unpack_layer, LayerStats, UnpackError, UnpackOptions, UnpackStats,
     DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES, MAX_NAME_LEN, MAX_PATH_LEN, MAX_PAX_HEADER,
@@ -102,6 +113,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// An overlay snapshot could not be made.
+    #[error("{0}")]
+    Snapshot(#[source] SnapshotError),
     /// A layer could not be unpacked.
     #[error("unpack layer {layer}: {source}")]
     Unpack {
@@ -257,6 +271,8 @@ pub struct GcReport {
     pub partials_removed: usize,
     /// Blobs kept because a download or reader holds their lock.
     pub skipped_locked: usize,
+    /// Layer snapshots no image uses any more, removed.
+    pub snapshots_removed: usize,
 }
 
 /// The exclusive, cross-process lock on one blob. Released on drop (and by the kernel if the
@@ -330,6 +346,39 @@ fn flock_op(file: &File, op: rustix::fs::FlockOperation, blocking: bool) -> io::
             Err(rustix::io::Errno::INTR) => continue,
             Err(rustix::io::Errno::WOULDBLOCK) if !blocking => return Ok(false),
             Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Locks the lock file at `p` (created if missing); `None` if a non-blocking `op` would block.
+/// Lock files of deleted blobs and snapshots are unlinked by their exclusive holder (in
+/// [`Store::gc`]), so after locking, the open file must still be the one at the path (same
+/// inode); otherwise the lock is retried on the new file.
+fn lock_path(p: &Path, op: rustix::fs::FlockOperation) -> Result<Option<File>> {
+    use rustix::fs::FlockOperation as Op;
+    use std::os::unix::fs::MetadataExt;
+    let blocking = matches!(op, Op::LockExclusive | Op::LockShared);
+    loop {
+        let f = ctx(
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(p),
+            || format!("open lock {}", p.display()),
+        )?;
+        if !ctx(flock_op(&f, op, blocking), || {
+            format!("lock {}", p.display())
+        })? {
+            return Ok(None);
+        }
+        let held = ctx(f.metadata(), || format!("stat lock {}", p.display()))?;
+        match fs::metadata(p) {
+            Ok(m) if m.ino() == held.ino() && m.dev() == held.dev() => return Ok(Some(f)),
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(format!("stat lock {}", p.display()), e)),
         }
     }
 }
@@ -443,35 +492,17 @@ impl Store {
     /// holding their lock, so after locking, the open file must still be the one at the path
     /// (same inode); otherwise the lock is retried on the new file.
     fn lock_blob_inner(&self, d: &Digest, blocking: bool) -> Result<Option<BlobLock>> {
-        use std::os::unix::fs::MetadataExt;
         let p = self.blob_lock_path(d);
-        loop {
-            let f = ctx(
-                OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .read(true)
-                    .write(true)
-                    .open(&p),
-                || format!("open lock {}", p.display()),
-            )?;
-            if !ctx(flock(&f, blocking), || format!("lock blob {d}"))? {
-                return Ok(None);
-            }
-            let held = ctx(f.metadata(), || format!("stat lock {}", p.display()))?;
-            match fs::metadata(&p) {
-                Ok(m) if m.ino() == held.ino() && m.dev() == held.dev() => {
-                    return Ok(Some(BlobLock {
-                        _file: f,
-                        path: p,
-                        digest: d.to_string(),
-                    }))
-                }
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(format!("stat lock {}", p.display()), e)),
-            }
-        }
+        let op = if blocking {
+            rustix::fs::FlockOperation::LockExclusive
+        } else {
+            rustix::fs::FlockOperation::NonBlockingLockExclusive
+        };
+        Ok(lock_path(&p, op)?.map(|f| BlobLock {
+            _file: f,
+            path: p,
+            digest: d.to_string(),
+        }))
     }
 
     /// Waits for and takes the exclusive cross-process lock on blob `d`. Callers then check
@@ -490,6 +521,26 @@ impl Store {
     /// Takes the lock on blob `d` if nobody holds it.
     pub fn try_lock_blob(&self, d: &Digest) -> Result<Option<BlobLock>> {
         self.lock_blob_inner(d, false)
+    }
+
+    /// Takes the exclusive lock `locks/<name>`, waiting for it.
+    fn lock_named(&self, name: &str) -> Result<File> {
+        let p = self.root.join("locks").join(name);
+        lock_path(&p, rustix::fs::FlockOperation::LockExclusive)?
+            .ok_or_else(|| Error::io(format!("lock {name}"), io::ErrorKind::WouldBlock.into()))
+    }
+
+    /// Takes the shared lock `locks/<name>`, waiting for exclusive holders.
+    fn lock_named_shared(&self, name: &str) -> Result<File> {
+        let p = self.root.join("locks").join(name);
+        lock_path(&p, rustix::fs::FlockOperation::LockShared)?
+            .ok_or_else(|| Error::io(format!("lock {name}"), io::ErrorKind::WouldBlock.into()))
+    }
+
+    /// Takes the exclusive lock `locks/<name>` if it is free.
+    fn try_lock_named(&self, name: &str) -> Result<Option<File>> {
+        let p = self.root.join("locks").join(name);
+        lock_path(&p, rustix::fs::FlockOperation::NonBlockingLockExclusive)
     }
 
     fn store_lock(&self) -> Result<File> {
@@ -571,21 +622,27 @@ impl Store {
     /// Reads a blob of at most `max` bytes, verifying its digest.
     pub fn read_blob(&self, d: &Digest, max: u64) -> Result<Vec<u8>> {
         let p = self.blob_path(d);
-        let meta = match fs::metadata(&p) {
-            Ok(m) => m,
+        let f = match File::open(&p) {
+            Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::BlobNotFound(d.to_string()))
             }
-            Err(e) => return Err(Error::io(format!("stat {}", p.display()), e)),
+            Err(e) => return Err(Error::io(format!("open {}", p.display()), e)),
         };
-        if meta.len() > max {
+        let size = ctx(f.metadata(), || format!("stat {}", p.display()))?.len();
+        if size > max {
             return Err(Error::TooLarge {
                 digest: d.to_string(),
-                size: meta.len(),
+                size,
                 limit: max,
             });
         }
-        let bytes = ctx(fs::read(&p), || format!("read {}", p.display()))?;
+        // bounded even if the file changed since the stat
+        let mut bytes = Vec::with_capacity(size as usize);
+        ctx(
+            f.take(max.saturating_add(1)).read_to_end(&mut bytes),
+            || format!("read {}", p.display()),
+        )?;
         let actual = Digest::sha256_of(&bytes);
         if &actual != d {
             return Err(Error::DigestMismatch {
@@ -752,7 +809,8 @@ impl Store {
         })?;
         let _l = self.store_lock()?;
         let mut referenced: HashSet<String> = HashSet::new();
-        for r in self.images()? {
+        let images = self.images()?;
+        for r in &images {
             for b in r.blobs() {
                 referenced.insert(b.to_string());
             }
@@ -805,6 +863,7 @@ impl Store {
         let (n, bytes) = self.remove_dead_tmp()?;
         report.partials_removed += n;
         report.bytes_freed += bytes;
+        report.snapshots_removed = self.gc_snapshots(&images)?;
         Ok(report)
     }
 

@@ -50,6 +50,8 @@ pub const DEFAULT_MAX_ENTRIES: u64 = 2_000_000;
 pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 64 << 30;
 
 const BLOCK: usize = 512;
+/// File content is copied through a buffer of this size.
+const COPY_BUFFER: usize = 256 << 10;
 const WHITEOUT_PREFIX: &str = ".wh.";
 const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
 
@@ -222,40 +224,52 @@ pub fn unpack_image(
 ) -> Result<UnpackStats> {
     let mut stats = UnpackStats::default();
     for layer in &rec.layers {
-        let d = Digest::parse(&layer.digest).map_err(|e| Error::CorruptRecord {
-            path: rec.name.clone(),
-            reason: format!("layer digest {:?}: {e}", layer.digest),
-        })?;
-        let p = store.blob_path(&d);
-        let f = match File::open(&p) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::BlobNotFound(d.to_string()))
-            }
-            Err(e) => return Err(Error::io(format!("open {}", p.display()), e)),
-        };
-        let mut hr = HashingReader {
-            inner: f,
-            hash: <sha2::Sha256 as sha2::Digest>::new(),
-        };
-        let s = unpack_layer_inner(&mut hr, &layer.media_type, dest, opts)
-            .map_err(|e| layer_err(&layer.digest, e))?;
-        // the tar end may come before the end of the blob (padding, the compression trailer)
-        crate::ctx(io::copy(&mut hr, &mut io::sink()), || {
-            format!("read {}", p.display())
-        })?;
-        let sum: [u8; 32] = sha2::Digest::finalize(hr.hash).into();
-        let actual = Digest::from_sha256_bytes(&sum);
-        if actual != d {
-            return Err(Error::DigestMismatch {
-                expected: d.to_string(),
-                actual: actual.to_string(),
-            });
-        }
+        let s = apply_layer_blob(store, &rec.name, layer, dest, opts)?;
         stats.layers += 1;
         stats.total.add(&s);
     }
     Ok(stats)
+}
+
+/// Applies one stored layer blob onto `dest`, re-hashing the blob as it is read.
+pub(crate) fn apply_layer_blob(
+    store: &Store,
+    image: &str,
+    layer: &crate::LayerRecord,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<LayerStats> {
+    let d = Digest::parse(&layer.digest).map_err(|e| Error::CorruptRecord {
+        path: image.to_string(),
+        reason: format!("layer digest {:?}: {e}", layer.digest),
+    })?;
+    let p = store.blob_path(&d);
+    let f = match File::open(&p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::BlobNotFound(d.to_string()))
+        }
+        Err(e) => return Err(Error::io(format!("open {}", p.display()), e)),
+    };
+    let mut hr = HashingReader {
+        inner: f,
+        hash: <sha2::Sha256 as sha2::Digest>::new(),
+    };
+    let s = unpack_layer_inner(&mut hr, &layer.media_type, dest, opts)
+        .map_err(|e| layer_err(&layer.digest, e))?;
+    // the tar end may come before the end of the blob (padding, the compression trailer)
+    crate::ctx(io::copy(&mut hr, &mut io::sink()), || {
+        format!("read {}", p.display())
+    })?;
+    let sum: [u8; 32] = sha2::Digest::finalize(hr.hash).into();
+    let actual = Digest::from_sha256_bytes(&sum);
+    if actual != d {
+        return Err(Error::DigestMismatch {
+            expected: d.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(s)
 }
 
 struct HashingReader<R> {
@@ -311,11 +325,10 @@ impl<R: BufRead> Read for ZstdFrames<R> {
             let Some(dec) = self.dec.take() else {
                 return Ok(0);
             };
-            let (mut src, mut fd) = dec.into_parts();
+            let (mut src, fd) = dec.into_parts();
             if src.fill_buf()?.is_empty() {
                 return Ok(0);
             }
-            fd.init(&mut src).map_err(io::Error::other)?;
             self.dec = Some(
                 ruzstd::decoding::StreamingDecoder::new_with_decoder(src, fd)
                     .map_err(io::Error::other)?,
@@ -566,6 +579,7 @@ fn checksum_ok(h: &[u8; BLOCK]) -> bool {
         return false;
     };
     // the checksum field counts as spaces; historic tars summed signed bytes
+    // (Go archive/tar format.go, block.computeChecksum; reader.go, readHeader)
     let unsigned: u64 = h
         .iter()
         .enumerate()
@@ -600,6 +614,10 @@ struct Unpacker<'a> {
     /// Directories whose mode and times are applied at the end of the layer (their content
     /// changes their mtime; a read-only mode would stop an unprivileged unpack).
     dirs: Vec<DeferredDir>,
+    /// The file copy buffer, reused across entries.
+    buf: Vec<u8>,
+    /// Lower-layer directories made writable for this layer (unprivileged only).
+    restore: Vec<DeferredDir>,
 }
 
 struct DeferredDir {
@@ -633,6 +651,8 @@ fn unpack_layer_inner(
         stats: LayerStats::default(),
         unpacked: HashSet::new(),
         dirs: Vec::new(),
+        buf: Vec::new(),
+        restore: Vec::new(),
     };
     let mut pax: Option<Pax> = None;
     let mut long_name: Option<Vec<u8>> = None;
@@ -759,12 +779,18 @@ fn unpack_layer_inner(
             name,
             link,
         };
-        // only regular files carry data; the rest may declare a size, which is skipped
+        // only regular files carry data: a size on any other type is not followed by data
+        // (Go archive/tar reader.go, isHeaderOnlyType)
+        let data = if e.kind == Kind::File { e.size } else { 0 };
         let consumed = u.apply(&e, &mut ts)?;
-        ts.skip(e.size - consumed.min(e.size), &e.name)?;
-        ts.skip(padding(e.size), &e.name)?;
+        ts.skip(data - consumed.min(data), &e.name)?;
+        ts.skip(padding(data), &e.name)?;
     }
     u.finish()?;
+    // read to the end so the compression trailer (gzip CRC and length, zstd checksum) is
+    // verified; what follows the end-of-archive blocks still counts toward the bound
+    let mut rest = [0u8; 8192];
+    while ts.read_full(&mut rest)? > 0 {}
     Ok(u.stats)
 }
 
@@ -923,6 +949,11 @@ impl Unpacker<'_> {
     /// Applies one entry; returns how many data bytes it consumed.
     fn apply(&mut self, e: &Entry, ts: &mut TarStream<'_>) -> Result<u64, UnpackError> {
         let comps = clean_name(&e.name)?;
+        if comps.first().is_some_and(|c| c.starts_with(b".wh..wh.")) {
+            // aufs metadata (.wh..wh.plnk, .wh..wh.aufs, .wh..wh.orph): never unpacked
+            // (moby pkg/archive/diff.go, UnpackLayer: "Skip AUFS metadata dirs")
+            return Ok(0);
+        }
         let Some((base, parent)) = comps.split_last() else {
             // the root itself: containerd ignores it ("resolved to root")
             return Ok(0);
@@ -961,6 +992,7 @@ impl Unpacker<'_> {
             let Some(dir) = self.resolve(&e.name, parent, false)? else {
                 return Ok(0);
             };
+            self.ensure_writable(e, &dir)?;
             let target = self.root.join(rel_path(&dir)).join(OsStr::from_bytes(orig));
             remove_any(&target)
                 .map_err(self.io_err(e, format!("apply whiteout to {}", target.display())))?;
@@ -969,6 +1001,7 @@ impl Unpacker<'_> {
         let Some(dir) = self.resolve(&e.name, parent, true)? else {
             return Ok(0);
         };
+        self.ensure_writable(e, &dir)?;
         let rel = rel_path(&dir).join(OsStr::from_bytes(base));
         let path = self.root.join(&rel);
         // containerd createTarFile: replace anything there except dir-onto-dir (merged)
@@ -998,7 +1031,8 @@ impl Unpacker<'_> {
                     .custom_flags(libc_o_nofollow())
                     .open(&path)
                     .map_err(self.io_err(e, "create file"))?;
-                let mut buf = vec![0u8; 64 << 10];
+                let mut buf = std::mem::take(&mut self.buf);
+                buf.resize(COPY_BUFFER, 0);
                 let mut left = e.size;
                 while left > 0 {
                     let k = left.min(buf.len() as u64) as usize;
@@ -1007,6 +1041,7 @@ impl Unpacker<'_> {
                         .map_err(self.io_err(e, "write file"))?;
                     left -= k as u64;
                 }
+                self.buf = buf;
                 consumed = e.size;
                 self.stats.files += 1;
                 self.stats.bytes += e.size;
@@ -1157,7 +1192,46 @@ impl Unpacker<'_> {
         Ok(())
     }
 
+    /// Unprivileged, a directory a lower layer made read-only (0555) cannot take new entries:
+    /// give the owner rwx until the end of the layer, then restore the mode (umoci
+    /// oci/layer/unpriv.go, `Wrap`).
+    fn ensure_writable(&mut self, e: &Entry, dir: &[Vec<u8>]) -> Result<(), UnpackError> {
+        if self.privileged {
+            return Ok(());
+        }
+        let p = self.root.join(rel_path(dir));
+        let m =
+            fs::symlink_metadata(&p).map_err(self.io_err(e, format!("stat {}", p.display())))?;
+        let mode = m.permissions().mode() & 0o7777;
+        if mode & 0o700 == 0o700 || self.restore.iter().any(|r| r.ino == m.ino()) {
+            return Ok(());
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode | 0o700))
+            .map_err(self.io_err(e, format!("make {} writable", p.display())))?;
+        self.restore.push(DeferredDir {
+            path: p,
+            ino: m.ino(),
+            mode,
+            mtime: (m.mtime(), 0),
+            atime: (m.atime(), 0),
+        });
+        Ok(())
+    }
+
     fn finish(&mut self) -> Result<(), UnpackError> {
+        // lower-layer directories opened up for this layer get their modes back (the layer's
+        // own directories then get theirs, below)
+        for r in self.restore.drain(..).rev() {
+            if fs::symlink_metadata(&r.path).is_ok_and(|m| m.is_dir() && m.ino() == r.ino) {
+                fs::set_permissions(&r.path, fs::Permissions::from_mode(r.mode)).map_err(
+                    |source| UnpackError::Io {
+                        entry: r.path.display().to_string(),
+                        op: "restore mode".into(),
+                        source,
+                    },
+                )?;
+            }
+        }
         // deepest last-written first, so a parent's times are set after its children changed it
         for DeferredDir {
             path,

@@ -62,7 +62,7 @@ fn child_role() -> bool {
             // take the lock, write half the blob, then wait to be killed
             let _l = store.lock_blob(&d).unwrap();
             std::fs::write(store.ingest_path(&d), &data[..data.len() / 2]).unwrap();
-            writeln!(out, "locked").unwrap();
+            writeln!(out, "\n@@locked@@").unwrap();
             out.flush().unwrap();
             loop {
                 std::thread::park();
@@ -70,7 +70,7 @@ fn child_role() -> bool {
         }
         "ingest" => {
             let wrote = ingest(&store, &d, &data, &AtomicUsize::new(0));
-            writeln!(out, "{}", if wrote { "wrote" } else { "reused" }).unwrap();
+            writeln!(out, "\n@@{}@@", if wrote { "wrote" } else { "reused" }).unwrap();
             out.flush().unwrap();
         }
         other => panic!("unknown role {other}"),
@@ -208,20 +208,21 @@ fn processes_single_flight() {
         let mut out = String::new();
         std::io::Read::read_to_string(k.0.stdout.as_mut().unwrap(), &mut out).unwrap();
         assert!(k.0.wait().unwrap().success());
-        outcomes.push(
-            out.lines()
-                .find(|l| *l == "wrote" || *l == "reused")
-                .unwrap_or("none")
-                .to_string(),
-        );
+        outcomes.push(if out.contains("@@wrote@@") {
+            "wrote"
+        } else if out.contains("@@reused@@") {
+            "reused"
+        } else {
+            "none"
+        });
     }
     assert_eq!(
-        outcomes.iter().filter(|o| *o == "wrote").count(),
+        outcomes.iter().filter(|o| **o == "wrote").count(),
         1,
         "{outcomes:?}"
     );
     assert_eq!(
-        outcomes.iter().filter(|o| *o == "reused").count(),
+        outcomes.iter().filter(|o| **o == "reused").count(),
         3,
         "{outcomes:?}"
     );
@@ -242,7 +243,7 @@ fn kill_9_releases_the_lock_and_leaves_no_blob() {
     let mut rd = BufReader::new(kid.0.stdout.take().unwrap());
     let mut line = String::new();
     // the test harness prints its own lines before the role's output
-    while line.trim() != "locked" {
+    while !line.contains("@@locked@@") {
         line.clear();
         let n = rd.read_line(&mut line).unwrap();
         assert!(n > 0, "child exited before taking the lock");
@@ -494,4 +495,21 @@ fn open_removes_temp_files_of_dead_writers() {
     assert!(!dead.exists());
     assert!(live.exists());
     assert!(partial.exists(), "partial downloads are kept for resuming");
+}
+
+#[test]
+fn store_is_clone_send_sync() {
+    fn check<T: Clone + Send + Sync + 'static>() {}
+    check::<Store>();
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let s2 = s.clone();
+    assert_eq!(s2.root(), t.path());
+    let d = Digest::sha256_of(b"sized");
+    assert_eq!(s.blob_size(&d), None);
+    s.put_blob_bytes(&d, b"sized").unwrap();
+    assert_eq!(s2.blob_size(&d), Some(5));
+    assert_eq!(s2.disk_usage().unwrap(), 5);
+    assert_eq!(s.gc().unwrap().bytes_freed, 5);
+    assert_eq!(s.disk_usage().unwrap(), 0);
 }

@@ -1,0 +1,318 @@
+//! Layer snapshots for overlayfs: each layer of a chain is unpacked once into
+//! `snapshots/<chain key>/fs`, holding only that layer's changes in overlayfs form (whiteouts
+//! are 0/0 character devices, opaque directories carry `trusted.overlay.opaque=y`), so a
+//! container's root filesystem is an overlay mount with the chain's snapshots as `lowerdir`.
+//!
+//! A layer is applied the way containerd's overlay snapshotter does it (snapshots/overlay
+//! `Prepare` + `archive.Apply`): the new snapshot is the upper directory of an overlay mount
+//! over its parents, and the layer is unpacked onto the merged view with the ordinary rules
+//! ([`crate::unpack_layer`]). The kernel then records deletions as overlay whiteouts, replaced
+//! directories as opaque, and hard links to lower files as copies-up, exactly as it will read
+//! them back. The base layer is unpacked directly.
+//!
+//! The chain key of layer `n` is `sha256(key(n-1) + " " + digest(n))` over the stored
+//! (compressed) layer digests, and the digest's hex for the base layer: the OCI ChainID
+//! construction, over the blobs the store holds rather than over uncompressed DiffIDs.
+//!
+//! Snapshots need root and overlayfs. Without them [`Store::layer_snapshot`] fails with
+//! [`SnapshotError::Unsupported`] and callers fall back to [`crate::unpack_image`] into a fresh
+//! directory.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use kubepull_core::reference::Digest;
+
+use crate::{ctx, Error, LayerRecord, Result, Store, UnpackOptions};
+
+/// The most layers one chain may have: the overlay mount option listing every lower directory
+/// must fit in a page (4096 bytes) and each entry is about 90 bytes plus the store root.
+pub const MAX_SNAPSHOT_LAYERS: usize = 40;
+
+/// Why a snapshot could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// This process cannot make overlay snapshots.
+    #[error(
+        "overlay snapshots are not available: {0}; unpack the image with unpack_image instead"
+    )]
+    Unsupported(String),
+    /// The chain is longer than [`MAX_SNAPSHOT_LAYERS`].
+    #[error(
+        "image has {layers} layers, more than the {limit} an overlay mount can stack; \
+         unpack the image with unpack_image instead"
+    )]
+    TooManyLayers {
+        /// The layers of the image.
+        layers: usize,
+        /// [`MAX_SNAPSHOT_LAYERS`].
+        limit: usize,
+    },
+    /// Mounting or unmounting the overlay failed.
+    #[error("{op} overlay on {target}: {source}")]
+    Mount {
+        /// `mount` or `unmount`.
+        op: &'static str,
+        /// The mount point.
+        target: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl From<SnapshotError> for Error {
+    fn from(e: SnapshotError) -> Error {
+        Error::Snapshot(e)
+    }
+}
+
+/// The chain keys of `layers`, base first.
+pub fn chain_keys(layers: &[LayerRecord]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(layers.len());
+    for l in layers {
+        let key = match out.last() {
+            None => Digest::sha256_of(l.digest.as_bytes()).hex().to_string(),
+            Some(parent) => Digest::sha256_of(format!("{parent} {}", l.digest).as_bytes())
+                .hex()
+                .to_string(),
+        };
+        out.push(key);
+    }
+    out
+}
+
+/// The `lowerdir=` value for an overlay mount of `snapshots` (base first, as
+/// [`Store::layer_snapshot`] returns them): overlayfs lists the top layer first.
+pub fn overlay_lowerdir(snapshots: &[PathBuf]) -> String {
+    snapshots
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Unmounts on drop (lazily, so an error path never leaves a mount behind).
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<Mounted, SnapshotError> {
+    for p in lowers.iter().map(|p| p.as_path()).chain([upper, work]) {
+        if p.to_string_lossy().contains([',', ':']) {
+            return Err(SnapshotError::Unsupported(format!(
+                "path {} has a ',' or ':' that an overlay mount option cannot hold",
+                p.display()
+            )));
+        }
+    }
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        overlay_lowerdir(lowers),
+        upper.display(),
+        work.display()
+    );
+    let data = std::ffi::CString::new(data)
+        .map_err(|_| SnapshotError::Unsupported("store path holds a NUL byte".to_string()))?;
+    rustix::mount::mount(
+        "overlay",
+        target,
+        "overlay",
+        rustix::mount::MountFlags::empty(),
+        data.as_c_str(),
+    )
+    .map_err(|e| SnapshotError::Mount {
+        op: "mount",
+        target: target.display().to_string(),
+        source: e.into(),
+    })?;
+    Ok(Mounted(target.to_path_buf()))
+}
+
+/// Shared locks on the snapshots of a chain: while held, [`Store::gc`] keeps them even if no
+/// image record uses them any more (a running container's lower directories). Released on drop
+/// or when the process dies.
+#[derive(Debug)]
+pub struct SnapshotLease {
+    _files: Vec<fs::File>,
+}
+
+impl Store {
+    /// Holds the snapshots of `layers` against garbage collection (see [`SnapshotLease`]).
+    pub fn snapshot_lease(&self, layers: &[LayerRecord]) -> Result<SnapshotLease> {
+        let lock_dir = self.root().join("locks/snapshots");
+        ctx(fs::create_dir_all(&lock_dir), || {
+            format!("create {}", lock_dir.display())
+        })?;
+        let mut files = Vec::new();
+        for key in chain_keys(layers) {
+            files.push(self.lock_named_shared(&format!("snapshots/{key}.lock"))?);
+        }
+        Ok(SnapshotLease { _files: files })
+    }
+
+    fn snapshots_dir(&self) -> PathBuf {
+        self.root().join("snapshots")
+    }
+
+    /// The directory of a snapshot (its `fs` is the overlay lower directory).
+    pub fn snapshot_path(&self, key: &str) -> PathBuf {
+        self.snapshots_dir().join(key).join("fs")
+    }
+
+    /// Makes sure every layer of the chain has a snapshot, unpacking each missing one once
+    /// (across threads and processes), and returns their `fs` directories, base first. Mount
+    /// them with `lowerdir=` [`overlay_lowerdir`]. Needs root and overlayfs.
+    pub fn layer_snapshot(
+        &self,
+        image: &str,
+        layers: &[LayerRecord],
+        opts: &UnpackOptions,
+    ) -> Result<Vec<PathBuf>> {
+        if layers.len() > MAX_SNAPSHOT_LAYERS {
+            return Err(SnapshotError::TooManyLayers {
+                layers: layers.len(),
+                limit: MAX_SNAPSHOT_LAYERS,
+            }
+            .into());
+        }
+        if opts.rootless || !rustix::process::geteuid().is_root() {
+            return Err(SnapshotError::Unsupported(
+                "they need root (overlay mounts, whiteout devices, trusted.* xattrs)".into(),
+            )
+            .into());
+        }
+        let dir = self.snapshots_dir();
+        ctx(fs::create_dir_all(&dir), || {
+            format!("create {}", dir.display())
+        })?;
+        let lock_dir = self.root().join("locks/snapshots");
+        ctx(fs::create_dir_all(&lock_dir), || {
+            format!("create {}", lock_dir.display())
+        })?;
+        let keys = chain_keys(layers);
+        let mut done: Vec<PathBuf> = Vec::with_capacity(layers.len());
+        for (layer, key) in layers.iter().zip(&keys) {
+            let fs_dir = self.snapshot_path(key);
+            if !fs_dir.is_dir() {
+                let _lock = self.lock_named(&format!("snapshots/{key}.lock"))?;
+                if !fs_dir.is_dir() {
+                    self.build_snapshot(image, layer, key, &done, opts)?;
+                }
+            }
+            done.push(fs_dir);
+        }
+        Ok(done)
+    }
+
+    fn build_snapshot(
+        &self,
+        image: &str,
+        layer: &LayerRecord,
+        key: &str,
+        lowers: &[PathBuf],
+        opts: &UnpackOptions,
+    ) -> Result<()> {
+        let tmp = self.snapshots_dir().join(format!(
+            "tmp-{}.{}",
+            std::process::id(),
+            crate::TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let upper = tmp.join("fs");
+        let work = tmp.join("work");
+        let merged = tmp.join("merged");
+        for d in [&upper, &work, &merged] {
+            ctx(fs::create_dir_all(d), || format!("create {}", d.display()))?;
+        }
+        let r = if lowers.is_empty() {
+            crate::unpack::apply_layer_blob(self, image, layer, &upper, opts).map(|_| ())
+        } else {
+            match mount_overlay(lowers, &upper, &work, &merged) {
+                Ok(m) => {
+                    let r = crate::unpack::apply_layer_blob(self, image, layer, &merged, opts);
+                    drop(m);
+                    r.map(|_| ())
+                }
+                Err(e) => Err(e.into()),
+            }
+        };
+        if let Err(e) = r {
+            remove_tmp(&tmp);
+            return Err(e);
+        }
+        let _ = fs::remove_dir_all(&work);
+        let _ = fs::remove_dir(&merged);
+        let dest = self.snapshots_dir().join(key);
+        if let Err(e) = fs::rename(&tmp, &dest) {
+            remove_tmp(&tmp);
+            return Err(Error::io(format!("rename to {}", dest.display()), e));
+        }
+        crate::sync_dir(&self.snapshots_dir())
+    }
+
+    /// Removes snapshots that no image record's chain uses (skipping ones being built or held
+    /// by a [`SnapshotLease`]) and
+    /// the leftovers of interrupted builds. Returns how many snapshots were removed.
+    pub(crate) fn gc_snapshots(&self, images: &[crate::ImageRecord]) -> Result<usize> {
+        let dir = self.snapshots_dir();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io(format!("list {}", dir.display()), e)),
+        };
+        let used: std::collections::HashSet<String> =
+            images.iter().flat_map(|r| chain_keys(&r.layers)).collect();
+        let mut removed = 0;
+        for e in rd {
+            let e = ctx(e, || format!("list {}", dir.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(rest) = name.strip_prefix("tmp-") {
+                let alive = rest
+                    .split('.')
+                    .next()
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                if !alive {
+                    remove_tmp(&e.path());
+                }
+                continue;
+            }
+            if used.contains(&name) {
+                continue;
+            }
+            let Some(_lock) = self.try_lock_named(&format!("snapshots/{name}.lock"))? else {
+                continue;
+            };
+            ctx(fs::remove_dir_all(e.path()), || {
+                format!("remove {}", e.path().display())
+            })?;
+            let _ = fs::remove_file(self.root().join(format!("locks/snapshots/{name}.lock")));
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+/// Removes an interrupted build, first detaching a mount a dead builder may have left, so the
+/// removal never goes through an overlay into the lower snapshots.
+fn remove_tmp(tmp: &Path) {
+    let merged = tmp.join("merged");
+    let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
+    if fs::remove_dir(&merged).is_err() && merged.exists() {
+        // still a mount point or not empty: leave it rather than risk deleting through it
+        return;
+    }
+    let _ = fs::remove_dir_all(tmp);
+}
