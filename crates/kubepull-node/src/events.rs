@@ -90,7 +90,11 @@ impl Recorder {
         message: &str,
     ) -> Result<(), kube::Error> {
         let now = jiff::Timestamp::now();
-        let key = (obj.clone(), reason.to_string(), message.to_string());
+        // aggregate across resource versions of the object (client-go keys on the object's
+        // identity and field path, not its resourceVersion)
+        let mut ident = obj.clone();
+        ident.resource_version.clear();
+        let key = (ident, reason.to_string(), message.to_string());
         let previous = {
             let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             seen.get(&key)

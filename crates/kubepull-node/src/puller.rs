@@ -227,6 +227,10 @@ impl Puller {
             .as_ref()
             .and_then(|s| creds.iter().position(|c| c.source() == s));
         let manifest_digest = resolved.manifest_descriptor.digest.clone();
+        // a pull lease keeps a concurrent `gc` from deleting blobs committed before the image
+        // record that references them is written
+        let s = self.store.clone();
+        let _lease = blocking(move || s.pull_lease()).await??;
         let store = self.store.clone();
         let bytes = resolved.manifest_bytes.clone();
         let md = manifest_digest.clone();
@@ -275,7 +279,8 @@ impl Puller {
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| self.platform.to_string()),
             size,
-        );
+        )
+        .with_times(now_secs(), now_secs());
         let store = self.store.clone();
         blocking(move || store.put_image(&rec)).await??;
         Ok(PullReport {
@@ -292,6 +297,13 @@ impl Puller {
             duration: started.elapsed(),
         })
     }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 async fn blocking<T: Send + 'static>(

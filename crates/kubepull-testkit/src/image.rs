@@ -120,3 +120,49 @@ pub fn busybox_image(cmd: &[&str], files: &[(&str, &[u8])]) -> Image {
         manifest: serde_json::to_vec(&manifest).expect("manifest json"),
     }
 }
+
+/// An image of the busybox layer plus one uncompressed-content gzip layer per entry of `datas`
+/// (each a single file `/data/layerN.bin`), for benchmarks.
+pub fn layered_image(datas: &[Vec<u8>]) -> Image {
+    let base = busybox_image(&["/bin/sh"], &[]);
+    let mut layers = base.layers.clone();
+    let mut diff_ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(&base.config)
+        .ok()
+        .and_then(|c| c["rootfs"]["diff_ids"].as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    for (i, d) in datas.iter().enumerate() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(d.len() as u64);
+        h.set_mtime(0);
+        b.append_data(&mut h, format!("data/layer{i}.bin"), d.as_slice())
+            .expect("tar");
+        let t = b.into_inner().expect("tar");
+        diff_ids.push(sha256_hex(&t));
+        layers.push(gzip(t));
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = serde_json::to_vec(&config).expect("config");
+    let desc = |mt: &str, b: &[u8]| {
+        serde_json::json!({"mediaType": mt, "digest": sha256_hex(b), "size": b.len()})
+    };
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": desc("application/vnd.oci.image.config.v1+json", &config),
+        "layers": layers.iter().map(|l| desc("application/vnd.oci.image.layer.v1.tar+gzip", l)).collect::<Vec<_>>(),
+    });
+    Image {
+        config,
+        layers,
+        manifest: serde_json::to_vec(&manifest).expect("manifest"),
+    }
+}

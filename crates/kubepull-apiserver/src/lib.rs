@@ -1,1 +1,0 @@
-//! kubepull-apiserver (in progress).

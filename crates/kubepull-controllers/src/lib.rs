@@ -1,1 +1,0 @@
-//! kubepull-controllers (in progress).

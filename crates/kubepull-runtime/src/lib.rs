@@ -1,1 +1,0 @@
-//! kubepull-runtime (in progress).

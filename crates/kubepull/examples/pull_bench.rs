@@ -1,0 +1,159 @@
+//! Pull benchmark, kubepull against skopeo and curl, in one run on this machine: the real
+//! registry on loopback (TLS, htpasswd), an image of a busybox layer plus `KUBEPULL_BENCH_MIB`
+//! MiB (default 96) of incompressible data in 3 layers, each tool pulling it cold into a fresh
+//! directory `KUBEPULL_BENCH_RUNS` times (default 3). Prints the median wall time, throughput and
+//! peak RSS (from `/usr/bin/time`).
+//!
+//! Run: `cargo run --release -p kubepull --example pull_bench` (scripts/bench-pull.sh).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use kubepull_testkit::Registry;
+
+const USER: &str = "bench";
+const PASS: &str = "Bench-Pass-1";
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+/// Runs a command under `/usr/bin/time -f %M`; returns (seconds, peak RSS KiB).
+fn timed(cmd: &mut Command) -> (f64, u64) {
+    let rss_file = tempfile::NamedTempFile::new().expect("temp");
+    let mut t = Command::new("/usr/bin/time");
+    t.arg("-f").arg("%M").arg("-o").arg(rss_file.path());
+    t.arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => t.env(k, v),
+            None => t.env_remove(k),
+        };
+    }
+    let start = Instant::now();
+    let out = t.output().expect("run");
+    let secs = start.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{:?} failed:\n{}",
+        cmd.get_program(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rss = std::fs::read_to_string(rss_file.path())
+        .ok()
+        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
+        .unwrap_or(0);
+    (secs, rss)
+}
+
+fn main() {
+    let mib: usize = std::env::var("KUBEPULL_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(96);
+    let runs: usize = std::env::var("KUBEPULL_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let kp = std::env::var("KUBEPULL_BIN").unwrap_or_else(|_| "target/release/kubepull".into());
+    let reg = Registry::start(&[(USER, PASS)]);
+    // incompressible data, three layers
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let per = mib * (1 << 20) / 3;
+    let datas: Vec<Vec<u8>> = (0..3)
+        .map(|_| {
+            (0..per)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        })
+        .collect();
+    let img = kubepull_testkit::image::layered_image(&datas);
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(reg.push("bench/big", "v1", &img));
+    let total: usize = img.layers.iter().map(Vec::len).sum::<usize>() + img.config.len();
+    let image = format!("{}/bench/big:v1", reg.host());
+    let work = tempfile::tempdir().expect("temp");
+    let w = work.path();
+    reg.write_hosts_dir(&w.join("hosts"));
+    let certs = w.join("certs");
+    std::fs::create_dir_all(&certs).expect("certs");
+    std::fs::copy(reg.ca_path(), certs.join("ca.crt")).expect("ca");
+    let secret = w.join("secret.json");
+    std::fs::write(
+        &secret,
+        format!(r#"{{"auths":{{"{}":{{"username":"{USER}","password":"{PASS}"}}}}}}"#, reg.host()),
+    )
+    .expect("secret");
+
+    let mut rows: Vec<(String, f64, u64)> = vec![];
+    let mut kp_t = vec![];
+    let mut kp_rss = 0;
+    for i in 0..runs {
+        let root = w.join(format!("kp{i}"));
+        let (t, rss) = timed(
+            Command::new(&kp)
+                .args(["pull", &image, "-q", "--policy", "Always"])
+                .arg("--root")
+                .arg(&root)
+                .arg("--hosts-dir")
+                .arg(w.join("hosts"))
+                .arg("--pull-secret")
+                .arg(&secret),
+        );
+        kp_t.push(t);
+        kp_rss = kp_rss.max(rss);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    rows.push(("kubepull pull".into(), median(kp_t), kp_rss));
+    if Path::new("/usr/bin/skopeo").exists() {
+        let mut ts = vec![];
+        let mut peak = 0;
+        for i in 0..runs {
+            let dest = w.join(format!("sk{i}"));
+            let (t, rss) = timed(
+                Command::new("skopeo")
+                    .args(["copy", "-q", "--src-creds", &format!("{USER}:{PASS}")])
+                    .arg("--src-cert-dir")
+                    .arg(&certs)
+                    .arg(format!("docker://{image}"))
+                    .arg(format!("oci:{}:v1", dest.display())),
+            );
+            ts.push(t);
+            peak = peak.max(rss);
+            let _ = std::fs::remove_dir_all(&dest);
+        }
+        rows.push(("skopeo copy (to oci layout)".into(), median(ts), peak));
+    }
+    if Path::new("/usr/bin/curl").exists() {
+        // the transfer floor: the blobs, sequentially, with no verification or storage
+        let mut ts = vec![];
+        let mut peak = 0;
+        for _ in 0..runs {
+            let mut total_t = 0.0;
+            for b in std::iter::once(&img.config).chain(img.layers.iter()) {
+                let d = kubepull_core::reference::Digest::sha256_of(b);
+                let (t, rss) = timed(
+                    Command::new("curl")
+                        .args(["-sSf", "-o", "/dev/null", "-u", &format!("{USER}:{PASS}")])
+                        .arg("--cacert")
+                        .arg(reg.ca_path())
+                        .arg(format!("https://{}/v2/bench/big/blobs/{d}", reg.host())),
+                );
+                total_t += t;
+                peak = peak.max(rss);
+            }
+            ts.push(total_t);
+        }
+        rows.push(("curl, blobs only (floor)".into(), median(ts), peak));
+    }
+    let mb = total as f64 / (1 << 20) as f64;
+    println!(
+        "\ncold pull of a {mb:.1} MiB image (4 layers + config) from the real registry over TLS on loopback, median of {runs}\n"
+    );
+    println!("| tool | seconds | MiB/s | peak RSS |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (name, t, rss) in rows {
+        println!("| {name} | {t:.3} | {:.0} | {:.1} MiB |", mb / t, rss as f64 / 1024.0);
+    }
+}
