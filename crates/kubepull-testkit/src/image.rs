@@ -151,9 +151,7 @@ pub fn layered_image(datas: &[Vec<u8>]) -> Image {
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     });
     let config = serde_json::to_vec(&config).expect("config");
-    let desc = |mt: &str, b: &[u8]| {
-        serde_json::json!({"mediaType": mt, "digest": sha256_hex(b), "size": b.len()})
-    };
+    let desc = |mt: &str, b: &[u8]| serde_json::json!({"mediaType": mt, "digest": sha256_hex(b), "size": b.len()});
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",

@@ -49,8 +49,14 @@ fn timed(cmd: &mut Command) -> (f64, u64) {
 }
 
 fn main() {
-    let mib: usize = std::env::var("KUBEPULL_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(96);
-    let runs: usize = std::env::var("KUBEPULL_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let mib: usize = std::env::var("KUBEPULL_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(96);
+    let runs: usize = std::env::var("KUBEPULL_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let kp = std::env::var("KUBEPULL_BIN").unwrap_or_else(|_| "target/release/kubepull".into());
     let reg = Registry::start(&[(USER, PASS)]);
     // incompressible data, three layers
@@ -82,7 +88,10 @@ fn main() {
     let secret = w.join("secret.json");
     std::fs::write(
         &secret,
-        format!(r#"{{"auths":{{"{}":{{"username":"{USER}","password":"{PASS}"}}}}}}"#, reg.host()),
+        format!(
+            r#"{{"auths":{{"{}":{{"username":"{USER}","password":"{PASS}"}}}}}}"#,
+            reg.host()
+        ),
     )
     .expect("secret");
 
@@ -154,6 +163,10 @@ fn main() {
     println!("| tool | seconds | MiB/s | peak RSS |");
     println!("| --- | ---: | ---: | ---: |");
     for (name, t, rss) in rows {
-        println!("| {name} | {t:.3} | {:.0} | {:.1} MiB |", mb / t, rss as f64 / 1024.0);
+        println!(
+            "| {name} | {t:.3} | {:.0} | {:.1} MiB |",
+            mb / t,
+            rss as f64 / 1024.0
+        );
     }
 }

@@ -32,7 +32,10 @@ struct Env {
 impl Env {
     fn kubectl(&self, args: &[&str], show: bool) -> (bool, String) {
         if show {
-            bold(&format!("kubectl {}", args.join(" ").replace(PASS, "********")));
+            bold(&format!(
+                "kubectl {}",
+                args.join(" ").replace(PASS, "********")
+            ));
         }
         let o = Command::new("kubectl")
             .env("KUBECONFIG", &self.kubeconfig)
@@ -54,7 +57,10 @@ impl Env {
     fn apply(&self, name: &str, yaml: &str) {
         let p = self.dir.join(name);
         std::fs::write(&p, yaml).expect("write manifest");
-        say(&format!("{name}:\n{}", yaml.trim_end().replace('\n', "\n# ")));
+        say(&format!(
+            "{name}:\n{}",
+            yaml.trim_end().replace('\n', "\n# ")
+        ));
         self.kubectl(&["apply", "-f", p.to_str().unwrap_or_default()], true);
     }
 
@@ -79,16 +85,28 @@ fn main() {
     say("1. A private registry (the CNCF distribution registry, Debian docker-registry) on loopback, TLS from a throw-away CA, one user with a password");
     let reg = Registry::start(&[(USER, PASS)]);
     let img = busybox_image(
-        &["/bin/sh", "-c", "echo hello from a private image; while true; do sleep 3600; done"],
+        &[
+            "/bin/sh",
+            "-c",
+            "echo hello from a private image; while true; do sleep 3600; done",
+        ],
         &[],
     );
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(reg.push("team-a/hello", "v1", &img));
     let image = format!("{}/team-a/hello:v1", reg.host());
-    println!("pushed {image} ({} layers, digest {})", img.layers.len(), img.digest());
+    println!(
+        "pushed {image} ({} layers, digest {})",
+        img.layers.len(),
+        img.digest()
+    );
     let hosts = dir.join("hosts");
     reg.write_hosts_dir(&hosts);
-    println!("registry CA trusted through {}/{}/hosts.toml", hosts.display(), reg.host());
+    println!(
+        "registry CA trusted through {}/{}/hosts.toml",
+        hosts.display(),
+        reg.host()
+    );
 
     say("2. kubepull up: API server, controllers and a node agent (runc) in one process");
     let data = dir.join("data");
@@ -111,7 +129,12 @@ fn main() {
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e} (build it first: cargo build --release)", exe.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "starting {}: {e} (build it first: cargo build --release)",
+                exe.display()
+            )
+        });
     let env = Env {
         kubeconfig: data.join("admin.kubeconfig"),
         home: dir.clone(),
@@ -123,25 +146,36 @@ fn main() {
             break;
         }
         if started.elapsed() > Duration::from_secs(60) {
-            eprintln!("kubepull up did not start:\n{}", std::fs::read_to_string(dir.join("kubepull.log")).unwrap_or_default());
+            eprintln!(
+                "kubepull up did not start:\n{}",
+                std::fs::read_to_string(dir.join("kubepull.log")).unwrap_or_default()
+            );
             let _ = up.kill();
             std::process::exit(1);
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    println!("up in {:.1}s; export KUBECONFIG={}", started.elapsed().as_secs_f64(), env.kubeconfig.display());
+    println!(
+        "up in {:.1}s; export KUBECONFIG={}",
+        started.elapsed().as_secs_f64(),
+        env.kubeconfig.display()
+    );
     env.kubectl(&["get", "nodes"], true);
 
     say("3. The pull secret, exactly as the seed documents create it");
     env.kubectl(&["create", "namespace", "team-a"], true);
     env.kubectl(
         &[
-            "create", "secret", "docker-registry", "regcred",
+            "create",
+            "secret",
+            "docker-registry",
+            "regcred",
             &format!("--docker-server={}", reg.host()),
             &format!("--docker-username={USER}"),
             &format!("--docker-password={PASS}"),
             "--docker-email=alice@example.com",
-            "-n", "team-a",
+            "-n",
+            "team-a",
         ],
         true,
     );
@@ -154,7 +188,19 @@ fn main() {
     );
     env.wait("team-a", "Running", |o| o.matches("Running").count() >= 2);
     env.kubectl(&["get", "deployments", "-n", "team-a"], true);
-    let (_, pods) = env.kubectl(&["get", "pods", "-n", "team-a", "-l", "app=hello", "-o", "name"], false);
+    let (_, pods) = env.kubectl(
+        &[
+            "get",
+            "pods",
+            "-n",
+            "team-a",
+            "-l",
+            "app=hello",
+            "-o",
+            "name",
+        ],
+        false,
+    );
     if let Some(p) = pods.lines().next() {
         env.kubectl(&["logs", p.trim(), "-n", "team-a"], true);
     }
@@ -165,7 +211,9 @@ fn main() {
         "without-secret.yaml",
         &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: hello\n  namespace: team-b\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: hello}}\n  template:\n    metadata:\n      labels: {{app: hello}}\n    spec:\n      containers:\n      - name: hello\n        image: {image}\n        imagePullPolicy: IfNotPresent\n"),
     );
-    env.wait("team-b", "ImagePullBackOff", |o| o.contains("ImagePullBackOff"));
+    env.wait("team-b", "ImagePullBackOff", |o| {
+        o.contains("ImagePullBackOff")
+    });
     let (_, pods) = env.kubectl(&["get", "pods", "-n", "team-b", "-o", "name"], false);
     if let Some(p) = pods.lines().next() {
         let name = p.trim().trim_start_matches("pod/");
@@ -178,25 +226,45 @@ fn main() {
         "placeholder.yaml",
         &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: placeholder\n  namespace: team-a\nspec:\n  containers:\n  - name: app\n    image: {}/team-a/hello:${{TAG}}\n", reg.host()),
     );
-    env.wait("team-a", "InvalidImageName", |o| o.contains("InvalidImageName"));
+    env.wait("team-a", "InvalidImageName", |o| {
+        o.contains("InvalidImageName")
+    });
 
     say("7. Fix it without waiting out the back-off: give team-b the secret through its ServiceAccount, recreate the pod");
     env.kubectl(
         &[
-            "create", "secret", "docker-registry", "regcred",
+            "create",
+            "secret",
+            "docker-registry",
+            "regcred",
             &format!("--docker-server={}", reg.host()),
             &format!("--docker-username={USER}"),
             &format!("--docker-password={PASS}"),
-            "-n", "team-b",
+            "-n",
+            "team-b",
         ],
         true,
     );
-    env.kubectl(&["patch", "serviceaccount", "default", "-n", "team-b", "-p", r#"{"imagePullSecrets":[{"name":"regcred"}]}"#], true);
+    env.kubectl(
+        &[
+            "patch",
+            "serviceaccount",
+            "default",
+            "-n",
+            "team-b",
+            "-p",
+            r#"{"imagePullSecrets":[{"name":"regcred"}]}"#,
+        ],
+        true,
+    );
     env.kubectl(&["delete", "pods", "--all", "-n", "team-b"], true);
     env.wait("team-b", "Running", |o| o.contains("Running"));
 
     say("Done. Stopping kubepull.");
-    let _ = Command::new("kill").arg("-TERM").arg(up.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(up.id().to_string())
+        .status();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = up.try_wait() {
@@ -210,9 +278,18 @@ fn main() {
 }
 
 fn cleanup_runc(root: &Path) {
-    if let Ok(out) = Command::new("runc").arg("--root").arg(root).args(["list", "-q"]).output() {
+    if let Ok(out) = Command::new("runc")
+        .arg("--root")
+        .arg(root)
+        .args(["list", "-q"])
+        .output()
+    {
         for id in String::from_utf8_lossy(&out.stdout).lines() {
-            let _ = Command::new("runc").arg("--root").arg(root).args(["delete", "-f", id]).status();
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(root)
+                .args(["delete", "-f", id])
+                .status();
         }
     }
 }
