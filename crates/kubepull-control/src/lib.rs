@@ -9,7 +9,7 @@
 //!   ([`admission`]), optimistic concurrency (409), finalizers and graceful pod deletion.
 //! - [`controllers`]: Deployment → ReplicaSet → Pods, scheduler, garbage collector, namespace
 //!   deletion, node lifecycle.
-//! - [`redb_store`]: the embedded default datastore.
+//! - [`redb_store`]: the embedded default datastore; [`etcd_store`]: etcd, for several servers.
 //! - [`pki`]: certificates, tokens, `admin.kubeconfig`.
 
 #![forbid(unsafe_code)]
@@ -19,6 +19,7 @@
 pub mod admission;
 pub mod controllers;
 pub mod errors;
+pub mod etcd_store;
 pub mod objects;
 pub mod patch;
 pub mod pki;
@@ -130,7 +131,7 @@ pub fn node_token(data_dir: &Path, name: &str) -> Result<String, pki::PkiError> 
 }
 
 /// Opens the datastore named by `spec`.
-pub fn open_datastore(spec: &str, data_dir: &Path) -> Result<Arc<dyn Datastore>, StartError> {
+pub async fn open_datastore(spec: &str, data_dir: &Path) -> Result<Arc<dyn Datastore>, StartError> {
     match spec {
         "" | "redb" => {
             let p = data_dir.join("state.redb");
@@ -139,8 +140,10 @@ pub fn open_datastore(spec: &str, data_dir: &Path) -> Result<Arc<dyn Datastore>,
             ))
         }
         "memory" => Ok(Arc::new(kubepull_datastore::memory::MemoryStore::new())),
-        s if s.starts_with("etcd://") => Err(StartError::Datastore(
-            "--datastore etcd://… is not supported by this build yet; use the embedded default (omit --datastore)".into(),
+        s if s.starts_with("etcd://") => Ok(Arc::new(
+            etcd_store::EtcdStore::connect(s)
+                .await
+                .map_err(|e| StartError::Datastore(format!("--datastore {s}: {e}")))?,
         )),
         other => Err(StartError::Datastore(format!(
             "--datastore {other:?} is not understood: use nothing (embedded redb) or etcd://host:2379[,host:2379]"
@@ -153,7 +156,7 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| StartError::Datastore(format!("{}: {e}", cfg.data_dir.display())))?;
     let pki = pki::Pki::load_or_create(&cfg.data_dir, cfg.bind_address)?;
-    let store = open_datastore(&cfg.datastore, &cfg.data_dir)?;
+    let store = open_datastore(&cfg.datastore, &cfg.data_dir).await?;
     let objects = objects::Objects::new(store);
     objects
         .bootstrap()
