@@ -579,6 +579,24 @@ async fn resource_request(
         ("get", Some("log")) if r.kind == "Pod" => pod_log(&state, &ns, &name, &qs).await,
         ("create", None) => {
             let (_, body) = read_body(req).await?;
+            // the node authorizer's rule for objects named in the body: a node creates only its
+            // own Node and its own Lease
+            if let User::Node(n) = &user {
+                let named = body
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if matches!(r.kind, "Node" | "Lease") && named != n {
+                    return Err(ApiError::forbidden(
+                        r,
+                        named,
+                        format!(
+                            "{} \"{named}\" is forbidden: User \"system:node:{n}\" cannot create resource \"{}\" in API group \"{}\": can only create its own {}",
+                            r.qualified(), r.plural, r.group, r.kind
+                        ),
+                    ));
+                }
+            }
             if dry_run {
                 return Ok(json_resp(StatusCode::CREATED, &body));
             }
@@ -636,6 +654,16 @@ async fn resource_request(
         }
         ("patch", sub @ (None | Some("status"))) => {
             let (ct, body) = read_body(req).await?;
+            // server-side apply creates what does not exist yet
+            if ct.starts_with("application/apply-patch")
+                && sub.is_none()
+                && state.objects.get_opt(r, &ns, &name).await?.is_none()
+            {
+                let mut obj = body;
+                obj["metadata"]["name"] = json!(name);
+                let created = state.objects.create(r, &ns, obj, &user, strict).await?;
+                return Ok(json_resp(StatusCode::CREATED, &created));
+            }
             let obj = state
                 .objects
                 .patch(r, &ns, &name, &ct, &body, sub, strict)

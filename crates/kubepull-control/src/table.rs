@@ -367,10 +367,11 @@ pub fn table(r: &Resource, items: &[Value], resource_version: u64) -> Value {
                         .and_then(|cs| cs.iter().find(|c| s(c, "/type") == "Ready"))
                         .map(|c| s(c, "/status"))
                         .unwrap_or("");
-                    let mut st = if ready == "True" {
-                        "Ready".to_string()
-                    } else {
-                        "NotReady".to_string()
+                    // printNode: no Ready condition at all is "Unknown"
+                    let mut st = match ready {
+                        "True" => "Ready".to_string(),
+                        "" => "Unknown".to_string(),
+                        _ => "NotReady".to_string(),
                     };
                     if o.pointer("/spec/unschedulable") == Some(&json!(true)) {
                         st.push_str(",SchedulingDisabled");
