@@ -1236,11 +1236,35 @@ fn run(args: &[Vec<u8>], io: &mut Io) -> u8 {
     };
 
     if dry_run != DryRun::Client {
-        // kubectl would now send the Secret to the API server.
-        return fail(
-            io,
-            b"creating secrets on a server is not available yet; use --dry-run=client",
-        );
+        // Send the Secret to the API server named by the kubeconfig, as kubectl does.
+        let target = crate::server_create::Target {
+            kubeconfig: (!kubeconfig.is_empty()).then(|| bytes_to_path(&kubeconfig).to_path_buf()),
+            context: p
+                .get("context")
+                .filter(|c| !c.is_empty())
+                .map(|c| String::from_utf8_lossy(c).into_owned()),
+            namespace: p
+                .get("namespace")
+                .filter(|n| !n.is_empty())
+                .map(|n| String::from_utf8_lossy(n).into_owned()),
+            server_dry_run: dry_run == DryRun::Server,
+            save_config: opts.save_config,
+        };
+        let fmt = match printer {
+            Printer::Json => crate::server_create::Output::Json,
+            Printer::Yaml => crate::server_create::Output::Yaml,
+            Printer::Name { short: true } => crate::server_create::Output::Name,
+            Printer::Name { short: false } => crate::server_create::Output::Created,
+        };
+        return match crate::server_create::create(&secret.render_json(), &target, fmt) {
+            Ok(out) => {
+                if io.out.write_all(&out).is_err() {
+                    return FAILED;
+                }
+                OK
+            }
+            Err(msg) => fail(io, msg.as_bytes()),
+        };
     }
 
     let output = match printer {
@@ -1446,8 +1470,8 @@ Create a secret for use with a Docker registry (kubectl-compatible).
 
 With --dry-run=client the output, errors and exit codes are byte-identical to
 `kubectl create secret docker-registry ... --dry-run=client` (kubectl 1.32).
-Creating the Secret on an API server is not available yet: without
---dry-run=client the command fails with exit code 1.
+Without --dry-run=client the Secret is created on the API server named by the
+kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config; --context, -n), as kubectl does.
 
 Usage:
   kubepull create secret docker-registry NAME --docker-username=user --docker-password=password
@@ -1663,23 +1687,30 @@ mod tests {
     }
 
     #[test]
-    fn no_dry_run_is_an_honest_error() {
+    fn no_dry_run_needs_a_reachable_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let kc = dir.path().join("missing-cluster.kubeconfig");
+        std::fs::write(
+            &kc,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: c\n  context: {cluster: c, user: u1}\ncurrent-context: c\nusers:\n- name: u1\n  user:\n    token: t\n",
+        )
+        .unwrap();
         let (c, out, e) = run_args(
             &[
                 "secret",
                 "docker-registry",
                 "x",
                 "--docker-username=u",
-                "--docker-password=p",
+                "--docker-password=Hunter2Secret",
+                &format!("--kubeconfig={}", kc.display()),
             ],
             b"",
         );
         assert_eq!(c, 1);
         assert!(out.is_empty());
-        assert_eq!(
-            e,
-            b"error: creating secrets on a server is not available yet; use --dry-run=client\n"
-        );
+        let e = String::from_utf8_lossy(&e);
+        assert!(e.starts_with("error: failed to create secret"), "{e}");
+        assert!(!e.contains("Hunter2Secret"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod creds_cmd;
 mod exit;
 mod lint_cmd;
 mod pull_cmd;
+mod server_create;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
