@@ -1,0 +1,297 @@
+//! API server benchmark: `kubepull server` started as a process (embedded redb, and etcd when
+//! `/usr/bin/etcd` exists): time to ready on a fresh and on an existing data dir, RSS idle and
+//! after 10,000 Secrets and 1,000 Pods, create throughput and p99 latency at 32 concurrent
+//! clients, watch delivery p99 with 100 watchers.
+//!
+//! Run: `cargo run --release -p kubepull --example api_bench` (scripts/bench-api.sh).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(kp: &str, dir: &std::path::Path, datastore: &str) -> (Server, Duration) {
+    let t0 = Instant::now();
+    let log = std::fs::File::create(dir.join("server.log")).expect("log");
+    let _ = std::fs::remove_file(dir.join("admin.kubeconfig"));
+    let child = Command::new(kp)
+        .args(["server", "--secure-port", "0", "--datastore", datastore])
+        .arg("--data-dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start kubepull server");
+    let kc = dir.join("admin.kubeconfig");
+    while !kc.exists() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let text = std::fs::read_to_string(&kc).expect("kubeconfig");
+    let url = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("server url")
+        .to_string();
+    let token = std::fs::read_to_string(dir.join("pki/admin.token"))
+        .expect("token")
+        .trim()
+        .to_string();
+    let ca = std::fs::read(dir.join("pki/ca.crt")).expect("ca");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+        .build()
+        .expect("client");
+    loop {
+        if let Ok(r) = http.get(format!("{url}/readyz")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    (
+        Server {
+            child,
+            url,
+            token,
+            http,
+        },
+        t0.elapsed(),
+    )
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[((v.len() as f64 - 1.0) * p) as usize]
+}
+
+async fn create_many(s: &Server, ns: &str, kind: &str, n: usize, conc: usize) -> (f64, f64) {
+    let s_url = s.url.clone();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let lat = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
+    let t0 = Instant::now();
+    let mut tasks = vec![];
+    for _ in 0..conc {
+        let http = s.http.clone();
+        let token = s.token.clone();
+        let url = s_url.clone();
+        let next = next.clone();
+        let lat = lat.clone();
+        let ns = ns.to_string();
+        let kind = kind.to_string();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                let (path, body) = if kind == "secret" {
+                    (
+                        format!("{url}/api/v1/namespaces/{ns}/secrets"),
+                        serde_json::json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":format!("s{i}")},"type":"Opaque","data":{"k":"dmFsdWU="}}),
+                    )
+                } else {
+                    (
+                        format!("{url}/api/v1/namespaces/{ns}/pods"),
+                        serde_json::json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":format!("p{i}")},"spec":{"containers":[{"name":"c","image":"reg.example/app:v1"}]}}),
+                    )
+                };
+                let t = Instant::now();
+                let r = http
+                    .post(path)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(serde_json::to_vec(&body).unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("create");
+                assert!(r.status().is_success(), "create failed: {}", r.status());
+                lat.lock().unwrap_or_else(|p| p.into_inner()).push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let mut l = lat.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    (n as f64 / secs, pct(&mut l, 0.99))
+}
+
+async fn watch_latency(s: &Server, watchers: usize, events: usize) -> f64 {
+    use futures_util::StreamExt;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    for _ in 0..watchers {
+        let r = s
+            .http
+            .get(format!(
+                "{}/api/v1/namespaces/bench-w/configmaps?watch=1&resourceVersion=0",
+                s.url
+            ))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .expect("watch");
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut st = r.bytes_stream();
+            let mut buf = Vec::new();
+            while let Some(Ok(b)) = st.next().await {
+                buf.extend_from_slice(&b);
+                while let Some(p) = buf.iter().position(|&c| c == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=p).collect();
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) {
+                        if let Some(n) = v["object"]["metadata"]["name"].as_str() {
+                            let _ = tx.send((n.to_string(), Instant::now()));
+                        }
+                    }
+                }
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sent = std::collections::HashMap::new();
+    let mut lats = vec![];
+    for i in 0..events {
+        let name = format!("w{i}");
+        sent.insert(name.clone(), Instant::now());
+        let body = serde_json::json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":name},"data":{"a":"b"}});
+        let _ = s
+            .http
+            .post(format!("{}/api/v1/namespaces/bench-w/configmaps", s.url))
+            .bearer_auth(&s.token)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap_or_default())
+            .send()
+            .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lats.len() < watchers * events && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+            Ok(Some((n, at))) => {
+                if let Some(t) = sent.get(&n) {
+                    lats.push(at.duration_since(*t).as_secs_f64() * 1000.0);
+                }
+            }
+            _ => break,
+        }
+    }
+    if lats.is_empty() {
+        return f64::NAN;
+    }
+    pct(&mut lats, 0.99)
+}
+
+async fn ns(s: &Server, name: &str) {
+    let body = serde_json::json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":name}});
+    let _ = s
+        .http
+        .post(format!("{}/api/v1/namespaces", s.url))
+        .bearer_auth(&s.token)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).unwrap_or_default())
+        .send()
+        .await;
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let kp = std::env::var("KUBEPULL_BIN").unwrap_or_else(|_| "target/release/kubepull".into());
+    let mut backends = vec![("embedded (redb)".to_string(), String::new(), None::<Child>)];
+    let work = tempfile::tempdir().expect("temp");
+    if std::path::Path::new("/usr/bin/etcd").exists() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let peer = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let child = Command::new("/usr/bin/etcd")
+            .args(["--name", "b", "--data-dir"])
+            .arg(work.path().join("etcd"))
+            .args([
+                "--listen-client-urls",
+                &format!("http://127.0.0.1:{port}"),
+                "--advertise-client-urls",
+                &format!("http://127.0.0.1:{port}"),
+            ])
+            .args([
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+            ])
+            .args(["--initial-cluster", &format!("b=http://127.0.0.1:{peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        backends.push((
+            "etcd 3.4 (1 member)".into(),
+            format!("etcd://127.0.0.1:{port}"),
+            Some(child),
+        ));
+    }
+    println!("| datastore | ready, fresh dir | ready, existing dir | RSS idle | Secret creates/s (32 clients) | create p99 | RSS after 10k Secrets + 1k Pods | watch p99 (100 watchers) |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (i, (name, spec, _)) in backends.iter().enumerate() {
+        let dir = work.path().join(format!("d{i}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (s, fresh) = start(&kp, &dir, spec).await;
+        drop(s);
+        let (s, again) = start(&kp, &dir, spec).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let idle = rss_mib(s.child.id());
+        ns(&s, "bench").await;
+        ns(&s, "bench-w").await;
+        let (rate, p99) = create_many(&s, "bench", "secret", 10_000, 32).await;
+        let _ = create_many(&s, "bench", "pod", 1_000, 32).await;
+        let loaded = rss_mib(s.child.id());
+        let w = watch_latency(&s, 100, 20).await;
+        println!(
+            "| {name} | {:.0} ms | {:.0} ms | {idle:.1} MiB | {rate:.0} | {p99:.1} ms | {loaded:.1} MiB | {w:.1} ms |",
+            fresh.as_secs_f64() * 1000.0,
+            again.as_secs_f64() * 1000.0
+        );
+    }
+    for (_, _, c) in backends.iter_mut() {
+        if let Some(c) = c {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
