@@ -474,6 +474,30 @@ fn go_map(v: &Value) -> String {
     format!("{{{}}}", items.join(", "))
 }
 
+/// Type checking as decoding does: a body that does not decode into the typed object (a string
+/// where a list belongs, a number for a label) is refused with the decoder's reason.
+pub fn type_error(r: &Resource, obj: &Value) -> Option<String> {
+    fn check<T: serde::de::DeserializeOwned>(v: &Value) -> Option<String> {
+        serde_json::from_value::<T>(v.clone())
+            .err()
+            .map(|e| e.to_string())
+    }
+    use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coord, core::v1 as core};
+    match (r.group, r.kind) {
+        ("", "Pod") => check::<core::Pod>(obj),
+        ("", "Secret") => check::<core::Secret>(obj),
+        ("", "ConfigMap") => check::<core::ConfigMap>(obj),
+        ("", "ServiceAccount") => check::<core::ServiceAccount>(obj),
+        ("", "Namespace") => check::<core::Namespace>(obj),
+        ("", "Node") => check::<core::Node>(obj),
+        ("", "Event") => check::<core::Event>(obj),
+        ("apps", "Deployment") => check::<apps::Deployment>(obj),
+        ("apps", "ReplicaSet") => check::<apps::ReplicaSet>(obj),
+        ("coordination.k8s.io", "Lease") => check::<coord::Lease>(obj),
+        _ => None,
+    }
+}
+
 /// Strict decoding: fields the typed object does not have (`strict decoding error: unknown
 /// field "spec.foo"`). Compares the input with its round trip through the typed struct.
 pub fn unknown_fields(r: &Resource, obj: &Value) -> Vec<String> {

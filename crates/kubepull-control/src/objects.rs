@@ -439,6 +439,12 @@ impl Objects {
                 "the body must be a JSON object".into(),
             ));
         }
+        if let Some(e) = admission::type_error(r, &obj) {
+            return Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: {e}",
+                r.kind, r.version, r.kind
+            )));
+        }
         if strict {
             let unknown = admission::unknown_fields(r, &obj);
             if !unknown.is_empty() {
@@ -604,6 +610,14 @@ impl Objects {
             .map_err(|e| store_err(r, name, e))?
             .ok_or_else(|| ApiError::not_found(r, name))?;
         let old = decode(&cur_kv);
+        if subresource.is_none() {
+            if let Some(e) = admission::type_error(r, &obj) {
+                return Err(ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: {e}",
+                    r.kind, r.version, r.kind
+                )));
+            }
+        }
         if strict {
             let unknown = admission::unknown_fields(r, &obj);
             if !unknown.is_empty() {

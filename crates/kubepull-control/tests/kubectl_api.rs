@@ -189,3 +189,82 @@ async fn node_authorizer_validation_and_restart() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// Bad bodies get a Status and store nothing; the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_are_refused_and_the_server_keeps_serving() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(ServerConfig {
+        data_dir: d.path().join("data"),
+        bind_address: "127.0.0.1".parse().unwrap(),
+        secure_port: 0,
+        datastore: "memory".into(),
+        controllers: false,
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+        .build()
+        .unwrap();
+    let url = format!("{}/api/v1/namespaces/default/secrets", server.url());
+    let post = |body: Vec<u8>| {
+        http.post(&url)
+            .bearer_auth(server.admin_token())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"{not json".to_vec(), 400, "not valid JSON"),
+        (b"[1,2]".to_vec(), 400, "JSON object"),
+        (
+            br#"{"metadata":{"name":"x","labels":{"a":5}},"type":"Opaque"}"#.to_vec(),
+            400,
+            "cannot be handled as a Secret",
+        ),
+        (
+            br#"{"metadata":{"name":"Bad_Name"},"type":"Opaque"}"#.to_vec(),
+            422,
+            "metadata.name: Invalid value",
+        ),
+        (
+            format!(
+                r#"{{"metadata":{{"name":"big"}},"data":{{"k":"{}"}}}}"#,
+                "A".repeat(4 << 20)
+            )
+            .into_bytes(),
+            400,
+            "limit",
+        ),
+    ];
+    for (body, code, needle) in cases {
+        let r = post(body).await.unwrap();
+        assert_eq!(r.status().as_u16(), code);
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["kind"], "Status");
+        assert!(v["message"].as_str().unwrap_or("").contains(needle), "{v}");
+    }
+    let r = http
+        .get(&url)
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 0, "nothing stored");
+    // a missing namespace
+    let r = http
+        .post(format!("{}/api/v1/namespaces/nope/secrets", server.url()))
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body(r#"{"metadata":{"name":"s"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    server.shutdown().await;
+}
