@@ -131,8 +131,15 @@ fn waiting_reason(p: &serde_json::Value) -> String {
 }
 
 fn start_up(hosts: &Path) -> Up {
-    let dir = tempfile::tempdir().unwrap();
-    let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
+    start_up_in(hosts, tempfile::tempdir().unwrap())
+}
+
+fn start_up_in(hosts: &Path, dir: tempfile::TempDir) -> Up {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("up.log"))
+        .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_kubepull"))
         .args(["up", "--secure-port", "0", "--name", "node-e2e"])
         .arg("--data-dir")
@@ -345,4 +352,113 @@ fn seed_story_with_kubectl_registry_and_runc() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Faults: a crashing container goes to CrashLoopBackOff with its exit code; a rotated password
+/// is used once the Secret is fixed and `kubepull retry` skips the back-off; `kill -9` of the
+/// whole `kubepull up` process and a restart on the same data dir adopt the running container
+/// without restarting it.
+#[test]
+fn crash_loop_rotation_and_agent_kill_9() {
+    assert!(runc_works(), "runc is required (apt-get install -y runc)");
+    let reg = Registry::start(&[(USER, PASS)]);
+    let img = busybox_image(&["/bin/sh", "-c", "echo up; sleep 3600"], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(reg.push("team/app", "v1", &img));
+    let hosts = tempfile::tempdir().unwrap();
+    reg.write_hosts_dir(hosts.path());
+    let mut up = start_up(hosts.path());
+    let image = format!("{}/team/app:v1", reg.host());
+    let secret = |pass: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\n  namespace: default\ntype: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: '{{\"auths\":{{\"{}\":{{\"username\":\"{USER}\",\"password\":\"{pass}\"}}}}}}'\n",
+            reg.host()
+        )
+    };
+
+    // a stale password: ErrImagePull, then back-off
+    up.apply(&secret("stale-password"));
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: rotate\n  labels: {{app: rotate}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {image}\n"
+    ));
+    up.wait_pods(
+        "default",
+        "app=rotate",
+        |p| waiting_reason(p) == "ImagePullBackOff",
+        "back-off with a stale password",
+    );
+    // rotate the password in the Secret, retry now instead of waiting out the back-off
+    up.apply(&secret(PASS));
+    let o = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+        .env("KUBECONFIG", up.kubeconfig())
+        .env("HOME", up.dir.path())
+        .args(["retry", "rotate"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    up.wait_pods(
+        "default",
+        "app=rotate",
+        |p| p["status"]["phase"] == "Running",
+        "Running after the rotation",
+    );
+
+    // a container that exits 3: CrashLoopBackOff, lastState has the exit code
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: crash\n  labels: {{app: crash}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {image}\n    command: [/bin/sh, -c, 'echo crashing; exit 3']\n"
+    ));
+    let pods = up.wait_pods(
+        "default",
+        "app=crash",
+        |p| {
+            waiting_reason(p) == "CrashLoopBackOff"
+                && p["status"]["containerStatuses"][0]["restartCount"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    >= 1
+        },
+        "CrashLoopBackOff",
+    );
+    let cs = &pods["items"][0]["status"]["containerStatuses"][0];
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 3, "{cs}");
+    let msg = cs["state"]["waiting"]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.starts_with("back-off 10s restarting failed container=app pod=crash_default("),
+        "{msg}"
+    );
+
+    // kill -9 of the whole process; the restarted agent adopts the running container
+    let before = up.wait_pods(
+        "default",
+        "app=rotate",
+        |p| p["status"]["phase"] == "Running",
+        "Running",
+    );
+    let cid = before["items"][0]["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let _ = Command::new("kill")
+        .arg("-KILL")
+        .arg(up.child.id().to_string())
+        .status();
+    let _ = up.child.wait();
+    let dir = std::mem::replace(&mut up.dir, tempfile::tempdir().unwrap());
+    std::mem::forget(up);
+    let up = start_up_in(hosts.path(), dir);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = up.wait_pods(
+        "default",
+        "app=rotate",
+        |p| p["status"]["phase"] == "Running",
+        "Running after kill -9",
+    );
+    let cs = &after["items"][0]["status"]["containerStatuses"][0];
+    assert_eq!(
+        cs["containerID"].as_str().unwrap_or(""),
+        cid,
+        "the container was replaced: {cs}"
+    );
+    assert_eq!(cs["restartCount"], 0, "{cs}");
+    assert!(!up.log().contains(PASS), "the password reached the log");
 }
