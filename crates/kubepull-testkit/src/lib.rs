@@ -3,6 +3,7 @@
 //! Basic auth; OCI images built here from the static busybox binary; a pusher speaking the
 //! distribution API. Nothing here reads the user's `~/.docker` or `~/.kube`.
 
+pub mod etcd;
 pub mod image;
 pub mod registry;
 

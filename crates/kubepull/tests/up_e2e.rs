@@ -462,3 +462,193 @@ fn crash_loop_rotation_and_agent_kill_9() {
     assert_eq!(cs["restartCount"], 0, "{cs}");
     assert!(!up.log().contains(PASS), "the password reached the log");
 }
+
+/// More than one machine: `kubepull server` on a real etcd, two `kubepull node` processes with
+/// their own roots; a Deployment's two replicas land on both nodes, both run, and each node
+/// fetches each blob once.
+#[test]
+fn two_nodes_on_etcd() {
+    assert!(runc_works(), "runc is required (apt-get install -y runc)");
+    let etcd = kubepull_testkit::etcd::Etcd::start(1);
+    let reg = Registry::start(&[(USER, PASS)]);
+    let img = busybox_image(
+        &["/bin/sh", "-c", "echo multi; sleep 3600"],
+        &[("/etc/multi", b"1\n")],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(reg.push("team/app", "v2", &img));
+    let hosts = tempfile::tempdir().unwrap();
+    reg.write_hosts_dir(hosts.path());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let kp = env!("CARGO_BIN_EXE_kubepull");
+    let log = |n: &str| std::fs::File::create(dir.path().join(n)).unwrap();
+    let mut children: Vec<Child> = vec![];
+    // etcd may need a moment: the server retries by being restarted until it listens
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let server = loop {
+        let l = log("server.log");
+        let mut c = Command::new(kp)
+            .args(["server", "--secure-port", "0", "--datastore", &etcd.spec()])
+            .arg("--data-dir")
+            .arg(&data)
+            .stdout(l.try_clone().unwrap())
+            .stderr(l)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        match c.try_wait() {
+            Ok(None) => break c,
+            _ => assert!(
+                Instant::now() < deadline,
+                "server did not start: {}",
+                std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+            ),
+        }
+    };
+    children.push(server);
+    struct Kill(Vec<Child>, Vec<PathBuf>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            for root in &self.1 {
+                let rr = root.join("containers/.runc");
+                if let Ok(out) = Command::new("runc")
+                    .arg("--root")
+                    .arg(&rr)
+                    .args(["list", "-q"])
+                    .output()
+                {
+                    for id in String::from_utf8_lossy(&out.stdout).lines() {
+                        let _ = Command::new("runc")
+                            .arg("--root")
+                            .arg(&rr)
+                            .args(["delete", "-f", id])
+                            .status();
+                    }
+                }
+            }
+        }
+    }
+    let kubeconfig = data.join("admin.kubeconfig");
+    while !kubeconfig.exists() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = std::fs::read_to_string(&kubeconfig)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: ").map(str::to_string))
+        .unwrap();
+    let mut roots = vec![];
+    for n in ["n1", "n2"] {
+        let token = Command::new(kp)
+            .args(["token", "node", n, "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+        let root = dir.path().join(n);
+        roots.push(root.clone());
+        let l = log(&format!("{n}.log"));
+        children.push(
+            Command::new(kp)
+                .args(["node", "--server", &url, "--name", n])
+                .arg("--ca-file")
+                .arg(data.join("pki/ca.crt"))
+                .arg("--root")
+                .arg(&root)
+                .arg("--hosts-dir")
+                .arg(hosts.path())
+                .env("KUBEPULL_NODE_TOKEN", token)
+                .stdout(l.try_clone().unwrap())
+                .stderr(l)
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let _guard = Kill(children, roots);
+    let up = Up2 {
+        kubeconfig,
+        home: dir.path().to_path_buf(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while up.get(&["get", "nodes"]).matches(" Ready ").count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "nodes not Ready: {}",
+            up.get(&["get", "nodes"])
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    up.get(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={}", reg.host()),
+        &format!("--docker-username={USER}"),
+        &format!("--docker-password={PASS}"),
+    ]);
+    let manifest = dir.path().join("d.yaml");
+    std::fs::write(&manifest, format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: spread\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: spread}}\n  template:\n    metadata:\n      labels: {{app: spread}}\n    spec:\n      imagePullSecrets: [{{name: regcred}}]\n      containers:\n      - name: app\n        image: {}/team/app:v2\n",
+        reg.host()
+    )).unwrap();
+    up.get(&["apply", "-f", manifest.to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = up.get(&["get", "pods", "-l", "app=spread", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        let running = items
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .count();
+        let nodes: std::collections::HashSet<String> = items
+            .iter()
+            .filter_map(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
+            .collect();
+        if running == 2 {
+            assert_eq!(nodes.len(), 2, "both replicas on one node: {nodes:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not Running on two nodes: {}\n{}\n{}",
+            up.get(&["get", "pods", "-o", "wide"]),
+            std::fs::read_to_string(dir.path().join("n1.log")).unwrap_or_default(),
+            std::fs::read_to_string(dir.path().join("n2.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // each node downloaded each layer once: two GETs per layer in all
+    for layer in &img.layers {
+        let d = kubepull_core::reference::Digest::sha256_of(layer);
+        assert_eq!(reg.blob_gets(&d), 2, "{}", reg.log());
+    }
+}
+
+struct Up2 {
+    kubeconfig: PathBuf,
+    home: PathBuf,
+}
+
+impl Up2 {
+    fn get(&self, args: &[&str]) -> String {
+        let o = Command::new("kubectl")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", &self.home)
+            .args(args)
+            .output()
+            .expect("kubectl");
+        assert!(
+            o.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
