@@ -103,6 +103,21 @@ impl PullError {
     }
 }
 
+/// An error with its causes, `a: b: c` (repeated texts skipped), for one-line reports.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = c.source();
+    }
+    out
+}
+
 /// The normalized name an image is stored under: `docker.io/library/busybox:latest`,
 /// `reg:5000/app@sha256:…` (the default tag applied as the kubelet does).
 pub fn store_name(image: &str) -> Result<String, PullError> {

@@ -84,7 +84,7 @@ impl ImageService for StoreImageService {
             .puller
             .pull(image, credentials, Arc::new(NoProgress))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::puller::error_chain(&e))?;
         Ok(PulledImage {
             image_ref: report.config_digest.to_string(),
             size: report.size,

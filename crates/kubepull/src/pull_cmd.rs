@@ -453,7 +453,7 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
         Err(e) => {
             eprintln!(
                 "error: {}",
-                pullpolicy::messages::failed_to_pull(&image, &e.to_string())
+                pullpolicy::messages::failed_to_pull(&image, &puller::error_chain(&e))
             );
             let code = match e.kind() {
                 Some(k) => {

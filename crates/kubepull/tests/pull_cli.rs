@@ -227,3 +227,151 @@ fn concurrent_processes_download_each_blob_once() {
         );
     }
 }
+
+fn big_bed(mib: usize) -> Bed {
+    let reg = Registry::start(&[(USER, PASS)]);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let data: Vec<u8> = (0..mib << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let img = kubepull_testkit::image::layered_image(&[data]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(reg.push("team/big", "v1", &img));
+    let dir = tempfile::tempdir().unwrap();
+    reg.write_hosts_dir(&dir.path().join("hosts"));
+    let good = secret_file(dir.path(), "regcred", &reg.host(), USER, PASS);
+    let bad = secret_file(dir.path(), "stale", &reg.host(), USER, "wrong-password-123");
+    let image = format!("{}/team/big:v1", reg.host());
+    Bed {
+        reg,
+        dir,
+        image,
+        good,
+        bad,
+    }
+}
+
+/// `kill -9` of a pull mid-transfer leaves the store consistent (nothing partial under blobs/,
+/// no image record) and the next pull completes.
+#[test]
+fn kill_9_mid_pull_then_pull_again() {
+    let b = big_bed(48);
+    let mut child = kubepull()
+        .args([
+            "pull",
+            &b.image,
+            "--root",
+            &b.root(),
+            "--hosts-dir",
+            &b.hosts(),
+        ])
+        .args(["-q", "--pull-secret", &b.good])
+        .spawn()
+        .unwrap();
+    // wait until a download is in progress, then SIGKILL
+    let ingest = Path::new(&b.root()).join("ingest");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let partial = std::fs::read_dir(&ingest)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+            })
+            .unwrap_or(false);
+        if partial || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    // no image record, and every blob present is complete (hashes to its name)
+    let o = run(kubepull().args(["images", "--root", &b.root(), "-o", "json"]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().map(|a| a.len()), Some(0), "{v}");
+    for e in std::fs::read_dir(Path::new(&b.root()).join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+    {
+        let bytes = std::fs::read(e.path()).unwrap();
+        let d = kubepull_core::reference::Digest::sha256_of(&bytes);
+        assert_eq!(
+            d.hex(),
+            e.file_name().to_string_lossy(),
+            "a partial blob under blobs/"
+        );
+    }
+    // the next pull completes
+    let o = b.pull(&["-q", "--pull-secret", &b.good]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(kubepull().args(["gc", "--root", &b.root()]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(kubepull().args(["images", "--root", &b.root(), "-o", "json"]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["name"], b.image);
+    let _ = &b.bad;
+}
+
+/// Disk full: a clear error, exit 1, and the store stays consistent. Needs root to mount a small
+/// tmpfs; skipped with a message otherwise.
+#[test]
+fn disk_full_is_a_clear_error() {
+    let b = big_bed(24);
+    let root = b.dir.path().join("small");
+    std::fs::create_dir_all(&root).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&root)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("skipping: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Umount(root.clone());
+    let o = run(kubepull()
+        .args([
+            "pull",
+            &b.image,
+            "--hosts-dir",
+            &b.hosts(),
+            "-q",
+            "--pull-secret",
+            &b.good,
+        ])
+        .arg("--root")
+        .arg(&root));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.to_lowercase().contains("no space left on device"),
+        "{err}"
+    );
+    let o = run(kubepull()
+        .args(["images", "-o", "json", "--root"])
+        .arg(&root));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().map(|a| a.len()), Some(0));
+    for e in std::fs::read_dir(root.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+    {
+        let bytes = std::fs::read(e.path()).unwrap();
+        assert_eq!(
+            kubepull_core::reference::Digest::sha256_of(&bytes).hex(),
+            e.file_name().to_string_lossy()
+        );
+    }
+}
