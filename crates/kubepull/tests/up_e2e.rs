@@ -361,7 +361,7 @@ fn seed_story_with_kubectl_registry_and_runc() {
 #[test]
 fn crash_loop_rotation_and_agent_kill_9() {
     assert!(runc_works(), "runc is required (apt-get install -y runc)");
-    let reg = Registry::start(&[(USER, PASS)]);
+    let mut reg = Registry::start(&[(USER, PASS)]);
     let img = busybox_image(&["/bin/sh", "-c", "echo up; sleep 3600"], &[]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(reg.push("team/app", "v1", &img));
@@ -425,6 +425,37 @@ fn crash_loop_rotation_and_agent_kill_9() {
     assert!(
         msg.starts_with("back-off 10s restarting failed container=app pod=crash_default("),
         "{msg}"
+    );
+
+    // a referenced Secret that does not exist: a warning event, and the pull goes on with the
+    // others; the registry is down at first and the pod recovers on its own once it is back
+    reg.stop();
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: recover\n  labels: {{app: recover}}\nspec:\n  imagePullSecrets: [{{name: ghost}}, {{name: regcred}}]\n  containers:\n  - name: app\n    image: {image}\n    imagePullPolicy: Always\n"
+    ));
+    up.wait_pods(
+        "default",
+        "app=recover",
+        |p| waiting_reason(p) == "ImagePullBackOff",
+        "back-off while the registry is down",
+    );
+    let events = up.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=recover",
+    ]);
+    assert!(
+        events.contains("FailedToRetrieveImagePullSecret")
+            && events.contains("Unable to retrieve some image pull secrets (ghost); attempting to pull the image may not succeed."),
+        "{events}"
+    );
+    reg.restart();
+    up.wait_pods(
+        "default",
+        "app=recover",
+        |p| p["status"]["phase"] == "Running",
+        "recovered after the registry came back",
     );
 
     // kill -9 of the whole process; the restarted agent adopts the running container
