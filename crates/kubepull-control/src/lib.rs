@@ -115,12 +115,18 @@ impl ServerHandle {
     pub fn objects(&self) -> objects::Objects {
         self.state.objects.clone()
     }
-    /// Stops serving.
+    /// Stops serving: closes open connections and the controllers, and releases the datastore.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
-            t.abort();
-            let _ = t.await;
+            // the accept loop closes its connections itself; give it a moment
+            let h = t.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_secs(5), t)
+                .await
+                .is_err()
+            {
+                h.abort();
+            }
         }
     }
 }
@@ -210,16 +216,23 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
     let st = state.clone();
     let mut rx = stop_rx.clone();
     let accept = tokio::spawn(async move {
+        // open connections end with the server: they hold the datastore (and redb's file lock)
+        let mut conns = tokio::task::JoinSet::new();
         loop {
             let conn = tokio::select! {
-                _ = rx.changed() => return,
+                _ = rx.changed() => {
+                    conns.abort_all();
+                    while conns.join_next().await.is_some() {}
+                    return;
+                }
                 c = listener.accept() => c,
             };
+            while conns.try_join_next().is_some() {}
             let Ok((tcp, _)) = conn else { continue };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let st = st.clone();
-            tokio::spawn(async move {
+            conns.spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };

@@ -268,3 +268,46 @@ async fn bad_bodies_are_refused_and_the_server_keeps_serving() {
     assert_eq!(r.status(), 404);
     server.shutdown().await;
 }
+
+/// Shutdown closes open (keep-alive) connections and releases the redb file: a new server starts
+/// on the same data dir in the same process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_connections_and_releases_the_store() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = ServerConfig {
+        data_dir: d.path().join("data"),
+        bind_address: "127.0.0.1".parse().unwrap(),
+        secure_port: 0,
+        datastore: String::new(),
+        controllers: true,
+    };
+    let server = start(cfg.clone()).await.unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!("{}/api/v1/namespaces", server.url()))
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // a watch keeps its connection open
+    let w = http
+        .get(format!("{}/api/v1/pods?watch=1", server.url()))
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(w.status(), 200);
+    server.shutdown().await;
+    let again = tokio::time::timeout(std::time::Duration::from_secs(10), start(cfg))
+        .await
+        .expect("restart in time")
+        .expect("restart on the same data dir");
+    again.shutdown().await;
+    drop(w);
+}
