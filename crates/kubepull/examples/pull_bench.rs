@@ -107,6 +107,10 @@ fn main() {
         let (t, rss) = timed(
             Command::new(&kp)
                 .args(["pull", &image, "-q", "--policy", "Always"])
+                .args([
+                    "--concurrency",
+                    &std::env::var("KUBEPULL_BENCH_CONCURRENCY").unwrap_or_else(|_| "3".into()),
+                ])
                 .arg("--root")
                 .arg(&root)
                 .arg("--hosts-dir")
