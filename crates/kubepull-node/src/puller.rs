@@ -172,9 +172,9 @@ impl Puller {
     }
 
     /// Uses containerd-style host configuration (mirrors, per-host TLS). Credentials go only to
-    /// the registry's own server entry: a mirror is pulled from anonymously unless it is the
-    /// server (the keyring is keyed by host, and a pod's secret for the registry is not a
-    /// secret for a mirror).
+    /// the registry's own host (its server entry, or a `[host]` entry for the same host): a
+    /// mirror on another host is pulled from anonymously (the keyring is keyed by host, and a
+    /// pod's secret for the registry is not a secret for a mirror).
     pub fn with_hosts(mut self, hosts: HostsDir) -> Self {
         self.hosts = Some(Arc::new(hosts));
         self
@@ -221,12 +221,19 @@ impl Puller {
                 let hosts = h
                     .hosts_for(reference.domain())
                     .map_err(|e| PullError::Hosts(e.to_string()))?;
+                let server_label = hosts
+                    .iter()
+                    .find(|x| x.is_server)
+                    .map(|x| x.host_label())
+                    .unwrap_or_default();
                 self.client
                     .resolve_image_via(
                         &reference,
                         &hosts,
+                        // the keyring is keyed by host: the pod's credentials for the registry
+                        // go to entries for the registry's own host only
                         |host| {
-                            if host.is_server {
+                            if host.is_server || host.host_label() == server_label {
                                 creds.clone()
                             } else {
                                 vec![]

@@ -390,7 +390,16 @@ pub fn parse_hosts_toml(
     if let Some(s) = server_name {
         let mut h = parse_host(&s, &table, "server", file, base_dir, true)?;
         h.is_server = true;
-        hosts.push(h);
+        // a `[host]` table for the server's own URL configures the server (the common layout
+        // `server = "https://r"` + `[host."https://r"] ca = …`): trying the same origin again
+        // without that table's TLS settings would only hide the real error
+        match hosts
+            .iter_mut()
+            .find(|x| x.origin == h.origin && x.api_root == h.api_root)
+        {
+            Some(same) => same.is_server = true,
+            None => hosts.push(h),
+        }
     }
     Ok(RegistryHosts {
         hosts,

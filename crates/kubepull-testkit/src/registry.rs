@@ -158,9 +158,11 @@ impl Registry {
         std::fs::write(h.join("ca.crt"), &self.ca_pem).expect("write ca");
         std::fs::write(
             h.join("hosts.toml"),
+            // containerd's own layout (ctr reads it too): the host entry carries the CA
             format!(
-                "server = \"https://{host}\"\nca = \"ca.crt\"\n",
-                host = self.host()
+                "server = \"https://{host}\"\n\n[host.\"https://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"{ca}\"\n",
+                host = self.host(),
+                ca = h.join("ca.crt").display()
             ),
         )
         .expect("write hosts.toml");

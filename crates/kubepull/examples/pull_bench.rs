@@ -142,6 +142,101 @@ fn main() {
         }
         rows.push(("skopeo copy (to oci layout)".into(), median(ts), peak));
     }
+    // kubepull pull + unpack, against `ctr images pull` (which also unpacks)
+    {
+        let mut ts = vec![];
+        let mut peak = 0;
+        for i in 0..runs {
+            let root = w.join(format!("kpu{i}"));
+            let t0 = Instant::now();
+            let (_, rss) = timed(
+                Command::new(&kp)
+                    .args(["pull", &image, "-q", "--policy", "Always"])
+                    .arg("--root")
+                    .arg(&root)
+                    .arg("--hosts-dir")
+                    .arg(w.join("hosts"))
+                    .arg("--pull-secret")
+                    .arg(&secret),
+            );
+            let (_, rss2) = timed(
+                Command::new(&kp)
+                    .args(["unpack", &image])
+                    .arg(w.join(format!("rootfs{i}")))
+                    .arg("--root")
+                    .arg(&root),
+            );
+            ts.push(t0.elapsed().as_secs_f64());
+            peak = peak.max(rss).max(rss2);
+            let _ = std::fs::remove_dir_all(&root);
+            let _ = std::fs::remove_dir_all(w.join(format!("rootfs{i}")));
+        }
+        rows.push(("kubepull pull + unpack".into(), median(ts), peak));
+    }
+    if Path::new("/usr/bin/containerd").exists() && Path::new("/usr/bin/ctr").exists() {
+        for (label, sub) in [
+            ("ctr content fetch", "content"),
+            ("ctr images pull (+ unpack)", "images"),
+        ] {
+            let mut ts = vec![];
+            for i in 0..runs {
+                let d = w.join(format!("ctrd-{sub}-{i}"));
+                std::fs::create_dir_all(&d).expect("containerd dir");
+                let sock = d.join("c.sock");
+                std::fs::write(
+                    d.join("config.toml"),
+                    format!(
+                        "version = 2\nroot = \"{}\"\nstate = \"{}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{}\"\n[ttrpc]\n  address = \"{}\"\n",
+                        d.join("root").display(),
+                        d.join("state").display(),
+                        sock.display(),
+                        d.join("t.sock").display()
+                    ),
+                )
+                .expect("config");
+                let mut ctrd = Command::new("containerd")
+                    .arg("--config")
+                    .arg(d.join("config.toml"))
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("containerd");
+                let deadline = Instant::now() + std::time::Duration::from_secs(10);
+                while Command::new("ctr")
+                    .arg("-a")
+                    .arg(&sock)
+                    .arg("version")
+                    .output()
+                    .map(|o| !o.status.success())
+                    .unwrap_or(true)
+                {
+                    assert!(Instant::now() < deadline, "containerd did not start");
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                let mut c = Command::new("ctr");
+                c.arg("-a").arg(&sock).arg(sub);
+                if sub == "content" {
+                    c.arg("fetch");
+                } else {
+                    c.arg("pull");
+                }
+                c.arg("--hosts-dir")
+                    .arg(w.join("hosts"))
+                    .args(["-u", &format!("{USER}:{PASS}")])
+                    .arg(&image);
+                let (t, _) = timed(&mut c);
+                ts.push(t);
+                let _ = ctrd.kill();
+                let _ = ctrd.wait();
+                let _ = Command::new("umount")
+                    .arg("-R")
+                    .arg(d.join("root"))
+                    .status();
+                let _ = std::fs::remove_dir_all(&d);
+            }
+            rows.push((label.into(), median(ts), 0));
+        }
+    }
     if Path::new("/usr/bin/curl").exists() {
         // the transfer floor: the blobs, sequentially, with no verification or storage
         let mut ts = vec![];
