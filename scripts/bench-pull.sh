@@ -3,7 +3,7 @@
 # KUBEPULL_BENCH_MIB (default 96) and KUBEPULL_BENCH_RUNS (default 3) tune it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for p in docker-registry apache2-utils skopeo curl busybox-static time; do
+for p in docker-registry apache2-utils skopeo curl busybox-static time containerd; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || \
     { [[ $(id -u) -eq 0 ]] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
 done
