@@ -282,6 +282,8 @@ fn main() {
         }
         rows.push(("parallel curl, blobs only (floor)".into(), median(ts), 0));
     }
+    // the same image behind distribution's token auth (an RS256 token issuer on loopback)
+    let token_rows = rt.block_on(token_auth_rows(&img, &kp, runs, w));
     let mb = total as f64 / (1 << 20) as f64;
     println!(
         "\ncold pull of a {mb:.1} MiB image ({} layers + config) from the real registry over TLS with Basic auth on loopback, median of {runs}\n",
@@ -289,11 +291,132 @@ fn main() {
     );
     println!("| tool | seconds | MiB/s | peak RSS |");
     println!("| --- | ---: | ---: | ---: |");
-    for (name, t, rss) in rows {
+    for (name, t, rss) in rows
+        .into_iter()
+        .chain(std::iter::once(("(token auth)".to_string(), 0.0, 0)).chain(token_rows))
+    {
+        if t == 0.0 {
+            println!("| **the same image behind token auth (RS256 Bearer tokens)** | | | |");
+            continue;
+        }
         println!(
             "| {name} | {t:.3} | {:.0} | {:.1} MiB |",
             mb / t,
             rss as f64 / 1024.0
         );
     }
+}
+
+async fn token_auth_rows(
+    img: &kubepull_testkit::Image,
+    kp: &str,
+    runs: usize,
+    w: &Path,
+) -> Vec<(String, f64, u64)> {
+    use kubepull_registry::testkit::{
+        push, RegistryAuth, RegistryConfig, RegistryProcess, TestCa, TokenServer, TokenServerConfig,
+    };
+    let ca = TestCa::new();
+    let tw = w.join("token");
+    std::fs::create_dir_all(&tw).expect("dir");
+    let tokens = TokenServer::start(&ca, TokenServerConfig::default(), &tw)
+        .await
+        .expect("token server");
+    tokens.add_user(USER, PASS, &[("bench/", &["pull", "push"])]);
+    let reg = RegistryProcess::start(RegistryConfig {
+        tls: Some(ca.server_cert(&["127.0.0.1", "localhost"])),
+        auth: RegistryAuth::Token {
+            realm: tokens.realm(),
+            service: tokens.service(),
+            issuer: tokens.issuer(),
+            root_cert_bundle_pem: tokens.signing_cert_pem().to_string(),
+        },
+        storage: None,
+        redirect_base_url: None,
+        client_ca_pem: None,
+    })
+    .expect("registry");
+    let bearer = format!(
+        "Bearer {}",
+        tokens.mint(USER, "bench/big", &["push", "pull"])
+    );
+    let mut blobs = vec![img.config.clone()];
+    blobs.extend(img.layers.iter().cloned());
+    push(
+        &reg.base_url(),
+        Some(ca.cert_pem()),
+        Some(&bearer),
+        "bench/big",
+        "v1",
+        "application/vnd.oci.image.manifest.v1+json",
+        &img.manifest,
+        &blobs,
+    )
+    .await
+    .expect("push");
+    let host = reg.host();
+    let image = format!("{host}/bench/big:v1");
+    let hosts = tw.join("hosts");
+    let hd = hosts.join(&host);
+    std::fs::create_dir_all(&hd).expect("hosts");
+    std::fs::write(hd.join("ca.crt"), ca.cert_pem()).expect("ca");
+    std::fs::write(
+        hd.join("hosts.toml"),
+        format!(
+            "server = \"https://{host}\"\n\n[host.\"https://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"{}\"\n",
+            hd.join("ca.crt").display()
+        ),
+    )
+    .expect("hosts.toml");
+    let certs = tw.join("certs");
+    std::fs::create_dir_all(&certs).expect("certs");
+    std::fs::write(certs.join("ca.crt"), ca.cert_pem()).expect("ca");
+    let secret = tw.join("secret.json");
+    std::fs::write(
+        &secret,
+        format!(r#"{{"auths":{{"{host}":{{"username":"{USER}","password":"{PASS}"}}}}}}"#),
+    )
+    .expect("secret");
+    let mut rows = vec![];
+    let mut ts = vec![];
+    let mut peak = 0;
+    for i in 0..runs {
+        let root = tw.join(format!("kp{i}"));
+        let (t, rss) = timed(
+            Command::new(kp)
+                .args(["pull", &image, "-q", "--policy", "Always"])
+                .arg("--root")
+                .arg(&root)
+                .arg("--hosts-dir")
+                .arg(&hosts)
+                .arg("--pull-secret")
+                .arg(&secret),
+        );
+        ts.push(t);
+        peak = peak.max(rss);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    rows.push(("kubepull pull".to_string(), median(ts), peak));
+    if Path::new("/usr/bin/skopeo").exists() {
+        let mut ts = vec![];
+        let mut peak = 0;
+        for i in 0..runs {
+            let dest = tw.join(format!("sk{i}"));
+            let (t, rss) = timed(
+                Command::new("skopeo")
+                    .args(["copy", "-q", "--src-creds", &format!("{USER}:{PASS}")])
+                    .arg("--src-cert-dir")
+                    .arg(&certs)
+                    .arg(format!("docker://{image}"))
+                    .arg(format!("oci:{}:v1", dest.display())),
+            );
+            ts.push(t);
+            peak = peak.max(rss);
+            let _ = std::fs::remove_dir_all(&dest);
+        }
+        rows.push(("skopeo copy (to oci layout)".to_string(), median(ts), peak));
+    }
+    drop(reg);
+    drop(tokens);
+    rows
 }
