@@ -474,40 +474,19 @@ fn go_map(v: &Value) -> String {
     format!("{{{}}}", items.join(", "))
 }
 
-/// Type checking as decoding does: a body that does not decode into the typed object (a string
-/// where a list belongs, a number for a label) is refused with the decoder's reason.
-pub fn type_error(r: &Resource, obj: &Value) -> Option<String> {
-    fn check<T: serde::de::DeserializeOwned>(v: &Value) -> Option<String> {
+/// The object decoded into its typed struct and encoded again: `None` for kinds without one,
+/// `Err` with the decoder's reason when it does not decode (a string where a list belongs, a
+/// number for a label).
+fn typed_round_trip(r: &Resource, obj: &Value) -> Option<Result<Value, String>> {
+    fn round<T: serde::de::DeserializeOwned + serde::Serialize>(
+        v: &Value,
+    ) -> Result<Value, String> {
         serde_json::from_value::<T>(v.clone())
-            .err()
-            .map(|e| e.to_string())
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::to_value(t).map_err(|e| e.to_string()))
     }
     use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coord, core::v1 as core};
-    match (r.group, r.kind) {
-        ("", "Pod") => check::<core::Pod>(obj),
-        ("", "Secret") => check::<core::Secret>(obj),
-        ("", "ConfigMap") => check::<core::ConfigMap>(obj),
-        ("", "ServiceAccount") => check::<core::ServiceAccount>(obj),
-        ("", "Namespace") => check::<core::Namespace>(obj),
-        ("", "Node") => check::<core::Node>(obj),
-        ("", "Event") => check::<core::Event>(obj),
-        ("apps", "Deployment") => check::<apps::Deployment>(obj),
-        ("apps", "ReplicaSet") => check::<apps::ReplicaSet>(obj),
-        ("coordination.k8s.io", "Lease") => check::<coord::Lease>(obj),
-        _ => None,
-    }
-}
-
-/// Strict decoding: fields the typed object does not have (`strict decoding error: unknown
-/// field "spec.foo"`). Compares the input with its round trip through the typed struct.
-pub fn unknown_fields(r: &Resource, obj: &Value) -> Vec<String> {
-    fn round<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value) -> Option<Value> {
-        serde_json::from_value::<T>(v.clone())
-            .ok()
-            .and_then(|t| serde_json::to_value(t).ok())
-    }
-    use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coord, core::v1 as core};
-    let typed = match (r.group, r.kind) {
+    Some(match (r.group, r.kind) {
         ("", "Pod") => round::<core::Pod>(obj),
         ("", "Secret") => round::<core::Secret>(obj),
         ("", "ConfigMap") => round::<core::ConfigMap>(obj),
@@ -518,14 +497,59 @@ pub fn unknown_fields(r: &Resource, obj: &Value) -> Vec<String> {
         ("apps", "Deployment") => round::<apps::Deployment>(obj),
         ("apps", "ReplicaSet") => round::<apps::ReplicaSet>(obj),
         ("coordination.k8s.io", "Lease") => round::<coord::Lease>(obj),
-        _ => None,
+        _ => return None,
+    })
+}
+
+/// Strict decoding: fields the typed object does not have (`strict decoding error: unknown
+/// field "spec.foo"`). Compares the input with its round trip through the typed struct.
+pub fn unknown_fields(r: &Resource, obj: &Value) -> Vec<String> {
+    match typed_round_trip(r, obj) {
+        Some(Ok(typed)) => {
+            let mut out = vec![];
+            diff(obj, &typed, "", &mut out);
+            out
+        }
+        _ => vec![],
+    }
+}
+
+/// Why a body cannot be handled as its kind, from one decode: a type error when `check_types`,
+/// unknown fields when `strict`. The text follows kube-apiserver: `Pod in version "v1" cannot be
+/// handled as a Pod: …`.
+pub fn decoding_problem(
+    r: &Resource,
+    obj: &Value,
+    check_types: bool,
+    strict: bool,
+) -> Option<String> {
+    if !check_types && !strict {
+        return None;
+    }
+    let why = match typed_round_trip(r, obj)? {
+        Err(e) if check_types => e,
+        Err(_) => return None,
+        Ok(typed) if strict => {
+            let mut unknown = vec![];
+            diff(obj, &typed, "", &mut unknown);
+            if unknown.is_empty() {
+                return None;
+            }
+            format!(
+                "strict decoding error: {}",
+                unknown
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        Ok(_) => return None,
     };
-    let Some(typed) = typed else {
-        return vec![];
-    };
-    let mut out = vec![];
-    diff(obj, &typed, "", &mut out);
-    out
+    Some(format!(
+        "{} in version \"{}\" cannot be handled as a {}: {why}",
+        r.kind, r.version, r.kind
+    ))
 }
 
 fn diff(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {

@@ -19,12 +19,7 @@ use crate::resources::{self, Resource};
 /// manager `--node-monitor-grace-period`, 40 s).
 pub const NODE_GRACE: Duration = Duration::from_secs(40);
 
-/// RFC 3339 seconds, as metav1.Time prints.
-pub fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
+pub use crate::objects::now;
 
 fn res(plural: &str) -> &'static Resource {
     resources::RESOURCES

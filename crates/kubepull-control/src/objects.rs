@@ -95,10 +95,9 @@ fn encode(obj: &Value) -> Vec<u8> {
     serde_json::to_vec(&o).unwrap_or_default()
 }
 
-fn now() -> String {
+/// Now as `metav1.Time` prints it: RFC 3339, whole seconds (truncated, as Go's `Time.Truncate`).
+pub fn now() -> String {
     jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .unwrap_or_else(|_| jiff::Timestamp::now())
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }
@@ -439,27 +438,8 @@ impl Objects {
                 "the body must be a JSON object".into(),
             ));
         }
-        if let Some(e) = admission::type_error(r, &obj) {
-            return Err(ApiError::bad_request(format!(
-                "{} in version \"{}\" cannot be handled as a {}: {e}",
-                r.kind, r.version, r.kind
-            )));
-        }
-        if strict {
-            let unknown = admission::unknown_fields(r, &obj);
-            if !unknown.is_empty() {
-                return Err(ApiError::bad_request(format!(
-                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-                    r.kind,
-                    r.version,
-                    r.kind,
-                    unknown
-                        .iter()
-                        .map(|f| format!("unknown field \"{f}\""))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
+        if let Some(why) = admission::decoding_problem(r, &obj, true, strict) {
+            return Err(ApiError::bad_request(why));
         }
         obj["apiVersion"] = json!(r.api_version());
         obj["kind"] = json!(r.kind);
@@ -610,29 +590,8 @@ impl Objects {
             .map_err(|e| store_err(r, name, e))?
             .ok_or_else(|| ApiError::not_found(r, name))?;
         let old = decode(&cur_kv);
-        if subresource.is_none() {
-            if let Some(e) = admission::type_error(r, &obj) {
-                return Err(ApiError::bad_request(format!(
-                    "{} in version \"{}\" cannot be handled as a {}: {e}",
-                    r.kind, r.version, r.kind
-                )));
-            }
-        }
-        if strict {
-            let unknown = admission::unknown_fields(r, &obj);
-            if !unknown.is_empty() {
-                return Err(ApiError::bad_request(format!(
-                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-                    r.kind,
-                    r.version,
-                    r.kind,
-                    unknown
-                        .iter()
-                        .map(|f| format!("unknown field \"{f}\""))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
+        if let Some(why) = admission::decoding_problem(r, &obj, subresource.is_none(), strict) {
+            return Err(ApiError::bad_request(why));
         }
         let expected = match obj
             .pointer("/metadata/resourceVersion")

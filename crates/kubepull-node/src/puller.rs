@@ -321,7 +321,8 @@ impl Puller {
     }
 }
 
-fn now_secs() -> u64 {
+/// Unix seconds now.
+pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

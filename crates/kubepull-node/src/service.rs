@@ -10,7 +10,7 @@ use kubepull_core::reference::Digest;
 use kubepull_store::{PullRecord, Store};
 
 use crate::images::{ImageService, PresentImage, PulledBy, PulledImage};
-use crate::puller::{store_name, NoProgress, Puller};
+use crate::puller::{now_secs, store_name, NoProgress, Puller};
 
 /// [`ImageService`] over the node image store and a registry puller.
 pub struct StoreImageService {
@@ -26,13 +26,6 @@ impl StoreImageService {
     fn store(&self) -> &Store {
         self.puller.store()
     }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Reduces stored pull records to what the ensure-secret-pulled decision needs.
