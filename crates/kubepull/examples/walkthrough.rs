@@ -221,6 +221,26 @@ fn main() {
     }
     env.kubectl(&["get", "events", "-n", "team-b"], true);
 
+    say("5b. Ask kubepull doctor why: the credentials the kubelet tries, what the registry answers, the one cause and the fix");
+    bold(&format!(
+        "kubepull doctor deployment/hello -n team-b --hosts-dir {}",
+        hosts.display()
+    ));
+    let o = Command::new(&exe)
+        .args(["doctor", "deployment/hello", "-n", "team-b"])
+        .arg("--hosts-dir")
+        .arg(&hosts)
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("HOME", &env.home)
+        .output()
+        .expect("kubepull doctor");
+    print!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    println!("(exit {})", o.status.code().unwrap_or(-1));
+
     say("6. An image with an unsubstituted placeholder");
     env.apply(
         "placeholder.yaml",

@@ -4,6 +4,7 @@ mod adapt;
 mod cluster_cmd;
 mod create_secret;
 mod creds_cmd;
+mod doctor_cmd;
 mod exit;
 mod lint_cmd;
 mod pull_cmd;
@@ -47,6 +48,7 @@ fn cli() -> Command {
         )
         .subcommand(lint_cmd::command())
         .subcommand(creds_cmd::command())
+        .subcommand(doctor_cmd::command())
         .subcommand(pull_cmd::pull_command())
         .subcommand(pull_cmd::images_command())
         .subcommand(pull_cmd::rmi_command())
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         }
         Some(("lint", m)) => lint_cmd::run(m),
         Some(("creds", m)) => creds_cmd::run(m),
+        Some(("doctor", m)) => doctor_cmd::run(m),
         Some(("pull", m)) => pull_cmd::run_pull(m),
         Some(("images", m)) => pull_cmd::run_images(m),
         Some(("rmi", m)) => pull_cmd::run_rmi(m),

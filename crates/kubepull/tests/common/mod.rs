@@ -1,0 +1,174 @@
+//! The `kubepull up` harness shared by the end-to-end tests: one API server, controllers and
+//! node agent in a process, driven with the real kubectl; stopped, with its containers, on drop.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Up {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // containers left running are stopped with their runc state
+        let runc_root = self.dir.path().join("data/node/containers/.runc");
+        if let Ok(out) = Command::new("runc")
+            .arg("--root")
+            .arg(&runc_root)
+            .arg("list")
+            .arg("-q")
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&runc_root)
+                    .args(["delete", "-f", id])
+                    .status();
+            }
+        }
+    }
+}
+
+impl Up {
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("data/admin.kubeconfig")
+    }
+    pub fn log(&self) -> String {
+        let mut s = std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default();
+        // container output too, for diagnosis
+        if let Ok(rd) = std::fs::read_dir(self.dir.path().join("data/node/containers")) {
+            for e in rd.flatten() {
+                if let Ok(l) = std::fs::read_to_string(e.path().join("container.log")) {
+                    s.push_str(&format!(
+                        "\n--- container {} ---\n{l}",
+                        e.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+        s
+    }
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HOME", self.dir.path())
+            .args(args)
+            .output()
+            .expect("kubectl")
+    }
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.kubectl(args);
+        assert!(
+            o.status.success(),
+            "kubectl {args:?} failed:\n{}\n{}\n--- kubepull up log ---\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+    pub fn apply(&self, yaml: &str) {
+        let p = self.dir.path().join(format!("m{}.yaml", yaml.len()));
+        std::fs::write(&p, yaml).unwrap();
+        self.ok(&["apply", "-f", p.to_str().unwrap()]);
+    }
+    /// Waits until `jsonpath` on the pods matching `selector` in `ns` yields `want` for all.
+    pub fn wait_pods(
+        &self,
+        ns: &str,
+        selector: &str,
+        what: impl Fn(&serde_json::Value) -> bool,
+        why: &str,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let out = self.ok(&["get", "pods", "-n", ns, "-l", selector, "-o", "json"]);
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            if !items.is_empty() && items.iter().all(&what) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {why}: {}\n--- kubepull up log ---\n{}",
+                serde_json::to_string_pretty(&v["items"]).unwrap_or_default(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+pub fn waiting_reason(p: &serde_json::Value) -> String {
+    p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+pub fn start_up(hosts: &Path) -> Up {
+    start_up_in(hosts, tempfile::tempdir().unwrap())
+}
+
+pub fn start_up_in(hosts: &Path, dir: tempfile::TempDir) -> Up {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("up.log"))
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+        .args(["up", "--secure-port", "0", "--name", "node-e2e"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--hosts-dir")
+        .arg(hosts)
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start kubepull up");
+    let up = Up { child, dir };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if up.kubeconfig().exists() {
+            let o = up.kubectl(&["get", "nodes", "-o", "name"]);
+            if String::from_utf8_lossy(&o.stdout).contains("node/node-e2e") {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubepull up did not come up:\n{}",
+            up.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    up
+}
+
+pub fn runc_works() -> bool {
+    Command::new("runc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
