@@ -20,6 +20,7 @@
 //! HTTP client or a Kubernetes client crate.
 
 pub mod backoff;
+pub mod diagnose;
 pub mod dockerconfig;
 pub mod gojson;
 pub mod gostr;
