@@ -17,8 +17,18 @@
 //! views carry registry keys and usernames only.
 
 pub mod message;
+pub mod traps;
+pub mod verdict;
 
 pub use message::{classify_message, redact, MessageClass};
+pub use traps::{
+    check_secrets, CredentialView, Finding, KeySource, SecretLookup, ServiceAccountView, Severity,
+    Trap, TrapInput, TrapReport,
+};
+pub use verdict::{
+    verdict, AttemptResult, CredentialAttempt, KubeletView, ManifestView, ProbeFailure, ProbeView,
+    Verdict,
+};
 
 use std::fmt;
 use std::str::FromStr;
