@@ -26,7 +26,10 @@
 //! those nodes the kubelet's provider is what supplies the credentials; and a kubelet aggregate of
 //! several runtime errors (`[rpc error: ..., rpc error: ...]`, one per keyring credential tried,
 //! `pkg/kubelet/kuberuntime/kuberuntime_image.go` `PullImage`) proves that credentials were sent,
-//! which rules out `no-credentials-sent`.
+//! which rules out `no-credentials-sent`: all of them refused is `credentials-rejected`, or
+//! `cloud-credential-provider` when the registry is a cloud registry or one attempt ended in a
+//! server error (a token exchange failing server-side, as registries answer credentials of a
+//! cloud identity they cannot map).
 
 use serde::Serialize;
 
@@ -115,11 +118,11 @@ const RULES: &[Rule] = &[
     // reference format", `ErrNameContainsUppercase` "repository name must be lowercase".
     rule(
         &[
+            "repository name must be lowercase",
+            "invalid reference format",
             "couldn't parse image reference",
             "couldn't parse image name",
             "failed to apply default image tag",
-            "invalid reference format",
-            "repository name must be lowercase",
             "invalidimagename",
             "invalid image name",
         ],
@@ -140,11 +143,14 @@ const RULES: &[Rule] = &[
         &[C::CredentialsRejected],
     ),
     // kubelet credential provider plugins (`pkg/credentialprovider/plugin/plugin.go`: "error
-    // execing credential provider plugin", "failed to get credential from ..."), the in-tree
+    // execing credential provider plugin %s for image %s", "Failed getting credential from
+    // external registry credential provider"), cloud SDK credential chains (AWS
+    // "NoCredentialProviders", Azure AD "AADSTS..." codes), the in-tree
     // ECR/GCR/ACR providers and docker credential helpers ("error getting credentials").
     rule(
         &[
             "credential provider plugin",
+            "external registry credential provider",
             "credentialprovider",
             "failed to get credential from",
             "error getting credentials",
@@ -159,6 +165,10 @@ const RULES: &[Rule] = &[
             "metadata server",
             "instance metadata",
             "managed identity",
+            "nocredentialproviders",
+            "no valid providers in chain",
+            "failed to refresh cached credentials",
+            "aadsts",
         ],
         C::CloudCredentialProvider,
         tier::NODE,
@@ -306,13 +316,13 @@ const RULES: &[Rule] = &[
     // "mediaType in manifest should be ...", "unsupported manifest".
     rule(
         &[
+            "schema 1 images",
+            "schema 1 support",
+            "manifest version 2, schema 1",
             "unsupported media type",
             "mediatype in manifest should be",
             "unsupported manifest",
             "failed to get converter",
-            "schema 1 images",
-            "schema 1 support",
-            "manifest version 2, schema 1",
             "schema1",
             "unknown media type",
             "unsupported mediatype",
@@ -451,8 +461,6 @@ const RULES: &[Rule] = &[
         &[
             "requested access to the resource is denied",
             "denied: ",
-            "permission denied",
-            "access denied",
             "access to the requested resource is not authorized",
         ],
         C::NoPullAccess,
@@ -585,11 +593,17 @@ impl Text {
         if e - end > 100 {
             e = ceil_char_boundary(&self.orig, end + 60);
         }
+        // A short clause ("no such host") reads better with the one before it ("lookup x on
+        // y:53: no such host").
+        if e - s < 40 && s >= 2 {
+            let prev = self.orig[..s - 2].rfind(": ").map(|i| i + 2).unwrap_or(0);
+            if s - prev <= 80 {
+                s = prev;
+            }
+        }
         let phrase = self.orig[s..e]
             .trim()
-            .trim_matches(|c: char| {
-                c == '"' || c == ',' || c == '[' || c == ']' || c == '(' || c == ')'
-            })
+            .trim_matches(|c: char| matches!(c, '"' | ',' | '[' | ']' | '{' | '}' | '.' | ';'))
             .trim();
         redact(phrase)
     }
@@ -627,11 +641,11 @@ pub fn classify_message(text: &str) -> MessageClass {
     let mut signals: Vec<Signal> = Vec::new();
     for r in RULES {
         // One signal per rule: the first needle found in the text.
+        // The needles are listed most specific first; the first one present is the evidence.
         let hit = r
             .needles
             .iter()
-            .filter_map(|n| t.low.find(n).map(|i| (i, n.len())))
-            .min_by_key(|(i, _)| *i);
+            .find_map(|n| t.low.find(n).map(|i| (i, n.len())));
         if let Some((i, len)) = hit {
             if r.cause == C::TlsUntrusted
                 && t.contains("tls handshake timeout")
@@ -689,7 +703,16 @@ pub fn classify_message(text: &str) -> MessageClass {
         extra_evidence.push(format!(
             "{attempts} pull attempts, one per credential the kubelet found"
         ));
+        // Several credentials for one image, all refused, one of them with a server error: the
+        // shape of a cloud provider's credentials (one per login server, exchanged server-side
+        // by the registry's token service) rather than of one user-made secret.
         if server_error || cloud.is_some() {
+            if let Some(st) = http_status.filter(|s| *s >= 500) {
+                let needle = st.to_string();
+                if let Some(i) = t.low.find(&needle) {
+                    extra_evidence.push(t.clause(i, i + needle.len()));
+                }
+            }
             cause = C::CloudCredentialProvider;
             candidates.insert(0, C::CredentialsRejected);
         } else {
@@ -1189,8 +1212,9 @@ fn detect_runtime(t: &Text) -> Option<&'static str> {
 /// `"password"`/`"auth"`/`"identitytoken"` members and `--docker-password`/`-p` style flags.
 pub fn redact(text: &str) -> String {
     let mut s = redact_userinfo(text);
+    s = redact_authorization(&s);
     for word in ["bearer ", "basic "] {
-        s = redact_after_word(&s, word, true);
+        s = redact_scheme_credential(&s, word);
     }
     for key in [
         "password=",
@@ -1205,7 +1229,7 @@ pub fn redact(text: &str) -> String {
         "--docker-password ",
         "--password ",
     ] {
-        s = redact_after_word(&s, key, false);
+        s = redact_after_word(&s, key);
     }
     for key in [
         "\"password\":",
@@ -1218,8 +1242,49 @@ pub fn redact(text: &str) -> String {
     ] {
         s = redact_json_member(&s, key);
     }
-    s = redact_after_word(&s, "authorization: ", false);
     s
+}
+
+/// Replaces the value of `Authorization:` headers, scheme and credential together.
+fn redact_authorization(s: &str) -> String {
+    const KEY: &str = "authorization:";
+    let low = s.to_ascii_lowercase();
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    let mut from = 0;
+    while let Some(rel) = low[from..].find(KEY) {
+        let mut start = from + rel + KEY.len();
+        while s[start..].starts_with(' ') {
+            start += 1;
+        }
+        let mut end = start;
+        for _ in 0..2 {
+            // the scheme word, then its credential
+            let word_end = s[end..]
+                .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',' || c == ';')
+                .map(|e| end + e)
+                .unwrap_or(s.len());
+            let word = low[end..word_end].to_string();
+            end = word_end;
+            let scheme = matches!(
+                word.as_str(),
+                "basic" | "bearer" | "token" | "digest" | "negotiate"
+            );
+            if !scheme || !s[end..].starts_with(' ') {
+                break;
+            }
+            end += 1;
+        }
+        from = end.max(start);
+        if end == start {
+            continue;
+        }
+        out.push_str(&s[last..start]);
+        out.push_str(MASK);
+        last = end;
+    }
+    out.push_str(&s[last..]);
+    out
 }
 
 const MASK: &str = "REDACTED";
@@ -1244,20 +1309,51 @@ fn redact_userinfo(s: &str) -> String {
     out
 }
 
+/// Replaces the credential after an HTTP auth scheme word (`Bearer x`, `Basic x`) when it looks
+/// like one: at least 8 characters of the token68 alphabet. `no basic auth credentials` stays.
+fn redact_scheme_credential(s: &str, word: &str) -> String {
+    let low = s.to_ascii_lowercase();
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    let mut from = 0;
+    while let Some(rel) = low[from..].find(word) {
+        let i = from + rel;
+        let start = i + word.len();
+        from = start;
+        if i > 0 && low.as_bytes()[i - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let len = s[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-._~+/=".contains(c)))
+            .unwrap_or(s.len() - start);
+        if len < 8 {
+            continue;
+        }
+        out.push_str(&s[last..start]);
+        out.push_str(MASK);
+        last = start + len;
+        from = last;
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
 /// Replaces the value after every (ASCII case-insensitive) occurrence of `key` up to the next
 /// delimiter.
-fn redact_after_word(s: &str, key: &str, word_boundary: bool) -> String {
+fn redact_after_word(s: &str, key: &str) -> String {
     let low = s.to_ascii_lowercase();
     let mut out = String::with_capacity(s.len());
     let mut last = 0;
     let mut from = 0;
     while let Some(rel) = low[from..].find(key) {
         let i = from + rel;
-        let start = i + key.len();
-        from = start;
-        if word_boundary && i > 0 && low.as_bytes()[i - 1].is_ascii_alphanumeric() {
-            continue;
+        let mut start = i + key.len();
+        if key.ends_with(':') {
+            while s[start..].starts_with(' ') {
+                start += 1;
+            }
         }
+        from = start;
         // For "token=" do not fire inside "access_token=" twice: the earlier pass already
         // replaced the value with MASK, which is harmless to mask again.
         let end = s[start..]
