@@ -13,6 +13,9 @@
 //!   image-pull back-off schedule.
 //! - [`secret`]: `kubectl create secret docker-registry` generation, byte-identical to kubectl 1.32.
 //! - [`lint`]: findings that predict a broken image pull before a pod meets it.
+//! - [`diagnose`]: the pure rules of `kubepull doctor`: classify a pasted pull error into a
+//!   [`diagnose::Cause`], find the pull-secret traps of a pod, and combine both with a live
+//!   registry probe into one verdict.
 //! - [`goyaml`]: the parts of the Go YAML emitter (`sigs.k8s.io/yaml`) that kubectl output shows.
 //! - [`gojson`]: the parts of Go's `encoding/json` whose exact behaviour is observable.
 //!
@@ -20,6 +23,7 @@
 //! HTTP client or a Kubernetes client crate.
 
 pub mod backoff;
+pub mod diagnose;
 pub mod dockerconfig;
 pub mod gojson;
 pub mod gostr;

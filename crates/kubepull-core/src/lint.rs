@@ -569,71 +569,28 @@ fn check_secret(cx: &mut Ctx<'_>, o: &Obj<'_>) -> Option<SecretInfo> {
     let file = o.file;
     let id = o.id();
     let key_line = |k: &str| key_lines.get(k).copied().unwrap_or(type_line);
-    match secret_type.as_str() {
-        dockerconfig::DOCKER_CONFIG_JSON_TYPE => match data
-            .get(DOCKER_CONFIG_JSON_KEY)
-            .filter(|v| !v.is_empty())
+    for p in check_pull_secret_payload(&secret_type, &data) {
+        // a .dockerconfigjson that failed base64 is already reported as secret-data-not-base64
+        if matches!(p.kind, PayloadProblemKind::MissingKey { .. })
+            && secret_type == dockerconfig::DOCKER_CONFIG_JSON_TYPE
+            && bad_keys.iter().any(|k| k == DOCKER_CONFIG_JSON_KEY)
         {
-            None if bad_keys.iter().any(|k| k == DOCKER_CONFIG_JSON_KEY) => {}
-            None => {
-                let also = if data.contains_key(DOCKERCFG_KEY) {
-                    " (it holds .dockercfg, the key of type kubernetes.io/dockercfg)"
-                } else {
-                    ""
-                };
-                cx.add(
-                    "secret-type-key-mismatch",
-                    Severity::Error,
-                    file,
-                    type_line,
-                    id.clone(),
-                    "type".into(),
-                    format!("type kubernetes.io/dockerconfigjson needs a non-empty .dockerconfigjson key{also}; the kubelet skips this secret"),
-                    "store the docker config under .dockerconfigjson, or set the type that matches the key",
-                );
-            }
-            Some(payload) => {
-                check_dockerconfigjson(cx, file, key_line(DOCKER_CONFIG_JSON_KEY), &id, payload)
-            }
-        },
-        dockerconfig::DOCKERCFG_TYPE => match data.get(DOCKERCFG_KEY).filter(|v| !v.is_empty()) {
-            None => cx.add(
-                "secret-type-key-mismatch",
-                Severity::Error,
-                file,
-                type_line,
-                id.clone(),
-                "type".into(),
-                format!(
-                    "type kubernetes.io/dockercfg needs a non-empty .dockercfg key{}; the kubelet skips this secret",
-                    if data.contains_key(DOCKER_CONFIG_JSON_KEY) { " (it holds .dockerconfigjson: use type kubernetes.io/dockerconfigjson)" } else { "" }
-                ),
-                "use type kubernetes.io/dockerconfigjson with key .dockerconfigjson (what kubectl create secret docker-registry writes)",
-            ),
-            Some(payload) => {
-                let line = key_line(DOCKERCFG_KEY);
-                match dockerconfig::decode_dockercfg(payload) {
-                    Err(e) => invalid_json(cx, file, line, &id, DOCKERCFG_KEY, &e),
-                    Ok(_) => {
-                        if let Ok(raw) = dockerconfig::inspect_config(payload) {
-                            if raw.has_auths {
-                                cx.add(
-                                    "secret-type-key-mismatch",
-                                    Severity::Error,
-                                    file,
-                                    line,
-                                    id.clone(),
-                                    format!("data.{DOCKERCFG_KEY}"),
-                                    "a config.json with `auths` stored as legacy .dockercfg: the kubelet reads `auths` as a registry host and finds no credential".into(),
-                                    "use type kubernetes.io/dockerconfigjson with key .dockerconfigjson",
-                                );
-                            }
-                        }
-                    }
-                }
-            }
-        },
-        _ => {}
+            continue;
+        }
+        let (line, path) = match p.data_key {
+            None => (type_line, "type".to_string()),
+            Some(k) => (key_line(k), format!("data.{k}")),
+        };
+        cx.add(
+            p.rule,
+            Severity::Error,
+            file,
+            line,
+            id.clone(),
+            path,
+            p.message,
+            p.fix,
+        );
     }
     Some(SecretInfo {
         secret: PullSecret {
@@ -647,59 +604,198 @@ fn check_secret(cx: &mut Ctx<'_>, o: &Obj<'_>) -> Option<SecretInfo> {
     })
 }
 
-fn invalid_json(cx: &mut Ctx<'_>, file: &str, line: usize, id: &str, key: &str, e: &DecodeError) {
-    let (rule, fix) = match e {
+/// What is wrong with a pull Secret's key or payload (see [`PayloadProblem`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadProblemKind {
+    /// The key the type requires is absent or empty: the kubelet skips the Secret.
+    /// `holds_other` is the other format's key when the Secret holds that one instead.
+    MissingKey {
+        /// The key the type requires.
+        key: &'static str,
+        /// The other format's key, when present instead.
+        holds_other: Option<&'static str>,
+    },
+    /// A legacy `.dockercfg` map (registry keys at the top level) stored as `.dockerconfigjson`.
+    LegacyDockercfgAsJson,
+    /// A `config.json` with `auths` stored as legacy `.dockercfg`.
+    DockercfgJsonAsLegacy,
+    /// `.dockerconfigjson` without an `auths` member (and no credential helpers).
+    NoAuths,
+    /// Only `credsStore`/`credHelpers` hold the credentials; the kubelet ignores both.
+    CredsStoreOnly,
+    /// The payload does not decode; `error` is the kubelet's text.
+    InvalidJson {
+        /// The decode error, as the kubelet reports it.
+        error: String,
+    },
+    /// An `auth` field is not base64 of `username:password`.
+    AuthNotBase64 {
+        /// The registry key of the entry, when known.
+        registry_key: Option<String>,
+    },
+    /// `auth` decodes to other credentials than the `username`/`password` fields.
+    AuthMismatch {
+        /// The registry key of the entry.
+        registry_key: String,
+    },
+}
+
+/// One problem [`check_pull_secret_payload`] finds. Messages and fixes never quote a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadProblem {
+    /// The lint rule id.
+    pub rule: &'static str,
+    /// What is wrong, structured.
+    pub kind: PayloadProblemKind,
+    /// The data key concerned; `None` means the Secret's `type`.
+    pub data_key: Option<&'static str>,
+    /// What is wrong and why it breaks the pull.
+    pub message: String,
+    /// How to fix it.
+    pub fix: &'static str,
+}
+
+/// The problems the kubelet will meet in a Secret of a pull-secret type (`secret_type` and its
+/// decoded `data`), as the lint rules `secret-type-key-mismatch`, `dockerconfig-invalid-json`,
+/// `auth-not-base64`, `creds-store-only`, `dockerconfigjson-missing-auths` and `auth-mismatch`
+/// report them. A Secret of any other type gives no problem here (it is only wrong when a pod
+/// references it).
+pub fn check_pull_secret_payload(
+    secret_type: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+) -> Vec<PayloadProblem> {
+    let mut out = Vec::new();
+    match secret_type {
+        dockerconfig::DOCKER_CONFIG_JSON_TYPE => {
+            match data.get(DOCKER_CONFIG_JSON_KEY).filter(|v| !v.is_empty()) {
+                None => {
+                    let other = data.contains_key(DOCKERCFG_KEY);
+                    let also = if other {
+                        " (it holds .dockercfg, the key of type kubernetes.io/dockercfg)"
+                    } else {
+                        ""
+                    };
+                    out.push(PayloadProblem {
+                    rule: "secret-type-key-mismatch",
+                    kind: PayloadProblemKind::MissingKey {
+                        key: DOCKER_CONFIG_JSON_KEY,
+                        holds_other: other.then_some(DOCKERCFG_KEY),
+                    },
+                    data_key: None,
+                    message: format!("type kubernetes.io/dockerconfigjson needs a non-empty .dockerconfigjson key{also}; the kubelet skips this secret"),
+                    fix: "store the docker config under .dockerconfigjson, or set the type that matches the key",
+                });
+                }
+                Some(payload) => check_dockerconfigjson(&mut out, payload),
+            }
+        }
+        dockerconfig::DOCKERCFG_TYPE => match data.get(DOCKERCFG_KEY).filter(|v| !v.is_empty()) {
+            None => {
+                let other = data.contains_key(DOCKER_CONFIG_JSON_KEY);
+                out.push(PayloadProblem {
+                    rule: "secret-type-key-mismatch",
+                    kind: PayloadProblemKind::MissingKey {
+                        key: DOCKERCFG_KEY,
+                        holds_other: other.then_some(DOCKER_CONFIG_JSON_KEY),
+                    },
+                    data_key: None,
+                    message: format!(
+                        "type kubernetes.io/dockercfg needs a non-empty .dockercfg key{}; the kubelet skips this secret",
+                        if other { " (it holds .dockerconfigjson: use type kubernetes.io/dockerconfigjson)" } else { "" }
+                    ),
+                    fix: "use type kubernetes.io/dockerconfigjson with key .dockerconfigjson (what kubectl create secret docker-registry writes)",
+                });
+            }
+            Some(payload) => match dockerconfig::decode_dockercfg(payload) {
+                Err(e) => out.push(invalid_json(DOCKERCFG_KEY, &e)),
+                Ok(_) => {
+                    if let Ok(raw) = dockerconfig::inspect_config(payload) {
+                        if raw.has_auths {
+                            out.push(PayloadProblem {
+                                rule: "secret-type-key-mismatch",
+                                kind: PayloadProblemKind::DockercfgJsonAsLegacy,
+                                data_key: Some(DOCKERCFG_KEY),
+                                message: "a config.json with `auths` stored as legacy .dockercfg: the kubelet reads `auths` as a registry host and finds no credential".into(),
+                                fix: "use type kubernetes.io/dockerconfigjson with key .dockerconfigjson",
+                            });
+                        }
+                    }
+                }
+            },
+        },
+        _ => {}
+    }
+    out
+}
+
+fn invalid_json(key: &'static str, e: &DecodeError) -> PayloadProblem {
+    let (rule, kind, fix) = match e {
         DecodeError::Base64(_) | DecodeError::AuthNoColon => (
             "auth-not-base64",
+            PayloadProblemKind::AuthNotBase64 { registry_key: None },
             "set auth to base64(username:password), e.g. printf '%s:%s' USER PASS | base64 -w0, or regenerate with kubectl create secret docker-registry",
         ),
         _ => (
             "dockerconfig-invalid-json",
+            PayloadProblemKind::InvalidJson {
+                error: e.to_string(),
+            },
             "regenerate the secret with kubectl create secret docker-registry, or fix the JSON",
         ),
     };
-    cx.add(
+    PayloadProblem {
         rule,
-        Severity::Error,
-        file,
-        line,
-        id.to_string(),
-        format!("data.{key}"),
-        format!(
+        kind,
+        data_key: Some(key),
+        message: format!(
             "the kubelet cannot decode {key} and fails every pull that uses this secret with: {e}"
         ),
         fix,
-    );
+    }
 }
 
-fn check_dockerconfigjson(cx: &mut Ctx<'_>, file: &str, line: usize, id: &str, payload: &[u8]) {
-    let path = format!("data.{DOCKER_CONFIG_JSON_KEY}");
+fn check_dockerconfigjson(out: &mut Vec<PayloadProblem>, payload: &[u8]) {
+    let key = Some(DOCKER_CONFIG_JSON_KEY);
     let raw = match dockerconfig::inspect_config(payload) {
         Ok(r) => r,
-        Err(e) => return invalid_json(cx, file, line, id, DOCKER_CONFIG_JSON_KEY, &e),
+        Err(e) => return out.push(invalid_json(DOCKER_CONFIG_JSON_KEY, &e)),
     };
     let helpers = raw.creds_store.is_some() || !raw.cred_helpers.is_empty();
     if !raw.has_auths {
         if helpers {
-            cx.add("creds-store-only", Severity::Error, file, line, id.into(), path,
-                "the config has credsStore/credHelpers but no auths: the kubelet reads only auths, so this secret holds no credential".into(),
-                "create the secret from the registry credentials (kubectl create secret docker-registry), not from a desktop config.json");
+            out.push(PayloadProblem {
+                rule: "creds-store-only",
+                kind: PayloadProblemKind::CredsStoreOnly,
+                data_key: key,
+                message: "the config has credsStore/credHelpers but no auths: the kubelet reads only auths, so this secret holds no credential".into(),
+                fix: "create the secret from the registry credentials (kubectl create secret docker-registry), not from a desktop config.json",
+            });
         } else {
-            let why = if raw.looks_like_dockercfg {
-                "a legacy .dockercfg map (registry keys at the top level) stored as .dockerconfigjson"
+            let (why, kind) = if raw.looks_like_dockercfg {
+                (
+                    "a legacy .dockercfg map (registry keys at the top level) stored as .dockerconfigjson",
+                    PayloadProblemKind::LegacyDockercfgAsJson,
+                )
             } else {
-                ".dockerconfigjson has no auths member"
+                (
+                    ".dockerconfigjson has no auths member",
+                    PayloadProblemKind::NoAuths,
+                )
             };
-            cx.add("dockerconfigjson-missing-auths", Severity::Error, file, line, id.into(), path,
-                format!("{why}: the API server accepts it, but the kubelet finds no credentials in it"),
-                "wrap the entries as {\"auths\": {...}}, or store it under .dockercfg with type kubernetes.io/dockercfg");
+            out.push(PayloadProblem {
+                rule: "dockerconfigjson-missing-auths",
+                kind,
+                data_key: key,
+                message: format!("{why}: the API server accepts it, but the kubelet finds no credentials in it"),
+                fix: "wrap the entries as {\"auths\": {...}}, or store it under .dockercfg with type kubernetes.io/dockercfg",
+            });
         }
         return;
     }
     match dockerconfig::decode_dockerconfigjson(payload) {
         // `auth` problems are reported per entry below, with the registry key
         Err(DecodeError::Base64(_)) | Err(DecodeError::AuthNoColon) | Ok(_) => {}
-        Err(e) => return invalid_json(cx, file, line, id, DOCKER_CONFIG_JSON_KEY, &e),
+        Err(e) => return out.push(invalid_json(DOCKER_CONFIG_JSON_KEY, &e)),
     }
     let usable = raw.auths.iter().any(|(_, e)| {
         e.auth.as_deref().is_some_and(|a| !a.is_empty())
@@ -707,13 +803,20 @@ fn check_dockerconfigjson(cx: &mut Ctx<'_>, file: &str, line: usize, id: &str, p
             || e.password.as_deref().is_some_and(|p| !p.is_empty())
     });
     if helpers && !usable {
-        cx.add("creds-store-only", Severity::Error, file, line, id.into(), path.clone(),
-            "the auths entries are empty and the credentials live in credsStore/credHelpers, which the kubelet ignores".into(),
-            "create the secret from the registry credentials (kubectl create secret docker-registry), not from a desktop config.json");
+        out.push(PayloadProblem {
+            rule: "creds-store-only",
+            kind: PayloadProblemKind::CredsStoreOnly,
+            data_key: key,
+            message: "the auths entries are empty and the credentials live in credsStore/credHelpers, which the kubelet ignores".into(),
+            fix: "create the secret from the registry credentials (kubectl create secret docker-registry), not from a desktop config.json",
+        });
     }
-    for (key, e) in &raw.auths {
+    for (rkey, e) in &raw.auths {
         let Some(auth) = e.auth.as_deref().filter(|a| !a.is_empty()) else {
             continue;
+        };
+        let not_base64 = PayloadProblemKind::AuthNotBase64 {
+            registry_key: Some(rkey.clone()),
         };
         match dockerconfig::decode_auth_field(auth) {
             Err(DecodeError::AuthNoColon) => {
@@ -725,16 +828,25 @@ fn check_dockerconfigjson(cx: &mut Ctx<'_>, file: &str, line: usize, id: &str, p
                         dockerconfig::decode_auth_field(inner.trim()).is_ok()
                     });
                 let msg = if double {
-                    format!("auth of {key:?} is base64-encoded twice; the kubelet decodes it once and finds no username:password")
+                    format!("auth of {rkey:?} is base64-encoded twice; the kubelet decodes it once and finds no username:password")
                 } else {
-                    format!("auth of {key:?} does not decode to username:password (no colon); the kubelet fails every pull that uses this secret")
+                    format!("auth of {rkey:?} does not decode to username:password (no colon); the kubelet fails every pull that uses this secret")
                 };
-                cx.add("auth-not-base64", Severity::Error, file, line, id.into(), path.clone(), msg,
-                    "set auth to base64(username:password) encoded once: printf '%s:%s' USER PASS | base64 -w0");
+                out.push(PayloadProblem {
+                    rule: "auth-not-base64",
+                    kind: not_base64,
+                    data_key: key,
+                    message: msg,
+                    fix: "set auth to base64(username:password) encoded once: printf '%s:%s' USER PASS | base64 -w0",
+                });
             }
-            Err(err) => cx.add("auth-not-base64", Severity::Error, file, line, id.into(), path.clone(),
-                format!("auth of {key:?} is not valid base64 ({err}); the kubelet fails every pull that uses this secret"),
-                "set auth to base64(username:password): printf '%s:%s' USER PASS | base64 -w0 (no spaces or line breaks)"),
+            Err(err) => out.push(PayloadProblem {
+                rule: "auth-not-base64",
+                kind: not_base64,
+                data_key: key,
+                message: format!("auth of {rkey:?} is not valid base64 ({err}); the kubelet fails every pull that uses this secret"),
+                fix: "set auth to base64(username:password): printf '%s:%s' USER PASS | base64 -w0 (no spaces or line breaks)",
+            }),
             Ok((u, p)) => {
                 let mut parts = Vec::new();
                 if e.username.as_deref().is_some_and(|x| !x.is_empty() && x != u) {
@@ -744,9 +856,15 @@ fn check_dockerconfigjson(cx: &mut Ctx<'_>, file: &str, line: usize, id: &str, p
                     parts.push("password");
                 }
                 if !parts.is_empty() {
-                    cx.add("auth-mismatch", Severity::Error, file, line, id.into(), path.clone(),
-                        format!("auth of {key:?} decodes to a different {} than the {} field; the kubelet uses auth and ignores the field", parts.join(" and "), parts.join("/")),
-                        "regenerate the secret so auth is base64(username:password) of the current credentials, or drop the stale one");
+                    out.push(PayloadProblem {
+                        rule: "auth-mismatch",
+                        kind: PayloadProblemKind::AuthMismatch {
+                            registry_key: rkey.clone(),
+                        },
+                        data_key: key,
+                        message: format!("auth of {rkey:?} decodes to a different {} than the {} field; the kubelet uses auth and ignores the field", parts.join(" and "), parts.join("/")),
+                        fix: "regenerate the secret so auth is base64(username:password) of the current credentials, or drop the stale one",
+                    });
                 }
             }
         }
