@@ -85,7 +85,8 @@ async fn post(s: &Server, path: &str, body: serde_json::Value) {
         .http
         .post(format!("{}{path}", s.url))
         .bearer_auth(&s.token)
-        .json(&body)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).unwrap_or_default())
         .send()
         .await
         .expect("create");

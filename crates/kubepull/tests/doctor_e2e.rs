@@ -145,7 +145,9 @@ fn text(v: &Value) -> String {
 fn write_hosts(dir: &Path, host: &str, server: &str, ca_pem: Option<&str>) {
     let h = dir.join(host);
     std::fs::create_dir_all(&h).unwrap();
-    let mut toml = format!("server = \"{server}\"\n\n[host.\"{server}\"]\n  capabilities = [\"pull\", \"resolve\"]\n");
+    let mut toml = format!(
+        "server = \"{server}\"\n\n[host.\"{server}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+    );
     if let Some(ca) = ca_pem {
         std::fs::write(h.join("ca.crt"), ca).unwrap();
         toml.push_str(&format!("  ca = \"{}\"\n", h.join("ca.crt").display()));
@@ -219,7 +221,10 @@ fn doctor_names_the_cause_and_the_fix() {
         })
         .unwrap();
         let img = TestImage::new("amd64", 4);
-        let auth = format!("Bearer {}", tokens.mint("admin", "team/app", &["pull", "push"]));
+        let auth = format!(
+            "Bearer {}",
+            tokens.mint("admin", "team/app", &["pull", "push"])
+        );
         push(
             &token_reg.base_url(),
             Some(ca.cert_pem()),
@@ -311,7 +316,12 @@ fn doctor_names_the_cause_and_the_fix() {
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\n  namespace: never\n  labels: {{doctor: case}}\nspec:\n  containers:\n  - name: app\n    image: {}/team/absent:v1\n    imagePullPolicy: Never\n",
         reg.host()
     ));
-    up.wait_pods("good", "app=web", |p| p["status"]["phase"] == "Running", "web Running");
+    up.wait_pods(
+        "good",
+        "app=web",
+        |p| p["status"]["phase"] == "Running",
+        "web Running",
+    );
     for ns in ["wrongpass", "nosecret", "typo", "late"] {
         up.wait_pods(
             ns,
@@ -337,7 +347,12 @@ fn doctor_names_the_cause_and_the_fix() {
     assert_eq!(d.code, 0, "{}\n{}", d.stdout, d.stderr);
     let v = &d.json()[0];
     assert_cause(v, "ok", "good");
-    assert_eq!(v["credentials"][0]["secret"], "secret/regcred", "{}", text(v));
+    assert_eq!(
+        v["credentials"][0]["secret"],
+        "secret/regcred",
+        "{}",
+        text(v)
+    );
     assert_eq!(v["credentials"][0]["username"], USER, "{}", text(v));
     assert_eq!(v["credentials"][0]["result"], "accepted", "{}", text(v));
 
@@ -348,7 +363,10 @@ fn doctor_names_the_cause_and_the_fix() {
     assert_cause(&v, "credentials-rejected", "wrongpass");
     assert_eq!(v["credentials"][0]["result"], "rejected", "{}", text(&v));
     assert!(
-        v["fix"].as_str().unwrap().contains("kubectl create secret docker-registry")
+        v["fix"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl create secret docker-registry")
             && v["fix"].as_str().unwrap().contains(&reg.host()),
         "the fix recreates the secret for the registry: {}",
         text(&v)
@@ -369,7 +387,9 @@ fn doctor_names_the_cause_and_the_fix() {
     assert_cause(&v, "no-credentials-sent", "nosecret");
 
     // a misspelt secret name: the closest existing one is named
-    let v = bed.doctor(&["app", "-n", "typo", "-o", "json"]).for_pod("app");
+    let v = bed
+        .doctor(&["app", "-n", "typo", "-o", "json"])
+        .for_pod("app");
     assert_cause(&v, "no-credentials-sent", "typo");
     assert!(text(&v).contains("regcred"), "closest name: {}", text(&v));
 
@@ -384,7 +404,9 @@ fn doctor_names_the_cause_and_the_fix() {
         "-p",
         r#"{"imagePullSecrets":[{"name":"regcred"}]}"#,
     ]);
-    let v = bed.doctor(&["app", "-n", "late", "-o", "json"]).for_pod("app");
+    let v = bed
+        .doctor(&["app", "-n", "late", "-o", "json"])
+        .for_pod("app");
     assert_cause(&v, "no-credentials-sent", "late");
     assert!(
         v["fix"].as_str().unwrap().contains("delete"),
@@ -393,7 +415,9 @@ fn doctor_names_the_cause_and_the_fix() {
     );
 
     // never-pull-missing: the kubelet's ErrImageNeverPull
-    let v = bed.doctor(&["app", "-n", "never", "-o", "json"]).for_pod("app");
+    let v = bed
+        .doctor(&["app", "-n", "never", "-o", "json"])
+        .for_pod("app");
     assert_cause(&v, "never-pull-missing", "never");
 
     // manifests not yet applied (-f): the rest of the causes
@@ -409,7 +433,12 @@ fn doctor_names_the_cause_and_the_fix() {
     let case = |name: &str, yaml: String, with_hosts: bool| -> Value {
         let f = bed.manifest(name, &yaml);
         let d = bed.doctor_with(&["-f", f.to_str().unwrap(), "-o", "json"], with_hosts);
-        assert!(d.code == 0 || d.code == 1, "{name}: {}\n{}", d.stdout, d.stderr);
+        assert!(
+            d.code == 0 || d.code == 1,
+            "{name}: {}\n{}",
+            d.stdout,
+            d.stderr
+        );
         d.for_pod(name)
     };
     let v = case(
@@ -417,7 +446,12 @@ fn doctor_names_the_cause_and_the_fix() {
         format!(
             "{}---\n{}",
             good_secret("good", &reg.host(), USER, PASS),
-            pod_yaml("good", "missing-tag", &format!("{}/team/app:v404", reg.host()), &["regcred"])
+            pod_yaml(
+                "good",
+                "missing-tag",
+                &format!("{}/team/app:v404", reg.host()),
+                &["regcred"]
+            )
         ),
         true,
     );
@@ -427,12 +461,25 @@ fn doctor_names_the_cause_and_the_fix() {
         format!(
             "{}---\n{}",
             good_secret("good", &reg.host(), USER, PASS),
-            pod_yaml("good", "platform", &format!("{}/team/multi:v1", reg.host()), &["regcred"])
+            pod_yaml(
+                "good",
+                "platform",
+                &format!("{}/team/multi:v1", reg.host()),
+                &["regcred"]
+            )
         ),
         true,
     );
-    assert_cause(&v, "platform-not-found", "index without the node's platform");
-    assert!(text(&v).contains("s390x"), "names what the index has: {}", text(&v));
+    assert_cause(
+        &v,
+        "platform-not-found",
+        "index without the node's platform",
+    );
+    assert!(
+        text(&v).contains("s390x"),
+        "names what the index has: {}",
+        text(&v)
+    );
     let v = case(
         "untrusted",
         format!(
@@ -445,19 +492,34 @@ fn doctor_names_the_cause_and_the_fix() {
     assert_cause(&v, "tls-untrusted", "CA not trusted here");
     let v = case(
         "plainhttp",
-        pod_yaml("good", "plainhttp", &format!("{}/team/app:v1", plain.host()), &[]),
+        pod_yaml(
+            "good",
+            "plainhttp",
+            &format!("{}/team/app:v1", plain.host()),
+            &[],
+        ),
         true,
     );
     assert_cause(&v, "http-https-mismatch", "plain HTTP registry");
     let v = case(
         "closed",
-        pod_yaml("good", "closed", &format!("127.0.0.1:{closed}/team/app:v1"), &[]),
+        pod_yaml(
+            "good",
+            "closed",
+            &format!("127.0.0.1:{closed}/team/app:v1"),
+            &[],
+        ),
         true,
     );
     assert_cause(&v, "registry-unreachable", "closed port");
     let v = case(
         "limited",
-        pod_yaml("good", "limited", &format!("{limiter_host}/team/app:v1"), &[]),
+        pod_yaml(
+            "good",
+            "limited",
+            &format!("{limiter_host}/team/app:v1"),
+            &[],
+        ),
         true,
     );
     assert_cause(&v, "rate-limited", "429");
@@ -505,7 +567,10 @@ fn doctor_names_the_cause_and_the_fix() {
     let trap = |name: &str, secret: String, expect: &str| {
         let v = case(
             name,
-            format!("{secret}---\n{}", pod_yaml("good", name, &image, &["regcred"])),
+            format!(
+                "{secret}---\n{}",
+                pod_yaml("good", name, &image, &["regcred"])
+            ),
             true,
         );
         assert_ne!(v["cause"], "ok", "{name}: {}", text(&v));
@@ -600,8 +665,11 @@ fn doctor_names_the_cause_and_the_fix() {
 
     // as a kubectl plugin, with kubectl's global flags
     let bin = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubepull"), bin.path().join("kubectl-kubepull"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_kubepull"),
+        bin.path().join("kubectl-kubepull"),
+    )
+    .unwrap();
     let path = format!(
         "{}:{}",
         bin.path().display(),
@@ -618,7 +686,11 @@ fn doctor_names_the_cause_and_the_fix() {
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(out.contains("credentials-rejected"), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("credentials-rejected"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     bed.outputs.borrow_mut().push(out);
 
     // no password, token or auth value anywhere in what doctor printed
@@ -627,10 +699,20 @@ fn doctor_names_the_cause_and_the_fix() {
         .map(|(u, p)| b64(&format!("{u}:{p}")))
         .collect();
     for out in bed.outputs.borrow().iter() {
-        for s in SECRETS.iter().map(|s| s.to_string()).chain(auths.iter().cloned()) {
-            assert!(!out.contains(&s), "a secret leaked into doctor's output:\n{out}");
+        for s in SECRETS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(auths.iter().cloned())
+        {
+            assert!(
+                !out.contains(&s),
+                "a secret leaked into doctor's output:\n{out}"
+            );
         }
-        assert!(!out.contains("eyJ"), "a JWT leaked into doctor's output:\n{out}");
+        assert!(
+            !out.contains("eyJ"),
+            "a JWT leaked into doctor's output:\n{out}"
+        );
     }
     drop(tokens);
 }

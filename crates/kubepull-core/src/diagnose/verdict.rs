@@ -664,6 +664,18 @@ fn from_probe(
                 ));
             }
         }
+        if msg.is_none() && k.waiting_reason.is_none() {
+            // nothing failed: a pod not created yet, or one the kubelet has not tried
+            return Some(mk(
+                Cause::Ok,
+                vec![],
+                format!(
+                    "the registry serves the image to {}, and the kubelet reports no pull failure",
+                    accepted.join(", ")
+                ),
+                vec![ev_ok],
+            ));
+        }
         return Some(mk(
             Cause::Unknown,
             cands,

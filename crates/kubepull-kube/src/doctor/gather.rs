@@ -351,7 +351,11 @@ pub fn pods_from_manifest(
             .to_string();
         let template = match kind {
             "Pod" => d.get("spec").cloned(),
-            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job"
+            "Deployment"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "ReplicaSet"
+            | "Job"
             | "ReplicationController" => d.pointer("/spec/template/spec").cloned(),
             "CronJob" => d.pointer("/spec/jobTemplate/spec/template/spec").cloned(),
             "Secret" => {
@@ -474,7 +478,11 @@ pub async fn read_references(
     }
     // templates get their ServiceAccount's secrets at admission when they list none
     for p in pods.iter().filter(|p| !p.live) {
-        if p.spec.image_pull_secrets.as_ref().is_some_and(|v| !v.is_empty()) {
+        if p.spec
+            .image_pull_secrets
+            .as_ref()
+            .is_some_and(|v| !v.is_empty())
+        {
             continue;
         }
         let sa = p
@@ -482,9 +490,7 @@ pub async fn read_references(
             .service_account_name
             .clone()
             .unwrap_or_else(|| "default".into());
-        if let Some(SaRead::Found(names)) =
-            facts.service_accounts.get(&(p.namespace.clone(), sa))
-        {
+        if let Some(SaRead::Found(names)) = facts.service_accounts.get(&(p.namespace.clone(), sa)) {
             for n in names {
                 secret_keys.insert((p.namespace.clone(), n.clone()));
             }
@@ -629,5 +635,118 @@ pub async fn read_references(
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        LabelSelectorRequirement, ObjectMeta, OwnerReference,
+    };
+
+    #[test]
+    fn selectors_print_as_kubectl_takes_them() {
+        let sel = LabelSelector {
+            match_labels: Some([("app".to_string(), "web".to_string())].into()),
+            match_expressions: Some(vec![
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["a".into(), "b".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "canary".into(),
+                    operator: "DoesNotExist".into(),
+                    values: None,
+                },
+            ]),
+        };
+        assert_eq!(selector_string(&sel), "app=web,tier in (a,b),!canary");
+    }
+
+    #[test]
+    fn kinds_accept_kubectl_short_names() {
+        assert_eq!(canonical_kind("deploy"), Some("deployment"));
+        assert_eq!(canonical_kind("sts"), Some("statefulset"));
+        assert_eq!(canonical_kind("cj"), Some("cronjob"));
+        assert_eq!(canonical_kind("service"), None);
+    }
+
+    #[test]
+    fn a_replicaset_pod_names_its_deployment() {
+        let pod = |kind: &str, name: &str, hash: Option<&str>| Pod {
+            metadata: ObjectMeta {
+                owner_references: Some(vec![OwnerReference {
+                    kind: kind.into(),
+                    name: name.into(),
+                    controller: Some(true),
+                    ..Default::default()
+                }]),
+                labels: hash.map(|h| [("pod-template-hash".to_string(), h.to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            owner_of(&pod("ReplicaSet", "web-5c7d9", Some("5c7d9"))).as_deref(),
+            Some("deployment/web")
+        );
+        assert_eq!(
+            owner_of(&pod("ReplicaSet", "bare", None)).as_deref(),
+            Some("replicaset/bare")
+        );
+        assert_eq!(
+            owner_of(&pod("Job", "nightly-1", None)).as_deref(),
+            Some("job/nightly-1")
+        );
+    }
+
+    #[test]
+    fn manifests_give_pods_secrets_and_service_accounts() {
+        let docs: Vec<Value> = vec![
+            serde_json::json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"regcred","namespace":"a"},
+                "type":"kubernetes.io/dockerconfigjson","stringData":{".dockerconfigjson":"{}"}}),
+            serde_json::json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default","namespace":"a"},
+                "imagePullSecrets":[{"name":"regcred"}]}),
+            serde_json::json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"a"},
+                "spec":{"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},
+                "spec":{"containers":[{"name":"c","image":"r.example/app:1"}]}}}}),
+        ];
+        let mut facts = Facts::default();
+        let pods = pods_from_manifest(&docs, "default", &mut facts).unwrap();
+        assert_eq!(pods.len(), 1);
+        assert_eq!(pods[0].name, "deployment/web");
+        assert_eq!(pods[0].owner.as_deref(), Some("deployment/web"));
+        assert!(!pods[0].live);
+        assert!(matches!(
+            facts.file_secrets.get(&("a".into(), "regcred".into())),
+            Some(SecretRead::Found { type_, .. }) if type_ == "kubernetes.io/dockerconfigjson"
+        ));
+        assert_eq!(
+            facts
+                .file_service_accounts
+                .get(&("a".into(), "default".into())),
+            Some(&vec!["regcred".to_string()])
+        );
+        // a pod spec that does not decode names the object
+        let bad = vec![
+            serde_json::json!({"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":"nope"}}),
+        ];
+        let e = pods_from_manifest(&bad, "default", &mut facts).unwrap_err();
+        assert!(e.to_string().contains("Pod default/p"), "{e}");
+    }
+
+    #[test]
+    fn secret_debug_output_has_keys_not_values() {
+        let s = SecretRead::Found {
+            type_: "kubernetes.io/dockerconfigjson".into(),
+            data: [(".dockerconfigjson".to_string(), b"hunter2-secret".to_vec())].into(),
+        };
+        let d = format!("{s:?}");
+        assert!(
+            d.contains(".dockerconfigjson") && !d.contains("hunter2"),
+            "{d}"
+        );
     }
 }

@@ -10,7 +10,7 @@
 //!    ([`probe`]), unless told not to;
 //! 3. reads what the kubelet said (the container's waiting state and the pod's events) and
 //!    classifies the runtime's text ([`kubepull_core::diagnose::classify_message`]);
-//! 4. gives one verdict ([`kubepull_core::diagnose::verdict`]): a cause, the other possible
+//! 4. gives one verdict ([`kubepull_core::diagnose::verdict()`]): a cause, the other possible
 //!    causes, a summary, the evidence, and the fix.
 //!
 //! Every Secret, ServiceAccount, Node and namespace's events is read once however many pods
@@ -63,8 +63,7 @@ pub enum DoctorError {
 impl DoctorError {
     /// Whether the user asked for something that does not exist or cannot be parsed.
     pub fn is_usage(&self) -> bool {
-        matches!(self, DoctorError::Usage(_))
-            || matches!(self, DoctorError::Api { code: 404, .. })
+        matches!(self, DoctorError::Usage(_)) || matches!(self, DoctorError::Api { code: 404, .. })
     }
 }
 
@@ -205,7 +204,8 @@ pub async fn connect(
         },
     };
     let ns = config.default_namespace.clone();
-    let client = kube::Client::try_from(config).map_err(|e| DoctorError::Kubeconfig(e.to_string()))?;
+    let client =
+        kube::Client::try_from(config).map_err(|e| DoctorError::Kubeconfig(e.to_string()))?;
     Ok((client, ns))
 }
 
@@ -263,7 +263,10 @@ fn effective_secret_names(p: &PodView, facts: &Facts) -> Vec<String> {
     if p.live || !own.is_empty() {
         return own;
     }
-    match facts.service_accounts.get(&(p.namespace.clone(), sa_name(p))) {
+    match facts
+        .service_accounts
+        .get(&(p.namespace.clone(), sa_name(p)))
+    {
         Some(SaRead::Found(names)) => names.clone(),
         _ => own,
     }
@@ -295,10 +298,13 @@ fn lookup_of(r: Option<&SecretRead>) -> SecretLookup {
 /// What the kubelet said about one container: its state and the pod's events for it.
 fn kubelet_view(job: &Job<'_>, facts: &Facts, policy: &str) -> KubeletView {
     let mut view = KubeletView {
+        namespace: job.pod.namespace.clone(),
+        image: job.image.clone(),
         waiting_reason: None,
         messages: vec![],
         running: false,
         pull_policy: policy.to_string(),
+        image_present: None,
     };
     let Some(status) = &job.pod.status else {
         return view;
@@ -328,7 +334,10 @@ fn kubelet_view(job: &Job<'_>, facts: &Facts, policy: &str) -> KubeletView {
             let for_me = field.is_empty() || field.contains(&format!("{{{}}}", job.name));
             let about_pull = matches!(
                 reason.as_str(),
-                "Failed" | "BackOff" | "FailedToRetrieveImagePullSecret" | "ErrImageNeverPull"
+                "Failed"
+                    | "BackOff"
+                    | "FailedToRetrieveImagePullSecret"
+                    | "ErrImageNeverPull"
                     | "InspectFailed"
             );
             if for_me && about_pull && !message.is_empty() && !view.messages.contains(message) {
@@ -337,6 +346,19 @@ fn kubelet_view(job: &Job<'_>, facts: &Facts, policy: &str) -> KubeletView {
         }
     }
     view
+}
+
+/// An attempt's result as the `result` column shows it.
+fn attempt_text(r: &diagnose::AttemptResult) -> String {
+    use diagnose::AttemptResult as A;
+    match r {
+        A::Accepted => "accepted".into(),
+        A::Rejected => "rejected".into(),
+        A::Forbidden => "forbidden".into(),
+        A::NotFound => "not-found".into(),
+        A::RateLimited => "rate-limited".into(),
+        A::Error(e) => format!("error: {e}"),
+    }
 }
 
 /// The probe's key: the same image with the same credentials on the same platform is probed
@@ -531,9 +553,7 @@ pub async fn run(opts: &Options, progress: Option<Progress<'_>>) -> Result<Repor
         let total = todo.len();
         let hosts = opts.hosts.as_deref();
         let mut stream = futures_util::stream::iter(todo.into_iter().map(|(k, p)| async move {
-            let Some(r) = p.reference.as_ref() else {
-                return None;
-            };
+            let r = p.reference.as_ref()?;
             let view = probe::probe(&opts.client, hosts, r, &p.creds, &p.platform).await;
             Some((k, view))
         }))
@@ -557,7 +577,7 @@ pub async fn run(opts: &Options, progress: Option<Progress<'_>>) -> Result<Repor
         let mut rows = p.cred_rows;
         if let Some(pv) = probe {
             for (row, a) in rows.iter_mut().zip(pv.attempts.iter()) {
-                row.result = a.result.to_string();
+                row.result = attempt_text(&a.result);
             }
         }
         out.push(ContainerReport {

@@ -6,12 +6,14 @@
 
 use std::time::Duration;
 
-use kubepull_core::diagnose::{AttemptResult, CredentialAttempt, ManifestView, ProbeFailure, ProbeView};
+use kubepull_core::diagnose::{
+    AttemptResult, CredentialAttempt, ManifestView, ProbeFailure, ProbeView,
+};
 use kubepull_core::reference::Reference;
+use kubepull_registry::manifest::Manifest;
 use kubepull_registry::{
     Client, ErrorKind, HostsDir, ManifestRef, Platform, RegistryCredential, RegistryHost,
 };
-use kubepull_registry::manifest::Manifest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long one probe request may take.
@@ -137,6 +139,7 @@ pub async fn probe(
         None => client.repository(reference, c),
     };
     let mut view = ProbeView {
+        registry: registry_authority(reference, host.as_ref()),
         reachable: Ok(()),
         attempts: vec![],
         manifest: None,
@@ -158,7 +161,7 @@ pub async fn probe(
         Ok(Err(e)) => {
             if let Some(f) = failure_of(&e) {
                 let f = match f {
-                    ProbeFailure::TlsUntrusted | ProbeFailure::Other(_)
+                    ProbeFailure::Other(_) | ProbeFailure::Refused
                         if answers_plain_http(&registry_authority(reference, host.as_ref()))
                             .await =>
                     {
@@ -253,5 +256,51 @@ fn registry_authority(reference: &Reference, host: Option<&RegistryHost>) -> Str
         "registry-1.docker.io".into()
     } else {
         d.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_failures_are_told_apart_by_what_rustls_said() {
+        assert_eq!(
+            tls_failure("invalid peer certificate: UnknownIssuer"),
+            ProbeFailure::TlsUntrusted
+        );
+        assert_eq!(
+            tls_failure("invalid peer certificate: Expired"),
+            ProbeFailure::TlsExpiredOrMismatch
+        );
+        assert_eq!(
+            tls_failure("invalid peer certificate: NotValidForName"),
+            ProbeFailure::TlsExpiredOrMismatch
+        );
+        assert_eq!(
+            tls_failure("received corrupt message of type InvalidContentType"),
+            ProbeFailure::HttpHttpsMismatch
+        );
+    }
+
+    #[tokio::test]
+    async fn plain_http_is_recognised_and_a_closed_port_is_not() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 256];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        assert!(answers_plain_http(&addr).await);
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        assert!(!answers_plain_http(&closed).await);
     }
 }

@@ -27,11 +27,26 @@ fn one(out: &mut String, c: &ContainerReport) {
     }
     let _ = writeln!(out, "Summary:     {}", c.summary);
     if c.credentials.is_empty() {
-        let _ = writeln!(out, "Credentials: none match this registry (anonymous pull)");
+        let _ = writeln!(
+            out,
+            "Credentials: none match this registry (anonymous pull)"
+        );
     } else {
         let _ = writeln!(out, "Credentials (in the kubelet's order):");
-        let w0 = c.credentials.iter().map(|r| r.secret.len()).max().unwrap_or(0).max(6);
-        let w1 = c.credentials.iter().map(|r| r.key.len()).max().unwrap_or(0).max(3);
+        let w0 = c
+            .credentials
+            .iter()
+            .map(|r| r.secret.len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
+        let w1 = c
+            .credentials
+            .iter()
+            .map(|r| r.key.len())
+            .max()
+            .unwrap_or(0)
+            .max(3);
         let w2 = c
             .credentials
             .iter()

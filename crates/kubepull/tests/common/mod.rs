@@ -171,4 +171,3 @@ pub fn runc_works() -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
-
