@@ -735,7 +735,9 @@ fn service_account_traps(cx: &mut Ctx<'_>, sa: &ServiceAccountView<'_>) {
         .filter(|n| !n.is_empty() && !pod.contains(n))
         .cloned()
         .collect();
-    let pod_had_own = pod.iter().any(|n| !n.is_empty()) || !pod.is_empty();
+    // admission.go Admit: `if len(pod.Spec.ImagePullSecrets) == 0` copies the ServiceAccount's
+    // list; any entry, even an empty name, counts as the pod's own list.
+    let pod_had_own = !pod.is_empty();
     if !missing.is_empty() {
         let (message, fix, severity) = if pod_had_own {
             (
