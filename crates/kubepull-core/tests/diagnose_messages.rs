@@ -434,6 +434,173 @@ fn wrapped_lines_are_rejoined() {
     assert_eq!(c.registry.as_deref(), Some("reg.example.com"));
 }
 
+/// More wordings composed from the producers read for these rules (containerd resolver,
+/// fetcher, unpacker and CRI plugin, containers/image `docker/errors.go` and
+/// `docker_client.go`, docker daemon 17.x-24.x, Harbor, kubelet events).
+#[test]
+fn upstream_wordings_table() {
+    let table: &[(&str, &str)] = &[
+        (
+            "image-not-found",
+            r#"Failed to pull image "harbor.example.com/library/app:2.0": rpc error: code = Unknown desc = Error response from daemon: unknown: artifact library/app:2.0 not found"#,
+        ),
+        (
+            "image-not-found",
+            r#"Failed to pull image "busybox:nope": rpc error: code = Unknown desc = Error response from daemon: Tag nope not found in repository docker.io/library/busybox"#,
+        ),
+        (
+            "image-not-found",
+            r#"rpc error: code = Unknown desc = Error: image library/doesnotexist:latest not found"#,
+        ),
+        (
+            "image-not-found",
+            r#"Error response from daemon: repository foo/bar not found: does not exist or no pull access"#,
+        ),
+        (
+            "image-not-found",
+            r#"failed to pull and unpack image "quay.io/a/b:1": failed to copy: httpReadSeeker: failed open: content at https://quay.io/v2/a/b/blobs/sha256:abcd not found: not found"#,
+        ),
+        (
+            "unknown",
+            r#"rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing dial unix /run/containerd/containerd.sock: connect: connection refused""#,
+        ),
+        (
+            "rate-limited",
+            r#"Failed to pull image "nginx": pull QPS exceeded"#,
+        ),
+        (
+            "platform-not-found",
+            r#"failed to pull and unpack image "docker.io/x/y:1": failed to unpack image: image might be filtered out"#,
+        ),
+        (
+            "unsupported-manifest",
+            r#"failed to resolve reference "docker.io/old/img:1": not implemented: media type "application/vnd.docker.distribution.manifest.v1+prettyjws" is no longer supported since containerd v2.0, please rebuild the image as "application/vnd.docker.distribution.manifest.v2+json" or "application/vnd.oci.image.manifest.v1+json""#,
+        ),
+        (
+            "corrupt-download",
+            r#"failed to pull and unpack image "x": failed to unpack image on snapshotter overlayfs: mismatched image rootfs and manifest layers"#,
+        ),
+        (
+            "corrupt-download",
+            r#"rpc error: code = Unknown desc = writing blob: storing blob to file "/var/tmp/storage123/1": happened during read: Digest did not match, expected sha256:aaaa, got sha256:bbbb"#,
+        ),
+        (
+            "no-credentials-sent",
+            r#"rpc error: code = Unknown desc = reading manifest 1.0 in registry.corp.example/team/app: authentication required"#,
+        ),
+        (
+            "no-pull-access",
+            r#"rpc error: code = Unknown desc = reading manifest 1.0 in registry.corp.example/team/app: requested access to the resource is denied"#,
+        ),
+        (
+            "credentials-rejected",
+            r#"rpc error: code = Unknown desc = initializing source docker://registry.corp.example/team/app:1.0: unable to retrieve auth token: invalid username/password: unauthorized: authentication required"#,
+        ),
+        (
+            "secret-format",
+            r#"failed to pull and unpack image "r.example/a:1": failed to resolve reference "r.example/a:1": invalid decoded auth: "alice-no-colon-SECRETVALUE""#,
+        ),
+        (
+            "registry-unreachable",
+            r#"Error response from daemon: Get "https://reg.example.com/v2/": proxyconnect tcp: Proxy Authentication Required"#,
+        ),
+        (
+            "registry-unreachable",
+            r#"rpc error: code = Unknown desc = failed to pull and unpack image "r.example/a:1": failed to resolve reference "r.example/a:1": unexpected status from HEAD request to https://r.example/v2/a/manifests/1: 503 Service Unavailable"#,
+        ),
+        (
+            "tls-untrusted",
+            r#"failed to do request: Head "https://r.example/v2/a/manifests/1": remote error: tls: unknown certificate authority"#,
+        ),
+        (
+            "tls-untrusted",
+            r#"Get "https://reg.local/v2/": x509: certificate signed by unknown authority (possibly because of "crypto/rsa: verification error" while trying to verify candidate authority certificate "kubernetes")"#,
+        ),
+        (
+            "image-not-found",
+            r#"failed to resolve reference "docker.io/library/nginxx:latest": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed"#,
+        ),
+        (
+            "no-credentials-sent",
+            r#"Warning FailedToRetrieveImagePullSecret Unable to retrieve some image pull secrets (regcred); attempting to pull the image may not succeed."#,
+        ),
+        (
+            "dns-failure",
+            r#"pinging container registry quay.io: Get "https://quay.io/v2/": dial tcp: lookup quay.io on [::1]:53: read udp [::1]:40000->[::1]:53: read: connection refused"#,
+        ),
+        (
+            "timeout",
+            r#"Failed to pull image "r/x": rpc error: code = DeadlineExceeded desc = context deadline exceeded"#,
+        ),
+        (
+            "timeout",
+            r#"failed to copy: httpReadSeeker: failed open: failed to do request: Get "https://production.cloudflare.docker.com/registry-v2/docker/registry/v2/blobs/sha256/aa/aabb/data": net/http: TLS handshake timeout"#,
+        ),
+        (
+            "http-https-mismatch",
+            r#"Error response from daemon: Get "https://10.0.0.5:5000/v2/": http: server gave HTTP response to HTTPS client"#,
+        ),
+        (
+            "disk-or-extract",
+            r#"failed to pull and unpack image "x": failed to extract layer sha256:1: failed to get stream processor for application/vnd.docker.image.rootfs.diff.tar.gzip: write /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/1/fs/x: disk quota exceeded"#,
+        ),
+        (
+            "cloud-credential-provider",
+            r#"Failed to pull image "123.dkr.ecr.us-east-1.amazonaws.com/app:1": failed to resolve reference "123.dkr.ecr.us-east-1.amazonaws.com/app:1": unexpected status from HEAD request to https://123.dkr.ecr.us-east-1.amazonaws.com/v2/app/manifests/1: 401 Unauthorized"#,
+        ),
+        (
+            "no-pull-access",
+            r#"Failed to pull image "gcr.io/p/i:1": rpc error: code = Unknown desc = failed to pull and unpack image "gcr.io/p/i:1": failed to resolve reference "gcr.io/p/i:1": unexpected status from HEAD request to https://gcr.io/v2/p/i/manifests/1: 403 Forbidden"#,
+        ),
+        (
+            "credentials-rejected",
+            r#"Failed to pull image "ghcr.io/org/app:1": failed to resolve reference "ghcr.io/org/app:1": failed to authorize: failed to fetch oauth token: unexpected status from POST request to https://ghcr.io/token: 401 Unauthorized"#,
+        ),
+        (
+            "no-pull-access",
+            r#"Failed to pull image "registry.gitlab.com/grp/app:1": failed to resolve reference "registry.gitlab.com/grp/app:1": failed to authorize: failed to fetch anonymous token: unexpected status from GET request to https://gitlab.com/jwt/auth?scope=repository%3Agrp%2Fapp%3Apull&service=container_registry: 403 Forbidden"#,
+        ),
+        (
+            "image-not-found",
+            r#"Error response from daemon: manifest for quay.io/a/b:9 not found: manifest unknown: manifest unknown"#,
+        ),
+        ("unknown", r#"Back-off pulling image "nginx:1.27""#),
+        ("unknown", r#"Error: ImagePullBackOff"#),
+        (
+            "image-not-found",
+            r#"Failed to pull image "ghcr.io/org/app:missing": rpc error: code = NotFound desc = failed to pull and unpack image "ghcr.io/org/app:missing": failed to resolve reference "ghcr.io/org/app:missing": ghcr.io/org/app:missing: not found"#,
+        ),
+        (
+            "rate-limited",
+            r#"Failed to pull image "quay.io/x/y:1": rpc error: code = Unknown desc = reading manifest 1 in quay.io/x/y: too many requests to registry"#,
+        ),
+        (
+            "registry-unreachable",
+            r#"Failed to pull image "r.example/a:1": rpc error: code = Unknown desc = failed to pull and unpack image "r.example/a:1": failed to resolve reference "r.example/a:1": failed to do request: Head "https://r.example/v2/a/manifests/1": EOF"#,
+        ),
+        (
+            "never-pull-missing",
+            r#"Warning  ErrImageNeverPull  3s  kubelet  Container image "app:local" is not present with pull policy of Never"#,
+        ),
+        (
+            "invalid-image-name",
+            r#"Warning  InspectFailed  kubelet  Failed to apply default image tag "app:": couldn't parse image reference "app:": invalid reference format"#,
+        ),
+    ];
+    for (want, text) in table {
+        let want: Cause = want.parse().unwrap();
+        let c = classify_message(text);
+        assert_eq!(
+            c.cause, want,
+            "text: {text}\ncandidates: {:?}\nevidence: {:?}",
+            c.candidates, c.evidence
+        );
+        for e in &c.evidence {
+            assert!(!e.contains("SECRETVALUE"), "secret echoed: {e}");
+        }
+    }
+}
+
 /// Secret-looking substrings never survive into the echoed fields.
 #[test]
 fn evidence_never_echoes_secrets() {

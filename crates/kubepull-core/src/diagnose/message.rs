@@ -123,6 +123,7 @@ const RULES: &[Rule] = &[
             "couldn't parse image reference",
             "couldn't parse image name",
             "failed to apply default image tag",
+            "failed to parse image reference",
             "invalidimagename",
             "invalid image name",
         ],
@@ -131,11 +132,13 @@ const RULES: &[Rule] = &[
         &[],
     ),
     // k8s `pkg/credentialprovider/config.go` decodeDockerConfigFieldAuth, also in
-    // containers/image `pkg/docker/config` (CRI-O): the auth field is not base64(user:password).
+    // containers/image `pkg/docker/config` (CRI-O): the auth field is not base64(user:password);
+    // containerd CRI `image_pull.go` ParseAuth: "invalid decoded auth: %q".
     rule(
         &[
             "unable to parse auth field",
             "must be formatted as base64(username:password)",
+            "invalid decoded auth",
             "illegal base64 data at input byte",
         ],
         C::SecretFormat,
@@ -214,6 +217,7 @@ const RULES: &[Rule] = &[
             "remote error: tls: bad certificate",
             "tls: failed to verify certificate",
             "x509: ",
+            "remote error: tls: ",
         ],
         C::TlsUntrusted,
         tier::TRANSPORT,
@@ -257,7 +261,10 @@ const RULES: &[Rule] = &[
             "host is unreachable",
             "connection reset by peer",
             "connection timed out",
+            "cannot assign requested address",
+            "network is down",
             "proxyconnect tcp",
+            "proxy authentication required",
             "broken pipe",
         ],
         C::RegistryUnreachable,
@@ -272,6 +279,7 @@ const RULES: &[Rule] = &[
             "too many requests",
             "rate limit",
             "ratelimit",
+            "pull qps exceeded",
         ],
         C::RateLimited,
         tier::RATE,
@@ -307,6 +315,7 @@ const RULES: &[Rule] = &[
             "choosing an image from manifest list",
             "no image found in manifest list for architecture",
             "no image found in image index for architecture",
+            "image might be filtered out",
         ],
         C::PlatformNotFound,
         tier::CONTENT,
@@ -318,6 +327,9 @@ const RULES: &[Rule] = &[
         &[
             "schema 1 images",
             "schema 1 support",
+            "schema 1 not supported",
+            "is no longer supported since containerd",
+            "manifest.v1+prettyjws",
             "manifest version 2, schema 1",
             "unsupported media type",
             "mediatype in manifest should be",
@@ -325,7 +337,9 @@ const RULES: &[Rule] = &[
             "failed to get converter",
             "schema1",
             "unknown media type",
+            "unexpected media type",
             "unsupported mediatype",
+            "byte manifest for",
         ],
         C::UnsupportedManifest,
         tier::CONTENT,
@@ -339,6 +353,9 @@ const RULES: &[Rule] = &[
             "unexpected commit size",
             "failed size validation",
             "digest mismatch",
+            "digest did not match",
+            "unexpected digest: ",
+            "unexpected size: ",
             "short read",
             "failed to read expected number of bytes",
             "unexpected eof",
@@ -350,6 +367,16 @@ const RULES: &[Rule] = &[
         tier::CONTENT,
         &[C::RegistryUnreachable],
     ),
+    // containerd unpacker: an image whose config does not describe its layers.
+    rule(
+        &[
+            "number of layers and diffids don't match",
+            "mismatched image rootfs and manifest layers",
+        ],
+        C::CorruptDownload,
+        tier::CONTENT,
+        &[C::UnsupportedManifest],
+    ),
     // containerd `diff/apply` / snapshotters and docker `layer` store.
     rule(
         &[
@@ -360,6 +387,7 @@ const RULES: &[Rule] = &[
             "failed to register layer",
             "error creating overlay mount",
             "failed to prepare extraction snapshot",
+            "failed to stat snapshot",
             "failed to mount",
         ],
         C::DiskOrExtract,
@@ -377,6 +405,8 @@ const RULES: &[Rule] = &[
             "name_unknown",
             "repository name not known to registry",
             "requested image not found",
+            "not found in repository",
+            "references to blobs and/or manifests are missing",
         ],
         C::ImageNotFound,
         tier::NOT_FOUND,
@@ -384,7 +414,7 @@ const RULES: &[Rule] = &[
     ),
     // distribution BLOB_UNKNOWN: the manifest names a blob the registry lacks.
     rule(
-        &["blob unknown", "blob_unknown"],
+        &["blob unknown", "blob_unknown", "unknown blob"],
         C::ImageNotFound,
         tier::NOT_FOUND,
         &[C::CorruptDownload],
@@ -405,10 +435,15 @@ const RULES: &[Rule] = &[
     // auth token: invalid username/password"; Docker Hub "incorrect username or password";
     // Artifactory "Bad credentials"; ECR "Your authorization token has expired".
     rule(
+        &["invalid username/password", "unable to retrieve auth token"],
+        C::CredentialsRejected,
+        tier::AUTH,
+        // containers/image says this for any 401 from the token realm, anonymous included
+        &[C::NoCredentialsSent, C::SecretFormat],
+    ),
+    rule(
         &[
-            "invalid username/password",
             "incorrect username or password",
-            "unable to retrieve auth token",
             "bad credentials",
             "invalid credentials",
             "authentication failed",
@@ -418,6 +453,14 @@ const RULES: &[Rule] = &[
         C::CredentialsRejected,
         tier::AUTH,
         &[C::SecretFormat],
+    ),
+    // kubelet `getPullSecretsForPod`: event FailedToRetrieveImagePullSecret, the pull goes on
+    // without the missing secrets.
+    rule(
+        &["unable to retrieve some image pull secrets"],
+        C::NoCredentialsSent,
+        tier::AUTH,
+        &[C::NoPullAccess, C::ImageNotFound],
     ),
     // Go encoding/json errors while decoding a pull secret (kubelet `MakeDockerKeyring`).
     rule(
@@ -437,6 +480,7 @@ const RULES: &[Rule] = &[
     rule(
         &[
             "repository does not exist or may require",
+            "does not exist or no pull access",
             "insufficient_scope",
         ],
         C::ImageNotFound,
@@ -458,11 +502,7 @@ const RULES: &[Rule] = &[
     // distribution errcode DENIED "requested access to the resource is denied" and cloud
     // registries' "denied: Permission ... denied".
     rule(
-        &[
-            "requested access to the resource is denied",
-            "denied: ",
-            "access to the requested resource is not authorized",
-        ],
+        &["requested access to the resource is denied", "denied: "],
         C::NoPullAccess,
         tier::AUTH_AMBIGUOUS,
         &[
@@ -473,10 +513,19 @@ const RULES: &[Rule] = &[
     ),
     // distribution errcode UNAUTHORIZED "authentication required".
     rule(
-        &["authentication required", "unauthorized"],
+        &[
+            "authentication required",
+            "access to the requested resource is not authorized",
+            "unauthorized",
+        ],
         C::NoCredentialsSent,
         tier::AUTH_AMBIGUOUS,
-        &[C::CredentialsRejected, C::SecretFormat, C::NoPullAccess],
+        &[
+            C::CredentialsRejected,
+            C::SecretFormat,
+            C::NoPullAccess,
+            C::ImageNotFound,
+        ],
     ),
     // kubelet `evalCRIPullErr`: "image pull failed for %s because the registry is unavailable";
     // CRI-O "pinging container registry %s".
@@ -490,6 +539,20 @@ const RULES: &[Rule] = &[
         C::RegistryUnreachable,
         tier::WEAK,
         &[C::Unknown],
+    ),
+    // Server errors named without a code (distribution UNAVAILABLE "service unavailable").
+    rule(
+        &[
+            "service unavailable",
+            "bad gateway",
+            "gateway timeout",
+            "internal server error",
+            "use of closed network connection",
+            "server sent goaway",
+        ],
+        C::RegistryUnreachable,
+        tier::WEAK,
+        &[C::Unknown, C::Timeout],
     ),
     // kubelet cancellation after the runtime request timeout (grpc code Canceled).
     rule(
@@ -662,6 +725,21 @@ pub fn classify_message(text: &str) -> MessageClass {
         }
     }
     special_signals(&t, http_status, &mut signals);
+
+    // "dial unix /run/containerd/containerd.sock": the kubelet (or crictl) cannot reach the
+    // container runtime, so connection errors say nothing about the registry.
+    if let Some(i) = t.low.find("dial unix ") {
+        signals.retain(|s| s.tier > tier::CONNECT || s.cause != C::RegistryUnreachable);
+        signals.push(Signal {
+            cause: C::Unknown,
+            tier: tier::TRANSPORT,
+            also: vec![],
+            evidence: format!(
+                "the container runtime itself is unreachable: {}",
+                t.clause(i, i + "dial unix ".len())
+            ),
+        });
+    }
 
     let Some(best) = signals
         .iter()
@@ -934,6 +1012,45 @@ fn special_signals(t: &Text, status: Option<u16>, out: &mut Vec<Signal>) {
             });
         }
     }
+    // "<something naming an image> not found": Harbor "artifact x not found", old docker "image
+    // x not found", containerd "content at <url> not found" (a blob the registry lacks).
+    for (i, _) in t.low.match_indices(" not found") {
+        let clause_start = t.low[..i].rfind(": ").map(|j| j + 2).unwrap_or(0);
+        let from = floor_char_boundary(&t.low, clause_start.max(i.saturating_sub(120)));
+        let clause = &t.low[from..i];
+        const NAMES: &[&str] = &[
+            "artifact ",
+            "repository ",
+            "image ",
+            "tag ",
+            "manifest ",
+            "content at ",
+        ];
+        const OTHER: &[&str] = &[
+            "platform",
+            "snapshot",
+            "content digest",
+            "secret",
+            "serviceaccount",
+            "service account",
+            "no such",
+            "config",
+        ];
+        if NAMES.iter().any(|n| clause.contains(n)) && !OTHER.iter().any(|n| clause.contains(n)) {
+            let also = if clause.contains("content at ") {
+                vec![C::CorruptDownload]
+            } else {
+                vec![]
+            };
+            out.push(Signal {
+                cause: C::ImageNotFound,
+                tier: tier::NOT_FOUND,
+                also,
+                evidence: t.clause(i, i + " not found".len()),
+            });
+            break;
+        }
+    }
     if t.contains("code = notfound") && !t.contains("platform") {
         let i = t.low.find("code = notfound").unwrap_or(0);
         out.push(Signal {
@@ -977,6 +1094,7 @@ const STATUS_PREFIXES: &[&str] = &[
     "status code: ",
     "status code=",
     "statuscode=",
+    "statuscode: ",
     "status=",
     "http status: ",
     "http ",
@@ -1232,6 +1350,7 @@ pub fn redact(text: &str) -> String {
         s = redact_after_word(&s, key);
     }
     for key in [
+        "invalid decoded auth:",
         "\"password\":",
         "\"auth\":",
         "\"identitytoken\":",
