@@ -586,6 +586,43 @@ fn upstream_wordings_table() {
             "invalid-image-name",
             r#"Warning  InspectFailed  kubelet  Failed to apply default image tag "app:": couldn't parse image reference "app:": invalid reference format"#,
         ),
+        (
+            "image-not-found",
+            r#"Failed to pull image "nexus.local:8082/app:1": rpc error: code = Unknown desc = Error response from daemon: error parsing HTTP 404 response body: invalid character '<' looking for beginning of value: "<!DOCTYPE html><html><head><title>404 - Nexus Repository Manager</title>""#,
+        ),
+        (
+            "invalid-image-name",
+            r#"rpc error: code = Unknown desc = short-name "nginx" did not resolve to an alias and no unqualified-search registries are defined in "/etc/containers/registries.conf""#,
+        ),
+        (
+            "credentials-rejected",
+            r#"Error response from daemon: Get https://artifactory.example.com/v2/docker/app/manifests/1: unauthorized: BAD_CREDENTIAL"#,
+        ),
+        (
+            "credentials-rejected",
+            r#"failed to authorize: failed to fetch oauth token: unexpected status from POST request to https://myacr.azurecr.io/oauth2/token: 401 Unauthorized: unauthorized: Invalid clientid or client secret."#,
+        ),
+        (
+            "timeout",
+            r#"Error response from daemon: Get https://registry-1.docker.io/v2/: net/http: request canceled while waiting for connection"#,
+        ),
+        (
+            "disk-or-extract",
+            r#"failed to register layer: max depth exceeded"#,
+        ),
+        (
+            "cloud-credential-provider",
+            r#"E1206 kubelet plugin.go:  Failed getting credential from external registry credential provider: error execing credential provider plugin ecr-credential-provider for image 1.dkr.ecr.us-west-2.amazonaws.com/x: exit status 1: WebIdentityErr: failed to retrieve credentials"#,
+        ),
+        ("secret-format", r#"Error: unexpected end of JSON input"#),
+        (
+            "secret-format",
+            r#"invalid character 'y' looking for beginning of object key string"#,
+        ),
+        (
+            "unknown",
+            r#"rpc error: code = Unknown desc = Error response from daemon: unknown: failed to process request"#,
+        ),
     ];
     for (want, text) in table {
         let want: Cause = want.parse().unwrap();

@@ -131,6 +131,18 @@ const RULES: &[Rule] = &[
         tier::KUBELET,
         &[],
     ),
+    // containers/image short-name resolution (CRI-O with `short-name-mode = "enforcing"` or no
+    // unqualified-search registries): the name must be fully qualified.
+    rule(
+        &[
+            "did not resolve to an alias",
+            "short-name resolution enforced",
+            "short name resolution",
+        ],
+        C::InvalidImageName,
+        tier::NODE,
+        &[C::ImageNotFound],
+    ),
     // k8s `pkg/credentialprovider/config.go` decodeDockerConfigFieldAuth, also in
     // containers/image `pkg/docker/config` (CRI-O): the auth field is not base64(user:password);
     // containerd CRI `image_pull.go` ParseAuth: "invalid decoded auth: %q".
@@ -172,6 +184,9 @@ const RULES: &[Rule] = &[
             "no valid providers in chain",
             "failed to refresh cached credentials",
             "aadsts",
+            "imds",
+            "webidentityerr",
+            "ecr authorization token",
         ],
         C::CloudCredentialProvider,
         tier::NODE,
@@ -292,6 +307,7 @@ const RULES: &[Rule] = &[
             "because of no progress in",
             "context deadline exceeded",
             "client.timeout exceeded",
+            "request canceled while waiting for connection",
             "tls handshake timeout",
             "timeout awaiting response headers",
             "deadlineexceeded",
@@ -389,6 +405,7 @@ const RULES: &[Rule] = &[
             "failed to prepare extraction snapshot",
             "failed to stat snapshot",
             "failed to mount",
+            "max depth exceeded",
         ],
         C::DiskOrExtract,
         tier::UNPACK,
@@ -445,7 +462,11 @@ const RULES: &[Rule] = &[
         &[
             "incorrect username or password",
             "bad credentials",
+            "bad_credential",
             "invalid credentials",
+            "invalid clientid or client secret",
+            "password or token is incorrect",
+            "password was incorrect",
             "authentication failed",
             "authorization token has expired",
             "server message: invalid_token",
@@ -466,6 +487,7 @@ const RULES: &[Rule] = &[
     rule(
         &[
             "looking for beginning of value",
+            "invalid character '",
             "json: cannot unmarshal",
             "unexpected end of json input",
         ],
@@ -725,6 +747,21 @@ pub fn classify_message(text: &str) -> MessageClass {
         }
     }
     special_signals(&t, http_status, &mut signals);
+
+    // A JSON syntax error is a pull secret's only when no registry answer is being parsed
+    // (docker "error parsing HTTP 404 response body: invalid character '<' ...", containerd
+    // "unable to decode token response").
+    const PARSING_REGISTRY: &[&str] = &[
+        "response body",
+        "token response",
+        "bearer token",
+        "error parsing http",
+        "image config",
+        "manifest",
+    ];
+    if PARSING_REGISTRY.iter().any(|n| t.contains(n)) {
+        signals.retain(|s| !(s.cause == C::SecretFormat && s.also == [C::Unknown]));
+    }
 
     // "dial unix /run/containerd/containerd.sock": the kubelet (or crictl) cannot reach the
     // container runtime, so connection errors say nothing about the registry.
