@@ -21,6 +21,12 @@
 //!    bare 401/403);
 //! 7. weak hints (bare `not found`, 5xx, `context canceled`).
 //!
+//! Within a tier the earlier rule wins, and within a rule the most specific phrase is quoted as
+//! evidence. Some phrases mean different things in different places, so two guards apply: a
+//! `dial unix` error is the kubelet failing to reach the container runtime's socket, not the
+//! registry (its connection errors are dropped), and a Go JSON syntax error blames a pull secret
+//! only when no registry response or token body is being parsed.
+//!
 //! Two adjustments follow: a failed pull without credentials against a cloud registry (ECR,
 //! GCR/Artifact Registry, ACR) is first of all a cloud credential provider failure, because on
 //! those nodes the kubelet's provider is what supplies the credentials; and a kubelet aggregate of
