@@ -342,6 +342,22 @@ fn message_says_no_credentials_but_the_kubelet_has_some() {
 }
 
 #[test]
+fn newest_message_a_success_means_the_pull_is_fine() {
+    let img = "reg.example.com/app:1";
+    let t = traps(img, &[], &[]);
+    let k = kubelet(
+        img,
+        &[
+            "Successfully pulled image \"reg.example.com/app:1\" in 1.2s",
+            "Failed to pull image \"reg.example.com/app:1\": rpc error: code = Unknown desc = manifest unknown",
+        ],
+    );
+    let v = verdict(&t, None, &k, true);
+    check(&v, Cause::Ok);
+    assert!(v.summary.contains("waits for another reason"));
+}
+
+#[test]
 fn nothing_known_is_unknown() {
     let img = "reg.example.com/app:1";
     let t = traps(img, &[], &[]);

@@ -173,6 +173,7 @@ pub enum Trap {
         /// The Secret's name.
         name: String,
         /// Its type.
+        #[serde(rename = "type")]
         type_: String,
     },
     /// The key the type requires is absent or empty; the kubelet skips the Secret.

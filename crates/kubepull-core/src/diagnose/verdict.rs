@@ -332,12 +332,13 @@ fn trap_evidence(traps: &TrapReport) -> Vec<String> {
         .collect()
 }
 
-/// The newest kubelet message that classifies to a known cause (or the newest at all).
+/// The newest kubelet message that classifies to a cause (a success counts), else the waiting
+/// reason's, else the newest message's class.
 fn message_class(k: &KubeletView) -> Option<MessageClass> {
     let mut first = None;
     for m in &k.messages {
         let c = classify_message(m);
-        if c.cause != Cause::Unknown && c.cause != Cause::Ok {
+        if c.cause != Cause::Unknown {
             return Some(c);
         }
         if first.is_none() {
@@ -439,6 +440,16 @@ pub fn verdict(
                 .as_ref()
                 .and_then(|m| m.evidence.first().cloned())
                 .unwrap_or_else(|| "image not present on the node".into())],
+        );
+    }
+
+    // the newest kubelet message says the image is there
+    if let Some(m) = msg.as_ref().filter(|m| m.cause == Cause::Ok) {
+        return mk(
+            Cause::Ok,
+            vec![],
+            "the image was pulled (the newest kubelet message says so); the container waits for another reason".into(),
+            m.evidence.clone(),
         );
     }
 
