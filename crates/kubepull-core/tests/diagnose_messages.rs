@@ -623,6 +623,18 @@ fn upstream_wordings_table() {
             "unknown",
             r#"rpc error: code = Unknown desc = Error response from daemon: unknown: failed to process request"#,
         ),
+        (
+            "platform-not-found",
+            r#"rpc error: code = Unknown desc = Error response from daemon: image operating system "windows" cannot be used on this platform"#,
+        ),
+        (
+            "tls-untrusted",
+            r#"error getting credentials - err: exit status 1, out: `request failed: SSL: CERTIFICATE_VERIFY_FAILED certificate verify failed: self signed certificate in certificate chain`"#,
+        ),
+        (
+            "credentials-rejected",
+            r#"Error response from daemon: login attempt to https://reg.example.com/v2/ failed with status: 401 Unauthorized"#,
+        ),
     ];
     for (want, text) in table {
         let want: Cause = want.parse().unwrap();

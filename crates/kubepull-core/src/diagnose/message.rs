@@ -46,7 +46,8 @@ use super::Cause;
 pub struct MessageClass {
     /// The most likely cause.
     pub cause: Cause,
-    /// Other causes the text still allows, most likely first (never contains `cause`).
+    /// Other causes the text still allows, most likely first (never contains `cause`). When only
+    /// phrases below the transport tiers decided, `unknown` closes the list.
     pub candidates: Vec<Cause>,
     /// The component whose wording the text carries: `"containerd"`, `"cri-o"`,
     /// `"dockershim"` (docker daemon text, also through cri-dockerd) or `"kubelet"` (kubelet
@@ -233,6 +234,7 @@ const RULES: &[Rule] = &[
             "self signed certificate",
             "self-signed certificate",
             "unable to get local issuer certificate",
+            "certificate verify failed",
             "unknown certificate authority",
             "remote error: tls: unknown certificate",
             "remote error: tls: bad certificate",
@@ -333,6 +335,7 @@ const RULES: &[Rule] = &[
             "no match for platform in manifest",
             "no matching manifest for",
             "does not match the specified platform",
+            "cannot be used on this platform",
             "choosing image instance",
             "choosing an image from manifest list",
             "no image found in manifest list for architecture",
@@ -467,6 +470,7 @@ const RULES: &[Rule] = &[
     rule(
         &[
             "incorrect username or password",
+            "login attempt to",
             "bad credentials",
             "bad_credential",
             "invalid credentials",
@@ -866,6 +870,11 @@ pub fn classify_message(text: &str) -> MessageClass {
             true
         }
     });
+    // Below the transport tiers a phrase never proves its cause outright: keep "unknown" open
+    // as the last alternative.
+    if best.tier >= tier::TIMEOUT && cause != C::Unknown && !candidates.contains(&C::Unknown) {
+        candidates.push(C::Unknown);
+    }
     if cause == C::Ok {
         candidates.clear();
     }
