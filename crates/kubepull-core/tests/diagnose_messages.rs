@@ -627,8 +627,9 @@ fn upstream_wordings_table() {
             "platform-not-found",
             r#"rpc error: code = Unknown desc = Error response from daemon: image operating system "windows" cannot be used on this platform"#,
         ),
+        // the credential helper, not the registry, met the TLS error
         (
-            "tls-untrusted",
+            "cloud-credential-provider",
             r#"error getting credentials - err: exit status 1, out: `request failed: SSL: CERTIFICATE_VERIFY_FAILED certificate verify failed: self signed certificate in certificate chain`"#,
         ),
         (
