@@ -545,7 +545,8 @@ fn upstream_wordings_table() {
             r#"failed to pull and unpack image "x": failed to extract layer sha256:1: failed to get stream processor for application/vnd.docker.image.rootfs.diff.tar.gzip: write /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/1/fs/x: disk quota exceeded"#,
         ),
         (
-            "cloud-credential-provider",
+            // ECR is a Basic-auth registry: credentials were sent (a secret or the provider's)
+            "credentials-rejected",
             r#"Failed to pull image "123.dkr.ecr.us-east-1.amazonaws.com/app:1": failed to resolve reference "123.dkr.ecr.us-east-1.amazonaws.com/app:1": unexpected status from HEAD request to https://123.dkr.ecr.us-east-1.amazonaws.com/v2/app/manifests/1: 401 Unauthorized"#,
         ),
         (

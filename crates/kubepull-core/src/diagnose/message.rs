@@ -975,6 +975,32 @@ fn special_signals(t: &Text, status: Option<u16>, out: &mut Vec<Signal>) {
             });
         }
     }
+    // containerd resolver: a 401 on the manifest request itself (not on the token realm) is
+    // what a Basic-auth registry answers to wrong credentials — without credentials the
+    // authorizer stops earlier with "no basic auth credentials" — or a Bearer registry to a
+    // token it does not accept (core/remotes/docker/resolver.go, unexpectedResponseErr).
+    for method in [
+        "unexpected status from head request to ",
+        "unexpected status from get request to ",
+    ] {
+        let Some(i) = t.low.find(method) else {
+            continue;
+        };
+        let rest = &t.low[i + method.len()..];
+        let url = rest.split(": ").next().unwrap_or("");
+        let token_url = ["token", "oauth", "/auth", "jwt"]
+            .iter()
+            .any(|w| url.contains(w));
+        if !token_url && extract_status_from(rest) == Some(401) {
+            out.push(Signal {
+                cause: C::CredentialsRejected,
+                tier: tier::AUTH,
+                also: vec![C::NoCredentialsSent, C::SecretFormat],
+                evidence: t.clause(i, i + method.len() + url.len()),
+            });
+        }
+        break;
+    }
     // A dial that times out is a registry that does not answer (firewall drop); a DNS lookup
     // timing out is already a DNS failure.
     if let Some(i) = t.low.find("i/o timeout") {
