@@ -416,6 +416,22 @@ fn ok_and_unknown() {
 }
 
 #[test]
+fn image_and_registry_from_cri_o_wordings() {
+    let c = classify_message(
+        "rpc error: code = Unknown desc = initializing source docker://quay.io/acme/api:2.1: reading manifest 2.1 in quay.io/acme/api: manifest unknown",
+    );
+    assert_eq!(c.image.as_deref(), Some("quay.io/acme/api:2.1"));
+    assert_eq!(c.registry.as_deref(), Some("quay.io"));
+    let c = classify_message(
+        "reading manifest sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef in ghcr.io/o/r: manifest unknown",
+    );
+    assert_eq!(
+        c.image.as_deref(),
+        Some("ghcr.io/o/r@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+    );
+}
+
+#[test]
 fn crictl_output_with_escaped_quotes() {
     let c = expect(
         "E1206 10:00:00.000000   1234 remote_image.go:180] \"PullImage from image service failed\" err=\"rpc error: code = NotFound desc = failed to pull and unpack image \\\"docker.io/library/nosuch:1\\\": failed to resolve reference \\\"docker.io/library/nosuch:1\\\": docker.io/library/nosuch:1: not found\" image=\"nosuch:1\"",

@@ -1242,6 +1242,7 @@ fn extract_image(t: &Text) -> Option<String> {
         "pull access denied for ",
         "image pull failed for ",
         "cancel pulling image ",
+        "source docker://",
     ];
     for p in WORD_AFTER {
         if let Some(i) = t.low.find(p) {
@@ -1257,15 +1258,15 @@ fn extract_image(t: &Text) -> Option<String> {
         }
     }
     // CRI-O / containers/image: "reading manifest TAG in REPO".
-    for p in ["reading manifest "] {
-        if let Some(i) = t.low.find(p) {
-            let rest = &t.orig[i + p.len()..];
-            let mut words = rest.split(' ');
-            if let (Some(tag), Some("in"), Some(repo)) = (words.next(), words.next(), words.next())
-            {
-                let repo = repo.trim_end_matches(':');
-                return Some(redact(&format!("{repo}:{tag}")));
-            }
+    const READING_MANIFEST: &str = "reading manifest ";
+    if let Some(i) = t.low.find(READING_MANIFEST) {
+        let rest = &t.orig[i + READING_MANIFEST.len()..];
+        let mut words = rest.split(' ');
+        if let (Some(tag), Some("in"), Some(repo)) = (words.next(), words.next(), words.next()) {
+            let repo = repo.trim_end_matches(':');
+            // a digest reference reads "reading manifest sha256:... in repo"
+            let sep = if tag.contains(':') { "@" } else { ":" };
+            return Some(redact(&format!("{repo}{sep}{tag}")));
         }
     }
     None
