@@ -480,7 +480,9 @@ fn empty_and_duplicate_references() {
         .run();
     only(&r, |t| matches!(t, Trap::EmptySecretName { index: 0 }));
     only(&r, |t| matches!(t, Trap::DuplicateReference { .. }));
-    assert_eq!(r.credentials.len(), 1);
+    // the kubelet does not de-duplicate: the same credential is tried twice
+    assert_eq!(r.credentials.len(), 2);
+    assert!(r.credentials.iter().all(|c| c.source == "secret/s"));
 }
 
 #[test]

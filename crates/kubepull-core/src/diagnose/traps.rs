@@ -460,6 +460,14 @@ pub fn check_secrets(input: &TrapInput<'_>) -> TrapReport {
                 format!("pull secret {name:?} is listed twice; the kubelet tries its credentials twice"),
                 format!("remove the second {name:?} entry from imagePullSecrets of the pod's workload template"),
             );
+            // the kubelet does not de-duplicate (kubelet_pods.go getPullSecretsForPod)
+            if let Some(SecretLookup::Found { type_, data }) = input.secrets.get(name) {
+                pull_secrets.push(PullSecret {
+                    name: name.clone(),
+                    secret_type: type_.clone(),
+                    data: data.clone(),
+                });
+            }
             continue;
         }
         seen.push(name);
