@@ -417,8 +417,28 @@ fn no_matching_key_lists_the_keys_with_their_source() {
         _ => unreachable!(),
     }
     assert_eq!(f.severity, Severity::Blocking);
-    assert!(f.message.contains("reg.example.com:5000 (secret/s)"));
+    assert!(
+        f.message
+            .contains("reg.example.com:5000 (secret/s: ports differ (key 5000, image none)"),
+        "{}",
+        f.message
+    );
     assert!(f.fix.contains("--docker-server=reg.example.com "));
+}
+
+#[test]
+fn mismatch_reasons_follow_the_kubelet_rule() {
+    use kubepull_core::diagnose::traps::mismatch_reason;
+    assert!(
+        mismatch_reason("https://Reg.Example.com", "reg.example.com/a").contains("only in case")
+    );
+    assert!(mismatch_reason("*.azurecr.io", "azurecr.io/a")
+        .contains("each * matches exactly one label"));
+    assert!(
+        mismatch_reason("quay.io/org/", "quay.io/org").contains("path /org/ is not a prefix of")
+    );
+    assert!(mismatch_reason("other.io", "quay.io/a").contains("host other.io is not quay.io"));
+    assert!(mismatch_reason("reg io", "quay.io/a").contains("not a valid URL"));
 }
 
 #[test]

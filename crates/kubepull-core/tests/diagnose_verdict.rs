@@ -200,7 +200,7 @@ fn no_matching_key_and_anonymous_401_is_no_credentials_sent() {
     assert!(
         v.evidence
             .iter()
-            .any(|e| e.contains("reg.example.com:5000 (secret/regcred)")),
+            .any(|e| e.contains("reg.example.com:5000 (secret/regcred: ports differ")),
         "{:?}",
         v.evidence
     );

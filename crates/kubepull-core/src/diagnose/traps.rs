@@ -787,6 +787,62 @@ fn service_account_traps(cx: &mut Ctx<'_>, sa: &ServiceAccountView<'_>) {
     }
 }
 
+/// Splits `host[:port][/path]` into host, port and path (path with its leading `/`).
+fn split_key(key: &str) -> (&str, &str, &str) {
+    let (hostport, path) = match key.find('/') {
+        Some(i) => (&key[..i], &key[i..]),
+        None => (key, ""),
+    };
+    match hostport.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (h, p, path),
+        _ => (hostport, "", path),
+    }
+}
+
+/// Why a registry key does not match a lookup key, in the terms of the kubelet's rule
+/// (`URLsMatch`: equal ports, equal label counts with one-label globs, case-sensitive hosts,
+/// then a plain path prefix). The match itself is decided by [`keyring`]; this only explains.
+pub fn mismatch_reason(config_key: &str, lookup_key: &str) -> String {
+    let Some(norm) = keyring::normalize_registry_key(config_key) else {
+        return "not a valid URL, so the kubelet skips this entry".into();
+    };
+    let (kh, kp, kpath) = split_key(&norm);
+    let (lh, lp, lpath) = split_key(lookup_key);
+    let port = |p: &str| {
+        if p.is_empty() {
+            "none".to_string()
+        } else {
+            p.to_string()
+        }
+    };
+    if kp != lp {
+        return format!(
+            "ports differ (key {}, image {}); they must be equal strings",
+            port(kp),
+            port(lp)
+        );
+    }
+    if kh != lh {
+        if kh.eq_ignore_ascii_case(lh) {
+            return format!("host {kh} differs from {lh} only in case; matching is case-sensitive");
+        }
+        if kh.contains('*') && kh.split('.').count() != lh.split('.').count() {
+            return format!(
+                "{kh} has {} labels and {lh} has {}; each * matches exactly one label",
+                kh.split('.').count(),
+                lh.split('.').count()
+            );
+        }
+        if !kh.contains(['*', '?', '[']) {
+            return format!("host {kh} is not {lh}");
+        }
+    }
+    if !lpath.starts_with(kpath) {
+        return format!("path {kpath} is not a prefix of {lpath}");
+    }
+    format!("does not match {lookup_key}")
+}
+
 fn no_match(cx: &mut Ctx<'_>, pull_secrets: &[PullSecret], lookup_key: &str) {
     let mut keys = Vec::new();
     for s in pull_secrets {
@@ -817,7 +873,14 @@ fn no_match(cx: &mut Ctx<'_>, pull_secrets: &[PullSecret], lookup_key: &str) {
     }
     let list: Vec<String> = keys
         .iter()
-        .map(|k| format!("{} ({})", k.key, k.source))
+        .map(|k| {
+            format!(
+                "{} ({}: {})",
+                k.key,
+                k.source,
+                mismatch_reason(&k.key, lookup_key)
+            )
+        })
         .collect();
     let names: Vec<String> = pull_secrets.iter().map(|s| s.name.clone()).collect();
     let target = names.first().cloned().unwrap_or_else(|| "regcred".into());
@@ -836,7 +899,7 @@ fn no_match(cx: &mut Ctx<'_>, pull_secrets: &[PullSecret], lookup_key: &str) {
             keys,
         },
         Severity::Blocking,
-        format!("no registry key matches the image's lookup key {lookup_key}: available keys are {}; the kubelet pulls anonymously (keys match on host and port exactly, then path prefix)", list.join(", ")),
+        format!("no registry key matches the image's lookup key {lookup_key}: available keys are {}; the kubelet pulls anonymously", list.join(", ")),
         fix,
     );
 }
