@@ -102,6 +102,19 @@ fn aggregate_of_credential_attempts_rules_out_anonymous() {
 }
 
 #[test]
+fn insufficient_scope_depends_on_the_registry() {
+    // Docker Hub: most likely a repository that does not exist
+    let hub = classify_message("failed to resolve reference \"docker.io/acme/tool:1\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed");
+    assert_eq!(hub.cause, Cause::ImageNotFound);
+    assert_eq!(hub.candidates[0], Cause::NoCredentialsSent);
+    // a private registry: most likely a pull without credentials
+    let private = classify_message("failed to resolve reference \"harbor.corp.example/proj/app:1\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed");
+    assert_eq!(private.cause, Cause::NoCredentialsSent);
+    assert_eq!(private.candidates[0], Cause::ImageNotFound);
+    assert!(private.candidates.contains(&Cause::NoPullAccess));
+}
+
+#[test]
 fn no_pull_access() {
     let c = expect(
         "failed to resolve reference \"ghcr.io/someorg/private:0.1\": failed to authorize: failed to fetch anonymous token: unexpected status from GET request to https://ghcr.io/token?scope=repository%3Asomeorg%2Fprivate%3Apull&service=ghcr.io: 403 Forbidden",

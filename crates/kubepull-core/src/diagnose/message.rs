@@ -35,7 +35,10 @@
 //! which rules out `no-credentials-sent`: all of them refused is `credentials-rejected`, or
 //! `cloud-credential-provider` when the registry is a cloud registry or one attempt ended in a
 //! server error (a token exchange failing server-side, as registries answer credentials of a
-//! cloud identity they cannot map).
+//! cloud identity they cannot map). Finally the ambiguous "repository does not exist or may
+//! require authorization" / `insufficient_scope` answer reads as `image-not-found` on Docker
+//! Hub (which answers so for a repository that does not exist) and as `no-credentials-sent` on
+//! other registries; the other reading stays the first candidate.
 
 use serde::Serialize;
 
@@ -859,6 +862,24 @@ pub fn classify_message(text: &str) -> MessageClass {
     }
     if credentials_tried && cause == C::ImageNotFound {
         candidates.retain(|c| *c != C::NoCredentialsSent);
+    }
+    // "repository does not exist or may require authorization" / insufficient_scope: Docker
+    // Hub gives it for a repository that does not exist (public images are the rule there);
+    // on a private registry the usual reason is a pull without credentials.
+    let hub = |r: &str| {
+        matches!(
+            r,
+            "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com"
+        )
+    };
+    if cause == C::ImageNotFound
+        && best.tier == tier::AUTH_AMBIGUOUS
+        && !credentials_tried
+        && cloud.is_none()
+        && registry.as_deref().is_some_and(|r| !hub(r))
+    {
+        cause = C::NoCredentialsSent;
+        candidates.insert(0, C::ImageNotFound);
     }
 
     let mut seen = Vec::new();
