@@ -161,6 +161,27 @@ fn probe_transport_failure_beats_message_for_the_same_registry() {
 }
 
 #[test]
+fn local_probe_failure_does_not_override_a_registry_answer_seen_by_the_node() {
+    let img = "reg.example.com/app:1";
+    let t = traps(img, &[], &[]);
+    let k = kubelet(
+        img,
+        &["failed to resolve reference \"reg.example.com/app:1\": reg.example.com/app:1: not found"],
+    );
+    let mut p = probe("reg.example.com", &[]);
+    p.reachable = Err(ProbeFailure::Dns);
+    let v = verdict(&t, Some(&p), &k, true);
+    check(&v, Cause::ImageNotFound);
+    assert!(
+        v.evidence
+            .iter()
+            .any(|e| e.contains("local to this machine")),
+        "{:?}",
+        v.evidence
+    );
+}
+
+#[test]
 fn probe_of_another_registry_does_not_override_the_message() {
     let img = "reg.example.com/app:1";
     let t = traps(img, &[], &[]);
