@@ -722,6 +722,20 @@ fn evidence_never_echoes_secrets() {
     );
 }
 
+/// Pathological pastes (long runs of line breaks, a phrase repeated many times) are handled in
+/// linear passes and cut at `MAX_MESSAGE_BYTES`.
+#[test]
+fn pathological_input_is_handled() {
+    let breaks = "\n".repeat(300_000);
+    assert_eq!(classify_message(&breaks).cause, Cause::Unknown);
+    let repeated = "image x not found: ".repeat(40_000);
+    assert_eq!(classify_message(&repeated).cause, Cause::ImageNotFound);
+    let mut multibyte = "é".repeat(200_000);
+    multibyte.push_str(" no such host");
+    // cut inside the limit: the phrase after it is not read, and the cut is char-aligned
+    assert_eq!(classify_message(&multibyte).cause, Cause::Unknown);
+}
+
 proptest! {
     #[test]
     fn arbitrary_input_never_panics(s in "\\PC{0,300}") {

@@ -643,19 +643,27 @@ impl Text {
             .replace("\\t", " ");
         let chars: Vec<char> = s.chars().collect();
         let mut out = String::with_capacity(s.len());
-        for (i, &c) in chars.iter().enumerate() {
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
             if c == '\n' || c == '\r' {
                 // A break between two word characters is a terminal wrap inside a word
-                // ("contai\nnerd"); anything else is a separator.
-                let prev = out.chars().last();
-                let next = chars[i + 1..].iter().find(|c| **c != '\r' && **c != '\n');
+                // ("contai\nnerd"); anything else is a separator. A run of breaks is one break.
+                let run_end = chars[i..]
+                    .iter()
+                    .position(|c| *c != '\r' && *c != '\n')
+                    .map_or(chars.len(), |n| i + n);
+                let prev = out.chars().next_back();
+                let next = chars.get(run_end);
                 let inside_word =
                     matches!((prev, next), (Some(p), Some(n)) if is_word(p) && is_word(*n));
                 if !inside_word && !out.ends_with(' ') {
                     out.push(' ');
                 }
+                i = run_end;
                 continue;
             }
+            i += 1;
             if c.is_whitespace() {
                 if !out.ends_with(' ') && !out.is_empty() {
                     out.push(' ');
@@ -728,8 +736,13 @@ fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// Classifies a pull error message. Never panics; unknown text gives [`Cause::Unknown`].
+/// The longest input read; a longer paste is cut (at a character boundary) before classifying.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Classifies a pull error message. Never panics; unknown text gives [`Cause::Unknown`]. Only
+/// the first [`MAX_MESSAGE_BYTES`] are read.
 pub fn classify_message(text: &str) -> MessageClass {
+    let text = &text[..floor_char_boundary(text, text.len().min(MAX_MESSAGE_BYTES))];
     let t = Text::new(text);
     let image = extract_image(&t);
     let registry = extract_registry(&t, image.as_deref());
@@ -1114,8 +1127,10 @@ fn special_signals(t: &Text, status: Option<u16>, out: &mut Vec<Signal>) {
     // "<something naming an image> not found": Harbor "artifact x not found", old docker "image
     // x not found", containerd "content at <url> not found" (a blob the registry lacks).
     for (i, _) in t.low.match_indices(" not found") {
-        let clause_start = t.low[..i].rfind(": ").map(|j| j + 2).unwrap_or(0);
-        let from = floor_char_boundary(&t.low, clause_start.max(i.saturating_sub(120)));
+        let window = floor_char_boundary(&t.low, i.saturating_sub(120));
+        let from = t.low[window..i]
+            .rfind(": ")
+            .map_or(window, |j| window + j + 2);
         let clause = &t.low[from..i];
         const NAMES: &[&str] = &[
             "artifact ",

@@ -5,7 +5,8 @@
 //! 1. an invalid image reference is `invalid-image-name` (the kubelet never pulls);
 //! 2. a running pod is `ok`; a failing local probe only adds a note, because the probe runs from
 //!    this machine and the node's DNS, proxy, firewall and trusted CAs may differ;
-//! 3. `imagePullPolicy: Never` with the image absent is `never-pull-missing`;
+//! 3. `imagePullPolicy: Never` with the image absent is `never-pull-missing`; a newest kubelet
+//!    message reporting a successful pull is `ok` (the container waits for another reason);
 //! 4. a pull secret whose payload does not decode fails every pull of the pod: `secret-format`;
 //! 5. the live probe, when it probed the registry the kubelet's message names (or the message
 //!    names none), beats the message text: transport failures, then the credential attempts
