@@ -666,6 +666,18 @@ fn upstream_wordings_table() {
             "credentials-rejected",
             r#"Error response from daemon: login attempt to https://reg.example.com/v2/ failed with status: 401 Unauthorized"#,
         ),
+        (
+            "http-https-mismatch",
+            r#"Error response from daemon: Get https://10.1.1.1:5000/v2/: tls: oversized record received with length 20527"#,
+        ),
+        (
+            "image-not-found",
+            r#"failed to copy: httpReadSeeker: failed open: could not fetch content descriptor sha256:0a1b (application/vnd.docker.image.rootfs.diff.tar.gzip) from remote: not found"#,
+        ),
+        (
+            "unsupported-manifest",
+            r#"failed to pull and unpack image "docker.io/x/y:1": failed to extract layer sha256:2c3d: failed to get stream processor for application/vnd.oci.image.layer.v1.tar+zstd: no processor for media type application/vnd.oci.image.layer.v1.tar+zstd"#,
+        ),
     ];
     for (want, text) in table {
         let want: Cause = want.parse().unwrap();

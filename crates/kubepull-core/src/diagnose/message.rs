@@ -256,6 +256,7 @@ const RULES: &[Rule] = &[
         &[
             "server gave http response to https client",
             "first record does not look like a tls handshake",
+            "tls: oversized record received",
             "malformed http response",
             "client sent an http request to an https server",
         ],
@@ -366,6 +367,7 @@ const RULES: &[Rule] = &[
             "schema1",
             "unknown media type",
             "unexpected media type",
+            "no processor for media type",
             "unsupported mediatype",
             "byte manifest for",
         ],
@@ -443,7 +445,12 @@ const RULES: &[Rule] = &[
     ),
     // distribution BLOB_UNKNOWN: the manifest names a blob the registry lacks.
     rule(
-        &["blob unknown", "blob_unknown", "unknown blob"],
+        &[
+            "blob unknown",
+            "blob_unknown",
+            "unknown blob",
+            "could not fetch content",
+        ],
         C::ImageNotFound,
         tier::NOT_FOUND,
         &[C::CorruptDownload],
