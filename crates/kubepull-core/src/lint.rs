@@ -26,6 +26,9 @@
 //! `pull-secret-not-found` is a warning when the inputs hold no Secret at all, because linting
 //! a Deployment alone is common and its secrets live elsewhere; it is an error when the inputs
 //! hold Secrets but not this one, or hold it in another namespace (Secrets are namespaced).
+//!
+//! The rules about one pull Secret's type, key and payload are also available on their own as
+//! [`check_pull_secret_payload`], which `kubepull doctor` uses on Secrets read from a cluster.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

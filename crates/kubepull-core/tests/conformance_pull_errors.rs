@@ -29,7 +29,16 @@ fn load(path: &Path) -> Vec<(String, Record)> {
         .map(|(n, l)| {
             let r: Record = serde_json::from_str(l)
                 .unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), n + 1));
-            (format!("{}#{}", path.display(), r.id), r)
+            (
+                format!(
+                    "{}#{}",
+                    path.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    r.id
+                ),
+                r,
+            )
         })
         .collect()
 }
@@ -52,6 +61,8 @@ fn files() -> Vec<PathBuf> {
 fn pull_error_corpus() {
     let mut total = 0;
     let mut exact = 0;
+    let mut confirmed = 0;
+    let mut confirmed_exact = 0;
     let mut failures = Vec::new();
     let mut table = Vec::new();
     for f in files() {
@@ -59,8 +70,10 @@ fn pull_error_corpus() {
             let want: Cause = r.cause.parse().unwrap_or_else(|e| panic!("{id}: {e}"));
             let got = classify_message(&r.message);
             total += 1;
+            confirmed += usize::from(r.confirmed);
             if got.cause == want {
                 exact += 1;
+                confirmed_exact += usize::from(r.confirmed);
                 continue;
             }
             let in_candidates = got.candidates.contains(&want);
@@ -80,7 +93,9 @@ fn pull_error_corpus() {
             }
         }
     }
-    println!("exact cause: {exact}/{total}");
+    println!(
+        "exact cause: {exact}/{total}; confirmed records exact: {confirmed_exact}/{confirmed}"
+    );
     for line in &table {
         println!("{line}");
     }

@@ -102,6 +102,19 @@ fn aggregate_of_credential_attempts_rules_out_anonymous() {
 }
 
 #[test]
+fn insufficient_scope_depends_on_the_registry() {
+    // Docker Hub: most likely a repository that does not exist
+    let hub = classify_message("failed to resolve reference \"docker.io/acme/tool:1\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed");
+    assert_eq!(hub.cause, Cause::ImageNotFound);
+    assert_eq!(hub.candidates[0], Cause::NoCredentialsSent);
+    // a private registry: most likely a pull without credentials
+    let private = classify_message("failed to resolve reference \"harbor.corp.example/proj/app:1\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed");
+    assert_eq!(private.cause, Cause::NoCredentialsSent);
+    assert_eq!(private.candidates[0], Cause::ImageNotFound);
+    assert!(private.candidates.contains(&Cause::NoPullAccess));
+}
+
+#[test]
 fn no_pull_access() {
     let c = expect(
         "failed to resolve reference \"ghcr.io/someorg/private:0.1\": failed to authorize: failed to fetch anonymous token: unexpected status from GET request to https://ghcr.io/token?scope=repository%3Asomeorg%2Fprivate%3Apull&service=ghcr.io: 403 Forbidden",
@@ -416,6 +429,22 @@ fn ok_and_unknown() {
 }
 
 #[test]
+fn image_and_registry_from_cri_o_wordings() {
+    let c = classify_message(
+        "rpc error: code = Unknown desc = initializing source docker://quay.io/acme/api:2.1: reading manifest 2.1 in quay.io/acme/api: manifest unknown",
+    );
+    assert_eq!(c.image.as_deref(), Some("quay.io/acme/api:2.1"));
+    assert_eq!(c.registry.as_deref(), Some("quay.io"));
+    let c = classify_message(
+        "reading manifest sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef in ghcr.io/o/r: manifest unknown",
+    );
+    assert_eq!(
+        c.image.as_deref(),
+        Some("ghcr.io/o/r@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+    );
+}
+
+#[test]
 fn crictl_output_with_escaped_quotes() {
     let c = expect(
         "E1206 10:00:00.000000   1234 remote_image.go:180] \"PullImage from image service failed\" err=\"rpc error: code = NotFound desc = failed to pull and unpack image \\\"docker.io/library/nosuch:1\\\": failed to resolve reference \\\"docker.io/library/nosuch:1\\\": docker.io/library/nosuch:1: not found\" image=\"nosuch:1\"",
@@ -432,6 +461,236 @@ fn wrapped_lines_are_rejoined() {
         Cause::DnsFailure,
     );
     assert_eq!(c.registry.as_deref(), Some("reg.example.com"));
+}
+
+/// More wordings composed from the producers read for these rules (containerd resolver,
+/// fetcher, unpacker and CRI plugin, containers/image `docker/errors.go` and
+/// `docker_client.go`, docker daemon 17.x-24.x, Harbor, kubelet events).
+#[test]
+fn upstream_wordings_table() {
+    let table: &[(&str, &str)] = &[
+        (
+            "image-not-found",
+            r#"Failed to pull image "harbor.example.com/library/app:2.0": rpc error: code = Unknown desc = Error response from daemon: unknown: artifact library/app:2.0 not found"#,
+        ),
+        (
+            "image-not-found",
+            r#"Failed to pull image "busybox:nope": rpc error: code = Unknown desc = Error response from daemon: Tag nope not found in repository docker.io/library/busybox"#,
+        ),
+        (
+            "image-not-found",
+            r#"rpc error: code = Unknown desc = Error: image library/doesnotexist:latest not found"#,
+        ),
+        (
+            "image-not-found",
+            r#"Error response from daemon: repository foo/bar not found: does not exist or no pull access"#,
+        ),
+        (
+            "image-not-found",
+            r#"failed to pull and unpack image "quay.io/a/b:1": failed to copy: httpReadSeeker: failed open: content at https://quay.io/v2/a/b/blobs/sha256:abcd not found: not found"#,
+        ),
+        (
+            "unknown",
+            r#"rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing dial unix /run/containerd/containerd.sock: connect: connection refused""#,
+        ),
+        (
+            "rate-limited",
+            r#"Failed to pull image "nginx": pull QPS exceeded"#,
+        ),
+        (
+            "platform-not-found",
+            r#"failed to pull and unpack image "docker.io/x/y:1": failed to unpack image: image might be filtered out"#,
+        ),
+        (
+            "unsupported-manifest",
+            r#"failed to resolve reference "docker.io/old/img:1": not implemented: media type "application/vnd.docker.distribution.manifest.v1+prettyjws" is no longer supported since containerd v2.0, please rebuild the image as "application/vnd.docker.distribution.manifest.v2+json" or "application/vnd.oci.image.manifest.v1+json""#,
+        ),
+        (
+            "corrupt-download",
+            r#"failed to pull and unpack image "x": failed to unpack image on snapshotter overlayfs: mismatched image rootfs and manifest layers"#,
+        ),
+        (
+            "corrupt-download",
+            r#"rpc error: code = Unknown desc = writing blob: storing blob to file "/var/tmp/storage123/1": happened during read: Digest did not match, expected sha256:aaaa, got sha256:bbbb"#,
+        ),
+        (
+            "no-credentials-sent",
+            r#"rpc error: code = Unknown desc = reading manifest 1.0 in registry.corp.example/team/app: authentication required"#,
+        ),
+        (
+            "no-pull-access",
+            r#"rpc error: code = Unknown desc = reading manifest 1.0 in registry.corp.example/team/app: requested access to the resource is denied"#,
+        ),
+        (
+            "credentials-rejected",
+            r#"rpc error: code = Unknown desc = initializing source docker://registry.corp.example/team/app:1.0: unable to retrieve auth token: invalid username/password: unauthorized: authentication required"#,
+        ),
+        (
+            "secret-format",
+            r#"failed to pull and unpack image "r.example/a:1": failed to resolve reference "r.example/a:1": invalid decoded auth: "alice-no-colon-SECRETVALUE""#,
+        ),
+        (
+            "registry-unreachable",
+            r#"Error response from daemon: Get "https://reg.example.com/v2/": proxyconnect tcp: Proxy Authentication Required"#,
+        ),
+        (
+            "registry-unreachable",
+            r#"rpc error: code = Unknown desc = failed to pull and unpack image "r.example/a:1": failed to resolve reference "r.example/a:1": unexpected status from HEAD request to https://r.example/v2/a/manifests/1: 503 Service Unavailable"#,
+        ),
+        (
+            "tls-untrusted",
+            r#"failed to do request: Head "https://r.example/v2/a/manifests/1": remote error: tls: unknown certificate authority"#,
+        ),
+        (
+            "tls-untrusted",
+            r#"Get "https://reg.local/v2/": x509: certificate signed by unknown authority (possibly because of "crypto/rsa: verification error" while trying to verify candidate authority certificate "kubernetes")"#,
+        ),
+        (
+            "image-not-found",
+            r#"failed to resolve reference "docker.io/library/nginxx:latest": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed"#,
+        ),
+        (
+            "no-credentials-sent",
+            r#"Warning FailedToRetrieveImagePullSecret Unable to retrieve some image pull secrets (regcred); attempting to pull the image may not succeed."#,
+        ),
+        (
+            "dns-failure",
+            r#"pinging container registry quay.io: Get "https://quay.io/v2/": dial tcp: lookup quay.io on [::1]:53: read udp [::1]:40000->[::1]:53: read: connection refused"#,
+        ),
+        (
+            "timeout",
+            r#"Failed to pull image "r/x": rpc error: code = DeadlineExceeded desc = context deadline exceeded"#,
+        ),
+        (
+            "timeout",
+            r#"failed to copy: httpReadSeeker: failed open: failed to do request: Get "https://production.cloudflare.docker.com/registry-v2/docker/registry/v2/blobs/sha256/aa/aabb/data": net/http: TLS handshake timeout"#,
+        ),
+        (
+            "http-https-mismatch",
+            r#"Error response from daemon: Get "https://10.0.0.5:5000/v2/": http: server gave HTTP response to HTTPS client"#,
+        ),
+        (
+            "disk-or-extract",
+            r#"failed to pull and unpack image "x": failed to extract layer sha256:1: failed to get stream processor for application/vnd.docker.image.rootfs.diff.tar.gzip: write /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/1/fs/x: disk quota exceeded"#,
+        ),
+        (
+            // ECR is a Basic-auth registry: credentials were sent (a secret or the provider's)
+            "credentials-rejected",
+            r#"Failed to pull image "123.dkr.ecr.us-east-1.amazonaws.com/app:1": failed to resolve reference "123.dkr.ecr.us-east-1.amazonaws.com/app:1": unexpected status from HEAD request to https://123.dkr.ecr.us-east-1.amazonaws.com/v2/app/manifests/1: 401 Unauthorized"#,
+        ),
+        (
+            "no-pull-access",
+            r#"Failed to pull image "gcr.io/p/i:1": rpc error: code = Unknown desc = failed to pull and unpack image "gcr.io/p/i:1": failed to resolve reference "gcr.io/p/i:1": unexpected status from HEAD request to https://gcr.io/v2/p/i/manifests/1: 403 Forbidden"#,
+        ),
+        (
+            "credentials-rejected",
+            r#"Failed to pull image "ghcr.io/org/app:1": failed to resolve reference "ghcr.io/org/app:1": failed to authorize: failed to fetch oauth token: unexpected status from POST request to https://ghcr.io/token: 401 Unauthorized"#,
+        ),
+        (
+            "no-pull-access",
+            r#"Failed to pull image "registry.gitlab.com/grp/app:1": failed to resolve reference "registry.gitlab.com/grp/app:1": failed to authorize: failed to fetch anonymous token: unexpected status from GET request to https://gitlab.com/jwt/auth?scope=repository%3Agrp%2Fapp%3Apull&service=container_registry: 403 Forbidden"#,
+        ),
+        (
+            "image-not-found",
+            r#"Error response from daemon: manifest for quay.io/a/b:9 not found: manifest unknown: manifest unknown"#,
+        ),
+        ("unknown", r#"Back-off pulling image "nginx:1.27""#),
+        ("unknown", r#"Error: ImagePullBackOff"#),
+        (
+            "image-not-found",
+            r#"Failed to pull image "ghcr.io/org/app:missing": rpc error: code = NotFound desc = failed to pull and unpack image "ghcr.io/org/app:missing": failed to resolve reference "ghcr.io/org/app:missing": ghcr.io/org/app:missing: not found"#,
+        ),
+        (
+            "rate-limited",
+            r#"Failed to pull image "quay.io/x/y:1": rpc error: code = Unknown desc = reading manifest 1 in quay.io/x/y: too many requests to registry"#,
+        ),
+        (
+            "registry-unreachable",
+            r#"Failed to pull image "r.example/a:1": rpc error: code = Unknown desc = failed to pull and unpack image "r.example/a:1": failed to resolve reference "r.example/a:1": failed to do request: Head "https://r.example/v2/a/manifests/1": EOF"#,
+        ),
+        (
+            "never-pull-missing",
+            r#"Warning  ErrImageNeverPull  3s  kubelet  Container image "app:local" is not present with pull policy of Never"#,
+        ),
+        (
+            "invalid-image-name",
+            r#"Warning  InspectFailed  kubelet  Failed to apply default image tag "app:": couldn't parse image reference "app:": invalid reference format"#,
+        ),
+        (
+            "image-not-found",
+            r#"Failed to pull image "nexus.local:8082/app:1": rpc error: code = Unknown desc = Error response from daemon: error parsing HTTP 404 response body: invalid character '<' looking for beginning of value: "<!DOCTYPE html><html><head><title>404 - Nexus Repository Manager</title>""#,
+        ),
+        (
+            "invalid-image-name",
+            r#"rpc error: code = Unknown desc = short-name "nginx" did not resolve to an alias and no unqualified-search registries are defined in "/etc/containers/registries.conf""#,
+        ),
+        (
+            "credentials-rejected",
+            r#"Error response from daemon: Get https://artifactory.example.com/v2/docker/app/manifests/1: unauthorized: BAD_CREDENTIAL"#,
+        ),
+        (
+            "credentials-rejected",
+            r#"failed to authorize: failed to fetch oauth token: unexpected status from POST request to https://myacr.azurecr.io/oauth2/token: 401 Unauthorized: unauthorized: Invalid clientid or client secret."#,
+        ),
+        (
+            "timeout",
+            r#"Error response from daemon: Get https://registry-1.docker.io/v2/: net/http: request canceled while waiting for connection"#,
+        ),
+        (
+            "disk-or-extract",
+            r#"failed to register layer: max depth exceeded"#,
+        ),
+        (
+            "cloud-credential-provider",
+            r#"E1206 kubelet plugin.go:  Failed getting credential from external registry credential provider: error execing credential provider plugin ecr-credential-provider for image 1.dkr.ecr.us-west-2.amazonaws.com/x: exit status 1: WebIdentityErr: failed to retrieve credentials"#,
+        ),
+        ("secret-format", r#"Error: unexpected end of JSON input"#),
+        (
+            "secret-format",
+            r#"invalid character 'y' looking for beginning of object key string"#,
+        ),
+        (
+            "unknown",
+            r#"rpc error: code = Unknown desc = Error response from daemon: unknown: failed to process request"#,
+        ),
+        (
+            "platform-not-found",
+            r#"rpc error: code = Unknown desc = Error response from daemon: image operating system "windows" cannot be used on this platform"#,
+        ),
+        // the credential helper, not the registry, met the TLS error
+        (
+            "cloud-credential-provider",
+            r#"error getting credentials - err: exit status 1, out: `request failed: SSL: CERTIFICATE_VERIFY_FAILED certificate verify failed: self signed certificate in certificate chain`"#,
+        ),
+        (
+            "credentials-rejected",
+            r#"Error response from daemon: login attempt to https://reg.example.com/v2/ failed with status: 401 Unauthorized"#,
+        ),
+        (
+            "http-https-mismatch",
+            r#"Error response from daemon: Get https://10.1.1.1:5000/v2/: tls: oversized record received with length 20527"#,
+        ),
+        (
+            "image-not-found",
+            r#"failed to copy: httpReadSeeker: failed open: could not fetch content descriptor sha256:0a1b (application/vnd.docker.image.rootfs.diff.tar.gzip) from remote: not found"#,
+        ),
+        (
+            "unsupported-manifest",
+            r#"failed to pull and unpack image "docker.io/x/y:1": failed to extract layer sha256:2c3d: failed to get stream processor for application/vnd.oci.image.layer.v1.tar+zstd: no processor for media type application/vnd.oci.image.layer.v1.tar+zstd"#,
+        ),
+    ];
+    for (want, text) in table {
+        let want: Cause = want.parse().unwrap();
+        let c = classify_message(text);
+        assert_eq!(
+            c.cause, want,
+            "text: {text}\ncandidates: {:?}\nevidence: {:?}",
+            c.candidates, c.evidence
+        );
+        for e in &c.evidence {
+            assert!(!e.contains("SECRETVALUE"), "secret echoed: {e}");
+        }
+    }
 }
 
 /// Secret-looking substrings never survive into the echoed fields.
@@ -473,6 +732,20 @@ fn evidence_never_echoes_secrets() {
         redact("Authorization: Bearer abc.def"),
         "Authorization: REDACTED"
     );
+}
+
+/// Pathological pastes (long runs of line breaks, a phrase repeated many times) are handled in
+/// linear passes and cut at `MAX_MESSAGE_BYTES`.
+#[test]
+fn pathological_input_is_handled() {
+    let breaks = "\n".repeat(300_000);
+    assert_eq!(classify_message(&breaks).cause, Cause::Unknown);
+    let repeated = "image x not found: ".repeat(40_000);
+    assert_eq!(classify_message(&repeated).cause, Cause::ImageNotFound);
+    let mut multibyte = "é".repeat(200_000);
+    multibyte.push_str(" no such host");
+    // cut inside the limit: the phrase after it is not read, and the cut is char-aligned
+    assert_eq!(classify_message(&multibyte).cause, Cause::Unknown);
 }
 
 proptest! {

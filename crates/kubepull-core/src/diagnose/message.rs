@@ -21,6 +21,12 @@
 //!    bare 401/403);
 //! 7. weak hints (bare `not found`, 5xx, `context canceled`).
 //!
+//! Within a tier the earlier rule wins, and within a rule the most specific phrase is quoted as
+//! evidence. Some phrases mean different things in different places, so two guards apply: a
+//! `dial unix` error is the kubelet failing to reach the container runtime's socket, not the
+//! registry (its connection errors are dropped), and a Go JSON syntax error blames a pull secret
+//! only when no registry response or token body is being parsed.
+//!
 //! Two adjustments follow: a failed pull without credentials against a cloud registry (ECR,
 //! GCR/Artifact Registry, ACR) is first of all a cloud credential provider failure, because on
 //! those nodes the kubelet's provider is what supplies the credentials; and a kubelet aggregate of
@@ -29,7 +35,10 @@
 //! which rules out `no-credentials-sent`: all of them refused is `credentials-rejected`, or
 //! `cloud-credential-provider` when the registry is a cloud registry or one attempt ended in a
 //! server error (a token exchange failing server-side, as registries answer credentials of a
-//! cloud identity they cannot map).
+//! cloud identity they cannot map). Finally the ambiguous "repository does not exist or may
+//! require authorization" / `insufficient_scope` answer reads as `image-not-found` on Docker
+//! Hub (which answers so for a repository that does not exist) and as `no-credentials-sent` on
+//! other registries; the other reading stays the first candidate.
 
 use serde::Serialize;
 
@@ -40,7 +49,8 @@ use super::Cause;
 pub struct MessageClass {
     /// The most likely cause.
     pub cause: Cause,
-    /// Other causes the text still allows, most likely first (never contains `cause`).
+    /// Other causes the text still allows, most likely first (never contains `cause`). When only
+    /// phrases below the transport tiers decided, `unknown` closes the list.
     pub candidates: Vec<Cause>,
     /// The component whose wording the text carries: `"containerd"`, `"cri-o"`,
     /// `"dockershim"` (docker daemon text, also through cri-dockerd) or `"kubelet"` (kubelet
@@ -123,6 +133,7 @@ const RULES: &[Rule] = &[
             "couldn't parse image reference",
             "couldn't parse image name",
             "failed to apply default image tag",
+            "failed to parse image reference",
             "invalidimagename",
             "invalid image name",
         ],
@@ -130,12 +141,26 @@ const RULES: &[Rule] = &[
         tier::KUBELET,
         &[],
     ),
+    // containers/image short-name resolution (CRI-O with `short-name-mode = "enforcing"` or no
+    // unqualified-search registries): the name must be fully qualified.
+    rule(
+        &[
+            "did not resolve to an alias",
+            "short-name resolution enforced",
+            "short name resolution",
+        ],
+        C::InvalidImageName,
+        tier::NODE,
+        &[C::ImageNotFound],
+    ),
     // k8s `pkg/credentialprovider/config.go` decodeDockerConfigFieldAuth, also in
-    // containers/image `pkg/docker/config` (CRI-O): the auth field is not base64(user:password).
+    // containers/image `pkg/docker/config` (CRI-O): the auth field is not base64(user:password);
+    // containerd CRI `image_pull.go` ParseAuth: "invalid decoded auth: %q".
     rule(
         &[
             "unable to parse auth field",
             "must be formatted as base64(username:password)",
+            "invalid decoded auth",
             "illegal base64 data at input byte",
         ],
         C::SecretFormat,
@@ -169,6 +194,9 @@ const RULES: &[Rule] = &[
             "no valid providers in chain",
             "failed to refresh cached credentials",
             "aadsts",
+            "imds",
+            "webidentityerr",
+            "ecr authorization token",
         ],
         C::CloudCredentialProvider,
         tier::NODE,
@@ -209,11 +237,13 @@ const RULES: &[Rule] = &[
             "self signed certificate",
             "self-signed certificate",
             "unable to get local issuer certificate",
+            "certificate verify failed",
             "unknown certificate authority",
             "remote error: tls: unknown certificate",
             "remote error: tls: bad certificate",
             "tls: failed to verify certificate",
             "x509: ",
+            "remote error: tls: ",
         ],
         C::TlsUntrusted,
         tier::TRANSPORT,
@@ -226,6 +256,7 @@ const RULES: &[Rule] = &[
         &[
             "server gave http response to https client",
             "first record does not look like a tls handshake",
+            "tls: oversized record received",
             "malformed http response",
             "client sent an http request to an https server",
         ],
@@ -257,7 +288,10 @@ const RULES: &[Rule] = &[
             "host is unreachable",
             "connection reset by peer",
             "connection timed out",
+            "cannot assign requested address",
+            "network is down",
             "proxyconnect tcp",
+            "proxy authentication required",
             "broken pipe",
         ],
         C::RegistryUnreachable,
@@ -272,6 +306,7 @@ const RULES: &[Rule] = &[
             "too many requests",
             "rate limit",
             "ratelimit",
+            "pull qps exceeded",
         ],
         C::RateLimited,
         tier::RATE,
@@ -284,6 +319,7 @@ const RULES: &[Rule] = &[
             "because of no progress in",
             "context deadline exceeded",
             "client.timeout exceeded",
+            "request canceled while waiting for connection",
             "tls handshake timeout",
             "timeout awaiting response headers",
             "deadlineexceeded",
@@ -303,10 +339,12 @@ const RULES: &[Rule] = &[
             "no match for platform in manifest",
             "no matching manifest for",
             "does not match the specified platform",
+            "cannot be used on this platform",
             "choosing image instance",
             "choosing an image from manifest list",
             "no image found in manifest list for architecture",
             "no image found in image index for architecture",
+            "image might be filtered out",
         ],
         C::PlatformNotFound,
         tier::CONTENT,
@@ -318,6 +356,9 @@ const RULES: &[Rule] = &[
         &[
             "schema 1 images",
             "schema 1 support",
+            "schema 1 not supported",
+            "is no longer supported since containerd",
+            "manifest.v1+prettyjws",
             "manifest version 2, schema 1",
             "unsupported media type",
             "mediatype in manifest should be",
@@ -325,7 +366,10 @@ const RULES: &[Rule] = &[
             "failed to get converter",
             "schema1",
             "unknown media type",
+            "unexpected media type",
+            "no processor for media type",
             "unsupported mediatype",
+            "byte manifest for",
         ],
         C::UnsupportedManifest,
         tier::CONTENT,
@@ -339,6 +383,9 @@ const RULES: &[Rule] = &[
             "unexpected commit size",
             "failed size validation",
             "digest mismatch",
+            "digest did not match",
+            "unexpected digest: ",
+            "unexpected size: ",
             "short read",
             "failed to read expected number of bytes",
             "unexpected eof",
@@ -350,6 +397,16 @@ const RULES: &[Rule] = &[
         tier::CONTENT,
         &[C::RegistryUnreachable],
     ),
+    // containerd unpacker: an image whose config does not describe its layers.
+    rule(
+        &[
+            "number of layers and diffids don't match",
+            "mismatched image rootfs and manifest layers",
+        ],
+        C::CorruptDownload,
+        tier::CONTENT,
+        &[C::UnsupportedManifest],
+    ),
     // containerd `diff/apply` / snapshotters and docker `layer` store.
     rule(
         &[
@@ -360,7 +417,9 @@ const RULES: &[Rule] = &[
             "failed to register layer",
             "error creating overlay mount",
             "failed to prepare extraction snapshot",
+            "failed to stat snapshot",
             "failed to mount",
+            "max depth exceeded",
         ],
         C::DiskOrExtract,
         tier::UNPACK,
@@ -377,6 +436,8 @@ const RULES: &[Rule] = &[
             "name_unknown",
             "repository name not known to registry",
             "requested image not found",
+            "not found in repository",
+            "references to blobs and/or manifests are missing",
         ],
         C::ImageNotFound,
         tier::NOT_FOUND,
@@ -384,7 +445,12 @@ const RULES: &[Rule] = &[
     ),
     // distribution BLOB_UNKNOWN: the manifest names a blob the registry lacks.
     rule(
-        &["blob unknown", "blob_unknown"],
+        &[
+            "blob unknown",
+            "blob_unknown",
+            "unknown blob",
+            "could not fetch content",
+        ],
         C::ImageNotFound,
         tier::NOT_FOUND,
         &[C::CorruptDownload],
@@ -405,12 +471,22 @@ const RULES: &[Rule] = &[
     // auth token: invalid username/password"; Docker Hub "incorrect username or password";
     // Artifactory "Bad credentials"; ECR "Your authorization token has expired".
     rule(
+        &["invalid username/password", "unable to retrieve auth token"],
+        C::CredentialsRejected,
+        tier::AUTH,
+        // containers/image says this for any 401 from the token realm, anonymous included
+        &[C::NoCredentialsSent, C::SecretFormat],
+    ),
+    rule(
         &[
-            "invalid username/password",
             "incorrect username or password",
-            "unable to retrieve auth token",
+            "login attempt to",
             "bad credentials",
+            "bad_credential",
             "invalid credentials",
+            "invalid clientid or client secret",
+            "password or token is incorrect",
+            "password was incorrect",
             "authentication failed",
             "authorization token has expired",
             "server message: invalid_token",
@@ -419,10 +495,19 @@ const RULES: &[Rule] = &[
         tier::AUTH,
         &[C::SecretFormat],
     ),
+    // kubelet `getPullSecretsForPod`: event FailedToRetrieveImagePullSecret, the pull goes on
+    // without the missing secrets.
+    rule(
+        &["unable to retrieve some image pull secrets"],
+        C::NoCredentialsSent,
+        tier::AUTH,
+        &[C::NoPullAccess, C::ImageNotFound],
+    ),
     // Go encoding/json errors while decoding a pull secret (kubelet `MakeDockerKeyring`).
     rule(
         &[
             "looking for beginning of value",
+            "invalid character '",
             "json: cannot unmarshal",
             "unexpected end of json input",
         ],
@@ -437,6 +522,7 @@ const RULES: &[Rule] = &[
     rule(
         &[
             "repository does not exist or may require",
+            "does not exist or no pull access",
             "insufficient_scope",
         ],
         C::ImageNotFound,
@@ -458,11 +544,7 @@ const RULES: &[Rule] = &[
     // distribution errcode DENIED "requested access to the resource is denied" and cloud
     // registries' "denied: Permission ... denied".
     rule(
-        &[
-            "requested access to the resource is denied",
-            "denied: ",
-            "access to the requested resource is not authorized",
-        ],
+        &["requested access to the resource is denied", "denied: "],
         C::NoPullAccess,
         tier::AUTH_AMBIGUOUS,
         &[
@@ -473,10 +555,19 @@ const RULES: &[Rule] = &[
     ),
     // distribution errcode UNAUTHORIZED "authentication required".
     rule(
-        &["authentication required", "unauthorized"],
+        &[
+            "authentication required",
+            "access to the requested resource is not authorized",
+            "unauthorized",
+        ],
         C::NoCredentialsSent,
         tier::AUTH_AMBIGUOUS,
-        &[C::CredentialsRejected, C::SecretFormat, C::NoPullAccess],
+        &[
+            C::CredentialsRejected,
+            C::SecretFormat,
+            C::NoPullAccess,
+            C::ImageNotFound,
+        ],
     ),
     // kubelet `evalCRIPullErr`: "image pull failed for %s because the registry is unavailable";
     // CRI-O "pinging container registry %s".
@@ -490,6 +581,20 @@ const RULES: &[Rule] = &[
         C::RegistryUnreachable,
         tier::WEAK,
         &[C::Unknown],
+    ),
+    // Server errors named without a code (distribution UNAVAILABLE "service unavailable").
+    rule(
+        &[
+            "service unavailable",
+            "bad gateway",
+            "gateway timeout",
+            "internal server error",
+            "use of closed network connection",
+            "server sent goaway",
+        ],
+        C::RegistryUnreachable,
+        tier::WEAK,
+        &[C::Unknown, C::Timeout],
     ),
     // kubelet cancellation after the runtime request timeout (grpc code Canceled).
     rule(
@@ -545,19 +650,27 @@ impl Text {
             .replace("\\t", " ");
         let chars: Vec<char> = s.chars().collect();
         let mut out = String::with_capacity(s.len());
-        for (i, &c) in chars.iter().enumerate() {
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
             if c == '\n' || c == '\r' {
                 // A break between two word characters is a terminal wrap inside a word
-                // ("contai\nnerd"); anything else is a separator.
-                let prev = out.chars().last();
-                let next = chars[i + 1..].iter().find(|c| **c != '\r' && **c != '\n');
+                // ("contai\nnerd"); anything else is a separator. A run of breaks is one break.
+                let run_end = chars[i..]
+                    .iter()
+                    .position(|c| *c != '\r' && *c != '\n')
+                    .map_or(chars.len(), |n| i + n);
+                let prev = out.chars().next_back();
+                let next = chars.get(run_end);
                 let inside_word =
                     matches!((prev, next), (Some(p), Some(n)) if is_word(p) && is_word(*n));
                 if !inside_word && !out.ends_with(' ') {
                     out.push(' ');
                 }
+                i = run_end;
                 continue;
             }
+            i += 1;
             if c.is_whitespace() {
                 if !out.ends_with(' ') && !out.is_empty() {
                     out.push(' ');
@@ -630,8 +743,13 @@ fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// Classifies a pull error message. Never panics; unknown text gives [`Cause::Unknown`].
+/// The longest input read; a longer paste is cut (at a character boundary) before classifying.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Classifies a pull error message. Never panics; unknown text gives [`Cause::Unknown`]. Only
+/// the first [`MAX_MESSAGE_BYTES`] are read.
 pub fn classify_message(text: &str) -> MessageClass {
+    let text = &text[..floor_char_boundary(text, text.len().min(MAX_MESSAGE_BYTES))];
     let t = Text::new(text);
     let image = extract_image(&t);
     let registry = extract_registry(&t, image.as_deref());
@@ -662,6 +780,36 @@ pub fn classify_message(text: &str) -> MessageClass {
         }
     }
     special_signals(&t, http_status, &mut signals);
+
+    // A JSON syntax error is a pull secret's only when no registry answer is being parsed
+    // (docker "error parsing HTTP 404 response body: invalid character '<' ...", containerd
+    // "unable to decode token response").
+    const PARSING_REGISTRY: &[&str] = &[
+        "response body",
+        "token response",
+        "bearer token",
+        "error parsing http",
+        "image config",
+        "manifest",
+    ];
+    if PARSING_REGISTRY.iter().any(|n| t.contains(n)) {
+        signals.retain(|s| !(s.cause == C::SecretFormat && s.also == [C::Unknown]));
+    }
+
+    // "dial unix /run/containerd/containerd.sock": the kubelet (or crictl) cannot reach the
+    // container runtime, so connection errors say nothing about the registry.
+    if let Some(i) = t.low.find("dial unix ") {
+        signals.retain(|s| s.tier > tier::CONNECT || s.cause != C::RegistryUnreachable);
+        signals.push(Signal {
+            cause: C::Unknown,
+            tier: tier::TRANSPORT,
+            also: vec![],
+            evidence: format!(
+                "the container runtime itself is unreachable: {}",
+                t.clause(i, i + "dial unix ".len())
+            ),
+        });
+    }
 
     let Some(best) = signals
         .iter()
@@ -735,6 +883,24 @@ pub fn classify_message(text: &str) -> MessageClass {
     if credentials_tried && cause == C::ImageNotFound {
         candidates.retain(|c| *c != C::NoCredentialsSent);
     }
+    // "repository does not exist or may require authorization" / insufficient_scope: Docker
+    // Hub gives it for a repository that does not exist (public images are the rule there);
+    // on a private registry the usual reason is a pull without credentials.
+    let hub = |r: &str| {
+        matches!(
+            r,
+            "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com"
+        )
+    };
+    if cause == C::ImageNotFound
+        && best.tier == tier::AUTH_AMBIGUOUS
+        && !credentials_tried
+        && cloud.is_none()
+        && registry.as_deref().is_some_and(|r| !hub(r))
+    {
+        cause = C::NoCredentialsSent;
+        candidates.insert(0, C::ImageNotFound);
+    }
 
     let mut seen = Vec::new();
     candidates.retain(|c| {
@@ -745,6 +911,11 @@ pub fn classify_message(text: &str) -> MessageClass {
             true
         }
     });
+    // Below the transport tiers a phrase never proves its cause outright: keep "unknown" open
+    // as the last alternative.
+    if best.tier >= tier::TIMEOUT && cause != C::Unknown && !candidates.contains(&C::Unknown) {
+        candidates.push(C::Unknown);
+    }
     if cause == C::Ok {
         candidates.clear();
     }
@@ -845,6 +1016,32 @@ fn special_signals(t: &Text, status: Option<u16>, out: &mut Vec<Signal>) {
             });
         }
     }
+    // containerd resolver: a 401 on the manifest request itself (not on the token realm) is
+    // what a Basic-auth registry answers to wrong credentials — without credentials the
+    // authorizer stops earlier with "no basic auth credentials" — or a Bearer registry to a
+    // token it does not accept (core/remotes/docker/resolver.go, unexpectedResponseErr).
+    for method in [
+        "unexpected status from head request to ",
+        "unexpected status from get request to ",
+    ] {
+        let Some(i) = t.low.find(method) else {
+            continue;
+        };
+        let rest = &t.low[i + method.len()..];
+        let url = rest.split(": ").next().unwrap_or("");
+        let token_url = ["token", "oauth", "/auth", "jwt"]
+            .iter()
+            .any(|w| url.contains(w));
+        if !token_url && extract_status_from(rest) == Some(401) {
+            out.push(Signal {
+                cause: C::CredentialsRejected,
+                tier: tier::AUTH,
+                also: vec![C::NoCredentialsSent, C::SecretFormat],
+                evidence: t.clause(i, i + method.len() + url.len()),
+            });
+        }
+        break;
+    }
     // A dial that times out is a registry that does not answer (firewall drop); a DNS lookup
     // timing out is already a DNS failure.
     if let Some(i) = t.low.find("i/o timeout") {
@@ -934,6 +1131,47 @@ fn special_signals(t: &Text, status: Option<u16>, out: &mut Vec<Signal>) {
             });
         }
     }
+    // "<something naming an image> not found": Harbor "artifact x not found", old docker "image
+    // x not found", containerd "content at <url> not found" (a blob the registry lacks).
+    for (i, _) in t.low.match_indices(" not found") {
+        let window = floor_char_boundary(&t.low, i.saturating_sub(120));
+        let from = t.low[window..i]
+            .rfind(": ")
+            .map_or(window, |j| window + j + 2);
+        let clause = &t.low[from..i];
+        const NAMES: &[&str] = &[
+            "artifact ",
+            "repository ",
+            "image ",
+            "tag ",
+            "manifest ",
+            "content at ",
+        ];
+        const OTHER: &[&str] = &[
+            "platform",
+            "snapshot",
+            "content digest",
+            "secret",
+            "serviceaccount",
+            "service account",
+            "no such",
+            "config",
+        ];
+        if NAMES.iter().any(|n| clause.contains(n)) && !OTHER.iter().any(|n| clause.contains(n)) {
+            let also = if clause.contains("content at ") {
+                vec![C::CorruptDownload]
+            } else {
+                vec![]
+            };
+            out.push(Signal {
+                cause: C::ImageNotFound,
+                tier: tier::NOT_FOUND,
+                also,
+                evidence: t.clause(i, i + " not found".len()),
+            });
+            break;
+        }
+    }
     if t.contains("code = notfound") && !t.contains("platform") {
         let i = t.low.find("code = notfound").unwrap_or(0);
         out.push(Signal {
@@ -977,6 +1215,7 @@ const STATUS_PREFIXES: &[&str] = &[
     "status code: ",
     "status code=",
     "statuscode=",
+    "statuscode: ",
     "status=",
     "http status: ",
     "http ",
@@ -1046,6 +1285,7 @@ fn extract_image(t: &Text) -> Option<String> {
         "pull access denied for ",
         "image pull failed for ",
         "cancel pulling image ",
+        "source docker://",
     ];
     for p in WORD_AFTER {
         if let Some(i) = t.low.find(p) {
@@ -1061,15 +1301,15 @@ fn extract_image(t: &Text) -> Option<String> {
         }
     }
     // CRI-O / containers/image: "reading manifest TAG in REPO".
-    for p in ["reading manifest "] {
-        if let Some(i) = t.low.find(p) {
-            let rest = &t.orig[i + p.len()..];
-            let mut words = rest.split(' ');
-            if let (Some(tag), Some("in"), Some(repo)) = (words.next(), words.next(), words.next())
-            {
-                let repo = repo.trim_end_matches(':');
-                return Some(redact(&format!("{repo}:{tag}")));
-            }
+    const READING_MANIFEST: &str = "reading manifest ";
+    if let Some(i) = t.low.find(READING_MANIFEST) {
+        let rest = &t.orig[i + READING_MANIFEST.len()..];
+        let mut words = rest.split(' ');
+        if let (Some(tag), Some("in"), Some(repo)) = (words.next(), words.next(), words.next()) {
+            let repo = repo.trim_end_matches(':');
+            // a digest reference reads "reading manifest sha256:... in repo"
+            let sep = if tag.contains(':') { "@" } else { ":" };
+            return Some(redact(&format!("{repo}{sep}{tag}")));
         }
     }
     None
@@ -1232,6 +1472,7 @@ pub fn redact(text: &str) -> String {
         s = redact_after_word(&s, key);
     }
     for key in [
+        "invalid decoded auth:",
         "\"password\":",
         "\"auth\":",
         "\"identitytoken\":",

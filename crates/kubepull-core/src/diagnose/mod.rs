@@ -15,6 +15,21 @@
 //!
 //! Nothing here ever echoes a secret: message evidence goes through [`redact`], and credential
 //! views carry registry keys and usernames only.
+//!
+//! ```
+//! use kubepull_core::diagnose::{classify_message, Cause};
+//!
+//! let c = classify_message(
+//!     "Failed to pull image \"10.0.0.5:5000/tools/jq:1.7\": failed to pull and unpack image \
+//!      \"10.0.0.5:5000/tools/jq:1.7\": failed to resolve reference \"10.0.0.5:5000/tools/jq:1.7\": \
+//!      pull access denied, repository does not exist or may require authorization: \
+//!      authorization failed: no basic auth credentials",
+//! );
+//! assert_eq!(c.cause, Cause::NoCredentialsSent);
+//! assert_eq!(c.runtime, Some("containerd"));
+//! assert_eq!(c.registry.as_deref(), Some("10.0.0.5:5000"));
+//! assert_eq!(c.evidence[0], "authorization failed: no basic auth credentials");
+//! ```
 
 pub mod message;
 pub mod traps;

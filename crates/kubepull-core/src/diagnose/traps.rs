@@ -173,6 +173,7 @@ pub enum Trap {
         /// The Secret's name.
         name: String,
         /// Its type.
+        #[serde(rename = "type")]
         type_: String,
     },
     /// The key the type requires is absent or empty; the kubelet skips the Secret.
@@ -459,6 +460,14 @@ pub fn check_secrets(input: &TrapInput<'_>) -> TrapReport {
                 format!("pull secret {name:?} is listed twice; the kubelet tries its credentials twice"),
                 format!("remove the second {name:?} entry from imagePullSecrets of the pod's workload template"),
             );
+            // the kubelet does not de-duplicate (kubelet_pods.go getPullSecretsForPod)
+            if let Some(SecretLookup::Found { type_, data }) = input.secrets.get(name) {
+                pull_secrets.push(PullSecret {
+                    name: name.clone(),
+                    secret_type: type_.clone(),
+                    data: data.clone(),
+                });
+            }
             continue;
         }
         seen.push(name);
@@ -735,7 +744,9 @@ fn service_account_traps(cx: &mut Ctx<'_>, sa: &ServiceAccountView<'_>) {
         .filter(|n| !n.is_empty() && !pod.contains(n))
         .cloned()
         .collect();
-    let pod_had_own = pod.iter().any(|n| !n.is_empty()) || !pod.is_empty();
+    // admission.go Admit: `if len(pod.Spec.ImagePullSecrets) == 0` copies the ServiceAccount's
+    // list; any entry, even an empty name, counts as the pod's own list.
+    let pod_had_own = !pod.is_empty();
     if !missing.is_empty() {
         let (message, fix, severity) = if pod_had_own {
             (
@@ -776,6 +787,62 @@ fn service_account_traps(cx: &mut Ctx<'_>, sa: &ServiceAccountView<'_>) {
     }
 }
 
+/// Splits `host[:port][/path]` into host, port and path (path with its leading `/`).
+fn split_key(key: &str) -> (&str, &str, &str) {
+    let (hostport, path) = match key.find('/') {
+        Some(i) => (&key[..i], &key[i..]),
+        None => (key, ""),
+    };
+    match hostport.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (h, p, path),
+        _ => (hostport, "", path),
+    }
+}
+
+/// Why a registry key does not match a lookup key, in the terms of the kubelet's rule
+/// (`URLsMatch`: equal ports, equal label counts with one-label globs, case-sensitive hosts,
+/// then a plain path prefix). The match itself is decided by [`keyring`]; this only explains.
+pub fn mismatch_reason(config_key: &str, lookup_key: &str) -> String {
+    let Some(norm) = keyring::normalize_registry_key(config_key) else {
+        return "not a valid URL, so the kubelet skips this entry".into();
+    };
+    let (kh, kp, kpath) = split_key(&norm);
+    let (lh, lp, lpath) = split_key(lookup_key);
+    let port = |p: &str| {
+        if p.is_empty() {
+            "none".to_string()
+        } else {
+            p.to_string()
+        }
+    };
+    if kp != lp {
+        return format!(
+            "ports differ (key {}, image {}); they must be equal strings",
+            port(kp),
+            port(lp)
+        );
+    }
+    if kh != lh {
+        if kh.eq_ignore_ascii_case(lh) {
+            return format!("host {kh} differs from {lh} only in case; matching is case-sensitive");
+        }
+        if kh.contains('*') && kh.split('.').count() != lh.split('.').count() {
+            return format!(
+                "{kh} has {} labels and {lh} has {}; each * matches exactly one label",
+                kh.split('.').count(),
+                lh.split('.').count()
+            );
+        }
+        if !kh.contains(['*', '?', '[']) {
+            return format!("host {kh} is not {lh}");
+        }
+    }
+    if !lpath.starts_with(kpath) {
+        return format!("path {kpath} is not a prefix of {lpath}");
+    }
+    format!("does not match {lookup_key}")
+}
+
 fn no_match(cx: &mut Ctx<'_>, pull_secrets: &[PullSecret], lookup_key: &str) {
     let mut keys = Vec::new();
     for s in pull_secrets {
@@ -806,7 +873,14 @@ fn no_match(cx: &mut Ctx<'_>, pull_secrets: &[PullSecret], lookup_key: &str) {
     }
     let list: Vec<String> = keys
         .iter()
-        .map(|k| format!("{} ({})", k.key, k.source))
+        .map(|k| {
+            format!(
+                "{} ({}: {})",
+                k.key,
+                k.source,
+                mismatch_reason(&k.key, lookup_key)
+            )
+        })
         .collect();
     let names: Vec<String> = pull_secrets.iter().map(|s| s.name.clone()).collect();
     let target = names.first().cloned().unwrap_or_else(|| "regcred".into());
@@ -825,7 +899,7 @@ fn no_match(cx: &mut Ctx<'_>, pull_secrets: &[PullSecret], lookup_key: &str) {
             keys,
         },
         Severity::Blocking,
-        format!("no registry key matches the image's lookup key {lookup_key}: available keys are {}; the kubelet pulls anonymously (keys match on host and port exactly, then path prefix)", list.join(", ")),
+        format!("no registry key matches the image's lookup key {lookup_key}: available keys are {}; the kubelet pulls anonymously", list.join(", ")),
         fix,
     );
 }

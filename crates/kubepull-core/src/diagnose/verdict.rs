@@ -5,12 +5,15 @@
 //! 1. an invalid image reference is `invalid-image-name` (the kubelet never pulls);
 //! 2. a running pod is `ok`; a failing local probe only adds a note, because the probe runs from
 //!    this machine and the node's DNS, proxy, firewall and trusted CAs may differ;
-//! 3. `imagePullPolicy: Never` with the image absent is `never-pull-missing`;
+//! 3. `imagePullPolicy: Never` with the image absent is `never-pull-missing`; a newest kubelet
+//!    message reporting a successful pull is `ok` (the container waits for another reason);
 //! 4. a pull secret whose payload does not decode fails every pull of the pod: `secret-format`;
 //! 5. the live probe, when it probed the registry the kubelet's message names (or the message
 //!    names none), beats the message text: transport failures, then the credential attempts
 //!    (rate limit, rejected, forbidden, not found), then the manifest (missing, unsupported,
-//!    platform missing from the index);
+//!    platform missing from the index). A transport failure of the probe does not override a
+//!    message in which the registry answered the node (401, 403, not found, ...): the node
+//!    reaches the registry, so the failure is local to the machine running the probe;
 //! 6. otherwise the newest classifiable kubelet message ([`classify_message`]);
 //! 7. blocking secret traps explain credential failures: with no credential for the image the
 //!    pull went out anonymously (`no-credentials-sent`, with the key comparison as evidence).
@@ -332,12 +335,13 @@ fn trap_evidence(traps: &TrapReport) -> Vec<String> {
         .collect()
 }
 
-/// The newest kubelet message that classifies to a known cause (or the newest at all).
+/// The newest kubelet message that classifies to a cause (a success counts), else the waiting
+/// reason's, else the newest message's class.
 fn message_class(k: &KubeletView) -> Option<MessageClass> {
     let mut first = None;
     for m in &k.messages {
         let c = classify_message(m);
-        if c.cause != Cause::Unknown && c.cause != Cause::Ok {
+        if c.cause != Cause::Unknown {
             return Some(c);
         }
         if first.is_none() {
@@ -442,6 +446,16 @@ pub fn verdict(
         );
     }
 
+    // the newest kubelet message says the image is there
+    if let Some(m) = msg.as_ref().filter(|m| m.cause == Cause::Ok) {
+        return mk(
+            Cause::Ok,
+            vec![],
+            "the image was pulled (the newest kubelet message says so); the container waits for another reason".into(),
+            m.evidence.clone(),
+        );
+    }
+
     // 4. undecodable pull secret: every pull of the pod fails with the decode error
     if let Some(f) = traps.findings.iter().find(|f| {
         matches!(
@@ -459,11 +473,21 @@ pub fn verdict(
 
     // 5. the live probe, when it speaks about the same registry
     let msg_registry = msg.as_ref().and_then(|m| m.registry.clone());
+    // A message in which the registry answered proves the node reaches it: a transport failure
+    // of the local probe then says nothing about the node.
+    let node_reached = msg.as_ref().is_some_and(|m| registry_answered(m.cause));
+    let mut probe_note = None;
     if let Some(p) = probe {
         let agrees = msg_registry
             .as_deref()
             .is_none_or(|r| same_registry(r, &p.registry));
-        if agrees {
+        if let (true, Err(f)) = (agrees && node_reached, &p.reachable) {
+            probe_note = Some(format!(
+                "{}, but the kubelet's message shows the node reached {}: the difference is local to this machine",
+                probe_failure_cause(f).1,
+                p.registry
+            ));
+        } else if agrees {
             if let Some(v) = from_probe(p, traps, kubelet, msg.as_ref(), &mk) {
                 return v;
             }
@@ -532,6 +556,7 @@ pub fn verdict(
         }
     }
     let summary = summary_for(cause, kubelet, m.registry.as_deref());
+    evidence.extend(probe_note);
     let mut v = mk(cause, candidates, summary, evidence);
     if let Some(p) = probe {
         if msg_registry
@@ -546,6 +571,22 @@ pub fn verdict(
         }
     }
     v
+}
+
+/// Causes whose message means the registry (or its token service) answered the node.
+fn registry_answered(c: Cause) -> bool {
+    matches!(
+        c,
+        Cause::CredentialsRejected
+            | Cause::NoCredentialsSent
+            | Cause::NoPullAccess
+            | Cause::ImageNotFound
+            | Cause::PlatformNotFound
+            | Cause::RateLimited
+            | Cause::UnsupportedManifest
+            | Cause::CorruptDownload
+            | Cause::DiskOrExtract
+    )
 }
 
 type Mk<'a> = dyn Fn(Cause, Vec<Cause>, String, Vec<String>) -> Verdict + 'a;
