@@ -77,6 +77,16 @@
 //! | 20 | [`error::EXIT_NEVER_PULL`] | pull policy `Never` and the image is not present (reported by the command line, never by this crate) |
 //! | 1 | every other kind | protocol, policy, size limit, local I/O |
 //!
+//! # Limits
+//!
+//! - Only one client certificate per host in `hosts.toml` (more is an error naming the key);
+//!   `dial_timeout` and other unknown `hosts.toml` keys are ignored, as containerd ignores
+//!   unknown keys.
+//! - A host's custom TLS needs a client built by [`Client::https`] (or its variants); a client
+//!   over a custom [`Transport`] uses that transport for every host.
+//! - The fuzz targets (`fuzz/`: `challenge`, `token`, `manifest`) need nightly and cargo-fuzz;
+//!   the challenge round-trip property also runs as a proptest with the ordinary tests.
+//!
 //! # Example
 //!
 //! ```no_run

@@ -34,6 +34,19 @@
 //!
 //! Digests are [`Digest`]s, validated on parse (algorithm and hex length), so a digest can never
 //! name a path outside the store.
+//!
+//! # Limits
+//!
+//! - Unpacking is path-based with an in-root resolver (symlinks in parent components are
+//!   resolved inside the root, final components are never followed), not fd-based (`openat2`):
+//!   safe against hostile layers, not against another process rewriting the rootfs during the
+//!   unpack.
+//! - Rootless unpack opens a read-only lower-layer parent directory (u+rwx) for the layer and
+//!   restores it afterwards (as umoci does unprivileged); removing a whole read-only tree (the
+//!   whiteout of a directory whose subdirectories are 0555) can still fail with `EACCES` when
+//!   not root.
+//! - Snapshot leases ([`Store::snapshot_lease`]) are flocks held by a process: a node agent that
+//!   restarts while containers run must take them again before anything runs [`Store::gc`].
 
 #![forbid(unsafe_code)]
 

@@ -25,10 +25,9 @@
 //! unknown `--context`/`--cluster`/`--user`, malformed kubeconfig files, bad `--server` URLs and
 //! unreadable certificate files; `--profile` does not write a profile.
 //!
-//! Without `--dry-run=client` kubectl would create the Secret on the API server; kubepull does
-//! not talk to servers yet and says so (exit 1) at the point where kubectl would send the
-//! request. Template printers (`-o jsonpath=...`, `-o go-template=...`) are not implemented and
-//! fail clearly.
+//! Without `--dry-run=client` the Secret is created on the API server named by the kubeconfig,
+//! as kubectl does (see `server_create`). Template printers (`-o jsonpath=...`,
+//! `-o go-template=...`) are not implemented and fail clearly.
 //!
 //! kubepull-only flags (documented in `--help`): `--docker-password-stdin` and
 //! `--docker-password-file PATH` read the password so that it stays out of the shell history.
