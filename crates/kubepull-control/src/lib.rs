@@ -23,11 +23,13 @@ pub mod etcd_store;
 pub mod objects;
 pub mod patch;
 pub mod pki;
+pub mod podsecurity;
 pub mod protobuf;
 pub mod redb_store;
 pub mod resources;
 pub mod server;
 pub mod table;
+pub mod warnings;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -48,6 +50,9 @@ pub struct ServerConfig {
     pub datastore: String,
     /// Run the controllers in this process.
     pub controllers: bool,
+    /// The Pod Security level (enforce, audit, warn) of namespaces without
+    /// `pod-security.kubernetes.io/*` labels.
+    pub pod_security: podsecurity::Level,
 }
 
 /// Why the server could not start.
@@ -163,7 +168,7 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
         .map_err(|e| StartError::Datastore(format!("{}: {e}", cfg.data_dir.display())))?;
     let pki = pki::Pki::load_or_create(&cfg.data_dir, cfg.bind_address)?;
     let store = open_datastore(&cfg.datastore, &cfg.data_dir).await?;
-    let objects = objects::Objects::new(store);
+    let objects = objects::Objects::new(store).with_pod_security(cfg.pod_security);
     objects
         .bootstrap()
         .await

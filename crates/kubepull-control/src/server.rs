@@ -285,8 +285,13 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let r = route(state, req).await;
-    let resp = r.unwrap_or_else(|e| err_resp(&e));
+    let (r, warnings) = crate::warnings::collect(route(state, req)).await;
+    let mut resp = r.unwrap_or_else(|e| err_resp(&e));
+    for w in warnings {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&crate::warnings::header_value(&w)) {
+            resp.headers_mut().append(hyper::header::WARNING, v);
+        }
+    }
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
     Ok(resp)
 }

@@ -89,6 +89,7 @@ async fn node_authorizer_validation_and_restart() {
         secure_port: 0,
         datastore: String::new(),
         controllers: false,
+        pod_security: kubepull_control::podsecurity::Level::Baseline,
     };
     let server = start(cfg.clone()).await.unwrap();
     let admin = server.kubeconfig_path();
@@ -200,6 +201,7 @@ async fn bad_bodies_are_refused_and_the_server_keeps_serving() {
         secure_port: 0,
         datastore: "memory".into(),
         controllers: false,
+        pod_security: kubepull_control::podsecurity::Level::Baseline,
     })
     .await
     .unwrap();
@@ -280,6 +282,7 @@ async fn shutdown_closes_connections_and_releases_the_store() {
         secure_port: 0,
         datastore: String::new(),
         controllers: true,
+        pod_security: kubepull_control::podsecurity::Level::Baseline,
     };
     let server = start(cfg.clone()).await.unwrap();
     let http = reqwest::Client::builder()
@@ -310,4 +313,107 @@ async fn shutdown_closes_connections_and_releases_the_store() {
         .expect("restart on the same data dir");
     again.shutdown().await;
     drop(w);
+}
+
+fn server_config(dir: &Path, controllers: bool) -> ServerConfig {
+    ServerConfig {
+        data_dir: dir.join("data"),
+        bind_address: "127.0.0.1".parse().unwrap(),
+        secure_port: 0,
+        datastore: "memory".into(),
+        controllers,
+        pod_security: kubepull_control::podsecurity::Level::Baseline,
+    }
+}
+
+/// Pod Security admission as kubectl meets it: a `restricted` namespace refuses a privileged pod
+/// with the upstream text, `warn` gives kubectl's `Warning:` line, the cluster default
+/// (`baseline`) refuses hostPath volumes and privileged containers, Deployments only warn, label
+/// changes apply to new pods, bad labels and out-of-range IDs are refused with the field named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_security_admission_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: r\n  labels: {pod-security.kubernetes.io/enforce: restricted}\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: w\n  labels: {pod-security.kubernetes.io/enforce: privileged, pod-security.kubernetes.io/warn: restricted}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(ns));
+        assert!(ok, "{out}");
+        let pod = |name: &str, ns: &str, extra: &str| {
+            format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n{extra}")
+        };
+        let privileged = "    securityContext: {privileged: true}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("priv", "r", privileged)));
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("Error from server (Forbidden): error when creating \"STDIN\": pods \"priv\" is forbidden: violates PodSecurity \"restricted:latest\": privileged (container \"c\" must not set securityContext.privileged=true), allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"),
+            "{out}"
+        );
+        // a restricted-compliant pod is admitted there
+        let good = "    securityContext:\n      allowPrivilegeEscalation: false\n      runAsNonRoot: true\n      runAsUser: 1000\n      capabilities: {drop: [ALL]}\n      seccompProfile: {type: RuntimeDefault}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("good", "r", good)));
+        assert!(ok && !out.contains("Warning"), "{out}");
+
+        // warn=restricted: admitted, with kubectl's Warning line
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("loose", "w", "")));
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false)"),
+            "{out}"
+        );
+
+        // the cluster default (baseline) in an unlabelled namespace
+        let host_path = "  volumes:\n  - name: root\n    hostPath: {path: /}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("hp", "default", host_path)));
+        assert!(!ok, "{out}");
+        assert!(out.contains("pods \"hp\" is forbidden: violates PodSecurity \"baseline:latest\": hostPath volumes (volume \"root\")"), "{out}");
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("pr", "default", privileged)));
+        assert!(!ok && out.contains("violates PodSecurity \"baseline:latest\": privileged (container \"c\" must not set securityContext.privileged=true)"), "{out}");
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("plain", "default", "")));
+        assert!(ok && !out.contains("Warning"), "{out}");
+        let (_, out) = k(&["get", "pods", "-n", "default", "-o", "name"], None);
+        assert!(out.contains("pod/plain") && !out.contains("pod/hp") && !out.contains("pod/pr"), "{out}");
+
+        // a Deployment is never refused, only warned about
+        let dep = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: r}\nspec:\n  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    spec:\n      hostNetwork: true\n      containers: [{name: c, image: busybox}]\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(dep));
+        assert!(ok, "{out}");
+        assert!(out.contains("Warning: would violate PodSecurity \"restricted:latest\": host namespaces (hostNetwork=true), allowPrivilegeEscalation != false"), "{out}");
+
+        // label changes take effect for new pods; a stricter enforce level warns about existing pods
+        let (ok, out) = k(&["label", "ns", "default", "pod-security.kubernetes.io/enforce=privileged"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("hp", "default", host_path)));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["label", "--overwrite", "ns", "w", "pod-security.kubernetes.io/enforce=restricted"], None);
+        assert!(ok, "{out}");
+        assert!(out.contains("Warning: existing pods in namespace \"w\" violate the new PodSecurity enforce level \"restricted:latest\""), "{out}");
+        assert!(out.contains("Warning: loose: allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"), "{out}");
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("loose2", "w", "")));
+        assert!(!ok && out.contains("violates PodSecurity \"restricted:latest\""), "{out}");
+
+        // bad labels are refused, naming the label
+        let (ok, out) = k(&["label", "ns", "r", "pod-security.kubernetes.io/warn=strict"], None);
+        assert!(!ok, "{out}");
+        assert!(out.contains("metadata.labels[pod-security.kubernetes.io/warn]: Invalid value: \"strict\": must be one of privileged, baseline, restricted"), "{out}");
+        let (ok, out) = k(&["label", "ns", "r", "pod-security.kubernetes.io/enforce-version=1.30"], None);
+        assert!(!ok && out.contains("must be \"latest\" or \"v1.x\""), "{out}");
+
+        // IDs out of range, with the upstream field errors
+        let ids = "    securityContext: {runAsUser: -1}\n  securityContext:\n    fsGroup: 2147483648\n    supplementalGroups: [1, -5]\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("ids", "w", ids)));
+        assert!(!ok, "{out}");
+        for needle in [
+            "spec.containers[0].securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+            "spec.securityContext.fsGroup: Invalid value: 2147483648: must be between 0 and 2147483647, inclusive",
+            "spec.securityContext.supplementalGroups[1]: Invalid value: -5: must be between 0 and 2147483647, inclusive",
+        ] {
+            assert!(out.contains(needle), "{needle}\n{out}");
+        }
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
 }

@@ -36,6 +36,22 @@ pub fn server_command() -> Command {
                 .default_value("")
                 .help("Storage: empty for the embedded redb file in the data dir, or etcd://host:2379[,host:2379...]"),
         )
+        .arg(pod_security_arg())
+}
+
+fn pod_security_arg() -> Arg {
+    Arg::new("pod-security")
+        .long("pod-security")
+        .value_name("LEVEL")
+        .default_value("baseline")
+        .value_parser(["privileged", "baseline", "restricted"])
+        .help("Pod Security level (enforce, audit, warn) for namespaces without pod-security.kubernetes.io/* labels")
+}
+
+fn pod_security(m: &ArgMatches) -> kubepull_control::podsecurity::Level {
+    m.get_one::<String>("pod-security")
+        .and_then(|s| kubepull_control::podsecurity::Level::parse(s))
+        .unwrap_or(kubepull_control::podsecurity::Level::Baseline)
 }
 
 fn data_dir_arg() -> Arg {
@@ -89,7 +105,8 @@ pub fn up_command() -> Command {
                 Arg::new("docker-config")
                     .long("docker-config")
                     .value_name("FILE"),
-            ),
+            )
+            .arg(pod_security_arg()),
     )
 }
 
@@ -195,6 +212,7 @@ pub fn run_server(m: &ArgMatches) -> u8 {
             .cloned()
             .unwrap_or_default(),
         controllers: true,
+        pod_security: pod_security(m),
     };
     let rt = match runtime() {
         Ok(r) => r,
@@ -320,6 +338,7 @@ pub fn run_up(m: &ArgMatches) -> u8 {
                 .cloned()
                 .unwrap_or_default(),
             controllers: true,
+            pod_security: pod_security(m),
         };
         let rt = runtime()?;
         rt.block_on(async move {
