@@ -550,6 +550,9 @@ fn typed_round_trip(r: &Resource, obj: &Value) -> Option<Result<Value, String>> 
         ("apps", "Deployment") => round::<apps::Deployment>(obj),
         ("apps", "ReplicaSet") => round::<apps::ReplicaSet>(obj),
         ("coordination.k8s.io", "Lease") => round::<coord::Lease>(obj),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            round::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>(obj)
+        }
         _ => return None,
     })
 }

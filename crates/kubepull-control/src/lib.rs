@@ -207,9 +207,22 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
         .map_err(|e| StartError::Tls(e.to_string()))?;
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let identity = reqwest::Identity::from_pem(
+        format!(
+            "{}{}",
+            pki.kubelet_client_cert_pem, pki.kubelet_client_key_pem
+        )
+        .as_bytes(),
+    )
+    .map_err(|e| StartError::Tls(format!("the kubelet client certificate: {e}")))?;
+    let ca = reqwest::Certificate::from_pem(pki.ca_pem.as_bytes())
+        .map_err(|e| StartError::Tls(format!("the CA certificate: {e}")))?;
     let http = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
         .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .identity(identity)
+        .tls_info(true)
         .build()
         .map_err(|e| StartError::Tls(e.to_string()))?;
     let state = Arc::new(server::State {

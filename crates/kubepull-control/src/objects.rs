@@ -22,6 +22,20 @@ pub enum User {
 }
 
 impl User {
+    /// The user name and groups (`user.Info`).
+    pub fn identity(&self) -> (String, Vec<String>) {
+        match self {
+            User::Admin => (
+                self.name(),
+                vec!["system:masters".into(), "system:authenticated".into()],
+            ),
+            User::Node(_) => (
+                self.name(),
+                vec!["system:nodes".into(), "system:authenticated".into()],
+            ),
+        }
+    }
+
     /// The user name as Kubernetes prints it.
     pub fn name(&self) -> String {
         match self {

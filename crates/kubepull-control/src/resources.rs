@@ -212,6 +212,17 @@ pub const RESOURCES: &[Resource] = &[
         subresources: &[],
         categories: &[],
     },
+    Resource {
+        group: "certificates.k8s.io",
+        version: "v1",
+        kind: "CertificateSigningRequest",
+        plural: "certificatesigningrequests",
+        singular: "certificatesigningrequest",
+        namespaced: false,
+        short_names: &["csr"],
+        subresources: &["status"],
+        categories: &[],
+    },
 ];
 
 /// The groups served, in discovery order, each with its one version.
@@ -220,6 +231,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("apps", "v1"),
     ("events.k8s.io", "v1"),
     ("coordination.k8s.io", "v1"),
+    ("certificates.k8s.io", "v1"),
 ];
 
 /// Finds a resource by group, version and plural.

@@ -28,7 +28,8 @@ pub struct State {
     pub objects: Objects,
     /// Certificates and tokens.
     pub pki: Pki,
-    /// HTTP client for the log proxy (nodes have self-signed certificates).
+    /// HTTP client for the log proxy: trusts only the cluster CA and presents the API server's
+    /// client certificate (`kube-apiserver-kubelet-client`).
     pub http: reqwest::Client,
 }
 
@@ -223,6 +224,8 @@ async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiRes
             }
         }
         ("Event", _) if matches!(verb, "create" | "update" | "patch") => Ok(()),
+        // system:node (bootstrap policy): create, get, list, watch certificatesigningrequests
+        ("CertificateSigningRequest", None) if verb == "create" || read => Ok(()),
         ("Lease", _)
             if ns == "kube-node-lease"
                 && (name == node
@@ -602,6 +605,11 @@ async fn resource_request(
                     ));
                 }
             }
+            let body = if r.kind == "CertificateSigningRequest" {
+                csr_admission(&state, &user, body)?
+            } else {
+                body
+            };
             if dry_run {
                 return Ok(json_resp(StatusCode::CREATED, &body));
             }
@@ -895,13 +903,32 @@ async fn pod_log(
             url.push_str(&format!("{k}={v}&"));
         }
     }
-    let resp = state
-        .http
-        .get(&url)
-        .bearer_auth(state.pki.node_token(&node))
-        .send()
-        .await
-        .map_err(|e| ApiError::internal(format!("Get \"{url}\": {e}")))?;
+    let url = url.trim_end_matches(['?', '&']).to_string();
+    let resp = state.http.get(&url).send().await.map_err(|e| {
+        ApiError::unknown_internal(format!("Get \"{url}\": {}", tls_error_text(&e)))
+    })?;
+    // the certificate is the node's own: issued to system:node:<node> (the CA was checked, and
+    // the address, by the TLS handshake)
+    let peer_cn = resp
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .and_then(|der| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+            let cn = cert
+                .subject()
+                .iter_common_name()
+                .next()
+                .and_then(|cn| cn.as_str().ok())
+                .map(str::to_string);
+            cn
+        })
+        .unwrap_or_default();
+    if peer_cn != format!("system:node:{node}") {
+        return Err(ApiError::unknown_internal(format!(
+            "Get \"{url}\": tls: the serving certificate of node \"{node}\" is issued to {peer_cn:?}, not \"system:node:{node}\""
+        )));
+    }
     let status = resp.status();
     if !status.is_success() {
         let text = resp.text().await.unwrap_or_default();
@@ -916,6 +943,115 @@ async fn pod_log(
         hyper::header::HeaderValue::from_static("text/plain"),
     );
     Ok(out)
+}
+
+/// The TLS failure as kube-apiserver (Go's crypto/tls) words it, or the error chain.
+fn tls_error_text(e: &reqwest::Error) -> String {
+    let mut chain = vec![e.to_string()];
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        chain.push(s.to_string());
+        src = s.source();
+    }
+    let all = chain.join(": ");
+    if all.contains("UnknownIssuer") || all.contains("unknown issuer") {
+        "tls: failed to verify certificate: x509: certificate signed by unknown authority".into()
+    } else if all.contains("NotValidForName") || all.contains("not valid for name") {
+        "tls: failed to verify certificate: x509: certificate is not valid for the node's address"
+            .into()
+    } else if all.contains("Expired") {
+        "tls: failed to verify certificate: x509: certificate has expired or is not yet valid"
+            .into()
+    } else {
+        all
+    }
+}
+
+/// CertificateSigningRequest admission: the requestor is recorded (`spec.username`, `groups`),
+/// `status` is the server's, the request must be a PEM certificate request, and a node's request
+/// for its own serving certificate (signer `kubernetes.io/kubelet-serving`, subject
+/// `system:node:<name>`) is approved and signed by the cluster CA at once.
+fn csr_admission(state: &State, user: &User, mut body: Value) -> ApiResult<Value> {
+    let r =
+        resources::find("certificates.k8s.io", "v1", "certificatesigningrequests").expect("csr");
+    let name = body
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if let Some(o) = body.as_object_mut() {
+        o.remove("status");
+    }
+    let mut causes = vec![];
+    let signer = body
+        .pointer("/spec/signerName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if signer.is_empty() {
+        causes.push(crate::errors::Cause::required("spec.signerName", ""));
+    }
+    let pem = body
+        .pointer("/spec/request")
+        .and_then(Value::as_str)
+        .map(|b| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .ok()
+                .and_then(|v| String::from_utf8(v).ok())
+        });
+    let pem = match pem {
+        None => {
+            causes.push(crate::errors::Cause::required("spec.request", ""));
+            None
+        }
+        Some(None) => {
+            causes.push(crate::errors::Cause::invalid(
+                "spec.request",
+                "[]byte{...}",
+                "PEM block type must be CERTIFICATE REQUEST",
+            ));
+            None
+        }
+        Some(Some(p)) if !p.contains("-----BEGIN CERTIFICATE REQUEST-----") => {
+            causes.push(crate::errors::Cause::invalid(
+                "spec.request",
+                "[]byte{...}",
+                "PEM block type must be CERTIFICATE REQUEST",
+            ));
+            None
+        }
+        Some(p) => p,
+    };
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(r, &name, causes));
+    }
+    let (username, groups) = user.identity();
+    body["spec"]["username"] = json!(username);
+    body["spec"]["groups"] = json!(groups);
+    if let (User::Node(node), Some(pem)) = (user, pem) {
+        if signer == crate::pki::KUBELET_SERVING_SIGNER {
+            let cert = state.pki.sign_kubelet_serving(&pem, node).map_err(|why| {
+                ApiError::forbidden(
+                    r,
+                    &name,
+                    format!("{} \"{name}\" is forbidden: {why}", r.qualified()),
+                )
+            })?;
+            use base64::Engine as _;
+            let now = crate::controllers::now();
+            body["status"] = json!({
+                "conditions": [{
+                    "type": "Approved", "status": "True", "reason": "AutoApproved",
+                    "message": format!("Auto approving the serving certificate of system:node:{node}"),
+                    "lastUpdateTime": now, "lastTransitionTime": now,
+                }],
+                "certificate": base64::engine::general_purpose::STANDARD.encode(cert),
+            });
+        }
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -417,3 +417,172 @@ async fn pod_security_admission_with_kubectl() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// A TLS endpoint standing in for a node's log server (hostile cases only): it presents
+/// `cert_pem`, and answers every request with `hello`.
+async fn fake_node(cert_pem: &str, key_pem: &str) -> (u16, tokio::task::JoinHandle<()>) {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut s) = acceptor.accept(tcp).await {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nhello\n")
+                        .await;
+                    let _ = s.shutdown().await;
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+fn csr_yaml(name: &str, cn: &str) -> (String, String) {
+    use base64::Engine as _;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    (
+        format!(
+            "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: {name}}}\nspec:\n  signerName: kubernetes.io/kubelet-serving\n  usages: [digital signature, server auth]\n  request: {}\n",
+            base64::engine::general_purpose::STANDARD.encode(pem)
+        ),
+        key.serialize_pem(),
+    )
+}
+
+/// Node credentials: a node gets its serving certificate from the cluster CA through a
+/// CertificateSigningRequest (only for its own name); the `pods/log` proxy refuses a node whose
+/// certificate the CA did not sign, or that the CA issued to another node; a revoked node token
+/// gets 401 at once, and the node's new token works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_serving_certificates_and_token_revocation() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = server_config(d.path(), false);
+    let data_dir = cfg.data_dir.clone();
+    let server = start(cfg).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let node = node_kubeconfig(
+        d.path(),
+        &server.url(),
+        &server.ca_pem(),
+        &server.node_token("other"),
+    );
+    // a node presenting a self-signed certificate
+    let rogue = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (rogue_port, rogue_task) =
+        fake_node(&rogue.cert.pem(), &rogue.signing_key.serialize_pem()).await;
+    let (ok, out, other_key, other_cert) = {
+        let (node, home) = (node.clone(), home.clone());
+        tokio::task::spawn_blocking(move || {
+            // a node may not ask for another node's certificate
+            let (y, _) = csr_yaml("steal", "system:node:n1");
+            let (ok, out) = kubectl(&node, &home, &["create", "-f", "-"], Some(&y));
+            assert!(!ok && out.contains("must be CN=system:node:other, O=system:nodes"), "{out}");
+            // a request that is not PEM
+            let bad = "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {name: bad}\nspec: {signerName: kubernetes.io/kubelet-serving, request: aGVsbG8=}\n";
+            let (ok, out) = kubectl(&node, &home, &["create", "-f", "-"], Some(bad));
+            assert!(!ok && out.contains("spec.request: Invalid value") && !out.contains("hello"), "{out}");
+            // its own: approved and issued by the CA
+            let (y, key) = csr_yaml("own", "system:node:other");
+            let (ok, out) = kubectl(&node, &home, &["create", "-f", "-"], Some(&y));
+            assert!(ok, "{out}");
+            let (ok, out) = kubectl(&node, &home, &["get", "csr", "own", "-o", "jsonpath={.status.certificate}"], None);
+            assert!(ok, "{out}");
+            use base64::Engine as _;
+            let cert = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(out.trim()).unwrap()).unwrap();
+            assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
+            let (ok, out) = kubectl(&node, &home, &["get", "csr", "own"], None);
+            (ok, out, key, cert)
+        })
+        .await
+        .unwrap()
+    };
+    assert!(
+        ok && out.contains("Approved,Issued") && out.contains("system:node:other"),
+        "{out}"
+    );
+    // a node with a CA-signed certificate issued to another node
+    let (imp_port, imp_task) = fake_node(&other_cert, &other_key).await;
+    let admin2 = admin.clone();
+    let home2 = home.clone();
+    tokio::task::spawn_blocking(move || {
+        let objs = format!(
+            "apiVersion: v1\nkind: Node\nmetadata: {{name: rogue}}\nstatus:\n  addresses: [{{type: InternalIP, address: 127.0.0.1}}]\n  daemonEndpoints: {{kubeletEndpoint: {{Port: {rogue_port}}}}}\n---\napiVersion: v1\nkind: Node\nmetadata: {{name: imp}}\nstatus:\n  addresses: [{{type: InternalIP, address: 127.0.0.1}}]\n  daemonEndpoints: {{kubeletEndpoint: {{Port: {imp_port}}}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p-rogue}}\nspec: {{nodeName: rogue, containers: [{{name: c, image: busybox}}]}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p-imp}}\nspec: {{nodeName: imp, containers: [{{name: c, image: busybox}}]}}\n"
+        );
+        let (ok, out) = kubectl(&admin2, &home2, &["create", "-f", "-"], Some(&objs));
+        assert!(ok, "{out}");
+        let put_status = |n: &str, port: u16| {
+            let (ok, out) = kubectl(&admin2, &home2, &["patch", "node", n, "--subresource=status", "--type=merge", "-p",
+                &format!("{{\"status\":{{\"addresses\":[{{\"type\":\"InternalIP\",\"address\":\"127.0.0.1\"}}],\"daemonEndpoints\":{{\"kubeletEndpoint\":{{\"Port\":{port}}}}}}}}}")], None);
+            assert!(ok, "{out}");
+        };
+        put_status("rogue", rogue_port);
+        put_status("imp", imp_port);
+        let (ok, out) = kubectl(&admin2, &home2, &["logs", "p-rogue"], None);
+        assert!(!ok, "{out}");
+        assert!(out.contains(&format!("Error from server: Get \"https://127.0.0.1:{rogue_port}/containerLogs/default/p-rogue/c\": tls: failed to verify certificate: x509: certificate signed by unknown authority")), "{out}");
+        let (ok, out) = kubectl(&admin2, &home2, &["logs", "p-imp"], None);
+        assert!(!ok && !out.contains("hello"), "{out}");
+        assert!(out.contains("the serving certificate of node \"imp\" is issued to \"system:node:other\""), "{out}");
+    })
+    .await
+    .unwrap();
+    rogue_task.abort();
+    imp_task.abort();
+
+    // revocation: the running server refuses the old token at once; the new one works
+    let (ok, out) = {
+        let (node, home) = (node.clone(), home.clone());
+        tokio::task::spawn_blocking(move || {
+            kubectl(&node, &home, &["get", "nodes", "-o", "name"], None)
+        })
+        .await
+        .unwrap()
+    };
+    assert!(ok, "{out}");
+    assert_eq!(
+        kubepull_control::pki::revoke_node_token(&data_dir, "other").unwrap(),
+        1
+    );
+    let new_token = kubepull_control::node_token(&data_dir, "other").unwrap();
+    assert_ne!(new_token, server.node_token("rogue"));
+    let fresh = d.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let fresh_cfg = node_kubeconfig(&fresh, &server.url(), &server.ca_pem(), &new_token);
+    tokio::task::spawn_blocking(move || {
+        let (ok, out) = kubectl(&node, &home, &["get", "nodes", "-o", "name"], None);
+        assert!(!ok && out.contains("Unauthorized"), "{out}");
+        let (ok, out) = kubectl(&fresh_cfg, &home, &["get", "nodes", "-o", "name"], None);
+        assert!(ok && out.contains("node/rogue"), "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
