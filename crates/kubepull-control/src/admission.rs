@@ -32,6 +32,22 @@ pub fn validate_name(r: &Resource, name: &str) -> Vec<Cause> {
             "name or generateName is required",
         )];
     }
+    if r.group == "rbac.authorization.k8s.io" {
+        // ValidateRBACName: path.IsValidPathSegmentName (k8s.io/apimachinery pkg/api/validation/path)
+        let mut msgs = vec![];
+        if name == "." || name == ".." {
+            msgs.push(format!("may not be '{name}'"));
+        }
+        for bad in ["/", "%"] {
+            if name.contains(bad) {
+                msgs.push(format!("may not contain '{bad}'"));
+            }
+        }
+        return msgs
+            .into_iter()
+            .map(|m| Cause::invalid("metadata.name", format!("\"{name}\""), m))
+            .collect();
+    }
     let label_only = matches!(r.kind, "Namespace" | "ServiceAccount");
     let ok = if label_only {
         is_dns1123_label(name)
@@ -550,6 +566,16 @@ fn typed_round_trip(r: &Resource, obj: &Value) -> Option<Result<Value, String>> 
         ("apps", "Deployment") => round::<apps::Deployment>(obj),
         ("apps", "ReplicaSet") => round::<apps::ReplicaSet>(obj),
         ("coordination.k8s.io", "Lease") => round::<coord::Lease>(obj),
+        ("rbac.authorization.k8s.io", "Role") => round::<k8s_openapi::api::rbac::v1::Role>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRole") => {
+            round::<k8s_openapi::api::rbac::v1::ClusterRole>(obj)
+        }
+        ("rbac.authorization.k8s.io", "RoleBinding") => {
+            round::<k8s_openapi::api::rbac::v1::RoleBinding>(obj)
+        }
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            round::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(obj)
+        }
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             round::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>(obj)
         }

@@ -19,6 +19,8 @@ pub enum User {
     Admin,
     /// A node, `system:node:<name>`.
     Node(String),
+    /// Any other authenticated user: a ServiceAccount token, a client certificate.
+    Other(crate::auth::UserInfo),
 }
 
 impl User {
@@ -33,6 +35,7 @@ impl User {
                 self.name(),
                 vec!["system:nodes".into(), "system:authenticated".into()],
             ),
+            User::Other(u) => (u.name.clone(), u.groups.clone()),
         }
     }
 
@@ -41,6 +44,7 @@ impl User {
         match self {
             User::Admin => "kubepull-admin".into(),
             User::Node(n) => format!("system:node:{n}"),
+            User::Other(u) => u.name.clone(),
         }
     }
 }
@@ -1138,6 +1142,20 @@ impl Objects {
                         .await;
                 }
                 Err(e) => return Err(e),
+            }
+        }
+        // the RBAC bootstrap policy: created when missing, left alone when present
+        let (roles, bindings) = crate::rbac::bootstrap_objects();
+        let cr = resources::find("rbac.authorization.k8s.io", "v1", "clusterroles").expect("cr");
+        let crb =
+            resources::find("rbac.authorization.k8s.io", "v1", "clusterrolebindings").expect("crb");
+        for (r, objs) in [(cr, roles), (crb, bindings)] {
+            for o in objs {
+                match self.create(r, "", o, &User::Admin, false).await {
+                    Ok(_) => {}
+                    Err(e) if e.code == 409 => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(())

@@ -57,7 +57,7 @@ fn random_hex(n: usize) -> std::io::Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
-fn write_private(p: &Path, data: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(p: &Path, data: &str) -> std::io::Result<()> {
     let tmp = p.with_extension("tmp");
     std::fs::write(&tmp, data)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;

@@ -223,6 +223,50 @@ pub const RESOURCES: &[Resource] = &[
         subresources: &["status"],
         categories: &[],
     },
+    Resource {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "Role",
+        plural: "roles",
+        singular: "role",
+        namespaced: true,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "RoleBinding",
+        plural: "rolebindings",
+        singular: "rolebinding",
+        namespaced: true,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRole",
+        plural: "clusterroles",
+        singular: "clusterrole",
+        namespaced: false,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRoleBinding",
+        plural: "clusterrolebindings",
+        singular: "clusterrolebinding",
+        namespaced: false,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
 ];
 
 /// The groups served, in discovery order, each with its one version.
@@ -232,6 +276,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("events.k8s.io", "v1"),
     ("coordination.k8s.io", "v1"),
     ("certificates.k8s.io", "v1"),
+    ("rbac.authorization.k8s.io", "v1"),
 ];
 
 /// Finds a resource by group, version and plural.

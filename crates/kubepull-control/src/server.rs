@@ -31,6 +31,8 @@ pub struct State {
     /// HTTP client for the log proxy: trusts only the cluster CA and presents the API server's
     /// client certificate (`kube-apiserver-kubelet-client`).
     pub http: reqwest::Client,
+    /// ServiceAccount token signer and verifier.
+    pub tokens: crate::auth::TokenIssuer,
 }
 
 fn full(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
@@ -46,7 +48,7 @@ fn full(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body>
     r
 }
 
-fn json_resp(status: StatusCode, v: &Value) -> Response<Body> {
+pub(crate) fn json_resp(status: StatusCode, v: &Value) -> Response<Body> {
     full(
         status,
         "application/json",
@@ -112,7 +114,17 @@ fn q<'a>(qs: &'a [(String, String)], k: &str) -> Option<&'a str> {
     qs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
 }
 
-fn authenticate(state: &State, req: &Request<hyper::body::Incoming>) -> Option<User> {
+/// The authenticators, in kube-apiserver's order: a client certificate signed by the cluster CA
+/// (CN user, O groups), then bearer tokens: the admin token, node tokens (current generation),
+/// ServiceAccount tokens (signature, issuer, audience, times, and the objects they name).
+async fn authenticate(
+    state: &State,
+    req: &Request<hyper::body::Incoming>,
+    cert_user: Option<&crate::auth::UserInfo>,
+) -> Option<User> {
+    if let Some(u) = cert_user {
+        return Some(User::Other(u.clone()));
+    }
     let h = req
         .headers()
         .get(hyper::header::AUTHORIZATION)?
@@ -129,7 +141,77 @@ fn authenticate(state: &State, req: &Request<hyper::body::Incoming>) -> Option<U
     {
         return Some(User::Admin);
     }
-    state.pki.node_of(token).map(User::Node)
+    if token.starts_with(crate::pki::NODE_TOKEN_PREFIX) {
+        return state.pki.node_of(token).map(User::Node);
+    }
+    if crate::auth::looks_like_jwt(token) {
+        let now = jiff::Timestamp::now().as_second();
+        let c = state.tokens.verify(token, &[crate::auth::ISSUER], now)?;
+        return service_account_still_valid(state, &c, now)
+            .await
+            .then(|| User::Other(c.user()));
+    }
+    None
+}
+
+/// The objects a ServiceAccount token names still exist with the same UIDs, and were not deleted
+/// more than the leeway ago (`pkg/serviceaccount/claims.go` `Validate`).
+async fn service_account_still_valid(state: &State, c: &crate::auth::Claims, now: i64) -> bool {
+    let alive = |o: &Value, uid: &str| {
+        o.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid)
+            && o.pointer("/metadata/deletionTimestamp")
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_none_or(|t| t.as_second() + crate::auth::LEEWAY_SECS > now)
+    };
+    let get = |plural: &'static str, ns: String, name: String| async move {
+        let r = resources::find("", "v1", plural)?;
+        state.objects.get_opt(r, &ns, &name).await.ok().flatten()
+    };
+    match get("serviceaccounts", c.namespace.clone(), c.name.clone()).await {
+        Some(sa) if alive(&sa, &c.uid) => {}
+        _ => return false,
+    }
+    for b in c.bound.iter().chain(c.node.iter()) {
+        let (plural, ns) = match b.kind.as_str() {
+            "Pod" => ("pods", c.namespace.clone()),
+            "Secret" => ("secrets", c.namespace.clone()),
+            "Node" => ("nodes", String::new()),
+            _ => return false,
+        };
+        match get(plural, ns, b.name.clone()).await {
+            Some(o) if alive(&o, &b.uid) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The user of a client certificate (CN, O) the TLS layer verified against the cluster CA.
+pub fn cert_user(der: &[u8]) -> Option<crate::auth::UserInfo> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())?
+        .to_string();
+    if name.is_empty() {
+        return None;
+    }
+    let mut groups: Vec<String> = cert
+        .subject()
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok())
+        .map(str::to_string)
+        .collect();
+    groups.push("system:authenticated".into());
+    Some(crate::auth::UserInfo {
+        name,
+        uid: String::new(),
+        groups,
+        extra: Default::default(),
+    })
 }
 
 /// A parsed resource path.
@@ -173,11 +255,42 @@ fn parse_target(path: &str) -> Option<Target> {
     })
 }
 
+/// The authorizers for a resource request given by its parts (access reviews use it).
+pub(crate) async fn authorize_resource(
+    state: &State,
+    user: &User,
+    verb: &str,
+    r: &'static Resource,
+    namespace: &str,
+    name: &str,
+    sub: &str,
+) -> ApiResult<()> {
+    let t = Target {
+        r,
+        namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
+        name: (!name.is_empty()).then(|| name.to_string()),
+        sub: (!sub.is_empty()).then(|| sub.to_string()),
+    };
+    authorize(state, user, verb, &t).await
+}
+
 /// The node authorizer (plugin/pkg/auth/authorizer/node): what a node may do.
 async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiResult<()> {
     let node = match user {
         User::Admin => return Ok(()),
         User::Node(n) => n,
+        User::Other(u) => {
+            return crate::rbac::authorize(
+                state,
+                u,
+                verb,
+                t.r,
+                t.sub.as_deref(),
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+            )
+            .await
+        }
     };
     let ns = t.namespace.as_deref().unwrap_or("");
     let name = t.name.as_deref().unwrap_or("");
@@ -285,10 +398,11 @@ fn wants_aggregated(req: &Request<hyper::body::Incoming>) -> bool {
 pub async fn handle(
     state: Arc<State>,
     req: Request<hyper::body::Incoming>,
+    cert_user: Option<Arc<crate::auth::UserInfo>>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let (r, warnings) = crate::warnings::collect(route(state, req)).await;
+    let (r, warnings) = crate::warnings::collect(route(state, req, cert_user)).await;
     let mut resp = r.unwrap_or_else(|e| err_resp(&e));
     for w in warnings {
         if let Ok(v) = hyper::header::HeaderValue::from_str(&crate::warnings::header_value(&w)) {
@@ -302,6 +416,7 @@ pub async fn handle(
 async fn route(
     state: Arc<State>,
     req: Request<hyper::body::Incoming>,
+    cert_user: Option<Arc<crate::auth::UserInfo>>,
 ) -> ApiResult<Response<Body>> {
     let path = req.uri().path().to_string();
     match path.as_str() {
@@ -320,7 +435,24 @@ async fn route(
         }
         _ => {}
     }
-    let user = authenticate(&state, &req).ok_or_else(ApiError::unauthorized)?;
+    let user = authenticate(&state, &req, cert_user.as_deref())
+        .await
+        .ok_or_else(ApiError::unauthorized)?;
+    match path.as_str() {
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews" => {
+            return crate::authapi::self_subject_review(&state, req, &user).await
+        }
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" => {
+            return crate::authapi::self_subject_access_review(&state, req, &user).await
+        }
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews" => {
+            return crate::authapi::self_subject_rules_review(&state, req, &user).await
+        }
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews" => {
+            return crate::authapi::subject_access_review(&state, req, &user).await
+        }
+        _ => {}
+    }
     let agg = wants_aggregated(&req);
     match path.trim_end_matches('/') {
         "/api" => {
@@ -387,7 +519,7 @@ async fn route(
     resource_request(state, req, user, t).await
 }
 
-async fn read_body(req: Request<hyper::body::Incoming>) -> ApiResult<(String, Value)> {
+pub(crate) async fn read_body(req: Request<hyper::body::Incoming>) -> ApiResult<(String, Value)> {
     let ct = req
         .headers()
         .get(hyper::header::CONTENT_TYPE)
@@ -585,6 +717,9 @@ async fn resource_request(
             &scale_of(&state.objects.get(r, &ns, &name).await?),
         )),
         ("get", Some("log")) if r.kind == "Pod" => pod_log(&state, &ns, &name, &qs).await,
+        ("create", Some("token")) if r.kind == "ServiceAccount" => {
+            crate::authapi::token_request(&state, req, &ns, &name).await
+        }
         ("create", None) => {
             let (_, body) = read_body(req).await?;
             // the node authorizer's rule for objects named in the body: a node creates only its

@@ -586,3 +586,249 @@ async fn node_serving_certificates_and_token_revocation() {
     .unwrap();
     server.shutdown().await;
 }
+
+fn token_kubeconfig(dir: &Path, name: &str, url: &str, ca_pem: &str, user: &str) -> PathBuf {
+    use base64::Engine as _;
+    let p = dir.join(name);
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {url}\n    certificate-authority-data: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u, namespace: t}}\ncurrent-context: c\nusers:\n- name: u\n  user:\n{user}",
+            base64::engine::general_purpose::STANDARD.encode(ca_pem)
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// ServiceAccount tokens with the real kubectl: `kubectl create token` (protobuf body) issues a
+/// JWT the server authenticates (`kubectl auth whoami`), RBAC refuses what is not granted with
+/// the upstream message and allows what a RoleBinding grants (`kubectl auth can-i`, `--list`),
+/// bound tokens die with their pod, all tokens with their ServiceAccount; client certificates
+/// signed by the cluster CA are users (CN, O); bad TokenRequest bodies are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_tokens_whoami_and_rbac() {
+    use base64::Engine as _;
+    let d = tempfile::tempdir().unwrap();
+    let cfg = server_config(d.path(), false);
+    let pki = cfg.data_dir.join("pki");
+    let server = start(cfg).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let (url, ca) = (server.url(), server.ca_pem());
+    // a client certificate signed by the cluster CA: CN jane, O devs
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(pki.join("ca.key")).unwrap()).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "jane");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "devs");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let jane = token_kubeconfig(
+        d.path(),
+        "jane.kubeconfig",
+        &url,
+        &ca,
+        &format!(
+            "    client-certificate-data: {}\n    client-key-data: {}\n",
+            b(&cert.pem()),
+            b(&key.serialize_pem())
+        ),
+    );
+    let dir = d.path().to_path_buf();
+    let (url2, ca2) = (url.clone(), ca.clone());
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str]| kubectl(&admin, &home, args, None);
+        let (ok, out) = k(&["create", "namespace", "t"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "serviceaccount", "bot", "-n", "t"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "token", "bot", "-n", "t", "--duration=5m"]);
+        assert!(!ok && out.contains("TokenRequest.authentication.k8s.io \"bot\" is invalid: spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes"), "{out}");
+        let (ok, out) = k(&["create", "token", "nobody", "-n", "t"]);
+        assert!(!ok && out.contains("serviceaccounts \"nobody\" not found"), "{out}");
+        let (ok, token) = k(&["create", "token", "bot", "-n", "t"]);
+        assert!(ok && token.starts_with("eyJ"), "{token}");
+        let token = token.trim().to_string();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["sub"], "system:serviceaccount:t:bot");
+        assert_eq!(claims["kubernetes.io"]["serviceaccount"]["name"], "bot");
+        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+        let bot = token_kubeconfig(&dir, "bot.kubeconfig", &url2, &ca2, &format!("    token: {token}\n"));
+        let kb = |args: &[&str]| kubectl(&bot, &home, args, None);
+        let (ok, out) = kb(&["auth", "whoami"]);
+        assert!(ok, "{out}");
+        for needle in ["system:serviceaccount:t:bot", "[system:serviceaccounts system:serviceaccounts:t system:authenticated]"] {
+            assert!(out.contains(needle), "{needle}\n{out}");
+        }
+        // nothing granted yet
+        let (ok, out) = kb(&["get", "secrets"]);
+        assert!(!ok);
+        assert!(out.contains("Error from server (Forbidden): secrets is forbidden: User \"system:serviceaccount:t:bot\" cannot list resource \"secrets\" in API group \"\" in the namespace \"t\""), "{out}");
+        let (ok, out) = kb(&["auth", "can-i", "list", "pods"]);
+        assert!(!ok && out.trim() == "no", "{out}");
+        // grant view in t
+        let rb = "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: bot-view, namespace: t}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\nsubjects: [{kind: ServiceAccount, name: bot, namespace: t}]\n";
+        let (ok, out) = kubectl(&admin, &home, &["apply", "-f", "-"], Some(rb));
+        assert!(ok, "{out}");
+        let (ok, out) = kb(&["get", "pods"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kb(&["auth", "can-i", "list", "pods"]);
+        assert!(ok && out.trim() == "yes", "{out}");
+        let (ok, out) = kb(&["auth", "can-i", "get", "secrets"]);
+        assert!(!ok && out.trim() == "no", "{out}");
+        let (ok, out) = kb(&["auth", "can-i", "list", "pods", "-n", "default"]);
+        assert!(!ok && out.trim() == "no", "{out}");
+        let (ok, out) = kb(&["auth", "can-i", "--list"]);
+        assert!(ok, "{out}");
+        assert!(out.contains("deployments.apps") && out.contains("selfsubjectreviews.authentication.k8s.io") && !out.contains("secrets "), "{out}");
+        let (ok, out) = kb(&["create", "configmap", "x", "--from-literal=a=b"]);
+        assert!(!ok && out.contains("cannot create resource \"configmaps\""), "{out}");
+        let (ok, out) = k(&["get", "clusterroles", "-o", "name"]);
+        assert!(ok && out.contains("clusterrole.rbac.authorization.k8s.io/cluster-admin") && out.contains("clusterrole.rbac.authorization.k8s.io/view"), "{out}");
+
+        // a pod-bound token dies with its pod
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: t}\nspec: {serviceAccountName: bot, containers: [{name: c, image: busybox}]}\n";
+        let (ok, out) = kubectl(&admin, &home, &["apply", "-f", "-"], Some(pod));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "token", "default", "-n", "t", "--bound-object-kind=Pod", "--bound-object-name=p"]);
+        assert!(!ok && out.contains("cannot bind token for serviceaccount \"default\" to pod running with different serviceaccount name."), "{out}");
+        let (ok, bound) = k(&["create", "token", "bot", "-n", "t", "--bound-object-kind=Pod", "--bound-object-name=p"]);
+        assert!(ok, "{bound}");
+        let bound_cfg = token_kubeconfig(&dir, "bound.kubeconfig", &url2, &ca2, &format!("    token: {}\n", bound.trim()));
+        let (ok, out) = kubectl(&bound_cfg, &home, &["auth", "whoami", "-o", "json"], None);
+        assert!(ok && out.contains("authentication.kubernetes.io/pod-name") && out.contains("\"p\""), "{out}");
+        let (ok, out) = k(&["delete", "pod", "p", "-n", "t", "--grace-period=0", "--force"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kubectl(&bound_cfg, &home, &["auth", "whoami"], None);
+        assert!(!ok && out.contains("Unauthorized"), "{out}");
+        // and every token of a deleted ServiceAccount
+        let (ok, out) = k(&["delete", "serviceaccount", "bot", "-n", "t"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kb(&["get", "pods"]);
+        assert!(!ok && out.contains("Unauthorized"), "{out}");
+
+        // a client certificate from the cluster CA
+        let (ok, out) = kubectl(&jane, &home, &["auth", "whoami"], None);
+        assert!(ok && out.contains("jane") && out.contains("[devs system:authenticated]"), "{out}");
+        let (ok, out) = kubectl(&jane, &home, &["get", "pods"], None);
+        assert!(!ok && out.contains("User \"jane\" cannot list resource \"pods\""), "{out}");
+    })
+    .await
+    .unwrap();
+
+    // bad TokenRequest bodies: a Status, nothing issued, the server keeps serving
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+        .build()
+        .unwrap();
+    let url = format!(
+        "{}/api/v1/namespaces/default/serviceaccounts/default/token",
+        server.url()
+    );
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "application/json",
+            b"{not json".to_vec(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "application/json",
+            br#"{"kind":"Pod","apiVersion":"v1"}"#.to_vec(),
+            400,
+            "must be a authentication.k8s.io/v1 TokenRequest, not a Pod",
+        ),
+        (
+            "application/json",
+            br#"{"spec":{"expirationSeconds":"soon"}}"#.to_vec(),
+            400,
+            "spec.expirationSeconds must be an integer",
+        ),
+        (
+            "application/json",
+            br#"{"spec":{"boundObjectRef":{"kind":"ConfigMap","apiVersion":"v1","name":"x"}}}"#
+                .to_vec(),
+            400,
+            "cannot bind token to object of type v1, Kind=ConfigMap",
+        ),
+        (
+            "application/vnd.kubernetes.protobuf",
+            b"k8s\x00\x0a\xff".to_vec(),
+            415,
+            "truncated",
+        ),
+        (
+            "application/vnd.kubernetes.protobuf",
+            b"garbage".to_vec(),
+            415,
+            "envelope",
+        ),
+        (
+            "application/json",
+            format!(r#"{{"spec":{{"audiences":["{}"]}}}}"#, "A".repeat(4 << 20)).into_bytes(),
+            400,
+            "limit",
+        ),
+    ];
+    for (ct, body, code, needle) in cases {
+        let r = http
+            .post(&url)
+            .bearer_auth(server.admin_token())
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), code, "{needle}");
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["kind"], "Status");
+        assert!(v["message"].as_str().unwrap_or("").contains(needle), "{v}");
+        assert!(!v.to_string().contains("eyJ"), "{v}");
+    }
+    let r = http
+        .post(&url)
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    // a token signed by another key is refused
+    let other = tempfile::tempdir().unwrap();
+    let forged = kubepull_control::auth::TokenIssuer::load_or_create(other.path()).unwrap();
+    let t = forged
+        .issue(&kubepull_control::auth::Claims {
+            namespace: "default".into(),
+            name: "default".into(),
+            uid: "x".into(),
+            audiences: vec![kubepull_control::auth::ISSUER.into()],
+            iat: jiff::Timestamp::now().as_second(),
+            exp: jiff::Timestamp::now().as_second() + 3600,
+            jti: "j".into(),
+            bound: None,
+            node: None,
+        })
+        .unwrap();
+    let r = http
+        .get(format!("{}/api/v1/namespaces", server.url()))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    server.shutdown().await;
+}
