@@ -32,6 +32,22 @@ pub fn validate_name(r: &Resource, name: &str) -> Vec<Cause> {
             "name or generateName is required",
         )];
     }
+    if r.group == "rbac.authorization.k8s.io" {
+        // ValidateRBACName: path.IsValidPathSegmentName (k8s.io/apimachinery pkg/api/validation/path)
+        let mut msgs = vec![];
+        if name == "." || name == ".." {
+            msgs.push(format!("may not be '{name}'"));
+        }
+        for bad in ["/", "%"] {
+            if name.contains(bad) {
+                msgs.push(format!("may not contain '{bad}'"));
+            }
+        }
+        return msgs
+            .into_iter()
+            .map(|m| Cause::invalid("metadata.name", format!("\"{name}\""), m))
+            .collect();
+    }
     let label_only = matches!(r.kind, "Namespace" | "ServiceAccount");
     let ok = if label_only {
         is_dns1123_label(name)
@@ -158,6 +174,58 @@ pub fn default_object(r: &Resource, obj: &mut Value) {
     }
 }
 
+/// `IsValidUserID` / `IsValidGroupID` (k8s.io/apimachinery `pkg/util/validation`), as
+/// `ValidatePodSecurityContext` and `ValidateSecurityContext` (pkg/apis/core/validation) apply
+/// them: 0 ..= math.MaxInt32.
+fn validate_ids(sc: Option<&Value>, path: &str, fields: &[&str], causes: &mut Vec<Cause>) {
+    let Some(sc) = sc else { return };
+    let check = |v: &Value, field: String, causes: &mut Vec<Cause>| {
+        if let Some(n) = v.as_i64() {
+            if !(0..=i64::from(i32::MAX)).contains(&n) {
+                causes.push(Cause::invalid(
+                    field,
+                    n.to_string(),
+                    "must be between 0 and 2147483647, inclusive",
+                ));
+            }
+        }
+    };
+    for f in fields {
+        match (sc.get(*f), *f) {
+            (Some(Value::Array(gs)), "supplementalGroups") => {
+                for (i, g) in gs.iter().enumerate() {
+                    check(g, format!("{path}.{f}[{i}]"), causes);
+                }
+            }
+            (Some(v), _) => check(v, format!("{path}.{f}"), causes),
+            (None, _) => {}
+        }
+    }
+}
+
+/// The user and group ID ranges of a pod spec, in `ValidatePodSpec` order: containers, init
+/// containers, ephemeral containers, then the pod's security context.
+fn validate_pod_ids(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        if let Some(Value::Array(cs)) = spec.get(list) {
+            for (i, c) in cs.iter().enumerate() {
+                validate_ids(
+                    c.get("securityContext"),
+                    &format!("{path}.{list}[{i}].securityContext"),
+                    &["runAsUser", "runAsGroup"],
+                    causes,
+                );
+            }
+        }
+    }
+    validate_ids(
+        spec.get("securityContext"),
+        &format!("{path}.securityContext"),
+        &["fsGroup", "runAsUser", "runAsGroup", "supplementalGroups"],
+        causes,
+    );
+}
+
 fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
     let containers = spec.get("containers").and_then(Value::as_array);
     match containers {
@@ -223,6 +291,7 @@ fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
             }
         }
     }
+    validate_pod_ids(spec, path, causes);
 }
 
 /// Validates a Secret's type and data (`ValidateSecret`). The value of a bad key is never echoed.
@@ -497,6 +566,19 @@ fn typed_round_trip(r: &Resource, obj: &Value) -> Option<Result<Value, String>> 
         ("apps", "Deployment") => round::<apps::Deployment>(obj),
         ("apps", "ReplicaSet") => round::<apps::ReplicaSet>(obj),
         ("coordination.k8s.io", "Lease") => round::<coord::Lease>(obj),
+        ("rbac.authorization.k8s.io", "Role") => round::<k8s_openapi::api::rbac::v1::Role>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRole") => {
+            round::<k8s_openapi::api::rbac::v1::ClusterRole>(obj)
+        }
+        ("rbac.authorization.k8s.io", "RoleBinding") => {
+            round::<k8s_openapi::api::rbac::v1::RoleBinding>(obj)
+        }
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            round::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(obj)
+        }
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            round::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>(obj)
+        }
         _ => return None,
     })
 }

@@ -175,6 +175,11 @@ impl ApiError {
         Self::new(500, "InternalError", message, None)
     }
 
+    /// 500 without a reason (`StatusReasonUnknown`): kubectl prints `Error from server: …`.
+    pub fn unknown_internal(message: String) -> Self {
+        Self::new(500, "", message, None)
+    }
+
     /// 503.
     pub fn unavailable(message: String) -> Self {
         Self::new(503, "ServiceUnavailable", message, None)

@@ -17,17 +17,22 @@
 #![allow(clippy::too_many_arguments, clippy::collapsible_match)]
 
 pub mod admission;
+pub mod auth;
+pub mod authapi;
 pub mod controllers;
 pub mod errors;
 pub mod etcd_store;
 pub mod objects;
 pub mod patch;
 pub mod pki;
+pub mod podsecurity;
 pub mod protobuf;
+pub mod rbac;
 pub mod redb_store;
 pub mod resources;
 pub mod server;
 pub mod table;
+pub mod warnings;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -48,6 +53,9 @@ pub struct ServerConfig {
     pub datastore: String,
     /// Run the controllers in this process.
     pub controllers: bool,
+    /// The Pod Security level (enforce, audit, warn) of namespaces without
+    /// `pod-security.kubernetes.io/*` labels.
+    pub pod_security: podsecurity::Level,
 }
 
 /// Why the server could not start.
@@ -56,6 +64,9 @@ pub enum StartError {
     /// Certificates or tokens.
     #[error(transparent)]
     Pki(#[from] pki::PkiError),
+    /// The ServiceAccount token key.
+    #[error(transparent)]
+    Tokens(#[from] auth::TokenError),
     /// The datastore.
     #[error("datastore: {0}")]
     Datastore(String),
@@ -162,8 +173,9 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| StartError::Datastore(format!("{}: {e}", cfg.data_dir.display())))?;
     let pki = pki::Pki::load_or_create(&cfg.data_dir, cfg.bind_address)?;
+    let tokens = auth::TokenIssuer::load_or_create(&cfg.data_dir.join("pki"))?;
     let store = open_datastore(&cfg.datastore, &cfg.data_dir).await?;
-    let objects = objects::Objects::new(store);
+    let objects = objects::Objects::new(store).with_pod_security(cfg.pod_security);
     objects
         .bootstrap()
         .await
@@ -194,23 +206,52 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
     let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(pki.key_pem.as_bytes())
         .map_err(|e| StartError::Tls(e.to_string()))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    // client certificates are optional; those given must chain to the cluster CA
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {
+        roots
+            .add(c.map_err(|e| StartError::Tls(e.to_string()))?)
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+    }
+    let client_verifier =
+        tokio_rustls::rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| StartError::Tls(e.to_string()))?;
     let mut tls = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| StartError::Tls(e.to_string()))?
-        .with_no_client_auth()
+        .with_client_cert_verifier(client_verifier)
         .with_single_cert(certs, key)
         .map_err(|e| StartError::Tls(e.to_string()))?;
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let identity = reqwest::Identity::from_pem(
+        format!(
+            "{}{}",
+            pki.kubelet_client_cert_pem, pki.kubelet_client_key_pem
+        )
+        .as_bytes(),
+    )
+    .map_err(|e| StartError::Tls(format!("the kubelet client certificate: {e}")))?;
+    let ca = reqwest::Certificate::from_pem(pki.ca_pem.as_bytes())
+        .map_err(|e| StartError::Tls(format!("the CA certificate: {e}")))?;
     let http = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
         .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .identity(identity)
+        .tls_info(true)
         .build()
         .map_err(|e| StartError::Tls(e.to_string()))?;
     let state = Arc::new(server::State {
         objects: objects.clone(),
         pki,
         http,
+        tokens,
     });
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let st = state.clone();
@@ -236,7 +277,16 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let svc = hyper::service::service_fn(move |req| server::handle(st.clone(), req));
+                let cert_user = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| server::cert_user(c))
+                    .map(Arc::new);
+                let svc = hyper::service::service_fn(move |req| {
+                    server::handle(st.clone(), req, cert_user.clone())
+                });
                 let _ = hyper_util::server::conn::auto::Builder::new(
                     hyper_util::rt::TokioExecutor::new(),
                 )

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::admission;
 use crate::errors::{ApiError, ApiResult, Cause};
+use crate::podsecurity;
 use crate::resources::{self, Resource};
 
 /// Who is asking.
@@ -18,14 +19,32 @@ pub enum User {
     Admin,
     /// A node, `system:node:<name>`.
     Node(String),
+    /// Any other authenticated user: a ServiceAccount token, a client certificate.
+    Other(crate::auth::UserInfo),
 }
 
 impl User {
+    /// The user name and groups (`user.Info`).
+    pub fn identity(&self) -> (String, Vec<String>) {
+        match self {
+            User::Admin => (
+                self.name(),
+                vec!["system:masters".into(), "system:authenticated".into()],
+            ),
+            User::Node(_) => (
+                self.name(),
+                vec!["system:nodes".into(), "system:authenticated".into()],
+            ),
+            User::Other(u) => (u.name.clone(), u.groups.clone()),
+        }
+    }
+
     /// The user name as Kubernetes prints it.
     pub fn name(&self) -> String {
         match self {
             User::Admin => "kubepull-admin".into(),
             User::Node(n) => format!("system:node:{n}"),
+            User::Other(u) => u.name.clone(),
         }
     }
 }
@@ -60,6 +79,7 @@ pub struct DeleteOptions {
 #[derive(Clone)]
 pub struct Objects {
     store: Arc<dyn Datastore>,
+    pod_security: podsecurity::Level,
 }
 
 fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
@@ -336,7 +356,17 @@ pub struct WatchEvent {
 impl Objects {
     /// The API over `store`.
     pub fn new(store: Arc<dyn Datastore>) -> Self {
-        Objects { store }
+        Objects {
+            store,
+            pod_security: podsecurity::Level::Baseline,
+        }
+    }
+
+    /// The Pod Security level of namespaces without `pod-security.kubernetes.io/*` labels
+    /// (enforce, audit and warn; `baseline` unless set).
+    pub fn with_pod_security(mut self, level: podsecurity::Level) -> Self {
+        self.pod_security = level;
+        self
     }
 
     /// The store.
@@ -447,6 +477,11 @@ impl Objects {
             obj["metadata"] = json!({});
         }
         let md = obj["metadata"].as_object_mut().expect("metadata");
+        let requested_name = md
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let mut name = md
             .get("name")
             .and_then(Value::as_str)
@@ -504,6 +539,8 @@ impl Objects {
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
+        self.pod_security_admission(r, ns, &requested_name, &obj, None)
+            .await?;
         let _ = user;
         let rev = self
             .store
@@ -524,6 +561,165 @@ impl Objects {
             .await;
         }
         Ok(obj)
+    }
+
+    /// The Pod Security policy of namespace `ns` (its labels over the cluster default).
+    pub async fn pod_security_policy(&self, ns: &str) -> ApiResult<podsecurity::Policy> {
+        let nsr = resources::find("", "v1", "namespaces").expect("namespaces");
+        let n = self.get_opt(nsr, "", ns).await?;
+        let labels = n
+            .as_ref()
+            .and_then(|n| n.pointer("/metadata/labels"))
+            .and_then(Value::as_object);
+        Ok(podsecurity::policy_to_evaluate(
+            labels,
+            podsecurity::Policy::defaults(self.pod_security),
+        )
+        .0)
+    }
+
+    /// Pod Security admission (k8s.io/pod-security-admission `admission/admission.go`): pods are
+    /// enforced, warned about and audited on create and significant updates; Deployment and
+    /// ReplicaSet templates are warned about and audited only; namespace labels are validated,
+    /// and a stricter enforce level warns about existing pods that violate it.
+    async fn pod_security_admission(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> ApiResult<()> {
+        let empty = json!({});
+        let (meta, spec, enforce) = match r.kind {
+            "Pod" => {
+                if old.is_some_and(|o| !podsecurity::significant_pod_update(obj, o)) {
+                    return Ok(());
+                }
+                (
+                    obj.get("metadata").unwrap_or(&empty),
+                    obj.get("spec").unwrap_or(&empty),
+                    true,
+                )
+            }
+            "Deployment" | "ReplicaSet" => {
+                if let Some(o) = old {
+                    if o.pointer("/spec/template") == obj.pointer("/spec/template") {
+                        return Ok(());
+                    }
+                }
+                (
+                    obj.pointer("/spec/template/metadata").unwrap_or(&empty),
+                    obj.pointer("/spec/template/spec").unwrap_or(&empty),
+                    false,
+                )
+            }
+            "Namespace" => return self.pod_security_namespace(r, name, obj, old).await,
+            _ => return Ok(()),
+        };
+        let policy = self.pod_security_policy(ns).await?;
+        let d = podsecurity::admit(&policy, meta, spec, enforce);
+        if let Some(a) = &d.audit {
+            tracing::warn!(target: "audit", namespace = ns, name, kind = r.kind, "pod-security.kubernetes.io/audit-violations: {a}");
+        }
+        if let Some(why) = d.denied {
+            let msg = if name.is_empty() {
+                format!("{} is forbidden: {why}", r.qualified())
+            } else {
+                format!("{} \"{name}\" is forbidden: {why}", r.qualified())
+            };
+            return Err(ApiError::forbidden(r, name, msg));
+        }
+        for w in d.warnings {
+            crate::warnings::add(w);
+        }
+        Ok(())
+    }
+
+    /// `ValidateNamespace`: labels must parse; a changed enforce level is tried on the pods
+    /// already in the namespace, and violations come back as warnings.
+    async fn pod_security_namespace(
+        &self,
+        r: &'static Resource,
+        name: &str,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> ApiResult<()> {
+        let labels = obj.pointer("/metadata/labels").and_then(Value::as_object);
+        let defaults = podsecurity::Policy::defaults(self.pod_security);
+        let (policy, errs) = podsecurity::policy_to_evaluate(labels, defaults);
+        let old_policy = old.map(|o| {
+            podsecurity::policy_to_evaluate(
+                o.pointer("/metadata/labels").and_then(Value::as_object),
+                defaults,
+            )
+            .0
+        });
+        let changed = old.is_none_or(|o| {
+            let ps = |v: &Value| -> Vec<(String, Value)> {
+                v.pointer("/metadata/labels")
+                    .and_then(Value::as_object)
+                    .map(|m| {
+                        m.iter()
+                            .filter(|(k, _)| k.starts_with(podsecurity::LABEL_PREFIX))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            ps(o) != ps(obj)
+        });
+        if !changed {
+            return Ok(());
+        }
+        if !errs.is_empty() {
+            let causes = errs
+                .into_iter()
+                .map(|(k, v, m)| {
+                    Cause::invalid(format!("metadata.labels[{k}]"), format!("{v:?}"), m)
+                })
+                .collect();
+            return Err(ApiError::invalid(r, name, causes));
+        }
+        let Some(old_policy) = old_policy else {
+            return Ok(());
+        };
+        if policy.enforce == old_policy.enforce
+            || policy.enforce.level == podsecurity::Level::Privileged
+        {
+            return Ok(());
+        }
+        let pods = resources::find("", "v1", "pods").expect("pods");
+        let (items, _, _) = self.list(pods, Some(name), &ListOptions::default()).await?;
+        let empty = json!({});
+        let mut lines = vec![];
+        for p in &items {
+            let v = podsecurity::evaluate(
+                policy.enforce,
+                p.get("metadata").unwrap_or(&empty),
+                p.get("spec").unwrap_or(&empty),
+            );
+            if !v.is_empty() {
+                let reasons: Vec<&str> = v.iter().map(|x| x.reason.as_str()).collect();
+                lines.push(format!(
+                    "{}: {}",
+                    p.pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                    reasons.join(", ")
+                ));
+            }
+        }
+        if !lines.is_empty() {
+            crate::warnings::add(format!(
+                "existing pods in namespace {name:?} violate the new PodSecurity enforce level \"{}\"",
+                policy.enforce
+            ));
+            for l in lines {
+                crate::warnings::add(l);
+            }
+        }
+        Ok(())
     }
 
     /// ServiceAccount admission (plugin/pkg/admission/serviceaccount): `serviceAccountName`
@@ -658,6 +854,10 @@ impl Objects {
         let causes = admission::validate(r, &new, Some(&old));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, name, causes));
+        }
+        if subresource.is_none() {
+            self.pod_security_admission(r, ns, name, &new, Some(&old))
+                .await?;
         }
         // an object being deleted whose finalizers are gone is removed now
         let finalizers_empty = new
@@ -942,6 +1142,20 @@ impl Objects {
                         .await;
                 }
                 Err(e) => return Err(e),
+            }
+        }
+        // the RBAC bootstrap policy: created when missing, left alone when present
+        let (roles, bindings) = crate::rbac::bootstrap_objects();
+        let cr = resources::find("rbac.authorization.k8s.io", "v1", "clusterroles").expect("cr");
+        let crb =
+            resources::find("rbac.authorization.k8s.io", "v1", "clusterrolebindings").expect("crb");
+        for (r, objs) in [(cr, roles), (crb, bindings)] {
+            for o in objs {
+                match self.create(r, "", o, &User::Admin, false).await {
+                    Ok(_) => {}
+                    Err(e) if e.code == 409 => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(())

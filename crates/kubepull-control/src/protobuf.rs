@@ -171,6 +171,87 @@ fn object_meta(b: &[u8]) -> Result<Value, String> {
     Ok(Value::Object(o))
 }
 
+/// A message of string fields (`fields[i]` is field number i+1; empty names are skipped); empty
+/// strings are dropped, as Go writes them unconditionally.
+fn strings_message(b: &[u8], fields: &[&str]) -> Result<Value, String> {
+    let mut r = Reader::new(b);
+    let mut o = Map::new();
+    while let Some((n, f)) = r.next()? {
+        if let Field::Bytes(x) = f {
+            if let Some(name) = fields
+                .get((n as usize).wrapping_sub(1))
+                .filter(|s| !s.is_empty())
+            {
+                if !x.is_empty() {
+                    o.insert((*name).to_string(), json!(string(x)?));
+                }
+            }
+        }
+    }
+    Ok(Value::Object(o))
+}
+
+/// `authentication.k8s.io/v1 TokenRequestSpec`: audiences 1, boundObjectRef 3, expirationSeconds 4.
+fn token_request_spec(b: &[u8]) -> Result<Value, String> {
+    let mut r = Reader::new(b);
+    let mut o = Map::new();
+    let mut auds = vec![];
+    while let Some((n, f)) = r.next()? {
+        match (n, f) {
+            (1, Field::Bytes(x)) => auds.push(json!(string(x)?)),
+            (3, Field::Bytes(x)) => {
+                o.insert(
+                    "boundObjectRef".into(),
+                    strings_message(x, &["kind", "apiVersion", "name", "uid"])?,
+                );
+            }
+            (4, Field::Varint(v)) => {
+                o.insert("expirationSeconds".into(), json!(v as i64));
+            }
+            _ => {}
+        }
+    }
+    if !auds.is_empty() {
+        o.insert("audiences".into(), Value::Array(auds));
+    }
+    Ok(Value::Object(o))
+}
+
+/// `authorization.k8s.io/v1 SelfSubjectAccessReviewSpec`: resourceAttributes 1, nonResourceAttributes 2.
+fn access_review_spec(b: &[u8]) -> Result<Value, String> {
+    let mut r = Reader::new(b);
+    let mut o = Map::new();
+    while let Some((n, f)) = r.next()? {
+        match (n, f) {
+            (1, Field::Bytes(x)) => {
+                o.insert(
+                    "resourceAttributes".into(),
+                    strings_message(
+                        x,
+                        &[
+                            "namespace",
+                            "verb",
+                            "group",
+                            "version",
+                            "resource",
+                            "subresource",
+                            "name",
+                        ],
+                    )?,
+                );
+            }
+            (2, Field::Bytes(x)) => {
+                o.insert(
+                    "nonResourceAttributes".into(),
+                    strings_message(x, &["path", "verb"])?,
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(Value::Object(o))
+}
+
 fn object(kind: &str, raw: &[u8], depth: usize) -> Result<Value, String> {
     if depth > MAX_DEPTH {
         return Err("protobuf nesting too deep".into());
@@ -213,6 +294,15 @@ fn object(kind: &str, raw: &[u8], depth: usize) -> Result<Value, String> {
             ("ServiceAccount", 3, Field::Bytes(x)) => ips.push(local_ref(x)?),
             ("ServiceAccount", 4, Field::Varint(v)) => {
                 o.insert("automountServiceAccountToken".into(), json!(v != 0));
+            }
+            ("TokenRequest", 2, Field::Bytes(x)) => {
+                o.insert("spec".into(), token_request_spec(x)?);
+            }
+            ("SelfSubjectAccessReview", 2, Field::Bytes(x)) => {
+                o.insert("spec".into(), access_review_spec(x)?);
+            }
+            ("SelfSubjectRulesReview", 2, Field::Bytes(x)) => {
+                o.insert("spec".into(), strings_message(x, &["namespace"])?);
             }
             _ => {}
         }
@@ -266,7 +356,14 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         }
     }
     match kind.as_str() {
-        "Namespace" | "Secret" | "ConfigMap" | "ServiceAccount" => {
+        "Namespace"
+        | "Secret"
+        | "ConfigMap"
+        | "ServiceAccount"
+        | "TokenRequest"
+        | "SelfSubjectReview"
+        | "SelfSubjectAccessReview"
+        | "SelfSubjectRulesReview" => {
             let mut o = object(&kind, raw, 0)?;
             o["apiVersion"] = json!(api_version);
             o["kind"] = json!(kind);
@@ -305,5 +402,34 @@ mod tests {
         assert_eq!(v["data"][".dockerconfigjson"], "e30=");
         assert_eq!(v["type"], "kubernetes.io/dockerconfigjson");
         assert!(decode(&body[..body.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn token_request() {
+        let bound = [ld(1, b"Pod"), ld(2, b"v1"), ld(3, b"web"), ld(4, b"")].concat();
+        let spec = [ld(1, b"api"), ld(3, &bound), vec![4 << 3, 0xb0, 0x09]].concat();
+        let raw = [ld(1, &ld(1, b"default")), ld(2, &spec)].concat();
+        let tm = [ld(1, b"authentication.k8s.io/v1"), ld(2, b"TokenRequest")].concat();
+        let body = [MAGIC.to_vec(), ld(1, &tm), ld(2, &raw)].concat();
+        let v = decode(&body).unwrap();
+        assert_eq!(v["kind"], "TokenRequest");
+        assert_eq!(v["spec"]["audiences"], json!(["api"]));
+        assert_eq!(v["spec"]["expirationSeconds"], 1200);
+        assert_eq!(
+            v["spec"]["boundObjectRef"],
+            json!({"kind": "Pod", "apiVersion": "v1", "name": "web"})
+        );
+        let ra = [ld(1, b"ns"), ld(2, b"get"), ld(3, b""), ld(5, b"pods")].concat();
+        let raw = ld(2, &ld(1, &ra));
+        let tm = [
+            ld(1, b"authorization.k8s.io/v1"),
+            ld(2, b"SelfSubjectAccessReview"),
+        ]
+        .concat();
+        let v = decode(&[MAGIC.to_vec(), ld(1, &tm), ld(2, &raw)].concat()).unwrap();
+        assert_eq!(
+            v["spec"]["resourceAttributes"],
+            json!({"namespace": "ns", "verb": "get", "resource": "pods"})
+        );
     }
 }

@@ -28,8 +28,11 @@ pub struct State {
     pub objects: Objects,
     /// Certificates and tokens.
     pub pki: Pki,
-    /// HTTP client for the log proxy (nodes have self-signed certificates).
+    /// HTTP client for the log proxy: trusts only the cluster CA and presents the API server's
+    /// client certificate (`kube-apiserver-kubelet-client`).
     pub http: reqwest::Client,
+    /// ServiceAccount token signer and verifier.
+    pub tokens: crate::auth::TokenIssuer,
 }
 
 fn full(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
@@ -45,7 +48,7 @@ fn full(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body>
     r
 }
 
-fn json_resp(status: StatusCode, v: &Value) -> Response<Body> {
+pub(crate) fn json_resp(status: StatusCode, v: &Value) -> Response<Body> {
     full(
         status,
         "application/json",
@@ -111,7 +114,17 @@ fn q<'a>(qs: &'a [(String, String)], k: &str) -> Option<&'a str> {
     qs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
 }
 
-fn authenticate(state: &State, req: &Request<hyper::body::Incoming>) -> Option<User> {
+/// The authenticators, in kube-apiserver's order: a client certificate signed by the cluster CA
+/// (CN user, O groups), then bearer tokens: the admin token, node tokens (current generation),
+/// ServiceAccount tokens (signature, issuer, audience, times, and the objects they name).
+async fn authenticate(
+    state: &State,
+    req: &Request<hyper::body::Incoming>,
+    cert_user: Option<&crate::auth::UserInfo>,
+) -> Option<User> {
+    if let Some(u) = cert_user {
+        return Some(User::Other(u.clone()));
+    }
     let h = req
         .headers()
         .get(hyper::header::AUTHORIZATION)?
@@ -128,7 +141,77 @@ fn authenticate(state: &State, req: &Request<hyper::body::Incoming>) -> Option<U
     {
         return Some(User::Admin);
     }
-    state.pki.node_of(token).map(User::Node)
+    if token.starts_with(crate::pki::NODE_TOKEN_PREFIX) {
+        return state.pki.node_of(token).map(User::Node);
+    }
+    if crate::auth::looks_like_jwt(token) {
+        let now = jiff::Timestamp::now().as_second();
+        let c = state.tokens.verify(token, &[crate::auth::ISSUER], now)?;
+        return service_account_still_valid(state, &c, now)
+            .await
+            .then(|| User::Other(c.user()));
+    }
+    None
+}
+
+/// The objects a ServiceAccount token names still exist with the same UIDs, and were not deleted
+/// more than the leeway ago (`pkg/serviceaccount/claims.go` `Validate`).
+async fn service_account_still_valid(state: &State, c: &crate::auth::Claims, now: i64) -> bool {
+    let alive = |o: &Value, uid: &str| {
+        o.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid)
+            && o.pointer("/metadata/deletionTimestamp")
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_none_or(|t| t.as_second() + crate::auth::LEEWAY_SECS > now)
+    };
+    let get = |plural: &'static str, ns: String, name: String| async move {
+        let r = resources::find("", "v1", plural)?;
+        state.objects.get_opt(r, &ns, &name).await.ok().flatten()
+    };
+    match get("serviceaccounts", c.namespace.clone(), c.name.clone()).await {
+        Some(sa) if alive(&sa, &c.uid) => {}
+        _ => return false,
+    }
+    for b in c.bound.iter().chain(c.node.iter()) {
+        let (plural, ns) = match b.kind.as_str() {
+            "Pod" => ("pods", c.namespace.clone()),
+            "Secret" => ("secrets", c.namespace.clone()),
+            "Node" => ("nodes", String::new()),
+            _ => return false,
+        };
+        match get(plural, ns, b.name.clone()).await {
+            Some(o) if alive(&o, &b.uid) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The user of a client certificate (CN, O) the TLS layer verified against the cluster CA.
+pub fn cert_user(der: &[u8]) -> Option<crate::auth::UserInfo> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())?
+        .to_string();
+    if name.is_empty() {
+        return None;
+    }
+    let mut groups: Vec<String> = cert
+        .subject()
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok())
+        .map(str::to_string)
+        .collect();
+    groups.push("system:authenticated".into());
+    Some(crate::auth::UserInfo {
+        name,
+        uid: String::new(),
+        groups,
+        extra: Default::default(),
+    })
 }
 
 /// A parsed resource path.
@@ -172,11 +255,42 @@ fn parse_target(path: &str) -> Option<Target> {
     })
 }
 
+/// The authorizers for a resource request given by its parts (access reviews use it).
+pub(crate) async fn authorize_resource(
+    state: &State,
+    user: &User,
+    verb: &str,
+    r: &'static Resource,
+    namespace: &str,
+    name: &str,
+    sub: &str,
+) -> ApiResult<()> {
+    let t = Target {
+        r,
+        namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
+        name: (!name.is_empty()).then(|| name.to_string()),
+        sub: (!sub.is_empty()).then(|| sub.to_string()),
+    };
+    authorize(state, user, verb, &t).await
+}
+
 /// The node authorizer (plugin/pkg/auth/authorizer/node): what a node may do.
 async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiResult<()> {
     let node = match user {
         User::Admin => return Ok(()),
         User::Node(n) => n,
+        User::Other(u) => {
+            return crate::rbac::authorize(
+                state,
+                u,
+                verb,
+                t.r,
+                t.sub.as_deref(),
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+            )
+            .await
+        }
     };
     let ns = t.namespace.as_deref().unwrap_or("");
     let name = t.name.as_deref().unwrap_or("");
@@ -223,6 +337,8 @@ async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiRes
             }
         }
         ("Event", _) if matches!(verb, "create" | "update" | "patch") => Ok(()),
+        // system:node (bootstrap policy): create, get, list, watch certificatesigningrequests
+        ("CertificateSigningRequest", None) if verb == "create" || read => Ok(()),
         ("Lease", _)
             if ns == "kube-node-lease"
                 && (name == node
@@ -282,11 +398,17 @@ fn wants_aggregated(req: &Request<hyper::body::Incoming>) -> bool {
 pub async fn handle(
     state: Arc<State>,
     req: Request<hyper::body::Incoming>,
+    cert_user: Option<Arc<crate::auth::UserInfo>>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let r = route(state, req).await;
-    let resp = r.unwrap_or_else(|e| err_resp(&e));
+    let (r, warnings) = crate::warnings::collect(route(state, req, cert_user)).await;
+    let mut resp = r.unwrap_or_else(|e| err_resp(&e));
+    for w in warnings {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&crate::warnings::header_value(&w)) {
+            resp.headers_mut().append(hyper::header::WARNING, v);
+        }
+    }
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
     Ok(resp)
 }
@@ -294,6 +416,7 @@ pub async fn handle(
 async fn route(
     state: Arc<State>,
     req: Request<hyper::body::Incoming>,
+    cert_user: Option<Arc<crate::auth::UserInfo>>,
 ) -> ApiResult<Response<Body>> {
     let path = req.uri().path().to_string();
     match path.as_str() {
@@ -312,7 +435,24 @@ async fn route(
         }
         _ => {}
     }
-    let user = authenticate(&state, &req).ok_or_else(ApiError::unauthorized)?;
+    let user = authenticate(&state, &req, cert_user.as_deref())
+        .await
+        .ok_or_else(ApiError::unauthorized)?;
+    match path.as_str() {
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews" => {
+            return crate::authapi::self_subject_review(&state, req, &user).await
+        }
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" => {
+            return crate::authapi::self_subject_access_review(&state, req, &user).await
+        }
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews" => {
+            return crate::authapi::self_subject_rules_review(&state, req, &user).await
+        }
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews" => {
+            return crate::authapi::subject_access_review(&state, req, &user).await
+        }
+        _ => {}
+    }
     let agg = wants_aggregated(&req);
     match path.trim_end_matches('/') {
         "/api" => {
@@ -379,7 +519,7 @@ async fn route(
     resource_request(state, req, user, t).await
 }
 
-async fn read_body(req: Request<hyper::body::Incoming>) -> ApiResult<(String, Value)> {
+pub(crate) async fn read_body(req: Request<hyper::body::Incoming>) -> ApiResult<(String, Value)> {
     let ct = req
         .headers()
         .get(hyper::header::CONTENT_TYPE)
@@ -577,6 +717,9 @@ async fn resource_request(
             &scale_of(&state.objects.get(r, &ns, &name).await?),
         )),
         ("get", Some("log")) if r.kind == "Pod" => pod_log(&state, &ns, &name, &qs).await,
+        ("create", Some("token")) if r.kind == "ServiceAccount" => {
+            crate::authapi::token_request(&state, req, &ns, &name).await
+        }
         ("create", None) => {
             let (_, body) = read_body(req).await?;
             // the node authorizer's rule for objects named in the body: a node creates only its
@@ -597,6 +740,11 @@ async fn resource_request(
                     ));
                 }
             }
+            let body = if r.kind == "CertificateSigningRequest" {
+                csr_admission(&state, &user, body)?
+            } else {
+                body
+            };
             if dry_run {
                 return Ok(json_resp(StatusCode::CREATED, &body));
             }
@@ -890,13 +1038,32 @@ async fn pod_log(
             url.push_str(&format!("{k}={v}&"));
         }
     }
-    let resp = state
-        .http
-        .get(&url)
-        .bearer_auth(state.pki.node_token(&node))
-        .send()
-        .await
-        .map_err(|e| ApiError::internal(format!("Get \"{url}\": {e}")))?;
+    let url = url.trim_end_matches(['?', '&']).to_string();
+    let resp = state.http.get(&url).send().await.map_err(|e| {
+        ApiError::unknown_internal(format!("Get \"{url}\": {}", tls_error_text(&e)))
+    })?;
+    // the certificate is the node's own: issued to system:node:<node> (the CA was checked, and
+    // the address, by the TLS handshake)
+    let peer_cn = resp
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .and_then(|der| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+            let cn = cert
+                .subject()
+                .iter_common_name()
+                .next()
+                .and_then(|cn| cn.as_str().ok())
+                .map(str::to_string);
+            cn
+        })
+        .unwrap_or_default();
+    if peer_cn != format!("system:node:{node}") {
+        return Err(ApiError::unknown_internal(format!(
+            "Get \"{url}\": tls: the serving certificate of node \"{node}\" is issued to {peer_cn:?}, not \"system:node:{node}\""
+        )));
+    }
     let status = resp.status();
     if !status.is_success() {
         let text = resp.text().await.unwrap_or_default();
@@ -911,6 +1078,115 @@ async fn pod_log(
         hyper::header::HeaderValue::from_static("text/plain"),
     );
     Ok(out)
+}
+
+/// The TLS failure as kube-apiserver (Go's crypto/tls) words it, or the error chain.
+fn tls_error_text(e: &reqwest::Error) -> String {
+    let mut chain = vec![e.to_string()];
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        chain.push(s.to_string());
+        src = s.source();
+    }
+    let all = chain.join(": ");
+    if all.contains("UnknownIssuer") || all.contains("unknown issuer") {
+        "tls: failed to verify certificate: x509: certificate signed by unknown authority".into()
+    } else if all.contains("NotValidForName") || all.contains("not valid for name") {
+        "tls: failed to verify certificate: x509: certificate is not valid for the node's address"
+            .into()
+    } else if all.contains("Expired") {
+        "tls: failed to verify certificate: x509: certificate has expired or is not yet valid"
+            .into()
+    } else {
+        all
+    }
+}
+
+/// CertificateSigningRequest admission: the requestor is recorded (`spec.username`, `groups`),
+/// `status` is the server's, the request must be a PEM certificate request, and a node's request
+/// for its own serving certificate (signer `kubernetes.io/kubelet-serving`, subject
+/// `system:node:<name>`) is approved and signed by the cluster CA at once.
+fn csr_admission(state: &State, user: &User, mut body: Value) -> ApiResult<Value> {
+    let r =
+        resources::find("certificates.k8s.io", "v1", "certificatesigningrequests").expect("csr");
+    let name = body
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if let Some(o) = body.as_object_mut() {
+        o.remove("status");
+    }
+    let mut causes = vec![];
+    let signer = body
+        .pointer("/spec/signerName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if signer.is_empty() {
+        causes.push(crate::errors::Cause::required("spec.signerName", ""));
+    }
+    let pem = body
+        .pointer("/spec/request")
+        .and_then(Value::as_str)
+        .map(|b| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .ok()
+                .and_then(|v| String::from_utf8(v).ok())
+        });
+    let pem = match pem {
+        None => {
+            causes.push(crate::errors::Cause::required("spec.request", ""));
+            None
+        }
+        Some(None) => {
+            causes.push(crate::errors::Cause::invalid(
+                "spec.request",
+                "[]byte{...}",
+                "PEM block type must be CERTIFICATE REQUEST",
+            ));
+            None
+        }
+        Some(Some(p)) if !p.contains("-----BEGIN CERTIFICATE REQUEST-----") => {
+            causes.push(crate::errors::Cause::invalid(
+                "spec.request",
+                "[]byte{...}",
+                "PEM block type must be CERTIFICATE REQUEST",
+            ));
+            None
+        }
+        Some(p) => p,
+    };
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(r, &name, causes));
+    }
+    let (username, groups) = user.identity();
+    body["spec"]["username"] = json!(username);
+    body["spec"]["groups"] = json!(groups);
+    if let (User::Node(node), Some(pem)) = (user, pem) {
+        if signer == crate::pki::KUBELET_SERVING_SIGNER {
+            let cert = state.pki.sign_kubelet_serving(&pem, node).map_err(|why| {
+                ApiError::forbidden(
+                    r,
+                    &name,
+                    format!("{} \"{name}\" is forbidden: {why}", r.qualified()),
+                )
+            })?;
+            use base64::Engine as _;
+            let now = crate::controllers::now();
+            body["status"] = json!({
+                "conditions": [{
+                    "type": "Approved", "status": "True", "reason": "AutoApproved",
+                    "message": format!("Auto approving the serving certificate of system:node:{node}"),
+                    "lastUpdateTime": now, "lastTransitionTime": now,
+                }],
+                "certificate": base64::engine::general_purpose::STANDARD.encode(cert),
+            });
+        }
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -441,6 +441,50 @@ pub fn table(r: &Resource, items: &[Value], resource_version: u64) -> Value {
                 })
                 .collect(),
         ),
+        "CertificateSigningRequest" => (
+            vec![
+                col("Name", "string", 0),
+                col("Age", "string", 0),
+                col("SignerName", "string", 0),
+                col("Requestor", "string", 0),
+                col("RequestedDuration", "string", 0),
+                col("Condition", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let conds: Vec<String> = o
+                        .pointer("/status/conditions")
+                        .and_then(Value::as_array)
+                        .map(|cs| {
+                            cs.iter()
+                                .filter_map(|c| c.get("type").and_then(Value::as_str))
+                                .map(str::to_string)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let mut cond = if conds.is_empty() {
+                        "Pending".to_string()
+                    } else {
+                        conds.join(",")
+                    };
+                    if o.pointer("/status/certificate").is_some() {
+                        cond.push_str(",Issued");
+                    }
+                    row(
+                        o,
+                        vec![
+                            name(o),
+                            age(o),
+                            json!(s(o, "/spec/signerName")),
+                            json!(s(o, "/spec/username")),
+                            json!("<none>"),
+                            json!(cond),
+                        ],
+                    )
+                })
+                .collect(),
+        ),
         "Lease" => (
             vec![
                 col("Name", "string", 0),

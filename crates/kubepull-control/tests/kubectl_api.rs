@@ -89,6 +89,7 @@ async fn node_authorizer_validation_and_restart() {
         secure_port: 0,
         datastore: String::new(),
         controllers: false,
+        pod_security: kubepull_control::podsecurity::Level::Baseline,
     };
     let server = start(cfg.clone()).await.unwrap();
     let admin = server.kubeconfig_path();
@@ -200,6 +201,7 @@ async fn bad_bodies_are_refused_and_the_server_keeps_serving() {
         secure_port: 0,
         datastore: "memory".into(),
         controllers: false,
+        pod_security: kubepull_control::podsecurity::Level::Baseline,
     })
     .await
     .unwrap();
@@ -280,6 +282,7 @@ async fn shutdown_closes_connections_and_releases_the_store() {
         secure_port: 0,
         datastore: String::new(),
         controllers: true,
+        pod_security: kubepull_control::podsecurity::Level::Baseline,
     };
     let server = start(cfg.clone()).await.unwrap();
     let http = reqwest::Client::builder()
@@ -310,4 +313,522 @@ async fn shutdown_closes_connections_and_releases_the_store() {
         .expect("restart on the same data dir");
     again.shutdown().await;
     drop(w);
+}
+
+fn server_config(dir: &Path, controllers: bool) -> ServerConfig {
+    ServerConfig {
+        data_dir: dir.join("data"),
+        bind_address: "127.0.0.1".parse().unwrap(),
+        secure_port: 0,
+        datastore: "memory".into(),
+        controllers,
+        pod_security: kubepull_control::podsecurity::Level::Baseline,
+    }
+}
+
+/// Pod Security admission as kubectl meets it: a `restricted` namespace refuses a privileged pod
+/// with the upstream text, `warn` gives kubectl's `Warning:` line, the cluster default
+/// (`baseline`) refuses hostPath volumes and privileged containers, Deployments only warn, label
+/// changes apply to new pods, bad labels and out-of-range IDs are refused with the field named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_security_admission_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: r\n  labels: {pod-security.kubernetes.io/enforce: restricted}\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: w\n  labels: {pod-security.kubernetes.io/enforce: privileged, pod-security.kubernetes.io/warn: restricted}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(ns));
+        assert!(ok, "{out}");
+        let pod = |name: &str, ns: &str, extra: &str| {
+            format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n{extra}")
+        };
+        let privileged = "    securityContext: {privileged: true}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("priv", "r", privileged)));
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("Error from server (Forbidden): error when creating \"STDIN\": pods \"priv\" is forbidden: violates PodSecurity \"restricted:latest\": privileged (container \"c\" must not set securityContext.privileged=true), allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"),
+            "{out}"
+        );
+        // a restricted-compliant pod is admitted there
+        let good = "    securityContext:\n      allowPrivilegeEscalation: false\n      runAsNonRoot: true\n      runAsUser: 1000\n      capabilities: {drop: [ALL]}\n      seccompProfile: {type: RuntimeDefault}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("good", "r", good)));
+        assert!(ok && !out.contains("Warning"), "{out}");
+
+        // warn=restricted: admitted, with kubectl's Warning line
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("loose", "w", "")));
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false)"),
+            "{out}"
+        );
+
+        // the cluster default (baseline) in an unlabelled namespace
+        let host_path = "  volumes:\n  - name: root\n    hostPath: {path: /}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("hp", "default", host_path)));
+        assert!(!ok, "{out}");
+        assert!(out.contains("pods \"hp\" is forbidden: violates PodSecurity \"baseline:latest\": hostPath volumes (volume \"root\")"), "{out}");
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("pr", "default", privileged)));
+        assert!(!ok && out.contains("violates PodSecurity \"baseline:latest\": privileged (container \"c\" must not set securityContext.privileged=true)"), "{out}");
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("plain", "default", "")));
+        assert!(ok && !out.contains("Warning"), "{out}");
+        let (_, out) = k(&["get", "pods", "-n", "default", "-o", "name"], None);
+        assert!(out.contains("pod/plain") && !out.contains("pod/hp") && !out.contains("pod/pr"), "{out}");
+
+        // a Deployment is never refused, only warned about
+        let dep = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: r}\nspec:\n  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    spec:\n      hostNetwork: true\n      containers: [{name: c, image: busybox}]\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(dep));
+        assert!(ok, "{out}");
+        assert!(out.contains("Warning: would violate PodSecurity \"restricted:latest\": host namespaces (hostNetwork=true), allowPrivilegeEscalation != false"), "{out}");
+
+        // label changes take effect for new pods; a stricter enforce level warns about existing pods
+        let (ok, out) = k(&["label", "ns", "default", "pod-security.kubernetes.io/enforce=privileged"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("hp", "default", host_path)));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["label", "--overwrite", "ns", "w", "pod-security.kubernetes.io/enforce=restricted"], None);
+        assert!(ok, "{out}");
+        assert!(out.contains("Warning: existing pods in namespace \"w\" violate the new PodSecurity enforce level \"restricted:latest\""), "{out}");
+        assert!(out.contains("Warning: loose: allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"), "{out}");
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("loose2", "w", "")));
+        assert!(!ok && out.contains("violates PodSecurity \"restricted:latest\""), "{out}");
+
+        // bad labels are refused, naming the label
+        let (ok, out) = k(&["label", "ns", "r", "pod-security.kubernetes.io/warn=strict"], None);
+        assert!(!ok, "{out}");
+        assert!(out.contains("metadata.labels[pod-security.kubernetes.io/warn]: Invalid value: \"strict\": must be one of privileged, baseline, restricted"), "{out}");
+        let (ok, out) = k(&["label", "ns", "r", "pod-security.kubernetes.io/enforce-version=1.30"], None);
+        assert!(!ok && out.contains("must be \"latest\" or \"v1.x\""), "{out}");
+
+        // IDs out of range, with the upstream field errors
+        let ids = "    securityContext: {runAsUser: -1}\n  securityContext:\n    fsGroup: 2147483648\n    supplementalGroups: [1, -5]\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&pod("ids", "w", ids)));
+        assert!(!ok, "{out}");
+        for needle in [
+            "spec.containers[0].securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+            "spec.securityContext.fsGroup: Invalid value: 2147483648: must be between 0 and 2147483647, inclusive",
+            "spec.securityContext.supplementalGroups[1]: Invalid value: -5: must be between 0 and 2147483647, inclusive",
+        ] {
+            assert!(out.contains(needle), "{needle}\n{out}");
+        }
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
+
+/// A TLS endpoint standing in for a node's log server (hostile cases only): it presents
+/// `cert_pem`, and answers every request with `hello`.
+async fn fake_node(cert_pem: &str, key_pem: &str) -> (u16, tokio::task::JoinHandle<()>) {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut s) = acceptor.accept(tcp).await {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nhello\n")
+                        .await;
+                    let _ = s.shutdown().await;
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+fn csr_yaml(name: &str, cn: &str) -> (String, String) {
+    use base64::Engine as _;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    (
+        format!(
+            "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: {name}}}\nspec:\n  signerName: kubernetes.io/kubelet-serving\n  usages: [digital signature, server auth]\n  request: {}\n",
+            base64::engine::general_purpose::STANDARD.encode(pem)
+        ),
+        key.serialize_pem(),
+    )
+}
+
+/// Node credentials: a node gets its serving certificate from the cluster CA through a
+/// CertificateSigningRequest (only for its own name); the `pods/log` proxy refuses a node whose
+/// certificate the CA did not sign, or that the CA issued to another node; a revoked node token
+/// gets 401 at once, and the node's new token works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_serving_certificates_and_token_revocation() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = server_config(d.path(), false);
+    let data_dir = cfg.data_dir.clone();
+    let server = start(cfg).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let node = node_kubeconfig(
+        d.path(),
+        &server.url(),
+        &server.ca_pem(),
+        &server.node_token("other"),
+    );
+    // a node presenting a self-signed certificate
+    let rogue = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (rogue_port, rogue_task) =
+        fake_node(&rogue.cert.pem(), &rogue.signing_key.serialize_pem()).await;
+    let (ok, out, other_key, other_cert) = {
+        let (node, home) = (node.clone(), home.clone());
+        tokio::task::spawn_blocking(move || {
+            // a node may not ask for another node's certificate
+            let (y, _) = csr_yaml("steal", "system:node:n1");
+            let (ok, out) = kubectl(&node, &home, &["create", "-f", "-"], Some(&y));
+            assert!(!ok && out.contains("must be CN=system:node:other, O=system:nodes"), "{out}");
+            // a request that is not PEM
+            let bad = "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {name: bad}\nspec: {signerName: kubernetes.io/kubelet-serving, request: aGVsbG8=}\n";
+            let (ok, out) = kubectl(&node, &home, &["create", "-f", "-"], Some(bad));
+            assert!(!ok && out.contains("spec.request: Invalid value") && !out.contains("hello"), "{out}");
+            // its own: approved and issued by the CA
+            let (y, key) = csr_yaml("own", "system:node:other");
+            let (ok, out) = kubectl(&node, &home, &["create", "-f", "-"], Some(&y));
+            assert!(ok, "{out}");
+            let (ok, out) = kubectl(&node, &home, &["get", "csr", "own", "-o", "jsonpath={.status.certificate}"], None);
+            assert!(ok, "{out}");
+            use base64::Engine as _;
+            let cert = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(out.trim()).unwrap()).unwrap();
+            assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
+            let (ok, out) = kubectl(&node, &home, &["get", "csr", "own"], None);
+            (ok, out, key, cert)
+        })
+        .await
+        .unwrap()
+    };
+    assert!(
+        ok && out.contains("Approved,Issued") && out.contains("system:node:other"),
+        "{out}"
+    );
+    // a node with a CA-signed certificate issued to another node
+    let (imp_port, imp_task) = fake_node(&other_cert, &other_key).await;
+    let admin2 = admin.clone();
+    let home2 = home.clone();
+    tokio::task::spawn_blocking(move || {
+        let objs = format!(
+            "apiVersion: v1\nkind: Node\nmetadata: {{name: rogue}}\nstatus:\n  addresses: [{{type: InternalIP, address: 127.0.0.1}}]\n  daemonEndpoints: {{kubeletEndpoint: {{Port: {rogue_port}}}}}\n---\napiVersion: v1\nkind: Node\nmetadata: {{name: imp}}\nstatus:\n  addresses: [{{type: InternalIP, address: 127.0.0.1}}]\n  daemonEndpoints: {{kubeletEndpoint: {{Port: {imp_port}}}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p-rogue}}\nspec: {{nodeName: rogue, containers: [{{name: c, image: busybox}}]}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p-imp}}\nspec: {{nodeName: imp, containers: [{{name: c, image: busybox}}]}}\n"
+        );
+        let (ok, out) = kubectl(&admin2, &home2, &["create", "-f", "-"], Some(&objs));
+        assert!(ok, "{out}");
+        let put_status = |n: &str, port: u16| {
+            let (ok, out) = kubectl(&admin2, &home2, &["patch", "node", n, "--subresource=status", "--type=merge", "-p",
+                &format!("{{\"status\":{{\"addresses\":[{{\"type\":\"InternalIP\",\"address\":\"127.0.0.1\"}}],\"daemonEndpoints\":{{\"kubeletEndpoint\":{{\"Port\":{port}}}}}}}}}")], None);
+            assert!(ok, "{out}");
+        };
+        put_status("rogue", rogue_port);
+        put_status("imp", imp_port);
+        let (ok, out) = kubectl(&admin2, &home2, &["logs", "p-rogue"], None);
+        assert!(!ok, "{out}");
+        assert!(out.contains(&format!("Error from server: Get \"https://127.0.0.1:{rogue_port}/containerLogs/default/p-rogue/c\": tls: failed to verify certificate: x509: certificate signed by unknown authority")), "{out}");
+        let (ok, out) = kubectl(&admin2, &home2, &["logs", "p-imp"], None);
+        assert!(!ok && !out.contains("hello"), "{out}");
+        assert!(out.contains("the serving certificate of node \"imp\" is issued to \"system:node:other\""), "{out}");
+    })
+    .await
+    .unwrap();
+    rogue_task.abort();
+    imp_task.abort();
+
+    // revocation: the running server refuses the old token at once; the new one works
+    let (ok, out) = {
+        let (node, home) = (node.clone(), home.clone());
+        tokio::task::spawn_blocking(move || {
+            kubectl(&node, &home, &["get", "nodes", "-o", "name"], None)
+        })
+        .await
+        .unwrap()
+    };
+    assert!(ok, "{out}");
+    assert_eq!(
+        kubepull_control::pki::revoke_node_token(&data_dir, "other").unwrap(),
+        1
+    );
+    let new_token = kubepull_control::node_token(&data_dir, "other").unwrap();
+    assert_ne!(new_token, server.node_token("rogue"));
+    let fresh = d.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let fresh_cfg = node_kubeconfig(&fresh, &server.url(), &server.ca_pem(), &new_token);
+    tokio::task::spawn_blocking(move || {
+        let (ok, out) = kubectl(&node, &home, &["get", "nodes", "-o", "name"], None);
+        assert!(!ok && out.contains("Unauthorized"), "{out}");
+        let (ok, out) = kubectl(&fresh_cfg, &home, &["get", "nodes", "-o", "name"], None);
+        assert!(ok && out.contains("node/rogue"), "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
+
+fn token_kubeconfig(dir: &Path, name: &str, url: &str, ca_pem: &str, user: &str) -> PathBuf {
+    use base64::Engine as _;
+    let p = dir.join(name);
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {url}\n    certificate-authority-data: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u, namespace: t}}\ncurrent-context: c\nusers:\n- name: u\n  user:\n{user}",
+            base64::engine::general_purpose::STANDARD.encode(ca_pem)
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// ServiceAccount tokens with the real kubectl: `kubectl create token` (protobuf body) issues a
+/// JWT the server authenticates (`kubectl auth whoami`), RBAC refuses what is not granted with
+/// the upstream message and allows what a RoleBinding grants (`kubectl auth can-i`, `--list`),
+/// bound tokens die with their pod, all tokens with their ServiceAccount; client certificates
+/// signed by the cluster CA are users (CN, O); bad TokenRequest bodies are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_tokens_whoami_and_rbac() {
+    use base64::Engine as _;
+    let d = tempfile::tempdir().unwrap();
+    let cfg = server_config(d.path(), false);
+    let pki = cfg.data_dir.join("pki");
+    let server = start(cfg).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let (url, ca) = (server.url(), server.ca_pem());
+    // a client certificate signed by the cluster CA: CN jane, O devs
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(pki.join("ca.key")).unwrap()).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "jane");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "devs");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let jane = token_kubeconfig(
+        d.path(),
+        "jane.kubeconfig",
+        &url,
+        &ca,
+        &format!(
+            "    client-certificate-data: {}\n    client-key-data: {}\n",
+            b(&cert.pem()),
+            b(&key.serialize_pem())
+        ),
+    );
+    let dir = d.path().to_path_buf();
+    let (url2, ca2) = (url.clone(), ca.clone());
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str]| kubectl(&admin, &home, args, None);
+        let (ok, out) = k(&["create", "namespace", "t"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "serviceaccount", "bot", "-n", "t"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "token", "bot", "-n", "t", "--duration=5m"]);
+        assert!(!ok && out.contains("TokenRequest.authentication.k8s.io \"bot\" is invalid: spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes"), "{out}");
+        let (ok, out) = k(&["create", "token", "nobody", "-n", "t"]);
+        assert!(!ok && out.contains("serviceaccounts \"nobody\" not found"), "{out}");
+        let (ok, token) = k(&["create", "token", "bot", "-n", "t"]);
+        assert!(ok && token.starts_with("eyJ"), "{token}");
+        let token = token.trim().to_string();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["sub"], "system:serviceaccount:t:bot");
+        assert_eq!(claims["kubernetes.io"]["serviceaccount"]["name"], "bot");
+        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+        let bot = token_kubeconfig(&dir, "bot.kubeconfig", &url2, &ca2, &format!("    token: {token}\n"));
+        let kb = |args: &[&str]| kubectl(&bot, &home, args, None);
+        let (ok, out) = kb(&["auth", "whoami"]);
+        assert!(ok, "{out}");
+        for needle in ["system:serviceaccount:t:bot", "[system:serviceaccounts system:serviceaccounts:t system:authenticated]"] {
+            assert!(out.contains(needle), "{needle}\n{out}");
+        }
+        // nothing granted yet
+        let (ok, out) = kb(&["get", "secrets"]);
+        assert!(!ok);
+        assert!(out.contains("Error from server (Forbidden): secrets is forbidden: User \"system:serviceaccount:t:bot\" cannot list resource \"secrets\" in API group \"\" in the namespace \"t\""), "{out}");
+        let (ok, out) = kb(&["auth", "can-i", "list", "pods"]);
+        assert!(!ok && out.trim() == "no", "{out}");
+        // grant view in t
+        let rb = "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: bot-view, namespace: t}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\nsubjects: [{kind: ServiceAccount, name: bot, namespace: t}]\n";
+        let (ok, out) = kubectl(&admin, &home, &["apply", "-f", "-"], Some(rb));
+        assert!(ok, "{out}");
+        let (ok, out) = kb(&["get", "pods"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kb(&["auth", "can-i", "list", "pods"]);
+        assert!(ok && out.trim() == "yes", "{out}");
+        let (ok, out) = kb(&["auth", "can-i", "get", "secrets"]);
+        assert!(!ok && out.trim() == "no", "{out}");
+        let (ok, out) = kb(&["auth", "can-i", "list", "pods", "-n", "default"]);
+        assert!(!ok && out.trim() == "no", "{out}");
+        let (ok, out) = kb(&["auth", "can-i", "--list"]);
+        assert!(ok, "{out}");
+        assert!(out.contains("deployments.apps") && out.contains("selfsubjectreviews.authentication.k8s.io") && !out.contains("secrets "), "{out}");
+        let (ok, out) = kb(&["create", "configmap", "x", "--from-literal=a=b"]);
+        assert!(!ok && out.contains("cannot create resource \"configmaps\""), "{out}");
+        let (ok, out) = k(&["get", "clusterroles", "-o", "name"]);
+        assert!(ok && out.contains("clusterrole.rbac.authorization.k8s.io/cluster-admin") && out.contains("clusterrole.rbac.authorization.k8s.io/view"), "{out}");
+
+        // a pod-bound token dies with its pod
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: t}\nspec: {serviceAccountName: bot, containers: [{name: c, image: busybox}]}\n";
+        let (ok, out) = kubectl(&admin, &home, &["apply", "-f", "-"], Some(pod));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "token", "default", "-n", "t", "--bound-object-kind=Pod", "--bound-object-name=p"]);
+        assert!(!ok && out.contains("cannot bind token for serviceaccount \"default\" to pod running with different serviceaccount name."), "{out}");
+        let (ok, bound) = k(&["create", "token", "bot", "-n", "t", "--bound-object-kind=Pod", "--bound-object-name=p"]);
+        assert!(ok, "{bound}");
+        let bound_cfg = token_kubeconfig(&dir, "bound.kubeconfig", &url2, &ca2, &format!("    token: {}\n", bound.trim()));
+        let (ok, out) = kubectl(&bound_cfg, &home, &["auth", "whoami", "-o", "json"], None);
+        assert!(ok && out.contains("authentication.kubernetes.io/pod-name") && out.contains("\"p\""), "{out}");
+        let (ok, out) = k(&["delete", "pod", "p", "-n", "t", "--grace-period=0", "--force"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kubectl(&bound_cfg, &home, &["auth", "whoami"], None);
+        assert!(!ok && out.contains("Unauthorized"), "{out}");
+        // and every token of a deleted ServiceAccount
+        let (ok, out) = k(&["delete", "serviceaccount", "bot", "-n", "t"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kb(&["get", "pods"]);
+        assert!(!ok && out.contains("Unauthorized"), "{out}");
+
+        // a client certificate from the cluster CA
+        let (ok, out) = kubectl(&jane, &home, &["auth", "whoami"], None);
+        assert!(ok && out.contains("jane") && out.contains("[devs system:authenticated]"), "{out}");
+        let (ok, out) = kubectl(&jane, &home, &["get", "pods"], None);
+        assert!(!ok && out.contains("User \"jane\" cannot list resource \"pods\""), "{out}");
+    })
+    .await
+    .unwrap();
+
+    // bad TokenRequest bodies: a Status, nothing issued, the server keeps serving
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+        .build()
+        .unwrap();
+    let url = format!(
+        "{}/api/v1/namespaces/default/serviceaccounts/default/token",
+        server.url()
+    );
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "application/json",
+            b"{not json".to_vec(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "application/json",
+            br#"{"kind":"Pod","apiVersion":"v1"}"#.to_vec(),
+            400,
+            "must be a authentication.k8s.io/v1 TokenRequest, not a Pod",
+        ),
+        (
+            "application/json",
+            br#"{"spec":{"expirationSeconds":"soon"}}"#.to_vec(),
+            400,
+            "spec.expirationSeconds must be an integer",
+        ),
+        (
+            "application/json",
+            br#"{"spec":{"boundObjectRef":{"kind":"ConfigMap","apiVersion":"v1","name":"x"}}}"#
+                .to_vec(),
+            400,
+            "cannot bind token to object of type v1, Kind=ConfigMap",
+        ),
+        (
+            "application/vnd.kubernetes.protobuf",
+            b"k8s\x00\x0a\xff".to_vec(),
+            415,
+            "truncated",
+        ),
+        (
+            "application/vnd.kubernetes.protobuf",
+            b"garbage".to_vec(),
+            415,
+            "envelope",
+        ),
+        (
+            "application/json",
+            format!(r#"{{"spec":{{"audiences":["{}"]}}}}"#, "A".repeat(4 << 20)).into_bytes(),
+            400,
+            "limit",
+        ),
+    ];
+    for (ct, body, code, needle) in cases {
+        let r = http
+            .post(&url)
+            .bearer_auth(server.admin_token())
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), code, "{needle}");
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["kind"], "Status");
+        assert!(v["message"].as_str().unwrap_or("").contains(needle), "{v}");
+        assert!(!v.to_string().contains("eyJ"), "{v}");
+    }
+    let r = http
+        .post(&url)
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    // a token signed by another key is refused
+    let other = tempfile::tempdir().unwrap();
+    let forged = kubepull_control::auth::TokenIssuer::load_or_create(other.path()).unwrap();
+    let t = forged
+        .issue(&kubepull_control::auth::Claims {
+            namespace: "default".into(),
+            name: "default".into(),
+            uid: "x".into(),
+            audiences: vec![kubepull_control::auth::ISSUER.into()],
+            iat: jiff::Timestamp::now().as_second(),
+            exp: jiff::Timestamp::now().as_second() + 3600,
+            jti: "j".into(),
+            bound: None,
+            node: None,
+        })
+        .unwrap();
+    let r = http
+        .get(format!("{}/api/v1/namespaces", server.url()))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    server.shutdown().await;
 }

@@ -40,8 +40,11 @@ pub struct AgentConfig {
     pub node_name: String,
     /// The node's address (InternalIP; with host networking also each pod's IP).
     pub node_ip: IpAddr,
-    /// The node's own token: the log endpoint accepts only requests carrying it.
+    /// The node's own token.
     pub token: String,
+    /// The cluster CA (PEM): the log endpoint accepts only the API server's client certificate
+    /// signed by it.
+    pub ca_pem: String,
     /// State directory.
     pub root: PathBuf,
     /// The node's docker config (credentials after the pods' Secrets).
@@ -96,10 +99,14 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let index = Arc::new(Mutex::new(PodIndex::default()));
+    let tls =
+        crate::logs::request_serving_certificate(&client, &cfg.node_name, cfg.node_ip, &cfg.ca_pem)
+            .await
+            .map_err(AgentError::Logs)?;
     let (log_port, log_task) = crate::logs::serve(
         cfg.node_ip,
         cfg.log_port,
-        cfg.token.clone(),
+        tls,
         runtime.clone(),
         index.clone(),
     )

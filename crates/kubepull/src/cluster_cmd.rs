@@ -36,6 +36,22 @@ pub fn server_command() -> Command {
                 .default_value("")
                 .help("Storage: empty for the embedded redb file in the data dir, or etcd://host:2379[,host:2379...]"),
         )
+        .arg(pod_security_arg())
+}
+
+fn pod_security_arg() -> Arg {
+    Arg::new("pod-security")
+        .long("pod-security")
+        .value_name("LEVEL")
+        .default_value("baseline")
+        .value_parser(["privileged", "baseline", "restricted"])
+        .help("Pod Security level (enforce, audit, warn) for namespaces without pod-security.kubernetes.io/* labels")
+}
+
+fn pod_security(m: &ArgMatches) -> kubepull_control::podsecurity::Level {
+    m.get_one::<String>("pod-security")
+        .and_then(|s| kubepull_control::podsecurity::Level::parse(s))
+        .unwrap_or(kubepull_control::podsecurity::Level::Baseline)
 }
 
 fn data_dir_arg() -> Arg {
@@ -89,16 +105,28 @@ pub fn up_command() -> Command {
                 Arg::new("docker-config")
                     .long("docker-config")
                     .value_name("FILE"),
-            ),
+            )
+            .arg(pod_security_arg()),
     )
 }
 
 pub fn token_command() -> Command {
     Command::new("token")
-        .about("Print a node's join token")
-        .arg(Arg::new("kind").required(true).value_parser(["node"]))
-        .arg(Arg::new("name").required(true))
-        .arg(data_dir_arg())
+        .about("Print a node's join token, or revoke it")
+        .subcommand_required(true)
+        .subcommand(
+            Command::new("node")
+                .about("Print node NAME's join token (its current generation)")
+                .arg(Arg::new("name").required(true))
+                .arg(data_dir_arg()),
+        )
+        .subcommand(
+            Command::new("revoke")
+                .about("Revoke node NAME's token: the server refuses it from the next request on (401); `kubepull token node NAME` then prints the new one")
+                .arg(Arg::new("kind").required(true).value_parser(["node"]))
+                .arg(Arg::new("name").required(true))
+                .arg(data_dir_arg()),
+        )
 }
 
 pub fn shim_command() -> Command {
@@ -195,6 +223,7 @@ pub fn run_server(m: &ArgMatches) -> u8 {
             .cloned()
             .unwrap_or_default(),
         controllers: true,
+        pod_security: pod_security(m),
     };
     let rt = match runtime() {
         Ok(r) => r,
@@ -230,7 +259,7 @@ async fn run_node_agent(
     name: String,
     root: PathBuf,
     node_ip: IpAddr,
-    token: String,
+    (token, ca_pem): (String, String),
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
@@ -260,6 +289,7 @@ async fn run_node_agent(
         node_name: name,
         node_ip,
         token,
+        ca_pem,
         root,
         node_config: load_docker_config(m)?,
         log_port: 0,
@@ -289,7 +319,17 @@ pub fn run_node(m: &ArgMatches) -> u8 {
         let rt = runtime()?;
         rt.block_on(async {
             let client = kube_client(&url, &ca, &token)?;
-            run_node_agent(client, m, name, root, node_ip, token, shutdown_signal()).await
+            let ca_pem = String::from_utf8(ca.clone()).context("--ca-file is not PEM text")?;
+            run_node_agent(
+                client,
+                m,
+                name,
+                root,
+                node_ip,
+                (token, ca_pem),
+                shutdown_signal(),
+            )
+            .await
         })
     })();
     report(r)
@@ -320,6 +360,7 @@ pub fn run_up(m: &ArgMatches) -> u8 {
                 .cloned()
                 .unwrap_or_default(),
             controllers: true,
+            pod_security: pod_security(m),
         };
         let rt = runtime()?;
         rt.block_on(async move {
@@ -339,7 +380,7 @@ pub fn run_up(m: &ArgMatches) -> u8 {
                 name,
                 data_dir.join("node"),
                 IpAddr::from([127, 0, 0, 1]),
-                token,
+                (token, server.ca_pem()),
                 shutdown_signal(),
             )
             .await;
@@ -351,9 +392,20 @@ pub fn run_up(m: &ArgMatches) -> u8 {
 }
 
 pub fn run_token(m: &ArgMatches) -> u8 {
+    let (sub, m) = match m.subcommand() {
+        Some(x) => x,
+        None => return exit::FAILURE,
+    };
     let data_dir = PathBuf::from(m.get_one::<String>("data-dir").cloned().unwrap_or_default());
     let name = m.get_one::<String>("name").cloned().unwrap_or_default();
-    match kubepull_control::node_token(&data_dir, &name) {
+    let r = if sub == "revoke" {
+        kubepull_control::pki::revoke_node_token(&data_dir, &name).map(|g| {
+            format!("the token of node {name} is revoked (now generation {g}); the new one: kubepull token node {name} --data-dir {}", data_dir.display())
+        })
+    } else {
+        kubepull_control::node_token(&data_dir, &name)
+    };
+    match r {
         Ok(t) => {
             println!("{t}");
             exit::OK

@@ -1,0 +1,498 @@
+//! RBAC: Roles, ClusterRoles and their bindings, the bootstrap policy, rule matching and the
+//! Forbidden message, for every user that is neither the admin nor a node.
+//!
+//! - Bootstrap roles and bindings: k8s.io/kubernetes
+//!   `plugin/pkg/auth/authorizer/rbac/bootstrappolicy/testdata/cluster-roles.yaml` and
+//!   `cluster-role-bindings.yaml` (the subset listed in [`bootstrap_objects`]). The aggregated
+//!   roles `admin`, `edit` and `view` are stored with their `aggregationRule` and the rules the
+//!   aggregation controller would give them.
+//! - Matching: `pkg/apis/rbac/v1/evaluation_helpers.go` (`VerbMatches`, `APIGroupMatches`,
+//!   `ResourceMatches`, `ResourceNameMatches`, `NonResourceURLMatches`) and
+//!   `plugin/pkg/auth/authorizer/rbac/rbac.go` (`RuleAllows`, `appliesTo`).
+//! - The message: k8s.io/apiserver `pkg/endpoints/handlers/responsewriters/errors.go`
+//!   (`forbiddenMessage`).
+//! - The `system:masters` group is allowed everything before RBAC is asked (as kube-apiserver's
+//!   privileged-group authorizer does).
+
+use serde_json::{json, Value};
+
+use crate::auth::UserInfo;
+use crate::errors::{ApiError, ApiResult};
+use crate::objects::{ListOptions, Objects};
+use crate::resources::{self, Resource};
+
+/// What is asked (`authorizer.Attributes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes {
+    /// Verb.
+    pub verb: String,
+    /// API group (`""` core).
+    pub group: String,
+    /// Resource (plural).
+    pub resource: String,
+    /// Subresource.
+    pub subresource: String,
+    /// Namespace (`""` cluster scope).
+    pub namespace: String,
+    /// Object name.
+    pub name: String,
+    /// A non-resource path (then the resource fields are unused).
+    pub path: Option<String>,
+}
+
+fn strs(v: Option<&Value>) -> Vec<&str> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// `RuleAllows` for one PolicyRule.
+pub fn rule_allows(rule: &Value, a: &Attributes) -> bool {
+    let verbs = strs(rule.get("verbs"));
+    if !verbs.iter().any(|v| *v == "*" || *v == a.verb) {
+        return false;
+    }
+    if let Some(path) = &a.path {
+        return strs(rule.get("nonResourceURLs")).iter().any(|u| {
+            *u == "*" || u == path || u.strip_suffix('*').is_some_and(|p| path.starts_with(p))
+        });
+    }
+    let groups = strs(rule.get("apiGroups"));
+    if !groups.iter().any(|g| *g == "*" || *g == a.group) {
+        return false;
+    }
+    let combined = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
+    let resources = strs(rule.get("resources"));
+    let res_ok = resources.iter().any(|r| {
+        *r == "*"
+            || *r == combined
+            || (!a.subresource.is_empty() && *r == format!("*/{}", a.subresource))
+    });
+    if !res_ok {
+        return false;
+    }
+    let names = strs(rule.get("resourceNames"));
+    names.is_empty() || names.contains(&a.name.as_str())
+}
+
+/// Whether a binding's subject is this user (`appliesTo`).
+fn subject_matches(s: &Value, u: &UserInfo, binding_ns: &str) -> bool {
+    let kind = s.get("kind").and_then(Value::as_str).unwrap_or("");
+    let name = s.get("name").and_then(Value::as_str).unwrap_or("");
+    match kind {
+        "User" => name == u.name,
+        "Group" => u.groups.iter().any(|g| g == name),
+        "ServiceAccount" => {
+            let ns = s
+                .get("namespace")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .unwrap_or(binding_ns);
+            u.name == format!("system:serviceaccount:{ns}:{name}")
+        }
+        _ => false,
+    }
+}
+
+fn res(plural: &str) -> &'static Resource {
+    resources::find("rbac.authorization.k8s.io", "v1", plural).expect("rbac resource")
+}
+
+/// The rules that apply to `u` in `namespace` (cluster-wide ones too), each with where it comes
+/// from.
+pub async fn rules_for(
+    objects: &Objects,
+    u: &UserInfo,
+    namespace: &str,
+) -> ApiResult<Vec<(Value, String)>> {
+    let mut out = vec![];
+    let (crbs, _, _) = objects
+        .list(res("clusterrolebindings"), None, &ListOptions::default())
+        .await?;
+    let mut bindings: Vec<(Value, bool)> = crbs.into_iter().map(|b| (b, true)).collect();
+    if !namespace.is_empty() {
+        let (rbs, _, _) = objects
+            .list(
+                res("rolebindings"),
+                Some(namespace),
+                &ListOptions::default(),
+            )
+            .await?;
+        bindings.extend(rbs.into_iter().map(|b| (b, false)));
+    }
+    for (b, cluster) in bindings {
+        let bns = if cluster { "" } else { namespace };
+        let applies = b
+            .get("subjects")
+            .and_then(Value::as_array)
+            .is_some_and(|ss| ss.iter().any(|s| subject_matches(s, u, bns)));
+        if !applies {
+            continue;
+        }
+        let kind = b
+            .pointer("/roleRef/kind")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let name = b
+            .pointer("/roleRef/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let role = match kind {
+            "ClusterRole" => objects.get_opt(res("clusterroles"), "", name).await?,
+            "Role" if !cluster => objects.get_opt(res("roles"), namespace, name).await?,
+            _ => None,
+        };
+        let bname = b
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let source = if cluster {
+            format!(
+                "ClusterRoleBinding \"{bname}\" of {kind} \"{name}\" to {}",
+                u.name
+            )
+        } else {
+            format!(
+                "RoleBinding \"{bname}/{namespace}\" of {kind} \"{name}\" to {}",
+                u.name
+            )
+        };
+        if let Some(role) = role {
+            for r in role
+                .get("rules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                out.push((r.clone(), source.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `u` may do `a`, and the reason (`RBAC: allowed by …`).
+pub async fn allows(objects: &Objects, u: &UserInfo, a: &Attributes) -> ApiResult<(bool, String)> {
+    if u.groups.iter().any(|g| g == "system:masters") {
+        return Ok((true, String::new()));
+    }
+    for (rule, source) in rules_for(objects, u, &a.namespace).await? {
+        if rule_allows(&rule, a) {
+            return Ok((true, format!("RBAC: allowed by {source}")));
+        }
+    }
+    Ok((false, String::new()))
+}
+
+/// `forbiddenMessage` wrapped as the Status message.
+pub fn forbidden(user: &str, a: &Attributes, r: Option<&Resource>) -> ApiError {
+    if let Some(path) = &a.path {
+        return ApiError::forbidden_msg(format!(
+            "forbidden: User \"{user}\" cannot {} path \"{path}\"",
+            a.verb
+        ));
+    }
+    let combined = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
+    let scope = if a.namespace.is_empty() {
+        " at the cluster scope".to_string()
+    } else {
+        format!(" in the namespace \"{}\"", a.namespace)
+    };
+    let gr = if a.group.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}.{}", a.resource, a.group)
+    };
+    let head = if a.name.is_empty() {
+        format!("{gr} is forbidden")
+    } else {
+        format!("{gr} \"{}\" is forbidden", a.name)
+    };
+    let msg = format!(
+        "{head}: User \"{user}\" cannot {} resource \"{combined}\" in API group \"{}\"{scope}",
+        a.verb, a.group
+    );
+    match r {
+        Some(r) => ApiError::forbidden(r, &a.name, msg),
+        None => ApiError::forbidden_msg(msg),
+    }
+}
+
+/// The RBAC decision for a resource request of a user.
+pub async fn authorize(
+    state: &crate::server::State,
+    u: &UserInfo,
+    verb: &str,
+    r: &'static Resource,
+    sub: Option<&str>,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> ApiResult<()> {
+    let a = Attributes {
+        verb: verb.to_string(),
+        group: r.group.to_string(),
+        resource: r.plural.to_string(),
+        subresource: sub.unwrap_or("").to_string(),
+        namespace: if r.namespaced || r.kind == "Namespace" {
+            namespace
+                .or(if r.kind == "Namespace" { name } else { None })
+                .unwrap_or("")
+                .to_string()
+        } else {
+            String::new()
+        },
+        name: name.unwrap_or("").to_string(),
+        path: None,
+    };
+    let a = if r.kind == "Namespace" {
+        // namespaces are cluster-scoped; the request's namespace is the namespace itself
+        Attributes {
+            namespace: a.name.clone(),
+            ..a
+        }
+    } else {
+        a
+    };
+    if allows(&state.objects, u, &a).await?.0 {
+        return Ok(());
+    }
+    let mut shown = a.clone();
+    if r.kind == "Namespace" {
+        shown.namespace.clear();
+    }
+    Err(forbidden(&u.name, &shown, Some(r)))
+}
+
+fn role(name: &str, rules: Value) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": name,
+            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+            "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+        "rules": rules,
+    })
+}
+
+fn binding(name: &str, role: &str, groups: &[&str]) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": name,
+            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+            "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": groups.iter().map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g})).collect::<Vec<_>>(),
+    })
+}
+
+const READ: &[&str] = &["get", "list", "watch"];
+const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
+
+/// `system:aggregate-to-view` (the resources this server serves, and the standard ones).
+fn view_rules() -> Value {
+    json!([
+        {"apiGroups": [""], "resources": ["configmaps", "endpoints", "persistentvolumeclaims", "persistentvolumeclaims/status", "pods", "replicationcontrollers", "replicationcontrollers/scale", "serviceaccounts", "services", "services/status"], "verbs": READ},
+        {"apiGroups": [""], "resources": ["bindings", "events", "limitranges", "namespaces/status", "pods/log", "pods/status", "replicationcontrollers/status", "resourcequotas", "resourcequotas/status"], "verbs": READ},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": READ},
+        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": READ},
+        {"apiGroups": ["apps"], "resources": ["controllerrevisions", "daemonsets", "daemonsets/status", "deployments", "deployments/scale", "deployments/status", "replicasets", "replicasets/scale", "replicasets/status", "statefulsets", "statefulsets/scale", "statefulsets/status"], "verbs": READ},
+        {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers", "horizontalpodautoscalers/status"], "verbs": READ},
+        {"apiGroups": ["batch"], "resources": ["cronjobs", "cronjobs/status", "jobs", "jobs/status"], "verbs": READ},
+        {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets", "poddisruptionbudgets/status"], "verbs": READ},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingresses/status", "networkpolicies"], "verbs": READ},
+    ])
+}
+
+/// `system:aggregate-to-edit`.
+fn edit_rules() -> Value {
+    json!([
+        {"apiGroups": [""], "resources": ["pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "secrets", "services/proxy"], "verbs": READ},
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},
+        {"apiGroups": [""], "resources": ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"], "verbs": WRITE},
+        {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["configmaps", "events", "persistentvolumeclaims", "replicationcontrollers", "replicationcontrollers/scale", "secrets", "serviceaccounts", "services", "services/proxy"], "verbs": WRITE},
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+        {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "deployments/rollback", "deployments/scale", "replicasets", "replicasets/scale", "statefulsets", "statefulsets/scale"], "verbs": WRITE},
+        {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": WRITE},
+        {"apiGroups": ["batch"], "resources": ["cronjobs", "jobs"], "verbs": WRITE},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "networkpolicies"], "verbs": WRITE},
+        {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": WRITE},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]},
+    ])
+}
+
+/// `system:aggregate-to-admin`.
+fn admin_rules() -> Value {
+    json!([
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["localsubjectaccessreviews"], "verbs": ["create"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings", "roles"], "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]},
+    ])
+}
+
+fn concat(parts: &[Value]) -> Value {
+    Value::Array(
+        parts
+            .iter()
+            .flat_map(|p| p.as_array().cloned().unwrap_or_default())
+            .collect(),
+    )
+}
+
+/// The bootstrap ClusterRoles and ClusterRoleBindings.
+pub fn bootstrap_objects() -> (Vec<Value>, Vec<Value>) {
+    let agg = |name: &str, label: &str, rules: Value, labelled: Option<&str>| {
+        let mut r = role(name, rules);
+        r["aggregationRule"] = json!({"clusterRoleSelectors": [{"matchLabels": {format!("rbac.authorization.k8s.io/{label}"): "true"}}]});
+        if let Some(l) = labelled {
+            r["metadata"]["labels"][format!("rbac.authorization.k8s.io/{l}")] = json!("true");
+        }
+        r
+    };
+    let to = |name: &str, label: &str, rules: Value| {
+        let mut r = role(name, rules);
+        r["metadata"]["labels"][format!("rbac.authorization.k8s.io/{label}")] = json!("true");
+        r
+    };
+    let roles = vec![
+        role(
+            "cluster-admin",
+            json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
+        ),
+        agg(
+            "admin",
+            "aggregate-to-admin",
+            concat(&[admin_rules(), edit_rules(), view_rules()]),
+            None,
+        ),
+        agg(
+            "edit",
+            "aggregate-to-edit",
+            concat(&[edit_rules(), view_rules()]),
+            Some("aggregate-to-admin"),
+        ),
+        agg(
+            "view",
+            "aggregate-to-view",
+            view_rules(),
+            Some("aggregate-to-edit"),
+        ),
+        to(
+            "system:aggregate-to-admin",
+            "aggregate-to-admin",
+            admin_rules(),
+        ),
+        to(
+            "system:aggregate-to-edit",
+            "aggregate-to-edit",
+            edit_rules(),
+        ),
+        to(
+            "system:aggregate-to-view",
+            "aggregate-to-view",
+            view_rules(),
+        ),
+        role(
+            "system:basic-user",
+            json!([
+                {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
+                {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]},
+            ]),
+        ),
+        role(
+            "system:discovery",
+            json!([{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
+        ),
+        role(
+            "system:public-info-viewer",
+            json!([{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
+        ),
+    ];
+    let bindings = vec![
+        binding("cluster-admin", "cluster-admin", &["system:masters"]),
+        binding(
+            "system:basic-user",
+            "system:basic-user",
+            &["system:authenticated"],
+        ),
+        binding(
+            "system:discovery",
+            "system:discovery",
+            &["system:authenticated"],
+        ),
+        binding(
+            "system:public-info-viewer",
+            "system:public-info-viewer",
+            &["system:authenticated", "system:unauthenticated"],
+        ),
+    ];
+    (roles, bindings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(verb: &str, group: &str, resource: &str, sub: &str, name: &str) -> Attributes {
+        Attributes {
+            verb: verb.into(),
+            group: group.into(),
+            resource: resource.into(),
+            subresource: sub.into(),
+            namespace: "ns".into(),
+            name: name.into(),
+            path: None,
+        }
+    }
+
+    #[test]
+    fn matching_follows_upstream() {
+        let r = json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]});
+        assert!(rule_allows(&r, &a("get", "", "pods", "", "x")));
+        assert!(
+            !rule_allows(&r, &a("get", "", "pods", "log", "x")),
+            "pods does not cover pods/log"
+        );
+        assert!(!rule_allows(&r, &a("delete", "", "pods", "", "x")));
+        assert!(!rule_allows(&r, &a("get", "apps", "pods", "", "x")));
+        let sub = json!({"apiGroups": ["*"], "resources": ["*/status"], "verbs": ["*"]});
+        assert!(rule_allows(
+            &sub,
+            &a("update", "apps", "deployments", "status", "d")
+        ));
+        assert!(!rule_allows(
+            &sub,
+            &a("update", "apps", "deployments", "", "d")
+        ));
+        let named = json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["a"], "verbs": ["get"]});
+        assert!(rule_allows(&named, &a("get", "", "secrets", "", "a")));
+        assert!(!rule_allows(&named, &a("get", "", "secrets", "", "")));
+        let nr = json!({"nonResourceURLs": ["/apis/*"], "verbs": ["get"]});
+        let p = |path: &str| Attributes {
+            verb: "get".into(),
+            path: Some(path.into()),
+            ..Default::default()
+        };
+        assert!(rule_allows(&nr, &p("/apis/apps")));
+        assert!(!rule_allows(&nr, &p("/api")));
+    }
+
+    #[test]
+    fn messages() {
+        let e = forbidden(
+            "system:serviceaccount:t:bot",
+            &a("list", "", "secrets", "", ""),
+            None,
+        );
+        assert_eq!(e.message, "secrets is forbidden: User \"system:serviceaccount:t:bot\" cannot list resource \"secrets\" in API group \"\" in the namespace \"ns\"");
+        let mut c = a("get", "apps", "deployments", "scale", "web");
+        c.namespace.clear();
+        assert_eq!(forbidden("u", &c, None).message, "deployments.apps \"web\" is forbidden: User \"u\" cannot get resource \"deployments/scale\" in API group \"apps\" at the cluster scope");
+    }
+}
