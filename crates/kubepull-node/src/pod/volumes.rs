@@ -1,0 +1,2 @@
+//! Pod volumes (Secret, ConfigMap, emptyDir, downward API, projected, hostPath) and the
+//! container mounts they give.
