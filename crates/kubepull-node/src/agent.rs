@@ -21,7 +21,9 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 
 use crate::events::Recorder;
-use crate::images::{Clock, ImageManager, ImageService, SystemClock, VerifyPolicy};
+use crate::images::{
+    Clock, ImageManager, ImageService, PreloadedImages, SystemClock, VerifyPolicy,
+};
 use crate::pod::{NodeContext, PodWorker, Track};
 use crate::runtime::{ContainerRuntime, RuntimeContainer};
 
@@ -50,6 +52,8 @@ pub struct AgentConfig {
     pub log_port: u16,
     /// Ensure-secret-pulled policy.
     pub verify: VerifyPolicy,
+    /// The admin's preloaded images / allowlist.
+    pub preloaded: PreloadedImages,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -111,7 +115,8 @@ pub async fn run(
         client: client.clone(),
         node_name: cfg.node_name.clone(),
         node_ip: cfg.node_ip.to_string(),
-        images: ImageManager::new(images, clock.clone(), cfg.verify),
+        images: ImageManager::new(images, clock.clone(), cfg.verify)
+            .with_preloaded(cfg.preloaded.clone()),
         runtime: runtime.clone(),
         recorder: Recorder::new(client.clone(), &cfg.node_name),
         node_config: cfg.node_config.clone(),
