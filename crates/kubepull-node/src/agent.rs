@@ -54,6 +54,8 @@ pub struct AgentConfig {
     pub verify: VerifyPolicy,
     /// The admin's preloaded images / allowlist.
     pub preloaded: PreloadedImages,
+    /// Host directories `hostPath` volumes may use (`--allow-host-path`); empty: none.
+    pub allow_host_path: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -121,6 +123,10 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), &cfg.node_name),
         node_config: cfg.node_config.clone(),
         clock,
+        volumes: crate::pod::volumes::VolumeSettings {
+            pods_dir: cfg.root.join("pods"),
+            host_path_allowed: cfg.allow_host_path.clone(),
+        },
     });
 
     let heartbeat = tokio::spawn(heartbeat_loop(client.clone(), cfg.clone(), log_port));

@@ -71,6 +71,13 @@ fn node_agent_args(cmd: Command) -> Command {
             .help("When a pod may use an image already on the node without its credentials being checked (KEP-2535): NeverVerify (any pod), NeverVerifyPreloadedImages (images the node pulled are checked; images listed in --preloaded-images without a pull record are not), NeverVerifyAllowlistedImages (images listed in --preloaded-images are not checked), AlwaysVerify"),
     )
     .arg(
+        Arg::new("allow-host-path")
+            .long("allow-host-path")
+            .value_name("DIR")
+            .action(ArgAction::Append)
+            .help("Allow hostPath volumes under DIR (repeatable; checked after resolving symlinks). Without it every hostPath volume is refused with a FailedMount event"),
+    )
+    .arg(
         Arg::new("preloaded-images")
             .long("preloaded-images")
             .value_name("FILE")
@@ -297,6 +304,12 @@ async fn run_node_agent(
         log_port: 0,
         verify,
         preloaded,
+        allow_host_path: m
+            .get_many::<String>("allow-host-path")
+            .into_iter()
+            .flatten()
+            .map(PathBuf::from)
+            .collect(),
     };
     kubepull_node::agent::run(client, cfg, images, runtime, shutdown)
         .await

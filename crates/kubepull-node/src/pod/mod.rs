@@ -79,6 +79,8 @@ pub struct NodeContext {
     pub node_config: Option<kubepull_core::dockerconfig::DockerConfig>,
     /// Monotonic clock for back-offs.
     pub clock: std::sync::Arc<dyn crate::images::Clock>,
+    /// Where pod volumes live, and which `hostPath`s are allowed.
+    pub volumes: volumes::VolumeSettings,
 }
 
 /// A pod's worker state.
@@ -89,6 +91,7 @@ pub struct PodWorker {
     pub(crate) start_time: Option<jiff::Timestamp>,
     pub(crate) last_status: Option<serde_json::Value>,
     pub(crate) retry_now: Option<String>,
+    pub(crate) volumes: volumes::PodVolumes,
 }
 
 impl Default for PodWorker {
@@ -99,6 +102,7 @@ impl Default for PodWorker {
             start_time: None,
             last_status: None,
             retry_now: None,
+            volumes: Default::default(),
         }
     }
 }

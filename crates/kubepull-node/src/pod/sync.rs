@@ -60,6 +60,28 @@ impl PodWorker {
         let mut secrets: Option<(Vec<PullSecret>, Vec<String>)> = None;
         let uid = pod.metadata.uid.clone().unwrap_or_default();
 
+        // volumes: set up before any container starts (the kubelet's WaitForAttachAndMount),
+        // then re-read and rewritten every VOLUME_RESYNC
+        let now = ctx.clock.now();
+        if self.volumes.due(now) {
+            let errors =
+                super::volumes::setup(&ctx.client, &ctx.volumes, pod, &mut self.volumes, now).await;
+            for e in errors {
+                ctx.recorder
+                    .record(
+                        &Involved::pod(pod, None),
+                        EventType::Warning,
+                        "FailedMount",
+                        &e.to_string(),
+                    )
+                    .await;
+            }
+        }
+        let volumes_ready = self.volumes.all_ready(pod);
+        if !volumes_ready {
+            wake = wake.min(super::volumes::VOLUME_RESYNC);
+        }
+
         for c in &spec.containers {
             let track = self.tracks.entry(c.name.clone()).or_default();
             // refresh the runtime state of the current instance
@@ -137,6 +159,10 @@ impl PodWorker {
                     track.state = None;
                 }
                 None => {}
+            }
+            if !volumes_ready {
+                // ContainerCreating until every volume is mounted
+                break;
             }
 
             // image step
@@ -217,9 +243,27 @@ impl PodWorker {
                     break;
                 }
             };
+            let mounts = match super::volumes::container_mounts(c, &self.volumes.ready, &env) {
+                Ok(m) => m,
+                Err(e) => {
+                    ctx.recorder
+                        .record(
+                            &involved,
+                            EventType::Warning,
+                            "Failed",
+                            &format!("Error: {e}"),
+                        )
+                        .await;
+                    track.waiting = Some((CREATE_CONTAINER_CONFIG_ERROR.into(), e.0));
+                    wake = wake.min(Duration::from_secs(10));
+                    break;
+                }
+            };
             let sc = c.security_context.as_ref();
             let psc = spec.security_context.as_ref();
             let req = ContainerRequest {
+                mounts,
+                fs_group: psc.and_then(|s| s.fs_group),
                 namespace: pod.metadata.namespace.clone().unwrap_or_default(),
                 pod_name: pod.metadata.name.clone().unwrap_or_default(),
                 pod_uid: uid.clone(),
@@ -314,6 +358,15 @@ impl PodWorker {
                 let _ = ctx.runtime.remove(&id).await;
             }
         }
+        // the containers are gone: unmount and remove the pod's volumes
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let settings = ctx.volumes.clone();
+        let r =
+            tokio::task::spawn_blocking(move || super::volumes::teardown(&settings, &uid)).await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(pod = %pod_full_name(pod), error = %e, "removing the pod's volumes failed");
+        }
+        self.volumes = Default::default();
     }
 
     async fn publish_status(&mut self, ctx: &NodeContext, pod: &Pod) {
