@@ -21,7 +21,9 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 
 use crate::events::Recorder;
-use crate::images::{Clock, ImageManager, ImageService, SystemClock, VerifyPolicy};
+use crate::images::{
+    Clock, ImageManager, ImageService, PreloadedImages, SystemClock, VerifyPolicy,
+};
 use crate::pod::{NodeContext, PodWorker, Track};
 use crate::runtime::{ContainerRuntime, RuntimeContainer};
 
@@ -53,6 +55,10 @@ pub struct AgentConfig {
     pub log_port: u16,
     /// Ensure-secret-pulled policy.
     pub verify: VerifyPolicy,
+    /// The admin's preloaded images / allowlist.
+    pub preloaded: PreloadedImages,
+    /// Host directories `hostPath` volumes may use (`--allow-host-path`); empty: none.
+    pub allow_host_path: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -118,11 +124,16 @@ pub async fn run(
         client: client.clone(),
         node_name: cfg.node_name.clone(),
         node_ip: cfg.node_ip.to_string(),
-        images: ImageManager::new(images, clock.clone(), cfg.verify),
+        images: ImageManager::new(images, clock.clone(), cfg.verify)
+            .with_preloaded(cfg.preloaded.clone()),
         runtime: runtime.clone(),
         recorder: Recorder::new(client.clone(), &cfg.node_name),
         node_config: cfg.node_config.clone(),
         clock,
+        volumes: crate::pod::volumes::VolumeSettings {
+            pods_dir: cfg.root.join("pods"),
+            host_path_allowed: cfg.allow_host_path.clone(),
+        },
     });
 
     let heartbeat = tokio::spawn(heartbeat_loop(client.clone(), cfg.clone(), log_port));

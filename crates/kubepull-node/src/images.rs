@@ -1,7 +1,7 @@
 //! The kubelet's image step for one container: `EnsureImageExists`
 //! (kubernetes `pkg/kubelet/images/image_manager.go`), with ensure-secret-pulled images
-//! (KEP-2535, `pkg/kubelet/images/pullmanager`) under the default policy
-//! `NeverVerifyPreloadedImages`.
+//! (KEP-2535, `pkg/kubelet/images/pullmanager`) under the kubelet's four
+//! `imagePullCredentialsVerificationPolicy` values (default `NeverVerifyPreloadedImages`).
 //!
 //! The state machine, per container start attempt:
 //!
@@ -12,13 +12,20 @@
 //!    another pod only when one of that pod's credentials matches the record (by credential hash or
 //!    by Secret coordinates), or when the image was pulled anonymously or with the node's own
 //!    credentials. Otherwise the pod's credentials must be verified by pulling again (`Never`:
-//!    `ErrImageNeverPull`, so presence is not revealed). Images loaded outside the node agent
-//!    (no pull record) are trusted (`NeverVerifyPreloadedImages`).
+//!    `ErrImageNeverPull`, so presence is not revealed). The step fails closed: an image without
+//!    a pull record is "preloaded" (trusted under `NeverVerifyPreloadedImages`) only when the
+//!    admin listed its repository ([`PreloadedImages`]); otherwise it is verified like any other.
+//!    Upstream trusts every image without a record, because containerd's store is also filled by
+//!    `ctr`/`crictl`; kubepull's store is filled by kubepull only, so a missing record means a
+//!    lost or failed record write, never an admin's preload. Unreadable records also mean
+//!    "verify" (upstream: "any error reading the records counts as must pull").
 //! 4. Credentials: the pod's Secrets, then the node's docker config (kubelet keyring order); a
 //!    Secret that does not decode fails the step with the decoder's text as reason and message,
 //!    with no back-off.
 //! 5. Back-off keyed by `<pod UID>_<image as written>`: `ImagePullBackOff`, event `BackOff`.
-//! 6. Pull: `Pulling`, then `Pulled` with durations and size, or `Failed` + back-off.
+//! 6. Pull: `Pulling`, then `Pulled` with durations and size, or `Failed` + back-off. The pull
+//!    record is written before the image is handed to the container; if it cannot be written
+//!    the pull fails (`ErrImagePull`, back-off), so no image is ever usable without its record.
 //!
 //! Every failure is followed by a `Failed` event `Error: <reason>`. Time is a parameter (a
 //! [`Clock`]), so back-off is tested on a fake clock.
@@ -151,16 +158,153 @@ pub trait ImageService: Send + Sync {
     ) -> Result<(), String>;
 }
 
-/// Ensure-secret-pulled verification policy (`imagePullCredentialsVerificationPolicy`).
+/// Ensure-secret-pulled verification policy (`imagePullCredentialsVerificationPolicy`, kubelet
+/// `pkg/kubelet/apis/config/types.go`, `ImagePullCredentialsVerificationPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VerifyPolicy {
     /// The behaviour without the feature: a present image is used by every pod.
     NeverVerify,
-    /// The default: images this node pulled are verified; images loaded otherwise are trusted.
+    /// The default: images this node pulled are verified; images the admin listed as preloaded
+    /// ([`PreloadedImages`]) and that have no pull record are trusted.
     #[default]
     NeverVerifyPreloadedImages,
+    /// Images whose repository is on the allowlist ([`PreloadedImages`]) are trusted; every
+    /// other present image is verified.
+    NeverVerifyAllowlistedImages,
     /// Every present image is verified.
     AlwaysVerify,
+}
+
+impl VerifyPolicy {
+    /// The kubelet's names, in its order.
+    pub const NAMES: [&'static str; 4] = [
+        "NeverVerify",
+        "NeverVerifyPreloadedImages",
+        "NeverVerifyAllowlistedImages",
+        "AlwaysVerify",
+    ];
+
+    /// The kubelet's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyPolicy::NeverVerify => Self::NAMES[0],
+            VerifyPolicy::NeverVerifyPreloadedImages => Self::NAMES[1],
+            VerifyPolicy::NeverVerifyAllowlistedImages => Self::NAMES[2],
+            VerifyPolicy::AlwaysVerify => Self::NAMES[3],
+        }
+    }
+}
+
+/// A policy name that is not one of the kubelet's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown image pull credentials verification policy {0:?}: use NeverVerify, \
+     NeverVerifyPreloadedImages, NeverVerifyAllowlistedImages or AlwaysVerify"
+)]
+pub struct UnknownVerifyPolicy(pub String);
+
+impl std::str::FromStr for VerifyPolicy {
+    type Err = UnknownVerifyPolicy;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "NeverVerify" => Ok(VerifyPolicy::NeverVerify),
+            "NeverVerifyPreloadedImages" => Ok(VerifyPolicy::NeverVerifyPreloadedImages),
+            "NeverVerifyAllowlistedImages" => Ok(VerifyPolicy::NeverVerifyAllowlistedImages),
+            "AlwaysVerify" => Ok(VerifyPolicy::AlwaysVerify),
+            other => Err(UnknownVerifyPolicy(other.to_string())),
+        }
+    }
+}
+
+/// An entry of the preloaded-images list that the kubelet's validation would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("preloaded images line {line}: {entry:?}: {reason}")]
+pub struct PreloadedError {
+    /// 1-based line.
+    pub line: usize,
+    /// The entry as written.
+    pub entry: String,
+    /// What is wrong and how to write it.
+    pub reason: String,
+}
+
+/// The repositories the admin declared: under `NeverVerifyPreloadedImages` the images loaded on
+/// this node outside a pod's pull (trusted when they have no pull record), under
+/// `NeverVerifyAllowlistedImages` the kubelet's `preloadedImagesVerificationAllowlist`.
+///
+/// Entries follow the kubelet's allowlist rules (KEP-2535; kubelet config validation of
+/// `preloadedImagesVerificationAllowlist`): an exact, fully normalized repository name without
+/// tag or digest (`docker.io/library/busybox`), or a prefix ending in `/*` with at least a
+/// host before it (`registry.example:5000/base/*`); no surrounding spaces, `*` only as the
+/// trailing `/*`. One entry per line; blank lines and lines starting with `#` are skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreloadedImages {
+    entries: Vec<String>,
+}
+
+impl PreloadedImages {
+    /// Parses and validates a list.
+    pub fn parse(text: &str) -> Result<Self, PreloadedError> {
+        let mut entries = vec![];
+        for (i, raw) in text.lines().enumerate() {
+            if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
+                continue;
+            }
+            let err = |reason: &str| PreloadedError {
+                line: i + 1,
+                entry: raw.to_string(),
+                reason: reason.to_string(),
+            };
+            if raw.trim() != raw {
+                return Err(err("remove the spaces around the entry"));
+            }
+            let (repo, wildcard) = match raw.strip_suffix("/*") {
+                Some(r) => (r, true),
+                None => (raw, false),
+            };
+            if repo.contains('*') {
+                return Err(err("'*' is only allowed as a trailing \"/*\""));
+            }
+            if wildcard {
+                if repo.is_empty() || repo.contains('@') {
+                    return Err(err(
+                        "a wildcard entry needs a registry host before \"/*\" (host/path/*)",
+                    ));
+                }
+                entries.push(format!("{repo}/*"));
+                continue;
+            }
+            let parsed = reference::parse_normalized_named(repo).map_err(|e| {
+                err(&format!(
+                    "not a repository name ({e}); write e.g. docker.io/library/busybox"
+                ))
+            })?;
+            if parsed.tag().is_some() || parsed.digest().is_some() {
+                return Err(err("remove the tag or digest: entries name repositories"));
+            }
+            if parsed.name() != repo {
+                return Err(err(&format!(
+                    "write the fully normalized name {:?}",
+                    parsed.name()
+                )));
+            }
+            entries.push(repo.to_string());
+        }
+        Ok(PreloadedImages { entries })
+    }
+
+    /// Whether the repository (fully normalized, no tag or digest) is listed.
+    pub fn matches(&self, repository: &str) -> bool {
+        self.entries.iter().any(|e| match e.strip_suffix('*') {
+            Some(prefix) => repository.starts_with(prefix),
+            None => e == repository,
+        })
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 /// One container's image request.
@@ -205,6 +349,7 @@ pub struct ImageManager {
     service: Arc<dyn ImageService>,
     clock: Arc<dyn Clock>,
     verify: VerifyPolicy,
+    preloaded: PreloadedImages,
     state: Mutex<State>,
 }
 
@@ -224,11 +369,18 @@ impl ImageManager {
             service,
             clock,
             verify,
+            preloaded: PreloadedImages::default(),
             state: Mutex::new(State {
                 backoff: Backoff::kubelet_image_pull(),
                 previous: HashMap::new(),
             }),
         }
+    }
+
+    /// The admin's preloaded images / allowlist (see [`PreloadedImages`]).
+    pub fn with_preloaded(mut self, preloaded: PreloadedImages) -> Self {
+        self.preloaded = preloaded;
+        self
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -308,7 +460,10 @@ impl ImageManager {
                     .as_ref()
                     .map(|r| r.credentials.as_slice())
                     .unwrap_or(&[]);
-                if !self.must_verify(&p, req.namespace, creds) {
+                let repository = reference::parse_normalized_named(&defaulted)
+                    .map(|r| r.name())
+                    .unwrap_or_default();
+                if !self.must_verify(&p, &repository, req.namespace, creds) {
                     let msg = if self.verify == VerifyPolicy::NeverVerify {
                         messages::already_present(image)
                     } else {
@@ -380,6 +535,21 @@ impl ImageManager {
         {
             Ok(pulled) => {
                 let waited = self.clock.now().saturating_sub(started);
+                self.state().backoff.gc(self.clock.now());
+                if self.verify != VerifyPolicy::NeverVerify {
+                    // Fail closed: the image is handed to the container only once its record is
+                    // written; without a record every later pod would have to be verified, but
+                    // this pod's own credentials were checked, so a lost record must not go
+                    // unnoticed either. The pull is failed and retried after the back-off.
+                    if let Err(e) = self
+                        .service
+                        .record_pulled(&pulled.image_ref, req.namespace, pulled.credential.as_ref())
+                        .await
+                    {
+                        let err = format!("failed to record the pull (KEP-2535 pull record): {e}");
+                        return self.pull_failed(image, &key, &err, events);
+                    }
+                }
                 events.push(StepEvent::new(
                     EventType::Normal,
                     pullpolicy::events::PULLED,
@@ -390,38 +560,37 @@ impl ImageManager {
                         pulled.size,
                     ),
                 ));
-                self.state().backoff.gc(self.clock.now());
-                if self.verify != VerifyPolicy::NeverVerify {
-                    // A failure to record only means a later pod is verified again (fail-safe).
-                    let _ = self
-                        .service
-                        .record_pulled(&pulled.image_ref, req.namespace, pulled.credential.as_ref())
-                        .await;
-                }
                 ImageOutcome::Ready {
                     image_ref: pulled.image_ref,
                 }
             }
-            Err(err) => {
-                events.push(StepEvent::new(
-                    EventType::Warning,
-                    pullpolicy::events::FAILED,
-                    messages::failed_to_pull(image, &err),
-                ));
-                let (reason, msg) = pullpolicy::classify_pull_error(image, &err);
-                let now = self.clock.now();
-                let retry_after = {
-                    let mut st = self.state();
-                    st.backoff.next(&key, now);
-                    st.previous
-                        .insert(key.clone(), (reason.to_string(), msg.clone()));
-                    st.backoff.retry_at(&key).map(|t| t.saturating_sub(now))
-                };
-                fail(events, reason, msg, retry_after)
-            }
+            Err(err) => self.pull_failed(image, &key, &err, events),
         }
     }
 
+    fn pull_failed(
+        &self,
+        image: &str,
+        key: &str,
+        err: &str,
+        events: &mut Vec<StepEvent>,
+    ) -> ImageOutcome {
+        events.push(StepEvent::new(
+            EventType::Warning,
+            pullpolicy::events::FAILED,
+            messages::failed_to_pull(image, err),
+        ));
+        let (reason, msg) = pullpolicy::classify_pull_error(image, err);
+        let now = self.clock.now();
+        let retry_after = {
+            let mut st = self.state();
+            st.backoff.next(key, now);
+            st.previous
+                .insert(key.to_string(), (reason.to_string(), msg.clone()));
+            st.backoff.retry_at(key).map(|t| t.saturating_sub(now))
+        };
+        fail(events, reason, msg, retry_after)
+    }
     fn never_pull(&self, image: &str, events: &mut Vec<StepEvent>) -> ImageOutcome {
         let msg = messages::never_pull(image);
         events.push(StepEvent::new(
@@ -432,12 +601,27 @@ impl ImageManager {
         fail(events, reasons::ERR_IMAGE_NEVER_PULL, msg, None)
     }
 
-    /// KEP-2535 `MustAttemptImagePull` for a present image.
-    fn must_verify(&self, present: &PresentImage, namespace: &str, creds: &[Credential]) -> bool {
+    /// KEP-2535 `MustAttemptImagePull` for a present image (`pkg/kubelet/images/pullmanager`,
+    /// `PullManager.MustAttemptImagePull` with the policy enforcer of
+    /// `image_pull_policies.go`), failing closed for images without a record (module docs).
+    fn must_verify(
+        &self,
+        present: &PresentImage,
+        repository: &str,
+        namespace: &str,
+        creds: &[Credential],
+    ) -> bool {
         let pulled_by = match (self.verify, &present.pulled_by) {
             (VerifyPolicy::NeverVerify, _) => return false,
-            (VerifyPolicy::NeverVerifyPreloadedImages, None) => return false,
-            (VerifyPolicy::AlwaysVerify, None) => return true,
+            (VerifyPolicy::NeverVerifyAllowlistedImages, _)
+                if self.preloaded.matches(repository) =>
+            {
+                return false
+            }
+            (VerifyPolicy::NeverVerifyPreloadedImages, None) => {
+                return !self.preloaded.matches(repository)
+            }
+            (_, None) => return true,
             (_, Some(p)) => p,
         };
         if pulled_by.node_pods_accessible {

@@ -269,13 +269,33 @@ impl Puller {
                 .map(|d| (d.digest.clone(), d.size))
                 .collect::<Vec<_>>(),
         );
+        // blobs this repository's images hold (fetched from this repository before)
+        let store = self.store.clone();
+        let repo_name = reference.name();
+        let names = repo_name.clone();
+        let known: Arc<std::collections::HashSet<String>> = Arc::new(
+            blocking(move || -> Result<_, kubepull_store::Error> {
+                let mut set = std::collections::HashSet::new();
+                for rec in store.images()? {
+                    let same = reference::parse_normalized_named(&rec.name)
+                        .is_ok_and(|r| r.name() == names);
+                    if same {
+                        set.extend(rec.blobs().map(str::to_string));
+                    }
+                }
+                Ok(set)
+            })
+            .await??,
+        );
         let repo = Arc::new(repo);
         let results: Vec<(bool, u64)> = stream::iter(blobs.iter().cloned())
             .map(|d| {
                 let repo = repo.clone();
                 let store = self.store.clone();
                 let progress = progress.clone();
-                async move { ensure_blob(&repo, &store, &d, progress).await }
+                let known = known.contains(&d.digest.to_string());
+                let repo_name = repo_name.clone();
+                async move { ensure_blob(&repo, &store, &d, &repo_name, known, progress).await }
             })
             .buffer_unordered(self.concurrency)
             .try_collect()
@@ -342,9 +362,22 @@ async fn ensure_blob(
     repo: &Repository,
     store: &Store,
     desc: &Descriptor,
+    repo_name: &str,
+    known: bool,
     progress: Arc<dyn Progress>,
 ) -> Result<(bool, u64), PullError> {
-    if store.has_blob(&desc.digest) {
+    let fetched_here = |store: &Store| -> Result<bool, PullError> {
+        Ok(known
+            || store
+                .blob_sources(&desc.digest)?
+                .iter()
+                .any(|r| r == repo_name))
+    };
+    // A stored blob is reused only when it was fetched from this repository before (an image of
+    // this repository holds it, or its source list names the repository): blobs cached by a
+    // pull of another repository (with other credentials) are fetched and verified again from
+    // this one, so content is never handed to a pull whose registry would not serve it here.
+    if store.has_blob(&desc.digest) && fetched_here(store)? {
         progress.blob_done(&desc.digest, true);
         return Ok((false, 0));
     }
@@ -352,7 +385,7 @@ async fn ensure_blob(
     let s = store.clone();
     let d = desc.digest.clone();
     let lock = blocking(move || s.lock_blob(&d)).await??;
-    if store.has_blob(&desc.digest) {
+    if store.has_blob(&desc.digest) && fetched_here(store)? {
         progress.blob_done(&desc.digest, true);
         drop(lock);
         return Ok((false, 0));
@@ -385,7 +418,13 @@ async fn ensure_blob(
     // fetch_blob verified size and digest while streaming
     let s = store.clone();
     let d = desc.digest.clone();
-    blocking(move || s.commit_blob(&lock, &path, &d, false)).await??;
+    let repo_name = repo_name.to_string();
+    blocking(move || -> Result<(), kubepull_store::Error> {
+        s.commit_blob(&lock, &path, &d, false)?;
+        // still under the blob's lock: a waiting pull of this repository reuses it
+        s.add_blob_source(&d, &repo_name)
+    })
+    .await??;
     progress.blob_done(&desc.digest, false);
     Ok((true, n))
 }

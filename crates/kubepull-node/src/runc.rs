@@ -236,6 +236,33 @@ pub fn runtime_spec(
     })
 }
 
+/// Adds the pod's volume mounts to a spec as bind mounts (`rbind`, `rprivate`, `ro`/`rw`),
+/// replacing a default mount with the same destination, and `fsGroup` as a supplementary group.
+pub fn add_volume_mounts(
+    spec: &mut serde_json::Value,
+    mounts: &[crate::runtime::Mount],
+    fs_group: Option<i64>,
+) {
+    if let Some(list) = spec["mounts"].as_array_mut() {
+        list.retain(|m| {
+            !mounts
+                .iter()
+                .any(|v| m["destination"].as_str() == Some(v.container_path.as_str()))
+        });
+        for m in mounts {
+            list.push(serde_json::json!({
+                "destination": m.container_path,
+                "type": "bind",
+                "source": m.host_path,
+                "options": ["rbind", "rprivate", if m.read_only { "ro" } else { "rw" }],
+            }));
+        }
+    }
+    if let Some(g) = fs_group.and_then(|g| u32::try_from(g).ok()) {
+        spec["process"]["user"]["additionalGids"] = serde_json::json!([g]);
+    }
+}
+
 /// A runc id from pod UID, container name and attempt (runc accepts `^[\w+-\.]+$`).
 pub fn container_id(pod_uid: &str, name: &str, attempt: u32) -> String {
     let clean = |s: &str| -> String {
@@ -349,7 +376,8 @@ impl RuncRuntime {
         )?;
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         w("resolv.conf", resolv)?;
-        let spec = runtime_spec(&bundle, &args, &env, &cwd, uid, gid, &req.hostname);
+        let mut spec = runtime_spec(&bundle, &args, &env, &cwd, uid, gid, &req.hostname);
+        add_volume_mounts(&mut spec, &req.mounts, req.fs_group);
         w(
             "config.json",
             serde_json::to_string_pretty(&spec).unwrap_or_default(),

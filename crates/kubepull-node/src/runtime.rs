@@ -10,6 +10,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 
+pub use crate::pod::volumes::{Mount, VolumeKind};
+
 /// What to run: one container of one pod, fully resolved (env values already read from Secrets
 /// and ConfigMaps).
 #[derive(Clone, PartialEq, Eq)]
@@ -42,6 +44,11 @@ pub struct ContainerRequest {
     pub attempt: u32,
     /// The pod's hostname.
     pub hostname: String,
+    /// Volume mounts (bind mounts of host paths), in `volumeMounts` order.
+    pub mounts: Vec<Mount>,
+    /// The pod's `securityContext.fsGroup`: a supplementary group of the process (volume files
+    /// are group-owned by it).
+    pub fs_group: Option<i64>,
 }
 
 impl std::fmt::Debug for ContainerRequest {
@@ -53,6 +60,7 @@ impl std::fmt::Debug for ContainerRequest {
             .field("name", &self.name)
             .field("image", &self.image)
             .field("attempt", &self.attempt)
+            .field("mounts", &self.mounts)
             .field(
                 "env",
                 &self.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),

@@ -58,10 +58,18 @@ impl ImageService for StoreImageService {
                 return Ok(None);
             };
             let manifest = Digest::parse(&rec.manifest_digest).map_err(|e| e.to_string())?;
-            let records = store.pull_records(&manifest).map_err(|e| e.to_string())?;
+            let pulled_by = match store.pull_records(&manifest) {
+                Ok(records) => pulled_by(&records),
+                Err(e) => {
+                    // KEP-2535: any error reading the records counts as "must pull"; an empty
+                    // record matches no credential and is not node-accessible
+                    tracing::warn!(image = %name, error = %e, "pull records unreadable: verifying credentials");
+                    Some(PulledBy::default())
+                }
+            };
             Ok(Some(PresentImage {
                 image_ref: rec.config_digest.clone(),
-                pulled_by: pulled_by(&records),
+                pulled_by,
             }))
         })
         .await
@@ -114,11 +122,16 @@ impl ImageService for StoreImageService {
             },
         };
         tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let mut recorded = 0;
             for img in store.images().map_err(|e| e.to_string())? {
                 if img.config_digest == image_ref {
                     let m = Digest::parse(&img.manifest_digest).map_err(|e| e.to_string())?;
                     store.record_pull(&m, &rec).map_err(|e| e.to_string())?;
+                    recorded += 1;
                 }
+            }
+            if recorded == 0 {
+                return Err(format!("no stored image has the ID {image_ref}"));
             }
             Ok(())
         })

@@ -30,6 +30,7 @@ struct FakeImages {
     pulls: Mutex<Vec<(String, Vec<String>)>>,
     good: (String, String),
     down: Mutex<bool>,
+    record_fails: Mutex<bool>,
 }
 
 #[async_trait]
@@ -78,6 +79,9 @@ impl ImageService for FakeImages {
         namespace: &str,
         credential: Option<&Credential>,
     ) -> Result<(), String> {
+        if *self.record_fails.lock().unwrap() {
+            return Err("write pulls/ab.json: Read-only file system (os error 30)".into());
+        }
         let mut present = self.present.lock().unwrap();
         for p in present.values_mut() {
             if p.image_ref == image_ref {
@@ -279,7 +283,42 @@ async fn never_policy_and_present_images() {
         ["Warning/ErrImageNeverPull", "Warning/Failed"]
     );
 
-    // preloaded (no pull record): trusted
+    // present without a pull record, not listed by the admin: verified by pulling (fail closed)
+    images.present.lock().unwrap().insert(
+        "busybox:1.36".into(),
+        PresentImage {
+            image_ref: "sha256:aa".into(),
+            pulled_by: None,
+        },
+    );
+    let mut ev = vec![];
+    let o = m
+        .ensure_image(&req("u1", "busybox:1.36", None, &[]), &mut ev)
+        .await;
+    assert!(matches!(o, ImageOutcome::Ready { .. }), "{o:?}");
+    assert_eq!(reasons(&ev), ["Normal/Pulling", "Normal/Pulled"]);
+    assert_eq!(images.pulls.lock().unwrap().len(), 1);
+    // ... and with Never it is not started (presence not revealed)
+    images
+        .present
+        .lock()
+        .unwrap()
+        .get_mut("busybox:1.36")
+        .unwrap()
+        .pulled_by = None;
+    let o = m
+        .ensure_image(
+            &req("u2", "busybox:1.36", Some(PullPolicy::Never), &[]),
+            &mut vec![],
+        )
+        .await;
+    assert_eq!(waiting(&o).0, "ErrImageNeverPull");
+
+    // listed as preloaded by the admin: trusted without a record
+    let (images, clock, _) = setup();
+    let m = ImageManager::new(images.clone(), clock, VerifyPolicy::default()).with_preloaded(
+        PreloadedImages::parse("# preloaded on this node\ndocker.io/library/busybox\n").unwrap(),
+    );
     images.present.lock().unwrap().insert(
         "busybox:1.36".into(),
         PresentImage {
@@ -302,6 +341,146 @@ async fn never_policy_and_present_images() {
         "Container image \"busybox:1.36\" already present on machine and can be accessed by the pod"
     );
     assert!(images.pulls.lock().unwrap().is_empty());
+}
+
+/// The four kubelet policies on one private image with and without a record.
+#[tokio::test]
+async fn verification_policies() {
+    let b = [secret("regcred", "reg.example:5000", "alice", "s3cret-pw")];
+    let cases: [(VerifyPolicy, &str, bool, bool); 6] = [
+        // policy, list, record present, pod B (no secret) starts from the cache
+        (VerifyPolicy::NeverVerify, "", true, true),
+        (VerifyPolicy::NeverVerifyPreloadedImages, "", true, false),
+        (
+            VerifyPolicy::NeverVerifyPreloadedImages,
+            "reg.example:5000/private/*",
+            false,
+            true,
+        ),
+        (
+            VerifyPolicy::NeverVerifyAllowlistedImages,
+            "reg.example:5000/private/app",
+            true,
+            true,
+        ),
+        (
+            VerifyPolicy::NeverVerifyAllowlistedImages,
+            "reg.example:5000/other/*",
+            true,
+            false,
+        ),
+        (
+            VerifyPolicy::AlwaysVerify,
+            "reg.example:5000/private/*",
+            false,
+            false,
+        ),
+    ];
+    for (policy, list, with_record, b_starts) in cases {
+        let images = Arc::new(FakeImages {
+            good: ("alice".into(), "s3cret-pw".into()),
+            ..Default::default()
+        });
+        let m = ImageManager::new(images.clone(), Arc::new(FakeClock::default()), policy)
+            .with_preloaded(PreloadedImages::parse(list).unwrap());
+        if with_record {
+            let o = m
+                .ensure_image(
+                    &req("pod-a", IMG, Some(PullPolicy::IfNotPresent), &b),
+                    &mut vec![],
+                )
+                .await;
+            assert!(matches!(o, ImageOutcome::Ready { .. }), "{policy:?}: {o:?}");
+        } else {
+            images.present.lock().unwrap().insert(
+                IMG.into(),
+                PresentImage {
+                    image_ref: "sha256:bb".into(),
+                    pulled_by: None,
+                },
+            );
+        }
+        let o = m
+            .ensure_image(
+                &req("pod-b", IMG, Some(PullPolicy::Never), &[]),
+                &mut vec![],
+            )
+            .await;
+        assert_eq!(
+            matches!(o, ImageOutcome::Ready { .. }),
+            b_starts,
+            "{policy:?} list={list:?} record={with_record}: {o:?}"
+        );
+    }
+}
+
+#[test]
+fn policy_names_and_preloaded_list_validation() {
+    for n in VerifyPolicy::NAMES {
+        assert_eq!(n.parse::<VerifyPolicy>().unwrap().as_str(), n);
+    }
+    let e = "Always".parse::<VerifyPolicy>().unwrap_err();
+    assert!(e.to_string().contains("NeverVerifyPreloadedImages"), "{e}");
+    assert_eq!(
+        VerifyPolicy::default(),
+        VerifyPolicy::NeverVerifyPreloadedImages
+    );
+
+    let ok =
+        PreloadedImages::parse("docker.io/library/busybox\n\nreg.example:5000/base/*\n").unwrap();
+    assert!(ok.matches("docker.io/library/busybox"));
+    assert!(!ok.matches("docker.io/library/busybox2"));
+    assert!(ok.matches("reg.example:5000/base/x/y"));
+    assert!(!ok.matches("reg.example:5000/based"));
+    for (bad, why) in [
+        (" docker.io/library/busybox", "spaces"),
+        ("busybox", "fully normalized"),
+        ("docker.io/library/busybox:1.36", "tag"),
+        ("reg.example:5000/*/app", "trailing"),
+        ("/*", "host"),
+        ("reg.example:5000/base*", "trailing"),
+    ] {
+        let e = PreloadedImages::parse(bad).unwrap_err();
+        assert!(e.to_string().contains(why), "{bad:?}: {e}");
+        assert_eq!(e.line, 1);
+    }
+}
+
+/// A pull whose record cannot be written fails: the container does not start and the step backs
+/// off like a failed pull; once records can be written again the retry succeeds.
+#[tokio::test]
+async fn failed_record_write_fails_the_pull() {
+    let (images, clock, m) = setup();
+    *images.record_fails.lock().unwrap() = true;
+    let s = [secret("regcred", "reg.example:5000", "alice", "s3cret-pw")];
+    let mut ev = vec![];
+    let o = m
+        .ensure_image(&req("u1", IMG, Some(PullPolicy::IfNotPresent), &s), &mut ev)
+        .await;
+    let (reason, msg) = waiting(&o);
+    assert_eq!(reason, "ErrImagePull");
+    assert!(msg.contains("failed to record the pull"), "{msg}");
+    assert_eq!(
+        reasons(&ev),
+        ["Normal/Pulling", "Warning/Failed", "Warning/Failed"]
+    );
+    // in back-off now
+    let o = m
+        .ensure_image(
+            &req("u1", IMG, Some(PullPolicy::IfNotPresent), &s),
+            &mut vec![],
+        )
+        .await;
+    assert_eq!(waiting(&o).0, "ImagePullBackOff");
+    *images.record_fails.lock().unwrap() = false;
+    clock.advance(Duration::from_secs(11));
+    let o = m
+        .ensure_image(
+            &req("u1", IMG, Some(PullPolicy::IfNotPresent), &s),
+            &mut vec![],
+        )
+        .await;
+    assert!(matches!(o, ImageOutcome::Ready { .. }), "{o:?}");
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@
 //! locks/gc.lock             pull leases (shared) against garbage collection (exclusive)
 //! images/<sha256(name)>.json   image records
 //! pulls/<hex>.json          pull records per image manifest (who pulled it, with what)
+//! sources/<hex>             the repositories a blob was fetched from, one per line
 //! ```
 //!
 //! # Crash safety and concurrency
@@ -270,6 +271,9 @@ struct PullRecords {
     records: Vec<PullRecord>,
 }
 
+/// How many source repositories are kept per blob.
+pub const MAX_BLOB_SOURCES: usize = 1000;
+
 /// How many pull records are kept per image (the kubelet keeps about 100).
 pub const MAX_PULL_RECORDS: usize = 100;
 
@@ -399,7 +403,14 @@ fn lock_path(p: &Path, op: rustix::fs::FlockOperation) -> Result<Option<File>> {
 impl Store {
     /// Opens (creating) a store at `root`.
     pub fn open(root: &Path) -> Result<Store> {
-        for d in ["blobs/sha256", "ingest", "locks/sha256", "images", "pulls"] {
+        for d in [
+            "blobs/sha256",
+            "ingest",
+            "locks/sha256",
+            "images",
+            "pulls",
+            "sources",
+        ] {
             let p = root.join(d);
             ctx(fs::create_dir_all(&p), || format!("create {}", p.display()))?;
         }
@@ -775,11 +786,16 @@ impl Store {
     }
 
     /// Adds a pull record for an image manifest (deduplicated by source and hash; bounded by
-    /// [`MAX_PULL_RECORDS`], oldest dropped).
+    /// [`MAX_PULL_RECORDS`], oldest dropped). A corrupt records file is replaced: dropping
+    /// records only makes later pods verify their credentials again.
     pub fn record_pull(&self, manifest: &Digest, rec: &PullRecord) -> Result<()> {
         let _l = self.store_lock()?;
         let p = self.pulls_path(manifest);
-        let mut all: PullRecords = self.read_json(&p)?.unwrap_or_default();
+        let mut all: PullRecords = match self.read_json(&p) {
+            Ok(r) => r.unwrap_or_default(),
+            Err(Error::CorruptRecord { .. }) => PullRecords::default(),
+            Err(e) => return Err(e),
+        };
         if rec.credential_hash.is_none() {
             all.anonymous = true;
         }
@@ -810,6 +826,52 @@ impl Store {
         Ok(self
             .read_json::<PullRecords>(&self.pulls_path(manifest))?
             .is_some_and(|r| r.anonymous))
+    }
+
+    fn sources_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("sources").join(d.hex())
+    }
+
+    /// Notes that blob `d` was fetched (and verified) from `repository` (`host/path`). Call it
+    /// while holding the blob's lock, after [`Store::commit_blob`], so a pull of the same
+    /// repository waiting on the lock finds it. Bounded at [`MAX_BLOB_SOURCES`] (oldest dropped).
+    pub fn add_blob_source(&self, d: &Digest, repository: &str) -> Result<()> {
+        if repository.contains('\n') || repository.is_empty() {
+            return Err(Error::CorruptRecord {
+                path: self.sources_path(d).display().to_string(),
+                reason: "a repository name is one non-empty line".into(),
+            });
+        }
+        let _l = self.store_lock()?;
+        let p = self.sources_path(d);
+        let mut lines = self.blob_sources(d)?;
+        if lines.iter().any(|l| l == repository) {
+            return Ok(());
+        }
+        lines.push(repository.to_string());
+        if lines.len() > MAX_BLOB_SOURCES {
+            let excess = lines.len() - MAX_BLOB_SOURCES;
+            lines.drain(..excess);
+        }
+        let mut text = lines.join("\n");
+        text.push('\n');
+        self.write_atomic(&p, text.as_bytes())
+    }
+
+    /// The repositories blob `d` was fetched from ([`Store::add_blob_source`]).
+    pub fn blob_sources(&self, d: &Digest) -> Result<Vec<String>> {
+        let p = self.sources_path(d);
+        match fs::read(&p) {
+            Ok(b) if b.len() as u64 <= MAX_RECORD_SIZE => Ok(String::from_utf8_lossy(&b)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()),
+            // an oversized file is treated as empty: the blob is fetched again (fail closed)
+            Ok(_) => Ok(vec![]),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(vec![]),
+            Err(e) => Err(Error::io(format!("read {}", p.display()), e)),
+        }
     }
 
     /// Deletes blobs that no image record references, unless their lock is held; removes
@@ -848,6 +910,7 @@ impl Store {
                 format!("remove {}", e.path().display())
             })?;
             let _ = fs::remove_file(self.pulls_path(&d));
+            let _ = fs::remove_file(self.sources_path(&d));
             if !self.ingest_path(&d).exists() {
                 // unlinked while held: lockers re-check the inode (lock_blob_inner)
                 let _ = fs::remove_file(&_lock.path);

@@ -141,6 +141,12 @@ impl Registry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
+    /// The registry's storage root (`docker/registry/v2/...` below it), for tests that damage
+    /// what the registry serves.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// How many `GET` requests for blob `digest` the registry answered with 200/206/307.
     pub fn blob_gets(&self, digest: &Digest) -> usize {
         let needle = format!("/blobs/{digest}");

@@ -63,7 +63,7 @@ fn data_dir_arg() -> Arg {
 }
 
 pub fn node_command() -> Command {
-    pull_cmd::registry_args(
+    node_agent_args(pull_cmd::registry_args(
         Command::new("node")
             .about("Run the node agent: register a Node, pull with pods' secrets, run containers with runc")
             .arg(Arg::new("server").long("server").required(true).value_name("URL").help("API server URL"))
@@ -73,11 +73,36 @@ pub fn node_command() -> Command {
             .arg(Arg::new("root").long("root").required(true).value_name("DIR").help("Node state: image store, containers"))
             .arg(Arg::new("node-ip").long("node-ip").default_value("127.0.0.1").value_parser(clap::value_parser!(IpAddr)))
             .arg(Arg::new("docker-config").long("docker-config").value_name("FILE").help("The node's docker config.json (credentials after the pods' secrets)")),
+    ))
+}
+
+/// The node agent's policy flags, shared by `node` and `up`.
+fn node_agent_args(cmd: Command) -> Command {
+    cmd.arg(
+        Arg::new("image-pull-credentials-verification-policy")
+            .long("image-pull-credentials-verification-policy")
+            .value_name("POLICY")
+            .value_parser(kubepull_node::images::VerifyPolicy::NAMES)
+            .default_value("NeverVerifyPreloadedImages")
+            .help("When a pod may use an image already on the node without its credentials being checked (KEP-2535): NeverVerify (any pod), NeverVerifyPreloadedImages (images the node pulled are checked; images listed in --preloaded-images without a pull record are not), NeverVerifyAllowlistedImages (images listed in --preloaded-images are not checked), AlwaysVerify"),
+    )
+    .arg(
+        Arg::new("allow-host-path")
+            .long("allow-host-path")
+            .value_name("DIR")
+            .action(ArgAction::Append)
+            .help("Allow hostPath volumes under DIR (repeatable; checked after resolving symlinks). Without it every hostPath volume is refused with a FailedMount event"),
+    )
+    .arg(
+        Arg::new("preloaded-images")
+            .long("preloaded-images")
+            .value_name("FILE")
+            .help("Repositories the admin loaded on this node, one per line: a full name without tag (docker.io/library/busybox) or a prefix ending in /* (registry.example:5000/base/*). An image without a pull record is used without checking credentials only if listed here"),
     )
 }
 
 pub fn up_command() -> Command {
-    pull_cmd::registry_args(
+    node_agent_args(pull_cmd::registry_args(
         Command::new("up")
             .about(
                 "Run the API server, controllers and a node agent in one process (single machine)",
@@ -107,7 +132,7 @@ pub fn up_command() -> Command {
                     .value_name("FILE"),
             )
             .arg(pod_security_arg()),
-    )
+    ))
 }
 
 pub fn token_command() -> Command {
@@ -262,6 +287,20 @@ async fn run_node_agent(
     (token, ca_pem): (String, String),
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let verify: kubepull_node::images::VerifyPolicy = m
+        .get_one::<String>("image-pull-credentials-verification-policy")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or_default();
+    let preloaded = match m.get_one::<String>("preloaded-images") {
+        None => kubepull_node::images::PreloadedImages::default(),
+        Some(f) => {
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("--preloaded-images {f}"))?;
+            kubepull_node::images::PreloadedImages::parse(&text)
+                .with_context(|| format!("--preloaded-images {f}"))?
+        }
+    };
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let store = kubepull_store::Store::open(&root.join("images"))
         .with_context(|| format!("opening the image store in {}", root.display()))?;
@@ -293,7 +332,14 @@ async fn run_node_agent(
         root,
         node_config: load_docker_config(m)?,
         log_port: 0,
-        verify: kubepull_node::images::VerifyPolicy::default(),
+        verify,
+        preloaded,
+        allow_host_path: m
+            .get_many::<String>("allow-host-path")
+            .into_iter()
+            .flatten()
+            .map(PathBuf::from)
+            .collect(),
     };
     kubepull_node::agent::run(client, cfg, images, runtime, shutdown)
         .await

@@ -1,0 +1,362 @@
+//! The pod status the kubelet would report (`pkg/kubelet/kubelet_pods.go`,
+//! `generateAPIPodStatus`, `getPhase`; `pkg/kubelet/status/generate.go`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, Pod, PodCondition, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::{Track, CONTAINER_CREATING};
+use crate::runtime::RuntimeState;
+
+fn time(t: jiff::Timestamp) -> Time {
+    Time(t)
+}
+
+fn terminated(state: &RuntimeState, id: Option<&str>) -> Option<ContainerStateTerminated> {
+    match state {
+        RuntimeState::Exited {
+            exit_code,
+            reason,
+            started_at,
+            finished_at,
+        } => Some(ContainerStateTerminated {
+            exit_code: *exit_code,
+            reason: Some(reason.clone()),
+            started_at: started_at.map(time),
+            finished_at: Some(time(*finished_at)),
+            container_id: id.map(|i| format!("runc://{i}")),
+            ..Default::default()
+        }),
+        _ => None,
+    }
+}
+
+/// The pod status the kubelet would report for these container tracks.
+pub fn build_status(
+    pod: &Pod,
+    tracks: &HashMap<String, Track>,
+    node_ip: &str,
+    start_time: Option<jiff::Timestamp>,
+) -> PodStatus {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let restart_policy = spec
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| "Always".into());
+    let mut statuses = vec![];
+    let (mut running, mut waiting, mut succeeded, mut failed) = (0, 0, 0, 0);
+    let mut unready = vec![];
+    for c in &spec.containers {
+        let t = tracks.get(&c.name).cloned().unwrap_or_default();
+        let id = t.id.as_deref();
+        let (state, ready, started) = match (&t.state, &t.waiting) {
+            (Some(RuntimeState::Running { started_at }), _) => {
+                running += 1;
+                (
+                    ContainerState {
+                        running: Some(ContainerStateRunning {
+                            started_at: Some(time(*started_at)),
+                        }),
+                        ..Default::default()
+                    },
+                    true,
+                    true,
+                )
+            }
+            (_, Some((reason, message))) => {
+                waiting += 1;
+                // a restarting container counts as running for the phase (kubelet getPhase)
+                if t.last.is_some() && restart_policy != "Never" {
+                    running += 1;
+                    waiting -= 1;
+                }
+                (
+                    ContainerState {
+                        waiting: Some(ContainerStateWaiting {
+                            reason: Some(reason.clone()),
+                            message: (!message.is_empty()).then(|| message.clone()),
+                        }),
+                        ..Default::default()
+                    },
+                    false,
+                    false,
+                )
+            }
+            (Some(s @ RuntimeState::Exited { exit_code, .. }), None) => {
+                if *exit_code == 0 {
+                    succeeded += 1;
+                } else {
+                    failed += 1;
+                }
+                (
+                    ContainerState {
+                        terminated: terminated(s, id),
+                        ..Default::default()
+                    },
+                    false,
+                    false,
+                )
+            }
+            _ => {
+                waiting += 1;
+                (
+                    ContainerState {
+                        waiting: Some(ContainerStateWaiting {
+                            reason: Some(CONTAINER_CREATING.into()),
+                            message: None,
+                        }),
+                        ..Default::default()
+                    },
+                    false,
+                    false,
+                )
+            }
+        };
+        if !ready {
+            unready.push(c.name.clone());
+        }
+        statuses.push(ContainerStatus {
+            name: c.name.clone(),
+            image: c.image.clone().unwrap_or_default(),
+            image_id: t.image_ref.clone(),
+            ready,
+            started: Some(started),
+            restart_count: t.restarts as i32,
+            state: Some(state),
+            last_state: t.last.as_ref().and_then(|l| {
+                terminated(l, None).map(|term| ContainerState {
+                    terminated: Some(term),
+                    ..Default::default()
+                })
+            }),
+            container_id: id.map(|i| format!("runc://{i}")),
+            ..Default::default()
+        });
+    }
+    let total = spec.containers.len();
+    // pkg/kubelet/kubelet_pods.go getPhase
+    let phase = if waiting > 0 {
+        "Pending"
+    } else if running > 0 {
+        "Running"
+    } else if succeeded + failed == total && total > 0 {
+        if restart_policy == "Always" {
+            "Running"
+        } else if failed > 0 && restart_policy == "Never" {
+            "Failed"
+        } else if failed > 0 {
+            "Running"
+        } else {
+            "Succeeded"
+        }
+    } else {
+        "Pending"
+    };
+    let now = time(jiff::Timestamp::now());
+    let previous: BTreeMap<String, PodCondition> = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.type_.clone(), c))
+        .collect();
+    let cond = |type_: &str, ok: bool, reason: Option<String>, message: Option<String>| {
+        let status = if ok { "True" } else { "False" }.to_string();
+        let last_transition_time = match previous.get(type_) {
+            Some(p) if p.status == status => p.last_transition_time.clone(),
+            _ => Some(now.clone()),
+        };
+        PodCondition {
+            type_: type_.to_string(),
+            status,
+            reason,
+            message,
+            last_transition_time,
+            last_probe_time: None,
+            ..Default::default()
+        }
+    };
+    let completed = phase == "Succeeded" || phase == "Failed";
+    let all_ready = unready.is_empty() && total > 0;
+    let (ready_reason, ready_msg) = if all_ready {
+        (None, None)
+    } else if completed {
+        (Some("PodCompleted".to_string()), None)
+    } else {
+        (
+            Some("ContainersNotReady".to_string()),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
+        )
+    };
+    let mut conditions = vec![
+        cond("PodReadyToStartContainers", !completed, None, None),
+        cond(
+            "Initialized",
+            true,
+            completed.then(|| "PodCompleted".to_string()),
+            None,
+        ),
+        cond("Ready", all_ready, ready_reason.clone(), ready_msg.clone()),
+        cond("ContainersReady", all_ready, ready_reason, ready_msg),
+    ];
+    if let Some(s) = previous.get("PodScheduled") {
+        conditions.push(s.clone());
+    } else {
+        conditions.push(cond("PodScheduled", true, None, None));
+    }
+    PodStatus {
+        phase: Some(phase.to_string()),
+        conditions: Some(conditions),
+        container_statuses: Some(statuses),
+        host_ip: Some(node_ip.to_string()),
+        host_ips: Some(vec![k8s_openapi::api::core::v1::HostIP {
+            ip: node_ip.to_string(),
+        }]),
+        pod_ip: Some(node_ip.to_string()),
+        pod_ips: Some(vec![PodIP {
+            ip: node_ip.to_string(),
+        }]),
+        start_time: start_time.map(time),
+        qos_class: Some("BestEffort".into()),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::CRASH_LOOP_BACK_OFF;
+    use super::*;
+    use k8s_openapi::api::core::v1::Container;
+
+    fn pod(containers: &[&str], restart: &str) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some("web".into());
+        p.metadata.namespace = Some("default".into());
+        p.metadata.uid = Some("uid-1".into());
+        let mut spec = k8s_openapi::api::core::v1::PodSpec {
+            restart_policy: Some(restart.into()),
+            ..Default::default()
+        };
+        for c in containers {
+            spec.containers.push(Container {
+                name: c.to_string(),
+                image: Some("reg/app:v1".into()),
+                ..Default::default()
+            });
+        }
+        p.spec = Some(spec);
+        p
+    }
+
+    #[test]
+    fn status_waiting_on_image_pull() {
+        let p = pod(&["app"], "Always");
+        let mut tracks = HashMap::new();
+        tracks.insert(
+            "app".to_string(),
+            Track {
+                waiting: Some(("ImagePullBackOff".into(), "Back-off pulling image".into())),
+                ..Default::default()
+            },
+        );
+        let s = build_status(&p, &tracks, "127.0.0.1", None);
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        let cs = &s.container_statuses.unwrap()[0];
+        let w = cs.state.as_ref().unwrap().waiting.as_ref().unwrap();
+        assert_eq!(w.reason.as_deref(), Some("ImagePullBackOff"));
+        assert!(!cs.ready);
+        let ready = s
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.status, "False");
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("containers with unready status: [app]")
+        );
+    }
+
+    #[test]
+    fn status_running_and_completed() {
+        let p = pod(&["app"], "Always");
+        let mut tracks = HashMap::new();
+        tracks.insert(
+            "app".to_string(),
+            Track {
+                id: Some("c1".into()),
+                state: Some(RuntimeState::Running {
+                    started_at: jiff::Timestamp::now(),
+                }),
+                image_ref: "sha256:ab".into(),
+                ..Default::default()
+            },
+        );
+        let s = build_status(&p, &tracks, "127.0.0.1", None);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        let cs = &s.container_statuses.as_ref().unwrap()[0];
+        assert!(cs.ready);
+        assert_eq!(cs.container_id.as_deref(), Some("runc://c1"));
+
+        let p = pod(&["job"], "Never");
+        let mut tracks = HashMap::new();
+        tracks.insert(
+            "job".to_string(),
+            Track {
+                id: Some("c2".into()),
+                state: Some(RuntimeState::Exited {
+                    exit_code: 1,
+                    reason: "Error".into(),
+                    started_at: None,
+                    finished_at: jiff::Timestamp::now(),
+                }),
+                ..Default::default()
+            },
+        );
+        let s = build_status(&p, &tracks, "127.0.0.1", None);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+    }
+
+    #[test]
+    fn crash_loop_counts_as_running() {
+        let p = pod(&["app"], "Always");
+        let mut tracks = HashMap::new();
+        tracks.insert(
+            "app".to_string(),
+            Track {
+                waiting: Some((CRASH_LOOP_BACK_OFF.into(), "back-off 10s".into())),
+                last: Some(RuntimeState::Exited {
+                    exit_code: 2,
+                    reason: "Error".into(),
+                    started_at: None,
+                    finished_at: jiff::Timestamp::now(),
+                }),
+                restarts: 1,
+                ..Default::default()
+            },
+        );
+        let s = build_status(&p, &tracks, "127.0.0.1", None);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        let cs = &s.container_statuses.unwrap()[0];
+        assert_eq!(cs.restart_count, 1);
+        assert_eq!(
+            cs.last_state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .exit_code,
+            2
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! One sync of a pod: containers in order (image step → create → start), restarts by
+//! `restartPolicy` with the crash-loop back-off, termination, and the status update.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+
+use kubepull_core::keyring::PullSecret;
+use kubepull_core::pullpolicy::PullPolicy;
+
+use super::env::{fetch_pull_secrets, resolve_env, EnvError};
+use super::status::build_status;
+use super::*;
+use crate::events::Involved;
+use crate::images::{EventType, ImageOutcome, ImageRequest};
+use crate::runtime::ContainerRequest;
+
+impl PodWorker {
+    /// One sync of a live pod. Returns when the worker wants to be woken again at the latest.
+    pub async fn sync(&mut self, ctx: &NodeContext, pod: &Pod) -> Duration {
+        let spec = match &pod.spec {
+            Some(s) => s,
+            None => return Duration::from_secs(60),
+        };
+        if self.start_time.is_none() {
+            self.start_time = Some(
+                pod.status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref().map(|t| t.0))
+                    .unwrap_or_else(jiff::Timestamp::now),
+            );
+        }
+        let restart_policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
+        let mut wake = Duration::from_secs(2);
+        let retry = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RETRY_NOW_ANNOTATION))
+            .cloned();
+        if retry.is_some() && retry != self.retry_now {
+            if let Some(uid) = pod.metadata.uid.as_deref() {
+                ctx.images.reset_backoff(Some(uid));
+            }
+            self.crash = crash_backoff();
+            for t in self.tracks.values_mut() {
+                if t.waiting
+                    .as_ref()
+                    .is_some_and(|w| w.0 == CRASH_LOOP_BACK_OFF)
+                {
+                    t.waiting = None;
+                }
+            }
+            self.retry_now = retry;
+        }
+        let mut secrets: Option<(Vec<PullSecret>, Vec<String>)> = None;
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+
+        // volumes: set up before any container starts (the kubelet's WaitForAttachAndMount),
+        // then re-read and rewritten every VOLUME_RESYNC
+        let now = ctx.clock.now();
+        if self.volumes.due(now) {
+            let errors =
+                super::volumes::setup(&ctx.client, &ctx.volumes, pod, &mut self.volumes, now).await;
+            for e in errors {
+                ctx.recorder
+                    .record(
+                        &Involved::pod(pod, None),
+                        EventType::Warning,
+                        "FailedMount",
+                        &e.to_string(),
+                    )
+                    .await;
+            }
+        }
+        let volumes_ready = self.volumes.all_ready(pod);
+        if !volumes_ready {
+            wake = wake.min(super::volumes::VOLUME_RESYNC);
+        }
+
+        for c in &spec.containers {
+            let track = self.tracks.entry(c.name.clone()).or_default();
+            // refresh the runtime state of the current instance
+            if let Some(id) = &track.id {
+                track.state = Some(ctx.runtime.state(id).await);
+            }
+            match &track.state {
+                Some(RuntimeState::Running { .. }) | Some(RuntimeState::Created) => continue,
+                Some(RuntimeState::Exited {
+                    exit_code,
+                    finished_at,
+                    ..
+                }) => {
+                    let restart = match restart_policy.as_str() {
+                        "Never" => false,
+                        "OnFailure" => *exit_code != 0,
+                        _ => true,
+                    };
+                    if !restart {
+                        continue;
+                    }
+                    // crash-loop back-off since the last termination (kubelet doBackOff)
+                    let key = format!(
+                        "{}_{}_{}_{}",
+                        pod.metadata.name.as_deref().unwrap_or(""),
+                        pod.metadata.namespace.as_deref().unwrap_or(""),
+                        uid,
+                        c.name
+                    );
+                    let now_wall = jiff::Timestamp::now();
+                    let since_exit = now_wall.duration_since(*finished_at).unsigned_abs();
+                    let now = ctx.clock.now();
+                    let exit_mono = now.saturating_sub(since_exit);
+                    if let Some(e) = self.crash.entry(&key) {
+                        let expired =
+                            exit_mono.saturating_sub(e.last_update) > Duration::from_secs(600);
+                        if !expired && since_exit < e.window {
+                            let msg = format!(
+                                "back-off {} restarting failed container={} pod={}",
+                                kubepull_core::pullpolicy::messages::go_duration_ms(e.window),
+                                c.name,
+                                pod_full_name(pod)
+                            );
+                            if track.waiting.as_ref().map(|w| w.0.as_str())
+                                != Some(CRASH_LOOP_BACK_OFF)
+                            {
+                                ctx.recorder
+                                    .record(
+                                        &Involved::pod(pod, Some(&c.name)),
+                                        EventType::Warning,
+                                        "BackOff",
+                                        &format!(
+                                            "Back-off restarting failed container {} in pod {}",
+                                            c.name,
+                                            pod_full_name(pod)
+                                        ),
+                                    )
+                                    .await;
+                            }
+                            track.waiting = Some((CRASH_LOOP_BACK_OFF.into(), msg));
+                            wake = wake.min(e.window - since_exit + Duration::from_millis(100));
+                            continue;
+                        }
+                    }
+                    self.crash.next(&key, exit_mono);
+                    // remove the old instance, keep it as lastState
+                    if let Some(id) = track.id.take() {
+                        let _ = ctx.runtime.remove(&id).await;
+                    }
+                    track.last = track.state.take();
+                    track.restarts += 1;
+                }
+                Some(RuntimeState::Unknown) => {
+                    track.id = None;
+                    track.state = None;
+                }
+                None => {}
+            }
+            if !volumes_ready {
+                // ContainerCreating until every volume is mounted
+                break;
+            }
+
+            // image step
+            let (pull_secrets, missing) = match &secrets {
+                Some(s) => s.clone(),
+                None => {
+                    let s = fetch_pull_secrets(&ctx.client, pod).await;
+                    if !s.1.is_empty() {
+                        let names: Vec<&str> = s.1.iter().map(String::as_str).collect();
+                        ctx.recorder
+                            .record(
+                                &Involved::pod(pod, None),
+                                EventType::Warning,
+                                kubepull_core::pullpolicy::events::FAILED_TO_RETRIEVE_IMAGE_PULL_SECRET,
+                                &kubepull_core::pullpolicy::messages::failed_to_retrieve_pull_secrets(&names),
+                            )
+                            .await;
+                    }
+                    secrets = Some(s.clone());
+                    s
+                }
+            };
+            let _ = missing;
+            let image = c.image.clone().unwrap_or_default();
+            let policy = c
+                .image_pull_policy
+                .as_deref()
+                .and_then(|p| PullPolicy::validate(p, "imagePullPolicy").ok());
+            let req = ImageRequest {
+                pod_uid: &uid,
+                namespace: pod.metadata.namespace.as_deref().unwrap_or(""),
+                image: &image,
+                policy,
+                pull_secrets: &pull_secrets,
+                node_config: ctx.node_config.as_ref(),
+            };
+            let mut events = vec![];
+            let outcome = ctx.images.ensure_image(&req, &mut events).await;
+            let involved = Involved::pod(pod, Some(&c.name));
+            for e in &events {
+                ctx.recorder
+                    .record(&involved, e.event_type, &e.reason, &e.message)
+                    .await;
+            }
+            let image_ref = match outcome {
+                ImageOutcome::Ready { image_ref } => image_ref,
+                ImageOutcome::Waiting {
+                    reason,
+                    message,
+                    retry_after,
+                } => {
+                    track.waiting = Some((reason, message));
+                    // the kubelet requeues a failed sync after 10-15 s; retry at the end of
+                    // the back-off window when known
+                    let next = retry_after.unwrap_or(Duration::from_secs(10));
+                    wake = wake.min(next.max(Duration::from_secs(1)));
+                    // containers start in order: later ones wait for this one
+                    break;
+                }
+            };
+            track.image_ref = image_ref.clone();
+
+            // env
+            let node_ip = ctx.node_ip.clone();
+            let env = match resolve_env(&ctx.client, pod, c, &node_ip).await {
+                Ok(e) => e,
+                Err(EnvError(msg)) => {
+                    ctx.recorder
+                        .record(
+                            &involved,
+                            EventType::Warning,
+                            "Failed",
+                            &format!("Error: {msg}"),
+                        )
+                        .await;
+                    track.waiting = Some((CREATE_CONTAINER_CONFIG_ERROR.into(), msg));
+                    wake = wake.min(Duration::from_secs(10));
+                    break;
+                }
+            };
+            let mounts = match super::volumes::container_mounts(c, &self.volumes.ready, &env) {
+                Ok(m) => m,
+                Err(e) => {
+                    ctx.recorder
+                        .record(
+                            &involved,
+                            EventType::Warning,
+                            "Failed",
+                            &format!("Error: {e}"),
+                        )
+                        .await;
+                    track.waiting = Some((CREATE_CONTAINER_CONFIG_ERROR.into(), e.0));
+                    wake = wake.min(Duration::from_secs(10));
+                    break;
+                }
+            };
+            let sc = c.security_context.as_ref();
+            let psc = spec.security_context.as_ref();
+            let req = ContainerRequest {
+                mounts,
+                fs_group: psc.and_then(|s| s.fs_group),
+                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                pod_name: pod.metadata.name.clone().unwrap_or_default(),
+                pod_uid: uid.clone(),
+                name: c.name.clone(),
+                image: image.clone(),
+                image_ref,
+                command: c.command.clone().unwrap_or_default(),
+                args: c.args.clone().unwrap_or_default(),
+                env,
+                working_dir: c.working_dir.clone(),
+                run_as_user: sc
+                    .and_then(|s| s.run_as_user)
+                    .or_else(|| psc.and_then(|s| s.run_as_user)),
+                run_as_group: sc
+                    .and_then(|s| s.run_as_group)
+                    .or_else(|| psc.and_then(|s| s.run_as_group)),
+                attempt: track.restarts,
+                hostname: spec
+                    .hostname
+                    .clone()
+                    .or_else(|| pod.metadata.name.clone())
+                    .unwrap_or_default(),
+            };
+            match ctx.runtime.start(&req).await {
+                Ok(id) => {
+                    // pkg/kubelet/kuberuntime/kuberuntime_container.go, startContainer
+                    ctx.recorder
+                        .record(
+                            &involved,
+                            EventType::Normal,
+                            "Created",
+                            &format!("Created container: {}", c.name),
+                        )
+                        .await;
+                    ctx.recorder
+                        .record(
+                            &involved,
+                            EventType::Normal,
+                            "Started",
+                            &format!("Started container {}", c.name),
+                        )
+                        .await;
+                    track.state = Some(ctx.runtime.state(&id).await);
+                    track.id = Some(id);
+                    track.waiting = None;
+                }
+                Err(msg) => {
+                    ctx.recorder
+                        .record(
+                            &involved,
+                            EventType::Warning,
+                            "Failed",
+                            &format!("Error: {msg}"),
+                        )
+                        .await;
+                    track.waiting = Some((RUN_CONTAINER_ERROR.into(), msg));
+                    wake = wake.min(Duration::from_secs(10));
+                    break;
+                }
+            }
+        }
+        self.publish_status(ctx, pod).await;
+        wake
+    }
+
+    /// Stops every container of a pod being deleted (grace from the pod), removes them.
+    pub async fn terminate(&mut self, ctx: &NodeContext, pod: &Pod) {
+        let grace = pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| {
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
+            .unwrap_or(30)
+            .max(0) as u64;
+        for (name, t) in self.tracks.iter_mut() {
+            if let Some(id) = t.id.take() {
+                if matches!(t.state, Some(RuntimeState::Running { .. })) {
+                    ctx.recorder
+                        .record(
+                            &Involved::pod(pod, Some(name)),
+                            EventType::Normal,
+                            "Killing",
+                            &format!("Stopping container {name}"),
+                        )
+                        .await;
+                }
+                let _ = ctx.runtime.stop(&id, Duration::from_secs(grace)).await;
+                t.state = Some(ctx.runtime.state(&id).await);
+                let _ = ctx.runtime.remove(&id).await;
+            }
+        }
+        // the containers are gone: unmount and remove the pod's volumes
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let settings = ctx.volumes.clone();
+        let r =
+            tokio::task::spawn_blocking(move || super::volumes::teardown(&settings, &uid)).await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(pod = %pod_full_name(pod), error = %e, "removing the pod's volumes failed");
+        }
+        self.volumes = Default::default();
+    }
+
+    async fn publish_status(&mut self, ctx: &NodeContext, pod: &Pod) {
+        let status = build_status(pod, &self.tracks, &ctx.node_ip, self.start_time);
+        let value = match serde_json::to_value(&status) {
+            Ok(v) => v,
+            Err(_) => return,
+        };
+        if self.last_status.as_ref() == Some(&value) {
+            return;
+        }
+        let api: Api<Pod> = Api::namespaced(
+            ctx.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+        );
+        let patch = serde_json::json!({ "status": value });
+        match api
+            .patch_status(
+                pod.metadata.name.as_deref().unwrap_or(""),
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => self.last_status = Some(value),
+            Err(e) => tracing::warn!(pod = %pod_full_name(pod), error = %e, "status update failed"),
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! Pod volumes end to end: `kubepull up`, the real kubectl, registry and runc. Secret,
+//! ConfigMap (items, modes), emptyDir (disk and `medium: Memory` as a sized tmpfs), downward API,
+//! `subPath` and `readOnly` mounts seen from inside the container; a rotated Secret reaching the
+//! running container; a missing Secret's `FailedMount` until it is created; `hostPath` refused by
+//! default and allowed under `--allow-host-path`; the volume directories and mounts removed with
+//! the pod.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kubepull_testkit::{busybox_image, Registry};
+
+const USER: &str = "vol-user";
+const PASS: &str = "Volumes-Pass-52";
+
+struct Up {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // containers left running are stopped with their runc state
+        let runc_root = self.dir.path().join("data/node/containers/.runc");
+        if let Ok(out) = Command::new("runc")
+            .arg("--root")
+            .arg(&runc_root)
+            .arg("list")
+            .arg("-q")
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&runc_root)
+                    .args(["delete", "-f", id])
+                    .status();
+            }
+        }
+        // volume mounts (tmpfs) left by a pod that was not deleted
+        for m in mounts_under(self.dir.path()) {
+            let _ = Command::new("umount").arg("-l").arg(&m).status();
+        }
+    }
+}
+
+/// Mount points at or below `dir` (from /proc/self/mountinfo).
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(&dir))
+        .collect()
+}
+
+impl Up {
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("data/admin.kubeconfig")
+    }
+    fn log(&self) -> String {
+        let mut s = std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default();
+        // container output too, for diagnosis
+        if let Ok(rd) = std::fs::read_dir(self.dir.path().join("data/node/containers")) {
+            for e in rd.flatten() {
+                if let Ok(l) = std::fs::read_to_string(e.path().join("container.log")) {
+                    s.push_str(&format!(
+                        "\n--- container {} ---\n{l}",
+                        e.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+        s
+    }
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HOME", self.dir.path())
+            .args(args)
+            .output()
+            .expect("kubectl")
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.kubectl(args);
+        assert!(
+            o.status.success(),
+            "kubectl {args:?} failed:\n{}\n{}\n--- kubepull up log ---\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+    fn apply(&self, yaml: &str) {
+        let p = self.dir.path().join(format!("m{}.yaml", yaml.len()));
+        std::fs::write(&p, yaml).unwrap();
+        self.ok(&["apply", "-f", p.to_str().unwrap()]);
+    }
+    /// Waits until `jsonpath` on the pods matching `selector` in `ns` yields `want` for all.
+    fn wait_pods(
+        &self,
+        ns: &str,
+        selector: &str,
+        what: impl Fn(&serde_json::Value) -> bool,
+        why: &str,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let out = self.ok(&["get", "pods", "-n", ns, "-l", selector, "-o", "json"]);
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            if !items.is_empty() && items.iter().all(&what) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {why}: {}\n--- kubepull up log ---\n{}",
+                serde_json::to_string_pretty(&v["items"]).unwrap_or_default(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+fn waiting_reason(p: &serde_json::Value) -> String {
+    p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn start_up(hosts: &Path, extra: &[&str]) -> Up {
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("up.log"))
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+        .args(["up", "--secure-port", "0", "--name", "node-e2e"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--hosts-dir")
+        .arg(hosts)
+        .args(extra)
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start kubepull up");
+    let up = Up { child, dir };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if up.kubeconfig().exists() {
+            let o = up.kubectl(&["get", "nodes", "-o", "name"]);
+            if String::from_utf8_lossy(&o.stdout).contains("node/node-e2e") {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubepull up did not come up:\n{}",
+            up.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    up
+}
+
+fn runc_works() -> bool {
+    Command::new("runc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+struct Bed {
+    _reg: Registry,
+    _hosts: tempfile::TempDir,
+    up: Up,
+    image: String,
+}
+
+fn bed(extra: &[&str]) -> Bed {
+    assert!(runc_works(), "runc is required (apt-get install -y runc)");
+    let reg = Registry::start(&[(USER, PASS)]);
+    let img = busybox_image(&["sleep", "3600"], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(reg.push("team/vol", "v1", &img));
+    let hosts = tempfile::tempdir().unwrap();
+    reg.write_hosts_dir(hosts.path());
+    let up = start_up(hosts.path(), extra);
+    up.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={}", reg.host()),
+        &format!("--docker-username={USER}"),
+        &format!("--docker-password={PASS}"),
+    ]);
+    let image = format!("{}/team/vol:v1", reg.host());
+    Bed {
+        _reg: reg,
+        _hosts: hosts,
+        up,
+        image,
+    }
+}
+
+impl Up {
+    fn logs_contain(&self, pod: &str, want: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let o = self.kubectl(&["logs", pod]);
+            let logs = String::from_utf8_lossy(&o.stdout).into_owned();
+            if logs.contains(want) {
+                return logs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "logs of {pod} never showed {want:?}:\n{logs}\n--- log ---\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    fn events_contain(&self, want: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ev = self.ok(&["get", "events", "-o", "json"]);
+            let v: serde_json::Value = serde_json::from_str(&ev).unwrap();
+            let msgs: Vec<String> = v["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e["reason"].as_str().unwrap_or(""),
+                        e["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            if let Some(m) = msgs.iter().find(|m| m.contains(want)) {
+                return m.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no event with {want:?}: {msgs:#?}\n--- log ---\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    fn node_dir(&self) -> PathBuf {
+        self.dir.path().join("data/node")
+    }
+}
+
+const SCRIPT: &str = r#"echo "cm-modes=$(stat -c %a /etc/cm/..data/app.conf),$(stat -c %a /etc/cm/..data/sub/other.txt)"
+echo "cm-items=$(ls /etc/cm | tr '\n' ,)"
+echo "subpath=$(cat /etc/app.conf)"
+grep ' /mem ' /proc/mounts | sed 's/^/memmount=/'
+echo "labels<<$(cat /etc/podinfo/labels)>>"
+echo "memlimit=$(cat /etc/podinfo/mem_limit)"
+touch /disk/x && echo disk-rw-ok
+touch /disk-ro/y 2>/dev/null || echo disk-ro-refused
+test -e /disk-ro/x && echo disk-ro-sees-x
+touch /etc/sec/z 2>/dev/null || echo secret-ro-refused
+echo "secgid=$(stat -c %g /etc/sec/..data/password)"
+echo "host=$(cat /host/marker)"
+while true; do echo "password=$(cat /etc/sec/password)"; sleep 1; done"#;
+
+/// Secret, ConfigMap, emptyDir, downward API and hostPath volumes in one running pod, seen from
+/// inside the container; the Secret rotated while it runs; everything removed with the pod.
+#[test]
+fn volumes_in_a_running_pod_and_secret_rotation() {
+    let allowed = tempfile::tempdir().unwrap();
+    std::fs::write(allowed.path().join("marker"), "from-the-host").unwrap();
+    let b = bed(&["--allow-host-path", allowed.path().to_str().unwrap()]);
+    let up = &b.up;
+    up.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "app-secret",
+        "--from-literal=password=first",
+    ]);
+    up.ok(&[
+        "create",
+        "configmap",
+        "app-config",
+        "--from-literal=app.conf=listen=8080",
+        "--from-literal=other=second-key",
+        "--from-literal=unused=not-projected",
+    ]);
+    let script = serde_json::to_string(SCRIPT).unwrap();
+    up.apply(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: vols
+  labels: {{app: vols, tier: front}}
+spec:
+  restartPolicy: Never
+  imagePullSecrets: [{{name: regcred}}]
+  securityContext: {{fsGroup: 2345}}
+  containers:
+  - name: app
+    image: {image}
+    command: ["/bin/sh", "-c", {script}]
+    resources: {{limits: {{memory: 64Mi, cpu: 250m}}}}
+    volumeMounts:
+    - {{name: sec, mountPath: /etc/sec}}
+    - {{name: cm, mountPath: /etc/cm}}
+    - {{name: cm, mountPath: /etc/app.conf, subPath: app.conf}}
+    - {{name: mem, mountPath: /mem}}
+    - {{name: disk, mountPath: /disk}}
+    - {{name: disk, mountPath: /disk-ro, readOnly: true}}
+    - {{name: dw, mountPath: /etc/podinfo}}
+    - {{name: host, mountPath: /host, readOnly: true}}
+  volumes:
+  - {{name: sec, secret: {{secretName: app-secret}}}}
+  - name: cm
+    configMap:
+      name: app-config
+      defaultMode: 256
+      items: [{{key: app.conf, path: app.conf}}, {{key: other, path: sub/other.txt, mode: 388}}]
+  - {{name: mem, emptyDir: {{medium: Memory, sizeLimit: 8Mi}}}}
+  - {{name: disk, emptyDir: {{}}}}
+  - name: dw
+    downwardAPI:
+      items:
+      - {{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}
+      - {{path: mem_limit, resourceFieldRef: {{containerName: app, resource: limits.memory, divisor: 1Mi}}}}
+  - {{name: host, hostPath: {{path: {host}, type: Directory}}}}
+"#,
+        image = b.image,
+        host = allowed.path().display(),
+    ));
+    let logs = up.logs_contain("vols", "password=first");
+    // configMap: only the items, defaultMode 0400 and item mode 0604, both | 0440 for fsGroup
+    assert!(logs.contains("cm-modes=440,644"), "{logs}");
+    assert!(logs.contains("cm-items=app.conf,sub,"), "{logs}");
+    assert!(logs.contains("subpath=listen=8080"), "{logs}");
+    // emptyDir Memory: a tmpfs of sizeLimit
+    let mem = logs
+        .lines()
+        .find(|l| l.starts_with("memmount="))
+        .unwrap_or_else(|| panic!("/mem is not a mount: {logs}"));
+    assert!(
+        mem.contains(" tmpfs ") && mem.contains("size=8192k"),
+        "{mem}"
+    );
+    assert!(
+        logs.contains("labels<<app=\"vols\"\ntier=\"front\">>"),
+        "{logs}"
+    );
+    assert!(logs.contains("memlimit=64"), "{logs}");
+    assert!(
+        logs.contains("disk-rw-ok") && logs.contains("disk-ro-refused"),
+        "{logs}"
+    );
+    assert!(logs.contains("disk-ro-sees-x"), "{logs}");
+    assert!(logs.contains("secret-ro-refused"), "{logs}");
+    assert!(logs.contains("secgid=2345"), "{logs}");
+    assert!(logs.contains("host=from-the-host"), "{logs}");
+
+    // on the host: pod directories 0700, the secret volume a tmpfs (never on disk)
+    use std::os::unix::fs::PermissionsExt;
+    let pods = up.node_dir().join("pods");
+    assert_eq!(
+        std::fs::metadata(&pods).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let pod: serde_json::Value =
+        serde_json::from_str(&up.ok(&["get", "pod", "vols", "-o", "json"])).unwrap();
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    let pod_dir = pods.join(&uid);
+    assert_eq!(
+        std::fs::metadata(&pod_dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let mounted = mounts_under(&pod_dir);
+    assert!(
+        mounted
+            .iter()
+            .any(|m| m.ends_with("kubernetes.io~secret/sec")),
+        "{mounted:?}"
+    );
+
+    // rotate the Secret: the running container reads the new value
+    up.ok(&[
+        "patch",
+        "secret",
+        "app-secret",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"password":"cm90YXRlZA=="}}"#,
+    ]);
+    up.logs_contain("vols", "password=rotated");
+
+    // deleting the pod unmounts and removes its volumes
+    up.ok(&["delete", "pod", "vols", "--wait=true"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pod_dir.exists() || !mounts_under(&pod_dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "volumes of the deleted pod remain: {:?}\n{}",
+            mounts_under(&pod_dir),
+            up.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        allowed.path().join("marker").exists(),
+        "hostPath content must survive"
+    );
+}
+
+/// A missing non-optional Secret: `FailedMount` and ContainerCreating until it is created;
+/// hostPath refused without `--allow-host-path`; a serviceAccountToken projection either gets a
+/// token from TokenRequest or fails with a clear `FailedMount`.
+#[test]
+fn failed_mounts_missing_secret_host_path_and_token() {
+    let b = bed(&[]);
+    let up = &b.up;
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: waits\n  labels: {{app: waits}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {}\n    command: [\"/bin/sh\", \"-c\", \"cat /s/key; sleep 3600\"]\n    volumeMounts: [{{name: s, mountPath: /s}}]\n  volumes: [{{name: s, secret: {{secretName: later}}}}]\n",
+        b.image
+    ));
+    let ev = up.events_contain("FailedMount");
+    assert_eq!(
+        ev,
+        "FailedMount: MountVolume.SetUp failed for volume \"s\" : secret \"later\" not found"
+    );
+    let pods = up.wait_pods(
+        "default",
+        "app=waits",
+        |p| p["status"]["phase"] == "Pending",
+        "Pending",
+    );
+    assert_eq!(waiting_reason(&pods["items"][0]), "ContainerCreating");
+    up.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "later",
+        "--from-literal=key=now-here",
+    ]);
+    up.logs_contain("waits", "now-here");
+
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hostpath\n  labels: {{app: hostpath}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {}\n    volumeMounts: [{{name: h, mountPath: /h}}]\n  volumes: [{{name: h, hostPath: {{path: /etc}}}}]\n",
+        b.image
+    ));
+    let ev = up.events_contain("volume \"h\"");
+    assert!(
+        ev.contains("hostPath volumes are not allowed on this node")
+            && ev.contains("--allow-host-path"),
+        "{ev}"
+    );
+    let pods = up.wait_pods(
+        "default",
+        "app=hostpath",
+        |p| p["status"]["phase"] == "Pending",
+        "Pending",
+    );
+    assert_eq!(waiting_reason(&pods["items"][0]), "ContainerCreating");
+
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: token\n  labels: {{app: token}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {}\n    command: [\"/bin/sh\", \"-c\", \"echo token-bytes=$(wc -c < /var/run/secrets/tokens/t); sleep 3600\"]\n    volumeMounts: [{{name: tok, mountPath: /var/run/secrets/tokens}}]\n  volumes:\n  - name: tok\n    projected:\n      sources:\n      - serviceAccountToken: {{path: t, expirationSeconds: 3607}}\n      - downwardAPI: {{items: [{{path: namespace, fieldRef: {{fieldPath: metadata.namespace}}}}]}}\n",
+        b.image
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let o = up.kubectl(&["logs", "token"]);
+        let logs = String::from_utf8_lossy(&o.stdout).into_owned();
+        if logs.contains("token-bytes=") {
+            // TokenRequest is served: a real token was written
+            assert!(!logs.contains("token-bytes=0"), "{logs}");
+            break;
+        }
+        let ev = up.ok(&["get", "events", "-o", "json"]);
+        if ev.contains("volume \\\"tok\\\" : failed to fetch token") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "neither a token nor a FailedMount: {ev}\n{}",
+            up.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
