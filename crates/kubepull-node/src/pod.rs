@@ -42,6 +42,47 @@ pub fn crash_backoff() -> Backoff {
     Backoff::new(Duration::from_secs(10), Duration::from_secs(300))
 }
 
+/// The cgroup under which pods run (the kubelet's cgroupfs-driver root `/kubepods`).
+pub const DEFAULT_CGROUP_ROOT: &str = "/kubepods";
+
+/// The pod worker's back-off after a sync that ended in an error (k8s `pkg/kubelet/kubelet.go`
+/// `backOffPeriod`).
+pub const BACK_OFF_PERIOD: Duration = Duration::from_secs(10);
+
+/// When a sync that ended in an error is requeued: `wait.Jitter(backOffPeriod, 0.5)`, i.e.
+/// uniformly in [10 s, 15 s) (k8s `pkg/kubelet/pod_workers.go` `completeWork`, the rule of the
+/// releases before the `MinBackoffExpiration` clamp, which gives the same delay for image
+/// pulls). `unit` is a random number in [0, 1).
+pub fn requeue_after_error(unit: f64) -> Duration {
+    BACK_OFF_PERIOD.mul_f64(1.0 + 0.5 * unit.clamp(0.0, 0.999_999))
+}
+
+/// A random number in [0, 1).
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The effective security context of a container with its resources, and the kubelet's
+/// `verifyRunAsNonRoot` against the image user. The error is the
+/// `CreateContainerConfigError` message.
+async fn container_security(
+    ctx: &NodeContext,
+    pod: &Pod,
+    c: &Container,
+    image: &str,
+) -> Result<crate::sandbox::ContainerSecurity, String> {
+    use crate::sandbox::security;
+    let mut sec = security::effective(pod, c)?;
+    let image_user = ctx.runtime.image_user(image).await?;
+    security::verify_run_as_non_root(pod, c, image_user.as_deref().unwrap_or(""))?;
+    let qos = security::qos_class(pod.spec.as_ref().ok_or("pod has no spec")?);
+    sec.resources = security::resources(c, qos, security::node_memory());
+    Ok(sec)
+}
+
 /// What the worker knows about one container.
 #[derive(Debug, Clone, Default)]
 pub struct Track {
@@ -87,6 +128,10 @@ pub struct PodWorker {
     start_time: Option<jiff::Timestamp>,
     last_status: Option<serde_json::Value>,
     retry_now: Option<String>,
+    /// The sandbox exists (created or found again by the runtime).
+    sandbox_ready: bool,
+    /// Admission rejected the pod: (reason, message); the pod is Failed.
+    rejected: Option<(String, String)>,
 }
 
 impl Default for PodWorker {
@@ -97,6 +142,8 @@ impl Default for PodWorker {
             start_time: None,
             last_status: None,
             retry_now: None,
+            sandbox_ready: false,
+            rejected: None,
         }
     }
 }
@@ -358,6 +405,43 @@ impl PodWorker {
         let mut secrets: Option<(Vec<PullSecret>, Vec<String>)> = None;
         let uid = pod.metadata.uid.clone().unwrap_or_default();
 
+        // kubelet admission: unsafe sysctls fail the pod (SysctlForbidden)
+        if let Err(msg) = crate::sandbox::security::admit_sysctls(spec) {
+            if self.rejected.is_none() {
+                ctx.recorder
+                    .record(
+                        &Involved::pod(pod, None),
+                        EventType::Warning,
+                        crate::sandbox::security::SYSCTL_FORBIDDEN,
+                        &msg,
+                    )
+                    .await;
+            }
+            self.rejected = Some((crate::sandbox::security::SYSCTL_FORBIDDEN.into(), msg));
+            self.publish_status(ctx, pod).await;
+            return Duration::from_secs(3600);
+        }
+        // the pod sandbox before any container (kubelet SyncPod → RunPodSandbox)
+        let sandbox = self.pod_sandbox(ctx, pod).await;
+        if !self.sandbox_ready {
+            match ctx.runtime.ensure_sandbox(&sandbox).await {
+                Ok(()) => self.sandbox_ready = true,
+                Err(e) => {
+                    ctx.recorder
+                        .record(
+                            &Involved::pod(pod, None),
+                            EventType::Warning,
+                            "FailedCreatePodSandBox",
+                            &format!("Failed to create pod sandbox: {e}"),
+                        )
+                        .await;
+                    self.publish_status(ctx, pod).await;
+                    return requeue_after_error(random_unit());
+                }
+            }
+        }
+        let mut sync_error = false;
+
         for c in &spec.containers {
             let track = self.tracks.entry(c.name.clone()).or_default();
             // refresh the runtime state of the current instance
@@ -487,10 +571,10 @@ impl PodWorker {
                     retry_after,
                 } => {
                     track.waiting = Some((reason, message));
-                    // the kubelet requeues a failed sync after 10-15 s; retry at the end of
-                    // the back-off window when known
-                    let next = retry_after.unwrap_or(Duration::from_secs(10));
-                    wake = wake.min(next.max(Duration::from_secs(1)));
+                    // a sync that ends in an error is requeued after the pod worker's
+                    // back-off period, whatever the image back-off window is
+                    let _ = retry_after;
+                    sync_error = true;
                     // containers start in order: later ones wait for this one
                     break;
                 }
@@ -511,12 +595,27 @@ impl PodWorker {
                         )
                         .await;
                     track.waiting = Some((CREATE_CONTAINER_CONFIG_ERROR.into(), msg));
-                    wake = wake.min(Duration::from_secs(10));
+                    sync_error = true;
                     break;
                 }
             };
-            let sc = c.security_context.as_ref();
-            let psc = spec.security_context.as_ref();
+            // generateContainerConfig: effective security context, runAsNonRoot
+            let security = match container_security(ctx, pod, c, &image).await {
+                Ok(s) => s,
+                Err(msg) => {
+                    ctx.recorder
+                        .record(
+                            &involved,
+                            EventType::Warning,
+                            "Failed",
+                            &format!("Error: {msg}"),
+                        )
+                        .await;
+                    track.waiting = Some((CREATE_CONTAINER_CONFIG_ERROR.into(), msg));
+                    sync_error = true;
+                    break;
+                }
+            };
             let req = ContainerRequest {
                 namespace: pod.metadata.namespace.clone().unwrap_or_default(),
                 pod_name: pod.metadata.name.clone().unwrap_or_default(),
@@ -528,18 +627,10 @@ impl PodWorker {
                 args: c.args.clone().unwrap_or_default(),
                 env,
                 working_dir: c.working_dir.clone(),
-                run_as_user: sc
-                    .and_then(|s| s.run_as_user)
-                    .or_else(|| psc.and_then(|s| s.run_as_user)),
-                run_as_group: sc
-                    .and_then(|s| s.run_as_group)
-                    .or_else(|| psc.and_then(|s| s.run_as_group)),
+                security,
+                sandbox: sandbox.clone(),
                 attempt: track.restarts,
-                hostname: spec
-                    .hostname
-                    .clone()
-                    .or_else(|| pod.metadata.name.clone())
-                    .unwrap_or_default(),
+                hostname: sandbox.hostname.clone(),
             };
             match ctx.runtime.start(&req).await {
                 Ok(id) => {
@@ -573,14 +664,39 @@ impl PodWorker {
                             &format!("Error: {msg}"),
                         )
                         .await;
+                    if msg.contains("the pod sandbox is not running") {
+                        self.sandbox_ready = false;
+                    }
                     track.waiting = Some((RUN_CONTAINER_ERROR.into(), msg));
-                    wake = wake.min(Duration::from_secs(10));
+                    sync_error = true;
                     break;
                 }
             }
         }
         self.publish_status(ctx, pod).await;
+        if sync_error {
+            return requeue_after_error(random_unit());
+        }
         wake
+    }
+
+    /// The pod's sandbox; DNS warnings are recorded when it is first computed.
+    async fn pod_sandbox(&self, ctx: &NodeContext, pod: &Pod) -> crate::sandbox::PodSandbox {
+        let node_resolv = crate::sandbox::files::node_resolv_conf();
+        let dns = crate::sandbox::files::pod_resolv_conf(pod, &node_resolv);
+        if !self.sandbox_ready {
+            for (reason, message) in &dns.warnings {
+                ctx.recorder
+                    .record(
+                        &Involved::pod(pod, None),
+                        EventType::Warning,
+                        reason,
+                        message,
+                    )
+                    .await;
+            }
+        }
+        crate::sandbox::security::pod_sandbox(pod, dns.resolv_conf, DEFAULT_CGROUP_ROOT)
     }
 
     /// Stops every container of a pod being deleted (grace from the pod), removes them.
@@ -612,10 +728,23 @@ impl PodWorker {
                 let _ = ctx.runtime.remove(&id).await;
             }
         }
+        // then the sandbox (kubelet KillPod → StopPodSandbox, RemovePodSandbox)
+        if let Some(uid) = pod.metadata.uid.as_deref() {
+            if let Err(e) = ctx.runtime.remove_sandbox(uid).await {
+                tracing::warn!(pod = %pod_full_name(pod), error = %e, "removing the pod sandbox failed");
+            }
+        }
+        self.sandbox_ready = false;
     }
 
     async fn publish_status(&mut self, ctx: &NodeContext, pod: &Pod) {
-        let status = build_status(pod, &self.tracks, &ctx.node_ip, self.start_time);
+        let mut status = build_status(pod, &self.tracks, &ctx.node_ip, self.start_time);
+        if let Some((reason, message)) = &self.rejected {
+            // a pod rejected by admission (kubelet rejectPod)
+            status.phase = Some("Failed".into());
+            status.reason = Some(reason.clone());
+            status.message = Some(message.clone());
+        }
         let value = match serde_json::to_value(&status) {
             Ok(v) => v,
             Err(_) => return,
@@ -855,7 +984,7 @@ pub fn build_status(
             ip: node_ip.to_string(),
         }]),
         start_time: start_time.map(time),
-        qos_class: Some("BestEffort".into()),
+        qos_class: Some(crate::sandbox::security::qos_class(&spec).into()),
         ..Default::default()
     }
 }

@@ -33,6 +33,11 @@ impl Drop for Up {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // pod sandboxes (netns, pause, /dev/shm) of pods left running are removed
+        let containers = self.dir.path().join("data/node/containers");
+        for uid in kubepull_node::sandbox::pause::list(&containers) {
+            let _ = kubepull_node::sandbox::pause::remove(&containers, &uid);
+        }
         // containers left running are stopped with their runc state
         let runc_root = self.dir.path().join("data/node/containers/.runc");
         if let Ok(out) = Command::new("runc")
@@ -546,6 +551,10 @@ fn two_nodes_on_etcd() {
                 let _ = c.wait();
             }
             for root in &self.1 {
+                let containers = root.join("containers");
+                for uid in kubepull_node::sandbox::pause::list(&containers) {
+                    let _ = kubepull_node::sandbox::pause::remove(&containers, &uid);
+                }
                 let rr = root.join("containers/.runc");
                 if let Ok(out) = Command::new("runc")
                     .arg("--root")
