@@ -475,10 +475,19 @@ async fn hostname_and_pod_files() {
     let p = pod(
         vec![sh(
             "c",
-            "hostname; cat /etc/hostname /etc/resolv.conf /etc/hosts",
+            "hostname; cat /etc/hostname /etc/resolv.conf /etc/hosts; echo range=$(cat /proc/sys/net/ipv4/ip_local_port_range) unpriv=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)",
             None,
         )],
-        |s| s.hostname = Some("web-0".into()),
+        |s| {
+            s.hostname = Some("web-0".into());
+            s.security_context = Some(PodSecurityContext {
+                sysctls: Some(vec![k8s_openapi::api::core::v1::Sysctl {
+                    name: "net.ipv4.ip_local_port_range".into(),
+                    value: "20000 30000".into(),
+                }]),
+                ..Default::default()
+            });
+        },
     );
     let r = run(&n, &p, 0).await;
     let mut lines = r.log.lines();
@@ -490,4 +499,59 @@ async fn hostname_and_pod_files() {
         "{}",
         r.log
     );
+    // the pod's sysctl and containerd's injected one, in the pod's own netns only
+    assert!(
+        r.log.contains("range=20000\t30000 unpriv=0")
+            || r.log.contains("range=20000 30000 unpriv=0"),
+        "{}",
+        r.log
+    );
+    let host_range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").expect("host sysctl");
+    assert!(!host_range.starts_with("20000"), "{host_range}");
+}
+
+#[tokio::test]
+async fn pod_cgroup_carries_the_pod_limits() {
+    let n = node();
+    let mut c = sh("c", "true", None);
+    c.resources = Some(ResourceRequirements {
+        limits: Some(
+            [
+                ("memory".to_string(), Quantity("48Mi".into())),
+                ("cpu".to_string(), Quantity("250m".into())),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    });
+    let p = pod(vec![c], |_| {});
+    let sb = security::pod_sandbox(&p, String::new(), "/kubepods");
+    assert_eq!(sb.cgroup_parent, format!("/kubepods/pod{}", sb.pod_uid));
+    n.rt.ensure_sandbox(&sb).await.expect("sandbox");
+    let read = |p: String| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let rel = sb.cgroup_parent.trim_start_matches('/');
+    let dirs: Vec<String> = if kubepull_node::runc::cgroup_v2() {
+        let d = format!("/sys/fs/cgroup/{rel}");
+        assert_eq!(
+            read(format!("{d}/memory.max")).trim(),
+            (48u64 << 20).to_string()
+        );
+        assert_eq!(read(format!("{d}/cpu.max")).trim(), "25000 100000");
+        vec![d]
+    } else {
+        let m = format!("/sys/fs/cgroup/memory/{rel}");
+        let c = format!("/sys/fs/cgroup/cpu/{rel}");
+        assert_eq!(
+            read(format!("{m}/memory.limit_in_bytes")).trim(),
+            (48u64 << 20).to_string()
+        );
+        assert_eq!(read(format!("{c}/cpu.cfs_quota_us")).trim(), "25000");
+        assert_eq!(read(format!("{c}/cpu.shares")).trim(), "256");
+        vec![m, c]
+    };
+    n.rt.remove_sandbox(&sb.pod_uid).await.expect("remove");
+    for d in dirs {
+        assert!(!Path::new(&d).exists(), "{d} is removed with the pod");
+    }
 }

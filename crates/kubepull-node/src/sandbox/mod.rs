@@ -50,6 +50,23 @@ pub struct PodSandbox {
     pub resolv_conf: String,
     /// The cgroup parent of the pod's containers (`/kubepods/<qos>/pod<uid>`).
     pub cgroup_parent: String,
+    /// The values of the pod cgroup itself.
+    #[serde(default)]
+    pub pod_resources: PodResources,
+}
+
+/// The pod cgroup's values (k8s `pkg/kubelet/cm/helpers_linux.go` `ResourceConfigForPod`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodResources {
+    /// `cpu.shares`.
+    pub cpu_shares: u64,
+    /// CFS quota in µs per period; 0: none.
+    pub cpu_quota: i64,
+    /// CFS period in µs.
+    pub cpu_period: u64,
+    /// Memory limit in bytes; 0: none.
+    pub memory_limit: i64,
 }
 
 /// Seccomp for one container.

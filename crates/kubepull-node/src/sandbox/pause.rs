@@ -134,6 +134,62 @@ fn write_atomic(path: &Path, content: &str) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| format!("write {}: {e}", path.display()))
 }
 
+/// Creates the pod cgroup and writes its values (cgroup v1 controllers, or v2).
+fn pod_cgroup(parent: &str, r: &super::PodResources) -> Result<(), String> {
+    let rel = parent.trim_start_matches('/');
+    let write = |p: PathBuf, v: String| -> Result<(), String> {
+        std::fs::write(&p, &v).map_err(|e| format!("write {v:?} to {}: {e}", p.display()))
+    };
+    let mkdir = |p: &Path| {
+        std::fs::create_dir_all(p).map_err(|e| format!("create cgroup {}: {e}", p.display()))
+    };
+    if crate::runc::cgroup_v2() {
+        let base = PathBuf::from("/sys/fs/cgroup");
+        // enable cpu and memory for the children of each ancestor
+        let mut cur = base.clone();
+        for part in rel.split('/') {
+            let _ = std::fs::write(cur.join("cgroup.subtree_control"), "+cpu +memory +pids");
+            cur = cur.join(part);
+            mkdir(&cur)?;
+        }
+        // runc's conversion of shares to weight
+        let weight = 1 + ((r.cpu_shares.max(2) - 2) * 9999) / 262_142;
+        write(cur.join("cpu.weight"), weight.to_string())?;
+        let quota = if r.cpu_quota > 0 {
+            r.cpu_quota.to_string()
+        } else {
+            "max".into()
+        };
+        write(cur.join("cpu.max"), format!("{quota} {}", r.cpu_period))?;
+        let mem = if r.memory_limit > 0 {
+            r.memory_limit.to_string()
+        } else {
+            "max".into()
+        };
+        write(cur.join("memory.max"), mem)?;
+        return Ok(());
+    }
+    let cpu = PathBuf::from("/sys/fs/cgroup/cpu").join(rel);
+    if Path::new("/sys/fs/cgroup/cpu").exists() {
+        mkdir(&cpu)?;
+        write(cpu.join("cpu.shares"), r.cpu_shares.max(2).to_string())?;
+        write(cpu.join("cpu.cfs_period_us"), r.cpu_period.to_string())?;
+        let quota = if r.cpu_quota > 0 { r.cpu_quota } else { -1 };
+        write(cpu.join("cpu.cfs_quota_us"), quota.to_string())?;
+    }
+    let mem = PathBuf::from("/sys/fs/cgroup/memory").join(rel);
+    if Path::new("/sys/fs/cgroup/memory").exists() {
+        mkdir(&mem)?;
+        let limit = if r.memory_limit > 0 {
+            r.memory_limit
+        } else {
+            -1
+        };
+        write(mem.join("memory.limit_in_bytes"), limit.to_string())?;
+    }
+    Ok(())
+}
+
 /// Creates (or finds again) the sandbox of a pod. `shim` runs the pause
 /// (`[kubepull, runtime-shim]`).
 pub fn ensure(
@@ -177,6 +233,9 @@ pub fn ensure(
         ),
     )?;
     write_atomic(&dir.join("resolv.conf"), &sb.resolv_conf)?;
+    if !sb.cgroup_parent.is_empty() {
+        pod_cgroup(&sb.cgroup_parent, &sb.pod_resources)?;
+    }
 
     if let Some(pid) = read_pid(&dir) {
         if pause_alive(pid, &dir) {

@@ -405,6 +405,60 @@ pub fn resources(c: &Container, qos: &str, mem_capacity: i128) -> Resources {
     }
 }
 
+/// The pod cgroup's values (k8s `pkg/kubelet/cm/helpers_linux.go` `ResourceConfigForPod`):
+/// shares from the summed CPU requests; a CPU quota only when every container has a CPU limit
+/// and a memory limit only when every container has a memory limit (always the case for
+/// Guaranteed pods); BestEffort pods get shares 2 only. Init containers count through the
+/// kubelet's `max(largest init container, sum of containers)`.
+pub fn pod_resources(spec: &PodSpec, qos: &str) -> super::PodResources {
+    let sum = |name: &str, limits: bool| -> (i128, bool) {
+        let mut total = 0;
+        let mut all = true;
+        for c in &spec.containers {
+            let (req, lim) = req_limit(c, name);
+            let v = if limits { lim } else { req };
+            if v == 0 {
+                all = false;
+            }
+            total += v;
+        }
+        for c in spec.init_containers.iter().flatten() {
+            let (req, lim) = req_limit(c, name);
+            let v = if limits { lim } else { req };
+            total = total.max(v);
+        }
+        (total, all)
+    };
+    if qos == "BestEffort" {
+        return super::PodResources {
+            cpu_shares: 2,
+            cpu_period: QUOTA_PERIOD,
+            ..Default::default()
+        };
+    }
+    let (cpu_req, _) = sum("cpu", false);
+    let (cpu_lim, all_cpu) = sum("cpu", true);
+    let (mem_lim, all_mem) = sum("memory", true);
+    super::PodResources {
+        cpu_shares: milli_cpu_to_shares(cpu_req),
+        cpu_quota: if all_cpu && cpu_lim > 0 {
+            ((cpu_lim * QUOTA_PERIOD as i128) / 1000).max(1000) as i64
+        } else {
+            0
+        },
+        cpu_period: QUOTA_PERIOD,
+        memory_limit: if all_mem { (mem_lim / 1000) as i64 } else { 0 },
+    }
+}
+
+/// containerd's sysctls for a sandbox that has its own network namespace
+/// (`internal/cri/server/podsandbox/sandbox_run_linux.go`; `enable_unprivileged_ports` and
+/// `enable_unprivileged_icmp` default to true in containerd 2.0), unless the pod sets them.
+pub const SANDBOX_SYSCTLS: &[(&str, &str)] = &[
+    ("net.ipv4.ip_unprivileged_port_start", "0"),
+    ("net.ipv4.ping_group_range", "0 2147483647"),
+];
+
 /// The pod hostname (k8s `kubelet_pods.go` `GeneratePodHostNameAndDomain`,
 /// `truncatePodHostnameIfNeeded`): `spec.hostname` or the pod name, at most 63 characters with
 /// trailing `-` and `.` removed after truncation; `<host>.<subdomain>.<ns>.svc.cluster.local`
@@ -452,6 +506,21 @@ pub fn pod_sandbox(pod: &Pod, resolv_conf: String, cgroup_root: &str) -> PodSand
     let host_network = spec.host_network == Some(true);
     let qos = qos_class(&spec).to_string();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let mut sysctls: Vec<(String, String)> = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.sysctls.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.name.replace('/', "."), s.value))
+        .collect();
+    if !host_network {
+        for (k, v) in SANDBOX_SYSCTLS {
+            if !sysctls.iter().any(|(n, _)| n == k) {
+                sysctls.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
     PodSandbox {
         pod_uid: uid.clone(),
         namespace: pod.metadata.namespace.clone().unwrap_or_default(),
@@ -465,14 +534,7 @@ pub fn pod_sandbox(pod: &Pod, resolv_conf: String, cgroup_root: &str) -> PodSand
         host_pid: spec.host_pid == Some(true),
         host_ipc: spec.host_ipc == Some(true),
         share_pid: spec.share_process_namespace == Some(true),
-        sysctls: spec
-            .security_context
-            .as_ref()
-            .and_then(|s| s.sysctls.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|s| (s.name.replace('/', "."), s.value))
-            .collect(),
+        sysctls,
         host_aliases: spec
             .host_aliases
             .clone()
@@ -482,6 +544,7 @@ pub fn pod_sandbox(pod: &Pod, resolv_conf: String, cgroup_root: &str) -> PodSand
             .collect(),
         resolv_conf,
         cgroup_parent: cgroup_parent(cgroup_root, &qos, &uid),
+        pod_resources: pod_resources(&spec, &qos),
         qos,
     }
 }
@@ -723,6 +786,32 @@ mod tests {
             999
         );
         assert_eq!(milli_cpu_to_shares(100_000_000), 262_144);
+    }
+
+    #[test]
+    fn pod_cgroup_values() {
+        let spec = |cs: Vec<Container>| PodSpec {
+            containers: cs,
+            ..Default::default()
+        };
+        let g = spec(vec![
+            res(&[], &[("cpu", "500m"), ("memory", "32Mi")]),
+            res(&[], &[("cpu", "250m"), ("memory", "16Mi")]),
+        ]);
+        let r = pod_resources(&g, qos_class(&g));
+        assert_eq!(
+            (r.cpu_shares, r.cpu_quota, r.memory_limit),
+            (768, 75_000, 48 << 20)
+        );
+        // one container without limits: no quota, no memory limit
+        let b = spec(vec![
+            res(&[], &[("cpu", "500m"), ("memory", "32Mi")]),
+            res(&[("cpu", "100m")], &[]),
+        ]);
+        let r = pod_resources(&b, qos_class(&b));
+        assert_eq!((r.cpu_shares, r.cpu_quota, r.memory_limit), (614, 0, 0));
+        let e = spec(vec![res(&[], &[])]);
+        assert_eq!(pod_resources(&e, "BestEffort").cpu_shares, 2);
     }
 
     #[test]

@@ -484,6 +484,13 @@ pub fn build(input: &SpecInput, sec: &ContainerSecurity) -> Result<Spec, SpecErr
         resources.set_memory(Some(mem));
     }
     resources.set_devices(Some(device_rules));
+    if input.cgroup_v2 {
+        // kubelet calculateLinuxResources: the whole container is OOM-killed as a group on
+        // cgroup v2 (singleProcessOOMKill defaults to false there)
+        resources.set_unified(Some(
+            [("memory.oom.group".to_string(), "1".to_string())].into(),
+        ));
+    }
 
     // 17. namespaces; 19. a cgroup namespace on cgroup v2 for unprivileged containers
     let mut namespaces: Vec<LinuxNamespace> = input
