@@ -423,9 +423,33 @@ impl PodWorker {
         }
         // the pod sandbox before any container (kubelet SyncPod → RunPodSandbox)
         let sandbox = self.pod_sandbox(ctx, pod).await;
-        if !self.sandbox_ready {
+        {
             match ctx.runtime.ensure_sandbox(&sandbox).await {
-                Ok(()) => self.sandbox_ready = true,
+                Ok(created) => {
+                    if created && self.tracks.values().any(|t| t.id.is_some()) {
+                        // kubelet computePodActions: the sandbox changed, so every container
+                        // is killed and started again in the new one
+                        ctx.recorder
+                            .record(
+                                &Involved::pod(pod, None),
+                                EventType::Normal,
+                                "SandboxChanged",
+                                "Pod sandbox changed, it will be killed and re-created.",
+                            )
+                            .await;
+                        for t in self.tracks.values_mut() {
+                            if let Some(id) = t.id.take() {
+                                let _ = ctx.runtime.stop(&id, Duration::from_secs(0)).await;
+                                let state = ctx.runtime.state(&id).await;
+                                let _ = ctx.runtime.remove(&id).await;
+                                t.last = Some(state);
+                                t.state = None;
+                                t.restarts += 1;
+                            }
+                        }
+                    }
+                    self.sandbox_ready = true;
+                }
                 Err(e) => {
                     ctx.recorder
                         .record(

@@ -607,10 +607,10 @@ impl ContainerRuntime for RuncRuntime {
         Ok(out)
     }
 
-    async fn ensure_sandbox(&self, sandbox: &crate::sandbox::PodSandbox) -> Result<(), String> {
+    async fn ensure_sandbox(&self, sandbox: &crate::sandbox::PodSandbox) -> Result<bool, String> {
         let (root, sb, shim) = (self.root.clone(), sandbox.clone(), self.shim.clone());
         tokio::task::spawn_blocking(move || {
-            crate::sandbox::pause::ensure(&root, &sb, &shim).map(|_| ())
+            crate::sandbox::pause::ensure(&root, &sb, &shim).map(|(_, created)| created)
         })
         .await
         .map_err(|e| e.to_string())?

@@ -132,10 +132,11 @@ pub trait ContainerRuntime: Send + Sync {
     async fn list(&self) -> Result<Vec<RuntimeContainer>, String>;
     /// The logs of a container.
     async fn logs(&self, id: &str, opts: LogOptions) -> Result<LogStream, String>;
-    /// Creates the pod's sandbox (namespaces, files) or finds it again. The error text becomes
-    /// the `FailedCreatePodSandBox` event.
-    async fn ensure_sandbox(&self, _sandbox: &crate::sandbox::PodSandbox) -> Result<(), String> {
-        Ok(())
+    /// Creates the pod's sandbox (namespaces, files) or finds it running; true when it was
+    /// (re-)created, so that containers of an earlier sandbox must be re-created. The error
+    /// text becomes the `FailedCreatePodSandBox` event.
+    async fn ensure_sandbox(&self, _sandbox: &crate::sandbox::PodSandbox) -> Result<bool, String> {
+        Ok(false)
     }
     /// Tears down a pod's sandbox after its containers are removed.
     async fn remove_sandbox(&self, _pod_uid: &str) -> Result<(), String> {

@@ -233,6 +233,53 @@ async fn pod_sees_only_its_own_processes() {
 }
 
 #[tokio::test]
+async fn host_pid_sees_the_nodes_processes() {
+    // control for the test above: the same listing with hostPID shows the node's processes
+    let n = node();
+    let p = pod(
+        vec![sh(
+            "ps",
+            "for d in /proc/[0-9]*; do echo ${d#/proc/}; done",
+            None,
+        )],
+        |s| s.host_pid = Some(true),
+    );
+    let r = run(&n, &p, 0).await;
+    let pids: Vec<u32> = r
+        .log
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert!(pids.contains(&std::process::id()), "{}", r.log);
+}
+
+#[tokio::test]
+async fn privileged_gets_the_nodes_capabilities_and_no_seccomp() {
+    let n = node();
+    let p = pod(
+        vec![sh(
+            "c",
+            "cat /proc/self/status; /bin/busybox mount -t tmpfs t /tmp; echo mount=$?",
+            sc(|s| s.privileged = Some(true)),
+        )],
+        |_| {},
+    );
+    let r = run(&n, &p, 0).await;
+    let own = std::fs::read_to_string("/proc/self/status").expect("status");
+    assert_eq!(
+        cap_line(&r.log, "CapBnd:"),
+        cap_line(&own, "CapBnd:"),
+        "{}",
+        r.log
+    );
+    assert!(
+        r.log.contains("Seccomp:\t0") && r.log.contains("mount=0"),
+        "{}",
+        r.log
+    );
+}
+
+#[tokio::test]
 async fn share_process_namespace_shows_the_other_container() {
     let n = node();
     let p = pod(
@@ -554,4 +601,58 @@ async fn pod_cgroup_carries_the_pod_limits() {
     for d in dirs {
         assert!(!Path::new(&d).exists(), "{d} is removed with the pod");
     }
+}
+
+#[tokio::test]
+async fn sandbox_is_found_again_and_recreated_when_its_pause_dies() {
+    let n = node();
+    let p = pod(vec![sh("c", "true", None)], |_| {});
+    let sb = security::pod_sandbox(&p, String::new(), "/kubepods");
+    assert!(
+        n.rt.ensure_sandbox(&sb).await.expect("create"),
+        "first: created"
+    );
+    assert!(
+        !n.rt.ensure_sandbox(&sb).await.expect("find"),
+        "second: found running"
+    );
+    assert_eq!(n.rt.sandboxes().await, vec![sb.pod_uid.clone()]);
+    let dir = n.rt_dir().join(".sandboxes").join(&sb.pod_uid);
+    let pid: i32 = std::fs::read_to_string(dir.join("pause.pid"))
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid number");
+    // the holder is in the pod netns, with its own UTS namespace named after the pod
+    let ns = |p: &str| std::fs::read_link(p).expect("ns link");
+    let ino = std::os::unix::fs::MetadataExt::ino(
+        &std::fs::metadata(netns::pod_netns_path(&sb.pod_uid)).expect("netns"),
+    );
+    assert_eq!(
+        ns(&format!("/proc/{pid}/ns/net")),
+        std::path::PathBuf::from(format!("net:[{ino}]"))
+    );
+    assert_ne!(ns(&format!("/proc/{pid}/ns/uts")), ns("/proc/self/ns/uts"));
+    assert_ne!(ns(&format!("/proc/{pid}/ns/net")), ns("/proc/self/ns/net"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill pause");
+    for _ in 0..100 {
+        let gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true);
+        if gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        n.rt.ensure_sandbox(&sb).await.expect("re-create"),
+        "a new pause"
+    );
+    n.rt.remove_sandbox(&sb.pod_uid).await.expect("remove");
+    assert!(n.rt.sandboxes().await.is_empty());
+    assert!(!netns::pod_netns_path(&sb.pod_uid).exists());
 }

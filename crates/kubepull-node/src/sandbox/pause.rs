@@ -190,14 +190,30 @@ fn pod_cgroup(parent: &str, r: &super::PodResources) -> Result<(), String> {
     Ok(())
 }
 
-/// Creates (or finds again) the sandbox of a pod. `shim` runs the pause
-/// (`[kubepull, runtime-shim]`).
+/// Creates the sandbox of a pod, or finds it running. `shim` runs the pause
+/// (`[kubepull, runtime-shim]`). The flag is true when a new pause (new namespaces) was
+/// started: containers still running in the namespaces of a previous one must be re-created.
 pub fn ensure(
     root: &Path,
     sb: &PodSandbox,
     shim: &[std::ffi::OsString],
-) -> Result<SandboxState, String> {
+) -> Result<(SandboxState, bool), String> {
     let dir = sandbox_dir(root, &sb.pod_uid);
+    let netns_present = sb.host_network || netns::pod_netns_path(&sb.pod_uid).exists();
+    if netns_present && dir.join("sandbox.json").exists() {
+        if let Some(state) = find(root, &sb.pod_uid) {
+            return Ok((state, false));
+        }
+    }
+    if !netns_present {
+        // a pause still running in a network namespace that is gone is of no use
+        if let Some(pid) = read_pid(&dir).filter(|p| pause_alive(*p, &dir)) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     write_atomic(
         &dir.join("sandbox.json"),
@@ -239,11 +255,14 @@ pub fn ensure(
 
     if let Some(pid) = read_pid(&dir) {
         if pause_alive(pid, &dir) {
-            return Ok(SandboxState {
-                dir,
-                pause_pid: pid,
-                netns,
-            });
+            return Ok((
+                SandboxState {
+                    dir,
+                    pause_pid: pid,
+                    netns,
+                },
+                false,
+            ));
         }
     }
     let _ = std::fs::remove_file(dir.join("pause.pid"));
@@ -286,11 +305,14 @@ pub fn ensure(
         ));
     }
     let pid = read_pid(&dir).ok_or("pause process wrote no pid")?;
-    Ok(SandboxState {
-        dir,
-        pause_pid: pid,
-        netns,
-    })
+    Ok((
+        SandboxState {
+            dir,
+            pause_pid: pid,
+            netns,
+        },
+        true,
+    ))
 }
 
 /// The sandbox of a pod, if it runs.
