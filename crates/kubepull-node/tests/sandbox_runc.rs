@@ -198,6 +198,31 @@ impl Node {
     }
 }
 
+impl Drop for Node {
+    /// A failed test still removes its containers and pod sandboxes (netns, pause, mounts).
+    fn drop(&mut self) {
+        let runc_root = self.rt_dir().join(".runc");
+        if let Ok(out) = std::process::Command::new("runc")
+            .arg("--root")
+            .arg(&runc_root)
+            .args(["list", "-q"])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = std::process::Command::new("runc")
+                    .arg("--root")
+                    .arg(&runc_root)
+                    .args(["delete", "-f", id])
+                    .status();
+            }
+        }
+        let root = self.rt_dir();
+        for uid in kubepull_node::sandbox::pause::list(&root) {
+            let _ = kubepull_node::sandbox::pause::remove(&root, &uid);
+        }
+    }
+}
+
 fn sc(f: impl FnOnce(&mut SecurityContext)) -> Option<SecurityContext> {
     let mut s = SecurityContext::default();
     f(&mut s);

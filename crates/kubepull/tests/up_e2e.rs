@@ -33,11 +33,6 @@ impl Drop for Up {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // pod sandboxes (netns, pause, /dev/shm) of pods left running are removed
-        let containers = self.dir.path().join("data/node/containers");
-        for uid in kubepull_node::sandbox::pause::list(&containers) {
-            let _ = kubepull_node::sandbox::pause::remove(&containers, &uid);
-        }
         // containers left running are stopped with their runc state
         let runc_root = self.dir.path().join("data/node/containers/.runc");
         if let Ok(out) = Command::new("runc")
@@ -54,6 +49,11 @@ impl Drop for Up {
                     .args(["delete", "-f", id])
                     .status();
             }
+        }
+        // then the pod sandboxes (netns, pause, /dev/shm, pod cgroup) of pods left running
+        let containers = self.dir.path().join("data/node/containers");
+        for uid in kubepull_node::sandbox::pause::list(&containers) {
+            let _ = kubepull_node::sandbox::pause::remove(&containers, &uid);
         }
     }
 }
@@ -572,10 +572,6 @@ fn two_nodes_on_etcd() {
                 let _ = c.wait();
             }
             for root in &self.1 {
-                let containers = root.join("containers");
-                for uid in kubepull_node::sandbox::pause::list(&containers) {
-                    let _ = kubepull_node::sandbox::pause::remove(&containers, &uid);
-                }
                 let rr = root.join("containers/.runc");
                 if let Ok(out) = Command::new("runc")
                     .arg("--root")
@@ -590,6 +586,10 @@ fn two_nodes_on_etcd() {
                             .args(["delete", "-f", id])
                             .status();
                     }
+                }
+                let containers = root.join("containers");
+                for uid in kubepull_node::sandbox::pause::list(&containers) {
+                    let _ = kubepull_node::sandbox::pause::remove(&containers, &uid);
                 }
             }
         }
