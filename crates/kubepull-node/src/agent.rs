@@ -186,7 +186,13 @@ pub async fn run(
                         uid.clone(),
                     );
                 if let Some(tx) = workers.get(&uid) {
-                    let _ = tx.send(Some(p));
+                    // the kubelet's own status writes come back through the watch: they do not
+                    // wake the worker (kubelet config `checkAndUpdatePod` ignores status)
+                    tx.send_if_modified(|old| {
+                        let wake = old.as_ref().is_none_or(|o| differs_beyond_status(o, &p));
+                        *old = Some(p);
+                        wake
+                    });
                 } else {
                     let (tx, rx) = watch::channel(Some(p));
                     let adopted = leftovers.remove(&uid).unwrap_or_default();
@@ -218,6 +224,14 @@ pub async fn run(
                         let _ = runtime.remove(&c.id).await;
                     }
                 }
+                // sandboxes (netns, pause, /dev/shm) of pods no longer bound here
+                for uid in runtime.sandboxes().await {
+                    if !init_seen.contains(&uid) && !workers.contains_key(&uid) {
+                        if let Err(e) = runtime.remove_sandbox(&uid).await {
+                            tracing::warn!(pod_uid = %uid, error = %e, "removing a leftover pod sandbox failed");
+                        }
+                    }
+                }
             }
         }
     }
@@ -227,6 +241,19 @@ pub async fn run(
         drop(tx);
     }
     Ok(())
+}
+
+/// Whether a pod changed in more than its status (and the bookkeeping fields every write
+/// changes).
+fn differs_beyond_status(a: &Pod, b: &Pod) -> bool {
+    let strip = |p: &Pod| {
+        let mut p = p.clone();
+        p.status = None;
+        p.metadata.resource_version = None;
+        p.metadata.managed_fields = None;
+        p
+    };
+    strip(a) != strip(b)
 }
 
 async fn pod_worker(

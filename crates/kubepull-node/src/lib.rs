@@ -12,4 +12,5 @@ pub mod pod;
 pub mod puller;
 pub mod runc;
 pub mod runtime;
+pub mod sandbox;
 pub mod service;

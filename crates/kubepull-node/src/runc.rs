@@ -10,8 +10,11 @@
 //! container's stdout and stderr appended to the log file, and writes `exit.json` when runc
 //! returns. A restarted node agent finds its containers again with [`RuncRuntime::list`].
 //!
-//! Networking is the host's (the pod IP is the node IP); pods get their own PID, IPC, UTS and
-//! mount namespaces.
+//! Each pod runs in a sandbox ([`crate::sandbox`]): its own network namespace
+//! (`/run/netns/kp-…`), IPC and UTS namespaces held by a pause process, a PID namespace per
+//! container (shared with `shareProcessNamespace`), per-pod `/etc/hosts`, `/etc/resolv.conf`,
+//! `/etc/hostname` and `/dev/shm`, and a cgroup under `/kubepods/<qos>/pod<uid>`. The OCI spec
+//! is containerd's ([`crate::sandbox::spec`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -50,6 +53,10 @@ pub struct ExitRecord {
     pub exit_code: i32,
     /// RFC 3339.
     pub finished_at: String,
+    /// `OOMKilled` when the container's memory cgroup recorded an OOM kill; `StartError` when
+    /// runc could not start it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The image config fields a container uses (OCI image-spec `config`).
@@ -133,8 +140,13 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
             _ => String::new(),
         }
     };
-    let (uid, primary_gid) = match u.parse::<u32>() {
+    let (uid, primary_gid) = match u.parse::<u64>() {
+        Ok(n) if n > i32::MAX as u64 => {
+            // containerd WithUser
+            return Err(format!("invalid USER value {u:?}: uid out of range"));
+        }
         Ok(n) => {
+            let n = n as u32;
             let gid = read("etc/passwd")
                 .lines()
                 .find(|l| l.split(':').nth(2) == Some(u))
@@ -173,96 +185,6 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
     Ok((uid, gid))
 }
 
-/// containerd's default capabilities (`pkg/oci/spec.go`, `defaultUnixCaps`).
-const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-/// The OCI runtime spec for a container.
-pub fn runtime_spec(
-    bundle: &Path,
-    args: &[String],
-    env: &[String],
-    cwd: &str,
-    uid: u32,
-    gid: u32,
-    hostname: &str,
-) -> serde_json::Value {
-    let caps = DEFAULT_CAPS;
-    let bind = |dest: &str, src: PathBuf| serde_json::json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate", "rw"]});
-    serde_json::json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": uid, "gid": gid},
-            "args": args,
-            "env": env,
-            "cwd": if cwd.is_empty() { "/" } else { cwd },
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024u64, "soft": 1024u64}],
-            "noNewPrivileges": true,
-        },
-        "root": {"path": "rootfs", "readonly": false},
-        "hostname": hostname,
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            bind("/etc/hosts", bundle.join("hosts")),
-            bind("/etc/hostname", bundle.join("hostname")),
-            bind("/etc/resolv.conf", bundle.join("resolv.conf")),
-        ],
-        "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
-            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-        },
-    })
-}
-
-/// Adds the pod's volume mounts to a spec as bind mounts (`rbind`, `rprivate`, `ro`/`rw`),
-/// replacing a default mount with the same destination, and `fsGroup` as a supplementary group.
-pub fn add_volume_mounts(
-    spec: &mut serde_json::Value,
-    mounts: &[crate::runtime::Mount],
-    fs_group: Option<i64>,
-) {
-    if let Some(list) = spec["mounts"].as_array_mut() {
-        list.retain(|m| {
-            !mounts
-                .iter()
-                .any(|v| m["destination"].as_str() == Some(v.container_path.as_str()))
-        });
-        for m in mounts {
-            list.push(serde_json::json!({
-                "destination": m.container_path,
-                "type": "bind",
-                "source": m.host_path,
-                "options": ["rbind", "rprivate", if m.read_only { "ro" } else { "rw" }],
-            }));
-        }
-    }
-    if let Some(g) = fs_group.and_then(|g| u32::try_from(g).ok()) {
-        spec["process"]["user"]["additionalGids"] = serde_json::json!([g]);
-    }
-}
-
 /// A runc id from pod UID, container name and attempt (runc accepts `^[\w+-\.]+$`).
 pub fn container_id(pod_uid: &str, name: &str, attempt: u32) -> String {
     let clean = |s: &str| -> String {
@@ -287,6 +209,8 @@ pub struct RuncRuntime {
     store: Store,
     runc: PathBuf,
     shim: Vec<OsString>,
+    node_caps: Vec<String>,
+    mem_capacity: i128,
 }
 
 fn now_rfc3339() -> String {
@@ -306,7 +230,35 @@ impl RuncRuntime {
             store,
             runc,
             shim,
+            node_caps: crate::sandbox::spec::current_caps(),
+            mem_capacity: crate::sandbox::security::node_memory(),
         })
+    }
+
+    /// The node's memory in bytes (for `oom_score_adj` of Burstable containers).
+    pub fn mem_capacity(&self) -> i128 {
+        self.mem_capacity
+    }
+
+    fn read_image_config(
+        &self,
+        image: &str,
+    ) -> Result<(ImageConfig, kubepull_store::ImageRecord), String> {
+        let name = store_name(image).map_err(|e| e.to_string())?;
+        let rec = self
+            .store
+            .image(&name)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("image {name} is not in the node store"))?;
+        let config_digest = Digest::parse(&rec.config_digest).map_err(|e| e.to_string())?;
+        let config: ImageConfigFile = serde_json::from_slice(
+            &self
+                .store
+                .read_blob(&config_digest, MAX_CONFIG)
+                .map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("image config: {e}"))?;
+        Ok((config.config, rec))
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -328,59 +280,115 @@ impl RuncRuntime {
         }
         std::fs::create_dir_all(&bundle)
             .map_err(|e| format!("create {}: {e}", bundle.display()))?;
-        let name = store_name(&req.image).map_err(|e| e.to_string())?;
-        let rec = self
-            .store
-            .image(&name)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("image {name} is not in the node store"))?;
-        let config_digest = Digest::parse(&rec.config_digest).map_err(|e| e.to_string())?;
-        let config: ImageConfigFile = serde_json::from_slice(
-            &self
-                .store
-                .read_blob(&config_digest, MAX_CONFIG)
-                .map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| format!("image config: {e}"))?;
+        let sandbox = crate::sandbox::pause::find(&self.root, &req.pod_uid)
+            .ok_or("the pod sandbox is not running")?;
+        let (image, rec) = self.read_image_config(&req.image)?;
         let rootfs = bundle.join("rootfs");
         kubepull_store::unpack_image(&self.store, &rec, &rootfs, &Default::default())
             .map_err(|e| e.to_string())?;
-        let args = process_args(&config.config, &req.command, &req.args);
-        if args.is_empty() {
-            return Err("no command specified".into());
+        let args = process_args(&image, &req.command, &req.args);
+        let env = merge_env(&image, &req.env);
+        let mut sec = req.security.clone();
+        if !self.node_caps.iter().any(|c| c == "CAP_SYS_RESOURCE") {
+            // containerd `restrict_oom_score_adj` (pkg/sys/oom_linux.go): without
+            // CAP_SYS_RESOURCE a score below our own cannot be set, so it is raised to ours
+            let own = std::fs::read_to_string("/proc/self/oom_score_adj")
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+                .unwrap_or(0);
+            sec.resources.oom_score_adj = sec.resources.oom_score_adj.max(own);
         }
-        let env = merge_env(&config.config, &req.env);
-        let (mut uid, mut gid) =
-            resolve_user(&rootfs, config.config.user.as_deref().unwrap_or(""))?;
-        if let Some(u) = req.run_as_user {
-            uid = u as u32;
+        let sec = &sec;
+        // the kubelet sends runAsUser, else the image user's uid or name (the image's group is
+        // dropped: containerd getUserFromImage); containerd resolves it in the rootfs (WithUser)
+        let user = match sec.run_as_user {
+            Some(u) => u.to_string(),
+            None => image
+                .user
+                .as_deref()
+                .unwrap_or("")
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        };
+        let (uid, mut gid) = resolve_user(&rootfs, &user)?;
+        if let Some(g) = sec.run_as_group {
+            gid = u32::try_from(g)
+                .ok()
+                .filter(|g| *g <= i32::MAX as u32)
+                .ok_or_else(|| format!("runAsGroup {g} is out of range"))?;
         }
-        if let Some(g) = req.run_as_group {
-            gid = g as u32;
+        // supplementalGroupsPolicy Merge: primary gid, the user's groups in the image's
+        // /etc/group, then fsGroup and supplementalGroups
+        let mut additional_gids = vec![gid];
+        for g in image_groups(&rootfs, uid)
+            .into_iter()
+            .chain(sec.supplemental_groups.iter().map(|g| *g as u32))
+            .chain(req.fs_group.and_then(|g| u32::try_from(g).ok()))
+        {
+            if !additional_gids.contains(&g) {
+                additional_gids.push(g);
+            }
         }
         let cwd = req
             .working_dir
             .clone()
-            .or(config.config.working_dir.clone())
+            .or(image.working_dir.clone())
             .unwrap_or_else(|| "/".into());
+        let sb = &req.sandbox;
+        let hostname = std::fs::read_to_string(sandbox.dir.join("hostname"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let input = crate::sandbox::spec::SpecInput {
+            args,
+            env,
+            cwd,
+            uid,
+            gid,
+            additional_gids,
+            hostname,
+            namespaces: sandbox.container_namespaces(sb),
+            binds: {
+                let mut b = sandbox.binds(sb, sec.read_only_root);
+                // the pod's volumes, in volumeMounts order
+                b.extend(
+                    req.mounts
+                        .iter()
+                        .map(|m| (m.container_path.clone(), m.host_path.clone(), m.read_only)),
+                );
+                b
+            },
+            cgroups_path: format!("{}/{id}", sb.cgroup_parent),
+            cgroup_v2: cgroup_v2(),
+            swap_accounting: swap_accounting(),
+            node_caps: self.node_caps.clone(),
+            sysctls: vec![],
+            annotations: vec![
+                (
+                    "io.kubernetes.cri.container-type".into(),
+                    "container".into(),
+                ),
+                ("io.kubernetes.cri.container-name".into(), req.name.clone()),
+                (
+                    "io.kubernetes.cri.sandbox-name".into(),
+                    req.pod_name.clone(),
+                ),
+                (
+                    "io.kubernetes.cri.sandbox-namespace".into(),
+                    req.namespace.clone(),
+                ),
+                ("io.kubernetes.cri.sandbox-uid".into(), req.pod_uid.clone()),
+                ("io.kubernetes.cri.image-name".into(), req.image.clone()),
+            ],
+        };
+        let spec = crate::sandbox::spec::build(&input, sec).map_err(|e| e.to_string())?;
         let w = |f: &str, s: String| {
             std::fs::write(bundle.join(f), s).map_err(|e| format!("write {f}: {e}"))
         };
-        w("hostname", format!("{}\n", req.hostname))?;
-        w(
-            "hosts",
-            format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{}\n",
-                req.hostname
-            ),
-        )?;
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        w("resolv.conf", resolv)?;
-        let mut spec = runtime_spec(&bundle, &args, &env, &cwd, uid, gid, &req.hostname);
-        add_volume_mounts(&mut spec, &req.mounts, req.fs_group);
         w(
             "config.json",
-            serde_json::to_string_pretty(&spec).unwrap_or_default(),
+            serde_json::to_string_pretty(&spec).map_err(|e| format!("spec: {e}"))?,
         )?;
         let meta = Meta {
             pod_uid: req.pod_uid.clone(),
@@ -410,6 +418,56 @@ impl RuncRuntime {
         }
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
         v["status"].as_str().map(str::to_string)
+    }
+}
+
+/// The gids of the groups in the rootfs `/etc/group` that list the user named by `uid` in the
+/// rootfs `/etc/passwd` as a member (containerd `WithAdditionalGIDs`).
+pub fn image_groups(rootfs: &Path, uid: u32) -> Vec<u32> {
+    let read = |f: &str| -> String {
+        let p = rootfs.join(f);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_file() && m.len() < (1 << 20) => {
+                std::fs::read_to_string(&p).unwrap_or_default()
+            }
+            _ => String::new(),
+        }
+    };
+    let passwd = read("etc/passwd");
+    let Some(name) = passwd
+        .lines()
+        .find(|l| l.split(':').nth(2) == Some(&uid.to_string()))
+        .and_then(|l| l.split(':').next())
+    else {
+        return vec![];
+    };
+    read("etc/group")
+        .lines()
+        .filter(|l| {
+            l.split(':')
+                .nth(3)
+                .is_some_and(|m| m.split(',').any(|x| x == name))
+        })
+        .filter_map(|l| l.split(':').nth(2).and_then(|g| g.parse().ok()))
+        .collect()
+}
+
+/// cgroup v2 only (the unified hierarchy at `/sys/fs/cgroup`), as runc decides it.
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+fn swap_accounting() -> bool {
+    if cgroup_v2() {
+        Path::new("/sys/fs/cgroup/memory.swap.max").exists()
+            || std::fs::read_dir("/sys/fs/cgroup")
+                .map(|rd| {
+                    rd.flatten()
+                        .any(|e| e.path().join("memory.swap.max").exists())
+                })
+                .unwrap_or(false)
+    } else {
+        Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
     }
 }
 
@@ -486,12 +544,12 @@ impl ContainerRuntime for RuncRuntime {
             let finished = parse_time(&e.finished_at).unwrap_or_else(jiff::Timestamp::now);
             return RuntimeState::Exited {
                 exit_code: e.exit_code,
-                reason: if e.exit_code == 0 {
-                    "Completed"
-                } else {
-                    "Error"
-                }
-                .into(),
+                // containerd: a TaskOOM makes the reason OOMKilled whatever the exit code
+                reason: match e.reason {
+                    Some(r) => r,
+                    None if e.exit_code == 0 => "Completed".into(),
+                    None => "Error".into(),
+                },
                 started_at: started,
                 finished_at: finished,
             };
@@ -557,6 +615,37 @@ impl ContainerRuntime for RuncRuntime {
             }
         }
         Ok(out)
+    }
+
+    async fn ensure_sandbox(&self, sandbox: &crate::sandbox::PodSandbox) -> Result<bool, String> {
+        let (root, sb, shim) = (self.root.clone(), sandbox.clone(), self.shim.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::sandbox::pause::ensure(&root, &sb, &shim).map(|(_, created)| created)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    async fn remove_sandbox(&self, pod_uid: &str) -> Result<(), String> {
+        let (root, uid) = (self.root.clone(), pod_uid.to_string());
+        tokio::task::spawn_blocking(move || crate::sandbox::pause::remove(&root, &uid))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    async fn sandboxes(&self) -> Vec<String> {
+        crate::sandbox::pause::list(&self.root)
+    }
+
+    async fn image_user(&self, image: &str) -> Result<Option<String>, String> {
+        let rt = self.clone();
+        let image = image.to_string();
+        tokio::task::spawn_blocking(move || {
+            rt.read_image_config(&image)
+                .map(|(c, _)| Some(c.user.unwrap_or_default()))
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 
     async fn logs(&self, id: &str, opts: LogOptions) -> Result<LogStream, String> {
@@ -635,15 +724,59 @@ impl ContainerRuntime for RuncRuntime {
     }
 }
 
-/// The shim: `<shim command> RUNC RUNC_ROOT BUNDLE ID`. Runs `runc run` in the foreground with
-/// stdout/stderr appended to `BUNDLE/container.log`, then writes `BUNDLE/exit.json`. Returns the
-/// process exit code.
+/// Whether the container's memory cgroup recorded an OOM kill: cgroup v2 `memory.events`
+/// `oom_kill`, cgroup v1 `memory.oom_control` `oom_kill` (containerd learns it from the
+/// TaskOOM event its shim derives from the same counters).
+fn oom_killed(cgroups_path: &str) -> bool {
+    let rel = cgroups_path.trim_start_matches('/');
+    let (file, base) = if cgroup_v2() {
+        ("memory.events", PathBuf::from("/sys/fs/cgroup"))
+    } else {
+        ("memory.oom_control", PathBuf::from("/sys/fs/cgroup/memory"))
+    };
+    std::fs::read_to_string(base.join(rel).join(file))
+        .map(|s| {
+            s.lines().any(|l| {
+                let mut f = l.split_whitespace();
+                f.next() == Some("oom_kill")
+                    && f.next().and_then(|n| n.parse::<u64>().ok()) > Some(0)
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// The shim: `<shim command> RUNC RUNC_ROOT BUNDLE ID`, or `<shim command> pause …` for a pod's
+/// namespace holder ([`crate::sandbox::pause::pause_main`]).
+///
+/// As a container's shim it becomes a child subreaper, runs `runc create` (the container's
+/// stdout/stderr appended to `BUNDLE/container.log`) and `runc start`, waits for the
+/// container's init, reads the OOM counter of its memory cgroup before `runc delete` removes
+/// it, and writes `BUNDLE/exit.json`. Returns the process exit code.
 pub fn shim_main(args: &[OsString]) -> i32 {
+    if args.first().is_some_and(|a| a == "pause") {
+        let argv: Vec<OsString> = std::env::args_os().collect();
+        let prefix_len = argv.len().saturating_sub(args.len());
+        return crate::sandbox::pause::pause_main(&argv[..prefix_len], &args[1..]);
+    }
+    if args.first().is_some_and(|a| a == "pause-hold") {
+        return crate::sandbox::pause::hold_main();
+    }
     let [runc, runc_root, bundle, id] = args else {
         eprintln!("usage: runtime-shim RUNC RUNC_ROOT BUNDLE ID");
         return 2;
     };
     let bundle = PathBuf::from(bundle);
+    let write_exit = |code: i32, reason: Option<String>| {
+        let rec = ExitRecord {
+            exit_code: code,
+            finished_at: now_rfc3339(),
+            reason,
+        };
+        let tmp = bundle.join("exit.json.tmp");
+        if std::fs::write(&tmp, serde_json::to_vec(&rec).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(&tmp, bundle.join("exit.json"));
+        }
+    };
     let log = match std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -652,39 +785,77 @@ pub fn shim_main(args: &[OsString]) -> i32 {
         Ok(f) => f,
         Err(_) => return 1,
     };
-    let log2 = match log.try_clone() {
-        Ok(f) => f,
-        Err(_) => return 1,
+    let (Ok(log2), Ok(log3)) = (log.try_clone(), log.try_clone()) else {
+        return 1;
     };
-    let status = Command::new(runc)
-        .arg("--root")
-        .arg(runc_root)
-        .arg("run")
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let runc_cmd = || {
+        let mut c = Command::new(runc);
+        c.arg("--root").arg(runc_root);
+        c
+    };
+    let pid_file = bundle.join("init.pid");
+    let created = runc_cmd()
+        .arg("create")
         .arg("--bundle")
         .arg(&bundle)
+        .arg("--pid-file")
+        .arg(&pid_file)
         .arg(id)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)
         .status();
-    let code = match status {
-        Ok(s) => match s.code() {
-            Some(c) => c,
-            None => {
-                use std::os::unix::process::ExitStatusExt;
-                128 + s.signal().unwrap_or(9)
-            }
-        },
-        Err(_) => 128,
+    let pid: Option<i32> = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let (Ok(st), Some(pid)) = (&created, pid) else {
+        let _ = runc_cmd().args(["delete", "-f"]).arg(id).status();
+        write_exit(128, Some("StartError".into()));
+        return 0;
     };
-    let rec = ExitRecord {
-        exit_code: code,
-        finished_at: now_rfc3339(),
-    };
-    let tmp = bundle.join("exit.json.tmp");
-    if std::fs::write(&tmp, serde_json::to_vec(&rec).unwrap_or_default()).is_ok() {
-        let _ = std::fs::rename(&tmp, bundle.join("exit.json"));
+    if !st.success() {
+        let _ = runc_cmd().args(["delete", "-f"]).arg(id).status();
+        write_exit(128, Some("StartError".into()));
+        return 0;
     }
+    let started = runc_cmd()
+        .arg("start")
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log3)
+        .status();
+    if !started.is_ok_and(|s| s.success()) {
+        let _ = runc_cmd().args(["delete", "-f"]).arg(id).status();
+        write_exit(128, Some("StartError".into()));
+        return 0;
+    }
+    // reap until the container's init exits (it was reparented to us)
+    let code = loop {
+        use nix::sys::wait::WaitStatus;
+        match nix::sys::wait::waitpid(None, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            // no children left: the init is gone without us seeing it
+            Err(_) => break 255,
+            Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => break c,
+            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => break 128 + sig as i32,
+            Ok(_) => continue,
+        }
+    };
+    let cgroups_path = std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["linux"]["cgroupsPath"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let oom = !cgroups_path.is_empty() && oom_killed(&cgroups_path);
+    let _ = runc_cmd()
+        .args(["delete", "-f"])
+        .arg(id)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    write_exit(code, oom.then(|| "OOMKilled".to_string()));
     0
 }
 

@@ -36,10 +36,10 @@ pub struct ContainerRequest {
     pub env: Vec<(String, String)>,
     /// `workingDir`.
     pub working_dir: Option<String>,
-    /// `securityContext.runAsUser` (container over pod).
-    pub run_as_user: Option<i64>,
-    /// `securityContext.runAsGroup`.
-    pub run_as_group: Option<i64>,
+    /// The effective security context and resources.
+    pub security: crate::sandbox::ContainerSecurity,
+    /// The pod's sandbox.
+    pub sandbox: crate::sandbox::PodSandbox,
     /// The restart count this start is (0 for the first).
     pub attempt: u32,
     /// The pod's hostname.
@@ -140,4 +140,22 @@ pub trait ContainerRuntime: Send + Sync {
     async fn list(&self) -> Result<Vec<RuntimeContainer>, String>;
     /// The logs of a container.
     async fn logs(&self, id: &str, opts: LogOptions) -> Result<LogStream, String>;
+    /// Creates the pod's sandbox (namespaces, files) or finds it running; true when it was
+    /// (re-)created, so that containers of an earlier sandbox must be re-created. The error
+    /// text becomes the `FailedCreatePodSandBox` event.
+    async fn ensure_sandbox(&self, _sandbox: &crate::sandbox::PodSandbox) -> Result<bool, String> {
+        Ok(false)
+    }
+    /// Tears down a pod's sandbox after its containers are removed.
+    async fn remove_sandbox(&self, _pod_uid: &str) -> Result<(), String> {
+        Ok(())
+    }
+    /// The pod UIDs that have a sandbox, for clean-up after a restart.
+    async fn sandboxes(&self) -> Vec<String> {
+        vec![]
+    }
+    /// The image's `User` (for `runAsNonRoot`), `None` when the runtime cannot tell.
+    async fn image_user(&self, _image: &str) -> Result<Option<String>, String> {
+        Ok(None)
+    }
 }

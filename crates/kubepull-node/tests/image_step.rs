@@ -602,3 +602,48 @@ async fn registry_down_then_back() {
     let o = m.ensure_image(&req("u1", IMG, None, &s), &mut vec![]).await;
     assert!(matches!(o, ImageOutcome::Ready { .. }));
 }
+
+/// The pod worker's cadence after a failed pull: each sync that ends in an error is requeued
+/// after `requeue_after_error` (10–15 s), so the pod shows `ErrImagePull` until the next sync,
+/// then `ImagePullBackOff` for the syncs inside the image back-off window, with one `BackOff`
+/// event per such sync.
+#[tokio::test]
+async fn pod_worker_cadence_after_a_failed_pull() {
+    use kubepull_node::pod::requeue_after_error;
+    assert_eq!(requeue_after_error(0.0), Duration::from_secs(10));
+    assert_eq!(requeue_after_error(0.5), Duration::from_millis(12_500));
+    assert!(requeue_after_error(1.0) < Duration::from_secs(15));
+
+    let (images, clock, m) = setup();
+    let mut seen = vec![];
+    for i in 0..8 {
+        if i > 0 {
+            // the lowest jitter: the densest timeline the worker can produce
+            clock.advance(requeue_after_error(0.0));
+        }
+        let mut ev = vec![];
+        let o = m.ensure_image(&req("u1", IMG, None, &[]), &mut ev).await;
+        let reason = waiting(&o).0.to_string();
+        let backoffs = ev.iter().filter(|e| e.reason == "BackOff").count();
+        assert_eq!(
+            backoffs,
+            usize::from(reason == "ImagePullBackOff"),
+            "{ev:?}"
+        );
+        seen.push(reason);
+    }
+    assert_eq!(
+        seen,
+        [
+            "ErrImagePull",     // t=0: pull fails, back-off 10 s
+            "ErrImagePull",     // t=10: window over, pull fails, back-off 20 s
+            "ImagePullBackOff", // t=20
+            "ErrImagePull",     // t=30: pull fails, back-off 40 s
+            "ImagePullBackOff", // t=40
+            "ImagePullBackOff", // t=50
+            "ImagePullBackOff", // t=60
+            "ErrImagePull",     // t=70
+        ]
+    );
+    assert_eq!(images.pulls.lock().unwrap().len(), 4);
+}

@@ -157,10 +157,11 @@ pub fn token_command() -> Command {
 pub fn shim_command() -> Command {
     Command::new("runtime-shim")
         .hide(true)
-        .about("Supervise one container (started by the node agent)")
+        .about("Supervise one container, or hold a pod's namespaces (`pause`); started by the node agent")
         .arg(
             Arg::new("args")
-                .num_args(4)
+                .num_args(1..)
+                .allow_hyphen_values(true)
                 .value_parser(clap::value_parser!(std::ffi::OsString)),
         )
 }

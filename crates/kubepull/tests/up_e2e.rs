@@ -266,6 +266,27 @@ fn crash_loop_rotation_and_agent_kill_9() {
         "{msg}"
     );
 
+    // runAsNonRoot with an image that runs as root: the kubelet's CreateContainerConfigError
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: nonroot\n  labels: {{app: nonroot}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  securityContext: {{runAsNonRoot: true}}\n  containers:\n  - name: app\n    image: {image}\n    resources: {{limits: {{cpu: 100m, memory: 64Mi}}}}\n"
+    ));
+    let pods = up.wait_pods(
+        "default",
+        "app=nonroot",
+        |p| waiting_reason(p) == "CreateContainerConfigError",
+        "CreateContainerConfigError for runAsNonRoot",
+    );
+    let pod = &pods["items"][0];
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"],
+        format!(
+            "container has runAsNonRoot and image will run as root (pod: \"nonroot_default({uid})\", container: app)"
+        ),
+        "{pod}"
+    );
+    assert_eq!(pod["status"]["qosClass"], "Guaranteed", "{pod}");
+
     // a referenced Secret that does not exist: a warning event, and the pull goes on with the
     // others; the registry is down at first and the pod recovers on its own once it is back
     reg.stop();
@@ -399,6 +420,10 @@ fn two_nodes_on_etcd() {
                             .args(["delete", "-f", id])
                             .status();
                     }
+                }
+                let containers = root.join("containers");
+                for uid in kubepull_node::sandbox::pause::list(&containers) {
+                    let _ = kubepull_node::sandbox::pause::remove(&containers, &uid);
                 }
             }
         }

@@ -14,7 +14,7 @@ pub use status::build_status;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::Client;
 
 use kubepull_core::backoff::Backoff;
@@ -42,6 +42,47 @@ pub const RETRY_NOW_ANNOTATION: &str = "kubepull.io/retry-now";
 /// (`pkg/kubelet/kubelet.go`: `backOffPeriod`, `MaxContainerBackOff`).
 pub fn crash_backoff() -> Backoff {
     Backoff::new(Duration::from_secs(10), Duration::from_secs(300))
+}
+
+/// The cgroup under which pods run (the kubelet's cgroupfs-driver root `/kubepods`).
+pub const DEFAULT_CGROUP_ROOT: &str = "/kubepods";
+
+/// The pod worker's back-off after a sync that ended in an error (k8s `pkg/kubelet/kubelet.go`
+/// `backOffPeriod`).
+pub const BACK_OFF_PERIOD: Duration = Duration::from_secs(10);
+
+/// When a sync that ended in an error is requeued: `wait.Jitter(backOffPeriod, 0.5)`, i.e.
+/// uniformly in [10 s, 15 s) (k8s `pkg/kubelet/pod_workers.go` `completeWork`, the rule of the
+/// releases before the `MinBackoffExpiration` clamp, which gives the same delay for image
+/// pulls). `unit` is a random number in [0, 1).
+pub fn requeue_after_error(unit: f64) -> Duration {
+    BACK_OFF_PERIOD.mul_f64(1.0 + 0.5 * unit.clamp(0.0, 0.999_999))
+}
+
+/// A random number in [0, 1).
+pub(crate) fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The effective security context of a container with its resources, and the kubelet's
+/// `verifyRunAsNonRoot` against the image user. The error is the
+/// `CreateContainerConfigError` message.
+pub(crate) async fn container_security(
+    ctx: &NodeContext,
+    pod: &Pod,
+    c: &Container,
+    image: &str,
+) -> Result<crate::sandbox::ContainerSecurity, String> {
+    use crate::sandbox::security;
+    let mut sec = security::effective(pod, c)?;
+    let image_user = ctx.runtime.image_user(image).await?;
+    security::verify_run_as_non_root(pod, c, image_user.as_deref().unwrap_or(""))?;
+    let qos = security::qos_class(pod.spec.as_ref().ok_or("pod has no spec")?);
+    sec.resources = security::resources(c, qos, security::node_memory());
+    Ok(sec)
 }
 
 /// What the worker knows about one container.
@@ -92,6 +133,10 @@ pub struct PodWorker {
     pub(crate) last_status: Option<serde_json::Value>,
     pub(crate) retry_now: Option<String>,
     pub(crate) volumes: volumes::PodVolumes,
+    /// The sandbox exists (created or found again by the runtime).
+    pub(crate) sandbox_ready: bool,
+    /// Admission rejected the pod: (reason, message); the pod is Failed.
+    pub(crate) rejected: Option<(String, String)>,
 }
 
 impl Default for PodWorker {
@@ -103,6 +148,8 @@ impl Default for PodWorker {
             last_status: None,
             retry_now: None,
             volumes: Default::default(),
+            sandbox_ready: false,
+            rejected: None,
         }
     }
 }

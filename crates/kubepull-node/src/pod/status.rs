@@ -225,7 +225,7 @@ pub fn build_status(
             ip: node_ip.to_string(),
         }]),
         start_time: start_time.map(time),
-        qos_class: Some("BestEffort".into()),
+        qos_class: Some(crate::sandbox::security::qos_class(&spec).into()),
         ..Default::default()
     }
 }

@@ -82,6 +82,67 @@ impl PodWorker {
             wake = wake.min(super::volumes::VOLUME_RESYNC);
         }
 
+        // kubelet admission: unsafe sysctls fail the pod (SysctlForbidden)
+        if let Err(msg) = crate::sandbox::security::admit_sysctls(spec) {
+            if self.rejected.is_none() {
+                ctx.recorder
+                    .record(
+                        &Involved::pod(pod, None),
+                        EventType::Warning,
+                        crate::sandbox::security::SYSCTL_FORBIDDEN,
+                        &msg,
+                    )
+                    .await;
+            }
+            self.rejected = Some((crate::sandbox::security::SYSCTL_FORBIDDEN.into(), msg));
+            self.publish_status(ctx, pod).await;
+            return Duration::from_secs(3600);
+        }
+        // the pod sandbox before any container (kubelet SyncPod → RunPodSandbox)
+        let sandbox = self.pod_sandbox(ctx, pod).await;
+        {
+            match ctx.runtime.ensure_sandbox(&sandbox).await {
+                Ok(created) => {
+                    if created && self.tracks.values().any(|t| t.id.is_some()) {
+                        // kubelet computePodActions: the sandbox changed, so every container
+                        // is killed and started again in the new one
+                        ctx.recorder
+                            .record(
+                                &Involved::pod(pod, None),
+                                EventType::Normal,
+                                "SandboxChanged",
+                                "Pod sandbox changed, it will be killed and re-created.",
+                            )
+                            .await;
+                        for t in self.tracks.values_mut() {
+                            if let Some(id) = t.id.take() {
+                                let _ = ctx.runtime.stop(&id, Duration::from_secs(0)).await;
+                                let state = ctx.runtime.state(&id).await;
+                                let _ = ctx.runtime.remove(&id).await;
+                                t.last = Some(state);
+                                t.state = None;
+                                t.restarts += 1;
+                            }
+                        }
+                    }
+                    self.sandbox_ready = true;
+                }
+                Err(e) => {
+                    ctx.recorder
+                        .record(
+                            &Involved::pod(pod, None),
+                            EventType::Warning,
+                            "FailedCreatePodSandBox",
+                            &format!("Failed to create pod sandbox: {e}"),
+                        )
+                        .await;
+                    self.publish_status(ctx, pod).await;
+                    return requeue_after_error(random_unit());
+                }
+            }
+        }
+        let mut sync_error = false;
+
         for c in &spec.containers {
             let track = self.tracks.entry(c.name.clone()).or_default();
             // refresh the runtime state of the current instance
@@ -215,10 +276,10 @@ impl PodWorker {
                     retry_after,
                 } => {
                     track.waiting = Some((reason, message));
-                    // the kubelet requeues a failed sync after 10-15 s; retry at the end of
-                    // the back-off window when known
-                    let next = retry_after.unwrap_or(Duration::from_secs(10));
-                    wake = wake.min(next.max(Duration::from_secs(1)));
+                    // a sync that ends in an error is requeued after the pod worker's
+                    // back-off period, whatever the image back-off window is
+                    let _ = retry_after;
+                    sync_error = true;
                     // containers start in order: later ones wait for this one
                     break;
                 }
@@ -255,15 +316,30 @@ impl PodWorker {
                         )
                         .await;
                     track.waiting = Some((CREATE_CONTAINER_CONFIG_ERROR.into(), e.0));
-                    wake = wake.min(Duration::from_secs(10));
+                    sync_error = true;
                     break;
                 }
             };
-            let sc = c.security_context.as_ref();
-            let psc = spec.security_context.as_ref();
+            // generateContainerConfig: effective security context, runAsNonRoot
+            let security = match container_security(ctx, pod, c, &image).await {
+                Ok(s) => s,
+                Err(msg) => {
+                    ctx.recorder
+                        .record(
+                            &involved,
+                            EventType::Warning,
+                            "Failed",
+                            &format!("Error: {msg}"),
+                        )
+                        .await;
+                    track.waiting = Some((CREATE_CONTAINER_CONFIG_ERROR.into(), msg));
+                    sync_error = true;
+                    break;
+                }
+            };
             let req = ContainerRequest {
                 mounts,
-                fs_group: psc.and_then(|s| s.fs_group),
+                fs_group: spec.security_context.as_ref().and_then(|s| s.fs_group),
                 namespace: pod.metadata.namespace.clone().unwrap_or_default(),
                 pod_name: pod.metadata.name.clone().unwrap_or_default(),
                 pod_uid: uid.clone(),
@@ -274,18 +350,10 @@ impl PodWorker {
                 args: c.args.clone().unwrap_or_default(),
                 env,
                 working_dir: c.working_dir.clone(),
-                run_as_user: sc
-                    .and_then(|s| s.run_as_user)
-                    .or_else(|| psc.and_then(|s| s.run_as_user)),
-                run_as_group: sc
-                    .and_then(|s| s.run_as_group)
-                    .or_else(|| psc.and_then(|s| s.run_as_group)),
+                security,
+                sandbox: sandbox.clone(),
                 attempt: track.restarts,
-                hostname: spec
-                    .hostname
-                    .clone()
-                    .or_else(|| pod.metadata.name.clone())
-                    .unwrap_or_default(),
+                hostname: sandbox.hostname.clone(),
             };
             match ctx.runtime.start(&req).await {
                 Ok(id) => {
@@ -319,14 +387,39 @@ impl PodWorker {
                             &format!("Error: {msg}"),
                         )
                         .await;
+                    if msg.contains("the pod sandbox is not running") {
+                        self.sandbox_ready = false;
+                    }
                     track.waiting = Some((RUN_CONTAINER_ERROR.into(), msg));
-                    wake = wake.min(Duration::from_secs(10));
+                    sync_error = true;
                     break;
                 }
             }
         }
         self.publish_status(ctx, pod).await;
+        if sync_error {
+            return requeue_after_error(random_unit());
+        }
         wake
+    }
+
+    /// The pod's sandbox; DNS warnings are recorded when it is first computed.
+    async fn pod_sandbox(&self, ctx: &NodeContext, pod: &Pod) -> crate::sandbox::PodSandbox {
+        let node_resolv = crate::sandbox::files::node_resolv_conf();
+        let dns = crate::sandbox::files::pod_resolv_conf(pod, &node_resolv);
+        if !self.sandbox_ready {
+            for (reason, message) in &dns.warnings {
+                ctx.recorder
+                    .record(
+                        &Involved::pod(pod, None),
+                        EventType::Warning,
+                        reason,
+                        message,
+                    )
+                    .await;
+            }
+        }
+        crate::sandbox::security::pod_sandbox(pod, dns.resolv_conf, DEFAULT_CGROUP_ROOT)
     }
 
     /// Stops every container of a pod being deleted (grace from the pod), removes them.
@@ -367,10 +460,23 @@ impl PodWorker {
             tracing::warn!(pod = %pod_full_name(pod), error = %e, "removing the pod's volumes failed");
         }
         self.volumes = Default::default();
+        // then the sandbox (kubelet KillPod → StopPodSandbox, RemovePodSandbox)
+        if let Some(uid) = pod.metadata.uid.as_deref() {
+            if let Err(e) = ctx.runtime.remove_sandbox(uid).await {
+                tracing::warn!(pod = %pod_full_name(pod), error = %e, "removing the pod sandbox failed");
+            }
+        }
+        self.sandbox_ready = false;
     }
 
     async fn publish_status(&mut self, ctx: &NodeContext, pod: &Pod) {
-        let status = build_status(pod, &self.tracks, &ctx.node_ip, self.start_time);
+        let mut status = build_status(pod, &self.tracks, &ctx.node_ip, self.start_time);
+        if let Some((reason, message)) = &self.rejected {
+            // a pod rejected by admission (kubelet rejectPod)
+            status.phase = Some("Failed".into());
+            status.reason = Some(reason.clone());
+            status.message = Some(message.clone());
+        }
         let value = match serde_json::to_value(&status) {
             Ok(v) => v,
             Err(_) => return,

@@ -44,6 +44,11 @@ impl Drop for Up {
                     .status();
             }
         }
+        // then the pod sandboxes (netns, pause, /dev/shm, pod cgroup) of pods left running
+        let containers = self.dir.path().join("data/node/containers");
+        for uid in kubepull_node::sandbox::pause::list(&containers) {
+            let _ = kubepull_node::sandbox::pause::remove(&containers, &uid);
+        }
     }
 }
 
