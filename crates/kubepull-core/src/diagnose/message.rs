@@ -763,7 +763,7 @@ pub fn classify_message(text: &str) -> MessageClass {
         let hit = r
             .needles
             .iter()
-            .find_map(|n| t.low.find(n).map(|i| (i, n.len())));
+            .find_map(|n| find_needle(&t.low, n).map(|i| (i, n.len())));
         if let Some((i, len)) = hit {
             if r.cause == C::TlsUntrusted
                 && t.contains("tls handshake timeout")
@@ -946,6 +946,26 @@ pub fn classify_message(text: &str) -> MessageClass {
         http_status,
         evidence,
     }
+}
+
+/// Error-code prefixes that only count at the start of a clause.
+const CODE_PREFIXES: &[&str] = &["denied: "];
+
+/// Where `needle` occurs in `low`. An error-code prefix (distribution `DENIED` prints as
+/// `denied: ...`) only counts at the start of a clause, so that a file system's "permission
+/// denied: unknown" is not read as the registry's answer.
+fn find_needle(low: &str, needle: &str) -> Option<usize> {
+    if !CODE_PREFIXES.contains(&needle) {
+        return low.find(needle);
+    }
+    low.match_indices(needle).map(|(i, _)| i).find(|&i| {
+        let before = &low[..i];
+        before.is_empty()
+            || before.ends_with(": ")
+            || before.ends_with('"')
+            || before.ends_with('(')
+            || before.ends_with('[')
+    })
 }
 
 /// Whether the text holds a Go `utilerrors.NewAggregate` list of runtime errors: `[err1, err2]`.
