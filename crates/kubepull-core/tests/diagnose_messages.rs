@@ -678,6 +678,15 @@ fn upstream_wordings_table() {
             "unsupported-manifest",
             r#"failed to pull and unpack image "docker.io/x/y:1": failed to extract layer sha256:2c3d: failed to get stream processor for application/vnd.oci.image.layer.v1.tar+zstd: no processor for media type application/vnd.oci.image.layer.v1.tar+zstd"#,
         ),
+        // a file system's permission error is not the registry's DENIED
+        (
+            "disk-or-extract",
+            r#"failed to pull and unpack image "docker.io/x/y:1": failed to extract layer sha256:9f: mkdir /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/12/fs/etc: permission denied: unknown"#,
+        ),
+        (
+            "unknown",
+            r#"open /etc/containerd/certs.d/reg.example.com/hosts.toml: permission denied: unknown"#,
+        ),
     ];
     for (want, text) in table {
         let want: Cause = want.parse().unwrap();

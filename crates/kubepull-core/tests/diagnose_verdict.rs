@@ -379,6 +379,30 @@ fn newest_message_a_success_means_the_pull_is_fine() {
 }
 
 #[test]
+fn probe_texts_are_classified() {
+    let img = "reg.example.com/app:1";
+    let t = traps(img, &[], &[]);
+    let k = kubelet(img, &[]);
+    let mut p = probe("reg.example.com", &[]);
+    p.reachable = Err(ProbeFailure::Other(
+        "Get \"https://u:pw-SECRET@reg.example.com/v2/\": dial tcp: lookup reg.example.com: no such host".into(),
+    ));
+    let v = verdict(&t, Some(&p), &k, true);
+    check(&v, Cause::DnsFailure);
+    assert!(!serde_json::to_string(&v).unwrap().contains("pw-SECRET"));
+
+    let p = probe(
+        "reg.example.com",
+        &[(
+            "anonymous",
+            AttemptResult::Error("Get \"https://reg.example.com/v2/\": x509: certificate signed by unknown authority".into()),
+        )],
+    );
+    let v = verdict(&t, Some(&p), &k, true);
+    check(&v, Cause::TlsUntrusted);
+}
+
+#[test]
 fn nothing_known_is_unknown() {
     let img = "reg.example.com/app:1";
     let t = traps(img, &[], &[]);

@@ -763,7 +763,7 @@ pub fn classify_message(text: &str) -> MessageClass {
         let hit = r
             .needles
             .iter()
-            .find_map(|n| t.low.find(n).map(|i| (i, n.len())));
+            .find_map(|n| find_needle(&t.low, n).map(|i| (i, n.len())));
         if let Some((i, len)) = hit {
             if r.cause == C::TlsUntrusted
                 && t.contains("tls handshake timeout")
@@ -948,6 +948,26 @@ pub fn classify_message(text: &str) -> MessageClass {
     }
 }
 
+/// Error-code prefixes that only count at the start of a clause.
+const CODE_PREFIXES: &[&str] = &["denied: "];
+
+/// Where `needle` occurs in `low`. An error-code prefix (distribution `DENIED` prints as
+/// `denied: ...`) only counts at the start of a clause, so that a file system's "permission
+/// denied: unknown" is not read as the registry's answer.
+fn find_needle(low: &str, needle: &str) -> Option<usize> {
+    if !CODE_PREFIXES.contains(&needle) {
+        return low.find(needle);
+    }
+    low.match_indices(needle).map(|(i, _)| i).find(|&i| {
+        let before = &low[..i];
+        before.is_empty()
+            || before.ends_with(": ")
+            || before.ends_with('"')
+            || before.ends_with('(')
+            || before.ends_with('[')
+    })
+}
+
 /// Whether the text holds a Go `utilerrors.NewAggregate` list of runtime errors: `[err1, err2]`.
 fn is_aggregate(low: &str) -> bool {
     low.contains("[rpc error:") || low.contains(", rpc error:")
@@ -1088,13 +1108,12 @@ fn special_signals(t: &Text, status: Option<u16>, out: &mut Vec<Signal>) {
             _ => (C::Unknown, tier::WEAK, &[]),
         };
         if cause != C::Unknown {
-            let needle = s.to_string();
-            let i = t.low.find(&needle).unwrap_or(0);
+            let i = status_position(&t.low).map_or(0, |(_, i)| i);
             out.push(Signal {
                 cause,
                 tier: tier_,
                 also: also.to_vec(),
-                evidence: t.clause(i, (i + needle.len()).min(t.orig.len())),
+                evidence: t.clause(i, (i + 3).min(t.orig.len())),
             });
         }
     }
@@ -1225,6 +1244,11 @@ const STATUS_PREFIXES: &[&str] = &[
 /// Finds the first three-digit HTTP status in lowercase text: a code followed by its reason
 /// phrase, or preceded by a status word.
 fn extract_status_from(low: &str) -> Option<u16> {
+    status_position(low).map(|(code, _)| code)
+}
+
+/// [`extract_status_from`] with the byte offset of the code.
+fn status_position(low: &str) -> Option<(u16, usize)> {
     let b = low.as_bytes();
     let mut i = 0;
     while i + 3 <= b.len() {
@@ -1241,7 +1265,7 @@ fn extract_status_from(low: &str) -> Option<u16> {
                 if REASONS.iter().any(|r| after.starts_with(r))
                     || STATUS_PREFIXES.iter().any(|p| before.ends_with(p))
                 {
-                    return Some(code);
+                    return Some((code, i));
                 }
             }
         }
@@ -1654,6 +1678,19 @@ fn redact_json_member(s: &str, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_evidence_points_at_the_status_not_an_earlier_number() {
+        let c = classify_message(
+            "Head https://10.0.403.1/v2/a/manifests/sha256:403403: unexpected status: 403 Forbidden",
+        );
+        assert_eq!(c.http_status, Some(403));
+        assert!(
+            c.evidence.iter().any(|e| e.contains("403 Forbidden")),
+            "{:?}",
+            c.evidence
+        );
+    }
 
     #[test]
     fn status_extraction() {

@@ -358,6 +358,10 @@ fn message_class(k: &KubeletView) -> Option<MessageClass> {
 }
 
 /// Combines everything into one verdict. Pure; see the module docs for the rule order.
+///
+/// `image_ref_valid` is the kubelet's own check, i.e.
+/// [`reference::apply_default_image_tag`](crate::reference::apply_default_image_tag)`(image).is_ok()`;
+/// `probe` is `None` when no live probe ran.
 pub fn verdict(
     traps: &TrapReport,
     probe: Option<&ProbeView>,
