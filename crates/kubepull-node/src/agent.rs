@@ -474,3 +474,30 @@ async fn heartbeat_loop(client: Client, cfg: AgentConfig, log_port: u16) {
         tokio::time::sleep(HEARTBEAT).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_status_writes_do_not_wake_the_worker() {
+        let mut a = Pod::default();
+        a.metadata.name = Some("p".into());
+        a.metadata.resource_version = Some("1".into());
+        let mut b = a.clone();
+        b.metadata.resource_version = Some("2".into());
+        b.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: Some("Pending".into()),
+            ..Default::default()
+        });
+        assert!(!differs_beyond_status(&a, &b));
+        b.metadata.annotations =
+            Some([("kubepull.io/retry-now".to_string(), "1".to_string())].into());
+        assert!(differs_beyond_status(&a, &b));
+        let mut c = a.clone();
+        c.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            jiff::Timestamp::now(),
+        ));
+        assert!(differs_beyond_status(&a, &c));
+    }
+}

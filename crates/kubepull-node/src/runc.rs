@@ -918,6 +918,23 @@ mod tests {
         assert_eq!(resolve_user(d.path(), "app:staff").unwrap(), (1000, 50));
         assert_eq!(resolve_user(d.path(), "5:6").unwrap(), (5, 6));
         assert!(resolve_user(d.path(), "nobody").is_err());
+        // ids above MaxInt32 are refused, not wrapped (containerd WithUser)
+        assert_eq!(
+            resolve_user(d.path(), "4294967296").unwrap_err(),
+            "invalid USER value \"4294967296\": uid out of range"
+        );
+        assert!(resolve_user(d.path(), "2147483648").is_err());
+        assert_eq!(
+            resolve_user(d.path(), "2147483647").unwrap().0,
+            2_147_483_647
+        );
+        // the user's groups in /etc/group (supplemental groups, Merge policy)
+        std::fs::write(
+            d.path().join("etc/group"),
+            "root:x:0:\nstaff:x:50:app,other\nwheel:x:10:other\n",
+        )
+        .unwrap();
+        assert_eq!(image_groups(d.path(), 1000), vec![50]);
         // a passwd that is a symlink out of the rootfs is not read
         std::fs::remove_file(d.path().join("etc/passwd")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", d.path().join("etc/passwd")).unwrap();

@@ -683,3 +683,45 @@ async fn sandbox_is_found_again_and_recreated_when_its_pause_dies() {
     assert!(n.rt.sandboxes().await.is_empty());
     assert!(!netns::pod_netns_path(&sb.pod_uid).exists());
 }
+
+#[tokio::test]
+async fn an_unknown_capability_is_refused_naming_the_field() {
+    let n = node();
+    let c = sh(
+        "c",
+        "true",
+        sc(|s| {
+            s.capabilities = Some(Capabilities {
+                add: Some(vec!["CAP_NET_ADMIN".into()]),
+                drop: None,
+            })
+        }),
+    );
+    let p = pod(vec![c.clone()], |_| {});
+    let sb = security::pod_sandbox(&p, String::new(), "/kubepods");
+    n.rt.ensure_sandbox(&sb).await.expect("sandbox");
+    let req = ContainerRequest {
+        namespace: "default".into(),
+        pod_name: "iso".into(),
+        pod_uid: sb.pod_uid.clone(),
+        name: "c".into(),
+        image: IMAGE.into(),
+        image_ref: String::new(),
+        command: c.command.clone().unwrap_or_default(),
+        args: vec![],
+        env: vec![],
+        working_dir: None,
+        security: security::effective(&p, &c).expect("security"),
+        sandbox: sb.clone(),
+        attempt: 0,
+        hostname: sb.hostname.clone(),
+        mounts: vec![],
+        fs_group: None,
+    };
+    let err = n.rt.start(&req).await.expect_err("refused");
+    assert!(
+        err.contains("securityContext.capabilities.add") && err.contains("\"CAP_NET_ADMIN\""),
+        "{err}"
+    );
+    n.rt.remove_sandbox(&sb.pod_uid).await.expect("remove");
+}

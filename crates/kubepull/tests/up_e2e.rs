@@ -287,6 +287,23 @@ fn crash_loop_rotation_and_agent_kill_9() {
     );
     assert_eq!(pod["status"]["qosClass"], "Guaranteed", "{pod}");
 
+    // a sysctl outside the kubelet's safe list: the pod fails (kubelet sysctl admission)
+    up.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sysctl\n  labels: {app: sysctl}\nspec:\n  securityContext:\n    sysctls: [{name: kernel.msgmax, value: '65536'}]\n  containers:\n  - name: app\n    image: busybox\n",
+    );
+    let pods = up.wait_pods(
+        "default",
+        "app=sysctl",
+        |p| p["status"]["phase"] == "Failed",
+        "Failed for an unsafe sysctl",
+    );
+    let st = &pods["items"][0]["status"];
+    assert_eq!(st["reason"], "SysctlForbidden", "{st}");
+    assert_eq!(
+        st["message"], "forbidden sysctl: \"kernel.msgmax\" not allowlisted",
+        "{st}"
+    );
+
     // a referenced Secret that does not exist: a warning event, and the pull goes on with the
     // others; the registry is down at first and the pod recovers on its own once it is back
     reg.stop();

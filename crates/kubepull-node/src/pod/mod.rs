@@ -29,8 +29,11 @@ pub const CONTAINER_CREATING: &str = "ContainerCreating";
 pub const CRASH_LOOP_BACK_OFF: &str = "CrashLoopBackOff";
 /// `CreateContainerConfigError` (env from a missing Secret/ConfigMap key).
 pub const CREATE_CONTAINER_CONFIG_ERROR: &str = "CreateContainerConfigError";
-/// `CreateContainerError`/`RunContainerError` (the runtime failed).
+/// `RunContainerError` (the runtime could not start a created container).
 pub const RUN_CONTAINER_ERROR: &str = "RunContainerError";
+/// `CreateContainerError` (the runtime could not create the container: image config, rootfs,
+/// OCI spec, user), as for a failed CRI `CreateContainer`.
+pub const CREATE_CONTAINER_ERROR: &str = "CreateContainerError";
 
 /// The pod annotation an operator sets (to any new value, e.g. a timestamp) to make the node
 /// retry a pod's image pulls and crashed containers now instead of waiting out the back-off:

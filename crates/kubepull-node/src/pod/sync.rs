@@ -390,7 +390,14 @@ impl PodWorker {
                     if msg.contains("the pod sandbox is not running") {
                         self.sandbox_ready = false;
                     }
-                    track.waiting = Some((RUN_CONTAINER_ERROR.into(), msg));
+                    // everything before the shim runs is CRI CreateContainer's part; runc's
+                    // own start failures come back as a StartError exit
+                    let reason = if msg.starts_with("start shim") {
+                        RUN_CONTAINER_ERROR
+                    } else {
+                        CREATE_CONTAINER_ERROR
+                    };
+                    track.waiting = Some((reason.into(), msg));
                     sync_error = true;
                     break;
                 }
