@@ -152,6 +152,50 @@ fn in_netns(ns: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// A server in `server_ns` answers one connection on `port` with `line`; a client (in
+/// `client_ns`, or on the host) connects to `addr:to_port` and returns what it read. The client
+/// retries until the server listens.
+fn tcp_exchange(
+    server_ns: &str,
+    port: u16,
+    line: &str,
+    client_ns: Option<&str>,
+    addr: &str,
+    to_port: u16,
+) -> String {
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", server_ns, "busybox", "nc", "-l", "-p"])
+        .arg(port.to_string())
+        .args(["-e", "echo", line])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut got = String::new();
+    for _ in 0..100 {
+        let mut c = match client_ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "busybox"]);
+                c
+            }
+            None => Command::new("busybox"),
+        };
+        let o = c
+            .args(["nc", "-w", "5", addr, &to_port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        if o.status.success() {
+            got = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    got
+}
+
 #[tokio::test]
 async fn two_pods_on_one_bridge_talk_and_teardown_leaves_nothing() {
     if !prerequisites() {
@@ -207,29 +251,16 @@ async fn two_pods_on_one_bridge_talk_and_teardown_leaves_nothing() {
         .unwrap();
     assert!(o.status.success(), "ping host→a: {o:?}");
 
-    // TCP: b listens, a sends a line
-    let listener = Command::new("ip")
-        .args(["netns", "exec", &nsb, "busybox", "nc", "-l", "-p", "7777"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut sent = false;
-    for _ in 0..50 {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &nsa, "sh", "-c"])
-            .arg(format!("echo hello-from-a | busybox nc {vb} 7777"))
-            .output()
-            .unwrap();
-        if o.status.success() {
-            sent = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let out = listener.wait_with_output().unwrap();
-    assert!(sent, "a could not connect to b:7777");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello-from-a");
+    // TCP: b answers a connection with a line, a reads it
+    let got = tcp_exchange(
+        &nsb,
+        7777,
+        "hello-from-b",
+        Some(&nsa),
+        &vb.to_string(),
+        7777,
+    );
+    assert_eq!(got, "hello-from-b");
 
     // CHECK passes while the attachment is intact
     s.net.check(&a.uid).await.expect("CHECK");
@@ -345,33 +376,14 @@ async fn host_port_reaches_the_pod() {
         .await
         .unwrap();
     let nsa = netns::pod_netns_name(&a.uid);
-    let listener = Command::new("ip")
-        .args(["netns", "exec", &nsa, "busybox", "nc", "-l", "-p", "8080"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // the gateway is the host's address on the bridge: DNAT of a local destination
     let gw = s.node.subnet.replace(".0/24", ".1");
-    let mut sent = false;
-    for _ in 0..50 {
-        let o = Command::new("sh")
-            .arg("-c")
-            .arg(format!("echo via-host-port | busybox nc {gw} {host_port}"))
-            .output()
-            .unwrap();
-        if o.status.success() {
-            sent = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let out = listener.wait_with_output().unwrap();
-    assert!(
-        sent,
-        "no connection to {gw}:{host_port} → {:?}:8080",
+    let got = tcp_exchange(&nsa, 8080, "via-host-port", None, &gw, host_port);
+    assert_eq!(
+        got, "via-host-port",
+        "{gw}:{host_port} → {:?}:8080",
         ips.ips
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "via-host-port");
     s.net.teardown(&a.uid).await.unwrap();
     // the DNAT rules went with DEL
     let rules = Command::new("iptables-save")
