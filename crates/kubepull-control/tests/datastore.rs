@@ -421,6 +421,7 @@ async fn two_api_servers_share_one_etcd() {
         secure_port: 0,
         datastore: spec.clone(),
         controllers,
+        cluster_cidr: None,
     };
     let a = kubepull_control::start(mk("a", true)).await.unwrap();
     let b = kubepull_control::start(mk("b", false)).await.unwrap();

@@ -89,6 +89,7 @@ async fn node_authorizer_validation_and_restart() {
         secure_port: 0,
         datastore: String::new(),
         controllers: false,
+        cluster_cidr: None,
     };
     let server = start(cfg.clone()).await.unwrap();
     let admin = server.kubeconfig_path();
@@ -200,6 +201,7 @@ async fn bad_bodies_are_refused_and_the_server_keeps_serving() {
         secure_port: 0,
         datastore: "memory".into(),
         controllers: false,
+        cluster_cidr: None,
     })
     .await
     .unwrap();
@@ -280,6 +282,7 @@ async fn shutdown_closes_connections_and_releases_the_store() {
         secure_port: 0,
         datastore: String::new(),
         controllers: true,
+        cluster_cidr: None,
     };
     let server = start(cfg.clone()).await.unwrap();
     let http = reqwest::Client::builder()

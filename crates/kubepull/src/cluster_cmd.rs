@@ -15,6 +15,7 @@ pub fn server_command() -> Command {
     Command::new("server")
         .about("Run the Kubernetes-compatible API server and controllers (kubectl works against it)")
         .arg(data_dir_arg())
+        .arg(cluster_cidr_arg())
         .arg(
             Arg::new("bind-address")
                 .long("bind-address")
@@ -36,6 +37,13 @@ pub fn server_command() -> Command {
                 .default_value("")
                 .help("Storage: empty for the embedded redb file in the data dir, or etcd://host:2379[,host:2379...]"),
         )
+}
+
+fn cluster_cidr_arg() -> Arg {
+    Arg::new("cluster-cidr")
+        .long("cluster-cidr")
+        .value_name("CIDR")
+        .help("IPv4 range for pod IPs; each node gets a /24 of it (spec.podCIDR) [default: the first of 10.244.0.0/16, 10.88.0.0/16, 172.30.0.0/16, 10.200.0.0/16, 10.123.0.0/16, 172.29.0.0/16 that no route of this machine overlaps, remembered in DATA_DIR/cluster-cidr]")
 }
 
 fn data_dir_arg() -> Arg {
@@ -67,6 +75,7 @@ pub fn up_command() -> Command {
                 "Run the API server, controllers and a node agent in one process (single machine)",
             )
             .arg(data_dir_arg())
+            .arg(cluster_cidr_arg())
             .arg(
                 Arg::new("secure-port")
                     .long("secure-port")
@@ -195,6 +204,7 @@ pub fn run_server(m: &ArgMatches) -> u8 {
             .cloned()
             .unwrap_or_default(),
         controllers: true,
+        cluster_cidr: m.get_one::<String>("cluster-cidr").cloned(),
     };
     let rt = match runtime() {
         Ok(r) => r,
@@ -320,6 +330,7 @@ pub fn run_up(m: &ArgMatches) -> u8 {
                 .cloned()
                 .unwrap_or_default(),
             controllers: true,
+            cluster_cidr: m.get_one::<String>("cluster-cidr").cloned(),
         };
         let rt = runtime()?;
         rt.block_on(async move {

@@ -12,6 +12,7 @@ async fn creates_on_the_server_like_kubectl() {
         secure_port: 0,
         datastore: "memory".into(),
         controllers: false,
+        cluster_cidr: None,
     })
     .await
     .unwrap();
