@@ -77,6 +77,8 @@ pub struct NodeContext {
     pub node_config: Option<kubepull_core::dockerconfig::DockerConfig>,
     /// Monotonic clock for back-offs.
     pub clock: std::sync::Arc<dyn crate::images::Clock>,
+    /// CNI pod networking (`None`: every pod uses the host's network).
+    pub network: Option<crate::podnet::PodNetwork>,
 }
 
 /// A pod's worker state.
@@ -87,6 +89,8 @@ pub struct PodWorker {
     start_time: Option<jiff::Timestamp>,
     last_status: Option<serde_json::Value>,
     retry_now: Option<String>,
+    /// The pod's network attachment once CNI ADD succeeded.
+    pub net: Option<crate::podnet::PodIps>,
 }
 
 impl Default for PodWorker {
@@ -97,6 +101,7 @@ impl Default for PodWorker {
             start_time: None,
             last_status: None,
             retry_now: None,
+            net: None,
         }
     }
 }
@@ -124,6 +129,7 @@ pub async fn resolve_env(
     pod: &Pod,
     c: &Container,
     node_ip: &str,
+    pod_ip: &str,
 ) -> Result<Vec<(String, String)>, EnvError> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -222,7 +228,8 @@ pub async fn resolve_env(
                         .as_ref()
                         .and_then(|s| s.service_account_name.clone())
                         .unwrap_or_default(),
-                    "status.podIP" | "status.hostIP" => node_ip.to_string(),
+                    "status.podIP" | "status.podIPs" => pod_ip.to_string(),
+                    "status.hostIP" | "status.hostIPs" => node_ip.to_string(),
                     other => {
                         return Err(EnvError(format!("unsupported fieldRef {other:?}")));
                     }
@@ -357,6 +364,17 @@ impl PodWorker {
         }
         let mut secrets: Option<(Vec<PullSecret>, Vec<String>)> = None;
         let uid = pod.metadata.uid.clone().unwrap_or_default();
+
+        if let Some(wait) = self.ensure_network(ctx, pod).await {
+            self.publish_status(ctx, pod).await;
+            return wait;
+        }
+        let first_pod_ip = if host_network(pod) {
+            ctx.node_ip.clone()
+        } else {
+            self.pod_ips(ctx).first().cloned().unwrap_or_default()
+        };
+        let netns = self.net.as_ref().map(|n| n.netns.clone());
 
         for c in &spec.containers {
             let track = self.tracks.entry(c.name.clone()).or_default();
@@ -499,7 +517,7 @@ impl PodWorker {
 
             // env
             let node_ip = ctx.node_ip.clone();
-            let env = match resolve_env(&ctx.client, pod, c, &node_ip).await {
+            let env = match resolve_env(&ctx.client, pod, c, &node_ip, &first_pod_ip).await {
                 Ok(e) => e,
                 Err(EnvError(msg)) => {
                     ctx.recorder
@@ -540,6 +558,7 @@ impl PodWorker {
                     .clone()
                     .or_else(|| pod.metadata.name.clone())
                     .unwrap_or_default(),
+                netns: netns.clone(),
             };
             match ctx.runtime.start(&req).await {
                 Ok(id) => {
@@ -612,10 +631,85 @@ impl PodWorker {
                 let _ = ctx.runtime.remove(&id).await;
             }
         }
+        self.release_network(ctx, pod).await;
+    }
+
+    // ---- pod network (CNI): create the netns if absent → ADD → record the IPs; on the way
+    // out DEL → delete the netns. Kept apart from the container steps above.
+
+    /// Attaches the pod to the network once; `Some(wait)` when that failed and the sync has to
+    /// stop here (kubelet `FailedCreatePodSandBox`).
+    async fn ensure_network(&mut self, ctx: &NodeContext, pod: &Pod) -> Option<Duration> {
+        let net = ctx.network.as_ref()?;
+        if self.net.is_some() || host_network(pod) {
+            return None;
+        }
+        let r = crate::podnet::PodRef {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+        };
+        let ports = pod
+            .spec
+            .as_ref()
+            .map(crate::podnet::port_mappings)
+            .unwrap_or_default();
+        match net.setup(&r, &ports).await {
+            Ok(ips) => {
+                self.net = Some(ips);
+                None
+            }
+            Err(e) => {
+                // kubelet kuberuntime_manager.go SyncPod: "Failed to create pod sandbox: %v"
+                // around containerd's "failed to setup network for sandbox %q: %w"
+                let msg = format!(
+                    "Failed to create pod sandbox: failed to setup network for sandbox {:?}: {e}",
+                    crate::podnet::netns::pod_netns_name(&r.uid)
+                );
+                tracing::warn!(pod = %pod_full_name(pod), error = %e, "pod network setup failed");
+                ctx.recorder
+                    .record(
+                        &Involved::pod(pod, None),
+                        EventType::Warning,
+                        "FailedCreatePodSandBox",
+                        &msg,
+                    )
+                    .await;
+                Some(Duration::from_secs(10))
+            }
+        }
+    }
+
+    /// Detaches the pod from the network (idempotent; a failure is retried at the next agent
+    /// start).
+    async fn release_network(&mut self, ctx: &NodeContext, pod: &Pod) {
+        let Some(net) = ctx.network.as_ref() else {
+            return;
+        };
+        self.net = None;
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if let Err(e) = net.teardown(&uid).await {
+            tracing::warn!(pod = %pod_full_name(pod), error = %e, "pod network teardown failed");
+        }
+    }
+
+    /// The pod's IPs: from CNI, or the node's for host-network pods.
+    fn pod_ips(&self, ctx: &NodeContext) -> Vec<String> {
+        match &self.net {
+            Some(n) => n.ips.iter().map(|i| i.to_string()).collect(),
+            None if ctx.network.is_none() => vec![ctx.node_ip.clone()],
+            None => vec![],
+        }
     }
 
     async fn publish_status(&mut self, ctx: &NodeContext, pod: &Pod) {
-        let status = build_status(pod, &self.tracks, &ctx.node_ip, self.start_time);
+        let pod_ips = if host_network(pod) {
+            vec![ctx.node_ip.clone()]
+        } else {
+            self.pod_ips(ctx)
+        };
+        let status =
+            build_status_with_ips(pod, &self.tracks, &ctx.node_ip, &pod_ips, self.start_time);
         let value = match serde_json::to_value(&status) {
             Ok(v) => v,
             Err(_) => return,
@@ -665,11 +759,32 @@ fn terminated(state: &RuntimeState, id: Option<&str>) -> Option<ContainerStateTe
     }
 }
 
-/// The pod status the kubelet would report for these container tracks.
+/// `spec.hostNetwork`.
+pub fn host_network(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
+}
+
+/// The pod status the kubelet would report for these container tracks, for a pod on the host's
+/// network (the pod IP is the node IP).
 pub fn build_status(
     pod: &Pod,
     tracks: &HashMap<String, Track>,
     node_ip: &str,
+    start_time: Option<jiff::Timestamp>,
+) -> PodStatus {
+    build_status_with_ips(pod, tracks, node_ip, &[node_ip.to_string()], start_time)
+}
+
+/// The pod status the kubelet would report for these container tracks with the pod's IPs
+/// (primary first; empty until the network is set up, when the kubelet leaves `podIP` unset).
+pub fn build_status_with_ips(
+    pod: &Pod,
+    tracks: &HashMap<String, Track>,
+    node_ip: &str,
+    pod_ips: &[String],
     start_time: Option<jiff::Timestamp>,
 ) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
@@ -850,10 +965,10 @@ pub fn build_status(
         host_ips: Some(vec![k8s_openapi::api::core::v1::HostIP {
             ip: node_ip.to_string(),
         }]),
-        pod_ip: Some(node_ip.to_string()),
-        pod_ips: Some(vec![PodIP {
-            ip: node_ip.to_string(),
-        }]),
+        // kubelet_pods.go generateAPIPodStatus: podIP is podIPs[0]
+        pod_ip: pod_ips.first().cloned(),
+        pod_ips: (!pod_ips.is_empty())
+            .then(|| pod_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
         start_time: start_time.map(time),
         qos_class: Some("BestEffort".into()),
         ..Default::default()

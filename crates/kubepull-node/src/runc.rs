@@ -10,8 +10,9 @@
 //! container's stdout and stderr appended to the log file, and writes `exit.json` when runc
 //! returns. A restarted node agent finds its containers again with [`RuncRuntime::list`].
 //!
-//! Networking is the host's (the pod IP is the node IP); pods get their own PID, IPC, UTS and
-//! mount namespaces.
+//! A container joins its pod's network namespace when the request names one (CNI pod
+//! networking, [`crate::podnet`]), else it shares the host's network; pods get their own PID,
+//! IPC, UTS and mount namespaces.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -236,6 +237,19 @@ pub fn runtime_spec(
     })
 }
 
+/// Makes the container join the pod's network namespace (containerd `WithPodNamespaces`:
+/// `{"type": "network", "path": <netns>}`); without one it shares the host's network.
+pub fn join_network_namespace(spec: &mut serde_json::Value, netns: Option<&Path>) {
+    let Some(path) = netns else { return };
+    if let Some(list) = spec
+        .pointer_mut("/linux/namespaces")
+        .and_then(|n| n.as_array_mut())
+    {
+        list.retain(|n| n["type"] != "network");
+        list.push(serde_json::json!({"type": "network", "path": path}));
+    }
+}
+
 /// A runc id from pod UID, container name and attempt (runc accepts `^[\w+-\.]+$`).
 pub fn container_id(pod_uid: &str, name: &str, attempt: u32) -> String {
     let clean = |s: &str| -> String {
@@ -349,7 +363,8 @@ impl RuncRuntime {
         )?;
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         w("resolv.conf", resolv)?;
-        let spec = runtime_spec(&bundle, &args, &env, &cwd, uid, gid, &req.hostname);
+        let mut spec = runtime_spec(&bundle, &args, &env, &cwd, uid, gid, &req.hostname);
+        join_network_namespace(&mut spec, req.netns.as_deref());
         w(
             "config.json",
             serde_json::to_string_pretty(&spec).unwrap_or_default(),

@@ -42,6 +42,8 @@ pub struct ContainerRequest {
     pub attempt: u32,
     /// The pod's hostname.
     pub hostname: String,
+    /// The pod's network namespace to join (`None`: the host's network).
+    pub netns: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for ContainerRequest {

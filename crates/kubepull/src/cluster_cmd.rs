@@ -1,5 +1,5 @@
-//! `kubepull server`, `kubepull node`, `kubepull up`, `kubepull token`, `kubepull retry`: the
-//! control plane and the node agent, separately or in one process.
+//! `kubepull server`, `kubepull node`, `kubepull up`, `kubepull down`, `kubepull token`,
+//! `kubepull retry`: the control plane and the node agent, separately or in one process.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -46,6 +46,44 @@ fn cluster_cidr_arg() -> Arg {
         .help("IPv4 range for pod IPs; each node gets a /24 of it (spec.podCIDR) [default: the first of 10.244.0.0/16, 10.88.0.0/16, 172.30.0.0/16, 10.200.0.0/16, 10.123.0.0/16, 172.29.0.0/16 that no route of this machine overlaps, remembered in DATA_DIR/cluster-cidr]")
 }
 
+/// The pod network flags of `node` and `up`.
+fn network_args(c: Command) -> Command {
+    c.arg(
+        Arg::new("pod-network")
+            .long("pod-network")
+            .value_parser(["cni", "host"])
+            .default_value("cni")
+            .help("cni: each pod gets its own network namespace and IP from the CNI plugins (needs root and containernetworking-plugins); host: pods share the node's network"),
+    )
+    .arg(
+        Arg::new("cni-bin-dir")
+            .long("cni-bin-dir")
+            .value_name("DIR")
+            .action(ArgAction::Append)
+            .default_value(kubepull_node::podnet::DEFAULT_BIN_DIR)
+            .help("Where the CNI plugin binaries are (repeatable)"),
+    )
+    .arg(
+        Arg::new("cni-conf-dir")
+            .long("cni-conf-dir")
+            .value_name("DIR")
+            .help("A CNI configuration to use (the first .conf/.conflist/.json by name) instead of the node's own: bridge kp<hash of the node name> on the node's podCIDR with host-local IPAM, portmap (hostPort) and loopback"),
+    )
+}
+
+fn pod_network_settings(m: &ArgMatches) -> Option<kubepull_node::agent::PodNetworkSettings> {
+    if m.get_one::<String>("pod-network").map(String::as_str) == Some("host") {
+        return None;
+    }
+    Some(kubepull_node::agent::PodNetworkSettings {
+        bin_dirs: m
+            .get_many::<String>("cni-bin-dir")
+            .map(|v| v.map(PathBuf::from).collect())
+            .unwrap_or_else(|| vec![PathBuf::from(kubepull_node::podnet::DEFAULT_BIN_DIR)]),
+        conf_dir: m.get_one::<String>("cni-conf-dir").map(PathBuf::from),
+    })
+}
+
 fn data_dir_arg() -> Arg {
     Arg::new("data-dir")
         .long("data-dir")
@@ -55,7 +93,7 @@ fn data_dir_arg() -> Arg {
 }
 
 pub fn node_command() -> Command {
-    pull_cmd::registry_args(
+    network_args(pull_cmd::registry_args(
         Command::new("node")
             .about("Run the node agent: register a Node, pull with pods' secrets, run containers with runc")
             .arg(Arg::new("server").long("server").required(true).value_name("URL").help("API server URL"))
@@ -65,14 +103,17 @@ pub fn node_command() -> Command {
             .arg(Arg::new("root").long("root").required(true).value_name("DIR").help("Node state: image store, containers"))
             .arg(Arg::new("node-ip").long("node-ip").default_value("127.0.0.1").value_parser(clap::value_parser!(IpAddr)))
             .arg(Arg::new("docker-config").long("docker-config").value_name("FILE").help("The node's docker config.json (credentials after the pods' secrets)")),
-    )
+    ))
 }
 
 pub fn up_command() -> Command {
-    pull_cmd::registry_args(
+    network_args(pull_cmd::registry_args(
         Command::new("up")
             .about(
                 "Run the API server, controllers and a node agent in one process (single machine)",
+            )
+            .after_help(
+                "Stop it, its containers and their networks with: kubepull down --data-dir DIR",
             )
             .arg(data_dir_arg())
             .arg(cluster_cidr_arg())
@@ -99,7 +140,29 @@ pub fn up_command() -> Command {
                     .long("docker-config")
                     .value_name("FILE"),
             ),
-    )
+    ))
+}
+
+pub fn down_command() -> Command {
+    Command::new("down")
+        .about("Stop what `kubepull up --data-dir DIR` started: the process, its containers (runc and their shims) and their networks (namespaces, veths, the bridge, IP reservations and masquerade rules); the cluster's state stays in DIR")
+        .arg(data_dir_arg())
+        .arg(
+            Arg::new("cni-bin-dir")
+                .long("cni-bin-dir")
+                .value_name("DIR")
+                .action(ArgAction::Append)
+                .default_value(kubepull_node::podnet::DEFAULT_BIN_DIR)
+                .help("Where the CNI plugin binaries are (as given to up)"),
+        )
+        .arg(
+            Arg::new("timeout")
+                .long("timeout")
+                .value_name("SECONDS")
+                .default_value("30")
+                .value_parser(clap::value_parser!(u64))
+                .help("How long to wait for the up process to exit after SIGTERM before SIGKILL"),
+        )
 }
 
 pub fn token_command() -> Command {
@@ -274,6 +337,7 @@ async fn run_node_agent(
         node_config: load_docker_config(m)?,
         log_port: 0,
         verify: kubepull_node::images::VerifyPolicy::default(),
+        pod_network: pod_network_settings(m),
     };
     kubepull_node::agent::run(client, cfg, images, runtime, shutdown)
         .await
@@ -339,10 +403,14 @@ pub fn run_up(m: &ArgMatches) -> u8 {
                 .context("starting the API server")?;
             let token = server.node_token(&name);
             let node_client = kube_client(&server.url(), server.ca_pem().as_bytes(), &token)?;
+            let pid_file = up_pid_file(&data_dir);
+            std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+                .with_context(|| format!("writing {}", pid_file.display()))?;
             eprintln!(
-                "kubepull is up: API server {}, node {name}\n  export KUBECONFIG={}",
+                "kubepull is up: API server {}, node {name}\n  export KUBECONFIG={}\n  stop it with: kubepull down --data-dir {}",
                 server.url(),
-                server.kubeconfig_path().display()
+                server.kubeconfig_path().display(),
+                data_dir.display()
             );
             let r = run_node_agent(
                 node_client,
@@ -357,6 +425,199 @@ pub fn run_up(m: &ArgMatches) -> u8 {
             server.shutdown().await;
             r
         })
+    })();
+    report(r)
+}
+
+fn up_pid_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("up.pid")
+}
+
+/// Whether `pid` is alive and is `kubepull up` on `data_dir` (not a recycled pid).
+fn is_our_up(pid: u32, data_dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let dd = data_dir.to_string_lossy();
+    let canon = std::fs::canonicalize(data_dir)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    args.iter().any(|a| a == "up")
+        && args.iter().any(|a| {
+            let v = a.strip_prefix("--data-dir=").unwrap_or(a);
+            v == dd || (!canon.is_empty() && v == canon)
+        })
+        && !is_zombie(pid)
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next().map(|st| st == "Z"))
+        })
+        .unwrap_or(true)
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .output();
+}
+
+/// The shims (`kubepull runtime-shim RUNC RUNC_ROOT …`) supervising containers under
+/// `runc_root`.
+fn shim_pids(runc_root: &Path) -> Vec<u32> {
+    let root = runc_root.to_string_lossy().into_owned();
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a == "runtime-shim") && args.contains(&root) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+pub fn run_down(m: &ArgMatches) -> u8 {
+    init_logging();
+    let r = (|| -> anyhow::Result<()> {
+        let data_dir = PathBuf::from(m.get_one::<String>("data-dir").cloned().unwrap_or_default());
+        if !data_dir.is_dir() {
+            bail!("--data-dir {}: no such directory", data_dir.display());
+        }
+        let timeout = *m.get_one::<u64>("timeout").unwrap_or(&30);
+        // 1. the up process
+        let pid_file = up_pid_file(&data_dir);
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        {
+            if is_our_up(pid, &data_dir) {
+                signal(pid, "TERM");
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+                while is_our_up(pid, &data_dir) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                if is_our_up(pid, &data_dir) {
+                    signal(pid, "KILL");
+                    while is_our_up(pid, &data_dir) {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                }
+                println!("stopped kubepull up (pid {pid})");
+            }
+        }
+        let root = data_dir.join("node");
+        // 2. its containers and their shims
+        let runc_root = root.join("containers").join(".runc");
+        let mut containers = 0;
+        if runc_root.is_dir() {
+            let list = std::process::Command::new("runc")
+                .arg("--root")
+                .arg(&runc_root)
+                .args(["list", "-q"])
+                .output();
+            if let Ok(o) = list {
+                for id in String::from_utf8_lossy(&o.stdout).lines().map(str::trim) {
+                    if id.is_empty() {
+                        continue;
+                    }
+                    let _ = std::process::Command::new("runc")
+                        .arg("--root")
+                        .arg(&runc_root)
+                        .args(["kill", "--all", id, "KILL"])
+                        .output();
+                    let mut deleted = false;
+                    for _ in 0..50 {
+                        let o = std::process::Command::new("runc")
+                            .arg("--root")
+                            .arg(&runc_root)
+                            .args(["delete", "-f", id])
+                            .output();
+                        if o.map(|o| o.status.success()).unwrap_or(false) {
+                            deleted = true;
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    if !deleted {
+                        bail!(
+                            "runc delete -f {id} (runc root {}) keeps failing",
+                            runc_root.display()
+                        );
+                    }
+                    containers += 1;
+                }
+            }
+            for pid in shim_pids(&runc_root) {
+                signal(pid, "KILL");
+            }
+        }
+        println!("removed {containers} container(s)");
+        // 3. their networks
+        let conflist = kubepull_node::agent::effective_conflist_path(&root);
+        if conflist.is_file() {
+            let bytes = std::fs::read(&conflist)
+                .with_context(|| format!("reading {}", conflist.display()))?;
+            let list = kubepull_node::podnet::NetworkConfigList::parse(
+                &bytes,
+                &conflist.display().to_string(),
+            )?;
+            let bridges: Vec<String> = list
+                .plugins
+                .iter()
+                .filter(|p| p.get("type").and_then(|t| t.as_str()) == Some("bridge"))
+                .filter_map(|p| p.get("bridge").and_then(|b| b.as_str()).map(str::to_string))
+                .collect();
+            let bin_dirs: Vec<PathBuf> = m
+                .get_many::<String>("cni-bin-dir")
+                .map(|v| v.map(PathBuf::from).collect())
+                .unwrap_or_default();
+            let net = kubepull_node::podnet::PodNetwork::new(
+                kubepull_node::podnet::Cni::new(bin_dirs, list),
+                kubepull_node::agent::cni_results_dir(&root),
+            );
+            let rt = runtime()?;
+            rt.block_on(async {
+                let pods = net.records().len();
+                net.cleanup(|_| false).await;
+                let left = net.records();
+                if !left.is_empty() {
+                    let names: Vec<&str> = left.iter().map(|r| r.pod.as_str()).collect();
+                    bail!("could not release the network of pod(s) {}; see the warnings above and run kubepull down again", names.join(", "));
+                }
+                println!("released the network of {pods} pod(s)");
+                for b in &bridges {
+                    kubepull_node::podnet::delete_bridge(b).await?;
+                    println!("removed bridge {b}");
+                }
+                Ok(())
+            })?;
+            let cni_dir = root.join("cni");
+            std::fs::remove_dir_all(&cni_dir)
+                .with_context(|| format!("removing {}", cni_dir.display()))?;
+        }
+        let _ = std::fs::remove_file(&pid_file);
+        println!(
+            "kubepull is down; the cluster's state stays in {}",
+            data_dir.display()
+        );
+        Ok(())
     })();
     report(r)
 }

@@ -16,10 +16,40 @@ const PASS: &str = "E2e-Registry-Pass-91";
 struct Up {
     child: Child,
     dir: tempfile::TempDir,
+    name: String,
+}
+
+static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A node name and a cluster CIDR of this test's own (its bridge and pod IPs differ from those
+/// of tests running at the same time): 10.X.0.0/16 with X from the pid, skipping ranges the
+/// machine routes.
+fn unique_node() -> (String, String) {
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let pid = std::process::id();
+    let routes = Command::new("ip")
+        .args(["-j", "route"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut x = 0;
+    for k in 0..150 {
+        x = 60 + (pid + n * 7 + k) % 150;
+        if !routes.contains(&format!("\"10.{x}.")) {
+            break;
+        }
+    }
+    (format!("node-e2e-{pid}-{n}"), format!("10.{x}.0.0/16"))
 }
 
 impl Drop for Up {
     fn drop(&mut self) {
+        // kubepull down: the process, its containers and their networks
+        let _ = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+            .arg("down")
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .output();
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -131,17 +161,26 @@ fn waiting_reason(p: &serde_json::Value) -> String {
 }
 
 fn start_up(hosts: &Path) -> Up {
-    start_up_in(hosts, tempfile::tempdir().unwrap())
+    start_up_in(hosts, tempfile::tempdir().unwrap(), None)
 }
 
-fn start_up_in(hosts: &Path, dir: tempfile::TempDir) -> Up {
+/// `kubepull up` in `dir` (again under `name` when given).
+fn start_up_in(hosts: &Path, dir: tempfile::TempDir, name: Option<String>) -> Up {
+    let (fresh, cidr) = unique_node();
+    // a restart keeps the cluster CIDR remembered in the data dir
+    let cidr_args: Vec<String> = match name {
+        None => vec!["--cluster-cidr".into(), cidr],
+        Some(_) => vec![],
+    };
+    let name = name.unwrap_or(fresh);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.path().join("up.log"))
         .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_kubepull"))
-        .args(["up", "--secure-port", "0", "--name", "node-e2e"])
+        .args(["up", "--secure-port", "0", "--name", &name])
+        .args(&cidr_args)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--hosts-dir")
@@ -152,12 +191,12 @@ fn start_up_in(hosts: &Path, dir: tempfile::TempDir) -> Up {
         .stderr(log)
         .spawn()
         .expect("start kubepull up");
-    let up = Up { child, dir };
+    let up = Up { child, dir, name };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if up.kubeconfig().exists() {
             let o = up.kubectl(&["get", "nodes", "-o", "name"]);
-            if String::from_utf8_lossy(&o.stdout).contains("node/node-e2e") {
+            if String::from_utf8_lossy(&o.stdout).contains(&format!("node/{}", up.name)) {
                 break;
             }
         }
@@ -475,8 +514,9 @@ fn crash_loop_rotation_and_agent_kill_9() {
         .status();
     let _ = up.child.wait();
     let dir = std::mem::replace(&mut up.dir, tempfile::tempdir().unwrap());
+    let name = up.name.clone();
     std::mem::forget(up);
-    let up = start_up_in(hosts.path(), dir);
+    let up = start_up_in(hosts.path(), dir, Some(name));
     std::thread::sleep(Duration::from_secs(3));
     let after = up.wait_pods(
         "default",
@@ -586,7 +626,15 @@ fn two_nodes_on_etcd() {
         let l = log(&format!("{n}.log"));
         children.push(
             Command::new(kp)
-                .args(["node", "--server", &url, "--name", n])
+                .args([
+                    "node",
+                    "--server",
+                    &url,
+                    "--name",
+                    n,
+                    "--pod-network",
+                    "host",
+                ])
                 .arg("--ca-file")
                 .arg(data.join("pki/ca.crt"))
                 .arg("--root")
@@ -682,4 +730,213 @@ impl Up2 {
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
+}
+
+fn netns_names() -> String {
+    Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn link_names() -> Vec<(String, String)> {
+    let out = Command::new("ip").args(["-j", "link"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v.as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            (
+                l["ifname"].as_str().unwrap_or("").to_string(),
+                l["master"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// CNI pod networking through `kubepull up`: each pod gets an IP of the node's podCIDR (in
+/// `status.podIP(s)` and the `status.podIP` fieldRef), one pod reaches the other over its pod
+/// IP, and `kubepull down` removes the process, the containers, the namespaces, the veths, the
+/// bridge, the IP reservations and the masquerade rules.
+#[test]
+fn pod_ips_on_the_node_bridge_and_down_leaves_nothing() {
+    assert!(runc_works(), "runc is required (apt-get install -y runc)");
+    let reg = Registry::start(&[(USER, PASS)]);
+    let server_img = busybox_image(
+        &[
+            "/bin/sh",
+            "-c",
+            "echo my-ip=$MY_IP; exec nc -ll -p 8080 -e echo pong-from-server",
+        ],
+        &[],
+    );
+    let client_img = busybox_image(
+        &[
+            "/bin/sh",
+            "-c",
+            "until nc -w 2 $SERVER_IP 8080 </dev/null; do sleep 1; done; sleep 3600",
+        ],
+        &[],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(reg.push("team/server", "v1", &server_img));
+    rt.block_on(reg.push("team/client", "v1", &client_img));
+    let hosts = tempfile::tempdir().unwrap();
+    reg.write_hosts_dir(hosts.path());
+    let up = start_up(hosts.path());
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\n  namespace: default\ntype: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: '{{\"auths\":{{\"{}\":{{\"username\":\"{USER}\",\"password\":\"{PASS}\"}}}}}}'\n",
+        reg.host()
+    );
+    up.apply(&secret);
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: server\n  labels: {{app: server}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {}/team/server:v1\n    env:\n    - name: MY_IP\n      valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}\n",
+        reg.host()
+    ));
+    let v = up.wait_pods(
+        "default",
+        "app=server",
+        |p| p["status"]["phase"] == "Running",
+        "server Running",
+    );
+    let server = &v["items"][0];
+    let server_ip = server["status"]["podIP"].as_str().unwrap_or("").to_string();
+    assert_eq!(
+        server["status"]["podIPs"],
+        serde_json::json!([{"ip": server_ip}])
+    );
+    assert_eq!(server["status"]["hostIP"], "127.0.0.1");
+    let node: serde_json::Value =
+        serde_json::from_str(&up.ok(&["get", "node", &up.name, "-o", "json"])).unwrap();
+    let cidr = node["spec"]["podCIDR"].as_str().unwrap_or("").to_string();
+    let prefix = cidr.trim_end_matches("0/24");
+    assert!(
+        cidr.ends_with(".0/24") && server_ip.starts_with(prefix),
+        "pod IP {server_ip:?} not in the node's podCIDR {cidr:?}"
+    );
+    let uid = server["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let ns_name = format!(
+        "kp-{}",
+        uid.chars()
+            .filter(|c| *c != '-')
+            .take(16)
+            .collect::<String>()
+    );
+    assert!(netns_names().contains(&ns_name), "{}", netns_names());
+    let bridge = kubepull_node::podnet::bridge_name(&up.name);
+    assert!(link_names().iter().any(|(n, _)| *n == bridge));
+
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: client\n  labels: {{app: client}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {}/team/client:v1\n    env: [{{name: SERVER_IP, value: \"{server_ip}\"}}]\n",
+        reg.host()
+    ));
+    let v = up.wait_pods(
+        "default",
+        "app=client",
+        |p| p["status"]["phase"] == "Running",
+        "client Running",
+    );
+    let client_ip = v["items"][0]["status"]["podIP"].as_str().unwrap_or("");
+    assert!(client_ip.starts_with(prefix) && client_ip != server_ip);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let logs = up.ok(&["logs", "client"]);
+        if logs.contains("pong-from-server") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "client never reached {server_ip}:8080: {logs:?}\n{}",
+            up.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let logs = up.ok(&["logs", "server"]);
+    assert!(logs.contains(&format!("my-ip={server_ip}")), "{logs}");
+
+    // deleting a pod releases its network
+    up.ok(&["delete", "pod", "client", "--wait=true"]);
+    let client_uid = v["items"][0]["metadata"]["uid"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let client_ns = format!(
+        "kp-{}",
+        client_uid
+            .chars()
+            .filter(|c| *c != '-')
+            .take(16)
+            .collect::<String>()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while netns_names().contains(&client_ns) {
+        assert!(
+            Instant::now() < deadline,
+            "netns {client_ns} stays after the pod is gone"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // kubepull down
+    let data = up.dir.path().join("data");
+    let o = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+        .arg("down")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "kubepull down: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("kubepull is down"), "{out}");
+    let pid = up.child.id();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true),
+        "kubepull up still runs after down"
+    );
+    let runc = Command::new("runc")
+        .arg("--root")
+        .arg(data.join("node/containers/.runc"))
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&runc.stdout).trim(),
+        "",
+        "containers left"
+    );
+    assert!(!netns_names().contains(&ns_name), "{}", netns_names());
+    let links = link_names();
+    assert!(
+        !links.iter().any(|(n, _)| *n == bridge),
+        "bridge {bridge} left"
+    );
+    assert!(
+        !links.iter().any(|(_, m)| *m == bridge),
+        "veths left on {bridge}"
+    );
+    let nat = Command::new("iptables-save")
+        .args(["-t", "nat"])
+        .output()
+        .unwrap();
+    let nat = String::from_utf8_lossy(&nat.stdout);
+    assert!(!nat.contains(&ns_name), "masquerade rules left: {nat}");
+    assert!(!data.join("node/cni").exists(), "IPAM state left");
+    // a second down has nothing to do and succeeds
+    let o = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+        .arg("down")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
