@@ -537,3 +537,52 @@ async fn version_negotiation_with_the_real_plugins() {
     assert!(bridge.contains(&v), "{v} in {bridge:?}");
     assert!(podnet::SUPPORTED_VERSIONS.contains(&v.as_str()));
 }
+
+#[tokio::test]
+async fn two_nodes_on_one_host_use_their_own_bridges_and_subnets() {
+    if !prerequisites() {
+        return;
+    }
+    let (pid, n) = unique();
+    let mut a = Setup::new(&format!("podnet-node-a-{pid}-{n}"));
+    let mut b = Setup::new(&format!("podnet-node-b-{pid}-{n}"));
+    assert_ne!(a.node.bridge, b.node.bridge);
+    assert_ne!(a.node.subnet, b.node.subnet);
+    let pa = a.pod(uid(pid, n, 1));
+    let pb = b.pod(uid(pid, n, 2));
+    let ia = a.net.setup(&pa, &[]).await.unwrap();
+    let ib = b.net.setup(&pb, &[]).await.unwrap();
+    assert!(ia.ips[0]
+        .to_string()
+        .starts_with(a.node.subnet.trim_end_matches("0/24")));
+    assert!(ib.ips[0]
+        .to_string()
+        .starts_with(b.node.subnet.trim_end_matches("0/24")));
+    // each pod hangs off its own node's bridge
+    let veth_master = |netns_name: &str| -> String {
+        // the host side of the pod's veth is the peer of eth0 (its ifindex in link-netns terms)
+        let o = Command::new("ip")
+            .args(["-n", netns_name, "-j", "link", "show", "eth0"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let peer = v[0]["link_index"].as_u64().unwrap();
+        links()
+            .iter()
+            .find(|l| l["ifindex"].as_u64() == Some(peer))
+            .and_then(|l| l["master"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    assert_eq!(veth_master(&netns::pod_netns_name(&pa.uid)), a.node.bridge);
+    assert_eq!(veth_master(&netns::pod_netns_name(&pb.uid)), b.node.bridge);
+    // the host reaches both
+    for ip in [ia.ips[0], ib.ips[0]] {
+        let o = Command::new("busybox")
+            .args(["ping", "-c", "1", "-W", "5", &ip.to_string()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "ping host→{ip}: {o:?}");
+    }
+    a.net.teardown(&pa.uid).await.unwrap();
+    b.net.teardown(&pb.uid).await.unwrap();
+}
