@@ -145,8 +145,21 @@ pub fn up_command() -> Command {
 
 pub fn down_command() -> Command {
     Command::new("down")
-        .about("Stop what `kubepull up --data-dir DIR` started: the process, its containers (runc and their shims) and their networks (namespaces, veths, the bridge, IP reservations and masquerade rules); the cluster's state stays in DIR")
-        .arg(data_dir_arg())
+        .about("Stop what `kubepull up --data-dir DIR` (or `kubepull node --root DIR`) started: the process, its containers (runc and their shims) and their networks (namespaces, veths, the bridge, IP reservations and masquerade rules); the state stays in DIR")
+        .arg(
+            Arg::new("data-dir")
+                .long("data-dir")
+                .value_name("DIR")
+                .conflicts_with("root")
+                .required_unless_present("root")
+                .help("The data directory of kubepull up"),
+        )
+        .arg(
+            Arg::new("root")
+                .long("root")
+                .value_name("DIR")
+                .help("The root of kubepull node"),
+        )
         .arg(
             Arg::new("cni-bin-dir")
                 .long("cni-bin-dir")
@@ -360,6 +373,14 @@ pub fn run_node(m: &ArgMatches) -> u8 {
         let node_ip = *m
             .get_one::<IpAddr>("node-ip")
             .unwrap_or(&IpAddr::from([127, 0, 0, 1]));
+        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        let pid_file = node_pid_file(&root);
+        std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing {}", pid_file.display()))?;
+        eprintln!(
+            "stop this node, its containers and their networks with: kubepull down --root {}",
+            root.display()
+        );
         let rt = runtime()?;
         rt.block_on(async {
             let client = kube_client(&url, &ca, &token)?;
@@ -433,8 +454,13 @@ fn up_pid_file(data_dir: &Path) -> PathBuf {
     data_dir.join("up.pid")
 }
 
-/// Whether `pid` is alive and is `kubepull up` on `data_dir` (not a recycled pid).
-fn is_our_up(pid: u32, data_dir: &Path) -> bool {
+fn node_pid_file(root: &Path) -> PathBuf {
+    root.join("node.pid")
+}
+
+/// Whether `pid` is alive and is `kubepull SUBCOMMAND … FLAG DIR` on the same directory (not a
+/// recycled pid); a relative DIR is resolved against the process's working directory.
+fn is_ours(pid: u32, subcommand: &str, flag: &str, dir: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
@@ -442,16 +468,53 @@ fn is_our_up(pid: u32, data_dir: &Path) -> bool {
         .split(|b| *b == 0)
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    let dd = data_dir.to_string_lossy();
-    let canon = std::fs::canonicalize(data_dir)
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    args.iter().any(|a| a == "up")
-        && args.iter().any(|a| {
-            let v = a.strip_prefix("--data-dir=").unwrap_or(a);
-            v == dd || (!canon.is_empty() && v == canon)
-        })
-        && !is_zombie(pid)
+    let Ok(want) = std::fs::canonicalize(dir) else {
+        return false;
+    };
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+    let same = |v: &str| {
+        let p = Path::new(v);
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        };
+        std::fs::canonicalize(p).is_ok_and(|c| c == want)
+    };
+    let prefix = format!("{flag}=");
+    let names_dir = args.iter().enumerate().any(|(i, a)| {
+        if let Some(v) = a.strip_prefix(&prefix) {
+            return same(v);
+        }
+        a == flag && args.get(i + 1).is_some_and(|v| same(v))
+    });
+    args.iter().any(|a| a == subcommand) && names_dir && !is_zombie(pid)
+}
+
+/// Stops the process whose pid is in `pid_file` if it is `kubepull SUBCOMMAND` on `dir`:
+/// SIGTERM, then SIGKILL after `timeout` seconds.
+fn stop_process(pid_file: &Path, subcommand: &str, flag: &str, dir: &Path, timeout: u64) {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    if !is_ours(pid, subcommand, flag, dir) {
+        return;
+    }
+    signal(pid, "TERM");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    while is_ours(pid, subcommand, flag, dir) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if is_ours(pid, subcommand, flag, dir) {
+        signal(pid, "KILL");
+        while is_ours(pid, subcommand, flag, dir) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    println!("stopped kubepull {subcommand} (pid {pid})");
 }
 
 fn is_zombie(pid: u32) -> bool {
@@ -496,33 +559,32 @@ fn shim_pids(runc_root: &Path) -> Vec<u32> {
 pub fn run_down(m: &ArgMatches) -> u8 {
     init_logging();
     let r = (|| -> anyhow::Result<()> {
-        let data_dir = PathBuf::from(m.get_one::<String>("data-dir").cloned().unwrap_or_default());
-        if !data_dir.is_dir() {
-            bail!("--data-dir {}: no such directory", data_dir.display());
-        }
         let timeout = *m.get_one::<u64>("timeout").unwrap_or(&30);
-        // 1. the up process
-        let pid_file = up_pid_file(&data_dir);
-        if let Some(pid) = std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-        {
-            if is_our_up(pid, &data_dir) {
-                signal(pid, "TERM");
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
-                while is_our_up(pid, &data_dir) && std::time::Instant::now() < deadline {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                if is_our_up(pid, &data_dir) {
-                    signal(pid, "KILL");
-                    while is_our_up(pid, &data_dir) {
-                        std::thread::sleep(std::time::Duration::from_millis(100));
+        // 1. the process: `up` on DATA_DIR, or `node` on ROOT
+        let (root, pid_file, state) =
+            match (m.get_one::<String>("data-dir"), m.get_one::<String>("root")) {
+                (Some(d), _) => {
+                    let data_dir = PathBuf::from(d);
+                    if !data_dir.is_dir() {
+                        bail!("--data-dir {}: no such directory", data_dir.display());
                     }
+                    let pid_file = up_pid_file(&data_dir);
+                    stop_process(&pid_file, "up", "--data-dir", &data_dir, timeout);
+                    (data_dir.join("node"), pid_file, data_dir)
                 }
-                println!("stopped kubepull up (pid {pid})");
-            }
-        }
-        let root = data_dir.join("node");
+                (None, Some(r)) => {
+                    let root = PathBuf::from(r);
+                    if !root.is_dir() {
+                        bail!("--root {}: no such directory", root.display());
+                    }
+                    let pid_file = node_pid_file(&root);
+                    stop_process(&pid_file, "node", "--root", &root, timeout);
+                    (root.clone(), pid_file, root)
+                }
+                (None, None) => {
+                    bail!("give --data-dir DIR (of kubepull up) or --root DIR (of kubepull node)")
+                }
+            };
         // 2. its containers and their shims
         let runc_root = root.join("containers").join(".runc");
         let mut containers = 0;
@@ -613,10 +675,7 @@ pub fn run_down(m: &ArgMatches) -> u8 {
                 .with_context(|| format!("removing {}", cni_dir.display()))?;
         }
         let _ = std::fs::remove_file(&pid_file);
-        println!(
-            "kubepull is down; the cluster's state stays in {}",
-            data_dir.display()
-        );
+        println!("kubepull is down; the state stays in {}", state.display());
         Ok(())
     })();
     report(r)

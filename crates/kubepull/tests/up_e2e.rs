@@ -557,10 +557,12 @@ fn two_nodes_on_etcd() {
     let mut children: Vec<Child> = vec![];
     // etcd may need a moment: the server retries by being restarted until it listens
     let deadline = Instant::now() + Duration::from_secs(30);
+    let (base, cidr) = unique_node();
     let server = loop {
         let l = log("server.log");
         let mut c = Command::new(kp)
             .args(["server", "--secure-port", "0", "--datastore", &etcd.spec()])
+            .args(["--cluster-cidr", &cidr])
             .arg("--data-dir")
             .arg(&data)
             .stdout(l.try_clone().unwrap())
@@ -581,6 +583,14 @@ fn two_nodes_on_etcd() {
     struct Kill(Vec<Child>, Vec<PathBuf>);
     impl Drop for Kill {
         fn drop(&mut self) {
+            // kubepull down --root: each node, its containers and their networks
+            for root in &self.1 {
+                let _ = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+                    .arg("down")
+                    .arg("--root")
+                    .arg(root)
+                    .output();
+            }
             for c in &mut self.0 {
                 let _ = c.kill();
                 let _ = c.wait();
@@ -614,7 +624,8 @@ fn two_nodes_on_etcd() {
         .find_map(|l| l.trim().strip_prefix("server: ").map(str::to_string))
         .unwrap();
     let mut roots = vec![];
-    for n in ["n1", "n2"] {
+    let names = [format!("{base}-n1"), format!("{base}-n2")];
+    for n in names.iter().map(String::as_str) {
         let token = Command::new(kp)
             .args(["token", "node", n, "--data-dir"])
             .arg(&data)
@@ -626,15 +637,7 @@ fn two_nodes_on_etcd() {
         let l = log(&format!("{n}.log"));
         children.push(
             Command::new(kp)
-                .args([
-                    "node",
-                    "--server",
-                    &url,
-                    "--name",
-                    n,
-                    "--pod-network",
-                    "host",
-                ])
+                .args(["node", "--server", &url, "--name", n])
                 .arg("--ca-file")
                 .arg(data.join("pki/ca.crt"))
                 .arg("--root")
@@ -692,6 +695,32 @@ fn two_nodes_on_etcd() {
             .collect();
         if running == 2 {
             assert_eq!(nodes.len(), 2, "both replicas on one node: {nodes:?}");
+            // each pod has an IP of its own node's podCIDR; the nodes' ranges differ
+            let nv: serde_json::Value =
+                serde_json::from_str(&up.get(&["get", "nodes", "-o", "json"])).unwrap();
+            let cidrs: std::collections::HashMap<String, String> = nv["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|n| {
+                    (
+                        n["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                        n["spec"]["podCIDR"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect();
+            assert_ne!(cidrs[&names[0]], cidrs[&names[1]], "{cidrs:?}");
+            for p in &items {
+                let node = p["spec"]["nodeName"].as_str().unwrap_or("");
+                let ip = p["status"]["podIP"].as_str().unwrap_or("");
+                let prefix = cidrs[node].trim_end_matches("0/24");
+                assert!(
+                    cidrs[node].ends_with(".0/24") && ip.starts_with(prefix),
+                    "pod IP {ip} is not in {node}'s podCIDR {}",
+                    cidrs[node]
+                );
+            }
             break;
         }
         assert!(
