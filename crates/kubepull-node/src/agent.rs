@@ -340,6 +340,11 @@ async fn pod_network(
 ) -> Result<crate::podnet::PodNetwork, AgentError> {
     use crate::podnet::{Cni, NetworkConfigList, NodeNetwork, PodNetwork};
     let err = |e: crate::podnet::CniError| AgentError::Network(e.to_string());
+    if !is_root() {
+        return Err(AgentError::Network(
+            "network namespaces and the CNI plugins need root: run the node as root, or give --pod-network host".into(),
+        ));
+    }
     let list = match &s.conf_dir {
         Some(d) => Some(
             NetworkConfigList::load_dir(d)
@@ -380,6 +385,17 @@ async fn pod_network(
         cni.find_plugin(t).map_err(err)?;
     }
     Ok(PodNetwork::new(cni, cni_results_dir(&cfg.root)))
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
 }
 
 async fn wait_for_pod_cidr(client: &Client, name: &str) -> Result<String, AgentError> {

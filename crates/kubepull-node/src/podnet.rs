@@ -1514,6 +1514,28 @@ mod tests {
     }
 
     #[test]
+    fn conf_dir_first_file_by_name_wins() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(NetworkConfigList::load_dir(d.path()).unwrap(), None);
+        assert_eq!(
+            NetworkConfigList::load_dir(&d.path().join("missing")).unwrap(),
+            None
+        );
+        let list = |name: &str| {
+            format!(r#"{{"cniVersion":"1.0.0","name":"{name}","plugins":[{{"type":"bridge"}}]}}"#)
+        };
+        std::fs::write(d.path().join("20-b.conflist"), list("b")).unwrap();
+        std::fs::write(d.path().join("10-a.conflist"), list("a")).unwrap();
+        std::fs::write(d.path().join("00-ignored.txt"), "not a config").unwrap();
+        let l = NetworkConfigList::load_dir(d.path()).unwrap().unwrap();
+        assert_eq!(l.name, "a");
+        assert!(l.source_name.ends_with("10-a.conflist"));
+        std::fs::write(d.path().join("05-broken.conf"), "{").unwrap();
+        let e = NetworkConfigList::load_dir(d.path()).unwrap_err();
+        assert!(e.to_string().contains("05-broken.conf"), "{e}");
+    }
+
+    #[test]
     fn iptables_rule_words() {
         assert_eq!(
             split_rule(

@@ -531,6 +531,16 @@ fn crash_loop_rotation_and_agent_kill_9() {
         "the container was replaced: {cs}"
     );
     assert_eq!(cs["restartCount"], 0, "{cs}");
+    // the adopted pod keeps its network: same IP, no second ADD
+    let ip_before = before["items"][0]["status"]["podIP"].as_str().unwrap_or("");
+    assert!(
+        !ip_before.is_empty() && ip_before != "127.0.0.1",
+        "{ip_before:?}"
+    );
+    assert_eq!(
+        after["items"][0]["status"]["podIP"],
+        before["items"][0]["status"]["podIP"]
+    );
     assert!(!up.log().contains(PASS), "the password reached the log");
 }
 
