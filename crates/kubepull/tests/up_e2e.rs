@@ -979,3 +979,164 @@ fn pod_ips_on_the_node_bridge_and_down_leaves_nothing() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// After a crash: `kubepull node` is killed with SIGKILL, its pod is force-deleted meanwhile;
+/// the restarted node releases that pod's network (DEL, namespace removed) while the pods still
+/// bound to it keep theirs.
+#[test]
+fn a_restarted_node_releases_networks_of_pods_gone_while_it_was_down() {
+    assert!(runc_works(), "runc is required (apt-get install -y runc)");
+    let reg = Registry::start(&[(USER, PASS)]);
+    let img = busybox_image(&["/bin/sh", "-c", "sleep 3600"], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(reg.push("team/app", "v3", &img));
+    let hosts = tempfile::tempdir().unwrap();
+    reg.write_hosts_dir(hosts.path());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let root = dir.path().join("node");
+    let kp = env!("CARGO_BIN_EXE_kubepull");
+    let (name, cidr) = unique_node();
+    let log = |n: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join(n))
+            .unwrap()
+    };
+    struct Guard(Vec<Child>, PathBuf);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+                .arg("down")
+                .arg("--root")
+                .arg(&self.1)
+                .output();
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let l = log("server.log");
+    let server = Command::new(kp)
+        .args(["server", "--secure-port", "0", "--cluster-cidr", &cidr])
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(l.try_clone().unwrap())
+        .stderr(l)
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(vec![server], root.clone());
+    let kubeconfig = data.join("admin.kubeconfig");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kubeconfig.exists() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = std::fs::read_to_string(&kubeconfig)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: ").map(str::to_string))
+        .unwrap();
+    let token = Command::new(kp)
+        .args(["token", "node", &name, "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+    let start_node = || {
+        let l = log("node.log");
+        Command::new(kp)
+            .args(["node", "--server", &url, "--name", &name])
+            .arg("--ca-file")
+            .arg(data.join("pki/ca.crt"))
+            .arg("--root")
+            .arg(&root)
+            .arg("--hosts-dir")
+            .arg(hosts.path())
+            .env("KUBEPULL_NODE_TOKEN", &token)
+            .stdout(l.try_clone().unwrap())
+            .stderr(l)
+            .spawn()
+            .unwrap()
+    };
+    guard.0.push(start_node());
+    let k = Up2 {
+        kubeconfig,
+        home: dir.path().to_path_buf(),
+    };
+    k.get(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={}", reg.host()),
+        &format!("--docker-username={USER}"),
+        &format!("--docker-password={PASS}"),
+    ]);
+    for p in ["stays", "goes"] {
+        let f = dir.path().join(format!("{p}.yaml"));
+        std::fs::write(&f, format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {p}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {}/team/app:v3\n",
+            reg.host()
+        )).unwrap();
+        k.get(&["apply", "-f", f.to_str().unwrap()]);
+    }
+    let netns_of = |pod: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&k.get(&["get", "pod", pod, "-o", "json"])).unwrap();
+        let uid = v["metadata"]["uid"].as_str().unwrap_or("").replace('-', "");
+        format!("kp-{}", &uid[..16.min(uid.len())])
+    };
+    let running = |pod: &str| -> bool {
+        let v: serde_json::Value =
+            serde_json::from_str(&k.get(&["get", "pod", pod, "-o", "json"])).unwrap();
+        v["status"]["phase"] == "Running"
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !(running("stays") && running("goes")) {
+        assert!(
+            Instant::now() < deadline,
+            "pods not Running: {}\n{}",
+            k.get(&["get", "pods", "-o", "wide"]),
+            std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (ns_stays, ns_goes) = (netns_of("stays"), netns_of("goes"));
+    assert!(netns_names().contains(&ns_goes) && netns_names().contains(&ns_stays));
+
+    // the node dies; meanwhile its pod "goes" is removed from the API
+    let mut node = guard.0.pop().unwrap();
+    let _ = node.kill();
+    let _ = node.wait();
+    k.get(&["delete", "pod", "goes", "--grace-period=0", "--force"]);
+    assert!(
+        netns_names().contains(&ns_goes),
+        "nothing cleans up while the node is down"
+    );
+
+    guard.0.push(start_node());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while netns_names().contains(&ns_goes) {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted node kept {ns_goes}:\n{}",
+            std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        netns_names().contains(&ns_stays),
+        "the bound pod lost its namespace"
+    );
+    assert!(running("stays"));
+    let results = kubepull_node::agent::cni_results_dir(&root);
+    let left: Vec<String> = std::fs::read_dir(&results)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 1, "attachments remembered: {left:?}");
+}
