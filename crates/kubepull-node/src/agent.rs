@@ -70,6 +70,12 @@ pub fn effective_conflist_path(root: &std::path::Path) -> PathBuf {
     root.join("cni").join("kubepull.conflist")
 }
 
+/// The plugin directories a node with state in `root` uses (one per line; written at start,
+/// read by `kubepull down`).
+pub fn cni_bin_dirs_path(root: &std::path::Path) -> PathBuf {
+    root.join("cni").join("bin-dirs")
+}
+
 /// Where a node with state in `root` remembers its pods' attachments.
 pub fn cni_results_dir(root: &std::path::Path) -> PathBuf {
     root.join("cni").join("results")
@@ -378,6 +384,14 @@ async fn pod_network(
     }
     std::fs::write(&path, raw)
         .map_err(|e| AgentError::Network(format!("write {}: {e}", path.display())))?;
+    let dirs: Vec<String> = s
+        .bin_dirs
+        .iter()
+        .map(|d| format!("{}\n", d.display()))
+        .collect();
+    let bin_dirs = cni_bin_dirs_path(&cfg.root);
+    std::fs::write(&bin_dirs, dirs.concat())
+        .map_err(|e| AgentError::Network(format!("write {}: {e}", bin_dirs.display())))?;
     let cni = Cni::new(s.bin_dirs.clone(), list);
     // every plugin must be there (containerd reports NetworkPluginNotReady otherwise)
     for p in &cni.list().plugins {

@@ -129,7 +129,7 @@ pub async fn resolve_env(
     pod: &Pod,
     c: &Container,
     node_ip: &str,
-    pod_ip: &str,
+    pod_ips: &[String],
 ) -> Result<Vec<(String, String)>, EnvError> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -228,7 +228,9 @@ pub async fn resolve_env(
                         .as_ref()
                         .and_then(|s| s.service_account_name.clone())
                         .unwrap_or_default(),
-                    "status.podIP" | "status.podIPs" => pod_ip.to_string(),
+                    // kubelet_pods.go podFieldSelectorRuntimeValue: podIPs joined with ","
+                    "status.podIP" => pod_ips.first().cloned().unwrap_or_default(),
+                    "status.podIPs" => pod_ips.join(","),
                     "status.hostIP" | "status.hostIPs" => node_ip.to_string(),
                     other => {
                         return Err(EnvError(format!("unsupported fieldRef {other:?}")));
@@ -369,10 +371,10 @@ impl PodWorker {
             self.publish_status(ctx, pod).await;
             return wait;
         }
-        let first_pod_ip = if host_network(pod) {
-            ctx.node_ip.clone()
+        let pod_ips = if host_network(pod) {
+            vec![ctx.node_ip.clone()]
         } else {
-            self.pod_ips(ctx).first().cloned().unwrap_or_default()
+            self.pod_ips(ctx)
         };
         let netns = self.net.as_ref().map(|n| n.netns.clone());
 
@@ -517,7 +519,7 @@ impl PodWorker {
 
             // env
             let node_ip = ctx.node_ip.clone();
-            let env = match resolve_env(&ctx.client, pod, c, &node_ip, &first_pod_ip).await {
+            let env = match resolve_env(&ctx.client, pod, c, &node_ip, &pod_ips).await {
                 Ok(e) => e,
                 Err(EnvError(msg)) => {
                     ctx.recorder

@@ -1396,8 +1396,7 @@ pub fn port_mappings(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<PortMapp
     out
 }
 
-/// Pods whose namespaces are gone leave host-local reservations behind only if DEL never ran;
-/// this lists them (IP → container ID) for diagnostics.
+/// The host-local reservations of `network` under `ipam_dir`: IP → container ID.
 pub fn ipam_reservations(ipam_dir: &Path, network: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let Ok(rd) = std::fs::read_dir(ipam_dir.join(network)) else {

@@ -165,8 +165,7 @@ pub fn down_command() -> Command {
                 .long("cni-bin-dir")
                 .value_name("DIR")
                 .action(ArgAction::Append)
-                .default_value(kubepull_node::podnet::DEFAULT_BIN_DIR)
-                .help("Where the CNI plugin binaries are (as given to up)"),
+                .help("Where the CNI plugin binaries are [default: the directories the node used, else /usr/lib/cni]"),
         )
         .arg(
             Arg::new("timeout")
@@ -646,10 +645,25 @@ pub fn run_down(m: &ArgMatches) -> u8 {
                 .filter(|p| p.get("type").and_then(|t| t.as_str()) == Some("bridge"))
                 .filter_map(|p| p.get("bridge").and_then(|b| b.as_str()).map(str::to_string))
                 .collect();
-            let bin_dirs: Vec<PathBuf> = m
+            // the node's own plugin directories unless given here
+            let remembered: Vec<PathBuf> =
+                std::fs::read_to_string(kubepull_node::agent::cni_bin_dirs_path(&root))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(PathBuf::from)
+                    .collect();
+            let given: Vec<PathBuf> = m
                 .get_many::<String>("cni-bin-dir")
                 .map(|v| v.map(PathBuf::from).collect())
                 .unwrap_or_default();
+            let bin_dirs = if !given.is_empty() {
+                given
+            } else if !remembered.is_empty() {
+                remembered
+            } else {
+                vec![PathBuf::from(kubepull_node::podnet::DEFAULT_BIN_DIR)]
+            };
             let net = kubepull_node::podnet::PodNetwork::new(
                 kubepull_node::podnet::Cni::new(bin_dirs, list),
                 kubepull_node::agent::cni_results_dir(&root),
