@@ -1044,6 +1044,17 @@ async fn node_ipam(objects: &Objects, cluster: crate::podcidr::Ipv4Net) {
                 }
             }
             Err(e) => {
+                // once per node and process (the pass runs every 2 s)
+                static REPORTED: std::sync::Mutex<Option<HashSet<String>>> =
+                    std::sync::Mutex::new(None);
+                let first = REPORTED
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert_with(HashSet::new)
+                    .insert(format!("{}/{name}", s(n, "/metadata/uid")));
+                if !first {
+                    continue;
+                }
                 tracing::warn!(node = %name, error = %e, "no podCIDR for node");
                 // nodeutil.RecordNodeStatusChange(recorder, node, "CIDRNotAvailable")
                 event(

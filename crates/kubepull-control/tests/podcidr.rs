@@ -119,3 +119,55 @@ async fn a_bad_cluster_cidr_is_refused_with_the_flag_named() {
     .unwrap_err();
     assert!(e.to_string().contains("--cluster-cidr"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_cluster_cidr_leaves_the_node_without_and_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(ServerConfig {
+        data_dir: d.path().join("data"),
+        bind_address: "127.0.0.1".parse().unwrap(),
+        secure_port: 0,
+        datastore: String::new(),
+        controllers: true,
+        // room for one node only
+        cluster_cidr: Some("10.251.77.0/24".into()),
+    })
+    .await
+    .unwrap();
+    let kc = server.kubeconfig_path();
+    let home = d.path();
+    kubectl(&kc, home, &["apply", "-f", "-"], Some(&node_yaml("first")));
+    let (first, _) = pod_cidr(&kc, home, "first").await;
+    assert_eq!(first, "10.251.77.0/24");
+    kubectl(&kc, home, &["apply", "-f", "-"], Some(&node_yaml("second")));
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = kubectl(
+            &kc,
+            home,
+            &[
+                "get",
+                "events",
+                "-n",
+                "default",
+                "--field-selector",
+                "involvedObject.name=second",
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        if seen.contains("CIDRNotAvailable") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen.contains("Node second status is now: CIDRNotAvailable"),
+        "{seen}"
+    );
+    let out = kubectl(&kc, home, &["get", "node", "second", "-o", "json"], None);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v.pointer("/spec/podCIDR").is_none(), "{v}");
+    server.shutdown().await;
+}

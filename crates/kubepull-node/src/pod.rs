@@ -1080,6 +1080,27 @@ mod tests {
     }
 
     #[test]
+    fn status_pod_ips_from_the_network() {
+        let p = pod(&["app"], "Always");
+        let tracks = HashMap::new();
+        // before CNI ADD: no podIP yet, the host IP is there
+        let s = build_status_with_ips(&p, &tracks, "192.0.2.2", &[], None);
+        assert_eq!(s.pod_ip, None);
+        assert_eq!(s.pod_ips, None);
+        assert_eq!(s.host_ip.as_deref(), Some("192.0.2.2"));
+        assert_eq!(s.host_ips.unwrap()[0].ip, "192.0.2.2");
+        // dual stack: the primary first, all in podIPs
+        let ips = vec!["10.244.1.5".to_string(), "fd00::5".to_string()];
+        let s = build_status_with_ips(&p, &tracks, "192.0.2.2", &ips, None);
+        assert_eq!(s.pod_ip.as_deref(), Some("10.244.1.5"));
+        let all: Vec<String> = s.pod_ips.unwrap().into_iter().map(|i| i.ip).collect();
+        assert_eq!(all, ips);
+        // host network: the node's IP
+        let s = build_status(&p, &tracks, "192.0.2.2", None);
+        assert_eq!(s.pod_ip.as_deref(), Some("192.0.2.2"));
+    }
+
+    #[test]
     fn crash_loop_counts_as_running() {
         let p = pod(&["app"], "Always");
         let mut tracks = HashMap::new();
