@@ -322,6 +322,7 @@ async fn pod_worker(
             .and_then(|s| s.phase.clone())
             .unwrap_or_default();
         let wake = if phase == "Succeeded" || phase == "Failed" {
+            w.finished(&ctx, &pod).await;
             Duration::from_secs(3600)
         } else {
             w.sync(&ctx, &pod).await

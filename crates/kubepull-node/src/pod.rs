@@ -682,6 +682,14 @@ impl PodWorker {
         }
     }
 
+    /// A pod that reached Succeeded or Failed gives its network back (the kubelet's
+    /// `syncTerminatedPod` stops the sandbox; `status.podIP` stays as reported).
+    pub async fn finished(&mut self, ctx: &NodeContext, pod: &Pod) {
+        if !host_network(pod) {
+            self.release_network(ctx, pod).await;
+        }
+    }
+
     /// Detaches the pod from the network (idempotent; a failure is retried at the next agent
     /// start).
     async fn release_network(&mut self, ctx: &NodeContext, pod: &Pod) {

@@ -895,6 +895,40 @@ fn pod_ips_on_the_node_bridge_and_down_leaves_nothing() {
     let logs = up.ok(&["logs", "server"]);
     assert!(logs.contains(&format!("my-ip={server_ip}")), "{logs}");
 
+    // a pod that ran to completion gives its network back and keeps its reported IP
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: job\n  labels: {{app: job}}\nspec:\n  restartPolicy: Never\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {}/team/client:v1\n    command: [/bin/sh, -c, 'ip addr show eth0 >/dev/null 2>&1; exit 0']\n",
+        reg.host()
+    ));
+    let jv = up.wait_pods(
+        "default",
+        "app=job",
+        |p| p["status"]["phase"] == "Succeeded",
+        "job Succeeded",
+    );
+    let job_uid = jv["items"][0]["metadata"]["uid"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let job_ns = format!(
+        "kp-{}",
+        job_uid
+            .chars()
+            .filter(|c| *c != '-')
+            .take(16)
+            .collect::<String>()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while netns_names().contains(&job_ns) {
+        assert!(
+            Instant::now() < deadline,
+            "netns {job_ns} stays after the pod finished"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let job_ip = jv["items"][0]["status"]["podIP"].as_str().unwrap_or("");
+    assert!(job_ip.starts_with(prefix), "{job_ip:?}");
+
     // deleting a pod releases its network
     up.ok(&["delete", "pod", "client", "--wait=true"]);
     let client_uid = v["items"][0]["metadata"]["uid"]
