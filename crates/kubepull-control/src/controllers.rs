@@ -174,8 +174,24 @@ pub async fn event(
     let _ = objects.create(evr, ns, ev, &User::Admin, false).await;
 }
 
+/// What the controllers are configured with.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The range node podCIDRs are allocated from (none: nodes get no podCIDR).
+    pub cluster_cidr: Option<crate::podcidr::Ipv4Net>,
+}
+
 /// Runs the controllers until `shutdown` resolves.
 pub async fn run(objects: Objects, shutdown: impl std::future::Future<Output = ()>) {
+    run_with(objects, Settings::default(), shutdown).await
+}
+
+/// Runs the controllers with `settings` until `shutdown` resolves.
+pub async fn run_with(
+    objects: Objects,
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     let mut watch = None;
     loop {
@@ -183,7 +199,7 @@ pub async fn run(objects: Objects, shutdown: impl std::future::Future<Output = (
             let rev = objects.store().current_revision().await.unwrap_or(0);
             watch = objects.store().watch("/registry/", rev).await.ok();
         }
-        if let Err(e) = reconcile(&objects).await {
+        if let Err(e) = reconcile_with(&objects, &settings).await {
             tracing::warn!(error = %e, "controllers: reconcile failed");
         }
         // wait for a change or a tick
@@ -218,6 +234,17 @@ async fn list(objects: &Objects, plural: &str) -> Vec<Value> {
 
 /// One reconcile pass.
 pub async fn reconcile(objects: &Objects) -> Result<(), crate::errors::ApiError> {
+    reconcile_with(objects, &Settings::default()).await
+}
+
+/// One reconcile pass with `settings`.
+pub async fn reconcile_with(
+    objects: &Objects,
+    settings: &Settings,
+) -> Result<(), crate::errors::ApiError> {
+    if let Some(c) = settings.cluster_cidr {
+        node_ipam(objects, c).await;
+    }
     namespaces(objects).await;
     garbage_collect(objects).await;
     deployments(objects).await;
@@ -985,6 +1012,62 @@ async fn schedule(objects: &Objects) {
                 &format!("Successfully assigned {ns}/{name} to {node}"),
             )
             .await;
+        }
+    }
+}
+
+/// The range allocator (`pkg/controller/nodeipam/ipam/range_allocator.go`
+/// `AllocateOrOccupyCIDR`): a Node without `spec.podCIDR` gets the next free /24 of the cluster
+/// CIDR in `spec.podCIDR` and `spec.podCIDRs`; ranges of existing Nodes stay taken.
+async fn node_ipam(objects: &Objects, cluster: crate::podcidr::Ipv4Net) {
+    use crate::podcidr::{allocate, Ipv4Net};
+    let nodes = list(objects, "nodes").await;
+    let mut used: Vec<Ipv4Net> = nodes
+        .iter()
+        .filter_map(|n| Ipv4Net::parse(s(n, "/spec/podCIDR"), "spec.podCIDR").ok())
+        .collect();
+    for n in nodes.iter().filter(|n| {
+        s(n, "/spec/podCIDR").is_empty() && n.pointer("/metadata/deletionTimestamp").is_none()
+    }) {
+        let name = s(n, "/metadata/name");
+        match allocate(cluster, &used) {
+            Ok(c) => {
+                let mut nn = n.clone();
+                nn["spec"]["podCIDR"] = json!(c.to_string());
+                nn["spec"]["podCIDRs"] = json!([c.to_string()]);
+                if objects
+                    .update(res("nodes"), "", name, nn, None, false)
+                    .await
+                    .is_ok()
+                {
+                    used.push(c);
+                }
+            }
+            Err(e) => {
+                // once per node and process (the pass runs every 2 s)
+                static REPORTED: std::sync::Mutex<Option<HashSet<String>>> =
+                    std::sync::Mutex::new(None);
+                let first = REPORTED
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert_with(HashSet::new)
+                    .insert(format!("{}/{name}", s(n, "/metadata/uid")));
+                if !first {
+                    continue;
+                }
+                tracing::warn!(node = %name, error = %e, "no podCIDR for node");
+                // nodeutil.RecordNodeStatusChange(recorder, node, "CIDRNotAvailable")
+                event(
+                    objects,
+                    "cidrAllocator",
+                    n,
+                    "Node",
+                    "Normal",
+                    "CIDRNotAvailable",
+                    &format!("Node {name} status is now: CIDRNotAvailable"),
+                )
+                .await;
+            }
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod etcd_store;
 pub mod objects;
 pub mod patch;
 pub mod pki;
+pub mod podcidr;
 pub mod podsecurity;
 pub mod protobuf;
 pub mod rbac;
@@ -56,6 +57,9 @@ pub struct ServerConfig {
     /// The Pod Security level (enforce, audit, warn) of namespaces without
     /// `pod-security.kubernetes.io/*` labels.
     pub pod_security: podsecurity::Level,
+    /// The range node podCIDRs come from (`--cluster-cidr`); `None`: the one remembered in the
+    /// data directory, else a free /16 for this machine's routes ([`podcidr::cluster_cidr`]).
+    pub cluster_cidr: Option<String>,
 }
 
 /// Why the server could not start.
@@ -82,6 +86,9 @@ pub enum StartError {
     /// TLS set-up.
     #[error("tls: {0}")]
     Tls(String),
+    /// The cluster CIDR.
+    #[error(transparent)]
+    Cidr(#[from] podcidr::CidrError),
 }
 
 /// A running server.
@@ -174,6 +181,15 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
         .map_err(|e| StartError::Datastore(format!("{}: {e}", cfg.data_dir.display())))?;
     let pki = pki::Pki::load_or_create(&cfg.data_dir, cfg.bind_address)?;
     let tokens = auth::TokenIssuer::load_or_create(&cfg.data_dir.join("pki"))?;
+    let cluster_cidr = if cfg.controllers {
+        Some(podcidr::cluster_cidr(
+            &cfg.data_dir,
+            cfg.cluster_cidr.as_deref(),
+            &podcidr::machine_routes(),
+        )?)
+    } else {
+        None
+    };
     let store = open_datastore(&cfg.datastore, &cfg.data_dir).await?;
     let objects = objects::Objects::new(store).with_pod_security(cfg.pod_security);
     objects
@@ -297,10 +313,15 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
     });
     let mut tasks = vec![accept];
     if cfg.controllers {
+        let settings = controllers::Settings { cluster_cidr };
         let mut rx = stop_rx.clone();
-        tasks.push(tokio::spawn(controllers::run(objects, async move {
-            let _ = rx.changed().await;
-        })));
+        tasks.push(tokio::spawn(controllers::run_with(
+            objects,
+            settings,
+            async move {
+                let _ = rx.changed().await;
+            },
+        )));
     }
     Ok(ServerHandle {
         url,

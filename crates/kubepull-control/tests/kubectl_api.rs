@@ -90,6 +90,7 @@ async fn node_authorizer_validation_and_restart() {
         datastore: String::new(),
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        cluster_cidr: None,
     };
     let server = start(cfg.clone()).await.unwrap();
     let admin = server.kubeconfig_path();
@@ -202,6 +203,7 @@ async fn bad_bodies_are_refused_and_the_server_keeps_serving() {
         datastore: "memory".into(),
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        cluster_cidr: None,
     })
     .await
     .unwrap();
@@ -283,6 +285,7 @@ async fn shutdown_closes_connections_and_releases_the_store() {
         datastore: String::new(),
         controllers: true,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        cluster_cidr: None,
     };
     let server = start(cfg.clone()).await.unwrap();
     let http = reqwest::Client::builder()
@@ -323,6 +326,7 @@ fn server_config(dir: &Path, controllers: bool) -> ServerConfig {
         datastore: "memory".into(),
         controllers,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        cluster_cidr: None,
     }
 }
 

@@ -59,6 +59,35 @@ pub struct AgentConfig {
     pub preloaded: PreloadedImages,
     /// Host directories `hostPath` volumes may use (`--allow-host-path`); empty: none.
     pub allow_host_path: Vec<PathBuf>,
+    /// CNI pod networking (`None`: pods share the host's network).
+    pub pod_network: Option<PodNetworkSettings>,
+}
+
+/// Where the CNI plugins and configuration are.
+#[derive(Debug, Clone)]
+pub struct PodNetworkSettings {
+    /// Plugin directories (`--cni-bin-dir`).
+    pub bin_dirs: Vec<PathBuf>,
+    /// An administrator's configuration directory (`--cni-conf-dir`); without a configuration
+    /// there the node writes its own for its podCIDR.
+    pub conf_dir: Option<PathBuf>,
+}
+
+/// The effective network configuration list of a node with state in `root` (written at
+/// start, read by `kubepull down`).
+pub fn effective_conflist_path(root: &std::path::Path) -> PathBuf {
+    root.join("cni").join("kubepull.conflist")
+}
+
+/// The plugin directories a node with state in `root` uses (one per line; written at start,
+/// read by `kubepull down`).
+pub fn cni_bin_dirs_path(root: &std::path::Path) -> PathBuf {
+    root.join("cni").join("bin-dirs")
+}
+
+/// Where a node with state in `root` remembers its pods' attachments.
+pub fn cni_results_dir(root: &std::path::Path) -> PathBuf {
+    root.join("cni").join("results")
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -86,6 +115,9 @@ pub enum AgentError {
     /// The log endpoint could not start.
     #[error("log endpoint: {0}")]
     Logs(String),
+    /// Pod networking could not be set up.
+    #[error("pod network: {0}")]
+    Network(String),
 }
 
 /// Shared view of which pods run here, for the log endpoint.
@@ -119,6 +151,10 @@ pub async fn run(
     .await
     .map_err(AgentError::Logs)?;
     register_node(&client, &cfg, log_port).await?;
+    let network = match &cfg.pod_network {
+        Some(s) => Some(pod_network(&client, &cfg, s).await?),
+        None => None,
+    };
 
     let ctx = Arc::new(NodeContext {
         client: client.clone(),
@@ -134,6 +170,7 @@ pub async fn run(
             pods_dir: cfg.root.join("pods"),
             host_path_allowed: cfg.allow_host_path.clone(),
         },
+        network: network.clone(),
     });
 
     let heartbeat = tokio::spawn(heartbeat_loop(client.clone(), cfg.clone(), log_port));
@@ -224,7 +261,14 @@ pub async fn run(
                         let _ = runtime.remove(&c.id).await;
                     }
                 }
-                // sandboxes (netns, pause, /dev/shm) of pods no longer bound here
+                // networks of pods no longer bound here (a crash before their DEL), while their
+                // network namespaces still exist
+                if let Some(n) = &network {
+                    for uid in n.cleanup(|u| init_seen.iter().any(|s| s == u)).await {
+                        tracing::info!(pod_uid = %uid, "released the network of a pod that is gone");
+                    }
+                }
+                // then the sandboxes (netns, pause, /dev/shm) of pods no longer bound here
                 for uid in runtime.sandboxes().await {
                     if !init_seen.contains(&uid) && !workers.contains_key(&uid) {
                         if let Err(e) = runtime.remove_sandbox(&uid).await {
@@ -324,6 +368,7 @@ async fn pod_worker(
             .and_then(|s| s.phase.clone())
             .unwrap_or_default();
         let wake = if phase == "Succeeded" || phase == "Failed" {
+            w.finished(&ctx, &pod).await;
             Duration::from_secs(3600)
         } else {
             w.sync(&ctx, &pod).await
@@ -332,6 +377,107 @@ async fn pod_worker(
             r = rx.changed() => if r.is_err() { return },
             _ = tokio::time::sleep(wake) => {},
         }
+    }
+}
+
+/// How long the node waits for the API server to allocate its podCIDR.
+const POD_CIDR_WAIT: Duration = Duration::from_secs(60);
+
+/// The node's pod network: the administrator's configuration, else the node's own list on the
+/// podCIDR the API server allocated (waiting for it). The effective list is written to
+/// [`effective_conflist_path`].
+async fn pod_network(
+    client: &Client,
+    cfg: &AgentConfig,
+    s: &PodNetworkSettings,
+) -> Result<crate::podnet::PodNetwork, AgentError> {
+    use crate::podnet::{Cni, NetworkConfigList, NodeNetwork, PodNetwork};
+    let err = |e: crate::podnet::CniError| AgentError::Network(e.to_string());
+    if !is_root() {
+        return Err(AgentError::Network(
+            "network namespaces and the CNI plugins need root: run the node as root, or give --pod-network host".into(),
+        ));
+    }
+    let list = match &s.conf_dir {
+        Some(d) => Some(
+            NetworkConfigList::load_dir(d)
+                .map_err(err)?
+                .ok_or_else(|| {
+                    AgentError::Network(format!(
+                        "--cni-conf-dir {}: no .conf, .conflist or .json file",
+                        d.display()
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let (list, raw) = match list {
+        Some(l) => {
+            let raw = std::fs::read(&l.source_name).unwrap_or_default();
+            (l, raw)
+        }
+        None => {
+            let cidr = wait_for_pod_cidr(client, &cfg.node_name).await?;
+            let nn = NodeNetwork::new(&cfg.node_name, &cidr, &cfg.root);
+            tracing::info!(pod_cidr = %cidr, bridge = %nn.bridge, "pod network");
+            let raw = serde_json::to_vec_pretty(&nn.conflist()).unwrap_or_default();
+            (nn.config_list().map_err(err)?, raw)
+        }
+    };
+    let path = effective_conflist_path(&cfg.root);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| AgentError::Network(format!("create {}: {e}", parent.display())))?;
+    }
+    std::fs::write(&path, raw)
+        .map_err(|e| AgentError::Network(format!("write {}: {e}", path.display())))?;
+    let dirs: Vec<String> = s
+        .bin_dirs
+        .iter()
+        .map(|d| format!("{}\n", d.display()))
+        .collect();
+    let bin_dirs = cni_bin_dirs_path(&cfg.root);
+    std::fs::write(&bin_dirs, dirs.concat())
+        .map_err(|e| AgentError::Network(format!("write {}: {e}", bin_dirs.display())))?;
+    let cni = Cni::new(s.bin_dirs.clone(), list);
+    // every plugin must be there (containerd reports NetworkPluginNotReady otherwise)
+    for p in &cni.list().plugins {
+        let t = p.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        cni.find_plugin(t).map_err(err)?;
+    }
+    Ok(PodNetwork::new(cni, cni_results_dir(&cfg.root)))
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+async fn wait_for_pod_cidr(client: &Client, name: &str) -> Result<String, AgentError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let deadline = tokio::time::Instant::now() + POD_CIDR_WAIT;
+    loop {
+        match nodes.get(name).await {
+            Ok(n) => {
+                if let Some(c) = n.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty()) {
+                    return Ok(c);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the node's podCIDR"),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AgentError::Network(format!(
+                "node {name} has no spec.podCIDR after {}s: run the API server with its controllers (they allocate from --cluster-cidr), or give the node --cni-conf-dir",
+                POD_CIDR_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -9,6 +9,7 @@ pub mod events;
 pub mod images;
 mod logs;
 pub mod pod;
+pub mod podnet;
 pub mod puller;
 pub mod runc;
 pub mod runtime;

@@ -143,26 +143,12 @@ fn main() {
         p99 * 1000.0
     );
     kubectl(&kc, w, &["delete", "deployment", "many", "--wait=false"]);
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(up.id().to_string())
+    // kubepull down: the process, the containers and their networks
+    let _ = Command::new(&kp)
+        .arg("down")
+        .arg("--data-dir")
+        .arg(&data)
         .status();
-    std::thread::sleep(Duration::from_secs(2));
     let _ = up.kill();
     let _ = up.wait();
-    let rr = data.join("node/containers/.runc");
-    if let Ok(out) = Command::new("runc")
-        .arg("--root")
-        .arg(&rr)
-        .args(["list", "-q"])
-        .output()
-    {
-        for id in String::from_utf8_lossy(&out.stdout).lines() {
-            let _ = Command::new("runc")
-                .arg("--root")
-                .arg(&rr)
-                .args(["delete", "-f", id])
-                .status();
-        }
-    }
 }

@@ -150,6 +150,7 @@ fn main() {
                 "kubepull up did not start:\n{}",
                 std::fs::read_to_string(dir.join("kubepull.log")).unwrap_or_default()
             );
+            down(&exe, &data);
             let _ = up.kill();
             std::process::exit(1);
         }
@@ -280,20 +281,20 @@ fn main() {
     env.kubectl(&["delete", "pods", "--all", "-n", "team-b"], true);
     env.wait("team-b", "Running", |o| o.contains("Running"));
 
-    say("Done. Stopping kubepull.");
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(up.id().to_string())
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = up.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    say("Done. Stopping kubepull, its containers and their networks.");
+    bold(&format!("kubepull down --data-dir {}", data.display()));
+    down(&exe, &data);
     let _ = up.kill();
     let _ = up.wait();
+}
+
+/// `kubepull down`: the up process, its containers and their pod networks.
+fn down(exe: &Path, data: &Path) {
+    let _ = Command::new(exe)
+        .arg("down")
+        .arg("--data-dir")
+        .arg(data)
+        .status();
     cleanup_runc(&data.join("node/containers/.runc"));
 }
 

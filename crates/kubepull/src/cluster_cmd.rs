@@ -1,5 +1,5 @@
-//! `kubepull server`, `kubepull node`, `kubepull up`, `kubepull token`, `kubepull retry`: the
-//! control plane and the node agent, separately or in one process.
+//! `kubepull server`, `kubepull node`, `kubepull up`, `kubepull down`, `kubepull token`,
+//! `kubepull retry`: the control plane and the node agent, separately or in one process.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ pub fn server_command() -> Command {
     Command::new("server")
         .about("Run the Kubernetes-compatible API server and controllers (kubectl works against it)")
         .arg(data_dir_arg())
+        .arg(cluster_cidr_arg())
         .arg(
             Arg::new("bind-address")
                 .long("bind-address")
@@ -54,6 +55,51 @@ fn pod_security(m: &ArgMatches) -> kubepull_control::podsecurity::Level {
         .unwrap_or(kubepull_control::podsecurity::Level::Baseline)
 }
 
+fn cluster_cidr_arg() -> Arg {
+    Arg::new("cluster-cidr")
+        .long("cluster-cidr")
+        .value_name("CIDR")
+        .help("IPv4 range for pod IPs; each node gets a /24 of it (spec.podCIDR) [default: the first of 10.244.0.0/16, 10.88.0.0/16, 172.30.0.0/16, 10.200.0.0/16, 10.123.0.0/16, 172.29.0.0/16 that no route of this machine overlaps, remembered in DATA_DIR/cluster-cidr]")
+}
+
+/// The pod network flags of `node` and `up`.
+fn network_args(c: Command) -> Command {
+    c.arg(
+        Arg::new("pod-network")
+            .long("pod-network")
+            .value_parser(["cni", "host"])
+            .default_value("cni")
+            .help("cni: each pod gets its own network namespace and IP from the CNI plugins (needs root and containernetworking-plugins); host: pods share the node's network"),
+    )
+    .arg(
+        Arg::new("cni-bin-dir")
+            .long("cni-bin-dir")
+            .value_name("DIR")
+            .action(ArgAction::Append)
+            .default_value(kubepull_node::podnet::DEFAULT_BIN_DIR)
+            .help("Where the CNI plugin binaries are (repeatable)"),
+    )
+    .arg(
+        Arg::new("cni-conf-dir")
+            .long("cni-conf-dir")
+            .value_name("DIR")
+            .help("A CNI configuration to use (the first .conf/.conflist/.json by name) instead of the node's own: bridge kp<hash of the node name> on the node's podCIDR with host-local IPAM, portmap (hostPort) and loopback"),
+    )
+}
+
+fn pod_network_settings(m: &ArgMatches) -> Option<kubepull_node::agent::PodNetworkSettings> {
+    if m.get_one::<String>("pod-network").map(String::as_str) == Some("host") {
+        return None;
+    }
+    Some(kubepull_node::agent::PodNetworkSettings {
+        bin_dirs: m
+            .get_many::<String>("cni-bin-dir")
+            .map(|v| v.map(PathBuf::from).collect())
+            .unwrap_or_else(|| vec![PathBuf::from(kubepull_node::podnet::DEFAULT_BIN_DIR)]),
+        conf_dir: m.get_one::<String>("cni-conf-dir").map(PathBuf::from),
+    })
+}
+
 fn data_dir_arg() -> Arg {
     Arg::new("data-dir")
         .long("data-dir")
@@ -63,7 +109,7 @@ fn data_dir_arg() -> Arg {
 }
 
 pub fn node_command() -> Command {
-    node_agent_args(pull_cmd::registry_args(
+    node_agent_args(network_args(pull_cmd::registry_args(
         Command::new("node")
             .about("Run the node agent: register a Node, pull with pods' secrets, run containers with runc")
             .arg(Arg::new("server").long("server").required(true).value_name("URL").help("API server URL"))
@@ -73,7 +119,7 @@ pub fn node_command() -> Command {
             .arg(Arg::new("root").long("root").required(true).value_name("DIR").help("Node state: image store, containers"))
             .arg(Arg::new("node-ip").long("node-ip").default_value("127.0.0.1").value_parser(clap::value_parser!(IpAddr)))
             .arg(Arg::new("docker-config").long("docker-config").value_name("FILE").help("The node's docker config.json (credentials after the pods' secrets)")),
-    ))
+    )))
 }
 
 /// The node agent's policy flags, shared by `node` and `up`.
@@ -102,12 +148,16 @@ fn node_agent_args(cmd: Command) -> Command {
 }
 
 pub fn up_command() -> Command {
-    node_agent_args(pull_cmd::registry_args(
+    node_agent_args(network_args(pull_cmd::registry_args(
         Command::new("up")
             .about(
                 "Run the API server, controllers and a node agent in one process (single machine)",
             )
+            .after_help(
+                "Stop it, its containers and their networks with: kubepull down --data-dir DIR",
+            )
             .arg(data_dir_arg())
+            .arg(cluster_cidr_arg())
             .arg(
                 Arg::new("secure-port")
                     .long("secure-port")
@@ -132,7 +182,41 @@ pub fn up_command() -> Command {
                     .value_name("FILE"),
             )
             .arg(pod_security_arg()),
-    ))
+    )))
+}
+
+pub fn down_command() -> Command {
+    Command::new("down")
+        .about("Stop what `kubepull up --data-dir DIR` (or `kubepull node --root DIR`) started: the process, its containers (runc and their shims) and their networks (namespaces, veths, the bridge, IP reservations and masquerade rules); the state stays in DIR")
+        .arg(
+            Arg::new("data-dir")
+                .long("data-dir")
+                .value_name("DIR")
+                .conflicts_with("root")
+                .required_unless_present("root")
+                .help("The data directory of kubepull up"),
+        )
+        .arg(
+            Arg::new("root")
+                .long("root")
+                .value_name("DIR")
+                .help("The root of kubepull node"),
+        )
+        .arg(
+            Arg::new("cni-bin-dir")
+                .long("cni-bin-dir")
+                .value_name("DIR")
+                .action(ArgAction::Append)
+                .help("Where the CNI plugin binaries are [default: the directories the node used, else /usr/lib/cni]"),
+        )
+        .arg(
+            Arg::new("timeout")
+                .long("timeout")
+                .value_name("SECONDS")
+                .default_value("30")
+                .value_parser(clap::value_parser!(u64))
+                .help("How long to wait for the up process to exit after SIGTERM before SIGKILL"),
+        )
 }
 
 pub fn token_command() -> Command {
@@ -250,6 +334,7 @@ pub fn run_server(m: &ArgMatches) -> u8 {
             .unwrap_or_default(),
         controllers: true,
         pod_security: pod_security(m),
+        cluster_cidr: m.get_one::<String>("cluster-cidr").cloned(),
     };
     let rt = match runtime() {
         Ok(r) => r,
@@ -341,6 +426,7 @@ async fn run_node_agent(
             .flatten()
             .map(PathBuf::from)
             .collect(),
+        pod_network: pod_network_settings(m),
     };
     kubepull_node::agent::run(client, cfg, images, runtime, shutdown)
         .await
@@ -363,6 +449,14 @@ pub fn run_node(m: &ArgMatches) -> u8 {
         let node_ip = *m
             .get_one::<IpAddr>("node-ip")
             .unwrap_or(&IpAddr::from([127, 0, 0, 1]));
+        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        let pid_file = node_pid_file(&root);
+        std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing {}", pid_file.display()))?;
+        eprintln!(
+            "stop this node, its containers and their networks with: kubepull down --root {}",
+            root.display()
+        );
         let rt = runtime()?;
         rt.block_on(async {
             let client = kube_client(&url, &ca, &token)?;
@@ -408,6 +502,7 @@ pub fn run_up(m: &ArgMatches) -> u8 {
                 .unwrap_or_default(),
             controllers: true,
             pod_security: pod_security(m),
+            cluster_cidr: m.get_one::<String>("cluster-cidr").cloned(),
         };
         let rt = runtime()?;
         rt.block_on(async move {
@@ -416,10 +511,14 @@ pub fn run_up(m: &ArgMatches) -> u8 {
                 .context("starting the API server")?;
             let token = server.node_token(&name);
             let node_client = kube_client(&server.url(), server.ca_pem().as_bytes(), &token)?;
+            let pid_file = up_pid_file(&data_dir);
+            std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+                .with_context(|| format!("writing {}", pid_file.display()))?;
             eprintln!(
-                "kubepull is up: API server {}, node {name}\n  export KUBECONFIG={}",
+                "kubepull is up: API server {}, node {name}\n  export KUBECONFIG={}\n  stop it with: kubepull down --data-dir {}",
                 server.url(),
-                server.kubeconfig_path().display()
+                server.kubeconfig_path().display(),
+                data_dir.display()
             );
             let r = run_node_agent(
                 node_client,
@@ -434,6 +533,252 @@ pub fn run_up(m: &ArgMatches) -> u8 {
             server.shutdown().await;
             r
         })
+    })();
+    report(r)
+}
+
+fn up_pid_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("up.pid")
+}
+
+fn node_pid_file(root: &Path) -> PathBuf {
+    root.join("node.pid")
+}
+
+/// Whether `pid` is alive and is `kubepull SUBCOMMAND … FLAG DIR` on the same directory (not a
+/// recycled pid); a relative DIR is resolved against the process's working directory.
+fn is_ours(pid: u32, subcommand: &str, flag: &str, dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let Ok(want) = std::fs::canonicalize(dir) else {
+        return false;
+    };
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+    let same = |v: &str| {
+        let p = Path::new(v);
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        };
+        std::fs::canonicalize(p).is_ok_and(|c| c == want)
+    };
+    let prefix = format!("{flag}=");
+    let names_dir = args.iter().enumerate().any(|(i, a)| {
+        if let Some(v) = a.strip_prefix(&prefix) {
+            return same(v);
+        }
+        a == flag && args.get(i + 1).is_some_and(|v| same(v))
+    });
+    args.iter().any(|a| a == subcommand) && names_dir && !is_zombie(pid)
+}
+
+/// Stops the process whose pid is in `pid_file` if it is `kubepull SUBCOMMAND` on `dir`:
+/// SIGTERM, then SIGKILL after `timeout` seconds.
+fn stop_process(pid_file: &Path, subcommand: &str, flag: &str, dir: &Path, timeout: u64) {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    if !is_ours(pid, subcommand, flag, dir) {
+        return;
+    }
+    signal(pid, "TERM");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    while is_ours(pid, subcommand, flag, dir) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if is_ours(pid, subcommand, flag, dir) {
+        signal(pid, "KILL");
+        while is_ours(pid, subcommand, flag, dir) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    println!("stopped kubepull {subcommand} (pid {pid})");
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next().map(|st| st == "Z"))
+        })
+        .unwrap_or(true)
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .output();
+}
+
+/// The shims (`kubepull runtime-shim RUNC RUNC_ROOT …`) supervising containers under
+/// `runc_root`.
+fn shim_pids(runc_root: &Path) -> Vec<u32> {
+    let root = runc_root.to_string_lossy().into_owned();
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a == "runtime-shim") && args.contains(&root) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+pub fn run_down(m: &ArgMatches) -> u8 {
+    init_logging();
+    let r = (|| -> anyhow::Result<()> {
+        let timeout = *m.get_one::<u64>("timeout").unwrap_or(&30);
+        // 1. the process: `up` on DATA_DIR, or `node` on ROOT
+        let (root, pid_file, state) =
+            match (m.get_one::<String>("data-dir"), m.get_one::<String>("root")) {
+                (Some(d), _) => {
+                    let data_dir = PathBuf::from(d);
+                    if !data_dir.is_dir() {
+                        bail!("--data-dir {}: no such directory", data_dir.display());
+                    }
+                    let pid_file = up_pid_file(&data_dir);
+                    stop_process(&pid_file, "up", "--data-dir", &data_dir, timeout);
+                    (data_dir.join("node"), pid_file, data_dir)
+                }
+                (None, Some(r)) => {
+                    let root = PathBuf::from(r);
+                    if !root.is_dir() {
+                        bail!("--root {}: no such directory", root.display());
+                    }
+                    let pid_file = node_pid_file(&root);
+                    stop_process(&pid_file, "node", "--root", &root, timeout);
+                    (root.clone(), pid_file, root)
+                }
+                (None, None) => {
+                    bail!("give --data-dir DIR (of kubepull up) or --root DIR (of kubepull node)")
+                }
+            };
+        // 2. its containers and their shims
+        let runc_root = root.join("containers").join(".runc");
+        let mut containers = 0;
+        if runc_root.is_dir() {
+            let list = std::process::Command::new("runc")
+                .arg("--root")
+                .arg(&runc_root)
+                .args(["list", "-q"])
+                .output();
+            if let Ok(o) = list {
+                for id in String::from_utf8_lossy(&o.stdout).lines().map(str::trim) {
+                    if id.is_empty() {
+                        continue;
+                    }
+                    let _ = std::process::Command::new("runc")
+                        .arg("--root")
+                        .arg(&runc_root)
+                        .args(["kill", "--all", id, "KILL"])
+                        .output();
+                    let mut deleted = false;
+                    for _ in 0..50 {
+                        let o = std::process::Command::new("runc")
+                            .arg("--root")
+                            .arg(&runc_root)
+                            .args(["delete", "-f", id])
+                            .output();
+                        if o.map(|o| o.status.success()).unwrap_or(false) {
+                            deleted = true;
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    if !deleted {
+                        bail!(
+                            "runc delete -f {id} (runc root {}) keeps failing",
+                            runc_root.display()
+                        );
+                    }
+                    containers += 1;
+                }
+            }
+            for pid in shim_pids(&runc_root) {
+                signal(pid, "KILL");
+            }
+        }
+        println!("removed {containers} container(s)");
+        // 3. their networks
+        let conflist = kubepull_node::agent::effective_conflist_path(&root);
+        if conflist.is_file() {
+            let bytes = std::fs::read(&conflist)
+                .with_context(|| format!("reading {}", conflist.display()))?;
+            let list = kubepull_node::podnet::NetworkConfigList::parse(
+                &bytes,
+                &conflist.display().to_string(),
+            )?;
+            let bridges: Vec<String> = list
+                .plugins
+                .iter()
+                .filter(|p| p.get("type").and_then(|t| t.as_str()) == Some("bridge"))
+                .filter_map(|p| p.get("bridge").and_then(|b| b.as_str()).map(str::to_string))
+                .collect();
+            // the node's own plugin directories unless given here
+            let remembered: Vec<PathBuf> =
+                std::fs::read_to_string(kubepull_node::agent::cni_bin_dirs_path(&root))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(PathBuf::from)
+                    .collect();
+            let given: Vec<PathBuf> = m
+                .get_many::<String>("cni-bin-dir")
+                .map(|v| v.map(PathBuf::from).collect())
+                .unwrap_or_default();
+            let bin_dirs = if !given.is_empty() {
+                given
+            } else if !remembered.is_empty() {
+                remembered
+            } else {
+                vec![PathBuf::from(kubepull_node::podnet::DEFAULT_BIN_DIR)]
+            };
+            let net = kubepull_node::podnet::PodNetwork::new(
+                kubepull_node::podnet::Cni::new(bin_dirs, list),
+                kubepull_node::agent::cni_results_dir(&root),
+            );
+            let rt = runtime()?;
+            rt.block_on(async {
+                let pods = net.records().len();
+                net.cleanup(|_| false).await;
+                let left = net.records();
+                if !left.is_empty() {
+                    let names: Vec<&str> = left.iter().map(|r| r.pod.as_str()).collect();
+                    bail!("could not release the network of pod(s) {}; see the warnings above and run kubepull down again", names.join(", "));
+                }
+                println!("released the network of {pods} pod(s)");
+                for b in &bridges {
+                    kubepull_node::podnet::delete_bridge(b).await?;
+                    println!("removed bridge {b}");
+                }
+                Ok(())
+            })?;
+            let cni_dir = root.join("cni");
+            std::fs::remove_dir_all(&cni_dir)
+                .with_context(|| format!("removing {}", cni_dir.display()))?;
+        }
+        let _ = std::fs::remove_file(&pid_file);
+        println!("kubepull is down; the state stays in {}", state.display());
+        Ok(())
     })();
     report(r)
 }

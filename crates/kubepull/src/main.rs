@@ -57,6 +57,7 @@ fn cli() -> Command {
         .subcommand(cluster_cmd::server_command())
         .subcommand(cluster_cmd::node_command())
         .subcommand(cluster_cmd::up_command())
+        .subcommand(cluster_cmd::down_command())
         .subcommand(cluster_cmd::token_command())
         .subcommand(cluster_cmd::retry_command())
         .subcommand(cluster_cmd::shim_command())
@@ -94,6 +95,7 @@ fn main() -> ExitCode {
         Some(("server", m)) => cluster_cmd::run_server(m),
         Some(("node", m)) => cluster_cmd::run_node(m),
         Some(("up", m)) => cluster_cmd::run_up(m),
+        Some(("down", m)) => cluster_cmd::run_down(m),
         Some(("token", m)) => cluster_cmd::run_token(m),
         Some(("retry", m)) => cluster_cmd::run_retry(m),
         Some(("runtime-shim", m)) => cluster_cmd::run_shim(m),

@@ -13,6 +13,7 @@ async fn creates_on_the_server_like_kubectl() {
         datastore: "memory".into(),
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        cluster_cidr: None,
     })
     .await
     .unwrap();

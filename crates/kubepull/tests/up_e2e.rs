@@ -352,8 +352,9 @@ fn crash_loop_rotation_and_agent_kill_9() {
         .status();
     let _ = up.child.wait();
     let dir = std::mem::replace(&mut up.dir, tempfile::tempdir().unwrap());
+    let name = up.name.clone();
     std::mem::forget(up);
-    let up = start_up_in(hosts.path(), dir);
+    let up = start_up_in(hosts.path(), dir, Some(name));
     std::thread::sleep(Duration::from_secs(3));
     let after = up.wait_pods(
         "default",
@@ -368,6 +369,16 @@ fn crash_loop_rotation_and_agent_kill_9() {
         "the container was replaced: {cs}"
     );
     assert_eq!(cs["restartCount"], 0, "{cs}");
+    // the adopted pod keeps its network: same IP, no second ADD
+    let ip_before = before["items"][0]["status"]["podIP"].as_str().unwrap_or("");
+    assert!(
+        !ip_before.is_empty() && ip_before != "127.0.0.1",
+        "{ip_before:?}"
+    );
+    assert_eq!(
+        after["items"][0]["status"]["podIP"],
+        before["items"][0]["status"]["podIP"]
+    );
     assert!(!up.log().contains(PASS), "the password reached the log");
 }
 
@@ -394,10 +405,12 @@ fn two_nodes_on_etcd() {
     let mut children: Vec<Child> = vec![];
     // etcd may need a moment: the server retries by being restarted until it listens
     let deadline = Instant::now() + Duration::from_secs(30);
+    let (base, cidr) = unique_node();
     let server = loop {
         let l = log("server.log");
         let mut c = Command::new(kp)
             .args(["server", "--secure-port", "0", "--datastore", &etcd.spec()])
+            .args(["--cluster-cidr", &cidr])
             .arg("--data-dir")
             .arg(&data)
             .stdout(l.try_clone().unwrap())
@@ -418,6 +431,14 @@ fn two_nodes_on_etcd() {
     struct Kill(Vec<Child>, Vec<PathBuf>);
     impl Drop for Kill {
         fn drop(&mut self) {
+            // kubepull down --root: each node, its containers and their networks
+            for root in &self.1 {
+                let _ = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+                    .arg("down")
+                    .arg("--root")
+                    .arg(root)
+                    .output();
+            }
             for c in &mut self.0 {
                 let _ = c.kill();
                 let _ = c.wait();
@@ -455,7 +476,8 @@ fn two_nodes_on_etcd() {
         .find_map(|l| l.trim().strip_prefix("server: ").map(str::to_string))
         .unwrap();
     let mut roots = vec![];
-    for n in ["n1", "n2"] {
+    let names = [format!("{base}-n1"), format!("{base}-n2")];
+    for n in names.iter().map(String::as_str) {
         let token = Command::new(kp)
             .args(["token", "node", n, "--data-dir"])
             .arg(&data)
@@ -525,6 +547,32 @@ fn two_nodes_on_etcd() {
             .collect();
         if running == 2 {
             assert_eq!(nodes.len(), 2, "both replicas on one node: {nodes:?}");
+            // each pod has an IP of its own node's podCIDR; the nodes' ranges differ
+            let nv: serde_json::Value =
+                serde_json::from_str(&up.get(&["get", "nodes", "-o", "json"])).unwrap();
+            let cidrs: std::collections::HashMap<String, String> = nv["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|n| {
+                    (
+                        n["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                        n["spec"]["podCIDR"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect();
+            assert_ne!(cidrs[&names[0]], cidrs[&names[1]], "{cidrs:?}");
+            for p in &items {
+                let node = p["spec"]["nodeName"].as_str().unwrap_or("");
+                let ip = p["status"]["podIP"].as_str().unwrap_or("");
+                let prefix = cidrs[node].trim_end_matches("0/24");
+                assert!(
+                    cidrs[node].ends_with(".0/24") && ip.starts_with(prefix),
+                    "pod IP {ip} is not in {node}'s podCIDR {}",
+                    cidrs[node]
+                );
+            }
             break;
         }
         assert!(
@@ -563,4 +611,408 @@ impl Up2 {
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
+}
+
+fn netns_names() -> String {
+    Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn link_names() -> Vec<(String, String)> {
+    let out = Command::new("ip").args(["-j", "link"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v.as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            (
+                l["ifname"].as_str().unwrap_or("").to_string(),
+                l["master"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// CNI pod networking through `kubepull up`: each pod gets an IP of the node's podCIDR (in
+/// `status.podIP(s)` and the `status.podIP` fieldRef), one pod reaches the other over its pod
+/// IP, and `kubepull down` removes the process, the containers, the namespaces, the veths, the
+/// bridge, the IP reservations and the masquerade rules.
+#[test]
+fn pod_ips_on_the_node_bridge_and_down_leaves_nothing() {
+    assert!(runc_works(), "runc is required (apt-get install -y runc)");
+    let reg = Registry::start(&[(USER, PASS)]);
+    let server_img = busybox_image(
+        &[
+            "/bin/sh",
+            "-c",
+            "echo my-ip=$MY_IP; exec nc -ll -p 8080 -e echo pong-from-server",
+        ],
+        &[],
+    );
+    let client_img = busybox_image(
+        &[
+            "/bin/sh",
+            "-c",
+            "until nc -w 2 $SERVER_IP 8080 </dev/null; do sleep 1; done; sleep 3600",
+        ],
+        &[],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(reg.push("team/server", "v1", &server_img));
+    rt.block_on(reg.push("team/client", "v1", &client_img));
+    let hosts = tempfile::tempdir().unwrap();
+    reg.write_hosts_dir(hosts.path());
+    let up = start_up(hosts.path());
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\n  namespace: default\ntype: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: '{{\"auths\":{{\"{}\":{{\"username\":\"{USER}\",\"password\":\"{PASS}\"}}}}}}'\n",
+        reg.host()
+    );
+    up.apply(&secret);
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: server\n  labels: {{app: server}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {}/team/server:v1\n    env:\n    - name: MY_IP\n      valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}\n",
+        reg.host()
+    ));
+    let v = up.wait_pods(
+        "default",
+        "app=server",
+        |p| p["status"]["phase"] == "Running",
+        "server Running",
+    );
+    let server = &v["items"][0];
+    let server_ip = server["status"]["podIP"].as_str().unwrap_or("").to_string();
+    assert_eq!(
+        server["status"]["podIPs"],
+        serde_json::json!([{"ip": server_ip}])
+    );
+    assert_eq!(server["status"]["hostIP"], "127.0.0.1");
+    let node: serde_json::Value =
+        serde_json::from_str(&up.ok(&["get", "node", &up.name, "-o", "json"])).unwrap();
+    let cidr = node["spec"]["podCIDR"].as_str().unwrap_or("").to_string();
+    let prefix = cidr.trim_end_matches("0/24");
+    assert!(
+        cidr.ends_with(".0/24") && server_ip.starts_with(prefix),
+        "pod IP {server_ip:?} not in the node's podCIDR {cidr:?}"
+    );
+    let uid = server["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let ns_name = format!(
+        "kp-{}",
+        uid.chars()
+            .filter(|c| *c != '-')
+            .take(16)
+            .collect::<String>()
+    );
+    assert!(netns_names().contains(&ns_name), "{}", netns_names());
+    let bridge = kubepull_node::podnet::bridge_name(&up.name);
+    assert!(link_names().iter().any(|(n, _)| *n == bridge));
+
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: client\n  labels: {{app: client}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {}/team/client:v1\n    env: [{{name: SERVER_IP, value: \"{server_ip}\"}}]\n",
+        reg.host()
+    ));
+    let v = up.wait_pods(
+        "default",
+        "app=client",
+        |p| p["status"]["phase"] == "Running",
+        "client Running",
+    );
+    let client_ip = v["items"][0]["status"]["podIP"].as_str().unwrap_or("");
+    assert!(client_ip.starts_with(prefix) && client_ip != server_ip);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let logs = up.ok(&["logs", "client"]);
+        if logs.contains("pong-from-server") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "client never reached {server_ip}:8080: {logs:?}\n{}",
+            up.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let logs = up.ok(&["logs", "server"]);
+    assert!(logs.contains(&format!("my-ip={server_ip}")), "{logs}");
+
+    // a pod that ran to completion gives its network back and keeps its reported IP
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: job\n  labels: {{app: job}}\nspec:\n  restartPolicy: Never\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {}/team/client:v1\n    command: [/bin/sh, -c, 'ip addr show eth0 >/dev/null 2>&1; exit 0']\n",
+        reg.host()
+    ));
+    let jv = up.wait_pods(
+        "default",
+        "app=job",
+        |p| p["status"]["phase"] == "Succeeded",
+        "job Succeeded",
+    );
+    let job_uid = jv["items"][0]["metadata"]["uid"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let job_ns = format!(
+        "kp-{}",
+        job_uid
+            .chars()
+            .filter(|c| *c != '-')
+            .take(16)
+            .collect::<String>()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while netns_names().contains(&job_ns) {
+        assert!(
+            Instant::now() < deadline,
+            "netns {job_ns} stays after the pod finished"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let job_ip = jv["items"][0]["status"]["podIP"].as_str().unwrap_or("");
+    assert!(job_ip.starts_with(prefix), "{job_ip:?}");
+
+    // deleting a pod releases its network
+    up.ok(&["delete", "pod", "client", "--wait=true"]);
+    let client_uid = v["items"][0]["metadata"]["uid"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let client_ns = format!(
+        "kp-{}",
+        client_uid
+            .chars()
+            .filter(|c| *c != '-')
+            .take(16)
+            .collect::<String>()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while netns_names().contains(&client_ns) {
+        assert!(
+            Instant::now() < deadline,
+            "netns {client_ns} stays after the pod is gone"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // kubepull down
+    let data = up.dir.path().join("data");
+    let o = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+        .arg("down")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "kubepull down: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("kubepull is down"), "{out}");
+    let pid = up.child.id();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true),
+        "kubepull up still runs after down"
+    );
+    let runc = Command::new("runc")
+        .arg("--root")
+        .arg(data.join("node/containers/.runc"))
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&runc.stdout).trim(),
+        "",
+        "containers left"
+    );
+    assert!(!netns_names().contains(&ns_name), "{}", netns_names());
+    let links = link_names();
+    assert!(
+        !links.iter().any(|(n, _)| *n == bridge),
+        "bridge {bridge} left"
+    );
+    assert!(
+        !links.iter().any(|(_, m)| *m == bridge),
+        "veths left on {bridge}"
+    );
+    let nat = Command::new("iptables-save")
+        .args(["-t", "nat"])
+        .output()
+        .unwrap();
+    let nat = String::from_utf8_lossy(&nat.stdout);
+    assert!(!nat.contains(&ns_name), "masquerade rules left: {nat}");
+    assert!(!data.join("node/cni").exists(), "IPAM state left");
+    // a second down has nothing to do and succeeds
+    let o = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+        .arg("down")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// After a crash: `kubepull node` is killed with SIGKILL, its pod is force-deleted meanwhile;
+/// the restarted node releases that pod's network (DEL, namespace removed) while the pods still
+/// bound to it keep theirs.
+#[test]
+fn a_restarted_node_releases_networks_of_pods_gone_while_it_was_down() {
+    assert!(runc_works(), "runc is required (apt-get install -y runc)");
+    let reg = Registry::start(&[(USER, PASS)]);
+    let img = busybox_image(&["/bin/sh", "-c", "sleep 3600"], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(reg.push("team/app", "v3", &img));
+    let hosts = tempfile::tempdir().unwrap();
+    reg.write_hosts_dir(hosts.path());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let root = dir.path().join("node");
+    let kp = env!("CARGO_BIN_EXE_kubepull");
+    let (name, cidr) = unique_node();
+    let log = |n: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join(n))
+            .unwrap()
+    };
+    struct Guard(Vec<Child>, PathBuf);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+                .arg("down")
+                .arg("--root")
+                .arg(&self.1)
+                .output();
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let l = log("server.log");
+    let server = Command::new(kp)
+        .args(["server", "--secure-port", "0", "--cluster-cidr", &cidr])
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(l.try_clone().unwrap())
+        .stderr(l)
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(vec![server], root.clone());
+    let kubeconfig = data.join("admin.kubeconfig");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kubeconfig.exists() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = std::fs::read_to_string(&kubeconfig)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: ").map(str::to_string))
+        .unwrap();
+    let token = Command::new(kp)
+        .args(["token", "node", &name, "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+    let start_node = || {
+        let l = log("node.log");
+        Command::new(kp)
+            .args(["node", "--server", &url, "--name", &name])
+            .arg("--ca-file")
+            .arg(data.join("pki/ca.crt"))
+            .arg("--root")
+            .arg(&root)
+            .arg("--hosts-dir")
+            .arg(hosts.path())
+            .env("KUBEPULL_NODE_TOKEN", &token)
+            .stdout(l.try_clone().unwrap())
+            .stderr(l)
+            .spawn()
+            .unwrap()
+    };
+    guard.0.push(start_node());
+    let k = Up2 {
+        kubeconfig,
+        home: dir.path().to_path_buf(),
+    };
+    k.get(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={}", reg.host()),
+        &format!("--docker-username={USER}"),
+        &format!("--docker-password={PASS}"),
+    ]);
+    for p in ["stays", "goes"] {
+        let f = dir.path().join(format!("{p}.yaml"));
+        std::fs::write(&f, format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {p}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {}/team/app:v3\n",
+            reg.host()
+        )).unwrap();
+        k.get(&["apply", "-f", f.to_str().unwrap()]);
+    }
+    let netns_of = |pod: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&k.get(&["get", "pod", pod, "-o", "json"])).unwrap();
+        let uid = v["metadata"]["uid"].as_str().unwrap_or("").replace('-', "");
+        format!("kp-{}", &uid[..16.min(uid.len())])
+    };
+    let running = |pod: &str| -> bool {
+        let v: serde_json::Value =
+            serde_json::from_str(&k.get(&["get", "pod", pod, "-o", "json"])).unwrap();
+        v["status"]["phase"] == "Running"
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !(running("stays") && running("goes")) {
+        assert!(
+            Instant::now() < deadline,
+            "pods not Running: {}\n{}",
+            k.get(&["get", "pods", "-o", "wide"]),
+            std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (ns_stays, ns_goes) = (netns_of("stays"), netns_of("goes"));
+    assert!(netns_names().contains(&ns_goes) && netns_names().contains(&ns_stays));
+
+    // the node dies; meanwhile its pod "goes" is removed from the API
+    let mut node = guard.0.pop().unwrap();
+    let _ = node.kill();
+    let _ = node.wait();
+    k.get(&["delete", "pod", "goes", "--grace-period=0", "--force"]);
+    assert!(
+        netns_names().contains(&ns_goes),
+        "nothing cleans up while the node is down"
+    );
+
+    guard.0.push(start_node());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while netns_names().contains(&ns_goes) {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted node kept {ns_goes}:\n{}",
+            std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        netns_names().contains(&ns_stays),
+        "the bound pod lost its namespace"
+    );
+    assert!(running("stays"));
+    let results = kubepull_node::agent::cni_results_dir(&root);
+    let left: Vec<String> = std::fs::read_dir(&results)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 1, "attachments remembered: {left:?}");
 }

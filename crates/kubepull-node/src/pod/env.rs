@@ -19,6 +19,7 @@ pub async fn resolve_env(
     pod: &Pod,
     c: &Container,
     node_ip: &str,
+    pod_ips: &[String],
 ) -> Result<Vec<(String, String)>, EnvError> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -117,7 +118,10 @@ pub async fn resolve_env(
                         .as_ref()
                         .and_then(|s| s.service_account_name.clone())
                         .unwrap_or_default(),
-                    "status.podIP" | "status.hostIP" => node_ip.to_string(),
+                    // kubelet_pods.go podFieldSelectorRuntimeValue: podIPs joined with ","
+                    "status.podIP" => pod_ips.first().cloned().unwrap_or_default(),
+                    "status.podIPs" => pod_ips.join(","),
+                    "status.hostIP" | "status.hostIPs" => node_ip.to_string(),
                     other => {
                         return Err(EnvError(format!("unsupported fieldRef {other:?}")));
                     }

@@ -9,7 +9,7 @@ mod sync;
 pub mod volumes;
 
 pub use env::{expand, fetch_pull_secrets, resolve_env, EnvError};
-pub use status::build_status;
+pub use status::{build_status, build_status_with_ips, host_network};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -125,6 +125,8 @@ pub struct NodeContext {
     pub clock: std::sync::Arc<dyn crate::images::Clock>,
     /// Where pod volumes live, and which `hostPath`s are allowed.
     pub volumes: volumes::VolumeSettings,
+    /// CNI pod networking (`None`: every pod uses the host's network).
+    pub network: Option<crate::podnet::PodNetwork>,
 }
 
 /// A pod's worker state.
@@ -140,6 +142,8 @@ pub struct PodWorker {
     pub(crate) sandbox_ready: bool,
     /// Admission rejected the pod: (reason, message); the pod is Failed.
     pub(crate) rejected: Option<(String, String)>,
+    /// The pod's network attachment once CNI ADD succeeded.
+    pub net: Option<crate::podnet::PodIps>,
 }
 
 impl Default for PodWorker {
@@ -153,6 +157,7 @@ impl Default for PodWorker {
             volumes: Default::default(),
             sandbox_ready: false,
             rejected: None,
+            net: None,
         }
     }
 }

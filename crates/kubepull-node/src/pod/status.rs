@@ -35,11 +35,32 @@ fn terminated(state: &RuntimeState, id: Option<&str>) -> Option<ContainerStateTe
     }
 }
 
-/// The pod status the kubelet would report for these container tracks.
+/// `spec.hostNetwork`.
+pub fn host_network(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
+}
+
+/// The pod status the kubelet would report for these container tracks, for a pod on the host's
+/// network (the pod IP is the node IP).
 pub fn build_status(
     pod: &Pod,
     tracks: &HashMap<String, Track>,
     node_ip: &str,
+    start_time: Option<jiff::Timestamp>,
+) -> PodStatus {
+    build_status_with_ips(pod, tracks, node_ip, &[node_ip.to_string()], start_time)
+}
+
+/// The pod status the kubelet would report for these container tracks with the pod's IPs
+/// (primary first; empty until the network is set up, when the kubelet leaves `podIP` unset).
+pub fn build_status_with_ips(
+    pod: &Pod,
+    tracks: &HashMap<String, Track>,
+    node_ip: &str,
+    pod_ips: &[String],
     start_time: Option<jiff::Timestamp>,
 ) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
@@ -220,10 +241,10 @@ pub fn build_status(
         host_ips: Some(vec![k8s_openapi::api::core::v1::HostIP {
             ip: node_ip.to_string(),
         }]),
-        pod_ip: Some(node_ip.to_string()),
-        pod_ips: Some(vec![PodIP {
-            ip: node_ip.to_string(),
-        }]),
+        // kubelet_pods.go generateAPIPodStatus: podIP is podIPs[0]
+        pod_ip: pod_ips.first().cloned(),
+        pod_ips: (!pod_ips.is_empty())
+            .then(|| pod_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
         start_time: start_time.map(time),
         qos_class: Some(crate::sandbox::security::qos_class(&spec).into()),
         ..Default::default()
@@ -324,6 +345,27 @@ mod tests {
         );
         let s = build_status(&p, &tracks, "127.0.0.1", None);
         assert_eq!(s.phase.as_deref(), Some("Failed"));
+    }
+
+    #[test]
+    fn status_pod_ips_from_the_network() {
+        let p = pod(&["app"], "Always");
+        let tracks = HashMap::new();
+        // before CNI ADD: no podIP yet, the host IP is there
+        let s = build_status_with_ips(&p, &tracks, "192.0.2.2", &[], None);
+        assert_eq!(s.pod_ip, None);
+        assert_eq!(s.pod_ips, None);
+        assert_eq!(s.host_ip.as_deref(), Some("192.0.2.2"));
+        assert_eq!(s.host_ips.unwrap()[0].ip, "192.0.2.2");
+        // dual stack: the primary first, all in podIPs
+        let ips = vec!["10.244.1.5".to_string(), "fd00::5".to_string()];
+        let s = build_status_with_ips(&p, &tracks, "192.0.2.2", &ips, None);
+        assert_eq!(s.pod_ip.as_deref(), Some("10.244.1.5"));
+        let all: Vec<String> = s.pod_ips.unwrap().into_iter().map(|i| i.ip).collect();
+        assert_eq!(all, ips);
+        // host network: the node's IP
+        let s = build_status(&p, &tracks, "192.0.2.2", None);
+        assert_eq!(s.pod_ip.as_deref(), Some("192.0.2.2"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use kubepull_core::keyring::PullSecret;
 use kubepull_core::pullpolicy::PullPolicy;
 
 use super::env::{fetch_pull_secrets, resolve_env, EnvError};
-use super::status::build_status;
+use super::status::{build_status_with_ips, host_network};
 use super::*;
 use crate::events::Involved;
 use crate::images::{EventType, ImageOutcome, ImageRequest};
@@ -125,6 +125,14 @@ impl PodWorker {
                             }
                         }
                     }
+                    if created && self.net.is_some() {
+                        // a new sandbox has a new network namespace: the old attachment is
+                        // released (DEL) and the namespace made again for a fresh ADD below
+                        self.release_network(ctx, pod).await;
+                        if let Err(e) = ctx.runtime.ensure_sandbox(&sandbox).await {
+                            tracing::warn!(pod = %pod_full_name(pod), error = %e, "re-creating the pod sandbox failed");
+                        }
+                    }
                     self.sandbox_ready = true;
                 }
                 Err(e) => {
@@ -141,6 +149,19 @@ impl PodWorker {
                 }
             }
         }
+        // the pod network on the sandbox's network namespace (containerd RunPodSandbox:
+        // the netns, then CNI ADD, then the containers join it)
+        if self.sandbox_ready {
+            if let Some(wait) = self.ensure_network(ctx, pod).await {
+                self.publish_status(ctx, pod).await;
+                return wait;
+            }
+        }
+        let pod_ips = if host_network(pod) {
+            vec![ctx.node_ip.clone()]
+        } else {
+            self.pod_ips(ctx)
+        };
         let mut sync_error = false;
 
         for c in &spec.containers {
@@ -288,7 +309,7 @@ impl PodWorker {
 
             // env
             let node_ip = ctx.node_ip.clone();
-            let env = match resolve_env(&ctx.client, pod, c, &node_ip).await {
+            let env = match resolve_env(&ctx.client, pod, c, &node_ip, &pod_ips).await {
                 Ok(e) => e,
                 Err(EnvError(msg)) => {
                     ctx.recorder
@@ -467,7 +488,9 @@ impl PodWorker {
             tracing::warn!(pod = %pod_full_name(pod), error = %e, "removing the pod's volumes failed");
         }
         self.volumes = Default::default();
-        // then the sandbox (kubelet KillPod → StopPodSandbox, RemovePodSandbox)
+        // the network while its namespace exists (CNI DEL), then the sandbox (kubelet KillPod →
+        // StopPodSandbox, RemovePodSandbox)
+        self.release_network(ctx, pod).await;
         if let Some(uid) = pod.metadata.uid.as_deref() {
             if let Err(e) = ctx.runtime.remove_sandbox(uid).await {
                 tracing::warn!(pod = %pod_full_name(pod), error = %e, "removing the pod sandbox failed");
@@ -476,8 +499,90 @@ impl PodWorker {
         self.sandbox_ready = false;
     }
 
+    // ---- pod network (CNI): create the netns if absent → ADD → record the IPs; on the way
+    // out DEL → delete the netns. Kept apart from the container steps above.
+
+    /// Attaches the pod to the network once; `Some(wait)` when that failed and the sync has to
+    /// stop here (kubelet `FailedCreatePodSandBox`).
+    async fn ensure_network(&mut self, ctx: &NodeContext, pod: &Pod) -> Option<Duration> {
+        let net = ctx.network.as_ref()?;
+        if self.net.is_some() || host_network(pod) {
+            return None;
+        }
+        let r = crate::podnet::PodRef {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+        };
+        let ports = pod
+            .spec
+            .as_ref()
+            .map(crate::podnet::port_mappings)
+            .unwrap_or_default();
+        match net.setup(&r, &ports).await {
+            Ok(ips) => {
+                self.net = Some(ips);
+                None
+            }
+            Err(e) => {
+                // kubelet kuberuntime_manager.go SyncPod: "Failed to create pod sandbox: %v"
+                // around containerd's "failed to setup network for sandbox %q: %w"
+                let msg = format!(
+                    "Failed to create pod sandbox: failed to setup network for sandbox {:?}: {e}",
+                    crate::podnet::netns::pod_netns_name(&r.uid)
+                );
+                tracing::warn!(pod = %pod_full_name(pod), error = %e, "pod network setup failed");
+                ctx.recorder
+                    .record(
+                        &Involved::pod(pod, None),
+                        EventType::Warning,
+                        "FailedCreatePodSandBox",
+                        &msg,
+                    )
+                    .await;
+                Some(Duration::from_secs(10))
+            }
+        }
+    }
+
+    /// A pod that reached Succeeded or Failed gives its network back (the kubelet's
+    /// `syncTerminatedPod` stops the sandbox; `status.podIP` stays as reported).
+    pub async fn finished(&mut self, ctx: &NodeContext, pod: &Pod) {
+        if !host_network(pod) {
+            self.release_network(ctx, pod).await;
+        }
+    }
+
+    /// Detaches the pod from the network (idempotent; a failure is retried at the next agent
+    /// start).
+    async fn release_network(&mut self, ctx: &NodeContext, pod: &Pod) {
+        let Some(net) = ctx.network.as_ref() else {
+            return;
+        };
+        self.net = None;
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if let Err(e) = net.teardown(&uid).await {
+            tracing::warn!(pod = %pod_full_name(pod), error = %e, "pod network teardown failed");
+        }
+    }
+
+    /// The pod's IPs: from CNI, or the node's for host-network pods.
+    fn pod_ips(&self, ctx: &NodeContext) -> Vec<String> {
+        match &self.net {
+            Some(n) => n.ips.iter().map(|i| i.to_string()).collect(),
+            None if ctx.network.is_none() => vec![ctx.node_ip.clone()],
+            None => vec![],
+        }
+    }
+
     async fn publish_status(&mut self, ctx: &NodeContext, pod: &Pod) {
-        let mut status = build_status(pod, &self.tracks, &ctx.node_ip, self.start_time);
+        let pod_ips = if host_network(pod) {
+            vec![ctx.node_ip.clone()]
+        } else {
+            self.pod_ips(ctx)
+        };
+        let mut status =
+            build_status_with_ips(pod, &self.tracks, &ctx.node_ip, &pod_ips, self.start_time);
         if let Some((reason, message)) = &self.rejected {
             // a pod rejected by admission (kubelet rejectPod)
             status.phase = Some("Failed".into());

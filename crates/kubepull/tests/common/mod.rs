@@ -10,10 +10,40 @@ use std::time::{Duration, Instant};
 pub struct Up {
     pub child: Child,
     pub dir: tempfile::TempDir,
+    pub name: String,
+}
+
+static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A node name and a cluster CIDR of this test's own (its bridge and pod IPs differ from those
+/// of tests running at the same time): 10.X.0.0/16 with X from the pid, skipping ranges the
+/// machine routes.
+pub fn unique_node() -> (String, String) {
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let pid = std::process::id();
+    let routes = Command::new("ip")
+        .args(["-j", "route"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut x = 0;
+    for k in 0..150 {
+        x = 60 + (pid + n * 7 + k) % 150;
+        if !routes.contains(&format!("\"10.{x}.")) {
+            break;
+        }
+    }
+    (format!("node-e2e-{pid}-{n}"), format!("10.{x}.0.0/16"))
 }
 
 impl Drop for Up {
     fn drop(&mut self) {
+        // kubepull down: the process, its containers and their networks
+        let _ = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+            .arg("down")
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .output();
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -130,17 +160,26 @@ pub fn waiting_reason(p: &serde_json::Value) -> String {
 }
 
 pub fn start_up(hosts: &Path) -> Up {
-    start_up_in(hosts, tempfile::tempdir().unwrap())
+    start_up_in(hosts, tempfile::tempdir().unwrap(), None)
 }
 
-pub fn start_up_in(hosts: &Path, dir: tempfile::TempDir) -> Up {
+/// `kubepull up` in `dir` (again under `name` when given).
+pub fn start_up_in(hosts: &Path, dir: tempfile::TempDir, name: Option<String>) -> Up {
+    let (fresh, cidr) = unique_node();
+    // a restart keeps the cluster CIDR remembered in the data dir
+    let cidr_args: Vec<String> = match name {
+        None => vec!["--cluster-cidr".into(), cidr],
+        Some(_) => vec![],
+    };
+    let name = name.unwrap_or(fresh);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.path().join("up.log"))
         .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_kubepull"))
-        .args(["up", "--secure-port", "0", "--name", "node-e2e"])
+        .args(["up", "--secure-port", "0", "--name", &name])
+        .args(&cidr_args)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--hosts-dir")
@@ -151,12 +190,12 @@ pub fn start_up_in(hosts: &Path, dir: tempfile::TempDir) -> Up {
         .stderr(log)
         .spawn()
         .expect("start kubepull up");
-    let up = Up { child, dir };
+    let up = Up { child, dir, name };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if up.kubeconfig().exists() {
             let o = up.kubectl(&["get", "nodes", "-o", "name"]);
-            if String::from_utf8_lossy(&o.stdout).contains("node/node-e2e") {
+            if String::from_utf8_lossy(&o.stdout).contains(&format!("node/{}", up.name)) {
                 break;
             }
         }
