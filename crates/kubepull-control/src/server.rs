@@ -623,6 +623,10 @@ async fn resource_request(
         (&Method::DELETE, true, _) => "delete",
         _ => return Err(ApiError::method_not_allowed()),
     };
+    if resources::CREATE_ONLY.contains(&r.kind) {
+        // reviews are answered on POST before routing here
+        return Err(ApiError::method_not_allowed());
+    }
     // binding is a create on pods/binding: a node may not bind
     authorize(&state, &user, verb, &t).await?;
     let name = t.name.clone().unwrap_or_default();
@@ -745,6 +749,13 @@ async fn resource_request(
             } else {
                 body
             };
+            if let User::Other(u) = &user {
+                let named = body
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                crate::rbac::check_escalation(&state.objects, u, r, &ns, named, &body).await?;
+            }
             if dry_run {
                 return Ok(json_resp(StatusCode::CREATED, &body));
             }
@@ -794,6 +805,9 @@ async fn resource_request(
         }
         ("update", sub @ (None | Some("status"))) => {
             let (_, body) = read_body(req).await?;
+            if let User::Other(u) = &user {
+                crate::rbac::check_escalation(&state.objects, u, r, &ns, &name, &body).await?;
+            }
             let obj = state
                 .objects
                 .update(r, &ns, &name, body, sub, strict)
@@ -802,6 +816,17 @@ async fn resource_request(
         }
         ("patch", sub @ (None | Some("status"))) => {
             let (ct, body) = read_body(req).await?;
+            if let User::Other(u) = &user {
+                if r.group == "rbac.authorization.k8s.io" {
+                    let mut next = state
+                        .objects
+                        .get_opt(r, &ns, &name)
+                        .await?
+                        .unwrap_or(json!({}));
+                    crate::objects::apply_patch(&mut next, &ct, &body)?;
+                    crate::rbac::check_escalation(&state.objects, u, r, &ns, &name, &next).await?;
+                }
+            }
             // server-side apply creates what does not exist yet
             if ct.starts_with("application/apply-patch")
                 && sub.is_none()

@@ -832,3 +832,61 @@ async fn service_account_tokens_whoami_and_rbac() {
     assert_eq!(r.status().as_u16(), 401);
     server.shutdown().await;
 }
+
+/// RBAC escalation prevention with kubectl's own `create role|rolebinding|clusterrolebinding`
+/// (protobuf bodies): a namespace admin grants only what it holds, roleRef is immutable, and
+/// cluster-scoped grants need cluster permissions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_escalation_is_prevented() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let dir = d.path().to_path_buf();
+    let (url, ca) = (server.url(), server.ca_pem());
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str]| kubectl(&admin, &home, args, None);
+        for args in [
+            &["create", "namespace", "t"][..],
+            &["create", "serviceaccount", "lead", "-n", "t"],
+            &["create", "rolebinding", "lead-admin", "--clusterrole=admin", "--serviceaccount=t:lead", "-n", "t"],
+        ] {
+            let (ok, out) = k(args);
+            assert!(ok, "{args:?}: {out}");
+        }
+        let (ok, token) = k(&["create", "token", "lead", "-n", "t"]);
+        assert!(ok, "{token}");
+        let lead = token_kubeconfig(&dir, "lead.kubeconfig", &url, &ca, &format!("    token: {}\n", token.trim()));
+        let kl = |args: &[&str]| kubectl(&lead, &home, args, None);
+        let (ok, out) = kl(&["create", "role", "pod-reader", "--verb=get,list", "--resource=pods"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kl(&["create", "role", "big", "--verb=get", "--resource=nodes,pods"]);
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("roles.rbac.authorization.k8s.io \"big\" is forbidden: user \"system:serviceaccount:t:lead\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:t\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\"]}"),
+            "{out}"
+        );
+        let (ok, out) = kl(&["create", "rolebinding", "eve-admin", "--clusterrole=cluster-admin", "--user=eve"]);
+        assert!(!ok && out.contains("is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"*\"], Resources:[\"*\"], Verbs:[\"*\"]}"), "{out}");
+        let (ok, out) = kl(&["create", "rolebinding", "eve-view", "--clusterrole=view", "--user=eve"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kl(&["create", "rolebinding", "eve-reader", "--role=pod-reader", "--user=eve"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kl(&["create", "clusterrolebinding", "eve-view", "--clusterrole=view", "--user=eve"]);
+        assert!(!ok && out.contains("clusterrolebindings.rbac.authorization.k8s.io is forbidden: User \"system:serviceaccount:t:lead\" cannot create resource \"clusterrolebindings\" in API group \"rbac.authorization.k8s.io\" at the cluster scope"), "{out}");
+        // eve got view in t (as the binding says), nothing elsewhere
+        let sar = "apiVersion: authorization.k8s.io/v1\nkind: SubjectAccessReview\nspec:\n  user: eve\n  resourceAttributes: {namespace: t, verb: list, group: apps, resource: deployments}\n";
+        let (ok, out) = kubectl(&admin, &home, &["create", "-f", "-", "-o", "jsonpath={.status.allowed} {.status.reason}"], Some(sar));
+        assert!(ok && out.starts_with("true RBAC: allowed by RoleBinding \"eve-view/t\" of ClusterRole \"view\" to eve"), "{out}");
+        let (ok, out) = kubectl(&admin, &home, &["create", "-f", "-", "-o", "jsonpath={.status.allowed}"], Some(&sar.replace("namespace: t", "namespace: default")));
+        assert!(ok && out.trim() == "false", "{out}");
+        let (ok, out) = kubectl(&admin, &home, &["create", "-f", "-"], Some("apiVersion: authorization.k8s.io/v1\nkind: SubjectAccessReview\nspec:\n  resourceAttributes: {verb: list, resource: pods}\n"));
+        assert!(!ok && out.contains("spec.user: Invalid value: \"\": at least one of user or group must be specified"), "{out}");
+        // roleRef cannot change
+        let (ok, out) = k(&["patch", "rolebinding", "eve-view", "-n", "t", "--type=merge", "-p", "{\"roleRef\":{\"name\":\"edit\"}}"]);
+        assert!(!ok && out.contains("roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"edit\"}: cannot change roleRef"), "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
