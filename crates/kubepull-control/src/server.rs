@@ -438,6 +438,15 @@ async fn route(
     let user = authenticate(&state, &req, cert_user.as_deref())
         .await
         .ok_or_else(ApiError::unauthorized)?;
+    const REVIEWS: &[&str] = &[
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+    ];
+    if REVIEWS.contains(&path.as_str()) && req.method() != Method::POST {
+        return Err(ApiError::method_not_allowed());
+    }
     match path.as_str() {
         "/apis/authentication.k8s.io/v1/selfsubjectreviews" => {
             return crate::authapi::self_subject_review(&state, req, &user).await

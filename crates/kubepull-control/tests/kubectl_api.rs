@@ -890,3 +890,84 @@ async fn rbac_escalation_is_prevented() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// The review endpoints and CertificateSigningRequests refuse bad bodies with a Status, store
+/// nothing, and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_and_csr_endpoints_refuse_bad_bodies() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+        .build()
+        .unwrap();
+    let ssar = format!(
+        "{}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        server.url()
+    );
+    let csr = format!(
+        "{}/apis/certificates.k8s.io/v1/certificatesigningrequests",
+        server.url()
+    );
+    let big = format!(
+        r#"{{"spec":{{"resourceAttributes":{{"verb":"{}"}}}}}}"#,
+        "A".repeat(4 << 20)
+    );
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (&ssar, "application/json", b"{nope".to_vec(), 400, "not valid JSON"),
+        (&ssar, "application/json", br#"{"kind":"Secret"}"#.to_vec(), 400, "must be a authorization.k8s.io/v1 SelfSubjectAccessReview, not a Secret"),
+        (&ssar, "application/json", br#"{"spec":{}}"#.to_vec(), 422, "spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified"),
+        (&ssar, "application/json", br#"{"spec":{"resourceAttributes":{"verb":"get"},"nonResourceAttributes":{"path":"/"}}}"#.to_vec(), 422, "cannot be specified in combination with resourceAttributes"),
+        (&ssar, "application/vnd.kubernetes.protobuf", b"k8s\x00\x12\x05ab".to_vec(), 415, "truncated"),
+        (&ssar, "application/json", big.clone().into_bytes(), 400, "limit"),
+        (&csr, "application/json", br#"{"metadata":{"name":"c"},"spec":{"signerName":"kubernetes.io/kubelet-serving"}}"#.to_vec(), 422, "spec.request: Required value"),
+        (&csr, "application/json", br#"{"metadata":{"name":"c"},"spec":{"request":"bm90IGEgcGVt"}}"#.to_vec(), 422, "spec.signerName: Required value"),
+        (&csr, "application/json", big.into_bytes(), 400, "limit"),
+    ];
+    for (url, ct, body, code, needle) in cases {
+        let r = http
+            .post(url)
+            .bearer_auth(server.admin_token())
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), code, "{needle}");
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["kind"], "Status");
+        assert!(v["message"].as_str().unwrap_or("").contains(needle), "{v}");
+    }
+    // reviews are not stored or listed
+    let r = http
+        .get(&ssar)
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let r = http
+        .get(&csr)
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(0), "{v}");
+    // and a good review still works
+    let r = http
+        .post(&ssar)
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body(r#"{"spec":{"resourceAttributes":{"verb":"get","resource":"pods","namespace":"default"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["status"]["allowed"], true);
+    server.shutdown().await;
+}
