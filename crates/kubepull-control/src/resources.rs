@@ -311,6 +311,28 @@ pub const RESOURCES: &[Resource] = &[
         subresources: &[],
         categories: &[],
     },
+    Resource {
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind: "TokenReview",
+        plural: "tokenreviews",
+        singular: "tokenreview",
+        namespaced: false,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind: "LocalSubjectAccessReview",
+        plural: "localsubjectaccessreviews",
+        singular: "localsubjectaccessreview",
+        namespaced: true,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
 ];
 
 /// The groups served, in discovery order, each with its one version.
@@ -331,6 +353,8 @@ pub const CREATE_ONLY: &[&str] = &[
     "SelfSubjectAccessReview",
     "SelfSubjectRulesReview",
     "SubjectAccessReview",
+    "LocalSubjectAccessReview",
+    "TokenReview",
 ];
 
 fn verbs_of(r: &Resource) -> &'static [&'static str] {

@@ -131,6 +131,23 @@ async fn authenticate(
         .to_str()
         .ok()?;
     let token = h.strip_prefix("Bearer ")?.trim();
+    authenticate_token(state, token, &[crate::auth::ISSUER])
+        .await
+        .map(|(u, _)| u)
+}
+
+/// The token authenticators; with the audiences the token is good for (ServiceAccount tokens
+/// carry theirs; the admin and node tokens are for this API server only).
+pub(crate) async fn authenticate_token(
+    state: &State,
+    token: &str,
+    audiences: &[&str],
+) -> Option<(User, Vec<String>)> {
+    let api_only = || {
+        audiences
+            .contains(&crate::auth::ISSUER)
+            .then(|| vec![crate::auth::ISSUER.to_string()])
+    };
     let admin = state.pki.admin_token.as_bytes();
     if token.len() == admin.len()
         && token
@@ -139,17 +156,25 @@ async fn authenticate(
             .fold(0u8, |a, (x, y)| a | (x ^ y))
             == 0
     {
-        return Some(User::Admin);
+        return Some((User::Admin, api_only()?));
     }
     if token.starts_with(crate::pki::NODE_TOKEN_PREFIX) {
-        return state.pki.node_of(token).map(User::Node);
+        let n = state.pki.node_of(token)?;
+        return Some((User::Node(n), api_only()?));
     }
     if crate::auth::looks_like_jwt(token) {
         let now = jiff::Timestamp::now().as_second();
-        let c = state.tokens.verify(token, &[crate::auth::ISSUER], now)?;
-        return service_account_still_valid(state, &c, now)
-            .await
-            .then(|| User::Other(c.user()));
+        let c = state.tokens.verify(token, audiences, now)?;
+        if !service_account_still_valid(state, &c, now).await {
+            return None;
+        }
+        let auds = c
+            .audiences
+            .iter()
+            .filter(|a| audiences.contains(&a.as_str()))
+            .cloned()
+            .collect();
+        return Some((User::Other(c.user()), auds));
     }
     None
 }
@@ -443,6 +468,7 @@ async fn route(
         "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
         "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
         "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        "/apis/authentication.k8s.io/v1/tokenreviews",
     ];
     if REVIEWS.contains(&path.as_str()) && req.method() != Method::POST {
         return Err(ApiError::method_not_allowed());
@@ -458,9 +484,24 @@ async fn route(
             return crate::authapi::self_subject_rules_review(&state, req, &user).await
         }
         "/apis/authorization.k8s.io/v1/subjectaccessreviews" => {
-            return crate::authapi::subject_access_review(&state, req, &user).await
+            return crate::authapi::subject_access_review(&state, req, &user, None).await
+        }
+        "/apis/authentication.k8s.io/v1/tokenreviews" => {
+            return crate::authapi::token_review(&state, req, &user).await
         }
         _ => {}
+    }
+    if let ["apis", "authorization.k8s.io", "v1", "namespaces", ns, "localsubjectaccessreviews"] =
+        path.trim_matches('/')
+            .split('/')
+            .collect::<Vec<_>>()
+            .as_slice()
+    {
+        if req.method() != Method::POST {
+            return Err(ApiError::method_not_allowed());
+        }
+        let ns = ns.to_string();
+        return crate::authapi::subject_access_review(&state, req, &user, Some(&ns)).await;
     }
     let agg = wants_aggregated(&req);
     match path.trim_end_matches('/') {

@@ -971,3 +971,57 @@ async fn review_and_csr_endpoints_refuse_bad_bodies() {
     assert_eq!(v["status"]["allowed"], true);
     server.shutdown().await;
 }
+
+/// TokenReview and LocalSubjectAccessReview with kubectl: a ServiceAccount token is reviewed
+/// (never echoed back), audiences are honoured, and only permitted callers may ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_review_and_local_access_review() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let dir = d.path().to_path_buf();
+    let (url, ca) = (server.url(), server.ca_pem());
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        assert!(k(&["create", "namespace", "t"], None).0);
+        assert!(k(&["create", "serviceaccount", "bot", "-n", "t"], None).0);
+        let (ok, token) = k(&["create", "token", "bot", "-n", "t"], None);
+        assert!(ok, "{token}");
+        let token = token.trim().to_string();
+        let review = |tok: &str, auds: &str| {
+            format!("apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec:\n  token: {tok}\n{auds}")
+        };
+        let (ok, out) = k(&["create", "-f", "-", "-o", "json"], Some(&review(&token, "")));
+        assert!(ok, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["status"]["authenticated"], true, "{v}");
+        assert_eq!(v["status"]["user"]["username"], "system:serviceaccount:t:bot");
+        assert_eq!(v["status"]["audiences"], serde_json::json!(["https://kubernetes.default.svc.cluster.local"]));
+        assert!(!out.contains(&token), "the token is echoed: {out}");
+        let (ok, out) = k(&["create", "-f", "-", "-o", "json"], Some(&review(&token, "  audiences: [vault]\n")));
+        assert!(ok, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_ne!(v["status"]["authenticated"], true, "{v}");
+        assert_eq!(v["status"]["error"], "invalid bearer token");
+        let (ok, out) = k(&["create", "-f", "-", "-o", "jsonpath={.status.authenticated}"], Some(&review("kpn.n1.deadbeef", "")));
+        assert!(ok && out.trim().is_empty(), "{out}");
+        // the ServiceAccount itself may not review tokens
+        let bot = token_kubeconfig(&dir, "bot.kubeconfig", &url, &ca, &format!("    token: {token}\n"));
+        let (ok, out) = kubectl(&bot, &home, &["create", "-f", "-"], Some(&review(&token, "")));
+        assert!(!ok && out.contains("User \"system:serviceaccount:t:bot\" cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\" at the cluster scope"), "{out}");
+        // a local access review answers in its namespace only
+        let lsar = "apiVersion: authorization.k8s.io/v1\nkind: LocalSubjectAccessReview\nmetadata: {namespace: t}\nspec:\n  user: system:serviceaccount:t:bot\n  groups: [system:serviceaccounts]\n  resourceAttributes: {verb: create, group: authentication.k8s.io, resource: selfsubjectreviews}\n";
+        let (ok, out) = k(&["create", "-f", "-", "-o", "jsonpath={.status.allowed}"], Some(lsar));
+        assert!(ok && out.trim() == "false", "{out}");
+        let granted = lsar.replace("groups: [system:serviceaccounts]", "groups: [system:authenticated]");
+        let (ok, out) = k(&["create", "-f", "-", "-o", "jsonpath={.status.allowed}"], Some(&granted));
+        assert!(ok && out.trim() == "true", "{out}");
+        let other_ns = lsar.replace("verb: create,", "verb: create, namespace: default,");
+        let (ok, out) = k(&["create", "-f", "-"], Some(&other_ns));
+        assert!(!ok && out.contains("spec.resourceAttributes.namespace must match metadata.namespace"), "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
