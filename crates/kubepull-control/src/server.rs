@@ -503,6 +503,24 @@ async fn route(
         let ns = ns.to_string();
         return crate::authapi::subject_access_review(&state, req, &user, Some(&ns)).await;
     }
+    // non-resource paths (discovery, OpenAPI) are authorized by RBAC for users too
+    // (`system:discovery`); resource paths below by the resource authorizers
+    if let User::Other(u) = &user {
+        if parse_target(&path).is_none() {
+            let a = crate::rbac::Attributes {
+                verb: if req.method() == Method::GET || req.method() == Method::HEAD {
+                    "get".into()
+                } else {
+                    req.method().as_str().to_lowercase()
+                },
+                path: Some(path.clone()),
+                ..Default::default()
+            };
+            if !crate::rbac::allows(&state.objects, u, &a).await?.0 {
+                return Err(crate::rbac::forbidden(&u.name, &a, None));
+            }
+        }
+    }
     let agg = wants_aggregated(&req);
     match path.trim_end_matches('/') {
         "/api" => {

@@ -723,6 +723,13 @@ async fn service_account_tokens_whoami_and_rbac() {
         assert!(ok && out.contains("jane") && out.contains("[devs system:authenticated]"), "{out}");
         let (ok, out) = kubectl(&jane, &home, &["get", "pods"], None);
         assert!(!ok && out.contains("User \"jane\" cannot list resource \"pods\""), "{out}");
+        // discovery is RBAC's too: without system:discovery, users cannot read /api
+        let (ok, out) = k(&["delete", "clusterrolebinding", "system:discovery"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kubectl(&jane, &home, &["get", "--raw", "/api"], None);
+        assert!(!ok && out.contains("forbidden: User \"jane\" cannot get path \"/api\""), "{out}");
+        let (ok, out) = k(&["get", "--raw", "/api"]);
+        assert!(ok && out.contains("APIVersions"), "{out}");
     })
     .await
     .unwrap();
