@@ -1,6 +1,6 @@
-//! The HTTPS front: routing, authentication (bearer tokens), authorization (admin, and the node
-//! authorizer's rule), handlers, watch streaming, Table negotiation, and the `pods/log` proxy to
-//! the node.
+//! The HTTPS front: routing, authentication (client certificates, the admin, node and
+//! ServiceAccount tokens), authorization (admin, the node authorizer's rule, RBAC), handlers,
+//! watch streaming, Table negotiation, and the `pods/log` proxy to the node.
 
 use std::convert::Infallible;
 use std::sync::Arc;
