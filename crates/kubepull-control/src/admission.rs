@@ -437,6 +437,29 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                 }
             }
         }
+        "RoleBinding" | "ClusterRoleBinding" => {
+            // ValidateRoleBindingUpdate: roleRef is immutable
+            if let Some(old) = old {
+                if old.get("roleRef") != obj.get("roleRef") {
+                    let s = |p: &str| {
+                        obj.pointer(p)
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    causes.push(Cause::invalid(
+                        "roleRef",
+                        format!(
+                            "rbac.RoleRef{{APIGroup:{:?}, Kind:{:?}, Name:{:?}}}",
+                            s("/roleRef/apiGroup"),
+                            s("/roleRef/kind"),
+                            s("/roleRef/name")
+                        ),
+                        "cannot change roleRef",
+                    ));
+                }
+            }
+        }
         "ConfigMap" => {
             if let Some(old) = old {
                 if old.get("immutable") == Some(&json!(true))

@@ -383,26 +383,53 @@ pub async fn self_subject_access_review(
     ))
 }
 
-/// `POST /apis/authorization.k8s.io/v1/subjectaccessreviews`: the decision for another user
-/// (needs `create subjectaccessreviews`).
+/// `POST /apis/authorization.k8s.io/v1/subjectaccessreviews` and
+/// `…/namespaces/NS/localsubjectaccessreviews`: the decision for another user (needs `create`
+/// on the review).
 pub async fn subject_access_review(
     state: &State,
     req: Request<hyper::body::Incoming>,
     caller: &User,
+    local_ns: Option<&str>,
 ) -> ApiResult<Response<Body>> {
+    let kind = if local_ns.is_some() {
+        "LocalSubjectAccessReview"
+    } else {
+        "SubjectAccessReview"
+    };
     let check = crate::rbac::Attributes {
         verb: "create".into(),
         group: "authorization.k8s.io".into(),
-        resource: "subjectaccessreviews".into(),
+        resource: if local_ns.is_some() {
+            "localsubjectaccessreviews".into()
+        } else {
+            "subjectaccessreviews".into()
+        },
+        namespace: local_ns.unwrap_or("").to_string(),
         ..Default::default()
     };
     if !decide(state, caller, &check).await?.0 {
         return Err(crate::rbac::forbidden(&caller.name(), &check, None));
     }
     let (_, body) = read_body(req).await?;
-    expect_kind(&body, "authorization.k8s.io/v1", "SubjectAccessReview")?;
+    expect_kind(&body, "authorization.k8s.io/v1", kind)?;
     let spec = body.get("spec").cloned().unwrap_or(json!({}));
-    let a = review_attributes("SubjectAccessReview", &spec)?;
+    let a = review_attributes(kind, &spec)?;
+    if let Some(ns) = local_ns {
+        // pkg/registry/authorization/localsubjectaccessreview/rest.go
+        if a.path.is_some() || !(a.namespace.is_empty() || a.namespace == ns) {
+            return Err(ApiError::bad_request(format!(
+                "spec.resourceAttributes.namespace must match metadata.namespace: {ns:?}"
+            )));
+        }
+    }
+    let a = match local_ns {
+        Some(ns) => crate::rbac::Attributes {
+            namespace: ns.to_string(),
+            ..a
+        },
+        None => a,
+    };
     let name = spec
         .get("user")
         .and_then(Value::as_str)
@@ -422,7 +449,7 @@ pub async fn subject_access_review(
         return Err(ApiError {
             code: 422,
             reason: "Invalid",
-            message: "SubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.user: Invalid value: \"\": at least one of user or group must be specified".into(),
+            message: format!("{kind}.authorization.k8s.io \"\" is invalid: spec.user: Invalid value: \"\": at least one of user or group must be specified"),
             details: None,
         });
     }
@@ -439,7 +466,74 @@ pub async fn subject_access_review(
     let (ok, why, err) = decide(state, &subject, &a).await?;
     Ok(json_resp(
         StatusCode::CREATED,
-        &review_response("SubjectAccessReview", spec, ok, why, err),
+        &review_response(kind, spec, ok, why, err),
+    ))
+}
+
+/// `POST /apis/authentication.k8s.io/v1/tokenreviews`: whether a token authenticates, and as
+/// whom (needs `create tokenreviews`; `pkg/registry/authentication/tokenreview/storage.go`).
+/// The token is never echoed back.
+pub async fn token_review(
+    state: &State,
+    req: Request<hyper::body::Incoming>,
+    caller: &User,
+) -> ApiResult<Response<Body>> {
+    let check = crate::rbac::Attributes {
+        verb: "create".into(),
+        group: "authentication.k8s.io".into(),
+        resource: "tokenreviews".into(),
+        ..Default::default()
+    };
+    if !decide(state, caller, &check).await?.0 {
+        return Err(crate::rbac::forbidden(&caller.name(), &check, None));
+    }
+    let (_, body) = read_body(req).await?;
+    expect_kind(&body, "authentication.k8s.io/v1", "TokenReview")?;
+    let token = body
+        .pointer("/spec/token")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if token.is_empty() {
+        return Err(ApiError::bad_request(
+            "token is required for TokenReview in authentication".into(),
+        ));
+    }
+    let audiences: Vec<String> = body
+        .pointer("/spec/audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let auds: Vec<&str> = if audiences.is_empty() {
+        vec![ISSUER]
+    } else {
+        audiences.iter().map(String::as_str).collect()
+    };
+    let status = match crate::server::authenticate_token(state, token, &auds).await {
+        Some((user, matched)) => json!({
+            "authenticated": true,
+            "user": user_info(&user),
+            "audiences": matched,
+        }),
+        None => json!({"user": {}, "error": "invalid bearer token"}),
+    };
+    let mut spec = json!({});
+    if !audiences.is_empty() {
+        spec["audiences"] = json!(audiences);
+    }
+    Ok(json_resp(
+        StatusCode::CREATED,
+        &json!({
+            "kind": "TokenReview",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": null},
+            "spec": spec,
+            "status": status,
+        }),
     ))
 }
 

@@ -251,7 +251,42 @@ pub async fn reconcile_with(
     replicasets(objects).await;
     schedule(objects).await;
     node_lifecycle(objects).await;
+    csr_cleaner(objects).await;
     Ok(())
+}
+
+/// The CSR cleaner (pkg/controller/certificates/cleaner/cleaner.go): issued, approved, denied and
+/// failed requests go after an hour, pending ones after a day.
+async fn csr_cleaner(objects: &Objects) {
+    let Some(r) = resources::find("certificates.k8s.io", "v1", "certificatesigningrequests") else {
+        return;
+    };
+    let (items, _, _) = objects
+        .list(r, None, &ListOptions::default())
+        .await
+        .unwrap_or_default();
+    let now = jiff::Timestamp::now().as_second();
+    for csr in items {
+        let Some(created) = csr
+            .pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        else {
+            continue;
+        };
+        let decided = csr.pointer("/status/certificate").is_some()
+            || csr
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|c| !c.is_empty());
+        let limit = if decided { 3600 } else { 24 * 3600 };
+        if now - created.as_second() > limit {
+            let name = s(&csr, "/metadata/name").to_string();
+            let _ = objects
+                .delete(r, "", &name, &crate::objects::DeleteOptions::default())
+                .await;
+        }
+    }
 }
 
 async fn namespaces(objects: &Objects) {
@@ -1118,6 +1153,40 @@ async fn node_lifecycle(objects: &Objects) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn csr_cleaner_removes_old_requests() {
+        let objects = Objects::new(std::sync::Arc::new(
+            kubepull_datastore::memory::MemoryStore::new(),
+        ));
+        let r = resources::find("certificates.k8s.io", "v1", "certificatesigningrequests").unwrap();
+        let old = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(2 * 3600)).to_string();
+        let new = jiff::Timestamp::now().to_string();
+        for (name, created, issued) in [
+            ("old-issued", &old, true),
+            ("old-pending", &old, false),
+            ("new-issued", &new, true),
+        ] {
+            let mut o = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+                "metadata": {"name": name, "uid": name, "creationTimestamp": created},
+                "spec": {"signerName": "kubernetes.io/kubelet-serving", "request": ""}});
+            if issued {
+                o["status"] = json!({"certificate": "eA=="});
+            }
+            objects
+                .store()
+                .create(&r.key("", name), serde_json::to_vec(&o).unwrap())
+                .await
+                .unwrap();
+        }
+        csr_cleaner(&objects).await;
+        let (left, _, _) = objects
+            .list(r, None, &ListOptions::default())
+            .await
+            .unwrap();
+        let names: Vec<&str> = left.iter().map(|o| s(o, "/metadata/name")).collect();
+        assert_eq!(names, ["new-issued", "old-pending"]);
+    }
 
     #[test]
     fn hashes_and_scaling() {

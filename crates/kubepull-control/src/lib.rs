@@ -1,16 +1,22 @@
 //! kubepull's control plane: a Kubernetes-compatible API server and its controllers.
 //!
-//! - [`server`]: HTTPS (HTTP/1.1 and HTTP/2), bearer-token authentication (an admin token, and
-//!   one token per node), the node authorizer's rule, discovery (legacy and aggregated), OpenAPI
+//! - [`server`]: HTTPS (HTTP/1.1 and HTTP/2), authentication (client certificates of the cluster
+//!   CA, the admin token, node tokens, ServiceAccount tokens), authorization (admin, the node
+//!   authorizer's rule, [`rbac`] for everyone else), discovery (legacy and aggregated), OpenAPI
 //!   v3 with `fieldValidation`, CRUD, patch (JSON, merge, strategic), watch, Table output, the
-//!   `pods/log` proxy to the node, `binding` and `scale` subresources.
+//!   `pods/log` proxy to the node (verified node TLS, client certificate), `binding`, `scale`
+//!   and `token` subresources, `Warning` headers ([`warnings`]).
 //! - [`objects`]: objects as JSON over a [`kubepull_datastore::Datastore`]: metadata, admission
-//!   (namespaces must exist, ServiceAccount defaulting and `imagePullSecrets` copy), validation
-//!   ([`admission`]), optimistic concurrency (409), finalizers and graceful pod deletion.
+//!   (namespaces must exist, ServiceAccount defaulting and `imagePullSecrets` copy, Pod Security
+//!   ([`podsecurity`])), validation ([`admission`]), optimistic concurrency (409), finalizers and
+//!   graceful pod deletion.
+//! - [`auth`], [`authapi`]: ServiceAccount tokens, TokenRequest, TokenReview, the self and
+//!   subject reviews.
 //! - [`controllers`]: Deployment → ReplicaSet → Pods, scheduler, garbage collector, namespace
-//!   deletion, node lifecycle.
+//!   deletion, node lifecycle, CSR cleaner.
 //! - [`redb_store`]: the embedded default datastore; [`etcd_store`]: etcd, for several servers.
-//! - [`pki`]: certificates, tokens, `admin.kubeconfig`.
+//! - [`pki`]: certificates (node serving certificates from CSRs), node tokens with revocation,
+//!   `admin.kubeconfig`.
 
 #![forbid(unsafe_code)]
 // Handlers mirror the API verbs' parameters; match arms read as the protobuf field tables.

@@ -12,6 +12,23 @@ use crate::errors::{ApiError, ApiResult, Cause};
 use crate::podsecurity;
 use crate::resources::{self, Resource};
 
+/// Applies a patch of `content_type` to `obj`.
+pub fn apply_patch(obj: &mut Value, content_type: &str, body: &Value) -> ApiResult<()> {
+    let ct = content_type.split(';').next().unwrap_or("").trim();
+    match ct {
+        "application/merge-patch+json" | "application/apply-patch+yaml" => {
+            crate::patch::merge_patch(obj, body)
+        }
+        "application/strategic-merge-patch+json" => {
+            crate::patch::strategic_merge_patch(obj, body).map_err(ApiError::bad_request)?
+        }
+        "application/json-patch+json" => crate::patch::json_patch(obj, body)
+            .map_err(|e| ApiError::unsupported_media(&e).with_code(422, "Invalid", e))?,
+        other => return Err(ApiError::unsupported_media(other)),
+    }
+    Ok(())
+}
+
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum User {
@@ -900,19 +917,7 @@ impl Objects {
         for _ in 0..8 {
             let cur = self.get(r, ns, name).await?;
             let mut next = cur.clone();
-            let ct = content_type.split(';').next().unwrap_or("").trim();
-            match ct {
-                "application/merge-patch+json" | "application/apply-patch+yaml" => {
-                    crate::patch::merge_patch(&mut next, body)
-                }
-                "application/strategic-merge-patch+json" => {
-                    crate::patch::strategic_merge_patch(&mut next, body)
-                        .map_err(ApiError::bad_request)?
-                }
-                "application/json-patch+json" => crate::patch::json_patch(&mut next, body)
-                    .map_err(|e| ApiError::unsupported_media(&e).with_code(422, "Invalid", e))?,
-                other => return Err(ApiError::unsupported_media(other)),
-            }
+            apply_patch(&mut next, content_type, body)?;
             // a patch that names a resourceVersion must match; otherwise use the current one
             let patched_rv = body
                 .pointer("/metadata/resourceVersion")

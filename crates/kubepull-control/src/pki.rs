@@ -25,6 +25,9 @@ pub const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
 /// The node token prefix: `kpn.<node name>.<hex HMAC-SHA256(node key, name)>`.
 pub const NODE_TOKEN_PREFIX: &str = "kpn.";
 
+/// The node token generations as last read, with the file's (mtime, inode) then.
+type Generations = (Option<(SystemTime, u64)>, HashMap<String, u32>);
+
 /// Material the server runs with.
 pub struct Pki {
     /// CA certificate, PEM.
@@ -42,7 +45,7 @@ pub struct Pki {
     ca_key_pem: String,
     node_key: Vec<u8>,
     generations_path: PathBuf,
-    generations: Mutex<(Option<SystemTime>, HashMap<String, u32>)>,
+    generations: Mutex<Generations>,
 }
 
 impl std::fmt::Debug for Pki {
@@ -227,8 +230,12 @@ impl Pki {
 
     /// The current generation of node `name`'s token (re-read when the file changed).
     fn generation(&self, name: &str) -> u32 {
+        // the file is replaced by rename on every change: a new inode even within one mtime tick
         let mtime = std::fs::metadata(&self.generations_path)
-            .and_then(|m| m.modified())
+            .and_then(|m| {
+                use std::os::unix::fs::MetadataExt as _;
+                Ok((m.modified()?, m.ino()))
+            })
             .ok();
         let mut g = self.generations.lock().unwrap_or_else(|e| e.into_inner());
         if g.0 != mtime || mtime.is_none() {

@@ -1,6 +1,8 @@
 //! Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`), decoded into JSON
 //! for the types kubectl's typed clients send that way: `kubectl create namespace`, `create
-//! secret …`, `create configmap`, `create serviceaccount`. The envelope is `k8s\0` then a
+//! secret …`, `create configmap`, `create serviceaccount`, `create token` (TokenRequest),
+//! `auth whoami` / `auth can-i [--list]` (the review kinds), `create role|clusterrole|
+//! rolebinding|clusterrolebinding` (k8s.io/api `rbac/v1/generated.proto`). The envelope is `k8s\0` then a
 //! `runtime.Unknown` (k8s.io/apimachinery `pkg/runtime/serializer/protobuf`); field numbers are
 //! those of k8s.io/api `core/v1/generated.proto` and apimachinery `meta/v1/generated.proto`.
 
@@ -252,6 +254,52 @@ fn access_review_spec(b: &[u8]) -> Result<Value, String> {
     Ok(Value::Object(o))
 }
 
+/// `rbac/v1 PolicyRule`: verbs 1, apiGroups 2, resources 3, resourceNames 4, nonResourceURLs 5.
+fn policy_rule(b: &[u8]) -> Result<Value, String> {
+    let names = [
+        "verbs",
+        "apiGroups",
+        "resources",
+        "resourceNames",
+        "nonResourceURLs",
+    ];
+    let mut lists: Vec<Vec<Value>> = vec![vec![]; names.len()];
+    let mut r = Reader::new(b);
+    while let Some((n, f)) = r.next()? {
+        if let (Some(list), Field::Bytes(x)) = (lists.get_mut((n as usize).wrapping_sub(1)), f) {
+            list.push(json!(string(x)?));
+        }
+    }
+    let mut o = Map::new();
+    for (name, list) in names.iter().zip(lists) {
+        // verbs is required; the others are omitted when empty
+        if !list.is_empty() || *name == "verbs" {
+            o.insert((*name).to_string(), Value::Array(list));
+        }
+    }
+    Ok(Value::Object(o))
+}
+
+/// `meta/v1 LabelSelector` (matchLabels 1) inside `AggregationRule.clusterRoleSelectors` 1.
+fn aggregation_rule(b: &[u8]) -> Result<Value, String> {
+    let mut r = Reader::new(b);
+    let mut selectors = vec![];
+    while let Some((n, f)) = r.next()? {
+        if let (1, Field::Bytes(x)) = (n, f) {
+            let mut s = Reader::new(x);
+            let mut labels = Map::new();
+            while let Some((m, g)) = s.next()? {
+                if let (1, Field::Bytes(e)) = (m, g) {
+                    let (k, v) = map_entry(e, false)?;
+                    labels.insert(k, v);
+                }
+            }
+            selectors.push(json!({"matchLabels": labels}));
+        }
+    }
+    Ok(json!({"clusterRoleSelectors": selectors}))
+}
+
 fn object(kind: &str, raw: &[u8], depth: usize) -> Result<Value, String> {
     if depth > MAX_DEPTH {
         return Err("protobuf nesting too deep".into());
@@ -263,6 +311,8 @@ fn object(kind: &str, raw: &[u8], depth: usize) -> Result<Value, String> {
     let mut binary = Map::new();
     let mut ips = vec![];
     let mut secrets = vec![];
+    let mut rules = vec![];
+    let mut subjects = vec![];
     while let Some((n, f)) = r.next()? {
         match (kind, n, f) {
             (_, 1, Field::Bytes(x)) => {
@@ -301,6 +351,19 @@ fn object(kind: &str, raw: &[u8], depth: usize) -> Result<Value, String> {
             ("SelfSubjectAccessReview", 2, Field::Bytes(x)) => {
                 o.insert("spec".into(), access_review_spec(x)?);
             }
+            ("Role" | "ClusterRole", 2, Field::Bytes(x)) => rules.push(policy_rule(x)?),
+            ("ClusterRole", 3, Field::Bytes(x)) => {
+                o.insert("aggregationRule".into(), aggregation_rule(x)?);
+            }
+            ("RoleBinding" | "ClusterRoleBinding", 2, Field::Bytes(x)) => subjects.push(
+                strings_message(x, &["kind", "apiGroup", "name", "namespace"])?,
+            ),
+            ("RoleBinding" | "ClusterRoleBinding", 3, Field::Bytes(x)) => {
+                o.insert(
+                    "roleRef".into(),
+                    strings_message(x, &["apiGroup", "kind", "name"])?,
+                );
+            }
             ("SelfSubjectRulesReview", 2, Field::Bytes(x)) => {
                 o.insert("spec".into(), strings_message(x, &["namespace"])?);
             }
@@ -323,6 +386,12 @@ fn object(kind: &str, raw: &[u8], depth: usize) -> Result<Value, String> {
     }
     if !secrets.is_empty() {
         o.insert("secrets".into(), Value::Array(secrets));
+    }
+    if matches!(kind, "Role" | "ClusterRole") {
+        o.insert("rules".into(), Value::Array(rules));
+    }
+    if !subjects.is_empty() {
+        o.insert("subjects".into(), Value::Array(subjects));
     }
     if !ips.is_empty() {
         o.insert("imagePullSecrets".into(), Value::Array(ips));
@@ -363,7 +432,11 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         | "TokenRequest"
         | "SelfSubjectReview"
         | "SelfSubjectAccessReview"
-        | "SelfSubjectRulesReview" => {
+        | "SelfSubjectRulesReview"
+        | "Role"
+        | "ClusterRole"
+        | "RoleBinding"
+        | "ClusterRoleBinding" => {
             let mut o = object(&kind, raw, 0)?;
             o["apiVersion"] = json!(api_version);
             o["kind"] = json!(kind);

@@ -271,6 +271,263 @@ pub async fn authorize(
     Err(forbidden(&u.name, &shown, Some(r)))
 }
 
+// ---- escalation prevention (pkg/registry/rbac/validation/policy_comparator.go `Covers`,
+// pkg/apis/rbac/v1/helpers `BreakdownRule`, `CompactRules`; pkg/registry/rbac/escalation_check.go;
+// pkg/registry/rbac/{role,clusterrole,rolebinding,clusterrolebinding}/policybased/storage.go) ----
+
+/// One broken-down rule: a single verb on a single group/resource (and name), or on one URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SubRule {
+    verb: String,
+    group: Option<String>,
+    resource: Option<String>,
+    name: Option<String>,
+    url: Option<String>,
+}
+
+/// `BreakdownRule`.
+fn breakdown(rule: &Value) -> Vec<SubRule> {
+    let mut out = vec![];
+    let verbs = strs(rule.get("verbs"));
+    let names = strs(rule.get("resourceNames"));
+    for g in strs(rule.get("apiGroups")) {
+        for r in strs(rule.get("resources")) {
+            for v in &verbs {
+                let base = SubRule {
+                    verb: v.to_string(),
+                    group: Some(g.to_string()),
+                    resource: Some(r.to_string()),
+                    name: None,
+                    url: None,
+                };
+                if names.is_empty() {
+                    out.push(base);
+                } else {
+                    for n in &names {
+                        out.push(SubRule {
+                            name: Some(n.to_string()),
+                            ..base.clone()
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for u in strs(rule.get("nonResourceURLs")) {
+        for v in &verbs {
+            out.push(SubRule {
+                verb: v.to_string(),
+                group: None,
+                resource: None,
+                name: None,
+                url: Some(u.to_string()),
+            });
+        }
+    }
+    out
+}
+
+/// `ruleCovers` for a broken-down rule.
+fn rule_covers(owner: &Value, sub: &SubRule) -> bool {
+    let verbs = strs(owner.get("verbs"));
+    let groups = strs(owner.get("apiGroups"));
+    let resources = strs(owner.get("resources"));
+    let names = strs(owner.get("resourceNames"));
+    let urls = strs(owner.get("nonResourceURLs"));
+    let verb_ok = verbs.contains(&"*") || verbs.contains(&sub.verb.as_str());
+    let group_ok = match &sub.group {
+        None => true,
+        Some(g) => groups.contains(&"*") || groups.contains(&g.as_str()),
+    };
+    let resource_ok = match &sub.resource {
+        None => true,
+        Some(r) => {
+            resources.contains(&"*")
+                || resources.contains(&r.as_str())
+                || r.split_once('/')
+                    .is_some_and(|(_, s)| resources.contains(&format!("*/{s}").as_str()))
+        }
+    };
+    let url_ok = match &sub.url {
+        None => true,
+        Some(u) => urls
+            .iter()
+            .any(|o| *o == u || o.ends_with('*') && u.starts_with(o.trim_end_matches('*'))),
+    };
+    let name_ok = match &sub.name {
+        None => names.is_empty(),
+        Some(n) => names.is_empty() || names.contains(&n.as_str()),
+    };
+    verb_ok && group_ok && resource_ok && url_ok && name_ok
+}
+
+fn go_list(items: &[String]) -> String {
+    format!(
+        "[{}]",
+        items
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
+/// (group, resource, name) of a simple resource rule (`simpleResource`).
+type SimpleKey = (String, String, Option<String>);
+
+/// The uncovered rights, compacted (`CompactRules`) and sorted as upstream (`String()`), each
+/// as `CompactString`.
+fn missing_rights(subs: Vec<SubRule>) -> Vec<String> {
+    // (group, resource, name) → verbs, for simple resource rules; URL rules stay one each
+    let mut simple: Vec<(SimpleKey, Vec<String>)> = vec![];
+    let mut urls: Vec<SubRule> = vec![];
+    for s in subs {
+        match (&s.group, &s.resource) {
+            (Some(g), Some(r)) => {
+                let key = (g.clone(), r.clone(), s.name.clone());
+                match simple.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, v)) => v.push(s.verb),
+                    None => simple.push((key, vec![s.verb])),
+                }
+            }
+            _ => urls.push(s),
+        }
+    }
+    let mut rules: Vec<(String, String)> = vec![];
+    for ((g, r, n), verbs) in simple {
+        let names: Vec<String> = n.into_iter().collect();
+        let mut compact = format!(
+            "{{APIGroups:{}, Resources:{}",
+            go_list(std::slice::from_ref(&g)),
+            go_list(std::slice::from_ref(&r))
+        );
+        if !names.is_empty() {
+            compact.push_str(&format!(", ResourceNames:{}", go_list(&names)));
+        }
+        compact.push_str(&format!(", Verbs:{}}}", go_list(&verbs)));
+        let key = format!(
+            "&PolicyRule{{Verbs:[{}],APIGroups:[{g}],Resources:[{r}],ResourceNames:[{}],NonResourceURLs:[],}}",
+            verbs.join(" "),
+            names.join(" ")
+        );
+        rules.push((key, compact));
+    }
+    for u in urls {
+        let url = u.url.unwrap_or_default();
+        rules.push((
+            format!("&PolicyRule{{Verbs:[{}],APIGroups:[],Resources:[],ResourceNames:[],NonResourceURLs:[{url}],}}", u.verb),
+            format!("{{NonResourceURLs:{}, Verbs:{}}}", go_list(std::slice::from_ref(&url)), go_list(std::slice::from_ref(&u.verb))),
+        ));
+    }
+    rules.sort();
+    rules.into_iter().map(|(_, c)| c).collect()
+}
+
+/// Role, ClusterRole and binding writes by users: allowed for `system:masters`, for holders of
+/// `escalate` (roles) or `bind` (bindings, on the referenced role), or when the user already
+/// holds every permission granted (`ConfirmNoEscalation`).
+pub async fn check_escalation(
+    objects: &Objects,
+    u: &UserInfo,
+    r: &'static Resource,
+    namespace: &str,
+    name: &str,
+    obj: &Value,
+) -> ApiResult<()> {
+    if u.groups.iter().any(|g| g == "system:masters") {
+        return Ok(());
+    }
+    let ns = if r.namespaced { namespace } else { "" };
+    let gate = |verb: &str, plural: &str, n: &str| Attributes {
+        verb: verb.into(),
+        group: "rbac.authorization.k8s.io".into(),
+        resource: plural.into(),
+        namespace: ns.into(),
+        name: n.into(),
+        ..Default::default()
+    };
+    let granted: Vec<Value> = match r.kind {
+        "Role" | "ClusterRole" => {
+            if allows(objects, u, &gate("escalate", r.plural, name))
+                .await?
+                .0
+            {
+                return Ok(());
+            }
+            obj.get("rules")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        }
+        "RoleBinding" | "ClusterRoleBinding" => {
+            let kind = obj
+                .pointer("/roleRef/kind")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let role_name = obj
+                .pointer("/roleRef/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let plural = if kind == "Role" {
+                "roles"
+            } else {
+                "clusterroles"
+            };
+            if allows(objects, u, &gate("bind", plural, role_name))
+                .await?
+                .0
+            {
+                return Ok(());
+            }
+            let role = match kind {
+                "Role" => objects.get_opt(res("roles"), ns, role_name).await?,
+                _ => objects.get_opt(res("clusterroles"), "", role_name).await?,
+            };
+            let Some(role) = role else {
+                let rr = res(plural);
+                return Err(ApiError::forbidden(
+                    r,
+                    name,
+                    format!(
+                        "{} \"{name}\" is forbidden: {} \"{role_name}\" not found",
+                        r.qualified(),
+                        rr.qualified()
+                    ),
+                ));
+            };
+            role.get("rules")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        }
+        _ => return Ok(()),
+    };
+    let owner: Vec<Value> = rules_for(objects, u, ns)
+        .await?
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    let uncovered: Vec<SubRule> = granted
+        .iter()
+        .flat_map(breakdown)
+        .filter(|s| !owner.iter().any(|o| rule_covers(o, s)))
+        .collect();
+    if uncovered.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(
+        r,
+        name,
+        format!(
+            "{} \"{name}\" is forbidden: user \"{}\" (groups={}) is attempting to grant RBAC permissions not currently held:\n{}",
+            r.qualified(),
+            u.name,
+            go_list(&u.groups),
+            missing_rights(uncovered).join("\n")
+        ),
+    ))
+}
+
 fn role(name: &str, rules: Value) -> Value {
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -481,6 +738,44 @@ mod tests {
         };
         assert!(rule_allows(&nr, &p("/apis/apps")));
         assert!(!rule_allows(&nr, &p("/api")));
+    }
+
+    #[test]
+    fn coverage_and_missing_rights() {
+        let owner =
+            json!({"apiGroups": [""], "resources": ["pods", "*/status"], "verbs": ["get", "list"]});
+        let want = json!({"apiGroups": ["", "apps"], "resources": ["pods", "secrets"], "verbs": ["get", "delete"]});
+        let missing: Vec<SubRule> = breakdown(&want)
+            .into_iter()
+            .filter(|s| !rule_covers(&owner, s))
+            .collect();
+        assert_eq!(
+            missing_rights(missing),
+            [
+                "{APIGroups:[\"\"], Resources:[\"pods\"], Verbs:[\"delete\"]}",
+                "{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"get\" \"delete\"]}",
+                "{APIGroups:[\"apps\"], Resources:[\"pods\"], Verbs:[\"get\" \"delete\"]}",
+                "{APIGroups:[\"apps\"], Resources:[\"secrets\"], Verbs:[\"get\" \"delete\"]}",
+            ]
+        );
+        let sub = breakdown(
+            &json!({"apiGroups": [""], "resources": ["deployments/status"], "verbs": ["get"]}),
+        );
+        assert!(rule_covers(&owner, &sub[0]));
+        let named = breakdown(
+            &json!({"apiGroups": [""], "resources": ["pods"], "resourceNames": ["a"], "verbs": ["get"]}),
+        );
+        assert!(rule_covers(&owner, &named[0]));
+        let owner_named = json!({"apiGroups": [""], "resources": ["pods"], "resourceNames": ["a"], "verbs": ["get"]});
+        let all = breakdown(&json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}));
+        assert!(
+            !rule_covers(&owner_named, &all[0]),
+            "a named rule does not cover all names"
+        );
+        let urls = json!({"nonResourceURLs": ["/apis/*"], "verbs": ["get"]});
+        let want =
+            breakdown(&json!({"nonResourceURLs": ["/apis/apps", "/healthz"], "verbs": ["get"]}));
+        assert!(rule_covers(&urls, &want[0]) && !rule_covers(&urls, &want[1]));
     }
 
     #[test]

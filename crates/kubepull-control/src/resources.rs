@@ -121,7 +121,7 @@ pub const RESOURCES: &[Resource] = &[
         singular: "serviceaccount",
         namespaced: true,
         short_names: &["sa"],
-        subresources: &[],
+        subresources: &["token"],
         categories: &[],
     },
     Resource {
@@ -267,6 +267,72 @@ pub const RESOURCES: &[Resource] = &[
         subresources: &[],
         categories: &[],
     },
+    Resource {
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind: "SelfSubjectReview",
+        plural: "selfsubjectreviews",
+        singular: "selfsubjectreview",
+        namespaced: false,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind: "SelfSubjectAccessReview",
+        plural: "selfsubjectaccessreviews",
+        singular: "selfsubjectaccessreview",
+        namespaced: false,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind: "SelfSubjectRulesReview",
+        plural: "selfsubjectrulesreviews",
+        singular: "selfsubjectrulesreview",
+        namespaced: false,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind: "SubjectAccessReview",
+        plural: "subjectaccessreviews",
+        singular: "subjectaccessreview",
+        namespaced: false,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind: "TokenReview",
+        plural: "tokenreviews",
+        singular: "tokenreview",
+        namespaced: false,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind: "LocalSubjectAccessReview",
+        plural: "localsubjectaccessreviews",
+        singular: "localsubjectaccessreview",
+        namespaced: true,
+        short_names: &[],
+        subresources: &[],
+        categories: &[],
+    },
 ];
 
 /// The groups served, in discovery order, each with its one version.
@@ -277,7 +343,27 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("coordination.k8s.io", "v1"),
     ("certificates.k8s.io", "v1"),
     ("rbac.authorization.k8s.io", "v1"),
+    ("authentication.k8s.io", "v1"),
+    ("authorization.k8s.io", "v1"),
 ];
+
+/// Kinds that are only created (reviews): nothing is stored, the answer is the response.
+pub const CREATE_ONLY: &[&str] = &[
+    "SelfSubjectReview",
+    "SelfSubjectAccessReview",
+    "SelfSubjectRulesReview",
+    "SubjectAccessReview",
+    "LocalSubjectAccessReview",
+    "TokenReview",
+];
+
+fn verbs_of(r: &Resource) -> &'static [&'static str] {
+    if CREATE_ONLY.contains(&r.kind) {
+        &["create"]
+    } else {
+        VERBS
+    }
+}
 
 /// Finds a resource by group, version and plural.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
@@ -319,7 +405,7 @@ pub fn resource_list(group: &str, version: &str) -> Value {
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": VERBS,
+            "verbs": verbs_of(r),
         });
         if !r.short_names.is_empty() {
             o["shortNames"] = json!(r.short_names);
@@ -332,6 +418,7 @@ pub fn resource_list(group: &str, version: &str) -> Value {
             let (kind, verbs): (&str, &[&str]) = match *s {
                 "log" => ("Pod", &["get"]),
                 "binding" => ("Binding", &["create"]),
+                "token" => ("TokenRequest", &["create"]),
                 "scale" => ("Scale", &["get", "patch", "update"]),
                 _ => (r.kind, &["get", "patch", "update"]),
             };
@@ -344,6 +431,10 @@ pub fn resource_list(group: &str, version: &str) -> Value {
             });
             if *s == "scale" {
                 sub["group"] = json!("autoscaling");
+                sub["version"] = json!("v1");
+            }
+            if *s == "token" {
+                sub["group"] = json!("authentication.k8s.io");
                 sub["version"] = json!("v1");
             }
             resources.push(sub);
@@ -394,6 +485,7 @@ pub fn aggregated(core: bool) -> Value {
                     let (kind, verbs): (&str, &[&str]) = match *s {
                         "log" => ("Pod", &["get"]),
                         "binding" => ("Binding", &["create"]),
+                        "token" => ("TokenRequest", &["create"]),
                         "scale" => ("Scale", &["get", "patch", "update"]),
                         _ => (r.kind, &["get", "patch", "update"]),
                     };
@@ -406,6 +498,9 @@ pub fn aggregated(core: bool) -> Value {
                         o["responseKind"] =
                             json!({"group": "autoscaling", "version": "v1", "kind": "Scale"});
                     }
+                    if *s == "token" {
+                        o["responseKind"] = json!({"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"});
+                    }
                     o
                 })
                 .collect();
@@ -414,7 +509,7 @@ pub fn aggregated(core: bool) -> Value {
                 "responseKind": {"group": g, "version": v, "kind": r.kind},
                 "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
                 "singularResource": r.singular,
-                "verbs": VERBS,
+                "verbs": verbs_of(r),
             });
             if !r.short_names.is_empty() {
                 o["shortNames"] = json!(r.short_names);

@@ -1,6 +1,6 @@
-//! The HTTPS front: routing, authentication (bearer tokens), authorization (admin, and the node
-//! authorizer's rule), handlers, watch streaming, Table negotiation, and the `pods/log` proxy to
-//! the node.
+//! The HTTPS front: routing, authentication (client certificates, the admin, node and
+//! ServiceAccount tokens), authorization (admin, the node authorizer's rule, RBAC), handlers,
+//! watch streaming, Table negotiation, and the `pods/log` proxy to the node.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -131,6 +131,23 @@ async fn authenticate(
         .to_str()
         .ok()?;
     let token = h.strip_prefix("Bearer ")?.trim();
+    authenticate_token(state, token, &[crate::auth::ISSUER])
+        .await
+        .map(|(u, _)| u)
+}
+
+/// The token authenticators; with the audiences the token is good for (ServiceAccount tokens
+/// carry theirs; the admin and node tokens are for this API server only).
+pub(crate) async fn authenticate_token(
+    state: &State,
+    token: &str,
+    audiences: &[&str],
+) -> Option<(User, Vec<String>)> {
+    let api_only = || {
+        audiences
+            .contains(&crate::auth::ISSUER)
+            .then(|| vec![crate::auth::ISSUER.to_string()])
+    };
     let admin = state.pki.admin_token.as_bytes();
     if token.len() == admin.len()
         && token
@@ -139,17 +156,25 @@ async fn authenticate(
             .fold(0u8, |a, (x, y)| a | (x ^ y))
             == 0
     {
-        return Some(User::Admin);
+        return Some((User::Admin, api_only()?));
     }
     if token.starts_with(crate::pki::NODE_TOKEN_PREFIX) {
-        return state.pki.node_of(token).map(User::Node);
+        let n = state.pki.node_of(token)?;
+        return Some((User::Node(n), api_only()?));
     }
     if crate::auth::looks_like_jwt(token) {
         let now = jiff::Timestamp::now().as_second();
-        let c = state.tokens.verify(token, &[crate::auth::ISSUER], now)?;
-        return service_account_still_valid(state, &c, now)
-            .await
-            .then(|| User::Other(c.user()));
+        let c = state.tokens.verify(token, audiences, now)?;
+        if !service_account_still_valid(state, &c, now).await {
+            return None;
+        }
+        let auds = c
+            .audiences
+            .iter()
+            .filter(|a| audiences.contains(&a.as_str()))
+            .cloned()
+            .collect();
+        return Some((User::Other(c.user()), auds));
     }
     None
 }
@@ -438,6 +463,16 @@ async fn route(
     let user = authenticate(&state, &req, cert_user.as_deref())
         .await
         .ok_or_else(ApiError::unauthorized)?;
+    const REVIEWS: &[&str] = &[
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+    ];
+    if REVIEWS.contains(&path.as_str()) && req.method() != Method::POST {
+        return Err(ApiError::method_not_allowed());
+    }
     match path.as_str() {
         "/apis/authentication.k8s.io/v1/selfsubjectreviews" => {
             return crate::authapi::self_subject_review(&state, req, &user).await
@@ -449,9 +484,42 @@ async fn route(
             return crate::authapi::self_subject_rules_review(&state, req, &user).await
         }
         "/apis/authorization.k8s.io/v1/subjectaccessreviews" => {
-            return crate::authapi::subject_access_review(&state, req, &user).await
+            return crate::authapi::subject_access_review(&state, req, &user, None).await
+        }
+        "/apis/authentication.k8s.io/v1/tokenreviews" => {
+            return crate::authapi::token_review(&state, req, &user).await
         }
         _ => {}
+    }
+    if let ["apis", "authorization.k8s.io", "v1", "namespaces", ns, "localsubjectaccessreviews"] =
+        path.trim_matches('/')
+            .split('/')
+            .collect::<Vec<_>>()
+            .as_slice()
+    {
+        if req.method() != Method::POST {
+            return Err(ApiError::method_not_allowed());
+        }
+        let ns = ns.to_string();
+        return crate::authapi::subject_access_review(&state, req, &user, Some(&ns)).await;
+    }
+    // non-resource paths (discovery, OpenAPI) are authorized by RBAC for users too
+    // (`system:discovery`); resource paths below by the resource authorizers
+    if let User::Other(u) = &user {
+        if parse_target(&path).is_none() {
+            let a = crate::rbac::Attributes {
+                verb: if req.method() == Method::GET || req.method() == Method::HEAD {
+                    "get".into()
+                } else {
+                    req.method().as_str().to_lowercase()
+                },
+                path: Some(path.clone()),
+                ..Default::default()
+            };
+            if !crate::rbac::allows(&state.objects, u, &a).await?.0 {
+                return Err(crate::rbac::forbidden(&u.name, &a, None));
+            }
+        }
     }
     let agg = wants_aggregated(&req);
     match path.trim_end_matches('/') {
@@ -623,6 +691,10 @@ async fn resource_request(
         (&Method::DELETE, true, _) => "delete",
         _ => return Err(ApiError::method_not_allowed()),
     };
+    if resources::CREATE_ONLY.contains(&r.kind) {
+        // reviews are answered on POST before routing here
+        return Err(ApiError::method_not_allowed());
+    }
     // binding is a create on pods/binding: a node may not bind
     authorize(&state, &user, verb, &t).await?;
     let name = t.name.clone().unwrap_or_default();
@@ -745,6 +817,13 @@ async fn resource_request(
             } else {
                 body
             };
+            if let User::Other(u) = &user {
+                let named = body
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                crate::rbac::check_escalation(&state.objects, u, r, &ns, named, &body).await?;
+            }
             if dry_run {
                 return Ok(json_resp(StatusCode::CREATED, &body));
             }
@@ -794,6 +873,9 @@ async fn resource_request(
         }
         ("update", sub @ (None | Some("status"))) => {
             let (_, body) = read_body(req).await?;
+            if let User::Other(u) = &user {
+                crate::rbac::check_escalation(&state.objects, u, r, &ns, &name, &body).await?;
+            }
             let obj = state
                 .objects
                 .update(r, &ns, &name, body, sub, strict)
@@ -802,6 +884,17 @@ async fn resource_request(
         }
         ("patch", sub @ (None | Some("status"))) => {
             let (ct, body) = read_body(req).await?;
+            if let User::Other(u) = &user {
+                if r.group == "rbac.authorization.k8s.io" {
+                    let mut next = state
+                        .objects
+                        .get_opt(r, &ns, &name)
+                        .await?
+                        .unwrap_or(json!({}));
+                    crate::objects::apply_patch(&mut next, &ct, &body)?;
+                    crate::rbac::check_escalation(&state.objects, u, r, &ns, &name, &next).await?;
+                }
+            }
             // server-side apply creates what does not exist yet
             if ct.starts_with("application/apply-patch")
                 && sub.is_none()

@@ -727,6 +727,13 @@ async fn service_account_tokens_whoami_and_rbac() {
         assert!(ok && out.contains("jane") && out.contains("[devs system:authenticated]"), "{out}");
         let (ok, out) = kubectl(&jane, &home, &["get", "pods"], None);
         assert!(!ok && out.contains("User \"jane\" cannot list resource \"pods\""), "{out}");
+        // discovery is RBAC's too: without system:discovery, users cannot read /api
+        let (ok, out) = k(&["delete", "clusterrolebinding", "system:discovery"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kubectl(&jane, &home, &["get", "--raw", "/api"], None);
+        assert!(!ok && out.contains("forbidden: User \"jane\" cannot get path \"/api\""), "{out}");
+        let (ok, out) = k(&["get", "--raw", "/api"]);
+        assert!(ok && out.contains("APIVersions"), "{out}");
     })
     .await
     .unwrap();
@@ -834,5 +841,198 @@ async fn service_account_tokens_whoami_and_rbac() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
+    server.shutdown().await;
+}
+
+/// RBAC escalation prevention with kubectl's own `create role|rolebinding|clusterrolebinding`
+/// (protobuf bodies): a namespace admin grants only what it holds, roleRef is immutable, and
+/// cluster-scoped grants need cluster permissions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_escalation_is_prevented() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let dir = d.path().to_path_buf();
+    let (url, ca) = (server.url(), server.ca_pem());
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str]| kubectl(&admin, &home, args, None);
+        for args in [
+            &["create", "namespace", "t"][..],
+            &["create", "serviceaccount", "lead", "-n", "t"],
+            &["create", "rolebinding", "lead-admin", "--clusterrole=admin", "--serviceaccount=t:lead", "-n", "t"],
+        ] {
+            let (ok, out) = k(args);
+            assert!(ok, "{args:?}: {out}");
+        }
+        let (ok, token) = k(&["create", "token", "lead", "-n", "t"]);
+        assert!(ok, "{token}");
+        let lead = token_kubeconfig(&dir, "lead.kubeconfig", &url, &ca, &format!("    token: {}\n", token.trim()));
+        let kl = |args: &[&str]| kubectl(&lead, &home, args, None);
+        let (ok, out) = kl(&["create", "role", "pod-reader", "--verb=get,list", "--resource=pods"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kl(&["create", "role", "big", "--verb=get", "--resource=nodes,pods"]);
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("roles.rbac.authorization.k8s.io \"big\" is forbidden: user \"system:serviceaccount:t:lead\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:t\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\"]}"),
+            "{out}"
+        );
+        let (ok, out) = kl(&["create", "rolebinding", "eve-admin", "--clusterrole=cluster-admin", "--user=eve"]);
+        assert!(!ok && out.contains("is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"*\"], Resources:[\"*\"], Verbs:[\"*\"]}"), "{out}");
+        let (ok, out) = kl(&["create", "rolebinding", "eve-view", "--clusterrole=view", "--user=eve"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kl(&["create", "rolebinding", "eve-reader", "--role=pod-reader", "--user=eve"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kl(&["create", "clusterrolebinding", "eve-view", "--clusterrole=view", "--user=eve"]);
+        assert!(!ok && out.contains("clusterrolebindings.rbac.authorization.k8s.io is forbidden: User \"system:serviceaccount:t:lead\" cannot create resource \"clusterrolebindings\" in API group \"rbac.authorization.k8s.io\" at the cluster scope"), "{out}");
+        // eve got view in t (as the binding says), nothing elsewhere
+        let sar = "apiVersion: authorization.k8s.io/v1\nkind: SubjectAccessReview\nspec:\n  user: eve\n  resourceAttributes: {namespace: t, verb: list, group: apps, resource: deployments}\n";
+        let (ok, out) = kubectl(&admin, &home, &["create", "-f", "-", "-o", "jsonpath={.status.allowed} {.status.reason}"], Some(sar));
+        assert!(ok && out.starts_with("true RBAC: allowed by RoleBinding \"eve-view/t\" of ClusterRole \"view\" to eve"), "{out}");
+        let (ok, out) = kubectl(&admin, &home, &["create", "-f", "-", "-o", "jsonpath={.status.allowed}"], Some(&sar.replace("namespace: t", "namespace: default")));
+        assert!(ok && out.trim() == "false", "{out}");
+        let (ok, out) = kubectl(&admin, &home, &["create", "-f", "-"], Some("apiVersion: authorization.k8s.io/v1\nkind: SubjectAccessReview\nspec:\n  resourceAttributes: {verb: list, resource: pods}\n"));
+        assert!(!ok && out.contains("spec.user: Invalid value: \"\": at least one of user or group must be specified"), "{out}");
+        // roleRef cannot change
+        let (ok, out) = k(&["patch", "rolebinding", "eve-view", "-n", "t", "--type=merge", "-p", "{\"roleRef\":{\"name\":\"edit\"}}"]);
+        assert!(!ok && out.contains("roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"edit\"}: cannot change roleRef"), "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
+
+/// The review endpoints and CertificateSigningRequests refuse bad bodies with a Status, store
+/// nothing, and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_and_csr_endpoints_refuse_bad_bodies() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+        .build()
+        .unwrap();
+    let ssar = format!(
+        "{}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        server.url()
+    );
+    let csr = format!(
+        "{}/apis/certificates.k8s.io/v1/certificatesigningrequests",
+        server.url()
+    );
+    let big = format!(
+        r#"{{"spec":{{"resourceAttributes":{{"verb":"{}"}}}}}}"#,
+        "A".repeat(4 << 20)
+    );
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (&ssar, "application/json", b"{nope".to_vec(), 400, "not valid JSON"),
+        (&ssar, "application/json", br#"{"kind":"Secret"}"#.to_vec(), 400, "must be a authorization.k8s.io/v1 SelfSubjectAccessReview, not a Secret"),
+        (&ssar, "application/json", br#"{"spec":{}}"#.to_vec(), 422, "spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified"),
+        (&ssar, "application/json", br#"{"spec":{"resourceAttributes":{"verb":"get"},"nonResourceAttributes":{"path":"/"}}}"#.to_vec(), 422, "cannot be specified in combination with resourceAttributes"),
+        (&ssar, "application/vnd.kubernetes.protobuf", b"k8s\x00\x12\x05ab".to_vec(), 415, "truncated"),
+        (&ssar, "application/json", big.clone().into_bytes(), 400, "limit"),
+        (&csr, "application/json", br#"{"metadata":{"name":"c"},"spec":{"signerName":"kubernetes.io/kubelet-serving"}}"#.to_vec(), 422, "spec.request: Required value"),
+        (&csr, "application/json", br#"{"metadata":{"name":"c"},"spec":{"request":"bm90IGEgcGVt"}}"#.to_vec(), 422, "spec.signerName: Required value"),
+        (&csr, "application/json", big.into_bytes(), 400, "limit"),
+    ];
+    for (url, ct, body, code, needle) in cases {
+        let r = http
+            .post(url)
+            .bearer_auth(server.admin_token())
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), code, "{needle}");
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["kind"], "Status");
+        assert!(v["message"].as_str().unwrap_or("").contains(needle), "{v}");
+    }
+    // reviews are not stored or listed
+    let r = http
+        .get(&ssar)
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let r = http
+        .get(&csr)
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(0), "{v}");
+    // and a good review still works
+    let r = http
+        .post(&ssar)
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body(r#"{"spec":{"resourceAttributes":{"verb":"get","resource":"pods","namespace":"default"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["status"]["allowed"], true);
+    server.shutdown().await;
+}
+
+/// TokenReview and LocalSubjectAccessReview with kubectl: a ServiceAccount token is reviewed
+/// (never echoed back), audiences are honoured, and only permitted callers may ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_review_and_local_access_review() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let dir = d.path().to_path_buf();
+    let (url, ca) = (server.url(), server.ca_pem());
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        assert!(k(&["create", "namespace", "t"], None).0);
+        assert!(k(&["create", "serviceaccount", "bot", "-n", "t"], None).0);
+        let (ok, token) = k(&["create", "token", "bot", "-n", "t"], None);
+        assert!(ok, "{token}");
+        let token = token.trim().to_string();
+        let review = |tok: &str, auds: &str| {
+            format!("apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec:\n  token: {tok}\n{auds}")
+        };
+        let (ok, out) = k(&["create", "-f", "-", "-o", "json"], Some(&review(&token, "")));
+        assert!(ok, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["status"]["authenticated"], true, "{v}");
+        assert_eq!(v["status"]["user"]["username"], "system:serviceaccount:t:bot");
+        assert_eq!(v["status"]["audiences"], serde_json::json!(["https://kubernetes.default.svc.cluster.local"]));
+        assert!(!out.contains(&token), "the token is echoed: {out}");
+        let (ok, out) = k(&["create", "-f", "-", "-o", "json"], Some(&review(&token, "  audiences: [vault]\n")));
+        assert!(ok, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_ne!(v["status"]["authenticated"], true, "{v}");
+        assert_eq!(v["status"]["error"], "invalid bearer token");
+        let (ok, out) = k(&["create", "-f", "-", "-o", "jsonpath={.status.authenticated}"], Some(&review("kpn.n1.deadbeef", "")));
+        assert!(ok && out.trim().is_empty(), "{out}");
+        // the ServiceAccount itself may not review tokens
+        let bot = token_kubeconfig(&dir, "bot.kubeconfig", &url, &ca, &format!("    token: {token}\n"));
+        let (ok, out) = kubectl(&bot, &home, &["create", "-f", "-"], Some(&review(&token, "")));
+        assert!(!ok && out.contains("User \"system:serviceaccount:t:bot\" cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\" at the cluster scope"), "{out}");
+        // a local access review answers in its namespace only
+        let lsar = "apiVersion: authorization.k8s.io/v1\nkind: LocalSubjectAccessReview\nmetadata: {namespace: t}\nspec:\n  user: system:serviceaccount:t:bot\n  groups: [system:serviceaccounts]\n  resourceAttributes: {verb: create, group: authentication.k8s.io, resource: selfsubjectreviews}\n";
+        let (ok, out) = k(&["create", "-f", "-", "-o", "jsonpath={.status.allowed}"], Some(lsar));
+        assert!(ok && out.trim() == "false", "{out}");
+        let granted = lsar.replace("groups: [system:serviceaccounts]", "groups: [system:authenticated]");
+        let (ok, out) = k(&["create", "-f", "-", "-o", "jsonpath={.status.allowed}"], Some(&granted));
+        assert!(ok && out.trim() == "true", "{out}");
+        let other_ns = lsar.replace("verb: create,", "verb: create, namespace: default,");
+        let (ok, out) = k(&["create", "-f", "-"], Some(&other_ns));
+        assert!(!ok && out.contains("spec.resourceAttributes.namespace must match metadata.namespace"), "{out}");
+    })
+    .await
+    .unwrap();
     server.shutdown().await;
 }
