@@ -305,7 +305,7 @@ fn volumes_in_a_running_pod_and_secret_rotation() {
         "secret",
         "generic",
         "app-secret",
-        "--from-literal=password=first",
+        "--from-literal=password=Vol-Secret-First-77",
     ]);
     up.ok(&[
         "create",
@@ -359,7 +359,7 @@ spec:
         image = b.image,
         host = allowed.path().display(),
     ));
-    let logs = up.logs_contain("vols", "password=first");
+    let logs = up.logs_contain("vols", "password=Vol-Secret-First-77");
     // configMap: only the items, defaultMode 0400 and item mode 0604, both | 0440 for fsGroup
     assert!(logs.contains("cm-modes=440,644"), "{logs}");
     assert!(logs.contains("cm-items=app.conf,sub,"), "{logs}");
@@ -421,6 +421,9 @@ spec:
         r#"{"data":{"password":"cm90YXRlZA=="}}"#,
     ]);
     up.logs_contain("vols", "password=rotated");
+    // the agent's own log never shows Secret data
+    let agent_log = std::fs::read_to_string(up.dir.path().join("up.log")).unwrap_or_default();
+    assert!(!agent_log.contains("Vol-Secret-First-77"), "{agent_log}");
 
     // deleting the pod unmounts and removes its volumes
     up.ok(&["delete", "pod", "vols", "--wait=true"]);
@@ -505,6 +508,11 @@ fn failed_mounts_missing_secret_host_path_and_token() {
         }
         let ev = up.ok(&["get", "events", "-o", "json"]);
         if ev.contains("volume \\\"tok\\\" : failed to fetch token") {
+            assert!(
+                ev.contains("the API server does not serve TokenRequest")
+                    || ev.contains("serviceaccounts"),
+                "{ev}"
+            );
             break;
         }
         assert!(

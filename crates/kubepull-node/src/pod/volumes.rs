@@ -302,14 +302,14 @@ async fn setup_one(
         VolumeKind::EmptyDir | VolumeKind::EmptyDirMemory => {
             if fresh {
                 if kind == VolumeKind::EmptyDirMemory {
-                    let size = v
+                    let limit = v
                         .empty_dir
                         .as_ref()
                         .and_then(|e| e.size_limit.as_ref())
                         .map(|q| parse_quantity(&q.0).map(|b| b.ceil() as u64))
                         .transpose()
-                        .map_err(|e| format!("emptyDir sizeLimit: {e}"))?
-                        .filter(|b| *b > 0);
+                        .map_err(|e| format!("emptyDir sizeLimit: {e}"))?;
+                    let size = memory_medium_size(pod, limit, node_allocatable("memory") as u64);
                     mount_tmpfs(&dir, 0o777, size)?;
                 }
                 // the kubelet: 0777 (umask ignored), group fsGroup with setgid
@@ -371,6 +371,37 @@ async fn setup_one(
     };
     atomic_write(&dir, &payload, gid).map_err(|e| format!("write {}: {e}", dir.display()))?;
     Ok((dir, kind))
+}
+
+/// The tmpfs size of a `medium: Memory` emptyDir (`pkg/volume/emptydir/empty_dir.go`,
+/// `SizeMemoryBackedVolumes`): the smallest positive value of the node's allocatable memory, the
+/// pod's memory limit (the sum of its containers' limits, only when every container has one, as
+/// `ResourceConfigForPod`), and `sizeLimit`.
+pub fn memory_medium_size(pod: &Pod, size_limit: Option<u64>, node_memory: u64) -> Option<u64> {
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.clone())
+        .unwrap_or_default();
+    let limits: Option<Vec<u64>> = containers
+        .iter()
+        .map(|c| {
+            c.resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .and_then(|l| l.get("memory"))
+                .and_then(|q| parse_quantity(&q.0).ok())
+                .map(|b| b.ceil() as u64)
+        })
+        .collect();
+    let pod_limit = limits
+        .filter(|l| !l.is_empty())
+        .map(|l| l.iter().sum::<u64>());
+    [Some(node_memory), pod_limit, size_limit]
+        .into_iter()
+        .flatten()
+        .filter(|n| *n > 0)
+        .min()
 }
 
 fn mode_of(m: Option<i32>) -> u32 {
@@ -829,11 +860,17 @@ async fn service_account_token(
         }
     }
     Err(match &err {
-        kube::Error::Api(s) if s.code == 404 && !s.message.contains("serviceaccounts") => format!(
-            "failed to fetch token: the API server does not serve TokenRequest \
-             (POST serviceaccounts/{sa}/token: 404 {}); serviceAccountToken projections need it",
-            s.message
-        ),
+        // no such subresource: 404 (or 405 from a server that knows the resource but not the
+        // POST); a missing ServiceAccount is a 404 naming it
+        kube::Error::Api(s)
+            if (s.code == 404 && !s.message.contains("serviceaccounts")) || s.code == 405 =>
+        {
+            format!(
+                "failed to fetch token: the API server does not serve TokenRequest \
+                 (POST serviceaccounts/{sa}/token: {} {}); serviceAccountToken projections need it",
+                s.code, s.message
+            )
+        }
         other => format!("failed to fetch token: {}", api_text(other)),
     })
 }
@@ -1422,6 +1459,36 @@ mod tests {
             (64 * 1024 * 1024).to_string()
         );
         assert!(resource_value(&c, "limits.gpu", None).is_err());
+    }
+
+    #[test]
+    fn memory_medium_size_is_the_smallest_limit() {
+        let pod = |limits: &[Option<&str>]| -> Pod {
+            let containers: Vec<serde_json::Value> = limits
+                .iter()
+                .enumerate()
+                .map(|(i, l)| match l {
+                    Some(l) => serde_json::json!({"name": format!("c{i}"), "resources": {"limits": {"memory": l}}}),
+                    None => serde_json::json!({"name": format!("c{i}")}),
+                })
+                .collect();
+            serde_json::from_value(serde_json::json!({"spec": {"containers": containers}})).unwrap()
+        };
+        let mi = 1024 * 1024;
+        assert_eq!(
+            memory_medium_size(&pod(&[Some("64Mi")]), Some(8 * mi), 1 << 40),
+            Some(8 * mi)
+        );
+        assert_eq!(
+            memory_medium_size(&pod(&[Some("32Mi"), Some("32Mi")]), Some(128 * mi), 1 << 40),
+            Some(64 * mi)
+        );
+        // one container without a limit: no pod limit
+        assert_eq!(
+            memory_medium_size(&pod(&[Some("32Mi"), None]), None, 1 << 30),
+            Some(1 << 30)
+        );
+        assert_eq!(memory_medium_size(&pod(&[None]), None, 0), None);
     }
 
     #[test]
