@@ -290,7 +290,7 @@ test -e /disk-ro/x && echo disk-ro-sees-x
 touch /etc/sec/z 2>/dev/null || echo secret-ro-refused
 echo "secgid=$(stat -c %g /etc/sec/..data/password)"
 echo "host=$(cat /host/marker)"
-while true; do echo "password=$(cat /etc/sec/password)"; sleep 1; done"#;
+while true; do echo "password=$(cat /etc/sec/password) conf=$(cat /etc/cm/app.conf) sub=$(cat /etc/app.conf)"; sleep 1; done"#;
 
 /// Secret, ConfigMap, emptyDir, downward API and hostPath volumes in one running pod, seen from
 /// inside the container; the Secret rotated while it runs; everything removed with the pod.
@@ -421,6 +421,23 @@ spec:
         r#"{"data":{"password":"cm90YXRlZA=="}}"#,
     ]);
     up.logs_contain("vols", "password=rotated");
+    // the ConfigMap too; its subPath mount keeps the content it started with (as upstream)
+    up.ok(&[
+        "patch",
+        "configmap",
+        "app-config",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"app.conf":"listen=9090"}}"#,
+    ]);
+    let logs = up.logs_contain("vols", "conf=listen=9090");
+    let last = logs
+        .lines()
+        .rev()
+        .find(|l| l.contains("conf=listen=9090"))
+        .unwrap();
+    assert!(last.contains("sub=listen=8080"), "{last}");
     // the agent's own log never shows Secret data
     let agent_log = std::fs::read_to_string(up.dir.path().join("up.log")).unwrap_or_default();
     assert!(!agent_log.contains("Vol-Secret-First-77"), "{agent_log}");
