@@ -892,6 +892,28 @@ fn host_path(settings: &VolumeSettings, path: &str, type_: &str) -> Result<PathB
             kubepull_core::gostr::quote(path)
         ));
     }
+    let allowed_dirs: Vec<PathBuf> = settings
+        .host_path_allowed
+        .iter()
+        .filter_map(|a| std::fs::canonicalize(a).ok())
+        .collect();
+    let outside = || {
+        format!(
+            "hostPath {} is outside the directories this node allows (--allow-host-path)",
+            kubepull_core::gostr::quote(path)
+        )
+    };
+    // before creating anything: the nearest existing ancestor, resolved, must be allowed
+    if !p.exists() {
+        let mut anc = p;
+        while !anc.exists() {
+            anc = anc.parent().unwrap_or(Path::new("/"));
+        }
+        let real = std::fs::canonicalize(anc).map_err(|e| format!("hostPath {path}: {e}"))?;
+        if !allowed_dirs.iter().any(|a| real.starts_with(a)) {
+            return Err(outside());
+        }
+    }
     match type_ {
         "DirectoryOrCreate" if !p.exists() => {
             std::fs::create_dir_all(p).map_err(|e| format!("create {path}: {e}"))?;
@@ -913,16 +935,8 @@ fn host_path(settings: &VolumeSettings, path: &str, type_: &str) -> Result<PathB
     }
     // the allowlist applies to the resolved path: a symlink cannot lead out of it
     let real = std::fs::canonicalize(p).map_err(|e| format!("hostPath {path}: {e}"))?;
-    let allowed = settings.host_path_allowed.iter().any(|a| {
-        std::fs::canonicalize(a)
-            .map(|a| real.starts_with(a))
-            .unwrap_or(false)
-    });
-    if !allowed {
-        return Err(format!(
-            "hostPath {} is outside the directories this node allows (--allow-host-path)",
-            kubepull_core::gostr::quote(path)
-        ));
+    if !allowed_dirs.iter().any(|a| real.starts_with(a)) {
+        return Err(outside());
     }
     let meta = std::fs::metadata(&real).map_err(|e| format!("hostPath {path}: {e}"))?;
     use std::os::unix::fs::FileTypeExt;
@@ -1572,5 +1586,16 @@ mod tests {
         let made = d.path().join("new/dir");
         assert!(host_path(&s, made.to_str().unwrap(), "DirectoryOrCreate").is_ok());
         assert!(made.is_dir());
+        // nothing is created outside the allowed directories, not even through a link
+        let other = tempfile::tempdir().unwrap();
+        let outside = other.path().join("created-by-pod");
+        let e = host_path(&s, outside.to_str().unwrap(), "DirectoryOrCreate").unwrap_err();
+        assert!(e.contains("outside"), "{e}");
+        assert!(!outside.exists());
+        std::os::unix::fs::symlink(other.path(), d.path().join("to-other")).unwrap();
+        let via = d.path().join("to-other/x/y");
+        let e = host_path(&s, via.to_str().unwrap(), "FileOrCreate").unwrap_err();
+        assert!(e.contains("outside"), "{e}");
+        assert!(!other.path().join("x").exists());
     }
 }
