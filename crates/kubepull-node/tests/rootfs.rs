@@ -55,11 +55,13 @@ fn store_image(store: &Store, img: &Image) -> ImageRecord {
     rec
 }
 
-fn req(name: &str, cmd: &str) -> ContainerRequest {
+/// `test` keeps container ids (and so runc's default cgroup paths) apart between tests running
+/// at the same time.
+fn req(test: &str, name: &str, cmd: &str) -> ContainerRequest {
     ContainerRequest {
         namespace: "default".into(),
         pod_name: "p".into(),
-        pod_uid: format!("uid-{name}"),
+        pod_uid: format!("{test}-{}-{name}", std::process::id()),
         name: name.into(),
         image: NAME.into(),
         image_ref: String::new(),
@@ -133,12 +135,15 @@ fn bed(runtime_root: impl FnOnce(&Path) -> PathBuf) -> Bed {
     }
 }
 
-async fn running(rt: &RuncRuntime, id: &str) {
+async fn running(rt: &RuncRuntime, root: &Path, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match rt.state(id).await {
             RuntimeState::Running { .. } => return,
-            RuntimeState::Exited { exit_code, .. } => panic!("{id} exited with {exit_code}"),
+            RuntimeState::Exited { exit_code, .. } => panic!(
+                "{id} exited with {exit_code}: {}",
+                std::fs::read_to_string(root.join(id).join("container.log")).unwrap_or_default()
+            ),
             _ => {}
         }
         assert!(Instant::now() < deadline, "{id} never ran");
@@ -168,13 +173,14 @@ fn image() -> Image {
 
 #[tokio::test]
 async fn containers_share_snapshots_private_dirs_and_gc() {
+    const TEST: &str = "share";
     let mut b = bed(|d| d.join("containers"));
     let img = image();
     let rec = store_image(&b.store, &img);
 
     // both at once: one builds the snapshots, the other waits for them
-    let r1 = req("one", "echo one > /tmp/mine; sleep 3600");
-    let r2 = req("two", "sleep 3600");
+    let r1 = req(TEST, "one", "echo one > /tmp/mine; sleep 3600");
+    let r2 = req(TEST, "two", "sleep 3600");
     let (c1, c2) = tokio::time::timeout(Duration::from_secs(60), async {
         tokio::join!(b.rt.start(&r1), b.rt.start(&r2))
     })
@@ -186,17 +192,17 @@ async fn containers_share_snapshots_private_dirs_and_gc() {
     // a third container while the first two hold their snapshots
     let c3 = tokio::time::timeout(
         Duration::from_secs(60),
-        b.rt.start(&req("three", "sleep 3600")),
+        b.rt.start(&req(TEST, "three", "sleep 3600")),
     )
     .await
     .expect("a start while others hold the snapshots must not block")
     .unwrap();
     b.ids.push(c3.clone());
-    running(&b.rt, &c3).await;
+    running(&b.rt, &b.runtime_root, &c3).await;
     b.rt.stop(&c3, Duration::from_secs(1)).await.unwrap();
     b.rt.remove(&c3).await.unwrap();
-    running(&b.rt, &c1).await;
-    running(&b.rt, &c2).await;
+    running(&b.rt, &b.runtime_root, &c1).await;
+    running(&b.rt, &b.runtime_root, &c2).await;
 
     // one snapshot per layer, shared: no second unpack
     let snaps = b.store.root().join("snapshots");
@@ -278,6 +284,13 @@ async fn containers_share_snapshots_private_dirs_and_gc() {
     // control: nobody can run setpriv-launched commands at all
     assert!(as_nobody(&["true"]).status.success());
 
+    // the agent restarts: a new runtime finds the containers and holds their snapshots again
+    let shim = b.dir.path().join("shim.sh").into_os_string();
+    let rt2 = RuncRuntime::new(&b.runtime_root, b.store.clone(), vec![shim]).unwrap();
+    drop(std::mem::replace(&mut b.rt, rt2));
+    let found = b.rt.list().await.unwrap();
+    assert_eq!(found.len(), 2, "{found:?}");
+
     // the image goes while its containers run: gc keeps the snapshots they stack
     assert!(b.store.remove_image(NAME).unwrap());
     let report = b.store.gc().unwrap();
@@ -304,6 +317,7 @@ async fn containers_share_snapshots_private_dirs_and_gc() {
 /// mount): the container still runs, from an unpacked copy of the image.
 #[tokio::test]
 async fn falls_back_to_unpack_when_upper_dirs_cannot_be_overlaid() {
+    const TEST: &str = "fallback";
     let mut b = bed(|d| {
         for s in ["l", "u", "w", "m"] {
             std::fs::create_dir_all(d.join("ovl").join(s)).unwrap();
@@ -325,9 +339,9 @@ async fn falls_back_to_unpack_when_upper_dirs_cannot_be_overlaid() {
     });
     let img = image();
     store_image(&b.store, &img);
-    let c = b.rt.start(&req("one", "sleep 3600")).await.unwrap();
+    let c = b.rt.start(&req(TEST, "one", "sleep 3600")).await.unwrap();
     b.ids.push(c.clone());
-    running(&b.rt, &c).await;
+    running(&b.rt, &b.runtime_root, &c).await;
     let bundle = b.runtime_root.join(&c);
     assert!(bundle.join("rootfs/bin/busybox").is_file());
     assert!(!bundle.join("rootfs.overlay.json").exists());
