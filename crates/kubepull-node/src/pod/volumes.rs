@@ -300,8 +300,10 @@ async fn setup_one(
     let gid = fs_group(pod);
     match kind {
         VolumeKind::EmptyDir | VolumeKind::EmptyDirMemory => {
-            if fresh {
-                if kind == VolumeKind::EmptyDirMemory {
+            // a Memory volume is mounted again if its tmpfs is gone (the node rebooted)
+            let remount = kind == VolumeKind::EmptyDirMemory && !is_mount_point(&dir);
+            if fresh || remount {
+                if remount {
                     let limit = v
                         .empty_dir
                         .as_ref()
