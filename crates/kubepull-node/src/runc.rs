@@ -9,8 +9,9 @@
 //! ([`Store::layer_snapshot`]: each layer unpacked once per node, read-only below every
 //! container of the image) with the container's own `upper/` and `work/` in its bundle. The
 //! snapshots are held against garbage collection while the container exists
-//! ([`kubepull_store::SnapshotLease`], taken again when the agent restarts and finds the
-//! container), and snapshots no image uses any more are removed when a container is removed.
+//! ([`kubepull_store::SnapshotLease`], by the shim for the container's whole life and by the
+//! agent, which takes it again when it restarts and finds the container), and snapshots no image
+//! uses any more are removed when a container is removed.
 //! Where overlay cannot be used (not root, too many layers, or a filesystem that cannot hold
 //! overlay upper directories) the image is unpacked into `rootfs/` instead, with a warning in
 //! the log.
@@ -303,9 +304,28 @@ pub struct RuncRuntime {
     leases: Arc<Mutex<HashMap<String, kubepull_store::SnapshotLease>>>,
 }
 
-/// The marker of an overlay root filesystem in a bundle: the layers it stacks (to take the
-/// snapshot lease again after a restart).
+/// The marker of an overlay root filesystem in a bundle: the store and the layers it stacks,
+/// for the shim (which holds the snapshots for the container's whole life, also while the agent
+/// is stopped) and for the agent after a restart.
 const OVERLAY_MARKER: &str = "rootfs.overlay.json";
+
+#[derive(Serialize, Deserialize)]
+struct OverlayMarker {
+    store: PathBuf,
+    layers: Vec<kubepull_store::LayerRecord>,
+}
+
+/// The snapshot lease of a bundle's overlay root filesystem, if it has one.
+fn bundle_lease(bundle: &Path) -> Option<Result<kubepull_store::SnapshotLease, String>> {
+    let bytes = std::fs::read(bundle.join(OVERLAY_MARKER)).ok()?;
+    let r = (|| {
+        let m: OverlayMarker =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{OVERLAY_MARKER}: {e}"))?;
+        let store = Store::open(&m.store).map_err(|e| e.to_string())?;
+        store.snapshot_lease(&m.layers).map_err(|e| e.to_string())
+    })();
+    Some(r)
+}
 
 fn private_dir(d: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
@@ -379,7 +399,11 @@ impl RuncRuntime {
                 });
             match r {
                 Ok(lease) => {
-                    let marker = serde_json::to_vec(&rec.layers).unwrap_or_default();
+                    let marker = serde_json::to_vec(&OverlayMarker {
+                        store: self.store.root().to_path_buf(),
+                        layers: rec.layers.clone(),
+                    })
+                    .unwrap_or_default();
                     if let Err(e) = std::fs::write(bundle.join(OVERLAY_MARKER), marker) {
                         let _ = kubepull_store::unmount_rootfs(&rootfs);
                         return Err(format!("write {OVERLAY_MARKER}: {e}"));
@@ -517,17 +541,12 @@ impl RuncRuntime {
         if self.leases_map().contains_key(id) {
             return;
         }
-        let Ok(bytes) = std::fs::read(self.dir(id).join(OVERLAY_MARKER)) else {
-            return;
-        };
-        let Ok(layers) = serde_json::from_slice::<Vec<kubepull_store::LayerRecord>>(&bytes) else {
-            return;
-        };
-        match self.store.snapshot_lease(&layers) {
-            Ok(l) => {
+        match bundle_lease(&self.dir(id)) {
+            None => {}
+            Some(Ok(l)) => {
                 self.leases_map().insert(id.to_string(), l);
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 tracing::warn!(container = id, error = %e, "could not hold the container's snapshots")
             }
         }
@@ -814,6 +833,16 @@ pub fn shim_main(args: &[OsString]) -> i32 {
     let log2 = match log.try_clone() {
         Ok(f) => f,
         Err(_) => return 1,
+    };
+    // the container's snapshots stay held while it runs, whatever happens to the agent
+    let _lease = match bundle_lease(&bundle) {
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => {
+            use std::io::Write;
+            let _ = writeln!(&log, "kubepull shim: cannot hold the image snapshots: {e}");
+            None
+        }
+        None => None,
     };
     let status = Command::new(runc)
         .arg("--root")

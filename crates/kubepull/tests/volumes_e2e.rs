@@ -540,3 +540,60 @@ fn failed_mounts_missing_secret_host_path_and_token() {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// The agent is killed (`kill -9`) while a container runs; the admin removes the image and runs
+/// `kubepull gc` on the node's store: the snapshots under the running container are kept (its
+/// shim holds them) and the container keeps running.
+#[test]
+fn snapshots_stay_while_the_agent_is_down() {
+    let mut b = bed(&[]);
+    b.up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: keeps\n  labels: {{app: keeps}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {}\n    command: [\"/bin/sh\", \"-c\", \"echo up; sleep 3600\"]\n",
+        b.image
+    ));
+    b.up.logs_contain("keeps", "up");
+    let store = b.up.node_dir().join("images");
+    let snaps = store.join("snapshots");
+    let before: Vec<_> = std::fs::read_dir(&snaps)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(!before.is_empty());
+    let _ = b.up.child.kill();
+    let _ = b.up.child.wait();
+
+    let kp = |args: &[&str]| -> String {
+        let o = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+            .args(args)
+            .arg("--root")
+            .arg(&store)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    kp(&["rmi", &b.image]);
+    let out = kp(&["gc"]);
+    assert!(out.contains("and 0 layer snapshots"), "{out}");
+    for s in &before {
+        assert!(snaps.join(s).join("fs").is_dir(), "{s:?} removed: {out}");
+    }
+    // the container still runs
+    let runc_root = b.up.node_dir().join("containers/.runc");
+    let o = Command::new("runc")
+        .arg("--root")
+        .arg(&runc_root)
+        .args(["list", "-f", "json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert!(
+        list.as_array()
+            .is_some_and(|l| l.iter().any(|c| c["status"] == "running")),
+        "{list}"
+    );
+}
