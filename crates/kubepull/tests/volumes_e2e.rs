@@ -58,16 +58,18 @@ impl Drop for Up {
     }
 }
 
-/// Mount points at or below `dir` (from /proc/self/mountinfo).
+/// Mount points at or below `dir` (from /proc/self/mountinfo), deepest first.
 fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    std::fs::read_to_string("/proc/self/mountinfo")
+    let mut v: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
         .map(PathBuf::from)
         .filter(|p| p.starts_with(&dir))
-        .collect()
+        .collect();
+    v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    v
 }
 
 impl Up {
