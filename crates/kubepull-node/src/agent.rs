@@ -276,6 +276,24 @@ pub async fn run(
                         }
                     }
                 }
+                // volumes of pods deleted while the agent was away: unmount and remove
+                let settings = ctx.volumes.clone();
+                let keep: Vec<String> = init_seen.iter().chain(workers.keys()).cloned().collect();
+                let _ = tokio::task::spawn_blocking(move || {
+                    let Ok(rd) = std::fs::read_dir(&settings.pods_dir) else {
+                        return;
+                    };
+                    for e in rd.flatten() {
+                        let uid = e.file_name().to_string_lossy().into_owned();
+                        if keep.contains(&uid) {
+                            continue;
+                        }
+                        if let Err(err) = crate::pod::volumes::teardown(&settings, &uid) {
+                            tracing::warn!(pod_uid = %uid, error = %err, "removing the volumes of a deleted pod failed");
+                        }
+                    }
+                })
+                .await;
             }
         }
     }

@@ -1,9 +1,19 @@
 //! Containers with the real `runc`.
 //!
-//! Each container gets a bundle under `<root>/<id>/`: `config.json` (OCI runtime spec 1.0.2,
-//! written from the pod's container and the image config), `rootfs/` (the image's layers
-//! unpacked from the node store), `hosts`, `hostname`, `resolv.conf`, the log file and, once the
-//! container has exited, `exit.json`.
+//! Each container gets a bundle under `<root>/<id>/` (the root and every bundle 0700):
+//! `config.json` (OCI runtime spec 1.0.2, written from the pod's container and the image
+//! config), `rootfs/`, the log file and, once the container has exited, `exit.json`.
+//!
+//! The root filesystem is an overlay mount of the image's layer snapshots from the node store
+//! ([`Store::layer_snapshot`]: each layer unpacked once per node, read-only below every
+//! container of the image) with the container's own `upper/` and `work/` in its bundle. The
+//! snapshots are held against garbage collection while the container exists
+//! ([`kubepull_store::SnapshotLease`], by the shim for the container's whole life and by the
+//! agent, which takes it again when it restarts and finds the container), and snapshots no image
+//! uses any more are removed when a container is removed.
+//! Where overlay cannot be used (not root, too many layers, or a filesystem that cannot hold
+//! overlay upper directories) the image is unpacked into `rootfs/` instead, with a warning in
+//! the log.
 //!
 //! Supervision survives the node agent: a small shim (the `kubepull` binary re-executed as
 //! `kubepull runtime-shim`, in its own session) runs `runc run` in the foreground with the
@@ -16,9 +26,11 @@
 //! `/etc/hostname` and `/dev/shm`, and a cgroup under `/kubepods/<qos>/pod<uid>`. The OCI spec
 //! is containerd's ([`crate::sandbox::spec`]).
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -211,6 +223,38 @@ pub struct RuncRuntime {
     shim: Vec<OsString>,
     node_caps: Vec<String>,
     mem_capacity: i128,
+    snapshots: bool,
+    leases: Arc<Mutex<HashMap<String, kubepull_store::SnapshotLease>>>,
+}
+
+/// The marker of an overlay root filesystem in a bundle: the store and the layers it stacks,
+/// for the shim (which holds the snapshots for the container's whole life, also while the agent
+/// is stopped) and for the agent after a restart.
+const OVERLAY_MARKER: &str = "rootfs.overlay.json";
+
+#[derive(Serialize, Deserialize)]
+struct OverlayMarker {
+    store: PathBuf,
+    layers: Vec<kubepull_store::LayerRecord>,
+}
+
+/// The snapshot lease of a bundle's overlay root filesystem, if it has one.
+fn bundle_lease(bundle: &Path) -> Option<Result<kubepull_store::SnapshotLease, String>> {
+    let bytes = std::fs::read(bundle.join(OVERLAY_MARKER)).ok()?;
+    let r = (|| {
+        let m: OverlayMarker =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{OVERLAY_MARKER}: {e}"))?;
+        let store = Store::open(&m.store).map_err(|e| e.to_string())?;
+        store.snapshot_lease(&m.layers).map_err(|e| e.to_string())
+    })();
+    Some(r)
+}
+
+fn private_dir(d: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("chmod {}: {e}", d.display()))
 }
 
 fn now_rfc3339() -> String {
@@ -222,8 +266,8 @@ impl RuncRuntime {
     /// `shim` is the command that runs the shim (`[kubepull, runtime-shim]`).
     pub fn new(root: &Path, store: Store, shim: Vec<OsString>) -> Result<Self, String> {
         let runc = which("runc").ok_or("runc not found in PATH (apt-get install -y runc)")?;
-        std::fs::create_dir_all(root.join(".runc"))
-            .map_err(|e| format!("create {}: {e}", root.display()))?;
+        private_dir(root)?;
+        private_dir(&root.join(".runc"))?;
         Ok(RuncRuntime {
             root: root.to_path_buf(),
             runc_root: root.join(".runc"),
@@ -232,7 +276,120 @@ impl RuncRuntime {
             shim,
             node_caps: crate::sandbox::spec::current_caps(),
             mem_capacity: crate::sandbox::security::node_memory(),
+            snapshots: true,
+            leases: Arc::default(),
         })
+    }
+
+    /// Unpacks every container's image into its bundle instead of mounting the store's
+    /// snapshots (slower, more disk; for hosts without overlayfs).
+    pub fn without_snapshots(mut self) -> Self {
+        self.snapshots = false;
+        self
+    }
+
+    /// Makes `bundle/rootfs`: the overlay of the image's snapshots, or an unpacked copy.
+    fn make_rootfs(
+        &self,
+        name: &str,
+        rec: &kubepull_store::ImageRecord,
+        bundle: &Path,
+        id: &str,
+    ) -> Result<(), String> {
+        let rootfs = bundle.join("rootfs");
+        if self.snapshots {
+            let opts = Default::default();
+            let r = self
+                .store
+                .layer_snapshot(name, &rec.layers, &opts)
+                .map_err(|e| e.to_string())
+                .and_then(|lowers| {
+                    // after the build: a build takes the snapshot's lock exclusively
+                    let lease = self
+                        .store
+                        .snapshot_lease(&rec.layers)
+                        .map_err(|e| e.to_string())?;
+                    let upper = bundle.join("upper");
+                    std::fs::create_dir_all(&upper)
+                        .map_err(|e| format!("create {}: {e}", upper.display()))?;
+                    {
+                        use std::os::unix::fs::PermissionsExt;
+                        // the root directory of the container's filesystem
+                        std::fs::set_permissions(&upper, std::fs::Permissions::from_mode(0o755))
+                            .map_err(|e| format!("chmod {}: {e}", upper.display()))?;
+                    }
+                    kubepull_store::mount_rootfs(&lowers, &upper, &bundle.join("work"), &rootfs)
+                        .map_err(|e| e.to_string())?;
+                    Ok(lease)
+                });
+            match r {
+                Ok(lease) => {
+                    let marker = serde_json::to_vec(&OverlayMarker {
+                        store: self.store.root().to_path_buf(),
+                        layers: rec.layers.clone(),
+                    })
+                    .unwrap_or_default();
+                    if let Err(e) = std::fs::write(bundle.join(OVERLAY_MARKER), marker) {
+                        let _ = kubepull_store::unmount_rootfs(&rootfs);
+                        return Err(format!("write {OVERLAY_MARKER}: {e}"));
+                    }
+                    self.leases_map().insert(id.to_string(), lease);
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        container = id,
+                        image = name,
+                        error = %e,
+                        "overlay root filesystem from the store's snapshots not possible here; \
+                         unpacking the image into the bundle instead"
+                    );
+                    let _ = kubepull_store::unmount_rootfs(&rootfs);
+                    for d in ["upper", "work", "rootfs"] {
+                        let _ = std::fs::remove_dir_all(bundle.join(d));
+                    }
+                }
+            }
+        }
+        kubepull_store::unpack_image(&self.store, rec, &rootfs, &Default::default())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn leases_map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, kubepull_store::SnapshotLease>> {
+        self.leases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Unmounts a bundle's overlay root filesystem, if any. Errors if it stays mounted (the
+    /// bundle must then not be removed: removal would reach through the mount).
+    fn release_rootfs(&self, id: &str, bundle: &Path) -> Result<(), String> {
+        let rootfs = bundle.join("rootfs");
+        if bundle.join(OVERLAY_MARKER).exists() || is_mount_point(&rootfs) {
+            kubepull_store::unmount_rootfs(&rootfs).map_err(|e| e.to_string())?;
+            if is_mount_point(&rootfs) {
+                return Err(format!("{} is still mounted", rootfs.display()));
+            }
+        }
+        self.leases_map().remove(id);
+        Ok(())
+    }
+
+    /// Holds the snapshots of a container found on disk (after a restart of the agent).
+    fn adopt_lease(&self, id: &str) {
+        if self.leases_map().contains_key(id) {
+            return;
+        }
+        match bundle_lease(&self.dir(id)) {
+            None => {}
+            Some(Ok(l)) => {
+                self.leases_map().insert(id.to_string(), l);
+            }
+            Some(Err(e)) => {
+                tracing::warn!(container = id, error = %e, "could not hold the container's snapshots")
+            }
+        }
     }
 
     /// The node's memory in bytes (for `oom_score_adj` of Burstable containers).
@@ -275,17 +432,17 @@ impl RuncRuntime {
         let bundle = self.dir(id);
         if bundle.exists() {
             let _ = self.runc_cmd().args(["delete", "-f", id]).output();
+            self.release_rootfs(id, &bundle)?;
             std::fs::remove_dir_all(&bundle)
                 .map_err(|e| format!("clean {}: {e}", bundle.display()))?;
         }
-        std::fs::create_dir_all(&bundle)
-            .map_err(|e| format!("create {}: {e}", bundle.display()))?;
+        private_dir(&bundle)?;
         let sandbox = crate::sandbox::pause::find(&self.root, &req.pod_uid)
             .ok_or("the pod sandbox is not running")?;
         let (image, rec) = self.read_image_config(&req.image)?;
         let rootfs = bundle.join("rootfs");
-        kubepull_store::unpack_image(&self.store, &rec, &rootfs, &Default::default())
-            .map_err(|e| e.to_string())?;
+        let name = store_name(&req.image).map_err(|e| e.to_string())?;
+        self.make_rootfs(&name, &rec, &bundle, id)?;
         let args = process_args(&image, &req.command, &req.args);
         let env = merge_env(&image, &req.env);
         let mut sec = req.security.clone();
@@ -471,6 +628,19 @@ fn swap_accounting() -> bool {
     }
 }
 
+fn is_mount_point(dir: &Path) -> bool {
+    let Ok(real) = std::fs::canonicalize(dir) else {
+        return false;
+    };
+    let real = real.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split(' ').nth(4) == Some(real.as_str()))
+        })
+        .unwrap_or(false)
+}
+
 fn which(bin: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| {
         std::env::split_paths(&p)
@@ -592,7 +762,14 @@ impl ContainerRuntime for RuncRuntime {
         let _ = self.runc_cmd().args(["delete", "-f", id]).output();
         let d = self.dir(id);
         if d.exists() {
+            self.release_rootfs(id, &d)?;
             std::fs::remove_dir_all(&d).map_err(|e| format!("remove {}: {e}", d.display()))?;
+        }
+        // snapshots of images that are gone and that no other container stacks
+        let store = self.store.clone();
+        let r = tokio::task::spawn_blocking(move || store.gc_unused_snapshots()).await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "removing unused snapshots failed");
         }
         Ok(())
     }
@@ -606,6 +783,7 @@ impl ContainerRuntime for RuncRuntime {
                 continue;
             }
             if let Some(m) = self.meta(&id) {
+                self.adopt_lease(&id);
                 out.push(RuntimeContainer {
                     id,
                     pod_uid: m.pod_uid,
@@ -787,6 +965,16 @@ pub fn shim_main(args: &[OsString]) -> i32 {
     };
     let (Ok(log2), Ok(log3)) = (log.try_clone(), log.try_clone()) else {
         return 1;
+    };
+    // the container's snapshots stay held while it runs, whatever happens to the agent
+    let _lease = match bundle_lease(&bundle) {
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => {
+            use std::io::Write;
+            let _ = writeln!(&log, "kubepull shim: cannot hold the image snapshots: {e}");
+            None
+        }
+        None => None,
     };
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let runc_cmd = || {

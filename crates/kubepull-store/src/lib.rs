@@ -66,7 +66,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 pub use snapshot::{
-    chain_keys, overlay_lowerdir, SnapshotError, SnapshotLease, MAX_SNAPSHOT_LAYERS,
+    chain_keys, mount_rootfs, overlay_lowerdir, unmount_rootfs, SnapshotError, SnapshotLease,
+    MAX_SNAPSHOT_LAYERS,
 };
 pub use unpack::{
     unpack_image, unpack_layer, LayerStats, UnpackError, UnpackOptions, UnpackStats,
@@ -413,6 +414,14 @@ impl Store {
         ] {
             let p = root.join(d);
             ctx(fs::create_dir_all(&p), || format!("create {}", p.display()))?;
+        }
+        // only root reads the store: layers may hold setuid files and private content
+        {
+            use std::os::unix::fs::PermissionsExt;
+            ctx(
+                fs::set_permissions(root, fs::Permissions::from_mode(0o700)),
+                || format!("chmod 0700 {}", root.display()),
+            )?;
         }
         let store = Store {
             root: Arc::new(root.to_path_buf()),

@@ -141,6 +141,42 @@ fn mount_overlay(
     Ok(Mounted(target.to_path_buf()))
 }
 
+/// Mounts a container's root filesystem at `target`: the chain's snapshots (from
+/// [`Store::layer_snapshot`], base first) read-only below, `upper` and `work` (created if
+/// missing; one pair per container, on the same filesystem) above. Stays mounted until
+/// [`unmount_rootfs`].
+pub fn mount_rootfs(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), SnapshotError> {
+    for d in [upper, work, target] {
+        fs::create_dir_all(d).map_err(|e| SnapshotError::Mount {
+            op: "mount",
+            target: d.display().to_string(),
+            source: e,
+        })?;
+    }
+    let m = mount_overlay(lowers, upper, work, target)?;
+    std::mem::forget(m);
+    Ok(())
+}
+
+/// Unmounts a root filesystem mounted by [`mount_rootfs`] (detaching it if busy). Not mounted
+/// is not an error.
+pub fn unmount_rootfs(target: &Path) -> Result<(), SnapshotError> {
+    match rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(SnapshotError::Mount {
+            op: "unmount",
+            target: target.display().to_string(),
+            source: e.into(),
+        }),
+    }
+}
+
 /// Shared locks on the snapshots of a chain: while held, [`Store::gc`] keeps them even if no
 /// image record uses them any more (a running container's lower directories). Released on drop
 /// or when the process dies.
@@ -198,6 +234,13 @@ impl Store {
         ctx(fs::create_dir_all(&dir), || {
             format!("create {}", dir.display())
         })?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            ctx(
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)),
+                || format!("chmod 0700 {}", dir.display()),
+            )?;
+        }
         let lock_dir = self.root().join("locks/snapshots");
         ctx(fs::create_dir_all(&lock_dir), || {
             format!("create {}", lock_dir.display())
@@ -207,7 +250,9 @@ impl Store {
         for (layer, key) in layers.iter().zip(&keys) {
             let fs_dir = self.snapshot_path(key);
             if !fs_dir.is_dir() {
-                let _lock = self.lock_named(&format!("snapshots/{key}.lock"))?;
+                // the build lock is not the lease lock: a container holding the snapshots of a
+                // shorter chain (a shared lease) must not block building a longer one
+                let _lock = self.lock_named(&format!("snapshots/{key}.build.lock"))?;
                 if !fs_dir.is_dir() {
                     self.build_snapshot(image, layer, key, &done, opts)?;
                 }
@@ -262,6 +307,15 @@ impl Store {
         crate::sync_dir(&self.snapshots_dir())
     }
 
+    /// Removes the snapshots no image record uses and no [`SnapshotLease`] holds (what
+    /// [`Store::gc`] does for snapshots, without touching blobs or waiting for pulls): the node
+    /// calls it when a container is removed. Returns how many were removed.
+    pub fn gc_unused_snapshots(&self) -> Result<usize> {
+        let _l = self.store_lock()?;
+        let images = self.images()?;
+        self.gc_snapshots(&images)
+    }
+
     /// Removes snapshots that no image record's chain uses (skipping ones being built or held
     /// by a [`SnapshotLease`]) and
     /// the leftovers of interrupted builds. Returns how many snapshots were removed.
@@ -299,6 +353,10 @@ impl Store {
                 format!("remove {}", e.path().display())
             })?;
             let _ = fs::remove_file(self.root().join(format!("locks/snapshots/{name}.lock")));
+            let _ = fs::remove_file(
+                self.root()
+                    .join(format!("locks/snapshots/{name}.build.lock")),
+            );
             removed += 1;
         }
         Ok(removed)

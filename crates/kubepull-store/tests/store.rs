@@ -513,3 +513,50 @@ fn store_is_clone_send_sync() {
     assert_eq!(s.gc().unwrap().bytes_freed, 5);
     assert_eq!(s.disk_usage().unwrap(), 0);
 }
+
+/// Blob sources: deduplicated, kept with the blob, removed with it by gc; a corrupt pull
+/// records file is replaced by the next record; the store root is 0700.
+#[test]
+fn blob_sources_corrupt_records_and_private_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    let s = Store::open(&root).unwrap();
+    assert_eq!(
+        std::fs::metadata(&root).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let data = content(1000, 7);
+    let d = Digest::sha256_of(&data);
+    s.put_blob_bytes(&d, &data).unwrap();
+    assert!(s.blob_sources(&d).unwrap().is_empty());
+    s.add_blob_source(&d, "reg.example:5000/team/app").unwrap();
+    s.add_blob_source(&d, "reg.example:5000/team/app").unwrap();
+    s.add_blob_source(&d, "reg.example:5000/other/app").unwrap();
+    assert_eq!(
+        s.blob_sources(&d).unwrap(),
+        ["reg.example:5000/team/app", "reg.example:5000/other/app"]
+    );
+    assert!(s.add_blob_source(&d, "two\nlines").is_err());
+    assert!(s.add_blob_source(&d, "").is_err());
+    // unreferenced: gc removes the blob and its sources
+    let r = s.gc().unwrap();
+    assert_eq!(r.blobs_removed, 1);
+    assert!(s.blob_sources(&d).unwrap().is_empty());
+    assert!(files_in(&root.join("sources")).is_empty());
+
+    let m = Digest::sha256_of(b"manifest");
+    std::fs::write(
+        root.join("pulls").join(format!("{}.json", m.hex())),
+        b"{not json",
+    )
+    .unwrap();
+    assert!(s.pull_records(&m).is_err());
+    let rec = PullRecord {
+        credential_hash: Some("h".into()),
+        source: "secret/ns/a".into(),
+        pulled_at: 1,
+    };
+    s.record_pull(&m, &rec).unwrap();
+    assert_eq!(s.pull_records(&m).unwrap(), vec![rec]);
+}

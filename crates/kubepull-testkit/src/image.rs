@@ -43,6 +43,12 @@ fn sha256_hex(b: &[u8]) -> String {
 /// A busybox image whose default command is `cmd`, with `files` (path, content) added in a
 /// second layer when not empty.
 pub fn busybox_image(cmd: &[&str], files: &[(&str, &[u8])]) -> Image {
+    let files: Vec<(&str, &[u8], u32)> = files.iter().map(|(p, c)| (*p, *c, 0o644)).collect();
+    busybox_image_modes(cmd, &files)
+}
+
+/// [`busybox_image`] with a mode for each added file (`0o4755` for a setuid file).
+pub fn busybox_image_modes(cmd: &[&str], files: &[(&str, &[u8], u32)]) -> Image {
     crate::need("busybox", "busybox-static");
     let busybox = std::fs::read("/bin/busybox").expect("read /bin/busybox (busybox-static)");
     let mut b = tar::Builder::new(Vec::new());
@@ -84,9 +90,9 @@ pub fn busybox_image(cmd: &[&str], files: &[(&str, &[u8])]) -> Image {
     let mut layers = vec![gzip(base_tar)];
     if !files.is_empty() {
         let mut b = tar::Builder::new(Vec::new());
-        for (p, content) in files {
+        for (p, content, mode) in files {
             let mut h = tar::Header::new_gnu();
-            h.set_mode(0o644);
+            h.set_mode(*mode);
             h.set_size(content.len() as u64);
             h.set_mtime(0);
             b.append_data(&mut h, p.trim_start_matches('/'), *content)

@@ -7,7 +7,7 @@ pub mod etcd;
 pub mod image;
 pub mod registry;
 
-pub use image::{busybox_image, Image};
+pub use image::{busybox_image, busybox_image_modes, Image};
 pub use registry::Registry;
 
 /// Panics with an actionable message when a required binary is missing.

@@ -61,9 +61,10 @@ pub fn image_row(r: &ImageRecord) -> (String, String, String, String, u64) {
 /// The summary line of `kubepull gc`.
 pub fn gc_line(r: &GcReport) -> String {
     format!(
-        "removed {} blobs and {} partial downloads, freed {} ({} in use were kept)",
+        "removed {} blobs, {} partial downloads and {} layer snapshots, freed {} ({} in use were kept)",
         r.blobs_removed,
         r.partials_removed,
+        r.snapshots_removed,
         indicatif::HumanBytes(r.bytes_freed),
         r.skipped_locked
     )

@@ -569,7 +569,7 @@ pub fn run_rmi(m: &ArgMatches) -> u8 {
 
 pub fn gc_command() -> Command {
     Command::new("gc")
-        .about("Delete blobs no image references (blobs being downloaded are kept)")
+        .about("Delete blobs and layer snapshots no image references (blobs being downloaded and snapshots a container stacks are kept)")
         .arg(root_arg())
 }
 

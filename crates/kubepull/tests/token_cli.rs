@@ -15,6 +15,7 @@ async fn revoking_a_node_token_takes_effect_in_the_running_server() {
         datastore: "memory".into(),
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        cluster_cidr: None,
     })
     .await
     .unwrap();

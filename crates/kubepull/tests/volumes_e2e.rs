@@ -58,16 +58,18 @@ impl Drop for Up {
     }
 }
 
-/// Mount points at or below `dir` (from /proc/self/mountinfo).
+/// Mount points at or below `dir` (from /proc/self/mountinfo), deepest first.
 fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    std::fs::read_to_string("/proc/self/mountinfo")
+    let mut v: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
         .map(PathBuf::from)
         .filter(|p| p.starts_with(&dir))
-        .collect()
+        .collect();
+    v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    v
 }
 
 impl Up {
@@ -290,7 +292,7 @@ test -e /disk-ro/x && echo disk-ro-sees-x
 touch /etc/sec/z 2>/dev/null || echo secret-ro-refused
 echo "secgid=$(stat -c %g /etc/sec/..data/password)"
 echo "host=$(cat /host/marker)"
-while true; do echo "password=$(cat /etc/sec/password)"; sleep 1; done"#;
+while true; do echo "password=$(cat /etc/sec/password) conf=$(cat /etc/cm/app.conf) sub=$(cat /etc/app.conf)"; sleep 1; done"#;
 
 /// Secret, ConfigMap, emptyDir, downward API and hostPath volumes in one running pod, seen from
 /// inside the container; the Secret rotated while it runs; everything removed with the pod.
@@ -305,7 +307,7 @@ fn volumes_in_a_running_pod_and_secret_rotation() {
         "secret",
         "generic",
         "app-secret",
-        "--from-literal=password=first",
+        "--from-literal=password=Vol-Secret-First-77",
     ]);
     up.ok(&[
         "create",
@@ -359,7 +361,7 @@ spec:
         image = b.image,
         host = allowed.path().display(),
     ));
-    let logs = up.logs_contain("vols", "password=first");
+    let logs = up.logs_contain("vols", "password=Vol-Secret-First-77");
     // configMap: only the items, defaultMode 0400 and item mode 0604, both | 0440 for fsGroup
     assert!(logs.contains("cm-modes=440,644"), "{logs}");
     assert!(logs.contains("cm-items=app.conf,sub,"), "{logs}");
@@ -421,6 +423,26 @@ spec:
         r#"{"data":{"password":"cm90YXRlZA=="}}"#,
     ]);
     up.logs_contain("vols", "password=rotated");
+    // the ConfigMap too; its subPath mount keeps the content it started with (as upstream)
+    up.ok(&[
+        "patch",
+        "configmap",
+        "app-config",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"app.conf":"listen=9090"}}"#,
+    ]);
+    let logs = up.logs_contain("vols", "conf=listen=9090");
+    let last = logs
+        .lines()
+        .rev()
+        .find(|l| l.contains("conf=listen=9090"))
+        .unwrap();
+    assert!(last.contains("sub=listen=8080"), "{last}");
+    // the agent's own log never shows Secret data
+    let agent_log = std::fs::read_to_string(up.dir.path().join("up.log")).unwrap_or_default();
+    assert!(!agent_log.contains("Vol-Secret-First-77"), "{agent_log}");
 
     // deleting the pod unmounts and removes its volumes
     up.ok(&["delete", "pod", "vols", "--wait=true"]);
@@ -505,6 +527,11 @@ fn failed_mounts_missing_secret_host_path_and_token() {
         }
         let ev = up.ok(&["get", "events", "-o", "json"]);
         if ev.contains("volume \\\"tok\\\" : failed to fetch token") {
+            assert!(
+                ev.contains("the API server does not serve TokenRequest")
+                    || ev.contains("serviceaccounts"),
+                "{ev}"
+            );
             break;
         }
         assert!(
@@ -514,4 +541,61 @@ fn failed_mounts_missing_secret_host_path_and_token() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// The agent is killed (`kill -9`) while a container runs; the admin removes the image and runs
+/// `kubepull gc` on the node's store: the snapshots under the running container are kept (its
+/// shim holds them) and the container keeps running.
+#[test]
+fn snapshots_stay_while_the_agent_is_down() {
+    let mut b = bed(&[]);
+    b.up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: keeps\n  labels: {{app: keeps}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {}\n    command: [\"/bin/sh\", \"-c\", \"echo up; sleep 3600\"]\n",
+        b.image
+    ));
+    b.up.logs_contain("keeps", "up");
+    let store = b.up.node_dir().join("images");
+    let snaps = store.join("snapshots");
+    let before: Vec<_> = std::fs::read_dir(&snaps)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(!before.is_empty());
+    let _ = b.up.child.kill();
+    let _ = b.up.child.wait();
+
+    let kp = |args: &[&str]| -> String {
+        let o = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+            .args(args)
+            .arg("--root")
+            .arg(&store)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    kp(&["rmi", &b.image]);
+    let out = kp(&["gc"]);
+    assert!(out.contains("and 0 layer snapshots"), "{out}");
+    for s in &before {
+        assert!(snaps.join(s).join("fs").is_dir(), "{s:?} removed: {out}");
+    }
+    // the container still runs
+    let runc_root = b.up.node_dir().join("containers/.runc");
+    let o = Command::new("runc")
+        .arg("--root")
+        .arg(&runc_root)
+        .args(["list", "-f", "json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert!(
+        list.as_array()
+            .is_some_and(|l| l.iter().any(|c| c["status"] == "running")),
+        "{list}"
+    );
 }

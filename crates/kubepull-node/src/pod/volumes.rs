@@ -300,16 +300,18 @@ async fn setup_one(
     let gid = fs_group(pod);
     match kind {
         VolumeKind::EmptyDir | VolumeKind::EmptyDirMemory => {
-            if fresh {
-                if kind == VolumeKind::EmptyDirMemory {
-                    let size = v
+            // a Memory volume is mounted again if its tmpfs is gone (the node rebooted)
+            let remount = kind == VolumeKind::EmptyDirMemory && !is_mount_point(&dir);
+            if fresh || remount {
+                if remount {
+                    let limit = v
                         .empty_dir
                         .as_ref()
                         .and_then(|e| e.size_limit.as_ref())
                         .map(|q| parse_quantity(&q.0).map(|b| b.ceil() as u64))
                         .transpose()
-                        .map_err(|e| format!("emptyDir sizeLimit: {e}"))?
-                        .filter(|b| *b > 0);
+                        .map_err(|e| format!("emptyDir sizeLimit: {e}"))?;
+                    let size = memory_medium_size(pod, limit, node_allocatable("memory") as u64);
                     mount_tmpfs(&dir, 0o777, size)?;
                 }
                 // the kubelet: 0777 (umask ignored), group fsGroup with setgid
@@ -371,6 +373,37 @@ async fn setup_one(
     };
     atomic_write(&dir, &payload, gid).map_err(|e| format!("write {}: {e}", dir.display()))?;
     Ok((dir, kind))
+}
+
+/// The tmpfs size of a `medium: Memory` emptyDir (`pkg/volume/emptydir/empty_dir.go`,
+/// `SizeMemoryBackedVolumes`): the smallest positive value of the node's allocatable memory, the
+/// pod's memory limit (the sum of its containers' limits, only when every container has one, as
+/// `ResourceConfigForPod`), and `sizeLimit`.
+pub fn memory_medium_size(pod: &Pod, size_limit: Option<u64>, node_memory: u64) -> Option<u64> {
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.clone())
+        .unwrap_or_default();
+    let limits: Option<Vec<u64>> = containers
+        .iter()
+        .map(|c| {
+            c.resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .and_then(|l| l.get("memory"))
+                .and_then(|q| parse_quantity(&q.0).ok())
+                .map(|b| b.ceil() as u64)
+        })
+        .collect();
+    let pod_limit = limits
+        .filter(|l| !l.is_empty())
+        .map(|l| l.iter().sum::<u64>());
+    [Some(node_memory), pod_limit, size_limit]
+        .into_iter()
+        .flatten()
+        .filter(|n| *n > 0)
+        .min()
 }
 
 fn mode_of(m: Option<i32>) -> u32 {
@@ -829,11 +862,17 @@ async fn service_account_token(
         }
     }
     Err(match &err {
-        kube::Error::Api(s) if s.code == 404 && !s.message.contains("serviceaccounts") => format!(
-            "failed to fetch token: the API server does not serve TokenRequest \
-             (POST serviceaccounts/{sa}/token: 404 {}); serviceAccountToken projections need it",
-            s.message
-        ),
+        // no such subresource: 404 (or 405 from a server that knows the resource but not the
+        // POST); a missing ServiceAccount is a 404 naming it
+        kube::Error::Api(s)
+            if (s.code == 404 && !s.message.contains("serviceaccounts")) || s.code == 405 =>
+        {
+            format!(
+                "failed to fetch token: the API server does not serve TokenRequest \
+                 (POST serviceaccounts/{sa}/token: {} {}); serviceAccountToken projections need it",
+                s.code, s.message
+            )
+        }
         other => format!("failed to fetch token: {}", api_text(other)),
     })
 }
@@ -854,6 +893,28 @@ fn host_path(settings: &VolumeSettings, path: &str, type_: &str) -> Result<PathB
             "hostPath {} must be an absolute path without \"..\"",
             kubepull_core::gostr::quote(path)
         ));
+    }
+    let allowed_dirs: Vec<PathBuf> = settings
+        .host_path_allowed
+        .iter()
+        .filter_map(|a| std::fs::canonicalize(a).ok())
+        .collect();
+    let outside = || {
+        format!(
+            "hostPath {} is outside the directories this node allows (--allow-host-path)",
+            kubepull_core::gostr::quote(path)
+        )
+    };
+    // before creating anything: the nearest existing ancestor, resolved, must be allowed
+    if !p.exists() {
+        let mut anc = p;
+        while !anc.exists() {
+            anc = anc.parent().unwrap_or(Path::new("/"));
+        }
+        let real = std::fs::canonicalize(anc).map_err(|e| format!("hostPath {path}: {e}"))?;
+        if !allowed_dirs.iter().any(|a| real.starts_with(a)) {
+            return Err(outside());
+        }
     }
     match type_ {
         "DirectoryOrCreate" if !p.exists() => {
@@ -876,16 +937,8 @@ fn host_path(settings: &VolumeSettings, path: &str, type_: &str) -> Result<PathB
     }
     // the allowlist applies to the resolved path: a symlink cannot lead out of it
     let real = std::fs::canonicalize(p).map_err(|e| format!("hostPath {path}: {e}"))?;
-    let allowed = settings.host_path_allowed.iter().any(|a| {
-        std::fs::canonicalize(a)
-            .map(|a| real.starts_with(a))
-            .unwrap_or(false)
-    });
-    if !allowed {
-        return Err(format!(
-            "hostPath {} is outside the directories this node allows (--allow-host-path)",
-            kubepull_core::gostr::quote(path)
-        ));
+    if !allowed_dirs.iter().any(|a| real.starts_with(a)) {
+        return Err(outside());
     }
     let meta = std::fs::metadata(&real).map_err(|e| format!("hostPath {path}: {e}"))?;
     use std::os::unix::fs::FileTypeExt;
@@ -1425,6 +1478,36 @@ mod tests {
     }
 
     #[test]
+    fn memory_medium_size_is_the_smallest_limit() {
+        let pod = |limits: &[Option<&str>]| -> Pod {
+            let containers: Vec<serde_json::Value> = limits
+                .iter()
+                .enumerate()
+                .map(|(i, l)| match l {
+                    Some(l) => serde_json::json!({"name": format!("c{i}"), "resources": {"limits": {"memory": l}}}),
+                    None => serde_json::json!({"name": format!("c{i}")}),
+                })
+                .collect();
+            serde_json::from_value(serde_json::json!({"spec": {"containers": containers}})).unwrap()
+        };
+        let mi = 1024 * 1024;
+        assert_eq!(
+            memory_medium_size(&pod(&[Some("64Mi")]), Some(8 * mi), 1 << 40),
+            Some(8 * mi)
+        );
+        assert_eq!(
+            memory_medium_size(&pod(&[Some("32Mi"), Some("32Mi")]), Some(128 * mi), 1 << 40),
+            Some(64 * mi)
+        );
+        // one container without a limit: no pod limit
+        assert_eq!(
+            memory_medium_size(&pod(&[Some("32Mi"), None]), None, 1 << 30),
+            Some(1 << 30)
+        );
+        assert_eq!(memory_medium_size(&pod(&[None]), None, 0), None);
+    }
+
+    #[test]
     fn quantities() {
         assert_eq!(parse_quantity("8Mi").unwrap(), 8.0 * 1024.0 * 1024.0);
         assert_eq!(parse_quantity("100m").unwrap(), 0.1);
@@ -1505,5 +1588,16 @@ mod tests {
         let made = d.path().join("new/dir");
         assert!(host_path(&s, made.to_str().unwrap(), "DirectoryOrCreate").is_ok());
         assert!(made.is_dir());
+        // nothing is created outside the allowed directories, not even through a link
+        let other = tempfile::tempdir().unwrap();
+        let outside = other.path().join("created-by-pod");
+        let e = host_path(&s, outside.to_str().unwrap(), "DirectoryOrCreate").unwrap_err();
+        assert!(e.contains("outside"), "{e}");
+        assert!(!outside.exists());
+        std::os::unix::fs::symlink(other.path(), d.path().join("to-other")).unwrap();
+        let via = d.path().join("to-other/x/y");
+        let e = host_path(&s, via.to_str().unwrap(), "FileOrCreate").unwrap_err();
+        assert!(e.contains("outside"), "{e}");
+        assert!(!other.path().join("x").exists());
     }
 }

@@ -79,6 +79,24 @@ impl Drop for Up {
         for uid in kubepull_node::sandbox::pause::list(&containers) {
             let _ = kubepull_node::sandbox::pause::remove(&containers, &uid);
         }
+        // container root filesystems (overlay) and volume mounts left mounted
+        unmount_under(self.dir.path());
+    }
+}
+
+/// Lazily unmounts every mount at or below `dir` (deepest first).
+pub fn unmount_under(dir: &Path) {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut mounts: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(&dir))
+        .collect();
+    mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for m in mounts {
+        let _ = Command::new("umount").arg("-l").arg(&m).status();
     }
 }
 
