@@ -1204,7 +1204,7 @@ pub fn pod_references(pod: &Value, kind: &str, name: &str) -> bool {
             } else {
                 ("configMapKeyRef", "configMapRef", "configMap", "name")
             };
-            for list in ["containers", "initContainers"] {
+            for list in ["containers", "initContainers", "ephemeralContainers"] {
                 for c in spec
                     .get(list)
                     .and_then(Value::as_array)
@@ -1237,6 +1237,17 @@ pub fn pod_references(pod: &Value, kind: &str, name: &str) -> bool {
                 if s(v.pointer(&format!("/{vol_key}/{vol_name}"))) {
                     return true;
                 }
+                // projected volumes name Secrets and ConfigMaps by `name`
+                for src in v
+                    .pointer("/projected/sources")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if s(src.pointer(&format!("/{vol_key}/name"))) {
+                        return true;
+                    }
+                }
             }
             false
         }
@@ -1252,6 +1263,23 @@ pub fn invalid(r: &Resource, name: &str, causes: Vec<Cause>) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pod_references_follow_projected_volumes_and_ephemeral_containers() {
+        let p = json!({"spec": {
+            "serviceAccountName": "bot",
+            "volumes": [{"name": "v", "projected": {"sources": [
+                {"secret": {"name": "s1"}}, {"configMap": {"name": "c1"}},
+                {"serviceAccountToken": {"path": "token"}}]}}],
+            "ephemeralContainers": [{"name": "dbg", "env": [{"name": "X",
+                "valueFrom": {"secretKeyRef": {"name": "s2", "key": "k"}}}]}]}});
+        assert!(pod_references(&p, "Secret", "s1"));
+        assert!(pod_references(&p, "ConfigMap", "c1"));
+        assert!(pod_references(&p, "Secret", "s2"));
+        assert!(pod_references(&p, "ServiceAccount", "bot"));
+        assert!(!pod_references(&p, "Secret", "other"));
+        assert!(!pod_references(&p, "ConfigMap", "s1"));
+    }
 
     #[test]
     fn selectors() {

@@ -372,6 +372,32 @@ async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiRes
         {
             Ok(())
         }
+        ("ServiceAccount", Some("token")) if verb == "create" => {
+            let pods = resources::find("", "v1", "pods").expect("pods");
+            let (items, _, _) = state
+                .objects
+                .list(
+                    pods,
+                    Some(ns),
+                    &ListOptions {
+                        field_selector: Some(format!("spec.nodeName={node}")),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            if items
+                .iter()
+                .any(|p| crate::objects::pod_references(p, "ServiceAccount", name))
+            {
+                Ok(())
+            } else {
+                deny(&format!(
+                    ": no relationship found between node '{node}' and this object"
+                ))
+            }
+        }
+        // the kubelet requests tokens for the ServiceAccounts of its pods (projected
+        // serviceAccountToken volumes): node authorizer, `serviceaccounts/token` create
         ("Secret", None) | ("ConfigMap", None) | ("ServiceAccount", None) if verb == "get" => {
             let pods = resources::find("", "v1", "pods").expect("pods");
             let (items, _, _) = state

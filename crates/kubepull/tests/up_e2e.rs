@@ -287,12 +287,22 @@ fn crash_loop_rotation_and_agent_kill_9() {
     );
     assert_eq!(pod["status"]["qosClass"], "Guaranteed", "{pod}");
 
-    // a sysctl outside the kubelet's safe list: the pod fails (kubelet sysctl admission)
+    // a sysctl outside the kubelet's safe list: the pod fails (kubelet sysctl admission); in a
+    // namespace whose Pod Security level admits it, so the node is the one that refuses
+    up.ok(&["create", "namespace", "unsafe-sysctl"]);
+    up.ok(&[
+        "label",
+        "namespace",
+        "unsafe-sysctl",
+        "pod-security.kubernetes.io/enforce=privileged",
+        "pod-security.kubernetes.io/warn=privileged",
+        "pod-security.kubernetes.io/audit=privileged",
+    ]);
     up.apply(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sysctl\n  labels: {app: sysctl}\nspec:\n  securityContext:\n    sysctls: [{name: kernel.msgmax, value: '65536'}]\n  containers:\n  - name: app\n    image: busybox\n",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sysctl\n  namespace: unsafe-sysctl\n  labels: {app: sysctl}\nspec:\n  securityContext:\n    sysctls: [{name: kernel.msgmax, value: '65536'}]\n  containers:\n  - name: app\n    image: busybox\n",
     );
     let pods = up.wait_pods(
-        "default",
+        "unsafe-sysctl",
         "app=sysctl",
         |p| p["status"]["phase"] == "Failed",
         "Failed for an unsafe sysctl",

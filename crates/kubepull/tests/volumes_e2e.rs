@@ -5,195 +5,18 @@
 //! default and allowed under `--allow-host-path`; the volume directories and mounts removed with
 //! the pod.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::*;
 
 use kubepull_testkit::{busybox_image, Registry};
 
 const USER: &str = "vol-user";
 const PASS: &str = "Volumes-Pass-52";
-
-struct Up {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // containers left running are stopped with their runc state
-        let runc_root = self.dir.path().join("data/node/containers/.runc");
-        if let Ok(out) = Command::new("runc")
-            .arg("--root")
-            .arg(&runc_root)
-            .arg("list")
-            .arg("-q")
-            .output()
-        {
-            for id in String::from_utf8_lossy(&out.stdout).lines() {
-                let _ = Command::new("runc")
-                    .arg("--root")
-                    .arg(&runc_root)
-                    .args(["delete", "-f", id])
-                    .status();
-            }
-        }
-        // volume mounts (tmpfs) left by a pod that was not deleted
-        for m in mounts_under(self.dir.path()) {
-            let _ = Command::new("umount").arg("-l").arg(&m).status();
-        }
-    }
-}
-
-/// Mount points at or below `dir` (from /proc/self/mountinfo), deepest first.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let mut v: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(PathBuf::from)
-        .filter(|p| p.starts_with(&dir))
-        .collect();
-    v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    v
-}
-
-impl Up {
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("data/admin.kubeconfig")
-    }
-    fn log(&self) -> String {
-        let mut s = std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default();
-        // container output too, for diagnosis
-        if let Ok(rd) = std::fs::read_dir(self.dir.path().join("data/node/containers")) {
-            for e in rd.flatten() {
-                if let Ok(l) = std::fs::read_to_string(e.path().join("container.log")) {
-                    s.push_str(&format!(
-                        "\n--- container {} ---\n{l}",
-                        e.file_name().to_string_lossy()
-                    ));
-                }
-            }
-        }
-        s
-    }
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("HOME", self.dir.path())
-            .args(args)
-            .output()
-            .expect("kubectl")
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.kubectl(args);
-        assert!(
-            o.status.success(),
-            "kubectl {args:?} failed:\n{}\n{}\n--- kubepull up log ---\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr),
-            self.log()
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-    fn apply(&self, yaml: &str) {
-        let p = self.dir.path().join(format!("m{}.yaml", yaml.len()));
-        std::fs::write(&p, yaml).unwrap();
-        self.ok(&["apply", "-f", p.to_str().unwrap()]);
-    }
-    /// Waits until `jsonpath` on the pods matching `selector` in `ns` yields `want` for all.
-    fn wait_pods(
-        &self,
-        ns: &str,
-        selector: &str,
-        what: impl Fn(&serde_json::Value) -> bool,
-        why: &str,
-    ) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let out = self.ok(&["get", "pods", "-n", ns, "-l", selector, "-o", "json"]);
-            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-            let items = v["items"].as_array().cloned().unwrap_or_default();
-            if !items.is_empty() && items.iter().all(&what) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {why}: {}\n--- kubepull up log ---\n{}",
-                serde_json::to_string_pretty(&v["items"]).unwrap_or_default(),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-}
-
-fn waiting_reason(p: &serde_json::Value) -> String {
-    p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
-}
-
-fn start_up(hosts: &Path, extra: &[&str]) -> Up {
-    let dir = tempfile::tempdir().unwrap();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.path().join("up.log"))
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_kubepull"))
-        .args(["up", "--secure-port", "0", "--name", "node-e2e"])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--hosts-dir")
-        .arg(hosts)
-        .args(extra)
-        .env("HOME", dir.path())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start kubepull up");
-    let up = Up { child, dir };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if up.kubeconfig().exists() {
-            let o = up.kubectl(&["get", "nodes", "-o", "name"]);
-            if String::from_utf8_lossy(&o.stdout).contains("node/node-e2e") {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kubepull up did not come up:\n{}",
-            up.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    up
-}
-
-fn runc_works() -> bool {
-    Command::new("runc")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 struct Bed {
     _reg: Registry,
@@ -210,7 +33,11 @@ fn bed(extra: &[&str]) -> Bed {
     rt.block_on(reg.push("team/vol", "v1", &img));
     let hosts = tempfile::tempdir().unwrap();
     reg.write_hosts_dir(hosts.path());
-    let up = start_up(hosts.path(), extra);
+    // hostPath volumes are what these tests are about: the cluster admits them (Pod Security
+    // `privileged`), the node decides (--allow-host-path)
+    let mut args = vec!["--pod-security", "privileged"];
+    args.extend_from_slice(extra);
+    let up = start_up_with(hosts.path(), &args);
     up.ok(&[
         "create",
         "secret",

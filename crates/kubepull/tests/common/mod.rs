@@ -84,8 +84,8 @@ impl Drop for Up {
     }
 }
 
-/// Lazily unmounts every mount at or below `dir` (deepest first).
-pub fn unmount_under(dir: &Path) {
+/// The mount points at or below `dir`, deepest first.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mut mounts: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
@@ -95,7 +95,12 @@ pub fn unmount_under(dir: &Path) {
         .filter(|p| p.starts_with(&dir))
         .collect();
     mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for m in mounts {
+    mounts
+}
+
+/// Lazily unmounts every mount at or below `dir` (deepest first).
+pub fn unmount_under(dir: &Path) {
+    for m in mounts_under(dir) {
         let _ = Command::new("umount").arg("-l").arg(&m).status();
     }
 }
@@ -181,8 +186,23 @@ pub fn start_up(hosts: &Path) -> Up {
     start_up_in(hosts, tempfile::tempdir().unwrap(), None)
 }
 
+/// `kubepull up` with extra flags.
+pub fn start_up_with(hosts: &Path, extra: &[&str]) -> Up {
+    start_up_full(hosts, tempfile::tempdir().unwrap(), None, extra)
+}
+
 /// `kubepull up` in `dir` (again under `name` when given).
 pub fn start_up_in(hosts: &Path, dir: tempfile::TempDir, name: Option<String>) -> Up {
+    start_up_full(hosts, dir, name, &[])
+}
+
+/// `kubepull up` in `dir` (again under `name` when given) with extra flags.
+pub fn start_up_full(
+    hosts: &Path,
+    dir: tempfile::TempDir,
+    name: Option<String>,
+    extra: &[&str],
+) -> Up {
     let (fresh, cidr) = unique_node();
     // a restart keeps the cluster CIDR remembered in the data dir
     let cidr_args: Vec<String> = match name {
@@ -202,6 +222,7 @@ pub fn start_up_in(hosts: &Path, dir: tempfile::TempDir, name: Option<String>) -
         .arg(dir.path().join("data"))
         .arg("--hosts-dir")
         .arg(hosts)
+        .args(extra)
         .env("HOME", dir.path())
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
