@@ -8,4 +8,4 @@ for p in docker-registry apache2-utils skopeo curl busybox-static time container
     { [[ $(id -u) -eq 0 ]] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
 done
 cargo build --release --locked -q -p kubepull
-KUBEPULL_BIN="$PWD/target/release/kubepull" cargo run --release --locked -q -p kubepull --example pull_bench
+KUBEPULL_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/kubepull" cargo run --release --locked -q -p kubepull --example pull_bench

@@ -123,6 +123,7 @@ fn main() {
         let _ = std::fs::remove_dir_all(&root);
     }
     rows.push(("kubepull pull".into(), median(kp_t), kp_rss));
+    let resume = resume_after_kill(&reg, &kp, &image, w, &secret, total as u64);
     if Path::new("/usr/bin/skopeo").exists() {
         let mut ts = vec![];
         let mut peak = 0;
@@ -305,6 +306,73 @@ fn main() {
             rss as f64 / 1024.0
         );
     }
+    let (t, at_kill, sent) = resume;
+    println!(
+        "\nresume: `kill -9` of `kubepull pull` with {:.0}% of the image on disk; the next pull took {t:.3} s and the registry sent {:.1}% of the image for it (access log)",
+        at_kill * 100.0,
+        sent * 100.0
+    );
+}
+
+/// `kill -9` of a pull once half the image is on disk, then the next pull: its time, and the
+/// bytes the registry sent for it (from its access log) as a fraction of the image.
+fn resume_after_kill(
+    reg: &Registry,
+    kp: &str,
+    image: &str,
+    w: &Path,
+    secret: &Path,
+    total: u64,
+) -> (f64, f64, f64) {
+    let root = w.join("kp-resume");
+    let pull = || {
+        let mut c = Command::new(kp);
+        c.args(["pull", image, "-q", "--policy", "Always"])
+            .arg("--root")
+            .arg(&root)
+            .arg("--hosts-dir")
+            .arg(w.join("hosts"))
+            .arg("--pull-secret")
+            .arg(secret);
+        c
+    };
+    let on_disk = || -> u64 {
+        ["ingest", "blobs/sha256"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(root.join(d)).ok())
+            .flat_map(|d| d.flatten())
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    let mut child = pull().spawn().expect("kubepull");
+    while on_disk() < total / 2 {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let at_kill = on_disk() as f64 / total as f64;
+    let log_before = reg.log().len();
+    let (t, _) = timed(&mut pull());
+    let log = reg.log();
+    // combined log format: "GET /v2/…/blobs/… HTTP/1.1" STATUS BYTES
+    let sent: u64 = log[log_before..]
+        .lines()
+        .filter(|l| l.contains("\"GET ") && l.contains("/blobs/"))
+        .filter_map(|l| {
+            l.split("\" ")
+                .nth(1)?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let _ = std::fs::remove_dir_all(&root);
+    (t, at_kill, sent as f64 / total as f64)
 }
 
 async fn token_auth_rows(
