@@ -477,12 +477,20 @@ fn profile(kp: &str, image: &str, w: &Path, secret: &Path) {
                     .find_map(|l| l.strip_prefix("# Samples: "))
                     .and_then(|l| l.split_whitespace().next())
                     .and_then(|n| {
-                        let n = n.trim_end_matches(['K', 'M']);
-                        n.parse::<f64>().ok()
+                        let scale = match n.chars().last() {
+                            Some('K') => 1e3,
+                            Some('M') => 1e6,
+                            _ => 1.0,
+                        };
+                        n.trim_end_matches(['K', 'M'])
+                            .parse::<f64>()
+                            .ok()
+                            .map(|v| v * scale)
                     })
                     .map(|n| n as u64)
             })
             .unwrap_or(0);
+        let mut top: Vec<String> = vec![];
         let mut shares: Vec<(String, f64)> = CATEGORIES
             .iter()
             .map(|(c, _)| (c.to_string(), 0.0))
@@ -502,6 +510,9 @@ fn profile(kp: &str, image: &str, w: &Path, secret: &Path) {
                 .position(|(_, pats)| pats.iter().any(|p| sym.contains(p)))
                 .unwrap_or(CATEGORIES.len());
             shares[i].1 += pct;
+            if top.len() < 12 {
+                top.push(format!("{pct:.1}% {sym}"));
+            }
         }
         let cpu = samples as f64 / 1999.0;
         println!(
@@ -513,6 +524,7 @@ fn profile(kp: &str, image: &str, w: &Path, secret: &Path) {
         for (c, pct) in shares.iter().filter(|s| s.1 >= 0.5) {
             println!("| {c} | {pct:.1}% | {:.2} |", cpu * pct / 100.0);
         }
+        println!("top symbols: {}", top.join("; "));
         let _ = std::fs::remove_file(&data);
     }
     let _ = std::fs::remove_dir_all(&root);
