@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Pull benchmark: kubepull vs skopeo vs curl (the transfer floor), one run, this machine.
-# KUBEPULL_BENCH_MIB (default 96) and KUBEPULL_BENCH_RUNS (default 3) tune it.
+# KUBEPULL_BENCH_MIB (default 96), KUBEPULL_BENCH_LAYERS (3) and KUBEPULL_BENCH_RUNS (3) tune it;
+# KUBEPULL_BENCH_PROFILE=1 adds a perf profile of one pull and one unpack (=only: just that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for p in docker-registry apache2-utils skopeo curl busybox-static time containerd; do
+for p in docker-registry apache2-utils skopeo curl busybox-static time containerd linux-perf; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || \
     { [[ $(id -u) -eq 0 ]] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
 done
 cargo build --release --locked -q -p kubepull
-KUBEPULL_BIN="$PWD/target/release/kubepull" cargo run --release --locked -q -p kubepull --example pull_bench
+KUBEPULL_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/kubepull" cargo run --release --locked -q -p kubepull --example pull_bench

@@ -15,7 +15,6 @@ use kubepull_core::keyring::Credential;
 use kubepull_core::reference::{self, Digest};
 use kubepull_registry::{Client, Descriptor, HostsDir, Platform, RegistryCredential, Repository};
 use kubepull_store::Store;
-use tokio::io::AsyncWrite;
 
 /// Layers fetched at once (containerd's default `max_concurrent_downloads` is 3).
 pub const DEFAULT_CONCURRENCY: usize = 3;
@@ -31,6 +30,9 @@ pub trait Progress: Send + Sync {
     fn bytes(&self, _digest: &Digest, _n: u64) {}
     /// `digest` is present: downloaded now (`reused` false) or already there.
     fn blob_done(&self, _digest: &Digest, _reused: bool) {}
+    /// The download of `digest` continued an interrupted one: the first `offset` bytes were
+    /// already in the store's ingest directory and were not downloaded again.
+    fn resumed(&self, _digest: &Digest, _offset: u64) {}
 }
 
 /// No progress output.
@@ -52,6 +54,8 @@ pub struct PullReport {
     pub size: u64,
     /// Bytes downloaded by this pull.
     pub downloaded: u64,
+    /// Bytes of interrupted earlier downloads this pull continued from (not downloaded again).
+    pub resumed: u64,
     /// Blobs downloaded by this pull.
     pub fetched_blobs: usize,
     /// Blobs that were already present (or fetched by a concurrent pull).
@@ -288,7 +292,7 @@ impl Puller {
             .await??,
         );
         let repo = Arc::new(repo);
-        let results: Vec<(bool, u64)> = stream::iter(blobs.iter().cloned())
+        let results: Vec<(bool, u64, u64)> = stream::iter(blobs.iter().cloned())
             .map(|d| {
                 let repo = repo.clone();
                 let store = self.store.clone();
@@ -302,6 +306,7 @@ impl Puller {
             .await?;
         let fetched_blobs = results.iter().filter(|r| r.0).count();
         let downloaded = results.iter().map(|r| r.1).sum();
+        let resumed = results.iter().map(|r| r.2).sum();
         let size = blobs.iter().map(|d| d.size).sum();
 
         let rec = kubepull_store::ImageRecord::new(
@@ -332,6 +337,7 @@ impl Puller {
             config_digest: config.digest,
             size,
             downloaded,
+            resumed,
             fetched_blobs,
             reused_blobs: blobs.len() - fetched_blobs,
             credential_source: resolved.credential_source,
@@ -357,7 +363,8 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| PullError::Internal(e.to_string()))
 }
 
-/// Makes one blob present; returns (downloaded by us, bytes downloaded).
+/// Makes one blob present; returns (downloaded by us, bytes downloaded, bytes resumed from an
+/// earlier partial download).
 async fn ensure_blob(
     repo: &Repository,
     store: &Store,
@@ -365,7 +372,7 @@ async fn ensure_blob(
     repo_name: &str,
     known: bool,
     progress: Arc<dyn Progress>,
-) -> Result<(bool, u64), PullError> {
+) -> Result<(bool, u64, u64), PullError> {
     let fetched_here = |store: &Store| -> Result<bool, PullError> {
         Ok(known
             || store
@@ -379,7 +386,7 @@ async fn ensure_blob(
     // this one, so content is never handed to a pull whose registry would not serve it here.
     if store.has_blob(&desc.digest) && fetched_here(store)? {
         progress.blob_done(&desc.digest, true);
-        return Ok((false, 0));
+        return Ok((false, 0, 0));
     }
     // the cross-process lock: whoever holds it downloads; the others wait and then reuse
     let s = store.clone();
@@ -388,34 +395,26 @@ async fn ensure_blob(
     if store.has_blob(&desc.digest) && fetched_here(store)? {
         progress.blob_done(&desc.digest, true);
         drop(lock);
-        return Ok((false, 0));
+        return Ok((false, 0, 0));
     }
+    // a partial left by an interrupted pull (even one killed with kill -9) is resumed: the
+    // registry is asked only for the rest
     let path: PathBuf = store.ingest_path(&desc.digest);
-    let file = tokio::fs::File::create(&path).await.map_err(|e| {
-        PullError::Store(kubepull_store::Error::io(
-            format!("create {}", path.display()),
-            e,
-        ))
-    })?;
-    let mut sink = Counting {
-        inner: tokio::io::BufWriter::with_capacity(1 << 20, file),
-        digest: desc.digest.clone(),
-        progress: progress.clone(),
+    let reported = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let pf: kubepull_registry::ProgressFn = {
+        let (progress, reported) = (progress.clone(), reported.clone());
+        Arc::new(move |d: &Digest, done: u64, _total: u64| {
+            let before = reported.swap(done, std::sync::atomic::Ordering::Relaxed);
+            if done > before {
+                progress.bytes(d, done - before);
+            }
+        })
     };
-    let n = match repo.fetch_blob(desc, &mut sink).await {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&path).await;
-            return Err(e.into());
-        }
-    };
-    use tokio::io::AsyncWriteExt;
-    sink.inner
-        .flush()
-        .await
-        .map_err(|e| PullError::Store(kubepull_store::Error::io("flush blob".to_string(), e)))?;
-    drop(sink);
-    // fetch_blob verified size and digest while streaming
+    let fetched = repo.fetch_blob_resumable(desc, &path, Some(&pf)).await?;
+    if fetched.resumed_from > 0 {
+        progress.resumed(&desc.digest, fetched.resumed_from);
+    }
+    // fetch_blob_resumable verified size and digest
     let s = store.clone();
     let d = desc.digest.clone();
     let repo_name = repo_name.to_string();
@@ -426,37 +425,5 @@ async fn ensure_blob(
     })
     .await??;
     progress.blob_done(&desc.digest, false);
-    Ok((true, n))
-}
-
-struct Counting<W> {
-    inner: W,
-    digest: Digest,
-    progress: Arc<dyn Progress>,
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for Counting<W> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let std::task::Poll::Ready(Ok(n)) = &r {
-            self.progress.bytes(&self.digest, *n as u64);
-        }
-        r
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
+    Ok((true, fetched.downloaded, fetched.resumed_from))
 }

@@ -11,7 +11,7 @@ use http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE}
 use http::{HeaderMap, Method, StatusCode};
 use kubepull_core::reference::{Digest, DigestAlgorithm, Reference};
 use sha2::Digest as _;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 use url::Url;
 
 use crate::auth::{
@@ -594,6 +594,7 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
     v.parse::<u64>().ok().map(Duration::from_secs)
 }
 
+#[derive(Clone)]
 enum Hasher {
     Sha256(sha2::Sha256),
     Sha384(sha2::Sha384),
@@ -644,6 +645,73 @@ impl Drop for TempFileGuard {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// Write buffer of a blob file: few, large writes.
+const BLOB_WRITE_BUFFER: usize = 1 << 20;
+
+/// Where a download continues: the bytes the sink already holds and their hash.
+#[derive(Clone)]
+struct Resume {
+    offset: u64,
+    hasher: Hasher,
+}
+
+/// How a transfer ended.
+enum Fetched {
+    /// Verified; the blob's size.
+    Done(u64),
+    /// The registry ignored the range of a resume: the caller starts again from zero.
+    RangeIgnored,
+}
+
+/// What [`Repository::fetch_blob_resumable`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumableFetch {
+    /// Bytes of an earlier partial download that were kept (0 when there was none or it was
+    /// discarded).
+    pub resumed_from: u64,
+    /// Bytes received from the registry and kept.
+    pub downloaded: u64,
+    /// An earlier partial was discarded: the registry ignored `Range`, or the partial was
+    /// corrupt.
+    pub restarted: bool,
+}
+
+/// Opens (creating) a partial download and hashes what it holds; a partial longer than the
+/// blob is emptied.
+fn hash_partial(
+    p: &Path,
+    size: u64,
+    alg: DigestAlgorithm,
+) -> std::io::Result<(std::fs::File, u64, Hasher)> {
+    use std::io::Read;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(p)?;
+    let mut h = Hasher::new(alg);
+    if f.metadata()?.len() > size {
+        f.set_len(0)?;
+        return Ok((f, 0, h));
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let r = match f.read(&mut buf) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if r == 0 {
+            break;
+        }
+        h.update(&buf[..r]);
+        n += r as u64;
+    }
+    Ok((f, n, h))
 }
 
 /// Where one request may go.
@@ -1382,9 +1450,29 @@ impl Repository {
         sink: &mut W,
         progress: Option<&ProgressFn>,
     ) -> Result<u64> {
+        match self.fetch_blob_resuming(desc, sink, progress, None).await? {
+            Fetched::Done(n) => Ok(n),
+            // only a resume from an earlier partial can see its range ignored
+            Fetched::RangeIgnored => Err(Error::Protocol {
+                host: self.host.clone(),
+                message: "range ignored without a resume".into(),
+            }),
+        }
+    }
+
+    /// [`fetch_blob_with_progress`](Self::fetch_blob_with_progress), continuing after the
+    /// `resume.offset` bytes the sink already holds (hashed into `resume.hasher`).
+    async fn fetch_blob_resuming<W: AsyncWrite + Unpin + Send>(
+        &self,
+        desc: &Descriptor,
+        sink: &mut W,
+        progress: Option<&ProgressFn>,
+        resume: Option<Resume>,
+    ) -> Result<Fetched> {
         let url = self.url("blobs", &desc.digest.to_string());
+        let from_registry = resume.clone();
         match self
-            .fetch_blob_from(url, Auth::Registry, desc, sink, progress)
+            .fetch_blob_from(url, Auth::Registry, desc, sink, progress, from_registry)
             .await
         {
             Err(e @ Error::BlobUnknown { .. })
@@ -1400,14 +1488,10 @@ impl Repository {
                         last = self.policy_err(&host_label(&u), v);
                         continue;
                     }
-                    match self
-                        .fetch_blob_from(u, Auth::Never, desc, sink, progress)
-                        .await
-                    {
-                        Ok(n) => return Ok(n),
-                        // bytes may have reached the sink; only retry another url from zero
-                        Err(e) => return Err(e),
-                    }
+                    // bytes may reach the sink: only one url is tried
+                    return self
+                        .fetch_blob_from(u, Auth::Never, desc, sink, progress, resume)
+                        .await;
                 }
                 Err(last)
             }
@@ -1422,10 +1506,14 @@ impl Repository {
         desc: &Descriptor,
         sink: &mut W,
         progress: Option<&ProgressFn>,
-    ) -> Result<u64> {
+        resume: Option<Resume>,
+    ) -> Result<Fetched> {
         let cfg = &self.client.inner.config;
-        let mut hasher = Hasher::new(desc.digest.algorithm());
-        let mut written: u64 = 0;
+        let resuming = resume.is_some();
+        let (mut hasher, mut written) = match resume {
+            Some(r) => (r.hasher, r.offset),
+            None => (Hasher::new(desc.digest.algorithm()), 0),
+        };
         let mut resumes = 0;
         let io = |source| Error::Io {
             what: format!("blob {}", desc.digest),
@@ -1445,6 +1533,9 @@ impl Repository {
             let resp = self.send(Method::GET, url.clone(), h, auth).await?;
             let host = self.host.clone();
             let mut skip: u64 = match resp.status.as_u16() {
+                // the registry does not serve ranges (or not this one): the partial the
+                // caller resumed from is of no use, it starts again from zero
+                200 | 416 if resuming && written > 0 => return Ok(Fetched::RangeIgnored),
                 200 => {
                     if let Some(cl) = content_length(&resp.headers) {
                         if cl != desc.size {
@@ -1567,7 +1658,114 @@ impl Repository {
                 actual,
             });
         }
-        Ok(written)
+        Ok(Fetched::Done(written))
+    }
+
+    /// Downloads a blob into `partial`, resuming an earlier download there: the file's bytes
+    /// (left by a dropped connection, a cancelled pull or a process killed with `kill -9`) are
+    /// hashed again, and only the rest is requested with `Range: bytes=N-`. The partial is
+    /// discarded and the blob downloaded in full when the registry ignores the range (`200`
+    /// instead of `206`, or `416`), or when the result does not verify (a corrupt partial).
+    ///
+    /// On success `partial` holds exactly the verified blob (flushed, not synced: the caller
+    /// commits it). On a content error (digest or size mismatch of a full download) it is
+    /// emptied; on other errors (network, registry) it keeps what arrived, for the next
+    /// attempt. The caller serialises writers of one `partial` (the store's per-blob lock).
+    ///
+    /// `progress` starts at the resumed offset; it goes back to 0 when the partial is
+    /// discarded.
+    pub async fn fetch_blob_resumable(
+        &self,
+        desc: &Descriptor,
+        partial: &Path,
+        progress: Option<&ProgressFn>,
+    ) -> Result<ResumableFetch> {
+        let io = |what: &str, source| Error::Io {
+            what: format!("{what} {}", partial.display()),
+            source,
+        };
+        let (file, offset, hasher) = {
+            let p = partial.to_path_buf();
+            let (size, alg) = (desc.size, desc.digest.algorithm());
+            tokio::task::spawn_blocking(move || hash_partial(&p, size, alg))
+                .await
+                .map_err(|e| io("hash partial blob", std::io::Error::other(e.to_string())))?
+                .map_err(|e| io("read partial blob", e))?
+        };
+        let mut file = tokio::fs::File::from_std(file);
+        let mut start = Some((offset, hasher));
+        let mut restarted = false;
+        loop {
+            let (offset, hasher) = start
+                .take()
+                .unwrap_or((0, Hasher::new(desc.digest.algorithm())));
+            if offset == desc.size && offset > 0 {
+                if hasher.clone().finish() == desc.digest {
+                    if let Some(p) = progress {
+                        p(&desc.digest, offset, desc.size);
+                    }
+                    return Ok(ResumableFetch {
+                        resumed_from: offset,
+                        downloaded: 0,
+                        restarted,
+                    });
+                }
+                // complete but wrong: start again
+                file.set_len(0)
+                    .await
+                    .map_err(|e| io("truncate partial blob", e))?;
+                restarted = true;
+                continue;
+            }
+            file.seek(std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(|e| io("seek partial blob", e))?;
+            if offset > 0 {
+                if let Some(p) = progress {
+                    p(&desc.digest, offset, desc.size);
+                }
+            }
+            let resume = (offset > 0).then_some(Resume { offset, hasher });
+            let mut w = tokio::io::BufWriter::with_capacity(BLOB_WRITE_BUFFER, &mut file);
+            let r = self
+                .fetch_blob_resuming(desc, &mut w, progress, resume)
+                .await;
+            let flushed = w.flush().await;
+            drop(w);
+            match r {
+                Ok(Fetched::Done(n)) => {
+                    flushed.map_err(|e| io("write blob", e))?;
+                    return Ok(ResumableFetch {
+                        resumed_from: offset,
+                        downloaded: n - offset,
+                        restarted,
+                    });
+                }
+                Ok(Fetched::RangeIgnored) | Err(Error::DigestMismatch { .. }) if offset > 0 => {
+                    file.set_len(0)
+                        .await
+                        .map_err(|e| io("truncate partial blob", e))?;
+                    restarted = true;
+                }
+                Ok(Fetched::RangeIgnored) => {
+                    return Err(Error::Protocol {
+                        host: self.host.clone(),
+                        message: "range ignored without a resume".into(),
+                    })
+                }
+                // a transfer that ended short is resumable; content that does not match is not
+                Err(
+                    e @ Error::SizeMismatch {
+                        actual, expected, ..
+                    },
+                ) if actual < expected => return Err(e),
+                Err(e @ (Error::DigestMismatch { .. } | Error::SizeMismatch { .. })) => {
+                    let _ = file.set_len(0).await;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Fetches a blob into `dest`: written to a temporary file next to it, verified, synced,
@@ -1611,7 +1809,7 @@ impl Repository {
         // (a parallel download dropped because another one failed)
         let mut guard = TempFileGuard(Some(tmp.clone()));
         let file = tokio::fs::File::from_std(file);
-        let mut w = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+        let mut w = tokio::io::BufWriter::with_capacity(BLOB_WRITE_BUFFER, file);
         let r = async {
             let n = self
                 .fetch_blob_with_progress(desc, &mut w, progress)

@@ -125,7 +125,7 @@ pub mod transport;
 pub use auth::RegistryCredential;
 pub use client::{
     Client, ClientConfig, FetchedManifest, ManifestRef, ProgressFn, Repository, ResolvedImage,
-    DEFAULT_BLOB_CONCURRENCY, MAX_BACKOFF, MAX_BLOB_CONCURRENCY, MAX_ERROR_BODY,
+    ResumableFetch, DEFAULT_BLOB_CONCURRENCY, MAX_BACKOFF, MAX_BLOB_CONCURRENCY, MAX_ERROR_BODY,
     MAX_IN_MEMORY_BLOB, MAX_MANIFEST_SIZE, MAX_REDIRECTS, MAX_RESUMES, MAX_RETRIES,
     MAX_RETRY_AFTER, REQUEST_TIMEOUT, RETRY_BASE_DELAY, STALL_TIMEOUT,
 };

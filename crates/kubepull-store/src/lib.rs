@@ -20,8 +20,9 @@
 //! Every file that other readers see is written to a temporary name, `fsync`ed, and renamed
 //! into place, then the directory is synced: a `kill -9` at any point leaves either the old or
 //! the new state. Locks are `flock(2)` locks, which the kernel releases when the holding process
-//! dies, so a killed pull never leaves a stale lock; its partial file stays in `ingest/` and is
-//! removed by the next writer or by [`Store::gc`].
+//! dies, so a killed pull never leaves a stale lock; its partial file stays in `ingest/`, where
+//! the next writer of that blob resumes it (the registry client re-hashes it and requests the
+//! rest with `Range`) and [`Store::gc`] removes it when nobody holds the blob's lock.
 //!
 //! Downloads are single-flight across threads and processes: a writer takes the blob's lock
 //! ([`Store::lock_blob`]), checks [`Store::has_blob`] again (someone may have just finished),

@@ -4,6 +4,9 @@
 //! directory `KUBEPULL_BENCH_RUNS` times (default 3). Prints the median wall time, throughput and
 //! peak RSS (from `/usr/bin/time`).
 //!
+//! `KUBEPULL_BENCH_PROFILE=1` first profiles one pull and one unpack with `perf` (CPU time by
+//! category: TLS, SHA-256, decompression, network, file writes, fsync, ...); `=only` stops there.
+//!
 //! Run: `cargo run --release -p kubepull --example pull_bench` (scripts/bench-pull.sh).
 
 use std::path::Path;
@@ -99,6 +102,14 @@ fn main() {
     )
     .expect("secret");
 
+    // KUBEPULL_BENCH_PROFILE=1: also profile a pull and an unpack; =only: nothing else
+    let profile_mode = std::env::var("KUBEPULL_BENCH_PROFILE").unwrap_or_default();
+    if !profile_mode.is_empty() {
+        profile(&kp, &image, w, &secret);
+        if profile_mode == "only" {
+            return;
+        }
+    }
     let mut rows: Vec<(String, f64, u64)> = vec![];
     let mut kp_t = vec![];
     let mut kp_rss = 0;
@@ -123,6 +134,7 @@ fn main() {
         let _ = std::fs::remove_dir_all(&root);
     }
     rows.push(("kubepull pull".into(), median(kp_t), kp_rss));
+    let resume = resume_after_kill(&reg, &kp, &image, w, &secret, total as u64);
     if Path::new("/usr/bin/skopeo").exists() {
         let mut ts = vec![];
         let mut peak = 0;
@@ -305,6 +317,279 @@ fn main() {
             rss as f64 / 1024.0
         );
     }
+    let (t, at_kill, sent) = resume;
+    println!(
+        "\nresume: `kill -9` of `kubepull pull` with {:.0}% of the image on disk; the next pull took {t:.3} s and the registry sent {:.1}% of the image for it (access log)",
+        at_kill * 100.0,
+        sent * 100.0
+    );
+}
+
+/// Where a CPU sample of `perf report --sort sym` goes, first match wins.
+const CATEGORIES: &[(&str, &[&str])] = &[
+    ("SHA-256", &["sha2::", "sha256"]),
+    (
+        "TLS (rustls, AES-GCM)",
+        &[
+            "rustls::", "ring::", "aes_", "gcm_", "ghash", "_aesni", "aesni_",
+        ],
+    ),
+    (
+        "decompression",
+        &[
+            "zlib_rs",
+            "miniz_oxide",
+            "flate2",
+            "ruzstd",
+            "crc32",
+            "inflate",
+        ],
+    ),
+    ("tar and unpack (user)", &["kubepull_store::unpack"]),
+    (
+        "network read (kernel TCP, socket copies)",
+        &[
+            "tcp_",
+            "skb",
+            "sock_",
+            "inet_",
+            "ip_",
+            "__netif",
+            "net_rx",
+            "napi",
+            "loopback",
+            "__dev_queue",
+            "_copy_to_iter",
+            "recvfrom",
+            "__sys_recv",
+            "sk_",
+        ],
+    ),
+    (
+        "fsync, writeback",
+        &[
+            "sync_file",
+            "file_write_and_wait",
+            "writepages",
+            "blk_",
+            "submit_bio",
+            "jbd2",
+            "bio_",
+            "virtblk",
+            "virtqueue",
+        ],
+    ),
+    (
+        "file writes (page cache)",
+        &[
+            "ext4_",
+            "xfs_",
+            "generic_perform_write",
+            "filemap_",
+            "iomap_",
+            "copy_folio_from_iter",
+            "vfs_write",
+            "ksys_write",
+            "folio",
+            "clear_page",
+            "__block_commit",
+            "mark_buffer",
+            "__x64_sys_write",
+            "pwrite",
+        ],
+    ),
+    ("locks, rename", &["flock", "rename", "locks_"]),
+    (
+        "HTTP and async runtime (hyper, tokio)",
+        &[
+            "hyper::",
+            "h2::",
+            "tokio::",
+            "reqwest::",
+            "futures_",
+            "bytes::",
+            "want::",
+        ],
+    ),
+    ("memcpy", &["memcpy", "memmove"]),
+];
+
+/// Profiles one pull and one unpack with `perf record -e cpu-clock` (Debian `linux-perf`) and
+/// prints where the CPU time went, by [`CATEGORIES`].
+fn profile(kp: &str, image: &str, w: &Path, secret: &Path) {
+    if Command::new("perf").arg("--version").output().is_err() {
+        println!("profile: `perf` not found (apt-get install linux-perf)");
+        return;
+    }
+    let root = w.join("kp-profile");
+    let rootfs = w.join("kp-profile-rootfs");
+    let pull: Vec<std::ffi::OsString> = ["pull", image, "-q", "--policy", "Always", "--root"]
+        .iter()
+        .map(Into::into)
+        .chain([root.clone().into_os_string()])
+        .chain(["--hosts-dir".into(), w.join("hosts").into_os_string()])
+        .chain(["--pull-secret".into(), secret.as_os_str().to_owned()])
+        .collect();
+    let unpack: Vec<std::ffi::OsString> = vec![
+        "unpack".into(),
+        image.into(),
+        rootfs.clone().into_os_string(),
+        "--root".into(),
+        root.clone().into_os_string(),
+    ];
+    for (what, args) in [("pull", pull), ("unpack", unpack)] {
+        let data = w.join(format!("perf-{what}.data"));
+        let t0 = Instant::now();
+        let st = Command::new("perf")
+            .args(["record", "-q", "-e", "cpu-clock", "-F", "1999", "-o"])
+            .arg(&data)
+            .arg("--")
+            .arg(kp)
+            .args(&args)
+            .status()
+            .expect("perf record");
+        let wall = t0.elapsed().as_secs_f64();
+        assert!(st.success(), "perf record {what} failed");
+        let out = Command::new("perf")
+            .args([
+                "report",
+                "-q",
+                "--stdio",
+                "--no-children",
+                "--sort",
+                "sym",
+                "-g",
+                "none",
+                "-i",
+            ])
+            .arg(&data)
+            .output()
+            .expect("perf report");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let samples: u64 = Command::new("perf")
+            .args(["report", "--stdio", "-i"])
+            .arg(&data)
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .find_map(|l| l.strip_prefix("# Samples: "))
+                    .and_then(|l| l.split_whitespace().next())
+                    .and_then(|n| {
+                        let scale = match n.chars().last() {
+                            Some('K') => 1e3,
+                            Some('M') => 1e6,
+                            _ => 1.0,
+                        };
+                        n.trim_end_matches(['K', 'M'])
+                            .parse::<f64>()
+                            .ok()
+                            .map(|v| v * scale)
+                    })
+                    .map(|n| n as u64)
+            })
+            .unwrap_or(0);
+        let mut top: Vec<String> = vec![];
+        let mut shares: Vec<(String, f64)> = CATEGORIES
+            .iter()
+            .map(|(c, _)| (c.to_string(), 0.0))
+            .chain([("other".to_string(), 0.0)])
+            .collect();
+        for l in text.lines() {
+            let mut f = l.split_whitespace();
+            let Some(pct) = f
+                .next()
+                .and_then(|p| p.trim_end_matches('%').parse::<f64>().ok())
+            else {
+                continue;
+            };
+            let sym = f.skip(1).collect::<Vec<_>>().join(" ");
+            let i = CATEGORIES
+                .iter()
+                .position(|(_, pats)| pats.iter().any(|p| sym.contains(p)))
+                .unwrap_or(CATEGORIES.len());
+            shares[i].1 += pct;
+            if top.len() < 12 {
+                top.push(format!("{pct:.1}% {sym}"));
+            }
+        }
+        let cpu = samples as f64 / 1999.0;
+        println!(
+            "\nprofile of `kubepull {what}` (perf cpu-clock): {wall:.2} s wall, about {cpu:.2} s on CPU"
+        );
+        println!("| where | share of CPU samples | CPU seconds |");
+        println!("| --- | ---: | ---: |");
+        shares.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+        for (c, pct) in shares.iter().filter(|s| s.1 >= 0.5) {
+            println!("| {c} | {pct:.1}% | {:.2} |", cpu * pct / 100.0);
+        }
+        println!("top symbols: {}", top.join("; "));
+        let _ = std::fs::remove_file(&data);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&rootfs);
+}
+
+/// `kill -9` of a pull once half the image is on disk, then the next pull: its time, and the
+/// bytes the registry sent for it (from its access log) as a fraction of the image.
+fn resume_after_kill(
+    reg: &Registry,
+    kp: &str,
+    image: &str,
+    w: &Path,
+    secret: &Path,
+    total: u64,
+) -> (f64, f64, f64) {
+    let root = w.join("kp-resume");
+    let pull = || {
+        let mut c = Command::new(kp);
+        c.args(["pull", image, "-q", "--policy", "Always"])
+            .arg("--root")
+            .arg(&root)
+            .arg("--hosts-dir")
+            .arg(w.join("hosts"))
+            .arg("--pull-secret")
+            .arg(secret);
+        c
+    };
+    let on_disk = || -> u64 {
+        ["ingest", "blobs/sha256"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(root.join(d)).ok())
+            .flat_map(|d| d.flatten())
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    let mut child = pull().spawn().expect("kubepull");
+    while on_disk() < total / 2 {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let at_kill = on_disk() as f64 / total as f64;
+    let log_before = reg.log().len();
+    let (t, _) = timed(&mut pull());
+    let log = reg.log();
+    // combined log format: "GET /v2/…/blobs/… HTTP/1.1" STATUS BYTES
+    let sent: u64 = log[log_before..]
+        .lines()
+        .filter(|l| l.contains("\"GET ") && l.contains("/blobs/"))
+        .filter_map(|l| {
+            l.split("\" ")
+                .nth(1)?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let _ = std::fs::remove_dir_all(&root);
+    (t, at_kill, sent as f64 / total as f64)
 }
 
 async fn token_auth_rows(

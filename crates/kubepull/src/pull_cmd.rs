@@ -96,6 +96,12 @@ pub fn pull_command() -> Command {
     registry_args(
         Command::new("pull")
             .about("Pull an image into the node image store with the credentials the kubelet would use")
+            .long_about(
+                "Pull an image into the node image store with the credentials the kubelet would use.\n\n\
+                 An interrupted pull (even kill -9) leaves its unfinished blobs in ROOT/ingest; the next \
+                 pull asks the registry only for the rest (HTTP Range), or downloads a blob in full when \
+                 the registry ignores ranges or the partial does not verify.",
+            )
             .arg(Arg::new("image").required(true).help("The image as written in a pod spec"))
             .arg(
                 Arg::new("pull-secret")
@@ -237,6 +243,15 @@ impl Progress for Bars {
             pb.inc(n);
         }
         self.total.inc(n);
+    }
+    fn resumed(&self, digest: &Digest, offset: u64) {
+        if self.plain && !self.quiet {
+            eprintln!(
+                "  {} resumed an interrupted download at {}",
+                short(digest),
+                indicatif::HumanBytes(offset)
+            );
+        }
     }
     fn blob_done(&self, digest: &Digest, reused: bool) {
         if self.quiet {
@@ -423,6 +438,7 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
                         "imageID": r.config_digest.to_string(),
                         "size": r.size,
                         "downloaded": r.downloaded,
+                        "resumed": r.resumed,
                         "fetchedBlobs": r.fetched_blobs,
                         "reusedBlobs": r.reused_blobs,
                         "credential": r.credential_source,
@@ -439,8 +455,16 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
                         r.size
                     )
                 );
+                let resumed = if r.resumed > 0 {
+                    format!(
+                        ", {} resumed from an interrupted pull",
+                        indicatif::HumanBytes(r.resumed)
+                    )
+                } else {
+                    String::new()
+                };
                 println!(
-                    "  digest {}  image ID {}  credential {}  ({} downloaded, {} blobs reused)",
+                    "  digest {}  image ID {}  credential {}  ({} downloaded{resumed}, {} blobs reused)",
                     r.digest,
                     r.config_digest,
                     r.credential_source.as_deref().unwrap_or("anonymous"),

@@ -1,0 +1,293 @@
+//! Resuming a blob download from a partial file left by an interrupted pull
+//! (`Repository::fetch_blob_resumable`), against the scripted registry: `Range` for the rest,
+//! a full download when the registry ignores ranges or the partial is corrupt.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use kubepull_core::reference::{parse_normalized_named, Digest};
+use kubepull_registry::{Descriptor, ErrorKind, RegistryCredential, Repository, ResumableFetch};
+
+fn big_blob(f: &mut Fake) -> (Descriptor, Vec<u8>) {
+    let data: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    f.blobs
+        .insert(Digest::sha256_of(&data).to_string(), data.clone());
+    let d = serde_json::from_str(&descriptor_json(
+        "application/vnd.oci.image.layer.v1.tar",
+        &data,
+    ))
+    .unwrap();
+    (d, data)
+}
+
+fn repo(s: &Arc<Server>) -> Repository {
+    client(s)
+        .repository(
+            &parse_normalized_named("reg.example.com/team/app:v1").unwrap(),
+            Some(RegistryCredential::basic(
+                "secret/regcred",
+                "alice",
+                PASSWORD,
+            )),
+        )
+        .unwrap()
+}
+
+/// The `Range` headers of the blob requests, in order (`None` for a plain GET).
+fn blob_ranges(s: &Server, d: &Descriptor) -> Vec<Option<String>> {
+    s.log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.url.contains(&format!("/blobs/{}", d.digest)))
+        .filter(|l| l.auth.is_some())
+        .map(|l| l.range.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn resumes_with_range_from_a_partial() {
+    let mut f = fake(AuthMode::Basic);
+    let (desc, data) = big_blob(&mut f);
+    let s = server(f);
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join("blob.partial");
+    std::fs::write(&partial, &data[..120_000]).unwrap();
+
+    let progress_seen = Arc::new(std::sync::Mutex::new(vec![]));
+    let p2 = progress_seen.clone();
+    let progress: kubepull_registry::ProgressFn =
+        Arc::new(move |_, done, total| p2.lock().unwrap().push((done, total)));
+    let r = repo(&s)
+        .fetch_blob_resumable(&desc, &partial, Some(&progress))
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        ResumableFetch {
+            resumed_from: 120_000,
+            downloaded: 180_000,
+            restarted: false
+        }
+    );
+    assert_eq!(std::fs::read(&partial).unwrap(), data);
+    assert_eq!(blob_ranges(&s, &desc), vec![Some("bytes=120000-".into())]);
+    let seen = progress_seen.lock().unwrap();
+    assert_eq!(
+        seen.first(),
+        Some(&(120_000, 300_000)),
+        "starts at the offset"
+    );
+    assert_eq!(seen.last(), Some(&(300_000, 300_000)));
+}
+
+#[tokio::test]
+async fn no_partial_is_a_plain_download_and_a_complete_one_is_not_fetched_again() {
+    let mut f = fake(AuthMode::Basic);
+    let (desc, data) = big_blob(&mut f);
+    let s = server(f);
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join("blob.partial");
+    let r = repo(&s)
+        .fetch_blob_resumable(&desc, &partial, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.resumed_from, r.downloaded, r.restarted),
+        (0, 300_000, false)
+    );
+    assert_eq!(std::fs::read(&partial).unwrap(), data);
+    assert_eq!(blob_ranges(&s, &desc), vec![None]);
+    // complete and correct already: verified from disk, no request
+    let r = repo(&s)
+        .fetch_blob_resumable(&desc, &partial, None)
+        .await
+        .unwrap();
+    assert_eq!((r.resumed_from, r.downloaded), (300_000, 0));
+    assert_eq!(blob_ranges(&s, &desc).len(), 1);
+}
+
+#[tokio::test]
+async fn registry_ignoring_range_means_a_full_download() {
+    let mut f = fake(AuthMode::Basic);
+    let (desc, data) = big_blob(&mut f);
+    let s = server(f);
+    // answers every blob GET with 200 and the whole body, Range or not
+    let body = data.clone();
+    let path = format!("/blobs/{}", desc.digest);
+    *s.hook.lock().unwrap() = Some(Arc::new(move |req, _| {
+        if !req.url.path().ends_with(&path) || req.headers.get("authorization").is_none() {
+            return None;
+        }
+        let len = body.len().to_string();
+        Some(resp(200, &[("content-length", len.as_str())], body.clone()))
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join("blob.partial");
+    // a partial whose bytes are wrong: were they kept, the result could not verify
+    std::fs::write(&partial, vec![0xAAu8; 100_000]).unwrap();
+    let r = repo(&s)
+        .fetch_blob_resumable(&desc, &partial, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.resumed_from, r.downloaded, r.restarted),
+        (0, 300_000, true)
+    );
+    assert_eq!(std::fs::read(&partial).unwrap(), data);
+    assert_eq!(
+        blob_ranges(&s, &desc),
+        vec![Some("bytes=100000-".into()), None],
+        "asked for the rest, then for everything"
+    );
+}
+
+#[tokio::test]
+async fn corrupt_partial_falls_back_to_a_full_download() {
+    let mut f = fake(AuthMode::Basic);
+    let (desc, data) = big_blob(&mut f);
+    let s = server(f);
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join("blob.partial");
+    let mut bad = data[..150_000].to_vec();
+    bad[777] ^= 1;
+    std::fs::write(&partial, &bad).unwrap();
+    let r = repo(&s)
+        .fetch_blob_resumable(&desc, &partial, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.resumed_from, r.downloaded, r.restarted),
+        (0, 300_000, true)
+    );
+    assert_eq!(std::fs::read(&partial).unwrap(), data);
+    assert_eq!(
+        blob_ranges(&s, &desc),
+        vec![Some("bytes=150000-".into()), None]
+    );
+
+    // a partial longer than the blob, or as long but wrong, is not trusted either
+    for junk in [vec![1u8; 300_001], vec![2u8; 300_000]] {
+        std::fs::write(&partial, &junk).unwrap();
+        let r = repo(&s)
+            .fetch_blob_resumable(&desc, &partial, None)
+            .await
+            .unwrap();
+        assert_eq!((r.resumed_from, r.downloaded), (0, 300_000));
+        assert_eq!(std::fs::read(&partial).unwrap(), data);
+    }
+}
+
+#[tokio::test]
+async fn a_cut_transfer_keeps_the_partial_and_a_lying_registry_empties_it() {
+    let mut f = fake(AuthMode::Basic);
+    let (desc, data) = big_blob(&mut f);
+    let s = server(f);
+    // the body stops after 200,000 bytes, every time (resumes included)
+    let body = data.clone();
+    let path = format!("/blobs/{}", desc.digest);
+    *s.hook.lock().unwrap() = Some(Arc::new(move |req, _| {
+        if !req.url.path().ends_with(&path) || req.headers.get("authorization").is_none() {
+            return None;
+        }
+        let start: usize = req
+            .headers
+            .get("range")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes="))
+            .and_then(|v| v.strip_suffix('-'))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let end = 200_000.max(start);
+        let part = body[start..end].to_vec();
+        if start > 0 {
+            let cr = format!("bytes {start}-{}/{}", body.len() - 1, body.len());
+            return Some(resp(206, &[("content-range", cr.as_str())], part));
+        }
+        Some(resp(200, &[], part))
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join("blob.partial");
+    let e = repo(&s)
+        .fetch_blob_resumable(&desc, &partial, None)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("300000") && e.to_string().contains("200000"),
+        "a short blob: {e}"
+    );
+    assert_eq!(
+        std::fs::read(&partial).unwrap(),
+        data[..200_000].to_vec(),
+        "a short transfer keeps what arrived"
+    );
+
+    // a registry serving other content of the right size: nothing kept
+    std::fs::write(&partial, b"").unwrap();
+    let path = format!("/blobs/{}", desc.digest);
+    *s.hook.lock().unwrap() = Some(Arc::new(move |req, _| {
+        if !req.url.path().ends_with(&path) || req.headers.get("authorization").is_none() {
+            return None;
+        }
+        Some(resp(
+            200,
+            &[("content-length", "300000")],
+            vec![9u8; 300_000],
+        ))
+    }));
+    let e = repo(&s)
+        .fetch_blob_resumable(&desc, &partial, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
+    assert_eq!(std::fs::metadata(&partial).unwrap().len(), 0, "emptied");
+
+    // a transport that fails mid-body: the bytes that arrived stay for the next attempt
+    let body = data.clone();
+    let path = format!("/blobs/{}", desc.digest);
+    *s.hook.lock().unwrap() = Some(Arc::new(move |req, _| {
+        if !req.url.path().ends_with(&path) || req.headers.get("authorization").is_none() {
+            return None;
+        }
+        let first = bytes::Bytes::copy_from_slice(&body[..64 * 1024]);
+        let stream = futures_util::stream::iter(vec![
+            Ok(first),
+            Err(kubepull_registry::transport::TransportError::new(
+                kubepull_registry::transport::TransportErrorKind::Connect,
+                "connection reset",
+            )),
+        ]);
+        let mut h = http::HeaderMap::new();
+        h.insert("content-length", body.len().to_string().parse().unwrap());
+        Some(kubepull_registry::transport::Response {
+            status: http::StatusCode::OK,
+            headers: h,
+            body: Box::pin(stream),
+        })
+    }));
+    let e = repo(&s)
+        .fetch_blob_resumable(&desc, &partial, None)
+        .await
+        .unwrap_err();
+    assert_ne!(e.kind(), ErrorKind::DigestMismatch, "{e}");
+    assert_eq!(
+        std::fs::read(&partial).unwrap(),
+        data[..64 * 1024].to_vec(),
+        "what arrived is kept"
+    );
+    // the registry is well again: only the rest is fetched
+    *s.hook.lock().unwrap() = None;
+    let r = repo(&s)
+        .fetch_blob_resumable(&desc, &partial, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.resumed_from, r.downloaded, r.restarted),
+        (65_536, 300_000 - 65_536, false)
+    );
+    assert_eq!(std::fs::read(&partial).unwrap(), data);
+}
