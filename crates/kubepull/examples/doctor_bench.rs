@@ -157,11 +157,11 @@ fn measure(cmd: &mut Command) -> (f64, f64, String) {
         .rev()
         .find_map(|l| l.trim().parse().ok())
         .unwrap_or(0.0);
-    (
-        wall,
-        rss_kib / 1024.0,
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-    )
+    let mut out = String::from_utf8_lossy(&o.stdout).into_owned();
+    if !o.status.success() && out.is_empty() {
+        out = err.into_owned();
+    }
+    (wall, rss_kib / 1024.0, out)
 }
 
 fn main() {

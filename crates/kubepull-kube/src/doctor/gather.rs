@@ -314,7 +314,27 @@ pub async fn list_pods(
     let mut out = vec![];
     loop {
         facts.api_reads += 1;
-        let list = api.list(&lp).await.map_err(|e| read_error("pods", e))?;
+        let list = match api.list(&lp).await {
+            Ok(l) => l,
+            // client-go's pager: a continue token that expired (410) falls back to one full
+            // list (tools/pager/pager.go, FullListIfExpired)
+            Err(e) if api_message(&e).0 == 410 && lp.continue_token.is_some() => {
+                out.clear();
+                let mut full = ListParams::default();
+                if let Some(s) = selector {
+                    full = full.labels(s);
+                }
+                facts.api_reads += 1;
+                let l = api.list(&full).await.map_err(|e| read_error("pods", e))?;
+                out.extend(
+                    l.items
+                        .into_iter()
+                        .filter_map(|p| live_pod(p, ns.unwrap_or("default"))),
+                );
+                break;
+            }
+            Err(e) => return Err(read_error("pods", e)),
+        };
         let next = list.metadata.continue_.clone().filter(|c| !c.is_empty());
         out.extend(
             list.items
