@@ -21,6 +21,19 @@ fn kubectl(kc: &std::path::Path, home: &std::path::Path, args: &[&str]) -> Strin
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// veth interfaces on this machine.
+fn veth_count() -> usize {
+    String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["-o", "link", "show", "type", "veth"])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .lines()
+    .count()
+}
+
 fn running(kc: &std::path::Path, home: &std::path::Path, sel: &str) -> usize {
     let v: serde_json::Value = serde_json::from_str(&kubectl(
         kc,
@@ -62,6 +75,7 @@ fn main() {
     let w = work.path();
     reg.write_hosts_dir(&w.join("hosts"));
     let data = w.join("data");
+    let veths_before = veth_count();
     let log = std::fs::File::create(w.join("up.log")).expect("log");
     let mut up = Command::new(&kp)
         .args(["up", "--secure-port", "0", "--name", "bench-node"])
@@ -151,4 +165,24 @@ fn main() {
         .status();
     let _ = up.kill();
     let _ = up.wait();
+    // what teardown left: pod network namespaces, veths, mounts under the data dir
+    let netns = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .lines()
+    .filter(|l| l.starts_with("kp-"))
+    .count();
+    let veths = veth_count().saturating_sub(veths_before);
+    let data_real = std::fs::canonicalize(&data).unwrap_or(data.clone());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| std::path::Path::new(m).starts_with(&data_real))
+        .count();
+    println!("| after `kubepull down`: pod netns / veths added / mounts under the data dir | {netns} / {veths} / {mounts} |");
 }

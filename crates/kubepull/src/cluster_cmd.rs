@@ -187,7 +187,7 @@ pub fn up_command() -> Command {
 
 pub fn down_command() -> Command {
     Command::new("down")
-        .about("Stop what `kubepull up --data-dir DIR` (or `kubepull node --root DIR`) started: the process, its containers (runc and their shims) and their networks (namespaces, veths, the bridge, IP reservations and masquerade rules); the state stays in DIR")
+        .about("Stop what `kubepull up --data-dir DIR` (or `kubepull node --root DIR`) started: the process, its containers (runc and their shims), their root filesystems and volumes, their networks (veths, the bridge, IP reservations and masquerade rules) and their pod sandboxes (pause processes, /dev/shm, network namespaces, pod cgroups); the state stays in DIR")
         .arg(
             Arg::new("data-dir")
                 .long("data-dir")
@@ -718,6 +718,35 @@ pub fn run_down(m: &ArgMatches) -> u8 {
             }
         }
         println!("removed {containers} container(s)");
+        // their root filesystems (overlays of the store's snapshots) and volumes (tmpfs, binds)
+        let containers_dir = root.join("containers");
+        let mut rootfs = 0;
+        if let Ok(rd) = std::fs::read_dir(&containers_dir) {
+            for e in rd.flatten() {
+                let r = e.path().join("rootfs");
+                if r.is_dir() {
+                    kubepull_store::unmount_rootfs(&r)
+                        .with_context(|| format!("unmounting {}", r.display()))?;
+                    rootfs += 1;
+                }
+            }
+        }
+        let volumes = kubepull_node::pod::volumes::VolumeSettings {
+            pods_dir: root.join("pods"),
+            host_path_allowed: vec![],
+        };
+        let mut pods_with_volumes = 0;
+        if let Ok(rd) = std::fs::read_dir(&volumes.pods_dir) {
+            for e in rd.flatten() {
+                let uid = e.file_name().to_string_lossy().into_owned();
+                kubepull_node::pod::volumes::teardown(&volumes, &uid)
+                    .map_err(|e| anyhow::anyhow!("removing the volumes of pod {uid}: {e}"))?;
+                pods_with_volumes += 1;
+            }
+        }
+        println!(
+            "unmounted {rootfs} root filesystem(s) and the volumes of {pods_with_volumes} pod(s)"
+        );
         // 3. their networks
         let conflist = kubepull_node::agent::effective_conflist_path(&root);
         if conflist.is_file() {
@@ -776,6 +805,13 @@ pub fn run_down(m: &ArgMatches) -> u8 {
             std::fs::remove_dir_all(&cni_dir)
                 .with_context(|| format!("removing {}", cni_dir.display()))?;
         }
+        // 4. the pod sandboxes (pause processes, /dev/shm, network namespaces, pod cgroups)
+        let sandboxes = kubepull_node::sandbox::pause::list(&containers_dir);
+        for uid in &sandboxes {
+            kubepull_node::sandbox::pause::remove(&containers_dir, uid)
+                .map_err(|e| anyhow::anyhow!("removing the sandbox of pod {uid}: {e}"))?;
+        }
+        println!("removed {} pod sandbox(es)", sandboxes.len());
         let _ = std::fs::remove_file(&pid_file);
         println!("kubepull is down; the state stays in {}", state.display());
         Ok(())
