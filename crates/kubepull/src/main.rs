@@ -22,12 +22,13 @@ Exit codes:
      `create secret docker-registry`, the same failures kubectl reports with 1
   2  bad usage or unreadable input (a file that cannot be read or parsed)
   10-21  `pull` failures by cause (credentials rejected, not found, TLS, ...):
-     see `kubepull pull --help`";
+     see `kubepull pull --help`
+  `doctor`: 0 when every checked container can pull, 1 when one cannot";
 
 fn cli() -> Command {
     Command::new("kubepull")
         .version(env!("CARGO_PKG_VERSION"))
-        .about("The Kubernetes image-pull-secret chain in one binary: create, lint and explain pull secrets; pull images into a node store")
+        .about("The Kubernetes image-pull-secret chain in one binary: create, lint and explain pull secrets; pull images into a node store; run a cluster (server, node, up, down); diagnose image pulls on any cluster (doctor)")
         .after_help(EXIT_CODES_HELP)
         .subcommand_required(true)
         .arg_required_else_help(true)
