@@ -329,6 +329,12 @@ fn kill_9_at_half_then_the_next_pull_resumes_with_range() {
         kept >= size * 45 / 100 && kept < size,
         "killed mid-blob: {kept} of {size}"
     );
+    // the registry logs the cut transfer when it notices the closed connection: wait for that
+    // line, so it is not taken for a request of the next pull
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while blob_responses(&b.reg.log(), &layer).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let log_before = b.reg.log().len();
 
     let o = b.pull(&["-o", "json", "--pull-secret", &b.good]);
