@@ -14,40 +14,9 @@ use kube::api::ListParams;
 use kube::Api;
 use serde_json::Value;
 
+use kubepull_core::diagnose::SecretLookup;
+
 use super::DoctorError;
-
-/// What the API said about one Secret.
-#[derive(Clone)]
-pub enum SecretRead {
-    /// The Secret, as `type` and its `data` (values never printed).
-    Found {
-        /// `type`.
-        type_: String,
-        /// `data`, decoded.
-        data: BTreeMap<String, Vec<u8>>,
-    },
-    /// 404.
-    NotFound,
-    /// 403, with the API server's message (RBAC names the verb and resource).
-    Forbidden(String),
-    /// Anything else (network, 5xx): the doctor says it could not tell.
-    Failed(String),
-}
-
-impl std::fmt::Debug for SecretRead {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SecretRead::Found { type_, data } => f
-                .debug_struct("Found")
-                .field("type_", type_)
-                .field("keys", &data.keys().collect::<Vec<_>>())
-                .finish(),
-            SecretRead::NotFound => f.write_str("NotFound"),
-            SecretRead::Forbidden(m) => f.debug_tuple("Forbidden").field(m).finish(),
-            SecretRead::Failed(m) => f.debug_tuple("Failed").field(m).finish(),
-        }
-    }
-}
 
 /// One pod to check: a live pod, or a pod a workload or manifest would create.
 #[derive(Debug, Clone)]
@@ -83,8 +52,9 @@ pub enum SaRead {
 /// Everything read for one run, keyed so each object is read once.
 #[derive(Debug, Default)]
 pub struct Facts {
-    /// `(namespace, name)` → Secret.
-    pub secrets: HashMap<(String, String), SecretRead>,
+    /// `(namespace, name)` → what the API said of the Secret (a read that failed for another
+    /// reason than 403/404 is `Forbidden` with the reason: the doctor could not check it).
+    pub secrets: HashMap<(String, String), SecretLookup>,
     /// `(namespace, name)` → ServiceAccount.
     pub service_accounts: HashMap<(String, String), SaRead>,
     /// Namespace → every Secret name in it (`None`: could not list).
@@ -96,7 +66,7 @@ pub struct Facts {
     /// Node name → `os/arch`.
     pub node_platform: HashMap<String, String>,
     /// Secrets given in manifests (`-f`): they win over the cluster's.
-    pub file_secrets: HashMap<(String, String), SecretRead>,
+    pub file_secrets: HashMap<(String, String), SecretLookup>,
     /// ServiceAccounts given in manifests.
     pub file_service_accounts: HashMap<(String, String), Vec<String>>,
     /// API reads made (for the progress line and the benchmark).
@@ -393,7 +363,7 @@ pub fn pods_from_manifest(
                 }
                 facts.file_secrets.insert(
                     (ns, name),
-                    SecretRead::Found {
+                    SecretLookup::Found {
                         type_: s.type_.unwrap_or_else(|| "Opaque".into()),
                         data,
                     },
@@ -532,7 +502,7 @@ pub async fn read_references(
             async move {
                 let r = api.get(&key.1).await;
                 let v = match r {
-                    Ok(s) => SecretRead::Found {
+                    Ok(s) => SecretLookup::Found {
                         type_: s.type_.unwrap_or_else(|| "Opaque".into()),
                         data: s
                             .data
@@ -542,9 +512,11 @@ pub async fn read_references(
                             .collect(),
                     },
                     Err(e) => match api_message(&e) {
-                        (404, _) => SecretRead::NotFound,
-                        (403, m) => SecretRead::Forbidden(m),
-                        (_, m) => SecretRead::Failed(m),
+                        (404, _) => SecretLookup::NotFound,
+                        (403, message) => SecretLookup::Forbidden { message },
+                        (_, m) => SecretLookup::Forbidden {
+                            message: format!("could not read it: {m}"),
+                        },
                     },
                 };
                 (key, v)
@@ -557,9 +529,12 @@ pub async fn read_references(
         facts.secrets.extend(fetched);
     } else {
         for key in to_fetch {
-            facts
-                .secrets
-                .insert(key, SecretRead::Failed("no cluster to read it from".into()));
+            facts.secrets.insert(
+                key,
+                SecretLookup::Forbidden {
+                    message: "could not read it: no cluster to read it from".into(),
+                },
+            );
         }
     }
     let Some(client) = client else { return };
@@ -567,7 +542,7 @@ pub async fn read_references(
     let missing: Vec<(String, String)> = facts
         .secrets
         .iter()
-        .filter(|(_, v)| matches!(v, SecretRead::NotFound))
+        .filter(|(_, v)| matches!(v, SecretLookup::NotFound))
         .map(|(k, _)| k.clone())
         .collect();
     for (ns, name) in &missing {
@@ -741,7 +716,7 @@ mod tests {
         assert!(!pods[0].live);
         assert!(matches!(
             facts.file_secrets.get(&("a".into(), "regcred".into())),
-            Some(SecretRead::Found { type_, .. }) if type_ == "kubernetes.io/dockerconfigjson"
+            Some(SecretLookup::Found { type_, .. }) if type_ == "kubernetes.io/dockerconfigjson"
         ));
         assert_eq!(
             facts
@@ -759,7 +734,7 @@ mod tests {
 
     #[test]
     fn secret_debug_output_has_keys_not_values() {
-        let s = SecretRead::Found {
+        let s = SecretLookup::Found {
             type_: "kubernetes.io/dockerconfigjson".into(),
             data: [(".dockerconfigjson".to_string(), b"hunter2-secret".to_vec())].into(),
         };

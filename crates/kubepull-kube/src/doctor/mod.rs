@@ -32,7 +32,7 @@ use kubepull_core::{pullpolicy, reference};
 use kubepull_registry::{Client, HostsDir, Platform, RegistryCredential};
 use serde::Serialize;
 
-use gather::{Facts, PodView, SaRead, SecretRead};
+use gather::{Facts, PodView, SaRead};
 
 /// Concurrent API reads.
 pub const API_CONCURRENCY: usize = 16;
@@ -280,21 +280,6 @@ fn sa_name(p: &PodView) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
-fn lookup_of(r: Option<&SecretRead>) -> SecretLookup {
-    match r {
-        Some(SecretRead::Found { type_, data }) => SecretLookup::Found {
-            type_: type_.clone(),
-            data: data.clone(),
-        },
-        Some(SecretRead::NotFound) => SecretLookup::NotFound,
-        Some(SecretRead::Forbidden(m)) => SecretLookup::Forbidden { message: m.clone() },
-        Some(SecretRead::Failed(m)) => SecretLookup::Forbidden {
-            message: format!("could not read it: {m}"),
-        },
-        None => SecretLookup::NotFound,
-    }
-}
-
 /// What the kubelet said about one container: its state and the pod's events for it.
 fn kubelet_view(job: &Job<'_>, facts: &Facts, policy: &str) -> KubeletView {
     let mut view = KubeletView {
@@ -423,14 +408,14 @@ pub async fn run(opts: &Options, progress: Option<Progress<'_>>) -> Result<Repor
         let mut pull_secrets = vec![];
         for n in &names {
             let r = facts.secrets.get(&(p.namespace.clone(), n.clone()));
-            if let Some(SecretRead::Found { type_, data }) = r {
+            if let Some(SecretLookup::Found { type_, data }) = r {
                 pull_secrets.push(PullSecret {
                     name: n.clone(),
                     secret_type: type_.clone(),
                     data: data.clone(),
                 });
             }
-            secrets.insert(n.clone(), lookup_of(r));
+            secrets.insert(n.clone(), r.cloned().unwrap_or(SecretLookup::NotFound));
         }
         let ns_names = facts.secret_names.get(&p.namespace).cloned().flatten();
         let elsewhere: BTreeMap<String, Vec<String>> = names

@@ -162,8 +162,7 @@ pub async fn probe(
             if let Some(f) = failure_of(&e) {
                 let f = match f {
                     ProbeFailure::Other(_) | ProbeFailure::Refused
-                        if answers_plain_http(&registry_authority(reference, host.as_ref()))
-                            .await =>
+                        if answers_plain_http(&view.registry).await =>
                     {
                         ProbeFailure::HttpHttpsMismatch
                     }
@@ -247,15 +246,14 @@ fn is_media_type_error(e: &kubepull_registry::Error) -> bool {
     t.contains("media type") || t.contains("mediatype")
 }
 
+/// `host[:port]` the runtime talks to: the hosts.toml server, or the registry's default host
+/// (`docker.io` is served by `registry-1.docker.io`).
 fn registry_authority(reference: &Reference, host: Option<&RegistryHost>) -> String {
-    if let Some(h) = host {
-        return h.host_label();
-    }
-    let d = reference.domain();
-    if d == "docker.io" {
-        "registry-1.docker.io".into()
-    } else {
-        d.to_string()
+    match host {
+        Some(h) => h.host_label(),
+        None => RegistryHost::default_for(reference.domain())
+            .map(|h| h.host_label())
+            .unwrap_or_else(|_| reference.domain().to_string()),
     }
 }
 
