@@ -9,6 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "common/server.rs"]
+mod server;
+use server::Server;
+
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -21,73 +25,6 @@ fn rss_mib(pid: u32) -> f64 {
         })
         .unwrap_or(0.0)
         / 1024.0
-}
-
-struct Server {
-    child: Child,
-    url: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(kp: &str, dir: &std::path::Path, datastore: &str) -> (Server, Duration) {
-    let t0 = Instant::now();
-    let log = std::fs::File::create(dir.join("server.log")).expect("log");
-    let _ = std::fs::remove_file(dir.join("admin.kubeconfig"));
-    let child = Command::new(kp)
-        .args(["server", "--secure-port", "0", "--datastore", datastore])
-        .arg("--data-dir")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("start kubepull server");
-    let kc = dir.join("admin.kubeconfig");
-    while !kc.exists() {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let text = std::fs::read_to_string(&kc).expect("kubeconfig");
-    let url = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .expect("server url")
-        .to_string();
-    let token = std::fs::read_to_string(dir.join("pki/admin.token"))
-        .expect("token")
-        .trim()
-        .to_string();
-    let ca = std::fs::read(dir.join("pki/ca.crt")).expect("ca");
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
-        .tls_built_in_root_certs(false)
-        .use_rustls_tls()
-        .build()
-        .expect("client");
-    loop {
-        if let Ok(r) = http.get(format!("{url}/readyz")).send().await {
-            if r.status().is_success() {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    (
-        Server {
-            child,
-            url,
-            token,
-            http,
-        },
-        t0.elapsed(),
-    )
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -271,9 +208,11 @@ async fn main() {
     for (i, (name, spec, _)) in backends.iter().enumerate() {
         let dir = work.path().join(format!("d{i}"));
         std::fs::create_dir_all(&dir).expect("dir");
-        let (s, fresh) = start(&kp, &dir, spec).await;
+        let (s, fresh) =
+            server::start(&kp, &dir, &dir.join("server.log"), &["--datastore", spec]).await;
         drop(s);
-        let (s, again) = start(&kp, &dir, spec).await;
+        let (s, again) =
+            server::start(&kp, &dir, &dir.join("server.log"), &["--datastore", spec]).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let idle = rss_mib(s.child.id());
         ns(&s, "bench").await;

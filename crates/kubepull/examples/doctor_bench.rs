@@ -7,78 +7,19 @@
 //!
 //! Run: `scripts/bench-doctor.sh` (builds release and runs this).
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kubepull_testkit::{busybox_image, Registry};
+
+#[path = "common/server.rs"]
+mod server;
+use server::Server;
 
 const USER: &str = "bench";
 const PASS: &str = "Bench-Doctor-Pass-1";
 const PODS_PER_NS: usize = 50;
-
-struct Server {
-    child: Child,
-    url: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(kp: &str, dir: &Path) -> Server {
-    let log = std::fs::File::create(dir.join("server.log")).expect("log");
-    let child = Command::new(kp)
-        .args(["server", "--secure-port", "0"])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("start kubepull server");
-    let kc = dir.join("data/admin.kubeconfig");
-    while !kc.exists() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let text = std::fs::read_to_string(&kc).expect("kubeconfig");
-    let url = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .expect("server url")
-        .to_string();
-    let token = std::fs::read_to_string(dir.join("data/pki/admin.token"))
-        .expect("token")
-        .trim()
-        .to_string();
-    let ca = std::fs::read(dir.join("data/pki/ca.crt")).expect("ca");
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
-        .tls_built_in_root_certs(false)
-        .use_rustls_tls()
-        .build()
-        .expect("client");
-    loop {
-        if let Ok(r) = http.get(format!("{url}/readyz")).send().await {
-            if r.status().is_success() {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Server {
-        child,
-        url,
-        token,
-        http,
-    }
-}
 
 async fn post(s: &Server, path: &str, body: serde_json::Value) {
     let r = s
@@ -173,7 +114,16 @@ fn main() {
     rt.block_on(reg.push("team/app", "v1", &img));
     let hosts = dir.path().join("hosts");
     reg.write_hosts_dir(&hosts);
-    let server = Arc::new(rt.block_on(start(&kp, dir.path())));
+    let data = dir.path().join("data");
+    let server = Arc::new(
+        rt.block_on(server::start(
+            &kp,
+            &data,
+            &dir.path().join("server.log"),
+            &[],
+        ))
+        .0,
+    );
     let kubeconfig = dir.path().join("data/admin.kubeconfig");
 
     println!("| pods | namespaces | `kubepull doctor -A` | peak RSS | API reads | registry probes | manifest GETs at the registry | `kubectl get pods -A -o json` |");
