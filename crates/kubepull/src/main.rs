@@ -7,6 +7,7 @@ mod creds_cmd;
 mod doctor_cmd;
 mod exit;
 mod lint_cmd;
+mod operator_cmd;
 mod pull_cmd;
 mod server_create;
 
@@ -28,7 +29,7 @@ Exit codes:
 fn cli() -> Command {
     Command::new("kubepull")
         .version(env!("CARGO_PKG_VERSION"))
-        .about("The Kubernetes image-pull-secret chain in one binary: create, lint and explain pull secrets; pull images into a node store; run a cluster (server, node, up, down); diagnose image pulls on any cluster (doctor)")
+        .about("The Kubernetes image-pull-secret chain in one binary: create, lint and explain pull secrets; pull images into a node store; run a cluster (server, node, up, down); diagnose image pulls and propagate pull secrets on any cluster (doctor, operator)")
         .after_help(EXIT_CODES_HELP)
         .subcommand_required(true)
         .arg_required_else_help(true)
@@ -50,6 +51,7 @@ fn cli() -> Command {
         .subcommand(lint_cmd::command())
         .subcommand(creds_cmd::command())
         .subcommand(doctor_cmd::command())
+        .subcommand(operator_cmd::command())
         .subcommand(pull_cmd::pull_command())
         .subcommand(pull_cmd::images_command())
         .subcommand(pull_cmd::rmi_command())
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Some(("lint", m)) => lint_cmd::run(m),
         Some(("creds", m)) => creds_cmd::run(m),
         Some(("doctor", m)) => doctor_cmd::run(m),
+        Some(("operator", m)) => operator_cmd::run(m),
         Some(("pull", m)) => pull_cmd::run_pull(m),
         Some(("images", m)) => pull_cmd::run_images(m),
         Some(("rmi", m)) => pull_cmd::run_rmi(m),

@@ -176,37 +176,14 @@ pub struct Report {
 /// Progress: `(done, total)` containers.
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
-/// Connects with kubectl's rules: `--kubeconfig`, else `KUBECONFIG`, else `~/.kube/config`,
-/// then in-cluster; `--context` picks the context. Returns the client and the context's
-/// namespace.
+/// Connects with kubectl's rules (see [`crate::connect`]).
 pub async fn connect(
     kubeconfig: Option<&std::path::Path>,
     context: Option<&str>,
 ) -> Result<(kube::Client, String), DoctorError> {
-    let options = kube::config::KubeConfigOptions {
-        context: context.map(str::to_string),
-        ..Default::default()
-    };
-    let config = match kubeconfig {
-        Some(p) => {
-            let kc = kube::config::Kubeconfig::read_from(p)
-                .map_err(|e| DoctorError::Kubeconfig(format!("{}: {e}", p.display())))?;
-            kube::Config::from_custom_kubeconfig(kc, &options)
-                .await
-                .map_err(|e| DoctorError::Kubeconfig(e.to_string()))?
-        }
-        None => match kube::Config::from_kubeconfig(&options).await {
-            Ok(c) => c,
-            Err(e) if context.is_none() => kube::Config::incluster().map_err(|_| {
-                DoctorError::Kubeconfig(format!("{e} (set KUBECONFIG or --kubeconfig)"))
-            })?,
-            Err(e) => return Err(DoctorError::Kubeconfig(e.to_string())),
-        },
-    };
-    let ns = config.default_namespace.clone();
-    let client =
-        kube::Client::try_from(config).map_err(|e| DoctorError::Kubeconfig(e.to_string()))?;
-    Ok((client, ns))
+    crate::connect(kubeconfig, context)
+        .await
+        .map_err(DoctorError::Kubeconfig)
 }
 
 /// One container to judge.
