@@ -17,11 +17,11 @@ fn is_dns1123_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn is_dns1123_subdomain(s: &str) -> bool {
+pub(crate) fn is_dns1123_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
 }
 
-const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+pub(crate) const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
 /// Validates `metadata.name` for a resource.
@@ -166,7 +166,26 @@ pub fn default_object(r: &Resource, obj: &mut Value) {
                 default_pod_spec(spec);
             }
         }
+        "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
+            crate::webhooks::default_configuration(r, obj)
+        }
         "Namespace" => {
+            // SetDefaults_Namespace (pkg/apis/core/v1/defaults.go): the name as a label, which
+            // webhook namespaceSelectors use (`kubernetes.io/metadata.name NotIn [kube-system]`)
+            if let Some(n) = obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+            {
+                if !obj
+                    .pointer("/metadata/labels")
+                    .is_some_and(Value::is_object)
+                {
+                    obj["metadata"]["labels"] = json!({});
+                }
+                obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(n);
+            }
             set_default(obj, "/spec/finalizers", json!(["kubernetes"]));
             set_default(obj, "/status/phase", json!("Active"));
         }
@@ -413,6 +432,9 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         causes.extend(validate_name(r, name));
     }
     match r.kind {
+        "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
+            causes.extend(crate::webhooks::validate_configuration(r, obj))
+        }
         "Secret" => {
             validate_secret(obj, &mut causes);
             if let Some(old) = old {
@@ -599,6 +621,12 @@ fn typed_round_trip(r: &Resource, obj: &Value) -> Option<Result<Value, String>> 
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
             round::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(obj)
         }
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
+            round::<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration>(obj)
+        }
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => round::<
+            k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration,
+        >(obj),
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             round::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>(obj)
         }

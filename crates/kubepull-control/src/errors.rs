@@ -245,6 +245,16 @@ impl Cause {
         }
     }
 
+    /// `Duplicate value: <v>`.
+    pub fn duplicate(field: impl Into<String>, value: impl Into<String>) -> Self {
+        Cause {
+            reason: "FieldValueDuplicate",
+            field: field.into(),
+            value: Some(value.into()),
+            detail: String::new(),
+        }
+    }
+
     /// `Forbidden: detail`.
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Cause {
@@ -260,6 +270,7 @@ impl Cause {
             "FieldValueRequired" => "Required value",
             "FieldValueInvalid" => "Invalid value",
             "FieldValueNotSupported" => "Unsupported value",
+            "FieldValueDuplicate" => "Duplicate value",
             _ => "Forbidden",
         };
         let mut s = kind.to_string();

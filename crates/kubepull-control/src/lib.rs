@@ -40,6 +40,7 @@ pub mod resources;
 pub mod server;
 pub mod table;
 pub mod warnings;
+pub mod webhooks;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@ use crate::admission;
 use crate::errors::{ApiError, ApiResult, Cause};
 use crate::podsecurity;
 use crate::resources::{self, Resource};
+use crate::webhooks::{self, Attributes, Operation};
 
 /// Applies a patch of `content_type` to `obj`.
 pub fn apply_patch(obj: &mut Value, content_type: &str, body: &Value) -> ApiResult<()> {
@@ -97,6 +98,7 @@ pub struct DeleteOptions {
 pub struct Objects {
     store: Arc<dyn Datastore>,
     pod_security: podsecurity::Level,
+    webhooks: Arc<webhooks::Webhooks>,
 }
 
 fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
@@ -376,6 +378,7 @@ impl Objects {
         Objects {
             store,
             pod_security: podsecurity::Level::Baseline,
+            webhooks: Default::default(),
         }
     }
 
@@ -552,11 +555,25 @@ impl Objects {
                 obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
             }
         }
+        let attrs = Attributes {
+            r,
+            sub: None,
+            op: Operation::Create,
+            namespace: if r.namespaced { ns } else { "" },
+            name: &name,
+            options: None,
+        };
+        self.webhooks
+            .mutate(self, &attrs, Some(&mut obj), None)
+            .await?;
         let causes = admission::validate(r, &obj, None);
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
         self.pod_security_admission(r, ns, &requested_name, &obj, None)
+            .await?;
+        self.webhooks
+            .validate(self, &attrs, Some(&obj), None)
             .await?;
         let _ = user;
         let rev = self
@@ -564,6 +581,9 @@ impl Objects {
             .create(&sr.key(ns, &name), encode(&obj))
             .await
             .map_err(|e| store_err(r, &name, e))?;
+        if webhooks::is_configuration(r) {
+            self.webhooks.invalidate();
+        }
         obj["metadata"]["resourceVersion"] = json!(rev.to_string());
         if r.kind == "Namespace" {
             // every namespace gets its default ServiceAccount (serviceaccounts-controller)
@@ -868,6 +888,17 @@ impl Objects {
             }
         };
         new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
+        let attrs = Attributes {
+            r,
+            sub: subresource,
+            op: Operation::Update,
+            namespace: if r.namespaced { ns } else { "" },
+            name,
+            options: None,
+        };
+        self.webhooks
+            .mutate(self, &attrs, Some(&mut new), Some(&old))
+            .await?;
         let causes = admission::validate(r, &new, Some(&old));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, name, causes));
@@ -875,6 +906,12 @@ impl Objects {
         if subresource.is_none() {
             self.pod_security_admission(r, ns, name, &new, Some(&old))
                 .await?;
+        }
+        self.webhooks
+            .validate(self, &attrs, Some(&new), Some(&old))
+            .await?;
+        if webhooks::is_configuration(r) {
+            self.webhooks.invalidate();
         }
         // an object being deleted whose finalizers are gone is removed now
         let finalizers_empty = new
@@ -945,7 +982,10 @@ impl Objects {
     ) -> ApiResult<Value> {
         let sr = resources::storage_of(r);
         let key = sr.key(ns, name);
-        for _ in 0..8 {
+        if webhooks::is_configuration(r) {
+            self.webhooks.invalidate();
+        }
+        for attempt in 0..8 {
             let kv = self
                 .store
                 .get(&key)
@@ -967,6 +1007,9 @@ impl Objects {
                 if *rv != kv.mod_revision.to_string() {
                     return Err(ApiError::conflict(r, name));
                 }
+            }
+            if attempt == 0 {
+                self.delete_admission(r, ns, name, opts, &obj).await?;
             }
             let mut finalizers: Vec<Value> = obj
                 .pointer("/metadata/finalizers")
@@ -1035,6 +1078,40 @@ impl Objects {
             }
         }
         Err(ApiError::conflict(r, name))
+    }
+
+    /// Admission webhooks for a DELETE: the object being deleted is `oldObject`.
+    async fn delete_admission(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+        obj: &Value,
+    ) -> ApiResult<()> {
+        let mut options = json!({"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"});
+        if let Some(g) = opts.grace_period_seconds {
+            options["gracePeriodSeconds"] = json!(g);
+        }
+        if let Some(p) = &opts.propagation_policy {
+            options["propagationPolicy"] = json!(p);
+        }
+        if let Some(u) = &opts.uid {
+            options["preconditions"]["uid"] = json!(u);
+        }
+        if let Some(v) = &opts.resource_version {
+            options["preconditions"]["resourceVersion"] = json!(v);
+        }
+        let attrs = Attributes {
+            r,
+            sub: None,
+            op: Operation::Delete,
+            namespace: if r.namespaced { ns } else { "" },
+            name,
+            options: Some(options),
+        };
+        self.webhooks.mutate(self, &attrs, None, Some(obj)).await?;
+        self.webhooks.validate(self, &attrs, None, Some(obj)).await
     }
 
     /// Removes an object at once (the final step of graceful deletion and finalization).

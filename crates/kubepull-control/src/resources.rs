@@ -333,6 +333,28 @@ pub const RESOURCES: &[Resource] = &[
         subresources: &[],
         categories: &[],
     },
+    Resource {
+        group: "admissionregistration.k8s.io",
+        version: "v1",
+        kind: "MutatingWebhookConfiguration",
+        plural: "mutatingwebhookconfigurations",
+        singular: "mutatingwebhookconfiguration",
+        namespaced: false,
+        short_names: &[],
+        subresources: &[],
+        categories: &["api-extensions"],
+    },
+    Resource {
+        group: "admissionregistration.k8s.io",
+        version: "v1",
+        kind: "ValidatingWebhookConfiguration",
+        plural: "validatingwebhookconfigurations",
+        singular: "validatingwebhookconfiguration",
+        namespaced: false,
+        short_names: &[],
+        subresources: &[],
+        categories: &["api-extensions"],
+    },
 ];
 
 /// The groups served, in discovery order, each with its one version.
@@ -345,6 +367,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("rbac.authorization.k8s.io", "v1"),
     ("authentication.k8s.io", "v1"),
     ("authorization.k8s.io", "v1"),
+    ("admissionregistration.k8s.io", "v1"),
 ];
 
 /// Kinds that are only created (reviews): nothing is stored, the answer is the response.

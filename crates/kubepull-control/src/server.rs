@@ -610,7 +610,18 @@ async fn route(
         _ => {}
     }
     let t = parse_target(&path).ok_or_else(ApiError::path_not_found)?;
-    resource_request(state, req, user, t).await
+    let qs = query(&req);
+    let (dry_run, field_manager) = (
+        q(&qs, "dryRun").is_some(),
+        q(&qs, "fieldManager").map(str::to_string),
+    );
+    crate::webhooks::scope(
+        user.clone(),
+        dry_run,
+        field_manager,
+        resource_request(state, req, user, t),
+    )
+    .await
 }
 
 pub(crate) async fn read_body(req: Request<hyper::body::Incoming>) -> ApiResult<(String, Value)> {

@@ -501,6 +501,23 @@ pub fn table(r: &Resource, items: &[Value], resource_version: u64) -> Value {
                 })
                 .collect(),
         ),
+        "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => (
+            vec![
+                col("Name", "string", 0),
+                col("Webhooks", "integer", 0),
+                col("Age", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let n = o
+                        .get("webhooks")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len);
+                    row(o, vec![name(o), json!(n), age(o)])
+                })
+                .collect(),
+        ),
         _ => (
             vec![col("Name", "string", 0), col("Age", "string", 0)],
             items

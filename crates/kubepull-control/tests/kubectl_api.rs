@@ -7,6 +7,9 @@ use std::process::Command;
 
 use kubepull_control::{start, ServerConfig};
 
+#[path = "kubectl_api/webhooks.rs"]
+mod webhooks;
+
 fn kubectl(kubeconfig: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     use std::io::Write;
     let mut c = Command::new("kubectl");
