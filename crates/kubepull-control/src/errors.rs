@@ -170,6 +170,26 @@ impl ApiError {
         )
     }
 
+    /// 415 for a request body whose Content-Type has no decoder
+    /// (k8s.io/apiserver `negotiation.NewUnsupportedMediaTypeError`).
+    pub fn unsupported_media_type(accepted: &[&str]) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted.join(", ")
+            ),
+            None,
+        )
+    }
+
+    /// 406 (k8s.io/apiserver `negotiation.NewNotAcceptableError`, and apimachinery's
+    /// `errNotMarshalable` for objects that have no protobuf form).
+    pub fn not_acceptable(message: String) -> Self {
+        Self::new(406, "NotAcceptable", message, None)
+    }
+
     /// 500.
     pub fn internal(message: String) -> Self {
         Self::new(500, "InternalError", message, None)

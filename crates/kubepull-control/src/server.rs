@@ -48,12 +48,63 @@ fn full(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body>
     r
 }
 
+/// Marks a response whose body is one API object in JSON: `handle` re-encodes it as protobuf
+/// when the client prefers that.
+#[derive(Debug, Clone, Copy)]
+struct ObjectBody;
+
 pub(crate) fn json_resp(status: StatusCode, v: &Value) -> Response<Body> {
-    full(
+    let mut r = full(
         status,
         "application/json",
         serde_json::to_vec(v).unwrap_or_default(),
-    )
+    );
+    r.extensions_mut().insert(ObjectBody);
+    r
+}
+
+/// The response as protobuf when it is one API object (`json_resp`) of a kind that has a
+/// protobuf message; JSON when it has none and the client accepts JSON too; else 406
+/// (`errNotMarshalable`, as for custom resources and Tables upstream).
+async fn to_protobuf(resp: Response<Body>, json_ok: bool) -> Response<Body> {
+    if resp.extensions().get::<ObjectBody>().is_none() {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let bytes = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return err_resp(&ApiError::internal(format!("encoding the response: {e}"))),
+    };
+    let keep = |bytes: Bytes| {
+        Response::from_parts(
+            parts.clone(),
+            Full::new(bytes)
+                .map_err(|never: Infallible| match never {})
+                .boxed_unsync(),
+        )
+    };
+    let obj: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return keep(bytes),
+    };
+    match crate::protobuf::encode(&obj) {
+        Ok(pb) => {
+            let mut r = keep(Bytes::from(pb));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(crate::protobuf::MEDIA_TYPE),
+            );
+            r.headers_mut().remove(hyper::header::CONTENT_LENGTH);
+            r
+        }
+        Err(_) if json_ok => keep(bytes),
+        Err(e @ crate::protobuf::ProtoError::NotMarshalable(_)) => {
+            err_resp(&ApiError::not_acceptable(e.to_string()))
+        }
+        Err(e) => err_resp(&ApiError::internal(format!(
+            "encoding the response as protobuf: {e}"
+        ))),
+    }
 }
 
 fn err_resp(e: &ApiError) -> Response<Body> {
@@ -426,11 +477,19 @@ async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiRes
     }
 }
 
+fn output(req: &Request<hyper::body::Incoming>) -> crate::protobuf::Output {
+    crate::protobuf::negotiate(
+        req.headers()
+            .get(hyper::header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
 fn wants_table(req: &Request<hyper::body::Incoming>) -> bool {
-    req.headers()
-        .get(hyper::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.split(',').next().unwrap_or("").contains("as=Table"))
+    matches!(
+        output(req),
+        crate::protobuf::Output::Json { table: true, .. }
+    )
 }
 
 fn wants_aggregated(req: &Request<hyper::body::Incoming>) -> bool {
@@ -453,8 +512,22 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
+    // the output is negotiated before anything is done (createHandler and the others call
+    // `negotiation.NegotiateOutputMediaType` first)
+    let out = output(&req);
+    if out == crate::protobuf::Output::NotAcceptable
+        && (path.starts_with("/api/") || path.starts_with("/apis/"))
+    {
+        return Ok(err_resp(&ApiError::not_acceptable(format!(
+            "only the following media types are accepted: {}",
+            crate::protobuf::OUTPUT_MEDIA_TYPES.join(", ")
+        ))));
+    }
     let (r, warnings) = crate::warnings::collect(route(state, req, cert_user)).await;
     let mut resp = r.unwrap_or_else(|e| err_resp(&e));
+    if let crate::protobuf::Output::Protobuf { json_ok } = out {
+        resp = to_protobuf(resp, json_ok).await;
+    }
     for w in warnings {
         if let Ok(v) = hyper::header::HeaderValue::from_str(&crate::warnings::header_value(&w)) {
             resp.headers_mut().append(hyper::header::WARNING, v);
@@ -625,12 +698,17 @@ async fn route(
 }
 
 pub(crate) async fn read_body(req: Request<hyper::body::Incoming>) -> ApiResult<(String, Value)> {
-    let ct = req
+    let ct_header = req
         .headers()
         .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
+        .and_then(|v| v.to_str().ok());
+    let format = crate::protobuf::body_format(ct_header);
+    let ct = ct_header.unwrap_or("application/json").to_string();
+    if format == crate::protobuf::BodyFormat::Unsupported {
+        return Err(ApiError::unsupported_media_type(
+            crate::protobuf::BODY_MEDIA_TYPES,
+        ));
+    }
     let body = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
@@ -640,9 +718,10 @@ pub(crate) async fn read_body(req: Request<hyper::body::Incoming>) -> ApiResult<
             ))
         })?
         .to_bytes();
-    if ct.starts_with("application/vnd.kubernetes.protobuf") {
-        let v = crate::protobuf::decode(&body).map_err(|e| ApiError::unsupported_media(&e))?;
-        return Ok(("application/json".into(), v));
+    if format == crate::protobuf::BodyFormat::Protobuf {
+        // a malformed body is a 400 naming the problem (`transformDecodeError`)
+        let v = crate::protobuf::decode(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        return Ok((crate::protobuf::MEDIA_TYPE.into(), v));
     }
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
@@ -798,8 +877,9 @@ async fn resource_request(
                 (vec![], after)
             };
             let rx = state.objects.watch(r, ns_opt, after, filter).await?;
+            let proto = matches!(output(&req), crate::protobuf::Output::Protobuf { .. });
             Ok(watch_response(
-                r, initial, rx, table, timeout, bookmarks, after,
+                r, initial, rx, table, timeout, bookmarks, after, proto,
             ))
         }
         ("get", None) => {
@@ -1022,6 +1102,7 @@ impl ApiError {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn watch_response(
     r: &'static Resource,
     initial: Vec<Value>,
@@ -1030,7 +1111,22 @@ fn watch_response(
     timeout_secs: u64,
     bookmarks: bool,
     start_rev: u64,
+    proto: bool,
 ) -> Response<Body> {
+    // one event: a JSON line, or a length-prefixed protobuf WatchEvent (§ watch.go)
+    let line = move |kind: &str, object: &Value| -> Bytes {
+        if proto {
+            let frame = crate::protobuf::watch_frame(kind, object).or_else(|e| {
+                let st = ApiError::internal(format!("encoding a watch event: {e}")).status();
+                crate::protobuf::watch_frame("ERROR", &st)
+            });
+            return Bytes::from(frame.unwrap_or_default());
+        }
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        Bytes::from(line)
+    };
     let encode = move |kind: &str, obj: Value| -> Bytes {
         let object = if table {
             let rev = obj
@@ -1042,10 +1138,7 @@ fn watch_response(
         } else {
             obj
         };
-        let mut line =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-        line.push(b'\n');
-        Bytes::from(line)
+        line(kind, &object)
     };
     let first: Vec<Result<Frame<Bytes>, std::io::Error>> = initial
         .into_iter()
@@ -1074,18 +1167,14 @@ fn watch_response(
                                 Some((Ok(Frame::data(encode(e.kind, e.object))), (rx, last)))
                             }
                             Some(Err(e)) => {
-                                let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": e.status()})).unwrap_or_default();
-                                line.push(b'\n');
-                                Some((Ok(Frame::data(Bytes::from(line))), (rx, u64::MAX)))
+                                Some((Ok(Frame::data(line("ERROR", &e.status()))), (rx, u64::MAX)))
                             }
                         };
                     }
                     _ = tick => {
                         if bookmarks {
-                            let bm = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": last.to_string()}}});
-                            let mut line = serde_json::to_vec(&bm).unwrap_or_default();
-                            line.push(b'\n');
-                            return Some((Ok(Frame::data(Bytes::from(line))), (rx, last)));
+                            let bm = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": last.to_string()}});
+                            return Some((Ok(Frame::data(line("BOOKMARK", &bm))), (rx, last)));
                         }
                     }
                 }
@@ -1097,7 +1186,11 @@ fn watch_response(
     let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
+        hyper::header::HeaderValue::from_static(if proto {
+            "application/vnd.kubernetes.protobuf;stream=watch"
+        } else {
+            "application/json"
+        }),
     );
     resp
 }
