@@ -656,12 +656,23 @@ pub fn decoding_problem(
     check_types: bool,
     strict: bool,
 ) -> Option<String> {
-    if !check_types && !strict {
+    let warn = !strict && crate::warnings::warn_unknown_fields();
+    if !check_types && !strict && !warn {
         return None;
     }
     let why = match typed_round_trip(r, obj)? {
         Err(e) if check_types => e,
         Err(_) => return None,
+        // fieldValidation=Warn: one warning per unknown field (k8s.io/apiserver
+        // `pkg/endpoints/handlers/rest.go`, `addStrictDecodingWarnings`)
+        Ok(typed) if warn => {
+            let mut unknown = vec![];
+            diff(obj, &typed, "", &mut unknown);
+            for f in unknown {
+                crate::warnings::add(format!("unknown field \"{f}\""));
+            }
+            return None;
+        }
         Ok(typed) if strict => {
             let mut unknown = vec![];
             diff(obj, &typed, "", &mut unknown);

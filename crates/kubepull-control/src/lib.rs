@@ -3,7 +3,7 @@
 //! - [`server`]: HTTPS (HTTP/1.1 and HTTP/2), authentication (client certificates of the cluster
 //!   CA, the admin token, node tokens, ServiceAccount tokens), authorization (admin, the node
 //!   authorizer's rule, [`rbac`] for everyone else), discovery (legacy and aggregated), OpenAPI
-//!   v3 with `fieldValidation`, CRUD, patch (JSON, merge, strategic), watch, Table output, the
+//!   v2 and v3 ([`openapi`]) with `fieldValidation`, CRUD, patch (JSON, merge, strategic), watch, Table output, the
 //!   `pods/log` proxy to the node (verified node TLS, client certificate), `binding`, `scale`
 //!   and `token` subresources, `Warning` headers ([`warnings`]).
 //! - [`objects`]: objects as JSON over a [`kubepull_datastore::Datastore`]: metadata, admission
@@ -29,6 +29,7 @@ pub mod controllers;
 pub mod errors;
 pub mod etcd_store;
 pub mod objects;
+pub mod openapi;
 pub mod patch;
 pub mod pki;
 pub mod podcidr;
@@ -275,6 +276,7 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
         pki,
         http,
         tokens,
+        openapi: crate::openapi::Registry::new(),
     });
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let st = state.clone();

@@ -33,6 +33,8 @@ pub struct State {
     pub http: reqwest::Client,
     /// ServiceAccount token signer and verifier.
     pub tokens: crate::auth::TokenIssuer,
+    /// The OpenAPI v2 and v3 documents (custom kinds are added at runtime).
+    pub openapi: crate::openapi::Registry,
 }
 
 fn full(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
@@ -105,6 +107,25 @@ async fn to_protobuf(resp: Response<Body>, json_ok: bool) -> Response<Body> {
             "encoding the response as protobuf: {e}"
         ))),
     }
+}
+
+fn header(req: &Request<hyper::body::Incoming>, name: hyper::header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn openapi_reply(reply: crate::openapi::Reply) -> Response<Body> {
+    let mut r = full(
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "",
+        reply.body.to_vec(),
+    );
+    r.headers_mut().remove(hyper::header::CONTENT_TYPE);
+    for (k, v) in reply.headers {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&v) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
 }
 
 fn err_resp(e: &ApiError) -> Response<Body> {
@@ -620,6 +641,19 @@ async fn route(
             }
         }
     }
+    if let Some(reply) = state.openapi.serve(
+        &path,
+        req.uri().query(),
+        header(&req, hyper::header::ACCEPT),
+        header(&req, hyper::header::IF_NONE_MATCH),
+    ) {
+        return Ok(openapi_reply(reply));
+    }
+    if req.method() == Method::GET {
+        if let Some(reply) = crate::openapi::crd_list_when_unserved(&path) {
+            return Ok(openapi_reply(reply));
+        }
+    }
     let agg = wants_aggregated(&req);
     match path.trim_end_matches('/') {
         "/api" => {
@@ -650,21 +684,7 @@ async fn route(
                 &resources::resource_list("", "v1"),
             ))
         }
-        "/openapi/v3" => return Ok(json_resp(StatusCode::OK, &resources::openapi_v3_index())),
-        "/openapi/v2" => return Err(ApiError::path_not_found()),
         _ => {}
-    }
-    if let Some(rest) = path.strip_prefix("/openapi/v3/") {
-        let parts: Vec<&str> = rest.split('/').collect();
-        let (g, v) = match parts.as_slice() {
-            ["api", v] => ("", *v),
-            ["apis", g, v] => (*g, *v),
-            _ => return Err(ApiError::path_not_found()),
-        };
-        if resources::GROUPS.contains(&(g, v)) {
-            return Ok(json_resp(StatusCode::OK, &resources::openapi_v3(g, v)));
-        }
-        return Err(ApiError::path_not_found());
     }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match parts.as_slice() {
@@ -790,6 +810,10 @@ async fn resource_request(
     let table = wants_table(&req);
     let watch = matches!(q(&qs, "watch"), Some("1") | Some("true"));
     let strict = q(&qs, "fieldValidation") == Some("Strict");
+    crate::warnings::set_warn_unknown_fields(matches!(
+        q(&qs, "fieldValidation"),
+        None | Some("") | Some("Warn")
+    ));
     let dry_run = q(&qs, "dryRun").is_some();
     let r = t.r;
     let ns = t.namespace.clone().unwrap_or_default();

@@ -2,10 +2,23 @@
 //! `warning.AddWarning` records them in the request context (k8s.io/apiserver
 //! `pkg/warning/context.go`). Code outside a request (the controllers) records nothing.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 tokio::task_local! {
     static WARNINGS: RefCell<Vec<String>>;
+    static WARN_UNKNOWN_FIELDS: Cell<bool>;
+}
+
+/// Whether the request's `fieldValidation` is `Warn`, upstream's default when it is absent
+/// (k8s.io/apiserver `pkg/endpoints/handlers/rest.go`, `fieldValidation`): unknown fields are
+/// then reported as warnings (`addStrictDecodingWarnings`). Outside a request: false.
+pub fn set_warn_unknown_fields(on: bool) {
+    let _ = WARN_UNKNOWN_FIELDS.try_with(|w| w.set(on));
+}
+
+/// See [`set_warn_unknown_fields`].
+pub fn warn_unknown_fields() -> bool {
+    WARN_UNKNOWN_FIELDS.try_with(Cell::get).unwrap_or(false)
 }
 
 /// Records a warning for the current request, once.
@@ -22,11 +35,14 @@ pub fn add(text: impl Into<String>) {
 /// Runs `f` collecting the warnings it records.
 pub async fn collect<F: std::future::Future>(f: F) -> (F::Output, Vec<String>) {
     WARNINGS
-        .scope(RefCell::new(Vec::new()), async move {
-            let out = f.await;
-            let w = WARNINGS.with(|w| w.take());
-            (out, w)
-        })
+        .scope(
+            RefCell::new(Vec::new()),
+            WARN_UNKNOWN_FIELDS.scope(Cell::new(false), async move {
+                let out = f.await;
+                let w = WARNINGS.with(|w| w.take());
+                (out, w)
+            }),
+        )
         .await
 }
 

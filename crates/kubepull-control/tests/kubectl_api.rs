@@ -1579,3 +1579,168 @@ async fn protobuf_responses_watch_and_refusals() {
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1), "only c1: {v}");
     server.shutdown().await;
 }
+
+/// OpenAPI as kubectl uses it: `explain` from the v3 documents (plain, `--recursive`) and from the
+/// v2 protobuf document (`-o plaintext-openapiv2`), server-side field validation detected from
+/// the PATCH operations (`Strict` refuses an unknown field with the upstream text, `--validate=warn`
+/// gives the warning), and `apply`'s strategic-merge patch built from the patch merge keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_explain_validation_and_apply_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let (ok, out) = k(&["explain", "deployment.spec.template.spec.containers"], None);
+        assert!(ok, "{out}");
+        assert!(out.contains("GROUP:      apps") && out.contains("KIND:       Deployment"), "{out}");
+        assert!(out.contains("FIELD: containers <[]Container>"), "{out}");
+        assert!(out.contains("List of containers belonging to the pod."), "{out}");
+        assert!(out.contains("imagePullPolicy\t<string>"), "{out}");
+
+        let (ok, out) = k(&["explain", "secret", "--recursive"], None);
+        assert!(ok, "{out}");
+        assert!(out.contains("KIND:       Secret"), "{out}");
+        assert!(out.contains("stringData\t<map[string]string>"), "{out}");
+        // nested fields of referenced definitions are expanded
+        assert!(out.contains("managedFields\t<[]ManagedFieldsEntry>"), "{out}");
+        assert!(out.contains("fieldsType\t<string>"), "{out}");
+
+        let (ok, out) = k(&["explain", "-o", "plaintext-openapiv2", "pod.spec"], None);
+        assert!(ok, "{out}");
+        assert!(out.contains("RESOURCE: spec <Object>"), "{out}");
+        assert!(out.contains("PodSpec is a description of a pod."), "{out}");
+        assert!(out.contains("imagePullSecrets\t<[]Object>"), "{out}");
+
+        // kinds of every served group are explained
+        for what in ["role.rules", "lease.spec", "csr.spec.usages", "node.spec.podCIDR"] {
+            let (ok, out) = k(&["explain", what], None);
+            assert!(ok && out.contains("FIELD:"), "{what}: {out}");
+        }
+        let (ok, out) = k(&["explain", "deployment.spec.nope"], None);
+        assert!(!ok && out.contains("field \"nope\" does not exist"), "{out}");
+
+        // server-side field validation: Strict (kubectl's default) refuses, Warn warns
+        let dep = |extra: &str, image: &str, env: &str| {
+            format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: default}}\nspec:\n  replicas: 1\n{extra}  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n      - name: c\n        image: {image}\n{env}      - name: side\n        image: busybox\n")
+        };
+        let env = "        env:\n        - {name: A, value: a}\n        - {name: B, value: b}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&dep("  replicass: 2\n", "nginx", env)));
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("Error from server (BadRequest): error when creating \"STDIN\": Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.replicass\""),
+            "{out}"
+        );
+        let (ok, out) = k(&["apply", "--validate=warn", "-f", "-"], Some(&dep("  replicass: 2\n", "nginx", env)));
+        assert!(ok, "{out}");
+        assert!(out.contains("Warning: unknown field \"spec.replicass\""), "{out}");
+        assert!(out.contains("deployment.apps/web created"), "{out}");
+        let (ok, out) = k(&["apply", "--validate=false", "-f", "-"], Some(&dep("  replicass: 3\n", "nginx", env)));
+        assert!(ok && !out.contains("Warning"), "{out}");
+
+        // apply: the image of container c changes, env B is dropped; the patch addresses
+        // containers and env by their merge key (name), so `side` and A are kept
+        let env2 = "        env:\n        - {name: A, value: a}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&dep("", "nginx:2", env2)));
+        assert!(ok, "{out}");
+        assert!(out.contains("deployment.apps/web configured"), "{out}");
+        let (ok, out) = k(&["get", "deployment", "web", "-o", "jsonpath={range .spec.template.spec.containers[*]}{.name}={.image};{end}|{.spec.template.spec.containers[0].env}"], None);
+        assert!(ok, "{out}");
+        assert_eq!(out, "c=nginx:2;side=busybox;|[{\"name\":\"A\",\"value\":\"a\"}]");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
+
+/// The OpenAPI endpoints over HTTP: discovery hashes are uppercase hex SHA-512 of the documents,
+/// a stale hash is redirected, a current one is immutable, the v2 document is served as JSON and
+/// as protobuf, an unacceptable `Accept` gets 406, and odd paths get 404 without harming the
+/// server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_endpoints_over_http() {
+    use sha2::Digest as _;
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str, accept: &str| {
+        http.get(format!("{}{path}", server.url()))
+            .bearer_auth(server.admin_token())
+            .header("accept", accept)
+            .send()
+    };
+    let disc: serde_json::Value = serde_json::from_slice(
+        &get("/openapi/v3", "application/json")
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let url = disc["paths"]["apis/apps/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = get(&url, "application/json").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "public, immutable");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let body = r.bytes().await.unwrap();
+    let h: String = sha2::Sha512::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    assert!(url.ends_with(&format!("?hash={h}")), "{url}");
+    assert_eq!(etag, format!("\"{h}\""));
+    let r = get("/openapi/v3/apis/apps/v1?hash=0000", "application/json")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 301);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), url);
+    for (path, accept) in [
+        ("/openapi/v2", "text/html"),
+        ("/openapi/v3/api/v1", "application/yaml"),
+    ] {
+        assert_eq!(get(path, accept).await.unwrap().status(), 406, "{path}");
+    }
+    let r = get(
+        "/openapi/v2",
+        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    );
+    let pb = r.bytes().await.unwrap();
+    let r = get("/openapi/v2", "application/json").await.unwrap();
+    let v2: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v2["swagger"], "2.0");
+    assert!(v2["definitions"]["io.k8s.api.core.v1.Pod"]["properties"]["spec"].is_object());
+    assert!(pb.len() > 100_000 && pb.windows(22).any(|w| w == b"io.k8s.api.core.v1.Pod"));
+    for odd in [
+        "/openapi/v3/apis",
+        "/openapi/v3/apis/x/y/z",
+        "/openapi/v3/%ff",
+        "/openapi/v3/api/v1/../../v2",
+        "/openapi/v2/extra",
+    ] {
+        let r = get(odd, "*/*").await.unwrap();
+        assert_eq!(r.status(), 404, "{odd}");
+    }
+    assert_eq!(
+        get("/openapi/v3/api/v1", "*/*").await.unwrap().status(),
+        200
+    );
+    server.shutdown().await;
+}
