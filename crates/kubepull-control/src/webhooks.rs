@@ -1525,7 +1525,11 @@ fn transport_error(e: &reqwest::Error) -> String {
         src = s.source();
     }
     let all = chain.join(": ");
-    if all.contains("UnknownIssuer") || all.contains("unknown issuer") {
+    // a CA of the same name that did not sign the certificate is Go's unknown authority too
+    if all.contains("UnknownIssuer")
+        || all.contains("unknown issuer")
+        || all.contains("BadSignature")
+    {
         "tls: failed to verify certificate: x509: certificate signed by unknown authority".into()
     } else if all.contains("NotValidForName") || all.contains("not valid for name") {
         let host = e
@@ -1747,4 +1751,260 @@ fn status_reason(r: &str) -> &'static str {
         "ServiceUnavailable",
     ];
     KNOWN.iter().find(|k| **k == r).copied().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(
+        group: &str,
+        plural: &str,
+        sub: Option<&'static str>,
+        op: Operation,
+        ns: &'static str,
+    ) -> Attributes<'static> {
+        Attributes {
+            r: resources::RESOURCES
+                .iter()
+                .find(|r| r.group == group && r.plural == plural)
+                .unwrap(),
+            sub,
+            op,
+            namespace: ns,
+            name: "x",
+            options: None,
+        }
+    }
+
+    fn rule(ops: &[&str], groups: &[&str], resources: &[&str], scope: &str) -> Rule {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        Rule {
+            operations: v(ops),
+            groups: v(groups),
+            versions: v(&["*"]),
+            resources: v(resources),
+            scope: scope.into(),
+        }
+    }
+
+    #[test]
+    fn rules_match_as_upstream() {
+        let pod = attrs("", "pods", None, Operation::Create, "default");
+        let status = attrs("", "pods", Some("status"), Operation::Update, "default");
+        let ns = attrs("", "namespaces", None, Operation::Create, "");
+        let node = attrs("", "nodes", None, Operation::Create, "");
+        // `*` is every resource without a subresource; `*/*` everything; `pods/*` pods and
+        // all its subresources; `*/status` status only
+        assert!(rule(&["*"], &["*"], &["*"], "*").matches(&pod));
+        assert!(!rule(&["*"], &["*"], &["*"], "*").matches(&status));
+        assert!(rule(&["*"], &["*"], &["*/*"], "*").matches(&status));
+        assert!(rule(&["*"], &[""], &["pods/*"], "*").matches(&pod));
+        assert!(rule(&["*"], &[""], &["pods/*"], "*").matches(&status));
+        assert!(rule(&["UPDATE"], &["*"], &["*/status"], "*").matches(&status));
+        assert!(!rule(&["UPDATE"], &["*"], &["*/status"], "*").matches(&pod));
+        assert!(!rule(&["CREATE"], &[""], &["pods/status"], "*").matches(&status));
+        assert!(!rule(&["CREATE"], &["apps"], &["pods"], "*").matches(&pod));
+        // scope: a Namespace is cluster-scoped
+        assert!(rule(&["*"], &["*"], &["*"], "Namespaced").matches(&pod));
+        assert!(!rule(&["*"], &["*"], &["*"], "Namespaced").matches(&ns));
+        assert!(!rule(&["*"], &["*"], &["*"], "Namespaced").matches(&node));
+        assert!(rule(&["*"], &["*"], &["*"], "Cluster").matches(&ns));
+        assert!(!rule(&["*"], &["*"], &["*"], "Cluster").matches(&pod));
+        // webhook and policy configurations are exempt
+        let r = resources::find(GROUP, "v1", "validatingwebhookconfigurations").unwrap();
+        assert!(exempt(r));
+        assert!(!exempt(resources::find("", "v1", "pods").unwrap()));
+    }
+
+    #[test]
+    fn selectors() {
+        let s = Selector::parse(Some(&json!({
+            "matchLabels": {"a": "1"},
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]},
+                {"key": "skip", "operator": "DoesNotExist"},
+            ],
+        })));
+        let labels = |v: Value| v.as_object().cloned();
+        assert!(
+            s.matches(labels(json!({"a": "1", "kubernetes.io/metadata.name": "default"})).as_ref())
+        );
+        assert!(!s.matches(
+            labels(json!({"a": "1", "kubernetes.io/metadata.name": "kube-system"})).as_ref()
+        ));
+        assert!(!s.matches(labels(json!({"a": "1", "skip": ""})).as_ref()));
+        assert!(!s.matches(None));
+        assert!(Selector::parse(Some(&json!({}))).is_empty());
+        let bad = Selector::parse(Some(
+            &json!({"matchExpressions": [{"key": "a", "operator": "Near"}]}),
+        ));
+        assert!(!bad.matches(labels(json!({"a": "1"})).as_ref()));
+    }
+
+    #[test]
+    fn responses_are_verified() {
+        let ok = |resp: Value| json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp});
+        let err = |v: Value, mutating: bool| match verify(&v, "u1", mutating, "h.example.com") {
+            Err(e) => e,
+            Ok(_) => panic!("accepted {v}"),
+        };
+        assert_eq!(
+            err(ok(json!({"uid": "u2", "allowed": true})), true),
+            "expected response.uid=\"u1\", got \"u2\""
+        );
+        assert_eq!(
+            err(json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "response": {"uid": "u1", "allowed": true}}), true),
+            "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got admission.k8s.io/v1beta1, Kind=AdmissionReview"
+        );
+        assert_eq!(
+            err(
+                ok(json!({"uid": "u1", "allowed": true, "patch": "W10="})),
+                true
+            ),
+            "webhook returned response.patch but not response.patchType"
+        );
+        assert_eq!(
+            err(
+                ok(json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch"})),
+                true
+            ),
+            "webhook returned response.patchType but not response.patch"
+        );
+        assert_eq!(
+            err(
+                ok(
+                    json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch", "patch": "W10="})
+                ),
+                false
+            ),
+            "validating webhook may not return response.patch"
+        );
+        assert_eq!(
+            err(
+                json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}),
+                true
+            ),
+            "webhook response was absent"
+        );
+        match verify(
+            &ok(json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch", "patch": "W10="})),
+            "u1",
+            true,
+            "h",
+        ) {
+            Ok(Outcome::Allowed(Some(p))) => assert_eq!(p, json!([])),
+            _ => panic!("patch"),
+        }
+        // ToStatusErr: message, else reason, else "without explanation"; codes below 400 → 400
+        let denied = |status: Value| match verify(
+            &ok(json!({"uid": "u1", "allowed": false, "status": status})),
+            "u1",
+            false,
+            "h.example.com",
+        ) {
+            Ok(Outcome::Rejected(e)) => e,
+            _ => panic!("not rejected"),
+        };
+        let e = denied(json!({"code": 403, "reason": "Forbidden", "message": "no"}));
+        assert_eq!(
+            (e.code, e.reason, e.message.as_str()),
+            (
+                403,
+                "Forbidden",
+                "admission webhook \"h.example.com\" denied the request: no"
+            )
+        );
+        let e = denied(json!({"code": 200, "reason": "NotNice"}));
+        assert_eq!(
+            (e.code, e.reason, e.message.as_str()),
+            (
+                400,
+                "",
+                "admission webhook \"h.example.com\" denied the request: NotNice"
+            )
+        );
+        let e = denied(json!(null));
+        assert_eq!(
+            e.message,
+            "admission webhook \"h.example.com\" denied the request without explanation"
+        );
+    }
+
+    #[test]
+    fn service_endpoints_are_picked_by_port_name() {
+        let svc = json!({
+            "metadata": {"name": "pull-secrets", "namespace": "ops"},
+            "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": 443, "targetPort": 8443}, {"name": "metrics", "port": 9090}]},
+        });
+        let eps = json!({"subsets": [
+            {"notReadyAddresses": [{"ip": "10.0.0.9"}], "ports": [{"name": "https", "port": 8443}]},
+            {"addresses": [{"ip": "10.1.0.5"}], "ports": [{"name": "metrics", "port": 9090}, {"name": "https", "port": 8443}]},
+        ]});
+        assert_eq!(
+            pick_endpoint(&svc, Some(&eps), &[], 443).unwrap(),
+            "10.1.0.5:8443".parse().unwrap()
+        );
+        assert_eq!(
+            pick_endpoint(&svc, Some(&eps), &[], 8443).unwrap_err(),
+            "no service port 8443 found for service \"pull-secrets\""
+        );
+        let slice = json!({
+            "ports": [{"name": "https", "port": 8443}],
+            "endpoints": [
+                {"addresses": ["10.2.0.1"], "conditions": {"ready": false}},
+                {"addresses": ["10.2.0.2"], "conditions": {"ready": true}},
+            ],
+        });
+        assert_eq!(
+            pick_endpoint(&svc, None, &[slice], 443).unwrap(),
+            "10.2.0.2:8443".parse().unwrap()
+        );
+        assert_eq!(
+            pick_endpoint(&svc, None, &[], 443).unwrap_err(),
+            "no endpoints available for service \"pull-secrets\""
+        );
+        let external = json!({"metadata": {"name": "x"}, "spec": {"type": "ExternalName"}});
+        assert_eq!(
+            pick_endpoint(&external, None, &[], 443).unwrap_err(),
+            "unsupported service type \"ExternalName\""
+        );
+    }
+
+    #[test]
+    fn defaults_and_validation() {
+        let r = resources::find(GROUP, "v1", "mutatingwebhookconfigurations").unwrap();
+        let mut c = json!({"metadata": {"name": "c"}, "webhooks": [{
+            "name": "a.b.c", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"namespace": "n", "name": "s"}},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods", "pods/status"]}],
+        }]});
+        default_configuration(r, &mut c);
+        let h = &c["webhooks"][0];
+        assert_eq!(h["timeoutSeconds"], 10);
+        assert_eq!(h["reinvocationPolicy"], "Never");
+        assert_eq!(h["clientConfig"]["service"]["port"], 443);
+        assert!(
+            validate_configuration(r, &c).is_empty(),
+            "{:?}",
+            validate_configuration(r, &c)
+        );
+        // resources: `x/*` with `x/y`, `*/*` with others
+        let mut causes = vec![];
+        validate_resources(&["pods/*".into(), "pods/status".into()], "r", &mut causes);
+        validate_resources(&["*/*".into(), "pods".into()], "s", &mut causes);
+        let texts: Vec<String> = causes.iter().map(Cause::text).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "r[1]: Invalid value: \"pods/status\": if 'pods/*' is present, must not specify pods/status".to_string(),
+                "s: Invalid value: []string{\"*/*\", \"pods\"}: if '*/*' is present, must not specify other resources".to_string(),
+            ]
+        );
+        // a CEL matchCondition is refused rather than ignored
+        c["webhooks"][0]["matchConditions"] = json!([{"name": "x", "expression": "true"}]);
+        assert!(validate_configuration(r, &c)
+            .iter()
+            .any(|c| c.field == "webhooks[0].matchConditions"));
+    }
 }
