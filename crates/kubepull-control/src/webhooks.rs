@@ -929,8 +929,8 @@ struct CallError(String);
 
 /// What a call came to.
 enum Outcome {
-    /// Allowed, maybe with a JSONPatch.
-    Allowed(Option<Value>),
+    /// Allowed, maybe with a patch (operations, patchType).
+    Allowed(Option<(Value, String)>),
     /// Denied: the error to return.
     Rejected(ApiError),
 }
@@ -1063,12 +1063,22 @@ impl Webhooks {
                 {
                     Outcome::Rejected(e) => return Err(e),
                     Outcome::Allowed(None) => false,
-                    Outcome::Allowed(Some(patch)) => match obj.as_deref_mut() {
+                    Outcome::Allowed(Some((patch, patch_type))) => match obj.as_deref_mut() {
                         None => {
-                            return Err(ApiError::bad_request(format!(
-                                "admission webhook {:?} attempted to modify the object, which is not supported for this operation",
+                            return Err(ApiError::internal(format!(
+                                "Internal error occurred: admission webhook {:?} attempted to modify the object, which is not supported for this operation",
                                 h.name
                             )))
+                        }
+                        Some(_) if patch_type != "JSONPatch" => {
+                            self.failed(
+                                h,
+                                true,
+                                round,
+                                i,
+                                format!("unsupported patch type {patch_type:?}"),
+                            )?;
+                            false
                         }
                         Some(o) => apply(a, h, o, &patch)?,
                     },
@@ -1174,9 +1184,10 @@ impl Webhooks {
         round: usize,
         index: usize,
     ) -> ApiResult<Outcome> {
+        // `callAttrMutatingHook` / `callHook`: sideEffects matter for dry runs only
         let dry_run = info.as_ref().is_some_and(|i| i.dry_run);
         let side_effects = h.side_effects.as_deref();
-        if side_effects.is_none() {
+        if dry_run && side_effects.is_none() {
             return self.failed(
                 h,
                 mutating,
@@ -1285,8 +1296,9 @@ fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiRes
     if !causes.is_empty() {
         return Err(ApiError::invalid(a.r, a.name, causes));
     }
-    crate::admission::default_object(a.r, &mut next);
+    // `changed` compares the patched object before it is defaulted again, as upstream does
     let changed = next != *obj;
+    crate::admission::default_object(a.r, &mut next);
     *obj = next;
     Ok(changed)
 }
@@ -1425,8 +1437,7 @@ async fn send(
             "failed to call webhook: couldn't get version/kind; json parse error: {e}"
         ))
     })?;
-    verify(&v, uid, mutating, &h.name)
-        .map_err(|e| CallError(format!("received invalid webhook response: {e}")))
+    verify(&v, uid, mutating, &h.name).map_err(CallError)
 }
 
 /// A non-2xx answer as client-go words it: the `Status` message when the body is one, else
@@ -1452,39 +1463,62 @@ fn non_success(code: u16, body: &[u8]) -> String {
     }
 }
 
-/// `VerifyAdmissionResponse` (`request/admissionreview.go`), then the response's meaning.
+/// `VerifyAdmissionResponse` (`request/admissionreview.go`), then the response's meaning as
+/// `callAttrMutatingHook` / `callHook` read it. `Err` is the reason of an `ErrCallingWebhook`
+/// (failurePolicy decides).
 fn verify(v: &Value, uid: &str, mutating: bool, name: &str) -> Result<Outcome, String> {
     let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
     if kind.is_empty() {
         // client-go's decoder; the body itself is not repeated (it may echo the object)
-        return Err("Object 'Kind' is missing in the webhook response".into());
+        return Err(
+            "failed to call webhook: Object 'Kind' is missing in the webhook response".into(),
+        );
     }
+    let invalid = |e: String| format!("received invalid webhook response: {e}");
     let Some(resp) = v.get("response").filter(|r| !r.is_null()) else {
-        return Err("webhook response was absent".into());
+        return Err(invalid("webhook response was absent".into()));
     };
     let got = resp.get("uid").and_then(Value::as_str).unwrap_or("");
     if got != uid {
-        return Err(format!("expected response.uid={uid:?}, got {got:?}"));
+        return Err(invalid(format!(
+            "expected response.uid={uid:?}, got {got:?}"
+        )));
     }
     if api_version != "admission.k8s.io/v1" || kind != "AdmissionReview" {
-        return Err(format!(
+        return Err(invalid(format!(
             "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got {api_version}, Kind={kind}"
-        ));
+        )));
     }
-    let patch_type = resp.get("patchType").and_then(Value::as_str).unwrap_or("");
+    let patch_type = resp.get("patchType").filter(|t| !t.is_null());
     let patch = resp.get("patch").and_then(Value::as_str).unwrap_or("");
-    if !patch.is_empty() && patch_type.is_empty() {
-        return Err("webhook returned response.patch but not response.patchType".into());
-    }
-    if patch.is_empty() && !patch_type.is_empty() {
-        return Err("webhook returned response.patchType but not response.patch".into());
-    }
-    if !mutating && !patch.is_empty() {
-        return Err("validating webhook may not return response.patch".into());
-    }
-    if !patch_type.is_empty() && patch_type != "JSONPatch" {
-        return Err(format!("unsupported patch type {patch_type:?}"));
+    if mutating {
+        if !patch.is_empty() && patch_type.is_none() {
+            return Err(invalid(
+                "webhook returned response.patch but not response.patchType".into(),
+            ));
+        }
+        if patch.is_empty() && patch_type.is_some() {
+            return Err(invalid(
+                "webhook returned response.patchType but not response.patch".into(),
+            ));
+        }
+        if patch_type.is_some_and(|t| t.as_str().is_none_or(str::is_empty)) {
+            return Err(invalid(
+                "webhook returned invalid response.patchType of \"\"".into(),
+            ));
+        }
+    } else {
+        if !patch.is_empty() {
+            return Err(invalid(
+                "validating webhook may not return response.patch".into(),
+            ));
+        }
+        if patch_type.is_some() {
+            return Err(invalid(
+                "validating webhook may not return response.patchType".into(),
+            ));
+        }
     }
     for w in resp
         .get("warnings")
@@ -1505,16 +1539,31 @@ fn verify(v: &Value, uid: &str, mutating: bool, name: &str) -> Result<Outcome, S
     if patch.is_empty() {
         return Ok(Outcome::Allowed(None));
     }
+    // `patch` is []byte in Go: bad base64 fails decoding the response; a patch that is not a
+    // JSON patch is `received undecodable patch`
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(patch)
-        .map_err(|e| format!("illegal base64 data in response.patch: {e}"))?;
-    let ops: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("response.patch is not a JSON patch: {e}"))?;
+        .map_err(|e| {
+            let at = match e {
+                base64::DecodeError::InvalidByte(at, _)
+                | base64::DecodeError::InvalidLastSymbol(at, _) => at,
+                _ => patch.len(),
+            };
+            format!("failed to call webhook: illegal base64 data at input byte {at}")
+        })?;
+    let undecodable = |e: String| format!("received undecodable patch in webhook response: {e}");
+    let ops: Value = serde_json::from_slice(&bytes).map_err(|e| undecodable(e.to_string()))?;
     if !ops.is_array() {
-        return Err("response.patch is not a JSON patch: not an array of operations".into());
+        return Err(undecodable(
+            "json: cannot unmarshal object into Go value of type jsonpatch.Patch".into(),
+        ));
     }
-    Ok(Outcome::Allowed(Some(ops)))
+    if ops.as_array().is_some_and(Vec::is_empty) {
+        return Ok(Outcome::Allowed(None));
+    }
+    let patch_type = patch_type.and_then(Value::as_str).unwrap_or("").to_string();
+    Ok(Outcome::Allowed(Some((ops, patch_type))))
 }
 
 fn transport_error(e: &reqwest::Error) -> String {
@@ -1851,25 +1900,25 @@ mod tests {
         };
         assert_eq!(
             err(ok(json!({"uid": "u2", "allowed": true})), true),
-            "expected response.uid=\"u1\", got \"u2\""
+            "received invalid webhook response: expected response.uid=\"u1\", got \"u2\""
         );
         assert_eq!(
             err(json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "response": {"uid": "u1", "allowed": true}}), true),
-            "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got admission.k8s.io/v1beta1, Kind=AdmissionReview"
+            "received invalid webhook response: expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got admission.k8s.io/v1beta1, Kind=AdmissionReview"
         );
         assert_eq!(
             err(
                 ok(json!({"uid": "u1", "allowed": true, "patch": "W10="})),
                 true
             ),
-            "webhook returned response.patch but not response.patchType"
+            "received invalid webhook response: webhook returned response.patch but not response.patchType"
         );
         assert_eq!(
             err(
                 ok(json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch"})),
                 true
             ),
-            "webhook returned response.patchType but not response.patch"
+            "received invalid webhook response: webhook returned response.patchType but not response.patch"
         );
         assert_eq!(
             err(
@@ -1878,14 +1927,14 @@ mod tests {
                 ),
                 false
             ),
-            "validating webhook may not return response.patch"
+            "received invalid webhook response: validating webhook may not return response.patch"
         );
         assert_eq!(
             err(
                 json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}),
                 true
             ),
-            "webhook response was absent"
+            "received invalid webhook response: webhook response was absent"
         );
         match verify(
             &ok(json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch", "patch": "W10="})),
@@ -1893,9 +1942,31 @@ mod tests {
             true,
             "h",
         ) {
-            Ok(Outcome::Allowed(Some(p))) => assert_eq!(p, json!([])),
+            Ok(Outcome::Allowed(None)) => {}
             _ => panic!("patch"),
         }
+        // e30= is `{}`: not a JSON patch; `!!` is not base64
+        assert_eq!(
+            err(ok(json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch", "patch": "e30="})), true),
+            "received undecodable patch in webhook response: json: cannot unmarshal object into Go value of type jsonpatch.Patch"
+        );
+        assert_eq!(
+            err(
+                ok(
+                    json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch", "patch": "W10!"})
+                ),
+                true
+            ),
+            "failed to call webhook: illegal base64 data at input byte 3"
+        );
+        assert_eq!(
+            err(ok(json!({"uid": "u1", "allowed": true, "patchType": "", "patch": "W10="})), true),
+            "received invalid webhook response: webhook returned invalid response.patchType of \"\""
+        );
+        assert_eq!(
+            err(ok(json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch"})), false),
+            "received invalid webhook response: validating webhook may not return response.patchType"
+        );
         // ToStatusErr: message, else reason, else "without explanation"; codes below 400 → 400
         let denied = |status: Value| match verify(
             &ok(json!({"uid": "u1", "allowed": false, "status": status})),

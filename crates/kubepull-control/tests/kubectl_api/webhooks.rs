@@ -492,7 +492,8 @@ async fn failure_policy_and_hostile_webhooks() {
     let merge = Hook::start(
         &t,
         Arc::new(|_: &Value| {
-            Reply::Review(json!({"allowed": true, "patchType": "MergePatch", "patch": b64("{}")}))
+            // a JSON patch array under another patchType
+            Reply::Review(json!({"allowed": true, "patchType": "MergePatch", "patch": b64(r#"[{"op": "add", "path": "/metadata/labels/x", "value": "y"}]"#)}))
         }),
     )
     .await;
@@ -553,7 +554,7 @@ async fn failure_policy_and_hostile_webhooks() {
             ("garbage", "Internal error occurred: failed calling webhook \"garbage-fail.example.com\": failed to call webhook: couldn't get version/kind; json parse error: ".to_string()),
             ("badca", format!("Internal error occurred: failed calling webhook \"badca-fail.example.com\": failed to call webhook: Post \"https://127.0.0.1:{fine_port}/?timeout=1s\": tls: failed to verify certificate: x509: certificate signed by unknown authority")),
             ("uid", "Internal error occurred: failed calling webhook \"uid-fail.example.com\": received invalid webhook response: expected response.uid=".to_string()),
-            ("merge", "Internal error occurred: failed calling webhook \"merge-fail.example.com\": received invalid webhook response: unsupported patch type \"MergePatch\"".to_string()),
+            ("merge", "Internal error occurred: failed calling webhook \"merge-fail.example.com\": unsupported patch type \"MergePatch\"".to_string()),
             ("oops", "Internal error occurred: failed calling webhook \"oops-fail.example.com\": failed to call webhook: an error on the server has prevented the request from succeeding".to_string()),
         ];
         for (name, msg) in &expect_fail {
