@@ -555,17 +555,26 @@ impl Objects {
                 obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
             }
         }
-        let attrs = Attributes {
+        let mut attrs = Attributes {
             r,
             sub: None,
             op: Operation::Create,
             namespace: if r.namespaced { ns } else { "" },
-            name: &name,
+            name: &requested_name,
             options: None,
         };
+        // mutating webhooks see a generateName create without a name, as upstream (the name is
+        // generated after mutating admission); validating webhooks see the generated name
+        if requested_name.is_empty() {
+            if let Some(m) = obj["metadata"].as_object_mut() {
+                m.remove("name");
+            }
+        }
         self.webhooks
             .mutate(self, &attrs, Some(&mut obj), None)
             .await?;
+        obj["metadata"]["name"] = json!(name);
+        attrs.name = &name;
         let causes = admission::validate(r, &obj, None);
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));

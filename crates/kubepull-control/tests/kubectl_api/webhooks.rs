@@ -697,3 +697,115 @@ async fn configurations_are_defaulted_and_validated() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// Polls `f` until it returns `Some` (a failsafe bound, not a timing assertion).
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..300 {
+        if let Some(v) = f() {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("never happened: {what}");
+}
+
+/// Pods the controllers create (Deployment → ReplicaSet → Pods) go through the webhooks too:
+/// the pull secret is added to each; a denial becomes the ReplicaSet's `FailedCreate` event with
+/// the webhook's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_created_pods_are_admitted_by_webhooks() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), true)).await.unwrap();
+    let t = tls();
+    let inject = Hook::start(
+        &t,
+        Arc::new(|r: &Value| {
+            if r.pointer("/request/object/spec/imagePullSecrets").is_some() {
+                return Reply::Review(json!({"allowed": true}));
+            }
+            Reply::Review(patch(json!([{"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "regcred"}]}])))
+        }),
+    )
+    .await;
+    let deny = Hook::start(
+        &t,
+        Arc::new(|_: &Value| {
+            Reply::Review(
+                json!({"allowed": false, "status": {"message": "no pods for app=blocked"}}),
+            )
+        }),
+    )
+    .await;
+    let m = config(
+        "MutatingWebhookConfiguration",
+        "pull-secrets",
+        vec![webhook(
+            "inject.pull-secrets.example.com",
+            &inject.url("/"),
+            &t.ca_pem,
+            pods_create(),
+            json!({"failurePolicy": "Ignore", "timeoutSeconds": 2}),
+        )],
+    );
+    let v = config(
+        "ValidatingWebhookConfiguration",
+        "blocker",
+        vec![webhook(
+            "blocker.example.com",
+            &deny.url("/"),
+            &t.ca_pem,
+            pods_create(),
+            json!({"objectSelector": {"matchLabels": {"app": "blocked"}}}),
+        )],
+    );
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let seen = inject.seen.clone();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        for c in [&m, &v] {
+            let (ok, out) = k(&["create", "-f", "-"], Some(c));
+            assert!(ok, "{out}");
+        }
+        let deployment = |name: &str, replicas: u32| {
+            format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, image: registry.example/app:v1}}]}}\n")
+        };
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&deployment("web", 2)));
+        assert!(ok, "{out}");
+        let pods = eventually("two pods of web", || {
+            let (_, out) = k(&["get", "pods", "-n", "default", "-l", "app=web", "-o", "json"], None);
+            let v: Value = serde_json::from_str(&out).ok()?;
+            let items = v["items"].as_array()?.clone();
+            (items.len() == 2).then_some(items)
+        });
+        for p in &pods {
+            assert_eq!(p.pointer("/spec/imagePullSecrets"), Some(&json!([{"name": "regcred"}])), "{p}");
+        }
+        let reviews = seen.lock().unwrap().clone();
+        assert!(
+            reviews.iter().any(|r| r["request"]["userInfo"]["username"] == "system:kube-controller-manager"
+                && r["request"]["namespace"] == "default"
+                && r["request"]["object"]["metadata"]["generateName"].as_str().is_some_and(|g| g.starts_with("web-"))
+                && r["request"].get("name").is_none()
+                && r["request"]["object"]["metadata"].get("name").is_none()),
+            "{reviews:?}"
+        );
+
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&deployment("blocked", 1)));
+        assert!(ok, "{out}");
+        let ev = eventually("FailedCreate of blocked", || {
+            let (_, out) = k(&["get", "events", "-n", "default", "-o", "json"], None);
+            let v: Value = serde_json::from_str(&out).ok()?;
+            v["items"].as_array()?.iter().find(|e| e["reason"] == "FailedCreate").cloned()
+        });
+        assert!(
+            ev["message"].as_str().unwrap().contains("admission webhook \"blocker.example.com\" denied the request: no pods for app=blocked"),
+            "{ev}"
+        );
+        let (_, out) = k(&["get", "pods", "-n", "default", "-l", "app=blocked", "-o", "name"], None);
+        assert!(out.trim().is_empty(), "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
