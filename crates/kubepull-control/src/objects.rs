@@ -584,6 +584,9 @@ impl Objects {
         self.webhooks
             .validate(self, &attrs, Some(&obj), None)
             .await?;
+        if webhooks::dry_run() {
+            return Ok(obj);
+        }
         let _ = user;
         let rev = self
             .store
@@ -919,6 +922,9 @@ impl Objects {
         self.webhooks
             .validate(self, &attrs, Some(&new), Some(&old))
             .await?;
+        if webhooks::dry_run() {
+            return Ok(new);
+        }
         if webhooks::is_configuration(r) {
             self.webhooks.invalidate();
         }
@@ -1019,6 +1025,9 @@ impl Objects {
             }
             if attempt == 0 {
                 self.delete_admission(r, ns, name, opts, &obj).await?;
+                if webhooks::dry_run() {
+                    return Ok(obj);
+                }
             }
             let mut finalizers: Vec<Value> = obj
                 .pointer("/metadata/finalizers")

@@ -711,7 +711,6 @@ async fn resource_request(
     let table = wants_table(&req);
     let watch = matches!(q(&qs, "watch"), Some("1") | Some("true"));
     let strict = q(&qs, "fieldValidation") == Some("Strict");
-    let dry_run = q(&qs, "dryRun").is_some();
     let r = t.r;
     let ns = t.namespace.clone().unwrap_or_default();
     if r.namespaced && t.namespace.is_none() && t.name.is_some() {
@@ -861,9 +860,7 @@ async fn resource_request(
                     .unwrap_or("");
                 crate::rbac::check_escalation(&state.objects, u, r, &ns, named, &body).await?;
             }
-            if dry_run {
-                return Ok(json_resp(StatusCode::CREATED, &body));
-            }
+            // a dry run (`dryRun=All`) goes through admission and is not stored
             let obj = state.objects.create(r, &ns, body, &user, strict).await?;
             Ok(json_resp(StatusCode::CREATED, &obj))
         }

@@ -588,6 +588,11 @@ pub async fn scope<F: std::future::Future>(
         .await
 }
 
+/// Whether the current API request is a dry run (`dryRun=All`): admitted, validated, not stored.
+pub fn dry_run() -> bool {
+    REQUEST.try_with(|i| i.dry_run).unwrap_or(false)
+}
+
 fn request_info() -> Option<RequestInfo> {
     REQUEST.try_with(Clone::clone).ok()
 }

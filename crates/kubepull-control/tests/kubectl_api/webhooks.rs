@@ -380,6 +380,29 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
         let (_, out) = k(&["get", "pod", "optout", "-n", "default", "-o", "jsonpath={.metadata.labels.injected}"], None);
         assert_eq!(out.trim(), "", "{out}");
 
+        // a server-side dry run is admitted (the webhook is told) and not stored
+        let (ok, out) = k(&["run", "dry", "--image=busybox", "-n", "default", "--dry-run=server", "-o", "json"], None);
+        assert!(ok, "{out}");
+        let json_start = out.find('{').unwrap();
+        // stdout's JSON, then the Warning lines of stderr
+        let dry: Value = serde_json::Deserializer::from_str(&out[json_start..])
+            .into_iter()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(dry.pointer("/spec/imagePullSecrets"), Some(&json!([{"name": "regcred"}])), "{dry}");
+        let (ok, out) = k(&["get", "pod", "dry", "-n", "default"], None);
+        assert!(!ok && out.contains("NotFound"), "{out}");
+        let reviews = inject_seen.lock().unwrap().clone();
+        let last = &reviews.last().unwrap()["request"];
+        assert_eq!(last["name"], "dry");
+        assert_eq!(last["dryRun"], true);
+        assert_eq!(last["options"]["dryRun"], json!(["All"]));
+        let (ok, out) = k(&["label", "pod", "web", "-n", "default", "dry=run", "--dry-run=server"], None);
+        assert!(ok, "{out}");
+        let (_, out) = k(&["get", "pod", "web", "-n", "default", "-o", "jsonpath={.metadata.labels.dry}"], None);
+        assert_eq!(out.trim(), "", "a dry-run label was stored: {out}");
+
         // a denial: kubectl shows the webhook's message; nothing is stored
         let (ok, out) = k(&["run", "bad", "--image=busybox", "-n", "default", "--labels=forbidden=yes"], None);
         assert!(!ok, "{out}");
