@@ -10,6 +10,8 @@
 //!   (namespaces must exist, ServiceAccount defaulting and `imagePullSecrets` copy, Pod Security
 //!   ([`podsecurity`])), validation ([`admission`]), optimistic concurrency (409), finalizers and
 //!   graceful pod deletion.
+//! - [`webhooks`]: admission webhooks (Mutating/ValidatingWebhookConfiguration), called over
+//!   HTTPS from the create, update and delete paths of [`objects`].
 //! - [`auth`], [`authapi`]: ServiceAccount tokens, TokenRequest, TokenReview, the self and
 //!   subject reviews.
 //! - [`controllers`]: Deployment → ReplicaSet → Pods, scheduler, garbage collector, namespace

@@ -555,17 +555,26 @@ impl Objects {
                 obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
             }
         }
-        let attrs = Attributes {
+        let mut attrs = Attributes {
             r,
             sub: None,
             op: Operation::Create,
             namespace: if r.namespaced { ns } else { "" },
-            name: &name,
+            name: &requested_name,
             options: None,
         };
+        // mutating webhooks see a generateName create without a name, as upstream (the name is
+        // generated after mutating admission); validating webhooks see the generated name
+        if requested_name.is_empty() {
+            if let Some(m) = obj["metadata"].as_object_mut() {
+                m.remove("name");
+            }
+        }
         self.webhooks
             .mutate(self, &attrs, Some(&mut obj), None)
             .await?;
+        obj["metadata"]["name"] = json!(name);
+        attrs.name = &name;
         let causes = admission::validate(r, &obj, None);
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
@@ -575,6 +584,9 @@ impl Objects {
         self.webhooks
             .validate(self, &attrs, Some(&obj), None)
             .await?;
+        if webhooks::dry_run() {
+            return Ok(obj);
+        }
         let _ = user;
         let rev = self
             .store
@@ -910,6 +922,9 @@ impl Objects {
         self.webhooks
             .validate(self, &attrs, Some(&new), Some(&old))
             .await?;
+        if webhooks::dry_run() {
+            return Ok(new);
+        }
         if webhooks::is_configuration(r) {
             self.webhooks.invalidate();
         }
@@ -1010,6 +1025,9 @@ impl Objects {
             }
             if attempt == 0 {
                 self.delete_admission(r, ns, name, opts, &obj).await?;
+                if webhooks::dry_run() {
+                    return Ok(obj);
+                }
             }
             let mut finalizers: Vec<Value> = obj
                 .pointer("/metadata/finalizers")

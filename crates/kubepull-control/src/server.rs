@@ -814,7 +814,6 @@ async fn resource_request(
         q(&qs, "fieldValidation"),
         None | Some("") | Some("Warn")
     ));
-    let dry_run = q(&qs, "dryRun").is_some();
     let r = t.r;
     let ns = t.namespace.clone().unwrap_or_default();
     if r.namespaced && t.namespace.is_none() && t.name.is_some() {
@@ -965,9 +964,7 @@ async fn resource_request(
                     .unwrap_or("");
                 crate::rbac::check_escalation(&state.objects, u, r, &ns, named, &body).await?;
             }
-            if dry_run {
-                return Ok(json_resp(StatusCode::CREATED, &body));
-            }
+            // a dry run (`dryRun=All`) goes through admission and is not stored
             let obj = state.objects.create(r, &ns, body, &user, strict).await?;
             Ok(json_resp(StatusCode::CREATED, &obj))
         }

@@ -588,6 +588,11 @@ pub async fn scope<F: std::future::Future>(
         .await
 }
 
+/// Whether the current API request is a dry run (`dryRun=All`): admitted, validated, not stored.
+pub fn dry_run() -> bool {
+    REQUEST.try_with(|i| i.dry_run).unwrap_or(false)
+}
+
 fn request_info() -> Option<RequestInfo> {
     REQUEST.try_with(Clone::clone).ok()
 }
@@ -929,8 +934,8 @@ struct CallError(String);
 
 /// What a call came to.
 enum Outcome {
-    /// Allowed, maybe with a JSONPatch.
-    Allowed(Option<Value>),
+    /// Allowed, maybe with a patch (operations, patchType).
+    Allowed(Option<(Value, String)>),
     /// Denied: the error to return.
     Rejected(ApiError),
 }
@@ -1063,12 +1068,22 @@ impl Webhooks {
                 {
                     Outcome::Rejected(e) => return Err(e),
                     Outcome::Allowed(None) => false,
-                    Outcome::Allowed(Some(patch)) => match obj.as_deref_mut() {
+                    Outcome::Allowed(Some((patch, patch_type))) => match obj.as_deref_mut() {
                         None => {
-                            return Err(ApiError::bad_request(format!(
-                                "admission webhook {:?} attempted to modify the object, which is not supported for this operation",
+                            return Err(ApiError::internal(format!(
+                                "Internal error occurred: admission webhook {:?} attempted to modify the object, which is not supported for this operation",
                                 h.name
                             )))
+                        }
+                        Some(_) if patch_type != "JSONPatch" => {
+                            self.failed(
+                                h,
+                                true,
+                                round,
+                                i,
+                                format!("unsupported patch type {patch_type:?}"),
+                            )?;
+                            false
                         }
                         Some(o) => apply(a, h, o, &patch)?,
                     },
@@ -1174,9 +1189,10 @@ impl Webhooks {
         round: usize,
         index: usize,
     ) -> ApiResult<Outcome> {
+        // `callAttrMutatingHook` / `callHook`: sideEffects matter for dry runs only
         let dry_run = info.as_ref().is_some_and(|i| i.dry_run);
         let side_effects = h.side_effects.as_deref();
-        if side_effects.is_none() {
+        if dry_run && side_effects.is_none() {
             return self.failed(
                 h,
                 mutating,
@@ -1285,8 +1301,9 @@ fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiRes
     if !causes.is_empty() {
         return Err(ApiError::invalid(a.r, a.name, causes));
     }
-    crate::admission::default_object(a.r, &mut next);
+    // `changed` compares the patched object before it is defaulted again, as upstream does
     let changed = next != *obj;
+    crate::admission::default_object(a.r, &mut next);
     *obj = next;
     Ok(changed)
 }
@@ -1425,8 +1442,7 @@ async fn send(
             "failed to call webhook: couldn't get version/kind; json parse error: {e}"
         ))
     })?;
-    verify(&v, uid, mutating, &h.name)
-        .map_err(|e| CallError(format!("received invalid webhook response: {e}")))
+    verify(&v, uid, mutating, &h.name).map_err(CallError)
 }
 
 /// A non-2xx answer as client-go words it: the `Status` message when the body is one, else
@@ -1452,39 +1468,62 @@ fn non_success(code: u16, body: &[u8]) -> String {
     }
 }
 
-/// `VerifyAdmissionResponse` (`request/admissionreview.go`), then the response's meaning.
+/// `VerifyAdmissionResponse` (`request/admissionreview.go`), then the response's meaning as
+/// `callAttrMutatingHook` / `callHook` read it. `Err` is the reason of an `ErrCallingWebhook`
+/// (failurePolicy decides).
 fn verify(v: &Value, uid: &str, mutating: bool, name: &str) -> Result<Outcome, String> {
     let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
     if kind.is_empty() {
         // client-go's decoder; the body itself is not repeated (it may echo the object)
-        return Err("Object 'Kind' is missing in the webhook response".into());
+        return Err(
+            "failed to call webhook: Object 'Kind' is missing in the webhook response".into(),
+        );
     }
+    let invalid = |e: String| format!("received invalid webhook response: {e}");
     let Some(resp) = v.get("response").filter(|r| !r.is_null()) else {
-        return Err("webhook response was absent".into());
+        return Err(invalid("webhook response was absent".into()));
     };
     let got = resp.get("uid").and_then(Value::as_str).unwrap_or("");
     if got != uid {
-        return Err(format!("expected response.uid={uid:?}, got {got:?}"));
+        return Err(invalid(format!(
+            "expected response.uid={uid:?}, got {got:?}"
+        )));
     }
     if api_version != "admission.k8s.io/v1" || kind != "AdmissionReview" {
-        return Err(format!(
+        return Err(invalid(format!(
             "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got {api_version}, Kind={kind}"
-        ));
+        )));
     }
-    let patch_type = resp.get("patchType").and_then(Value::as_str).unwrap_or("");
+    let patch_type = resp.get("patchType").filter(|t| !t.is_null());
     let patch = resp.get("patch").and_then(Value::as_str).unwrap_or("");
-    if !patch.is_empty() && patch_type.is_empty() {
-        return Err("webhook returned response.patch but not response.patchType".into());
-    }
-    if patch.is_empty() && !patch_type.is_empty() {
-        return Err("webhook returned response.patchType but not response.patch".into());
-    }
-    if !mutating && !patch.is_empty() {
-        return Err("validating webhook may not return response.patch".into());
-    }
-    if !patch_type.is_empty() && patch_type != "JSONPatch" {
-        return Err(format!("unsupported patch type {patch_type:?}"));
+    if mutating {
+        if !patch.is_empty() && patch_type.is_none() {
+            return Err(invalid(
+                "webhook returned response.patch but not response.patchType".into(),
+            ));
+        }
+        if patch.is_empty() && patch_type.is_some() {
+            return Err(invalid(
+                "webhook returned response.patchType but not response.patch".into(),
+            ));
+        }
+        if patch_type.is_some_and(|t| t.as_str().is_none_or(str::is_empty)) {
+            return Err(invalid(
+                "webhook returned invalid response.patchType of \"\"".into(),
+            ));
+        }
+    } else {
+        if !patch.is_empty() {
+            return Err(invalid(
+                "validating webhook may not return response.patch".into(),
+            ));
+        }
+        if patch_type.is_some() {
+            return Err(invalid(
+                "validating webhook may not return response.patchType".into(),
+            ));
+        }
     }
     for w in resp
         .get("warnings")
@@ -1505,16 +1544,31 @@ fn verify(v: &Value, uid: &str, mutating: bool, name: &str) -> Result<Outcome, S
     if patch.is_empty() {
         return Ok(Outcome::Allowed(None));
     }
+    // `patch` is []byte in Go: bad base64 fails decoding the response; a patch that is not a
+    // JSON patch is `received undecodable patch`
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(patch)
-        .map_err(|e| format!("illegal base64 data in response.patch: {e}"))?;
-    let ops: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("response.patch is not a JSON patch: {e}"))?;
+        .map_err(|e| {
+            let at = match e {
+                base64::DecodeError::InvalidByte(at, _)
+                | base64::DecodeError::InvalidLastSymbol(at, _) => at,
+                _ => patch.len(),
+            };
+            format!("failed to call webhook: illegal base64 data at input byte {at}")
+        })?;
+    let undecodable = |e: String| format!("received undecodable patch in webhook response: {e}");
+    let ops: Value = serde_json::from_slice(&bytes).map_err(|e| undecodable(e.to_string()))?;
     if !ops.is_array() {
-        return Err("response.patch is not a JSON patch: not an array of operations".into());
+        return Err(undecodable(
+            "json: cannot unmarshal object into Go value of type jsonpatch.Patch".into(),
+        ));
     }
-    Ok(Outcome::Allowed(Some(ops)))
+    if ops.as_array().is_some_and(Vec::is_empty) {
+        return Ok(Outcome::Allowed(None));
+    }
+    let patch_type = patch_type.and_then(Value::as_str).unwrap_or("").to_string();
+    Ok(Outcome::Allowed(Some((ops, patch_type))))
 }
 
 fn transport_error(e: &reqwest::Error) -> String {
@@ -1525,7 +1579,11 @@ fn transport_error(e: &reqwest::Error) -> String {
         src = s.source();
     }
     let all = chain.join(": ");
-    if all.contains("UnknownIssuer") || all.contains("unknown issuer") {
+    // a CA of the same name that did not sign the certificate is Go's unknown authority too
+    if all.contains("UnknownIssuer")
+        || all.contains("unknown issuer")
+        || all.contains("BadSignature")
+    {
         "tls: failed to verify certificate: x509: certificate signed by unknown authority".into()
     } else if all.contains("NotValidForName") || all.contains("not valid for name") {
         let host = e
@@ -1747,4 +1805,282 @@ fn status_reason(r: &str) -> &'static str {
         "ServiceUnavailable",
     ];
     KNOWN.iter().find(|k| **k == r).copied().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(
+        group: &str,
+        plural: &str,
+        sub: Option<&'static str>,
+        op: Operation,
+        ns: &'static str,
+    ) -> Attributes<'static> {
+        Attributes {
+            r: resources::RESOURCES
+                .iter()
+                .find(|r| r.group == group && r.plural == plural)
+                .unwrap(),
+            sub,
+            op,
+            namespace: ns,
+            name: "x",
+            options: None,
+        }
+    }
+
+    fn rule(ops: &[&str], groups: &[&str], resources: &[&str], scope: &str) -> Rule {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        Rule {
+            operations: v(ops),
+            groups: v(groups),
+            versions: v(&["*"]),
+            resources: v(resources),
+            scope: scope.into(),
+        }
+    }
+
+    #[test]
+    fn rules_match_as_upstream() {
+        let pod = attrs("", "pods", None, Operation::Create, "default");
+        let status = attrs("", "pods", Some("status"), Operation::Update, "default");
+        let ns = attrs("", "namespaces", None, Operation::Create, "");
+        let node = attrs("", "nodes", None, Operation::Create, "");
+        // `*` is every resource without a subresource; `*/*` everything; `pods/*` pods and
+        // all its subresources; `*/status` status only
+        assert!(rule(&["*"], &["*"], &["*"], "*").matches(&pod));
+        assert!(!rule(&["*"], &["*"], &["*"], "*").matches(&status));
+        assert!(rule(&["*"], &["*"], &["*/*"], "*").matches(&status));
+        assert!(rule(&["*"], &[""], &["pods/*"], "*").matches(&pod));
+        assert!(rule(&["*"], &[""], &["pods/*"], "*").matches(&status));
+        assert!(rule(&["UPDATE"], &["*"], &["*/status"], "*").matches(&status));
+        assert!(!rule(&["UPDATE"], &["*"], &["*/status"], "*").matches(&pod));
+        assert!(!rule(&["CREATE"], &[""], &["pods/status"], "*").matches(&status));
+        assert!(!rule(&["CREATE"], &["apps"], &["pods"], "*").matches(&pod));
+        // scope: a Namespace is cluster-scoped
+        assert!(rule(&["*"], &["*"], &["*"], "Namespaced").matches(&pod));
+        assert!(!rule(&["*"], &["*"], &["*"], "Namespaced").matches(&ns));
+        assert!(!rule(&["*"], &["*"], &["*"], "Namespaced").matches(&node));
+        assert!(rule(&["*"], &["*"], &["*"], "Cluster").matches(&ns));
+        assert!(!rule(&["*"], &["*"], &["*"], "Cluster").matches(&pod));
+        // webhook and policy configurations are exempt
+        let r = resources::find(GROUP, "v1", "validatingwebhookconfigurations").unwrap();
+        assert!(exempt(r));
+        assert!(!exempt(resources::find("", "v1", "pods").unwrap()));
+    }
+
+    #[test]
+    fn selectors() {
+        let s = Selector::parse(Some(&json!({
+            "matchLabels": {"a": "1"},
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]},
+                {"key": "skip", "operator": "DoesNotExist"},
+            ],
+        })));
+        let labels = |v: Value| v.as_object().cloned();
+        assert!(
+            s.matches(labels(json!({"a": "1", "kubernetes.io/metadata.name": "default"})).as_ref())
+        );
+        assert!(!s.matches(
+            labels(json!({"a": "1", "kubernetes.io/metadata.name": "kube-system"})).as_ref()
+        ));
+        assert!(!s.matches(labels(json!({"a": "1", "skip": ""})).as_ref()));
+        assert!(!s.matches(None));
+        assert!(Selector::parse(Some(&json!({}))).is_empty());
+        let bad = Selector::parse(Some(
+            &json!({"matchExpressions": [{"key": "a", "operator": "Near"}]}),
+        ));
+        assert!(!bad.matches(labels(json!({"a": "1"})).as_ref()));
+    }
+
+    #[test]
+    fn responses_are_verified() {
+        let ok = |resp: Value| json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp});
+        let err = |v: Value, mutating: bool| match verify(&v, "u1", mutating, "h.example.com") {
+            Err(e) => e,
+            Ok(_) => panic!("accepted {v}"),
+        };
+        assert_eq!(
+            err(ok(json!({"uid": "u2", "allowed": true})), true),
+            "received invalid webhook response: expected response.uid=\"u1\", got \"u2\""
+        );
+        assert_eq!(
+            err(json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "response": {"uid": "u1", "allowed": true}}), true),
+            "received invalid webhook response: expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got admission.k8s.io/v1beta1, Kind=AdmissionReview"
+        );
+        assert_eq!(
+            err(
+                ok(json!({"uid": "u1", "allowed": true, "patch": "W10="})),
+                true
+            ),
+            "received invalid webhook response: webhook returned response.patch but not response.patchType"
+        );
+        assert_eq!(
+            err(
+                ok(json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch"})),
+                true
+            ),
+            "received invalid webhook response: webhook returned response.patchType but not response.patch"
+        );
+        assert_eq!(
+            err(
+                ok(
+                    json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch", "patch": "W10="})
+                ),
+                false
+            ),
+            "received invalid webhook response: validating webhook may not return response.patch"
+        );
+        assert_eq!(
+            err(
+                json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}),
+                true
+            ),
+            "received invalid webhook response: webhook response was absent"
+        );
+        match verify(
+            &ok(json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch", "patch": "W10="})),
+            "u1",
+            true,
+            "h",
+        ) {
+            Ok(Outcome::Allowed(None)) => {}
+            _ => panic!("patch"),
+        }
+        // e30= is `{}`: not a JSON patch; `!!` is not base64
+        assert_eq!(
+            err(ok(json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch", "patch": "e30="})), true),
+            "received undecodable patch in webhook response: json: cannot unmarshal object into Go value of type jsonpatch.Patch"
+        );
+        assert_eq!(
+            err(
+                ok(
+                    json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch", "patch": "W10!"})
+                ),
+                true
+            ),
+            "failed to call webhook: illegal base64 data at input byte 3"
+        );
+        assert_eq!(
+            err(ok(json!({"uid": "u1", "allowed": true, "patchType": "", "patch": "W10="})), true),
+            "received invalid webhook response: webhook returned invalid response.patchType of \"\""
+        );
+        assert_eq!(
+            err(ok(json!({"uid": "u1", "allowed": true, "patchType": "JSONPatch"})), false),
+            "received invalid webhook response: validating webhook may not return response.patchType"
+        );
+        // ToStatusErr: message, else reason, else "without explanation"; codes below 400 → 400
+        let denied = |status: Value| match verify(
+            &ok(json!({"uid": "u1", "allowed": false, "status": status})),
+            "u1",
+            false,
+            "h.example.com",
+        ) {
+            Ok(Outcome::Rejected(e)) => e,
+            _ => panic!("not rejected"),
+        };
+        let e = denied(json!({"code": 403, "reason": "Forbidden", "message": "no"}));
+        assert_eq!(
+            (e.code, e.reason, e.message.as_str()),
+            (
+                403,
+                "Forbidden",
+                "admission webhook \"h.example.com\" denied the request: no"
+            )
+        );
+        let e = denied(json!({"code": 200, "reason": "NotNice"}));
+        assert_eq!(
+            (e.code, e.reason, e.message.as_str()),
+            (
+                400,
+                "",
+                "admission webhook \"h.example.com\" denied the request: NotNice"
+            )
+        );
+        let e = denied(json!(null));
+        assert_eq!(
+            e.message,
+            "admission webhook \"h.example.com\" denied the request without explanation"
+        );
+    }
+
+    #[test]
+    fn service_endpoints_are_picked_by_port_name() {
+        let svc = json!({
+            "metadata": {"name": "pull-secrets", "namespace": "ops"},
+            "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": 443, "targetPort": 8443}, {"name": "metrics", "port": 9090}]},
+        });
+        let eps = json!({"subsets": [
+            {"notReadyAddresses": [{"ip": "10.0.0.9"}], "ports": [{"name": "https", "port": 8443}]},
+            {"addresses": [{"ip": "10.1.0.5"}], "ports": [{"name": "metrics", "port": 9090}, {"name": "https", "port": 8443}]},
+        ]});
+        assert_eq!(
+            pick_endpoint(&svc, Some(&eps), &[], 443).unwrap(),
+            "10.1.0.5:8443".parse().unwrap()
+        );
+        assert_eq!(
+            pick_endpoint(&svc, Some(&eps), &[], 8443).unwrap_err(),
+            "no service port 8443 found for service \"pull-secrets\""
+        );
+        let slice = json!({
+            "ports": [{"name": "https", "port": 8443}],
+            "endpoints": [
+                {"addresses": ["10.2.0.1"], "conditions": {"ready": false}},
+                {"addresses": ["10.2.0.2"], "conditions": {"ready": true}},
+            ],
+        });
+        assert_eq!(
+            pick_endpoint(&svc, None, &[slice], 443).unwrap(),
+            "10.2.0.2:8443".parse().unwrap()
+        );
+        assert_eq!(
+            pick_endpoint(&svc, None, &[], 443).unwrap_err(),
+            "no endpoints available for service \"pull-secrets\""
+        );
+        let external = json!({"metadata": {"name": "x"}, "spec": {"type": "ExternalName"}});
+        assert_eq!(
+            pick_endpoint(&external, None, &[], 443).unwrap_err(),
+            "unsupported service type \"ExternalName\""
+        );
+    }
+
+    #[test]
+    fn defaults_and_validation() {
+        let r = resources::find(GROUP, "v1", "mutatingwebhookconfigurations").unwrap();
+        let mut c = json!({"metadata": {"name": "c"}, "webhooks": [{
+            "name": "a.b.c", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"namespace": "n", "name": "s"}},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods", "pods/status"]}],
+        }]});
+        default_configuration(r, &mut c);
+        let h = &c["webhooks"][0];
+        assert_eq!(h["timeoutSeconds"], 10);
+        assert_eq!(h["reinvocationPolicy"], "Never");
+        assert_eq!(h["clientConfig"]["service"]["port"], 443);
+        assert!(
+            validate_configuration(r, &c).is_empty(),
+            "{:?}",
+            validate_configuration(r, &c)
+        );
+        // resources: `x/*` with `x/y`, `*/*` with others
+        let mut causes = vec![];
+        validate_resources(&["pods/*".into(), "pods/status".into()], "r", &mut causes);
+        validate_resources(&["*/*".into(), "pods".into()], "s", &mut causes);
+        let texts: Vec<String> = causes.iter().map(Cause::text).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "r[1]: Invalid value: \"pods/status\": if 'pods/*' is present, must not specify pods/status".to_string(),
+                "s: Invalid value: []string{\"*/*\", \"pods\"}: if '*/*' is present, must not specify other resources".to_string(),
+            ]
+        );
+        // a CEL matchCondition is refused rather than ignored
+        c["webhooks"][0]["matchConditions"] = json!([{"name": "x", "expression": "true"}]);
+        assert!(validate_configuration(r, &c)
+            .iter()
+            .any(|c| c.field == "webhooks[0].matchConditions"));
+    }
 }

@@ -380,6 +380,29 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
         let (_, out) = k(&["get", "pod", "optout", "-n", "default", "-o", "jsonpath={.metadata.labels.injected}"], None);
         assert_eq!(out.trim(), "", "{out}");
 
+        // a server-side dry run is admitted (the webhook is told) and not stored
+        let (ok, out) = k(&["run", "dry", "--image=busybox", "-n", "default", "--dry-run=server", "-o", "json"], None);
+        assert!(ok, "{out}");
+        let json_start = out.find('{').unwrap();
+        // stdout's JSON, then the Warning lines of stderr
+        let dry: Value = serde_json::Deserializer::from_str(&out[json_start..])
+            .into_iter()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(dry.pointer("/spec/imagePullSecrets"), Some(&json!([{"name": "regcred"}])), "{dry}");
+        let (ok, out) = k(&["get", "pod", "dry", "-n", "default"], None);
+        assert!(!ok && out.contains("NotFound"), "{out}");
+        let reviews = inject_seen.lock().unwrap().clone();
+        let last = &reviews.last().unwrap()["request"];
+        assert_eq!(last["name"], "dry");
+        assert_eq!(last["dryRun"], true);
+        assert_eq!(last["options"]["dryRun"], json!(["All"]));
+        let (ok, out) = k(&["label", "pod", "web", "-n", "default", "dry=run", "--dry-run=server"], None);
+        assert!(ok, "{out}");
+        let (_, out) = k(&["get", "pod", "web", "-n", "default", "-o", "jsonpath={.metadata.labels.dry}"], None);
+        assert_eq!(out.trim(), "", "a dry-run label was stored: {out}");
+
         // a denial: kubectl shows the webhook's message; nothing is stored
         let (ok, out) = k(&["run", "bad", "--image=busybox", "-n", "default", "--labels=forbidden=yes"], None);
         assert!(!ok, "{out}");
@@ -430,5 +453,382 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
         .seen()
         .iter()
         .all(|r| r["request"]["kind"]["group"] != "admissionregistration.k8s.io"));
+    server.shutdown().await;
+}
+
+/// Everything the server logs during a test (the process's global subscriber).
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(|| LogWriter)
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .try_init();
+}
+
+fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+/// failurePolicy with unreachable and hostile webhooks, each bound to one namespace: with
+/// `Fail` the request is refused with kube-apiserver's message (refused connection, timeout,
+/// garbage body, a CA that did not sign the server, wrong uid, a patchType other than JSONPatch,
+/// a 500) and nothing is stored; with `Ignore` the object is created and an audit line names
+/// the webhook; a patch that does not apply is an error under either policy. Secret values never
+/// reach a log line or an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_policy_and_hostile_webhooks() {
+    capture_logs();
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let t = tls();
+    let other_ca = tls();
+    let dead_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let slow = Hook::start(&t, Arc::new(|_: &Value| Reply::Hang)).await;
+    let garbage = Hook::start(&t, Arc::new(|_: &Value| Reply::Raw(200, "garbage"))).await;
+    let fine = Hook::start(
+        &t,
+        Arc::new(|_: &Value| Reply::Review(json!({"allowed": true}))),
+    )
+    .await;
+    let wrong_uid = Hook::start(
+        &t,
+        Arc::new(|_: &Value| Reply::Review(json!({"uid": "not-the-request", "allowed": true}))),
+    )
+    .await;
+    let merge = Hook::start(
+        &t,
+        Arc::new(|_: &Value| {
+            // a JSON patch array under another patchType
+            Reply::Review(json!({"allowed": true, "patchType": "MergePatch", "patch": b64(r#"[{"op": "add", "path": "/metadata/labels/x", "value": "y"}]"#)}))
+        }),
+    )
+    .await;
+    let oops = Hook::start(&t, Arc::new(|_: &Value| Reply::Raw(500, "oops"))).await;
+    let bad_patch = Hook::start(
+        &t,
+        Arc::new(|_: &Value| {
+            Reply::Review(patch(json!([{"op": "remove", "path": "/spec/nothing"}])))
+        }),
+    )
+    .await;
+    let dead_url = format!("https://127.0.0.1:{dead_port}/");
+    let rules = json!([{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods", "secrets"]}]);
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("dead", dead_url.clone(), &t.ca_pem),
+        ("slow", slow.url("/slow"), &t.ca_pem),
+        ("garbage", garbage.url("/"), &t.ca_pem),
+        ("badca", fine.url("/"), &other_ca.ca_pem),
+        ("uid", wrong_uid.url("/"), &t.ca_pem),
+        ("merge", merge.url("/"), &t.ca_pem),
+        ("oops", oops.url("/"), &t.ca_pem),
+        ("badpatch", bad_patch.url("/"), &t.ca_pem),
+    ];
+    let mut hooks = vec![];
+    let mut namespaces = String::new();
+    for (name, url, ca) in &cases {
+        for policy in ["Fail", "Ignore"] {
+            let ns = format!("{name}-{}", policy.to_lowercase());
+            namespaces.push_str(&format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n"
+            ));
+            hooks.push(webhook(
+                &format!("{name}-{}.example.com", policy.to_lowercase()),
+                url,
+                ca,
+                rules.clone(),
+                json!({
+                    "failurePolicy": policy,
+                    "timeoutSeconds": 1,
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+                }),
+            ));
+        }
+    }
+    let cfg = config("MutatingWebhookConfiguration", "hostile", hooks);
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let (slow_port, fine_port) = (slow.port, fine.port);
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&namespaces));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "-f", "-"], Some(&cfg));
+        assert!(ok, "{out}");
+        let expect_fail: Vec<(&str, String)> = vec![
+            ("dead", format!("Internal error occurred: failed calling webhook \"dead-fail.example.com\": failed to call webhook: Post \"https://127.0.0.1:{dead_port}/?timeout=1s\": dial tcp 127.0.0.1:{dead_port}: connect: connection refused")),
+            ("slow", format!("Internal error occurred: failed calling webhook \"slow-fail.example.com\": failed to call webhook: Post \"https://127.0.0.1:{slow_port}/slow?timeout=1s\": context deadline exceeded")),
+            ("garbage", "Internal error occurred: failed calling webhook \"garbage-fail.example.com\": failed to call webhook: couldn't get version/kind; json parse error: ".to_string()),
+            ("badca", format!("Internal error occurred: failed calling webhook \"badca-fail.example.com\": failed to call webhook: Post \"https://127.0.0.1:{fine_port}/?timeout=1s\": tls: failed to verify certificate: x509: certificate signed by unknown authority")),
+            ("uid", "Internal error occurred: failed calling webhook \"uid-fail.example.com\": received invalid webhook response: expected response.uid=".to_string()),
+            ("merge", "Internal error occurred: failed calling webhook \"merge-fail.example.com\": unsupported patch type \"MergePatch\"".to_string()),
+            ("oops", "Internal error occurred: failed calling webhook \"oops-fail.example.com\": failed to call webhook: an error on the server has prevented the request from succeeding".to_string()),
+        ];
+        for (name, msg) in &expect_fail {
+            let ns = format!("{name}-fail");
+            let (ok, out) = k(&["run", "p", "--image=busybox", "-n", &ns], None);
+            assert!(!ok, "{name}: {out}");
+            assert!(out.contains("Error from server (InternalError)") && out.contains(msg.as_str()), "{name}: {msg}\n{out}");
+            let (ok, out) = k(&["get", "pods", "-n", &ns, "-o", "name"], None);
+            assert!(ok && out.trim().is_empty(), "{name}: stored: {out}");
+            // Ignore: created, and the fail-open is logged by webhook name
+            let ns = format!("{name}-ignore");
+            let (ok, out) = k(&["run", "p", "--image=busybox", "-n", &ns], None);
+            assert!(ok, "{name}: {out}");
+            let l = logs();
+            assert!(l.contains(&format!("Failed calling webhook, failing open {name}-ignore.example.com")), "{name}\n{l}");
+        }
+        // a patch that does not apply fails the request whatever the policy
+        for ns in ["badpatch-fail", "badpatch-ignore"] {
+            let (ok, out) = k(&["run", "p", "--image=busybox", "-n", ns], None);
+            assert!(!ok && out.contains("Error from server (InternalError)"), "{ns}: {out}");
+        }
+
+        // Secrets: a failing-open webhook logs no data; a failing-closed one echoes none
+        const VALUE: &str = "hunter2-never-logged";
+        let (ok, out) = k(&["create", "secret", "generic", "s", "-n", "dead-ignore", &format!("--from-literal=password={VALUE}")], None);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "secret", "generic", "s", "-n", "garbage-fail", &format!("--from-literal=password={VALUE}")], None);
+        assert!(!ok && out.contains("garbage-fail.example.com"), "{out}");
+        assert!(!out.contains(VALUE) && !out.contains(&b64(VALUE)), "{out}");
+        let l = logs();
+        assert!(l.contains("failing open dead-ignore.example.com"), "{l}");
+        assert!(!l.contains(VALUE) && !l.contains(&b64(VALUE)), "{l}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
+
+/// The configurations as kube-apiserver stores them: defaults filled in, and each rule of
+/// `validation.go` refused with the field named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configurations_are_defaulted_and_validated() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let t = tls();
+    let good = config(
+        "MutatingWebhookConfiguration",
+        "defaults",
+        vec![
+            webhook(
+                "a.example.com",
+                "https://127.0.0.1:1/x",
+                &t.ca_pem,
+                pods_create(),
+                json!({}),
+            ),
+            json!({
+                "name": "svc.example.com",
+                "clientConfig": {"service": {"namespace": "ops", "name": "pull-secrets", "path": "/mutate"}},
+                "rules": pods_create(), "sideEffects": "NoneOnDryRun", "admissionReviewVersions": ["v1", "v1beta1"],
+            }),
+        ],
+    );
+    let bad = config(
+        "ValidatingWebhookConfiguration",
+        "bad",
+        vec![
+            json!({
+                "name": "short.name",
+                "clientConfig": {"url": "http://u:p@127.0.0.1/x?a=b#f", "caBundle": b64("not a certificate")},
+                "rules": [{"operations": ["CREATE", "*"], "apiGroups": [], "apiVersions": ["v1"], "resources": ["*", "pods"], "scope": "Everywhere"}],
+                "timeoutSeconds": 31,
+                "failurePolicy": "Sometimes",
+                "admissionReviewVersions": ["v1beta1"],
+            }),
+            json!({
+                "name": "dup.example.com",
+                "clientConfig": {"url": "https://127.0.0.1/", "service": {"namespace": "a", "name": "b"}},
+                "rules": pods_create(), "sideEffects": "Some", "admissionReviewVersions": ["v1"],
+            }),
+            json!({
+                "name": "dup.example.com",
+                "clientConfig": {"service": {"namespace": "", "name": "b", "port": 70000, "path": "no-slash"}},
+                "rules": pods_create(), "sideEffects": "None", "admissionReviewVersions": [],
+            }),
+        ],
+    );
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let (ok, out) = k(&["create", "-f", "-"], Some(&good));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "mutatingwebhookconfiguration", "defaults", "-o", "json"], None);
+        assert!(ok, "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let h = &v["webhooks"][0];
+        assert_eq!(h["failurePolicy"], "Fail");
+        assert_eq!(h["matchPolicy"], "Equivalent");
+        assert_eq!(h["timeoutSeconds"], 10);
+        assert_eq!(h["reinvocationPolicy"], "Never");
+        assert_eq!(h["namespaceSelector"], json!({}));
+        assert_eq!(h["objectSelector"], json!({}));
+        assert_eq!(h["rules"][0]["scope"], "*");
+        assert_eq!(v["webhooks"][1]["clientConfig"]["service"]["port"], 443);
+
+        let (ok, out) = k(&["create", "-f", "-"], Some(&bad));
+        assert!(!ok, "{out}");
+        for needle in [
+            "The ValidatingWebhookConfiguration \"bad\" is invalid",
+            "webhooks[0].name: Invalid value: \"short.name\": should be a domain with at least three segments separated by dots",
+            "webhooks[0].rules[0].operations: Invalid value: []string{\"CREATE\", \"*\"}: if '*' is present, must not specify other operations",
+            "webhooks[0].rules[0].apiGroups: Required value",
+            "webhooks[0].rules[0].resources: Invalid value: []string{\"*\", \"pods\"}: if '*' is present, must not specify other resources without subresources",
+            "webhooks[0].rules[0].scope: Unsupported value: \"Everywhere\": supported values: \"*\", \"Cluster\", \"Namespaced\"",
+            "webhooks[0].failurePolicy: Unsupported value: \"Sometimes\": supported values: \"Fail\", \"Ignore\"",
+            "webhooks[0].sideEffects: Required value: must specify one of None, NoneOnDryRun",
+            "webhooks[0].timeoutSeconds: Invalid value: 31: the timeout value must be between 1 and 30 seconds",
+            "webhooks[0].clientConfig.url: Invalid value: \"http\": 'https' is the only allowed URL scheme; desired format: https://host[/path]",
+            "webhooks[0].clientConfig.url: Invalid value: \"u\": user information is not permitted in the URL",
+            "webhooks[0].clientConfig.url: Invalid value: \"f\": fragments are not permitted in the URL",
+            "webhooks[0].clientConfig.url: Invalid value: \"a=b\": query parameters are not permitted in the URL",
+            "webhooks[0].clientConfig.caBundle: Invalid value: []byte{...}: unable to load root certificates: unable to parse bytes as PEM block",
+            "webhooks[0].admissionReviewVersions: Invalid value: []string{\"v1beta1\"}: must include v1",
+            "webhooks[1].sideEffects: Unsupported value: \"Some\": supported values: \"None\", \"NoneOnDryRun\"",
+            "webhooks[1].clientConfig: Required value: exactly one of url or service is required",
+            "webhooks[2].clientConfig.service.namespace: Required value",
+            "webhooks[2].clientConfig.service.port: Invalid value: 70000: port is not valid: must be between 1 and 65535, inclusive",
+            "webhooks[2].clientConfig.service.path: Invalid value: \"no-slash\": must start with a '/'",
+            "webhooks[2].admissionReviewVersions: Required value: must specify one of v1, v1beta1",
+            "webhooks[2].name: Duplicate value: \"dup.example.com\"",
+        ] {
+            assert!(out.contains(needle), "{needle}\n{out}");
+        }
+        assert!(!out.contains(":p@"), "a URL password echoed: {out}");
+        let (ok, out) = k(&["get", "validatingwebhookconfigurations", "-o", "name"], None);
+        assert!(ok && out.trim().is_empty(), "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
+
+/// Polls `f` until it returns `Some` (a failsafe bound, not a timing assertion).
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..300 {
+        if let Some(v) = f() {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("never happened: {what}");
+}
+
+/// Pods the controllers create (Deployment → ReplicaSet → Pods) go through the webhooks too:
+/// the pull secret is added to each; a denial becomes the ReplicaSet's `FailedCreate` event with
+/// the webhook's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_created_pods_are_admitted_by_webhooks() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), true)).await.unwrap();
+    let t = tls();
+    let inject = Hook::start(
+        &t,
+        Arc::new(|r: &Value| {
+            if r.pointer("/request/object/spec/imagePullSecrets").is_some() {
+                return Reply::Review(json!({"allowed": true}));
+            }
+            Reply::Review(patch(json!([{"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "regcred"}]}])))
+        }),
+    )
+    .await;
+    let deny = Hook::start(
+        &t,
+        Arc::new(|_: &Value| {
+            Reply::Review(
+                json!({"allowed": false, "status": {"message": "no pods for app=blocked"}}),
+            )
+        }),
+    )
+    .await;
+    let m = config(
+        "MutatingWebhookConfiguration",
+        "pull-secrets",
+        vec![webhook(
+            "inject.pull-secrets.example.com",
+            &inject.url("/"),
+            &t.ca_pem,
+            pods_create(),
+            json!({"failurePolicy": "Ignore", "timeoutSeconds": 2}),
+        )],
+    );
+    let v = config(
+        "ValidatingWebhookConfiguration",
+        "blocker",
+        vec![webhook(
+            "blocker.example.com",
+            &deny.url("/"),
+            &t.ca_pem,
+            pods_create(),
+            json!({"objectSelector": {"matchLabels": {"app": "blocked"}}}),
+        )],
+    );
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let seen = inject.seen.clone();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        for c in [&m, &v] {
+            let (ok, out) = k(&["create", "-f", "-"], Some(c));
+            assert!(ok, "{out}");
+        }
+        let deployment = |name: &str, replicas: u32| {
+            format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, image: registry.example/app:v1}}]}}\n")
+        };
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&deployment("web", 2)));
+        assert!(ok, "{out}");
+        let pods = eventually("two pods of web", || {
+            let (_, out) = k(&["get", "pods", "-n", "default", "-l", "app=web", "-o", "json"], None);
+            let v: Value = serde_json::from_str(&out).ok()?;
+            let items = v["items"].as_array()?.clone();
+            (items.len() == 2).then_some(items)
+        });
+        for p in &pods {
+            assert_eq!(p.pointer("/spec/imagePullSecrets"), Some(&json!([{"name": "regcred"}])), "{p}");
+        }
+        let reviews = seen.lock().unwrap().clone();
+        assert!(
+            reviews.iter().any(|r| r["request"]["userInfo"]["username"] == "system:kube-controller-manager"
+                && r["request"]["namespace"] == "default"
+                && r["request"]["object"]["metadata"]["generateName"].as_str().is_some_and(|g| g.starts_with("web-"))
+                && r["request"].get("name").is_none()
+                && r["request"]["object"]["metadata"].get("name").is_none()),
+            "{reviews:?}"
+        );
+
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&deployment("blocked", 1)));
+        assert!(ok, "{out}");
+        let ev = eventually("FailedCreate of blocked", || {
+            let (_, out) = k(&["get", "events", "-n", "default", "-o", "json"], None);
+            let v: Value = serde_json::from_str(&out).ok()?;
+            v["items"].as_array()?.iter().find(|e| e["reason"] == "FailedCreate").cloned()
+        });
+        assert!(
+            ev["message"].as_str().unwrap().contains("admission webhook \"blocker.example.com\" denied the request: no pods for app=blocked"),
+            "{ev}"
+        );
+        let (_, out) = k(&["get", "pods", "-n", "default", "-l", "app=blocked", "-o", "name"], None);
+        assert!(out.trim().is_empty(), "{out}");
+    })
+    .await
+    .unwrap();
     server.shutdown().await;
 }
