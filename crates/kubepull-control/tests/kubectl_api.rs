@@ -1527,6 +1527,55 @@ async fn protobuf_responses_watch_and_refusals() {
     assert_eq!(events[0].1["metadata"]["name"], "c1");
     assert_eq!(events[0].1["kind"], "ConfigMap");
 
+    // a live event on a watch from c1's resourceVersion: the stream is read until it arrives
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut r = http
+        .get(format!(
+            "{base}?watch=1&resourceVersion={rv}&timeoutSeconds=300"
+        ))
+        .bearer_auth(server.admin_token())
+        .header("accept", MEDIA_TYPE)
+        .send()
+        .await
+        .unwrap();
+    let c2 = serde_json::json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "live"}, "binaryData": {"b": "AAE="}});
+    let made = http
+        .post(&base)
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body(c2.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status().as_u16(), 201);
+    let mut buf = vec![];
+    let events = loop {
+        let chunk = r
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the watch ended before the event");
+        buf.extend_from_slice(&chunk);
+        let (events, _) = decode_watch_frames(&buf).unwrap();
+        if !events.is_empty() {
+            break events;
+        }
+    };
+    drop(r);
+    assert_eq!(events[0].0, "ADDED");
+    assert_eq!(events[0].1["metadata"]["name"], "live");
+    assert_eq!(events[0].1["binaryData"], serde_json::json!({"b": "AAE="}));
+    let r = http
+        .delete(format!("{base}/live"))
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
     // refused bodies store nothing, and the server keeps serving
     let post = |ct: &str, body: Vec<u8>| {
         http.post(&base)
