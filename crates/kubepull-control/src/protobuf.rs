@@ -183,25 +183,25 @@ impl Schema {
     }
 }
 
-/// The protobuf package of an API group's version: `k8s.io.api.<first label>.<version>` for
-/// the built-in groups (no dot, or `*.k8s.io`), with the exceptions upstream's layout has:
-/// the core group also answers meta kinds (`v1 Status`), `meta.k8s.io`, `apiextensions.k8s.io`.
+/// The protobuf packages of an API group's version: `k8s.io.api.<first label>.<version>` for
+/// the built-in groups (no dot, or `*.k8s.io`), with the exceptions upstream's layout has
+/// (`meta.k8s.io`, `apiextensions.k8s.io`); then meta/v1, whose kinds every group version
+/// registers (`metav1.AddToGroupVersion`: `DeleteOptions`, `WatchEvent`, …; `Status` in `v1`).
 fn packages(group: &str, version: &str) -> Vec<String> {
-    match group {
-        "" => vec![
-            format!("k8s.io.api.core.{version}"),
-            format!("k8s.io.apimachinery.pkg.apis.meta.{version}"),
-        ],
-        "meta.k8s.io" => vec![format!("k8s.io.apimachinery.pkg.apis.meta.{version}")],
-        "apiextensions.k8s.io" => vec![format!(
-            "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.{version}"
-        )],
+    let meta = format!("k8s.io.apimachinery.pkg.apis.meta.{version}");
+    let own = match group {
+        "" => format!("k8s.io.api.core.{version}"),
+        "meta.k8s.io" => return vec![meta],
+        "apiextensions.k8s.io" => {
+            format!("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.{version}")
+        }
         g if !g.contains('.') || g.ends_with(".k8s.io") => {
             let first = g.split('.').next().unwrap_or(g);
-            vec![format!("k8s.io.api.{first}.{version}")]
+            format!("k8s.io.api.{first}.{version}")
         }
-        _ => vec![],
-    }
+        _ => return vec![],
+    };
+    vec![own, meta]
 }
 
 /// The message of an `(apiVersion, kind)`, if the built-in descriptors have one. Kinds without

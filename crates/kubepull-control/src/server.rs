@@ -996,10 +996,15 @@ async fn resource_request(
             conds.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
             conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": crate::controllers::now()}));
             p["status"]["conditions"] = Value::Array(conds);
-            state
+            let bound = state
                 .objects
                 .update(r, &ns, &name, p.clone(), None, false)
                 .await?;
+            // the status update follows the spec update's resourceVersion
+            p["metadata"]["resourceVersion"] = bound
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(Value::Null);
             state
                 .objects
                 .update(r, &ns, &name, p, Some("status"), false)

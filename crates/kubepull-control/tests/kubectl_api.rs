@@ -1530,6 +1530,153 @@ async fn protobuf_responses_watch_and_refusals() {
     assert_eq!(events[0].1["metadata"]["name"], "c1");
     assert_eq!(events[0].1["kind"], "ConfigMap");
 
+    // a live event on a watch from c1's resourceVersion: the stream is read until it arrives
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut r = http
+        .get(format!(
+            "{base}?watch=1&resourceVersion={rv}&timeoutSeconds=300"
+        ))
+        .bearer_auth(server.admin_token())
+        .header("accept", MEDIA_TYPE)
+        .send()
+        .await
+        .unwrap();
+    let c2 = serde_json::json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "live"}, "binaryData": {"b": "AAE="}});
+    let made = http
+        .post(&base)
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body(c2.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status().as_u16(), 201);
+    let mut buf = vec![];
+    let events = loop {
+        let chunk = r
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the watch ended before the event");
+        buf.extend_from_slice(&chunk);
+        let (events, _) = decode_watch_frames(&buf).unwrap();
+        if !events.is_empty() {
+            break events;
+        }
+    };
+    drop(r);
+    assert_eq!(events[0].0, "ADDED");
+    assert_eq!(events[0].1["metadata"]["name"], "live");
+    assert_eq!(events[0].1["binaryData"], serde_json::json!({"b": "AAE="}));
+    let r = http
+        .delete(format!("{base}/live"))
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // subresources: pods/binding (a v1 Binding) and deployments/scale (an autoscaling/v1 Scale)
+    let ns_base = format!("{}/api/v1/namespaces/default", server.url());
+    let pod = serde_json::json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let r = http
+        .post(format!("{ns_base}/pods"))
+        .bearer_auth(server.admin_token())
+        .header("content-type", MEDIA_TYPE)
+        .body(encode(&pod).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let binding = serde_json::json!({"kind": "Binding", "apiVersion": "v1", "metadata": {"name": "p"},
+        "target": {"kind": "Node", "name": "n1"}});
+    let r = http
+        .post(format!("{ns_base}/pods/p/binding"))
+        .bearer_auth(server.admin_token())
+        .header("content-type", MEDIA_TYPE)
+        .header(
+            "accept",
+            "application/vnd.kubernetes.protobuf, application/json",
+        )
+        .body(encode(&binding).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    let body = r.bytes().await.unwrap();
+    assert_eq!(code, 201, "{:?}", decode(&body));
+    let st = decode(&body).unwrap();
+    assert_eq!(
+        (st["kind"].as_str(), st["status"].as_str()),
+        (Some("Status"), Some("Success"))
+    );
+    let r = http
+        .get(format!("{ns_base}/pods/p"))
+        .bearer_auth(server.admin_token())
+        .header("accept", MEDIA_TYPE)
+        .send()
+        .await
+        .unwrap();
+    let got = decode(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(got["spec"]["nodeName"], "n1");
+    assert_eq!(got["spec"]["containers"][0]["image"], "busybox");
+    let deploy = serde_json::json!({"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": "d"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "d"}},
+            "template": {"metadata": {"labels": {"a": "d"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+    let apps = format!(
+        "{}/apis/apps/v1/namespaces/default/deployments",
+        server.url()
+    );
+    let r = http
+        .post(&apps)
+        .bearer_auth(server.admin_token())
+        .header("content-type", MEDIA_TYPE)
+        .body(encode(&deploy).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let r = http
+        .get(format!("{apps}/d/scale"))
+        .bearer_auth(server.admin_token())
+        .header("accept", MEDIA_TYPE)
+        .send()
+        .await
+        .unwrap();
+    let mut scale = decode(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        (scale["kind"].as_str(), scale["spec"]["replicas"].as_i64()),
+        (Some("Scale"), Some(1))
+    );
+    scale["spec"]["replicas"] = serde_json::json!(0);
+    let r = http
+        .put(format!("{apps}/d/scale"))
+        .bearer_auth(server.admin_token())
+        .header("content-type", MEDIA_TYPE)
+        .header("accept", MEDIA_TYPE)
+        .body(encode(&scale).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // ScaleSpec.replicas is a plain int32 with omitempty: Go's JSON of 0 leaves it out
+    assert_eq!(
+        decode(&r.bytes().await.unwrap()).unwrap()["spec"],
+        serde_json::json!({})
+    );
+    let r = http
+        .get(format!("{apps}/d"))
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["spec"]["replicas"], 0, "scaled to 0");
+
     // refused bodies store nothing, and the server keeps serving
     let post = |ct: &str, body: Vec<u8>| {
         http.post(&base)
