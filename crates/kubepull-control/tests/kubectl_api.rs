@@ -1078,6 +1078,13 @@ async fn openapi_explain_validation_and_apply_with_kubectl() {
         let (ok, out) = k(&["explain", "deployment.spec.nope"], None);
         assert!(!ok && out.contains("field \"nope\" does not exist"), "{out}");
 
+        // kinds without a PATCH operation (the reviews) are validated by kubectl itself against
+        // the v2 document it reads as protobuf
+        let sar = "apiVersion: authorization.k8s.io/v1\nkind: SubjectAccessReview\nspec:\n  user: eve\n  bogus: 1\n  resourceAttributes: {verb: list, resource: pods, nope: x}\n";
+        let (ok, out) = k(&["create", "-f", "-"], Some(sar));
+        assert!(!ok, "{out}");
+        assert!(out.contains("error validating data: [ValidationError(SubjectAccessReview.spec): unknown field \"bogus\" in io.k8s.api.authorization.v1.SubjectAccessReviewSpec, ValidationError(SubjectAccessReview.spec.resourceAttributes): unknown field \"nope\" in io.k8s.api.authorization.v1.ResourceAttributes]"), "{out}");
+
         // server-side field validation: Strict (kubectl's default) refuses, Warn warns
         let dep = |extra: &str, image: &str, env: &str| {
             format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: default}}\nspec:\n  replicas: 1\n{extra}  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n      - name: c\n        image: {image}\n{env}      - name: side\n        image: busybox\n")
