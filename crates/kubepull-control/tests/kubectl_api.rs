@@ -1102,6 +1102,9 @@ async fn openapi_explain_validation_and_apply_with_kubectl() {
         assert!(out.contains("deployment.apps/web created"), "{out}");
         let (ok, out) = k(&["apply", "--validate=false", "-f", "-"], Some(&dep("  replicass: 3\n", "nginx", env)));
         assert!(ok && !out.contains("Warning"), "{out}");
+        // in both cases the unknown field is dropped, as upstream's decoding drops it
+        let (ok, out) = k(&["get", "deployment", "web", "-o", "jsonpath={.spec}"], None);
+        assert!(ok && out.contains("\"replicas\":1") && !out.contains("replicass"), "{out}");
 
         // apply: the image of container c changes, env B is dropped; the patch addresses
         // containers and env by their merge key (name), so `side` and A are kept
