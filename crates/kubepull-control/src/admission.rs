@@ -648,11 +648,12 @@ pub fn unknown_fields(r: &Resource, obj: &Value) -> Vec<String> {
 }
 
 /// Why a body cannot be handled as its kind, from one decode: a type error when `check_types`,
-/// unknown fields when `strict`. The text follows kube-apiserver: `Pod in version "v1" cannot be
+/// unknown fields when `strict`. Otherwise the unknown fields are removed from `obj` (with a
+/// warning each when the request's `fieldValidation` is `Warn`). The text follows kube-apiserver: `Pod in version "v1" cannot be
 /// handled as a Pod: …`.
 pub fn decoding_problem(
     r: &Resource,
-    obj: &Value,
+    obj: &mut Value,
     check_types: bool,
     strict: bool,
 ) -> Option<String> {
@@ -663,16 +664,7 @@ pub fn decoding_problem(
     let why = match typed_round_trip(r, obj)? {
         Err(e) if check_types => e,
         Err(_) => return None,
-        // fieldValidation=Warn: one warning per unknown field (k8s.io/apiserver
-        // `pkg/endpoints/handlers/rest.go`, `addStrictDecodingWarnings`)
-        Ok(typed) if warn => {
-            let mut unknown = vec![];
-            diff(obj, &typed, "", &mut unknown);
-            for f in unknown {
-                crate::warnings::add(format!("unknown field \"{f}\""));
-            }
-            return None;
-        }
+
         Ok(typed) if strict => {
             let mut unknown = vec![];
             diff(obj, &typed, "", &mut unknown);
@@ -688,12 +680,51 @@ pub fn decoding_problem(
                     .join(", ")
             )
         }
-        Ok(_) => return None,
+        // fieldValidation=Warn or Ignore: the unknown fields are dropped, as decoding into the
+        // typed object drops them; with Warn, one warning each (k8s.io/apiserver
+        // `pkg/endpoints/handlers/rest.go`, `addStrictDecodingWarnings`)
+        Ok(typed) => {
+            if warn {
+                let mut unknown = vec![];
+                diff(obj, &typed, "", &mut unknown);
+                for f in unknown {
+                    crate::warnings::add(format!("unknown field \"{f}\""));
+                }
+            }
+            prune(obj, &typed);
+            return None;
+        }
     };
     Some(format!(
         "{} in version \"{}\" cannot be handled as a {}: {why}",
         r.kind, r.version, r.kind
     ))
+}
+
+/// Removes from `input` what [`diff`] reports as unknown.
+fn prune(input: &mut Value, typed: &Value) {
+    match (input, typed) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.retain(|k, v| match b.get(k) {
+                Some(tv) => {
+                    prune(v, tv);
+                    true
+                }
+                None => {
+                    v.is_null()
+                        || matches!(k.as_str(), "apiVersion" | "kind")
+                        || matches!(v, Value::Object(m) if m.is_empty())
+                        || matches!(v, Value::Array(a) if a.is_empty())
+                }
+            });
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (x, y) in a.iter_mut().zip(b.iter()) {
+                prune(x, y);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn diff(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {

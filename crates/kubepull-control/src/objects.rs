@@ -488,7 +488,7 @@ impl Objects {
                 "the body must be a JSON object".into(),
             ));
         }
-        if let Some(why) = admission::decoding_problem(r, &obj, true, strict) {
+        if let Some(why) = admission::decoding_problem(r, &mut obj, true, strict) {
             return Err(ApiError::bad_request(why));
         }
         obj["apiVersion"] = json!(r.api_version());
@@ -835,7 +835,7 @@ impl Objects {
             .map_err(|e| store_err(r, name, e))?
             .ok_or_else(|| ApiError::not_found(r, name))?;
         let old = decode(&cur_kv);
-        if let Some(why) = admission::decoding_problem(r, &obj, subresource.is_none(), strict) {
+        if let Some(why) = admission::decoding_problem(r, &mut obj, subresource.is_none(), strict) {
             return Err(ApiError::bad_request(why));
         }
         let expected = match obj

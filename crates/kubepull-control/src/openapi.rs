@@ -17,7 +17,7 @@
 mod gnostic;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use prost::Message;
 use serde_json::{json, Map, Value};
@@ -123,18 +123,59 @@ struct V2 {
 
 #[derive(Default)]
 struct Built {
+    /// Whether `v3` holds the current documents.
+    ready: bool,
     /// `api/v1`, `apis/apps/v1`, … → document.
     v3: BTreeMap<String, Arc<Doc>>,
     v2: Option<Arc<V2>>,
 }
 
-/// The OpenAPI documents the server serves.
-pub struct Registry {
+/// The built-in data and the built-in group versions' v3 documents, built once.
+struct Builtin {
     vendored: Vendored,
-    /// The built-in group versions' v3 documents, built once.
-    builtin_v3: BTreeMap<String, Arc<Doc>>,
+    v3: BTreeMap<String, Arc<Doc>>,
+}
+
+impl Builtin {
+    fn load() -> Builtin {
+        let vendored = Vendored::load().unwrap_or_else(|e| {
+            tracing::error!("{e}");
+            Vendored::default()
+        });
+        let mut v3 = BTreeMap::new();
+        // built-in group versions, narrowed to the served resources
+        for (g, v) in resources::GROUPS {
+            let mut paths = Map::new();
+            for r in resources::RESOURCES
+                .iter()
+                .filter(|r| r.group == *g && r.version == *v)
+            {
+                for p in resource_paths(r) {
+                    if let Some(item) = vendored.v3_paths.get(&p) {
+                        paths.insert(p, item.clone());
+                    }
+                }
+            }
+            let doc = v3_document(&vendored, paths, &Map::new());
+            v3.insert(gv_key(g, v), Arc::new(doc));
+        }
+        Builtin { vendored, v3 }
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    builtin: OnceLock<Builtin>,
     custom: RwLock<BTreeMap<(String, String), Custom>>,
     built: RwLock<Built>,
+    /// Held while documents are built from `custom`, so the last build sees the last change.
+    building: Mutex<()>,
+}
+
+/// The OpenAPI documents the server serves. Cheap to clone (the clones share the documents).
+#[derive(Clone)]
+pub struct Registry {
+    shared: Arc<Shared>,
 }
 
 impl Default for Registry {
@@ -211,37 +252,29 @@ fn collect_refs(v: &Value, prefix: &str, out: &mut Vec<String>) {
 }
 
 impl Registry {
-    /// The documents of the built-in kinds. If the built-in data cannot be read (a corrupt
-    /// build), the documents are empty and the reason is logged.
+    /// The documents of the built-in kinds. They are built on a background thread (and by the
+    /// first request that needs them, whichever comes first), so starting the server does not
+    /// wait for them. If the built-in data cannot be read (a corrupt build), the documents are
+    /// empty and the reason is logged.
     pub fn new() -> Registry {
-        let vendored = Vendored::load().unwrap_or_else(|e| {
-            tracing::error!("{e}");
-            Vendored::default()
-        });
-        let mut reg = Registry {
-            vendored,
-            builtin_v3: BTreeMap::new(),
-            custom: RwLock::new(BTreeMap::new()),
-            built: RwLock::new(Built::default()),
+        let reg = Registry {
+            shared: Arc::new(Shared::default()),
         };
-        // built-in group versions, narrowed to the served resources
-        for (g, v) in resources::GROUPS {
-            let mut paths = Map::new();
-            for r in resources::RESOURCES
-                .iter()
-                .filter(|r| r.group == *g && r.version == *v)
-            {
-                for p in resource_paths(r) {
-                    if let Some(item) = reg.vendored.v3_paths.get(&p) {
-                        paths.insert(p, item.clone());
-                    }
-                }
-            }
-            let doc = reg.v3_document(paths, &Map::new());
-            reg.builtin_v3.insert(gv_key(g, v), Arc::new(doc));
-        }
-        reg.rebuild();
+        let bg = reg.clone();
+        let _ = std::thread::Builder::new()
+            .name("openapi-build".into())
+            .spawn(move || bg.ensure_built());
         reg
+    }
+
+    fn builtin(&self) -> &Builtin {
+        self.shared.builtin.get_or_init(Builtin::load)
+    }
+
+    fn ensure_built(&self) {
+        if !self.shared.built.read().is_ok_and(|b| b.ready) {
+            self.rebuild();
+        }
     }
 
     /// Adds or replaces the kinds of a group version registered at runtime. The documents are
@@ -256,7 +289,7 @@ impl Registry {
         for k in kinds {
             custom_kind(group, version, k, &mut c)?;
         }
-        if let Ok(mut m) = self.custom.write() {
+        if let Ok(mut m) = self.shared.custom.write() {
             m.insert((group.to_string(), version.to_string()), c);
         }
         self.rebuild();
@@ -275,7 +308,7 @@ impl Registry {
         for (g, v, k) in kinds {
             custom_kind(g, v, k, all.entry((g.clone(), v.clone())).or_default())?;
         }
-        if let Ok(mut m) = self.custom.write() {
+        if let Ok(mut m) = self.shared.custom.write() {
             *m = all;
         }
         self.rebuild();
@@ -284,58 +317,53 @@ impl Registry {
 
     /// Drops a group version registered at runtime.
     pub fn remove_group_version(&self, group: &str, version: &str) {
-        if let Ok(mut m) = self.custom.write() {
+        if let Ok(mut m) = self.shared.custom.write() {
             m.remove(&(group.to_string(), version.to_string()));
         }
         self.rebuild();
     }
 
     fn rebuild(&self) {
-        let custom = self.custom.read().map(|m| m.clone()).unwrap_or_default();
-        let mut v3 = self.builtin_v3.clone();
+        let _building = self.shared.building.lock();
+        let custom = self
+            .shared
+            .custom
+            .read()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        let builtin = self.builtin();
+        let mut v3 = builtin.v3.clone();
         for ((g, v), c) in &custom {
-            let doc = self.v3_document(c.v3_paths.clone(), &c.v3_schemas);
+            let doc = v3_document(&builtin.vendored, c.v3_paths.clone(), &c.v3_schemas);
             v3.insert(gv_key(g, v), Arc::new(doc));
         }
-        if let Ok(mut b) = self.built.write() {
+        if let Ok(mut b) = self.shared.built.write() {
+            b.ready = true;
             b.v3 = v3;
             // v2 is one document for everything; built on first use
             b.v2 = None;
         }
     }
 
-    fn v3_document(&self, mut paths: Map<String, Value>, extra: &Map<String, Value>) -> Doc {
-        paths.sort_keys();
-        let mut schemas = Map::new();
-        let paths = Value::Object(paths);
-        closure(
-            &paths,
-            "#/components/schemas/",
-            &[extra, &self.vendored.v3_schemas],
-            &mut schemas,
-        );
-        let doc = json!({
-            "openapi": "3.0.0",
-            "info": {"title": "Kubernetes", "version": INFO_VERSION},
-            "paths": paths,
-            "components": {"schemas": schemas},
-        });
-        let json = serde_json::to_vec(&doc).unwrap_or_default();
-        Doc {
-            hash: hash(&json),
-            json: Arc::new(json),
-        }
-    }
-
     fn v2(&self) -> Arc<V2> {
-        if let Some(v2) = self.built.read().ok().and_then(|b| b.v2.clone()) {
+        if let Some(v2) = self.shared.built.read().ok().and_then(|b| b.v2.clone()) {
             return v2;
         }
-        let custom = self.custom.read().map(|m| m.clone()).unwrap_or_default();
+        let vendored = &self.builtin().vendored;
+        let _building = self.shared.building.lock();
+        if let Some(v2) = self.shared.built.read().ok().and_then(|b| b.v2.clone()) {
+            return v2;
+        }
+        let custom = self
+            .shared
+            .custom
+            .read()
+            .map(|m| m.clone())
+            .unwrap_or_default();
         let mut paths = Map::new();
         for r in resources::RESOURCES {
             for p in resource_paths(r) {
-                if let Some(item) = self.vendored.v2_paths.get(&p) {
+                if let Some(item) = vendored.v2_paths.get(&p) {
                     paths.insert(p, item.clone());
                 }
             }
@@ -352,14 +380,14 @@ impl Registry {
         closure(
             &paths,
             "#/parameters/",
-            &[&self.vendored.v2_parameters],
+            &[&vendored.v2_parameters],
             &mut parameters,
         );
         let roots = json!([paths, parameters]);
         closure(
             &roots,
             "#/definitions/",
-            &[&extra, &self.vendored.v2_definitions],
+            &[&extra, &vendored.v2_definitions],
             &mut definitions,
         );
         let doc = json!({
@@ -376,7 +404,7 @@ impl Registry {
             json: Arc::new(json),
             proto: Arc::new(proto),
         });
-        if let Ok(mut b) = self.built.write() {
+        if let Ok(mut b) = self.shared.built.write() {
             b.v2 = Some(v2.clone());
         }
         v2
@@ -384,8 +412,9 @@ impl Registry {
 
     /// The `/openapi/v3` discovery document (kube-openapi `handler3.OpenAPIV3Discovery`).
     pub fn discovery(&self) -> Value {
+        self.ensure_built();
         let mut paths = Map::new();
-        if let Ok(b) = self.built.read() {
+        if let Ok(b) = self.shared.built.read() {
             for (k, d) in &b.v3 {
                 paths.insert(
                     k.clone(),
@@ -398,7 +427,8 @@ impl Registry {
 
     /// The v3 document of a group version (`api/v1`, `apis/apps/v1`) and its hash.
     pub fn v3_document_json(&self, key: &str) -> Option<(Arc<Vec<u8>>, String)> {
-        let b = self.built.read().ok()?;
+        self.ensure_built();
+        let b = self.shared.built.read().ok()?;
         b.v3.get(key).map(|d| (d.json.clone(), d.hash.clone()))
     }
 
@@ -485,6 +515,33 @@ impl Registry {
             ));
         }
         Some(reply)
+    }
+}
+
+fn v3_document(
+    vendored: &Vendored,
+    mut paths: Map<String, Value>,
+    extra: &Map<String, Value>,
+) -> Doc {
+    paths.sort_keys();
+    let mut schemas = Map::new();
+    let paths = Value::Object(paths);
+    closure(
+        &paths,
+        "#/components/schemas/",
+        &[extra, &vendored.v3_schemas],
+        &mut schemas,
+    );
+    let doc = json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": INFO_VERSION},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    });
+    let json = serde_json::to_vec(&doc).unwrap_or_default();
+    Doc {
+        hash: hash(&json),
+        json: Arc::new(json),
     }
 }
 

@@ -1768,6 +1768,13 @@ async fn openapi_explain_validation_and_apply_with_kubectl() {
         let (ok, out) = k(&["explain", "deployment.spec.nope"], None);
         assert!(!ok && out.contains("field \"nope\" does not exist"), "{out}");
 
+        // kinds without a PATCH operation (the reviews) are validated by kubectl itself against
+        // the v2 document it reads as protobuf
+        let sar = "apiVersion: authorization.k8s.io/v1\nkind: SubjectAccessReview\nspec:\n  user: eve\n  bogus: 1\n  resourceAttributes: {verb: list, resource: pods, nope: x}\n";
+        let (ok, out) = k(&["create", "-f", "-"], Some(sar));
+        assert!(!ok, "{out}");
+        assert!(out.contains("error validating data: [ValidationError(SubjectAccessReview.spec): unknown field \"bogus\" in io.k8s.api.authorization.v1.SubjectAccessReviewSpec, ValidationError(SubjectAccessReview.spec.resourceAttributes): unknown field \"nope\" in io.k8s.api.authorization.v1.ResourceAttributes]"), "{out}");
+
         // server-side field validation: Strict (kubectl's default) refuses, Warn warns
         let dep = |extra: &str, image: &str, env: &str| {
             format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: default}}\nspec:\n  replicas: 1\n{extra}  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n      - name: c\n        image: {image}\n{env}      - name: side\n        image: busybox\n")
@@ -1785,6 +1792,9 @@ async fn openapi_explain_validation_and_apply_with_kubectl() {
         assert!(out.contains("deployment.apps/web created"), "{out}");
         let (ok, out) = k(&["apply", "--validate=false", "-f", "-"], Some(&dep("  replicass: 3\n", "nginx", env)));
         assert!(ok && !out.contains("Warning"), "{out}");
+        // in both cases the unknown field is dropped, as upstream's decoding drops it
+        let (ok, out) = k(&["get", "deployment", "web", "-o", "jsonpath={.spec}"], None);
+        assert!(ok && out.contains("\"replicas\":1") && !out.contains("replicass"), "{out}");
 
         // apply: the image of container c changes, env B is dropped; the patch addresses
         // containers and env by their merge key (name), so `side` and A are kept
