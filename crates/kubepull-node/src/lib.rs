@@ -15,3 +15,4 @@ pub mod runc;
 pub mod runtime;
 pub mod sandbox;
 pub mod service;
+mod stream_unpack;

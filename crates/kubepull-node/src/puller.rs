@@ -4,6 +4,14 @@
 //! One download per blob however many pulls ask: a blob already in the store is reused; a blob
 //! being downloaded by another pull (thread or process) is waited for through the store's
 //! per-blob lock, then reused. Layers download in parallel ([`DEFAULT_CONCURRENCY`]).
+//!
+//! Layers are unpacked into the store's overlay snapshots while they download
+//! ([`crate::stream_unpack`]), so a pull leaves every layer ready to run: a container start
+//! finds the snapshots in place. A layer's snapshot is kept only after its blob digest and the
+//! config's diff ID for it verified; the image record is written only after every layer did.
+//! Without root (no overlay snapshots), with [`Puller::with_unpack`] `false`, or when the
+//! config lists no diff IDs, the pull stores the blobs only and snapshots are made at the
+//! first container start.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,7 +22,9 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use kubepull_core::keyring::Credential;
 use kubepull_core::reference::{self, Digest};
 use kubepull_registry::{Client, Descriptor, HostsDir, Platform, RegistryCredential, Repository};
-use kubepull_store::Store;
+use kubepull_store::{SnapshotChain, SnapshotLease, Store};
+
+use crate::stream_unpack::{Feed, Feeds};
 
 /// Layers fetched at once (containerd's default `max_concurrent_downloads` is 3).
 pub const DEFAULT_CONCURRENCY: usize = 3;
@@ -64,6 +74,12 @@ pub struct PullReport {
     pub credential_source: Option<String>,
     /// The index of that credential in the list given.
     pub credential_index: Option<usize>,
+    /// Layer snapshots this pull built (unpacked while downloading).
+    pub snapshots_built: usize,
+    /// Every layer's snapshot is in place: a container start does no unpacking.
+    pub rootfs_ready: bool,
+    /// Why the layers were not unpacked, when they were not.
+    pub unpack_skipped: Option<String>,
     /// Wall time.
     pub duration: Duration,
 }
@@ -89,6 +105,14 @@ pub enum PullError {
     /// The host configuration does not apply.
     #[error("hosts.toml: {0}")]
     Hosts(String),
+    /// The image config is not usable.
+    #[error("image config {digest}: {reason}")]
+    Config {
+        /// The config digest.
+        digest: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A blocking task failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -152,6 +176,7 @@ pub struct Puller {
     store: Store,
     platform: Platform,
     concurrency: usize,
+    unpack: bool,
     hosts: Option<Arc<HostsDir>>,
     images: Arc<tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
@@ -164,6 +189,7 @@ impl Puller {
             store,
             platform,
             concurrency: DEFAULT_CONCURRENCY,
+            unpack: true,
             hosts: None,
             images: Arc::default(),
         }
@@ -172,6 +198,13 @@ impl Puller {
     /// Sets the number of layers fetched at once (at least 1).
     pub fn with_concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
+        self
+    }
+
+    /// Whether layers are unpacked into the store's snapshots while they download (default
+    /// true; needs root and overlayfs, skipped otherwise).
+    pub fn with_unpack(mut self, unpack: bool) -> Self {
+        self.unpack = unpack;
         self
     }
 
@@ -292,23 +325,17 @@ impl Puller {
             .await??,
         );
         let repo = Arc::new(repo);
-        let results: Vec<(bool, u64, u64)> = stream::iter(blobs.iter().cloned())
-            .map(|d| {
-                let repo = repo.clone();
-                let store = self.store.clone();
-                let progress = progress.clone();
-                let known = known.contains(&d.digest.to_string());
-                let repo_name = repo_name.clone();
-                async move { ensure_blob(&repo, &store, &d, &repo_name, known, progress).await }
-            })
-            .buffer_unordered(self.concurrency)
-            .try_collect()
-            .await?;
-        let fetched_blobs = results.iter().filter(|r| r.0).count();
-        let downloaded = results.iter().map(|r| r.1).sum();
-        let resumed = results.iter().map(|r| r.2).sum();
-        let size = blobs.iter().map(|d| d.size).sum();
-
+        // the config first: its diff IDs are what each layer's snapshot is checked against
+        let config_result = ensure_blob(
+            &repo,
+            &self.store,
+            &config,
+            &repo_name,
+            known.contains(&config.digest.to_string()),
+            progress.clone(),
+            None,
+        )
+        .await?;
         let rec = kubepull_store::ImageRecord::new(
             name.clone(),
             resolved.digest.clone(),
@@ -325,9 +352,112 @@ impl Puller {
                 .as_ref()
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| self.platform.to_string()),
-            size,
+            blobs.iter().map(|d| d.size).sum(),
         )
         .with_times(now_secs(), now_secs());
+        let (rec, mut unpack_skipped) = if self.unpack {
+            let store = self.store.clone();
+            let cd = config.digest.clone();
+            let bytes = blocking(move || store.read_blob(&cd, MAX_CONFIG_SIZE)).await??;
+            match config_diff_ids(&config.digest, &bytes)? {
+                ids if ids.is_empty() => (
+                    rec,
+                    Some("the image config lists no rootfs.diff_ids".to_string()),
+                ),
+                ids => (
+                    rec.with_diff_ids(&ids).map_err(|e| PullError::Config {
+                        digest: config.digest.to_string(),
+                        reason: match e {
+                            kubepull_store::Error::CorruptRecord { reason, .. } => reason,
+                            e => e.to_string(),
+                        },
+                    })?,
+                    None,
+                ),
+            }
+        } else {
+            (rec, Some("disabled".to_string()))
+        };
+
+        let feeds = Arc::new(Feeds::new(
+            resolved.manifest.layers.iter().map(|l| &l.digest),
+        ));
+        // a cancelled pull (its future dropped) stops the unpack waiting for its downloads
+        let _fail_on_drop = FailOnDrop(feeds.clone());
+        let applier = unpack_skipped.is_none().then(|| {
+            let (store, feeds, layers, name) = (
+                self.store.clone(),
+                feeds.clone(),
+                rec.layers.clone(),
+                name.clone(),
+            );
+            tokio::task::spawn_blocking(
+                move || -> Result<(SnapshotChain, SnapshotLease), kubepull_store::Error> {
+                    // held until the image record is written: until then no record names
+                    // these snapshots, and the node's snapshot cleanup must not take them
+                    let lease = store.snapshot_lease(&layers)?;
+                    let chain = store.layer_snapshot_from(
+                        &name,
+                        &layers,
+                        &kubepull_store::UnpackOptions::default(),
+                        &mut |_, layer| feeds.input(layer, &store),
+                    )?;
+                    Ok((chain, lease))
+                },
+            )
+        });
+        let downloads = async {
+            let r: Result<Vec<(bool, u64, u64)>, PullError> =
+                stream::iter(resolved.manifest.layers.iter().cloned())
+                    .map(|d| {
+                        let repo = repo.clone();
+                        let store = self.store.clone();
+                        let progress = progress.clone();
+                        let known = known.contains(&d.digest.to_string());
+                        let repo_name = repo_name.clone();
+                        let feed = feeds.get(&d.digest);
+                        async move {
+                            ensure_blob(&repo, &store, &d, &repo_name, known, progress, feed).await
+                        }
+                    })
+                    .buffer_unordered(self.concurrency)
+                    .try_collect()
+                    .await;
+            if let Err(e) = &r {
+                feeds.fail_unfinished(&error_chain(e));
+            }
+            r
+        };
+        let unpacked = async {
+            match applier {
+                Some(h) => Some(h.await),
+                None => None,
+            }
+        };
+        let (results, unpacked) = tokio::join!(downloads, unpacked);
+        let mut results = results?;
+        results.push(config_result);
+        let (mut snapshots_built, mut rootfs_ready, mut _lease) = (0, false, None);
+        match unpacked {
+            None => {}
+            Some(Ok(Ok((chain, lease)))) => {
+                snapshots_built = chain.built;
+                rootfs_ready = true;
+                _lease = Some(lease);
+            }
+            // no overlay snapshots here (not root, no overlayfs, too many layers): the blobs
+            // are stored; a container start unpacks another way
+            Some(Ok(Err(kubepull_store::Error::Snapshot(e)))) => {
+                unpack_skipped = Some(e.to_string());
+            }
+            Some(Ok(Err(e))) => return Err(PullError::Store(e)),
+            Some(Err(e)) => return Err(PullError::Internal(e.to_string())),
+        }
+        let fetched_blobs = results.iter().filter(|r| r.0).count();
+        let downloaded = results.iter().map(|r| r.1).sum();
+        let resumed = results.iter().map(|r| r.2).sum();
+        let size = rec.size;
+
         let store = self.store.clone();
         blocking(move || store.put_image(&rec)).await??;
         Ok(PullReport {
@@ -342,6 +472,9 @@ impl Puller {
             reused_blobs: blobs.len() - fetched_blobs,
             credential_source: resolved.credential_source,
             credential_index,
+            snapshots_built,
+            rootfs_ready,
+            unpack_skipped,
             duration: started.elapsed(),
         })
     }
@@ -353,6 +486,44 @@ pub(crate) fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Fails the feeds still waiting when a pull ends or is dropped.
+struct FailOnDrop(Arc<Feeds>);
+
+impl Drop for FailOnDrop {
+    fn drop(&mut self) {
+        self.0.fail_unfinished("the pull was cancelled");
+    }
+}
+
+/// The config's `rootfs.diff_ids` (OCI image-spec config.md), in order.
+fn config_diff_ids(digest: &Digest, bytes: &[u8]) -> Result<Vec<Digest>, PullError> {
+    let bad = |reason: String| PullError::Config {
+        digest: digest.to_string(),
+        reason,
+    };
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        bad(format!(
+            "not JSON (line {} column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let Some(ids) = v.get("rootfs").and_then(|r| r.get("diff_ids")) else {
+        return Ok(vec![]);
+    };
+    let ids = ids
+        .as_array()
+        .ok_or_else(|| bad("rootfs.diff_ids is not a list".into()))?;
+    ids.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            d.as_str()
+                .and_then(|s| Digest::parse(s).ok())
+                .ok_or_else(|| bad(format!("rootfs.diff_ids[{i}] is not a digest")))
+        })
+        .collect()
 }
 
 async fn blocking<T: Send + 'static>(
@@ -372,6 +543,7 @@ async fn ensure_blob(
     repo_name: &str,
     known: bool,
     progress: Arc<dyn Progress>,
+    feed: Option<Arc<Feed>>,
 ) -> Result<(bool, u64, u64), PullError> {
     let fetched_here = |store: &Store| -> Result<bool, PullError> {
         Ok(known
@@ -385,6 +557,9 @@ async fn ensure_blob(
     // pull of another repository (with other credentials) are fetched and verified again from
     // this one, so content is never handed to a pull whose registry would not serve it here.
     if store.has_blob(&desc.digest) && fetched_here(store)? {
+        if let Some(f) = &feed {
+            f.reused();
+        }
         progress.blob_done(&desc.digest, true);
         return Ok((false, 0, 0));
     }
@@ -393,6 +568,9 @@ async fn ensure_blob(
     let d = desc.digest.clone();
     let lock = blocking(move || s.lock_blob(&d)).await??;
     if store.has_blob(&desc.digest) && fetched_here(store)? {
+        if let Some(f) = &feed {
+            f.reused();
+        }
         progress.blob_done(&desc.digest, true);
         drop(lock);
         return Ok((false, 0, 0));
@@ -401,12 +579,22 @@ async fn ensure_blob(
     // registry is asked only for the rest
     let path: PathBuf = store.ingest_path(&desc.digest);
     let reported = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    if let Some(f) = &feed {
+        // followed only from the first byte: a partial from an earlier attempt may be
+        // discarded and rewritten by the resume, so such a blob is unpacked once verified
+        if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
+            f.follow(path.clone());
+        }
+    }
     let pf: kubepull_registry::ProgressFn = {
-        let (progress, reported) = (progress.clone(), reported.clone());
+        let (progress, reported, feed) = (progress.clone(), reported.clone(), feed.clone());
         Arc::new(move |d: &Digest, done: u64, _total: u64| {
             let before = reported.swap(done, std::sync::atomic::Ordering::Relaxed);
             if done > before {
                 progress.bytes(d, done - before);
+            }
+            if let Some(f) = &feed {
+                f.progress(done);
             }
         })
     };
@@ -424,6 +612,9 @@ async fn ensure_blob(
         s.add_blob_source(&d, &repo_name)
     })
     .await??;
+    if let Some(f) = &feed {
+        f.fetched(store.blob_path(&desc.digest));
+    }
     progress.blob_done(&desc.digest, false);
     Ok((true, fetched.downloaded, fetched.resumed_from))
 }

@@ -67,8 +67,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 pub use snapshot::{
-    chain_keys, mount_rootfs, overlay_lowerdir, unmount_rootfs, SnapshotError, SnapshotLease,
-    MAX_SNAPSHOT_LAYERS,
+    chain_keys, mount_rootfs, overlay_lowerdir, unmount_rootfs, LayerInput, SnapshotChain,
+    SnapshotError, SnapshotLease, MAX_SNAPSHOT_LAYERS,
 };
 pub use unpack::{
     unpack_image, unpack_layer, LayerStats, UnpackError, UnpackOptions, UnpackStats,
@@ -132,6 +132,17 @@ pub enum Error {
     /// An overlay snapshot could not be made.
     #[error("{0}")]
     Snapshot(#[source] SnapshotError),
+    /// A layer's uncompressed stream did not hash to the diff ID the image config lists;
+    /// nothing of the layer was kept.
+    #[error("layer {layer}: uncompressed content hashes to {actual}, but the image config's rootfs.diff_ids lists {expected}")]
+    DiffIdMismatch {
+        /// The layer blob digest.
+        layer: String,
+        /// The config's diff ID.
+        expected: String,
+        /// What the uncompressed stream hashed to.
+        actual: String,
+    },
     /// A layer could not be unpacked.
     #[error("unpack layer {layer}: {source}")]
     Unpack {
@@ -173,6 +184,10 @@ pub struct LayerRecord {
     pub media_type: String,
     /// Its size.
     pub size: u64,
+    /// The digest of its uncompressed tar stream (the config's `rootfs.diff_ids` entry), when
+    /// known: a snapshot of the layer is kept only if the unpacked stream hashes to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<String>,
 }
 
 /// An image in the store: a name and what it resolved to.
@@ -224,6 +239,7 @@ impl ImageRecord {
                     digest: d.to_string(),
                     media_type,
                     size,
+                    diff_id: None,
                 })
                 .collect(),
             platform,
@@ -238,6 +254,26 @@ impl ImageRecord {
         self.created_at = created_at;
         self.pulled_at = pulled_at;
         self
+    }
+
+    /// Sets the layers' diff IDs (the config's `rootfs.diff_ids`, base first). Fails, changing
+    /// nothing, when the count differs from the layers' (containerd refuses such an image:
+    /// core/unpack/unpacker.go, "mismatched image rootfs and manifest layers").
+    pub fn with_diff_ids(mut self, diff_ids: &[Digest]) -> Result<ImageRecord> {
+        if diff_ids.len() != self.layers.len() {
+            return Err(Error::CorruptRecord {
+                path: self.name.clone(),
+                reason: format!(
+                    "the image config lists {} rootfs.diff_ids for {} manifest layers",
+                    diff_ids.len(),
+                    self.layers.len()
+                ),
+            });
+        }
+        for (l, d) in self.layers.iter_mut().zip(diff_ids) {
+            l.diff_id = Some(d.to_string());
+        }
+        Ok(self)
     }
 
     /// Every blob the record keeps alive.

@@ -27,6 +27,40 @@ use kubepull_core::reference::Digest;
 
 use crate::{ctx, Error, LayerRecord, Result, Store, UnpackOptions};
 
+/// Where [`Store::layer_snapshot_from`] reads a layer whose snapshot is not there yet.
+pub enum LayerInput {
+    /// The blob in the store, re-hashed while it is read.
+    Stored,
+    /// The blob's bytes as they arrive (a download in progress). After the layer is unpacked
+    /// and `reader` read to its end, `verified` is called: it returns once the download has
+    /// ended, `Ok` only if the whole blob verified against its digest. The snapshot is renamed
+    /// into place only after that and the diff ID check.
+    Stream {
+        /// The blob's bytes, from the first.
+        reader: Box<dyn io::Read + Send>,
+        /// Waits for the blob's verification.
+        verified: Box<dyn FnOnce() -> Result<()> + Send>,
+    },
+}
+
+impl std::fmt::Debug for LayerInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LayerInput::Stored => "Stored",
+            LayerInput::Stream { .. } => "Stream",
+        })
+    }
+}
+
+/// What [`Store::layer_snapshot_from`] made ready.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotChain {
+    /// The snapshots' `fs` directories, base first.
+    pub dirs: Vec<PathBuf>,
+    /// How many of them this call built (the others were there already).
+    pub built: usize,
+}
+
 /// The most layers one chain may have: the overlay mount option listing every lower directory
 /// must fit in a page (4096 bytes) and each entry is about 90 bytes plus the store root.
 pub const MAX_SNAPSHOT_LAYERS: usize = 40;
@@ -217,6 +251,24 @@ impl Store {
         layers: &[LayerRecord],
         opts: &UnpackOptions,
     ) -> Result<Vec<PathBuf>> {
+        self.layer_snapshot_from(image, layers, opts, &mut |_, _| Ok(LayerInput::Stored))
+            .map(|c| c.dirs)
+    }
+
+    /// [`Store::layer_snapshot`], reading each layer that needs a snapshot from what `input`
+    /// returns for it (called with the layer's index, base first, only for layers whose
+    /// snapshot is missing, in order): a pull unpacks layers while they download this way.
+    /// A layer is applied once the snapshots of all layers below it are in place; its snapshot
+    /// is renamed into place only after the blob's digest and (when the record has it) the
+    /// layer's diff ID verified. On an error the layer's half-built snapshot is removed; the
+    /// snapshots below it, complete and verified, stay.
+    pub fn layer_snapshot_from(
+        &self,
+        image: &str,
+        layers: &[LayerRecord],
+        opts: &UnpackOptions,
+        input: &mut dyn FnMut(usize, &LayerRecord) -> Result<LayerInput>,
+    ) -> Result<SnapshotChain> {
         if layers.len() > MAX_SNAPSHOT_LAYERS {
             return Err(SnapshotError::TooManyLayers {
                 layers: layers.len(),
@@ -247,19 +299,22 @@ impl Store {
         })?;
         let keys = chain_keys(layers);
         let mut done: Vec<PathBuf> = Vec::with_capacity(layers.len());
-        for (layer, key) in layers.iter().zip(&keys) {
+        let mut built = 0;
+        for (i, (layer, key)) in layers.iter().zip(&keys).enumerate() {
             let fs_dir = self.snapshot_path(key);
             if !fs_dir.is_dir() {
                 // the build lock is not the lease lock: a container holding the snapshots of a
                 // shorter chain (a shared lease) must not block building a longer one
                 let _lock = self.lock_named(&format!("snapshots/{key}.build.lock"))?;
                 if !fs_dir.is_dir() {
-                    self.build_snapshot(image, layer, key, &done, opts)?;
+                    let source = input(i, layer)?;
+                    self.build_snapshot(image, layer, key, &done, opts, source)?;
+                    built += 1;
                 }
             }
             done.push(fs_dir);
         }
-        Ok(done)
+        Ok(SnapshotChain { dirs: done, built })
     }
 
     fn build_snapshot(
@@ -269,6 +324,7 @@ impl Store {
         key: &str,
         lowers: &[PathBuf],
         opts: &UnpackOptions,
+        source: LayerInput,
     ) -> Result<()> {
         let tmp = self.snapshots_dir().join(format!(
             "tmp-{}.{}",
@@ -281,14 +337,30 @@ impl Store {
         for d in [&upper, &work, &merged] {
             ctx(fs::create_dir_all(d), || format!("create {}", d.display()))?;
         }
+        let apply = |dest: &Path| -> Result<()> {
+            match source {
+                LayerInput::Stored => {
+                    crate::unpack::apply_layer_blob(self, image, layer, dest, opts).map(|_| ())
+                }
+                LayerInput::Stream {
+                    mut reader,
+                    verified,
+                } => {
+                    crate::unpack::apply_layer_stream(image, &mut reader, layer, dest, opts, |_| {
+                        verified()
+                    })
+                    .map(|_| ())
+                }
+            }
+        };
         let r = if lowers.is_empty() {
-            crate::unpack::apply_layer_blob(self, image, layer, &upper, opts).map(|_| ())
+            apply(&upper)
         } else {
             match mount_overlay(lowers, &upper, &work, &merged) {
                 Ok(m) => {
-                    let r = crate::unpack::apply_layer_blob(self, image, layer, &merged, opts);
+                    let r = apply(&merged);
                     drop(m);
-                    r.map(|_| ())
+                    r
                 }
                 Err(e) => Err(e.into()),
             }

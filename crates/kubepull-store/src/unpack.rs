@@ -211,7 +211,7 @@ pub fn unpack_layer(
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<LayerStats> {
-    unpack_layer_inner(reader, media_type, dest, opts).map_err(|e| layer_err("-", e))
+    unpack_layer_inner(reader, media_type, dest, opts, None).map_err(|e| layer_err("-", e))
 }
 
 /// Applies every layer of `rec`, base first, onto `dest` (created if missing). Each layer blob is
@@ -231,7 +231,8 @@ pub fn unpack_image(
     Ok(stats)
 }
 
-/// Applies one stored layer blob onto `dest`, re-hashing the blob as it is read.
+/// Applies one stored layer blob onto `dest`, re-hashing the blob as it is read (and its
+/// uncompressed stream, when the record knows the layer's diff ID).
 pub(crate) fn apply_layer_blob(
     store: &Store,
     image: &str,
@@ -255,19 +256,68 @@ pub(crate) fn apply_layer_blob(
         inner: f,
         hash: <sha2::Sha256 as sha2::Digest>::new(),
     };
-    let s = unpack_layer_inner(&mut hr, &layer.media_type, dest, opts)
-        .map_err(|e| layer_err(&layer.digest, e))?;
+    let s = apply_layer_stream(image, &mut hr, layer, dest, opts, |hr| {
+        let sum: [u8; 32] = sha2::Digest::finalize(hr.hash.clone()).into();
+        let actual = Digest::from_sha256_bytes(&sum);
+        if actual != d {
+            return Err(Error::DigestMismatch {
+                expected: d.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(())
+    });
+    s.map_err(|e| match e {
+        Error::Io { what, source } if what == "read layer" => {
+            Error::io(format!("read {}", p.display()), source)
+        }
+        e => e,
+    })
+}
+
+/// Applies a layer read from `reader` (the blob's bytes) onto `dest`: unpacks it, reads the
+/// blob to its end, then calls `blob_verified` (which checks the blob's digest, or waits for
+/// the download that verifies it), then compares the uncompressed stream with the layer's
+/// diff ID when the record has one. The caller discards `dest` on any error.
+pub(crate) fn apply_layer_stream<R: Read>(
+    image: &str,
+    reader: &mut R,
+    layer: &crate::LayerRecord,
+    dest: &Path,
+    opts: &UnpackOptions,
+    blob_verified: impl FnOnce(&mut R) -> Result<()>,
+) -> Result<LayerStats> {
+    let want = match &layer.diff_id {
+        Some(s) => Some(Digest::parse(s).map_err(|e| Error::CorruptRecord {
+            path: image.to_string(),
+            reason: format!("layer diff ID {s:?}: {e}"),
+        })?),
+        None => None,
+    };
+    let mut diff = <sha2::Sha256 as sha2::Digest>::new();
+    let s = unpack_layer_inner(
+        &mut *reader,
+        &layer.media_type,
+        dest,
+        opts,
+        want.as_ref().map(|_| &mut diff),
+    )
+    .map_err(|e| layer_err(&layer.digest, e))?;
     // the tar end may come before the end of the blob (padding, the compression trailer)
-    crate::ctx(io::copy(&mut hr, &mut io::sink()), || {
-        format!("read {}", p.display())
+    crate::ctx(io::copy(reader, &mut io::sink()), || {
+        "read layer".to_string()
     })?;
-    let sum: [u8; 32] = sha2::Digest::finalize(hr.hash).into();
-    let actual = Digest::from_sha256_bytes(&sum);
-    if actual != d {
-        return Err(Error::DigestMismatch {
-            expected: d.to_string(),
-            actual: actual.to_string(),
-        });
+    blob_verified(reader)?;
+    if let Some(want) = want {
+        let sum: [u8; 32] = sha2::Digest::finalize(diff).into();
+        let actual = Digest::from_sha256_bytes(&sum);
+        if actual != want {
+            return Err(Error::DiffIdMismatch {
+                layer: layer.digest.clone(),
+                expected: want.to_string(),
+                actual: actual.to_string(),
+            });
+        }
     }
     Ok(s)
 }
@@ -275,6 +325,20 @@ pub(crate) fn apply_layer_blob(
 struct HashingReader<R> {
     inner: R,
     hash: sha2::Sha256,
+}
+
+/// Hashes what passes through into a hasher the caller keeps (the diff ID of a layer).
+struct HashInto<'h, R> {
+    inner: R,
+    hash: &'h mut sha2::Sha256,
+}
+
+impl<R: Read> Read for HashInto<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(self.hash, &buf[..n]);
+        Ok(n)
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
@@ -628,13 +692,20 @@ struct DeferredDir {
     atime: (i64, u32),
 }
 
+/// Unpacks one layer; with `diff`, the whole uncompressed stream (to its very end, past the
+/// end-of-archive blocks) is hashed into it: the layer's diff ID.
 fn unpack_layer_inner(
     reader: impl Read,
     media_type: &str,
     dest: &Path,
     opts: &UnpackOptions,
+    diff: Option<&mut sha2::Sha256>,
 ) -> Result<LayerStats, UnpackError> {
     let r = decompressor(reader, media_type)?;
+    let r: Box<dyn Read + '_> = match diff {
+        Some(hash) => Box::new(HashInto { inner: r, hash }),
+        None => r,
+    };
     fs::create_dir_all(dest).map_err(|e| UnpackError::Io {
         entry: "/".into(),
         op: format!("create {}", dest.display()),

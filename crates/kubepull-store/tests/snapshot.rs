@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use common::{describe, layers};
 use kubepull_core::reference::Digest;
 use kubepull_store::{
-    overlay_lowerdir, unpack_image, Error, ImageRecord, SnapshotError, Store, UnpackOptions,
+    overlay_lowerdir, unpack_image, Error, ImageRecord, LayerInput, SnapshotError, Store,
+    UnpackOptions,
 };
 
 struct Mount(PathBuf);
@@ -46,10 +47,13 @@ fn overlay_supported(t: &Path) -> bool {
         eprintln!("SKIPPED: overlay snapshots need root");
         return false;
     }
-    let (l, m) = (t.join("probe-l"), t.join("probe-m"));
-    fs::create_dir_all(&l).unwrap();
-    fs::create_dir_all(&m).unwrap();
-    let data = std::ffi::CString::new(format!("lowerdir={}", l.display())).unwrap();
+    let (l, l2, m) = (t.join("probe-l"), t.join("probe-l2"), t.join("probe-m"));
+    for d in [&l, &l2, &m] {
+        fs::create_dir_all(d).unwrap();
+    }
+    // a read-only overlay needs two lower directories (kernels refuse one without an upper)
+    let data =
+        std::ffi::CString::new(format!("lowerdir={}:{}", l.display(), l2.display())).unwrap();
     match rustix::mount::mount(
         "overlay",
         &m,
@@ -99,14 +103,20 @@ fn overlay_of_snapshots_equals_unpack_image() {
     // the snapshots hold overlay whiteouts, not .wh. files
     let wh = fs::symlink_metadata(lowers[1].join("gone")).unwrap();
     assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+    // the opaque directory hides what lies below: marked opaque, or (as kernels that apply the
+    // removals one by one record it) each lower entry whited out
     let mut buf = [0u8; 4];
-    let n = rustix::fs::lgetxattr(
+    let opaque = rustix::fs::lgetxattr(
         lowers[1].join("opq").as_path(),
         "trusted.overlay.opaque",
         &mut buf,
     )
-    .unwrap();
-    assert_eq!(&buf[..n], b"y");
+    .is_ok_and(|n| &buf[..n] == b"y");
+    let whited = ["old", "sub"].iter().all(|n| {
+        fs::symlink_metadata(lowers[1].join("opq").join(n))
+            .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0)
+    });
+    assert!(opaque || whited, "opq is neither opaque nor whited out");
     assert!(
         !lowers[1].join("bin").exists(),
         "a layer snapshot holds only its own changes"
@@ -188,4 +198,159 @@ fn rootless_snapshots_are_refused_with_the_fallback_named() {
                 .next()
                 .is_none()
     );
+}
+
+/// The uncompressed stream's digest (the config's `rootfs.diff_ids` entry).
+fn diff_id(blob: &[u8]) -> Digest {
+    let mut out = Vec::new();
+    if blob.starts_with(&[0x1f, 0x8b]) {
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(blob), &mut out).unwrap();
+    } else {
+        out = blob.to_vec();
+    }
+    Digest::sha256_of(&out)
+}
+
+fn image_with_diff_ids(store: &Store, name: &str) -> ImageRecord {
+    let ids: Vec<Digest> = layers().iter().map(|(b, _)| diff_id(b)).collect();
+    image(store, name).with_diff_ids(&ids).unwrap()
+}
+
+/// The blobs of the test layers, as a pull would stream them.
+fn streamed(i: usize, verified: kubepull_store::Result<()>) -> LayerInput {
+    let blob = layers()[i].0.clone();
+    LayerInput::Stream {
+        reader: Box::new(std::io::Cursor::new(blob)),
+        verified: Box::new(move || verified),
+    }
+}
+
+fn snapshot_dirs(store_root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = match fs::read_dir(store_root.join("snapshots")) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => vec![],
+    };
+    v.sort();
+    v
+}
+
+#[test]
+fn streamed_layers_give_the_snapshots_of_stored_ones() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let opts = UnpackOptions::default();
+    let a = Store::open(&t.path().join("a")).unwrap();
+    let rec = image_with_diff_ids(&a, "example.test/app:1");
+    let mut asked = vec![];
+    let chain = a
+        .layer_snapshot_from(&rec.name, &rec.layers, &opts, &mut |i, _| {
+            asked.push(i);
+            Ok(streamed(i, Ok(())))
+        })
+        .unwrap();
+    assert_eq!(
+        asked,
+        [0, 1, 2],
+        "each missing layer asked for once, base first"
+    );
+    assert_eq!(chain.built, 3);
+    // a second call finds every snapshot: no input asked, nothing built
+    let again = a
+        .layer_snapshot_from(&rec.name, &rec.layers, &opts, &mut |i, _| {
+            panic!("layer {i} asked for again")
+        })
+        .unwrap();
+    assert_eq!((again.built, &again.dirs), (0, &chain.dirs));
+    assert_eq!(
+        a.layer_snapshot(&rec.name, &rec.layers, &opts).unwrap(),
+        chain.dirs
+    );
+
+    let b = Store::open(&t.path().join("b")).unwrap();
+    let rec_b = image_with_diff_ids(&b, "example.test/app:1");
+    let stored = b.layer_snapshot(&rec_b.name, &rec_b.layers, &opts).unwrap();
+    for (s, w) in chain.dirs.iter().zip(&stored) {
+        assert_eq!(describe(s), describe(w), "{}", s.display());
+    }
+}
+
+#[test]
+fn a_layer_that_does_not_verify_leaves_no_snapshot() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let opts = UnpackOptions::default();
+    let root = t.path().join("s");
+    let store = Store::open(&root).unwrap();
+    let rec = image_with_diff_ids(&store, "example.test/app:1");
+
+    // the download of layer 1 fails its digest check after the layer was unpacked
+    let e = store
+        .layer_snapshot_from(&rec.name, &rec.layers, &opts, &mut |i, _| {
+            Ok(streamed(
+                i,
+                if i == 1 {
+                    Err(Error::DigestMismatch {
+                        expected: "sha256:aa".into(),
+                        actual: "sha256:bb".into(),
+                    })
+                } else {
+                    Ok(())
+                },
+            ))
+        })
+        .unwrap_err();
+    assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
+    let keys = kubepull_store::chain_keys(&rec.layers);
+    assert_eq!(
+        snapshot_dirs(&root),
+        [keys[0].clone()],
+        "only the verified base snapshot, no half-built one"
+    );
+
+    // a wrong diff ID in the record: refused, streamed or read from the store
+    let mut bad = rec.clone();
+    bad.layers[1].diff_id = Some(Digest::sha256_of(b"something else").to_string());
+    let e = store
+        .layer_snapshot_from(&bad.name, &bad.layers, &opts, &mut |i, _| {
+            Ok(streamed(i, Ok(())))
+        })
+        .unwrap_err();
+    match &e {
+        Error::DiffIdMismatch {
+            layer,
+            expected,
+            actual,
+        } => {
+            assert_eq!(layer, &rec.layers[1].digest);
+            assert_eq!(Some(expected), bad.layers[1].diff_id.as_ref());
+            assert_eq!(Some(actual), rec.layers[1].diff_id.as_ref());
+        }
+        e => panic!("{e}"),
+    }
+    assert!(e.to_string().contains("rootfs.diff_ids"), "{e}");
+    let e = store
+        .layer_snapshot(&bad.name, &bad.layers, &opts)
+        .unwrap_err();
+    assert!(matches!(e, Error::DiffIdMismatch { .. }), "{e}");
+    assert_eq!(snapshot_dirs(&root), [keys[0].clone()]);
+
+    // a record whose config lists the wrong number of diff IDs is refused
+    let e = image(&store, "x").with_diff_ids(&[]).unwrap_err();
+    assert!(e.to_string().contains("0 rootfs.diff_ids for 3"), "{e}");
+
+    // the right record builds the rest on the kept base
+    let chain = store
+        .layer_snapshot_from(&rec.name, &rec.layers, &opts, &mut |i, _| {
+            assert_ne!(i, 0, "the base snapshot is there");
+            Ok(streamed(i, Ok(())))
+        })
+        .unwrap();
+    assert_eq!(chain.built, 2);
+    assert_eq!(snapshot_dirs(&root).len(), 3);
 }

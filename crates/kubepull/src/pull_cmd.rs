@@ -100,7 +100,11 @@ pub fn pull_command() -> Command {
                 "Pull an image into the node image store with the credentials the kubelet would use.\n\n\
                  An interrupted pull (even kill -9) leaves its unfinished blobs in ROOT/ingest; the next \
                  pull asks the registry only for the rest (HTTP Range), or downloads a blob in full when \
-                 the registry ignores ranges or the partial does not verify.",
+                 the registry ignores ranges or the partial does not verify.\n\n\
+                 Layers are unpacked into the store's overlay snapshots while they download (as root), \
+                 so containers start from them with no further unpacking; a layer's snapshot is kept \
+                 only once its blob digest and the config's diff ID verified, and the image is \
+                 recorded only once every layer did.",
             )
             .arg(Arg::new("image").required(true).help("The image as written in a pod spec"))
             .arg(
@@ -135,6 +139,12 @@ pub fn pull_command() -> Command {
                     .value_parser(clap::value_parser!(usize))
                     .default_value("3")
                     .help("Layers downloaded at once"),
+            )
+            .arg(
+                Arg::new("no-unpack")
+                    .long("no-unpack")
+                    .action(ArgAction::SetTrue)
+                    .help("Store the blobs only; leave unpacking to the first container start or `kubepull unpack`"),
             )
             .arg(Arg::new("quiet").short('q').long("quiet").action(ArgAction::SetTrue).help("No progress output"))
             .arg(
@@ -388,7 +398,9 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
         PullDecision::Pull => {}
     }
     let concurrency = m.get_one::<usize>("concurrency").copied().unwrap_or(3);
-    let mut puller = Puller::new(client, store, platform).with_concurrency(concurrency);
+    let mut puller = Puller::new(client, store, platform)
+        .with_concurrency(concurrency)
+        .with_unpack(!m.get_flag("no-unpack"));
     if let Some(h) = hosts {
         puller = puller.with_hosts(h);
     }
@@ -442,6 +454,9 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
                         "fetchedBlobs": r.fetched_blobs,
                         "reusedBlobs": r.reused_blobs,
                         "credential": r.credential_source,
+                        "rootfsReady": r.rootfs_ready,
+                        "snapshotsBuilt": r.snapshots_built,
+                        "unpackSkipped": r.unpack_skipped,
                         "seconds": r.duration.as_secs_f64(),
                     })
                 );
@@ -471,6 +486,14 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
                     indicatif::HumanBytes(r.downloaded),
                     r.reused_blobs
                 );
+                match (&r.unpack_skipped, r.rootfs_ready) {
+                    (_, true) => println!(
+                        "  root filesystem ready: every layer's snapshot in place ({} unpacked while downloading)",
+                        r.snapshots_built
+                    ),
+                    (Some(why), false) => println!("  layers not unpacked: {why}"),
+                    (None, false) => {}
+                }
             }
             exit::OK
         }

@@ -131,6 +131,22 @@ fn pull_store_unpack_and_failures() {
     assert_eq!(v["credential"], "secret/regcred");
     assert_eq!(v["fetchedBlobs"], 3);
     assert!(!String::from_utf8_lossy(&o.stdout).contains(PASS));
+    // as root the layers were unpacked into their snapshots while they downloaded
+    let overlay = v["unpackSkipped"]
+        .as_str()
+        .is_none_or(|why| !why.contains("overlay"));
+    if std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0
+        && overlay
+    {
+        assert_eq!(v["rootfsReady"], true, "{}", text(&o));
+        assert_eq!(v["snapshotsBuilt"], 2, "{}", text(&o));
+        let snapshots = std::fs::read_dir(Path::new(&b.root()).join("snapshots"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(snapshots, 2, "one snapshot per layer, no leftovers");
+    } else {
+        eprintln!("SKIPPED: unpack while pulling needs root and overlayfs");
+    }
 
     // present now: IfNotPresent does not pull again
     let o = b.pull(&["--pull-secret", &b.good]);
@@ -147,6 +163,7 @@ fn pull_store_unpack_and_failures() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["fetchedBlobs"], 0);
     assert_eq!(v["reusedBlobs"], 3);
+    assert_eq!(v["snapshotsBuilt"], 0, "{}", text(&o));
 
     // images
     let o = run(kubepull().args(["images", "--root", &b.root(), "-o", "json"]));

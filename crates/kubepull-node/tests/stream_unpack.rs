@@ -1,0 +1,403 @@
+//! Layers unpacked while they download, against the real registry (TLS, htpasswd) and the
+//! real node store: a pull leaves every layer's overlay snapshot in place (the same trees the
+//! store builds from stored blobs), a container start then builds nothing, a layer that does
+//! not verify leaves neither a snapshot nor an image record, and a resumed blob is unpacked
+//! from the finished file. Needs root and overlayfs (skipped with a message otherwise).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kubepull_core::keyring::{Credential, CredentialSource};
+use kubepull_core::reference::Digest;
+use kubepull_node::puller::{NoProgress, PullError, Puller};
+use kubepull_registry::{Client, ClientConfig, Platform, TlsConfig};
+use kubepull_store::{Store, UnpackOptions};
+use kubepull_testkit::{Image, Registry};
+
+const USER: &str = "streamer";
+const PASS: &str = "Stream-Pass-41";
+
+fn cred(host: &str) -> Credential {
+    Credential {
+        username: USER.into(),
+        password: PASS.into(),
+        email: String::new(),
+        source: CredentialSource::Secret {
+            name: "regcred".into(),
+        },
+        config_key: host.into(),
+        keyring_key: host.into(),
+    }
+}
+
+fn overlay_supported(t: &Path) -> bool {
+    if fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
+        eprintln!("SKIPPED: overlay snapshots need root");
+        return false;
+    }
+    let (a, b, m) = (t.join("probe-a"), t.join("probe-b"), t.join("probe-m"));
+    for d in [&a, &b, &m] {
+        fs::create_dir_all(d).unwrap();
+    }
+    let data = std::ffi::CString::new(format!("lowerdir={}:{}", a.display(), b.display())).unwrap();
+    let r = rustix::mount::mount(
+        "overlay",
+        &m,
+        "overlay",
+        rustix::mount::MountFlags::RDONLY,
+        data.as_c_str(),
+    );
+    let _ = rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH);
+    if let Err(e) = r {
+        eprintln!("SKIPPED: overlayfs cannot be mounted here: {e}");
+        return false;
+    }
+    true
+}
+
+#[derive(Clone, Copy)]
+enum Comp {
+    None,
+    Gzip,
+    Zstd,
+}
+
+fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(1_700_000_000);
+        match data {
+            Some(d) => {
+                h.set_mode(0o644);
+                h.set_size(d.len() as u64);
+                b.append_data(&mut h, path, *d).unwrap();
+            }
+            None => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, path, std::io::empty()).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+fn compress(tar: &[u8], c: Comp) -> (Vec<u8>, &'static str) {
+    match c {
+        Comp::None => (tar.to_vec(), "application/vnd.oci.image.layer.v1.tar"),
+        Comp::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(tar).unwrap();
+            (
+                e.finish().unwrap(),
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            )
+        }
+        Comp::Zstd => (
+            ruzstd::encoding::compress_to_vec(tar, ruzstd::encoding::CompressionLevel::Fastest),
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+        ),
+    }
+}
+
+/// An image of `tars` (compressed as given); `diff_ids` overrides the config's list.
+fn image(tars: &[(Vec<u8>, Comp)], diff_ids: Option<Vec<String>>) -> Image {
+    let layers: Vec<(Vec<u8>, &str)> = tars.iter().map(|(t, c)| compress(t, *c)).collect();
+    let diff_ids = diff_ids.unwrap_or_else(|| {
+        tars.iter()
+            .map(|(t, _)| Digest::sha256_of(t).to_string())
+            .collect()
+    });
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let desc = |mt: &str, b: &[u8]| serde_json::json!({"mediaType": mt, "digest": Digest::sha256_of(b).to_string(), "size": b.len()});
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": desc("application/vnd.oci.image.config.v1+json", &config),
+        "layers": layers.iter().map(|(b, mt)| desc(mt, b)).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    Image {
+        config,
+        layers: layers.into_iter().map(|(b, _)| b).collect(),
+        manifest,
+    }
+}
+
+/// Three layers, one per compression, with a deletion (whiteout) and a replaced file; the
+/// second layer is large enough to arrive in many chunks.
+fn three_layers() -> Vec<(Vec<u8>, Comp)> {
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    vec![
+        (
+            tar_of(&[
+                ("etc", None),
+                ("etc/conf", Some(b"one\n")),
+                ("etc/gone", Some(b"bye\n")),
+            ]),
+            Comp::Gzip,
+        ),
+        (
+            tar_of(&[
+                ("data", None),
+                ("data/big.bin", Some(&big)),
+                ("etc/.wh.gone", Some(b"")),
+            ]),
+            Comp::None,
+        ),
+        (
+            tar_of(&[("etc/conf", Some(b"three\n")), ("top", Some(b"z"))]),
+            Comp::Zstd,
+        ),
+    ]
+}
+
+fn client(reg: &Registry) -> Client {
+    Client::https(
+        &TlsConfig::private_ca(reg.ca_pem().as_bytes().to_vec()),
+        ClientConfig::default(),
+    )
+    .unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A tree's paths with their type, mode and content (device nodes as `c<rdev>`).
+fn tree(root: &Path) -> BTreeMap<String, String> {
+    fn go(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let v = if m.is_dir() {
+                go(root, &p, out);
+                format!("d{:o}", m.mode() & 0o7777)
+            } else if m.is_file() {
+                format!(
+                    "f{:o} {}",
+                    m.mode() & 0o7777,
+                    Digest::sha256_of(&fs::read(&p).unwrap())
+                )
+            } else {
+                format!("{:o} {}", m.mode(), m.rdev())
+            };
+            out.insert(rel, v);
+        }
+    }
+    let mut out = BTreeMap::new();
+    go(root, root, &mut out);
+    out
+}
+
+fn snapshot_names(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(root.join("snapshots"))
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_pull_leaves_every_layer_snapshot_ready() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let reg = Registry::start(&[(USER, PASS)]);
+    let img = image(&three_layers(), None);
+    let rt = rt();
+    rt.block_on(reg.push("team/app", "v1", &img));
+    let name = format!("{}/team/app:v1", reg.host());
+
+    let root = t.path().join("store");
+    let store = Store::open(&root).unwrap();
+    let puller = Puller::new(client(&reg), store.clone(), Platform::host());
+    let r = rt
+        .block_on(puller.pull(&name, &[cred(&reg.host())], Arc::new(NoProgress)))
+        .unwrap();
+    assert!(r.rootfs_ready, "{:?}", r.unpack_skipped);
+    assert_eq!(r.snapshots_built, 3);
+    assert_eq!(r.fetched_blobs, 4);
+    let rec = store.image(&name).unwrap().unwrap();
+    assert!(
+        rec.layers.iter().all(|l| l.diff_id.is_some()),
+        "the record carries the diff IDs"
+    );
+
+    // a container start finds every snapshot: nothing to read, nothing built
+    let chain = store
+        .layer_snapshot_from(
+            &name,
+            &rec.layers,
+            &UnpackOptions::default(),
+            &mut |i, _| panic!("layer {i} unpacked again at container start"),
+        )
+        .unwrap();
+    assert_eq!(chain.built, 0);
+    assert_eq!(snapshot_names(&root).len(), 3, "no build leftovers");
+
+    // the same trees as snapshots built from the stored blobs afterwards
+    let other = Store::open(&t.path().join("other")).unwrap();
+    for b in std::iter::once(&img.config).chain(&img.layers) {
+        other.put_blob_bytes(&Digest::sha256_of(b), b).unwrap();
+    }
+    let want = other
+        .layer_snapshot(&name, &rec.layers, &UnpackOptions::default())
+        .unwrap();
+    for (ours, theirs) in chain.dirs.iter().zip(&want) {
+        assert_eq!(tree(ours), tree(theirs), "{}", ours.display());
+    }
+    let gone = fs::symlink_metadata(chain.dirs[1].join("etc/gone")).unwrap();
+    assert!(
+        gone.file_type().is_char_device_like() && gone.rdev() == 0,
+        "the deletion is an overlay whiteout"
+    );
+
+    // a second pull of the image reuses the blobs and the snapshots
+    let r = rt
+        .block_on(puller.pull(&name, &[cred(&reg.host())], Arc::new(NoProgress)))
+        .unwrap();
+    assert_eq!((r.fetched_blobs, r.snapshots_built), (0, 0));
+    assert!(r.rootfs_ready);
+}
+
+trait CharDevice {
+    fn is_char_device_like(&self) -> bool;
+}
+impl CharDevice for fs::FileType {
+    fn is_char_device_like(&self) -> bool {
+        std::os::unix::fs::FileTypeExt::is_char_device(self)
+    }
+}
+
+#[test]
+fn a_layer_that_does_not_verify_leaves_no_snapshot_and_no_record() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let reg = Registry::start(&[(USER, PASS)]);
+    let layers = three_layers();
+    let mut ids: Vec<String> = layers
+        .iter()
+        .map(|(t, _)| Digest::sha256_of(t).to_string())
+        .collect();
+    // the config's diff ID of the middle layer names other content
+    ids[1] = Digest::sha256_of(b"not this layer").to_string();
+    let bad = image(&layers, Some(ids));
+    // a layer whose blob verifies but is not a tar stream
+    let not_tar = image(
+        &[
+            (layers[0].0.clone(), Comp::Gzip),
+            (vec![0x5a; 4096], Comp::Gzip),
+        ],
+        None,
+    );
+    let rt = rt();
+    rt.block_on(reg.push("team/bad", "v1", &bad));
+    rt.block_on(reg.push("team/nottar", "v1", &not_tar));
+
+    let root = t.path().join("store");
+    let store = Store::open(&root).unwrap();
+    let puller = Puller::new(client(&reg), store.clone(), Platform::host());
+    let base_key = kubepull_store::chain_keys(&[kubepull_store::LayerRecord {
+        digest: Digest::sha256_of(&bad.layers[0]).to_string(),
+        media_type: String::new(),
+        size: 0,
+        diff_id: None,
+    }])
+    .remove(0);
+
+    for (repo, want) in [
+        ("team/bad", "rootfs.diff_ids"),
+        ("team/nottar", "tar header"),
+    ] {
+        let name = format!("{}/{repo}:v1", reg.host());
+        let e = rt
+            .block_on(puller.pull(&name, &[cred(&reg.host())], Arc::new(NoProgress)))
+            .unwrap_err();
+        let msg = kubepull_node::puller::error_chain(&e);
+        assert!(matches!(e, PullError::Store(_)), "{msg}");
+        assert!(msg.contains(want), "{msg}");
+        assert!(store.image(&name).unwrap().is_none(), "no image record");
+        // only the verified base layer's snapshot: nothing half-built, no temporary dirs
+        assert_eq!(
+            snapshot_names(&root),
+            std::slice::from_ref(&base_key),
+            "{repo}"
+        );
+    }
+}
+
+#[test]
+fn a_resumed_blob_is_unpacked_from_the_finished_file() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let reg = Registry::start(&[(USER, PASS)]);
+    let img = image(&three_layers(), None);
+    let rt = rt();
+    rt.block_on(reg.push("team/app", "v1", &img));
+    let name = format!("{}/team/app:v1", reg.host());
+    let root = t.path().join("store");
+    let store = Store::open(&root).unwrap();
+    // half of the big layer is left from an interrupted pull
+    let big = &img.layers[1];
+    let d = Digest::sha256_of(big);
+    fs::write(store.ingest_path(&d), &big[..big.len() / 2]).unwrap();
+    let puller = Puller::new(client(&reg), store.clone(), Platform::host());
+    let r = rt
+        .block_on(puller.pull(&name, &[cred(&reg.host())], Arc::new(NoProgress)))
+        .unwrap();
+    assert_eq!(r.resumed, (big.len() / 2) as u64);
+    assert!(r.rootfs_ready && r.snapshots_built == 3, "{r:?}");
+    let rec = store.image(&name).unwrap().unwrap();
+    let dirs: Vec<PathBuf> = store
+        .layer_snapshot(&name, &rec.layers, &UnpackOptions::default())
+        .unwrap();
+    assert_eq!(
+        fs::metadata(dirs[1].join("data/big.bin")).unwrap().len(),
+        3_000_000
+    );
+}
+
+#[test]
+fn without_unpack_a_pull_stores_blobs_only() {
+    let t = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&[(USER, PASS)]);
+    let img = image(&three_layers(), None);
+    let rt = rt();
+    rt.block_on(reg.push("team/app", "v1", &img));
+    let name = format!("{}/team/app:v1", reg.host());
+    let root = t.path().join("store");
+    let store = Store::open(&root).unwrap();
+    let puller = Puller::new(client(&reg), store.clone(), Platform::host()).with_unpack(false);
+    let r = rt
+        .block_on(puller.pull(&name, &[cred(&reg.host())], Arc::new(NoProgress)))
+        .unwrap();
+    assert!(!r.rootfs_ready);
+    assert_eq!(r.unpack_skipped.as_deref(), Some("disabled"));
+    assert!(snapshot_names(&root).is_empty());
+    assert!(store.image(&name).unwrap().is_some());
+}
