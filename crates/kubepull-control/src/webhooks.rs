@@ -1267,7 +1267,7 @@ fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiRes
     let mut next = obj.clone();
     crate::patch::json_patch(&mut next, patch)
         .map_err(|e| ApiError::internal(format!("Internal error occurred: {e}")))?;
-    if let Some(why) = crate::admission::decoding_problem(a.r, &next, true, false) {
+    if let Some(why) = crate::admission::decoding_problem(a.r, &mut next, true, false) {
         return Err(ApiError::internal(format!(
             "Internal error occurred: {why}"
         )));
