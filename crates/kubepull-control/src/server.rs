@@ -513,6 +513,37 @@ fn wants_table(req: &Request<hyper::body::Incoming>) -> bool {
     )
 }
 
+/// Whether the client asked for metadata only (`application/json;as=PartialObjectMetadata[List];
+/// g=meta.k8s.io;v=v1`, what client-go's metadata client and kube-rs's metadata watches send):
+/// the server then answers with `meta.k8s.io/v1` PartialObjectMetadata objects (k8s.io/apiserver
+/// `handlers/response.go` `asPartialObjectMetadata`).
+fn wants_metadata(req: &Request<hyper::body::Incoming>) -> bool {
+    req.headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split(',').next())
+        .is_some_and(|first| {
+            let ps: Vec<String> = first
+                .split(';')
+                .skip(1)
+                .map(|p| p.trim().replace(' ', ""))
+                .collect();
+            first.trim_start().starts_with("application/json")
+                && (ps.iter().any(|p| p == "as=PartialObjectMetadata")
+                    || ps.iter().any(|p| p == "as=PartialObjectMetadataList"))
+                && ps.iter().any(|p| p == "g=meta.k8s.io")
+        })
+}
+
+/// An object reduced to its metadata.
+pub(crate) fn partial_metadata(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({}))
+    })
+}
+
 fn wants_aggregated(req: &Request<hyper::body::Incoming>) -> bool {
     req.headers()
         .get(hyper::header::ACCEPT)
@@ -808,6 +839,7 @@ async fn resource_request(
     let qs = query(&req);
     let method = req.method().clone();
     let table = wants_table(&req);
+    let metadata_only = !table && wants_metadata(&req);
     let watch = matches!(q(&qs, "watch"), Some("1") | Some("true"));
     let strict = q(&qs, "fieldValidation") == Some("Strict");
     crate::warnings::set_warn_unknown_fields(matches!(
@@ -878,6 +910,13 @@ async fn resource_request(
             if let Some(c) = cont {
                 md["continue"] = json!(c);
             }
+            if metadata_only {
+                let items: Vec<Value> = items.iter().map(partial_metadata).collect();
+                return Ok(json_resp(
+                    StatusCode::OK,
+                    &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": md, "items": items}),
+                ));
+            }
             Ok(json_resp(
                 StatusCode::OK,
                 &json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(), "metadata": md, "items": items}),
@@ -902,7 +941,17 @@ async fn resource_request(
             let rx = state.objects.watch(r, ns_opt, after, filter).await?;
             let proto = matches!(output(&req), crate::protobuf::Output::Protobuf { .. });
             Ok(watch_response(
-                r, initial, rx, table, timeout, bookmarks, after, proto,
+                r,
+                initial,
+                rx,
+                WatchForm {
+                    table,
+                    metadata_only,
+                    proto,
+                },
+                timeout,
+                bookmarks,
+                after,
             ))
         }
         ("get", None) => {
@@ -917,6 +966,9 @@ async fn resource_request(
                     StatusCode::OK,
                     &crate::table::table(r, &[obj], rev),
                 ));
+            }
+            if metadata_only {
+                return Ok(json_resp(StatusCode::OK, &partial_metadata(&obj)));
             }
             Ok(json_resp(StatusCode::OK, &obj))
         }
@@ -1128,17 +1180,31 @@ impl ApiError {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How a watch writes its objects.
+#[derive(Clone, Copy)]
+struct WatchForm {
+    /// Table rows.
+    table: bool,
+    /// PartialObjectMetadata.
+    metadata_only: bool,
+    /// Length-framed protobuf.
+    proto: bool,
+}
+
 fn watch_response(
     r: &'static Resource,
     initial: Vec<Value>,
     rx: tokio::sync::mpsc::Receiver<ApiResult<crate::objects::WatchEvent>>,
-    table: bool,
+    form: WatchForm,
     timeout_secs: u64,
     bookmarks: bool,
     start_rev: u64,
-    proto: bool,
 ) -> Response<Body> {
+    let WatchForm {
+        table,
+        metadata_only,
+        proto,
+    } = form;
     // one event: a JSON line, or a length-prefixed protobuf WatchEvent (§ watch.go)
     let line = move |kind: &str, object: &Value| -> Bytes {
         if proto {
@@ -1161,6 +1227,8 @@ fn watch_response(
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             crate::table::table(r, &[obj], rev)
+        } else if metadata_only {
+            partial_metadata(&obj)
         } else {
             obj
         };

@@ -1901,3 +1901,93 @@ async fn openapi_endpoints_over_http() {
     );
     server.shutdown().await;
 }
+
+/// Metadata-only answers (what client-go's metadata client and kube-rs's metadata watches ask
+/// for): list, get and watch give `meta.k8s.io/v1` PartialObjectMetadata without the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_object_metadata_for_list_get_and_watch() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+        .build()
+        .unwrap();
+    let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "s1", "labels": {"a": "b"}}, "data": {"k": "TWV0YS1TZWNyZXQtVmFsdWU="}});
+    let r = http
+        .post(format!(
+            "{}/api/v1/namespaces/default/secrets",
+            server.url()
+        ))
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body(secret.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let get = |path: String, accept: &'static str| {
+        http.get(format!("{}{path}", server.url()))
+            .bearer_auth(server.admin_token())
+            .header("accept", accept)
+            .send()
+    };
+    let list_accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+    let text = get("/api/v1/namespaces/default/secrets".into(), list_accept)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["kind"], "PartialObjectMetadataList", "{v}");
+    assert_eq!(v["apiVersion"], "meta.k8s.io/v1");
+    assert_eq!(v["items"][0]["kind"], "PartialObjectMetadata");
+    assert_eq!(v["items"][0]["metadata"]["labels"]["a"], "b");
+    assert!(
+        !text.contains("TWV0YS1TZWNyZXQtVmFsdWU="),
+        "data in a metadata list: {text}"
+    );
+    let one: serde_json::Value = serde_json::from_str(
+        &get(
+            "/api/v1/namespaces/default/secrets/s1".into(),
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        )
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(one["kind"], "PartialObjectMetadata", "{one}");
+    assert!(one.get("data").is_none());
+    // a watch from the start streams metadata only
+    let mut w = get(
+        "/api/v1/namespaces/default/secrets?watch=true&timeoutSeconds=1".into(),
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+    )
+    .await
+    .unwrap();
+    let mut body = Vec::new();
+    while let Ok(Some(c)) = w.chunk().await {
+        body.extend_from_slice(&c);
+    }
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("\"PartialObjectMetadata\""), "{body}");
+    assert!(!body.contains("TWV0YS1TZWNyZXQtVmFsdWU="), "{body}");
+    // a plain Accept still gets the whole object
+    let full = get(
+        "/api/v1/namespaces/default/secrets/s1".into(),
+        "application/json",
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(full.contains("TWV0YS1TZWNyZXQtVmFsdWU="));
+    server.shutdown().await;
+}

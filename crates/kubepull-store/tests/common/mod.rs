@@ -304,7 +304,9 @@ pub fn describe(root: &Path) -> BTreeMap<String, Node> {
                     content: (kind == 'f')
                         .then(|| Digest::sha256_of(&fs::read(&p).unwrap()).to_string()),
                     link: (kind == 'l').then(|| fs::read_link(&p).unwrap().display().to_string()),
-                    mtime: (kind != 'd').then(|| m.mtime()),
+                    // overlay whiteouts (device nodes) are made at unpack time: their mtime is
+                    // the clock's, not the layer's
+                    mtime: matches!(kind, 'f' | 'l').then(|| m.mtime()),
                 },
             );
             if kind == 'd' {
