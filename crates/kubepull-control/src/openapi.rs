@@ -99,6 +99,20 @@ pub struct CustomKind {
     pub schema: Value,
 }
 
+impl CustomKind {
+    /// A kind whose list kind is `<kind>List` (the CustomResourceDefinition default,
+    /// apiextensions-apiserver `SetDefaults_CustomResourceDefinitionSpec`).
+    pub fn new(kind: &str, plural: &str, namespaced: bool, schema: Value) -> CustomKind {
+        CustomKind {
+            kind: kind.to_string(),
+            list_kind: format!("{kind}List"),
+            plural: plural.to_string(),
+            namespaced,
+            schema,
+        }
+    }
+}
+
 /// Paths and definitions of one runtime group version, in both flavours.
 #[derive(Default, Clone)]
 struct Custom {
@@ -995,12 +1009,13 @@ mod tests {
     #[test]
     fn custom_kinds_are_replaced_as_a_set() {
         let reg = Registry::new();
-        let k = |kind: &str| CustomKind {
-            kind: kind.into(),
-            list_kind: format!("{kind}List"),
-            plural: format!("{}s", kind.to_lowercase()),
-            namespaced: false,
-            schema: json!({"type": "object"}),
+        let k = |kind: &str| {
+            CustomKind::new(
+                kind,
+                &format!("{}s", kind.to_lowercase()),
+                false,
+                json!({"type": "object"}),
+            )
         };
         let set = |ks: Vec<(&str, &str, CustomKind)>| {
             let ks: Vec<(String, String, CustomKind)> = ks

@@ -568,13 +568,24 @@ async fn route(
             }
         }
     }
-    if let Some(reply) = state.openapi.serve(
-        &path,
-        req.uri().query(),
-        header(&req, hyper::header::ACCEPT),
-        header(&req, hyper::header::IF_NONE_MATCH),
-    ) {
-        return Ok(openapi_reply(reply));
+    if path.starts_with("/openapi/") {
+        // building a document takes a while the first time: off the async workers
+        let (reg, p, q) = (
+            state.openapi.clone(),
+            path.clone(),
+            req.uri().query().map(str::to_string),
+        );
+        let accept = header(&req, hyper::header::ACCEPT).map(str::to_string);
+        let inm = header(&req, hyper::header::IF_NONE_MATCH).map(str::to_string);
+        let reply = tokio::task::spawn_blocking(move || {
+            reg.serve(&p, q.as_deref(), accept.as_deref(), inm.as_deref())
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        return match reply {
+            Some(reply) => Ok(openapi_reply(reply)),
+            None => Err(ApiError::path_not_found()),
+        };
     }
     if req.method() == Method::GET {
         if let Some(reply) = crate::openapi::crd_list_when_unserved(&path) {
