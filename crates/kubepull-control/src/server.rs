@@ -730,11 +730,11 @@ async fn resource_request(
     let method = req.method().clone();
     let table = wants_table(&req);
     let watch = matches!(q(&qs, "watch"), Some("1") | Some("true"));
-    let strict = q(&qs, "fieldValidation") == Some("Strict");
     crate::warnings::set_warn_unknown_fields(matches!(
         q(&qs, "fieldValidation"),
         None | Some("") | Some("Warn")
     ));
+    let strict = q(&qs, "fieldValidation") == Some("Strict");
     let dry_run = q(&qs, "dryRun").is_some();
     let r = t.r;
     let ns = t.namespace.clone().unwrap_or_default();
