@@ -97,6 +97,10 @@ pub struct CustomKind {
     pub namespaced: bool,
     /// The version's `openAPIV3Schema` (structural).
     pub schema: Value,
+    /// Whether the `status` subresource is served.
+    pub status: bool,
+    /// Whether the `scale` subresource is served.
+    pub scale: bool,
 }
 
 impl CustomKind {
@@ -109,6 +113,8 @@ impl CustomKind {
             plural: plural.to_string(),
             namespaced,
             schema,
+            status: false,
+            scale: false,
         }
     }
 }
@@ -810,6 +816,13 @@ fn custom_kind(
         };
         o
     };
+    // the scale subresource reads and writes autoscaling/v1 Scale
+    let scale_op = |action: &str, v3: bool, body: bool| {
+        let mut o = op(action, v3, body, "io.k8s.api.autoscaling.v1.Scale");
+        o["x-kubernetes-group-version-kind"] =
+            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"});
+        o
+    };
     for v3 in [true, false] {
         let (paths, status) = if v3 {
             (
@@ -838,6 +851,32 @@ fn custom_kind(
                 "delete": del,
             }),
         );
+        if k.namespaced {
+            paths.insert(
+                format!("{base}/{}", k.plural),
+                json!({"get": op("list", v3, false, &list_name)}),
+            );
+        }
+        if k.status {
+            paths.insert(
+                format!("{item}/status"),
+                json!({
+                    "get": op("get", v3, false, &name),
+                    "put": op("put", v3, true, &name),
+                    "patch": op("patch", v3, true, &name),
+                }),
+            );
+        }
+        if k.scale {
+            paths.insert(
+                format!("{item}/scale"),
+                json!({
+                    "get": scale_op("get", v3, false),
+                    "put": scale_op("put", v3, true),
+                    "patch": scale_op("patch", v3, true),
+                }),
+            );
+        }
     }
     Ok(())
 }
@@ -925,11 +964,14 @@ mod tests {
         let before = reg.discovery();
         assert!(before["paths"].get("apis/stable.example.com/v1").is_none());
         let kind = CustomKind {
-            kind: "CronTab".into(),
-            list_kind: "CronTabList".into(),
-            plural: "crontabs".into(),
-            namespaced: true,
-            schema: json!({"type": "object", "properties": {"spec": {"type": "object", "description": "The wanted state.", "properties": {"cronSpec": {"type": "string", "description": "When to run."}}}}}),
+            status: true,
+            scale: true,
+            ..CustomKind::new(
+                "CronTab",
+                "crontabs",
+                true,
+                json!({"type": "object", "properties": {"spec": {"type": "object", "description": "The wanted state.", "properties": {"cronSpec": {"type": "string", "description": "When to run."}}}}}),
+            )
         };
         reg.set_group_version("stable.example.com", "v1", std::slice::from_ref(&kind))
             .expect("set");
@@ -947,9 +989,28 @@ mod tests {
         assert!(d["components"]["schemas"]
             .get("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
             .is_some());
-        let patch = &d["paths"]
-            ["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}"]["patch"];
+        let item = "/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}";
+        let patch = &d["paths"][item]["patch"];
         assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "CronTab");
+        assert_eq!(patch["parameters"][0]["name"], "fieldValidation");
+        assert_eq!(
+            d["paths"][format!("{item}/status")]["patch"]["x-kubernetes-group-version-kind"]
+                ["kind"],
+            "CronTab"
+        );
+        assert_eq!(
+            d["paths"][format!("{item}/scale")]["get"]["x-kubernetes-group-version-kind"]["kind"],
+            "Scale"
+        );
+        assert!(d["components"]["schemas"]
+            .get("io.k8s.api.autoscaling.v1.Scale")
+            .is_some());
+        assert!(d["paths"]["/apis/stable.example.com/v1/crontabs"]["get"].is_object());
+        assert_eq!(
+            d["components"]["schemas"]["com.example.stable.v1.CronTabList"]["properties"]["items"]
+                ["items"]["$ref"],
+            "#/components/schemas/com.example.stable.v1.CronTab"
+        );
         // a changed schema changes the hash
         let mut k2 = kind.clone();
         k2.schema["properties"]["spec"]["properties"]["image"] = json!({"type": "string"});
