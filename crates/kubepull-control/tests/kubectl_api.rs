@@ -1102,6 +1102,11 @@ async fn openapi_explain_validation_and_apply_with_kubectl() {
         assert!(out.contains("deployment.apps/web created"), "{out}");
         let (ok, out) = k(&["apply", "--validate=false", "-f", "-"], Some(&dep("  replicass: 3\n", "nginx", env)));
         assert!(ok && !out.contains("Warning"), "{out}");
+        // a patch is checked as the object it makes
+        let (ok, out) = k(&["apply", "--validate=warn", "-f", "-"], Some(&dep("  paused: false\n  pausd: true\n", "nginx", env)));
+        assert!(ok && out.contains("Warning: unknown field \"spec.pausd\""), "{out}");
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&dep("  pausd: true\n", "nginx", env)));
+        assert!(!ok && out.contains("error when patching \"STDIN\"") && out.contains("strict decoding error: unknown field \"spec.pausd\""), "{out}");
         // in both cases the unknown field is dropped, as upstream's decoding drops it
         let (ok, out) = k(&["get", "deployment", "web", "-o", "jsonpath={.spec}"], None);
         assert!(ok && out.contains("\"replicas\":1") && !out.contains("replicass"), "{out}");
