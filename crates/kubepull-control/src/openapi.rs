@@ -185,7 +185,6 @@ impl Builtin {
 
 #[derive(Default)]
 struct Shared {
-    builtin: OnceLock<Builtin>,
     custom: RwLock<BTreeMap<(String, String), Custom>>,
     built: RwLock<Built>,
     /// Held while documents are built from `custom`, so the last build sees the last change.
@@ -287,8 +286,11 @@ impl Registry {
         reg
     }
 
-    fn builtin(&self) -> &Builtin {
-        self.shared.builtin.get_or_init(Builtin::load)
+    /// The built-in data and documents: immutable, so parsed once per process and shared by
+    /// every server in it.
+    fn builtin(&self) -> &'static Builtin {
+        static BUILTIN: OnceLock<Builtin> = OnceLock::new();
+        BUILTIN.get_or_init(Builtin::load)
     }
 
     fn ensure_built(&self) {
