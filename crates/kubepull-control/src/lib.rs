@@ -140,6 +140,10 @@ impl ServerHandle {
     pub fn objects(&self) -> objects::Objects {
         self.state.objects.clone()
     }
+    /// The OpenAPI documents (custom kinds are registered here).
+    pub fn openapi(&self) -> openapi::Registry {
+        self.state.openapi.clone()
+    }
     /// Stops serving: closes open connections and the controllers, and releases the datastore.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
