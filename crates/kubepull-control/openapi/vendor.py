@@ -15,8 +15,9 @@ What is kept:
   `parameters` they reference, and the definitions reachable from them (transitively).
 - v3: the same paths and definitions converted the way kube-openapi's builder3 writes them
   (k8s.io/kube-openapi `pkg/builder3/openapi.go`, `pkg/spec3`): `#/definitions/X` becomes
-  `#/components/schemas/X`; a `$ref` with sibling keywords becomes `allOf: [{$ref}]` plus the
-  siblings (as in api/openapi-spec/v3/*.json since 1.27); non-body parameters carry their type
+  `#/components/schemas/X`; a property that is a `$ref` with sibling keywords becomes
+  `allOf: [{$ref}]` plus the siblings (OpenAPI 3.0 ignores siblings of `$ref`; kubectl explain
+  reads `allOf`); non-body parameters carry their type
   under `schema`; a body parameter becomes `requestBody` with one entry per consumed media type;
   responses carry `content` with one entry per produced media type. Shared v2 parameters are
   inlined, as the upstream v3 files do.

@@ -3,7 +3,7 @@
 //! - [`server`]: HTTPS (HTTP/1.1 and HTTP/2), authentication (client certificates of the cluster
 //!   CA, the admin token, node tokens, ServiceAccount tokens), authorization (admin, the node
 //!   authorizer's rule, [`rbac`] for everyone else), discovery (legacy and aggregated), OpenAPI
-//!   v2 and v3 ([`openapi`]) with `fieldValidation`, CRUD, patch (JSON, merge, strategic), watch, Table output, the
+//!   v2/v3 with `fieldValidation`, CRUD, patch (JSON, merge, strategic), watch, Table output, the
 //!   `pods/log` proxy to the node (verified node TLS, client certificate), `binding`, `scale`
 //!   and `token` subresources, `Warning` headers ([`warnings`]).
 //! - [`objects`]: objects as JSON over a [`kubepull_datastore::Datastore`]: metadata, admission
@@ -142,6 +142,10 @@ impl ServerHandle {
     /// The object layer (for in-process use).
     pub fn objects(&self) -> objects::Objects {
         self.state.objects.clone()
+    }
+    /// The OpenAPI documents (custom kinds are registered here).
+    pub fn openapi(&self) -> openapi::Registry {
+        self.state.openapi.clone()
     }
     /// Stops serving: closes open connections and the controllers, and releases the datastore.
     pub async fn shutdown(self) {

@@ -97,6 +97,26 @@ pub struct CustomKind {
     pub namespaced: bool,
     /// The version's `openAPIV3Schema` (structural).
     pub schema: Value,
+    /// Whether the `status` subresource is served.
+    pub status: bool,
+    /// Whether the `scale` subresource is served.
+    pub scale: bool,
+}
+
+impl CustomKind {
+    /// A kind whose list kind is `<kind>List` (the CustomResourceDefinition default,
+    /// apiextensions-apiserver `SetDefaults_CustomResourceDefinitionSpec`).
+    pub fn new(kind: &str, plural: &str, namespaced: bool, schema: Value) -> CustomKind {
+        CustomKind {
+            kind: kind.to_string(),
+            list_kind: format!("{kind}List"),
+            plural: plural.to_string(),
+            namespaced,
+            schema,
+            status: false,
+            scale: false,
+        }
+    }
 }
 
 /// Paths and definitions of one runtime group version, in both flavours.
@@ -165,7 +185,6 @@ impl Builtin {
 
 #[derive(Default)]
 struct Shared {
-    builtin: OnceLock<Builtin>,
     custom: RwLock<BTreeMap<(String, String), Custom>>,
     built: RwLock<Built>,
     /// Held while documents are built from `custom`, so the last build sees the last change.
@@ -267,8 +286,11 @@ impl Registry {
         reg
     }
 
-    fn builtin(&self) -> &Builtin {
-        self.shared.builtin.get_or_init(Builtin::load)
+    /// The built-in data and documents: immutable, so parsed once per process and shared by
+    /// every server in it.
+    fn builtin(&self) -> &'static Builtin {
+        static BUILTIN: OnceLock<Builtin> = OnceLock::new();
+        BUILTIN.get_or_init(Builtin::load)
     }
 
     fn ensure_built(&self) {
@@ -796,6 +818,13 @@ fn custom_kind(
         };
         o
     };
+    // the scale subresource reads and writes autoscaling/v1 Scale
+    let scale_op = |action: &str, v3: bool, body: bool| {
+        let mut o = op(action, v3, body, "io.k8s.api.autoscaling.v1.Scale");
+        o["x-kubernetes-group-version-kind"] =
+            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"});
+        o
+    };
     for v3 in [true, false] {
         let (paths, status) = if v3 {
             (
@@ -824,6 +853,32 @@ fn custom_kind(
                 "delete": del,
             }),
         );
+        if k.namespaced {
+            paths.insert(
+                format!("{base}/{}", k.plural),
+                json!({"get": op("list", v3, false, &list_name)}),
+            );
+        }
+        if k.status {
+            paths.insert(
+                format!("{item}/status"),
+                json!({
+                    "get": op("get", v3, false, &name),
+                    "put": op("put", v3, true, &name),
+                    "patch": op("patch", v3, true, &name),
+                }),
+            );
+        }
+        if k.scale {
+            paths.insert(
+                format!("{item}/scale"),
+                json!({
+                    "get": scale_op("get", v3, false),
+                    "put": scale_op("put", v3, true),
+                    "patch": scale_op("patch", v3, true),
+                }),
+            );
+        }
     }
     Ok(())
 }
@@ -911,11 +966,14 @@ mod tests {
         let before = reg.discovery();
         assert!(before["paths"].get("apis/stable.example.com/v1").is_none());
         let kind = CustomKind {
-            kind: "CronTab".into(),
-            list_kind: "CronTabList".into(),
-            plural: "crontabs".into(),
-            namespaced: true,
-            schema: json!({"type": "object", "properties": {"spec": {"type": "object", "description": "The wanted state.", "properties": {"cronSpec": {"type": "string", "description": "When to run."}}}}}),
+            status: true,
+            scale: true,
+            ..CustomKind::new(
+                "CronTab",
+                "crontabs",
+                true,
+                json!({"type": "object", "properties": {"spec": {"type": "object", "description": "The wanted state.", "properties": {"cronSpec": {"type": "string", "description": "When to run."}}}}}),
+            )
         };
         reg.set_group_version("stable.example.com", "v1", std::slice::from_ref(&kind))
             .expect("set");
@@ -933,9 +991,28 @@ mod tests {
         assert!(d["components"]["schemas"]
             .get("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
             .is_some());
-        let patch = &d["paths"]
-            ["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}"]["patch"];
+        let item = "/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}";
+        let patch = &d["paths"][item]["patch"];
         assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "CronTab");
+        assert_eq!(patch["parameters"][0]["name"], "fieldValidation");
+        assert_eq!(
+            d["paths"][format!("{item}/status")]["patch"]["x-kubernetes-group-version-kind"]
+                ["kind"],
+            "CronTab"
+        );
+        assert_eq!(
+            d["paths"][format!("{item}/scale")]["get"]["x-kubernetes-group-version-kind"]["kind"],
+            "Scale"
+        );
+        assert!(d["components"]["schemas"]
+            .get("io.k8s.api.autoscaling.v1.Scale")
+            .is_some());
+        assert!(d["paths"]["/apis/stable.example.com/v1/crontabs"]["get"].is_object());
+        assert_eq!(
+            d["components"]["schemas"]["com.example.stable.v1.CronTabList"]["properties"]["items"]
+                ["items"]["$ref"],
+            "#/components/schemas/com.example.stable.v1.CronTab"
+        );
         // a changed schema changes the hash
         let mut k2 = kind.clone();
         k2.schema["properties"]["spec"]["properties"]["image"] = json!({"type": "string"});
@@ -995,12 +1072,13 @@ mod tests {
     #[test]
     fn custom_kinds_are_replaced_as_a_set() {
         let reg = Registry::new();
-        let k = |kind: &str| CustomKind {
-            kind: kind.into(),
-            list_kind: format!("{kind}List"),
-            plural: format!("{}s", kind.to_lowercase()),
-            namespaced: false,
-            schema: json!({"type": "object"}),
+        let k = |kind: &str| {
+            CustomKind::new(
+                kind,
+                &format!("{}s", kind.to_lowercase()),
+                false,
+                json!({"type": "object"}),
+            )
         };
         let set = |ks: Vec<(&str, &str, CustomKind)>| {
             let ks: Vec<(String, String, CustomKind)> = ks

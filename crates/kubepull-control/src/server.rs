@@ -672,13 +672,24 @@ async fn route(
             }
         }
     }
-    if let Some(reply) = state.openapi.serve(
-        &path,
-        req.uri().query(),
-        header(&req, hyper::header::ACCEPT),
-        header(&req, hyper::header::IF_NONE_MATCH),
-    ) {
-        return Ok(openapi_reply(reply));
+    if path.starts_with("/openapi/") {
+        // building a document takes a while the first time: off the async workers
+        let (reg, p, q) = (
+            state.openapi.clone(),
+            path.clone(),
+            req.uri().query().map(str::to_string),
+        );
+        let accept = header(&req, hyper::header::ACCEPT).map(str::to_string);
+        let inm = header(&req, hyper::header::IF_NONE_MATCH).map(str::to_string);
+        let reply = tokio::task::spawn_blocking(move || {
+            reg.serve(&p, q.as_deref(), accept.as_deref(), inm.as_deref())
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        return match reply {
+            Some(reply) => Ok(openapi_reply(reply)),
+            None => Err(ApiError::path_not_found()),
+        };
     }
     if req.method() == Method::GET {
         if let Some(reply) = crate::openapi::crd_list_when_unserved(&path) {
@@ -841,11 +852,11 @@ async fn resource_request(
     let table = wants_table(&req);
     let metadata_only = !table && wants_metadata(&req);
     let watch = matches!(q(&qs, "watch"), Some("1") | Some("true"));
-    let strict = q(&qs, "fieldValidation") == Some("Strict");
     crate::warnings::set_warn_unknown_fields(matches!(
         q(&qs, "fieldValidation"),
         None | Some("") | Some("Warn")
     ));
+    let strict = q(&qs, "fieldValidation") == Some("Strict");
     let r = t.r;
     let ns = t.namespace.clone().unwrap_or_default();
     if r.namespaced && t.namespace.is_none() && t.name.is_some() {

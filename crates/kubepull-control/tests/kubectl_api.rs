@@ -1792,6 +1792,11 @@ async fn openapi_explain_validation_and_apply_with_kubectl() {
         assert!(out.contains("deployment.apps/web created"), "{out}");
         let (ok, out) = k(&["apply", "--validate=false", "-f", "-"], Some(&dep("  replicass: 3\n", "nginx", env)));
         assert!(ok && !out.contains("Warning"), "{out}");
+        // a patch is checked as the object it makes
+        let (ok, out) = k(&["apply", "--validate=warn", "-f", "-"], Some(&dep("  paused: false\n  pausd: true\n", "nginx", env)));
+        assert!(ok && out.contains("Warning: unknown field \"spec.pausd\""), "{out}");
+        let (ok, out) = k(&["apply", "-f", "-"], Some(&dep("  pausd: true\n", "nginx", env)));
+        assert!(!ok && out.contains("error when patching \"STDIN\"") && out.contains("strict decoding error: unknown field \"spec.pausd\""), "{out}");
         // in both cases the unknown field is dropped, as upstream's decoding drops it
         let (ok, out) = k(&["get", "deployment", "web", "-o", "jsonpath={.spec}"], None);
         assert!(ok && out.contains("\"replicas\":1") && !out.contains("replicass"), "{out}");
@@ -1898,6 +1903,67 @@ async fn openapi_endpoints_over_http() {
     assert_eq!(
         get("/openapi/v3/api/v1", "*/*").await.unwrap().status(),
         200
+    );
+
+    // a group version registered at runtime appears, and its URL changes with its document
+    let url_of = |d: &serde_json::Value| {
+        d["paths"]["apis/stable.example.com/v1"]["serverRelativeURL"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let discovery = || async {
+        serde_json::from_slice::<serde_json::Value>(
+            &get("/openapi/v3", "application/json")
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let reg = server.openapi();
+    let schema = |field: &str| serde_json::json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {field: {"type": "string", "description": "A synthetic field."}}}}});
+    let kind = |field: &str| {
+        kubepull_control::openapi::CustomKind::new("CronTab", "crontabs", true, schema(field))
+    };
+    reg.set_group_version("stable.example.com", "v1", &[kind("cronSpec")])
+        .unwrap();
+    let u1 = url_of(&discovery().await).expect("registered");
+    let doc: serde_json::Value = serde_json::from_slice(
+        &get(&u1, "application/json")
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        doc["components"]["schemas"]["com.example.stable.v1.CronTab"]["properties"]["spec"]
+            ["properties"]["cronSpec"]["description"],
+        "A synthetic field."
+    );
+    reg.set_group_version("stable.example.com", "v1", &[kind("image")])
+        .unwrap();
+    let u2 = url_of(&discovery().await).expect("registered");
+    assert_ne!(u1, u2);
+    let r = get(&u1, "application/json").await.unwrap();
+    assert_eq!(r.status(), 301);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), u2);
+    // the other group versions keep their URLs
+    assert_eq!(
+        discovery().await["paths"]["apis/apps/v1"]["serverRelativeURL"],
+        url.as_str()
+    );
+    reg.remove_group_version("stable.example.com", "v1");
+    assert_eq!(url_of(&discovery().await), None);
+    assert_eq!(
+        get("/openapi/v3/apis/stable.example.com/v1", "*/*")
+            .await
+            .unwrap()
+            .status(),
+        404
     );
     server.shutdown().await;
 }
