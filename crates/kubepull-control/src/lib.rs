@@ -26,6 +26,8 @@ pub mod admission;
 pub mod auth;
 pub mod authapi;
 pub mod controllers;
+pub mod crd;
+pub mod crd_schema;
 pub mod errors;
 pub mod etcd_store;
 pub mod objects;
@@ -202,6 +204,10 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
         .bootstrap()
         .await
         .map_err(|e| StartError::Datastore(e.to_string()))?;
+    // the stored CustomResourceDefinitions are served from the start
+    crd::sync(&objects)
+        .await
+        .map_err(|e| StartError::Datastore(e.to_string()))?;
     let addr = SocketAddr::new(cfg.bind_address, cfg.secure_port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -318,6 +324,12 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
         }
     });
     let mut tasks = vec![accept];
+    {
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(crd::watch_crds(objects.clone(), async move {
+            let _ = rx.changed().await;
+        })));
+    }
     if cfg.controllers {
         let settings = controllers::Settings { cluster_cidr };
         let mut rx = stop_rx.clone();

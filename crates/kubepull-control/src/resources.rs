@@ -333,6 +333,17 @@ pub const RESOURCES: &[Resource] = &[
         subresources: &[],
         categories: &[],
     },
+    Resource {
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        kind: "CustomResourceDefinition",
+        plural: "customresourcedefinitions",
+        singular: "customresourcedefinition",
+        namespaced: false,
+        short_names: &["crd", "crds"],
+        subresources: &["status"],
+        categories: &["api-extensions"],
+    },
 ];
 
 /// The groups served, in discovery order, each with its one version.
@@ -345,6 +356,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("rbac.authorization.k8s.io", "v1"),
     ("authentication.k8s.io", "v1"),
     ("authorization.k8s.io", "v1"),
+    ("apiextensions.k8s.io", "v1"),
 ];
 
 /// Kinds that are only created (reviews): nothing is stored, the answer is the response.

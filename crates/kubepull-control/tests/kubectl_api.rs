@@ -7,6 +7,9 @@ use std::process::Command;
 
 use kubepull_control::{start, ServerConfig};
 
+#[path = "kubectl_api/crd.rs"]
+mod crd;
+
 fn kubectl(kubeconfig: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     use std::io::Write;
     let mut c = Command::new("kubectl");
