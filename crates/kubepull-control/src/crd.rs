@@ -115,7 +115,10 @@ impl Registry {
 
     /// The served version behind `r`, if `r` is a custom resource.
     pub fn served(&self, r: &Resource) -> Option<Arc<Served>> {
-        if r.group.is_empty() || !r.group.contains('.') || r.group == GROUP {
+        if r.group.is_empty()
+            || !r.group.contains('.')
+            || resources::RESOURCES.iter().any(|b| std::ptr::eq(b, r))
+        {
             return None;
         }
         self.read()
@@ -964,6 +967,25 @@ pub fn admit_body(sv: &Served, obj: &mut Value, strict: bool) -> ApiResult<()> {
     }
     crd_schema::drop_null_without_default(obj, &sv.schema);
     crd_schema::default(obj, &sv.schema);
+    Ok(())
+}
+
+/// Custom resources select by `metadata.name` and `metadata.namespace` only
+/// (`customresource.GetAttrs`; `selectableFields` are not supported).
+pub fn check_field_selector(sv: &Served, selector: Option<&str>) -> ApiResult<()> {
+    for part in selector
+        .unwrap_or("")
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+    {
+        let field = part.split(['=', '!']).next().unwrap_or("").trim();
+        if field != "metadata.name" && field != "metadata.namespace" {
+            return Err(ApiError::bad_request(format!(
+                "field label not supported: {field}"
+            )));
+        }
+    }
+    let _ = sv;
     Ok(())
 }
 

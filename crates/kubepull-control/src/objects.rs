@@ -440,6 +440,10 @@ impl Objects {
     ) -> ApiResult<(Vec<Value>, u64, Option<String>)> {
         let r = resources::storage_of(r);
         let filter = Filter::new(opts, None)?;
+        let cr = self.crds.served(r);
+        if let Some(sv) = &cr {
+            crate::crd::check_field_selector(sv, opts.field_selector.as_deref())?;
+        }
         let prefix = match ns {
             Some(ns) if r.namespaced => format!("{}{}/", r.key_prefix(), ns),
             _ => r.key_prefix(),
@@ -465,7 +469,10 @@ impl Objects {
             revision = page.revision;
             let last_key = page.items.last().map(|kv| kv.key.clone());
             for kv in &page.items {
-                let obj = self.present(r, decode(kv));
+                let obj = match &cr {
+                    Some(sv) => crate::crd::present(sv, decode(kv)),
+                    None => decode(kv),
+                };
                 if filter.matches(&obj) {
                     out.push(obj);
                     if opts.limit > 0 && out.len() == opts.limit {

@@ -795,6 +795,9 @@ async fn resource_request(
             ))
         }
         ("watch", None) => {
+            if let Some(sv) = &cr {
+                crate::crd::check_field_selector(sv, list_opts.field_selector.as_deref())?;
+            }
             let filter = Filter::new(&list_opts, None)?;
             let rv = q(&qs, "resourceVersion").unwrap_or("");
             let timeout = q(&qs, "timeoutSeconds")

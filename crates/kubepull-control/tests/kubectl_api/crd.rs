@@ -177,7 +177,18 @@ async fn custom_resources_with_kubectl() {
         let (ok, out) = k(&["patch", "cps", "corp", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/registry","value":"reg.example"}]"#]);
         assert!(ok, "{out}");
         let (ok, out) = k(&["patch", "cps", "corp", "--type=strategic", "-p", r#"{"spec":{"registry":"x.example"}}"#]);
-        assert!(!ok && out.contains("UnsupportedMediaType") || out.contains("unknown format"), "{out}");
+        assert!(!ok && out.contains("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"), "{out}");
+        // server-side apply
+        let ssa = "apiVersion: kubepull.io/v1alpha1\nkind: ClusterPullSecret\nmetadata: {name: ssa}\nspec: {registry: ssa.example, secretRef: {name: a, namespace: b}}\n";
+        let (ok, out) = ki(&["apply", "--server-side", "-f", "-"], ssa);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "cps", "ssa", "-o", "jsonpath={.spec.mode}"]);
+        assert!(ok && out.trim() == "Copy", "{out}");
+        let (ok, out) = k(&["delete", "cps", "ssa"]);
+        assert!(ok, "{out}");
+        // field selectors other than metadata.name and metadata.namespace are refused
+        let (ok, out) = k(&["get", "cps", "--field-selector", "spec.registry=x"]);
+        assert!(!ok && out.contains("field label not supported: spec.registry"), "{out}");
 
         // a watch sees the changes
         let mut w = Command::new("kubectl")
@@ -266,6 +277,24 @@ async fn custom_resources_with_kubectl() {
     .await
     .unwrap();
 
+    // the schemas for OpenAPI publishing
+    let schemas = kubepull_control::crd::openapi_schemas(&server.objects());
+    let kinds: Vec<(&str, &str, &str)> = schemas
+        .iter()
+        .map(|s| (s.group.as_str(), s.version.as_str(), s.kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("kubepull.io", "v1alpha1", "ClusterPullSecret"),
+            ("test.kubepull.io", "v1", "Mirror"),
+            ("test.kubepull.io", "v1beta1", "Mirror")
+        ]
+    );
+    assert_eq!(
+        schemas[0].schema["properties"]["spec"]["required"],
+        serde_json::json!(["registry", "secretRef"])
+    );
     // a restart keeps the CRDs and their objects
     server.shutdown().await;
     let server = start(cfg).await.unwrap();
