@@ -134,6 +134,13 @@ async fn custom_resources_with_kubectl() {
         assert!(v["spec"].get("surprise").is_none(), "{v}");
         assert_eq!(v["spec"]["namespaceSelector"]["matchLabels"]["team"], "a", "preserved");
         assert_eq!(v["metadata"]["generation"], 1);
+        // applied again with a change (kubectl sends a merge patch for custom resources)
+        let (ok, out) = ki(&["apply", "--validate=warn", "-f", "-"], &CPS.replace("registry.corp.example", "registry2.corp.example"));
+        assert!(ok && out.contains("clusterpullsecret.kubepull.io/corp configured"), "{out}");
+        let (ok, out) = k(&["get", "cps", "corp", "-o", "jsonpath={.spec.registry} {.metadata.generation}"]);
+        assert!(ok && out.trim() == "registry2.corp.example 2", "{out}");
+        let (ok, out) = k(&["get", "crd"]);
+        assert!(ok && out.starts_with("NAME") && out.contains("CREATED AT") && out.contains("clusterpullsecrets.kubepull.io"), "{out}");
         // strict validation refuses it instead
         let strict = CPS.replace("name: corp", "name: strict");
         let (ok, out) = ki(&["create", "--validate=strict", "-f", "-"], &strict);
@@ -159,18 +166,18 @@ async fn custom_resources_with_kubectl() {
         assert!(ok, "{out}");
         let header: Vec<&str> = out.lines().next().unwrap_or("").split_whitespace().collect();
         assert_eq!(header, vec!["NAME", "REGISTRY", "NAMESPACES", "AGE"], "{out}");
-        assert!(out.lines().nth(1).unwrap_or("").starts_with("corp") && out.contains("registry.corp.example"), "{out}");
+        assert!(out.lines().nth(1).unwrap_or("").starts_with("corp") && out.contains("registry2.corp.example"), "{out}");
 
         // status subresource: only status changes, generation stays
         let (ok, out) = k(&["patch", "cps", "corp", "--subresource=status", "--type=merge", "-p", r#"{"status":{"namespaces":3},"spec":{"registry":"evil.example"}}"#]);
         assert!(ok, "{out}");
         let (ok, out) = k(&["get", "cps", "corp", "-o", "jsonpath={.status.namespaces} {.spec.registry} {.metadata.generation}"]);
-        assert!(ok && out.trim() == "3 registry.corp.example 1", "{out}");
+        assert!(ok && out.trim() == "3 registry2.corp.example 2", "{out}");
         // the main resource ignores status; a spec change moves generation
         let (ok, out) = k(&["patch", "cps", "corp", "--type=merge", "-p", r#"{"status":{"namespaces":9},"spec":{"mode":"Reference"}}"#]);
         assert!(ok, "{out}");
         let (ok, out) = k(&["get", "cps", "corp", "-o", "jsonpath={.status.namespaces} {.spec.mode} {.metadata.generation}"]);
-        assert!(ok && out.trim() == "3 Reference 2", "{out}");
+        assert!(ok && out.trim() == "3 Reference 3", "{out}");
         let (ok, out) = k(&["get", "cps"]);
         assert!(ok && out.lines().nth(1).unwrap_or("").split_whitespace().nth(2) == Some("3"), "{out}");
         // json patch works, strategic merge patch does not (415, as upstream)
@@ -487,5 +494,39 @@ async fn bad_crds_and_bodies_store_nothing() {
         0,
         "nothing stored: {v}"
     );
+    server.shutdown().await;
+}
+
+/// Deleting a namespace deletes the custom resources in it (the namespace controller walks the
+/// served CRDs too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_deletion_removes_custom_resources() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), true)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let ki = |args: &[&str], stdin: &str| kubectl(&admin, &home, args, Some(stdin));
+        let k = |args: &[&str]| kubectl(&admin, &home, args, None);
+        let (ok, out) = ki(&["apply", "-f", "-"], MIRROR_CRD);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "namespace", "gone"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "namespace", "kept"]);
+        assert!(ok, "{out}");
+        for ns in ["gone", "kept"] {
+            let m = format!("apiVersion: test.kubepull.io/v1\nkind: Mirror\nmetadata: {{name: m, namespace: {ns}}}\nspec: {{}}\n");
+            let (ok, out) = ki(&["create", "-f", "-"], &m);
+            assert!(ok, "{out}");
+        }
+        let (ok, out) = k(&["delete", "namespace", "gone", "--timeout=60s"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "mirrors", "-A", "-o", "name"]);
+        assert!(ok && out.trim() == "mirror.test.kubepull.io/m", "{out}");
+        let (ok, out) = k(&["get", "mirror", "m", "-n", "kept", "-o", "name"]);
+        assert!(ok, "{out}");
+    })
+    .await
+    .unwrap();
     server.shutdown().await;
 }
