@@ -137,11 +137,14 @@ impl Registry {
         v
     }
 
-    /// One resource of each CRD (its storage version), for walking all stored objects.
+    /// One served resource of each CRD (the storage version when served), for walking all
+    /// stored objects: the storage keys do not depend on the version.
     pub fn storage_resources(&self) -> Vec<&'static Resource> {
-        self.all()
-            .into_iter()
-            .filter(|s| s.r.api_version() == s.storage_api_version)
+        let mut all = self.all();
+        all.sort_by_key(|s| s.r.api_version() != s.storage_api_version);
+        let mut seen = HashSet::new();
+        all.into_iter()
+            .filter(|s| seen.insert(s.crd_name.clone()))
             .map(|s| s.r)
             .collect()
     }

@@ -255,6 +255,19 @@ async fn custom_resources_with_kubectl() {
         // the other served version: same object, its apiVersion
         let (ok, out) = k(&["get", "mirrors.v1beta1.test.kubepull.io", "m1", "-n", "t", "-o", "jsonpath={.apiVersion} {.spec.upstream}"]);
         assert!(ok && out.trim() == "test.kubepull.io/v1beta1 docker.io", "{out}");
+        // legacy discovery: the preferred version first, subresources listed
+        let (ok, out) = k(&["get", "--raw", "/apis/test.kubepull.io"]);
+        assert!(ok, "{out}");
+        let g: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(g["preferredVersion"]["version"], "v1", "{g}");
+        assert_eq!(g["versions"].as_array().map(Vec::len), Some(2), "{g}");
+        let (ok, out) = k(&["get", "--raw", "/apis/test.kubepull.io/v1"]);
+        assert!(ok, "{out}");
+        let l: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let names: Vec<&str> = l["resources"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+        assert_eq!(names, vec!["mirrors", "mirrors/status", "mirrors/scale"], "{l}");
+        let (ok, out) = k(&["get", "--raw", "/apis"]);
+        assert!(ok && out.contains("\"name\":\"kubepull.io\"") && out.contains("kubepull.io/v1alpha1"), "{out}");
         // the ClusterPullSecret has no scale subresource
         let (ok, out) = k(&["get", "--raw", "/apis/kubepull.io/v1alpha1/clusterpullsecrets/corp/scale"]);
         assert!(!ok && out.contains("NotFound"), "{out}");
