@@ -630,6 +630,9 @@ fn typed_round_trip(r: &Resource, obj: &Value) -> Option<Result<Value, String>> 
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             round::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>(obj)
         }
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => round::<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        >(obj),
         _ => return None,
     })
 }

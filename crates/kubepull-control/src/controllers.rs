@@ -296,9 +296,11 @@ async fn namespaces(objects: &Objects) {
         }
         let name = s(&ns, "/metadata/name").to_string();
         let mut left = 0;
+        let custom = objects.crds().storage_resources();
         for r in resources::RESOURCES
             .iter()
             .filter(|r| r.namespaced && r.group != "events.k8s.io")
+            .chain(custom.into_iter().filter(|r| r.namespaced))
         {
             let (items, _, _) = objects
                 .list(r, Some(&name), &ListOptions::default())

@@ -102,10 +102,16 @@ impl ApiError {
     /// 422 `Kind "name" is invalid: field: detail, …`.
     pub fn invalid(r: &Resource, name: &str, causes: Vec<Cause>) -> Self {
         let text: Vec<String> = causes.iter().map(|c| c.text()).collect();
-        let msg = if text.len() == 1 {
-            format!("{} \"{name}\" is invalid: {}", r.kind, text[0])
+        // `errors.NewInvalid` names the qualified kind (`Kind.group`)
+        let kind = if r.group.is_empty() {
+            r.kind.to_string()
         } else {
-            format!("{} \"{name}\" is invalid: [{}]", r.kind, text.join(", "))
+            format!("{}.{}", r.kind, r.group)
+        };
+        let msg = if text.len() == 1 {
+            format!("{kind} \"{name}\" is invalid: {}", text[0])
+        } else {
+            format!("{kind} \"{name}\" is invalid: [{}]", text.join(", "))
         };
         Self::new(
             422,
@@ -285,11 +291,45 @@ impl Cause {
         }
     }
 
+    /// `Invalid value: <v>: detail` with reason `FieldValueTypeInvalid` (`field.TypeInvalid`).
+    pub fn type_invalid(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Cause {
+            reason: "FieldValueTypeInvalid",
+            ..Cause::invalid(field, value, detail)
+        }
+    }
+
+    /// `Too long: may not be more than <n> bytes` (`field.TooLong`).
+    pub fn too_long(field: impl Into<String>, max: u64) -> Self {
+        Cause {
+            reason: "FieldValueTooLong",
+            field: field.into(),
+            value: None,
+            detail: format!("may not be more than {max} bytes"),
+        }
+    }
+
+    /// `Too many: <n>: must have at most <max> items` (`field.TooMany`).
+    pub fn too_many(field: impl Into<String>, actual: usize, max: u64) -> Self {
+        Cause {
+            reason: "FieldValueTooMany",
+            field: field.into(),
+            value: Some(actual.to_string()),
+            detail: format!("must have at most {max} items"),
+        }
+    }
+
     fn message_part(&self) -> String {
         let kind = match self.reason {
             "FieldValueRequired" => "Required value",
-            "FieldValueInvalid" => "Invalid value",
+            "FieldValueInvalid" | "FieldValueTypeInvalid" => "Invalid value",
             "FieldValueNotSupported" => "Unsupported value",
+            "FieldValueTooLong" => "Too long",
+            "FieldValueTooMany" => "Too many",
             "FieldValueDuplicate" => "Duplicate value",
             _ => "Forbidden",
         };

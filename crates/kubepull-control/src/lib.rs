@@ -28,6 +28,8 @@ pub mod admission;
 pub mod auth;
 pub mod authapi;
 pub mod controllers;
+pub mod crd;
+pub mod crd_schema;
 pub mod errors;
 pub mod etcd_store;
 pub mod objects;
@@ -210,6 +212,10 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
         .bootstrap()
         .await
         .map_err(|e| StartError::Datastore(e.to_string()))?;
+    // the stored CustomResourceDefinitions are served from the start
+    crd::sync(&objects)
+        .await
+        .map_err(|e| StartError::Datastore(e.to_string()))?;
     let addr = SocketAddr::new(cfg.bind_address, cfg.secure_port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -277,12 +283,36 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
         .tls_info(true)
         .build()
         .map_err(|e| StartError::Tls(e.to_string()))?;
+    let openapi = crate::openapi::Registry::new();
+    {
+        // the OpenAPI documents follow the established CustomResourceDefinitions
+        let openapi = openapi.clone();
+        objects.crds().on_change(move |served| {
+            let kinds: Vec<(String, String, crate::openapi::CustomKind)> = served
+                .iter()
+                .map(|sv| {
+                    let mut k = crate::openapi::CustomKind::new(
+                        sv.r.kind,
+                        sv.r.plural,
+                        sv.r.namespaced,
+                        sv.schema.clone(),
+                    );
+                    k.status = sv.status;
+                    k.scale = sv.scale.is_some();
+                    (sv.r.group.to_string(), sv.r.version.to_string(), k)
+                })
+                .collect();
+            if let Err(e) = openapi.set_custom_kinds(&kinds) {
+                tracing::warn!("OpenAPI for custom resources: {e}");
+            }
+        });
+    }
     let state = Arc::new(server::State {
         objects: objects.clone(),
         pki,
         http,
         tokens,
-        openapi: crate::openapi::Registry::new(),
+        openapi,
     });
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let st = state.clone();
@@ -327,6 +357,12 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
         }
     });
     let mut tasks = vec![accept];
+    {
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(crd::watch_crds(objects.clone(), async move {
+            let _ = rx.changed().await;
+        })));
+    }
     if cfg.controllers {
         let settings = controllers::Settings { cluster_cidr };
         let mut rx = stop_rx.clone();

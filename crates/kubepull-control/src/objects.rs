@@ -99,6 +99,7 @@ pub struct Objects {
     store: Arc<dyn Datastore>,
     pod_security: podsecurity::Level,
     webhooks: Arc<webhooks::Webhooks>,
+    crds: Arc<crate::crd::Registry>,
 }
 
 fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
@@ -379,6 +380,20 @@ impl Objects {
             store,
             pod_security: podsecurity::Level::Baseline,
             webhooks: Default::default(),
+            crds: Arc::default(),
+        }
+    }
+
+    /// The custom resources served (from the CustomResourceDefinitions).
+    pub fn crds(&self) -> &crate::crd::Registry {
+        &self.crds
+    }
+
+    /// A stored object as served: custom resources in the requested version.
+    fn present(&self, r: &Resource, obj: Value) -> Value {
+        match self.crds.served(r) {
+            Some(sv) => crate::crd::present(&sv, obj),
+            None => obj,
         }
     }
 
@@ -398,7 +413,7 @@ impl Objects {
     pub async fn get(&self, r: &'static Resource, ns: &str, name: &str) -> ApiResult<Value> {
         let r = resources::storage_of(r);
         match self.store.get(&r.key(ns, name)).await {
-            Ok(Some(kv)) => Ok(decode(&kv)),
+            Ok(Some(kv)) => Ok(self.present(r, decode(&kv))),
             Ok(None) => Err(ApiError::not_found(r, name)),
             Err(e) => Err(store_err(r, name, e)),
         }
@@ -428,6 +443,10 @@ impl Objects {
     ) -> ApiResult<(Vec<Value>, u64, Option<String>)> {
         let r = resources::storage_of(r);
         let filter = Filter::new(opts, None)?;
+        let cr = self.crds.served(r);
+        if let Some(sv) = &cr {
+            crate::crd::check_field_selector(sv, opts.field_selector.as_deref())?;
+        }
         let prefix = match ns {
             Some(ns) if r.namespaced => format!("{}{}/", r.key_prefix(), ns),
             _ => r.key_prefix(),
@@ -453,7 +472,10 @@ impl Objects {
             revision = page.revision;
             let last_key = page.items.last().map(|kv| kv.key.clone());
             for kv in &page.items {
-                let obj = decode(kv);
+                let obj = match &cr {
+                    Some(sv) => crate::crd::present(sv, decode(kv)),
+                    None => decode(kv),
+                };
                 if filter.matches(&obj) {
                     out.push(obj);
                     if opts.limit > 0 && out.len() == opts.limit {
@@ -490,6 +512,15 @@ impl Objects {
         }
         if let Some(why) = admission::decoding_problem(r, &mut obj, true, strict) {
             return Err(ApiError::bad_request(why));
+        }
+        let cr = self.crds.served(r);
+        if let Some(sv) = &cr {
+            crate::crd::admit_body(sv, &mut obj, strict)?;
+            if sv.status {
+                if let Some(o) = obj.as_object_mut() {
+                    o.remove("status");
+                }
+            }
         }
         obj["apiVersion"] = json!(r.api_version());
         obj["kind"] = json!(r.kind);
@@ -530,7 +561,7 @@ impl Objects {
         md.remove("resourceVersion");
         md.remove("deletionTimestamp");
         md.remove("managedFields");
-        if matches!(r.kind, "Deployment" | "ReplicaSet") {
+        if matches!(r.kind, "Deployment" | "ReplicaSet") || cr.is_some() {
             md.insert("generation".into(), json!(1));
         }
         // admission: the namespace must exist and not be terminating
@@ -549,6 +580,12 @@ impl Objects {
             }
         }
         admission::default_object(r, &mut obj);
+        if crate::crd::is_crd(r) {
+            crate::crd::default_crd(&mut obj);
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
         if r.kind == "Pod" {
             self.admit_pod(ns, &name, &mut obj).await?;
             if obj.pointer("/status/phase").is_none() {
@@ -575,7 +612,13 @@ impl Objects {
             .await?;
         obj["metadata"]["name"] = json!(name);
         attrs.name = &name;
-        let causes = admission::validate(r, &obj, None);
+        let mut causes = admission::validate(r, &obj, None);
+        if let Some(sv) = &cr {
+            causes.extend(crate::crd::validate_cr(sv, &obj));
+        }
+        if crate::crd::is_crd(r) {
+            causes.extend(crate::crd::validate_crd(&obj, None));
+        }
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
@@ -588,15 +631,23 @@ impl Objects {
             return Ok(obj);
         }
         let _ = user;
+        let bytes = match &cr {
+            Some(sv) => encode(&crate::crd::to_storage(sv, &obj)),
+            None => encode(&obj),
+        };
         let rev = self
             .store
-            .create(&sr.key(ns, &name), encode(&obj))
+            .create(&sr.key(ns, &name), bytes)
             .await
             .map_err(|e| store_err(r, &name, e))?;
         if webhooks::is_configuration(r) {
             self.webhooks.invalidate();
         }
         obj["metadata"]["resourceVersion"] = json!(rev.to_string());
+        if crate::crd::is_crd(r) {
+            crate::crd::sync(self).await?;
+            return self.get(r, "", &name).await;
+        }
         if r.kind == "Namespace" {
             // every namespace gets its default ServiceAccount (serviceaccounts-controller)
             let sa = resources::find("", "v1", "serviceaccounts").expect("sa");
@@ -834,9 +885,19 @@ impl Objects {
             .await
             .map_err(|e| store_err(r, name, e))?
             .ok_or_else(|| ApiError::not_found(r, name))?;
-        let old = decode(&cur_kv);
+        let cr = self.crds.served(r);
+        if cr
+            .as_ref()
+            .is_some_and(|sv| subresource.is_some_and(|s| s != "status" || !sv.status))
+        {
+            return Err(ApiError::path_not_found());
+        }
+        let old = self.present(r, decode(&cur_kv));
         if let Some(why) = admission::decoding_problem(r, &mut obj, subresource.is_none(), strict) {
             return Err(ApiError::bad_request(why));
+        }
+        if let Some(sv) = &cr {
+            crate::crd::admit_body(sv, &mut obj, strict)?;
         }
         let expected = match obj
             .pointer("/metadata/resourceVersion")
@@ -887,15 +948,22 @@ impl Objects {
                         }
                     }
                 }
-                if matches!(r.kind, "Deployment" | "ReplicaSet") {
+                if matches!(r.kind, "Deployment" | "ReplicaSet") || cr.is_some() {
                     let g = old
                         .pointer("/metadata/generation")
                         .and_then(Value::as_i64)
                         .unwrap_or(1);
-                    let changed = old.get("spec") != obj.get("spec");
+                    let changed = if cr.is_some() {
+                        crate::crd::spec_changed(&old, &obj)
+                    } else {
+                        old.get("spec") != obj.get("spec")
+                    };
                     obj["metadata"]["generation"] = json!(if changed { g + 1 } else { g });
                 }
                 admission::default_object(r, &mut obj);
+                if crate::crd::is_crd(r) {
+                    crate::crd::default_crd(&mut obj);
+                }
                 obj
             }
         };
@@ -911,7 +979,13 @@ impl Objects {
         self.webhooks
             .mutate(self, &attrs, Some(&mut new), Some(&old))
             .await?;
-        let causes = admission::validate(r, &new, Some(&old));
+        let mut causes = admission::validate(r, &new, Some(&old));
+        if let Some(sv) = &cr {
+            causes.extend(crate::crd::validate_cr(sv, &new));
+        }
+        if crate::crd::is_crd(r) && subresource.is_none() {
+            causes.extend(crate::crd::validate_crd(&new, Some(&old)));
+        }
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, name, causes));
         }
@@ -937,21 +1011,35 @@ impl Objects {
             && finalizers_empty
             && r.kind != "Pod"
         {
+            if crate::crd::is_crd(r) {
+                crate::crd::delete_instances(self, &new).await?;
+            }
             let (rev, _) = self
                 .store
                 .delete(&key, Some(cur_kv.mod_revision))
                 .await
                 .map_err(|e| store_err(r, name, e))?;
             new["metadata"]["resourceVersion"] = json!(rev.to_string());
-            return Ok(new);
+            if crate::crd::is_crd(r) {
+                crate::crd::sync(self).await?;
+            }
+            return Ok(self.present(r, new));
         }
+        let bytes = match &cr {
+            Some(sv) => encode(&crate::crd::to_storage(sv, &new)),
+            None => encode(&new),
+        };
         let rev = self
             .store
-            .update(&key, encode(&new), cur_kv.mod_revision)
+            .update(&key, bytes, cur_kv.mod_revision)
             .await
             .map_err(|e| store_err(r, name, e))?;
         new["metadata"]["resourceVersion"] = json!(rev.to_string());
-        Ok(new)
+        if crate::crd::is_crd(r) {
+            crate::crd::sync(self).await?;
+            return self.get(r, "", name).await;
+        }
+        Ok(self.present(r, new))
     }
 
     /// Applies a patch, retrying on write conflicts (the patch is re-applied to the latest
@@ -966,6 +1054,9 @@ impl Objects {
         subresource: Option<&str>,
         strict: bool,
     ) -> ApiResult<Value> {
+        if self.crds.served(r).is_some() {
+            crate::crd::refuse_strategic(content_type)?;
+        }
         for _ in 0..8 {
             let cur = self.get(r, ns, name).await?;
             let mut next = cur.clone();
@@ -1055,10 +1146,16 @@ impl Objects {
                 && opts.grace_period_seconds.unwrap_or(1) > 0;
             let namespace = r.kind == "Namespace";
             if finalizers.is_empty() && !graceful_pod && !namespace {
+                if crate::crd::is_crd(r) {
+                    crate::crd::delete_instances(self, &obj).await?;
+                }
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok((rev, _)) => {
                         obj["metadata"]["resourceVersion"] = json!(rev.to_string());
-                        return Ok(obj);
+                        if crate::crd::is_crd(r) {
+                            crate::crd::sync(self).await?;
+                        }
+                        return Ok(self.present(r, obj));
                     }
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => return Err(store_err(r, name, e)),
@@ -1162,12 +1259,17 @@ impl Objects {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let kind = r.kind;
         let api_version = r.api_version();
+        let cr = self.crds.served(r);
+        let present = move |o: Value| match &cr {
+            Some(sv) => crate::crd::present(sv, o),
+            None => o,
+        };
         tokio::spawn(async move {
             while let Some(ev) = w.events.recv().await {
                 let out = match ev {
                     Err(e) => Err(store_err(sr, "", e)),
                     Ok(Event::Put { kv, prev }) => {
-                        let mut obj = decode(&kv);
+                        let mut obj = present(decode(&kv));
                         obj["kind"] = json!(kind);
                         obj["apiVersion"] = json!(api_version);
                         let was = prev
@@ -1192,7 +1294,7 @@ impl Objects {
                         }
                     }
                     Ok(Event::Delete { prev, revision }) => {
-                        let mut obj = decode(&prev);
+                        let mut obj = present(decode(&prev));
                         if !filter.matches(&obj) {
                             continue;
                         }

@@ -355,6 +355,17 @@ pub const RESOURCES: &[Resource] = &[
         subresources: &[],
         categories: &["api-extensions"],
     },
+    Resource {
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        kind: "CustomResourceDefinition",
+        plural: "customresourcedefinitions",
+        singular: "customresourcedefinition",
+        namespaced: false,
+        short_names: &["crd", "crds"],
+        subresources: &["status"],
+        categories: &["api-extensions"],
+    },
 ];
 
 /// The groups served, in discovery order, each with its one version.
@@ -368,6 +379,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("authentication.k8s.io", "v1"),
     ("authorization.k8s.io", "v1"),
     ("admissionregistration.k8s.io", "v1"),
+    ("apiextensions.k8s.io", "v1"),
 ];
 
 /// Kinds that are only created (reviews): nothing is stored, the answer is the response.

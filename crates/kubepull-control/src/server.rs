@@ -320,7 +320,16 @@ struct Target {
     sub: Option<String>,
 }
 
+#[cfg(test)]
 fn parse_target(path: &str) -> Option<Target> {
+    parse_target_in(path, None)
+}
+
+/// The target of a resource path: a served resource, built in or from a CRD.
+fn parse_target_in(path: &str, crds: Option<&crate::crd::Registry>) -> Option<Target> {
+    let find = |g: &str, v: &str, p: &str| {
+        resources::find(g, v, p).or_else(|| crds.and_then(|c| c.find(g, v, p)))
+    };
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match parts.as_slice() {
         ["api", v, rest @ ..] => ("", *v, rest),
@@ -330,10 +339,7 @@ fn parse_target(path: &str) -> Option<Target> {
     let mut namespace: Option<String> = None;
     let mut rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
     // `/api/v1/namespaces/NAME/status` (no resource at index 2) is the namespace object itself
-    if rest.len() >= 3
-        && rest[0] == "namespaces"
-        && resources::find(group, version, &rest[2]).is_some()
-    {
+    if rest.len() >= 3 && rest[0] == "namespaces" && find(group, version, &rest[2]).is_some() {
         namespace = Some(rest[1].clone());
         rest.drain(..2);
     }
@@ -343,7 +349,7 @@ fn parse_target(path: &str) -> Option<Target> {
         [p, n, s] => (p.clone(), Some(n.clone()), Some(s.clone())),
         _ => return None,
     };
-    let r = resources::find(group, version, &plural)?;
+    let r = find(group, version, &plural)?;
     Some(Target {
         r,
         namespace,
@@ -657,7 +663,7 @@ async fn route(
     // non-resource paths (discovery, OpenAPI) are authorized by RBAC for users too
     // (`system:discovery`); resource paths below by the resource authorizers
     if let User::Other(u) = &user {
-        if parse_target(&path).is_none() {
+        if parse_target_in(&path, Some(state.objects.crds())).is_none() {
             let a = crate::rbac::Attributes {
                 verb: if req.method() == Method::GET || req.method() == Method::HEAD {
                     "get".into()
@@ -711,13 +717,17 @@ async fn route(
         }
         "/apis" => {
             return Ok(if agg {
+                let mut list = resources::aggregated(false);
+                crate::crd::extend_aggregated(state.objects.crds(), &mut list);
                 full(
                     StatusCode::OK,
                     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
-                    serde_json::to_vec(&resources::aggregated(false)).unwrap_or_default(),
+                    serde_json::to_vec(&list).unwrap_or_default(),
                 )
             } else {
-                json_resp(StatusCode::OK, &resources::api_group_list())
+                let mut list = resources::api_group_list();
+                crate::crd::extend_group_list(state.objects.crds(), &mut list);
+                json_resp(StatusCode::OK, &list)
             })
         }
         "/api/v1" => {
@@ -734,17 +744,24 @@ async fn route(
             if let Some((g, v)) = resources::GROUPS.iter().find(|(x, _)| x == g) {
                 return Ok(json_resp(StatusCode::OK, &resources::api_group(g, v)));
             }
+            if let Some(group) = crate::crd::api_group(state.objects.crds(), g) {
+                return Ok(json_resp(StatusCode::OK, &group));
+            }
             return Err(ApiError::path_not_found());
         }
         ["apis", g, v] => {
             if resources::GROUPS.contains(&(*g, *v)) {
                 return Ok(json_resp(StatusCode::OK, &resources::resource_list(g, v)));
             }
+            if let Some(list) = crate::crd::resource_list(state.objects.crds(), g, v) {
+                return Ok(json_resp(StatusCode::OK, &list));
+            }
             return Err(ApiError::path_not_found());
         }
         _ => {}
     }
-    let t = parse_target(&path).ok_or_else(ApiError::path_not_found)?;
+    let t =
+        parse_target_in(&path, Some(state.objects.crds())).ok_or_else(ApiError::path_not_found)?;
     let qs = query(&req);
     let (dry_run, field_manager) = (
         q(&qs, "dryRun").is_some(),
@@ -862,6 +879,12 @@ async fn resource_request(
     if r.namespaced && t.namespace.is_none() && t.name.is_some() {
         return Err(ApiError::path_not_found());
     }
+    let cr = state.objects.crds().served(r);
+    if let (Some(sv), Some(sub)) = (&cr, t.sub.as_deref()) {
+        if !sv.r.subresources.contains(&sub) {
+            return Err(ApiError::path_not_found());
+        }
+    }
     let verb = match (&method, t.name.is_some(), watch) {
         (&Method::GET, false, true) => "watch",
         (&Method::GET, false, false) => "list",
@@ -901,7 +924,7 @@ async fn resource_request(
         ("list", None) => {
             let (items, rev, cont) = state.objects.list(r, ns_opt, &list_opts).await?;
             if table {
-                let mut tbl = crate::table::table(r, &items, rev);
+                let mut tbl = table_of(cr.as_deref(), r, &items, rev);
                 if let Some(c) = cont {
                     tbl["metadata"]["continue"] = json!(c);
                 }
@@ -910,7 +933,8 @@ async fn resource_request(
             let items: Vec<Value> = items
                 .into_iter()
                 .map(|mut o| {
-                    if let Some(m) = o.as_object_mut() {
+                    // custom resources keep apiVersion and kind in lists (unstructured)
+                    if let Some(m) = o.as_object_mut().filter(|_| cr.is_none()) {
                         m.remove("apiVersion");
                         m.remove("kind");
                     }
@@ -934,6 +958,9 @@ async fn resource_request(
             ))
         }
         ("watch", None) => {
+            if let Some(sv) = &cr {
+                crate::crd::check_field_selector(sv, list_opts.field_selector.as_deref())?;
+            }
             let filter = Filter::new(&list_opts, None)?;
             let rv = q(&qs, "resourceVersion").unwrap_or("");
             let timeout = q(&qs, "timeoutSeconds")
@@ -963,6 +990,7 @@ async fn resource_request(
                 timeout,
                 bookmarks,
                 after,
+                cr,
             ))
         }
         ("get", None) => {
@@ -975,7 +1003,7 @@ async fn resource_request(
                     .unwrap_or(0);
                 return Ok(json_resp(
                     StatusCode::OK,
-                    &crate::table::table(r, &[obj], rev),
+                    &table_of(cr.as_deref(), r, &[obj], rev),
                 ));
             }
             if metadata_only {
@@ -987,6 +1015,41 @@ async fn resource_request(
             StatusCode::OK,
             &state.objects.get(r, &ns, &name).await?,
         )),
+        ("get", Some("scale")) if cr.is_some() => {
+            let sv = cr.as_deref().expect("custom resource");
+            let obj = state.objects.get(r, &ns, &name).await?;
+            Ok(json_resp(StatusCode::OK, &crate::crd::scale_of(sv, &obj)?))
+        }
+        ("update", Some("scale")) | ("patch", Some("scale")) if cr.is_some() => {
+            let sv = cr.as_deref().expect("custom resource");
+            let (ct, body) = read_body(req).await?;
+            crate::crd::refuse_strategic(&ct)?;
+            let mut obj = state.objects.get(r, &ns, &name).await?;
+            let mut scale = crate::crd::scale_of(sv, &obj)?;
+            if verb == "update" {
+                let rv = body
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str);
+                if rv.is_some_and(|rv| {
+                    !rv.is_empty()
+                        && Some(rv)
+                            != obj
+                                .pointer("/metadata/resourceVersion")
+                                .and_then(Value::as_str)
+                }) {
+                    return Err(ApiError::conflict(r, &name));
+                }
+                scale = body;
+            } else {
+                crate::objects::apply_patch(&mut scale, &ct, &body)?;
+            }
+            crate::crd::apply_scale(sv, &mut obj, &scale)?;
+            let obj = state
+                .objects
+                .update(r, &ns, &name, obj, None, false)
+                .await?;
+            Ok(json_resp(StatusCode::OK, &crate::crd::scale_of(sv, &obj)?))
+        }
         ("get", Some("scale")) => Ok(json_resp(
             StatusCode::OK,
             &scale_of(&state.objects.get(r, &ns, &name).await?),
@@ -1202,6 +1265,14 @@ struct WatchForm {
     proto: bool,
 }
 
+/// The Table of `items`: a custom resource's printer columns, or the built-in printers.
+fn table_of(cr: Option<&crate::crd::Served>, r: &Resource, items: &[Value], rev: u64) -> Value {
+    match cr {
+        Some(sv) => crate::crd::table(sv, items, rev),
+        None => crate::table::table(r, items, rev),
+    }
+}
+
 fn watch_response(
     r: &'static Resource,
     initial: Vec<Value>,
@@ -1210,6 +1281,7 @@ fn watch_response(
     timeout_secs: u64,
     bookmarks: bool,
     start_rev: u64,
+    cr: Option<Arc<crate::crd::Served>>,
 ) -> Response<Body> {
     let WatchForm {
         table,
@@ -1230,21 +1302,21 @@ fn watch_response(
         line.push(b'\n');
         Bytes::from(line)
     };
-    let encode = move |kind: &str, obj: Value| -> Bytes {
+    let encode = Arc::new(move |kind: &str, obj: Value| -> Bytes {
         let object = if table {
             let rev = obj
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
-            crate::table::table(r, &[obj], rev)
+            table_of(cr.as_deref(), r, &[obj], rev)
         } else if metadata_only {
             partial_metadata(&obj)
         } else {
             obj
         };
         line(kind, &object)
-    };
+    });
     let first: Vec<Result<Frame<Bytes>, std::io::Error>> = initial
         .into_iter()
         .map(|mut o| {
@@ -1259,6 +1331,7 @@ fn watch_response(
     let kind = r.kind;
     let live = futures_util::stream::unfold((rx, start_rev), move |(mut rx, mut last)| {
         let api_version = api_version.clone();
+        let encode = encode.clone();
         async move {
             loop {
                 let tick = tokio::time::sleep(std::time::Duration::from_secs(if bookmarks { 30 } else { 3600 }));

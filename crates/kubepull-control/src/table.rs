@@ -485,6 +485,14 @@ pub fn table(r: &Resource, items: &[Value], resource_version: u64) -> Value {
                 })
                 .collect(),
         ),
+        // apiextensions-apiserver `pkg/registry/customresourcedefinition/tableconvertor`
+        "CustomResourceDefinition" => (
+            vec![col("Name", "string", 0), col("Created At", "date", 0)],
+            items
+                .iter()
+                .map(|o| row(o, vec![name(o), json!(s(o, "/metadata/creationTimestamp"))]))
+                .collect(),
+        ),
         "Lease" => (
             vec![
                 col("Name", "string", 0),

@@ -393,18 +393,42 @@ async fn etcd_three_members_one_killed() {
 }
 
 fn kubectl(kubeconfig: &std::path::Path, home: &std::path::Path, args: &[&str]) -> String {
-    let o = Command::new("kubectl")
+    let (ok, out, err) = kubectl_run(kubeconfig, home, args, None);
+    assert!(ok, "kubectl {args:?}: {err}");
+    out
+}
+
+/// kubectl with `stdin`: success, stdout, stderr.
+fn kubectl_run(
+    kubeconfig: &std::path::Path,
+    home: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    use std::io::Write;
+    let mut c = Command::new("kubectl")
         .env("KUBECONFIG", kubeconfig)
         .env("HOME", home)
         .args(args)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("kubectl");
-    assert!(
+    if let Some(s) = stdin {
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(s.as_bytes())
+            .expect("stdin");
+    }
+    drop(c.stdin.take());
+    let o = c.wait_with_output().expect("kubectl");
+    (
         o.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// Two API servers on one etcd cluster: what kubectl writes through one, kubectl reads through
@@ -455,6 +479,119 @@ async fn two_api_servers_share_one_etcd() {
     assert!(
         out.contains("regcred") && out.contains("kubernetes.io/dockerconfigjson"),
         "{out}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer, default: 1}}}
+";
+
+/// A CRD created through one API server is served by the other (it follows CRD changes in
+/// etcd), its objects are shared, survive a restart on etcd, and go with the CRD.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resources_across_api_servers_on_etcd() {
+    let e = start_etcd(1);
+    let spec = format!("etcd://{}", e.clients[0]);
+    let _ = connect(&spec).await;
+    let d = tempfile::tempdir().unwrap();
+    let mk = |name: &str| kubepull_control::ServerConfig {
+        data_dir: d.path().join(name),
+        bind_address: "127.0.0.1".parse().unwrap(),
+        secure_port: 0,
+        datastore: spec.clone(),
+        controllers: false,
+        pod_security: kubepull_control::podsecurity::Level::Baseline,
+        cluster_cidr: None,
+    };
+    let a = kubepull_control::start(mk("a")).await.unwrap();
+    let b = kubepull_control::start(mk("b")).await.unwrap();
+    let (ka, kb, home) = (
+        a.kubeconfig_path(),
+        b.kubeconfig_path(),
+        d.path().to_path_buf(),
+    );
+    // the CRD through a; b serves it once its CRD watch has seen it
+    let crd = d.path().join("crd.yaml");
+    std::fs::write(&crd, WIDGET_CRD).unwrap();
+    let (ka2, kb2, home2) = (ka.clone(), kb.clone(), home.clone());
+    tokio::task::spawn_blocking(move || {
+        let out = kubectl(&ka2, &home2, &["apply", "-f", crd.to_str().unwrap()]);
+        assert!(out.contains("created"), "{out}");
+        let served = |k: &std::path::Path| {
+            kubectl_run(k, &home2, &["get", "--raw", "/apis/example.com/v1/widgets"], None).1.contains("WidgetList")
+        };
+        let mut tries = 0;
+        while !served(&kb2) {
+            tries += 1;
+            assert!(tries < 100, "b never served the CRD created through a");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        kubectl(&kb2, &home2, &["create", "namespace", "w"]);
+        let w = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: w}\nspec: {}\n";
+        let (ok, out, err) = kubectl_run(&kb2, &home2, &["create", "-f", "-"], Some(w));
+        assert!(ok && out.contains("widget.example.com/w1 created"), "{out}{err}");
+        let out = kubectl(&ka2, &home2, &["get", "widget", "w1", "-n", "w", "-o", "jsonpath={.spec.size}"]);
+        assert_eq!(out.trim(), "1", "defaulted, and visible through a");
+    })
+    .await
+    .unwrap();
+    // a restart on etcd keeps the CRD and its object
+    a.shutdown().await;
+    let a = kubepull_control::start(mk("a")).await.unwrap();
+    let ka = a.kubeconfig_path();
+    let (ka2, kb2, home2) = (ka.clone(), kb.clone(), home.clone());
+    tokio::task::spawn_blocking(move || {
+        let out = kubectl(
+            &ka2,
+            &home2,
+            &["get", "widget", "w1", "-n", "w", "-o", "name"],
+        );
+        assert_eq!(out.trim(), "widget.example.com/w1");
+        // deleting the CRD through b: a stops serving it, the object is gone
+        let out = kubectl(&kb2, &home2, &["delete", "crd", "widgets.example.com"]);
+        assert!(out.contains("deleted"), "{out}");
+        let mut tries = 0;
+        while !kubectl_run(
+            &ka2,
+            &home2,
+            &["get", "--raw", "/apis/example.com/v1/widgets"],
+            None,
+        )
+        .2
+        .contains("NotFound")
+        {
+            tries += 1;
+            assert!(tries < 100, "a still serves the deleted CRD");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+    let left = connect(&spec)
+        .await
+        .list("/registry/example.com/", None, 10, None)
+        .await
+        .unwrap();
+    assert!(
+        left.items.is_empty(),
+        "objects left: {:?}",
+        left.items.iter().map(|kv| &kv.key).collect::<Vec<_>>()
     );
     a.shutdown().await;
     b.shutdown().await;

@@ -14,6 +14,7 @@ use crate::pull_cmd;
 pub fn server_command() -> Command {
     Command::new("server")
         .about("Run the Kubernetes-compatible API server and controllers (kubectl works against it)")
+        .after_help("CustomResourceDefinitions (apiextensions.k8s.io/v1) are served: structural schemas with pruning, defaults and validation, the status and scale subresources, printer columns, several versions (conversion None only). See the README, \"Custom resources\".")
         .arg(data_dir_arg())
         .arg(cluster_cidr_arg())
         .arg(

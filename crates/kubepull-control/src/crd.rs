@@ -1,0 +1,1594 @@
+//! CustomResourceDefinitions (`apiextensions.k8s.io/v1`), after k8s.io/apiextensions-apiserver:
+//!
+//! - the [`Registry`] of served custom resources: rebuilt by [`sync`] from the stored CRDs at
+//!   start, after every CRD write of this server, and on every CRD change another server makes
+//!   ([`watch_crds`]); each served version is an interned, leaked [`Resource`] (at most one per
+//!   distinct set of names, so the leak is bounded by the CRD versions ever defined);
+//! - CRD defaulting and validation (`pkg/apis/apiextensions/v1/defaults.go`,
+//!   `pkg/apis/apiextensions/validation/validation.go`) with the structural schema check of
+//!   [`crate::crd_schema`];
+//! - the CRD status (`pkg/controller/status/naming_controller.go`,
+//!   `pkg/controller/establish/establishing_controller.go`): `acceptedNames`, `NamesAccepted`,
+//!   `Established`, `storedVersions`;
+//! - custom resources (`pkg/registry/customresource/strategy.go`, `status_strategy.go`,
+//!   `etcd.go`, `customresource_handler.go`): prune, drop nulls, default, validate; `status`
+//!   split; `generation`; `scale`; storage in the storage version (conversion `None`: only
+//!   `apiVersion` changes); Table output (`tableconvertor/tableconvertor.go`);
+//! - discovery of the established CRDs' served versions
+//!   (`customresource_discovery_controller.go`);
+//! - [`openapi_schemas`]: the schemas of the served versions, for OpenAPI publishing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use serde_json::{json, Value};
+
+use crate::crd_schema;
+use crate::errors::{ApiError, ApiResult, Cause};
+use crate::objects::{ListOptions, Objects};
+use crate::resources::{self, Resource};
+
+/// The group of CRDs.
+pub const GROUP: &str = "apiextensions.k8s.io";
+
+/// The CRD resource.
+pub fn crd_resource() -> &'static Resource {
+    resources::find(GROUP, "v1", "customresourcedefinitions").expect("crd resource")
+}
+
+/// Whether `r` is the CRD resource itself.
+pub fn is_crd(r: &Resource) -> bool {
+    r.group == GROUP && r.plural == "customresourcedefinitions"
+}
+
+/// One served version of a custom resource.
+#[derive(Debug)]
+pub struct Served {
+    /// The served resource.
+    pub r: &'static Resource,
+    /// `<plural>.<group>`.
+    pub crd_name: String,
+    /// The version's `openAPIV3Schema`.
+    pub schema: Value,
+    /// The storage version's `apiVersion` (`group/version`).
+    pub storage_api_version: String,
+    /// The storage version's schema (reads prune and default with it).
+    pub storage_schema: Value,
+    /// `status` subresource enabled.
+    pub status: bool,
+    /// `scale` subresource paths: spec replicas, status replicas, label selector.
+    pub scale: Option<(String, String, Option<String>)>,
+    /// `additionalPrinterColumns` (defaulted to the Age column).
+    pub columns: Vec<Value>,
+}
+
+/// One schema of a served CRD version, for OpenAPI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrdSchema {
+    /// API group.
+    pub group: String,
+    /// Version.
+    pub version: String,
+    /// Kind.
+    pub kind: String,
+    /// Plural.
+    pub plural: String,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// `openAPIV3Schema`.
+    pub schema: Value,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// (group, version, plural) → served version.
+    served: HashMap<(String, String, String), Arc<Served>>,
+    /// group → versions in discovery order (kube-aware order, the preferred first).
+    groups: BTreeMap<String, Vec<String>>,
+}
+
+/// The custom resources this server serves.
+#[derive(Default)]
+pub struct Registry {
+    inner: RwLock<Inner>,
+    sync: tokio::sync::Mutex<()>,
+    listener: RwLock<Option<Listener>>,
+}
+
+/// Told the served versions whenever they change (the OpenAPI documents follow them).
+type Listener = Arc<dyn Fn(&[Arc<Served>]) + Send + Sync>;
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The served resource of `group/version` `plural`.
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
+        self.read()
+            .served
+            .get(&(group.into(), version.into(), plural.into()))
+            .map(|s| s.r)
+    }
+
+    /// The served version behind `r`, if `r` is a custom resource.
+    pub fn served(&self, r: &Resource) -> Option<Arc<Served>> {
+        if r.group.is_empty()
+            || !r.group.contains('.')
+            || resources::RESOURCES.iter().any(|b| std::ptr::eq(b, r))
+        {
+            return None;
+        }
+        self.read()
+            .served
+            .get(&(r.group.into(), r.version.into(), r.plural.into()))
+            .filter(|s| std::ptr::eq(s.r, r) || s.r.kind == r.kind)
+            .cloned()
+    }
+
+    /// Every served version.
+    pub fn all(&self) -> Vec<Arc<Served>> {
+        let mut v: Vec<Arc<Served>> = self.read().served.values().cloned().collect();
+        v.sort_by(|a, b| {
+            (a.r.group, a.r.plural, a.r.version).cmp(&(b.r.group, b.r.plural, b.r.version))
+        });
+        v
+    }
+
+    /// One served resource of each CRD (the storage version when served), for walking all
+    /// stored objects: the storage keys do not depend on the version.
+    pub fn storage_resources(&self) -> Vec<&'static Resource> {
+        let mut all = self.all();
+        all.sort_by_key(|s| s.r.api_version() != s.storage_api_version);
+        let mut seen = HashSet::new();
+        all.into_iter()
+            .filter(|s| seen.insert(s.crd_name.clone()))
+            .map(|s| s.r)
+            .collect()
+    }
+
+    /// The groups, each with its versions (the preferred first).
+    pub fn groups(&self) -> Vec<(String, Vec<String>)> {
+        self.read()
+            .groups
+            .iter()
+            .map(|(g, v)| (g.clone(), v.clone()))
+            .collect()
+    }
+
+    fn replace(&self, inner: Inner) {
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = inner;
+        self.notify();
+    }
+
+    /// Calls `f` with the served versions now and after every change.
+    pub fn on_change(&self, f: impl Fn(&[Arc<Served>]) + Send + Sync + 'static) {
+        *self.listener.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(f));
+        self.notify();
+    }
+
+    fn notify(&self) {
+        let l = self
+            .listener
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(l) = l {
+            l(&self.all());
+        }
+    }
+}
+
+/// Interned resources: one leaked [`Resource`] per distinct definition.
+fn intern(r: Resource) -> &'static Resource {
+    type Key = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        bool,
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+    );
+    static TABLE: OnceLock<Mutex<HashMap<Key, &'static Resource>>> = OnceLock::new();
+    let key: Key = (
+        r.group.into(),
+        r.version.into(),
+        r.kind.into(),
+        r.plural.into(),
+        r.singular.into(),
+        r.namespaced,
+        r.short_names.iter().map(|s| s.to_string()).collect(),
+        r.subresources.iter().map(|s| s.to_string()).collect(),
+        r.categories.iter().map(|s| s.to_string()).collect(),
+    );
+    let mut t = TABLE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    t.entry(key).or_insert_with(|| Box::leak(Box::new(r)))
+}
+
+fn leak_str(s: &str) -> &'static str {
+    static STRS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut t = STRS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(x) = t.get(s) {
+        return x;
+    }
+    let x: &'static str = Box::leak(s.to_string().into_boxed_str());
+    t.insert(x);
+    x
+}
+
+fn leak_list(v: &[String]) -> &'static [&'static str] {
+    let items: Vec<&'static str> = v.iter().map(|s| leak_str(s)).collect();
+    static LISTS: OnceLock<Mutex<HashSet<&'static [&'static str]>>> = OnceLock::new();
+    let mut t = LISTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(x) = t.get(items.as_slice()) {
+        return x;
+    }
+    let x: &'static [&'static str] = Box::leak(items.into_boxed_slice());
+    t.insert(x);
+    x
+}
+
+fn s<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+fn strs(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `version.CompareKubeAwareVersionStrings` order: GA before beta before alpha, higher major
+/// first, then higher minor; other strings last, alphabetically.
+pub fn kube_version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parse(v: &str) -> Option<(u32, u32, u32)> {
+        let rest = v.strip_prefix('v')?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let major: u32 = digits.parse().ok()?;
+        let tail = &rest[digits.len()..];
+        if tail.is_empty() {
+            return Some((2, major, 0));
+        }
+        let (kind, n) = if let Some(n) = tail.strip_prefix("beta") {
+            (1, n)
+        } else if let Some(n) = tail.strip_prefix("alpha") {
+            (0, n)
+        } else {
+            return None;
+        };
+        let minor: u32 = n.parse().ok()?;
+        Some((kind, major, minor))
+    }
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => y.cmp(&x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
+/// v1 defaulting (`SetDefaults_CustomResourceDefinition*`): singular, listKind, conversion, the
+/// Age printer column is added at serving time.
+pub fn default_crd(obj: &mut Value) {
+    let kind = s(obj, "/spec/names/kind").to_string();
+    if let Some(names) = obj
+        .pointer_mut("/spec/names")
+        .and_then(Value::as_object_mut)
+    {
+        if names
+            .get("singular")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+            && !kind.is_empty()
+        {
+            names.insert("singular".into(), json!(kind.to_lowercase()));
+        }
+        if names
+            .get("listKind")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+            && !kind.is_empty()
+        {
+            names.insert("listKind".into(), json!(format!("{kind}List")));
+        }
+    }
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        if !spec.get("conversion").is_some_and(Value::is_object) {
+            spec.insert("conversion".into(), json!({"strategy": "None"}));
+        }
+    }
+}
+
+fn is_dns1035_label(v: &str) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-'
+}
+
+const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+
+fn is_dns1123_subdomain(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 253
+        && v.split('.').all(|l| {
+            let b = l.as_bytes();
+            !b.is_empty()
+                && b.len() <= 63
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        })
+}
+
+fn q(v: &str) -> String {
+    crd_schema::go_value(&Value::String(v.into()))
+}
+
+/// `ValidateCustomResourceDefinition` (and `…Update` when `old` is given).
+pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut c = vec![];
+    let name = s(obj, "/metadata/name");
+    let group = s(obj, "/spec/group");
+    let plural = s(obj, "/spec/names/plural");
+    if name != format!("{plural}.{group}") {
+        c.push(Cause::invalid(
+            "metadata.name",
+            q(name),
+            "must be spec.names.plural+\".\"+spec.group",
+        ));
+    }
+    if group.is_empty() {
+        c.push(Cause::required("spec.group", ""));
+    } else if !is_dns1123_subdomain(group) {
+        c.push(Cause::invalid("spec.group", q(group), "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"));
+    } else if !group.contains('.') {
+        c.push(Cause::invalid(
+            "spec.group",
+            q(group),
+            "should be a domain with at least one dot",
+        ));
+    } else if resources::GROUPS.iter().any(|(g, _)| *g == group) {
+        c.push(Cause::invalid(
+            "spec.group",
+            q(group),
+            "is served by the API server itself",
+        ));
+    } else if (group == "k8s.io"
+        || group.ends_with(".k8s.io")
+        || group == "kubernetes.io"
+        || group.ends_with(".kubernetes.io"))
+        && obj
+            .pointer("/metadata/annotations/api-approved.kubernetes.io")
+            .is_none()
+    {
+        c.push(Cause::required(
+            "metadata.annotations[api-approved.kubernetes.io]",
+            "protected groups must have approval annotation \"api-approved.kubernetes.io\", see https://github.com/kubernetes/enhancements/pull/1111",
+        ));
+    }
+    // names (ValidateCustomResourceDefinitionNames)
+    let names = [
+        ("plural", plural.to_string()),
+        ("singular", s(obj, "/spec/names/singular").to_string()),
+        ("kind", s(obj, "/spec/names/kind").to_string()),
+        ("listKind", s(obj, "/spec/names/listKind").to_string()),
+    ];
+    for (k, v) in &names {
+        let path = format!("spec.names.{k}");
+        if v.is_empty() {
+            c.push(Cause::required(path, ""));
+            continue;
+        }
+        match *k {
+            "plural" | "singular" => {
+                if !is_dns1035_label(v) {
+                    c.push(Cause::invalid(path, q(v), DNS1035_MSG));
+                }
+            }
+            _ => {
+                if !is_dns1035_label(&v.to_lowercase()) {
+                    c.push(Cause::invalid(
+                        path,
+                        q(v),
+                        format!("may have mixed case, but should otherwise match: {DNS1035_MSG}"),
+                    ));
+                }
+            }
+        }
+    }
+    if !names[2].1.is_empty() && names[2].1 == names[3].1 {
+        c.push(Cause::invalid(
+            "spec.names.listKind",
+            q(&names[3].1),
+            "kind and listKind may not be the same",
+        ));
+    }
+    for (i, sn) in strs(obj.pointer("/spec/names/shortNames"))
+        .iter()
+        .enumerate()
+    {
+        if !is_dns1035_label(sn) {
+            c.push(Cause::invalid(
+                format!("spec.names.shortNames[{i}]"),
+                q(sn),
+                DNS1035_MSG,
+            ));
+        }
+    }
+    for (i, cat) in strs(obj.pointer("/spec/names/categories"))
+        .iter()
+        .enumerate()
+    {
+        if !is_dns1035_label(cat) {
+            c.push(Cause::invalid(
+                format!("spec.names.categories[{i}]"),
+                q(cat),
+                DNS1035_MSG,
+            ));
+        }
+    }
+    let scope = s(obj, "/spec/scope");
+    if scope.is_empty() {
+        c.push(Cause::required("spec.scope", ""));
+    } else if scope != "Cluster" && scope != "Namespaced" {
+        c.push(Cause::not_supported(
+            "spec.scope",
+            q(scope),
+            &["Cluster", "Namespaced"],
+        ));
+    }
+    // conversion: only None is served here
+    let strategy = s(obj, "/spec/conversion/strategy");
+    if !strategy.is_empty() && strategy != "None" {
+        c.push(Cause::not_supported(
+            "spec.conversion.strategy",
+            q(strategy),
+            &["None"],
+        ));
+    }
+    if obj.pointer("/spec/preserveUnknownFields") == Some(&json!(true)) {
+        c.push(Cause::invalid(
+            "spec.preserveUnknownFields",
+            "true",
+            "must be false",
+        ));
+    }
+    // versions
+    let versions = obj.pointer("/spec/versions").and_then(Value::as_array);
+    match versions {
+        None => c.push(Cause::required("spec.versions", "")),
+        Some(vs) if vs.is_empty() => c.push(Cause::invalid(
+            "spec.versions",
+            "[]",
+            "must have exactly one version marked as storage version",
+        )),
+        Some(vs) => {
+            let mut seen = HashSet::new();
+            let mut storage = 0;
+            let mut served = 0;
+            for (i, v) in vs.iter().enumerate() {
+                let p = format!("spec.versions[{i}]");
+                let vname = s(v, "/name");
+                if vname.is_empty() {
+                    c.push(Cause::required(format!("{p}.name"), ""));
+                } else if !is_dns1035_label(vname) {
+                    c.push(Cause::invalid(format!("{p}.name"), q(vname), DNS1035_MSG));
+                }
+                if !seen.insert(vname.to_string()) {
+                    c.push(Cause::invalid(
+                        "spec.versions",
+                        format!("[{}]", vs.len()),
+                        "must contain unique version names",
+                    ));
+                }
+                if v.get("storage") == Some(&json!(true)) {
+                    storage += 1;
+                }
+                if v.get("served") == Some(&json!(true)) {
+                    served += 1;
+                }
+                match v.pointer("/schema/openAPIV3Schema") {
+                    None => c.push(Cause::required(format!("{p}.schema.openAPIV3Schema"), "")),
+                    Some(schema) => {
+                        let sp = format!("{p}.schema.openAPIV3Schema");
+                        let errs = crd_schema::validate_structural(schema, &sp);
+                        if errs.is_empty() {
+                            crd_schema::validate_defaults(schema, &sp, &mut c);
+                        }
+                        c.extend(errs);
+                    }
+                }
+                // subresources (ValidateCustomResourceDefinitionSubresources)
+                if let Some(sc) = v.pointer("/subresources/scale") {
+                    let sp = format!("{p}.subresources.scale");
+                    for (k, prefix) in [
+                        ("specReplicasPath", ".spec."),
+                        ("statusReplicasPath", ".status."),
+                    ] {
+                        let x = s(sc, &format!("/{k}"));
+                        if x.is_empty() {
+                            c.push(Cause::required(format!("{sp}.{k}"), ""));
+                        } else if !x.starts_with(prefix) || !simple_path(x) {
+                            let under = prefix.trim_end_matches('.');
+                            c.push(Cause::invalid(
+                                format!("{sp}.{k}"),
+                                q(x),
+                                format!("should be a json path under {under}"),
+                            ));
+                        }
+                    }
+                    let ls = s(sc, "/labelSelectorPath");
+                    if !ls.is_empty()
+                        && (!simple_path(ls)
+                            || !(ls.starts_with(".spec.") || ls.starts_with(".status.")))
+                    {
+                        c.push(Cause::invalid(
+                            format!("{sp}.labelSelectorPath"),
+                            q(ls),
+                            "should be a json path under either .spec or .status",
+                        ));
+                    }
+                }
+                // printer columns (ValidateCustomResourceColumnDefinition)
+                for (j, col) in v
+                    .get("additionalPrinterColumns")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    let cp = format!("{p}.additionalPrinterColumns[{j}]");
+                    if s(col, "/name").is_empty() {
+                        c.push(Cause::required(format!("{cp}.name"), ""));
+                    }
+                    let t = s(col, "/type");
+                    const TYPES: &str = "boolean,date,integer,number,string";
+                    if t.is_empty() {
+                        c.push(Cause::required(
+                            format!("{cp}.type"),
+                            format!("must be one of {TYPES}"),
+                        ));
+                    } else if !TYPES.split(',').any(|x| x == t) {
+                        c.push(Cause::invalid(
+                            format!("{cp}.type"),
+                            q(t),
+                            format!("must be one of {TYPES}"),
+                        ));
+                    }
+                    if s(col, "/jsonPath").is_empty() {
+                        c.push(Cause::required(format!("{cp}.JSONPath"), ""));
+                    } else if parse_jsonpath(s(col, "/jsonPath")).is_none() {
+                        c.push(Cause::invalid(
+                            format!("{cp}.JSONPath"),
+                            q(s(col, "/jsonPath")),
+                            "must be a simple json path",
+                        ));
+                    }
+                }
+            }
+            if storage != 1 {
+                c.push(Cause::invalid(
+                    "spec.versions",
+                    format!("[{}]", vs.len()),
+                    "must have exactly one version marked as storage version",
+                ));
+            }
+            let _ = served;
+        }
+    }
+    if let Some(old) = old {
+        for (p, ptr) in [("spec.scope", "/spec/scope"), ("spec.group", "/spec/group")] {
+            if old.pointer(ptr) != obj.pointer(ptr) {
+                c.push(Cause::invalid(p, q(s(obj, ptr)), "field is immutable"));
+            }
+        }
+    }
+    c
+}
+
+/// `validateSimpleJSONPath`: `.a.b` without brackets.
+fn simple_path(p: &str) -> bool {
+    p.starts_with('.') && !p.contains('[') && p[1..].split('.').all(|x| !x.is_empty())
+}
+
+fn condition(t: &str, status: bool, reason: &str, message: &str, old: &Value, now: &str) -> Value {
+    let st = if status { "True" } else { "False" };
+    let prev = old
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(t))
+        });
+    let ltt = match prev {
+        Some(p) if p.get("status").and_then(Value::as_str) == Some(st) => {
+            p.get("lastTransitionTime").cloned().unwrap_or(json!(now))
+        }
+        _ => json!(now),
+    };
+    json!({"type": t, "status": st, "lastTransitionTime": ltt, "reason": reason, "message": message})
+}
+
+/// The statuses of all CRDs (NamingConditionController, EstablishingController): CRDs are
+/// considered in creation order, and a name another CRD of the group accepted first conflicts.
+fn statuses(crds: &[Value]) -> Vec<Value> {
+    let mut order: Vec<usize> = (0..crds.len()).collect();
+    order.sort_by(|a, b| {
+        let k = |i: &usize| {
+            (
+                s(&crds[*i], "/metadata/creationTimestamp").to_string(),
+                s(&crds[*i], "/metadata/name").to_string(),
+            )
+        };
+        k(a).cmp(&k(b))
+    });
+    let mut used_res: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut used_kinds: HashMap<String, HashSet<String>> = HashMap::new();
+    let now = crate::objects::now();
+    let mut out = vec![Value::Null; crds.len()];
+    for i in order {
+        let crd = &crds[i];
+        let group = s(crd, "/spec/group").to_string();
+        let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
+        let res = used_res.entry(group.clone()).or_default();
+        let kinds = used_kinds.entry(group.clone()).or_default();
+        let plural = s(&names, "/plural").to_string();
+        let singular = s(&names, "/singular").to_string();
+        let kind = s(&names, "/kind").to_string();
+        let list_kind = s(&names, "/listKind").to_string();
+        let shorts = strs(names.get("shortNames"));
+        let conflict = if res.contains(&plural) {
+            Some(("PluralConflict", format!("{plural:?} is already in use")))
+        } else if res.contains(&singular) {
+            Some((
+                "SingularConflict",
+                format!("{singular:?} is already in use"),
+            ))
+        } else if let Some(sn) = shorts.iter().find(|x| res.contains(*x)) {
+            Some(("ShortNamesConflict", format!("{sn:?} is already in use")))
+        } else if kinds.contains(&kind) {
+            Some(("KindConflict", format!("{kind:?} is already in use")))
+        } else if kinds.contains(&list_kind) {
+            Some((
+                "ListKindConflict",
+                format!("{list_kind:?} is already in use"),
+            ))
+        } else {
+            None
+        };
+        let mut status = crd
+            .get("status")
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or(json!({}));
+        let (names_cond, est_cond) = match &conflict {
+            None => {
+                res.insert(plural.clone());
+                res.insert(singular.clone());
+                res.extend(shorts.iter().cloned());
+                kinds.insert(kind.clone());
+                kinds.insert(list_kind.clone());
+                status["acceptedNames"] = names.clone();
+                (
+                    condition(
+                        "NamesAccepted",
+                        true,
+                        "NoConflicts",
+                        "no conflicts found",
+                        crd,
+                        &now,
+                    ),
+                    condition(
+                        "Established",
+                        true,
+                        "InitialNamesAccepted",
+                        "the initial names have been accepted",
+                        crd,
+                        &now,
+                    ),
+                )
+            }
+            Some((reason, msg)) => {
+                if status.get("acceptedNames").is_none() {
+                    status["acceptedNames"] = json!({"plural": "", "kind": ""});
+                }
+                (
+                    condition("NamesAccepted", false, reason, msg, crd, &now),
+                    condition(
+                        "Established",
+                        false,
+                        "NotAccepted",
+                        "not all names are accepted",
+                        crd,
+                        &now,
+                    ),
+                )
+            }
+        };
+        status["conditions"] = json!([names_cond, est_cond]);
+        let mut stored = strs(status.get("storedVersions"));
+        for v in crd
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if v.get("storage") == Some(&json!(true)) {
+                let n = s(v, "/name").to_string();
+                if !stored.contains(&n) {
+                    stored.push(n);
+                }
+            }
+        }
+        status["storedVersions"] = json!(stored);
+        out[i] = status;
+    }
+    out
+}
+
+fn established(crd: &Value) -> bool {
+    crd.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Established")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
+}
+
+fn build(crds: &[Value]) -> Inner {
+    let mut inner = Inner::default();
+    for crd in crds.iter().filter(|c| established(c)) {
+        let group = s(crd, "/spec/group");
+        let names = crd
+            .pointer("/status/acceptedNames")
+            .cloned()
+            .unwrap_or(json!({}));
+        let namespaced = s(crd, "/spec/scope") == "Namespaced";
+        let versions = crd
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let Some(storage) = versions
+            .iter()
+            .find(|v| v.get("storage") == Some(&json!(true)))
+        else {
+            continue;
+        };
+        let storage_api_version = format!("{group}/{}", s(storage, "/name"));
+        let storage_schema = storage
+            .pointer("/schema/openAPIV3Schema")
+            .cloned()
+            .unwrap_or(json!({}));
+        let mut served_versions = vec![];
+        for v in versions
+            .iter()
+            .filter(|v| v.get("served") == Some(&json!(true)))
+        {
+            let version = s(v, "/name");
+            let mut subs = vec![];
+            let status = v.pointer("/subresources/status").is_some();
+            if status {
+                subs.push("status".to_string());
+            }
+            let scale = v.pointer("/subresources/scale").map(|sc| {
+                (
+                    s(sc, "/specReplicasPath").to_string(),
+                    s(sc, "/statusReplicasPath").to_string(),
+                    sc.get("labelSelectorPath")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                )
+            });
+            if scale.is_some() {
+                subs.push("scale".to_string());
+            }
+            let r = intern(Resource {
+                group: leak_str(group),
+                version: leak_str(version),
+                kind: leak_str(s(&names, "/kind")),
+                plural: leak_str(s(&names, "/plural")),
+                singular: leak_str(s(&names, "/singular")),
+                namespaced,
+                short_names: leak_list(&strs(names.get("shortNames"))),
+                subresources: leak_list(&subs),
+                categories: leak_list(&strs(names.get("categories"))),
+            });
+            let mut columns: Vec<Value> = v
+                .get("additionalPrinterColumns")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if columns.is_empty() {
+                columns.push(json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}));
+            }
+            inner.served.insert(
+                (group.into(), version.into(), r.plural.into()),
+                Arc::new(Served {
+                    r,
+                    crd_name: s(crd, "/metadata/name").to_string(),
+                    schema: v
+                        .pointer("/schema/openAPIV3Schema")
+                        .cloned()
+                        .unwrap_or(json!({})),
+                    storage_api_version: storage_api_version.clone(),
+                    storage_schema: storage_schema.clone(),
+                    status,
+                    scale,
+                    columns,
+                }),
+            );
+            served_versions.push(version.to_string());
+        }
+        let gv = inner.groups.entry(group.to_string()).or_default();
+        for v in served_versions {
+            if !gv.contains(&v) {
+                gv.push(v);
+            }
+        }
+    }
+    for v in inner.groups.values_mut() {
+        v.sort_by(|a, b| kube_version_order(a, b));
+    }
+    inner
+}
+
+/// Reloads the served custom resources from the stored CRDs, writing the CRDs' status where
+/// it changed (names accepted, established, stored versions).
+pub async fn sync(objects: &Objects) -> ApiResult<()> {
+    let reg = objects.crds();
+    let _guard = reg.sync.lock().await;
+    let r = crd_resource();
+    let (mut crds, _, _) = objects.list(r, None, &ListOptions::default()).await?;
+    let wanted = statuses(&crds);
+    for (crd, st) in crds.iter_mut().zip(wanted) {
+        if crd.get("status") == Some(&st) {
+            continue;
+        }
+        let rv: u64 = s(crd, "/metadata/resourceVersion").parse().unwrap_or(0);
+        let mut next = crd.clone();
+        next["status"] = st;
+        if let Some(m) = next.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        let key = r.key("", s(crd, "/metadata/name"));
+        let bytes = serde_json::to_vec(&next).unwrap_or_default();
+        // a concurrent writer wins; the next sync (its write, the CRD watch) catches up
+        if let Ok(rev) = objects.store().update(&key, bytes, rv).await {
+            next["metadata"]["resourceVersion"] = json!(rev.to_string());
+            *crd = next;
+        }
+    }
+    reg.replace(build(&crds));
+    Ok(())
+}
+
+/// Keeps the registry in step with CRD changes made through other API servers sharing the
+/// datastore (etcd): every change of a CRD key triggers [`sync`].
+pub async fn watch_crds(objects: Objects, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    let prefix = crd_resource().key_prefix();
+    loop {
+        let rev = match objects.store().list(&prefix, None, 1, None).await {
+            Ok(p) => p.revision,
+            Err(_) => 0,
+        };
+        let mut w = match objects.store().watch(&prefix, rev).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!("watching CustomResourceDefinitions: {e}");
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => continue,
+                }
+            }
+        };
+        let _ = sync(&objects).await;
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                ev = w.events.recv() => match ev {
+                    Some(Ok(_)) => { let _ = sync(&objects).await; }
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+/// Deleting a CRD deletes its custom resources first (the `customresourcecleanup` finalizer's
+/// work, done before the CRD goes).
+pub async fn delete_instances(objects: &Objects, crd: &Value) -> ApiResult<()> {
+    let group = s(crd, "/spec/group");
+    let plural = s(crd, "/status/acceptedNames/plural");
+    let plural = if plural.is_empty() {
+        s(crd, "/spec/names/plural")
+    } else {
+        plural
+    };
+    if group.is_empty() || plural.is_empty() {
+        return Ok(());
+    }
+    let prefix = format!("/registry/{group}/{plural}/");
+    loop {
+        let page = objects
+            .store()
+            .list(&prefix, None, 500, None)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        for kv in &page.items {
+            let _ = objects.store().delete(&kv.key, None).await;
+        }
+        if !page.more || page.items.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+/// What the request body of a custom resource becomes before validation
+/// (`customresource_handler.go` decoding, `unstructuredSchemaCoercer`, defaulting): the
+/// `apiVersion`/`kind` must be the served ones; unknown fields are pruned (an error under
+/// strict field validation, a warning otherwise); nulls without default go; defaults apply.
+pub fn admit_body(sv: &Served, obj: &mut Value, strict: bool) -> ApiResult<()> {
+    let want = sv.r.api_version();
+    let av = s(obj, "/apiVersion");
+    if !av.is_empty() && av != want {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({want})"
+        )));
+    }
+    let kind = s(obj, "/kind");
+    if !kind.is_empty() && kind != sv.r.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            sv.r.kind
+        )));
+    }
+    let pruned = crd_schema::prune(obj, &sv.schema);
+    if !pruned.is_empty() {
+        if strict {
+            return Err(ApiError::bad_request(format!(
+                "strict decoding error: {}",
+                pruned
+                    .iter()
+                    .map(|p| format!("unknown field \"{p}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        for p in pruned {
+            crate::warnings::add(format!("unknown field \"{p}\""));
+        }
+    }
+    crd_schema::drop_null_without_default(obj, &sv.schema);
+    crd_schema::default(obj, &sv.schema);
+    Ok(())
+}
+
+/// Custom resources select by `metadata.name` and `metadata.namespace` only
+/// (`customresource.GetAttrs`; `selectableFields` are not supported).
+pub fn check_field_selector(sv: &Served, selector: Option<&str>) -> ApiResult<()> {
+    for part in selector
+        .unwrap_or("")
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+    {
+        let field = part.split(['=', '!']).next().unwrap_or("").trim();
+        if field != "metadata.name" && field != "metadata.namespace" {
+            return Err(ApiError::bad_request(format!(
+                "field label not supported: {field}"
+            )));
+        }
+    }
+    let _ = sv;
+    Ok(())
+}
+
+/// Schema validation of a custom resource (`customResourceStrategy.Validate`).
+pub fn validate_cr(sv: &Served, obj: &Value) -> Vec<Cause> {
+    crd_schema::validate(obj, &sv.schema)
+}
+
+/// The object as stored: in the storage version (conversion `None`).
+pub fn to_storage(sv: &Served, obj: &Value) -> Value {
+    let mut o = obj.clone();
+    o["apiVersion"] = json!(sv.storage_api_version);
+    o
+}
+
+/// A stored object as served in `sv`'s version: pruned and defaulted with the storage schema,
+/// then converted (`apiVersion` rewritten).
+pub fn present(sv: &Served, mut obj: Value) -> Value {
+    crd_schema::prune(&mut obj, &sv.storage_schema);
+    crd_schema::default(&mut obj, &sv.storage_schema);
+    obj["apiVersion"] = json!(sv.r.api_version());
+    obj
+}
+
+/// `generation` moves when anything outside `metadata` changes (with the status subresource,
+/// `status` was restored before this is asked).
+pub fn spec_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("metadata");
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+        v
+    };
+    strip(old) != strip(new)
+}
+
+/// 415 for strategic merge patches (custom resources have no patch strategies).
+pub fn refuse_strategic(content_type: &str) -> ApiResult<()> {
+    if content_type.starts_with("application/strategic-merge-patch+json") {
+        return Err(ApiError {
+            code: 415,
+            reason: "UnsupportedMediaType",
+            message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into(),
+            details: None,
+        });
+    }
+    Ok(())
+}
+
+fn dotted(obj: &Value, path: &str) -> Option<Value> {
+    let mut cur = obj;
+    for p in path.trim_start_matches('.').split('.') {
+        cur = cur.get(p)?;
+    }
+    Some(cur.clone())
+}
+
+/// `scaleFromCustomResource`: `autoscaling/v1` Scale from the configured paths.
+pub fn scale_of(sv: &Served, obj: &Value) -> ApiResult<Value> {
+    let Some((spec, status, selector)) = &sv.scale else {
+        return Err(ApiError::path_not_found());
+    };
+    let int = |p: &str| dotted(obj, p).and_then(|v| v.as_i64()).unwrap_or(0);
+    let mut st = json!({"replicas": int(status)});
+    if let Some(sel) = selector {
+        if let Some(x) = dotted(obj, sel).and_then(|v| v.as_str().map(str::to_string)) {
+            st["selector"] = json!(x);
+        }
+    }
+    let mut md = json!({
+        "name": obj.pointer("/metadata/name"),
+        "uid": obj.pointer("/metadata/uid"),
+        "resourceVersion": obj.pointer("/metadata/resourceVersion"),
+        "creationTimestamp": obj.pointer("/metadata/creationTimestamp"),
+    });
+    if let Some(ns) = obj.pointer("/metadata/namespace") {
+        md["namespace"] = ns.clone();
+    }
+    Ok(json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": md,
+        "spec": {"replicas": int(spec)},
+        "status": st,
+    }))
+}
+
+/// Sets the replicas of a custom resource from a Scale (`scaleUpdatedObjectInfo`).
+pub fn apply_scale(sv: &Served, obj: &mut Value, scale: &Value) -> ApiResult<()> {
+    let Some((spec, _, _)) = &sv.scale else {
+        return Err(ApiError::path_not_found());
+    };
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                sv.r,
+                s(obj, "/metadata/name"),
+                vec![Cause::invalid(
+                    "spec.replicas",
+                    "null",
+                    "must be an integer",
+                )],
+            )
+        })?;
+    if replicas < 0 {
+        return Err(ApiError {
+            code: 422,
+            reason: "Invalid",
+            message: format!(
+                "Scale.autoscaling \"{}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0",
+                s(obj, "/metadata/name")
+            ),
+            details: None,
+        });
+    }
+    let parts: Vec<&str> = spec.trim_start_matches('.').split('.').collect();
+    let mut cur = obj;
+    for (i, p) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            cur[*p] = json!(replicas);
+        } else {
+            if !cur.get(*p).is_some_and(Value::is_object) {
+                cur[*p] = json!({});
+            }
+            cur = &mut cur[*p];
+        }
+    }
+    Ok(())
+}
+
+/// One step of a printer-column JSONPath.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Field(String),
+    Index(usize),
+    All,
+    Filter(String, String),
+}
+
+/// The JSONPath subset printer columns use: `.a.b`, `.a[0]`, `.a[*]`, `.a[?(@.k=="v")].b`.
+fn parse_jsonpath(p: &str) -> Option<Vec<Step>> {
+    let p = p.trim();
+    let p = p
+        .strip_prefix('{')
+        .and_then(|x| x.strip_suffix('}'))
+        .unwrap_or(p);
+    let mut steps = vec![];
+    let mut rest = p.strip_prefix('.').unwrap_or(p);
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let inner = &r[..end];
+            if inner == "*" {
+                steps.push(Step::All);
+            } else if let Ok(i) = inner.parse() {
+                steps.push(Step::Index(i));
+            } else {
+                let f = inner.strip_prefix("?(@.")?.strip_suffix(')')?;
+                let (k, v) = f.split_once("==")?;
+                steps.push(Step::Filter(
+                    k.trim().into(),
+                    v.trim().trim_matches(|c| c == '"' || c == '\'').into(),
+                ));
+            }
+            rest = &r[end + 1..];
+            rest = rest.strip_prefix('.').unwrap_or(rest);
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            if end == 0 {
+                return None;
+            }
+            steps.push(Step::Field(rest[..end].to_string()));
+            rest = &rest[end..];
+            rest = rest.strip_prefix('.').unwrap_or(rest);
+        }
+    }
+    Some(steps)
+}
+
+fn eval(steps: &[Step], v: &Value) -> Vec<Value> {
+    let Some((first, rest)) = steps.split_first() else {
+        return vec![v.clone()];
+    };
+    let next: Vec<&Value> = match first {
+        Step::Field(f) => v.get(f).into_iter().collect(),
+        Step::Index(i) => v.get(*i).into_iter().collect(),
+        Step::All => v.as_array().map(|a| a.iter().collect()).unwrap_or_default(),
+        Step::Filter(k, want) => v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|x| match x.get(k) {
+                        Some(Value::String(s)) => s == want,
+                        Some(other) => {
+                            serde_json::from_str::<Value>(want).is_ok_and(|w| &w == other)
+                        }
+                        None => false,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    next.into_iter().flat_map(|x| eval(rest, x)).collect()
+}
+
+/// `cellForJSONValue`.
+fn cell(ty: &str, v: &Value) -> Value {
+    match (ty, v) {
+        ("integer", Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .map_or(Value::Null, |i| json!(i)),
+        ("number", Value::Number(n)) => n.as_f64().map_or(Value::Null, |f| json!(f)),
+        ("boolean", Value::Bool(b)) => json!(b),
+        ("string", Value::String(s)) => json!(s),
+        ("string", Value::Number(n)) => json!(n.to_string()),
+        ("string", Value::Bool(b)) => json!(b.to_string()),
+        ("date", Value::String(s)) => match s.parse::<jiff::Timestamp>() {
+            Ok(t) => json!(crate::table::human_duration(
+                jiff::Timestamp::now().duration_since(t).as_secs()
+            )),
+            Err(_) => json!("<invalid>"),
+        },
+        _ => Value::Null,
+    }
+}
+
+/// The Table of custom resources (`tableconvertor.New`): `Name`, then the printer columns.
+pub fn table(sv: &Served, items: &[Value], resource_version: u64) -> Value {
+    let mut defs = vec![json!({
+        "name": "Name", "type": "string", "format": "name",
+        "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
+        "priority": 0,
+    })];
+    let mut paths = vec![];
+    for c in &sv.columns {
+        defs.push(json!({
+            "name": s(c, "/name"),
+            "type": s(c, "/type"),
+            "format": s(c, "/format"),
+            "description": s(c, "/description"),
+            "priority": c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+        }));
+        paths.push((
+            s(c, "/type").to_string(),
+            parse_jsonpath(s(c, "/jsonPath")).unwrap_or_default(),
+        ));
+    }
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            let mut cells = vec![json!(s(o, "/metadata/name"))];
+            for (ty, steps) in &paths {
+                let found = if steps.is_empty() {
+                    vec![]
+                } else {
+                    eval(steps, o)
+                };
+                cells.push(match found.as_slice() {
+                    [] => Value::Null,
+                    [one] => cell(ty, one),
+                    many => json!(many
+                        .iter()
+                        .map(|v| match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")),
+                });
+            }
+            json!({
+                "cells": cells,
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
+                },
+            })
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version.to_string()},
+        "columnDefinitions": defs,
+        "rows": rows,
+    })
+}
+
+fn resource_json(sv: &Served) -> Value {
+    let r = sv.r;
+    let mut o = json!({
+        "name": r.plural,
+        "singularName": r.singular,
+        "namespaced": r.namespaced,
+        "kind": r.kind,
+        "verbs": ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"],
+    });
+    if !r.short_names.is_empty() {
+        o["shortNames"] = json!(r.short_names);
+    }
+    if !r.categories.is_empty() {
+        o["categories"] = json!(r.categories);
+    }
+    o
+}
+
+/// Legacy `APIResourceList` of a CRD group version.
+pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value> {
+    let all: Vec<Arc<Served>> = reg
+        .all()
+        .into_iter()
+        .filter(|s| s.r.group == group && s.r.version == version)
+        .collect();
+    if all.is_empty() {
+        return None;
+    }
+    let mut resources = vec![];
+    for sv in &all {
+        resources.push(resource_json(sv));
+        if sv.status {
+            resources.push(json!({"name": format!("{}/status", sv.r.plural), "singularName": "", "namespaced": sv.r.namespaced, "kind": sv.r.kind, "verbs": ["get", "patch", "update"]}));
+        }
+        if sv.scale.is_some() {
+            resources.push(json!({"name": format!("{}/scale", sv.r.plural), "singularName": "", "namespaced": sv.r.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+        }
+    }
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": format!("{group}/{version}"), "resources": resources}),
+    )
+}
+
+/// One `APIGroup` of a CRD group.
+pub fn api_group(reg: &Registry, group: &str) -> Option<Value> {
+    let (_, versions) = reg.groups().into_iter().find(|(g, _)| g == group)?;
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    let preferred = vs.first().cloned()?;
+    Some(
+        json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": vs, "preferredVersion": preferred}),
+    )
+}
+
+/// Adds the CRD groups to a legacy `APIGroupList`.
+pub fn extend_group_list(reg: &Registry, list: &mut Value) {
+    let groups: Vec<Value> = reg
+        .groups()
+        .iter()
+        .filter_map(|(g, _)| api_group(reg, g))
+        .map(|mut g| {
+            if let Some(m) = g.as_object_mut() {
+                m.remove("kind");
+                m.remove("apiVersion");
+            }
+            g
+        })
+        .collect();
+    if let Some(a) = list.get_mut("groups").and_then(Value::as_array_mut) {
+        a.extend(groups);
+    }
+}
+
+/// Adds the CRD groups to an aggregated `APIGroupDiscoveryList` (`/apis`).
+pub fn extend_aggregated(reg: &Registry, list: &mut Value) {
+    let all = reg.all();
+    let mut items = vec![];
+    for (g, versions) in reg.groups() {
+        let mut vs = vec![];
+        for v in &versions {
+            let mut resources = vec![];
+            for sv in all.iter().filter(|s| s.r.group == g && s.r.version == *v) {
+                let r = sv.r;
+                let mut subs = vec![];
+                if sv.status {
+                    subs.push(json!({"subresource": "status", "responseKind": {"group": g, "version": v, "kind": r.kind}, "verbs": ["get", "patch", "update"]}));
+                }
+                if sv.scale.is_some() {
+                    subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+                }
+                let mut o = json!({
+                    "resource": r.plural,
+                    "responseKind": {"group": g, "version": v, "kind": r.kind},
+                    "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                    "singularResource": r.singular,
+                    "verbs": ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"],
+                });
+                if !r.short_names.is_empty() {
+                    o["shortNames"] = json!(r.short_names);
+                }
+                if !r.categories.is_empty() {
+                    o["categories"] = json!(r.categories);
+                }
+                if !subs.is_empty() {
+                    o["subresources"] = json!(subs);
+                }
+                resources.push(o);
+            }
+            vs.push(json!({"version": v, "resources": resources, "freshness": "Current"}));
+        }
+        items.push(json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": vs}));
+    }
+    if let Some(a) = list.get_mut("items").and_then(Value::as_array_mut) {
+        a.extend(items);
+    }
+}
+
+/// The schemas of the established CRDs' served versions, for `/openapi/v2` and `/openapi/v3`.
+pub fn openapi_schemas(objects: &Objects) -> Vec<CrdSchema> {
+    objects
+        .crds()
+        .all()
+        .into_iter()
+        .map(|sv| CrdSchema {
+            group: sv.r.group.into(),
+            version: sv.r.version.into(),
+            kind: sv.r.kind.into(),
+            plural: sv.r.plural.into(),
+            namespaced: sv.r.namespaced,
+            schema: sv.schema.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crd() -> Value {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "clusterpullsecrets.kubepull.io"},
+            "spec": {"group": "kubepull.io", "scope": "Cluster",
+                "names": {"plural": "clusterpullsecrets", "kind": "ClusterPullSecret", "shortNames": ["cps"]},
+                "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}},
+                        "status": {"type": "object", "properties": {"replicas": {"type": "integer"}}}}}},
+                    "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}},
+                    "additionalPrinterColumns": [{"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"}]}]}
+        })
+    }
+
+    #[test]
+    fn crd_validation() {
+        let mut c = crd();
+        default_crd(&mut c);
+        assert_eq!(c["spec"]["names"]["singular"], "clusterpullsecret");
+        assert_eq!(c["spec"]["names"]["listKind"], "ClusterPullSecretList");
+        assert!(
+            validate_crd(&c, None).is_empty(),
+            "{:?}",
+            validate_crd(&c, None)
+        );
+        let mut bad = c.clone();
+        bad["metadata"]["name"] = json!("x.kubepull.io");
+        bad["spec"]["scope"] = json!("Global");
+        bad["spec"]["versions"][0]["storage"] = json!(false);
+        bad["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
+            json!({"properties": {}});
+        let t: Vec<String> = validate_crd(&bad, None).iter().map(Cause::text).collect();
+        assert_eq!(
+            t,
+            vec![
+                "metadata.name: Invalid value: \"x.kubepull.io\": must be spec.names.plural+\".\"+spec.group",
+                "spec.scope: Unsupported value: \"Global\": supported values: \"Cluster\", \"Namespaced\"",
+                "spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields",
+                "spec.versions: Invalid value: [1]: must have exactly one version marked as storage version",
+            ]
+        );
+        let mut g = c.clone();
+        g["spec"]["group"] = json!("nodot");
+        g["metadata"]["name"] = json!("clusterpullsecrets.nodot");
+        let t: Vec<String> = validate_crd(&g, Some(&c)).iter().map(Cause::text).collect();
+        assert!(
+            t.contains(
+                &"spec.group: Invalid value: \"nodot\": should be a domain with at least one dot"
+                    .to_string()
+            ),
+            "{t:?}"
+        );
+        assert!(
+            t.contains(&"spec.group: Invalid value: \"nodot\": field is immutable".to_string()),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn naming_conditions_and_registry() {
+        let mut a = crd();
+        default_crd(&mut a);
+        a["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+        let mut b = a.clone();
+        b["metadata"]["name"] = json!("others.kubepull.io");
+        b["metadata"]["creationTimestamp"] = json!("2026-01-02T00:00:00Z");
+        b["spec"]["names"] = json!({"plural": "others", "singular": "other", "kind": "Other", "listKind": "OtherList", "shortNames": ["cps"]});
+        let st = statuses(&[b.clone(), a.clone()]);
+        assert_eq!(st[1]["conditions"][0]["reason"], "NoConflicts");
+        assert_eq!(st[1]["conditions"][1]["status"], "True");
+        assert_eq!(st[1]["storedVersions"], json!(["v1alpha1"]));
+        assert_eq!(st[0]["conditions"][0]["reason"], "ShortNamesConflict");
+        assert_eq!(
+            st[0]["conditions"][0]["message"],
+            "\"cps\" is already in use"
+        );
+        assert_eq!(st[0]["conditions"][1]["reason"], "NotAccepted");
+        a["status"] = st[1].clone();
+        b["status"] = st[0].clone();
+        let inner = build(&[a, b]);
+        assert_eq!(inner.served.len(), 1);
+        let sv = inner.served.values().next().unwrap();
+        assert_eq!(
+            (sv.r.kind, sv.r.namespaced, sv.r.short_names),
+            ("ClusterPullSecret", false, &["cps"][..])
+        );
+        assert_eq!(sv.r.subresources, &["status", "scale"][..]);
+        // interning: the same definition is the same resource
+        let again = build(&[{
+            let mut a = crd();
+            default_crd(&mut a);
+            a["status"] = st[1].clone();
+            a
+        }]);
+        assert!(std::ptr::eq(again.served.values().next().unwrap().r, sv.r));
+    }
+
+    #[test]
+    fn versions_order_kube_aware() {
+        let mut v = vec![
+            "v1alpha1", "v2beta1", "foo", "v1", "v1beta2", "v2", "v1beta1",
+        ];
+        v.sort_by(|a, b| kube_version_order(a, b));
+        assert_eq!(
+            v,
+            vec!["v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1", "foo"]
+        );
+    }
+
+    #[test]
+    fn table_scale_and_jsonpath() {
+        let mut a = crd();
+        default_crd(&mut a);
+        a["status"] = statuses(std::slice::from_ref(&a))[0].clone();
+        let inner = build(&[a]);
+        let sv = inner.served.values().next().unwrap();
+        let o = json!({"metadata": {"name": "x", "uid": "u"}, "spec": {"replicas": 3}, "status": {"replicas": 1,
+            "conditions": [{"type": "A", "status": "False"}, {"type": "Ready", "status": "True"}]}});
+        let t = table(sv, std::slice::from_ref(&o), 7);
+        assert_eq!(t["columnDefinitions"][1]["name"], "Replicas");
+        assert_eq!(t["rows"][0]["cells"], json!(["x", 3]));
+        let steps = parse_jsonpath(".status.conditions[?(@.type==\"Ready\")].status").unwrap();
+        assert_eq!(eval(&steps, &o), vec![json!("True")]);
+        assert!(eval(&parse_jsonpath(".spec.missing").unwrap(), &o).is_empty());
+        let sc = scale_of(sv, &o).unwrap();
+        assert_eq!(
+            (
+                sc["spec"]["replicas"].clone(),
+                sc["status"]["replicas"].clone()
+            ),
+            (json!(3), json!(1))
+        );
+        let mut o2 = json!({"metadata": {"name": "x"}});
+        apply_scale(sv, &mut o2, &json!({"spec": {"replicas": 5}})).unwrap();
+        assert_eq!(o2["spec"]["replicas"], 5);
+        assert_eq!(
+            apply_scale(sv, &mut o2, &json!({"spec": {"replicas": -1}}))
+                .unwrap_err()
+                .code,
+            422
+        );
+    }
+}

@@ -1,0 +1,1270 @@
+//! Structural OpenAPI v3 schemas of CustomResourceDefinitions, ported from
+//! k8s.io/apiextensions-apiserver:
+//!
+//! - [`validate_structural`], from `pkg/apiserver/schema/validation.go` (`ValidateStructural`,
+//!   `validateStructuralInvariants`, `validateNestedValueValidation`), `complete.go`
+//!   (`validateStructuralCompleteness`) and the per-node checks of
+//!   `pkg/apis/apiextensions/validation/validation.go` (`ValidateCustomResourceDefinitionOpenAPISchema`);
+//! - [`prune`], from `pkg/apiserver/schema/pruning/algorithm.go`;
+//! - [`drop_null_without_default`], from `pkg/apiserver/schema/objectmeta/coerce.go` and
+//!   `defaulting/prunenulls.go` (`PruneNonNullableNullsWithoutDefaults`);
+//! - [`default`], from `pkg/apiserver/schema/defaulting/algorithm.go`;
+//! - [`validate`], from the kube-openapi schema validator (`pkg/validation/validate`) as
+//!   `pkg/apiserver/validation/validation.go` (`kubeOpenAPIResultToFieldErrors`) turns its
+//!   results into field errors, with kube-openapi's messages (`pkg/validation/errors/schema.go`).
+//!
+//! Schemas are the JSON of `openAPIV3Schema`; objects are JSON values.
+
+use serde_json::{Map, Value};
+
+use crate::errors::Cause;
+
+fn ty(s: &Value) -> &str {
+    s.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
+fn flag(s: &Value, k: &str) -> bool {
+    s.get(k).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn props(s: &Value) -> Option<&Map<String, Value>> {
+    s.get("properties").and_then(Value::as_object)
+}
+
+/// The schema of `additionalProperties` when it is a schema (not a boolean).
+fn additional(s: &Value) -> Option<&Value> {
+    s.get("additionalProperties").filter(|a| a.is_object())
+}
+
+fn preserve(s: &Value) -> bool {
+    flag(s, "x-kubernetes-preserve-unknown-fields")
+}
+
+fn embedded(s: &Value) -> bool {
+    flag(s, "x-kubernetes-embedded-resource")
+}
+
+fn int_or_string(s: &Value) -> bool {
+    flag(s, "x-kubernetes-int-or-string")
+}
+
+/// A `field.Path` child: `a.b`.
+fn child(path: &str, k: &str) -> String {
+    if path.is_empty() {
+        k.to_string()
+    } else {
+        format!("{path}.{k}")
+    }
+}
+
+/// A `field.Path` key: `a[k]`.
+fn key(path: &str, k: &str) -> String {
+    format!("{path}[{k}]")
+}
+
+/// A value as Go's `%v`/`%q` prints it in `field.Error` (strings quoted, numbers plain, other
+/// values as JSON).
+pub fn go_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
+        Value::Null => "null".into(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Level {
+    Root,
+    Item,
+    Field,
+}
+
+const TYPES: &[&str] = &["array", "boolean", "integer", "number", "object", "string"];
+
+/// Whether `openAPIV3Schema` is structural; the errors name fields under `path` (for a CRD:
+/// `spec.versions[i].schema.openAPIV3Schema`).
+pub fn validate_structural(schema: &Value, path: &str) -> Vec<Cause> {
+    let mut out = vec![];
+    if !schema.is_object() {
+        out.push(Cause::invalid(path, "\"\"", "must be an object"));
+        return out;
+    }
+    structural(schema, Level::Root, path, &mut out);
+    completeness(schema, path, &mut out);
+    out
+}
+
+/// `ValidateCustomResourceDefinitionOpenAPISchema` (the node checks) and
+/// `validateStructuralInvariants`.
+fn structural(s: &Value, lvl: Level, path: &str, out: &mut Vec<Cause>) {
+    let Some(m) = s.as_object() else {
+        out.push(Cause::invalid(path, go_value(s), "must be a schema object"));
+        return;
+    };
+    let t = ty(s);
+    if !t.is_empty() && !TYPES.contains(&t) {
+        if t == "null" {
+            out.push(Cause::forbidden(
+                child(path, "type"),
+                "type cannot be set to null, use nullable as an alternative",
+            ));
+        } else {
+            out.push(Cause::not_supported(
+                child(path, "type"),
+                go_value(&Value::String(t.into())),
+                TYPES,
+            ));
+        }
+    }
+    for (k, what) in [
+        ("id", "id is not supported"),
+        ("additionalItems", "additionalItems is not supported"),
+        ("patternProperties", "patternProperties is not supported"),
+        ("definitions", "definitions is not supported"),
+        ("dependencies", "dependencies is not supported"),
+        ("$ref", "$ref is not supported"),
+    ] {
+        if m.contains_key(k) {
+            out.push(Cause::forbidden(child(path, k), what));
+        }
+    }
+    if let Some(p) = m.get("x-kubernetes-preserve-unknown-fields") {
+        if p != &Value::Bool(true) {
+            out.push(Cause::invalid(
+                child(path, "x-kubernetes-preserve-unknown-fields"),
+                go_value(p),
+                "must be true or undefined",
+            ));
+        }
+    }
+    if m.get("items").is_some_and(Value::is_array) {
+        out.push(Cause::forbidden(
+            child(path, "items"),
+            "items must be a schema object and not an array",
+        ));
+    }
+    if props(s).is_some()
+        && m.get("additionalProperties")
+            .is_some_and(|a| a != &Value::Bool(false))
+    {
+        out.push(Cause::forbidden(
+            child(path, "additionalProperties"),
+            "additionalProperties and properties are mutual exclusive",
+        ));
+    }
+    if t == "array" && m.get("items").is_none() {
+        out.push(Cause::required(child(path, "items"), "must be specified"));
+    }
+    if m.contains_key("additionalProperties") && lvl == Level::Root {
+        out.push(Cause::forbidden(
+            child(path, "additionalProperties"),
+            "must not be used at the root",
+        ));
+    }
+    if embedded(s) && t != "object" {
+        if t.is_empty() {
+            out.push(Cause::required(
+                child(path, "type"),
+                "must be object if x-kubernetes-embedded-resource is true",
+            ));
+        } else {
+            out.push(Cause::invalid(
+                child(path, "type"),
+                go_value(&Value::String(t.into())),
+                "must be object if x-kubernetes-embedded-resource is true",
+            ));
+        }
+    } else if t.is_empty() && !int_or_string(s) && !preserve(s) {
+        out.push(Cause::required(
+            child(path, "type"),
+            match lvl {
+                Level::Root => "must not be empty at the root",
+                Level::Item => "must not be empty for specified array items",
+                Level::Field => "must not be empty for specified object fields",
+            },
+        ));
+    }
+    if embedded(s) && m.contains_key("additionalProperties") {
+        out.push(Cause::forbidden(
+            child(path, "additionalProperties"),
+            "must not be used if x-kubernetes-embedded-resource is set",
+        ));
+    }
+    if lvl == Level::Root && !t.is_empty() && t != "object" {
+        out.push(Cause::invalid(
+            child(path, "type"),
+            go_value(&Value::String(t.into())),
+            "must be object at the root",
+        ));
+    }
+    if lvl == Level::Root && flag(s, "nullable") {
+        out.push(Cause::forbidden(
+            child(path, "nullable"),
+            "nullable cannot be true at the root",
+        ));
+    }
+    let check_meta = lvl == Level::Root || embedded(s);
+    if let Some(p) = props(s) {
+        if check_meta {
+            for f in ["kind", "apiVersion"] {
+                if let Some(x) = p.get(f) {
+                    if ty(x) != "string" {
+                        out.push(Cause::invalid(
+                            child(&key(&child(path, "properties"), f), "type"),
+                            go_value(&Value::String(ty(x).into())),
+                            "must be string",
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(md) = p.get("metadata") {
+            let mpath = key(&child(path, "properties"), "metadata");
+            if check_meta && ty(md) != "object" {
+                out.push(Cause::invalid(
+                    child(&mpath, "type"),
+                    go_value(&Value::String(ty(md).into())),
+                    "must be object",
+                ));
+            }
+            if lvl == Level::Root {
+                // only name and generateName may be restricted (validateStructuralMetadataInvariants)
+                let allowed = md.as_object().is_some_and(|mm| {
+                    mm.iter().all(|(k, v)| match k.as_str() {
+                        "type" => v == "object",
+                        "properties" => v.as_object().is_some_and(|pp| {
+                            pp.keys().all(|n| n == "name" || n == "generateName")
+                        }),
+                        _ => false,
+                    })
+                });
+                if !allowed {
+                    out.push(Cause::forbidden(
+                        mpath.clone(),
+                        "must not specify anything other than name and generateName, but metadata is implicitly specified",
+                    ));
+                }
+            }
+        }
+        for (k, v) in p {
+            if k == "metadata" && lvl == Level::Root {
+                continue;
+            }
+            structural(v, Level::Field, &key(&child(path, "properties"), k), out);
+        }
+    }
+    if let Some(a) = additional(s) {
+        structural(a, Level::Field, &child(path, "additionalProperties"), out);
+    }
+    if let Some(i) = m.get("items").filter(|i| i.is_object()) {
+        structural(i, Level::Item, &child(path, "items"), out);
+    }
+    if embedded(s) && !preserve(s) && props(s).is_none_or(|p| p.is_empty()) {
+        out.push(Cause::required(
+            child(path, "properties"),
+            "must not be empty if x-kubernetes-embedded-resource is true without x-kubernetes-preserve-unknown-fields",
+        ));
+    }
+    if int_or_string(s) {
+        if preserve(s) {
+            out.push(Cause::invalid(
+                child(path, "x-kubernetes-preserve-unknown-fields"),
+                "true",
+                "must be false if x-kubernetes-int-or-string is true",
+            ));
+        }
+        if embedded(s) {
+            out.push(Cause::invalid(
+                child(path, "x-kubernetes-embedded-resource"),
+                "true",
+                "must be false if x-kubernetes-int-or-string is true",
+            ));
+        }
+        if !t.is_empty() {
+            out.push(Cause::invalid(
+                child(path, "type"),
+                go_value(&Value::String(t.into())),
+                "must be empty if x-kubernetes-int-or-string is true",
+            ));
+        }
+    }
+    if let Some(p) = m.get("pattern").and_then(Value::as_str) {
+        if let Err(e) = regex::Regex::new(p) {
+            out.push(Cause::invalid(
+                child(path, "pattern"),
+                go_value(&Value::String(p.into())),
+                format!("must be a valid regular expression, but isn't: {e}"),
+            ));
+        }
+    }
+    // value validations: allOf, anyOf, oneOf, not
+    let skip_any_of = int_or_string(s) && is_int_or_string_any_of(s);
+    for (k, list) in [
+        ("allOf", true),
+        ("anyOf", true),
+        ("oneOf", true),
+        ("not", false),
+    ] {
+        let Some(x) = m.get(k) else { continue };
+        if list {
+            for (i, sub) in x.as_array().into_iter().flatten().enumerate() {
+                if k == "anyOf" && skip_any_of {
+                    continue;
+                }
+                if k == "allOf" && i == 0 && int_or_string(s) && is_int_or_string_any_of(sub) {
+                    continue;
+                }
+                nested(sub, &format!("{}[{i}]", child(path, k)), out);
+            }
+        } else {
+            nested(x, &child(path, k), out);
+        }
+    }
+}
+
+/// `anyOf: [{type: integer}, {type: string}]`.
+fn is_int_or_string_any_of(s: &Value) -> bool {
+    let Some(a) = s.get("anyOf").and_then(Value::as_array) else {
+        return false;
+    };
+    a.len() == 2 && ty(&a[0]) == "integer" && ty(&a[1]) == "string"
+}
+
+/// `validateNestedValueValidation`: what may not appear inside a value validation.
+fn nested(s: &Value, path: &str, out: &mut Vec<Cause>) {
+    let Some(m) = s.as_object() else { return };
+    let forbidden: &[(&str, &str)] = &[
+        ("type", "must be empty to be structural"),
+        ("additionalProperties", "must be undefined to be structural"),
+        ("default", "must be undefined to be structural"),
+        ("title", "must be empty to be structural"),
+        ("description", "must be empty to be structural"),
+        (
+            "x-kubernetes-list-map-keys",
+            "must be empty to be structural",
+        ),
+        (
+            "x-kubernetes-list-type",
+            "must be undefined to be structural",
+        ),
+        (
+            "x-kubernetes-map-type",
+            "must be undefined to be structural",
+        ),
+        ("x-kubernetes-validations", "must be empty to be structural"),
+    ];
+    for (k, why) in forbidden {
+        if m.contains_key(*k) {
+            out.push(Cause::forbidden(child(path, k), *why));
+        }
+    }
+    for k in [
+        "nullable",
+        "x-kubernetes-preserve-unknown-fields",
+        "x-kubernetes-embedded-resource",
+        "x-kubernetes-int-or-string",
+    ] {
+        if flag(s, k) {
+            out.push(Cause::forbidden(
+                child(path, k),
+                "must be false to be structural",
+            ));
+        }
+    }
+    if let Some(p) = props(s) {
+        if p.contains_key("metadata") {
+            out.push(Cause::forbidden(
+                key(&child(path, "properties"), "metadata"),
+                "must not be specified in a nested context",
+            ));
+        }
+        for (k, v) in p {
+            nested(v, &key(&child(path, "properties"), k), out);
+        }
+    }
+    if let Some(i) = m.get("items") {
+        nested(i, &child(path, "items"), out);
+    }
+    for k in ["allOf", "anyOf", "oneOf"] {
+        for (i, sub) in m
+            .get(k)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            nested(sub, &format!("{}[{i}]", child(path, k)), out);
+        }
+    }
+    if let Some(n) = m.get("not") {
+        nested(n, &child(path, "not"), out);
+    }
+}
+
+/// `validateStructuralCompleteness`: every field a value validation names is specified in the
+/// structural part.
+fn completeness(s: &Value, path: &str, out: &mut Vec<Cause>) {
+    fn check(v: &Value, s: &Value, spath: &str, vpath: &str, out: &mut Vec<Cause>) {
+        if let Some(p) = props(v) {
+            for (k, sub) in p {
+                match props(s).and_then(|sp| sp.get(k)) {
+                    Some(sk) => check(
+                        sub,
+                        sk,
+                        &key(&child(spath, "properties"), k),
+                        &key(&child(vpath, "properties"), k),
+                        out,
+                    ),
+                    None => {
+                        if !preserve(s) && additional(s).is_none() {
+                            out.push(Cause::required(
+                                key(&child(spath, "properties"), k),
+                                format!(
+                                    "because it is defined in {}",
+                                    key(&child(vpath, "properties"), k)
+                                ),
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(i) = v.get("items") {
+            match s.get("items") {
+                Some(si) => check(i, si, &child(spath, "items"), &child(vpath, "items"), out),
+                None => out.push(Cause::required(
+                    child(spath, "items"),
+                    format!("because it is defined in {}", child(vpath, "items")),
+                )),
+            }
+        }
+        for k in ["allOf", "anyOf", "oneOf"] {
+            for (i, sub) in v
+                .get(k)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                check(sub, s, spath, &format!("{}[{i}]", child(vpath, k)), out);
+            }
+        }
+        if let Some(n) = v.get("not") {
+            check(n, s, spath, &child(vpath, "not"), out);
+        }
+    }
+    for k in ["allOf", "anyOf", "oneOf"] {
+        for (i, sub) in s
+            .get(k)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            check(sub, s, path, &format!("{}[{i}]", child(path, k)), out);
+        }
+    }
+    if let Some(n) = s.get("not") {
+        check(n, s, path, &child(path, "not"), out);
+    }
+    if let Some(p) = props(s) {
+        for (k, sub) in p {
+            completeness(sub, &key(&child(path, "properties"), k), out);
+        }
+    }
+    if let Some(a) = additional(s) {
+        completeness(a, &child(path, "additionalProperties"), out);
+    }
+    if let Some(i) = s.get("items").filter(|i| i.is_object()) {
+        completeness(i, &child(path, "items"), out);
+    }
+}
+
+/// Deletes the fields the schema does not specify (`pruning.PruneWithOptions`); returns the
+/// paths pruned (`spec.foo`, `spec.list[0].bar`), which strict field validation reports as
+/// `unknown field`. At the resource root, `apiVersion`, `kind` and `metadata` are kept.
+pub fn prune(obj: &mut Value, schema: &Value) -> Vec<String> {
+    let mut pruned = vec![];
+    prune_impl(obj, Some(schema), true, "", &mut pruned);
+    pruned
+}
+
+fn prune_impl(x: &mut Value, s: Option<&Value>, root: bool, path: &str, out: &mut Vec<String>) {
+    if let Some(s) = s {
+        if preserve(s) {
+            skip_prune(x, s, root, path, out);
+            return;
+        }
+    }
+    match x {
+        Value::Object(m) => {
+            let Some(s) = s else {
+                for k in m.keys() {
+                    out.push(child(path, k));
+                }
+                m.clear();
+                return;
+            };
+            let keys: Vec<String> = m.keys().cloned().collect();
+            for k in keys {
+                if (root || embedded(s)) && matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
+                {
+                    continue;
+                }
+                let p = child(path, &k);
+                if let Some(prop) = props(s).and_then(|p| p.get(&k)) {
+                    if let Some(v) = m.get_mut(&k) {
+                        prune_impl(v, Some(prop), false, &p, out);
+                    }
+                } else if s
+                    .get("additionalProperties")
+                    .is_some_and(|a| a != &Value::Bool(false))
+                {
+                    let a = additional(s);
+                    if let Some(v) = m.get_mut(&k) {
+                        prune_impl(v, a, false, &p, out);
+                    }
+                } else {
+                    out.push(p);
+                    m.remove(&k);
+                }
+            }
+        }
+        Value::Array(a) => {
+            let items = s.and_then(|s| s.get("items"));
+            for (i, v) in a.iter_mut().enumerate() {
+                prune_impl(v, items, false, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `skipPrune`: unknown keys are kept, specified ones are pruned inside.
+fn skip_prune(x: &mut Value, s: &Value, root: bool, path: &str, out: &mut Vec<String>) {
+    match x {
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                if (root || embedded(s)) && matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
+                {
+                    continue;
+                }
+                let p = child(path, k);
+                if let Some(prop) = props(s).and_then(|p| p.get(k)) {
+                    prune_impl(v, Some(prop), false, &p, out);
+                } else if let Some(a) = additional(s) {
+                    prune_impl(v, Some(a), false, &p, out);
+                }
+            }
+        }
+        Value::Array(a) => {
+            if let Some(items) = s.get("items") {
+                for (i, v) in a.iter_mut().enumerate() {
+                    prune_impl(v, Some(items), false, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn sub_schema<'a>(s: &'a Value, k: &str) -> Option<&'a Value> {
+    props(s).and_then(|p| p.get(k)).or_else(|| additional(s))
+}
+
+/// Drops `null` values of fields that are neither nullable nor defaulted
+/// (`PruneNonNullableNullsWithoutDefaults`).
+pub fn drop_null_without_default(x: &mut Value, s: &Value) {
+    match x {
+        Value::Object(m) => {
+            let keys: Vec<String> = m.keys().cloned().collect();
+            for k in keys {
+                let Some(prop) = sub_schema(s, &k) else {
+                    continue;
+                };
+                if m.get(&k).is_some_and(Value::is_null) {
+                    if !flag(prop, "nullable") && prop.get("default").is_none() {
+                        m.remove(&k);
+                    }
+                } else if let Some(v) = m.get_mut(&k) {
+                    drop_null_without_default(v, prop);
+                }
+            }
+        }
+        Value::Array(a) => {
+            if let Some(items) = s.get("items") {
+                for v in a {
+                    drop_null_without_default(v, items);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Applies `default`s top-down (`defaulting.Default`): a missing field, or a `null` one that is
+/// not nullable, gets its default; the recursion then continues into it. Parents are never
+/// created.
+pub fn default(x: &mut Value, s: &Value) {
+    match x {
+        Value::Object(m) => {
+            if let Some(p) = props(s) {
+                for (k, prop) in p {
+                    let Some(d) = prop.get("default") else {
+                        continue;
+                    };
+                    let missing = match m.get(k) {
+                        None => true,
+                        Some(Value::Null) => !flag(prop, "nullable"),
+                        Some(_) => false,
+                    };
+                    if missing {
+                        m.insert(k.clone(), d.clone());
+                    }
+                }
+            }
+            for (k, v) in m.iter_mut() {
+                if let Some(prop) = sub_schema(s, k) {
+                    default(v, prop);
+                }
+            }
+        }
+        Value::Array(a) => {
+            if let Some(items) = s.get("items") {
+                for v in a.iter_mut() {
+                    if v.is_null() && !flag(items, "nullable") {
+                        if let Some(d) = items.get("default") {
+                            *v = d.clone();
+                        }
+                    }
+                    default(v, items);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The JSON type name kube-openapi reports for a value.
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn is_integer(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => {
+            n.is_i64()
+                || n.is_u64()
+                || n.as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.007e15)
+        }
+        _ => false,
+    }
+}
+
+fn fmt_num(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e21 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
+}
+
+/// Validates `obj` against the schema (kube-openapi `SchemaValidator` with `in: body`); the
+/// errors as `kubeOpenAPIResultToFieldErrors` words them.
+pub fn validate(obj: &Value, schema: &Value) -> Vec<Cause> {
+    let mut out = vec![];
+    validate_at(obj, schema, "", &mut out);
+    // errors are deduplicated (field.ErrorList.ToAggregate)
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|c| seen.insert(c.text()));
+    out
+}
+
+fn validate_at(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
+    let name = if path.is_empty() { "." } else { path };
+    let field = path.to_string();
+    if v.is_null() {
+        if flag(s, "nullable") || (ty(s).is_empty() && !int_or_string(s)) {
+            return;
+        }
+        let t = if int_or_string(s) {
+            "integer,string"
+        } else {
+            ty(s)
+        };
+        out.push(Cause::type_invalid(
+            field,
+            "\"null\"",
+            format!("{name} in body must be of type {t}: \"null\""),
+        ));
+        return;
+    }
+    // type
+    let t = ty(s);
+    let type_ok = if int_or_string(s) {
+        is_integer(v) || v.is_string()
+    } else {
+        match t {
+            "" => true,
+            "integer" => is_integer(v),
+            "number" => v.is_number(),
+            "string" => v.is_string(),
+            "boolean" => v.is_boolean(),
+            "array" => v.is_array(),
+            "object" => v.is_object(),
+            _ => true,
+        }
+    };
+    if !type_ok {
+        let t = if int_or_string(s) {
+            "integer,string"
+        } else {
+            t
+        };
+        let actual = type_name(v);
+        out.push(Cause::type_invalid(
+            field,
+            format!("\"{actual}\""),
+            format!("{name} in body must be of type {t}: \"{actual}\""),
+        ));
+        return;
+    }
+    // enum
+    if let Some(e) = s.get("enum").and_then(Value::as_array) {
+        if !e.iter().any(|x| json_eq(x, v)) {
+            let supported: Vec<String> = e
+                .iter()
+                .map(|x| match x {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            let refs: Vec<&str> = supported.iter().map(String::as_str).collect();
+            out.push(Cause::not_supported(field.clone(), go_value(v), &refs));
+        }
+    }
+    match v {
+        Value::String(st) => {
+            let len = st.chars().count() as u64;
+            if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
+                if len > max {
+                    out.push(Cause::too_long(field.clone(), max));
+                }
+            }
+            if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
+                if len < min {
+                    out.push(Cause::invalid(
+                        field.clone(),
+                        go_value(v),
+                        format!("{name} in body should be at least {min} chars long"),
+                    ));
+                }
+            }
+            if let Some(p) = s.get("pattern").and_then(Value::as_str) {
+                if let Ok(re) = regex::Regex::new(p) {
+                    if !re.is_match(st) {
+                        out.push(Cause::invalid(
+                            field.clone(),
+                            go_value(v),
+                            format!("{name} in body should match '{p}'"),
+                        ));
+                    }
+                }
+            }
+        }
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(0.0);
+            if let Some(max) = s.get("maximum").and_then(Value::as_f64) {
+                let exc = flag(s, "exclusiveMaximum");
+                if (exc && x >= max) || (!exc && x > max) {
+                    let op = if exc {
+                        "less than"
+                    } else {
+                        "less than or equal to"
+                    };
+                    out.push(Cause::invalid(
+                        field.clone(),
+                        go_value(v),
+                        format!("{name} in body should be {op} {}", fmt_num(max)),
+                    ));
+                }
+            }
+            if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
+                let exc = flag(s, "exclusiveMinimum");
+                if (exc && x <= min) || (!exc && x < min) {
+                    let op = if exc {
+                        "greater than"
+                    } else {
+                        "greater than or equal to"
+                    };
+                    out.push(Cause::invalid(
+                        field.clone(),
+                        go_value(v),
+                        format!("{name} in body should be {op} {}", fmt_num(min)),
+                    ));
+                }
+            }
+            if let Some(m) = s.get("multipleOf").and_then(Value::as_f64) {
+                if m > 0.0 && ((x / m).round() * m - x).abs() > 1e-9 {
+                    out.push(Cause::invalid(
+                        field.clone(),
+                        go_value(v),
+                        format!("{name} in body should be a multiple of {}", fmt_num(m)),
+                    ));
+                }
+            }
+        }
+        Value::Array(a) => {
+            if let Some(max) = s.get("maxItems").and_then(Value::as_u64) {
+                if a.len() as u64 > max {
+                    out.push(Cause::too_many(field.clone(), a.len(), max));
+                }
+            }
+            if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
+                if (a.len() as u64) < min {
+                    out.push(Cause::invalid(
+                        field.clone(),
+                        a.len().to_string(),
+                        format!("{name} in body should have at least {min} items"),
+                    ));
+                }
+            }
+            if flag(s, "uniqueItems") {
+                let dup = a
+                    .iter()
+                    .enumerate()
+                    .any(|(i, x)| a[..i].iter().any(|y| json_eq(x, y)));
+                if dup {
+                    out.push(Cause::invalid(
+                        field.clone(),
+                        "\"\"",
+                        format!("{name} in body shouldn't contain duplicates"),
+                    ));
+                }
+            }
+            if let Some(items) = s.get("items").filter(|i| i.is_object()) {
+                for (i, x) in a.iter().enumerate() {
+                    validate_at(x, items, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        Value::Object(m) => {
+            if let Some(req) = s.get("required").and_then(Value::as_array) {
+                for r in req.iter().filter_map(Value::as_str) {
+                    if !m.contains_key(r) {
+                        out.push(Cause::required(child(path, r), ""));
+                    }
+                }
+            }
+            if let Some(max) = s.get("maxProperties").and_then(Value::as_u64) {
+                if m.len() as u64 > max {
+                    out.push(Cause::too_many(field.clone(), m.len(), max));
+                }
+            }
+            if let Some(min) = s.get("minProperties").and_then(Value::as_u64) {
+                if (m.len() as u64) < min {
+                    out.push(Cause::invalid(
+                        field.clone(),
+                        m.len().to_string(),
+                        format!("{name} in body should have at least {min} properties"),
+                    ));
+                }
+            }
+            for (k, x) in m {
+                if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    // ObjectMeta is validated as ObjectMeta; apiVersion and kind by the decoder
+                    continue;
+                }
+                if let Some(prop) = props(s).and_then(|p| p.get(k)) {
+                    validate_at(x, prop, &child(path, k), out);
+                } else if let Some(a) = additional(s) {
+                    validate_at(x, a, &child(path, k), out);
+                } else if s.get("additionalProperties") == Some(&Value::Bool(false)) {
+                    out.push(Cause::invalid(
+                        field.clone(),
+                        go_value(&Value::String(k.clone())),
+                        format!("{name}.{k} in body is a forbidden property"),
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    // value validations
+    let quoted = format!("\"{name}\"");
+    if let Some(all) = s.get("allOf").and_then(Value::as_array) {
+        for sub in all {
+            validate_at(v, sub, path, out);
+        }
+    }
+    if let Some(any) = s.get("anyOf").and_then(Value::as_array) {
+        let ok = any.iter().any(|sub| {
+            let mut o = vec![];
+            validate_at(v, sub, path, &mut o);
+            o.is_empty()
+        });
+        if !ok && !int_or_string(s) {
+            out.push(Cause::invalid(
+                field.clone(),
+                "\"\"",
+                format!("{quoted} must validate at least one schema (anyOf)"),
+            ));
+        }
+    }
+    if let Some(one) = s.get("oneOf").and_then(Value::as_array) {
+        let n = one
+            .iter()
+            .filter(|sub| {
+                let mut o = vec![];
+                validate_at(v, sub, path, &mut o);
+                o.is_empty()
+            })
+            .count();
+        if n != 1 {
+            out.push(Cause::invalid(
+                field.clone(),
+                "\"\"",
+                format!("{quoted} must validate one and only one schema (oneOf)"),
+            ));
+        }
+    }
+    if let Some(not) = s.get("not") {
+        let mut o = vec![];
+        validate_at(v, not, path, &mut o);
+        if o.is_empty() {
+            out.push(Cause::invalid(
+                field,
+                "\"\"",
+                format!("{quoted} must not validate the schema (not)"),
+            ));
+        }
+    }
+}
+
+/// Equality of JSON values with numbers compared by value (`1` equals `1.0`).
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Every `default` must itself validate against its schema, after pruning
+/// (`structuraldefaulting.ValidateDefaults`).
+pub fn validate_defaults(s: &Value, path: &str, out: &mut Vec<Cause>) {
+    if let Some(d) = s.get("default") {
+        let mut pruned = d.clone();
+        let mut sch = s.clone();
+        if let Some(m) = sch.as_object_mut() {
+            m.remove("default");
+        }
+        let unknown = {
+            let mut o = vec![];
+            prune_impl(&mut pruned, Some(&sch), false, "", &mut o);
+            o
+        };
+        let dpath = child(path, "default");
+        if let Some(u) = unknown.first() {
+            out.push(Cause::invalid(
+                child(&dpath, u),
+                "\"\"",
+                "must not have unknown fields",
+            ));
+        }
+        for c in validate(&pruned, &sch) {
+            let f = if c.field.is_empty() {
+                dpath.clone()
+            } else {
+                child(&dpath, &c.field)
+            };
+            out.push(Cause { field: f, ..c });
+        }
+    }
+    if let Some(p) = props(s) {
+        for (k, sub) in p {
+            validate_defaults(sub, &key(&child(path, "properties"), k), out);
+        }
+    }
+    if let Some(a) = additional(s) {
+        validate_defaults(a, &child(path, "additionalProperties"), out);
+    }
+    if let Some(i) = s.get("items").filter(|i| i.is_object()) {
+        validate_defaults(i, &child(path, "items"), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn texts(c: &[Cause]) -> Vec<String> {
+        c.iter().map(Cause::text).collect()
+    }
+
+    // cases after pkg/apiserver/schema/validation_test.go and the CRD validation tests
+    #[test]
+    fn structural_schema_rules() {
+        let p = "spec.versions[0].schema.openAPIV3Schema";
+        assert!(validate_structural(
+            &json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}}}}),
+            p
+        )
+        .is_empty());
+        assert_eq!(
+            texts(&validate_structural(&json!({"properties": {"spec": {}}}), p)),
+            vec![
+                format!("{p}.type: Required value: must not be empty at the root"),
+                format!("{p}.properties[spec].type: Required value: must not be empty for specified object fields"),
+            ]
+        );
+        assert_eq!(
+            texts(&validate_structural(
+                &json!({"type": "array", "items": {}}),
+                p
+            )),
+            vec![
+                format!("{p}.type: Invalid value: \"array\": must be object at the root"),
+                format!(
+                    "{p}.items.type: Required value: must not be empty for specified array items"
+                ),
+            ]
+        );
+        assert_eq!(
+            texts(&validate_structural(
+                &json!({"type": "object", "additionalProperties": {"type": "string"}}),
+                p
+            )),
+            vec![format!(
+                "{p}.additionalProperties: Forbidden: must not be used at the root"
+            )]
+        );
+        let both = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "string"}}}});
+        assert!(texts(&validate_structural(&both, p)).contains(&format!(
+            "{p}.properties[spec].additionalProperties: Forbidden: additionalProperties and properties are mutual exclusive"
+        )));
+        // value validations may not carry types, and what they name must be specified
+        let vv = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"a": {"type": "string"}},
+            "anyOf": [{"type": "object", "properties": {"b": {"minLength": 1}}}]}}});
+        let t = texts(&validate_structural(&vv, p));
+        assert!(
+            t.contains(&format!(
+                "{p}.properties[spec].anyOf[0].type: Forbidden: must be empty to be structural"
+            )),
+            "{t:?}"
+        );
+        assert!(t.contains(&format!("{p}.properties[spec].properties[b]: Required value: because it is defined in {p}.properties[spec].anyOf[0].properties[b]")), "{t:?}");
+        // int-or-string and preserve-unknown-fields need no type
+        assert!(validate_structural(
+            &json!({"type": "object", "properties": {"port": {"x-kubernetes-int-or-string": true}, "x": {"x-kubernetes-preserve-unknown-fields": true}}}),
+            p
+        )
+        .is_empty());
+        let t = texts(&validate_structural(
+            &json!({"type": "object", "properties": {"port": {"x-kubernetes-int-or-string": true, "x-kubernetes-preserve-unknown-fields": true}}}),
+            p,
+        ));
+        assert_eq!(t, vec![format!("{p}.properties[port].x-kubernetes-preserve-unknown-fields: Invalid value: true: must be false if x-kubernetes-int-or-string is true")]);
+        // metadata: only name and generateName at the root, nothing nested
+        let t = texts(&validate_structural(
+            &json!({"type": "object", "properties": {"metadata": {"type": "object", "properties": {"labels": {"type": "object"}}}}}),
+            p,
+        ));
+        assert_eq!(t, vec![format!("{p}.properties[metadata]: Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified")]);
+        assert!(validate_structural(
+            &json!({"type": "object", "properties": {"metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 10}}}}}),
+            p
+        )
+        .is_empty());
+        let t = texts(&validate_structural(
+            &json!({"type": "object", "properties": {"a": {"type": "array"}}}),
+            p,
+        ));
+        assert_eq!(
+            t,
+            vec![format!(
+                "{p}.properties[a].items: Required value: must be specified"
+            )]
+        );
+        let t = texts(&validate_structural(
+            &json!({"type": "object", "properties": {"a": {"$ref": "#/x", "type": "string"}}}),
+            p,
+        ));
+        assert_eq!(
+            t,
+            vec![format!(
+                "{p}.properties[a].$ref: Forbidden: $ref is not supported"
+            )]
+        );
+        let t = texts(&validate_structural(
+            &json!({"type": "object", "properties": {"a": {"type": "strin"}}}),
+            p,
+        ));
+        assert!(
+            t[0].starts_with(&format!(
+                "{p}.properties[a].type: Unsupported value: \"strin\""
+            )),
+            "{t:?}"
+        );
+    }
+
+    // cases after pkg/apiserver/schema/pruning/algorithm_test.go
+    #[test]
+    fn pruning() {
+        let s = json!({"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {
+            "a": {"type": "string"},
+            "list": {"type": "array", "items": {"type": "object", "properties": {"x": {"type": "integer"}}}},
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true, "properties": {"inner": {"type": "object", "properties": {"k": {"type": "string"}}}}},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "emb": {"type": "object", "x-kubernetes-embedded-resource": true, "properties": {"spec": {"type": "object"}}}
+        }}}});
+        let mut o = json!({"apiVersion": "a/v1", "kind": "K", "metadata": {"name": "n", "whatever": 1},
+            "spec": {"a": "x", "b": 1, "list": [{"x": 1, "y": 2}],
+                     "free": {"anything": true, "inner": {"k": "v", "drop": 1}},
+                     "labels": {"l": "v"},
+                     "emb": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}, "junk": 1}},
+            "extra": {"z": 1}});
+        let pruned = prune(&mut o, &s);
+        assert_eq!(
+            pruned,
+            vec![
+                "spec.b",
+                "spec.list[0].y",
+                "spec.free.inner.drop",
+                "spec.emb.junk",
+                "extra"
+            ]
+        );
+        assert_eq!(
+            o,
+            json!({"apiVersion": "a/v1", "kind": "K", "metadata": {"name": "n", "whatever": 1},
+                "spec": {"a": "x", "list": [{"x": 1}], "free": {"anything": true, "inner": {"k": "v"}},
+                         "labels": {"l": "v"},
+                         "emb": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}}}})
+        );
+        // a preserving root keeps everything unknown
+        let mut o = json!({"spec": {"anything": 1}, "status": {"x": 1}});
+        assert!(prune(
+            &mut o,
+            &json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
+        )
+        .is_empty());
+        assert_eq!(o["status"]["x"], 1);
+    }
+
+    // cases after pkg/apiserver/schema/defaulting/algorithm_test.go
+    #[test]
+    fn defaulting() {
+        let s = json!({"type": "object", "properties": {
+        "spec": {"type": "object", "default": {}, "properties": {
+            "mode": {"type": "string", "default": "auto"},
+            "n": {"type": "integer", "default": 3},
+            "maybe": {"type": "string", "nullable": true, "default": "d"},
+            "nested": {"type": "object", "properties": {"deep": {"type": "string", "default": "x"}}},
+            "items": {"type": "array", "items": {"type": "object", "properties": {"p": {"type": "integer", "default": 80}}}}
+        }}}});
+        let mut o = json!({});
+        default(&mut o, &s);
+        // a defaulted parent gets its children's defaults; a missing nested parent is not created
+        assert_eq!(o, json!({"spec": {"mode": "auto", "n": 3, "maybe": "d"}}));
+        let mut o =
+            json!({"spec": {"n": null, "maybe": null, "nested": {}, "items": [{}, {"p": 1}]}});
+        default(&mut o, &s);
+        assert_eq!(
+            o,
+            json!({"spec": {"n": 3, "maybe": null, "nested": {"deep": "x"}, "items": [{"p": 80}, {"p": 1}], "mode": "auto"}})
+        );
+        // nulls without a default go before defaulting
+        let mut o = json!({"spec": {"nested": null, "mode": null}});
+        drop_null_without_default(&mut o, &s);
+        assert_eq!(o, json!({"spec": {"mode": null}}));
+    }
+
+    // messages after k8s.io/kube-openapi pkg/validation/errors and apiextensions
+    // pkg/apiserver/validation/validation_test.go
+    #[test]
+    fn validation_messages() {
+        let s = json!({"type": "object", "required": ["spec"], "properties": {"spec": {"type": "object",
+        "required": ["upstream"],
+        "properties": {
+            "upstream": {"type": "string", "pattern": "^[a-z.]+$", "maxLength": 10, "minLength": 2},
+            "replicas": {"type": "integer", "minimum": 1, "maximum": 5},
+            "mode": {"type": "string", "enum": ["Always", "Never"]},
+            "tags": {"type": "array", "maxItems": 2, "uniqueItems": true, "items": {"type": "string"}},
+            "port": {"x-kubernetes-int-or-string": true},
+            "ratio": {"type": "number", "multipleOf": 0.5}
+        }}}});
+        assert!(validate(
+            &json!({"spec": {"upstream": "reg.io", "replicas": 2, "port": "http", "ratio": 1.5}}),
+            &s
+        )
+        .is_empty());
+        assert_eq!(
+            texts(&validate(&json!({}), &s)),
+            vec!["spec: Required value"]
+        );
+        assert_eq!(
+            texts(&validate(
+                &json!({"spec": {"replicas": "two", "mode": "Sometimes", "tags": ["a", "b", "c"], "port": 1.5}}),
+                &s
+            )),
+            vec![
+                "spec.upstream: Required value",
+                "spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\"",
+                "spec.mode: Unsupported value: \"Sometimes\": supported values: \"Always\", \"Never\"",
+                "spec.tags: Too many: 3: must have at most 2 items",
+                "spec.port: Invalid value: \"number\": spec.port in body must be of type integer,string: \"number\"",
+            ]
+        );
+        assert_eq!(
+            texts(&validate(&json!({"spec": {"upstream": "UPPER-and-long", "replicas": 9, "tags": ["a", "a"], "ratio": 0.7}}), &s)),
+            vec![
+                "spec.upstream: Too long: may not be more than 10 bytes",
+                "spec.upstream: Invalid value: \"UPPER-and-long\": spec.upstream in body should match '^[a-z.]+$'",
+                "spec.replicas: Invalid value: 9: spec.replicas in body should be less than or equal to 5",
+                "spec.tags: Invalid value: \"\": spec.tags in body shouldn't contain duplicates",
+                "spec.ratio: Invalid value: 0.7: spec.ratio in body should be a multiple of 0.5",
+            ]
+        );
+        assert_eq!(
+            texts(&validate(&json!({"spec": {"upstream": "a", "replicas": 0}}), &s)),
+            vec![
+                "spec.upstream: Invalid value: \"a\": spec.upstream in body should be at least 2 chars long",
+                "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn defaults_must_validate() {
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "n": {"type": "integer", "default": "x"},
+            "o": {"type": "object", "properties": {"a": {"type": "string"}}, "default": {"a": "ok", "b": 1}}}}}});
+        let mut out = vec![];
+        validate_defaults(&s, "p", &mut out);
+        let t = texts(&out);
+        assert!(t.contains(&"p.properties[spec].properties[n].default: Invalid value: \"string\": . in body must be of type integer: \"string\"".to_string()), "{t:?}");
+        assert!(t.contains(&"p.properties[spec].properties[o].default.b: Invalid value: \"\": must not have unknown fields".to_string()), "{t:?}");
+    }
+}

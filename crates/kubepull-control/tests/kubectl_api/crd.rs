@@ -1,0 +1,548 @@
+//! CustomResourceDefinitions with the real kubectl: the ClusterPullSecret CRD (cluster-scoped,
+//! status subresource, printer columns) and a namespaced CRD with two versions and `scale`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use kubepull_control::start;
+
+use super::{kubectl, server_config, token_kubeconfig};
+
+pub const CLUSTER_PULL_SECRET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: clusterpullsecrets.kubepull.io}
+spec:
+  group: kubepull.io
+  scope: Cluster
+  names: {plural: clusterpullsecrets, singular: clusterpullsecret, kind: ClusterPullSecret, shortNames: [cps]}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Registry, type: string, jsonPath: .spec.registry}
+    - {name: Namespaces, type: integer, jsonPath: .status.namespaces}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [registry, secretRef]
+            properties:
+              registry: {type: string, pattern: '^[a-z0-9.:-]+$'}
+              secretRef:
+                type: object
+                required: [name, namespace]
+                properties:
+                  name: {type: string}
+                  namespace: {type: string}
+              namespaceSelector: {type: object, x-kubernetes-preserve-unknown-fields: true}
+              mode: {type: string, enum: [Copy, Reference], default: Copy}
+          status:
+            type: object
+            properties:
+              namespaces: {type: integer}
+"#;
+
+const MIRROR_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: mirrors.test.kubepull.io}
+spec:
+  group: test.kubepull.io
+  scope: Namespaced
+  names: {plural: mirrors, kind: Mirror}
+  versions:
+  - name: v1beta1
+    served: true
+    storage: false
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas, labelSelectorPath: .status.selector}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              replicas: {type: integer, minimum: 0, default: 1}
+              upstream: {type: string}
+          status:
+            type: object
+            properties:
+              replicas: {type: integer}
+              selector: {type: string}
+"#;
+
+const CPS: &str = r#"
+apiVersion: kubepull.io/v1alpha1
+kind: ClusterPullSecret
+metadata: {name: corp}
+spec:
+  registry: registry.corp.example
+  secretRef: {name: regcred, namespace: kube-system}
+  namespaceSelector: {matchLabels: {team: a}}
+  surprise: dropped
+"#;
+
+/// The whole life of two CRDs through kubectl: established, discovered, CRUD with pruning,
+/// defaults and schema errors naming the field, printer columns, the status and scale
+/// subresources, watch, RBAC on a custom resource, restart, and deletion of the CRD with its
+/// objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resources_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = server_config(d.path(), false);
+    cfg.datastore = String::new(); // redb: the restart below reads the same file
+    let server = start(cfg.clone()).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let dir = d.path().to_path_buf();
+    let (url, ca) = (server.url(), server.ca_pem());
+    let (a2, h2) = (admin.clone(), home.clone());
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str]| kubectl(&admin, &home, args, None);
+        let ki = |args: &[&str], stdin: &str| kubectl(&admin, &home, args, Some(stdin));
+        let (ok, out) = ki(&["apply", "-f", "-"], CLUSTER_PULL_SECRET_CRD);
+        assert!(ok, "{out}");
+        let (ok, out) = ki(&["apply", "-f", "-"], MIRROR_CRD);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["wait", "--for=condition=Established", "crd/clusterpullsecrets.kubepull.io", "crd/mirrors.test.kubepull.io"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "crd", "clusterpullsecrets.kubepull.io", "-o", "jsonpath={.status.conditions[*].reason} {.status.storedVersions}"]);
+        assert!(ok && out.contains("NoConflicts InitialNamesAccepted") && out.contains("v1alpha1"), "{out}");
+        let (ok, out) = k(&["api-resources", "--api-group=kubepull.io"]);
+        assert!(ok && out.contains("clusterpullsecrets") && out.contains("cps") && out.contains("kubepull.io/v1alpha1") && out.contains("false"), "{out}");
+        // the OpenAPI documents follow the CRD: kubectl explain reads its schema
+        let (ok, out) = k(&["explain", "clusterpullsecrets.spec"]);
+        assert!(ok && out.contains("KIND:") && out.contains("ClusterPullSecret") && out.contains("secretRef"), "{out}");
+
+        // create: the unknown field is pruned (with a warning), the default applied
+        let (ok, out) = ki(&["apply", "--validate=warn", "-f", "-"], CPS);
+        assert!(ok, "{out}");
+        assert!(out.contains("unknown field \"spec.surprise\""), "{out}");
+        let (ok, out) = k(&["get", "cps", "corp", "-o", "json"]);
+        assert!(ok, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["spec"]["mode"], "Copy");
+        assert!(v["spec"].get("surprise").is_none(), "{v}");
+        assert_eq!(v["spec"]["namespaceSelector"]["matchLabels"]["team"], "a", "preserved");
+        assert_eq!(v["metadata"]["generation"], 1);
+        // applied again with a change (kubectl sends a merge patch for custom resources)
+        let (ok, out) = ki(&["apply", "--validate=warn", "-f", "-"], &CPS.replace("registry.corp.example", "registry2.corp.example"));
+        assert!(ok && out.contains("clusterpullsecret.kubepull.io/corp configured"), "{out}");
+        let (ok, out) = k(&["get", "cps", "corp", "-o", "jsonpath={.spec.registry} {.metadata.generation}"]);
+        assert!(ok && out.trim() == "registry2.corp.example 2", "{out}");
+        let (ok, out) = k(&["get", "crd"]);
+        assert!(ok && out.starts_with("NAME") && out.contains("CREATED AT") && out.contains("clusterpullsecrets.kubepull.io"), "{out}");
+        // strict validation refuses it instead
+        let strict = CPS.replace("name: corp", "name: strict");
+        let (ok, out) = ki(&["create", "--validate=strict", "-f", "-"], &strict);
+        assert!(!ok && out.contains("unknown field \"spec.surprise\""), "{out}");
+
+        // invalid objects are refused with the field named
+        let bad = "apiVersion: kubepull.io/v1alpha1\nkind: ClusterPullSecret\nmetadata: {name: bad}\nspec: {registry: 'Has Spaces', mode: Sometimes}\n";
+        let (ok, out) = ki(&["create", "-f", "-"], bad);
+        assert!(!ok);
+        for needle in [
+            "The ClusterPullSecret \"bad\" is invalid",
+            "spec.secretRef: Required value",
+            "spec.registry: Invalid value: \"Has Spaces\": spec.registry in body should match '^[a-z0-9.:-]+$'",
+            "spec.mode: Unsupported value: \"Sometimes\": supported values: \"Copy\", \"Reference\"",
+        ] {
+            assert!(out.contains(needle), "{needle}\n{out}");
+        }
+        let (ok, out) = k(&["get", "cps", "bad"]);
+        assert!(!ok && out.contains("clusterpullsecrets.kubepull.io \"bad\" not found"), "{out}");
+
+        // printer columns
+        let (ok, out) = k(&["get", "cps"]);
+        assert!(ok, "{out}");
+        let header: Vec<&str> = out.lines().next().unwrap_or("").split_whitespace().collect();
+        assert_eq!(header, vec!["NAME", "REGISTRY", "NAMESPACES", "AGE"], "{out}");
+        assert!(out.lines().nth(1).unwrap_or("").starts_with("corp") && out.contains("registry2.corp.example"), "{out}");
+
+        // status subresource: only status changes, generation stays
+        let (ok, out) = k(&["patch", "cps", "corp", "--subresource=status", "--type=merge", "-p", r#"{"status":{"namespaces":3},"spec":{"registry":"evil.example"}}"#]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "cps", "corp", "-o", "jsonpath={.status.namespaces} {.spec.registry} {.metadata.generation}"]);
+        assert!(ok && out.trim() == "3 registry2.corp.example 2", "{out}");
+        // the main resource ignores status; a spec change moves generation
+        let (ok, out) = k(&["patch", "cps", "corp", "--type=merge", "-p", r#"{"status":{"namespaces":9},"spec":{"mode":"Reference"}}"#]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "cps", "corp", "-o", "jsonpath={.status.namespaces} {.spec.mode} {.metadata.generation}"]);
+        assert!(ok && out.trim() == "3 Reference 3", "{out}");
+        let (ok, out) = k(&["get", "cps"]);
+        assert!(ok && out.lines().nth(1).unwrap_or("").split_whitespace().nth(2) == Some("3"), "{out}");
+        // json patch works, strategic merge patch does not (415, as upstream)
+        let (ok, out) = k(&["patch", "cps", "corp", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/registry","value":"reg.example"}]"#]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["patch", "cps", "corp", "--type=strategic", "-p", r#"{"spec":{"registry":"x.example"}}"#]);
+        assert!(!ok && out.contains("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"), "{out}");
+        // server-side apply
+        let ssa = "apiVersion: kubepull.io/v1alpha1\nkind: ClusterPullSecret\nmetadata: {name: ssa}\nspec: {registry: ssa.example, secretRef: {name: a, namespace: b}}\n";
+        let (ok, out) = ki(&["apply", "--server-side", "-f", "-"], ssa);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "cps", "ssa", "-o", "jsonpath={.spec.mode}"]);
+        assert!(ok && out.trim() == "Copy", "{out}");
+        let (ok, out) = k(&["delete", "cps", "ssa"]);
+        assert!(ok, "{out}");
+        // field selectors other than metadata.name and metadata.namespace are refused
+        let (ok, out) = k(&["get", "cps", "--field-selector", "spec.registry=x"]);
+        assert!(!ok && out.contains("field label not supported: spec.registry"), "{out}");
+
+        // a watch sees the changes
+        let mut w = Command::new("kubectl")
+            .env("KUBECONFIG", &admin)
+            .env("HOME", &home)
+            .args(["get", "cps", "-w", "--request-timeout=60s", "--output-watch-events"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(w.stdout.take().unwrap()).lines();
+        let mut seen = vec![];
+        while let Some(Ok(l)) = lines.next() {
+            seen.push(l.clone());
+            if l.contains("ADDED") && l.contains("corp") {
+                break;
+            }
+        }
+        let (ok, out) = k(&["patch", "cps", "corp", "--type=merge", "-p", r#"{"spec":{"registry":"watched.example"}}"#]);
+        assert!(ok, "{out}");
+        while let Some(Ok(l)) = lines.next() {
+            seen.push(l.clone());
+            if l.contains("MODIFIED") && l.contains("watched.example") {
+                break;
+            }
+        }
+        let _ = w.kill();
+        let _ = w.wait();
+        assert!(seen.iter().any(|l| l.contains("MODIFIED") && l.contains("watched.example")), "{seen:?}");
+
+        // the namespaced CRD: defaults, scale, versions, selectors
+        let (ok, out) = k(&["create", "namespace", "t"]);
+        assert!(ok, "{out}");
+        let m = "apiVersion: test.kubepull.io/v1\nkind: Mirror\nmetadata: {name: m1, namespace: t, labels: {tier: a}}\nspec: {upstream: docker.io}\n";
+        let (ok, out) = ki(&["apply", "-f", "-"], m);
+        assert!(ok, "{out}");
+        let (ok, out) = ki(&["apply", "-f", "-"], &m.replace("m1", "m2").replace("tier: a", "tier: b"));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "mirrors", "-n", "t", "-l", "tier=b", "-o", "name"]);
+        assert!(ok && out.trim() == "mirror.test.kubepull.io/m2", "{out}");
+        let (ok, out) = k(&["get", "mirrors", "-A", "--field-selector", "metadata.name=m1", "-o", "name"]);
+        assert!(ok && out.trim() == "mirror.test.kubepull.io/m1", "{out}");
+        let (ok, out) = k(&["get", "mirror", "m1", "-n", "t", "-o", "jsonpath={.spec.replicas}"]);
+        assert!(ok && out.trim() == "1", "defaulted: {out}");
+        let (ok, out) = k(&["get", "mirror", "m1", "-n", "t"]);
+        assert!(ok && out.starts_with("NAME") && out.contains("AGE"), "{out}");
+        let (ok, out) = k(&["scale", "mirror", "m1", "-n", "t", "--replicas=3"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "mirror", "m1", "-n", "t", "-o", "jsonpath={.spec.replicas} {.metadata.generation}"]);
+        assert!(ok && out.trim() == "3 2", "{out}");
+        let (ok, out) = k(&["get", "--raw", "/apis/test.kubepull.io/v1/namespaces/t/mirrors/m1/scale"]);
+        assert!(ok, "{out}");
+        let sc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!((sc["kind"].clone(), sc["spec"]["replicas"].clone(), sc["status"]["replicas"].clone()), ("Scale".into(), 3.into(), 0.into()));
+        let (ok, out) = k(&["scale", "mirror", "m1", "-n", "t", "--replicas=-1"]);
+        assert!(!ok, "{out}");
+        // the other served version: same object, its apiVersion
+        let (ok, out) = k(&["get", "mirrors.v1beta1.test.kubepull.io", "m1", "-n", "t", "-o", "jsonpath={.apiVersion} {.spec.upstream}"]);
+        assert!(ok && out.trim() == "test.kubepull.io/v1beta1 docker.io", "{out}");
+        // legacy discovery: the preferred version first, subresources listed
+        let (ok, out) = k(&["get", "--raw", "/apis/test.kubepull.io"]);
+        assert!(ok, "{out}");
+        let g: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(g["preferredVersion"]["version"], "v1", "{g}");
+        assert_eq!(g["versions"].as_array().map(Vec::len), Some(2), "{g}");
+        let (ok, out) = k(&["get", "--raw", "/apis/test.kubepull.io/v1"]);
+        assert!(ok, "{out}");
+        let l: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let names: Vec<&str> = l["resources"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+        assert_eq!(names, vec!["mirrors", "mirrors/status", "mirrors/scale"], "{l}");
+        let (ok, out) = k(&["get", "--raw", "/apis"]);
+        assert!(ok && out.contains("\"name\":\"kubepull.io\"") && out.contains("kubepull.io/v1alpha1"), "{out}");
+        // the ClusterPullSecret has no scale subresource
+        let (ok, out) = k(&["get", "--raw", "/apis/kubepull.io/v1alpha1/clusterpullsecrets/corp/scale"]);
+        assert!(!ok && out.contains("NotFound"), "{out}");
+
+        // RBAC on a custom resource: a Role granting mirrors allows exactly that
+        let (ok, out) = k(&["create", "serviceaccount", "bot", "-n", "t"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "role", "mirror-reader", "-n", "t", "--verb=get,list", "--resource=mirrors.test.kubepull.io"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "rolebinding", "bot-mirrors", "-n", "t", "--role=mirror-reader", "--serviceaccount=t:bot"]);
+        assert!(ok, "{out}");
+        let (ok, token) = k(&["create", "token", "bot", "-n", "t"]);
+        assert!(ok, "{token}");
+        let bot = token_kubeconfig(&dir, "bot.kubeconfig", &url, &ca, &format!("    token: {}\n", token.trim()));
+        let kb = |args: &[&str]| kubectl(&bot, &dir.join("bothome"), args, None);
+        let (ok, out) = kb(&["get", "mirrors", "-o", "name"]);
+        assert!(ok && out.contains("mirror.test.kubepull.io/m1"), "{out}");
+        let (ok, out) = kb(&["delete", "mirror", "m1"]);
+        assert!(!ok && out.contains("cannot delete resource \"mirrors\" in API group \"test.kubepull.io\" in the namespace \"t\""), "{out}");
+        let (ok, out) = kb(&["get", "mirrors", "-n", "default"]);
+        assert!(!ok && out.contains("Forbidden"), "{out}");
+        let (ok, out) = kb(&["get", "clusterpullsecrets"]);
+        assert!(!ok && out.contains("cannot list resource \"clusterpullsecrets\" in API group \"kubepull.io\" at the cluster scope"), "{out}");
+        let (ok, out) = kb(&["get", "mirrors", "m1", "--subresource=scale"]);
+        assert!(!ok && out.contains("Forbidden"), "{out}");
+    })
+    .await
+    .unwrap();
+
+    // the schemas for OpenAPI publishing
+    let schemas = kubepull_control::crd::openapi_schemas(&server.objects());
+    let kinds: Vec<(&str, &str, &str)> = schemas
+        .iter()
+        .map(|s| (s.group.as_str(), s.version.as_str(), s.kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("kubepull.io", "v1alpha1", "ClusterPullSecret"),
+            ("test.kubepull.io", "v1", "Mirror"),
+            ("test.kubepull.io", "v1beta1", "Mirror")
+        ]
+    );
+    assert_eq!(
+        schemas[0].schema["properties"]["spec"]["required"],
+        serde_json::json!(["registry", "secretRef"])
+    );
+    // a restart keeps the CRDs and their objects
+    server.shutdown().await;
+    let server = start(cfg).await.unwrap();
+    let (admin, home) = (a2, h2);
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str]| kubectl(&admin, &home, args, None);
+        let (ok, out) = k(&[
+            "get",
+            "cps",
+            "corp",
+            "-o",
+            "jsonpath={.spec.registry} {.status.namespaces}",
+        ]);
+        assert!(ok && out.trim() == "watched.example 3", "{out}");
+        let (ok, out) = k(&[
+            "get",
+            "mirror",
+            "m1",
+            "-n",
+            "t",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ]);
+        assert!(ok && out.trim() == "3", "{out}");
+
+        // deleting a CRD deletes its objects and stops serving it
+        let (ok, out) = k(&["delete", "crd", "mirrors.test.kubepull.io"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&[
+            "get",
+            "--raw",
+            "/apis/test.kubepull.io/v1/namespaces/t/mirrors",
+        ]);
+        assert!(!ok && out.contains("NotFound"), "{out}");
+        // kubectl's discovery cache may still name the resource: the list is then a 404
+        let (ok, out) = k(&["get", "mirrors", "-A"]);
+        assert!(
+            !ok && (out.contains("the server doesn't have a resource type \"mirrors\"")
+                || out.contains("the server could not find the requested resource")),
+            "{out}"
+        );
+        // created again, it starts empty
+        let (ok, out) = kubectl(&admin, &home, &["apply", "-f", "-"], Some(MIRROR_CRD));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/mirrors.test.kubepull.io",
+        ]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "mirrors", "-A", "-o", "name"]);
+        assert!(ok && out.trim().is_empty(), "{out}");
+        let (ok, out) = k(&["get", "cps", "-o", "name"]);
+        assert!(
+            ok && out.trim() == "clusterpullsecret.kubepull.io/corp",
+            "{out}"
+        );
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
+
+fn http_client(ca: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+        .build()
+        .unwrap()
+}
+
+/// Bad CRDs and bad custom resource bodies get Status errors and store nothing: a
+/// non-structural schema, two storage versions, a conversion webhook, a protected group, name
+/// conflicts (NamesAccepted False, not served), garbage and oversized bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_crds_and_bodies_store_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let http = http_client(&server.ca_pem());
+    let (a2, h2) = (admin.clone(), home.clone());
+    tokio::task::spawn_blocking(move || {
+        let ki = |stdin: &str| kubectl(&a2, &h2, &["create", "-f", "-"], Some(stdin));
+        let nonstructural = CLUSTER_PULL_SECRET_CRD.replace("registry: {type: string, pattern: '^[a-z0-9.:-]+$'}", "registry: {pattern: '^[a-z]+$'}");
+        let (ok, out) = ki(&nonstructural);
+        assert!(!ok);
+        assert!(out.contains("The CustomResourceDefinition \"clusterpullsecrets.kubepull.io\" is invalid: spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[registry].type: Required value: must not be empty for specified object fields"), "{out}");
+        let webhook = MIRROR_CRD.replace("scope: Namespaced", "scope: Namespaced\n  conversion: {strategy: Webhook}");
+        let (ok, out) = ki(&webhook);
+        assert!(!ok && out.contains("spec.conversion.strategy: Unsupported value: \"Webhook\": supported values: \"None\""), "{out}");
+        let two = MIRROR_CRD.replace("storage: false", "storage: true");
+        let (ok, out) = ki(&two);
+        assert!(!ok && out.contains("must have exactly one version marked as storage version"), "{out}");
+        let protected = MIRROR_CRD.replace("test.kubepull.io", "test.k8s.io");
+        let (ok, out) = ki(&protected);
+        assert!(!ok && out.contains("protected groups must have approval annotation"), "{out}");
+        let (ok, out) = kubectl(&a2, &h2, &["get", "crd", "-o", "name"], None);
+        assert!(ok && out.trim().is_empty(), "nothing stored: {out}");
+        // a second CRD claiming a taken short name is stored but not served
+        let (ok, out) = ki(CLUSTER_PULL_SECRET_CRD);
+        assert!(ok, "{out}");
+        let clash = CLUSTER_PULL_SECRET_CRD
+            .replace("clusterpullsecrets", "otherthings")
+            .replace("clusterpullsecret,", "otherthing,")
+            .replace("kind: ClusterPullSecret", "kind: OtherThing");
+        let (ok, out) = ki(&clash);
+        assert!(ok, "{out}");
+        let (ok, out) = kubectl(&a2, &h2, &["get", "crd", "otherthings.kubepull.io", "-o", "jsonpath={.status.conditions[*].reason}"], None);
+        assert!(ok && out.trim() == "ShortNamesConflict NotAccepted", "{out}");
+    })
+    .await
+    .unwrap();
+    let base = format!(
+        "{}/apis/kubepull.io/v1alpha1/clusterpullsecrets",
+        server.url()
+    );
+    let r = http
+        .get(format!(
+            "{}/apis/kubepull.io/v1alpha1/otherthings",
+            server.url()
+        ))
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        404,
+        "a CRD whose names are not accepted is not served"
+    );
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"{not json".to_vec(), 400, "not valid JSON"),
+        (b"[1,2]".to_vec(), 400, "JSON object"),
+        (br#"{"apiVersion":"kubepull.io/v9","kind":"ClusterPullSecret","metadata":{"name":"x"}}"#.to_vec(), 400, "does not match the expected API version"),
+        (br#"{"apiVersion":"kubepull.io/v1alpha1","kind":"ClusterPullSecret","metadata":{"name":"x"},"spec":{"registry":5,"secretRef":{"name":"a","namespace":"b"}}}"#.to_vec(), 422, "spec.registry in body must be of type string: \"integer\""),
+        (br#"{"apiVersion":"kubepull.io/v1alpha1","kind":"ClusterPullSecret","metadata":{"name":"Bad_Name"},"spec":{"registry":"r","secretRef":{"name":"a","namespace":"b"}}}"#.to_vec(), 422, "metadata.name: Invalid value"),
+        (format!(r#"{{"metadata":{{"name":"big"}},"spec":{{"registry":"{}"}}}}"#, "a".repeat(4 << 20)).into_bytes(), 400, "limit"),
+    ];
+    for (body, code, needle) in cases {
+        let r = http
+            .post(&base)
+            .bearer_auth(server.admin_token())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), code);
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["kind"], "Status");
+        assert!(v["message"].as_str().unwrap_or("").contains(needle), "{v}");
+    }
+    // garbage CRD bodies
+    let crds = format!(
+        "{}/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        server.url()
+    );
+    for (body, code) in [
+        (
+            &br#"{"metadata":{"name":"a.b.c"},"spec":{"versions":"nope"}}"#[..],
+            400,
+        ),
+        (&br#"{"metadata":{"name":"a.b.c"},"spec":{}}"#[..], 422),
+        (&b"\x00\x01garbage"[..], 400),
+    ] {
+        let r = http
+            .post(&crds)
+            .bearer_auth(server.admin_token())
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), code);
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["kind"], "Status", "{v}");
+    }
+    let r = http
+        .get(&base)
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        v["items"].as_array().unwrap().len(),
+        0,
+        "nothing stored: {v}"
+    );
+    server.shutdown().await;
+}
+
+/// Deleting a namespace deletes the custom resources in it (the namespace controller walks the
+/// served CRDs too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_deletion_removes_custom_resources() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), true)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let ki = |args: &[&str], stdin: &str| kubectl(&admin, &home, args, Some(stdin));
+        let k = |args: &[&str]| kubectl(&admin, &home, args, None);
+        let (ok, out) = ki(&["apply", "-f", "-"], MIRROR_CRD);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "namespace", "gone"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "namespace", "kept"]);
+        assert!(ok, "{out}");
+        for ns in ["gone", "kept"] {
+            let m = format!("apiVersion: test.kubepull.io/v1\nkind: Mirror\nmetadata: {{name: m, namespace: {ns}}}\nspec: {{}}\n");
+            let (ok, out) = ki(&["create", "-f", "-"], &m);
+            assert!(ok, "{out}");
+        }
+        let (ok, out) = k(&["delete", "namespace", "gone", "--timeout=60s"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "mirrors", "-A", "-o", "name"]);
+        assert!(ok && out.trim() == "mirror.test.kubepull.io/m", "{out}");
+        let (ok, out) = k(&["get", "mirror", "m", "-n", "kept", "-o", "name"]);
+        assert!(ok, "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
