@@ -260,6 +260,7 @@ impl Cause {
             "FieldValueRequired" => "Required value",
             "FieldValueInvalid" => "Invalid value",
             "FieldValueNotSupported" => "Unsupported value",
+            "FieldValueDuplicate" => "Duplicate value",
             _ => "Forbidden",
         };
         let mut s = kind.to_string();

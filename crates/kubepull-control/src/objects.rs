@@ -97,6 +97,7 @@ pub struct DeleteOptions {
 pub struct Objects {
     store: Arc<dyn Datastore>,
     pod_security: podsecurity::Level,
+    services: Arc<crate::services::ServiceState>,
 }
 
 fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
@@ -376,7 +377,78 @@ impl Objects {
         Objects {
             store,
             pod_security: podsecurity::Level::Baseline,
+            services: Arc::new(crate::services::ServiceState::new(Default::default())),
         }
+    }
+
+    /// The Service IP range (`--service-cluster-ip-range`).
+    pub fn with_service_range(mut self, range: crate::services::ServiceRange) -> Self {
+        self.services = Arc::new(crate::services::ServiceState::new(range));
+        self
+    }
+
+    /// `CreateOrUpdateMasterServiceIfNeeded` (pkg/controlplane/controller/kubernetesservice)
+    /// with `reconcile`: the `default/kubernetes` Service with port 443 → `port`, and its
+    /// Endpoints and EndpointSlice with the API server's address, as the apiserver's endpoint
+    /// reconciler keeps them. The Service's ClusterIP is kept when it exists.
+    pub async fn ensure_kubernetes_service(&self, host: &str, port: u16) -> ApiResult<()> {
+        let svc_r = resources::find("", "v1", "services").expect("services");
+        let want = crate::services::kubernetes_service(&self.services.range(), port);
+        match self.get_opt(svc_r, "default", "kubernetes").await? {
+            None => match self
+                .create(svc_r, "default", want, &User::Admin, false)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code == 409 && e.reason == "AlreadyExists" => {}
+                Err(e) => return Err(e),
+            },
+            Some(cur) => {
+                if cur.pointer("/spec/ports") != want.pointer("/spec/ports")
+                    || cur.pointer("/spec/type") != want.pointer("/spec/type")
+                {
+                    let mut next = cur.clone();
+                    next["spec"]["ports"] = want["spec"]["ports"].clone();
+                    next["spec"]["type"] = want["spec"]["type"].clone();
+                    self.update(svc_r, "default", "kubernetes", next, None, false)
+                        .await?;
+                }
+            }
+        }
+        let ip = host.trim_start_matches('[').trim_end_matches(']');
+        let (ep, slice) = crate::services::kubernetes_endpoints(ip, port);
+        for (r, want) in [
+            (
+                resources::find("", "v1", "endpoints").expect("endpoints"),
+                ep,
+            ),
+            (
+                resources::find("discovery.k8s.io", "v1", "endpointslices").expect("slices"),
+                slice,
+            ),
+        ] {
+            match self.get_opt(r, "default", "kubernetes").await? {
+                None => match self.create(r, "default", want, &User::Admin, false).await {
+                    Ok(_) => {}
+                    Err(e) if e.code == 409 => {}
+                    Err(e) => return Err(e),
+                },
+                Some(cur) => {
+                    let mut next = want.clone();
+                    next["metadata"] = cur["metadata"].clone();
+                    if next != cur {
+                        self.update(r, "default", "kubernetes", next, None, false)
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The Service allocation state.
+    pub fn services(&self) -> &crate::services::ServiceState {
+        &self.services
     }
 
     /// The Pod Security level of namespaces without `pod-security.kubernetes.io/*` labels
@@ -559,11 +631,24 @@ impl Objects {
         self.pod_security_admission(r, ns, &requested_name, &obj, None)
             .await?;
         let _ = user;
-        let rev = self
-            .store
-            .create(&sr.key(ns, &name), encode(&obj))
-            .await
-            .map_err(|e| store_err(r, &name, e))?;
+        let held = if r.kind == "Service" {
+            let mut a = self.services.lock(self.store.as_ref()).await?;
+            Some(
+                a.allocate(&mut obj, None)
+                    .map_err(|c| ApiError::invalid(r, &name, c))?,
+            )
+        } else {
+            None
+        };
+        let rev = match self.store.create(&sr.key(ns, &name), encode(&obj)).await {
+            Ok(rev) => rev,
+            Err(e) => {
+                if let Some(h) = &held {
+                    self.services.lock(self.store.as_ref()).await?.release(h);
+                }
+                return Err(store_err(r, &name, e));
+            }
+        };
         obj["metadata"]["resourceVersion"] = json!(rev.to_string());
         if r.kind == "Namespace" {
             // every namespace gets its default ServiceAccount (serviceaccounts-controller)
@@ -868,6 +953,9 @@ impl Objects {
             }
         };
         new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
+        if r.kind == "Service" && subresource.is_none() {
+            crate::services::keep_allocated(&old, &mut new);
+        }
         let causes = admission::validate(r, &new, Some(&old));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, name, causes));
@@ -881,23 +969,57 @@ impl Objects {
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_none_or(|a| a.is_empty());
+        // (ShouldDeleteDuringUpdate: a pod only once its grace period is over)
         if new.pointer("/metadata/deletionTimestamp").is_some()
             && finalizers_empty
-            && r.kind != "Pod"
+            && (r.kind != "Pod"
+                || new
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    == Some(0))
         {
             let (rev, _) = self
                 .store
                 .delete(&key, Some(cur_kv.mod_revision))
                 .await
                 .map_err(|e| store_err(r, name, e))?;
+            if r.kind == "Service" {
+                self.services
+                    .release_service(self.store.as_ref(), &old)
+                    .await;
+            }
             new["metadata"]["resourceVersion"] = json!(rev.to_string());
             return Ok(new);
         }
-        let rev = self
+        let held = if r.kind == "Service" && subresource.is_none() {
+            let mut a = self.services.lock(self.store.as_ref()).await?;
+            Some(
+                a.allocate(&mut new, Some(&old))
+                    .map_err(|c| ApiError::invalid(r, name, c))?,
+            )
+        } else {
+            None
+        };
+        let rev = match self
             .store
             .update(&key, encode(&new), cur_kv.mod_revision)
             .await
-            .map_err(|e| store_err(r, name, e))?;
+        {
+            Ok(rev) => rev,
+            Err(e) => {
+                if let Some(h) = &held {
+                    self.services.lock(self.store.as_ref()).await?.release(h);
+                }
+                return Err(store_err(r, name, e));
+            }
+        };
+        if held.is_some() {
+            let freed = crate::services::freed_by_update(&self.services.range(), &old, &new);
+            self.services
+                .lock(self.store.as_ref())
+                .await?
+                .release(&freed);
+        }
         new["metadata"]["resourceVersion"] = json!(rev.to_string());
         Ok(new)
     }
@@ -996,6 +1118,11 @@ impl Objects {
             if finalizers.is_empty() && !graceful_pod && !namespace {
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok((rev, _)) => {
+                        if r.kind == "Service" {
+                            self.services
+                                .release_service(self.store.as_ref(), &obj)
+                                .await;
+                        }
                         obj["metadata"]["resourceVersion"] = json!(rev.to_string());
                         return Ok(obj);
                     }
@@ -1004,6 +1131,21 @@ impl Objects {
                 }
             }
             if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                // a pod held by finalizers: the final delete (grace 0) ends its grace period,
+                // so it goes as soon as the finalizers do
+                let grace = obj
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64);
+                if r.kind == "Pod" && opts.grace_period_seconds == Some(0) && grace != Some(0) {
+                    obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                    match self.store.update(&key, encode(&obj), kv.mod_revision).await {
+                        Ok(rev) => {
+                            obj["metadata"]["resourceVersion"] = json!(rev.to_string());
+                        }
+                        Err(StoreError::Conflict { .. }) => continue,
+                        Err(e) => return Err(store_err(r, name, e)),
+                    }
+                }
                 return Ok(obj);
             }
             obj["metadata"]["deletionTimestamp"] = json!(now());
@@ -1041,7 +1183,15 @@ impl Objects {
     pub async fn remove(&self, r: &'static Resource, ns: &str, name: &str) -> ApiResult<()> {
         let sr = resources::storage_of(r);
         match self.store.delete(&sr.key(ns, name), None).await {
-            Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
+            Ok((_, prev)) => {
+                if r.kind == "Service" {
+                    self.services
+                        .release_service(self.store.as_ref(), &decode(&prev))
+                        .await;
+                }
+                Ok(())
+            }
+            Err(StoreError::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_err(r, name, e)),
         }
     }

@@ -698,6 +698,12 @@ async fn resource_request(
     let qs = query(&req);
     let method = req.method().clone();
     let table = wants_table(&req);
+    let include = if table {
+        crate::table_workloads::include_object(q(&qs, "includeObject"))
+            .map_err(ApiError::bad_request)?
+    } else {
+        "Metadata"
+    };
     let watch = matches!(q(&qs, "watch"), Some("1") | Some("true"));
     let strict = q(&qs, "fieldValidation") == Some("Strict");
     let dry_run = q(&qs, "dryRun").is_some();
@@ -746,6 +752,7 @@ async fn resource_request(
             let (items, rev, cont) = state.objects.list(r, ns_opt, &list_opts).await?;
             if table {
                 let mut tbl = crate::table::table(r, &items, rev);
+                crate::table_workloads::set_row_objects(&mut tbl, &items, include);
                 if let Some(c) = cont {
                     tbl["metadata"]["continue"] = json!(c);
                 }
@@ -788,7 +795,13 @@ async fn resource_request(
             };
             let rx = state.objects.watch(r, ns_opt, after, filter).await?;
             Ok(watch_response(
-                r, initial, rx, table, timeout, bookmarks, after,
+                r,
+                initial,
+                rx,
+                table.then_some(include),
+                timeout,
+                bookmarks,
+                after,
             ))
         }
         ("get", None) => {
@@ -799,10 +812,9 @@ async fn resource_request(
                     .and_then(Value::as_str)
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
-                return Ok(json_resp(
-                    StatusCode::OK,
-                    &crate::table::table(r, &[obj], rev),
-                ));
+                let mut tbl = crate::table::table(r, std::slice::from_ref(&obj), rev);
+                crate::table_workloads::set_row_objects(&mut tbl, &[obj], include);
+                return Ok(json_resp(StatusCode::OK, &tbl));
             }
             Ok(json_resp(StatusCode::OK, &obj))
         }
@@ -1015,19 +1027,21 @@ fn watch_response(
     r: &'static Resource,
     initial: Vec<Value>,
     rx: tokio::sync::mpsc::Receiver<ApiResult<crate::objects::WatchEvent>>,
-    table: bool,
+    table: Option<&'static str>,
     timeout_secs: u64,
     bookmarks: bool,
     start_rev: u64,
 ) -> Response<Body> {
     let encode = move |kind: &str, obj: Value| -> Bytes {
-        let object = if table {
+        let object = if let Some(include) = table {
             let rev = obj
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
-            crate::table::table(r, &[obj], rev)
+            let mut tbl = crate::table::table(r, std::slice::from_ref(&obj), rev);
+            crate::table_workloads::set_row_objects(&mut tbl, &[obj], include);
+            tbl
         } else {
             obj
         };
