@@ -149,6 +149,8 @@ async fn services_and_endpoints_with_kubectl() {
         assert_eq!(ep["subsets"][0]["addresses"][0]["targetRef"]["name"], pod.as_str());
         let out = ok(kc, home, &["get", "endpointslices", "-l", "kubernetes.io/service-name=web"], None);
         assert!(out.contains("IPv4") && out.contains("8080") && out.contains("10.244.0.7"), "{out}");
+        let out = ok(kc, home, &["describe", "svc", "web"], None);
+        assert!(out.contains("10.244.0.7:8080") && out.contains(&ip), "{out}");
         let hl = get_json(kc, home, &["get", "endpoints", "headless"]);
         assert_eq!(hl["metadata"]["labels"]["service.kubernetes.io/headless"], "");
         // not ready any more: the address moves to notReadyAddresses, the slice says ready=false
@@ -377,6 +379,33 @@ async fn jobs_and_cronjobs_with_kubectl() {
         assert_eq!(cj["spec"]["successfulJobsHistoryLimit"], 3);
         let out = ok(kc, home, &["get", "all"], None);
         assert!(out.contains("job.batch/pi") && out.contains("cronjob.batch/tick"), "{out}");
+        let out = ok(kc, home, &["describe", "job", "pi"], None);
+        assert!(out.contains("Created pod: pi-") && out.contains("Completed"), "{out}");
+
+        // the CronJob catches up from its last schedule time: the latest missed minute runs now,
+        // as a Job named after that minute, owned by the CronJob and in its active list
+        let before = jiff::Timestamp::now();
+        let past = (before - jiff::SignedDuration::from_secs(600)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let patch = format!(r#"{{"status":{{"lastScheduleTime":"{past}"}}}}"#);
+        ok(kc, home, &["patch", "cronjob", "tick", "--subresource=status", "--type=merge", "-p", &patch], None);
+        let job = eventually("the CronJob's Job", || {
+            let v = get_json(kc, home, &["get", "jobs"]);
+            v["items"].as_array().unwrap().iter().find(|j| j["metadata"]["ownerReferences"][0]["name"] == "tick").cloned()
+        });
+        let name = job["metadata"]["name"].as_str().unwrap();
+        let minutes: i64 = name.strip_prefix("tick-").unwrap().parse().unwrap();
+        let scheduled: jiff::Timestamp = job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"].as_str().unwrap().parse().unwrap();
+        assert_eq!(minutes * 60, scheduled.as_second(), "{job}");
+        assert!(scheduled <= jiff::Timestamp::now() && scheduled.as_second() > before.as_second() - 120, "{job}");
+        assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+        let juid = job["metadata"]["uid"].as_str().unwrap().to_string();
+        eventually("the Job in the CronJob's active list", || {
+            let cj = get_json(kc, home, &["get", "cronjob", "tick"]);
+            (cj["status"]["active"][0]["uid"] == juid.as_str()).then_some(())
+        });
+        let out = ok(kc, home, &["get", "cronjob", "tick"], None);
+        assert!(out.contains("False     1"), "{out}");
+        assert_eq!(get_json(kc, home, &["get", "job", name])["spec"]["template"]["spec"]["restartPolicy"], "OnFailure");
 
         // deleting the Job takes its pods (the garbage collector), none held by a finalizer
         ok(kc, home, &["delete", "job", "pi"], None);

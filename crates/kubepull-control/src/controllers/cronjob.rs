@@ -539,6 +539,7 @@ fn schedule_step(
         r: jobs_r(),
         ns: ns.clone(),
         obj: job,
+        report: None,
     });
     events.push(event(
         "Normal",

@@ -344,6 +344,7 @@ pub fn plan(
             r: ep_r,
             ns: ns.into(),
             obj: want,
+            report: None,
         }),
         Some(cur) => {
             if cur.get("subsets") != want.get("subsets")
@@ -394,6 +395,7 @@ pub fn plan(
                 r: sl_r,
                 ns: ns.into(),
                 obj: w,
+                report: None,
             }),
         }
     }

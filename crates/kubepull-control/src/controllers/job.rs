@@ -885,8 +885,8 @@ pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
             r: pods_r(),
             ns: ns.clone(),
             obj: c,
+            report: Some(job.clone()),
         });
-        events.push(("Normal", "SuccessfulCreate", "Created pod".to_string()));
     }
     for (etype, reason, message) in events {
         p.actions.push(Action::Event {
