@@ -632,10 +632,11 @@ impl Objects {
             .await?;
         let _ = user;
         let held = if r.kind == "Service" {
-            let mut a = self.services.lock(self.store.as_ref()).await?;
             Some(
-                a.allocate(&mut obj, None)
-                    .map_err(|c| ApiError::invalid(r, &name, c))?,
+                self.services
+                    .allocate(self.store.as_ref(), &mut obj, None)
+                    .await
+                    .map_err(|e| e.into_api(r, &name))?,
             )
         } else {
             None
@@ -644,7 +645,7 @@ impl Objects {
             Ok(rev) => rev,
             Err(e) => {
                 if let Some(h) = &held {
-                    self.services.lock(self.store.as_ref()).await?.release(h);
+                    self.services.release(self.store.as_ref(), h).await;
                 }
                 return Err(store_err(r, &name, e));
             }
@@ -992,10 +993,11 @@ impl Objects {
             return Ok(new);
         }
         let held = if r.kind == "Service" && subresource.is_none() {
-            let mut a = self.services.lock(self.store.as_ref()).await?;
             Some(
-                a.allocate(&mut new, Some(&old))
-                    .map_err(|c| ApiError::invalid(r, name, c))?,
+                self.services
+                    .allocate(self.store.as_ref(), &mut new, Some(&old))
+                    .await
+                    .map_err(|e| e.into_api(r, name))?,
             )
         } else {
             None
@@ -1008,17 +1010,14 @@ impl Objects {
             Ok(rev) => rev,
             Err(e) => {
                 if let Some(h) = &held {
-                    self.services.lock(self.store.as_ref()).await?.release(h);
+                    self.services.release(self.store.as_ref(), h).await;
                 }
                 return Err(store_err(r, name, e));
             }
         };
         if held.is_some() {
             let freed = crate::services::freed_by_update(&self.services.range(), &old, &new);
-            self.services
-                .lock(self.store.as_ref())
-                .await?
-                .release(&freed);
+            self.services.release(self.store.as_ref(), &freed).await;
         }
         new["metadata"]["resourceVersion"] = json!(rev.to_string());
         Ok(new)

@@ -9,8 +9,11 @@
 //!   `pkg/registry/core/service/allocator/bitmap.go` (`randomScanStrategyWithOffset`: a random
 //!   free address of the upper band first, the lower band, kept for user-chosen addresses, only
 //!   when the upper one is full); `pkg/registry/core/service/portallocator` for NodePorts.
-//!   The state is in memory, rebuilt from the stored Services when the server starts, changed
-//!   under one lock (no double allocation under concurrent creates), released on delete.
+//!   Each address and port is reserved by an atomic create of its own key (`/registry/ranges/…`,
+//!   as `IPAddress` objects are with the `MultiCIDRServiceAllocator`), so servers sharing one
+//!   etcd never hand out one twice; the in-memory bitmaps that pick candidates are rebuilt from
+//!   the stored Services and keys when the server starts, changed under one lock, released on
+//!   delete.
 //! - The `kubernetes` Service: k8s `pkg/controlplane/controller/kubernetesservice/controller.go`
 //!   (`CreateOrUpdateMasterServiceIfNeeded`), its Endpoints and EndpointSlice as the apiserver's
 //!   endpoint reconciler writes them.
@@ -771,12 +774,32 @@ pub fn format_selector(m: Option<&Value>) -> String {
         .join(",")
 }
 
-/// A server's Service allocation state: built from the stored Services on first use (at start),
-/// then changed under one lock.
+/// Where a reserved ClusterIP is recorded in the datastore (one key per address, created
+/// atomically, as the `IPAddress` objects of the `MultiCIDRServiceAllocator` allocator are), so
+/// that several API servers on one etcd never hand out one address twice.
+pub const IP_KEYS: &str = "/registry/ranges/serviceips/";
+/// Where a reserved NodePort is recorded.
+pub const PORT_KEYS: &str = "/registry/ranges/servicenodeports/";
+
+/// One reservable thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Item {
+    Ip(u32),
+    Port(u16),
+}
+
+/// A server's Service allocation state: the datastore's reservation keys are the truth; the
+/// in-memory bitmaps (built from the stored Services and keys on first use, at start) pick
+/// candidates. Allocation happens under one lock per server and each reservation is an atomic
+/// create, so concurrent creates, here or on another server, never share an address or port.
 #[derive(Debug)]
 pub struct ServiceState {
     range: ServiceRange,
     alloc: tokio::sync::Mutex<Option<Allocations>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> crate::errors::ApiError {
+    crate::errors::ApiError::unavailable(format!("service allocations: {e}"))
 }
 
 impl ServiceState {
@@ -793,26 +816,77 @@ impl ServiceState {
         self.range
     }
 
-    /// The allocations, rebuilt from the Services in `store` the first time.
-    pub async fn lock(
+    fn key(&self, item: Item) -> String {
+        match item {
+            Item::Ip(i) => format!("{IP_KEYS}{}", self.range.ip(i)),
+            Item::Port(p) => format!("{PORT_KEYS}{p}"),
+        }
+    }
+
+    fn items(held: &Held) -> Vec<Item> {
+        held.ip
+            .map(Item::Ip)
+            .into_iter()
+            .chain(held.node_ports.iter().map(|p| Item::Port(*p)))
+            .collect()
+    }
+
+    async fn list_all(
+        store: &dyn kubepull_datastore::Datastore,
+        prefix: &str,
+    ) -> Result<Vec<kubepull_datastore::KeyValue>, crate::errors::ApiError> {
+        let mut out = vec![];
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .list(prefix, after.as_deref(), 500, None)
+                .await
+                .map_err(unavailable)?;
+            after = page.items.last().map(|kv| kv.key.clone());
+            out.extend(page.items);
+            if !page.more || after.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The allocations, rebuilt the first time from the stored Services (whose missing
+    /// reservation keys are written: the repair step) and the reservation keys.
+    async fn lock(
         &self,
         store: &dyn kubepull_datastore::Datastore,
     ) -> Result<tokio::sync::MappedMutexGuard<'_, Allocations>, crate::errors::ApiError> {
         let mut g = self.alloc.lock().await;
         if g.is_none() {
             let mut a = Allocations::new(self.range);
-            let mut after: Option<String> = None;
-            loop {
-                let page = store
-                    .list("/registry/services/", after.as_deref(), 500, None)
-                    .await
-                    .map_err(|e| crate::errors::ApiError::unavailable(e.to_string()))?;
-                for kv in &page.items {
-                    a.mark(&crate::objects::decode(kv));
+            for kv in Self::list_all(store, "/registry/services/").await? {
+                let svc = crate::objects::decode(&kv);
+                a.mark(&svc);
+                let owner = json!({"namespace": svc.pointer("/metadata/namespace"), "name": svc.pointer("/metadata/name")});
+                for item in Self::items(&held_by(&self.range, &svc)) {
+                    match store
+                        .create(&self.key(item), owner.to_string().into_bytes())
+                        .await
+                    {
+                        Ok(_) | Err(kubepull_datastore::Error::AlreadyExists { .. }) => {}
+                        Err(e) => return Err(unavailable(e)),
+                    }
                 }
-                after = page.items.last().map(|kv| kv.key.clone());
-                if !page.more || after.is_none() {
-                    break;
+            }
+            for kv in Self::list_all(store, IP_KEYS).await? {
+                if let Some(i) = kv.key[IP_KEYS.len()..]
+                    .parse::<Ipv4Addr>()
+                    .ok()
+                    .and_then(|ip| self.range.index(ip))
+                {
+                    a.ips.allocate(i);
+                }
+            }
+            for kv in Self::list_all(store, PORT_KEYS).await? {
+                if let Ok(p) = kv.key[PORT_KEYS.len()..].parse::<u16>() {
+                    if p >= NODE_PORT_BASE {
+                        a.ports.allocate((p - NODE_PORT_BASE) as u32);
+                    }
                 }
             }
             *g = Some(a);
@@ -822,11 +896,164 @@ impl ServiceState {
         }))
     }
 
+    /// Allocates what `svc` needs (see [`Allocations::allocate`]) and reserves it in `store`.
+    /// Returns what was newly taken; on error nothing stays reserved.
+    pub async fn allocate(
+        &self,
+        store: &dyn kubepull_datastore::Datastore,
+        svc: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<Held, AllocError> {
+        let mut a = self.lock(store).await?;
+        let requested_ip = svc
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .and_then(|x| x.parse::<Ipv4Addr>().ok())
+            .and_then(|ip| self.range.index(ip));
+        let requested_ports: Vec<u16> = held_by(&self.range, svc).node_ports;
+        // what memory says is taken but no key records was freed by another server
+        let before = old.map(|o| held_by(&self.range, o)).unwrap_or_default();
+        let mut statics: Vec<Item> = requested_ip
+            .filter(|i| before.ip != Some(*i))
+            .map(Item::Ip)
+            .into_iter()
+            .collect();
+        statics.extend(
+            requested_ports
+                .iter()
+                .filter(|p| !before.node_ports.contains(p))
+                .map(|p| Item::Port(*p)),
+        );
+        for item in &statics {
+            let marked = match item {
+                Item::Ip(i) => a.ips.has(*i),
+                Item::Port(p) => a.ports.has((p - NODE_PORT_BASE) as u32),
+            };
+            if marked
+                && store
+                    .get(&self.key(*item))
+                    .await
+                    .map_err(unavailable)?
+                    .is_none()
+            {
+                match item {
+                    Item::Ip(i) => a.ips.release(*i),
+                    Item::Port(p) => a.ports.release((p - NODE_PORT_BASE) as u32),
+                }
+            }
+        }
+        let owner = json!({"namespace": svc.pointer("/metadata/namespace"), "name": svc.pointer("/metadata/name")}).to_string();
+        loop {
+            let mut attempt = svc.clone();
+            let held = a.allocate(&mut attempt, old).map_err(AllocError::Invalid)?;
+            let mut created: Vec<Item> = vec![];
+            let mut conflict = None;
+            for item in Self::items(&held) {
+                match store
+                    .create(&self.key(item), owner.clone().into_bytes())
+                    .await
+                {
+                    Ok(_) => created.push(item),
+                    Err(kubepull_datastore::Error::AlreadyExists { .. }) => {
+                        conflict = Some(item);
+                        break;
+                    }
+                    Err(e) => {
+                        for c in &created {
+                            let _ = store.delete(&self.key(*c), None).await;
+                        }
+                        a.release(&held);
+                        return Err(unavailable(e).into());
+                    }
+                }
+            }
+            let Some(taken) = conflict else {
+                *svc = attempt;
+                return Ok(held);
+            };
+            // another server holds it: it stays marked here, the rest is given back
+            for c in &created {
+                let _ = store.delete(&self.key(*c), None).await;
+            }
+            let mut rest = held.clone();
+            match taken {
+                Item::Ip(_) => rest.ip = None,
+                Item::Port(p) => rest.node_ports.retain(|x| *x != p),
+            }
+            a.release(&rest);
+            if statics.contains(&taken) {
+                let cause = match taken {
+                    Item::Ip(i) => {
+                        let ip = self.range.ip(i);
+                        Cause::invalid(
+                            "spec.clusterIPs",
+                            format!("[]string{{\"{ip}\"}}"),
+                            format!("failed to allocate IP {ip}: provided IP is already allocated"),
+                        )
+                    }
+                    Item::Port(p) => {
+                        let k = svc
+                            .pointer("/spec/ports")
+                            .and_then(Value::as_array)
+                            .and_then(|ps| {
+                                ps.iter().position(|x| {
+                                    x.get("nodePort").and_then(Value::as_u64) == Some(p as u64)
+                                })
+                            })
+                            .unwrap_or(0);
+                        Cause::invalid(
+                            format!("spec.ports[{k}].nodePort"),
+                            p.to_string(),
+                            "provided port is already allocated",
+                        )
+                    }
+                };
+                return Err(AllocError::Invalid(vec![cause]));
+            }
+        }
+    }
+
+    /// Gives back what `held` names (memory and reservation keys).
+    pub async fn release(&self, store: &dyn kubepull_datastore::Datastore, held: &Held) {
+        if let Ok(mut a) = self.lock(store).await {
+            a.release(held);
+        }
+        for item in Self::items(held) {
+            if let Err(e) = store.delete(&self.key(item), None).await {
+                if !matches!(e, kubepull_datastore::Error::NotFound { .. }) {
+                    tracing::warn!(key = %self.key(item), error = %e, "releasing a Service reservation failed");
+                }
+            }
+        }
+    }
+
     /// Frees what a removed Service held.
     pub async fn release_service(&self, store: &dyn kubepull_datastore::Datastore, svc: &Value) {
-        if let Ok(mut a) = self.lock(store).await {
-            let held = held_by(&self.range, svc);
-            a.release(&held);
+        self.release(store, &held_by(&self.range, svc)).await;
+    }
+}
+
+/// Why an allocation failed.
+#[derive(Debug)]
+pub enum AllocError {
+    /// The Service asks for something it cannot have (field errors).
+    Invalid(Vec<Cause>),
+    /// The datastore failed.
+    Store(crate::errors::ApiError),
+}
+
+impl From<crate::errors::ApiError> for AllocError {
+    fn from(e: crate::errors::ApiError) -> Self {
+        AllocError::Store(e)
+    }
+}
+
+impl AllocError {
+    /// The API error for Service `name`.
+    pub fn into_api(self, r: &crate::resources::Resource, name: &str) -> crate::errors::ApiError {
+        match self {
+            AllocError::Invalid(c) => crate::errors::ApiError::invalid(r, name, c),
+            AllocError::Store(e) => e,
         }
     }
 }

@@ -558,3 +558,87 @@ async fn kubectl_create_workloads_protobuf() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// Two API servers over one datastore (each with its own allocation state, as two
+/// `kubepull server` processes on one etcd): concurrent creates on both never share an address,
+/// and an address one server frees the other can give out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_never_share_a_cluster_ip() {
+    use kubepull_control::objects::{Objects, User};
+    use kubepull_control::services::ServiceRange;
+    let store: std::sync::Arc<dyn kubepull_datastore::Datastore> =
+        std::sync::Arc::new(kubepull_datastore::memory::MemoryStore::new());
+    let range = ServiceRange::parse("10.100.0.0/27").unwrap();
+    let a = Objects::new(store.clone()).with_service_range(range);
+    let b = Objects::new(store.clone()).with_service_range(range);
+    a.bootstrap().await.unwrap();
+    let svc_r = kubepull_control::resources::find("", "v1", "services").unwrap();
+    let mut tasks = vec![];
+    for n in 0..40 {
+        let o = if n % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            o.create(
+                svc_r,
+                "default",
+                json!({"metadata": {"name": format!("s{n}")}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}}),
+                &User::Admin,
+                false,
+            )
+            .await
+        }));
+    }
+    let mut ips = std::collections::HashSet::new();
+    let mut ports = std::collections::HashSet::new();
+    for t in tasks {
+        if let Ok(s) = t.await.unwrap() {
+            assert!(
+                ips.insert(s["spec"]["clusterIP"].as_str().unwrap().to_string()),
+                "{s}"
+            );
+            assert!(
+                ports.insert(s["spec"]["ports"][0]["nodePort"].as_i64().unwrap()),
+                "{s}"
+            );
+        }
+    }
+    assert_eq!(ips.len(), 30, "every usable address of the /27, once");
+    // b frees one of a's; a can give it out again (a static request checks the store)
+    let (list, _, _) = b
+        .list(svc_r, Some("default"), &Default::default())
+        .await
+        .unwrap();
+    let victim = list[0].clone();
+    let ip = victim["spec"]["clusterIP"].as_str().unwrap().to_string();
+    b.delete(
+        svc_r,
+        "default",
+        victim["metadata"]["name"].as_str().unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    a.create(
+        svc_r,
+        "default",
+        json!({"metadata": {"name": "reuse"}, "spec": {"clusterIP": ip, "ports": [{"port": 80}]}}),
+        &User::Admin,
+        false,
+    )
+    .await
+    .unwrap();
+    let e = b
+        .create(
+            svc_r,
+            "default",
+            json!({"metadata": {"name": "again"}, "spec": {"clusterIP": ip, "ports": [{"port": 80}]}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("provided IP is already allocated"),
+        "{}",
+        e.message
+    );
+}
