@@ -705,15 +705,21 @@ impl Objects {
                     true,
                 )
             }
-            "Deployment" | "ReplicaSet" => {
+            "Deployment" | "ReplicaSet" | "Job" | "CronJob" => {
+                // pod-security-admission's PodSpecExtractor: the templates of workloads
+                let t = if r.kind == "CronJob" {
+                    "/spec/jobTemplate/spec/template"
+                } else {
+                    "/spec/template"
+                };
                 if let Some(o) = old {
-                    if o.pointer("/spec/template") == obj.pointer("/spec/template") {
+                    if o.pointer(t) == obj.pointer(t) {
                         return Ok(());
                     }
                 }
                 (
-                    obj.pointer("/spec/template/metadata").unwrap_or(&empty),
-                    obj.pointer("/spec/template/spec").unwrap_or(&empty),
+                    obj.pointer(&format!("{t}/metadata")).unwrap_or(&empty),
+                    obj.pointer(&format!("{t}/spec")).unwrap_or(&empty),
                     false,
                 )
             }

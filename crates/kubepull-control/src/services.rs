@@ -1058,6 +1058,52 @@ impl AllocError {
     }
 }
 
+/// `dropTypeDependentFields` (pkg/registry/core/service/strategy.go): a type change drops the
+/// allocated values the new type cannot have when the update left them as they were (NodePorts
+/// going to ClusterIP, the ClusterIP going to ExternalName).
+fn drop_type_dependent_fields(old: &Value, new: &mut Value, ty: &str) {
+    let old_ty = old
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP");
+    if old_ty == ty {
+        return;
+    }
+    if matches!(ty, "ClusterIP" | "ExternalName") {
+        let old_ports = old.pointer("/spec/ports").cloned().unwrap_or(Value::Null);
+        if let Some(Value::Array(ps)) = new.pointer_mut("/spec/ports") {
+            for p in ps.iter_mut() {
+                let same = old_ports.as_array().is_some_and(|ops| {
+                    ops.iter().any(|o| {
+                        o.get("port") == p.get("port") && o.get("nodePort") == p.get("nodePort")
+                    })
+                });
+                if same {
+                    if let Some(m) = p.as_object_mut() {
+                        m.remove("nodePort");
+                    }
+                }
+            }
+        }
+        if let Some(m) = new.get_mut("spec").and_then(Value::as_object_mut) {
+            if old.pointer("/spec/externalTrafficPolicy") == m.get("externalTrafficPolicy") {
+                m.remove("externalTrafficPolicy");
+            }
+        }
+    }
+    if ty == "ExternalName" {
+        if let Some(m) = new.get_mut("spec").and_then(Value::as_object_mut) {
+            if old.pointer("/spec/clusterIP") == m.get("clusterIP") {
+                m.remove("clusterIP");
+                m.remove("clusterIPs");
+                m.remove("ipFamilies");
+                m.remove("ipFamilyPolicy");
+                m.remove("internalTrafficPolicy");
+            }
+        }
+    }
+}
+
 /// `patchAllocatedValues` (pkg/registry/core/service/storage/storage.go): an update that leaves
 /// the ClusterIP or a NodePort empty keeps the allocated one.
 pub fn keep_allocated(old: &Value, new: &mut Value) {
@@ -1066,6 +1112,7 @@ pub fn keep_allocated(old: &Value, new: &mut Value) {
         .and_then(Value::as_str)
         .unwrap_or("ClusterIP")
         .to_string();
+    drop_type_dependent_fields(old, new, &ty);
     if ty == "ExternalName" {
         return;
     }
@@ -1210,6 +1257,40 @@ mod tests {
         let old = s2.clone();
         let mut upd = s2.clone();
         assert_eq!(a.allocate(&mut upd, Some(&old)).unwrap(), Held::default());
+    }
+
+    #[test]
+    fn type_changes_drop_what_the_new_type_cannot_have() {
+        let old = json!({"spec": {"type": "NodePort", "clusterIP": "10.0.0.5", "clusterIPs": ["10.0.0.5"],
+            "externalTrafficPolicy": "Cluster", "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}});
+        let mut new = old.clone();
+        new["spec"]["type"] = json!("ClusterIP");
+        keep_allocated(&old, &mut new);
+        assert!(new["spec"]["ports"][0].get("nodePort").is_none(), "{new}");
+        assert!(new["spec"].get("externalTrafficPolicy").is_none(), "{new}");
+        assert_eq!(new["spec"]["clusterIP"], "10.0.0.5");
+        assert!(validate_service(
+            &{
+                let mut n = new.clone();
+                n["spec"]["sessionAffinity"] = json!("None");
+                n
+            },
+            Some(&old)
+        )
+        .is_empty());
+        let mut en = old.clone();
+        en["spec"]["type"] = json!("ExternalName");
+        en["spec"]["externalName"] = json!("example.com");
+        keep_allocated(&old, &mut en);
+        assert!(en["spec"].get("clusterIP").is_none(), "{en}");
+        // back from NodePort to NodePort with the port left out: the allocated one is kept
+        let mut np = old.clone();
+        np["spec"]["ports"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("nodePort");
+        keep_allocated(&old, &mut np);
+        assert_eq!(np["spec"]["ports"][0]["nodePort"], 30080);
     }
 
     #[test]

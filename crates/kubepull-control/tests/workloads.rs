@@ -407,6 +407,17 @@ async fn jobs_and_cronjobs_with_kubectl() {
         assert!(out.contains("False     1"), "{out}");
         assert_eq!(get_json(kc, home, &["get", "job", name])["spec"]["template"]["spec"]["restartPolicy"], "OnFailure");
 
+        // a template Pod Security forbids: kubectl is warned, the Job's pods are refused with
+        // FailedCreate events on the Job
+        let privileged = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: priv}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: reg.example/x:v1, securityContext: {privileged: true}}]\n";
+        let out = ok(kc, home, &["apply", "-f", "-"], Some(privileged));
+        assert!(out.contains("Warning: would violate PodSecurity \"baseline:latest\""), "{out}");
+        let out = eventually("FailedCreate on the Job", || {
+            let out = ok(kc, home, &["get", "events", "--field-selector", "involvedObject.name=priv"], None);
+            out.contains("FailedCreate").then_some(out)
+        });
+        assert!(out.contains("Error creating: pods") && out.contains("violates PodSecurity"), "{out}");
+
         // deleting the Job takes its pods (the garbage collector), none held by a finalizer
         ok(kc, home, &["delete", "job", "pi"], None);
         eventually("the Job's pods gone", || {

@@ -127,7 +127,27 @@ pub async fn apply(
                         }
                     }
                     Err(e) if e.code == 409 && e.reason == "AlreadyExists" => {}
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        // the pod control's FailedCreate (controller_utils.go)
+                        if let Some(about) = report {
+                            let kind = about
+                                .get("kind")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string();
+                            super::event(
+                                objects,
+                                component,
+                                &about,
+                                &kind,
+                                "Warning",
+                                "FailedCreate",
+                                &format!("Error creating: {}", e.message),
+                            )
+                            .await;
+                        }
+                        return Err(e);
+                    }
                 }
             }
             Action::Update { r, obj, status } => {
