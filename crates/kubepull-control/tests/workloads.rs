@@ -418,6 +418,10 @@ async fn jobs_and_cronjobs_with_kubectl() {
         });
         assert!(out.contains("Error creating: pods") && out.contains("violates PodSecurity"), "{out}");
 
+        let pfp = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pfp}\nspec:\n  podFailurePolicy:\n    rules: [{action: FailJob, onExitCodes: {operator: In, values: [42]}}]\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: reg.example/x:v1}]\n";
+        let out = ok(kc, home, &["apply", "-f", "-"], Some(pfp));
+        assert!(out.contains("Warning: spec.podFailurePolicy is not supported by this server's Job controller and is ignored"), "{out}");
+
         // deleting the Job takes its pods (the garbage collector), none held by a finalizer
         ok(kc, home, &["delete", "job", "pi"], None);
         eventually("the Job's pods gone", || {

@@ -139,7 +139,12 @@ pub fn validate_cronjob(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         }
     }
     match obj.pointer("/spec/jobTemplate/spec") {
-        Some(js) => c.extend(super::job::validate_job_spec(js, "spec.jobTemplate.spec")),
+        Some(js) => {
+            for w in super::job::unsupported_warnings(js, "spec.jobTemplate.spec") {
+                crate::warnings::add(w);
+            }
+            c.extend(super::job::validate_job_spec(js, "spec.jobTemplate.spec"))
+        }
         None => c.push(Cause::required(
             "spec.jobTemplate.spec.template.spec.containers",
             "",

@@ -142,9 +142,34 @@ pub fn default_job(obj: &mut Value) {
     }
 }
 
+/// Job fields the controller here does not act on: a request that sets them gets a warning
+/// naming them (they are stored, and ignored).
+pub const UNSUPPORTED_FIELDS: &[&str] = &[
+    "podFailurePolicy",
+    "successPolicy",
+    "backoffLimitPerIndex",
+    "maxFailedIndexes",
+    "managedBy",
+];
+
+/// Warnings for the Job spec at `path` (`spec` or `spec.jobTemplate.spec`) using fields of
+/// [`UNSUPPORTED_FIELDS`].
+pub fn unsupported_warnings(spec: &Value, path: &str) -> Vec<String> {
+    UNSUPPORTED_FIELDS
+        .iter()
+        .filter(|f| spec.get(**f).is_some_and(|v| !v.is_null()))
+        .map(|f| {
+            format!("{path}.{f} is not supported by this server's Job controller and is ignored")
+        })
+        .collect()
+}
+
 /// `ValidateJob`/`ValidateJobSpecUpdate` (pkg/apis/batch/validation/validation.go), the parts
 /// that apply here.
 pub fn validate_job(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    for w in unsupported_warnings(obj.get("spec").unwrap_or(&Value::Null), "spec") {
+        crate::warnings::add(w);
+    }
     let mut c = validate_job_spec(obj.get("spec").unwrap_or(&Value::Null), "spec");
     if let Some(old) = old {
         for f in ["selector", "completionMode", "podFailurePolicy"] {
@@ -1108,6 +1133,16 @@ mod tests {
             ),
             "{texts:?}"
         );
+    }
+
+    #[test]
+    fn unsupported_fields_are_named() {
+        let j = job(json!({"podFailurePolicy": {"rules": []}}));
+        assert_eq!(
+            unsupported_warnings(&j["spec"], "spec"),
+            ["spec.podFailurePolicy is not supported by this server's Job controller and is ignored"]
+        );
+        assert!(unsupported_warnings(&job(json!({}))["spec"], "spec").is_empty());
     }
 
     #[test]
