@@ -422,6 +422,26 @@ async fn jobs_and_cronjobs_with_kubectl() {
         let out = ok(kc, home, &["apply", "-f", "-"], Some(pfp));
         assert!(out.contains("Warning: spec.podFailurePolicy is not supported by this server's Job controller and is ignored"), "{out}");
 
+        let out = ok(kc, home, &["api-resources", "--api-group=batch"], None);
+        assert!(out.contains("cronjobs") && out.contains("cj") && out.contains("jobs"), "{out}");
+        let out = ok(kc, home, &["api-resources", "--api-group=discovery.k8s.io"], None);
+        assert!(out.contains("endpointslices"), "{out}");
+
+        // ttlSecondsAfterFinished: 0: the finished Job goes at once, with its pod
+        let ttl = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: ttl}\nspec:\n  ttlSecondsAfterFinished: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: reg.example/x:v1}]\n";
+        ok(kc, home, &["apply", "-f", "-"], Some(ttl));
+        let pod = eventually("the ttl Job's pod", || {
+            let v = get_json(kc, home, &["get", "pods", "-l", "batch.kubernetes.io/job-name=ttl"]);
+            v["items"][0]["metadata"]["name"].as_str().map(str::to_string)
+        });
+        let done = r#"{"status":{"phase":"Succeeded"}}"#;
+        ok(kc, home, &["patch", "pod", &pod, "--subresource=status", "--type=merge", "-p", done], None);
+        eventually("the ttl Job and its pod gone", || {
+            let (job_there, _) = kubectl(kc, home, &["get", "job", "ttl"], None);
+            let (pod_there, _) = kubectl(kc, home, &["get", "pod", &pod], None);
+            (!job_there && !pod_there).then_some(())
+        });
+
         // deleting the Job takes its pods (the garbage collector), none held by a finalizer
         ok(kc, home, &["delete", "job", "pi"], None);
         eventually("the Job's pods gone", || {
