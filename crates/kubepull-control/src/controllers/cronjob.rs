@@ -168,38 +168,43 @@ pub fn job_name(cj: &Value, scheduled: Timestamp) -> String {
     format!("{}-{}", s(cj, "/metadata/name"), scheduled.as_second() / 60)
 }
 
-/// `mostRecentScheduleTime`: the latest activation in `(earliest, now]`, the next one after
-/// `now`, and how many were missed (capped at 101: more than 100 is reported).
+/// `mostRecentScheduleTime` (utils.go): the latest activation in `(earliest, now]`, the next
+/// one after `now`, and the (approximate) number of missed activations. As upstream, the count
+/// divides the time since the first missed activation by the interval between the first two,
+/// and the latest one is searched from one interval before the estimate, so that a schedule
+/// missed for years costs a few steps, not one per activation.
 pub fn most_recent(
     sched: &Schedule,
     earliest: Timestamp,
     now: Timestamp,
-) -> (Option<Timestamp>, Option<Timestamp>, u32) {
-    let mut last = None;
-    let mut t = earliest;
-    let mut missed = 0;
-    loop {
-        match sched.next(t) {
-            Some(n) if n <= now => {
-                last = Some(n);
-                missed += 1;
-                t = n;
-                if missed > 100 {
-                    // skip ahead: only the latest one matters (and the count is reported)
-                    let mut probe = now - jiff::SignedDuration::from_secs(60 * 60 * 24 * 400);
-                    if probe < t {
-                        probe = t;
-                    }
-                    while let Some(m) = sched.next(probe).filter(|m| *m <= now) {
-                        last = Some(m);
-                        probe = m;
-                    }
-                    return (last, sched.next(now), missed);
-                }
-            }
-            other => return (last, other.or_else(|| sched.next(now)), missed),
-        }
+) -> (Option<Timestamp>, Option<Timestamp>, i64) {
+    let next = sched.next(now);
+    let Some(t1) = sched.next(earliest) else {
+        return (None, next, 0);
+    };
+    if now < t1 {
+        return (None, next, 0);
     }
+    let Some(t2) = sched.next(t1) else {
+        return (Some(t1), next, 1);
+    };
+    if now < t2 {
+        return (Some(t1), next, 1);
+    }
+    let between = t2.as_second() - t1.as_second();
+    if between < 1 {
+        return (None, next, 0);
+    }
+    let elapsed = now.as_second() - t1.as_second();
+    let missed = elapsed / between + 1;
+    let potential = t1 + jiff::SignedDuration::from_secs((missed - 2) * between);
+    let mut latest = None;
+    let mut t = sched.next(potential);
+    while let Some(x) = t.filter(|x| *x <= now) {
+        latest = Some(x);
+        t = sched.next(x);
+    }
+    (latest, next, missed)
 }
 
 fn job_finished(j: &Value) -> Option<&'static str> {
@@ -830,6 +835,48 @@ mod tests {
         assert!(validate_cronjob(&tz, None)[0]
             .detail
             .contains("use timeZone field instead"));
+    }
+
+    #[test]
+    fn most_recent_as_upstream() {
+        // TestMostRecentScheduleTime-like cases
+        let every5 = Schedule::parse("*/5 * * * *").unwrap();
+        let (last, next, missed) = most_recent(
+            &every5,
+            t("2026-01-01T00:00:30Z"),
+            t("2026-01-01T00:04:00Z"),
+        );
+        assert_eq!((last, missed), (None, 0));
+        assert_eq!(next, Some(t("2026-01-01T00:05:00Z")));
+        let (last, _, missed) = most_recent(
+            &every5,
+            t("2026-01-01T00:00:30Z"),
+            t("2026-01-01T00:07:00Z"),
+        );
+        assert_eq!((last, missed), (Some(t("2026-01-01T00:05:00Z")), 1));
+        let (last, _, missed) = most_recent(
+            &every5,
+            t("2026-01-01T00:00:30Z"),
+            t("2026-01-01T00:31:00Z"),
+        );
+        assert_eq!((last, missed), (Some(t("2026-01-01T00:30:00Z")), 6));
+        // an irregular schedule: 30 6-16/4 * * 1-5 (06:30, 10:30, 14:30 on weekdays)
+        let irregular = Schedule::parse("30 6-16/4 * * 1-5").unwrap();
+        let (last, _, _) = most_recent(
+            &irregular,
+            t("2026-01-05T00:00:00Z"),
+            t("2026-01-07T12:00:00Z"),
+        );
+        assert_eq!(last, Some(t("2026-01-07T10:30:00Z")));
+        // missed for years: the latest minute, found in a few steps
+        let every_minute = Schedule::parse("* * * * *").unwrap();
+        let (last, _, missed) = most_recent(
+            &every_minute,
+            t("2023-01-01T00:00:00Z"),
+            t("2026-01-01T12:34:56Z"),
+        );
+        assert_eq!(last, Some(t("2026-01-01T12:34:00Z")));
+        assert!(missed > 100);
     }
 
     #[test]

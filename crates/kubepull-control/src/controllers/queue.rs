@@ -251,16 +251,23 @@ pub async fn run<C: Controller>(
     let mut due: HashMap<String, Instant> = HashMap::new();
     let mut failures: HashMap<String, u32> = HashMap::new();
     let mut next_resync = Instant::now();
+    let mut restart = true;
     loop {
-        if watchers.iter().all(|w| w.is_finished()) {
+        if restart {
+            restart = false;
             // (re)start the watches, then look at everything
             for w in watchers.drain(..) {
                 w.abort();
             }
             let rev = objects.store().current_revision().await.unwrap_or(0);
             for p in c.prefixes() {
-                let Ok(mut w) = objects.store().watch(&p, rev).await else {
-                    continue;
+                let mut w = match objects.store().watch(&p, rev).await {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::warn!(controller = c.name(), prefix = %p, error = %e, "watch failed; retrying");
+                        restart = true;
+                        continue;
+                    }
                 };
                 let tx = tx.clone();
                 watchers.push(tokio::spawn(async move {
@@ -317,12 +324,15 @@ pub async fn run<C: Controller>(
                 }
             }
         }
-        let wake = due
+        let mut wake = due
             .values()
             .copied()
             .min()
             .unwrap_or(next_resync)
             .min(next_resync);
+        if restart {
+            wake = wake.min(Instant::now() + FIRST_RETRY * 10);
+        }
         tokio::select! {
             _ = &mut shutdown => {
                 for w in watchers { w.abort(); }
@@ -340,7 +350,7 @@ pub async fn run<C: Controller>(
                     match ev {
                         None => {
                             // a watch ended: restart them all and resync
-                            for w in &watchers { w.abort(); }
+                            restart = true;
                         }
                         Some(ev) => {
                             let (kv, deleted) = match &ev {
