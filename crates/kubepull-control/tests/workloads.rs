@@ -427,6 +427,29 @@ async fn jobs_and_cronjobs_with_kubectl() {
         let out = ok(kc, home, &["api-resources", "--api-group=discovery.k8s.io"], None);
         assert!(out.contains("endpointslices"), "{out}");
 
+        // suspend: the pods go and the Job says Suspended; resume: pods again
+        let sus = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: sus}\nspec:\n  completions: 4\n  parallelism: 2\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: reg.example/x:v1}]\n";
+        ok(kc, home, &["apply", "-f", "-"], Some(sus));
+        let pods_of = |job: &str| -> usize {
+            let v = get_json(kc, home, &["get", "pods", "-l", &format!("batch.kubernetes.io/job-name={job}")]);
+            v["items"].as_array().unwrap().len()
+        };
+        eventually("two pods of sus", || (pods_of("sus") == 2).then_some(()));
+        ok(kc, home, &["patch", "job", "sus", "--type=merge", "-p", r#"{"spec":{"suspend":true}}"#], None);
+        eventually("sus suspended without pods", || {
+            let j = get_json(kc, home, &["get", "job", "sus"]);
+            let suspended = j["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Suspended" && c["status"] == "True"));
+            (suspended && pods_of("sus") == 0 && j["status"].get("active").is_none()).then_some(())
+        });
+        let out = ok(kc, home, &["get", "job", "sus"], None);
+        assert!(out.contains("Suspended"), "{out}");
+        ok(kc, home, &["patch", "job", "sus", "--type=merge", "-p", r#"{"spec":{"suspend":false}}"#], None);
+        eventually("sus resumed with pods", || {
+            let j = get_json(kc, home, &["get", "job", "sus"]);
+            let resumed = j["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Suspended" && c["status"] == "False" && c["reason"] == "JobResumed"));
+            (resumed && pods_of("sus") == 2).then_some(())
+        });
+
         // ttlSecondsAfterFinished: 0: the finished Job goes at once, with its pod
         let ttl = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: ttl}\nspec:\n  ttlSecondsAfterFinished: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: reg.example/x:v1}]\n";
         ok(kc, home, &["apply", "-f", "-"], Some(ttl));
