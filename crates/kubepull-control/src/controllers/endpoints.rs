@@ -112,8 +112,10 @@ pub fn desired_endpoints(svc: &Value, pods: &[Value]) -> Value {
     let mut subsets: BTreeMap<String, (Vec<Value>, Addrs)> = BTreeMap::new();
     for p in pods {
         let ip = s(p, "/status/podIP");
+        // ShouldPodBeInEndpoints(pod, publishNotReadyAddresses): terminating pods only when
+        // not-ready addresses are published
         if ip.is_empty()
-            || p.pointer("/metadata/deletionTimestamp").is_some()
+            || (p.pointer("/metadata/deletionTimestamp").is_some() && !publish_nr)
             || matches!(s(p, "/status/phase"), "Succeeded" | "Failed")
         {
             continue;
@@ -163,15 +165,63 @@ pub fn desired_endpoints(svc: &Value, pods: &[Value]) -> Value {
             ss
         })
         .collect();
+    let mut subsets = subsets;
+    let truncated = truncate_endpoints(&mut subsets);
     let mut ep = json!({
         "apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": s(svc, "/metadata/name"), "namespace": s(svc, "/metadata/namespace"),
             "labels": labels_of(svc)},
     });
+    if truncated {
+        ep["metadata"]["annotations"] = json!({OVER_CAPACITY: "truncated"});
+    }
     if !subsets.is_empty() {
         ep["subsets"] = json!(subsets);
     }
     ep
+}
+
+/// `maxCapacity` of an Endpoints object (endpoints_controller.go).
+pub const MAX_CAPACITY: usize = 1000;
+/// `v1.EndpointsOverCapacity`.
+pub const OVER_CAPACITY: &str = "endpoints.kubernetes.io/over-capacity";
+
+/// `truncateEndpoints`: at most [`MAX_CAPACITY`] addresses, ready ones first, each subset
+/// keeping its proportion (rounded up, earlier subsets first). True when something was cut.
+pub fn truncate_endpoints(subsets: &mut [Value]) -> bool {
+    let len = |ss: &Value, k: &str| ss.get(k).and_then(Value::as_array).map_or(0, |a| a.len());
+    let total_ready: usize = subsets.iter().map(|ss| len(ss, "addresses")).sum();
+    let total_not_ready: usize = subsets.iter().map(|ss| len(ss, "notReadyAddresses")).sum();
+    if total_ready + total_not_ready <= MAX_CAPACITY {
+        return false;
+    }
+    let truncate_ready = total_ready > MAX_CAPACITY;
+    let (max, num_total) = if truncate_ready {
+        (MAX_CAPACITY, total_ready)
+    } else {
+        (MAX_CAPACITY - total_ready, total_not_ready)
+    };
+    let mut can_be_added = max;
+    for ss in subsets.iter_mut() {
+        let key = if truncate_ready {
+            "addresses"
+        } else {
+            "notReadyAddresses"
+        };
+        let n = len(ss, key);
+        let to_add = ((n as f64 / num_total as f64) * max as f64).ceil() as usize;
+        let to_add = to_add.min(can_be_added);
+        if let Some(Value::Array(a)) = ss.get_mut(key) {
+            a.truncate(to_add);
+        }
+        if truncate_ready {
+            if let Some(m) = ss.as_object_mut() {
+                m.remove("notReadyAddresses");
+            }
+        }
+        can_be_added -= len(ss, key);
+    }
+    true
 }
 
 /// The desired EndpointSlices of `svc` (without names: the caller matches them to existing
@@ -191,13 +241,15 @@ pub fn desired_slices(svc: &Value, pods: &[Value]) -> Vec<Value> {
         if ip.is_empty() || matches!(s(p, "/status/phase"), "Succeeded" | "Failed") {
             continue;
         }
+        // podToEndpoint (endpointslice utils): "ready" is never true for a terminating pod
+        // unless not-ready addresses are published
         let terminating = p.pointer("/metadata/deletionTimestamp").is_some();
-        let ready = pod_ready(p);
-        let serving = ready;
+        let serving = publish_nr || pod_ready(p);
+        let ready = publish_nr || (serving && !terminating);
         let mut ep = json!({
             "addresses": [ip],
             "conditions": {
-                "ready": (ready || publish_nr) && !terminating,
+                "ready": ready,
                 "serving": serving,
                 "terminating": terminating,
             },
@@ -347,11 +399,30 @@ pub fn plan(
             report: None,
         }),
         Some(cur) => {
+            let over = |e: &Value| {
+                e.pointer("/metadata/annotations")
+                    .and_then(|a| a.get(OVER_CAPACITY))
+                    .cloned()
+            };
             if cur.get("subsets") != want.get("subsets")
                 || cur.pointer("/metadata/labels") != want.pointer("/metadata/labels")
+                || over(cur) != over(&want)
             {
                 let mut next = cur.clone();
                 next["metadata"]["labels"] = want["metadata"]["labels"].clone();
+                match over(&want) {
+                    Some(v) => {
+                        if !next["metadata"]["annotations"].is_object() {
+                            next["metadata"]["annotations"] = json!({});
+                        }
+                        next["metadata"]["annotations"][OVER_CAPACITY] = v;
+                    }
+                    None => {
+                        if let Some(a) = next["metadata"]["annotations"].as_object_mut() {
+                            a.remove(OVER_CAPACITY);
+                        }
+                    }
+                }
                 match want.get("subsets") {
                     Some(ss) => next["subsets"] = ss.clone(),
                     None => {
@@ -645,6 +716,60 @@ mod tests {
         // the Service goes: its Endpoints go
         let p = plan("default", "web", None, &pods, Some(&cur_ep), &[]);
         assert!(matches!(&p.actions[0], Action::Delete { r, .. } if r.kind == "Endpoints"));
+    }
+
+    #[test]
+    fn over_capacity_truncates_as_upstream() {
+        // TestTruncateEndpoints-like: 1200 ready over two subsets (800/400) keep 667/333 (the
+        // first rounded up), not-ready ones go
+        let addrs = |n: usize, base: usize| -> Vec<Value> {
+            (0..n)
+                .map(|k| json!({"ip": format!("10.1.{}.{}", (base + k) / 250, (base + k) % 250)}))
+                .collect()
+        };
+        let mut subsets = vec![
+            json!({"addresses": addrs(800, 0), "notReadyAddresses": addrs(10, 5000), "ports": [{"port": 80}]}),
+            json!({"addresses": addrs(400, 2000), "ports": [{"port": 81}]}),
+        ];
+        assert!(truncate_endpoints(&mut subsets));
+        assert_eq!(subsets[0]["addresses"].as_array().unwrap().len(), 667);
+        assert_eq!(subsets[1]["addresses"].as_array().unwrap().len(), 333);
+        assert!(subsets[0].get("notReadyAddresses").is_none());
+        // 900 ready + 300 not ready: the not-ready ones are cut to 100
+        let mut subsets =
+            vec![json!({"addresses": addrs(900, 0), "notReadyAddresses": addrs(300, 3000)})];
+        assert!(truncate_endpoints(&mut subsets));
+        assert_eq!(subsets[0]["addresses"].as_array().unwrap().len(), 900);
+        assert_eq!(
+            subsets[0]["notReadyAddresses"].as_array().unwrap().len(),
+            100
+        );
+        let mut small = vec![json!({"addresses": addrs(3, 0)})];
+        assert!(!truncate_endpoints(&mut small));
+    }
+
+    #[test]
+    fn terminating_pods_as_upstream() {
+        let s = svc(
+            json!({"app": "web"}),
+            json!([{"port": 80, "targetPort": 80, "protocol": "TCP"}]),
+        );
+        let mut p = pod("a", "10.0.0.1", true, json!({"app": "web"}));
+        p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        assert!(desired_endpoints(&s, std::slice::from_ref(&p))
+            .get("subsets")
+            .is_none());
+        let sl = &desired_slices(&s, std::slice::from_ref(&p))[0];
+        assert_eq!(
+            sl["endpoints"][0]["conditions"],
+            json!({"ready": false, "serving": true, "terminating": true})
+        );
+        let mut publish = s.clone();
+        publish["spec"]["publishNotReadyAddresses"] = json!(true);
+        let ep = desired_endpoints(&publish, std::slice::from_ref(&p));
+        assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "10.0.0.1");
+        let sl = &desired_slices(&publish, std::slice::from_ref(&p))[0];
+        assert_eq!(sl["endpoints"][0]["conditions"]["ready"], true);
     }
 
     #[test]
