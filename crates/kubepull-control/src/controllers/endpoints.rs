@@ -80,6 +80,16 @@ fn find_port(pod: &Value, svc_port: &Value) -> Option<i64> {
     }
 }
 
+/// `podToEndpointAddressForService`/`podToEndpoint`: a pod's hostname is published when its
+/// subdomain is the Service's name.
+fn hostname_for(svc: &Value, p: &Value) -> Option<String> {
+    let h = s(p, "/spec/hostname");
+    (!h.is_empty()
+        && s(p, "/spec/subdomain") == s(svc, "/metadata/name")
+        && s(p, "/metadata/namespace") == s(svc, "/metadata/namespace"))
+    .then(|| h.to_string())
+}
+
 fn target_ref(p: &Value) -> Value {
     json!({"kind": "Pod", "namespace": s(p, "/metadata/namespace"), "name": s(p, "/metadata/name"),
         "uid": s(p, "/metadata/uid")})
@@ -124,6 +134,9 @@ pub fn desired_endpoints(svc: &Value, pods: &[Value]) -> Value {
         let node = s(p, "/spec/nodeName");
         if !node.is_empty() {
             addr["nodeName"] = json!(node);
+        }
+        if let Some(h) = hostname_for(svc, p) {
+            addr["hostname"] = json!(h);
         }
         let eps: Vec<Value> = ports
             .iter()
@@ -258,6 +271,9 @@ pub fn desired_slices(svc: &Value, pods: &[Value]) -> Vec<Value> {
         let node = s(p, "/spec/nodeName");
         if !node.is_empty() {
             ep["nodeName"] = json!(node);
+        }
+        if let Some(h) = hostname_for(svc, p) {
+            ep["hostname"] = json!(h);
         }
         let eps: Vec<Value> = ports
             .iter()
@@ -807,6 +823,19 @@ mod tests {
         );
         assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "10.0.0.1");
         assert!(ep["subsets"][0].get("ports").is_none());
+        // a pod whose subdomain is the Service publishes its hostname
+        let mut named = pod("b", "10.0.0.2", true, json!({"app": "web"}));
+        named["spec"]["hostname"] = json!("web-0");
+        named["spec"]["subdomain"] = json!("web");
+        let ep = desired_endpoints(&s, std::slice::from_ref(&named));
+        assert_eq!(ep["subsets"][0]["addresses"][0]["hostname"], "web-0");
+        assert_eq!(
+            desired_slices(&s, std::slice::from_ref(&named))[0]["endpoints"][0]["hostname"],
+            "web-0"
+        );
+        named["spec"]["subdomain"] = json!("other");
+        let ep = desired_endpoints(&s, std::slice::from_ref(&named));
+        assert!(ep["subsets"][0]["addresses"][0].get("hostname").is_none());
         let manual = svc(json!({}), json!([{"port": 80}]));
         let user_ep = json!({"metadata": {"name": "web", "uid": "x"}});
         let p = plan("default", "web", Some(&manual), &[], Some(&user_ep), &[]);
