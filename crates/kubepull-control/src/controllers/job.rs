@@ -100,12 +100,6 @@ pub fn default_job(obj: &mut Value) {
         "TerminatingOrFailed"
     };
     set_default(obj, "/spec/podReplacementPolicy", json!(policy));
-    set_default(obj, "/spec/manualSelector", Value::Null);
-    if let Some(m) = obj["spec"].as_object_mut() {
-        if m.get("manualSelector") == Some(&Value::Null) {
-            m.remove("manualSelector");
-        }
-    }
     if !obj.pointer("/spec/template").is_some_and(Value::is_object) {
         obj["spec"]["template"] = json!({});
     }
@@ -118,17 +112,35 @@ pub fn default_job(obj: &mut Value) {
     let manual = obj.pointer("/spec/manualSelector") == Some(&json!(true));
     let uid = s(obj, "/metadata/uid").to_string();
     let name = s(obj, "/metadata/name").to_string();
-    if !manual && !uid.is_empty() && obj.pointer("/spec/selector").is_none() {
+    if !manual && !uid.is_empty() {
+        // labels the user set are kept (a conflict is refused by validation)
         let labels = &mut obj["spec"]["template"]["metadata"]["labels"];
         if !labels.is_object() {
             *labels = json!({});
         }
-        labels["batch.kubernetes.io/controller-uid"] = json!(uid);
-        labels["batch.kubernetes.io/job-name"] = json!(name);
-        labels["controller-uid"] = json!(uid);
-        labels["job-name"] = json!(name);
-        obj["spec"]["selector"] =
-            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+        for (k, v) in [
+            ("job-name", &name),
+            ("batch.kubernetes.io/job-name", &name),
+            ("controller-uid", &uid),
+            ("batch.kubernetes.io/controller-uid", &uid),
+        ] {
+            if labels.get(k).is_none() {
+                labels[k] = json!(v);
+            }
+        }
+        let sel = &mut obj["spec"]["selector"];
+        if !sel.is_object() {
+            *sel = json!({});
+        }
+        if !sel.get("matchLabels").is_some_and(Value::is_object) {
+            sel["matchLabels"] = json!({});
+        }
+        if sel["matchLabels"]
+            .get("batch.kubernetes.io/controller-uid")
+            .is_none()
+        {
+            sel["matchLabels"]["batch.kubernetes.io/controller-uid"] = json!(uid);
+        }
     }
     // the Job's labels default to the template's
     let no_labels = obj
@@ -171,6 +183,7 @@ pub fn validate_job(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         crate::warnings::add(w);
     }
     let mut c = validate_job_spec(obj.get("spec").unwrap_or(&Value::Null), "spec");
+    c.extend(validate_selector(obj));
     if let Some(old) = old {
         for f in ["selector", "completionMode", "podFailurePolicy"] {
             let p = format!("/spec/{f}");
@@ -276,8 +289,76 @@ pub fn validate_job_spec(spec: &Value, path: &str) -> Vec<Cause> {
             "",
         )),
     }
-    if spec.get("manualSelector") == Some(&json!(true)) || path != "spec" {
+    c
+}
+
+fn go_map(v: Option<&Value>) -> String {
+    let items: Vec<String> = v
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("\"{k}\":\"{}\"", v.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!("map[string]string{{{}}}", items.join(", "))
+}
+
+/// The selector checks of `ValidateJob`: the selector must select the template's labels, and a
+/// generated one (`validateGeneratedSelector`) must be the Job's UID with the labels set.
+fn validate_selector(obj: &Value) -> Vec<Cause> {
+    let mut c = vec![];
+    let Some(sel) = obj.pointer("/spec/selector").filter(|v| v.is_object()) else {
+        c.push(Cause::required("spec.selector", ""));
         return c;
+    };
+    let template_labels = obj.pointer("/spec/template/metadata/labels");
+    let get = |k: &str| {
+        template_labels
+            .and_then(|l| l.get(k))
+            .and_then(Value::as_str)
+    };
+    let matches = sel
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .is_none_or(|m| m.iter().all(|(k, v)| get(k) == v.as_str()));
+    if !matches {
+        c.push(Cause::invalid(
+            "spec.template.metadata.labels",
+            go_map(template_labels),
+            "`selector` does not match template `labels`",
+        ));
+    }
+    if obj.pointer("/spec/manualSelector") == Some(&json!(true)) {
+        return c;
+    }
+    let uid = s(obj, "/metadata/uid");
+    let name = s(obj, "/metadata/name");
+    for (k, want) in [
+        ("batch.kubernetes.io/controller-uid", uid),
+        ("batch.kubernetes.io/job-name", name),
+    ] {
+        let field = format!("spec.template.metadata.labels[{k}]");
+        match get(k) {
+            None => c.push(Cause::required(field, format!("must be '{want}'"))),
+            Some(v) if v != want => c.push(Cause::invalid(
+                field,
+                format!("{v:?}"),
+                format!("must be '{want}'"),
+            )),
+            _ => {}
+        }
+    }
+    let generated = sel
+        .pointer("/matchLabels/batch.kubernetes.io~1controller-uid")
+        .and_then(Value::as_str)
+        == Some(uid);
+    if !generated {
+        c.push(Cause::invalid(
+            "spec.selector",
+            sel.to_string(),
+            "`selector` not auto-generated",
+        ));
     }
     c
 }
@@ -1133,6 +1214,50 @@ mod tests {
             ),
             "{texts:?}"
         );
+    }
+
+    #[test]
+    fn selectors_as_upstream() {
+        // a user label kept, the generated selector added
+        let mut j = json!({"metadata": {"name": "pi", "uid": "u1"}, "spec": {"template": {
+            "metadata": {"labels": {"app": "x"}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}});
+        default_job(&mut j);
+        assert_eq!(j["spec"]["template"]["metadata"]["labels"]["app"], "x");
+        assert!(
+            validate_job(&j, None).is_empty(),
+            "{:?}",
+            validate_job(&j, None)
+        );
+        // a selector naming another UID is refused
+        let mut bad = j.clone();
+        bad["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"] =
+            json!("other");
+        let texts: Vec<String> = validate_job(&bad, None).iter().map(Cause::text).collect();
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.starts_with("spec.selector: Invalid value")
+                    && t.ends_with("`selector` not auto-generated")),
+            "{texts:?}"
+        );
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.ends_with("`selector` does not match template `labels`")),
+            "{texts:?}"
+        );
+        // manualSelector: the user's selector must match the template
+        let mut manual = json!({"metadata": {"name": "m", "uid": "u2"}, "spec": {"manualSelector": true,
+            "selector": {"matchLabels": {"app": "y"}},
+            "template": {"metadata": {"labels": {"app": "x"}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}});
+        default_job(&mut manual);
+        let texts: Vec<String> = validate_job(&manual, None)
+            .iter()
+            .map(Cause::text)
+            .collect();
+        assert_eq!(texts, ["spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"x\"}: `selector` does not match template `labels`"]);
     }
 
     #[test]
