@@ -387,6 +387,47 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any text: a schedule or an error, never a panic; a schedule's next activation is
+        /// later than the start, on a whole minute, and matches every field.
+        #[test]
+        fn parse_never_panics_and_next_matches(spec in "\\PC{0,40}", secs in 0i64..4_000_000_000) {
+            if let Ok(s) = Schedule::parse(&spec) {
+                let from = Timestamp::from_second(secs).unwrap();
+                if let Some(n) = s.next(from) {
+                    proptest::prop_assert!(n > from);
+                    let dt = n.to_zoned(s.tz.clone()).datetime();
+                    proptest::prop_assert_eq!(dt.second(), 0);
+                    proptest::prop_assert!(s.minute & (1 << dt.minute()) != 0);
+                    proptest::prop_assert!(s.hour & (1 << dt.hour()) != 0);
+                    proptest::prop_assert!(s.month & (1 << dt.month()) != 0);
+                    proptest::prop_assert!(s.day_matches(dt));
+                }
+            }
+        }
+
+        /// Generated five-field specs parse, and the next activation is the first matching
+        /// minute (checked minute by minute over the following day for frequent schedules).
+        #[test]
+        fn next_is_the_first_matching_minute(
+            m in 0u32..60, step in 1u32..30, h in proptest::option::of(0u32..24),
+            secs in 1_600_000_000i64..1_900_000_000,
+        ) {
+            let spec = format!("{m}-59/{step} {} * * *", h.map_or("*".to_string(), |h| h.to_string()));
+            let s = Schedule::parse(&spec).unwrap();
+            let from = Timestamp::from_second(secs).unwrap();
+            let n = s.next(from).unwrap();
+            let mut t = Timestamp::from_second(secs - secs.rem_euclid(60) + 60).unwrap();
+            while t < n {
+                let dt = t.to_zoned(TimeZone::UTC).datetime();
+                let hit = dt.minute() >= m as i8 && (dt.minute() as u32 - m).is_multiple_of(step)
+                    && h.is_none_or(|h| dt.hour() as u32 == h);
+                proptest::prop_assert!(!hit, "{spec}: {t} matches before {n}");
+                t += jiff::SignedDuration::from_secs(60);
+            }
+        }
+    }
+
     #[test]
     fn parse_errors() {
         let e = |s: &str| Schedule::parse(s).unwrap_err().0;
