@@ -169,6 +169,19 @@ pub fn default_object(r: &Resource, obj: &mut Value) {
         "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
             crate::webhooks::default_configuration(r, obj)
         }
+        "Service" => crate::services::default_service(obj),
+        "Job" => {
+            crate::controllers::job::default_job(obj);
+            if let Some(spec) = obj.pointer_mut("/spec/template/spec") {
+                default_pod_spec(spec);
+            }
+        }
+        "CronJob" => {
+            crate::controllers::cronjob::default_cronjob(obj);
+            if let Some(spec) = obj.pointer_mut("/spec/jobTemplate/spec/template/spec") {
+                default_pod_spec(spec);
+            }
+        }
         "Namespace" => {
             // SetDefaults_Namespace (pkg/apis/core/v1/defaults.go): the name as a label, which
             // webhook namespaceSelectors use (`kubernetes.io/metadata.name NotIn [kube-system]`)
@@ -245,7 +258,7 @@ fn validate_pod_ids(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
     );
 }
 
-fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
+pub(crate) fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
     let containers = spec.get("containers").and_then(Value::as_array);
     match containers {
         None => causes.push(Cause::required(format!("{path}.containers"), "")),
@@ -530,6 +543,9 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                 }
             }
         }
+        "Service" => causes.extend(crate::services::validate_service(obj, old)),
+        "Job" => causes.extend(crate::controllers::job::validate_job(obj, old)),
+        "CronJob" => causes.extend(crate::controllers::cronjob::validate_cronjob(obj, old)),
         "Deployment" | "ReplicaSet" => {
             let sel = obj.pointer("/spec/selector");
             match sel {
@@ -611,6 +627,13 @@ fn typed_round_trip(r: &Resource, obj: &Value) -> Option<Result<Value, String>> 
         ("apps", "Deployment") => round::<apps::Deployment>(obj),
         ("apps", "ReplicaSet") => round::<apps::ReplicaSet>(obj),
         ("coordination.k8s.io", "Lease") => round::<coord::Lease>(obj),
+        ("", "Service") => round::<core::Service>(obj),
+        ("", "Endpoints") => round::<core::Endpoints>(obj),
+        ("discovery.k8s.io", "EndpointSlice") => {
+            round::<k8s_openapi::api::discovery::v1::EndpointSlice>(obj)
+        }
+        ("batch", "Job") => round::<k8s_openapi::api::batch::v1::Job>(obj),
+        ("batch", "CronJob") => round::<k8s_openapi::api::batch::v1::CronJob>(obj),
         ("rbac.authorization.k8s.io", "Role") => round::<k8s_openapi::api::rbac::v1::Role>(obj),
         ("rbac.authorization.k8s.io", "ClusterRole") => {
             round::<k8s_openapi::api::rbac::v1::ClusterRole>(obj)

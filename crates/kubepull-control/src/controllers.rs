@@ -7,6 +7,12 @@
 //! Level-triggered: every change in the store (and a periodic tick) runs one reconcile pass over
 //! everything. Decisions are pure functions of the current objects.
 
+pub mod cron;
+pub mod cronjob;
+pub mod endpoints;
+pub mod job;
+pub mod queue;
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -24,7 +30,9 @@ pub use crate::objects::now;
 fn res(plural: &str) -> &'static Resource {
     resources::RESOURCES
         .iter()
-        .find(|r| r.plural == plural && (r.group.is_empty() || r.group == "apps"))
+        .find(|r| {
+            r.plural == plural && matches!(r.group, "" | "apps" | "batch" | "discovery.k8s.io")
+        })
         .expect("served resource")
 }
 
@@ -186,8 +194,32 @@ pub async fn run(objects: Objects, shutdown: impl std::future::Future<Output = (
     run_with(objects, Settings::default(), shutdown).await
 }
 
-/// Runs the controllers with `settings` until `shutdown` resolves.
+/// Runs the controllers with `settings` until `shutdown` resolves: the level-triggered pass
+/// and the work-queue controllers (Jobs, CronJobs, Endpoints and EndpointSlices).
 pub async fn run_with(
+    objects: Objects,
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let never = std::future::pending::<()>;
+    let queued = async {
+        tokio::join!(
+            queue::run(objects.clone(), job::JobController, never()),
+            queue::run(objects.clone(), cronjob::CronJobController, never()),
+            queue::run(
+                objects.clone(),
+                endpoints::EndpointsController::default(),
+                never()
+            ),
+        )
+    };
+    tokio::select! {
+        _ = run_level(objects.clone(), settings, shutdown) => {}
+        _ = queued => {}
+    }
+}
+
+async fn run_level(
     objects: Objects,
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()>,
@@ -336,7 +368,15 @@ async fn namespaces(objects: &Objects) {
 }
 
 async fn garbage_collect(objects: &Objects) {
-    let kinds = ["deployments", "replicasets", "pods"];
+    let kinds = [
+        "deployments",
+        "replicasets",
+        "pods",
+        "cronjobs",
+        "jobs",
+        "services",
+        "endpointslices",
+    ];
     let mut all: Vec<(&'static Resource, Value)> = vec![];
     for k in kinds {
         for o in list(objects, k).await {

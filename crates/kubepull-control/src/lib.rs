@@ -15,7 +15,10 @@
 //! - [`auth`], [`authapi`]: ServiceAccount tokens, TokenRequest, TokenReview, the self and
 //!   subject reviews.
 //! - [`controllers`]: Deployment → ReplicaSet → Pods, scheduler, garbage collector, namespace
-//!   deletion, node lifecycle, CSR cleaner.
+//!   deletion, node lifecycle, CSR cleaner; Jobs, CronJobs, Endpoints and EndpointSlices on an
+//!   event-driven work queue with pure plans.
+//! - [`services`]: Service defaults and validation, ClusterIP and NodePort allocation, the
+//!   `kubernetes` Service. [`table_workloads`]: their Table columns and `includeObject`.
 //! - [`redb_store`]: the embedded default datastore; [`etcd_store`]: etcd, for several servers.
 //! - [`pki`]: certificates (node serving certificates from CSRs), node tokens with revocation,
 //!   `admin.kubeconfig`.
@@ -43,7 +46,9 @@ pub mod rbac;
 pub mod redb_store;
 pub mod resources;
 pub mod server;
+pub mod services;
 pub mod table;
+pub mod table_workloads;
 pub mod warnings;
 pub mod webhooks;
 
@@ -72,6 +77,9 @@ pub struct ServerConfig {
     /// The range node podCIDRs come from (`--cluster-cidr`); `None`: the one remembered in the
     /// data directory, else a free /16 for this machine's routes ([`podcidr::cluster_cidr`]).
     pub cluster_cidr: Option<String>,
+    /// `--service-cluster-ip-range`: where Service ClusterIPs come from (`None`:
+    /// [`services::DEFAULT_SERVICE_CIDR`]).
+    pub service_cluster_ip_range: Option<String>,
 }
 
 /// Why the server could not start.
@@ -101,6 +109,9 @@ pub enum StartError {
     /// The cluster CIDR.
     #[error(transparent)]
     Cidr(#[from] podcidr::CidrError),
+    /// The Service IP range.
+    #[error(transparent)]
+    ServiceRange(#[from] services::RangeError),
 }
 
 /// A running server.
@@ -206,8 +217,14 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
     } else {
         None
     };
+    let service_range = match cfg.service_cluster_ip_range.as_deref() {
+        Some(r) => services::ServiceRange::parse(r)?,
+        None => services::ServiceRange::default(),
+    };
     let store = open_datastore(&cfg.datastore, &cfg.data_dir).await?;
-    let objects = objects::Objects::new(store).with_pod_security(cfg.pod_security);
+    let objects = objects::Objects::new(store)
+        .with_pod_security(cfg.pod_security)
+        .with_service_range(service_range);
     objects
         .bootstrap()
         .await
@@ -232,6 +249,10 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
         }
     };
     let url = format!("https://{host}:{}", local.port());
+    objects
+        .ensure_kubernetes_service(&host, local.port())
+        .await
+        .map_err(|e| StartError::Datastore(format!("the kubernetes Service: {e}")))?;
     pki.write_kubeconfig(&cfg.data_dir.join("admin.kubeconfig"), &url)?;
 
     use rustls_pki_types::pem::PemObject;

@@ -100,6 +100,7 @@ pub struct Objects {
     pod_security: podsecurity::Level,
     webhooks: Arc<webhooks::Webhooks>,
     crds: Arc<crate::crd::Registry>,
+    services: Arc<crate::services::ServiceState>,
 }
 
 fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
@@ -381,6 +382,7 @@ impl Objects {
             pod_security: podsecurity::Level::Baseline,
             webhooks: Default::default(),
             crds: Arc::default(),
+            services: Arc::new(crate::services::ServiceState::new(Default::default())),
         }
     }
 
@@ -395,6 +397,76 @@ impl Objects {
             Some(sv) => crate::crd::present(&sv, obj),
             None => obj,
         }
+    }
+
+    /// The Service IP range (`--service-cluster-ip-range`).
+    pub fn with_service_range(mut self, range: crate::services::ServiceRange) -> Self {
+        self.services = Arc::new(crate::services::ServiceState::new(range));
+        self
+    }
+
+    /// `CreateOrUpdateMasterServiceIfNeeded` (pkg/controlplane/controller/kubernetesservice)
+    /// with `reconcile`: the `default/kubernetes` Service with port 443 → `port`, and its
+    /// Endpoints and EndpointSlice with the API server's address, as the apiserver's endpoint
+    /// reconciler keeps them. The Service's ClusterIP is kept when it exists.
+    pub async fn ensure_kubernetes_service(&self, host: &str, port: u16) -> ApiResult<()> {
+        let svc_r = resources::find("", "v1", "services").expect("services");
+        let want = crate::services::kubernetes_service(&self.services.range(), port);
+        match self.get_opt(svc_r, "default", "kubernetes").await? {
+            None => match self
+                .create(svc_r, "default", want, &User::Admin, false)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code == 409 && e.reason == "AlreadyExists" => {}
+                Err(e) => return Err(e),
+            },
+            Some(cur) => {
+                if cur.pointer("/spec/ports") != want.pointer("/spec/ports")
+                    || cur.pointer("/spec/type") != want.pointer("/spec/type")
+                {
+                    let mut next = cur.clone();
+                    next["spec"]["ports"] = want["spec"]["ports"].clone();
+                    next["spec"]["type"] = want["spec"]["type"].clone();
+                    self.update(svc_r, "default", "kubernetes", next, None, false)
+                        .await?;
+                }
+            }
+        }
+        let ip = host.trim_start_matches('[').trim_end_matches(']');
+        let (ep, slice) = crate::services::kubernetes_endpoints(ip, port);
+        for (r, want) in [
+            (
+                resources::find("", "v1", "endpoints").expect("endpoints"),
+                ep,
+            ),
+            (
+                resources::find("discovery.k8s.io", "v1", "endpointslices").expect("slices"),
+                slice,
+            ),
+        ] {
+            match self.get_opt(r, "default", "kubernetes").await? {
+                None => match self.create(r, "default", want, &User::Admin, false).await {
+                    Ok(_) => {}
+                    Err(e) if e.code == 409 => {}
+                    Err(e) => return Err(e),
+                },
+                Some(cur) => {
+                    let mut next = want.clone();
+                    next["metadata"] = cur["metadata"].clone();
+                    if next != cur {
+                        self.update(r, "default", "kubernetes", next, None, false)
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The Service allocation state.
+    pub fn services(&self) -> &crate::services::ServiceState {
+        &self.services
     }
 
     /// The Pod Security level of namespaces without `pod-security.kubernetes.io/*` labels
@@ -631,15 +703,29 @@ impl Objects {
             return Ok(obj);
         }
         let _ = user;
+        let held = if r.kind == "Service" {
+            Some(
+                self.services
+                    .allocate(self.store.as_ref(), &mut obj, None)
+                    .await
+                    .map_err(|e| e.into_api(r, &name))?,
+            )
+        } else {
+            None
+        };
         let bytes = match &cr {
             Some(sv) => encode(&crate::crd::to_storage(sv, &obj)),
             None => encode(&obj),
         };
-        let rev = self
-            .store
-            .create(&sr.key(ns, &name), bytes)
-            .await
-            .map_err(|e| store_err(r, &name, e))?;
+        let rev = match self.store.create(&sr.key(ns, &name), bytes).await {
+            Ok(rev) => rev,
+            Err(e) => {
+                if let Some(h) = &held {
+                    self.services.release(self.store.as_ref(), h).await;
+                }
+                return Err(store_err(r, &name, e));
+            }
+        };
         if webhooks::is_configuration(r) {
             self.webhooks.invalidate();
         }
@@ -702,15 +788,21 @@ impl Objects {
                     true,
                 )
             }
-            "Deployment" | "ReplicaSet" => {
+            "Deployment" | "ReplicaSet" | "Job" | "CronJob" => {
+                // pod-security-admission's PodSpecExtractor: the templates of workloads
+                let t = if r.kind == "CronJob" {
+                    "/spec/jobTemplate/spec/template"
+                } else {
+                    "/spec/template"
+                };
                 if let Some(o) = old {
-                    if o.pointer("/spec/template") == obj.pointer("/spec/template") {
+                    if o.pointer(t) == obj.pointer(t) {
                         return Ok(());
                     }
                 }
                 (
-                    obj.pointer("/spec/template/metadata").unwrap_or(&empty),
-                    obj.pointer("/spec/template/spec").unwrap_or(&empty),
+                    obj.pointer(&format!("{t}/metadata")).unwrap_or(&empty),
+                    obj.pointer(&format!("{t}/spec")).unwrap_or(&empty),
                     false,
                 )
             }
@@ -976,6 +1068,9 @@ impl Objects {
             name,
             options: None,
         };
+        if r.kind == "Service" && subresource.is_none() {
+            crate::services::keep_allocated(&old, &mut new);
+        }
         self.webhooks
             .mutate(self, &attrs, Some(&mut new), Some(&old))
             .await?;
@@ -1007,9 +1102,14 @@ impl Objects {
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_none_or(|a| a.is_empty());
+        // (ShouldDeleteDuringUpdate: a pod only once its grace period is over)
         if new.pointer("/metadata/deletionTimestamp").is_some()
             && finalizers_empty
-            && r.kind != "Pod"
+            && (r.kind != "Pod"
+                || new
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    == Some(0))
         {
             if crate::crd::is_crd(r) {
                 crate::crd::delete_instances(self, &new).await?;
@@ -1019,21 +1119,44 @@ impl Objects {
                 .delete(&key, Some(cur_kv.mod_revision))
                 .await
                 .map_err(|e| store_err(r, name, e))?;
+            if r.kind == "Service" {
+                self.services
+                    .release_service(self.store.as_ref(), &old)
+                    .await;
+            }
             new["metadata"]["resourceVersion"] = json!(rev.to_string());
             if crate::crd::is_crd(r) {
                 crate::crd::sync(self).await?;
             }
             return Ok(self.present(r, new));
         }
+        let held = if r.kind == "Service" && subresource.is_none() {
+            Some(
+                self.services
+                    .allocate(self.store.as_ref(), &mut new, Some(&old))
+                    .await
+                    .map_err(|e| e.into_api(r, name))?,
+            )
+        } else {
+            None
+        };
         let bytes = match &cr {
             Some(sv) => encode(&crate::crd::to_storage(sv, &new)),
             None => encode(&new),
         };
-        let rev = self
-            .store
-            .update(&key, bytes, cur_kv.mod_revision)
-            .await
-            .map_err(|e| store_err(r, name, e))?;
+        let rev = match self.store.update(&key, bytes, cur_kv.mod_revision).await {
+            Ok(rev) => rev,
+            Err(e) => {
+                if let Some(h) = &held {
+                    self.services.release(self.store.as_ref(), h).await;
+                }
+                return Err(store_err(r, name, e));
+            }
+        };
+        if held.is_some() {
+            let freed = crate::services::freed_by_update(&self.services.range(), &old, &new);
+            self.services.release(self.store.as_ref(), &freed).await;
+        }
         new["metadata"]["resourceVersion"] = json!(rev.to_string());
         if crate::crd::is_crd(r) {
             crate::crd::sync(self).await?;
@@ -1151,6 +1274,11 @@ impl Objects {
                 }
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok((rev, _)) => {
+                        if r.kind == "Service" {
+                            self.services
+                                .release_service(self.store.as_ref(), &obj)
+                                .await;
+                        }
                         obj["metadata"]["resourceVersion"] = json!(rev.to_string());
                         if crate::crd::is_crd(r) {
                             crate::crd::sync(self).await?;
@@ -1162,6 +1290,21 @@ impl Objects {
                 }
             }
             if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                // a pod held by finalizers: the final delete (grace 0) ends its grace period,
+                // so it goes as soon as the finalizers do
+                let grace = obj
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64);
+                if r.kind == "Pod" && opts.grace_period_seconds == Some(0) && grace != Some(0) {
+                    obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                    match self.store.update(&key, encode(&obj), kv.mod_revision).await {
+                        Ok(rev) => {
+                            obj["metadata"]["resourceVersion"] = json!(rev.to_string());
+                        }
+                        Err(StoreError::Conflict { .. }) => continue,
+                        Err(e) => return Err(store_err(r, name, e)),
+                    }
+                }
                 return Ok(obj);
             }
             obj["metadata"]["deletionTimestamp"] = json!(now());
@@ -1233,7 +1376,15 @@ impl Objects {
     pub async fn remove(&self, r: &'static Resource, ns: &str, name: &str) -> ApiResult<()> {
         let sr = resources::storage_of(r);
         match self.store.delete(&sr.key(ns, name), None).await {
-            Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
+            Ok((_, prev)) => {
+                if r.kind == "Service" {
+                    self.services
+                        .release_service(self.store.as_ref(), &decode(&prev))
+                        .await;
+                }
+                Ok(())
+            }
+            Err(StoreError::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_err(r, name, e)),
         }
     }

@@ -868,6 +868,12 @@ async fn resource_request(
     let method = req.method().clone();
     let table = wants_table(&req);
     let metadata_only = !table && wants_metadata(&req);
+    let include = if table {
+        crate::table_workloads::include_object(q(&qs, "includeObject"))
+            .map_err(ApiError::bad_request)?
+    } else {
+        "Metadata"
+    };
     let watch = matches!(q(&qs, "watch"), Some("1") | Some("true"));
     crate::warnings::set_warn_unknown_fields(matches!(
         q(&qs, "fieldValidation"),
@@ -925,6 +931,7 @@ async fn resource_request(
             let (items, rev, cont) = state.objects.list(r, ns_opt, &list_opts).await?;
             if table {
                 let mut tbl = table_of(cr.as_deref(), r, &items, rev);
+                crate::table_workloads::set_row_objects(&mut tbl, &items, include);
                 if let Some(c) = cont {
                     tbl["metadata"]["continue"] = json!(c);
                 }
@@ -986,6 +993,7 @@ async fn resource_request(
                     table,
                     metadata_only,
                     proto,
+                    include,
                 },
                 timeout,
                 bookmarks,
@@ -1001,10 +1009,9 @@ async fn resource_request(
                     .and_then(Value::as_str)
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
-                return Ok(json_resp(
-                    StatusCode::OK,
-                    &table_of(cr.as_deref(), r, &[obj], rev),
-                ));
+                let mut tbl = table_of(cr.as_deref(), r, std::slice::from_ref(&obj), rev);
+                crate::table_workloads::set_row_objects(&mut tbl, &[obj], include);
+                return Ok(json_resp(StatusCode::OK, &tbl));
             }
             if metadata_only {
                 return Ok(json_resp(StatusCode::OK, &partial_metadata(&obj)));
@@ -1263,6 +1270,8 @@ struct WatchForm {
     metadata_only: bool,
     /// Length-framed protobuf.
     proto: bool,
+    /// What each Table row carries (`includeObject`).
+    include: &'static str,
 }
 
 /// The Table of `items`: a custom resource's printer columns, or the built-in printers.
@@ -1287,6 +1296,7 @@ fn watch_response(
         table,
         metadata_only,
         proto,
+        include,
     } = form;
     // one event: a JSON line, or a length-prefixed protobuf WatchEvent (§ watch.go)
     let line = move |kind: &str, object: &Value| -> Bytes {
@@ -1309,7 +1319,9 @@ fn watch_response(
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
-            table_of(cr.as_deref(), r, &[obj], rev)
+            let mut tbl = table_of(cr.as_deref(), r, std::slice::from_ref(&obj), rev);
+            crate::table_workloads::set_row_objects(&mut tbl, &[obj], include);
+            tbl
         } else if metadata_only {
             partial_metadata(&obj)
         } else {

@@ -178,6 +178,12 @@ pub fn table(r: &Resource, items: &[Value], resource_version: u64) -> Value {
     };
     let name = |o: &Value| json!(s(o, "/metadata/name"));
     let (columns, rows): (Vec<Value>, Vec<Value>) = match r.kind {
+        k if crate::table_workloads::columns_and_cells(k, &[]).is_some() => {
+            let (cols, cells) =
+                crate::table_workloads::columns_and_cells(k, items).unwrap_or_default();
+            let rows = items.iter().zip(cells).map(|(o, c)| row(o, c)).collect();
+            (cols, rows)
+        }
         "Pod" => (
             vec![
                 col("Name", "string", 0),

@@ -447,6 +447,7 @@ async fn two_api_servers_share_one_etcd() {
         controllers,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
         cluster_cidr: None,
+        service_cluster_ip_range: None,
     };
     let a = kubepull_control::start(mk("a", true)).await.unwrap();
     let b = kubepull_control::start(mk("b", false)).await.unwrap();
@@ -518,6 +519,7 @@ async fn custom_resources_across_api_servers_on_etcd() {
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
         cluster_cidr: None,
+        service_cluster_ip_range: None,
     };
     let a = kubepull_control::start(mk("a")).await.unwrap();
     let b = kubepull_control::start(mk("b")).await.unwrap();

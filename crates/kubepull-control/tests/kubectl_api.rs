@@ -12,29 +12,8 @@ mod crd;
 #[path = "kubectl_api/webhooks.rs"]
 mod webhooks;
 
-fn kubectl(kubeconfig: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    use std::io::Write;
-    let mut c = Command::new("kubectl");
-    c.env("KUBECONFIG", kubeconfig).env("HOME", home).args(args);
-    c.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().expect("kubectl");
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    } else {
-        drop(child.stdin.take());
-    }
-    let o = child.wait_with_output().unwrap();
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
-}
+mod common;
+use common::{kubectl, server_config};
 
 fn node_kubeconfig(dir: &Path, url: &str, ca_pem: &str, token: &str) -> PathBuf {
     use base64::Engine as _;
@@ -96,6 +75,7 @@ async fn node_authorizer_validation_and_restart() {
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
         cluster_cidr: None,
+        service_cluster_ip_range: None,
     };
     let server = start(cfg.clone()).await.unwrap();
     let admin = server.kubeconfig_path();
@@ -209,6 +189,7 @@ async fn bad_bodies_are_refused_and_the_server_keeps_serving() {
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
         cluster_cidr: None,
+        service_cluster_ip_range: None,
     })
     .await
     .unwrap();
@@ -291,6 +272,7 @@ async fn shutdown_closes_connections_and_releases_the_store() {
         controllers: true,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
         cluster_cidr: None,
+        service_cluster_ip_range: None,
     };
     let server = start(cfg.clone()).await.unwrap();
     let http = reqwest::Client::builder()
@@ -321,18 +303,6 @@ async fn shutdown_closes_connections_and_releases_the_store() {
         .expect("restart on the same data dir");
     again.shutdown().await;
     drop(w);
-}
-
-fn server_config(dir: &Path, controllers: bool) -> ServerConfig {
-    ServerConfig {
-        data_dir: dir.join("data"),
-        bind_address: "127.0.0.1".parse().unwrap(),
-        secure_port: 0,
-        datastore: "memory".into(),
-        controllers,
-        pod_security: kubepull_control::podsecurity::Level::Baseline,
-        cluster_cidr: None,
-    }
 }
 
 /// Pod Security admission as kubectl meets it: a `restricted` namespace refuses a privileged pod

@@ -66,6 +66,7 @@ async fn nodes_get_distinct_pod_cidrs_off_the_machines_routes() {
         datastore: String::new(),
         controllers: true,
         cluster_cidr: None,
+        service_cluster_ip_range: None,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
     };
     let server = start(cfg.clone()).await.unwrap();
@@ -115,6 +116,7 @@ async fn a_bad_cluster_cidr_is_refused_with_the_flag_named() {
         datastore: String::new(),
         controllers: true,
         cluster_cidr: Some("10.244.0.0".into()),
+        service_cluster_ip_range: None,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
     })
     .await
@@ -133,6 +135,7 @@ async fn an_exhausted_cluster_cidr_leaves_the_node_without_and_says_so() {
         controllers: true,
         // room for one node only
         cluster_cidr: Some("10.251.77.0/24".into()),
+        service_cluster_ip_range: None,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
     })
     .await

@@ -17,6 +17,7 @@ pub fn server_command() -> Command {
         .after_help("CustomResourceDefinitions (apiextensions.k8s.io/v1) are served: structural schemas with pruning, defaults and validation, the status and scale subresources, printer columns, several versions (conversion None only). See the README, \"Custom resources\".")
         .arg(data_dir_arg())
         .arg(cluster_cidr_arg())
+        .arg(service_cidr_arg())
         .arg(
             Arg::new("bind-address")
                 .long("bind-address")
@@ -61,6 +62,13 @@ fn cluster_cidr_arg() -> Arg {
         .long("cluster-cidr")
         .value_name("CIDR")
         .help("IPv4 range for pod IPs; each node gets a /24 of it (spec.podCIDR) [default: the first of 10.244.0.0/16, 10.88.0.0/16, 172.30.0.0/16, 10.200.0.0/16, 10.123.0.0/16, 172.29.0.0/16 that no route of this machine overlaps, remembered in DATA_DIR/cluster-cidr]")
+}
+
+fn service_cidr_arg() -> Arg {
+    Arg::new("service-cluster-ip-range")
+        .long("service-cluster-ip-range")
+        .value_name("CIDR")
+        .help("IPv4 range Service ClusterIPs are allocated from; its first address is the kubernetes Service's (a /12 to /29) [default: 10.96.0.0/12]")
 }
 
 /// The pod network flags of `node` and `up`.
@@ -159,6 +167,7 @@ pub fn up_command() -> Command {
             )
             .arg(data_dir_arg())
             .arg(cluster_cidr_arg())
+            .arg(service_cidr_arg())
             .arg(
                 Arg::new("secure-port")
                     .long("secure-port")
@@ -336,6 +345,7 @@ pub fn run_server(m: &ArgMatches) -> u8 {
         controllers: true,
         pod_security: pod_security(m),
         cluster_cidr: m.get_one::<String>("cluster-cidr").cloned(),
+        service_cluster_ip_range: m.get_one::<String>("service-cluster-ip-range").cloned(),
     };
     let rt = match runtime() {
         Ok(r) => r,
@@ -504,6 +514,7 @@ pub fn run_up(m: &ArgMatches) -> u8 {
             controllers: true,
             pod_security: pod_security(m),
             cluster_cidr: m.get_one::<String>("cluster-cidr").cloned(),
+            service_cluster_ip_range: m.get_one::<String>("service-cluster-ip-range").cloned(),
         };
         let rt = runtime()?;
         rt.block_on(async move {

@@ -14,6 +14,7 @@ async fn creates_on_the_server_like_kubectl() {
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
         cluster_cidr: None,
+        service_cluster_ip_range: None,
     })
     .await
     .unwrap();

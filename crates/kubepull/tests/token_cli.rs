@@ -16,6 +16,7 @@ async fn revoking_a_node_token_takes_effect_in_the_running_server() {
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
         cluster_cidr: None,
+        service_cluster_ip_range: None,
     })
     .await
     .unwrap();

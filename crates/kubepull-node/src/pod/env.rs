@@ -122,6 +122,14 @@ pub async fn resolve_env(
                     "status.podIP" => pod_ips.first().cloned().unwrap_or_default(),
                     "status.podIPs" => pod_ips.join(","),
                     "status.hostIP" | "status.hostIPs" => node_ip.to_string(),
+                    // kubelet podFieldSelectorRuntimeValue → fieldpath.ExtractFieldPathAsString:
+                    // one label or annotation (a Job's JOB_COMPLETION_INDEX)
+                    other
+                        if other.starts_with("metadata.labels['")
+                            || other.starts_with("metadata.annotations['") =>
+                    {
+                        super::volumes::field_value(pod, other).map_err(EnvError)?
+                    }
                     other => {
                         return Err(EnvError(format!("unsupported fieldRef {other:?}")));
                     }

@@ -1,0 +1,900 @@
+//! The CronJob controller (kubernetes `pkg/controller/cronjob/cronjob_controllerv2.go`
+//! `syncCronJob`, `cleanupFinishedJobs`, and `utils.go`): Jobs named `<cronjob>-<minutes since
+//! the epoch of the scheduled time>`, `concurrencyPolicy` Allow/Forbid/Replace,
+//! `startingDeadlineSeconds`, `suspend`, `timeZone`, the history limits, the active list and
+//! `lastScheduleTime`/`lastSuccessfulTime`, requeued at the next schedule + 100 ms.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::{json, Value};
+
+use super::cron::Schedule;
+use super::queue::{self, Action, Plan};
+use crate::errors::{ApiError, Cause};
+use crate::objects::{ListOptions, Objects};
+use crate::resources::{self, Resource};
+
+/// `nextScheduleDelta`.
+pub const NEXT_SCHEDULE_DELTA: Duration = Duration::from_millis(100);
+/// The annotation with a Job's scheduled time (`CronJobScheduledTimestampAnnotation`).
+pub const SCHEDULED_ANNOTATION: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
+
+fn s<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+fn cronjobs_r() -> &'static Resource {
+    resources::find("batch", "v1", "cronjobs").expect("cronjobs served")
+}
+
+fn jobs_r() -> &'static Resource {
+    resources::find("batch", "v1", "jobs").expect("jobs served")
+}
+
+fn set_default(obj: &mut Value, key: &str, v: Value) {
+    if obj.get(key).is_none_or(Value::is_null) {
+        obj[key] = v;
+    }
+}
+
+/// `SetDefaults_CronJob` (pkg/apis/batch/v1/defaults.go).
+pub fn default_cronjob(obj: &mut Value) {
+    if !obj.get("spec").is_some_and(Value::is_object) {
+        obj["spec"] = json!({});
+    }
+    let spec = &mut obj["spec"];
+    set_default(spec, "concurrencyPolicy", json!("Allow"));
+    set_default(spec, "suspend", json!(false));
+    set_default(spec, "successfulJobsHistoryLimit", json!(3));
+    set_default(spec, "failedJobsHistoryLimit", json!(1));
+    if let Some(js) = spec.pointer_mut("/jobTemplate/spec") {
+        // the Job defaults that do not need a UID (no generated selector)
+        let has_c = js.get("completions").is_some_and(|v| !v.is_null());
+        let has_p = js.get("parallelism").is_some_and(|v| !v.is_null());
+        if !has_c && !has_p {
+            js["completions"] = json!(1);
+            js["parallelism"] = json!(1);
+        }
+        set_default(js, "parallelism", json!(1));
+        set_default(js, "backoffLimit", json!(6));
+        set_default(js, "completionMode", json!("NonIndexed"));
+        set_default(js, "suspend", json!(false));
+        set_default(js, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    }
+}
+
+/// The schedule with its time zone (`formatSchedule` + `cron.ParseStandard`).
+pub fn schedule_of(cj: &Value) -> Result<Schedule, String> {
+    let spec = s(cj, "/spec/schedule");
+    let sched = Schedule::parse(spec).map_err(|e| e.0)?;
+    match cj.pointer("/spec/timeZone").and_then(Value::as_str) {
+        Some(tz) if !spec.contains("TZ") => {
+            let zone =
+                jiff::tz::TimeZone::get(tz).map_err(|_| format!("unknown time zone {tz}"))?;
+            Ok(sched.in_zone(zone))
+        }
+        _ => Ok(sched),
+    }
+}
+
+/// `ValidateCronJobCreate`/`Update` (pkg/apis/batch/validation/validation.go), the parts that
+/// apply here.
+pub fn validate_cronjob(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut c = vec![];
+    let name = s(obj, "/metadata/name");
+    // a CronJob's name leaves room for the 11-character suffix of its Jobs
+    if name.len() > 52 {
+        c.push(Cause::invalid(
+            "metadata.name",
+            format!("{name:?}"),
+            "must be no more than 52 characters",
+        ));
+    }
+    let sched = s(obj, "/spec/schedule");
+    if sched.is_empty() {
+        c.push(Cause::required("spec.schedule", ""));
+    } else if let Err(e) = Schedule::parse(sched) {
+        c.push(Cause::invalid("spec.schedule", format!("{sched:?}"), e.0));
+    } else if (sched.contains("TZ=") || sched.contains("CRON_TZ="))
+        && old.is_none_or(|o| s(o, "/spec/schedule") != sched)
+    {
+        c.push(Cause::invalid(
+            "spec.schedule",
+            format!("{sched:?}"),
+            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+        ));
+    }
+    if let Some(tz) = obj.pointer("/spec/timeZone").and_then(Value::as_str) {
+        if tz.is_empty() || tz.eq_ignore_ascii_case("local") || jiff::tz::TimeZone::get(tz).is_err()
+        {
+            c.push(Cause::invalid(
+                "spec.timeZone",
+                format!("{tz:?}"),
+                format!("unknown time zone {tz}"),
+            ));
+        }
+    }
+    let cp = s(obj, "/spec/concurrencyPolicy");
+    if !matches!(cp, "Allow" | "Forbid" | "Replace") {
+        c.push(Cause::not_supported(
+            "spec.concurrencyPolicy",
+            format!("{cp:?}"),
+            &["Allow", "Forbid", "Replace"],
+        ));
+    }
+    for f in [
+        "startingDeadlineSeconds",
+        "successfulJobsHistoryLimit",
+        "failedJobsHistoryLimit",
+    ] {
+        if let Some(n) = obj.pointer(&format!("/spec/{f}")).and_then(Value::as_i64) {
+            if n < 0 {
+                c.push(Cause::invalid(
+                    format!("spec.{f}"),
+                    n.to_string(),
+                    "must be greater than or equal to 0",
+                ));
+            }
+        }
+    }
+    match obj.pointer("/spec/jobTemplate/spec") {
+        Some(js) => {
+            for w in super::job::unsupported_warnings(js, "spec.jobTemplate.spec") {
+                crate::warnings::add(w);
+            }
+            c.extend(super::job::validate_job_spec(js, "spec.jobTemplate.spec"))
+        }
+        None => c.push(Cause::required(
+            "spec.jobTemplate.spec.template.spec.containers",
+            "",
+        )),
+    }
+    c
+}
+
+fn parse_time(v: &Value, p: &str) -> Option<Timestamp> {
+    v.pointer(p)
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok())
+}
+
+fn fmt_time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// `getJobName`: `<cronjob>-<scheduled time in minutes since the epoch>`.
+pub fn job_name(cj: &Value, scheduled: Timestamp) -> String {
+    format!("{}-{}", s(cj, "/metadata/name"), scheduled.as_second() / 60)
+}
+
+/// `mostRecentScheduleTime` (utils.go): the latest activation in `(earliest, now]`, the next
+/// one after `now`, and the (approximate) number of missed activations. As upstream, the count
+/// divides the time since the first missed activation by the interval between the first two,
+/// and the latest one is searched from one interval before the estimate, so that a schedule
+/// missed for years costs a few steps, not one per activation.
+pub fn most_recent(
+    sched: &Schedule,
+    earliest: Timestamp,
+    now: Timestamp,
+) -> (Option<Timestamp>, Option<Timestamp>, i64) {
+    let next = sched.next(now);
+    let Some(t1) = sched.next(earliest) else {
+        return (None, next, 0);
+    };
+    if now < t1 {
+        return (None, next, 0);
+    }
+    let Some(t2) = sched.next(t1) else {
+        return (Some(t1), next, 1);
+    };
+    if now < t2 {
+        return (Some(t1), next, 1);
+    }
+    let between = t2.as_second() - t1.as_second();
+    if between < 1 {
+        return (None, next, 0);
+    }
+    let elapsed = now.as_second() - t1.as_second();
+    let missed = elapsed / between + 1;
+    let potential = t1 + jiff::SignedDuration::from_secs((missed - 2) * between);
+    let mut latest = None;
+    let mut t = sched.next(potential);
+    while let Some(x) = t.filter(|x| *x <= now) {
+        latest = Some(x);
+        t = sched.next(x);
+    }
+    (latest, next, missed)
+}
+
+fn job_finished(j: &Value) -> Option<&'static str> {
+    let conds = j.pointer("/status/conditions").and_then(Value::as_array)?;
+    for c in conds {
+        if s(c, "/status") == "True" {
+            match s(c, "/type") {
+                "Complete" => return Some("Complete"),
+                "Failed" => return Some("Failed"),
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+fn object_ref(j: &Value) -> Value {
+    json!({
+        "kind": "Job", "namespace": s(j, "/metadata/namespace"), "name": s(j, "/metadata/name"),
+        "uid": s(j, "/metadata/uid"), "apiVersion": "batch/v1",
+        "resourceVersion": s(j, "/metadata/resourceVersion"),
+    })
+}
+
+/// `getJobFromTemplate2`.
+pub fn job_for(cj: &Value, scheduled: Timestamp, tz: &jiff::tz::TimeZone) -> Value {
+    let tmpl_md = cj
+        .pointer("/spec/jobTemplate/metadata")
+        .cloned()
+        .unwrap_or(json!({}));
+    let mut md = json!({
+        "name": job_name(cj, scheduled),
+        "namespace": s(cj, "/metadata/namespace"),
+        "labels": tmpl_md.get("labels").cloned().unwrap_or(json!({})),
+        "annotations": tmpl_md.get("annotations").cloned().unwrap_or(json!({})),
+        "ownerReferences": [{
+            "apiVersion": "batch/v1", "kind": "CronJob", "name": s(cj, "/metadata/name"),
+            "uid": s(cj, "/metadata/uid"), "controller": true, "blockOwnerDeletion": true,
+        }],
+    });
+    md["annotations"][SCHEDULED_ANNOTATION] = json!(scheduled
+        .to_zoned(tz.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+        .replace("+00:00", "Z"));
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": md,
+        "spec": cj.pointer("/spec/jobTemplate/spec").cloned().unwrap_or(json!({})),
+    })
+}
+
+/// What the controller decides for one CronJob given the Jobs it controls and the time.
+pub fn plan(cj: &Value, jobs: &[Value], now: Timestamp) -> Plan {
+    let mut p = Plan::default();
+    let ns = s(cj, "/metadata/namespace").to_string();
+    let uid = s(cj, "/metadata/uid");
+    let jobs: Vec<&Value> = jobs
+        .iter()
+        .filter(|j| queue::controller_of(j, "CronJob").is_some_and(|(_, u)| u == uid))
+        .collect();
+    let mut status = cj.get("status").cloned().unwrap_or(json!({}));
+    if !status.is_object() {
+        status = json!({});
+    }
+    let old_status = status.clone();
+    let mut active: Vec<Value> = status
+        .get("active")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let event = |etype: &'static str, reason: &'static str, message: String| Action::Event {
+        about: cj.clone(),
+        etype,
+        reason,
+        message,
+    };
+    let mut events = vec![];
+    let mut writes = vec![];
+    // reconcile the active list with the Jobs
+    for j in &jobs {
+        let juid = s(j, "/metadata/uid");
+        let found = active.iter().any(|a| s(a, "/uid") == juid);
+        let fin = job_finished(j);
+        if !found && fin.is_none() {
+            events.push(event(
+                "Warning",
+                "UnexpectedJob",
+                format!(
+                    "Saw a job that the controller did not create or forgot: {}",
+                    s(j, "/metadata/name")
+                ),
+            ));
+        } else if found && fin.is_some() {
+            active.retain(|a| s(a, "/uid") != juid);
+            events.push(event(
+                "Normal",
+                "SawCompletedJob",
+                format!(
+                    "Saw completed job: {}, condition: {}",
+                    s(j, "/metadata/name"),
+                    fin.unwrap_or("")
+                ),
+            ));
+        }
+        if fin == Some("Complete") {
+            if let Some(ct) = parse_time(j, "/status/completionTime") {
+                let last = parse_time(&status, "/lastSuccessfulTime");
+                if last.is_none_or(|l| ct > l) {
+                    status["lastSuccessfulTime"] = json!(fmt_time(ct));
+                }
+            }
+        }
+    }
+    let missing: Vec<Value> = active
+        .iter()
+        .filter(|a| !jobs.iter().any(|j| s(j, "/metadata/uid") == s(a, "/uid")))
+        .cloned()
+        .collect();
+    for m in missing {
+        active.retain(|a| s(a, "/uid") != s(&m, "/uid"));
+        events.push(event(
+            "Normal",
+            "MissingJob",
+            format!("Active job went missing: {}", s(&m, "/name")),
+        ));
+    }
+    let deleting = cj.pointer("/metadata/deletionTimestamp").is_some();
+    let suspended = cj.pointer("/spec/suspend") == Some(&json!(true));
+    let sched = schedule_of(cj);
+    if !deleting && !suspended {
+        match &sched {
+            Err(e) => {
+                let reason = if e.starts_with("unknown time zone") {
+                    "UnknownTimeZone"
+                } else {
+                    "UnparseableSchedule"
+                };
+                events.push(event(
+                    "Warning",
+                    reason,
+                    format!("unparseable schedule: {:?} : {e}", s(cj, "/spec/schedule")),
+                ));
+            }
+            Ok(sched) => {
+                if s(cj, "/spec/schedule").contains("TZ") {
+                    events.push(event(
+                        "Warning",
+                        "UnsupportedSchedule",
+                        format!(
+                            "CRON_TZ or TZ used in schedule {:?} is not officially supported, see https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/ for more details",
+                            s(cj, "/spec/schedule")
+                        ),
+                    ));
+                }
+                schedule_step(
+                    cj,
+                    sched,
+                    now,
+                    &mut status,
+                    &mut active,
+                    &mut events,
+                    &mut writes,
+                    &mut p,
+                );
+            }
+        }
+    }
+    if !active.is_empty() || status.get("active").is_some() {
+        if active.is_empty() {
+            if let Some(m) = status.as_object_mut() {
+                m.remove("active");
+            }
+        } else {
+            status["active"] = json!(active);
+        }
+    }
+    // cleanupFinishedJobs: the history limits, oldest start first
+    let mut deletes = vec![];
+    for (kind, key) in [
+        ("Complete", "/spec/successfulJobsHistoryLimit"),
+        ("Failed", "/spec/failedJobsHistoryLimit"),
+    ] {
+        let Some(limit) = cj.pointer(key).and_then(Value::as_i64) else {
+            continue;
+        };
+        let mut done: Vec<&&Value> = jobs
+            .iter()
+            .filter(|j| job_finished(j) == Some(kind))
+            .filter(|j| j.pointer("/metadata/deletionTimestamp").is_none())
+            .collect();
+        if done.len() as i64 <= limit {
+            continue;
+        }
+        // byJobStartTime: no start time last, then by start time, then by name
+        done.sort_by(|a, b| {
+            let ka = (
+                parse_time(a, "/status/startTime").is_none(),
+                parse_time(a, "/status/startTime"),
+                s(a, "/metadata/name").to_string(),
+            );
+            let kb = (
+                parse_time(b, "/status/startTime").is_none(),
+                parse_time(b, "/status/startTime"),
+                s(b, "/metadata/name").to_string(),
+            );
+            ka.cmp(&kb)
+        });
+        for j in done.iter().take(done.len() - limit.max(0) as usize) {
+            deletes.push(Action::Delete {
+                r: jobs_r(),
+                ns: ns.clone(),
+                name: s(j, "/metadata/name").to_string(),
+                propagation: Some("Background"),
+                uid: Some(s(j, "/metadata/uid").to_string()),
+            });
+            events.push(event(
+                "Normal",
+                "SuccessfulDelete",
+                format!("Deleted job {}", s(j, "/metadata/name")),
+            ));
+        }
+    }
+    p.actions.extend(writes);
+    if status != old_status {
+        let mut c = cj.clone();
+        c["status"] = status;
+        p.actions.push(Action::Update {
+            r: cronjobs_r(),
+            obj: c,
+            status: true,
+        });
+    }
+    p.actions.extend(deletes);
+    p.actions.extend(events);
+    p
+}
+
+#[allow(clippy::too_many_arguments)]
+fn schedule_step(
+    cj: &Value,
+    sched: &Schedule,
+    now: Timestamp,
+    status: &mut Value,
+    active: &mut Vec<Value>,
+    events: &mut Vec<Action>,
+    writes: &mut Vec<Action>,
+    p: &mut Plan,
+) {
+    let ns = s(cj, "/metadata/namespace").to_string();
+    let event = |etype: &'static str, reason: &'static str, message: String| Action::Event {
+        about: cj.clone(),
+        etype,
+        reason,
+        message,
+    };
+    // getNextScheduleTime: from lastScheduleTime (or creation), not before now - deadline
+    let created = parse_time(cj, "/metadata/creationTimestamp").unwrap_or(now);
+    let mut earliest = parse_time(status, "/lastScheduleTime").unwrap_or(created);
+    let deadline = cj
+        .pointer("/spec/startingDeadlineSeconds")
+        .and_then(Value::as_i64);
+    if let Some(d) = deadline {
+        let sd = now - jiff::SignedDuration::from_secs(d);
+        if sd > earliest {
+            earliest = sd;
+        }
+    }
+    let requeue = |next: Option<Timestamp>| {
+        next.map(|n| {
+            Duration::try_from(n.duration_since(now)).unwrap_or_default() + NEXT_SCHEDULE_DELTA
+        })
+    };
+    if earliest > now {
+        p.requeue_after = requeue(sched.next(now));
+        return;
+    }
+    let (scheduled, next, missed) = most_recent(sched, earliest, now);
+    p.requeue_after = requeue(next);
+    if missed > 100 {
+        events.push(event(
+            "Warning",
+            "TooManyMissedTimes",
+            "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew".into(),
+        ));
+    }
+    let Some(scheduled) = scheduled else {
+        return;
+    };
+    if let Some(d) = deadline {
+        if scheduled + jiff::SignedDuration::from_secs(d) < now {
+            events.push(event(
+                "Warning",
+                "MissSchedule",
+                format!(
+                    "Missed scheduled time to start a job: {}",
+                    scheduled.strftime("%a, %d %b %Y %H:%M:%S +0000")
+                ),
+            ));
+            return;
+        }
+    }
+    let name = job_name(cj, scheduled);
+    if active.iter().any(|a| s(a, "/name") == name)
+        || parse_time(status, "/lastScheduleTime") == Some(scheduled)
+    {
+        return;
+    }
+    match s(cj, "/spec/concurrencyPolicy") {
+        "Forbid" if !active.is_empty() => {
+            events.push(event(
+                "Normal",
+                "JobAlreadyActive",
+                "Not starting job because prior execution is running and concurrency policy is Forbid".into(),
+            ));
+            return;
+        }
+        "Replace" => {
+            for a in active.drain(..) {
+                writes.push(Action::Delete {
+                    r: jobs_r(),
+                    ns: ns.clone(),
+                    name: s(&a, "/name").to_string(),
+                    propagation: Some("Background"),
+                    uid: Some(s(&a, "/uid").to_string()),
+                });
+                events.push(event(
+                    "Normal",
+                    "SuccessfulDelete",
+                    format!("Deleted job {}", s(&a, "/name")),
+                ));
+            }
+        }
+        _ => {}
+    }
+    let tz = match cj.pointer("/spec/timeZone").and_then(Value::as_str) {
+        Some(z) => jiff::tz::TimeZone::get(z).unwrap_or(jiff::tz::TimeZone::UTC),
+        None => jiff::tz::TimeZone::UTC,
+    };
+    let job = job_for(cj, scheduled, &tz);
+    writes.push(Action::Create {
+        r: jobs_r(),
+        ns: ns.clone(),
+        obj: job,
+        report: None,
+    });
+    events.push(event(
+        "Normal",
+        "SuccessfulCreate",
+        format!("Created job {name}"),
+    ));
+    // the Job's UID is only known after the create: the active entry is completed by the
+    // next sync (UnexpectedJob is not raised for a Job named after lastScheduleTime)
+    active.push(json!({"kind": "Job", "namespace": ns, "name": name, "apiVersion": "batch/v1"}));
+    status["lastScheduleTime"] = json!(fmt_time(scheduled));
+}
+
+/// Fills in UIDs of active entries written before their Job existed.
+fn complete_active(cj: &mut Value, jobs: &[Value]) -> bool {
+    let mut changed = false;
+    if let Some(Value::Array(active)) = cj.pointer_mut("/status/active") {
+        for a in active.iter_mut() {
+            if s(a, "/uid").is_empty() {
+                if let Some(j) = jobs
+                    .iter()
+                    .find(|j| s(j, "/metadata/name") == s(a, "/name"))
+                {
+                    *a = object_ref(j);
+                    changed = true;
+                }
+            }
+        }
+    }
+    changed
+}
+
+/// The CronJob controller over the work queue.
+#[derive(Debug, Default)]
+pub struct CronJobController;
+
+#[async_trait::async_trait]
+impl queue::Controller for CronJobController {
+    fn name(&self) -> &'static str {
+        "cronjob-controller"
+    }
+
+    fn prefixes(&self) -> Vec<String> {
+        vec![cronjobs_r().key_prefix(), jobs_r().key_prefix()]
+    }
+
+    fn keys_for(
+        &mut self,
+        key: &str,
+        obj: &Value,
+        old: Option<&Value>,
+        _deleted: bool,
+    ) -> Vec<String> {
+        if key.starts_with(&cronjobs_r().key_prefix()) {
+            return vec![queue::key_of(obj)];
+        }
+        let ns = s(obj, "/metadata/namespace");
+        let mut out: Vec<String> = [Some(obj), old]
+            .into_iter()
+            .flatten()
+            .filter_map(|o| queue::controller_of(o, "CronJob").map(|(n, _)| format!("{ns}/{n}")))
+            .collect();
+        out.dedup();
+        out
+    }
+
+    async fn all_keys(&mut self, objects: &Objects) -> Result<Vec<String>, ApiError> {
+        let (items, _, _) = objects
+            .list(cronjobs_r(), None, &ListOptions::default())
+            .await?;
+        Ok(items.iter().map(queue::key_of).collect())
+    }
+
+    async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
+        let (ns, name) = queue::split_key(key);
+        let Some(mut cj) = objects.get_opt(cronjobs_r(), ns, name).await? else {
+            return Ok(None);
+        };
+        let (jobs, _, _) = objects
+            .list(jobs_r(), Some(ns), &ListOptions::default())
+            .await?;
+        if complete_active(&mut cj, &jobs) {
+            cj = objects
+                .update(cronjobs_r(), ns, name, cj.clone(), Some("status"), false)
+                .await?;
+        }
+        // a Job just created and named after lastScheduleTime is not "unexpected"
+        let plan = plan(&cj, &jobs, Timestamp::now());
+        queue::apply(objects, self.name(), plan.actions).await?;
+        Ok(plan.requeue_after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(x: &str) -> Timestamp {
+        x.parse().unwrap()
+    }
+
+    fn cj(extra: Value) -> Value {
+        let mut c = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "tick", "namespace": "default", "uid": "cj-uid", "resourceVersion": "3",
+                "creationTimestamp": "2026-01-01T00:00:30Z"},
+            "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}}});
+        for (k, v) in extra.as_object().unwrap() {
+            c["spec"][k] = v.clone();
+        }
+        default_cronjob(&mut c);
+        c
+    }
+
+    fn job(name: &str, cond: Option<&str>, start: &str) -> Value {
+        let mut j = json!({"metadata": {"name": name, "namespace": "default", "uid": format!("u-{name}"),
+            "ownerReferences": [{"kind": "CronJob", "name": "tick", "uid": "cj-uid", "controller": true}]},
+            "status": {"startTime": start}});
+        if let Some(c) = cond {
+            j["status"]["conditions"] = json!([{"type": c, "status": "True"}]);
+            j["status"]["completionTime"] = json!(start);
+        }
+        j
+    }
+
+    fn created(p: &Plan) -> Vec<&Value> {
+        p.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Create { obj, .. } => Some(obj),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn new_status(p: &Plan) -> Option<&Value> {
+        p.actions.iter().find_map(|a| match a {
+            Action::Update { obj, .. } => obj.get("status"),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn creates_the_job_of_the_latest_schedule_with_the_upstream_name() {
+        let c = cj(json!({}));
+        let now = t("2026-01-01T00:11:00Z");
+        let p = plan(&c, &[], now);
+        let jobs = created(&p);
+        assert_eq!(jobs.len(), 1, "only the most recent missed time runs");
+        // 00:10 → 29451670 minutes since the epoch
+        let sched = t("2026-01-01T00:10:00Z");
+        assert_eq!(
+            jobs[0]["metadata"]["name"],
+            format!("tick-{}", sched.as_second() / 60)
+        );
+        assert_eq!(jobs[0]["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+        assert_eq!(
+            jobs[0]["metadata"]["annotations"][SCHEDULED_ANNOTATION],
+            "2026-01-01T00:10:00Z"
+        );
+        let st = new_status(&p).unwrap();
+        assert_eq!(st["lastScheduleTime"], "2026-01-01T00:10:00Z");
+        // requeued at the next schedule + 100 ms
+        assert_eq!(
+            p.requeue_after,
+            Some(Duration::from_secs(240) + NEXT_SCHEDULE_DELTA)
+        );
+        // the same time again creates nothing
+        let mut c2 = c.clone();
+        c2["status"] = st.clone();
+        let p = plan(&c2, &[], t("2026-01-01T00:12:00Z"));
+        assert!(created(&p).is_empty());
+    }
+
+    #[test]
+    fn nothing_before_the_first_schedule_and_nothing_while_suspended() {
+        let c = cj(json!({}));
+        let p = plan(&c, &[], t("2026-01-01T00:04:00Z"));
+        assert!(created(&p).is_empty());
+        assert_eq!(
+            p.requeue_after,
+            Some(Duration::from_secs(60) + NEXT_SCHEDULE_DELTA)
+        );
+        let c = cj(json!({"suspend": true}));
+        let p = plan(&c, &[], t("2026-01-01T00:11:00Z"));
+        assert!(created(&p).is_empty());
+        assert_eq!(p.requeue_after, None);
+    }
+
+    #[test]
+    fn starting_deadline_misses_late_starts() {
+        let c = cj(json!({"startingDeadlineSeconds": 30}));
+        let p = plan(&c, &[], t("2026-01-01T00:11:00Z"));
+        assert!(created(&p).is_empty());
+        let p = plan(&c, &[], t("2026-01-01T00:10:20Z"));
+        assert_eq!(created(&p).len(), 1);
+    }
+
+    #[test]
+    fn concurrency_policies() {
+        let mut c = cj(json!({"concurrencyPolicy": "Forbid"}));
+        c["status"] = json!({"lastScheduleTime": "2026-01-01T00:05:00Z",
+            "active": [{"kind": "Job", "name": "tick-a", "uid": "u-tick-a", "namespace": "default"}]});
+        let running = job("tick-a", None, "2026-01-01T00:05:01Z");
+        let p = plan(
+            &c,
+            std::slice::from_ref(&running),
+            t("2026-01-01T00:10:01Z"),
+        );
+        assert!(created(&p).is_empty());
+        assert!(p.actions.iter().any(|a| matches!(
+            a,
+            Action::Event {
+                reason: "JobAlreadyActive",
+                ..
+            }
+        )));
+        c["spec"]["concurrencyPolicy"] = json!("Replace");
+        let p = plan(
+            &c,
+            std::slice::from_ref(&running),
+            t("2026-01-01T00:10:01Z"),
+        );
+        assert_eq!(created(&p).len(), 1);
+        assert!(p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Delete { name, .. } if name == "tick-a")));
+        c["spec"]["concurrencyPolicy"] = json!("Allow");
+        let p = plan(&c, &[running], t("2026-01-01T00:10:01Z"));
+        assert_eq!(created(&p).len(), 1);
+        assert!(!p.actions.iter().any(|a| matches!(a, Action::Delete { .. })));
+    }
+
+    #[test]
+    fn finished_jobs_leave_the_active_list_and_history_is_limited() {
+        let mut c = cj(json!({"successfulJobsHistoryLimit": 1}));
+        c["status"] = json!({"lastScheduleTime": "2026-01-01T00:10:00Z",
+            "active": [{"kind": "Job", "name": "tick-c", "uid": "u-tick-c", "namespace": "default"}]});
+        let jobs = vec![
+            job("tick-a", Some("Complete"), "2026-01-01T00:00:00Z"),
+            job("tick-b", Some("Complete"), "2026-01-01T00:05:00Z"),
+            job("tick-c", Some("Complete"), "2026-01-01T00:10:00Z"),
+        ];
+        let p = plan(&c, &jobs, t("2026-01-01T00:10:30Z"));
+        let st = new_status(&p).unwrap();
+        assert!(st.get("active").is_none(), "{st}");
+        assert_eq!(st["lastSuccessfulTime"], "2026-01-01T00:10:00Z");
+        let deleted: Vec<&str> = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Delete { name, .. } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deleted, ["tick-a", "tick-b"]);
+    }
+
+    #[test]
+    fn time_zone_and_validation() {
+        let c = cj(json!({"schedule": "0 9 * * *", "timeZone": "Europe/Berlin"}));
+        // 09:00 in Berlin in winter is 08:00 UTC
+        let p = plan(&c, &[], t("2026-01-01T08:00:30Z"));
+        let jobs = created(&p);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            jobs[0]["metadata"]["annotations"][SCHEDULED_ANNOTATION],
+            "2026-01-01T09:00:00+01:00"
+        );
+        assert!(
+            validate_cronjob(&c, None).is_empty(),
+            "{:?}",
+            validate_cronjob(&c, None)
+        );
+        let bad = cj(json!({"schedule": "61 * * * *", "timeZone": "Nowhere/Special"}));
+        let texts: Vec<String> = validate_cronjob(&bad, None)
+            .iter()
+            .map(Cause::text)
+            .collect();
+        assert!(texts.contains(&"spec.schedule: Invalid value: \"61 * * * *\": end of range (61) above maximum (59): 61".to_string()), "{texts:?}");
+        assert!(texts.contains(&"spec.timeZone: Invalid value: \"Nowhere/Special\": unknown time zone Nowhere/Special".to_string()), "{texts:?}");
+        let tz = cj(json!({"schedule": "TZ=UTC 0 9 * * *"}));
+        assert!(validate_cronjob(&tz, None)[0]
+            .detail
+            .contains("use timeZone field instead"));
+    }
+
+    #[test]
+    fn most_recent_as_upstream() {
+        // TestMostRecentScheduleTime-like cases
+        let every5 = Schedule::parse("*/5 * * * *").unwrap();
+        let (last, next, missed) = most_recent(
+            &every5,
+            t("2026-01-01T00:00:30Z"),
+            t("2026-01-01T00:04:00Z"),
+        );
+        assert_eq!((last, missed), (None, 0));
+        assert_eq!(next, Some(t("2026-01-01T00:05:00Z")));
+        let (last, _, missed) = most_recent(
+            &every5,
+            t("2026-01-01T00:00:30Z"),
+            t("2026-01-01T00:07:00Z"),
+        );
+        assert_eq!((last, missed), (Some(t("2026-01-01T00:05:00Z")), 1));
+        let (last, _, missed) = most_recent(
+            &every5,
+            t("2026-01-01T00:00:30Z"),
+            t("2026-01-01T00:31:00Z"),
+        );
+        assert_eq!((last, missed), (Some(t("2026-01-01T00:30:00Z")), 6));
+        // an irregular schedule: 30 6-16/4 * * 1-5 (06:30, 10:30, 14:30 on weekdays)
+        let irregular = Schedule::parse("30 6-16/4 * * 1-5").unwrap();
+        let (last, _, _) = most_recent(
+            &irregular,
+            t("2026-01-05T00:00:00Z"),
+            t("2026-01-07T12:00:00Z"),
+        );
+        assert_eq!(last, Some(t("2026-01-07T10:30:00Z")));
+        // missed for years: the latest minute, found in a few steps
+        let every_minute = Schedule::parse("* * * * *").unwrap();
+        let (last, _, missed) = most_recent(
+            &every_minute,
+            t("2023-01-01T00:00:00Z"),
+            t("2026-01-01T12:34:56Z"),
+        );
+        assert_eq!(last, Some(t("2026-01-01T12:34:00Z")));
+        assert!(missed > 100);
+    }
+
+    #[test]
+    fn too_many_missed() {
+        let mut c = cj(json!({"schedule": "* * * * *"}));
+        c["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+        let p = plan(&c, &[], t("2026-01-02T00:00:30Z"));
+        assert!(p.actions.iter().any(|a| matches!(
+            a,
+            Action::Event {
+                reason: "TooManyMissedTimes",
+                ..
+            }
+        )));
+        let jobs = created(&p);
+        assert_eq!(
+            jobs[0]["metadata"]["name"],
+            format!("tick-{}", t("2026-01-02T00:00:00Z").as_second() / 60)
+        );
+    }
+}

@@ -1,0 +1,591 @@
+//! Table columns of Services, Endpoints, EndpointSlices, Jobs and CronJobs (kubernetes
+//! `pkg/printers/internalversion/printers.go`: `serviceColumnDefinitions`, `printService`,
+//! `formatEndpoints`, `printEndpointSlice`, `printJob`, `printCronJob`), and the rows' `object`
+//! by `includeObject` (apiserver `pkg/endpoints/handlers/response.go`, `asTable`).
+
+use serde_json::{json, Value};
+
+use crate::services::format_selector;
+use crate::table::{human_duration, since};
+
+fn s<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+fn col(name: &str, ty: &str, priority: i64) -> Value {
+    let mut c =
+        json!({"name": name, "type": ty, "format": "", "description": "", "priority": priority});
+    if name == "Name" {
+        c["format"] = json!("name");
+    }
+    c
+}
+
+fn age(o: &Value) -> Value {
+    json!(since(
+        o.pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str)
+    ))
+}
+
+fn or_none(x: &str) -> String {
+    if x.is_empty() {
+        "<none>".into()
+    } else {
+        x.to_string()
+    }
+}
+
+/// `metav1.FormatLabelSelector`.
+fn label_selector(sel: Option<&Value>) -> String {
+    let Some(sel) = sel.filter(|v| v.is_object()) else {
+        return "<none>".into();
+    };
+    let mut parts: Vec<String> = vec![];
+    if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
+        let mut kv: Vec<(String, String)> = m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+            .collect();
+        kv.sort();
+        parts.extend(kv.into_iter().map(|(k, v)| format!("{k}={v}")));
+    }
+    if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
+        for e in exprs {
+            let vals: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let key = s(e, "/key");
+            parts.push(match s(e, "/operator") {
+                "In" => format!("{key} in ({})", vals.join(",")),
+                "NotIn" => format!("{key} notin ({})", vals.join(",")),
+                "Exists" => key.to_string(),
+                "DoesNotExist" => format!("!{key}"),
+                _ => String::new(),
+            });
+        }
+    }
+    let out = parts.join(",");
+    if out.is_empty() {
+        "<none>".into()
+    } else {
+        out
+    }
+}
+
+fn containers_images(spec: Option<&Value>) -> (String, String) {
+    let cs = spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    (
+        cs.iter()
+            .map(|c| s(c, "/name").to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        cs.iter()
+            .map(|c| s(c, "/image").to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+/// `getServiceExternalIP`.
+fn external_ip(o: &Value) -> String {
+    let ext: Vec<&str> = o
+        .pointer("/spec/externalIPs")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    match s(o, "/spec/type") {
+        "ClusterIP" | "NodePort" => {
+            if ext.is_empty() {
+                "<none>".into()
+            } else {
+                ext.join(",")
+            }
+        }
+        "LoadBalancer" => {
+            let mut ips: Vec<String> = o
+                .pointer("/status/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|i| {
+                            let ip = s(i, "/ip");
+                            if ip.is_empty() {
+                                s(i, "/hostname").to_string()
+                            } else {
+                                ip.to_string()
+                            }
+                        })
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            ips.extend(ext.iter().map(|x| x.to_string()));
+            if ips.is_empty() {
+                "<pending>".into()
+            } else {
+                ips.join(",")
+            }
+        }
+        "ExternalName" => s(o, "/spec/externalName").to_string(),
+        _ => "<unknown>".into(),
+    }
+}
+
+/// `makePortString`.
+fn port_string(o: &Value) -> String {
+    let ports = o
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if ports.is_empty() {
+        return "<none>".into();
+    }
+    ports
+        .iter()
+        .map(|p| {
+            let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
+            let proto = s(p, "/protocol");
+            match p.get("nodePort").and_then(Value::as_i64).unwrap_or(0) {
+                0 => format!("{port}/{proto}"),
+                np => format!("{port}:{np}/{proto}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `formatEndpoints` (no port filter).
+pub fn format_endpoints(o: &Value) -> String {
+    let subsets = o
+        .get("subsets")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if subsets.is_empty() {
+        return "<none>".into();
+    }
+    const MAX: usize = 3;
+    let mut list: Vec<String> = vec![];
+    let mut more = false;
+    let mut count = 0;
+    for ss in &subsets {
+        let addrs = ss
+            .get("addresses")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let ports = ss
+            .get("ports")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if ports.is_empty() {
+            count += addrs.len();
+            for a in &addrs {
+                if list.len() == MAX {
+                    more = true;
+                    break;
+                }
+                list.push(s(a, "/ip").to_string());
+            }
+        } else {
+            for p in &ports {
+                count += addrs.len();
+                for a in &addrs {
+                    if list.len() == MAX {
+                        more = true;
+                        break;
+                    }
+                    let ip = s(a, "/ip");
+                    let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
+                    list.push(if ip.contains(':') {
+                        format!("[{ip}]:{port}")
+                    } else {
+                        format!("{ip}:{port}")
+                    });
+                }
+            }
+        }
+    }
+    let ret = list.join(",");
+    if more {
+        format!("{ret} + {} more...", count - MAX)
+    } else {
+        ret
+    }
+}
+
+fn list_with_more(list: Vec<String>, more: bool, count: usize) -> String {
+    let ret = list.join(",");
+    if more {
+        return format!("{ret} + {} more...", count - 3);
+    }
+    if ret.is_empty() {
+        "<unset>".into()
+    } else {
+        ret
+    }
+}
+
+fn slice_ports(o: &Value) -> String {
+    let ports = o
+        .get("ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut list = vec![];
+    let mut more = false;
+    for p in &ports {
+        if list.len() < 3 {
+            list.push(match p.get("port").and_then(Value::as_i64) {
+                Some(n) => n.to_string(),
+                None => match p.get("name").and_then(Value::as_str) {
+                    Some(n) => n.to_string(),
+                    None => "*".into(),
+                },
+            });
+        } else if list.len() == 3 {
+            more = true;
+        }
+    }
+    list_with_more(list, more, ports.len())
+}
+
+fn slice_endpoints(o: &Value) -> String {
+    let mut list = vec![];
+    let mut more = false;
+    let mut count = 0;
+    for e in o
+        .get("endpoints")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        for a in e
+            .get("addresses")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
+            if list.len() < 3 {
+                list.push(a.as_str().unwrap_or("").to_string());
+            } else if list.len() == 3 {
+                more = true;
+            }
+            count += 1;
+        }
+    }
+    list_with_more(list, more, count)
+}
+
+fn has_cond(o: &Value, ty: &str) -> bool {
+    o.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| s(c, "/type") == ty && s(c, "/status") == "True")
+        })
+}
+
+fn ts(o: &Value, p: &str) -> Option<jiff::Timestamp> {
+    o.pointer(p)
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok())
+}
+
+fn job_cells(o: &Value) -> Vec<Value> {
+    let succeeded = o
+        .pointer("/status/succeeded")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let completions = match o.pointer("/spec/completions").and_then(Value::as_i64) {
+        Some(c) => format!("{succeeded}/{c}"),
+        None => {
+            let par = o
+                .pointer("/spec/parallelism")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if par > 1 {
+                format!("{succeeded}/1 of {par}")
+            } else {
+                format!("{succeeded}/1")
+            }
+        }
+    };
+    let duration = match (ts(o, "/status/startTime"), ts(o, "/status/completionTime")) {
+        (None, _) => String::new(),
+        (Some(st), None) => human_duration(jiff::Timestamp::now().as_second() - st.as_second()),
+        (Some(st), Some(ct)) => human_duration(ct.as_second() - st.as_second()),
+    };
+    let status = if has_cond(o, "Complete") {
+        "Complete"
+    } else if has_cond(o, "Failed") {
+        "Failed"
+    } else if o.pointer("/metadata/deletionTimestamp").is_some() {
+        "Terminating"
+    } else if has_cond(o, "Suspended") {
+        "Suspended"
+    } else if has_cond(o, "FailureTarget") {
+        "FailureTarget"
+    } else if has_cond(o, "SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else {
+        "Running"
+    };
+    let (c, i) = containers_images(o.pointer("/spec/template/spec"));
+    vec![
+        json!(s(o, "/metadata/name")),
+        json!(status),
+        json!(completions),
+        json!(duration),
+        age(o),
+        json!(c),
+        json!(i),
+        json!(label_selector(o.pointer("/spec/selector"))),
+    ]
+}
+
+/// Columns and cells for the kinds of this module; `None` for other kinds.
+pub fn columns_and_cells(kind: &str, items: &[Value]) -> Option<(Vec<Value>, Vec<Vec<Value>>)> {
+    let name = |o: &Value| json!(s(o, "/metadata/name"));
+    Some(match kind {
+        "Service" => (
+            vec![
+                col("Name", "string", 0),
+                col("Type", "string", 0),
+                col("Cluster-IP", "string", 0),
+                col("External-IP", "string", 0),
+                col("Port(s)", "string", 0),
+                col("Age", "string", 0),
+                col("Selector", "string", 1),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        name(o),
+                        json!(s(o, "/spec/type")),
+                        json!(or_none(s(o, "/spec/clusterIP"))),
+                        json!(external_ip(o)),
+                        json!(port_string(o)),
+                        age(o),
+                        json!(format_selector(o.pointer("/spec/selector"))),
+                    ]
+                })
+                .collect(),
+        ),
+        "Endpoints" => (
+            vec![
+                col("Name", "string", 0),
+                col("Endpoints", "string", 0),
+                col("Age", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|o| vec![name(o), json!(format_endpoints(o)), age(o)])
+                .collect(),
+        ),
+        "EndpointSlice" => (
+            vec![
+                col("Name", "string", 0),
+                col("AddressType", "string", 0),
+                col("Ports", "string", 0),
+                col("Endpoints", "string", 0),
+                col("Age", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        name(o),
+                        json!(s(o, "/addressType")),
+                        json!(slice_ports(o)),
+                        json!(slice_endpoints(o)),
+                        age(o),
+                    ]
+                })
+                .collect(),
+        ),
+        "Job" => (
+            vec![
+                col("Name", "string", 0),
+                col("Status", "string", 0),
+                col("Completions", "string", 0),
+                col("Duration", "string", 0),
+                col("Age", "string", 0),
+                col("Containers", "string", 1),
+                col("Images", "string", 1),
+                col("Selector", "string", 1),
+            ],
+            items.iter().map(job_cells).collect(),
+        ),
+        "CronJob" => (
+            vec![
+                col("Name", "string", 0),
+                col("Schedule", "string", 0),
+                col("Timezone", "string", 0),
+                col("Suspend", "boolean", 0),
+                col("Active", "integer", 0),
+                col("Last Schedule", "string", 0),
+                col("Age", "string", 0),
+                col("Containers", "string", 1),
+                col("Images", "string", 1),
+                col("Selector", "string", 1),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let last = match o
+                        .pointer("/status/lastScheduleTime")
+                        .and_then(Value::as_str)
+                    {
+                        Some(t) => since(Some(t)),
+                        None => "<none>".into(),
+                    };
+                    let suspend = match o.pointer("/spec/suspend").and_then(Value::as_bool) {
+                        Some(true) => "True",
+                        Some(false) => "False",
+                        None => "<unset>",
+                    };
+                    let active = o
+                        .pointer("/status/active")
+                        .and_then(Value::as_array)
+                        .map(|a| a.len())
+                        .unwrap_or(0);
+                    let (c, i) =
+                        containers_images(o.pointer("/spec/jobTemplate/spec/template/spec"));
+                    vec![
+                        name(o),
+                        json!(s(o, "/spec/schedule")),
+                        json!(o
+                            .pointer("/spec/timeZone")
+                            .and_then(Value::as_str)
+                            .unwrap_or("<none>")),
+                        json!(suspend),
+                        json!(active),
+                        json!(last),
+                        age(o),
+                        json!(c),
+                        json!(i),
+                        json!(label_selector(o.pointer("/spec/jobTemplate/spec/selector"))),
+                    ]
+                })
+                .collect(),
+        ),
+        _ => return None,
+    })
+}
+
+/// `includeObject` of a Table request (`TableOptions`): `None`, `Metadata` (the default) or
+/// `Object`; anything else is refused as the apiserver does.
+pub fn include_object(q: Option<&str>) -> Result<&'static str, String> {
+    match q.unwrap_or("") {
+        "" | "Metadata" => Ok("Metadata"),
+        "None" => Ok("None"),
+        "Object" => Ok("Object"),
+        other => Err(format!("unrecognized includeObject value: {other:?}")),
+    }
+}
+
+/// Sets each row's `object` from `items` (in row order) by `mode`: `Object` the whole object,
+/// `Metadata` a `PartialObjectMetadata`, `None` nothing.
+pub fn set_row_objects(table: &mut Value, items: &[Value], mode: &str) {
+    let Some(rows) = table.get_mut("rows").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (row, obj) in rows.iter_mut().zip(items) {
+        match mode {
+            "Object" => row["object"] = obj.clone(),
+            "None" => {
+                if let Some(m) = row.as_object_mut() {
+                    m.insert("object".into(), Value::Null);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_columns() {
+        let svc = json!({"metadata": {"name": "web"}, "spec": {"type": "NodePort", "clusterIP": "10.96.0.10",
+            "selector": {"b": "2", "a": "1"}, "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}, {"port": 53, "protocol": "UDP"}]}});
+        let (cols, rows) = columns_and_cells("Service", &[svc]).unwrap();
+        assert_eq!(cols.len(), 7);
+        assert_eq!(rows[0][1], "NodePort");
+        assert_eq!(rows[0][3], "<none>");
+        assert_eq!(rows[0][4], "80:30080/TCP,53/UDP");
+        assert_eq!(rows[0][6], "a=1,b=2");
+        let lb = json!({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.11", "ports": []}});
+        let (_, rows) = columns_and_cells("Service", &[lb]).unwrap();
+        assert_eq!(rows[0][3], "<pending>");
+        assert_eq!(rows[0][4], "<none>");
+    }
+
+    #[test]
+    fn endpoints_columns() {
+        let ep = json!({"subsets": [{"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}], "ports": [{"port": 80}, {"port": 443}]}]});
+        assert_eq!(
+            format_endpoints(&ep),
+            "10.0.0.1:80,10.0.0.2:80,10.0.0.1:443 + 1 more..."
+        );
+        assert_eq!(format_endpoints(&json!({})), "<none>");
+        let sl = json!({"addressType": "IPv4", "ports": [{"port": 80}], "endpoints": [{"addresses": ["10.0.0.1"]}]});
+        let (_, rows) = columns_and_cells("EndpointSlice", &[sl]).unwrap();
+        assert_eq!(rows[0][2], "80");
+        assert_eq!(rows[0][3], "10.0.0.1");
+        let empty = json!({"addressType": "IPv4"});
+        let (_, rows) = columns_and_cells("EndpointSlice", &[empty]).unwrap();
+        assert_eq!(rows[0][2], "<unset>");
+    }
+
+    #[test]
+    fn job_and_cronjob_columns() {
+        let j = json!({"metadata": {"name": "pi"}, "spec": {"completions": 3, "selector": {"matchLabels": {"x": "y"}}},
+            "status": {"succeeded": 3, "startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:00:42Z",
+                "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]}});
+        let (_, rows) = columns_and_cells("Job", &[j]).unwrap();
+        assert_eq!(rows[0][1], "Complete");
+        assert_eq!(rows[0][2], "3/3");
+        assert_eq!(rows[0][3], "42s");
+        assert_eq!(rows[0][7], "x=y");
+        let w = json!({"metadata": {"name": "w"}, "spec": {"parallelism": 2}});
+        let (_, rows) = columns_and_cells("Job", &[w]).unwrap();
+        assert_eq!(rows[0][1], "Running");
+        assert_eq!(rows[0][2], "0/1 of 2");
+        assert_eq!(rows[0][3], "");
+        let cj = json!({"metadata": {"name": "c"}, "spec": {"schedule": "*/5 * * * *", "suspend": false}});
+        let (_, rows) = columns_and_cells("CronJob", &[cj]).unwrap();
+        assert_eq!(rows[0][2], "<none>");
+        assert_eq!(rows[0][3], "False");
+        assert_eq!(rows[0][5], "<none>");
+    }
+
+    #[test]
+    fn include_object_modes() {
+        assert_eq!(include_object(None), Ok("Metadata"));
+        assert_eq!(include_object(Some("Object")), Ok("Object"));
+        assert!(include_object(Some("All"))
+            .unwrap_err()
+            .contains("unrecognized includeObject value"));
+        let items = vec![json!({"kind": "Pod", "metadata": {"name": "a"}, "spec": {"x": 1}})];
+        let mut t =
+            json!({"rows": [{"cells": ["a"], "object": {"kind": "PartialObjectMetadata"}}]});
+        set_row_objects(&mut t, &items, "Object");
+        assert_eq!(t["rows"][0]["object"]["spec"]["x"], 1);
+        set_row_objects(&mut t, &items, "None");
+        assert!(t["rows"][0]["object"].is_null());
+    }
+}
