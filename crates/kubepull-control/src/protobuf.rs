@@ -52,8 +52,9 @@ pub const PATCH_MEDIA_TYPES: &[&str] = &[
     "application/apply-patch+yaml",
 ];
 
-/// Nesting limit when turning raw JSON inside `RawExtension` back into objects.
-const MAX_DEPTH: usize = 64;
+/// How many protobuf envelopes may nest inside each other's `RawExtension`s (each is decoded
+/// with prost's own recursion limit of 100 messages).
+const MAX_DEPTH: usize = 4;
 
 const META: &str = "k8s.io.apimachinery.pkg.apis.meta.v1";
 const APIEXT: &str = "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1";
@@ -271,9 +272,18 @@ fn decode_depth(body: &[u8], depth: usize) -> Result<Value, ProtoError> {
         Some(PValue::Bytes(b)) => b.clone(),
         _ => Default::default(),
     };
-    let desc = message_for(s, &api_version, &kind).ok_or_else(|| ProtoError::NotRegistered {
-        api_version: api_version.clone(),
-        kind: kind.clone(),
+    let group = api_version.split_once('/').map_or("", |(g, _)| g);
+    let desc = message_for(s, &api_version, &kind).ok_or_else(|| {
+        if packages(group, "v1").is_empty() {
+            // custom resources decode into Unstructured, which has no protobuf form
+            // (apiextensions-apiserver's CR handler; `errNotMarshalable`)
+            ProtoError::NotMarshalable("*unstructured.Unstructured".into())
+        } else {
+            ProtoError::NotRegistered {
+                api_version: api_version.clone(),
+                kind: kind.clone(),
+            }
+        }
     })?;
     let msg = DynamicMessage::decode(desc, raw).map_err(|e| ProtoError::Decode {
         what: format!("{api_version} {kind}"),

@@ -498,7 +498,12 @@ fn bad_bodies_are_named_errors() {
             kind: "Gadget".into()
         })
     );
-    assert!(decode(&envelope("stable.example.com/v1", "CronTab", b"")).is_err());
+    assert_eq!(
+        decode(&envelope("stable.example.com/v1", "CronTab", b"")),
+        Err(ProtoError::NotMarshalable(
+            "*unstructured.Unstructured".into()
+        ))
+    );
     // a field of the wrong wire type: ObjectMeta.name as a varint
     let e = decode(&envelope("v1", "ConfigMap", &ld(1, &vi(1, 5)))).unwrap_err();
     assert!(e.to_string().contains("v1 ConfigMap"), "{e}");
@@ -660,4 +665,39 @@ fn errors_never_echo_secret_data() {
         .unwrap_err()
         .to_string();
     assert_eq!(e, "data.k: expected a base64 string, got a number");
+}
+
+#[test]
+fn deep_nesting_is_refused_not_a_stack_overflow() {
+    // JSONSchemaProps.not (28) inside itself, 5000 deep, in a CustomResourceDefinition
+    let mut props: Vec<u8> = vec![];
+    for _ in 0..5000 {
+        props = ld(28, &props);
+    }
+    let version = [ld(1, b"v1"), ld(4, &ld(1, &props))].concat();
+    let raw = [ld(1, &ld(1, b"x")), ld(2, &ld(7, &version))].concat();
+    let e = decode(&envelope(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        &raw,
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("recursion limit"), "{e}");
+    // envelopes inside RawExtensions, 10 deep
+    let mut obj =
+        encode(&json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "c"}}))
+            .unwrap();
+    for _ in 0..10 {
+        let raw = [ld(1, &ld(1, b"r")), ld(2, &ld(1, &obj))].concat();
+        obj = envelope("apps/v1", "ControllerRevision", &raw);
+    }
+    let e = decode(&obj).unwrap_err();
+    assert!(e.to_string().contains("nested more than 4 deep"), "{e}");
+    // two deep is fine
+    let inner =
+        encode(&json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "c"}}))
+            .unwrap();
+    let raw = [ld(1, &ld(1, b"r")), ld(2, &ld(1, &inner))].concat();
+    let v = decode(&envelope("apps/v1", "ControllerRevision", &raw)).unwrap();
+    assert_eq!(v["data"]["metadata"]["name"], "c");
 }
