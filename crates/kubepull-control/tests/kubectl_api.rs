@@ -1393,6 +1393,22 @@ async fn kubectl_create_every_served_kind_over_protobuf() {
             "system:serviceaccount:pb:bot"
         );
 
+        // describe reads through the typed clients too: protobuf objects and lists back
+        let (ok, out) = k(&["describe", "deployment", "web", "-n", "pb"]);
+        assert!(
+            ok && out.contains("nginx:1.27")
+                && out.contains("app=web")
+                && out.contains("Port:          8080"),
+            "{out}"
+        );
+        let (ok, out) = k(&["describe", "secret", "gen", "-n", "pb"]);
+        assert!(
+            ok && out.contains("user:   5 bytes") && out.contains("empty:  0 bytes"),
+            "{out}"
+        );
+        let (ok, out) = k(&["describe", "serviceaccount", "bot", "-n", "pb"]);
+        assert!(ok && out.contains("Name:                bot"), "{out}");
+
         // errors are protobuf Status objects kubectl prints
         let (ok, out) = k(&["create", "namespace", "pb"]);
         assert!(
