@@ -772,3 +772,55 @@ fn special_messages_by_themselves() {
         "{e}"
     );
 }
+
+#[test]
+fn encoding_is_gos_layout_with_sorted_map_keys() {
+    let cm = json!({"kind": "ConfigMap", "apiVersion": "v1",
+        "metadata": {"name": "c", "labels": {"z": "1", "a": "2", "m": "3"}},
+        "data": {"b": "x", "a": "y"}, "immutable": true});
+    let pb = encode(&cm).unwrap();
+    // the same bytes every time, whatever the hash map's order
+    for _ in 0..20 {
+        assert_eq!(encode(&cm).unwrap(), pb);
+    }
+    // written by hand as Go lays it out: metadata{name, labels a, m, z}, data a, b, immutable (4)
+    let entry = |k: &str, v: &str| [ld(1, k.as_bytes()), ld(2, v.as_bytes())].concat();
+    let md = [
+        ld(1, b"c"),
+        ld(11, &entry("a", "2")),
+        ld(11, &entry("m", "3")),
+        ld(11, &entry("z", "1")),
+    ]
+    .concat();
+    let raw = [
+        ld(1, &md),
+        ld(2, &entry("a", "y")),
+        ld(2, &entry("b", "x")),
+        vi(4, 1),
+    ]
+    .concat();
+    assert_eq!(pb, envelope("v1", "ConfigMap", &raw));
+    // and it agrees with prost-reflect's own encoding of the same message
+    let s = schema().unwrap();
+    let d = s
+        .pool
+        .get_message_by_name("k8s.io.api.core.v1.ConfigMap")
+        .unwrap();
+    let m = DynamicMessage::decode(d.clone(), &raw[..]).unwrap();
+    assert_eq!(
+        DynamicMessage::decode(d, m.encode_to_vec().as_slice()).unwrap(),
+        m
+    );
+    // negative numbers: int32 sign-extended (10 bytes), as Go writes them
+    let neg =
+        encode(&json!({"kind": "Pod", "apiVersion": "v1", "spec": {"priority": -1}})).unwrap();
+    assert_eq!(decode(&neg).unwrap()["spec"]["priority"], -1);
+    // PodSpec.priority is field 25: key 0xc8 0x01, then -1 in ten bytes
+    let mut want = vec![0xc8, 0x01];
+    want.extend([0xff; 9]);
+    want.push(0x01);
+    assert!(
+        neg.windows(want.len()).any(|w| w == want.as_slice()),
+        "priority -1 as a 10-byte varint"
+    );
+}
