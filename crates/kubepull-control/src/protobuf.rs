@@ -18,6 +18,9 @@
 //!   `replicas: 0`) or not `omitempty`: the decoded JSON is what `encoding/json` makes of the Go
 //!   struct the client marshalled.
 //!
+//! Encoding follows gogo's layout (fields by number, map entries sorted by key), so an object
+//! always gives the same bytes.
+//!
 //! The envelope is `k8s\0` then a `runtime.Unknown` (k8s.io/apimachinery
 //! `pkg/runtime/serializer/protobuf/protobuf.go`); a watch stream is 4-byte big-endian
 //! length-framed `WatchEvent`s (`pkg/util/framer/framer.go`) whose objects are full envelopes
