@@ -1484,6 +1484,22 @@ async fn protobuf_responses_watch_and_refusals() {
     );
     assert_eq!(st["message"], "configmaps \"nope\" not found");
 
+    // what is not an API object stays JSON
+    let r = http
+        .get(format!("{}/version", server.url()))
+        .bearer_auth(server.admin_token())
+        .header("accept", MEDIA_TYPE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.headers()["content-type"].to_str().unwrap()
+        ),
+        (200, "application/json")
+    );
+
     // a list, protobuf
     let r = http
         .get(&base)
