@@ -18,6 +18,9 @@
 //!   `replicas: 0`) or not `omitempty`: the decoded JSON is what `encoding/json` makes of the Go
 //!   struct the client marshalled.
 //!
+//! Encoding follows gogo's layout (fields by number, map entries sorted by key), so an object
+//! always gives the same bytes.
+//!
 //! The envelope is `k8s\0` then a `runtime.Unknown` (k8s.io/apimachinery
 //! `pkg/runtime/serializer/protobuf/protobuf.go`); a watch stream is 4-byte big-endian
 //! length-framed `WatchEvent`s (`pkg/util/framer/framer.go`) whose objects are full envelopes
@@ -52,8 +55,9 @@ pub const PATCH_MEDIA_TYPES: &[&str] = &[
     "application/apply-patch+yaml",
 ];
 
-/// Nesting limit when turning raw JSON inside `RawExtension` back into objects.
-const MAX_DEPTH: usize = 64;
+/// How many protobuf envelopes may nest inside each other's `RawExtension`s (each is decoded
+/// with prost's own recursion limit of 100 messages).
+const MAX_DEPTH: usize = 4;
 
 const META: &str = "k8s.io.apimachinery.pkg.apis.meta.v1";
 const APIEXT: &str = "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1";
@@ -271,9 +275,18 @@ fn decode_depth(body: &[u8], depth: usize) -> Result<Value, ProtoError> {
         Some(PValue::Bytes(b)) => b.clone(),
         _ => Default::default(),
     };
-    let desc = message_for(s, &api_version, &kind).ok_or_else(|| ProtoError::NotRegistered {
-        api_version: api_version.clone(),
-        kind: kind.clone(),
+    let group = api_version.split_once('/').map_or("", |(g, _)| g);
+    let desc = message_for(s, &api_version, &kind).ok_or_else(|| {
+        if packages(group, "v1").is_empty() {
+            // custom resources decode into Unstructured, which has no protobuf form
+            // (apiextensions-apiserver's CR handler; `errNotMarshalable`)
+            ProtoError::NotMarshalable("*unstructured.Unstructured".into())
+        } else {
+            ProtoError::NotRegistered {
+                api_version: api_version.clone(),
+                kind: kind.clone(),
+            }
+        }
     })?;
     let msg = DynamicMessage::decode(desc, raw).map_err(|e| ProtoError::Decode {
         what: format!("{api_version} {kind}"),
@@ -637,7 +650,8 @@ pub fn encode(obj: &Value) -> Result<Vec<u8>, ProtoError> {
             format!("*unstructured.Unstructured ({api_version} {kind})")
         })
     })?;
-    let raw = json_to_msg(s, &desc, obj, "")?.encode_to_vec();
+    let mut raw = vec![];
+    encode_sorted(&json_to_msg(s, &desc, obj, "")?, &mut raw);
     let unknown = s
         .pool
         .get_message_by_name("k8s.io.apimachinery.pkg.runtime.Unknown")
@@ -656,8 +670,110 @@ pub fn encode(obj: &Value) -> Result<Vec<u8>, ProtoError> {
     u.set_field_by_name("contentEncoding", PValue::String(String::new()));
     u.set_field_by_name("contentType", PValue::String(String::new()));
     let mut out = MAGIC.to_vec();
-    out.extend(u.encode_to_vec());
+    encode_sorted(&u, &mut out);
     Ok(out)
+}
+
+/// Encodes a message the way Go's gogo marshaller lays it out: fields in number order, repeated
+/// fields unpacked (proto2), and map entries sorted by key (`github_com_gogo_protobuf_sortkeys`),
+/// so the same object always gives the same bytes.
+fn encode_sorted(m: &DynamicMessage, out: &mut Vec<u8>) {
+    for (f, v) in m.fields() {
+        match v {
+            PValue::List(items) => {
+                for item in items {
+                    encode_single(f.number(), &f.kind(), item, out);
+                }
+            }
+            PValue::Map(entries) => {
+                let Kind::Message(entry) = f.kind() else {
+                    continue;
+                };
+                let (kf, vf) = (entry.map_entry_key_field(), entry.map_entry_value_field());
+                let mut sorted: Vec<(&MapKey, &PValue)> = entries.iter().collect();
+                sorted.sort_by(|a, b| a.0.cmp(b.0));
+                for (k, val) in sorted {
+                    let mut e = vec![];
+                    encode_single(1, &kf.kind(), &map_key_value(k), &mut e);
+                    encode_single(2, &vf.kind(), val, &mut e);
+                    prost::encoding::encode_key(
+                        f.number(),
+                        prost::encoding::WireType::LengthDelimited,
+                        out,
+                    );
+                    prost::encoding::encode_varint(e.len() as u64, out);
+                    out.extend(e);
+                }
+            }
+            single => encode_single(f.number(), &f.kind(), single, out),
+        }
+    }
+}
+
+fn map_key_value(k: &MapKey) -> PValue {
+    match k {
+        MapKey::Bool(b) => PValue::Bool(*b),
+        MapKey::I32(x) => PValue::I32(*x),
+        MapKey::I64(x) => PValue::I64(*x),
+        MapKey::U32(x) => PValue::U32(*x),
+        MapKey::U64(x) => PValue::U64(*x),
+        MapKey::String(x) => PValue::String(x.clone()),
+    }
+}
+
+fn encode_single(number: u32, kind: &Kind, v: &PValue, out: &mut Vec<u8>) {
+    use prost::encoding::{encode_key, encode_varint, WireType};
+    let varint = |x: u64, out: &mut Vec<u8>| {
+        encode_key(number, WireType::Varint, out);
+        encode_varint(x, out);
+    };
+    let ld = |b: &[u8], out: &mut Vec<u8>| {
+        encode_key(number, WireType::LengthDelimited, out);
+        encode_varint(b.len() as u64, out);
+        out.extend_from_slice(b);
+    };
+    match (kind, v) {
+        (Kind::Sint32, PValue::I32(x)) => varint(u64::from(((x << 1) ^ (x >> 31)) as u32), out),
+        (Kind::Sint64, PValue::I64(x)) => varint(((x << 1) ^ (x >> 63)) as u64, out),
+        (Kind::Sfixed32, PValue::I32(x)) => {
+            encode_key(number, WireType::ThirtyTwoBit, out);
+            out.extend(x.to_le_bytes());
+        }
+        (Kind::Fixed32, PValue::U32(x)) => {
+            encode_key(number, WireType::ThirtyTwoBit, out);
+            out.extend(x.to_le_bytes());
+        }
+        (Kind::Float, PValue::F32(x)) => {
+            encode_key(number, WireType::ThirtyTwoBit, out);
+            out.extend(x.to_le_bytes());
+        }
+        (Kind::Sfixed64, PValue::I64(x)) => {
+            encode_key(number, WireType::SixtyFourBit, out);
+            out.extend(x.to_le_bytes());
+        }
+        (Kind::Fixed64, PValue::U64(x)) => {
+            encode_key(number, WireType::SixtyFourBit, out);
+            out.extend(x.to_le_bytes());
+        }
+        (Kind::Double, PValue::F64(x)) => {
+            encode_key(number, WireType::SixtyFourBit, out);
+            out.extend(x.to_le_bytes());
+        }
+        // int32 and enums are sign-extended to 64 bits on the wire
+        (_, PValue::I32(x)) | (_, PValue::EnumNumber(x)) => varint(i64::from(*x) as u64, out),
+        (_, PValue::I64(x)) => varint(*x as u64, out),
+        (_, PValue::U32(x)) => varint(u64::from(*x), out),
+        (_, PValue::U64(x)) => varint(*x, out),
+        (_, PValue::Bool(b)) => varint(u64::from(*b), out),
+        (_, PValue::String(x)) => ld(x.as_bytes(), out),
+        (_, PValue::Bytes(b)) => ld(b, out),
+        (_, PValue::Message(m)) => {
+            let mut inner = vec![];
+            encode_sorted(m, &mut inner);
+            ld(&inner, out);
+        }
+        (_, PValue::F32(_) | PValue::F64(_) | PValue::List(_) | PValue::Map(_)) => {}
+    }
 }
 
 /// One frame of a protobuf watch stream: a 4-byte big-endian length, then a

@@ -89,6 +89,14 @@ async fn to_protobuf(resp: Response<Body>, json_ok: bool) -> Response<Body> {
         Ok(v) => v,
         Err(_) => return keep(bytes),
     };
+    // not an API object (`/version`): JSON, as upstream serves it
+    if obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return keep(bytes);
+    }
     match crate::protobuf::encode(&obj) {
         Ok(pb) => {
             let mut r = keep(Bytes::from(pb));
@@ -101,7 +109,12 @@ async fn to_protobuf(resp: Response<Body>, json_ok: bool) -> Response<Body> {
         }
         Err(_) if json_ok => keep(bytes),
         Err(e @ crate::protobuf::ProtoError::NotMarshalable(_)) => {
-            err_resp(&ApiError::not_acceptable(e.to_string()))
+            // the Status itself has a protobuf form
+            let err = ApiError::not_acceptable(e.to_string());
+            match crate::protobuf::encode(&err.status()) {
+                Ok(pb) => full(StatusCode::NOT_ACCEPTABLE, crate::protobuf::MEDIA_TYPE, pb),
+                Err(_) => err_resp(&err),
+            }
         }
         Err(e) => err_resp(&ApiError::internal(format!(
             "encoding the response as protobuf: {e}"

@@ -1368,6 +1368,22 @@ async fn kubectl_create_every_served_kind_over_protobuf() {
             "system:serviceaccount:pb:bot"
         );
 
+        // describe reads through the typed clients too: protobuf objects and lists back
+        let (ok, out) = k(&["describe", "deployment", "web", "-n", "pb"]);
+        assert!(
+            ok && out.contains("nginx:1.27")
+                && out.contains("app=web")
+                && out.contains("Port:          8080"),
+            "{out}"
+        );
+        let (ok, out) = k(&["describe", "secret", "gen", "-n", "pb"]);
+        assert!(
+            ok && out.contains("user:   5 bytes") && out.contains("empty:  0 bytes"),
+            "{out}"
+        );
+        let (ok, out) = k(&["describe", "serviceaccount", "bot", "-n", "pb"]);
+        assert!(ok && out.contains("Name:                bot"), "{out}");
+
         // errors are protobuf Status objects kubectl prints
         let (ok, out) = k(&["create", "namespace", "pb"]);
         assert!(
@@ -1442,6 +1458,22 @@ async fn protobuf_responses_watch_and_refusals() {
         (Some("Status"), Some("NotFound"), Some(404))
     );
     assert_eq!(st["message"], "configmaps \"nope\" not found");
+
+    // what is not an API object stays JSON
+    let r = http
+        .get(format!("{}/version", server.url()))
+        .bearer_auth(server.admin_token())
+        .header("accept", MEDIA_TYPE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.headers()["content-type"].to_str().unwrap()
+        ),
+        (200, "application/json")
+    );
 
     // a list, protobuf
     let r = http

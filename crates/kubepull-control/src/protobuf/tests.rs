@@ -498,7 +498,12 @@ fn bad_bodies_are_named_errors() {
             kind: "Gadget".into()
         })
     );
-    assert!(decode(&envelope("stable.example.com/v1", "CronTab", b"")).is_err());
+    assert_eq!(
+        decode(&envelope("stable.example.com/v1", "CronTab", b"")),
+        Err(ProtoError::NotMarshalable(
+            "*unstructured.Unstructured".into()
+        ))
+    );
     // a field of the wrong wire type: ObjectMeta.name as a varint
     let e = decode(&envelope("v1", "ConfigMap", &ld(1, &vi(1, 5)))).unwrap_err();
     assert!(e.to_string().contains("v1 ConfigMap"), "{e}");
@@ -660,4 +665,162 @@ fn errors_never_echo_secret_data() {
         .unwrap_err()
         .to_string();
     assert_eq!(e, "data.k: expected a base64 string, got a number");
+}
+
+#[test]
+fn deep_nesting_is_refused_not_a_stack_overflow() {
+    // JSONSchemaProps.not (28) inside itself, 5000 deep, in a CustomResourceDefinition
+    let mut props: Vec<u8> = vec![];
+    for _ in 0..5000 {
+        props = ld(28, &props);
+    }
+    let version = [ld(1, b"v1"), ld(4, &ld(1, &props))].concat();
+    let raw = [ld(1, &ld(1, b"x")), ld(2, &ld(7, &version))].concat();
+    let e = decode(&envelope(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        &raw,
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("recursion limit"), "{e}");
+    // envelopes inside RawExtensions, 10 deep
+    let mut obj =
+        encode(&json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "c"}}))
+            .unwrap();
+    for _ in 0..10 {
+        let raw = [ld(1, &ld(1, b"r")), ld(2, &ld(1, &obj))].concat();
+        obj = envelope("apps/v1", "ControllerRevision", &raw);
+    }
+    let e = decode(&obj).unwrap_err();
+    assert!(e.to_string().contains("nested more than 4 deep"), "{e}");
+    // two deep is fine
+    let inner =
+        encode(&json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "c"}}))
+            .unwrap();
+    let raw = [ld(1, &ld(1, b"r")), ld(2, &ld(1, &inner))].concat();
+    let v = decode(&envelope("apps/v1", "ControllerRevision", &raw)).unwrap();
+    assert_eq!(v["data"]["metadata"]["name"], "c");
+}
+
+#[test]
+fn the_other_served_kinds() {
+    assert_round_trip(json!({
+        "kind": "Namespace", "apiVersion": "v1",
+        "metadata": {"name": "t", "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Terminating", "conditions": [{"type": "NamespaceDeletionContentFailure", "status": "False", "lastTransitionTime": "2026-01-02T03:04:05Z", "reason": "ContentDeleted", "message": "All content successfully deleted"}]},
+    }));
+    assert_round_trip(json!({
+        "kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": "bot", "namespace": "t"},
+        "secrets": [{"name": "bot-token"}], "imagePullSecrets": [{"name": "regcred"}],
+        "automountServiceAccountToken": false,
+    }));
+    assert_round_trip(json!({
+        "kind": "ReplicaSet", "apiVersion": "apps/v1",
+        "metadata": {"name": "web-5d9", "namespace": "t", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u", "controller": true, "blockOwnerDeletion": true}],
+            "annotations": {"deployment.kubernetes.io/revision": "1"}},
+        "spec": {"replicas": 2, "minReadySeconds": 5, "selector": {"matchLabels": {"app": "web", "pod-template-hash": "5d9"}},
+            "template": {"metadata": {"labels": {"app": "web", "pod-template-hash": "5d9"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox", "env": [{"name": "POD", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
+                    {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}}]}]}}},
+        "status": {"replicas": 2, "readyReplicas": 1, "availableReplicas": 1, "fullyLabeledReplicas": 2, "observedGeneration": 1},
+    }));
+    assert_round_trip(json!({
+        "kind": "Role", "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": {"name": "r", "namespace": "t"},
+        "rules": [{"verbs": ["get", "watch"], "apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"]}],
+    }));
+    assert_round_trip(json!({
+        "kind": "ClusterRoleBinding", "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": {"name": "b"},
+        "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:masters"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+    }));
+    assert_round_trip(json!({
+        "kind": "LocalSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1", "metadata": {"namespace": "t"},
+        "spec": {"resourceAttributes": {"namespace": "t", "verb": "list", "resource": "secrets"}, "user": "system:serviceaccount:t:bot",
+            "groups": ["system:serviceaccounts"]},
+        "status": {"allowed": false, "reason": "no RBAC policy matched"},
+    }));
+}
+
+#[test]
+fn special_messages_by_themselves() {
+    // Duration is used by no vendored kind yet: its JSON form both ways, directly
+    let s = schema().unwrap();
+    let d = s
+        .pool
+        .get_message_by_name(&format!("{META}.Duration"))
+        .unwrap();
+    let m = json_to_msg(s, &d, &json!("1h30m"), "timeout").unwrap();
+    assert_eq!(msg_to_json(s, &m, 0).unwrap(), json!("1h30m0s"));
+    let e = json_to_msg(s, &d, &json!("soon"), "timeout").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "timeout: \"soon\" is not a duration (for example \"90s\" or \"1h30m\")"
+    );
+    // IntOrString and Quantity refuse what they cannot be
+    let ios = s
+        .pool
+        .get_message_by_name("k8s.io.apimachinery.pkg.util.intstr.IntOrString")
+        .unwrap();
+    assert!(json_to_msg(s, &ios, &json!(true), "port").is_err());
+    assert!(json_to_msg(s, &ios, &json!(1i64 << 40), "port").is_err());
+    let t = s.pool.get_message_by_name(&format!("{META}.Time")).unwrap();
+    let e = json_to_msg(s, &t, &json!("yesterday"), "metadata.creationTimestamp").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("metadata.creationTimestamp: \"yesterday\" is not an RFC 3339 time"),
+        "{e}"
+    );
+}
+
+#[test]
+fn encoding_is_gos_layout_with_sorted_map_keys() {
+    let cm = json!({"kind": "ConfigMap", "apiVersion": "v1",
+        "metadata": {"name": "c", "labels": {"z": "1", "a": "2", "m": "3"}},
+        "data": {"b": "x", "a": "y"}, "immutable": true});
+    let pb = encode(&cm).unwrap();
+    // the same bytes every time, whatever the hash map's order
+    for _ in 0..20 {
+        assert_eq!(encode(&cm).unwrap(), pb);
+    }
+    // written by hand as Go lays it out: metadata{name, labels a, m, z}, data a, b, immutable (4)
+    let entry = |k: &str, v: &str| [ld(1, k.as_bytes()), ld(2, v.as_bytes())].concat();
+    let md = [
+        ld(1, b"c"),
+        ld(11, &entry("a", "2")),
+        ld(11, &entry("m", "3")),
+        ld(11, &entry("z", "1")),
+    ]
+    .concat();
+    let raw = [
+        ld(1, &md),
+        ld(2, &entry("a", "y")),
+        ld(2, &entry("b", "x")),
+        vi(4, 1),
+    ]
+    .concat();
+    assert_eq!(pb, envelope("v1", "ConfigMap", &raw));
+    // and it agrees with prost-reflect's own encoding of the same message
+    let s = schema().unwrap();
+    let d = s
+        .pool
+        .get_message_by_name("k8s.io.api.core.v1.ConfigMap")
+        .unwrap();
+    let m = DynamicMessage::decode(d.clone(), &raw[..]).unwrap();
+    assert_eq!(
+        DynamicMessage::decode(d, m.encode_to_vec().as_slice()).unwrap(),
+        m
+    );
+    // negative numbers: int32 sign-extended (10 bytes), as Go writes them
+    let neg =
+        encode(&json!({"kind": "Pod", "apiVersion": "v1", "spec": {"priority": -1}})).unwrap();
+    assert_eq!(decode(&neg).unwrap()["spec"]["priority"], -1);
+    // PodSpec.priority is field 25: key 0xc8 0x01, then -1 in ten bytes
+    let mut want = vec![0xc8, 0x01];
+    want.extend([0xff; 9]);
+    want.push(0x01);
+    assert!(
+        neg.windows(want.len()).any(|w| w == want.as_slice()),
+        "priority -1 as a 10-byte varint"
+    );
 }
