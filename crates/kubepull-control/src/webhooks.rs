@@ -1395,19 +1395,53 @@ async fn send(
             let addr = resolve_service(objects, namespace, name, *port)
                 .await
                 .map_err(|e| CallError(format!("failed to call webhook: Post {shown:?}: {e}")))?;
-            let client = client(certs)
-                .map(|b| b.resolve(&host, addr))
-                .and_then(|b| b.build().map_err(|e| e.to_string()))
+            let client = service_client(&host, addr, certs)
                 .map_err(|e| CallError(format!("could not get REST client: {e}")))?;
             let url = format!("https://{host}:{}{path}{q}", addr.port());
             (client, url, shown)
         }
     };
-    let fail = |why: String| CallError(format!("failed to call webhook: Post {shown:?}: {why}"));
     let body = serde_json::to_vec(review).unwrap_or_default();
+    let (status, bytes) = post(&client, &url, &shown, body, h.timeout).await?;
+    if !status.is_success() {
+        return Err(CallError(format!(
+            "failed to call webhook: {}",
+            non_success(status.as_u16(), &bytes)
+        )));
+    }
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        CallError(format!(
+            "failed to call webhook: couldn't get version/kind; json parse error: {e}"
+        ))
+    })?;
+    verify(&v, uid, mutating, &h.name).map_err(CallError)
+}
+
+/// A client for a `service` webhook: `host` (`NAME.NAMESPACE.svc`, the TLS server name) dials
+/// `addr`, the endpoint [`resolve_service`] picked.
+fn service_client(
+    host: &str,
+    addr: SocketAddr,
+    ca: Option<&[reqwest::Certificate]>,
+) -> Result<reqwest::Client, String> {
+    client(ca)?
+        .resolve(host, addr)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// POSTs the review within `timeout`; `shown` is the URL as errors name it.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    shown: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(reqwest::StatusCode, Vec<u8>), CallError> {
+    let fail = |why: String| CallError(format!("failed to call webhook: Post {shown:?}: {why}"));
     let exchange = async {
         let resp = client
-            .post(&url)
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, "application/json, */*")
             .body(body)
@@ -1427,22 +1461,10 @@ async fn send(
         }
         Ok((status, bytes))
     };
-    let (status, bytes) = match tokio::time::timeout(h.timeout, exchange).await {
-        Err(_) => return Err(fail("context deadline exceeded".into())),
-        Ok(r) => r?,
-    };
-    if !status.is_success() {
-        return Err(CallError(format!(
-            "failed to call webhook: {}",
-            non_success(status.as_u16(), &bytes)
-        )));
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Err(fail("context deadline exceeded".into())),
+        Ok(r) => r,
     }
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        CallError(format!(
-            "failed to call webhook: couldn't get version/kind; json parse error: {e}"
-        ))
-    })?;
-    verify(&v, uid, mutating, &h.name).map_err(CallError)
 }
 
 /// A non-2xx answer as client-go words it: the `Status` message when the body is one, else
@@ -2045,6 +2067,131 @@ mod tests {
             pick_endpoint(&external, None, &[], 443).unwrap_err(),
             "unsupported service type \"ExternalName\""
         );
+    }
+
+    /// A TLS server on loopback presenting a certificate for `names`, answering `ok`.
+    async fn tls_server(names: &[&str]) -> (u16, String) {
+        use rustls_pki_types::pem::PemObject;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_pem = p.self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+        let certs =
+            vec![rustls_pki_types::CertificateDer::from_pem_slice(cert.pem().as_bytes()).unwrap()];
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes())
+            .unwrap();
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = l.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut s) = acceptor.accept(tcp).await {
+                        let mut buf = [0u8; 8192];
+                        let _ = s.read(&mut buf).await;
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                            .await;
+                        let _ = s.shutdown().await;
+                    }
+                });
+            }
+        });
+        (port, ca_pem)
+    }
+
+    #[tokio::test]
+    async fn service_webhooks_are_dialled_at_the_endpoint_with_the_service_name() {
+        let host = "pull-secrets.ops.svc";
+        let call = |port: u16, ca: String| async move {
+            let certs = parse_ca_bundle(&{
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode(ca)
+            })
+            .unwrap();
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let client = service_client(host, addr, Some(&certs)).unwrap();
+            let url = format!("https://{host}:{port}/mutate?timeout=2s");
+            let shown = format!("https://{host}:443/mutate?timeout=2s");
+            post(
+                &client,
+                &url,
+                &shown,
+                b"{}".to_vec(),
+                Duration::from_secs(2),
+            )
+            .await
+        };
+        // the serving certificate names the service: verified against the caBundle
+        let (port, ca) = tls_server(&[host]).await;
+        let (status, body) = call(port, ca).await.map_err(|e| e.0).unwrap();
+        assert_eq!((status.as_u16(), body.as_slice()), (200, b"ok".as_slice()));
+        // a certificate for the endpoint's address only is not the service's
+        let (port, ca) = tls_server(&["127.0.0.1"]).await;
+        let e = call(port, ca).await.map(|_| ()).unwrap_err().0;
+        assert_eq!(
+            e,
+            format!("failed to call webhook: Post \"https://{host}:443/mutate?timeout=2s\": tls: failed to verify certificate: x509: certificate is not valid for {host}")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_cache_follows_changes_made_elsewhere() {
+        // two object layers over one store stand for two API servers over one etcd: the cache
+        // of one sees what the other writes (the watch), without a restart
+        let store: Arc<dyn kubepull_datastore::Datastore> =
+            Arc::new(kubepull_datastore::memory::MemoryStore::new());
+        let here = Objects::new(store.clone());
+        let elsewhere = Objects::new(store);
+        let cache = Webhooks::default();
+        assert!(cache.snapshot(&here).await.unwrap().validating.is_empty());
+        let r = resources::find(GROUP, "v1", "validatingwebhookconfigurations").unwrap();
+        let cfg = json!({"metadata": {"name": "v"}, "webhooks": [{
+            "name": "v.example.com", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "clientConfig": {"url": "https://127.0.0.1:1/"},
+            "rules": [{"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}],
+        }]});
+        elsewhere
+            .create(r, "", cfg, &User::Admin, false)
+            .await
+            .unwrap();
+        let mut seen = 0;
+        for _ in 0..200 {
+            seen = cache.snapshot(&here).await.unwrap().validating.len();
+            if seen == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(seen, 1);
+        elsewhere
+            .delete(r, "", "v", &Default::default())
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            seen = cache.snapshot(&here).await.unwrap().validating.len();
+            if seen == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(seen, 0);
     }
 
     #[test]

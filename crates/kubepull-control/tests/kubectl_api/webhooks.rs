@@ -561,6 +561,27 @@ async fn failure_policy_and_hostile_webhooks() {
             ));
         }
     }
+    // a `service` webhook whose Service cannot be resolved to an endpoint: the reason is the
+    // dial's, and failurePolicy decides
+    for policy in ["Fail", "Ignore"] {
+        let ns = format!("svc-{}", policy.to_lowercase());
+        namespaces.push_str(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n"
+        ));
+        let mut h = webhook(
+            &format!("svc-{}.example.com", policy.to_lowercase()),
+            "",
+            &t.ca_pem,
+            rules.clone(),
+            json!({
+                "failurePolicy": policy,
+                "timeoutSeconds": 1,
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+            }),
+        );
+        h["clientConfig"] = json!({"service": {"namespace": "ops", "name": "pull-secrets", "path": "/mutate"}, "caBundle": b64(&t.ca_pem)});
+        hooks.push(h);
+    }
     let cfg = config("MutatingWebhookConfiguration", "hostile", hooks);
     let admin = server.kubeconfig_path();
     let home = d.path().to_path_buf();
@@ -579,6 +600,7 @@ async fn failure_policy_and_hostile_webhooks() {
             ("uid", "Internal error occurred: failed calling webhook \"uid-fail.example.com\": received invalid webhook response: expected response.uid=".to_string()),
             ("merge", "Internal error occurred: failed calling webhook \"merge-fail.example.com\": unsupported patch type \"MergePatch\"".to_string()),
             ("oops", "Internal error occurred: failed calling webhook \"oops-fail.example.com\": failed to call webhook: an error on the server has prevented the request from succeeding".to_string()),
+            ("svc", "Internal error occurred: failed calling webhook \"svc-fail.example.com\": failed to call webhook: Post \"https://pull-secrets.ops.svc:443/mutate?timeout=1s\": ".to_string()),
         ];
         for (name, msg) in &expect_fail {
             let ns = format!("{name}-fail");
