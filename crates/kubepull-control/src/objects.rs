@@ -389,6 +389,11 @@ impl Objects {
         self
     }
 
+    /// The admission webhooks' configurations.
+    pub(crate) fn webhooks(&self) -> &webhooks::Webhooks {
+        &self.webhooks
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Datastore> {
         &self.store
@@ -557,6 +562,7 @@ impl Objects {
         }
         let mut attrs = Attributes {
             r,
+            kind: None,
             sub: None,
             op: Operation::Create,
             namespace: if r.namespaced { ns } else { "" },
@@ -902,6 +908,7 @@ impl Objects {
         new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
         let attrs = Attributes {
             r,
+            kind: None,
             sub: subresource,
             op: Operation::Update,
             namespace: if r.namespaced { ns } else { "" },
@@ -1122,6 +1129,7 @@ impl Objects {
         }
         let attrs = Attributes {
             r,
+            kind: None,
             sub: None,
             op: Operation::Delete,
             namespace: if r.namespaced { ns } else { "" },

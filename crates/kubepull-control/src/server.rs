@@ -892,14 +892,19 @@ async fn resource_request(
             conds.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
             conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": crate::controllers::now()}));
             p["status"]["conditions"] = Value::Array(conds);
-            state
-                .objects
-                .update(r, &ns, &name, p.clone(), None, false)
-                .await?;
-            state
-                .objects
-                .update(r, &ns, &name, p, Some("status"), false)
-                .await?;
+            crate::webhooks::bind(&state.objects, &ns, &name, &node, async {
+                let bound = state
+                    .objects
+                    .update(r, &ns, &name, p.clone(), None, false)
+                    .await?;
+                // the status update follows the pod update (not the version read before it)
+                p["metadata"]["resourceVersion"] = bound["metadata"]["resourceVersion"].clone();
+                state
+                    .objects
+                    .update(r, &ns, &name, p, Some("status"), false)
+                    .await
+            })
+            .await?;
             Ok(json_resp(
                 StatusCode::CREATED,
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),

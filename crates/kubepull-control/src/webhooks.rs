@@ -588,6 +588,47 @@ pub async fn scope<F: std::future::Future>(
         .await
 }
 
+tokio::task_local! {
+    static INTERNAL: ();
+}
+
+fn internal() -> bool {
+    INTERNAL.try_with(|_| ()).is_ok()
+}
+
+/// A pod's binding to a node (`pods/binding` CREATE of a `Binding`, what the scheduler sends):
+/// the webhooks are asked about the Binding, and the pod and status updates that carry it out
+/// (`f`) are storage of that one operation, not admitted again (kubernetes
+/// `pkg/registry/core/pod/storage` `BindingREST.Create`). A target changed by a mutating webhook
+/// is not followed.
+pub async fn bind<T, F: std::future::Future<Output = ApiResult<T>>>(
+    objects: &Objects,
+    namespace: &str,
+    pod: &str,
+    node: &str,
+    f: F,
+) -> ApiResult<T> {
+    let pods = resources::find("", "v1", "pods").expect("pods");
+    let mut binding = json!({
+        "apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": pod, "namespace": namespace},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    });
+    let a = Attributes {
+        r: pods,
+        kind: Some("Binding"),
+        sub: Some("binding"),
+        op: Operation::Create,
+        namespace,
+        name: pod,
+        options: None,
+    };
+    let hooks = objects.webhooks();
+    hooks.mutate(objects, &a, Some(&mut binding), None).await?;
+    hooks.validate(objects, &a, Some(&binding), None).await?;
+    INTERNAL.scope((), f).await
+}
+
 /// Whether the current API request is a dry run (`dryRun=All`): admitted, validated, not stored.
 pub fn dry_run() -> bool {
     REQUEST.try_with(|i| i.dry_run).unwrap_or(false)
@@ -649,6 +690,8 @@ impl Operation {
 pub struct Attributes<'a> {
     /// The resource as requested.
     pub r: &'static Resource,
+    /// The kind sent when it is not the resource's (a `pods/binding` request is a `Binding`).
+    pub kind: Option<&'static str>,
     /// The subresource (`status`), if any.
     pub sub: Option<&'a str>,
     /// The operation.
@@ -1035,7 +1078,7 @@ impl Webhooks {
         mut obj: Option<&mut Value>,
         old: Option<&Value>,
     ) -> ApiResult<()> {
-        if exempt(a.r) {
+        if exempt(a.r) || internal() {
             return Ok(());
         }
         let snap = self.snapshot(objects).await?;
@@ -1109,7 +1152,7 @@ impl Webhooks {
         obj: Option<&Value>,
         old: Option<&Value>,
     ) -> ApiResult<()> {
-        if exempt(a.r) {
+        if exempt(a.r) || internal() {
             return Ok(());
         }
         let snap = self.snapshot(objects).await?;
@@ -1267,7 +1310,11 @@ fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiRes
     let mut next = obj.clone();
     crate::patch::json_patch(&mut next, patch)
         .map_err(|e| ApiError::internal(format!("Internal error occurred: {e}")))?;
-    if let Some(why) = crate::admission::decoding_problem(a.r, &next, true, false) {
+    let whole_object = a.kind.is_none();
+    if let Some(why) = whole_object
+        .then(|| crate::admission::decoding_problem(a.r, &next, true, false))
+        .flatten()
+    {
         return Err(ApiError::internal(format!(
             "Internal error occurred: {why}"
         )));
@@ -1316,7 +1363,8 @@ fn review(
     info: &Option<RequestInfo>,
     uid: &str,
 ) -> Value {
-    let gvk = json!({"group": a.r.group, "version": a.r.version, "kind": a.r.kind});
+    let gvk =
+        json!({"group": a.r.group, "version": a.r.version, "kind": a.kind.unwrap_or(a.r.kind)});
     let gvr = json!({"group": a.r.group, "version": a.r.version, "resource": a.r.plural});
     let mut req = json!({
         "uid": uid,
@@ -1845,6 +1893,7 @@ mod tests {
                 .iter()
                 .find(|r| r.group == group && r.plural == plural)
                 .unwrap(),
+            kind: None,
             sub,
             op,
             namespace: ns,

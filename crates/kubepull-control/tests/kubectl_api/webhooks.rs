@@ -302,7 +302,7 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
                 &deny.url("/validate"),
                 &t.ca_pem,
                 json!([
-                    {"operations": ["CREATE", "DELETE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods", "configmaps"], "scope": "Namespaced"},
+                    {"operations": ["CREATE", "DELETE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods", "configmaps", "pods/binding"], "scope": "Namespaced"},
                 ]),
                 json!({}),
             ),
@@ -440,6 +440,21 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
         assert_eq!(st[0]["request"]["requestSubResource"], "status");
         assert_eq!(st[0]["request"]["operation"], "UPDATE");
         assert_eq!(st[0]["request"]["oldObject"]["metadata"]["name"], "web");
+
+        // a binding is CREATE pods/binding of a Binding; the pod updates carrying it out are not
+        // admitted again (the `*/status` webhook above would refuse them)
+        let binding = r#"{"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web"}, "target": {"kind": "Node", "name": "n1"}}"#;
+        let (ok, out) = k(&["create", "--raw", "/api/v1/namespaces/default/pods/web/binding", "-f", "-"], Some(binding));
+        assert!(ok, "{out}");
+        let (_, out) = k(&["get", "pod", "web", "-n", "default", "-o", "jsonpath={.spec.nodeName}"], None);
+        assert_eq!(out.trim(), "n1", "{out}");
+        assert_eq!(status_seen.lock().unwrap().len(), 1);
+        let b = deny_seen.lock().unwrap().iter().find(|r| r["request"]["subResource"] == "binding").cloned().unwrap();
+        assert_eq!(b["request"]["kind"], json!({"group": "", "version": "v1", "kind": "Binding"}));
+        assert_eq!(b["request"]["resource"], json!({"group": "", "version": "v1", "resource": "pods"}));
+        assert_eq!(b["request"]["operation"], "CREATE");
+        assert_eq!(b["request"]["name"], "web");
+        assert_eq!(b["request"]["object"]["target"]["name"], "n1");
 
         // configurations themselves are never sent to webhooks; deleting one stops the calls
         let (ok, out) = k(&["delete", "validatingwebhookconfiguration", "deny"], None);
