@@ -609,24 +609,41 @@ pub async fn bind<T, F: std::future::Future<Output = ApiResult<T>>>(
     f: F,
 ) -> ApiResult<T> {
     let pods = resources::find("", "v1", "pods").expect("pods");
-    let mut binding = json!({
+    let binding = json!({
         "apiVersion": "v1", "kind": "Binding",
         "metadata": {"name": pod, "namespace": namespace},
         "target": {"apiVersion": "v1", "kind": "Node", "name": node},
     });
     let a = Attributes {
         r: pods,
-        kind: Some("Binding"),
+        kind: Some(("", "v1", "Binding")),
         sub: Some("binding"),
         op: Operation::Create,
         namespace,
         name: pod,
         options: None,
     };
+    subresource(objects, &a, binding, None, |_| f).await
+}
+
+/// A request on a subresource whose object is not the resource's (`a.kind`): the webhooks get
+/// `obj` (mutated ones change it) and `old`; `f` gets the admitted object and makes the writes,
+/// which are not admitted again.
+pub async fn subresource<T, F, Fut>(
+    objects: &Objects,
+    a: &Attributes<'_>,
+    mut obj: Value,
+    old: Option<&Value>,
+    f: F,
+) -> ApiResult<T>
+where
+    F: FnOnce(Value) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<T>>,
+{
     let hooks = objects.webhooks();
-    hooks.mutate(objects, &a, Some(&mut binding), None).await?;
-    hooks.validate(objects, &a, Some(&binding), None).await?;
-    INTERNAL.scope((), f).await
+    hooks.mutate(objects, a, Some(&mut obj), old).await?;
+    hooks.validate(objects, a, Some(&obj), old).await?;
+    INTERNAL.scope((), f(obj)).await
 }
 
 /// Whether the current API request is a dry run (`dryRun=All`): admitted, validated, not stored.
@@ -690,8 +707,9 @@ impl Operation {
 pub struct Attributes<'a> {
     /// The resource as requested.
     pub r: &'static Resource,
-    /// The kind sent when it is not the resource's (a `pods/binding` request is a `Binding`).
-    pub kind: Option<&'static str>,
+    /// The group, version and kind sent when it is not the resource's (a `pods/binding` request
+    /// is a `v1 Binding`, `deployments/scale` an `autoscaling/v1 Scale`).
+    pub kind: Option<(&'static str, &'static str, &'static str)>,
     /// The subresource (`status`), if any.
     pub sub: Option<&'a str>,
     /// The operation.
@@ -1363,8 +1381,8 @@ fn review(
     info: &Option<RequestInfo>,
     uid: &str,
 ) -> Value {
-    let gvk =
-        json!({"group": a.r.group, "version": a.r.version, "kind": a.kind.unwrap_or(a.r.kind)});
+    let (group, version, kind) = a.kind.unwrap_or((a.r.group, a.r.version, a.r.kind));
+    let gvk = json!({"group": group, "version": version, "kind": kind});
     let gvr = json!({"group": a.r.group, "version": a.r.version, "resource": a.r.plural});
     let mut req = json!({
         "uid": uid,

@@ -239,6 +239,23 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
         }),
     )
     .await;
+    // caps replicas at 3 on `deployments/scale` (a Scale object)
+    let cap = Hook::start(
+        &t,
+        Arc::new(|r: &Value| {
+            if r.pointer("/request/object/spec/replicas")
+                .and_then(Value::as_i64)
+                > Some(3)
+            {
+                Reply::Review(patch(
+                    json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]),
+                ))
+            } else {
+                Reply::Review(json!({"allowed": true}))
+            }
+        }),
+    )
+    .await;
     let deny = Hook::start(
         &t,
         Arc::new(|r: &Value| {
@@ -293,6 +310,17 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
             json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "default"}}}),
         )],
     );
+    let scale = config(
+        "MutatingWebhookConfiguration",
+        "c-scale",
+        vec![webhook(
+            "cap.example.com",
+            &cap.url("/"),
+            &t.ca_pem,
+            json!([{"operations": ["UPDATE"], "apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments/scale"]}]),
+            json!({}),
+        )],
+    );
     let validating = config(
         "ValidatingWebhookConfiguration",
         "deny",
@@ -321,9 +349,10 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
     let second_seen = second.seen.clone();
     let deny_seen = deny.seen.clone();
     let status_seen = status_only.seen.clone();
+    let cap_seen = cap.seen.clone();
     tokio::task::spawn_blocking(move || {
         let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
-        for c in [&mutating, &mutating2, &validating] {
+        for c in [&mutating, &mutating2, &scale, &validating] {
             let (ok, out) = k(&["create", "-f", "-"], Some(c));
             assert!(ok, "{out}");
         }
@@ -455,6 +484,23 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
         assert_eq!(b["request"]["operation"], "CREATE");
         assert_eq!(b["request"]["name"], "web");
         assert_eq!(b["request"]["object"]["target"]["name"], "n1");
+
+        // `kubectl scale`: UPDATE deployments/scale of an autoscaling/v1 Scale, mutated
+        let dep = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: default}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    spec: {containers: [{name: c, image: busybox}]}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(dep));
+        assert!(ok, "{out}");
+        assert!(cap_seen.lock().unwrap().is_empty(), "a plain update is not a scale");
+        let (ok, out) = k(&["scale", "deployment", "d", "-n", "default", "--replicas=10"], None);
+        assert!(ok, "{out}");
+        let (_, out) = k(&["get", "deployment", "d", "-n", "default", "-o", "jsonpath={.spec.replicas}"], None);
+        assert_eq!(out.trim(), "3", "{out}");
+        let sc = cap_seen.lock().unwrap().clone();
+        assert_eq!(sc.len(), 1, "{sc:?}");
+        assert_eq!(sc[0]["request"]["kind"], json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}));
+        assert_eq!(sc[0]["request"]["resource"], json!({"group": "apps", "version": "v1", "resource": "deployments"}));
+        assert_eq!(sc[0]["request"]["subResource"], "scale");
+        assert_eq!(sc[0]["request"]["object"]["spec"]["replicas"], 10);
+        assert_eq!(sc[0]["request"]["oldObject"]["spec"]["replicas"], 1);
 
         // configurations themselves are never sent to webhooks; deleting one stops the calls
         let (ok, out) = k(&["delete", "validatingwebhookconfiguration", "deny"], None);
@@ -702,6 +748,18 @@ async fn configurations_are_defaulted_and_validated() {
             }),
         ],
     );
+    let everything = json!([{"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*/*"]}]);
+    let broken = config(
+        "ValidatingWebhookConfiguration",
+        "everything",
+        vec![webhook(
+            "everything.example.com",
+            "https://127.0.0.1:1/",
+            &t.ca_pem,
+            everything,
+            json!({}),
+        )],
+    );
     let admin = server.kubeconfig_path();
     let home = d.path().to_path_buf();
     tokio::task::spawn_blocking(move || {
@@ -752,6 +810,19 @@ async fn configurations_are_defaulted_and_validated() {
         assert!(!out.contains(":p@"), "a URL password echoed: {out}");
         let (ok, out) = k(&["get", "validatingwebhookconfigurations", "-o", "name"], None);
         assert!(ok && out.trim().is_empty(), "{out}");
+
+        // a webhook for everything that cannot be reached refuses every write, except to the
+        // configurations: it can always be removed
+        let (ok, out) = k(&["create", "-f", "-"], Some(&broken));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "configmap", "c", "-n", "default"], None);
+        assert!(!ok && out.contains("failed calling webhook \"everything.example.com\""), "{out}");
+        let (ok, out) = k(&["label", "validatingwebhookconfiguration", "everything", "x=y"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["delete", "validatingwebhookconfiguration", "everything"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "configmap", "c", "-n", "default"], None);
+        assert!(ok, "{out}");
     })
     .await
     .unwrap();
