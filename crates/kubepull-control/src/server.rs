@@ -882,6 +882,8 @@ async fn resource_request(
                     pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("")
                 )));
             }
+            // admitted as CREATE pods/binding of a Binding; the updates below carry it out
+            crate::webhooks::admit_binding(&state.objects, &ns, &name, &node).await?;
             let mut p = pod.clone();
             p["spec"]["nodeName"] = json!(node);
             let mut conds = p
@@ -892,19 +894,19 @@ async fn resource_request(
             conds.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
             conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": crate::controllers::now()}));
             p["status"]["conditions"] = Value::Array(conds);
-            crate::webhooks::bind(&state.objects, &ns, &name, &node, async {
-                let bound = state
-                    .objects
-                    .update(r, &ns, &name, p.clone(), None, false)
-                    .await?;
-                // the status update follows the pod update (not the version read before it)
-                p["metadata"]["resourceVersion"] = bound["metadata"]["resourceVersion"].clone();
-                state
-                    .objects
-                    .update(r, &ns, &name, p, Some("status"), false)
-                    .await
-            })
-            .await?;
+            let bound = state
+                .objects
+                .update(r, &ns, &name, p.clone(), None, false)
+                .await?;
+            // the status update follows the spec update's resourceVersion
+            p["metadata"]["resourceVersion"] = bound
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(Value::Null);
+            state
+                .objects
+                .update(r, &ns, &name, p, Some("status"), false)
+                .await?;
             Ok(json_resp(
                 StatusCode::CREATED,
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),

@@ -562,6 +562,8 @@ pub struct RequestInfo {
     user: User,
     dry_run: bool,
     field_manager: Option<String>,
+    /// The rest of the request carries out an operation already admitted ([`admit_binding`]).
+    admitted: Arc<AtomicBool>,
 }
 
 tokio::task_local! {
@@ -582,6 +584,7 @@ pub async fn scope<F: std::future::Future>(
                 user,
                 dry_run,
                 field_manager,
+                admitted: Default::default(),
             },
             f,
         )
@@ -594,6 +597,22 @@ tokio::task_local! {
 
 fn internal() -> bool {
     INTERNAL.try_with(|_| ()).is_ok()
+        || REQUEST
+            .try_with(|i| i.admitted.load(Ordering::SeqCst))
+            .unwrap_or(false)
+}
+
+/// Admits a pod's binding to a node (`pods/binding` CREATE of a `Binding`) in an API request;
+/// the writes that follow in the same request carry it out and are not admitted again.
+pub async fn admit_binding(
+    objects: &Objects,
+    namespace: &str,
+    pod: &str,
+    node: &str,
+) -> ApiResult<()> {
+    bind(objects, namespace, pod, node, async { Ok(()) }).await?;
+    let _ = REQUEST.try_with(|i| i.admitted.store(true, Ordering::SeqCst));
+    Ok(())
 }
 
 /// A pod's binding to a node (`pods/binding` CREATE of a `Binding`, what the scheduler sends):
@@ -1325,14 +1344,20 @@ fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiRes
     if patch.as_array().is_some_and(Vec::is_empty) {
         return Ok(false);
     }
+    if a.kind.is_some() {
+        // a subresource's own kind (Binding, Scale): patched as it is
+        let mut next = obj.clone();
+        crate::patch::json_patch(&mut next, patch)
+            .map_err(|e| ApiError::internal(format!("Internal error occurred: {e}")))?;
+        let changed = next != *obj;
+        *obj = next;
+        return Ok(changed);
+    }
+
     let mut next = obj.clone();
     crate::patch::json_patch(&mut next, patch)
         .map_err(|e| ApiError::internal(format!("Internal error occurred: {e}")))?;
-    let whole_object = a.kind.is_none();
-    if let Some(why) = whole_object
-        .then(|| crate::admission::decoding_problem(a.r, &next, true, false))
-        .flatten()
-    {
+    if let Some(why) = crate::admission::decoding_problem(a.r, &next, true, false) {
         return Err(ApiError::internal(format!(
             "Internal error occurred: {why}"
         )));
