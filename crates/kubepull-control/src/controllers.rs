@@ -1061,11 +1061,10 @@ async fn schedule(objects: &Objects) {
         let node = s(best, "/metadata/name").to_string();
         let mut np = p.clone();
         np["spec"]["nodeName"] = json!(node);
-        if objects
-            .update(res("pods"), &ns, &name, np, None, false)
-            .await
-            .is_ok()
-        {
+        let bound = crate::webhooks::bind(objects, &ns, &name, &node, async {
+            objects
+                .update(res("pods"), &ns, &name, np, None, false)
+                .await?;
             let mut st = p.get("status").cloned().unwrap_or(json!({}));
             st["conditions"] = json!([{"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now()}]);
             let _ = objects
@@ -1078,6 +1077,10 @@ async fn schedule(objects: &Objects) {
                     false,
                 )
                 .await;
+            Ok(())
+        })
+        .await;
+        if bound.is_ok() {
             *load.entry(node.clone()).or_default() += 1;
             event(
                 objects,

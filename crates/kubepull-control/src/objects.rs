@@ -476,6 +476,11 @@ impl Objects {
         self
     }
 
+    /// The admission webhooks' configurations.
+    pub(crate) fn webhooks(&self) -> &webhooks::Webhooks {
+        &self.webhooks
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Datastore> {
         &self.store
@@ -666,6 +671,7 @@ impl Objects {
         }
         let mut attrs = Attributes {
             r,
+            kind: None,
             sub: None,
             op: Operation::Create,
             namespace: if r.namespaced { ns } else { "" },
@@ -1062,6 +1068,7 @@ impl Objects {
         new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
         let attrs = Attributes {
             r,
+            kind: None,
             sub: subresource,
             op: Operation::Update,
             namespace: if r.namespaced { ns } else { "" },
@@ -1362,6 +1369,7 @@ impl Objects {
         }
         let attrs = Attributes {
             r,
+            kind: None,
             sub: None,
             op: Operation::Delete,
             namespace: if r.namespaced { ns } else { "" },

@@ -1132,6 +1132,8 @@ async fn resource_request(
                     pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("")
                 )));
             }
+            // admitted as CREATE pods/binding of a Binding; the updates below carry it out
+            crate::webhooks::admit_binding(&state.objects, &ns, &name, &node).await?;
             let mut p = pod.clone();
             p["spec"]["nodeName"] = json!(node);
             let mut conds = p
@@ -1210,23 +1212,40 @@ async fn resource_request(
                 crate::patch::merge_patch(&mut scale, &body);
                 let _ = ct;
             }
-            let replicas = scale
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            let p = json!({"spec": {"replicas": replicas}});
-            let obj = state
-                .objects
-                .patch(
-                    r,
-                    &ns,
-                    &name,
-                    "application/merge-patch+json",
-                    &p,
-                    None,
-                    false,
-                )
-                .await?;
+            // admitted as UPDATE <resource>/scale of an autoscaling/v1 Scale
+            let a = crate::webhooks::Attributes {
+                r,
+                kind: Some(("autoscaling", "v1", "Scale")),
+                sub: Some("scale"),
+                op: crate::webhooks::Operation::Update,
+                namespace: if r.namespaced { &ns } else { "" },
+                name: &name,
+                options: None,
+            };
+            let old = scale_of(&cur);
+            let objects = &state.objects;
+            let (nsr, namer) = (&ns, &name);
+            let obj = crate::webhooks::subresource(objects, &a, scale, Some(&old), |scale| {
+                let replicas = scale
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                let p = json!({"spec": {"replicas": replicas}});
+                async move {
+                    objects
+                        .patch(
+                            r,
+                            nsr,
+                            namer,
+                            "application/merge-patch+json",
+                            &p,
+                            None,
+                            false,
+                        )
+                        .await
+                }
+            })
+            .await?;
             Ok(json_resp(StatusCode::OK, &scale_of(&obj)))
         }
         ("delete", None) => {

@@ -562,6 +562,8 @@ pub struct RequestInfo {
     user: User,
     dry_run: bool,
     field_manager: Option<String>,
+    /// The rest of the request carries out an operation already admitted ([`admit_binding`]).
+    admitted: Arc<AtomicBool>,
 }
 
 tokio::task_local! {
@@ -582,10 +584,85 @@ pub async fn scope<F: std::future::Future>(
                 user,
                 dry_run,
                 field_manager,
+                admitted: Default::default(),
             },
             f,
         )
         .await
+}
+
+tokio::task_local! {
+    static INTERNAL: ();
+}
+
+fn internal() -> bool {
+    INTERNAL.try_with(|_| ()).is_ok()
+        || REQUEST
+            .try_with(|i| i.admitted.load(Ordering::SeqCst))
+            .unwrap_or(false)
+}
+
+/// Admits a pod's binding to a node (`pods/binding` CREATE of a `Binding`) in an API request;
+/// the writes that follow in the same request carry it out and are not admitted again.
+pub async fn admit_binding(
+    objects: &Objects,
+    namespace: &str,
+    pod: &str,
+    node: &str,
+) -> ApiResult<()> {
+    bind(objects, namespace, pod, node, async { Ok(()) }).await?;
+    let _ = REQUEST.try_with(|i| i.admitted.store(true, Ordering::SeqCst));
+    Ok(())
+}
+
+/// A pod's binding to a node (`pods/binding` CREATE of a `Binding`, what the scheduler sends):
+/// the webhooks are asked about the Binding, and the pod and status updates that carry it out
+/// (`f`) are storage of that one operation, not admitted again (kubernetes
+/// `pkg/registry/core/pod/storage` `BindingREST.Create`). A target changed by a mutating webhook
+/// is not followed.
+pub async fn bind<T, F: std::future::Future<Output = ApiResult<T>>>(
+    objects: &Objects,
+    namespace: &str,
+    pod: &str,
+    node: &str,
+    f: F,
+) -> ApiResult<T> {
+    let pods = resources::find("", "v1", "pods").expect("pods");
+    let binding = json!({
+        "apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": pod, "namespace": namespace},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    });
+    let a = Attributes {
+        r: pods,
+        kind: Some(("", "v1", "Binding")),
+        sub: Some("binding"),
+        op: Operation::Create,
+        namespace,
+        name: pod,
+        options: None,
+    };
+    subresource(objects, &a, binding, None, |_| f).await
+}
+
+/// A request on a subresource whose object is not the resource's (`a.kind`): the webhooks get
+/// `obj` (mutated ones change it) and `old`; `f` gets the admitted object and makes the writes,
+/// which are not admitted again.
+pub async fn subresource<T, F, Fut>(
+    objects: &Objects,
+    a: &Attributes<'_>,
+    mut obj: Value,
+    old: Option<&Value>,
+    f: F,
+) -> ApiResult<T>
+where
+    F: FnOnce(Value) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<T>>,
+{
+    let hooks = objects.webhooks();
+    hooks.mutate(objects, a, Some(&mut obj), old).await?;
+    hooks.validate(objects, a, Some(&obj), old).await?;
+    INTERNAL.scope((), f(obj)).await
 }
 
 /// Whether the current API request is a dry run (`dryRun=All`): admitted, validated, not stored.
@@ -649,6 +726,9 @@ impl Operation {
 pub struct Attributes<'a> {
     /// The resource as requested.
     pub r: &'static Resource,
+    /// The group, version and kind sent when it is not the resource's (a `pods/binding` request
+    /// is a `v1 Binding`, `deployments/scale` an `autoscaling/v1 Scale`).
+    pub kind: Option<(&'static str, &'static str, &'static str)>,
     /// The subresource (`status`), if any.
     pub sub: Option<&'a str>,
     /// The operation.
@@ -1035,7 +1115,7 @@ impl Webhooks {
         mut obj: Option<&mut Value>,
         old: Option<&Value>,
     ) -> ApiResult<()> {
-        if exempt(a.r) {
+        if exempt(a.r) || internal() {
             return Ok(());
         }
         let snap = self.snapshot(objects).await?;
@@ -1109,7 +1189,7 @@ impl Webhooks {
         obj: Option<&Value>,
         old: Option<&Value>,
     ) -> ApiResult<()> {
-        if exempt(a.r) {
+        if exempt(a.r) || internal() {
             return Ok(());
         }
         let snap = self.snapshot(objects).await?;
@@ -1264,6 +1344,16 @@ fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiRes
     if patch.as_array().is_some_and(Vec::is_empty) {
         return Ok(false);
     }
+    if a.kind.is_some() {
+        // a subresource's own kind (Binding, Scale): patched as it is
+        let mut next = obj.clone();
+        crate::patch::json_patch(&mut next, patch)
+            .map_err(|e| ApiError::internal(format!("Internal error occurred: {e}")))?;
+        let changed = next != *obj;
+        *obj = next;
+        return Ok(changed);
+    }
+
     let mut next = obj.clone();
     crate::patch::json_patch(&mut next, patch)
         .map_err(|e| ApiError::internal(format!("Internal error occurred: {e}")))?;
@@ -1316,7 +1406,8 @@ fn review(
     info: &Option<RequestInfo>,
     uid: &str,
 ) -> Value {
-    let gvk = json!({"group": a.r.group, "version": a.r.version, "kind": a.r.kind});
+    let (group, version, kind) = a.kind.unwrap_or((a.r.group, a.r.version, a.r.kind));
+    let gvk = json!({"group": group, "version": version, "kind": kind});
     let gvr = json!({"group": a.r.group, "version": a.r.version, "resource": a.r.plural});
     let mut req = json!({
         "uid": uid,
@@ -1395,19 +1486,53 @@ async fn send(
             let addr = resolve_service(objects, namespace, name, *port)
                 .await
                 .map_err(|e| CallError(format!("failed to call webhook: Post {shown:?}: {e}")))?;
-            let client = client(certs)
-                .map(|b| b.resolve(&host, addr))
-                .and_then(|b| b.build().map_err(|e| e.to_string()))
+            let client = service_client(&host, addr, certs)
                 .map_err(|e| CallError(format!("could not get REST client: {e}")))?;
             let url = format!("https://{host}:{}{path}{q}", addr.port());
             (client, url, shown)
         }
     };
-    let fail = |why: String| CallError(format!("failed to call webhook: Post {shown:?}: {why}"));
     let body = serde_json::to_vec(review).unwrap_or_default();
+    let (status, bytes) = post(&client, &url, &shown, body, h.timeout).await?;
+    if !status.is_success() {
+        return Err(CallError(format!(
+            "failed to call webhook: {}",
+            non_success(status.as_u16(), &bytes)
+        )));
+    }
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        CallError(format!(
+            "failed to call webhook: couldn't get version/kind; json parse error: {e}"
+        ))
+    })?;
+    verify(&v, uid, mutating, &h.name).map_err(CallError)
+}
+
+/// A client for a `service` webhook: `host` (`NAME.NAMESPACE.svc`, the TLS server name) dials
+/// `addr`, the endpoint [`resolve_service`] picked.
+fn service_client(
+    host: &str,
+    addr: SocketAddr,
+    ca: Option<&[reqwest::Certificate]>,
+) -> Result<reqwest::Client, String> {
+    client(ca)?
+        .resolve(host, addr)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// POSTs the review within `timeout`; `shown` is the URL as errors name it.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    shown: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(reqwest::StatusCode, Vec<u8>), CallError> {
+    let fail = |why: String| CallError(format!("failed to call webhook: Post {shown:?}: {why}"));
     let exchange = async {
         let resp = client
-            .post(&url)
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, "application/json, */*")
             .body(body)
@@ -1427,22 +1552,10 @@ async fn send(
         }
         Ok((status, bytes))
     };
-    let (status, bytes) = match tokio::time::timeout(h.timeout, exchange).await {
-        Err(_) => return Err(fail("context deadline exceeded".into())),
-        Ok(r) => r?,
-    };
-    if !status.is_success() {
-        return Err(CallError(format!(
-            "failed to call webhook: {}",
-            non_success(status.as_u16(), &bytes)
-        )));
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Err(fail("context deadline exceeded".into())),
+        Ok(r) => r,
     }
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        CallError(format!(
-            "failed to call webhook: couldn't get version/kind; json parse error: {e}"
-        ))
-    })?;
-    verify(&v, uid, mutating, &h.name).map_err(CallError)
 }
 
 /// A non-2xx answer as client-go words it: the `Status` message when the body is one, else
@@ -1823,6 +1936,7 @@ mod tests {
                 .iter()
                 .find(|r| r.group == group && r.plural == plural)
                 .unwrap(),
+            kind: None,
             sub,
             op,
             namespace: ns,
@@ -2045,6 +2159,131 @@ mod tests {
             pick_endpoint(&external, None, &[], 443).unwrap_err(),
             "unsupported service type \"ExternalName\""
         );
+    }
+
+    /// A TLS server on loopback presenting a certificate for `names`, answering `ok`.
+    async fn tls_server(names: &[&str]) -> (u16, String) {
+        use rustls_pki_types::pem::PemObject;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_pem = p.self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+        let certs =
+            vec![rustls_pki_types::CertificateDer::from_pem_slice(cert.pem().as_bytes()).unwrap()];
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes())
+            .unwrap();
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = l.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut s) = acceptor.accept(tcp).await {
+                        let mut buf = [0u8; 8192];
+                        let _ = s.read(&mut buf).await;
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                            .await;
+                        let _ = s.shutdown().await;
+                    }
+                });
+            }
+        });
+        (port, ca_pem)
+    }
+
+    #[tokio::test]
+    async fn service_webhooks_are_dialled_at_the_endpoint_with_the_service_name() {
+        let host = "pull-secrets.ops.svc";
+        let call = |port: u16, ca: String| async move {
+            let certs = parse_ca_bundle(&{
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode(ca)
+            })
+            .unwrap();
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let client = service_client(host, addr, Some(&certs)).unwrap();
+            let url = format!("https://{host}:{port}/mutate?timeout=2s");
+            let shown = format!("https://{host}:443/mutate?timeout=2s");
+            post(
+                &client,
+                &url,
+                &shown,
+                b"{}".to_vec(),
+                Duration::from_secs(2),
+            )
+            .await
+        };
+        // the serving certificate names the service: verified against the caBundle
+        let (port, ca) = tls_server(&[host]).await;
+        let (status, body) = call(port, ca).await.map_err(|e| e.0).unwrap();
+        assert_eq!((status.as_u16(), body.as_slice()), (200, b"ok".as_slice()));
+        // a certificate for the endpoint's address only is not the service's
+        let (port, ca) = tls_server(&["127.0.0.1"]).await;
+        let e = call(port, ca).await.map(|_| ()).unwrap_err().0;
+        assert_eq!(
+            e,
+            format!("failed to call webhook: Post \"https://{host}:443/mutate?timeout=2s\": tls: failed to verify certificate: x509: certificate is not valid for {host}")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_cache_follows_changes_made_elsewhere() {
+        // two object layers over one store stand for two API servers over one etcd: the cache
+        // of one sees what the other writes (the watch), without a restart
+        let store: Arc<dyn kubepull_datastore::Datastore> =
+            Arc::new(kubepull_datastore::memory::MemoryStore::new());
+        let here = Objects::new(store.clone());
+        let elsewhere = Objects::new(store);
+        let cache = Webhooks::default();
+        assert!(cache.snapshot(&here).await.unwrap().validating.is_empty());
+        let r = resources::find(GROUP, "v1", "validatingwebhookconfigurations").unwrap();
+        let cfg = json!({"metadata": {"name": "v"}, "webhooks": [{
+            "name": "v.example.com", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "clientConfig": {"url": "https://127.0.0.1:1/"},
+            "rules": [{"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}],
+        }]});
+        elsewhere
+            .create(r, "", cfg, &User::Admin, false)
+            .await
+            .unwrap();
+        let mut seen = 0;
+        for _ in 0..200 {
+            seen = cache.snapshot(&here).await.unwrap().validating.len();
+            if seen == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(seen, 1);
+        elsewhere
+            .delete(r, "", "v", &Default::default())
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            seen = cache.snapshot(&here).await.unwrap().validating.len();
+            if seen == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(seen, 0);
     }
 
     #[test]

@@ -239,6 +239,23 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
         }),
     )
     .await;
+    // caps replicas at 3 on `deployments/scale` (a Scale object)
+    let cap = Hook::start(
+        &t,
+        Arc::new(|r: &Value| {
+            if r.pointer("/request/object/spec/replicas")
+                .and_then(Value::as_i64)
+                > Some(3)
+            {
+                Reply::Review(patch(
+                    json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]),
+                ))
+            } else {
+                Reply::Review(json!({"allowed": true}))
+            }
+        }),
+    )
+    .await;
     let deny = Hook::start(
         &t,
         Arc::new(|r: &Value| {
@@ -293,6 +310,17 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
             json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "default"}}}),
         )],
     );
+    let scale = config(
+        "MutatingWebhookConfiguration",
+        "c-scale",
+        vec![webhook(
+            "cap.example.com",
+            &cap.url("/"),
+            &t.ca_pem,
+            json!([{"operations": ["UPDATE"], "apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments/scale"]}]),
+            json!({}),
+        )],
+    );
     let validating = config(
         "ValidatingWebhookConfiguration",
         "deny",
@@ -302,7 +330,7 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
                 &deny.url("/validate"),
                 &t.ca_pem,
                 json!([
-                    {"operations": ["CREATE", "DELETE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods", "configmaps"], "scope": "Namespaced"},
+                    {"operations": ["CREATE", "DELETE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods", "configmaps", "pods/binding"], "scope": "Namespaced"},
                 ]),
                 json!({}),
             ),
@@ -321,9 +349,10 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
     let second_seen = second.seen.clone();
     let deny_seen = deny.seen.clone();
     let status_seen = status_only.seen.clone();
+    let cap_seen = cap.seen.clone();
     tokio::task::spawn_blocking(move || {
         let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
-        for c in [&mutating, &mutating2, &validating] {
+        for c in [&mutating, &mutating2, &scale, &validating] {
             let (ok, out) = k(&["create", "-f", "-"], Some(c));
             assert!(ok, "{out}");
         }
@@ -440,6 +469,38 @@ async fn mutating_and_validating_webhooks_with_kubectl() {
         assert_eq!(st[0]["request"]["requestSubResource"], "status");
         assert_eq!(st[0]["request"]["operation"], "UPDATE");
         assert_eq!(st[0]["request"]["oldObject"]["metadata"]["name"], "web");
+
+        // a binding is CREATE pods/binding of a Binding; the pod updates carrying it out are not
+        // admitted again (the `*/status` webhook above would refuse them)
+        let binding = r#"{"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web"}, "target": {"kind": "Node", "name": "n1"}}"#;
+        let (ok, out) = k(&["create", "--raw", "/api/v1/namespaces/default/pods/web/binding", "-f", "-"], Some(binding));
+        assert!(ok, "{out}");
+        let (_, out) = k(&["get", "pod", "web", "-n", "default", "-o", "jsonpath={.spec.nodeName}"], None);
+        assert_eq!(out.trim(), "n1", "{out}");
+        assert_eq!(status_seen.lock().unwrap().len(), 1);
+        let b = deny_seen.lock().unwrap().iter().find(|r| r["request"]["subResource"] == "binding").cloned().unwrap();
+        assert_eq!(b["request"]["kind"], json!({"group": "", "version": "v1", "kind": "Binding"}));
+        assert_eq!(b["request"]["resource"], json!({"group": "", "version": "v1", "resource": "pods"}));
+        assert_eq!(b["request"]["operation"], "CREATE");
+        assert_eq!(b["request"]["name"], "web");
+        assert_eq!(b["request"]["object"]["target"]["name"], "n1");
+
+        // `kubectl scale`: UPDATE deployments/scale of an autoscaling/v1 Scale, mutated
+        let dep = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: default}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    spec: {containers: [{name: c, image: busybox}]}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(dep));
+        assert!(ok, "{out}");
+        assert!(cap_seen.lock().unwrap().is_empty(), "a plain update is not a scale");
+        let (ok, out) = k(&["scale", "deployment", "d", "-n", "default", "--replicas=10"], None);
+        assert!(ok, "{out}");
+        let (_, out) = k(&["get", "deployment", "d", "-n", "default", "-o", "jsonpath={.spec.replicas}"], None);
+        assert_eq!(out.trim(), "3", "{out}");
+        let sc = cap_seen.lock().unwrap().clone();
+        assert_eq!(sc.len(), 1, "{sc:?}");
+        assert_eq!(sc[0]["request"]["kind"], json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}));
+        assert_eq!(sc[0]["request"]["resource"], json!({"group": "apps", "version": "v1", "resource": "deployments"}));
+        assert_eq!(sc[0]["request"]["subResource"], "scale");
+        assert_eq!(sc[0]["request"]["object"]["spec"]["replicas"], 10);
+        assert_eq!(sc[0]["request"]["oldObject"]["spec"]["replicas"], 1);
 
         // configurations themselves are never sent to webhooks; deleting one stops the calls
         let (ok, out) = k(&["delete", "validatingwebhookconfiguration", "deny"], None);
@@ -561,6 +622,27 @@ async fn failure_policy_and_hostile_webhooks() {
             ));
         }
     }
+    // a `service` webhook whose Service cannot be resolved to an endpoint: the reason is the
+    // dial's, and failurePolicy decides
+    for policy in ["Fail", "Ignore"] {
+        let ns = format!("svc-{}", policy.to_lowercase());
+        namespaces.push_str(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n"
+        ));
+        let mut h = webhook(
+            &format!("svc-{}.example.com", policy.to_lowercase()),
+            "",
+            &t.ca_pem,
+            rules.clone(),
+            json!({
+                "failurePolicy": policy,
+                "timeoutSeconds": 1,
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+            }),
+        );
+        h["clientConfig"] = json!({"service": {"namespace": "ops", "name": "pull-secrets", "path": "/mutate"}, "caBundle": b64(&t.ca_pem)});
+        hooks.push(h);
+    }
     let cfg = config("MutatingWebhookConfiguration", "hostile", hooks);
     let admin = server.kubeconfig_path();
     let home = d.path().to_path_buf();
@@ -579,6 +661,7 @@ async fn failure_policy_and_hostile_webhooks() {
             ("uid", "Internal error occurred: failed calling webhook \"uid-fail.example.com\": received invalid webhook response: expected response.uid=".to_string()),
             ("merge", "Internal error occurred: failed calling webhook \"merge-fail.example.com\": unsupported patch type \"MergePatch\"".to_string()),
             ("oops", "Internal error occurred: failed calling webhook \"oops-fail.example.com\": failed to call webhook: an error on the server has prevented the request from succeeding".to_string()),
+            ("svc", "Internal error occurred: failed calling webhook \"svc-fail.example.com\": failed to call webhook: Post \"https://pull-secrets.ops.svc:443/mutate?timeout=1s\": ".to_string()),
         ];
         for (name, msg) in &expect_fail {
             let ns = format!("{name}-fail");
@@ -665,6 +748,18 @@ async fn configurations_are_defaulted_and_validated() {
             }),
         ],
     );
+    let everything = json!([{"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*/*"]}]);
+    let broken = config(
+        "ValidatingWebhookConfiguration",
+        "everything",
+        vec![webhook(
+            "everything.example.com",
+            "https://127.0.0.1:1/",
+            &t.ca_pem,
+            everything,
+            json!({}),
+        )],
+    );
     let admin = server.kubeconfig_path();
     let home = d.path().to_path_buf();
     tokio::task::spawn_blocking(move || {
@@ -715,6 +810,19 @@ async fn configurations_are_defaulted_and_validated() {
         assert!(!out.contains(":p@"), "a URL password echoed: {out}");
         let (ok, out) = k(&["get", "validatingwebhookconfigurations", "-o", "name"], None);
         assert!(ok && out.trim().is_empty(), "{out}");
+
+        // a webhook for everything that cannot be reached refuses every write, except to the
+        // configurations: it can always be removed
+        let (ok, out) = k(&["create", "-f", "-"], Some(&broken));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "configmap", "c", "-n", "default"], None);
+        assert!(!ok && out.contains("failed calling webhook \"everything.example.com\""), "{out}");
+        let (ok, out) = k(&["label", "validatingwebhookconfiguration", "everything", "x=y"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["delete", "validatingwebhookconfiguration", "everything"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "configmap", "c", "-n", "default"], None);
+        assert!(ok, "{out}");
     })
     .await
     .unwrap();
