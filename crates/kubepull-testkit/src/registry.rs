@@ -27,7 +27,8 @@ impl Drop for Registry {
 }
 
 impl Registry {
-    /// Starts a registry serving HTTPS on 127.0.0.1 with Basic auth for `users`.
+    /// Starts a registry serving HTTPS on 127.0.0.1 with Basic auth for `users` (no
+    /// authentication at all when `users` is empty: an anonymous mirror).
     pub fn start(users: &[(&str, &str)]) -> Registry {
         Self::start_with(users, false)
     }
@@ -63,11 +64,18 @@ impl Registry {
             String::new()
         };
         let cfg = format!(
-            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: kubepull-test-secret\n  tls:\n    certificate: {crt}\n    key: {key}\n{clientcas}auth:\n  htpasswd:\n    realm: kubepull-test\n    path: {htpasswd}\nhealth:\n  storagedriver:\n    enabled: false\n",
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: kubepull-test-secret\n  tls:\n    certificate: {crt}\n    key: {key}\n{clientcas}{auth}health:\n  storagedriver:\n    enabled: false\n",
             data = d.join("data").display(),
             crt = d.join("server.crt").display(),
             key = d.join("server.key").display(),
-            htpasswd = htpasswd.display(),
+            auth = if users.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "auth:\n  htpasswd:\n    realm: kubepull-test\n    path: {}\n",
+                    htpasswd.display()
+                )
+            },
         );
         std::fs::write(d.join("config.yml"), cfg).expect("write config");
         let log = std::fs::File::create(d.join("registry.log")).expect("log file");
