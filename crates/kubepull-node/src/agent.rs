@@ -61,6 +61,8 @@ pub struct AgentConfig {
     pub allow_host_path: Vec<PathBuf>,
     /// CNI pod networking (`None`: pods share the host's network).
     pub pod_network: Option<PodNetworkSettings>,
+    /// `serializeImagePulls` / `maxParallelImagePulls`.
+    pub pull_limits: crate::pull_limits::PullLimits,
 }
 
 /// Where the CNI plugins and configuration are.
@@ -161,7 +163,8 @@ pub async fn run(
         node_name: cfg.node_name.clone(),
         node_ip: cfg.node_ip.to_string(),
         images: ImageManager::new(images, clock.clone(), cfg.verify)
-            .with_preloaded(cfg.preloaded.clone()),
+            .with_preloaded(cfg.preloaded.clone())
+            .with_pull_limits(cfg.pull_limits),
         runtime: runtime.clone(),
         recorder: Recorder::new(client.clone(), &cfg.node_name),
         node_config: cfg.node_config.clone(),

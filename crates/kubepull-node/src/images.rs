@@ -23,7 +23,9 @@
 //!    Secret that does not decode fails the step with the decoder's text as reason and message,
 //!    with no back-off.
 //! 5. Back-off keyed by `<pod UID>_<image as written>`: `ImagePullBackOff`, event `BackOff`.
-//! 6. Pull: `Pulling`, then `Pulled` with durations and size, or `Failed` + back-off. The pull
+//! 6. Pull: `Pulling`, then (after waiting for one of the node's pull slots:
+//!    [`crate::pull_limits`]) `Pulled` with durations and size, the wait included, or
+//!    `Failed` and back-off. The pull
 //!    record is written before the image is handed to the container; if it cannot be written
 //!    the pull fails (`ErrImagePull`, back-off), so no image is ever usable without its record.
 //!
@@ -350,6 +352,7 @@ pub struct ImageManager {
     clock: Arc<dyn Clock>,
     verify: VerifyPolicy,
     preloaded: PreloadedImages,
+    gate: crate::pull_limits::PullGate,
     state: Mutex<State>,
 }
 
@@ -370,6 +373,7 @@ impl ImageManager {
             clock,
             verify,
             preloaded: PreloadedImages::default(),
+            gate: crate::pull_limits::PullGate::new(crate::pull_limits::PullLimits::default()),
             state: Mutex::new(State {
                 backoff: Backoff::kubelet_image_pull(),
                 previous: HashMap::new(),
@@ -381,6 +385,17 @@ impl ImageManager {
     pub fn with_preloaded(mut self, preloaded: PreloadedImages) -> Self {
         self.preloaded = preloaded;
         self
+    }
+
+    /// The node-wide pull limits (default: the kubelet's, one pull at a time).
+    pub fn with_pull_limits(mut self, limits: crate::pull_limits::PullLimits) -> Self {
+        self.gate = crate::pull_limits::PullGate::new(limits);
+        self
+    }
+
+    /// Pulls running and pulls waiting for a slot, now.
+    pub fn pull_load(&self) -> (usize, usize) {
+        self.gate.load()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -528,11 +543,15 @@ impl ImageManager {
             messages::pulling(image),
         ));
         let started = self.clock.now();
-        match self
+        // the kubelet records Pulling before a queued pull waits for its slot
+        // (image_manager.go: logIt(PullingImage) then puller.pullImage)
+        let slot = self.gate.acquire(&defaulted).await;
+        let result = self
             .service
             .pull_image(&defaulted, &resolution.credentials)
-            .await
-        {
+            .await;
+        drop(slot);
+        match result {
             Ok(pulled) => {
                 let waited = self.clock.now().saturating_sub(started);
                 self.state().backoff.gc(self.clock.now());

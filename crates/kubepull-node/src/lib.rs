@@ -10,6 +10,7 @@ pub mod images;
 mod logs;
 pub mod pod;
 pub mod podnet;
+pub mod pull_limits;
 pub mod puller;
 pub mod runc;
 pub mod runtime;

@@ -248,6 +248,9 @@ impl Puller {
             .iter()
             .map(RegistryCredential::from_keyring)
             .collect();
+        // the hosts a blob may also come from when the resolving host fails it
+        let mut fallback_hosts: Vec<kubepull_registry::RegistryHost> = vec![];
+        let mut server_label = String::new();
         let (repo, resolved) = match &self.hosts {
             None => {
                 self.client
@@ -258,11 +261,13 @@ impl Puller {
                 let hosts = h
                     .hosts_for(reference.domain())
                     .map_err(|e| PullError::Hosts(e.to_string()))?;
-                let server_label = hosts
+                server_label = hosts
                     .iter()
                     .find(|x| x.is_server)
                     .map(|x| x.host_label())
                     .unwrap_or_default();
+                fallback_hosts = hosts.clone();
+                let server_label = server_label.clone();
                 self.client
                     .resolve_image_via(
                         &reference,
@@ -285,6 +290,31 @@ impl Puller {
             .credential_source
             .as_ref()
             .and_then(|s| creds.iter().position(|c| c.source() == s));
+        // Per-blob fallback (containerd core/remotes/docker/fetcher.go, Fetch: each blob is
+        // tried on every host with the pull capability, in order): the resolving host first,
+        // then the other pull hosts in hosts.toml order. Any host's bytes are verified
+        // against the digest, so a mirror that fails or serves wrong bytes mid-pull costs a
+        // retry, never a bad blob. Credentials go only to the registry's own host, as for
+        // resolving: the one that worked, else the first.
+        let mut repos: Vec<Arc<Repository>> = vec![Arc::new(repo)];
+        let resolving = fallback_hosts
+            .iter()
+            .position(|h| h.origin == *repos[0].base_url() && h.capabilities.pull);
+        for (i, h) in fallback_hosts.iter().enumerate() {
+            if Some(i) == resolving || !h.capabilities.pull {
+                continue;
+            }
+            let cred = if h.is_server || h.host_label() == server_label {
+                credential_index
+                    .and_then(|i| creds.get(i))
+                    .or(creds.first())
+                    .cloned()
+            } else {
+                None
+            };
+            repos.push(Arc::new(self.client.repository_on(&reference, cred, h)?));
+        }
+        let repos = Arc::new(repos);
         let manifest_digest = resolved.manifest_descriptor.digest.clone();
         // a pull lease keeps a concurrent `gc` from deleting blobs committed before the image
         // record that references them is written
@@ -324,10 +354,9 @@ impl Puller {
             })
             .await??,
         );
-        let repo = Arc::new(repo);
         // the config first: its diff IDs are what each layer's snapshot is checked against
         let config_result = ensure_blob(
-            &repo,
+            &repos,
             &self.store,
             &config,
             &repo_name,
@@ -396,13 +425,32 @@ impl Puller {
                     // held until the image record is written: until then no record names
                     // these snapshots, and the node's snapshot cleanup must not take them
                     let lease = store.snapshot_lease(&layers)?;
-                    let chain = store.layer_snapshot_from(
-                        &name,
-                        &layers,
-                        &kubepull_store::UnpackOptions::default(),
-                        &mut |_, layer| feeds.input(layer, &store),
-                    )?;
-                    Ok((chain, lease))
+                    let present = || {
+                        kubepull_store::chain_keys(&layers)
+                            .iter()
+                            .filter(|k| store.snapshot_path(k).is_dir())
+                            .count()
+                    };
+                    let before = present();
+                    loop {
+                        let restarts = feeds.restarts();
+                        match store.layer_snapshot_from(
+                            &name,
+                            &layers,
+                            &kubepull_store::UnpackOptions::default(),
+                            &mut |_, layer| feeds.input(layer, &store),
+                        ) {
+                            Ok(mut chain) => {
+                                chain.built = present().saturating_sub(before);
+                                return Ok((chain, lease));
+                            }
+                            // a download went on from another host while its layer was being
+                            // applied: the snapshots below are kept, that layer is applied
+                            // again from its finished file
+                            Err(_) if feeds.restarts() != restarts => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
                 },
             )
         });
@@ -410,14 +458,23 @@ impl Puller {
             let r: Result<Vec<(bool, u64, u64)>, PullError> =
                 stream::iter(resolved.manifest.layers.iter().cloned())
                     .map(|d| {
-                        let repo = repo.clone();
+                        let repos = repos.clone();
                         let store = self.store.clone();
                         let progress = progress.clone();
                         let known = known.contains(&d.digest.to_string());
                         let repo_name = repo_name.clone();
-                        let feed = feeds.get(&d.digest);
+                        let feeds = feeds.clone();
                         async move {
-                            ensure_blob(&repo, &store, &d, &repo_name, known, progress, feed).await
+                            ensure_blob(
+                                &repos,
+                                &store,
+                                &d,
+                                &repo_name,
+                                known,
+                                progress,
+                                Some(feeds),
+                            )
+                            .await
                         }
                     })
                     .buffer_unordered(self.concurrency)
@@ -537,14 +594,15 @@ async fn blocking<T: Send + 'static>(
 /// Makes one blob present; returns (downloaded by us, bytes downloaded, bytes resumed from an
 /// earlier partial download).
 async fn ensure_blob(
-    repo: &Repository,
+    repos: &[Arc<Repository>],
     store: &Store,
     desc: &Descriptor,
     repo_name: &str,
     known: bool,
     progress: Arc<dyn Progress>,
-    feed: Option<Arc<Feed>>,
+    feeds: Option<Arc<Feeds>>,
 ) -> Result<(bool, u64, u64), PullError> {
+    let feed: Option<Arc<Feed>> = feeds.as_ref().and_then(|f| f.get(&desc.digest));
     let fetched_here = |store: &Store| -> Result<bool, PullError> {
         Ok(known
             || store
@@ -598,7 +656,27 @@ async fn ensure_blob(
             }
         })
     };
-    let fetched = repo.fetch_blob_resumable(desc, &path, Some(&pf)).await?;
+    let mut attempt = 0;
+    let fetched = loop {
+        let repo = &repos[attempt];
+        match repo.fetch_blob_resumable(desc, &path, Some(&pf)).await {
+            Ok(f) => break f,
+            Err(e) if attempt + 1 < repos.len() => {
+                attempt += 1;
+                tracing::warn!(
+                    blob = %desc.digest,
+                    failed = %repo.base_url(),
+                    next = %repos[attempt].base_url(),
+                    error = %error_chain(&e),
+                    "blob fetch failed; trying the next host"
+                );
+                if let Some(f) = &feeds {
+                    f.restart(&desc.digest);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     if fetched.resumed_from > 0 {
         progress.resumed(&desc.digest, fetched.resumed_from);
     }

@@ -58,6 +58,10 @@ struct State {
     done: bool,
     /// The download failed (or the pull was cancelled): why.
     failed: Option<String>,
+    /// Bumped when the download goes on from another host: a reader of an earlier
+    /// generation stops (the file may be rewritten), and the layer is applied again from the
+    /// finished file.
+    generation: u64,
 }
 
 /// One layer blob's download as the unpack sees it.
@@ -91,6 +95,18 @@ impl Feed {
     /// The download starts from the first byte into `partial`.
     pub(crate) fn follow(&self, partial: PathBuf) {
         self.update(|s| s.source = Source::Follow(partial));
+    }
+
+    /// The download failed on one host and goes on from the next ([`crate::puller`]'s
+    /// per-blob fallback): the partial may be discarded and rewritten, so it is no longer
+    /// followed; the layer is applied from the finished file instead.
+    pub(crate) fn restart(&self) {
+        self.update(|s| {
+            if matches!(s.source, Source::Follow(_)) {
+                s.source = Source::Pending;
+            }
+            s.generation += 1;
+        });
     }
 
     /// The download reported `done` bytes.
@@ -140,6 +156,7 @@ impl Feed {
 #[derive(Debug, Default)]
 pub(crate) struct Feeds {
     by_digest: HashMap<String, Arc<Feed>>,
+    restarts: std::sync::atomic::AtomicUsize,
 }
 
 impl Feeds {
@@ -149,11 +166,26 @@ impl Feeds {
                 .into_iter()
                 .map(|d| (d.to_string(), Arc::default()))
                 .collect(),
+            restarts: Default::default(),
         }
     }
 
     pub(crate) fn get(&self, d: &Digest) -> Option<Arc<Feed>> {
         self.by_digest.get(&d.to_string()).cloned()
+    }
+
+    /// `d`'s download goes on from another host (see [`Feed::restart`]).
+    pub(crate) fn restart(&self, d: &Digest) {
+        if let Some(f) = self.get(d) {
+            self.restarts
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            f.restart();
+        }
+    }
+
+    /// How many downloads went on from another host so far.
+    pub(crate) fn restarts(&self) -> usize {
+        self.restarts.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Fails every feed whose download has not ended (a failed or cancelled pull).
@@ -214,10 +246,12 @@ impl Feeds {
                 }
                 Err(e) => return Err(io_err(format!("open {}", path.display()), e)),
             };
+            let generation = s.generation;
             drop(s);
             let reader = FeedReader {
                 feed: feed.clone(),
                 file,
+                generation,
             };
             let f = feed.clone();
             let digest = layer.digest.clone();
@@ -237,7 +271,11 @@ impl Feeds {
 struct FeedReader {
     feed: Arc<Feed>,
     file: File,
+    generation: u64,
 }
+
+/// What a reader of a restarted download returns.
+pub(crate) const RESTARTED: &str = "the download went on from another host";
 
 impl Read for FeedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -250,6 +288,9 @@ impl Read for FeedReader {
                 if let Some(why) = &s.failed {
                     return Err(Feed::failed_err(why));
                 }
+                if s.generation != self.generation {
+                    return Err(io::Error::other(RESTARTED));
+                }
                 (s.written, s.done)
             };
             let n = self.file.read(buf)?;
@@ -258,7 +299,11 @@ impl Read for FeedReader {
                 return Ok(n);
             }
             let s = self.feed.lock();
-            if s.written == seen.0 && !s.done && s.failed.is_none() {
+            if s.written == seen.0
+                && !s.done
+                && s.failed.is_none()
+                && s.generation == self.generation
+            {
                 drop(
                     self.feed
                         .cv

@@ -235,7 +235,7 @@ pub struct HostsDir {
     default: Option<RegistryHosts>,
 }
 
-fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, HostsError> {
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, HostsError> {
     let io = |source| HostsError::Io {
         path: path.to_path_buf(),
         source,
@@ -257,9 +257,10 @@ impl HostsDir {
     }
 
     /// Reads every `DIR/<host[:port]>/hosts.toml` (and `DIR/_default/hosts.toml`), with the
-    /// certificate files they name. A directory without `hosts.toml` is skipped (containerd
-    /// then reads Docker-style `*.crt` files there; not supported here). Any bad file fails
-    /// the whole load with an error naming it.
+    /// certificate files they name. A registry directory without `hosts.toml` is read as
+    /// Docker's `certs.d` layout, as containerd does: `*.crt` CA certificates and a `*.cert`
+    /// client certificate with its `*.key` ([`crate::certs_dir`]). Any bad file fails the
+    /// whole load with an error naming it.
     pub fn load(dir: &Path) -> Result<HostsDir, HostsError> {
         let mut out = HostsDir::default();
         let entries = std::fs::read_dir(dir).map_err(|source| HostsError::Io {
@@ -272,10 +273,15 @@ impl HostsDir {
                 source,
             })?;
             let file = e.path().join("hosts.toml");
+            let name = e.file_name().to_string_lossy().to_string();
             if !file.is_file() {
+                if name != "_default" && e.path().is_dir() {
+                    if let Some(h) = crate::certs_dir::load_cert_files(&e.path(), &name)? {
+                        out.registries.insert(name.to_ascii_lowercase(), h);
+                    }
+                }
                 continue;
             }
-            let name = e.file_name().to_string_lossy().to_string();
             if name == "_default" {
                 out.default = Some(parse_hosts_file(&file, None)?);
             } else {

@@ -114,6 +114,7 @@
 //! ```
 
 pub mod auth;
+mod certs_dir;
 pub mod challenge;
 mod client;
 pub mod error;

@@ -15,6 +15,8 @@ pub struct Registry {
     ca_pem: String,
     dir: tempfile::TempDir,
     users: Vec<(String, String)>,
+    /// A client certificate and key (PEM) the registry accepts, when it requires one.
+    client: Option<(String, String)>,
 }
 
 impl Drop for Registry {
@@ -25,13 +27,24 @@ impl Drop for Registry {
 }
 
 impl Registry {
-    /// Starts a registry serving HTTPS on 127.0.0.1 with Basic auth for `users`.
+    /// Starts a registry serving HTTPS on 127.0.0.1 with Basic auth for `users` (no
+    /// authentication at all when `users` is empty: an anonymous mirror).
     pub fn start(users: &[(&str, &str)]) -> Registry {
+        Self::start_with(users, false)
+    }
+
+    /// [`Registry::start`], refusing TLS connections without a client certificate signed by
+    /// its CA (distribution's `http.tls.clientcas`); [`Registry::client_identity`] is one.
+    pub fn start_requiring_client_cert(users: &[(&str, &str)]) -> Registry {
+        Self::start_with(users, true)
+    }
+
+    fn start_with(users: &[(&str, &str)], client_cert: bool) -> Registry {
         crate::need("docker-registry", "docker-registry");
         crate::need("htpasswd", "apache2-utils");
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
-        let (ca_pem, cert_pem, key_pem) = tls_material();
+        let (ca_pem, cert_pem, key_pem, client) = tls_material_with_client();
         std::fs::write(d.join("ca.crt"), &ca_pem).expect("write ca");
         std::fs::write(d.join("server.crt"), cert_pem).expect("write cert");
         std::fs::write(d.join("server.key"), key_pem).expect("write key");
@@ -45,12 +58,24 @@ impl Registry {
             assert!(out.status.success(), "htpasswd failed");
         }
         let port = crate::free_port();
+        let clientcas = if client_cert {
+            format!("    clientcas:\n      - {}\n", d.join("ca.crt").display())
+        } else {
+            String::new()
+        };
         let cfg = format!(
-            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: kubepull-test-secret\n  tls:\n    certificate: {crt}\n    key: {key}\nauth:\n  htpasswd:\n    realm: kubepull-test\n    path: {htpasswd}\nhealth:\n  storagedriver:\n    enabled: false\n",
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: kubepull-test-secret\n  tls:\n    certificate: {crt}\n    key: {key}\n{clientcas}{auth}health:\n  storagedriver:\n    enabled: false\n",
             data = d.join("data").display(),
             crt = d.join("server.crt").display(),
             key = d.join("server.key").display(),
-            htpasswd = htpasswd.display(),
+            auth = if users.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "auth:\n  htpasswd:\n    realm: kubepull-test\n    path: {}\n",
+                    htpasswd.display()
+                )
+            },
         );
         std::fs::write(d.join("config.yml"), cfg).expect("write config");
         let log = std::fs::File::create(d.join("registry.log")).expect("log file");
@@ -71,6 +96,7 @@ impl Registry {
                 .iter()
                 .map(|(u, p)| (u.to_string(), p.to_string()))
                 .collect(),
+            client: client_cert.then_some(client),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -131,6 +157,12 @@ impl Registry {
         &self.ca_pem
     }
 
+    /// The client certificate and key (PEM) a registry from
+    /// [`Registry::start_requiring_client_cert`] accepts.
+    pub fn client_identity(&self) -> Option<(&str, &str)> {
+        self.client.as_ref().map(|(c, k)| (c.as_str(), k.as_str()))
+    }
+
     /// The CA file path.
     pub fn ca_path(&self) -> PathBuf {
         self.dir.path().join("ca.crt")
@@ -177,14 +209,18 @@ impl Registry {
     /// Pushes an image as `repo:tag` with the first user's credentials.
     pub async fn push(&self, repo: &str, tag: &str, img: &Image) {
         let (user, pass) = self.users.first().cloned().unwrap_or_default();
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .tls_built_in_root_certs(false)
             .add_root_certificate(
                 reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("ca pem"),
             )
-            .use_rustls_tls()
-            .build()
-            .expect("http client");
+            .use_rustls_tls();
+        if let Some((c, k)) = &self.client {
+            http = http.identity(
+                reqwest::Identity::from_pem(format!("{c}\n{k}").as_bytes()).expect("client pem"),
+            );
+        }
+        let http = http.build().expect("http client");
         let base = format!("https://{}", self.host());
         let mut blobs: Vec<&Vec<u8>> = vec![&img.config];
         blobs.extend(img.layers.iter());
@@ -231,6 +267,12 @@ impl Registry {
 
 /// A throw-away CA and a server certificate for 127.0.0.1/localhost, as PEM.
 pub fn tls_material() -> (String, String, String) {
+    let (ca, cert, key, _) = tls_material_with_client();
+    (ca, cert, key)
+}
+
+/// [`tls_material`] plus a client certificate and key signed by the same CA.
+pub fn tls_material_with_client() -> (String, String, String, (String, String)) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
     let ca_key = KeyPair::generate().expect("ca key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
@@ -244,5 +286,16 @@ pub fn tls_material() -> (String, String, String) {
     let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
         .expect("server params");
     let cert = params.signed_by(&key, &issuer).expect("server cert");
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+    let client_key = KeyPair::generate().expect("client key");
+    let mut cp = CertificateParams::new(Vec::<String>::new()).expect("client params");
+    cp.distinguished_name
+        .push(rcgen::DnType::CommonName, "kubepull test client");
+    cp.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = cp.signed_by(&client_key, &issuer).expect("client cert");
+    (
+        ca_cert.pem(),
+        cert.pem(),
+        key.serialize_pem(),
+        (client.pem(), client_key.serialize_pem()),
+    )
 }

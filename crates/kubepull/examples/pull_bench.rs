@@ -111,29 +111,22 @@ fn main() {
         }
     }
     let mut rows: Vec<(String, f64, u64)> = vec![];
-    let mut kp_t = vec![];
-    let mut kp_rss = 0;
-    for i in 0..runs {
-        let root = w.join(format!("kp{i}"));
-        let (t, rss) = timed(
-            Command::new(&kp)
-                .args(["pull", &image, "-q", "--policy", "Always"])
-                .args([
-                    "--concurrency",
-                    &std::env::var("KUBEPULL_BENCH_CONCURRENCY").unwrap_or_else(|_| "3".into()),
-                ])
-                .arg("--root")
-                .arg(&root)
-                .arg("--hosts-dir")
-                .arg(w.join("hosts"))
-                .arg("--pull-secret")
-                .arg(&secret),
-        );
-        kp_t.push(t);
-        kp_rss = kp_rss.max(rss);
-        let _ = std::fs::remove_dir_all(&root);
-    }
-    rows.push(("kubepull pull".into(), median(kp_t), kp_rss));
+    let (t, rss) = kp_pulls(
+        &kp,
+        &image,
+        runs,
+        w,
+        &w.join("hosts"),
+        &secret,
+        &["--no-unpack"],
+    );
+    rows.push(("kubepull pull --no-unpack (blobs only)".into(), t, rss));
+    let (t, rss) = kp_pulls(&kp, &image, runs, w, &w.join("hosts"), &secret, &[]);
+    rows.push((
+        "kubepull pull (+ ready rootfs: unpacked while downloading)".into(),
+        t,
+        rss,
+    ));
     let resume = resume_after_kill(&reg, &kp, &image, w, &secret, total as u64);
     if Path::new("/usr/bin/skopeo").exists() {
         let mut ts = vec![];
@@ -163,7 +156,7 @@ fn main() {
             let t0 = Instant::now();
             let (_, rss) = timed(
                 Command::new(&kp)
-                    .args(["pull", &image, "-q", "--policy", "Always"])
+                    .args(["pull", &image, "-q", "--policy", "Always", "--no-unpack"])
                     .arg("--root")
                     .arg(&root)
                     .arg("--hosts-dir")
@@ -183,7 +176,11 @@ fn main() {
             let _ = std::fs::remove_dir_all(&root);
             let _ = std::fs::remove_dir_all(w.join(format!("rootfs{i}")));
         }
-        rows.push(("kubepull pull + unpack".into(), median(ts), peak));
+        rows.push((
+            "kubepull pull --no-unpack, then kubepull unpack".into(),
+            median(ts),
+            peak,
+        ));
     }
     if Path::new("/usr/bin/containerd").exists() && Path::new("/usr/bin/ctr").exists() {
         for (label, sub) in [
@@ -325,6 +322,42 @@ fn main() {
     );
 }
 
+/// `runs` cold `kubepull pull`s into fresh stores; returns (median seconds, peak RSS KiB).
+fn kp_pulls(
+    kp: &str,
+    image: &str,
+    runs: usize,
+    w: &Path,
+    hosts: &Path,
+    secret: &Path,
+    extra: &[&str],
+) -> (f64, u64) {
+    let mut ts = vec![];
+    let mut peak = 0;
+    for i in 0..runs {
+        let root = w.join(format!("kp{i}"));
+        let (t, rss) = timed(
+            Command::new(kp)
+                .args(["pull", image, "-q", "--policy", "Always"])
+                .args([
+                    "--concurrency",
+                    &std::env::var("KUBEPULL_BENCH_CONCURRENCY").unwrap_or_else(|_| "3".into()),
+                ])
+                .args(extra)
+                .arg("--root")
+                .arg(&root)
+                .arg("--hosts-dir")
+                .arg(hosts)
+                .arg("--pull-secret")
+                .arg(secret),
+        );
+        ts.push(t);
+        peak = peak.max(rss);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    (median(ts), peak)
+}
+
 /// Where a CPU sample of `perf report --sort sym` goes, first match wins.
 const CATEGORIES: &[(&str, &[&str])] = &[
     ("SHA-256", &["sha2::", "sha256"]),
@@ -423,13 +456,21 @@ fn profile(kp: &str, image: &str, w: &Path, secret: &Path) {
     }
     let root = w.join("kp-profile");
     let rootfs = w.join("kp-profile-rootfs");
-    let pull: Vec<std::ffi::OsString> = ["pull", image, "-q", "--policy", "Always", "--root"]
-        .iter()
-        .map(Into::into)
-        .chain([root.clone().into_os_string()])
-        .chain(["--hosts-dir".into(), w.join("hosts").into_os_string()])
-        .chain(["--pull-secret".into(), secret.as_os_str().to_owned()])
-        .collect();
+    let pull: Vec<std::ffi::OsString> = [
+        "pull",
+        image,
+        "-q",
+        "--policy",
+        "Always",
+        "--no-unpack",
+        "--root",
+    ]
+    .iter()
+    .map(Into::into)
+    .chain([root.clone().into_os_string()])
+    .chain(["--hosts-dir".into(), w.join("hosts").into_os_string()])
+    .chain(["--pull-secret".into(), secret.as_os_str().to_owned()])
+    .collect();
     let unpack: Vec<std::ffi::OsString> = vec![
         "unpack".into(),
         image.into(),
@@ -663,25 +704,14 @@ async fn token_auth_rows(
     )
     .expect("secret");
     let mut rows = vec![];
-    let mut ts = vec![];
-    let mut peak = 0;
-    for i in 0..runs {
-        let root = tw.join(format!("kp{i}"));
-        let (t, rss) = timed(
-            Command::new(kp)
-                .args(["pull", &image, "-q", "--policy", "Always"])
-                .arg("--root")
-                .arg(&root)
-                .arg("--hosts-dir")
-                .arg(&hosts)
-                .arg("--pull-secret")
-                .arg(&secret),
-        );
-        ts.push(t);
-        peak = peak.max(rss);
-        let _ = std::fs::remove_dir_all(&root);
-    }
-    rows.push(("kubepull pull".to_string(), median(ts), peak));
+    let (t, rss) = kp_pulls(kp, &image, runs, &tw, &hosts, &secret, &["--no-unpack"]);
+    rows.push(("kubepull pull --no-unpack (blobs only)".to_string(), t, rss));
+    let (t, rss) = kp_pulls(kp, &image, runs, &tw, &hosts, &secret, &[]);
+    rows.push((
+        "kubepull pull (+ ready rootfs: unpacked while downloading)".to_string(),
+        t,
+        rss,
+    ));
     if Path::new("/usr/bin/skopeo").exists() {
         let mut ts = vec![];
         let mut peak = 0;

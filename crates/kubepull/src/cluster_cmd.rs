@@ -149,6 +149,24 @@ fn node_agent_args(cmd: Command) -> Command {
             .help("Allow hostPath volumes under DIR (repeatable; checked after resolving symlinks). Without it every hostPath volume is refused with a FailedMount event"),
     )
     .arg(
+        Arg::new("serialize-image-pulls")
+            .long("serialize-image-pulls")
+            .value_name("BOOL")
+            .value_parser(clap::value_parser!(bool))
+            .num_args(0..=1)
+            .require_equals(true)
+            .default_value("true")
+            .default_missing_value("true")
+            .help("Pull one image at a time (the kubelet's serializeImagePulls); --serialize-image-pulls=false lets pulls run in parallel, up to --max-parallel-image-pulls. A pull waiting for its turn is logged, and its Pulled event reports the wait (\"… including waiting\")"),
+    )
+    .arg(
+        Arg::new("max-parallel-image-pulls")
+            .long("max-parallel-image-pulls")
+            .value_name("N")
+            .value_parser(clap::value_parser!(i64))
+            .help("With --serialize-image-pulls=false, at most N image pulls at once (the kubelet's maxParallelImagePulls, KEP-3673) [default: no limit]"),
+    )
+    .arg(
         Arg::new("preloaded-images")
             .long("preloaded-images")
             .value_name("FILE")
@@ -398,6 +416,13 @@ async fn run_node_agent(
                 .with_context(|| format!("--preloaded-images {f}"))?
         }
     };
+    // validated as the kubelet validates its configuration
+    let pull_limits = kubepull_node::pull_limits::PullLimits::new(
+        m.get_one::<bool>("serialize-image-pulls")
+            .copied()
+            .unwrap_or(true),
+        m.get_one::<i64>("max-parallel-image-pulls").copied(),
+    )?;
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let store = kubepull_store::Store::open(&root.join("images"))
         .with_context(|| format!("opening the image store in {}", root.display()))?;
@@ -438,6 +463,7 @@ async fn run_node_agent(
             .map(PathBuf::from)
             .collect(),
         pod_network: pod_network_settings(m),
+        pull_limits,
     };
     kubepull_node::agent::run(client, cfg, images, runtime, shutdown)
         .await

@@ -61,7 +61,7 @@ pub fn registry_args(cmd: Command) -> Command {
         Arg::new("hosts-dir")
             .long("hosts-dir")
             .value_name("DIR")
-            .help("containerd-style registry host configuration: DIR/<host[:port]>/hosts.toml (ca, client certs, skip_verify, mirrors)"),
+            .help("containerd-style registry host configuration: DIR/<host[:port]>/hosts.toml (ca, client certs, skip_verify, mirrors); without hosts.toml, Docker's certs.d files DIR/<host[:port]>/{*.crt, client.cert, client.key}"),
     )
     .arg(
         Arg::new("insecure-registry")
