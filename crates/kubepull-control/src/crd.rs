@@ -952,7 +952,8 @@ pub fn admit_body(sv: &Served, obj: &mut Value, strict: bool) -> ApiResult<()> {
             sv.r.kind
         )));
     }
-    let pruned = crd_schema::prune(obj, &sv.schema);
+    let mut pruned = coerce_metadata(sv, obj)?;
+    pruned.extend(crd_schema::prune(obj, &sv.schema));
     if !pruned.is_empty() {
         if strict {
             return Err(ApiError::bad_request(format!(
@@ -990,6 +991,33 @@ pub fn check_field_selector(sv: &Served, selector: Option<&str>) -> ApiResult<()
     }
     let _ = sv;
     Ok(())
+}
+
+/// `objectmeta.Coerce`: `metadata` must decode as ObjectMeta (a type error is a 400); fields
+/// ObjectMeta does not have are dropped (returned as pruned paths).
+fn coerce_metadata(sv: &Served, obj: &mut Value) -> ApiResult<Vec<String>> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let Some(md) = obj.get_mut("metadata") else {
+        return Ok(vec![]);
+    };
+    let typed: ObjectMeta = serde_json::from_value(md.clone()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: metadata: {e}",
+            sv.r.kind, sv.r.version, sv.r.kind
+        ))
+    })?;
+    let round = serde_json::to_value(typed).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut pruned = vec![];
+    if let (Some(m), Some(r)) = (md.as_object_mut(), round.as_object()) {
+        let keys: Vec<String> = m.keys().cloned().collect();
+        for k in keys {
+            if !r.contains_key(&k) && !m.get(&k).is_some_and(Value::is_null) {
+                pruned.push(format!("metadata.{k}"));
+                m.remove(&k);
+            }
+        }
+    }
+    Ok(pruned)
 }
 
 /// Schema validation of a custom resource (`customResourceStrategy.Validate`).

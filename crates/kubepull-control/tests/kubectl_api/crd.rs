@@ -454,6 +454,7 @@ async fn bad_crds_and_bodies_store_nothing() {
         (br#"{"apiVersion":"kubepull.io/v1alpha1","kind":"ClusterPullSecret","metadata":{"name":"x"},"spec":{"registry":5,"secretRef":{"name":"a","namespace":"b"}}}"#.to_vec(), 422, "spec.registry in body must be of type string: \"integer\""),
         (br#"{"apiVersion":"kubepull.io/v1alpha1","kind":"ClusterPullSecret","metadata":{"name":"Bad_Name"},"spec":{"registry":"r","secretRef":{"name":"a","namespace":"b"}}}"#.to_vec(), 422, "metadata.name: Invalid value"),
         (format!(r#"{{"metadata":{{"name":"big"}},"spec":{{"registry":"{}"}}}}"#, "a".repeat(4 << 20)).into_bytes(), 400, "limit"),
+        (br#"{"apiVersion":"kubepull.io/v1alpha1","kind":"ClusterPullSecret","metadata":{"name":"x","labels":{"a":5}},"spec":{"registry":"r","secretRef":{"name":"a","namespace":"b"}}}"#.to_vec(), 400, "ClusterPullSecret in version \"v1alpha1\" cannot be handled as a ClusterPullSecret: metadata:"),
     ];
     for (body, code, needle) in cases {
         let r = http
@@ -506,6 +507,32 @@ async fn bad_crds_and_bodies_store_nothing() {
         v["items"].as_array().unwrap().len(),
         0,
         "nothing stored: {v}"
+    );
+    // fields ObjectMeta does not have are dropped, with a warning
+    let ok = br#"{"apiVersion":"kubepull.io/v1alpha1","kind":"ClusterPullSecret","metadata":{"name":"ok","junk":1},"spec":{"registry":"r","secretRef":{"name":"a","namespace":"b"}}}"#;
+    let r = http
+        .post(&base)
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body(ok.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let warning = r
+        .headers()
+        .get("warning")
+        .and_then(|w| w.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        warning.contains("unknown field") && warning.contains("metadata.junk"),
+        "{warning}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert!(
+        v["metadata"].get("junk").is_none() && v["metadata"]["name"] == "ok",
+        "{v}"
     );
     server.shutdown().await;
 }
