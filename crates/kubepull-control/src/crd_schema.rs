@@ -145,9 +145,10 @@ fn structural(s: &Value, lvl: Level, path: &str, out: &mut Vec<Cause>) {
             "items must be a schema object and not an array",
         ));
     }
-    if props(s).is_some()
+    // only `additionalProperties: true` may go with properties
+    if props(s).is_some_and(|p| !p.is_empty())
         && m.get("additionalProperties")
-            .is_some_and(|a| a != &Value::Bool(false))
+            .is_some_and(|a| a != &Value::Bool(true))
     {
         out.push(Cause::forbidden(
             child(path, "additionalProperties"),
@@ -518,10 +519,8 @@ fn prune_impl(x: &mut Value, s: Option<&Value>, root: bool, path: &str, out: &mu
                     if let Some(v) = m.get_mut(&k) {
                         prune_impl(v, Some(prop), false, &p, out);
                     }
-                } else if s
-                    .get("additionalProperties")
-                    .is_some_and(|a| a != &Value::Bool(false))
-                {
+                } else if s.get("additionalProperties").is_some() {
+                    // a boolean keeps the key and prunes the value as unspecified
                     let a = additional(s);
                     if let Some(v) = m.get_mut(&k) {
                         prune_impl(v, a, false, &p, out);
@@ -554,8 +553,8 @@ fn skip_prune(x: &mut Value, s: &Value, root: bool, path: &str, out: &mut Vec<St
                 let p = child(path, k);
                 if let Some(prop) = props(s).and_then(|p| p.get(k)) {
                     prune_impl(v, Some(prop), false, &p, out);
-                } else if let Some(a) = additional(s) {
-                    prune_impl(v, Some(a), false, &p, out);
+                } else if s.get("additionalProperties").is_some() {
+                    prune_impl(v, additional(s), false, &p, out);
                 }
             }
         }
@@ -1059,6 +1058,10 @@ mod tests {
             )]
         );
         let both = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "string"}}}});
+        let with_true = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": true}}});
+        assert!(validate_structural(&with_true, p).is_empty());
+        let with_false = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": false}}});
+        assert_eq!(texts(&validate_structural(&with_false, p)).len(), 1);
         assert!(texts(&validate_structural(&both, p)).contains(&format!(
             "{p}.properties[spec].additionalProperties: Forbidden: additionalProperties and properties are mutual exclusive"
         )));
@@ -1171,6 +1174,53 @@ mod tests {
         )
         .is_empty());
         assert_eq!(o["status"]["x"], 1);
+    }
+
+    // pkg/apiserver/schema/pruning/algorithm_test.go `TestPrune`, the cases without a resource
+    // root (schemas as JSON: `{}` is an empty Structural)
+    #[test]
+    fn upstream_prune_cases() {
+        let case = |json: &str, schema: Value, want: &str, mut want_pruned: Vec<&str>| {
+            let mut x: Value = serde_json::from_str(json).unwrap();
+            let mut pruned = vec![];
+            prune_impl(&mut x, Some(&schema), false, "", &mut pruned);
+            assert_eq!(x, serde_json::from_str::<Value>(want).unwrap(), "{json}");
+            pruned.sort();
+            want_pruned.sort();
+            assert_eq!(pruned, want_pruned, "{json}");
+        };
+        case("4", json!({}), "4", vec![]);
+        case("[1,2]", json!({"items": {}}), "[1,2]", vec![]);
+        case(
+            r#"[{"a":1},{"b":1},{"a":1,"b":2,"c":3}]"#,
+            json!({"items": {"properties": {"a": {}, "c": {}}}}),
+            r#"[{"a":1},{},{"a":1,"c":3}]"#,
+            vec!["[1].b", "[2].b"],
+        );
+        let mut x: Value =
+            serde_json::from_str(r#"[{"a":1},{"b":1},{"a":1,"b":2,"c":3}]"#).unwrap();
+        let mut pruned = vec![];
+        prune_impl(&mut x, None, false, "", &mut pruned);
+        assert_eq!(x, json!([{}, {}, {}]));
+        assert_eq!(pruned, vec!["[0].a", "[1].b", "[2].a", "[2].b", "[2].c"]);
+        case(
+            r#"{"array":[{"a":1},{"b":1},{"a":1,"b":2,"c":3}],"unspecified":{"a":1},"specified":{"a":1,"b":2,"c":3}}"#,
+            json!({"properties": {"array": {"items": {"properties": {"a": {}, "c": {}}}}, "specified": {"properties": {"a": {}, "c": {}}}}}),
+            r#"{"array":[{"a":1},{},{"a":1,"c":3}],"specified":{"a":1,"c":3}}"#,
+            vec!["array[1].b", "array[2].b", "specified.b", "unspecified"],
+        );
+        case(
+            r#"{"a":1,"b":1,"c":{"a":1,"b":2,"c":{"a":1}}}"#,
+            json!({"properties": {"a": {}, "c": {"additionalProperties": {"type": "integer"}}}}),
+            r#"{"a":1,"c":{"a":1,"b":2,"c":{}}}"#,
+            vec!["b", "c.c.a"],
+        );
+        case(
+            r#"{"a":1,"b":1,"c":{"a":1,"b":2,"c":{"a":1, "apiVersion": "unknown"}}}"#,
+            json!({"properties": {"a": {}, "c": {"additionalProperties": false}}}),
+            r#"{"a":1,"c":{"a":1,"b":2,"c":{}}}"#,
+            vec!["b", "c.c.a", "c.c.apiVersion"],
+        );
     }
 
     // cases after pkg/apiserver/schema/defaulting/algorithm_test.go
