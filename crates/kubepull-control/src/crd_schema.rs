@@ -625,8 +625,15 @@ pub fn default(x: &mut Value, s: &Value) {
                 }
             }
             for (k, v) in m.iter_mut() {
-                if let Some(prop) = sub_schema(s, k) {
+                if let Some(prop) = props(s).and_then(|p| p.get(k)) {
                     default(v, prop);
+                } else if let Some(a) = additional(s) {
+                    if v.is_null() && !flag(a, "nullable") {
+                        if let Some(d) = a.get("default") {
+                            *v = d.clone();
+                        }
+                    }
+                    default(v, a);
                 }
             }
         }
@@ -1220,6 +1227,63 @@ mod tests {
             json!({"properties": {"a": {}, "c": {"additionalProperties": false}}}),
             r#"{"a":1,"c":{"a":1,"b":2,"c":{}}}"#,
             vec!["b", "c.c.a", "c.c.apiVersion"],
+        );
+    }
+
+    // pkg/apiserver/schema/defaulting/algorithm_test.go `TestDefault`
+    #[test]
+    fn upstream_default_cases() {
+        let case = |json: &str, schema: Value, want: &str| {
+            let mut x: Value = serde_json::from_str(json).unwrap();
+            default(&mut x, &schema);
+            assert_eq!(x, serde_json::from_str::<Value>(want).unwrap(), "{json}");
+        };
+        case("4", json!({"default": "foo"}), "4");
+        case("[1,2]", json!({"items": {"default": "foo"}}), "[1,2]");
+        case(
+            r#"[{"a":1},{"b":1},{"c":1}]"#,
+            json!({"items": {"properties": {"a": {"default": "A"}, "b": {"default": "B"}, "c": {"default": "C"}}}}),
+            r#"[{"a":1,"b":"B","c":"C"},{"a":"A","b":1,"c":"C"},{"a":"A","b":"B","c":1}]"#,
+        );
+        case(
+            r#"{"array":[{"a":1},{"b":2}],"object":{"a":1},"additionalProperties":{"x":{"a":1},"y":{"b":2}}}"#,
+            json!({"properties": {
+                "array": {"items": {"properties": {"a": {"default": "A"}, "b": {"default": "B"}}}},
+                "object": {"properties": {"a": {"default": "N"}, "b": {"default": "O"}}},
+                "additionalProperties": {"additionalProperties": {"properties": {"a": {"default": "alpha"}, "b": {"default": "beta"}}}},
+                "foo": {"default": "bar"}}}),
+            r#"{"array":[{"a":1,"b":"B"},{"a":"A","b":2}],"object":{"a":1,"b":"O"},"additionalProperties":{"x":{"a":1,"b":"beta"},"y":{"a":"alpha","b":2}},"foo":"bar"}"#,
+        );
+        case(
+            r#"[{},{"a":1},{"a":0},{"a":0.0},{"a":""},{"a":null},{"a":[]},{"a":{}}]"#,
+            json!({"items": {"properties": {"a": {"default": "A"}}}}),
+            r#"[{"a":"A"},{"a":1},{"a":0},{"a":0.0},{"a":""},{"a":"A"},{"a":[]},{"a":{}}]"#,
+        );
+        case(
+            "[null]",
+            json!({"nullable": true, "items": {"nullable": true, "properties": {"a": {"default": "A"}}}}),
+            "[null]",
+        );
+        case("[null]", json!({"items": {"default": "A"}}), r#"["A"]"#);
+        case(
+            r#"{"a": null}"#,
+            json!({"properties": {"a": {"nullable": true, "default": "A"}}}),
+            r#"{"a": null}"#,
+        );
+        case(
+            r#"{"a": null}"#,
+            json!({"properties": {"a": {"default": "A"}}}),
+            r#"{"a": "A"}"#,
+        );
+        case(
+            r#"{"a": null}"#,
+            json!({"additionalProperties": {"nullable": true, "default": "A"}}),
+            r#"{"a": null}"#,
+        );
+        case(
+            r#"{"a": null}"#,
+            json!({"additionalProperties": {"default": "A"}}),
+            r#"{"a": "A"}"#,
         );
     }
 
