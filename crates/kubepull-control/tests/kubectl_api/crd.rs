@@ -167,6 +167,18 @@ async fn custom_resources_with_kubectl() {
         let header: Vec<&str> = out.lines().next().unwrap_or("").split_whitespace().collect();
         assert_eq!(header, vec!["NAME", "REGISTRY", "NAMESPACES", "AGE"], "{out}");
         assert!(out.lines().nth(1).unwrap_or("").starts_with("corp") && out.contains("registry2.corp.example"), "{out}");
+        // a changed CRD is served at once: a new printer column
+        let more = CLUSTER_PULL_SECRET_CRD.replace(
+            "    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}",
+            "    - {name: Mode, type: string, jsonPath: .spec.mode}\n    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}",
+        );
+        let (ok, out) = ki(&["apply", "-f", "-"], &more);
+        assert!(ok && out.contains("configured"), "{out}");
+        let (ok, out) = k(&["get", "cps"]);
+        assert!(ok, "{out}");
+        let header: Vec<&str> = out.lines().next().unwrap_or("").split_whitespace().collect();
+        assert_eq!(header, vec!["NAME", "REGISTRY", "NAMESPACES", "MODE", "AGE"], "{out}");
+        assert!(out.lines().nth(1).unwrap_or("").contains("Copy"), "{out}");
 
         // status subresource: only status changes, generation stays
         let (ok, out) = k(&["patch", "cps", "corp", "--subresource=status", "--type=merge", "-p", r#"{"status":{"namespaces":3},"spec":{"registry":"evil.example"}}"#]);
