@@ -300,6 +300,33 @@ pub fn default_crd(obj: &mut Value) {
     }
 }
 
+/// Warns about what a CRD asks for that this server does not do: CEL rules
+/// (`x-kubernetes-validations`) are stored but not evaluated.
+pub fn warn_unsupported(obj: &Value) {
+    fn has_cel(v: &Value) -> bool {
+        match v {
+            Value::Object(m) => {
+                m.contains_key("x-kubernetes-validations") || m.values().any(has_cel)
+            }
+            Value::Array(a) => a.iter().any(has_cel),
+            _ => false,
+        }
+    }
+    for (i, v) in obj
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if v.pointer("/schema/openAPIV3Schema").is_some_and(has_cel) {
+            crate::warnings::add(format!(
+                "spec.versions[{i}].schema.openAPIV3Schema: x-kubernetes-validations rules are not evaluated by this API server"
+            ));
+        }
+    }
+}
+
 fn is_dns1035_label(v: &str) -> bool {
     let b = v.as_bytes();
     !b.is_empty()

@@ -10,6 +10,8 @@
 //!   (namespaces must exist, ServiceAccount defaulting and `imagePullSecrets` copy, Pod Security
 //!   ([`podsecurity`])), validation ([`admission`]), optimistic concurrency (409), finalizers and
 //!   graceful pod deletion.
+//! - [`crd`], [`crd_schema`]: CustomResourceDefinitions and the custom resources they define
+//!   (structural schemas, pruning, defaulting, validation, `status`/`scale`, printer columns).
 //! - [`auth`], [`authapi`]: ServiceAccount tokens, TokenRequest, TokenReview, the self and
 //!   subject reviews.
 //! - [`controllers`]: Deployment → ReplicaSet → Pods, scheduler, garbage collector, namespace

@@ -579,6 +579,7 @@ impl Objects {
         admission::default_object(r, &mut obj);
         if crate::crd::is_crd(r) {
             crate::crd::default_crd(&mut obj);
+            crate::crd::warn_unsupported(&obj);
             if let Some(o) = obj.as_object_mut() {
                 o.remove("status");
             }
@@ -931,6 +932,7 @@ impl Objects {
                 admission::default_object(r, &mut obj);
                 if crate::crd::is_crd(r) {
                     crate::crd::default_crd(&mut obj);
+                    crate::crd::warn_unsupported(&obj);
                 }
                 obj
             }

@@ -172,8 +172,13 @@ async fn custom_resources_with_kubectl() {
             "    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}",
             "    - {name: Mode, type: string, jsonPath: .spec.mode}\n    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}",
         );
+        let more = more.replace(
+            "              mode: {type: string, enum: [Copy, Reference], default: Copy}",
+            "              mode: {type: string, enum: [Copy, Reference], default: Copy, x-kubernetes-validations: [{rule: 'self != \"\"'}]}",
+        );
         let (ok, out) = ki(&["apply", "-f", "-"], &more);
         assert!(ok && out.contains("configured"), "{out}");
+        assert!(out.contains("x-kubernetes-validations rules are not evaluated by this API server"), "{out}");
         let (ok, out) = k(&["get", "cps"]);
         assert!(ok, "{out}");
         let header: Vec<&str> = out.lines().next().unwrap_or("").split_whitespace().collect();
