@@ -524,6 +524,9 @@ pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                     None => c.push(Cause::required(format!("{p}.schema.openAPIV3Schema"), "")),
                     Some(schema) => {
                         let sp = format!("{p}.schema.openAPIV3Schema");
+                        if v.pointer("/subresources/status").is_some() {
+                            c.extend(status_root_rules(schema, &sp));
+                        }
                         let errs = crd_schema::validate_structural(schema, &sp);
                         if errs.is_empty() {
                             crd_schema::validate_defaults(schema, &sp, &mut c);
@@ -617,6 +620,80 @@ pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         }
     }
     c
+}
+
+/// The root fields a schema may have when the status subresource is enabled
+/// (`allowedFieldsAtRootSchema`), by their JSON names.
+const ROOT_FIELDS_WITH_STATUS: &[(&str, &str)] = &[
+    ("description", "Description"),
+    ("type", "Type"),
+    ("format", "Format"),
+    ("title", "Title"),
+    ("maximum", "Maximum"),
+    ("exclusiveMaximum", "ExclusiveMaximum"),
+    ("minimum", "Minimum"),
+    ("exclusiveMinimum", "ExclusiveMinimum"),
+    ("maxLength", "MaxLength"),
+    ("minLength", "MinLength"),
+    ("pattern", "Pattern"),
+    ("maxItems", "MaxItems"),
+    ("minItems", "MinItems"),
+    ("uniqueItems", "UniqueItems"),
+    ("multipleOf", "MultipleOf"),
+    ("required", "Required"),
+    ("items", "Items"),
+    ("properties", "Properties"),
+    ("externalDocs", "ExternalDocs"),
+    ("example", "Example"),
+    (
+        "x-kubernetes-preserve-unknown-fields",
+        "XPreserveUnknownFields",
+    ),
+    ("x-kubernetes-validations", "XValidations"),
+];
+
+/// With the status subresource, only some fields may be set at the root of the schema, so that
+/// `properties[status]` carries all of the status validation
+/// (`ValidateCustomResourceDefinitionValidation`).
+fn status_root_rules(schema: &Value, path: &str) -> Vec<Cause> {
+    let Some(m) = schema.as_object() else {
+        return vec![];
+    };
+    let zero = |v: &Value| match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Number(_) => false,
+    };
+    for (k, v) in m {
+        if zero(v) {
+            continue;
+        }
+        if k == "type" {
+            if v != "object" {
+                return vec![Cause::invalid(
+                    format!("{path}.type"),
+                    crd_schema::go_value(v),
+                    "only \"object\" is allowed as the type at the root of the schema if the status subresource is enabled",
+                )];
+            }
+            continue;
+        }
+        if !ROOT_FIELDS_WITH_STATUS.iter().any(|(j, _)| j == k) {
+            let names: Vec<&str> = ROOT_FIELDS_WITH_STATUS.iter().map(|(_, g)| *g).collect();
+            return vec![Cause::invalid(
+                path,
+                q(&format!("{k}: {v}")),
+                format!(
+                    "only [{}] fields are allowed at the root of the schema if the status subresource is enabled",
+                    names.join(" ")
+                ),
+            )];
+        }
+    }
+    vec![]
 }
 
 /// `validateSimpleJSONPath`: `.a.b` without brackets.
@@ -1523,6 +1600,24 @@ mod tests {
                 "spec.versions: Invalid value: [1]: must have exactly one version marked as storage version",
             ]
         );
+        // with the status subresource, the root carries no value validations
+        let mut st = c.clone();
+        st["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["anyOf"] =
+            json!([{"required": ["spec"]}, {"required": ["status"]}]);
+        let t: Vec<String> = validate_crd(&st, None).iter().map(Cause::text).collect();
+        assert_eq!(t.len(), 1, "{t:?}");
+        assert!(
+            t[0].starts_with("spec.versions[0].schema.openAPIV3Schema: Invalid value: \"anyOf: "),
+            "{t:?}"
+        );
+        assert!(
+            t[0].ends_with(
+                "fields are allowed at the root of the schema if the status subresource is enabled"
+            ),
+            "{t:?}"
+        );
+        st["spec"]["versions"][0]["subresources"] = json!({});
+        assert!(validate_crd(&st, None).is_empty());
         let mut g = c.clone();
         g["spec"]["group"] = json!("nodot");
         g["metadata"]["name"] = json!("clusterpullsecrets.nodot");
