@@ -613,6 +613,25 @@ pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         }
     }
     if let Some(old) = old {
+        // ValidateCustomResourceDefinitionStoredVersions: a version objects may be stored in
+        // stays until a storage migration removes it from status.storedVersions
+        let names: Vec<&str> = versions
+            .into_iter()
+            .flatten()
+            .map(|v| s(v, "/name"))
+            .collect();
+        for (i, sv) in strs(old.pointer("/status/storedVersions"))
+            .iter()
+            .enumerate()
+        {
+            if !names.contains(&sv.as_str()) {
+                c.push(Cause::invalid(
+                    format!("status.storedVersions[{i}]"),
+                    q(sv),
+                    format!("missing from spec.versions; {sv} was previously a storage version, and must remain in spec.versions until a storage migration ensures no data remains persisted in {sv} and removes {sv} from status.storedVersions"),
+                ));
+            }
+        }
         for (p, ptr) in [("spec.scope", "/spec/scope"), ("spec.group", "/spec/group")] {
             if old.pointer(ptr) != obj.pointer(ptr) {
                 c.push(Cause::invalid(p, q(s(obj, ptr)), "field is immutable"));
@@ -1618,6 +1637,16 @@ mod tests {
         );
         st["spec"]["versions"][0]["subresources"] = json!({});
         assert!(validate_crd(&st, None).is_empty());
+        // a stored version cannot go
+        let mut old = c.clone();
+        old["status"] = json!({"storedVersions": ["v1alpha1"]});
+        let mut renamed = c.clone();
+        renamed["spec"]["versions"][0]["name"] = json!("v1");
+        let t: Vec<String> = validate_crd(&renamed, Some(&old))
+            .iter()
+            .map(Cause::text)
+            .collect();
+        assert_eq!(t, vec!["status.storedVersions[0]: Invalid value: \"v1alpha1\": missing from spec.versions; v1alpha1 was previously a storage version, and must remain in spec.versions until a storage migration ensures no data remains persisted in v1alpha1 and removes v1alpha1 from status.storedVersions"]);
         let mut g = c.clone();
         g["spec"]["group"] = json!("nodot");
         g["metadata"]["name"] = json!("clusterpullsecrets.nodot");
