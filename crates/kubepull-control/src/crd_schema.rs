@@ -643,6 +643,26 @@ pub fn default(x: &mut Value, s: &Value) {
     }
 }
 
+/// A schema `pattern`, compiled once (schemas are few; the cache is emptied past 1024).
+fn compiled(p: &str) -> Option<regex::Regex> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let mut c = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = c.get(p) {
+        return r.clone();
+    }
+    if c.len() >= 1024 {
+        c.clear();
+    }
+    let r = regex::Regex::new(p).ok();
+    c.insert(p.to_string(), r.clone());
+    r
+}
+
 /// The JSON type name kube-openapi reports for a value.
 fn type_name(v: &Value) -> &'static str {
     match v {
@@ -768,7 +788,7 @@ fn validate_at(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
                 }
             }
             if let Some(p) = s.get("pattern").and_then(Value::as_str) {
-                if let Ok(re) = regex::Regex::new(p) {
+                if let Some(re) = compiled(p) {
                     if !re.is_match(st) {
                         out.push(Cause::invalid(
                             field.clone(),
