@@ -1376,13 +1376,34 @@ fn cell(ty: &str, v: &Value) -> Value {
 
 /// The Table of custom resources (`tableconvertor.New`): `Name`, then the printer columns.
 pub fn table(sv: &Served, items: &[Value], resource_version: u64) -> Value {
+    table_with(&sv.columns, items, resource_version)
+}
+
+/// The Table of a custom resource's `scale` subresource (`getScaleColumnsForVersion`: Desired,
+/// Available, Age, at fixed paths of the Scale).
+pub fn scale_table(sv: &Served, scale: &Value) -> Value {
+    let mut cols = vec![];
+    if let Some((spec, status, _)) = &sv.scale {
+        if !spec.is_empty() {
+            cols.push(json!({"name": "Desired", "type": "integer", "description": "Number of desired replicas", "jsonPath": ".spec.replicas"}));
+        }
+        if !status.is_empty() {
+            cols.push(json!({"name": "Available", "type": "integer", "description": "Number of actual replicas", "jsonPath": ".status.replicas"}));
+        }
+    }
+    cols.push(json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}));
+    let rv = s(scale, "/metadata/resourceVersion").parse().unwrap_or(0);
+    table_with(&cols, std::slice::from_ref(scale), rv)
+}
+
+fn table_with(columns: &[Value], items: &[Value], resource_version: u64) -> Value {
     let mut defs = vec![json!({
         "name": "Name", "type": "string", "format": "name",
         "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
         "priority": 0,
     })];
     let mut paths = vec![];
-    for c in &sv.columns {
+    for c in columns {
         defs.push(json!({
             "name": s(c, "/name"),
             "type": s(c, "/type"),

@@ -840,7 +840,14 @@ async fn resource_request(
         ("get", Some("scale")) if cr.is_some() => {
             let sv = cr.as_deref().expect("custom resource");
             let obj = state.objects.get(r, &ns, &name).await?;
-            Ok(json_resp(StatusCode::OK, &crate::crd::scale_of(sv, &obj)?))
+            let scale = crate::crd::scale_of(sv, &obj)?;
+            if table {
+                return Ok(json_resp(
+                    StatusCode::OK,
+                    &crate::crd::scale_table(sv, &scale),
+                ));
+            }
+            Ok(json_resp(StatusCode::OK, &scale))
         }
         ("update", Some("scale")) | ("patch", Some("scale")) if cr.is_some() => {
             let sv = cr.as_deref().expect("custom resource");

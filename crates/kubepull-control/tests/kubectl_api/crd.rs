@@ -267,6 +267,12 @@ async fn custom_resources_with_kubectl() {
         assert!(ok, "{out}");
         let sc: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!((sc["kind"].clone(), sc["spec"]["replicas"].clone(), sc["status"]["replicas"].clone()), ("Scale".into(), 3.into(), 0.into()));
+        let (ok, out) = k(&["get", "mirror", "m1", "-n", "t", "--subresource=scale"]);
+        assert!(ok, "{out}");
+        let header: Vec<&str> = out.lines().next().unwrap_or("").split_whitespace().collect();
+        assert_eq!(header, vec!["NAME", "DESIRED", "AVAILABLE", "AGE"], "{out}");
+        let row: Vec<&str> = out.lines().nth(1).unwrap_or("").split_whitespace().collect();
+        assert_eq!(row.get(..3), Some(&["m1", "3", "0"][..]), "{out}");
         let (ok, out) = k(&["scale", "mirror", "m1", "-n", "t", "--replicas=-1"]);
         assert!(!ok, "{out}");
         // the other served version: same object, its apiVersion
