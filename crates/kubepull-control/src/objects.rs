@@ -1103,7 +1103,7 @@ impl Objects {
                 }
             }
             if obj.pointer("/metadata/deletionTimestamp").is_some() {
-                return Ok(obj);
+                return Ok(self.present(r, obj));
             }
             obj["metadata"]["deletionTimestamp"] = json!(now());
             if graceful_pod {
@@ -1127,7 +1127,7 @@ impl Objects {
             match self.store.update(&key, encode(&obj), kv.mod_revision).await {
                 Ok(rev) => {
                     obj["metadata"]["resourceVersion"] = json!(rev.to_string());
-                    return Ok(obj);
+                    return Ok(self.present(r, obj));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_err(r, name, e)),
