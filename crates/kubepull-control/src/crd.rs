@@ -1148,18 +1148,29 @@ pub fn validate_cr(sv: &Served, obj: &Value) -> Vec<Cause> {
     crd_schema::validate(obj, &sv.schema)
 }
 
-/// The object as stored: in the storage version (conversion `None`).
+/// The object as stored: converted to the storage version (conversion `None`: `apiVersion`
+/// changes) and coerced with its schema (`schemaCoercingConverter`: pruned, nulls without
+/// default dropped; no defaulting).
 pub fn to_storage(sv: &Served, obj: &Value) -> Value {
     let mut o = obj.clone();
+    if sv.r.api_version() != sv.storage_api_version {
+        crd_schema::prune(&mut o, &sv.storage_schema);
+        crd_schema::drop_null_without_default(&mut o, &sv.storage_schema);
+    }
     o["apiVersion"] = json!(sv.storage_api_version);
     o
 }
 
 /// A stored object as served in `sv`'s version: pruned and defaulted with the storage schema,
-/// then converted (`apiVersion` rewritten).
+/// then converted (`apiVersion` rewritten, pruned with the served version's schema).
 pub fn present(sv: &Served, mut obj: Value) -> Value {
     crd_schema::prune(&mut obj, &sv.storage_schema);
     crd_schema::default(&mut obj, &sv.storage_schema);
+    if sv.r.api_version() != sv.storage_api_version {
+        // the converter coerces with the target version's schema
+        crd_schema::prune(&mut obj, &sv.schema);
+        crd_schema::drop_null_without_default(&mut obj, &sv.schema);
+    }
     obj["apiVersion"] = json!(sv.r.api_version());
     obj
 }

@@ -617,6 +617,10 @@ impl Objects {
             crate::crd::sync(self).await?;
             return self.get(r, "", &name).await;
         }
+        if let Some(sv) = &cr {
+            // answered as read back: from the storage version into the requested one
+            obj = crate::crd::present(sv, crate::crd::to_storage(sv, &obj));
+        }
         if r.kind == "Namespace" {
             // every namespace gets its default ServiceAccount (serviceaccounts-controller)
             let sa = resources::find("", "v1", "serviceaccounts").expect("sa");
@@ -989,7 +993,10 @@ impl Objects {
             crate::crd::sync(self).await?;
             return self.get(r, "", name).await;
         }
-        Ok(self.present(r, new))
+        Ok(match &cr {
+            Some(sv) => crate::crd::present(sv, crate::crd::to_storage(sv, &new)),
+            None => new,
+        })
     }
 
     /// Applies a patch, retrying on write conflicts (the patch is re-applied to the latest

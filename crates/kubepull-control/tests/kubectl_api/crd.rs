@@ -278,6 +278,15 @@ async fn custom_resources_with_kubectl() {
         // the other served version: same object, its apiVersion
         let (ok, out) = k(&["get", "mirrors.v1beta1.test.kubepull.io", "m1", "-n", "t", "-o", "jsonpath={.apiVersion} {.spec.upstream}"]);
         assert!(ok && out.trim() == "test.kubepull.io/v1beta1 docker.io", "{out}");
+        // written through the other version: stored in the storage version, read in either
+        let m3 = "apiVersion: test.kubepull.io/v1beta1\nkind: Mirror\nmetadata: {name: m3, namespace: t}\nspec: {upstream: quay.io, extra: kept}\n";
+        let (ok, out) = ki(&["create", "-o", "json", "-f", "-"], m3);
+        assert!(ok, "{out}");
+        let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(created["apiVersion"], "test.kubepull.io/v1beta1");
+        assert!(created["spec"].get("extra").is_none(), "answered as stored: {created}");
+        let (ok, out) = k(&["get", "mirror", "m3", "-n", "t", "-o", "jsonpath={.apiVersion} {.spec.replicas}"]);
+        assert!(ok && out.trim() == "test.kubepull.io/v1 1", "read as v1, pruned and defaulted with the storage schema: {out}");
         // legacy discovery: the preferred version first, subresources listed
         let (ok, out) = k(&["get", "--raw", "/apis/test.kubepull.io"]);
         assert!(ok, "{out}");
@@ -320,6 +329,25 @@ async fn custom_resources_with_kubectl() {
     .await
     .unwrap();
 
+    // the etcd layout of kube-apiserver, in the storage version
+    let kv = server
+        .objects()
+        .store()
+        .get("/registry/test.kubepull.io/mirrors/t/m3")
+        .await
+        .unwrap()
+        .unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&kv.value).unwrap();
+    assert_eq!(stored["apiVersion"], "test.kubepull.io/v1");
+    assert!(
+        stored["spec"].get("extra").is_none(),
+        "pruned with the storage schema: {stored}"
+    );
+    assert!(
+        stored["spec"].get("replicas").is_none(),
+        "defaults of the storage version apply on read: {stored}"
+    );
+    assert_eq!(stored["spec"]["upstream"], "quay.io");
     // the schemas for OpenAPI publishing
     let schemas = kubepull_control::crd::openapi_schemas(&server.objects());
     let kinds: Vec<(&str, &str, &str)> = schemas
