@@ -60,6 +60,8 @@ pub struct Served {
     pub scale: Option<(String, String, Option<String>)>,
     /// `additionalPrinterColumns` (defaulted to the Age column).
     pub columns: Vec<Value>,
+    /// The `Warning` of a deprecated version.
+    pub deprecation: Option<String>,
 }
 
 /// One schema of a served CRD version, for OpenAPI.
@@ -933,6 +935,12 @@ fn build(crds: &[Value]) -> Inner {
             if columns.is_empty() {
                 columns.push(json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}));
             }
+            let deprecation = (v.get("deprecated") == Some(&json!(true))).then(|| {
+                match v.get("deprecationWarning").and_then(Value::as_str) {
+                    Some(w) => w.to_string(),
+                    None => default_deprecation_warning(version, group, r.kind, &versions),
+                }
+            });
             inner.served.insert(
                 (group.into(), version.into(), r.plural.into()),
                 Arc::new(Served {
@@ -947,6 +955,7 @@ fn build(crds: &[Value]) -> Inner {
                     status,
                     scale,
                     columns,
+                    deprecation,
                 }),
             );
             served_versions.push(version.to_string());
@@ -962,6 +971,30 @@ fn build(crds: &[Value]) -> Inner {
         v.sort_by(|a, b| kube_version_order(a, b));
     }
     inner
+}
+
+/// `defaultDeprecationWarning`: `G/V Kind is deprecated`, and the most preferred served version
+/// newer than it that is not deprecated.
+fn default_deprecation_warning(
+    version: &str,
+    group: &str,
+    kind: &str,
+    versions: &[Value],
+) -> String {
+    let mut msg = format!("{group}/{version} {kind} is deprecated");
+    let mut newer: Vec<&str> = versions
+        .iter()
+        .filter(|v| {
+            v.get("served") == Some(&json!(true)) && v.get("deprecated") != Some(&json!(true))
+        })
+        .map(|v| s(v, "/name"))
+        .filter(|n| kube_version_order(n, version) == std::cmp::Ordering::Less)
+        .collect();
+    newer.sort_by(|a, b| kube_version_order(a, b));
+    if let Some(n) = newer.first() {
+        msg.push_str(&format!("; use {group}/{n} {kind}"));
+    }
+    msg
 }
 
 /// Reloads the served custom resources from the stored CRDs, writing the CRDs' status where
@@ -1733,6 +1766,39 @@ mod tests {
             a
         }]);
         assert!(std::ptr::eq(again.served.values().next().unwrap().r, sv.r));
+    }
+
+    // customresource_handler_test.go `TestDefaultDeprecationWarning`
+    #[test]
+    fn deprecation_warnings() {
+        let v = |name: &str, served: bool, deprecated: bool| json!({"name": name, "served": served, "deprecated": deprecated});
+        let w = |dep: &str, vs: Vec<Value>| {
+            default_deprecation_warning(dep, "example.com", "Widget", &vs)
+        };
+        assert_eq!(
+            w("v1", vec![v("v1", true, true)]),
+            "example.com/v1 Widget is deprecated"
+        );
+        assert_eq!(
+            w("v1", vec![v("v1", true, true), v("v2", true, false)]),
+            "example.com/v1 Widget is deprecated; use example.com/v2 Widget"
+        );
+        assert_eq!(
+            w("v2", vec![v("v1", true, false), v("v2", true, true)]),
+            "example.com/v2 Widget is deprecated"
+        );
+        assert_eq!(
+            w(
+                "v1beta1",
+                vec![
+                    v("v1beta1", true, true),
+                    v("v1", true, false),
+                    v("v2", false, false),
+                    v("v1beta2", true, false)
+                ]
+            ),
+            "example.com/v1beta1 Widget is deprecated; use example.com/v1 Widget"
+        );
     }
 
     #[test]

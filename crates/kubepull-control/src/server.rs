@@ -724,6 +724,9 @@ async fn resource_request(
         return Err(ApiError::path_not_found());
     }
     let cr = state.objects.crds().served(r);
+    if let Some(w) = cr.as_ref().and_then(|sv| sv.deprecation.clone()) {
+        crate::warnings::add(w);
+    }
     if let (Some(sv), Some(sub)) = (&cr, t.sub.as_deref()) {
         if !sv.r.subresources.contains(&sub) {
             return Err(ApiError::path_not_found());

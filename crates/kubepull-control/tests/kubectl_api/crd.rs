@@ -60,6 +60,7 @@ spec:
   - name: v1beta1
     served: true
     storage: false
+    deprecated: true
     schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
   - name: v1
     served: true
@@ -277,12 +278,15 @@ async fn custom_resources_with_kubectl() {
         assert!(!ok, "{out}");
         // the other served version: same object, its apiVersion
         let (ok, out) = k(&["get", "mirrors.v1beta1.test.kubepull.io", "m1", "-n", "t", "-o", "jsonpath={.apiVersion} {.spec.upstream}"]);
-        assert!(ok && out.trim() == "test.kubepull.io/v1beta1 docker.io", "{out}");
+        assert!(ok && out.contains("test.kubepull.io/v1beta1 docker.io"), "{out}");
+        assert!(out.contains("Warning: test.kubepull.io/v1beta1 Mirror is deprecated; use test.kubepull.io/v1 Mirror"), "{out}");
         // written through the other version: stored in the storage version, read in either
         let m3 = "apiVersion: test.kubepull.io/v1beta1\nkind: Mirror\nmetadata: {name: m3, namespace: t}\nspec: {upstream: quay.io, extra: kept}\n";
         let (ok, out) = ki(&["create", "-o", "json", "-f", "-"], m3);
         assert!(ok, "{out}");
-        let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+        // stdout (the object), then stderr (the deprecation warning)
+        let created: serde_json::Value = serde_json::Deserializer::from_str(&out).into_iter().next().unwrap().unwrap();
+        assert!(out.contains("Warning: test.kubepull.io/v1beta1 Mirror is deprecated"), "{out}");
         assert_eq!(created["apiVersion"], "test.kubepull.io/v1beta1");
         assert!(created["spec"].get("extra").is_none(), "answered as stored: {created}");
         let (ok, out) = k(&["get", "mirror", "m3", "-n", "t", "-o", "jsonpath={.apiVersion} {.spec.replicas}"]);
