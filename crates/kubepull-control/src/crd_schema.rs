@@ -235,11 +235,18 @@ fn structural(s: &Value, lvl: Level, path: &str, out: &mut Vec<Cause>) {
             if lvl == Level::Root {
                 // only name and generateName may be restricted (validateStructuralMetadataInvariants)
                 let allowed = md.as_object().is_some_and(|mm| {
+                    // what remains after name/generateName, type and default are cleared must
+                    // be value validations only
                     mm.iter().all(|(k, v)| match k.as_str() {
-                        "type" => v == "object",
+                        "type" | "default" => true,
                         "properties" => v.as_object().is_some_and(|pp| {
                             pp.keys().all(|n| n == "name" || n == "generateName")
                         }),
+                        "format" | "maximum" | "exclusiveMaximum" | "minimum"
+                        | "exclusiveMinimum" | "maxLength" | "minLength" | "pattern"
+                        | "maxItems" | "minItems" | "uniqueItems" | "multipleOf" | "enum"
+                        | "maxProperties" | "minProperties" | "required" | "allOf" | "oneOf"
+                        | "anyOf" | "not" => true,
                         _ => false,
                     })
                 });
@@ -1128,6 +1135,20 @@ mod tests {
             p
         )
         .is_empty());
+        // TestValidateStructuralMetadataInvariants: value validations pass, generics do not
+        assert!(validate_structural(
+            &json!({"type": "object", "properties": {"metadata": {"type": "object", "minProperties": 1, "properties": {"name": {"type": "string"}, "generateName": {"type": "string"}}}}}),
+            p
+        )
+        .is_empty());
+        assert_eq!(
+            validate_structural(
+                &json!({"type": "object", "properties": {"metadata": {"type": "object", "description": "d"}}}),
+                p
+            )
+            .len(),
+            1
+        );
         let t = texts(&validate_structural(
             &json!({"type": "object", "properties": {"a": {"type": "array"}}}),
             p,

@@ -558,7 +558,7 @@ impl Objects {
         md.remove("resourceVersion");
         md.remove("deletionTimestamp");
         md.remove("managedFields");
-        if matches!(r.kind, "Deployment" | "ReplicaSet") || cr.is_some() {
+        if matches!(r.kind, "Deployment" | "ReplicaSet") || cr.is_some() || crate::crd::is_crd(r) {
             md.insert("generation".into(), json!(1));
         }
         // admission: the namespace must exist and not be terminating
@@ -921,7 +921,10 @@ impl Objects {
                         }
                     }
                 }
-                if matches!(r.kind, "Deployment" | "ReplicaSet") || cr.is_some() {
+                if matches!(r.kind, "Deployment" | "ReplicaSet")
+                    || cr.is_some()
+                    || crate::crd::is_crd(r)
+                {
                     let g = old
                         .pointer("/metadata/generation")
                         .and_then(Value::as_i64)

@@ -180,6 +180,8 @@ async fn custom_resources_with_kubectl() {
         let (ok, out) = ki(&["apply", "-f", "-"], &more);
         assert!(ok && out.contains("configured"), "{out}");
         assert!(out.contains("x-kubernetes-validations rules are not evaluated by this API server"), "{out}");
+        let (ok, out) = k(&["get", "crd", "clusterpullsecrets.kubepull.io", "-o", "jsonpath={.metadata.generation}"]);
+        assert!(ok && out.trim() == "2", "a spec change of the CRD moves its generation: {out}");
         let (ok, out) = k(&["get", "cps"]);
         assert!(ok, "{out}");
         let header: Vec<&str> = out.lines().next().unwrap_or("").split_whitespace().collect();
