@@ -906,7 +906,18 @@ fn validate_at(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
             }
             for (k, x) in m {
                 if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
-                    // ObjectMeta is validated as ObjectMeta; apiVersion and kind by the decoder
+                    // ObjectMeta is validated as ObjectMeta, apiVersion and kind by the decoder;
+                    // the schema may restrict metadata.name and metadata.generateName
+                    let md = props(s).and_then(|p| p.get("metadata"));
+                    if let (Some(md), Value::Object(xm)) = (md.filter(|_| k == "metadata"), x) {
+                        for f in ["name", "generateName"] {
+                            if let (Some(fs), Some(fv)) =
+                                (props(md).and_then(|p| p.get(f)), xm.get(f))
+                            {
+                                validate_at(fv, fs, &format!("metadata.{f}"), out);
+                            }
+                        }
+                    }
                     continue;
                 }
                 if let Some(prop) = props(s).and_then(|p| p.get(k)) {
@@ -1410,6 +1421,24 @@ mod tests {
                 "spec.upstream: Invalid value: \"a\": spec.upstream in body should be at least 2 chars long",
                 "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
             ]
+        );
+    }
+
+    #[test]
+    fn metadata_name_restrictions_apply() {
+        let s = json!({"type": "object", "properties": {"metadata": {"type": "object", "properties": {
+            "name": {"type": "string", "maxLength": 5}}}}});
+        assert!(validate(
+            &json!({"metadata": {"name": "short", "labels": {"a": "b"}}}),
+            &s
+        )
+        .is_empty());
+        assert_eq!(
+            texts(&validate(
+                &json!({"metadata": {"name": "much-too-long"}}),
+                &s
+            )),
+            vec!["metadata.name: Too long: may not be more than 5 bytes"]
         );
     }
 
