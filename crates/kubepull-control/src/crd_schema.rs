@@ -670,6 +670,40 @@ fn compiled(p: &str) -> Option<regex::Regex> {
     r
 }
 
+/// Whether a string fails one of the formats checked here (kube-openapi `strfmt.Default`, of
+/// those `StripUnsupportedFormatsPostProcessor` keeps: `date-time`, `date`, `byte`, `uuid`,
+/// `ipv4`, `ipv6`, `cidr`); other formats are not checked.
+fn format_fails(format: &str, s: &str) -> bool {
+    use base64::Engine as _;
+    match format {
+        "date-time" | "datetime" => s.parse::<jiff::Timestamp>().is_err(),
+        "date" => s.parse::<jiff::civil::Date>().is_err() || s.len() != 10,
+        "byte" => base64::engine::general_purpose::STANDARD.decode(s).is_err(),
+        "uuid" => {
+            let b = s.as_bytes();
+            !(b.len() == 36
+                && b.iter().enumerate().all(|(i, c)| {
+                    if matches!(i, 8 | 13 | 18 | 23) {
+                        *c == b'-'
+                    } else {
+                        c.is_ascii_hexdigit()
+                    }
+                }))
+        }
+        "ipv4" => s.parse::<std::net::Ipv4Addr>().is_err(),
+        "ipv6" => s.parse::<std::net::Ipv6Addr>().is_err(),
+        "cidr" => match s.split_once('/') {
+            Some((ip, bits)) => match (ip.parse::<std::net::IpAddr>(), bits.parse::<u8>()) {
+                (Ok(std::net::IpAddr::V4(_)), Ok(b)) => b > 32,
+                (Ok(std::net::IpAddr::V6(_)), Ok(b)) => b > 128,
+                _ => true,
+            },
+            None => true,
+        },
+        _ => false,
+    }
+}
+
 /// The JSON type name kube-openapi reports for a value.
 fn type_name(v: &Value) -> &'static str {
     match v {
@@ -791,6 +825,15 @@ fn validate_at(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
                         field.clone(),
                         go_value(v),
                         format!("{name} in body should be at least {min} chars long"),
+                    ));
+                }
+            }
+            if let Some(f) = s.get("format").and_then(Value::as_str) {
+                if format_fails(f, st) {
+                    out.push(Cause::type_invalid(
+                        field.clone(),
+                        go_value(v),
+                        format!("{name} in body must be of type {f}: {}", go_value(v)),
                     ));
                 }
             }
@@ -1420,6 +1463,26 @@ mod tests {
             vec![
                 "spec.upstream: Invalid value: \"a\": spec.upstream in body should be at least 2 chars long",
                 "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn formats() {
+        let s = json!({"type": "object", "properties": {
+            "at": {"type": "string", "format": "date-time"}, "day": {"type": "string", "format": "date"},
+            "id": {"type": "string", "format": "uuid"}, "ip": {"type": "string", "format": "ipv4"},
+            "net": {"type": "string", "format": "cidr"}, "b": {"type": "string", "format": "byte"},
+            "free": {"type": "string", "format": "something-else"}}});
+        assert!(validate(&json!({"at": "2026-01-02T03:04:05Z", "day": "2026-01-02", "id": "123e4567-e89b-12d3-a456-426614174000",
+            "ip": "10.0.0.1", "net": "10.0.0.0/8", "b": "aGk=", "free": "x"}), &s).is_empty());
+        assert_eq!(
+            texts(&validate(&json!({"at": "yesterday", "ip": "10.0.0.300", "net": "10.0.0.0/40", "b": "!!"}), &s)),
+            vec![
+                "at: Invalid value: \"yesterday\": at in body must be of type date-time: \"yesterday\"",
+                "ip: Invalid value: \"10.0.0.300\": ip in body must be of type ipv4: \"10.0.0.300\"",
+                "net: Invalid value: \"10.0.0.0/40\": net in body must be of type cidr: \"10.0.0.0/40\"",
+                "b: Invalid value: \"!!\": b in body must be of type byte: \"!!\"",
             ]
         );
     }
