@@ -141,6 +141,74 @@ fn structural(s: &Value, lvl: Level, path: &str, out: &mut Vec<Cause>) {
             ));
         }
     }
+    // x-kubernetes-list-type and x-kubernetes-map-type (ValidateCustomResourceDefinitionOpenAPISchema)
+    if let Some(mt) = m.get("x-kubernetes-map-type") {
+        if t != "object" {
+            out.push(if t.is_empty() {
+                Cause::required(
+                    child(path, "type"),
+                    "must be object if x-kubernetes-map-type is specified",
+                )
+            } else {
+                Cause::invalid(
+                    child(path, "type"),
+                    go_value(&Value::String(t.into())),
+                    "must be object if x-kubernetes-map-type is specified",
+                )
+            });
+        }
+        if !matches!(mt.as_str(), Some("atomic" | "granular")) {
+            out.push(Cause::not_supported(
+                child(path, "x-kubernetes-map-type"),
+                go_value(mt),
+                &["atomic", "granular"],
+            ));
+        }
+    }
+    let list_keys = m
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+        .is_some_and(|k| !k.is_empty());
+    if let Some(lt) = m.get("x-kubernetes-list-type") {
+        if t != "array" {
+            out.push(if t.is_empty() {
+                Cause::required(
+                    child(path, "type"),
+                    "must be array if x-kubernetes-list-type is specified",
+                )
+            } else {
+                Cause::invalid(
+                    child(path, "type"),
+                    go_value(&Value::String(t.into())),
+                    "must be array if x-kubernetes-list-type is specified",
+                )
+            });
+        }
+        if !matches!(lt.as_str(), Some("atomic" | "set" | "map")) {
+            out.push(Cause::not_supported(
+                child(path, "x-kubernetes-list-type"),
+                go_value(lt),
+                &["atomic", "set", "map"],
+            ));
+        } else if lt == "map" && !list_keys {
+            out.push(Cause::required(
+                child(path, "x-kubernetes-list-map-keys"),
+                "must not be empty if x-kubernetes-list-type is map",
+            ));
+        }
+        if list_keys && lt != "map" {
+            out.push(Cause::invalid(
+                child(path, "x-kubernetes-list-type"),
+                go_value(lt),
+                "must be map if x-kubernetes-list-map-keys is non-empty",
+            ));
+        }
+    } else if list_keys {
+        out.push(Cause::required(
+            child(path, "x-kubernetes-list-type"),
+            "must be map if x-kubernetes-list-map-keys is non-empty",
+        ));
+    }
     if m.get("items").is_some_and(Value::is_array) {
         out.push(Cause::forbidden(
             child(path, "items"),
@@ -742,6 +810,7 @@ fn fmt_num(f: f64) -> String {
 pub fn validate(obj: &Value, schema: &Value) -> Vec<Cause> {
     let mut out = vec![];
     validate_at(obj, schema, "", &mut out);
+    list_types(obj, schema, "", &mut out);
     // errors are deduplicated (field.ErrorList.ToAggregate)
     let mut seen = std::collections::HashSet::new();
     out.retain(|c| seen.insert(c.text()));
@@ -1029,6 +1098,77 @@ fn validate_at(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
     }
 }
 
+/// `listtype.ValidateListSetsAndMaps`: items of an `x-kubernetes-list-type: set` list are
+/// unique, and so are the key tuples of a `map` list.
+fn list_types(x: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
+    match x {
+        Value::Array(a) => {
+            match s.get("x-kubernetes-list-type").and_then(Value::as_str) {
+                Some("set") => {
+                    for (i, v) in a.iter().enumerate() {
+                        if a[..i].iter().any(|w| json_eq(v, w)) {
+                            out.push(Cause::duplicate(format!("{path}[{i}]"), go_value(v)));
+                        }
+                    }
+                }
+                Some("map") => {
+                    let keys: Vec<&str> = s
+                        .get("x-kubernetes-list-map-keys")
+                        .and_then(Value::as_array)
+                        .map(|k| k.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    let tuple = |v: &Value| -> Vec<Value> {
+                        keys.iter()
+                            .map(|k| v.get(*k).cloned().unwrap_or(Value::Null))
+                            .collect()
+                    };
+                    for (i, v) in a.iter().enumerate() {
+                        let t = tuple(v);
+                        if a[..i]
+                            .iter()
+                            .any(|w| tuple(w).iter().zip(&t).all(|(p, q)| json_eq(p, q)))
+                        {
+                            let shown: Vec<String> = keys
+                                .iter()
+                                .zip(&t)
+                                .filter(|(_, v)| !v.is_null())
+                                .map(|(k, v)| format!("\"{k}\":{}", go_interface(v)))
+                                .collect();
+                            out.push(Cause::duplicate(
+                                format!("{path}[{i}]"),
+                                format!("map[string]interface {{}}{{{}}}", shown.join(", ")),
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if let Some(items) = s.get("items").filter(|i| i.is_object()) {
+                for (i, v) in a.iter().enumerate() {
+                    list_types(v, items, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        Value::Object(m) => {
+            for (k, v) in m {
+                if let Some(sub) = sub_schema(s, k) {
+                    list_types(v, sub, &child(path, k), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A value inside a Go `%#v` of `map[string]interface{}`.
+fn go_interface(v: &Value) -> String {
+    match v {
+        Value::Number(n) if n.is_f64() => format!("{}", n.as_f64().unwrap_or(0.0)),
+        Value::Number(n) => format!("{n}"),
+        other => go_value(other),
+    }
+}
+
 /// Equality of JSON values with numbers compared by value (`1` equals `1.0`).
 fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
@@ -1202,6 +1342,21 @@ mod tests {
             )
             .len(),
             1
+        );
+        let t = texts(&validate_structural(
+            &json!({"type": "object", "properties": {
+                "l": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "map"},
+                "m": {"type": "string", "x-kubernetes-map-type": "granular"},
+                "n": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "bag"}}}),
+            p,
+        ));
+        assert_eq!(
+            t,
+            vec![
+                format!("{p}.properties[l].x-kubernetes-list-map-keys: Required value: must not be empty if x-kubernetes-list-type is map"),
+                format!("{p}.properties[m].type: Invalid value: \"string\": must be object if x-kubernetes-map-type is specified"),
+                format!("{p}.properties[n].x-kubernetes-list-type: Unsupported value: \"bag\": supported values: \"atomic\", \"set\", \"map\""),
+            ]
         );
         let t = texts(&validate_structural(
             &json!({"type": "object", "properties": {"a": {"type": "array"}}}),
@@ -1463,6 +1618,26 @@ mod tests {
             vec![
                 "spec.upstream: Invalid value: \"a\": spec.upstream in body should be at least 2 chars long",
                 "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
+            ]
+        );
+    }
+
+    // listtype/validation_test.go: duplicates in sets and maps
+    #[test]
+    fn list_sets_and_maps() {
+        let s = json!({"type": "object", "properties": {
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}}}});
+        assert!(validate(&json!({"tags": ["a", "b"], "ports": [{"name": "a", "port": 1}, {"name": "b", "port": 1}]}), &s).is_empty());
+        assert_eq!(
+            texts(&validate(
+                &json!({"tags": ["a", "b", "a"], "ports": [{"name": "a", "port": 1}, {"name": "a", "port": 2}]}),
+                &s
+            )),
+            vec![
+                "tags[2]: Duplicate value: \"a\"",
+                "ports[1]: Duplicate value: map[string]interface {}{\"name\":\"a\"}",
             ]
         );
     }
