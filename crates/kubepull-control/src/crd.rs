@@ -1057,6 +1057,11 @@ pub async fn watch_crds(objects: Objects, stop: impl std::future::Future<Output 
                 }
             }
         }
+        // the watch ended (compaction, a lost connection): watch again after a pause
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+        }
     }
 }
 
