@@ -60,6 +60,8 @@ pub struct Served {
     pub scale: Option<(String, String, Option<String>)>,
     /// `additionalPrinterColumns` (defaulted to the Age column).
     pub columns: Vec<Value>,
+    /// The `Warning` of a deprecated version.
+    pub deprecation: Option<String>,
 }
 
 /// One schema of a served CRD version, for OpenAPI.
@@ -322,6 +324,33 @@ pub fn default_crd(obj: &mut Value) {
     }
 }
 
+/// Warns about what a CRD asks for that this server does not do: CEL rules
+/// (`x-kubernetes-validations`) are stored but not evaluated.
+pub fn warn_unsupported(obj: &Value) {
+    fn has_cel(v: &Value) -> bool {
+        match v {
+            Value::Object(m) => {
+                m.contains_key("x-kubernetes-validations") || m.values().any(has_cel)
+            }
+            Value::Array(a) => a.iter().any(has_cel),
+            _ => false,
+        }
+    }
+    for (i, v) in obj
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if v.pointer("/schema/openAPIV3Schema").is_some_and(has_cel) {
+            crate::warnings::add(format!(
+                "spec.versions[{i}].schema.openAPIV3Schema: x-kubernetes-validations rules are not evaluated by this API server"
+            ));
+        }
+    }
+}
+
 fn is_dns1035_label(v: &str) -> bool {
     let b = v.as_bytes();
     !b.is_empty()
@@ -519,6 +548,9 @@ pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                     None => c.push(Cause::required(format!("{p}.schema.openAPIV3Schema"), "")),
                     Some(schema) => {
                         let sp = format!("{p}.schema.openAPIV3Schema");
+                        if v.pointer("/subresources/status").is_some() {
+                            c.extend(status_root_rules(schema, &sp));
+                        }
                         let errs = crd_schema::validate_structural(schema, &sp);
                         if errs.is_empty() {
                             crd_schema::validate_defaults(schema, &sp, &mut c);
@@ -605,6 +637,25 @@ pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         }
     }
     if let Some(old) = old {
+        // ValidateCustomResourceDefinitionStoredVersions: a version objects may be stored in
+        // stays until a storage migration removes it from status.storedVersions
+        let names: Vec<&str> = versions
+            .into_iter()
+            .flatten()
+            .map(|v| s(v, "/name"))
+            .collect();
+        for (i, sv) in strs(old.pointer("/status/storedVersions"))
+            .iter()
+            .enumerate()
+        {
+            if !names.contains(&sv.as_str()) {
+                c.push(Cause::invalid(
+                    format!("status.storedVersions[{i}]"),
+                    q(sv),
+                    format!("missing from spec.versions; {sv} was previously a storage version, and must remain in spec.versions until a storage migration ensures no data remains persisted in {sv} and removes {sv} from status.storedVersions"),
+                ));
+            }
+        }
         for (p, ptr) in [("spec.scope", "/spec/scope"), ("spec.group", "/spec/group")] {
             if old.pointer(ptr) != obj.pointer(ptr) {
                 c.push(Cause::invalid(p, q(s(obj, ptr)), "field is immutable"));
@@ -612,6 +663,80 @@ pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         }
     }
     c
+}
+
+/// The root fields a schema may have when the status subresource is enabled
+/// (`allowedFieldsAtRootSchema`), by their JSON names.
+const ROOT_FIELDS_WITH_STATUS: &[(&str, &str)] = &[
+    ("description", "Description"),
+    ("type", "Type"),
+    ("format", "Format"),
+    ("title", "Title"),
+    ("maximum", "Maximum"),
+    ("exclusiveMaximum", "ExclusiveMaximum"),
+    ("minimum", "Minimum"),
+    ("exclusiveMinimum", "ExclusiveMinimum"),
+    ("maxLength", "MaxLength"),
+    ("minLength", "MinLength"),
+    ("pattern", "Pattern"),
+    ("maxItems", "MaxItems"),
+    ("minItems", "MinItems"),
+    ("uniqueItems", "UniqueItems"),
+    ("multipleOf", "MultipleOf"),
+    ("required", "Required"),
+    ("items", "Items"),
+    ("properties", "Properties"),
+    ("externalDocs", "ExternalDocs"),
+    ("example", "Example"),
+    (
+        "x-kubernetes-preserve-unknown-fields",
+        "XPreserveUnknownFields",
+    ),
+    ("x-kubernetes-validations", "XValidations"),
+];
+
+/// With the status subresource, only some fields may be set at the root of the schema, so that
+/// `properties[status]` carries all of the status validation
+/// (`ValidateCustomResourceDefinitionValidation`).
+fn status_root_rules(schema: &Value, path: &str) -> Vec<Cause> {
+    let Some(m) = schema.as_object() else {
+        return vec![];
+    };
+    let zero = |v: &Value| match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Number(_) => false,
+    };
+    for (k, v) in m {
+        if zero(v) {
+            continue;
+        }
+        if k == "type" {
+            if v != "object" {
+                return vec![Cause::invalid(
+                    format!("{path}.type"),
+                    crd_schema::go_value(v),
+                    "only \"object\" is allowed as the type at the root of the schema if the status subresource is enabled",
+                )];
+            }
+            continue;
+        }
+        if !ROOT_FIELDS_WITH_STATUS.iter().any(|(j, _)| j == k) {
+            let names: Vec<&str> = ROOT_FIELDS_WITH_STATUS.iter().map(|(_, g)| *g).collect();
+            return vec![Cause::invalid(
+                path,
+                q(&format!("{k}: {v}")),
+                format!(
+                    "only [{}] fields are allowed at the root of the schema if the status subresource is enabled",
+                    names.join(" ")
+                ),
+            )];
+        }
+    }
+    vec![]
 }
 
 /// `validateSimpleJSONPath`: `.a.b` without brackets.
@@ -832,6 +957,12 @@ fn build(crds: &[Value]) -> Inner {
             if columns.is_empty() {
                 columns.push(json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}));
             }
+            let deprecation = (v.get("deprecated") == Some(&json!(true))).then(|| {
+                match v.get("deprecationWarning").and_then(Value::as_str) {
+                    Some(w) => w.to_string(),
+                    None => default_deprecation_warning(version, group, r.kind, &versions),
+                }
+            });
             inner.served.insert(
                 (group.into(), version.into(), r.plural.into()),
                 Arc::new(Served {
@@ -846,6 +977,7 @@ fn build(crds: &[Value]) -> Inner {
                     status,
                     scale,
                     columns,
+                    deprecation,
                 }),
             );
             served_versions.push(version.to_string());
@@ -861,6 +993,30 @@ fn build(crds: &[Value]) -> Inner {
         v.sort_by(|a, b| kube_version_order(a, b));
     }
     inner
+}
+
+/// `defaultDeprecationWarning`: `G/V Kind is deprecated`, and the most preferred served version
+/// newer than it that is not deprecated.
+fn default_deprecation_warning(
+    version: &str,
+    group: &str,
+    kind: &str,
+    versions: &[Value],
+) -> String {
+    let mut msg = format!("{group}/{version} {kind} is deprecated");
+    let mut newer: Vec<&str> = versions
+        .iter()
+        .filter(|v| {
+            v.get("served") == Some(&json!(true)) && v.get("deprecated") != Some(&json!(true))
+        })
+        .map(|v| s(v, "/name"))
+        .filter(|n| kube_version_order(n, version) == std::cmp::Ordering::Less)
+        .collect();
+    newer.sort_by(|a, b| kube_version_order(a, b));
+    if let Some(n) = newer.first() {
+        msg.push_str(&format!("; use {group}/{n} {kind}"));
+    }
+    msg
 }
 
 /// Reloads the served custom resources from the stored CRDs, writing the CRDs' status where
@@ -923,6 +1079,11 @@ pub async fn watch_crds(objects: Objects, stop: impl std::future::Future<Output 
                 }
             }
         }
+        // the watch ended (compaction, a lost connection): watch again after a pause
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+        }
     }
 }
 
@@ -974,7 +1135,8 @@ pub fn admit_body(sv: &Served, obj: &mut Value, strict: bool) -> ApiResult<()> {
             sv.r.kind
         )));
     }
-    let pruned = crd_schema::prune(obj, &sv.schema);
+    let mut pruned = coerce_metadata(sv, obj)?;
+    pruned.extend(crd_schema::prune(obj, &sv.schema));
     if !pruned.is_empty() {
         if strict {
             return Err(ApiError::bad_request(format!(
@@ -1014,23 +1176,61 @@ pub fn check_field_selector(sv: &Served, selector: Option<&str>) -> ApiResult<()
     Ok(())
 }
 
+/// `objectmeta.Coerce`: `metadata` must decode as ObjectMeta (a type error is a 400); fields
+/// ObjectMeta does not have are dropped (returned as pruned paths).
+fn coerce_metadata(sv: &Served, obj: &mut Value) -> ApiResult<Vec<String>> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let Some(md) = obj.get_mut("metadata") else {
+        return Ok(vec![]);
+    };
+    let typed: ObjectMeta = serde_json::from_value(md.clone()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: metadata: {e}",
+            sv.r.kind, sv.r.version, sv.r.kind
+        ))
+    })?;
+    let round = serde_json::to_value(typed).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut pruned = vec![];
+    if let (Some(m), Some(r)) = (md.as_object_mut(), round.as_object()) {
+        let keys: Vec<String> = m.keys().cloned().collect();
+        for k in keys {
+            if !r.contains_key(&k) && !m.get(&k).is_some_and(Value::is_null) {
+                pruned.push(format!("metadata.{k}"));
+                m.remove(&k);
+            }
+        }
+    }
+    Ok(pruned)
+}
+
 /// Schema validation of a custom resource (`customResourceStrategy.Validate`).
 pub fn validate_cr(sv: &Served, obj: &Value) -> Vec<Cause> {
     crd_schema::validate(obj, &sv.schema)
 }
 
-/// The object as stored: in the storage version (conversion `None`).
+/// The object as stored: converted to the storage version (conversion `None`: `apiVersion`
+/// changes) and coerced with its schema (`schemaCoercingConverter`: pruned, nulls without
+/// default dropped; no defaulting).
 pub fn to_storage(sv: &Served, obj: &Value) -> Value {
     let mut o = obj.clone();
+    if sv.r.api_version() != sv.storage_api_version {
+        crd_schema::prune(&mut o, &sv.storage_schema);
+        crd_schema::drop_null_without_default(&mut o, &sv.storage_schema);
+    }
     o["apiVersion"] = json!(sv.storage_api_version);
     o
 }
 
 /// A stored object as served in `sv`'s version: pruned and defaulted with the storage schema,
-/// then converted (`apiVersion` rewritten).
+/// then converted (`apiVersion` rewritten, pruned with the served version's schema).
 pub fn present(sv: &Served, mut obj: Value) -> Value {
     crd_schema::prune(&mut obj, &sv.storage_schema);
     crd_schema::default(&mut obj, &sv.storage_schema);
+    if sv.r.api_version() != sv.storage_api_version {
+        // the converter coerces with the target version's schema
+        crd_schema::prune(&mut obj, &sv.schema);
+        crd_schema::drop_null_without_default(&mut obj, &sv.schema);
+    }
     obj["apiVersion"] = json!(sv.r.api_version());
     obj
 }
@@ -1247,13 +1447,34 @@ fn cell(ty: &str, v: &Value) -> Value {
 
 /// The Table of custom resources (`tableconvertor.New`): `Name`, then the printer columns.
 pub fn table(sv: &Served, items: &[Value], resource_version: u64) -> Value {
+    table_with(&sv.columns, items, resource_version)
+}
+
+/// The Table of a custom resource's `scale` subresource (`getScaleColumnsForVersion`: Desired,
+/// Available, Age, at fixed paths of the Scale).
+pub fn scale_table(sv: &Served, scale: &Value) -> Value {
+    let mut cols = vec![];
+    if let Some((spec, status, _)) = &sv.scale {
+        if !spec.is_empty() {
+            cols.push(json!({"name": "Desired", "type": "integer", "description": "Number of desired replicas", "jsonPath": ".spec.replicas"}));
+        }
+        if !status.is_empty() {
+            cols.push(json!({"name": "Available", "type": "integer", "description": "Number of actual replicas", "jsonPath": ".status.replicas"}));
+        }
+    }
+    cols.push(json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}));
+    let rv = s(scale, "/metadata/resourceVersion").parse().unwrap_or(0);
+    table_with(&cols, std::slice::from_ref(scale), rv)
+}
+
+fn table_with(columns: &[Value], items: &[Value], resource_version: u64) -> Value {
     let mut defs = vec![json!({
         "name": "Name", "type": "string", "format": "name",
         "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
         "priority": 0,
     })];
     let mut paths = vec![];
-    for c in &sv.columns {
+    for c in columns {
         defs.push(json!({
             "name": s(c, "/name"),
             "type": s(c, "/type"),
@@ -1490,6 +1711,34 @@ mod tests {
                 "spec.versions: Invalid value: [1]: must have exactly one version marked as storage version",
             ]
         );
+        // with the status subresource, the root carries no value validations
+        let mut st = c.clone();
+        st["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["anyOf"] =
+            json!([{"required": ["spec"]}, {"required": ["status"]}]);
+        let t: Vec<String> = validate_crd(&st, None).iter().map(Cause::text).collect();
+        assert_eq!(t.len(), 1, "{t:?}");
+        assert!(
+            t[0].starts_with("spec.versions[0].schema.openAPIV3Schema: Invalid value: \"anyOf: "),
+            "{t:?}"
+        );
+        assert!(
+            t[0].ends_with(
+                "fields are allowed at the root of the schema if the status subresource is enabled"
+            ),
+            "{t:?}"
+        );
+        st["spec"]["versions"][0]["subresources"] = json!({});
+        assert!(validate_crd(&st, None).is_empty());
+        // a stored version cannot go
+        let mut old = c.clone();
+        old["status"] = json!({"storedVersions": ["v1alpha1"]});
+        let mut renamed = c.clone();
+        renamed["spec"]["versions"][0]["name"] = json!("v1");
+        let t: Vec<String> = validate_crd(&renamed, Some(&old))
+            .iter()
+            .map(Cause::text)
+            .collect();
+        assert_eq!(t, vec!["status.storedVersions[0]: Invalid value: \"v1alpha1\": missing from spec.versions; v1alpha1 was previously a storage version, and must remain in spec.versions until a storage migration ensures no data remains persisted in v1alpha1 and removes v1alpha1 from status.storedVersions"]);
         let mut g = c.clone();
         g["spec"]["group"] = json!("nodot");
         g["metadata"]["name"] = json!("clusterpullsecrets.nodot");
@@ -1544,6 +1793,39 @@ mod tests {
             a
         }]);
         assert!(std::ptr::eq(again.served.values().next().unwrap().r, sv.r));
+    }
+
+    // customresource_handler_test.go `TestDefaultDeprecationWarning`
+    #[test]
+    fn deprecation_warnings() {
+        let v = |name: &str, served: bool, deprecated: bool| json!({"name": name, "served": served, "deprecated": deprecated});
+        let w = |dep: &str, vs: Vec<Value>| {
+            default_deprecation_warning(dep, "example.com", "Widget", &vs)
+        };
+        assert_eq!(
+            w("v1", vec![v("v1", true, true)]),
+            "example.com/v1 Widget is deprecated"
+        );
+        assert_eq!(
+            w("v1", vec![v("v1", true, true), v("v2", true, false)]),
+            "example.com/v1 Widget is deprecated; use example.com/v2 Widget"
+        );
+        assert_eq!(
+            w("v2", vec![v("v1", true, false), v("v2", true, true)]),
+            "example.com/v2 Widget is deprecated"
+        );
+        assert_eq!(
+            w(
+                "v1beta1",
+                vec![
+                    v("v1beta1", true, true),
+                    v("v1", true, false),
+                    v("v2", false, false),
+                    v("v1beta2", true, false)
+                ]
+            ),
+            "example.com/v1beta1 Widget is deprecated; use example.com/v1 Widget"
+        );
     }
 
     #[test]

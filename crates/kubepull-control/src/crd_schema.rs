@@ -93,6 +93,8 @@ pub fn validate_structural(schema: &Value, path: &str) -> Vec<Cause> {
     }
     structural(schema, Level::Root, path, &mut out);
     completeness(schema, path, &mut out);
+    // ValidateStructuralWithOptions sorts the errors by their text
+    out.sort_by_key(Cause::text);
     out
 }
 
@@ -139,15 +141,84 @@ fn structural(s: &Value, lvl: Level, path: &str, out: &mut Vec<Cause>) {
             ));
         }
     }
+    // x-kubernetes-list-type and x-kubernetes-map-type (ValidateCustomResourceDefinitionOpenAPISchema)
+    if let Some(mt) = m.get("x-kubernetes-map-type") {
+        if t != "object" {
+            out.push(if t.is_empty() {
+                Cause::required(
+                    child(path, "type"),
+                    "must be object if x-kubernetes-map-type is specified",
+                )
+            } else {
+                Cause::invalid(
+                    child(path, "type"),
+                    go_value(&Value::String(t.into())),
+                    "must be object if x-kubernetes-map-type is specified",
+                )
+            });
+        }
+        if !matches!(mt.as_str(), Some("atomic" | "granular")) {
+            out.push(Cause::not_supported(
+                child(path, "x-kubernetes-map-type"),
+                go_value(mt),
+                &["atomic", "granular"],
+            ));
+        }
+    }
+    let list_keys = m
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+        .is_some_and(|k| !k.is_empty());
+    if let Some(lt) = m.get("x-kubernetes-list-type") {
+        if t != "array" {
+            out.push(if t.is_empty() {
+                Cause::required(
+                    child(path, "type"),
+                    "must be array if x-kubernetes-list-type is specified",
+                )
+            } else {
+                Cause::invalid(
+                    child(path, "type"),
+                    go_value(&Value::String(t.into())),
+                    "must be array if x-kubernetes-list-type is specified",
+                )
+            });
+        }
+        if !matches!(lt.as_str(), Some("atomic" | "set" | "map")) {
+            out.push(Cause::not_supported(
+                child(path, "x-kubernetes-list-type"),
+                go_value(lt),
+                &["atomic", "set", "map"],
+            ));
+        } else if lt == "map" && !list_keys {
+            out.push(Cause::required(
+                child(path, "x-kubernetes-list-map-keys"),
+                "must not be empty if x-kubernetes-list-type is map",
+            ));
+        }
+        if list_keys && lt != "map" {
+            out.push(Cause::invalid(
+                child(path, "x-kubernetes-list-type"),
+                go_value(lt),
+                "must be map if x-kubernetes-list-map-keys is non-empty",
+            ));
+        }
+    } else if list_keys {
+        out.push(Cause::required(
+            child(path, "x-kubernetes-list-type"),
+            "must be map if x-kubernetes-list-map-keys is non-empty",
+        ));
+    }
     if m.get("items").is_some_and(Value::is_array) {
         out.push(Cause::forbidden(
             child(path, "items"),
             "items must be a schema object and not an array",
         ));
     }
-    if props(s).is_some()
+    // only `additionalProperties: true` may go with properties
+    if props(s).is_some_and(|p| !p.is_empty())
         && m.get("additionalProperties")
-            .is_some_and(|a| a != &Value::Bool(false))
+            .is_some_and(|a| a != &Value::Bool(true))
     {
         out.push(Cause::forbidden(
             child(path, "additionalProperties"),
@@ -232,11 +303,18 @@ fn structural(s: &Value, lvl: Level, path: &str, out: &mut Vec<Cause>) {
             if lvl == Level::Root {
                 // only name and generateName may be restricted (validateStructuralMetadataInvariants)
                 let allowed = md.as_object().is_some_and(|mm| {
+                    // what remains after name/generateName, type and default are cleared must
+                    // be value validations only
                     mm.iter().all(|(k, v)| match k.as_str() {
-                        "type" => v == "object",
+                        "type" | "default" => true,
                         "properties" => v.as_object().is_some_and(|pp| {
                             pp.keys().all(|n| n == "name" || n == "generateName")
                         }),
+                        "format" | "maximum" | "exclusiveMaximum" | "minimum"
+                        | "exclusiveMinimum" | "maxLength" | "minLength" | "pattern"
+                        | "maxItems" | "minItems" | "uniqueItems" | "multipleOf" | "enum"
+                        | "maxProperties" | "minProperties" | "required" | "allOf" | "oneOf"
+                        | "anyOf" | "not" => true,
                         _ => false,
                     })
                 });
@@ -417,17 +495,14 @@ fn completeness(s: &Value, path: &str, out: &mut Vec<Cause>) {
                         &key(&child(vpath, "properties"), k),
                         out,
                     ),
-                    None => {
-                        if !preserve(s) && additional(s).is_none() {
-                            out.push(Cause::required(
-                                key(&child(spath, "properties"), k),
-                                format!(
-                                    "because it is defined in {}",
-                                    key(&child(vpath, "properties"), k)
-                                ),
-                            ))
-                        }
-                    }
+                    // AllowValidationPropertiesWithAdditionalProperties is false for CRDs
+                    None => out.push(Cause::required(
+                        key(&child(spath, "properties"), k),
+                        format!(
+                            "because it is defined in {}",
+                            key(&child(vpath, "properties"), k)
+                        ),
+                    )),
                 }
             }
         }
@@ -469,17 +544,8 @@ fn completeness(s: &Value, path: &str, out: &mut Vec<Cause>) {
     if let Some(n) = s.get("not") {
         check(n, s, path, &child(path, "not"), out);
     }
-    if let Some(p) = props(s) {
-        for (k, sub) in p {
-            completeness(sub, &key(&child(path, "properties"), k), out);
-        }
-    }
-    if let Some(a) = additional(s) {
-        completeness(a, &child(path, "additionalProperties"), out);
-    }
-    if let Some(i) = s.get("items").filter(|i| i.is_object()) {
-        completeness(i, &child(path, "items"), out);
-    }
+    // upstream checks the value validations of the root only (`validateStructuralCompleteness`
+    // is called once, from `ValidateStructuralWithOptions`)
 }
 
 /// Deletes the fields the schema does not specify (`pruning.PruneWithOptions`); returns the
@@ -518,10 +584,8 @@ fn prune_impl(x: &mut Value, s: Option<&Value>, root: bool, path: &str, out: &mu
                     if let Some(v) = m.get_mut(&k) {
                         prune_impl(v, Some(prop), false, &p, out);
                     }
-                } else if s
-                    .get("additionalProperties")
-                    .is_some_and(|a| a != &Value::Bool(false))
-                {
+                } else if s.get("additionalProperties").is_some() {
+                    // a boolean keeps the key and prunes the value as unspecified
                     let a = additional(s);
                     if let Some(v) = m.get_mut(&k) {
                         prune_impl(v, a, false, &p, out);
@@ -554,8 +618,8 @@ fn skip_prune(x: &mut Value, s: &Value, root: bool, path: &str, out: &mut Vec<St
                 let p = child(path, k);
                 if let Some(prop) = props(s).and_then(|p| p.get(k)) {
                     prune_impl(v, Some(prop), false, &p, out);
-                } else if let Some(a) = additional(s) {
-                    prune_impl(v, Some(a), false, &p, out);
+                } else if s.get("additionalProperties").is_some() {
+                    prune_impl(v, additional(s), false, &p, out);
                 }
             }
         }
@@ -626,8 +690,15 @@ pub fn default(x: &mut Value, s: &Value) {
                 }
             }
             for (k, v) in m.iter_mut() {
-                if let Some(prop) = sub_schema(s, k) {
+                if let Some(prop) = props(s).and_then(|p| p.get(k)) {
                     default(v, prop);
+                } else if let Some(a) = additional(s) {
+                    if v.is_null() && !flag(a, "nullable") {
+                        if let Some(d) = a.get("default") {
+                            *v = d.clone();
+                        }
+                    }
+                    default(v, a);
                 }
             }
         }
@@ -644,6 +715,60 @@ pub fn default(x: &mut Value, s: &Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// A schema `pattern`, compiled once (schemas are few; the cache is emptied past 1024).
+fn compiled(p: &str) -> Option<regex::Regex> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let mut c = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = c.get(p) {
+        return r.clone();
+    }
+    if c.len() >= 1024 {
+        c.clear();
+    }
+    let r = regex::Regex::new(p).ok();
+    c.insert(p.to_string(), r.clone());
+    r
+}
+
+/// Whether a string fails one of the formats checked here (kube-openapi `strfmt.Default`, of
+/// those `StripUnsupportedFormatsPostProcessor` keeps: `date-time`, `date`, `byte`, `uuid`,
+/// `ipv4`, `ipv6`, `cidr`); other formats are not checked.
+fn format_fails(format: &str, s: &str) -> bool {
+    use base64::Engine as _;
+    match format {
+        "date-time" | "datetime" => s.parse::<jiff::Timestamp>().is_err(),
+        "date" => s.parse::<jiff::civil::Date>().is_err() || s.len() != 10,
+        "byte" => base64::engine::general_purpose::STANDARD.decode(s).is_err(),
+        "uuid" => {
+            let b = s.as_bytes();
+            !(b.len() == 36
+                && b.iter().enumerate().all(|(i, c)| {
+                    if matches!(i, 8 | 13 | 18 | 23) {
+                        *c == b'-'
+                    } else {
+                        c.is_ascii_hexdigit()
+                    }
+                }))
+        }
+        "ipv4" => s.parse::<std::net::Ipv4Addr>().is_err(),
+        "ipv6" => s.parse::<std::net::Ipv6Addr>().is_err(),
+        "cidr" => match s.split_once('/') {
+            Some((ip, bits)) => match (ip.parse::<std::net::IpAddr>(), bits.parse::<u8>()) {
+                (Ok(std::net::IpAddr::V4(_)), Ok(b)) => b > 32,
+                (Ok(std::net::IpAddr::V6(_)), Ok(b)) => b > 128,
+                _ => true,
+            },
+            None => true,
+        },
+        _ => false,
     }
 }
 
@@ -685,6 +810,7 @@ fn fmt_num(f: f64) -> String {
 pub fn validate(obj: &Value, schema: &Value) -> Vec<Cause> {
     let mut out = vec![];
     validate_at(obj, schema, "", &mut out);
+    list_types(obj, schema, "", &mut out);
     // errors are deduplicated (field.ErrorList.ToAggregate)
     let mut seen = std::collections::HashSet::new();
     out.retain(|c| seen.insert(c.text()));
@@ -771,8 +897,17 @@ fn validate_at(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
                     ));
                 }
             }
+            if let Some(f) = s.get("format").and_then(Value::as_str) {
+                if format_fails(f, st) {
+                    out.push(Cause::type_invalid(
+                        field.clone(),
+                        go_value(v),
+                        format!("{name} in body must be of type {f}: {}", go_value(v)),
+                    ));
+                }
+            }
             if let Some(p) = s.get("pattern").and_then(Value::as_str) {
-                if let Ok(re) = regex::Regex::new(p) {
+                if let Some(re) = compiled(p) {
                     if !re.is_match(st) {
                         out.push(Cause::invalid(
                             field.clone(),
@@ -883,7 +1018,18 @@ fn validate_at(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
             }
             for (k, x) in m {
                 if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
-                    // ObjectMeta is validated as ObjectMeta; apiVersion and kind by the decoder
+                    // ObjectMeta is validated as ObjectMeta, apiVersion and kind by the decoder;
+                    // the schema may restrict metadata.name and metadata.generateName
+                    let md = props(s).and_then(|p| p.get("metadata"));
+                    if let (Some(md), Value::Object(xm)) = (md.filter(|_| k == "metadata"), x) {
+                        for f in ["name", "generateName"] {
+                            if let (Some(fs), Some(fv)) =
+                                (props(md).and_then(|p| p.get(f)), xm.get(f))
+                            {
+                                validate_at(fv, fs, &format!("metadata.{f}"), out);
+                            }
+                        }
+                    }
                     continue;
                 }
                 if let Some(prop) = props(s).and_then(|p| p.get(k)) {
@@ -949,6 +1095,77 @@ fn validate_at(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
                 format!("{quoted} must not validate the schema (not)"),
             ));
         }
+    }
+}
+
+/// `listtype.ValidateListSetsAndMaps`: items of an `x-kubernetes-list-type: set` list are
+/// unique, and so are the key tuples of a `map` list.
+fn list_types(x: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
+    match x {
+        Value::Array(a) => {
+            match s.get("x-kubernetes-list-type").and_then(Value::as_str) {
+                Some("set") => {
+                    for (i, v) in a.iter().enumerate() {
+                        if a[..i].iter().any(|w| json_eq(v, w)) {
+                            out.push(Cause::duplicate(format!("{path}[{i}]"), go_value(v)));
+                        }
+                    }
+                }
+                Some("map") => {
+                    let keys: Vec<&str> = s
+                        .get("x-kubernetes-list-map-keys")
+                        .and_then(Value::as_array)
+                        .map(|k| k.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    let tuple = |v: &Value| -> Vec<Value> {
+                        keys.iter()
+                            .map(|k| v.get(*k).cloned().unwrap_or(Value::Null))
+                            .collect()
+                    };
+                    for (i, v) in a.iter().enumerate() {
+                        let t = tuple(v);
+                        if a[..i]
+                            .iter()
+                            .any(|w| tuple(w).iter().zip(&t).all(|(p, q)| json_eq(p, q)))
+                        {
+                            let shown: Vec<String> = keys
+                                .iter()
+                                .zip(&t)
+                                .filter(|(_, v)| !v.is_null())
+                                .map(|(k, v)| format!("\"{k}\":{}", go_interface(v)))
+                                .collect();
+                            out.push(Cause::duplicate(
+                                format!("{path}[{i}]"),
+                                format!("map[string]interface {{}}{{{}}}", shown.join(", ")),
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if let Some(items) = s.get("items").filter(|i| i.is_object()) {
+                for (i, v) in a.iter().enumerate() {
+                    list_types(v, items, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        Value::Object(m) => {
+            for (k, v) in m {
+                if let Some(sub) = sub_schema(s, k) {
+                    list_types(v, sub, &child(path, k), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A value inside a Go `%#v` of `map[string]interface{}`.
+fn go_interface(v: &Value) -> String {
+    match v {
+        Value::Number(n) if n.is_f64() => format!("{}", n.as_f64().unwrap_or(0.0)),
+        Value::Number(n) => format!("{n}"),
+        other => go_value(other),
     }
 }
 
@@ -1033,8 +1250,8 @@ mod tests {
         assert_eq!(
             texts(&validate_structural(&json!({"properties": {"spec": {}}}), p)),
             vec![
-                format!("{p}.type: Required value: must not be empty at the root"),
                 format!("{p}.properties[spec].type: Required value: must not be empty for specified object fields"),
+                format!("{p}.type: Required value: must not be empty at the root"),
             ]
         );
         assert_eq!(
@@ -1043,10 +1260,10 @@ mod tests {
                 p
             )),
             vec![
-                format!("{p}.type: Invalid value: \"array\": must be object at the root"),
                 format!(
                     "{p}.items.type: Required value: must not be empty for specified array items"
                 ),
+                format!("{p}.type: Invalid value: \"array\": must be object at the root"),
             ]
         );
         assert_eq!(
@@ -1059,6 +1276,10 @@ mod tests {
             )]
         );
         let both = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "string"}}}});
+        let with_true = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": true}}});
+        assert!(validate_structural(&with_true, p).is_empty());
+        let with_false = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": false}}});
+        assert_eq!(texts(&validate_structural(&with_false, p)).len(), 1);
         assert!(texts(&validate_structural(&both, p)).contains(&format!(
             "{p}.properties[spec].additionalProperties: Forbidden: additionalProperties and properties are mutual exclusive"
         )));
@@ -1073,7 +1294,19 @@ mod tests {
             )),
             "{t:?}"
         );
-        assert!(t.contains(&format!("{p}.properties[spec].properties[b]: Required value: because it is defined in {p}.properties[spec].anyOf[0].properties[b]")), "{t:?}");
+        assert_eq!(t.len(), 1, "{t:?}");
+        // TestValidateStructuralCompleteness: what the root's value validations name must be
+        // specified (also with additionalProperties, which CRDs do not accept instead)
+        let root = json!({"type": "object", "properties": {"a": {"type": "string"}},
+            "allOf": [{"properties": {"a": {"minLength": 2}, "b": {"minLength": 1}}}],
+            "anyOf": [{"properties": {"a": {"items": {"minLength": 1}}}}]});
+        assert_eq!(
+            texts(&validate_structural(&root, p)),
+            vec![
+                format!("{p}.properties[a].items: Required value: because it is defined in {p}.anyOf[0].properties[a].items"),
+                format!("{p}.properties[b]: Required value: because it is defined in {p}.allOf[0].properties[b]"),
+            ]
+        );
         // int-or-string and preserve-unknown-fields need no type
         assert!(validate_structural(
             &json!({"type": "object", "properties": {"port": {"x-kubernetes-int-or-string": true}, "x": {"x-kubernetes-preserve-unknown-fields": true}}}),
@@ -1096,6 +1329,35 @@ mod tests {
             p
         )
         .is_empty());
+        // TestValidateStructuralMetadataInvariants: value validations pass, generics do not
+        assert!(validate_structural(
+            &json!({"type": "object", "properties": {"metadata": {"type": "object", "minProperties": 1, "properties": {"name": {"type": "string"}, "generateName": {"type": "string"}}}}}),
+            p
+        )
+        .is_empty());
+        assert_eq!(
+            validate_structural(
+                &json!({"type": "object", "properties": {"metadata": {"type": "object", "description": "d"}}}),
+                p
+            )
+            .len(),
+            1
+        );
+        let t = texts(&validate_structural(
+            &json!({"type": "object", "properties": {
+                "l": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "map"},
+                "m": {"type": "string", "x-kubernetes-map-type": "granular"},
+                "n": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "bag"}}}),
+            p,
+        ));
+        assert_eq!(
+            t,
+            vec![
+                format!("{p}.properties[l].x-kubernetes-list-map-keys: Required value: must not be empty if x-kubernetes-list-type is map"),
+                format!("{p}.properties[m].type: Invalid value: \"string\": must be object if x-kubernetes-map-type is specified"),
+                format!("{p}.properties[n].x-kubernetes-list-type: Unsupported value: \"bag\": supported values: \"atomic\", \"set\", \"map\""),
+            ]
+        );
         let t = texts(&validate_structural(
             &json!({"type": "object", "properties": {"a": {"type": "array"}}}),
             p,
@@ -1171,6 +1433,110 @@ mod tests {
         )
         .is_empty());
         assert_eq!(o["status"]["x"], 1);
+    }
+
+    // pkg/apiserver/schema/pruning/algorithm_test.go `TestPrune`, the cases without a resource
+    // root (schemas as JSON: `{}` is an empty Structural)
+    #[test]
+    fn upstream_prune_cases() {
+        let case = |json: &str, schema: Value, want: &str, mut want_pruned: Vec<&str>| {
+            let mut x: Value = serde_json::from_str(json).unwrap();
+            let mut pruned = vec![];
+            prune_impl(&mut x, Some(&schema), false, "", &mut pruned);
+            assert_eq!(x, serde_json::from_str::<Value>(want).unwrap(), "{json}");
+            pruned.sort();
+            want_pruned.sort();
+            assert_eq!(pruned, want_pruned, "{json}");
+        };
+        case("4", json!({}), "4", vec![]);
+        case("[1,2]", json!({"items": {}}), "[1,2]", vec![]);
+        case(
+            r#"[{"a":1},{"b":1},{"a":1,"b":2,"c":3}]"#,
+            json!({"items": {"properties": {"a": {}, "c": {}}}}),
+            r#"[{"a":1},{},{"a":1,"c":3}]"#,
+            vec!["[1].b", "[2].b"],
+        );
+        let mut x: Value =
+            serde_json::from_str(r#"[{"a":1},{"b":1},{"a":1,"b":2,"c":3}]"#).unwrap();
+        let mut pruned = vec![];
+        prune_impl(&mut x, None, false, "", &mut pruned);
+        assert_eq!(x, json!([{}, {}, {}]));
+        assert_eq!(pruned, vec!["[0].a", "[1].b", "[2].a", "[2].b", "[2].c"]);
+        case(
+            r#"{"array":[{"a":1},{"b":1},{"a":1,"b":2,"c":3}],"unspecified":{"a":1},"specified":{"a":1,"b":2,"c":3}}"#,
+            json!({"properties": {"array": {"items": {"properties": {"a": {}, "c": {}}}}, "specified": {"properties": {"a": {}, "c": {}}}}}),
+            r#"{"array":[{"a":1},{},{"a":1,"c":3}],"specified":{"a":1,"c":3}}"#,
+            vec!["array[1].b", "array[2].b", "specified.b", "unspecified"],
+        );
+        case(
+            r#"{"a":1,"b":1,"c":{"a":1,"b":2,"c":{"a":1}}}"#,
+            json!({"properties": {"a": {}, "c": {"additionalProperties": {"type": "integer"}}}}),
+            r#"{"a":1,"c":{"a":1,"b":2,"c":{}}}"#,
+            vec!["b", "c.c.a"],
+        );
+        case(
+            r#"{"a":1,"b":1,"c":{"a":1,"b":2,"c":{"a":1, "apiVersion": "unknown"}}}"#,
+            json!({"properties": {"a": {}, "c": {"additionalProperties": false}}}),
+            r#"{"a":1,"c":{"a":1,"b":2,"c":{}}}"#,
+            vec!["b", "c.c.a", "c.c.apiVersion"],
+        );
+    }
+
+    // pkg/apiserver/schema/defaulting/algorithm_test.go `TestDefault`
+    #[test]
+    fn upstream_default_cases() {
+        let case = |json: &str, schema: Value, want: &str| {
+            let mut x: Value = serde_json::from_str(json).unwrap();
+            default(&mut x, &schema);
+            assert_eq!(x, serde_json::from_str::<Value>(want).unwrap(), "{json}");
+        };
+        case("4", json!({"default": "foo"}), "4");
+        case("[1,2]", json!({"items": {"default": "foo"}}), "[1,2]");
+        case(
+            r#"[{"a":1},{"b":1},{"c":1}]"#,
+            json!({"items": {"properties": {"a": {"default": "A"}, "b": {"default": "B"}, "c": {"default": "C"}}}}),
+            r#"[{"a":1,"b":"B","c":"C"},{"a":"A","b":1,"c":"C"},{"a":"A","b":"B","c":1}]"#,
+        );
+        case(
+            r#"{"array":[{"a":1},{"b":2}],"object":{"a":1},"additionalProperties":{"x":{"a":1},"y":{"b":2}}}"#,
+            json!({"properties": {
+                "array": {"items": {"properties": {"a": {"default": "A"}, "b": {"default": "B"}}}},
+                "object": {"properties": {"a": {"default": "N"}, "b": {"default": "O"}}},
+                "additionalProperties": {"additionalProperties": {"properties": {"a": {"default": "alpha"}, "b": {"default": "beta"}}}},
+                "foo": {"default": "bar"}}}),
+            r#"{"array":[{"a":1,"b":"B"},{"a":"A","b":2}],"object":{"a":1,"b":"O"},"additionalProperties":{"x":{"a":1,"b":"beta"},"y":{"a":"alpha","b":2}},"foo":"bar"}"#,
+        );
+        case(
+            r#"[{},{"a":1},{"a":0},{"a":0.0},{"a":""},{"a":null},{"a":[]},{"a":{}}]"#,
+            json!({"items": {"properties": {"a": {"default": "A"}}}}),
+            r#"[{"a":"A"},{"a":1},{"a":0},{"a":0.0},{"a":""},{"a":"A"},{"a":[]},{"a":{}}]"#,
+        );
+        case(
+            "[null]",
+            json!({"nullable": true, "items": {"nullable": true, "properties": {"a": {"default": "A"}}}}),
+            "[null]",
+        );
+        case("[null]", json!({"items": {"default": "A"}}), r#"["A"]"#);
+        case(
+            r#"{"a": null}"#,
+            json!({"properties": {"a": {"nullable": true, "default": "A"}}}),
+            r#"{"a": null}"#,
+        );
+        case(
+            r#"{"a": null}"#,
+            json!({"properties": {"a": {"default": "A"}}}),
+            r#"{"a": "A"}"#,
+        );
+        case(
+            r#"{"a": null}"#,
+            json!({"additionalProperties": {"nullable": true, "default": "A"}}),
+            r#"{"a": null}"#,
+        );
+        case(
+            r#"{"a": null}"#,
+            json!({"additionalProperties": {"default": "A"}}),
+            r#"{"a": "A"}"#,
+        );
     }
 
     // cases after pkg/apiserver/schema/defaulting/algorithm_test.go
@@ -1253,6 +1619,64 @@ mod tests {
                 "spec.upstream: Invalid value: \"a\": spec.upstream in body should be at least 2 chars long",
                 "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
             ]
+        );
+    }
+
+    // listtype/validation_test.go: duplicates in sets and maps
+    #[test]
+    fn list_sets_and_maps() {
+        let s = json!({"type": "object", "properties": {
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}}}});
+        assert!(validate(&json!({"tags": ["a", "b"], "ports": [{"name": "a", "port": 1}, {"name": "b", "port": 1}]}), &s).is_empty());
+        assert_eq!(
+            texts(&validate(
+                &json!({"tags": ["a", "b", "a"], "ports": [{"name": "a", "port": 1}, {"name": "a", "port": 2}]}),
+                &s
+            )),
+            vec![
+                "tags[2]: Duplicate value: \"a\"",
+                "ports[1]: Duplicate value: map[string]interface {}{\"name\":\"a\"}",
+            ]
+        );
+    }
+
+    #[test]
+    fn formats() {
+        let s = json!({"type": "object", "properties": {
+            "at": {"type": "string", "format": "date-time"}, "day": {"type": "string", "format": "date"},
+            "id": {"type": "string", "format": "uuid"}, "ip": {"type": "string", "format": "ipv4"},
+            "net": {"type": "string", "format": "cidr"}, "b": {"type": "string", "format": "byte"},
+            "free": {"type": "string", "format": "something-else"}}});
+        assert!(validate(&json!({"at": "2026-01-02T03:04:05Z", "day": "2026-01-02", "id": "123e4567-e89b-12d3-a456-426614174000",
+            "ip": "10.0.0.1", "net": "10.0.0.0/8", "b": "aGk=", "free": "x"}), &s).is_empty());
+        assert_eq!(
+            texts(&validate(&json!({"at": "yesterday", "ip": "10.0.0.300", "net": "10.0.0.0/40", "b": "!!"}), &s)),
+            vec![
+                "at: Invalid value: \"yesterday\": at in body must be of type date-time: \"yesterday\"",
+                "ip: Invalid value: \"10.0.0.300\": ip in body must be of type ipv4: \"10.0.0.300\"",
+                "net: Invalid value: \"10.0.0.0/40\": net in body must be of type cidr: \"10.0.0.0/40\"",
+                "b: Invalid value: \"!!\": b in body must be of type byte: \"!!\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn metadata_name_restrictions_apply() {
+        let s = json!({"type": "object", "properties": {"metadata": {"type": "object", "properties": {
+            "name": {"type": "string", "maxLength": 5}}}}});
+        assert!(validate(
+            &json!({"metadata": {"name": "short", "labels": {"a": "b"}}}),
+            &s
+        )
+        .is_empty());
+        assert_eq!(
+            texts(&validate(
+                &json!({"metadata": {"name": "much-too-long"}}),
+                &s
+            )),
+            vec!["metadata.name: Too long: may not be more than 5 bytes"]
         );
     }
 

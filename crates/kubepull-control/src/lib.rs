@@ -12,6 +12,8 @@
 //!   graceful pod deletion.
 //! - [`webhooks`]: admission webhooks (Mutating/ValidatingWebhookConfiguration), called over
 //!   HTTPS from the create, update and delete paths of [`objects`].
+//! - [`crd`], [`crd_schema`]: CustomResourceDefinitions and the custom resources they define
+//!   (structural schemas, pruning, defaulting, validation, `status`/`scale`, printer columns).
 //! - [`auth`], [`authapi`]: ServiceAccount tokens, TokenRequest, TokenReview, the self and
 //!   subject reviews.
 //! - [`controllers`]: Deployment → ReplicaSet → Pods, scheduler, garbage collector, namespace

@@ -638,7 +638,7 @@ impl Objects {
         md.remove("resourceVersion");
         md.remove("deletionTimestamp");
         md.remove("managedFields");
-        if matches!(r.kind, "Deployment" | "ReplicaSet") || cr.is_some() {
+        if matches!(r.kind, "Deployment" | "ReplicaSet") || cr.is_some() || crate::crd::is_crd(r) {
             md.insert("generation".into(), json!(1));
         }
         // admission: the namespace must exist and not be terminating
@@ -659,6 +659,7 @@ impl Objects {
         admission::default_object(r, &mut obj);
         if crate::crd::is_crd(r) {
             crate::crd::default_crd(&mut obj);
+            crate::crd::warn_unsupported(&obj);
             if let Some(o) = obj.as_object_mut() {
                 o.remove("status");
             }
@@ -739,6 +740,10 @@ impl Objects {
         if crate::crd::is_crd(r) {
             crate::crd::sync(self).await?;
             return self.get(r, "", &name).await;
+        }
+        if let Some(sv) = &cr {
+            // answered as read back: from the storage version into the requested one
+            obj = crate::crd::present(sv, crate::crd::to_storage(sv, &obj));
         }
         if r.kind == "Namespace" {
             // every namespace gets its default ServiceAccount (serviceaccounts-controller)
@@ -1046,7 +1051,10 @@ impl Objects {
                         }
                     }
                 }
-                if matches!(r.kind, "Deployment" | "ReplicaSet") || cr.is_some() {
+                if matches!(r.kind, "Deployment" | "ReplicaSet")
+                    || cr.is_some()
+                    || crate::crd::is_crd(r)
+                {
                     let g = old
                         .pointer("/metadata/generation")
                         .and_then(Value::as_i64)
@@ -1061,6 +1069,7 @@ impl Objects {
                 admission::default_object(r, &mut obj);
                 if crate::crd::is_crd(r) {
                     crate::crd::default_crd(&mut obj);
+                    crate::crd::warn_unsupported(&obj);
                 }
                 obj
             }
@@ -1169,7 +1178,10 @@ impl Objects {
             crate::crd::sync(self).await?;
             return self.get(r, "", name).await;
         }
-        Ok(self.present(r, new))
+        Ok(match &cr {
+            Some(sv) => crate::crd::present(sv, crate::crd::to_storage(sv, &new)),
+            None => new,
+        })
     }
 
     /// Applies a patch, retrying on write conflicts (the patch is re-applied to the latest
@@ -1312,7 +1324,7 @@ impl Objects {
                         Err(e) => return Err(store_err(r, name, e)),
                     }
                 }
-                return Ok(obj);
+                return Ok(self.present(r, obj));
             }
             obj["metadata"]["deletionTimestamp"] = json!(now());
             if graceful_pod {
@@ -1336,7 +1348,7 @@ impl Objects {
             match self.store.update(&key, encode(&obj), kv.mod_revision).await {
                 Ok(rev) => {
                     obj["metadata"]["resourceVersion"] = json!(rev.to_string());
-                    return Ok(obj);
+                    return Ok(self.present(r, obj));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_err(r, name, e)),

@@ -899,6 +899,9 @@ async fn resource_request(
         return Err(ApiError::path_not_found());
     }
     let cr = state.objects.crds().served(r);
+    if let Some(w) = cr.as_ref().and_then(|sv| sv.deprecation.clone()) {
+        crate::warnings::add(w);
+    }
     if let (Some(sv), Some(sub)) = (&cr, t.sub.as_deref()) {
         if !sv.r.subresources.contains(&sub) {
             return Err(ApiError::path_not_found());
@@ -1038,7 +1041,14 @@ async fn resource_request(
         ("get", Some("scale")) if cr.is_some() => {
             let sv = cr.as_deref().expect("custom resource");
             let obj = state.objects.get(r, &ns, &name).await?;
-            Ok(json_resp(StatusCode::OK, &crate::crd::scale_of(sv, &obj)?))
+            let scale = crate::crd::scale_of(sv, &obj)?;
+            if table {
+                return Ok(json_resp(
+                    StatusCode::OK,
+                    &crate::crd::scale_table(sv, &scale),
+                ));
+            }
+            Ok(json_resp(StatusCode::OK, &scale))
         }
         ("update", Some("scale")) | ("patch", Some("scale")) if cr.is_some() => {
             let sv = cr.as_deref().expect("custom resource");

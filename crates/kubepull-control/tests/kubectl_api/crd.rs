@@ -60,6 +60,7 @@ spec:
   - name: v1beta1
     served: true
     storage: false
+    deprecated: true
     schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
   - name: v1
     served: true
@@ -170,6 +171,25 @@ async fn custom_resources_with_kubectl() {
         let header: Vec<&str> = out.lines().next().unwrap_or("").split_whitespace().collect();
         assert_eq!(header, vec!["NAME", "REGISTRY", "NAMESPACES", "AGE"], "{out}");
         assert!(out.lines().nth(1).unwrap_or("").starts_with("corp") && out.contains("registry2.corp.example"), "{out}");
+        // a changed CRD is served at once: a new printer column
+        let more = CLUSTER_PULL_SECRET_CRD.replace(
+            "    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}",
+            "    - {name: Mode, type: string, jsonPath: .spec.mode}\n    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}",
+        );
+        let more = more.replace(
+            "              mode: {type: string, enum: [Copy, Reference], default: Copy}",
+            "              mode: {type: string, enum: [Copy, Reference], default: Copy, x-kubernetes-validations: [{rule: 'self != \"\"'}]}",
+        );
+        let (ok, out) = ki(&["apply", "-f", "-"], &more);
+        assert!(ok && out.contains("configured"), "{out}");
+        assert!(out.contains("x-kubernetes-validations rules are not evaluated by this API server"), "{out}");
+        let (ok, out) = k(&["get", "crd", "clusterpullsecrets.kubepull.io", "-o", "jsonpath={.metadata.generation}"]);
+        assert!(ok && out.trim() == "2", "a spec change of the CRD moves its generation: {out}");
+        let (ok, out) = k(&["get", "cps"]);
+        assert!(ok, "{out}");
+        let header: Vec<&str> = out.lines().next().unwrap_or("").split_whitespace().collect();
+        assert_eq!(header, vec!["NAME", "REGISTRY", "NAMESPACES", "MODE", "AGE"], "{out}");
+        assert!(out.lines().nth(1).unwrap_or("").contains("Copy"), "{out}");
 
         // status subresource: only status changes, generation stays
         let (ok, out) = k(&["patch", "cps", "corp", "--subresource=status", "--type=merge", "-p", r#"{"status":{"namespaces":3},"spec":{"registry":"evil.example"}}"#]);
@@ -253,11 +273,29 @@ async fn custom_resources_with_kubectl() {
         assert!(ok, "{out}");
         let sc: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!((sc["kind"].clone(), sc["spec"]["replicas"].clone(), sc["status"]["replicas"].clone()), ("Scale".into(), 3.into(), 0.into()));
+        let (ok, out) = k(&["get", "mirror", "m1", "-n", "t", "--subresource=scale"]);
+        assert!(ok, "{out}");
+        let header: Vec<&str> = out.lines().next().unwrap_or("").split_whitespace().collect();
+        assert_eq!(header, vec!["NAME", "DESIRED", "AVAILABLE", "AGE"], "{out}");
+        let row: Vec<&str> = out.lines().nth(1).unwrap_or("").split_whitespace().collect();
+        assert_eq!(row.get(..3), Some(&["m1", "3", "0"][..]), "{out}");
         let (ok, out) = k(&["scale", "mirror", "m1", "-n", "t", "--replicas=-1"]);
         assert!(!ok, "{out}");
         // the other served version: same object, its apiVersion
         let (ok, out) = k(&["get", "mirrors.v1beta1.test.kubepull.io", "m1", "-n", "t", "-o", "jsonpath={.apiVersion} {.spec.upstream}"]);
-        assert!(ok && out.trim() == "test.kubepull.io/v1beta1 docker.io", "{out}");
+        assert!(ok && out.contains("test.kubepull.io/v1beta1 docker.io"), "{out}");
+        assert!(out.contains("Warning: test.kubepull.io/v1beta1 Mirror is deprecated; use test.kubepull.io/v1 Mirror"), "{out}");
+        // written through the other version: stored in the storage version, read in either
+        let m3 = "apiVersion: test.kubepull.io/v1beta1\nkind: Mirror\nmetadata: {name: m3, namespace: t}\nspec: {upstream: quay.io, extra: kept}\n";
+        let (ok, out) = ki(&["create", "-o", "json", "-f", "-"], m3);
+        assert!(ok, "{out}");
+        // stdout (the object), then stderr (the deprecation warning)
+        let created: serde_json::Value = serde_json::Deserializer::from_str(&out).into_iter().next().unwrap().unwrap();
+        assert!(out.contains("Warning: test.kubepull.io/v1beta1 Mirror is deprecated"), "{out}");
+        assert_eq!(created["apiVersion"], "test.kubepull.io/v1beta1");
+        assert!(created["spec"].get("extra").is_none(), "answered as stored: {created}");
+        let (ok, out) = k(&["get", "mirror", "m3", "-n", "t", "-o", "jsonpath={.apiVersion} {.spec.replicas}"]);
+        assert!(ok && out.trim() == "test.kubepull.io/v1 1", "read as v1, pruned and defaulted with the storage schema: {out}");
         // legacy discovery: the preferred version first, subresources listed
         let (ok, out) = k(&["get", "--raw", "/apis/test.kubepull.io"]);
         assert!(ok, "{out}");
@@ -300,6 +338,25 @@ async fn custom_resources_with_kubectl() {
     .await
     .unwrap();
 
+    // the etcd layout of kube-apiserver, in the storage version
+    let kv = server
+        .objects()
+        .store()
+        .get("/registry/test.kubepull.io/mirrors/t/m3")
+        .await
+        .unwrap()
+        .unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&kv.value).unwrap();
+    assert_eq!(stored["apiVersion"], "test.kubepull.io/v1");
+    assert!(
+        stored["spec"].get("extra").is_none(),
+        "pruned with the storage schema: {stored}"
+    );
+    assert!(
+        stored["spec"].get("replicas").is_none(),
+        "defaults of the storage version apply on read: {stored}"
+    );
+    assert_eq!(stored["spec"]["upstream"], "quay.io");
     // the schemas for OpenAPI publishing
     let schemas = kubepull_control::crd::openapi_schemas(&server.objects());
     let kinds: Vec<(&str, &str, &str)> = schemas
@@ -457,6 +514,7 @@ async fn bad_crds_and_bodies_store_nothing() {
         (br#"{"apiVersion":"kubepull.io/v1alpha1","kind":"ClusterPullSecret","metadata":{"name":"x"},"spec":{"registry":5,"secretRef":{"name":"a","namespace":"b"}}}"#.to_vec(), 422, "spec.registry in body must be of type string: \"integer\""),
         (br#"{"apiVersion":"kubepull.io/v1alpha1","kind":"ClusterPullSecret","metadata":{"name":"Bad_Name"},"spec":{"registry":"r","secretRef":{"name":"a","namespace":"b"}}}"#.to_vec(), 422, "metadata.name: Invalid value"),
         (format!(r#"{{"metadata":{{"name":"big"}},"spec":{{"registry":"{}"}}}}"#, "a".repeat(4 << 20)).into_bytes(), 400, "limit"),
+        (br#"{"apiVersion":"kubepull.io/v1alpha1","kind":"ClusterPullSecret","metadata":{"name":"x","labels":{"a":5}},"spec":{"registry":"r","secretRef":{"name":"a","namespace":"b"}}}"#.to_vec(), 400, "ClusterPullSecret in version \"v1alpha1\" cannot be handled as a ClusterPullSecret: metadata:"),
     ];
     for (body, code, needle) in cases {
         let r = http
@@ -509,6 +567,32 @@ async fn bad_crds_and_bodies_store_nothing() {
         v["items"].as_array().unwrap().len(),
         0,
         "nothing stored: {v}"
+    );
+    // fields ObjectMeta does not have are dropped, with a warning
+    let ok = br#"{"apiVersion":"kubepull.io/v1alpha1","kind":"ClusterPullSecret","metadata":{"name":"ok","junk":1},"spec":{"registry":"r","secretRef":{"name":"a","namespace":"b"}}}"#;
+    let r = http
+        .post(&base)
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body(ok.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let warning = r
+        .headers()
+        .get("warning")
+        .and_then(|w| w.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        warning.contains("unknown field") && warning.contains("metadata.junk"),
+        "{warning}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert!(
+        v["metadata"].get("junk").is_none() && v["metadata"]["name"] == "ok",
+        "{v}"
     );
     server.shutdown().await;
 }
