@@ -561,7 +561,6 @@ async fn kubectl_create_generated_workloads_apply() {
 
 /// The same commands as kubectl sends them: protobuf bodies from its typed clients.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs protobuf request bodies for Services, Jobs and CronJobs (kubectl create sends protobuf)"]
 async fn kubectl_create_workloads_protobuf() {
     let d = tempfile::tempdir().unwrap();
     let server = start(server_config(d.path(), true)).await.unwrap();
@@ -584,9 +583,18 @@ async fn kubectl_create_workloads_protobuf() {
         ok(
             kc,
             home,
-            &["create", "service", "headless", "h1", "--tcp=80:8080"],
+            &[
+                "create",
+                "service",
+                "clusterip",
+                "h1",
+                "--clusterip=None",
+                "--tcp=80:8080",
+            ],
             None,
         );
+        let h1 = get_json(kc, home, &["get", "svc", "h1"]);
+        assert_eq!(h1["spec"]["clusterIP"], "None", "{h1}");
         let svc = get_json(kc, home, &["get", "svc", "n1"]);
         assert!(
             svc["spec"]["ports"][0]["nodePort"].as_i64().unwrap() >= 30000,
