@@ -2,7 +2,9 @@
 //! registry on loopback (TLS, htpasswd), an image of a busybox layer plus `KUBEPULL_BENCH_MIB`
 //! MiB (default 96) of incompressible data in 3 layers, each tool pulling it cold into a fresh
 //! directory `KUBEPULL_BENCH_RUNS` times (default 3). Prints the median wall time, throughput and
-//! peak RSS (from `/usr/bin/time`).
+//! peak RSS (from `/usr/bin/time`). `kubepull pull` is timed twice: `--no-unpack` (blobs only)
+//! and as is, which leaves the root filesystem ready (layers unpacked into their snapshots
+//! while downloading; needs root), beside `ctr images pull` and skopeo, with both auth modes.
 //!
 //! `KUBEPULL_BENCH_PROFILE=1` first profiles one pull and one unpack with `perf` (CPU time by
 //! category: TLS, SHA-256, decompression, network, file writes, fsync, ...); `=only` stops there.
