@@ -297,6 +297,9 @@ impl Store {
         ctx(fs::create_dir_all(&lock_dir), || {
             format!("create {}", lock_dir.display())
         })?;
+        // a builder killed mid-layer (kill -9 of a pull) left its overlay mounted: detach and
+        // remove it before building again
+        self.remove_dead_builds();
         let keys = chain_keys(layers);
         let mut done: Vec<PathBuf> = Vec::with_capacity(layers.len());
         let mut built = 0;
@@ -377,6 +380,26 @@ impl Store {
             return Err(Error::io(format!("rename to {}", dest.display()), e));
         }
         crate::sync_dir(&self.snapshots_dir())
+    }
+
+    /// Removes the leftovers of builds whose process is gone (their overlay detached first).
+    fn remove_dead_builds(&self) {
+        let Ok(rd) = fs::read_dir(self.snapshots_dir()) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(rest) = name.strip_prefix("tmp-") {
+                let alive = rest
+                    .split('.')
+                    .next()
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                if !alive {
+                    remove_tmp(&e.path());
+                }
+            }
+        }
     }
 
     /// Removes the snapshots no image record uses and no [`SnapshotLease`] holds (what

@@ -456,9 +456,14 @@ fn kill_9_mid_pull_then_pull_again() {
             "a partial blob under blobs/"
         );
     }
-    // the next pull completes
+    // the next pull completes, and detaches whatever overlay a layer build killed midway left
     let o = b.pull(&["-q", "--pull-secret", &b.good]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        !mounts.contains(&format!("{}/", b.root())),
+        "a mount under the store is left:\n{mounts}"
+    );
     let o = run(kubepull().args(["gc", "--root", &b.root()]));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = run(kubepull().args(["images", "--root", &b.root(), "-o", "json"]));
