@@ -428,7 +428,20 @@ impl RuncRuntime {
         c
     }
 
+    /// The container's bundle: rootfs (an overlay of the image's snapshots), config.json and
+    /// meta.json. A failure after the rootfs is mounted (a user the image does not have, a
+    /// security context the spec refuses) unmounts it and removes the bundle, so a container
+    /// that cannot be created leaves nothing mounted.
     fn prepare(&self, req: &ContainerRequest, id: &str) -> Result<PathBuf, String> {
+        self.prepare_bundle(req, id).inspect_err(|_| {
+            let bundle = self.dir(id);
+            if bundle.exists() && self.release_rootfs(id, &bundle).is_ok() {
+                let _ = std::fs::remove_dir_all(&bundle);
+            }
+        })
+    }
+
+    fn prepare_bundle(&self, req: &ContainerRequest, id: &str) -> Result<PathBuf, String> {
         let bundle = self.dir(id);
         if bundle.exists() {
             let _ = self.runc_cmd().args(["delete", "-f", id]).output();

@@ -723,5 +723,21 @@ async fn an_unknown_capability_is_refused_naming_the_field() {
         err.contains("securityContext.capabilities.add") && err.contains("\"CAP_NET_ADMIN\""),
         "{err}"
     );
+    // the refused container leaves no rootfs mounted and no bundle
+    let dir = n
+        .rt_dir()
+        .join(kubepull_node::runc::container_id(&sb.pod_uid, "c", 0));
+    let mounted: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| std::path::Path::new(m).starts_with(&dir))
+        .map(str::to_string)
+        .collect();
+    assert!(mounted.is_empty(), "left mounted: {mounted:?}");
+    assert!(
+        !dir.exists(),
+        "the bundle of a refused container is removed"
+    );
     n.rt.remove_sandbox(&sb.pod_uid).await.expect("remove");
 }
