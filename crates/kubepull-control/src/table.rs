@@ -549,7 +549,8 @@ pub fn table(r: &Resource, items: &[Value], resource_version: u64) -> Value {
     })
 }
 
-fn containers_images(spec: Option<&Value>) -> (String, String) {
+/// The containers' names and images, comma-separated (`layoutContainerCells`).
+pub(crate) fn containers_images(spec: Option<&Value>) -> (String, String) {
     let cs = spec
         .and_then(|s| s.get("containers"))
         .and_then(Value::as_array)

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::services::format_selector;
-use crate::table::{human_duration, since};
+use crate::table::{containers_images, human_duration, since};
 
 fn s<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
@@ -73,24 +73,6 @@ fn label_selector(sel: Option<&Value>) -> String {
     } else {
         out
     }
-}
-
-fn containers_images(spec: Option<&Value>) -> (String, String) {
-    let cs = spec
-        .and_then(|s| s.get("containers"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    (
-        cs.iter()
-            .map(|c| s(c, "/name").to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-        cs.iter()
-            .map(|c| s(c, "/image").to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-    )
 }
 
 /// `getServiceExternalIP`.
