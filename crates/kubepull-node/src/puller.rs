@@ -6,7 +6,7 @@
 //! per-blob lock, then reused. Layers download in parallel ([`DEFAULT_CONCURRENCY`]).
 //!
 //! Layers are unpacked into the store's overlay snapshots while they download
-//! ([`crate::stream_unpack`]), so a pull leaves every layer ready to run: a container start
+//! (the `stream_unpack` module), so a pull leaves every layer ready to run: a container start
 //! finds the snapshots in place. A layer's snapshot is kept only after its blob digest and the
 //! config's diff ID for it verified; the image record is written only after every layer did.
 //! Without root (no overlay snapshots), with [`Puller::with_unpack`] `false`, or when the

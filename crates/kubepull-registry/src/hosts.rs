@@ -259,7 +259,7 @@ impl HostsDir {
     /// Reads every `DIR/<host[:port]>/hosts.toml` (and `DIR/_default/hosts.toml`), with the
     /// certificate files they name. A registry directory without `hosts.toml` is read as
     /// Docker's `certs.d` layout, as containerd does: `*.crt` CA certificates and a `*.cert`
-    /// client certificate with its `*.key` ([`crate::certs_dir`]). Any bad file fails the
+    /// client certificate with its `*.key` (the `certs_dir` module). Any bad file fails the
     /// whole load with an error naming it.
     pub fn load(dir: &Path) -> Result<HostsDir, HostsError> {
         let mut out = HostsDir::default();
