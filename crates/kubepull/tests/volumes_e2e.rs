@@ -308,8 +308,8 @@ fn failed_mounts_missing_secret_host_path_and_token() {
     let pods = up.wait_pods(
         "default",
         "app=waits",
-        |p| p["status"]["phase"] == "Pending",
-        "Pending",
+        |p| p["status"]["phase"] == "Pending" && waiting_reason(p) == "ContainerCreating",
+        "Pending in ContainerCreating",
     );
     assert_eq!(waiting_reason(&pods["items"][0]), "ContainerCreating");
     up.ok(&[
@@ -331,11 +331,12 @@ fn failed_mounts_missing_secret_host_path_and_token() {
             && ev.contains("--allow-host-path"),
         "{ev}"
     );
+    // the event can come before the pod's status says so: wait for both
     let pods = up.wait_pods(
         "default",
         "app=hostpath",
-        |p| p["status"]["phase"] == "Pending",
-        "Pending",
+        |p| p["status"]["phase"] == "Pending" && waiting_reason(p) == "ContainerCreating",
+        "Pending in ContainerCreating",
     );
     assert_eq!(waiting_reason(&pods["items"][0]), "ContainerCreating");
 
