@@ -189,6 +189,8 @@ struct Shared {
     built: RwLock<Built>,
     /// Held while documents are built from `custom`, so the last build sees the last change.
     building: Mutex<()>,
+    /// `custom` changed while no documents were built: the next request builds them.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 /// The OpenAPI documents the server serves. Cheap to clone (the clones share the documents).
@@ -271,19 +273,14 @@ fn collect_refs(v: &Value, prefix: &str, out: &mut Vec<String>) {
 }
 
 impl Registry {
-    /// The documents of the built-in kinds. They are built on a background thread (and by the
-    /// first request that needs them, whichever comes first), so starting the server does not
-    /// wait for them. If the built-in data cannot be read (a corrupt build), the documents are
-    /// empty and the reason is logged.
+    /// The documents of the built-in kinds. They are built by the first request that needs
+    /// them (off the async workers), so a server nobody asks for OpenAPI holds none of it in
+    /// memory and starting it does not wait for them. If the built-in data cannot be read (a
+    /// corrupt build), the documents are empty and the reason is logged.
     pub fn new() -> Registry {
-        let reg = Registry {
+        Registry {
             shared: Arc::new(Shared::default()),
-        };
-        let bg = reg.clone();
-        let _ = std::thread::Builder::new()
-            .name("openapi-build".into())
-            .spawn(move || bg.ensure_built());
-        reg
+        }
     }
 
     /// The built-in data and documents: immutable, so parsed once per process and shared by
@@ -294,8 +291,23 @@ impl Registry {
     }
 
     fn ensure_built(&self) {
-        if !self.shared.built.read().is_ok_and(|b| b.ready) {
+        use std::sync::atomic::Ordering;
+        if !self.shared.built.read().is_ok_and(|b| b.ready)
+            || self.shared.stale.load(Ordering::Acquire)
+        {
             self.rebuild();
+        }
+    }
+
+    /// After a change of `custom`: rebuild documents already built (their hashes change now), or
+    /// leave the build to the first request.
+    fn changed(&self) {
+        if self.shared.built.read().is_ok_and(|b| b.ready) {
+            self.rebuild();
+        } else {
+            self.shared
+                .stale
+                .store(true, std::sync::atomic::Ordering::Release);
         }
     }
 
@@ -314,7 +326,7 @@ impl Registry {
         if let Ok(mut m) = self.shared.custom.write() {
             m.insert((group.to_string(), version.to_string()), c);
         }
-        self.rebuild();
+        self.changed();
         Ok(())
     }
 
@@ -333,7 +345,7 @@ impl Registry {
         if let Ok(mut m) = self.shared.custom.write() {
             *m = all;
         }
-        self.rebuild();
+        self.changed();
         Ok(())
     }
 
@@ -342,11 +354,15 @@ impl Registry {
         if let Ok(mut m) = self.shared.custom.write() {
             m.remove(&(group.to_string(), version.to_string()));
         }
-        self.rebuild();
+        self.changed();
     }
 
     fn rebuild(&self) {
         let _building = self.shared.building.lock();
+        // cleared before `custom` is read: a change after this point marks it again
+        self.shared
+            .stale
+            .store(false, std::sync::atomic::Ordering::Release);
         let custom = self
             .shared
             .custom
