@@ -69,9 +69,14 @@ async fn a_client_certificate_in_the_certificate_directory_is_presented() {
     let dir = t.path().join(reg.host());
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("ca.crt"), reg.ca_pem()).unwrap();
-    // the registry refuses a connection without a client certificate
+    // the registry refuses a connection without a client certificate: with TLS 1.3 the client
+    // may finish its handshake before the server's alert arrives, so the refusal reads either
+    // as the alert or as the connection closed under the first request
     let e = pull(&reg, t.path()).await.unwrap_err();
-    assert!(e.contains("tls") && e.contains("BadCertificate"), "{e}");
+    assert!(
+        (e.contains("tls") && e.contains("BadCertificate")) || e.contains("connection closed"),
+        "{e}"
+    );
     std::fs::write(dir.join("client.cert"), cert).unwrap();
     std::fs::write(dir.join("client.key"), key).unwrap();
     pull(&reg, t.path()).await.unwrap();
