@@ -13,7 +13,7 @@ mod crd;
 mod webhooks;
 
 mod common;
-use common::{kubectl, server_config};
+use common::{https_client_builder, kubectl, server_config};
 
 fn node_kubeconfig(dir: &Path, url: &str, ca_pem: &str, token: &str) -> PathBuf {
     use base64::Engine as _;
@@ -193,12 +193,7 @@ async fn bad_bodies_are_refused_and_the_server_keeps_serving() {
     })
     .await
     .unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .use_rustls_tls()
-        .build()
-        .unwrap();
+    let http = https_client_builder(&server).build().unwrap();
     let url = format!("{}/api/v1/namespaces/default/secrets", server.url());
     let post = |body: Vec<u8>| {
         http.post(&url)
@@ -275,12 +270,7 @@ async fn shutdown_closes_connections_and_releases_the_store() {
         service_cluster_ip_range: None,
     };
     let server = start(cfg.clone()).await.unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .use_rustls_tls()
-        .build()
-        .unwrap();
+    let http = https_client_builder(&server).build().unwrap();
     let r = http
         .get(format!("{}/api/v1/namespaces", server.url()))
         .bearer_auth(server.admin_token())
@@ -714,12 +704,7 @@ async fn service_account_tokens_whoami_and_rbac() {
     .unwrap();
 
     // bad TokenRequest bodies: a Status, nothing issued, the server keeps serving
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .use_rustls_tls()
-        .build()
-        .unwrap();
+    let http = https_client_builder(&server).build().unwrap();
     let url = format!(
         "{}/api/v1/namespaces/default/serviceaccounts/default/token",
         server.url()
@@ -883,12 +868,7 @@ async fn rbac_escalation_is_prevented() {
 async fn review_and_csr_endpoints_refuse_bad_bodies() {
     let d = tempfile::tempdir().unwrap();
     let server = start(server_config(d.path(), false)).await.unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .use_rustls_tls()
-        .build()
-        .unwrap();
+    let http = https_client_builder(&server).build().unwrap();
     let ssar = format!(
         "{}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
         server.url()
@@ -1411,12 +1391,7 @@ async fn protobuf_responses_watch_and_refusals() {
     use kubepull_control::protobuf::{decode, decode_watch_frames, encode, MEDIA_TYPE};
     let d = tempfile::tempdir().unwrap();
     let server = start(server_config(d.path(), false)).await.unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .use_rustls_tls()
-        .build()
-        .unwrap();
+    let http = https_client_builder(&server).build().unwrap();
     let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
     let cm = serde_json::json!({"kind": "ConfigMap", "apiVersion": "v1",
         "metadata": {"name": "c1", "labels": {"a": "b"}}, "data": {"k": "v", "e": ""}});
@@ -1831,10 +1806,7 @@ async fn openapi_endpoints_over_http() {
     use sha2::Digest as _;
     let d = tempfile::tempdir().unwrap();
     let server = start(server_config(d.path(), false)).await.unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .use_rustls_tls()
+    let http = https_client_builder(&server)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -1980,12 +1952,7 @@ async fn openapi_endpoints_over_http() {
 async fn partial_object_metadata_for_list_get_and_watch() {
     let d = tempfile::tempdir().unwrap();
     let server = start(server_config(d.path(), false)).await.unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .use_rustls_tls()
-        .build()
-        .unwrap();
+    let http = https_client_builder(&server).build().unwrap();
     let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "s1", "labels": {"a": "b"}}, "data": {"k": "TWV0YS1TZWNyZXQtVmFsdWU="}});
     let r = http

@@ -51,3 +51,11 @@ pub fn server_config(dir: &Path, controllers: bool) -> ServerConfig {
         service_cluster_ip_range: None,
     }
 }
+
+/// An HTTPS client builder that trusts `server`'s CA and nothing else.
+pub fn https_client_builder(server: &kubepull_control::ServerHandle) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+}
