@@ -380,6 +380,7 @@ impl Client {
             credential,
             auth: tokio::sync::Mutex::new(AuthState::Unknown),
             zone: tokio::sync::OnceCell::new(),
+            push: false,
         })
     }
 
@@ -467,6 +468,7 @@ impl Client {
             credential,
             auth: tokio::sync::Mutex::new(AuthState::Unknown),
             zone: tokio::sync::OnceCell::new(),
+            push: false,
         })
     }
 
@@ -543,6 +545,8 @@ pub struct Repository {
     credential: Option<RegistryCredential>,
     auth: tokio::sync::Mutex<AuthState>,
     zone: tokio::sync::OnceCell<Zone>,
+    /// Tokens are asked for `pull,push` instead of `pull` ([`Repository::for_push`]).
+    push: bool,
 }
 
 impl std::fmt::Debug for Repository {
@@ -723,6 +727,8 @@ enum Auth {
     Never,
 }
 
+pub(crate) mod push;
+
 impl Repository {
     /// The repository path.
     pub fn name(&self) -> &str {
@@ -758,11 +764,20 @@ impl Repository {
             .await
     }
 
+    /// The token scope's actions (distribution `token` scope grammar).
+    fn actions(&self) -> &'static str {
+        if self.push {
+            "pull,push"
+        } else {
+            "pull"
+        }
+    }
+
     fn token_key(&self) -> TokenKey {
         TokenKey {
             registry: self.host.clone(),
             repository: self.name.clone(),
-            actions: vec!["pull".to_string()],
+            actions: self.actions().split(',').map(str::to_string).collect(),
             credential: self.credential.as_ref().map(|c| c.identity()),
         }
     }
@@ -928,7 +943,7 @@ impl Repository {
         service: Option<&str>,
     ) -> Result<crate::auth::TokenResponse> {
         let realm_host = host_label(realm);
-        let scope = format!("repository:{}:pull", self.name);
+        let scope = format!("repository:{}:{}", self.name, self.actions());
         let cred = self.credential.as_ref();
         let sends_secret =
             cred.is_some_and(|c| c.basic_header().is_some() || c.refresh_token().is_some());
@@ -1017,6 +1032,19 @@ impl Repository {
         headers: HeaderMap,
         auth: Auth,
     ) -> Result<Response> {
+        self.send_body(method, url, headers, auth, None).await
+    }
+
+    /// [`send`](Self::send) with a request body (uploads), sent again on each retry.
+    async fn send_body(
+        &self,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        auth: Auth,
+        body: Option<Bytes>,
+    ) -> Result<Response> {
+        let mut body = body;
         let cfg = &self.client.inner.config;
         let base_origin = origin(&self.base);
         let mut url = url;
@@ -1053,7 +1081,10 @@ impl Repository {
                     sent_auth = true;
                 }
             }
-            let resp = match self.raw_send(method.clone(), url.clone(), h, None).await {
+            let resp = match self
+                .raw_send(method.clone(), url.clone(), h, body.clone())
+                .await
+            {
                 Ok(r) => r,
                 Err(Error::Transport { source, .. })
                     if retries < cfg.max_retries
@@ -1124,6 +1155,7 @@ impl Repository {
                 }
                 if status.as_u16() == 303 {
                     method = Method::GET;
+                    body = None;
                 }
                 url = loc;
                 continue;

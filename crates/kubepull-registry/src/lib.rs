@@ -124,6 +124,7 @@ pub mod policy;
 pub mod transport;
 
 pub use auth::RegistryCredential;
+pub use client::push::UPLOAD_CHUNK;
 pub use client::{
     Client, ClientConfig, FetchedManifest, ManifestRef, ProgressFn, Repository, ResolvedImage,
     ResumableFetch, DEFAULT_BLOB_CONCURRENCY, MAX_BACKOFF, MAX_BLOB_CONCURRENCY, MAX_ERROR_BODY,

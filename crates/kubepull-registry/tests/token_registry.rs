@@ -351,3 +351,131 @@ async fn concurrent_requests_for_one_scope_fetch_one_token() {
     let reqs = b.tokens.requests();
     assert_eq!(reqs.len(), 1, "single-flight: {reqs:?}");
 }
+
+/// `Repository::for_push`: tokens asked for `pull,push`, a blob larger than one upload chunk
+/// sent in chunks and committed under its digest, the manifest last; a blob file whose bytes do
+/// not match the digest is never committed; a pull-only account cannot push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_blobs_in_chunks_then_the_manifest() {
+    let b = bed(TokenServerConfig::default()).await;
+    b.tokens.add_user(
+        "carol",
+        "Carol-Push-Pass-9",
+        &[("team/", &["pull", "push"])],
+    );
+    let host = b.registry.host();
+    let image = format!("{host}/team/pushed:v2");
+    let r = parse_normalized_named(&image).unwrap();
+    let carol = keyring_creds(
+        &image,
+        &[pull_secret("pusher", &host, "carol", "Carol-Push-Pass-9")],
+    );
+    let c = b.client();
+    let repo = c.repository(&r, carol.first().cloned()).unwrap().for_push();
+
+    // a layer of one full chunk and a bit more (two PATCHes), and a small config
+    let dir = tempfile::tempdir().unwrap();
+    let layer: Vec<u8> = (0..kubepull_registry::UPLOAD_CHUNK + 4099)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let mut blobs = Vec::new();
+    for (name, bytes) in [("layer", &layer[..]), ("config", &config[..])] {
+        let d = kubepull_core::reference::Digest::sha256_of(bytes);
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        blobs.push((d, p, bytes.len() as u64));
+    }
+    let seen = std::sync::Mutex::new(Vec::new());
+    for (d, p, size) in &blobs {
+        let (n, uploaded) = repo
+            .push_blob_file(d, p, &|s| seen.lock().unwrap().push(s))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", b.registry.log()));
+        assert!(uploaded);
+        assert_eq!(n, *size);
+    }
+    let progress = seen.lock().unwrap().clone();
+    assert_eq!(
+        &progress[..2],
+        &[kubepull_registry::UPLOAD_CHUNK as u64, layer.len() as u64],
+        "one progress step per chunk: {progress:?}"
+    );
+    // the second push of the same blob sends nothing
+    let (_, again) = repo
+        .push_blob_file(&blobs[0].0, &blobs[0].1, &|_| {})
+        .await
+        .unwrap();
+    assert!(!again, "a blob the registry has is not uploaded again");
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}]}}"#,
+        blobs[1].0, blobs[1].2, blobs[0].0, blobs[0].2
+    );
+    let md = repo
+        .push_manifest(
+            &ManifestRef::parse("v2").unwrap(),
+            "application/vnd.oci.image.manifest.v1+json",
+            manifest.clone().into_bytes().into(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", b.registry.log()));
+    assert_eq!(
+        md,
+        kubepull_core::reference::Digest::sha256_of(manifest.as_bytes())
+    );
+    // the token asked for push as well as pull, once for the whole push
+    let reqs = b.tokens.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(
+        reqs[0].scopes,
+        vec!["repository:team/pushed:pull,push".to_string()]
+    );
+
+    // pulled back by another client: the same manifest and the layer's bytes
+    let (prepo, resolved) = b
+        .client()
+        .resolve_image(&r, &carol, &amd64())
+        .await
+        .unwrap();
+    assert_eq!(resolved.digest, md);
+    let got = dir.path().join("got");
+    prepo
+        .fetch_blob_to_file(&resolved.manifest.layers[0], &got)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&got).unwrap(), layer);
+
+    // a file whose bytes are not its digest's: refused before the commit, nothing stored
+    let liar = kubepull_core::reference::Digest::sha256_of(b"something else");
+    let e = repo
+        .push_blob_file(&liar, &blobs[1].1, &|_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
+    assert!(!repo.blob_exists(&liar).await.unwrap());
+
+    // alice may only pull: her push is refused, and her password never shows
+    let alice = keyring_creds(
+        &image,
+        &[pull_secret("regcred", &host, "alice", ALICE_PASS)],
+    );
+    let arepo = b
+        .client()
+        .repository(&r, alice.first().cloned())
+        .unwrap()
+        .for_push();
+    let fresh = dir.path().join("fresh");
+    std::fs::write(&fresh, b"a blob the registry does not have").unwrap();
+    let fresh_d = kubepull_core::reference::Digest::sha256_of(b"a blob the registry does not have");
+    let e = arepo
+        .push_blob_file(&fresh_d, &fresh, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Unauthorized),
+        "{e}"
+    );
+    assert!(!format!("{e} {e:?}").contains(ALICE_PASS));
+    assert!(!repo.blob_exists(&fresh_d).await.unwrap());
+}

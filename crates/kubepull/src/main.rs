@@ -9,6 +9,7 @@ mod exit;
 mod lint_cmd;
 mod operator_cmd;
 mod pull_cmd;
+mod push_cmd;
 mod server_create;
 
 use std::ffi::OsString;
@@ -53,6 +54,7 @@ fn cli() -> Command {
         .subcommand(doctor_cmd::command())
         .subcommand(operator_cmd::command())
         .subcommand(pull_cmd::pull_command())
+        .subcommand(push_cmd::command())
         .subcommand(pull_cmd::images_command())
         .subcommand(pull_cmd::rmi_command())
         .subcommand(pull_cmd::gc_command())
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
         Some(("doctor", m)) => doctor_cmd::run(m),
         Some(("operator", m)) => operator_cmd::run(m),
         Some(("pull", m)) => pull_cmd::run_pull(m),
+        Some(("push", m)) => push_cmd::run(m),
         Some(("images", m)) => pull_cmd::run_images(m),
         Some(("rmi", m)) => pull_cmd::run_rmi(m),
         Some(("gc", m)) => pull_cmd::run_gc(m),
