@@ -37,6 +37,7 @@ pub mod crd;
 pub mod crd_schema;
 pub mod errors;
 pub mod etcd_store;
+pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
@@ -47,6 +48,7 @@ pub mod protobuf;
 pub mod rbac;
 pub mod redb_store;
 pub mod resources;
+pub mod rootca;
 pub mod server;
 pub mod services;
 pub mod table;
@@ -208,8 +210,7 @@ pub async fn open_datastore(spec: &str, data_dir: &Path) -> Result<Arc<dyn Datas
 pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| StartError::Datastore(format!("{}: {e}", cfg.data_dir.display())))?;
-    let pki = pki::Pki::load_or_create(&cfg.data_dir, cfg.bind_address)?;
-    let tokens = auth::TokenIssuer::load_or_create(&cfg.data_dir.join("pki"))?;
+
     let cluster_cidr = if cfg.controllers {
         Some(podcidr::cluster_cidr(
             &cfg.data_dir,
@@ -223,6 +224,12 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
         Some(r) => services::ServiceRange::parse(r)?,
         None => services::ServiceRange::default(),
     };
+    let pki = pki::Pki::load_or_create_for(
+        &cfg.data_dir,
+        cfg.bind_address,
+        Some(IpAddr::V4(service_range.api_server_ip())),
+    )?;
+    let tokens = auth::TokenIssuer::load_or_create(&cfg.data_dir.join("pki"))?;
     let store = open_datastore(&cfg.datastore, &cfg.data_dir).await?;
     let objects = objects::Objects::new(store)
         .with_pod_security(cfg.pod_security)
@@ -387,6 +394,14 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
         })));
     }
     if cfg.controllers {
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(controllers::queue::run(
+            objects.clone(),
+            rootca::RootCaPublisher::new(state.pki.ca_pem.clone()),
+            async move {
+                let _ = rx.changed().await;
+            },
+        )));
         let settings = controllers::Settings { cluster_cidr };
         let mut rx = stop_rx.clone();
         tasks.push(tokio::spawn(controllers::run_with(

@@ -174,6 +174,96 @@ pub fn uuid() -> String {
     )
 }
 
+/// Where the ServiceAccount admission mounts a pod's API credentials
+/// (`DefaultAPITokenMountPath`).
+pub const API_TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// `shouldAutomount` (plugin/pkg/admission/serviceaccount/admission.go): the pod's
+/// `automountServiceAccountToken`, else the ServiceAccount's, else true.
+fn should_automount(sa: &Value, pod: &Value) -> bool {
+    if let Some(b) = pod
+        .pointer("/spec/automountServiceAccountToken")
+        .and_then(Value::as_bool)
+    {
+        return b;
+    }
+    sa.get("automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+}
+
+/// `mountServiceAccountToken` (plugin/pkg/admission/serviceaccount/admission.go): a
+/// `kube-api-access-XXXXX` projected volume (`TokenVolumeSource`: a bound token valid 3607 s,
+/// the `kube-root-ca.crt` ConfigMap's `ca.crt`, the namespace) mounted read-only at
+/// [`API_TOKEN_MOUNT_PATH`] in every init and app container that has nothing mounted there.
+/// A volume already named `kube-api-access-*` is reused.
+pub fn mount_service_account_token(pod: &mut Value) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let existing = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .and_then(|vs| {
+            vs.iter()
+                .filter_map(|v| v.get("name").and_then(Value::as_str))
+                .find(|n| n.starts_with("kube-api-access-"))
+                .map(str::to_string)
+        });
+    let has_volume = existing.is_some();
+    let name = existing.unwrap_or_else(|| format!("kube-api-access-{}", random_suffix(5)));
+    let mount = json!({"name": name, "readOnly": true, "mountPath": API_TOKEN_MOUNT_PATH});
+    let mut needs = false;
+    for list in ["initContainers", "containers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let taken = c
+                .get("volumeMounts")
+                .and_then(Value::as_array)
+                .is_some_and(|ms| {
+                    ms.iter().any(|m| {
+                        m.get("mountPath").and_then(Value::as_str) == Some(API_TOKEN_MOUNT_PATH)
+                    })
+                });
+            if taken {
+                continue;
+            }
+            let Some(o) = c.as_object_mut() else { continue };
+            match o.get_mut("volumeMounts").and_then(Value::as_array_mut) {
+                Some(ms) => ms.push(mount.clone()),
+                None => {
+                    o.insert("volumeMounts".into(), json!([mount.clone()]));
+                }
+            }
+            needs = true;
+        }
+    }
+    if has_volume || !needs {
+        return;
+    }
+    let volume = json!({
+        "name": name,
+        "projected": {
+            "defaultMode": 0o644,
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                {"configMap": {"name": crate::rootca::CONFIGMAP, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+            ],
+        },
+    });
+    match spec.get_mut("volumes").and_then(Value::as_array_mut) {
+        Some(vs) => vs.push(volume),
+        None => {
+            spec.insert("volumes".into(), json!([volume]));
+        }
+    }
+}
+
 /// `generateName` suffix: 5 characters from apimachinery's alphabet (`util/rand`).
 pub fn random_suffix(n: usize) -> String {
     const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -926,8 +1016,9 @@ impl Objects {
     }
 
     /// ServiceAccount admission (plugin/pkg/admission/serviceaccount): `serviceAccountName`
-    /// defaults to `default`; the account must exist; its `imagePullSecrets` are copied into a
-    /// pod that has none.
+    /// defaults to `default`; the account must exist; the API credentials are mounted
+    /// ([`mount_service_account_token`]) unless the pod or the account opts out; the account's
+    /// `imagePullSecrets` are copied into a pod that has none.
     async fn admit_pod(&self, ns: &str, name: &str, pod: &mut Value) -> ApiResult<()> {
         let pods = resources::find("", "v1", "pods").expect("pods");
         let sa_name = pod
@@ -952,6 +1043,9 @@ impl Objects {
                 ))
             }
         };
+        if should_automount(&sa, pod) {
+            mount_service_account_token(pod);
+        }
         if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("serviceAccountName".into(), json!(sa_name));
             spec.insert("serviceAccount".into(), json!(sa_name));

@@ -95,6 +95,18 @@ impl Pki {
     /// Loads the material from `data_dir/pki`, generating what is missing. The serving
     /// certificate covers 127.0.0.1, ::1, localhost, the host name and `bind`.
     pub fn load_or_create(data_dir: &Path, bind: IpAddr) -> Result<Pki, PkiError> {
+        Self::load_or_create_for(data_dir, bind, None)
+    }
+
+    /// [`load_or_create`](Self::load_or_create), the serving certificate also naming the
+    /// `kubernetes` Service's cluster IP and DNS names (`kubernetes.default.svc[.cluster.local]`)
+    /// as kube-apiserver's does, so in-cluster clients verify it. A serving certificate made for
+    /// other names is made anew.
+    pub fn load_or_create_for(
+        data_dir: &Path,
+        bind: IpAddr,
+        service_ip: Option<IpAddr>,
+    ) -> Result<Pki, PkiError> {
         let dir = data_dir.join("pki");
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
@@ -127,30 +139,37 @@ impl Pki {
                 (c, k)
             }
         };
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let mut names = vec![
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+            "localhost".to_string(),
+            "kubernetes".to_string(),
+            "kubernetes.default".to_string(),
+            "kubernetes.default.svc".to_string(),
+            "kubernetes.default.svc.cluster.local".to_string(),
+            bind.to_string(),
+        ];
+        if let Some(ip) = service_ip {
+            names.push(ip.to_string());
+        }
+        if !host.is_empty() {
+            names.push(host);
+        }
+        names.sort();
+        names.dedup();
+        let names_line = names.join(",");
+        let same_names = read("server.names").is_some_and(|n| n.trim() == names_line);
         let (cert_pem, key_pem) = match (read("server.crt"), read("server.key")) {
-            (Some(c), Some(k)) => (c, k),
+            (Some(c), Some(k)) if same_names => (c, k),
             _ => {
                 use rcgen::{CertificateParams, KeyPair};
                 let ca_key =
                     KeyPair::from_pem(&ca_key_pem).map_err(|e| PkiError::Cert(e.to_string()))?;
                 let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key)
                     .map_err(|e| PkiError::Cert(e.to_string()))?;
-                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .map(|s| s.trim().to_string())
-                    .unwrap_or_default();
-                let mut names = vec![
-                    "127.0.0.1".to_string(),
-                    "::1".to_string(),
-                    "localhost".to_string(),
-                    "kubernetes".to_string(),
-                    "kubernetes.default".to_string(),
-                    bind.to_string(),
-                ];
-                if !host.is_empty() {
-                    names.push(host);
-                }
-                names.sort();
-                names.dedup();
                 let key = KeyPair::generate().map_err(|e| PkiError::Cert(e.to_string()))?;
                 let mut params =
                     CertificateParams::new(names).map_err(|e| PkiError::Cert(e.to_string()))?;
@@ -164,6 +183,7 @@ impl Pki {
                 let (c, k) = (cert.pem(), key.serialize_pem());
                 write_private(&p("server.key"), &k).map_err(io(&p("server.key")))?;
                 write_private(&p("server.crt"), &c).map_err(io(&p("server.crt")))?;
+                write_private(&p("server.names"), &names_line).map_err(io(&p("server.names")))?;
                 (c, k)
             }
         };

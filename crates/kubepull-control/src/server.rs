@@ -453,6 +453,9 @@ async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiRes
             }
         }
         ("Event", _) if matches!(verb, "create" | "update" | "patch") => Ok(()),
+        // system:node (bootstrap policy): get, list, watch services (the kubelet's service
+        // environment variables; the node's portal to the `kubernetes` Service)
+        ("Service", None) if read => Ok(()),
         // system:node (bootstrap policy): create, get, list, watch certificatesigningrequests
         ("CertificateSigningRequest", None) if verb == "create" || read => Ok(()),
         ("Lease", _)
@@ -583,6 +586,14 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
+    let started = std::time::Instant::now();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let content_type = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     // the output is negotiated before anything is done (createHandler and the others call
     // `negotiation.NegotiateOutputMediaType` first)
     let out = output(&req);
@@ -605,6 +616,14 @@ pub async fn handle(
         }
     }
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    crate::metrics::record(
+        method.as_str(),
+        &path,
+        &query,
+        &content_type,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     Ok(resp)
 }
 
@@ -690,6 +709,18 @@ async fn route(
                 return Err(crate::rbac::forbidden(&u.name, &a, None));
             }
         }
+    }
+    if path == "/metrics" {
+        if let User::Node(n) = &user {
+            return Err(ApiError::forbidden_msg(format!(
+                "forbidden: User \"system:node:{n}\" cannot get path \"/metrics\""
+            )));
+        }
+        return Ok(full(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::registry().render().into_bytes(),
+        ));
     }
     if path.starts_with("/openapi/") {
         // building a document takes a while the first time: off the async workers

@@ -1289,9 +1289,25 @@ impl Webhooks {
         }
         let uid = crate::objects::uuid();
         let review = review(a, obj, old, info, &uid);
+        let op = a.op.as_str();
         match send(objects, h, &review, &uid, mutating).await {
-            Ok(o) => Ok(o),
-            Err(CallError(reason)) => self.failed(h, mutating, round, index, reason),
+            Ok(o) => {
+                let (result, rejected) = match &o {
+                    Outcome::Allowed(_) => ("allowed", false),
+                    Outcome::Rejected(_) => ("rejected", true),
+                };
+                crate::metrics::webhook_call(&h.name, mutating, op, result, rejected);
+                Ok(o)
+            }
+            Err(CallError(reason)) => {
+                let result = if h.ignore_failures {
+                    "error_ignored"
+                } else {
+                    "error"
+                };
+                crate::metrics::webhook_call(&h.name, mutating, op, result, false);
+                self.failed(h, mutating, round, index, reason)
+            }
         }
     }
 

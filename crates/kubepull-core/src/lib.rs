@@ -30,6 +30,7 @@ pub mod gostr;
 pub mod goyaml;
 pub mod keyring;
 pub mod lint;
+pub mod metrics;
 pub mod pullpolicy;
 pub mod reference;
 pub mod secret;

@@ -63,6 +63,9 @@ pub struct AgentConfig {
     pub pod_network: Option<PodNetworkSettings>,
     /// `serializeImagePulls` / `maxParallelImagePulls`.
     pub pull_limits: crate::pull_limits::PullLimits,
+    /// The API server's address, where the `kubernetes` Service's cluster IP leads pods
+    /// ([`crate::service_proxy`]); `None`: no portal.
+    pub api_server: Option<std::net::SocketAddr>,
 }
 
 /// Where the CNI plugins and configuration are.
@@ -79,6 +82,12 @@ pub struct PodNetworkSettings {
 /// start, read by `kubepull down`).
 pub fn effective_conflist_path(root: &std::path::Path) -> PathBuf {
     root.join("cni").join("kubepull.conflist")
+}
+
+/// Where a node with state in `root` remembers that it installed the API server portal (the
+/// node name; read by `kubepull down`).
+pub fn portal_record_path(root: &std::path::Path) -> PathBuf {
+    root.join("cni").join("portal")
 }
 
 /// The plugin directories a node with state in `root` uses (one per line; written at start,
@@ -432,6 +441,7 @@ async fn pod_network(
         ),
         None => None,
     };
+    let mut pod_cidr = None;
     let (list, raw) = match list {
         Some(l) => {
             let raw = std::fs::read(&l.source_name).unwrap_or_default();
@@ -439,6 +449,7 @@ async fn pod_network(
         }
         None => {
             let cidr = wait_for_pod_cidr(client, &cfg.node_name).await?;
+            pod_cidr = Some(cidr.clone());
             let nn = NodeNetwork::new(&cfg.node_name, &cidr, &cfg.root);
             tracing::info!(pod_cidr = %cidr, bridge = %nn.bridge, "pod network");
             let raw = serde_json::to_vec_pretty(&nn.conflist()).unwrap_or_default();
@@ -466,7 +477,55 @@ async fn pod_network(
         let t = p.get("type").and_then(|t| t.as_str()).unwrap_or("");
         cni.find_plugin(t).map_err(err)?;
     }
-    Ok(PodNetwork::new(cni, cni_results_dir(&cfg.root)))
+    let portal = match cfg.api_server {
+        Some(target) => api_portal(client, target, pod_cidr).await,
+        None => None,
+    };
+    let localnet = portal.as_ref().is_some_and(|p| p.target.ip().is_loopback());
+    if let Some(p) = &portal {
+        // remembered first, so that `kubepull down` finds the rules even after a crash
+        let record = portal_record_path(&cfg.root);
+        std::fs::write(&record, &cfg.node_name)
+            .map_err(|e| AgentError::Network(format!("write {}: {e}", record.display())))?;
+        crate::service_proxy::install(&cfg.node_name, p)
+            .await
+            .map_err(|e| AgentError::Network(format!("the kubernetes Service portal: {e}")))?;
+        tracing::info!(cluster_ip = %p.cluster_ip, port = p.port, target = %p.target, "pods reach the API server through the kubernetes Service");
+    }
+    Ok(PodNetwork::new(cni, cni_results_dir(&cfg.root)).with_route_localnet(localnet))
+}
+
+/// The portal for the `default/kubernetes` Service (its cluster IP and first port) to
+/// `target`; `None` (logged) when the Service is missing or has no cluster IP.
+async fn api_portal(
+    client: &Client,
+    target: std::net::SocketAddr,
+    pod_cidr: Option<String>,
+) -> Option<crate::service_proxy::ApiPortal> {
+    use k8s_openapi::api::core::v1::Service;
+    let api: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc = match api.get_opt("kubernetes").await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            tracing::warn!(
+                "no default/kubernetes Service: pods cannot reach the API server by its cluster IP"
+            );
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "reading default/kubernetes: pods cannot reach the API server by its cluster IP");
+            return None;
+        }
+    };
+    let spec = svc.spec?;
+    let cluster_ip = spec.cluster_ip?.parse().ok()?;
+    let port = u16::try_from(spec.ports?.first()?.port).ok()?;
+    Some(crate::service_proxy::ApiPortal {
+        cluster_ip,
+        port,
+        target,
+        pod_cidr,
+    })
 }
 
 fn is_root() -> bool {

@@ -479,6 +479,7 @@ impl ImageManager {
                     .map(|r| r.name())
                     .unwrap_or_default();
                 if !self.must_verify(&p, &repository, req.namespace, creds) {
+                    crate::metrics::present_decision("used");
                     let msg = if self.verify == VerifyPolicy::NeverVerify {
                         messages::already_present(image)
                     } else {
@@ -494,8 +495,10 @@ impl ImageManager {
                     };
                 }
                 if policy == PullPolicy::Never {
+                    crate::metrics::present_decision("never");
                     return self.never_pull(image, events);
                 }
+                crate::metrics::present_decision("verify");
             }
             PullDecision::Pull => {}
         }
@@ -522,6 +525,7 @@ impl ImageManager {
                 let prev = st.previous.get(&key).cloned();
                 let retry_after = st.backoff.retry_at(&key).map(|t| t.saturating_sub(now));
                 drop(st);
+                crate::metrics::back_off();
                 events.push(StepEvent::new(
                     EventType::Normal,
                     pullpolicy::events::BACK_OFF,
@@ -551,6 +555,7 @@ impl ImageManager {
             .pull_image(&defaulted, &resolution.credentials)
             .await;
         drop(slot);
+        let seconds = self.clock.now().saturating_sub(started).as_secs_f64();
         match result {
             Ok(pulled) => {
                 let waited = self.clock.now().saturating_sub(started);
@@ -566,9 +571,11 @@ impl ImageManager {
                         .await
                     {
                         let err = format!("failed to record the pull (KEP-2535 pull record): {e}");
+                        crate::metrics::pull_finished(seconds, None, Some(&err));
                         return self.pull_failed(image, &key, &err, events);
                     }
                 }
+                crate::metrics::pull_finished(seconds, Some(pulled.size), None);
                 events.push(StepEvent::new(
                     EventType::Normal,
                     pullpolicy::events::PULLED,
@@ -583,7 +590,10 @@ impl ImageManager {
                     image_ref: pulled.image_ref,
                 }
             }
-            Err(err) => self.pull_failed(image, &key, &err, events),
+            Err(err) => {
+                crate::metrics::pull_finished(seconds, None, Some(&err));
+                self.pull_failed(image, &key, &err, events)
+            }
         }
     }
 

@@ -1023,6 +1023,9 @@ pub struct PodNetwork {
     cni: Cni,
     state_dir: PathBuf,
     version: std::sync::Arc<tokio::sync::OnceCell<String>>,
+    /// Pod-facing host interfaces accept loopback destinations (the API server portal of
+    /// [`crate::service_proxy`] leads to 127.0.0.1).
+    route_localnet: bool,
 }
 
 impl PodNetwork {
@@ -1032,7 +1035,15 @@ impl PodNetwork {
             cni,
             state_dir,
             version: Default::default(),
+            route_localnet: false,
         }
+    }
+
+    /// Lets the pod-facing host interfaces of every attachment accept loopback destinations
+    /// (set when the API server portal leads to a loopback address).
+    pub fn with_route_localnet(mut self, on: bool) -> Self {
+        self.route_localnet = on;
+        self
     }
 
     /// The CNI runtime.
@@ -1181,6 +1192,13 @@ impl PodNetwork {
             let _ = self.teardown(&pod.uid).await;
             return Err(CniError::NoPodIp(record.container_id));
         }
+        if self.route_localnet {
+            for i in res.interfaces.iter().filter(|i| i.sandbox.is_empty()) {
+                if let Err(e) = crate::service_proxy::allow_localnet(&i.name) {
+                    tracing::warn!(interface = %i.name, error = %e, "could not set route_localnet: pods may not reach the API server's Service");
+                }
+            }
+        }
         record.result = res.raw;
         self.write_record(&record)?;
         Ok(PodIps { ips, netns: path })
@@ -1289,7 +1307,7 @@ pub async fn release_masquerade(network: &str, container_id: &str) -> Result<(),
         }
         // the rule's own words, with -A turned into -D (the comment is one quoted word)
         let mut args: Vec<String> = vec!["-t".into(), "nat".into()];
-        args.extend(split_rule(rule));
+        args.extend(rule_words(rule));
         args[2] = "-D".into();
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         let _ = iptables(&a).await?;
@@ -1311,7 +1329,7 @@ pub async fn release_masquerade(network: &str, container_id: &str) -> Result<(),
 }
 
 /// Splits an `iptables -S` line into words: double quotes group, `\"` is a quote.
-fn split_rule(line: &str) -> Vec<String> {
+pub(crate) fn rule_words(line: &str) -> Vec<String> {
     let mut out = vec![];
     let mut cur = String::new();
     let mut quoted = false;
@@ -1537,7 +1555,7 @@ mod tests {
     #[test]
     fn iptables_rule_words() {
         assert_eq!(
-            split_rule(
+            rule_words(
                 r#"-A POSTROUTING -s 10.1.0.2/32 -m comment --comment "name: \"kubepull\" id: \"kp-1\"" -j CNI-ab"#
             ),
             vec![

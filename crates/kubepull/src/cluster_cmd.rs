@@ -167,6 +167,13 @@ fn node_agent_args(cmd: Command) -> Command {
             .help("With --serialize-image-pulls=false, at most N image pulls at once (the kubelet's maxParallelImagePulls, KEP-3673) [default: no limit]"),
     )
     .arg(
+        Arg::new("metrics-bind")
+            .long("metrics-bind")
+            .value_name("ADDR")
+            .value_parser(clap::value_parser!(std::net::SocketAddr))
+            .help("Serve the node's Prometheus metrics (plain HTTP GET /metrics) on ADDR, e.g. 127.0.0.1:10255: image pulls by result and cause, their durations and bytes, back-offs, decisions for images already present"),
+    )
+    .arg(
         Arg::new("preloaded-images")
             .long("preloaded-images")
             .value_name("FILE")
@@ -393,13 +400,31 @@ fn load_docker_config(
     }
 }
 
+/// The API server's socket address from its URL (`https://HOST:PORT`, an IP host), where the
+/// node leads pods that dial the `kubernetes` Service.
+fn api_socket(url: &str) -> Option<std::net::SocketAddr> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split('/').next()?;
+    if let Ok(a) = authority.parse::<std::net::SocketAddr>() {
+        return Some(a);
+    }
+    let with_port = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:443")
+    };
+    std::net::ToSocketAddrs::to_socket_addrs(&with_port)
+        .ok()?
+        .find(|a| a.is_ipv4())
+}
+
 async fn run_node_agent(
     client: kube::Client,
     m: &ArgMatches,
     name: String,
     root: PathBuf,
     node_ip: IpAddr,
-    (token, ca_pem): (String, String),
+    (token, ca_pem, api_url): (String, String, &str),
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let verify: kubepull_node::images::VerifyPolicy = m
@@ -464,10 +489,30 @@ async fn run_node_agent(
             .collect(),
         pod_network: pod_network_settings(m),
         pull_limits,
+        api_server: api_socket(api_url),
     };
-    kubepull_node::agent::run(client, cfg, images, runtime, shutdown)
+    let metrics = match m.get_one::<std::net::SocketAddr>("metrics-bind") {
+        Some(a) => Some(
+            kubepull_node::metrics::bind(*a)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?,
+        ),
+        None => None,
+    };
+    let (stop_metrics, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = metrics.map(|l| {
+        tokio::spawn(kubepull_node::metrics::serve(l, async move {
+            let _ = stopped.await;
+        }))
+    });
+    let r = kubepull_node::agent::run(client, cfg, images, runtime, shutdown)
         .await
-        .context("node agent")
+        .context("node agent");
+    let _ = stop_metrics.send(());
+    if let Some(t) = served {
+        let _ = t.await;
+    }
+    r
 }
 
 pub fn run_node(m: &ArgMatches) -> u8 {
@@ -504,7 +549,7 @@ pub fn run_node(m: &ArgMatches) -> u8 {
                 name,
                 root,
                 node_ip,
-                (token, ca_pem),
+                (token, ca_pem, &url),
                 shutdown_signal(),
             )
             .await
@@ -564,7 +609,7 @@ pub fn run_up(m: &ArgMatches) -> u8 {
                 name,
                 data_dir.join("node"),
                 IpAddr::from([127, 0, 0, 1]),
-                (token, server.ca_pem()),
+                (token, server.ca_pem(), &server.url()),
                 shutdown_signal(),
             )
             .await;
@@ -833,6 +878,11 @@ pub fn run_down(m: &ArgMatches) -> u8 {
                     bail!("could not release the network of pod(s) {}; see the warnings above and run kubepull down again", names.join(", "));
                 }
                 println!("released the network of {pods} pod(s)");
+                let portal = kubepull_node::agent::portal_record_path(&root);
+                if let Ok(node) = std::fs::read_to_string(&portal) {
+                    kubepull_node::service_proxy::remove(node.trim()).await?;
+                    println!("removed the kubernetes Service portal of node {}", node.trim());
+                }
                 for b in &bridges {
                     kubepull_node::podnet::delete_bridge(b).await?;
                     println!("removed bridge {b}");

@@ -68,7 +68,8 @@ pub fn command() -> Command {
             Command::new("manifests")
                 .about("Print the YAML that installs the operator: CRD, least-privilege RBAC, Deployment (2 replicas), Service")
                 .arg(Arg::new("namespace").long("namespace").value_name("NS").default_value("kubepull-system").help("The operator's namespace"))
-                .arg(Arg::new("image").long("image").value_name("IMG").required(true).help("The operator's image (a kubepull binary as its entrypoint)")),
+                .arg(Arg::new("image").long("image").value_name("IMG").required(true).help("The operator's image (a kubepull binary as its entrypoint; scripts/image.sh builds and pushes one)"))
+                .arg(Arg::new("image-pull-secret").long("image-pull-secret").value_name("NAME").action(ArgAction::Append).help("A pull secret in the operator's namespace for pulling IMG from a private registry (repeatable)")),
         )
 }
 
@@ -93,7 +94,16 @@ pub fn run(m: &ArgMatches) -> u8 {
             );
             return exit::USAGE;
         }
-        print!("{}", manifests::yaml_stream(&manifests::objects(ns, image)));
+        let pull: Vec<String> = mm
+            .get_many::<String>("image-pull-secret")
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        print!(
+            "{}",
+            manifests::yaml_stream(&manifests::objects_pulling_with(ns, image, &pull))
+        );
         return exit::OK;
     }
     let ns = m

@@ -494,3 +494,246 @@ fn operator_propagates_race_free_validates_rotates_and_fails_over() {
         b.log()
     );
 }
+
+/// The operator as users install it: built into an image by `scripts/image.sh` and pushed with
+/// `kubepull push` to the private registry, installed from `kubepull operator manifests` (two
+/// replicas, its own ServiceAccount and RBAC, the restricted Pod Security level), pulled by the
+/// node with a pull secret, running in pods that reach the API server through the `kubernetes`
+/// Service (in-cluster config: `KUBERNETES_SERVICE_HOST`, the `kube-api-access` token and CA),
+/// and called by the API server through its Service.
+#[test]
+fn operator_runs_in_cluster_from_its_image() {
+    assert!(runc_works(), "runc is required (apt-get install -y runc)");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let reg = Registry::start(&[(USER, PASS)]);
+    let img = busybox_image(&["/bin/sh", "-c", "sleep 3600"], &[]);
+    rt.block_on(reg.push("team/app", "v1", &img));
+    let app_image = format!("{}/team/app:v1", reg.host());
+    let work = tempfile::tempdir().unwrap();
+    // the image, pushed with kubepull's own client (Docker's certs.d layout to trust the registry)
+    let certs = work.path().join("certs.d");
+    std::fs::create_dir_all(certs.join(reg.host())).unwrap();
+    std::fs::write(certs.join(reg.host()).join("ca.crt"), reg.ca_pem()).unwrap();
+    let push_secret = work.path().join("push.yaml");
+    let b64 =
+        base64::engine::general_purpose::STANDARD.encode(docker_config(&reg.host(), USER, PASS));
+    std::fs::write(
+        &push_secret,
+        format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: push\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {b64}\n"),
+    )
+    .unwrap();
+    let op_image = format!("{}/kubepull/operator:e2e", reg.host());
+    let o = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/image.sh"))
+        .arg(&op_image)
+        .arg("-q")
+        .arg("--secret")
+        .arg(&push_secret)
+        .arg("--hosts-dir")
+        .arg(&certs)
+        .env("KUBEPULL_BIN", env!("CARGO_BIN_EXE_kubepull"))
+        .env("OUT", work.path().join("layout"))
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "scripts/image.sh: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let hosts = tempfile::tempdir().unwrap();
+    reg.write_hosts_dir(hosts.path());
+    let node_metrics = free_port();
+    let up = start_up_with(
+        hosts.path(),
+        &["--metrics-bind", &format!("127.0.0.1:{node_metrics}")],
+    );
+
+    // the namespace and the pull secret for the operator's image, then everything printed
+    up.ok(&["create", "namespace", NS]);
+    up.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "operator-pull",
+        "-n",
+        NS,
+        &format!("--docker-server={}", reg.host()),
+        &format!("--docker-username={USER}"),
+        &format!("--docker-password={PASS}"),
+    ]);
+    let printed = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+        .args([
+            "operator",
+            "manifests",
+            "--namespace",
+            NS,
+            "--image",
+            &op_image,
+        ])
+        .args(["--image-pull-secret", "operator-pull"])
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    up.apply(&String::from_utf8_lossy(&printed.stdout));
+    let pods_ctx = || {
+        format!(
+            "{}\n{}\n--- kubepull up log ---\n{}",
+            up.kubectl_text(&["get", "pods", "-n", NS, "-o", "yaml"]),
+            up.kubectl_text(&[
+                "logs",
+                "-n",
+                NS,
+                "-l",
+                "app.kubernetes.io/name=kubepull-operator",
+                "--tail",
+                "50",
+                "--prefix"
+            ]),
+            up.log()
+        )
+    };
+    wait_for(
+        "two operator pods Running and Ready",
+        || {
+            let o = up.kubectl(&[
+                "get",
+                "pods",
+                "-n",
+                NS,
+                "-l",
+                "app.kubernetes.io/name=kubepull-operator",
+                "-o",
+                "json",
+            ]);
+            let v = json(&String::from_utf8_lossy(&o.stdout));
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            (items.len() == 2
+                && items.iter().all(|p| {
+                    p["status"]["phase"] == "Running"
+                        && p["status"]["conditions"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                }))
+            .then(String::new)
+        },
+        pods_ctx,
+    );
+    // in-cluster: the pods carry the API credentials the ServiceAccount admission mounted
+    let pod = json(&up.ok(&[
+        "get",
+        "pods",
+        "-n",
+        NS,
+        "-l",
+        "app.kubernetes.io/name=kubepull-operator",
+        "-o",
+        "json",
+    ]))["items"][0]
+        .clone();
+    let vols = pod["spec"]["volumes"].to_string();
+    assert!(vols.contains("kube-api-access-"), "{vols}");
+    assert!(vols.contains("kube-root-ca.crt"), "{vols}");
+    // one replica leads (the Lease names a pod), and the webhook points at the Service
+    let holder = wait_for(
+        "a leader",
+        || {
+            let o = up.kubectl(&["get", "lease", "kubepull-operator", "-n", NS, "-o", "json"]);
+            o.status
+                .success()
+                .then(|| {
+                    json(&String::from_utf8_lossy(&o.stdout))["spec"]["holderIdentity"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .filter(|h| h.starts_with("kubepull-operator-"))
+        },
+        pods_ctx,
+    );
+    assert!(!holder.is_empty());
+    let mwc = wait_for(
+        "the webhook configuration",
+        || {
+            let o = up.kubectl(&[
+                "get",
+                "mutatingwebhookconfiguration",
+                "kubepull-operator",
+                "-o",
+                "json",
+            ]);
+            o.status
+                .success()
+                .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+        },
+        pods_ctx,
+    );
+    let mwc = json(&mwc);
+    assert_eq!(
+        mwc["webhooks"][0]["clientConfig"]["service"]["name"], "kubepull-operator",
+        "{mwc}"
+    );
+    assert!(mwc["webhooks"][0]["clientConfig"]["url"].is_null(), "{mwc}");
+
+    // the operator at work: a new namespace's first pod carries the copy and runs
+    up.ok(&["create", "namespace", SRC_NS]);
+    set_source(&up, "regcred", &docker_config(&reg.host(), USER, PASS));
+    up.apply(&format!(
+        "apiVersion: kubepull.io/v1alpha1\nkind: ClusterPullSecret\nmetadata:\n  name: corp\nspec:\n  secretRef: {{namespace: {SRC_NS}, name: regcred}}\n"
+    ));
+    wait_for(
+        "the ClusterPullSecret Ready",
+        || (condition(&cps_status(&up, "corp"), "Ready").0 == "True").then(String::new),
+        pods_ctx,
+    );
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: fresh\n---\n{}",
+        pod_yaml("fresh", "app", &app_image)
+    ));
+    let pod = json(&up.ok(&["get", "pod", "app", "-n", "fresh", "-o", "json"]));
+    assert_eq!(
+        pod["spec"]["imagePullSecrets"],
+        serde_json::json!([{"name": "regcred"}]),
+        "the pod was admitted without the secret\n{}",
+        pods_ctx()
+    );
+    up.wait_pods(
+        "fresh",
+        "op=e2e",
+        |p| p["status"]["phase"] == "Running",
+        "the new namespace's pod Running",
+    );
+    // the node's metrics count the pulls; the API server's, its requests and the webhook calls
+    let node = metrics(node_metrics);
+    assert!(
+        node.contains("kubepull_node_image_pulls_total{result=\"success\",cause=\"\"}"),
+        "{node}"
+    );
+    assert!(
+        node.contains("kubepull_node_image_pull_bytes_total "),
+        "{node}"
+    );
+    let api = up.ok(&["get", "--raw", "/metrics"]);
+    assert!(
+        api.contains("apiserver_request_total{verb=\"POST\",group=\"\",resource=\"pods\",subresource=\"\",code=\"201\"}"),
+        "{api}"
+    );
+    assert!(
+        api.contains("apiserver_admission_webhook_request_total{name=\"pull-secrets.kubepull.io\",type=\"admit\",operation=\"CREATE\",result=\"allowed\",rejected=\"false\"}"),
+        "{api}"
+    );
+    assert!(!api.contains(PASS) && !node.contains(PASS));
+    // no replica's log shows the registry password
+    let logs = up.kubectl_text(&[
+        "logs",
+        "-n",
+        NS,
+        "-l",
+        "app.kubernetes.io/name=kubepull-operator",
+        "--tail",
+        "-1",
+    ]);
+    assert!(!logs.contains(PASS), "{logs}");
+}

@@ -44,6 +44,13 @@ pub fn namespace_rules() -> Value {
 
 /// Every object, in the order `kubectl apply -f` should create them.
 pub fn objects(namespace: &str, image: &str) -> Vec<Value> {
+    objects_pulling_with(namespace, image, &[])
+}
+
+/// [`objects`], the Deployment's pods pulling the image with `pull_secrets` (Secrets the user
+/// creates in `namespace`; a private registry needs them).
+pub fn objects_pulling_with(namespace: &str, image: &str, pull_secrets: &[String]) -> Vec<Value> {
+    let pull: Vec<Value> = pull_secrets.iter().map(|n| json!({"name": n})).collect();
     let labels = json!({"app.kubernetes.io/name": NAME, MANAGED_BY_LABEL: MANAGED_BY});
     let selector = json!({"app.kubernetes.io/name": NAME});
     let subject = json!([{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}]);
@@ -81,6 +88,7 @@ pub fn objects(namespace: &str, image: &str) -> Vec<Value> {
                 "metadata": {"labels": labels},
                 "spec": {
                     "serviceAccountName": NAME,
+                    "imagePullSecrets": pull,
                     "securityContext": {"runAsNonRoot": true, "runAsUser": 65532,
                                         "runAsGroup": 65532,
                                         "seccompProfile": {"type": "RuntimeDefault"}},

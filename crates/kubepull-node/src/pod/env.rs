@@ -1,7 +1,7 @@
 //! A container's environment from the pod spec (`pkg/kubelet/kubelet_pods.go`,
 //! `makeEnvironmentVariables`) and the pod's pull Secrets.
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 use kube::{Api, Client};
 
 use kubepull_core::keyring::PullSecret;
@@ -24,6 +24,16 @@ pub async fn resolve_env(
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let enable_links = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
+    let service_env = service_env(
+        &services_for(client, &ns, enable_links).await?,
+        &ns,
+        enable_links,
+    );
     let mut out: Vec<(String, String)> = Vec::new();
     let set = |out: &mut Vec<(String, String)>, k: String, v: String| {
         if let Some(e) = out.iter_mut().find(|(n, _)| *n == k) {
@@ -138,11 +148,116 @@ pub async fn resolve_env(
                 String::new()
             }
         } else {
-            expand(e.value.as_deref().unwrap_or(""), &out)
+            // references see the service variables under the container's own
+            // (`expansion.MappingFuncFor(tmpEnv, serviceEnv)`)
+            let scope: Vec<(String, String)> =
+                service_env.iter().chain(out.iter()).cloned().collect();
+            expand(e.value.as_deref().unwrap_or(""), &scope)
         };
         set(&mut out, e.name.clone(), value);
     }
+    // the service variables the container does not define itself
+    for (k, v) in service_env {
+        if !out.iter().any(|(n, _)| *n == k) {
+            out.push((k, v));
+        }
+    }
     Ok(out)
+}
+
+/// The Services whose variables a pod of `ns` gets: `default/kubernetes` always, the
+/// namespace's own when `enableServiceLinks` (the kubelet's `getServiceEnvVarMap` reads them
+/// from its informer; the node agent asks the API server).
+async fn services_for(
+    client: &Client,
+    ns: &str,
+    enable_links: bool,
+) -> Result<Vec<Service>, EnvError> {
+    let mut out = Vec::new();
+    let default: Api<Service> = Api::namespaced(client.clone(), "default");
+    match default.get_opt("kubernetes").await {
+        Ok(Some(s)) => out.push(s),
+        Ok(None) => {}
+        Err(e) => {
+            return Err(EnvError(format!(
+                "failed to list services: {}",
+                api_error_text(&e)
+            )))
+        }
+    }
+    if enable_links {
+        let api: Api<Service> = Api::namespaced(client.clone(), ns);
+        match api.list(&Default::default()).await {
+            Ok(l) => out.extend(l.items),
+            Err(e) => {
+                return Err(EnvError(format!(
+                    "failed to list services: {}",
+                    api_error_text(&e)
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The environment of Docker-link style service variables a pod of `ns` gets
+/// (`pkg/kubelet/kubelet_pods.go` `getServiceEnvVarMap` and `pkg/kubelet/envvars/envvars.go`
+/// `FromServices`): for the master service `default/kubernetes` always, for the namespace's
+/// own Services when `enable_links`; Services without a cluster IP (headless) give nothing.
+pub fn service_env(services: &[Service], ns: &str, enable_links: bool) -> Vec<(String, String)> {
+    let ip_set = |s: &Service| {
+        s.spec
+            .as_ref()
+            .and_then(|sp| sp.cluster_ip.as_deref())
+            .is_some_and(|ip| !ip.is_empty() && ip != "None")
+    };
+    let mut chosen: std::collections::BTreeMap<String, &Service> = Default::default();
+    for s in services.iter().filter(|s| ip_set(s)) {
+        let name = s.metadata.name.clone().unwrap_or_default();
+        let sns = s.metadata.namespace.as_deref().unwrap_or("");
+        if sns == "default" && name == "kubernetes" {
+            chosen.entry(name).or_insert(s);
+        } else if sns == ns && enable_links {
+            chosen.insert(name, s);
+        }
+    }
+    let var = |s: &str| s.replace('-', "_").to_uppercase();
+    let mut out = Vec::new();
+    for (name, s) in chosen {
+        let Some(spec) = s.spec.as_ref() else {
+            continue;
+        };
+        let ip = spec.cluster_ip.clone().unwrap_or_default();
+        let ports = spec.ports.clone().unwrap_or_default();
+        let Some(first) = ports.first() else { continue };
+        let prefix = var(&name);
+        out.push((format!("{prefix}_SERVICE_HOST"), ip.clone()));
+        let port_name = format!("{prefix}_SERVICE_PORT");
+        out.push((port_name.clone(), first.port.to_string()));
+        for p in &ports {
+            if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                out.push((format!("{port_name}_{}", var(n)), p.port.to_string()));
+            }
+        }
+        // makeLinkVariables: Docker-compatible variables
+        for (i, p) in ports.iter().enumerate() {
+            let proto = p.protocol.clone().unwrap_or_else(|| "TCP".to_string());
+            let host_port = match ip.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V6(_)) => format!("[{ip}]:{}", p.port),
+                _ => format!("{ip}:{}", p.port),
+            };
+            let url = format!("{}://{host_port}", proto.to_lowercase());
+            if i == 0 {
+                out.push((format!("{prefix}_PORT"), url.clone()));
+            }
+            let pp = format!("{prefix}_PORT_{}_{}", p.port, proto.to_uppercase());
+            out.push((pp.clone(), url));
+            out.push((format!("{pp}_PROTO"), proto.to_lowercase()));
+            out.push((format!("{pp}_PORT"), p.port.to_string()));
+            out.push((format!("{pp}_ADDR"), ip.clone()));
+        }
+    }
+    out
 }
 
 /// `$(VAR)` expansion (`third_party/forked/golang/expansion`): `$$` escapes, unknown references
@@ -231,5 +346,73 @@ mod tests {
         assert_eq!(expand("$(A)-$(B)-$$(A)-$", &env), "x-$(B)-$(A)-$");
         assert_eq!(expand("plain", &env), "plain");
         assert_eq!(expand("$(A", &env), "$(A");
+    }
+
+    fn svc(ns: &str, name: &str, ip: &str, ports: serde_json::Value) -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"clusterIP": ip, "ports": ports},
+        }))
+        .unwrap()
+    }
+
+    fn get<'a>(env: &'a [(String, String)], k: &str) -> Option<&'a str> {
+        env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+
+    /// The variables kubelet's `envvars.FromServices` writes (its envvars_test.go cases).
+    #[test]
+    fn service_variables_as_the_kubelet_writes_them() {
+        let services = vec![
+            svc(
+                "default",
+                "kubernetes",
+                "10.96.0.1",
+                serde_json::json!([{"name": "https", "port": 443, "protocol": "TCP"}]),
+            ),
+            svc(
+                "team",
+                "my-db",
+                "10.96.3.4",
+                serde_json::json!([{"port": 5432}, {"name": "metrics", "port": 9187, "protocol": "UDP"}]),
+            ),
+            svc(
+                "team",
+                "headless",
+                "None",
+                serde_json::json!([{"port": 80}]),
+            ),
+            svc(
+                "other",
+                "elsewhere",
+                "10.96.9.9",
+                serde_json::json!([{"port": 80}]),
+            ),
+        ];
+        let env = service_env(&services, "team", true);
+        assert_eq!(get(&env, "KUBERNETES_SERVICE_HOST"), Some("10.96.0.1"));
+        assert_eq!(get(&env, "KUBERNETES_SERVICE_PORT"), Some("443"));
+        assert_eq!(get(&env, "KUBERNETES_SERVICE_PORT_HTTPS"), Some("443"));
+        assert_eq!(get(&env, "KUBERNETES_PORT"), Some("tcp://10.96.0.1:443"));
+        assert_eq!(
+            get(&env, "KUBERNETES_PORT_443_TCP"),
+            Some("tcp://10.96.0.1:443")
+        );
+        assert_eq!(get(&env, "KUBERNETES_PORT_443_TCP_PROTO"), Some("tcp"));
+        assert_eq!(get(&env, "KUBERNETES_PORT_443_TCP_PORT"), Some("443"));
+        assert_eq!(get(&env, "KUBERNETES_PORT_443_TCP_ADDR"), Some("10.96.0.1"));
+        assert_eq!(get(&env, "MY_DB_SERVICE_HOST"), Some("10.96.3.4"));
+        assert_eq!(get(&env, "MY_DB_SERVICE_PORT"), Some("5432"));
+        assert_eq!(get(&env, "MY_DB_SERVICE_PORT_METRICS"), Some("9187"));
+        assert_eq!(
+            get(&env, "MY_DB_PORT_9187_UDP"),
+            Some("udp://10.96.3.4:9187")
+        );
+        assert!(get(&env, "HEADLESS_SERVICE_HOST").is_none());
+        assert!(get(&env, "ELSEWHERE_SERVICE_HOST").is_none());
+        // enableServiceLinks: false keeps the master service only
+        let env = service_env(&services, "team", false);
+        assert_eq!(get(&env, "KUBERNETES_SERVICE_HOST"), Some("10.96.0.1"));
+        assert!(get(&env, "MY_DB_SERVICE_HOST").is_none());
     }
 }

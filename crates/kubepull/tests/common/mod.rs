@@ -132,6 +132,16 @@ impl Up {
             .output()
             .expect("kubectl")
     }
+    /// kubectl's stdout and stderr, whatever its status (for diagnostics).
+    #[allow(dead_code)]
+    pub fn kubectl_text(&self, args: &[&str]) -> String {
+        let o = self.kubectl(args);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    }
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.kubectl(args);
         assert!(

@@ -1,0 +1,209 @@
+//! The root CA publisher (kube-controller-manager's `root-ca-cert-publisher`,
+//! pkg/controller/certificates/rootcacertpublisher/publisher.go): every namespace holds the
+//! ConfigMap `kube-root-ca.crt` with the cluster CA under `ca.crt`, which the
+//! `kube-api-access-*` projected volume the ServiceAccount admission adds to pods mounts at
+//! `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt`, so in-cluster clients trust the API
+//! server. Recreated when deleted, rewritten when changed.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::controllers::queue::{self, Action, Controller};
+use crate::errors::ApiError;
+use crate::objects::{ListOptions, Objects};
+use crate::resources::{self, Resource};
+
+/// The ConfigMap's name (`RootCACertConfigMapName`).
+pub const CONFIGMAP: &str = "kube-root-ca.crt";
+/// `DescriptionAnnotation`.
+const DESCRIPTION_ANNOTATION: &str = "kubernetes.io/description";
+/// `Description`.
+const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver \
+    when using internal endpoints such as the internal service IP or kubernetes.default.svc. No \
+    other usage is guaranteed across distributions of Kubernetes clusters.";
+
+fn r(plural: &str) -> &'static Resource {
+    resources::find("", "v1", plural).expect("core resource")
+}
+
+/// The publisher; its keys are namespace names.
+pub struct RootCaPublisher {
+    ca_pem: String,
+}
+
+impl RootCaPublisher {
+    /// Publishes `ca_pem`.
+    pub fn new(ca_pem: String) -> Self {
+        RootCaPublisher { ca_pem }
+    }
+}
+
+/// What to do for one namespace (`syncNamespace`): `ns` the namespace (none: gone), `cm` the
+/// ConfigMap as stored.
+pub fn plan(ca_pem: &str, ns: Option<&Value>, cm: Option<&Value>, name: &str) -> Vec<Action> {
+    let Some(ns) = ns else { return vec![] };
+    if ns.pointer("/metadata/deletionTimestamp").is_some()
+        || ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+    {
+        return vec![];
+    }
+    let data = json!({"ca.crt": ca_pem});
+    match cm {
+        None => vec![Action::Create {
+            r: r("configmaps"),
+            ns: name.to_string(),
+            obj: json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": CONFIGMAP,
+                    "annotations": {DESCRIPTION_ANNOTATION: DESCRIPTION},
+                },
+                "data": data,
+            }),
+            report: None,
+        }],
+        Some(cm) => {
+            let described = cm
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(DESCRIPTION_ANNOTATION))
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty());
+            if cm.get("data") == Some(&data) && described {
+                return vec![];
+            }
+            let mut cm = cm.clone();
+            cm["data"] = data;
+            // binaryData is not part of the published content
+            if let Some(o) = cm.as_object_mut() {
+                o.remove("binaryData");
+            }
+            if !cm["metadata"]["annotations"].is_object() {
+                cm["metadata"]["annotations"] = json!({});
+            }
+            cm["metadata"]["annotations"][DESCRIPTION_ANNOTATION] = json!(DESCRIPTION);
+            vec![Action::Update {
+                r: r("configmaps"),
+                obj: cm,
+                status: false,
+            }]
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Controller for RootCaPublisher {
+    fn name(&self) -> &'static str {
+        "root-ca-cert-publisher"
+    }
+
+    fn prefixes(&self) -> Vec<String> {
+        vec![r("namespaces").key_prefix(), r("configmaps").key_prefix()]
+    }
+
+    fn keys_for(
+        &mut self,
+        key: &str,
+        obj: &Value,
+        _old: Option<&Value>,
+        _deleted: bool,
+    ) -> Vec<String> {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if key.starts_with(&r("namespaces").key_prefix()) {
+            return vec![name.to_string()];
+        }
+        if name == CONFIGMAP {
+            let ns = obj
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            return vec![ns.to_string()];
+        }
+        vec![]
+    }
+
+    async fn all_keys(&mut self, objects: &Objects) -> Result<Vec<String>, ApiError> {
+        let (items, _, _) = objects
+            .list(r("namespaces"), None, &ListOptions::default())
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|n| n.pointer("/metadata/name").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect())
+    }
+
+    async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
+        let ns = objects.get_opt(r("namespaces"), "", key).await?;
+        let cm = match ns {
+            Some(_) => objects.get_opt(r("configmaps"), key, CONFIGMAP).await?,
+            None => None,
+        };
+        let actions = plan(&self.ca_pem, ns.as_ref(), cm.as_ref(), key);
+        match queue::apply(objects, self.name(), actions).await {
+            // the namespace went away or began terminating meanwhile: nothing to retry
+            Err(e) if e.code == 404 || e.message.contains("being terminated") => Ok(None),
+            r => r.map(|_| None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns() -> Value {
+        json!({"metadata": {"name": "team"}, "status": {"phase": "Active"}})
+    }
+
+    #[test]
+    fn creates_in_a_live_namespace_and_never_in_a_terminating_one() {
+        let a = plan("CA", Some(&ns()), None, "team");
+        match a.as_slice() {
+            [Action::Create { ns, obj, .. }] => {
+                assert_eq!(ns, "team");
+                assert_eq!(obj["metadata"]["name"], CONFIGMAP);
+                assert_eq!(obj["data"]["ca.crt"], "CA");
+                assert_eq!(
+                    obj["metadata"]["annotations"][DESCRIPTION_ANNOTATION],
+                    DESCRIPTION
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut t = ns();
+        t["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        assert!(plan("CA", Some(&t), None, "team").is_empty());
+        assert!(plan("CA", None, None, "team").is_empty());
+    }
+
+    #[test]
+    fn rewrites_changed_data_or_a_missing_description_and_leaves_a_good_one() {
+        let good = json!({"metadata": {"name": CONFIGMAP, "namespace": "team", "resourceVersion": "7",
+            "annotations": {DESCRIPTION_ANNOTATION: DESCRIPTION}}, "data": {"ca.crt": "CA"}});
+        assert!(plan("CA", Some(&ns()), Some(&good), "team").is_empty());
+        let mut edited = good.clone();
+        edited["data"]["ca.crt"] = json!("forged");
+        edited["data"]["extra"] = json!("x");
+        match plan("CA", Some(&ns()), Some(&edited), "team").as_slice() {
+            [Action::Update { obj, .. }] => {
+                assert_eq!(obj["data"], json!({"ca.crt": "CA"}));
+                assert_eq!(obj["metadata"]["resourceVersion"], "7");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut bare = good.clone();
+        bare["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+        assert!(matches!(
+            plan("CA", Some(&ns()), Some(&bare), "team").as_slice(),
+            [Action::Update { .. }]
+        ));
+    }
+}
