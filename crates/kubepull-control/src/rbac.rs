@@ -666,6 +666,11 @@ pub fn bootstrap_objects() -> (Vec<Value>, Vec<Value>) {
             "system:discovery",
             json!([{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
         ),
+        // bootstrap policy `system:monitoring`: the metrics and health endpoints
+        role(
+            "system:monitoring",
+            json!([{"nonResourceURLs": ["/healthz", "/healthz/*", "/livez", "/livez/*", "/metrics", "/metrics/slis", "/readyz", "/readyz/*"], "verbs": ["get"]}]),
+        ),
         role(
             "system:public-info-viewer",
             json!([{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
@@ -682,6 +687,11 @@ pub fn bootstrap_objects() -> (Vec<Value>, Vec<Value>) {
             "system:discovery",
             "system:discovery",
             &["system:authenticated"],
+        ),
+        binding(
+            "system:monitoring",
+            "system:monitoring",
+            &["system:monitoring"],
         ),
         binding(
             "system:public-info-viewer",

@@ -2030,3 +2030,55 @@ async fn partial_object_metadata_for_list_get_and_watch() {
     assert!(full.contains("TWV0YS1TZWNyZXQtVmFsdWU="));
     server.shutdown().await;
 }
+
+/// `/metrics` under kube-apiserver's names: requests by verb, resource and code as kubectl made
+/// them; readable by the admin and by what RBAC allows (`system:monitoring`), not by others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_and_follow_rbac() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let dir = d.path().to_path_buf();
+    let (url, ca) = (server.url(), server.ca_pem());
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str]| kubectl(&admin, &home, args, None);
+        for args in [
+            &["create", "namespace", "m"][..],
+            &["create", "serviceaccount", "scraper", "-n", "m"],
+            &["create", "configmap", "c", "-n", "m", "--from-literal=a=b"],
+            &["get", "configmaps", "-n", "m"],
+            &["get", "configmap", "c", "-n", "m"],
+        ] {
+            let (ok, out) = k(args);
+            assert!(ok, "{args:?}: {out}");
+        }
+        let (_, out) = k(&["get", "configmap", "missing", "-n", "m"]);
+        assert!(out.contains("NotFound"), "{out}");
+        let (ok, text) = k(&["get", "--raw", "/metrics"]);
+        assert!(ok, "{text}");
+        for want in [
+            "# TYPE apiserver_request_total counter",
+            "apiserver_request_total{verb=\"POST\",group=\"\",resource=\"configmaps\",subresource=\"\",code=\"201\"} 1",
+            "apiserver_request_total{verb=\"LIST\",group=\"\",resource=\"configmaps\",subresource=\"\",code=\"200\"}",
+            "apiserver_request_total{verb=\"GET\",group=\"\",resource=\"configmaps\",subresource=\"\",code=\"200\"}",
+            "apiserver_request_total{verb=\"GET\",group=\"\",resource=\"configmaps\",subresource=\"\",code=\"404\"}",
+            "apiserver_request_duration_seconds_bucket{verb=\"POST\",group=\"\",resource=\"configmaps\",subresource=\"\",le=\"+Inf\"}",
+        ] {
+            assert!(text.contains(want), "missing {want}:\n{text}");
+        }
+        // a ServiceAccount without the right is refused, with it (system:monitoring) allowed
+        let (ok, token) = k(&["create", "token", "scraper", "-n", "m"]);
+        assert!(ok, "{token}");
+        let sa = token_kubeconfig(&dir, "scraper.kubeconfig", &url, &ca, &format!("    token: {}\n", token.trim()));
+        let (ok, out) = kubectl(&sa, &home, &["get", "--raw", "/metrics"], None);
+        assert!(!ok && out.contains("forbidden"), "{out}");
+        let (ok, out) = k(&["create", "clusterrolebinding", "scrape", "--clusterrole=system:monitoring", "--serviceaccount=m:scraper"]);
+        assert!(ok, "{out}");
+        let (ok, out) = kubectl(&sa, &home, &["get", "--raw", "/metrics"], None);
+        assert!(ok && out.contains("apiserver_request_total"), "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
