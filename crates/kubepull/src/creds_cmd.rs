@@ -58,25 +58,12 @@ pub fn command() -> Command {
 pub fn run(m: &ArgMatches) -> u8 {
     let image = m.get_one::<String>("image").cloned().unwrap_or_default();
     let json_out = m.get_one::<String>("output").map(String::as_str) == Some("json");
-    let mut secrets = Vec::new();
-    for f in m.get_many::<String>("pull-secret").into_iter().flatten() {
-        match load_pull_secrets(Path::new(f)) {
-            Ok(mut s) => secrets.append(&mut s),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return exit::USAGE;
-            }
+    let (secrets, node) = match credential_inputs(m, "pull-secret") {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::USAGE;
         }
-    }
-    let node = match m.get_one::<String>("docker-config") {
-        None => None,
-        Some(f) => match load_node_config(Path::new(f)) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return exit::USAGE;
-            }
-        },
     };
     let skipped: Vec<&PullSecret> = secrets
         .iter()
@@ -194,6 +181,28 @@ fn read_capped(path: &Path) -> anyhow::Result<Vec<u8>> {
         );
     }
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The Secret manifests named by `--SECRET_FLAG` (in order) and the `--docker-config` file: the
+/// credential sources of `creds`, `pull` and `push`. Errors name the flag.
+pub(crate) fn credential_inputs(
+    m: &ArgMatches,
+    secret_flag: &str,
+) -> anyhow::Result<(Vec<PullSecret>, Option<DockerConfig>)> {
+    let mut secrets = Vec::new();
+    for f in m.get_many::<String>(secret_flag).into_iter().flatten() {
+        let mut s = load_pull_secrets(Path::new(f))
+            .map_err(|e| anyhow::anyhow!("--{secret_flag}: {e:#}"))?;
+        secrets.append(&mut s);
+    }
+    let node = match m.get_one::<String>("docker-config") {
+        None => None,
+        Some(f) => Some(
+            load_node_config(Path::new(f))
+                .map_err(|e| anyhow::anyhow!("--docker-config: {e:#}"))?,
+        ),
+    };
+    Ok((secrets, node))
 }
 
 pub(crate) fn load_node_config(path: &Path) -> anyhow::Result<DockerConfig> {

@@ -275,25 +275,12 @@ pub fn run(m: &ArgMatches) -> u8 {
             return exit::USAGE;
         }
     };
-    let mut secrets = Vec::new();
-    for f in m.get_many::<String>("secret").into_iter().flatten() {
-        match crate::creds_cmd::load_pull_secrets(Path::new(f)) {
-            Ok(mut s) => secrets.append(&mut s),
-            Err(e) => {
-                eprintln!("error: --secret: {e:#}");
-                return exit::USAGE;
-            }
+    let (secrets, node) = match crate::creds_cmd::credential_inputs(m, "secret") {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::USAGE;
         }
-    }
-    let node = match m.get_one::<String>("docker-config") {
-        None => None,
-        Some(f) => match crate::creds_cmd::load_node_config(Path::new(f)) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                eprintln!("error: --docker-config: {e:#}");
-                return exit::USAGE;
-            }
-        },
     };
     let resolution = match keyring::resolve(&image, &secrets, node.as_ref()) {
         Ok(r) => r,
