@@ -64,11 +64,13 @@ pub fn command() -> Command {
         .arg(Arg::new("webhook-timeout").long("webhook-timeout").value_name("SECONDS").default_value("5").value_parser(clap::value_parser!(i32)).help("timeoutSeconds of the webhook configuration (1 to 30)"))
         .arg(Arg::new("leader-elect").long("leader-elect").action(ArgAction::SetTrue).help("Reconcile only while holding the Lease kubepull-operator (run several replicas)"))
         .arg(Arg::new("metrics-bind").long("metrics-bind").value_name("ADDR").help("Serve Prometheus /metrics (plain HTTP) here"))
+        .arg(Arg::new("tls-dir").long("tls-dir").value_name("DIR").help("Serve the webhook with DIR/tls.crt and DIR/tls.key and put DIR/ca.crt in the webhook configuration's caBundle (a mounted cert-manager Certificate Secret; renewals are picked up) instead of the CA the operator manages in its namespace"))
         .subcommand(
             Command::new("manifests")
                 .about("Print the YAML that installs the operator: CRD, least-privilege RBAC, Deployment (2 replicas), Service")
                 .arg(Arg::new("namespace").long("namespace").value_name("NS").default_value("kubepull-system").help("The operator's namespace"))
                 .arg(Arg::new("image").long("image").value_name("IMG").required(true).help("The operator's image (a kubepull binary as its entrypoint; scripts/image.sh builds and pushes one)"))
+                .arg(Arg::new("cert-manager").long("cert-manager").action(ArgAction::SetTrue).help("Let cert-manager issue the webhook's certificate: adds an Issuer chain and a Certificate (Secret kubepull-operator-tls) and mounts it with --tls-dir"))
                 .arg(Arg::new("image-pull-secret").long("image-pull-secret").value_name("NAME").action(ArgAction::Append).help("A pull secret in the operator's namespace for pulling IMG from a private registry (repeatable)")),
         )
 }
@@ -100,10 +102,11 @@ pub fn run(m: &ArgMatches) -> u8 {
             .flatten()
             .cloned()
             .collect();
-        print!(
-            "{}",
-            manifests::yaml_stream(&manifests::objects_pulling_with(ns, image, &pull))
-        );
+        let mut objects = manifests::objects_pulling_with(ns, image, &pull);
+        if mm.get_flag("cert-manager") {
+            manifests::use_cert_manager(&mut objects, ns);
+        }
+        print!("{}", manifests::yaml_stream(&objects));
         return exit::OK;
     }
     let ns = m
@@ -125,6 +128,7 @@ pub fn run(m: &ArgMatches) -> u8 {
     }
     cfg.webhook_url = m.get_one::<String>("webhook-url").cloned();
     cfg.leader_elect = m.get_flag("leader-elect");
+    cfg.tls_dir = m.get_one::<String>("tls-dir").map(PathBuf::from);
     cfg.webhook_timeout_seconds = m.get_one::<i32>("webhook-timeout").copied().unwrap_or(5);
     let kubeconfig = m.get_one::<String>("kubeconfig").map(PathBuf::from);
     let context = m.get_one::<String>("context").cloned();

@@ -737,3 +737,114 @@ fn operator_runs_in_cluster_from_its_image() {
     ]);
     assert!(!logs.contains(PASS), "{logs}");
 }
+
+fn write_tls_dir(dir: &Path) -> String {
+    let (ca, cert, key) = kubepull_testkit::registry::tls_material();
+    std::fs::create_dir_all(dir).unwrap();
+    // as cert-manager writes a Secret's files: each replaced whole
+    for (name, content) in [("ca.crt", &ca), ("tls.key", &key), ("tls.crt", &cert)] {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, dir.join(name)).unwrap();
+    }
+    ca
+}
+
+/// `--tls-dir` (the cert-manager option): the operator serves the mounted certificate, puts its
+/// `ca.crt` in the webhook configuration, keeps no CA of its own, and picks up a renewal
+/// (another CA even) without a restart.
+#[test]
+fn operator_serves_a_mounted_certificate_and_follows_its_renewal() {
+    assert!(runc_works(), "runc is required (apt-get install -y runc)");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let reg = Registry::start(&[(USER, PASS)]);
+    let img = busybox_image(&["/bin/sh", "-c", "sleep 3600"], &[]);
+    rt.block_on(reg.push("team/app", "v1", &img));
+    let image = format!("{}/team/app:v1", reg.host());
+    let hosts = tempfile::tempdir().unwrap();
+    reg.write_hosts_dir(hosts.path());
+    let up = start_up(hosts.path());
+    let objects: Vec<Value> = manifests::objects(NS, "registry.invalid/kubepull:unused")
+        .into_iter()
+        .filter(|o| o["kind"] != "Deployment" && o["kind"] != "Service")
+        .collect();
+    up.apply(&manifests::yaml_stream(&objects));
+    up.ok(&["create", "namespace", SRC_NS]);
+    set_source(&up, "regcred", &docker_config(&reg.host(), USER, PASS));
+    let tls = up.dir.path().join("tls");
+    let first_ca = write_tls_dir(&tls);
+    let port = free_port();
+    let op = Operator::start(
+        &up,
+        &up.kubeconfig(),
+        "replica-tls",
+        port,
+        port,
+        &["--tls-dir", tls.to_str().unwrap()],
+    );
+    let ca_bundle = || {
+        let o = up.kubectl(&[
+            "get",
+            "mutatingwebhookconfiguration",
+            "kubepull-operator",
+            "-o",
+            "jsonpath={.webhooks[0].clientConfig.caBundle}",
+        ]);
+        let b = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .ok()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    };
+    wait_for(
+        "the webhook configuration with the mounted CA",
+        || ca_bundle().filter(|c| *c == first_ca),
+        || op.log(),
+    );
+    up.apply(&format!(
+        "apiVersion: kubepull.io/v1alpha1\nkind: ClusterPullSecret\nmetadata:\n  name: corp\nspec:\n  secretRef: {{namespace: {SRC_NS}, name: regcred}}\n"
+    ));
+    wait_for(
+        "the ClusterPullSecret Ready",
+        || (condition(&cps_status(&up, "corp"), "Ready").0 == "True").then(String::new),
+        || op.log(),
+    );
+    let admitted = |ns: &str| {
+        up.apply(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\n{}",
+            pod_yaml(ns, "app", &image)
+        ));
+        json(&up.ok(&["get", "pod", "app", "-n", ns, "-o", "json"]))["spec"]["imagePullSecrets"]
+            .clone()
+    };
+    assert_eq!(
+        admitted("first"),
+        serde_json::json!([{"name": "regcred"}]),
+        "{}",
+        op.log()
+    );
+    // no CA of its own
+    let o = up.kubectl(&["get", "secret", "kubepull-operator-ca", "-n", NS]);
+    assert!(!o.status.success(), "the operator made its own CA");
+
+    // renewed (by another CA): the configuration and the served certificate follow
+    let second_ca = write_tls_dir(&tls);
+    assert_ne!(first_ca, second_ca);
+    up.ok(&["create", "namespace", "nudge"]);
+    wait_for(
+        "the renewed CA in the webhook configuration",
+        || ca_bundle().filter(|c| *c == second_ca),
+        || op.log(),
+    );
+    // the served certificate is checked again every few seconds: a pod admitted after that
+    // carries the secret (failurePolicy Ignore would admit it without, so this proves the
+    // API server trusted the renewed certificate)
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        admitted("second"),
+        serde_json::json!([{"name": "regcred"}]),
+        "{}\n{}",
+        op.log(),
+        up.log()
+    );
+}

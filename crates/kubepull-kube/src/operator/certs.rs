@@ -145,6 +145,132 @@ pub fn server_config(
     Ok(Arc::new(tls))
 }
 
+/// The files of a mounted TLS Secret (what cert-manager writes for a `Certificate`).
+pub const TLS_CERT_FILE: &str = "tls.crt";
+/// The key.
+pub const TLS_KEY_FILE: &str = "tls.key";
+/// The CA that signed the certificate (goes into `caBundle`).
+pub const TLS_CA_FILE: &str = "ca.crt";
+
+/// How often the files are looked at again for a renewed certificate.
+const RELOAD_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn load_certified_key(
+    dir: &std::path::Path,
+) -> Result<Arc<tokio_rustls::rustls::sign::CertifiedKey>, OperatorError> {
+    use rustls_pki_types::pem::PemObject;
+    let cert_path = dir.join(TLS_CERT_FILE);
+    let key_path = dir.join(TLS_KEY_FILE);
+    let chain: Vec<rustls_pki_types::CertificateDer<'static>> =
+        rustls_pki_types::CertificateDer::pem_file_iter(&cert_path)
+            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                OperatorError::Certificate(format!("--tls-dir: {}: {e}", cert_path.display()))
+            })?;
+    if chain.is_empty() {
+        return Err(OperatorError::Certificate(format!(
+            "--tls-dir: {} holds no certificate",
+            cert_path.display()
+        )));
+    }
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&key_path).map_err(|_| {
+        // the error text of a key file is not shown: it might quote the file
+        OperatorError::Certificate(format!(
+            "--tls-dir: {} is not a PEM private key",
+            key_path.display()
+        ))
+    })?;
+    let provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    let ck = tokio_rustls::rustls::sign::CertifiedKey::from_der(chain, key, &provider)
+        .map_err(|e| OperatorError::Certificate(format!("--tls-dir: {e}")))?;
+    Ok(Arc::new(ck))
+}
+
+/// Reads the CA certificate of a TLS directory (for `caBundle`).
+pub fn read_ca(dir: &std::path::Path) -> Result<String, OperatorError> {
+    let p = dir.join(TLS_CA_FILE);
+    let pem = std::fs::read_to_string(&p)
+        .map_err(|e| OperatorError::Certificate(format!("--tls-dir: {}: {e}", p.display())))?;
+    if !pem.contains("BEGIN CERTIFICATE") {
+        return Err(OperatorError::Certificate(format!(
+            "--tls-dir: {} is not a PEM certificate",
+            p.display()
+        )));
+    }
+    Ok(pem)
+}
+
+/// A serving certificate read from a directory and read again when cert-manager renews it
+/// (the Secret's files change): a handshake after the change gets the new one.
+#[derive(Debug)]
+struct FileCerts {
+    dir: std::path::PathBuf,
+    state: std::sync::Mutex<FileCertsState>,
+}
+
+#[derive(Debug)]
+struct FileCertsState {
+    checked: std::time::Instant,
+    modified: Option<std::time::SystemTime>,
+    key: Arc<tokio_rustls::rustls::sign::CertifiedKey>,
+}
+
+fn modified(dir: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(dir.join(TLS_CERT_FILE))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+impl tokio_rustls::rustls::server::ResolvesServerCert for FileCerts {
+    fn resolve(
+        &self,
+        _hello: tokio_rustls::rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<tokio_rustls::rustls::sign::CertifiedKey>> {
+        let mut st = self.state.lock().ok()?;
+        if st.checked.elapsed() >= RELOAD_CHECK {
+            st.checked = std::time::Instant::now();
+            let m = modified(&self.dir);
+            if m != st.modified {
+                match load_certified_key(&self.dir) {
+                    Ok(k) => {
+                        st.key = k;
+                        st.modified = m;
+                    }
+                    // half-written during a renewal: keep serving the previous one
+                    Err(e) => eprintln!(
+                        "kubepull operator: keeping the previous serving certificate: {e}"
+                    ),
+                }
+            }
+        }
+        Some(st.key.clone())
+    }
+}
+
+/// A rustls server configuration serving `dir/tls.crt` with `dir/tls.key` (a mounted
+/// cert-manager Certificate Secret), renewed certificates picked up without a restart.
+pub fn file_server_config(
+    dir: &std::path::Path,
+) -> Result<Arc<tokio_rustls::rustls::ServerConfig>, OperatorError> {
+    let key = load_certified_key(dir)?;
+    let resolver = FileCerts {
+        dir: dir.to_path_buf(),
+        state: std::sync::Mutex::new(FileCertsState {
+            checked: std::time::Instant::now(),
+            modified: modified(dir),
+            key,
+        }),
+    };
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut tls = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(cert_err)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +282,32 @@ mod tests {
         let dbg = format!("{ca:?}");
         assert!(!dbg.contains("PRIVATE KEY"), "{dbg}");
         server_config(&ca, &["127.0.0.1".into(), "svc.ns.svc".into()]).unwrap();
+    }
+
+    #[test]
+    fn a_tls_directory_is_read_and_bad_files_are_named_without_their_content() {
+        let d = tempfile::tempdir().unwrap();
+        let e = file_server_config(d.path()).unwrap_err().to_string();
+        assert!(e.contains("--tls-dir") && e.contains("tls.crt"), "{e}");
+        let ca = new_ca().unwrap();
+        let ca_key = KeyPair::from_pem(&ca.key_pem).unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["svc.ns.svc".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        std::fs::write(d.path().join(TLS_CERT_FILE), cert.pem()).unwrap();
+        std::fs::write(d.path().join(TLS_KEY_FILE), "not a key: SECRET-MATERIAL").unwrap();
+        let e = file_server_config(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("tls.key") && !e.contains("SECRET-MATERIAL"),
+            "{e}"
+        );
+        std::fs::write(d.path().join(TLS_KEY_FILE), key.serialize_pem()).unwrap();
+        file_server_config(d.path()).unwrap();
+        assert!(read_ca(d.path()).is_err());
+        std::fs::write(d.path().join(TLS_CA_FILE), &ca.cert_pem).unwrap();
+        assert_eq!(read_ca(d.path()).unwrap(), ca.cert_pem);
     }
 }

@@ -114,6 +114,52 @@ pub fn objects_pulling_with(namespace: &str, image: &str, pull_secrets: &[String
     ]
 }
 
+/// Where the cert-manager Secret is mounted in the operator's pods.
+pub const TLS_MOUNT: &str = "/etc/kubepull-operator/tls";
+/// The Secret cert-manager writes the serving certificate to.
+pub const TLS_SECRET: &str = "kubepull-operator-tls";
+
+/// Switches `objects` to a serving certificate issued by cert-manager (cert-manager.io/v1): a
+/// self-signed Issuer makes a CA Certificate, a CA Issuer signs the webhook's Certificate for
+/// the Service's names into the Secret [`TLS_SECRET`] (`tls.crt`, `tls.key`, `ca.crt`), which
+/// the Deployment mounts and passes with `--tls-dir`; the operator then serves it (renewals
+/// included) and puts its `ca.crt` in the webhook configuration's `caBundle`.
+pub fn use_cert_manager(objects: &mut Vec<Value>, namespace: &str) {
+    let labels = json!({"app.kubernetes.io/name": NAME, MANAGED_BY_LABEL: MANAGED_BY});
+    let meta = |name: &str| json!({"name": name, "namespace": namespace, "labels": labels});
+    let ca_secret = "kubepull-operator-cert-manager-ca";
+    let extra = vec![
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+               "metadata": meta("kubepull-operator-selfsigned"), "spec": {"selfSigned": {}}}),
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+               "metadata": meta("kubepull-operator-ca"),
+               "spec": {"isCA": true, "commonName": "kubepull-operator-webhook-ca",
+                        "secretName": ca_secret,
+                        "privateKey": {"algorithm": "ECDSA", "size": 256},
+                        "issuerRef": {"kind": "Issuer", "name": "kubepull-operator-selfsigned"}}}),
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+               "metadata": meta("kubepull-operator-ca"), "spec": {"ca": {"secretName": ca_secret}}}),
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+               "metadata": meta(NAME),
+               "spec": {"secretName": TLS_SECRET,
+                        "dnsNames": [format!("{NAME}.{namespace}.svc"),
+                                     format!("{NAME}.{namespace}.svc.cluster.local")],
+                        "privateKey": {"algorithm": "ECDSA", "size": 256},
+                        "issuerRef": {"kind": "Issuer", "name": "kubepull-operator-ca"}}}),
+    ];
+    for o in objects.iter_mut().filter(|o| o["kind"] == "Deployment") {
+        let spec = &mut o["spec"]["template"]["spec"];
+        spec["volumes"] = json!([{"name": "tls", "secret": {"secretName": TLS_SECRET}}]);
+        let c = &mut spec["containers"][0];
+        c["volumeMounts"] = json!([{"name": "tls", "mountPath": TLS_MOUNT, "readOnly": true}]);
+        if let Some(args) = c["args"].as_array_mut() {
+            args.push(json!("--tls-dir"));
+            args.push(json!(TLS_MOUNT));
+        }
+    }
+    objects.extend(extra);
+}
+
 fn plain(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
@@ -224,6 +270,40 @@ mod tests {
         let objs = objects("kubepull-system", "registry.example:5000/kubepull:1.0");
         let y = yaml_stream(&objs);
         assert_eq!(parse(&y), objs);
+    }
+
+    #[test]
+    fn cert_manager_issues_the_certificate_the_deployment_mounts() {
+        let mut objs = objects_pulling_with("ops", "r.example/kubepull:1", &["pull".into()]);
+        use_cert_manager(&mut objs, "ops");
+        assert_eq!(parse(&yaml_stream(&objs)), objs);
+        let cert = objs
+            .iter()
+            .find(|o| o["kind"] == "Certificate" && o["metadata"]["name"] == NAME)
+            .unwrap();
+        assert_eq!(cert["spec"]["secretName"], TLS_SECRET);
+        assert_eq!(cert["spec"]["dnsNames"][0], "kubepull-operator.ops.svc");
+        let ca_issuer = objs
+            .iter()
+            .find(|o| o["kind"] == "Issuer" && o["metadata"]["name"] == "kubepull-operator-ca")
+            .unwrap();
+        assert_eq!(
+            ca_issuer["spec"]["ca"]["secretName"],
+            "kubepull-operator-cert-manager-ca"
+        );
+        let d = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
+        let pod = &d["spec"]["template"]["spec"];
+        assert_eq!(pod["imagePullSecrets"], json!([{"name": "pull"}]));
+        assert_eq!(pod["volumes"][0]["secret"]["secretName"], TLS_SECRET);
+        assert_eq!(
+            pod["containers"][0]["volumeMounts"][0]["mountPath"],
+            TLS_MOUNT
+        );
+        let args = pod["containers"][0]["args"].to_string();
+        assert!(
+            args.contains(&format!("\"--tls-dir\",\"{TLS_MOUNT}\"")),
+            "{args}"
+        );
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct OperatorConfig {
     pub resync: Duration,
     /// The API server's webhook timeout, in seconds (1 to 30).
     pub webhook_timeout_seconds: i32,
+    /// A directory with the serving certificate (`tls.crt`, `tls.key`, `ca.crt`: a mounted
+    /// cert-manager Certificate Secret) instead of the CA the operator manages itself.
+    pub tls_dir: Option<std::path::PathBuf>,
 }
 
 impl OperatorConfig {
@@ -107,6 +110,7 @@ impl OperatorConfig {
             identity: format!("{host}_{}", std::process::id()),
             resync: Duration::from_secs(300),
             webhook_timeout_seconds: 5,
+            tls_dir: None,
         }
     }
 }
@@ -474,22 +478,19 @@ pub async fn run(
     }
 
     // the webhook (every replica) and the metrics endpoint
-    let ca = certs::ensure_ca(&client, &cfg.namespace).await?;
-    let mut names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        format!("{}.{}.svc", cfg.service_name, cfg.namespace),
-        format!("{}.{}.svc.cluster.local", cfg.service_name, cfg.namespace),
-    ];
-    if let Some(host) = cfg
-        .webhook_url
-        .as_deref()
-        .and_then(url_host)
-        .filter(|h| !names.contains(h))
-    {
-        names.push(host);
-    }
-    let tls = certs::server_config(&ca, &names)?;
+    let (tls, ca_source) = match &cfg.tls_dir {
+        Some(dir) => {
+            certs::read_ca(dir)?;
+            (
+                certs::file_server_config(dir)?,
+                reconcile::CaSource::File(dir.clone()),
+            )
+        }
+        None => {
+            let (tls, ca) = self_managed_tls(&client, &cfg).await?;
+            (tls, reconcile::CaSource::Pem(ca))
+        }
+    };
     tasks.spawn(webhook::serve(
         shared.clone(),
         webhook_listener,
@@ -514,12 +515,36 @@ pub async fn run(
         rx,
         tx.clone(),
         leading_rx,
-        ca.cert_pem.clone(),
+        ca_source,
     ));
 
     let _ = shutdown.wait_for(|s| *s).await;
     tasks.abort_all();
     Ok(())
+}
+
+/// The serving configuration signed by the CA the operator keeps in its namespace, and that CA.
+async fn self_managed_tls(
+    client: &kube::Client,
+    cfg: &OperatorConfig,
+) -> Result<(std::sync::Arc<tokio_rustls::rustls::ServerConfig>, String), OperatorError> {
+    let ca = certs::ensure_ca(client, &cfg.namespace).await?;
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        format!("{}.{}.svc", cfg.service_name, cfg.namespace),
+        format!("{}.{}.svc.cluster.local", cfg.service_name, cfg.namespace),
+    ];
+    if let Some(host) = cfg
+        .webhook_url
+        .as_deref()
+        .and_then(url_host)
+        .filter(|h| !names.contains(h))
+    {
+        names.push(host);
+    }
+    let tls = certs::server_config(&ca, &names)?;
+    Ok((tls, ca.cert_pem.clone()))
 }
 
 fn url_host(u: &str) -> Option<String> {

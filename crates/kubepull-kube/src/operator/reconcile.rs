@@ -618,13 +618,32 @@ fn covers(have: &Value, want: &Value) -> bool {
     }
 }
 
+/// Where the webhook configuration's `caBundle` comes from.
+#[derive(Debug, Clone)]
+pub enum CaSource {
+    /// The CA the operator manages itself.
+    Pem(String),
+    /// `ca.crt` of a TLS directory (a mounted cert-manager Certificate Secret), read again at
+    /// each full pass so a renewed CA reaches the configuration.
+    File(std::path::PathBuf),
+}
+
+impl CaSource {
+    fn pem(&self) -> Result<String, String> {
+        match self {
+            CaSource::Pem(p) => Ok(p.clone()),
+            CaSource::File(dir) => super::certs::read_ca(dir).map_err(|e| e.to_string()),
+        }
+    }
+}
+
 /// The reconcile loop.
 pub(super) async fn run(
     shared: Arc<Shared>,
     mut rx: mpsc::UnboundedReceiver<Trigger>,
     tx: mpsc::UnboundedSender<Trigger>,
     mut leading: watch::Receiver<bool>,
-    ca_pem: String,
+    ca: CaSource,
 ) {
     let _ = shared.crs.wait_until_ready().await;
     let _ = shared.namespaces.wait_until_ready().await;
@@ -682,7 +701,11 @@ pub(super) async fn run(
             for c in plan::orphans(&copy_views(&shared), &names) {
                 dirty.insert(c.owner.clone());
             }
-            if let Err(e) = ensure_webhook_configuration(&shared, &ca_pem).await {
+            let ensured = match ca.pem() {
+                Ok(pem) => ensure_webhook_configuration(&shared, &pem).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = ensured {
                 shared.metrics.inc(
                     "kubepull_operator_failures_total",
                     "reason=\"webhook-configuration\"",
