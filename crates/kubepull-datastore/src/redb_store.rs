@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::{Datastore, Error, Event, KeyValue, ListResult, Result, Revision, Watch};
 use async_trait::async_trait;
-use kubepull_datastore::{Datastore, Error, Event, KeyValue, ListResult, Result, Revision, Watch};
 use redb::{ReadableTable, TableDefinition};
 use tokio::sync::mpsc;
 
