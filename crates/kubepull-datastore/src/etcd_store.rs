@@ -166,6 +166,8 @@ pub(crate) struct Context {
     servers: String,
     ca_file: Option<PathBuf>,
     username: Option<String>,
+    /// TLS is used (a closed connection may be a refused client certificate under TLS 1.3).
+    tls: bool,
 }
 
 impl Context {
@@ -228,10 +230,24 @@ impl Context {
                 ),
             };
         }
-        if lower.contains("certificate required")
-            || lower.contains("bad certificate")
-            || lower.contains("unknown ca")
-            || lower.contains("handshake")
+        if [
+            "certificate required",
+            "certificaterequired",
+            "bad certificate",
+            "badcertificate",
+            "unknown ca",
+            "unknownca",
+            "fatal alert",
+            "handshake",
+        ]
+        .iter()
+        .any(|m| lower.contains(m))
+            // TLS 1.3: the server checks the client certificate after the client finished its
+            // side of the handshake, so a refusal may read as the connection closing
+            || (self.tls
+                && ["connection closed", "operation was canceled", "connection reset"]
+                    .iter()
+                    .any(|m| lower.contains(m)))
         {
             return Error::Unavailable {
                 message: format!(
@@ -478,6 +494,7 @@ impl EtcdStore {
             servers: endpoints.join(","),
             ca_file: opts.ca_file.clone(),
             username: opts.username.clone(),
+            tls: endpoints.iter().any(|e| e.starts_with("https://")),
         });
         let mut co = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)

@@ -10,6 +10,7 @@ mod lint_cmd;
 mod operator_cmd;
 mod pull_cmd;
 mod server_create;
+mod storage_flags;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
