@@ -389,6 +389,9 @@ async fn etcd_three_members_one_killed() {
     };
     assert!(r2 > r1);
     assert_eq!(b.get("/x/two").await.unwrap().unwrap().mod_revision, r2);
+    // the watch goes on: if its stream was on the killed member it resumes on another one
+    let e2 = next_event(&mut w).await;
+    assert_eq!((e2.revision(), e2.key()), (r2, "/x/two"));
     conformance(a.as_ref(), "e3").await;
 }
 
