@@ -245,7 +245,12 @@ impl Context {
             // TLS 1.3: the server checks the client certificate after the client finished its
             // side of the handshake, so a refusal may read as the connection closing
             || (self.tls
-                && ["connection closed", "operation was canceled", "connection reset"]
+                && [
+                    "connection closed",
+                    "operation was canceled",
+                    "connection reset",
+                    "broken pipe",
+                ]
                     .iter()
                     .any(|m| lower.contains(m)))
         {
