@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
-APT_PACKAGES=(ca-certificates docker-registry apache2-utils runc busybox-static containernetworking-plugins iproute2 iptables)
+APT_PACKAGES=(ca-certificates protobuf-compiler docker-registry apache2-utils runc busybox-static containernetworking-plugins iproute2 iptables)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,7 +10,7 @@ log() { printf '\n==> %s\n' "$*"; }
 # --- set-up -----------------------------------------------------------------------------------
 # Debian packages the tests use. kubectl 1.32 is preinstalled on these machines; the
 # create-secret differential tests run it (KUBEPULL_SKIP_KUBECTL=1 skips them where it is absent).
-APT_PACKAGES=(ca-certificates docker-registry apache2-utils openssl runc busybox-static umoci skopeo etcd-server containernetworking-plugins iproute2 iptables)
+APT_PACKAGES=(ca-certificates protobuf-compiler docker-registry apache2-utils openssl runc busybox-static umoci skopeo etcd-server containernetworking-plugins iproute2 iptables)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

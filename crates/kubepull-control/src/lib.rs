@@ -36,7 +36,7 @@ pub mod controllers;
 pub mod crd;
 pub mod crd_schema;
 pub mod errors;
-pub mod etcd_store;
+pub use kubepull_datastore::etcd_store;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;
@@ -46,7 +46,7 @@ pub mod podcidr;
 pub mod podsecurity;
 pub mod protobuf;
 pub mod rbac;
-pub mod redb_store;
+pub use kubepull_datastore::redb_store;
 pub mod resources;
 pub mod rootca;
 pub mod server;
@@ -185,29 +185,37 @@ pub fn node_token(data_dir: &Path, name: &str) -> Result<String, pki::PkiError> 
     pki::node_token(data_dir, name)
 }
 
-/// Opens the datastore named by `spec`.
+/// Opens the datastore named by `spec` (the older `--datastore` spelling; see
+/// [`kubepull_datastore::StoreConfig::parse`]).
 pub async fn open_datastore(spec: &str, data_dir: &Path) -> Result<Arc<dyn Datastore>, StartError> {
-    match spec {
-        "" | "redb" => {
-            let p = data_dir.join("state.redb");
-            Ok(Arc::new(
-                redb_store::RedbStore::open(&p).map_err(|e| StartError::Datastore(e.to_string()))?,
-            ))
-        }
-        "memory" => Ok(Arc::new(kubepull_datastore::memory::MemoryStore::new())),
-        s if s.starts_with("etcd://") => Ok(Arc::new(
-            etcd_store::EtcdStore::connect(s)
-                .await
-                .map_err(|e| StartError::Datastore(format!("--datastore {s}: {e}")))?,
-        )),
-        other => Err(StartError::Datastore(format!(
-            "--datastore {other:?} is not understood: use nothing (embedded redb) or etcd://host:2379[,host:2379]"
-        ))),
-    }
+    let cfg = kubepull_datastore::StoreConfig::parse(spec)
+        .map_err(|e| StartError::Datastore(e.to_string()))?;
+    open_store(&cfg, data_dir).await
+}
+
+/// Opens the datastore `cfg` names (the storage flags of `kubepull server`).
+pub async fn open_store(
+    cfg: &kubepull_datastore::StoreConfig,
+    data_dir: &Path,
+) -> Result<Arc<dyn Datastore>, StartError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| StartError::Datastore(format!("{}: {e}", data_dir.display())))?;
+    kubepull_datastore::open(cfg, data_dir)
+        .await
+        .map_err(|e| StartError::Datastore(e.to_string()))
 }
 
 /// Starts the API server (and the controllers when configured).
 pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
+    let store = open_datastore(&cfg.datastore, &cfg.data_dir).await?;
+    start_with_store(cfg, store).await
+}
+
+/// Starts the API server on an opened datastore (`cfg.datastore` is not looked at).
+pub async fn start_with_store(
+    cfg: ServerConfig,
+    store: Arc<dyn Datastore>,
+) -> Result<ServerHandle, StartError> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| StartError::Datastore(format!("{}: {e}", cfg.data_dir.display())))?;
 
@@ -230,7 +238,6 @@ pub async fn start(cfg: ServerConfig) -> Result<ServerHandle, StartError> {
         Some(IpAddr::V4(service_range.api_server_ip())),
     )?;
     let tokens = auth::TokenIssuer::load_or_create(&cfg.data_dir.join("pki"))?;
-    let store = open_datastore(&cfg.datastore, &cfg.data_dir).await?;
     let objects = objects::Objects::new(store)
         .with_pod_security(cfg.pod_security)
         .with_service_range(service_range);

@@ -380,6 +380,10 @@ async fn etcd_three_members_one_killed() {
     let r2 = loop {
         match a.create("/x/two", b"2".to_vec()).await {
             Ok(r) => break r,
+            // an attempt that timed out during the leader election may have been applied
+            Err(Error::AlreadyExists { .. }) => {
+                break a.get("/x/two").await.unwrap().unwrap().mod_revision
+            }
             Err(err) if Instant::now() < deadline => {
                 let _ = err;
                 tokio::time::sleep(Duration::from_millis(200)).await
@@ -389,6 +393,9 @@ async fn etcd_three_members_one_killed() {
     };
     assert!(r2 > r1);
     assert_eq!(b.get("/x/two").await.unwrap().unwrap().mod_revision, r2);
+    // the watch goes on: if its stream was on the killed member it resumes on another one
+    let e2 = next_event(&mut w).await;
+    assert_eq!((e2.revision(), e2.key()), (r2, "/x/two"));
     conformance(a.as_ref(), "e3").await;
 }
 
@@ -597,4 +604,116 @@ async fn custom_resources_across_api_servers_on_etcd() {
     );
     a.shutdown().await;
     b.shutdown().await;
+}
+
+mod common;
+
+/// The API server on etcd with TLS client certificates and a short compaction interval: a watch
+/// from a resourceVersion the compactor has dropped is `410 Expired` for kubectl, and a new list
+/// works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_watch_from_a_compacted_revision_is_gone() {
+    use kubepull_datastore::etcd_store::EtcdOptions;
+    use kubepull_testkit::etcd::{Etcd as TlsEtcd, EtcdTls};
+    let (ca, cert, key, (ccert, ckey)) = kubepull_testkit::registry::tls_material_with_client();
+    let e = TlsEtcd::start_with(
+        1,
+        Some(&EtcdTls {
+            cert,
+            key,
+            client_ca: Some(ca.clone()),
+        }),
+    );
+    let d = tempfile::tempdir().unwrap();
+    let w = |n: &str, pem: &str| {
+        let p = d.path().join(n);
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    let opts = EtcdOptions {
+        ca_file: Some(w("ca.crt", &ca)),
+        cert_file: Some(w("c.crt", &ccert)),
+        key_file: Some(w("c.key", &ckey)),
+        compaction_interval: Duration::from_millis(300),
+        ..EtcdOptions::with_servers(&e.urls.join(","))
+    };
+    let probe = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let o = EtcdOptions {
+                compaction_interval: Duration::ZERO,
+                ..opts.clone()
+            };
+            match EtcdStore::connect_with(&o).await {
+                Ok(s) => break s,
+                Err(err) if Instant::now() > deadline => panic!("etcd did not come up: {err}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    };
+    let cfg = common::server_config(d.path(), false);
+    let store =
+        kubepull_control::open_store(&kubepull_datastore::StoreConfig::Etcd(opts), &cfg.data_dir)
+            .await
+            .unwrap();
+    let server = kubepull_control::start_with_store(cfg, store)
+        .await
+        .unwrap();
+    let (kc, home) = (server.kubeconfig_path(), d.path().to_path_buf());
+    let run = move |args: Vec<String>| {
+        let (kc, home) = (kc.clone(), home.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                common::kubectl(&kc, &home, &a, None)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (ok, out) = run(vec![
+        "create".into(),
+        "secret".into(),
+        "generic".into(),
+        "s1".into(),
+        "--from-literal=k=v".into(),
+        "-o".into(),
+        "jsonpath={.metadata.resourceVersion}".into(),
+    ])
+    .await;
+    assert!(ok, "{out}");
+    let rv: u64 = out.trim().parse().unwrap();
+    // wait for the compactor to pass rv + 1, the first revision a watch from rv needs (it
+    // compacts to the revision seen one interval earlier)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(
+        probe
+            .list("/registry/secrets/", None, 0, Some(rv + 1))
+            .await,
+        Err(Error::Compacted { .. })
+    ) {
+        assert!(Instant::now() < deadline, "no compaction");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ok, out) = run(vec![
+        "get".into(),
+        "--request-timeout=20s".into(),
+        "--raw".into(),
+        format!("/api/v1/namespaces/default/secrets?watch=1&resourceVersion={rv}"),
+    ])
+    .await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("Expired") && out.contains("too old resource version"),
+        "{out}"
+    );
+    let (ok, out) = run(vec![
+        "get".into(),
+        "secrets".into(),
+        "-o".into(),
+        "name".into(),
+    ])
+    .await;
+    assert!(ok && out.contains("secret/s1"), "{out}");
+    server.shutdown().await;
 }

@@ -10,9 +10,11 @@
 //! Backends:
 //! - [`memory::MemoryStore`]: in-process, for unit tests of code above the store; also the
 //!   reference the shared conformance suite is checked against.
-//! - `redb` (embedded, the default): one file in the data directory; an acknowledged write has
-//!   been committed durably.
-//! - `etcd`: several API servers can share one etcd cluster.
+//! - [`redb_store::RedbStore`] (embedded, the default): one file in the data directory; an
+//!   acknowledged write has been committed durably.
+//! - [`etcd_store::EtcdStore`]: etcd over gRPC; several API servers can share one etcd cluster.
+//!
+//! [`open`] picks the backend from the server's storage flags.
 //!
 //! Writes are compare-and-swap on the key's `mod_revision`, which is how the API server turns a
 //! stale `resourceVersion` into `409 Conflict` without a lock.
@@ -24,9 +26,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod etcd_store;
 pub mod memory;
+pub mod redb_store;
 
 use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -200,4 +206,45 @@ pub trait Datastore: Send + Sync + 'static {
     /// Changes under `prefix` with a revision greater than `after`, then live changes.
     /// `after` older than the store's history is [`Error::Compacted`].
     async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch>;
+}
+
+/// How the API server stores its objects (the storage flags of `kubepull server`).
+#[derive(Clone, Debug, Default)]
+pub enum StoreConfig {
+    /// The embedded redb file `state.redb` in the data directory (the default).
+    #[default]
+    Embedded,
+    /// In memory only (tests).
+    Memory,
+    /// An etcd cluster (`--etcd-servers` and the other `--etcd-*` flags).
+    Etcd(etcd_store::EtcdOptions),
+}
+
+impl StoreConfig {
+    /// The older `--datastore` spelling: empty or `redb`, `memory`, or `etcd://h1:2379,h2:2379`.
+    pub fn parse(spec: &str) -> Result<StoreConfig> {
+        match spec {
+            "" | "redb" => Ok(StoreConfig::Embedded),
+            "memory" => Ok(StoreConfig::Memory),
+            s if s.starts_with("etcd://") => Ok(StoreConfig::Etcd(
+                etcd_store::EtcdOptions::with_servers(s),
+            )),
+            other => Err(Error::Backend {
+                message: format!(
+                    "--datastore {other:?} is not understood: use nothing (embedded redb), or --etcd-servers https://host:2379[,...] with --etcd-cafile/--etcd-certfile/--etcd-keyfile"
+                ),
+            }),
+        }
+    }
+}
+
+/// Opens the store `cfg` names; the embedded file lives in `data_dir`.
+pub async fn open(cfg: &StoreConfig, data_dir: &Path) -> Result<Arc<dyn Datastore>> {
+    Ok(match cfg {
+        StoreConfig::Embedded => {
+            Arc::new(redb_store::RedbStore::open(&data_dir.join("state.redb"))?)
+        }
+        StoreConfig::Memory => Arc::new(memory::MemoryStore::new()),
+        StoreConfig::Etcd(o) => Arc::new(etcd_store::EtcdStore::connect_with(o).await?),
+    })
 }

@@ -5,9 +5,24 @@ use std::process::{Child, Command};
 /// Running etcd members.
 pub struct Etcd {
     children: Vec<Option<Child>>,
+    /// How each member was started (to start it again).
+    commands: Vec<Vec<String>>,
     /// `127.0.0.1:PORT` client addresses, one per member.
     pub clients: Vec<String>,
+    /// `http://…` or `https://…` client URLs, one per member.
+    pub urls: Vec<String>,
     _dir: tempfile::TempDir,
+}
+
+/// Client TLS for the members (PEM): they serve `cert`/`key` and, when `client_ca` is given,
+/// require a client certificate signed by it (`--client-cert-auth`).
+pub struct EtcdTls {
+    /// The serving certificate (for 127.0.0.1).
+    pub cert: String,
+    /// Its key.
+    pub key: String,
+    /// The CA client certificates must be signed by.
+    pub client_ca: Option<String>,
 }
 
 impl Drop for Etcd {
@@ -22,6 +37,11 @@ impl Drop for Etcd {
 impl Etcd {
     /// Starts a cluster of `members` on free loopback ports.
     pub fn start(members: usize) -> Etcd {
+        Self::start_with(members, None)
+    }
+
+    /// Starts a cluster whose client ports serve TLS (`tls`), or plain HTTP.
+    pub fn start_with(members: usize, tls: Option<&EtcdTls>) -> Etcd {
         crate::need("etcd", "etcd-server");
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16)> = (0..members)
@@ -32,23 +52,56 @@ impl Etcd {
             .enumerate()
             .map(|(i, (_, p))| format!("n{i}=http://127.0.0.1:{p}"))
             .collect();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut tls_args: Vec<String> = vec![];
+        if let Some(t) = tls {
+            let w = |name: &str, pem: &str| {
+                let p = dir.path().join(name);
+                std::fs::write(&p, pem).expect("write tls file");
+                p.to_string_lossy().into_owned()
+            };
+            tls_args.extend(["--cert-file".into(), w("server.crt", &t.cert)]);
+            tls_args.extend(["--key-file".into(), w("server.key", &t.key)]);
+            if let Some(ca) = &t.client_ca {
+                tls_args.extend([
+                    "--client-cert-auth".into(),
+                    "--trusted-ca-file".into(),
+                    w("client-ca.crt", ca),
+                ]);
+            }
+        }
         let mut children = vec![];
+        let mut commands = vec![];
         for (i, (c, p)) in ports.iter().enumerate() {
             let log = std::fs::File::create(dir.path().join(format!("n{i}.log"))).expect("log");
+            let mut args: Vec<String> = vec![
+                "--name".into(),
+                format!("n{i}"),
+                "--data-dir".into(),
+                dir.path()
+                    .join(format!("n{i}"))
+                    .to_string_lossy()
+                    .into_owned(),
+            ];
+            args.extend([
+                "--listen-client-urls".into(),
+                format!("{scheme}://127.0.0.1:{c}"),
+                "--advertise-client-urls".into(),
+                format!("{scheme}://127.0.0.1:{c}"),
+                "--listen-peer-urls".into(),
+                format!("http://127.0.0.1:{p}"),
+                "--initial-advertise-peer-urls".into(),
+                format!("http://127.0.0.1:{p}"),
+                "--initial-cluster".into(),
+                cluster.join(","),
+                "--initial-cluster-state".into(),
+                "new".into(),
+            ]);
+            args.extend(tls_args.iter().cloned());
+            commands.push(args.clone());
             children.push(Some(
                 Command::new("etcd")
-                    .args(["--name", &format!("n{i}")])
-                    .arg("--data-dir")
-                    .arg(dir.path().join(format!("n{i}")))
-                    .args(["--listen-client-urls", &format!("http://127.0.0.1:{c}")])
-                    .args(["--advertise-client-urls", &format!("http://127.0.0.1:{c}")])
-                    .args(["--listen-peer-urls", &format!("http://127.0.0.1:{p}")])
-                    .args([
-                        "--initial-advertise-peer-urls",
-                        &format!("http://127.0.0.1:{p}"),
-                    ])
-                    .args(["--initial-cluster", &cluster.join(",")])
-                    .args(["--initial-cluster-state", "new"])
+                    .args(&args)
                     .stdout(log.try_clone().expect("log"))
                     .stderr(log)
                     .spawn()
@@ -57,6 +110,11 @@ impl Etcd {
         }
         Etcd {
             children,
+            commands,
+            urls: ports
+                .iter()
+                .map(|(c, _)| format!("{scheme}://127.0.0.1:{c}"))
+                .collect(),
             clients: ports
                 .iter()
                 .map(|(c, _)| format!("127.0.0.1:{c}"))
@@ -68,6 +126,26 @@ impl Etcd {
     /// `etcd://h1,h2,…`.
     pub fn spec(&self) -> String {
         format!("etcd://{}", self.clients.join(","))
+    }
+
+    /// Starts member `i` again (after [`Etcd::kill`]) on its data directory; it rejoins the cluster.
+    pub fn restart(&mut self, i: usize) {
+        if self.children[i].is_some() {
+            return;
+        }
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self._dir.path().join(format!("n{i}.log")))
+            .expect("log");
+        self.children[i] = Some(
+            Command::new("etcd")
+                .args(&self.commands[i])
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("start etcd"),
+        );
     }
 
     /// Kills member `i` (SIGKILL).

@@ -32,14 +32,8 @@ pub fn server_command() -> Command {
                 .value_parser(clap::value_parser!(u16))
                 .help("HTTPS port (0: any free port)"),
         )
-        .arg(
-            Arg::new("datastore")
-                .long("datastore")
-                .value_name("SPEC")
-                .default_value("")
-                .help("Storage: empty for the embedded redb file in the data dir, or etcd://host:2379[,host:2379...]"),
-        )
         .arg(pod_security_arg())
+        .args(crate::storage_flags::storage_args())
 }
 
 fn pod_security_arg() -> Arg {
@@ -200,12 +194,6 @@ pub fn up_command() -> Command {
                     .value_parser(clap::value_parser!(u16)),
             )
             .arg(
-                Arg::new("datastore")
-                    .long("datastore")
-                    .value_name("SPEC")
-                    .default_value(""),
-            )
-            .arg(
                 Arg::new("name")
                     .long("name")
                     .value_name("NAME")
@@ -216,7 +204,8 @@ pub fn up_command() -> Command {
                     .long("docker-config")
                     .value_name("FILE"),
             )
-            .arg(pod_security_arg()),
+            .arg(pod_security_arg())
+            .args(crate::storage_flags::storage_args()),
     )))
 }
 
@@ -354,6 +343,17 @@ pub fn kube_client(url: &str, ca_pem: &[u8], token: &str) -> anyhow::Result<kube
     kube::Client::try_from(cfg).context("building the API client")
 }
 
+/// The datastore the storage flags name, opened.
+async fn open_store(
+    m: &ArgMatches,
+    data_dir: &Path,
+) -> anyhow::Result<Arc<dyn kubepull_datastore::Datastore>> {
+    let sc = crate::storage_flags::store_config(m)?;
+    kubepull_control::open_store(&sc, data_dir)
+        .await
+        .context("opening the datastore")
+}
+
 pub fn run_server(m: &ArgMatches) -> u8 {
     init_logging();
     let data_dir = PathBuf::from(m.get_one::<String>("data-dir").cloned().unwrap_or_default());
@@ -377,7 +377,8 @@ pub fn run_server(m: &ArgMatches) -> u8 {
         Err(e) => return report(Err(e)),
     };
     report(rt.block_on(async move {
-        let server = kubepull_control::start(cfg)
+        let store = open_store(m, &cfg.data_dir).await?;
+        let server = kubepull_control::start_with_store(cfg, store)
             .await
             .context("starting the API server")?;
         eprintln!(
@@ -589,7 +590,8 @@ pub fn run_up(m: &ArgMatches) -> u8 {
         };
         let rt = runtime()?;
         rt.block_on(async move {
-            let server = kubepull_control::start(cfg)
+            let store = open_store(m, &cfg.data_dir).await?;
+            let server = kubepull_control::start_with_store(cfg, store)
                 .await
                 .context("starting the API server")?;
             let token = server.node_token(&name);

@@ -11,6 +11,7 @@ mod operator_cmd;
 mod pull_cmd;
 mod push_cmd;
 mod server_create;
+mod storage_flags;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

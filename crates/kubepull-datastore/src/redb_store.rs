@@ -1,6 +1,13 @@
-//! The embedded datastore: one redb file. Every acknowledged write is a committed redb
+//! The embedded datastore: one redb file. Every acknowledged write is in a committed redb
 //! transaction (durable: redb's default `Durability::Immediate` fsyncs before `commit` returns),
-//! so it survives `kill -9`. The current revision is stored with the data. Watch history is kept
+//! so it survives `kill -9`.
+//!
+//! Writes are **group-committed**: one writer thread takes every write waiting for it (up to
+//! [`MAX_BATCH`]), applies them in order in one transaction, each with the next revision, commits
+//! once, and only then answers each of them. Concurrent writers share one commit (and its fsyncs)
+//! instead of queueing for one each; a write alone is committed at once, as before. A write that
+//! fails its own check (exists, not found, conflict) changes nothing and does not disturb the
+//! others; a backend failure fails the whole batch, and nothing of it is stored. The current revision is stored with the data. Watch history is kept
 //! in memory (the last [`HISTORY_EVENTS`] changes): after a restart a watch from an older
 //! revision gets `Compacted` (HTTP 410) and the client lists again, as after an etcd compaction.
 
@@ -8,8 +15,8 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::{Datastore, Error, Event, KeyValue, ListResult, Result, Revision, Watch};
 use async_trait::async_trait;
-use kubepull_datastore::{Datastore, Error, Event, KeyValue, ListResult, Result, Revision, Watch};
 use redb::{ReadableTable, TableDefinition};
 use tokio::sync::mpsc;
 
@@ -81,10 +88,131 @@ impl Hub {
     }
 }
 
+/// The most writes committed in one transaction.
+pub const MAX_BATCH: usize = 1_024;
+
+/// A write staged in the batch's transaction: its event (if it changed something) and how to
+/// answer it once the commit is known (`None`: committed).
+struct Staged {
+    event: Option<Event>,
+    /// The write failed in the backend: the batch is aborted.
+    broken: bool,
+    finish: Box<dyn FnOnce(Option<Error>) + Send>,
+}
+
+/// A write waiting for the writer thread: applies itself to the transaction with its revision.
+type Job = Box<dyn FnOnce(&redb::WriteTransaction, u64) -> Staged + Send>;
+
 /// The redb-backed store.
 pub struct RedbStore {
     db: Arc<redb::Database>,
     hub: Arc<Mutex<Hub>>,
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        // the writer ends when its queue closes; wait, so the file is closed when this returns
+        self.jobs.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The writer thread: one transaction and one commit per batch of waiting writes.
+fn writer(db: Arc<redb::Database>, hub: Arc<Mutex<Hub>>, jobs: std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&db, &hub, batch);
+    }
+}
+
+fn commit_batch(db: &redb::Database, hub: &Mutex<Hub>, batch: Vec<Job>) {
+    let fail_all = |staged: Vec<Staged>, why: &str| {
+        for s in staged {
+            (s.finish)(Some(Error::Backend {
+                message: why.to_string(),
+            }));
+        }
+    };
+    // only this thread changes the revision
+    let base = hub.lock().unwrap_or_else(|p| p.into_inner()).revision;
+    let tx = match db.begin_write() {
+        Ok(t) => t,
+        Err(e) => {
+            // dropping the writes answers each of them with an error; nothing was stored
+            tracing::error!("redb: begin write: {e}");
+            drop(batch);
+            return;
+        }
+    };
+    let mut next = base;
+    let mut staged = Vec::with_capacity(batch.len());
+    let mut broken = false;
+    for j in batch {
+        let s = j(&tx, next + 1);
+        if s.event.is_some() {
+            next += 1;
+        }
+        broken |= s.broken;
+        staged.push(s);
+    }
+    if broken {
+        let _ = tx.abort();
+        fail_all(
+            staged,
+            "a write in the same transaction failed in the backend; nothing was stored",
+        );
+        return;
+    }
+    if next == base {
+        let _ = tx.abort();
+        for s in staged {
+            (s.finish)(None);
+        }
+        return;
+    }
+    let meta = tx
+        .open_table(META)
+        .map_err(|e| e.to_string())
+        .and_then(|mut t| {
+            t.insert("revision", next)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = meta {
+        let _ = tx.abort();
+        fail_all(staged, &e);
+        return;
+    }
+    // readers take a read transaction and the revision together under the hub lock: hold it
+    // across the commit so they never see data newer than the revision they are told
+    let mut h = hub.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = tx.commit() {
+        drop(h);
+        fail_all(staged, &e.to_string());
+        return;
+    }
+    h.revision = next;
+    let mut finishes = Vec::with_capacity(staged.len());
+    for s in staged {
+        if let Some(ev) = s.event {
+            h.publish(ev);
+        }
+        finishes.push(s.finish);
+    }
+    drop(h);
+    for f in finishes {
+        f(None);
+    }
 }
 
 impl RedbStore {
@@ -105,14 +233,24 @@ impl RedbStore {
             .map_err(backend)?
             .map(|g| g.value())
             .unwrap_or(0);
+        let db = Arc::new(db);
+        let hub = Arc::new(Mutex::new(Hub {
+            revision,
+            floor: revision,
+            history: VecDeque::new(),
+            watchers: vec![],
+        }));
+        let (jobs, rx) = std::sync::mpsc::channel();
+        let (wdb, whub) = (db.clone(), hub.clone());
+        let writer = std::thread::Builder::new()
+            .name("redb-writer".into())
+            .spawn(move || writer(wdb, whub, rx))
+            .map_err(|e| backend(format!("starting the redb writer: {e}")))?;
         Ok(RedbStore {
-            db: Arc::new(db),
-            hub: Arc::new(Mutex::new(Hub {
-                revision,
-                floor: revision,
-                history: VecDeque::new(),
-                watchers: vec![],
-            })),
+            db,
+            hub,
+            jobs: Some(jobs),
+            writer: Some(writer),
         })
     }
 
@@ -120,30 +258,40 @@ impl RedbStore {
         &self,
         f: impl FnOnce(&redb::WriteTransaction, u64) -> Result<(T, Option<Event>)> + Send + 'static,
     ) -> Result<T> {
-        let db = self.db.clone();
-        let hub = self.hub.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut h = hub.lock().unwrap_or_else(|p| p.into_inner());
-            let next = h.revision + 1;
-            let tx = db.begin_write().map_err(backend)?;
-            let (out, ev) = f(&tx, next)?;
-            if ev.is_some() {
-                tx.open_table(META)
-                    .map_err(backend)?
-                    .insert("revision", next)
-                    .map_err(backend)?;
-                tx.commit().map_err(backend)?;
-                h.revision = next;
-            } else {
-                tx.abort().map_err(backend)?;
-            }
-            if let Some(ev) = ev {
-                h.publish(ev);
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(backend)?
+        let (otx, orx) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |tx, rev| match f(tx, rev) {
+            Ok((out, event)) => Staged {
+                event,
+                broken: false,
+                finish: Box::new(move |err| {
+                    let _ = otx.send(match err {
+                        None => Ok(out),
+                        Some(e) => Err(e),
+                    });
+                }),
+            },
+            Err(e) => Staged {
+                event: None,
+                broken: matches!(e, Error::Backend { .. }),
+                finish: Box::new(move |err| {
+                    // a write that failed its own check reports that; a backend failure reports
+                    // its own cause rather than the batch's
+                    let _ = otx.send(Err(match (e, err) {
+                        (e @ Error::Backend { .. }, _) => e,
+                        (_, Some(b)) => b,
+                        (e, None) => e,
+                    }));
+                }),
+            },
+        });
+        self.jobs
+            .as_ref()
+            .ok_or_else(|| backend("the store is closed"))?
+            .send(job)
+            .map_err(|_| backend("the redb writer stopped"))?;
+        orx.await.map_err(|_| {
+            backend("the redb writer dropped a write (begin_write failed; see the log)")
+        })?
     }
 }
 
