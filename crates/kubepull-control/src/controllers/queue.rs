@@ -239,6 +239,10 @@ pub trait Controller: Send {
     ) -> Vec<String>;
     /// Every key (start and resync).
     async fn all_keys(&mut self, objects: &Objects) -> Result<Vec<String>, ApiError>;
+    /// How often every key is synced again without a change (none: only at start).
+    fn resync_period(&self) -> Option<Duration> {
+        Some(RESYNC)
+    }
     /// Syncs one key; returns when to look again.
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError>;
 }
@@ -282,7 +286,10 @@ pub async fn run<C: Controller>(
                     for k in keys {
                         due.insert(k, now);
                     }
-                    next_resync = now + RESYNC;
+                    // far enough to never come: tokio's timers take ~2 years at most
+                    next_resync = now
+                        + c.resync_period()
+                            .unwrap_or(Duration::from_secs(86400 * 365));
                 }
                 Err(e) => {
                     tracing::warn!(controller = c.name(), error = %e, "listing failed");
