@@ -598,6 +598,55 @@ mod tests {
         assert_eq!(pods.revision(), store.current_revision().await.unwrap());
     }
 
+    /// A watch the store closes because the informer fell behind (the memory store's bounded
+    /// buffer, etcd's compaction) is followed by a list: the cache ends up whole, and every
+    /// object reaches the subscribers.
+    #[tokio::test]
+    async fn a_closed_watch_is_followed_by_a_relist() {
+        let store: Arc<dyn Datastore> = Arc::new(MemoryStore::new());
+        let f = Informers::new(store.clone());
+        let pods = f.informer("/registry/pods/");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        pods.subscribe(tx);
+        pods.wait_synced().await;
+        // on this single-threaded runtime the informer does not run while the writes go in,
+        // so more events than the watch buffers pile up and the store closes the watch
+        let n = kubepull_datastore::memory::WATCH_BUFFER + 100;
+        for k in 0..n {
+            store
+                .create(
+                    &format!("/registry/pods/a/p{k}"),
+                    pod(&format!("p{k}"), "", "rs1"),
+                )
+                .await
+                .unwrap();
+        }
+        let mut seen = std::collections::HashSet::new();
+        while seen.len() < n {
+            let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("every pod delivered")
+                .unwrap();
+            seen.insert(got.key);
+        }
+        assert_eq!(pods.len(), n);
+        assert_eq!(pods.count(index::CONTROLLER, "rs1"), n);
+        // and it watches again afterwards
+        store.delete("/registry/pods/a/p0", None).await.unwrap();
+        let del = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let n = rx.recv().await.unwrap();
+                if n.deleted {
+                    return n;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert!(del.key.ends_with("/p0"));
+        assert_eq!(pods.len(), n - 1);
+    }
+
     #[test]
     fn a_relist_delivers_the_differences() {
         let i = Informer::new("/registry/apps/replicasets/");
