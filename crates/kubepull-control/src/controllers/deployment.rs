@@ -1459,6 +1459,19 @@ mod tests {
     }
 
     #[test]
+    fn a_paused_deployment_scales_but_does_not_roll_out() {
+        let old = rs_of(&deploy(2, "nginx:1"), 1, 2, 2, "2026-01-01T00:00:00Z");
+        let mut d = deploy(2, "nginx:2");
+        d["spec"]["paused"] = json!(true);
+        assert!(scales(&plan(&d, &obs(vec![old.clone()]), NOW)).is_empty());
+        d["spec"]["replicas"] = json!(4);
+        assert_eq!(
+            scales(&plan(&d, &obs(vec![old.clone()]), NOW)),
+            [(s(&old, "/metadata/name").to_string(), 4)]
+        );
+    }
+
+    #[test]
     fn a_hash_collision_bumps_the_collision_count() {
         let d = deploy(1, "nginx:1");
         let mut other = rs_of(&d, 1, 1, 1, "2026-01-01T00:00:00Z");

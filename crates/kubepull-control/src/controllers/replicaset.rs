@@ -419,6 +419,44 @@ mod tests {
         assert_eq!(p.requeue_after, Some(Duration::from_secs(3600)));
     }
 
+    /// Creations the informer has not shown yet keep the set from being managed again; seeing
+    /// the pod (or the expectations timing out) releases it.
+    #[tokio::test]
+    async fn expectations_are_met_by_what_the_informer_shows() {
+        use super::queue::Controller as _;
+        let store: Arc<dyn kubepull_datastore::Datastore> =
+            Arc::new(kubepull_datastore::memory::MemoryStore::new());
+        let informers = Informers::new(store);
+        let mut c = ReplicaSetController::new(&informers);
+        c.expect.insert(
+            "a/web-abc".into(),
+            Expect {
+                adds: ["u-a".to_string()].into(),
+                dels: ["u-old".to_string()].into(),
+                at: Instant::now(),
+            },
+        );
+        assert!(!c.satisfied("a/web-abc"));
+        let p = pod("a", "", false, "t");
+        let keys = c.keys_for("/registry/pods/a/a", &p, None, false);
+        assert_eq!(keys, ["a/web-abc"]);
+        assert!(!c.satisfied("a/web-abc"), "the deletion is not seen yet");
+        let mut old = (*pod("old", "n", true, "t")).clone();
+        old["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        c.keys_for("/registry/pods/a/old", &old, None, false);
+        assert!(c.satisfied("a/web-abc"));
+        // an expectation never met expires
+        c.expect.insert(
+            "a/other".into(),
+            Expect {
+                adds: ["never".to_string()].into(),
+                dels: Default::default(),
+                at: Instant::now() - EXPECTATIONS_TIMEOUT - Duration::from_secs(1),
+            },
+        );
+        assert!(c.satisfied("a/other"));
+    }
+
     #[test]
     fn a_settled_set_writes_nothing() {
         let mut r = rs(1);
