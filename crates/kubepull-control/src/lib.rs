@@ -401,15 +401,10 @@ pub async fn start_with_store(
         })));
     }
     if cfg.controllers {
-        let mut rx = stop_rx.clone();
-        tasks.push(tokio::spawn(controllers::queue::run(
-            objects.clone(),
-            rootca::RootCaPublisher::new(state.pki.ca_pem.clone()),
-            async move {
-                let _ = rx.changed().await;
-            },
-        )));
-        let settings = controllers::Settings { cluster_cidr };
+        let settings = controllers::Settings {
+            cluster_cidr,
+            root_ca: Some(state.pki.ca_pem.clone()),
+        };
         let mut rx = stop_rx.clone();
         tasks.push(tokio::spawn(controllers::run_with(
             objects,

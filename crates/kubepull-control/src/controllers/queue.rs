@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kubepull_datastore::Event;
+use super::informer::Notice;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -101,19 +101,31 @@ pub async fn apply(
     component: &str,
     actions: Vec<Action>,
 ) -> Result<(), ApiError> {
+    apply_observed(objects, component, actions, &mut vec![]).await
+}
+
+/// [`apply`], collecting the objects created into `created` (the ReplicaSet controller's
+/// expectations, `controller_utils.go` `ControllerExpectations`).
+pub async fn apply_observed(
+    objects: &Objects,
+    component: &str,
+    actions: Vec<Action>,
+    created: &mut Vec<Value>,
+) -> Result<(), ApiError> {
     for a in actions {
         match a {
             Action::Create { r, ns, obj, report } => {
                 match objects.create(r, &ns, obj, &User::Admin, false).await {
-                    Ok(created) => {
+                    Ok(obj) => {
+                        let name = md(&obj, "name").to_string();
+                        created.push(obj);
                         if let Some(about) = report {
                             let kind = about
                                 .get("kind")
                                 .and_then(Value::as_str)
                                 .unwrap_or("")
                                 .to_string();
-                            let message =
-                                format!("Created {}: {}", r.singular, md(&created, "name"));
+                            let message = format!("Created {}: {name}", r.singular);
                             super::event(
                                 objects,
                                 component,
@@ -227,6 +239,10 @@ pub trait Controller: Send {
     ) -> Vec<String>;
     /// Every key (start and resync).
     async fn all_keys(&mut self, objects: &Objects) -> Result<Vec<String>, ApiError>;
+    /// How often every key is synced again without a change (none: only at start).
+    fn resync_period(&self) -> Option<Duration> {
+        Some(RESYNC)
+    }
     /// Syncs one key; returns when to look again.
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError>;
 }
@@ -239,49 +255,30 @@ pub const FIRST_RETRY: Duration = Duration::from_millis(100);
 /// The longest retry delay.
 pub const MAX_RETRY: Duration = Duration::from_secs(30);
 
-/// Runs `c` until `shutdown` resolves.
+/// Runs `c` until `shutdown` resolves, fed by the shared informers of its prefixes.
 pub async fn run<C: Controller>(
     objects: Objects,
+    informers: super::informer::Informers,
     mut c: C,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<Event>>(1024);
-    let mut watchers: Vec<tokio::task::JoinHandle<()>> = vec![];
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Notice>();
+    let sources: Vec<_> = c.prefixes().iter().map(|p| informers.informer(p)).collect();
+    for i in &sources {
+        i.subscribe(tx.clone());
+    }
+    drop(tx);
+    for i in &sources {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = i.wait_synced() => {}
+        }
+    }
     let mut due: HashMap<String, Instant> = HashMap::new();
     let mut failures: HashMap<String, u32> = HashMap::new();
     let mut next_resync = Instant::now();
-    let mut restart = true;
     loop {
-        if restart {
-            restart = false;
-            // (re)start the watches, then look at everything
-            for w in watchers.drain(..) {
-                w.abort();
-            }
-            let rev = objects.store().current_revision().await.unwrap_or(0);
-            for p in c.prefixes() {
-                let mut w = match objects.store().watch(&p, rev).await {
-                    Ok(w) => w,
-                    Err(e) => {
-                        tracing::warn!(controller = c.name(), prefix = %p, error = %e, "watch failed; retrying");
-                        restart = true;
-                        continue;
-                    }
-                };
-                let tx = tx.clone();
-                watchers.push(tokio::spawn(async move {
-                    while let Some(ev) = w.events.recv().await {
-                        let Ok(ev) = ev else { break };
-                        if tx.send(Some(ev)).await.is_err() {
-                            return;
-                        }
-                    }
-                    let _ = tx.send(None).await;
-                }));
-            }
-            next_resync = Instant::now();
-        }
         if Instant::now() >= next_resync {
             match c.all_keys(&objects).await {
                 Ok(keys) => {
@@ -289,7 +286,10 @@ pub async fn run<C: Controller>(
                     for k in keys {
                         due.insert(k, now);
                     }
-                    next_resync = now + RESYNC;
+                    // far enough to never come: tokio's timers take ~2 years at most
+                    next_resync = now
+                        + c.resync_period()
+                            .unwrap_or(Duration::from_secs(86400 * 365));
                 }
                 Err(e) => {
                     tracing::warn!(controller = c.name(), error = %e, "listing failed");
@@ -324,48 +324,29 @@ pub async fn run<C: Controller>(
                 }
             }
         }
-        let mut wake = due
+        let wake = due
             .values()
             .copied()
             .min()
             .unwrap_or(next_resync)
             .min(next_resync);
-        if restart {
-            wake = wake.min(Instant::now() + FIRST_RETRY * 10);
-        }
         tokio::select! {
-            _ = &mut shutdown => {
-                for w in watchers { w.abort(); }
-                return;
-            }
+            _ = &mut shutdown => return,
             _ = tokio::time::sleep_until(wake) => {}
             ev = rx.recv() => {
-                let mut evs = vec![ev.flatten()];
+                let Some(ev) = ev else {
+                    // the informers are gone: the controller manager is stopping
+                    return;
+                };
+                let mut evs = vec![ev];
                 // take what else is queued
                 while let Ok(e) = rx.try_recv() {
                     evs.push(e);
                 }
                 let now = Instant::now();
-                for ev in evs {
-                    match ev {
-                        None => {
-                            // a watch ended: restart them all and resync
-                            restart = true;
-                        }
-                        Some(ev) => {
-                            let (kv, deleted) = match &ev {
-                                Event::Put { kv, .. } => (kv, false),
-                                Event::Delete { prev, .. } => (prev, true),
-                            };
-                            let obj = crate::objects::decode(kv);
-                            let old = match &ev {
-                                Event::Put { prev: Some(p), .. } => Some(crate::objects::decode(p)),
-                                _ => None,
-                            };
-                            for k in c.keys_for(ev.key(), &obj, old.as_ref(), deleted) {
-                                due.insert(k, now);
-                            }
-                        }
+                for n in evs {
+                    for k in c.keys_for(&n.key, &n.obj, n.old.as_deref(), n.deleted) {
+                        due.insert(k, now);
                     }
                 }
             }

@@ -1,0 +1,685 @@
+//! Shared informers (client-go `tools/cache`: `SharedIndexInformer`, `SharedInformerFactory`):
+//! one cache per storage prefix, filled by one list and then one watch from that list's
+//! revision; a watch that ends (the consumer fell behind, the revision was compacted: 410) is
+//! followed by a fresh list whose differences to the cache are delivered as changes
+//! (`Reflector.ListAndWatch` + `DeltaFIFO.Replace`). Every controller that reads a resource
+//! shares its informer.
+//!
+//! The cache is indexed (`cache.Indexers`): by namespace, by owner UID, by controller owner
+//! UID, by UID, and for pods by the node they are bound to (active pods only) and unscheduled,
+//! so a sync reads what it touches instead of listing everything. Pods are stored trimmed to
+//! the fields the controllers read (`SharedIndexInformer.SetTransform`, which
+//! kube-controller-manager uses to drop `managedFields`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use kubepull_datastore::{Datastore, Event, KeyValue};
+use serde_json::{json, Map, Value};
+
+/// A cached object.
+pub type Obj = Arc<Value>;
+
+/// One change delivered to subscribers (`ResourceEventHandler` add/update/delete).
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// The storage key.
+    pub key: String,
+    /// The new state (the last one when `deleted`).
+    pub obj: Obj,
+    /// The state before an update.
+    pub old: Option<Obj>,
+    /// The object is gone.
+    pub deleted: bool,
+}
+
+/// Index names.
+pub mod index {
+    /// `metadata.namespace`.
+    pub const NAMESPACE: &str = "namespace";
+    /// The UIDs of every ownerReference.
+    pub const OWNER: &str = "owner";
+    /// The UID of the controller ownerReference.
+    pub const CONTROLLER: &str = "controller";
+    /// `metadata.uid`.
+    pub const UID: &str = "uid";
+    /// Pods: `spec.nodeName` of active pods (not terminating, not finished).
+    pub const NODE: &str = "node";
+    /// Pods: `"true"` for pods not bound to a node and not terminating.
+    pub const UNSCHEDULED: &str = "unscheduled";
+}
+
+type IndexFn = fn(&Value) -> Vec<String>;
+
+fn md<'a>(o: &'a Value, f: &str) -> &'a str {
+    o.get("metadata")
+        .and_then(|m| m.get(f))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn by_namespace(o: &Value) -> Vec<String> {
+    vec![md(o, "namespace").to_string()]
+}
+
+fn by_owner(o: &Value) -> Vec<String> {
+    o.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn by_controller(o: &Value) -> Vec<String> {
+    o.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find(|r| r.get("controller") == Some(&json!(true))))
+        .and_then(|r| r.get("uid").and_then(Value::as_str))
+        .map(|u| vec![u.to_string()])
+        .unwrap_or_default()
+}
+
+fn by_uid(o: &Value) -> Vec<String> {
+    vec![md(o, "uid").to_string()]
+}
+
+/// Whether a pod counts for its node and its ReplicaSet (`controller.IsPodActive`).
+pub fn pod_active(p: &Value) -> bool {
+    p.pointer("/metadata/deletionTimestamp").is_none()
+        && !matches!(
+            p.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        )
+}
+
+fn node_name(p: &Value) -> &str {
+    p.pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn by_node(p: &Value) -> Vec<String> {
+    let n = node_name(p);
+    if n.is_empty() || !pod_active(p) {
+        return vec![];
+    }
+    vec![n.to_string()]
+}
+
+fn unscheduled(p: &Value) -> Vec<String> {
+    if node_name(p).is_empty() && p.pointer("/metadata/deletionTimestamp").is_none() {
+        return vec!["true".into()];
+    }
+    vec![]
+}
+
+/// The pod fields the controllers read (scheduler, ReplicaSet, garbage collector, namespace,
+/// Endpoints and Job keys); the rest of a pod (containers, volumes, status details) is not
+/// kept.
+pub fn trim_pod(p: Value) -> Value {
+    fn pick(from: Option<&Value>, keys: &[&str]) -> Value {
+        let mut m = Map::new();
+        if let Some(Value::Object(src)) = from {
+            for k in keys {
+                if let Some(v) = src.get(*k) {
+                    m.insert((*k).to_string(), v.clone());
+                }
+            }
+        }
+        Value::Object(m)
+    }
+    let mut out = Map::new();
+    for k in ["apiVersion", "kind"] {
+        if let Some(v) = p.get(k) {
+            out.insert(k.into(), v.clone());
+        }
+    }
+    out.insert(
+        "metadata".into(),
+        pick(
+            p.get("metadata"),
+            &[
+                "name",
+                "namespace",
+                "uid",
+                "resourceVersion",
+                "generation",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "labels",
+                "ownerReferences",
+                "finalizers",
+            ],
+        ),
+    );
+    out.insert(
+        "spec".into(),
+        pick(p.get("spec"), &["nodeName", "nodeSelector"]),
+    );
+    out.insert(
+        "status".into(),
+        pick(p.get("status"), &["phase", "conditions", "podIP", "podIPs"]),
+    );
+    Value::Object(out)
+}
+
+#[derive(Default)]
+struct Cache {
+    items: HashMap<String, Obj>,
+    indexes: HashMap<&'static str, HashMap<String, BTreeSet<String>>>,
+    revision: u64,
+    synced: bool,
+    subs: Vec<tokio::sync::mpsc::UnboundedSender<Notice>>,
+}
+
+/// One resource's cache and its subscribers.
+pub struct Informer {
+    prefix: String,
+    transform: fn(Value) -> Value,
+    indexers: Vec<(&'static str, IndexFn)>,
+    cache: RwLock<Cache>,
+    synced: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Informer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Informer")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn identity(v: Value) -> Value {
+    v
+}
+
+impl Informer {
+    /// An informer of `prefix` (not started).
+    pub fn new(prefix: &str) -> Informer {
+        let pods = prefix == "/registry/pods/";
+        let mut indexers: Vec<(&'static str, IndexFn)> = vec![
+            (index::NAMESPACE, by_namespace),
+            (index::OWNER, by_owner),
+            (index::CONTROLLER, by_controller),
+            (index::UID, by_uid),
+        ];
+        if pods {
+            indexers.push((index::NODE, by_node));
+            indexers.push((index::UNSCHEDULED, unscheduled));
+        }
+        Informer {
+            prefix: prefix.to_string(),
+            transform: if pods { trim_pod } else { identity },
+            indexers,
+            cache: RwLock::new(Cache::default()),
+            synced: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
+        self.cache.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Cache> {
+        self.cache.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The storage prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The object under a storage key.
+    pub fn get(&self, key: &str) -> Option<Obj> {
+        self.read().items.get(key).cloned()
+    }
+
+    /// The objects whose `index` yields `value`.
+    pub fn by_index(&self, index: &str, value: &str) -> Vec<Obj> {
+        let c = self.read();
+        c.indexes
+            .get(index)
+            .and_then(|m| m.get(value))
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| c.items.get(k).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// How many objects `index` maps to `value`.
+    pub fn count(&self, index: &str, value: &str) -> usize {
+        self.read()
+            .indexes
+            .get(index)
+            .and_then(|m| m.get(value))
+            .map_or(0, BTreeSet::len)
+    }
+
+    /// Every cached object.
+    pub fn list(&self) -> Vec<Obj> {
+        self.read().items.values().cloned().collect()
+    }
+
+    /// How many objects are cached.
+    pub fn len(&self) -> usize {
+        self.read().items.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The store revision the cache reflects.
+    pub fn revision(&self) -> u64 {
+        self.read().revision
+    }
+
+    /// Whether the first list is in.
+    pub fn has_synced(&self) -> bool {
+        self.read().synced
+    }
+
+    /// Waits for the first list (`cache.WaitForCacheSync`).
+    pub async fn wait_synced(&self) {
+        loop {
+            let n = self.synced.notified();
+            if self.has_synced() {
+                return;
+            }
+            n.await;
+        }
+    }
+
+    /// Delivers every later change to `tx`.
+    pub fn subscribe(&self, tx: tokio::sync::mpsc::UnboundedSender<Notice>) {
+        self.write().subs.push(tx);
+    }
+
+    fn unindex(&self, c: &mut Cache, key: &str, o: &Value) {
+        for (name, f) in &self.indexers {
+            if let Some(m) = c.indexes.get_mut(name) {
+                for v in f(o) {
+                    if let Some(set) = m.get_mut(&v) {
+                        set.remove(key);
+                        if set.is_empty() {
+                            m.remove(&v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn index(&self, c: &mut Cache, key: &str, o: &Value) {
+        for (name, f) in &self.indexers {
+            let m = c.indexes.entry(name).or_default();
+            for v in f(o) {
+                m.entry(v).or_default().insert(key.to_string());
+            }
+        }
+    }
+
+    /// Stores `obj` under `key` (or removes it), updates the indexes and notifies.
+    fn put(&self, c: &mut Cache, key: &str, obj: Option<Obj>, revision: u64) {
+        let old = match &obj {
+            Some(o) => c.items.insert(key.to_string(), o.clone()),
+            None => c.items.remove(key),
+        };
+        if let Some(o) = &old {
+            self.unindex(c, key, o);
+        }
+        if let Some(o) = &obj {
+            self.index(c, key, o);
+        }
+        c.revision = c.revision.max(revision);
+        let notice = match (obj, old) {
+            (Some(o), old) => Notice {
+                key: key.to_string(),
+                obj: o,
+                old,
+                deleted: false,
+            },
+            (None, Some(old)) => Notice {
+                key: key.to_string(),
+                obj: old,
+                old: None,
+                deleted: true,
+            },
+            (None, None) => return,
+        };
+        c.subs.retain(|tx| tx.send(notice.clone()).is_ok());
+    }
+
+    fn decode(&self, kv: &KeyValue) -> Obj {
+        Arc::new((self.transform)(crate::objects::decode(kv)))
+    }
+
+    /// Applies one watch event.
+    pub fn apply(&self, ev: &Event) {
+        match ev {
+            Event::Put { kv, .. } => {
+                let o = self.decode(kv);
+                let mut c = self.write();
+                self.put(&mut c, &kv.key, Some(o), kv.mod_revision);
+            }
+            Event::Delete { prev, revision } => {
+                let mut c = self.write();
+                self.put(&mut c, &prev.key, None, *revision);
+            }
+        }
+    }
+
+    /// Replaces the cache with a list read at `revision`; what differs is delivered as changes.
+    pub fn replace(&self, items: &[KeyValue], revision: u64) {
+        let fresh: HashMap<&str, &KeyValue> =
+            items.iter().map(|kv| (kv.key.as_str(), kv)).collect();
+        let mut c = self.write();
+        let gone: Vec<String> = c
+            .items
+            .keys()
+            .filter(|k| !fresh.contains_key(k.as_str()))
+            .cloned()
+            .collect();
+        for k in gone {
+            self.put(&mut c, &k, None, revision);
+        }
+        for kv in items {
+            let same = c
+                .items
+                .get(&kv.key)
+                .is_some_and(|o| md(o, "resourceVersion") == kv.mod_revision.to_string());
+            if !same {
+                let o = self.decode(kv);
+                self.put(&mut c, &kv.key, Some(o), revision);
+            }
+        }
+        c.revision = revision;
+        if !c.synced {
+            c.synced = true;
+            self.synced.notify_waiters();
+        }
+    }
+
+    /// Lists and watches until the task is aborted (`Reflector.Run`): a watch that ends or
+    /// fails is followed by a new list.
+    pub async fn run(self: Arc<Self>, store: Arc<dyn Datastore>) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let listed = match store.list(&self.prefix, None, 0, None).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(prefix = %self.prefix, error = %e, "informer: list failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            self.replace(&listed.items, listed.revision);
+            drop(listed);
+            let mut w = match store.watch(&self.prefix, self.revision()).await {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(prefix = %self.prefix, error = %e, "informer: watch failed; listing again");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            delay = Duration::from_millis(100);
+            while let Some(ev) = w.events.recv().await {
+                match ev {
+                    Ok(ev) => self.apply(&ev),
+                    Err(e) => {
+                        tracing::info!(prefix = %self.prefix, error = %e, "informer: watch ended; listing again");
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// The informers of one controller manager (`SharedInformerFactory`): one per storage prefix,
+/// started on first use, stopped when the factory is dropped.
+#[derive(Clone)]
+pub struct Informers {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Datastore>,
+    map: Mutex<HashMap<String, Arc<Informer>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Informers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Informers").finish_non_exhaustive()
+    }
+}
+
+impl Informers {
+    /// A factory over `store`.
+    pub fn new(store: Arc<dyn Datastore>) -> Informers {
+        Informers {
+            inner: Arc::new(Inner {
+                store,
+                map: Mutex::new(HashMap::new()),
+                tasks: Mutex::new(vec![]),
+            }),
+        }
+    }
+
+    /// The informer of `prefix`, started if it is not yet.
+    pub fn informer(&self, prefix: &str) -> Arc<Informer> {
+        let mut map = self.inner.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = map.get(prefix) {
+            return i.clone();
+        }
+        let i = Arc::new(Informer::new(prefix));
+        map.insert(prefix.to_string(), i.clone());
+        let task = tokio::spawn(i.clone().run(self.inner.store.clone()));
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
+        i
+    }
+
+    /// The informer of a resource.
+    pub fn of(&self, r: &crate::resources::Resource) -> Arc<Informer> {
+        self.informer(&r.key_prefix())
+    }
+
+    /// Stops every informer and waits until they are gone (they hold the datastore).
+    pub async fn stop(&self) {
+        let tasks: Vec<_> = self
+            .inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubepull_datastore::memory::MemoryStore;
+
+    fn pod(name: &str, node: &str, owner: &str) -> Vec<u8> {
+        serde_json::to_vec(&json!({"metadata": {"name": name, "namespace": "a", "uid": format!("u-{name}"),
+            "ownerReferences": [{"uid": owner, "controller": true, "kind": "ReplicaSet", "name": "rs"}]},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x"}]}}))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn lists_then_watches_with_indexes_and_notices() {
+        let store: Arc<dyn Datastore> = Arc::new(MemoryStore::new());
+        store
+            .create("/registry/pods/a/p1", pod("p1", "n1", "rs1"))
+            .await
+            .unwrap();
+        store
+            .create("/registry/pods/a/p2", pod("p2", "", "rs1"))
+            .await
+            .unwrap();
+        let f = Informers::new(store.clone());
+        let pods = f.informer("/registry/pods/");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        pods.subscribe(tx);
+        pods.wait_synced().await;
+        assert_eq!(pods.len(), 2);
+        assert_eq!(pods.count(index::CONTROLLER, "rs1"), 2);
+        assert_eq!(pods.count(index::NODE, "n1"), 1);
+        assert_eq!(pods.count(index::UNSCHEDULED, "true"), 1);
+        // trimmed: no containers
+        let p1 = pods.get("/registry/pods/a/p1").unwrap();
+        assert!(p1.pointer("/spec/containers").is_none());
+        assert_eq!(p1.pointer("/spec/nodeName"), Some(&json!("n1")));
+        // the same informer for a second user
+        assert!(Arc::ptr_eq(&pods, &f.informer("/registry/pods/")));
+        // a later change arrives with the state before it; indexes follow
+        let kv = store.get("/registry/pods/a/p2").await.unwrap().unwrap();
+        store
+            .update(
+                "/registry/pods/a/p2",
+                pod("p2", "n1", "rs1"),
+                kv.mod_revision,
+            )
+            .await
+            .unwrap();
+        let mut seen = vec![];
+        while seen.len() < 3 {
+            let n = rx.recv().await.unwrap();
+            seen.push(n);
+        }
+        let upd = seen
+            .iter()
+            .find(|n| n.key.ends_with("p2") && n.old.is_some())
+            .unwrap();
+        assert_eq!(upd.obj.pointer("/spec/nodeName"), Some(&json!("n1")));
+        assert_eq!(pods.count(index::NODE, "n1"), 2);
+        assert_eq!(pods.count(index::UNSCHEDULED, "true"), 0);
+        store.delete("/registry/pods/a/p1", None).await.unwrap();
+        let del = rx.recv().await.unwrap();
+        assert!(del.deleted && del.key.ends_with("p1"));
+        assert_eq!(pods.count(index::CONTROLLER, "rs1"), 1);
+        assert_eq!(pods.revision(), store.current_revision().await.unwrap());
+    }
+
+    /// A watch the store closes because the informer fell behind (the memory store's bounded
+    /// buffer, etcd's compaction) is followed by a list: the cache ends up whole, and every
+    /// object reaches the subscribers.
+    #[tokio::test]
+    async fn a_closed_watch_is_followed_by_a_relist() {
+        let store: Arc<dyn Datastore> = Arc::new(MemoryStore::new());
+        let f = Informers::new(store.clone());
+        let pods = f.informer("/registry/pods/");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        pods.subscribe(tx);
+        pods.wait_synced().await;
+        // on this single-threaded runtime the informer does not run while the writes go in,
+        // so more events than the watch buffers pile up and the store closes the watch
+        let n = kubepull_datastore::memory::WATCH_BUFFER + 100;
+        for k in 0..n {
+            store
+                .create(
+                    &format!("/registry/pods/a/p{k}"),
+                    pod(&format!("p{k}"), "", "rs1"),
+                )
+                .await
+                .unwrap();
+        }
+        let mut seen = std::collections::HashSet::new();
+        while seen.len() < n {
+            let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("every pod delivered")
+                .unwrap();
+            seen.insert(got.key);
+        }
+        assert_eq!(pods.len(), n);
+        assert_eq!(pods.count(index::CONTROLLER, "rs1"), n);
+        // and it watches again afterwards
+        store.delete("/registry/pods/a/p0", None).await.unwrap();
+        let del = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let n = rx.recv().await.unwrap();
+                if n.deleted {
+                    return n;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert!(del.key.ends_with("/p0"));
+        assert_eq!(pods.len(), n - 1);
+    }
+
+    #[test]
+    fn a_relist_delivers_the_differences() {
+        let i = Informer::new("/registry/apps/replicasets/");
+        let kv = |k: &str, rev: u64| KeyValue {
+            key: format!("/registry/apps/replicasets/a/{k}"),
+            value: serde_json::to_vec(
+                &json!({"metadata": {"name": k, "namespace": "a", "uid": k}}),
+            )
+            .unwrap(),
+            create_revision: rev,
+            mod_revision: rev,
+        };
+        i.replace(&[kv("x", 1), kv("y", 2)], 2);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        i.subscribe(tx);
+        // y changed, x gone, z new; an unchanged object is not delivered again
+        i.replace(&[kv("y", 5), kv("z", 6)], 7);
+        let mut got = vec![];
+        while let Ok(n) = rx.try_recv() {
+            got.push((n.key.rsplit('/').next().unwrap().to_string(), n.deleted));
+        }
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("x".to_string(), true),
+                ("y".into(), false),
+                ("z".into(), false)
+            ]
+        );
+        assert_eq!(i.revision(), 7);
+        assert_eq!(i.count(index::UID, "x"), 0);
+        i.replace(&[kv("y", 5), kv("z", 6)], 8);
+        assert!(rx.try_recv().is_err());
+    }
+}

@@ -1,0 +1,409 @@
+//! Deployments, ReplicaSets, the scheduler, garbage collection and namespace deletion with the
+//! real kubectl against the API server and its controllers: a rollout with maxSurge and
+//! maxUnavailable, revision history and `rollout undo`, scaling, the three deletion
+//! propagation policies, and a terminating namespace. The test plays the node: it marks the
+//! pods bound to its Node as running and ready.
+
+use std::path::Path;
+use std::time::Duration;
+
+use kubepull_control::start;
+use serde_json::Value;
+
+mod common;
+use common::{kubectl, server_config};
+
+/// Polls `f` until it returns `Some`, for at most a minute (a broken controller fails the test
+/// instead of hanging it); on failure shows what the namespace `r` holds.
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < end {
+        if let Some(x) = f() {
+            return x;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "never happened: {what}\n{}",
+        DUMP.with(|d| d.borrow().as_ref().map(|f| f()).unwrap_or_default())
+    );
+}
+
+thread_local! {
+    static DUMP: std::cell::RefCell<Option<Box<dyn Fn() -> String>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn ok(kc: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let (good, out) = kubectl(kc, home, args, stdin);
+    assert!(good, "kubectl {args:?} failed: {out}");
+    out
+}
+
+fn get_json(kc: &Path, home: &Path, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["-o", "json"]);
+    serde_json::from_str(&ok(kc, home, &a, None)).expect("json")
+}
+
+fn items(v: &Value) -> Vec<Value> {
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn s<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Plays the node: every pod bound to it that is not ready becomes Running and Ready.
+fn node_runs_pods(kc: &Path, home: &Path, ns: &str) {
+    for p in items(&get_json(kc, home, &["get", "pods", "-n", ns])) {
+        let ready = p["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+        if s(&p, "/spec/nodeName").is_empty()
+            || ready
+            || p["metadata"].get("deletionTimestamp").is_some()
+        {
+            continue;
+        }
+        let status = r#"{"status":{"phase":"Running","podIP":"10.244.0.9","conditions":[{"type":"PodScheduled","status":"True"},{"type":"Ready","status":"True","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#;
+        let _ = kubectl(
+            kc,
+            home,
+            &[
+                "patch",
+                "pod",
+                s(&p, "/metadata/name"),
+                "-n",
+                ns,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                status,
+            ],
+            None,
+        );
+    }
+}
+
+/// Plays the node for terminating pods: they are removed (the kubelet's final delete).
+fn node_finishes_terminating(kc: &Path, home: &Path, ns: &str) {
+    for p in items(&get_json(kc, home, &["get", "pods", "-n", ns])) {
+        if p["metadata"].get("deletionTimestamp").is_some() {
+            let _ = kubectl(
+                kc,
+                home,
+                &[
+                    "delete",
+                    "pod",
+                    s(&p, "/metadata/name"),
+                    "-n",
+                    ns,
+                    "--grace-period=0",
+                    "--force",
+                ],
+                None,
+            );
+        }
+    }
+}
+
+const NODE: &str = "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n";
+const NODE_READY: &str =
+    r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady"}]}}"#;
+
+fn deployment(ns: &str, image: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: {ns}}}\nspec:\n  replicas: {replicas}\n  strategy: {{type: RollingUpdate, rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}}}\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: c, image: {image}}}]\n"
+    )
+}
+
+/// Pods of the namespace that are not terminating: (name, image, node).
+fn live_pods(kc: &Path, home: &Path, ns: &str) -> Vec<(String, String, String)> {
+    items(&get_json(kc, home, &["get", "pods", "-n", ns]))
+        .iter()
+        .filter(|p| p["metadata"].get("deletionTimestamp").is_none())
+        .map(|p| {
+            (
+                s(p, "/metadata/name").to_string(),
+                s(p, "/spec/containers/0/image").to_string(),
+                s(p, "/spec/nodeName").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_roll_scale_and_delete_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), true)).await.unwrap();
+    let kc = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        {
+            let (kc, home) = (kc.clone(), home.clone());
+            DUMP.with(|d| {
+                *d.borrow_mut() = Some(Box::new(move || {
+                    kubectl(
+                        &kc,
+                        &home,
+                        &["get", "deploy,rs,pods", "-n", "r", "-o", "yaml"],
+                        None,
+                    )
+                    .1
+                }))
+            });
+        }
+        let (kc, home) = (kc.as_path(), home.as_path());
+        ok(kc, home, &["apply", "-f", "-"], Some(NODE));
+        ok(
+            kc,
+            home,
+            &[
+                "patch",
+                "node",
+                "n1",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                NODE_READY,
+            ],
+            None,
+        );
+        ok(kc, home, &["create", "namespace", "r"], None);
+
+        // three pods from the template, each bound to the node
+        ok(
+            kc,
+            home,
+            &["apply", "-f", "-"],
+            Some(&deployment("r", "reg.example/app:v1", 3)),
+        );
+        let pods = eventually("3 scheduled pods", || {
+            let p = live_pods(kc, home, "r");
+            (p.len() == 3 && p.iter().all(|(_, _, n)| n == "n1")).then_some(p)
+        });
+        let rs1 = get_json(kc, home, &["get", "rs", "-n", "r"]);
+        let rs1 = &items(&rs1)[0];
+        let hash = s(rs1, "/metadata/labels/pod-template-hash").to_string();
+        assert_eq!(s(rs1, "/metadata/name"), format!("web-{hash}"));
+        assert_eq!(
+            s(
+                rs1,
+                "/metadata/annotations/deployment.kubernetes.io~1revision"
+            ),
+            "1"
+        );
+        for (name, _, _) in &pods {
+            assert!(name.starts_with(&format!("web-{hash}-")), "{name}");
+        }
+        let out = ok(kc, home, &["describe", "rs", "-n", "r"], None);
+        assert!(
+            out.contains("SuccessfulCreate") && out.contains("Created pod: web-"),
+            "{out}"
+        );
+        eventually("the deployment available", || {
+            node_runs_pods(kc, home, "r");
+            let d = get_json(kc, home, &["get", "deploy", "web", "-n", "r"]);
+            (d["status"]["availableReplicas"] == 3 && d["status"]["updatedReplicas"] == 3)
+                .then_some(())
+        });
+        let out = ok(
+            kc,
+            home,
+            &[
+                "rollout",
+                "status",
+                "deployment/web",
+                "-n",
+                "r",
+                "--timeout=20s",
+            ],
+            None,
+        );
+        assert!(out.contains("successfully rolled out"), "{out}");
+
+        // a rolling update with maxSurge 1, maxUnavailable 0: never fewer than 3 ready pods
+        ok(
+            kc,
+            home,
+            &[
+                "set",
+                "image",
+                "deployment/web",
+                "-n",
+                "r",
+                "c=reg.example/app:v2",
+            ],
+            None,
+        );
+        eventually("all pods on v2", || {
+            node_runs_pods(kc, home, "r");
+            let pods = live_pods(kc, home, "r");
+            assert!(pods.len() <= 4, "more than replicas + maxSurge: {pods:?}");
+            let d = get_json(kc, home, &["get", "deploy", "web", "-n", "r"]);
+            let done = d["status"]["updatedReplicas"] == 3
+                && d["status"]["availableReplicas"] == 3
+                && d["status"]["replicas"] == 3;
+            node_finishes_terminating(kc, home, "r");
+            (done && pods.iter().all(|(_, img, _)| img.ends_with(":v2"))).then_some(())
+        });
+        let out = ok(
+            kc,
+            home,
+            &["rollout", "history", "deployment/web", "-n", "r"],
+            None,
+        );
+        assert!(out.contains('1') && out.contains('2'), "{out}");
+        let out = ok(
+            kc,
+            home,
+            &["describe", "deployment", "web", "-n", "r"],
+            None,
+        );
+        assert!(
+            out.contains("ScalingReplicaSet") && out.contains("Scaled up replica set web-"),
+            "{out}"
+        );
+
+        // rollout undo: the first ReplicaSet comes back as revision 3
+        ok(
+            kc,
+            home,
+            &["rollout", "undo", "deployment/web", "-n", "r"],
+            None,
+        );
+        eventually("back on v1", || {
+            node_runs_pods(kc, home, "r");
+            node_finishes_terminating(kc, home, "r");
+            let rs = get_json(
+                kc,
+                home,
+                &["get", "rs", format!("web-{hash}").as_str(), "-n", "r"],
+            );
+            let pods = live_pods(kc, home, "r");
+            (s(
+                &rs,
+                "/metadata/annotations/deployment.kubernetes.io~1revision",
+            ) == "3"
+                && pods.len() == 3
+                && pods.iter().all(|(_, img, _)| img.ends_with(":v1")))
+            .then_some(())
+        });
+
+        // scale
+        ok(
+            kc,
+            home,
+            &["scale", "deployment/web", "-n", "r", "--replicas=5"],
+            None,
+        );
+        eventually("5 pods", || {
+            (live_pods(kc, home, "r").len() == 5).then_some(())
+        });
+        ok(
+            kc,
+            home,
+            &["scale", "deployment/web", "-n", "r", "--replicas=2"],
+            None,
+        );
+        eventually("2 pods", || {
+            node_finishes_terminating(kc, home, "r");
+            (live_pods(kc, home, "r").len() == 2).then_some(())
+        });
+
+        // orphan: the ReplicaSets stay, without their owner
+        ok(
+            kc,
+            home,
+            &["delete", "deployment", "web", "-n", "r", "--cascade=orphan"],
+            None,
+        );
+        let rss = eventually("orphaned replica sets", || {
+            let rss = items(&get_json(kc, home, &["get", "rs", "-n", "r"]));
+            (!rss.is_empty()
+                && rss.iter().all(|r| {
+                    r["metadata"]
+                        .get("ownerReferences")
+                        .is_none_or(|o| o.as_array().is_some_and(|a| a.is_empty()))
+                }))
+            .then_some(rss)
+        });
+        assert_eq!(rss.len(), 2, "{rss:?}");
+        let (good, _) = kubectl(kc, home, &["get", "deployment", "web", "-n", "r"], None);
+        assert!(!good, "the orphaning owner is gone");
+        assert_eq!(live_pods(kc, home, "r").len(), 2);
+
+        // background: deleting a ReplicaSet takes its pods
+        for r in &rss {
+            ok(
+                kc,
+                home,
+                &["delete", "rs", s(r, "/metadata/name"), "-n", "r"],
+                None,
+            );
+        }
+        eventually("pods collected", || {
+            node_finishes_terminating(kc, home, "r");
+            live_pods(kc, home, "r").is_empty().then_some(())
+        });
+
+        // foreground: the Deployment stays until its ReplicaSet and pods are gone
+        ok(
+            kc,
+            home,
+            &["apply", "-f", "-"],
+            Some(&deployment("r", "reg.example/app:v3", 2)),
+        );
+        eventually("2 pods", || {
+            (live_pods(kc, home, "r").len() == 2).then_some(())
+        });
+        ok(
+            kc,
+            home,
+            &[
+                "delete",
+                "deployment",
+                "web",
+                "-n",
+                "r",
+                "--cascade=foreground",
+                "--wait=false",
+            ],
+            None,
+        );
+        let dep = get_json(kc, home, &["get", "deployment", "web", "-n", "r"]);
+        assert!(dep["metadata"]["deletionTimestamp"].is_string(), "{dep}");
+        eventually("foreground deletion done", || {
+            node_finishes_terminating(kc, home, "r");
+            let (gone, _) = kubectl(kc, home, &["get", "deployment", "web", "-n", "r"], None);
+            let rss = items(&get_json(kc, home, &["get", "rs", "-n", "r"]));
+            (!gone && rss.is_empty() && live_pods(kc, home, "r").is_empty()).then_some(())
+        });
+
+        // a namespace that terminates takes its content
+        ok(
+            kc,
+            home,
+            &["apply", "-f", "-"],
+            Some(&deployment("r", "reg.example/app:v4", 1)),
+        );
+        eventually("1 pod", || {
+            (live_pods(kc, home, "r").len() == 1).then_some(())
+        });
+        ok(
+            kc,
+            home,
+            &["delete", "namespace", "r", "--wait=false"],
+            None,
+        );
+        eventually("namespace gone", || {
+            node_finishes_terminating(kc, home, "r");
+            let (there, _) = kubectl(kc, home, &["get", "namespace", "r"], None);
+            (!there).then_some(())
+        });
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
