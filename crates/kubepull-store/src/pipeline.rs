@@ -16,6 +16,57 @@ pub(crate) const CHUNK: usize = 256 << 10;
 /// Buffers in flight between the threads (besides the one each side holds).
 pub(crate) const DEPTH: usize = 4;
 
+/// Files at least this large are handed to the [`Syncer`] once written.
+pub(crate) const SYNC_AT_LEAST: u64 = 4 << 20;
+/// Files waiting for the [`Syncer`]; a file that finds the queue full is left to the final
+/// `syncfs`.
+const SYNC_QUEUE: usize = 16;
+
+/// Writes finished files of a snapshot build to disk in the background (`fdatasync` on a
+/// thread of its own), so the `syncfs` that makes the snapshots durable before they are
+/// renamed into place finds most of their data written already. Durability never depends on
+/// it: an error here is ignored, the `syncfs` reports it.
+pub(crate) struct Syncer {
+    tx: Option<SyncSender<std::fs::File>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    pub(crate) fn new() -> Syncer {
+        let (tx, rx) = mpsc::sync_channel::<std::fs::File>(SYNC_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("snapshot-sync".into())
+            .spawn(move || {
+                for f in rx {
+                    let _ = f.sync_data();
+                }
+            })
+            .ok();
+        Syncer {
+            tx: thread.as_ref().map(|_| tx),
+            thread,
+        }
+    }
+
+    /// Queues `f` (written, still open) unless the queue is full.
+    pub(crate) fn submit(&self, f: std::fs::File) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.try_send(f);
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        // the thread ends once the queue is drained; waiting for it keeps the fds from
+        // outliving the build
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The reading end: the decompressed stream, hashed into `hash` (when given) as it arrives.
 pub(crate) struct ChunkReader<'h> {
     rx: Receiver<io::Result<Vec<u8>>>,
@@ -218,5 +269,25 @@ mod tests {
             "ran ahead {} bytes",
             produced.load(std::sync::atomic::Ordering::SeqCst)
         );
+    }
+
+    #[test]
+    fn the_syncer_takes_files_until_its_queue_is_full_and_drains_on_drop() {
+        let t = tempfile::tempdir().unwrap();
+        let sync = Syncer::new();
+        for i in 0..(SYNC_QUEUE * 3) {
+            let p = t.path().join(format!("f{i}"));
+            let mut f = std::fs::File::create(&p).unwrap();
+            std::io::Write::write_all(&mut f, &[i as u8; 4096]).unwrap();
+            sync.submit(f);
+        }
+        // returns once every queued file was synced and closed
+        drop(sync);
+        for i in 0..(SYNC_QUEUE * 3) {
+            assert_eq!(
+                std::fs::read(t.path().join(format!("f{i}"))).unwrap(),
+                [i as u8; 4096]
+            );
+        }
     }
 }

@@ -315,6 +315,9 @@ impl Store {
         let mut done: Vec<PathBuf> = Vec::with_capacity(layers.len());
         let mut pending: Vec<Pending> = vec![];
         let mut result = Ok(());
+        // large files start on their way to the disk while the next layers are applied, so
+        // the final syncfs has little left to write
+        let sync = crate::pipeline::Syncer::new();
         for (i, (layer, key)) in layers.iter().zip(&keys).enumerate() {
             let fs_dir = self.snapshot_path(key);
             if !fs_dir.is_dir() {
@@ -328,8 +331,9 @@ impl Store {
                     }
                 };
                 if !fs_dir.is_dir() {
-                    let built = input(i, layer)
-                        .and_then(|source| self.build_snapshot(image, layer, &done, opts, source));
+                    let built = input(i, layer).and_then(|source| {
+                        self.build_snapshot(image, layer, &done, opts, source, &sync)
+                    });
                     match built {
                         Ok(tmp) => {
                             done.push(tmp.join("fs"));
@@ -350,6 +354,7 @@ impl Store {
             done.push(fs_dir);
         }
         // the layers below a failed one are complete and verified: they are kept
+        drop(sync);
         let built = pending.len();
         let committed = self.commit_snapshots(pending);
         result?;
@@ -406,6 +411,7 @@ impl Store {
         lowers: &[PathBuf],
         opts: &UnpackOptions,
         source: LayerInput,
+        sync: &crate::pipeline::Syncer,
     ) -> Result<PathBuf> {
         let tmp = self.snapshots_dir().join(format!(
             "tmp-{}.{}",
@@ -421,17 +427,22 @@ impl Store {
         let apply = |dest: &Path| -> Result<()> {
             match source {
                 LayerInput::Stored => {
-                    crate::unpack::apply_layer_blob(self, image, layer, dest, opts).map(|_| ())
+                    crate::unpack::apply_layer_blob(self, image, layer, dest, opts, Some(sync))
+                        .map(|_| ())
                 }
                 LayerInput::Stream {
                     mut reader,
                     verified,
-                } => {
-                    crate::unpack::apply_layer_stream(image, &mut reader, layer, dest, opts, |_| {
-                        verified()
-                    })
-                    .map(|_| ())
-                }
+                } => crate::unpack::apply_layer_stream(
+                    image,
+                    &mut reader,
+                    layer,
+                    dest,
+                    opts,
+                    Some(sync),
+                    |_| verified(),
+                )
+                .map(|_| ()),
             }
         };
         let r = if lowers.is_empty() {

@@ -211,7 +211,7 @@ pub fn unpack_layer(
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<LayerStats> {
-    unpack_layer_inner(reader, media_type, dest, opts, None).map_err(|e| layer_err("-", e))
+    unpack_layer_inner(reader, media_type, dest, opts, None, None).map_err(|e| layer_err("-", e))
 }
 
 /// Applies every layer of `rec`, base first, onto `dest` (created if missing). Each layer blob is
@@ -224,7 +224,7 @@ pub fn unpack_image(
 ) -> Result<UnpackStats> {
     let mut stats = UnpackStats::default();
     for layer in &rec.layers {
-        let s = apply_layer_blob(store, &rec.name, layer, dest, opts)?;
+        let s = apply_layer_blob(store, &rec.name, layer, dest, opts, None)?;
         stats.layers += 1;
         stats.total.add(&s);
     }
@@ -239,6 +239,7 @@ pub(crate) fn apply_layer_blob(
     layer: &crate::LayerRecord,
     dest: &Path,
     opts: &UnpackOptions,
+    sync: Option<&crate::pipeline::Syncer>,
 ) -> Result<LayerStats> {
     let d = Digest::parse(&layer.digest).map_err(|e| Error::CorruptRecord {
         path: image.to_string(),
@@ -256,7 +257,7 @@ pub(crate) fn apply_layer_blob(
         inner: f,
         hash: <sha2::Sha256 as sha2::Digest>::new(),
     };
-    let s = apply_layer_stream(image, &mut hr, layer, dest, opts, |hr| {
+    let s = apply_layer_stream(image, &mut hr, layer, dest, opts, sync, |hr| {
         let sum: [u8; 32] = sha2::Digest::finalize(hr.hash.clone()).into();
         let actual = Digest::from_sha256_bytes(&sum);
         if actual != d {
@@ -285,6 +286,7 @@ pub(crate) fn apply_layer_stream<R: Read + Send>(
     layer: &crate::LayerRecord,
     dest: &Path,
     opts: &UnpackOptions,
+    sync: Option<&crate::pipeline::Syncer>,
     blob_verified: impl FnOnce(&mut R) -> Result<()>,
 ) -> Result<LayerStats> {
     let want = match &layer.diff_id {
@@ -301,6 +303,7 @@ pub(crate) fn apply_layer_stream<R: Read + Send>(
         dest,
         opts,
         want.as_ref().map(|_| &mut diff),
+        sync,
     )
     .map_err(|e| layer_err(&layer.digest, e))?;
     // the tar end may come before the end of the blob (padding, the compression trailer)
@@ -668,6 +671,8 @@ struct Unpacker<'a> {
     buf: Vec<u8>,
     /// Lower-layer directories made writable for this layer (unprivileged only).
     restore: Vec<DeferredDir>,
+    /// Where large files go to be written to disk in the background (snapshot builds).
+    sync: Option<&'a crate::pipeline::Syncer>,
 }
 
 struct DeferredDir {
@@ -686,6 +691,7 @@ fn unpack_layer_inner(
     dest: &Path,
     opts: &UnpackOptions,
     diff: Option<&mut sha2::Sha256>,
+    sync: Option<&crate::pipeline::Syncer>,
 ) -> Result<LayerStats, UnpackError> {
     let r = decompressor(reader, media_type)?;
     fs::create_dir_all(dest).map_err(|e| UnpackError::Io {
@@ -712,7 +718,7 @@ fn unpack_layer_inner(
         };
         // `ts` (the reading end) is dropped when this returns: a decompressor still running
         // (an error or the bomb bound stopped the reader) stops at its next hand-over
-        let r = unpack_tar(ts, dest, opts);
+        let r = unpack_tar(ts, dest, opts, sync);
         if producer.join().is_err() {
             return Err(UnpackError::Decompress(io::Error::other(
                 "the decompression thread panicked",
@@ -727,6 +733,7 @@ fn unpack_tar(
     mut ts: TarStream<'_>,
     dest: &Path,
     opts: &UnpackOptions,
+    sync: Option<&crate::pipeline::Syncer>,
 ) -> Result<LayerStats, UnpackError> {
     let mut u = Unpacker {
         root: dest,
@@ -736,6 +743,7 @@ fn unpack_tar(
         dirs: Vec::new(),
         buf: Vec::new(),
         restore: Vec::new(),
+        sync,
     };
     let mut pax: Option<Pax> = None;
     let mut long_name: Option<Vec<u8>> = None;
@@ -1125,6 +1133,11 @@ impl Unpacker<'_> {
                     left -= k as u64;
                 }
                 self.buf = buf;
+                if let Some(sync) = self.sync {
+                    if e.size >= crate::pipeline::SYNC_AT_LEAST {
+                        sync.submit(f);
+                    }
+                }
                 consumed = e.size;
                 self.stats.files += 1;
                 self.stats.bytes += e.size;
