@@ -537,6 +537,63 @@ impl Puller {
     }
 }
 
+/// Bytes of a blob download between two background `fdatasync`s of its partial file.
+const WRITEBACK_EVERY: u64 = 32 << 20;
+
+/// Writes a downloading blob's data to disk while it arrives: every [`WRITEBACK_EVERY`] bytes
+/// a blocking task `fdatasync`s the partial file (one at a time per blob), so the page cache
+/// does not hold the whole blob dirty until the commit's `fsync`, which then has only the tail
+/// left to write. Durability does not depend on it (the commit still syncs); it moves the disk
+/// writes off the end of the download, where they would delay the blob's commit.
+struct Writeback {
+    path: PathBuf,
+    file: std::sync::Mutex<Option<std::fs::File>>,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl Writeback {
+    fn new(path: PathBuf) -> Writeback {
+        Writeback {
+            path,
+            file: std::sync::Mutex::new(None),
+            busy: Arc::default(),
+            last: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn progress(&self, done: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let last = self.last.load(SeqCst);
+        if done < last {
+            // the partial was discarded and the download started again
+            self.last.store(done, SeqCst);
+            return;
+        }
+        if done - last < WRITEBACK_EVERY || self.busy.swap(true, SeqCst) {
+            return;
+        }
+        self.last.store(done, SeqCst);
+        let file = {
+            let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            if f.is_none() {
+                *f = std::fs::File::open(&self.path).ok();
+            }
+            f.as_ref().and_then(|f| f.try_clone().ok())
+        };
+        let (Some(file), Ok(rt)) = (file, tokio::runtime::Handle::try_current()) else {
+            self.busy.store(false, SeqCst);
+            return;
+        };
+        let busy = self.busy.clone();
+        rt.spawn_blocking(move || {
+            // an error here is not the download's: the commit's fsync reports it
+            let _ = file.sync_data();
+            busy.store(false, SeqCst);
+        });
+    }
+}
+
 /// Unix seconds now.
 pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()
@@ -644,8 +701,10 @@ async fn ensure_blob(
             f.follow(path.clone());
         }
     }
+    let writeback = Arc::new(Writeback::new(path.clone()));
     let pf: kubepull_registry::ProgressFn = {
         let (progress, reported, feed) = (progress.clone(), reported.clone(), feed.clone());
+        let writeback = writeback.clone();
         Arc::new(move |d: &Digest, done: u64, _total: u64| {
             let before = reported.swap(done, std::sync::atomic::Ordering::Relaxed);
             if done > before {
@@ -654,6 +713,7 @@ async fn ensure_blob(
             if let Some(f) = &feed {
                 f.progress(done);
             }
+            writeback.progress(done);
         })
     };
     let mut attempt = 0;

@@ -113,7 +113,8 @@ impl ErrorKind {
 
     /// The process exit code a command line reports for this kind (the table is in the crate
     /// docs, "Exit codes"). Codes 2..=9 stay free for usage errors, 20 is
-    /// [`EXIT_NEVER_PULL`], and every kind without a code of its own is 1.
+    /// [`EXIT_NEVER_PULL`], 21 is [`EXIT_POLICY`], and every kind without a code of its own
+    /// is 1. The command line reports exactly these codes (one table for both).
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorKind::Unauthorized => 10,
@@ -126,9 +127,8 @@ impl ErrorKind {
             ErrorKind::Stalled => 17,
             ErrorKind::DigestMismatch => 18,
             ErrorKind::InvalidReference => 19,
-            ErrorKind::TooLarge | ErrorKind::Protocol | ErrorKind::Policy | ErrorKind::Io => {
-                EXIT_OTHER
-            }
+            ErrorKind::Policy => EXIT_POLICY,
+            ErrorKind::TooLarge | ErrorKind::Protocol | ErrorKind::Io => EXIT_OTHER,
         }
     }
 
@@ -155,6 +155,10 @@ impl ErrorKind {
 /// Exit code for "pull policy is `Never` and the image is not present": not a registry error
 /// (no request is made), reserved here so the whole table lives in one place.
 pub const EXIT_NEVER_PULL: i32 = 20;
+
+/// Exit code for a request refused as unsafe by this crate's policy (a token realm or redirect
+/// target refused, credentials over plain HTTP).
+pub const EXIT_POLICY: i32 = 21;
 
 /// Exit code of any failure without a code of its own.
 pub const EXIT_OTHER: i32 = 1;
@@ -506,7 +510,10 @@ mod tests {
             assert!(!h.ends_with('.'), "{k:?}: no trailing period");
             assert!(hints.insert(h), "{k:?}: hint shared with another kind");
             let c = k.exit_code();
-            assert!(c == EXIT_OTHER || (10..=19).contains(&c), "{k:?}: {c}");
+            assert!(
+                c == EXIT_OTHER || c == EXIT_POLICY || (10..=19).contains(&c),
+                "{k:?}: {c}"
+            );
             assert_ne!(c, EXIT_NEVER_PULL);
             codes.entry(c).or_insert_with(Vec::new).push(k);
         }
@@ -529,6 +536,7 @@ mod tests {
         assert_eq!(ErrorKind::Stalled.exit_code(), 17);
         assert_eq!(ErrorKind::DigestMismatch.exit_code(), 18);
         assert_eq!(ErrorKind::InvalidReference.exit_code(), 19);
-        assert_eq!(ErrorKind::Policy.exit_code(), 1);
+        assert_eq!(ErrorKind::Policy.exit_code(), 21);
+        assert_eq!(ErrorKind::Protocol.exit_code(), EXIT_OTHER);
     }
 }

@@ -75,7 +75,8 @@
 //! | 18 | [`ErrorKind::DigestMismatch`] | content did not match its digest or size |
 //! | 19 | [`ErrorKind::InvalidReference`] | the image reference or digest does not parse |
 //! | 20 | [`error::EXIT_NEVER_PULL`] | pull policy `Never` and the image is not present (reported by the command line, never by this crate) |
-//! | 1 | every other kind | protocol, policy, size limit, local I/O |
+//! | 21 | [`ErrorKind::Policy`] ([`error::EXIT_POLICY`]) | refused as unsafe: a token realm or redirect target, credentials over plain HTTP |
+//! | 1 | every other kind | protocol, size limit, local I/O |
 //!
 //! # Limits
 //!

@@ -225,6 +225,8 @@ async fn insecure_registry_anonymous_ok_credentials_refused() {
     let c = client_with(&s, cfg);
     let e = c.resolve_image(&r, &[alice()], &amd64()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Policy, "{e}");
+    // the exit code the command line reports for a policy refusal (one table for both)
+    assert_eq!(e.exit_code(), 21, "{e}");
     assert!(e.to_string().contains("plain http"), "{e}");
     assert!(s.log.lock().unwrap().iter().all(|l| l.auth.is_none()));
 }

@@ -52,6 +52,7 @@
 
 #![forbid(unsafe_code)]
 
+mod pipeline;
 mod snapshot;
 mod unpack;
 

@@ -129,6 +129,13 @@ pub fn overlay_lowerdir(snapshots: &[PathBuf]) -> String {
         .join(":")
 }
 
+/// A snapshot built but not yet renamed into place, with its build lock.
+struct Pending {
+    tmp: PathBuf,
+    key: String,
+    _lock: fs::File,
+}
+
 /// Unmounts on drop (lazily, so an error path never leaves a mount behind).
 struct Mounted(PathBuf);
 
@@ -301,34 +308,111 @@ impl Store {
         // remove it before building again
         self.remove_dead_builds();
         let keys = chain_keys(layers);
+        // Snapshots built by this call stay in their build directories (the next layer's
+        // overlay stacks on them there) until the end: then one `syncfs` makes every file of
+        // every one durable, and only then are they renamed into place, so a snapshot under
+        // its key never holds data a crash could lose. Their build locks are held until then.
         let mut done: Vec<PathBuf> = Vec::with_capacity(layers.len());
-        let mut built = 0;
+        let mut pending: Vec<Pending> = vec![];
+        let mut result = Ok(());
+        // large files start on their way to the disk while the next layers are applied, so
+        // the final syncfs has little left to write
+        let sync = crate::pipeline::Syncer::new();
         for (i, (layer, key)) in layers.iter().zip(&keys).enumerate() {
             let fs_dir = self.snapshot_path(key);
             if !fs_dir.is_dir() {
                 // the build lock is not the lease lock: a container holding the snapshots of a
                 // shorter chain (a shared lease) must not block building a longer one
-                let _lock = self.lock_named(&format!("snapshots/{key}.build.lock"))?;
+                let lock = match self.lock_named(&format!("snapshots/{key}.build.lock")) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                };
                 if !fs_dir.is_dir() {
-                    let source = input(i, layer)?;
-                    self.build_snapshot(image, layer, key, &done, opts, source)?;
-                    built += 1;
+                    let built = input(i, layer).and_then(|source| {
+                        self.build_snapshot(image, layer, &done, opts, source, &sync)
+                    });
+                    match built {
+                        Ok(tmp) => {
+                            done.push(tmp.join("fs"));
+                            pending.push(Pending {
+                                tmp,
+                                key: key.clone(),
+                                _lock: lock,
+                            });
+                            continue;
+                        }
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
                 }
             }
             done.push(fs_dir);
         }
-        Ok(SnapshotChain { dirs: done, built })
+        // the layers below a failed one are complete and verified: they are kept
+        drop(sync);
+        let built = pending.len();
+        let committed = self.commit_snapshots(pending);
+        result?;
+        committed?;
+        let dirs = keys
+            .iter()
+            .take(done.len())
+            .map(|k| self.snapshot_path(k))
+            .collect();
+        Ok(SnapshotChain { dirs, built })
     }
 
+    /// Makes the snapshots built by one call durable (one `syncfs` of the store's filesystem)
+    /// and renames them into place, base first; the snapshots directory is synced once.
+    fn commit_snapshots(&self, pending: Vec<Pending>) -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let dir = self.snapshots_dir();
+        let synced = fs::File::open(&dir)
+            .and_then(|d| rustix::fs::syncfs(&d).map_err(io::Error::from))
+            .map_err(|e| Error::io(format!("sync the filesystem of {}", dir.display()), e));
+        if let Err(e) = synced {
+            for p in &pending {
+                remove_tmp(&p.tmp);
+            }
+            return Err(e);
+        }
+        let mut first_err = None;
+        for p in pending {
+            let dest = dir.join(&p.key);
+            if first_err.is_some() {
+                remove_tmp(&p.tmp);
+                continue;
+            }
+            if let Err(e) = fs::rename(&p.tmp, &dest) {
+                remove_tmp(&p.tmp);
+                first_err = Some(Error::io(format!("rename to {}", dest.display()), e));
+            }
+        }
+        let synced = crate::sync_dir(&dir);
+        match first_err {
+            Some(e) => Err(e),
+            None => synced,
+        }
+    }
+
+    /// Applies one layer into a new build directory `snapshots/tmp-<pid>.<n>` (its `fs` on the
+    /// overlay of `lowers`) and returns that directory; removes it on an error.
     fn build_snapshot(
         &self,
         image: &str,
         layer: &LayerRecord,
-        key: &str,
         lowers: &[PathBuf],
         opts: &UnpackOptions,
         source: LayerInput,
-    ) -> Result<()> {
+        sync: &crate::pipeline::Syncer,
+    ) -> Result<PathBuf> {
         let tmp = self.snapshots_dir().join(format!(
             "tmp-{}.{}",
             std::process::id(),
@@ -343,17 +427,22 @@ impl Store {
         let apply = |dest: &Path| -> Result<()> {
             match source {
                 LayerInput::Stored => {
-                    crate::unpack::apply_layer_blob(self, image, layer, dest, opts).map(|_| ())
+                    crate::unpack::apply_layer_blob(self, image, layer, dest, opts, Some(sync))
+                        .map(|_| ())
                 }
                 LayerInput::Stream {
                     mut reader,
                     verified,
-                } => {
-                    crate::unpack::apply_layer_stream(image, &mut reader, layer, dest, opts, |_| {
-                        verified()
-                    })
-                    .map(|_| ())
-                }
+                } => crate::unpack::apply_layer_stream(
+                    image,
+                    &mut reader,
+                    layer,
+                    dest,
+                    opts,
+                    Some(sync),
+                    |_| verified(),
+                )
+                .map(|_| ()),
             }
         };
         let r = if lowers.is_empty() {
@@ -374,12 +463,7 @@ impl Store {
         }
         let _ = fs::remove_dir_all(&work);
         let _ = fs::remove_dir(&merged);
-        let dest = self.snapshots_dir().join(key);
-        if let Err(e) = fs::rename(&tmp, &dest) {
-            remove_tmp(&tmp);
-            return Err(Error::io(format!("rename to {}", dest.display()), e));
-        }
-        crate::sync_dir(&self.snapshots_dir())
+        Ok(tmp)
     }
 
     /// Removes the leftovers of builds whose process is gone (their overlay detached first).

@@ -206,12 +206,12 @@ fn layer_err(layer: &str, e: UnpackError) -> Error {
 /// Unpacks one layer stream onto `dest` (created if missing). `media_type` must name a tar
 /// layer; the compression is taken from the stream's magic bytes when they disagree.
 pub fn unpack_layer(
-    reader: impl Read,
+    reader: impl Read + Send,
     media_type: &str,
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<LayerStats> {
-    unpack_layer_inner(reader, media_type, dest, opts, None).map_err(|e| layer_err("-", e))
+    unpack_layer_inner(reader, media_type, dest, opts, None, None).map_err(|e| layer_err("-", e))
 }
 
 /// Applies every layer of `rec`, base first, onto `dest` (created if missing). Each layer blob is
@@ -224,7 +224,7 @@ pub fn unpack_image(
 ) -> Result<UnpackStats> {
     let mut stats = UnpackStats::default();
     for layer in &rec.layers {
-        let s = apply_layer_blob(store, &rec.name, layer, dest, opts)?;
+        let s = apply_layer_blob(store, &rec.name, layer, dest, opts, None)?;
         stats.layers += 1;
         stats.total.add(&s);
     }
@@ -239,6 +239,7 @@ pub(crate) fn apply_layer_blob(
     layer: &crate::LayerRecord,
     dest: &Path,
     opts: &UnpackOptions,
+    sync: Option<&crate::pipeline::Syncer>,
 ) -> Result<LayerStats> {
     let d = Digest::parse(&layer.digest).map_err(|e| Error::CorruptRecord {
         path: image.to_string(),
@@ -256,7 +257,7 @@ pub(crate) fn apply_layer_blob(
         inner: f,
         hash: <sha2::Sha256 as sha2::Digest>::new(),
     };
-    let s = apply_layer_stream(image, &mut hr, layer, dest, opts, |hr| {
+    let s = apply_layer_stream(image, &mut hr, layer, dest, opts, sync, |hr| {
         let sum: [u8; 32] = sha2::Digest::finalize(hr.hash.clone()).into();
         let actual = Digest::from_sha256_bytes(&sum);
         if actual != d {
@@ -279,12 +280,13 @@ pub(crate) fn apply_layer_blob(
 /// blob to its end, then calls `blob_verified` (which checks the blob's digest, or waits for
 /// the download that verifies it), then compares the uncompressed stream with the layer's
 /// diff ID when the record has one. The caller discards `dest` on any error.
-pub(crate) fn apply_layer_stream<R: Read>(
+pub(crate) fn apply_layer_stream<R: Read + Send>(
     image: &str,
     reader: &mut R,
     layer: &crate::LayerRecord,
     dest: &Path,
     opts: &UnpackOptions,
+    sync: Option<&crate::pipeline::Syncer>,
     blob_verified: impl FnOnce(&mut R) -> Result<()>,
 ) -> Result<LayerStats> {
     let want = match &layer.diff_id {
@@ -301,6 +303,7 @@ pub(crate) fn apply_layer_stream<R: Read>(
         dest,
         opts,
         want.as_ref().map(|_| &mut diff),
+        sync,
     )
     .map_err(|e| layer_err(&layer.digest, e))?;
     // the tar end may come before the end of the blob (padding, the compression trailer)
@@ -325,20 +328,6 @@ pub(crate) fn apply_layer_stream<R: Read>(
 struct HashingReader<R> {
     inner: R,
     hash: sha2::Sha256,
-}
-
-/// Hashes what passes through into a hasher the caller keeps (the diff ID of a layer).
-struct HashInto<'h, R> {
-    inner: R,
-    hash: &'h mut sha2::Sha256,
-}
-
-impl<R: Read> Read for HashInto<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        sha2::Digest::update(self.hash, &buf[..n]);
-        Ok(n)
-    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
@@ -401,10 +390,10 @@ impl<R: BufRead> Read for ZstdFrames<R> {
     }
 }
 
-fn decompressor<'a, R: Read + 'a>(
+fn decompressor<'a, R: Read + Send + 'a>(
     reader: R,
     media_type: &str,
-) -> Result<Box<dyn Read + 'a>, UnpackError> {
+) -> Result<Box<dyn Read + Send + 'a>, UnpackError> {
     let declared = compression_of(media_type)
         .ok_or_else(|| UnpackError::UnknownMediaType(media_type.into()))?;
     let mut br = BufReader::with_capacity(1 << 16, reader);
@@ -682,6 +671,8 @@ struct Unpacker<'a> {
     buf: Vec<u8>,
     /// Lower-layer directories made writable for this layer (unprivileged only).
     restore: Vec<DeferredDir>,
+    /// Where large files go to be written to disk in the background (snapshot builds).
+    sync: Option<&'a crate::pipeline::Syncer>,
 }
 
 struct DeferredDir {
@@ -695,27 +686,55 @@ struct DeferredDir {
 /// Unpacks one layer; with `diff`, the whole uncompressed stream (to its very end, past the
 /// end-of-archive blocks) is hashed into it: the layer's diff ID.
 fn unpack_layer_inner(
-    reader: impl Read,
+    reader: impl Read + Send,
     media_type: &str,
     dest: &Path,
     opts: &UnpackOptions,
     diff: Option<&mut sha2::Sha256>,
+    sync: Option<&crate::pipeline::Syncer>,
 ) -> Result<LayerStats, UnpackError> {
     let r = decompressor(reader, media_type)?;
-    let r: Box<dyn Read + '_> = match diff {
-        Some(hash) => Box::new(HashInto { inner: r, hash }),
-        None => r,
-    };
     fs::create_dir_all(dest).map_err(|e| UnpackError::Io {
         entry: "/".into(),
         op: format!("create {}", dest.display()),
         source: e,
     })?;
-    let mut ts = TarStream {
-        r,
-        offset: 0,
-        limit: opts.max_unpacked_bytes,
-    };
+    // the decompressor runs on its own thread, ahead of the tar reader (crate::pipeline); the
+    // diff ID is hashed on this side, over exactly the bytes the tar reader is handed
+    let ((tx, back), chunks) = crate::pipeline::channel(diff);
+    std::thread::scope(|s| {
+        let producer = std::thread::Builder::new()
+            .name("unpack-inflate".into())
+            .spawn_scoped(s, move || crate::pipeline::produce(r, tx, back))
+            .map_err(|e| UnpackError::Io {
+                entry: "/".into(),
+                op: "start the decompression thread".into(),
+                source: e,
+            })?;
+        let ts = TarStream {
+            r: Box::new(chunks),
+            offset: 0,
+            limit: opts.max_unpacked_bytes,
+        };
+        // `ts` (the reading end) is dropped when this returns: a decompressor still running
+        // (an error or the bomb bound stopped the reader) stops at its next hand-over
+        let r = unpack_tar(ts, dest, opts, sync);
+        if producer.join().is_err() {
+            return Err(UnpackError::Decompress(io::Error::other(
+                "the decompression thread panicked",
+            )));
+        }
+        r
+    })
+}
+
+/// Applies the tar stream `ts` onto `dest`, then reads `ts` to its end.
+fn unpack_tar(
+    mut ts: TarStream<'_>,
+    dest: &Path,
+    opts: &UnpackOptions,
+    sync: Option<&crate::pipeline::Syncer>,
+) -> Result<LayerStats, UnpackError> {
     let mut u = Unpacker {
         root: dest,
         privileged: !opts.rootless && rustix::process::geteuid().is_root(),
@@ -724,6 +743,7 @@ fn unpack_layer_inner(
         dirs: Vec::new(),
         buf: Vec::new(),
         restore: Vec::new(),
+        sync,
     };
     let mut pax: Option<Pax> = None;
     let mut long_name: Option<Vec<u8>> = None;
@@ -1113,6 +1133,11 @@ impl Unpacker<'_> {
                     left -= k as u64;
                 }
                 self.buf = buf;
+                if let Some(sync) = self.sync {
+                    if e.size >= crate::pipeline::SYNC_AT_LEAST {
+                        sync.submit(f);
+                    }
+                }
                 consumed = e.size;
                 self.stats.files += 1;
                 self.stats.bytes += e.size;

@@ -6,8 +6,11 @@
 //! and as is, which leaves the root filesystem ready (layers unpacked into their snapshots
 //! while downloading; needs root), beside `ctr images pull` and skopeo, with both auth modes.
 //!
-//! `KUBEPULL_BENCH_PROFILE=1` first profiles one pull and one unpack with `perf` (CPU time by
-//! category: TLS, SHA-256, decompression, network, file writes, fsync, ...); `=only` stops there.
+//! `KUBEPULL_BENCH_PROFILE=1` first profiles one pull, one unpack and one pull that leaves the
+//! root filesystem ready with `perf` (CPU time by category: TLS, SHA-256, decompression,
+//! network, file writes, fsync, ...); `=only` stops there. `KUBEPULL_BENCH_BASELINE_BIN=PATH`
+//! also times the two `kubepull pull` rows with another build (before/after under the same
+//! load); with `KUBEPULL_BENCH_PULL_ONLY=1` it times only those four rows.
 //!
 //! Run: `cargo run --release -p kubepull --example pull_bench` (scripts/bench-pull.sh).
 
@@ -113,6 +116,40 @@ fn main() {
         }
     }
     let mut rows: Vec<(String, f64, u64)> = vec![];
+    // KUBEPULL_BENCH_BASELINE_BIN: another kubepull binary (an earlier build) timed the same
+    // way right before, for a before/after comparison under the same load
+    if let Ok(base) = std::env::var("KUBEPULL_BENCH_BASELINE_BIN") {
+        let (t, rss) = kp_pulls(
+            &base,
+            &image,
+            runs,
+            w,
+            &w.join("hosts"),
+            &secret,
+            &["--no-unpack"],
+        );
+        rows.push(("baseline build: pull --no-unpack".into(), t, rss));
+        let (t, rss) = kp_pulls(&base, &image, runs, w, &w.join("hosts"), &secret, &[]);
+        rows.push(("baseline build: pull (+ ready rootfs)".into(), t, rss));
+        if std::env::var("KUBEPULL_BENCH_PULL_ONLY").is_ok() {
+            let (t, rss) = kp_pulls(
+                &kp,
+                &image,
+                runs,
+                w,
+                &w.join("hosts"),
+                &secret,
+                &["--no-unpack"],
+            );
+            rows.push(("kubepull pull --no-unpack (blobs only)".into(), t, rss));
+            let (t, rss) = kp_pulls(&kp, &image, runs, w, &w.join("hosts"), &secret, &[]);
+            rows.push(("kubepull pull (+ ready rootfs)".into(), t, rss));
+            for (name, t, rss) in rows {
+                println!("| {name} | {t:.3} s | {:.1} MiB |", rss as f64 / 1024.0);
+            }
+            return;
+        }
+    }
     let (t, rss) = kp_pulls(
         &kp,
         &image,
@@ -404,6 +441,8 @@ const CATEGORIES: &[(&str, &[&str])] = &[
         "fsync, writeback",
         &[
             "sync_file",
+            "syncfs",
+            "sync_inodes",
             "file_write_and_wait",
             "writepages",
             "blk_",
@@ -433,6 +472,7 @@ const CATEGORIES: &[(&str, &[&str])] = &[
             "pwrite",
         ],
     ),
+    ("overlayfs (the snapshot's merged mount)", &["ovl_"]),
     ("locks, rename", &["flock", "rename", "locks_"]),
     (
         "HTTP and async runtime (hyper, tokio)",
@@ -480,8 +520,25 @@ fn profile(kp: &str, image: &str, w: &Path, secret: &Path) {
         "--root".into(),
         root.clone().into_os_string(),
     ];
-    for (what, args) in [("pull", pull), ("unpack", unpack)] {
-        let data = w.join(format!("perf-{what}.data"));
+    // the pull that leaves the root filesystem ready (layers unpacked into their snapshots
+    // while downloading), into a store of its own
+    let root2 = w.join("kp-profile-ready");
+    let ready: Vec<std::ffi::OsString> = ["pull", image, "-q", "--policy", "Always", "--root"]
+        .iter()
+        .map(Into::into)
+        .chain([root2.clone().into_os_string()])
+        .chain(["--hosts-dir".into(), w.join("hosts").into_os_string()])
+        .chain(["--pull-secret".into(), secret.as_os_str().to_owned()])
+        .collect();
+    for (what, args) in [
+        ("pull --no-unpack", pull),
+        ("unpack", unpack),
+        ("pull (+ ready rootfs)", ready),
+    ] {
+        let data = w.join(format!(
+            "perf-{}.data",
+            what.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        ));
         let t0 = Instant::now();
         let st = Command::new("perf")
             .args(["record", "-q", "-e", "cpu-clock", "-F", "1999", "-o"])
@@ -509,28 +566,25 @@ fn profile(kp: &str, image: &str, w: &Path, secret: &Path) {
             .output()
             .expect("perf report");
         let text = String::from_utf8_lossy(&out.stdout);
+        // exact sample counts (the "# Samples: 5K" header is rounded to 0.5 CPU s)
         let samples: u64 = Command::new("perf")
-            .args(["report", "--stdio", "-i"])
+            .args([
+                "report",
+                "-q",
+                "--stdio",
+                "--no-children",
+                "-n",
+                "--sort",
+                "comm",
+                "-i",
+            ])
             .arg(&data)
             .output()
-            .ok()
-            .and_then(|o| {
+            .map(|o| {
                 String::from_utf8_lossy(&o.stdout)
                     .lines()
-                    .find_map(|l| l.strip_prefix("# Samples: "))
-                    .and_then(|l| l.split_whitespace().next())
-                    .and_then(|n| {
-                        let scale = match n.chars().last() {
-                            Some('K') => 1e3,
-                            Some('M') => 1e6,
-                            _ => 1.0,
-                        };
-                        n.trim_end_matches(['K', 'M'])
-                            .parse::<f64>()
-                            .ok()
-                            .map(|v| v * scale)
-                    })
-                    .map(|n| n as u64)
+                    .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum()
             })
             .unwrap_or(0);
         let mut top: Vec<String> = vec![];
@@ -571,6 +625,7 @@ fn profile(kp: &str, image: &str, w: &Path, secret: &Path) {
         let _ = std::fs::remove_file(&data);
     }
     let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&root2);
     let _ = std::fs::remove_dir_all(&rootfs);
 }
 
@@ -615,7 +670,22 @@ fn resume_after_kill(
     let _ = child.kill();
     let _ = child.wait();
     let at_kill = on_disk() as f64 / total as f64;
-    let log_before = reg.log().len();
+    // the registry logs each transfer the kill cut off when it notices the closed connection:
+    // wait until its access log stops growing, so those lines are not counted as the next
+    // pull's
+    let mut log_before = reg.log().len();
+    let mut quiet_since = Instant::now();
+    let settle_deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while quiet_since.elapsed() < std::time::Duration::from_millis(500)
+        && Instant::now() < settle_deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let n = reg.log().len();
+        if n != log_before {
+            log_before = n;
+            quiet_since = Instant::now();
+        }
+    }
     let (t, _) = timed(&mut pull());
     let log = reg.log();
     // combined log format: "GET /v2/…/blobs/… HTTP/1.1" STATUS BYTES

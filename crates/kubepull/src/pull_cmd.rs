@@ -176,26 +176,14 @@ Exit codes:
   20 policy Never and the image is not present
   21 refused as unsafe (token realm, redirect or plain-HTTP credential policy)";
 
-/// The documented exit code of a registry failure.
+/// The documented exit code of a registry failure: the registry crate's table
+/// ([`ErrorKind::exit_code`]), the one table both report.
 pub fn exit_code_of(kind: ErrorKind) -> u8 {
-    match kind {
-        ErrorKind::Unauthorized => 10,
-        ErrorKind::NotFound => 11,
-        ErrorKind::ManifestUnknown => 12,
-        ErrorKind::PlatformNotFound => 13,
-        ErrorKind::RateLimited => 14,
-        ErrorKind::Tls => 15,
-        ErrorKind::Connect | ErrorKind::Dns => 16,
-        ErrorKind::Stalled => 17,
-        ErrorKind::DigestMismatch => 18,
-        ErrorKind::InvalidReference => 19,
-        ErrorKind::Policy => 21,
-        _ => exit::FAILURE,
-    }
+    u8::try_from(kind.exit_code()).unwrap_or(exit::FAILURE)
 }
 
 /// Exit code when policy is Never and the image is absent.
-pub const NEVER_NOT_PRESENT: u8 = 20;
+pub const NEVER_NOT_PRESENT: u8 = kubepull_registry::error::EXIT_NEVER_PULL as u8;
 
 struct Bars {
     multi: MultiProgress,
