@@ -297,25 +297,12 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
     let image = m.get_one::<String>("image").cloned().unwrap_or_default();
     let json_out = m.get_one::<String>("output").map(String::as_str) == Some("json");
     let quiet = m.get_flag("quiet") || json_out;
-    let mut secrets = Vec::new();
-    for f in m.get_many::<String>("pull-secret").into_iter().flatten() {
-        match crate::creds_cmd::load_pull_secrets(Path::new(f)) {
-            Ok(mut s) => secrets.append(&mut s),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return exit::USAGE;
-            }
+    let (secrets, node) = match crate::creds_cmd::credential_inputs(m, "pull-secret") {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::USAGE;
         }
-    }
-    let node = match m.get_one::<String>("docker-config") {
-        None => None,
-        Some(f) => match crate::creds_cmd::load_node_config(Path::new(f)) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return exit::USAGE;
-            }
-        },
     };
     let platform = match m.get_one::<String>("platform") {
         Some(p) => {
