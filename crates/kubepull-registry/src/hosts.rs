@@ -240,14 +240,26 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, HostsErro
         path: path.to_path_buf(),
         source,
     };
+    let too_large = || HostsError::TooLarge {
+        path: path.to_path_buf(),
+        limit,
+    };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.len() > limit {
-        return Err(HostsError::TooLarge {
-            path: path.to_path_buf(),
-            limit,
-        });
+        return Err(too_large());
     }
-    std::fs::read(path).map_err(io)
+    // the size a file reports is not a bound: a device (`/dev/zero`), a fifo or a file that
+    // grows reads on past it
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, limit + 1),
+        &mut buf,
+    )
+    .map_err(io)?;
+    if buf.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(buf)
 }
 
 impl HostsDir {
