@@ -469,11 +469,17 @@ fn parse_host(
             &format!("{name:?}: use http:// or https:// and a host"),
         ));
     }
-    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+    // a fragment is never sent, and would stay on the origin every request is built from
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
         return Err(ferr(
             name_field,
             &format!(
-                "{}: no userinfo or query in host urls; credentials come from pull secrets",
+                "{}: no userinfo, query or fragment in host urls; credentials come from pull \
+                 secrets",
                 crate::policy::sanitize_url(&url)
             ),
         ));

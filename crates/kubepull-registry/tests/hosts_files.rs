@@ -72,3 +72,27 @@ fn a_ca_file_within_the_bound_is_read() {
     assert_eq!(h.hosts.len(), 1);
     assert_eq!(h.hosts[0].tls.extra_roots_pem.len(), 1);
 }
+
+#[test]
+fn a_host_url_with_a_fragment_is_refused() {
+    // found by the hosts fuzz target: the fragment stayed on the origin
+    for text in [
+        "[host.\"https://mirror.example.com#prefix\"]\n",
+        "server = \"https://reg.example.com/#x\"\n",
+    ] {
+        let err = parse_hosts_toml(
+            text,
+            Path::new("/etc/certs.d/reg.example.com/hosts.toml"),
+            Path::new("/nonexistent"),
+            Some("reg.example.com"),
+        )
+        .unwrap_err();
+        match err {
+            HostsError::Field { field, message, .. } => {
+                assert!(field.ends_with("host") || field == "server", "{field}");
+                assert!(message.contains("fragment"), "{message}");
+            }
+            other => panic!("{text}: expected a field error, got {other}"),
+        }
+    }
+}
