@@ -65,3 +65,10 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+# Fuzzing (README: "Fuzzing"): every cargo-fuzz target in fuzz/ for a few seconds from its seed
+# corpus; a crash fails the run with the reproducer's path. KUBEPULL_SKIP_FUZZ=1 skips it.
+if [[ -z ${KUBEPULL_SKIP_FUZZ:-} ]]; then
+  log "fuzz targets (scripts/fuzz.sh)"
+  scripts/fuzz.sh
+fi

@@ -2,8 +2,8 @@
 //! Manifest and index parsing under every media type we accept: never panics, and platform
 //! selection on a parsed index never panics either.
 use kubepull_registry::manifest::{
-    parse_manifest, Manifest, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_SCHEMA1,
-    OCI_INDEX, OCI_MANIFEST,
+    parse_manifest, Manifest, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_SCHEMA1, OCI_INDEX,
+    OCI_MANIFEST,
 };
 use kubepull_registry::Platform;
 use libfuzzer_sys::fuzz_target;

@@ -10,6 +10,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(!tok.is_empty());
         assert!(http::HeaderValue::from_str(&format!("Bearer {tok}")).is_ok());
         assert!(t.lifetime >= MIN_TOKEN_LIFETIME && t.lifetime <= MAX_TOKEN_LIFETIME);
-        assert_eq!(format!("{:?}", t.token), "<redacted>", "token never in Debug");
+        assert_eq!(
+            format!("{:?}", t.token),
+            "<redacted>",
+            "token never in Debug"
+        );
     }
 });

@@ -30,8 +30,6 @@
 //! strings, null and booleans. JSON arrays and numbers are rejected with
 //! [`YamlError::Unsupported`] rather than printed differently from Go.
 
-use std::cmp::Ordering;
-
 /// Why a JSON document could not be converted; the `Display` texts are go-yaml's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum YamlError {
@@ -979,7 +977,9 @@ pub fn key_less(a: &str, b: &str) -> bool {
     ar.len() < br.len()
 }
 
-fn key_cmp(a: &str, b: &str) -> Ordering {
+#[cfg(test)]
+fn key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
     if key_less(a, b) {
         Ordering::Less
     } else if key_less(b, a) {
@@ -987,6 +987,43 @@ fn key_cmp(a: &str, b: &str) -> Ordering {
     } else {
         Ordering::Equal
     }
+}
+
+/// Sorts map members by [`key_less`] as go-yaml's `sort.Sort(keyList)` does. `keyList.Less` is
+/// not a strict weak order for every pair of keys (digit runs past 19 digits overflow, as in Go),
+/// so the standard library's sort, which may panic on such an order, is not used: up to 12 keys
+/// this is Go's `insertionSort` (what `sort.Sort` runs for so few), step for step; above, a merge
+/// sort, which agrees with Go wherever the order is consistent.
+fn sort_keys(v: &mut [&(String, Node)]) {
+    if v.len() <= 12 {
+        // Go sort/zsortinterface.go, insertionSort
+        for i in 1..v.len() {
+            let mut j = i;
+            while j > 0 && key_less(&v[j].0, &v[j - 1].0) {
+                v.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+        return;
+    }
+    let mid = v.len() / 2;
+    sort_keys(&mut v[..mid]);
+    sort_keys(&mut v[mid..]);
+    let (left, right) = v.split_at(mid);
+    let mut merged = Vec::with_capacity(v.len());
+    let (mut i, mut j) = (0, 0);
+    while i < left.len() && j < right.len() {
+        if key_less(&right[j].0, &left[i].0) {
+            merged.push(right[j]);
+            j += 1;
+        } else {
+            merged.push(left[i]);
+            i += 1;
+        }
+    }
+    merged.extend_from_slice(&left[i..]);
+    merged.extend_from_slice(&right[j..]);
+    v.copy_from_slice(&merged);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1119,7 +1156,7 @@ impl Emitter {
             }
             Node::Map(members) => {
                 let mut sorted: Vec<&(String, Node)> = members.iter().collect();
-                sorted.sort_by(|a, b| key_cmp(&a.0, &b.0));
+                sort_keys(&mut sorted);
                 self.increase_indent(false, false);
                 for (k, v) in sorted {
                     self.write_indent();

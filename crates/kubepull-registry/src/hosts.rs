@@ -240,14 +240,26 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, HostsErro
         path: path.to_path_buf(),
         source,
     };
+    let too_large = || HostsError::TooLarge {
+        path: path.to_path_buf(),
+        limit,
+    };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.len() > limit {
-        return Err(HostsError::TooLarge {
-            path: path.to_path_buf(),
-            limit,
-        });
+        return Err(too_large());
     }
-    std::fs::read(path).map_err(io)
+    // the size a file reports is not a bound: a device (`/dev/zero`), a fifo or a file that
+    // grows reads on past it
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, limit + 1),
+        &mut buf,
+    )
+    .map_err(io)?;
+    if buf.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(buf)
 }
 
 impl HostsDir {
@@ -457,11 +469,17 @@ fn parse_host(
             &format!("{name:?}: use http:// or https:// and a host"),
         ));
     }
-    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+    // a fragment is never sent, and would stay on the origin every request is built from
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
         return Err(ferr(
             name_field,
             &format!(
-                "{}: no userinfo or query in host urls; credentials come from pull secrets",
+                "{}: no userinfo, query or fragment in host urls; credentials come from pull \
+                 secrets",
                 crate::policy::sanitize_url(&url)
             ),
         ));

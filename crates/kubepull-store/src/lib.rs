@@ -72,9 +72,9 @@ pub use snapshot::{
     SnapshotError, SnapshotLease, MAX_SNAPSHOT_LAYERS,
 };
 pub use unpack::{
-    unpack_image, unpack_layer, LayerStats, UnpackError, UnpackOptions, UnpackStats,
-    DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES, MAX_NAME_LEN, MAX_PATH_LEN, MAX_PAX_HEADER,
-    MAX_SYMLINK_FOLLOWS,
+    list_tar, unpack_image, unpack_layer, LayerStats, TarEntryInfo, TarEntryKind, UnpackError,
+    UnpackOptions, UnpackStats, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES, MAX_NAME_LEN,
+    MAX_PATH_LEN, MAX_PAX_HEADER, MAX_SYMLINK_FOLLOWS,
 };
 
 /// The largest image or pull record read (records are a few KiB).

@@ -470,6 +470,16 @@ impl TarStream<'_> {
         Ok(())
     }
 
+    /// Skips the padding after an entry's data. The stream may end inside it: that is the end
+    /// of the archive (Go archive/tar reader.go, Reader.next reads the padding with
+    /// `tryReadFull`, whose `io.EOF` ends the archive).
+    fn skip_padding(&mut self, n: u64) -> Result<(), UnpackError> {
+        let mut buf = [0u8; BLOCK];
+        let n = n.min(BLOCK as u64) as usize;
+        self.read_full(&mut buf[..n])?;
+        Ok(())
+    }
+
     /// Reads a metadata entry's data (long names, PAX headers), bounded by `max`.
     fn read_meta(&mut self, size: u64, max: u64, what: &str) -> Result<Vec<u8>, UnpackError> {
         if size > max {
@@ -480,7 +490,7 @@ impl TarStream<'_> {
         }
         let mut v = vec![0u8; size as usize];
         self.read_exact_or_truncated(&mut v, what.as_bytes())?;
-        self.skip(padding(size), what.as_bytes())?;
+        self.skip_padding(padding(size))?;
         Ok(v)
     }
 }
@@ -500,27 +510,50 @@ fn cstr(field: &[u8]) -> &[u8] {
     }
 }
 
-/// A numeric header field: octal (NUL/space padded) or GNU base-256.
-// Go archive/tar reader.go, parser.parseNumeric
-fn numeric(field: &[u8]) -> Option<u64> {
+/// A numeric header field: octal (NUL/space padded) or base-256 (two's complement, GNU and
+/// star), possibly negative (an mtime before 1970).
+// Go archive/tar strconv.go, parser.parseNumeric: overflow past 63 bits is an error
+fn numeric_signed(field: &[u8]) -> Option<i64> {
     if field.first().is_some_and(|b| b & 0x80 != 0) {
-        if field[0] == 0xff {
-            return None; // negative
+        let inv: u8 = if field[0] & 0x40 != 0 { 0xff } else { 0 };
+        let mut x: u64 = 0;
+        for (i, &b) in field.iter().enumerate() {
+            let mut c = b ^ inv;
+            if i == 0 {
+                c &= 0x7f;
+            }
+            if x >> 56 > 0 {
+                return None;
+            }
+            x = x << 8 | u64::from(c);
         }
-        let mut v: u64 = u64::from(field[0] & 0x7f);
-        for &b in &field[1..] {
-            v = v.checked_mul(256)?.checked_add(u64::from(b))?;
-        }
-        return Some(v);
+        let x = i64::try_from(x).ok()?;
+        return Some(if inv == 0xff { !x } else { x });
     }
-    let s = cstr(field);
-    let s = std::str::from_utf8(s)
-        .ok()?
-        .trim_matches(|c| c == ' ' || c == '\0');
-    if s.is_empty() {
+    octal(field).and_then(|v| i64::try_from(v).ok())
+}
+
+/// A numeric field that may not be negative (size, mode, ids).
+fn numeric(field: &[u8]) -> Option<u64> {
+    numeric_signed(field).and_then(|v| u64::try_from(v).ok())
+}
+
+/// An octal field.
+// Go archive/tar strconv.go, parser.parseOctal: leading and trailing NULs and spaces are
+// trimmed (unused fields are NUL-filled), then the text up to a NUL is parsed; empty is 0
+fn octal(field: &[u8]) -> Option<u64> {
+    let pad = |b: &u8| *b == b' ' || *b == 0;
+    let start = field.iter().position(|b| !pad(b)).unwrap_or(field.len());
+    let end = field.iter().rposition(|b| !pad(b)).map_or(start, |i| i + 1);
+    let t = cstr(&field[start..end]);
+    if start == end {
         return Some(0);
     }
-    u64::from_str_radix(s, 8).ok()
+    // strconv.ParseUint takes no sign (Rust's from_str_radix would take a '+')
+    if t.is_empty() || !t.iter().all(|b| (b'0'..=b'7').contains(b)) {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(t).ok()?, 8).ok()
 }
 
 #[derive(Debug, Default, Clone)]
@@ -535,8 +568,9 @@ struct Pax {
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// PAX records `"%d %s=%s\n"`.
-// Go archive/tar reader.go, parsePAX and strconv.go, parsePAXRecord
+/// PAX records `"%d %s=%s\n"`. An empty value keeps the header's own field.
+// Go archive/tar reader.go, parsePAX and mergePAX ("Keep the original USTAR value");
+// strconv.go, parsePAXRecord and validPAXRecord
 fn parse_pax(mut data: &[u8], offset: u64) -> Result<Pax, UnpackError> {
     let bad = |reason: &str| UnpackError::Malformed {
         offset,
@@ -552,7 +586,7 @@ fn parse_pax(mut data: &[u8], offset: u64) -> Result<Pax, UnpackError> {
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad("record length is not a number"))?;
-        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
+        if len < 5 || len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
             return Err(bad("record length does not match its content"));
         }
         let rec = &data[sp + 1..len - 1];
@@ -562,23 +596,45 @@ fn parse_pax(mut data: &[u8], offset: u64) -> Result<Pax, UnpackError> {
             .position(|&b| b == b'=')
             .ok_or_else(|| bad("record without '='"))?;
         let (k, v) = (&rec[..eq], &rec[eq + 1..]);
-        let num = |v: &[u8]| -> Result<u64, UnpackError> {
+        let nul_in = match k {
+            b"path" | b"linkpath" | b"uname" | b"gname" => v,
+            _ => k,
+        };
+        if k.is_empty() || nul_in.contains(&0) {
+            return Err(bad("record with an empty key or a NUL byte"));
+        }
+        let text = |v: &[u8]| (!v.is_empty()).then(|| v.to_vec());
+        let num = |v: &[u8]| -> Result<Option<u64>, UnpackError> {
+            if v.is_empty() {
+                return Ok(None);
+            }
             std::str::from_utf8(v)
                 .ok()
                 .and_then(|s| s.parse().ok())
+                .map(Some)
                 .ok_or_else(|| bad("numeric record is not a number"))
         };
+        let time = |v: &[u8], what: &str| -> Result<Option<(i64, u32)>, UnpackError> {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            pax_time(v).map(Some).ok_or_else(|| bad(what))
+        };
         match k {
-            b"path" => pax.path = Some(v.to_vec()),
-            b"linkpath" => pax.linkpath = Some(v.to_vec()),
-            b"size" => pax.size = Some(num(v)?),
-            b"uid" => pax.uid = Some(num(v)?),
-            b"gid" => pax.gid = Some(num(v)?),
-            b"mtime" => pax.mtime = Some(pax_time(v).ok_or_else(|| bad("bad mtime"))?),
-            b"atime" => pax.atime = Some(pax_time(v).ok_or_else(|| bad("bad atime"))?),
+            b"path" => pax.path = text(v),
+            b"linkpath" => pax.linkpath = text(v),
+            b"size" => pax.size = num(v)?,
+            b"uid" => pax.uid = num(v)?,
+            b"gid" => pax.gid = num(v)?,
+            b"mtime" => pax.mtime = time(v, "bad mtime")?,
+            b"atime" => pax.atime = time(v, "bad atime")?,
             _ => {
                 if let Some(name) = k.strip_prefix(b"SCHILY.xattr.") {
-                    pax.xattrs.push((name.to_vec(), v.to_vec()));
+                    // a later record for the same key replaces the earlier one
+                    pax.xattrs.retain(|(n, _)| n != name);
+                    if !v.is_empty() {
+                        pax.xattrs.push((name.to_vec(), v.to_vec()));
+                    }
                 }
             }
         }
@@ -586,31 +642,48 @@ fn parse_pax(mut data: &[u8], offset: u64) -> Result<Pax, UnpackError> {
     Ok(pax)
 }
 
+/// `secs[.fraction]`, as seconds and nanoseconds after them.
+// Go archive/tar strconv.go, parsePAXTime: every fraction character is a digit, the first
+// nine count; a negative time subtracts its fraction
 fn pax_time(v: &[u8]) -> Option<(i64, u32)> {
     let s = std::str::from_utf8(v).ok()?;
-    let (secs, frac) = match s.split_once('.') {
+    let (ss, frac) = match s.split_once('.') {
         Some((a, b)) => (a, b),
         None => (s, ""),
     };
-    let secs: i64 = secs.parse().ok()?;
+    let secs: i64 = ss.parse().ok()?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let mut nanos: u32 = 0;
-    for (i, c) in frac.chars().take(9).enumerate() {
-        let d = c.to_digit(10)?;
-        nanos += d * 10u32.pow(8 - i as u32);
+    for (i, c) in frac.bytes().take(9).enumerate() {
+        nanos += u32::from(c - b'0') * 10u32.pow(8 - i as u32);
+    }
+    if ss.starts_with('-') && nanos > 0 {
+        return Some((secs.checked_sub(1)?, 1_000_000_000 - nanos));
     }
     Some((secs, nanos))
 }
 
+/// The type of a tar entry (its typeflag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub enum TarEntryKind {
+    /// `0`, NUL (old tars) or `7` (contiguous file): a regular file.
     File,
+    /// `1`.
     HardLink,
+    /// `2`.
     Symlink,
+    /// `3`.
     Char,
+    /// `4`.
     Block,
+    /// `5`.
     Dir,
+    /// `6`.
     Fifo,
 }
+use TarEntryKind as Kind;
 
 struct Entry {
     name: Vec<u8>,
@@ -628,7 +701,8 @@ struct Entry {
 }
 
 fn checksum_ok(h: &[u8; BLOCK]) -> bool {
-    let Some(want) = numeric(&h[148..156]) else {
+    // Go archive/tar format.go, block.getFormat: the checksum field is octal only
+    let Some(want) = octal(&h[148..156]) else {
         return false;
     };
     // the checksum field counts as spaces; historic tars summed signed bytes
@@ -745,6 +819,30 @@ fn unpack_tar(
         restore: Vec::new(),
         sync,
     };
+    while let Some(e) = next_entry(&mut ts, &mut u.stats.entries, opts.max_entries)? {
+        // only regular files carry data: a size on any other type is not followed by data
+        // (Go archive/tar reader.go, isHeaderOnlyType)
+        let data = if e.kind == Kind::File { e.size } else { 0 };
+        let consumed = u.apply(&e, &mut ts)?;
+        ts.skip(data - consumed.min(data), &e.name)?;
+        ts.skip_padding(padding(data))?;
+    }
+    u.finish()?;
+    // read to the end so the compression trailer (gzip CRC and length, zstd checksum) is
+    // verified; what follows the end-of-archive blocks still counts toward the bound
+    let mut rest = [0u8; 8192];
+    while ts.read_full(&mut rest)? > 0 {}
+    Ok(u.stats)
+}
+
+/// Reads headers up to the next entry (GNU long names and PAX records applied) and returns it;
+/// its data, if any, is left in the stream. `None` at the end of the archive. `entries` counts
+/// every header read, metadata headers included.
+fn next_entry(
+    ts: &mut TarStream<'_>,
+    entries: &mut u64,
+    max_entries: u64,
+) -> Result<Option<Entry>, UnpackError> {
     let mut pax: Option<Pax> = None;
     let mut long_name: Option<Vec<u8>> = None;
     let mut long_link: Option<Vec<u8>> = None;
@@ -754,7 +852,7 @@ fn unpack_tar(
         let n = ts.read_full(&mut h)?;
         if n == 0 {
             // a stream without the end-of-archive blocks: accepted, as Go's archive/tar does
-            break;
+            return Ok(None);
         }
         if n < BLOCK {
             return Err(UnpackError::Truncated {
@@ -762,13 +860,11 @@ fn unpack_tar(
             });
         }
         if h.iter().all(|&b| b == 0) {
-            break;
+            return Ok(None);
         }
-        u.stats.entries += 1;
-        if u.stats.entries > opts.max_entries {
-            return Err(UnpackError::TooManyEntries {
-                limit: opts.max_entries,
-            });
+        *entries += 1;
+        if *entries > max_entries {
+            return Err(UnpackError::TooManyEntries { limit: max_entries });
         }
         if !checksum_ok(&h) {
             return Err(UnpackError::Malformed {
@@ -808,29 +904,37 @@ fn unpack_tar(
             _ => {}
         }
         let p = pax.take().unwrap_or_default();
-        let ustar = &h[257..263] == b"ustar\0";
-        let name = if let Some(n) = p.path.clone() {
+        // Go archive/tar reader.go, Reader.next: a GNU long name or link takes priority over
+        // PAX, which takes priority over the header (format.go, block.getFormat: "ustar\0" is
+        // USTAR/PAX with a 155-byte prefix, or star, with a 131-byte one, when it ends in
+        // "tar\0"; GNU and V7 headers have no prefix)
+        let name = if let Some(n) = long_name.take().filter(|n| !n.is_empty()) {
             n
-        } else if let Some(n) = long_name.take() {
+        } else if let Some(n) = p.path.clone() {
             n
         } else {
             let base = cstr(&h[0..100]);
-            let prefix = if ustar { cstr(&h[345..500]) } else { &[][..] };
+            let prefix = match (&h[257..263], &h[508..512]) {
+                (b"ustar\0", b"tar\0") => cstr(&h[345..476]),
+                (b"ustar\0", _) => cstr(&h[345..500]),
+                _ => &[][..],
+            };
             if prefix.is_empty() {
                 base.to_vec()
             } else {
                 [prefix, b"/", base].concat()
             }
         };
-        long_name = None;
-        let link = p
-            .linkpath
-            .clone()
-            .or_else(|| long_link.take())
+        let link = long_link
+            .take()
+            .filter(|l| !l.is_empty())
+            .or_else(|| p.linkpath.clone())
             .unwrap_or_else(|| cstr(&h[157..257]).to_vec());
-        long_link = None;
         let size = p.size.unwrap_or(hsize);
         let kind = match typeflag {
+            // Go archive/tar reader.go, Reader.next: "Legacy archives use trailing slash for
+            // directories"
+            b'\0' if name.ends_with(b"/") => Kind::Dir,
             b'0' | b'\0' | b'7' => Kind::File,
             b'1' => Kind::HardLink,
             b'2' => Kind::Symlink,
@@ -847,10 +951,10 @@ fn unpack_tar(
         };
         let mtime = match p.mtime {
             Some(t) => t,
-            None => {
-                let m = numeric(&h[136..148]).ok_or_else(|| bad_num("mtime"))?;
-                (i64::try_from(m).unwrap_or(i64::MAX), 0)
-            }
+            None => (
+                numeric_signed(&h[136..148]).ok_or_else(|| bad_num("mtime"))?,
+                0,
+            ),
         };
         let e = Entry {
             kind,
@@ -870,19 +974,66 @@ fn unpack_tar(
             name,
             link,
         };
-        // only regular files carry data: a size on any other type is not followed by data
-        // (Go archive/tar reader.go, isHeaderOnlyType)
-        let data = if e.kind == Kind::File { e.size } else { 0 };
-        let consumed = u.apply(&e, &mut ts)?;
-        ts.skip(data - consumed.min(data), &e.name)?;
-        ts.skip(padding(data), &e.name)?;
+        return Ok(Some(e));
     }
-    u.finish()?;
-    // read to the end so the compression trailer (gzip CRC and length, zstd checksum) is
-    // verified; what follows the end-of-archive blocks still counts toward the bound
-    let mut rest = [0u8; 8192];
-    while ts.read_full(&mut rest)? > 0 {}
-    Ok(u.stats)
+}
+
+/// One entry of a tar stream as the unpacker reads it (GNU long names and PAX records applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarEntryInfo {
+    /// The entry name, as stored (not yet checked or cleaned).
+    pub name: Vec<u8>,
+    /// The link name field: the target of a hard or symbolic link.
+    pub link: Vec<u8>,
+    /// The entry type.
+    pub kind: TarEntryKind,
+    /// The size field (only regular files are followed by that much data).
+    pub size: u64,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u64,
+    /// Group.
+    pub gid: u64,
+}
+
+/// Lists the entries of an uncompressed tar stream with the unpacker's own header reader,
+/// consuming entry data as [`unpack_layer`] does and writing nothing: the entries unpacking
+/// would meet, up to the error (if any) that would stop it before it touches the file system.
+pub fn list_tar(
+    reader: impl Read,
+    opts: &UnpackOptions,
+) -> (Vec<TarEntryInfo>, Result<(), UnpackError>) {
+    let mut ts = TarStream {
+        r: Box::new(reader),
+        offset: 0,
+        limit: opts.max_unpacked_bytes,
+    };
+    let mut entries = 0;
+    let mut out = Vec::new();
+    loop {
+        let e = match next_entry(&mut ts, &mut entries, opts.max_entries) {
+            Ok(Some(e)) => e,
+            Ok(None) => return (out, Ok(())),
+            Err(err) => return (out, Err(err)),
+        };
+        let data = if e.kind == Kind::File { e.size } else { 0 };
+        let skipped = ts
+            .skip(data, &e.name)
+            .and_then(|()| ts.skip_padding(padding(data)));
+        out.push(TarEntryInfo {
+            name: e.name,
+            link: e.link,
+            kind: e.kind,
+            size: e.size,
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+        });
+        if let Err(err) = skipped {
+            return (out, Err(err));
+        }
+    }
 }
 
 fn unsafe_entry(name: &[u8], reason: impl Into<String>) -> UnpackError {
