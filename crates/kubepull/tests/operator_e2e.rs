@@ -156,8 +156,9 @@ fn metrics(port: u16) -> String {
     out
 }
 
-#[test]
-fn operator_propagates_race_free_validates_rotates_and_fails_over() {
+/// The real registry (Basic auth) with a private image pushed, and a hosts directory trusting
+/// it: `(registry, image, hosts dir)`. Checks that runc is there first.
+fn registry_with_app() -> (Registry, String, tempfile::TempDir) {
     assert!(runc_works(), "runc is required (apt-get install -y runc)");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let reg = Registry::start(&[(USER, PASS)]);
@@ -166,16 +167,28 @@ fn operator_propagates_race_free_validates_rotates_and_fails_over() {
     let image = format!("{}/team/app:v1", reg.host());
     let hosts = tempfile::tempdir().unwrap();
     reg.write_hosts_dir(hosts.path());
-    let up = start_up(hosts.path());
+    (reg, image, hosts)
+}
 
-    // install from the printed manifests; the operator itself runs here, outside the cluster
+/// Installs what `operator manifests` prints except the Deployment and Service (the operator
+/// runs as a local process), and the source Secret in its namespace.
+fn install_outside_the_cluster(up: &Up, reg: &Registry) {
     let objects: Vec<Value> = manifests::objects(NS, "registry.invalid/kubepull:unused")
         .into_iter()
         .filter(|o| o["kind"] != "Deployment" && o["kind"] != "Service")
         .collect();
     up.apply(&manifests::yaml_stream(&objects));
     up.ok(&["create", "namespace", SRC_NS]);
-    set_source(&up, "regcred", &docker_config(&reg.host(), USER, PASS));
+    set_source(up, "regcred", &docker_config(&reg.host(), USER, PASS));
+}
+
+#[test]
+fn operator_propagates_race_free_validates_rotates_and_fails_over() {
+    let (reg, image, hosts) = registry_with_app();
+    let up = start_up(hosts.path());
+
+    // install from the printed manifests; the operator itself runs here, outside the cluster
+    install_outside_the_cluster(&up, &reg);
 
     // the operator's own identity: a token for its ServiceAccount, bound by its printed RBAC
     let token = up
@@ -503,12 +516,7 @@ fn operator_propagates_race_free_validates_rotates_and_fails_over() {
 /// and called by the API server through its Service.
 #[test]
 fn operator_runs_in_cluster_from_its_image() {
-    assert!(runc_works(), "runc is required (apt-get install -y runc)");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let reg = Registry::start(&[(USER, PASS)]);
-    let img = busybox_image(&["/bin/sh", "-c", "sleep 3600"], &[]);
-    rt.block_on(reg.push("team/app", "v1", &img));
-    let app_image = format!("{}/team/app:v1", reg.host());
+    let (reg, app_image, hosts) = registry_with_app();
     let work = tempfile::tempdir().unwrap();
     // the image, pushed with kubepull's own client (Docker's certs.d layout to trust the registry)
     let certs = work.path().join("certs.d");
@@ -541,8 +549,6 @@ fn operator_runs_in_cluster_from_its_image() {
         "scripts/image.sh: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let hosts = tempfile::tempdir().unwrap();
-    reg.write_hosts_dir(hosts.path());
     let node_metrics = free_port();
     let up = start_up_with(
         hosts.path(),
@@ -755,22 +761,9 @@ fn write_tls_dir(dir: &Path) -> String {
 /// (another CA even) without a restart.
 #[test]
 fn operator_serves_a_mounted_certificate_and_follows_its_renewal() {
-    assert!(runc_works(), "runc is required (apt-get install -y runc)");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let reg = Registry::start(&[(USER, PASS)]);
-    let img = busybox_image(&["/bin/sh", "-c", "sleep 3600"], &[]);
-    rt.block_on(reg.push("team/app", "v1", &img));
-    let image = format!("{}/team/app:v1", reg.host());
-    let hosts = tempfile::tempdir().unwrap();
-    reg.write_hosts_dir(hosts.path());
+    let (reg, image, hosts) = registry_with_app();
     let up = start_up(hosts.path());
-    let objects: Vec<Value> = manifests::objects(NS, "registry.invalid/kubepull:unused")
-        .into_iter()
-        .filter(|o| o["kind"] != "Deployment" && o["kind"] != "Service")
-        .collect();
-    up.apply(&manifests::yaml_stream(&objects));
-    up.ok(&["create", "namespace", SRC_NS]);
-    set_source(&up, "regcred", &docker_config(&reg.host(), USER, PASS));
+    install_outside_the_cluster(&up, &reg);
     let tls = up.dir.path().join("tls");
     let first_ca = write_tls_dir(&tls);
     let port = free_port();
