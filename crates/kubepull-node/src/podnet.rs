@@ -1282,7 +1282,7 @@ pub fn masquerade_chain(network: &str, container_id: &str) -> String {
     format!("CNI-{}", &hex[..24])
 }
 
-async fn iptables(args: &[&str]) -> Result<std::process::Output, CniError> {
+pub(crate) async fn iptables(args: &[&str]) -> Result<std::process::Output, CniError> {
     tokio::process::Command::new("iptables")
         .args(args)
         .output()

@@ -39,16 +39,11 @@ pub fn chains(node_name: &str) -> (String, String) {
     (format!("KUBEPULL-SVC-{tag}"), format!("KUBEPULL-FW-{tag}"))
 }
 
+/// `iptables` waiting up to 5 s for the xtables lock (other nodes' rules change beside ours).
 async fn iptables(args: &[&str]) -> Result<std::process::Output, CniError> {
-    tokio::process::Command::new("iptables")
-        .args(["-w", "5"])
-        .args(args)
-        .output()
-        .await
-        .map_err(|e| CniError::Io {
-            what: format!("iptables {}", args.join(" ")),
-            source: e,
-        })
+    let mut a = vec!["-w", "5"];
+    a.extend_from_slice(args);
+    crate::podnet::iptables(&a).await
 }
 
 async fn must(args: &[&str]) -> Result<(), CniError> {
