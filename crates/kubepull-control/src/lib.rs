@@ -125,6 +125,10 @@ pub struct ServerHandle {
     state: Arc<server::State>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The datastore, to see when the server's tasks have let go of it.
+    store: std::sync::Weak<dyn Datastore>,
+    /// References to the datastore held outside the server (by whoever opened it).
+    outside_holders: usize,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -177,6 +181,19 @@ impl ServerHandle {
                 h.abort();
             }
         }
+        // Tasks the connections and controllers spawned (HTTP/2 streams, informers, blocking
+        // reads) end shortly after the stop; the datastore (and redb's file lock) is released
+        // only when the last of them lets go. Wait for that, so the data dir can be opened
+        // again as soon as this returns.
+        drop(self.state);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.store.strong_count() > self.outside_holders {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!("the datastore is still in use 10 s after shutdown");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 }
 
@@ -218,6 +235,8 @@ pub async fn start_with_store(
 ) -> Result<ServerHandle, StartError> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| StartError::Datastore(format!("{}: {e}", cfg.data_dir.display())))?;
+    let outside_holders = Arc::strong_count(&store) - 1;
+    let store_ref = Arc::downgrade(&store);
 
     let cluster_cidr = if cfg.controllers {
         Some(podcidr::cluster_cidr(
@@ -420,5 +439,7 @@ pub async fn start_with_store(
         state,
         stop,
         tasks,
+        store: store_ref,
+        outside_holders,
     })
 }
