@@ -17,6 +17,7 @@ pub mod endpoints;
 pub mod garbagecollector;
 pub mod informer;
 pub mod job;
+pub mod kinds;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
@@ -26,6 +27,7 @@ pub mod scheduler;
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use serde_json::{json, Value};
 
 use crate::objects::{ListOptions, Objects, User};
@@ -144,7 +146,42 @@ fn owner_ref(kind: &str, api_version: &str, o: &Value) -> Value {
     })
 }
 
-/// Records an event from a controller.
+/// Reads `namespace/name` of `K` from the API (what a sync writes back whole, where the cache
+/// keeps only a part). An object that does not decode as `K` is an error naming it.
+pub async fn get_typed<K: kinds::Kind>(
+    objects: &Objects,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<K>, crate::errors::ApiError> {
+    let Some(v) = objects
+        .get_opt(kinds::resource_of::<K>(), namespace, name)
+        .await?
+    else {
+        return Ok(None);
+    };
+    serde_json::from_value(v).map(Some).map_err(|e| {
+        crate::errors::ApiError::internal(format!(
+            "{} {namespace}/{name} does not decode: {e}",
+            K::KIND
+        ))
+    })
+}
+
+/// The reference an event names for an object read as JSON.
+pub fn reference_of(obj: &Value, kind: &str) -> ObjectReference {
+    let opt = |p: &str| Some(s(obj, p).to_string()).filter(|v| !v.is_empty());
+    ObjectReference {
+        api_version: opt("/apiVersion"),
+        kind: Some(kind.to_string()).filter(|k| !k.is_empty()),
+        name: opt("/metadata/name"),
+        namespace: opt("/metadata/namespace"),
+        uid: opt("/metadata/uid"),
+        resource_version: opt("/metadata/resourceVersion"),
+        field_path: None,
+    }
+}
+
+/// Records an event from a controller about an object read as JSON.
 pub async fn event(
     objects: &Objects,
     component: &str,
@@ -154,24 +191,49 @@ pub async fn event(
     reason: &str,
     message: &str,
 ) {
+    record(
+        objects,
+        component,
+        &reference_of(obj, kind),
+        etype,
+        reason,
+        message,
+    )
+    .await
+}
+
+/// Records an event from a controller about `about`. Events are best effort (client-go's
+/// recorder drops what it cannot write): a failed write is logged, not retried.
+pub async fn record(
+    objects: &Objects,
+    component: &str,
+    about: &ObjectReference,
+    etype: &str,
+    reason: &str,
+    message: &str,
+) {
     let evr = res("events");
-    let ns = s(obj, "/metadata/namespace");
+    let ns = about.namespace.as_deref().unwrap_or("");
     let ns = if ns.is_empty() { "default" } else { ns };
-    let name = s(obj, "/metadata/name");
+    let name = about.name.as_deref().unwrap_or("");
     let ts = now();
     let ev = json!({
         "metadata": {"name": format!("{name}.{:x}", jiff::Timestamp::now().as_nanosecond())},
         "involvedObject": {
-            "kind": kind, "namespace": s(obj, "/metadata/namespace"), "name": name,
-            "uid": s(obj, "/metadata/uid"), "apiVersion": s(obj, "/apiVersion"),
-            "resourceVersion": s(obj, "/metadata/resourceVersion"),
+            "kind": about.kind.as_deref().unwrap_or(""),
+            "namespace": about.namespace.as_deref().unwrap_or(""), "name": name,
+            "uid": about.uid.as_deref().unwrap_or(""),
+            "apiVersion": about.api_version.as_deref().unwrap_or(""),
+            "resourceVersion": about.resource_version.as_deref().unwrap_or(""),
         },
         "reason": reason, "message": message, "type": etype, "count": 1,
         "firstTimestamp": ts, "lastTimestamp": ts,
         "source": {"component": component},
         "reportingComponent": component, "reportingInstance": "",
     });
-    let _ = objects.create(evr, ns, ev, &User::Admin, false).await;
+    if let Err(e) = objects.create(evr, ns, ev, &User::Admin, false).await {
+        tracing::debug!(component, reason, error = %e, "event not recorded");
+    }
 }
 
 /// What the controllers are configured with.

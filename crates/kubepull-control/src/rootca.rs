@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::controllers::queue::{self, Action, Controller};
+use crate::controllers::informer::Notice;
+use crate::controllers::queue::{self, Action, Controller, Object};
 use crate::errors::ApiError;
 use crate::objects::{ListOptions, Objects};
 use crate::resources::{self, Resource};
@@ -53,7 +54,7 @@ pub fn plan(ca_pem: &str, ns: Option<&Value>, cm: Option<&Value>, name: &str) ->
         None => vec![Action::Create {
             r: r("configmaps"),
             ns: name.to_string(),
-            obj: json!({
+            obj: Object::Json(json!({
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": {
@@ -61,7 +62,7 @@ pub fn plan(ca_pem: &str, ns: Option<&Value>, cm: Option<&Value>, name: &str) ->
                     "annotations": {DESCRIPTION_ANNOTATION: DESCRIPTION},
                 },
                 "data": data,
-            }),
+            })),
             report: None,
         }],
         Some(cm) => {
@@ -85,7 +86,7 @@ pub fn plan(ca_pem: &str, ns: Option<&Value>, cm: Option<&Value>, name: &str) ->
             cm["metadata"]["annotations"][DESCRIPTION_ANNOTATION] = json!(DESCRIPTION);
             vec![Action::Update {
                 r: r("configmaps"),
-                obj: cm,
+                obj: Object::Json(cm),
                 status: false,
             }]
         }
@@ -102,26 +103,14 @@ impl Controller for RootCaPublisher {
         vec![r("namespaces").key_prefix(), r("configmaps").key_prefix()]
     }
 
-    fn keys_for(
-        &mut self,
-        key: &str,
-        obj: &Value,
-        _old: Option<&Value>,
-        _deleted: bool,
-    ) -> Vec<String> {
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if key.starts_with(&r("namespaces").key_prefix()) {
+    fn keys_for(&mut self, change: &Notice) -> Vec<String> {
+        let m = change.obj.meta();
+        let name = m.name.as_deref().unwrap_or("");
+        if change.key.starts_with(&r("namespaces").key_prefix()) {
             return vec![name.to_string()];
         }
         if name == CONFIGMAP {
-            let ns = obj
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            return vec![ns.to_string()];
+            return vec![m.namespace.clone().unwrap_or_default()];
         }
         vec![]
     }
@@ -164,7 +153,11 @@ mod tests {
     fn creates_in_a_live_namespace_and_never_in_a_terminating_one() {
         let a = plan("CA", Some(&ns()), None, "team");
         match a.as_slice() {
-            [Action::Create { ns, obj, .. }] => {
+            [Action::Create {
+                ns,
+                obj: Object::Json(obj),
+                ..
+            }] => {
                 assert_eq!(ns, "team");
                 assert_eq!(obj["metadata"]["name"], CONFIGMAP);
                 assert_eq!(obj["data"]["ca.crt"], "CA");
@@ -190,7 +183,10 @@ mod tests {
         edited["data"]["ca.crt"] = json!("forged");
         edited["data"]["extra"] = json!("x");
         match plan("CA", Some(&ns()), Some(&edited), "team").as_slice() {
-            [Action::Update { obj, .. }] => {
+            [Action::Update {
+                obj: Object::Json(obj),
+                ..
+            }] => {
                 assert_eq!(obj["data"], json!({"ca.crt": "CA"}));
                 assert_eq!(obj["metadata"]["resourceVersion"], "7");
             }

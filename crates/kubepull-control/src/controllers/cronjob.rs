@@ -10,7 +10,10 @@ use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use super::cron::Schedule;
-use super::queue::{self, Action, Plan};
+use super::informer::{Cached, Notice};
+use super::kinds;
+use super::queue::{self, Action, Object, Plan};
+use super::reference_of;
 use crate::errors::{ApiError, Cause};
 use crate::objects::{ListOptions, Objects};
 use crate::resources::{self, Resource};
@@ -277,7 +280,7 @@ pub fn plan(cj: &Value, jobs: &[Value], now: Timestamp) -> Plan {
         .cloned()
         .unwrap_or_default();
     let event = |etype: &'static str, reason: &'static str, message: String| Action::Event {
-        about: cj.clone(),
+        about: reference_of(cj, "CronJob"),
         etype,
         reason,
         message,
@@ -434,7 +437,7 @@ pub fn plan(cj: &Value, jobs: &[Value], now: Timestamp) -> Plan {
         c["status"] = status;
         p.actions.push(Action::Update {
             r: cronjobs_r(),
-            obj: c,
+            obj: Object::Json(c),
             status: true,
         });
     }
@@ -456,7 +459,7 @@ fn schedule_step(
 ) {
     let ns = s(cj, "/metadata/namespace").to_string();
     let event = |etype: &'static str, reason: &'static str, message: String| Action::Event {
-        about: cj.clone(),
+        about: reference_of(cj, "CronJob"),
         etype,
         reason,
         message,
@@ -548,7 +551,7 @@ fn schedule_step(
     writes.push(Action::Create {
         r: jobs_r(),
         ns: ns.clone(),
-        obj: job,
+        obj: Object::Json(job),
         report: None,
     });
     events.push(event(
@@ -595,21 +598,16 @@ impl queue::Controller for CronJobController {
         vec![cronjobs_r().key_prefix(), jobs_r().key_prefix()]
     }
 
-    fn keys_for(
-        &mut self,
-        key: &str,
-        obj: &Value,
-        old: Option<&Value>,
-        _deleted: bool,
-    ) -> Vec<String> {
-        if key.starts_with(&cronjobs_r().key_prefix()) {
-            return vec![queue::key_of(obj)];
+    fn keys_for(&mut self, change: &Notice) -> Vec<String> {
+        let m = change.obj.meta();
+        if change.key.starts_with(&cronjobs_r().key_prefix()) {
+            return vec![kinds::key_of(m)];
         }
-        let ns = s(obj, "/metadata/namespace");
-        let mut out: Vec<String> = [Some(obj), old]
+        let ns = kinds::namespace(m);
+        let mut out: Vec<String> = [Some(m), change.old.as_ref().map(Cached::meta)]
             .into_iter()
             .flatten()
-            .filter_map(|o| queue::controller_of(o, "CronJob").map(|(n, _)| format!("{ns}/{n}")))
+            .filter_map(|o| kinds::controller_of(o, "CronJob").map(|(n, _)| format!("{ns}/{n}")))
             .collect();
         out.dedup();
         out
@@ -678,7 +676,10 @@ mod tests {
         p.actions
             .iter()
             .filter_map(|a| match a {
-                Action::Create { obj, .. } => Some(obj),
+                Action::Create {
+                    obj: Object::Json(obj),
+                    ..
+                } => Some(obj),
                 _ => None,
             })
             .collect()
@@ -686,7 +687,10 @@ mod tests {
 
     fn new_status(p: &Plan) -> Option<&Value> {
         p.actions.iter().find_map(|a| match a {
-            Action::Update { obj, .. } => obj.get("status"),
+            Action::Update {
+                obj: Object::Json(obj),
+                ..
+            } => obj.get("status"),
             _ => None,
         })
     }

@@ -11,13 +11,18 @@
 //! when one of its ReplicaSets changes, and (Recreate) when one of their pods is deleted.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::informer::{index, Informer, Informers, Obj};
-use super::queue::{self, Action, Plan};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::informer::{index, Cached, Informers, Notice, Typed};
+use super::kinds;
+use super::queue::{self, Action, Object, Plan};
+use super::reference_of;
 use super::{i, owner_ref, pod_template_hash, res, s, scaled};
 use crate::errors::ApiError;
 use crate::objects::Objects;
@@ -208,7 +213,7 @@ struct St<'a> {
 impl St<'_> {
     fn event(&mut self, reason: &'static str, message: String) {
         self.actions.push(Action::Event {
-            about: self.d.clone(),
+            about: reference_of(self.d, "Deployment"),
             etype: "Normal",
             reason,
             message,
@@ -220,14 +225,14 @@ impl St<'_> {
         match self.updates.get(&idx) {
             Some(&a) => {
                 if let Action::Update { obj: o, .. } = &mut self.actions[a] {
-                    *o = obj;
+                    *o = Object::Json(obj);
                 }
             }
             None => {
                 self.updates.insert(idx, self.actions.len());
                 self.actions.push(Action::Update {
                     r: res("replicasets"),
-                    obj,
+                    obj: Object::Json(obj),
                     status: false,
                 });
             }
@@ -486,7 +491,7 @@ impl St<'_> {
         self.actions.push(Action::Create {
             r: res("replicasets"),
             ns: s(d, "/metadata/namespace").to_string(),
-            obj: rs,
+            obj: Object::Json(rs),
             report: None,
         });
         if count > 0 {
@@ -810,7 +815,7 @@ pub fn plan(d: &Value, observed: &Observed, now: &str) -> Plan {
         nd["status"] = st.status;
         actions.push(Action::Update {
             r: res("deployments"),
-            obj: nd,
+            obj: Object::Json(nd),
             status: true,
         });
     }
@@ -1016,24 +1021,35 @@ fn sync_rollout_status(st: &mut St<'_>, new: Option<usize>) -> Option<Duration> 
 
 /// The Deployment controller over the shared informers.
 pub struct DeploymentController {
-    deployments: Arc<Informer>,
-    replica_sets: Arc<Informer>,
-    pods: Arc<Informer>,
+    deployments: Typed<Deployment>,
+    replica_sets: Typed<ReplicaSet>,
+    pods: Typed<Pod>,
+}
+
+fn rolling(d: &Deployment) -> bool {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref())
+        .and_then(|s| s.type_.as_deref())
+        != Some("Recreate")
+}
+
+fn to_json<K: serde::Serialize>(o: &K) -> Result<Value, ApiError> {
+    serde_json::to_value(o).map_err(|e| ApiError::internal(format!("encoding: {e}")))
 }
 
 impl DeploymentController {
     /// A controller reading `informers`.
     pub fn new(informers: &Informers) -> DeploymentController {
         DeploymentController {
-            deployments: informers.of(res("deployments")),
-            replica_sets: informers.of(res("replicasets")),
-            pods: informers.of(res("pods")),
+            deployments: informers.of::<Deployment>(),
+            replica_sets: informers.of::<ReplicaSet>(),
+            pods: informers.of::<Pod>(),
         }
     }
 
-    fn owner_key(&self, rs: &Value) -> Option<String> {
-        queue::controller_of(rs, "Deployment")
-            .map(|(n, _)| format!("{}/{n}", s(rs, "/metadata/namespace")))
+    fn owner_key(&self, rs: &ObjectMeta) -> Option<String> {
+        kinds::controller_of(rs, "Deployment").map(|(n, _)| format!("{}/{n}", kinds::namespace(rs)))
     }
 }
 
@@ -1045,24 +1061,19 @@ impl queue::Controller for DeploymentController {
 
     fn prefixes(&self) -> Vec<String> {
         vec![
-            res("deployments").key_prefix(),
-            res("replicasets").key_prefix(),
-            res("pods").key_prefix(),
+            self.deployments.prefix().to_string(),
+            self.replica_sets.prefix().to_string(),
+            self.pods.prefix().to_string(),
         ]
     }
 
-    fn keys_for(
-        &mut self,
-        key: &str,
-        obj: &Value,
-        old: Option<&Value>,
-        deleted: bool,
-    ) -> Vec<String> {
-        if key.starts_with(self.deployments.prefix()) {
-            return vec![queue::key_of(obj)];
+    fn keys_for(&mut self, change: &Notice) -> Vec<String> {
+        let m = change.obj.meta();
+        if change.obj::<Deployment>().is_some() {
+            return vec![kinds::key_of(m)];
         }
-        if key.starts_with(self.replica_sets.prefix()) {
-            let mut keys: Vec<String> = [Some(obj), old]
+        if change.obj::<ReplicaSet>().is_some() {
+            let mut keys: Vec<String> = [Some(m), change.old.as_ref().map(Cached::meta)]
                 .into_iter()
                 .flatten()
                 .filter_map(|o| self.owner_key(o))
@@ -1071,22 +1082,21 @@ impl queue::Controller for DeploymentController {
             return keys;
         }
         // deletePod: a Recreate rollout waits for the old pods to be gone
-        if !deleted {
+        if !change.deleted {
             return vec![];
         }
-        let Some((rs_name, _)) = queue::controller_of(obj, "ReplicaSet") else {
+        let Some((rs_name, _)) = kinds::controller_of(m, "ReplicaSet") else {
             return vec![];
         };
-        let ns = s(obj, "/metadata/namespace");
-        let Some(rs) = self.replica_sets.get(&res("replicasets").key(ns, rs_name)) else {
+        let Some(rs) = self.replica_sets.get_named(kinds::namespace(m), rs_name) else {
             return vec![];
         };
-        let Some(dk) = self.owner_key(&rs) else {
+        let Some(dk) = self.owner_key(&rs.metadata) else {
             return vec![];
         };
         let (dns, dname) = queue::split_key(&dk);
-        match self.deployments.get(&res("deployments").key(dns, dname)) {
-            Some(d) if !is_rolling(&d) => vec![dk],
+        match self.deployments.get_named(dns, dname) {
+            Some(d) if !rolling(&d) => vec![dk],
             _ => vec![],
         }
     }
@@ -1096,39 +1106,50 @@ impl queue::Controller for DeploymentController {
             .deployments
             .list()
             .iter()
-            .map(|d| queue::key_of(d))
+            .map(|d| kinds::key_of(&d.metadata))
             .collect())
     }
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = queue::split_key(key);
-        let Some(d) = self.deployments.get(&res("deployments").key(ns, name)) else {
+        let Some(typed) = self.deployments.get_named(ns, name) else {
             return Ok(None);
         };
-        let uid = s(&d, "/metadata/uid");
-        let mut rss: Vec<Obj> = self.replica_sets.by_index(index::CONTROLLER, uid);
-        rss.retain(|r| queue::controller_of(r, "Deployment").is_some());
+        let d = to_json(&*typed)?;
+        let uid = kinds::uid(&typed.metadata);
+        let mut rss = self.replica_sets.by_index(index::CONTROLLER, uid);
+        rss.retain(|r| kinds::controller_of(&r.metadata, "Deployment").is_some());
+        let rss = rss
+            .iter()
+            .map(|r| to_json(&**r))
+            .collect::<Result<Vec<Value>, ApiError>>()?;
         let hash = pod_template_hash(
             d.pointer("/spec/template").unwrap_or(&Value::Null),
             i(&d, "/status/collisionCount"),
         );
         let name_taken = self
             .replica_sets
-            .get(&res("replicasets").key(ns, &format!("{name}-{hash}")))
-            .map(|v| (*v).clone());
+            .get_named(ns, &format!("{name}-{hash}"))
+            .map(|v| to_json(&*v))
+            .transpose()?;
         let old_pods_running = !is_rolling(&d)
             && rss.iter().any(|rs| {
                 self.pods
                     .by_index(index::CONTROLLER, s(rs, "/metadata/uid"))
                     .iter()
-                    .any(|p| !matches!(s(p, "/status/phase"), "Succeeded" | "Failed"))
+                    .any(|p| {
+                        !matches!(
+                            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                            Some("Succeeded" | "Failed")
+                        )
+                    })
                     && !equal_ignore_hash(
                         rs.pointer("/spec/template").unwrap_or(&Value::Null),
                         d.pointer("/spec/template").unwrap_or(&Value::Null),
                     )
             });
         let observed = Observed {
-            replica_sets: rss.iter().map(|r| (**r).clone()).collect(),
+            replica_sets: rss,
             name_taken,
             old_pods_running,
         };
@@ -1182,11 +1203,14 @@ mod tests {
             .iter()
             .filter_map(|a| match a {
                 Action::Update {
-                    obj, status: false, ..
+                    obj: Object::Json(obj),
+                    status: false,
+                    ..
                 } => Some((s(obj, "/metadata/name").to_string(), replicas(obj))),
-                Action::Create { obj, .. } => {
-                    Some((format!("+{}", s(obj, "/metadata/name")), replicas(obj)))
-                }
+                Action::Create {
+                    obj: Object::Json(obj),
+                    ..
+                } => Some((format!("+{}", s(obj, "/metadata/name")), replicas(obj))),
                 _ => None,
             })
             .collect()
@@ -1197,7 +1221,9 @@ mod tests {
             .iter()
             .find_map(|a| match a {
                 Action::Update {
-                    obj, status: true, ..
+                    obj: Object::Json(obj),
+                    status: true,
+                    ..
                 } => Some(obj["status"].clone()),
                 _ => None,
             })
@@ -1208,7 +1234,11 @@ mod tests {
     fn a_new_deployment_gets_a_replica_set_with_all_replicas() {
         let d = deploy(3, "nginx:1");
         let p = plan(&d, &obs(vec![]), NOW);
-        let Action::Create { obj, .. } = &p.actions[0] else {
+        let Action::Create {
+            obj: Object::Json(obj),
+            ..
+        } = &p.actions[0]
+        else {
             panic!("{:?}", p.actions)
         };
         let hash = pod_template_hash(&d["spec"]["template"], 0);
@@ -1260,7 +1290,11 @@ mod tests {
         let hash = pod_template_hash(&d["spec"]["template"], 0);
         assert_eq!(scales(&p)[0], (format!("+web-{hash}"), 1));
         let new = {
-            let Action::Create { obj, .. } = &p.actions[0] else {
+            let Action::Create {
+                obj: Object::Json(obj),
+                ..
+            } = &p.actions[0]
+            else {
                 panic!()
             };
             let mut n = obj.clone();
@@ -1352,7 +1386,9 @@ mod tests {
         // the annotations follow the new size
         for a in &p.actions {
             if let Action::Update {
-                obj, status: false, ..
+                obj: Object::Json(obj),
+                status: false,
+                ..
             } = a
             {
                 assert_eq!(ann(obj, DESIRED), Some("20"));
@@ -1433,7 +1469,9 @@ mod tests {
             .iter()
             .find_map(|a| match a {
                 Action::Update {
-                    obj, status: false, ..
+                    obj: Object::Json(obj),
+                    status: false,
+                    ..
                 } if s(obj, "/metadata/name") == s(&back, "/metadata/name") => Some(obj.clone()),
                 _ => None,
             })

@@ -17,7 +17,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::queue::{self, Action, Plan};
+use k8s_openapi::api::core::v1::{Pod, Service};
+
+use super::informer::{node_name, Notice};
+use super::kinds;
+use super::queue::{self, Action, Object, Plan};
 use crate::errors::ApiError;
 use crate::objects::{ListOptions, Objects};
 use crate::resources::{self, Resource};
@@ -411,7 +415,7 @@ pub fn plan(
         None => p.actions.push(Action::Create {
             r: ep_r,
             ns: ns.into(),
-            obj: want,
+            obj: Object::Json(want),
             report: None,
         }),
         Some(cur) => {
@@ -449,7 +453,7 @@ pub fn plan(
                 }
                 p.actions.push(Action::Update {
                     r: ep_r,
-                    obj: next,
+                    obj: Object::Json(next),
                     status: false,
                 });
             }
@@ -473,7 +477,7 @@ pub fn plan(
                     next["metadata"]["labels"] = w["metadata"]["labels"].clone();
                     p.actions.push(Action::Update {
                         r: sl_r,
-                        obj: next,
+                        obj: Object::Json(next),
                         status: false,
                     });
                 }
@@ -481,7 +485,7 @@ pub fn plan(
             None => p.actions.push(Action::Create {
                 r: sl_r,
                 ns: ns.into(),
-                obj: w,
+                obj: Object::Json(w),
                 report: None,
             }),
         }
@@ -502,7 +506,7 @@ pub fn plan(
 /// the Services it has seen, per namespace, so a pod change maps to the Services selecting it.
 #[derive(Debug, Default)]
 pub struct EndpointsController {
-    selectors: HashMap<String, HashMap<String, serde_json::Map<String, Value>>>,
+    selectors: HashMap<String, HashMap<String, BTreeMap<String, String>>>,
 }
 
 #[async_trait::async_trait]
@@ -515,49 +519,53 @@ impl queue::Controller for EndpointsController {
         vec![r("", "services").key_prefix(), r("", "pods").key_prefix()]
     }
 
-    fn keys_for(
-        &mut self,
-        key: &str,
-        obj: &Value,
-        old: Option<&Value>,
-        deleted: bool,
-    ) -> Vec<String> {
-        let ns = s(obj, "/metadata/namespace").to_string();
-        if key.starts_with(&r("", "services").key_prefix()) {
-            let name = s(obj, "/metadata/name").to_string();
-            let sel = obj
-                .pointer("/spec/selector")
-                .and_then(Value::as_object)
-                .cloned()
+    fn keys_for(&mut self, change: &Notice) -> Vec<String> {
+        let ns = kinds::namespace(change.obj.meta()).to_string();
+        if let Some(svc) = change.obj::<Service>() {
+            let name = kinds::name(&svc.metadata).to_string();
+            let sel = svc
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.clone())
                 .unwrap_or_default();
             let m = self.selectors.entry(ns.clone()).or_default();
-            if deleted {
+            if change.deleted {
                 m.remove(&name);
             } else {
                 m.insert(name.clone(), sel);
             }
             return vec![format!("{ns}/{name}")];
         }
+        let Some(pod) = change.obj::<Pod>() else {
+            return vec![];
+        };
+        let old = change.old::<Pod>();
         let Some(svcs) = self.selectors.get(&ns) else {
             return vec![];
         };
         // the pod's Services before and after the change; an unchanged pod maps to nothing
         if let Some(o) = old {
-            let same = o.pointer("/status/podIP") == obj.pointer("/status/podIP")
-                && o.pointer("/metadata/labels") == obj.pointer("/metadata/labels")
-                && o.pointer("/status/conditions") == obj.pointer("/status/conditions")
-                && o.pointer("/metadata/deletionTimestamp")
-                    == obj.pointer("/metadata/deletionTimestamp")
-                && o.pointer("/status/phase") == obj.pointer("/status/phase")
-                && o.pointer("/spec/nodeName") == obj.pointer("/spec/nodeName");
+            let st = |p: &Pod| {
+                p.status
+                    .as_ref()
+                    .map(|s| (s.pod_ip.clone(), s.conditions.clone(), s.phase.clone()))
+            };
+            let same = st(o) == st(pod)
+                && o.metadata.labels == pod.metadata.labels
+                && o.metadata.deletion_timestamp == pod.metadata.deletion_timestamp
+                && node_name(o) == node_name(pod);
             if same {
                 return vec![];
             }
         }
+        let matches = |sel: &BTreeMap<String, String>, p: &Pod| {
+            !sel.is_empty()
+                && sel
+                    .iter()
+                    .all(|(k, v)| p.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+        };
         svcs.iter()
-            .filter(|(_, sel)| {
-                selector_matches(sel, obj) || old.is_some_and(|o| selector_matches(sel, o))
-            })
+            .filter(|(_, sel)| matches(sel, pod) || old.is_some_and(|o| matches(sel, o)))
             .map(|(n, _)| format!("{ns}/{n}"))
             .collect()
     }
@@ -575,7 +583,11 @@ impl queue::Controller for EndpointsController {
                     s(svc, "/metadata/name").to_string(),
                     svc.pointer("/spec/selector")
                         .and_then(Value::as_object)
-                        .cloned()
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                 );
         }
@@ -669,7 +681,10 @@ mod tests {
         ];
         let p = plan("default", "web", Some(&s), &pods, None, &[]);
         let ep = match &p.actions[0] {
-            Action::Create { obj, .. } => obj.clone(),
+            Action::Create {
+                obj: Object::Json(obj),
+                ..
+            } => obj.clone(),
             other => panic!("{other:?}"),
         };
         let ss = &ep["subsets"][0];
@@ -682,7 +697,10 @@ mod tests {
             json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
         );
         let slice = match &p.actions[1] {
-            Action::Create { obj, .. } => obj.clone(),
+            Action::Create {
+                obj: Object::Json(obj),
+                ..
+            } => obj.clone(),
             other => panic!("{other:?}"),
         };
         assert_eq!(

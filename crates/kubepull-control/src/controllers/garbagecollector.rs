@@ -20,11 +20,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::{json, Value};
 
-use super::informer::{index, Informer, Informers, Obj};
+use super::informer::{index, Cached, Informer, Informers, Notice};
+use super::kinds;
 use super::queue::{self, Action};
-use super::{res, s};
+use super::res;
 use crate::errors::ApiError;
 use crate::objects::Objects;
 use crate::resources::{self, Resource};
@@ -45,26 +47,25 @@ pub const KINDS: &[(&str, &str)] = &[
     ("EndpointSlice", "endpointslices"),
 ];
 
-fn finalizers(o: &Value) -> Vec<&str> {
-    o.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
+// The collector reads only metadata (upstream's graph is built from metadata-only informers,
+// `PartialObjectMetadata`), so any kind goes through the same code.
+
+fn has_finalizer(m: &ObjectMeta, f: &str) -> bool {
+    m.finalizers.iter().flatten().any(|x| x == f)
 }
 
-fn has_finalizer(o: &Value, f: &str) -> bool {
-    finalizers(o).contains(&f)
+fn deleting(m: &ObjectMeta) -> bool {
+    m.deletion_timestamp.is_some()
 }
 
-fn deleting(o: &Value) -> bool {
-    o.pointer("/metadata/deletionTimestamp").is_some()
+fn refs(m: &ObjectMeta) -> &[OwnerReference] {
+    m.owner_references.as_deref().unwrap_or_default()
 }
 
-fn refs(o: &Value) -> Vec<Value> {
-    o.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+/// The metadata of an object read as JSON (`meta.Accessor`).
+pub fn meta_of(o: &Value) -> Result<ObjectMeta, ApiError> {
+    serde_json::from_value(o.get("metadata").cloned().unwrap_or_default())
+        .map_err(|e| ApiError::internal(format!("metadata does not decode: {e}")))
 }
 
 /// How an owner reference classifies (`classifyReferences`).
@@ -79,9 +80,9 @@ pub enum Owner {
 }
 
 /// Classifies an owner as the store has it (`None`: absent) for `reference`.
-pub fn classify(reference: &Value, owner: Option<&Value>) -> Owner {
+pub fn classify(reference: &OwnerReference, owner: Option<&ObjectMeta>) -> Owner {
     match owner {
-        Some(o) if s(o, "/metadata/uid") == s(reference, "/uid") => {
+        Some(o) if kinds::uid(o) == reference.uid => {
             if deleting(o) && has_finalizer(o, FOREGROUND) {
                 Owner::Waiting
             } else {
@@ -92,20 +93,24 @@ pub fn classify(reference: &Value, owner: Option<&Value>) -> Owner {
     }
 }
 
-fn remove_refs_patch(item: &Value, uids: &[&str]) -> Value {
-    let kept: Vec<Value> = refs(item)
-        .into_iter()
-        .filter(|r| !uids.contains(&s(r, "/uid")))
+fn resource_version(m: &ObjectMeta) -> &str {
+    m.resource_version.as_deref().unwrap_or("")
+}
+
+fn remove_refs_patch(item: &ObjectMeta, uids: &[&str]) -> Value {
+    let kept: Vec<&OwnerReference> = refs(item)
+        .iter()
+        .filter(|r| !uids.contains(&r.uid.as_str()))
         .collect();
-    json!({"metadata": {"ownerReferences": kept, "resourceVersion": s(item, "/metadata/resourceVersion")}})
+    json!({"metadata": {"ownerReferences": kept, "resourceVersion": resource_version(item)}})
 }
 
 /// `attemptToDeleteItem` for an object not being deleted: `owners` are its references with
 /// their classification, `has_dependents` whether anything names it as owner.
 pub fn plan_item(
     r: &'static Resource,
-    item: &Value,
-    owners: &[(Value, Owner)],
+    item: &ObjectMeta,
+    owners: &[(OwnerReference, Owner)],
     has_dependents: bool,
 ) -> Vec<Action> {
     if owners.is_empty() || deleting(item) {
@@ -115,13 +120,13 @@ pub fn plan_item(
         owners
             .iter()
             .filter(|(_, c)| *c == k)
-            .map(|(r, _)| s(r, "/uid"))
+            .map(|(r, _)| r.uid.as_str())
             .collect()
     };
     let (solid, dangling, waiting) = (of(Owner::Solid), of(Owner::Dangling), of(Owner::Waiting));
-    let ns = s(item, "/metadata/namespace").to_string();
-    let name = s(item, "/metadata/name").to_string();
-    let uid = Some(s(item, "/metadata/uid").to_string());
+    let ns = kinds::namespace(item).to_string();
+    let name = kinds::name(item).to_string();
+    let uid = Some(kinds::uid(item).to_string());
     if !solid.is_empty() {
         if dangling.is_empty() && waiting.is_empty() {
             return vec![];
@@ -152,9 +157,14 @@ pub fn plan_item(
     }]
 }
 
-fn without_finalizer(item: &Value, f: &str) -> Value {
-    let kept: Vec<&str> = finalizers(item).into_iter().filter(|x| *x != f).collect();
-    json!({"metadata": {"finalizers": kept, "resourceVersion": s(item, "/metadata/resourceVersion")}})
+fn without_finalizer(item: &ObjectMeta, f: &str) -> Value {
+    let kept: Vec<&String> = item
+        .finalizers
+        .iter()
+        .flatten()
+        .filter(|x| *x != f)
+        .collect();
+    json!({"metadata": {"finalizers": kept, "resourceVersion": resource_version(item)}})
 }
 
 /// An owner being deleted: `orphanDependents` (finalizer `orphan`) or
@@ -162,23 +172,23 @@ fn without_finalizer(item: &Value, f: &str) -> Value {
 /// objects that name it as owner, with their resources.
 pub fn plan_deleting(
     r: &'static Resource,
-    item: &Value,
-    dependents: &[(&'static Resource, Obj)],
+    item: &ObjectMeta,
+    dependents: &[(&'static Resource, Cached)],
 ) -> Vec<Action> {
     if !deleting(item) {
         return vec![];
     }
-    let uid = s(item, "/metadata/uid");
-    let ns = s(item, "/metadata/namespace").to_string();
-    let name = s(item, "/metadata/name").to_string();
+    let uid = kinds::uid(item);
+    let ns = kinds::namespace(item).to_string();
+    let name = kinds::name(item).to_string();
     let mut out = vec![];
     if has_finalizer(item, ORPHAN) {
         for (dr, d) in dependents {
             out.push(Action::Patch {
                 r: dr,
-                ns: s(d, "/metadata/namespace").to_string(),
-                name: s(d, "/metadata/name").to_string(),
-                patch: remove_refs_patch(d, &[uid]),
+                ns: kinds::namespace(d.meta()).to_string(),
+                name: kinds::name(d.meta()).to_string(),
+                patch: remove_refs_patch(d.meta(), &[uid]),
             });
         }
         out.push(Action::Patch {
@@ -189,9 +199,9 @@ pub fn plan_deleting(
         });
     } else if has_finalizer(item, FOREGROUND) {
         let blocking = dependents.iter().any(|(_, d)| {
-            refs(d)
+            refs(d.meta())
                 .iter()
-                .any(|x| s(x, "/uid") == uid && x.get("blockOwnerDeletion") == Some(&json!(true)))
+                .any(|x| x.uid == uid && x.block_owner_deletion == Some(true))
         });
         if !blocking {
             out.push(Action::Patch {
@@ -216,7 +226,7 @@ impl GarbageCollector {
         GarbageCollector {
             kinds: KINDS
                 .iter()
-                .map(|(k, p)| (*k, res(p), informers.of(res(p))))
+                .map(|(k, p)| (*k, res(p), informers.informer(&res(p).key_prefix())))
                 .collect(),
         }
     }
@@ -227,12 +237,12 @@ impl GarbageCollector {
             .find(|(_, _, i)| key.starts_with(i.prefix()))
     }
 
-    fn key_of(r: &Resource, o: &Value) -> String {
-        r.key(s(o, "/metadata/namespace"), s(o, "/metadata/name"))
+    fn key_of(r: &Resource, o: &ObjectMeta) -> String {
+        r.key(kinds::namespace(o), kinds::name(o))
     }
 
     /// Every cached object naming `uid` as owner.
-    fn dependents(&self, uid: &str) -> Vec<(&'static Resource, Obj)> {
+    fn dependents(&self, uid: &str) -> Vec<(&'static Resource, Cached)> {
         let mut out = vec![];
         for (_, r, i) in &self.kinds {
             for d in i.by_index(index::OWNER, uid) {
@@ -243,16 +253,9 @@ impl GarbageCollector {
     }
 
     /// The cached owner named by `reference`, if its kind is cached.
-    fn cached_owner(&self, reference: &Value) -> Option<Option<Obj>> {
-        let (_, _, inf) = self
-            .kinds
-            .iter()
-            .find(|(k, _, _)| *k == s(reference, "/kind"))?;
-        Some(
-            inf.by_index(index::UID, s(reference, "/uid"))
-                .into_iter()
-                .next(),
-        )
+    fn cached_owner(&self, reference: &OwnerReference) -> Option<Option<Cached>> {
+        let (_, _, inf) = self.kinds.iter().find(|(k, _, _)| *k == reference.kind)?;
+        Some(inf.by_index(index::UID, &reference.uid).into_iter().next())
     }
 
     /// The owner as the store has it now (`isDangling`'s live read).
@@ -260,11 +263,11 @@ impl GarbageCollector {
         &self,
         objects: &Objects,
         ns: &str,
-        reference: &Value,
-    ) -> Result<Option<Option<Value>>, ApiError> {
-        let api_version = s(reference, "/apiVersion");
+        reference: &OwnerReference,
+    ) -> Result<Option<Option<ObjectMeta>>, ApiError> {
+        let api_version = reference.api_version.as_str();
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let kind = s(reference, "/kind");
+        let kind = reference.kind.as_str();
         let r = resources::RESOURCES
             .iter()
             .find(|r| r.group == group && r.version == version && r.kind == kind)
@@ -278,7 +281,10 @@ impl GarbageCollector {
             return Ok(None);
         };
         let ns = if r.namespaced { ns } else { "" };
-        Ok(Some(objects.get_opt(r, ns, s(reference, "/name")).await?))
+        match objects.get_opt(r, ns, &reference.name).await? {
+            Some(o) => Ok(Some(Some(meta_of(&o)?))),
+            None => Ok(Some(None)),
+        }
     }
 }
 
@@ -292,29 +298,25 @@ impl queue::Controller for GarbageCollector {
         self.kinds.iter().map(|(_, r, _)| r.key_prefix()).collect()
     }
 
-    fn keys_for(
-        &mut self,
-        key: &str,
-        obj: &Value,
-        old: Option<&Value>,
-        deleted: bool,
-    ) -> Vec<String> {
+    fn keys_for(&mut self, change: &Notice) -> Vec<String> {
+        let key = change.key.as_str();
+        let obj = change.obj.meta();
+        let old = change.old.as_ref().map(Cached::meta);
         let mut keys = vec![];
-        let uid = s(obj, "/metadata/uid");
-        if deleted {
+        let uid = kinds::uid(obj);
+        if change.deleted {
             // the dependents of a gone owner, and owners waiting for this dependent
             for (r, d) in self.dependents(uid) {
-                keys.push(Self::key_of(r, &d));
+                keys.push(Self::key_of(r, d.meta()));
             }
             for reference in refs(obj) {
-                if let Some(Some(o)) = self.cached_owner(&reference) {
-                    if deleting(&o) && has_finalizer(&o, FOREGROUND) {
-                        if let Some((_, r, _)) = self
-                            .kinds
-                            .iter()
-                            .find(|(k, _, _)| *k == s(&reference, "/kind"))
+                if let Some(Some(o)) = self.cached_owner(reference) {
+                    let o = o.meta();
+                    if deleting(o) && has_finalizer(o, FOREGROUND) {
+                        if let Some((_, r, _)) =
+                            self.kinds.iter().find(|(k, _, _)| *k == reference.kind)
                         {
-                            keys.push(Self::key_of(r, &o));
+                            keys.push(Self::key_of(r, o));
                         }
                     }
                 }
@@ -328,16 +330,12 @@ impl queue::Controller for GarbageCollector {
             {
                 // markDeletingDependents: the dependents are looked at
                 for (r, d) in self.dependents(uid) {
-                    keys.push(Self::key_of(r, &d));
+                    keys.push(Self::key_of(r, d.meta()));
                 }
             }
         }
-        let owned = obj
-            .pointer("/metadata/ownerReferences")
-            .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()));
-        let refs_changed = old.is_none_or(|o| {
-            o.pointer("/metadata/ownerReferences") != obj.pointer("/metadata/ownerReferences")
-        });
+        let owned = !refs(obj).is_empty();
+        let refs_changed = old.is_none_or(|o| o.owner_references != obj.owner_references);
         if owned && refs_changed && !keys.iter().any(|k| k == key) {
             keys.push(key.to_string());
         }
@@ -348,11 +346,9 @@ impl queue::Controller for GarbageCollector {
         let mut keys = vec![];
         for (_, r, i) in &self.kinds {
             for o in i.list() {
-                let owned = o
-                    .pointer("/metadata/ownerReferences")
-                    .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()));
-                if owned || deleting(&o) {
-                    keys.push(Self::key_of(r, &o));
+                let m = o.meta();
+                if !refs(m).is_empty() || deleting(m) {
+                    keys.push(Self::key_of(r, m));
                 }
             }
         }
@@ -374,21 +370,22 @@ impl queue::Controller for GarbageCollector {
         let Some(item) = objects.get_opt(r, ns, name).await? else {
             return Ok(None);
         };
-        let uid = s(&item, "/metadata/uid").to_string();
+        let item = meta_of(&item)?;
+        let uid = kinds::uid(&item).to_string();
         let actions = if deleting(&item) {
             let deps = self.dependents(&uid);
             plan_deleting(r, &item, &deps)
         } else {
             let mut owners = vec![];
             for reference in refs(&item) {
-                let class = match self.cached_owner(&reference) {
-                    Some(Some(o)) => classify(&reference, Some(&o)),
-                    _ => match self.live_owner(objects, ns, &reference).await? {
-                        Some(live) => classify(&reference, live.as_ref()),
+                let class = match self.cached_owner(reference) {
+                    Some(Some(o)) => classify(reference, Some(o.meta())),
+                    _ => match self.live_owner(objects, ns, reference).await? {
+                        Some(live) => classify(reference, live.as_ref()),
                         None => Owner::Solid,
                     },
                 };
-                owners.push((reference, class));
+                owners.push((reference.clone(), class));
             }
             let has_dependents = !self.dependents(&uid).is_empty();
             plan_item(r, &item, &owners, has_dependents)
@@ -402,13 +399,27 @@ impl queue::Controller for GarbageCollector {
 mod tests {
     use super::*;
 
-    fn obj(name: &str, refs: Value) -> Value {
-        json!({"metadata": {"name": name, "namespace": "a", "uid": format!("u-{name}"), "resourceVersion": "4", "ownerReferences": refs}})
+    fn obj(name: &str, refs: Value) -> ObjectMeta {
+        serde_json::from_value(json!({"name": name, "namespace": "a", "uid": format!("u-{name}"), "resourceVersion": "4", "ownerReferences": refs}))
+            .unwrap()
     }
 
-    fn oref(name: &str, block: bool) -> Value {
+    fn oref_json(name: &str, block: bool) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name, "uid": format!("u-{name}"), "controller": true, "blockOwnerDeletion": block})
     }
+
+    fn oref(name: &str, block: bool) -> OwnerReference {
+        serde_json::from_value(oref_json(name, block)).unwrap()
+    }
+
+    fn cached_rs(m: ObjectMeta) -> Cached {
+        Cached::ReplicaSet(Arc::new(k8s_openapi::api::apps::v1::ReplicaSet {
+            metadata: m,
+            ..Default::default()
+        }))
+    }
+
+    const NOW: &str = "2026-01-01T00:00:00Z";
 
     fn deletes(a: &[Action]) -> Vec<(String, &'static str)> {
         a.iter()
@@ -428,18 +439,18 @@ mod tests {
         assert_eq!(classify(&r, Some(&owner)), Owner::Solid);
         assert_eq!(classify(&r, None), Owner::Dangling);
         let mut other = owner.clone();
-        other["metadata"]["uid"] = json!("recreated");
+        other.uid = Some("recreated".into());
         assert_eq!(classify(&r, Some(&other)), Owner::Dangling);
-        owner["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        owner.deletion_timestamp = Some(serde_json::from_value(json!(NOW)).unwrap());
         assert_eq!(classify(&r, Some(&owner)), Owner::Solid);
-        owner["metadata"]["finalizers"] = json!([FOREGROUND]);
+        owner.finalizers = Some(vec![FOREGROUND.into()]);
         assert_eq!(classify(&r, Some(&owner)), Owner::Waiting);
     }
 
     #[test]
     fn orphans_are_deleted_in_the_background_or_as_their_finalizers_say() {
         let pods = res("pods");
-        let p = obj("p", json!([oref("rs", true)]));
+        let p = obj("p", json!([oref_json("rs", true)]));
         let a = plan_item(pods, &p, &[(oref("rs", true), Owner::Dangling)], false);
         assert_eq!(deletes(&a), [("p".to_string(), "Background")]);
         let Action::Delete { uid, .. } = &a[0] else {
@@ -447,7 +458,7 @@ mod tests {
         };
         assert_eq!(uid.as_deref(), Some("u-p"));
         let mut f = p.clone();
-        f["metadata"]["finalizers"] = json!([ORPHAN]);
+        f.finalizers = Some(vec![ORPHAN.into()]);
         assert_eq!(
             deletes(&plan_item(
                 pods,
@@ -465,7 +476,7 @@ mod tests {
     #[test]
     fn a_live_owner_keeps_the_object_but_dangling_references_go() {
         let pods = res("pods");
-        let p = obj("p", json!([oref("a", true), oref("b", false)]));
+        let p = obj("p", json!([oref_json("a", true), oref_json("b", false)]));
         let a = plan_item(
             pods,
             &p,
@@ -480,14 +491,14 @@ mod tests {
         };
         assert_eq!(
             patch["metadata"]["ownerReferences"],
-            json!([oref("a", true)])
+            json!([oref_json("a", true)])
         );
         assert_eq!(patch["metadata"]["resourceVersion"], "4");
     }
 
     #[test]
     fn foreground_owners_take_dependents_down_first() {
-        let rs = obj("rs", json!([oref("d", true)]));
+        let rs = obj("rs", json!([oref_json("d", true)]));
         // the owner waits: a dependent with dependents of its own goes in the foreground
         let a = plan_item(
             res("replicasets"),
@@ -505,9 +516,9 @@ mod tests {
         assert_eq!(deletes(&a), [("rs".to_string(), "Background")]);
         // the owner keeps its finalizer while a blocking dependent is left
         let mut d = obj("d", json!([]));
-        d["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
-        d["metadata"]["finalizers"] = json!([FOREGROUND, "keep"]);
-        let dep: Obj = Arc::new(rs.clone());
+        d.deletion_timestamp = Some(serde_json::from_value(json!(NOW)).unwrap());
+        d.finalizers = Some(vec![FOREGROUND.into(), "keep".into()]);
+        let dep = cached_rs(rs.clone());
         assert!(plan_deleting(res("deployments"), &d, &[(res("replicasets"), dep)]).is_empty());
         let a = plan_deleting(res("deployments"), &d, &[]);
         let [Action::Patch { patch, .. }] = &a[..] else {
@@ -519,9 +530,12 @@ mod tests {
     #[test]
     fn orphaning_removes_the_references_then_the_finalizer() {
         let mut d = obj("d", json!([]));
-        d["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
-        d["metadata"]["finalizers"] = json!([ORPHAN]);
-        let rs: Obj = Arc::new(obj("rs", json!([oref("d", true), oref("other", false)])));
+        d.deletion_timestamp = Some(serde_json::from_value(json!(NOW)).unwrap());
+        d.finalizers = Some(vec![ORPHAN.into()]);
+        let rs = cached_rs(obj(
+            "rs",
+            json!([oref_json("d", true), oref_json("other", false)]),
+        ));
         let a = plan_deleting(res("deployments"), &d, &[(res("replicasets"), rs)]);
         assert_eq!(a.len(), 2);
         let Action::Patch { name, patch, .. } = &a[0] else {
@@ -530,7 +544,7 @@ mod tests {
         assert_eq!(name, "rs");
         assert_eq!(
             patch["metadata"]["ownerReferences"],
-            json!([oref("other", false)])
+            json!([oref_json("other", false)])
         );
         let Action::Patch { name, patch, .. } = &a[1] else {
             panic!()

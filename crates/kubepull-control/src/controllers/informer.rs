@@ -12,14 +12,18 @@
 //! kube-controller-manager uses to drop `managedFields`).
 
 use std::collections::{BTreeSet, HashMap};
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kubepull_datastore::{Datastore, Event, KeyValue};
-use serde_json::{json, Map, Value};
+
+pub use super::kinds::{trim_pod, Cached, Kind};
 
 /// A cached object.
-pub type Obj = Arc<Value>;
+pub type Obj = Cached;
 
 /// One change delivered to subscribers (`ResourceEventHandler` add/update/delete).
 #[derive(Debug, Clone)]
@@ -27,11 +31,23 @@ pub struct Notice {
     /// The storage key.
     pub key: String,
     /// The new state (the last one when `deleted`).
-    pub obj: Obj,
+    pub obj: Cached,
     /// The state before an update.
-    pub old: Option<Obj>,
+    pub old: Option<Cached>,
     /// The object is gone.
     pub deleted: bool,
+}
+
+impl Notice {
+    /// The new state (the last one when `deleted`) when it is a `K`.
+    pub fn obj<K: Kind>(&self) -> Option<&Arc<K>> {
+        K::cached(&self.obj)
+    }
+
+    /// The state before an update when it is a `K`.
+    pub fn old<K: Kind>(&self) -> Option<&Arc<K>> {
+        self.old.as_ref().and_then(K::cached)
+    }
 }
 
 /// Index names.
@@ -50,59 +66,50 @@ pub mod index {
     pub const UNSCHEDULED: &str = "unscheduled";
 }
 
-type IndexFn = fn(&Value) -> Vec<String>;
+type IndexFn = fn(&Cached) -> Vec<String>;
 
-fn md<'a>(o: &'a Value, f: &str) -> &'a str {
-    o.get("metadata")
-        .and_then(|m| m.get(f))
-        .and_then(Value::as_str)
-        .unwrap_or("")
+fn by_namespace(o: &Cached) -> Vec<String> {
+    vec![super::kinds::namespace(o.meta()).to_string()]
 }
 
-fn by_namespace(o: &Value) -> Vec<String> {
-    vec![md(o, "namespace").to_string()]
+fn by_owner(o: &Cached) -> Vec<String> {
+    o.meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .map(|r| r.uid.clone())
+        .collect()
 }
 
-fn by_owner(o: &Value) -> Vec<String> {
-    o.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string))
-                .collect()
-        })
+fn by_controller(o: &Cached) -> Vec<String> {
+    super::kinds::controller_ref(o.meta())
+        .map(|r| vec![r.uid.clone()])
         .unwrap_or_default()
 }
 
-fn by_controller(o: &Value) -> Vec<String> {
-    o.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .and_then(|a| a.iter().find(|r| r.get("controller") == Some(&json!(true))))
-        .and_then(|r| r.get("uid").and_then(Value::as_str))
-        .map(|u| vec![u.to_string()])
-        .unwrap_or_default()
-}
-
-fn by_uid(o: &Value) -> Vec<String> {
-    vec![md(o, "uid").to_string()]
+fn by_uid(o: &Cached) -> Vec<String> {
+    vec![super::kinds::uid(o.meta()).to_string()]
 }
 
 /// Whether a pod counts for its node and its ReplicaSet (`controller.IsPodActive`).
-pub fn pod_active(p: &Value) -> bool {
-    p.pointer("/metadata/deletionTimestamp").is_none()
+pub fn pod_active(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_none()
         && !matches!(
-            p.pointer("/status/phase").and_then(Value::as_str),
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
             Some("Succeeded" | "Failed")
         )
 }
 
-fn node_name(p: &Value) -> &str {
-    p.pointer("/spec/nodeName")
-        .and_then(Value::as_str)
+/// `spec.nodeName` (empty when unset).
+pub fn node_name(p: &Pod) -> &str {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
         .unwrap_or("")
 }
 
-fn by_node(p: &Value) -> Vec<String> {
+fn by_node(o: &Cached) -> Vec<String> {
+    let Cached::Pod(p) = o else { return vec![] };
     let n = node_name(p);
     if n.is_empty() || !pod_active(p) {
         return vec![];
@@ -110,61 +117,16 @@ fn by_node(p: &Value) -> Vec<String> {
     vec![n.to_string()]
 }
 
-fn unscheduled(p: &Value) -> Vec<String> {
-    if node_name(p).is_empty() && p.pointer("/metadata/deletionTimestamp").is_none() {
+fn unscheduled(o: &Cached) -> Vec<String> {
+    let Cached::Pod(p) = o else { return vec![] };
+    if node_name(p).is_empty() && p.metadata.deletion_timestamp.is_none() {
         return vec!["true".into()];
     }
     vec![]
 }
 
-/// The pod fields the controllers read (scheduler, ReplicaSet, garbage collector, namespace,
-/// Endpoints and Job keys); the rest of a pod (containers, volumes, status details) is not
-/// kept.
-pub fn trim_pod(p: Value) -> Value {
-    fn pick(from: Option<&Value>, keys: &[&str]) -> Value {
-        let mut m = Map::new();
-        if let Some(Value::Object(src)) = from {
-            for k in keys {
-                if let Some(v) = src.get(*k) {
-                    m.insert((*k).to_string(), v.clone());
-                }
-            }
-        }
-        Value::Object(m)
-    }
-    let mut out = Map::new();
-    for k in ["apiVersion", "kind"] {
-        if let Some(v) = p.get(k) {
-            out.insert(k.into(), v.clone());
-        }
-    }
-    out.insert(
-        "metadata".into(),
-        pick(
-            p.get("metadata"),
-            &[
-                "name",
-                "namespace",
-                "uid",
-                "resourceVersion",
-                "generation",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "labels",
-                "ownerReferences",
-                "finalizers",
-            ],
-        ),
-    );
-    out.insert(
-        "spec".into(),
-        pick(p.get("spec"), &["nodeName", "nodeSelector"]),
-    );
-    out.insert(
-        "status".into(),
-        pick(p.get("status"), &["phase", "conditions", "podIP", "podIPs"]),
-    );
-    Value::Object(out)
+fn resource_version(m: &ObjectMeta) -> &str {
+    m.resource_version.as_deref().unwrap_or("")
 }
 
 #[derive(Default)]
@@ -179,7 +141,7 @@ struct Cache {
 /// One resource's cache and its subscribers.
 pub struct Informer {
     prefix: String,
-    transform: fn(Value) -> Value,
+    decode: Option<super::kinds::Decoder>,
     indexers: Vec<(&'static str, IndexFn)>,
     cache: RwLock<Cache>,
     synced: tokio::sync::Notify,
@@ -191,10 +153,6 @@ impl std::fmt::Debug for Informer {
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
-}
-
-fn identity(v: Value) -> Value {
-    v
 }
 
 impl Informer {
@@ -213,7 +171,7 @@ impl Informer {
         }
         Informer {
             prefix: prefix.to_string(),
-            transform: if pods { trim_pod } else { identity },
+            decode: super::kinds::decoder(prefix),
             indexers,
             cache: RwLock::new(Cache::default()),
             synced: tokio::sync::Notify::new(),
@@ -302,7 +260,7 @@ impl Informer {
         self.write().subs.push(tx);
     }
 
-    fn unindex(&self, c: &mut Cache, key: &str, o: &Value) {
+    fn unindex(&self, c: &mut Cache, key: &str, o: &Cached) {
         for (name, f) in &self.indexers {
             if let Some(m) = c.indexes.get_mut(name) {
                 for v in f(o) {
@@ -317,7 +275,7 @@ impl Informer {
         }
     }
 
-    fn index(&self, c: &mut Cache, key: &str, o: &Value) {
+    fn index(&self, c: &mut Cache, key: &str, o: &Cached) {
         for (name, f) in &self.indexers {
             let m = c.indexes.entry(name).or_default();
             for v in f(o) {
@@ -357,15 +315,27 @@ impl Informer {
         c.subs.retain(|tx| tx.send(notice.clone()).is_ok());
     }
 
-    fn decode(&self, kv: &KeyValue) -> Obj {
-        Arc::new((self.transform)(crate::objects::decode(kv)))
+    /// Decodes a stored object; one that does not decode is logged with its key and skipped
+    /// (the cache keeps what it had).
+    fn decode(&self, kv: &KeyValue) -> Option<Cached> {
+        let Some(decode) = self.decode else {
+            tracing::warn!(prefix = %self.prefix, key = %kv.key, "informer: no type for this prefix; object skipped");
+            return None;
+        };
+        match decode(&kv.value, kv.mod_revision) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                tracing::warn!(key = %kv.key, error = %e, "informer: object does not decode; skipped");
+                None
+            }
+        }
     }
 
     /// Applies one watch event.
     pub fn apply(&self, ev: &Event) {
         match ev {
             Event::Put { kv, .. } => {
-                let o = self.decode(kv);
+                let Some(o) = self.decode(kv) else { return };
                 let mut c = self.write();
                 self.put(&mut c, &kv.key, Some(o), kv.mod_revision);
             }
@@ -394,10 +364,11 @@ impl Informer {
             let same = c
                 .items
                 .get(&kv.key)
-                .is_some_and(|o| md(o, "resourceVersion") == kv.mod_revision.to_string());
+                .is_some_and(|o| resource_version(o.meta()) == kv.mod_revision.to_string());
             if !same {
-                let o = self.decode(kv);
-                self.put(&mut c, &kv.key, Some(o), revision);
+                if let Some(o) = self.decode(kv) {
+                    self.put(&mut c, &kv.key, Some(o), revision);
+                }
             }
         }
         c.revision = revision;
@@ -444,6 +415,68 @@ impl Informer {
             }
             tokio::time::sleep(delay).await;
         }
+    }
+}
+
+/// An informer read as `K` (a lister, `listers.PodLister` and the like).
+pub struct Typed<K> {
+    inner: Arc<Informer>,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for Typed<K> {
+    fn clone(&self) -> Self {
+        Typed {
+            inner: self.inner.clone(),
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<K> std::fmt::Debug for Typed<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl<K: Kind> Typed<K> {
+    fn typed(objs: Vec<Cached>) -> Vec<Arc<K>> {
+        objs.iter().filter_map(|o| K::cached(o).cloned()).collect()
+    }
+
+    /// The storage prefix.
+    pub fn prefix(&self) -> &str {
+        self.inner.prefix()
+    }
+
+    /// The object under a storage key.
+    pub fn get(&self, key: &str) -> Option<Arc<K>> {
+        self.inner.get(key).as_ref().and_then(K::cached).cloned()
+    }
+
+    /// The object `namespace/name` (`name` when cluster-scoped).
+    pub fn get_named(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        self.get(&super::kinds::resource_of::<K>().key(namespace, name))
+    }
+
+    /// The objects whose `index` yields `value`.
+    pub fn by_index(&self, index: &str, value: &str) -> Vec<Arc<K>> {
+        Self::typed(self.inner.by_index(index, value))
+    }
+
+    /// How many objects `index` maps to `value`.
+    pub fn count(&self, index: &str, value: &str) -> usize {
+        self.inner.count(index, value)
+    }
+
+    /// Every cached object.
+    pub fn list(&self) -> Vec<Arc<K>> {
+        Self::typed(self.inner.list())
+    }
+
+    /// The untyped informer.
+    pub fn informer(&self) -> &Arc<Informer> {
+        &self.inner
     }
 }
 
@@ -508,9 +541,12 @@ impl Informers {
         i
     }
 
-    /// The informer of a resource.
-    pub fn of(&self, r: &crate::resources::Resource) -> Arc<Informer> {
-        self.informer(&r.key_prefix())
+    /// The typed informer of `K`.
+    pub fn of<K: Kind>(&self) -> Typed<K> {
+        Typed {
+            inner: self.informer(&super::kinds::resource_of::<K>().key_prefix()),
+            _kind: PhantomData,
+        }
     }
 
     /// Stops every informer and waits until they are gone (they hold the datastore).
@@ -535,10 +571,11 @@ impl Informers {
 mod tests {
     use super::*;
     use kubepull_datastore::memory::MemoryStore;
+    use serde_json::{json, Value};
 
     fn pod(name: &str, node: &str, owner: &str) -> Vec<u8> {
         serde_json::to_vec(&json!({"metadata": {"name": name, "namespace": "a", "uid": format!("u-{name}"),
-            "ownerReferences": [{"uid": owner, "controller": true, "kind": "ReplicaSet", "name": "rs"}]},
+            "ownerReferences": [{"apiVersion": "apps/v1", "uid": owner, "controller": true, "kind": "ReplicaSet", "name": "rs"}]},
             "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x"}]}}))
         .unwrap()
     }
@@ -564,11 +601,13 @@ mod tests {
         assert_eq!(pods.count(index::NODE, "n1"), 1);
         assert_eq!(pods.count(index::UNSCHEDULED, "true"), 1);
         // trimmed: no containers
-        let p1 = pods.get("/registry/pods/a/p1").unwrap();
-        assert!(p1.pointer("/spec/containers").is_none());
-        assert_eq!(p1.pointer("/spec/nodeName"), Some(&json!("n1")));
+        let typed = f.of::<Pod>();
+        let p1 = typed.get("/registry/pods/a/p1").unwrap();
+        assert!(p1.spec.as_ref().unwrap().containers.is_empty());
+        assert_eq!(node_name(&p1), "n1");
         // the same informer for a second user
         assert!(Arc::ptr_eq(&pods, &f.informer("/registry/pods/")));
+        assert!(Arc::ptr_eq(&pods, typed.informer()));
         // a later change arrives with the state before it; indexes follow
         let kv = store.get("/registry/pods/a/p2").await.unwrap().unwrap();
         store
@@ -588,7 +627,8 @@ mod tests {
             .iter()
             .find(|n| n.key.ends_with("p2") && n.old.is_some())
             .unwrap();
-        assert_eq!(upd.obj.pointer("/spec/nodeName"), Some(&json!("n1")));
+        assert_eq!(node_name(upd.obj::<Pod>().unwrap()), "n1");
+        assert_eq!(node_name(upd.old::<Pod>().unwrap()), "");
         assert_eq!(pods.count(index::NODE, "n1"), 2);
         assert_eq!(pods.count(index::UNSCHEDULED, "true"), 0);
         store.delete("/registry/pods/a/p1", None).await.unwrap();
@@ -645,6 +685,37 @@ mod tests {
         .unwrap();
         assert!(del.key.ends_with("/p0"));
         assert_eq!(pods.len(), n - 1);
+    }
+
+    #[test]
+    fn an_object_that_does_not_decode_is_skipped() {
+        let i = Informer::new("/registry/pods/");
+        let kv = |k: &str, v: Value, rev: u64| KeyValue {
+            key: format!("/registry/pods/a/{k}"),
+            value: serde_json::to_vec(&v).unwrap(),
+            create_revision: rev,
+            mod_revision: rev,
+        };
+        let good = json!({"metadata": {"name": "good", "namespace": "a", "uid": "g"}});
+        // a field of the wrong type
+        let bad = json!({"metadata": {"name": "bad", "namespace": "a", "uid": "b",
+            "ownerReferences": [{"controller": "yes"}]}});
+        i.replace(&[kv("good", good.clone(), 1), kv("bad", bad.clone(), 2)], 2);
+        assert_eq!(i.len(), 1);
+        assert!(i.get("/registry/pods/a/good").is_some());
+        // an update that does not decode keeps the last good state
+        i.apply(&Event::Put {
+            kv: kv("good", bad, 3),
+            prev: None,
+        });
+        assert_eq!(
+            i.get("/registry/pods/a/good")
+                .unwrap()
+                .meta()
+                .resource_version
+                .as_deref(),
+            Some("1")
+        );
     }
 
     #[test]

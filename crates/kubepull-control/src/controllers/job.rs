@@ -20,7 +20,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
-use super::queue::{self, Action, Plan};
+use super::informer::{Cached, Notice};
+use super::kinds;
+use super::queue::{self, Action, Object, Plan};
+use super::reference_of;
 use crate::errors::{ApiError, Cause};
 use crate::objects::{ListOptions, Objects};
 use crate::resources::{self, Resource};
@@ -966,7 +969,7 @@ pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
         j["status"] = status.clone();
         p.actions.push(Action::Update {
             r: jobs_r(),
-            obj: j,
+            obj: Object::Json(j),
             status: true,
         });
     }
@@ -990,13 +993,13 @@ pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
         p.actions.push(Action::Create {
             r: pods_r(),
             ns: ns.clone(),
-            obj: c,
-            report: Some(job.clone()),
+            obj: Object::Json(c),
+            report: Some(reference_of(job, "Job")),
         });
     }
     for (etype, reason, message) in events {
         p.actions.push(Action::Event {
-            about: job.clone(),
+            about: reference_of(job, "Job"),
             etype,
             reason,
             message,
@@ -1045,21 +1048,16 @@ impl queue::Controller for JobController {
         vec![jobs_r().key_prefix(), pods_r().key_prefix()]
     }
 
-    fn keys_for(
-        &mut self,
-        key: &str,
-        obj: &Value,
-        old: Option<&Value>,
-        _deleted: bool,
-    ) -> Vec<String> {
-        if key.starts_with(&jobs_r().key_prefix()) {
-            return vec![queue::key_of(obj)];
+    fn keys_for(&mut self, change: &Notice) -> Vec<String> {
+        let m = change.obj.meta();
+        if change.key.starts_with(&jobs_r().key_prefix()) {
+            return vec![kinds::key_of(m)];
         }
-        let ns = s(obj, "/metadata/namespace");
-        [Some(obj), old]
+        let ns = kinds::namespace(m);
+        [Some(m), change.old.as_ref().map(Cached::meta)]
             .into_iter()
             .flatten()
-            .filter_map(|o| queue::controller_of(o, "Job").map(|(n, _)| format!("{ns}/{n}")))
+            .filter_map(|o| kinds::controller_of(o, "Job").map(|(n, _)| format!("{ns}/{n}")))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect()
@@ -1166,7 +1164,10 @@ mod tests {
         p.actions
             .iter()
             .filter_map(|a| match a {
-                Action::Create { obj, .. } => Some(obj),
+                Action::Create {
+                    obj: Object::Json(obj),
+                    ..
+                } => Some(obj),
                 _ => None,
             })
             .collect()
@@ -1175,7 +1176,9 @@ mod tests {
     fn status(p: &Plan) -> Option<&Value> {
         p.actions.iter().find_map(|a| match a {
             Action::Update {
-                obj, status: true, ..
+                obj: Object::Json(obj),
+                status: true,
+                ..
             } => obj.get("status"),
             _ => None,
         })

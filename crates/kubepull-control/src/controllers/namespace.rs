@@ -7,9 +7,11 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Namespace;
 use serde_json::Value;
 
-use super::informer::{Informer, Informers};
+use super::informer::{Informers, Notice, Typed};
+use super::kinds;
 use super::queue::{self, Action};
 use super::{res, s};
 use crate::errors::ApiError;
@@ -30,7 +32,8 @@ pub enum Step {
     Wait,
 }
 
-/// The step for `o`, of kind `kind`, in a terminating namespace.
+/// The step for `o`, of kind `kind`, in a terminating namespace (the content is read as JSON, as
+/// upstream reads it through the metadata client: every served resource, custom ones too).
 pub fn step(kind: &str, o: &Value) -> Step {
     if o.pointer("/metadata/deletionTimestamp").is_none() {
         return Step::Delete;
@@ -70,14 +73,14 @@ pub fn plan(
 
 /// The namespace controller.
 pub struct NamespaceController {
-    namespaces: std::sync::Arc<Informer>,
+    namespaces: Typed<Namespace>,
 }
 
 impl NamespaceController {
     /// A controller reading `informers`.
     pub fn new(informers: &Informers) -> NamespaceController {
         NamespaceController {
-            namespaces: informers.of(res("namespaces")),
+            namespaces: informers.of::<Namespace>(),
         }
     }
 }
@@ -92,17 +95,12 @@ impl queue::Controller for NamespaceController {
         vec![res("namespaces").key_prefix()]
     }
 
-    fn keys_for(
-        &mut self,
-        _key: &str,
-        obj: &Value,
-        _old: Option<&Value>,
-        deleted: bool,
-    ) -> Vec<String> {
-        if deleted || obj.pointer("/metadata/deletionTimestamp").is_none() {
+    fn keys_for(&mut self, change: &Notice) -> Vec<String> {
+        let m = change.obj.meta();
+        if change.deleted || m.deletion_timestamp.is_none() {
             return vec![];
         }
-        vec![s(obj, "/metadata/name").to_string()]
+        vec![kinds::name(m).to_string()]
     }
 
     async fn all_keys(&mut self, _objects: &Objects) -> Result<Vec<String>, ApiError> {
@@ -110,16 +108,16 @@ impl queue::Controller for NamespaceController {
             .namespaces
             .list()
             .iter()
-            .filter(|n| n.pointer("/metadata/deletionTimestamp").is_some())
-            .map(|n| s(n, "/metadata/name").to_string())
+            .filter(|n| n.metadata.deletion_timestamp.is_some())
+            .map(|n| kinds::name(&n.metadata).to_string())
             .collect())
     }
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
-        let Some(ns) = self.namespaces.get(&res("namespaces").key("", key)) else {
+        let Some(ns) = self.namespaces.get_named("", key) else {
             return Ok(None);
         };
-        if ns.pointer("/metadata/deletionTimestamp").is_none() {
+        if ns.metadata.deletion_timestamp.is_none() {
             return Ok(None);
         }
         let custom = objects.crds().storage_resources();
@@ -136,7 +134,13 @@ impl queue::Controller for NamespaceController {
         }
         let (actions, removes, left) = plan(&content);
         for (r, name) in removes {
-            objects.remove(r, key, &name).await?;
+            match objects.remove(r, key, &name).await {
+                // gone meanwhile: what the removal wanted
+                Err(e) if e.code == 404 => {}
+                r => {
+                    r?;
+                }
+            }
         }
         queue::apply(objects, self.name(), actions).await?;
         if left == 0 {

@@ -8,41 +8,49 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use k8s_openapi::api::core::v1::Node;
 
-use super::informer::{Informer, Informers, Obj};
+use super::informer::{Informers, Notice, Typed};
+use super::kinds::{self, reference};
 use super::queue::{self, Action};
-use super::{event, res, s};
+use super::{record, res};
 use crate::errors::ApiError;
 use crate::objects::Objects;
 use crate::podcidr::{allocate, CidrError, Ipv4Net};
 
+fn pod_cidr(n: &Node) -> &str {
+    n.spec
+        .as_ref()
+        .and_then(|s| s.pod_cidr.as_deref())
+        .unwrap_or("")
+}
+
 /// The ranges Nodes hold.
-pub fn used(nodes: &[Obj]) -> Vec<Ipv4Net> {
+pub fn used(nodes: &[Arc<Node>]) -> Vec<Ipv4Net> {
     nodes
         .iter()
-        .filter_map(|n| Ipv4Net::parse(s(n, "/spec/podCIDR"), "spec.podCIDR").ok())
+        .filter_map(|n| Ipv4Net::parse(pod_cidr(n), "spec.podCIDR").ok())
         .collect()
 }
 
 /// The update giving `node` a range of `cluster` (none when it has one or is going).
 pub fn plan(
-    node: &Value,
+    node: &Node,
     cluster: Ipv4Net,
     used: &[Ipv4Net],
 ) -> Result<Option<(Action, Ipv4Net)>, CidrError> {
-    if !s(node, "/spec/podCIDR").is_empty() || node.pointer("/metadata/deletionTimestamp").is_some()
-    {
+    if !pod_cidr(node).is_empty() || node.metadata.deletion_timestamp.is_some() {
         return Ok(None);
     }
     let c = allocate(cluster, used)?;
     let mut n = node.clone();
-    n["spec"]["podCIDR"] = json!(c.to_string());
-    n["spec"]["podCIDRs"] = json!([c.to_string()]);
+    let spec = n.spec.get_or_insert_with(Default::default);
+    spec.pod_cidr = Some(c.to_string());
+    spec.pod_cidrs = Some(vec![c.to_string()]);
     Ok(Some((
         Action::Update {
             r: res("nodes"),
-            obj: n,
+            obj: n.into(),
             status: false,
         },
         c,
@@ -52,7 +60,7 @@ pub fn plan(
 /// The allocator over the shared node informer.
 pub struct NodeIpam {
     cluster: Ipv4Net,
-    nodes: Arc<Informer>,
+    nodes: Typed<Node>,
     allocated: HashMap<String, Ipv4Net>,
     reported: HashSet<String>,
 }
@@ -62,7 +70,7 @@ impl NodeIpam {
     pub fn new(informers: &Informers, cluster: Ipv4Net) -> NodeIpam {
         NodeIpam {
             cluster,
-            nodes: informers.of(res("nodes")),
+            nodes: informers.of::<Node>(),
             allocated: HashMap::new(),
             reported: HashSet::new(),
         }
@@ -79,15 +87,12 @@ impl queue::Controller for NodeIpam {
         vec![res("nodes").key_prefix()]
     }
 
-    fn keys_for(
-        &mut self,
-        _key: &str,
-        obj: &Value,
-        _old: Option<&Value>,
-        deleted: bool,
-    ) -> Vec<String> {
-        let name = s(obj, "/metadata/name").to_string();
-        if deleted || !s(obj, "/spec/podCIDR").is_empty() {
+    fn keys_for(&mut self, change: &Notice) -> Vec<String> {
+        let Some(node) = change.obj::<Node>() else {
+            return vec![];
+        };
+        let name = kinds::name(&node.metadata).to_string();
+        if change.deleted || !pod_cidr(node).is_empty() {
             // the informer has it now (or the range is free again)
             self.allocated.remove(&name);
             return vec![];
@@ -100,13 +105,13 @@ impl queue::Controller for NodeIpam {
             .nodes
             .list()
             .iter()
-            .filter(|n| s(n, "/spec/podCIDR").is_empty())
-            .map(|n| s(n, "/metadata/name").to_string())
+            .filter(|n| pod_cidr(n).is_empty())
+            .map(|n| kinds::name(&n.metadata).to_string())
             .collect())
     }
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
-        let Some(node) = self.nodes.get(&res("nodes").key("", key)) else {
+        let Some(node) = self.nodes.get_named("", key) else {
             return Ok(None);
         };
         let mut taken = used(&self.nodes.list());
@@ -122,15 +127,14 @@ impl queue::Controller for NodeIpam {
                 // once per node and process
                 if self
                     .reported
-                    .insert(format!("{}/{key}", s(&node, "/metadata/uid")))
+                    .insert(format!("{}/{key}", kinds::uid(&node.metadata)))
                 {
                     tracing::warn!(node = %key, error = %e, "no podCIDR for node");
                     // nodeutil.RecordNodeStatusChange(recorder, node, "CIDRNotAvailable")
-                    event(
+                    record(
                         objects,
                         self.name(),
-                        &node,
-                        "Node",
+                        &reference(&*node),
                         "Normal",
                         "CIDRNotAvailable",
                         &format!("Node {key} status is now: CIDRNotAvailable"),
@@ -146,21 +150,33 @@ impl queue::Controller for NodeIpam {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_node_without_a_range_gets_the_next_free_one() {
         let cluster = Ipv4Net::parse("10.244.0.0/16", "c").unwrap();
         let taken = vec![Ipv4Net::parse("10.244.0.0/24", "x").unwrap()];
-        let node = json!({"metadata": {"name": "n2", "resourceVersion": "3"}, "spec": {}});
+        let node: Node = serde_json::from_value(
+            json!({"metadata": {"name": "n2", "resourceVersion": "3"}, "spec": {}}),
+        )
+        .unwrap();
         let (a, c) = plan(&node, cluster, &taken).unwrap().unwrap();
         assert_eq!(c.to_string(), "10.244.1.0/24");
-        let Action::Update { obj, .. } = a else {
+        let Action::Update {
+            obj: queue::Object::Node(obj),
+            ..
+        } = a
+        else {
             panic!()
         };
-        assert_eq!(obj["spec"]["podCIDRs"], json!(["10.244.1.0/24"]));
-        assert_eq!(obj["metadata"]["resourceVersion"], "3");
+        let spec = obj.spec.as_ref().unwrap();
+        assert_eq!(
+            spec.pod_cidrs.as_deref(),
+            Some(&["10.244.1.0/24".to_string()][..])
+        );
+        assert_eq!(obj.metadata.resource_version.as_deref(), Some("3"));
         let mut has = node.clone();
-        has["spec"]["podCIDR"] = json!("10.244.9.0/24");
+        has.spec.as_mut().unwrap().pod_cidr = Some("10.244.9.0/24".into());
         assert!(plan(&has, cluster, &taken).unwrap().is_none());
         // a full cluster range is an error, not a panic
         let tiny = Ipv4Net::parse("10.0.0.0/24", "c").unwrap();

@@ -5,40 +5,39 @@
 //! 5 s pass over every node, each node is looked at when it or its lease changes and again
 //! when its grace period would run out.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::informer::{Informer, Informers};
+use super::informer::{Informers, Notice, Typed};
+use super::kinds;
 use super::queue::{self, Action, Plan};
 use super::scheduler::node_ready;
-use super::{res, s, NODE_GRACE};
+use super::{res, NODE_GRACE};
 use crate::errors::ApiError;
 use crate::objects::Objects;
-use crate::resources::{self, Resource};
-
-fn leases() -> &'static Resource {
-    resources::find("coordination.k8s.io", "v1", "leases").expect("leases served")
-}
 
 /// The namespace of node leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 
-/// Syncs `node` with its `lease` at `now` (seconds): the status update of a node gone silent,
-/// or when to look again.
-pub fn plan(node: &Value, lease: Option<&Value>, now: i64, now_str: &str) -> Plan {
+/// Syncs `node` with its `lease` at `now`: the status update of a node gone silent, or when to
+/// look again.
+pub fn plan(node: &Node, lease: Option<&Lease>, now: jiff::Timestamp) -> Plan {
     let Some(lease) = lease else {
         return Plan::default();
     };
-    let renewed = s(lease, "/spec/renewTime")
-        .parse::<jiff::Timestamp>()
-        .ok()
-        .map(|t| t.as_second());
+    let now_s = now.as_second();
+    let renewed = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.renew_time.as_ref())
+        .map(|t| t.0.as_second());
     let grace = NODE_GRACE.as_secs() as i64;
-    let stale = renewed.is_none_or(|t| now - t > grace);
+    let stale = renewed.is_none_or(|t| now_s - t > grace);
     if !stale {
-        let left = renewed.unwrap_or(now) + grace - now;
+        let left = renewed.unwrap_or(now_s) + grace - now_s;
         return Plan {
             actions: vec![],
             requeue_after: Some(Duration::from_secs(left.max(0) as u64 + 1)),
@@ -48,18 +47,18 @@ pub fn plan(node: &Value, lease: Option<&Value>, now: i64, now_str: &str) -> Pla
         return Plan::default();
     }
     let mut n = node.clone();
-    if let Some(Value::Array(cs)) = n.pointer_mut("/status/conditions") {
+    if let Some(cs) = n.status.as_mut().and_then(|s| s.conditions.as_mut()) {
         for c in cs.iter_mut() {
-            c["status"] = json!("Unknown");
-            c["reason"] = json!("NodeStatusUnknown");
-            c["message"] = json!("Kubelet stopped posting node status.");
-            c["lastTransitionTime"] = json!(now_str);
+            c.status = "Unknown".into();
+            c.reason = Some("NodeStatusUnknown".into());
+            c.message = Some("Kubelet stopped posting node status.".into());
+            c.last_transition_time = Some(Time(now));
         }
     }
     Plan {
         actions: vec![Action::Update {
             r: res("nodes"),
-            obj: n,
+            obj: n.into(),
             status: true,
         }],
         requeue_after: None,
@@ -68,16 +67,16 @@ pub fn plan(node: &Value, lease: Option<&Value>, now: i64, now_str: &str) -> Pla
 
 /// The node lifecycle controller over the shared node and lease informers.
 pub struct NodeLifecycle {
-    nodes: Arc<Informer>,
-    leases: Arc<Informer>,
+    nodes: Typed<Node>,
+    leases: Typed<Lease>,
 }
 
 impl NodeLifecycle {
     /// A controller reading `informers`.
     pub fn new(informers: &Informers) -> NodeLifecycle {
         NodeLifecycle {
-            nodes: informers.of(res("nodes")),
-            leases: informers.of(leases()),
+            nodes: informers.of::<Node>(),
+            leases: informers.of::<Lease>(),
         }
     }
 }
@@ -89,24 +88,21 @@ impl queue::Controller for NodeLifecycle {
     }
 
     fn prefixes(&self) -> Vec<String> {
-        vec![res("nodes").key_prefix(), leases().key_prefix()]
+        vec![
+            self.nodes.prefix().to_string(),
+            self.leases.prefix().to_string(),
+        ]
     }
 
-    fn keys_for(
-        &mut self,
-        key: &str,
-        obj: &Value,
-        _old: Option<&Value>,
-        deleted: bool,
-    ) -> Vec<String> {
-        if deleted {
+    fn keys_for(&mut self, change: &Notice) -> Vec<String> {
+        if change.deleted {
             return vec![];
         }
-        if key.starts_with(self.leases.prefix()) && s(obj, "/metadata/namespace") != LEASE_NAMESPACE
-        {
+        let m = change.obj.meta();
+        if change.obj::<Lease>().is_some() && kinds::namespace(m) != LEASE_NAMESPACE {
             return vec![];
         }
-        vec![s(obj, "/metadata/name").to_string()]
+        vec![kinds::name(m).to_string()]
     }
 
     async fn all_keys(&mut self, _objects: &Objects) -> Result<Vec<String>, ApiError> {
@@ -114,21 +110,19 @@ impl queue::Controller for NodeLifecycle {
             .nodes
             .list()
             .iter()
-            .map(|n| s(n, "/metadata/name").to_string())
+            .map(|n| kinds::name(&n.metadata).to_string())
             .collect())
     }
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
-        let Some(node) = self.nodes.get(&res("nodes").key("", key)) else {
+        let Some(node) = self.nodes.get_named("", key) else {
             return Ok(None);
         };
-        let lease = self.leases.get(&leases().key(LEASE_NAMESPACE, key));
-        let plan = plan(
-            &node,
-            lease.as_deref(),
-            jiff::Timestamp::now().as_second(),
-            &super::now(),
-        );
+        let lease = self.leases.get_named(LEASE_NAMESPACE, key);
+        // metav1.Now, whole seconds
+        let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        let plan = plan(&node, lease.as_deref(), now);
         queue::apply(objects, self.name(), plan.actions).await?;
         Ok(plan.requeue_after)
     }
@@ -137,44 +131,53 @@ impl queue::Controller for NodeLifecycle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn node() -> Value {
-        json!({"metadata": {"name": "n", "resourceVersion": "2"},
-            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}})
+    fn node() -> Node {
+        serde_json::from_value(json!({"metadata": {"name": "n", "resourceVersion": "2"},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}))
+        .unwrap()
+    }
+
+    fn condition(p: &Plan) -> &k8s_openapi::api::core::v1::NodeCondition {
+        let [Action::Update {
+            obj: queue::Object::Node(n),
+            status: true,
+            ..
+        }] = &p.actions[..]
+        else {
+            panic!("{p:?}")
+        };
+        &n.status.as_ref().unwrap().conditions.as_ref().unwrap()[0]
     }
 
     #[test]
     fn a_silent_node_turns_unknown_and_a_live_one_is_checked_at_its_deadline() {
-        let t0 = "2026-01-01T00:00:00Z"
-            .parse::<jiff::Timestamp>()
-            .unwrap()
-            .as_second();
-        let lease = json!({"spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}});
-        let p = plan(&node(), Some(&lease), t0 + 10, "x");
+        let t0: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let at = |s: i64| t0 + jiff::SignedDuration::from_secs(s);
+        let lease: Lease = serde_json::from_value(
+            json!({"metadata": {"name": "n"}, "spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}}),
+        )
+        .unwrap();
+        let p = plan(&node(), Some(&lease), at(10));
         assert!(p.actions.is_empty());
         assert_eq!(p.requeue_after, Some(Duration::from_secs(31)));
-        let p = plan(&node(), Some(&lease), t0 + 41, "later");
-        let [Action::Update {
-            obj, status: true, ..
-        }] = &p.actions[..]
-        else {
-            panic!()
-        };
-        assert_eq!(obj["status"]["conditions"][0]["status"], "Unknown");
-        assert_eq!(
-            obj["status"]["conditions"][0]["reason"],
-            "NodeStatusUnknown"
-        );
-        assert_eq!(
-            obj["status"]["conditions"][0]["lastTransitionTime"],
-            "later"
-        );
+        let p = plan(&node(), Some(&lease), at(41));
+        let c = condition(&p);
+        assert_eq!(c.status, "Unknown");
+        assert_eq!(c.reason.as_deref(), Some("NodeStatusUnknown"));
+        assert_eq!(c.last_transition_time, Some(Time(at(41))));
         // no lease: not managed here; already unknown: nothing more
-        assert!(plan(&node(), None, t0, "x").actions.is_empty());
+        assert!(plan(&node(), None, t0).actions.is_empty());
         let mut unknown = node();
-        unknown["status"]["conditions"][0]["status"] = json!("Unknown");
-        assert!(plan(&unknown, Some(&lease), t0 + 100, "x")
-            .actions
-            .is_empty());
+        unknown
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()[0]
+            .status = "Unknown".into();
+        assert!(plan(&unknown, Some(&lease), at(100)).actions.is_empty());
     }
 }

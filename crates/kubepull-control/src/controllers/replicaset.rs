@@ -10,12 +10,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use tokio::time::Instant;
 
-use super::informer::{index, pod_active, Informer, Informers, Obj};
+use super::informer::{index, node_name, pod_active, Informers, Notice, Typed};
+use super::kinds::{self, new_controller_ref, reference};
 use super::queue::{self, Action, Plan};
-use super::{i, owner_ref, res, s};
+use super::res;
 use crate::errors::ApiError;
 use crate::objects::Objects;
 
@@ -24,37 +27,33 @@ pub const BURST_REPLICAS: i64 = 500;
 /// `ExpectationsTimeout`.
 pub const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn ready_since(p: &Value) -> Option<&str> {
-    p.pointer("/status/conditions")
-        .and_then(Value::as_array)?
+/// When the pod turned Ready, if it is (`podutil.GetPodReadyCondition`).
+pub fn ready_since(p: &Pod) -> Option<Option<&Time>> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
         .iter()
-        .find(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True")
-        .map(|c| s(c, "/lastTransitionTime"))
-}
-
-fn secs(t: &str) -> Option<i64> {
-    t.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+        .map(|c| c.last_transition_time.as_ref())
 }
 
 /// `podutil.IsPodAvailable`: ready for at least `min_ready` seconds at `now`.
-fn available(p: &Value, min_ready: i64, now: &str) -> bool {
+pub fn available(p: &Pod, min_ready: i64, now: jiff::Timestamp) -> bool {
     let Some(since) = ready_since(p) else {
         return false;
     };
     if min_ready == 0 {
         return true;
     }
-    match (secs(since), secs(now)) {
-        (Some(t), Some(n)) => t + min_ready <= n,
-        _ => false,
-    }
+    since.is_some_and(|t| t.0.as_second() + min_ready <= now.as_second())
 }
 
-fn phase_rank(p: &Value) -> u8 {
-    match s(p, "/status/phase") {
-        "Pending" => 0,
-        "Unknown" => 1,
-        "Running" => 2,
+fn phase_rank(p: &Pod) -> u8 {
+    match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Pending") => 0,
+        Some("Unknown") => 1,
+        Some("Running") => 2,
         _ => 0,
     }
 }
@@ -62,58 +61,70 @@ fn phase_rank(p: &Value) -> u8 {
 /// `controller.ActivePods` order (the ones to delete first): unscheduled before scheduled,
 /// pending before unknown before running, not ready before ready, ready for less time before
 /// more, newer before older.
-fn delete_order(p: &Value) -> impl Ord {
+fn delete_order(p: &Pod) -> impl Ord {
     (
-        !s(p, "/spec/nodeName").is_empty(),
+        !node_name(p).is_empty(),
         phase_rank(p),
         ready_since(p).is_some(),
-        std::cmp::Reverse(ready_since(p).unwrap_or("").to_string()),
-        std::cmp::Reverse(s(p, "/metadata/creationTimestamp").to_string()),
+        std::cmp::Reverse(ready_since(p).flatten().cloned()),
+        std::cmp::Reverse(p.metadata.creation_timestamp.clone()),
     )
 }
 
-fn labels_match(template_labels: Option<&Value>, pod: &Value) -> bool {
-    let Some(Value::Object(want)) = template_labels else {
+fn labels_match(
+    template_labels: Option<&std::collections::BTreeMap<String, String>>,
+    pod: &Pod,
+) -> bool {
+    let Some(want) = template_labels else {
         return true;
     };
     want.iter()
-        .all(|(k, v)| pod.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+        .all(|(k, v)| pod.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+}
+
+/// The pod a ReplicaSet creates (controller_utils.go `GetPodFromTemplate`).
+pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
+    let tpl = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .unwrap_or_default();
+    let tm = tpl.metadata.unwrap_or_default();
+    Pod {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}-", kinds::name(&rs.metadata))),
+            namespace: rs.metadata.namespace.clone(),
+            labels: Some(tm.labels.unwrap_or_default()),
+            annotations: Some(tm.annotations.unwrap_or_default()),
+            owner_references: Some(vec![new_controller_ref(rs)]),
+            ..Default::default()
+        },
+        spec: Some(tpl.spec.unwrap_or_default()),
+        status: None,
+    }
 }
 
 /// Syncs one ReplicaSet: `pods` are the pods it controls; `manage` is false while earlier
 /// creations or deletions are not yet observed.
-pub fn plan(rs: &Value, pods: &[Obj], manage: bool, now: &str) -> Plan {
+pub fn plan(rs: &ReplicaSet, pods: &[Arc<Pod>], manage: bool, now: jiff::Timestamp) -> Plan {
     let mut p = Plan::default();
-    let ns = s(rs, "/metadata/namespace").to_string();
-    let name = s(rs, "/metadata/name").to_string();
-    let mut active: Vec<&Value> = pods
+    let ns = kinds::namespace(&rs.metadata).to_string();
+    let spec = rs.spec.clone().unwrap_or_default();
+    let mut active: Vec<&Pod> = pods
         .iter()
         .map(|p| &**p)
         .filter(|p| pod_active(p))
         .collect();
-    let want = i(rs, "/spec/replicas");
+    let want = i64::from(spec.replicas.unwrap_or(0));
     let have = active.len() as i64;
-    if manage && rs.pointer("/metadata/deletionTimestamp").is_none() {
+    if manage && rs.metadata.deletion_timestamp.is_none() {
         if have < want {
-            let tpl = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
             for _ in 0..(want - have).min(BURST_REPLICAS) {
-                // controller_utils.go GetPodFromTemplate
-                let pod = json!({
-                    "apiVersion": "v1", "kind": "Pod",
-                    "metadata": {
-                        "generateName": format!("{name}-"),
-                        "namespace": ns,
-                        "labels": tpl.pointer("/metadata/labels").cloned().unwrap_or(json!({})),
-                        "annotations": tpl.pointer("/metadata/annotations").cloned().unwrap_or(json!({})),
-                        "ownerReferences": [owner_ref("ReplicaSet", "apps/v1", rs)],
-                    },
-                    "spec": tpl.get("spec").cloned().unwrap_or(json!({})),
-                });
                 p.actions.push(Action::Create {
                     r: res("pods"),
                     ns: ns.clone(),
-                    obj: pod,
-                    report: Some(rs.clone()),
+                    obj: pod_from_template(rs).into(),
+                    report: Some(reference(rs)),
                 });
             }
         } else if have > want {
@@ -122,16 +133,16 @@ pub fn plan(rs: &Value, pods: &[Obj], manage: bool, now: &str) -> Plan {
                 .iter()
                 .take((have - want).min(BURST_REPLICAS) as usize)
             {
-                let pn = s(pod, "/metadata/name").to_string();
+                let pn = kinds::name(&pod.metadata).to_string();
                 p.actions.push(Action::Delete {
                     r: res("pods"),
                     ns: ns.clone(),
                     name: pn.clone(),
                     propagation: None,
-                    uid: Some(s(pod, "/metadata/uid").to_string()),
+                    uid: Some(kinds::uid(&pod.metadata).to_string()),
                 });
                 p.actions.push(Action::Event {
-                    about: rs.clone(),
+                    about: reference(rs),
                     etype: "Normal",
                     reason: "SuccessfulDelete",
                     message: format!("Deleted pod: {pn}"),
@@ -140,28 +151,35 @@ pub fn plan(rs: &Value, pods: &[Obj], manage: bool, now: &str) -> Plan {
         }
     }
     // calculateStatus, over the pods as they were read
-    let min_ready = i(rs, "/spec/minReadySeconds");
-    let tpl_labels = rs.pointer("/spec/template/metadata/labels");
+    let min_ready = i64::from(spec.min_ready_seconds.unwrap_or(0));
+    let tpl_labels = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.as_ref());
     let ready = active.iter().filter(|p| ready_since(p).is_some()).count();
     let avail = active
         .iter()
         .filter(|p| available(p, min_ready, now))
         .count();
-    let mut status = rs.get("status").cloned().unwrap_or(json!({}));
-    status["replicas"] = json!(active.len());
-    status["fullyLabeledReplicas"] = json!(active
-        .iter()
-        .filter(|p| labels_match(tpl_labels, p))
-        .count());
-    status["readyReplicas"] = json!(ready);
-    status["availableReplicas"] = json!(avail);
-    status["observedGeneration"] = json!(i(rs, "/metadata/generation"));
-    if rs.get("status") != Some(&status) {
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let mut status = rs.status.clone().unwrap_or_default();
+    status.replicas = count(active.len());
+    status.fully_labeled_replicas = Some(count(
+        active
+            .iter()
+            .filter(|p| labels_match(tpl_labels, p))
+            .count(),
+    ));
+    status.ready_replicas = Some(count(ready));
+    status.available_replicas = Some(count(avail));
+    status.observed_generation = Some(rs.metadata.generation.unwrap_or(0));
+    if rs.status.as_ref() != Some(&status) {
         let mut n = rs.clone();
-        n["status"] = status;
+        n.status = Some(status);
         p.actions.push(Action::Update {
             r: res("replicasets"),
-            obj: n,
+            obj: n.into(),
             status: true,
         });
     }
@@ -181,8 +199,8 @@ struct Expect {
 
 /// The ReplicaSet controller over the shared informers.
 pub struct ReplicaSetController {
-    replica_sets: Arc<Informer>,
-    pods: Arc<Informer>,
+    replica_sets: Typed<ReplicaSet>,
+    pods: Typed<Pod>,
     expect: HashMap<String, Expect>,
 }
 
@@ -190,8 +208,8 @@ impl ReplicaSetController {
     /// A controller reading `informers`.
     pub fn new(informers: &Informers) -> ReplicaSetController {
         ReplicaSetController {
-            replica_sets: informers.of(res("replicasets")),
-            pods: informers.of(res("pods")),
+            replica_sets: informers.of::<ReplicaSet>(),
+            pods: informers.of::<Pod>(),
             expect: HashMap::new(),
         }
     }
@@ -210,28 +228,28 @@ impl queue::Controller for ReplicaSetController {
     }
 
     fn prefixes(&self) -> Vec<String> {
-        vec![res("replicasets").key_prefix(), res("pods").key_prefix()]
+        vec![
+            self.replica_sets.prefix().to_string(),
+            self.pods.prefix().to_string(),
+        ]
     }
 
-    fn keys_for(
-        &mut self,
-        key: &str,
-        obj: &Value,
-        old: Option<&Value>,
-        deleted: bool,
-    ) -> Vec<String> {
-        if key.starts_with(self.replica_sets.prefix()) {
-            let k = queue::key_of(obj);
-            if deleted {
+    fn keys_for(&mut self, change: &Notice) -> Vec<String> {
+        if let Some(rs) = change.obj::<ReplicaSet>() {
+            let k = kinds::key_of(&rs.metadata);
+            if change.deleted {
                 self.expect.remove(&k);
             }
             return vec![k];
         }
-        let ns = s(obj, "/metadata/namespace");
-        let uid = s(obj, "/metadata/uid");
+        let Some(pod) = change.obj::<Pod>() else {
+            return vec![];
+        };
+        let ns = kinds::namespace(&pod.metadata);
+        let uid = kinds::uid(&pod.metadata);
         let mut keys = vec![];
-        for o in [Some(obj), old].into_iter().flatten() {
-            if let Some((n, _)) = queue::controller_of(o, "ReplicaSet") {
+        for o in [Some(pod), change.old::<Pod>()].into_iter().flatten() {
+            if let Some((n, _)) = kinds::controller_of(&o.metadata, "ReplicaSet") {
                 let k = format!("{ns}/{n}");
                 if !keys.contains(&k) {
                     keys.push(k);
@@ -242,7 +260,7 @@ impl queue::Controller for ReplicaSetController {
             if let Some(e) = self.expect.get_mut(k) {
                 // CreationObserved / DeletionObserved
                 e.adds.remove(uid);
-                if deleted || obj.pointer("/metadata/deletionTimestamp").is_some() {
+                if change.deleted || pod.metadata.deletion_timestamp.is_some() {
                     e.dels.remove(uid);
                 }
             }
@@ -255,21 +273,21 @@ impl queue::Controller for ReplicaSetController {
             .replica_sets
             .list()
             .iter()
-            .map(|r| queue::key_of(r))
+            .map(|r| kinds::key_of(&r.metadata))
             .collect())
     }
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = queue::split_key(key);
-        let Some(rs) = self.replica_sets.get(&res("replicasets").key(ns, name)) else {
+        let Some(rs) = self.replica_sets.get_named(ns, name) else {
             self.expect.remove(key);
             return Ok(None);
         };
         let manage = self.satisfied(key);
         let pods = self
             .pods
-            .by_index(index::CONTROLLER, s(&rs, "/metadata/uid"));
-        let plan = plan(&rs, &pods, manage, &super::now());
+            .by_index(index::CONTROLLER, kinds::uid(&rs.metadata));
+        let plan = plan(&rs, &pods, manage, jiff::Timestamp::now());
         let dels: HashSet<String> = plan
             .actions
             .iter()
@@ -283,7 +301,8 @@ impl queue::Controller for ReplicaSetController {
         if !created.is_empty() || !dels.is_empty() {
             let adds: HashSet<String> = created
                 .iter()
-                .map(|p| s(p, "/metadata/uid").to_string())
+                .filter_map(|p| p.pointer("/metadata/uid").and_then(|u| u.as_str()))
+                .map(str::to_string)
                 .filter(|u| self.pods.count(index::UID, u) == 0)
                 .collect();
             let dels: HashSet<String> = dels
@@ -292,7 +311,7 @@ impl queue::Controller for ReplicaSetController {
                     self.pods
                         .by_index(index::UID, u)
                         .iter()
-                        .any(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+                        .any(|p| p.metadata.deletion_timestamp.is_none())
                 })
                 .collect();
             self.expect.insert(
@@ -312,58 +331,90 @@ impl queue::Controller for ReplicaSetController {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
-    const NOW: &str = "2026-01-01T00:10:00Z";
-
-    fn rs(replicas: i64) -> Value {
-        json!({"metadata": {"name": "web-abc", "namespace": "a", "uid": "rs1", "generation": 2, "resourceVersion": "7"},
-            "spec": {"replicas": replicas, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+    fn now() -> jiff::Timestamp {
+        "2026-01-01T00:10:00Z".parse().unwrap()
     }
 
-    fn pod(name: &str, node: &str, ready: bool, created: &str) -> Obj {
+    fn rs(replicas: i64) -> ReplicaSet {
+        serde_json::from_value(json!({"metadata": {"name": "web-abc", "namespace": "a", "uid": "rs1", "generation": 2, "resourceVersion": "7"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}}))
+        .unwrap()
+    }
+
+    fn pod_value(name: &str, node: &str, ready: bool, created: &str) -> Value {
         let mut p = json!({"metadata": {"name": name, "namespace": "a", "uid": format!("u-{name}"), "creationTimestamp": created,
-            "labels": {"app": "web"}, "ownerReferences": [{"uid": "rs1", "controller": true, "kind": "ReplicaSet", "name": "web-abc"}]},
-            "spec": {"nodeName": node}, "status": {"phase": "Running"}});
+            "labels": {"app": "web"}, "ownerReferences": [{"apiVersion": "apps/v1", "uid": "rs1", "controller": true, "kind": "ReplicaSet", "name": "web-abc"}]},
+            "spec": {"containers": [], "nodeName": node}, "status": {"phase": "Running"}});
         if ready {
             p["status"]["conditions"] = json!([{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}]);
         }
-        Arc::new(p)
+        p
+    }
+
+    fn pod(name: &str, node: &str, ready: bool, created: &str) -> Arc<Pod> {
+        Arc::new(serde_json::from_value(pod_value(name, node, ready, created)).unwrap())
+    }
+
+    const T: &str = "2026-01-01T00:00:00Z";
+
+    fn status_update(p: &Plan) -> &ReplicaSet {
+        let Some(Action::Update {
+            obj: queue::Object::ReplicaSet(rs),
+            status: true,
+            ..
+        }) = p.actions.last()
+        else {
+            panic!("{p:?}")
+        };
+        rs
     }
 
     #[test]
     fn creates_the_missing_pods_from_the_template() {
-        let p = plan(&rs(3), &[pod("a", "n", true, "t1")], true, NOW);
-        let creates: Vec<&Value> = p
+        let p = plan(&rs(3), &[pod("a", "n", true, T)], true, now());
+        let creates: Vec<&Pod> = p
             .actions
             .iter()
             .filter_map(|a| match a {
-                Action::Create { obj, report, .. } => {
-                    assert!(report.is_some());
+                Action::Create {
+                    obj: queue::Object::Pod(obj),
+                    report,
+                    ..
+                } => {
+                    assert_eq!(report.as_ref().unwrap().name.as_deref(), Some("web-abc"));
                     Some(obj)
                 }
                 _ => None,
             })
             .collect();
         assert_eq!(creates.len(), 2);
-        assert_eq!(creates[0]["metadata"]["generateName"], "web-abc-");
-        assert_eq!(creates[0]["metadata"]["labels"]["app"], "web");
-        assert_eq!(creates[0]["metadata"]["ownerReferences"][0]["uid"], "rs1");
-        assert_eq!(creates[0]["spec"]["containers"][0]["image"], "x");
+        let m = &creates[0].metadata;
+        assert_eq!(m.generate_name.as_deref(), Some("web-abc-"));
+        assert_eq!(m.labels.as_ref().unwrap()["app"], "web");
+        assert_eq!(m.owner_references.as_ref().unwrap()[0].uid, "rs1");
+        assert_eq!(
+            creates[0].spec.as_ref().unwrap().containers[0]
+                .image
+                .as_deref(),
+            Some("x")
+        );
+        // the JSON the server gets
+        let v = queue::Object::from(creates[0].clone()).to_value().unwrap();
+        assert_eq!(v["kind"], "Pod");
+        assert_eq!(v["metadata"]["ownerReferences"][0]["controller"], true);
         // status reflects the pods read
-        let Some(Action::Update {
-            obj, status: true, ..
-        }) = p.actions.last()
-        else {
-            panic!()
-        };
-        assert_eq!(obj["status"]["replicas"], 1);
-        assert_eq!(obj["status"]["readyReplicas"], 1);
-        assert_eq!(obj["status"]["observedGeneration"], 2);
+        let st = status_update(&p).status.as_ref().unwrap();
+        assert_eq!(st.replicas, 1);
+        assert_eq!(st.ready_replicas, Some(1));
+        assert_eq!(st.observed_generation, Some(2));
     }
 
     #[test]
     fn unobserved_writes_hold_back_management_but_not_status() {
-        let p = plan(&rs(3), &[], false, NOW);
+        let p = plan(&rs(3), &[], false, now());
         assert!(p
             .actions
             .iter()
@@ -378,7 +429,7 @@ mod tests {
             pod("not-ready", "n", false, "2026-01-01T00:00:00Z"),
             pod("unscheduled", "", false, "2026-01-01T00:00:00Z"),
         ];
-        let p = plan(&rs(1), &pods, true, NOW);
+        let p = plan(&rs(1), &pods, true, now());
         let deleted: Vec<&str> = p
             .actions
             .iter()
@@ -392,11 +443,15 @@ mod tests {
 
     #[test]
     fn terminating_and_finished_pods_do_not_count() {
-        let mut gone = (*pod("gone", "n", true, "t")).clone();
+        let mut gone = pod_value("gone", "n", true, T);
         gone["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
-        let mut done = (*pod("done", "n", false, "t")).clone();
+        let mut done = pod_value("done", "n", false, T);
         done["status"]["phase"] = json!("Succeeded");
-        let p = plan(&rs(1), &[Arc::new(gone), Arc::new(done)], true, NOW);
+        let pods: Vec<Arc<Pod>> = [gone, done]
+            .into_iter()
+            .map(|v| Arc::new(serde_json::from_value(v).unwrap()))
+            .collect();
+        let p = plan(&rs(1), &pods, true, now());
         assert_eq!(
             p.actions
                 .iter()
@@ -409,13 +464,11 @@ mod tests {
     #[test]
     fn min_ready_seconds_delays_availability() {
         let mut r = rs(1);
-        r["spec"]["minReadySeconds"] = json!(3600);
-        let p = plan(&r, &[pod("a", "n", true, "t")], true, NOW);
-        let Some(Action::Update { obj, .. }) = p.actions.last() else {
-            panic!()
-        };
-        assert_eq!(obj["status"]["readyReplicas"], 1);
-        assert_eq!(obj["status"]["availableReplicas"], 0);
+        r.spec.as_mut().unwrap().min_ready_seconds = Some(3600);
+        let p = plan(&r, &[pod("a", "n", true, T)], true, now());
+        let st = status_update(&p).status.as_ref().unwrap();
+        assert_eq!(st.ready_replicas, Some(1));
+        assert_eq!(st.available_replicas, Some(0));
         assert_eq!(p.requeue_after, Some(Duration::from_secs(3600)));
     }
 
@@ -437,13 +490,18 @@ mod tests {
             },
         );
         assert!(!c.satisfied("a/web-abc"));
-        let p = pod("a", "", false, "t");
-        let keys = c.keys_for("/registry/pods/a/a", &p, None, false);
+        let notice = |p: Arc<Pod>| Notice {
+            key: format!("/registry/pods/a/{}", kinds::name(&p.metadata)),
+            obj: kinds::Cached::Pod(p),
+            old: None,
+            deleted: false,
+        };
+        let keys = c.keys_for(&notice(pod("a", "", false, T)));
         assert_eq!(keys, ["a/web-abc"]);
         assert!(!c.satisfied("a/web-abc"), "the deletion is not seen yet");
-        let mut old = (*pod("old", "n", true, "t")).clone();
+        let mut old = pod_value("old", "n", true, T);
         old["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
-        c.keys_for("/registry/pods/a/old", &old, None, false);
+        c.keys_for(&notice(Arc::new(serde_json::from_value(old).unwrap())));
         assert!(c.satisfied("a/web-abc"));
         // an expectation never met expires
         c.expect.insert(
@@ -460,12 +518,9 @@ mod tests {
     #[test]
     fn a_settled_set_writes_nothing() {
         let mut r = rs(1);
-        let p = plan(&r, &[pod("a", "n", true, "t")], true, NOW);
-        let Some(Action::Update { obj, .. }) = p.actions.last() else {
-            panic!()
-        };
-        r["status"] = obj["status"].clone();
-        assert!(plan(&r, &[pod("a", "n", true, "t")], true, NOW)
+        let p = plan(&r, &[pod("a", "n", true, T)], true, now());
+        r.status = status_update(&p).status.clone();
+        assert!(plan(&r, &[pod("a", "n", true, T)], true, now())
             .actions
             .is_empty());
     }

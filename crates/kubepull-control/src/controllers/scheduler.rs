@@ -11,23 +11,27 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use k8s_openapi::api::core::v1::{Node, Pod, PodCondition};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::informer::{index, Informer, Informers, Obj};
+use super::informer::{index, node_name, Informers, Notice, Typed};
+use super::kinds::{self, reference};
 use super::queue;
-use super::{event, now, res, s};
+use super::{get_typed, record, res};
 use crate::errors::ApiError;
 use crate::objects::Objects;
 
 /// A node pods may go to: Ready and not cordoned.
-pub fn node_ready(n: &Value) -> bool {
-    n.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True")
-        })
-        && n.pointer("/spec/unschedulable") != Some(&json!(true))
+pub fn node_ready(n: &Node) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        && !n
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false)
 }
 
 /// What [`plan`] decided for one pod.
@@ -42,39 +46,38 @@ pub enum Decision {
 }
 
 /// Picks a node for `pod` among `nodes`; `load(node)` is the node's active pod count.
-pub fn plan(pod: &Value, nodes: &[Obj], load: impl Fn(&str) -> usize) -> Decision {
-    if !s(pod, "/spec/nodeName").is_empty() || pod.pointer("/metadata/deletionTimestamp").is_some()
-    {
+pub fn plan(pod: &Pod, nodes: &[Arc<Node>], load: impl Fn(&str) -> usize) -> Decision {
+    if !node_name(pod).is_empty() || pod.metadata.deletion_timestamp.is_some() {
         return Decision::Nothing;
     }
+    let empty = Default::default();
     let selector = pod
-        .pointer("/spec/nodeSelector")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_selector.as_ref())
+        .unwrap_or(&empty);
     let best = nodes
         .iter()
         .filter(|n| node_ready(n))
         .filter(|n| {
             selector
                 .iter()
-                .all(|(k, v)| n.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+                .all(|(k, v)| n.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
         })
         .min_by_key(|n| {
-            (
-                load(s(n, "/metadata/name")),
-                s(n, "/metadata/name").to_string(),
-            )
+            let name = kinds::name(&n.metadata);
+            (load(name), name.to_string())
         });
     if let Some(n) = best {
-        return Decision::Bind(s(n, "/metadata/name").to_string());
+        return Decision::Bind(kinds::name(&n.metadata).to_string());
     }
     let already = pod
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| {
             cs.iter()
-                .any(|c| s(c, "/type") == "PodScheduled" && s(c, "/reason") == "Unschedulable")
+                .any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable"))
         });
     if already {
         return Decision::Nothing;
@@ -88,10 +91,28 @@ pub fn plan(pod: &Value, nodes: &[Obj], load: impl Fn(&str) -> usize) -> Decisio
     })
 }
 
+/// `PodScheduled` with `status` (and `reason`, `message`), now.
+fn scheduled_condition(status: &str, reason: Option<&str>, message: Option<&str>) -> PodCondition {
+    PodCondition {
+        type_: "PodScheduled".into(),
+        status: status.into(),
+        reason: reason.map(str::to_string),
+        message: message.map(str::to_string),
+        last_transition_time: Some(Time(now_seconds())),
+        ..Default::default()
+    }
+}
+
+/// `metav1.Now()` as it is serialized: whole seconds.
+fn now_seconds() -> jiff::Timestamp {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second()).unwrap_or(now)
+}
+
 /// The scheduler over the shared informers.
 pub struct Scheduler {
-    pods: Arc<Informer>,
-    nodes: Arc<Informer>,
+    pods: Typed<Pod>,
+    nodes: Typed<Node>,
     /// Pods bound here that the informer does not show bound yet (the scheduler cache's
     /// assumed pods), so a burst of pods spreads over the nodes.
     assumed: HashMap<String, String>,
@@ -101,8 +122,8 @@ impl Scheduler {
     /// A scheduler reading `informers`.
     pub fn new(informers: &Informers) -> Scheduler {
         Scheduler {
-            pods: informers.of(res("pods")),
-            nodes: informers.of(res("nodes")),
+            pods: informers.of::<Pod>(),
+            nodes: informers.of::<Node>(),
             assumed: HashMap::new(),
         }
     }
@@ -111,7 +132,7 @@ impl Scheduler {
         self.pods
             .by_index(index::UNSCHEDULED, "true")
             .iter()
-            .map(|p| queue::key_of(p))
+            .map(|p| kinds::key_of(&p.metadata))
             .collect()
     }
 }
@@ -123,35 +144,35 @@ impl queue::Controller for Scheduler {
     }
 
     fn prefixes(&self) -> Vec<String> {
-        vec![res("pods").key_prefix(), res("nodes").key_prefix()]
+        vec![
+            self.pods.prefix().to_string(),
+            self.nodes.prefix().to_string(),
+        ]
     }
 
-    fn keys_for(
-        &mut self,
-        key: &str,
-        obj: &Value,
-        old: Option<&Value>,
-        deleted: bool,
-    ) -> Vec<String> {
-        if key.starts_with(self.nodes.prefix()) {
+    fn keys_for(&mut self, change: &Notice) -> Vec<String> {
+        if let Some(node) = change.obj::<Node>() {
             // a node that may take pods now, or frees its pods' places
-            let changed = match old {
+            let changed = match change.old::<Node>() {
                 Some(o) => {
-                    node_ready(o) != node_ready(obj)
-                        || o.pointer("/metadata/labels") != obj.pointer("/metadata/labels")
+                    node_ready(o) != node_ready(node) || o.metadata.labels != node.metadata.labels
                 }
                 None => true,
             };
-            if changed || deleted {
+            if changed || change.deleted {
                 return self.unscheduled();
             }
             return vec![];
         }
-        if deleted || !s(obj, "/spec/nodeName").is_empty() {
-            self.assumed.remove(&queue::key_of(obj));
+        let Some(pod) = change.obj::<Pod>() else {
+            return vec![];
+        };
+        let key = kinds::key_of(&pod.metadata);
+        if change.deleted || !node_name(pod).is_empty() {
+            self.assumed.remove(&key);
             return vec![];
         }
-        vec![queue::key_of(obj)]
+        vec![key]
     }
 
     async fn all_keys(&mut self, _objects: &Objects) -> Result<Vec<String>, ApiError> {
@@ -160,7 +181,7 @@ impl queue::Controller for Scheduler {
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = queue::split_key(key);
-        let Some(cached) = self.pods.get(&res("pods").key(ns, name)) else {
+        let Some(cached) = self.pods.get_named(ns, name) else {
             return Ok(None);
         };
         let nodes = self.nodes.list();
@@ -172,21 +193,30 @@ impl queue::Controller for Scheduler {
             Decision::Nothing => Ok(None),
             Decision::Unschedulable(msg) => {
                 // the cache keeps a part of the pod: write the whole one, read now
-                let Some(p) = objects.get_opt(res("pods"), ns, name).await? else {
+                let Some(mut p) = get_typed::<Pod>(objects, ns, name).await? else {
                     return Ok(None);
                 };
-                let mut st = p.get("status").cloned().unwrap_or(json!({}));
-                st["conditions"] = json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg, "lastProbeTime": null, "lastTransitionTime": now()}]);
-                let mut np = p.clone();
-                np["status"] = st;
-                objects
-                    .update(res("pods"), ns, name, np, Some("status"), false)
-                    .await?;
-                event(
+                let about = reference(&p);
+                p.status.get_or_insert_with(Default::default).conditions =
+                    Some(vec![scheduled_condition(
+                        "False",
+                        Some("Unschedulable"),
+                        Some(&msg),
+                    )]);
+                queue::apply(
                     objects,
                     self.name(),
-                    &p,
-                    "Pod",
+                    vec![queue::Action::Update {
+                        r: res("pods"),
+                        obj: p.into(),
+                        status: true,
+                    }],
+                )
+                .await?;
+                record(
+                    objects,
+                    self.name(),
+                    &about,
                     "Warning",
                     "FailedScheduling",
                     &msg,
@@ -195,41 +225,51 @@ impl queue::Controller for Scheduler {
                 Ok(None)
             }
             Decision::Bind(node) => {
-                let Some(p) = objects.get_opt(res("pods"), ns, name).await? else {
+                let Some(p) = get_typed::<Pod>(objects, ns, name).await? else {
                     return Ok(None);
                 };
-                if !s(&p, "/spec/nodeName").is_empty() {
+                if !node_name(&p).is_empty() {
                     return Ok(None);
                 }
-                let mut np = p.clone();
-                np["spec"]["nodeName"] = json!(node);
+                let about = reference(&p);
+                let mut status = p.status.clone().unwrap_or_default();
+                let mut np = p;
+                np.spec.get_or_insert_with(Default::default).node_name = Some(node.clone());
+                let np = queue::Object::from(np)
+                    .to_value()
+                    .map_err(|e| ApiError::internal(format!("encoding the pod: {e}")))?;
                 let bound = crate::webhooks::bind(objects, ns, name, &node, async {
                     objects
                         .update(res("pods"), ns, name, np, None, false)
                         .await?;
-                    let mut st = p.get("status").cloned().unwrap_or(json!({}));
-                    st["conditions"] = json!([{"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now()}]);
-                    let _ = objects
+                    status.conditions = Some(vec![scheduled_condition("True", None, None)]);
+                    let st = serde_json::to_value(&status)
+                        .map_err(|e| ApiError::internal(format!("encoding the status: {e}")))?;
+                    // the binding is made: a status the kubelet rewrites anyway is not worth
+                    // failing it for
+                    if let Err(e) = objects
                         .update(
                             res("pods"),
                             ns,
                             name,
-                            json!({"status": st}),
+                            serde_json::json!({ "status": st }),
                             Some("status"),
                             false,
                         )
-                        .await;
+                        .await
+                    {
+                        tracing::info!(pod = %key, error = %e, "PodScheduled condition not written");
+                    }
                     Ok(())
                 })
                 .await;
                 match bound {
                     Ok(()) => {
                         self.assumed.insert(key.to_string(), node.clone());
-                        event(
+                        record(
                             objects,
                             self.name(),
-                            &p,
-                            "Pod",
+                            &about,
                             "Normal",
                             "Scheduled",
                             &format!("Successfully assigned {ns}/{name} to {node}"),
@@ -248,14 +288,17 @@ impl queue::Controller for Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
-    fn node(name: &str, ready: bool, labels: Value) -> Obj {
-        Arc::new(json!({"metadata": {"name": name, "labels": labels},
-            "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}}))
+    fn node(name: &str, ready: bool, labels: Value) -> Arc<Node> {
+        Arc::new(serde_json::from_value(json!({"metadata": {"name": name, "labels": labels},
+            "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})).unwrap())
     }
 
-    fn pod(sel: Value) -> Value {
-        json!({"metadata": {"name": "p", "namespace": "a"}, "spec": {"nodeSelector": sel}})
+    fn pod(sel: Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "a"},
+            "spec": {"containers": [], "nodeSelector": sel}}))
+        .unwrap()
     }
 
     #[test]
@@ -290,11 +333,11 @@ mod tests {
             Decision::Unschedulable("no nodes available to schedule pods".into())
         );
         let mut reported = pod(json!({}));
-        reported["status"] = json!({"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]});
+        reported.status = Some(serde_json::from_value(json!({"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]})).unwrap());
         assert_eq!(plan(&reported, &nodes, |_| 0), Decision::Nothing);
         // bound or terminating pods are left alone
         let mut bound = pod(json!({}));
-        bound["spec"]["nodeName"] = json!("a");
+        bound.spec.as_mut().unwrap().node_name = Some("a".into());
         assert_eq!(plan(&bound, &nodes, |_| 0), Decision::Nothing);
     }
 }

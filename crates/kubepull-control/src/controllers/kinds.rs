@@ -1,0 +1,330 @@
+//! The typed objects the controllers read and write (k8s-openapi's API types, as client-go's
+//! typed clientsets and listers hand them to kube-controller-manager): decoded once when an
+//! informer receives them, serialized only when a write goes out. Fields these types do not
+//! know are dropped on decoding, as a Go controller's typed decode drops them.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, Namespace, Node, ObjectReference, Pod, Service,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde_json::Value;
+
+use crate::resources::{self, Resource};
+
+/// A type the controllers cache and write.
+pub trait Kind:
+    k8s_openapi::Resource
+    + k8s_openapi::Metadata<Ty = ObjectMeta>
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + Clone
+    + std::fmt::Debug
+    + PartialEq
+    + Send
+    + Sync
+    + 'static
+{
+    /// The cached object when it is of this type.
+    fn cached(o: &Cached) -> Option<&Arc<Self>>;
+    /// Wraps a cached object.
+    fn wrap(o: Arc<Self>) -> Cached;
+    /// Wraps an object for a write.
+    fn into_object(self) -> Object;
+}
+
+/// The served resource of `K`.
+pub fn resource_of<K: Kind>() -> &'static Resource {
+    resources::RESOURCES
+        .iter()
+        .find(|r| r.group == K::GROUP && r.version == K::VERSION && r.plural == K::URL_PATH_SEGMENT)
+        .expect("a served resource")
+}
+
+macro_rules! kinds {
+    ($($t:ident),* $(,)?) => {
+        /// An object as an informer caches it.
+        #[derive(Debug, Clone)]
+        pub enum Cached {
+            $(
+                #[doc = concat!("A `", stringify!($t), "`.")]
+                $t(Arc<$t>),
+            )*
+        }
+
+        /// An object a write carries.
+        #[derive(Debug, Clone, PartialEq)]
+        #[allow(clippy::large_enum_variant)]
+        pub enum Object {
+            $(
+                #[doc = concat!("A `", stringify!($t), "`.")]
+                $t($t),
+            )*
+            /// An object of a kind not typed here, as JSON.
+            Json(Value),
+        }
+
+        impl Cached {
+            /// Its metadata.
+            pub fn meta(&self) -> &ObjectMeta {
+                match self {
+                    $(Cached::$t(o) => &o.metadata,)*
+                }
+            }
+        }
+
+        impl Object {
+            /// The JSON the API server receives (with `apiVersion` and `kind`).
+            pub fn to_value(&self) -> serde_json::Result<Value> {
+                match self {
+                    $(Object::$t(o) => serde_json::to_value(o),)*
+                    Object::Json(v) => Ok(v.clone()),
+                }
+            }
+        }
+
+        $(
+            impl Kind for $t {
+                fn cached(o: &Cached) -> Option<&Arc<Self>> {
+                    match o {
+                        Cached::$t(x) => Some(x),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+                fn wrap(o: Arc<Self>) -> Cached {
+                    Cached::$t(o)
+                }
+                fn into_object(self) -> Object {
+                    Object::$t(self)
+                }
+            }
+
+            impl From<$t> for Object {
+                fn from(o: $t) -> Object {
+                    Object::$t(o)
+                }
+            }
+        )*
+
+        /// The decoder of the storage prefix `prefix`, if a controller caches it.
+        pub fn decoder(prefix: &str) -> Option<Decoder> {
+            $(
+                if resource_of::<$t>().key_prefix() == prefix {
+                    return Some(decode::<$t>);
+                }
+            )*
+            None
+        }
+    };
+}
+
+kinds!(
+    Pod,
+    ReplicaSet,
+    Deployment,
+    Job,
+    CronJob,
+    Service,
+    Endpoints,
+    EndpointSlice,
+    Namespace,
+    Node,
+    Lease,
+    ConfigMap,
+);
+
+/// Decodes stored bytes into a cached object.
+pub type Decoder = fn(&[u8], u64) -> serde_json::Result<Cached>;
+
+/// Decodes `bytes` (the stored JSON) as `K`, with `resourceVersion` the revision it was stored
+/// at; a pod keeps only what the controllers read ([`trim_pod`]).
+pub fn decode<K: Kind>(bytes: &[u8], revision: u64) -> serde_json::Result<Cached> {
+    let mut o: K = serde_json::from_slice(bytes)?;
+    let m = k8s_openapi::Metadata::metadata_mut(&mut o);
+    m.resource_version = Some(revision.to_string());
+    m.managed_fields = None;
+    let c = K::wrap(Arc::new(o));
+    Ok(match c {
+        Cached::Pod(p) => Cached::Pod(Arc::new(trim_pod(Arc::unwrap_or_clone(p)))),
+        c => c,
+    })
+}
+
+/// The pod fields the controllers read from the cache (scheduler, ReplicaSet, Deployment,
+/// garbage collector, namespace, Endpoints and Job keys); the rest of a pod (containers,
+/// volumes, status details) is not kept (`SharedIndexInformer.SetTransform`, which
+/// kube-controller-manager uses to drop `managedFields`). Whoever needs more reads the pod.
+pub fn trim_pod(p: Pod) -> Pod {
+    let m = p.metadata;
+    Pod {
+        metadata: ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            uid: m.uid,
+            resource_version: m.resource_version,
+            generation: m.generation,
+            creation_timestamp: m.creation_timestamp,
+            deletion_timestamp: m.deletion_timestamp,
+            labels: m.labels,
+            owner_references: m.owner_references,
+            finalizers: m.finalizers,
+            ..Default::default()
+        },
+        spec: p.spec.map(|s| k8s_openapi::api::core::v1::PodSpec {
+            node_name: s.node_name,
+            node_selector: s.node_selector,
+            ..Default::default()
+        }),
+        status: p.status.map(|s| k8s_openapi::api::core::v1::PodStatus {
+            phase: s.phase,
+            conditions: s.conditions,
+            pod_ip: s.pod_ip,
+            pod_ips: s.pod_ips,
+            ..Default::default()
+        }),
+    }
+}
+
+/// `metadata.name` (empty when unset).
+pub fn name(m: &ObjectMeta) -> &str {
+    m.name.as_deref().unwrap_or("")
+}
+
+/// `metadata.namespace` (empty when unset).
+pub fn namespace(m: &ObjectMeta) -> &str {
+    m.namespace.as_deref().unwrap_or("")
+}
+
+/// `metadata.uid` (empty when unset).
+pub fn uid(m: &ObjectMeta) -> &str {
+    m.uid.as_deref().unwrap_or("")
+}
+
+/// `namespace/name` of an object.
+pub fn key_of(m: &ObjectMeta) -> String {
+    format!("{}/{}", namespace(m), name(m))
+}
+
+/// The controller ownerReference (`metav1.GetControllerOf`).
+pub fn controller_ref(m: &ObjectMeta) -> Option<&OwnerReference> {
+    m.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
+}
+
+/// The controller ownerReference of `m` when it is of `kind`: `(name, uid)`.
+pub fn controller_of<'a>(m: &'a ObjectMeta, kind: &str) -> Option<(&'a str, &'a str)> {
+    controller_ref(m)
+        .filter(|r| r.kind == kind)
+        .map(|r| (r.name.as_str(), r.uid.as_str()))
+}
+
+/// The ownerReference a controller puts on what it creates (`metav1.NewControllerRef`).
+pub fn new_controller_ref<K: Kind>(owner: &K) -> OwnerReference {
+    let m = owner.metadata();
+    OwnerReference {
+        api_version: K::API_VERSION.to_string(),
+        kind: K::KIND.to_string(),
+        name: name(m).to_string(),
+        uid: uid(m).to_string(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// The reference an event about `o` names (`reference.GetReference`).
+pub fn reference<K: Kind>(o: &K) -> ObjectReference {
+    let m = o.metadata();
+    ObjectReference {
+        api_version: Some(K::API_VERSION.to_string()),
+        kind: Some(K::KIND.to_string()),
+        name: m.name.clone(),
+        namespace: m.namespace.clone(),
+        uid: m.uid.clone(),
+        resource_version: m.resource_version.clone(),
+        field_path: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn decodes_once_with_the_revision_and_trims_pods() {
+        let bytes = serde_json::to_vec(&json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "a", "uid": "u", "annotations": {"x": "y"},
+                "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}]},
+            "status": {"phase": "Running", "hostIP": "10.0.0.1"},
+            "unknownField": 1,
+        }))
+        .unwrap();
+        let d = decoder("/registry/pods/").unwrap();
+        let Cached::Pod(p) = d(&bytes, 42).unwrap() else {
+            panic!("not a pod")
+        };
+        assert_eq!(p.metadata.resource_version.as_deref(), Some("42"));
+        assert!(p.metadata.annotations.is_none() && p.metadata.managed_fields.is_none());
+        let spec = p.spec.as_ref().unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert!(spec.containers.is_empty());
+        assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
+        assert!(p.status.as_ref().unwrap().host_ip.is_none());
+        // not a pod's shape: an error, not a panic
+        assert!(d(br#"{"metadata": {"name": 5}}"#, 1).is_err());
+        assert!(d(br#"{"kind": "Node"}"#, 1).is_err());
+    }
+
+    #[test]
+    fn every_controller_prefix_has_a_decoder() {
+        for p in [
+            "/registry/pods/",
+            "/registry/apps/replicasets/",
+            "/registry/apps/deployments/",
+            "/registry/batch/jobs/",
+            "/registry/batch/cronjobs/",
+            "/registry/services/",
+            "/registry/endpoints/",
+            "/registry/discovery.k8s.io/endpointslices/",
+            "/registry/namespaces/",
+            "/registry/nodes/",
+            "/registry/coordination.k8s.io/leases/",
+            "/registry/configmaps/",
+        ] {
+            assert!(decoder(p).is_some(), "{p}");
+        }
+        assert!(decoder("/registry/secrets/").is_none());
+    }
+
+    #[test]
+    fn owner_and_event_references() {
+        let rs: ReplicaSet = serde_json::from_value(
+            json!({"metadata": {"name": "web", "namespace": "a", "uid": "u1", "resourceVersion": "3"}}),
+        )
+        .unwrap();
+        let r = new_controller_ref(&rs);
+        assert_eq!(
+            (r.api_version.as_str(), r.kind.as_str(), r.uid.as_str()),
+            ("apps/v1", "ReplicaSet", "u1")
+        );
+        let m = ObjectMeta {
+            owner_references: Some(vec![r]),
+            ..Default::default()
+        };
+        assert_eq!(controller_of(&m, "ReplicaSet"), Some(("web", "u1")));
+        assert_eq!(controller_of(&m, "Job"), None);
+        let e = reference(&rs);
+        assert_eq!(e.kind.as_deref(), Some("ReplicaSet"));
+        assert_eq!(e.resource_version.as_deref(), Some("3"));
+    }
+}
