@@ -52,10 +52,6 @@ fn s<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
 }
 
-fn i(v: &Value, p: &str) -> i64 {
-    v.pointer(p).and_then(Value::as_i64).unwrap_or(0)
-}
-
 /// apimachinery `rand.SafeEncodeString`.
 pub fn safe_encode(s: &str) -> String {
     const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -113,22 +109,6 @@ fn canonical_without_nulls(v: &Value) -> String {
     canonical(&v)
 }
 
-/// `intstr.GetScaledValueFromIntOrPercent`.
-pub fn scaled(v: Option<&Value>, total: i64, round_up: bool) -> i64 {
-    match v {
-        Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
-        Some(Value::String(s)) => {
-            let p: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
-            if round_up {
-                (p * total + 99) / 100
-            } else {
-                p * total / 100
-            }
-        }
-        _ => 0,
-    }
-}
-
 fn is_pod_ready(p: &Value) -> bool {
     p.pointer("/status/conditions")
         .and_then(Value::as_array)
@@ -136,14 +116,6 @@ fn is_pod_ready(p: &Value) -> bool {
             cs.iter()
                 .any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True")
         })
-}
-
-fn owner_ref(kind: &str, api_version: &str, o: &Value) -> Value {
-    json!({
-        "apiVersion": api_version, "kind": kind,
-        "name": s(o, "/metadata/name"), "uid": s(o, "/metadata/uid"),
-        "controller": true, "blockOwnerDeletion": true,
-    })
 }
 
 /// Reads `namespace/name` of `K` from the API (what a sync writes back whole, where the cache
@@ -437,9 +409,11 @@ mod tests {
         assert_eq!(h, pod_template_hash(&t, 0));
         assert_ne!(h, pod_template_hash(&t, 1));
         assert!(h.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
-        assert_eq!(scaled(Some(&json!("25%")), 3, true), 1);
-        assert_eq!(scaled(Some(&json!("25%")), 3, false), 0);
-        assert_eq!(scaled(Some(&json!(2)), 3, false), 2);
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        let pct = IntOrString::String("25%".into());
+        assert_eq!(deployment::scaled(Some(&pct), 3, true), 1);
+        assert_eq!(deployment::scaled(Some(&pct), 3, false), 0);
+        assert_eq!(deployment::scaled(Some(&IntOrString::Int(2)), 3, false), 2);
         // '0' is 48, 48 % 27 = 21 -> '4'; '1' -> '5'; '9' is 57, 57 % 27 = 3 -> 'f'
         assert_eq!(safe_encode("019"), "45f");
     }

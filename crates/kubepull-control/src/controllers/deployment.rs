@@ -11,19 +11,21 @@
 //! when one of its ReplicaSets changes, and (Recreate) when one of their pods is deleted.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetSpec,
+};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
 
 use super::informer::{index, Cached, Informers, Notice, Typed};
-use super::kinds;
-use super::queue::{self, Action, Object, Plan};
-use super::reference_of;
-use super::{i, owner_ref, pod_template_hash, res, s, scaled};
+use super::kinds::{self, new_controller_ref, reference};
+use super::queue::{self, Action, Plan};
+use super::{pod_template_hash, res};
 use crate::errors::ApiError;
 use crate::objects::Objects;
 
@@ -40,42 +42,93 @@ pub const HASH_LABEL: &str = "pod-template-hash";
 /// deployment_controller.go `maxRevHistoryLengthInChars`.
 const MAX_REV_HISTORY_CHARS: usize = 2000;
 
-fn ann<'a>(o: &'a Value, k: &str) -> Option<&'a str> {
-    o.get("metadata")?.get("annotations")?.get(k)?.as_str()
+fn ann<'a>(m: &'a ObjectMeta, k: &str) -> Option<&'a str> {
+    m.annotations.as_ref()?.get(k).map(String::as_str)
 }
 
-fn set_ann(o: &mut Value, k: &str, v: String) {
-    if !o["metadata"]["annotations"].is_object() {
-        o["metadata"]["annotations"] = json!({});
+fn set_ann(m: &mut ObjectMeta, k: &str, v: String) {
+    m.annotations
+        .get_or_insert_with(Default::default)
+        .insert(k.to_string(), v);
+}
+
+fn n32(v: Option<i32>) -> i64 {
+    v.map_or(0, i64::from)
+}
+
+fn to_i32(v: i64) -> i32 {
+    i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX })
+}
+
+/// `*deployment.Spec.Replicas`.
+fn replicas(d: &Deployment) -> i64 {
+    n32(d.spec.as_ref().and_then(|s| s.replicas))
+}
+
+/// `*rs.Spec.Replicas`.
+fn rs_replicas(rs: &ReplicaSet) -> i64 {
+    n32(rs.spec.as_ref().and_then(|s| s.replicas))
+}
+
+fn set_rs_replicas(rs: &mut ReplicaSet, n: i64) {
+    rs.spec.get_or_insert_with(Default::default).replicas = Some(to_i32(n));
+}
+
+fn rs_status(
+    rs: &ReplicaSet,
+    f: fn(&k8s_openapi::api::apps::v1::ReplicaSetStatus) -> Option<i32>,
+) -> i64 {
+    n32(rs.status.as_ref().and_then(f))
+}
+
+fn rs_available(rs: &ReplicaSet) -> i64 {
+    rs_status(rs, |s| s.available_replicas)
+}
+
+fn rs_status_replicas(rs: &ReplicaSet) -> i64 {
+    rs_status(rs, |s| Some(s.replicas))
+}
+
+fn revision(rs: &ReplicaSet) -> i64 {
+    ann(&rs.metadata, REVISION)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+fn is_rolling(d: &Deployment) -> bool {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref())
+        .and_then(|s| s.type_.as_deref())
+        != Some("Recreate")
+}
+
+/// `intstr.GetScaledValueFromIntOrPercent`.
+pub fn scaled(v: Option<&IntOrString>, total: i64, round_up: bool) -> i64 {
+    match v {
+        Some(IntOrString::Int(n)) => i64::from(*n),
+        Some(IntOrString::String(s)) => {
+            let p: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
+            if round_up {
+                (p * total + 99) / 100
+            } else {
+                p * total / 100
+            }
+        }
+        None => 0,
     }
-    o["metadata"]["annotations"][k] = json!(v);
 }
 
-fn replicas(o: &Value) -> i64 {
-    i(o, "/spec/replicas")
-}
-
-fn revision(rs: &Value) -> i64 {
-    ann(rs, REVISION).and_then(|r| r.parse().ok()).unwrap_or(0)
-}
-
-fn is_rolling(d: &Value) -> bool {
-    s(d, "/spec/strategy/type") != "Recreate"
+fn rolling_update(d: &Deployment) -> Option<&k8s_openapi::api::apps::v1::RollingUpdateDeployment> {
+    d.spec.as_ref()?.strategy.as_ref()?.rolling_update.as_ref()
 }
 
 /// `ResolveFenceposts`: (maxSurge, maxUnavailable), never both zero.
-fn fenceposts(d: &Value) -> (i64, i64) {
+fn fenceposts(d: &Deployment) -> (i64, i64) {
     let desired = replicas(d);
-    let surge = scaled(
-        d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
-        desired,
-        true,
-    );
-    let mut unavailable = scaled(
-        d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
-        desired,
-        false,
-    );
+    let ru = rolling_update(d);
+    let surge = scaled(ru.and_then(|r| r.max_surge.as_ref()), desired, true);
+    let mut unavailable = scaled(ru.and_then(|r| r.max_unavailable.as_ref()), desired, false);
     if surge == 0 && unavailable == 0 {
         unavailable = 1;
     }
@@ -83,7 +136,7 @@ fn fenceposts(d: &Value) -> (i64, i64) {
 }
 
 /// `MaxSurge`.
-pub fn max_surge(d: &Value) -> i64 {
+pub fn max_surge(d: &Deployment) -> i64 {
     if !is_rolling(d) {
         return 0;
     }
@@ -91,7 +144,7 @@ pub fn max_surge(d: &Value) -> i64 {
 }
 
 /// `MaxUnavailable`.
-pub fn max_unavailable(d: &Value) -> i64 {
+pub fn max_unavailable(d: &Deployment) -> i64 {
     if !is_rolling(d) || replicas(d) == 0 {
         return 0;
     }
@@ -111,78 +164,91 @@ pub fn strip_nulls(v: &mut Value) {
     }
 }
 
-fn without_hash(t: &Value) -> Value {
+/// The template without the `pod-template-hash` label (and empty metadata as none).
+fn without_hash(t: &PodTemplateSpec) -> PodTemplateSpec {
     let mut t = t.clone();
-    strip_nulls(&mut t);
-    if let Some(Value::Object(l)) = t.pointer_mut("/metadata/labels") {
-        l.remove(HASH_LABEL);
-        if l.is_empty() {
-            if let Some(Value::Object(m)) = t.get_mut("metadata") {
-                m.remove("labels");
+    if let Some(m) = t.metadata.as_mut() {
+        if let Some(l) = m.labels.as_mut() {
+            l.remove(HASH_LABEL);
+            if l.is_empty() {
+                m.labels = None;
             }
+        }
+        if *m == ObjectMeta::default() {
+            t.metadata = None;
         }
     }
     t
 }
 
 /// `EqualIgnoreHash`: two pod templates equal but for the `pod-template-hash` label.
-pub fn equal_ignore_hash(a: &Value, b: &Value) -> bool {
+pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
     without_hash(a) == without_hash(b)
 }
 
-fn creation(o: &Value) -> (String, String) {
-    (
-        s(o, "/metadata/creationTimestamp").to_string(),
-        s(o, "/metadata/name").to_string(),
-    )
+/// The `pod-template-hash` of a template (see [`pod_template_hash`]).
+pub fn template_hash(t: &PodTemplateSpec, collisions: i64) -> String {
+    pod_template_hash(&serde_json::to_value(t).unwrap_or_default(), collisions)
 }
 
-fn cond<'a>(status: &'a Value, t: &str) -> Option<&'a Value> {
-    status
-        .get("conditions")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|c| s(c, "/type") == t)
+fn template(d: &Deployment) -> PodTemplateSpec {
+    d.spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default()
 }
 
-fn new_cond(t: &str, st: &str, reason: &str, message: String, now: &str) -> Value {
-    json!({"type": t, "status": st, "lastUpdateTime": now, "lastTransitionTime": now,
-        "reason": reason, "message": message})
+fn rs_template(rs: &ReplicaSet) -> PodTemplateSpec {
+    rs.spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .unwrap_or_default()
+}
+
+fn creation(m: &ObjectMeta) -> (Option<Time>, String) {
+    (m.creation_timestamp.clone(), kinds::name(m).to_string())
+}
+
+fn cond<'a>(status: &'a DeploymentStatus, t: &str) -> Option<&'a DeploymentCondition> {
+    status.conditions.as_ref()?.iter().find(|c| c.type_ == t)
+}
+
+fn new_cond(t: &str, st: &str, reason: &str, message: String, now: &Time) -> DeploymentCondition {
+    DeploymentCondition {
+        type_: t.to_string(),
+        status: st.to_string(),
+        last_update_time: Some(now.clone()),
+        last_transition_time: Some(now.clone()),
+        reason: Some(reason.to_string()),
+        message: Some(message),
+    }
 }
 
 /// `SetDeploymentCondition`.
-fn set_cond(status: &mut Value, mut c: Value) {
-    if let Some(cur) = cond(status, s(&c, "/type")) {
-        if s(cur, "/status") == s(&c, "/status") && s(cur, "/reason") == s(&c, "/reason") {
+fn set_cond(status: &mut DeploymentStatus, mut c: DeploymentCondition) {
+    if let Some(cur) = cond(status, &c.type_) {
+        if cur.status == c.status && cur.reason == c.reason {
             return;
         }
-        if s(cur, "/status") == s(&c, "/status") {
-            c["lastTransitionTime"] = cur["lastTransitionTime"].clone();
+        if cur.status == c.status {
+            c.last_transition_time = cur.last_transition_time.clone();
         }
     }
-    remove_cond(status, s(&c, "/type").to_string().as_str());
-    if !status["conditions"].is_array() {
-        status["conditions"] = json!([]);
-    }
-    if let Some(a) = status["conditions"].as_array_mut() {
-        a.push(c);
-    }
+    remove_cond(status, &c.type_.clone());
+    status.conditions.get_or_insert_with(Vec::new).push(c);
 }
 
-fn remove_cond(status: &mut Value, t: &str) {
-    if let Some(a) = status.get_mut("conditions").and_then(Value::as_array_mut) {
-        a.retain(|c| s(c, "/type") != t);
+fn remove_cond(status: &mut DeploymentStatus, t: &str) {
+    if let Some(a) = status.conditions.as_mut() {
+        a.retain(|c| c.type_ != t);
     }
 }
 
 /// `HasProgressDeadline` (a missing value is the default, 600 s).
-fn progress_deadline(d: &Value) -> Option<i64> {
-    match d
-        .pointer("/spec/progressDeadlineSeconds")
-        .and_then(Value::as_i64)
-    {
-        Some(x) if x == i32::MAX as i64 => None,
-        Some(x) => Some(x),
+fn progress_deadline(d: &Deployment) -> Option<i64> {
+    match d.spec.as_ref().and_then(|s| s.progress_deadline_seconds) {
+        Some(i32::MAX) => None,
+        Some(x) => Some(i64::from(x)),
         None => Some(600),
     }
 }
@@ -191,29 +257,42 @@ fn progress_deadline(d: &Value) -> Option<i64> {
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
     /// The ReplicaSets the Deployment controls.
-    pub replica_sets: Vec<Value>,
+    pub replica_sets: Vec<Arc<ReplicaSet>>,
     /// A ReplicaSet of the namespace with the name a new one would get, when one exists
     /// (a hash collision unless it is the Deployment's own).
-    pub name_taken: Option<Value>,
+    pub name_taken: Option<Arc<ReplicaSet>>,
     /// Recreate: pods of old ReplicaSets still pending or running (`oldPodsRunning`).
     pub old_pods_running: bool,
 }
 
 struct St<'a> {
-    d: &'a Value,
-    status: Value,
-    rss: Vec<Value>,
+    d: &'a Deployment,
+    status: DeploymentStatus,
+    rss: Vec<ReplicaSet>,
     created: Vec<bool>,
     actions: Vec<Action>,
     updates: HashMap<usize, usize>,
-    now: &'a str,
+    now: Time,
     abort: bool,
 }
 
 impl St<'_> {
+    fn new<'a>(d: &'a Deployment, rss: &[Arc<ReplicaSet>], now: Time) -> St<'a> {
+        St {
+            d,
+            status: status_of(d),
+            rss: rss.iter().map(|r| (**r).clone()).collect(),
+            created: vec![false; rss.len()],
+            actions: vec![],
+            updates: HashMap::new(),
+            now,
+            abort: false,
+        }
+    }
+
     fn event(&mut self, reason: &'static str, message: String) {
         self.actions.push(Action::Event {
-            about: reference_of(self.d, "Deployment"),
+            about: reference(self.d),
             etype: "Normal",
             reason,
             message,
@@ -225,14 +304,14 @@ impl St<'_> {
         match self.updates.get(&idx) {
             Some(&a) => {
                 if let Action::Update { obj: o, .. } = &mut self.actions[a] {
-                    *o = Object::Json(obj);
+                    *o = obj.into();
                 }
             }
             None => {
                 self.updates.insert(idx, self.actions.len());
                 self.actions.push(Action::Update {
                     r: res("replicasets"),
-                    obj: Object::Json(obj),
+                    obj: obj.into(),
                     status: false,
                 });
             }
@@ -245,16 +324,16 @@ impl St<'_> {
         let desired = replicas(d);
         let max = desired + max_surge(d);
         let rs = &self.rss[idx];
-        let old = replicas(rs);
+        let old = rs_replicas(rs);
         let size_needs = old != new_scale;
-        let ann_needs = ann(rs, DESIRED) != Some(desired.to_string().as_str())
-            || ann(rs, MAX) != Some(max.to_string().as_str());
+        let ann_needs = ann(&rs.metadata, DESIRED) != Some(desired.to_string().as_str())
+            || ann(&rs.metadata, MAX) != Some(max.to_string().as_str());
         if size_needs || ann_needs {
             let rs = &mut self.rss[idx];
-            rs["spec"]["replicas"] = json!(new_scale);
-            set_ann(rs, DESIRED, desired.to_string());
-            set_ann(rs, MAX, max.to_string());
-            let name = s(rs, "/metadata/name").to_string();
+            set_rs_replicas(rs, new_scale);
+            set_ann(&mut rs.metadata, DESIRED, desired.to_string());
+            set_ann(&mut rs.metadata, MAX, max.to_string());
+            let name = kinds::name(&rs.metadata).to_string();
             self.push_update(idx);
             if size_needs {
                 self.event(
@@ -267,7 +346,7 @@ impl St<'_> {
 
     /// `scaleReplicaSetAndRecordEvent`.
     fn scale_and_record(&mut self, idx: usize, new_scale: i64) -> bool {
-        let cur = replicas(&self.rss[idx]);
+        let cur = rs_replicas(&self.rss[idx]);
         if cur == new_scale {
             return false;
         }
@@ -276,16 +355,20 @@ impl St<'_> {
         true
     }
 
+    fn collisions(&self) -> i64 {
+        n32(self.d.status.as_ref().and_then(|s| s.collision_count))
+    }
+
     /// `FindNewReplicaSet`: the oldest ReplicaSet whose template is the Deployment's.
     fn find_new(&self) -> Option<usize> {
-        let tpl = self.d.pointer("/spec/template").unwrap_or(&Value::Null);
-        let hash = pod_template_hash(tpl, i(self.d, "/status/collisionCount"));
+        let tpl = template(self.d);
+        let hash = template_hash(&tpl, self.collisions());
         let mut idx: Vec<usize> = (0..self.rss.len()).collect();
-        idx.sort_by_key(|x| creation(&self.rss[*x]));
+        idx.sort_by_key(|x| creation(&self.rss[*x].metadata));
         idx.into_iter().find(|x| {
             let rs = &self.rss[*x];
-            equal_ignore_hash(rs.pointer("/spec/template").unwrap_or(&Value::Null), tpl)
-                || s(rs, "/metadata/labels/pod-template-hash") == hash
+            equal_ignore_hash(&rs_template(rs), &tpl)
+                || rs.metadata.labels.as_ref().and_then(|l| l.get(HASH_LABEL)) == Some(&hash)
         })
     }
 
@@ -296,36 +379,36 @@ impl St<'_> {
     fn active(&self, of: &[usize]) -> Vec<usize> {
         of.iter()
             .copied()
-            .filter(|x| replicas(&self.rss[*x]) > 0)
+            .filter(|x| rs_replicas(&self.rss[*x]) > 0)
             .collect()
     }
 
-    fn sum(&self, of: &[usize], f: impl Fn(&Value) -> i64) -> i64 {
+    fn sum(&self, of: &[usize], f: impl Fn(&ReplicaSet) -> i64) -> i64 {
         of.iter().map(|x| f(&self.rss[*x])).sum()
     }
 
     /// `NewRSNewReplicas`.
-    fn new_rs_new_replicas(&self, all: &[usize], new: &Value) -> i64 {
+    fn new_rs_new_replicas(&self, all: &[usize], new: &ReplicaSet) -> i64 {
         let d = self.d;
         if !is_rolling(d) {
             return replicas(d);
         }
         let surge = scaled(
-            d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+            rolling_update(d).and_then(|r| r.max_surge.as_ref()),
             replicas(d),
             true,
         );
-        let current = self.sum(all, replicas);
+        let current = self.sum(all, rs_replicas);
         let max_total = replicas(d) + surge;
         if current >= max_total {
-            return replicas(new);
+            return rs_replicas(new);
         }
-        let up = (max_total - current).min(replicas(d) - replicas(new));
-        replicas(new) + up
+        let up = (max_total - current).min(replicas(d) - rs_replicas(new));
+        rs_replicas(new) + up
     }
 
     /// `SetNewReplicaSetAnnotations` (with `copyDeploymentAnnotationsToReplicaSet`).
-    fn set_new_rs_annotations(&self, rs: &mut Value, new_revision: i64, exists: bool) -> bool {
+    fn set_new_rs_annotations(&self, rs: &mut ReplicaSet, new_revision: i64, exists: bool) -> bool {
         const SKIP: &[&str] = &[
             "kubectl.kubernetes.io/last-applied-configuration",
             REVISION,
@@ -334,17 +417,18 @@ impl St<'_> {
             MAX,
             "deprecated.deployment.rollback.to",
         ];
+        let m = &mut rs.metadata;
         let mut changed = false;
-        if let Some(Value::Object(da)) = self.d.pointer("/metadata/annotations") {
+        if let Some(da) = self.d.metadata.annotations.as_ref() {
             for (k, v) in da {
-                if SKIP.contains(&k.as_str()) || ann(rs, k) == v.as_str() {
+                if SKIP.contains(&k.as_str()) || ann(m, k) == Some(v.as_str()) {
                     continue;
                 }
-                set_ann(rs, k, v.as_str().unwrap_or("").to_string());
+                set_ann(m, k, v.clone());
                 changed = true;
             }
         }
-        let old = ann(rs, REVISION).map(str::to_string);
+        let old = ann(m, REVISION).map(str::to_string);
         let old_int = match old.as_deref() {
             None | Some("") => 0,
             Some(o) => match o.parse::<i64>() {
@@ -353,13 +437,13 @@ impl St<'_> {
             },
         };
         if old_int < new_revision {
-            set_ann(rs, REVISION, new_revision.to_string());
+            set_ann(m, REVISION, new_revision.to_string());
             changed = true;
             if let Some(old) = old.filter(|o| !o.is_empty()) {
                 // rolling back to this ReplicaSet: keep the revisions it had
-                let hist = ann(rs, REVISION_HISTORY).unwrap_or("").to_string();
+                let hist = ann(m, REVISION_HISTORY).unwrap_or("").to_string();
                 if hist.is_empty() {
-                    set_ann(rs, REVISION_HISTORY, old);
+                    set_ann(m, REVISION_HISTORY, old);
                 } else {
                     let revs: Vec<&str> = hist.split(',').collect();
                     let mut total = hist.len() + old.len() + 1;
@@ -371,22 +455,22 @@ impl St<'_> {
                     if total <= MAX_REV_HISTORY_CHARS {
                         let mut keep: Vec<&str> = revs[start..].to_vec();
                         keep.push(&old);
-                        set_ann(rs, REVISION_HISTORY, keep.join(","));
+                        set_ann(m, REVISION_HISTORY, keep.join(","));
                     }
                 }
             }
         }
         if !exists {
             let desired = replicas(self.d);
-            set_ann(rs, DESIRED, desired.to_string());
-            set_ann(rs, MAX, (desired + max_surge(self.d)).to_string());
+            set_ann(m, DESIRED, desired.to_string());
+            set_ann(m, MAX, (desired + max_surge(self.d)).to_string());
             changed = true;
         }
         changed
     }
 
     /// `getAllReplicaSetsAndSyncRevision` / `getNewReplicaSet`.
-    fn new_rs(&mut self, create: bool, name_taken: Option<&Value>) -> Option<usize> {
+    fn new_rs(&mut self, create: bool, name_taken: Option<&ReplicaSet>) -> Option<usize> {
         let d = self.d;
         let existing = self.find_new();
         let olds = self.olds(existing);
@@ -396,20 +480,21 @@ impl St<'_> {
             .max()
             .unwrap_or(0);
         let new_revision = max_old + 1;
+        let d_min_ready = d.spec.as_ref().and_then(|s| s.min_ready_seconds);
         if let Some(n) = existing {
             let mut rs = self.rss[n].clone();
             let changed = self.set_new_rs_annotations(&mut rs, new_revision, true);
-            let min_ready = d
-                .pointer("/spec/minReadySeconds")
-                .cloned()
-                .unwrap_or(json!(0));
+            let min_ready = d_min_ready.unwrap_or(0);
             let min_ready_needs = rs
-                .pointer("/spec/minReadySeconds")
-                .cloned()
-                .unwrap_or(json!(0))
+                .spec
+                .as_ref()
+                .and_then(|s| s.min_ready_seconds)
+                .unwrap_or(0)
                 != min_ready;
             if changed || min_ready_needs {
-                rs["spec"]["minReadySeconds"] = min_ready;
+                rs.spec
+                    .get_or_insert_with(Default::default)
+                    .min_ready_seconds = Some(min_ready);
                 self.rss[n] = rs;
                 self.push_update(n);
             }
@@ -420,9 +505,9 @@ impl St<'_> {
                     "FoundNewReplicaSet",
                     format!(
                         "Found new replica set \"{}\"",
-                        s(&self.rss[n], "/metadata/name")
+                        kinds::name(&self.rss[n].metadata)
                     ),
-                    self.now,
+                    &self.now,
                 );
                 set_cond(&mut self.status, c);
             }
@@ -431,67 +516,66 @@ impl St<'_> {
         if !create {
             return None;
         }
-        let tpl = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
-        let collisions = i(d, "/status/collisionCount");
-        let hash = pod_template_hash(&tpl, collisions);
-        let name = format!("{}-{hash}", s(d, "/metadata/name"));
+        let tpl = template(d);
+        let collisions = self.collisions();
+        let hash = template_hash(&tpl, collisions);
+        let name = format!("{}-{hash}", kinds::name(&d.metadata));
         if let Some(taken) = name_taken {
-            let ours = super::queue::controller_of(taken, "Deployment")
-                .is_some_and(|(_, u)| u == s(d, "/metadata/uid"));
-            if ours
-                && equal_ignore_hash(
-                    taken.pointer("/spec/template").unwrap_or(&Value::Null),
-                    &tpl,
-                )
-            {
+            let ours = kinds::controller_of(&taken.metadata, "Deployment")
+                .is_some_and(|(_, u)| u == kinds::uid(&d.metadata));
+            if ours && equal_ignore_hash(&rs_template(taken), &tpl) {
                 self.rss.push(taken.clone());
                 self.created.push(false);
                 return Some(self.rss.len() - 1);
             }
             // a hash collision: the next template hash is computed with a higher count
-            self.status["collisionCount"] = json!(collisions + 1);
+            self.status.collision_count = Some(to_i32(collisions + 1));
             self.abort = true;
             return None;
         }
-        let mut t = tpl.clone();
-        if !t["metadata"].is_object() {
-            t["metadata"] = json!({});
-        }
-        if !t["metadata"]["labels"].is_object() {
-            t["metadata"]["labels"] = json!({});
-        }
-        t["metadata"]["labels"][HASH_LABEL] = json!(hash);
-        let mut sel = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
-        if !sel["matchLabels"].is_object() {
-            sel["matchLabels"] = json!({});
-        }
-        sel["matchLabels"][HASH_LABEL] = json!(hash);
-        let mut rs = json!({
-            "apiVersion": "apps/v1", "kind": "ReplicaSet",
-            "metadata": {
-                "name": name,
-                "namespace": s(d, "/metadata/namespace"),
-                "labels": t["metadata"]["labels"].clone(),
-                "ownerReferences": [owner_ref("Deployment", "apps/v1", d)],
+        let mut t = tpl;
+        t.metadata
+            .get_or_insert_with(Default::default)
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(HASH_LABEL.to_string(), hash.clone());
+        let mut sel = d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
+        sel.match_labels
+            .get_or_insert_with(Default::default)
+            .insert(HASH_LABEL.to_string(), hash);
+        let mut rs = ReplicaSet {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: d.metadata.namespace.clone(),
+                labels: t.metadata.as_ref().and_then(|m| m.labels.clone()),
+                owner_references: Some(vec![new_controller_ref(d)]),
+                ..Default::default()
             },
-            "spec": {"replicas": 0, "selector": sel, "template": t},
-        });
-        if let Some(m) = d.pointer("/spec/minReadySeconds") {
-            rs["spec"]["minReadySeconds"] = m.clone();
-        }
+            spec: Some(ReplicaSetSpec {
+                replicas: Some(0),
+                selector: sel,
+                template: Some(t),
+                min_ready_seconds: d_min_ready,
+            }),
+            status: None,
+        };
         let mut all = olds.clone();
         all.push(self.rss.len());
         self.rss.push(rs.clone());
         self.created.push(true);
         let n = self.rss.len() - 1;
         let count = self.new_rs_new_replicas(&all, &rs);
-        rs["spec"]["replicas"] = json!(count);
+        set_rs_replicas(&mut rs, count);
         self.set_new_rs_annotations(&mut rs, new_revision, false);
         self.rss[n] = rs.clone();
         self.actions.push(Action::Create {
             r: res("replicasets"),
-            ns: s(d, "/metadata/namespace").to_string(),
-            obj: Object::Json(rs),
+            ns: kinds::namespace(&d.metadata).to_string(),
+            obj: rs.into(),
             report: None,
         });
         if count > 0 {
@@ -506,7 +590,7 @@ impl St<'_> {
                 "True",
                 "NewReplicaSetCreated",
                 format!("Created new replica set \"{name}\""),
-                self.now,
+                &self.now,
             );
             set_cond(&mut self.status, c);
         }
@@ -517,7 +601,7 @@ impl St<'_> {
     fn is_scaling_event(&self) -> bool {
         let all: Vec<usize> = (0..self.rss.len()).collect();
         self.active(&all).iter().any(|x| {
-            ann(&self.rss[*x], DESIRED)
+            ann(&self.rss[*x].metadata, DESIRED)
                 .and_then(|v| v.parse::<i64>().ok())
                 .is_some_and(|v| v != replicas(self.d))
         })
@@ -528,7 +612,7 @@ impl St<'_> {
         let d = self.d;
         // FindActiveOrLatest
         let mut by_newest = olds.to_vec();
-        by_newest.sort_by_key(|x| std::cmp::Reverse(creation(&self.rss[*x])));
+        by_newest.sort_by_key(|x| std::cmp::Reverse(creation(&self.rss[*x].metadata)));
         let mut all: Vec<usize> = by_newest.clone();
         all.extend(new);
         let active = self.active(&all);
@@ -538,7 +622,7 @@ impl St<'_> {
             _ => None,
         };
         if let Some(x) = single {
-            if replicas(&self.rss[x]) != replicas(d) {
+            if rs_replicas(&self.rss[x]) != replicas(d) {
                 self.scale_and_record(x, replicas(d));
             }
             return;
@@ -546,9 +630,10 @@ impl St<'_> {
         // IsSaturated: the new ReplicaSet is fully available, the old ones go to zero
         if let Some(n) = new {
             let rs = &self.rss[n];
-            let saturated = replicas(rs) == replicas(d)
-                && ann(rs, DESIRED).and_then(|v| v.parse::<i64>().ok()) == Some(replicas(d))
-                && i(rs, "/status/availableReplicas") == replicas(d);
+            let saturated = rs_replicas(rs) == replicas(d)
+                && ann(&rs.metadata, DESIRED).and_then(|v| v.parse::<i64>().ok())
+                    == Some(replicas(d))
+                && rs_available(rs) == replicas(d);
             if saturated {
                 for o in self.active(olds) {
                     self.scale_and_record(o, 0);
@@ -560,27 +645,28 @@ impl St<'_> {
             return;
         }
         let mut all = active;
-        let all_replicas = self.sum(&all, replicas);
+        let all_replicas = self.sum(&all, rs_replicas);
         let allowed = if replicas(d) > 0 {
             replicas(d) + max_surge(d)
         } else {
             0
         };
         let to_add = allowed - all_replicas;
+        let key = |rs: &ReplicaSet| (rs_replicas(rs), creation(&rs.metadata));
         let op = if to_add > 0 {
             // ReplicaSetsBySizeNewer
             all.sort_by(|a, b| {
-                replicas(&self.rss[*b])
-                    .cmp(&replicas(&self.rss[*a]))
-                    .then_with(|| creation(&self.rss[*b]).cmp(&creation(&self.rss[*a])))
+                let (ra, ca) = key(&self.rss[*a]);
+                let (rb, cb) = key(&self.rss[*b]);
+                rb.cmp(&ra).then_with(|| cb.cmp(&ca))
             });
             "up"
         } else if to_add < 0 {
             // ReplicaSetsBySizeOlder
             all.sort_by(|a, b| {
-                replicas(&self.rss[*b])
-                    .cmp(&replicas(&self.rss[*a]))
-                    .then_with(|| creation(&self.rss[*a]).cmp(&creation(&self.rss[*b])))
+                let (ra, ca) = key(&self.rss[*a]);
+                let (rb, cb) = key(&self.rss[*b]);
+                rb.cmp(&ra).then_with(|| ca.cmp(&cb))
             });
             "down"
         } else {
@@ -592,10 +678,10 @@ impl St<'_> {
             let rs = &self.rss[*x];
             if to_add != 0 {
                 let p = proportion(rs, d, to_add, added);
-                sizes.push(replicas(rs) + p);
+                sizes.push(rs_replicas(rs) + p);
                 added += p;
             } else {
-                sizes.push(replicas(rs));
+                sizes.push(rs_replicas(rs));
             }
         }
         for (k, x) in all.iter().enumerate() {
@@ -608,42 +694,38 @@ impl St<'_> {
 
     /// `cleanupDeployment`.
     fn cleanup(&mut self, olds: &[usize]) {
-        let Some(limit) = self
-            .d
-            .pointer("/spec/revisionHistoryLimit")
-            .and_then(Value::as_i64)
-        else {
+        let Some(limit) = self.d.spec.as_ref().and_then(|s| s.revision_history_limit) else {
             return;
         };
         let mut cleanable: Vec<usize> = olds
             .iter()
             .copied()
-            .filter(|x| {
-                !self.created[*x]
-                    && self.rss[*x]
-                        .pointer("/metadata/deletionTimestamp")
-                        .is_none()
-            })
+            .filter(|x| !self.created[*x] && self.rss[*x].metadata.deletion_timestamp.is_none())
             .collect();
-        let diff = cleanable.len() as i64 - limit;
+        let diff = cleanable.len() as i64 - i64::from(limit);
         if diff <= 0 {
             return;
         }
-        cleanable.sort_by_key(|x| (revision(&self.rss[*x]), creation(&self.rss[*x])));
+        cleanable.sort_by_key(|x| (revision(&self.rss[*x]), creation(&self.rss[*x].metadata)));
         for x in cleanable.into_iter().take(diff as usize) {
             let rs = &self.rss[x];
-            if i(rs, "/status/replicas") != 0
-                || replicas(rs) != 0
-                || i(rs, "/metadata/generation") > i(rs, "/status/observedGeneration")
+            let observed = rs
+                .status
+                .as_ref()
+                .and_then(|s| s.observed_generation)
+                .unwrap_or(0);
+            if rs_status_replicas(rs) != 0
+                || rs_replicas(rs) != 0
+                || rs.metadata.generation.unwrap_or(0) > observed
             {
                 continue;
             }
             self.actions.push(Action::Delete {
                 r: res("replicasets"),
-                ns: s(rs, "/metadata/namespace").to_string(),
-                name: s(rs, "/metadata/name").to_string(),
+                ns: kinds::namespace(&rs.metadata).to_string(),
+                name: kinds::name(&rs.metadata).to_string(),
                 propagation: None,
-                uid: Some(s(rs, "/metadata/uid").to_string()),
+                uid: Some(kinds::uid(&rs.metadata).to_string()),
             });
         }
     }
@@ -652,41 +734,29 @@ impl St<'_> {
     fn calculate_status(&mut self, new: Option<usize>) {
         let d = self.d;
         let all: Vec<usize> = (0..self.rss.len()).collect();
-        let available = self.sum(&all, |r| i(r, "/status/availableReplicas"));
-        let total = self.sum(&all, replicas);
+        let available = self.sum(&all, rs_available);
+        let total = self.sum(&all, rs_replicas);
         let unavailable = (total - available).max(0);
-        let mut st = serde_json::Map::new();
-        let mut put = |k: &str, v: i64| {
-            if v != 0 {
-                st.insert(k.into(), json!(v));
-            }
+        // zero counts are left out, as Go's omitempty leaves them
+        let nz = |v: i64| (v != 0).then(|| to_i32(v));
+        let mut st = DeploymentStatus {
+            observed_generation: d.metadata.generation.filter(|g| *g != 0),
+            replicas: nz(self.sum(&all, rs_status_replicas)),
+            updated_replicas: nz(new.map_or(0, |n| rs_status_replicas(&self.rss[n]))),
+            ready_replicas: nz(self.sum(&all, |r| rs_status(r, |s| s.ready_replicas))),
+            available_replicas: nz(available),
+            unavailable_replicas: nz(unavailable),
+            collision_count: self.status.collision_count,
+            conditions: self.status.conditions.clone(),
+            ..Default::default()
         };
-        put("observedGeneration", i(d, "/metadata/generation"));
-        put("replicas", self.sum(&all, |r| i(r, "/status/replicas")));
-        put(
-            "updatedReplicas",
-            new.map_or(0, |n| i(&self.rss[n], "/status/replicas")),
-        );
-        put(
-            "readyReplicas",
-            self.sum(&all, |r| i(r, "/status/readyReplicas")),
-        );
-        put("availableReplicas", available);
-        put("unavailableReplicas", unavailable);
-        if let Some(c) = self.status.get("collisionCount") {
-            st.insert("collisionCount".into(), c.clone());
-        }
-        if let Some(c) = self.status.get("conditions") {
-            st.insert("conditions".into(), c.clone());
-        }
-        let mut st = Value::Object(st);
         let c = if available >= replicas(d) - max_unavailable(d) {
             new_cond(
                 "Available",
                 "True",
                 "MinimumReplicasAvailable",
                 "Deployment has minimum availability.".into(),
-                self.now,
+                &self.now,
             )
         } else {
             new_cond(
@@ -694,7 +764,7 @@ impl St<'_> {
                 "False",
                 "MinimumReplicasUnavailable",
                 "Deployment does not have minimum availability.".into(),
-                self.now,
+                &self.now,
             )
         };
         set_cond(&mut st, c);
@@ -703,22 +773,22 @@ impl St<'_> {
 }
 
 /// `GetProportion` with `getReplicaSetFraction`.
-fn proportion(rs: &Value, d: &Value, to_add: i64, added: i64) -> i64 {
-    if replicas(rs) == 0 || to_add == 0 || to_add == added {
+fn proportion(rs: &ReplicaSet, d: &Deployment, to_add: i64, added: i64) -> i64 {
+    if rs_replicas(rs) == 0 || to_add == 0 || to_add == added {
         return 0;
     }
     let fraction = if replicas(d) == 0 {
-        -replicas(rs)
+        -rs_replicas(rs)
     } else {
         let deployment_replicas = replicas(d) + max_surge(d);
-        let annotated = ann(rs, MAX)
+        let annotated = ann(&rs.metadata, MAX)
             .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or_else(|| i(d, "/status/replicas"));
+            .unwrap_or_else(|| n32(d.status.as_ref().and_then(|s| s.replicas)));
         if annotated == 0 {
             0
         } else {
-            let size = (replicas(rs) * deployment_replicas) as f64 / annotated as f64;
-            size.round() as i64 - replicas(rs)
+            let size = (rs_replicas(rs) * deployment_replicas) as f64 / annotated as f64;
+            size.round() as i64 - rs_replicas(rs)
         }
     };
     let allowed = to_add - added;
@@ -729,63 +799,41 @@ fn proportion(rs: &Value, d: &Value, to_add: i64, added: i64) -> i64 {
     }
 }
 
-fn status_of(d: &Value) -> Value {
-    d.get("status").cloned().unwrap_or(json!({}))
+fn status_of(d: &Deployment) -> DeploymentStatus {
+    d.status.clone().unwrap_or_default()
 }
 
 /// `DeploymentComplete`.
-fn complete(d: &Value, st: &Value) -> bool {
+fn complete(d: &Deployment, st: &DeploymentStatus) -> bool {
     let r = replicas(d);
-    i(st, "/updatedReplicas") == r
-        && i(st, "/replicas") == r
-        && i(st, "/availableReplicas") == r
-        && i(st, "/observedGeneration") >= i(d, "/metadata/generation")
+    n32(st.updated_replicas) == r
+        && n32(st.replicas) == r
+        && n32(st.available_replicas) == r
+        && st.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0)
 }
 
 /// `DeploymentProgressing`.
-fn progressing(d: &Value, new: &Value) -> bool {
+fn progressing(d: &Deployment, new: &DeploymentStatus) -> bool {
     let old = status_of(d);
-    let old_old = i(&old, "/replicas") - i(&old, "/updatedReplicas");
-    let new_old = i(new, "/replicas") - i(new, "/updatedReplicas");
-    i(new, "/updatedReplicas") > i(&old, "/updatedReplicas")
+    let old_old = n32(old.replicas) - n32(old.updated_replicas);
+    let new_old = n32(new.replicas) - n32(new.updated_replicas);
+    n32(new.updated_replicas) > n32(old.updated_replicas)
         || new_old < old_old
-        || i(new, "/readyReplicas") > i(&old, "/readyReplicas")
-        || i(new, "/availableReplicas") > i(&old, "/availableReplicas")
+        || n32(new.ready_replicas) > n32(old.ready_replicas)
+        || n32(new.available_replicas) > n32(old.available_replicas)
 }
 
-fn secs(t: &str) -> Option<i64> {
-    t.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
-}
-
-/// Syncs one Deployment at `now` (RFC 3339): the writes, and when to look again.
-pub fn plan(d: &Value, observed: &Observed, now: &str) -> Plan {
-    let mut st = St {
-        d,
-        status: status_of(d),
-        rss: observed.replica_sets.clone(),
-        created: vec![false; observed.replica_sets.len()],
-        actions: vec![],
-        updates: HashMap::new(),
-        now,
-        abort: false,
-    };
+/// Syncs one Deployment at `now`: the writes, and when to look again.
+pub fn plan(d: &Deployment, observed: &Observed, now: jiff::Timestamp) -> Plan {
+    // metav1.Now(), as it is serialized: whole seconds
+    let now = Time(jiff::Timestamp::from_second(now.as_second()).unwrap_or(now));
+    let mut st = St::new(d, &observed.replica_sets, now.clone());
     let mut requeue = None;
-    let rollout = d.pointer("/metadata/deletionTimestamp").is_none()
-        && d.pointer("/spec/paused") != Some(&json!(true))
-        && !{
-            let probe = St {
-                d,
-                status: json!({}),
-                rss: observed.replica_sets.clone(),
-                created: vec![],
-                actions: vec![],
-                updates: HashMap::new(),
-                now,
-                abort: false,
-            };
-            probe.is_scaling_event()
-        };
-    if d.pointer("/metadata/deletionTimestamp").is_some() {
+    let paused = d.spec.as_ref().and_then(|s| s.paused) == Some(true);
+    let deleting = d.metadata.deletion_timestamp.is_some();
+    let rollout =
+        !deleting && !paused && !St::new(d, &observed.replica_sets, now).is_scaling_event();
+    if deleting {
         // syncStatusOnly
         let new = st.new_rs(false, None);
         st.calculate_status(new);
@@ -794,7 +842,7 @@ pub fn plan(d: &Value, observed: &Observed, now: &str) -> Plan {
         let new = st.new_rs(false, None);
         let olds = st.olds(new);
         st.proportional_scale(new, &olds);
-        if d.pointer("/spec/paused") == Some(&json!(true)) {
+        if paused {
             st.cleanup(&olds);
         }
         st.calculate_status(new);
@@ -809,13 +857,12 @@ pub fn plan(d: &Value, observed: &Observed, now: &str) -> Plan {
         }
     }
     let mut actions = st.actions;
-    let old_status = status_of(d);
-    if st.status != old_status {
+    if st.status != status_of(d) {
         let mut nd = d.clone();
-        nd["status"] = st.status;
+        nd.status = Some(st.status);
         actions.push(Action::Update {
             r: res("deployments"),
-            obj: Object::Json(nd),
+            obj: nd.into(),
             status: true,
         });
     }
@@ -827,15 +874,15 @@ pub fn plan(d: &Value, observed: &Observed, now: &str) -> Plan {
 
 /// rolling.go `rolloutRolling`; returns the new ReplicaSet.
 fn rollout_rolling(st: &mut St<'_>, observed: &Observed) -> Option<usize> {
-    let new = st.new_rs(true, observed.name_taken.as_ref())?;
+    let new = st.new_rs(true, observed.name_taken.as_deref())?;
     let d = st.d;
     let olds = st.olds(Some(new));
     let mut all = olds.clone();
     all.push(new);
     // reconcileNewReplicaSet
-    let scaled_up = if replicas(&st.rss[new]) == replicas(d) {
+    let scaled_up = if rs_replicas(&st.rss[new]) == replicas(d) {
         false
-    } else if replicas(&st.rss[new]) > replicas(d) {
+    } else if rs_replicas(&st.rss[new]) > replicas(d) {
         st.scale_and_record(new, replicas(d))
     } else {
         let nr = st.rss[new].clone();
@@ -848,24 +895,24 @@ fn rollout_rolling(st: &mut St<'_>, observed: &Observed) -> Option<usize> {
     }
     // reconcileOldReplicaSets
     let active_olds = st.active(&olds);
-    let old_count = st.sum(&active_olds, replicas);
+    let old_count = st.sum(&active_olds, rs_replicas);
     let mut scaled_down = false;
     if old_count > 0 {
-        let all_count = st.sum(&all, replicas);
+        let all_count = st.sum(&all, rs_replicas);
         let min_available = replicas(d) - max_unavailable(d);
-        let new_unavailable = replicas(&st.rss[new]) - i(&st.rss[new], "/status/availableReplicas");
+        let new_unavailable = rs_replicas(&st.rss[new]) - rs_available(&st.rss[new]);
         let max_scaled_down = all_count - min_available - new_unavailable;
         if max_scaled_down > 0 {
             // cleanupUnhealthyReplicas
             let mut sorted = active_olds.clone();
-            sorted.sort_by_key(|x| creation(&st.rss[*x]));
+            sorted.sort_by_key(|x| creation(&st.rss[*x].metadata));
             let mut cleaned = 0;
             for x in &sorted {
                 if cleaned >= max_scaled_down {
                     break;
                 }
                 let rs = &st.rss[*x];
-                let (r, avail) = (replicas(rs), i(rs, "/status/availableReplicas"));
+                let (r, avail) = (rs_replicas(rs), rs_available(rs));
                 if r == 0 || r == avail {
                     continue;
                 }
@@ -874,7 +921,7 @@ fn rollout_rolling(st: &mut St<'_>, observed: &Observed) -> Option<usize> {
                 cleaned += down;
             }
             // scaleDownOldReplicaSetsForRollingUpdate
-            let available = st.sum(&all, |r| i(r, "/status/availableReplicas"));
+            let available = st.sum(&all, rs_available);
             let mut scaled = 0;
             if available > min_available {
                 let total = available - min_available;
@@ -882,7 +929,7 @@ fn rollout_rolling(st: &mut St<'_>, observed: &Observed) -> Option<usize> {
                     if scaled >= total {
                         break;
                     }
-                    let r = replicas(&st.rss[*x]);
+                    let r = rs_replicas(&st.rss[*x]);
                     if r == 0 {
                         continue;
                     }
@@ -912,14 +959,14 @@ fn rollout_recreate(st: &mut St<'_>, observed: &Observed) -> Option<usize> {
             scaled_down = true;
         }
     }
-    let old_running = st.sum(&olds, |r| i(r, "/status/replicas")) > 0 || observed.old_pods_running;
+    let old_running = st.sum(&olds, rs_status_replicas) > 0 || observed.old_pods_running;
     if scaled_down || old_running {
         st.calculate_status(new);
         return new;
     }
     let new = match new {
         Some(n) => Some(n),
-        None => st.new_rs(true, observed.name_taken.as_ref()),
+        None => st.new_rs(true, observed.name_taken.as_deref()),
     };
     let Some(n) = new else {
         st.calculate_status(None);
@@ -934,6 +981,10 @@ fn rollout_recreate(st: &mut St<'_>, observed: &Observed) -> Option<usize> {
     Some(n)
 }
 
+fn update_secs(c: &DeploymentCondition) -> Option<i64> {
+    c.last_update_time.as_ref().map(|t| t.0.as_second())
+}
+
 /// progress.go `syncRolloutStatus` (on the status [`St::calculate_status`] computed) and
 /// `requeueStuckDeployment`.
 fn sync_rollout_status(st: &mut St<'_>, new: Option<usize>) -> Option<Duration> {
@@ -944,54 +995,47 @@ fn sync_rollout_status(st: &mut St<'_>, new: Option<usize>) -> Option<Duration> 
     }
     let old = status_of(d);
     let current = cond(&old, "Progressing").cloned();
-    let is_complete = i(&st.status, "/replicas") == i(&st.status, "/updatedReplicas")
+    let is_complete = n32(st.status.replicas) == n32(st.status.updated_replicas)
         && current
             .as_ref()
-            .is_some_and(|c| s(c, "/reason") == "NewReplicaSetAvailable");
-    let new_name = new.map(|n| s(&st.rss[n], "/metadata/name").to_string());
+            .is_some_and(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"));
+    let new_name = new.map(|n| kinds::name(&st.rss[n].metadata).to_string());
+    let d_name = kinds::name(&d.metadata);
+    let now = st.now.clone();
     if let (Some(deadline), false) = (deadline, is_complete) {
         if complete(d, &st.status) {
             let msg = match &new_name {
                 Some(n) => format!("ReplicaSet \"{n}\" has successfully progressed."),
-                None => format!(
-                    "Deployment \"{}\" has successfully progressed.",
-                    s(d, "/metadata/name")
-                ),
+                None => format!("Deployment \"{d_name}\" has successfully progressed."),
             };
             set_cond(
                 &mut st.status,
-                new_cond("Progressing", "True", "NewReplicaSetAvailable", msg, st.now),
+                new_cond("Progressing", "True", "NewReplicaSetAvailable", msg, &now),
             );
         } else if progressing(d, &st.status) {
             let msg = match &new_name {
                 Some(n) => format!("ReplicaSet \"{n}\" is progressing."),
-                None => format!("Deployment \"{}\" is progressing.", s(d, "/metadata/name")),
+                None => format!("Deployment \"{d_name}\" is progressing."),
             };
-            let mut c = new_cond("Progressing", "True", "ReplicaSetUpdated", msg, st.now);
+            let mut c = new_cond("Progressing", "True", "ReplicaSetUpdated", msg, &now);
             if let Some(cur) = &current {
-                if s(cur, "/status") == "True" {
-                    c["lastTransitionTime"] = cur["lastTransitionTime"].clone();
+                if cur.status == "True" {
+                    c.last_transition_time = cur.last_transition_time.clone();
                 }
                 remove_cond(&mut st.status, "Progressing");
             }
             set_cond(&mut st.status, c);
         } else if let Some(c) = cond(&st.status, "Progressing") {
             // DeploymentTimedOut
-            let timed_out = match s(c, "/reason") {
-                "NewReplicaSetAvailable" => false,
-                "ProgressDeadlineExceeded" => true,
-                _ => match (secs(s(c, "/lastUpdateTime")), secs(st.now)) {
-                    (Some(from), Some(now)) => from + deadline < now,
-                    _ => false,
-                },
+            let timed_out = match c.reason.as_deref() {
+                Some("NewReplicaSetAvailable") => false,
+                Some("ProgressDeadlineExceeded") => true,
+                _ => update_secs(c).is_some_and(|from| from + deadline < now.0.as_second()),
             };
             if timed_out {
                 let msg = match &new_name {
                     Some(n) => format!("ReplicaSet \"{n}\" has timed out progressing."),
-                    None => format!(
-                        "Deployment \"{}\" has timed out progressing.",
-                        s(d, "/metadata/name")
-                    ),
+                    None => format!("Deployment \"{d_name}\" has timed out progressing."),
                 };
                 set_cond(
                     &mut st.status,
@@ -1000,7 +1044,7 @@ fn sync_rollout_status(st: &mut St<'_>, new: Option<usize>) -> Option<Duration> 
                         "False",
                         "ProgressDeadlineExceeded",
                         msg,
-                        st.now,
+                        &now,
                     ),
                 );
             }
@@ -1009,13 +1053,13 @@ fn sync_rollout_status(st: &mut St<'_>, new: Option<usize>) -> Option<Duration> 
     // requeueStuckDeployment: look again when the deadline passes
     let c = cond(&st.status, "Progressing")?;
     let deadline = deadline?;
-    if s(c, "/status") != "True"
-        || s(c, "/reason") == "NewReplicaSetAvailable"
+    if c.status != "True"
+        || c.reason.as_deref() == Some("NewReplicaSetAvailable")
         || complete(d, &st.status)
     {
         return None;
     }
-    let after = secs(s(c, "/lastUpdateTime"))? + deadline - secs(st.now)?;
+    let after = update_secs(c)? + deadline - now.0.as_second();
     Some(Duration::from_secs(after.max(0) as u64 + 1))
 }
 
@@ -1024,18 +1068,6 @@ pub struct DeploymentController {
     deployments: Typed<Deployment>,
     replica_sets: Typed<ReplicaSet>,
     pods: Typed<Pod>,
-}
-
-fn rolling(d: &Deployment) -> bool {
-    d.spec
-        .as_ref()
-        .and_then(|s| s.strategy.as_ref())
-        .and_then(|s| s.type_.as_deref())
-        != Some("Recreate")
-}
-
-fn to_json<K: serde::Serialize>(o: &K) -> Result<Value, ApiError> {
-    serde_json::to_value(o).map_err(|e| ApiError::internal(format!("encoding: {e}")))
 }
 
 impl DeploymentController {
@@ -1096,7 +1128,7 @@ impl queue::Controller for DeploymentController {
         };
         let (dns, dname) = queue::split_key(&dk);
         match self.deployments.get_named(dns, dname) {
-            Some(d) if !rolling(&d) => vec![dk],
+            Some(d) if !is_rolling(&d) => vec![dk],
             _ => vec![],
         }
     }
@@ -1112,30 +1144,21 @@ impl queue::Controller for DeploymentController {
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = queue::split_key(key);
-        let Some(typed) = self.deployments.get_named(ns, name) else {
+        let Some(d) = self.deployments.get_named(ns, name) else {
             return Ok(None);
         };
-        let d = to_json(&*typed)?;
-        let uid = kinds::uid(&typed.metadata);
-        let mut rss = self.replica_sets.by_index(index::CONTROLLER, uid);
-        rss.retain(|r| kinds::controller_of(&r.metadata, "Deployment").is_some());
-        let rss = rss
-            .iter()
-            .map(|r| to_json(&**r))
-            .collect::<Result<Vec<Value>, ApiError>>()?;
-        let hash = pod_template_hash(
-            d.pointer("/spec/template").unwrap_or(&Value::Null),
-            i(&d, "/status/collisionCount"),
-        );
-        let name_taken = self
+        let mut rss = self
             .replica_sets
-            .get_named(ns, &format!("{name}-{hash}"))
-            .map(|v| to_json(&*v))
-            .transpose()?;
+            .by_index(index::CONTROLLER, kinds::uid(&d.metadata));
+        rss.retain(|r| kinds::controller_of(&r.metadata, "Deployment").is_some());
+        let collisions = n32(d.status.as_ref().and_then(|s| s.collision_count));
+        let tpl = template(&d);
+        let hash = template_hash(&tpl, collisions);
+        let name_taken = self.replica_sets.get_named(ns, &format!("{name}-{hash}"));
         let old_pods_running = !is_rolling(&d)
             && rss.iter().any(|rs| {
                 self.pods
-                    .by_index(index::CONTROLLER, s(rs, "/metadata/uid"))
+                    .by_index(index::CONTROLLER, kinds::uid(&rs.metadata))
                     .iter()
                     .any(|p| {
                         !matches!(
@@ -1143,17 +1166,14 @@ impl queue::Controller for DeploymentController {
                             Some("Succeeded" | "Failed")
                         )
                     })
-                    && !equal_ignore_hash(
-                        rs.pointer("/spec/template").unwrap_or(&Value::Null),
-                        d.pointer("/spec/template").unwrap_or(&Value::Null),
-                    )
+                    && !equal_ignore_hash(&rs_template(rs), &tpl)
             });
         let observed = Observed {
             replica_sets: rss,
             name_taken,
             old_pods_running,
         };
-        let plan = plan(&d, &observed, &super::now());
+        let plan = plan(&d, &observed, jiff::Timestamp::now());
         queue::apply(objects, self.name(), plan.actions).await?;
         Ok(plan.requeue_after)
     }
@@ -1162,8 +1182,50 @@ impl queue::Controller for DeploymentController {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    // Fixtures are written as JSON, the way the API server stores them, and decoded as the
+    // informers decode them; what a plan writes is read back as the JSON the server receives.
 
     const NOW: &str = "2026-01-01T00:00:00Z";
+
+    fn typed<K: serde::de::DeserializeOwned>(v: &Value) -> K {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+
+    fn plan_at(d: &Value, o: &Observed, now: &str) -> Plan {
+        plan(&typed(d), o, now.parse().unwrap())
+    }
+
+    fn s<'a>(v: &'a Value, p: &str) -> &'a str {
+        v.pointer(p).and_then(Value::as_str).unwrap_or("")
+    }
+
+    fn replicas(o: &Value) -> i64 {
+        o.pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    }
+
+    fn ann<'a>(o: &'a Value, k: &str) -> Option<&'a str> {
+        o.get("metadata")?.get("annotations")?.get(k)?.as_str()
+    }
+
+    fn set_ann(o: &mut Value, k: &str, v: String) {
+        o["metadata"]["annotations"][k] = json!(v);
+    }
+
+    fn cond<'a>(status: &'a Value, t: &str) -> Option<&'a Value> {
+        status
+            .get("conditions")
+            .and_then(Value::as_array)?
+            .iter()
+            .find(|c| s(c, "/type") == t)
+    }
+
+    fn json_of(o: &queue::Object) -> Value {
+        o.to_value().unwrap()
+    }
 
     fn deploy(replicas: i64, image: &str) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
@@ -1178,22 +1240,23 @@ mod tests {
     /// A ReplicaSet of `d` as the controller would have made it, with `avail` available pods.
     fn rs_of(d: &Value, rev: i64, spec: i64, avail: i64, created: &str) -> Value {
         let tpl = d["spec"]["template"].clone();
-        let hash = pod_template_hash(&tpl, 0);
+        let hash = template_hash(&typed(&tpl), 0);
         let mut t = tpl.clone();
         t["metadata"]["labels"][HASH_LABEL] = json!(hash);
         json!({"metadata": {"name": format!("web-{hash}"), "namespace": "a", "uid": format!("rs-{hash}"),
                 "creationTimestamp": created, "resourceVersion": "3", "generation": 1,
                 "labels": t["metadata"]["labels"].clone(),
                 "annotations": {REVISION: rev.to_string(), DESIRED: d["spec"]["replicas"].to_string(),
-                    MAX: (replicas(d) + max_surge(d)).to_string()},
-                "ownerReferences": [owner_ref("Deployment", "apps/v1", d)]},
+                    MAX: (replicas(d) + max_surge(&typed(d))).to_string()},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                    "uid": "d-uid", "controller": true, "blockOwnerDeletion": true}]},
             "spec": {"replicas": spec, "template": t},
             "status": {"replicas": avail, "readyReplicas": avail, "availableReplicas": avail, "observedGeneration": 1}})
     }
 
     fn obs(rss: Vec<Value>) -> Observed {
         Observed {
-            replica_sets: rss,
+            replica_sets: rss.iter().map(|r| Arc::new(typed(r))).collect(),
             ..Default::default()
         }
     }
@@ -1203,14 +1266,15 @@ mod tests {
             .iter()
             .filter_map(|a| match a {
                 Action::Update {
-                    obj: Object::Json(obj),
-                    status: false,
-                    ..
-                } => Some((s(obj, "/metadata/name").to_string(), replicas(obj))),
-                Action::Create {
-                    obj: Object::Json(obj),
-                    ..
-                } => Some((format!("+{}", s(obj, "/metadata/name")), replicas(obj))),
+                    obj, status: false, ..
+                } => {
+                    let obj = json_of(obj);
+                    Some((s(&obj, "/metadata/name").to_string(), replicas(&obj)))
+                }
+                Action::Create { obj, .. } => {
+                    let obj = json_of(obj);
+                    Some((format!("+{}", s(&obj, "/metadata/name")), replicas(&obj)))
+                }
                 _ => None,
             })
             .collect()
@@ -1221,10 +1285,8 @@ mod tests {
             .iter()
             .find_map(|a| match a {
                 Action::Update {
-                    obj: Object::Json(obj),
-                    status: true,
-                    ..
-                } => Some(obj["status"].clone()),
+                    obj, status: true, ..
+                } => Some(json_of(obj)["status"].clone()),
                 _ => None,
             })
             .expect("a status update")
@@ -1233,15 +1295,12 @@ mod tests {
     #[test]
     fn a_new_deployment_gets_a_replica_set_with_all_replicas() {
         let d = deploy(3, "nginx:1");
-        let p = plan(&d, &obs(vec![]), NOW);
-        let Action::Create {
-            obj: Object::Json(obj),
-            ..
-        } = &p.actions[0]
-        else {
+        let p = plan_at(&d, &obs(vec![]), NOW);
+        let Action::Create { obj, .. } = &p.actions[0] else {
             panic!("{:?}", p.actions)
         };
-        let hash = pod_template_hash(&d["spec"]["template"], 0);
+        let obj = &json_of(obj);
+        let hash = template_hash(&typed(&d["spec"]["template"]), 0);
         assert_eq!(s(obj, "/metadata/name"), format!("web-{hash}"));
         assert_eq!(replicas(obj), 3);
         assert_eq!(
@@ -1286,18 +1345,14 @@ mod tests {
         let old = rs_of(&old_d, 1, 4, 4, "2026-01-01T00:00:00Z");
         let d = deploy(4, "nginx:2");
         // step 1: the new set is created within the surge (25% of 4 = 1)
-        let p = plan(&d, &obs(vec![old.clone()]), NOW);
-        let hash = pod_template_hash(&d["spec"]["template"], 0);
+        let p = plan_at(&d, &obs(vec![old.clone()]), NOW);
+        let hash = template_hash(&typed(&d["spec"]["template"]), 0);
         assert_eq!(scales(&p)[0], (format!("+web-{hash}"), 1));
         let new = {
-            let Action::Create {
-                obj: Object::Json(obj),
-                ..
-            } = &p.actions[0]
-            else {
+            let Action::Create { obj, .. } = &p.actions[0] else {
                 panic!()
             };
-            let mut n = obj.clone();
+            let mut n = json_of(obj);
             n["metadata"]["uid"] = json!("new");
             n["metadata"]["resourceVersion"] = json!("9");
             n["metadata"]["creationTimestamp"] = json!("2026-01-01T00:01:00Z");
@@ -1315,7 +1370,7 @@ mod tests {
         let mut old2 = old.clone();
         old2["spec"]["replicas"] = json!(3);
         old2["status"] = json!({"replicas": 3, "availableReplicas": 3});
-        let p = plan(&d, &obs(vec![old2.clone(), new.clone()]), NOW);
+        let p = plan_at(&d, &obs(vec![old2.clone(), new.clone()]), NOW);
         assert_eq!(scales(&p), [(s(&new, "/metadata/name").to_string(), 2)]);
         // step 3: the new set's pods are available: the old one goes to 0 in steps
         let mut new3 = new.clone();
@@ -1324,7 +1379,7 @@ mod tests {
         let mut old3 = old2.clone();
         old3["spec"]["replicas"] = json!(1);
         old3["status"] = json!({"replicas": 1, "availableReplicas": 1});
-        let p = plan(&d, &obs(vec![old3, new3]), NOW);
+        let p = plan_at(&d, &obs(vec![old3, new3]), NOW);
         assert_eq!(scales(&p), [(s(&old, "/metadata/name").to_string(), 0)]);
     }
 
@@ -1335,7 +1390,7 @@ mod tests {
         let old = rs_of(&deploy(2, "nginx:1"), 1, 2, 2, "2026-01-01T00:00:00Z");
         let mut new = rs_of(&d, 2, 1, 0, "2026-01-01T00:01:00Z");
         new["status"] = json!({"replicas": 1});
-        let p = plan(&d, &obs(vec![old, new]), NOW);
+        let p = plan_at(&d, &obs(vec![old, new]), NOW);
         assert!(scales(&p).is_empty(), "{:?}", scales(&p));
     }
 
@@ -1346,17 +1401,17 @@ mod tests {
         let mut od = deploy(2, "nginx:1");
         od["spec"]["strategy"] = json!({"type": "Recreate"});
         let old = rs_of(&od, 1, 2, 2, "2026-01-01T00:00:00Z");
-        let p = plan(&d, &obs(vec![old.clone()]), NOW);
+        let p = plan_at(&d, &obs(vec![old.clone()]), NOW);
         assert_eq!(scales(&p), [(s(&old, "/metadata/name").to_string(), 0)]);
         // old pods still terminating: no new set yet
         let mut old0 = old.clone();
         old0["spec"]["replicas"] = json!(0);
         let mut o = obs(vec![old0.clone()]);
         o.old_pods_running = true;
-        assert!(scales(&plan(&d, &o, NOW)).is_empty());
+        assert!(scales(&plan_at(&d, &o, NOW)).is_empty());
         // gone: the new set with every replica
         old0["status"] = json!({"replicas": 0});
-        let p = plan(&d, &obs(vec![old0]), NOW);
+        let p = plan_at(&d, &obs(vec![old0]), NOW);
         let sc = scales(&p);
         assert_eq!(sc.len(), 1);
         assert!(sc[0].0.starts_with('+') && sc[0].1 == 2, "{sc:?}");
@@ -1374,7 +1429,7 @@ mod tests {
             set_ann(x, DESIRED, "10".into());
             set_ann(x, MAX, "10".into());
         }
-        let p = plan(&d, &obs(vec![a.clone(), b.clone()]), NOW);
+        let p = plan_at(&d, &obs(vec![a.clone(), b.clone()]), NOW);
         let mut sc = scales(&p);
         sc.sort();
         let mut want = vec![
@@ -1386,12 +1441,10 @@ mod tests {
         // the annotations follow the new size
         for a in &p.actions {
             if let Action::Update {
-                obj: Object::Json(obj),
-                status: false,
-                ..
+                obj, status: false, ..
             } = a
             {
-                assert_eq!(ann(obj, DESIRED), Some("20"));
+                assert_eq!(ann(&json_of(obj), DESIRED), Some("20"));
             }
         }
     }
@@ -1401,7 +1454,7 @@ mod tests {
         let d0 = deploy(3, "nginx:1");
         let rs = rs_of(&d0, 1, 3, 3, "2026-01-01T00:00:00Z");
         let d = deploy(5, "nginx:1");
-        let p = plan(&d, &obs(vec![rs.clone()]), NOW);
+        let p = plan_at(&d, &obs(vec![rs.clone()]), NOW);
         assert_eq!(scales(&p), [(s(&rs, "/metadata/name").to_string(), 5)]);
         let Some(Action::Event { message, .. }) = p.actions.get(1) else {
             panic!()
@@ -1430,7 +1483,7 @@ mod tests {
         let new = rs_of(&d, 4, 1, 1, "2026-01-01T00:09:00Z");
         rss.push(new.clone());
         d["status"] = json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1});
-        let p = plan(&d, &obs(rss.clone()), NOW);
+        let p = plan_at(&d, &obs(rss.clone()), NOW);
         let deleted: Vec<&str> = p
             .actions
             .iter()
@@ -1463,16 +1516,15 @@ mod tests {
         let mut back = rs_of(&d, 1, 0, 0, "2026-01-01T00:00:00Z");
         back["status"] = json!({"replicas": 0});
         let cur = rs_of(&deploy(1, "nginx:2"), 2, 1, 1, "2026-01-01T00:01:00Z");
-        let p = plan(&d, &obs(vec![back.clone(), cur]), NOW);
+        let p = plan_at(&d, &obs(vec![back.clone(), cur]), NOW);
         let upd = p
             .actions
             .iter()
             .find_map(|a| match a {
                 Action::Update {
-                    obj: Object::Json(obj),
-                    status: false,
-                    ..
-                } if s(obj, "/metadata/name") == s(&back, "/metadata/name") => Some(obj.clone()),
+                    obj, status: false, ..
+                } => Some(json_of(obj))
+                    .filter(|o| s(o, "/metadata/name") == s(&back, "/metadata/name")),
                 _ => None,
             })
             .unwrap();
@@ -1486,14 +1538,20 @@ mod tests {
     fn templates_equal_but_for_the_hash_label_and_nulls() {
         let t = json!({"metadata": {"labels": {"app": "web", HASH_LABEL: "x"}}, "spec": {"containers": []}});
         let u = json!({"metadata": {"labels": {"app": "web"}, "creationTimestamp": null}, "spec": {"containers": []}});
-        assert!(equal_ignore_hash(&t, &u));
+        assert!(equal_ignore_hash(&typed(&t), &typed(&u)));
         let mut u2 = u.clone();
         u2["metadata"]["labels"]["app"] = json!("api");
-        assert!(!equal_ignore_hash(&t, &u2));
+        assert!(!equal_ignore_hash(&typed(&t), &typed(&u2)));
         assert_eq!(
-            pod_template_hash(&u, 0),
-            pod_template_hash(&without_hash(&t), 0)
+            template_hash(&typed(&u), 0),
+            template_hash(&without_hash(&typed(&t)), 0)
         );
+        // only the hash label: no labels, no metadata
+        let only = json!({"metadata": {"labels": {HASH_LABEL: "x"}}, "spec": {"containers": []}});
+        assert!(equal_ignore_hash(
+            &typed(&only),
+            &typed(&json!({"spec": {"containers": []}}))
+        ));
     }
 
     #[test]
@@ -1501,10 +1559,10 @@ mod tests {
         let old = rs_of(&deploy(2, "nginx:1"), 1, 2, 2, "2026-01-01T00:00:00Z");
         let mut d = deploy(2, "nginx:2");
         d["spec"]["paused"] = json!(true);
-        assert!(scales(&plan(&d, &obs(vec![old.clone()]), NOW)).is_empty());
+        assert!(scales(&plan_at(&d, &obs(vec![old.clone()]), NOW)).is_empty());
         d["spec"]["replicas"] = json!(4);
         assert_eq!(
-            scales(&plan(&d, &obs(vec![old.clone()]), NOW)),
+            scales(&plan_at(&d, &obs(vec![old.clone()]), NOW)),
             [(s(&old, "/metadata/name").to_string(), 4)]
         );
     }
@@ -1517,10 +1575,10 @@ mod tests {
         other["spec"]["template"]["spec"]["containers"][0]["image"] = json!("other");
         let o = Observed {
             replica_sets: vec![],
-            name_taken: Some(other),
+            name_taken: Some(Arc::new(typed(&other))),
             old_pods_running: false,
         };
-        let p = plan(&d, &o, NOW);
+        let p = plan_at(&d, &o, NOW);
         assert!(scales(&p).is_empty());
         assert_eq!(status(&p)["collisionCount"], 1);
     }
@@ -1529,10 +1587,10 @@ mod tests {
     fn an_unchanged_deployment_writes_nothing() {
         let d0 = deploy(2, "nginx:1");
         let rs = rs_of(&d0, 1, 2, 2, "2026-01-01T00:00:00Z");
-        let p = plan(&d0, &obs(vec![rs.clone()]), NOW);
+        let p = plan_at(&d0, &obs(vec![rs.clone()]), NOW);
         let mut d = d0.clone();
         d["status"] = status(&p);
-        let p2 = plan(&d, &obs(vec![rs]), "2026-01-01T00:05:00Z");
+        let p2 = plan_at(&d, &obs(vec![rs]), "2026-01-01T00:05:00Z");
         assert!(p2.actions.is_empty(), "{:?}", p2.actions);
     }
 }
