@@ -109,15 +109,6 @@ fn canonical_without_nulls(v: &Value) -> String {
     canonical(&v)
 }
 
-fn is_pod_ready(p: &Value) -> bool {
-    p.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True")
-        })
-}
-
 /// Reads `namespace/name` of `K` from the API (what a sync writes back whole, where the cache
 /// keeps only a part). An object that does not decode as `K` is an error naming it.
 pub async fn get_typed<K: kinds::Kind>(

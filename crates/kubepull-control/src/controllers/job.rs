@@ -20,10 +20,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
+use k8s_openapi::api::batch::v1::{Job, JobCondition, UncountedTerminatedPods};
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::get_typed;
 use super::informer::{Cached, Notice};
-use super::kinds;
-use super::queue::{self, Action, Object, Plan};
-use super::reference_of;
+use super::kinds::{self, new_controller_ref, reference};
+use super::queue::{self, Action, Plan};
 use crate::errors::{ApiError, Cause};
 use crate::objects::{ListOptions, Objects};
 use crate::resources::{self, Resource};
@@ -39,10 +43,6 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 fn s<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
-}
-
-fn i(v: &Value, p: &str) -> i64 {
-    v.pointer(p).and_then(Value::as_i64).unwrap_or(0)
 }
 
 fn opt_i(v: &Value, p: &str) -> Option<i64> {
@@ -366,81 +366,98 @@ fn validate_selector(obj: &Value) -> Vec<Cause> {
     c
 }
 
-fn parse_time(v: &Value, p: &str) -> Option<Timestamp> {
-    v.pointer(p)
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse().ok())
+/// `metav1.Time` of `t`, whole seconds as it is serialized.
+fn time(t: Timestamp) -> Time {
+    Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
 }
 
-fn fmt_time(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-fn cond_true<'a>(job: &'a Value, ty: &str) -> Option<&'a Value> {
-    job.pointer("/status/conditions")
-        .and_then(Value::as_array)?
+fn cond_true<'a>(job: &'a Job, ty: &str) -> Option<&'a JobCondition> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
         .iter()
-        .find(|c| s(c, "/type") == ty && s(c, "/status") == "True")
+        .find(|c| c.type_ == ty && c.status == "True")
 }
 
 /// Whether the Job has a true `Complete` or `Failed` condition (`IsJobFinished`).
-pub fn is_finished(job: &Value) -> bool {
+pub fn is_finished(job: &Job) -> bool {
     cond_true(job, "Complete").is_some() || cond_true(job, "Failed").is_some()
 }
 
-fn has_finalizer(p: &Value) -> bool {
-    p.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|f| f == TRACKING_FINALIZER))
+fn has_finalizer(p: &Pod) -> bool {
+    p.metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == TRACKING_FINALIZER)
 }
 
-fn without_finalizer(p: &Value) -> Value {
-    let fins: Vec<Value> = p
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter(|f| *f != TRACKING_FINALIZER)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({"metadata": {"finalizers": fins, "resourceVersion": s(p, "/metadata/resourceVersion")}})
+fn without_finalizer(p: &Pod) -> Value {
+    let fins: Vec<&String> = p
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .filter(|f| *f != TRACKING_FINALIZER)
+        .collect();
+    json!({"metadata": {"finalizers": fins,
+        "resourceVersion": p.metadata.resource_version.as_deref().unwrap_or("")}})
 }
 
-fn phase(p: &Value) -> &str {
-    s(p, "/status/phase")
+fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
 }
 
-fn is_terminating(p: &Value) -> bool {
-    p.pointer("/metadata/deletionTimestamp").is_some()
-        && !matches!(phase(p), "Succeeded" | "Failed")
+fn is_terminating(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_some() && !matches!(phase(p), "Succeeded" | "Failed")
 }
 
 /// `isPodFailed` with `podReplacementPolicy: TerminatingOrFailed`: failed, or being deleted
 /// without having succeeded.
-fn counts_as_failed(p: &Value) -> bool {
+fn counts_as_failed(p: &Pod) -> bool {
     phase(p) == "Failed" || is_terminating(p)
 }
 
-fn pod_index(p: &Value) -> Option<i64> {
-    p.pointer("/metadata/annotations")
-        .and_then(|a| a.get(INDEX_KEY))
-        .and_then(Value::as_str)
-        .and_then(|x| x.parse().ok())
+fn pod_index(p: &Pod) -> Option<i64> {
+    p.metadata
+        .annotations
+        .as_ref()?
+        .get(INDEX_KEY)?
+        .parse()
+        .ok()
 }
 
-fn finish_time(p: &Value) -> Option<Timestamp> {
-    let cs = p
-        .pointer("/status/containerStatuses")
-        .and_then(Value::as_array);
-    let last = cs.and_then(|cs| {
-        cs.iter()
-            .filter_map(|c| parse_time(c, "/state/terminated/finishedAt"))
-            .max()
-    });
-    last.or_else(|| parse_time(p, "/metadata/deletionTimestamp"))
-        .or_else(|| parse_time(p, "/metadata/creationTimestamp"))
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn finish_time(p: &Pod) -> Option<Timestamp> {
+    let last = p
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .filter_map(|c| {
+                    c.state
+                        .as_ref()?
+                        .terminated
+                        .as_ref()?
+                        .finished_at
+                        .as_ref()
+                        .map(|t| t.0)
+                })
+                .max()
+        });
+    last.or_else(|| p.metadata.deletion_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| p.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
 /// The pod-failure back-off (`getRemainingTimeForFailuresCount`): 10 s doubled per failure
@@ -508,18 +525,20 @@ pub fn format_indexes(ix: &BTreeSet<i64>) -> String {
     out.join(",")
 }
 
-fn condition(ty: &str, reason: &str, message: &str, now: Timestamp) -> Value {
-    json!({
-        "type": ty, "status": "True",
-        "lastProbeTime": fmt_time(now), "lastTransitionTime": fmt_time(now),
-        "reason": reason, "message": message,
-    })
+fn condition(ty: &str, reason: &str, message: &str, now: Timestamp) -> JobCondition {
+    JobCondition {
+        type_: ty.to_string(),
+        status: "True".into(),
+        last_probe_time: Some(time(now)),
+        last_transition_time: Some(time(now)),
+        reason: Some(reason.to_string()),
+        message: Some(message.to_string()),
+    }
 }
 
-fn set_condition(conds: &mut Vec<Value>, c: Value) {
-    let ty = s(&c, "/type").to_string();
-    if let Some(old) = conds.iter_mut().find(|x| s(x, "/type") == ty) {
-        if s(old, "/status") == s(&c, "/status") && s(old, "/reason") == s(&c, "/reason") {
+fn set_condition(conds: &mut Vec<JobCondition>, c: JobCondition) {
+    if let Some(old) = conds.iter_mut().find(|x| x.type_ == c.type_) {
+        if old.status == c.status && old.reason == c.reason {
             return;
         }
         *old = c;
@@ -528,120 +547,103 @@ fn set_condition(conds: &mut Vec<Value>, c: Value) {
     }
 }
 
-fn new_pod(job: &Value, index: Option<i64>) -> Value {
-    let name = s(job, "/metadata/name");
-    let mut pod = json!({
-        "metadata": job.pointer("/spec/template/metadata").cloned().unwrap_or(json!({})),
-        "spec": job.pointer("/spec/template/spec").cloned().unwrap_or(json!({})),
-    });
-    let md = &mut pod["metadata"];
-    if let Some(m) = md.as_object_mut() {
-        m.remove("name");
-        m.remove("namespace");
-        m.remove("creationTimestamp");
-    }
-    md["generateName"] = json!(match index {
+/// The pod a Job creates (controller_utils.go `GetPodFromTemplate`, with the tracking
+/// finalizer; Indexed: the index annotation and label, hostname and `JOB_COMPLETION_INDEX`).
+fn new_pod(job: &Job, index: Option<i64>) -> Pod {
+    let name = kinds::name(&job.metadata);
+    let tpl = job
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
+    let mut md = tpl.metadata.unwrap_or_default();
+    let mut spec = tpl.spec.unwrap_or_default();
+    md.name = None;
+    md.namespace = None;
+    md.creation_timestamp = None;
+    md.generate_name = Some(match index {
         Some(ix) => format!("{name}-{ix}-"),
         None => format!("{name}-"),
     });
-    md["ownerReferences"] = json!([{
-        "apiVersion": "batch/v1", "kind": "Job", "name": name,
-        "uid": s(job, "/metadata/uid"), "controller": true, "blockOwnerDeletion": true,
-    }]);
-    md["finalizers"] = json!([TRACKING_FINALIZER]);
+    md.owner_references = Some(vec![new_controller_ref(job)]);
+    md.finalizers = Some(vec![TRACKING_FINALIZER.to_string()]);
     if let Some(ix) = index {
-        if !md.get("annotations").is_some_and(Value::is_object) {
-            md["annotations"] = json!({});
-        }
-        md["annotations"][INDEX_KEY] = json!(ix.to_string());
-        if !md.get("labels").is_some_and(Value::is_object) {
-            md["labels"] = json!({});
-        }
-        md["labels"][INDEX_KEY] = json!(ix.to_string());
+        md.annotations
+            .get_or_insert_with(Default::default)
+            .insert(INDEX_KEY.into(), ix.to_string());
+        md.labels
+            .get_or_insert_with(Default::default)
+            .insert(INDEX_KEY.into(), ix.to_string());
         // addCompletionIndexEnvVariables, and the hostname of Indexed pods
-        if pod.pointer("/spec/hostname").is_none() {
-            pod["spec"]["hostname"] = json!(format!("{name}-{ix}"));
+        if spec.hostname.is_none() {
+            spec.hostname = Some(format!("{name}-{ix}"));
         }
-        for list in ["containers", "initContainers"] {
-            if let Some(Value::Array(cs)) = pod["spec"].get_mut(list) {
-                for c in cs {
-                    if !c.get("env").is_some_and(Value::is_array) {
-                        c["env"] = json!([]);
-                    }
-                    let env = c["env"].as_array_mut().expect("array");
-                    if !env.iter().any(|e| s(e, "/name") == "JOB_COMPLETION_INDEX") {
-                        env.push(
-                            json!({"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
-                                "apiVersion": "v1",
-                                "fieldPath": format!("metadata.annotations['{INDEX_KEY}']"),
-                            }}}),
-                        );
-                    }
-                }
+        let init = spec.init_containers.iter_mut().flatten();
+        for c in spec.containers.iter_mut().chain(init) {
+            let env = c.env.get_or_insert_with(Vec::new);
+            if !env.iter().any(|e| e.name == "JOB_COMPLETION_INDEX") {
+                env.push(EnvVar {
+                    name: "JOB_COMPLETION_INDEX".into(),
+                    value: None,
+                    value_from: Some(EnvVarSource {
+                        field_ref: Some(ObjectFieldSelector {
+                            api_version: Some("v1".into()),
+                            field_path: format!("metadata.annotations['{INDEX_KEY}']"),
+                        }),
+                        ..Default::default()
+                    }),
+                });
             }
         }
     }
-    pod
+    Pod {
+        metadata: md,
+        spec: Some(spec),
+        status: None,
+    }
 }
 
 /// What the controller decides for one Job given its pods (those it controls) and the time.
-pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
+pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
     let mut p = Plan::default();
-    let ns = s(job, "/metadata/namespace").to_string();
-    let name = s(job, "/metadata/name").to_string();
-    let uid = s(job, "/metadata/uid");
-    let pods: Vec<&Value> = pods_in
+    let ns = kinds::namespace(&job.metadata).to_string();
+    let name = kinds::name(&job.metadata).to_string();
+    let uid = kinds::uid(&job.metadata);
+    let pods: Vec<&Pod> = pods_in
         .iter()
-        .filter(|x| queue::controller_of(x, "Job").is_some_and(|(_, u)| u == uid))
+        .filter(|x| kinds::controller_of(&x.metadata, "Job").is_some_and(|(_, u)| u == uid))
         .collect();
-    let remove_fin = |pod: &Value| Action::Patch {
+    let remove_fin = |pod: &Pod| Action::Patch {
         r: pods_r(),
         ns: ns.clone(),
-        name: s(pod, "/metadata/name").to_string(),
+        name: kinds::name(&pod.metadata).to_string(),
         patch: without_finalizer(pod),
     };
-    if job.pointer("/metadata/deletionTimestamp").is_some() {
+    if job.metadata.deletion_timestamp.is_some() {
         // the Job is going away: its pods are no longer tracked
         for pod in pods.iter().filter(|x| has_finalizer(x)) {
             p.actions.push(remove_fin(pod));
         }
         return p;
     }
-    let spec = job.get("spec").cloned().unwrap_or(json!({}));
-    let indexed = s(&spec, "/completionMode") == "Indexed";
-    let completions = opt_i(&spec, "/completions");
-    let parallelism = i(&spec, "/parallelism").max(0);
-    let backoff_limit = opt_i(&spec, "/backoffLimit").unwrap_or(6);
-    let suspend = spec.get("suspend") == Some(&json!(true));
-    let old_status = job.get("status").cloned().unwrap_or(json!({}));
+    let spec = job.spec.clone().unwrap_or_default();
+    let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+    let completions = spec.completions.map(i64::from);
+    let parallelism = spec.parallelism.map_or(0, i64::from).max(0);
+    let backoff_limit = spec.backoff_limit.map_or(6, i64::from);
+    let suspend = spec.suspend == Some(true);
+    let old_status = job.status.clone().unwrap_or_default();
     let mut status = old_status.clone();
-    if !status.is_object() {
-        status = json!({});
-    }
-    let mut conds: Vec<Value> = status
-        .get("conditions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let mut conds: Vec<JobCondition> = status.conditions.clone().unwrap_or_default();
 
     // --- tracking: uncounted → finalizer removed → counted
-    let set_of = |p: &str| -> Vec<String> {
-        status
-            .pointer(p)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut unc_s = set_of("/uncountedTerminatedPods/succeeded");
-    let mut unc_f = set_of("/uncountedTerminatedPods/failed");
-    let mut succeeded = i(&status, "/succeeded");
-    let mut failed = i(&status, "/failed");
-    let mut completed_ix = parse_indexes(s(&status, "/completedIndexes"));
-    let by_uid: HashMap<&str, &Value> = pods.iter().map(|x| (s(x, "/metadata/uid"), *x)).collect();
+    let uncounted = status.uncounted_terminated_pods.clone().unwrap_or_default();
+    let mut unc_s = uncounted.succeeded.unwrap_or_default();
+    let mut unc_f = uncounted.failed.unwrap_or_default();
+    let mut succeeded = status.succeeded.map_or(0, i64::from);
+    let mut failed = status.failed.map_or(0, i64::from);
+    let mut completed_ix = parse_indexes(status.completed_indexes.as_deref().unwrap_or(""));
+    let by_uid: HashMap<&str, &Pod> = pods.iter().map(|x| (kinds::uid(&x.metadata), *x)).collect();
     // uncounted pods whose finalizer is gone (or that are gone) are counted now
     unc_s.retain(|u| match by_uid.get(u.as_str()) {
         Some(pod) if has_finalizer(pod) => true,
@@ -665,7 +667,7 @@ pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
         if !has_finalizer(pod) {
             continue;
         }
-        let pu = s(pod, "/metadata/uid").to_string();
+        let pu = kinds::uid(&pod.metadata).to_string();
         let known = unc_s.contains(&pu) || unc_f.contains(&pu);
         if phase(pod) == "Succeeded" {
             if !known {
@@ -696,36 +698,36 @@ pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
     };
     let tot_failed = failed + unc_f.len() as i64;
 
-    let active: Vec<&Value> = pods
+    let active: Vec<&Pod> = pods
         .iter()
         .copied()
-        .filter(|x| x.pointer("/metadata/deletionTimestamp").is_none())
+        .filter(|x| x.metadata.deletion_timestamp.is_none())
         .filter(|x| !matches!(phase(x), "Succeeded" | "Failed"))
         .collect();
     let terminating_n = pods.iter().filter(|x| is_terminating(x)).count() as i64;
-    let mut deletes: Vec<&Value> = vec![];
-    let mut creates: Vec<Value> = vec![];
+    let mut deletes: Vec<&Pod> = vec![];
+    let mut creates: Vec<Pod> = vec![];
     let mut events: Vec<(&'static str, &'static str, String)> = vec![];
 
     let finished = is_finished(job);
+    let text = |c: &JobCondition| {
+        (
+            c.reason.clone().unwrap_or_default(),
+            c.message.clone().unwrap_or_default(),
+        )
+    };
     let mut interim = cond_true(job, "FailureTarget")
         .map(|c| {
-            (
-                "Failed",
-                s(c, "/reason").to_string(),
-                s(c, "/message").to_string(),
-            )
+            let (r, m) = text(c);
+            ("Failed", r, m)
         })
         .or_else(|| {
             cond_true(job, "SuccessCriteriaMet").map(|c| {
-                (
-                    "Complete",
-                    s(c, "/reason").to_string(),
-                    s(c, "/message").to_string(),
-                )
+                let (r, m) = text(c);
+                ("Complete", r, m)
             })
         });
-    let start = parse_time(&status, "/startTime");
+    let start = status.start_time.as_ref().map(|t| t.0);
     if !finished {
         if suspend {
             // suspended: no pods, the Suspended condition
@@ -737,33 +739,39 @@ pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
                 );
                 events.push(("Normal", "Suspended", "Job suspended".into()));
             }
-            if let Some(m) = status.as_object_mut() {
-                m.remove("startTime");
-            }
+            status.start_time = None;
         } else {
             if conds
                 .iter()
-                .any(|c| s(c, "/type") == "Suspended" && s(c, "/status") == "True")
+                .any(|c| c.type_ == "Suspended" && c.status == "True")
             {
                 let mut c = condition("Suspended", "JobResumed", "Job resumed", now);
-                c["status"] = json!("False");
+                c.status = "False".into();
                 set_condition(&mut conds, c);
                 events.push(("Normal", "Resumed", "Job resumed".into()));
             }
             let start = start.unwrap_or(now);
-            if status.get("startTime").is_none() {
-                status["startTime"] = json!(fmt_time(now));
+            if status.start_time.is_none() {
+                status.start_time = Some(time(now));
             }
             if interim.is_none() {
                 // pastBackoffLimitOnFailure: restarts of OnFailure pods count as failures
-                let on_failure = s(&spec, "/template/spec/restartPolicy") == "OnFailure";
+                let on_failure = spec
+                    .template
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.restart_policy.as_deref())
+                    == Some("OnFailure");
                 let restarts: i64 = if on_failure {
                     active
                         .iter()
                         .map(|x| {
-                            x.pointer("/status/containerStatuses")
-                                .and_then(Value::as_array)
-                                .map(|cs| cs.iter().map(|c| i(c, "/restartCount")).sum::<i64>())
+                            x.status
+                                .as_ref()
+                                .and_then(|s| s.container_statuses.as_ref())
+                                .map(|cs| {
+                                    cs.iter().map(|c| i64::from(c.restart_count)).sum::<i64>()
+                                })
                                 .unwrap_or(0)
                         })
                         .sum()
@@ -776,7 +784,8 @@ pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
                     } else {
                         restarts >= backoff_limit
                     };
-                let deadline = opt_i(&spec, "/activeDeadlineSeconds")
+                let deadline = spec
+                    .active_deadline_seconds
                     .map(|d| start + jiff::SignedDuration::from_secs(d));
                 if tot_failed > backoff_limit || past_on_failure {
                     interim = Some((
@@ -825,10 +834,8 @@ pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
                     backoff_remaining(failures.len() as u32, failures.iter().max().copied(), now);
                 if active.len() as i64 > want_active {
                     // too many: the newest go first (ActivePods ordering, simplified)
-                    let mut extra: Vec<&Value> = active.clone();
-                    extra.sort_by_key(|x| {
-                        std::cmp::Reverse(s(x, "/metadata/creationTimestamp").to_string())
-                    });
+                    let mut extra: Vec<&Pod> = active.clone();
+                    extra.sort_by_key(|x| std::cmp::Reverse(x.metadata.creation_timestamp.clone()));
                     deletes.extend(extra.into_iter().take(active.len() - want_active as usize));
                 } else if (active.len() as i64) < want_active && !done {
                     if !remaining.is_zero() {
@@ -877,7 +884,7 @@ pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
         }
     }
     let mut deleted_uids: HashSet<&str> = HashSet::new();
-    deletes.retain(|x| deleted_uids.insert(s(x, "/metadata/uid")));
+    deletes.retain(|x| deleted_uids.insert(kinds::uid(&x.metadata)));
     let still_active = active.len() as i64 - deletes.len() as i64 + creates.len() as i64;
     let terminating = terminating_n + deletes.len() as i64;
     // enactJobFinished: the terminal condition once nothing is uncounted or terminating
@@ -892,7 +899,7 @@ pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
             {
                 set_condition(&mut conds, condition(ty, reason, message, now));
                 if *ty == "Complete" {
-                    status["completionTime"] = json!(fmt_time(now));
+                    status.completion_time = Some(time(now));
                     events.push(("Normal", "Completed", "Job completed".into()));
                 } else {
                     let r: &'static str = if reason == "DeadlineExceeded" {
@@ -906,41 +913,25 @@ pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
             }
         }
     }
-    // status
-    let ready = active.iter().filter(|x| super::is_pod_ready(x)).count() as i64;
-    let set_count = |st: &mut Value, k: &str, n: i64| {
-        if n > 0 {
-            st[k] = json!(n);
-        } else if let Some(m) = st.as_object_mut() {
-            m.remove(k);
-        }
-    };
-    set_count(&mut status, "active", still_active.max(0));
-    set_count(
-        &mut status,
-        "succeeded",
-        if indexed {
-            completed_ix
-                .iter()
-                .filter(|ix| completions.is_none_or(|c| **ix < c))
-                .count() as i64
-        } else {
-            succeeded
-        },
-    );
-    set_count(&mut status, "failed", failed);
-    status["ready"] = json!(ready);
-    status["terminating"] = json!(terminating);
-    status["uncountedTerminatedPods"] = {
-        let mut u = json!({});
-        if !unc_s.is_empty() {
-            u["succeeded"] = json!(unc_s);
-        }
-        if !unc_f.is_empty() {
-            u["failed"] = json!(unc_f);
-        }
-        u
-    };
+    // status: counts of zero are left out (omitempty), ready and terminating always written
+    let ready = active.iter().filter(|x| pod_ready(x)).count() as i64;
+    let count = |n: i64| (n > 0).then(|| i32::try_from(n).unwrap_or(i32::MAX));
+    status.active = count(still_active.max(0));
+    status.succeeded = count(if indexed {
+        completed_ix
+            .iter()
+            .filter(|ix| completions.is_none_or(|c| **ix < c))
+            .count() as i64
+    } else {
+        succeeded
+    });
+    status.failed = count(failed);
+    status.ready = Some(i32::try_from(ready).unwrap_or(i32::MAX));
+    status.terminating = Some(i32::try_from(terminating).unwrap_or(i32::MAX));
+    status.uncounted_terminated_pods = Some(UncountedTerminatedPods {
+        succeeded: (!unc_s.is_empty()).then_some(unc_s),
+        failed: (!unc_f.is_empty()).then_some(unc_f),
+    });
     if indexed {
         let f = format_indexes(
             &completed_ix
@@ -949,74 +940,59 @@ pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
                 .filter(|ix| completions.is_none_or(|c| *ix < c))
                 .collect(),
         );
-        if f.is_empty() {
-            if let Some(m) = status.as_object_mut() {
-                m.remove("completedIndexes");
-            }
-        } else {
-            status["completedIndexes"] = json!(f);
-        }
+        status.completed_indexes = (!f.is_empty()).then_some(f);
     }
-    if conds.is_empty() {
-        if let Some(m) = status.as_object_mut() {
-            m.remove("conditions");
-        }
-    } else {
-        status["conditions"] = json!(conds);
-    }
+    status.conditions = (!conds.is_empty()).then_some(conds);
     if status != old_status {
         let mut j = job.clone();
-        j["status"] = status.clone();
+        j.status = Some(status);
         p.actions.push(Action::Update {
             r: jobs_r(),
-            obj: Object::Json(j),
+            obj: j.into(),
             status: true,
         });
     }
     // finalizers only after the UIDs are recorded
     p.actions.extend(fin_removals);
     for d in &deletes {
+        let dn = kinds::name(&d.metadata);
         p.actions.push(Action::Delete {
             r: pods_r(),
             ns: ns.clone(),
-            name: s(d, "/metadata/name").to_string(),
+            name: dn.to_string(),
             propagation: None,
-            uid: Some(s(d, "/metadata/uid").to_string()),
+            uid: Some(kinds::uid(&d.metadata).to_string()),
         });
-        events.push((
-            "Normal",
-            "SuccessfulDelete",
-            format!("Deleted pod: {}", s(d, "/metadata/name")),
-        ));
+        events.push(("Normal", "SuccessfulDelete", format!("Deleted pod: {dn}")));
     }
     for c in creates {
         p.actions.push(Action::Create {
             r: pods_r(),
             ns: ns.clone(),
-            obj: Object::Json(c),
-            report: Some(reference_of(job, "Job")),
+            obj: c.into(),
+            report: Some(reference(job)),
         });
     }
     for (etype, reason, message) in events {
         p.actions.push(Action::Event {
-            about: reference_of(job, "Job"),
+            about: reference(job),
             etype,
             reason,
             message,
         });
     }
     // TTL after finished (pkg/controller/ttlafterfinished: timeLeft, then a foreground delete)
-    if let Some(ttl) = opt_i(&spec, "/ttlSecondsAfterFinished") {
+    if let Some(ttl) = spec.ttl_seconds_after_finished {
         let finished_at = if became_finished {
             Some(now)
         } else {
             ["Complete", "Failed"]
                 .iter()
                 .find_map(|t| cond_true(job, t))
-                .and_then(|c| parse_time(c, "/lastTransitionTime"))
+                .and_then(|c| c.last_transition_time.as_ref().map(|t| t.0))
         };
         if let Some(at) = finished_at {
-            let expire = at + jiff::SignedDuration::from_secs(ttl);
+            let expire = at + jiff::SignedDuration::from_secs(i64::from(ttl));
             if now >= expire && !became_finished {
                 p.actions.push(Action::Delete {
                     r: jobs_r(),
@@ -1032,6 +1008,31 @@ pub fn plan(job: &Value, pods_in: &[Value], now: Timestamp) -> Plan {
         }
     }
     p
+}
+
+/// Pods as listed, decoded; one that does not decode is logged and left out.
+fn decode_pods(items: Vec<Value>) -> Vec<Pod> {
+    items
+        .into_iter()
+        .filter_map(|v| {
+            let key = format!(
+                "{}/{}",
+                v.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                v.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            );
+            match serde_json::from_value::<Pod>(v) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(pod = %key, error = %e, "pod does not decode; left out");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 /// The Job controller over the work queue.
@@ -1072,7 +1073,7 @@ impl queue::Controller for JobController {
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = queue::split_key(key);
-        let job = objects.get_opt(jobs_r(), ns, name).await?;
+        let job = get_typed::<Job>(objects, ns, name).await?;
         let Some(job) = job else {
             // the Job is gone: its pods keep no tracking finalizer
             let (items, _, _) = objects
@@ -1086,12 +1087,12 @@ impl queue::Controller for JobController {
                 )
                 .await?;
             let mut actions = vec![];
-            for pod in items.iter().filter(|x| has_finalizer(x)) {
-                if queue::controller_of(pod, "Job").is_some_and(|(n, _)| n == name) {
+            for pod in decode_pods(items).iter().filter(|x| has_finalizer(x)) {
+                if kinds::controller_of(&pod.metadata, "Job").is_some_and(|(n, _)| n == name) {
                     actions.push(Action::Patch {
                         r: pods_r(),
                         ns: ns.to_string(),
-                        name: s(pod, "/metadata/name").to_string(),
+                        name: kinds::name(&pod.metadata).to_string(),
                         patch: without_finalizer(pod),
                     });
                 }
@@ -1100,12 +1101,14 @@ impl queue::Controller for JobController {
             return Ok(None);
         };
         let selector = job
-            .pointer("/spec/selector/matchLabels")
-            .and_then(Value::as_object)
-            .filter(|_| job.pointer("/spec/selector/matchExpressions").is_none())
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .filter(|s| s.match_expressions.is_none())
+            .and_then(|s| s.match_labels.as_ref())
             .map(|m| {
                 m.iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(",")
             });
@@ -1119,7 +1122,7 @@ impl queue::Controller for JobController {
                 },
             )
             .await?;
-        let plan = plan(&job, &items, Timestamp::now());
+        let plan = plan(&job, &decode_pods(items), Timestamp::now());
         // created pods get their names from generateName: name the event after the create
         queue::apply(objects, self.name(), plan.actions).await?;
         Ok(plan.requeue_after)
@@ -1160,26 +1163,32 @@ mod tests {
         p
     }
 
-    fn creates(p: &Plan) -> Vec<&Value> {
+    // Fixtures are JSON as stored, decoded as the controller decodes them; what a plan writes
+    // is read back as the JSON the API server receives.
+    fn typed<K: serde::de::DeserializeOwned>(v: &Value) -> K {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+
+    fn plan(job: &Value, pods: &[Value], now: Timestamp) -> Plan {
+        let pods: Vec<Pod> = pods.iter().map(typed).collect();
+        super::plan(&typed(job), &pods, now)
+    }
+
+    fn creates(p: &Plan) -> Vec<Value> {
         p.actions
             .iter()
             .filter_map(|a| match a {
-                Action::Create {
-                    obj: Object::Json(obj),
-                    ..
-                } => Some(obj),
+                Action::Create { obj, .. } => Some(obj.to_value().unwrap()),
                 _ => None,
             })
             .collect()
     }
 
-    fn status(p: &Plan) -> Option<&Value> {
+    fn status(p: &Plan) -> Option<Value> {
         p.actions.iter().find_map(|a| match a {
             Action::Update {
-                obj: Object::Json(obj),
-                status: true,
-                ..
-            } => obj.get("status"),
+                obj, status: true, ..
+            } => obj.to_value().unwrap().get("status").cloned(),
             _ => None,
         })
     }
