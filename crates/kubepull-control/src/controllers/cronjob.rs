@@ -10,10 +10,14 @@ use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use super::cron::Schedule;
+use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use super::get_typed;
 use super::informer::{Cached, Notice};
-use super::kinds;
-use super::queue::{self, Action, Object, Plan};
-use super::reference_of;
+use super::kinds::{self, new_controller_ref, reference};
+use super::queue::{self, Action, Plan};
 use crate::errors::{ApiError, Cause};
 use crate::objects::{ListOptions, Objects};
 use crate::resources::{self, Resource};
@@ -68,10 +72,10 @@ pub fn default_cronjob(obj: &mut Value) {
 }
 
 /// The schedule with its time zone (`formatSchedule` + `cron.ParseStandard`).
-pub fn schedule_of(cj: &Value) -> Result<Schedule, String> {
-    let spec = s(cj, "/spec/schedule");
+pub fn schedule_of(cj: &CronJob) -> Result<Schedule, String> {
+    let spec = schedule_text(cj);
     let sched = Schedule::parse(spec).map_err(|e| e.0)?;
-    match cj.pointer("/spec/timeZone").and_then(Value::as_str) {
+    match cj.spec.as_ref().and_then(|s| s.time_zone.as_deref()) {
         Some(tz) if !spec.contains("TZ") => {
             let zone =
                 jiff::tz::TimeZone::get(tz).map_err(|_| format!("unknown time zone {tz}"))?;
@@ -156,19 +160,22 @@ pub fn validate_cronjob(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     c
 }
 
-fn parse_time(v: &Value, p: &str) -> Option<Timestamp> {
-    v.pointer(p)
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse().ok())
+fn schedule_text(cj: &CronJob) -> &str {
+    cj.spec.as_ref().map_or("", |s| s.schedule.as_str())
 }
 
-fn fmt_time(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+/// `metav1.Time` of `t`, whole seconds as it is serialized.
+fn time(t: Timestamp) -> Time {
+    Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
 }
 
 /// `getJobName`: `<cronjob>-<scheduled time in minutes since the epoch>`.
-pub fn job_name(cj: &Value, scheduled: Timestamp) -> String {
-    format!("{}-{}", s(cj, "/metadata/name"), scheduled.as_second() / 60)
+pub fn job_name(cj: &CronJob, scheduled: Timestamp) -> String {
+    format!(
+        "{}-{}",
+        kinds::name(&cj.metadata),
+        scheduled.as_second() / 60
+    )
 }
 
 /// `mostRecentScheduleTime` (utils.go): the latest activation in `(earliest, now]`, the next
@@ -210,11 +217,11 @@ pub fn most_recent(
     (latest, next, missed)
 }
 
-fn job_finished(j: &Value) -> Option<&'static str> {
-    let conds = j.pointer("/status/conditions").and_then(Value::as_array)?;
+fn job_finished(j: &Job) -> Option<&'static str> {
+    let conds = j.status.as_ref()?.conditions.as_ref()?;
     for c in conds {
-        if s(c, "/status") == "True" {
-            match s(c, "/type") {
+        if c.status == "True" {
+            match c.type_.as_str() {
                 "Complete" => return Some("Complete"),
                 "Failed" => return Some("Failed"),
                 _ => {}
@@ -224,63 +231,60 @@ fn job_finished(j: &Value) -> Option<&'static str> {
     None
 }
 
-fn object_ref(j: &Value) -> Value {
-    json!({
-        "kind": "Job", "namespace": s(j, "/metadata/namespace"), "name": s(j, "/metadata/name"),
-        "uid": s(j, "/metadata/uid"), "apiVersion": "batch/v1",
-        "resourceVersion": s(j, "/metadata/resourceVersion"),
-    })
+fn ref_uid(r: &ObjectReference) -> &str {
+    r.uid.as_deref().unwrap_or("")
+}
+
+fn ref_name(r: &ObjectReference) -> &str {
+    r.name.as_deref().unwrap_or("")
 }
 
 /// `getJobFromTemplate2`.
-pub fn job_for(cj: &Value, scheduled: Timestamp, tz: &jiff::tz::TimeZone) -> Value {
-    let tmpl_md = cj
-        .pointer("/spec/jobTemplate/metadata")
-        .cloned()
-        .unwrap_or(json!({}));
-    let mut md = json!({
-        "name": job_name(cj, scheduled),
-        "namespace": s(cj, "/metadata/namespace"),
-        "labels": tmpl_md.get("labels").cloned().unwrap_or(json!({})),
-        "annotations": tmpl_md.get("annotations").cloned().unwrap_or(json!({})),
-        "ownerReferences": [{
-            "apiVersion": "batch/v1", "kind": "CronJob", "name": s(cj, "/metadata/name"),
-            "uid": s(cj, "/metadata/uid"), "controller": true, "blockOwnerDeletion": true,
-        }],
-    });
-    md["annotations"][SCHEDULED_ANNOTATION] = json!(scheduled
-        .to_zoned(tz.clone())
-        .strftime("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string()
-        .replace("+00:00", "Z"));
-    json!({
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": md,
-        "spec": cj.pointer("/spec/jobTemplate/spec").cloned().unwrap_or(json!({})),
-    })
+pub fn job_for(cj: &CronJob, scheduled: Timestamp, tz: &jiff::tz::TimeZone) -> Job {
+    let tmpl = cj
+        .spec
+        .as_ref()
+        .map(|s| s.job_template.clone())
+        .unwrap_or_default();
+    let tmpl_md = tmpl.metadata.unwrap_or_default();
+    let mut annotations = tmpl_md.annotations.unwrap_or_default();
+    annotations.insert(
+        SCHEDULED_ANNOTATION.to_string(),
+        scheduled
+            .to_zoned(tz.clone())
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
+            .replace("+00:00", "Z"),
+    );
+    Job {
+        metadata: ObjectMeta {
+            name: Some(job_name(cj, scheduled)),
+            namespace: cj.metadata.namespace.clone(),
+            labels: Some(tmpl_md.labels.unwrap_or_default()),
+            annotations: Some(annotations),
+            owner_references: Some(vec![new_controller_ref(cj)]),
+            ..Default::default()
+        },
+        spec: Some(tmpl.spec.unwrap_or_default()),
+        status: None,
+    }
 }
 
 /// What the controller decides for one CronJob given the Jobs it controls and the time.
-pub fn plan(cj: &Value, jobs: &[Value], now: Timestamp) -> Plan {
+pub fn plan(cj: &CronJob, jobs: &[Job], now: Timestamp) -> Plan {
     let mut p = Plan::default();
-    let ns = s(cj, "/metadata/namespace").to_string();
-    let uid = s(cj, "/metadata/uid");
-    let jobs: Vec<&Value> = jobs
+    let ns = kinds::namespace(&cj.metadata).to_string();
+    let uid = kinds::uid(&cj.metadata);
+    let spec = cj.spec.clone().unwrap_or_default();
+    let jobs: Vec<&Job> = jobs
         .iter()
-        .filter(|j| queue::controller_of(j, "CronJob").is_some_and(|(_, u)| u == uid))
+        .filter(|j| kinds::controller_of(&j.metadata, "CronJob").is_some_and(|(_, u)| u == uid))
         .collect();
-    let mut status = cj.get("status").cloned().unwrap_or(json!({}));
-    if !status.is_object() {
-        status = json!({});
-    }
-    let old_status = status.clone();
-    let mut active: Vec<Value> = status
-        .get("active")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let old_status = cj.status.clone().unwrap_or_default();
+    let mut status = old_status.clone();
+    let mut active: Vec<ObjectReference> = status.active.clone().unwrap_or_default();
     let event = |etype: &'static str, reason: &'static str, message: String| Action::Event {
-        about: reference_of(cj, "CronJob"),
+        about: reference(cj),
         etype,
         reason,
         message,
@@ -289,54 +293,51 @@ pub fn plan(cj: &Value, jobs: &[Value], now: Timestamp) -> Plan {
     let mut writes = vec![];
     // reconcile the active list with the Jobs
     for j in &jobs {
-        let juid = s(j, "/metadata/uid");
-        let found = active.iter().any(|a| s(a, "/uid") == juid);
+        let juid = kinds::uid(&j.metadata);
+        let jname = kinds::name(&j.metadata);
+        let found = active.iter().any(|a| ref_uid(a) == juid);
         let fin = job_finished(j);
         if !found && fin.is_none() {
             events.push(event(
                 "Warning",
                 "UnexpectedJob",
-                format!(
-                    "Saw a job that the controller did not create or forgot: {}",
-                    s(j, "/metadata/name")
-                ),
+                format!("Saw a job that the controller did not create or forgot: {jname}"),
             ));
         } else if found && fin.is_some() {
-            active.retain(|a| s(a, "/uid") != juid);
+            active.retain(|a| ref_uid(a) != juid);
             events.push(event(
                 "Normal",
                 "SawCompletedJob",
                 format!(
-                    "Saw completed job: {}, condition: {}",
-                    s(j, "/metadata/name"),
+                    "Saw completed job: {jname}, condition: {}",
                     fin.unwrap_or("")
                 ),
             ));
         }
         if fin == Some("Complete") {
-            if let Some(ct) = parse_time(j, "/status/completionTime") {
-                let last = parse_time(&status, "/lastSuccessfulTime");
-                if last.is_none_or(|l| ct > l) {
-                    status["lastSuccessfulTime"] = json!(fmt_time(ct));
+            if let Some(ct) = j.status.as_ref().and_then(|s| s.completion_time.as_ref()) {
+                let last = status.last_successful_time.as_ref();
+                if last.is_none_or(|l| ct.0 > l.0) {
+                    status.last_successful_time = Some(time(ct.0));
                 }
             }
         }
     }
-    let missing: Vec<Value> = active
+    let missing: Vec<ObjectReference> = active
         .iter()
-        .filter(|a| !jobs.iter().any(|j| s(j, "/metadata/uid") == s(a, "/uid")))
+        .filter(|a| !jobs.iter().any(|j| kinds::uid(&j.metadata) == ref_uid(a)))
         .cloned()
         .collect();
     for m in missing {
-        active.retain(|a| s(a, "/uid") != s(&m, "/uid"));
+        active.retain(|a| ref_uid(a) != ref_uid(&m));
         events.push(event(
             "Normal",
             "MissingJob",
-            format!("Active job went missing: {}", s(&m, "/name")),
+            format!("Active job went missing: {}", ref_name(&m)),
         ));
     }
-    let deleting = cj.pointer("/metadata/deletionTimestamp").is_some();
-    let suspended = cj.pointer("/spec/suspend") == Some(&json!(true));
+    let deleting = cj.metadata.deletion_timestamp.is_some();
+    let suspended = spec.suspend == Some(true);
     let sched = schedule_of(cj);
     if !deleting && !suspended {
         match &sched {
@@ -349,17 +350,17 @@ pub fn plan(cj: &Value, jobs: &[Value], now: Timestamp) -> Plan {
                 events.push(event(
                     "Warning",
                     reason,
-                    format!("unparseable schedule: {:?} : {e}", s(cj, "/spec/schedule")),
+                    format!("unparseable schedule: {:?} : {e}", schedule_text(cj)),
                 ));
             }
             Ok(sched) => {
-                if s(cj, "/spec/schedule").contains("TZ") {
+                if schedule_text(cj).contains("TZ") {
                     events.push(event(
                         "Warning",
                         "UnsupportedSchedule",
                         format!(
                             "CRON_TZ or TZ used in schedule {:?} is not officially supported, see https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/ for more details",
-                            s(cj, "/spec/schedule")
+                            schedule_text(cj)
                         ),
                     ));
                 }
@@ -376,68 +377,53 @@ pub fn plan(cj: &Value, jobs: &[Value], now: Timestamp) -> Plan {
             }
         }
     }
-    if !active.is_empty() || status.get("active").is_some() {
-        if active.is_empty() {
-            if let Some(m) = status.as_object_mut() {
-                m.remove("active");
-            }
-        } else {
-            status["active"] = json!(active);
-        }
-    }
+    status.active = (!active.is_empty()).then_some(active);
     // cleanupFinishedJobs: the history limits, oldest start first
     let mut deletes = vec![];
-    for (kind, key) in [
-        ("Complete", "/spec/successfulJobsHistoryLimit"),
-        ("Failed", "/spec/failedJobsHistoryLimit"),
+    for (kind, limit) in [
+        ("Complete", spec.successful_jobs_history_limit),
+        ("Failed", spec.failed_jobs_history_limit),
     ] {
-        let Some(limit) = cj.pointer(key).and_then(Value::as_i64) else {
+        let Some(limit) = limit.map(i64::from) else {
             continue;
         };
-        let mut done: Vec<&&Value> = jobs
+        let mut done: Vec<&&Job> = jobs
             .iter()
             .filter(|j| job_finished(j) == Some(kind))
-            .filter(|j| j.pointer("/metadata/deletionTimestamp").is_none())
+            .filter(|j| j.metadata.deletion_timestamp.is_none())
             .collect();
         if done.len() as i64 <= limit {
             continue;
         }
         // byJobStartTime: no start time last, then by start time, then by name
-        done.sort_by(|a, b| {
-            let ka = (
-                parse_time(a, "/status/startTime").is_none(),
-                parse_time(a, "/status/startTime"),
-                s(a, "/metadata/name").to_string(),
-            );
-            let kb = (
-                parse_time(b, "/status/startTime").is_none(),
-                parse_time(b, "/status/startTime"),
-                s(b, "/metadata/name").to_string(),
-            );
-            ka.cmp(&kb)
-        });
+        let key = |j: &Job| {
+            let start = j.status.as_ref().and_then(|s| s.start_time.clone());
+            (start.is_none(), start, kinds::name(&j.metadata).to_string())
+        };
+        done.sort_by_key(|j| key(j));
         for j in done.iter().take(done.len() - limit.max(0) as usize) {
+            let jname = kinds::name(&j.metadata);
             deletes.push(Action::Delete {
                 r: jobs_r(),
                 ns: ns.clone(),
-                name: s(j, "/metadata/name").to_string(),
+                name: jname.to_string(),
                 propagation: Some("Background"),
-                uid: Some(s(j, "/metadata/uid").to_string()),
+                uid: Some(kinds::uid(&j.metadata).to_string()),
             });
             events.push(event(
                 "Normal",
                 "SuccessfulDelete",
-                format!("Deleted job {}", s(j, "/metadata/name")),
+                format!("Deleted job {jname}"),
             ));
         }
     }
     p.actions.extend(writes);
     if status != old_status {
         let mut c = cj.clone();
-        c["status"] = status;
+        c.status = Some(status);
         p.actions.push(Action::Update {
             r: cronjobs_r(),
-            obj: Object::Json(c),
+            obj: c.into(),
             status: true,
         });
     }
@@ -448,28 +434,28 @@ pub fn plan(cj: &Value, jobs: &[Value], now: Timestamp) -> Plan {
 
 #[allow(clippy::too_many_arguments)]
 fn schedule_step(
-    cj: &Value,
+    cj: &CronJob,
     sched: &Schedule,
     now: Timestamp,
-    status: &mut Value,
-    active: &mut Vec<Value>,
+    status: &mut CronJobStatus,
+    active: &mut Vec<ObjectReference>,
     events: &mut Vec<Action>,
     writes: &mut Vec<Action>,
     p: &mut Plan,
 ) {
-    let ns = s(cj, "/metadata/namespace").to_string();
+    let ns = kinds::namespace(&cj.metadata).to_string();
+    let spec = cj.spec.clone().unwrap_or_default();
     let event = |etype: &'static str, reason: &'static str, message: String| Action::Event {
-        about: reference_of(cj, "CronJob"),
+        about: reference(cj),
         etype,
         reason,
         message,
     };
     // getNextScheduleTime: from lastScheduleTime (or creation), not before now - deadline
-    let created = parse_time(cj, "/metadata/creationTimestamp").unwrap_or(now);
-    let mut earliest = parse_time(status, "/lastScheduleTime").unwrap_or(created);
-    let deadline = cj
-        .pointer("/spec/startingDeadlineSeconds")
-        .and_then(Value::as_i64);
+    let created = cj.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
+    let last_schedule = status.last_schedule_time.as_ref().map(|t| t.0);
+    let mut earliest = last_schedule.unwrap_or(created);
+    let deadline = spec.starting_deadline_seconds;
     if let Some(d) = deadline {
         let sd = now - jiff::SignedDuration::from_secs(d);
         if sd > earliest {
@@ -511,12 +497,10 @@ fn schedule_step(
         }
     }
     let name = job_name(cj, scheduled);
-    if active.iter().any(|a| s(a, "/name") == name)
-        || parse_time(status, "/lastScheduleTime") == Some(scheduled)
-    {
+    if active.iter().any(|a| ref_name(a) == name) || last_schedule == Some(scheduled) {
         return;
     }
-    match s(cj, "/spec/concurrencyPolicy") {
+    match spec.concurrency_policy.as_deref().unwrap_or("") {
         "Forbid" if !active.is_empty() => {
             events.push(event(
                 "Normal",
@@ -530,20 +514,20 @@ fn schedule_step(
                 writes.push(Action::Delete {
                     r: jobs_r(),
                     ns: ns.clone(),
-                    name: s(&a, "/name").to_string(),
+                    name: ref_name(&a).to_string(),
                     propagation: Some("Background"),
-                    uid: Some(s(&a, "/uid").to_string()),
+                    uid: Some(ref_uid(&a).to_string()),
                 });
                 events.push(event(
                     "Normal",
                     "SuccessfulDelete",
-                    format!("Deleted job {}", s(&a, "/name")),
+                    format!("Deleted job {}", ref_name(&a)),
                 ));
             }
         }
         _ => {}
     }
-    let tz = match cj.pointer("/spec/timeZone").and_then(Value::as_str) {
+    let tz = match spec.time_zone.as_deref() {
         Some(z) => jiff::tz::TimeZone::get(z).unwrap_or(jiff::tz::TimeZone::UTC),
         None => jiff::tz::TimeZone::UTC,
     };
@@ -551,7 +535,7 @@ fn schedule_step(
     writes.push(Action::Create {
         r: jobs_r(),
         ns: ns.clone(),
-        obj: Object::Json(job),
+        obj: job.into(),
         report: None,
     });
     events.push(event(
@@ -561,27 +545,54 @@ fn schedule_step(
     ));
     // the Job's UID is only known after the create: the active entry is completed by the
     // next sync (UnexpectedJob is not raised for a Job named after lastScheduleTime)
-    active.push(json!({"kind": "Job", "namespace": ns, "name": name, "apiVersion": "batch/v1"}));
-    status["lastScheduleTime"] = json!(fmt_time(scheduled));
+    active.push(ObjectReference {
+        kind: Some("Job".into()),
+        namespace: Some(ns),
+        name: Some(name),
+        api_version: Some("batch/v1".into()),
+        ..Default::default()
+    });
+    status.last_schedule_time = Some(time(scheduled));
 }
 
 /// Fills in UIDs of active entries written before their Job existed.
-fn complete_active(cj: &mut Value, jobs: &[Value]) -> bool {
+fn complete_active(cj: &mut CronJob, jobs: &[Job]) -> bool {
     let mut changed = false;
-    if let Some(Value::Array(active)) = cj.pointer_mut("/status/active") {
+    if let Some(active) = cj.status.as_mut().and_then(|s| s.active.as_mut()) {
         for a in active.iter_mut() {
-            if s(a, "/uid").is_empty() {
+            if ref_uid(a).is_empty() {
                 if let Some(j) = jobs
                     .iter()
-                    .find(|j| s(j, "/metadata/name") == s(a, "/name"))
+                    .find(|j| kinds::name(&j.metadata) == ref_name(a))
                 {
-                    *a = object_ref(j);
+                    *a = reference(j);
                     changed = true;
                 }
             }
         }
     }
     changed
+}
+
+/// Jobs as listed, decoded; one that does not decode is logged and left out.
+fn decode_jobs(items: Vec<Value>) -> Vec<Job> {
+    items
+        .into_iter()
+        .filter_map(|v| {
+            let name = v
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            match serde_json::from_value::<Job>(v) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    tracing::warn!(job = %name, error = %e, "job does not decode; left out");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 /// The CronJob controller over the work queue.
@@ -622,16 +633,23 @@ impl queue::Controller for CronJobController {
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = queue::split_key(key);
-        let Some(mut cj) = objects.get_opt(cronjobs_r(), ns, name).await? else {
+        let Some(mut cj) = get_typed::<CronJob>(objects, ns, name).await? else {
             return Ok(None);
         };
         let (jobs, _, _) = objects
             .list(jobs_r(), Some(ns), &ListOptions::default())
             .await?;
+        let jobs = decode_jobs(jobs);
         if complete_active(&mut cj, &jobs) {
-            cj = objects
-                .update(cronjobs_r(), ns, name, cj.clone(), Some("status"), false)
+            let v = queue::Object::from(cj)
+                .to_value()
+                .map_err(|e| ApiError::internal(format!("encoding the CronJob: {e}")))?;
+            let written = objects
+                .update(cronjobs_r(), ns, name, v, Some("status"), false)
                 .await?;
+            cj = serde_json::from_value(written).map_err(|e| {
+                ApiError::internal(format!("CronJob {ns}/{name} does not decode: {e}"))
+            })?;
         }
         // a Job just created and named after lastScheduleTime is not "unexpected"
         let plan = plan(&cj, &jobs, Timestamp::now());
@@ -672,25 +690,30 @@ mod tests {
         j
     }
 
-    fn created(p: &Plan) -> Vec<&Value> {
+    // Fixtures are JSON as stored, decoded as the controller decodes them; what a plan writes
+    // is read back as the JSON the API server receives.
+    fn typed<K: serde::de::DeserializeOwned>(v: &Value) -> K {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+
+    fn plan(c: &Value, jobs: &[Value], now: Timestamp) -> Plan {
+        let jobs: Vec<Job> = jobs.iter().map(typed).collect();
+        super::plan(&typed(c), &jobs, now)
+    }
+
+    fn created(p: &Plan) -> Vec<Value> {
         p.actions
             .iter()
             .filter_map(|a| match a {
-                Action::Create {
-                    obj: Object::Json(obj),
-                    ..
-                } => Some(obj),
+                Action::Create { obj, .. } => Some(obj.to_value().unwrap()),
                 _ => None,
             })
             .collect()
     }
 
-    fn new_status(p: &Plan) -> Option<&Value> {
+    fn new_status(p: &Plan) -> Option<Value> {
         p.actions.iter().find_map(|a| match a {
-            Action::Update {
-                obj: Object::Json(obj),
-                ..
-            } => obj.get("status"),
+            Action::Update { obj, .. } => obj.to_value().unwrap().get("status").cloned(),
             _ => None,
         })
     }
