@@ -130,41 +130,6 @@ pub async fn get_typed<K: kinds::Kind>(
     })
 }
 
-/// The reference an event names for an object read as JSON.
-pub fn reference_of(obj: &Value, kind: &str) -> ObjectReference {
-    let opt = |p: &str| Some(s(obj, p).to_string()).filter(|v| !v.is_empty());
-    ObjectReference {
-        api_version: opt("/apiVersion"),
-        kind: Some(kind.to_string()).filter(|k| !k.is_empty()),
-        name: opt("/metadata/name"),
-        namespace: opt("/metadata/namespace"),
-        uid: opt("/metadata/uid"),
-        resource_version: opt("/metadata/resourceVersion"),
-        field_path: None,
-    }
-}
-
-/// Records an event from a controller about an object read as JSON.
-pub async fn event(
-    objects: &Objects,
-    component: &str,
-    obj: &Value,
-    kind: &str,
-    etype: &str,
-    reason: &str,
-    message: &str,
-) {
-    record(
-        objects,
-        component,
-        &reference_of(obj, kind),
-        etype,
-        reason,
-        message,
-    )
-    .await
-}
-
 /// Records an event from a controller about `about`. Events are best effort (client-go's
 /// recorder drops what it cannot write): a failed write is logged, not retried.
 pub async fn record(

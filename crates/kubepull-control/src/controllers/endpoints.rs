@@ -15,13 +15,22 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{
+    EndpointAddress, EndpointPort as CoreEndpointPort, EndpointSubset, Endpoints, ObjectReference,
+    Pod, Service, ServicePort,
+};
+use k8s_openapi::api::discovery::v1::{
+    Endpoint, EndpointConditions, EndpointPort as SliceEndpointPort, EndpointSlice,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::get_typed;
 use super::informer::{node_name, Notice};
-use super::kinds;
-use super::queue::{self, Action, Object, Plan};
+use super::kinds::{self, new_controller_ref};
+use super::queue::{self, Action, Plan};
 use crate::errors::ApiError;
 use crate::objects::{ListOptions, Objects};
 use crate::resources::{self, Resource};
@@ -31,126 +40,152 @@ pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 /// `--max-endpoints-per-slice` default.
 pub const MAX_PER_SLICE: usize = 100;
 
-fn s<'a>(v: &'a Value, p: &str) -> &'a str {
-    v.pointer(p).and_then(Value::as_str).unwrap_or("")
-}
-
 fn r(group: &str, plural: &str) -> &'static Resource {
     resources::find(group, "v1", plural).expect("served")
 }
 
-fn selector_matches(sel: &serde_json::Map<String, Value>, pod: &Value) -> bool {
-    let labels = pod.pointer("/metadata/labels").and_then(Value::as_object);
+fn selector_of(svc: &Service) -> Option<&BTreeMap<String, String>> {
+    svc.spec
+        .as_ref()?
+        .selector
+        .as_ref()
+        .filter(|m| !m.is_empty())
+}
+
+fn selector_matches(sel: &BTreeMap<String, String>, pod: &Pod) -> bool {
     !sel.is_empty()
         && sel
             .iter()
-            .all(|(k, v)| labels.and_then(|l| l.get(k)).is_some_and(|x| x == v))
+            .all(|(k, v)| pod.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
 }
 
-fn pod_ready(p: &Value) -> bool {
-    p.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True")
-        })
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn pod_ip(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .unwrap_or("")
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+fn protocol(sp: &ServicePort) -> String {
+    sp.protocol.clone().unwrap_or_else(|| "TCP".into())
 }
 
 /// `podutil.FindPort`: a numeric targetPort as is, a name looked up in the pod's containers.
-fn find_port(pod: &Value, svc_port: &Value) -> Option<i64> {
-    match svc_port.get("targetPort") {
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(name)) => {
-            let proto = svc_port
-                .get("protocol")
-                .and_then(Value::as_str)
-                .unwrap_or("TCP");
-            pod.pointer("/spec/containers")
-                .and_then(Value::as_array)?
+fn find_port(pod: Option<&Pod>, svc_port: &ServicePort) -> Option<i32> {
+    match &svc_port.target_port {
+        Some(IntOrString::Int(n)) => Some(*n),
+        Some(IntOrString::String(name)) => {
+            let proto = protocol(svc_port);
+            pod?.spec
+                .as_ref()?
+                .containers
                 .iter()
-                .flat_map(|c| {
-                    c.get("ports")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default()
-                })
+                .flat_map(|c| c.ports.iter().flatten())
                 .find(|p| {
-                    s(p, "/name") == name.as_str()
-                        && p.get("protocol").and_then(Value::as_str).unwrap_or("TCP") == proto
+                    p.name.as_deref() == Some(name.as_str())
+                        && p.protocol.as_deref().unwrap_or("TCP") == proto
                 })
-                .and_then(|p| p.get("containerPort").and_then(Value::as_i64))
+                .map(|p| p.container_port)
         }
-        _ => svc_port.get("port").and_then(Value::as_i64),
+        None => Some(svc_port.port),
     }
 }
 
 /// `podToEndpointAddressForService`/`podToEndpoint`: a pod's hostname is published when its
 /// subdomain is the Service's name.
-fn hostname_for(svc: &Value, p: &Value) -> Option<String> {
-    let h = s(p, "/spec/hostname");
+fn hostname_for(svc: &Service, p: &Pod) -> Option<String> {
+    let spec = p.spec.as_ref()?;
+    let h = spec.hostname.as_deref().unwrap_or("");
     (!h.is_empty()
-        && s(p, "/spec/subdomain") == s(svc, "/metadata/name")
-        && s(p, "/metadata/namespace") == s(svc, "/metadata/namespace"))
+        && spec.subdomain.as_deref().unwrap_or("") == kinds::name(&svc.metadata)
+        && kinds::namespace(&p.metadata) == kinds::namespace(&svc.metadata))
     .then(|| h.to_string())
 }
 
-fn target_ref(p: &Value) -> Value {
-    json!({"kind": "Pod", "namespace": s(p, "/metadata/namespace"), "name": s(p, "/metadata/name"),
-        "uid": s(p, "/metadata/uid")})
+fn target_ref(p: &Pod) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Pod".into()),
+        namespace: Some(kinds::namespace(&p.metadata).to_string()),
+        name: Some(kinds::name(&p.metadata).to_string()),
+        uid: Some(kinds::uid(&p.metadata).to_string()),
+        ..Default::default()
+    }
 }
 
 /// Labels of the Endpoints and slices: the Service's, plus `service.kubernetes.io/headless`
 /// for headless Services.
-fn labels_of(svc: &Value) -> serde_json::Map<String, Value> {
-    let mut l = svc
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    if s(svc, "/spec/clusterIP") == "None" {
-        l.insert("service.kubernetes.io/headless".into(), json!(""));
+fn labels_of(svc: &Service) -> BTreeMap<String, String> {
+    let mut l = svc.metadata.labels.clone().unwrap_or_default();
+    if svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None") {
+        l.insert("service.kubernetes.io/headless".into(), String::new());
     }
     l
 }
 
+fn svc_ports(svc: &Service) -> Vec<ServicePort> {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.ports.clone())
+        .unwrap_or_default()
+}
+
+fn publish_not_ready(svc: &Service) -> bool {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.publish_not_ready_addresses)
+        == Some(true)
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
 /// The desired Endpoints of `svc` (`syncService`, then `RepackSubsets`).
-pub fn desired_endpoints(svc: &Value, pods: &[Value]) -> Value {
-    let publish_nr = svc.pointer("/spec/publishNotReadyAddresses") == Some(&json!(true));
-    let ports: Vec<Value> = svc
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+pub fn desired_endpoints(svc: &Service, pods: &[&Pod]) -> Endpoints {
+    let publish_nr = publish_not_ready(svc);
+    let ports = svc_ports(svc);
     // port set → (ready addresses, not ready addresses)
-    type Addrs = (Vec<Value>, Vec<Value>);
-    let mut subsets: BTreeMap<String, (Vec<Value>, Addrs)> = BTreeMap::new();
+    type Addrs = (Vec<EndpointAddress>, Vec<EndpointAddress>);
+    let mut subsets: BTreeMap<String, (Vec<CoreEndpointPort>, Addrs)> = BTreeMap::new();
     for p in pods {
-        let ip = s(p, "/status/podIP");
+        let ip = pod_ip(p);
         // ShouldPodBeInEndpoints(pod, publishNotReadyAddresses): terminating pods only when
         // not-ready addresses are published
         if ip.is_empty()
-            || (p.pointer("/metadata/deletionTimestamp").is_some() && !publish_nr)
-            || matches!(s(p, "/status/phase"), "Succeeded" | "Failed")
+            || (p.metadata.deletion_timestamp.is_some() && !publish_nr)
+            || matches!(phase(p), "Succeeded" | "Failed")
         {
             continue;
         }
-        let mut addr = json!({"ip": ip, "targetRef": target_ref(p)});
-        let node = s(p, "/spec/nodeName");
-        if !node.is_empty() {
-            addr["nodeName"] = json!(node);
-        }
-        if let Some(h) = hostname_for(svc, p) {
-            addr["hostname"] = json!(h);
-        }
-        let eps: Vec<Value> = ports
+        let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
+        let addr = EndpointAddress {
+            ip: ip.to_string(),
+            target_ref: Some(target_ref(p)),
+            node_name: node.filter(|n| !n.is_empty()),
+            hostname: hostname_for(svc, p),
+        };
+        let eps: Vec<CoreEndpointPort> = ports
             .iter()
             .filter_map(|sp| {
-                find_port(p, sp).map(|n| {
-                    let mut e = json!({"port": n, "protocol": sp.get("protocol").cloned().unwrap_or(json!("TCP"))});
-                    if !s(sp, "/name").is_empty() {
-                        e["name"] = json!(s(sp, "/name"));
-                    }
-                    e
+                find_port(Some(p), sp).map(|n| CoreEndpointPort {
+                    port: n,
+                    protocol: Some(protocol(sp)),
+                    name: sp.name.clone().filter(|n| !n.is_empty()),
+                    app_protocol: None,
                 })
             })
             .collect();
@@ -164,38 +199,30 @@ pub fn desired_endpoints(svc: &Value, pods: &[Value]) -> Value {
             entry.1 .1.push(addr);
         }
     }
-    let subsets: Vec<Value> = subsets
+    let mut subsets: Vec<EndpointSubset> = subsets
         .into_values()
         .map(|(ports, (mut ready, mut not_ready))| {
-            ready.sort_by(|a, b| s(a, "/ip").cmp(s(b, "/ip")));
-            not_ready.sort_by(|a, b| s(a, "/ip").cmp(s(b, "/ip")));
-            let mut ss = json!({});
-            if !ready.is_empty() {
-                ss["addresses"] = json!(ready);
+            ready.sort_by(|a, b| a.ip.cmp(&b.ip));
+            not_ready.sort_by(|a, b| a.ip.cmp(&b.ip));
+            EndpointSubset {
+                addresses: non_empty(ready),
+                not_ready_addresses: non_empty(not_ready),
+                ports: non_empty(ports),
             }
-            if !not_ready.is_empty() {
-                ss["notReadyAddresses"] = json!(not_ready);
-            }
-            if !ports.is_empty() {
-                ss["ports"] = json!(ports);
-            }
-            ss
         })
         .collect();
-    let mut subsets = subsets;
     let truncated = truncate_endpoints(&mut subsets);
-    let mut ep = json!({
-        "apiVersion": "v1", "kind": "Endpoints",
-        "metadata": {"name": s(svc, "/metadata/name"), "namespace": s(svc, "/metadata/namespace"),
-            "labels": labels_of(svc)},
-    });
-    if truncated {
-        ep["metadata"]["annotations"] = json!({OVER_CAPACITY: "truncated"});
+    Endpoints {
+        metadata: ObjectMeta {
+            name: svc.metadata.name.clone(),
+            namespace: svc.metadata.namespace.clone(),
+            labels: Some(labels_of(svc)),
+            annotations: truncated
+                .then(|| [(OVER_CAPACITY.to_string(), "truncated".to_string())].into()),
+            ..Default::default()
+        },
+        subsets: non_empty(subsets),
     }
-    if !subsets.is_empty() {
-        ep["subsets"] = json!(subsets);
-    }
-    ep
 }
 
 /// `maxCapacity` of an Endpoints object (endpoints_controller.go).
@@ -205,10 +232,10 @@ pub const OVER_CAPACITY: &str = "endpoints.kubernetes.io/over-capacity";
 
 /// `truncateEndpoints`: at most [`MAX_CAPACITY`] addresses, ready ones first, each subset
 /// keeping its proportion (rounded up, earlier subsets first). True when something was cut.
-pub fn truncate_endpoints(subsets: &mut [Value]) -> bool {
-    let len = |ss: &Value, k: &str| ss.get(k).and_then(Value::as_array).map_or(0, |a| a.len());
-    let total_ready: usize = subsets.iter().map(|ss| len(ss, "addresses")).sum();
-    let total_not_ready: usize = subsets.iter().map(|ss| len(ss, "notReadyAddresses")).sum();
+pub fn truncate_endpoints(subsets: &mut [EndpointSubset]) -> bool {
+    let len = |a: &Option<Vec<EndpointAddress>>| a.as_ref().map_or(0, Vec::len);
+    let total_ready: usize = subsets.iter().map(|ss| len(&ss.addresses)).sum();
+    let total_not_ready: usize = subsets.iter().map(|ss| len(&ss.not_ready_addresses)).sum();
     if total_ready + total_not_ready <= MAX_CAPACITY {
         return false;
     }
@@ -220,71 +247,65 @@ pub fn truncate_endpoints(subsets: &mut [Value]) -> bool {
     };
     let mut can_be_added = max;
     for ss in subsets.iter_mut() {
-        let key = if truncate_ready {
-            "addresses"
+        if truncate_ready {
+            ss.not_ready_addresses = None;
+        }
+        let list = if truncate_ready {
+            &mut ss.addresses
         } else {
-            "notReadyAddresses"
+            &mut ss.not_ready_addresses
         };
-        let n = len(ss, key);
+        let n = len(list);
         let to_add = ((n as f64 / num_total as f64) * max as f64).ceil() as usize;
         let to_add = to_add.min(can_be_added);
-        if let Some(Value::Array(a)) = ss.get_mut(key) {
+        if let Some(a) = list.as_mut() {
             a.truncate(to_add);
         }
-        if truncate_ready {
-            if let Some(m) = ss.as_object_mut() {
-                m.remove("notReadyAddresses");
-            }
-        }
-        can_be_added -= len(ss, key);
+        can_be_added -= len(list);
     }
     true
 }
 
 /// The desired EndpointSlices of `svc` (without names: the caller matches them to existing
 /// slices by port set).
-pub fn desired_slices(svc: &Value, pods: &[Value]) -> Vec<Value> {
-    let publish_nr = svc.pointer("/spec/publishNotReadyAddresses") == Some(&json!(true));
-    let ports: Vec<Value> = svc
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut by_ports: BTreeMap<String, (Vec<Value>, Vec<Value>)> = BTreeMap::new();
-    let mut sorted: Vec<&Value> = pods.iter().collect();
-    sorted.sort_by(|a, b| s(a, "/status/podIP").cmp(s(b, "/status/podIP")));
+pub fn desired_slices(svc: &Service, pods: &[&Pod]) -> Vec<EndpointSlice> {
+    let publish_nr = publish_not_ready(svc);
+    let ports = svc_ports(svc);
+    let svc_name = kinds::name(&svc.metadata);
+    let mut by_ports: BTreeMap<String, (Vec<SliceEndpointPort>, Vec<Endpoint>)> = BTreeMap::new();
+    let mut sorted: Vec<&&Pod> = pods.iter().collect();
+    sorted.sort_by(|a, b| pod_ip(a).cmp(pod_ip(b)));
     for p in sorted {
-        let ip = s(p, "/status/podIP");
-        if ip.is_empty() || matches!(s(p, "/status/phase"), "Succeeded" | "Failed") {
+        let ip = pod_ip(p);
+        if ip.is_empty() || matches!(phase(p), "Succeeded" | "Failed") {
             continue;
         }
         // podToEndpoint (endpointslice utils): "ready" is never true for a terminating pod
         // unless not-ready addresses are published
-        let terminating = p.pointer("/metadata/deletionTimestamp").is_some();
+        let terminating = p.metadata.deletion_timestamp.is_some();
         let serving = publish_nr || pod_ready(p);
         let ready = publish_nr || (serving && !terminating);
-        let mut ep = json!({
-            "addresses": [ip],
-            "conditions": {
-                "ready": ready,
-                "serving": serving,
-                "terminating": terminating,
-            },
-            "targetRef": target_ref(p),
-        });
-        let node = s(p, "/spec/nodeName");
-        if !node.is_empty() {
-            ep["nodeName"] = json!(node);
-        }
-        if let Some(h) = hostname_for(svc, p) {
-            ep["hostname"] = json!(h);
-        }
-        let eps: Vec<Value> = ports
+        let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
+        let ep = Endpoint {
+            addresses: vec![ip.to_string()],
+            conditions: Some(EndpointConditions {
+                ready: Some(ready),
+                serving: Some(serving),
+                terminating: Some(terminating),
+            }),
+            target_ref: Some(target_ref(p)),
+            node_name: node.filter(|n| !n.is_empty()),
+            hostname: hostname_for(svc, p),
+            ..Default::default()
+        };
+        let eps: Vec<SliceEndpointPort> = ports
             .iter()
             .filter_map(|sp| {
-                find_port(p, sp).map(|n| {
-                    json!({"name": s(sp, "/name"), "port": n,
-                        "protocol": sp.get("protocol").cloned().unwrap_or(json!("TCP"))})
+                find_port(Some(p), sp).map(|n| SliceEndpointPort {
+                    name: Some(sp.name.clone().unwrap_or_default()),
+                    port: Some(n),
+                    protocol: Some(protocol(sp)),
+                    app_protocol: None,
                 })
             })
             .collect();
@@ -296,33 +317,29 @@ pub fn desired_slices(svc: &Value, pods: &[Value]) -> Vec<Value> {
             .push(ep);
     }
     let mut labels = labels_of(svc);
-    labels.insert(
-        "kubernetes.io/service-name".into(),
-        json!(s(svc, "/metadata/name")),
-    );
+    labels.insert("kubernetes.io/service-name".into(), svc_name.to_string());
     labels.insert(
         "endpointslice.kubernetes.io/managed-by".into(),
-        json!(MANAGED_BY),
+        MANAGED_BY.to_string(),
     );
-    let owner = json!([{
-        "apiVersion": "v1", "kind": "Service", "name": s(svc, "/metadata/name"),
-        "uid": s(svc, "/metadata/uid"), "controller": true, "blockOwnerDeletion": true,
-    }]);
+    let owner = new_controller_ref(svc);
     let mut out = vec![];
     if by_ports.is_empty() {
         // a Service with no endpoints still has one (empty) slice with its ports
-        let eps: Vec<Value> = ports
+        let eps: Vec<SliceEndpointPort> = ports
             .iter()
-            .filter(|sp| sp.get("targetPort").is_none_or(Value::is_number))
-            .map(|sp| {
-                json!({"name": s(sp, "/name"), "port": find_port(&json!({}), sp),
-                    "protocol": sp.get("protocol").cloned().unwrap_or(json!("TCP"))})
+            .filter(|sp| !matches!(sp.target_port, Some(IntOrString::String(_))))
+            .map(|sp| SliceEndpointPort {
+                name: Some(sp.name.clone().unwrap_or_default()),
+                port: find_port(None, sp),
+                protocol: Some(protocol(sp)),
+                app_protocol: None,
             })
             .collect();
         by_ports.insert(String::new(), (eps, vec![]));
     }
     for (_, (ports, endpoints)) in by_ports {
-        let chunks: Vec<Vec<Value>> = if endpoints.is_empty() {
+        let chunks: Vec<Vec<Endpoint>> = if endpoints.is_empty() {
             vec![vec![]]
         } else {
             endpoints
@@ -331,17 +348,18 @@ pub fn desired_slices(svc: &Value, pods: &[Value]) -> Vec<Value> {
                 .collect()
         };
         for chunk in chunks {
-            out.push(json!({
-                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {
-                    "generateName": format!("{}-", s(svc, "/metadata/name")),
-                    "namespace": s(svc, "/metadata/namespace"),
-                    "labels": labels, "ownerReferences": owner,
+            out.push(EndpointSlice {
+                metadata: ObjectMeta {
+                    generate_name: Some(format!("{svc_name}-")),
+                    namespace: svc.metadata.namespace.clone(),
+                    labels: Some(labels.clone()),
+                    owner_references: Some(vec![owner.clone()]),
+                    ..Default::default()
                 },
-                "addressType": "IPv4",
-                "endpoints": chunk,
-                "ports": ports,
-            }));
+                address_type: "IPv4".into(),
+                endpoints: chunk,
+                ports: Some(ports.clone()),
+            });
         }
     }
     out
@@ -352,38 +370,34 @@ pub fn desired_slices(svc: &Value, pods: &[Value]) -> Vec<Value> {
 pub fn plan(
     ns: &str,
     name: &str,
-    svc: Option<&Value>,
-    pods: &[Value],
-    current_ep: Option<&Value>,
-    current_slices: &[Value],
+    svc: Option<&Service>,
+    pods: &[Pod],
+    current_ep: Option<&Endpoints>,
+    current_slices: &[EndpointSlice],
 ) -> Plan {
     let mut p = Plan::default();
     let ep_r = r("", "endpoints");
     let sl_r = r("discovery.k8s.io", "endpointslices");
-    let managed = |e: &Value| {
-        e.pointer("/metadata/labels/endpointslice.kubernetes.io~1managed-by")
-            .and_then(Value::as_str)
+    let managed = |e: &EndpointSlice| {
+        e.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("endpointslice.kubernetes.io/managed-by"))
+            .map(String::as_str)
             == Some(MANAGED_BY)
     };
-    let svc = match svc {
-        Some(svc)
-            if svc
-                .pointer("/spec/selector")
-                .and_then(Value::as_object)
-                .is_some_and(|m| !m.is_empty()) =>
-        {
-            svc
-        }
-        other => {
+    let (svc, sel) = match svc.and_then(|s| Some((s, selector_of(s)?))) {
+        Some(x) => x,
+        None => {
             // no Service, or one without a selector: nothing of ours should remain
-            if other.is_none() {
+            if svc.is_none() {
                 if let Some(ep) = current_ep {
                     p.actions.push(Action::Delete {
                         r: ep_r,
                         ns: ns.into(),
                         name: name.into(),
                         propagation: None,
-                        uid: Some(s(ep, "/metadata/uid").to_string()),
+                        uid: Some(kinds::uid(&ep.metadata).to_string()),
                     });
                 }
             }
@@ -391,7 +405,7 @@ pub fn plan(
                 p.actions.push(Action::Delete {
                     r: sl_r,
                     ns: ns.into(),
-                    name: s(sl, "/metadata/name").into(),
+                    name: kinds::name(&sl.metadata).into(),
                     propagation: None,
                     uid: None,
                 });
@@ -399,61 +413,47 @@ pub fn plan(
             return p;
         }
     };
-    let sel = svc
-        .pointer("/spec/selector")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let selected: Vec<Value> = pods
-        .iter()
-        .filter(|x| selector_matches(&sel, x))
-        .cloned()
-        .collect();
+    let selected: Vec<&Pod> = pods.iter().filter(|x| selector_matches(sel, x)).collect();
     // Endpoints
     let want = desired_endpoints(svc, &selected);
     match current_ep {
         None => p.actions.push(Action::Create {
             r: ep_r,
             ns: ns.into(),
-            obj: Object::Json(want),
+            obj: want.into(),
             report: None,
         }),
         Some(cur) => {
-            let over = |e: &Value| {
-                e.pointer("/metadata/annotations")
+            let over = |e: &Endpoints| {
+                e.metadata
+                    .annotations
+                    .as_ref()
                     .and_then(|a| a.get(OVER_CAPACITY))
                     .cloned()
             };
-            if cur.get("subsets") != want.get("subsets")
-                || cur.pointer("/metadata/labels") != want.pointer("/metadata/labels")
+            if cur.subsets != want.subsets
+                || cur.metadata.labels != want.metadata.labels
                 || over(cur) != over(&want)
             {
                 let mut next = cur.clone();
-                next["metadata"]["labels"] = want["metadata"]["labels"].clone();
+                next.metadata.labels = want.metadata.labels.clone();
                 match over(&want) {
                     Some(v) => {
-                        if !next["metadata"]["annotations"].is_object() {
-                            next["metadata"]["annotations"] = json!({});
-                        }
-                        next["metadata"]["annotations"][OVER_CAPACITY] = v;
+                        next.metadata
+                            .annotations
+                            .get_or_insert_with(Default::default)
+                            .insert(OVER_CAPACITY.into(), v);
                     }
                     None => {
-                        if let Some(a) = next["metadata"]["annotations"].as_object_mut() {
+                        if let Some(a) = next.metadata.annotations.as_mut() {
                             a.remove(OVER_CAPACITY);
                         }
                     }
                 }
-                match want.get("subsets") {
-                    Some(ss) => next["subsets"] = ss.clone(),
-                    None => {
-                        if let Some(m) = next.as_object_mut() {
-                            m.remove("subsets");
-                        }
-                    }
-                }
+                next.subsets = want.subsets.clone();
                 p.actions.push(Action::Update {
                     r: ep_r,
-                    obj: Object::Json(next),
+                    obj: next.into(),
                     status: false,
                 });
             }
@@ -462,22 +462,22 @@ pub fn plan(
     // slices: reuse existing ones in order, create the rest, delete the surplus
     let want = desired_slices(svc, &selected);
     let want_n = want.len();
-    let mut existing: Vec<&Value> = current_slices.iter().filter(|x| managed(x)).collect();
-    existing.sort_by(|a, b| s(a, "/metadata/name").cmp(s(b, "/metadata/name")));
+    let mut existing: Vec<&EndpointSlice> = current_slices.iter().filter(|x| managed(x)).collect();
+    existing.sort_by(|a, b| kinds::name(&a.metadata).cmp(kinds::name(&b.metadata)));
     for (k, w) in want.into_iter().enumerate() {
         match existing.get(k) {
             Some(cur) => {
-                if cur.get("endpoints") != w.get("endpoints")
-                    || cur.get("ports") != w.get("ports")
-                    || cur.pointer("/metadata/labels") != w.pointer("/metadata/labels")
+                if cur.endpoints != w.endpoints
+                    || cur.ports != w.ports
+                    || cur.metadata.labels != w.metadata.labels
                 {
                     let mut next = (*cur).clone();
-                    next["endpoints"] = w["endpoints"].clone();
-                    next["ports"] = w["ports"].clone();
-                    next["metadata"]["labels"] = w["metadata"]["labels"].clone();
+                    next.endpoints = w.endpoints;
+                    next.ports = w.ports;
+                    next.metadata.labels = w.metadata.labels;
                     p.actions.push(Action::Update {
                         r: sl_r,
-                        obj: Object::Json(next),
+                        obj: next.into(),
                         status: false,
                     });
                 }
@@ -485,7 +485,7 @@ pub fn plan(
             None => p.actions.push(Action::Create {
                 r: sl_r,
                 ns: ns.into(),
-                obj: Object::Json(w),
+                obj: w.into(),
                 report: None,
             }),
         }
@@ -494,12 +494,33 @@ pub fn plan(
         p.actions.push(Action::Delete {
             r: sl_r,
             ns: ns.into(),
-            name: s(extra, "/metadata/name").into(),
+            name: kinds::name(&extra.metadata).into(),
             propagation: None,
             uid: None,
         });
     }
     p
+}
+
+/// Decodes listed objects; one that does not decode is logged and left out.
+fn decode_all<K: kinds::Kind>(items: Vec<Value>) -> Vec<K> {
+    items
+        .into_iter()
+        .filter_map(|v| {
+            let name = v
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            match serde_json::from_value::<K>(v) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    tracing::warn!(kind = K::KIND, name = %name, error = %e, "object does not decode; left out");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 /// The Endpoints + EndpointSlice controller over the work queue. It keeps the selectors of
@@ -574,60 +595,53 @@ impl queue::Controller for EndpointsController {
         let (items, _, _) = objects
             .list(r("", "services"), None, &ListOptions::default())
             .await?;
+        let services = decode_all::<Service>(items);
         self.selectors.clear();
-        for svc in &items {
+        for svc in &services {
             self.selectors
-                .entry(s(svc, "/metadata/namespace").to_string())
+                .entry(kinds::namespace(&svc.metadata).to_string())
                 .or_default()
                 .insert(
-                    s(svc, "/metadata/name").to_string(),
-                    svc.pointer("/spec/selector")
-                        .and_then(Value::as_object)
-                        .map(|m| {
-                            m.iter()
-                                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                                .collect()
-                        })
+                    kinds::name(&svc.metadata).to_string(),
+                    svc.spec
+                        .as_ref()
+                        .and_then(|s| s.selector.clone())
                         .unwrap_or_default(),
                 );
         }
-        Ok(items.iter().map(queue::key_of).collect())
+        Ok(services
+            .iter()
+            .map(|s| kinds::key_of(&s.metadata))
+            .collect())
     }
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = queue::split_key(key);
-        let svc = objects.get_opt(r("", "services"), ns, name).await?;
-        let has_selector = svc
-            .as_ref()
-            .and_then(|x| x.pointer("/spec/selector"))
-            .and_then(Value::as_object)
-            .is_some_and(|m| !m.is_empty());
-        let pods = if has_selector {
-            let sel = svc
-                .as_ref()
-                .and_then(|x| x.pointer("/spec/selector"))
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                });
-            objects
-                .list(
-                    r("", "pods"),
-                    Some(ns),
-                    &ListOptions {
-                        label_selector: sel,
-                        ..Default::default()
-                    },
-                )
-                .await?
-                .0
-        } else {
-            vec![]
+        let svc = get_typed::<Service>(objects, ns, name).await?;
+        let selector = svc.as_ref().and_then(selector_of);
+        let has_selector = selector.is_some();
+        let pods = match selector {
+            Some(sel) => {
+                let sel = sel
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let (items, _, _) = objects
+                    .list(
+                        r("", "pods"),
+                        Some(ns),
+                        &ListOptions {
+                            label_selector: Some(sel),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                decode_all::<Pod>(items)
+            }
+            None => vec![],
         };
-        let ep = objects.get_opt(r("", "endpoints"), ns, name).await?;
+        let ep = get_typed::<Endpoints>(objects, ns, name).await?;
         let (slices, _, _) = objects
             .list(
                 r("discovery.k8s.io", "endpointslices"),
@@ -638,6 +652,7 @@ impl queue::Controller for EndpointsController {
                 },
             )
             .await?;
+        let slices = decode_all::<EndpointSlice>(slices);
         // a Service without a selector manages its own Endpoints
         let ep = if has_selector || svc.is_none() {
             ep
@@ -654,6 +669,54 @@ impl queue::Controller for EndpointsController {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    // Fixtures are JSON as stored, decoded as the controller decodes them; what the controller
+    // computes is read back as the JSON the API server receives.
+    fn typed<K: serde::de::DeserializeOwned>(v: &Value) -> K {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+
+    fn json_of<T: serde::Serialize>(o: &T) -> Value {
+        serde_json::to_value(o).unwrap()
+    }
+
+    fn plan(
+        ns: &str,
+        name: &str,
+        svc: Option<&Value>,
+        pods: &[Value],
+        ep: Option<&Value>,
+        slices: &[Value],
+    ) -> Plan {
+        let svc: Option<Service> = svc.map(typed);
+        let pods: Vec<Pod> = pods.iter().map(typed).collect();
+        let ep: Option<Endpoints> = ep.map(typed);
+        let slices: Vec<EndpointSlice> = slices.iter().map(typed).collect();
+        super::plan(ns, name, svc.as_ref(), &pods, ep.as_ref(), &slices)
+    }
+
+    fn desired_endpoints(svc: &Value, pods: &[Value]) -> Value {
+        let pods: Vec<Pod> = pods.iter().map(typed).collect();
+        let refs: Vec<&Pod> = pods.iter().collect();
+        json_of(&super::desired_endpoints(&typed(svc), &refs))
+    }
+
+    fn desired_slices(svc: &Value, pods: &[Value]) -> Vec<Value> {
+        let pods: Vec<Pod> = pods.iter().map(typed).collect();
+        let refs: Vec<&Pod> = pods.iter().collect();
+        super::desired_slices(&typed(svc), &refs)
+            .iter()
+            .map(json_of)
+            .collect()
+    }
+
+    fn truncate_endpoints(subsets: &mut Vec<Value>) -> bool {
+        let mut t: Vec<EndpointSubset> = subsets.iter().map(typed).collect();
+        let cut = super::truncate_endpoints(&mut t);
+        *subsets = t.iter().map(json_of).collect();
+        cut
+    }
 
     fn svc(sel: Value, ports: Value) -> Value {
         json!({"metadata": {"name": "web", "namespace": "default", "uid": "svc-uid", "labels": {"app": "web"}},
@@ -681,10 +744,7 @@ mod tests {
         ];
         let p = plan("default", "web", Some(&s), &pods, None, &[]);
         let ep = match &p.actions[0] {
-            Action::Create {
-                obj: Object::Json(obj),
-                ..
-            } => obj.clone(),
+            Action::Create { obj, .. } => obj.to_value().unwrap(),
             other => panic!("{other:?}"),
         };
         let ss = &ep["subsets"][0];
@@ -697,10 +757,7 @@ mod tests {
             json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
         );
         let slice = match &p.actions[1] {
-            Action::Create {
-                obj: Object::Json(obj),
-                ..
-            } => obj.clone(),
+            Action::Create { obj, .. } => obj.to_value().unwrap(),
             other => panic!("{other:?}"),
         };
         assert_eq!(

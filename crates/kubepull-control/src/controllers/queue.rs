@@ -443,23 +443,6 @@ pub fn split_key(key: &str) -> (&str, &str) {
     key.split_once('/').unwrap_or(("", key))
 }
 
-/// The controller ownerReference of `obj` when it is of `kind`: `(name, uid)`.
-pub fn controller_of<'a>(obj: &'a Value, kind: &str) -> Option<(&'a str, &'a str)> {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|r| {
-            r.get("controller") == Some(&Value::Bool(true))
-                && r.get("kind").and_then(Value::as_str) == Some(kind)
-        })
-        .map(|r| {
-            (
-                r.get("name").and_then(Value::as_str).unwrap_or(""),
-                r.get("uid").and_then(Value::as_str).unwrap_or(""),
-            )
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
