@@ -4,11 +4,12 @@
 //! background, foreground, orphan), namespace deletion, and node lifecycle (a node whose lease
 //! is not renewed turns NotReady).
 //!
-//! Each controller is its own module with a pure `plan` and runs on the work queue
+//! Each controller is its own module with a pure `plan` over typed objects ([`kinds`]: the
+//! k8s-openapi types, decoded once when an informer receives them) and runs on the work queue
 //! ([`queue`]) fed by shared informers ([`informer`]): a change enqueues the keys it affects
 //! (a pod its ReplicaSet, a ReplicaSet its Deployment, a new unscheduled pod itself) and a sync
 //! reads the caches through their indexes, so the work follows what changed, not what is
-//! stored.
+//! stored. A failed write is handled by its kind ([`queue::retry_for`]).
 
 pub mod cron;
 pub mod cronjob;
