@@ -118,6 +118,13 @@ impl Drop for RedbStore {
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
+        // reads run on blocking threads with their own handle on the database; one whose caller
+        // went away (an aborted request) still finishes its read. The file (and its lock) closes
+        // with the last handle, so wait for those reads, briefly, for a reopen to succeed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while Arc::strong_count(&self.db) > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 }
 
