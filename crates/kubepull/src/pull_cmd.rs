@@ -12,7 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kubepull_core::keyring;
 use kubepull_core::pullpolicy::{self, PullDecision, PullPolicy};
 use kubepull_core::reference::Digest;
-use kubepull_node::puller::{self, Progress, Puller};
+use kubepull_images::{self as puller, Progress, Puller};
 use kubepull_registry::{ErrorKind, Platform};
 use kubepull_store::Store;
 

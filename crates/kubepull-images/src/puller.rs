@@ -434,12 +434,7 @@ impl Puller {
                     let before = present();
                     loop {
                         let restarts = feeds.restarts();
-                        match store.layer_snapshot_from(
-                            &name,
-                            &layers,
-                            &kubepull_store::UnpackOptions::default(),
-                            &mut |_, layer| feeds.input(layer, &store),
-                        ) {
+                        match snapshot_from_feeds(&store, &name, &layers, &feeds) {
                             Ok(mut chain) => {
                                 chain.built = present().saturating_sub(before);
                                 return Ok((chain, lease));
@@ -594,8 +589,25 @@ impl Writeback {
     }
 }
 
+/// Builds the image's layer snapshots from the pull's feeds: each layer is read behind its
+/// download (or from the store), base first. The one call into
+/// [`Store::layer_snapshot_from`].
+fn snapshot_from_feeds(
+    store: &Store,
+    name: &str,
+    layers: &[kubepull_store::LayerRecord],
+    feeds: &Feeds,
+) -> Result<SnapshotChain, kubepull_store::Error> {
+    store.layer_snapshot_from(
+        name,
+        layers,
+        &kubepull_store::UnpackOptions::default(),
+        &mut |_, layer| feeds.input(layer, store),
+    )
+}
+
 /// Unix seconds now.
-pub(crate) fn now_secs() -> u64 {
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

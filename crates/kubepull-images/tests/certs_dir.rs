@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kubepull_core::keyring::{Credential, CredentialSource};
-use kubepull_node::puller::{error_chain, NoProgress, Puller};
+use kubepull_images::{error_chain, NoProgress, Puller};
 use kubepull_registry::{Client, ClientConfig, HostsDir, Platform, TlsConfig};
 use kubepull_store::Store;
 use kubepull_testkit::{busybox_image, Registry};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use kubepull_core::keyring::{Credential, CredentialSource};
 use kubepull_core::reference::Digest;
-use kubepull_node::puller::{NoProgress, Puller};
+use kubepull_images::{NoProgress, Puller};
 use kubepull_registry::{Client, ClientConfig, HostsDir, Platform, TlsConfig};
 use kubepull_store::Store;
 use kubepull_testkit::{busybox_image, Registry};

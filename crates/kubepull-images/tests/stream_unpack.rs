@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use kubepull_core::keyring::{Credential, CredentialSource};
 use kubepull_core::reference::Digest;
-use kubepull_node::puller::{NoProgress, PullError, Puller};
+use kubepull_images::{NoProgress, PullError, Puller};
 use kubepull_registry::{Client, ClientConfig, Platform, TlsConfig};
 use kubepull_store::{Store, UnpackOptions};
 use kubepull_testkit::{Image, Registry};
@@ -336,7 +336,7 @@ fn a_layer_that_does_not_verify_leaves_no_snapshot_and_no_record() {
         let e = rt
             .block_on(puller.pull(&name, &[cred(&reg.host())], Arc::new(NoProgress)))
             .unwrap_err();
-        let msg = kubepull_node::puller::error_chain(&e);
+        let msg = kubepull_images::error_chain(&e);
         assert!(matches!(e, PullError::Store(_)), "{msg}");
         assert!(msg.contains(want), "{msg}");
         assert!(store.image(&name).unwrap().is_none(), "no image record");
