@@ -1,7 +1,6 @@
 //! The client: authentication, redirects, retries, resolve by name, fetch by digest.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,10 +40,6 @@ pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
 /// (google/go-containerregistry#2296).
 pub const MAX_ERROR_BODY: u64 = 64 * 1024;
 
-/// Largest blob [`Repository::fetch_blob_bytes`] buffers in memory (image configs are a few
-/// KiB; 16 MiB leaves room for very long histories).
-pub const MAX_IN_MEMORY_BLOB: u64 = 16 * 1024 * 1024;
-
 /// Most redirects followed for one request (Go's `net/http` default is 10; a blob redirect
 /// chain is normally one hop).
 pub const MAX_REDIRECTS: u32 = 5;
@@ -74,15 +69,6 @@ pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Time to wait for a response's headers.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Parallel blob transfers when the caller does not choose (containerd's
-/// `max_concurrent_downloads` default is 3; more rarely helps against one registry and
-/// multiplies the memory and connections a node spends on one pull).
-pub const DEFAULT_BLOB_CONCURRENCY: usize = 3;
-
-/// Most parallel blob transfers one call runs, whatever the caller asks: registries
-/// throttle clients that open many connections, and each transfer holds a buffer and a file.
-pub const MAX_BLOB_CONCURRENCY: usize = 16;
 
 /// A progress callback: `(digest, bytes_done, total)`, called after every chunk written.
 /// Called from the transfer tasks, so it must be cheap and must not block.
@@ -636,19 +622,6 @@ fn digest_of(alg: DigestAlgorithm, bytes: &[u8]) -> Digest {
     let mut h = Hasher::new(alg);
     h.update(bytes);
     h.finish()
-}
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Removes a temporary file when dropped, unless disarmed (`.0 = None`).
-struct TempFileGuard(Option<PathBuf>);
-
-impl Drop for TempFileGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
 }
 
 /// Write buffer of a blob file: few, large writes.
@@ -1459,41 +1432,15 @@ impl Repository {
 
     /// Streams a blob into `sink`, hashing on the fly, resuming with `Range` after a dropped
     /// connection or a stall (at most [`ClientConfig::max_resumes`] times), and verifying size
-    /// and digest at the end. On error, `sink` holds unverified bytes: the caller discards
-    /// them ([`fetch_blob_to_file`](Self::fetch_blob_to_file) does). Returns the byte count.
+    /// and digest at the end, continuing after the `resume.offset` bytes the sink already
+    /// holds (hashed into `resume.hasher`). `progress` receives `(digest, bytes_done, total)`
+    /// after every chunk written (`bytes_done` never goes backwards: a resume continues from
+    /// where the transfer stopped). On error, `sink` holds unverified bytes: the caller
+    /// discards them.
     ///
     /// For non-distributable layers the registry is asked first; when it does not have the
     /// blob, the descriptor's `urls` are tried without any credential, each checked by the
     /// destination policy.
-    pub async fn fetch_blob<W: AsyncWrite + Unpin + Send>(
-        &self,
-        desc: &Descriptor,
-        sink: &mut W,
-    ) -> Result<u64> {
-        self.fetch_blob_with_progress(desc, sink, None).await
-    }
-
-    /// [`fetch_blob`](Self::fetch_blob), reporting `(digest, bytes_done, total)` to
-    /// `progress` after every chunk written (`bytes_done` never goes backwards: a resume
-    /// continues from where the transfer stopped).
-    pub async fn fetch_blob_with_progress<W: AsyncWrite + Unpin + Send>(
-        &self,
-        desc: &Descriptor,
-        sink: &mut W,
-        progress: Option<&ProgressFn>,
-    ) -> Result<u64> {
-        match self.fetch_blob_resuming(desc, sink, progress, None).await? {
-            Fetched::Done(n) => Ok(n),
-            // only a resume from an earlier partial can see its range ignored
-            Fetched::RangeIgnored => Err(Error::Protocol {
-                host: self.host.clone(),
-                message: "range ignored without a resume".into(),
-            }),
-        }
-    }
-
-    /// [`fetch_blob_with_progress`](Self::fetch_blob_with_progress), continuing after the
-    /// `resume.offset` bytes the sink already holds (hashed into `resume.hasher`).
     async fn fetch_blob_resuming<W: AsyncWrite + Unpin + Send>(
         &self,
         desc: &Descriptor,
@@ -1798,161 +1745,6 @@ impl Repository {
                 Err(e) => return Err(e),
             }
         }
-    }
-
-    /// Fetches a blob into `dest`: written to a temporary file next to it, verified, synced,
-    /// then renamed into place. On any error the temporary file is removed and `dest` is
-    /// untouched.
-    pub async fn fetch_blob_to_file(&self, desc: &Descriptor, dest: &Path) -> Result<u64> {
-        self.fetch_blob_to_file_with_progress(desc, dest, None)
-            .await
-    }
-
-    /// [`fetch_blob_to_file`](Self::fetch_blob_to_file) with a progress callback.
-    pub async fn fetch_blob_to_file_with_progress(
-        &self,
-        desc: &Descriptor,
-        dest: &Path,
-        progress: Option<&ProgressFn>,
-    ) -> Result<u64> {
-        let io = |what: &str, source| Error::Io {
-            what: what.to_string(),
-            source,
-        };
-        let dir = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp: PathBuf = dir.join(format!(
-            ".{}.partial-{}-{}",
-            desc.digest.hex(),
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        // Created synchronously (one short syscall): an asynchronous open runs on the
-        // blocking pool and would still create the file after this future was cancelled,
-        // behind the guard's back.
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| io("temporary blob file", e))?;
-        // removes the temporary file on every path but success, including cancellation
-        // (a parallel download dropped because another one failed)
-        let mut guard = TempFileGuard(Some(tmp.clone()));
-        let file = tokio::fs::File::from_std(file);
-        let mut w = tokio::io::BufWriter::with_capacity(BLOB_WRITE_BUFFER, file);
-        let r = async {
-            let n = self
-                .fetch_blob_with_progress(desc, &mut w, progress)
-                .await?;
-            w.flush().await.map_err(|e| io("blob file", e))?;
-            w.get_mut()
-                .sync_all()
-                .await
-                .map_err(|e| io("blob file", e))?;
-            tokio::fs::rename(&tmp, dest)
-                .await
-                .map_err(|e| io("blob file rename", e))?;
-            Ok(n)
-        }
-        .await;
-        if r.is_ok() {
-            guard.0 = None;
-        }
-        r
-    }
-
-    /// Downloads `descs` with at most `concurrency` transfers at once (0 means 1; capped at
-    /// [`MAX_BLOB_CONCURRENCY`]; [`DEFAULT_BLOB_CONCURRENCY`] is what the kubelet-like
-    /// callers use). `sink_factory` opens the destination of each blob when its transfer
-    /// starts; every blob is verified ([`fetch_blob`](Self::fetch_blob)) and the sinks are
-    /// returned in the order of `descs`, ready for the caller to commit (rename, record).
-    ///
-    /// The first failure cancels the transfers still running (their sinks are dropped
-    /// with unverified content, which the caller discards) and is returned. `progress`
-    /// receives `(digest, bytes_done, total)` from every transfer, interleaved: the seam a
-    /// command line draws its per-layer bars from. Blobs with the same digest are the
-    /// caller's to dedupe.
-    pub async fn fetch_blobs<W, F, Fut>(
-        &self,
-        descs: &[Descriptor],
-        concurrency: usize,
-        sink_factory: F,
-        progress: Option<ProgressFn>,
-    ) -> Result<Vec<W>>
-    where
-        W: AsyncWrite + Unpin + Send,
-        F: Fn(&Descriptor) -> Fut,
-        Fut: std::future::Future<Output = std::io::Result<W>> + Send,
-    {
-        let concurrency = concurrency.clamp(1, MAX_BLOB_CONCURRENCY);
-        let progress = progress.as_ref();
-        let sink_factory = &sink_factory;
-        let mut transfers = futures_util::stream::iter(descs.iter().enumerate())
-            .map(|(i, d)| async move {
-                let mut sink = sink_factory(d).await.map_err(|source| Error::Io {
-                    what: format!("destination of blob {}", d.digest),
-                    source,
-                })?;
-                self.fetch_blob_with_progress(d, &mut sink, progress)
-                    .await?;
-                Ok::<_, Error>((i, sink))
-            })
-            .buffer_unordered(concurrency);
-        let mut out: Vec<Option<W>> = (0..descs.len()).map(|_| None).collect();
-        while let Some(r) = transfers.next().await {
-            let (i, sink) = r?;
-            out[i] = Some(sink);
-        }
-        Ok(out.into_iter().flatten().collect())
-    }
-
-    /// Downloads `descs` into `dir/<hex digest>` with [`fetch_blob_to_file`]'s
-    /// temp-file-and-rename, at most `concurrency` at once ([`fetch_blobs`]'s rules);
-    /// returns the paths in the order of `descs`. A digest listed twice is fetched once.
-    ///
-    /// [`fetch_blob_to_file`]: Self::fetch_blob_to_file
-    /// [`fetch_blobs`]: Self::fetch_blobs
-    pub async fn fetch_blobs_to_dir(
-        &self,
-        descs: &[Descriptor],
-        dir: &Path,
-        concurrency: usize,
-        progress: Option<ProgressFn>,
-    ) -> Result<Vec<PathBuf>> {
-        let concurrency = concurrency.clamp(1, MAX_BLOB_CONCURRENCY);
-        let progress = progress.as_ref();
-        let mut seen = std::collections::HashSet::new();
-        let unique: Vec<&Descriptor> = descs
-            .iter()
-            .filter(|d| seen.insert(d.digest.clone()))
-            .collect();
-        let mut transfers = futures_util::stream::iter(unique)
-            .map(|d| async move {
-                let dest = dir.join(d.digest.hex());
-                self.fetch_blob_to_file_with_progress(d, &dest, progress)
-                    .await
-            })
-            .buffer_unordered(concurrency);
-        while let Some(r) = transfers.next().await {
-            r?;
-        }
-        Ok(descs.iter().map(|d| dir.join(d.digest.hex())).collect())
-    }
-
-    /// Fetches a small blob (an image config) into memory, verified; at most
-    /// [`MAX_IN_MEMORY_BLOB`] bytes.
-    pub async fn fetch_blob_bytes(&self, desc: &Descriptor) -> Result<Bytes> {
-        if desc.size > MAX_IN_MEMORY_BLOB {
-            return Err(Error::TooLarge {
-                what: "in-memory blob",
-                limit: MAX_IN_MEMORY_BLOB,
-            });
-        }
-        let mut v: Vec<u8> = Vec::with_capacity(desc.size as usize);
-        self.fetch_blob(desc, &mut v).await?;
-        Ok(Bytes::from(v))
     }
 }
 
