@@ -16,6 +16,6 @@ pub mod puller;
 mod stream_unpack;
 
 pub use puller::{
-    error_chain, store_name, NoProgress, Progress, PullError, PullReport, Puller,
-    DEFAULT_CONCURRENCY, MAX_CONFIG_SIZE,
+    error_chain, parse_image, store_name, store_name_of, NoProgress, Progress, PullError,
+    PullReport, Puller, DEFAULT_CONCURRENCY, MAX_CONFIG_SIZE,
 };

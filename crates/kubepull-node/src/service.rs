@@ -11,7 +11,7 @@ use kubepull_store::{PullRecord, Store};
 
 use crate::images::{ImageService, PresentImage, PulledBy, PulledImage};
 use kubepull_images::puller::now_secs;
-use kubepull_images::{error_chain, store_name, NoProgress, Puller};
+use kubepull_images::{error_chain, parse_image, store_name, NoProgress, Puller};
 
 /// [`ImageService`] over the node image store and a registry puller.
 pub struct StoreImageService {
@@ -82,9 +82,10 @@ impl ImageService for StoreImageService {
         image: &str,
         credentials: &[Credential],
     ) -> Result<PulledImage, String> {
+        let reference = parse_image(image).map_err(|e| e.to_string())?;
         let report = self
             .puller
-            .pull(image, credentials, Arc::new(NoProgress))
+            .pull(&reference, credentials, Arc::new(NoProgress))
             .await
             .map_err(|e| error_chain(&e))?;
         Ok(PulledImage {
