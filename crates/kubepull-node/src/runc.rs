@@ -39,10 +39,10 @@ use kubepull_core::reference::Digest;
 use kubepull_store::Store;
 use serde::{Deserialize, Serialize};
 
-use crate::puller::store_name;
 use crate::runtime::{
     ContainerRequest, ContainerRuntime, LogOptions, LogStream, RuntimeContainer, RuntimeState,
 };
+use kubepull_images::store_name;
 
 /// The largest image config read.
 const MAX_CONFIG: u64 = 8 << 20;

@@ -1,5 +1,5 @@
 //! The node's real image service: the store for presence and pull records, the registry client
-//! for pulls ([`crate::puller::Puller`]).
+//! for pulls ([`kubepull_images::Puller`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,8 @@ use kubepull_core::reference::Digest;
 use kubepull_store::{PullRecord, Store};
 
 use crate::images::{ImageService, PresentImage, PulledBy, PulledImage};
-use crate::puller::{now_secs, store_name, NoProgress, Puller};
+use kubepull_images::puller::now_secs;
+use kubepull_images::{error_chain, parse_image, store_name, NoProgress, Puller};
 
 /// [`ImageService`] over the node image store and a registry puller.
 pub struct StoreImageService {
@@ -81,11 +82,12 @@ impl ImageService for StoreImageService {
         image: &str,
         credentials: &[Credential],
     ) -> Result<PulledImage, String> {
+        let reference = parse_image(image).map_err(|e| e.to_string())?;
         let report = self
             .puller
-            .pull(image, credentials, Arc::new(NoProgress))
+            .pull(&reference, credentials, Arc::new(NoProgress))
             .await
-            .map_err(|e| crate::puller::error_chain(&e))?;
+            .map_err(|e| error_chain(&e))?;
         Ok(PulledImage {
             image_ref: report.config_digest.to_string(),
             size: report.size,

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use kubepull_core::keyring::PullSecret;
 use kubepull_core::pullpolicy::PullPolicy;
+use kubepull_images::Puller;
 use kubepull_node::images::{
     ImageManager, ImageOutcome, ImageRequest, StepEvent, SystemClock, VerifyPolicy,
 };
 use kubepull_node::pull_limits::PullLimits;
-use kubepull_node::puller::Puller;
 use kubepull_node::service::StoreImageService;
 use kubepull_registry::transport::{BoxFuture, Request, Response, TransportError};
 use kubepull_registry::{

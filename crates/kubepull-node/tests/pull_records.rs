@@ -10,10 +10,10 @@ use std::sync::Arc;
 use kubepull_core::keyring::PullSecret;
 use kubepull_core::pullpolicy::PullPolicy;
 use kubepull_core::reference::Digest;
+use kubepull_images::Puller;
 use kubepull_node::images::{
     ImageManager, ImageOutcome, ImageRequest, StepEvent, SystemClock, VerifyPolicy,
 };
-use kubepull_node::puller::Puller;
 use kubepull_node::service::StoreImageService;
 use kubepull_registry::{Client, ClientConfig, Platform, TlsConfig};
 use kubepull_store::Store;

@@ -58,7 +58,7 @@ fn node() -> Node {
         .put_blob_bytes(&img.digest(), &img.manifest)
         .expect("manifest");
     let rec = kubepull_store::ImageRecord::new(
-        kubepull_node::puller::store_name(IMAGE).expect("name"),
+        kubepull_images::store_name(IMAGE).expect("name"),
         img.digest(),
         img.digest(),
         img.config_digest(),

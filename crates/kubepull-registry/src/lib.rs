@@ -17,9 +17,10 @@
 //! - [`hosts`]: containerd's `hosts.toml` ([`HostsDir::load`]): mirrors tried in order by
 //!   capability, falling back to the server, per-host CA / client certificate /
 //!   `skip_verify` / headers / API root ([`Client::resolve_image_via`]).
-//! - Parallel downloads: [`Repository::fetch_blobs`] and [`Repository::fetch_blobs_to_dir`]
-//!   run at most `concurrency` verified transfers at once ([`DEFAULT_BLOB_CONCURRENCY`]) and
-//!   report `(digest, bytes_done, total)` to a [`ProgressFn`].
+//! - Blob downloads: [`Repository::fetch_blob_resumable`] streams one blob into a partial
+//!   file (resuming what an interrupted download left there) and reports
+//!   `(digest, bytes_done, total)` to a [`ProgressFn`]; the image service (`kubepull-images`)
+//!   runs several at once and commits them into the node store.
 //! - [`Error`]: typed, classified by [`ErrorKind`] with a one-line hint each and an exit code
 //!   ([`ErrorKind::exit_code`]); no variant ever holds a password or token.
 //! - `testkit` (cargo feature): a test CA, a tiny HTTP server, an in-process token issuer
@@ -54,7 +55,7 @@
 //!   path; manifests are verified against pinned digests and against
 //!   `Docker-Content-Digest`; blobs against their descriptor's digest and size.
 //! - Every body read is bounded by a named constant: [`MAX_MANIFEST_SIZE`],
-//!   [`auth::MAX_TOKEN_RESPONSE`], [`MAX_ERROR_BODY`], [`MAX_IN_MEMORY_BLOB`]; retries,
+//!   [`auth::MAX_TOKEN_RESPONSE`], [`MAX_ERROR_BODY`]; retries,
 //!   redirects and resumes likewise ([`MAX_RETRIES`], [`MAX_REDIRECTS`], [`MAX_RESUMES`]).
 //!
 //! # Exit codes
@@ -99,18 +100,14 @@
 //! let image = parse_normalized_named("registry.example.com/team/app:v1").unwrap();
 //! let creds = [RegistryCredential::basic("secret/regcred", "alice", "s3cret")];
 //! let (repo, resolved) = client.resolve_image(&image, &creds, &Platform::host()).await?;
-//! // three verified downloads at a time, with a progress callback for the bars
+//! // one verified download into a partial file, resumed if one was left there
 //! let progress: kubepull_registry::ProgressFn =
 //!     std::sync::Arc::new(|digest, done, total| eprintln!("{digest}: {done}/{total}"));
-//! let paths = repo
-//!     .fetch_blobs_to_dir(
-//!         &resolved.manifest.layers,
-//!         std::path::Path::new("/var/lib/kubepull/blobs"),
-//!         kubepull_registry::DEFAULT_BLOB_CONCURRENCY,
-//!         Some(progress),
-//!     )
+//! let layer = &resolved.manifest.layers[0];
+//! let fetched = repo
+//!     .fetch_blob_resumable(layer, std::path::Path::new("/tmp/layer.partial"), Some(&progress))
 //!     .await?;
-//! # let _ = paths;
+//! # let _ = fetched;
 //! # Ok(()) }
 //! ```
 
@@ -128,9 +125,8 @@ pub use auth::RegistryCredential;
 pub use client::push::UPLOAD_CHUNK;
 pub use client::{
     Client, ClientConfig, FetchedManifest, ManifestRef, ProgressFn, Repository, ResolvedImage,
-    ResumableFetch, DEFAULT_BLOB_CONCURRENCY, MAX_BACKOFF, MAX_BLOB_CONCURRENCY, MAX_ERROR_BODY,
-    MAX_IN_MEMORY_BLOB, MAX_MANIFEST_SIZE, MAX_REDIRECTS, MAX_RESUMES, MAX_RETRIES,
-    MAX_RETRY_AFTER, REQUEST_TIMEOUT, RETRY_BASE_DELAY, STALL_TIMEOUT,
+    ResumableFetch, MAX_BACKOFF, MAX_ERROR_BODY, MAX_MANIFEST_SIZE, MAX_REDIRECTS, MAX_RESUMES,
+    MAX_RETRIES, MAX_RETRY_AFTER, REQUEST_TIMEOUT, RETRY_BASE_DELAY, STALL_TIMEOUT,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use hosts::{HostsDir, RegistryHost};

@@ -3,6 +3,8 @@
 //!
 //! Needs (Debian): `docker-registry`.
 
+mod common;
+
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -156,10 +158,10 @@ async fn real_connections_use_the_pinned_address() {
         .unwrap_or_else(|e| panic!("{e}\n{}", reg.log()));
     assert_eq!(resolved.digest, img.digest());
     for (l, want) in resolved.manifest.layers.iter().zip(&img.layers) {
-        assert_eq!(&repo.fetch_blob_bytes(l).await.unwrap()[..], &want[..]);
+        assert_eq!(&common::blob_bytes(&repo, l).await.unwrap()[..], &want[..]);
     }
     assert_eq!(
-        repo.fetch_blob_bytes(&resolved.manifest.config)
+        common::blob_bytes(&repo, &resolved.manifest.config)
             .await
             .unwrap(),
         img.config

@@ -56,11 +56,11 @@ async fn basic_auth_pull_and_blobs_to_files() {
     let dir = tempfile::tempdir().unwrap();
     for l in &r.manifest.layers {
         let dest = dir.path().join(l.digest.hex());
-        let n = repo.fetch_blob_to_file(l, &dest).await.unwrap();
-        assert_eq!(n, l.size);
+        let n = repo.fetch_blob_resumable(l, &dest, None).await.unwrap();
+        assert_eq!(n.downloaded, l.size);
         assert_eq!(Digest::sha256_of(&std::fs::read(&dest).unwrap()), l.digest);
     }
-    let cfg = repo.fetch_blob_bytes(&r.manifest.config).await.unwrap();
+    let cfg = common::blob_bytes(&repo, &r.manifest.config).await.unwrap();
     assert_eq!(cfg, Bytes::from(image(7).config));
     // nothing but the two blobs in the directory
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
@@ -86,7 +86,7 @@ async fn bearer_cross_host_realm_token_cached_and_scoped() {
         .await
         .unwrap();
     for l in &r.manifest.layers {
-        repo.fetch_blob_bytes(l).await.unwrap();
+        common::blob_bytes(&repo, l).await.unwrap();
     }
     let log = s.log.lock().unwrap().clone();
     let token_reqs: Vec<_> = log
@@ -275,7 +275,7 @@ async fn cross_host_redirect_drops_authorization() {
             .await
             .unwrap();
         for l in &r.manifest.layers {
-            repo.fetch_blob_bytes(l).await.unwrap();
+            common::blob_bytes(&repo, l).await.unwrap();
         }
         let log = s.log.lock().unwrap();
         let storage_reqs: Vec<_> = log.iter().filter(|l| l.url.contains("/data/")).collect();
@@ -327,7 +327,9 @@ async fn redirect_back_to_registry_does_not_reattach() {
         .resolve_image(&image_ref(), &[alice()], &amd64())
         .await
         .unwrap();
-    repo.fetch_blob_bytes(&r.manifest.layers[1]).await.unwrap();
+    common::blob_bytes(&repo, &r.manifest.layers[1])
+        .await
+        .unwrap();
     let log = s.log.lock().unwrap();
     let back = log.iter().find(|l| l.url.contains("/data/")).unwrap();
     assert!(back.auth.is_none());
@@ -358,8 +360,7 @@ async fn redirect_to_metadata_address_is_refused() {
             .resolve_image(&image_ref(), &[alice()], &amd64())
             .await
             .unwrap();
-        let e = repo
-            .fetch_blob_bytes(&r.manifest.layers[0])
+        let e = common::blob_bytes(&repo, &r.manifest.layers[0])
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Policy, "{target}: {e}");
@@ -369,7 +370,7 @@ async fn redirect_to_metadata_address_is_refused() {
 }
 
 #[tokio::test]
-async fn wrong_blob_digest_rejected_and_nothing_left() {
+async fn wrong_blob_digest_rejected_and_nothing_kept() {
     let s = server(fake(AuthMode::None));
     let c = client(&s);
     let (repo, r) = c.resolve_image(&image_ref(), &[], &amd64()).await.unwrap();
@@ -382,17 +383,25 @@ async fn wrong_blob_digest_rejected_and_nothing_left() {
         .insert(layer.digest.to_string(), vec![0xEE; layer.size as usize]);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("blob");
-    let e = repo.fetch_blob_to_file(&layer, &dest).await.unwrap_err();
+    let e = repo
+        .fetch_blob_resumable(&layer, &dest, None)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    // longer than the descriptor: stopped early, still nothing left
+    // the partial is emptied: nothing unverified is kept to resume from
+    assert_eq!(std::fs::metadata(&dest).unwrap().len(), 0);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // longer than the descriptor: stopped early, still nothing kept
     s.fake.lock().unwrap().blobs.insert(
         layer.digest.to_string(),
         vec![0xEE; layer.size as usize * 3],
     );
-    let e = repo.fetch_blob_to_file(&layer, &dest).await.unwrap_err();
+    let e = repo
+        .fetch_blob_resumable(&layer, &dest, None)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    assert_eq!(std::fs::metadata(&dest).unwrap().len(), 0);
 }
 
 #[tokio::test]
@@ -620,7 +629,7 @@ async fn connection_cut_mid_blob_resumes_with_range_and_verifies() {
     let layer = &r.manifest.layers[0];
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("layer");
-    repo.fetch_blob_to_file(layer, &dest).await.unwrap();
+    repo.fetch_blob_resumable(layer, &dest, None).await.unwrap();
     assert_eq!(
         Digest::sha256_of(&std::fs::read(&dest).unwrap()),
         layer.digest
@@ -653,7 +662,7 @@ async fn resume_against_a_server_that_ignores_range() {
     let c = client(&s);
     let (repo, r) = c.resolve_image(&image_ref(), &[], &amd64()).await.unwrap();
     let layer = &r.manifest.layers[0];
-    let b = repo.fetch_blob_bytes(layer).await.unwrap();
+    let b = common::blob_bytes(&repo, layer).await.unwrap();
     assert_eq!(Digest::sha256_of(&b), layer.digest);
 }
 
@@ -679,8 +688,7 @@ async fn stalled_body_resumes_then_gives_up() {
     cfg.max_resumes = 2;
     let c = client_with(&s, cfg);
     let (repo, r) = c.resolve_image(&image_ref(), &[], &amd64()).await.unwrap();
-    let e = repo
-        .fetch_blob_bytes(&r.manifest.layers[0])
+    let e = common::blob_bytes(&repo, &r.manifest.layers[0])
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Stalled, "{e}");
@@ -901,7 +909,7 @@ async fn foreign_urls_only_for_nondistributable_and_without_credentials() {
         foreign.len()
     ))
     .unwrap();
-    let b = repo.fetch_blob_bytes(&desc).await.unwrap();
+    let b = common::blob_bytes(&repo, &desc).await.unwrap();
     assert_eq!(b, Bytes::from(foreign.clone()));
     let log = s.log.lock().unwrap().clone();
     let f = log
@@ -912,11 +920,11 @@ async fn foreign_urls_only_for_nondistributable_and_without_credentials() {
     // a distributable layer never follows urls; a metadata url is refused
     let mut d2 = desc.clone();
     d2.media_type = "application/vnd.oci.image.layer.v1.tar+gzip".into();
-    let e = repo.fetch_blob_bytes(&d2).await.unwrap_err();
+    let e = common::blob_bytes(&repo, &d2).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     let mut d3 = desc.clone();
     d3.urls = vec!["http://169.254.169.254/latest".into()];
-    let e = repo.fetch_blob_bytes(&d3).await.unwrap_err();
+    let e = common::blob_bytes(&repo, &d3).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Policy, "{e}");
 }
 

@@ -107,12 +107,10 @@ async fn ca_from_hosts_toml_and_mirror_fallback() {
         Some("secret/regcred")
     );
     let dir = tempfile::tempdir().unwrap();
-    let paths = repo
-        .fetch_blobs_to_dir(&resolved.manifest.layers, dir.path(), 3, None)
-        .await
-        .unwrap();
-    for (p, want) in paths.iter().zip(&img.layers) {
-        assert_eq!(&std::fs::read(p).unwrap(), want);
+    for (l, want) in resolved.manifest.layers.iter().zip(&img.layers) {
+        let p = dir.path().join(l.digest.hex());
+        repo.fetch_blob_resumable(l, &p, None).await.unwrap();
+        assert_eq!(&std::fs::read(&p).unwrap(), want);
     }
     // the mirror was asked first (and did not have the image)
     assert!(
@@ -153,7 +151,7 @@ async fn ca_from_hosts_toml_and_mirror_fallback() {
         .unwrap();
     assert_eq!(repo.base_url().as_str(), format!("{}/", mirror.base_url()));
     assert_eq!(resolved.credential_source, None);
-    repo.fetch_blob_bytes(&resolved.manifest.config)
+    common::blob_bytes(&repo, &resolved.manifest.config)
         .await
         .unwrap();
 }
@@ -405,7 +403,9 @@ async fn hosts_toml_headers_and_api_root_reach_the_mirror() {
         .resolve_image_via(&r, &hosts, |_| vec![], &amd64())
         .await
         .unwrap();
-    repo.fetch_blob_bytes(&got.manifest.config).await.unwrap();
+    common::blob_bytes(&repo, &got.manifest.config)
+        .await
+        .unwrap();
     let seen = seen.lock().unwrap().clone();
     assert!(
         seen.iter()

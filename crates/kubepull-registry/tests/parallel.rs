@@ -1,4 +1,5 @@
-//! Parallel blob downloads and their progress seam, against the scripted registry.
+//! Parallel blob downloads on one repository handle (the way the image service runs them) and
+//! their progress seam, against the scripted registry.
 
 mod common;
 
@@ -7,14 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use bytes::Bytes;
 use common::*;
 use http::{HeaderMap, StatusCode};
 use kubepull_core::reference::{parse_normalized_named, Digest};
 use kubepull_registry::transport::Response;
-use kubepull_registry::{
-    Descriptor, ErrorKind, ProgressFn, RegistryCredential, DEFAULT_BLOB_CONCURRENCY,
-};
+use kubepull_registry::{Descriptor, ErrorKind, ProgressFn, RegistryCredential, Repository};
 
 /// A blob server whose bodies count how many are open at once (a body is open from the
 /// response until it is dropped), sending each blob in small delayed chunks.
@@ -69,16 +70,8 @@ fn many_blobs(f: &mut Fake, n: usize) -> Vec<Descriptor> {
 /// Progress reports per digest: `(bytes_done, total)`.
 type Seen = HashMap<Digest, Vec<(u64, u64)>>;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fetch_blobs_bounded_concurrency_order_and_progress() {
-    let mut f = fake(AuthMode::Basic);
-    let descs = many_blobs(&mut f, 7);
-    let s = server(f.clone());
-    let open = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    *s.hook.lock().unwrap() = Some(counting_hook(open.clone(), peak.clone()));
-    let c = client(&s);
-    let repo = c
+fn repo(s: &Arc<Server>) -> Repository {
+    client(s)
         .repository(
             &parse_normalized_named("reg.example.com/team/app:v1").unwrap(),
             Some(RegistryCredential::basic(
@@ -87,7 +80,37 @@ async fn fetch_blobs_bounded_concurrency_order_and_progress() {
                 PASSWORD,
             )),
         )
-        .unwrap();
+        .unwrap()
+}
+
+/// Fetches every blob into `dir/<hex>.partial`, `concurrency` at once, on one handle.
+async fn fetch_all(
+    repo: &Repository,
+    descs: &[Descriptor],
+    dir: &std::path::Path,
+    concurrency: usize,
+    progress: Option<ProgressFn>,
+) -> Vec<kubepull_registry::Result<kubepull_registry::ResumableFetch>> {
+    let progress = progress.as_ref();
+    futures_util::stream::iter(descs)
+        .map(|d| async move {
+            let p = dir.join(format!("{}.partial", d.digest.hex()));
+            repo.fetch_blob_resumable(d, &p, progress).await
+        })
+        .buffered(concurrency)
+        .collect()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_fetches_on_one_handle_overlap_and_report_progress_per_chunk() {
+    let mut f = fake(AuthMode::Basic);
+    let descs = many_blobs(&mut f, 7);
+    let s = server(f.clone());
+    let open = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    *s.hook.lock().unwrap() = Some(counting_hook(open.clone(), peak.clone()));
+    let repo = repo(&s);
     let seen: Arc<Mutex<Seen>> = Arc::default();
     let seen2 = seen.clone();
     let progress: ProgressFn = Arc::new(move |d, done, total| {
@@ -98,92 +121,51 @@ async fn fetch_blobs_bounded_concurrency_order_and_progress() {
             .or_default()
             .push((done, total));
     });
-    let sinks = repo
-        .fetch_blobs(
-            &descs,
-            DEFAULT_BLOB_CONCURRENCY,
-            |_| async { Ok(Vec::<u8>::new()) },
-            Some(progress),
-        )
-        .await
-        .unwrap();
-    assert_eq!(sinks.len(), descs.len());
-    for (d, sink) in descs.iter().zip(&sinks) {
-        assert_eq!(&f.blobs[&d.digest.to_string()], sink, "order of descs kept");
+    let dir = tempfile::tempdir().unwrap();
+    let results = fetch_all(&repo, &descs, dir.path(), 3, Some(progress)).await;
+    for (d, r) in descs.iter().zip(results) {
+        let r = r.unwrap();
+        assert_eq!(
+            (r.resumed_from, r.downloaded, r.restarted),
+            (0, d.size, false)
+        );
+        let p = dir.path().join(format!("{}.partial", d.digest.hex()));
+        assert_eq!(&f.blobs[&d.digest.to_string()], &std::fs::read(p).unwrap());
         let p = &seen.lock().unwrap()[&d.digest];
         assert!(p.windows(2).all(|w| w[0].0 < w[1].0), "monotonic: {p:?}");
         assert_eq!(p.last(), Some(&(d.size, d.size)));
         assert!(p.len() > 1, "reported per chunk");
     }
     let peak = peak.load(Ordering::SeqCst);
-    assert!(
-        peak <= DEFAULT_BLOB_CONCURRENCY,
-        "at most {DEFAULT_BLOB_CONCURRENCY} transfers at once, saw {peak}"
-    );
     assert!(peak >= 2, "transfers overlap: peak {peak}");
-    assert_eq!(open.load(Ordering::SeqCst), 0);
-
-    // concurrency 1 is sequential; 0 means 1
-    let peak1 = Arc::new(AtomicUsize::new(0));
-    *s.hook.lock().unwrap() = Some(counting_hook(Arc::new(AtomicUsize::new(0)), peak1.clone()));
-    repo.fetch_blobs(&descs[..3], 0, |_| async { Ok(Vec::<u8>::new()) }, None)
-        .await
-        .unwrap();
-    assert_eq!(peak1.load(Ordering::SeqCst), 1);
+    assert_eq!(open.load(Ordering::SeqCst), 0, "every body closed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fetch_blobs_first_failure_wins_and_files_are_not_left_behind() {
+async fn a_lying_registry_fails_only_its_blob_and_keeps_none_of_its_bytes() {
     let mut f = fake(AuthMode::Basic);
-    let mut descs = many_blobs(&mut f, 4);
+    let descs = many_blobs(&mut f, 4);
     // a blob the registry serves with other content
     let lie = descs[2].digest.to_string();
     f.blobs
         .insert(lie.clone(), vec![0u8; descs[2].size as usize]);
     let s = server(f);
-    let c = client(&s);
-    let repo = c
-        .repository(
-            &parse_normalized_named("reg.example.com/team/app:v1").unwrap(),
-            Some(RegistryCredential::basic(
-                "secret/regcred",
-                "alice",
-                PASSWORD,
-            )),
-        )
-        .unwrap();
+    let repo = repo(&s);
     let dir = tempfile::tempdir().unwrap();
-    let e = repo
-        .fetch_blobs_to_dir(&descs, dir.path(), 2, None)
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
-    assert!(!dir.path().join(descs[2].digest.hex()).exists());
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
-
-    // without the liar: every file in place, duplicates fetched once
-    descs.remove(2);
-    descs.push(descs[0].clone());
-    let paths = repo
-        .fetch_blobs_to_dir(&descs, dir.path(), 3, None)
-        .await
-        .unwrap();
-    assert_eq!(paths.len(), descs.len());
-    for (d, p) in descs.iter().zip(&paths) {
-        assert_eq!(Digest::sha256_of(&std::fs::read(p).unwrap()), d.digest);
+    let results = fetch_all(&repo, &descs, dir.path(), 2, None).await;
+    for (i, (d, r)) in descs.iter().zip(results).enumerate() {
+        let p = dir.path().join(format!("{}.partial", d.digest.hex()));
+        if i == 2 {
+            let e = r.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().len(),
+                0,
+                "liar's bytes dropped"
+            );
+        } else {
+            r.unwrap();
+            assert_eq!(Digest::sha256_of(&std::fs::read(&p).unwrap()), d.digest);
+        }
     }
-    let blob_gets = s
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.url.contains(&descs[0].digest.to_string()))
-        .filter(|l| l.auth.is_some())
-        .count();
-    assert_eq!(blob_gets, 2, "once per call, the duplicate skipped");
 }

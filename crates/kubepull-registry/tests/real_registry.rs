@@ -8,6 +8,8 @@
 //! the CA). Everything runs on 127.0.0.1 with free ports and temp dirs; ~/.docker and ~/.kube
 //! are never read.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -390,11 +392,11 @@ async fn real_registry_basic_auth_pull_with_pull_secret() {
     let dir = tempfile::tempdir().unwrap();
     for (l, want) in resolved.manifest.layers.iter().zip(&amd.layers) {
         let dest = dir.path().join(l.digest.hex());
-        repo.fetch_blob_to_file(l, &dest).await.unwrap();
+        repo.fetch_blob_resumable(l, &dest, None).await.unwrap();
         assert_eq!(&std::fs::read(&dest).unwrap(), want);
     }
     assert_eq!(
-        repo.fetch_blob_bytes(&resolved.manifest.config)
+        common::blob_bytes(&repo, &resolved.manifest.config)
             .await
             .unwrap(),
         amd.config

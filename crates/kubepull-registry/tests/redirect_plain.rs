@@ -3,6 +3,8 @@
 //!
 //! Needs (Debian): `docker-registry`, `openssl`, `apache2-utils` (htpasswd).
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use kubepull_core::reference::parse_normalized_named;
@@ -101,7 +103,7 @@ async fn blob_redirect_to_another_origin_never_carries_authorization() {
     let dir = tempfile::tempdir().unwrap();
     for (l, want) in resolved.manifest.layers.iter().zip(&img.layers) {
         let dest = dir.path().join(l.digest.hex());
-        repo.fetch_blob_to_file(l, &dest).await.unwrap();
+        repo.fetch_blob_resumable(l, &dest, None).await.unwrap();
         assert_eq!(&std::fs::read(&dest).unwrap(), want);
     }
     let seen = seen.lock().unwrap().clone();
@@ -175,7 +177,7 @@ async fn plain_http_registry_is_anonymous_only() {
     let (repo, resolved) = c.resolve_image(&r, &[], &amd64()).await.unwrap();
     assert_eq!(resolved.digest, img.digest());
     assert_eq!(
-        repo.fetch_blob_bytes(&resolved.manifest.config)
+        common::blob_bytes(&repo, &resolved.manifest.config)
             .await
             .unwrap(),
         img.config

@@ -4,6 +4,8 @@
 //!
 //! Needs (Debian): `docker-registry`, `openssl`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -144,11 +146,11 @@ async fn token_auth_pull_with_pull_secret_and_cached_token() {
     let dir = tempfile::tempdir().unwrap();
     for (l, want) in resolved.manifest.layers.iter().zip(&b.image.layers) {
         let dest = dir.path().join(l.digest.hex());
-        repo.fetch_blob_to_file(l, &dest).await.unwrap();
+        repo.fetch_blob_resumable(l, &dest, None).await.unwrap();
         assert_eq!(&std::fs::read(&dest).unwrap(), want);
     }
     assert_eq!(
-        repo.fetch_blob_bytes(&resolved.manifest.config)
+        common::blob_bytes(&repo, &resolved.manifest.config)
             .await
             .unwrap(),
         b.image.config
@@ -342,7 +344,9 @@ async fn concurrent_requests_for_one_scope_fetch_one_token() {
         for d in &descs {
             let repo = repo.clone();
             let d = d.clone();
-            tasks.push(tokio::spawn(async move { repo.fetch_blob_bytes(&d).await }));
+            tasks.push(tokio::spawn(
+                async move { common::blob_bytes(&repo, &d).await },
+            ));
         }
     }
     for t in tasks {
@@ -441,7 +445,7 @@ async fn push_blobs_in_chunks_then_the_manifest() {
     assert_eq!(resolved.digest, md);
     let got = dir.path().join("got");
     prepo
-        .fetch_blob_to_file(&resolved.manifest.layers[0], &got)
+        .fetch_blob_resumable(&resolved.manifest.layers[0], &got, None)
         .await
         .unwrap();
     assert_eq!(std::fs::read(&got).unwrap(), layer);

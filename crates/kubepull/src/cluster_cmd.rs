@@ -453,11 +453,8 @@ async fn run_node_agent(
     let store = kubepull_store::Store::open(&root.join("images"))
         .with_context(|| format!("opening the image store in {}", root.display()))?;
     let (registry, hosts) = pull_cmd::registry_client(m)?;
-    let mut puller = kubepull_node::puller::Puller::new(
-        registry,
-        store.clone(),
-        kubepull_registry::Platform::host(),
-    );
+    let mut puller =
+        kubepull_images::Puller::new(registry, store.clone(), kubepull_registry::Platform::host());
     if let Some(h) = hosts {
         puller = puller.with_hosts(h);
     }

@@ -12,7 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kubepull_core::keyring;
 use kubepull_core::pullpolicy::{self, PullDecision, PullPolicy};
 use kubepull_core::reference::Digest;
-use kubepull_node::puller::{self, Progress, Puller};
+use kubepull_images::{self as puller, Progress, Puller};
 use kubepull_registry::{ErrorKind, Platform};
 use kubepull_store::Store;
 
@@ -344,13 +344,15 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
             return exit::USAGE;
         }
     };
-    let name = match puller::store_name(&image) {
-        Ok(n) => n,
+    // parsed once: the store name and the pull take the reference
+    let reference = match puller::parse_image(&image) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return exit_code_of(ErrorKind::InvalidReference);
         }
     };
+    let name = puller::store_name_of(&reference);
     let policy = policy_of(m, &image);
     let present = store.image(&name).ok().flatten();
     match pullpolicy::decide(policy, present.is_some()) {
@@ -411,7 +413,7 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
             return exit::FAILURE;
         }
     };
-    let result = rt.block_on(puller.pull(&image, &resolution.credentials, bars.clone()));
+    let result = rt.block_on(puller.pull(&reference, &resolution.credentials, bars.clone()));
     bars.total.finish_and_clear();
     match result {
         Ok(r) => {

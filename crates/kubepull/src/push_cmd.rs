@@ -398,14 +398,11 @@ pub fn run(m: &ArgMatches) -> u8 {
                     Err(e) => return fail(&e),
                 }
             }
+            // the parsed reference and digest, not their strings parsed again
             let r = if n == top {
-                ManifestRef::parse(&target)
+                ManifestRef::of(&reference)
             } else {
-                ManifestRef::parse(&item.digest.to_string())
-            };
-            let r = match r {
-                Ok(r) => r,
-                Err(e) => return fail(&e),
+                ManifestRef::Digest(item.digest.clone())
             };
             match repo
                 .push_manifest(&r, &item.media_type, item.bytes.clone().into())

@@ -211,7 +211,7 @@ impl Repository {
         if resp.status != StatusCode::CREATED {
             return Err(self.status_error(resp.status, resp).await);
         }
-        if let Some(theirs) = header_str(&resp.headers, super::docker_content_digest())
+        if let Some(theirs) = header_str(&resp.headers, super::resolve::docker_content_digest())
             .and_then(|s| Digest::parse(s).ok())
         {
             if theirs != ours {

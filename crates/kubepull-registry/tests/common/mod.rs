@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use kubepull_core::reference::Digest;
 use kubepull_registry::transport::{BoxFuture, Request, Response, TransportError};
-use kubepull_registry::{Client, ClientConfig, StaticResolver, Transport};
+use kubepull_registry::{Client, ClientConfig, Descriptor, Repository, StaticResolver, Transport};
 
 pub const PASSWORD: &str = "pa55-Known-Secret-xyzzy";
 pub const TOKEN: &str = "tok-Known-Bearer-plugh";
@@ -311,4 +311,15 @@ pub fn client(s: &Arc<Server>) -> Client {
 pub fn client_with(s: &Arc<Server>, cfg: ClientConfig) -> Client {
     let t: Arc<dyn Transport> = s.clone();
     Client::new(t, Arc::new(resolver()), cfg)
+}
+
+/// Fetches a blob the way a pull does (streamed into a partial file, verified) and returns its
+/// bytes.
+pub async fn blob_bytes(repo: &Repository, desc: &Descriptor) -> kubepull_registry::Result<Bytes> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let partial = dir.path().join("blob.partial");
+    repo.fetch_blob_resumable(desc, &partial, None).await?;
+    Ok(Bytes::from(
+        std::fs::read(&partial).expect("read the fetched blob"),
+    ))
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kubepull_core::keyring::{Credential, CredentialSource};
-use kubepull_node::puller::{error_chain, NoProgress, Puller};
+use kubepull_images::{error_chain, parse_image, NoProgress, Puller};
 use kubepull_registry::{Client, ClientConfig, HostsDir, Platform, TlsConfig};
 use kubepull_store::Store;
 use kubepull_testkit::{busybox_image, Registry};
@@ -38,7 +38,11 @@ async fn pull(reg: &Registry, certs: &Path) -> Result<(), String> {
         .with_unpack(false);
     let name = format!("{}/team/app:v1", reg.host());
     puller
-        .pull(&name, &[cred(&reg.host())], Arc::new(NoProgress))
+        .pull(
+            &parse_image(&name).unwrap(),
+            &[cred(&reg.host())],
+            Arc::new(NoProgress),
+        )
         .await
         .map(|_| ())
         .map_err(|e| error_chain(&e))

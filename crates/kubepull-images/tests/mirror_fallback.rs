@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use kubepull_core::keyring::{Credential, CredentialSource};
 use kubepull_core::reference::Digest;
-use kubepull_node::puller::{NoProgress, Puller};
+use kubepull_images::{parse_image, NoProgress, Puller};
 use kubepull_registry::{Client, ClientConfig, HostsDir, Platform, TlsConfig};
 use kubepull_store::Store;
 use kubepull_testkit::{busybox_image, Registry};
@@ -77,7 +77,11 @@ async fn case(damage: &str) {
         .with_hosts(HostsDir::load(&t.path().join("hosts")).unwrap());
     let name = format!("{}/team/app:v1", server.host());
     let r = puller
-        .pull(&name, &[cred(&server.host())], Arc::new(NoProgress))
+        .pull(
+            &parse_image(&name).unwrap(),
+            &[cred(&server.host())],
+            Arc::new(NoProgress),
+        )
         .await
         .unwrap();
     // the mirror served the manifest and the good blobs; the registry only the failed one

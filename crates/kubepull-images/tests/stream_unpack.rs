@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use kubepull_core::keyring::{Credential, CredentialSource};
 use kubepull_core::reference::Digest;
-use kubepull_node::puller::{NoProgress, PullError, Puller};
+use kubepull_images::{parse_image, NoProgress, PullError, Puller};
 use kubepull_registry::{Client, ClientConfig, Platform, TlsConfig};
 use kubepull_store::{Store, UnpackOptions};
 use kubepull_testkit::{Image, Registry};
@@ -233,7 +233,11 @@ fn a_pull_leaves_every_layer_snapshot_ready() {
     let store = Store::open(&root).unwrap();
     let puller = Puller::new(client(&reg), store.clone(), Platform::host());
     let r = rt
-        .block_on(puller.pull(&name, &[cred(&reg.host())], Arc::new(NoProgress)))
+        .block_on(puller.pull(
+            &parse_image(&name).unwrap(),
+            &[cred(&reg.host())],
+            Arc::new(NoProgress),
+        ))
         .unwrap();
     assert!(r.rootfs_ready, "{:?}", r.unpack_skipped);
     assert_eq!(r.snapshots_built, 3);
@@ -275,7 +279,11 @@ fn a_pull_leaves_every_layer_snapshot_ready() {
 
     // a second pull of the image reuses the blobs and the snapshots
     let r = rt
-        .block_on(puller.pull(&name, &[cred(&reg.host())], Arc::new(NoProgress)))
+        .block_on(puller.pull(
+            &parse_image(&name).unwrap(),
+            &[cred(&reg.host())],
+            Arc::new(NoProgress),
+        ))
         .unwrap();
     assert_eq!((r.fetched_blobs, r.snapshots_built), (0, 0));
     assert!(r.rootfs_ready);
@@ -334,9 +342,13 @@ fn a_layer_that_does_not_verify_leaves_no_snapshot_and_no_record() {
     ] {
         let name = format!("{}/{repo}:v1", reg.host());
         let e = rt
-            .block_on(puller.pull(&name, &[cred(&reg.host())], Arc::new(NoProgress)))
+            .block_on(puller.pull(
+                &parse_image(&name).unwrap(),
+                &[cred(&reg.host())],
+                Arc::new(NoProgress),
+            ))
             .unwrap_err();
-        let msg = kubepull_node::puller::error_chain(&e);
+        let msg = kubepull_images::error_chain(&e);
         assert!(matches!(e, PullError::Store(_)), "{msg}");
         assert!(msg.contains(want), "{msg}");
         assert!(store.image(&name).unwrap().is_none(), "no image record");
@@ -368,7 +380,11 @@ fn a_resumed_blob_is_unpacked_from_the_finished_file() {
     fs::write(store.ingest_path(&d), &big[..big.len() / 2]).unwrap();
     let puller = Puller::new(client(&reg), store.clone(), Platform::host());
     let r = rt
-        .block_on(puller.pull(&name, &[cred(&reg.host())], Arc::new(NoProgress)))
+        .block_on(puller.pull(
+            &parse_image(&name).unwrap(),
+            &[cred(&reg.host())],
+            Arc::new(NoProgress),
+        ))
         .unwrap();
     assert_eq!(r.resumed, (big.len() / 2) as u64);
     assert!(r.rootfs_ready && r.snapshots_built == 3, "{r:?}");
@@ -394,7 +410,11 @@ fn without_unpack_a_pull_stores_blobs_only() {
     let store = Store::open(&root).unwrap();
     let puller = Puller::new(client(&reg), store.clone(), Platform::host()).with_unpack(false);
     let r = rt
-        .block_on(puller.pull(&name, &[cred(&reg.host())], Arc::new(NoProgress)))
+        .block_on(puller.pull(
+            &parse_image(&name).unwrap(),
+            &[cred(&reg.host())],
+            Arc::new(NoProgress),
+        ))
         .unwrap();
     assert!(!r.rootfs_ready);
     assert_eq!(r.unpack_skipped.as_deref(), Some("disabled"));

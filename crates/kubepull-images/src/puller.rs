@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{stream, StreamExt, TryStreamExt};
 use kubepull_core::keyring::Credential;
-use kubepull_core::reference::{self, Digest};
+use kubepull_core::reference::{self, Digest, Reference};
 use kubepull_registry::{Client, Descriptor, HostsDir, Platform, RegistryCredential, Repository};
 use kubepull_store::{SnapshotChain, SnapshotLease, Store};
 
@@ -146,14 +146,19 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// Parses an image as written in a pod spec (normalized: `busybox` is
+/// `docker.io/library/busybox`), once per pull: the [`Reference`] is what [`Puller::pull`],
+/// the registry and [`store_name_of`] take.
+pub fn parse_image(image: &str) -> Result<Reference, PullError> {
+    reference::parse_normalized_named(image).map_err(|source| PullError::InvalidReference {
+        image: image.to_string(),
+        source,
+    })
+}
+
 /// The normalized name an image is stored under: `docker.io/library/busybox:latest`,
 /// `reg:5000/app@sha256:…` (the default tag applied as the kubelet does).
-pub fn store_name(image: &str) -> Result<String, PullError> {
-    let r =
-        reference::parse_normalized_named(image).map_err(|source| PullError::InvalidReference {
-            image: image.to_string(),
-            source,
-        })?;
+pub fn store_name_of(r: &Reference) -> String {
     let mut s = r.name();
     if let Some(t) = r.tag() {
         s.push(':');
@@ -166,7 +171,12 @@ pub fn store_name(image: &str) -> Result<String, PullError> {
     if r.tag().is_none() && r.digest().is_none() {
         s.push_str(":latest");
     }
-    Ok(s)
+    s
+}
+
+/// [`store_name_of`] an image still in its written form ([`parse_image`] first).
+pub fn store_name(image: &str) -> Result<String, PullError> {
+    parse_image(image).map(|r| store_name_of(&r))
 }
 
 /// Pulls images into a store.
@@ -222,21 +232,16 @@ impl Puller {
         &self.store
     }
 
-    /// Pulls `image` with `credentials` in order (anonymous when empty).
+    /// Pulls `reference` ([`parse_image`]) with `credentials` in order (anonymous when
+    /// empty). Without a tag or digest the `latest` tag is pulled and recorded.
     pub async fn pull(
         &self,
-        image: &str,
+        reference: &Reference,
         credentials: &[Credential],
         progress: Arc<dyn Progress>,
     ) -> Result<PullReport, PullError> {
         let started = Instant::now();
-        let name = store_name(image)?;
-        let reference = reference::parse_normalized_named(&name).map_err(|source| {
-            PullError::InvalidReference {
-                image: image.to_string(),
-                source,
-            }
-        })?;
+        let name = store_name_of(reference);
         // one pull per image name at a time in this process; others wait and then find the blobs
         let gate = {
             let mut m = self.images.lock().await;
@@ -254,7 +259,7 @@ impl Puller {
         let (repo, resolved) = match &self.hosts {
             None => {
                 self.client
-                    .resolve_image(&reference, &creds, &self.platform)
+                    .resolve_image(reference, &creds, &self.platform)
                     .await?
             }
             Some(h) => {
@@ -270,7 +275,7 @@ impl Puller {
                 let server_label = server_label.clone();
                 self.client
                     .resolve_image_via(
-                        &reference,
+                        reference,
                         &hosts,
                         // the keyring is keyed by host: the pod's credentials for the registry
                         // go to entries for the registry's own host only
@@ -312,7 +317,7 @@ impl Puller {
             } else {
                 None
             };
-            repos.push(Arc::new(self.client.repository_on(&reference, cred, h)?));
+            repos.push(Arc::new(self.client.repository_on(reference, cred, h)?));
         }
         let repos = Arc::new(repos);
         let manifest_digest = resolved.manifest_descriptor.digest.clone();
@@ -434,12 +439,7 @@ impl Puller {
                     let before = present();
                     loop {
                         let restarts = feeds.restarts();
-                        match store.layer_snapshot_from(
-                            &name,
-                            &layers,
-                            &kubepull_store::UnpackOptions::default(),
-                            &mut |_, layer| feeds.input(layer, &store),
-                        ) {
+                        match snapshot_from_feeds(&store, &name, &layers, &feeds) {
                             Ok(mut chain) => {
                                 chain.built = present().saturating_sub(before);
                                 return Ok((chain, lease));
@@ -594,8 +594,25 @@ impl Writeback {
     }
 }
 
+/// Builds the image's layer snapshots from the pull's feeds: each layer is read behind its
+/// download (or from the store), base first. The one call into
+/// [`Store::layer_snapshot_from`].
+fn snapshot_from_feeds(
+    store: &Store,
+    name: &str,
+    layers: &[kubepull_store::LayerRecord],
+    feeds: &Feeds,
+) -> Result<SnapshotChain, kubepull_store::Error> {
+    store.layer_snapshot_from(
+        name,
+        layers,
+        &kubepull_store::UnpackOptions::default(),
+        &mut |_, layer| feeds.input(layer, store),
+    )
+}
+
 /// Unix seconds now.
-pub(crate) fn now_secs() -> u64 {
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -755,4 +772,38 @@ async fn ensure_blob(
     }
     progress.blob_done(&desc.digest, false);
     Ok((true, fetched.downloaded, fetched.resumed_from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_name_applies_the_default_tag_and_normalizes_once() {
+        let r = parse_image("busybox").unwrap();
+        assert_eq!(store_name_of(&r), "docker.io/library/busybox:latest");
+        assert_eq!(r.tag(), None, "the reference itself is left as written");
+        let r = parse_image("reg.example.com:5000/team/app:v1").unwrap();
+        assert_eq!(store_name_of(&r), "reg.example.com:5000/team/app:v1");
+        let d = Digest::sha256_of(b"m");
+        let r = parse_image(&format!("reg.example.com/app@{d}")).unwrap();
+        assert_eq!(store_name_of(&r), format!("reg.example.com/app@{d}"));
+        // the stored name parses back to the same name: records are found by it
+        let again = parse_image(&store_name_of(&r)).unwrap();
+        assert_eq!(store_name_of(&again), store_name_of(&r));
+        assert_eq!(
+            store_name("busybox").unwrap(),
+            "docker.io/library/busybox:latest"
+        );
+    }
+
+    #[test]
+    fn a_bad_reference_is_an_invalid_reference_naming_the_input() {
+        let e = parse_image("Not/Valid:::").unwrap_err();
+        assert_eq!(
+            e.kind(),
+            Some(kubepull_registry::ErrorKind::InvalidReference)
+        );
+        assert!(e.to_string().contains("\"Not/Valid:::\""), "{e}");
+    }
 }
