@@ -38,6 +38,7 @@ pub mod crd_schema;
 pub mod errors;
 pub use kubepull_datastore::etcd_store;
 pub mod metrics;
+pub mod nslifecycle;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
@@ -54,6 +55,8 @@ pub mod services;
 pub mod table;
 pub mod table_workloads;
 pub mod warnings;
+pub mod watchcache;
+pub mod watchfanout;
 pub mod webhooks;
 
 use std::net::{IpAddr, SocketAddr};
