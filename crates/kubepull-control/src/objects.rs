@@ -150,12 +150,10 @@ pub fn now() -> String {
 }
 
 fn random_bytes(n: usize) -> Vec<u8> {
-    use std::io::Read;
+    use ring::rand::SecureRandom;
     let mut b = vec![0u8; n];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_err()
-    {
+    // the kernel's getrandom (one system call; no file opened per object)
+    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
         let t = jiff::Timestamp::now().as_nanosecond() as u128;
         for (i, x) in b.iter_mut().enumerate() {
             *x = (t >> ((i % 16) * 8)) as u8;
@@ -169,15 +167,16 @@ pub fn uuid() -> String {
     let mut b = random_bytes(16);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(HEX[usize::from(x >> 4)] as char);
+        out.push(HEX[usize::from(x & 0x0f)] as char);
+    }
+    out
 }
 
 /// Where the ServiceAccount admission mounts a pod's API credentials
@@ -1853,6 +1852,21 @@ mod tests {
         assert!(pod_references(&p, "ServiceAccount", "bot"));
         assert!(!pod_references(&p, "Secret", "other"));
         assert!(!pod_references(&p, "ConfigMap", "s1"));
+    }
+
+    #[test]
+    fn uuids_are_random_v4() {
+        let a = uuid();
+        assert_eq!(a.len(), 36, "{a}");
+        for (i, c) in a.char_indices() {
+            match i {
+                8 | 13 | 18 | 23 => assert_eq!(c, '-', "{a}"),
+                14 => assert_eq!(c, '4', "{a}"),
+                19 => assert!("89ab".contains(c), "{a}"),
+                _ => assert!(c.is_ascii_hexdigit() && !c.is_ascii_uppercase(), "{a}"),
+            }
+        }
+        assert_ne!(a, uuid());
     }
 
     #[test]

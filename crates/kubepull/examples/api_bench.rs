@@ -379,7 +379,7 @@ async fn main() {
             let put = etcd_put_rate(spec, 10_000, 32).await;
             format!("{put:.0} puts/s (server at {:.2}×)", rate / put)
         };
-        let (admin_rate, user_rate) = rbac_overhead(&s, &dir, 6, 1_000, 32).await;
+        let (admin_rate, user_rate) = rbac_overhead(&s, &dir, 10, 1_000, 32).await;
         println!(
             "| {name} | {:.0} ms | {:.0} ms | {idle:.1} MiB | {rate:.0} | {p99:.1} ms | {loaded:.1} MiB | {w:.1} ms | {own} | {user_rate:.0} vs {admin_rate:.0} req/s ({:+.1}% time) |",
             fresh.as_secs_f64() * 1000.0,
