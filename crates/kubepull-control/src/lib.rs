@@ -22,6 +22,9 @@
 //! - [`services`]: Service defaults and validation, ClusterIP and NodePort allocation, the
 //!   `kubernetes` Service. [`table_workloads`]: their Table columns and `includeObject`.
 //! - [`redb_store`]: the embedded default datastore; [`etcd_store`]: etcd, for several servers.
+//! - [`watchcache`], [`nslifecycle`], [`watchfanout`]: watch-fed copies the request paths read
+//!   (RBAC roles and bindings, NamespaceLifecycle's namespaces) and API watches sharing one
+//!   storage watch per resource.
 //! - [`pki`]: certificates (node serving certificates from CSRs), node tokens with revocation,
 //!   `admin.kubeconfig`.
 
