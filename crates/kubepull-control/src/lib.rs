@@ -22,6 +22,9 @@
 //! - [`services`]: Service defaults and validation, ClusterIP and NodePort allocation, the
 //!   `kubernetes` Service. [`table_workloads`]: their Table columns and `includeObject`.
 //! - [`redb_store`]: the embedded default datastore; [`etcd_store`]: etcd, for several servers.
+//! - [`watchcache`], [`nslifecycle`], [`watchfanout`]: watch-fed copies the request paths read
+//!   (RBAC roles and bindings, NamespaceLifecycle's namespaces) and API watches sharing one
+//!   storage watch per resource.
 //! - [`pki`]: certificates (node serving certificates from CSRs), node tokens with revocation,
 //!   `admin.kubeconfig`.
 
@@ -38,6 +41,7 @@ pub mod crd_schema;
 pub mod errors;
 pub use kubepull_datastore::etcd_store;
 pub mod metrics;
+pub mod nslifecycle;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
@@ -54,6 +58,8 @@ pub mod services;
 pub mod table;
 pub mod table_workloads;
 pub mod warnings;
+pub mod watchcache;
+pub mod watchfanout;
 pub mod webhooks;
 
 use std::net::{IpAddr, SocketAddr};

@@ -101,6 +101,12 @@ pub struct Objects {
     webhooks: Arc<webhooks::Webhooks>,
     crds: Arc<crate::crd::Registry>,
     services: Arc<crate::services::ServiceState>,
+    /// NamespaceLifecycle admission's namespace lookups ([`crate::nslifecycle`]).
+    pub(crate) namespaces: Arc<crate::nslifecycle::NamespaceCache>,
+    /// The RBAC authorizer's roles and bindings ([`crate::watchcache`]).
+    pub(crate) rbac: Arc<crate::rbac::Caches>,
+    /// API watches share one datastore watch per resource ([`crate::watchfanout`]).
+    fanouts: Arc<crate::watchfanout::Fanouts>,
 }
 
 fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
@@ -144,12 +150,10 @@ pub fn now() -> String {
 }
 
 fn random_bytes(n: usize) -> Vec<u8> {
-    use std::io::Read;
+    use ring::rand::SecureRandom;
     let mut b = vec![0u8; n];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_err()
-    {
+    // the kernel's getrandom (one system call; no file opened per object)
+    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
         let t = jiff::Timestamp::now().as_nanosecond() as u128;
         for (i, x) in b.iter_mut().enumerate() {
             *x = (t >> ((i % 16) * 8)) as u8;
@@ -163,15 +167,16 @@ pub fn uuid() -> String {
     let mut b = random_bytes(16);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(HEX[usize::from(x >> 4)] as char);
+        out.push(HEX[usize::from(x & 0x0f)] as char);
+    }
+    out
 }
 
 /// Where the ServiceAccount admission mounts a pod's API credentials
@@ -461,13 +466,35 @@ pub struct WatchEvent {
     /// `ADDED`, `MODIFIED`, `DELETED`.
     pub kind: &'static str,
     /// The object.
-    pub object: Value,
+    pub object: Arc<Value>,
+    /// The change as decoded once for every watcher of the resource (its JSON line is encoded
+    /// once too), when the watch is served by a [`crate::watchfanout`].
+    pub shared: Option<Arc<crate::watchfanout::Decoded>>,
+}
+
+impl WatchEvent {
+    /// The JSON watch line of this event.
+    pub fn json_line(&self) -> bytes::Bytes {
+        match &self.shared {
+            Some(d) => d.json_line(self.kind),
+            None => crate::watchfanout::json_line(self.kind, &self.object),
+        }
+    }
 }
 
 impl Objects {
     /// The API over `store`.
     pub fn new(store: Arc<dyn Datastore>) -> Self {
+        let rbac = Arc::new(crate::rbac::Caches::new());
+        let namespaces = Arc::new(crate::nslifecycle::NamespaceCache::new());
+        // writes to the cached prefixes are noted, so this server reads its own writes
+        let mut cached = rbac.all();
+        cached.push(namespaces.cache());
+        let store: Arc<dyn Datastore> = Arc::new(crate::watchcache::Tracked::new(store, cached));
         Objects {
+            namespaces,
+            rbac,
+            fanouts: Arc::default(),
             store,
             pod_security: podsecurity::Level::Baseline,
             webhooks: Default::default(),
@@ -731,8 +758,9 @@ impl Objects {
         if matches!(r.kind, "Deployment" | "ReplicaSet") || cr.is_some() || crate::crd::is_crd(r) {
             md.insert("generation".into(), json!(1));
         }
-        // admission: the namespace must exist and not be terminating
-        if r.namespaced {
+        // admission (NamespaceLifecycle): the namespace must exist and not be terminating; a
+        // namespace the cache knows to be active needs no read
+        if r.namespaced && !self.namespaces.known_active(&self.store, ns).await {
             let nsr = resources::find("", "v1", "namespaces").expect("namespaces");
             match self.get_opt(nsr, "", ns).await? {
                 None => return Err(ApiError::not_found(nsr, ns)),
@@ -1355,6 +1383,10 @@ impl Objects {
                 if webhooks::dry_run() {
                     return Ok(obj);
                 }
+                if r.kind == "Namespace" {
+                    // NamespaceLifecycle: creates in it are checked live from now on
+                    self.namespaces.force_live_lookup(name);
+                }
             }
             let mut finalizers: Vec<Value> = obj
                 .pointer("/metadata/finalizers")
@@ -1503,6 +1535,11 @@ impl Objects {
         }
     }
 
+    /// How many resources have a watch fan-out running ([`crate::watchfanout`]).
+    pub fn fanouts_active(&self) -> usize {
+        self.fanouts.active()
+    }
+
     /// Watches objects of `r` (namespace `None`: all) after revision `after`.
     pub async fn watch(
         &self,
@@ -1516,6 +1553,23 @@ impl Objects {
             Some(ns) if sr.namespaced => format!("{}{}/", sr.key_prefix(), ns),
             _ => sr.key_prefix(),
         };
+        // built-in resources: one datastore watch per resource, each event decoded once
+        if self.crds.served(r).is_none() {
+            let sub = self
+                .fanouts
+                .subscribe(
+                    &self.store,
+                    &sr.key_prefix(),
+                    r.kind,
+                    &r.api_version(),
+                    after,
+                )
+                .await
+                .map_err(|e| store_err(r, "", e))?;
+            if let Some(sub) = sub {
+                return Ok(fanned_out(sub, prefix, after, filter));
+            }
+        }
         let mut w = self
             .store
             .watch(&prefix, after)
@@ -1542,21 +1596,17 @@ impl Objects {
                             .map(decode)
                             .is_some_and(|p| filter.matches(&p));
                         let is = filter.matches(&obj);
-                        match (was, is) {
-                            (false, true) => Ok(WatchEvent {
-                                kind: "ADDED",
-                                object: obj,
-                            }),
-                            (true, true) => Ok(WatchEvent {
-                                kind: "MODIFIED",
-                                object: obj,
-                            }),
-                            (true, false) => Ok(WatchEvent {
-                                kind: "DELETED",
-                                object: obj,
-                            }),
+                        let kind = match (was, is) {
+                            (false, true) => "ADDED",
+                            (true, true) => "MODIFIED",
+                            (true, false) => "DELETED",
                             (false, false) => continue,
-                        }
+                        };
+                        Ok(WatchEvent {
+                            kind,
+                            object: Arc::new(obj),
+                            shared: None,
+                        })
                     }
                     Ok(Event::Delete { prev, revision }) => {
                         let mut obj = present(decode(&prev));
@@ -1568,7 +1618,8 @@ impl Objects {
                         obj["metadata"]["resourceVersion"] = json!(revision.to_string());
                         Ok(WatchEvent {
                             kind: "DELETED",
-                            object: obj,
+                            object: Arc::new(obj),
+                            shared: None,
                         })
                     }
                 };
@@ -1579,7 +1630,67 @@ impl Objects {
         });
         Ok(rx)
     }
+}
 
+/// The API events of one watcher from a fan-out: the keys under `prefix` (its namespace), after
+/// `after`, through its selectors (`cacheWatcher.convertToWatchEvent`: an update that makes the
+/// object match is `ADDED`, one that makes it stop matching is `DELETED`).
+fn fanned_out(
+    sub: crate::watchfanout::Subscription,
+    prefix: String,
+    after: u64,
+    filter: Filter,
+) -> tokio::sync::mpsc::Receiver<ApiResult<WatchEvent>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        let crate::watchfanout::Subscription { replay, mut live } = sub;
+        let mut replay = replay.into_iter();
+        loop {
+            let d = match replay.next() {
+                Some(d) => d,
+                None => tokio::select! {
+                    r = live.recv() => match r {
+                        Ok(d) => d,
+                        // fell behind, or the datastore watch ended: the stream ends, the
+                        // client lists again
+                        Err(_) => return,
+                    },
+                    // the client left: let go of the fan-out at once
+                    _ = tx.closed() => return,
+                },
+            };
+            if d.revision <= after || !d.key.starts_with(&prefix) {
+                continue;
+            }
+            let is = filter.matches(&d.object);
+            let kind = if d.deleted {
+                if !is {
+                    continue;
+                }
+                "DELETED"
+            } else {
+                let was = d.prev.as_ref().is_some_and(|p| filter.matches(p));
+                match (was, is) {
+                    (false, true) => "ADDED",
+                    (true, true) => "MODIFIED",
+                    (true, false) => "DELETED",
+                    (false, false) => continue,
+                }
+            };
+            let ev = WatchEvent {
+                kind,
+                object: d.object.clone(),
+                shared: Some(d),
+            };
+            if tx.send(Ok(ev)).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+impl Objects {
     /// Creates the namespaces that always exist.
     pub async fn bootstrap(&self) -> ApiResult<()> {
         let nsr = resources::find("", "v1", "namespaces").expect("namespaces");
@@ -1741,6 +1852,21 @@ mod tests {
         assert!(pod_references(&p, "ServiceAccount", "bot"));
         assert!(!pod_references(&p, "Secret", "other"));
         assert!(!pod_references(&p, "ConfigMap", "s1"));
+    }
+
+    #[test]
+    fn uuids_are_random_v4() {
+        let a = uuid();
+        assert_eq!(a.len(), 36, "{a}");
+        for (i, c) in a.char_indices() {
+            match i {
+                8 | 13 | 18 | 23 => assert_eq!(c, '-', "{a}"),
+                14 => assert_eq!(c, '4', "{a}"),
+                19 => assert!("89ab".contains(c), "{a}"),
+                _ => assert!(c.is_ascii_hexdigit() && !c.is_ascii_uppercase(), "{a}"),
+            }
+        }
+        assert_ne!(a, uuid());
     }
 
     #[test]

@@ -14,12 +14,16 @@
 //! - The `system:masters` group is allowed everything before RBAC is asked (as kube-apiserver's
 //!   privileged-group authorizer does).
 
+use std::sync::Arc;
+
+use kubepull_datastore::Datastore;
 use serde_json::{json, Value};
 
 use crate::auth::UserInfo;
 use crate::errors::{ApiError, ApiResult};
 use crate::objects::{ListOptions, Objects};
 use crate::resources::{self, Resource};
+use crate::watchcache::{under, Cache};
 
 /// What is asked (`authorizer.Attributes`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,42 +45,47 @@ pub struct Attributes {
 }
 
 fn strs(v: Option<&Value>) -> Vec<&str> {
+    iter_strs(v).collect()
+}
+
+fn iter_strs(v: Option<&Value>) -> impl Iterator<Item = &str> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
 }
 
 /// `RuleAllows` for one PolicyRule.
 pub fn rule_allows(rule: &Value, a: &Attributes) -> bool {
-    let verbs = strs(rule.get("verbs"));
-    if !verbs.iter().any(|v| *v == "*" || *v == a.verb) {
+    if !iter_strs(rule.get("verbs")).any(|v| v == "*" || v == a.verb) {
         return false;
     }
     if let Some(path) = &a.path {
-        return strs(rule.get("nonResourceURLs")).iter().any(|u| {
-            *u == "*" || u == path || u.strip_suffix('*').is_some_and(|p| path.starts_with(p))
+        return iter_strs(rule.get("nonResourceURLs")).any(|u| {
+            u == "*" || u == path || u.strip_suffix('*').is_some_and(|p| path.starts_with(p))
         });
     }
-    let groups = strs(rule.get("apiGroups"));
-    if !groups.iter().any(|g| *g == "*" || *g == a.group) {
+    if !iter_strs(rule.get("apiGroups")).any(|g| g == "*" || g == a.group) {
         return false;
     }
-    let combined = if a.subresource.is_empty() {
-        a.resource.clone()
-    } else {
-        format!("{}/{}", a.resource, a.subresource)
-    };
-    let resources = strs(rule.get("resources"));
-    let res_ok = resources.iter().any(|r| {
-        *r == "*"
-            || *r == combined
-            || (!a.subresource.is_empty() && *r == format!("*/{}", a.subresource))
+    // `ResourceMatches`: "*", the resource (with "/subresource"), or "*/subresource"
+    let res_ok = iter_strs(rule.get("resources")).any(|r| {
+        if r == "*" {
+            return true;
+        }
+        if a.subresource.is_empty() {
+            return r == a.resource;
+        }
+        match r.split_once('/') {
+            Some((res, sub)) => sub == a.subresource && (res == a.resource || res == "*"),
+            None => false,
+        }
     });
     if !res_ok {
         return false;
     }
-    let names = strs(rule.get("resourceNames"));
-    names.is_empty() || names.contains(&a.name.as_str())
+    let mut names = iter_strs(rule.get("resourceNames")).peekable();
+    names.peek().is_none() || names.any(|n| n == a.name)
 }
 
 /// Whether a binding's subject is this user (`appliesTo`).
@@ -92,7 +101,11 @@ fn subject_matches(s: &Value, u: &UserInfo, binding_ns: &str) -> bool {
                 .and_then(Value::as_str)
                 .filter(|n| !n.is_empty())
                 .unwrap_or(binding_ns);
-            u.name == format!("system:serviceaccount:{ns}:{name}")
+            u.name
+                .strip_prefix("system:serviceaccount:")
+                .and_then(|r| r.strip_prefix(ns))
+                .and_then(|r| r.strip_prefix(':'))
+                == Some(name)
         }
         _ => false,
     }
@@ -126,11 +139,7 @@ pub async fn rules_for(
     }
     for (b, cluster) in bindings {
         let bns = if cluster { "" } else { namespace };
-        let applies = b
-            .get("subjects")
-            .and_then(Value::as_array)
-            .is_some_and(|ss| ss.iter().any(|s| subject_matches(s, u, bns)));
-        if !applies {
+        if !applies_to(&b, u, bns) {
             continue;
         }
         let kind = b
@@ -150,17 +159,7 @@ pub async fn rules_for(
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("");
-        let source = if cluster {
-            format!(
-                "ClusterRoleBinding \"{bname}\" of {kind} \"{name}\" to {}",
-                u.name
-            )
-        } else {
-            format!(
-                "RoleBinding \"{bname}/{namespace}\" of {kind} \"{name}\" to {}",
-                u.name
-            )
-        };
+        let source = source(cluster, bname, namespace, kind, name, u);
         if let Some(role) = role {
             for r in role
                 .get("rules")
@@ -175,10 +174,162 @@ pub async fn rules_for(
     Ok(out)
 }
 
+/// The watch-fed copies of the roles and bindings the authorizer reads (kube-apiserver's RBAC
+/// authorizer reads them from shared informers, `pkg/kubeapiserver/authorizer/config.go`), one
+/// per API server; see [`crate::watchcache`].
+#[derive(Debug)]
+pub struct Caches {
+    cluster_role_bindings: Arc<Cache>,
+    role_bindings: Arc<Cache>,
+    cluster_roles: Arc<Cache>,
+    roles: Arc<Cache>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Caches {
+    /// Empty caches (they list with the first authorization).
+    pub fn new() -> Caches {
+        let c = |plural: &str| Arc::new(Cache::new(&res(plural).key_prefix()));
+        Caches {
+            cluster_role_bindings: c("clusterrolebindings"),
+            role_bindings: c("rolebindings"),
+            cluster_roles: c("clusterroles"),
+            roles: c("roles"),
+        }
+    }
+
+    /// Every cache, for [`crate::watchcache::Tracked`].
+    pub fn all(&self) -> Vec<Arc<Cache>> {
+        vec![
+            self.cluster_role_bindings.clone(),
+            self.role_bindings.clone(),
+            self.cluster_roles.clone(),
+            self.roles.clone(),
+        ]
+    }
+
+    /// [`allows`] from the caches (`RBACAuthorizer.Authorize` with `VisitRulesFor`: the
+    /// ClusterRoleBindings, then the RoleBindings of the namespace, each binding's role's rules in
+    /// order, the first rule that allows wins); `None` when a cache cannot answer (not listed yet,
+    /// or behind a write made through this server): read storage.
+    async fn allows(
+        &self,
+        store: &Arc<dyn Datastore>,
+        u: &UserInfo,
+        a: &Attributes,
+    ) -> Option<(bool, String)> {
+        let mut bindings: Vec<(Arc<Value>, bool)> = self
+            .cluster_role_bindings
+            .read(store, |items| {
+                items
+                    .values()
+                    .filter(|b| applies_to(b, u, ""))
+                    .map(|b| (b.clone(), true))
+                    .collect()
+            })
+            .await?;
+        if !a.namespace.is_empty() {
+            let prefix = format!("{}{}/", self.role_bindings.prefix(), a.namespace);
+            let rbs: Vec<(Arc<Value>, bool)> = self
+                .role_bindings
+                .read(store, |items| {
+                    under(items, &prefix)
+                        .filter(|b| applies_to(b, u, &a.namespace))
+                        .map(|b| (b.clone(), false))
+                        .collect()
+                })
+                .await?;
+            bindings.extend(rbs);
+        }
+        for (b, cluster) in bindings {
+            let kind = b
+                .pointer("/roleRef/kind")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let name = b
+                .pointer("/roleRef/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let (cache, key) = match kind {
+                "ClusterRole" => (
+                    &self.cluster_roles,
+                    format!("{}{name}", self.cluster_roles.prefix()),
+                ),
+                "Role" if !cluster => (
+                    &self.roles,
+                    format!("{}{}/{name}", self.roles.prefix(), a.namespace),
+                ),
+                _ => continue,
+            };
+            let allowed = cache
+                .read(store, |items| {
+                    items.get(&key).is_some_and(|role| {
+                        role.get("rules")
+                            .and_then(Value::as_array)
+                            .is_some_and(|rules| rules.iter().any(|r| rule_allows(r, a)))
+                    })
+                })
+                .await?;
+            if allowed {
+                let bname = b
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                return Some((
+                    true,
+                    format!(
+                        "RBAC: allowed by {}",
+                        source(cluster, bname, &a.namespace, kind, name, u)
+                    ),
+                ));
+            }
+        }
+        Some((false, String::new()))
+    }
+}
+
+/// Where a rule comes from, as the allow reason names it.
+fn source(
+    cluster: bool,
+    bname: &str,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+    u: &UserInfo,
+) -> String {
+    if cluster {
+        format!(
+            "ClusterRoleBinding \"{bname}\" of {kind} \"{name}\" to {}",
+            u.name
+        )
+    } else {
+        format!(
+            "RoleBinding \"{bname}/{namespace}\" of {kind} \"{name}\" to {}",
+            u.name
+        )
+    }
+}
+
+/// Whether binding `b` (in namespace `bns`, empty for a ClusterRoleBinding) names `u` among its
+/// subjects (`appliesTo`).
+fn applies_to(b: &Value, u: &UserInfo, bns: &str) -> bool {
+    b.get("subjects")
+        .and_then(Value::as_array)
+        .is_some_and(|ss| ss.iter().any(|s| subject_matches(s, u, bns)))
+}
+
 /// Whether `u` may do `a`, and the reason (`RBAC: allowed by …`).
 pub async fn allows(objects: &Objects, u: &UserInfo, a: &Attributes) -> ApiResult<(bool, String)> {
     if u.groups.iter().any(|g| g == "system:masters") {
         return Ok((true, String::new()));
+    }
+    if let Some(answer) = objects.rbac.allows(objects.store(), u, a).await {
+        return Ok(answer);
     }
     for (rule, source) in rules_for(objects, u, &a.namespace).await? {
         if rule_allows(&rule, a) {

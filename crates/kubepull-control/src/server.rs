@@ -1380,10 +1380,7 @@ fn watch_response(
             });
             return Bytes::from(frame.unwrap_or_default());
         }
-        let mut line =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-        line.push(b'\n');
-        Bytes::from(line)
+        crate::watchfanout::json_line(kind, object)
     };
     let encode = Arc::new(move |kind: &str, obj: Value| -> Bytes {
         let object = if table {
@@ -1427,7 +1424,14 @@ fn watch_response(
                             None => None,
                             Some(Ok(e)) => {
                                 last = e.object.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|s| s.parse().ok()).unwrap_or(last);
-                                Some((Ok(Frame::data(encode(e.kind, e.object))), (rx, last)))
+                                // the plain JSON form of a fanned-out event is encoded once for
+                                // every watcher
+                                let frame = if table || metadata_only || proto {
+                                    encode(e.kind, Arc::unwrap_or_clone(e.object))
+                                } else {
+                                    e.json_line()
+                                };
+                                Some((Ok(Frame::data(frame)), (rx, last)))
                             }
                             Some(Err(e)) => {
                                 Some((Ok(Frame::data(line("ERROR", &e.status()))), (rx, u64::MAX)))

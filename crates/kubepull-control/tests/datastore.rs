@@ -2,8 +2,7 @@
 //! file (including `kill -9` durability), and real etcd (one member, and three members with one
 //! killed).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,7 @@ use kubepull_control::etcd_store::EtcdStore;
 use kubepull_control::redb_store::RedbStore;
 use kubepull_datastore::memory::MemoryStore;
 use kubepull_datastore::{Datastore, Error, Event};
+use kubepull_testkit::etcd::Etcd;
 
 async fn next_event(w: &mut kubepull_datastore::Watch) -> Event {
     tokio::time::timeout(Duration::from_secs(10), w.events.recv())
@@ -259,85 +259,6 @@ fn redb_survives_kill_9() {
     });
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Etcd {
-    children: Vec<Option<Child>>,
-    clients: Vec<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn start_etcd(members: usize) -> Etcd {
-    assert!(
-        std::path::Path::new("/usr/bin/etcd").exists(),
-        "etcd not found (apt-get install -y etcd-server)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
-    let cluster: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, peer))| format!("n{i}=http://127.0.0.1:{peer}"))
-        .collect();
-    let mut children = vec![];
-    for (i, (client, peer)) in ports.iter().enumerate() {
-        let log = std::fs::File::create(dir.path().join(format!("n{i}.log"))).unwrap();
-        children.push(Some(
-            Command::new("/usr/bin/etcd")
-                .args(["--name", &format!("n{i}")])
-                .arg("--data-dir")
-                .arg(dir.path().join(format!("n{i}")))
-                .args([
-                    "--listen-client-urls",
-                    &format!("http://127.0.0.1:{client}"),
-                ])
-                .args([
-                    "--advertise-client-urls",
-                    &format!("http://127.0.0.1:{client}"),
-                ])
-                .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-                .args([
-                    "--initial-advertise-peer-urls",
-                    &format!("http://127.0.0.1:{peer}"),
-                ])
-                .args(["--initial-cluster", &cluster.join(",")])
-                .args([
-                    "--initial-cluster-state",
-                    "new",
-                    "--initial-cluster-token",
-                    "kubepull-test",
-                ])
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("start etcd"),
-        ));
-    }
-    Etcd {
-        children,
-        clients: ports
-            .iter()
-            .map(|(c, _)| format!("127.0.0.1:{c}"))
-            .collect(),
-        _dir: dir,
-    }
-}
-
 async fn connect(spec: &str) -> EtcdStore {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -351,7 +272,7 @@ async fn connect(spec: &str) -> EtcdStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_single_member() {
-    let e = start_etcd(1);
+    let e = Etcd::start(1);
     let s = connect(&format!("etcd://{}", e.clients[0])).await;
     conformance(&s, "e1").await;
 }
@@ -360,7 +281,7 @@ async fn etcd_single_member() {
 /// member is killed and writes go on through the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_three_members_one_killed() {
-    let mut e = start_etcd(3);
+    let mut e = Etcd::start(3);
     let spec = format!("etcd://{}", e.clients.join(","));
     let a = Arc::new(connect(&spec).await);
     // the second client lists the members in another order
@@ -372,10 +293,7 @@ async fn etcd_three_members_one_killed() {
     let r1 = a.create("/x/one", b"1".to_vec()).await.unwrap();
     assert_eq!(next_event(&mut w).await.revision(), r1);
     // kill the member both clients try first
-    if let Some(mut c) = e.children[0].take() {
-        c.kill().unwrap();
-        let _ = c.wait();
-    }
+    e.kill(0);
     let deadline = Instant::now() + Duration::from_secs(30);
     let r2 = loop {
         match a.create("/x/two", b"2".to_vec()).await {
@@ -442,7 +360,7 @@ fn kubectl_run(
 /// the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_api_servers_share_one_etcd() {
-    let e = start_etcd(1);
+    let e = Etcd::start(1);
     let spec = format!("etcd://{}", e.clients[0]);
     let _ = connect(&spec).await;
     let d = tempfile::tempdir().unwrap();
@@ -514,7 +432,7 @@ spec:
 /// etcd), its objects are shared, survive a restart on etcd, and go with the CRD.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_resources_across_api_servers_on_etcd() {
-    let e = start_etcd(1);
+    let e = Etcd::start(1);
     let spec = format!("etcd://{}", e.clients[0]);
     let _ = connect(&spec).await;
     let d = tempfile::tempdir().unwrap();
@@ -614,9 +532,9 @@ mod common;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_watch_from_a_compacted_revision_is_gone() {
     use kubepull_datastore::etcd_store::EtcdOptions;
-    use kubepull_testkit::etcd::{Etcd as TlsEtcd, EtcdTls};
+    use kubepull_testkit::etcd::EtcdTls;
     let (ca, cert, key, (ccert, ckey)) = kubepull_testkit::registry::tls_material_with_client();
-    let e = TlsEtcd::start_with(
+    let e = Etcd::start_with(
         1,
         Some(&EtcdTls {
             cert,

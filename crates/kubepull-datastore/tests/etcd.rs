@@ -148,6 +148,16 @@ async fn password_authentication_and_prefix() {
     };
     let s = connect(&ok).await;
     smoke(&s).await;
+    // nothing of ours prints the password: the options, the storage config, the connected store
+    // (etcd-client's own options type would: it is never kept nor printed)
+    for shown in [
+        format!("{ok:?}"),
+        format!("{:?}", kubepull_datastore::StoreConfig::Etcd(ok.clone())),
+        format!("{s:?}"),
+    ] {
+        assert!(!shown.contains("correct-horse-7731"), "{shown}");
+    }
+    assert!(format!("{ok:?}").contains("<redacted>"));
     // the keys are under --etcd-prefix in etcd, and come back as /registry/... keys
     let root = etcd_client::Client::connect(
         e.urls.clone(),

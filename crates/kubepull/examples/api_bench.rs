@@ -3,11 +3,12 @@
 //! after 10,000 Secrets and 1,000 Pods, create throughput and p99 latency at 32 concurrent
 //! clients, watch delivery p99 with 100 watchers. For etcd, etcd's own ceiling on this machine is
 //! measured in the same run: raw gRPC puts of Secret-sized values at the same concurrency, one
-//! client (the server's own etcd client crate), printed beside the server's rate.
+//! client (the server's own etcd client crate), printed beside the server's rate. RBAC overhead:
+//! the same Secret create + get load as the admin and as a user bound by a RoleBinding (a client
+//! certificate of the cluster CA), in alternating rounds of the same run.
 //!
 //! Run: `cargo run --release -p kubepull --example api_bench` (scripts/bench-api.sh).
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,6 +86,147 @@ async fn create_many(s: &Server, ns: &str, kind: &str, n: usize, conc: usize) ->
     let secs = t0.elapsed().as_secs_f64();
     let mut l = lat.lock().unwrap_or_else(|p| p.into_inner()).clone();
     (n as f64 / secs, pct(&mut l, 0.99))
+}
+
+/// Creates (`get` false) or reads back (`get` true) the Secrets `{prefix}{0..n}` under `base`
+/// (a namespace's `/api/v1/namespaces/NS/secrets` URL) from `conc` tasks through `http` (with
+/// `token` as bearer, else its client certificate); the time taken. Every request must succeed.
+async fn secret_load(
+    http: &reqwest::Client,
+    token: Option<&str>,
+    base: &str,
+    prefix: &str,
+    n: usize,
+    conc: usize,
+    get: bool,
+) -> Duration {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let mut tasks = vec![];
+    for _ in 0..conc {
+        let (http, next) = (http.clone(), next.clone());
+        let token = token.map(str::to_string);
+        let base = base.to_string();
+        let prefix = prefix.to_string();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                let name = format!("{prefix}{i}");
+                let mut req = if get {
+                    http.get(format!("{base}/{name}"))
+                } else {
+                    let body = serde_json::json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":name},"type":"Opaque","data":{"k":"dmFsdWU="}});
+                    http.post(&base)
+                        .header("content-type", "application/json")
+                        .body(serde_json::to_vec(&body).unwrap_or_default())
+                };
+                if let Some(t) = &token {
+                    req = req.bearer_auth(t);
+                }
+                let r = req.send().await.expect("request");
+                assert!(r.status().is_success(), "{} {name}: {}", if get { "get" } else { "create" }, r.status());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    t0.elapsed()
+}
+
+/// An HTTPS client that authenticates as user `bench-user` with a client certificate signed by
+/// the cluster CA in `data`.
+fn user_client(data: &std::path::Path) -> reqwest::Client {
+    let ca_pem = std::fs::read_to_string(data.join("pki/ca.crt")).expect("ca");
+    let ca_key = rcgen::KeyPair::from_pem(
+        &std::fs::read_to_string(data.join("pki/ca.key")).expect("ca key"),
+    )
+    .expect("ca key");
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).expect("issuer");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "bench-user");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &issuer).expect("sign");
+    let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("ca"))
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+        .identity(reqwest::Identity::from_pem(pem.as_bytes()).expect("identity"))
+        .build()
+        .expect("client")
+}
+
+/// RBAC overhead: `rounds` rounds of `n` Secret creates then `n` gets at `conc` clients, as the
+/// admin and as `bench-user` (bound to a Role allowing exactly that by a RoleBinding), the two
+/// interleaved (ABBA order). Returns the admin's and the user's requests per second.
+async fn rbac_overhead(
+    s: &Server,
+    data: &std::path::Path,
+    rounds: usize,
+    n: usize,
+    conc: usize,
+) -> (f64, f64) {
+    let post = |path: &str, body: serde_json::Value| {
+        s.http
+            .post(format!("{}{path}", s.url))
+            .bearer_auth(&s.token)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap_or_default())
+            .send()
+    };
+    ns(s, "bench-rbac").await;
+    let role = serde_json::json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"secret-writer"},
+        "rules":[{"apiGroups":[""],"resources":["secrets"],"verbs":["create","get"]}]});
+    let binding = serde_json::json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{"name":"bench-user"},
+        "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"secret-writer"},
+        "subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"bench-user"}]});
+    for (path, body) in [
+        (
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/bench-rbac/roles",
+            role,
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/bench-rbac/rolebindings",
+            binding,
+        ),
+    ] {
+        let r = post(path, body).await.expect("rbac object");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+    let user = user_client(data);
+    let (mut admin_t, mut user_t) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..rounds {
+        let order: [bool; 2] = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for as_user in order {
+            let (http, token, who) = if as_user {
+                (&user, None, "u")
+            } else {
+                (&s.http, Some(s.token.as_str()), "a")
+            };
+            let prefix = format!("{who}{round}-");
+            let base = format!("{}/api/v1/namespaces/bench-rbac/secrets", s.url);
+            let t = secret_load(http, token, &base, &prefix, n, conc, false).await
+                + secret_load(http, token, &base, &prefix, n, conc, true).await;
+            if as_user {
+                user_t += t;
+            } else {
+                admin_t += t;
+            }
+        }
+    }
+    let ops = (rounds * n * 2) as f64;
+    (ops / admin_t.as_secs_f64(), ops / user_t.as_secs_f64())
 }
 
 async fn watch_latency(s: &Server, watchers: usize, events: usize) -> f64 {
@@ -199,47 +341,19 @@ async fn ns(s: &Server, name: &str) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let kp = std::env::var("KUBEPULL_BIN").unwrap_or_else(|_| "target/release/kubepull".into());
-    let mut backends = vec![("embedded (redb)".to_string(), String::new(), None::<Child>)];
+    let mut backends = vec![("embedded (redb)".to_string(), String::new())];
     let work = tempfile::tempdir().expect("temp");
-    if std::path::Path::new("/usr/bin/etcd").exists() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port");
-        let peer = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port");
-        let child = Command::new("/usr/bin/etcd")
-            .args(["--name", "b", "--data-dir"])
-            .arg(work.path().join("etcd"))
-            .args([
-                "--listen-client-urls",
-                &format!("http://127.0.0.1:{port}"),
-                "--advertise-client-urls",
-                &format!("http://127.0.0.1:{port}"),
-            ])
-            .args([
-                "--listen-peer-urls",
-                &format!("http://127.0.0.1:{peer}"),
-                "--initial-advertise-peer-urls",
-                &format!("http://127.0.0.1:{peer}"),
-            ])
-            .args(["--initial-cluster", &format!("b=http://127.0.0.1:{peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("etcd");
+    // etcd (Debian etcd-server) when installed: one member on loopback, the testkit's starter
+    let etcd = std::path::Path::new("/usr/bin/etcd")
+        .exists()
+        .then(|| kubepull_testkit::etcd::Etcd::start(1));
+    if let Some(e) = &etcd {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        backends.push((
-            "etcd 3.4 (1 member)".into(),
-            format!("http://127.0.0.1:{port}"),
-            Some(child),
-        ));
+        backends.push(("etcd 3.4 (1 member)".into(), e.urls[0].clone()));
     }
-    println!("| datastore | ready, fresh dir | ready, existing dir | RSS idle | Secret creates/s (32 clients) | create p99 | RSS after 10k Secrets + 1k Pods | watch p99 (100 watchers) | store's own rate (32 clients) |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for (i, (name, spec, _)) in backends.iter().enumerate() {
+    println!("| datastore | ready, fresh dir | ready, existing dir | RSS idle | Secret creates/s (32 clients) | create p99 | RSS after 10k Secrets + 1k Pods | watch p99 (100 watchers) | store's own rate (32 clients) | RBAC user vs admin (create + get, 32 clients) |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (i, (name, spec)) in backends.iter().enumerate() {
         let dir = work.path().join(format!("d{i}"));
         std::fs::create_dir_all(&dir).expect("dir");
         let args: Vec<&str> = if spec.is_empty() {
@@ -265,16 +379,13 @@ async fn main() {
             let put = etcd_put_rate(spec, 10_000, 32).await;
             format!("{put:.0} puts/s (server at {:.2}×)", rate / put)
         };
+        let (admin_rate, user_rate) = rbac_overhead(&s, &dir, 10, 1_000, 32).await;
         println!(
-            "| {name} | {:.0} ms | {:.0} ms | {idle:.1} MiB | {rate:.0} | {p99:.1} ms | {loaded:.1} MiB | {w:.1} ms | {own} |",
+            "| {name} | {:.0} ms | {:.0} ms | {idle:.1} MiB | {rate:.0} | {p99:.1} ms | {loaded:.1} MiB | {w:.1} ms | {own} | {user_rate:.0} vs {admin_rate:.0} req/s ({:+.1}% time) |",
             fresh.as_secs_f64() * 1000.0,
-            again.as_secs_f64() * 1000.0
+            again.as_secs_f64() * 1000.0,
+            (admin_rate / user_rate - 1.0) * 100.0
         );
     }
-    for (_, _, c) in backends.iter_mut() {
-        if let Some(c) = c {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+    drop(etcd);
 }
