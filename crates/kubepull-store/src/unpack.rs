@@ -1755,6 +1755,14 @@ fn below_at(lower: &Path, rel: &Path) -> io::Result<Below> {
     Ok(Below::Absent)
 }
 
+fn mtime_of(m: &fs::Metadata) -> (i64, u32) {
+    (m.mtime(), u32::try_from(m.mtime_nsec()).unwrap_or(0))
+}
+
+fn atime_of(m: &fs::Metadata) -> (i64, u32) {
+    (m.atime(), u32::try_from(m.atime_nsec()).unwrap_or(0))
+}
+
 /// The extended attributes of `p` (not followed), overlayfs' own left out.
 fn xattrs_of(p: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     // XATTR_LIST_MAX and XATTR_SIZE_MAX (linux/limits.h)
@@ -1851,7 +1859,11 @@ pub(crate) fn settle(upper: &Path, lower: &Path, log: &DirectLog) -> Result<bool
         if fs::symlink_metadata(&p).is_ok_and(|m| is_whiteout(&m))
             && !shown(rel, &opaque).map_err(io_err("stat", &p))?
         {
+            // the directory keeps the times the layer gave it
+            let parent = p.parent().unwrap_or(upper);
+            let pm = fs::symlink_metadata(parent).map_err(io_err("stat", parent))?;
             fs::remove_file(&p).map_err(io_err("remove", &p))?;
+            set_times(parent, mtime_of(&pm), atime_of(&pm)).map_err(io_err("set times", parent))?;
         }
     }
     // a directory made where none is below is a new entry of its parent
@@ -1900,13 +1912,7 @@ pub(crate) fn settle(upper: &Path, lower: &Path, log: &DirectLog) -> Result<bool
             }
         }
         if named.is_none() && !modified.contains(*rel) {
-            let nanos = |n: i64| u32::try_from(n).unwrap_or(0);
-            set_times(
-                &p,
-                (lm.mtime(), nanos(lm.mtime_nsec())),
-                (lm.atime(), nanos(lm.atime_nsec())),
-            )
-            .map_err(io_err("set times", &p))?;
+            set_times(&p, mtime_of(lm), atime_of(lm)).map_err(io_err("set times", &p))?;
         }
     }
     Ok(true)

@@ -343,6 +343,8 @@ fn whiteouts_and_replacements_applied_apart_match_the_overlay() {
         .whiteout("keep/.wh.a")
         .file("keep/b", b"b", 0o644)
         .dir("link", 0o755)
+        .dir("w", 0o755)
+        .whiteout("w/.wh.none")
         .finish();
     let l2 = Tar::default()
         .dir("g", 0o755)
@@ -357,4 +359,10 @@ fn whiteouts_and_replacements_applied_apart_match_the_overlay() {
     // a directory over a lower file is opaque; one over a name nothing below has is not
     assert!(opaque(&chain.dirs[1].join("k")) && !opaque(&chain.dirs[1].join("m/n")));
     assert!(!chain.dirs[1].join("not-there").exists());
+    // a whiteout of nothing leaves its directory as the layer dated it
+    assert!(!chain.dirs[1].join("w/none").exists());
+    assert_eq!(
+        fs::metadata(chain.dirs[1].join("w")).unwrap().mtime(),
+        1_600_000_000
+    );
 }
