@@ -1254,6 +1254,9 @@ impl Unpacker<'_> {
                             op: format!("create parent directory {}", p.display()),
                             source,
                         })?;
+                    if let Some(d) = self.direct.as_deref_mut() {
+                        d.modified.insert(rel_path(&out));
+                    }
                     self.make_opaque(name, &p, rel)?;
                     below.push(false);
                     out.push(c);
@@ -1392,7 +1395,8 @@ impl Unpacker<'_> {
                 d.modified.insert(rel_path(&dir));
                 if below {
                     // an overlay whiteout hides the name in the layers below (containerd
-                    // archive.OverlayConvertWhiteout: mknod c 0 0)
+                    // archive.OverlayConvertWhiteout: mknod c 0 0); settle keeps it only where
+                    // they have the name
                     rustix::fs::mknodat(
                         rustix::fs::CWD,
                         &target,

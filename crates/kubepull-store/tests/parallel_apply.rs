@@ -366,3 +366,73 @@ fn whiteouts_and_replacements_applied_apart_match_the_overlay() {
         1_600_000_000
     );
 }
+
+#[test]
+fn a_failed_layer_discards_the_layers_above_it_applied_apart_and_keeps_the_ones_below() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let tars = [
+        Tar::default().file("a", b"a", 0o644).finish(),
+        Tar::default().file("b", b"b", 0o644).finish(),
+        Tar::default().file("c", b"c", 0o644).finish(),
+    ];
+    let root = t.path().join("s");
+    let store = Store::open(&root).unwrap();
+    let rec = image(&store, &tars);
+    let gate = Arc::new(Gate {
+        left: Mutex::new(2),
+        cv: Condvar::new(),
+    });
+    let e = store
+        .layer_snapshot_from(
+            &rec.name,
+            &rec.layers,
+            &UnpackOptions {
+                parallel_layers: 3,
+                ..UnpackOptions::default()
+            },
+            &mut |i, _| {
+                let gate = gate.clone();
+                let data = std::io::Cursor::new(tars[i].clone());
+                if i == 0 {
+                    return Ok(LayerInput::Stream {
+                        reader: Box::new(Held { data, gate }),
+                        verified: Box::new(|| Ok(())),
+                    });
+                }
+                Ok(LayerInput::Stream {
+                    reader: Box::new(data),
+                    verified: Box::new(move || {
+                        *gate.left.lock().unwrap() -= 1;
+                        gate.cv.notify_all();
+                        if i == 1 {
+                            return Err(kubepull_store::Error::DigestMismatch {
+                                expected: "sha256:aa".into(),
+                                actual: "sha256:bb".into(),
+                            });
+                        }
+                        Ok(())
+                    }),
+                })
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, kubepull_store::Error::DigestMismatch { .. }),
+        "{e}"
+    );
+    let keys = kubepull_store::chain_keys(&rec.layers);
+    let mut left: Vec<String> = fs::read_dir(root.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, [keys[0].clone()], "the base only, no build leftovers");
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(root.to_str().unwrap()),
+        "a mount left behind"
+    );
+}
