@@ -3,7 +3,8 @@
 # KUBEPULL_BENCH_MIB (default 96), KUBEPULL_BENCH_LAYERS (3) and KUBEPULL_BENCH_RUNS (3) tune it;
 # KUBEPULL_BENCH_PROFILE=1 adds a perf profile of one pull, one unpack and one pull that leaves the
 # root filesystem ready (=only: just that). KUBEPULL_BENCH_BASELINE_BIN=PATH also times another
-# kubepull build's pulls in the same run (KUBEPULL_BENCH_PULL_ONLY=1: only those and this build's).
+# kubepull build's pulls in the same run (KUBEPULL_BENCH_PULL_ONLY=1: only those and this build's,
+# interleaved run by run, with each build's ready-rootfs / blobs-only ratio).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for p in docker-registry apache2-utils skopeo curl busybox-static time containerd linux-perf; do

@@ -10,6 +10,10 @@
 //! directories as opaque, and hard links to lower files as copies-up, exactly as it will read
 //! them back. The base layer is unpacked directly.
 //!
+//! Layers are applied in parallel: a layer whose layers below are not complete yet is applied
+//! into its own snapshot directly, in overlay form, and settled against them once they are
+//! (see [`Store::layer_snapshot_from`]); the snapshots are those of the one-by-one apply.
+//!
 //! The chain key of layer `n` is `sha256(key(n-1) + " " + digest(n))` over the stored
 //! (compressed) layer digests, and the digest's hex for the base layer: the OCI ChainID
 //! construction, over the blobs the store holds rather than over uncompressed DiffIDs.
@@ -59,6 +63,12 @@ pub struct SnapshotChain {
     pub dirs: Vec<PathBuf>,
     /// How many of them this call built (the others were there already).
     pub built: usize,
+    /// How many layers this call applied into a snapshot of their own while the layers below
+    /// them were not complete yet, and kept (see [`Store::layer_snapshot_from`]).
+    pub applied_apart: usize,
+    /// How many layers this call applied again onto the overlay of the layers below, after
+    /// applying them apart could not give the same snapshot.
+    pub applied_again: usize,
 }
 
 /// The most layers one chain may have: the overlay mount option listing every lower directory
@@ -133,7 +143,7 @@ pub fn overlay_lowerdir(snapshots: &[PathBuf]) -> String {
 struct Pending {
     tmp: PathBuf,
     key: String,
-    _lock: fs::File,
+    _lock: Option<fs::File>,
 }
 
 /// Unmounts on drop (lazily, so an error path never leaves a mount behind).
@@ -145,13 +155,19 @@ impl Drop for Mounted {
     }
 }
 
+/// Mounts the overlay of `lowers` at `target`, with `upper` and its work directory above, or
+/// read-only without (then `lowers` must be at least two).
 fn mount_overlay(
     lowers: &[PathBuf],
-    upper: &Path,
-    work: &Path,
+    upper: Option<(&Path, &Path)>,
     target: &Path,
 ) -> Result<Mounted, SnapshotError> {
-    for p in lowers.iter().map(|p| p.as_path()).chain([upper, work]) {
+    let above = upper.map(|(u, w)| [u, w]);
+    for p in lowers
+        .iter()
+        .map(|p| p.as_path())
+        .chain(above.iter().flatten().copied())
+    {
         if p.to_string_lossy().contains([',', ':']) {
             return Err(SnapshotError::Unsupported(format!(
                 "path {} has a ',' or ':' that an overlay mount option cannot hold",
@@ -159,19 +175,25 @@ fn mount_overlay(
             )));
         }
     }
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        overlay_lowerdir(lowers),
-        upper.display(),
-        work.display()
-    );
+    let mut data = format!("lowerdir={}", overlay_lowerdir(lowers));
+    if let Some((upper, work)) = upper {
+        data.push_str(&format!(
+            ",upperdir={},workdir={}",
+            upper.display(),
+            work.display()
+        ));
+    }
     let data = std::ffi::CString::new(data)
         .map_err(|_| SnapshotError::Unsupported("store path holds a NUL byte".to_string()))?;
     rustix::mount::mount(
         "overlay",
         target,
         "overlay",
-        rustix::mount::MountFlags::empty(),
+        if upper.is_some() {
+            rustix::mount::MountFlags::empty()
+        } else {
+            rustix::mount::MountFlags::RDONLY
+        },
         data.as_c_str(),
     )
     .map_err(|e| SnapshotError::Mount {
@@ -199,7 +221,7 @@ pub fn mount_rootfs(
             source: e,
         })?;
     }
-    let m = mount_overlay(lowers, upper, work, target)?;
+    let m = mount_overlay(lowers, Some((upper, work)), target)?;
     std::mem::forget(m);
     Ok(())
 }
@@ -263,11 +285,24 @@ impl Store {
     }
 
     /// [`Store::layer_snapshot`], reading each layer that needs a snapshot from what `input`
-    /// returns for it (called with the layer's index, base first, only for layers whose
-    /// snapshot is missing, in order): a pull unpacks layers while they download this way.
-    /// A layer is applied once the snapshots of all layers below it are in place; its snapshot
-    /// is renamed into place only after the blob's digest and (when the record has it) the
-    /// layer's diff ID verified. On an error the layer's half-built snapshot is removed; the
+    /// returns for it (called on the calling thread with the layer's index, base first, only
+    /// for layers whose snapshot is missing, in order): a pull unpacks layers while they
+    /// download this way.
+    ///
+    /// Layers are applied in parallel, as many at once as there are cores, lower layers first
+    /// when they compete. A layer whose layers below are all complete is applied onto their
+    /// overlay. Any other is applied into a snapshot of its own, in overlay form (whiteouts as
+    /// 0/0 character devices, opaque directories marked), as containerd's overlay applier does
+    /// (diff/apply/apply_linux.go: `archive.Apply` into the upper directory with
+    /// `OverlayConvertWhiteout` and `WithParents`); once the layers below are complete, what it
+    /// assumed about them is checked and the copy-ups the overlay would have made are done
+    /// ([`crate::unpack::settle`]), and where that cannot give the same snapshot (a hard link to a
+    /// file below, a parent directory that is a symlink below, a whiteout under a directory
+    /// only a lower layer has) the layer is applied again, from the stored blob, onto their
+    /// overlay. Either way each snapshot is the one applying the layers one after another
+    /// makes. A snapshot is renamed into place only after the blob's digest and (when the
+    /// record has it) the layer's diff ID verified and one `syncfs` made it durable. On an
+    /// error the failed layer's snapshot and those of the layers above it are removed; the
     /// snapshots below it, complete and verified, stay.
     pub fn layer_snapshot_from(
         &self,
@@ -308,63 +343,268 @@ impl Store {
         // remove it before building again
         self.remove_dead_builds();
         let keys = chain_keys(layers);
-        // Snapshots built by this call stay in their build directories (the next layer's
-        // overlay stacks on them there) until the end: then one `syncfs` makes every file of
-        // every one durable, and only then are they renamed into place, so a snapshot under
-        // its key never holds data a crash could lose. Their build locks are held until then.
-        let mut done: Vec<PathBuf> = Vec::with_capacity(layers.len());
-        let mut pending: Vec<Pending> = vec![];
-        let mut result = Ok(());
-        // large files start on their way to the disk while the next layers are applied, so
-        // the final syncfs has little left to write
+        let workers = match opts.parallel_layers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let sched = Sched::new(layers.len(), workers);
+        // large files start on their way to the disk while other layers are applied, so the
+        // final syncfs has little left to write
         let sync = crate::pipeline::Syncer::new();
-        for (i, (layer, key)) in layers.iter().zip(&keys).enumerate() {
-            let fs_dir = self.snapshot_path(key);
-            if !fs_dir.is_dir() {
-                // the build lock is not the lease lock: a container holding the snapshots of a
-                // shorter chain (a shared lease) must not block building a longer one
-                let lock = match self.lock_named(&format!("snapshots/{key}.build.lock")) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                };
+        // Snapshots built by this call stay in their build directories (the overlays of the
+        // layers above stack on them there) until the end: then one `syncfs` makes every file
+        // of every one durable, and only then are they renamed into place, so a snapshot under
+        // its key never holds data a crash could lose. Their build locks are held until then.
+        let mut outcomes: Vec<(usize, Result<PathBuf>)> = Vec::new();
+        let mut locks: Vec<Option<fs::File>> = (0..layers.len()).map(|_| None).collect();
+        std::thread::scope(|s| {
+            let mut jobs = Vec::new();
+            for (i, (layer, key)) in layers.iter().zip(&keys).enumerate() {
+                if sched.cancelled(i + 1) {
+                    break; // a layer below failed: nothing above it is kept
+                }
+                let fs_dir = self.snapshot_path(key);
                 if !fs_dir.is_dir() {
-                    let built = input(i, layer).and_then(|source| {
-                        self.build_snapshot(image, layer, &done, opts, source, &sync)
-                    });
-                    match built {
-                        Ok(tmp) => {
-                            done.push(tmp.join("fs"));
-                            pending.push(Pending {
-                                tmp,
-                                key: key.clone(),
-                                _lock: lock,
-                            });
-                            continue;
-                        }
+                    // the build lock is not the lease lock: a container holding the snapshots
+                    // of a shorter chain (a shared lease) must not block building a longer one
+                    let lock = match self.lock_named(&format!("snapshots/{key}.build.lock")) {
+                        Ok(l) => l,
                         Err(e) => {
-                            result = Err(e);
+                            sched.finish(i, None);
+                            outcomes.push((i, Err(e)));
                             break;
                         }
+                    };
+                    if !fs_dir.is_dir() {
+                        let source = match input(i, layer) {
+                            Ok(source) => source,
+                            Err(e) => {
+                                sched.finish(i, None);
+                                outcomes.push((i, Err(e)));
+                                break;
+                            }
+                        };
+                        locks[i] = Some(lock);
+                        let (sched, sync) = (&sched, &sync);
+                        let job = std::thread::Builder::new()
+                            .name(format!("snapshot-{i}"))
+                            .spawn_scoped(s, move || {
+                                let r =
+                                    self.build_layer(i, image, layer, opts, source, sched, sync);
+                                sched.finish(i, r.as_ref().ok().map(|tmp| tmp.join("fs")));
+                                r
+                            });
+                        match job {
+                            Ok(h) => jobs.push((i, h)),
+                            Err(e) => {
+                                sched.finish(i, None);
+                                outcomes
+                                    .push((i, Err(Error::io("start a snapshot build thread", e))));
+                                break;
+                            }
+                        }
+                        continue;
                     }
                 }
+                sched.finish(i, Some(fs_dir));
             }
-            done.push(fs_dir);
-        }
-        // the layers below a failed one are complete and verified: they are kept
+            for (i, h) in jobs {
+                let r = h.join().unwrap_or_else(|_| {
+                    sched.finish(i, None);
+                    Err(Error::io(
+                        format!("apply layer {}", layers[i].digest),
+                        io::Error::other("the snapshot build thread panicked"),
+                    ))
+                });
+                outcomes.push((i, r));
+            }
+        });
         drop(sync);
+        outcomes.sort_by_key(|(i, _)| *i);
+        // the layers below the first failed one are complete and verified: they are kept
+        let failed = outcomes.iter().find(|(_, r)| r.is_err()).map(|(i, _)| *i);
+        let mut pending = Vec::new();
+        let mut result = Ok(());
+        for (i, r) in outcomes {
+            match r {
+                Ok(tmp) if failed.is_none_or(|f| i < f) => pending.push(Pending {
+                    tmp,
+                    key: keys[i].clone(),
+                    _lock: locks[i].take(),
+                }),
+                Ok(tmp) => remove_tmp(&tmp),
+                Err(e) if Some(i) == failed => result = Err(e),
+                Err(_) => {}
+            }
+        }
         let built = pending.len();
         let committed = self.commit_snapshots(pending);
         result?;
         committed?;
-        let dirs = keys
-            .iter()
-            .take(done.len())
-            .map(|k| self.snapshot_path(k))
-            .collect();
-        Ok(SnapshotChain { dirs, built })
+        let dirs = keys.iter().map(|k| self.snapshot_path(k)).collect();
+        Ok(SnapshotChain {
+            dirs,
+            built,
+            applied_apart: sched.apart.load(Ordering::SeqCst),
+            applied_again: sched.again.load(Ordering::SeqCst),
+        })
+    }
+
+    /// A new build directory `snapshots/tmp-<pid>.<n>` with its (empty) `fs`.
+    fn new_build_dir(&self) -> Result<PathBuf> {
+        let tmp = self.snapshots_dir().join(format!(
+            "tmp-{}.{}",
+            std::process::id(),
+            crate::TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let upper = tmp.join("fs");
+        ctx(fs::create_dir_all(&upper), || {
+            format!("create {}", upper.display())
+        })?;
+        Ok(tmp)
+    }
+
+    /// Builds layer `i`'s snapshot (see [`Store::layer_snapshot_from`]) and returns its build
+    /// directory once it is complete; removes it on an error.
+    #[allow(clippy::too_many_arguments)]
+    fn build_layer(
+        &self,
+        i: usize,
+        image: &str,
+        layer: &LayerRecord,
+        opts: &UnpackOptions,
+        source: LayerInput,
+        sched: &Sched,
+        sync: &crate::pipeline::Syncer,
+    ) -> Result<PathBuf> {
+        let Some(permit) = sched.acquire(i) else {
+            return Err(cancelled(layer));
+        };
+        if let Some(lowers) = sched.lowers_complete(i) {
+            return self.build_snapshot(image, layer, &lowers, opts, source, sync);
+        }
+        let direct = self.build_direct(i, image, layer, opts, source, sched, sync);
+        drop(permit);
+        let built = match direct? {
+            Direct::Built(tmp, log) => Some((tmp, log)),
+            Direct::NeedsLowers(verified) => {
+                // applied again from the store: the download must have verified and stored it
+                if let Some(v) = verified {
+                    v()?;
+                }
+                None
+            }
+        };
+        let Some(lowers) = sched.wait_lowers(i) else {
+            if let Some((tmp, _)) = built {
+                remove_tmp(&tmp);
+            }
+            return Err(cancelled(layer));
+        };
+        if let Some((tmp, log)) = built {
+            match self.settle_direct(&tmp, &lowers, &log) {
+                Ok(true) => {
+                    sched.apart.fetch_add(1, Ordering::SeqCst);
+                    return Ok(tmp);
+                }
+                Ok(false) => remove_tmp(&tmp),
+                Err(e) => {
+                    remove_tmp(&tmp);
+                    return Err(e);
+                }
+            }
+        }
+        let Some(_permit) = sched.acquire(i) else {
+            return Err(cancelled(layer));
+        };
+        sched.again.fetch_add(1, Ordering::SeqCst);
+        self.build_snapshot(image, layer, &lowers, opts, LayerInput::Stored, sync)
+    }
+
+    /// Applies a layer into a snapshot of its own, before the layers below it are complete.
+    #[allow(clippy::too_many_arguments)]
+    fn build_direct(
+        &self,
+        i: usize,
+        image: &str,
+        layer: &LayerRecord,
+        opts: &UnpackOptions,
+        source: LayerInput,
+        sched: &Sched,
+        sync: &crate::pipeline::Syncer,
+    ) -> Result<Direct> {
+        let tmp = self.new_build_dir()?;
+        let upper = tmp.join("fs");
+        let mut log = crate::unpack::DirectLog::default();
+        let mut unverified = None;
+        let r = match source {
+            LayerInput::Stored => crate::unpack::apply_layer_blob(
+                self,
+                image,
+                layer,
+                &upper,
+                opts,
+                Some(sync),
+                Some(&mut log),
+            ),
+            LayerInput::Stream { reader, verified } => {
+                let mut verified = Some(verified);
+                let mut reader = Cancellable {
+                    inner: reader,
+                    cancel: sched.cancel.clone(),
+                    index: i,
+                };
+                let r = crate::unpack::apply_layer_stream(
+                    image,
+                    &mut reader,
+                    layer,
+                    &upper,
+                    opts,
+                    Some(sync),
+                    Some(&mut log),
+                    |_| verified.take().map_or(Ok(()), |v| v()),
+                );
+                unverified = verified;
+                r
+            }
+        };
+        match r {
+            Ok(_) => Ok(Direct::Built(tmp, log)),
+            Err(Error::Unpack {
+                source: crate::UnpackError::NeedsLowerLayers { .. },
+                ..
+            }) => {
+                remove_tmp(&tmp);
+                Ok(Direct::NeedsLowers(unverified))
+            }
+            Err(e) => {
+                remove_tmp(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// [`crate::unpack::settle`] against the merged tree of `lowers` (mounted read-only in the
+    /// build directory when there are several).
+    fn settle_direct(
+        &self,
+        tmp: &Path,
+        lowers: &[PathBuf],
+        log: &crate::unpack::DirectLog,
+    ) -> Result<bool> {
+        let upper = tmp.join("fs");
+        if let [one] = lowers {
+            return crate::unpack::settle(&upper, one, log);
+        }
+        let merged = tmp.join("merged");
+        ctx(fs::create_dir_all(&merged), || {
+            format!("create {}", merged.display())
+        })?;
+        let m = mount_overlay(lowers, None, &merged)?;
+        let r = crate::unpack::settle(&upper, &merged, log);
+        drop(m);
+        let _ = fs::remove_dir(&merged);
+        r
     }
 
     /// Makes the snapshots built by one call durable (one `syncfs` of the store's filesystem)
@@ -413,23 +653,28 @@ impl Store {
         source: LayerInput,
         sync: &crate::pipeline::Syncer,
     ) -> Result<PathBuf> {
-        let tmp = self.snapshots_dir().join(format!(
-            "tmp-{}.{}",
-            std::process::id(),
-            crate::TMP_SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let tmp = self.new_build_dir()?;
         let upper = tmp.join("fs");
         let work = tmp.join("work");
         let merged = tmp.join("merged");
-        for d in [&upper, &work, &merged] {
-            ctx(fs::create_dir_all(d), || format!("create {}", d.display()))?;
+        for d in [&work, &merged] {
+            if let Err(e) = fs::create_dir_all(d) {
+                remove_tmp(&tmp);
+                return Err(Error::io(format!("create {}", d.display()), e));
+            }
         }
         let apply = |dest: &Path| -> Result<()> {
             match source {
-                LayerInput::Stored => {
-                    crate::unpack::apply_layer_blob(self, image, layer, dest, opts, Some(sync))
-                        .map(|_| ())
-                }
+                LayerInput::Stored => crate::unpack::apply_layer_blob(
+                    self,
+                    image,
+                    layer,
+                    dest,
+                    opts,
+                    Some(sync),
+                    None,
+                )
+                .map(|_| ()),
                 LayerInput::Stream {
                     mut reader,
                     verified,
@@ -440,6 +685,7 @@ impl Store {
                     dest,
                     opts,
                     Some(sync),
+                    None,
                     |_| verified(),
                 )
                 .map(|_| ()),
@@ -448,7 +694,7 @@ impl Store {
         let r = if lowers.is_empty() {
             apply(&upper)
         } else {
-            match mount_overlay(lowers, &upper, &work, &merged) {
+            match mount_overlay(lowers, Some((&upper, &work)), &merged) {
                 Ok(m) => {
                     let r = apply(&merged);
                     drop(m);
@@ -552,4 +798,170 @@ fn remove_tmp(tmp: &Path) {
         return;
     }
     let _ = fs::remove_dir_all(tmp);
+}
+
+/// How a layer applied into a snapshot of its own came out.
+enum Direct {
+    /// Applied into this build directory; what it assumed about the layers below.
+    Built(PathBuf, crate::unpack::DirectLog),
+    /// It needs the layers below (applied again onto their overlay, from the store, after the
+    /// download's verification, which is still to be waited for when given).
+    NeedsLowers(Option<Box<dyn FnOnce() -> Result<()> + Send>>),
+}
+
+fn cancelled(layer: &LayerRecord) -> Error {
+    Error::io(
+        format!("apply layer {}", layer.digest),
+        io::Error::other("a layer below it failed"),
+    )
+}
+
+/// A layer's stream, cut off once a layer below it failed (nothing above a failed layer is
+/// kept).
+struct Cancellable {
+    inner: Box<dyn io::Read + Send>,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    index: usize,
+}
+
+impl io::Read for Cancellable {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::SeqCst) < self.index {
+            return Err(io::Error::other("a layer below it failed"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+#[derive(Debug)]
+enum Status {
+    Pending,
+    /// Its snapshot's `fs` directory (in place, or in its build directory).
+    Complete(PathBuf),
+    Failed,
+}
+
+#[derive(Debug)]
+struct SchedState {
+    status: Vec<Status>,
+    /// Layers that may be applied at once, less those being applied.
+    free: usize,
+    /// Layers waiting to be applied: the lowest goes first.
+    waiting: std::collections::BTreeSet<usize>,
+}
+
+/// The layers of one [`Store::layer_snapshot_from`] call: which are complete, and a bound on
+/// how many are applied at once.
+#[derive(Debug)]
+struct Sched {
+    state: std::sync::Mutex<SchedState>,
+    cv: std::sync::Condvar,
+    /// The lowest failed layer (`usize::MAX`: none).
+    cancel: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Layers applied apart and kept, and applied again.
+    apart: std::sync::atomic::AtomicUsize,
+    again: std::sync::atomic::AtomicUsize,
+}
+
+/// A place among the layers being applied, given back on drop.
+struct Permit<'a>(&'a Sched);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.0.lock().free += 1;
+        self.0.cv.notify_all();
+    }
+}
+
+impl Sched {
+    fn new(layers: usize, workers: usize) -> Sched {
+        Sched {
+            state: std::sync::Mutex::new(SchedState {
+                status: (0..layers).map(|_| Status::Pending).collect(),
+                free: workers.max(1),
+                waiting: Default::default(),
+            }),
+            cv: std::sync::Condvar::new(),
+            cancel: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX)),
+            apart: Default::default(),
+            again: Default::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SchedState> {
+        // the state is plain data: a panicked holder leaves it usable
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a layer below `i` failed.
+    fn cancelled(&self, i: usize) -> bool {
+        self.cancel.load(Ordering::SeqCst) < i
+    }
+
+    /// Layer `i` is complete (`Some` of its `fs` directory) or failed.
+    fn finish(&self, i: usize, dir: Option<PathBuf>) {
+        let mut s = self.lock();
+        match dir {
+            Some(d) => s.status[i] = Status::Complete(d),
+            None => {
+                s.status[i] = Status::Failed;
+                self.cancel.fetch_min(i, Ordering::SeqCst);
+            }
+        }
+        drop(s);
+        self.cv.notify_all();
+    }
+
+    /// Waits for a place to apply layer `i`; `None` once a layer below it failed.
+    fn acquire(&self, i: usize) -> Option<Permit<'_>> {
+        let mut s = self.lock();
+        s.waiting.insert(i);
+        loop {
+            if self.cancelled(i) {
+                s.waiting.remove(&i);
+                drop(s);
+                self.cv.notify_all();
+                return None;
+            }
+            if s.free > 0 && s.waiting.first() == Some(&i) {
+                s.waiting.remove(&i);
+                s.free -= 1;
+                drop(s);
+                // the next waiter may go if there are more places
+                self.cv.notify_all();
+                return Some(Permit(self));
+            }
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn complete_below(s: &SchedState, i: usize) -> Option<Vec<PathBuf>> {
+        s.status[..i]
+            .iter()
+            .map(|st| match st {
+                Status::Complete(d) => Some(d.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The `fs` directories of the layers below `i` if they are all complete now.
+    fn lowers_complete(&self, i: usize) -> Option<Vec<PathBuf>> {
+        Self::complete_below(&self.lock(), i)
+    }
+
+    /// Waits until the layers below `i` are complete (their `fs` directories) or one failed
+    /// (`None`).
+    fn wait_lowers(&self, i: usize) -> Option<Vec<PathBuf>> {
+        let mut s = self.lock();
+        loop {
+            if s.status[..i].iter().any(|st| matches!(st, Status::Failed)) {
+                return None;
+            }
+            if let Some(d) = Self::complete_below(&s, i) {
+                return Some(d);
+            }
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }

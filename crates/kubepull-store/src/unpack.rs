@@ -65,6 +65,10 @@ pub struct UnpackOptions {
     /// Do not apply ownership, device nodes, fifos or xattrs even when running as root.
     /// Defaults to true when the process is not root.
     pub rootless: bool,
+    /// How many layers [`Store::layer_snapshot_from`] applies at once: 0 (the default) for as
+    /// many as there are cores, 1 for one after another, each onto the overlay of the layers
+    /// below it. The snapshots are the same either way.
+    pub parallel_layers: usize,
 }
 
 impl Default for UnpackOptions {
@@ -73,6 +77,7 @@ impl Default for UnpackOptions {
             max_entries: DEFAULT_MAX_ENTRIES,
             max_unpacked_bytes: DEFAULT_MAX_UNPACKED_BYTES,
             rootless: !rustix::process::geteuid().is_root(),
+            parallel_layers: 0,
         }
     }
 }
@@ -183,6 +188,17 @@ pub enum UnpackError {
         /// The limit.
         limit: u64,
     },
+    /// Applied into a snapshot of its own, the entry depends on what the layers below hold at
+    /// `path` (a hard link to a lower file, a whiteout under a directory only a lower layer
+    /// has): the layer is applied again onto the overlay of those layers. Never returned by
+    /// the public unpacking functions.
+    #[error("tar entry {entry:?} depends on {path:?} in the layers below")]
+    NeedsLowerLayers {
+        /// The entry name.
+        entry: String,
+        /// The path below.
+        path: String,
+    },
     /// A filesystem operation failed.
     #[error("tar entry {entry:?}: {op}: {source}")]
     Io {
@@ -211,7 +227,8 @@ pub fn unpack_layer(
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<LayerStats> {
-    unpack_layer_inner(reader, media_type, dest, opts, None, None).map_err(|e| layer_err("-", e))
+    unpack_layer_inner(reader, media_type, dest, opts, None, None, None)
+        .map_err(|e| layer_err("-", e))
 }
 
 /// Applies every layer of `rec`, base first, onto `dest` (created if missing). Each layer blob is
@@ -224,7 +241,7 @@ pub fn unpack_image(
 ) -> Result<UnpackStats> {
     let mut stats = UnpackStats::default();
     for layer in &rec.layers {
-        let s = apply_layer_blob(store, &rec.name, layer, dest, opts, None)?;
+        let s = apply_layer_blob(store, &rec.name, layer, dest, opts, None, None)?;
         stats.layers += 1;
         stats.total.add(&s);
     }
@@ -240,6 +257,7 @@ pub(crate) fn apply_layer_blob(
     dest: &Path,
     opts: &UnpackOptions,
     sync: Option<&crate::pipeline::Syncer>,
+    direct: Option<&mut DirectLog>,
 ) -> Result<LayerStats> {
     let d = Digest::parse(&layer.digest).map_err(|e| Error::CorruptRecord {
         path: image.to_string(),
@@ -257,7 +275,7 @@ pub(crate) fn apply_layer_blob(
         inner: f,
         hash: <sha2::Sha256 as sha2::Digest>::new(),
     };
-    let s = apply_layer_stream(image, &mut hr, layer, dest, opts, sync, |hr| {
+    let s = apply_layer_stream(image, &mut hr, layer, dest, opts, sync, direct, |hr| {
         let sum: [u8; 32] = sha2::Digest::finalize(hr.hash.clone()).into();
         let actual = Digest::from_sha256_bytes(&sum);
         if actual != d {
@@ -280,6 +298,7 @@ pub(crate) fn apply_layer_blob(
 /// blob to its end, then calls `blob_verified` (which checks the blob's digest, or waits for
 /// the download that verifies it), then compares the uncompressed stream with the layer's
 /// diff ID when the record has one. The caller discards `dest` on any error.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn apply_layer_stream<R: Read + Send>(
     image: &str,
     reader: &mut R,
@@ -287,6 +306,7 @@ pub(crate) fn apply_layer_stream<R: Read + Send>(
     dest: &Path,
     opts: &UnpackOptions,
     sync: Option<&crate::pipeline::Syncer>,
+    direct: Option<&mut DirectLog>,
     blob_verified: impl FnOnce(&mut R) -> Result<()>,
 ) -> Result<LayerStats> {
     let want = match &layer.diff_id {
@@ -304,6 +324,7 @@ pub(crate) fn apply_layer_stream<R: Read + Send>(
         opts,
         want.as_ref().map(|_| &mut diff),
         sync,
+        direct,
     )
     .map_err(|e| layer_err(&layer.digest, e))?;
     // the tar end may come before the end of the blob (padding, the compression trailer)
@@ -747,6 +768,51 @@ struct Unpacker<'a> {
     restore: Vec<DeferredDir>,
     /// Where large files go to be written to disk in the background (snapshot builds).
     sync: Option<&'a crate::pipeline::Syncer>,
+    /// Applying into a snapshot of its own, not onto the overlay of the layers below: what the
+    /// result depends on in those layers.
+    direct: Option<&'a mut DirectLog>,
+}
+
+/// A resolved parent directory.
+struct Resolved {
+    /// Its components below the root.
+    comps: Vec<Vec<u8>>,
+    /// Direct apply: whether the layers below may show through it.
+    below: bool,
+}
+
+/// The overlayfs xattr of an opaque directory.
+const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// An overlay whiteout: a 0/0 character device.
+fn is_whiteout(m: &fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+/// What a layer applied into a snapshot of its own (in overlay form, while the layers below
+/// it may still be in progress) assumed about those layers. Applied through an overlay of
+/// them, the same layer would have seen their merged tree wherever its own snapshot has
+/// nothing; [`settle`] checks these assumptions against that tree once it is complete and
+/// does what the overlay's copy-up would have done.
+#[derive(Debug, Default)]
+pub(crate) struct DirectLog {
+    /// Directories made where this layer deleted something (opaque here; through the overlay
+    /// they are opaque only if the layers below have the name).
+    opaque: HashSet<PathBuf>,
+    /// Whiteouts made (through the overlay they are made only if the layers below have the
+    /// name).
+    whiteouts: Vec<PathBuf>,
+    /// Directories made as parents where the layers below could have had the path: each must
+    /// be absent below or a directory there (whose owner, mode, xattrs and times an overlay
+    /// copy-up would have kept); its inode.
+    implicit: std::collections::BTreeMap<PathBuf, u64>,
+    /// Directories named by a directory entry where the layers below could have one (merged
+    /// with it): the xattrs the layer set on them.
+    named: std::collections::BTreeMap<PathBuf, Vec<Vec<u8>>>,
+    /// Directories in which the layer created or removed entries (their mtime is the
+    /// unpack's, through an overlay as well).
+    modified: HashSet<PathBuf>,
 }
 
 struct DeferredDir {
@@ -766,6 +832,7 @@ fn unpack_layer_inner(
     opts: &UnpackOptions,
     diff: Option<&mut sha2::Sha256>,
     sync: Option<&crate::pipeline::Syncer>,
+    direct: Option<&mut DirectLog>,
 ) -> Result<LayerStats, UnpackError> {
     let r = decompressor(reader, media_type)?;
     fs::create_dir_all(dest).map_err(|e| UnpackError::Io {
@@ -792,7 +859,7 @@ fn unpack_layer_inner(
         };
         // `ts` (the reading end) is dropped when this returns: a decompressor still running
         // (an error or the bomb bound stopped the reader) stops at its next hand-over
-        let r = unpack_tar(ts, dest, opts, sync);
+        let r = unpack_tar(ts, dest, opts, sync, direct);
         if producer.join().is_err() {
             return Err(UnpackError::Decompress(io::Error::other(
                 "the decompression thread panicked",
@@ -808,6 +875,7 @@ fn unpack_tar(
     dest: &Path,
     opts: &UnpackOptions,
     sync: Option<&crate::pipeline::Syncer>,
+    direct: Option<&mut DirectLog>,
 ) -> Result<LayerStats, UnpackError> {
     let mut u = Unpacker {
         root: dest,
@@ -818,6 +886,7 @@ fn unpack_tar(
         buf: Vec::new(),
         restore: Vec::new(),
         sync,
+        direct,
     };
     while let Some(e) = next_entry(&mut ts, &mut u.stats.entries, opts.max_entries)? {
         // only regular files carry data: a size on any other type is not followed by data
@@ -1099,13 +1168,21 @@ impl Unpacker<'_> {
     /// root as `/` (`..` stops at the root), like `securejoin.SecureJoin`
     /// (cyphar/filepath-securejoin join.go). Missing directories are created when `create`;
     /// otherwise `None` is returned for a missing one.
+    ///
+    /// Applying a layer into its own snapshot ([`Unpacker::direct`]), the root holds only this
+    /// layer's changes: a whiteout device reads as absent (a directory made there is opaque, as
+    /// overlayfs makes it), and a component missing where the layers below may show through is
+    /// created and noted ([`DirectLog::implicit`]) for [`settle`] to check against them, or, when
+    /// not `create`, ends the direct apply ([`UnpackError::NeedsLowerLayers`]).
     fn resolve(
-        &self,
+        &mut self,
         name: &[u8],
         comps: &[Vec<u8>],
         create: bool,
-    ) -> Result<Option<Vec<Vec<u8>>>, UnpackError> {
+    ) -> Result<Option<Resolved>, UnpackError> {
         let mut out: Vec<Vec<u8>> = Vec::new();
+        // direct apply: whether the layers below may show through out[..=i]
+        let mut below: Vec<bool> = Vec::new();
         let mut queue: VecDeque<Vec<u8>> = comps.iter().cloned().collect();
         let mut follows = 0usize;
         let mut len = 0usize;
@@ -1115,6 +1192,7 @@ impl Unpacker<'_> {
                 b".." => {
                     if let Some(last) = out.pop() {
                         len -= last.len() + 1;
+                        below.pop();
                     }
                     continue;
                 }
@@ -1128,6 +1206,7 @@ impl Unpacker<'_> {
                 ));
             }
             let p = self.root.join(rel_path(&out)).join(OsStr::from_bytes(&c));
+            let shows = self.direct.is_some() && below.last().copied().unwrap_or(true);
             match fs::symlink_metadata(&p) {
                 Ok(m) if m.file_type().is_symlink() => {
                     len -= c.len() + 1;
@@ -1146,13 +1225,42 @@ impl Unpacker<'_> {
                     let t = target.into_os_string().into_vec();
                     if t.starts_with(b"/") {
                         out.clear();
+                        below.clear();
                         len = 0;
                     }
                     for part in t.split(|&b| b == b'/').rev() {
                         queue.push_front(part.to_vec());
                     }
                 }
-                Ok(m) if m.is_dir() => out.push(c),
+                Ok(m) if m.is_dir() => {
+                    let rel = rel_path(&out).join(OsStr::from_bytes(&c));
+                    let hides = self
+                        .direct
+                        .as_ref()
+                        .is_some_and(|d| d.opaque.contains(&rel));
+                    below.push(shows && !hides);
+                    out.push(c);
+                }
+                Ok(m) if self.direct.is_some() && is_whiteout(&m) => {
+                    // deleted by this layer: absent, and nothing below shows through
+                    if !create {
+                        return Ok(None);
+                    }
+                    let rel = rel_path(&out).join(OsStr::from_bytes(&c));
+                    fs::remove_file(&p)
+                        .and_then(|()| fs::DirBuilder::new().mode(0o755).create(&p))
+                        .map_err(|source| UnpackError::Io {
+                            entry: lossy(name),
+                            op: format!("create parent directory {}", p.display()),
+                            source,
+                        })?;
+                    if let Some(d) = self.direct.as_deref_mut() {
+                        d.modified.insert(rel_path(&out));
+                    }
+                    self.make_opaque(name, &p, rel)?;
+                    below.push(false);
+                    out.push(c);
+                }
                 Ok(_) => {
                     return Err(unsafe_entry(
                         name,
@@ -1163,6 +1271,13 @@ impl Unpacker<'_> {
                     ))
                 }
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    let rel = rel_path(&out).join(OsStr::from_bytes(&c));
+                    if shows && !create {
+                        return Err(UnpackError::NeedsLowerLayers {
+                            entry: lossy(name),
+                            path: rel.display().to_string(),
+                        });
+                    }
                     if !create {
                         return Ok(None);
                     }
@@ -1174,6 +1289,15 @@ impl Unpacker<'_> {
                             op: format!("create parent directory {}", p.display()),
                             source,
                         })?;
+                    if let Some(d) = self.direct.as_deref_mut() {
+                        if shows {
+                            let ino = fs::symlink_metadata(&p).map(|m| m.ino()).unwrap_or(0);
+                            d.implicit.insert(rel, ino);
+                        } else {
+                            d.modified.insert(rel_path(&out));
+                        }
+                    }
+                    below.push(shows);
                     out.push(c);
                 }
                 Err(source) => {
@@ -1185,7 +1309,28 @@ impl Unpacker<'_> {
                 }
             }
         }
-        Ok(Some(out))
+        Ok(Some(Resolved {
+            below: self.direct.is_some() && below.last().copied().unwrap_or(true),
+            comps: out,
+        }))
+    }
+
+    /// Marks a directory of a direct apply opaque (`trusted.overlay.opaque=y`, what containerd's
+    /// `archive.OverlayConvertWhiteout` writes for `.wh..wh..opq` and what overlayfs writes for
+    /// a directory made where a lower entry was deleted).
+    fn make_opaque(&mut self, name: &[u8], p: &Path, rel: PathBuf) -> Result<(), UnpackError> {
+        rustix::fs::lsetxattr(p, OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty()).map_err(
+            |e| UnpackError::Io {
+                entry: lossy(name),
+                op: format!("mark {} opaque", p.display()),
+                source: e.into(),
+            },
+        )?;
+        if let Some(d) = self.direct.as_deref_mut() {
+            d.modified.insert(rel.clone());
+            d.opaque.insert(rel);
+        }
+        Ok(())
     }
 
     /// Applies one entry; returns how many data bytes it consumed.
@@ -1212,7 +1357,15 @@ impl Unpacker<'_> {
         let base_s = base.as_slice();
         // containerd archive/tar.go applyNaive: whiteouts
         if base_s == WHITEOUT_OPAQUE.as_bytes() {
-            let Some(dir) = self.resolve(&e.name, parent, true)? else {
+            if self.direct.is_some() {
+                // through the overlay, the removals leave a whiteout for each entry below
+                // that this layer did not unpack first: applied onto the overlay instead
+                return Err(UnpackError::NeedsLowerLayers {
+                    entry: lossy(&e.name),
+                    path: lossy(parent.last().map_or(&b"/"[..], |c| c.as_slice())),
+                });
+            }
+            let Some(Resolved { comps: dir, .. }) = self.resolve(&e.name, parent, true)? else {
                 return Ok(0);
             };
             self.opaque(e, &dir)?;
@@ -1231,16 +1384,37 @@ impl Unpacker<'_> {
                 return Ok(0);
             }
             self.stats.whiteouts += 1;
-            let Some(dir) = self.resolve(&e.name, parent, false)? else {
+            let Some(Resolved { comps: dir, below }) = self.resolve(&e.name, parent, false)? else {
                 return Ok(0);
             };
             self.ensure_writable(e, &dir)?;
             let target = self.root.join(rel_path(&dir)).join(OsStr::from_bytes(orig));
             remove_any(&target)
                 .map_err(self.io_err(e, format!("apply whiteout to {}", target.display())))?;
+            if let Some(d) = self.direct.as_deref_mut() {
+                d.modified.insert(rel_path(&dir));
+                if below {
+                    // an overlay whiteout hides the name in the layers below (containerd
+                    // archive.OverlayConvertWhiteout: mknod c 0 0); settle keeps it only where
+                    // they have the name
+                    rustix::fs::mknodat(
+                        rustix::fs::CWD,
+                        &target,
+                        rustix::fs::FileType::CharacterDevice,
+                        rustix::fs::Mode::empty(),
+                        0,
+                    )
+                    .map_err(io::Error::from)
+                    .map_err(self.io_err(e, format!("create whiteout {}", target.display())))?;
+                    if let Some(d) = self.direct.as_deref_mut() {
+                        d.whiteouts
+                            .push(rel_path(&dir).join(OsStr::from_bytes(orig)));
+                    }
+                }
+            }
             return Ok(0);
         }
-        let Some(dir) = self.resolve(&e.name, parent, true)? else {
+        let Some(Resolved { comps: dir, below }) = self.resolve(&e.name, parent, true)? else {
             return Ok(0);
         };
         self.ensure_writable(e, &dir)?;
@@ -1248,20 +1422,45 @@ impl Unpacker<'_> {
         let path = self.root.join(&rel);
         // containerd createTarFile: replace anything there except dir-onto-dir (merged)
         let existing = fs::symlink_metadata(&path).ok();
+        let mut replaced = false;
         if let Some(m) = &existing {
             if !(m.is_dir() && e.kind == Kind::Dir) {
                 remove_any(&path).map_err(self.io_err(e, format!("replace {}", path.display())))?;
+                replaced = true;
             }
         }
         self.unpacked.insert(rel.clone());
+        if e.kind != Kind::Dir {
+            if let Some(d) = self.direct.as_deref_mut() {
+                d.modified.insert(rel_path(&dir));
+            }
+        }
         let mut consumed = 0;
         match e.kind {
             Kind::Dir => {
-                if !existing.as_ref().is_some_and(|m| m.is_dir()) {
+                let was_dir = existing.as_ref().is_some_and(|m| m.is_dir());
+                if !was_dir {
                     fs::DirBuilder::new()
                         .mode(0o700)
                         .create(&path)
                         .map_err(self.io_err(e, "create directory"))?;
+                }
+                if let Some(d) = self.direct.as_deref_mut() {
+                    let keys = e.xattrs.iter().map(|(k, _)| k.clone());
+                    if replaced {
+                        // a directory made where this layer deleted something: overlayfs makes
+                        // it opaque
+                        d.modified.insert(rel_path(&dir));
+                        self.make_opaque(&e.name, &path, rel.clone())?;
+                    } else if d.named.contains_key(&rel)
+                        || d.implicit.contains_key(&rel)
+                        || (!was_dir && below)
+                    {
+                        // merged with a directory below, if there is one (settle)
+                        d.named.entry(rel.clone()).or_default().extend(keys);
+                    } else if !was_dir {
+                        d.modified.insert(rel_path(&dir));
+                    }
                 }
                 self.stats.dirs += 1;
             }
@@ -1314,12 +1513,30 @@ impl Unpacker<'_> {
                 };
                 // containerd hardlinkRootPath: the parent resolves in the root, the last
                 // component is linked as it is (a link to a symlink links the symlink)
-                let target = self
-                    .resolve(&e.name, lparent, false)?
-                    .map(|d| self.root.join(rel_path(&d)).join(OsStr::from_bytes(lbase)));
-                let Some(target) =
-                    target.filter(|t| fs::symlink_metadata(t).is_ok_and(|m| !m.is_dir()))
-                else {
+                let resolved = self.resolve(&e.name, lparent, false)?;
+                let direct = self.direct.is_some();
+                if let Some(r) = resolved.as_ref().filter(|r| r.below) {
+                    let t = self
+                        .root
+                        .join(rel_path(&r.comps))
+                        .join(OsStr::from_bytes(lbase));
+                    if fs::symlink_metadata(&t).is_err() {
+                        // the target may be a file of a layer below
+                        return Err(UnpackError::NeedsLowerLayers {
+                            entry: lossy(&e.name),
+                            path: lossy(&e.link),
+                        });
+                    }
+                }
+                let target = resolved.map(|r| {
+                    self.root
+                        .join(rel_path(&r.comps))
+                        .join(OsStr::from_bytes(lbase))
+                });
+                let Some(target) = target.filter(|t| {
+                    fs::symlink_metadata(t)
+                        .is_ok_and(|m| !(m.is_dir() || (direct && is_whiteout(&m))))
+                }) else {
                     return Err(unsafe_entry(
                         &e.name,
                         format!(
@@ -1504,6 +1721,205 @@ impl Unpacker<'_> {
         }
         Ok(())
     }
+}
+
+/// What the merged tree of the layers below holds at a path.
+enum Below {
+    /// Nothing: absent, whited out, or under something that is not a directory.
+    Absent,
+    /// A directory.
+    Dir(fs::Metadata),
+    /// Anything else.
+    Other,
+}
+
+/// Looks `rel` up in `lower` (the merged tree of the layers below, or the one layer) as
+/// overlayfs does: no symlink is followed, a non-directory ends the lookup.
+fn below_at(lower: &Path, rel: &Path) -> io::Result<Below> {
+    let comps: Vec<_> = rel.components().collect();
+    let mut p = lower.to_path_buf();
+    for (i, c) in comps.iter().enumerate() {
+        p.push(c);
+        let m = match fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Below::Absent),
+            Err(e) => return Err(e),
+        };
+        let last = i + 1 == comps.len();
+        if m.is_dir() {
+            if last {
+                return Ok(Below::Dir(m));
+            }
+        } else if last && !is_whiteout(&m) {
+            return Ok(Below::Other);
+        } else {
+            return Ok(Below::Absent);
+        }
+    }
+    Ok(Below::Absent)
+}
+
+fn mtime_of(m: &fs::Metadata) -> (i64, u32) {
+    (m.mtime(), u32::try_from(m.mtime_nsec()).unwrap_or(0))
+}
+
+fn atime_of(m: &fs::Metadata) -> (i64, u32) {
+    (m.atime(), u32::try_from(m.atime_nsec()).unwrap_or(0))
+}
+
+/// The extended attributes of `p` (not followed), overlayfs' own left out.
+fn xattrs_of(p: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    // XATTR_LIST_MAX and XATTR_SIZE_MAX (linux/limits.h)
+    let mut names = vec![0u8; 65536];
+    let n = match rustix::fs::llistxattr(p, &mut names) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => return Ok(vec![]),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    let mut value = vec![0u8; 65536];
+    for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        if name.starts_with(b"trusted.overlay.") {
+            continue;
+        }
+        match rustix::fs::lgetxattr(p, OsStr::from_bytes(name), &mut value) {
+            Ok(k) => out.push((name.to_vec(), value[..k].to_vec())),
+            // removed since the listing
+            Err(rustix::io::Errno::NODATA) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Completes a layer applied into its own snapshot `upper` once the layers below it are
+/// complete (`lower`: their merged tree, or the one layer below), so that the snapshot is what
+/// applying the layer onto the overlay of those layers makes of it, as far as the overlay
+/// shows it. Returns false, changing nothing, when it cannot be: a parent directory the layer
+/// made is a symlink or a file below (through the overlay the symlink would have been
+/// followed, the file refused); the caller then applies the layer onto the overlay instead.
+///
+/// Otherwise each directory the layer made as a parent where the layers below have one gets
+/// that directory's owner, mode, xattrs and (unless the layer changed its entries) times, and
+/// each directory the layer named gets the xattrs it has below that the layer did not set:
+/// what an overlay copy-up keeps (containerd archive/tar.go `mkparent` copies the same from
+/// the parents: `copyDirInfo`, `copyUpXAttrs`).
+pub(crate) fn settle(upper: &Path, lower: &Path, log: &DirectLog) -> Result<bool> {
+    let io_err = |what: &str, p: &Path| {
+        let what = format!("{what} {}", p.display());
+        move |e: io::Error| Error::io(what, e)
+    };
+    let mut below: std::collections::BTreeMap<&Path, Below> = Default::default();
+    for rel in log.implicit.keys().chain(log.named.keys()) {
+        if below.contains_key(rel.as_path()) {
+            continue;
+        }
+        let b = below_at(lower, rel).map_err(io_err("stat", &lower.join(rel)))?;
+        if matches!(b, Below::Other) && log.implicit.contains_key(rel) {
+            return Ok(false);
+        }
+        below.insert(rel, b);
+    }
+    // Overlay whiteouts and opaque directories as the overlay makes them: only where the
+    // layers below show the name, which an opaque directory above hides (parents first)
+    let mut opaque: std::collections::BTreeSet<&Path> = Default::default();
+    let shown = |rel: &Path, opaque: &std::collections::BTreeSet<&Path>| -> io::Result<bool> {
+        if rel.ancestors().skip(1).any(|a| opaque.contains(a)) {
+            return Ok(false);
+        }
+        Ok(!matches!(below_at(lower, rel)?, Below::Absent))
+    };
+    let candidates: std::collections::BTreeSet<&Path> = log
+        .opaque
+        .iter()
+        .chain(log.named.keys())
+        .map(PathBuf::as_path)
+        .collect();
+    for rel in candidates {
+        let p = upper.join(rel);
+        if !fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        let made_over_deleted = log.opaque.contains(rel);
+        // a directory named where a non-directory is below replaced it
+        let over_other = !made_over_deleted
+            && matches!(below.get(rel), Some(Below::Other))
+            && !rel.ancestors().skip(1).any(|a| opaque.contains(a));
+        if over_other || (made_over_deleted && shown(rel, &opaque).map_err(io_err("stat", &p))?) {
+            if over_other {
+                rustix::fs::lsetxattr(&p, OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty())
+                    .map_err(|e| io_err("mark opaque", &p)(e.into()))?;
+            }
+            opaque.insert(rel);
+        } else if made_over_deleted {
+            match rustix::fs::lremovexattr(&p, OPAQUE_XATTR) {
+                Ok(()) | Err(rustix::io::Errno::NODATA) => {}
+                Err(e) => return Err(io_err("unmark opaque", &p)(e.into())),
+            }
+        }
+    }
+    for rel in &log.whiteouts {
+        let p = upper.join(rel);
+        if fs::symlink_metadata(&p).is_ok_and(|m| is_whiteout(&m))
+            && !shown(rel, &opaque).map_err(io_err("stat", &p))?
+        {
+            // the directory keeps the times the layer gave it
+            let parent = p.parent().unwrap_or(upper);
+            let pm = fs::symlink_metadata(parent).map_err(io_err("stat", parent))?;
+            fs::remove_file(&p).map_err(io_err("remove", &p))?;
+            set_times(parent, mtime_of(&pm), atime_of(&pm)).map_err(io_err("set times", parent))?;
+        }
+    }
+    // a directory made where none is below is a new entry of its parent
+    let mut modified: HashSet<&Path> = log.modified.iter().map(PathBuf::as_path).collect();
+    for (rel, b) in &below {
+        if !matches!(b, Below::Dir(_)) {
+            if let Some(parent) = rel.parent() {
+                modified.insert(parent);
+            }
+        }
+    }
+    for (rel, b) in &below {
+        let Below::Dir(lm) = b else {
+            continue;
+        };
+        let p = upper.join(rel);
+        let Ok(um) = fs::symlink_metadata(&p) else {
+            continue; // removed later in the layer
+        };
+        if !um.is_dir() {
+            continue;
+        }
+        let named = log.named.get(*rel);
+        if named.is_none() {
+            if log.implicit.get(*rel) != Some(&um.ino()) {
+                continue; // replaced later in the layer
+            }
+            std::os::unix::fs::lchown(&p, Some(lm.uid()), Some(lm.gid()))
+                .map_err(io_err("chown", &p))?;
+            fs::set_permissions(&p, fs::Permissions::from_mode(lm.mode() & 0o7777))
+                .map_err(io_err("chmod", &p))?;
+        }
+        let from = lower.join(rel);
+        for (k, v) in xattrs_of(&from).map_err(io_err("read xattrs of", &from))? {
+            if named.is_some_and(|set| set.contains(&k)) {
+                continue;
+            }
+            match rustix::fs::lsetxattr(
+                &p,
+                OsStr::from_bytes(&k),
+                &v,
+                rustix::fs::XattrFlags::empty(),
+            ) {
+                Ok(()) | Err(rustix::io::Errno::NOTSUP) => {}
+                Err(e) => return Err(io_err("set xattr on", &p)(e.into())),
+            }
+        }
+        if named.is_none() && !modified.contains(*rel) {
+            set_times(&p, mtime_of(lm), atime_of(lm)).map_err(io_err("set times", &p))?;
+        }
+    }
+    Ok(true)
 }
 
 fn libc_o_nofollow() -> i32 {

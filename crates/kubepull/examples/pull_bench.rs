@@ -10,7 +10,8 @@
 //! root filesystem ready with `perf` (CPU time by category: TLS, SHA-256, decompression,
 //! network, file writes, fsync, ...); `=only` stops there. `KUBEPULL_BENCH_BASELINE_BIN=PATH`
 //! also times the two `kubepull pull` rows with another build (before/after under the same
-//! load); with `KUBEPULL_BENCH_PULL_ONLY=1` it times only those four rows.
+//! load); with `KUBEPULL_BENCH_PULL_ONLY=1` it times only those four pulls, round-robin run
+//! after run, and prints each build's ready-rootfs / blobs-only ratio.
 //!
 //! Run: `cargo run --release -p kubepull --example pull_bench` (scripts/bench-pull.sh).
 
@@ -119,6 +120,46 @@ fn main() {
     // KUBEPULL_BENCH_BASELINE_BIN: another kubepull binary (an earlier build) timed the same
     // way right before, for a before/after comparison under the same load
     if let Ok(base) = std::env::var("KUBEPULL_BENCH_BASELINE_BIN") {
+        if std::env::var("KUBEPULL_BENCH_PULL_ONLY").is_ok() {
+            // the four pulls round-robin, run after run, so that a change in the machine's load
+            // falls on all of them alike
+            let variants: [(&str, &str, &[&str]); 4] = [
+                ("baseline build: pull --no-unpack", &base, &["--no-unpack"]),
+                ("baseline build: pull (+ ready rootfs)", &base, &[]),
+                (
+                    "kubepull pull --no-unpack (blobs only)",
+                    &kp,
+                    &["--no-unpack"],
+                ),
+                ("kubepull pull (+ ready rootfs)", &kp, &[]),
+            ];
+            let mut times: Vec<Vec<f64>> = vec![vec![]; variants.len()];
+            let mut peaks = vec![0u64; variants.len()];
+            for _ in 0..runs {
+                for (v, (_, bin, extra)) in variants.iter().enumerate() {
+                    let (t, rss) = kp_pulls(bin, &image, 1, w, &w.join("hosts"), &secret, extra);
+                    times[v].push(t);
+                    peaks[v] = peaks[v].max(rss);
+                }
+            }
+            let med: Vec<f64> = times.into_iter().map(median).collect();
+            println!("| pull, runs interleaved (median of {runs}) | seconds | peak RSS |");
+            println!("| --- | ---: | ---: |");
+            for (v, (name, _, _)) in variants.iter().enumerate() {
+                println!(
+                    "| {name} | {:.3} s | {:.1} MiB |",
+                    med[v],
+                    peaks[v] as f64 / 1024.0
+                );
+            }
+            println!(
+                "\nready rootfs / blobs only: baseline build {:.2}x, this build {:.2}x; this build's ready pull is {:.2}x the baseline's",
+                med[1] / med[0],
+                med[3] / med[2],
+                med[3] / med[1]
+            );
+            return;
+        }
         let (t, rss) = kp_pulls(
             &base,
             &image,
@@ -131,24 +172,6 @@ fn main() {
         rows.push(("baseline build: pull --no-unpack".into(), t, rss));
         let (t, rss) = kp_pulls(&base, &image, runs, w, &w.join("hosts"), &secret, &[]);
         rows.push(("baseline build: pull (+ ready rootfs)".into(), t, rss));
-        if std::env::var("KUBEPULL_BENCH_PULL_ONLY").is_ok() {
-            let (t, rss) = kp_pulls(
-                &kp,
-                &image,
-                runs,
-                w,
-                &w.join("hosts"),
-                &secret,
-                &["--no-unpack"],
-            );
-            rows.push(("kubepull pull --no-unpack (blobs only)".into(), t, rss));
-            let (t, rss) = kp_pulls(&kp, &image, runs, w, &w.join("hosts"), &secret, &[]);
-            rows.push(("kubepull pull (+ ready rootfs)".into(), t, rss));
-            for (name, t, rss) in rows {
-                println!("| {name} | {t:.3} s | {:.1} MiB |", rss as f64 / 1024.0);
-            }
-            return;
-        }
     }
     let (t, rss) = kp_pulls(
         &kp,
