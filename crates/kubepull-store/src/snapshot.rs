@@ -296,7 +296,7 @@ impl Store {
     /// (diff/apply/apply_linux.go: `archive.Apply` into the upper directory with
     /// `OverlayConvertWhiteout` and `WithParents`); once the layers below are complete, what it
     /// assumed about them is checked and the copy-ups the overlay would have made are done
-    /// ([`crate::unpack::settle`]), and where that cannot give the same snapshot (a hard link to a
+    /// (`unpack::settle`), and where that cannot give the same snapshot (a hard link to a
     /// file below, a parent directory that is a symlink below, a whiteout under a directory
     /// only a lower layer has) the layer is applied again, from the stored blob, onto their
     /// overlay. Either way each snapshot is the one applying the layers one after another
