@@ -22,11 +22,13 @@
 //! Watches: [`Datastore::watch`] returns every change under a prefix with a revision greater than
 //! the one given, in revision order, then live changes. A revision that is no longer in the
 //! backend's history fails with [`Error::Compacted`] (the API server's `410 Gone`, "too old
-//! resource version").
+//! resource version"). The in-process and embedded stores share one watch implementation, the
+//! [`hub::Hub`]; etcd keeps its own history and the etcd store multiplexes etcd's watches.
 
 #![forbid(unsafe_code)]
 
 pub mod etcd_store;
+pub mod hub;
 pub mod memory;
 pub mod redb_store;
 

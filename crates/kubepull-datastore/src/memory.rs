@@ -1,57 +1,29 @@
-//! An in-process [`Datastore`]: a sorted map plus a bounded event history for watches.
+//! An in-process [`Datastore`]: a sorted map plus the shared watch [`Hub`] (a bounded event
+//! history and the watchers).
 //!
 //! Used by unit tests of the layers above, and as the reference implementation that the shared
 //! conformance suite (`tests/conformance.rs`) also runs the real backends against.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 
+use crate::hub::Hub;
 use crate::{Datastore, Error, Event, KeyValue, ListResult, Result, Revision, Watch};
 
-/// How many past events are kept for watches that start in the past. A watch from before the
-/// oldest kept event gets [`Error::Compacted`] and the client lists again, as with etcd compaction.
-pub const HISTORY_EVENTS: usize = 10_000;
+pub use crate::hub::{HISTORY_EVENTS, WATCH_BUFFER};
 
-/// How many events may wait for a slow watcher before its watch is closed (it then re-lists);
-/// bounds memory per watcher.
-pub const WATCH_BUFFER: usize = 4_096;
-
-struct Watcher {
-    prefix: String,
-    tx: mpsc::Sender<Result<Event>>,
-}
-
-#[derive(Default)]
 struct Inner {
     data: BTreeMap<String, KeyValue>,
-    revision: Revision,
-    history: VecDeque<Event>,
-    watchers: Vec<Watcher>,
+    hub: Hub,
 }
 
-impl Inner {
-    fn oldest_watchable(&self) -> Revision {
-        // A watch "after r" needs every event with revision > r.
-        match self.history.front() {
-            Some(e) => e.revision() - 1,
-            None => self.revision,
-        }
-    }
-
-    fn publish(&mut self, event: Event) {
-        self.watchers.retain(|w| {
-            if !event.key().starts_with(&w.prefix) {
-                return !w.tx.is_closed();
-            }
-            // A full buffer closes the watch: the receiver sees the stream end and re-lists.
-            w.tx.try_send(Ok(event.clone())).is_ok()
-        });
-        self.history.push_back(event);
-        while self.history.len() > HISTORY_EVENTS {
-            self.history.pop_front();
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            data: BTreeMap::new(),
+            hub: Hub::new(0),
         }
     }
 }
@@ -78,7 +50,7 @@ impl MemoryStore {
 #[async_trait]
 impl Datastore for MemoryStore {
     async fn current_revision(&self) -> Result<Revision> {
-        Ok(self.lock().revision)
+        Ok(self.lock().hub.revision())
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
@@ -93,11 +65,12 @@ impl Datastore for MemoryStore {
         at_revision: Option<Revision>,
     ) -> Result<ListResult> {
         let inner = self.lock();
+        let revision = inner.hub.revision();
         if let Some(r) = at_revision {
-            if r != inner.revision {
+            if r != revision {
                 return Err(Error::Compacted {
                     requested: r,
-                    oldest: inner.revision,
+                    oldest: revision,
                 });
             }
         }
@@ -119,7 +92,7 @@ impl Datastore for MemoryStore {
         }
         Ok(ListResult {
             items,
-            revision: inner.revision,
+            revision,
             more,
         })
     }
@@ -131,16 +104,16 @@ impl Datastore for MemoryStore {
                 key: key.to_string(),
             });
         }
-        inner.revision += 1;
+        let revision = inner.hub.revision() + 1;
         let kv = KeyValue {
             key: key.to_string(),
             value,
-            create_revision: inner.revision,
-            mod_revision: inner.revision,
+            create_revision: revision,
+            mod_revision: revision,
         };
         inner.data.insert(key.to_string(), kv.clone());
-        inner.publish(Event::Put { kv, prev: None });
-        Ok(inner.revision)
+        inner.hub.publish(Event::Put { kv, prev: None });
+        Ok(revision)
     }
 
     async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
@@ -160,19 +133,19 @@ impl Datastore for MemoryStore {
             }
             Some(p) => p.clone(),
         };
-        inner.revision += 1;
+        let revision = inner.hub.revision() + 1;
         let kv = KeyValue {
             key: key.to_string(),
             value,
             create_revision: prev.create_revision,
-            mod_revision: inner.revision,
+            mod_revision: revision,
         };
         inner.data.insert(key.to_string(), kv.clone());
-        inner.publish(Event::Put {
+        inner.hub.publish(Event::Put {
             kv,
             prev: Some(prev),
         });
-        Ok(inner.revision)
+        Ok(revision)
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
@@ -198,9 +171,8 @@ impl Datastore for MemoryStore {
         let prev = inner.data.remove(key).ok_or_else(|| Error::NotFound {
             key: key.to_string(),
         })?;
-        inner.revision += 1;
-        let revision = inner.revision;
-        inner.publish(Event::Delete {
+        let revision = inner.hub.revision() + 1;
+        inner.hub.publish(Event::Delete {
             prev: prev.clone(),
             revision,
         });
@@ -208,30 +180,6 @@ impl Datastore for MemoryStore {
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
-        let mut inner = self.lock();
-        let oldest = inner.oldest_watchable();
-        if after < oldest {
-            return Err(Error::Compacted {
-                requested: after,
-                oldest,
-            });
-        }
-        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-        for e in inner.history.iter() {
-            if e.revision() > after
-                && e.key().starts_with(prefix)
-                && tx.try_send(Ok(e.clone())).is_err()
-            {
-                return Err(Error::Compacted {
-                    requested: after,
-                    oldest: inner.revision,
-                });
-            }
-        }
-        inner.watchers.push(Watcher {
-            prefix: prefix.to_string(),
-            tx,
-        });
-        Ok(Watch { events: rx })
+        self.lock().hub.watch(prefix, after)
     }
 }

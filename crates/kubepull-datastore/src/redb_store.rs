@@ -7,26 +7,23 @@
 //! once, and only then answers each of them. Concurrent writers share one commit (and its fsyncs)
 //! instead of queueing for one each; a write alone is committed at once, as before. A write that
 //! fails its own check (exists, not found, conflict) changes nothing and does not disturb the
-//! others; a backend failure fails the whole batch, and nothing of it is stored. The current revision is stored with the data. Watch history is kept
-//! in memory (the last [`HISTORY_EVENTS`] changes): after a restart a watch from an older
-//! revision gets `Compacted` (HTTP 410) and the client lists again, as after an etcd compaction.
+//! others; a backend failure fails the whole batch, and nothing of it is stored. The current
+//! revision is stored with the data. Watches are served by the shared [`Hub`], in memory (the last
+//! [`HISTORY_EVENTS`] changes): after a restart a watch from an older revision gets `Compacted`
+//! (HTTP 410) and the client lists again, as after an etcd compaction.
 
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::hub::Hub;
 use crate::{Datastore, Error, Event, KeyValue, ListResult, Result, Revision, Watch};
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition};
-use tokio::sync::mpsc;
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// Past events kept for watches that start in the past.
-pub const HISTORY_EVENTS: usize = 10_000;
-/// Events buffered per watcher before a slow watcher is dropped (it re-lists).
-pub const WATCH_BUFFER: usize = 4_096;
+pub use crate::hub::{HISTORY_EVENTS, WATCH_BUFFER};
 
 fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend {
@@ -56,36 +53,6 @@ fn dec(key: &str, b: &[u8]) -> Result<KeyValue> {
         create_revision: u64::from_le_bytes(c),
         mod_revision: u64::from_le_bytes(m),
     })
-}
-
-struct Watcher {
-    prefix: String,
-    tx: mpsc::Sender<Result<Event>>,
-}
-
-struct Hub {
-    revision: u64,
-    /// The revision the history starts after (events with revision > floor are kept).
-    floor: u64,
-    history: VecDeque<Event>,
-    watchers: Vec<Watcher>,
-}
-
-impl Hub {
-    fn publish(&mut self, ev: Event) {
-        self.watchers.retain(|w| {
-            if !ev.key().starts_with(&w.prefix) {
-                return !w.tx.is_closed();
-            }
-            w.tx.try_send(Ok(ev.clone())).is_ok()
-        });
-        self.history.push_back(ev);
-        while self.history.len() > HISTORY_EVENTS {
-            if let Some(e) = self.history.pop_front() {
-                self.floor = e.revision();
-            }
-        }
-    }
 }
 
 /// The most writes committed in one transaction.
@@ -151,7 +118,7 @@ fn commit_batch(db: &redb::Database, hub: &Mutex<Hub>, batch: Vec<Job>) {
         }
     };
     // only this thread changes the revision
-    let base = hub.lock().unwrap_or_else(|p| p.into_inner()).revision;
+    let base = hub.lock().unwrap_or_else(|p| p.into_inner()).revision();
     let tx = match db.begin_write() {
         Ok(t) => t,
         Err(e) => {
@@ -208,7 +175,6 @@ fn commit_batch(db: &redb::Database, hub: &Mutex<Hub>, batch: Vec<Job>) {
         fail_all(staged, &e.to_string());
         return;
     }
-    h.revision = next;
     let mut finishes = Vec::with_capacity(staged.len());
     for s in staged {
         if let Some(ev) = s.event {
@@ -216,6 +182,7 @@ fn commit_batch(db: &redb::Database, hub: &Mutex<Hub>, batch: Vec<Job>) {
         }
         finishes.push(s.finish);
     }
+    debug_assert_eq!(h.revision(), next);
     drop(h);
     for f in finishes {
         f(None);
@@ -241,12 +208,7 @@ impl RedbStore {
             .map(|g| g.value())
             .unwrap_or(0);
         let db = Arc::new(db);
-        let hub = Arc::new(Mutex::new(Hub {
-            revision,
-            floor: revision,
-            history: VecDeque::new(),
-            watchers: vec![],
-        }));
+        let hub = Arc::new(Mutex::new(Hub::new(revision)));
         let (jobs, rx) = std::sync::mpsc::channel();
         let (wdb, whub) = (db.clone(), hub.clone());
         let writer = std::thread::Builder::new()
@@ -305,7 +267,11 @@ impl RedbStore {
 #[async_trait]
 impl Datastore for RedbStore {
     async fn current_revision(&self) -> Result<Revision> {
-        Ok(self.hub.lock().unwrap_or_else(|p| p.into_inner()).revision)
+        Ok(self
+            .hub
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .revision())
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
@@ -338,7 +304,7 @@ impl Datastore for RedbStore {
             // a read transaction and the revision it saw, taken together
             let (rtx, revision) = {
                 let h = hub.lock().unwrap_or_else(|p| p.into_inner());
-                (db.begin_read().map_err(backend)?, h.revision)
+                (db.begin_read().map_err(backend)?, h.revision())
             };
             if let Some(r) = at_revision {
                 if r != revision {
@@ -464,29 +430,9 @@ impl Datastore for RedbStore {
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
-        let mut h = self.hub.lock().unwrap_or_else(|p| p.into_inner());
-        if after < h.floor {
-            return Err(Error::Compacted {
-                requested: after,
-                oldest: h.floor,
-            });
-        }
-        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-        for e in h.history.iter() {
-            if e.revision() > after
-                && e.key().starts_with(prefix)
-                && tx.try_send(Ok(e.clone())).is_err()
-            {
-                return Err(Error::Compacted {
-                    requested: after,
-                    oldest: h.revision,
-                });
-            }
-        }
-        h.watchers.push(Watcher {
-            prefix: prefix.to_string(),
-            tx,
-        });
-        Ok(Watch { events: rx })
+        self.hub
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .watch(prefix, after)
     }
 }

@@ -21,8 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::{prefix_end, timed, Context, Keys, MAX_MESSAGE, REQUEST_TIMEOUT};
 use crate::{Error, Event, Result, Revision, Watch};
 
-/// Events buffered per watcher before a slow watcher is dropped (it re-lists).
-pub const WATCH_BUFFER: usize = 4_096;
+/// Events buffered per watcher before a slow watcher is dropped (it re-lists); the same bound as
+/// the embedded stores' hub.
+pub use crate::hub::WATCH_BUFFER;
 /// How often closed watchers are looked for (their watch IDs are cancelled in etcd).
 const SWEEP: Duration = Duration::from_secs(10);
 /// The pause before opening a broken stream again.
