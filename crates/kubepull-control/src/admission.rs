@@ -613,7 +613,11 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         "Job" => causes.extend(crate::controllers::job::validate_job(obj, old)),
         "CronJob" => causes.extend(crate::controllers::cronjob::validate_cronjob(obj, old)),
         "Deployment" | "ReplicaSet" => {
-            let sel = obj.pointer("/spec/selector");
+            // the typed spec (k8s-openapi) always has a selector, so an absent one arrives as
+            // `{}`: both are "not specified"
+            let sel = obj
+                .pointer("/spec/selector")
+                .filter(|s| s.as_object().is_some_and(|m| !m.is_empty()));
             match sel {
                 None => causes.push(Cause::required("spec.selector", "")),
                 Some(sel) => {
@@ -1211,6 +1215,15 @@ mod tests {
                 "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""
             ]
         );
+        // a Deployment without a selector: the typed spec's empty selector is "required"
+        let deployments = res("apps", "v1", "deployments");
+        let mut d = json!({"metadata": {"name": "d"}, "spec": {"template": minimal_template()}});
+        assert_eq!(decode(deployments, &mut d, true, false), None);
+        let texts: Vec<String> = validate(deployments, &d, None)
+            .iter()
+            .map(Cause::text)
+            .collect();
+        assert_eq!(texts, ["spec.selector: Required value"]);
         // a status update (no type check) that does not decode goes on unchanged
         let mut obj = json!({"status": {"phase": 5}});
         assert_eq!(decode(pods, &mut obj, false, true), None);
