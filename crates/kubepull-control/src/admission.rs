@@ -3,6 +3,11 @@
 //! `pkg/apis/core/validation/validation.go`, `pkg/apis/apps/validation`). Messages never echo
 //! Secret data.
 
+use k8s_openapi::api::{
+    admissionregistration::v1 as admreg, apps::v1 as apps, batch::v1 as batch, core::v1 as core,
+    rbac::v1 as rbac,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
 
 use crate::errors::Cause;
@@ -69,122 +74,185 @@ pub fn validate_name(r: &Resource, name: &str) -> Vec<Cause> {
     }
 }
 
-fn set_default(obj: &mut Value, pointer: &str, value: Value) {
-    if obj.pointer(pointer).is_none() {
-        let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
-        let mut cur = obj;
-        for (i, p) in parts.iter().enumerate() {
-            if !cur.is_object() {
-                return;
-            }
-            let last = i == parts.len() - 1;
-            let m = cur.as_object_mut().expect("object");
-            if last {
-                m.insert(p.to_string(), value);
-                return;
-            }
-            cur = m.entry(p.to_string()).or_insert_with(|| json!({}));
+/// Kubernetes' defaulting functions for a typed object, run as it is decoded (kube-apiserver's
+/// codec applies `SetDefaults_*` while decoding a request body). Kinds without defaults keep the
+/// empty default.
+pub(crate) trait SetDefaults {
+    fn set_defaults(&mut self) {}
+}
+
+/// `SetDefaults_PodSpec`, `SetDefaults_Container` and `SetDefaults_PodSecurityContext`
+/// (kubernetes `pkg/apis/core/v1/defaults.go`), the fields served here: restart policy, grace
+/// period, DNS policy, scheduler, service links, and each (init) container's pull policy
+/// (`:latest` or no tag → Always), termination message path/policy and resources.
+pub fn default_pod_spec(spec: &mut core::PodSpec) {
+    spec.restart_policy.get_or_insert_with(|| "Always".into());
+    spec.termination_grace_period_seconds.get_or_insert(30);
+    spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
+    spec.scheduler_name
+        .get_or_insert_with(|| "default-scheduler".into());
+    spec.security_context.get_or_insert_with(Default::default);
+    spec.enable_service_links.get_or_insert(true);
+    let init = spec.init_containers.iter_mut().flatten();
+    for c in spec.containers.iter_mut().chain(init) {
+        let image = c.image.as_deref().unwrap_or("");
+        if c.image_pull_policy.is_none() && !image.is_empty() {
+            let p = kubepull_core::pullpolicy::default_pull_policy(image);
+            c.image_pull_policy = Some(p.as_str().into());
+        }
+        c.termination_message_path
+            .get_or_insert_with(|| "/dev/termination-log".into());
+        c.termination_message_policy
+            .get_or_insert_with(|| "File".into());
+        c.resources.get_or_insert_with(Default::default);
+    }
+}
+
+fn default_template(t: Option<&mut core::PodTemplateSpec>) {
+    if let Some(spec) = t.and_then(|t| t.spec.as_mut()) {
+        default_pod_spec(spec);
+    }
+}
+
+impl SetDefaults for core::Pod {
+    fn set_defaults(&mut self) {
+        if let Some(spec) = &mut self.spec {
+            default_pod_spec(spec);
         }
     }
 }
 
-/// Pod spec defaults (`SetDefaults_PodSpec`, `SetDefaults_Container`).
-pub fn default_pod_spec(spec: &mut Value) {
-    set_default(spec, "/restartPolicy", json!("Always"));
-    set_default(spec, "/terminationGracePeriodSeconds", json!(30));
-    set_default(spec, "/dnsPolicy", json!("ClusterFirst"));
-    set_default(spec, "/schedulerName", json!("default-scheduler"));
-    set_default(spec, "/securityContext", json!({}));
-    set_default(spec, "/enableServiceLinks", json!(true));
-    for list in ["containers", "initContainers"] {
-        if let Some(Value::Array(cs)) = spec.get_mut(list) {
-            for c in cs {
-                let image = c
-                    .get("image")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                if c.get("imagePullPolicy").is_none() && !image.is_empty() {
-                    let p = kubepull_core::pullpolicy::default_pull_policy(&image);
-                    c["imagePullPolicy"] = json!(p.as_str());
-                }
-                set_default(c, "/terminationMessagePath", json!("/dev/termination-log"));
-                set_default(c, "/terminationMessagePolicy", json!("File"));
-                set_default(c, "/resources", json!({}));
+impl SetDefaults for core::Secret {
+    /// `SetDefaults_Secret` (type Opaque) and `Convert_v1_Secret_To_core_Secret`
+    /// (pkg/apis/core/v1/conversion.go): `stringData` is write-only, merged into `data` (a key
+    /// in both takes the `stringData` value).
+    fn set_defaults(&mut self) {
+        self.type_.get_or_insert_with(|| "Opaque".into());
+        if let Some(sd) = self.string_data.take() {
+            let data = self.data.get_or_insert_with(Default::default);
+            for (k, v) in sd {
+                data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
             }
         }
     }
 }
 
-/// Defaults for a new or updated object of `r`.
-pub fn default_object(r: &Resource, obj: &mut Value) {
-    match r.kind {
-        "Secret" => {
-            set_default(obj, "/type", json!("Opaque"));
-            // stringData is write-only: merged into data (kube-apiserver secret strategy)
-            if let Some(Value::Object(sd)) =
-                obj.as_object_mut().and_then(|o| o.remove("stringData"))
-            {
-                use base64::Engine as _;
-                if !obj.get("data").is_some_and(Value::is_object) {
-                    obj["data"] = json!({});
-                }
-                for (k, v) in sd {
-                    obj["data"][k] =
-                        json!(base64::engine::general_purpose::STANDARD
-                            .encode(v.as_str().unwrap_or("")));
-                }
-            }
+impl SetDefaults for apps::Deployment {
+    /// `SetDefaults_Deployment` (pkg/apis/apps/v1/defaults.go): one replica, RollingUpdate with
+    /// 25% unavailable and 25% surge, 10 old ReplicaSets kept, 600s progress deadline.
+    fn set_defaults(&mut self) {
+        let spec = self.spec.get_or_insert_with(Default::default);
+        spec.replicas.get_or_insert(1);
+        spec.revision_history_limit.get_or_insert(10);
+        spec.progress_deadline_seconds.get_or_insert(600);
+        let strategy = spec.strategy.get_or_insert_with(Default::default);
+        let ty = strategy.type_.get_or_insert_with(|| "RollingUpdate".into());
+        if ty == "RollingUpdate" {
+            let ru = strategy.rolling_update.get_or_insert_with(Default::default);
+            ru.max_unavailable
+                .get_or_insert_with(|| IntOrString::String("25%".into()));
+            ru.max_surge
+                .get_or_insert_with(|| IntOrString::String("25%".into()));
         }
-        "Pod" => {
-            if let Some(spec) = obj.get_mut("spec") {
-                default_pod_spec(spec);
-            }
-        }
-        "Deployment" => {
-            set_default(obj, "/spec/replicas", json!(1));
-            set_default(obj, "/spec/revisionHistoryLimit", json!(10));
-            set_default(obj, "/spec/progressDeadlineSeconds", json!(600));
-            if obj.pointer("/spec/strategy/type").is_none() {
-                set_default(obj, "/spec/strategy/type", json!("RollingUpdate"));
-            }
-            if obj.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("RollingUpdate") {
-                set_default(
-                    obj,
-                    "/spec/strategy/rollingUpdate/maxUnavailable",
-                    json!("25%"),
-                );
-                set_default(obj, "/spec/strategy/rollingUpdate/maxSurge", json!("25%"));
-            }
-            if let Some(spec) = obj.pointer_mut("/spec/template/spec") {
-                default_pod_spec(spec);
-            }
-        }
-        "ReplicaSet" => {
-            set_default(obj, "/spec/replicas", json!(1));
-            if let Some(spec) = obj.pointer_mut("/spec/template/spec") {
-                default_pod_spec(spec);
-            }
-        }
-        "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
-            crate::webhooks::default_configuration(r, obj)
-        }
-        "Service" => crate::services::default_service(obj),
-        "Job" => {
-            crate::controllers::job::default_job(obj);
-            if let Some(spec) = obj.pointer_mut("/spec/template/spec") {
-                default_pod_spec(spec);
-            }
-        }
-        "CronJob" => {
-            crate::controllers::cronjob::default_cronjob(obj);
-            if let Some(spec) = obj.pointer_mut("/spec/jobTemplate/spec/template/spec") {
-                default_pod_spec(spec);
-            }
-        }
-        "Namespace" => {
-            // SetDefaults_Namespace (pkg/apis/core/v1/defaults.go): the name as a label, which
-            // webhook namespaceSelectors use (`kubernetes.io/metadata.name NotIn [kube-system]`)
+        default_template(Some(&mut spec.template));
+    }
+}
+
+impl SetDefaults for apps::ReplicaSet {
+    /// `SetDefaults_ReplicaSet` (pkg/apis/apps/v1/defaults.go): one replica.
+    fn set_defaults(&mut self) {
+        let spec = self.spec.get_or_insert_with(Default::default);
+        spec.replicas.get_or_insert(1);
+        default_template(spec.template.as_mut());
+    }
+}
+
+impl SetDefaults for core::Service {
+    fn set_defaults(&mut self) {
+        crate::services::default_service(self)
+    }
+}
+
+impl SetDefaults for batch::Job {
+    fn set_defaults(&mut self) {
+        crate::controllers::job::default_job(self);
+        default_template(self.spec.as_mut().map(|s| &mut s.template));
+    }
+}
+
+impl SetDefaults for batch::CronJob {
+    fn set_defaults(&mut self) {
+        crate::controllers::cronjob::default_cronjob(self);
+        let js = self
+            .spec
+            .as_mut()
+            .and_then(|s| s.job_template.spec.as_mut());
+        default_template(js.map(|s| &mut s.template));
+    }
+}
+
+impl SetDefaults for core::Namespace {
+    /// `SetDefaults_Namespace` (the name as the `kubernetes.io/metadata.name` label, which
+    /// webhook namespaceSelectors use), `SetDefaults_NamespaceStatus` (phase Active)
+    /// (pkg/apis/core/v1/defaults.go) and the `kubernetes` finalizer the namespace strategy's
+    /// `PrepareForCreate` sets (pkg/registry/core/namespace/strategy.go).
+    fn set_defaults(&mut self) {
+        label_namespace(self);
+        let spec = self.spec.get_or_insert_with(Default::default);
+        spec.finalizers
+            .get_or_insert_with(|| vec!["kubernetes".into()]);
+        let status = self.status.get_or_insert_with(Default::default);
+        status.phase.get_or_insert_with(|| "Active".into());
+    }
+}
+
+fn label_namespace(ns: &mut core::Namespace) {
+    if let Some(n) = ns.metadata.name.clone().filter(|n| !n.is_empty()) {
+        ns.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert("kubernetes.io/metadata.name".into(), n);
+    }
+}
+
+impl SetDefaults for admreg::MutatingWebhookConfiguration {
+    fn set_defaults(&mut self) {
+        crate::webhooks::default_mutating(self)
+    }
+}
+
+impl SetDefaults for admreg::ValidatingWebhookConfiguration {
+    fn set_defaults(&mut self) {
+        crate::webhooks::default_validating(self)
+    }
+}
+
+impl SetDefaults for core::ConfigMap {}
+impl SetDefaults for core::ServiceAccount {}
+impl SetDefaults for core::Node {}
+impl SetDefaults for core::Event {}
+impl SetDefaults for core::Endpoints {}
+impl SetDefaults for k8s_openapi::api::coordination::v1::Lease {}
+impl SetDefaults for k8s_openapi::api::discovery::v1::EndpointSlice {}
+impl SetDefaults for rbac::Role {}
+impl SetDefaults for rbac::ClusterRole {}
+impl SetDefaults for rbac::RoleBinding {}
+impl SetDefaults for rbac::ClusterRoleBinding {}
+impl SetDefaults for k8s_openapi::api::certificates::v1::CertificateSigningRequest {}
+impl SetDefaults
+    for k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition
+{
+}
+
+/// What the registry strategies set once the server has filled in the metadata (name, UID):
+/// a Job's generated selector (`generateSelector`, pkg/registry/batch/job/strategy.go) and a
+/// Namespace's name label for a generated name (`Canonicalize`,
+/// pkg/registry/core/namespace/strategy.go). Runs on create, update and after a mutating
+/// webhook, after [`decode`].
+pub fn prepare(r: &Resource, obj: &mut Value) {
+    match (r.group, r.kind) {
+        ("batch", "Job") => crate::controllers::job::generate_selector(obj),
+        ("", "Namespace") => {
             if let Some(n) = obj
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
@@ -199,8 +267,6 @@ pub fn default_object(r: &Resource, obj: &mut Value) {
                 }
                 obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(n);
             }
-            set_default(obj, "/spec/finalizers", json!(["kubernetes"]));
-            set_default(obj, "/status/phase", json!("Active"));
         }
         _ => {}
     }
@@ -547,7 +613,11 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         "Job" => causes.extend(crate::controllers::job::validate_job(obj, old)),
         "CronJob" => causes.extend(crate::controllers::cronjob::validate_cronjob(obj, old)),
         "Deployment" | "ReplicaSet" => {
-            let sel = obj.pointer("/spec/selector");
+            // the typed spec (k8s-openapi) always has a selector, so an absent one arrives as
+            // `{}`: both are "not specified"
+            let sel = obj
+                .pointer("/spec/selector")
+                .filter(|s| s.as_object().is_some_and(|m| !m.is_empty()));
             match sel {
                 None => causes.push(Cause::required("spec.selector", "")),
                 Some(sel) => {
@@ -604,120 +674,186 @@ fn go_map(v: &Value) -> String {
     format!("{{{}}}", items.join(", "))
 }
 
-/// The object decoded into its typed struct and encoded again: `None` for kinds without one,
-/// `Err` with the decoder's reason when it does not decode (a string where a list belongs, a
-/// number for a label).
-fn typed_round_trip(r: &Resource, obj: &Value) -> Option<Result<Value, String>> {
-    fn round<T: serde::de::DeserializeOwned + serde::Serialize>(
-        v: &Value,
-    ) -> Result<Value, String> {
-        serde_json::from_value::<T>(v.clone())
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::to_value(t).map_err(|e| e.to_string()))
+#[derive(Clone, Copy)]
+struct Opts {
+    /// list the input's unknown fields (keeps the input until then)
+    find_unknown: bool,
+    /// apply the kind's defaults
+    defaults: bool,
+}
+
+/// How a body decoded into its typed struct.
+enum Decoded {
+    /// Decoded, defaulted and encoded again; `unknown` lists the input's fields the type does
+    /// not have (only when asked for).
+    Typed { unknown: Vec<String> },
+    /// The decoder's reason (a string where a list belongs, a number for a label); `obj` is
+    /// left as it was.
+    Failed(String),
+}
+
+/// Decodes `obj` into `T` once, applies `T`'s defaults and encodes it back into `obj` (which
+/// drops the fields `T` does not have, as kube-apiserver's decoder prunes them). With
+/// `find_unknown`, the input's unknown fields are listed first.
+fn decode_as<T>(obj: &mut Value, o: Opts, secret: bool) -> Decoded
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + SetDefaults,
+{
+    let decoded = if o.find_unknown {
+        T::deserialize(&*obj)
+    } else {
+        T::deserialize(std::mem::take(&mut *obj))
+    };
+    let mut typed = match decoded {
+        Ok(t) => t,
+        Err(e) => return Decoded::Failed(e.to_string()),
+    };
+    if o.defaults {
+        typed.set_defaults();
     }
-    use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coord, core::v1 as core};
-    Some(match (r.group, r.kind) {
-        ("", "Pod") => round::<core::Pod>(obj),
-        ("", "Secret") => round::<core::Secret>(obj),
-        ("", "ConfigMap") => round::<core::ConfigMap>(obj),
-        ("", "ServiceAccount") => round::<core::ServiceAccount>(obj),
-        ("", "Namespace") => round::<core::Namespace>(obj),
-        ("", "Node") => round::<core::Node>(obj),
-        ("", "Event") => round::<core::Event>(obj),
-        ("apps", "Deployment") => round::<apps::Deployment>(obj),
-        ("apps", "ReplicaSet") => round::<apps::ReplicaSet>(obj),
-        ("coordination.k8s.io", "Lease") => round::<coord::Lease>(obj),
-        ("", "Service") => round::<core::Service>(obj),
-        ("", "Endpoints") => round::<core::Endpoints>(obj),
-        ("discovery.k8s.io", "EndpointSlice") => {
-            round::<k8s_openapi::api::discovery::v1::EndpointSlice>(obj)
+    let encoded = match serde_json::to_value(&typed) {
+        Ok(v) => v,
+        Err(e) => return Decoded::Failed(e.to_string()),
+    };
+    let mut unknown = vec![];
+    if o.find_unknown {
+        let mut input = std::mem::take(obj);
+        if secret {
+            // stringData is a field of v1.Secret, merged into data by the defaults
+            if let Some(o) = input.as_object_mut() {
+                o.remove("stringData");
+            }
         }
-        ("batch", "Job") => round::<k8s_openapi::api::batch::v1::Job>(obj),
-        ("batch", "CronJob") => round::<k8s_openapi::api::batch::v1::CronJob>(obj),
-        ("rbac.authorization.k8s.io", "Role") => round::<k8s_openapi::api::rbac::v1::Role>(obj),
+        diff(&input, &encoded, "", &mut unknown);
+    }
+    *obj = encoded;
+    Decoded::Typed { unknown }
+}
+
+/// [`decode_as`] with the type of `r`; `None` for kinds without one (custom resources).
+fn decode_typed(r: &Resource, obj: &mut Value, u: Opts) -> Option<Decoded> {
+    use k8s_openapi::api::discovery::v1 as discovery;
+    use k8s_openapi::api::{certificates::v1 as certs, coordination::v1 as coord};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
+    Some(match (r.group, r.kind) {
+        ("", "Pod") => decode_as::<core::Pod>(obj, u, false),
+        ("", "Secret") => decode_as::<core::Secret>(obj, u, true),
+        ("", "ConfigMap") => decode_as::<core::ConfigMap>(obj, u, false),
+        ("", "ServiceAccount") => decode_as::<core::ServiceAccount>(obj, u, false),
+        ("", "Namespace") => decode_as::<core::Namespace>(obj, u, false),
+        ("", "Node") => decode_as::<core::Node>(obj, u, false),
+        ("", "Event") => decode_as::<core::Event>(obj, u, false),
+        ("", "Service") => decode_as::<core::Service>(obj, u, false),
+        ("", "Endpoints") => decode_as::<core::Endpoints>(obj, u, false),
+        ("apps", "Deployment") => decode_as::<apps::Deployment>(obj, u, false),
+        ("apps", "ReplicaSet") => decode_as::<apps::ReplicaSet>(obj, u, false),
+        ("coordination.k8s.io", "Lease") => decode_as::<coord::Lease>(obj, u, false),
+        ("discovery.k8s.io", "EndpointSlice") => {
+            decode_as::<discovery::EndpointSlice>(obj, u, false)
+        }
+        ("batch", "Job") => decode_as::<batch::Job>(obj, u, false),
+        ("batch", "CronJob") => decode_as::<batch::CronJob>(obj, u, false),
+        ("rbac.authorization.k8s.io", "Role") => decode_as::<rbac::Role>(obj, u, false),
         ("rbac.authorization.k8s.io", "ClusterRole") => {
-            round::<k8s_openapi::api::rbac::v1::ClusterRole>(obj)
+            decode_as::<rbac::ClusterRole>(obj, u, false)
         }
         ("rbac.authorization.k8s.io", "RoleBinding") => {
-            round::<k8s_openapi::api::rbac::v1::RoleBinding>(obj)
+            decode_as::<rbac::RoleBinding>(obj, u, false)
         }
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
-            round::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(obj)
+            decode_as::<rbac::ClusterRoleBinding>(obj, u, false)
         }
         ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
-            round::<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration>(obj)
+            decode_as::<admreg::MutatingWebhookConfiguration>(obj, u, false)
         }
-        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => round::<
-            k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration,
-        >(obj),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+            decode_as::<admreg::ValidatingWebhookConfiguration>(obj, u, false)
+        }
         ("certificates.k8s.io", "CertificateSigningRequest") => {
-            round::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>(obj)
+            decode_as::<certs::CertificateSigningRequest>(obj, u, false)
         }
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => round::<
-            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-        >(obj),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            decode_as::<apiext::CustomResourceDefinition>(obj, u, false)
+        }
         _ => return None,
     })
 }
 
+/// The object as the server stores it after decoding: typed defaults and [`prepare`].
+#[cfg(test)]
+pub(crate) fn defaulted(r: &Resource, mut obj: Value) -> Value {
+    let why = decode_with(r, &mut obj, true, false, true);
+    assert_eq!(why, None, "decodes as {}", r.kind);
+    prepare(r, &mut obj);
+    obj
+}
+
 /// Strict decoding: fields the typed object does not have (`strict decoding error: unknown
-/// field "spec.foo"`). Compares the input with its round trip through the typed struct.
+/// field "spec.foo"`).
 pub fn unknown_fields(r: &Resource, obj: &Value) -> Vec<String> {
-    match typed_round_trip(r, obj) {
-        Some(Ok(typed)) => {
-            let mut out = vec![];
-            diff(obj, &typed, "", &mut out);
-            out
-        }
+    let o = Opts {
+        find_unknown: true,
+        defaults: false,
+    };
+    match decode_typed(r, &mut obj.clone(), o) {
+        Some(Decoded::Typed { unknown }) => unknown,
         _ => vec![],
     }
 }
 
-/// Why a body cannot be handled as its kind, from one decode: a type error when `check_types`,
-/// unknown fields when `strict`. Otherwise the unknown fields are removed from `obj` (with a
-/// warning each when the request's `fieldValidation` is `Warn`). The text follows kube-apiserver: `Pod in version "v1" cannot be
-/// handled as a Pod: …`.
-pub fn decoding_problem(
+/// Decodes a body of a built-in kind once into its k8s-openapi type, applies the kind's
+/// defaults ([`SetDefaults`]) and encodes it back into `obj`, which drops the fields the type
+/// does not have (with a warning each when the request's `fieldValidation` is `Warn`). Returns
+/// why the body cannot be handled as its kind: a type error when `check_types`, unknown fields
+/// when `strict`; then `obj` is not to be used. The text follows kube-apiserver: `Pod in version
+/// "v1" cannot be handled as a Pod: …`. With neither check nor warning asked for (a status
+/// update) nothing is done. Custom resources (no type) are left to the CRD schema.
+pub fn decode(r: &Resource, obj: &mut Value, check_types: bool, strict: bool) -> Option<String> {
+    decode_with(r, obj, check_types, strict, true)
+}
+
+/// [`decode`] without the defaults, for a body a mutating webhook patched: whether the webhook
+/// changed the object is decided before it is defaulted again (k8s.io/apiserver
+/// `pkg/admission/plugin/webhook/mutating/dispatcher.go`), then [`decode`] defaults it.
+pub fn decode_without_defaults(r: &Resource, obj: &mut Value) -> Option<String> {
+    decode_with(r, obj, true, false, false)
+}
+
+fn decode_with(
     r: &Resource,
     obj: &mut Value,
     check_types: bool,
     strict: bool,
+    defaults: bool,
 ) -> Option<String> {
     let warn = !strict && crate::warnings::warn_unknown_fields();
     if !check_types && !strict && !warn {
         return None;
     }
-    let why = match typed_round_trip(r, obj)? {
-        Err(e) if check_types => e,
-        Err(_) => return None,
-
-        Ok(typed) if strict => {
-            let mut unknown = vec![];
-            diff(obj, &typed, "", &mut unknown);
-            if unknown.is_empty() {
-                return None;
-            }
-            format!(
-                "strict decoding error: {}",
-                unknown
-                    .iter()
-                    .map(|f| format!("unknown field \"{f}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
+    // a failed decode must leave the body as it came (for the error path and for status
+    // updates, which go on with it)
+    let o = Opts {
+        find_unknown: strict || warn || !check_types,
+        defaults,
+    };
+    let why = match decode_typed(r, obj, o)? {
+        Decoded::Failed(e) if check_types => e,
+        Decoded::Failed(_) => return None,
+        Decoded::Typed { unknown } if strict && !unknown.is_empty() => format!(
+            "strict decoding error: {}",
+            unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         // fieldValidation=Warn or Ignore: the unknown fields are dropped, as decoding into the
         // typed object drops them; with Warn, one warning each (k8s.io/apiserver
         // `pkg/endpoints/handlers/rest.go`, `addStrictDecodingWarnings`)
-        Ok(typed) => {
-            if warn {
-                let mut unknown = vec![];
-                diff(obj, &typed, "", &mut unknown);
-                for f in unknown {
-                    crate::warnings::add(format!("unknown field \"{f}\""));
-                }
+        Decoded::Typed { unknown } => {
+            for f in unknown {
+                crate::warnings::add(format!("unknown field \"{f}\""));
             }
-            prune(obj, &typed);
             return None;
         }
     };
@@ -725,32 +861,6 @@ pub fn decoding_problem(
         "{} in version \"{}\" cannot be handled as a {}: {why}",
         r.kind, r.version, r.kind
     ))
-}
-
-/// Removes from `input` what [`diff`] reports as unknown.
-fn prune(input: &mut Value, typed: &Value) {
-    match (input, typed) {
-        (Value::Object(a), Value::Object(b)) => {
-            a.retain(|k, v| match b.get(k) {
-                Some(tv) => {
-                    prune(v, tv);
-                    true
-                }
-                None => {
-                    v.is_null()
-                        || matches!(k.as_str(), "apiVersion" | "kind")
-                        || matches!(v, Value::Object(m) if m.is_empty())
-                        || matches!(v, Value::Array(a) if a.is_empty())
-                }
-            });
-        }
-        (Value::Array(a), Value::Array(b)) => {
-            for (x, y) in a.iter_mut().zip(b.iter()) {
-                prune(x, y);
-            }
-        }
-        _ => {}
-    }
 }
 
 fn diff(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
@@ -822,6 +932,311 @@ mod tests {
             unknown_fields(pods, &obj),
             vec!["spec.containers[0].imagePullPolicyy", "spec.foo"]
         );
+    }
+
+    fn res(group: &str, version: &str, plural: &str) -> &'static Resource {
+        crate::resources::find(group, version, plural).unwrap()
+    }
+
+    /// The pod spec kube-apiserver stores for `{"containers": [{"name": "c", "image": IMAGE}]}`
+    /// (SetDefaults_PodSpec, SetDefaults_Container, SetDefaults_PodSecurityContext).
+    fn defaulted_pod_spec(image: &str, policy: &str) -> Value {
+        json!({
+            "containers": [{"name": "c", "image": image, "imagePullPolicy": policy,
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "File", "resources": {}}],
+            "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
+            "dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler",
+            "securityContext": {}, "enableServiceLinks": true,
+        })
+    }
+
+    fn minimal_template() -> Value {
+        json!({"metadata": {"labels": {"app": "a"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}})
+    }
+
+    #[test]
+    fn typed_pod_defaults() {
+        let pod = defaulted(
+            res("", "v1", "pods"),
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                "initContainers": [{"name": "i", "image": "busybox:1.36", "imagePullPolicy": "Never"}]}}),
+        );
+        let mut want = defaulted_pod_spec("busybox", "Always");
+        want["initContainers"] = json!([{"name": "i", "image": "busybox:1.36",
+            "imagePullPolicy": "Never", "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File", "resources": {}}]);
+        assert_eq!(pod["spec"], want);
+        assert_eq!(pod["apiVersion"], "v1");
+        assert_eq!(pod["kind"], "Pod");
+        // what the request set is kept
+        let pod = defaulted(
+            res("", "v1", "pods"),
+            json!({"spec": {"restartPolicy": "Never", "dnsPolicy": "Default",
+                "containers": [{"name": "c", "image": "busybox:1.36"}]}}),
+        );
+        assert_eq!(pod["spec"]["restartPolicy"], "Never");
+        assert_eq!(pod["spec"]["dnsPolicy"], "Default");
+        assert_eq!(
+            pod["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+    }
+
+    #[test]
+    fn typed_deployment_and_replicaset_defaults() {
+        let d = defaulted(
+            res("apps", "v1", "deployments"),
+            json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "a"}},
+                "template": minimal_template()}}),
+        );
+        let mut want = json!({"replicas": 1, "revisionHistoryLimit": 10,
+            "progressDeadlineSeconds": 600, "selector": {"matchLabels": {"app": "a"}},
+            "strategy": {"type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+            "template": minimal_template()});
+        want["template"]["spec"] = defaulted_pod_spec("busybox:1.36", "IfNotPresent");
+        assert_eq!(d["spec"], want);
+        // Recreate has no rolling update parameters
+        let d = defaulted(
+            res("apps", "v1", "deployments"),
+            json!({"spec": {"strategy": {"type": "Recreate"}, "template": minimal_template()}}),
+        );
+        assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}));
+
+        let rs = defaulted(
+            res("apps", "v1", "replicasets"),
+            json!({"metadata": {"name": "r"}, "spec": {"replicas": 3,
+                "selector": {"matchLabels": {"app": "a"}}, "template": minimal_template()}}),
+        );
+        assert_eq!(rs["spec"]["replicas"], 3);
+        assert_eq!(
+            rs["spec"]["template"]["spec"],
+            defaulted_pod_spec("busybox:1.36", "IfNotPresent")
+        );
+        let rs = defaulted(res("apps", "v1", "replicasets"), json!({"spec": {}}));
+        assert_eq!(rs["spec"]["replicas"], 1);
+    }
+
+    #[test]
+    fn typed_service_defaults() {
+        let svc = defaulted(
+            res("", "v1", "services"),
+            json!({"metadata": {"name": "s"}, "spec": {"selector": {"app": "a"},
+                "ports": [{"port": 80}, {"port": 53, "protocol": "UDP", "targetPort": "dns"}]}}),
+        );
+        assert_eq!(
+            svc["spec"],
+            json!({"type": "ClusterIP", "sessionAffinity": "None", "selector": {"app": "a"},
+                "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80},
+                    {"port": 53, "protocol": "UDP", "targetPort": "dns"}],
+                "internalTrafficPolicy": "Cluster", "ipFamilies": ["IPv4"],
+                "ipFamilyPolicy": "SingleStack"})
+        );
+        assert_eq!(svc["status"], json!({"loadBalancer": {}}));
+        let lb = defaulted(
+            res("", "v1", "services"),
+            json!({"spec": {"type": "LoadBalancer", "clusterIPs": ["10.0.0.9"],
+                "ports": [{"port": 443, "targetPort": 0}]}}),
+        );
+        assert_eq!(lb["spec"]["externalTrafficPolicy"], "Cluster");
+        assert_eq!(lb["spec"]["allocateLoadBalancerNodePorts"], true);
+        assert_eq!(lb["spec"]["clusterIP"], "10.0.0.9");
+        assert_eq!(lb["spec"]["ports"][0]["targetPort"], 443);
+        let ext = defaulted(
+            res("", "v1", "services"),
+            json!({"spec": {"type": "ExternalName", "externalName": "example.com"}}),
+        );
+        assert!(ext["spec"].get("ipFamilies").is_none());
+        assert!(ext["spec"].get("internalTrafficPolicy").is_none());
+    }
+
+    #[test]
+    fn typed_job_and_cronjob_defaults() {
+        let j = defaulted(
+            res("batch", "v1", "jobs"),
+            json!({"metadata": {"name": "pi", "uid": "u1"}, "spec": {"template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1.36"}]}}}}),
+        );
+        let labels = json!({"job-name": "pi", "batch.kubernetes.io/job-name": "pi",
+            "controller-uid": "u1", "batch.kubernetes.io/controller-uid": "u1"});
+        let mut pod = defaulted_pod_spec("busybox:1.36", "IfNotPresent");
+        pod["restartPolicy"] = json!("Never");
+        assert_eq!(
+            j["spec"],
+            json!({"completions": 1, "parallelism": 1, "backoffLimit": 6,
+                "completionMode": "NonIndexed", "suspend": false,
+                "podReplacementPolicy": "TerminatingOrFailed",
+                "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}},
+                "template": {"metadata": {"labels": labels}, "spec": pod}})
+        );
+        assert_eq!(j["metadata"]["labels"], labels);
+        // parallelism alone leaves completions unset; a failure policy changes the
+        // replacement policy; backoffLimitPerIndex lifts backoffLimit
+        let j = defaulted(
+            res("batch", "v1", "jobs"),
+            json!({"spec": {"parallelism": 3, "backoffLimitPerIndex": 1, "completionMode": "Indexed",
+                "completions": 3, "podFailurePolicy": {"rules": []},
+                "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+        );
+        assert_eq!(j["spec"]["parallelism"], 3);
+        assert_eq!(j["spec"]["backoffLimit"], i32::MAX);
+        assert_eq!(j["spec"]["podReplacementPolicy"], "Failed");
+        let j = defaulted(
+            res("batch", "v1", "jobs"),
+            json!({"spec": {"parallelism": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+        );
+        assert!(j["spec"].get("completions").is_none());
+
+        let cj = defaulted(
+            res("batch", "v1", "cronjobs"),
+            json!({"metadata": {"name": "c"}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {
+                "template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox:1.36"}]}}}}}}),
+        );
+        let mut pod = defaulted_pod_spec("busybox:1.36", "IfNotPresent");
+        pod["restartPolicy"] = json!("OnFailure");
+        assert_eq!(
+            cj["spec"],
+            json!({"schedule": "* * * * *", "concurrencyPolicy": "Allow", "suspend": false,
+                "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
+                "jobTemplate": {"spec": {"completions": 1, "parallelism": 1, "backoffLimit": 6,
+                    "completionMode": "NonIndexed", "suspend": false,
+                    "podReplacementPolicy": "TerminatingOrFailed",
+                    "template": {"spec": pod}}}})
+        );
+    }
+
+    #[test]
+    fn typed_secret_namespace_and_webhook_defaults() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let sec = defaulted(
+            secret(),
+            json!({"metadata": {"name": "s"}, "data": {"a": b64("old"), "b": b64("kept")},
+                "stringData": {"a": "new", "c": "added"}}),
+        );
+        assert_eq!(sec["type"], "Opaque");
+        assert_eq!(
+            sec["data"],
+            json!({"a": b64("new"), "b": b64("kept"), "c": b64("added")})
+        );
+        assert!(sec.get("stringData").is_none());
+
+        let ns = defaulted(
+            res("", "v1", "namespaces"),
+            json!({"metadata": {"name": "team", "labels": {"x": "y"}}}),
+        );
+        assert_eq!(
+            ns["metadata"]["labels"],
+            json!({"x": "y", "kubernetes.io/metadata.name": "team"})
+        );
+        assert_eq!(ns["spec"], json!({"finalizers": ["kubernetes"]}));
+        assert_eq!(ns["status"], json!({"phase": "Active"}));
+
+        let hook = json!({"name": "a.b.c", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"namespace": "n", "name": "s"}},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]});
+        let want = json!({"name": "a.b.c", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"namespace": "n", "name": "s", "port": 443}},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                "resources": ["pods"], "scope": "*"}],
+            "failurePolicy": "Fail", "matchPolicy": "Equivalent", "namespaceSelector": {},
+            "objectSelector": {}, "timeoutSeconds": 10});
+        let g = "admissionregistration.k8s.io";
+        let v = defaulted(
+            res(g, "v1", "validatingwebhookconfigurations"),
+            json!({"metadata": {"name": "v"}, "webhooks": [hook.clone()]}),
+        );
+        assert_eq!(v["webhooks"][0], want);
+        let m = defaulted(
+            res(g, "v1", "mutatingwebhookconfigurations"),
+            json!({"metadata": {"name": "m"}, "webhooks": [hook]}),
+        );
+        let mut want = want;
+        want["reinvocationPolicy"] = json!("Never");
+        assert_eq!(m["webhooks"][0], want);
+    }
+
+    #[test]
+    fn namespace_label_follows_a_generated_name() {
+        let r = res("", "v1", "namespaces");
+        let mut ns = json!({"metadata": {"generateName": "team-"}});
+        assert_eq!(decode(r, &mut ns, true, false), None);
+        assert!(ns["metadata"].get("labels").is_none());
+        ns["metadata"]["name"] = json!("team-x1");
+        prepare(r, &mut ns);
+        assert_eq!(
+            ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "team-x1"
+        );
+    }
+
+    #[test]
+    fn decoding_prunes_unknown_fields_and_keeps_the_error_texts() {
+        let pods = res("", "v1", "pods");
+        let body = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "bogus": 1}], "foo": {"a": 1}}});
+        // fieldValidation=Ignore: dropped, defaulted, stored without them
+        let mut obj = body.clone();
+        assert_eq!(decode(pods, &mut obj, true, false), None);
+        assert!(obj["spec"].get("foo").is_none());
+        assert!(obj["spec"]["containers"][0].get("bogus").is_none());
+        assert_eq!(obj["spec"]["restartPolicy"], "Always");
+        // fieldValidation=Strict: 400 naming each
+        let mut obj = body.clone();
+        assert_eq!(
+            decode(pods, &mut obj, true, true).as_deref(),
+            Some("Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: unknown field \"spec.containers[0].bogus\", unknown field \"spec.foo\"")
+        );
+        // stringData is a Secret field, not an unknown one
+        let mut sec = json!({"metadata": {"name": "s"}, "stringData": {"k": "v"}});
+        assert_eq!(decode(secret(), &mut sec, true, true), None);
+        // a wrong type: 400 with the decoder's reason
+        let mut obj = json!({"metadata": {"name": "p"}, "spec": {"containers": "busybox"}});
+        assert_eq!(
+            decode(pods, &mut obj, true, false).as_deref(),
+            Some("Pod in version \"v1\" cannot be handled as a Pod: invalid type: string \"busybox\", expected a sequence")
+        );
+        let mut obj =
+            json!({"metadata": {"name": "p", "labels": {"a": 5}}, "spec": {"containers": []}});
+        assert_eq!(
+            decode(pods, &mut obj, true, false).as_deref(),
+            Some("Pod in version \"v1\" cannot be handled as a Pod: invalid type: integer `5`, expected a string")
+        );
+        // a well-typed but invalid object: 422 causes in kubectl's words, after defaulting
+        let mut obj = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "", "image": "x"}], "restartPolicy": "Sometimes"}});
+        assert_eq!(decode(pods, &mut obj, true, false), None);
+        let texts: Vec<String> = validate(pods, &obj, None).iter().map(Cause::text).collect();
+        assert_eq!(
+            texts,
+            [
+                "spec.containers[0].name: Required value",
+                "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""
+            ]
+        );
+        // a Deployment without a selector: the typed spec's empty selector is "required"
+        let deployments = res("apps", "v1", "deployments");
+        let mut d = json!({"metadata": {"name": "d"}, "spec": {"template": minimal_template()}});
+        assert_eq!(decode(deployments, &mut d, true, false), None);
+        let texts: Vec<String> = validate(deployments, &d, None)
+            .iter()
+            .map(Cause::text)
+            .collect();
+        assert_eq!(texts, ["spec.selector: Required value"]);
+        // a status update (no type check) that does not decode goes on unchanged
+        let mut obj = json!({"status": {"phase": 5}});
+        assert_eq!(decode(pods, &mut obj, false, true), None);
+        assert_eq!(obj, json!({"status": {"phase": 5}}));
+        // custom resources have no type here
+        let crd_less = Resource {
+            group: "example.com",
+            kind: "Widget",
+            ..pods.clone()
+        };
+        let mut obj = json!({"spec": {"anything": 1}});
+        assert_eq!(decode(&crd_less, &mut obj, true, true), None);
+        assert_eq!(obj, json!({"spec": {"anything": 1}}));
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod scheduler;
 
 use std::time::Duration;
 
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::ObjectReference;
 use serde_json::{json, Value};
 
@@ -299,23 +300,21 @@ async fn csr_cleaner(objects: &Objects) {
         .unwrap_or_default();
     let now = jiff::Timestamp::now().as_second();
     for csr in items {
-        let Some(created) = csr
-            .pointer("/metadata/creationTimestamp")
-            .and_then(Value::as_str)
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        else {
+        // an object that does not decode as a CSR is left alone
+        let Ok(csr) = serde_json::from_value::<CertificateSigningRequest>(csr) else {
             continue;
         };
-        let decided = csr.pointer("/status/certificate").is_some()
-            || csr
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .is_some_and(|c| !c.is_empty());
+        let Some(created) = &csr.metadata.creation_timestamp else {
+            continue;
+        };
+        let decided = csr.status.as_ref().is_some_and(|s| {
+            s.certificate.is_some() || s.conditions.as_ref().is_some_and(|c| !c.is_empty())
+        });
         let limit = if decided { 3600 } else { 24 * 3600 };
-        if now - created.as_second() > limit {
-            let name = s(&csr, "/metadata/name").to_string();
+        if now - created.0.as_second() > limit {
+            let name = csr.metadata.name.as_deref().unwrap_or("");
             let _ = objects
-                .delete(r, "", &name, &crate::objects::DeleteOptions::default())
+                .delete(r, "", name, &crate::objects::DeleteOptions::default())
                 .await;
         }
     }

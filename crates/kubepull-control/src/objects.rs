@@ -704,7 +704,7 @@ impl Objects {
                 "the body must be a JSON object".into(),
             ));
         }
-        if let Some(why) = admission::decoding_problem(r, &mut obj, true, strict) {
+        if let Some(why) = admission::decode(r, &mut obj, true, strict) {
             return Err(ApiError::bad_request(why));
         }
         let cr = self.crds.served(r);
@@ -774,7 +774,7 @@ impl Objects {
                 _ => {}
             }
         }
-        admission::default_object(r, &mut obj);
+        admission::prepare(r, &mut obj);
         if crate::crd::is_crd(r) {
             crate::crd::default_crd(&mut obj);
             crate::crd::warn_unsupported(&obj);
@@ -1118,7 +1118,7 @@ impl Objects {
             return Err(ApiError::path_not_found());
         }
         let old = self.present(r, decode(&cur_kv));
-        if let Some(why) = admission::decoding_problem(r, &mut obj, subresource.is_none(), strict) {
+        if let Some(why) = admission::decode(r, &mut obj, subresource.is_none(), strict) {
             return Err(ApiError::bad_request(why));
         }
         if let Some(sv) = &cr {
@@ -1188,7 +1188,7 @@ impl Objects {
                     };
                     obj["metadata"]["generation"] = json!(if changed { g + 1 } else { g });
                 }
-                admission::default_object(r, &mut obj);
+                admission::prepare(r, &mut obj);
                 if crate::crd::is_crd(r) {
                     crate::crd::default_crd(&mut obj);
                     crate::crd::warn_unsupported(&obj);

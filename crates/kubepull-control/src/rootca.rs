@@ -7,8 +7,13 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
+
+use crate::controllers::get_typed;
 use crate::controllers::informer::Notice;
 use crate::controllers::queue::{self, Action, Controller, Object};
 use crate::errors::ApiError;
@@ -42,51 +47,58 @@ impl RootCaPublisher {
 
 /// What to do for one namespace (`syncNamespace`): `ns` the namespace (none: gone), `cm` the
 /// ConfigMap as stored.
-pub fn plan(ca_pem: &str, ns: Option<&Value>, cm: Option<&Value>, name: &str) -> Vec<Action> {
+pub fn plan(
+    ca_pem: &str,
+    ns: Option<&Namespace>,
+    cm: Option<&ConfigMap>,
+    name: &str,
+) -> Vec<Action> {
     let Some(ns) = ns else { return vec![] };
-    if ns.pointer("/metadata/deletionTimestamp").is_some()
-        || ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+    if ns.metadata.deletion_timestamp.is_some()
+        || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating")
     {
         return vec![];
     }
-    let data = json!({"ca.crt": ca_pem});
+    let data = BTreeMap::from([("ca.crt".to_string(), ca_pem.to_string())]);
     match cm {
         None => vec![Action::Create {
             r: r("configmaps"),
             ns: name.to_string(),
-            obj: Object::Json(json!({
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {
-                    "name": CONFIGMAP,
-                    "annotations": {DESCRIPTION_ANNOTATION: DESCRIPTION},
+            obj: Object::ConfigMap(ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(CONFIGMAP.into()),
+                    annotations: Some(BTreeMap::from([(
+                        DESCRIPTION_ANNOTATION.to_string(),
+                        DESCRIPTION.to_string(),
+                    )])),
+                    ..Default::default()
                 },
-                "data": data,
-            })),
+                data: Some(data),
+                ..Default::default()
+            }),
             report: None,
         }],
         Some(cm) => {
             let described = cm
-                .pointer("/metadata/annotations")
+                .metadata
+                .annotations
+                .as_ref()
                 .and_then(|a| a.get(DESCRIPTION_ANNOTATION))
-                .and_then(Value::as_str)
                 .is_some_and(|s| !s.is_empty());
-            if cm.get("data") == Some(&data) && described {
+            if cm.data.as_ref() == Some(&data) && described {
                 return vec![];
             }
             let mut cm = cm.clone();
-            cm["data"] = data;
+            cm.data = Some(data);
             // binaryData is not part of the published content
-            if let Some(o) = cm.as_object_mut() {
-                o.remove("binaryData");
-            }
-            if !cm["metadata"]["annotations"].is_object() {
-                cm["metadata"]["annotations"] = json!({});
-            }
-            cm["metadata"]["annotations"][DESCRIPTION_ANNOTATION] = json!(DESCRIPTION);
+            cm.binary_data = None;
+            cm.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(DESCRIPTION_ANNOTATION.into(), DESCRIPTION.into());
             vec![Action::Update {
                 r: r("configmaps"),
-                obj: Object::Json(cm),
+                obj: Object::ConfigMap(cm),
                 status: false,
             }]
         }
@@ -127,9 +139,9 @@ impl Controller for RootCaPublisher {
     }
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
-        let ns = objects.get_opt(r("namespaces"), "", key).await?;
+        let ns = get_typed::<Namespace>(objects, "", key).await?;
         let cm = match ns {
-            Some(_) => objects.get_opt(r("configmaps"), key, CONFIGMAP).await?,
+            Some(_) => get_typed::<ConfigMap>(objects, key, CONFIGMAP).await?,
             None => None,
         };
         let actions = plan(&self.ca_pem, ns.as_ref(), cm.as_ref(), key);
@@ -144,9 +156,16 @@ impl Controller for RootCaPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use serde_json::json;
 
-    fn ns() -> Value {
-        json!({"metadata": {"name": "team"}, "status": {"phase": "Active"}})
+    fn ns() -> Namespace {
+        serde_json::from_value(json!({"metadata": {"name": "team"}, "status": {"phase": "Active"}}))
+            .unwrap()
+    }
+
+    fn cm(v: Value) -> ConfigMap {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]
@@ -155,9 +174,11 @@ mod tests {
         match a.as_slice() {
             [Action::Create {
                 ns,
-                obj: Object::Json(obj),
+                obj: Object::ConfigMap(obj),
                 ..
             }] => {
+                let obj = serde_json::to_value(obj).unwrap();
+                assert_eq!(obj["kind"], "ConfigMap");
                 assert_eq!(ns, "team");
                 assert_eq!(obj["metadata"]["name"], CONFIGMAP);
                 assert_eq!(obj["data"]["ca.crt"], "CA");
@@ -169,34 +190,40 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let mut t = ns();
-        t["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        t.metadata.deletion_timestamp = Some(Time("2026-01-01T00:00:00Z".parse().unwrap()));
+        assert!(plan("CA", Some(&t), None, "team").is_empty());
+        let mut t = ns();
+        t.status.as_mut().unwrap().phase = Some("Terminating".into());
         assert!(plan("CA", Some(&t), None, "team").is_empty());
         assert!(plan("CA", None, None, "team").is_empty());
     }
 
     #[test]
     fn rewrites_changed_data_or_a_missing_description_and_leaves_a_good_one() {
-        let good = json!({"metadata": {"name": CONFIGMAP, "namespace": "team", "resourceVersion": "7",
-            "annotations": {DESCRIPTION_ANNOTATION: DESCRIPTION}}, "data": {"ca.crt": "CA"}});
+        let good = cm(
+            json!({"metadata": {"name": CONFIGMAP, "namespace": "team", "resourceVersion": "7",
+            "annotations": {DESCRIPTION_ANNOTATION: DESCRIPTION}}, "data": {"ca.crt": "CA"}}),
+        );
         assert!(plan("CA", Some(&ns()), Some(&good), "team").is_empty());
-        let mut edited = good.clone();
+        let mut edited = serde_json::to_value(&good).unwrap();
         edited["data"]["ca.crt"] = json!("forged");
         edited["data"]["extra"] = json!("x");
+        edited["binaryData"] = json!({"b": "eA=="});
+        let edited = cm(edited);
         match plan("CA", Some(&ns()), Some(&edited), "team").as_slice() {
             [Action::Update {
-                obj: Object::Json(obj),
+                obj: Object::ConfigMap(obj),
                 ..
             }] => {
+                let obj = serde_json::to_value(obj).unwrap();
                 assert_eq!(obj["data"], json!({"ca.crt": "CA"}));
+                assert_eq!(obj["binaryData"], Value::Null);
                 assert_eq!(obj["metadata"]["resourceVersion"], "7");
             }
             other => panic!("{other:?}"),
         }
         let mut bare = good.clone();
-        bare["metadata"]
-            .as_object_mut()
-            .unwrap()
-            .remove("annotations");
+        bare.metadata.annotations = None;
         assert!(matches!(
             plan("CA", Some(&ns()), Some(&bare), "team").as_slice(),
             [Action::Update { .. }]

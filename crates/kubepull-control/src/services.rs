@@ -426,56 +426,53 @@ pub fn freed_by_update(range: &ServiceRange, old: &Value, new: &Value) -> Held {
     }
 }
 
-fn set_default(obj: &mut Value, key: &str, v: Value) {
-    if obj.get(key).is_none_or(Value::is_null) {
-        obj[key] = v;
-    }
-}
-
 /// `SetDefaults_Service` and the registry's defaults (pkg/apis/core/v1/defaults.go,
 /// pkg/registry/core/service/storage: `ipFamilies`/`ipFamilyPolicy` for a single-stack IPv4
 /// cluster).
-pub fn default_service(obj: &mut Value) {
-    if !obj.get("spec").is_some_and(Value::is_object) {
-        obj["spec"] = json!({});
-    }
-    let spec = &mut obj["spec"];
-    set_default(spec, "type", json!("ClusterIP"));
-    set_default(spec, "sessionAffinity", json!("None"));
-    let ty = spec["type"].as_str().unwrap_or("").to_string();
-    if let Some(Value::Array(ports)) = spec.get_mut("ports") {
-        for p in ports {
-            set_default(p, "protocol", json!("TCP"));
-            let tp = p.get("targetPort");
-            let unset = tp.is_none_or(|t| t.is_null() || t == &json!(0) || t == &json!(""));
-            if unset {
-                p["targetPort"] = p.get("port").cloned().unwrap_or(json!(0));
-            }
+pub fn default_service(svc: &mut k8s_openapi::api::core::v1::Service) {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let spec = svc.spec.get_or_insert_with(Default::default);
+    let ty = spec.type_.get_or_insert_with(|| "ClusterIP".into()).clone();
+    spec.session_affinity.get_or_insert_with(|| "None".into());
+    for p in spec.ports.iter_mut().flatten() {
+        p.protocol.get_or_insert_with(|| "TCP".into());
+        // an unset (or zero) targetPort is the port (SetDefaults_Service)
+        let unset = match &p.target_port {
+            None => true,
+            Some(IntOrString::Int(0)) => true,
+            Some(IntOrString::String(s)) => s.is_empty(),
+            Some(IntOrString::Int(_)) => false,
+        };
+        if unset {
+            p.target_port = Some(IntOrString::Int(p.port));
         }
     }
     if ty != "ExternalName" {
-        set_default(spec, "internalTrafficPolicy", json!("Cluster"));
-        set_default(spec, "ipFamilies", json!(["IPv4"]));
-        set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
+        spec.internal_traffic_policy
+            .get_or_insert_with(|| "Cluster".into());
+        spec.ip_families.get_or_insert_with(|| vec!["IPv4".into()]);
+        spec.ip_family_policy
+            .get_or_insert_with(|| "SingleStack".into());
     }
     if matches!(ty.as_str(), "NodePort" | "LoadBalancer") {
-        set_default(spec, "externalTrafficPolicy", json!("Cluster"));
+        spec.external_traffic_policy
+            .get_or_insert_with(|| "Cluster".into());
     }
     if ty == "LoadBalancer" {
-        set_default(spec, "allocateLoadBalancerNodePorts", json!(true));
+        spec.allocate_load_balancer_node_ports.get_or_insert(true);
     }
-    if spec.get("clusterIP").and_then(Value::as_str).is_none() {
-        if let Some(first) = spec
-            .pointer("/clusterIPs/0")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        {
-            spec["clusterIP"] = json!(first);
-        }
+    if spec.cluster_ip.is_none() {
+        spec.cluster_ip = spec
+            .cluster_ips
+            .as_ref()
+            .and_then(|ips| ips.first())
+            .cloned();
     }
-    if !obj.get("status").is_some_and(Value::is_object) {
-        obj["status"] = json!({"loadBalancer": {}});
-    }
+    svc.status
+        .get_or_insert_with(|| k8s_openapi::api::core::v1::ServiceStatus {
+            load_balancer: Some(Default::default()),
+            ..Default::default()
+        });
 }
 
 fn is_dns1123_label(s: &str) -> bool {
@@ -1309,8 +1306,9 @@ mod tests {
 
     #[test]
     fn defaults_and_validation() {
-        let mut svc = json!({"metadata": {"name": "a"}, "spec": {"selector": {"app": "a"}, "ports": [{"port": 80}]}});
-        default_service(&mut svc);
+        let svc = json!({"metadata": {"name": "a"}, "spec": {"selector": {"app": "a"}, "ports": [{"port": 80}]}});
+        let r = crate::resources::find("", "v1", "services").unwrap();
+        let svc = crate::admission::defaulted(r, svc);
         assert_eq!(svc["spec"]["type"], "ClusterIP");
         assert_eq!(svc["spec"]["ports"][0]["protocol"], "TCP");
         assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);

@@ -2,7 +2,7 @@
 //! ValidatingWebhookConfiguration), ported from k8s.io/apiserver `pkg/admission/plugin/webhook/**`
 //! and kubernetes `pkg/apis/admissionregistration/{v1/defaults.go,validation/validation.go}`:
 //!
-//! - [`default_configuration`], [`validate_configuration`]: what the API server stores.
+//! - [`default_mutating`], [`default_validating`], [`validate_configuration`]: what the API server stores.
 //! - [`Webhooks`]: the configurations, cached (re-read when a watch on them reports a change)
 //!   and dispatched: [`Webhooks::mutate`] after the built-in mutating admission (ServiceAccount,
 //!   defaults), [`Webhooks::validate`] after validation and Pod Security, before storage.
@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::admissionregistration::v1 as admreg;
 use serde_json::{json, Value};
 
 use crate::errors::{ApiError, ApiResult, Cause};
@@ -35,43 +36,40 @@ const MAX_RESPONSE: usize = 4 * crate::server::MAX_BODY;
 // Defaulting and validation of the configurations
 // ---------------------------------------------------------------------------------------------
 
-fn set_default(o: &mut serde_json::Map<String, Value>, k: &str, v: Value) {
-    if o.get(k).is_none_or(Value::is_null) {
-        o.insert(k.into(), v);
+/// Defaults of a webhook (`pkg/apis/admissionregistration/v1/defaults.go`:
+/// `SetDefaults_ValidatingWebhook`, `SetDefaults_MutatingWebhook`, `SetDefaults_Rule`,
+/// `SetDefaults_ServiceReference`): failurePolicy Fail, matchPolicy Equivalent, empty
+/// namespaceSelector and objectSelector, timeoutSeconds 10, rule scope `*`, service port 443.
+macro_rules! default_webhook {
+    ($h:expr) => {{
+        let h = $h;
+        h.failure_policy.get_or_insert_with(|| "Fail".into());
+        h.match_policy.get_or_insert_with(|| "Equivalent".into());
+        h.namespace_selector.get_or_insert_with(Default::default);
+        h.object_selector.get_or_insert_with(Default::default);
+        h.timeout_seconds.get_or_insert(10);
+        for rule in h.rules.iter_mut().flatten() {
+            rule.scope.get_or_insert_with(|| "*".into());
+        }
+        if let Some(svc) = h.client_config.service.as_mut() {
+            svc.port.get_or_insert(443);
+        }
+    }};
+}
+
+/// Defaults of a MutatingWebhookConfiguration: each webhook's (see `default_webhook`) and
+/// reinvocationPolicy Never (`SetDefaults_MutatingWebhook`).
+pub fn default_mutating(c: &mut admreg::MutatingWebhookConfiguration) {
+    for h in c.webhooks.iter_mut().flatten() {
+        default_webhook!(&mut *h);
+        h.reinvocation_policy.get_or_insert_with(|| "Never".into());
     }
 }
 
-/// Defaults of a webhook configuration (`pkg/apis/admissionregistration/v1/defaults.go`:
-/// `SetDefaults_ValidatingWebhook`, `SetDefaults_MutatingWebhook`, `SetDefaults_Rule`,
-/// `SetDefaults_ServiceReference`): failurePolicy Fail, matchPolicy Equivalent, empty
-/// namespaceSelector and objectSelector, timeoutSeconds 10, reinvocationPolicy Never (mutating),
-/// rule scope `*`, service port 443.
-pub fn default_configuration(r: &Resource, obj: &mut Value) {
-    let mutating = r.kind == "MutatingWebhookConfiguration";
-    let Some(hooks) = obj.get_mut("webhooks").and_then(Value::as_array_mut) else {
-        return;
-    };
-    for h in hooks.iter_mut().filter_map(Value::as_object_mut) {
-        set_default(h, "failurePolicy", json!("Fail"));
-        set_default(h, "matchPolicy", json!("Equivalent"));
-        set_default(h, "namespaceSelector", json!({}));
-        set_default(h, "objectSelector", json!({}));
-        set_default(h, "timeoutSeconds", json!(10));
-        if mutating {
-            set_default(h, "reinvocationPolicy", json!("Never"));
-        }
-        if let Some(rules) = h.get_mut("rules").and_then(Value::as_array_mut) {
-            for rule in rules.iter_mut().filter_map(Value::as_object_mut) {
-                set_default(rule, "scope", json!("*"));
-            }
-        }
-        if let Some(svc) = h
-            .get_mut("clientConfig")
-            .and_then(|c| c.get_mut("service"))
-            .and_then(Value::as_object_mut)
-        {
-            set_default(svc, "port", json!(443));
-        }
+/// Defaults of a ValidatingWebhookConfiguration (`SetDefaults_ValidatingWebhook`).
+pub fn default_validating(c: &mut admreg::ValidatingWebhookConfiguration) {
+    for h in c.webhooks.iter_mut().flatten() {
+        default_webhook!(h);
     }
 }
 
@@ -453,7 +451,12 @@ pub fn validate_configuration(r: &Resource, obj: &Value) -> Vec<Cause> {
         };
         enum_field("failurePolicy", &["Fail", "Ignore"], &mut causes);
         enum_field("matchPolicy", &["Equivalent", "Exact"], &mut causes);
-        match h.get("sideEffects").filter(|v| !v.is_null()) {
+        // the typed webhook (k8s-openapi) holds sideEffects as a string, so an absent one
+        // arrives empty: both are "not specified"
+        match h
+            .get("sideEffects")
+            .filter(|v| !v.is_null() && v.as_str() != Some(""))
+        {
             None => causes.push(Cause::required(
                 format!("{p}.sideEffects"),
                 "must specify one of None, NoneOnDryRun",
@@ -1373,7 +1376,7 @@ fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiRes
     let mut next = obj.clone();
     crate::patch::json_patch(&mut next, patch)
         .map_err(|e| ApiError::internal(format!("Internal error occurred: {e}")))?;
-    if let Some(why) = crate::admission::decoding_problem(a.r, &mut next, true, false) {
+    if let Some(why) = crate::admission::decode_without_defaults(a.r, &mut next) {
         return Err(ApiError::internal(format!(
             "Internal error occurred: {why}"
         )));
@@ -1409,7 +1412,8 @@ fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiRes
     }
     // `changed` compares the patched object before it is defaulted again, as upstream does
     let changed = next != *obj;
-    crate::admission::default_object(a.r, &mut next);
+    crate::admission::decode(a.r, &mut next, true, false);
+    crate::admission::prepare(a.r, &mut next);
     *obj = next;
     Ok(changed)
 }
@@ -2310,7 +2314,7 @@ mod tests {
             "clientConfig": {"service": {"namespace": "n", "name": "s"}},
             "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods", "pods/status"]}],
         }]});
-        default_configuration(r, &mut c);
+        c = crate::admission::defaulted(r, c);
         let h = &c["webhooks"][0];
         assert_eq!(h["timeoutSeconds"], 10);
         assert_eq!(h["reinvocationPolicy"], "Never");

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::cron::Schedule;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
@@ -39,35 +39,28 @@ fn jobs_r() -> &'static Resource {
     resources::find("batch", "v1", "jobs").expect("jobs served")
 }
 
-fn set_default(obj: &mut Value, key: &str, v: Value) {
-    if obj.get(key).is_none_or(Value::is_null) {
-        obj[key] = v;
-    }
-}
-
-/// `SetDefaults_CronJob` (pkg/apis/batch/v1/defaults.go).
-pub fn default_cronjob(obj: &mut Value) {
-    if !obj.get("spec").is_some_and(Value::is_object) {
-        obj["spec"] = json!({});
-    }
-    let spec = &mut obj["spec"];
-    set_default(spec, "concurrencyPolicy", json!("Allow"));
-    set_default(spec, "suspend", json!(false));
-    set_default(spec, "successfulJobsHistoryLimit", json!(3));
-    set_default(spec, "failedJobsHistoryLimit", json!(1));
-    if let Some(js) = spec.pointer_mut("/jobTemplate/spec") {
-        // the Job defaults that do not need a UID (no generated selector)
-        let has_c = js.get("completions").is_some_and(|v| !v.is_null());
-        let has_p = js.get("parallelism").is_some_and(|v| !v.is_null());
-        if !has_c && !has_p {
-            js["completions"] = json!(1);
-            js["parallelism"] = json!(1);
+/// `SetDefaults_CronJob` (kubernetes `pkg/apis/batch/v1/defaults.go`): concurrencyPolicy
+/// Allow, suspend false, 3 successful and 1 failed Jobs kept; and for the job template the
+/// `SetDefaults_Job` fields that need no UID (no generated selector).
+pub fn default_cronjob(cj: &mut CronJob) {
+    let spec = cj.spec.get_or_insert_with(Default::default);
+    spec.concurrency_policy
+        .get_or_insert_with(|| "Allow".into());
+    spec.suspend.get_or_insert(false);
+    spec.successful_jobs_history_limit.get_or_insert(3);
+    spec.failed_jobs_history_limit.get_or_insert(1);
+    if let Some(js) = spec.job_template.spec.as_mut() {
+        if js.completions.is_none() && js.parallelism.is_none() {
+            js.completions = Some(1);
+            js.parallelism = Some(1);
         }
-        set_default(js, "parallelism", json!(1));
-        set_default(js, "backoffLimit", json!(6));
-        set_default(js, "completionMode", json!("NonIndexed"));
-        set_default(js, "suspend", json!(false));
-        set_default(js, "podReplacementPolicy", json!("TerminatingOrFailed"));
+        js.parallelism.get_or_insert(1);
+        js.backoff_limit.get_or_insert(6);
+        js.completion_mode
+            .get_or_insert_with(|| "NonIndexed".into());
+        js.suspend.get_or_insert(false);
+        js.pod_replacement_policy
+            .get_or_insert_with(|| "TerminatingOrFailed".into());
     }
 }
 
@@ -661,6 +654,7 @@ impl queue::Controller for CronJobController {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn t(x: &str) -> Timestamp {
         x.parse().unwrap()
@@ -675,7 +669,7 @@ mod tests {
         for (k, v) in extra.as_object().unwrap() {
             c["spec"][k] = v.clone();
         }
-        default_cronjob(&mut c);
+        c = crate::admission::defaulted(cronjobs_r(), c);
         c
     }
 

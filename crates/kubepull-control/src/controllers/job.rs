@@ -57,52 +57,42 @@ fn pods_r() -> &'static Resource {
     resources::find("", "v1", "pods").expect("pods served")
 }
 
-fn set_default(obj: &mut Value, pointer: &str, v: Value) {
-    if obj.pointer(pointer).is_none_or(Value::is_null) {
-        let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", pointer));
-        let parent_v = if parent.is_empty() {
-            Some(obj)
-        } else {
-            obj.pointer_mut(parent)
-        };
-        if let Some(Value::Object(m)) = parent_v {
-            m.insert(key.to_string(), v);
-        }
+/// `SetDefaults_Job` (kubernetes `pkg/apis/batch/v1/defaults.go`): completions and
+/// parallelism 1 when neither is set, parallelism 1, backoffLimit 6 (MaxInt32 with
+/// backoffLimitPerIndex), completionMode NonIndexed, suspend false, podReplacementPolicy
+/// (Failed with a podFailurePolicy, else TerminatingOrFailed); the template's metadata is
+/// present for [`generate_selector`].
+pub fn default_job(job: &mut Job) {
+    let spec = job.spec.get_or_insert_with(Default::default);
+    if spec.completions.is_none() && spec.parallelism.is_none() {
+        spec.completions = Some(1);
+        spec.parallelism = Some(1);
     }
-}
-
-/// `SetDefaults_Job` (pkg/apis/batch/v1/defaults.go) and the selector the registry generates
-/// (`generateSelector`, pkg/registry/batch/job/strategy.go).
-pub fn default_job(obj: &mut Value) {
-    if !obj.get("spec").is_some_and(Value::is_object) {
-        obj["spec"] = json!({});
+    spec.parallelism.get_or_insert(1);
+    if spec.backoff_limit_per_index.is_some() {
+        spec.backoff_limit.get_or_insert(i32::MAX);
     }
-    let has_c = obj
-        .pointer("/spec/completions")
-        .is_some_and(|v| !v.is_null());
-    let has_p = obj
-        .pointer("/spec/parallelism")
-        .is_some_and(|v| !v.is_null());
-    if !has_c && !has_p {
-        obj["spec"]["completions"] = json!(1);
-        obj["spec"]["parallelism"] = json!(1);
-    }
-    set_default(obj, "/spec/parallelism", json!(1));
-    if obj
-        .pointer("/spec/backoffLimitPerIndex")
-        .is_some_and(|v| !v.is_null())
-    {
-        set_default(obj, "/spec/backoffLimit", json!(i32::MAX));
-    }
-    set_default(obj, "/spec/backoffLimit", json!(6));
-    set_default(obj, "/spec/completionMode", json!("NonIndexed"));
-    set_default(obj, "/spec/suspend", json!(false));
-    let policy = if obj.pointer("/spec/podFailurePolicy").is_some() {
+    spec.backoff_limit.get_or_insert(6);
+    spec.completion_mode
+        .get_or_insert_with(|| "NonIndexed".into());
+    spec.suspend.get_or_insert(false);
+    let policy = if spec.pod_failure_policy.is_some() {
         "Failed"
     } else {
         "TerminatingOrFailed"
     };
-    set_default(obj, "/spec/podReplacementPolicy", json!(policy));
+    spec.pod_replacement_policy
+        .get_or_insert_with(|| policy.into());
+    spec.template.metadata.get_or_insert_with(Default::default);
+}
+
+/// The selector and pod labels the registry generates for a Job with a UID
+/// (`generateSelector`, kubernetes `pkg/registry/batch/job/strategy.go`), and the Job's labels,
+/// which default to its template's.
+pub fn generate_selector(obj: &mut Value) {
+    if !obj.get("spec").is_some_and(Value::is_object) {
+        obj["spec"] = json!({});
+    }
     if !obj.pointer("/spec/template").is_some_and(Value::is_object) {
         obj["spec"]["template"] = json!({});
     }
@@ -1144,7 +1134,7 @@ mod tests {
         if j.pointer("/spec/template").is_none() {
             j["spec"]["template"] = json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}});
         }
-        default_job(&mut j);
+        j = crate::admission::defaulted(jobs_r(), j);
         j
     }
 
@@ -1234,7 +1224,7 @@ mod tests {
         let mut j = json!({"metadata": {"name": "pi", "uid": "u1"}, "spec": {"template": {
             "metadata": {"labels": {"app": "x"}},
             "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}});
-        default_job(&mut j);
+        j = crate::admission::defaulted(jobs_r(), j);
         assert_eq!(j["spec"]["template"]["metadata"]["labels"]["app"], "x");
         assert!(
             validate_job(&j, None).is_empty(),
@@ -1264,7 +1254,7 @@ mod tests {
             "selector": {"matchLabels": {"app": "y"}},
             "template": {"metadata": {"labels": {"app": "x"}},
             "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}});
-        default_job(&mut manual);
+        manual = crate::admission::defaulted(jobs_r(), manual);
         let texts: Vec<String> = validate_job(&manual, None)
             .iter()
             .map(Cause::text)
