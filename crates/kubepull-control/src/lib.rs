@@ -24,7 +24,8 @@
 //! - [`redb_store`]: the embedded default datastore; [`etcd_store`]: etcd, for several servers.
 //! - [`watchcache`], [`nslifecycle`], [`watchfanout`]: watch-fed copies the request paths read
 //!   (RBAC roles and bindings, NamespaceLifecycle's namespaces) and API watches sharing one
-//!   storage watch per resource.
+//!   storage watch per resource. [`reflector`]: the one list-then-watch loop these caches and
+//!   the controllers' informers are fed by.
 //! - [`pki`]: certificates (node serving certificates from CSRs), node tokens with revocation,
 //!   `admin.kubeconfig`.
 
@@ -50,6 +51,7 @@ pub mod podcidr;
 pub mod podsecurity;
 pub mod protobuf;
 pub mod rbac;
+pub mod reflector;
 pub use kubepull_datastore::redb_store;
 pub mod resources;
 pub mod rootca;

@@ -6,7 +6,8 @@
 //! request.
 //!
 //! Each [`Cache`] lists one key prefix, watches it from the list's revision, and lists again when
-//! the watch ends. Reads are **read-your-writes** for this server: every write to a cached prefix
+//! the watch ends, through [`crate::reflector`] (the cache's shared state is the reflector's
+//! sink). Reads are **read-your-writes** for this server: every write to a cached prefix
 //! made through [`Tracked`] (the store every [`crate::objects::Objects`] writes through) records
 //! its revision, and a read waits (at most [`FRESH_WAIT`]) until the cache has applied it. A cache
 //! that is not listed yet, or does not catch up in time, answers `None` and the caller reads
@@ -41,15 +42,75 @@ struct State {
     items: Items,
 }
 
+/// What the reflector fills and the watch task holds (never the store).
+#[derive(Default)]
+struct Shared {
+    /// A list-and-watch is running or being set up.
+    started: AtomicBool,
+    state: Mutex<State>,
+    applied: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The watch ended (the store closed it or it fell behind): not ready until a read lists
+    /// again.
+    fn ended(&self) {
+        {
+            let mut s = self.lock();
+            s.ready = false;
+            s.items.clear();
+        }
+        self.started.store(false, Ordering::Release);
+        self.applied.notify_waiters();
+    }
+}
+
+impl crate::reflector::Sink for Shared {
+    fn replace(&self, items: Vec<KeyValue>, revision: Revision) {
+        {
+            let mut s = self.lock();
+            s.items = items
+                .into_iter()
+                .filter_map(|kv| Some((decode(&kv)?, kv)))
+                .map(|(v, kv)| (kv.key, v))
+                .collect();
+            s.revision = revision;
+            s.ready = true;
+        }
+        self.applied.notify_waiters();
+    }
+
+    fn apply(&self, event: Event) {
+        {
+            let mut s = self.lock();
+            match event {
+                Event::Put { kv, .. } => {
+                    s.revision = s.revision.max(kv.mod_revision);
+                    match decode(&kv) {
+                        Some(v) => s.items.insert(kv.key, v),
+                        None => s.items.remove(&kv.key),
+                    };
+                }
+                Event::Delete { prev, revision } => {
+                    s.revision = s.revision.max(revision);
+                    s.items.remove(&prev.key);
+                }
+            }
+        }
+        self.applied.notify_waiters();
+    }
+}
+
 /// One watched prefix (see the module documentation).
 pub struct Cache {
     prefix: String,
-    /// A list-and-watch is running or being set up.
-    started: Arc<AtomicBool>,
     /// The revision of the last write to the prefix made through this server.
     written: AtomicU64,
-    state: Arc<Mutex<State>>,
-    applied: Arc<tokio::sync::Notify>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -80,10 +141,8 @@ impl Cache {
     pub fn new(prefix: &str) -> Cache {
         Cache {
             prefix: prefix.to_string(),
-            started: Arc::default(),
             written: AtomicU64::new(0),
-            state: Arc::default(),
-            applied: Arc::default(),
+            shared: Arc::default(),
         }
     }
 
@@ -93,7 +152,7 @@ impl Cache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.lock()
     }
 
     /// A write to the prefix was made through this server at `revision`.
@@ -114,7 +173,7 @@ impl Cache {
         self.start(store).await;
         let deadline = tokio::time::Instant::now() + FRESH_WAIT;
         loop {
-            let applied = self.applied.notified();
+            let applied = self.shared.applied.notified();
             {
                 let s = self.lock();
                 if !s.ready {
@@ -130,44 +189,35 @@ impl Cache {
         }
     }
 
-    /// Lists and starts the watch task, once (again after the watch ended).
+    /// Runs a round of the reflector (the list here, the watch in a task of its own), once
+    /// (again after the watch ended).
     async fn start(&self, store: &Arc<dyn Datastore>) {
-        if self.started.load(Ordering::Acquire) || self.started.swap(true, Ordering::AcqRel) {
+        let started = &self.shared.started;
+        if started.load(Ordering::Acquire) || started.swap(true, Ordering::AcqRel) {
             return;
         }
-        let mut unstart = Unstart(&self.started, true);
-        let opened = async {
-            let list = store.list(&self.prefix, None, 0, None).await?;
-            let w = store.watch(&self.prefix, list.revision).await?;
-            Ok::<_, kubepull_datastore::Error>((list, w))
-        }
-        .await;
-        let (list, w) = match opened {
-            Ok(x) => x,
+        let mut unstart = Unstart(started, true);
+        let watching = match crate::reflector::list_and_watch(
+            store.as_ref(),
+            &self.prefix,
+            self.shared.as_ref(),
+        )
+        .await
+        {
+            Ok(w) => w,
             Err(e) => {
-                tracing::debug!("cache of {}: {e}; reading storage", self.prefix);
+                tracing::debug!("cache: {e}; reading storage");
                 return;
             }
         };
-        {
-            let mut s = self.lock();
-            s.items = list
-                .items
-                .iter()
-                .filter_map(|kv| Some((kv.key.clone(), decode(kv)?)))
-                .collect();
-            s.revision = list.revision;
-            s.ready = true;
-        }
-        self.applied.notify_waiters();
         unstart.1 = false;
-        tokio::spawn(run(
-            self.prefix.clone(),
-            w,
-            self.state.clone(),
-            self.applied.clone(),
-            self.started.clone(),
-        ));
+        let (prefix, shared) = (self.prefix.clone(), self.shared.clone());
+        tokio::spawn(async move {
+            if let crate::reflector::Ended::Failed(e) = watching.follow(shared.as_ref()).await {
+                tracing::debug!("cache of {prefix}: {e}; listing again");
+            }
+            shared.ended();
+        });
     }
 }
 
@@ -176,48 +226,6 @@ fn decode(kv: &KeyValue) -> Option<Arc<Value>> {
         .ok()
         .filter(Value::is_object)
         .map(Arc::new)
-}
-
-/// Applies the watch's events; when it ends (the store closed it or it fell behind), the cache
-/// is not ready until a read lists again.
-async fn run(
-    prefix: String,
-    mut w: Watch,
-    state: Arc<Mutex<State>>,
-    applied: Arc<tokio::sync::Notify>,
-    started: Arc<AtomicBool>,
-) {
-    let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
-    while let Some(ev) = w.events.recv().await {
-        {
-            let mut s = lock();
-            match ev {
-                Ok(Event::Put { kv, .. }) => {
-                    s.revision = s.revision.max(kv.mod_revision);
-                    match decode(&kv) {
-                        Some(v) => s.items.insert(kv.key, v),
-                        None => s.items.remove(&kv.key),
-                    };
-                }
-                Ok(Event::Delete { prev, revision }) => {
-                    s.revision = s.revision.max(revision);
-                    s.items.remove(&prev.key);
-                }
-                Err(e) => {
-                    tracing::debug!("cache of {prefix}: {e}; listing again");
-                    break;
-                }
-            }
-        }
-        applied.notify_waiters();
-    }
-    {
-        let mut s = lock();
-        s.ready = false;
-        s.items.clear();
-    }
-    started.store(false, Ordering::Release);
-    applied.notify_waiters();
 }
 
 /// The items of `items` whose key starts with `prefix`, in key order.
@@ -351,7 +359,7 @@ mod tests {
         // the cache never keeps the store alive, and its watch ends with it
         assert_eq!(weak.strong_count(), 0);
         for _ in 0..500 {
-            if !c.lock().ready && !c.started.load(Ordering::Acquire) {
+            if !c.lock().ready && !c.shared.started.load(Ordering::Acquire) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -14,7 +14,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -378,43 +377,22 @@ impl Informer {
         }
     }
 
-    /// Lists and watches until the task is aborted (`Reflector.Run`): a watch that ends or
-    /// fails is followed by a new list.
+    /// Lists and watches until the task is aborted ([`crate::reflector::run`], client-go's
+    /// `Reflector.Run`): a watch that ends or fails is followed by a new list.
     pub async fn run(self: Arc<Self>, store: Arc<dyn Datastore>) {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            let listed = match store.list(&self.prefix, None, 0, None).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(prefix = %self.prefix, error = %e, "informer: list failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
-            self.replace(&listed.items, listed.revision);
-            drop(listed);
-            let mut w = match store.watch(&self.prefix, self.revision()).await {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::warn!(prefix = %self.prefix, error = %e, "informer: watch failed; listing again");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
-            delay = Duration::from_millis(100);
-            while let Some(ev) = w.events.recv().await {
-                match ev {
-                    Ok(ev) => self.apply(&ev),
-                    Err(e) => {
-                        tracing::info!(prefix = %self.prefix, error = %e, "informer: watch ended; listing again");
-                        break;
-                    }
-                }
-            }
-            tokio::time::sleep(delay).await;
-        }
+        let prefix = self.prefix.clone();
+        crate::reflector::run(store, &prefix, self.as_ref(), "informer").await;
+    }
+}
+
+/// The informer is what its reflector fills (`SharedIndexInformer`'s `DeltaFIFO` and indexer).
+impl crate::reflector::Sink for Informer {
+    fn replace(&self, items: Vec<KeyValue>, revision: u64) {
+        Informer::replace(self, &items, revision);
+    }
+
+    fn apply(&self, event: Event) {
+        Informer::apply(self, &event);
     }
 }
 
@@ -572,6 +550,7 @@ mod tests {
     use super::*;
     use kubepull_datastore::memory::MemoryStore;
     use serde_json::{json, Value};
+    use std::time::Duration;
 
     fn pod(name: &str, node: &str, owner: &str) -> Vec<u8> {
         serde_json::to_vec(&json!({"metadata": {"name": name, "namespace": "a", "uid": format!("u-{name}"),
