@@ -802,8 +802,9 @@ pub fn unknown_fields(r: &Resource, obj: &Value) -> Vec<String> {
 }
 
 /// Decodes a body of a built-in kind once into its k8s-openapi type, applies the kind's
-/// defaults ([`SetDefaults`]) and encodes it back into `obj`, which drops the fields the type
-/// does not have (with a warning each when the request's `fieldValidation` is `Warn`). Returns
+/// defaults (the `SetDefaults_*` ports, on the typed object) and encodes it back into `obj`,
+/// which drops the fields the type does not have (with a warning each when the request's
+/// `fieldValidation` is `Warn`). Returns
 /// why the body cannot be handled as its kind: a type error when `check_types`, unknown fields
 /// when `strict`; then `obj` is not to be used. The text follows kube-apiserver: `Pod in version
 /// "v1" cannot be handled as a Pod: …`. With neither check nor warning asked for (a status
