@@ -14,8 +14,8 @@
 //!   answers with `410 Gone` ("too old resource version", kube-apiserver's
 //!   `storage/cacher/watch_cache.go` `getAllEventsSinceLocked`); the client lists again;
 //! - a watcher whose buffer is full is closed rather than allowed to hold memory without bound
-//!   (kube-apiserver's `cacher.go` `cacheWatcher.add` stops a watcher that blocks too long); its
-//!   stream ends and the client lists again.
+//!   (kube-apiserver's `storage/cacher/cache_watcher.go` `cacheWatcher.add` stops a watcher
+//!   that blocks too long); its stream ends and the client lists again.
 
 use std::collections::VecDeque;
 
