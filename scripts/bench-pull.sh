@@ -5,6 +5,8 @@
 # root filesystem ready (=only: just that). KUBEPULL_BENCH_BASELINE_BIN=PATH also times another
 # kubepull build's pulls in the same run (KUBEPULL_BENCH_PULL_ONLY=1: only those and this build's,
 # interleaved run by run, with each build's ready-rootfs / blobs-only ratio).
+# KUBEPULL_BENCH_CONCURRENCY_SWEEP=1,2,3,4,6 times both pulls at each download concurrency,
+# interleaved; KUBEPULL_BENCH_TIMINGS=1 prints one pull's phase timings (KUBEPULL_PULL_TIMINGS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for p in docker-registry apache2-utils skopeo curl busybox-static time containerd linux-perf; do

@@ -241,6 +241,7 @@ impl Puller {
         progress: Arc<dyn Progress>,
     ) -> Result<PullReport, PullError> {
         let started = Instant::now();
+        kubepull_store::timings::mark(|| "pull start".into());
         let name = store_name_of(reference);
         // one pull per image name at a time in this process; others wait and then find the blobs
         let gate = {
@@ -483,6 +484,7 @@ impl Puller {
             if let Err(e) = &r {
                 feeds.fail_unfinished(&error_chain(e));
             }
+            kubepull_store::timings::mark(|| "downloads done".into());
             r
         };
         let unpacked = async {
@@ -515,8 +517,10 @@ impl Puller {
         let resumed = results.iter().map(|r| r.2).sum();
         let size = rec.size;
 
+        kubepull_store::timings::mark(|| "downloads and unpack done".into());
         let store = self.store.clone();
         blocking(move || store.put_image(&rec)).await??;
+        kubepull_store::timings::mark(|| "image recorded".into());
         Ok(PullReport {
             name,
             digest: resolved.digest,
@@ -757,6 +761,7 @@ async fn ensure_blob(
     if fetched.resumed_from > 0 {
         progress.resumed(&desc.digest, fetched.resumed_from);
     }
+    kubepull_store::timings::mark(|| format!("blob {} downloaded", desc.digest));
     // fetch_blob_resumable verified size and digest
     let s = store.clone();
     let d = desc.digest.clone();
@@ -767,6 +772,7 @@ async fn ensure_blob(
         s.add_blob_source(&d, &repo_name)
     })
     .await??;
+    kubepull_store::timings::mark(|| format!("blob {} committed", desc.digest));
     if let Some(f) = &feed {
         f.fetched(store.blob_path(&desc.digest));
     }

@@ -41,7 +41,7 @@ use kubepull_core::backoff::{backoff_key, Backoff};
 use kubepull_core::dockerconfig::DockerConfig;
 use kubepull_core::keyring::{self, Credential, CredentialSource, PullSecret};
 use kubepull_core::pullpolicy::{self, messages, reasons, PullDecision, PullPolicy};
-use kubepull_core::reference;
+use kubepull_core::reference::{self, Reference};
 
 /// Event type, as on a Kubernetes Event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,13 +142,15 @@ pub struct PulledImage {
 /// The node's image service (the CRI image calls): presence, pull, pull records.
 #[async_trait]
 pub trait ImageService: Send + Sync {
-    /// `ImageStatus` by the defaulted image name: the image if present.
-    async fn image_status(&self, image: &str) -> Result<Option<PresentImage>, String>;
-    /// `PullImage` with credentials in kubelet order (anonymous when empty). The error text
-    /// becomes the waiting message, so it must never contain a secret.
+    /// `ImageStatus` by the defaulted image name (parsed once by the step): the image if
+    /// present.
+    async fn image_status(&self, image: &Reference) -> Result<Option<PresentImage>, String>;
+    /// `PullImage` of the defaulted image name (parsed once by the step) with credentials in
+    /// kubelet order (anonymous when empty). The error text becomes the waiting message, so it
+    /// must never contain a secret.
     async fn pull_image(
         &self,
-        image: &str,
+        image: &Reference,
         credentials: &[Credential],
     ) -> Result<PulledImage, String>;
     /// Records who pulled an image (KEP-2535 pulled record).
@@ -439,6 +441,21 @@ impl ImageManager {
                 return fail(events, reasons::INVALID_IMAGE_NAME, msg, None);
             }
         };
+        // parsed once here and carried to the image service (the defaulted name always
+        // parses: applyDefaultImageTag parsed it; an error is still the kubelet's
+        // InvalidImageName, never a panic)
+        let parsed = match reference::parse_normalized_named(&defaulted) {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = messages::invalid_image(image, &e.to_string());
+                events.push(StepEvent::new(
+                    EventType::Warning,
+                    pullpolicy::events::INSPECT_FAILED,
+                    msg.clone(),
+                ));
+                return fail(events, reasons::INVALID_IMAGE_NAME, msg, None);
+            }
+        };
         let policy = req
             .policy
             .unwrap_or_else(|| pullpolicy::default_pull_policy(image));
@@ -447,7 +464,7 @@ impl ImageManager {
         let present = if policy == PullPolicy::Always {
             None
         } else {
-            match self.service.image_status(&defaulted).await {
+            match self.service.image_status(&parsed).await {
                 Ok(p) => p,
                 Err(e) => {
                     let msg = messages::inspect_failed(&e);
@@ -475,9 +492,7 @@ impl ImageManager {
                     .as_ref()
                     .map(|r| r.credentials.as_slice())
                     .unwrap_or(&[]);
-                let repository = reference::parse_normalized_named(&defaulted)
-                    .map(|r| r.name())
-                    .unwrap_or_default();
+                let repository = parsed.name();
                 if !self.must_verify(&p, &repository, req.namespace, creds) {
                     crate::metrics::present_decision("used");
                     let msg = if self.verify == VerifyPolicy::NeverVerify {
@@ -552,7 +567,7 @@ impl ImageManager {
         let slot = self.gate.acquire(&defaulted).await;
         let result = self
             .service
-            .pull_image(&defaulted, &resolution.credentials)
+            .pull_image(&parsed, &resolution.credentials)
             .await;
         drop(slot);
         let seconds = self.clock.now().saturating_sub(started).as_secs_f64();

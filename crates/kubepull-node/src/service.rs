@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kubepull_core::keyring::{Credential, CredentialSource};
-use kubepull_core::reference::Digest;
+use kubepull_core::reference::{Digest, Reference};
 use kubepull_store::{PullRecord, Store};
 
 use crate::images::{ImageService, PresentImage, PulledBy, PulledImage};
 use kubepull_images::puller::now_secs;
-use kubepull_images::{error_chain, parse_image, store_name, NoProgress, Puller};
+use kubepull_images::{error_chain, store_name_of, NoProgress, Puller};
 
 /// [`ImageService`] over the node image store and a registry puller.
 pub struct StoreImageService {
@@ -51,8 +51,8 @@ pub fn pulled_by(records: &[PullRecord]) -> Option<PulledBy> {
 
 #[async_trait]
 impl ImageService for StoreImageService {
-    async fn image_status(&self, image: &str) -> Result<Option<PresentImage>, String> {
-        let name = store_name(image).map_err(|e| e.to_string())?;
+    async fn image_status(&self, image: &Reference) -> Result<Option<PresentImage>, String> {
+        let name = store_name_of(image);
         let store = self.store().clone();
         tokio::task::spawn_blocking(move || -> Result<Option<PresentImage>, String> {
             let Some(rec) = store.image(&name).map_err(|e| e.to_string())? else {
@@ -79,13 +79,12 @@ impl ImageService for StoreImageService {
 
     async fn pull_image(
         &self,
-        image: &str,
+        image: &Reference,
         credentials: &[Credential],
     ) -> Result<PulledImage, String> {
-        let reference = parse_image(image).map_err(|e| e.to_string())?;
         let report = self
             .puller
-            .pull(&reference, credentials, Arc::new(NoProgress))
+            .pull(image, credentials, Arc::new(NoProgress))
             .await
             .map_err(|e| error_chain(&e))?;
         Ok(PulledImage {

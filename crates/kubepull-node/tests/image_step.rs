@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kubepull_core::keyring::{Credential, PullSecret};
 use kubepull_core::pullpolicy::PullPolicy;
+use kubepull_core::reference::Reference;
 use kubepull_node::images::*;
 
 #[derive(Default)]
@@ -35,14 +36,22 @@ struct FakeImages {
 
 #[async_trait]
 impl ImageService for FakeImages {
-    async fn image_status(&self, image: &str) -> Result<Option<PresentImage>, String> {
-        Ok(self.present.lock().unwrap().get(image).cloned())
+    async fn image_status(&self, image: &Reference) -> Result<Option<PresentImage>, String> {
+        Ok(self
+            .present
+            .lock()
+            .unwrap()
+            .get(&image.familiar_string())
+            .cloned())
     }
     async fn pull_image(
         &self,
-        image: &str,
+        image: &Reference,
         credentials: &[Credential],
     ) -> Result<PulledImage, String> {
+        // the step hands over the parsed reference: the fake keys by the name as written
+        let image = image.familiar_string();
+        let image = image.as_str();
         self.pulls.lock().unwrap().push((
             image.to_string(),
             credentials.iter().map(|c| c.source.to_string()).collect(),

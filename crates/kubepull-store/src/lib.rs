@@ -54,6 +54,7 @@
 
 mod pipeline;
 mod snapshot;
+pub mod timings;
 mod unpack;
 
 use std::collections::HashSet;

@@ -419,7 +419,9 @@ impl Store {
                 outcomes.push((i, r));
             }
         });
+        crate::timings::mark(|| "layers applied".into());
         drop(sync);
+        crate::timings::mark(|| "background syncs drained".into());
         outcomes.sort_by_key(|(i, _)| *i);
         // the layers below the first failed one are complete and verified: they are kept
         let failed = outcomes.iter().find(|(_, r)| r.is_err()).map(|(i, _)| *i);
@@ -439,6 +441,7 @@ impl Store {
         }
         let built = pending.len();
         let committed = self.commit_snapshots(pending);
+        crate::timings::mark(|| "snapshots committed".into());
         result?;
         committed?;
         let dirs = keys.iter().map(|k| self.snapshot_path(k)).collect();
@@ -480,10 +483,14 @@ impl Store {
         let Some(permit) = sched.acquire(i) else {
             return Err(cancelled(layer));
         };
+        crate::timings::mark(|| format!("layer {i} start"));
         if let Some(lowers) = sched.lowers_complete(i) {
-            return self.build_snapshot(image, layer, &lowers, opts, source, sync);
+            let r = self.build_snapshot(image, layer, &lowers, opts, source, sync);
+            crate::timings::mark(|| format!("layer {i} applied onto the layers below"));
+            return r;
         }
         let direct = self.build_direct(i, image, layer, opts, source, sched, sync);
+        crate::timings::mark(|| format!("layer {i} applied apart"));
         drop(permit);
         let built = match direct? {
             Direct::Built(tmp, log) => Some((tmp, log)),
@@ -501,8 +508,11 @@ impl Store {
             }
             return Err(cancelled(layer));
         };
+        crate::timings::mark(|| format!("layer {i} layers below complete"));
         if let Some((tmp, log)) = built {
-            match self.settle_direct(&tmp, &lowers, &log) {
+            let settled = self.settle_direct(&tmp, &lowers, &log);
+            crate::timings::mark(|| format!("layer {i} settled"));
+            match settled {
                 Ok(true) => {
                     sched.apart.fetch_add(1, Ordering::SeqCst);
                     return Ok(tmp);
@@ -518,7 +528,9 @@ impl Store {
             return Err(cancelled(layer));
         };
         sched.again.fetch_add(1, Ordering::SeqCst);
-        self.build_snapshot(image, layer, &lowers, opts, LayerInput::Stored, sync)
+        let r = self.build_snapshot(image, layer, &lowers, opts, LayerInput::Stored, sync);
+        crate::timings::mark(|| format!("layer {i} applied again"));
+        r
     }
 
     /// Applies a layer into a snapshot of its own, before the layers below it are complete.
@@ -569,7 +581,7 @@ impl Store {
             }
         };
         match r {
-            Ok(_) => Ok(Direct::Built(tmp, log)),
+            Ok(_) => Ok(Direct::Built(tmp, Box::new(log))),
             Err(Error::Unpack {
                 source: crate::UnpackError::NeedsLowerLayers { .. },
                 ..
@@ -617,6 +629,7 @@ impl Store {
         let synced = fs::File::open(&dir)
             .and_then(|d| rustix::fs::syncfs(&d).map_err(io::Error::from))
             .map_err(|e| Error::io(format!("sync the filesystem of {}", dir.display()), e));
+        crate::timings::mark(|| "syncfs".into());
         if let Err(e) = synced {
             for p in &pending {
                 remove_tmp(&p.tmp);
@@ -803,7 +816,7 @@ fn remove_tmp(tmp: &Path) {
 /// How a layer applied into a snapshot of its own came out.
 enum Direct {
     /// Applied into this build directory; what it assumed about the layers below.
-    Built(PathBuf, crate::unpack::DirectLog),
+    Built(PathBuf, Box<crate::unpack::DirectLog>),
     /// It needs the layers below (applied again onto their overlay, from the store, after the
     /// download's verification, which is still to be waited for when given).
     NeedsLowers(Option<Box<dyn FnOnce() -> Result<()> + Send>>),

@@ -813,6 +813,10 @@ pub(crate) struct DirectLog {
     /// Directories in which the layer created or removed entries (their mtime is the
     /// unpack's, through an overlay as well).
     modified: HashSet<PathBuf>,
+    /// Directories the layer marked opaque (`.wh..wh..opq`) before it unpacked anything under
+    /// them: marked here as containerd's overlay applier marks them; [`settle`] turns each
+    /// into what applying the marker onto the overlay makes.
+    markers: HashSet<PathBuf>,
 }
 
 struct DeferredDir {
@@ -1237,7 +1241,7 @@ impl Unpacker<'_> {
                     let hides = self
                         .direct
                         .as_ref()
-                        .is_some_and(|d| d.opaque.contains(&rel));
+                        .is_some_and(|d| d.opaque.contains(&rel) || d.markers.contains(&rel));
                     below.push(shows && !hides);
                     out.push(c);
                 }
@@ -1315,6 +1319,58 @@ impl Unpacker<'_> {
         }))
     }
 
+    /// `.wh..wh..opq` in a direct apply. containerd's overlay applier only marks the directory
+    /// (archive/tar_opts_linux.go, `OverlayConvertWhiteout`: `Setxattr(dir,
+    /// "trusted.overlay.opaque", "y")`), which needs nothing from the layers below. Applied
+    /// onto their overlay instead, the marker removes every entry below that the layer did not
+    /// unpack before it, each removal leaving a whiteout: when the layer unpacked nothing under
+    /// the directory yet (the order image builders write: the directory, its marker, then its
+    /// entries), that is every name the layers below have there, so [`settle`] can make the
+    /// same snapshot from their merged tree. Otherwise, or when the directory is not one the
+    /// layer named itself, the layer is applied onto the overlay
+    /// ([`UnpackError::NeedsLowerLayers`]).
+    fn opaque_direct(&mut self, e: &Entry, parent: &[Vec<u8>]) -> Result<u64, UnpackError> {
+        let needs = || UnpackError::NeedsLowerLayers {
+            entry: lossy(&e.name),
+            path: lossy(parent.last().map_or(&b"/"[..], |c| c.as_slice())),
+        };
+        let Some(Resolved { comps: dir, .. }) = self.resolve(&e.name, parent, false)? else {
+            return Err(needs());
+        };
+        let rel = rel_path(&dir);
+        let Some(d) = self.direct.as_deref() else {
+            return Err(needs());
+        };
+        let under = |p: &Path| p != rel && p.starts_with(&rel);
+        let simple = !dir.is_empty()
+            && self.unpacked.contains(&rel)
+            && !self.unpacked.iter().any(|p| under(p))
+            && !d.opaque.contains(&rel)
+            && !d.implicit.contains_key(&rel)
+            && !d.markers.contains(&rel)
+            && !d.opaque.iter().any(|p| under(p))
+            && !d.implicit.keys().any(|p| under(p))
+            && !d.named.keys().any(|p| under(p))
+            && !d.whiteouts.iter().any(|p| under(p))
+            && fs::symlink_metadata(self.root.join(&rel)).is_ok_and(|m| m.is_dir());
+        if !simple {
+            return Err(needs());
+        }
+        let p = self.root.join(&rel);
+        rustix::fs::lsetxattr(&p, OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty()).map_err(
+            |err| UnpackError::Io {
+                entry: lossy(&e.name),
+                op: format!("mark {} opaque", p.display()),
+                source: err.into(),
+            },
+        )?;
+        if let Some(d) = self.direct.as_deref_mut() {
+            d.markers.insert(rel);
+        }
+        self.stats.opaque_dirs += 1;
+        Ok(0)
+    }
+
     /// Marks a directory of a direct apply opaque (`trusted.overlay.opaque=y`, what containerd's
     /// `archive.OverlayConvertWhiteout` writes for `.wh..wh..opq` and what overlayfs writes for
     /// a directory made where a lower entry was deleted).
@@ -1358,12 +1414,7 @@ impl Unpacker<'_> {
         // containerd archive/tar.go applyNaive: whiteouts
         if base_s == WHITEOUT_OPAQUE.as_bytes() {
             if self.direct.is_some() {
-                // through the overlay, the removals leave a whiteout for each entry below
-                // that this layer did not unpack first: applied onto the overlay instead
-                return Err(UnpackError::NeedsLowerLayers {
-                    entry: lossy(&e.name),
-                    path: lossy(parent.last().map_or(&b"/"[..], |c| c.as_slice())),
-                });
+                return self.opaque_direct(e, parent);
             }
             let Some(Resolved { comps: dir, .. }) = self.resolve(&e.name, parent, true)? else {
                 return Ok(0);
@@ -1918,6 +1969,74 @@ pub(crate) fn settle(upper: &Path, lower: &Path, log: &DirectLog) -> Result<bool
         if named.is_none() && !modified.contains(*rel) {
             set_times(&p, mtime_of(lm), atime_of(lm)).map_err(io_err("set times", &p))?;
         }
+    }
+    // `.wh..wh..opq` applied apart ([`Unpacker::opaque_direct`]). Onto the overlay, the marker
+    // removes each name the layers below show in the directory (a whiteout each), a directory
+    // the layer then makes over one of them is opaque (overlayfs marks a directory made over
+    // a whiteout), and the directory itself is not marked. Parents first.
+    let markers: std::collections::BTreeSet<&Path> =
+        log.markers.iter().map(PathBuf::as_path).collect();
+    for rel in &markers {
+        if rel.ancestors().skip(1).any(|a| markers.contains(a)) {
+            // a marker inside a marked directory: applied onto the overlay instead
+            return Ok(false);
+        }
+    }
+    for rel in markers {
+        let p = upper.join(rel);
+        let Ok(pm) = fs::symlink_metadata(&p) else {
+            continue; // removed later in the layer
+        };
+        if !pm.is_dir() {
+            continue;
+        }
+        let hidden = rel.ancestors().skip(1).any(|a| opaque.contains(a));
+        let lower_dir = !hidden
+            && matches!(
+                below_at(lower, rel).map_err(io_err("stat", &p))?,
+                Below::Dir(_)
+            );
+        if lower_dir {
+            let from = lower.join(rel);
+            for ent in fs::read_dir(&from).map_err(io_err("list", &from))? {
+                let ent = ent.map_err(io_err("list", &from))?;
+                let child = rel.join(ent.file_name());
+                if matches!(
+                    below_at(lower, &child).map_err(io_err("stat", &from))?,
+                    Below::Absent
+                ) {
+                    continue;
+                }
+                let up = upper.join(&child);
+                match fs::symlink_metadata(&up) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => rustix::fs::mknodat(
+                        rustix::fs::CWD,
+                        &up,
+                        rustix::fs::FileType::CharacterDevice,
+                        rustix::fs::Mode::empty(),
+                        0,
+                    )
+                    .map_err(|e| io_err("create whiteout", &up)(e.into()))?,
+                    Err(e) => return Err(io_err("stat", &up)(e)),
+                    Ok(m) if m.is_dir() => rustix::fs::lsetxattr(
+                        &up,
+                        OPAQUE_XATTR,
+                        b"y",
+                        rustix::fs::XattrFlags::empty(),
+                    )
+                    .map_err(|e| io_err("mark opaque", &up)(e.into()))?,
+                    Ok(_) => {}
+                }
+            }
+        }
+        if lower_dir || !opaque.contains(rel) {
+            match rustix::fs::lremovexattr(&p, OPAQUE_XATTR) {
+                Ok(()) | Err(rustix::io::Errno::NODATA) => {}
+                Err(e) => return Err(io_err("unmark opaque", &p)(e.into())),
+            }
+        }
+        // the directory keeps the times the layer gave it
+        set_times(&p, mtime_of(&pm), atime_of(&pm)).map_err(io_err("set times", &p))?;
     }
     Ok(true)
 }

@@ -318,6 +318,95 @@ fn an_opaque_dir_over_lower_content_is_applied_again_onto_the_overlay() {
     assert_eq!((chain.applied_apart, chain.applied_again), (0, 1));
 }
 
+/// The order image builders write (the directory, its `.wh..wh..opq`, then its entries): the
+/// layer is applied apart (marked as containerd's overlay applier marks it) and settled, no
+/// second apply, and the snapshots are those of the one-by-one apply (whiteouts for the names
+/// below, directories made over them opaque, the marked directory itself not marked).
+#[test]
+fn an_opaque_marker_before_its_directory_s_entries_is_settled_without_a_second_apply() {
+    let t = tempfile::tempdir().unwrap();
+    let l0 = Tar::default()
+        .dir("d", 0o755)
+        .file("d/x", b"x", 0o644)
+        .dir("d/sub", 0o755)
+        .file("d/sub/y", b"y", 0o644)
+        .dir("d/keep", 0o755)
+        .file("d/keep/k", b"k", 0o644)
+        .symlink("d/link", "x")
+        .file("e", b"e", 0o644)
+        .finish();
+    let l1 = Tar::default()
+        .dir("d", 0o750)
+        .whiteout("d/.wh..wh..opq")
+        .file("d/new", b"new", 0o644)
+        .dir("d/sub", 0o700)
+        .file("d/sub/z", b"z", 0o644)
+        .file("d/x", b"x2", 0o644)
+        .file("d/implicit/f", b"f", 0o644)
+        .dir("e", 0o755)
+        .whiteout("e/.wh..wh..opq")
+        .file("e/in", b"in", 0o644)
+        .dir("fresh", 0o755)
+        .whiteout("fresh/.wh..wh..opq")
+        .file("fresh/a", b"a", 0o644)
+        .finish();
+    let Some((chain, _)) = both_ways(t.path(), &[l0, l1]) else {
+        return;
+    };
+    assert_eq!((chain.applied_apart, chain.applied_again), (1, 0));
+    let top = &chain.dirs[1];
+    let whiteout = |p: &str| {
+        use std::os::unix::fs::FileTypeExt;
+        fs::symlink_metadata(top.join(p))
+            .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0)
+    };
+    assert!(whiteout("d/keep") && whiteout("d/link"));
+    assert!(!whiteout("d/x") && !whiteout("d/new"));
+    assert!(!opaque(&top.join("d")) && opaque(&top.join("d/sub")));
+    assert!(!opaque(&top.join("d/implicit")));
+    assert!(opaque(&top.join("e")) && !opaque(&top.join("fresh")));
+}
+
+/// The same over two layers below (settled against their overlay), and a marker after an
+/// entry of its directory, which is still applied again onto the overlay.
+#[test]
+fn an_opaque_marker_over_two_layers_below_is_settled_against_their_overlay() {
+    let t = tempfile::tempdir().unwrap();
+    let l0 = Tar::default()
+        .dir("d", 0o755)
+        .file("d/a", b"a", 0o644)
+        .finish();
+    let l1 = Tar::default()
+        .dir("d", 0o755)
+        .whiteout("d/.wh.a")
+        .file("d/b", b"b", 0o644)
+        .dir("d/c", 0o755)
+        .finish();
+    let l2 = Tar::default()
+        .dir("d", 0o755)
+        .whiteout("d/.wh..wh..opq")
+        .dir("d/c", 0o711)
+        .finish();
+    let Some((chain, _)) = both_ways(t.path(), &[l0.clone(), l1.clone(), l2]) else {
+        return;
+    };
+    assert_eq!((chain.applied_apart, chain.applied_again), (2, 0));
+    let top = &chain.dirs[2];
+    assert!(opaque(&top.join("d/c")) && !opaque(&top.join("d")));
+    // a/ was already whited out below: nothing for it here
+    assert!(!top.join("d/a").exists());
+    let t = tempfile::tempdir().unwrap();
+    let late = Tar::default()
+        .dir("d", 0o755)
+        .file("d/first", b"1", 0o644)
+        .whiteout("d/.wh..wh..opq")
+        .finish();
+    let Some((chain, _)) = both_ways(t.path(), &[l0, l1, late]) else {
+        return;
+    };
+    assert_eq!((chain.applied_apart, chain.applied_again), (1, 1));
+}
+
 #[test]
 fn whiteouts_and_replacements_applied_apart_match_the_overlay() {
     let t = tempfile::tempdir().unwrap();

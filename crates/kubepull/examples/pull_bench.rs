@@ -12,6 +12,10 @@
 //! also times the two `kubepull pull` rows with another build (before/after under the same
 //! load); with `KUBEPULL_BENCH_PULL_ONLY=1` it times only those four pulls, round-robin run
 //! after run, and prints each build's ready-rootfs / blobs-only ratio.
+//! `KUBEPULL_BENCH_CONCURRENCY_SWEEP=1,2,3,4,6` times blobs-only and ready pulls at each
+//! download concurrency, round-robin run after run (`KUBEPULL_BENCH_CONCURRENCY=N` sets it for
+//! the other rows; the build's default otherwise). `KUBEPULL_BENCH_TIMINGS=1` prints the phase
+//! timings (`KUBEPULL_PULL_TIMINGS`) of one blobs-only and one ready pull.
 //!
 //! Run: `cargo run --release -p kubepull --example pull_bench` (scripts/bench-pull.sh).
 
@@ -115,6 +119,62 @@ fn main() {
         if profile_mode == "only" {
             return;
         }
+    }
+    // KUBEPULL_BENCH_TIMINGS=1: one ready pull with its phase timings (KUBEPULL_PULL_TIMINGS)
+    if std::env::var_os("KUBEPULL_BENCH_TIMINGS").is_some() {
+        for extra in [&["--no-unpack"][..], &[]] {
+            let root = w.join("timings");
+            let out = Command::new(&kp)
+                .args(["pull", &image, "-q", "--policy", "Always"])
+                .args(extra)
+                .arg("--root")
+                .arg(&root)
+                .arg("--hosts-dir")
+                .arg(w.join("hosts"))
+                .arg("--pull-secret")
+                .arg(&secret)
+                .env("KUBEPULL_PULL_TIMINGS", "1")
+                .output()
+                .expect("run");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            println!(
+                "kubepull pull {}:\n{}",
+                extra.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let _ = std::fs::remove_dir_all(&root);
+        }
+        return;
+    }
+    // KUBEPULL_BENCH_CONCURRENCY_SWEEP=1,2,3,4,6: blobs-only and ready pulls at each download
+    // concurrency, round-robin run after run
+    if let Ok(sweep) = std::env::var("KUBEPULL_BENCH_CONCURRENCY_SWEEP") {
+        let levels: Vec<String> = sweep.split(',').map(|c| c.trim().to_string()).collect();
+        let mut variants: Vec<(String, Vec<&str>)> = vec![];
+        for c in &levels {
+            variants.push((c.clone(), vec!["--no-unpack"]));
+            variants.push((c.clone(), vec![]));
+        }
+        let mut times: Vec<Vec<f64>> = vec![vec![]; variants.len()];
+        for _ in 0..runs {
+            for (v, (c, extra)) in variants.iter().enumerate() {
+                let mut args: Vec<&str> = vec!["--concurrency", c];
+                args.extend(extra.iter().copied());
+                let (t, _) = kp_pulls(&kp, &image, 1, w, &w.join("hosts"), &secret, &args);
+                times[v].push(t);
+            }
+        }
+        let med: Vec<f64> = times.into_iter().map(median).collect();
+        println!("| download concurrency | blobs only (`--no-unpack`) | ready rootfs |");
+        println!("| ---: | ---: | ---: |");
+        for (k, c) in levels.iter().enumerate() {
+            println!("| {c} | {:.3} s | {:.3} s |", med[2 * k], med[2 * k + 1]);
+        }
+        return;
     }
     let mut rows: Vec<(String, f64, u64)> = vec![];
     // KUBEPULL_BENCH_BASELINE_BIN: another kubepull binary (an earlier build) timed the same
@@ -398,14 +458,16 @@ fn kp_pulls(
     let mut peak = 0;
     for i in 0..runs {
         let root = w.join(format!("kp{i}"));
+        let mut cmd = Command::new(kp);
+        cmd.args(["pull", image, "-q", "--policy", "Always"]);
+        // the build's default unless the bench sets it
+        if !extra.contains(&"--concurrency") {
+            if let Ok(c) = std::env::var("KUBEPULL_BENCH_CONCURRENCY") {
+                cmd.args(["--concurrency", &c]);
+            }
+        }
         let (t, rss) = timed(
-            Command::new(kp)
-                .args(["pull", image, "-q", "--policy", "Always"])
-                .args([
-                    "--concurrency",
-                    &std::env::var("KUBEPULL_BENCH_CONCURRENCY").unwrap_or_else(|_| "3".into()),
-                ])
-                .args(extra)
+            cmd.args(extra)
                 .arg("--root")
                 .arg(&root)
                 .arg("--hosts-dir")
