@@ -23,7 +23,7 @@ use crate::auth::UserInfo;
 use crate::errors::{ApiError, ApiResult};
 use crate::objects::{ListOptions, Objects};
 use crate::resources::{self, Resource};
-use crate::watchcache::{under, Cache};
+use crate::watchcache::{under, Cache, Noted};
 
 /// What is asked (`authorizer.Attributes`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,19 +57,39 @@ fn iter_strs(v: Option<&Value>) -> impl Iterator<Item = &str> {
 
 /// `RuleAllows` for one PolicyRule.
 pub fn rule_allows(rule: &Value, a: &Attributes) -> bool {
-    if !iter_strs(rule.get("verbs")).any(|v| v == "*" || v == a.verb) {
+    matches(
+        || iter_strs(rule.get("verbs")),
+        || iter_strs(rule.get("apiGroups")),
+        || iter_strs(rule.get("resources")),
+        || iter_strs(rule.get("resourceNames")),
+        || iter_strs(rule.get("nonResourceURLs")),
+        a,
+    )
+}
+
+/// `RuleAllows` (`VerbMatches`, `NonResourceURLMatches`, `APIGroupMatches`, `ResourceMatches`,
+/// `ResourceNameMatches`) over a rule's lists, whether stored JSON or a decoded [`Rule`].
+fn matches<'r, I: Iterator<Item = &'r str>>(
+    verbs: impl FnOnce() -> I,
+    groups: impl FnOnce() -> I,
+    resources: impl FnOnce() -> I,
+    names: impl FnOnce() -> I,
+    urls: impl FnOnce() -> I,
+    a: &Attributes,
+) -> bool {
+    if !verbs().any(|v| v == "*" || v == a.verb) {
         return false;
     }
     if let Some(path) = &a.path {
-        return iter_strs(rule.get("nonResourceURLs")).any(|u| {
+        return urls().any(|u| {
             u == "*" || u == path || u.strip_suffix('*').is_some_and(|p| path.starts_with(p))
         });
     }
-    if !iter_strs(rule.get("apiGroups")).any(|g| g == "*" || g == a.group) {
+    if !groups().any(|g| g == "*" || g == a.group) {
         return false;
     }
     // `ResourceMatches`: "*", the resource (with "/subresource"), or "*/subresource"
-    let res_ok = iter_strs(rule.get("resources")).any(|r| {
+    let res_ok = resources().any(|r| {
         if r == "*" {
             return true;
         }
@@ -84,23 +104,134 @@ pub fn rule_allows(rule: &Value, a: &Attributes) -> bool {
     if !res_ok {
         return false;
     }
-    let mut names = iter_strs(rule.get("resourceNames")).peekable();
+    let mut names = names().peekable();
     names.peek().is_none() || names.any(|n| n == a.name)
 }
 
-/// Whether a binding's subject is this user (`appliesTo`).
-fn subject_matches(s: &Value, u: &UserInfo, binding_ns: &str) -> bool {
-    let kind = s.get("kind").and_then(Value::as_str).unwrap_or("");
-    let name = s.get("name").and_then(Value::as_str).unwrap_or("");
+/// A PolicyRule as the authorizer's caches keep it: decoded once when the cache applies the
+/// role, not at every request (kube-apiserver's informers hold typed `rbacv1.PolicyRule`s).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rule {
+    verbs: Vec<String>,
+    api_groups: Vec<String>,
+    resources: Vec<String>,
+    resource_names: Vec<String>,
+    non_resource_urls: Vec<String>,
+}
+
+impl Rule {
+    /// The rule of a stored PolicyRule (entries that are not strings are skipped, as
+    /// [`rule_allows`] skips them).
+    pub fn from_value(rule: &Value) -> Rule {
+        let owned = |field: &str| iter_strs(rule.get(field)).map(str::to_string).collect();
+        Rule {
+            verbs: owned("verbs"),
+            api_groups: owned("apiGroups"),
+            resources: owned("resources"),
+            resource_names: owned("resourceNames"),
+            non_resource_urls: owned("nonResourceURLs"),
+        }
+    }
+
+    /// `RuleAllows`.
+    pub fn allows(&self, a: &Attributes) -> bool {
+        fn it(v: &[String]) -> impl Iterator<Item = &str> {
+            v.iter().map(String::as_str)
+        }
+        matches(
+            || it(&self.verbs),
+            || it(&self.api_groups),
+            || it(&self.resources),
+            || it(&self.resource_names),
+            || it(&self.non_resource_urls),
+            a,
+        )
+    }
+}
+
+/// The rules of a stored Role or ClusterRole (the RBAC caches' decoder).
+fn decode_role(value: &[u8]) -> Option<Vec<Rule>> {
+    let role: Value = serde_json::from_slice(value)
+        .ok()
+        .filter(Value::is_object)?;
+    Some(
+        role.get("rules")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(Rule::from_value)
+            .collect(),
+    )
+}
+
+/// One subject of a binding (`rbacv1.Subject`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Subject {
+    kind: String,
+    name: String,
+    namespace: String,
+}
+
+/// A RoleBinding or ClusterRoleBinding as the authorizer's caches keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    name: String,
+    role_kind: String,
+    role_name: String,
+    subjects: Vec<Subject>,
+}
+
+impl Binding {
+    /// The binding of a stored RoleBinding or ClusterRoleBinding.
+    pub fn from_value(b: &Value) -> Binding {
+        let s = |v: &Value, p: &str| {
+            v.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        Binding {
+            name: s(b, "/metadata/name"),
+            role_kind: s(b, "/roleRef/kind"),
+            role_name: s(b, "/roleRef/name"),
+            subjects: b
+                .get("subjects")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|v| Subject {
+                    kind: s(v, "/kind"),
+                    name: s(v, "/name"),
+                    namespace: s(v, "/namespace"),
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether the binding (in namespace `bns`, empty for a ClusterRoleBinding) names `u` among
+    /// its subjects (`appliesTo`).
+    pub fn applies_to(&self, u: &UserInfo, bns: &str) -> bool {
+        self.subjects
+            .iter()
+            .any(|s| subject_matches(&s.kind, &s.name, &s.namespace, u, bns))
+    }
+}
+
+/// The binding of a stored RoleBinding or ClusterRoleBinding (the RBAC caches' decoder).
+fn decode_binding(value: &[u8]) -> Option<Binding> {
+    let b: Value = serde_json::from_slice(value)
+        .ok()
+        .filter(Value::is_object)?;
+    Some(Binding::from_value(&b))
+}
+
+/// Whether a binding's subject is this user (`appliesTo`, `appliesToUser`).
+fn subject_matches(kind: &str, name: &str, namespace: &str, u: &UserInfo, bns: &str) -> bool {
     match kind {
         "User" => name == u.name,
         "Group" => u.groups.iter().any(|g| g == name),
         "ServiceAccount" => {
-            let ns = s
-                .get("namespace")
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-                .unwrap_or(binding_ns);
+            let ns = if namespace.is_empty() { bns } else { namespace };
             u.name
                 .strip_prefix("system:serviceaccount:")
                 .and_then(|r| r.strip_prefix(ns))
@@ -116,50 +247,28 @@ fn res(plural: &str) -> &'static Resource {
 }
 
 /// The rules that apply to `u` in `namespace` (cluster-wide ones too), each with where it comes
-/// from.
+/// from, read from storage.
 pub async fn rules_for(
     objects: &Objects,
     u: &UserInfo,
     namespace: &str,
 ) -> ApiResult<Vec<(Value, String)>> {
     let mut out = vec![];
-    let (crbs, _, _) = objects
-        .list(res("clusterrolebindings"), None, &ListOptions::default())
-        .await?;
-    let mut bindings: Vec<(Value, bool)> = crbs.into_iter().map(|b| (b, true)).collect();
-    if !namespace.is_empty() {
-        let (rbs, _, _) = objects
-            .list(
-                res("rolebindings"),
-                Some(namespace),
-                &ListOptions::default(),
-            )
-            .await?;
-        bindings.extend(rbs.into_iter().map(|b| (b, false)));
-    }
-    for (b, cluster) in bindings {
-        let bns = if cluster { "" } else { namespace };
-        if !applies_to(&b, u, bns) {
-            continue;
-        }
-        let kind = b
-            .pointer("/roleRef/kind")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let name = b
-            .pointer("/roleRef/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let role = match kind {
-            "ClusterRole" => objects.get_opt(res("clusterroles"), "", name).await?,
-            "Role" if !cluster => objects.get_opt(res("roles"), namespace, name).await?,
+    for (b, cluster) in bindings_for(objects, u, namespace).await? {
+        let role = match (b.role_kind.as_str(), cluster) {
+            ("ClusterRole", _) => {
+                objects
+                    .get_opt(res("clusterroles"), "", &b.role_name)
+                    .await?
+            }
+            ("Role", false) => {
+                objects
+                    .get_opt(res("roles"), namespace, &b.role_name)
+                    .await?
+            }
             _ => None,
         };
-        let bname = b
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let source = source(cluster, bname, namespace, kind, name, u);
+        let source = source(cluster, &b, namespace, u);
         if let Some(role) = role {
             for r in role
                 .get("rules")
@@ -174,15 +283,44 @@ pub async fn rules_for(
     Ok(out)
 }
 
+/// The ClusterRoleBindings, then the RoleBindings of `namespace`, that name `u`, read from
+/// storage; `true` marks a ClusterRoleBinding.
+async fn bindings_for(
+    objects: &Objects,
+    u: &UserInfo,
+    namespace: &str,
+) -> ApiResult<Vec<(Binding, bool)>> {
+    let (crbs, _, _) = objects
+        .list(res("clusterrolebindings"), None, &ListOptions::default())
+        .await?;
+    let mut bindings: Vec<(Binding, bool)> = crbs
+        .iter()
+        .map(|b| (Binding::from_value(b), true))
+        .collect();
+    if !namespace.is_empty() {
+        let (rbs, _, _) = objects
+            .list(
+                res("rolebindings"),
+                Some(namespace),
+                &ListOptions::default(),
+            )
+            .await?;
+        bindings.extend(rbs.iter().map(|b| (Binding::from_value(b), false)));
+    }
+    bindings.retain(|(b, cluster)| b.applies_to(u, if *cluster { "" } else { namespace }));
+    Ok(bindings)
+}
+
 /// The watch-fed copies of the roles and bindings the authorizer reads (kube-apiserver's RBAC
 /// authorizer reads them from shared informers, `pkg/kubeapiserver/authorizer/config.go`), one
-/// per API server; see [`crate::watchcache`].
+/// per API server; see [`crate::watchcache`]. They keep each object decoded ([`Binding`], the
+/// [`Rule`]s of a role), so a request matches strings, not JSON.
 #[derive(Debug)]
 pub struct Caches {
-    cluster_role_bindings: Arc<Cache>,
-    role_bindings: Arc<Cache>,
-    cluster_roles: Arc<Cache>,
-    roles: Arc<Cache>,
+    cluster_role_bindings: Arc<Cache<Binding>>,
+    role_bindings: Arc<Cache<Binding>>,
+    cluster_roles: Arc<Cache<Vec<Rule>>>,
+    roles: Arc<Cache<Vec<Rule>>>,
 }
 
 impl Default for Caches {
@@ -191,20 +329,30 @@ impl Default for Caches {
     }
 }
 
+/// The binding that allowed a request: the binding, and whether it is a ClusterRoleBinding.
+type Allowed = Option<(Arc<Binding>, bool)>;
+
 impl Caches {
     /// Empty caches (they list with the first authorization).
     pub fn new() -> Caches {
-        let c = |plural: &str| Arc::new(Cache::new(&res(plural).key_prefix()));
+        let bindings = |plural: &str| {
+            Arc::new(Cache::with_decoder(
+                &res(plural).key_prefix(),
+                decode_binding,
+            ))
+        };
+        let roles =
+            |plural: &str| Arc::new(Cache::with_decoder(&res(plural).key_prefix(), decode_role));
         Caches {
-            cluster_role_bindings: c("clusterrolebindings"),
-            role_bindings: c("rolebindings"),
-            cluster_roles: c("clusterroles"),
-            roles: c("roles"),
+            cluster_role_bindings: bindings("clusterrolebindings"),
+            role_bindings: bindings("rolebindings"),
+            cluster_roles: roles("clusterroles"),
+            roles: roles("roles"),
         }
     }
 
     /// Every cache, for [`crate::watchcache::Tracked`].
-    pub fn all(&self) -> Vec<Arc<Cache>> {
+    pub fn all(&self) -> Vec<Arc<dyn Noted>> {
         vec![
             self.cluster_role_bindings.clone(),
             self.role_bindings.clone(),
@@ -213,95 +361,94 @@ impl Caches {
         ]
     }
 
-    /// [`allows`] from the caches (`RBACAuthorizer.Authorize` with `VisitRulesFor`: the
-    /// ClusterRoleBindings, then the RoleBindings of the namespace, each binding's role's rules in
-    /// order, the first rule that allows wins); `None` when a cache cannot answer (not listed yet,
-    /// or behind a write made through this server): read storage.
-    async fn allows(
+    /// The binding that allows `a` to `u`, from the caches (`RBACAuthorizer.Authorize` with
+    /// `VisitRulesFor`: the ClusterRoleBindings, then the RoleBindings of the namespace, each
+    /// binding's role's rules in order, the first rule that allows wins); `None` when a cache
+    /// cannot answer (not listed yet, or behind a write made through this server): read storage.
+    ///
+    /// Each cache is read once: the bindings that name the user, then the ClusterRoles of all
+    /// of them, then (only when one of them comes first) the Roles.
+    async fn allowed_by(
         &self,
         store: &Arc<dyn Datastore>,
         u: &UserInfo,
         a: &Attributes,
-    ) -> Option<(bool, String)> {
-        let mut bindings: Vec<(Arc<Value>, bool)> = self
+    ) -> Option<Allowed> {
+        let mut bindings: Vec<(Arc<Binding>, bool)> = self
             .cluster_role_bindings
             .read(store, |items| {
                 items
                     .values()
-                    .filter(|b| applies_to(b, u, ""))
+                    .filter(|b| b.applies_to(u, ""))
                     .map(|b| (b.clone(), true))
                     .collect()
             })
             .await?;
         if !a.namespace.is_empty() {
             let prefix = format!("{}{}/", self.role_bindings.prefix(), a.namespace);
-            let rbs: Vec<(Arc<Value>, bool)> = self
-                .role_bindings
+            self.role_bindings
                 .read(store, |items| {
-                    under(items, &prefix)
-                        .filter(|b| applies_to(b, u, &a.namespace))
-                        .map(|b| (b.clone(), false))
-                        .collect()
+                    bindings.extend(
+                        under(items, &prefix)
+                            .filter(|b| b.applies_to(u, &a.namespace))
+                            .map(|b| (b.clone(), false)),
+                    )
                 })
                 .await?;
-            bindings.extend(rbs);
         }
-        for (b, cluster) in bindings {
-            let kind = b
-                .pointer("/roleRef/kind")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let name = b
-                .pointer("/roleRef/name")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let (cache, key) = match kind {
-                "ClusterRole" => (
-                    &self.cluster_roles,
-                    format!("{}{name}", self.cluster_roles.prefix()),
-                ),
-                "Role" if !cluster => (
-                    &self.roles,
-                    format!("{}{}/{name}", self.roles.prefix(), a.namespace),
-                ),
-                _ => continue,
-            };
-            let allowed = cache
+        let mut key = String::new();
+        let cluster_roles = self.cluster_roles.prefix();
+        // the first binding of a ClusterRole that allows
+        let first_cluster = self
+            .cluster_roles
+            .read(store, |items| {
+                bindings.iter().position(|(b, _)| {
+                    b.role_kind == "ClusterRole" && {
+                        key.clear();
+                        key.push_str(cluster_roles);
+                        key.push_str(&b.role_name);
+                        allows_by(items.get(&key), a)
+                    }
+                })
+            })
+            .await?;
+        let end = first_cluster.unwrap_or(bindings.len());
+        let roles = self.roles.prefix();
+        let role_of = |(b, cluster): &(Arc<Binding>, bool)| !cluster && b.role_kind == "Role";
+        let first_role = if bindings[..end].iter().any(role_of) {
+            self.roles
                 .read(store, |items| {
-                    items.get(&key).is_some_and(|role| {
-                        role.get("rules")
-                            .and_then(Value::as_array)
-                            .is_some_and(|rules| rules.iter().any(|r| rule_allows(r, a)))
+                    bindings[..end].iter().position(|x| {
+                        role_of(x) && {
+                            key.clear();
+                            key.push_str(roles);
+                            key.push_str(&a.namespace);
+                            key.push('/');
+                            key.push_str(&x.0.role_name);
+                            allows_by(items.get(&key), a)
+                        }
                     })
                 })
-                .await?;
-            if allowed {
-                let bname = b
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                return Some((
-                    true,
-                    format!(
-                        "RBAC: allowed by {}",
-                        source(cluster, bname, &a.namespace, kind, name, u)
-                    ),
-                ));
-            }
-        }
-        Some((false, String::new()))
+                .await?
+        } else {
+            None
+        };
+        Some(
+            first_role
+                .or(first_cluster)
+                .map(|i| bindings.swap_remove(i)),
+        )
     }
 }
 
+/// Whether one of a role's rules allows `a`.
+fn allows_by(rules: Option<&Arc<Vec<Rule>>>, a: &Attributes) -> bool {
+    rules.is_some_and(|rules| rules.iter().any(|r| r.allows(a)))
+}
+
 /// Where a rule comes from, as the allow reason names it.
-fn source(
-    cluster: bool,
-    bname: &str,
-    namespace: &str,
-    kind: &str,
-    name: &str,
-    u: &UserInfo,
-) -> String {
+fn source(cluster: bool, b: &Binding, namespace: &str, u: &UserInfo) -> String {
+    let (bname, kind, name) = (&b.name, &b.role_kind, &b.role_name);
     if cluster {
         format!(
             "ClusterRoleBinding \"{bname}\" of {kind} \"{name}\" to {}",
@@ -315,28 +462,57 @@ fn source(
     }
 }
 
-/// Whether binding `b` (in namespace `bns`, empty for a ClusterRoleBinding) names `u` among its
-/// subjects (`appliesTo`).
-fn applies_to(b: &Value, u: &UserInfo, bns: &str) -> bool {
-    b.get("subjects")
-        .and_then(Value::as_array)
-        .is_some_and(|ss| ss.iter().any(|s| subject_matches(s, u, bns)))
-}
-
 /// Whether `u` may do `a`, and the reason (`RBAC: allowed by …`).
 pub async fn allows(objects: &Objects, u: &UserInfo, a: &Attributes) -> ApiResult<(bool, String)> {
+    Ok(match allowed_by(objects, u, a).await? {
+        Some(None) => (true, String::new()),
+        Some(Some((b, cluster))) => (
+            true,
+            format!("RBAC: allowed by {}", source(cluster, &b, &a.namespace, u)),
+        ),
+        None => (false, String::new()),
+    })
+}
+
+/// Whether `u` may do `a` ([`allows`] without the reason, for the request path).
+pub async fn permits(objects: &Objects, u: &UserInfo, a: &Attributes) -> ApiResult<bool> {
+    Ok(allowed_by(objects, u, a).await?.is_some())
+}
+
+/// The decision: `None` denied, `Some(None)` allowed as `system:masters`, `Some(Some(…))`
+/// allowed by that binding.
+async fn allowed_by(objects: &Objects, u: &UserInfo, a: &Attributes) -> ApiResult<Option<Allowed>> {
     if u.groups.iter().any(|g| g == "system:masters") {
-        return Ok((true, String::new()));
+        return Ok(Some(None));
     }
-    if let Some(answer) = objects.rbac.allows(objects.store(), u, a).await {
-        return Ok(answer);
+    if let Some(answer) = objects.rbac.allowed_by(objects.store(), u, a).await {
+        return Ok(answer.map(Some));
     }
-    for (rule, source) in rules_for(objects, u, &a.namespace).await? {
-        if rule_allows(&rule, a) {
-            return Ok((true, format!("RBAC: allowed by {source}")));
+    // the caches cannot answer: the same walk over storage
+    for (b, cluster) in bindings_for(objects, u, &a.namespace).await? {
+        let role = match (b.role_kind.as_str(), cluster) {
+            ("ClusterRole", _) => {
+                objects
+                    .get_opt(res("clusterroles"), "", &b.role_name)
+                    .await?
+            }
+            ("Role", false) => {
+                objects
+                    .get_opt(res("roles"), &a.namespace, &b.role_name)
+                    .await?
+            }
+            _ => None,
+        };
+        let allowed = role
+            .as_ref()
+            .and_then(|r| r.get("rules"))
+            .and_then(Value::as_array)
+            .is_some_and(|rules| rules.iter().any(|r| rule_allows(r, a)));
+        if allowed {
+            return Ok(Some(Some((Arc::new(b), cluster))));
         }
     }
-    Ok((false, String::new()))
+    Ok(None)
 }
 
 /// `forbiddenMessage` wrapped as the Status message.
@@ -412,7 +588,7 @@ pub async fn authorize(
     } else {
         a
     };
-    if allows(&state.objects, u, &a).await?.0 {
+    if permits(&state.objects, u, &a).await? {
         return Ok(());
     }
     let mut shown = a.clone();
@@ -599,10 +775,7 @@ pub async fn check_escalation(
     };
     let granted: Vec<Value> = match r.kind {
         "Role" | "ClusterRole" => {
-            if allows(objects, u, &gate("escalate", r.plural, name))
-                .await?
-                .0
-            {
+            if permits(objects, u, &gate("escalate", r.plural, name)).await? {
                 return Ok(());
             }
             obj.get("rules")
@@ -624,10 +797,7 @@ pub async fn check_escalation(
             } else {
                 "clusterroles"
             };
-            if allows(objects, u, &gate("bind", plural, role_name))
-                .await?
-                .0
-            {
+            if permits(objects, u, &gate("bind", plural, role_name)).await? {
                 return Ok(());
             }
             let role = match kind {
@@ -950,5 +1120,244 @@ mod tests {
         let mut c = a("get", "apps", "deployments", "scale", "web");
         c.namespace.clear();
         assert_eq!(forbidden("u", &c, None).message, "deployments.apps \"web\" is forbidden: User \"u\" cannot get resource \"deployments/scale\" in API group \"apps\" at the cluster scope");
+    }
+
+    #[test]
+    fn decoded_rules_match_as_the_stored_json_does() {
+        let rules = [
+            json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}),
+            json!({"apiGroups": ["*"], "resources": ["*/status"], "verbs": ["*"]}),
+            json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["a"], "verbs": ["get"]}),
+            json!({"apiGroups": ["apps"], "resources": ["*"], "verbs": ["create", 7]}),
+            json!({"nonResourceURLs": ["/apis/*", "/healthz"], "verbs": ["get"]}),
+            json!({"verbs": ["get"]}),
+        ];
+        let path = |p: &str| Attributes {
+            verb: "get".into(),
+            path: Some(p.into()),
+            ..Default::default()
+        };
+        let asks = [
+            a("get", "", "pods", "", "x"),
+            a("get", "", "pods", "log", "x"),
+            a("delete", "", "pods", "", "x"),
+            a("update", "apps", "deployments", "status", "d"),
+            a("update", "apps", "deployments", "", "d"),
+            a("create", "apps", "deployments", "", "d"),
+            a("get", "", "secrets", "", "a"),
+            a("get", "", "secrets", "", "b"),
+            a("get", "", "secrets", "", ""),
+            path("/apis/apps"),
+            path("/healthz"),
+            path("/api"),
+        ];
+        let (mut yes, mut no) = (0, 0);
+        for r in &rules {
+            let typed = Rule::from_value(r);
+            for ask in &asks {
+                let want = rule_allows(r, ask);
+                assert_eq!(typed.allows(ask), want, "{r} {ask:?}");
+                if want {
+                    yes += 1;
+                } else {
+                    no += 1;
+                }
+            }
+        }
+        assert!(yes >= 6 && no >= 30, "{yes} allowed, {no} denied");
+        // a stored role's rules, in order; not JSON, or not an object: left out of the cache
+        let role = json!({"metadata": {"name": "r"}, "rules": rules});
+        let decoded = decode_role(&serde_json::to_vec(&role).unwrap()).unwrap();
+        assert_eq!(decoded.len(), rules.len());
+        assert_eq!(decoded[2], Rule::from_value(&rules[2]));
+        assert_eq!(decode_role(b"[1]"), None);
+        assert_eq!(decode_role(b"{"), None);
+    }
+
+    fn user(name: &str, groups: &[&str]) -> UserInfo {
+        UserInfo {
+            name: name.into(),
+            uid: String::new(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn bindings_apply_to_their_subjects() {
+        let b = Binding::from_value(&json!({
+            "metadata": {"name": "b", "namespace": "team"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+            "subjects": [
+                {"kind": "User", "name": "alice"},
+                {"kind": "Group", "name": "devs"},
+                {"kind": "ServiceAccount", "name": "bot"},
+                {"kind": "ServiceAccount", "name": "ci", "namespace": "build"},
+                {"kind": "Robot", "name": "bob"},
+            ],
+        }));
+        assert_eq!(
+            (b.name.as_str(), b.role_kind.as_str(), b.role_name.as_str()),
+            ("b", "Role", "r")
+        );
+        assert!(b.applies_to(&user("alice", &[]), "team"));
+        assert!(!b.applies_to(&user("bob", &[]), "team"));
+        assert!(b.applies_to(&user("carol", &["devs"]), "team"));
+        // a ServiceAccount without a namespace is the binding's namespace's
+        assert!(b.applies_to(&user("system:serviceaccount:team:bot", &[]), "team"));
+        assert!(!b.applies_to(&user("system:serviceaccount:other:bot", &[]), "team"));
+        assert!(b.applies_to(&user("system:serviceaccount:build:ci", &[]), "team"));
+        assert!(!b.applies_to(&user("system:serviceaccount:team:ci", &[]), "team"));
+        assert!(!b.applies_to(&user("system:serviceaccount:team:botx", &[]), "team"));
+        // no subjects: nobody
+        let none = Binding::from_value(&json!({"metadata": {"name": "n"}}));
+        assert!(!none.applies_to(&user("alice", &["devs"]), ""));
+        assert_eq!(decode_binding(b"\"x\""), None);
+    }
+
+    /// The caches answer as `VisitRulesFor` walks: ClusterRoleBindings first, then the
+    /// RoleBindings of the namespace, the first binding whose role allows wins; a
+    /// ClusterRoleBinding of a Role grants nothing; the caches follow writes at once.
+    #[tokio::test]
+    async fn the_caches_find_the_first_binding_that_allows() {
+        use crate::watchcache::Tracked;
+        use kubepull_datastore::memory::MemoryStore;
+        let caches = Caches::new();
+        let store: Arc<dyn Datastore> =
+            Arc::new(Tracked::new(Arc::new(MemoryStore::new()), caches.all()));
+        let put = |plural: &str, ns: &str, obj: Value| {
+            let (store, key) = (
+                store.clone(),
+                res(plural).key(ns, obj["metadata"]["name"].as_str().unwrap()),
+            );
+            async move {
+                store
+                    .create(&key, serde_json::to_vec(&obj).unwrap())
+                    .await
+                    .unwrap();
+            }
+        };
+        let binding = |name: &str, kind: &str, role: &str, subject: Value| json!({"metadata": {"name": name}, "roleRef": {"kind": kind, "name": role}, "subjects": [subject]});
+        let get_secrets = json!({"metadata": {"name": "secret-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]});
+        let all = json!({"metadata": {"name": "everything"},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]});
+        put("clusterroles", "", get_secrets.clone()).await;
+        put("roles", "team", all.clone()).await;
+        put("roles", "team", get_secrets).await;
+        let alice = user("alice", &["system:authenticated"]);
+        let decide = |verb: &str, ns: &str| {
+            let ask = Attributes {
+                verb: verb.into(),
+                resource: "secrets".into(),
+                namespace: ns.into(),
+                ..Default::default()
+            };
+            let (caches, store, alice) = (&caches, &store, &alice);
+            async move {
+                caches
+                    .allowed_by(store, alice, &ask)
+                    .await
+                    .expect("the caches answer")
+                    .map(|(b, cluster)| (b.name.clone(), cluster))
+            }
+        };
+        assert_eq!(decide("get", "team").await, None);
+        // a RoleBinding of the namespace's Role
+        put(
+            "rolebindings",
+            "team",
+            binding(
+                "rb-all",
+                "Role",
+                "everything",
+                json!({"kind": "User", "name": "alice"}),
+            ),
+        )
+        .await;
+        assert_eq!(
+            decide("delete", "team").await,
+            Some(("rb-all".into(), false))
+        );
+        assert_eq!(decide("delete", "other").await, None);
+        // a ClusterRoleBinding comes first; one of a Role grants nothing
+        put(
+            "clusterrolebindings",
+            "",
+            binding(
+                "crb-role",
+                "Role",
+                "everything",
+                json!({"kind": "Group", "name": "system:authenticated"}),
+            ),
+        )
+        .await;
+        put(
+            "clusterrolebindings",
+            "",
+            binding(
+                "crb-read",
+                "ClusterRole",
+                "secret-reader",
+                json!({"kind": "Group", "name": "system:authenticated"}),
+            ),
+        )
+        .await;
+        assert_eq!(decide("get", "team").await, Some(("crb-read".into(), true)));
+        assert_eq!(
+            decide("get", "other").await,
+            Some(("crb-read".into(), true))
+        );
+        assert_eq!(
+            decide("delete", "team").await,
+            Some(("rb-all".into(), false))
+        );
+        assert_eq!(decide("delete", "").await, None);
+        // a RoleBinding of a ClusterRole, in key order before the Role's binding
+        put(
+            "rolebindings",
+            "team",
+            binding(
+                "a-read",
+                "ClusterRole",
+                "secret-reader",
+                json!({"kind": "User", "name": "alice"}),
+            ),
+        )
+        .await;
+        put(
+            "rolebindings",
+            "team",
+            binding(
+                "a-all",
+                "Role",
+                "everything",
+                json!({"kind": "User", "name": "bob"}),
+            ),
+        )
+        .await;
+        assert_eq!(
+            decide("delete", "team").await,
+            Some(("rb-all".into(), false))
+        );
+        let (_, _) = store
+            .delete(&res("rolebindings").key("team", "rb-all"), None)
+            .await
+            .unwrap();
+        assert_eq!(decide("delete", "team").await, None);
+        // the same walk over storage agrees
+        let objects = crate::objects::Objects::new(Arc::new(MemoryStore::new()));
+        assert!(!permits(
+            &objects,
+            &alice,
+            &Attributes {
+                verb: "get".into(),
+                resource: "secrets".into(),
+                namespace: "team".into(),
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap());
     }
 }

@@ -705,7 +705,7 @@ async fn route(
                 path: Some(path.clone()),
                 ..Default::default()
             };
-            if !crate::rbac::allows(&state.objects, u, &a).await?.0 {
+            if !crate::rbac::permits(&state.objects, u, &a).await? {
                 return Err(crate::rbac::forbidden(&u.name, &a, None));
             }
         }

@@ -31,28 +31,31 @@ use serde_json::Value;
 /// reads storage instead.
 pub const FRESH_WAIT: Duration = Duration::from_secs(2);
 
-/// The cached objects of one prefix, by key.
-pub type Items = BTreeMap<String, Arc<Value>>;
+/// The cached objects of one prefix, by key: the stored JSON, or what the cache's decoder made
+/// of it.
+pub type Items<T = Value> = BTreeMap<String, Arc<T>>;
 
-#[derive(Default)]
-struct State {
+/// Turns a stored value into what the cache keeps; `None` leaves the key out.
+pub type Decoder<T> = fn(&[u8]) -> Option<T>;
+
+struct State<T> {
     ready: bool,
     /// The revision the cache has applied (the list's, then each event's).
     revision: Revision,
-    items: Items,
+    items: Items<T>,
 }
 
 /// What the reflector fills and the watch task holds (never the store).
-#[derive(Default)]
-struct Shared {
+struct Shared<T> {
     /// A list-and-watch is running or being set up.
     started: AtomicBool,
-    state: Mutex<State>,
+    state: Mutex<State<T>>,
     applied: tokio::sync::Notify,
+    decode: Decoder<T>,
 }
 
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+impl<T> Shared<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -69,14 +72,14 @@ impl Shared {
     }
 }
 
-impl crate::reflector::Sink for Shared {
+impl<T: Send + Sync> crate::reflector::Sink for Shared<T> {
     fn replace(&self, items: Vec<KeyValue>, revision: Revision) {
         {
             let mut s = self.lock();
             s.items = items
                 .into_iter()
-                .filter_map(|kv| Some((decode(&kv)?, kv)))
-                .map(|(v, kv)| (kv.key, v))
+                .filter_map(|kv| Some(((self.decode)(&kv.value)?, kv)))
+                .map(|(v, kv)| (kv.key, Arc::new(v)))
                 .collect();
             s.revision = revision;
             s.ready = true;
@@ -90,8 +93,8 @@ impl crate::reflector::Sink for Shared {
             match event {
                 Event::Put { kv, .. } => {
                     s.revision = s.revision.max(kv.mod_revision);
-                    match decode(&kv) {
-                        Some(v) => s.items.insert(kv.key, v),
+                    match (self.decode)(&kv.value) {
+                        Some(v) => s.items.insert(kv.key, Arc::new(v)),
                         None => s.items.remove(&kv.key),
                     };
                 }
@@ -105,17 +108,17 @@ impl crate::reflector::Sink for Shared {
     }
 }
 
-/// One watched prefix (see the module documentation).
-pub struct Cache {
+/// One watched prefix (see the module documentation), its objects kept as `T`.
+pub struct Cache<T = Value> {
     prefix: String,
     /// The revision of the last write to the prefix made through this server.
     written: AtomicU64,
-    shared: Arc<Shared>,
+    shared: Arc<Shared<T>>,
 }
 
-impl std::fmt::Debug for Cache {
+impl<T> std::fmt::Debug for Cache<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = self.lock();
+        let s = self.shared.lock();
         f.debug_struct("Cache")
             .field("prefix", &self.prefix)
             .field("ready", &s.ready)
@@ -137,12 +140,29 @@ impl Drop for Unstart<'_> {
 }
 
 impl Cache {
-    /// An empty cache of the keys under `prefix`; the first read lists them.
+    /// An empty cache of the JSON objects under `prefix`; the first read lists them.
     pub fn new(prefix: &str) -> Cache {
+        Cache::with_decoder(prefix, json_object)
+    }
+}
+
+impl<T: Send + Sync + 'static> Cache<T> {
+    /// An empty cache of the keys under `prefix` as `decode` makes them; the first read lists
+    /// them.
+    pub fn with_decoder(prefix: &str, decode: Decoder<T>) -> Cache<T> {
         Cache {
             prefix: prefix.to_string(),
             written: AtomicU64::new(0),
-            shared: Arc::default(),
+            shared: Arc::new(Shared {
+                started: AtomicBool::new(false),
+                state: Mutex::new(State {
+                    ready: false,
+                    revision: 0,
+                    items: Items::new(),
+                }),
+                applied: tokio::sync::Notify::new(),
+                decode,
+            }),
         }
     }
 
@@ -151,7 +171,7 @@ impl Cache {
         &self.prefix
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
         self.shared.lock()
     }
 
@@ -168,7 +188,7 @@ impl Cache {
     pub async fn read<R>(
         &self,
         store: &Arc<dyn Datastore>,
-        f: impl FnOnce(&Items) -> R,
+        f: impl FnOnce(&Items<T>) -> R,
     ) -> Option<R> {
         self.start(store).await;
         let deadline = tokio::time::Instant::now() + FRESH_WAIT;
@@ -221,15 +241,15 @@ impl Cache {
     }
 }
 
-fn decode(kv: &KeyValue) -> Option<Arc<Value>> {
-    serde_json::from_slice::<Value>(&kv.value)
+/// The default decoder: the stored JSON object.
+fn json_object(value: &[u8]) -> Option<Value> {
+    serde_json::from_slice::<Value>(value)
         .ok()
         .filter(Value::is_object)
-        .map(Arc::new)
 }
 
 /// The items of `items` whose key starts with `prefix`, in key order.
-pub fn under<'a>(items: &'a Items, prefix: &'a str) -> impl Iterator<Item = &'a Arc<Value>> + 'a {
+pub fn under<'a, T>(items: &'a Items<T>, prefix: &'a str) -> impl Iterator<Item = &'a Arc<T>> + 'a {
     items
         .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
         .take_while(move |(k, _)| k.starts_with(prefix))
@@ -240,12 +260,30 @@ pub fn under<'a>(items: &'a Items, prefix: &'a str) -> impl Iterator<Item = &'a 
 /// write under a cached prefix tells that cache its revision (read-your-writes).
 pub struct Tracked {
     inner: Arc<dyn Datastore>,
-    caches: Vec<Arc<Cache>>,
+    caches: Vec<Arc<dyn Noted>>,
+}
+
+/// A cache [`Tracked`] tells of the writes under its prefix.
+pub trait Noted: Send + Sync {
+    /// The prefix cached.
+    fn prefix(&self) -> &str;
+    /// A write to the prefix was made through this server at `revision`.
+    fn note_write(&self, revision: Revision);
+}
+
+impl<T: Send + Sync + 'static> Noted for Cache<T> {
+    fn prefix(&self) -> &str {
+        Cache::prefix(self)
+    }
+
+    fn note_write(&self, revision: Revision) {
+        Cache::note_write(self, revision)
+    }
 }
 
 impl Tracked {
     /// `inner`, with writes under the prefixes of `caches` noted.
-    pub fn new(inner: Arc<dyn Datastore>, caches: Vec<Arc<Cache>>) -> Tracked {
+    pub fn new(inner: Arc<dyn Datastore>, caches: Vec<Arc<dyn Noted>>) -> Tracked {
         Tracked { inner, caches }
     }
 
@@ -316,7 +354,10 @@ mod tests {
         let inner: Arc<dyn Datastore> = Arc::new(MemoryStore::new());
         inner.create("/p/a", br#"{"n":1}"#.to_vec()).await.unwrap();
         let c = Arc::new(Cache::new("/p/"));
-        let store: Arc<dyn Datastore> = Arc::new(Tracked::new(inner.clone(), vec![c.clone()]));
+        let store: Arc<dyn Datastore> = Arc::new(Tracked::new(
+            inner.clone(),
+            vec![c.clone() as Arc<dyn Noted>],
+        ));
         // the first read lists
         assert_eq!(c.read(&store, |i| i.len()).await, Some(1));
         // every write through the tracked store is seen by the very next read
