@@ -706,6 +706,7 @@ where
     };
     let mut typed = match decoded {
         Ok(t) => t,
+        Err(e) if secret => return Decoded::Failed(without_values(&e.to_string())),
         Err(e) => return Decoded::Failed(e.to_string()),
     };
     if o.defaults {
@@ -728,6 +729,38 @@ where
     }
     *obj = encoded;
     Decoded::Typed { unknown }
+}
+
+/// A decoder's message about a Secret with the values it quotes taken out: serde quotes the
+/// offending value (``invalid type: integer `12345`, expected a string``) and a base64 error
+/// names the offending byte, either of which may be secret data. kube-apiserver's decoder names
+/// only the types (`json: cannot unmarshal number into Go struct field Secret.stringData of type
+/// string`, `illegal base64 data at input byte 3`).
+fn without_values(msg: &str) -> String {
+    // base64::DecodeError: "Invalid symbol 33, offset 3.", "Invalid last symbol …", "Invalid
+    // padding", "Invalid input length: 5"
+    if msg.contains("Invalid symbol")
+        || msg.contains("Invalid last symbol")
+        || msg.contains("Invalid padding")
+        || msg.contains("Invalid input length")
+    {
+        return "illegal base64 data".into();
+    }
+    let mut out = String::with_capacity(msg.len());
+    let mut chars = msg.chars();
+    while let Some(c) = chars.next() {
+        if c == '`' || c == '"' {
+            for d in chars.by_ref() {
+                if d == c {
+                    break;
+                }
+            }
+            out.push_str("<secret contents redacted>");
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// [`decode_as`] with the type of `r`; `None` for kinds without one (custom resources).
@@ -903,6 +936,34 @@ mod tests {
 
     fn secret() -> &'static Resource {
         crate::resources::find("", "v1", "secrets").unwrap()
+    }
+
+    #[test]
+    fn a_secret_that_does_not_decode_is_refused_without_its_values() {
+        let r = secret();
+        for (body, leak) in [
+            (json!({"stringData": {"password": 987654321}}), "987654321"),
+            (
+                json!({"data": {"password": ["hunter2-secret"]}}),
+                "hunter2-secret",
+            ),
+            (json!({"data": {"password": "aHVudGVy!!!"}}), "33"),
+        ] {
+            let mut obj = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}});
+            obj.as_object_mut()
+                .unwrap()
+                .extend(body.as_object().unwrap().clone());
+            let why = decode(r, &mut obj, true, false).expect("refused");
+            assert!(
+                why.starts_with("Secret in version \"v1\" cannot be handled as a Secret: "),
+                "{why}"
+            );
+            assert!(!why.contains(leak), "{why}");
+        }
+        // the non-secret part of the message stays
+        let mut obj = json!({"kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": 5}});
+        let why = decode(r, &mut obj, true, false).unwrap();
+        assert!(why.contains("invalid type: integer"), "{why}");
     }
 
     #[test]
