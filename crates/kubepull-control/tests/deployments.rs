@@ -183,6 +183,18 @@ async fn deployments_roll_scale_and_delete_with_kubectl() {
             let p = live_pods(kc, home, "r");
             (p.len() == 3 && p.iter().all(|(_, _, n)| n == "n1")).then_some(p)
         });
+        // the scheduler records the binding as the PodScheduled condition
+        eventually("PodScheduled=True on the 3 pods", || {
+            let all = items(&get_json(kc, home, &["get", "pods", "-n", "r"]));
+            all.iter()
+                .all(|p| {
+                    p["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "PodScheduled" && c["status"] == "True")
+                    })
+                })
+                .then_some(())
+        });
         let rs1 = get_json(kc, home, &["get", "rs", "-n", "r"]);
         let rs1 = &items(&rs1)[0];
         let hash = s(rs1, "/metadata/labels/pod-template-hash").to_string();

@@ -87,7 +87,11 @@ fn bits(min: u32, max: u32, step: u32) -> u64 {
     let mut i = min;
     while i <= max {
         b |= 1 << i;
-        i += step;
+        // a step past the range ends it (`"1/4294967295"` must not wrap back to 0)
+        match i.checked_add(step) {
+            Some(n) => i = n,
+            None => break,
+        }
     }
     b
 }
@@ -426,6 +430,21 @@ mod tests {
                 t += jiff::SignedDuration::from_secs(60);
             }
         }
+    }
+
+    #[test]
+    fn a_step_larger_than_the_range_does_not_wrap() {
+        assert_eq!(bits(1, 59, u32::MAX), 1 << 1);
+        assert_eq!(bits(0, 59, u32::MAX - 1), 1);
+        let s = Schedule::parse("1/4294967295 * * * *").unwrap();
+        let n = s
+            .next(Timestamp::from_second(1_767_225_600).unwrap())
+            .unwrap();
+        assert_eq!(
+            n.as_second() % 3600,
+            60,
+            "only minute 1 fires, never minute 0: {n}"
+        );
     }
 
     #[test]

@@ -449,8 +449,10 @@ fn schedule_step(
     let last_schedule = status.last_schedule_time.as_ref().map(|t| t.0);
     let mut earliest = last_schedule.unwrap_or(created);
     let deadline = spec.starting_deadline_seconds;
-    if let Some(d) = deadline {
-        let sd = now - jiff::SignedDuration::from_secs(d);
+    // a deadline reaching before the start of time bounds nothing (the difference would overflow)
+    if let Some(sd) =
+        deadline.and_then(|d| now.checked_sub(jiff::SignedDuration::from_secs(d)).ok())
+    {
         if sd > earliest {
             earliest = sd;
         }
@@ -477,7 +479,10 @@ fn schedule_step(
         return;
     };
     if let Some(d) = deadline {
-        if scheduled + jiff::SignedDuration::from_secs(d) < now {
+        if scheduled
+            .checked_add(jiff::SignedDuration::from_secs(d))
+            .is_ok_and(|end| end < now)
+        {
             events.push(event(
                 "Warning",
                 "MissSchedule",
@@ -710,6 +715,17 @@ mod tests {
             Action::Update { obj, .. } => obj.to_value().unwrap().get("status").cloned(),
             _ => None,
         })
+    }
+
+    #[test]
+    fn a_starting_deadline_past_the_end_of_time_does_not_panic() {
+        let c = cj(json!({"startingDeadlineSeconds": i64::MAX}));
+        let p = plan(&c, &[], t("2026-01-01T00:07:00Z"));
+        assert_eq!(
+            created(&p).len(),
+            1,
+            "the 00:05 run is within an unbounded deadline"
+        );
     }
 
     #[test]

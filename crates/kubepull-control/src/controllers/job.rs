@@ -40,6 +40,12 @@ pub const INDEX_KEY: &str = "batch.kubernetes.io/job-completion-index";
 pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(10);
 /// `MaxJobPodFailureBackOff` (job_controller.go).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// The most pods one sync creates or deletes (`MaxPodCreateDeletePerSync` in kubernetes
+/// `pkg/controller/job/job_controller.go`); the pods' own events bring the next sync.
+pub const MAX_POD_CREATE_DELETE_PER_SYNC: usize = 500;
+/// The largest `parallelism` of an Indexed Job (`maxParallelismForIndexedJob` in kubernetes
+/// `pkg/apis/batch/validation/validation.go`).
+pub const MAX_PARALLELISM_FOR_INDEXED_JOB: i64 = 100_000;
 
 fn s<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
@@ -265,6 +271,19 @@ pub fn validate_job_spec(spec: &Value, path: &str) -> Vec<Cause> {
             "when completion mode is Indexed",
         ));
     }
+    if mode == "Indexed" {
+        if let Some(n) =
+            opt_i(spec, "/parallelism").filter(|n| *n > MAX_PARALLELISM_FOR_INDEXED_JOB)
+        {
+            c.push(Cause::invalid(
+                format!("{path}.parallelism"),
+                n.to_string(),
+                format!(
+                    "must be less than or equal to {MAX_PARALLELISM_FOR_INDEXED_JOB} when completion mode is Indexed"
+                ),
+            ));
+        }
+    }
     let rp = s(spec, "/template/spec/restartPolicy");
     if !matches!(rp, "OnFailure" | "Never") {
         c.push(Cause::not_supported(
@@ -476,43 +495,112 @@ pub fn backoff_remaining(
     d.saturating_sub(elapsed)
 }
 
-/// Parses `completedIndexes` (`"1,3-5"`).
-pub fn parse_indexes(s: &str) -> BTreeSet<i64> {
-    let mut out = BTreeSet::new();
-    for part in s.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                if let (Ok(a), Ok(b)) = (a.parse::<i64>(), b.parse::<i64>()) {
-                    out.extend(a..=b);
-                }
+/// A Job's completed indexes as ordered, disjoint, non-adjacent intervals (`orderedIntervals`
+/// in kubernetes `pkg/controller/job/indexed_job_utils.go`): memory grows with the number of
+/// gaps, never with the indexes themselves, however large `completedIndexes` claims to be.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Indexes(Vec<(i64, i64)>);
+
+impl Indexes {
+    /// `parseIndexesFromString`: intervals at or past `completions` end the parse, a last index
+    /// past it is clamped, a corrupted interval is skipped, and negative indexes are ignored.
+    pub fn parse(s: &str, completions: i64) -> Indexes {
+        let mut out = Indexes::default();
+        for part in s.split(',').filter(|p| !p.is_empty()) {
+            let (first, last) = match part.split_once('-') {
+                Some((a, b)) => match (a.parse::<i64>(), b.parse::<i64>()) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    _ => continue,
+                },
+                None => match part.parse::<i64>() {
+                    Ok(a) => (a, a),
+                    Err(_) => continue,
+                },
+            };
+            if first >= completions {
+                break;
             }
-            None => {
-                if let Ok(a) = part.parse() {
-                    out.insert(a);
-                }
+            let (first, last) = (first.max(0), last.min(completions - 1));
+            if first <= last {
+                out.insert_range(first, last);
             }
         }
+        out
     }
-    out
+
+    /// Adds `[a, b]`, merging with the intervals it overlaps or touches.
+    fn insert_range(&mut self, a: i64, b: i64) {
+        let v = &mut self.0;
+        // the first interval that ends at or after a - 1 (could merge)
+        let start = v.partition_point(|&(_, hi)| hi < a.saturating_sub(1));
+        let mut end = start;
+        let (mut lo, mut hi) = (a, b);
+        while end < v.len() && v[end].0 <= b.saturating_add(1) {
+            lo = lo.min(v[end].0);
+            hi = hi.max(v[end].1);
+            end += 1;
+        }
+        v.splice(start..end, [(lo, hi)]);
+    }
+
+    /// Adds one index.
+    pub fn insert(&mut self, ix: i64) {
+        self.insert_range(ix, ix);
+    }
+
+    /// Whether `ix` is in one of the intervals.
+    pub fn contains(&self, ix: i64) -> bool {
+        let i = self.0.partition_point(|&(_, hi)| hi < ix);
+        self.0.get(i).is_some_and(|&(lo, _)| lo <= ix)
+    }
+
+    /// How many indexes the intervals hold.
+    pub fn count(&self) -> i64 {
+        self.0.iter().map(|&(lo, hi)| hi - lo + 1).sum()
+    }
+
+    /// Up to `n` indexes in `[0, completions)` that are neither in the intervals nor in
+    /// `running`, lowest first (`firstPendingIndexes`): walks the gaps, not every index.
+    pub fn first_pending(&self, completions: i64, n: usize, running: &HashSet<i64>) -> Vec<i64> {
+        let mut out = Vec::with_capacity(n.min(1024));
+        let mut next = 0i64;
+        let gaps = self
+            .0
+            .iter()
+            .map(|&(lo, hi)| (lo, hi))
+            .chain(std::iter::once((completions, completions)));
+        for (lo, hi) in gaps {
+            let mut ix = next;
+            while ix < lo.min(completions) && out.len() < n {
+                if !running.contains(&ix) {
+                    out.push(ix);
+                }
+                ix += 1;
+            }
+            if out.len() >= n || lo >= completions {
+                break;
+            }
+            next = hi.saturating_add(1);
+        }
+        out
+    }
 }
 
-/// Formats indexes as intervals (`orderedIntervals.String`).
-pub fn format_indexes(ix: &BTreeSet<i64>) -> String {
-    let mut out: Vec<String> = vec![];
-    let mut it = ix.iter().peekable();
-    while let Some(&a) = it.next() {
-        let mut b = a;
-        while it.peek() == Some(&&(b + 1)) {
-            b += 1;
-            it.next();
+impl std::fmt::Display for Indexes {
+    /// `orderedIntervals.String`: `"1,3-5"`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, &(lo, hi)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            if lo == hi {
+                write!(f, "{lo}")?;
+            } else {
+                write!(f, "{lo}-{hi}")?;
+            }
         }
-        out.push(if a == b {
-            a.to_string()
-        } else {
-            format!("{a}-{b}")
-        });
+        Ok(())
     }
-    out.join(",")
 }
 
 fn condition(ty: &str, reason: &str, message: &str, now: Timestamp) -> JobCondition {
@@ -632,14 +720,21 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
     let mut unc_f = uncounted.failed.unwrap_or_default();
     let mut succeeded = status.succeeded.map_or(0, i64::from);
     let mut failed = status.failed.map_or(0, i64::from);
-    let mut completed_ix = parse_indexes(status.completed_indexes.as_deref().unwrap_or(""));
+    // completed indexes are only kept for Indexed Jobs, within [0, completions)
+    let mut completed_ix = match (indexed, completions) {
+        (true, Some(c)) => Indexes::parse(status.completed_indexes.as_deref().unwrap_or(""), c),
+        _ => Indexes::default(),
+    };
     let by_uid: HashMap<&str, &Pod> = pods.iter().map(|x| (kinds::uid(&x.metadata), *x)).collect();
     // uncounted pods whose finalizer is gone (or that are gone) are counted now
     unc_s.retain(|u| match by_uid.get(u.as_str()) {
         Some(pod) if has_finalizer(pod) => true,
         other => {
             succeeded += 1;
-            if let Some(ix) = other.and_then(|x| pod_index(x)) {
+            if let Some(ix) = other
+                .and_then(|x| pod_index(x))
+                .filter(|ix| indexed && completions.is_some_and(|c| (0..c).contains(ix)))
+            {
                 completed_ix.insert(ix);
             }
             false
@@ -671,18 +766,16 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
             fin_removals.push(remove_fin(pod));
         }
     }
-    let tot_succeeded_ix: BTreeSet<i64> = completed_ix
+    let mut tot_succeeded_ix = completed_ix.clone();
+    for ix in unc_s
         .iter()
-        .copied()
-        .chain(
-            unc_s
-                .iter()
-                .filter_map(|u| by_uid.get(u.as_str()).and_then(|x| pod_index(x))),
-        )
-        .filter(|ix| completions.is_none_or(|c| *ix < c))
-        .collect();
+        .filter_map(|u| by_uid.get(u.as_str()).and_then(|x| pod_index(x)))
+        .filter(|ix| indexed && completions.is_some_and(|c| (0..c).contains(ix)))
+    {
+        tot_succeeded_ix.insert(ix);
+    }
     let tot_succeeded = if indexed {
-        tot_succeeded_ix.len() as i64
+        tot_succeeded_ix.count()
     } else {
         succeeded + unc_s.len() as i64
     };
@@ -774,9 +867,10 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
                     } else {
                         restarts >= backoff_limit
                     };
+                // a deadline past the end of time is no deadline (the sum would overflow)
                 let deadline = spec
                     .active_deadline_seconds
-                    .map(|d| start + jiff::SignedDuration::from_secs(d));
+                    .and_then(|d| start.checked_add(jiff::SignedDuration::from_secs(d)).ok());
                 if tot_failed > backoff_limit || past_on_failure {
                     interim = Some((
                         "Failed",
@@ -826,7 +920,9 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
                     // too many: the newest go first (ActivePods ordering, simplified)
                     let mut extra: Vec<&Pod> = active.clone();
                     extra.sort_by_key(|x| std::cmp::Reverse(x.metadata.creation_timestamp.clone()));
-                    deletes.extend(extra.into_iter().take(active.len() - want_active as usize));
+                    let n =
+                        (active.len() - want_active as usize).min(MAX_POD_CREATE_DELETE_PER_SYNC);
+                    deletes.extend(extra.into_iter().take(n));
                 } else if (active.len() as i64) < want_active && !done {
                     if !remaining.is_zero() {
                         p.requeue_after = Some(
@@ -836,18 +932,20 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
                     } else if indexed {
                         let running: HashSet<i64> =
                             active.iter().filter_map(|x| pod_index(x)).collect();
-                        let need = (want_active - active.len() as i64) as usize;
+                        let need = want_active - active.len() as i64;
+                        let need = usize::try_from(need)
+                            .unwrap_or(0)
+                            .min(MAX_POD_CREATE_DELETE_PER_SYNC);
                         let c = completions.unwrap_or(0);
-                        for ix in (0..c)
-                            .filter(|ix| !tot_succeeded_ix.contains(ix) && !running.contains(ix))
-                            .take(need)
-                        {
+                        for ix in tot_succeeded_ix.first_pending(c, need, &running) {
                             creates.push(new_pod(job, Some(ix)));
                         }
                     } else {
-                        for _ in active.len() as i64..want_active {
-                            creates.push(new_pod(job, None));
-                        }
+                        let need = want_active - active.len() as i64;
+                        let need = usize::try_from(need)
+                            .unwrap_or(0)
+                            .min(MAX_POD_CREATE_DELETE_PER_SYNC);
+                        creates.extend((0..need).map(|_| new_pod(job, None)));
                     }
                 }
                 if done {
@@ -908,10 +1006,7 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
     let count = |n: i64| (n > 0).then(|| i32::try_from(n).unwrap_or(i32::MAX));
     status.active = count(still_active.max(0));
     status.succeeded = count(if indexed {
-        completed_ix
-            .iter()
-            .filter(|ix| completions.is_none_or(|c| **ix < c))
-            .count() as i64
+        completed_ix.count()
     } else {
         succeeded
     });
@@ -923,13 +1018,7 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
         failed: (!unc_f.is_empty()).then_some(unc_f),
     });
     if indexed {
-        let f = format_indexes(
-            &completed_ix
-                .iter()
-                .copied()
-                .filter(|ix| completions.is_none_or(|c| *ix < c))
-                .collect(),
-        );
+        let f = completed_ix.to_string();
         status.completed_indexes = (!f.is_empty()).then_some(f);
     }
     status.conditions = (!conds.is_empty()).then_some(conds);
@@ -981,8 +1070,11 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
                 .find_map(|t| cond_true(job, t))
                 .and_then(|c| c.last_transition_time.as_ref().map(|t| t.0))
         };
-        if let Some(at) = finished_at {
-            let expire = at + jiff::SignedDuration::from_secs(i64::from(ttl));
+        // a finish time so late that the sum overflows never expires
+        if let Some(expire) = finished_at.and_then(|at| {
+            at.checked_add(jiff::SignedDuration::from_secs(i64::from(ttl)))
+                .ok()
+        }) {
             if now >= expire && !became_finished {
                 p.actions.push(Action::Delete {
                     r: jobs_r(),
@@ -1181,6 +1273,79 @@ mod tests {
             } => obj.to_value().unwrap().get("status").cloned(),
             _ => None,
         })
+    }
+
+    #[test]
+    fn completed_indexes_are_intervals_clamped_to_completions() {
+        let ix = Indexes::parse("0,1,2,5,7-9", 10);
+        assert_eq!(ix.to_string(), "0-2,5,7-9");
+        assert_eq!(ix.count(), 7);
+        assert!(ix.contains(8) && !ix.contains(6) && !ix.contains(10));
+        // parseIndexesFromString: a first index at or past completions ends the parse, a last
+        // one is clamped, corrupted intervals are skipped
+        assert_eq!(Indexes::parse("1,x,3-99,200", 5).to_string(), "1,3-4");
+        assert_eq!(Indexes::parse("5,1", 5).to_string(), "");
+        // a huge interval costs one entry, not one per index
+        let huge = Indexes::parse("0-9223372036854775806", i64::from(i32::MAX));
+        assert_eq!(huge.count(), i64::from(i32::MAX));
+        assert_eq!(huge.0.len(), 1);
+        // inserting merges neighbours
+        let mut m = Indexes::parse("0,4", 10);
+        m.insert(2);
+        m.insert(1);
+        m.insert(3);
+        assert_eq!(m.to_string(), "0-4");
+        // pending: the gaps, lowest first, without the running ones
+        let p = Indexes::parse("0-2,5,7-9", 12);
+        let running: HashSet<i64> = [3].into_iter().collect();
+        assert_eq!(p.first_pending(12, 10, &running), vec![4, 6, 10, 11]);
+        assert_eq!(p.first_pending(12, 2, &running), vec![4, 6]);
+        assert_eq!(
+            huge.first_pending(i64::from(i32::MAX), 5, &HashSet::new()),
+            Vec::<i64>::new()
+        );
+    }
+
+    #[test]
+    fn one_sync_creates_at_most_500_pods_however_large_parallelism_is() {
+        for spec in [
+            json!({"parallelism": i32::MAX, "completions": i32::MAX}),
+            json!({"parallelism": 100000, "completions": i32::MAX, "completionMode": "Indexed"}),
+        ] {
+            let j = job(spec.clone());
+            let p = plan(&j, &[], t("2026-01-01T00:00:05Z"));
+            assert_eq!(creates(&p).len(), MAX_POD_CREATE_DELETE_PER_SYNC, "{spec}");
+        }
+        // an Indexed Job's parallelism is bounded by validation as upstream's
+        let j = job(json!({"parallelism": 100001, "completions": 5, "completionMode": "Indexed"}));
+        let texts: Vec<String> = validate_job(&j, None).iter().map(Cause::text).collect();
+        assert!(
+            texts.contains(&"spec.parallelism: Invalid value: 100001: must be less than or equal to 100000 when completion mode is Indexed".to_string()),
+            "{texts:?}"
+        );
+    }
+
+    #[test]
+    fn deadlines_and_indexes_past_the_end_of_time_do_not_panic() {
+        let mut j = job(
+            json!({"activeDeadlineSeconds": i64::MAX, "ttlSecondsAfterFinished": i32::MAX,
+            "completionMode": "Indexed", "completions": 3, "parallelism": 3}),
+        );
+        j["status"] = json!({"startTime": "9999-12-30T21:00:00Z",
+            "completedIndexes": "0-9223372036854775806"});
+        let p = plan(&j, &[], t("2026-01-01T00:00:05Z"));
+        let st = status(&p).expect("status written");
+        assert_eq!(st["completedIndexes"], "0-2");
+        assert_eq!(st["succeeded"], 3);
+        assert!(creates(&p).is_empty());
+        let mut j = job(json!({"activeDeadlineSeconds": i64::MAX}));
+        j["status"] = json!({"startTime": "9999-12-30T21:00:00Z"});
+        let p = plan(&j, &[], t("2026-01-01T00:00:05Z"));
+        assert_eq!(
+            creates(&p).len(),
+            1,
+            "an unreachable deadline is no deadline"
+        );
     }
 
     #[test]
@@ -1443,7 +1608,7 @@ mod tests {
             c[0]["spec"]["containers"][0]["env"][0]["name"],
             "JOB_COMPLETION_INDEX"
         );
-        assert_eq!(format_indexes(&parse_indexes("0,1,2,5,7-9")), "0-2,5,7-9");
+        assert_eq!(Indexes::parse("0,1,2,5,7-9", 10).to_string(), "0-2,5,7-9");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -392,7 +393,21 @@ pub async fn run<C: Controller>(
         }
         // sync what is due
         for k in queue.take_ready(Instant::now()) {
-            let result = c.sync(&objects, &k).await;
+            // a sync that panics (a defect, or an object no check foresaw) fails that key with
+            // back-off instead of ending the task every controller runs in
+            let result = match std::panic::AssertUnwindSafe(c.sync(&objects, &k))
+                .catch_unwind()
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::error!(controller = c.name(), key = %k, "sync panicked; requeued with back-off");
+                    Err(ApiError::internal(format!(
+                        "the {} controller failed on {k}",
+                        c.name()
+                    )))
+                }
+            };
             let retry = queue.done(&k, &result, Instant::now());
             if let (Some(retry), Err(e)) = (retry, &result) {
                 match retry {

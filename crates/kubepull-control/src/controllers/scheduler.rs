@@ -103,6 +103,20 @@ fn scheduled_condition(status: &str, reason: Option<&str>, message: Option<&str>
     }
 }
 
+/// Sets `c` in `conds`, replacing a condition of its type and keeping the others
+/// (`podutil.UpdatePodCondition`); the transition time stays when the status does not change.
+fn upsert_condition(conds: &mut Vec<PodCondition>, mut c: PodCondition) {
+    match conds.iter_mut().find(|x| x.type_ == c.type_) {
+        Some(old) => {
+            if old.status == c.status {
+                c.last_transition_time = old.last_transition_time.take();
+            }
+            *old = c;
+        }
+        None => conds.push(c),
+    }
+}
+
 /// `metav1.Now()` as it is serialized: whole seconds.
 fn now_seconds() -> jiff::Timestamp {
     let now = jiff::Timestamp::now();
@@ -197,12 +211,13 @@ impl queue::Controller for Scheduler {
                     return Ok(None);
                 };
                 let about = reference(&p);
-                p.status.get_or_insert_with(Default::default).conditions =
-                    Some(vec![scheduled_condition(
-                        "False",
-                        Some("Unschedulable"),
-                        Some(&msg),
-                    )]);
+                // the pod as read carries its resourceVersion: a status written meanwhile
+                // makes this update conflict and the sync run again
+                let st = p.status.get_or_insert_with(Default::default);
+                upsert_condition(
+                    st.conditions.get_or_insert_with(Vec::new),
+                    scheduled_condition("False", Some("Unschedulable"), Some(&msg)),
+                );
                 queue::apply(
                     objects,
                     self.name(),
@@ -232,30 +247,33 @@ impl queue::Controller for Scheduler {
                     return Ok(None);
                 }
                 let about = reference(&p);
-                let mut status = p.status.clone().unwrap_or_default();
                 let mut np = p;
                 np.spec.get_or_insert_with(Default::default).node_name = Some(node.clone());
                 let np = queue::Object::from(np)
                     .to_value()
                     .map_err(|e| ApiError::internal(format!("encoding the pod: {e}")))?;
                 let bound = crate::webhooks::bind(objects, ns, name, &node, async {
-                    objects
+                    let stored = objects
                         .update(res("pods"), ns, name, np, None, false)
                         .await?;
-                    status.conditions = Some(vec![scheduled_condition("True", None, None)]);
-                    let st = serde_json::to_value(&status)
-                        .map_err(|e| ApiError::internal(format!("encoding the status: {e}")))?;
-                    // the binding is made: a status the kubelet rewrites anyway is not worth
-                    // failing it for
+                    // PodScheduled goes onto the status as stored by the binding, guarded by its
+                    // resourceVersion, with the other conditions kept: a status the node agent
+                    // wrote after the binding is never replaced by the copy read before it
+                    let mut pod: Pod = serde_json::from_value(stored)
+                        .map_err(|e| ApiError::internal(format!("decoding the bound pod: {e}")))?;
+                    let st = pod.status.get_or_insert_with(Default::default);
+                    upsert_condition(
+                        st.conditions.get_or_insert_with(Vec::new),
+                        scheduled_condition("True", None, None),
+                    );
+                    let body = serde_json::json!({
+                        "metadata": {"resourceVersion": pod.metadata.resource_version},
+                        "status": st,
+                    });
+                    // the binding is made: a status the node agent rewrites anyway (a conflict
+                    // means it already did) is not worth failing it for
                     if let Err(e) = objects
-                        .update(
-                            res("pods"),
-                            ns,
-                            name,
-                            serde_json::json!({ "status": st }),
-                            Some("status"),
-                            false,
-                        )
+                        .update(res("pods"), ns, name, body, Some("status"), false)
                         .await
                     {
                         tracing::info!(pod = %key, error = %e, "PodScheduled condition not written");
@@ -299,6 +317,34 @@ mod tests {
         serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "a"},
             "spec": {"containers": [], "nodeSelector": sel}}))
         .unwrap()
+    }
+
+    #[test]
+    fn pod_scheduled_is_set_beside_the_other_conditions() {
+        let ready = PodCondition {
+            type_: "Ready".into(),
+            status: "False".into(),
+            ..Default::default()
+        };
+        let mut conds = vec![ready.clone()];
+        upsert_condition(
+            &mut conds,
+            scheduled_condition("False", Some("Unschedulable"), Some("no nodes")),
+        );
+        let first = conds[1].last_transition_time.clone();
+        assert!(first.is_some());
+        // the same status again keeps its transition time; a new status replaces it in place
+        let mut again = scheduled_condition("False", Some("Unschedulable"), Some("still none"));
+        again.last_transition_time = None;
+        upsert_condition(&mut conds, again);
+        assert_eq!(conds.len(), 2);
+        assert_eq!(conds[1].last_transition_time, first);
+        assert_eq!(conds[1].message.as_deref(), Some("still none"));
+        upsert_condition(&mut conds, scheduled_condition("True", None, None));
+        assert_eq!(conds.len(), 2);
+        assert_eq!(conds[0], ready);
+        assert_eq!(conds[1].status, "True");
+        assert_eq!(conds[1].reason, None);
     }
 
     #[test]
