@@ -1040,9 +1040,20 @@ pub async fn sync(objects: &Objects) -> ApiResult<()> {
         let key = r.key("", s(crd, "/metadata/name"));
         let bytes = serde_json::to_vec(&next).unwrap_or_default();
         // a concurrent writer wins; the next sync (its write, the CRD watch) catches up
-        if let Ok(rev) = objects.store().update(&key, bytes, rv).await {
-            next["metadata"]["resourceVersion"] = json!(rev.to_string());
-            *crd = next;
+        match objects.store().update(&key, bytes, rv).await {
+            Ok(rev) => {
+                next["metadata"]["resourceVersion"] = json!(rev.to_string());
+                *crd = next;
+            }
+            Err(
+                kubepull_datastore::Error::Conflict { .. }
+                | kubepull_datastore::Error::NotFound { .. },
+            ) => {}
+            Err(e) => {
+                return Err(ApiError::internal(format!(
+                    "writing the status of {key}: {e}"
+                )))
+            }
         }
     }
     reg.replace(build(&crds));
@@ -1069,12 +1080,18 @@ pub async fn watch_crds(objects: Objects, stop: impl std::future::Future<Output 
                 }
             }
         };
-        let _ = sync(&objects).await;
+        if !sync_until_done(&objects, &mut stop).await {
+            return;
+        }
         loop {
             tokio::select! {
                 _ = &mut stop => return,
                 ev = w.events.recv() => match ev {
-                    Some(Ok(_)) => { let _ = sync(&objects).await; }
+                    Some(Ok(_)) => {
+                        if !sync_until_done(&objects, &mut stop).await {
+                            return;
+                        }
+                    }
                     _ => break,
                 }
             }
@@ -1084,6 +1101,29 @@ pub async fn watch_crds(objects: Objects, stop: impl std::future::Future<Output 
             _ = &mut stop => return,
             _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
         }
+    }
+}
+
+/// Runs [`sync`] until it succeeds, retrying a failure (the datastore unreachable, say) with
+/// back-off up to 30 s, so a CRD stored meanwhile is served once the store answers again.
+/// False when `stop` came first.
+async fn sync_until_done(
+    objects: &Objects,
+    stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> bool {
+    let mut pause = std::time::Duration::from_millis(250);
+    loop {
+        match sync(objects).await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(retry_in = ?pause, "loading CustomResourceDefinitions: {e}");
+            }
+        }
+        tokio::select! {
+            _ = stop.as_mut() => return false,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(std::time::Duration::from_secs(30));
     }
 }
 
@@ -1108,7 +1148,16 @@ pub async fn delete_instances(objects: &Objects, crd: &Value) -> ApiResult<()> {
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
         for kv in &page.items {
-            let _ = objects.store().delete(&kv.key, None).await;
+            // one already gone is what was wanted; any other failure keeps the CRD (and its
+            // finalizer's work) for the client to retry, instead of leaving instances behind
+            match objects.store().delete(&kv.key, None).await {
+                Ok(_) | Err(kubepull_datastore::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(ApiError::internal(format!(
+                        "deleting the custom resources under {prefix}: {e}"
+                    )))
+                }
+            }
         }
         if !page.more || page.items.is_empty() {
             return Ok(());

@@ -768,8 +768,11 @@ impl Datastore for EtcdStore {
                         oldest: 0,
                     })
                 }
-                // "future revision": `after` is the current revision, nothing to replay
-                Err(Error::Backend { .. }) | Ok(_) => {}
+                // etcd's "mvcc: required revision is a future revision": `after` is the current
+                // revision, nothing to replay; any other failure (permission denied, …) is the
+                // caller's, here rather than later from the stream
+                Err(Error::Backend { message }) if message.contains("future revision") => {}
+                Ok(_) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -93,8 +93,11 @@ impl queue::Controller for NodeIpam {
         };
         let name = kinds::name(&node.metadata).to_string();
         if change.deleted || !pod_cidr(node).is_empty() {
-            // the informer has it now (or the range is free again)
+            // the informer has it now (or the range is free again); a warning given for the
+            // node is forgotten with it
             self.allocated.remove(&name);
+            self.reported
+                .remove(&format!("{}/{name}", kinds::uid(&node.metadata)));
             return vec![];
         }
         vec![name]
