@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::cron::Schedule;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::get_typed;
 use super::informer::{Cached, Notice};
@@ -155,11 +155,6 @@ pub fn validate_cronjob(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
 
 fn schedule_text(cj: &CronJob) -> &str {
     cj.spec.as_ref().map_or("", |s| s.schedule.as_str())
-}
-
-/// `metav1.Time` of `t`, whole seconds as it is serialized.
-fn time(t: Timestamp) -> Time {
-    Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
 }
 
 /// `getJobName`: `<cronjob>-<scheduled time in minutes since the epoch>`.
@@ -311,7 +306,7 @@ pub fn plan(cj: &CronJob, jobs: &[Job], now: Timestamp) -> Plan {
             if let Some(ct) = j.status.as_ref().and_then(|s| s.completion_time.as_ref()) {
                 let last = status.last_successful_time.as_ref();
                 if last.is_none_or(|l| ct.0 > l.0) {
-                    status.last_successful_time = Some(time(ct.0));
+                    status.last_successful_time = Some(kinds::meta_time(ct.0));
                 }
             }
         }
@@ -550,7 +545,7 @@ fn schedule_step(
         api_version: Some("batch/v1".into()),
         ..Default::default()
     });
-    status.last_schedule_time = Some(time(scheduled));
+    status.last_schedule_time = Some(kinds::meta_time(scheduled));
 }
 
 /// Fills in UIDs of active entries written before their Job existed.
@@ -570,27 +565,6 @@ fn complete_active(cj: &mut CronJob, jobs: &[Job]) -> bool {
         }
     }
     changed
-}
-
-/// Jobs as listed, decoded; one that does not decode is logged and left out.
-fn decode_jobs(items: Vec<Value>) -> Vec<Job> {
-    items
-        .into_iter()
-        .filter_map(|v| {
-            let name = v
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            match serde_json::from_value::<Job>(v) {
-                Ok(j) => Some(j),
-                Err(e) => {
-                    tracing::warn!(job = %name, error = %e, "job does not decode; left out");
-                    None
-                }
-            }
-        })
-        .collect()
 }
 
 /// The CronJob controller over the work queue.
@@ -637,7 +611,7 @@ impl queue::Controller for CronJobController {
         let (jobs, _, _) = objects
             .list(jobs_r(), Some(ns), &ListOptions::default())
             .await?;
-        let jobs = decode_jobs(jobs);
+        let jobs = kinds::decode_listed::<Job>(jobs);
         if complete_active(&mut cj, &jobs) {
             let v = queue::Object::from(cj)
                 .to_value()

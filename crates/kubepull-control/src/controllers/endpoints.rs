@@ -15,8 +15,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use serde_json::Value;
-
 use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort as CoreEndpointPort, EndpointSubset, Endpoints, ObjectReference,
     Pod, Service, ServicePort,
@@ -59,24 +57,10 @@ fn selector_matches(sel: &BTreeMap<String, String>, pod: &Pod) -> bool {
             .all(|(k, v)| pod.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
 }
 
-fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 fn pod_ip(p: &Pod) -> &str {
     p.status
         .as_ref()
         .and_then(|s| s.pod_ip.as_deref())
-        .unwrap_or("")
-}
-
-fn phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
         .unwrap_or("")
 }
 
@@ -167,7 +151,7 @@ pub fn desired_endpoints(svc: &Service, pods: &[&Pod]) -> Endpoints {
         // not-ready addresses are published
         if ip.is_empty()
             || (p.metadata.deletion_timestamp.is_some() && !publish_nr)
-            || matches!(phase(p), "Succeeded" | "Failed")
+            || matches!(kinds::pod_phase(p), "Succeeded" | "Failed")
         {
             continue;
         }
@@ -193,7 +177,7 @@ pub fn desired_endpoints(svc: &Service, pods: &[&Pod]) -> Endpoints {
         let entry = subsets
             .entry(key)
             .or_insert_with(|| (eps, (vec![], vec![])));
-        if publish_nr || pod_ready(p) {
+        if publish_nr || kinds::pod_ready(p) {
             entry.1 .0.push(addr);
         } else {
             entry.1 .1.push(addr);
@@ -277,13 +261,13 @@ pub fn desired_slices(svc: &Service, pods: &[&Pod]) -> Vec<EndpointSlice> {
     sorted.sort_by(|a, b| pod_ip(a).cmp(pod_ip(b)));
     for p in sorted {
         let ip = pod_ip(p);
-        if ip.is_empty() || matches!(phase(p), "Succeeded" | "Failed") {
+        if ip.is_empty() || matches!(kinds::pod_phase(p), "Succeeded" | "Failed") {
             continue;
         }
         // podToEndpoint (endpointslice utils): "ready" is never true for a terminating pod
         // unless not-ready addresses are published
         let terminating = p.metadata.deletion_timestamp.is_some();
-        let serving = publish_nr || pod_ready(p);
+        let serving = publish_nr || kinds::pod_ready(p);
         let ready = publish_nr || (serving && !terminating);
         let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
         let ep = Endpoint {
@@ -502,27 +486,6 @@ pub fn plan(
     p
 }
 
-/// Decodes listed objects; one that does not decode is logged and left out.
-fn decode_all<K: kinds::Kind>(items: Vec<Value>) -> Vec<K> {
-    items
-        .into_iter()
-        .filter_map(|v| {
-            let name = v
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            match serde_json::from_value::<K>(v) {
-                Ok(o) => Some(o),
-                Err(e) => {
-                    tracing::warn!(kind = K::KIND, name = %name, error = %e, "object does not decode; left out");
-                    None
-                }
-            }
-        })
-        .collect()
-}
-
 /// The Endpoints + EndpointSlice controller over the work queue. It keeps the selectors of
 /// the Services it has seen, per namespace, so a pod change maps to the Services selecting it.
 #[derive(Debug, Default)]
@@ -579,14 +542,10 @@ impl queue::Controller for EndpointsController {
                 return vec![];
             }
         }
-        let matches = |sel: &BTreeMap<String, String>, p: &Pod| {
-            !sel.is_empty()
-                && sel
-                    .iter()
-                    .all(|(k, v)| p.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
-        };
         svcs.iter()
-            .filter(|(_, sel)| matches(sel, pod) || old.is_some_and(|o| matches(sel, o)))
+            .filter(|(_, sel)| {
+                selector_matches(sel, pod) || old.is_some_and(|o| selector_matches(sel, o))
+            })
             .map(|(n, _)| format!("{ns}/{n}"))
             .collect()
     }
@@ -595,7 +554,7 @@ impl queue::Controller for EndpointsController {
         let (items, _, _) = objects
             .list(r("", "services"), None, &ListOptions::default())
             .await?;
-        let services = decode_all::<Service>(items);
+        let services = kinds::decode_listed::<Service>(items);
         self.selectors.clear();
         for svc in &services {
             self.selectors
@@ -637,7 +596,7 @@ impl queue::Controller for EndpointsController {
                         },
                     )
                     .await?;
-                decode_all::<Pod>(items)
+                kinds::decode_listed::<Pod>(items)
             }
             None => vec![],
         };
@@ -652,7 +611,7 @@ impl queue::Controller for EndpointsController {
                 },
             )
             .await?;
-        let slices = decode_all::<EndpointSlice>(slices);
+        let slices = kinds::decode_listed::<EndpointSlice>(slices);
         // a Service without a selector manages its own Endpoints
         let ep = if has_selector || svc.is_none() {
             ep
@@ -669,7 +628,7 @@ impl queue::Controller for EndpointsController {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     // Fixtures are JSON as stored, decoded as the controller decodes them; what the controller
     // computes is read back as the JSON the API server receives.

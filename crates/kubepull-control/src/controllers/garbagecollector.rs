@@ -93,16 +93,12 @@ pub fn classify(reference: &OwnerReference, owner: Option<&ObjectMeta>) -> Owner
     }
 }
 
-fn resource_version(m: &ObjectMeta) -> &str {
-    m.resource_version.as_deref().unwrap_or("")
-}
-
 fn remove_refs_patch(item: &ObjectMeta, uids: &[&str]) -> Value {
     let kept: Vec<&OwnerReference> = refs(item)
         .iter()
         .filter(|r| !uids.contains(&r.uid.as_str()))
         .collect();
-    json!({"metadata": {"ownerReferences": kept, "resourceVersion": resource_version(item)}})
+    json!({"metadata": {"ownerReferences": kept, "resourceVersion": kinds::resource_version(item)}})
 }
 
 /// `attemptToDeleteItem` for an object not being deleted: `owners` are its references with
@@ -164,7 +160,7 @@ fn without_finalizer(item: &ObjectMeta, f: &str) -> Value {
         .flatten()
         .filter(|x| *x != f)
         .collect();
-    json!({"metadata": {"finalizers": kept, "resourceVersion": resource_version(item)}})
+    json!({"metadata": {"finalizers": kept, "resourceVersion": kinds::resource_version(item)}})
 }
 
 /// An owner being deleted: `orphanDependents` (finalizer `orphan`) or

@@ -16,7 +16,6 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, RwLock};
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kubepull_datastore::{Datastore, Event, KeyValue};
 
 pub use super::kinds::{trim_pod, Cached, Kind};
@@ -122,10 +121,6 @@ fn unscheduled(o: &Cached) -> Vec<String> {
         return vec!["true".into()];
     }
     vec![]
-}
-
-fn resource_version(m: &ObjectMeta) -> &str {
-    m.resource_version.as_deref().unwrap_or("")
 }
 
 #[derive(Default)]
@@ -360,10 +355,9 @@ impl Informer {
             self.put(&mut c, &k, None, revision);
         }
         for kv in items {
-            let same = c
-                .items
-                .get(&kv.key)
-                .is_some_and(|o| resource_version(o.meta()) == kv.mod_revision.to_string());
+            let same = c.items.get(&kv.key).is_some_and(|o| {
+                super::kinds::resource_version(o.meta()) == kv.mod_revision.to_string()
+            });
             if !same {
                 if let Some(o) = self.decode(kv) {
                     self.put(&mut c, &kv.key, Some(o), revision);

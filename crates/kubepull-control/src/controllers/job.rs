@@ -22,7 +22,6 @@ use serde_json::{json, Value};
 
 use k8s_openapi::api::batch::v1::{Job, JobCondition, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::get_typed;
 use super::informer::{Cached, Notice};
@@ -375,11 +374,6 @@ fn validate_selector(obj: &Value) -> Vec<Cause> {
     c
 }
 
-/// `metav1.Time` of `t`, whole seconds as it is serialized.
-fn time(t: Timestamp) -> Time {
-    Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
-}
-
 fn cond_true<'a>(job: &'a Job, ty: &str) -> Option<&'a JobCondition> {
     job.status
         .as_ref()?
@@ -414,21 +408,15 @@ fn without_finalizer(p: &Pod) -> Value {
         "resourceVersion": p.metadata.resource_version.as_deref().unwrap_or("")}})
 }
 
-fn phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
-}
-
 fn is_terminating(p: &Pod) -> bool {
-    p.metadata.deletion_timestamp.is_some() && !matches!(phase(p), "Succeeded" | "Failed")
+    p.metadata.deletion_timestamp.is_some()
+        && !matches!(kinds::pod_phase(p), "Succeeded" | "Failed")
 }
 
 /// `isPodFailed` with `podReplacementPolicy: TerminatingOrFailed`: failed, or being deleted
 /// without having succeeded.
 fn counts_as_failed(p: &Pod) -> bool {
-    phase(p) == "Failed" || is_terminating(p)
+    kinds::pod_phase(p) == "Failed" || is_terminating(p)
 }
 
 fn pod_index(p: &Pod) -> Option<i64> {
@@ -438,13 +426,6 @@ fn pod_index(p: &Pod) -> Option<i64> {
         .get(INDEX_KEY)?
         .parse()
         .ok()
-}
-
-fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 fn finish_time(p: &Pod) -> Option<Timestamp> {
@@ -607,8 +588,8 @@ fn condition(ty: &str, reason: &str, message: &str, now: Timestamp) -> JobCondit
     JobCondition {
         type_: ty.to_string(),
         status: "True".into(),
-        last_probe_time: Some(time(now)),
-        last_transition_time: Some(time(now)),
+        last_probe_time: Some(kinds::meta_time(now)),
+        last_transition_time: Some(kinds::meta_time(now)),
         reason: Some(reason.to_string()),
         message: Some(message.to_string()),
     }
@@ -754,7 +735,7 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
         }
         let pu = kinds::uid(&pod.metadata).to_string();
         let known = unc_s.contains(&pu) || unc_f.contains(&pu);
-        if phase(pod) == "Succeeded" {
+        if kinds::pod_phase(pod) == "Succeeded" {
             if !known {
                 unc_s.push(pu);
             }
@@ -785,7 +766,7 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
         .iter()
         .copied()
         .filter(|x| x.metadata.deletion_timestamp.is_none())
-        .filter(|x| !matches!(phase(x), "Succeeded" | "Failed"))
+        .filter(|x| !matches!(kinds::pod_phase(x), "Succeeded" | "Failed"))
         .collect();
     let terminating_n = pods.iter().filter(|x| is_terminating(x)).count() as i64;
     let mut deletes: Vec<&Pod> = vec![];
@@ -835,7 +816,7 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
             }
             let start = start.unwrap_or(now);
             if status.start_time.is_none() {
-                status.start_time = Some(time(now));
+                status.start_time = Some(kinds::meta_time(now));
             }
             if interim.is_none() {
                 // pastBackoffLimitOnFailure: restarts of OnFailure pods count as failures
@@ -905,7 +886,7 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
                 // back-off: failures after the last success
                 let last_success = pods
                     .iter()
-                    .filter(|x| phase(x) == "Succeeded")
+                    .filter(|x| kinds::pod_phase(x) == "Succeeded")
                     .filter_map(|x| finish_time(x))
                     .max();
                 let failures: Vec<Timestamp> = pods
@@ -987,7 +968,7 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
             {
                 set_condition(&mut conds, condition(ty, reason, message, now));
                 if *ty == "Complete" {
-                    status.completion_time = Some(time(now));
+                    status.completion_time = Some(kinds::meta_time(now));
                     events.push(("Normal", "Completed", "Job completed".into()));
                 } else {
                     let r: &'static str = if reason == "DeadlineExceeded" {
@@ -1002,7 +983,7 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
         }
     }
     // status: counts of zero are left out (omitempty), ready and terminating always written
-    let ready = active.iter().filter(|x| pod_ready(x)).count() as i64;
+    let ready = active.iter().filter(|x| kinds::pod_ready(x)).count() as i64;
     let count = |n: i64| (n > 0).then(|| i32::try_from(n).unwrap_or(i32::MAX));
     status.active = count(still_active.max(0));
     status.succeeded = count(if indexed {
@@ -1092,31 +1073,6 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
     p
 }
 
-/// Pods as listed, decoded; one that does not decode is logged and left out.
-fn decode_pods(items: Vec<Value>) -> Vec<Pod> {
-    items
-        .into_iter()
-        .filter_map(|v| {
-            let key = format!(
-                "{}/{}",
-                v.pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
-                v.pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-            );
-            match serde_json::from_value::<Pod>(v) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    tracing::warn!(pod = %key, error = %e, "pod does not decode; left out");
-                    None
-                }
-            }
-        })
-        .collect()
-}
-
 /// The Job controller over the work queue.
 #[derive(Debug, Default)]
 pub struct JobController;
@@ -1169,7 +1125,10 @@ impl queue::Controller for JobController {
                 )
                 .await?;
             let mut actions = vec![];
-            for pod in decode_pods(items).iter().filter(|x| has_finalizer(x)) {
+            for pod in kinds::decode_listed::<Pod>(items)
+                .iter()
+                .filter(|x| has_finalizer(x))
+            {
                 if kinds::controller_of(&pod.metadata, "Job").is_some_and(|(n, _)| n == name) {
                     actions.push(Action::Patch {
                         r: pods_r(),
@@ -1204,7 +1163,7 @@ impl queue::Controller for JobController {
                 },
             )
             .await?;
-        let plan = plan(&job, &decode_pods(items), Timestamp::now());
+        let plan = plan(&job, &kinds::decode_listed::<Pod>(items), Timestamp::now());
         // created pods get their names from generateName: name the event after the create
         queue::apply(objects, self.name(), plan.actions).await?;
         Ok(plan.requeue_after)

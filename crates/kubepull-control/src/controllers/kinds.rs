@@ -253,6 +253,64 @@ pub fn reference<K: Kind>(o: &K) -> ObjectReference {
     }
 }
 
+/// `metav1.Time` of `t`, whole seconds as it is serialized.
+pub fn meta_time(t: jiff::Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        jiff::Timestamp::from_second(t.as_second()).unwrap_or(t),
+    )
+}
+
+/// `metav1.Now()` as it is serialized: whole seconds.
+pub fn now_seconds() -> jiff::Timestamp {
+    meta_time(jiff::Timestamp::now()).0
+}
+
+/// `metadata.resourceVersion` (empty when unset).
+pub fn resource_version(m: &ObjectMeta) -> &str {
+    m.resource_version.as_deref().unwrap_or("")
+}
+
+/// A pod's `status.phase` (empty when unset).
+pub fn pod_phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+/// Whether the pod's `Ready` condition is true (`podutil.IsPodReady`).
+pub fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Listed objects decoded as `K`; one that does not decode is logged and left out.
+pub fn decode_listed<K: Kind>(items: Vec<Value>) -> Vec<K> {
+    items
+        .into_iter()
+        .filter_map(|v| {
+            let key = format!(
+                "{}/{}",
+                v.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                v.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            );
+            match serde_json::from_value::<K>(v) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    tracing::warn!(kind = K::KIND, object = %key, error = %e, "object does not decode; left out");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

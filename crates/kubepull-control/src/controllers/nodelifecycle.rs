@@ -119,9 +119,7 @@ impl queue::Controller for NodeLifecycle {
             return Ok(None);
         };
         let lease = self.leases.get_named(LEASE_NAMESPACE, key);
-        // metav1.Now, whole seconds
-        let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-            .unwrap_or_else(|_| jiff::Timestamp::now());
+        let now = kinds::now_seconds();
         let plan = plan(&node, lease.as_deref(), now);
         queue::apply(objects, self.name(), plan.actions).await?;
         Ok(plan.requeue_after)

@@ -98,7 +98,7 @@ fn scheduled_condition(status: &str, reason: Option<&str>, message: Option<&str>
         status: status.into(),
         reason: reason.map(str::to_string),
         message: message.map(str::to_string),
-        last_transition_time: Some(Time(now_seconds())),
+        last_transition_time: Some(Time(kinds::now_seconds())),
         ..Default::default()
     }
 }
@@ -115,12 +115,6 @@ fn upsert_condition(conds: &mut Vec<PodCondition>, mut c: PodCondition) {
         }
         None => conds.push(c),
     }
-}
-
-/// `metav1.Now()` as it is serialized: whole seconds.
-fn now_seconds() -> jiff::Timestamp {
-    let now = jiff::Timestamp::now();
-    jiff::Timestamp::from_second(now.as_second()).unwrap_or(now)
 }
 
 /// The scheduler over the shared informers.
