@@ -645,48 +645,61 @@ impl Objects {
             Some(ns) if r.namespaced => format!("{}{}/", r.key_prefix(), ns),
             _ => r.key_prefix(),
         };
-        let (mut start, at) = match &opts.continue_token {
+        let (first_start, asked_at) = match &opts.continue_token {
             Some(t) => {
                 let (rv, k) = parse_continue(t)?;
                 (Some(k), Some(rv))
             }
             None => (None, None),
         };
-        let mut out = vec![];
-        let mut revision;
-        loop {
-            let page = self
-                .store
-                .list(&prefix, start.as_deref(), 500, at)
-                .await
-                .map_err(|e| match e {
-                    StoreError::Compacted { .. } => ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into()),
-                    other => store_err(r, "", other),
-                })?;
-            revision = page.revision;
-            let last_key = page.items.last().map(|kv| kv.key.clone());
-            for kv in &page.items {
-                let obj = match &cr {
-                    Some(sv) => crate::crd::present(sv, decode(kv)),
-                    None => decode(kv),
+        // Pages after the first are read at the first page's revision, so the list is one
+        // snapshot and a watch from its resourceVersion misses nothing (`GetList` in kubernetes
+        // `storage/etcd3/store.go` pins `withRev` the same way). A store that cannot read the
+        // past refuses the pinned page after a write; that list is then read again whole, in
+        // one read, which every store answers from one snapshot.
+        let mut page_size = 500;
+        'read: loop {
+            let mut out = vec![];
+            let mut start = first_start.clone();
+            let mut at = asked_at;
+            loop {
+                let page = match self
+                    .store
+                    .list(&prefix, start.as_deref(), page_size, at)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(StoreError::Compacted { .. }) if asked_at.is_none() && at.is_some() => {
+                        page_size = 0;
+                        continue 'read;
+                    }
+                    Err(StoreError::Compacted { .. }) => return Err(ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into())),
+                    Err(other) => return Err(store_err(r, "", other)),
                 };
-                if filter.matches(&obj) {
-                    out.push(obj);
-                    if opts.limit > 0 && out.len() == opts.limit {
-                        let more = page.more
-                            || kv.key
-                                != page.items.last().map(|l| l.key.clone()).unwrap_or_default();
-                        let token = more.then(|| continue_token(at.unwrap_or(revision), &kv.key));
-                        return Ok((out, revision, token));
+                let revision = *at.get_or_insert(page.revision);
+                let last_key = page.items.last().map(|kv| kv.key.clone());
+                for kv in &page.items {
+                    let obj = match &cr {
+                        Some(sv) => crate::crd::present(sv, decode(kv)),
+                        None => decode(kv),
+                    };
+                    if filter.matches(&obj) {
+                        out.push(obj);
+                        if opts.limit > 0 && out.len() == opts.limit {
+                            let more = page.more
+                                || kv.key
+                                    != page.items.last().map(|l| l.key.clone()).unwrap_or_default();
+                            let token = more.then(|| continue_token(revision, &kv.key));
+                            return Ok((out, revision, token));
+                        }
                     }
                 }
+                if !page.more {
+                    return Ok((out, revision, None));
+                }
+                start = last_key;
             }
-            if !page.more {
-                break;
-            }
-            start = last_key;
         }
-        Ok((out, revision, None))
     }
 
     /// Creates an object (admission, defaulting, validation).
@@ -1836,6 +1849,102 @@ pub fn invalid(r: &Resource, name: &str, causes: Vec<Cause>) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store that writes to the first listed key right after answering the first page, as
+    /// another client would between two pages of a list.
+    struct WriteBetweenPages {
+        inner: kubepull_datastore::memory::MemoryStore,
+        written: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl Datastore for WriteBetweenPages {
+        async fn current_revision(&self) -> kubepull_datastore::Result<u64> {
+            self.inner.current_revision().await
+        }
+        async fn get(&self, key: &str) -> kubepull_datastore::Result<Option<KeyValue>> {
+            self.inner.get(key).await
+        }
+        async fn list(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: usize,
+            at: Option<u64>,
+        ) -> kubepull_datastore::Result<kubepull_datastore::ListResult> {
+            let page = self.inner.list(prefix, start_after, limit, at).await?;
+            if page.more && !self.written.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let first = &page.items[0];
+                let mut v: Value = serde_json::from_slice(&first.value).unwrap();
+                v["data"]["k"] = json!("changed");
+                let bytes = serde_json::to_vec(&v).unwrap();
+                self.inner
+                    .update(&first.key, bytes, first.mod_revision)
+                    .await?;
+            }
+            Ok(page)
+        }
+        async fn create(&self, key: &str, value: Vec<u8>) -> kubepull_datastore::Result<u64> {
+            self.inner.create(key, value).await
+        }
+        async fn update(
+            &self,
+            key: &str,
+            value: Vec<u8>,
+            expected: u64,
+        ) -> kubepull_datastore::Result<u64> {
+            self.inner.update(key, value, expected).await
+        }
+        async fn delete(
+            &self,
+            key: &str,
+            expected: Option<u64>,
+        ) -> kubepull_datastore::Result<(u64, KeyValue)> {
+            self.inner.delete(key, expected).await
+        }
+        async fn watch(
+            &self,
+            prefix: &str,
+            after: u64,
+        ) -> kubepull_datastore::Result<kubepull_datastore::Watch> {
+            self.inner.watch(prefix, after).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_list_longer_than_a_page_is_one_snapshot_when_a_write_comes_between_pages() {
+        let store = Arc::new(WriteBetweenPages {
+            inner: kubepull_datastore::memory::MemoryStore::new(),
+            written: false.into(),
+        });
+        let r = resources::find("", "v1", "configmaps").unwrap();
+        for i in 0..600 {
+            let name = format!("cm-{i:04}");
+            let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": "default"}, "data": {"k": "old"}});
+            store
+                .inner
+                .create(&r.key("default", &name), serde_json::to_vec(&obj).unwrap())
+                .await
+                .unwrap();
+        }
+        let objects = Objects::new(store.clone());
+        let (items, rv, token) = objects
+            .list(r, Some("default"), &ListOptions::default())
+            .await
+            .unwrap();
+        assert!(store.written.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(token.is_none());
+        assert_eq!(items.len(), 600);
+        // the list's resourceVersion covers every item as returned: the write made before
+        // the list's revision is in it, so a watch from that revision loses nothing
+        assert_eq!(rv, 601, "600 creates and the write between the pages");
+        assert_eq!(items[0]["data"]["k"], "changed", "{}", items[0]);
+        assert!(items.iter().all(|o| o["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|v| v <= rv)));
+    }
 
     #[test]
     fn pod_references_follow_projected_volumes_and_ephemeral_containers() {
