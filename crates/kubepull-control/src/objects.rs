@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kubepull_datastore::{Datastore, Error as StoreError, Event, KeyValue};
 use serde_json::{json, Value};
 
@@ -140,6 +142,21 @@ fn encode(obj: &Value) -> Vec<u8> {
         m.remove("resourceVersion");
     }
     serde_json::to_vec(&o).unwrap_or_default()
+}
+
+/// A stored or admitted object of a built-in kind as its k8s-openapi type. Such objects were
+/// decoded into that type on the way in ([`admission::decode`]), so this fails only for a
+/// corrupt store (a 500 naming the type).
+fn typed<T: serde::de::DeserializeOwned>(obj: &Value) -> ApiResult<T> {
+    T::deserialize(obj).map_err(|e| {
+        ApiError::internal(format!(
+            "decoding {}: {e}",
+            std::any::type_name::<T>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("object")
+        ))
+    })
 }
 
 /// Now as `metav1.Time` prints it: RFC 3339, whole seconds (truncated, as Go's `Time.Truncate`).
@@ -905,17 +922,17 @@ impl Objects {
         obj: &Value,
         old: Option<&Value>,
     ) -> ApiResult<()> {
-        let empty = json!({});
+        let (pod, template);
+        let empty_meta = ObjectMeta::default();
         let (meta, spec, enforce) = match r.kind {
             "Pod" => {
-                if old.is_some_and(|o| !podsecurity::significant_pod_update(obj, o)) {
-                    return Ok(());
+                pod = typed::<core::Pod>(obj)?;
+                if let Some(o) = old {
+                    if !podsecurity::significant_pod_update(&pod, &typed(o)?) {
+                        return Ok(());
+                    }
                 }
-                (
-                    obj.get("metadata").unwrap_or(&empty),
-                    obj.get("spec").unwrap_or(&empty),
-                    true,
-                )
+                (&pod.metadata, pod.spec.as_ref(), true)
             }
             "Deployment" | "ReplicaSet" | "Job" | "CronJob" => {
                 // pod-security-admission's PodSpecExtractor: the templates of workloads
@@ -929,17 +946,19 @@ impl Objects {
                         return Ok(());
                     }
                 }
-                (
-                    obj.pointer(&format!("{t}/metadata")).unwrap_or(&empty),
-                    obj.pointer(&format!("{t}/spec")).unwrap_or(&empty),
-                    false,
-                )
+                template = match obj.pointer(t) {
+                    Some(t) => typed::<core::PodTemplateSpec>(t)?,
+                    None => Default::default(),
+                };
+                let meta = template.metadata.as_ref();
+                (meta.unwrap_or(&empty_meta), template.spec.as_ref(), false)
             }
             "Namespace" => return self.pod_security_namespace(r, name, obj, old).await,
             _ => return Ok(()),
         };
+        let empty = core::PodSpec::default();
         let policy = self.pod_security_policy(ns).await?;
-        let d = podsecurity::admit(&policy, meta, spec, enforce);
+        let d = podsecurity::admit(&policy, meta, spec.unwrap_or(&empty), enforce);
         if let Some(a) = &d.audit {
             tracing::warn!(target: "audit", namespace = ns, name, kind = r.kind, "pod-security.kubernetes.io/audit-violations: {a}");
         }
@@ -1012,21 +1031,20 @@ impl Objects {
         }
         let pods = resources::find("", "v1", "pods").expect("pods");
         let (items, _, _) = self.list(pods, Some(name), &ListOptions::default()).await?;
-        let empty = json!({});
+        let empty = core::PodSpec::default();
         let mut lines = vec![];
         for p in &items {
+            let p = typed::<core::Pod>(p)?;
             let v = podsecurity::evaluate(
                 policy.enforce,
-                p.get("metadata").unwrap_or(&empty),
-                p.get("spec").unwrap_or(&empty),
+                &p.metadata,
+                p.spec.as_ref().unwrap_or(&empty),
             );
             if !v.is_empty() {
                 let reasons: Vec<&str> = v.iter().map(|x| x.reason.as_str()).collect();
                 lines.push(format!(
                     "{}: {}",
-                    p.pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or(""),
+                    p.metadata.name.as_deref().unwrap_or(""),
                     reasons.join(", ")
                 ));
             }
