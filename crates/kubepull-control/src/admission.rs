@@ -699,6 +699,32 @@ fn decode_as<T>(obj: &mut Value, o: Opts, secret: bool) -> Decoded
 where
     T: serde::de::DeserializeOwned + serde::Serialize + SetDefaults,
 {
+    let (typed, encoded, unknown) = match decode_into::<T>(obj, o, secret) {
+        Ok(t) => t,
+        Err(e) => return Decoded::Failed(e),
+    };
+    *obj = match encoded {
+        Some(v) => v,
+        None => match serde_json::to_value(&typed) {
+            Ok(v) => v,
+            Err(e) => return Decoded::Failed(e.to_string()),
+        },
+    };
+    Decoded::Typed { unknown }
+}
+
+/// Decodes `obj` into `T` once and applies `T`'s defaults. With `find_unknown`, `obj` is left
+/// as it came and the typed object is encoded once to list the input's unknown fields (that
+/// encoding is returned too); otherwise `obj` is taken. The error is the decoder's reason.
+#[allow(clippy::type_complexity)]
+fn decode_into<T>(
+    obj: &mut Value,
+    o: Opts,
+    secret: bool,
+) -> Result<(T, Option<Value>, Vec<String>), String>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + SetDefaults,
+{
     let decoded = if o.find_unknown {
         T::deserialize(&*obj)
     } else {
@@ -706,29 +732,26 @@ where
     };
     let mut typed = match decoded {
         Ok(t) => t,
-        Err(e) if secret => return Decoded::Failed(without_values(&e.to_string())),
-        Err(e) => return Decoded::Failed(e.to_string()),
+        Err(e) if secret => return Err(without_values(&e.to_string())),
+        Err(e) => return Err(e.to_string()),
     };
     if o.defaults {
         typed.set_defaults();
     }
-    let encoded = match serde_json::to_value(&typed) {
-        Ok(v) => v,
-        Err(e) => return Decoded::Failed(e.to_string()),
-    };
-    let mut unknown = vec![];
-    if o.find_unknown {
-        let mut input = std::mem::take(obj);
-        if secret {
-            // stringData is a field of v1.Secret, merged into data by the defaults
-            if let Some(o) = input.as_object_mut() {
-                o.remove("stringData");
-            }
-        }
-        diff(&input, &encoded, "", &mut unknown);
+    if !o.find_unknown {
+        return Ok((typed, None, vec![]));
     }
-    *obj = encoded;
-    Decoded::Typed { unknown }
+    let encoded = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+    let mut unknown = vec![];
+    let mut input = std::mem::take(obj);
+    if secret {
+        // stringData is a field of v1.Secret, merged into data by the defaults
+        if let Some(o) = input.as_object_mut() {
+            o.remove("stringData");
+        }
+    }
+    diff(&input, &encoded, "", &mut unknown);
+    Ok((typed, Some(encoded), unknown))
 }
 
 /// A decoder's message about a Secret with the values it quotes taken out: serde quotes the
@@ -870,10 +893,23 @@ fn decode_with(
         find_unknown: strict || warn || !check_types,
         defaults,
     };
-    let why = match decode_typed(r, obj, o)? {
-        Decoded::Failed(e) if check_types => e,
-        Decoded::Failed(_) => return None,
-        Decoded::Typed { unknown } if strict && !unknown.is_empty() => format!(
+    let outcome = match decode_typed(r, obj, o)? {
+        Decoded::Failed(_) if !check_types => return None,
+        Decoded::Failed(e) => Err(e),
+        Decoded::Typed { unknown } => Ok(unknown),
+    };
+    refusal(r, outcome, strict)
+}
+
+/// Why a decoded body is refused: the decoder's reason, or its unknown fields when `strict`
+/// (with fieldValidation=Warn or Ignore the unknown fields are dropped, as decoding into the
+/// typed object drops them; with Warn, one warning each: k8s.io/apiserver
+/// `pkg/endpoints/handlers/rest.go`, `addStrictDecodingWarnings`). The text follows
+/// kube-apiserver: `Pod in version "v1" cannot be handled as a Pod: …`.
+fn refusal(r: &Resource, outcome: Result<Vec<String>, String>, strict: bool) -> Option<String> {
+    let why = match outcome {
+        Err(e) => e,
+        Ok(unknown) if strict && !unknown.is_empty() => format!(
             "strict decoding error: {}",
             unknown
                 .iter()
@@ -881,10 +917,7 @@ fn decode_with(
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        // fieldValidation=Warn or Ignore: the unknown fields are dropped, as decoding into the
-        // typed object drops them; with Warn, one warning each (k8s.io/apiserver
-        // `pkg/endpoints/handlers/rest.go`, `addStrictDecodingWarnings`)
-        Decoded::Typed { unknown } => {
+        Ok(unknown) => {
             for f in unknown {
                 crate::warnings::add(format!("unknown field \"{f}\""));
             }
@@ -895,6 +928,25 @@ fn decode_with(
         "{} in version \"{}\" cannot be handled as a {}: {why}",
         r.kind, r.version, r.kind
     ))
+}
+
+/// [`decode`] for a Pod, which the server admits as its typed object: the body decoded once into
+/// `core::Pod` with the Pod defaults, or why it cannot be handled as a Pod (a type error, or
+/// unknown fields when `strict`; unknown fields warned about with fieldValidation=Warn).
+pub fn decode_pod(r: &Resource, mut body: Value, strict: bool) -> Result<core::Pod, String> {
+    let warn = !strict && crate::warnings::warn_unknown_fields();
+    let o = Opts {
+        find_unknown: strict || warn,
+        defaults: true,
+    };
+    let (pod, unknown) = match decode_into::<core::Pod>(&mut body, o, false) {
+        Ok((pod, _, unknown)) => (pod, Ok(unknown)),
+        Err(e) => (core::Pod::default(), Err(e)),
+    };
+    match refusal(r, unknown, strict) {
+        Some(why) => Err(why),
+        None => Ok(pod),
+    }
 }
 
 fn diff(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
