@@ -699,7 +699,11 @@ fn decode_as<T>(obj: &mut Value, o: Opts, secret: bool) -> Decoded
 where
     T: serde::de::DeserializeOwned + serde::Serialize + SetDefaults,
 {
-    let (typed, encoded, unknown) = match decode_into::<T>(obj, o, secret) {
+    let Typed {
+        typed,
+        encoded,
+        unknown,
+    } = match decode_into::<T>(obj, o, secret) {
         Ok(t) => t,
         Err(e) => return Decoded::Failed(e),
     };
@@ -713,15 +717,20 @@ where
     Decoded::Typed { unknown }
 }
 
+/// A body decoded into its type.
+struct Typed<T> {
+    /// The typed object, defaulted when asked.
+    typed: T,
+    /// Its encoding, when one was made to find the unknown fields.
+    encoded: Option<Value>,
+    /// The input's fields the type does not have (when asked for).
+    unknown: Vec<String>,
+}
+
 /// Decodes `obj` into `T` once and applies `T`'s defaults. With `find_unknown`, `obj` is left
-/// as it came and the typed object is encoded once to list the input's unknown fields (that
-/// encoding is returned too); otherwise `obj` is taken. The error is the decoder's reason.
-#[allow(clippy::type_complexity)]
-fn decode_into<T>(
-    obj: &mut Value,
-    o: Opts,
-    secret: bool,
-) -> Result<(T, Option<Value>, Vec<String>), String>
+/// as it came until the typed object has been encoded to list the input's unknown fields;
+/// otherwise `obj` is taken. The error is the decoder's reason.
+fn decode_into<T>(obj: &mut Value, o: Opts, secret: bool) -> Result<Typed<T>, String>
 where
     T: serde::de::DeserializeOwned + serde::Serialize + SetDefaults,
 {
@@ -739,7 +748,11 @@ where
         typed.set_defaults();
     }
     if !o.find_unknown {
-        return Ok((typed, None, vec![]));
+        return Ok(Typed {
+            typed,
+            encoded: None,
+            unknown: vec![],
+        });
     }
     let encoded = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
     let mut unknown = vec![];
@@ -751,7 +764,11 @@ where
         }
     }
     diff(&input, &encoded, "", &mut unknown);
-    Ok((typed, Some(encoded), unknown))
+    Ok(Typed {
+        typed,
+        encoded: Some(encoded),
+        unknown,
+    })
 }
 
 /// A decoder's message about a Secret with the values it quotes taken out: serde quotes the
@@ -893,41 +910,41 @@ fn decode_with(
         find_unknown: strict || warn || !check_types,
         defaults,
     };
-    let outcome = match decode_typed(r, obj, o)? {
-        Decoded::Failed(_) if !check_types => return None,
-        Decoded::Failed(e) => Err(e),
-        Decoded::Typed { unknown } => Ok(unknown),
-    };
-    refusal(r, outcome, strict)
+    match decode_typed(r, obj, o)? {
+        Decoded::Failed(_) if !check_types => None,
+        Decoded::Failed(e) => Some(cannot_handle(r, &e)),
+        Decoded::Typed { unknown } => refuse_unknown(unknown, strict).map(|w| cannot_handle(r, &w)),
+    }
 }
 
-/// Why a decoded body is refused: the decoder's reason, or its unknown fields when `strict`
-/// (with fieldValidation=Warn or Ignore the unknown fields are dropped, as decoding into the
-/// typed object drops them; with Warn, one warning each: k8s.io/apiserver
-/// `pkg/endpoints/handlers/rest.go`, `addStrictDecodingWarnings`). The text follows
-/// kube-apiserver: `Pod in version "v1" cannot be handled as a Pod: …`.
-fn refusal(r: &Resource, outcome: Result<Vec<String>, String>, strict: bool) -> Option<String> {
-    let why = match outcome {
-        Err(e) => e,
-        Ok(unknown) if strict && !unknown.is_empty() => format!(
+/// kube-apiserver's words for a body that does not decode: `Pod in version "v1" cannot be
+/// handled as a Pod: …`.
+fn cannot_handle(r: &Resource, why: &str) -> String {
+    format!(
+        "{} in version \"{}\" cannot be handled as a {}: {why}",
+        r.kind, r.version, r.kind
+    )
+}
+
+/// The input's unknown fields: with fieldValidation=Strict, why the body is refused; with Warn
+/// or Ignore they are dropped, as decoding into the typed object drops them, and with Warn one
+/// warning each (k8s.io/apiserver `pkg/endpoints/handlers/rest.go`,
+/// `addStrictDecodingWarnings`).
+fn refuse_unknown(unknown: Vec<String>, strict: bool) -> Option<String> {
+    if strict && !unknown.is_empty() {
+        return Some(format!(
             "strict decoding error: {}",
             unknown
                 .iter()
                 .map(|f| format!("unknown field \"{f}\""))
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
-        Ok(unknown) => {
-            for f in unknown {
-                crate::warnings::add(format!("unknown field \"{f}\""));
-            }
-            return None;
-        }
-    };
-    Some(format!(
-        "{} in version \"{}\" cannot be handled as a {}: {why}",
-        r.kind, r.version, r.kind
-    ))
+        ));
+    }
+    for f in unknown {
+        crate::warnings::add(format!("unknown field \"{f}\""));
+    }
+    None
 }
 
 /// [`decode`] for a Pod, which the server admits as its typed object: the body decoded once into
@@ -939,13 +956,10 @@ pub fn decode_pod(r: &Resource, mut body: Value, strict: bool) -> Result<core::P
         find_unknown: strict || warn,
         defaults: true,
     };
-    let (pod, unknown) = match decode_into::<core::Pod>(&mut body, o, false) {
-        Ok((pod, _, unknown)) => (pod, Ok(unknown)),
-        Err(e) => (core::Pod::default(), Err(e)),
-    };
-    match refusal(r, unknown, strict) {
-        Some(why) => Err(why),
-        None => Ok(pod),
+    let t = decode_into::<core::Pod>(&mut body, o, false).map_err(|e| cannot_handle(r, &e))?;
+    match refuse_unknown(t.unknown, strict) {
+        Some(why) => Err(cannot_handle(r, &why)),
+        None => Ok(t.typed),
     }
 }
 
