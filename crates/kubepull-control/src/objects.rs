@@ -1037,23 +1037,28 @@ impl Objects {
         old: Option<&Value>,
         pod: Option<&core::Pod>,
     ) -> ApiResult<()> {
-        let (decoded, template);
+        let (parts, template);
         let empty_meta = ObjectMeta::default();
+        let empty = core::PodSpec::default();
         let (meta, spec, enforce) = match r.kind {
             "Pod" => {
-                let pod = match pod {
-                    Some(p) => p,
+                // what Pod Security reads of a stored pod is its metadata and spec: decoded as
+                // a PodTemplateSpec (the fields it has), the status is not decoded
+                let (meta, spec) = match pod {
+                    Some(p) => (Some(&p.metadata), p.spec.as_ref()),
                     None => {
-                        decoded = typed::<core::Pod>(obj)?;
-                        &decoded
+                        parts = typed::<core::PodTemplateSpec>(obj)?;
+                        (parts.metadata.as_ref(), parts.spec.as_ref())
                     }
                 };
                 if let Some(o) = old {
-                    if !podsecurity::significant_pod_update(pod, &typed(o)?) {
+                    let old = typed::<core::PodTemplateSpec>(o)?;
+                    let old = old.spec.as_ref().unwrap_or(&empty);
+                    if !podsecurity::significant_pod_update(spec.unwrap_or(&empty), old) {
                         return Ok(());
                     }
                 }
-                (&pod.metadata, pod.spec.as_ref(), true)
+                (meta.unwrap_or(&empty_meta), spec, true)
             }
             "Deployment" | "ReplicaSet" | "Job" | "CronJob" => {
                 // pod-security-admission's PodSpecExtractor: the templates of workloads
@@ -1077,7 +1082,6 @@ impl Objects {
             "Namespace" => return self.pod_security_namespace(r, name, obj, old).await,
             _ => return Ok(()),
         };
-        let empty = core::PodSpec::default();
         let policy = self.pod_security_policy(ns).await?;
         let d = podsecurity::admit(&policy, meta, spec.unwrap_or(&empty), enforce);
         if let Some(a) = &d.audit {
@@ -1154,18 +1158,17 @@ impl Objects {
         let (items, _, _) = self.list(pods, Some(name), &ListOptions::default()).await?;
         let empty = core::PodSpec::default();
         let mut lines = vec![];
+        let empty_meta = ObjectMeta::default();
         for p in &items {
-            let p = typed::<core::Pod>(p)?;
-            let v = podsecurity::evaluate(
-                policy.enforce,
-                &p.metadata,
-                p.spec.as_ref().unwrap_or(&empty),
-            );
+            // metadata and spec only (see `pod_security_admission`)
+            let p = typed::<core::PodTemplateSpec>(p)?;
+            let meta = p.metadata.as_ref().unwrap_or(&empty_meta);
+            let v = podsecurity::evaluate(policy.enforce, meta, p.spec.as_ref().unwrap_or(&empty));
             if !v.is_empty() {
                 let reasons: Vec<&str> = v.iter().map(|x| x.reason.as_str()).collect();
                 lines.push(format!(
                     "{}: {}",
-                    p.metadata.name.as_deref().unwrap_or(""),
+                    meta.name.as_deref().unwrap_or(""),
                     reasons.join(", ")
                 ));
             }
@@ -2203,5 +2206,53 @@ mod tests {
         let mut spec = core::PodSpec::default();
         mount_service_account_token(&mut spec);
         assert_eq!(spec, core::PodSpec::default());
+    }
+
+    /// A stricter enforce level on a namespace is tried on its pods' metadata and spec: a pod
+    /// whose stored status does not decode (a status update is stored without a type check) is
+    /// still judged, and named in the warnings.
+    #[tokio::test]
+    async fn a_new_enforce_level_judges_pods_by_metadata_and_spec() {
+        let o = api().await;
+        let nsr = resources::find("", "v1", "namespaces").unwrap();
+        o.create(
+            nsr,
+            "",
+            json!({"metadata": {"name": "w"}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+        o.create(
+            pods(),
+            "w",
+            json!({"metadata": {"name": "root"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+        let status = json!({"metadata": {"name": "root"}, "status": {"phase": 5}});
+        let p = o
+            .update(pods(), "w", "root", status, Some("status"), false)
+            .await
+            .unwrap();
+        assert_eq!(p["status"]["phase"], 5);
+        assert!(
+            serde_json::from_value::<core::Pod>(p).is_err(),
+            "not a whole Pod"
+        );
+        let mut ns = o.get(nsr, "", "w").await.unwrap();
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = json!("restricted");
+        let (r, warnings) = crate::warnings::collect(o.update(nsr, "", "w", ns, None, false)).await;
+        r.unwrap();
+        assert_eq!(
+            warnings,
+            [
+                "existing pods in namespace \"w\" violate the new PodSecurity enforce level \"restricted:latest\"",
+                "root: allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"
+            ]
+        );
     }
 }

@@ -1085,13 +1085,9 @@ pub fn evaluate(lv: LevelVersion, meta: &ObjectMeta, spec: &PodSpec) -> Vec<Viol
 }
 
 /// `isSignificantPodUpdate` (`admission/admission.go`): only these pod updates are evaluated: a
-/// changed (init) container image, or an added ephemeral container or one whose image changed.
-pub fn significant_pod_update(new: &core::Pod, old: &core::Pod) -> bool {
-    let empty = PodSpec::default();
-    let (n, o) = (
-        new.spec.as_ref().unwrap_or(&empty),
-        old.spec.as_ref().unwrap_or(&empty),
-    );
+/// changed (init) container image, or an added ephemeral container or one whose image changed
+/// (`n` the new pod's spec, `o` the old one's; a pod without a spec has an empty one).
+pub fn significant_pod_update(n: &PodSpec, o: &PodSpec) -> bool {
     let images = |cs: &[core::Container]| -> Vec<Option<String>> {
         cs.iter().map(|c| c.image.clone()).collect()
     };
@@ -1171,9 +1167,11 @@ mod tests {
     }
 
     fn significant_pod_update(new: &Value, old: &Value) -> bool {
-        let new: core::Pod = serde_json::from_value(new.clone()).expect("pod");
-        let old: core::Pod = serde_json::from_value(old.clone()).expect("pod");
-        super::significant_pod_update(&new, &old)
+        let spec = |p: &Value| -> PodSpec {
+            let pod: core::Pod = serde_json::from_value(p.clone()).expect("pod");
+            pod.spec.unwrap_or_default()
+        };
+        super::significant_pod_update(&spec(new), &spec(old))
     }
 
     fn lv(level: Level) -> LevelVersion {
