@@ -1042,6 +1042,11 @@ impl Objects {
         let empty = core::PodSpec::default();
         let (meta, spec, enforce) = match r.kind {
             "Pod" => {
+                // an update that leaves the spec as it was changes no image: not significant,
+                // nothing to decode
+                if old.is_some_and(|o| o.get("spec") == obj.get("spec")) {
+                    return Ok(());
+                }
                 // what Pod Security reads of a stored pod is its metadata and spec: decoded as
                 // a PodTemplateSpec (the fields it has), the status is not decoded
                 let (meta, spec) = match pod {
@@ -2253,6 +2258,52 @@ mod tests {
                 "existing pods in namespace \"w\" violate the new PodSecurity enforce level \"restricted:latest\"",
                 "root: allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"
             ]
+        );
+    }
+
+    /// Pod updates are judged only when significant (`isSignificantPodUpdate`): a label change
+    /// of a pod that violates the namespace's level goes through, a new image is refused.
+    #[tokio::test]
+    async fn only_significant_pod_updates_are_judged() {
+        let o = api().await;
+        let nsr = resources::find("", "v1", "namespaces").unwrap();
+        o.create(
+            nsr,
+            "",
+            json!({"metadata": {"name": "s"}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+        o.create(
+            pods(),
+            "s",
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+        let mut ns = o.get(nsr, "", "s").await.unwrap();
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = json!("restricted");
+        let (r, _) = crate::warnings::collect(o.update(nsr, "", "s", ns, None, false)).await;
+        r.unwrap();
+        let mut p = o.get(pods(), "s", "p").await.unwrap();
+        p["metadata"]["labels"] = json!({"a": "b"});
+        let p = o.update(pods(), "s", "p", p, None, false).await.unwrap();
+        assert_eq!(p["metadata"]["labels"], json!({"a": "b"}));
+        let mut p = p;
+        p["spec"]["containers"][0]["image"] = json!("x:2");
+        let e = o
+            .update(pods(), "s", "p", p, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 403, "{e:?}");
+        assert!(
+            e.message.starts_with("pods \"p\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"),
+            "{}",
+            e.message
         );
     }
 }
