@@ -699,6 +699,41 @@ fn decode_as<T>(obj: &mut Value, o: Opts, secret: bool) -> Decoded
 where
     T: serde::de::DeserializeOwned + serde::Serialize + SetDefaults,
 {
+    let Typed {
+        typed,
+        encoded,
+        unknown,
+    } = match decode_into::<T>(obj, o, secret) {
+        Ok(t) => t,
+        Err(e) => return Decoded::Failed(e),
+    };
+    *obj = match encoded {
+        Some(v) => v,
+        None => match serde_json::to_value(&typed) {
+            Ok(v) => v,
+            Err(e) => return Decoded::Failed(e.to_string()),
+        },
+    };
+    Decoded::Typed { unknown }
+}
+
+/// A body decoded into its type.
+struct Typed<T> {
+    /// The typed object, defaulted when asked.
+    typed: T,
+    /// Its encoding, when one was made to find the unknown fields.
+    encoded: Option<Value>,
+    /// The input's fields the type does not have (when asked for).
+    unknown: Vec<String>,
+}
+
+/// Decodes `obj` into `T` once and applies `T`'s defaults. With `find_unknown`, `obj` is left
+/// as it came until the typed object has been encoded to list the input's unknown fields;
+/// otherwise `obj` is taken. The error is the decoder's reason.
+fn decode_into<T>(obj: &mut Value, o: Opts, secret: bool) -> Result<Typed<T>, String>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + SetDefaults,
+{
     let decoded = if o.find_unknown {
         T::deserialize(&*obj)
     } else {
@@ -706,29 +741,34 @@ where
     };
     let mut typed = match decoded {
         Ok(t) => t,
-        Err(e) if secret => return Decoded::Failed(without_values(&e.to_string())),
-        Err(e) => return Decoded::Failed(e.to_string()),
+        Err(e) if secret => return Err(without_values(&e.to_string())),
+        Err(e) => return Err(e.to_string()),
     };
     if o.defaults {
         typed.set_defaults();
     }
-    let encoded = match serde_json::to_value(&typed) {
-        Ok(v) => v,
-        Err(e) => return Decoded::Failed(e.to_string()),
-    };
-    let mut unknown = vec![];
-    if o.find_unknown {
-        let mut input = std::mem::take(obj);
-        if secret {
-            // stringData is a field of v1.Secret, merged into data by the defaults
-            if let Some(o) = input.as_object_mut() {
-                o.remove("stringData");
-            }
-        }
-        diff(&input, &encoded, "", &mut unknown);
+    if !o.find_unknown {
+        return Ok(Typed {
+            typed,
+            encoded: None,
+            unknown: vec![],
+        });
     }
-    *obj = encoded;
-    Decoded::Typed { unknown }
+    let encoded = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+    let mut unknown = vec![];
+    let mut input = std::mem::take(obj);
+    if secret {
+        // stringData is a field of v1.Secret, merged into data by the defaults
+        if let Some(o) = input.as_object_mut() {
+            o.remove("stringData");
+        }
+    }
+    diff(&input, &encoded, "", &mut unknown);
+    Ok(Typed {
+        typed,
+        encoded: Some(encoded),
+        unknown,
+    })
 }
 
 /// A decoder's message about a Secret with the values it quotes taken out: serde quotes the
@@ -870,31 +910,57 @@ fn decode_with(
         find_unknown: strict || warn || !check_types,
         defaults,
     };
-    let why = match decode_typed(r, obj, o)? {
-        Decoded::Failed(e) if check_types => e,
-        Decoded::Failed(_) => return None,
-        Decoded::Typed { unknown } if strict && !unknown.is_empty() => format!(
+    match decode_typed(r, obj, o)? {
+        Decoded::Failed(_) if !check_types => None,
+        Decoded::Failed(e) => Some(cannot_handle(r, &e)),
+        Decoded::Typed { unknown } => refuse_unknown(unknown, strict).map(|w| cannot_handle(r, &w)),
+    }
+}
+
+/// kube-apiserver's words for a body that does not decode: `Pod in version "v1" cannot be
+/// handled as a Pod: …`.
+fn cannot_handle(r: &Resource, why: &str) -> String {
+    format!(
+        "{} in version \"{}\" cannot be handled as a {}: {why}",
+        r.kind, r.version, r.kind
+    )
+}
+
+/// The input's unknown fields: with fieldValidation=Strict, why the body is refused; with Warn
+/// or Ignore they are dropped, as decoding into the typed object drops them, and with Warn one
+/// warning each (k8s.io/apiserver `pkg/endpoints/handlers/rest.go`,
+/// `addStrictDecodingWarnings`).
+fn refuse_unknown(unknown: Vec<String>, strict: bool) -> Option<String> {
+    if strict && !unknown.is_empty() {
+        return Some(format!(
             "strict decoding error: {}",
             unknown
                 .iter()
                 .map(|f| format!("unknown field \"{f}\""))
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
-        // fieldValidation=Warn or Ignore: the unknown fields are dropped, as decoding into the
-        // typed object drops them; with Warn, one warning each (k8s.io/apiserver
-        // `pkg/endpoints/handlers/rest.go`, `addStrictDecodingWarnings`)
-        Decoded::Typed { unknown } => {
-            for f in unknown {
-                crate::warnings::add(format!("unknown field \"{f}\""));
-            }
-            return None;
-        }
+        ));
+    }
+    for f in unknown {
+        crate::warnings::add(format!("unknown field \"{f}\""));
+    }
+    None
+}
+
+/// [`decode`] for a Pod, which the server admits as its typed object: the body decoded once into
+/// `core::Pod` with the Pod defaults, or why it cannot be handled as a Pod (a type error, or
+/// unknown fields when `strict`; unknown fields warned about with fieldValidation=Warn).
+pub fn decode_pod(r: &Resource, mut body: Value, strict: bool) -> Result<core::Pod, String> {
+    let warn = !strict && crate::warnings::warn_unknown_fields();
+    let o = Opts {
+        find_unknown: strict || warn,
+        defaults: true,
     };
-    Some(format!(
-        "{} in version \"{}\" cannot be handled as a {}: {why}",
-        r.kind, r.version, r.kind
-    ))
+    let t = decode_into::<core::Pod>(&mut body, o, false).map_err(|e| cannot_handle(r, &e))?;
+    match refuse_unknown(t.unknown, strict) {
+        Some(why) => Err(cannot_handle(r, &why)),
+        None => Ok(t.typed),
+    }
 }
 
 fn diff(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kubepull_datastore::{Datastore, Error as StoreError, Event, KeyValue};
 use serde_json::{json, Value};
 
@@ -135,6 +137,10 @@ pub fn decode(kv: &KeyValue) -> Value {
 }
 
 fn encode(obj: &Value) -> Vec<u8> {
+    if obj.pointer("/metadata/resourceVersion").is_none() {
+        // a new object: nothing to leave out, no copy
+        return serde_json::to_vec(obj).unwrap_or_default();
+    }
     let mut o = obj.clone();
     if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
@@ -142,11 +148,135 @@ fn encode(obj: &Value) -> Vec<u8> {
     serde_json::to_vec(&o).unwrap_or_default()
 }
 
+/// A stored or admitted object of a built-in kind as its k8s-openapi type. Such objects were
+/// decoded into that type on the way in ([`admission::decode`]), so this fails only for a
+/// corrupt store (a 500 naming the type).
+fn typed<T: serde::de::DeserializeOwned>(obj: &Value) -> ApiResult<T> {
+    T::deserialize(obj).map_err(|e| {
+        ApiError::internal(format!(
+            "decoding {}: {e}",
+            std::any::type_name::<T>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("object")
+        ))
+    })
+}
+
 /// Now as `metav1.Time` prints it: RFC 3339, whole seconds (truncated, as Go's `Time.Truncate`).
 pub fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    time_string(jiff::Timestamp::now())
+}
+
+fn time_string(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The metadata a create sets (`rest.BeforeCreate`, k8s.io/apiserver
+/// `pkg/registry/rest/create.go`, and `FillObjectMetaSystemFields`), on the JSON of most kinds
+/// and on the typed metadata of a Pod: one set of rules for both.
+trait NewMeta {
+    fn name(&self) -> &str;
+    fn generate_name(&self) -> Option<&str>;
+    fn namespace(&self) -> Option<&str>;
+    fn set_name(&mut self, name: &str);
+    fn set_namespace(&mut self, ns: Option<&str>);
+    /// uid, creationTimestamp and (for kinds that count them) generation 1; resourceVersion,
+    /// deletionTimestamp and managedFields cleared.
+    fn stamp(&mut self, uid: String, created: jiff::Timestamp, generation: bool);
+}
+
+impl NewMeta for serde_json::Map<String, Value> {
+    fn name(&self) -> &str {
+        self.get("name").and_then(Value::as_str).unwrap_or("")
+    }
+    fn generate_name(&self) -> Option<&str> {
+        self.get("generateName").and_then(Value::as_str)
+    }
+    fn namespace(&self) -> Option<&str> {
+        self.get("namespace").and_then(Value::as_str)
+    }
+    fn set_name(&mut self, name: &str) {
+        self.insert("name".into(), json!(name));
+    }
+    fn set_namespace(&mut self, ns: Option<&str>) {
+        match ns {
+            Some(ns) => self.insert("namespace".into(), json!(ns)),
+            None => self.remove("namespace"),
+        };
+    }
+    fn stamp(&mut self, uid: String, created: jiff::Timestamp, generation: bool) {
+        self.insert("uid".into(), json!(uid));
+        self.insert("creationTimestamp".into(), json!(time_string(created)));
+        self.remove("resourceVersion");
+        self.remove("deletionTimestamp");
+        self.remove("managedFields");
+        if generation {
+            self.insert("generation".into(), json!(1));
+        }
+    }
+}
+
+impl NewMeta for ObjectMeta {
+    fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
+    fn generate_name(&self) -> Option<&str> {
+        self.generate_name.as_deref()
+    }
+    fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+    fn set_name(&mut self, name: &str) {
+        self.name = Some(name.into());
+    }
+    fn set_namespace(&mut self, ns: Option<&str>) {
+        self.namespace = ns.map(str::to_string);
+    }
+    fn stamp(&mut self, uid: String, created: jiff::Timestamp, generation: bool) {
+        self.uid = Some(uid);
+        // metav1.Time: whole seconds
+        self.creation_timestamp = Some(Time(
+            jiff::Timestamp::from_second(created.as_second()).unwrap_or(created),
+        ));
+        self.resource_version = None;
+        self.deletion_timestamp = None;
+        self.managed_fields = None;
+        if generation {
+            self.generation = Some(1);
+        }
+    }
+}
+
+/// Fills in a new object's metadata: the name (generated from `generateName` when empty), the
+/// request's namespace (a different one in the body is a 400), uid, creation time. Returns the
+/// name the request gave (maybe empty) and the object's name.
+fn new_meta(
+    md: &mut impl NewMeta,
+    r: &Resource,
+    ns: &str,
+    generation: bool,
+) -> ApiResult<(String, String)> {
+    let requested_name = md.name().to_string();
+    let mut name = requested_name.clone();
+    if name.is_empty() {
+        if let Some(g) = md.generate_name() {
+            name = format!("{g}{}", random_suffix(5));
+            md.set_name(&name);
+        }
+    }
+    if r.namespaced {
+        if md.namespace().is_some_and(|given| given != ns) {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request".into(),
+            ));
+        }
+        md.set_namespace(Some(ns));
+    } else {
+        md.set_namespace(None);
+    }
+    md.stamp(uuid(), jiff::Timestamp::now(), generation);
+    Ok((requested_name, name))
 }
 
 fn random_bytes(n: usize) -> Vec<u8> {
@@ -185,15 +315,9 @@ pub const API_TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceac
 
 /// `shouldAutomount` (plugin/pkg/admission/serviceaccount/admission.go): the pod's
 /// `automountServiceAccountToken`, else the ServiceAccount's, else true.
-fn should_automount(sa: &Value, pod: &Value) -> bool {
-    if let Some(b) = pod
-        .pointer("/spec/automountServiceAccountToken")
-        .and_then(Value::as_bool)
-    {
-        return b;
-    }
-    sa.get("automountServiceAccountToken")
-        .and_then(Value::as_bool)
+fn should_automount(sa: &core::ServiceAccount, spec: &core::PodSpec) -> bool {
+    spec.automount_service_account_token
+        .or(sa.automount_service_account_token)
         .unwrap_or(true)
 }
 
@@ -202,71 +326,85 @@ fn should_automount(sa: &Value, pod: &Value) -> bool {
 /// the `kube-root-ca.crt` ConfigMap's `ca.crt`, the namespace) mounted read-only at
 /// [`API_TOKEN_MOUNT_PATH`] in every init and app container that has nothing mounted there.
 /// A volume already named `kube-api-access-*` is reused.
-pub fn mount_service_account_token(pod: &mut Value) {
-    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
-        return;
-    };
+pub fn mount_service_account_token(spec: &mut core::PodSpec) {
     let existing = spec
-        .get("volumes")
-        .and_then(Value::as_array)
-        .and_then(|vs| {
-            vs.iter()
-                .filter_map(|v| v.get("name").and_then(Value::as_str))
-                .find(|n| n.starts_with("kube-api-access-"))
-                .map(str::to_string)
-        });
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| &v.name)
+        .find(|n| n.starts_with("kube-api-access-"))
+        .cloned();
     let has_volume = existing.is_some();
     let name = existing.unwrap_or_else(|| format!("kube-api-access-{}", random_suffix(5)));
-    let mount = json!({"name": name, "readOnly": true, "mountPath": API_TOKEN_MOUNT_PATH});
+    let mount = core::VolumeMount {
+        name: name.clone(),
+        read_only: Some(true),
+        mount_path: API_TOKEN_MOUNT_PATH.into(),
+        ..Default::default()
+    };
     let mut needs = false;
-    for list in ["initContainers", "containers"] {
-        for c in spec
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
+    let init = spec.init_containers.iter_mut().flatten();
+    for c in init.chain(spec.containers.iter_mut()) {
+        let taken = c
+            .volume_mounts
+            .iter()
             .flatten()
-        {
-            let taken = c
-                .get("volumeMounts")
-                .and_then(Value::as_array)
-                .is_some_and(|ms| {
-                    ms.iter().any(|m| {
-                        m.get("mountPath").and_then(Value::as_str) == Some(API_TOKEN_MOUNT_PATH)
-                    })
-                });
-            if taken {
-                continue;
-            }
-            let Some(o) = c.as_object_mut() else { continue };
-            match o.get_mut("volumeMounts").and_then(Value::as_array_mut) {
-                Some(ms) => ms.push(mount.clone()),
-                None => {
-                    o.insert("volumeMounts".into(), json!([mount.clone()]));
-                }
-            }
+            .any(|m| m.mount_path == API_TOKEN_MOUNT_PATH);
+        if !taken {
+            c.volume_mounts
+                .get_or_insert_with(Vec::new)
+                .push(mount.clone());
             needs = true;
         }
     }
     if has_volume || !needs {
         return;
     }
-    let volume = json!({
-        "name": name,
-        "projected": {
-            "defaultMode": 0o644,
-            "sources": [
-                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
-                {"configMap": {"name": crate::rootca::CONFIGMAP, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
-            ],
-        },
-    });
-    match spec.get_mut("volumes").and_then(Value::as_array_mut) {
-        Some(vs) => vs.push(volume),
-        None => {
-            spec.insert("volumes".into(), json!([volume]));
-        }
-    }
+    let projected = core::ProjectedVolumeSource {
+        default_mode: Some(0o644),
+        sources: Some(vec![
+            core::VolumeProjection {
+                service_account_token: Some(core::ServiceAccountTokenProjection {
+                    path: "token".into(),
+                    expiration_seconds: Some(3607),
+                    audience: None,
+                }),
+                ..Default::default()
+            },
+            core::VolumeProjection {
+                config_map: Some(core::ConfigMapProjection {
+                    name: crate::rootca::CONFIGMAP.into(),
+                    items: Some(vec![core::KeyToPath {
+                        key: "ca.crt".into(),
+                        path: "ca.crt".into(),
+                        mode: None,
+                    }]),
+                    optional: None,
+                }),
+                ..Default::default()
+            },
+            core::VolumeProjection {
+                downward_api: Some(core::DownwardAPIProjection {
+                    items: Some(vec![core::DownwardAPIVolumeFile {
+                        path: "namespace".into(),
+                        field_ref: Some(core::ObjectFieldSelector {
+                            api_version: Some("v1".into()),
+                            field_path: "metadata.namespace".into(),
+                        }),
+                        ..Default::default()
+                    }]),
+                }),
+                ..Default::default()
+            },
+        ]),
+    };
+    spec.volumes
+        .get_or_insert_with(Vec::new)
+        .push(core::Volume {
+            name,
+            projected: Some(projected),
+            ..Default::default()
+        });
 }
 
 /// `generateName` suffix: 5 characters from apimachinery's alphabet (`util/rand`).
@@ -717,10 +855,17 @@ impl Objects {
                 "the body must be a JSON object".into(),
             ));
         }
-        if let Some(why) = admission::decode(r, &mut obj, true, strict) {
+        let cr = self.crds.served(r);
+        // a Pod is admitted as its typed object: the body is decoded once (with the Pod
+        // defaults), the metadata, ServiceAccount admission and status are set on the Pod, and
+        // it is encoded once for the mutating webhooks, validation and storage
+        let mut pod = None;
+        if r.group.is_empty() && r.kind == "Pod" {
+            let body = std::mem::take(&mut obj);
+            pod = Some(admission::decode_pod(r, body, strict).map_err(ApiError::bad_request)?);
+        } else if let Some(why) = admission::decode(r, &mut obj, true, strict) {
             return Err(ApiError::bad_request(why));
         }
-        let cr = self.crds.served(r);
         if let Some(sv) = &cr {
             crate::crd::admit_body(sv, &mut obj, strict)?;
             if sv.status {
@@ -729,48 +874,20 @@ impl Objects {
                 }
             }
         }
-        obj["apiVersion"] = json!(r.api_version());
-        obj["kind"] = json!(r.kind);
-        if obj.get("metadata").is_none() {
-            obj["metadata"] = json!({});
-        }
-        let md = obj["metadata"].as_object_mut().expect("metadata");
-        let requested_name = md
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let mut name = md
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if name.is_empty() {
-            if let Some(g) = md.get("generateName").and_then(Value::as_str) {
-                name = format!("{g}{}", random_suffix(5));
-                md.insert("name".into(), json!(name));
-            }
-        }
-        if r.namespaced {
-            if let Some(given) = md.get("namespace").and_then(Value::as_str) {
-                if given != ns {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request".into(),
-                    ));
+        let generation =
+            matches!(r.kind, "Deployment" | "ReplicaSet") || cr.is_some() || crate::crd::is_crd(r);
+        let (requested_name, name) = match &mut pod {
+            Some(p) => new_meta(&mut p.metadata, r, ns, generation)?,
+            None => {
+                obj["apiVersion"] = json!(r.api_version());
+                obj["kind"] = json!(r.kind);
+                if obj.get("metadata").is_none() {
+                    obj["metadata"] = json!({});
                 }
+                let md = obj["metadata"].as_object_mut().expect("metadata");
+                new_meta(md, r, ns, generation)?
             }
-            md.insert("namespace".into(), json!(ns));
-        } else {
-            md.remove("namespace");
-        }
-        md.insert("uid".into(), json!(uuid()));
-        md.insert("creationTimestamp".into(), json!(now()));
-        md.remove("resourceVersion");
-        md.remove("deletionTimestamp");
-        md.remove("managedFields");
-        if matches!(r.kind, "Deployment" | "ReplicaSet") || cr.is_some() || crate::crd::is_crd(r) {
-            md.insert("generation".into(), json!(1));
-        }
+        };
         // admission (NamespaceLifecycle): the namespace must exist and not be terminating; a
         // namespace the cache knows to be active needs no read
         if r.namespaced && !self.namespaces.known_active(&self.store, ns).await {
@@ -787,18 +904,25 @@ impl Objects {
                 _ => {}
             }
         }
-        admission::prepare(r, &mut obj);
-        if crate::crd::is_crd(r) {
-            crate::crd::default_crd(&mut obj);
-            crate::crd::warn_unsupported(&obj);
-            if let Some(o) = obj.as_object_mut() {
-                o.remove("status");
+        if let Some(p) = &mut pod {
+            self.admit_pod(ns, &name, p).await?;
+            let status = p.status.get_or_insert_with(Default::default);
+            if status.phase.is_none() {
+                *status = core::PodStatus {
+                    phase: Some("Pending".into()),
+                    qos_class: Some("BestEffort".into()),
+                    ..Default::default()
+                };
             }
-        }
-        if r.kind == "Pod" {
-            self.admit_pod(ns, &name, &mut obj).await?;
-            if obj.pointer("/status/phase").is_none() {
-                obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+            obj = serde_json::to_value(&*p).map_err(|e| ApiError::internal(e.to_string()))?;
+        } else {
+            admission::prepare(r, &mut obj);
+            if crate::crd::is_crd(r) {
+                crate::crd::default_crd(&mut obj);
+                crate::crd::warn_unsupported(&obj);
+                if let Some(o) = obj.as_object_mut() {
+                    o.remove("status");
+                }
             }
         }
         let mut attrs = Attributes {
@@ -817,11 +941,17 @@ impl Objects {
                 m.remove("name");
             }
         }
-        self.webhooks
+        let mutated = self
+            .webhooks
             .mutate(self, &attrs, Some(&mut obj), None)
             .await?;
         obj["metadata"]["name"] = json!(name);
         attrs.name = &name;
+        if mutated && pod.is_some() {
+            // what the webhooks made of it, decoded once more (as kube-apiserver decodes a
+            // webhook's patched object back into the typed Pod)
+            pod = Some(typed(&obj)?);
+        }
         let mut causes = admission::validate(r, &obj, None);
         if let Some(sv) = &cr {
             causes.extend(crate::crd::validate_cr(sv, &obj));
@@ -832,7 +962,7 @@ impl Objects {
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
-        self.pod_security_admission(r, ns, &requested_name, &obj, None)
+        self.pod_security_admission(r, ns, &requested_name, &obj, None, pod.as_ref())
             .await?;
         self.webhooks
             .validate(self, &attrs, Some(&obj), None)
@@ -907,7 +1037,8 @@ impl Objects {
     }
 
     /// Pod Security admission (k8s.io/pod-security-admission `admission/admission.go`): pods are
-    /// enforced, warned about and audited on create and significant updates; Deployment and
+    /// enforced, warned about and audited on create and significant updates (`pod`: the typed Pod
+    /// when the caller has it, else `obj` is decoded); Deployment and
     /// ReplicaSet templates are warned about and audited only; namespace labels are validated,
     /// and a stricter enforce level warns about existing pods that violate it.
     async fn pod_security_admission(
@@ -917,18 +1048,35 @@ impl Objects {
         name: &str,
         obj: &Value,
         old: Option<&Value>,
+        pod: Option<&core::Pod>,
     ) -> ApiResult<()> {
-        let empty = json!({});
+        let (parts, template);
+        let empty_meta = ObjectMeta::default();
+        let empty = core::PodSpec::default();
         let (meta, spec, enforce) = match r.kind {
             "Pod" => {
-                if old.is_some_and(|o| !podsecurity::significant_pod_update(obj, o)) {
+                // an update that leaves the spec as it was changes no image: not significant,
+                // nothing to decode
+                if old.is_some_and(|o| o.get("spec") == obj.get("spec")) {
                     return Ok(());
                 }
-                (
-                    obj.get("metadata").unwrap_or(&empty),
-                    obj.get("spec").unwrap_or(&empty),
-                    true,
-                )
+                // what Pod Security reads of a stored pod is its metadata and spec: decoded as
+                // a PodTemplateSpec (the fields it has), the status is not decoded
+                let (meta, spec) = match pod {
+                    Some(p) => (Some(&p.metadata), p.spec.as_ref()),
+                    None => {
+                        parts = typed::<core::PodTemplateSpec>(obj)?;
+                        (parts.metadata.as_ref(), parts.spec.as_ref())
+                    }
+                };
+                if let Some(o) = old {
+                    let old = typed::<core::PodTemplateSpec>(o)?;
+                    let old = old.spec.as_ref().unwrap_or(&empty);
+                    if !podsecurity::significant_pod_update(spec.unwrap_or(&empty), old) {
+                        return Ok(());
+                    }
+                }
+                (meta.unwrap_or(&empty_meta), spec, true)
             }
             "Deployment" | "ReplicaSet" | "Job" | "CronJob" => {
                 // pod-security-admission's PodSpecExtractor: the templates of workloads
@@ -942,17 +1090,18 @@ impl Objects {
                         return Ok(());
                     }
                 }
-                (
-                    obj.pointer(&format!("{t}/metadata")).unwrap_or(&empty),
-                    obj.pointer(&format!("{t}/spec")).unwrap_or(&empty),
-                    false,
-                )
+                template = match obj.pointer(t) {
+                    Some(t) => typed::<core::PodTemplateSpec>(t)?,
+                    None => Default::default(),
+                };
+                let meta = template.metadata.as_ref();
+                (meta.unwrap_or(&empty_meta), template.spec.as_ref(), false)
             }
             "Namespace" => return self.pod_security_namespace(r, name, obj, old).await,
             _ => return Ok(()),
         };
         let policy = self.pod_security_policy(ns).await?;
-        let d = podsecurity::admit(&policy, meta, spec, enforce);
+        let d = podsecurity::admit(&policy, meta, spec.unwrap_or(&empty), enforce);
         if let Some(a) = &d.audit {
             tracing::warn!(target: "audit", namespace = ns, name, kind = r.kind, "pod-security.kubernetes.io/audit-violations: {a}");
         }
@@ -1025,21 +1174,19 @@ impl Objects {
         }
         let pods = resources::find("", "v1", "pods").expect("pods");
         let (items, _, _) = self.list(pods, Some(name), &ListOptions::default()).await?;
-        let empty = json!({});
+        let empty = core::PodSpec::default();
         let mut lines = vec![];
+        let empty_meta = ObjectMeta::default();
         for p in &items {
-            let v = podsecurity::evaluate(
-                policy.enforce,
-                p.get("metadata").unwrap_or(&empty),
-                p.get("spec").unwrap_or(&empty),
-            );
+            // metadata and spec only (see `pod_security_admission`)
+            let p = typed::<core::PodTemplateSpec>(p)?;
+            let meta = p.metadata.as_ref().unwrap_or(&empty_meta);
+            let v = podsecurity::evaluate(policy.enforce, meta, p.spec.as_ref().unwrap_or(&empty));
             if !v.is_empty() {
                 let reasons: Vec<&str> = v.iter().map(|x| x.reason.as_str()).collect();
                 lines.push(format!(
                     "{}: {}",
-                    p.pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or(""),
+                    meta.name.as_deref().unwrap_or(""),
                     reasons.join(", ")
                 ));
             }
@@ -1056,26 +1203,25 @@ impl Objects {
         Ok(())
     }
 
-    /// ServiceAccount admission (plugin/pkg/admission/serviceaccount): `serviceAccountName`
-    /// defaults to `default`; the account must exist; the API credentials are mounted
-    /// ([`mount_service_account_token`]) unless the pod or the account opts out; the account's
-    /// `imagePullSecrets` are copied into a pod that has none.
-    async fn admit_pod(&self, ns: &str, name: &str, pod: &mut Value) -> ApiResult<()> {
+    /// ServiceAccount admission (plugin/pkg/admission/serviceaccount/admission.go `Admit`):
+    /// `serviceAccountName` defaults to `default` (the deprecated `serviceAccount` is read when
+    /// it is unset, as `Convert_v1_PodSpec_To_core_PodSpec` does); the account must exist; the
+    /// API credentials are mounted ([`mount_service_account_token`]) unless the pod or the
+    /// account opts out (`shouldAutomount`); the account's `imagePullSecrets` are copied into a
+    /// pod that has none.
+    async fn admit_pod(&self, ns: &str, name: &str, pod: &mut core::Pod) -> ApiResult<()> {
         let pods = resources::find("", "v1", "pods").expect("pods");
+        let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
         let sa_name = pod
-            .pointer("/spec/serviceAccountName")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .or_else(|| {
-                pod.pointer("/spec/serviceAccount")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
+            .spec
+            .as_ref()
+            .and_then(|s| {
+                non_empty(&s.service_account_name).or_else(|| non_empty(&s.service_account))
             })
-            .unwrap_or("default")
-            .to_string();
+            .unwrap_or_else(|| "default".into());
         let sar = resources::find("", "v1", "serviceaccounts").expect("sa");
-        let sa = match self.get_opt(sar, ns, &sa_name).await? {
-            Some(sa) => sa,
+        let sa: core::ServiceAccount = match self.get_opt(sar, ns, &sa_name).await? {
+            Some(sa) => typed(&sa)?,
             None => {
                 return Err(ApiError::forbidden(
                     pods,
@@ -1084,22 +1230,17 @@ impl Objects {
                 ))
             }
         };
-        if should_automount(&sa, pod) {
-            mount_service_account_token(pod);
+        let Some(spec) = pod.spec.as_mut() else {
+            return Ok(());
+        };
+        if should_automount(&sa, spec) {
+            mount_service_account_token(spec);
         }
-        if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.insert("serviceAccountName".into(), json!(sa_name));
-            spec.insert("serviceAccount".into(), json!(sa_name));
-            let has = spec
-                .get("imagePullSecrets")
-                .and_then(Value::as_array)
-                .is_some_and(|a| !a.is_empty());
-            if !has {
-                if let Some(Value::Array(ips)) = sa.get("imagePullSecrets") {
-                    if !ips.is_empty() {
-                        spec.insert("imagePullSecrets".into(), Value::Array(ips.clone()));
-                    }
-                }
+        spec.service_account_name = Some(sa_name.clone());
+        spec.service_account = Some(sa_name);
+        if spec.image_pull_secrets.as_ref().is_none_or(Vec::is_empty) {
+            if let Some(ips) = sa.image_pull_secrets.filter(|s| !s.is_empty()) {
+                spec.image_pull_secrets = Some(ips);
             }
         }
         Ok(())
@@ -1236,7 +1377,7 @@ impl Objects {
             return Err(ApiError::invalid(r, name, causes));
         }
         if subresource.is_none() {
-            self.pod_security_admission(r, ns, name, &new, Some(&old))
+            self.pod_security_admission(r, ns, name, &new, Some(&old), None)
                 .await?;
         }
         self.webhooks
@@ -1999,5 +2140,279 @@ mod tests {
         assert!(f("!missing", "spec.nodeName=n1"));
         assert!(!f("", "spec.nodeName!=n1"));
         assert!(f("", "metadata.namespace=d"));
+    }
+
+    fn pods() -> &'static Resource {
+        resources::find("", "v1", "pods").unwrap()
+    }
+
+    async fn api() -> Objects {
+        let store: Arc<dyn Datastore> = Arc::new(kubepull_datastore::memory::MemoryStore::new());
+        let o = Objects::new(store);
+        o.bootstrap().await.unwrap();
+        o
+    }
+
+    /// ServiceAccount admission on the typed Pod: the account's pull secrets, the API
+    /// credentials in init and app containers (not ephemeral ones), the account names, status.
+    #[tokio::test]
+    async fn pods_are_admitted_as_typed_objects() {
+        let o = api().await;
+        let sa = resources::find("", "v1", "serviceaccounts").unwrap();
+        o.create(
+            sa,
+            "default",
+            json!({"metadata": {"name": "bot"}, "imagePullSecrets": [{"name": "regcred"}]}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+        let pod = o
+            .create(
+                pods(),
+                "default",
+                json!({"metadata": {"generateName": "web-"}, "spec": {"serviceAccount": "bot",
+                    "initContainers": [{"name": "i", "image": "busybox:1.36"}],
+                    "containers": [{"name": "c", "image": "busybox:1.36"},
+                        {"name": "own", "image": "busybox:1.36", "volumeMounts": [
+                            {"name": "mine", "mountPath": API_TOKEN_MOUNT_PATH}]}],
+                    "ephemeralContainers": [{"name": "dbg", "image": "busybox:1.36"}],
+                    "volumes": [{"name": "mine", "emptyDir": {}}]}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        assert!(name.starts_with("web-") && name.len() == 9, "{name}");
+        assert_eq!(pod["metadata"]["namespace"], "default");
+        assert_eq!(pod["metadata"]["uid"].as_str().unwrap().len(), 36);
+        assert!(pod["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'));
+        let spec = &pod["spec"];
+        assert_eq!(spec["serviceAccountName"], "bot");
+        assert_eq!(spec["serviceAccount"], "bot");
+        assert_eq!(spec["imagePullSecrets"], json!([{"name": "regcred"}]));
+        let vol = &spec["volumes"][1];
+        let vname = vol["name"].as_str().unwrap();
+        assert!(vname.starts_with("kube-api-access-"), "{vol}");
+        assert_eq!(
+            vol["projected"],
+            json!({"defaultMode": 420, "sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace",
+                    "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]})
+        );
+        let mount = json!([{"name": vname, "readOnly": true, "mountPath": API_TOKEN_MOUNT_PATH}]);
+        assert_eq!(spec["initContainers"][0]["volumeMounts"], mount);
+        assert_eq!(spec["containers"][0]["volumeMounts"], mount);
+        assert_eq!(
+            spec["containers"][1]["volumeMounts"],
+            json!([{"name": "mine", "mountPath": API_TOKEN_MOUNT_PATH}])
+        );
+        assert!(spec["ephemeralContainers"][0].get("volumeMounts").is_none());
+        assert_eq!(
+            pod["status"],
+            json!({"phase": "Pending", "qosClass": "BestEffort"})
+        );
+        // stored as answered
+        let stored = o.get(pods(), "default", name).await.unwrap();
+        assert_eq!(stored, pod);
+
+        // the pod's own pull secrets and opt-out are kept
+        let pod = o
+            .create(
+                pods(),
+                "default",
+                json!({"metadata": {"name": "quiet"}, "spec": {"serviceAccountName": "bot",
+                    "automountServiceAccountToken": false, "imagePullSecrets": [{"name": "own"}],
+                    "containers": [{"name": "c", "image": "busybox:1.36"}]}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(pod["spec"]["imagePullSecrets"], json!([{"name": "own"}]));
+        assert!(pod["spec"].get("volumes").is_none(), "{pod}");
+        assert!(pod["spec"]["containers"][0].get("volumeMounts").is_none());
+    }
+
+    /// Bodies that are not pods are refused before admission (400, not the missing account's
+    /// 403); a pod without a spec or with null containers is invalid (422), not a crash.
+    #[tokio::test]
+    async fn pods_that_do_not_decode_or_have_no_containers() {
+        let o = api().await;
+        let nsr = resources::find("", "v1", "namespaces").unwrap();
+        o.create(
+            nsr,
+            "",
+            json!({"metadata": {"name": "t"}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+        let sa = resources::find("", "v1", "serviceaccounts").unwrap();
+        o.delete(sa, "t", "default", &DeleteOptions::default())
+            .await
+            .unwrap();
+        let e = o
+            .create(
+                pods(),
+                "t",
+                json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": 5}]}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 400);
+        assert_eq!(
+            e.message,
+            "Pod in version \"v1\" cannot be handled as a Pod: invalid type: integer `5`, expected a string"
+        );
+        let e = o
+            .create(
+                pods(),
+                "t",
+                json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 403);
+        assert_eq!(e.message, "pods \"p\" is forbidden: error looking up service account t/default: serviceaccount \"default\" not found");
+        for body in [
+            json!({"metadata": {"name": "nospec"}}),
+            json!({"metadata": {"name": "null"}, "spec": {"containers": null}}),
+        ] {
+            let e = o
+                .create(pods(), "default", body, &User::Admin, false)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, 422, "{e:?}");
+            assert!(format!("{e:?}").contains("spec.containers"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_token_volume_already_there_is_reused() {
+        let mut spec: core::PodSpec = serde_json::from_value(json!({
+            "containers": [{"name": "c", "image": "x"}],
+            "volumes": [{"name": "kube-api-access-abcde", "emptyDir": {}}]}))
+        .unwrap();
+        mount_service_account_token(&mut spec);
+        let spec = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            spec["volumes"],
+            json!([{"name": "kube-api-access-abcde", "emptyDir": {}}])
+        );
+        assert_eq!(
+            spec["containers"][0]["volumeMounts"],
+            json!([{"name": "kube-api-access-abcde", "readOnly": true, "mountPath": API_TOKEN_MOUNT_PATH}])
+        );
+        // nothing to mount into: no volume
+        let mut spec = core::PodSpec::default();
+        mount_service_account_token(&mut spec);
+        assert_eq!(spec, core::PodSpec::default());
+    }
+
+    /// A stricter enforce level on a namespace is tried on its pods' metadata and spec: a pod
+    /// whose stored status does not decode (a status update is stored without a type check) is
+    /// still judged, and named in the warnings.
+    #[tokio::test]
+    async fn a_new_enforce_level_judges_pods_by_metadata_and_spec() {
+        let o = api().await;
+        let nsr = resources::find("", "v1", "namespaces").unwrap();
+        o.create(
+            nsr,
+            "",
+            json!({"metadata": {"name": "w"}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+        o.create(
+            pods(),
+            "w",
+            json!({"metadata": {"name": "root"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+        let status = json!({"metadata": {"name": "root"}, "status": {"phase": 5}});
+        let p = o
+            .update(pods(), "w", "root", status, Some("status"), false)
+            .await
+            .unwrap();
+        assert_eq!(p["status"]["phase"], 5);
+        assert!(
+            serde_json::from_value::<core::Pod>(p).is_err(),
+            "not a whole Pod"
+        );
+        let mut ns = o.get(nsr, "", "w").await.unwrap();
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = json!("restricted");
+        let (r, warnings) = crate::warnings::collect(o.update(nsr, "", "w", ns, None, false)).await;
+        r.unwrap();
+        assert_eq!(
+            warnings,
+            [
+                "existing pods in namespace \"w\" violate the new PodSecurity enforce level \"restricted:latest\"",
+                "root: allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"
+            ]
+        );
+    }
+
+    /// Pod updates are judged only when significant (`isSignificantPodUpdate`): a label change
+    /// of a pod that violates the namespace's level goes through, a new image is refused.
+    #[tokio::test]
+    async fn only_significant_pod_updates_are_judged() {
+        let o = api().await;
+        let nsr = resources::find("", "v1", "namespaces").unwrap();
+        o.create(
+            nsr,
+            "",
+            json!({"metadata": {"name": "s"}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+        o.create(
+            pods(),
+            "s",
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+        let mut ns = o.get(nsr, "", "s").await.unwrap();
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = json!("restricted");
+        let (r, _) = crate::warnings::collect(o.update(nsr, "", "s", ns, None, false)).await;
+        r.unwrap();
+        let mut p = o.get(pods(), "s", "p").await.unwrap();
+        p["metadata"]["labels"] = json!({"a": "b"});
+        let p = o.update(pods(), "s", "p", p, None, false).await.unwrap();
+        assert_eq!(p["metadata"]["labels"], json!({"a": "b"}));
+        let mut p = p;
+        p["spec"]["containers"][0]["image"] = json!("x:2");
+        let e = o
+            .update(pods(), "s", "p", p, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 403, "{e:?}");
+        assert!(
+            e.message.starts_with("pods \"p\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"),
+            "{}",
+            e.message
+        );
     }
 }

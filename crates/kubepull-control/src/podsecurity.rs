@@ -8,9 +8,17 @@
 //! - Evaluation order and messages: `policy/checks.go` (sorted IDs, overrides),
 //!   `admission/admission.go` (`EvaluatePod`, `EvaluatePodController`, `ValidateNamespace`,
 //!   `isSignificantPodUpdate`).
+//!
+//! The checks read the typed pod (`k8s_openapi` `ObjectMeta` and `PodSpec`), as upstream's
+//! read `*metav1.ObjectMeta` and `*corev1.PodSpec`.
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::api::core::v1::{
+    self as core, AppArmorProfile, Capabilities, ContainerPort, PodSecurityContext, PodSpec,
+    SELinuxOptions, SecurityContext, Volume, WindowsSecurityContextOptions,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value};
 
 /// `pod-security.kubernetes.io/` label prefix.
@@ -269,57 +277,61 @@ fn containers_phrase(names: &[String]) -> String {
     )
 }
 
-/// The pod spec and metadata a check looks at.
+/// The pod metadata and spec a check looks at (upstream's checks take `*metav1.ObjectMeta` and
+/// `*corev1.PodSpec`).
 struct Pod<'a> {
-    meta: &'a Value,
-    spec: &'a Value,
+    meta: &'a ObjectMeta,
+    spec: &'a PodSpec,
+}
+
+/// What a check reads of a container: ephemeral containers are visited as containers
+/// (`visitContainers`, `policy/visitor.go`, passes `(*corev1.Container)(&c.EphemeralContainerCommon)`).
+struct Container<'a> {
+    name: &'a str,
+    sc: Option<&'a SecurityContext>,
+    ports: &'a [ContainerPort],
 }
 
 impl<'a> Pod<'a> {
     /// init containers, containers, ephemeral containers (`visitContainers`).
-    fn containers(&self) -> Vec<&'a Value> {
-        let mut out = vec![];
-        for list in ["initContainers", "containers", "ephemeralContainers"] {
-            if let Some(cs) = self.spec.get(list).and_then(Value::as_array) {
-                out.extend(cs.iter());
-            }
-        }
-        out
+    fn containers(&self) -> Vec<Container<'a>> {
+        let s = self.spec;
+        let common = |c: &'a core::Container| Container {
+            name: &c.name,
+            sc: c.security_context.as_ref(),
+            ports: c.ports.as_deref().unwrap_or_default(),
+        };
+        let init = s.init_containers.iter().flatten().map(common);
+        let regular = s.containers.iter().map(common);
+        let ephemeral = s.ephemeral_containers.iter().flatten().map(|c| Container {
+            name: &c.name,
+            sc: c.security_context.as_ref(),
+            ports: c.ports.as_deref().unwrap_or_default(),
+        });
+        init.chain(regular).chain(ephemeral).collect()
     }
 
-    fn pod_sc(&self, field: &str) -> Option<&'a Value> {
-        self.spec.get("securityContext").and_then(|s| s.get(field))
+    fn pod_sc(&self) -> Option<&'a PodSecurityContext> {
+        self.spec.security_context.as_ref()
     }
 
     fn is_windows(&self) -> bool {
-        self.spec.pointer("/os/name").and_then(Value::as_str) == Some("windows")
+        self.spec.os.as_ref().is_some_and(|os| os.name == "windows")
     }
 
-    fn annotations(&self) -> Option<&'a Map<String, Value>> {
-        self.meta.get("annotations").and_then(Value::as_object)
+    fn annotations(&self) -> impl Iterator<Item = (&'a String, &'a String)> {
+        self.meta.annotations.iter().flatten()
+    }
+
+    fn volumes(&self) -> &'a [Volume] {
+        self.spec.volumes.as_deref().unwrap_or_default()
     }
 }
 
-fn name_of(c: &Value) -> String {
-    c.get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string()
-}
-
-fn csc<'a>(c: &'a Value, field: &str) -> Option<&'a Value> {
-    c.get("securityContext").and_then(|s| s.get(field))
-}
-
-fn str_list(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
+impl<'a> Container<'a> {
+    fn name(&self) -> String {
+        self.name.to_string()
+    }
 }
 
 /// Setters joined with " and ": `pod`, `containers "a", "b"`, …
@@ -339,12 +351,12 @@ fn setters(pod: bool, containers: &[String], extra: Option<String>) -> Vec<Strin
 
 /// `check_appArmorProfile.go` (`appArmorProfile_1_0`).
 fn app_armor_profile(p: &Pod) -> Option<Violation> {
-    let bad_type = |v: Option<&Value>| -> Option<String> {
-        let t = v?.get("type")?.as_str()?;
-        (!matches!(t, "RuntimeDefault" | "Localhost")).then(|| t.to_string())
+    let bad_type = |v: Option<&AppArmorProfile>| -> Option<String> {
+        let t = &v?.type_;
+        (!matches!(t.as_str(), "RuntimeDefault" | "Localhost")).then(|| t.clone())
     };
     let mut bad_values = BTreeSet::new();
-    let pod_bad = match bad_type(p.pod_sc("appArmorProfile")) {
+    let pod_bad = match bad_type(p.pod_sc().and_then(|s| s.app_armor_profile.as_ref())) {
         Some(t) => {
             bad_values.insert(t);
             true
@@ -353,20 +365,17 @@ fn app_armor_profile(p: &Pod) -> Option<Violation> {
     };
     let mut bad_containers = vec![];
     for c in p.containers() {
-        if let Some(t) = bad_type(csc(c, "appArmorProfile")) {
+        if let Some(t) = bad_type(c.sc.and_then(|s| s.app_armor_profile.as_ref())) {
             bad_values.insert(t);
-            bad_containers.push(name_of(c));
+            bad_containers.push(c.name());
         }
     }
     let mut bad_annotations = vec![];
-    if let Some(a) = p.annotations() {
-        for (k, v) in a {
-            let v = v.as_str().unwrap_or("");
-            if k.starts_with("container.apparmor.security.beta.kubernetes.io/")
-                && !(v.is_empty() || v == "runtime/default" || v.starts_with("localhost/"))
-            {
-                bad_annotations.push(format!("{k}={v:?}"));
-            }
+    for (k, v) in p.annotations() {
+        if k.starts_with("container.apparmor.security.beta.kubernetes.io/")
+            && !(v.is_empty() || v == "runtime/default" || v.starts_with("localhost/"))
+        {
+            bad_annotations.push(format!("{k}={v:?}"));
         }
     }
     bad_annotations.sort();
@@ -408,20 +417,25 @@ const BASELINE_CAPS: &[&str] = &[
     "SYS_CHROOT",
 ];
 
+fn capabilities<'a>(c: &Container<'a>) -> Option<&'a Capabilities> {
+    c.sc?.capabilities.as_ref()
+}
+
 /// `check_capabilities_baseline.go` (`capabilitiesBaseline_1_0`).
 fn capabilities_baseline(p: &Pod) -> Option<Violation> {
     let mut bad_containers = vec![];
     let mut bad = BTreeSet::new();
     for c in p.containers() {
         let mut any = false;
-        for cap in str_list(csc(c, "capabilities").and_then(|x| x.get("add"))) {
+        let add = capabilities(&c).and_then(|caps| caps.add.as_ref());
+        for cap in add.into_iter().flatten() {
             if !BASELINE_CAPS.contains(&cap.as_str()) {
                 any = true;
-                bad.insert(cap);
+                bad.insert(cap.clone());
             }
         }
         if any {
-            bad_containers.push(name_of(c));
+            bad_containers.push(c.name());
         }
     }
     if bad_containers.is_empty() {
@@ -440,12 +454,16 @@ fn capabilities_baseline(p: &Pod) -> Option<Violation> {
 
 /// `check_hostNamespaces.go`.
 fn host_namespaces(p: &Pod) -> Option<Violation> {
-    let mut on = vec![];
-    for f in ["hostNetwork", "hostPID", "hostIPC"] {
-        if p.spec.get(f).and_then(Value::as_bool) == Some(true) {
-            on.push(format!("{f}=true"));
-        }
-    }
+    let s = p.spec;
+    let on: Vec<String> = [
+        ("hostNetwork", s.host_network),
+        ("hostPID", s.host_pid),
+        ("hostIPC", s.host_ipc),
+    ]
+    .into_iter()
+    .filter(|(_, v)| *v == Some(true))
+    .map(|(f, _)| format!("{f}=true"))
+    .collect();
     if on.is_empty() {
         return None;
     }
@@ -455,16 +473,11 @@ fn host_namespaces(p: &Pod) -> Option<Violation> {
 /// `check_hostPathVolumes.go`.
 fn host_path_volumes(p: &Pod) -> Option<Violation> {
     let names: Vec<String> = p
-        .spec
-        .get("volumes")
-        .and_then(Value::as_array)
-        .map(|vs| {
-            vs.iter()
-                .filter(|v| v.get("hostPath").is_some_and(|h| !h.is_null()))
-                .map(name_of)
-                .collect()
-        })
-        .unwrap_or_default();
+        .volumes()
+        .iter()
+        .filter(|v| v.host_path.is_some())
+        .map(|v| v.name.clone())
+        .collect();
     if names.is_empty() {
         return None;
     }
@@ -485,23 +498,14 @@ fn host_ports(p: &Pod) -> Option<Violation> {
     let mut ports = BTreeSet::new();
     for c in p.containers() {
         let mut any = false;
-        for port in c
-            .get("ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(h) = port
-                .get("hostPort")
-                .and_then(Value::as_i64)
-                .filter(|h| *h != 0)
-            {
+        for h in c.ports.iter().filter_map(|port| port.host_port) {
+            if h != 0 {
                 any = true;
                 ports.insert(h.to_string());
             }
         }
         if any {
-            bad_containers.push(name_of(c));
+            bad_containers.push(c.name());
         }
     }
     if bad_containers.is_empty() {
@@ -525,8 +529,8 @@ fn privileged(p: &Pod) -> Option<Violation> {
     let bad: Vec<String> = p
         .containers()
         .into_iter()
-        .filter(|c| csc(c, "privileged").and_then(Value::as_bool) == Some(true))
-        .map(name_of)
+        .filter(|c| c.sc.and_then(|s| s.privileged) == Some(true))
+        .map(|c| c.name())
         .collect();
     if bad.is_empty() {
         return None;
@@ -545,9 +549,9 @@ fn proc_mount(p: &Pod) -> Option<Violation> {
     let mut bad = vec![];
     let mut values = BTreeSet::new();
     for c in p.containers() {
-        if let Some(v) = csc(c, "procMount").and_then(Value::as_str) {
+        if let Some(v) = c.sc.and_then(|s| s.proc_mount.as_deref()) {
             if v != "Default" {
-                bad.push(name_of(c));
+                bad.push(c.name());
                 values.insert(v.to_string());
             }
         }
@@ -570,9 +574,9 @@ fn proc_mount(p: &Pod) -> Option<Violation> {
 fn se_linux_options(p: &Pod, minor: u32) -> Option<Violation> {
     let mut types = BTreeSet::new();
     let (mut set_user, mut set_role) = (false, false);
-    let mut valid = |o: &Value| -> bool {
+    let mut valid = |o: &SELinuxOptions| -> bool {
         let mut ok = true;
-        let t = o.get("type").and_then(Value::as_str).unwrap_or("");
+        let t = o.type_.as_deref().unwrap_or("");
         let allowed = matches!(
             t,
             "" | "container_t" | "container_init_t" | "container_kvm_t"
@@ -581,32 +585,25 @@ fn se_linux_options(p: &Pod, minor: u32) -> Option<Violation> {
             types.insert(t.to_string());
             ok = false;
         }
-        if !o
-            .get("user")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-        {
+        if !o.user.as_deref().unwrap_or("").is_empty() {
             set_user = true;
             ok = false;
         }
-        if !o
-            .get("role")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-        {
+        if !o.role.as_deref().unwrap_or("").is_empty() {
             set_role = true;
             ok = false;
         }
         ok
     };
-    let pod_bad = p.pod_sc("seLinuxOptions").is_some_and(|o| !valid(o));
+    let pod_bad = p
+        .pod_sc()
+        .and_then(|s| s.se_linux_options.as_ref())
+        .is_some_and(|o| !valid(o));
     let mut bad = vec![];
     for c in p.containers() {
-        if let Some(o) = csc(c, "seLinuxOptions") {
+        if let Some(o) = c.sc.and_then(|s| s.se_linux_options.as_ref()) {
             if !valid(o) {
-                bad.push(name_of(c));
+                bad.push(c.name());
             }
         }
     }
@@ -639,8 +636,12 @@ fn se_linux_options(p: &Pod, minor: u32) -> Option<Violation> {
     )
 }
 
-fn seccomp_type(v: Option<&Value>) -> Option<String> {
-    v?.get("type")?.as_str().map(str::to_string)
+fn pod_seccomp(p: &Pod) -> Option<String> {
+    Some(p.pod_sc()?.seccomp_profile.as_ref()?.type_.clone())
+}
+
+fn container_seccomp(c: &Container) -> Option<String> {
+    Some(c.sc?.seccomp_profile.as_ref()?.type_.clone())
 }
 
 /// `check_seccompProfile_baseline.go` (`seccompProfileBaseline_1_0` on the alpha annotations,
@@ -648,15 +649,12 @@ fn seccomp_type(v: Option<&Value>) -> Option<String> {
 fn seccomp_profile_baseline(p: &Pod, minor: u32) -> Option<Violation> {
     if minor < 19 {
         let mut bad = vec![];
-        if let Some(a) = p.annotations() {
-            for (k, v) in a {
-                let v = v.as_str().unwrap_or("");
-                if (k == "seccomp.security.alpha.kubernetes.io/pod"
-                    || k.starts_with("container.seccomp.security.alpha.kubernetes.io/"))
-                    && v == "unconfined"
-                {
-                    bad.push(format!("{k}={v:?}"));
-                }
+        for (k, v) in p.annotations() {
+            if (k == "seccomp.security.alpha.kubernetes.io/pod"
+                || k.starts_with("container.seccomp.security.alpha.kubernetes.io/"))
+                && v == "unconfined"
+            {
+                bad.push(format!("{k}={v:?}"));
             }
         }
         bad.sort();
@@ -673,7 +671,7 @@ fn seccomp_profile_baseline(p: &Pod, minor: u32) -> Option<Violation> {
         );
     }
     let mut values = BTreeSet::new();
-    let pod_bad = match seccomp_type(p.pod_sc("seccompProfile")) {
+    let pod_bad = match pod_seccomp(p) {
         Some(t) if t == "Unconfined" => {
             values.insert(t);
             true
@@ -682,10 +680,10 @@ fn seccomp_profile_baseline(p: &Pod, minor: u32) -> Option<Violation> {
     };
     let mut bad = vec![];
     for c in p.containers() {
-        if let Some(t) = seccomp_type(csc(c, "seccompProfile")) {
+        if let Some(t) = container_seccomp(&c) {
             if t == "Unconfined" {
                 values.insert(t);
-                bad.push(name_of(c));
+                bad.push(c.name());
             }
         }
     }
@@ -728,11 +726,11 @@ fn sysctls(p: &Pod, minor: u32) -> Option<Violation> {
         allowed.extend(["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"]);
     }
     let bad: Vec<String> = p
-        .pod_sc("sysctls")
-        .and_then(Value::as_array)
+        .pod_sc()
+        .and_then(|s| s.sysctls.as_ref())
         .into_iter()
         .flatten()
-        .filter_map(|s| s.get("name").and_then(Value::as_str))
+        .map(|s| s.name.as_str())
         .filter(|n| !allowed.contains(n))
         .map(str::to_string)
         .collect();
@@ -744,17 +742,14 @@ fn sysctls(p: &Pod, minor: u32) -> Option<Violation> {
 
 /// `check_windowsHostProcess.go`.
 fn windows_host_process(p: &Pod) -> Option<Violation> {
-    let hp = |v: Option<&Value>| {
-        v.and_then(|w| w.get("hostProcess"))
-            .and_then(Value::as_bool)
-            == Some(true)
-    };
-    let pod_bad = hp(p.pod_sc("windowsOptions"));
+    let hp =
+        |w: Option<&WindowsSecurityContextOptions>| w.and_then(|w| w.host_process) == Some(true);
+    let pod_bad = hp(p.pod_sc().and_then(|s| s.windows_options.as_ref()));
     let bad: Vec<String> = p
         .containers()
         .into_iter()
-        .filter(|c| hp(csc(c, "windowsOptions")))
-        .map(name_of)
+        .filter(|c| hp(c.sc.and_then(|s| s.windows_options.as_ref())))
+        .map(|c| c.name())
         .collect();
     let s = setters(pod_bad, &bad, None);
     if s.is_empty() {
@@ -779,8 +774,8 @@ fn allow_privilege_escalation(p: &Pod, minor: u32) -> Option<Violation> {
     let bad: Vec<String> = p
         .containers()
         .into_iter()
-        .filter(|c| csc(c, "allowPrivilegeEscalation").and_then(Value::as_bool) != Some(false))
-        .map(name_of)
+        .filter(|c| c.sc.and_then(|s| s.allow_privilege_escalation) != Some(false))
+        .map(|c| c.name())
         .collect();
     if bad.is_empty() {
         return None;
@@ -803,23 +798,22 @@ fn capabilities_restricted(p: &Pod, minor: u32) -> Option<Violation> {
     let mut adding = vec![];
     let mut forbidden = BTreeSet::new();
     for c in p.containers() {
-        let caps = csc(c, "capabilities").filter(|v| !v.is_null());
-        let Some(caps) = caps else {
-            missing_drop.push(name_of(c));
+        let Some(caps) = capabilities(&c) else {
+            missing_drop.push(c.name());
             continue;
         };
-        if !str_list(caps.get("drop")).iter().any(|d| d == "ALL") {
-            missing_drop.push(name_of(c));
+        if !caps.drop.iter().flatten().any(|d| d == "ALL") {
+            missing_drop.push(c.name());
         }
         let mut any = false;
-        for a in str_list(caps.get("add")) {
+        for a in caps.add.iter().flatten() {
             if a != "NET_BIND_SERVICE" {
                 any = true;
-                forbidden.insert(a);
+                forbidden.insert(a.clone());
             }
         }
         if any {
-            adding.push(name_of(c));
+            adding.push(c.name());
         }
     }
     let mut details = vec![];
@@ -843,61 +837,52 @@ fn capabilities_restricted(p: &Pod, minor: u32) -> Option<Violation> {
     Violation::new("unrestricted capabilities", details.join("; "))
 }
 
-/// `check_restrictedVolumes.go`.
+/// `check_restrictedVolumes.go`: a volume of an allowed type passes; the others are named by
+/// the first restricted type set, in upstream's `switch` order, else `unknown`.
 fn restricted_volumes(p: &Pod) -> Option<Violation> {
-    const ALLOWED: &[&str] = &[
-        "configMap",
-        "csi",
-        "downwardAPI",
-        "emptyDir",
-        "ephemeral",
-        "image",
-        "persistentVolumeClaim",
-        "projected",
-        "secret",
-    ];
-    const KNOWN: &[(&str, &str)] = &[
-        ("hostPath", "hostPath"),
-        ("gcePersistentDisk", "gcePersistentDisk"),
-        ("awsElasticBlockStore", "awsElasticBlockStore"),
-        ("gitRepo", "gitRepo"),
-        ("nfs", "nfs"),
-        ("iscsi", "iscsi"),
-        ("glusterfs", "glusterfs"),
-        ("rbd", "rbd"),
-        ("flexVolume", "flexVolume"),
-        ("cinder", "cinder"),
-        ("cephfs", "cephfs"),
-        ("flocker", "flocker"),
-        ("fc", "fc"),
-        ("azureFile", "azureFile"),
-        ("vsphereVolume", "vsphereVolume"),
-        ("quobyte", "quobyte"),
-        ("azureDisk", "azureDisk"),
-        ("photonPersistentDisk", "photonPersistentDisk"),
-        ("portworxVolume", "portworxVolume"),
-        ("scaleIO", "scaleIO"),
-        ("storageos", "storageos"),
-    ];
     let mut bad = vec![];
     let mut types = BTreeSet::new();
-    for v in p
-        .spec
-        .get("volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let set = |k: &str| v.get(k).is_some_and(|x| !x.is_null());
-        if ALLOWED.iter().any(|k| set(k)) {
+    for v in p.volumes() {
+        let allowed = v.config_map.is_some()
+            || v.csi.is_some()
+            || v.downward_api.is_some()
+            || v.empty_dir.is_some()
+            || v.ephemeral.is_some()
+            || v.image.is_some()
+            || v.persistent_volume_claim.is_some()
+            || v.projected.is_some()
+            || v.secret.is_some();
+        if allowed {
             continue;
         }
-        bad.push(name_of(v));
-        let t = KNOWN
+        bad.push(v.name.clone());
+        let known = [
+            ("hostPath", v.host_path.is_some()),
+            ("gcePersistentDisk", v.gce_persistent_disk.is_some()),
+            ("awsElasticBlockStore", v.aws_elastic_block_store.is_some()),
+            ("gitRepo", v.git_repo.is_some()),
+            ("nfs", v.nfs.is_some()),
+            ("iscsi", v.iscsi.is_some()),
+            ("glusterfs", v.glusterfs.is_some()),
+            ("rbd", v.rbd.is_some()),
+            ("flexVolume", v.flex_volume.is_some()),
+            ("cinder", v.cinder.is_some()),
+            ("cephfs", v.cephfs.is_some()),
+            ("flocker", v.flocker.is_some()),
+            ("fc", v.fc.is_some()),
+            ("azureFile", v.azure_file.is_some()),
+            ("vsphereVolume", v.vsphere_volume.is_some()),
+            ("quobyte", v.quobyte.is_some()),
+            ("azureDisk", v.azure_disk.is_some()),
+            ("photonPersistentDisk", v.photon_persistent_disk.is_some()),
+            ("portworxVolume", v.portworx_volume.is_some()),
+            ("scaleIO", v.scale_io.is_some()),
+            ("storageos", v.storageos.is_some()),
+        ];
+        let t = known
             .iter()
-            .find(|(k, _)| set(k))
-            .map(|(_, t)| *t)
-            .unwrap_or("unknown");
+            .find(|(_, set)| *set)
+            .map_or("unknown", |(t, _)| *t);
         types.insert(t.to_string());
     }
     if bad.is_empty() {
@@ -923,18 +908,18 @@ fn restricted_volumes(p: &Pod) -> Option<Violation> {
 
 /// `check_runAsNonRoot.go`.
 fn run_as_non_root(p: &Pod) -> Option<Violation> {
-    let pod_v = p.pod_sc("runAsNonRoot").and_then(Value::as_bool);
+    let pod_v = p.pod_sc().and_then(|s| s.run_as_non_root);
     let pod_bad = pod_v == Some(false);
     let pod_ok = pod_v == Some(true);
     let mut explicit = vec![];
     let mut implicit = vec![];
     for c in p.containers() {
-        match csc(c, "runAsNonRoot").and_then(Value::as_bool) {
-            Some(false) => explicit.push(name_of(c)),
+        match c.sc.and_then(|s| s.run_as_non_root) {
+            Some(false) => explicit.push(c.name()),
             Some(true) => {}
             None => {
                 if !pod_ok {
-                    implicit.push(name_of(c))
+                    implicit.push(c.name())
                 }
             }
         }
@@ -963,12 +948,12 @@ fn run_as_non_root(p: &Pod) -> Option<Violation> {
 
 /// `check_runAsUser.go` (1.23).
 fn run_as_user(p: &Pod) -> Option<Violation> {
-    let pod_bad = p.pod_sc("runAsUser").and_then(Value::as_i64) == Some(0);
+    let pod_bad = p.pod_sc().and_then(|s| s.run_as_user) == Some(0);
     let bad: Vec<String> = p
         .containers()
         .into_iter()
-        .filter(|c| csc(c, "runAsUser").and_then(Value::as_i64) == Some(0))
-        .map(name_of)
+        .filter(|c| c.sc.and_then(|s| s.run_as_user) == Some(0))
+        .map(|c| c.name())
         .collect();
     let s = setters(pod_bad, &bad, None);
     if s.is_empty() {
@@ -989,7 +974,7 @@ fn seccomp_profile_restricted(p: &Pod, minor: u32) -> Option<Violation> {
     let mut values = BTreeSet::new();
     let mut pod_bad = false;
     let mut pod_set = false;
-    if let Some(t) = seccomp_type(p.pod_sc("seccompProfile")) {
+    if let Some(t) = pod_seccomp(p) {
         if valid(&t) {
             pod_set = true;
         } else {
@@ -1000,15 +985,15 @@ fn seccomp_profile_restricted(p: &Pod, minor: u32) -> Option<Violation> {
     let mut explicit = vec![];
     let mut implicit = vec![];
     for c in p.containers() {
-        match seccomp_type(csc(c, "seccompProfile")) {
+        match container_seccomp(&c) {
             Some(t) if !valid(&t) => {
-                explicit.push(name_of(c));
+                explicit.push(c.name());
                 values.insert(t);
             }
             Some(_) => {}
             None => {
                 if !pod_set {
-                    implicit.push(name_of(c));
+                    implicit.push(c.name());
                 }
             }
         }
@@ -1037,10 +1022,10 @@ fn seccomp_profile_restricted(p: &Pod, minor: u32) -> Option<Violation> {
     None
 }
 
-/// Evaluates the pod (`metadata`, `spec`) against `lv`: the failed checks, in upstream order
+/// Evaluates the pod (`meta`, `spec`) against `lv`: the failed checks, in upstream order
 /// (baseline IDs sorted, then restricted IDs sorted; a restricted check that applies at this
 /// version replaces the baseline check it overrides).
-pub fn evaluate(lv: LevelVersion, meta: &Value, spec: &Value) -> Vec<Violation> {
+pub fn evaluate(lv: LevelVersion, meta: &ObjectMeta, spec: &PodSpec) -> Vec<Violation> {
     if lv.level == Level::Privileged {
         return vec![];
     }
@@ -1099,41 +1084,26 @@ pub fn evaluate(lv: LevelVersion, meta: &Value, spec: &Value) -> Vec<Violation> 
     out.into_iter().flatten().collect()
 }
 
-/// `isSignificantPodUpdate`: only these pod updates are evaluated.
-pub fn significant_pod_update(new: &Value, old: &Value) -> bool {
-    let images = |v: &Value, list: &str| -> Vec<Option<String>> {
-        v.pointer(&format!("/spec/{list}"))
-            .and_then(Value::as_array)
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| c.get("image").and_then(Value::as_str).map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+/// `isSignificantPodUpdate` (`admission/admission.go`): only these pod updates are evaluated: a
+/// changed (init) container image, or an added ephemeral container or one whose image changed
+/// (`n` the new pod's spec, `o` the old one's; a pod without a spec has an empty one).
+pub fn significant_pod_update(n: &PodSpec, o: &PodSpec) -> bool {
+    let images = |cs: &[core::Container]| -> Vec<Option<String>> {
+        cs.iter().map(|c| c.image.clone()).collect()
     };
-    for list in ["containers", "initContainers"] {
-        if images(new, list) != images(old, list) {
-            return true;
-        }
+    let init = |s: &PodSpec| images(s.init_containers.as_deref().unwrap_or_default());
+    if images(&n.containers) != images(&o.containers) || init(n) != init(o) {
+        return true;
     }
-    // an added ephemeral container, or one whose image changed
-    let eph = |v: &Value| -> Vec<(String, Option<String>)> {
-        v.pointer("/spec/ephemeralContainers")
-            .and_then(Value::as_array)
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| {
-                        (
-                            name_of(c),
-                            c.get("image").and_then(Value::as_str).map(str::to_string),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+    let eph = |s: &PodSpec| -> Vec<(String, Option<String>)> {
+        s.ephemeral_containers
+            .iter()
+            .flatten()
+            .map(|c| (c.name.clone(), c.image.clone()))
+            .collect()
     };
-    let old_e = eph(old);
-    eph(new).iter().any(|e| !old_e.contains(e))
+    let old_e = eph(o);
+    eph(n).iter().any(|e| !old_e.contains(e))
 }
 
 /// The result of admitting one pod or pod template.
@@ -1148,8 +1118,8 @@ pub struct Decision {
 }
 
 /// `EvaluatePod` / `EvaluatePodController`: `enforce` is false for workload templates (warn and
-/// audit only). `name` and `plural` shape the denial message.
-pub fn admit(policy: &Policy, meta: &Value, spec: &Value, enforce: bool) -> Decision {
+/// audit only).
+pub fn admit(policy: &Policy, meta: &ObjectMeta, spec: &PodSpec, enforce: bool) -> Decision {
     let mut d = Decision::default();
     if enforce && policy.enforce.level != Level::Privileged {
         let v = evaluate(policy.enforce, meta, spec);
@@ -1188,6 +1158,21 @@ pub fn admit(policy: &Policy, meta: &Value, spec: &Value, enforce: bool) -> Deci
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The checks on a pod written as JSON, decoded as the server decodes a body.
+    fn evaluate(lv: LevelVersion, meta: &Value, spec: &Value) -> Vec<Violation> {
+        let meta: ObjectMeta = serde_json::from_value(meta.clone()).expect("metadata");
+        let spec: PodSpec = serde_json::from_value(spec.clone()).expect("spec");
+        super::evaluate(lv, &meta, &spec)
+    }
+
+    fn significant_pod_update(new: &Value, old: &Value) -> bool {
+        let spec = |p: &Value| -> PodSpec {
+            let pod: core::Pod = serde_json::from_value(p.clone()).expect("pod");
+            pod.spec.unwrap_or_default()
+        };
+        super::significant_pod_update(&spec(new), &spec(old))
+    }
 
     fn lv(level: Level) -> LevelVersion {
         LevelVersion {
@@ -1298,5 +1283,40 @@ mod tests {
         let mut e = a.clone();
         e["spec"]["ephemeralContainers"] = json!([{"name": "d", "image": "busybox"}]);
         assert!(significant_pod_update(&e, &a));
+    }
+
+    #[test]
+    fn ephemeral_containers_are_checked_after_the_others() {
+        let spec = json!({
+            "containers": [{"name": "c", "image": "x", "securityContext": {"privileged": true}}],
+            "initContainers": [{"name": "i", "image": "x"}],
+            "ephemeralContainers": [{"name": "dbg", "image": "busybox",
+                "securityContext": {"privileged": true, "capabilities": {"add": ["SYS_PTRACE"]}},
+                "ports": [{"containerPort": 1, "hostPort": 9000}]}],
+        });
+        assert_eq!(
+            describe(&evaluate(lv(Level::Baseline), &json!({}), &spec)),
+            "non-default capabilities (container \"dbg\" must not include \"SYS_PTRACE\" in securityContext.capabilities.add), hostPort (container \"dbg\" uses hostPort 9000), privileged (containers \"c\", \"dbg\" must not set securityContext.privileged=true)"
+        );
+        // restricted: the order of visits is init, regular, ephemeral
+        let r = describe(&evaluate(lv(Level::Restricted), &json!({}), &spec));
+        assert!(r.contains("containers \"i\", \"c\", \"dbg\" must set securityContext.allowPrivilegeEscalation=false"), "{r}");
+    }
+
+    #[test]
+    fn a_pod_without_a_spec_has_no_images() {
+        let none = json!({"metadata": {"name": "p"}});
+        let empty = json!({"metadata": {"name": "p"}, "spec": {"containers": []}});
+        assert!(!significant_pod_update(&none, &empty));
+        let one = json!({"spec": {"containers": [{"name": "c", "image": "x"}]}});
+        assert!(significant_pod_update(&one, &none));
+        assert!(significant_pod_update(&none, &one));
+        // a pod with no spec passes every check (there is nothing to check)
+        assert!(super::evaluate(
+            lv(Level::Restricted),
+            &ObjectMeta::default(),
+            &PodSpec::default()
+        )
+        .is_empty());
     }
 }

@@ -1110,26 +1110,28 @@ impl Webhooks {
     /// The mutating webhooks (`mutating/dispatcher.go`), after the built-in mutating admission:
     /// serially in order; JSONPatch responses applied to `obj`; a second round for
     /// `reinvocationPolicy: IfNeeded` webhooks when a later webhook changed the object
-    /// (`pkg/admission/reinvocation.go`). `obj` is `None` for DELETE.
+    /// (`pkg/admission/reinvocation.go`). `obj` is `None` for DELETE. Returns whether a webhook
+    /// changed the object.
     pub async fn mutate(
         &self,
         objects: &Objects,
         a: &Attributes<'_>,
         mut obj: Option<&mut Value>,
         old: Option<&Value>,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<bool> {
         if exempt(a.r) || internal() {
-            return Ok(());
+            return Ok(false);
         }
         let snap = self.snapshot(objects).await?;
         if snap.mutating.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let info = request_info();
         let mut ns_labels = None;
         let mut previously_invoked: HashSet<usize> = HashSet::new();
         let mut should_reinvoke: HashSet<usize> = HashSet::new();
         let mut reinvoke = false;
+        let mut any_changed = false;
         for round in 0..2 {
             if round == 1 && !reinvoke {
                 break;
@@ -1172,6 +1174,7 @@ impl Webhooks {
                     },
                 };
                 if changed {
+                    any_changed = true;
                     should_reinvoke.extend(previously_invoked.drain());
                     reinvoke = true;
                 }
@@ -1180,7 +1183,7 @@ impl Webhooks {
                 }
             }
         }
-        Ok(())
+        Ok(any_changed)
     }
 
     /// The validating webhooks (`validating/dispatcher.go`), after validation and Pod Security:

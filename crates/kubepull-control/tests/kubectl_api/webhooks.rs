@@ -940,3 +940,56 @@ async fn controller_created_pods_are_admitted_by_webhooks() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// Pod Security judges the pod as the mutating webhooks left it (kube-apiserver runs the
+/// PodSecurity validating admission after mutating admission): a webhook that makes a container
+/// privileged gets the pod refused at `baseline`, in the namespace it is limited to; the same
+/// pod elsewhere is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_security_judges_the_pod_the_mutating_webhooks_made() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let t = tls();
+    let escalate = Hook::start(
+        &t,
+        Arc::new(|_: &Value| {
+            Reply::Review(patch(json!([{"op": "add",
+                "path": "/spec/containers/0/securityContext", "value": {"privileged": true}}])))
+        }),
+    )
+    .await;
+    let cfg = config(
+        "MutatingWebhookConfiguration",
+        "escalate",
+        vec![webhook(
+            "escalate.example.com",
+            &escalate.url("/"),
+            &t.ca_pem,
+            pods_create(),
+            json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mutated"}}}),
+        )],
+    );
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let (ok, out) = k(&["create", "namespace", "mutated"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "-f", "-"], Some(&cfg));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["run", "p", "--image=busybox:1.36", "-n", "mutated"], None);
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("Error from server (Forbidden): pods \"p\" is forbidden: violates PodSecurity \"baseline:latest\": privileged (container \"p\" must not set securityContext.privileged=true)"),
+            "{out}"
+        );
+        let (ok, out) = k(&["get", "pods", "-n", "mutated", "-o", "name"], None);
+        assert!(ok && out.trim().is_empty(), "stored: {out}");
+        let (ok, out) = k(&["run", "p", "--image=busybox:1.36"], None);
+        assert!(ok, "{out}");
+    })
+    .await
+    .unwrap();
+    assert_eq!(escalate.seen().len(), 1, "the webhook was asked once");
+    server.shutdown().await;
+}
