@@ -7,6 +7,7 @@
 # interleaved run by run, with each build's ready-rootfs / blobs-only ratio).
 # KUBEPULL_BENCH_CONCURRENCY_SWEEP=1,2,3,4,6 times both pulls at each download concurrency,
 # interleaved; KUBEPULL_BENCH_TIMINGS=1 prints one pull's phase timings (KUBEPULL_PULL_TIMINGS).
+# KUBEPULL_BENCH_SERVE=SECONDS only serves the image that long, for pulls by hand (strace, perf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for p in docker-registry apache2-utils skopeo curl busybox-static time containerd linux-perf; do

@@ -630,11 +630,29 @@ pub fn parse_image_name(image: &str) -> Result<ParsedImageName, ImageNameError> 
 /// `:latest` (the parsed tag) when there is no digest and the image does not already end with
 /// it. Never adds a domain: `busybox` becomes `busybox:latest`.
 pub fn apply_default_image_tag(image: &str) -> Result<String, ImageNameError> {
-    let p = parse_image_name(image)?;
-    if p.digest.is_empty() && !p.tag.is_empty() && !image.ends_with(&format!(":{}", p.tag)) {
-        return Ok(format!("{image}:{}", p.tag));
+    apply_default_image_tag_parsed(image).map(|(defaulted, _)| defaulted)
+}
+
+/// [`apply_default_image_tag`] from one parse: the defaulted name and that name parsed (what
+/// [`parse_normalized_named`] returns for it: `latest` added as the tag exactly when the name
+/// gets `:latest` appended).
+pub fn apply_default_image_tag_parsed(image: &str) -> Result<(String, Reference), ImageNameError> {
+    // image_manager.go, applyDefaultImageTag, on parsers.go ParseImageName
+    let mut r = parse_normalized_named(image).map_err(|source| ImageNameError {
+        image: image.to_string(),
+        source,
+    })?;
+    let tag = match (&r.tag, &r.digest) {
+        (Some(t), _) => t.clone(),
+        (None, None) => DEFAULT_IMAGE_TAG.to_string(),
+        (None, Some(_)) => String::new(),
+    };
+    if r.digest.is_none() && !tag.is_empty() && !image.ends_with(&format!(":{tag}")) {
+        let defaulted = format!("{image}:{tag}");
+        r.tag = Some(tag);
+        return Ok((defaulted, r));
     }
-    Ok(image.to_string())
+    Ok((image.to_string(), r))
 }
 
 #[cfg(test)]
@@ -657,6 +675,41 @@ mod tests {
             apply_default_image_tag("busybox").unwrap(),
             "busybox:latest"
         );
+        // one parse gives what parsing the defaulted name again gives
+        let h = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        for image in [
+            "busybox".to_string(),
+            "busybox:1.36".to_string(),
+            "localhost:5000/a/b".to_string(),
+            "localhost:5000/a/b:latest".to_string(),
+            "quay.io/a/b:v1".to_string(),
+            format!("busybox@sha256:{h}"),
+            format!("busybox:1.36@sha256:{h}"),
+            "docker.io/library/busybox".to_string(),
+            "index.docker.io/busybox".to_string(),
+        ] {
+            let (defaulted, parsed) = apply_default_image_tag_parsed(&image).unwrap();
+            assert_eq!(
+                defaulted,
+                apply_default_image_tag(&image).unwrap(),
+                "{image}"
+            );
+            assert_eq!(
+                parsed,
+                parse_normalized_named(&defaulted).unwrap(),
+                "{image}"
+            );
+        }
+        for bad in ["Busybox", "busybox:", h, ""] {
+            assert_eq!(
+                apply_default_image_tag_parsed(bad).unwrap_err(),
+                apply_default_image_tag(bad).unwrap_err()
+            );
+            assert!(apply_default_image_tag_parsed(bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("couldn't parse image name "));
+        }
         assert!(is_path_component("a__b"));
         assert!(!is_path_component("a___b"));
         assert!(is_path_component("a---b"));

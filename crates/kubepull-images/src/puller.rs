@@ -292,6 +292,7 @@ impl Puller {
                     .await?
             }
         };
+        kubepull_store::timings::mark(|| "manifest resolved".into());
         let credential_index = resolved
             .credential_source
             .as_ref()
@@ -326,10 +327,13 @@ impl Puller {
         // record that references them is written
         let s = self.store.clone();
         let _lease = blocking(move || s.pull_lease()).await??;
-        let store = self.store.clone();
-        let bytes = resolved.manifest_bytes.clone();
-        let md = manifest_digest.clone();
-        blocking(move || store.put_blob_bytes(&md, &bytes)).await??;
+        // the manifest is stored beside the downloads (before the image record that names it)
+        let manifest_stored = {
+            let store = self.store.clone();
+            let bytes = resolved.manifest_bytes.clone();
+            let md = manifest_digest.clone();
+            tokio::task::spawn_blocking(move || store.put_blob_bytes(&md, &bytes))
+        };
 
         let config = resolved.manifest.config.clone();
         let mut blobs: Vec<Descriptor> = vec![config.clone()];
@@ -360,17 +364,6 @@ impl Puller {
             })
             .await??,
         );
-        // the config first: its diff IDs are what each layer's snapshot is checked against
-        let config_result = ensure_blob(
-            &repos,
-            &self.store,
-            &config,
-            &repo_name,
-            known.contains(&config.digest.to_string()),
-            progress.clone(),
-            None,
-        )
-        .await?;
         let rec = kubepull_store::ImageRecord::new(
             name.clone(),
             resolved.digest.clone(),
@@ -390,112 +383,142 @@ impl Puller {
             blobs.iter().map(|d| d.size).sum(),
         )
         .with_times(now_secs(), now_secs());
-        let (rec, mut unpack_skipped) = if self.unpack {
-            let store = self.store.clone();
-            let cd = config.digest.clone();
-            let bytes = blocking(move || store.read_blob(&cd, MAX_CONFIG_SIZE)).await??;
-            match config_diff_ids(&config.digest, &bytes)? {
-                ids if ids.is_empty() => (
-                    rec,
-                    Some("the image config lists no rootfs.diff_ids".to_string()),
-                ),
-                ids => (
-                    rec.with_diff_ids(&ids).map_err(|e| PullError::Config {
-                        digest: config.digest.to_string(),
-                        reason: match e {
-                            kubepull_store::Error::CorruptRecord { reason, .. } => reason,
-                            e => e.to_string(),
-                        },
-                    })?,
-                    None,
-                ),
-            }
-        } else {
-            (rec, Some("disabled".to_string()))
-        };
 
         let feeds = Arc::new(Feeds::new(
             resolved.manifest.layers.iter().map(|l| &l.digest),
         ));
         // a cancelled pull (its future dropped) stops the unpack waiting for its downloads
         let _fail_on_drop = FailOnDrop(feeds.clone());
-        let applier = unpack_skipped.is_none().then(|| {
-            let (store, feeds, layers, name) = (
-                self.store.clone(),
-                feeds.clone(),
-                rec.layers.clone(),
-                name.clone(),
-            );
-            tokio::task::spawn_blocking(
-                move || -> Result<(SnapshotChain, SnapshotLease), kubepull_store::Error> {
-                    // held until the image record is written: until then no record names
-                    // these snapshots, and the node's snapshot cleanup must not take them
-                    let lease = store.snapshot_lease(&layers)?;
-                    let present = || {
-                        kubepull_store::chain_keys(&layers)
-                            .iter()
-                            .filter(|k| store.snapshot_path(k).is_dir())
-                            .count()
-                    };
-                    let before = present();
-                    loop {
-                        let restarts = feeds.restarts();
-                        match snapshot_from_feeds(&store, &name, &layers, &feeds) {
-                            Ok(mut chain) => {
-                                chain.built = present().saturating_sub(before);
-                                return Ok((chain, lease));
-                            }
-                            // a download went on from another host while its layer was being
-                            // applied: the snapshots below are kept, that layer is applied
-                            // again from its finished file
-                            Err(_) if feeds.restarts() != restarts => {}
-                            Err(e) => return Err(e),
-                        }
+        // The config is fetched beside the layers, outside their concurrency limit (it is
+        // small, and its diff IDs key the snapshots, so the unpack starts once it is here;
+        // the layers' feeds keep what their downloads did until then). containerd's fetch
+        // handler dispatches a manifest's config and layers together too
+        // (core/images/handlers.go, Dispatch of ChildrenHandler's children).
+        let config_failed = tokio::sync::Notify::new();
+        let config_and_unpack = async {
+            let r = async {
+                let config_result = ensure_blob(
+                    &repos,
+                    &self.store,
+                    &config,
+                    &repo_name,
+                    known.contains(&config.digest.to_string()),
+                    progress.clone(),
+                    None,
+                )
+                .await?;
+                let (rec, unpack_skipped) = if self.unpack {
+                    let store = self.store.clone();
+                    let cd = config.digest.clone();
+                    let bytes = blocking(move || store.read_blob(&cd, MAX_CONFIG_SIZE)).await??;
+                    match config_diff_ids(&config.digest, &bytes)? {
+                        ids if ids.is_empty() => (
+                            rec,
+                            Some("the image config lists no rootfs.diff_ids".to_string()),
+                        ),
+                        ids => (
+                            rec.with_diff_ids(&ids).map_err(|e| PullError::Config {
+                                digest: config.digest.to_string(),
+                                reason: match e {
+                                    kubepull_store::Error::CorruptRecord { reason, .. } => reason,
+                                    e => e.to_string(),
+                                },
+                            })?,
+                            None,
+                        ),
                     }
-                },
-            )
-        });
+                } else {
+                    (rec, Some("disabled".to_string()))
+                };
+                Ok::<_, PullError>((config_result, rec, unpack_skipped))
+            }
+            .await;
+            let (config_result, rec, unpack_skipped) = match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // the layers' downloads stop: the pull fails with this error
+                    config_failed.notify_one();
+                    return Err(e);
+                }
+            };
+            let unpacked = if unpack_skipped.is_none() {
+                let (store, feeds, layers, name) = (
+                    self.store.clone(),
+                    feeds.clone(),
+                    rec.layers.clone(),
+                    name.clone(),
+                );
+                Some(
+                    tokio::task::spawn_blocking(
+                        move || -> Result<(SnapshotChain, SnapshotLease), kubepull_store::Error> {
+                            // held until the image record is written: until then no record
+                            // names these snapshots, and the node's snapshot cleanup must not
+                            // take them
+                            let lease = store.snapshot_lease(&layers)?;
+                            let present = || {
+                                kubepull_store::chain_keys(&layers)
+                                    .iter()
+                                    .filter(|k| store.snapshot_path(k).is_dir())
+                                    .count()
+                            };
+                            let before = present();
+                            loop {
+                                let restarts = feeds.restarts();
+                                match snapshot_from_feeds(&store, &name, &layers, &feeds) {
+                                    Ok(mut chain) => {
+                                        chain.built = present().saturating_sub(before);
+                                        return Ok((chain, lease));
+                                    }
+                                    // a download went on from another host while its layer
+                                    // was being applied: the snapshots below are kept, that
+                                    // layer is applied again from its finished file
+                                    Err(_) if feeds.restarts() != restarts => {}
+                                    Err(e) => return Err(e),
+                                }
+                            }
+                        },
+                    )
+                    .await,
+                )
+            } else {
+                None
+            };
+            Ok((config_result, rec, unpack_skipped, unpacked))
+        };
         let downloads = async {
-            let r: Result<Vec<(bool, u64, u64)>, PullError> =
-                stream::iter(resolved.manifest.layers.iter().cloned())
-                    .map(|d| {
-                        let repos = repos.clone();
-                        let store = self.store.clone();
-                        let progress = progress.clone();
-                        let known = known.contains(&d.digest.to_string());
-                        let repo_name = repo_name.clone();
-                        let feeds = feeds.clone();
-                        async move {
-                            ensure_blob(
-                                &repos,
-                                &store,
-                                &d,
-                                &repo_name,
-                                known,
-                                progress,
-                                Some(feeds),
-                            )
+            let layers = stream::iter(resolved.manifest.layers.iter().cloned())
+                .map(|d| {
+                    let repos = repos.clone();
+                    let store = self.store.clone();
+                    let progress = progress.clone();
+                    let known = known.contains(&d.digest.to_string());
+                    let repo_name = repo_name.clone();
+                    let feeds = feeds.clone();
+                    async move {
+                        ensure_blob(&repos, &store, &d, &repo_name, known, progress, Some(feeds))
                             .await
-                        }
-                    })
-                    .buffer_unordered(self.concurrency)
-                    .try_collect()
-                    .await;
+                    }
+                })
+                .buffer_unordered(self.concurrency)
+                .try_collect::<Vec<(bool, u64, u64)>>();
+            let r = tokio::select! {
+                r = layers => r,
+                // the config's error is the pull's (returned below)
+                () = config_failed.notified() => Err(PullError::Internal("the config failed".into())),
+            };
             if let Err(e) = &r {
                 feeds.fail_unfinished(&error_chain(e));
             }
             kubepull_store::timings::mark(|| "downloads done".into());
             r
         };
-        let unpacked = async {
-            match applier {
-                Some(h) => Some(h.await),
-                None => None,
-            }
-        };
-        let (results, unpacked) = tokio::join!(downloads, unpacked);
+        let (results, config_and_unpack) = tokio::join!(downloads, config_and_unpack);
+        let (config_result, rec, mut unpack_skipped, unpacked) = config_and_unpack?;
         let mut results = results?;
         results.push(config_result);
+        manifest_stored
+            .await
+            .map_err(|e| PullError::Internal(e.to_string()))??;
         let (mut snapshots_built, mut rootfs_ready, mut _lease) = (0, false, None);
         match unpacked {
             None => {}

@@ -421,3 +421,42 @@ fn without_unpack_a_pull_stores_blobs_only() {
     assert!(snapshot_names(&root).is_empty());
     assert!(store.image(&name).unwrap().is_some());
 }
+
+/// The config is fetched beside the layers: a config whose diff IDs do not parse fails the
+/// pull with the config's error (the layer downloads stop), leaving no record and no snapshot.
+#[test]
+fn a_config_that_does_not_parse_fails_the_pull_beside_the_layer_downloads() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let reg = Registry::start(&[(USER, PASS)]);
+    let mut img = image(&three_layers(), None);
+    img.config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": "sha256:not-a-list"},
+    }))
+    .unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
+    manifest["config"]["digest"] = Digest::sha256_of(&img.config).to_string().into();
+    manifest["config"]["size"] = img.config.len().into();
+    img.manifest = serde_json::to_vec(&manifest).unwrap();
+    let rt = rt();
+    rt.block_on(reg.push("team/badconfig", "v1", &img));
+    let name = format!("{}/team/badconfig:v1", reg.host());
+    let root = t.path().join("store");
+    let store = Store::open(&root).unwrap();
+    let puller = Puller::new(client(&reg), store.clone(), Platform::host());
+    let e = rt
+        .block_on(puller.pull(
+            &parse_image(&name).unwrap(),
+            &[cred(&reg.host())],
+            Arc::new(NoProgress),
+        ))
+        .unwrap_err();
+    let msg = kubepull_images::error_chain(&e);
+    assert!(matches!(e, PullError::Config { .. }), "{msg}");
+    assert!(msg.contains("rootfs.diff_ids is not a list"), "{msg}");
+    assert!(store.image(&name).unwrap().is_none(), "no image record");
+    assert!(snapshot_names(&root).is_empty(), "no snapshot");
+}

@@ -428,33 +428,10 @@ impl ImageManager {
         events: &mut Vec<StepEvent>,
     ) -> ImageOutcome {
         let image = req.image;
-        // 1. applyDefaultImageTag
-        let defaulted = match reference::apply_default_image_tag(image) {
+        // 1. applyDefaultImageTag, parsed once: the parsed name is carried to the image service
+        let (defaulted, parsed) = match reference::apply_default_image_tag_parsed(image) {
             Ok(d) => d,
-            Err(e) => {
-                let msg = messages::invalid_image(image, &e.to_string());
-                events.push(StepEvent::new(
-                    EventType::Warning,
-                    pullpolicy::events::INSPECT_FAILED,
-                    msg.clone(),
-                ));
-                return fail(events, reasons::INVALID_IMAGE_NAME, msg, None);
-            }
-        };
-        // parsed once here and carried to the image service (the defaulted name always
-        // parses: applyDefaultImageTag parsed it; an error is still the kubelet's
-        // InvalidImageName, never a panic)
-        let parsed = match reference::parse_normalized_named(&defaulted) {
-            Ok(r) => r,
-            Err(e) => {
-                let msg = messages::invalid_image(image, &e.to_string());
-                events.push(StepEvent::new(
-                    EventType::Warning,
-                    pullpolicy::events::INSPECT_FAILED,
-                    msg.clone(),
-                ));
-                return fail(events, reasons::INVALID_IMAGE_NAME, msg, None);
-            }
+            Err(e) => return invalid_image_name(events, image, &e),
         };
         let policy = req
             .policy
@@ -680,6 +657,22 @@ impl ImageManager {
             _ => false,
         })
     }
+}
+
+/// An image name that does not parse: a FailedToInspectImage warning, then InvalidImageName
+/// (image_manager.go, EnsureImageExists, on the applyDefaultImageTag error).
+fn invalid_image_name(
+    events: &mut Vec<StepEvent>,
+    image: &str,
+    err: &reference::ImageNameError,
+) -> ImageOutcome {
+    let msg = messages::invalid_image(image, &err.to_string());
+    events.push(StepEvent::new(
+        EventType::Warning,
+        pullpolicy::events::INSPECT_FAILED,
+        msg.clone(),
+    ));
+    fail(events, reasons::INVALID_IMAGE_NAME, msg, None)
 }
 
 fn fail(

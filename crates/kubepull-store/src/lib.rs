@@ -654,13 +654,22 @@ impl Store {
     }
 
     fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        self.write_replace(dest, bytes, true)
+    }
+
+    /// Replaces `dest` with `bytes` through a temporary file and a rename, so a reader sees
+    /// the old or the new content; with `durable`, the file and then its directory are
+    /// `fsync`ed too (without, a crash may leave the old content, none, or an empty file).
+    fn write_replace(&self, dest: &Path, bytes: &[u8], durable: bool) -> Result<()> {
         let tmp = self.root.join("ingest").join(format!(
             "{}.{}.tmp",
             std::process::id(),
             TMP_SEQ.fetch_add(1, Ordering::Relaxed)
         ));
         let mut f = ctx(File::create(&tmp), || format!("create {}", tmp.display()))?;
-        let r = f.write_all(bytes).and_then(|()| f.sync_all());
+        let r = f
+            .write_all(bytes)
+            .and_then(|()| if durable { f.sync_all() } else { Ok(()) });
         if let Err(e) = r {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io(format!("write {}", tmp.display()), e));
@@ -670,8 +679,10 @@ impl Store {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io(format!("rename to {}", dest.display()), e));
         }
-        if let Some(parent) = dest.parent() {
-            sync_dir(parent)?;
+        if durable {
+            if let Some(parent) = dest.parent() {
+                sync_dir(parent)?;
+            }
         }
         Ok(())
     }
@@ -883,6 +894,12 @@ impl Store {
     /// Notes that blob `d` was fetched (and verified) from `repository` (`host/path`). Call it
     /// while holding the blob's lock, after [`Store::commit_blob`], so a pull of the same
     /// repository waiting on the lock finds it. Bounded at [`MAX_BLOB_SOURCES`] (oldest dropped).
+    ///
+    /// Replaced atomically but not `fsync`ed: the list only lets a later pull reuse the blob
+    /// without fetching it again, so what a crash can leave (the list before, no list, an empty
+    /// or zeroed file) grants no repository a blob it was not fetched from: it costs a fetch,
+    /// never a wrong reuse. The blob itself was made durable by the commit. (Two `fsync`s less
+    /// per blob, taken under the store lock that every commit and record waits on.)
     pub fn add_blob_source(&self, d: &Digest, repository: &str) -> Result<()> {
         if repository.contains('\n') || repository.is_empty() {
             return Err(Error::CorruptRecord {
@@ -903,7 +920,7 @@ impl Store {
         }
         let mut text = lines.join("\n");
         text.push('\n');
-        self.write_atomic(&p, text.as_bytes())
+        self.write_replace(&p, text.as_bytes(), false)
     }
 
     /// The repositories blob `d` was fetched from ([`Store::add_blob_source`]).

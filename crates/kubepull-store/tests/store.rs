@@ -539,6 +539,22 @@ fn blob_sources_corrupt_records_and_private_root() {
     );
     assert!(s.add_blob_source(&d, "two\nlines").is_err());
     assert!(s.add_blob_source(&d, "").is_err());
+    // the list is not fsynced: what a crash may leave (an empty or zeroed file) grants no
+    // repository the blob, and the next fetch from a repository is noted again
+    let list = root.join("sources").join(d.hex());
+    for left in [&b""[..], &[0u8; 64][..]] {
+        std::fs::write(&list, left).unwrap();
+        let names = s.blob_sources(&d).unwrap();
+        assert!(
+            !names.iter().any(|n| n == "reg.example:5000/team/app"),
+            "{names:?}"
+        );
+        s.add_blob_source(&d, "reg.example:5000/team/app").unwrap();
+        assert!(s
+            .blob_sources(&d)
+            .unwrap()
+            .contains(&"reg.example:5000/team/app".to_string()));
+    }
     // unreferenced: gc removes the blob and its sources
     let r = s.gc().unwrap();
     assert_eq!(r.blobs_removed, 1);

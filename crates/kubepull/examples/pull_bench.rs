@@ -16,6 +16,8 @@
 //! download concurrency, round-robin run after run (`KUBEPULL_BENCH_CONCURRENCY=N` sets it for
 //! the other rows; the build's default otherwise). `KUBEPULL_BENCH_TIMINGS=1` prints the phase
 //! timings (`KUBEPULL_PULL_TIMINGS`) of one blobs-only and one ready pull.
+//! `KUBEPULL_BENCH_SERVE=SECONDS` only serves the image that long and prints a `kubepull pull`
+//! command line for it (to run under strace or perf by hand).
 //!
 //! Run: `cargo run --release -p kubepull --example pull_bench` (scripts/bench-pull.sh).
 
@@ -112,6 +114,20 @@ fn main() {
     )
     .expect("secret");
 
+    // KUBEPULL_BENCH_SERVE=SECONDS: keep the registry up that long for pulls by hand (strace,
+    // perf), printing the command line, then clean up
+    if let Some(secs) = std::env::var("KUBEPULL_BENCH_SERVE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        println!(
+            "{kp} pull {image} --policy Always --root ROOT --hosts-dir {} --pull-secret {}",
+            w.join("hosts").display(),
+            secret.display()
+        );
+        std::thread::sleep(std::time::Duration::from_secs(secs));
+        return;
+    }
     // KUBEPULL_BENCH_PROFILE=1: also profile a pull and an unpack; =only: nothing else
     let profile_mode = std::env::var("KUBEPULL_BENCH_PROFILE").unwrap_or_default();
     if !profile_mode.is_empty() {

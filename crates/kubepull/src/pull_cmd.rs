@@ -294,6 +294,7 @@ fn policy_of(m: &ArgMatches, image: &str) -> PullPolicy {
 }
 
 pub fn run_pull(m: &ArgMatches) -> u8 {
+    kubepull_store::timings::mark(|| "command start".into());
     let image = m.get_one::<String>("image").cloned().unwrap_or_default();
     let json_out = m.get_one::<String>("output").map(String::as_str) == Some("json");
     let quiet = m.get_flag("quiet") || json_out;
@@ -337,6 +338,7 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
             return exit::FAILURE;
         }
     };
+    kubepull_store::timings::mark(|| "store opened".into());
     let (client, hosts) = match registry_client(m) {
         Ok(c) => c,
         Err(e) => {
@@ -344,6 +346,7 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
             return exit::USAGE;
         }
     };
+    kubepull_store::timings::mark(|| "registry client built".into());
     // parsed once: the store name and the pull take the reference
     let reference = match puller::parse_image(&image) {
         Ok(r) => r,
@@ -413,7 +416,11 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
             return exit::FAILURE;
         }
     };
+    kubepull_store::timings::mark(|| "async runtime started".into());
     let result = rt.block_on(puller.pull(&reference, &resolution.credentials, bars.clone()));
+    // the runtime's drop waits for its blocking threads
+    drop(rt);
+    kubepull_store::timings::mark(|| "async runtime shut down".into());
     bars.total.finish_and_clear();
     match result {
         Ok(r) => {
