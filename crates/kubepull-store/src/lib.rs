@@ -927,9 +927,12 @@ impl Store {
     pub fn blob_sources(&self, d: &Digest) -> Result<Vec<String>> {
         let p = self.sources_path(d);
         match fs::read(&p) {
+            // only whole lines count: every name is written with its newline, so a file cut
+            // short (the list is not fsynced) cannot turn `team/app-private` into `team/app`
             Ok(b) if b.len() as u64 <= MAX_RECORD_SIZE => Ok(String::from_utf8_lossy(&b)
-                .lines()
-                .filter(|l| !l.is_empty())
+                .split_inclusive('\n')
+                .filter_map(|l| l.strip_suffix('\n'))
+                .filter(|l| !l.is_empty() && !l.contains('\0'))
                 .map(str::to_string)
                 .collect()),
             // an oversized file is treated as empty: the blob is fetched again (fail closed)

@@ -555,6 +555,14 @@ fn blob_sources_corrupt_records_and_private_root() {
             .unwrap()
             .contains(&"reg.example:5000/team/app".to_string()));
     }
+    // a list cut short in its last name (`other/app-private` written, `other/app` left)
+    // does not grant the name it now spells; the whole names before it still count
+    std::fs::write(
+        &list,
+        b"reg.example:5000/team/app\nreg.example:5000/other/app",
+    )
+    .unwrap();
+    assert_eq!(s.blob_sources(&d).unwrap(), ["reg.example:5000/team/app"]);
     // unreferenced: gc removes the blob and its sources
     let r = s.gc().unwrap();
     assert_eq!(r.blobs_removed, 1);
