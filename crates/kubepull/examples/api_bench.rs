@@ -197,10 +197,16 @@ struct RbacRounds {
     rounds: Vec<(Phase, Phase)>,
 }
 
-/// The median and the spread (min, quartiles, max) of `v`.
+/// The median and the spread (min, quartiles, max) of `v`, each interpolated between the two
+/// nearest values (the median of an even count is the mean of the middle two).
 fn spread(v: &[f64]) -> [f64; 5] {
     let mut v = v.to_vec();
-    [0.0, 0.25, 0.5, 0.75, 1.0].map(|p| pct(&mut v, p))
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    [0.0, 0.25, 0.5, 0.75, 1.0].map(|p| {
+        let at = (v.len() as f64 - 1.0) * p;
+        let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+        v[lo] + (v[hi] - v[lo]) * (at - lo as f64)
+    })
 }
 
 impl RbacRounds {
