@@ -453,7 +453,7 @@ pub async fn subject_access_review(
             details: None,
         });
     }
-    let subject = User::Other(crate::auth::UserInfo {
+    let subject = User::Other(std::sync::Arc::new(crate::auth::UserInfo {
         name,
         uid: spec
             .get("uid")
@@ -462,7 +462,7 @@ pub async fn subject_access_review(
             .to_string(),
         groups,
         extra: Default::default(),
-    });
+    }));
     let (ok, why, err) = decide(state, &subject, &a).await?;
     Ok(json_resp(
         StatusCode::CREATED,

@@ -288,8 +288,8 @@ pub async fn run_with(
     informers.stop().await;
 }
 
-/// The CSR cleaner (pkg/controller/certificates/cleaner/cleaner.go): issued, approved, denied and
-/// failed requests go after an hour, pending ones after a day.
+/// The CSR cleaner (pkg/controller/certificates/cleaner/cleaner.go `worker`, `handle`): every
+/// request that [`csr_expired`] says is done with is deleted.
 async fn csr_cleaner(objects: &Objects) {
     let Some(r) = resources::find("certificates.k8s.io", "v1", "certificatesigningrequests") else {
         return;
@@ -298,20 +298,13 @@ async fn csr_cleaner(objects: &Objects) {
         .list(r, None, &ListOptions::default())
         .await
         .unwrap_or_default();
-    let now = jiff::Timestamp::now().as_second();
+    let now = jiff::Timestamp::now();
     for csr in items {
         // an object that does not decode as a CSR is left alone
         let Ok(csr) = serde_json::from_value::<CertificateSigningRequest>(csr) else {
             continue;
         };
-        let Some(created) = &csr.metadata.creation_timestamp else {
-            continue;
-        };
-        let decided = csr.status.as_ref().is_some_and(|s| {
-            s.certificate.is_some() || s.conditions.as_ref().is_some_and(|c| !c.is_empty())
-        });
-        let limit = if decided { 3600 } else { 24 * 3600 };
-        if now - created.0.as_second() > limit {
+        if csr_expired(&csr, now) {
             let name = csr.metadata.name.as_deref().unwrap_or("");
             let _ = objects
                 .delete(r, "", name, &crate::objects::DeleteOptions::default())
@@ -320,9 +313,189 @@ async fn csr_cleaner(objects: &Objects) {
     }
 }
 
+/// `approvedExpiration`, `deniedExpiration` (cleaner.go; failed requests share it).
+const CSR_DECIDED_EXPIRATION: i64 = 3600;
+/// `pendingExpiration` (cleaner.go).
+const CSR_PENDING_EXPIRATION: i64 = 24 * 3600;
+
+/// Whether the cleaner deletes `csr` at `now` (cleaner.go `handle`): approved and issued more
+/// than an hour ago (`isIssuedPastDeadline`, by the Approved condition's `lastUpdateTime`),
+/// denied or failed more than an hour ago (`isDeniedPastDeadline`, `isFailedPastDeadline`),
+/// without any condition a day after its creation (`isPendingPastDeadline`), or approved and
+/// issued a certificate that has expired (`isIssuedExpired`). An approved request without a
+/// certificate stays.
+fn csr_expired(csr: &CertificateSigningRequest, now: jiff::Timestamp) -> bool {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let status = csr.status.as_ref();
+    let conditions = status
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    // `isOlderThan`: a time that is set, more than `limit` seconds before now
+    let older_than =
+        |t: Option<&Time>, limit: i64| t.is_some_and(|t| now.as_second() - t.0.as_second() > limit);
+    // `isIssued`: a certificate that is not empty (`len(csr.Status.Certificate) > 0`)
+    let issued = status
+        .and_then(|s| s.certificate.as_ref())
+        .is_some_and(|c| !c.0.is_empty());
+    let approved = conditions.iter().any(|c| c.type_ == "Approved");
+    let past = |kind: &str, limit: i64| {
+        conditions
+            .iter()
+            .any(|c| c.type_ == kind && older_than(c.last_update_time.as_ref(), limit))
+    };
+    (issued && past("Approved", CSR_DECIDED_EXPIRATION))
+        || past("Denied", CSR_DECIDED_EXPIRATION)
+        || past("Failed", CSR_DECIDED_EXPIRATION)
+        || (conditions.is_empty()
+            && older_than(
+                csr.metadata.creation_timestamp.as_ref(),
+                CSR_PENDING_EXPIRATION,
+            ))
+        || (approved && issued && certificate_expired(csr, now))
+}
+
+/// `isExpired` (cleaner.go): the first certificate of the PEM block is past its `NotAfter`; a
+/// certificate that does not parse is not expired.
+fn certificate_expired(csr: &CertificateSigningRequest, now: jiff::Timestamp) -> bool {
+    let Some(pem) = csr.status.as_ref().and_then(|s| s.certificate.as_ref()) else {
+        return false;
+    };
+    let Ok((_, block)) = x509_parser::pem::parse_x509_pem(&pem.0) else {
+        return false;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&block.contents) else {
+        return false;
+    };
+    now.as_second() > cert.validity().not_after.timestamp()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A PEM certificate valid until `not_after` (year).
+    fn pem_until(year: i32) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["n".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(year, 1, 1);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    /// A CSR created `age` seconds ago with `status`.
+    fn csr_aged(age: i64, status: Value) -> CertificateSigningRequest {
+        let at = |secs: i64| {
+            (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs)).to_string()
+        };
+        serde_json::from_value(
+            json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+            "metadata": {"name": "c", "creationTimestamp": at(age)},
+            "spec": {"signerName": "kubernetes.io/kubelet-serving", "request": ""},
+            "status": status}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn csr_expiry_follows_the_cleaner() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let now = jiff::Timestamp::now();
+        let at = |secs: i64| (now - jiff::SignedDuration::from_secs(secs)).to_string();
+        let cond = |kind: &str, ago: i64| json!({"type": kind, "status": "True", "lastUpdateTime": at(ago)});
+        let valid = b64(&pem_until(4000));
+        let expired = b64(&pem_until(2001));
+        let h = 3600;
+        for (what, csr, gone) in [
+            // approved and issued: an hour after the approval
+            (
+                "issued 2h ago",
+                csr_aged(
+                    3 * h,
+                    json!({"conditions": [cond("Approved", 2 * h)], "certificate": valid}),
+                ),
+                true,
+            ),
+            (
+                "issued 10m ago",
+                csr_aged(
+                    3 * h,
+                    json!({"conditions": [cond("Approved", 600)], "certificate": valid}),
+                ),
+                false,
+            ),
+            // an empty certificate is not issued (`len(csr.Status.Certificate) > 0`)
+            (
+                "approved 2h ago, empty certificate",
+                csr_aged(
+                    3 * h,
+                    json!({"conditions": [cond("Approved", 2 * h)], "certificate": ""}),
+                ),
+                false,
+            ),
+            (
+                "approved 2h ago, no certificate",
+                csr_aged(3 * h, json!({"conditions": [cond("Approved", 2 * h)]})),
+                false,
+            ),
+            // a certificate without an Approved condition is pending: a day
+            (
+                "certificate, no condition, 2h",
+                csr_aged(2 * h, json!({"certificate": valid})),
+                false,
+            ),
+            (
+                "certificate, no condition, 25h",
+                csr_aged(25 * h, json!({"certificate": valid})),
+                true,
+            ),
+            (
+                "denied 2h ago",
+                csr_aged(3 * h, json!({"conditions": [cond("Denied", 2 * h)]})),
+                true,
+            ),
+            (
+                "denied 10m ago",
+                csr_aged(3 * h, json!({"conditions": [cond("Denied", 600)]})),
+                false,
+            ),
+            (
+                "failed 2h ago",
+                csr_aged(3 * h, json!({"conditions": [cond("Failed", 2 * h)]})),
+                true,
+            ),
+            // a condition without lastUpdateTime is never past a deadline (`isOlderThan`)
+            (
+                "denied, no time",
+                csr_aged(
+                    30 * h,
+                    json!({"conditions": [{"type": "Denied", "status": "True"}]}),
+                ),
+                false,
+            ),
+            ("pending 2h", csr_aged(2 * h, json!({})), false),
+            ("pending 25h", csr_aged(25 * h, json!({})), true),
+            // approved 10 minutes ago, but the certificate has expired
+            (
+                "issued, expired",
+                csr_aged(
+                    3 * h,
+                    json!({"conditions": [cond("Approved", 600)], "certificate": expired}),
+                ),
+                true,
+            ),
+            (
+                "issued, not PEM",
+                csr_aged(
+                    3 * h,
+                    json!({"conditions": [cond("Approved", 600)], "certificate": b64("x")}),
+                ),
+                false,
+            ),
+        ] {
+            assert_eq!(csr_expired(&csr, now), gone, "{what}");
+        }
+    }
 
     #[tokio::test]
     async fn csr_cleaner_removes_old_requests() {
@@ -330,19 +503,20 @@ mod tests {
             kubepull_datastore::memory::MemoryStore::new(),
         ));
         let r = resources::find("certificates.k8s.io", "v1", "certificatesigningrequests").unwrap();
-        let old = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(2 * 3600)).to_string();
-        let new = jiff::Timestamp::now().to_string();
-        for (name, created, issued) in [
-            ("old-issued", &old, true),
-            ("old-pending", &old, false),
-            ("new-issued", &new, true),
+        let at = |secs: i64| {
+            (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs)).to_string()
+        };
+        let approved = |ago: i64, cert: &str| json!({"conditions": [{"type": "Approved", "status": "True", "lastUpdateTime": at(ago)}], "certificate": cert});
+        for (name, created, status) in [
+            ("old-issued", 3 * 3600, approved(2 * 3600, "eA==")),
+            ("old-empty-certificate", 3 * 3600, approved(2 * 3600, "")),
+            ("old-pending", 2 * 3600, json!({})),
+            ("new-issued", 600, approved(300, "eA==")),
         ] {
-            let mut o = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-                "metadata": {"name": name, "uid": name, "creationTimestamp": created},
-                "spec": {"signerName": "kubernetes.io/kubelet-serving", "request": ""}});
-            if issued {
-                o["status"] = json!({"certificate": "eA=="});
-            }
+            let o = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+                "metadata": {"name": name, "uid": name, "creationTimestamp": at(created)},
+                "spec": {"signerName": "kubernetes.io/kubelet-serving", "request": ""},
+                "status": status});
             objects
                 .store()
                 .create(&r.key("", name), serde_json::to_vec(&o).unwrap())
@@ -355,7 +529,10 @@ mod tests {
             .await
             .unwrap();
         let names: Vec<&str> = left.iter().map(|o| s(o, "/metadata/name")).collect();
-        assert_eq!(names, ["new-issued", "old-pending"]);
+        assert_eq!(
+            names,
+            ["new-issued", "old-empty-certificate", "old-pending"]
+        );
     }
 
     #[test]

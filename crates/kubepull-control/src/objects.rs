@@ -39,8 +39,9 @@ pub enum User {
     Admin,
     /// A node, `system:node:<name>`.
     Node(String),
-    /// Any other authenticated user: a ServiceAccount token, a client certificate.
-    Other(crate::auth::UserInfo),
+    /// Any other authenticated user: a ServiceAccount token, a client certificate (shared: a
+    /// connection's certificate user is authenticated once and each request borrows it).
+    Other(Arc<crate::auth::UserInfo>),
 }
 
 impl User {

@@ -16,11 +16,13 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::rbac::v1::RoleRef;
 use kubepull_datastore::Datastore;
+use serde::Deserialize as _;
 use serde_json::{json, Value};
 
 use crate::auth::UserInfo;
-use crate::errors::{ApiError, ApiResult};
+use crate::errors::{ApiError, ApiResult, Cause};
 use crate::objects::{ListOptions, Objects};
 use crate::resources::{self, Resource};
 use crate::watchcache::{under, Cache, Noted};
@@ -44,6 +46,50 @@ pub struct Attributes {
     pub path: Option<String>,
 }
 
+impl Attributes {
+    /// The attributes borrowed, as the decision reads them.
+    pub(crate) fn ask(&self) -> Ask<'_> {
+        Ask {
+            verb: &self.verb,
+            group: &self.group,
+            resource: &self.resource,
+            subresource: &self.subresource,
+            namespace: &self.namespace,
+            name: &self.name,
+            path: self.path.as_deref(),
+        }
+    }
+}
+
+/// [`Attributes`] borrowed from the request: a decision copies nothing of it (a request's
+/// authorizer attributes are read from its one `RequestInfo`, `WithAuthorization` in
+/// k8s.io/apiserver `pkg/endpoints/filters/authorization.go`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Ask<'a> {
+    pub verb: &'a str,
+    pub group: &'a str,
+    pub resource: &'a str,
+    pub subresource: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub path: Option<&'a str>,
+}
+
+impl Ask<'_> {
+    /// The owned attributes (for a Forbidden message).
+    fn to_attributes(self) -> Attributes {
+        Attributes {
+            verb: self.verb.to_string(),
+            group: self.group.to_string(),
+            resource: self.resource.to_string(),
+            subresource: self.subresource.to_string(),
+            namespace: self.namespace.to_string(),
+            name: self.name.to_string(),
+            path: self.path.map(str::to_string),
+        }
+    }
+}
+
 fn strs(v: Option<&Value>) -> Vec<&str> {
     iter_strs(v).collect()
 }
@@ -57,6 +103,10 @@ fn iter_strs(v: Option<&Value>) -> impl Iterator<Item = &str> {
 
 /// `RuleAllows` for one PolicyRule.
 pub fn rule_allows(rule: &Value, a: &Attributes) -> bool {
+    rule_allows_ask(rule, a.ask())
+}
+
+fn rule_allows_ask(rule: &Value, a: Ask<'_>) -> bool {
     matches(
         || iter_strs(rule.get("verbs")),
         || iter_strs(rule.get("apiGroups")),
@@ -75,12 +125,12 @@ fn matches<'r, I: Iterator<Item = &'r str>>(
     resources: impl FnOnce() -> I,
     names: impl FnOnce() -> I,
     urls: impl FnOnce() -> I,
-    a: &Attributes,
+    a: Ask<'_>,
 ) -> bool {
     if !verbs().any(|v| v == "*" || v == a.verb) {
         return false;
     }
-    if let Some(path) = &a.path {
+    if let Some(path) = a.path {
         return urls().any(|u| {
             u == "*" || u == path || u.strip_suffix('*').is_some_and(|p| path.starts_with(p))
         });
@@ -135,6 +185,10 @@ impl Rule {
 
     /// `RuleAllows`.
     pub fn allows(&self, a: &Attributes) -> bool {
+        self.allows_ask(a.ask())
+    }
+
+    fn allows_ask(&self, a: Ask<'_>) -> bool {
         fn it(v: &[String]) -> impl Iterator<Item = &str> {
             v.iter().map(String::as_str)
         }
@@ -372,8 +426,10 @@ impl Caches {
         &self,
         store: &Arc<dyn Datastore>,
         u: &UserInfo,
-        a: &Attributes,
+        a: Ask<'_>,
     ) -> Option<Allowed> {
+        // one key buffer for every cache key built below
+        let mut key = String::new();
         let mut bindings: Vec<(Arc<Binding>, bool)> = self
             .cluster_role_bindings
             .read(store, |items| {
@@ -385,18 +441,19 @@ impl Caches {
             })
             .await?;
         if !a.namespace.is_empty() {
-            let prefix = format!("{}{}/", self.role_bindings.prefix(), a.namespace);
+            key.push_str(self.role_bindings.prefix());
+            key.push_str(a.namespace);
+            key.push('/');
             self.role_bindings
                 .read(store, |items| {
                     bindings.extend(
-                        under(items, &prefix)
-                            .filter(|b| b.applies_to(u, &a.namespace))
+                        under(items, &key)
+                            .filter(|b| b.applies_to(u, a.namespace))
                             .map(|b| (b.clone(), false)),
                     )
                 })
                 .await?;
         }
-        let mut key = String::new();
         let cluster_roles = self.cluster_roles.prefix();
         // the first binding of a ClusterRole that allows
         let first_cluster = self
@@ -422,7 +479,7 @@ impl Caches {
                         role_of(x) && {
                             key.clear();
                             key.push_str(roles);
-                            key.push_str(&a.namespace);
+                            key.push_str(a.namespace);
                             key.push('/');
                             key.push_str(&x.0.role_name);
                             allows_by(items.get(&key), a)
@@ -442,8 +499,8 @@ impl Caches {
 }
 
 /// Whether one of a role's rules allows `a`.
-fn allows_by(rules: Option<&Arc<Vec<Rule>>>, a: &Attributes) -> bool {
-    rules.is_some_and(|rules| rules.iter().any(|r| r.allows(a)))
+fn allows_by(rules: Option<&Arc<Vec<Rule>>>, a: Ask<'_>) -> bool {
+    rules.is_some_and(|rules| rules.iter().any(|r| r.allows_ask(a)))
 }
 
 /// Where a rule comes from, as the allow reason names it.
@@ -464,7 +521,7 @@ fn source(cluster: bool, b: &Binding, namespace: &str, u: &UserInfo) -> String {
 
 /// Whether `u` may do `a`, and the reason (`RBAC: allowed by …`).
 pub async fn allows(objects: &Objects, u: &UserInfo, a: &Attributes) -> ApiResult<(bool, String)> {
-    Ok(match allowed_by(objects, u, a).await? {
+    Ok(match allowed_by(objects, u, a.ask()).await? {
         Some(None) => (true, String::new()),
         Some(Some((b, cluster))) => (
             true,
@@ -476,12 +533,17 @@ pub async fn allows(objects: &Objects, u: &UserInfo, a: &Attributes) -> ApiResul
 
 /// Whether `u` may do `a` ([`allows`] without the reason, for the request path).
 pub async fn permits(objects: &Objects, u: &UserInfo, a: &Attributes) -> ApiResult<bool> {
+    permits_ask(objects, u, a.ask()).await
+}
+
+/// [`permits`] of borrowed attributes.
+pub(crate) async fn permits_ask(objects: &Objects, u: &UserInfo, a: Ask<'_>) -> ApiResult<bool> {
     Ok(allowed_by(objects, u, a).await?.is_some())
 }
 
 /// The decision: `None` denied, `Some(None)` allowed as `system:masters`, `Some(Some(…))`
 /// allowed by that binding.
-async fn allowed_by(objects: &Objects, u: &UserInfo, a: &Attributes) -> ApiResult<Option<Allowed>> {
+async fn allowed_by(objects: &Objects, u: &UserInfo, a: Ask<'_>) -> ApiResult<Option<Allowed>> {
     if u.groups.iter().any(|g| g == "system:masters") {
         return Ok(Some(None));
     }
@@ -489,7 +551,7 @@ async fn allowed_by(objects: &Objects, u: &UserInfo, a: &Attributes) -> ApiResul
         return Ok(answer.map(Some));
     }
     // the caches cannot answer: the same walk over storage
-    for (b, cluster) in bindings_for(objects, u, &a.namespace).await? {
+    for (b, cluster) in bindings_for(objects, u, a.namespace).await? {
         let role = match (b.role_kind.as_str(), cluster) {
             ("ClusterRole", _) => {
                 objects
@@ -498,7 +560,7 @@ async fn allowed_by(objects: &Objects, u: &UserInfo, a: &Attributes) -> ApiResul
             }
             ("Role", false) => {
                 objects
-                    .get_opt(res("roles"), &a.namespace, &b.role_name)
+                    .get_opt(res("roles"), a.namespace, &b.role_name)
                     .await?
             }
             _ => None,
@@ -507,7 +569,7 @@ async fn allowed_by(objects: &Objects, u: &UserInfo, a: &Attributes) -> ApiResul
             .as_ref()
             .and_then(|r| r.get("rules"))
             .and_then(Value::as_array)
-            .is_some_and(|rules| rules.iter().any(|r| rule_allows(r, a)));
+            .is_some_and(|rules| rules.iter().any(|r| rule_allows_ask(r, a)));
         if allowed {
             return Ok(Some(Some((Arc::new(b), cluster))));
         }
@@ -563,35 +625,27 @@ pub async fn authorize(
     namespace: Option<&str>,
     name: Option<&str>,
 ) -> ApiResult<()> {
-    let a = Attributes {
-        verb: verb.to_string(),
-        group: r.group.to_string(),
-        resource: r.plural.to_string(),
-        subresource: sub.unwrap_or("").to_string(),
-        namespace: if r.namespaced || r.kind == "Namespace" {
-            namespace
-                .or(if r.kind == "Namespace" { name } else { None })
-                .unwrap_or("")
-                .to_string()
+    let name = name.unwrap_or("");
+    let a = Ask {
+        verb,
+        group: r.group,
+        resource: r.plural,
+        subresource: sub.unwrap_or(""),
+        // namespaces are cluster-scoped; the request's namespace is the namespace itself
+        namespace: if r.kind == "Namespace" {
+            name
+        } else if r.namespaced {
+            namespace.unwrap_or("")
         } else {
-            String::new()
+            ""
         },
-        name: name.unwrap_or("").to_string(),
+        name,
         path: None,
     };
-    let a = if r.kind == "Namespace" {
-        // namespaces are cluster-scoped; the request's namespace is the namespace itself
-        Attributes {
-            namespace: a.name.clone(),
-            ..a
-        }
-    } else {
-        a
-    };
-    if permits(&state.objects, u, &a).await? {
+    if permits_ask(&state.objects, u, a).await? {
         return Ok(());
     }
-    let mut shown = a.clone();
+    let mut shown = a.to_attributes();
     if r.kind == "Namespace" {
         shown.namespace.clear();
     }
@@ -750,6 +804,86 @@ fn missing_rights(subs: Vec<SubRule>) -> Vec<String> {
     rules.into_iter().map(|(_, c)| c).collect()
 }
 
+/// The roleRef of a RoleBinding or ClusterRoleBinding body, typed (`rbacv1.RoleRef`: a missing
+/// roleRef or field is empty, as the typed decode of the binding leaves it), its API group
+/// defaulted when empty (`SetDefaults_RoleBinding`, `SetDefaults_ClusterRoleBinding`,
+/// pkg/apis/rbac/v1/defaults.go). A roleRef of the wrong shape is the decoder's 400.
+fn role_ref(r: &Resource, obj: &Value) -> ApiResult<RoleRef> {
+    let mut role_ref = match obj.get("roleRef") {
+        None | Some(Value::Null) => RoleRef::default(),
+        Some(v) => RoleRef::deserialize(v).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{kind} in version \"v1\" cannot be handled as a {kind}: roleRef: {e}",
+                kind = r.kind
+            ))
+        })?,
+    };
+    if role_ref.api_group.is_empty() {
+        role_ref.api_group = RBAC_GROUP.to_string();
+    }
+    Ok(role_ref)
+}
+
+/// The API group of RBAC (`rbac.GroupName`).
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// The roleRef checks of `ValidateRoleBinding` and `ValidateClusterRoleBinding`
+/// (pkg/apis/rbac/validation/validation.go) on the typed roleRef of a binding body: the API
+/// group is RBAC's, the kind `Role` or `ClusterRole` (only `ClusterRole` for a
+/// ClusterRoleBinding), the name given and a valid path segment (`minimalNameRequirements`,
+/// `path.IsValidPathSegmentName`). Nothing for other kinds.
+pub fn validate_binding(r: &Resource, name: &str, obj: &Value) -> ApiResult<()> {
+    let kinds: &[&str] = match r.kind {
+        "RoleBinding" => &["Role", "ClusterRole"],
+        "ClusterRoleBinding" => &["ClusterRole"],
+        _ => return Ok(()),
+    };
+    let role_ref = role_ref(r, obj)?;
+    let mut causes = vec![];
+    if role_ref.api_group != RBAC_GROUP {
+        causes.push(Cause::not_supported(
+            "roleRef.apiGroup",
+            format!("\"{}\"", role_ref.api_group),
+            &[RBAC_GROUP],
+        ));
+    }
+    if !kinds.contains(&role_ref.kind.as_str()) {
+        causes.push(Cause::not_supported(
+            "roleRef.kind",
+            format!("\"{}\"", role_ref.kind),
+            kinds,
+        ));
+    }
+    if role_ref.name.is_empty() {
+        causes.push(Cause::required("roleRef.name", ""));
+    } else {
+        for msg in path_segment_problems(&role_ref.name) {
+            causes.push(Cause::invalid(
+                "roleRef.name",
+                format!("\"{}\"", role_ref.name),
+                msg,
+            ));
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(r, name, causes))
+    }
+}
+
+/// `path.IsValidPathSegmentName` (k8s.io/apimachinery `pkg/api/validation/path/name.go`).
+fn path_segment_problems(name: &str) -> Vec<String> {
+    if name == "." || name == ".." {
+        return vec![format!("may not be '{name}'")];
+    }
+    ["/", "%"]
+        .iter()
+        .filter(|bad| name.contains(*bad))
+        .map(|bad| format!("may not contain '{bad}'"))
+        .collect()
+}
+
 /// Role, ClusterRole and binding writes by users: allowed for `system:masters`, for holders of
 /// `escalate` (roles) or `bind` (bindings, on the referenced role), or when the user already
 /// holds every permission granted (`ConfirmNoEscalation`).
@@ -784,21 +918,32 @@ pub async fn check_escalation(
                 .unwrap_or_default()
         }
         "RoleBinding" | "ClusterRoleBinding" => {
-            let kind = obj
-                .pointer("/roleRef/kind")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let role_name = obj
-                .pointer("/roleRef/name")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let plural = if kind == "Role" {
-                "roles"
-            } else {
-                "clusterroles"
+            let role_ref = role_ref(r, obj)?;
+            let (kind, role_name) = (role_ref.kind.as_str(), role_ref.name.as_str());
+            // `BindingAuthorized`: `bind` on the role the roleRef names, in the roleRef's API
+            // group; any other kind is never authorized
+            let plural = match kind {
+                "Role" => "roles",
+                "ClusterRole" => "clusterroles",
+                _ => "",
             };
-            if permits(objects, u, &gate("bind", plural, role_name)).await? {
+            let bind = Attributes {
+                group: role_ref.api_group.clone(),
+                ..gate("bind", plural, role_name)
+            };
+            if !plural.is_empty() && permits(objects, u, &bind).await? {
                 return Ok(());
+            }
+            // `GetRoleReferenceRules`
+            if plural.is_empty() {
+                return Err(ApiError::forbidden(
+                    r,
+                    name,
+                    format!(
+                        "{} \"{name}\" is forbidden: unsupported role reference kind: \"{kind}\"",
+                        r.qualified()
+                    ),
+                ));
             }
             let role = match kind {
                 "Role" => objects.get_opt(res("roles"), ns, role_name).await?,
@@ -1183,6 +1328,153 @@ mod tests {
         }
     }
 
+    /// `ValidateRoleBinding` / `ValidateClusterRoleBinding` on the typed roleRef: a missing
+    /// roleRef fails on its kind and name (the API group is defaulted), as kube-apiserver says.
+    #[test]
+    fn binding_role_refs_are_validated() {
+        let (rb, crb) = (res("rolebindings"), res("clusterrolebindings"));
+        let check = |r: &Resource, role_ref: Value| {
+            let mut obj = json!({"metadata": {"name": "b"}, "subjects": []});
+            if !role_ref.is_null() {
+                obj["roleRef"] = role_ref;
+            }
+            validate_binding(r, "b", &obj).map_err(|e| (e.code, e.message))
+        };
+        assert_eq!(
+            check(rb, Value::Null),
+            Err((422, "RoleBinding.rbac.authorization.k8s.io \"b\" is invalid: [roleRef.kind: Unsupported value: \"\": supported values: \"Role\", \"ClusterRole\", roleRef.name: Required value]".into()))
+        );
+        assert_eq!(
+            check(crb, json!({})),
+            Err((422, "ClusterRoleBinding.rbac.authorization.k8s.io \"b\" is invalid: [roleRef.kind: Unsupported value: \"\": supported values: \"ClusterRole\", roleRef.name: Required value]".into()))
+        );
+        assert_eq!(
+            check(crb, json!({"apiGroup": RBAC_GROUP, "kind": "Role", "name": "r"})),
+            Err((422, "ClusterRoleBinding.rbac.authorization.k8s.io \"b\" is invalid: roleRef.kind: Unsupported value: \"Role\": supported values: \"ClusterRole\"".into()))
+        );
+        assert_eq!(
+            check(rb, json!({"apiGroup": "apps", "kind": "Role", "name": "a/%b"})),
+            Err((422, "RoleBinding.rbac.authorization.k8s.io \"b\" is invalid: [roleRef.apiGroup: Unsupported value: \"apps\": supported values: \"rbac.authorization.k8s.io\", roleRef.name: Invalid value: \"a/%b\": may not contain '/', roleRef.name: Invalid value: \"a/%b\": may not contain '%']".into()))
+        );
+        assert_eq!(
+            check(rb, json!({"kind": "Role", "name": ".."})),
+            Err((422, "RoleBinding.rbac.authorization.k8s.io \"b\" is invalid: roleRef.name: Invalid value: \"..\": may not be '..'".into()))
+        );
+        // a roleRef of the wrong shape is the decoder's
+        let (code, msg) = check(rb, json!("view")).unwrap_err();
+        assert_eq!(code, 400);
+        assert!(
+            msg.starts_with(
+                "RoleBinding in version \"v1\" cannot be handled as a RoleBinding: roleRef: "
+            ),
+            "{msg}"
+        );
+        // valid, with and without the API group
+        assert_eq!(
+            check(rb, json!({"kind": "ClusterRole", "name": "view"})),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                rb,
+                json!({"apiGroup": RBAC_GROUP, "kind": "Role", "name": "r"})
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(crb, json!({"kind": "ClusterRole", "name": "view"})),
+            Ok(())
+        );
+        // other kinds are not bindings
+        assert_eq!(validate_binding(res("roles"), "r", &json!({})), Ok(()));
+    }
+
+    /// `BindingAuthorized` asks `bind` in the roleRef's (defaulted) API group and only for a
+    /// Role or ClusterRole: `bind` on every ClusterRole does not let a binding without a roleRef
+    /// through (`GetRoleReferenceRules`: unsupported kind).
+    #[tokio::test]
+    async fn escalation_reads_the_typed_role_ref() {
+        use kubepull_datastore::memory::MemoryStore;
+        let objects = crate::objects::Objects::new(Arc::new(MemoryStore::new()));
+        let put = |plural: &str, ns: &str, obj: Value| {
+            let (objects, key) = (
+                &objects,
+                res(plural).key(ns, obj["metadata"]["name"].as_str().unwrap()),
+            );
+            async move {
+                objects
+                    .store()
+                    .create(&key, serde_json::to_vec(&obj).unwrap())
+                    .await
+                    .unwrap();
+            }
+        };
+        put("clusterroles", "", json!({"metadata": {"name": "binder"},
+            "rules": [{"apiGroups": [RBAC_GROUP], "resources": ["clusterroles"], "verbs": ["bind"]}]})).await;
+        put(
+            "clusterroles",
+            "",
+            json!({"metadata": {"name": "view"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+        )
+        .await;
+        put(
+            "clusterrolebindings",
+            "",
+            json!({"metadata": {"name": "bob-binds"},
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": "binder"},
+            "subjects": [{"kind": "User", "name": "bob"}]}),
+        )
+        .await;
+        let bob = user("bob", &["system:authenticated"]);
+        let rb = res("rolebindings");
+        let escalate = |role_ref: Value| {
+            let mut obj =
+                json!({"metadata": {"name": "b"}, "subjects": [{"kind": "User", "name": "eve"}]});
+            if !role_ref.is_null() {
+                obj["roleRef"] = role_ref;
+            }
+            let (objects, bob) = (&objects, &bob);
+            async move {
+                check_escalation(objects, bob, rb, "team", "b", &obj)
+                    .await
+                    .map_err(|e| (e.code, e.message))
+            }
+        };
+        // `bind` on the ClusterRole, its API group defaulted
+        assert_eq!(
+            escalate(json!({"kind": "ClusterRole", "name": "view"})).await,
+            Ok(())
+        );
+        assert_eq!(
+            escalate(json!({"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": "view"})).await,
+            Ok(())
+        );
+        // a roleRef in another group is not the ClusterRole bob may bind; bob does not hold
+        // the role's rules either
+        assert_eq!(
+            escalate(json!({"apiGroup": "apps", "kind": "ClusterRole", "name": "view"})).await,
+            Err((403, "rolebindings.rbac.authorization.k8s.io \"b\" is forbidden: user \"bob\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"pods\"], Verbs:[\"get\"]}".into()))
+        );
+        for role_ref in [
+            Value::Null,
+            json!({}),
+            json!({"kind": "Secret", "name": "view"}),
+        ] {
+            let kind = role_ref.get("kind").and_then(Value::as_str).unwrap_or("");
+            assert_eq!(
+                escalate(role_ref.clone()).await,
+                Err((403, format!("rolebindings.rbac.authorization.k8s.io \"b\" is forbidden: unsupported role reference kind: \"{kind}\""))),
+                "{role_ref}"
+            );
+        }
+        // no Role of that name in the namespace
+        assert_eq!(
+            escalate(json!({"kind": "Role", "name": "missing"})).await,
+            Err((403, "rolebindings.rbac.authorization.k8s.io \"b\" is forbidden: roles.rbac.authorization.k8s.io \"missing\" not found".into()))
+        );
+    }
+
     #[test]
     fn bindings_apply_to_their_subjects() {
         let b = Binding::from_value(&json!({
@@ -1256,7 +1548,7 @@ mod tests {
             let (caches, store, alice) = (&caches, &store, &alice);
             async move {
                 caches
-                    .allowed_by(store, alice, &ask)
+                    .allowed_by(store, alice, ask.ask())
                     .await
                     .expect("the caches answer")
                     .map(|(b, cluster)| (b.name.clone(), cluster))

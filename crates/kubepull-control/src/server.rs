@@ -202,13 +202,18 @@ fn q<'a>(qs: &'a [(String, String)], k: &str) -> Option<&'a str> {
 /// The authenticators, in kube-apiserver's order: a client certificate signed by the cluster CA
 /// (CN user, O groups), then bearer tokens: the admin token, node tokens (current generation),
 /// ServiceAccount tokens (signature, issuer, audience, times, and the objects they name).
+///
+/// A client certificate's user is made once per connection: the TLS handshake verified the
+/// chain against the cluster CA and [`cert_user`] mapped it (k8s.io/apiserver
+/// `pkg/authentication/request/x509/x509.go`: `AuthenticateRequest` verifies the connection's
+/// peer certificates, `CommonNameUserConversion` maps CN and O); each request shares that user.
 async fn authenticate(
     state: &State,
     req: &Request<hyper::body::Incoming>,
-    cert_user: Option<&crate::auth::UserInfo>,
+    cert_user: Option<Arc<crate::auth::UserInfo>>,
 ) -> Option<User> {
     if let Some(u) = cert_user {
-        return Some(User::Other(u.clone()));
+        return Some(User::Other(u));
     }
     let h = req
         .headers()
@@ -259,7 +264,7 @@ pub(crate) async fn authenticate_token(
             .filter(|a| audiences.contains(&a.as_str()))
             .cloned()
             .collect();
-        return Some((User::Other(c.user()), auds));
+        return Some((User::Other(Arc::new(c.user())), auds));
     }
     None
 }
@@ -338,36 +343,41 @@ fn parse_target(path: &str) -> Option<Target> {
     parse_target_in(path, None)
 }
 
-/// The target of a resource path: a served resource, built in or from a CRD.
+/// The target of a resource path: a served resource, built in or from a CRD. Only the parts
+/// kept are copied out of `path`.
 fn parse_target_in(path: &str, crds: Option<&crate::crd::Registry>) -> Option<Target> {
     let find = |g: &str, v: &str, p: &str| {
         resources::find(g, v, p).or_else(|| crds.and_then(|c| c.find(g, v, p)))
     };
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (group, version, rest) = match parts.as_slice() {
+    // at most `apis/G/V/namespaces/NS/PLURAL/NAME/SUB`: 8 segments; a ninth is not a target
+    let mut parts = [""; 9];
+    let mut len = 0;
+    for p in path.trim_matches('/').split('/') {
+        *parts.get_mut(len)? = p;
+        len += 1;
+    }
+    let (group, version, rest) = match &parts[..len] {
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return None,
     };
-    let mut namespace: Option<String> = None;
-    let mut rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
     // `/api/v1/namespaces/NAME/status` (no resource at index 2) is the namespace object itself
-    if rest.len() >= 3 && rest[0] == "namespaces" && find(group, version, &rest[2]).is_some() {
-        namespace = Some(rest[1].clone());
-        rest.drain(..2);
-    }
-    let (plural, name, sub) = match rest.as_slice() {
-        [p] => (p.clone(), None, None),
-        [p, n] => (p.clone(), Some(n.clone()), None),
-        [p, n, s] => (p.clone(), Some(n.clone()), Some(s.clone())),
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, p, ..] if find(group, version, p).is_some() => (Some(*ns), &rest[2..]),
+        _ => (None, rest),
+    };
+    let (plural, name, sub) = match rest {
+        [p] => (*p, None, None),
+        [p, n] => (*p, Some(*n), None),
+        [p, n, s] => (*p, Some(*n), Some(*s)),
         _ => return None,
     };
-    let r = find(group, version, &plural)?;
+    let r = find(group, version, plural)?;
     Some(Target {
         r,
-        namespace,
-        name,
-        sub,
+        namespace: namespace.map(str::to_string),
+        name: name.map(str::to_string),
+        sub: sub.map(str::to_string),
     })
 }
 
@@ -649,7 +659,7 @@ async fn route(
         }
         _ => {}
     }
-    let user = authenticate(&state, &req, cert_user.as_deref())
+    let user = authenticate(&state, &req, cert_user)
         .await
         .ok_or_else(ApiError::unauthorized)?;
     const REVIEWS: &[&str] = &[
@@ -692,10 +702,14 @@ async fn route(
         let ns = ns.to_string();
         return crate::authapi::subject_access_review(&state, req, &user, Some(&ns)).await;
     }
+    // the request's target, parsed once (kube-apiserver's `RequestInfoFactory.NewRequestInfo`
+    // runs once per request and the authorizers and handlers read the one `RequestInfo`):
+    // `None` for a non-resource path
+    let target = parse_target_in(&path, Some(state.objects.crds()));
     // non-resource paths (discovery, OpenAPI) are authorized by RBAC for users too
     // (`system:discovery`); resource paths below by the resource authorizers
     if let User::Other(u) = &user {
-        if parse_target_in(&path, Some(state.objects.crds())).is_none() {
+        if target.is_none() {
             let a = crate::rbac::Attributes {
                 verb: if req.method() == Method::GET || req.method() == Method::HEAD {
                     "get".into()
@@ -804,8 +818,7 @@ async fn route(
         }
         _ => {}
     }
-    let t =
-        parse_target_in(&path, Some(state.objects.crds())).ok_or_else(ApiError::path_not_found)?;
+    let t = target.ok_or_else(ApiError::path_not_found)?;
     let qs = query(&req);
     let (dry_run, field_manager) = (
         q(&qs, "dryRun").is_some(),
@@ -1144,13 +1157,16 @@ async fn resource_request(
             } else {
                 body
             };
+            let named = body
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            // the escalation check (policybased storage), then the binding's roleRef
+            // (validation, which the wrapped storage's create runs)
             if let User::Other(u) = &user {
-                let named = body
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
                 crate::rbac::check_escalation(&state.objects, u, r, &ns, named, &body).await?;
             }
+            crate::rbac::validate_binding(r, named, &body)?;
             // a dry run (`dryRun=All`) goes through admission and is not stored
             let obj = state.objects.create(r, &ns, body, &user, strict).await?;
             Ok(json_resp(StatusCode::CREATED, &obj))
@@ -1208,6 +1224,7 @@ async fn resource_request(
             if let User::Other(u) = &user {
                 crate::rbac::check_escalation(&state.objects, u, r, &ns, &name, &body).await?;
             }
+            crate::rbac::validate_binding(r, &name, &body)?;
             let obj = state
                 .objects
                 .update(r, &ns, &name, body, sub, strict)
@@ -1216,16 +1233,17 @@ async fn resource_request(
         }
         ("patch", sub @ (None | Some("status"))) => {
             let (ct, body) = read_body(req).await?;
-            if let User::Other(u) = &user {
-                if r.group == "rbac.authorization.k8s.io" {
-                    let mut next = state
-                        .objects
-                        .get_opt(r, &ns, &name)
-                        .await?
-                        .unwrap_or(json!({}));
-                    crate::objects::apply_patch(&mut next, &ct, &body)?;
+            if r.group == "rbac.authorization.k8s.io" {
+                let mut next = state
+                    .objects
+                    .get_opt(r, &ns, &name)
+                    .await?
+                    .unwrap_or(json!({}));
+                crate::objects::apply_patch(&mut next, &ct, &body)?;
+                if let User::Other(u) = &user {
                     crate::rbac::check_escalation(&state.objects, u, r, &ns, &name, &next).await?;
                 }
+                crate::rbac::validate_binding(r, &name, &next)?;
             }
             // server-side apply creates what does not exist yet
             if ct.starts_with("application/apply-patch")
@@ -1705,5 +1723,50 @@ mod tests {
         let t = parse_target("/api/v1/namespaces/x/finalize");
         assert!(t.is_some());
         assert_eq!(pct_decode("a%3Db%2Cc"), "a=b,c");
+    }
+
+    #[test]
+    fn target_shapes() {
+        let parts = |p: &str| {
+            parse_target(p).map(|t| {
+                (
+                    t.r.plural,
+                    t.namespace.unwrap_or_default(),
+                    t.name.unwrap_or_default(),
+                    t.sub.unwrap_or_default(),
+                )
+            })
+        };
+        let own = |p: &'static str, ns: &str, n: &str, s: &str| {
+            Some((p, ns.to_string(), n.to_string(), s.to_string()))
+        };
+        // the longest target: a namespaced subresource of a named group
+        assert_eq!(
+            parts("/apis/apps/v1/namespaces/ns/deployments/web/scale"),
+            own("deployments", "ns", "web", "scale")
+        );
+        assert_eq!(
+            parts("/api/v1/namespaces/ns/secrets/"),
+            own("secrets", "ns", "", "")
+        );
+        // a cluster-scoped resource under namespaces/… is the namespace's subresource
+        assert_eq!(
+            parts("/api/v1/namespaces/ns/status"),
+            own("namespaces", "", "ns", "status")
+        );
+        // not resource paths: discovery, a segment too many, unknown resources
+        for p in [
+            "/",
+            "/api",
+            "/api/v1",
+            "/apis/apps/v1",
+            "/apis/apps/v1/namespaces/ns/deployments/web/scale/x",
+            "/apis/apps/v1/namespaces/ns/deployments/web/scale/x/y/z",
+            "/api/v1/namespaces/ns/pods/a/b/c",
+            "/api/v1/nonsense",
+            "/healthz",
+        ] {
+            assert_eq!(parts(p), None, "{p}");
+        }
     }
 }

@@ -5,13 +5,25 @@
 //! measured in the same run: raw gRPC puts of Secret-sized values at the same concurrency, one
 //! client (the server's own etcd client crate), printed beside the server's rate. RBAC overhead:
 //! the same Secret create + get load as the admin and as a user bound by a RoleBinding (a client
-//! certificate of the cluster CA), in alternating rounds of the same run.
+//! certificate of the cluster CA), in alternating rounds of the same run: the median and spread
+//! of the per-round ratios, of wall time and of the server's CPU time per request (from
+//! `/proc/PID/stat` and the threads' scheduler counters around each phase).
 //!
-//! Run: `cargo run --release -p kubepull --example api_bench` (scripts/bench-api.sh).
+//! Environment: `KUBEPULL_BENCH_ONLY=rbac` runs only the RBAC comparison (with the per-round
+//! table); `KUBEPULL_BENCH_BACKEND=redb|etcd` picks one datastore; `KUBEPULL_BENCH_ROUNDS` and
+//! `KUBEPULL_BENCH_N` set the RBAC rounds (default 10, 20 with `ONLY=rbac`) and requests per
+//! phase (1,000 creates then 1,000 gets); `KUBEPULL_BENCH_PERF=PREFIX` records the server
+//! (`perf record --call-graph dwarf -p PID`) during the first round's admin and user phases into
+//! `PREFIX.admin.data` and `PREFIX.user.data`.
+//!
+//! Run: `cargo run --release -p kubepull --example api_bench` (scripts/bench-api.sh; `rbac` as
+//! its argument for the RBAC comparison alone).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "common/proc.rs"]
+mod proc;
 #[path = "common/server.rs"]
 mod server;
 use server::Server;
@@ -76,6 +88,9 @@ async fn create_many(s: &Server, ns: &str, kind: &str, n: usize, conc: usize) ->
                     .await
                     .expect("create");
                 assert!(r.status().is_success(), "create failed: {}", r.status());
+                // read the body (as `secret_load` does): the latency is the whole response's,
+                // and the connection goes on with no stream reset
+                r.bytes().await.expect("response body");
                 lat.lock().unwrap_or_else(|p| p.into_inner()).push(t.elapsed().as_secs_f64() * 1000.0);
             }
         }));
@@ -167,24 +182,167 @@ fn user_client(data: &std::path::Path) -> reqwest::Client {
         .expect("client")
 }
 
+/// One phase of the RBAC comparison: wall time and the server's CPU time (coarse from
+/// `/proc/PID/stat`, fine from the threads' scheduler counters).
+#[derive(Clone, Copy, Default)]
+struct Phase {
+    wall: f64,
+    cpu: f64,
+    cpu_fine: f64,
+}
+
+/// The RBAC comparison's result: per round, the admin's phase and the user's.
+struct RbacRounds {
+    requests_per_phase: usize,
+    rounds: Vec<(Phase, Phase)>,
+}
+
+/// The median and the spread (min, quartiles, max) of `v`, each interpolated between the two
+/// nearest values (the median of an even count is the mean of the middle two).
+fn spread(v: &[f64]) -> [f64; 5] {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    [0.0, 0.25, 0.5, 0.75, 1.0].map(|p| {
+        let at = (v.len() as f64 - 1.0) * p;
+        let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+        v[lo] + (v[hi] - v[lo]) * (at - lo as f64)
+    })
+}
+
+impl RbacRounds {
+    /// Per round, `f(user) / f(admin) - 1`, in percent.
+    fn ratios(&self, f: impl Fn(&Phase) -> f64) -> Vec<f64> {
+        self.rounds
+            .iter()
+            .map(|(a, u)| (f(u) / f(a) - 1.0) * 100.0)
+            .collect()
+    }
+
+    /// Per round, `f` of the admin's or the user's phase per request, in µs.
+    fn per_request(&self, user: bool, f: impl Fn(&Phase) -> f64) -> Vec<f64> {
+        self.rounds
+            .iter()
+            .map(|(a, u)| f(if user { u } else { a }) / self.requests_per_phase as f64 * 1e6)
+            .collect()
+    }
+
+    /// One cell: median user vs admin CPU and wall per request, and the ratios' medians.
+    fn summary(&self) -> String {
+        let med = |v: Vec<f64>| spread(&v)[2];
+        format!(
+            "CPU {:.0} vs {:.0} µs/req ({:+.1}%), wall {:+.1}% (medians of {} rounds)",
+            med(self.per_request(true, |p| p.cpu_fine)),
+            med(self.per_request(false, |p| p.cpu_fine)),
+            med(self.ratios(|p| p.cpu_fine)),
+            med(self.ratios(|p| p.wall)),
+            self.rounds.len()
+        )
+    }
+
+    /// The per-round table and the spread of each figure.
+    fn print_details(&self, backend: &str) {
+        println!();
+        println!("RBAC user vs admin, {backend}: {} requests per phase (creates then gets, 32 clients), server CPU and wall per request (µs)", self.requests_per_phase);
+        println!("| round | admin CPU | user CPU | CPU ratio | admin CPU (stat) | user CPU (stat) | admin wall | user wall | wall ratio |");
+        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let per = |v: f64| v / self.requests_per_phase as f64 * 1e6;
+        for (i, (a, u)) in self.rounds.iter().enumerate() {
+            println!(
+                "| {i} | {:.1} | {:.1} | {:+.1}% | {:.1} | {:.1} | {:.1} | {:.1} | {:+.1}% |",
+                per(a.cpu_fine),
+                per(u.cpu_fine),
+                (u.cpu_fine / a.cpu_fine - 1.0) * 100.0,
+                per(a.cpu),
+                per(u.cpu),
+                per(a.wall),
+                per(u.wall),
+                (u.wall / a.wall - 1.0) * 100.0
+            );
+        }
+        println!("| figure | min | 25% | median | 75% | max |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+        let row = |name: &str, v: Vec<f64>, ratio: bool| {
+            let s = spread(&v).map(|x| {
+                if ratio {
+                    format!("{x:+.1}%")
+                } else {
+                    format!("{x:.1}")
+                }
+            });
+            println!("| {name} | {} |", s.join(" | "));
+        };
+        row(
+            "user/admin CPU per request (threads)",
+            self.ratios(|p| p.cpu_fine),
+            true,
+        );
+        row(
+            "user/admin CPU per request (stat)",
+            self.ratios(|p| p.cpu),
+            true,
+        );
+        row("user/admin wall", self.ratios(|p| p.wall), true);
+        row(
+            "admin CPU µs/req",
+            self.per_request(false, |p| p.cpu_fine),
+            false,
+        );
+        row(
+            "user CPU µs/req",
+            self.per_request(true, |p| p.cpu_fine),
+            false,
+        );
+        row(
+            "admin wall µs/req",
+            self.per_request(false, |p| p.wall),
+            false,
+        );
+        row(
+            "user wall µs/req",
+            self.per_request(true, |p| p.wall),
+            false,
+        );
+    }
+}
+
+/// `perf record` of process `pid` into `out` (call graphs from DWARF unwinding: a release build
+/// keeps no frame pointers) until the returned child is interrupted.
+fn perf_record(pid: u32, out: &str) -> std::process::Child {
+    std::process::Command::new("perf")
+        .args([
+            "record",
+            "--call-graph",
+            "dwarf,16384",
+            "-F",
+            "999",
+            "-p",
+            &pid.to_string(),
+            "-o",
+            out,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("perf record")
+}
+
+fn perf_stop(mut p: std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &p.id().to_string()])
+        .status();
+    let _ = p.wait();
+}
+
 /// RBAC overhead: `rounds` rounds of `n` Secret creates then `n` gets at `conc` clients, as the
 /// admin and as `bench-user` (bound to a Role allowing exactly that by a RoleBinding), the two
-/// interleaved (ABBA order). Returns the admin's and the user's requests per second.
+/// interleaved (ABBA order), each phase with its wall time and the server's CPU time.
 async fn rbac_overhead(
     s: &Server,
     data: &std::path::Path,
     rounds: usize,
     n: usize,
     conc: usize,
-) -> (f64, f64) {
-    let post = |path: &str, body: serde_json::Value| {
-        s.http
-            .post(format!("{}{path}", s.url))
-            .bearer_auth(&s.token)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&body).unwrap_or_default())
-            .send()
-    };
+) -> RbacRounds {
     ns(s, "bench-rbac").await;
     let role = serde_json::json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"secret-writer"},
         "rules":[{"apiGroups":[""],"resources":["secrets"],"verbs":["create","get"]}]});
@@ -201,17 +359,29 @@ async fn rbac_overhead(
             binding,
         ),
     ] {
-        let r = post(path, body).await.expect("rbac object");
+        let r = s.post(path, body).await.expect("rbac object");
         assert!(r.status().is_success(), "{path}: {}", r.status());
     }
     let user = user_client(data);
-    let (mut admin_t, mut user_t) = (Duration::ZERO, Duration::ZERO);
+    let pid = s.child.id();
+    let perf = std::env::var("KUBEPULL_BENCH_PERF").ok();
+    let base = format!("{}/api/v1/namespaces/bench-rbac/secrets", s.url);
+    // one unmeasured round each first: connections, caches, the allocator's pools
+    for (http, token, who) in [(&s.http, Some(s.token.as_str()), "wa"), (&user, None, "wu")] {
+        secret_load(http, token, &base, who, n / 10, conc, false).await;
+        secret_load(http, token, &base, who, n / 10, conc, true).await;
+    }
+    let mut out = RbacRounds {
+        requests_per_phase: 2 * n,
+        rounds: vec![],
+    };
     for round in 0..rounds {
         let order: [bool; 2] = if round % 2 == 0 {
             [false, true]
         } else {
             [true, false]
         };
+        let mut pair = (Phase::default(), Phase::default());
         for as_user in order {
             let (http, token, who) = if as_user {
                 (&user, None, "u")
@@ -219,18 +389,37 @@ async fn rbac_overhead(
                 (&s.http, Some(s.token.as_str()), "a")
             };
             let prefix = format!("{who}{round}-");
-            let base = format!("{}/api/v1/namespaces/bench-rbac/secrets", s.url);
+            let recording = match (&perf, round) {
+                (Some(p), 0) => Some(perf_record(
+                    pid,
+                    &format!("{p}.{}.data", if as_user { "user" } else { "admin" }),
+                )),
+                _ => None,
+            };
+            if recording.is_some() {
+                // perf attaches to the threads before the phase starts
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            let (c0, f0) = (proc::cpu_secs(pid), proc::cpu_secs_fine(pid));
             let t = secret_load(http, token, &base, &prefix, n, conc, false).await
                 + secret_load(http, token, &base, &prefix, n, conc, true).await;
+            let phase = Phase {
+                wall: t.as_secs_f64(),
+                cpu: proc::cpu_secs(pid) - c0,
+                cpu_fine: proc::cpu_secs_fine(pid) - f0,
+            };
+            if let Some(p) = recording {
+                perf_stop(p);
+            }
             if as_user {
-                user_t += t;
+                pair.1 = phase;
             } else {
-                admin_t += t;
+                pair.0 = phase;
             }
         }
+        out.rounds.push(pair);
     }
-    let ops = (rounds * n * 2) as f64;
-    (ops / admin_t.as_secs_f64(), ops / user_t.as_secs_f64())
+    out
 }
 
 async fn watch_latency(s: &Server, watchers: usize, events: usize) -> f64 {
@@ -332,31 +521,41 @@ async fn etcd_put_rate(url: &str, n: usize, conc: usize) -> f64 {
 
 async fn ns(s: &Server, name: &str) {
     let body = serde_json::json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":name}});
-    let _ = s
-        .http
-        .post(format!("{}/api/v1/namespaces", s.url))
-        .bearer_auth(&s.token)
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&body).unwrap_or_default())
-        .send()
-        .await;
+    let _ = s.post("/api/v1/namespaces", body).await;
+}
+
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let kp = std::env::var("KUBEPULL_BIN").unwrap_or_else(|_| "target/release/kubepull".into());
-    let mut backends = vec![("embedded (redb)".to_string(), String::new())];
+    let rbac_only = std::env::var("KUBEPULL_BENCH_ONLY").is_ok_and(|v| v == "rbac");
+    let only_backend = std::env::var("KUBEPULL_BENCH_BACKEND").ok();
+    let rounds = env_usize("KUBEPULL_BENCH_ROUNDS").unwrap_or(if rbac_only { 20 } else { 10 });
+    let n = env_usize("KUBEPULL_BENCH_N").unwrap_or(1_000);
+    let mut backends = vec![];
+    if only_backend.as_deref().is_none_or(|b| b == "redb") {
+        backends.push(("embedded (redb)".to_string(), String::new()));
+    }
     let work = tempfile::tempdir().expect("temp");
     // etcd (Debian etcd-server) when installed: one member on loopback, the testkit's starter
-    let etcd = std::path::Path::new("/usr/bin/etcd")
-        .exists()
-        .then(|| kubepull_testkit::etcd::Etcd::start(1));
+    let etcd = (std::path::Path::new("/usr/bin/etcd").exists()
+        && only_backend.as_deref().is_none_or(|b| b == "etcd"))
+    .then(|| kubepull_testkit::etcd::Etcd::start(1));
     if let Some(e) = &etcd {
         tokio::time::sleep(Duration::from_secs(2)).await;
         backends.push(("etcd 3.4 (1 member)".into(), e.urls[0].clone()));
     }
-    println!("| datastore | ready, fresh dir | ready, existing dir | RSS idle | Secret creates/s (32 clients) | create p99 | RSS after 10k Secrets + 1k Pods | watch p99 (100 watchers) | store's own rate (32 clients) | RBAC user vs admin (create + get, 32 clients) |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    if rbac_only {
+        println!("| datastore | RBAC user vs admin (create + get, 32 clients) |");
+        println!("| --- | ---: |");
+    } else {
+        println!("| datastore | ready, fresh dir | ready, existing dir | RSS idle | Secret creates/s (32 clients) | create p99 | RSS after 10k Secrets + 1k Pods | watch p99 (100 watchers) | store's own rate (32 clients) | RBAC user vs admin (create + get, 32 clients) |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    }
+    let mut details = vec![];
     for (i, (name, spec)) in backends.iter().enumerate() {
         let dir = work.path().join(format!("d{i}"));
         std::fs::create_dir_all(&dir).expect("dir");
@@ -365,6 +564,13 @@ async fn main() {
         } else {
             vec!["--etcd-servers", spec]
         };
+        if rbac_only {
+            let (s, _) = server::start(&kp, &dir, &dir.join("server.log"), &args).await;
+            let r = rbac_overhead(&s, &dir, rounds, n, 32).await;
+            println!("| {name} | {} |", r.summary());
+            details.push((name.clone(), r));
+            continue;
+        }
         let (s, fresh) = server::start(&kp, &dir, &dir.join("server.log"), &args).await;
         drop(s);
         let (s, again) = server::start(&kp, &dir, &dir.join("server.log"), &args).await;
@@ -383,13 +589,17 @@ async fn main() {
             let put = etcd_put_rate(spec, 10_000, 32).await;
             format!("{put:.0} puts/s (server at {:.2}×)", rate / put)
         };
-        let (admin_rate, user_rate) = rbac_overhead(&s, &dir, 10, 1_000, 32).await;
+        let r = rbac_overhead(&s, &dir, rounds, n, 32).await;
         println!(
-            "| {name} | {:.0} ms | {:.0} ms | {idle:.1} MiB | {rate:.0} | {p99:.1} ms | {loaded:.1} MiB | {w:.1} ms | {own} | {user_rate:.0} vs {admin_rate:.0} req/s ({:+.1}% time) |",
+            "| {name} | {:.0} ms | {:.0} ms | {idle:.1} MiB | {rate:.0} | {p99:.1} ms | {loaded:.1} MiB | {w:.1} ms | {own} | {} |",
             fresh.as_secs_f64() * 1000.0,
             again.as_secs_f64() * 1000.0,
-            (admin_rate / user_rate - 1.0) * 100.0
+            r.summary()
         );
+        details.push((name.clone(), r));
+    }
+    for (name, r) in &details {
+        r.print_details(name);
     }
     drop(etcd);
 }

@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 
 use kubepull_datastore::Datastore;
 
+#[path = "common/proc.rs"]
+mod proc;
 #[path = "common/server.rs"]
 mod server;
+use proc::cpu_secs;
 
 /// Runs `op(i)` for i in `0..n` from `conc` tasks; the rate per second.
 async fn drive<F, Fut>(n: usize, conc: usize, op: F) -> f64
@@ -51,20 +54,6 @@ where
         t.await.expect("task");
     }
     n as f64 / t0.elapsed().as_secs_f64()
-}
-
-/// CPU time (user + system) of process `pid` so far, in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // the fields after the command name (which may hold spaces) start after the last ')'
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|i| f.get(*i)?.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
 }
 
 /// The pid of the etcd process serving client address `addr` (`127.0.0.1:PORT`).
@@ -153,20 +142,13 @@ async fn main() {
     )
     .await;
     let plain = reqwest::Client::new();
-    let post = |path: &str, body: serde_json::Value| {
-        s.http
-            .post(format!("{}{path}", s.url))
-            .bearer_auth(&s.token)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&body).unwrap_or_default())
-            .send()
-    };
-    let r = post(
-        "/api/v1/namespaces",
-        serde_json::json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench"}}),
-    )
-    .await
-    .expect("namespace");
+    let r = s
+        .post(
+            "/api/v1/namespaces",
+            serde_json::json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench"}}),
+        )
+        .await
+        .expect("namespace");
     assert!(r.status().is_success(), "namespace: {}", r.status());
     // the value the server stores for one bench Secret is about 300 bytes
     let value = vec![b'x'; 300];

@@ -12,6 +12,23 @@ pub struct Server {
     pub http: reqwest::Client,
 }
 
+impl Server {
+    /// `POST {url}{path}` of `body` as JSON with the admin token.
+    #[allow(dead_code)] // not every bench posts through it
+    pub fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> impl std::future::Future<Output = reqwest::Result<reqwest::Response>> {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap_or_default())
+            .send()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
