@@ -22,20 +22,8 @@ const PASS: &str = "Bench-Doctor-Pass-1";
 const PODS_PER_NS: usize = 50;
 
 async fn post(s: &Server, path: &str, body: serde_json::Value) {
-    let r = s
-        .http
-        .post(format!("{}{path}", s.url))
-        .bearer_auth(&s.token)
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&body).unwrap_or_default())
-        .send()
-        .await
-        .expect("create");
-    assert!(
-        r.status().is_success() || r.status() == 409,
-        "POST {path}: {}",
-        r.status()
-    );
+    let st = s.create(path, body).await;
+    assert!(st.is_success() || st == 409, "POST {path}: {st}");
 }
 
 fn b64(s: &str) -> String {
