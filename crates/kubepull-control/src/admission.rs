@@ -236,8 +236,36 @@ impl SetDefaults for k8s_openapi::api::coordination::v1::Lease {}
 impl SetDefaults for k8s_openapi::api::discovery::v1::EndpointSlice {}
 impl SetDefaults for rbac::Role {}
 impl SetDefaults for rbac::ClusterRole {}
-impl SetDefaults for rbac::RoleBinding {}
-impl SetDefaults for rbac::ClusterRoleBinding {}
+/// `SetDefaults_RoleBinding`, `SetDefaults_ClusterRoleBinding` and `SetDefaults_Subject`
+/// (kubernetes `pkg/apis/rbac/v1/defaults.go`): an empty roleRef `apiGroup` is the RBAC group,
+/// and an empty subject `apiGroup` is the RBAC group for a User or Group ("" for a
+/// ServiceAccount).
+fn default_role_ref(role_ref: &mut rbac::RoleRef, subjects: Option<&mut Vec<rbac::Subject>>) {
+    if role_ref.api_group.is_empty() {
+        role_ref.api_group = RBAC_GROUP.into();
+    }
+    for s in subjects.into_iter().flatten() {
+        if s.api_group.as_deref().unwrap_or("").is_empty()
+            && matches!(s.kind.as_str(), "User" | "Group")
+        {
+            s.api_group = Some(RBAC_GROUP.into());
+        }
+    }
+}
+
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+impl SetDefaults for rbac::RoleBinding {
+    fn set_defaults(&mut self) {
+        default_role_ref(&mut self.role_ref, self.subjects.as_mut());
+    }
+}
+
+impl SetDefaults for rbac::ClusterRoleBinding {
+    fn set_defaults(&mut self) {
+        default_role_ref(&mut self.role_ref, self.subjects.as_mut());
+    }
+}
 impl SetDefaults for k8s_openapi::api::certificates::v1::CertificateSigningRequest {}
 impl SetDefaults
     for k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition
@@ -541,7 +569,27 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         "RoleBinding" | "ClusterRoleBinding" => {
             // ValidateRoleBindingUpdate: roleRef is immutable
             if let Some(old) = old {
-                if old.get("roleRef") != obj.get("roleRef") {
+                // compared as defaulted: a binding stored without the roleRef apiGroup (before
+                // it was defaulted) equals the same binding with it written out
+                let role_ref = |v: &Value| {
+                    let f = |k: &str| {
+                        v.pointer(&format!("/roleRef/{k}"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    let group = f("apiGroup");
+                    (
+                        if group.is_empty() {
+                            RBAC_GROUP.to_string()
+                        } else {
+                            group
+                        },
+                        f("kind"),
+                        f("name"),
+                    )
+                };
+                if role_ref(old) != role_ref(obj) {
                     let s = |p: &str| {
                         obj.pointer(p)
                             .and_then(Value::as_str)

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as core;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kubepull_datastore::{Datastore, Error as StoreError, Event, KeyValue};
 use serde_json::{json, Value};
 
@@ -236,10 +236,7 @@ impl NewMeta for ObjectMeta {
     }
     fn stamp(&mut self, uid: String, created: jiff::Timestamp, generation: bool) {
         self.uid = Some(uid);
-        // metav1.Time: whole seconds
-        self.creation_timestamp = Some(Time(
-            jiff::Timestamp::from_second(created.as_second()).unwrap_or(created),
-        ));
+        self.creation_timestamp = Some(crate::controllers::kinds::meta_time(created));
         self.resource_version = None;
         self.deletion_timestamp = None;
         self.managed_fields = None;
@@ -1179,8 +1176,16 @@ impl Objects {
         let mut lines = vec![];
         let empty_meta = ObjectMeta::default();
         for p in &items {
-            // metadata and spec only (see `pod_security_admission`)
-            let p = typed::<core::PodTemplateSpec>(p)?;
+            // metadata and spec only (see `pod_security_admission`); a stored pod that does not
+            // decode (written around the server) is logged and left out of these warnings
+            // instead of failing the namespace update
+            let p = match typed::<core::PodTemplateSpec>(p) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(namespace = %name, error = %e.message, "a stored pod does not decode; left out of the Pod Security warnings");
+                    continue;
+                }
+            };
             let meta = p.metadata.as_ref().unwrap_or(&empty_meta);
             let v = podsecurity::evaluate(policy.enforce, meta, p.spec.as_ref().unwrap_or(&empty));
             if !v.is_empty() {

@@ -101,8 +101,9 @@ fn iter_strs(v: Option<&Value>) -> impl Iterator<Item = &str> {
         .filter_map(Value::as_str)
 }
 
-/// `RuleAllows` for one PolicyRule.
-pub fn rule_allows(rule: &Value, a: &Attributes) -> bool {
+/// `RuleAllows` for one stored PolicyRule (the tests' view; requests ask through the caches).
+#[cfg(test)]
+fn rule_allows(rule: &Value, a: &Attributes) -> bool {
     rule_allows_ask(rule, a.ask())
 }
 
@@ -170,8 +171,8 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// The rule of a stored PolicyRule (entries that are not strings are skipped, as
-    /// [`rule_allows`] skips them).
+    /// The rule of a stored PolicyRule (entries that are not strings are skipped, as the
+    /// check on stored JSON skips them).
     pub fn from_value(rule: &Value) -> Rule {
         let owned = |field: &str| iter_strs(rule.get(field)).map(str::to_string).collect();
         Rule {
@@ -183,8 +184,9 @@ impl Rule {
         }
     }
 
-    /// `RuleAllows`.
-    pub fn allows(&self, a: &Attributes) -> bool {
+    /// `RuleAllows` (the tests' view; requests ask through [`Attributes`]' borrowed form).
+    #[cfg(test)]
+    fn allows(&self, a: &Attributes) -> bool {
         self.allows_ask(a.ask())
     }
 

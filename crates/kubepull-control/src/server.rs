@@ -1193,26 +1193,8 @@ async fn resource_request(
             crate::webhooks::admit_binding(&state.objects, &ns, &name, &node).await?;
             let mut p = pod.clone();
             p["spec"]["nodeName"] = json!(node);
-            let mut conds = p
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            conds.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
-            conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": crate::controllers::now()}));
-            p["status"]["conditions"] = Value::Array(conds);
-            let bound = state
-                .objects
-                .update(r, &ns, &name, p.clone(), None, false)
-                .await?;
-            // the status update follows the spec update's resourceVersion
-            p["metadata"]["resourceVersion"] = bound
-                .pointer("/metadata/resourceVersion")
-                .cloned()
-                .unwrap_or(Value::Null);
-            state
-                .objects
-                .update(r, &ns, &name, p, Some("status"), false)
+            let bound = state.objects.update(r, &ns, &name, p, None, false).await?;
+            crate::controllers::scheduler::mark_scheduled(&state.objects, &ns, &name, bound)
                 .await?;
             Ok(json_resp(
                 StatusCode::CREATED,
@@ -1234,11 +1216,13 @@ async fn resource_request(
         ("patch", sub @ (None | Some("status"))) => {
             let (ct, body) = read_body(req).await?;
             if r.group == "rbac.authorization.k8s.io" {
-                let mut next = state
-                    .objects
-                    .get_opt(r, &ns, &name)
-                    .await?
-                    .unwrap_or(json!({}));
+                // a patch of a binding that does not exist is 404, as for every other object;
+                // only server-side apply creates it, from the patch itself
+                let mut next = match state.objects.get_opt(r, &ns, &name).await? {
+                    Some(o) => o,
+                    None if ct.starts_with("application/apply-patch") && sub.is_none() => json!({}),
+                    None => return Err(ApiError::not_found(r, &name)),
+                };
                 crate::objects::apply_patch(&mut next, &ct, &body)?;
                 if let User::Other(u) = &user {
                     crate::rbac::check_escalation(&state.objects, u, r, &ns, &name, &next).await?;

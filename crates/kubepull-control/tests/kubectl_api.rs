@@ -856,6 +856,14 @@ async fn rbac_escalation_is_prevented() {
         // roleRef cannot change
         let (ok, out) = k(&["patch", "rolebinding", "eve-view", "-n", "t", "--type=merge", "-p", "{\"roleRef\":{\"name\":\"edit\"}}"]);
         assert!(!ok && out.contains("roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"edit\"}: cannot change roleRef"), "{out}");
+        // the stored binding carries the defaulted roleRef apiGroup; writing it out again is
+        // no change, and patching a binding that does not exist is 404 as for any object
+        let (ok, out) = k(&["get", "rolebinding", "eve-view", "-n", "t", "-o", "jsonpath={.roleRef.apiGroup}"]);
+        assert!(ok && out.trim() == "rbac.authorization.k8s.io", "{out}");
+        let (ok, out) = k(&["patch", "rolebinding", "eve-view", "-n", "t", "--type=merge", "-p", "{\"roleRef\":{\"apiGroup\":\"rbac.authorization.k8s.io\"}}"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["patch", "rolebinding", "nobody", "-n", "t", "--type=merge", "-p", "{\"subjects\":[]}"]);
+        assert!(!ok && out.contains("rolebindings.rbac.authorization.k8s.io \"nobody\" not found"), "{out}");
     })
     .await
     .unwrap();

@@ -825,8 +825,7 @@ fn progressing(d: &Deployment, new: &DeploymentStatus) -> bool {
 
 /// Syncs one Deployment at `now`: the writes, and when to look again.
 pub fn plan(d: &Deployment, observed: &Observed, now: jiff::Timestamp) -> Plan {
-    // metav1.Now(), as it is serialized: whole seconds
-    let now = Time(jiff::Timestamp::from_second(now.as_second()).unwrap_or(now));
+    let now = kinds::meta_time(now);
     let mut st = St::new(d, &observed.replica_sets, now.clone());
     let mut requeue = None;
     let paused = d.spec.as_ref().and_then(|s| s.paused) == Some(true);

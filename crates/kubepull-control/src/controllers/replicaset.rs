@@ -50,10 +50,10 @@ pub fn available(p: &Pod, min_ready: i64, now: jiff::Timestamp) -> bool {
 }
 
 fn phase_rank(p: &Pod) -> u8 {
-    match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
-        Some("Pending") => 0,
-        Some("Unknown") => 1,
-        Some("Running") => 2,
+    match kinds::pod_phase(p) {
+        "Pending" => 0,
+        "Unknown" => 1,
+        "Running" => 2,
         _ => 0,
     }
 }

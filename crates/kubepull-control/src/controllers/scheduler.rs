@@ -117,6 +117,48 @@ fn upsert_condition(conds: &mut Vec<PodCondition>, mut c: PodCondition) {
     }
 }
 
+/// Sets `PodScheduled=True` on a pod just bound (`bound`: the pod as the binding stored it),
+/// keeping its other conditions: the status write is guarded by the pod's resourceVersion, and
+/// a write that conflicts (the node agent reported meanwhile) is made again on the status as it
+/// is now, up to three times, so neither the agent's status nor the condition is lost. The
+/// scheduler and the `pods/binding` subresource both bind through it (upstream sets the
+/// condition in the binding, `setPodHostAndAnnotations`).
+pub async fn mark_scheduled(
+    objects: &Objects,
+    ns: &str,
+    name: &str,
+    bound: serde_json::Value,
+) -> Result<(), ApiError> {
+    let mut current = bound;
+    for attempt in 0..3 {
+        let mut pod: Pod = serde_json::from_value(current)
+            .map_err(|e| ApiError::internal(format!("decoding the bound pod: {e}")))?;
+        let st = pod.status.get_or_insert_with(Default::default);
+        upsert_condition(
+            st.conditions.get_or_insert_with(Vec::new),
+            scheduled_condition("True", None, None),
+        );
+        let body = serde_json::json!({
+            "metadata": {"resourceVersion": pod.metadata.resource_version},
+            "status": st,
+        });
+        match objects
+            .update(res("pods"), ns, name, body, Some("status"), false)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code == 409 && attempt < 2 => {
+                match objects.get_opt(res("pods"), ns, name).await? {
+                    Some(now) => current = now,
+                    None => return Ok(()),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// The scheduler over the shared informers.
 pub struct Scheduler {
     pods: Typed<Pod>,
@@ -250,26 +292,9 @@ impl queue::Controller for Scheduler {
                     let stored = objects
                         .update(res("pods"), ns, name, np, None, false)
                         .await?;
-                    // PodScheduled goes onto the status as stored by the binding, guarded by its
-                    // resourceVersion, with the other conditions kept: a status the node agent
-                    // wrote after the binding is never replaced by the copy read before it
-                    let mut pod: Pod = serde_json::from_value(stored)
-                        .map_err(|e| ApiError::internal(format!("decoding the bound pod: {e}")))?;
-                    let st = pod.status.get_or_insert_with(Default::default);
-                    upsert_condition(
-                        st.conditions.get_or_insert_with(Vec::new),
-                        scheduled_condition("True", None, None),
-                    );
-                    let body = serde_json::json!({
-                        "metadata": {"resourceVersion": pod.metadata.resource_version},
-                        "status": st,
-                    });
-                    // the binding is made: a status the node agent rewrites anyway (a conflict
-                    // means it already did) is not worth failing it for
-                    if let Err(e) = objects
-                        .update(res("pods"), ns, name, body, Some("status"), false)
-                        .await
-                    {
+                    // the binding is made: a status the node agent rewrites anyway is not worth
+                    // failing it for
+                    if let Err(e) = mark_scheduled(objects, ns, name, stored).await {
                         tracing::info!(pod = %key, error = %e, "PodScheduled condition not written");
                     }
                     Ok(())
