@@ -241,19 +241,15 @@ impl SetDefaults for rbac::ClusterRole {}
 /// and an empty subject `apiGroup` is the RBAC group for a User or Group ("" for a
 /// ServiceAccount).
 fn default_role_ref(role_ref: &mut rbac::RoleRef, subjects: Option<&mut Vec<rbac::Subject>>) {
-    if role_ref.api_group.is_empty() {
-        role_ref.api_group = RBAC_GROUP.into();
-    }
+    crate::rbac::default_role_ref_group(role_ref);
     for s in subjects.into_iter().flatten() {
         if s.api_group.as_deref().unwrap_or("").is_empty()
             && matches!(s.kind.as_str(), "User" | "Group")
         {
-            s.api_group = Some(RBAC_GROUP.into());
+            s.api_group = Some(crate::rbac::RBAC_GROUP.into());
         }
     }
 }
-
-const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
 impl SetDefaults for rbac::RoleBinding {
     fn set_defaults(&mut self) {
@@ -569,27 +565,13 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         "RoleBinding" | "ClusterRoleBinding" => {
             // ValidateRoleBindingUpdate: roleRef is immutable
             if let Some(old) = old {
-                // compared as defaulted: a binding stored without the roleRef apiGroup (before
-                // it was defaulted) equals the same binding with it written out
-                let role_ref = |v: &Value| {
-                    let f = |k: &str| {
-                        v.pointer(&format!("/roleRef/{k}"))
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string()
-                    };
-                    let group = f("apiGroup");
-                    (
-                        if group.is_empty() {
-                            RBAC_GROUP.to_string()
-                        } else {
-                            group
-                        },
-                        f("kind"),
-                        f("name"),
-                    )
+                // compared as defaulted (`rbac::role_ref`): a binding stored without the roleRef
+                // apiGroup (before it was defaulted) equals the same binding with it written out
+                let changed = match (crate::rbac::role_ref(r, old), crate::rbac::role_ref(r, obj)) {
+                    (Ok(a), Ok(b)) => a != b,
+                    _ => old.get("roleRef") != obj.get("roleRef"),
                 };
-                if role_ref(old) != role_ref(obj) {
+                if changed {
                     let s = |p: &str| {
                         obj.pointer(p)
                             .and_then(Value::as_str)

@@ -810,7 +810,7 @@ fn missing_rights(subs: Vec<SubRule>) -> Vec<String> {
 /// roleRef or field is empty, as the typed decode of the binding leaves it), its API group
 /// defaulted when empty (`SetDefaults_RoleBinding`, `SetDefaults_ClusterRoleBinding`,
 /// pkg/apis/rbac/v1/defaults.go). A roleRef of the wrong shape is the decoder's 400.
-fn role_ref(r: &Resource, obj: &Value) -> ApiResult<RoleRef> {
+pub(crate) fn role_ref(r: &Resource, obj: &Value) -> ApiResult<RoleRef> {
     let mut role_ref = match obj.get("roleRef") {
         None | Some(Value::Null) => RoleRef::default(),
         Some(v) => RoleRef::deserialize(v).map_err(|e| {
@@ -820,14 +820,20 @@ fn role_ref(r: &Resource, obj: &Value) -> ApiResult<RoleRef> {
             ))
         })?,
     };
-    if role_ref.api_group.is_empty() {
-        role_ref.api_group = RBAC_GROUP.to_string();
-    }
+    default_role_ref_group(&mut role_ref);
     Ok(role_ref)
 }
 
+/// `SetDefaults_RoleBinding`'s roleRef rule (kubernetes `pkg/apis/rbac/v1/defaults.go`): an
+/// empty `apiGroup` is the RBAC group.
+pub(crate) fn default_role_ref_group(role_ref: &mut RoleRef) {
+    if role_ref.api_group.is_empty() {
+        role_ref.api_group = RBAC_GROUP.to_string();
+    }
+}
+
 /// The API group of RBAC (`rbac.GroupName`).
-const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+pub(crate) const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
 /// The roleRef checks of `ValidateRoleBinding` and `ValidateClusterRoleBinding`
 /// (pkg/apis/rbac/validation/validation.go) on the typed roleRef of a binding body: the API

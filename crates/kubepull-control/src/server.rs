@@ -1215,12 +1215,21 @@ async fn resource_request(
         }
         ("patch", sub @ (None | Some("status"))) => {
             let (ct, body) = read_body(req).await?;
-            if r.group == "rbac.authorization.k8s.io" {
+            // server-side apply creates what does not exist yet; RBAC objects are checked on
+            // the object the patch makes: one read of the stored object serves both
+            let apply = ct.starts_with("application/apply-patch") && sub.is_none();
+            let is_rbac = r.group == "rbac.authorization.k8s.io";
+            let existing = if apply || is_rbac {
+                state.objects.get_opt(r, &ns, &name).await?
+            } else {
+                None
+            };
+            if is_rbac {
                 // a patch of a binding that does not exist is 404, as for every other object;
                 // only server-side apply creates it, from the patch itself
-                let mut next = match state.objects.get_opt(r, &ns, &name).await? {
-                    Some(o) => o,
-                    None if ct.starts_with("application/apply-patch") && sub.is_none() => json!({}),
+                let mut next = match &existing {
+                    Some(o) => o.clone(),
+                    None if apply => json!({}),
                     None => return Err(ApiError::not_found(r, &name)),
                 };
                 crate::objects::apply_patch(&mut next, &ct, &body)?;
@@ -1229,11 +1238,7 @@ async fn resource_request(
                 }
                 crate::rbac::validate_binding(r, &name, &next)?;
             }
-            // server-side apply creates what does not exist yet
-            if ct.starts_with("application/apply-patch")
-                && sub.is_none()
-                && state.objects.get_opt(r, &ns, &name).await?.is_none()
-            {
+            if apply && existing.is_none() {
                 let mut obj = body;
                 obj["metadata"]["name"] = json!(name);
                 let created = state.objects.create(r, &ns, obj, &user, strict).await?;
