@@ -14,8 +14,12 @@ use crate::errors::Cause;
 use crate::resources::Resource;
 
 fn is_dns1123_label(s: &str) -> bool {
+    s.len() <= 63 && is_label_shaped(s)
+}
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, of any length.
+fn is_label_shaped(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 63
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
@@ -23,7 +27,21 @@ fn is_dns1123_label(s: &str) -> bool {
 }
 
 pub(crate) fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+    // `IsDNS1123Subdomain`: at most 253 characters and the subdomain regex, which limits the
+    // whole name, not each of its labels
+    s.len() <= 253 && s.split('.').all(is_label_shaped)
+}
+
+/// `IsDNS1123Subdomain`'s messages (k8s.io/apimachinery pkg/util/validation/validation.go).
+pub(crate) fn dns1123_subdomain_problems(s: &str) -> Vec<&'static str> {
+    let mut problems = vec![];
+    if s.len() > 253 {
+        problems.push("must be no more than 253 characters");
+    }
+    if !s.split('.').all(is_label_shaped) {
+        problems.push(DNS1123_SUBDOMAIN_MSG);
+    }
+    problems
 }
 
 pub(crate) const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
@@ -53,7 +71,9 @@ pub fn validate_name(r: &Resource, name: &str) -> Vec<Cause> {
             .map(|m| Cause::invalid("metadata.name", format!("\"{name}\""), m))
             .collect();
     }
-    let label_only = matches!(r.kind, "Namespace" | "ServiceAccount");
+    // `ValidateNamespaceName` is `NameIsDNSLabel`; `ValidateServiceAccountName`, like most
+    // names, `NameIsDNSSubdomain` (k8s.io/apimachinery pkg/api/validation/generic.go)
+    let label_only = r.kind == "Namespace";
     let ok = if label_only {
         is_dns1123_label(name)
     } else {
@@ -563,7 +583,8 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             }
         }
         "RoleBinding" | "ClusterRoleBinding" => {
-            // ValidateRoleBindingUpdate: roleRef is immutable
+            // ValidateRoleBinding, then ValidateRoleBindingUpdate: roleRef is immutable
+            causes.extend(crate::rbac::binding_causes(r, obj));
             if let Some(old) = old {
                 // compared as defaulted (`rbac::role_ref`): a binding stored without the roleRef
                 // apiGroup (before it was defaulted) equals the same binding with it written out
@@ -1402,5 +1423,21 @@ mod tests {
         assert!(is_dns1123_subdomain("a.b-c"));
         assert!(!is_dns1123_subdomain("A"));
         assert!(!is_dns1123_label("a.b"));
+        // the subdomain regex limits the whole name (253), not each label (63)
+        let long_label = "a".repeat(64);
+        assert!(is_dns1123_subdomain(&long_label));
+        assert!(!is_dns1123_label(&long_label));
+        assert!(!is_dns1123_subdomain(&"a".repeat(254)));
+        assert!(!is_dns1123_subdomain("a..b"));
+        assert!(!is_dns1123_subdomain(""));
+        assert_eq!(
+            dns1123_subdomain_problems(&format!("{}-", "a".repeat(253))),
+            vec!["must be no more than 253 characters", DNS1123_SUBDOMAIN_MSG]
+        );
+        // ServiceAccount names are subdomains (`ValidateServiceAccountName`), Namespaces labels
+        let core = |plural| crate::resources::find("", "v1", plural).unwrap();
+        assert!(validate_name(core("serviceaccounts"), "builder.v2").is_empty());
+        assert!(validate_name(core("secrets"), &long_label).is_empty());
+        assert_eq!(validate_name(core("namespaces"), "team.a").len(), 1);
     }
 }

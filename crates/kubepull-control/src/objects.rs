@@ -164,6 +164,21 @@ fn typed<T: serde::de::DeserializeOwned>(obj: &Value) -> ApiResult<T> {
     })
 }
 
+/// Where a stored object failed to decode, without the value that failed: serde's message
+/// ("invalid type: string \"…\", expected …") can quote stored data.
+fn decode_problem(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let kind = match msg.split_once(':') {
+        Some((k, _)) if !k.contains('"') => k.to_string(),
+        _ => "invalid value".to_string(),
+    };
+    if e.line() > 0 {
+        format!("{kind} at line {} column {}", e.line(), e.column())
+    } else {
+        kind
+    }
+}
+
 /// Now as `metav1.Time` prints it: RFC 3339, whole seconds (truncated, as Go's `Time.Truncate`).
 pub fn now() -> String {
     time_string(jiff::Timestamp::now())
@@ -1053,9 +1068,13 @@ impl Objects {
         let empty = core::PodSpec::default();
         let (meta, spec, enforce) = match r.kind {
             "Pod" => {
-                // an update that leaves the spec as it was changes no image: not significant,
-                // nothing to decode
-                if old.is_some_and(|o| o.get("spec") == obj.get("spec")) {
+                // an update that leaves the spec and the seccomp annotations as they were is
+                // not significant: nothing to decode
+                if old.is_some_and(|o| {
+                    o.get("spec") == obj.get("spec")
+                        && podsecurity::seccomp_annotations(o)
+                            == podsecurity::seccomp_annotations(obj)
+                }) {
                     return Ok(());
                 }
                 // what Pod Security reads of a stored pod is its metadata and spec: decoded as
@@ -1069,8 +1088,12 @@ impl Objects {
                 };
                 if let Some(o) = old {
                     let old = typed::<core::PodTemplateSpec>(o)?;
-                    let old = old.spec.as_ref().unwrap_or(&empty);
-                    if !podsecurity::significant_pod_update(spec.unwrap_or(&empty), old) {
+                    if !podsecurity::significant_pod_update(
+                        meta.unwrap_or(&empty_meta),
+                        spec.unwrap_or(&empty),
+                        old.metadata.as_ref().unwrap_or(&empty_meta),
+                        old.spec.as_ref().unwrap_or(&empty),
+                    ) {
                         return Ok(());
                     }
                 }
@@ -1226,15 +1249,24 @@ impl Objects {
             })
             .unwrap_or_else(|| "default".into());
         let sar = resources::find("", "v1", "serviceaccounts").expect("sa");
+        // a lookup that fails is the admission's Forbidden, whatever failed (`Admit`:
+        // "error looking up service account"); a stored account that does not decode is
+        // named by the field that failed, not echoed
+        let looking_up = |why: String| {
+            ApiError::forbidden(
+                pods,
+                name,
+                format!("pods \"{name}\" is forbidden: error looking up service account {ns}/{sa_name}: {why}"),
+            )
+        };
         let sa: core::ServiceAccount = match self.get_opt(sar, ns, &sa_name).await? {
-            Some(sa) => typed(&sa)?,
-            None => {
-                return Err(ApiError::forbidden(
-                    pods,
-                    name,
-                    format!("pods \"{name}\" is forbidden: error looking up service account {ns}/{sa_name}: serviceaccount \"{sa_name}\" not found"),
+            Some(sa) => serde_json::from_value::<core::ServiceAccount>(sa).map_err(|e| {
+                looking_up(format!(
+                    "the stored serviceaccount \"{sa_name}\" cannot be decoded ({}); replace it with `kubectl replace -f` or delete and re-create it",
+                    decode_problem(&e)
                 ))
-            }
+            })?,
+            None => return Err(looking_up(format!("serviceaccount \"{sa_name}\" not found"))),
         };
         let Some(spec) = pod.spec.as_mut() else {
             return Ok(());
@@ -2159,6 +2191,45 @@ mod tests {
         o
     }
 
+    /// A stored ServiceAccount that does not decode (written straight to storage) makes the pod
+    /// create a Forbidden that names the account and the fix, as upstream's failed lookup,
+    /// without quoting the stored value; nothing is stored.
+    #[tokio::test]
+    async fn an_undecodable_service_account_is_forbidden_not_an_internal_error() {
+        let o = api().await;
+        let sa = resources::find("", "v1", "serviceaccounts").unwrap();
+        o.store()
+            .create(
+                &sa.key("default", "broken"),
+                serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": "broken", "namespace": "default"},
+                    "imagePullSecrets": "hunter2-not-a-list"}))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        let e = o
+            .create(
+                pods(),
+                "default",
+                json!({"metadata": {"name": "p"}, "spec": {"serviceAccountName": "broken",
+                    "containers": [{"name": "c", "image": "busybox:1.36"}]}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 403, "{}", e.message);
+        assert!(
+            e.message.starts_with("pods \"p\" is forbidden: error looking up service account default/broken: the stored serviceaccount \"broken\" cannot be decoded (invalid type)"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("kubectl replace"), "{}", e.message);
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+        assert!(o.get_opt(pods(), "default", "p").await.unwrap().is_none());
+    }
+
     /// ServiceAccount admission on the typed Pod: the account's pull secrets, the API
     /// credentials in init and app containers (not ephemeral ones), the account names, status.
     #[tokio::test]
@@ -2408,6 +2479,15 @@ mod tests {
         p["metadata"]["labels"] = json!({"a": "b"});
         let p = o.update(pods(), "s", "p", p, None, false).await.unwrap();
         assert_eq!(p["metadata"]["labels"], json!({"a": "b"}));
+        // a seccomp annotation is significant with the spec unchanged
+        let mut a = p.clone();
+        a["metadata"]["annotations"] =
+            json!({"container.seccomp.security.alpha.kubernetes.io/c": "unconfined"});
+        let e = o
+            .update(pods(), "s", "p", a, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 403, "{e:?}");
         let mut p = p;
         p["spec"]["containers"][0]["image"] = json!("x:2");
         let e = o

@@ -650,8 +650,7 @@ fn seccomp_profile_baseline(p: &Pod, minor: u32) -> Option<Violation> {
     if minor < 19 {
         let mut bad = vec![];
         for (k, v) in p.annotations() {
-            if (k == "seccomp.security.alpha.kubernetes.io/pod"
-                || k.starts_with("container.seccomp.security.alpha.kubernetes.io/"))
+            if (k == SECCOMP_POD_ANNOTATION || k.starts_with(SECCOMP_CONTAINER_ANNOTATION_PREFIX))
                 && v == "unconfined"
             {
                 bad.push(format!("{k}={v:?}"));
@@ -1084,26 +1083,77 @@ pub fn evaluate(lv: LevelVersion, meta: &ObjectMeta, spec: &PodSpec) -> Vec<Viol
     out.into_iter().flatten().collect()
 }
 
-/// `isSignificantPodUpdate` (`admission/admission.go`): only these pod updates are evaluated: a
-/// changed (init) container image, or an added ephemeral container or one whose image changed
-/// (`n` the new pod's spec, `o` the old one's; a pod without a spec has an empty one).
-pub fn significant_pod_update(n: &PodSpec, o: &PodSpec) -> bool {
-    let images = |cs: &[core::Container]| -> Vec<Option<String>> {
-        cs.iter().map(|c| c.image.clone()).collect()
-    };
-    let init = |s: &PodSpec| images(s.init_containers.as_deref().unwrap_or_default());
-    if images(&n.containers) != images(&o.containers) || init(n) != init(o) {
+/// `corev1.SeccompPodAnnotationKey`.
+const SECCOMP_POD_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";
+/// `corev1.SeccompContainerAnnotationKeyPrefix`.
+const SECCOMP_CONTAINER_ANNOTATION_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
+
+fn annotation<'a>(m: &'a ObjectMeta, key: &str) -> &'a str {
+    m.annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map_or("", String::as_str)
+}
+
+/// The seccomp annotations of a pod as stored (the pod's and its containers'), in order.
+pub fn seccomp_annotations(pod: &Value) -> Vec<(&str, &Value)> {
+    pod.pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| {
+            *k == SECCOMP_POD_ANNOTATION || k.starts_with(SECCOMP_CONTAINER_ANNOTATION_PREFIX)
+        })
+        .map(|(k, v)| (k.as_str(), v))
+        .collect()
+}
+
+/// `isSignificantPodUpdate` (pod-security-admission `admission/admission.go`): only these pod
+/// updates are evaluated: a changed number of containers, init containers or ephemeral
+/// containers, a changed pod seccomp annotation, a (init) container whose image or seccomp
+/// annotation changed (by position), an ephemeral container added or whose image or seccomp
+/// annotation changed (by name). `n`/`o` are the new and old pods' metadata and spec (a pod
+/// without a spec has an empty one).
+pub fn significant_pod_update(
+    n_meta: &ObjectMeta,
+    n: &PodSpec,
+    o_meta: &ObjectMeta,
+    o: &PodSpec,
+) -> bool {
+    let init = |s: &PodSpec| s.init_containers.as_deref().unwrap_or_default().len();
+    let eph = |s: &PodSpec| s.ephemeral_containers.as_deref().unwrap_or_default().len();
+    if eph(n) != eph(o)
+        || annotation(n_meta, SECCOMP_POD_ANNOTATION) != annotation(o_meta, SECCOMP_POD_ANNOTATION)
+        || init(n) != init(o)
+        || n.containers.len() != o.containers.len()
+    {
         return true;
     }
-    let eph = |s: &PodSpec| -> Vec<(String, Option<String>)> {
-        s.ephemeral_containers
-            .iter()
-            .flatten()
-            .map(|c| (c.name.clone(), c.image.clone()))
-            .collect()
+    // isSignificantContainerUpdate
+    let changed = |name: &str, image: &Option<String>, old_image: &Option<String>| {
+        let key = format!("{SECCOMP_CONTAINER_ANNOTATION_PREFIX}{name}");
+        image.as_deref().unwrap_or("") != old_image.as_deref().unwrap_or("")
+            || annotation(n_meta, &key) != annotation(o_meta, &key)
     };
-    let old_e = eph(o);
-    eph(n).iter().any(|e| !old_e.contains(e))
+    let pairs = n
+        .init_containers
+        .iter()
+        .flatten()
+        .zip(o.init_containers.iter().flatten())
+        .chain(n.containers.iter().zip(&o.containers));
+    for (c, oc) in pairs {
+        if changed(&c.name, &c.image, &oc.image) {
+            return true;
+        }
+    }
+    let old_eph = o.ephemeral_containers.as_deref().unwrap_or_default();
+    n.ephemeral_containers.iter().flatten().any(|c| {
+        match old_eph.iter().find(|oc| oc.name == c.name) {
+            // an ephemeral container added
+            None => true,
+            Some(oc) => changed(&c.name, &c.image, &oc.image),
+        }
+    })
 }
 
 /// The result of admitting one pod or pod template.
@@ -1167,11 +1217,12 @@ mod tests {
     }
 
     fn significant_pod_update(new: &Value, old: &Value) -> bool {
-        let spec = |p: &Value| -> PodSpec {
+        let parts = |p: &Value| -> (ObjectMeta, PodSpec) {
             let pod: core::Pod = serde_json::from_value(p.clone()).expect("pod");
-            pod.spec.unwrap_or_default()
+            (pod.metadata, pod.spec.unwrap_or_default())
         };
-        super::significant_pod_update(&spec(new), &spec(old))
+        let ((nm, ns), (om, os)) = (parts(new), parts(old));
+        super::significant_pod_update(&nm, &ns, &om, &os)
     }
 
     fn lv(level: Level) -> LevelVersion {
@@ -1283,6 +1334,50 @@ mod tests {
         let mut e = a.clone();
         e["spec"]["ephemeralContainers"] = json!([{"name": "d", "image": "busybox"}]);
         assert!(significant_pod_update(&e, &a));
+        // an ephemeral container's image by name
+        let mut e2 = e.clone();
+        assert!(!significant_pod_update(&e2, &e));
+        e2["spec"]["ephemeralContainers"][0]["image"] = json!("busybox:2");
+        assert!(significant_pod_update(&e2, &e));
+    }
+
+    /// The seccomp annotations are significant (`isSignificantPodUpdate`,
+    /// `isSignificantContainerUpdate`): the pod's, and a container's by its name; other
+    /// annotations are not.
+    #[test]
+    fn seccomp_annotations_are_significant_updates() {
+        let a = json!({"metadata": {"annotations": {"team": "a"}},
+            "spec": {"containers": [{"name": "c", "image": "x"}],
+                "initContainers": [{"name": "i", "image": "x"}]}});
+        let with = |k: &str, v: &str| {
+            let mut b = a.clone();
+            b["metadata"]["annotations"][k] = json!(v);
+            b
+        };
+        assert!(!significant_pod_update(&with("team", "b"), &a));
+        assert!(significant_pod_update(
+            &with("seccomp.security.alpha.kubernetes.io/pod", "unconfined"),
+            &a
+        ));
+        assert!(significant_pod_update(
+            &a,
+            &with(
+                "seccomp.security.alpha.kubernetes.io/pod",
+                "runtime/default"
+            )
+        ));
+        for c in ["c", "i"] {
+            let key = format!("container.seccomp.security.alpha.kubernetes.io/{c}");
+            assert!(significant_pod_update(&with(&key, "unconfined"), &a), "{c}");
+        }
+        // an annotation for a container the pod does not have changes nothing
+        assert!(!significant_pod_update(
+            &with(
+                "container.seccomp.security.alpha.kubernetes.io/other",
+                "unconfined"
+            ),
+            &a
+        ));
     }
 
     #[test]

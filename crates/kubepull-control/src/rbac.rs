@@ -835,10 +835,110 @@ pub(crate) fn default_role_ref_group(role_ref: &mut RoleRef) {
 /// The API group of RBAC (`rbac.GroupName`).
 pub(crate) const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
-/// The roleRef checks of `ValidateRoleBinding` and `ValidateClusterRoleBinding`
-/// (pkg/apis/rbac/validation/validation.go) on the typed roleRef of a binding body: the API
-/// group is RBAC's, the kind `Role` or `ClusterRole` (only `ClusterRole` for a
-/// ClusterRoleBinding), the name given and a valid path segment (`minimalNameRequirements`,
+/// `ValidateRoleBinding` and `ValidateClusterRoleBinding` (pkg/apis/rbac/validation/
+/// validation.go) past the metadata, on the defaulted binding: the roleRef's API group is
+/// RBAC's, its kind `Role` or `ClusterRole` (only `ClusterRole` for a ClusterRoleBinding), its
+/// name given and a valid path segment (`minimalNameRequirements`,
+/// `path.IsValidPathSegmentName`); every subject checked by `ValidateRoleBindingSubject`.
+/// Nothing for other kinds, and nothing for a roleRef or subjects of the wrong shape, which the
+/// decoder has refused with 400 before validation runs.
+pub(crate) fn binding_causes(r: &Resource, obj: &Value) -> Vec<Cause> {
+    let kinds: &[&str] = match r.kind {
+        "RoleBinding" => &["Role", "ClusterRole"],
+        "ClusterRoleBinding" => &["ClusterRole"],
+        _ => return vec![],
+    };
+    let mut causes = vec![];
+    if let Ok(role_ref) = role_ref(r, obj) {
+        if role_ref.api_group != RBAC_GROUP {
+            causes.push(Cause::not_supported(
+                "roleRef.apiGroup",
+                format!("\"{}\"", role_ref.api_group),
+                &[RBAC_GROUP],
+            ));
+        }
+        if !kinds.contains(&role_ref.kind.as_str()) {
+            causes.push(Cause::not_supported(
+                "roleRef.kind",
+                format!("\"{}\"", role_ref.kind),
+                kinds,
+            ));
+        }
+        if role_ref.name.is_empty() {
+            causes.push(Cause::required("roleRef.name", ""));
+        } else {
+            for msg in path_segment_problems(&role_ref.name) {
+                causes.push(Cause::invalid(
+                    "roleRef.name",
+                    format!("\"{}\"", role_ref.name),
+                    msg,
+                ));
+            }
+        }
+    }
+    let subjects = obj
+        .get("subjects")
+        .and_then(|s| Vec::<k8s_openapi::api::rbac::v1::Subject>::deserialize(s).ok())
+        .unwrap_or_default();
+    let namespaced = r.kind == "RoleBinding";
+    for (i, s) in subjects.iter().enumerate() {
+        subject_causes(s, namespaced, &format!("subjects[{i}]"), &mut causes);
+    }
+    causes
+}
+
+/// `ValidateRoleBindingSubject` (pkg/apis/rbac/validation/validation.go), on a subject whose
+/// API group has been defaulted (`SetDefaults_Subject`).
+fn subject_causes(
+    s: &k8s_openapi::api::rbac::v1::Subject,
+    namespaced: bool,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
+    if s.name.is_empty() {
+        causes.push(Cause::required(format!("{path}.name"), ""));
+    }
+    let group = s.api_group.as_deref().unwrap_or("");
+    match s.kind.as_str() {
+        "ServiceAccount" => {
+            // `ValidateServiceAccountName` is `NameIsDNSSubdomain`
+            if !s.name.is_empty() {
+                for msg in crate::admission::dns1123_subdomain_problems(&s.name) {
+                    causes.push(Cause::invalid(
+                        format!("{path}.name"),
+                        format!("\"{}\"", s.name),
+                        msg,
+                    ));
+                }
+            }
+            if !group.is_empty() {
+                causes.push(Cause::not_supported(
+                    format!("{path}.apiGroup"),
+                    format!("\"{group}\""),
+                    &[""],
+                ));
+            }
+            if !namespaced && s.namespace.as_deref().unwrap_or("").is_empty() {
+                causes.push(Cause::required(format!("{path}.namespace"), ""));
+            }
+        }
+        "User" | "Group" => {
+            if group != RBAC_GROUP {
+                causes.push(Cause::not_supported(
+                    format!("{path}.apiGroup"),
+                    format!("\"{group}\""),
+                    &[RBAC_GROUP],
+                ));
+            }
+        }
+        other => causes.push(Cause::not_supported(
+            format!("{path}.kind"),
+            format!("\"{other}\""),
+            &["ServiceAccount", "User", "Group"],
+        )),
+    }
+}
+
 /// `path.IsValidPathSegmentName`). Nothing for other kinds.
 pub fn validate_binding(r: &Resource, name: &str, obj: &Value) -> ApiResult<()> {
     let kinds: &[&str] = match r.kind {
@@ -1346,7 +1446,13 @@ mod tests {
             if !role_ref.is_null() {
                 obj["roleRef"] = role_ref;
             }
-            validate_binding(r, "b", &obj).map_err(|e| (e.code, e.message))
+            let causes = binding_causes(r, &obj);
+            if causes.is_empty() {
+                Ok(())
+            } else {
+                let e = ApiError::invalid(r, "b", causes);
+                Err((e.code, e.message))
+            }
         };
         assert_eq!(
             check(rb, Value::Null),
@@ -1368,15 +1474,8 @@ mod tests {
             check(rb, json!({"kind": "Role", "name": ".."})),
             Err((422, "RoleBinding.rbac.authorization.k8s.io \"b\" is invalid: roleRef.name: Invalid value: \"..\": may not be '..'".into()))
         );
-        // a roleRef of the wrong shape is the decoder's
-        let (code, msg) = check(rb, json!("view")).unwrap_err();
-        assert_eq!(code, 400);
-        assert!(
-            msg.starts_with(
-                "RoleBinding in version \"v1\" cannot be handled as a RoleBinding: roleRef: "
-            ),
-            "{msg}"
-        );
+        // a roleRef of the wrong shape is the decoder's (400 before validation)
+        assert_eq!(check(rb, json!("view")), Ok(()));
         // valid, with and without the API group
         assert_eq!(
             check(rb, json!({"kind": "ClusterRole", "name": "view"})),
@@ -1394,7 +1493,118 @@ mod tests {
             Ok(())
         );
         // other kinds are not bindings
-        assert_eq!(validate_binding(res("roles"), "r", &json!({})), Ok(()));
+        assert!(binding_causes(res("roles"), &json!({})).is_empty());
+    }
+
+    /// `ValidateRoleBindingSubject`: names required, ServiceAccount names are DNS subdomains in
+    /// the core group and, in a ClusterRoleBinding, name their namespace; Users and Groups are
+    /// in the RBAC group (defaulted when left out); other kinds are refused.
+    #[test]
+    fn binding_subjects_are_validated() {
+        let (rb, crb) = (res("rolebindings"), res("clusterrolebindings"));
+        let check = |r: &Resource, subjects: Value| {
+            let obj = json!({"metadata": {"name": "b"}, "subjects": subjects,
+                "roleRef": {"kind": "ClusterRole", "name": "view"}});
+            let causes = binding_causes(r, &obj);
+            causes.iter().map(Cause::text).collect::<Vec<_>>()
+        };
+        let ok = json!([
+            {"kind": "ServiceAccount", "name": "builder.v2", "namespace": "ci"},
+            {"kind": "User", "apiGroup": RBAC_GROUP, "name": "alice"},
+            {"kind": "Group", "apiGroup": RBAC_GROUP, "name": "devs"}
+        ]);
+        assert_eq!(check(rb, ok.clone()), Vec::<String>::new());
+        assert_eq!(check(crb, ok), Vec::<String>::new());
+        assert_eq!(
+            check(
+                rb,
+                json!([{"kind": "ServiceAccount", "name": "Builder", "apiGroup": "v1"}])
+            ),
+            vec![
+                format!(
+                    "subjects[0].name: Invalid value: \"Builder\": {}",
+                    crate::admission::DNS1123_SUBDOMAIN_MSG
+                ),
+                "subjects[0].apiGroup: Unsupported value: \"v1\": supported values: \"\""
+                    .to_string(),
+            ]
+        );
+        assert_eq!(
+            check(crb, json!([{"kind": "ServiceAccount", "name": "builder"}])),
+            vec!["subjects[0].namespace: Required value".to_string()]
+        );
+        assert_eq!(
+            check(rb, json!([{"kind": "ServiceAccount", "name": "builder"}])),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            check(rb, json!([{"kind": "User", "apiGroup": "apps", "name": ""}, {"kind": "Robot", "name": "r"}])),
+            vec![
+                "subjects[0].name: Required value".to_string(),
+                "subjects[0].apiGroup: Unsupported value: \"apps\": supported values: \"rbac.authorization.k8s.io\"".to_string(),
+                "subjects[1].kind: Unsupported value: \"Robot\": supported values: \"ServiceAccount\", \"User\", \"Group\"".to_string(),
+            ]
+        );
+    }
+
+    /// A binding's roleRef and subject problems are reported with its other validation problems
+    /// in one 422, as kube-apiserver's `ValidateRoleBinding`, on create and on update.
+    #[tokio::test]
+    async fn binding_problems_merge_into_one_invalid() {
+        use kubepull_datastore::memory::MemoryStore;
+        let objects = crate::objects::Objects::new(Arc::new(MemoryStore::new()));
+        let rb = res("rolebindings");
+        objects
+            .create(
+                resources::find("", "v1", "namespaces").unwrap(),
+                "",
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
+                &crate::objects::User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        let body = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "a/b", "namespace": "default"},
+            "roleRef": {"kind": "Deployment", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", "name": ""}]});
+        let e = objects
+            .create(rb, "default", body, &crate::objects::User::Admin, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422);
+        assert_eq!(
+            e.message,
+            "RoleBinding.rbac.authorization.k8s.io \"a/b\" is invalid: [metadata.name: Invalid value: \"a/b\": may not contain '/', roleRef.kind: Unsupported value: \"Deployment\": supported values: \"Role\", \"ClusterRole\", subjects[0].name: Required value]"
+        );
+        assert!(objects
+            .get_opt(rb, "default", "a/b")
+            .await
+            .unwrap()
+            .is_none());
+        // an update is validated the same way, beside the roleRef immutability
+        let good = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "b", "namespace": "default"},
+            "roleRef": {"kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": "alice"}]});
+        let stored = objects
+            .create(rb, "default", good, &crate::objects::User::Admin, false)
+            .await
+            .unwrap();
+        let mut bad = stored.clone();
+        bad["subjects"] = json!([{"kind": "Robot", "name": "r"}]);
+        let e = objects
+            .update(rb, "default", "b", bad, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422);
+        assert!(
+            e.message
+                .contains("subjects[0].kind: Unsupported value: \"Robot\""),
+            "{}",
+            e.message
+        );
+        assert_eq!(objects.get(rb, "default", "b").await.unwrap(), stored);
     }
 
     /// `BindingAuthorized` asks `bind` in the roleRef's (defaulted) API group and only for a

@@ -1161,12 +1161,11 @@ async fn resource_request(
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            // the escalation check (policybased storage), then the binding's roleRef
-            // (validation, which the wrapped storage's create runs)
+            // the escalation check (policybased storage); the binding's validation runs in
+            // the wrapped storage's create, with the other validation
             if let User::Other(u) = &user {
                 crate::rbac::check_escalation(&state.objects, u, r, &ns, named, &body).await?;
             }
-            crate::rbac::validate_binding(r, named, &body)?;
             // a dry run (`dryRun=All`) goes through admission and is not stored
             let obj = state.objects.create(r, &ns, body, &user, strict).await?;
             Ok(json_resp(StatusCode::CREATED, &obj))
@@ -1206,7 +1205,6 @@ async fn resource_request(
             if let User::Other(u) = &user {
                 crate::rbac::check_escalation(&state.objects, u, r, &ns, &name, &body).await?;
             }
-            crate::rbac::validate_binding(r, &name, &body)?;
             let obj = state
                 .objects
                 .update(r, &ns, &name, body, sub, strict)
@@ -1236,7 +1234,6 @@ async fn resource_request(
                 if let User::Other(u) = &user {
                     crate::rbac::check_escalation(&state.objects, u, r, &ns, &name, &next).await?;
                 }
-                crate::rbac::validate_binding(r, &name, &next)?;
             }
             if apply && existing.is_none() {
                 let mut obj = body;
