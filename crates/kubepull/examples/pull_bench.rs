@@ -2,7 +2,8 @@
 //! registry on loopback (TLS, htpasswd), an image of a busybox layer plus `KUBEPULL_BENCH_MIB`
 //! MiB (default 96) of incompressible data in 3 layers, each tool pulling it cold into a fresh
 //! directory `KUBEPULL_BENCH_RUNS` times (default 3). Prints the median wall time, throughput and
-//! peak RSS (from `/usr/bin/time`). `kubepull pull` is timed twice: `--no-unpack` (blobs only)
+//! peak RSS (from `/usr/bin/time`). Every timed run starts after a `sync(2)` (untimed), so no
+//! run pays for the writeback of the one before it. `kubepull pull` is timed twice: `--no-unpack` (blobs only)
 //! and as is, which leaves the root filesystem ready (layers unpacked into their snapshots
 //! while downloading; needs root), beside `ctr images pull` and skopeo, with both auth modes.
 //!
@@ -35,8 +36,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs a command under `/usr/bin/time -f %M`; returns (seconds, peak RSS KiB).
+/// Writes back every dirty page on the machine (`sync(2)`), untimed, before a timed run: each
+/// run then starts with the disk idle, instead of paying for the writeback the run before it
+/// left (a tool that does not fsync, skopeo or curl, leaves up to the whole image dirty).
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
+/// Runs a command under `/usr/bin/time -f %M` after [`settle`]; returns (seconds, peak RSS
+/// KiB).
 fn timed(cmd: &mut Command) -> (f64, u64) {
+    settle();
     let rss_file = tempfile::NamedTempFile::new().expect("temp");
     let mut t = Command::new("/usr/bin/time");
     t.arg("-f").arg("%M").arg("-o").arg(rss_file.path());
@@ -291,8 +301,7 @@ fn main() {
         let mut peak = 0;
         for i in 0..runs {
             let root = w.join(format!("kpu{i}"));
-            let t0 = Instant::now();
-            let (_, rss) = timed(
+            let (t_pull, rss) = timed(
                 Command::new(&kp)
                     .args(["pull", &image, "-q", "--policy", "Always", "--no-unpack"])
                     .arg("--root")
@@ -302,14 +311,14 @@ fn main() {
                     .arg("--pull-secret")
                     .arg(&secret),
             );
-            let (_, rss2) = timed(
+            let (t_unpack, rss2) = timed(
                 Command::new(&kp)
                     .args(["unpack", &image])
                     .arg(w.join(format!("rootfs{i}")))
                     .arg("--root")
                     .arg(&root),
             );
-            ts.push(t0.elapsed().as_secs_f64());
+            ts.push(t_pull + t_unpack);
             peak = peak.max(rss).max(rss2);
             let _ = std::fs::remove_dir_all(&root);
             let _ = std::fs::remove_dir_all(w.join(format!("rootfs{i}")));
@@ -408,6 +417,7 @@ fn main() {
         // the parallel floor: every blob at once
         let mut ts = vec![];
         for _ in 0..runs {
+            settle();
             let t0 = Instant::now();
             let children: Vec<_> = std::iter::once(&img.config)
                 .chain(img.layers.iter())
