@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Pull benchmark: kubepull vs skopeo vs curl (the transfer floor), one run, this machine.
 # KUBEPULL_BENCH_MIB (default 96), KUBEPULL_BENCH_LAYERS (3) and KUBEPULL_BENCH_RUNS (3) tune it;
+# KUBEPULL_BENCH_GZIP_LEVEL (default 6, as docker, buildkit and umoci write layers) sets the layers'
+# gzip level (1 here Huffman-codes incompressible data, which inflates several times slower);
 # KUBEPULL_BENCH_PROFILE=1 adds a perf profile of one pull, one unpack and one pull that leaves the
 # root filesystem ready (=only: just that). KUBEPULL_BENCH_BASELINE_BIN=PATH also times another
 # kubepull build's pulls in the same run (KUBEPULL_BENCH_PULL_ONLY=1: only those and this build's,

@@ -1,6 +1,7 @@
 //! Pull benchmark, kubepull against skopeo and curl, in one run on this machine: the real
 //! registry on loopback (TLS, htpasswd), an image of a busybox layer plus `KUBEPULL_BENCH_MIB`
-//! MiB (default 96) of incompressible data in 3 layers, each tool pulling it cold into a fresh
+//! MiB (default 96) of incompressible data in 3 layers (gzip level `KUBEPULL_BENCH_GZIP_LEVEL`,
+//! default 6, as docker, buildkit and umoci write layers), each tool pulling it cold into a fresh
 //! directory `KUBEPULL_BENCH_RUNS` times (default 3). Prints the median wall time, throughput and
 //! peak RSS (from `/usr/bin/time`). Every timed run starts after a `sync(2)` (untimed), so no
 //! run pays for the writeback of the one before it. `kubepull pull` is timed twice: `--no-unpack` (blobs only)
@@ -103,7 +104,14 @@ fn main() {
                 .collect()
         })
         .collect();
-    let img = kubepull_testkit::image::layered_image(&datas);
+    // gzip level 6 by default, as docker/buildkit (Go's compress/gzip) and umoci (pgzip)
+    // write layers: incompressible data in stored blocks
+    let level: u32 = std::env::var("KUBEPULL_BENCH_GZIP_LEVEL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|l| *l <= 9)
+        .unwrap_or(6);
+    let img = kubepull_testkit::image::layered_image_at(&datas, level);
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(reg.push("bench/big", "v1", &img));
     let total: usize = img.layers.iter().map(Vec::len).sum::<usize>() + img.config.len();
@@ -443,7 +451,7 @@ fn main() {
     let token_rows = rt.block_on(token_auth_rows(&img, &kp, runs, w));
     let mb = total as f64 / (1 << 20) as f64;
     println!(
-        "\ncold pull of a {mb:.1} MiB image ({} layers + config) from the real registry over TLS with Basic auth on loopback, median of {runs}\n",
+        "\ncold pull of a {mb:.1} MiB image ({} layers + config, data layers gzip level {level}) from the real registry over TLS with Basic auth on loopback, median of {runs}\n",
         nlayers + 1
     );
     println!("| tool | seconds | MiB/s | peak RSS |");
