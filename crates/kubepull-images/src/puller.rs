@@ -394,7 +394,10 @@ impl Puller {
         // the layers' feeds keep what their downloads did until then). containerd's fetch
         // handler dispatches a manifest's config and layers together too
         // (core/images/handlers.go, Dispatch of ChildrenHandler's children).
+        // Whichever of the config and the layers fails first stops the other, and its error is
+        // the pull's.
         let config_failed = tokio::sync::Notify::new();
+        let layers_failed = tokio::sync::Notify::new();
         let config_and_unpack = async {
             let r = async {
                 let config_result = ensure_blob(
@@ -431,8 +434,12 @@ impl Puller {
                     (rec, Some("disabled".to_string()))
                 };
                 Ok::<_, PullError>((config_result, rec, unpack_skipped))
-            }
-            .await;
+            };
+            let r = tokio::select! {
+                r = r => r,
+                // the layers' error is the pull's (returned below)
+                () = layers_failed.notified() => Err(PullError::Internal("a layer failed".into())),
+            };
             let (config_result, rec, unpack_skipped) = match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -502,19 +509,36 @@ impl Puller {
                 .buffer_unordered(self.concurrency)
                 .try_collect::<Vec<(bool, u64, u64)>>();
             let r = tokio::select! {
-                r = layers => r,
+                r = layers => r.map_err(|e| {
+                    // the config's download stops
+                    layers_failed.notify_one();
+                    Some(e)
+                }),
                 // the config's error is the pull's (returned below)
-                () = config_failed.notified() => Err(PullError::Internal("the config failed".into())),
+                () = config_failed.notified() => Err(None),
             };
             if let Err(e) = &r {
-                feeds.fail_unfinished(&error_chain(e));
+                let why = match e {
+                    Some(e) => error_chain(e),
+                    None => "the image config failed".to_string(),
+                };
+                feeds.fail_unfinished(&why);
             }
             kubepull_store::timings::mark(|| "downloads done".into());
             r
         };
         let (results, config_and_unpack) = tokio::join!(downloads, config_and_unpack);
+        let mut results = match results {
+            Ok(r) => r,
+            // a layer failed first
+            Err(Some(e)) => return Err(e),
+            // the config failed first: its error
+            Err(None) => {
+                config_and_unpack?;
+                return Err(PullError::Internal("the image config failed".into()));
+            }
+        };
         let (config_result, rec, mut unpack_skipped, unpacked) = config_and_unpack?;
-        let mut results = results?;
         results.push(config_result);
         manifest_stored
             .await

@@ -460,3 +460,89 @@ fn a_config_that_does_not_parse_fails_the_pull_beside_the_layer_downloads() {
     assert!(store.image(&name).unwrap().is_none(), "no image record");
     assert!(snapshot_names(&root).is_empty(), "no snapshot");
 }
+
+/// The real transport, except that the config's download never answers and one layer's is a
+/// `404 BLOB_UNKNOWN` (a hostile registry the real one cannot play).
+struct ConfigHangsLayerMissing {
+    inner: kubepull_registry::HttpsTransport,
+    config: String,
+    missing: String,
+}
+
+impl kubepull_registry::Transport for ConfigHangsLayerMissing {
+    fn send(
+        &self,
+        req: kubepull_registry::transport::Request,
+    ) -> kubepull_registry::transport::BoxFuture<
+        '_,
+        Result<
+            kubepull_registry::transport::Response,
+            kubepull_registry::transport::TransportError,
+        >,
+    > {
+        let path = req.url.path().to_string();
+        if path.ends_with(&format!("/blobs/{}", self.config)) {
+            return Box::pin(std::future::pending());
+        }
+        if path.ends_with(&format!("/blobs/{}", self.missing)) {
+            let mut h = http::HeaderMap::new();
+            h.insert("content-type", "application/json".parse().unwrap());
+            return Box::pin(async move {
+                Ok(kubepull_registry::transport::Response::from_bytes(
+                    http::StatusCode::NOT_FOUND,
+                    h,
+                    r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#,
+                ))
+            });
+        }
+        self.inner.send(req)
+    }
+}
+
+/// A layer that fails ends the pull with its error at once, without waiting for the config's
+/// download (which here never finishes); nothing is recorded.
+#[test]
+fn a_failed_layer_ends_the_pull_without_waiting_for_the_config() {
+    let t = tempfile::tempdir().unwrap();
+    let reg = Registry::start(&[(USER, PASS)]);
+    let img = image(&three_layers(), None);
+    let rt = rt();
+    rt.block_on(reg.push("team/halfgone", "v1", &img));
+    let name = format!("{}/team/halfgone:v1", reg.host());
+    let missing = Digest::sha256_of(&img.layers[1]).to_string();
+    let transport = ConfigHangsLayerMissing {
+        inner: kubepull_registry::HttpsTransport::new(&TlsConfig::private_ca(
+            reg.ca_pem().as_bytes().to_vec(),
+        ))
+        .unwrap(),
+        config: Digest::sha256_of(&img.config).to_string(),
+        missing: missing.clone(),
+    };
+    let client = Client::new(
+        Arc::new(transport),
+        Arc::new(kubepull_registry::SystemResolver),
+        ClientConfig::default(),
+    );
+    let root = t.path().join("store");
+    let store = Store::open(&root).unwrap();
+    let puller = Puller::new(client, store.clone(), Platform::host());
+    // a liveness guard, not a timing: before, this pull waited for the config forever
+    let e = rt
+        .block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(120),
+                puller.pull(
+                    &parse_image(&name).unwrap(),
+                    &[cred(&reg.host())],
+                    Arc::new(NoProgress),
+                ),
+            )
+            .await
+        })
+        .expect("the pull waited for the config's download")
+        .unwrap_err();
+    let msg = kubepull_images::error_chain(&e);
+    assert!(msg.contains(&missing), "{msg}");
+    assert!(store.image(&name).unwrap().is_none(), "no image record");
+    assert!(snapshot_names(&root).is_empty(), "no snapshot");
+}
