@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::informer::{index, node_name, pod_active, Informers, Notice, Typed};
 use super::kinds::{self, new_controller_ref, reference};
 use super::queue::{self, Action, Plan};
-use super::res;
+use super::{refmanager, res};
 use crate::errors::ApiError;
 use crate::objects::Objects;
 
@@ -256,6 +256,14 @@ impl queue::Controller for ReplicaSetController {
                 }
             }
         }
+        // an orphan: offered to the matching sets (addPod / updatePod)
+        for k in refmanager::orphan_keys(change, &self.replica_sets, |rs| {
+            rs.spec.as_ref().map(|s| &s.selector)
+        }) {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
         for k in &keys {
             if let Some(e) = self.expect.get_mut(k) {
                 // CreationObserved / DeletionObserved
@@ -284,9 +292,29 @@ impl queue::Controller for ReplicaSetController {
             return Ok(None);
         };
         let manage = self.satisfied(key);
-        let pods = self
+        // syncReplicaSet / getPodsForReplicaSet: the namespace's active pods, claimed (owned
+        // and matching, orphans adopted, non-matching released); a selector that does not
+        // convert is logged and the set left alone
+        let candidates: Vec<Arc<Pod>> = self
             .pods
-            .by_index(index::CONTROLLER, kinds::uid(&rs.metadata));
+            .by_index(index::NAMESPACE, ns)
+            .into_iter()
+            .filter(|p| pod_active(p))
+            .collect();
+        let selector = rs
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
+        let claim = match refmanager::claim(&*rs, &selector, &candidates) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(replicaset = %key, error = %e, "not synced: its selector does not convert");
+                return Ok(None);
+            }
+        };
+        refmanager::apply_claim(objects, self.name(), &*rs, &claim).await?;
+        let pods = claim.claimed;
         let plan = plan(&rs, &pods, manage, jiff::Timestamp::now());
         let dels: HashSet<String> = plan
             .actions
