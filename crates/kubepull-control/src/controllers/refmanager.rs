@@ -749,4 +749,87 @@ mod tests {
         assert!(e.message.contains("not found"), "{}", e.message);
         assert!(controllers(&stored_pod(&o, "p").await).is_empty());
     }
+
+    /// An orphan's add, or a change of its labels or controller, is offered to the matching
+    /// controllers of its namespace; other changes concern no one.
+    #[tokio::test]
+    async fn orphans_are_offered_to_the_matching_controllers() {
+        let store: Arc<dyn kubepull_datastore::Datastore> =
+            Arc::new(kubepull_datastore::memory::MemoryStore::new());
+        for (ns, name, sel) in [
+            ("a", "web", json!({"matchLabels": {"app": "web"}})),
+            (
+                "a",
+                "web-front",
+                json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front"]}]}),
+            ),
+            ("a", "api", json!({"matchLabels": {"app": "api"}})),
+            ("a", "empty", json!({})),
+            (
+                "a",
+                "bad",
+                json!({"matchExpressions": [{"key": "app", "operator": "Bogus"}]}),
+            ),
+            ("b", "web", json!({"matchLabels": {"app": "web"}})),
+        ] {
+            let v = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": name, "namespace": ns, "uid": format!("{ns}-{name}")},
+                "spec": {"selector": sel}});
+            store
+                .create(
+                    &kinds::resource_of::<ReplicaSet>().key(ns, name),
+                    serde_json::to_vec(&v).unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+        let informers = super::super::informer::Informers::new(store);
+        let rss = informers.of::<ReplicaSet>();
+        rss.informer().wait_synced().await;
+        let notice = |p: Arc<Pod>, old: Option<Arc<Pod>>, deleted: bool| Notice {
+            key: format!("/registry/pods/a/{}", kinds::name(&p.metadata)),
+            obj: Cached::Pod(p),
+            old: old.map(Cached::Pod),
+            deleted,
+        };
+        let keys = |n: &Notice| {
+            let mut k = orphan_keys(n, &rss, |r: &ReplicaSet| {
+                r.spec.as_ref().map(|s| &s.selector)
+            });
+            k.sort();
+            k
+        };
+        let web = pod("p", json!({"app": "web", "tier": "front"}), None, false);
+        assert_eq!(
+            keys(&notice(web.clone(), None, false)),
+            ["a/web", "a/web-front"]
+        );
+        // an update that changes neither labels nor the controller: no one
+        assert!(keys(&notice(web.clone(), Some(web.clone()), false)).is_empty());
+        // relabelled
+        let api = pod("p", json!({"app": "api"}), None, false);
+        assert_eq!(
+            keys(&notice(api.clone(), Some(web.clone()), false)),
+            ["a/api"]
+        );
+        // released by its controller
+        let was_owned = pod("p", json!({"app": "web"}), Some("x"), false);
+        let released = pod("p", json!({"app": "web"}), None, false);
+        assert_eq!(
+            keys(&notice(released.clone(), Some(was_owned), false)),
+            ["a/web"]
+        );
+        // owned, deleted, new while being deleted, without labels: no one
+        let owned = pod("p", json!({"app": "web"}), Some("x"), false);
+        assert!(keys(&notice(owned, None, false)).is_empty());
+        assert!(keys(&notice(released, None, true)).is_empty());
+        assert!(keys(&notice(
+            pod("p", json!({"app": "web"}), None, true),
+            None,
+            false
+        ))
+        .is_empty());
+        assert!(keys(&notice(pod("p", Value::Null, None, false), None, false)).is_empty());
+        informers.stop().await;
+    }
 }
