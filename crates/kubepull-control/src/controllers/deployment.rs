@@ -8,7 +8,9 @@
 //!
 //! [`plan`] is pure: it reads the Deployment and its ReplicaSets and returns the writes. The
 //! controller reads both from the shared informers; a Deployment is synced when it changes,
-//! when one of its ReplicaSets changes, and (Recreate) when one of their pods is deleted.
+//! when one of its ReplicaSets changes, when an orphaned ReplicaSet it selects appears or is
+//! relabelled, and (Recreate) when one of their pods is deleted. A sync first claims the
+//! namespace's ReplicaSets ([`super::refmanager`]: orphans adopted, non-matching released).
 
 use std::collections::HashMap;
 use std::sync::Arc;

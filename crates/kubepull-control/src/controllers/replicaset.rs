@@ -1,7 +1,9 @@
 //! The ReplicaSet controller (kubernetes `pkg/controller/replicaset/replica_set.go`, 1.32):
 //! `syncReplicaSet` creates pods from the template up to `spec.replicas` (at most
 //! `BurstReplicas`, 500, per sync) or deletes the surplus in `getPodsToDelete` order, then
-//! writes the status (`calculateStatus`, replica_set_utils.go). Creations and deletions are
+//! writes the status (`calculateStatus`, replica_set_utils.go), over the active pods of the
+//! namespace it claims first ([`super::refmanager`]: orphans adopted, non-matching released;
+//! an orphan that appears or is relabelled syncs the sets selecting it). Creations and deletions are
 //! remembered as expectations (`controller_utils.go` `UIDTrackingControllerExpectations`): the
 //! set is not managed again until the informer has seen them, so a cache that lags behind the
 //! writes never makes it create or delete twice.
