@@ -23,6 +23,7 @@ pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod queue;
+pub mod refmanager;
 pub mod replicaset;
 pub mod scheduler;
 

@@ -8,7 +8,9 @@
 //!
 //! [`plan`] is pure: it reads the Deployment and its ReplicaSets and returns the writes. The
 //! controller reads both from the shared informers; a Deployment is synced when it changes,
-//! when one of its ReplicaSets changes, and (Recreate) when one of their pods is deleted.
+//! when one of its ReplicaSets changes, when an orphaned ReplicaSet it selects appears or is
+//! relabelled, and (Recreate) when one of their pods is deleted. A sync first claims the
+//! namespace's ReplicaSets ([`super::refmanager`]: orphans adopted, non-matching released).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use serde_json::Value;
 use super::informer::{index, Cached, Informers, Notice, Typed};
 use super::kinds::{self, new_controller_ref, reference};
 use super::queue::{self, Action, Plan};
-use super::{pod_template_hash, res};
+use super::{pod_template_hash, refmanager, res};
 use crate::errors::ApiError;
 use crate::objects::Objects;
 
@@ -1109,6 +1111,11 @@ impl queue::Controller for DeploymentController {
                 .flatten()
                 .filter_map(|o| self.owner_key(o))
                 .collect();
+            // an orphan: offered to the matching Deployments (addReplicaSet /
+            // updateReplicaSet)
+            keys.extend(refmanager::orphan_keys(change, &self.deployments, |d| {
+                d.spec.as_ref().map(|s| &s.selector)
+            }));
             keys.dedup();
             return keys;
         }
@@ -1146,14 +1153,29 @@ impl queue::Controller for DeploymentController {
         let Some(d) = self.deployments.get_named(ns, name) else {
             return Ok(None);
         };
-        let mut rss = self
-            .replica_sets
-            .by_index(index::CONTROLLER, kinds::uid(&d.metadata));
-        rss.retain(|r| kinds::controller_of(&r.metadata, "Deployment").is_some());
+        // getReplicaSetsForDeployment: the namespace's ReplicaSets, claimed (owned and
+        // matching, orphans adopted, non-matching released)
+        let candidates = self.replica_sets.by_index(index::NAMESPACE, ns);
+        let selector = d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
+        let claim = refmanager::claim(&*d, &selector, &candidates).map_err(|e| {
+            ApiError::internal(format!("deployment {key} has invalid label selector: {e}"))
+        })?;
+        refmanager::apply_claim(objects, self.name(), &*d, &claim).await?;
+        let rss = claim.claimed;
         let collisions = n32(d.status.as_ref().and_then(|s| s.collision_count));
         let tpl = template(&d);
         let hash = template_hash(&tpl, collisions);
-        let name_taken = self.replica_sets.get_named(ns, &format!("{name}-{hash}"));
+        let new_name = format!("{name}-{hash}");
+        // the set of that name as claimed (an adopted one carries its new reference)
+        let name_taken = rss
+            .iter()
+            .find(|r| kinds::name(&r.metadata) == new_name)
+            .cloned()
+            .or_else(|| self.replica_sets.get_named(ns, &new_name));
         let old_pods_running = !is_rolling(&d)
             && rss.iter().any(|rs| {
                 self.pods

@@ -2,13 +2,17 @@
 //! `AllocateOrOccupyCIDR`): a Node without `spec.podCIDR` gets the next free /24 of the cluster
 //! CIDR in `spec.podCIDR` and `spec.podCIDRs`; ranges of existing Nodes stay taken. What it
 //! allocated is remembered (the allocator's `cidrSet`) until the informer shows it, so two
-//! nodes synced back to back never get the same range.
+//! nodes synced back to back never get the same range. The range is written as a patch of
+//! `spec.podCIDR` and `spec.podCIDRs` only (`updateCIDRsAllocation`, `nodeutil.PatchNodeCIDRs`),
+//! applied to the node as it is stored: what the node agent or anyone else wrote meanwhile
+//! stays.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
+use serde_json::json;
 
 use super::informer::{Informers, Notice, Typed};
 use super::kinds::{self, reference};
@@ -33,7 +37,8 @@ pub fn used(nodes: &[Arc<Node>]) -> Vec<Ipv4Net> {
         .collect()
 }
 
-/// The update giving `node` a range of `cluster` (none when it has one or is going).
+/// The patch giving `node` a range of `cluster` (none when it has one or is going):
+/// `PatchNodeCIDRs`, `spec.podCIDR` and `spec.podCIDRs` and nothing else.
 pub fn plan(
     node: &Node,
     cluster: Ipv4Net,
@@ -43,15 +48,12 @@ pub fn plan(
         return Ok(None);
     }
     let c = allocate(cluster, used)?;
-    let mut n = node.clone();
-    let spec = n.spec.get_or_insert_with(Default::default);
-    spec.pod_cidr = Some(c.to_string());
-    spec.pod_cidrs = Some(vec![c.to_string()]);
     Ok(Some((
-        Action::Update {
+        Action::Patch {
             r: res("nodes"),
-            obj: n.into(),
-            status: false,
+            ns: String::new(),
+            name: kinds::name(&node.metadata).to_string(),
+            patch: json!({"spec": {"podCIDR": c.to_string(), "podCIDRs": [c.to_string()]}}),
         },
         c,
     )))
@@ -153,7 +155,7 @@ impl queue::Controller for NodeIpam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::objects::User;
 
     #[test]
     fn a_node_without_a_range_gets_the_next_free_one() {
@@ -165,24 +167,97 @@ mod tests {
         .unwrap();
         let (a, c) = plan(&node, cluster, &taken).unwrap().unwrap();
         assert_eq!(c.to_string(), "10.244.1.0/24");
-        let Action::Update {
-            obj: queue::Object::Node(obj),
-            ..
+        let Action::Patch {
+            r, ns, name, patch, ..
         } = a
         else {
             panic!()
         };
-        let spec = obj.spec.as_ref().unwrap();
+        assert_eq!((r.plural, ns.as_str(), name.as_str()), ("nodes", "", "n2"));
+        // the two fields and nothing else
         assert_eq!(
-            spec.pod_cidrs.as_deref(),
-            Some(&["10.244.1.0/24".to_string()][..])
+            patch,
+            json!({"spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]}})
         );
-        assert_eq!(obj.metadata.resource_version.as_deref(), Some("3"));
         let mut has = node.clone();
         has.spec.as_mut().unwrap().pod_cidr = Some("10.244.9.0/24".into());
         assert!(plan(&has, cluster, &taken).unwrap().is_none());
         // a full cluster range is an error, not a panic
         let tiny = Ipv4Net::parse("10.0.0.0/24", "c").unwrap();
         assert!(plan(&node, tiny, &[tiny]).is_err());
+    }
+
+    /// The node agent writes the node's status and someone cordons and labels it after the
+    /// allocator's cache was filled: the range is written beside what they wrote.
+    #[tokio::test]
+    async fn what_others_wrote_meanwhile_survives() {
+        use super::queue::Controller as _;
+        let store: std::sync::Arc<dyn kubepull_datastore::Datastore> =
+            std::sync::Arc::new(kubepull_datastore::memory::MemoryStore::new());
+        let objects = Objects::new(store.clone());
+        let informers = Informers::new(store);
+        let cluster = Ipv4Net::parse("10.244.0.0/16", "c").unwrap();
+        let mut c = NodeIpam::new(&informers, cluster);
+        let nodes = res("nodes");
+        objects
+            .create(
+                nodes,
+                "",
+                json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        c.nodes.informer().wait_synced().await;
+        // from here on the cache is stale
+        informers.stop().await;
+        let cached = c.nodes.get_named("", "n").unwrap();
+        objects
+            .patch(
+                nodes,
+                "",
+                "n",
+                "application/merge-patch+json",
+                &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+                Some("status"),
+                false,
+            )
+            .await
+            .unwrap();
+        objects
+            .patch(
+                nodes,
+                "",
+                "n",
+                "application/merge-patch+json",
+                &json!({"metadata": {"labels": {"zone": "a"}}, "spec": {"unschedulable": true}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(c.sync(&objects, "n").await.unwrap(), None);
+        let n: Node = super::super::get_typed(&objects, "", "n")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(
+            kinds::resource_version(&n.metadata),
+            kinds::resource_version(&cached.metadata)
+        );
+        let spec = n.spec.as_ref().unwrap();
+        assert_eq!(spec.pod_cidr.as_deref(), Some("10.244.0.0/24"));
+        assert_eq!(
+            spec.pod_cidrs.as_deref(),
+            Some(&["10.244.0.0/24".to_string()][..])
+        );
+        assert_eq!(spec.unschedulable, Some(true));
+        assert_eq!(n.metadata.labels.as_ref().unwrap()["zone"], "a");
+        let ready = &n.status.as_ref().unwrap().conditions.as_ref().unwrap()[0];
+        assert_eq!(
+            (ready.type_.as_str(), ready.status.as_str()),
+            ("Ready", "True")
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! The ReplicaSet controller (kubernetes `pkg/controller/replicaset/replica_set.go`, 1.32):
 //! `syncReplicaSet` creates pods from the template up to `spec.replicas` (at most
 //! `BurstReplicas`, 500, per sync) or deletes the surplus in `getPodsToDelete` order, then
-//! writes the status (`calculateStatus`, replica_set_utils.go). Creations and deletions are
+//! writes the status (`calculateStatus`, replica_set_utils.go), over the active pods of the
+//! namespace it claims first ([`super::refmanager`]: orphans adopted, non-matching released;
+//! an orphan that appears or is relabelled syncs the sets selecting it). Creations and deletions are
 //! remembered as expectations (`controller_utils.go` `UIDTrackingControllerExpectations`): the
 //! set is not managed again until the informer has seen them, so a cache that lags behind the
 //! writes never makes it create or delete twice.
@@ -18,7 +20,7 @@ use tokio::time::Instant;
 use super::informer::{index, node_name, pod_active, Informers, Notice, Typed};
 use super::kinds::{self, new_controller_ref, reference};
 use super::queue::{self, Action, Plan};
-use super::res;
+use super::{refmanager, res};
 use crate::errors::ApiError;
 use crate::objects::Objects;
 
@@ -256,6 +258,14 @@ impl queue::Controller for ReplicaSetController {
                 }
             }
         }
+        // an orphan: offered to the matching sets (addPod / updatePod)
+        for k in refmanager::orphan_keys(change, &self.replica_sets, |rs| {
+            rs.spec.as_ref().map(|s| &s.selector)
+        }) {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
         for k in &keys {
             if let Some(e) = self.expect.get_mut(k) {
                 // CreationObserved / DeletionObserved
@@ -284,9 +294,29 @@ impl queue::Controller for ReplicaSetController {
             return Ok(None);
         };
         let manage = self.satisfied(key);
-        let pods = self
+        // syncReplicaSet / getPodsForReplicaSet: the namespace's active pods, claimed (owned
+        // and matching, orphans adopted, non-matching released); a selector that does not
+        // convert is logged and the set left alone
+        let candidates: Vec<Arc<Pod>> = self
             .pods
-            .by_index(index::CONTROLLER, kinds::uid(&rs.metadata));
+            .by_index(index::NAMESPACE, ns)
+            .into_iter()
+            .filter(|p| pod_active(p))
+            .collect();
+        let selector = rs
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
+        let claim = match refmanager::claim(&*rs, &selector, &candidates) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(replicaset = %key, error = %e, "not synced: its selector does not convert");
+                return Ok(None);
+            }
+        };
+        refmanager::apply_claim(objects, self.name(), &*rs, &claim).await?;
+        let pods = claim.claimed;
         let plan = plan(&rs, &pods, manage, jiff::Timestamp::now());
         let dels: HashSet<String> = plan
             .actions

@@ -1,0 +1,203 @@
+//! Adoption with the real kubectl against the API server and its controllers
+//! (`controller_ref_manager.go`): a Deployment deleted with `--cascade=orphan` and created again
+//! adopts its orphaned ReplicaSet, whose pods stay; a ReplicaSet deleted with
+//! `--cascade=orphan` is created again by its Deployment and adopts the orphaned pods; no new
+//! pods are created beside them.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use kubepull_control::start;
+use serde_json::Value;
+
+mod common;
+use common::{kubectl, server_config};
+
+/// Polls `f` until it returns `Some`, for at most a minute; on failure shows the namespace.
+fn eventually<T>(kc: &Path, home: &Path, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < end {
+        if let Some(x) = f() {
+            return x;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dump = kubectl(
+        kc,
+        home,
+        &["get", "deploy,rs,pods", "-n", "r", "-o", "yaml"],
+        None,
+    )
+    .1;
+    panic!("never happened: {what}\n{dump}");
+}
+
+fn ok(kc: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let (good, out) = kubectl(kc, home, args, stdin);
+    assert!(good, "kubectl {args:?} failed: {out}");
+    out
+}
+
+fn get_json(kc: &Path, home: &Path, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["-o", "json"]);
+    serde_json::from_str(&ok(kc, home, &a, None)).expect("json")
+}
+
+fn items(v: &Value) -> Vec<Value> {
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn s<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The UID of the controller reference of `o` (empty when it has none).
+fn controller_uid(o: &Value) -> String {
+    o["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["controller"] == true)
+        .map(|r| s(r, "/uid").to_string())
+        .unwrap_or_default()
+}
+
+/// The namespace's pods not being deleted: (name, uid, controller uid).
+fn live_pods(kc: &Path, home: &Path) -> Vec<(String, String, String)> {
+    items(&get_json(kc, home, &["get", "pods", "-n", "r"]))
+        .iter()
+        .filter(|p| p["metadata"].get("deletionTimestamp").is_none())
+        .map(|p| {
+            (
+                s(p, "/metadata/name").to_string(),
+                s(p, "/metadata/uid").to_string(),
+                controller_uid(p),
+            )
+        })
+        .collect()
+}
+
+/// Two replicas that stay Pending (no node matches), so the pods are what the controllers
+/// made of them and nothing else.
+const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: r}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      nodeSelector: {no-such: node}\n      containers: [{name: c, image: reg.example/app:v1}]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_are_adopted_again_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), true)).await.unwrap();
+    let kc = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (kc, home) = (kc.as_path(), home.as_path());
+        ok(kc, home, &["create", "namespace", "r"], None);
+        ok(kc, home, &["apply", "-f", "-"], Some(DEPLOYMENT));
+        let rs = eventually(kc, home, "a ReplicaSet with 2 pods", || {
+            let rss = items(&get_json(kc, home, &["get", "rs", "-n", "r"]));
+            let rs = rss.first()?.clone();
+            (rss.len() == 1 && rs["status"]["replicas"] == 2).then_some(rs)
+        });
+        let rs_uid = s(&rs, "/metadata/uid").to_string();
+        let pods: BTreeSet<(String, String)> = live_pods(kc, home)
+            .into_iter()
+            .map(|(n, u, c)| {
+                assert_eq!(c, rs_uid);
+                (n, u)
+            })
+            .collect();
+        assert_eq!(pods.len(), 2);
+        let pods_now = || -> BTreeSet<(String, String)> {
+            live_pods(kc, home)
+                .into_iter()
+                .map(|(n, u, _)| (n, u))
+                .collect()
+        };
+
+        // 1. the Deployment goes, its ReplicaSet stays without an owner
+        ok(
+            kc,
+            home,
+            &["delete", "deployment", "web", "-n", "r", "--cascade=orphan"],
+            None,
+        );
+        eventually(kc, home, "the ReplicaSet orphaned", || {
+            let rs = get_json(
+                kc,
+                home,
+                &["get", "rs", s(&rs, "/metadata/name"), "-n", "r"],
+            );
+            controller_uid(&rs).is_empty().then_some(())
+        });
+        // created again: it adopts the ReplicaSet instead of making another
+        ok(kc, home, &["apply", "-f", "-"], Some(DEPLOYMENT));
+        let dep = get_json(kc, home, &["get", "deployment", "web", "-n", "r"]);
+        let dep_uid = s(&dep, "/metadata/uid").to_string();
+        eventually(
+            kc,
+            home,
+            "the ReplicaSet adopted and the rollout seen",
+            || {
+                let d = get_json(kc, home, &["get", "deployment", "web", "-n", "r"]);
+                let rss = items(&get_json(kc, home, &["get", "rs", "-n", "r"]));
+                (rss.len() == 1
+                    && controller_uid(&rss[0]) == dep_uid
+                    && d["status"]["observedGeneration"] == d["metadata"]["generation"]
+                    && d["status"]["replicas"] == 2
+                    && d["status"]["updatedReplicas"] == 2)
+                    .then_some(())
+            },
+        );
+        let rss = items(&get_json(kc, home, &["get", "rs", "-n", "r"]));
+        assert_eq!(s(&rss[0], "/metadata/uid"), rs_uid, "the same ReplicaSet");
+        assert_eq!(pods_now(), pods, "the same pods, none beside them");
+
+        // 2. the ReplicaSet goes, its pods stay; the Deployment makes it again and the new
+        // ReplicaSet adopts them
+        ok(
+            kc,
+            home,
+            &[
+                "delete",
+                "rs",
+                s(&rs, "/metadata/name"),
+                "-n",
+                "r",
+                "--cascade=orphan",
+            ],
+            None,
+        );
+        let new_uid = eventually(kc, home, "a new ReplicaSet owning the old pods", || {
+            let rss = items(&get_json(kc, home, &["get", "rs", "-n", "r"]));
+            let rs = rss.first()?;
+            let uid = s(rs, "/metadata/uid").to_string();
+            let owned = live_pods(kc, home).iter().all(|(_, _, c)| *c == uid);
+            (rss.len() == 1
+                && uid != rs_uid
+                && owned
+                && rs["status"]["observedGeneration"] == rs["metadata"]["generation"]
+                && rs["status"]["replicas"] == 2)
+                .then_some(uid)
+        });
+        assert_eq!(pods_now(), pods, "the same pods, none beside them");
+        assert!(live_pods(kc, home).iter().all(|(_, _, c)| *c == new_uid));
+
+        // 3. a pod relabelled out of the selector is released and replaced
+        let (first, _) = pods.iter().next().unwrap().clone();
+        ok(
+            kc,
+            home,
+            &["label", "pod", &first, "-n", "r", "app=gone", "--overwrite"],
+            None,
+        );
+        eventually(kc, home, "the relabelled pod released and replaced", || {
+            let live = live_pods(kc, home);
+            let released = live.iter().any(|(n, _, c)| *n == first && c.is_empty());
+            let owned = live.iter().filter(|(_, _, c)| *c == new_uid).count();
+            (released && owned == 2).then_some(())
+        });
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
