@@ -1328,6 +1328,26 @@ impl Objects {
         if expected != cur_kv.mod_revision {
             return Err(ApiError::conflict(r, name));
         }
+        // `rest.BeforeUpdate`: an update without a UID keeps the stored one; one with another
+        // UID is refused (`ValidateObjectMetaUpdate`: immutable), which makes a UID in an
+        // update or patch a precondition (the controllers' adoption patches rely on it)
+        if let Some(uid) = obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+        {
+            if old.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid) {
+                return Err(ApiError::invalid(
+                    r,
+                    name,
+                    vec![Cause::invalid(
+                        "metadata.uid",
+                        format!("\"{uid}\""),
+                        "field is immutable",
+                    )],
+                ));
+            }
+        }
         let has_status = r.subresources.contains(&"status");
         let mut new = match subresource {
             Some("status") => {
@@ -2189,6 +2209,94 @@ mod tests {
         let o = Objects::new(store);
         o.bootstrap().await.unwrap();
         o
+    }
+
+    /// `rest.BeforeUpdate`: an update without a UID keeps the stored one, one with another
+    /// UID is 422 and changes nothing, through PUT, the status subresource and a patch.
+    #[tokio::test]
+    async fn a_uid_in_an_update_must_be_the_stored_one() {
+        let o = api().await;
+        let cm = resources::find("", "v1", "configmaps").unwrap();
+        let stored = o
+            .create(
+                cm,
+                "default",
+                json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        let uid = stored["metadata"]["uid"].as_str().unwrap().to_string();
+        let mut other = stored.clone();
+        other["metadata"]["uid"] = json!("6a1e5b3c-0000-4000-8000-000000000000");
+        other["data"]["a"] = json!("2");
+        let e = o
+            .update(cm, "default", "c", other, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422);
+        assert_eq!(
+            e.message,
+            "ConfigMap \"c\" is invalid: metadata.uid: Invalid value: \"6a1e5b3c-0000-4000-8000-000000000000\": field is immutable"
+        );
+        let patch = json!({"metadata": {"uid": "6a1e5b3c-0000-4000-8000-000000000000"}, "data": {"a": "3"}});
+        let e = o
+            .patch(
+                cm,
+                "default",
+                "c",
+                "application/merge-patch+json",
+                &patch,
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422, "{}", e.message);
+        assert_eq!(o.get(cm, "default", "c").await.unwrap(), stored);
+        // no UID: the stored one is kept; the same UID: a precondition that holds
+        let mut none = stored.clone();
+        none["metadata"].as_object_mut().unwrap().remove("uid");
+        none["data"]["a"] = json!("4");
+        let updated = o
+            .update(cm, "default", "c", none, None, false)
+            .await
+            .unwrap();
+        assert_eq!(updated["metadata"]["uid"], json!(uid));
+        let patch = json!({"metadata": {"uid": uid}, "data": {"a": "5"}});
+        let patched = o
+            .patch(
+                cm,
+                "default",
+                "c",
+                "application/merge-patch+json",
+                &patch,
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(patched["data"]["a"], "5");
+        // the status subresource too
+        let pod = o
+            .create(
+                pods(),
+                "default",
+                json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        let mut st = pod.clone();
+        st["metadata"]["uid"] = json!("6a1e5b3c-0000-4000-8000-000000000000");
+        st["status"]["phase"] = json!("Running");
+        let e = o
+            .update(pods(), "default", "p", st, Some("status"), false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422, "{}", e.message);
     }
 
     /// A stored ServiceAccount that does not decode (written straight to storage) makes the pod
