@@ -544,6 +544,56 @@ fn labels_match(selector: &Value, labels: &Value) -> bool {
     ml.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
+/// `ValidateNodeUpdate` (pkg/apis/core/validation/validation.go): once a node has pod CIDRs
+/// they cannot change (the allocator may only set them from none), nor can a provider ID once
+/// set. The pod CIDRs are `spec.podCIDRs`, or `[spec.podCIDR]` for a body that only has the
+/// older field (`Convert_v1_NodeSpec_To_core_NodeSpec`).
+fn validate_node_update(obj: &Value, old: &Value, causes: &mut Vec<Cause>) {
+    let cidrs = |n: &Value| -> Vec<String> {
+        let list: Vec<String> = n
+            .pointer("/spec/podCIDRs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|c| c.as_str().unwrap_or("").to_string())
+            .collect();
+        if !list.is_empty() {
+            return list;
+        }
+        n.pointer("/spec/podCIDR")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(|c| vec![c.to_string()])
+            .unwrap_or_default()
+    };
+    let (was, now) = (cidrs(old), cidrs(obj));
+    let cidr_msg = "node updates may not change podCIDR except from \"\" to valid";
+    if !was.is_empty() {
+        if was.len() != now.len() {
+            causes.push(Cause::forbidden("spec.podCIDRs", cidr_msg));
+        } else {
+            for (a, b) in was.iter().zip(&now) {
+                if a != b {
+                    causes.push(Cause::forbidden("spec.podCIDRs", cidr_msg));
+                }
+            }
+        }
+    }
+    let provider = |n: &Value| {
+        n.pointer("/spec/providerID")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let was = provider(old);
+    if !was.is_empty() && was != provider(obj) {
+        causes.push(Cause::forbidden(
+            "spec.providerID",
+            "node updates may not change providerID except from \"\" to valid",
+        ));
+    }
+}
+
 /// Validates a new object (or the new version on update).
 pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = vec![];
@@ -580,6 +630,11 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                         "field is immutable when `immutable` is set",
                     ));
                 }
+            }
+        }
+        "Node" => {
+            if let Some(old) = old {
+                validate_node_update(obj, old, &mut causes);
             }
         }
         "RoleBinding" | "ClusterRoleBinding" => {
@@ -1416,6 +1471,44 @@ mod tests {
         let mut obj = json!({"spec": {"anything": 1}});
         assert_eq!(decode(&crd_less, &mut obj, true, true), None);
         assert_eq!(obj, json!({"spec": {"anything": 1}}));
+    }
+
+    /// `ValidateNodeUpdate`: pod CIDRs only from none, provider ID only from empty.
+    #[test]
+    fn node_pod_cidrs_and_provider_id_are_set_once() {
+        let nodes = crate::resources::find("", "v1", "nodes").unwrap();
+        let node = |spec: Value| json!({"metadata": {"name": "n"}, "spec": spec});
+        let texts = |new: Value, old: Value| {
+            validate(nodes, &new, Some(&old))
+                .iter()
+                .map(Cause::text)
+                .collect::<Vec<_>>()
+        };
+        let none = node(json!({}));
+        let one = node(json!({"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]}));
+        // from none to some, kept, the older field alone
+        assert!(texts(one.clone(), none.clone()).is_empty());
+        assert!(texts(one.clone(), one.clone()).is_empty());
+        assert!(texts(node(json!({"podCIDR": "10.244.1.0/24"})), one.clone()).is_empty());
+        let msg = "spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid";
+        assert_eq!(texts(none.clone(), one.clone()), vec![msg]);
+        assert_eq!(
+            texts(node(json!({"podCIDRs": ["10.244.2.0/24"]})), one.clone()),
+            vec![msg]
+        );
+        assert_eq!(
+            texts(
+                node(json!({"podCIDRs": ["10.244.1.0/24", "fd00::/64"]})),
+                one.clone()
+            ),
+            vec![msg]
+        );
+        let p = node(json!({"providerID": "kind://a"}));
+        assert!(texts(p.clone(), none.clone()).is_empty());
+        assert_eq!(
+            texts(node(json!({"providerID": "kind://b"})), p),
+            vec!["spec.providerID: Forbidden: node updates may not change providerID except from \"\" to valid"]
+        );
     }
 
     #[test]
