@@ -109,6 +109,11 @@ impl Drop for RedbStore {
         while Arc::strong_count(&self.db) > 1 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        // a list that was running may have kept its snapshot meanwhile
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 
