@@ -281,6 +281,183 @@ async fn finalize(objects: &Objects, crd: Value) -> Result<bool, String> {
 mod tests {
     use super::*;
     use crate::crd::begin_deletion;
+    use crate::objects::User;
+    use kubepull_datastore::{Datastore, KeyValue, ListResult, Revision, Watch};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// The in-process store, failing deletes under `/registry/example.com/` while `fail` is set.
+    struct FailingDeletes {
+        inner: kubepull_datastore::memory::MemoryStore,
+        fail: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl Datastore for FailingDeletes {
+        async fn current_revision(&self) -> kubepull_datastore::Result<Revision> {
+            self.inner.current_revision().await
+        }
+        async fn get(&self, key: &str) -> kubepull_datastore::Result<Option<KeyValue>> {
+            self.inner.get(key).await
+        }
+        async fn list(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: usize,
+            at: Option<Revision>,
+        ) -> kubepull_datastore::Result<ListResult> {
+            self.inner.list(prefix, start_after, limit, at).await
+        }
+        async fn create(&self, key: &str, value: Vec<u8>) -> kubepull_datastore::Result<Revision> {
+            self.inner.create(key, value).await
+        }
+        async fn update(
+            &self,
+            key: &str,
+            value: Vec<u8>,
+            expected: Revision,
+        ) -> kubepull_datastore::Result<Revision> {
+            self.inner.update(key, value, expected).await
+        }
+        async fn delete(
+            &self,
+            key: &str,
+            expected: Option<Revision>,
+        ) -> kubepull_datastore::Result<(Revision, KeyValue)> {
+            if self.fail.load(Ordering::SeqCst) && key.starts_with("/registry/example.com/") {
+                return Err(kubepull_datastore::Error::Unavailable {
+                    message: "no quorum".into(),
+                });
+            }
+            self.inner.delete(key, expected).await
+        }
+        async fn watch(&self, prefix: &str, after: Revision) -> kubepull_datastore::Result<Watch> {
+            self.inner.watch(prefix, after).await
+        }
+    }
+
+    fn crd(plural: &str, kind: &str) -> Value {
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.example.com")},
+            "spec": {"group": "example.com", "scope": "Cluster",
+                "names": {"plural": plural, "singular": plural.trim_end_matches('s'), "kind": kind},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object",
+                        "x-kubernetes-preserve-unknown-fields": true}}}]}})
+    }
+
+    fn terminating(crd: &Value) -> Value {
+        crd["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Terminating")
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    async fn stored_crd(objects: &Objects, name: &str) -> Option<Value> {
+        objects.get_opt(crd_resource(), "", name).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failed_delete_keeps_the_crd_with_the_failure_then_it_goes() {
+        let store = Arc::new(FailingDeletes {
+            inner: kubepull_datastore::memory::MemoryStore::new(),
+            fail: AtomicBool::new(true),
+        });
+        let objects = Objects::new(store.clone());
+        let r = crd_resource();
+        let name = "widgets.example.com";
+        objects
+            .create(r, "", crd("widgets", "Widget"), &User::Admin, false)
+            .await
+            .unwrap();
+        let w = objects.crds().find("example.com", "v1", "widgets").unwrap();
+        let obj = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w1"}});
+        objects
+            .create(w, "", obj.clone(), &User::Admin, false)
+            .await
+            .unwrap();
+        objects
+            .delete(r, "", name, &DeleteOptions::default())
+            .await
+            .unwrap();
+        let c = stored_crd(&objects, name).await.unwrap();
+        assert_eq!(terminating(&c)["reason"], "InstanceDeletionPending", "{c}");
+
+        // the instance's delete fails: the CRD stays and says why
+        assert!(run(&objects).await, "still pending");
+        let c = stored_crd(&objects, name).await.unwrap();
+        let t = terminating(&c);
+        assert_eq!(t["status"], "True", "{t}");
+        assert_eq!(t["reason"], "InstanceDeletionFailed", "{t}");
+        let msg = t["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with("could not issue all deletes: ") && msg.contains("no quorum"),
+            "{msg}"
+        );
+        assert!(objects.get_opt(w, "", "w1").await.unwrap().is_some());
+
+        // the registry follows the stored CRD: creates are refused while it is terminating
+        crate::crd::sync(&objects).await.unwrap();
+        let mut o2 = obj.clone();
+        o2["metadata"]["name"] = json!("w2");
+        let e = objects
+            .create(w, "", o2, &User::Admin, false)
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.reason), (405, "MethodNotAllowed"));
+        assert_eq!(
+            e.message,
+            "create not allowed while custom resource definition is terminating"
+        );
+        // and its status write keeps the Terminating condition
+        let c = stored_crd(&objects, name).await.unwrap();
+        assert_eq!(terminating(&c)["reason"], "InstanceDeletionFailed", "{c}");
+
+        // the store answers again: the instance goes, then the CRD
+        store.fail.store(false, Ordering::SeqCst);
+        assert!(!run(&objects).await, "finalized");
+        assert!(stored_crd(&objects, name).await.is_none());
+        assert!(store
+            .inner
+            .list("/registry/example.com/", None, 0, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty());
+        assert!(objects.crds().all().is_empty());
+        assert!(!run(&objects).await, "nothing left to do");
+    }
+
+    #[tokio::test]
+    async fn a_crd_never_established_goes_at_once() {
+        let objects = Objects::new(Arc::new(kubepull_datastore::memory::MemoryStore::new()));
+        let r = crd_resource();
+        objects
+            .create(r, "", crd("gadgets", "Gadget"), &User::Admin, false)
+            .await
+            .unwrap();
+        // the same kind in the same group: its names are not accepted, it is never established
+        let mut dup = crd("gizmos", "Gadget");
+        dup["metadata"]["creationTimestamp"] = json!("2999-01-01T00:00:00Z");
+        objects
+            .create(r, "", dup, &User::Admin, false)
+            .await
+            .unwrap();
+        let c = stored_crd(&objects, "gizmos.example.com").await.unwrap();
+        assert!(!established(&c), "{c}");
+        objects
+            .delete(r, "", "gizmos.example.com", &DeleteOptions::default())
+            .await
+            .unwrap();
+        assert!(!run(&objects).await);
+        assert!(stored_crd(&objects, "gizmos.example.com").await.is_none());
+        assert!(stored_crd(&objects, "gadgets.example.com").await.is_some());
+    }
 
     #[test]
     fn the_first_delete_adds_the_finalizer_and_the_pending_condition_once() {
