@@ -98,12 +98,15 @@ async fn pages_across_writes(datastore: &str) {
     );
     let client = https_client_builder(&server).build().unwrap();
     let (url, token) = (server.url(), server.admin_token());
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    // writes done (a create and a delete each)
+    let done = std::sync::Arc::new(AtomicUsize::new(0));
     let writer = {
-        let stop = stop.clone();
+        let (stop, done) = (stop.clone(), done.clone());
         tokio::spawn(async move {
             for i in 0..60 {
-                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if stop.load(Ordering::SeqCst) {
                     break;
                 }
                 let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -124,10 +127,15 @@ async fn pages_across_writes(datastore: &str) {
                     .await
                     .unwrap();
                 assert!(r.status().is_success(), "{}", r.status());
+                done.store(i + 1, Ordering::SeqCst);
+                // spread the writes over the lists below
+                tokio::time::sleep(std::time::Duration::from_millis(15)).await;
             }
         })
     };
+    let mut overlapped = false;
     for _ in 0..3 {
+        let before = done.load(Ordering::SeqCst);
         let (kc, home) = (kc.clone(), home.clone());
         let (ok, out) = tokio::task::spawn_blocking(move || {
             kubectl(
@@ -140,6 +148,7 @@ async fn pages_across_writes(datastore: &str) {
         .await
         .unwrap();
         assert!(ok, "{out}");
+        overlapped |= done.load(Ordering::SeqCst) > before;
         let listed: BTreeSet<&str> = out.lines().collect();
         let a = listed
             .iter()
@@ -155,7 +164,8 @@ async fn pages_across_writes(datastore: &str) {
             "not one state: {a} created, {deleted} deleted"
         );
     }
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(overlapped, "no write came while kubectl was listing");
+    stop.store(true, Ordering::SeqCst);
     writer.await.unwrap();
     server.shutdown().await;
 }
