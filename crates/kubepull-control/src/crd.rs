@@ -14,6 +14,9 @@
 //!   `etcd.go`, `customresource_handler.go`): prune, drop nulls, default, validate; `status`
 //!   split; `generation`; `scale`; storage in the storage version (conversion `None`: only
 //!   `apiVersion` changes); Table output (`tableconvertor/tableconvertor.go`);
+//! - CRD deletion (`pkg/registry/customresourcedefinition/etcd.go` `REST.Delete`,
+//!   `pkg/controller/finalizer/crd_finalizer.go`): [`begin_deletion`] and
+//!   [`crate::crd_finalizer`]; creates are refused while a CRD is terminating;
 //! - discovery of the established CRDs' served versions
 //!   (`customresource_discovery_controller.go`);
 //! - [`openapi_schemas`]: the schemas of the served versions, for OpenAPI publishing.
@@ -62,6 +65,9 @@ pub struct Served {
     pub columns: Vec<Value>,
     /// The `Warning` of a deprecated version.
     pub deprecation: Option<String>,
+    /// The CRD's `Terminating` condition is true: its instances are being deleted and creates
+    /// are refused ([`refuse_create_while_terminating`]).
+    pub terminating: bool,
 }
 
 /// One schema of a served CRD version, for OpenAPI.
@@ -762,6 +768,49 @@ fn condition(t: &str, status: bool, reason: &str, message: &str, old: &Value, no
     json!({"type": t, "status": st, "lastTransitionTime": ltt, "reason": reason, "message": message})
 }
 
+/// Puts `cond` into `status.conditions` in place of the condition of its type (appended when
+/// there is none). `cond` carries its `lastTransitionTime` (see [`condition`]).
+pub(crate) fn set_condition(status: &mut Value, cond: Value) {
+    if !status.is_object() {
+        *status = json!({});
+    }
+    if !status.get("conditions").is_some_and(Value::is_array) {
+        status["conditions"] = json!([]);
+    }
+    let Some(cs) = status["conditions"].as_array_mut() else {
+        return;
+    };
+    match cs.iter_mut().find(|c| c.get("type") == cond.get("type")) {
+        Some(c) => *c = cond,
+        None => cs.push(cond),
+    }
+}
+
+/// `SetCRDCondition` (apiextensions `helpers.go`) on a whole CRD: the condition of type `t`
+/// becomes `status`/`reason`/`message`; its `lastTransitionTime` changes only with its status.
+pub(crate) fn set_crd_condition(
+    crd: &mut Value,
+    t: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+) {
+    let cond = condition(t, status, reason, message, crd, &crate::objects::now());
+    set_condition(&mut crd["status"], cond);
+}
+
+/// The CRD's condition `t` is `True` (`IsCRDConditionTrue`).
+pub(crate) fn condition_true(crd: &Value, t: &str) -> bool {
+    crd.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some(t)
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
+}
+
 /// The statuses of all CRDs (NamingConditionController, EstablishingController): CRDs are
 /// considered in creation order, and a name another CRD of the group accepted first conflicts.
 fn statuses(crds: &[Value]) -> Vec<Value> {
@@ -858,7 +907,10 @@ fn statuses(crds: &[Value]) -> Vec<Value> {
                 )
             }
         };
-        status["conditions"] = json!([names_cond, est_cond]);
+        // the naming and establishing controllers set only their own conditions (the
+        // finalizer's `Terminating` stays)
+        set_condition(&mut status, names_cond);
+        set_condition(&mut status, est_cond);
         let mut stored = strs(status.get("storedVersions"));
         for v in crd
             .pointer("/spec/versions")
@@ -879,15 +931,8 @@ fn statuses(crds: &[Value]) -> Vec<Value> {
     out
 }
 
-fn established(crd: &Value) -> bool {
-    crd.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some("Established")
-                    && c.get("status").and_then(Value::as_str) == Some("True")
-            })
-        })
+pub(crate) fn established(crd: &Value) -> bool {
+    condition_true(crd, "Established")
 }
 
 fn build(crds: &[Value]) -> Inner {
@@ -899,6 +944,7 @@ fn build(crds: &[Value]) -> Inner {
             .cloned()
             .unwrap_or(json!({}));
         let namespaced = s(crd, "/spec/scope") == "Namespaced";
+        let terminating = condition_true(crd, "Terminating");
         let versions = crd
             .pointer("/spec/versions")
             .and_then(Value::as_array)
@@ -978,6 +1024,7 @@ fn build(crds: &[Value]) -> Inner {
                     scale,
                     columns,
                     deprecation,
+                    terminating,
                 }),
             );
             served_versions.push(version.to_string());
@@ -1022,10 +1069,18 @@ fn default_deprecation_warning(
 /// Reloads the served custom resources from the stored CRDs, writing the CRDs' status where
 /// it changed (names accepted, established, stored versions).
 pub async fn sync(objects: &Objects) -> ApiResult<()> {
+    sync_without(objects, None).await
+}
+
+/// As [`sync`], serving nothing of the CRD named `skip` (about to be removed from storage).
+pub(crate) async fn sync_without(objects: &Objects, skip: Option<&str>) -> ApiResult<()> {
     let reg = objects.crds();
     let _guard = reg.sync.lock().await;
     let r = crd_resource();
     let (mut crds, _, _) = objects.list(r, None, &ListOptions::default()).await?;
+    if let Some(name) = skip {
+        crds.retain(|c| s(c, "/metadata/name") != name);
+    }
     let wanted = statuses(&crds);
     for (crd, st) in crds.iter_mut().zip(wanted) {
         if crd.get("status") == Some(&st) {
@@ -1083,6 +1138,9 @@ pub async fn watch_crds(objects: Objects, stop: impl std::future::Future<Output 
         if !sync_until_done(&objects, &mut stop).await {
             return;
         }
+        // CRDs being deleted: their instances are deleted, and the CRD goes once none is
+        // left; while some are held by finalizers, look again every FINALIZE_POLL
+        let mut pending = crate::crd_finalizer::run(&objects).await;
         loop {
             tokio::select! {
                 _ = &mut stop => return,
@@ -1091,8 +1149,12 @@ pub async fn watch_crds(objects: Objects, stop: impl std::future::Future<Output 
                         if !sync_until_done(&objects, &mut stop).await {
                             return;
                         }
+                        pending = crate::crd_finalizer::run(&objects).await;
                     }
                     _ => break,
+                },
+                _ = tokio::time::sleep(crate::crd_finalizer::FINALIZE_POLL), if pending => {
+                    pending = crate::crd_finalizer::run(&objects).await;
                 }
             }
         }
@@ -1127,8 +1189,13 @@ async fn sync_until_done(
     }
 }
 
-/// Deleting a CRD deletes its custom resources first (the `customresourcecleanup` finalizer's
-/// work, done before the CRD goes).
+/// Removes whatever custom resources of `crd` are still stored when the CRD itself is removed
+/// from storage. Deleting a CRD goes through its `customresourcecleanup` finalizer
+/// ([`crate::crd_finalizer`]), which deletes every instance through the normal delete path
+/// (honouring their finalizers) and lets the CRD go only once none is left, so normally nothing
+/// is left here. Something is only when the finalizer was removed by hand while instances were
+/// still held: those are removed with the CRD rather than left in storage to reappear when a
+/// CRD of the same name is created again.
 pub async fn delete_instances(objects: &Objects, crd: &Value) -> ApiResult<()> {
     let group = s(crd, "/spec/group");
     let plural = s(crd, "/status/acceptedNames/plural");
@@ -1163,6 +1230,43 @@ pub async fn delete_instances(objects: &Objects, crd: &Value) -> ApiResult<()> {
             return Ok(());
         }
     }
+}
+
+/// The first DELETE of a CRD (apiextensions `pkg/registry/customresourcedefinition/etcd.go`
+/// `REST.Delete`): the CRD gets the [`crate::crd_finalizer::CLEANUP_FINALIZER`] finalizer and
+/// the `Terminating` condition (`InstanceDeletionPending`); the delete path then sets its
+/// `deletionTimestamp` and stores it, and the finalizer deletes its instances. A CRD already
+/// being deleted is left as it is.
+pub fn begin_deletion(crd: &mut Value, finalizers: &mut Vec<Value>) {
+    if crd.pointer("/metadata/deletionTimestamp").is_some() {
+        return;
+    }
+    let f = json!(crate::crd_finalizer::CLEANUP_FINALIZER);
+    if !finalizers.contains(&f) {
+        finalizers.push(f);
+    }
+    set_crd_condition(
+        crd,
+        "Terminating",
+        true,
+        "InstanceDeletionPending",
+        "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+    );
+}
+
+/// A create of a custom resource whose CRD is terminating is refused, as
+/// `customresource_handler.go` `ServeHTTP` refuses the `create` verb
+/// (`NewMethodNotSupported`, 405, with its own message).
+pub fn refuse_create_while_terminating(sv: &Served) -> ApiResult<()> {
+    if !sv.terminating {
+        return Ok(());
+    }
+    Err(ApiError {
+        code: 405,
+        reason: "MethodNotAllowed",
+        message: "create not allowed while custom resource definition is terminating".into(),
+        details: Some(json!({"group": sv.r.group, "kind": sv.r.plural})),
+    })
 }
 
 /// What the request body of a custom resource becomes before validation

@@ -38,6 +38,7 @@ pub mod auth;
 pub mod authapi;
 pub mod controllers;
 pub mod crd;
+pub mod crd_finalizer;
 pub mod crd_schema;
 pub mod errors;
 pub use kubepull_datastore::etcd_store;

@@ -869,6 +869,9 @@ impl Objects {
             ));
         }
         let cr = self.crds.served(r);
+        if let Some(sv) = &cr {
+            crate::crd::refuse_create_while_terminating(sv)?;
+        }
         // a Pod is admitted as its typed object: the body is decoded once (with the Pod
         // defaults), the metadata, ServiceAccount admission and status are set on the Pod, and
         // it is encoded once for the mutating webhooks, validation and storage
@@ -1613,6 +1616,9 @@ impl Objects {
                     finalizers.push(json!("orphan"))
                 }
                 _ => {}
+            }
+            if crate::crd::is_crd(r) {
+                crate::crd::begin_deletion(&mut obj, &mut finalizers);
             }
             let graceful_pod = r.kind == "Pod"
                 && obj

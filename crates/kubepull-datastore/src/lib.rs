@@ -31,6 +31,7 @@ pub mod etcd_store;
 pub mod hub;
 pub mod memory;
 pub mod redb_store;
+pub mod snapshots;
 
 use std::fmt;
 use std::path::Path;
@@ -184,8 +185,10 @@ pub trait Datastore: Send + Sync + 'static {
     /// Keys starting with `prefix`, in ascending key order, strictly after `start_after` when given,
     /// at most `limit` (0 means no limit). When `at_revision` is given, the list is read as of that
     /// revision (for consistent pagination); a revision older than the store keeps is
-    /// [`Error::Compacted`]. Backends that cannot read the past may read the present when
-    /// `at_revision` is the current revision and must fail with `Compacted` otherwise.
+    /// [`Error::Compacted`]. etcd keeps every revision until compaction; the embedded and
+    /// in-process stores keep the snapshot each list was read from for a while
+    /// ([`snapshots`]), so a list at the revision of an earlier list reads what that list read,
+    /// and any other past revision is `Compacted`.
     async fn list(
         &self,
         prefix: &str,
@@ -246,7 +249,9 @@ pub async fn open(cfg: &StoreConfig, data_dir: &Path) -> Result<Arc<dyn Datastor
         StoreConfig::Embedded => {
             Arc::new(redb_store::RedbStore::open(&data_dir.join("state.redb"))?)
         }
-        StoreConfig::Memory => Arc::new(memory::MemoryStore::new()),
+        StoreConfig::Memory => Arc::new(memory::MemoryStore::with_snapshot_limits(
+            snapshots::SnapshotLimits::default(),
+        )),
         StoreConfig::Etcd(o) => Arc::new(etcd_store::EtcdStore::connect_with(o).await?),
     })
 }

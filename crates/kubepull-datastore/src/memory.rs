@@ -3,41 +3,72 @@
 //!
 //! Used by unit tests of the layers above, and as the reference implementation that the shared
 //! conformance suite (`tests/conformance.rs`) also runs the real backends against.
+//!
+//! Paginated lists: a store made with [`MemoryStore::with_snapshot_limits`] (what
+//! `--datastore memory` opens, with [`SnapshotLimits::default`]) reads the pages of one list as
+//! one state, as the embedded store does: the map is shared copy-on-write, every list keeps the
+//! map it read under its revision ([`crate::snapshots`]), and a list `at_revision` reads that map
+//! (the first write after a list copies the map). [`MemoryStore::new`] keeps no snapshots: a
+//! list at a past revision is `Compacted`, the store "that cannot read the past" the API
+//! server's fallback (one whole read) is tested against.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 
 use crate::hub::Hub;
+use crate::snapshots::{SnapshotLimits, Snapshots};
 use crate::{Datastore, Error, Event, KeyValue, ListResult, Result, Revision, Watch};
 
 pub use crate::hub::{HISTORY_EVENTS, WATCH_BUFFER};
+pub use crate::snapshots::{MAX_SNAPSHOTS, SNAPSHOT_TTL};
+
+type Map = BTreeMap<String, KeyValue>;
 
 struct Inner {
-    data: BTreeMap<String, KeyValue>,
+    /// Shared with the kept list snapshots; writes copy it when it is shared.
+    data: Arc<Map>,
     hub: Hub,
-}
-
-impl Default for Inner {
-    fn default() -> Self {
-        Inner {
-            data: BTreeMap::new(),
-            hub: Hub::new(0),
-        }
-    }
+    snapshots: Snapshots<Arc<Map>>,
 }
 
 /// The in-process store.
-#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::with_snapshot_limits(SnapshotLimits {
+            ttl: std::time::Duration::ZERO,
+            max: 1,
+        })
+    }
+}
+
 impl MemoryStore {
-    /// An empty store at revision 0.
+    /// An empty store at revision 0 that keeps no list snapshots (a list at a revision other
+    /// than the current one is [`Error::Compacted`]).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store keeping list snapshots as `limits` says.
+    pub fn with_snapshot_limits(limits: SnapshotLimits) -> Self {
+        MemoryStore {
+            inner: Mutex::new(Inner {
+                data: Arc::new(Map::new()),
+                hub: Hub::new(0),
+                snapshots: Snapshots::new(limits),
+            }),
+        }
+    }
+
+    /// How many list snapshots are kept now (each at its own revision).
+    pub fn kept_snapshots(&self) -> usize {
+        self.lock().snapshots.len(Instant::now())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -64,19 +95,31 @@ impl Datastore for MemoryStore {
         limit: usize,
         at_revision: Option<Revision>,
     ) -> Result<ListResult> {
-        let inner = self.lock();
-        let revision = inner.hub.revision();
-        if let Some(r) = at_revision {
-            if r != revision {
-                return Err(Error::Compacted {
-                    requested: r,
-                    oldest: revision,
-                });
+        let data = {
+            let mut inner = self.lock();
+            let now = Instant::now();
+            let revision = inner.hub.revision();
+            match at_revision.and_then(|r| inner.snapshots.get(r, now).map(|d| (d, r))) {
+                Some(kept) => kept,
+                None => {
+                    if let Some(r) = at_revision {
+                        if r != revision {
+                            return Err(Error::Compacted {
+                                requested: r,
+                                oldest: revision,
+                            });
+                        }
+                    }
+                    let data = inner.data.clone();
+                    inner.snapshots.keep(revision, data.clone(), now);
+                    (data, revision)
+                }
             }
-        }
+        };
+        let (data, revision) = data;
         let mut items = Vec::new();
         let mut more = false;
-        let range = inner.data.range(prefix.to_string()..);
+        let range = data.range(prefix.to_string()..);
         for (k, kv) in range {
             if !k.starts_with(prefix) {
                 break;
@@ -111,7 +154,7 @@ impl Datastore for MemoryStore {
             create_revision: revision,
             mod_revision: revision,
         };
-        inner.data.insert(key.to_string(), kv.clone());
+        Arc::make_mut(&mut inner.data).insert(key.to_string(), kv.clone());
         inner.hub.publish(Event::Put { kv, prev: None });
         Ok(revision)
     }
@@ -140,7 +183,7 @@ impl Datastore for MemoryStore {
             create_revision: prev.create_revision,
             mod_revision: revision,
         };
-        inner.data.insert(key.to_string(), kv.clone());
+        Arc::make_mut(&mut inner.data).insert(key.to_string(), kv.clone());
         inner.hub.publish(Event::Put {
             kv,
             prev: Some(prev),
@@ -168,9 +211,11 @@ impl Datastore for MemoryStore {
                 }
             }
         }
-        let prev = inner.data.remove(key).ok_or_else(|| Error::NotFound {
-            key: key.to_string(),
-        })?;
+        let prev = Arc::make_mut(&mut inner.data)
+            .remove(key)
+            .ok_or_else(|| Error::NotFound {
+                key: key.to_string(),
+            })?;
         let revision = inner.hub.revision() + 1;
         inner.hub.publish(Event::Delete {
             prev: prev.clone(),

@@ -11,11 +11,18 @@
 //! revision is stored with the data. Watches are served by the shared [`Hub`], in memory (the last
 //! [`HISTORY_EVENTS`] changes): after a restart a watch from an older revision gets `Compacted`
 //! (HTTP 410) and the client lists again, as after an etcd compaction.
+//!
+//! Lists are read from redb read transactions (snapshots). Every list keeps its snapshot under
+//! its revision for a while ([`crate::snapshots`]: [`SNAPSHOT_TTL`], at most [`MAX_SNAPSHOTS`]),
+//! and a list `at_revision` reads that snapshot, so the pages of a paginated list are one state
+//! whatever is written between them, as on etcd.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::hub::Hub;
+use crate::snapshots::{SnapshotLimits, Snapshots};
 use crate::{Datastore, Error, Event, KeyValue, ListResult, Result, Revision, Watch};
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition};
@@ -24,6 +31,10 @@ const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 pub use crate::hub::{HISTORY_EVENTS, WATCH_BUFFER};
+pub use crate::snapshots::{MAX_SNAPSHOTS, SNAPSHOT_TTL};
+
+/// The read snapshots kept for paginated lists, by revision.
+type ListSnapshots = Mutex<Snapshots<Arc<redb::ReadTransaction>>>;
 
 fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend {
@@ -74,6 +85,7 @@ type Job = Box<dyn FnOnce(&redb::WriteTransaction, u64) -> Staged + Send>;
 pub struct RedbStore {
     db: Arc<redb::Database>,
     hub: Arc<Mutex<Hub>>,
+    snapshots: Arc<ListSnapshots>,
     jobs: Option<std::sync::mpsc::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
 }
@@ -85,6 +97,11 @@ impl Drop for RedbStore {
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
+        // kept list snapshots are read transactions on the file: let them go
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         // reads run on blocking threads with their own handle on the database; one whose caller
         // went away (an aborted request) still finishes its read. The file (and its lock) closes
         // with the last handle, so wait for those reads, briefly, for a reopen to succeed.
@@ -92,6 +109,11 @@ impl Drop for RedbStore {
         while Arc::strong_count(&self.db) > 1 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        // a list that was running may have kept its snapshot meanwhile
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 
@@ -190,8 +212,14 @@ fn commit_batch(db: &redb::Database, hub: &Mutex<Hub>, batch: Vec<Job>) {
 }
 
 impl RedbStore {
-    /// Opens (creating) the database file.
+    /// Opens (creating) the database file, keeping list snapshots as [`SnapshotLimits::default`]
+    /// says.
     pub fn open(path: &Path) -> Result<RedbStore> {
+        RedbStore::open_with(path, SnapshotLimits::default())
+    }
+
+    /// As [`RedbStore::open`], keeping list snapshots as `limits` says.
+    pub fn open_with(path: &Path, limits: SnapshotLimits) -> Result<RedbStore> {
         let db = redb::Database::create(path)
             .map_err(|e| backend(format!("{}: {e}", path.display())))?;
         let tx = db.begin_write().map_err(backend)?;
@@ -218,9 +246,18 @@ impl RedbStore {
         Ok(RedbStore {
             db,
             hub,
+            snapshots: Arc::new(Mutex::new(Snapshots::new(limits))),
             jobs: Some(jobs),
             writer: Some(writer),
         })
+    }
+
+    /// How many list snapshots are kept now (each at its own revision).
+    pub fn kept_snapshots(&self) -> usize {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len(Instant::now())
     }
 
     async fn write<T: Send + 'static>(
@@ -298,22 +335,35 @@ impl Datastore for RedbStore {
     ) -> Result<ListResult> {
         let db = self.db.clone();
         let hub = self.hub.clone();
+        let snapshots = self.snapshots.clone();
         let prefix = prefix.to_string();
         let start_after = start_after.map(str::to_string);
         tokio::task::spawn_blocking(move || {
-            // a read transaction and the revision it saw, taken together
-            let (rtx, revision) = {
-                let h = hub.lock().unwrap_or_else(|p| p.into_inner());
-                (db.begin_read().map_err(backend)?, h.revision())
-            };
-            if let Some(r) = at_revision {
-                if r != revision {
-                    return Err(Error::Compacted {
-                        requested: r,
-                        oldest: revision,
-                    });
+            let now = Instant::now();
+            let lock = || snapshots.lock().unwrap_or_else(|p| p.into_inner());
+            // a later page of a list: the snapshot its first page was read from
+            let kept = at_revision.and_then(|r| lock().get(r, now).map(|t| (t, r)));
+            let (rtx, revision) = match kept {
+                Some(k) => k,
+                None => {
+                    // a read transaction and the revision it saw, taken together
+                    let (rtx, revision) = {
+                        let h = hub.lock().unwrap_or_else(|p| p.into_inner());
+                        (Arc::new(db.begin_read().map_err(backend)?), h.revision())
+                    };
+                    if let Some(r) = at_revision {
+                        if r != revision {
+                            // not kept (expired, evicted, or from before a restart)
+                            return Err(Error::Compacted {
+                                requested: r,
+                                oldest: revision,
+                            });
+                        }
+                    }
+                    lock().keep(revision, rtx.clone(), now);
+                    (rtx, revision)
                 }
-            }
+            };
             let t = rtx.open_table(KV).map_err(backend)?;
             let from = start_after.clone().unwrap_or_else(|| prefix.clone());
             let mut items = vec![];
