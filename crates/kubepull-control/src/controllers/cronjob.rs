@@ -14,12 +14,12 @@ use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::get_typed;
-use super::informer::{Cached, Notice};
+use super::expectations::OwnWrites;
+use super::informer::{index, Cached, Informers, Notice, Typed};
 use super::kinds::{self, new_controller_ref, reference};
 use super::queue::{self, Action, Plan};
 use crate::errors::{ApiError, Cause};
-use crate::objects::{ListOptions, Objects};
+use crate::objects::Objects;
 use crate::resources::{self, Resource};
 
 /// `nextScheduleDelta`.
@@ -567,9 +567,57 @@ fn complete_active(cj: &mut CronJob, jobs: &[Job]) -> bool {
     changed
 }
 
-/// The CronJob controller over the work queue.
-#[derive(Debug, Default)]
-pub struct CronJobController;
+/// The CronJob controller over the work queue: CronJobs and their Jobs from the shared
+/// informers (cronjob_controllerv2.go `sync` reads the CronJob from the cronJobLister and
+/// `getJobsToBeReconciled` the Jobs it controls from the jobLister; here through the index by
+/// controller UID).
+pub struct CronJobController {
+    cronjobs: Typed<CronJob>,
+    jobs: Typed<Job>,
+    written: OwnWrites,
+}
+
+impl std::fmt::Debug for CronJobController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CronJobController").finish_non_exhaustive()
+    }
+}
+
+impl CronJobController {
+    /// A controller reading `informers`.
+    pub fn new(informers: &Informers) -> CronJobController {
+        CronJobController {
+            cronjobs: informers.of::<CronJob>(),
+            jobs: informers.of::<Job>(),
+            written: OwnWrites::default(),
+        }
+    }
+
+    /// The Jobs the CronJob controls, and those its active list names without a UID (written
+    /// before the Job existed).
+    fn jobs_of(&self, cj: &CronJob) -> Vec<Job> {
+        let ns = kinds::namespace(&cj.metadata);
+        let mut jobs: Vec<Job> = self
+            .jobs
+            .by_index(index::CONTROLLER, kinds::uid(&cj.metadata))
+            .iter()
+            .map(|j| (**j).clone())
+            .collect();
+        let unnamed = cj
+            .status
+            .iter()
+            .flat_map(|s| s.active.iter().flatten())
+            .filter(|a| ref_uid(a).is_empty());
+        for a in unnamed {
+            if let Some(j) = self.jobs.get_named(ns, ref_name(a)) {
+                if !jobs.iter().any(|x| x.metadata.uid == j.metadata.uid) {
+                    jobs.push((*j).clone());
+                }
+            }
+        }
+        jobs
+    }
+}
 
 #[async_trait::async_trait]
 impl queue::Controller for CronJobController {
@@ -578,13 +626,20 @@ impl queue::Controller for CronJobController {
     }
 
     fn prefixes(&self) -> Vec<String> {
-        vec![cronjobs_r().key_prefix(), jobs_r().key_prefix()]
+        vec![
+            self.cronjobs.prefix().to_string(),
+            self.jobs.prefix().to_string(),
+        ]
     }
 
     fn keys_for(&mut self, change: &Notice) -> Vec<String> {
         let m = change.obj.meta();
-        if change.key.starts_with(&cronjobs_r().key_prefix()) {
-            return vec![kinds::key_of(m)];
+        if change.obj::<CronJob>().is_some() {
+            let k = kinds::key_of(m);
+            if change.deleted {
+                self.written.forget(&k);
+            }
+            return vec![k];
         }
         let ns = kinds::namespace(m);
         let mut out: Vec<String> = [Some(m), change.old.as_ref().map(Cached::meta)]
@@ -596,22 +651,29 @@ impl queue::Controller for CronJobController {
         out
     }
 
-    async fn all_keys(&mut self, objects: &Objects) -> Result<Vec<String>, ApiError> {
-        let (items, _, _) = objects
-            .list(cronjobs_r(), None, &ListOptions::default())
-            .await?;
-        Ok(items.iter().map(queue::key_of).collect())
+    async fn all_keys(&mut self, _objects: &Objects) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .cronjobs
+            .list()
+            .iter()
+            .map(|c| kinds::key_of(&c.metadata))
+            .collect())
     }
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = queue::split_key(key);
-        let Some(mut cj) = get_typed::<CronJob>(objects, ns, name).await? else {
+        let Some(cached) = self.cronjobs.get_named(ns, name) else {
+            self.written.forget(key);
             return Ok(None);
         };
-        let (jobs, _, _) = objects
-            .list(jobs_r(), Some(ns), &ListOptions::default())
-            .await?;
-        let jobs = kinds::decode_listed::<Job>(jobs);
+        let read_at = kinds::resource_version(&cached.metadata).to_string();
+        if self.written.stale(key, &read_at) {
+            // the cache does not show the status this controller wrote; its notice syncs again
+            return Ok(None);
+        }
+        let mut cj = (*cached).clone();
+        let jobs = self.jobs_of(&cj);
+        let mut wrote = false;
         if complete_active(&mut cj, &jobs) {
             let v = queue::Object::from(cj)
                 .to_value()
@@ -619,13 +681,23 @@ impl queue::Controller for CronJobController {
             let written = objects
                 .update(cronjobs_r(), ns, name, v, Some("status"), false)
                 .await?;
+            wrote = true;
+            self.written.wrote(key, &read_at);
             cj = serde_json::from_value(written).map_err(|e| {
                 ApiError::internal(format!("CronJob {ns}/{name} does not decode: {e}"))
             })?;
         }
         // a Job just created and named after lastScheduleTime is not "unexpected"
         let plan = plan(&cj, &jobs, Timestamp::now());
-        queue::apply(objects, self.name(), plan.actions).await?;
+        // one write at a time, as `queue::apply` does, to know whether the CronJob was written
+        for a in plan.actions {
+            let own = matches!(&a, Action::Update { r, .. } if r.plural == "cronjobs");
+            queue::apply(objects, self.name(), vec![a]).await?;
+            if own && !wrote {
+                wrote = true;
+                self.written.wrote(key, &read_at);
+            }
+        }
         Ok(plan.requeue_after)
     }
 }
