@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::expectations::OwnWrites;
+use super::get_typed;
 use super::informer::{index, Cached, Informers, Notice, Typed};
 use super::kinds::{self, new_controller_ref, reference};
 use super::queue::{self, Action, Plan};
@@ -593,9 +594,11 @@ impl CronJobController {
         }
     }
 
-    /// The Jobs the CronJob controls, and those its active list names without a UID (written
-    /// before the Job existed).
-    fn jobs_of(&self, cj: &CronJob) -> Vec<Job> {
+    /// The Jobs the CronJob controls (from the cache), and those its active list names that
+    /// the cache does not show: by name from the cache (an entry written before its Job had a
+    /// UID), else read from the API (`syncCronJob`: "Explicitly try to get the job from
+    /// api-server to avoid a slow watch not able to update the job lister on time").
+    async fn jobs_of(&self, objects: &Objects, cj: &CronJob) -> Result<Vec<Job>, ApiError> {
         let ns = kinds::namespace(&cj.metadata);
         let mut jobs: Vec<Job> = self
             .jobs
@@ -603,19 +606,33 @@ impl CronJobController {
             .iter()
             .map(|j| (**j).clone())
             .collect();
-        let unnamed = cj
-            .status
-            .iter()
-            .flat_map(|s| s.active.iter().flatten())
-            .filter(|a| ref_uid(a).is_empty());
-        for a in unnamed {
-            if let Some(j) = self.jobs.get_named(ns, ref_name(a)) {
+        let active = cj.status.iter().flat_map(|s| s.active.iter().flatten());
+        for a in active {
+            let shown = |jobs: &[Job]| {
+                jobs.iter().any(|j| {
+                    if ref_uid(a).is_empty() {
+                        kinds::name(&j.metadata) == ref_name(a)
+                    } else {
+                        kinds::uid(&j.metadata) == ref_uid(a)
+                    }
+                })
+            };
+            if shown(&jobs) {
+                continue;
+            }
+            let found = match self.jobs.get_named(ns, ref_name(a)) {
+                Some(j) if ref_uid(a).is_empty() || kinds::uid(&j.metadata) == ref_uid(a) => {
+                    Some((*j).clone())
+                }
+                _ => get_typed::<Job>(objects, ns, ref_name(a)).await?,
+            };
+            if let Some(j) = found {
                 if !jobs.iter().any(|x| x.metadata.uid == j.metadata.uid) {
-                    jobs.push((*j).clone());
+                    jobs.push(j);
                 }
             }
         }
-        jobs
+        Ok(jobs)
     }
 }
 
@@ -672,7 +689,7 @@ impl queue::Controller for CronJobController {
             return Ok(None);
         }
         let mut cj = (*cached).clone();
-        let jobs = self.jobs_of(&cj);
+        let jobs = self.jobs_of(objects, &cj).await?;
         let mut wrote = false;
         if complete_active(&mut cj, &jobs) {
             let v = queue::Object::from(cj)
@@ -761,6 +778,109 @@ mod tests {
             Action::Update { obj, .. } => obj.to_value().unwrap().get("status").cloned(),
             _ => None,
         })
+    }
+
+    /// A sync reads the CronJob and its Jobs from the caches (nothing listed from storage);
+    /// once it wrote the status, the cached copy it replaced is not synced from.
+    #[tokio::test]
+    async fn syncs_from_the_cache_and_not_from_a_copy_older_than_its_write() {
+        use crate::controllers::informer::test_support::Env;
+        use crate::controllers::queue::Controller as _;
+        use kubepull_datastore::Datastore as _;
+        let env = Env::new().await;
+        let mut c = CronJobController::new(&env.informers);
+        let key = cronjobs_r().key("default", "tick");
+        // a CronJob that scheduled "tick-old", which has completed since, and "tick-run",
+        // still running
+        let mut stored = cj(json!({}));
+        stored["metadata"]["creationTimestamp"] = json!(Timestamp::now().to_string());
+        let active = |n: &str| {
+            json!({"kind": "Job", "name": n, "namespace": "default",
+            "uid": format!("u-{n}"), "apiVersion": "batch/v1"})
+        };
+        stored["status"] = json!({"active": [active("tick-old"), active("tick-run")]});
+        env.put::<CronJob>(stored).await;
+        for (n, cond) in [("tick-old", Some("Complete")), ("tick-run", None)] {
+            let mut j = job(n, cond, "2026-01-01T00:05:00Z");
+            j["apiVersion"] = json!("batch/v1");
+            j["kind"] = json!("Job");
+            env.put::<Job>(j).await;
+        }
+        // an unrelated Job in the namespace is not read as the CronJob's
+        let mut other = job("other", None, "2026-01-01T00:05:00Z");
+        other["metadata"]["ownerReferences"][0]["uid"] = json!("another-uid");
+        env.put::<Job>(other).await;
+        env.refresh::<CronJob>().await;
+        let keys: Vec<String> = env
+            .refresh::<Job>()
+            .await
+            .iter()
+            .flat_map(|n| c.keys_for(n))
+            .collect();
+        assert_eq!(keys, ["default/tick", "default/tick", "default/tick"]);
+        env.no_lists(c.sync(&env.objects, "default/tick"))
+            .await
+            .unwrap();
+        // the Jobs were read: the completed one leaves the active list, the running one stays
+        let cjs = env.stored::<CronJob>().await;
+        assert_eq!(
+            cjs[0]["status"]["active"],
+            json!([active("tick-run")]),
+            "{:?}",
+            cjs[0]
+        );
+        let rv = env.store.get(&key).await.unwrap().unwrap().mod_revision;
+        // the cache still has the copy the status replaced: no sync from it (its write would
+        // conflict, its events repeat)
+        env.no_lists(c.sync(&env.objects, "default/tick"))
+            .await
+            .unwrap();
+        let now_rv = env.store.get(&key).await.unwrap().unwrap().mod_revision;
+        assert_eq!(now_rv, rv);
+        // the cache catches up: synced again, nothing left to write
+        let keys: Vec<String> = env
+            .refresh::<CronJob>()
+            .await
+            .iter()
+            .flat_map(|n| c.keys_for(n))
+            .collect();
+        assert_eq!(keys, ["default/tick"]);
+        env.no_lists(c.sync(&env.objects, "default/tick"))
+            .await
+            .unwrap();
+        let keys = env.no_lists(c.all_keys(&env.objects)).await.unwrap();
+        assert_eq!(keys, ["default/tick"]);
+    }
+
+    /// An active Job the Job cache does not show yet is read from the API, not reported
+    /// missing and dropped from the active list (which would lose it: its schedule time is
+    /// already the last one).
+    #[tokio::test]
+    async fn an_active_job_the_cache_lags_behind_is_read_from_the_api() {
+        use crate::controllers::informer::test_support::Env;
+        use crate::controllers::queue::Controller as _;
+        let env = Env::new().await;
+        let mut c = CronJobController::new(&env.informers);
+        let mut stored = cj(json!({}));
+        stored["metadata"]["creationTimestamp"] = json!(Timestamp::now().to_string());
+        stored["status"] = json!({"active": [{"kind": "Job", "name": "tick-new",
+            "namespace": "default", "uid": "u-tick-new", "apiVersion": "batch/v1"}]});
+        env.put::<CronJob>(stored).await;
+        env.refresh::<CronJob>().await;
+        env.refresh::<Job>().await;
+        let mut j = job("tick-new", None, "2026-01-01T00:05:00Z");
+        j["apiVersion"] = json!("batch/v1");
+        j["kind"] = json!("Job");
+        env.put::<Job>(j).await;
+        env.no_lists(c.sync(&env.objects, "default/tick"))
+            .await
+            .unwrap();
+        let cjs = env.stored::<CronJob>().await;
+        assert_eq!(
+            cjs[0]["status"]["active"][0]["uid"], "u-tick-new",
+            "{:?}",
+            cjs[0]
+        );
     }
 
     #[test]

@@ -734,6 +734,98 @@ mod tests {
                 "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
     }
 
+    /// A sync reads the Service, its pods, Endpoints and slices from the caches (nothing
+    /// listed from storage); the Endpoints and slice it created, until the cache shows them,
+    /// keep a second sync from creating another slice; their arrival syncs the Service again.
+    #[tokio::test]
+    async fn syncs_from_the_cache_and_expects_its_creations() {
+        use crate::controllers::informer::test_support::Env;
+        use crate::controllers::queue::Controller as _;
+        let env = Env::new().await;
+        let mut c = EndpointsController::new(&env.informers);
+        env.objects
+            .create(
+                r("", "services"),
+                "default",
+                json!({"metadata": {"name": "web", "namespace": "default"},
+                    "spec": {"selector": {"app": "web"},
+                        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}),
+                &crate::objects::User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        for (n, ip) in [("a", "10.0.0.1"), ("b", "10.0.0.2")] {
+            env.put::<Pod>(pod(n, ip, true, json!({"app": "web"})))
+                .await;
+        }
+        env.put::<Pod>(pod("other", "10.0.0.9", true, json!({"app": "db"})))
+            .await;
+        env.refresh::<Service>().await;
+        env.refresh::<Endpoints>().await;
+        env.refresh::<EndpointSlice>().await;
+        // the pods reaching the cache sync the Service that selects them
+        let keys: Vec<String> = env
+            .refresh::<Pod>()
+            .await
+            .iter()
+            .flat_map(|n| c.keys_for(n))
+            .collect();
+        assert_eq!(keys, ["default/web", "default/web"]);
+        env.no_lists(c.sync(&env.objects, "default/web"))
+            .await
+            .unwrap();
+        let eps = env.stored::<Endpoints>().await;
+        let web: Vec<&Value> = eps
+            .iter()
+            .filter(|e| e["metadata"]["name"] == "web")
+            .collect();
+        assert_eq!(web.len(), 1);
+        // the named port is found in the cached (trimmed) pods
+        assert_eq!(web[0]["subsets"][0]["ports"][0]["port"], 8080);
+        assert_eq!(
+            web[0]["subsets"][0]["addresses"].as_array().unwrap().len(),
+            2
+        );
+        assert_eq!(env.stored::<EndpointSlice>().await.len(), 1);
+        // the caches of Endpoints and slices lag: no second slice
+        assert!(!c.expect.satisfied("default/web"));
+        env.no_lists(c.sync(&env.objects, "default/web"))
+            .await
+            .unwrap();
+        assert_eq!(env.stored::<EndpointSlice>().await.len(), 1);
+        // they catch up: the Service is synced again, and the expectations are met
+        let mut keys: Vec<String> = env
+            .refresh::<Endpoints>()
+            .await
+            .iter()
+            .chain(env.refresh::<EndpointSlice>().await.iter())
+            .flat_map(|n| c.keys_for(n))
+            .collect();
+        keys.dedup();
+        assert_eq!(keys, ["default/web"]);
+        assert!(c.expect.satisfied("default/web"));
+        // a third pod: the slice is updated, not duplicated
+        env.put::<Pod>(pod("c", "10.0.0.3", false, json!({"app": "web"})))
+            .await;
+        let keys: Vec<String> = env
+            .refresh::<Pod>()
+            .await
+            .iter()
+            .flat_map(|n| c.keys_for(n))
+            .collect();
+        assert_eq!(keys, ["default/web"]);
+        env.no_lists(c.sync(&env.objects, "default/web"))
+            .await
+            .unwrap();
+        let slices = env.stored::<EndpointSlice>().await;
+        assert_eq!(slices.len(), 1);
+        assert_eq!(slices[0]["endpoints"].as_array().unwrap().len(), 3);
+        // every Service, from the cache
+        let keys = env.no_lists(c.all_keys(&env.objects)).await.unwrap();
+        assert!(keys.contains(&"default/web".to_string()), "{keys:?}");
+    }
+
     #[test]
     fn endpoints_from_selected_pods() {
         let s = svc(

@@ -653,6 +653,91 @@ pub mod test_support {
         }
     }
 
+    /// A store with the namespaces that always exist, its object layer, and informers that
+    /// catch up only when [`Env::refresh`] says so.
+    pub struct Env {
+        /// The store.
+        pub store: Arc<CountingStore>,
+        /// The object layer over it.
+        pub objects: crate::objects::Objects,
+        /// Unstarted informers over it.
+        pub informers: Informers,
+    }
+
+    impl Env {
+        /// A bootstrapped store.
+        pub async fn new() -> Env {
+            let store = Arc::new(CountingStore::default());
+            let dyn_store: Arc<dyn Datastore> = store.clone();
+            let objects = crate::objects::Objects::new(dyn_store.clone());
+            objects.bootstrap().await.expect("bootstrap");
+            Env {
+                objects,
+                informers: Informers::unstarted(dyn_store),
+                store,
+            }
+        }
+
+        /// Brings the cache of `K` up to date; returns the changes it delivered.
+        pub async fn refresh<K: Kind>(&self) -> Vec<Notice> {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            self.informers.of::<K>().informer().subscribe(tx);
+            refresh::<K>(&self.informers, self.store.as_ref()).await;
+            let mut out = vec![];
+            while let Ok(n) = rx.try_recv() {
+                out.push(n);
+            }
+            out
+        }
+
+        /// Stores `obj` of `K` as is (no admission), at its namespace and name.
+        pub async fn put<K: Kind>(&self, obj: serde_json::Value) {
+            let m = &obj["metadata"];
+            let key = super::super::kinds::resource_of::<K>().key(
+                m["namespace"].as_str().unwrap_or(""),
+                m["name"].as_str().unwrap_or(""),
+            );
+            self.store
+                .create(&key, serde_json::to_vec(&obj).expect("json"))
+                .await
+                .expect("stored");
+        }
+
+        /// The stored objects of `K`.
+        pub async fn stored<K: Kind>(&self) -> Vec<serde_json::Value> {
+            let prefix = super::super::kinds::resource_of::<K>().key_prefix();
+            let l = self
+                .store
+                .inner
+                .list(&prefix, None, 0, None)
+                .await
+                .expect("listing the store");
+            l.items
+                .iter()
+                .map(|kv| serde_json::from_slice(&kv.value).expect("json"))
+                .collect()
+        }
+
+        /// Runs `sync` and checks that it listed nothing from storage.
+        pub async fn no_lists<T>(&self, sync: impl std::future::Future<Output = T>) -> T {
+            let lists = self.lists.load(Ordering::SeqCst);
+            let out = sync.await;
+            assert_eq!(
+                self.lists.load(Ordering::SeqCst),
+                lists,
+                "a sync lists nothing from storage"
+            );
+            out
+        }
+    }
+
+    impl std::ops::Deref for Env {
+        type Target = CountingStore;
+        fn deref(&self) -> &CountingStore {
+            &self.store
+        }
+    }
+
     /// Brings the cache of `K` up to date with `store` (a relist: what changed is delivered
     /// to the subscribers).
     pub async fn refresh<K: Kind>(informers: &Informers, store: &dyn Datastore) {
