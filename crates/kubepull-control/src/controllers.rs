@@ -15,6 +15,7 @@ pub mod cron;
 pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
+pub mod expectations;
 pub mod garbagecollector;
 pub mod informer;
 pub mod job;
@@ -269,12 +270,22 @@ pub async fn run_with(
                 nodelifecycle::NodeLifecycle::new(inf),
                 never()
             ),
-            queue::run(o.clone(), inf.clone(), job::JobController, never()),
-            queue::run(o.clone(), inf.clone(), cronjob::CronJobController, never()),
             queue::run(
                 o.clone(),
                 inf.clone(),
-                endpoints::EndpointsController::default(),
+                job::JobController::new(inf),
+                never()
+            ),
+            queue::run(
+                o.clone(),
+                inf.clone(),
+                cronjob::CronJobController::new(inf),
+                never()
+            ),
+            queue::run(
+                o.clone(),
+                inf.clone(),
+                endpoints::EndpointsController::new(inf),
                 never()
             ),
             ipam,

@@ -14,12 +14,13 @@ use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use super::expectations::OwnWrites;
 use super::get_typed;
-use super::informer::{Cached, Notice};
+use super::informer::{index, Cached, Informers, Notice, Typed};
 use super::kinds::{self, new_controller_ref, reference};
 use super::queue::{self, Action, Plan};
 use crate::errors::{ApiError, Cause};
-use crate::objects::{ListOptions, Objects};
+use crate::objects::Objects;
 use crate::resources::{self, Resource};
 
 /// `nextScheduleDelta`.
@@ -567,9 +568,73 @@ fn complete_active(cj: &mut CronJob, jobs: &[Job]) -> bool {
     changed
 }
 
-/// The CronJob controller over the work queue.
-#[derive(Debug, Default)]
-pub struct CronJobController;
+/// The CronJob controller over the work queue: CronJobs and their Jobs from the shared
+/// informers (cronjob_controllerv2.go `sync` reads the CronJob from the cronJobLister and
+/// `getJobsToBeReconciled` the Jobs it controls from the jobLister; here through the index by
+/// controller UID).
+pub struct CronJobController {
+    cronjobs: Typed<CronJob>,
+    jobs: Typed<Job>,
+    written: OwnWrites,
+}
+
+impl std::fmt::Debug for CronJobController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CronJobController").finish_non_exhaustive()
+    }
+}
+
+impl CronJobController {
+    /// A controller reading `informers`.
+    pub fn new(informers: &Informers) -> CronJobController {
+        CronJobController {
+            cronjobs: informers.of::<CronJob>(),
+            jobs: informers.of::<Job>(),
+            written: OwnWrites::default(),
+        }
+    }
+
+    /// The Jobs the CronJob controls (from the cache), and those its active list names that
+    /// the cache does not show: by name from the cache (an entry written before its Job had a
+    /// UID), else read from the API (`syncCronJob`: "Explicitly try to get the job from
+    /// api-server to avoid a slow watch not able to update the job lister on time").
+    async fn jobs_of(&self, objects: &Objects, cj: &CronJob) -> Result<Vec<Job>, ApiError> {
+        let ns = kinds::namespace(&cj.metadata);
+        let mut jobs: Vec<Job> = self
+            .jobs
+            .by_index(index::CONTROLLER, kinds::uid(&cj.metadata))
+            .iter()
+            .map(|j| (**j).clone())
+            .collect();
+        let active = cj.status.iter().flat_map(|s| s.active.iter().flatten());
+        for a in active {
+            let shown = |jobs: &[Job]| {
+                jobs.iter().any(|j| {
+                    if ref_uid(a).is_empty() {
+                        kinds::name(&j.metadata) == ref_name(a)
+                    } else {
+                        kinds::uid(&j.metadata) == ref_uid(a)
+                    }
+                })
+            };
+            if shown(&jobs) {
+                continue;
+            }
+            let found = match self.jobs.get_named(ns, ref_name(a)) {
+                Some(j) if ref_uid(a).is_empty() || kinds::uid(&j.metadata) == ref_uid(a) => {
+                    Some((*j).clone())
+                }
+                _ => get_typed::<Job>(objects, ns, ref_name(a)).await?,
+            };
+            if let Some(j) = found {
+                if !jobs.iter().any(|x| x.metadata.uid == j.metadata.uid) {
+                    jobs.push(j);
+                }
+            }
+        }
+        Ok(jobs)
+    }
+}
 
 #[async_trait::async_trait]
 impl queue::Controller for CronJobController {
@@ -578,13 +643,20 @@ impl queue::Controller for CronJobController {
     }
 
     fn prefixes(&self) -> Vec<String> {
-        vec![cronjobs_r().key_prefix(), jobs_r().key_prefix()]
+        vec![
+            self.cronjobs.prefix().to_string(),
+            self.jobs.prefix().to_string(),
+        ]
     }
 
     fn keys_for(&mut self, change: &Notice) -> Vec<String> {
         let m = change.obj.meta();
-        if change.key.starts_with(&cronjobs_r().key_prefix()) {
-            return vec![kinds::key_of(m)];
+        if change.obj::<CronJob>().is_some() {
+            let k = kinds::key_of(m);
+            if change.deleted {
+                self.written.forget(&k);
+            }
+            return vec![k];
         }
         let ns = kinds::namespace(m);
         let mut out: Vec<String> = [Some(m), change.old.as_ref().map(Cached::meta)]
@@ -596,22 +668,29 @@ impl queue::Controller for CronJobController {
         out
     }
 
-    async fn all_keys(&mut self, objects: &Objects) -> Result<Vec<String>, ApiError> {
-        let (items, _, _) = objects
-            .list(cronjobs_r(), None, &ListOptions::default())
-            .await?;
-        Ok(items.iter().map(queue::key_of).collect())
+    async fn all_keys(&mut self, _objects: &Objects) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .cronjobs
+            .list()
+            .iter()
+            .map(|c| kinds::key_of(&c.metadata))
+            .collect())
     }
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = queue::split_key(key);
-        let Some(mut cj) = get_typed::<CronJob>(objects, ns, name).await? else {
+        let Some(cached) = self.cronjobs.get_named(ns, name) else {
+            self.written.forget(key);
             return Ok(None);
         };
-        let (jobs, _, _) = objects
-            .list(jobs_r(), Some(ns), &ListOptions::default())
-            .await?;
-        let jobs = kinds::decode_listed::<Job>(jobs);
+        let read_at = kinds::resource_version(&cached.metadata).to_string();
+        if self.written.stale(key, &read_at) {
+            // the cache does not show the status this controller wrote; its notice syncs again
+            return Ok(None);
+        }
+        let mut cj = (*cached).clone();
+        let jobs = self.jobs_of(objects, &cj).await?;
+        let mut wrote = false;
         if complete_active(&mut cj, &jobs) {
             let v = queue::Object::from(cj)
                 .to_value()
@@ -619,13 +698,23 @@ impl queue::Controller for CronJobController {
             let written = objects
                 .update(cronjobs_r(), ns, name, v, Some("status"), false)
                 .await?;
+            wrote = true;
+            self.written.wrote(key, &read_at);
             cj = serde_json::from_value(written).map_err(|e| {
                 ApiError::internal(format!("CronJob {ns}/{name} does not decode: {e}"))
             })?;
         }
         // a Job just created and named after lastScheduleTime is not "unexpected"
         let plan = plan(&cj, &jobs, Timestamp::now());
-        queue::apply(objects, self.name(), plan.actions).await?;
+        // one write at a time, as `queue::apply` does, to know whether the CronJob was written
+        for a in plan.actions {
+            let own = matches!(&a, Action::Update { r, .. } if r.plural == "cronjobs");
+            queue::apply(objects, self.name(), vec![a]).await?;
+            if own && !wrote {
+                wrote = true;
+                self.written.wrote(key, &read_at);
+            }
+        }
         Ok(plan.requeue_after)
     }
 }
@@ -689,6 +778,109 @@ mod tests {
             Action::Update { obj, .. } => obj.to_value().unwrap().get("status").cloned(),
             _ => None,
         })
+    }
+
+    /// A sync reads the CronJob and its Jobs from the caches (nothing listed from storage);
+    /// once it wrote the status, the cached copy it replaced is not synced from.
+    #[tokio::test]
+    async fn syncs_from_the_cache_and_not_from_a_copy_older_than_its_write() {
+        use crate::controllers::informer::test_support::Env;
+        use crate::controllers::queue::Controller as _;
+        use kubepull_datastore::Datastore as _;
+        let env = Env::new().await;
+        let mut c = CronJobController::new(&env.informers);
+        let key = cronjobs_r().key("default", "tick");
+        // a CronJob that scheduled "tick-old", which has completed since, and "tick-run",
+        // still running
+        let mut stored = cj(json!({}));
+        stored["metadata"]["creationTimestamp"] = json!(Timestamp::now().to_string());
+        let active = |n: &str| {
+            json!({"kind": "Job", "name": n, "namespace": "default",
+            "uid": format!("u-{n}"), "apiVersion": "batch/v1"})
+        };
+        stored["status"] = json!({"active": [active("tick-old"), active("tick-run")]});
+        env.put::<CronJob>(stored).await;
+        for (n, cond) in [("tick-old", Some("Complete")), ("tick-run", None)] {
+            let mut j = job(n, cond, "2026-01-01T00:05:00Z");
+            j["apiVersion"] = json!("batch/v1");
+            j["kind"] = json!("Job");
+            env.put::<Job>(j).await;
+        }
+        // an unrelated Job in the namespace is not read as the CronJob's
+        let mut other = job("other", None, "2026-01-01T00:05:00Z");
+        other["metadata"]["ownerReferences"][0]["uid"] = json!("another-uid");
+        env.put::<Job>(other).await;
+        env.refresh::<CronJob>().await;
+        let keys: Vec<String> = env
+            .refresh::<Job>()
+            .await
+            .iter()
+            .flat_map(|n| c.keys_for(n))
+            .collect();
+        assert_eq!(keys, ["default/tick", "default/tick", "default/tick"]);
+        env.no_lists(c.sync(&env.objects, "default/tick"))
+            .await
+            .unwrap();
+        // the Jobs were read: the completed one leaves the active list, the running one stays
+        let cjs = env.stored::<CronJob>().await;
+        assert_eq!(
+            cjs[0]["status"]["active"],
+            json!([active("tick-run")]),
+            "{:?}",
+            cjs[0]
+        );
+        let rv = env.store.get(&key).await.unwrap().unwrap().mod_revision;
+        // the cache still has the copy the status replaced: no sync from it (its write would
+        // conflict, its events repeat)
+        env.no_lists(c.sync(&env.objects, "default/tick"))
+            .await
+            .unwrap();
+        let now_rv = env.store.get(&key).await.unwrap().unwrap().mod_revision;
+        assert_eq!(now_rv, rv);
+        // the cache catches up: synced again, nothing left to write
+        let keys: Vec<String> = env
+            .refresh::<CronJob>()
+            .await
+            .iter()
+            .flat_map(|n| c.keys_for(n))
+            .collect();
+        assert_eq!(keys, ["default/tick"]);
+        env.no_lists(c.sync(&env.objects, "default/tick"))
+            .await
+            .unwrap();
+        let keys = env.no_lists(c.all_keys(&env.objects)).await.unwrap();
+        assert_eq!(keys, ["default/tick"]);
+    }
+
+    /// An active Job the Job cache does not show yet is read from the API, not reported
+    /// missing and dropped from the active list (which would lose it: its schedule time is
+    /// already the last one).
+    #[tokio::test]
+    async fn an_active_job_the_cache_lags_behind_is_read_from_the_api() {
+        use crate::controllers::informer::test_support::Env;
+        use crate::controllers::queue::Controller as _;
+        let env = Env::new().await;
+        let mut c = CronJobController::new(&env.informers);
+        let mut stored = cj(json!({}));
+        stored["metadata"]["creationTimestamp"] = json!(Timestamp::now().to_string());
+        stored["status"] = json!({"active": [{"kind": "Job", "name": "tick-new",
+            "namespace": "default", "uid": "u-tick-new", "apiVersion": "batch/v1"}]});
+        env.put::<CronJob>(stored).await;
+        env.refresh::<CronJob>().await;
+        env.refresh::<Job>().await;
+        let mut j = job("tick-new", None, "2026-01-01T00:05:00Z");
+        j["apiVersion"] = json!("batch/v1");
+        j["kind"] = json!("Job");
+        env.put::<Job>(j).await;
+        env.no_lists(c.sync(&env.objects, "default/tick"))
+            .await
+            .unwrap();
+        let cjs = env.stored::<CronJob>().await;
+        assert_eq!(
+            cjs[0]["status"]["active"][0]["uid"], "u-tick-new",
+            "{:?}",
+            cjs[0]
+        );
     }
 
     #[test]

@@ -10,9 +10,14 @@
 //! as `maxEndpointsPerSlice` does), labelled `kubernetes.io/service-name` and
 //! `endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io`, owned by the
 //! Service. Services without a selector are left to their owners. The work per change is the
-//! Services of the changed pod's namespace whose selector matches it.
+//! Services of the changed pod's namespace whose selector matches it; a sync reads the
+//! Service, its pods (the namespace's, through the informer's index, selected by label), its
+//! Endpoints and its slices (indexed by `kubernetes.io/service-name`) from the shared
+//! informers, as upstream reads its listers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
@@ -25,12 +30,12 @@ use k8s_openapi::api::discovery::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::get_typed;
-use super::informer::{node_name, Notice};
+use super::expectations::Expectations;
+use super::informer::{index, node_name, Informers, Notice, Typed};
 use super::kinds::{self, new_controller_ref};
 use super::queue::{self, Action, Plan};
 use crate::errors::ApiError;
-use crate::objects::{ListOptions, Objects};
+use crate::objects::Objects;
 use crate::resources::{self, Resource};
 
 /// `endpointslice.kubernetes.io/managed-by` of the slices this controller writes.
@@ -351,11 +356,11 @@ pub fn desired_slices(svc: &Service, pods: &[&Pod]) -> Vec<EndpointSlice> {
 
 /// What to write so that the stored Endpoints and slices of `svc` are the desired ones.
 /// `svc` `None`: the Service is gone (its Endpoints go; slices go with their owner).
-pub fn plan(
+pub fn plan<P: Borrow<Pod>>(
     ns: &str,
     name: &str,
     svc: Option<&Service>,
-    pods: &[Pod],
+    pods: &[P],
     current_ep: Option<&Endpoints>,
     current_slices: &[EndpointSlice],
 ) -> Plan {
@@ -397,7 +402,11 @@ pub fn plan(
             return p;
         }
     };
-    let selected: Vec<&Pod> = pods.iter().filter(|x| selector_matches(sel, x)).collect();
+    let selected: Vec<&Pod> = pods
+        .iter()
+        .map(|x| x.borrow())
+        .filter(|x| selector_matches(sel, x))
+        .collect();
     // Endpoints
     let want = desired_endpoints(svc, &selected);
     match current_ep {
@@ -486,11 +495,38 @@ pub fn plan(
     p
 }
 
-/// The Endpoints + EndpointSlice controller over the work queue. It keeps the selectors of
-/// the Services it has seen, per namespace, so a pod change maps to the Services selecting it.
-#[derive(Debug, Default)]
+/// The Endpoints + EndpointSlice controller over the work queue, reading the shared informers
+/// (endpoints_controller.go and endpointslice_controller.go `syncService`: serviceLister,
+/// podLister, endpointsLister, endpointSliceLister). The Endpoints and slices it creates are
+/// expected (`ControllerExpectations`; upstream's `endpointSliceTracker`): until the cache
+/// shows them a sync of their Service waits, so a cache that lags never makes it create a
+/// second slice; their arrival syncs the Service again.
 pub struct EndpointsController {
-    selectors: HashMap<String, HashMap<String, BTreeMap<String, String>>>,
+    services: Typed<Service>,
+    pods: Typed<Pod>,
+    endpoints: Typed<Endpoints>,
+    slices: Typed<EndpointSlice>,
+    expect: Expectations,
+}
+
+impl std::fmt::Debug for EndpointsController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointsController")
+            .finish_non_exhaustive()
+    }
+}
+
+impl EndpointsController {
+    /// A controller reading `informers`.
+    pub fn new(informers: &Informers) -> EndpointsController {
+        EndpointsController {
+            services: informers.of::<Service>(),
+            pods: informers.of::<Pod>(),
+            endpoints: informers.of::<Endpoints>(),
+            slices: informers.of::<EndpointSlice>(),
+            expect: Expectations::default(),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -500,33 +536,52 @@ impl queue::Controller for EndpointsController {
     }
 
     fn prefixes(&self) -> Vec<String> {
-        vec![r("", "services").key_prefix(), r("", "pods").key_prefix()]
+        vec![
+            self.services.prefix().to_string(),
+            self.pods.prefix().to_string(),
+            self.endpoints.prefix().to_string(),
+            self.slices.prefix().to_string(),
+        ]
     }
 
     fn keys_for(&mut self, change: &Notice) -> Vec<String> {
-        let ns = kinds::namespace(change.obj.meta()).to_string();
+        let meta = change.obj.meta();
+        let ns = kinds::namespace(meta).to_string();
         if let Some(svc) = change.obj::<Service>() {
-            let name = kinds::name(&svc.metadata).to_string();
-            let sel = svc
-                .spec
-                .as_ref()
-                .and_then(|s| s.selector.clone())
-                .unwrap_or_default();
-            let m = self.selectors.entry(ns.clone()).or_default();
+            let key = kinds::key_of(&svc.metadata);
             if change.deleted {
-                m.remove(&name);
-            } else {
-                m.insert(name.clone(), sel);
+                self.expect.forget(&key);
             }
-            return vec![format!("{ns}/{name}")];
+            return vec![key];
+        }
+        // its Endpoints or slices: one created is observed, one deleted is written again
+        // (onEndpointsDelete, onEndpointSliceDelete); updates are this controller's own
+        let owner = if change.obj::<Endpoints>().is_some() {
+            Some(kinds::key_of(meta))
+        } else if change.obj::<EndpointSlice>().is_some() {
+            meta.labels
+                .as_ref()
+                .and_then(|l| l.get(super::informer::SERVICE_NAME_LABEL))
+                .map(|s| format!("{ns}/{s}"))
+        } else {
+            None
+        };
+        if change.obj::<Endpoints>().is_some() || change.obj::<EndpointSlice>().is_some() {
+            let Some(key) = owner else { return vec![] };
+            if change.deleted {
+                self.expect.deletion_observed(&key, kinds::uid(meta));
+                return vec![key];
+            }
+            if change.old.is_none() {
+                self.expect.creation_observed(&key, kinds::uid(meta));
+                return vec![key];
+            }
+            return vec![];
         }
         let Some(pod) = change.obj::<Pod>() else {
             return vec![];
         };
         let old = change.old::<Pod>();
-        let Some(svcs) = self.selectors.get(&ns) else {
-            return vec![];
-        };
         // the pod's Services before and after the change; an unchanged pod maps to nothing
         if let Some(o) = old {
             let st = |p: &Pod| {
@@ -542,33 +597,21 @@ impl queue::Controller for EndpointsController {
                 return vec![];
             }
         }
-        svcs.iter()
-            .filter(|(_, sel)| {
-                selector_matches(sel, pod) || old.is_some_and(|o| selector_matches(sel, o))
+        self.services
+            .by_index(index::NAMESPACE, &ns)
+            .iter()
+            .filter_map(|svc| {
+                let sel = selector_of(svc)?;
+                (selector_matches(sel, pod) || old.is_some_and(|o| selector_matches(sel, o)))
+                    .then(|| kinds::key_of(&svc.metadata))
             })
-            .map(|(n, _)| format!("{ns}/{n}"))
             .collect()
     }
 
-    async fn all_keys(&mut self, objects: &Objects) -> Result<Vec<String>, ApiError> {
-        let (items, _, _) = objects
-            .list(r("", "services"), None, &ListOptions::default())
-            .await?;
-        let services = kinds::decode_listed::<Service>(items);
-        self.selectors.clear();
-        for svc in &services {
-            self.selectors
-                .entry(kinds::namespace(&svc.metadata).to_string())
-                .or_default()
-                .insert(
-                    kinds::name(&svc.metadata).to_string(),
-                    svc.spec
-                        .as_ref()
-                        .and_then(|s| s.selector.clone())
-                        .unwrap_or_default(),
-                );
-        }
-        Ok(services
+    async fn all_keys(&mut self, _objects: &Objects) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .services
+            .list()
             .iter()
             .map(|s| kinds::key_of(&s.metadata))
             .collect())
@@ -576,42 +619,29 @@ impl queue::Controller for EndpointsController {
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = queue::split_key(key);
-        let svc = get_typed::<Service>(objects, ns, name).await?;
-        let selector = svc.as_ref().and_then(selector_of);
+        if !self.expect.satisfied(key) {
+            // the cache does not show the Endpoints or slices last created; their notice
+            // syncs the Service again
+            return Ok(None);
+        }
+        let svc = self.services.get_named(ns, name);
+        let selector = svc.as_deref().and_then(selector_of);
         let has_selector = selector.is_some();
-        let pods = match selector {
+        let pods: Vec<Arc<Pod>> = match selector {
             Some(sel) => {
-                let sel = sel
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let (items, _, _) = objects
-                    .list(
-                        r("", "pods"),
-                        Some(ns),
-                        &ListOptions {
-                            label_selector: Some(sel),
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                kinds::decode_listed::<Pod>(items)
+                let mut pods = self.pods.by_index(index::NAMESPACE, ns);
+                pods.retain(|p| selector_matches(sel, p));
+                pods
             }
             None => vec![],
         };
-        let ep = get_typed::<Endpoints>(objects, ns, name).await?;
-        let (slices, _, _) = objects
-            .list(
-                r("discovery.k8s.io", "endpointslices"),
-                Some(ns),
-                &ListOptions {
-                    label_selector: Some(format!("kubernetes.io/service-name={name}")),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let slices = kinds::decode_listed::<EndpointSlice>(slices);
+        let ep = self.endpoints.get_named(ns, name);
+        let slices: Vec<EndpointSlice> = self
+            .slices
+            .by_index(index::SERVICE_NAME, key)
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect();
         // a Service without a selector manages its own Endpoints
         let ep = if has_selector || svc.is_none() {
             ep
@@ -619,8 +649,23 @@ impl queue::Controller for EndpointsController {
             None
         };
         let ep = ep.filter(|_| name != "kubernetes" || ns != "default");
-        let plan = plan(ns, name, svc.as_ref(), &pods, ep.as_ref(), &slices);
-        queue::apply(objects, self.name(), plan.actions).await?;
+        let plan = plan(ns, name, svc.as_deref(), &pods, ep.as_deref(), &slices);
+        let mut created = vec![];
+        let res = queue::apply_observed(objects, self.name(), plan.actions, &mut created).await;
+        // ExpectCreations: what the cache does not show yet
+        let adds: HashSet<String> = created
+            .iter()
+            .filter_map(|o| {
+                o.pointer("/metadata/uid")
+                    .and_then(serde_json::Value::as_str)
+            })
+            .filter(|u| {
+                self.endpoints.count(index::UID, u) == 0 && self.slices.count(index::UID, u) == 0
+            })
+            .map(str::to_string)
+            .collect();
+        self.expect.expect(key, adds, HashSet::new());
+        res?;
         Ok(plan.requeue_after)
     }
 }
@@ -687,6 +732,98 @@ mod tests {
             "spec": {"nodeName": "n1", "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]},
             "status": {"phase": "Running", "podIP": ip,
                 "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
+    }
+
+    /// A sync reads the Service, its pods, Endpoints and slices from the caches (nothing
+    /// listed from storage); the Endpoints and slice it created, until the cache shows them,
+    /// keep a second sync from creating another slice; their arrival syncs the Service again.
+    #[tokio::test]
+    async fn syncs_from_the_cache_and_expects_its_creations() {
+        use crate::controllers::informer::test_support::Env;
+        use crate::controllers::queue::Controller as _;
+        let env = Env::new().await;
+        let mut c = EndpointsController::new(&env.informers);
+        env.objects
+            .create(
+                r("", "services"),
+                "default",
+                json!({"metadata": {"name": "web", "namespace": "default"},
+                    "spec": {"selector": {"app": "web"},
+                        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}),
+                &crate::objects::User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        for (n, ip) in [("a", "10.0.0.1"), ("b", "10.0.0.2")] {
+            env.put::<Pod>(pod(n, ip, true, json!({"app": "web"})))
+                .await;
+        }
+        env.put::<Pod>(pod("other", "10.0.0.9", true, json!({"app": "db"})))
+            .await;
+        env.refresh::<Service>().await;
+        env.refresh::<Endpoints>().await;
+        env.refresh::<EndpointSlice>().await;
+        // the pods reaching the cache sync the Service that selects them
+        let keys: Vec<String> = env
+            .refresh::<Pod>()
+            .await
+            .iter()
+            .flat_map(|n| c.keys_for(n))
+            .collect();
+        assert_eq!(keys, ["default/web", "default/web"]);
+        env.no_lists(c.sync(&env.objects, "default/web"))
+            .await
+            .unwrap();
+        let eps = env.stored::<Endpoints>().await;
+        let web: Vec<&Value> = eps
+            .iter()
+            .filter(|e| e["metadata"]["name"] == "web")
+            .collect();
+        assert_eq!(web.len(), 1);
+        // the named port is found in the cached (trimmed) pods
+        assert_eq!(web[0]["subsets"][0]["ports"][0]["port"], 8080);
+        assert_eq!(
+            web[0]["subsets"][0]["addresses"].as_array().unwrap().len(),
+            2
+        );
+        assert_eq!(env.stored::<EndpointSlice>().await.len(), 1);
+        // the caches of Endpoints and slices lag: no second slice
+        assert!(!c.expect.satisfied("default/web"));
+        env.no_lists(c.sync(&env.objects, "default/web"))
+            .await
+            .unwrap();
+        assert_eq!(env.stored::<EndpointSlice>().await.len(), 1);
+        // they catch up: the Service is synced again, and the expectations are met
+        let mut keys: Vec<String> = env
+            .refresh::<Endpoints>()
+            .await
+            .iter()
+            .chain(env.refresh::<EndpointSlice>().await.iter())
+            .flat_map(|n| c.keys_for(n))
+            .collect();
+        keys.dedup();
+        assert_eq!(keys, ["default/web"]);
+        assert!(c.expect.satisfied("default/web"));
+        // a third pod: the slice is updated, not duplicated
+        env.put::<Pod>(pod("c", "10.0.0.3", false, json!({"app": "web"})))
+            .await;
+        let keys: Vec<String> = env
+            .refresh::<Pod>()
+            .await
+            .iter()
+            .flat_map(|n| c.keys_for(n))
+            .collect();
+        assert_eq!(keys, ["default/web"]);
+        env.no_lists(c.sync(&env.objects, "default/web"))
+            .await
+            .unwrap();
+        let slices = env.stored::<EndpointSlice>().await;
+        assert_eq!(slices.len(), 1);
+        assert_eq!(slices[0]["endpoints"].as_array().unwrap().len(), 3);
+        // every Service, from the cache
+        let keys = env.no_lists(c.all_keys(&env.objects)).await.unwrap();
+        assert!(keys.contains(&"default/web".to_string()), "{keys:?}");
     }
 
     #[test]

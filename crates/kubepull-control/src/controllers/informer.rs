@@ -6,7 +6,8 @@
 //! shares its informer.
 //!
 //! The cache is indexed (`cache.Indexers`): by namespace, by owner UID, by controller owner
-//! UID, by UID, and for pods by the node they are bound to (active pods only) and unscheduled,
+//! UID, by UID, for pods by the node they are bound to (active pods only), unscheduled and by
+//! their Job's name, and for EndpointSlices by their Service (`kubernetes.io/service-name`),
 //! so a sync reads what it touches instead of listing everything. Pods are stored trimmed to
 //! the fields the controllers read (`SharedIndexInformer.SetTransform`, which
 //! kube-controller-manager uses to drop `managedFields`).
@@ -62,7 +63,16 @@ pub mod index {
     pub const NODE: &str = "node";
     /// Pods: `"true"` for pods not bound to a node and not terminating.
     pub const UNSCHEDULED: &str = "unscheduled";
+    /// Pods: `namespace/name` of the Job that controls the pod (a deleted Job's pods, whose
+    /// UID the controller may never have seen).
+    pub const JOB: &str = "job";
+    /// EndpointSlices: `namespace/name` of the Service in the `kubernetes.io/service-name`
+    /// label.
+    pub const SERVICE_NAME: &str = "service-name";
 }
+
+/// The label naming an EndpointSlice's Service (discovery/v1 `LabelServiceName`).
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 type IndexFn = fn(&Cached) -> Vec<String>;
 
@@ -115,6 +125,22 @@ fn by_node(o: &Cached) -> Vec<String> {
     vec![n.to_string()]
 }
 
+fn by_job(o: &Cached) -> Vec<String> {
+    let Cached::Pod(p) = o else { return vec![] };
+    super::kinds::controller_of(&p.metadata, "Job")
+        .map(|(n, _)| vec![format!("{}/{n}", super::kinds::namespace(&p.metadata))])
+        .unwrap_or_default()
+}
+
+fn by_service_name(o: &Cached) -> Vec<String> {
+    let m = o.meta();
+    m.labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .map(|s| vec![format!("{}/{s}", super::kinds::namespace(m))])
+        .unwrap_or_default()
+}
+
 fn unscheduled(o: &Cached) -> Vec<String> {
     let Cached::Pod(p) = o else { return vec![] };
     if node_name(p).is_empty() && p.metadata.deletion_timestamp.is_none() {
@@ -162,6 +188,10 @@ impl Informer {
         if pods {
             indexers.push((index::NODE, by_node));
             indexers.push((index::UNSCHEDULED, unscheduled));
+            indexers.push((index::JOB, by_job));
+        }
+        if prefix == "/registry/discovery.k8s.io/endpointslices/" {
+            indexers.push((index::SERVICE_NAME, by_service_name));
         }
         Informer {
             prefix: prefix.to_string(),
@@ -463,6 +493,8 @@ struct Inner {
     store: Arc<dyn Datastore>,
     map: Mutex<HashMap<String, Arc<Informer>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Informers list and watch on first use (tests fill them by hand otherwise).
+    start: bool,
 }
 
 impl Drop for Inner {
@@ -492,6 +524,21 @@ impl Informers {
                 store,
                 map: Mutex::new(HashMap::new()),
                 tasks: Mutex::new(vec![]),
+                start: true,
+            }),
+        }
+    }
+
+    /// A factory whose informers are not started: a test fills them ([`test_support::refresh`])
+    /// when it wants the cache to catch up with the store, and not before.
+    #[cfg(test)]
+    pub fn unstarted(store: Arc<dyn Datastore>) -> Informers {
+        Informers {
+            inner: Arc::new(Inner {
+                store,
+                map: Mutex::new(HashMap::new()),
+                tasks: Mutex::new(vec![]),
+                start: false,
             }),
         }
     }
@@ -504,6 +551,9 @@ impl Informers {
         }
         let i = Arc::new(Informer::new(prefix));
         map.insert(prefix.to_string(), i.clone());
+        if !self.inner.start {
+            return i;
+        }
         let task = tokio::spawn(i.clone().run(self.inner.store.clone()));
         self.inner
             .tasks
@@ -536,6 +586,167 @@ impl Informers {
         for t in tasks {
             let _ = t.await;
         }
+    }
+}
+
+/// What the controllers' tests share: a store that counts the lists it serves, and caches
+/// brought up to date by hand.
+#[cfg(test)]
+pub mod test_support {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use kubepull_datastore::memory::MemoryStore;
+    use kubepull_datastore::{ListResult, Result, Revision, Watch};
+
+    use super::*;
+
+    /// A memory store counting its `list` calls.
+    #[derive(Default)]
+    pub struct CountingStore {
+        inner: MemoryStore,
+        lists: AtomicUsize,
+    }
+
+    impl CountingStore {
+        /// How many lists it served.
+        pub fn lists(&self) -> usize {
+            self.lists.load(Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait]
+    impl Datastore for CountingStore {
+        async fn current_revision(&self) -> Result<Revision> {
+            self.inner.current_revision().await
+        }
+        async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+            self.inner.get(key).await
+        }
+        async fn list(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: usize,
+            at_revision: Option<Revision>,
+        ) -> Result<ListResult> {
+            self.lists.fetch_add(1, Ordering::SeqCst);
+            self.inner
+                .list(prefix, start_after, limit, at_revision)
+                .await
+        }
+        async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
+            self.inner.create(key, value).await
+        }
+        async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
+            self.inner.update(key, value, expected).await
+        }
+        async fn delete(
+            &self,
+            key: &str,
+            expected: Option<Revision>,
+        ) -> Result<(Revision, KeyValue)> {
+            self.inner.delete(key, expected).await
+        }
+        async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
+            self.inner.watch(prefix, after).await
+        }
+    }
+
+    /// A store with the namespaces that always exist, its object layer, and informers that
+    /// catch up only when [`Env::refresh`] says so.
+    pub struct Env {
+        /// The store.
+        pub store: Arc<CountingStore>,
+        /// The object layer over it.
+        pub objects: crate::objects::Objects,
+        /// Unstarted informers over it.
+        pub informers: Informers,
+    }
+
+    impl Env {
+        /// A bootstrapped store.
+        pub async fn new() -> Env {
+            let store = Arc::new(CountingStore::default());
+            let dyn_store: Arc<dyn Datastore> = store.clone();
+            let objects = crate::objects::Objects::new(dyn_store.clone());
+            objects.bootstrap().await.expect("bootstrap");
+            Env {
+                objects,
+                informers: Informers::unstarted(dyn_store),
+                store,
+            }
+        }
+
+        /// Brings the cache of `K` up to date; returns the changes it delivered.
+        pub async fn refresh<K: Kind>(&self) -> Vec<Notice> {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            self.informers.of::<K>().informer().subscribe(tx);
+            refresh::<K>(&self.informers, self.store.as_ref()).await;
+            let mut out = vec![];
+            while let Ok(n) = rx.try_recv() {
+                out.push(n);
+            }
+            out
+        }
+
+        /// Stores `obj` of `K` as is (no admission), at its namespace and name.
+        pub async fn put<K: Kind>(&self, obj: serde_json::Value) {
+            let m = &obj["metadata"];
+            let key = super::super::kinds::resource_of::<K>().key(
+                m["namespace"].as_str().unwrap_or(""),
+                m["name"].as_str().unwrap_or(""),
+            );
+            self.store
+                .create(&key, serde_json::to_vec(&obj).expect("json"))
+                .await
+                .expect("stored");
+        }
+
+        /// The stored objects of `K`.
+        pub async fn stored<K: Kind>(&self) -> Vec<serde_json::Value> {
+            let prefix = super::super::kinds::resource_of::<K>().key_prefix();
+            let l = self
+                .store
+                .inner
+                .list(&prefix, None, 0, None)
+                .await
+                .expect("listing the store");
+            l.items
+                .iter()
+                .map(|kv| serde_json::from_slice(&kv.value).expect("json"))
+                .collect()
+        }
+
+        /// Runs `sync` and checks that it listed nothing from storage.
+        pub async fn no_lists<T>(&self, sync: impl std::future::Future<Output = T>) -> T {
+            let lists = self.lists.load(Ordering::SeqCst);
+            let out = sync.await;
+            assert_eq!(
+                self.lists.load(Ordering::SeqCst),
+                lists,
+                "a sync lists nothing from storage"
+            );
+            out
+        }
+    }
+
+    impl std::ops::Deref for Env {
+        type Target = CountingStore;
+        fn deref(&self) -> &CountingStore {
+            &self.store
+        }
+    }
+
+    /// Brings the cache of `K` up to date with `store` (a relist: what changed is delivered
+    /// to the subscribers).
+    pub async fn refresh<K: Kind>(informers: &Informers, store: &dyn Datastore) {
+        let i = informers.of::<K>();
+        let l = store
+            .list(i.prefix(), None, 0, None)
+            .await
+            .expect("listing the store");
+        i.informer().replace(&l.items, l.revision);
     }
 }
 

@@ -14,7 +14,9 @@
 //! delayed (`delayTerminalCondition`): first `SuccessCriteriaMet` or `FailureTarget`, then
 //! `Complete` or `Failed` once no pod is left running or terminating.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -23,12 +25,12 @@ use serde_json::{json, Value};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 
-use super::get_typed;
-use super::informer::{Cached, Notice};
+use super::expectations::{Expectations, OwnWrites};
+use super::informer::{index, Cached, Informers, Notice, Typed};
 use super::kinds::{self, new_controller_ref, reference};
 use super::queue::{self, Action, Plan};
 use crate::errors::{ApiError, Cause};
-use crate::objects::{ListOptions, Objects};
+use crate::objects::Objects;
 use crate::resources::{self, Resource};
 
 /// The finalizer on every pod a Job creates (K132 api batch/v1 `JobTrackingFinalizer`).
@@ -663,13 +665,27 @@ fn new_pod(job: &Job, index: Option<i64>) -> Pod {
 }
 
 /// What the controller decides for one Job given its pods (those it controls) and the time.
-pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
+pub fn plan<P: Borrow<Pod>>(job: &Job, pods_in: &[P], now: Timestamp) -> Plan {
+    plan_managed(job, pods_in, now, true)
+}
+
+/// [`plan`]; without `manage` (the controller's last creations or deletions are not in its
+/// cache yet: `SatisfiedExpectations` is false) no pod is created, and none deleted to meet
+/// `parallelism` or `suspend` (`manageJob` is not called); the status is tracked, and a Job
+/// that failed or succeeded still deletes its active pods, as upstream's `syncJob`.
+pub fn plan_managed<P: Borrow<Pod>>(
+    job: &Job,
+    pods_in: &[P],
+    now: Timestamp,
+    manage: bool,
+) -> Plan {
     let mut p = Plan::default();
     let ns = kinds::namespace(&job.metadata).to_string();
     let name = kinds::name(&job.metadata).to_string();
     let uid = kinds::uid(&job.metadata);
     let pods: Vec<&Pod> = pods_in
         .iter()
+        .map(|x| x.borrow())
         .filter(|x| kinds::controller_of(&x.metadata, "Job").is_some_and(|(_, u)| u == uid))
         .collect();
     let remove_fin = |pod: &Pod| Action::Patch {
@@ -795,7 +811,9 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
     if !finished {
         if suspend {
             // suspended: no pods, the Suspended condition
-            deletes.extend(active.iter().copied());
+            if manage {
+                deletes.extend(active.iter().copied());
+            }
             if cond_true(job, "Suspended").is_none() {
                 set_condition(
                     &mut conds,
@@ -897,7 +915,9 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
                     .collect();
                 let remaining =
                     backoff_remaining(failures.len() as u32, failures.iter().max().copied(), now);
-                if active.len() as i64 > want_active {
+                if !manage {
+                    // manageJob waits for the cache to show the last creations and deletions
+                } else if active.len() as i64 > want_active {
                     // too many: the newest go first (ActivePods ordering, simplified)
                     let mut extra: Vec<&Pod> = active.clone();
                     extra.sort_by_key(|x| std::cmp::Reverse(x.metadata.creation_timestamp.clone()));
@@ -1073,99 +1093,191 @@ pub fn plan(job: &Job, pods_in: &[Pod], now: Timestamp) -> Plan {
     p
 }
 
-/// The Job controller over the work queue.
-#[derive(Debug, Default)]
-pub struct JobController;
+/// Whether the Job's selector selects `pod`: its `matchLabels` (a selector with
+/// `matchExpressions` selects every pod it controls, as the Job's pods were read before).
+fn selects(job: &Job, pod: &Pod) -> bool {
+    let Some(sel) = job.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+        return true;
+    };
+    if sel.match_expressions.is_some() {
+        return true;
+    }
+    sel.match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| pod.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+}
+
+/// The Job controller over the work queue: Jobs and their pods from the shared informers
+/// (job_controller.go `syncJob` reads the Job from the jobLister and `getPodsForJob` its pods
+/// from the podIndexer by controller UID), with `ControllerExpectations` for the pods it
+/// creates and deletes.
+pub struct JobController {
+    jobs: Typed<Job>,
+    pods: Typed<Pod>,
+    expect: Expectations,
+    written: OwnWrites,
+}
+
+impl std::fmt::Debug for JobController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobController").finish_non_exhaustive()
+    }
+}
+
+impl JobController {
+    /// A controller reading `informers`.
+    pub fn new(informers: &Informers) -> JobController {
+        JobController {
+            jobs: informers.of::<Job>(),
+            pods: informers.of::<Pod>(),
+            expect: Expectations::default(),
+            written: OwnWrites::default(),
+        }
+    }
+
+    /// The Job is gone: its pods keep no tracking finalizer (`syncOrphanPod`).
+    async fn release_pods(&self, objects: &Objects, key: &str) -> Result<(), ApiError> {
+        let (ns, name) = queue::split_key(key);
+        let mut actions = vec![];
+        for pod in self
+            .pods
+            .by_index(index::JOB, key)
+            .iter()
+            .filter(|x| has_finalizer(x))
+        {
+            if kinds::controller_of(&pod.metadata, "Job").is_some_and(|(n, _)| n == name) {
+                actions.push(Action::Patch {
+                    r: pods_r(),
+                    ns: ns.to_string(),
+                    name: kinds::name(&pod.metadata).to_string(),
+                    patch: without_finalizer(pod),
+                });
+            }
+        }
+        queue::apply(objects, self.name_(), actions).await
+    }
+
+    fn name_(&self) -> &'static str {
+        "job-controller"
+    }
+
+    /// The pods the Job controls that its selector selects.
+    fn pods_of(&self, job: &Job) -> Vec<Arc<Pod>> {
+        let mut pods = self
+            .pods
+            .by_index(index::CONTROLLER, kinds::uid(&job.metadata));
+        pods.retain(|p| selects(job, p));
+        pods
+    }
+}
 
 #[async_trait::async_trait]
 impl queue::Controller for JobController {
     fn name(&self) -> &'static str {
-        "job-controller"
+        self.name_()
     }
 
     fn prefixes(&self) -> Vec<String> {
-        vec![jobs_r().key_prefix(), pods_r().key_prefix()]
+        vec![
+            self.jobs.prefix().to_string(),
+            self.pods.prefix().to_string(),
+        ]
     }
 
     fn keys_for(&mut self, change: &Notice) -> Vec<String> {
         let m = change.obj.meta();
-        if change.key.starts_with(&jobs_r().key_prefix()) {
-            return vec![kinds::key_of(m)];
+        if let Some(job) = change.obj::<Job>() {
+            let k = kinds::key_of(&job.metadata);
+            if change.deleted {
+                self.expect.forget(&k);
+                self.written.forget(&k);
+            }
+            return vec![k];
         }
         let ns = kinds::namespace(m);
-        [Some(m), change.old.as_ref().map(Cached::meta)]
+        let keys: Vec<String> = [Some(m), change.old.as_ref().map(Cached::meta)]
             .into_iter()
             .flatten()
             .filter_map(|o| kinds::controller_of(o, "Job").map(|(n, _)| format!("{ns}/{n}")))
             .collect::<BTreeSet<_>>()
             .into_iter()
-            .collect()
+            .collect();
+        // CreationObserved / DeletionObserved
+        let uid = kinds::uid(m);
+        for k in &keys {
+            self.expect.creation_observed(k, uid);
+            if change.deleted || m.deletion_timestamp.is_some() {
+                self.expect.deletion_observed(k, uid);
+            }
+        }
+        keys
     }
 
-    async fn all_keys(&mut self, objects: &Objects) -> Result<Vec<String>, ApiError> {
-        let (items, _, _) = objects
-            .list(jobs_r(), None, &ListOptions::default())
-            .await?;
-        Ok(items.iter().map(queue::key_of).collect())
+    async fn all_keys(&mut self, _objects: &Objects) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .jobs
+            .list()
+            .iter()
+            .map(|j| kinds::key_of(&j.metadata))
+            .collect())
     }
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = queue::split_key(key);
-        let job = get_typed::<Job>(objects, ns, name).await?;
-        let Some(job) = job else {
-            // the Job is gone: its pods keep no tracking finalizer
-            let (items, _, _) = objects
-                .list(
-                    pods_r(),
-                    Some(ns),
-                    &ListOptions {
-                        label_selector: Some(format!("batch.kubernetes.io/job-name={name}")),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            let mut actions = vec![];
-            for pod in kinds::decode_listed::<Pod>(items)
-                .iter()
-                .filter(|x| has_finalizer(x))
-            {
-                if kinds::controller_of(&pod.metadata, "Job").is_some_and(|(n, _)| n == name) {
-                    actions.push(Action::Patch {
-                        r: pods_r(),
-                        ns: ns.to_string(),
-                        name: kinds::name(&pod.metadata).to_string(),
-                        patch: without_finalizer(pod),
-                    });
-                }
-            }
-            queue::apply(objects, self.name(), actions).await?;
+        let Some(job) = self.jobs.get_named(ns, name) else {
+            self.expect.forget(key);
+            self.written.forget(key);
+            self.release_pods(objects, key).await?;
             return Ok(None);
         };
-        let selector = job
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.as_ref())
-            .filter(|s| s.match_expressions.is_none())
-            .and_then(|s| s.match_labels.as_ref())
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            });
-        let (items, _, _) = objects
-            .list(
-                pods_r(),
-                Some(ns),
-                &ListOptions {
-                    label_selector: selector,
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let plan = plan(&job, &kinds::decode_listed::<Pod>(items), Timestamp::now());
-        // created pods get their names from generateName: name the event after the create
-        queue::apply(objects, self.name(), plan.actions).await?;
+        if self
+            .written
+            .stale(key, kinds::resource_version(&job.metadata))
+        {
+            // the cache does not show the status this controller wrote; its notice syncs again
+            return Ok(None);
+        }
+        let manage = self.expect.satisfied(key);
+        let pods = self.pods_of(&job);
+        let plan = plan_managed(&job, &pods, Timestamp::now(), manage);
+        let mut actions = plan.actions;
+        // the status first, alone: once it is written, this copy of the Job is out of date
+        if matches!(actions.first(), Some(Action::Update { status: true, .. })) {
+            let status = actions.remove(0);
+            queue::apply(objects, self.name(), vec![status]).await?;
+            self.written
+                .wrote(key, kinds::resource_version(&job.metadata));
+        }
+        let dels: HashSet<String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Delete { r, uid, .. } if r.plural == "pods" => uid.clone(),
+                _ => None,
+            })
+            .collect();
+        let mut created = vec![];
+        let res = queue::apply_observed(objects, self.name(), actions, &mut created).await;
+        // ExpectCreations / ExpectDeletions: what the cache does not show yet
+        if manage && (!created.is_empty() || !dels.is_empty()) {
+            let adds: HashSet<String> = created
+                .iter()
+                .filter_map(|p| p.pointer("/metadata/uid").and_then(Value::as_str))
+                .filter(|u| self.pods.count(index::UID, u) == 0)
+                .map(str::to_string)
+                .collect();
+            let dels: HashSet<String> = dels
+                .into_iter()
+                .filter(|u| {
+                    self.pods
+                        .by_index(index::UID, u)
+                        .iter()
+                        .any(|p| p.metadata.deletion_timestamp.is_none())
+                })
+                .collect();
+            self.expect.expect(key, adds, dels);
+        }
+        res?;
         Ok(plan.requeue_after)
     }
 }
@@ -1232,6 +1344,201 @@ mod tests {
             } => obj.to_value().unwrap().get("status").cloned(),
             _ => None,
         })
+    }
+
+    mod cached {
+        use super::*;
+        use crate::controllers::informer::test_support::{refresh, CountingStore};
+        use crate::controllers::queue::Controller as _;
+        use crate::objects::{DeleteOptions, User};
+        use kubepull_datastore::Datastore;
+
+        struct Fixture {
+            store: Arc<CountingStore>,
+            objects: Objects,
+            informers: Informers,
+        }
+
+        impl Fixture {
+            async fn new() -> Fixture {
+                let store = Arc::new(CountingStore::default());
+                let dyn_store: Arc<dyn Datastore> = store.clone();
+                let objects = Objects::new(dyn_store.clone());
+                objects.bootstrap().await.unwrap();
+                Fixture {
+                    objects,
+                    informers: Informers::unstarted(dyn_store),
+                    store,
+                }
+            }
+
+            /// Syncs `default/pi`; the sync lists nothing from storage.
+            async fn sync(&self, c: &mut JobController) -> Option<Duration> {
+                let lists = self.store.lists();
+                let r = c.sync(&self.objects, "default/pi").await.unwrap();
+                assert_eq!(
+                    self.store.lists(),
+                    lists,
+                    "a sync lists nothing from storage"
+                );
+                r
+            }
+
+            async fn refresh_jobs(&self) {
+                refresh::<Job>(&self.informers, self.store.as_ref()).await;
+            }
+
+            /// Brings the pod cache up to date; what it delivers is mapped by `c`.
+            async fn refresh_pods(&self, c: &mut JobController) -> Vec<String> {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                self.informers.of::<Pod>().informer().subscribe(tx);
+                refresh::<Pod>(&self.informers, self.store.as_ref()).await;
+                let mut keys = BTreeSet::new();
+                while let Ok(n) = rx.try_recv() {
+                    keys.extend(c.keys_for(&n));
+                }
+                keys.into_iter().collect()
+            }
+
+            /// The pods in storage.
+            async fn stored_pods(&self) -> Vec<Value> {
+                let l = self
+                    .store
+                    .list("/registry/pods/", None, 0, None)
+                    .await
+                    .unwrap();
+                l.items
+                    .iter()
+                    .map(|kv| serde_json::from_slice(&kv.value).unwrap())
+                    .collect()
+            }
+        }
+
+        fn job_body(spec: Value) -> Value {
+            let mut j = json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "pi", "namespace": "default"}, "spec": spec});
+            j["spec"]["template"] = json!({"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox"}]}});
+            j
+        }
+
+        /// A sync reads the Job and its pods from the caches (no list from storage), and the
+        /// pods it created, until the pod cache shows them, keep a second sync from creating
+        /// again; their arrival in the cache syncs the Job.
+        #[tokio::test]
+        async fn syncs_from_the_cache_and_expects_its_creations() {
+            let f = Fixture::new().await;
+            let mut c = JobController::new(&f.informers);
+            f.objects
+                .create(
+                    jobs_r(),
+                    "default",
+                    job_body(json!({"completions": 4, "parallelism": 2})),
+                    &User::Admin,
+                    false,
+                )
+                .await
+                .unwrap();
+            f.refresh_jobs().await;
+            assert_eq!(f.refresh_pods(&mut c).await, Vec::<String>::new());
+            f.sync(&mut c).await;
+            assert_eq!(f.stored_pods().await.len(), 2);
+            // the Job cache does not show the status just written: the stale copy is not used
+            assert!(f.sync(&mut c).await.is_none());
+            assert_eq!(f.stored_pods().await.len(), 2);
+            // the Job cache catches up, the pod cache does not: the creations are expected
+            f.refresh_jobs().await;
+            let job = c.jobs.get_named("default", "pi").unwrap();
+            assert!(c.pods_of(&job).is_empty(), "the pod cache is behind");
+            assert!(!c.expect.satisfied("default/pi"));
+            f.sync(&mut c).await;
+            assert_eq!(f.stored_pods().await.len(), 2, "no second burst");
+            // the pods reach the cache: the Job is synced again, nothing more to create
+            assert_eq!(f.refresh_pods(&mut c).await, ["default/pi"]);
+            assert!(c.expect.satisfied("default/pi"));
+            f.refresh_jobs().await;
+            f.sync(&mut c).await;
+            assert_eq!(f.stored_pods().await.len(), 2);
+            // every key, from the cache
+            let lists = f.store.lists();
+            assert_eq!(c.all_keys(&f.objects).await.unwrap(), ["default/pi"]);
+            assert_eq!(f.store.lists(), lists);
+        }
+
+        /// A deleted Job's pods lose their tracking finalizer; they are found through the
+        /// cache by the Job's name.
+        #[tokio::test]
+        async fn a_deleted_jobs_pods_are_released_from_the_cache() {
+            let f = Fixture::new().await;
+            let mut c = JobController::new(&f.informers);
+            f.objects
+                .create(
+                    jobs_r(),
+                    "default",
+                    job_body(json!({"parallelism": 2})),
+                    &User::Admin,
+                    false,
+                )
+                .await
+                .unwrap();
+            f.refresh_jobs().await;
+            f.sync(&mut c).await;
+            let pods = f.stored_pods().await;
+            assert_eq!(pods.len(), 2);
+            assert!(pods
+                .iter()
+                .all(|p| p["metadata"]["finalizers"] == json!([TRACKING_FINALIZER])));
+            f.objects
+                .delete(jobs_r(), "default", "pi", &DeleteOptions::default())
+                .await
+                .unwrap();
+            f.refresh_jobs().await;
+            assert_eq!(f.refresh_pods(&mut c).await, ["default/pi"]);
+            f.sync(&mut c).await;
+            let pods = f.stored_pods().await;
+            assert_eq!(pods.len(), 2, "{pods:?}");
+            assert!(
+                pods.iter().all(|p| p["metadata"]["finalizers"]
+                    .as_array()
+                    .is_none_or(|f| f.is_empty())),
+                "{pods:?}"
+            );
+        }
+
+        /// The pod cache keeps what the Job controller reads: the completion index, the
+        /// container statuses' restarts and termination.
+        #[test]
+        fn the_trimmed_pod_keeps_what_a_plan_reads() {
+            let mut p = pod("a", "Failed", true, "2026-01-01T00:00:10Z");
+            p["metadata"]["annotations"] = json!({INDEX_KEY: "3", "other": "x"});
+            p["status"]["containerStatuses"][0]["restartCount"] = json!(2);
+            p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] = json!(42);
+            p["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = json!("m");
+            p["status"]["containerStatuses"][0]["image"] = json!("busybox");
+            let full: Pod = typed(&p);
+            let trimmed = kinds::trim_pod(full.clone());
+            assert_eq!(pod_index(&trimmed), Some(3));
+            assert_eq!(finish_time(&trimmed), finish_time(&full));
+            let cs = &trimmed
+                .status
+                .as_ref()
+                .unwrap()
+                .container_statuses
+                .as_ref()
+                .unwrap()[0];
+            assert_eq!(cs.restart_count, 2);
+            let term = cs.state.as_ref().unwrap().terminated.as_ref().unwrap();
+            assert_eq!(term.exit_code, 42);
+            assert!(term.message.is_none() && cs.image.is_empty());
+            assert_eq!(trimmed.metadata.annotations.as_ref().unwrap().len(), 1);
+            assert!(has_finalizer(&trimmed));
+            // the plans over the full and the trimmed pod are the same
+            let j: Job = typed(&job(json!({"completions": 1, "backoffLimit": 3})));
+            let now = t("2026-01-01T00:00:12Z");
+            let a = format!("{:?}", super::super::plan(&j, &[full], now));
+            let b = format!("{:?}", super::super::plan(&j, &[trimmed], now));
+            assert_eq!(a, b);
+        }
     }
 
     #[test]

@@ -156,12 +156,38 @@ pub fn decode<K: Kind>(bytes: &[u8], revision: u64) -> serde_json::Result<Cached
     })
 }
 
-/// The pod fields the controllers read from the cache (scheduler, ReplicaSet, Deployment,
-/// garbage collector, namespace, Endpoints and Job keys); the rest of a pod (containers,
-/// volumes, status details) is not kept (`SharedIndexInformer.SetTransform`, which
+/// The pod fields the controllers read from the cache; the rest of a pod (volumes, images,
+/// commands, env, status details) is not kept (`SharedIndexInformer.SetTransform`, which
 /// kube-controller-manager uses to drop `managedFields`). Whoever needs more reads the pod.
+///
+/// - every controller: name, namespace, uid, resourceVersion, generation, creation and
+///   deletion timestamps, labels, ownerReferences, finalizers (the Job's tracking finalizer),
+///   `status.phase`, `status.conditions` (Ready for ReplicaSets and Endpoints,
+///   `DisruptionTarget` for Jobs);
+/// - scheduler: `spec.nodeName`, `spec.nodeSelector`;
+/// - Job: the completion-index annotation (`batch.kubernetes.io/job-completion-index`, the
+///   only annotation kept), and per container status its name, `restartCount` (`OnFailure`
+///   back-off) and terminated state's `exitCode` and `finishedAt` (the failure back-off);
+/// - Endpoints and EndpointSlices: `spec.hostname`, `spec.subdomain`, the containers that
+///   declare ports with their name and ports' name, number and protocol (a named
+///   `targetPort`), `status.podIP`, `status.podIPs`, `spec.nodeName`.
 pub fn trim_pod(p: Pod) -> Pod {
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerPort, ContainerState, ContainerStateTerminated, ContainerStatus,
+        PodSpec, PodStatus,
+    };
+    // every kept list is collected afresh and shrunk: `into_iter().map().collect()` into the
+    // same element type reuses the source's allocation, which would keep a whole container
+    // per pod alive
+    fn fresh<T>(mut v: Vec<T>) -> Vec<T> {
+        v.shrink_to_fit();
+        v
+    }
     let m = p.metadata;
+    let annotations = m.annotations.and_then(|mut a| {
+        let ix = a.remove(super::job::INDEX_KEY)?;
+        Some([(super::job::INDEX_KEY.to_string(), ix)].into())
+    });
     Pod {
         metadata: ObjectMeta {
             name: m.name,
@@ -172,20 +198,67 @@ pub fn trim_pod(p: Pod) -> Pod {
             creation_timestamp: m.creation_timestamp,
             deletion_timestamp: m.deletion_timestamp,
             labels: m.labels,
+            annotations,
             owner_references: m.owner_references,
             finalizers: m.finalizers,
             ..Default::default()
         },
-        spec: p.spec.map(|s| k8s_openapi::api::core::v1::PodSpec {
+        spec: p.spec.map(|s| PodSpec {
             node_name: s.node_name,
             node_selector: s.node_selector,
+            hostname: s.hostname,
+            subdomain: s.subdomain,
+            containers: fresh(
+                s.containers
+                    .into_iter()
+                    .filter(|c| c.ports.as_ref().is_some_and(|p| !p.is_empty()))
+                    .map(|c| Container {
+                        name: c.name,
+                        ports: c.ports.map(|ps| {
+                            fresh(
+                                ps.into_iter()
+                                    .map(|p| ContainerPort {
+                                        name: p.name,
+                                        container_port: p.container_port,
+                                        protocol: p.protocol,
+                                        ..Default::default()
+                                    })
+                                    .collect(),
+                            )
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
             ..Default::default()
         }),
-        status: p.status.map(|s| k8s_openapi::api::core::v1::PodStatus {
+        status: p.status.map(|s| PodStatus {
             phase: s.phase,
             conditions: s.conditions,
             pod_ip: s.pod_ip,
             pod_ips: s.pod_ips,
+            container_statuses: s.container_statuses.map(|cs| {
+                fresh(
+                    cs.into_iter()
+                        .map(|c| ContainerStatus {
+                            name: c.name,
+                            restart_count: c.restart_count,
+                            state: c
+                                .state
+                                .and_then(|st| st.terminated)
+                                .map(|t| ContainerState {
+                                    terminated: Some(ContainerStateTerminated {
+                                        exit_code: t.exit_code,
+                                        finished_at: t.finished_at,
+                                        ..Default::default()
+                                    }),
+                                    ..Default::default()
+                                }),
+                            ..Default::default()
+                        })
+                        .collect(),
+                )
+            }),
             ..Default::default()
         }),
     }
@@ -336,6 +409,8 @@ mod tests {
         let spec = p.spec.as_ref().unwrap();
         assert_eq!(spec.node_name.as_deref(), Some("n1"));
         assert!(spec.containers.is_empty());
+        // nothing of the dropped containers stays allocated
+        assert_eq!(spec.containers.capacity(), 0);
         assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
         assert!(p.status.as_ref().unwrap().host_ip.is_none());
         // not a pod's shape: an error, not a panic

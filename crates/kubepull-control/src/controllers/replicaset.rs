@@ -8,26 +8,24 @@
 //! set is not managed again until the informer has seen them, so a cache that lags behind the
 //! writes never makes it create or delete twice.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use tokio::time::Instant;
-
+use super::expectations::Expectations;
 use super::informer::{index, node_name, pod_active, Informers, Notice, Typed};
 use super::kinds::{self, new_controller_ref, reference};
 use super::queue::{self, Action, Plan};
 use super::{refmanager, res};
 use crate::errors::ApiError;
 use crate::objects::Objects;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 /// replica_set.go `BurstReplicas`.
 pub const BURST_REPLICAS: i64 = 500;
-/// `ExpectationsTimeout`.
-pub const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(300);
+pub use super::expectations::EXPECTATIONS_TIMEOUT;
 
 /// When the pod turned Ready, if it is (`podutil.GetPodReadyCondition`).
 pub fn ready_since(p: &Pod) -> Option<Option<&Time>> {
@@ -192,18 +190,11 @@ pub fn plan(rs: &ReplicaSet, pods: &[Arc<Pod>], manage: bool, now: jiff::Timesta
     p
 }
 
-#[derive(Debug)]
-struct Expect {
-    adds: HashSet<String>,
-    dels: HashSet<String>,
-    at: Instant,
-}
-
 /// The ReplicaSet controller over the shared informers.
 pub struct ReplicaSetController {
     replica_sets: Typed<ReplicaSet>,
     pods: Typed<Pod>,
-    expect: HashMap<String, Expect>,
+    expect: Expectations,
 }
 
 impl ReplicaSetController {
@@ -212,14 +203,12 @@ impl ReplicaSetController {
         ReplicaSetController {
             replica_sets: informers.of::<ReplicaSet>(),
             pods: informers.of::<Pod>(),
-            expect: HashMap::new(),
+            expect: Expectations::default(),
         }
     }
 
     fn satisfied(&self, key: &str) -> bool {
-        self.expect.get(key).is_none_or(|e| {
-            (e.adds.is_empty() && e.dels.is_empty()) || e.at.elapsed() > EXPECTATIONS_TIMEOUT
-        })
+        self.expect.satisfied(key)
     }
 }
 
@@ -240,7 +229,7 @@ impl queue::Controller for ReplicaSetController {
         if let Some(rs) = change.obj::<ReplicaSet>() {
             let k = kinds::key_of(&rs.metadata);
             if change.deleted {
-                self.expect.remove(&k);
+                self.expect.forget(&k);
             }
             return vec![k];
         }
@@ -267,12 +256,9 @@ impl queue::Controller for ReplicaSetController {
             }
         }
         for k in &keys {
-            if let Some(e) = self.expect.get_mut(k) {
-                // CreationObserved / DeletionObserved
-                e.adds.remove(uid);
-                if change.deleted || pod.metadata.deletion_timestamp.is_some() {
-                    e.dels.remove(uid);
-                }
+            self.expect.creation_observed(k, uid);
+            if change.deleted || pod.metadata.deletion_timestamp.is_some() {
+                self.expect.deletion_observed(k, uid);
             }
         }
         keys
@@ -290,7 +276,7 @@ impl queue::Controller for ReplicaSetController {
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = queue::split_key(key);
         let Some(rs) = self.replica_sets.get_named(ns, name) else {
-            self.expect.remove(key);
+            self.expect.forget(key);
             return Ok(None);
         };
         let manage = self.satisfied(key);
@@ -344,14 +330,7 @@ impl queue::Controller for ReplicaSetController {
                         .any(|p| p.metadata.deletion_timestamp.is_none())
                 })
                 .collect();
-            self.expect.insert(
-                key.to_string(),
-                Expect {
-                    adds,
-                    dels,
-                    at: Instant::now(),
-                },
-            );
+            self.expect.expect(key, adds, dels);
         }
         res?;
         Ok(plan.requeue_after)
@@ -511,13 +490,10 @@ mod tests {
             Arc::new(kubepull_datastore::memory::MemoryStore::new());
         let informers = Informers::new(store);
         let mut c = ReplicaSetController::new(&informers);
-        c.expect.insert(
-            "a/web-abc".into(),
-            Expect {
-                adds: ["u-a".to_string()].into(),
-                dels: ["u-old".to_string()].into(),
-                at: Instant::now(),
-            },
+        c.expect.expect(
+            "a/web-abc",
+            ["u-a".to_string()].into(),
+            ["u-old".to_string()].into(),
         );
         assert!(!c.satisfied("a/web-abc"));
         let notice = |p: Arc<Pod>| Notice {
@@ -534,13 +510,11 @@ mod tests {
         c.keys_for(&notice(Arc::new(serde_json::from_value(old).unwrap())));
         assert!(c.satisfied("a/web-abc"));
         // an expectation never met expires
-        c.expect.insert(
-            "a/other".into(),
-            Expect {
-                adds: ["never".to_string()].into(),
-                dels: Default::default(),
-                at: Instant::now() - EXPECTATIONS_TIMEOUT - Duration::from_secs(1),
-            },
+        c.expect.expect_at(
+            "a/other",
+            ["never".to_string()].into(),
+            Default::default(),
+            tokio::time::Instant::now() - EXPECTATIONS_TIMEOUT - Duration::from_secs(1),
         );
         assert!(c.satisfied("a/other"));
     }

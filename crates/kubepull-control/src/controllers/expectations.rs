@@ -1,0 +1,186 @@
+//! What a controller wrote and waits to see in its informer caches before it acts on the
+//! object again (kubernetes `pkg/controller/controller_utils.go`
+//! `UIDTrackingControllerExpectations` / `ControllerExpectations`: `ExpectCreations`,
+//! `ExpectDeletions`, `CreationObserved`, `DeletionObserved`, `SatisfiedExpectations`,
+//! `DeleteExpectations`, `ExpectationsTimeout`). A sync whose expectations are not met reads a
+//! cache that does not show its last writes yet, so it must not create or delete again; the
+//! change that meets them arrives as a notice and syncs the key.
+//!
+//! Expectations here are the UIDs themselves (what the server returned for a create, what a
+//! delete named) rather than counts, so a create whose pod the informer had already shown by
+//! the time the expectation is set is never waited for.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// `ExpectationsTimeout`: expectations older than this are met (a write whose notice was lost
+/// does not stall its object forever).
+pub const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug)]
+struct Expect {
+    adds: HashSet<String>,
+    dels: HashSet<String>,
+    at: Instant,
+}
+
+/// Creations and deletions per key (`namespace/name` of the controller's object).
+#[derive(Debug, Default)]
+pub struct Expectations {
+    map: HashMap<String, Expect>,
+}
+
+impl Expectations {
+    /// Expects the objects with UIDs `adds` to appear and those with UIDs `dels` to go (or
+    /// start terminating) (`ExpectCreations` + `ExpectDeletions`, which replace what `key`
+    /// expected before). Nothing to expect clears the key.
+    pub fn expect(&mut self, key: &str, adds: HashSet<String>, dels: HashSet<String>) {
+        self.expect_at(key, adds, dels, Instant::now());
+    }
+
+    /// [`Expectations::expect`] as if set at `at`.
+    pub fn expect_at(
+        &mut self,
+        key: &str,
+        adds: HashSet<String>,
+        dels: HashSet<String>,
+        at: Instant,
+    ) {
+        if adds.is_empty() && dels.is_empty() {
+            self.map.remove(key);
+            return;
+        }
+        self.map.insert(key.to_string(), Expect { adds, dels, at });
+    }
+
+    /// The object `uid` was seen in the cache (`CreationObserved`).
+    pub fn creation_observed(&mut self, key: &str, uid: &str) {
+        if let Some(e) = self.map.get_mut(key) {
+            e.adds.remove(uid);
+        }
+    }
+
+    /// The object `uid` was seen gone or terminating (`DeletionObserved`).
+    pub fn deletion_observed(&mut self, key: &str, uid: &str) {
+        if let Some(e) = self.map.get_mut(key) {
+            e.dels.remove(uid);
+        }
+    }
+
+    /// Whether `key` may be managed again: everything it expected was seen, or the
+    /// expectations expired (`SatisfiedExpectations`).
+    pub fn satisfied(&self, key: &str) -> bool {
+        self.map.get(key).is_none_or(|e| {
+            (e.adds.is_empty() && e.dels.is_empty()) || e.at.elapsed() > EXPECTATIONS_TIMEOUT
+        })
+    }
+
+    /// Forgets `key` (`DeleteExpectations`: its object is gone).
+    pub fn forget(&mut self, key: &str) {
+        self.map.remove(key);
+    }
+
+    /// How many keys wait for something.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no key waits for anything.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// The controller's own writes to its primary objects (a Job's or CronJob's status), not yet
+/// shown by the cache: the key is not synced from a cached copy that is older than what it
+/// wrote (the informer's notice of the write syncs it). Upstream syncs from the lister and
+/// counts on the write conflict; a sync that writes nothing to the object (it only creates
+/// pods from a stale status) would not conflict, so the stale copy is not read at all.
+#[derive(Debug, Default)]
+pub struct OwnWrites {
+    map: HashMap<String, (String, Instant)>,
+}
+
+impl OwnWrites {
+    /// `key` was written over the version `resource_version` (the one the sync read).
+    pub fn wrote(&mut self, key: &str, resource_version: &str) {
+        self.map.insert(
+            key.to_string(),
+            (resource_version.to_string(), Instant::now()),
+        );
+    }
+
+    /// Whether the cached copy of `key` at `resource_version` is the one the last write
+    /// replaced (so it does not show the write). A newer copy, or an expired entry
+    /// ([`EXPECTATIONS_TIMEOUT`]), clears the entry.
+    pub fn stale(&mut self, key: &str, resource_version: &str) -> bool {
+        match self.map.get(key) {
+            Some((rv, at)) if rv == resource_version && at.elapsed() <= EXPECTATIONS_TIMEOUT => {
+                true
+            }
+            Some(_) => {
+                self.map.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets `key` (its object is gone).
+    pub fn forget(&mut self, key: &str) {
+        self.map.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(x: &[&str]) -> HashSet<String> {
+        x.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn met_by_observations_or_by_time() {
+        let mut e = Expectations::default();
+        assert!(e.satisfied("a/x"));
+        e.expect("a/x", set(&["p1", "p2"]), set(&["old"]));
+        assert!(!e.satisfied("a/x"));
+        e.creation_observed("a/x", "p1");
+        e.creation_observed("a/x", "p2");
+        assert!(!e.satisfied("a/x"), "the deletion is not seen yet");
+        // another key's observation does not count
+        e.deletion_observed("a/y", "old");
+        assert!(!e.satisfied("a/x"));
+        e.deletion_observed("a/x", "old");
+        assert!(e.satisfied("a/x"));
+        // expired
+        e.expect_at(
+            "a/z",
+            set(&["never"]),
+            set(&[]),
+            Instant::now() - EXPECTATIONS_TIMEOUT - Duration::from_secs(1),
+        );
+        assert!(e.satisfied("a/z"));
+        // nothing to expect, and forgetting, clear the key
+        e.expect("a/x", set(&[]), set(&[]));
+        e.forget("a/z");
+        assert!(e.satisfied("a/x") && e.satisfied("a/z"));
+    }
+
+    #[test]
+    fn own_writes_hold_back_the_copy_they_replaced() {
+        let mut w = OwnWrites::default();
+        assert!(!w.stale("a/x", "5"));
+        w.wrote("a/x", "5");
+        assert!(w.stale("a/x", "5"));
+        assert!(w.stale("a/x", "5"), "still the old copy");
+        assert!(!w.stale("a/x", "9"), "the cache shows the write");
+        assert!(!w.stale("a/x", "5"), "the entry is gone once seen");
+        w.wrote("a/y", "1");
+        w.forget("a/y");
+        assert!(!w.stale("a/y", "1"));
+    }
+}
