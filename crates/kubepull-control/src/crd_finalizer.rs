@@ -282,60 +282,8 @@ mod tests {
     use super::*;
     use crate::crd::begin_deletion;
     use crate::objects::User;
-    use kubepull_datastore::{Datastore, KeyValue, ListResult, Revision, Watch};
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use kubepull_datastore::Datastore;
     use std::sync::Arc;
-
-    /// The in-process store, failing deletes under `/registry/example.com/` while `fail` is set.
-    struct FailingDeletes {
-        inner: kubepull_datastore::memory::MemoryStore,
-        fail: AtomicBool,
-    }
-
-    #[async_trait::async_trait]
-    impl Datastore for FailingDeletes {
-        async fn current_revision(&self) -> kubepull_datastore::Result<Revision> {
-            self.inner.current_revision().await
-        }
-        async fn get(&self, key: &str) -> kubepull_datastore::Result<Option<KeyValue>> {
-            self.inner.get(key).await
-        }
-        async fn list(
-            &self,
-            prefix: &str,
-            start_after: Option<&str>,
-            limit: usize,
-            at: Option<Revision>,
-        ) -> kubepull_datastore::Result<ListResult> {
-            self.inner.list(prefix, start_after, limit, at).await
-        }
-        async fn create(&self, key: &str, value: Vec<u8>) -> kubepull_datastore::Result<Revision> {
-            self.inner.create(key, value).await
-        }
-        async fn update(
-            &self,
-            key: &str,
-            value: Vec<u8>,
-            expected: Revision,
-        ) -> kubepull_datastore::Result<Revision> {
-            self.inner.update(key, value, expected).await
-        }
-        async fn delete(
-            &self,
-            key: &str,
-            expected: Option<Revision>,
-        ) -> kubepull_datastore::Result<(Revision, KeyValue)> {
-            if self.fail.load(Ordering::SeqCst) && key.starts_with("/registry/example.com/") {
-                return Err(kubepull_datastore::Error::Unavailable {
-                    message: "no quorum".into(),
-                });
-            }
-            self.inner.delete(key, expected).await
-        }
-        async fn watch(&self, prefix: &str, after: Revision) -> kubepull_datastore::Result<Watch> {
-            self.inner.watch(prefix, after).await
-        }
-    }
 
     fn crd(plural: &str, kind: &str) -> Value {
         json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -363,10 +311,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_delete_keeps_the_crd_with_the_failure_then_it_goes() {
-        let store = Arc::new(FailingDeletes {
-            inner: kubepull_datastore::memory::MemoryStore::new(),
-            fail: AtomicBool::new(true),
-        });
+        let store = Arc::new(crate::teststore::TestStore::default());
+        store.fail_deletes_under(Some("/registry/example.com/"));
         let objects = Objects::new(store.clone());
         let r = crd_resource();
         let name = "widgets.example.com";
@@ -419,11 +365,11 @@ mod tests {
         assert_eq!(terminating(&c)["reason"], "InstanceDeletionFailed", "{c}");
 
         // the store answers again: the instance goes, then the CRD
-        store.fail.store(false, Ordering::SeqCst);
+        store.fail_deletes_under(None);
         assert!(!run(&objects).await, "finalized");
         assert!(stored_crd(&objects, name).await.is_none());
         assert!(store
-            .inner
+            .uncounted()
             .list("/registry/example.com/", None, 0, None)
             .await
             .unwrap()

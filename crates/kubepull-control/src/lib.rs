@@ -60,6 +60,8 @@ pub mod server;
 pub mod services;
 pub mod table;
 pub mod table_workloads;
+#[cfg(test)]
+pub(crate) mod teststore;
 pub mod warnings;
 pub mod watchcache;
 pub mod watchfanout;

@@ -840,7 +840,10 @@ impl Objects {
                             let more = page.more
                                 || kv.key
                                     != page.items.last().map(|l| l.key.clone()).unwrap_or_default();
-                            let token = more.then(|| continue_token(revision, &kv.key));
+                            let token = more.then(|| {
+                                self.store.retain_list_snapshot(revision);
+                                continue_token(revision, &kv.key)
+                            });
                             return Ok((out, revision, token));
                         }
                     }
@@ -1331,24 +1334,23 @@ impl Objects {
         if expected != cur_kv.mod_revision {
             return Err(ApiError::conflict(r, name));
         }
-        // `rest.BeforeUpdate`: an update without a UID keeps the stored one; one with another
-        // UID is refused (`ValidateObjectMetaUpdate`: immutable), which makes a UID in an
-        // update or patch a precondition (the controllers' adoption patches rely on it)
+        // an update without a UID keeps the stored one (`rest.BeforeUpdate`); a UID in the
+        // body is a precondition (`defaultUpdatedObjectInfo.Preconditions`), which a re-created
+        // object fails with 409 (`Preconditions.Check`, `InterpretUpdateError`)
         if let Some(uid) = obj
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
             .filter(|u| !u.is_empty())
         {
-            if old.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid) {
-                return Err(ApiError::invalid(
-                    r,
-                    name,
-                    vec![Cause::invalid(
-                        "metadata.uid",
-                        format!("\"{uid}\""),
-                        "field is immutable",
-                    )],
-                ));
+            let stored = old
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if stored != uid {
+                return Err(ApiError::conflict(r, name).with_message(format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {stored}",
+                    r.qualified()
+                )));
             }
         }
         let has_status = r.subresources.contains(&"status");
@@ -1540,6 +1542,25 @@ impl Objects {
             let cur = self.get(r, ns, name).await?;
             let mut next = cur.clone();
             apply_patch(&mut next, content_type, body)?;
+            // a patch carries no precondition: a UID it changes is refused as immutable
+            // (`ValidateObjectMetaUpdate`)
+            if next.pointer("/metadata/uid") != cur.pointer("/metadata/uid") {
+                if let Some(uid) = next
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .filter(|u| !u.is_empty())
+                {
+                    return Err(ApiError::invalid(
+                        r,
+                        name,
+                        vec![Cause::invalid(
+                            "metadata.uid",
+                            format!("\"{uid}\""),
+                            "field is immutable",
+                        )],
+                    ));
+                }
+            }
             // a patch that names a resourceVersion must match; otherwise use the current one
             let patched_rv = body
                 .pointer("/metadata/resourceVersion")
@@ -1581,7 +1602,8 @@ impl Objects {
             if let Some(uid) = &opts.uid {
                 if obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid.as_str()) {
                     return Err(ApiError::conflict(r, name).with_message(format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        r.qualified(),
                         obj.pointer("/metadata/uid")
                             .and_then(Value::as_str)
                             .unwrap_or("")
@@ -2055,72 +2077,13 @@ pub fn invalid(r: &Resource, name: &str, causes: Vec<Cause>) -> ApiError {
 mod tests {
     use super::*;
 
-    /// A store that writes to the first listed key right after answering the first page, as
-    /// another client would between two pages of a list.
-    struct WriteBetweenPages {
-        inner: kubepull_datastore::memory::MemoryStore,
-        written: std::sync::atomic::AtomicBool,
-    }
-
-    #[async_trait::async_trait]
-    impl Datastore for WriteBetweenPages {
-        async fn current_revision(&self) -> kubepull_datastore::Result<u64> {
-            self.inner.current_revision().await
-        }
-        async fn get(&self, key: &str) -> kubepull_datastore::Result<Option<KeyValue>> {
-            self.inner.get(key).await
-        }
-        async fn list(
-            &self,
-            prefix: &str,
-            start_after: Option<&str>,
-            limit: usize,
-            at: Option<u64>,
-        ) -> kubepull_datastore::Result<kubepull_datastore::ListResult> {
-            let page = self.inner.list(prefix, start_after, limit, at).await?;
-            if page.more && !self.written.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                let first = &page.items[0];
-                let mut v: Value = serde_json::from_slice(&first.value).unwrap();
-                v["data"]["k"] = json!("changed");
-                let bytes = serde_json::to_vec(&v).unwrap();
-                self.inner
-                    .update(&first.key, bytes, first.mod_revision)
-                    .await?;
-            }
-            Ok(page)
-        }
-        async fn create(&self, key: &str, value: Vec<u8>) -> kubepull_datastore::Result<u64> {
-            self.inner.create(key, value).await
-        }
-        async fn update(
-            &self,
-            key: &str,
-            value: Vec<u8>,
-            expected: u64,
-        ) -> kubepull_datastore::Result<u64> {
-            self.inner.update(key, value, expected).await
-        }
-        async fn delete(
-            &self,
-            key: &str,
-            expected: Option<u64>,
-        ) -> kubepull_datastore::Result<(u64, KeyValue)> {
-            self.inner.delete(key, expected).await
-        }
-        async fn watch(
-            &self,
-            prefix: &str,
-            after: u64,
-        ) -> kubepull_datastore::Result<kubepull_datastore::Watch> {
-            self.inner.watch(prefix, after).await
-        }
-    }
-
     #[tokio::test]
     async fn a_list_longer_than_a_page_is_one_snapshot_when_a_write_comes_between_pages() {
-        let store = Arc::new(WriteBetweenPages {
-            inner: kubepull_datastore::memory::MemoryStore::new(),
-            written: false.into(),
+        let store = Arc::new(crate::teststore::TestStore::default());
+        store.rewrite_after_first_page(|first| {
+            let mut v: Value = serde_json::from_slice(first).unwrap();
+            v["data"]["k"] = json!("changed");
+            serde_json::to_vec(&v).unwrap()
         });
         let r = resources::find("", "v1", "configmaps").unwrap();
         for i in 0..600 {
@@ -2128,7 +2091,6 @@ mod tests {
             let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": name, "namespace": "default"}, "data": {"k": "old"}});
             store
-                .inner
                 .create(&r.key("default", &name), serde_json::to_vec(&obj).unwrap())
                 .await
                 .unwrap();
@@ -2138,7 +2100,7 @@ mod tests {
             .list(r, Some("default"), &ListOptions::default())
             .await
             .unwrap();
-        assert!(store.written.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(store.rewritten());
         assert!(token.is_none());
         assert_eq!(items.len(), 600);
         // the list's resourceVersion covers every item as returned: the write made before
@@ -2217,8 +2179,9 @@ mod tests {
         o
     }
 
-    /// `rest.BeforeUpdate`: an update without a UID keeps the stored one, one with another
-    /// UID is 422 and changes nothing, through PUT, the status subresource and a patch.
+    /// An update without a UID keeps the stored one; a UID in a PUT (or status) body is a
+    /// precondition (409 when it is not the stored one), a patch that changes it is 422
+    /// (immutable); neither changes anything.
     #[tokio::test]
     async fn a_uid_in_an_update_must_be_the_stored_one() {
         let o = api().await;
@@ -2241,10 +2204,10 @@ mod tests {
             .update(cm, "default", "c", other, None, false)
             .await
             .unwrap_err();
-        assert_eq!(e.code, 422);
+        assert_eq!(e.code, 409);
         assert_eq!(
             e.message,
-            "ConfigMap \"c\" is invalid: metadata.uid: Invalid value: \"6a1e5b3c-0000-4000-8000-000000000000\": field is immutable"
+            format!("Operation cannot be fulfilled on configmaps \"c\": Precondition failed: UID in precondition: 6a1e5b3c-0000-4000-8000-000000000000, UID in object meta: {uid}")
         );
         let patch = json!({"metadata": {"uid": "6a1e5b3c-0000-4000-8000-000000000000"}, "data": {"a": "3"}});
         let e = o
@@ -2260,6 +2223,10 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, 422, "{}", e.message);
+        assert_eq!(
+            e.message,
+            "ConfigMap \"c\" is invalid: metadata.uid: Invalid value: \"6a1e5b3c-0000-4000-8000-000000000000\": field is immutable"
+        );
         assert_eq!(o.get(cm, "default", "c").await.unwrap(), stored);
         // no UID: the stored one is kept; the same UID: a precondition that holds
         let mut none = stored.clone();
@@ -2302,7 +2269,7 @@ mod tests {
             .update(pods(), "default", "p", st, Some("status"), false)
             .await
             .unwrap_err();
-        assert_eq!(e.code, 422, "{}", e.message);
+        assert_eq!(e.code, 409, "{}", e.message);
     }
 
     /// A stored ServiceAccount that does not decode (written straight to storage) makes the pod

@@ -939,47 +939,6 @@ fn subject_causes(
     }
 }
 
-/// `path.IsValidPathSegmentName`). Nothing for other kinds.
-pub fn validate_binding(r: &Resource, name: &str, obj: &Value) -> ApiResult<()> {
-    let kinds: &[&str] = match r.kind {
-        "RoleBinding" => &["Role", "ClusterRole"],
-        "ClusterRoleBinding" => &["ClusterRole"],
-        _ => return Ok(()),
-    };
-    let role_ref = role_ref(r, obj)?;
-    let mut causes = vec![];
-    if role_ref.api_group != RBAC_GROUP {
-        causes.push(Cause::not_supported(
-            "roleRef.apiGroup",
-            format!("\"{}\"", role_ref.api_group),
-            &[RBAC_GROUP],
-        ));
-    }
-    if !kinds.contains(&role_ref.kind.as_str()) {
-        causes.push(Cause::not_supported(
-            "roleRef.kind",
-            format!("\"{}\"", role_ref.kind),
-            kinds,
-        ));
-    }
-    if role_ref.name.is_empty() {
-        causes.push(Cause::required("roleRef.name", ""));
-    } else {
-        for msg in path_segment_problems(&role_ref.name) {
-            causes.push(Cause::invalid(
-                "roleRef.name",
-                format!("\"{}\"", role_ref.name),
-                msg,
-            ));
-        }
-    }
-    if causes.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(r, name, causes))
-    }
-}
-
 /// `path.IsValidPathSegmentName` (k8s.io/apimachinery `pkg/api/validation/path/name.go`).
 fn path_segment_problems(name: &str) -> Vec<String> {
     if name == "." || name == ".." {

@@ -250,68 +250,12 @@ mod tests {
         drop(tx);
     }
 
-    /// A store whose list or watch fails (the memory store underneath otherwise).
-    struct Failing {
-        inner: MemoryStore,
-        list_fails: bool,
-    }
-
-    fn unavailable() -> kubepull_datastore::Error {
-        kubepull_datastore::Error::Unavailable {
-            message: "no quorum".into(),
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl Datastore for Failing {
-        async fn current_revision(&self) -> kubepull_datastore::Result<Revision> {
-            self.inner.current_revision().await
-        }
-        async fn get(&self, key: &str) -> kubepull_datastore::Result<Option<KeyValue>> {
-            self.inner.get(key).await
-        }
-        async fn list(
-            &self,
-            prefix: &str,
-            start_after: Option<&str>,
-            limit: usize,
-            at: Option<Revision>,
-        ) -> kubepull_datastore::Result<kubepull_datastore::ListResult> {
-            if self.list_fails {
-                return Err(unavailable());
-            }
-            self.inner.list(prefix, start_after, limit, at).await
-        }
-        async fn create(&self, key: &str, value: Vec<u8>) -> kubepull_datastore::Result<Revision> {
-            self.inner.create(key, value).await
-        }
-        async fn update(
-            &self,
-            key: &str,
-            value: Vec<u8>,
-            expected: Revision,
-        ) -> kubepull_datastore::Result<Revision> {
-            self.inner.update(key, value, expected).await
-        }
-        async fn delete(
-            &self,
-            key: &str,
-            expected: Option<Revision>,
-        ) -> kubepull_datastore::Result<(Revision, KeyValue)> {
-            self.inner.delete(key, expected).await
-        }
-        async fn watch(&self, _: &str, _: Revision) -> kubepull_datastore::Result<Watch> {
-            Err(unavailable())
-        }
-    }
-
     #[tokio::test]
     async fn a_failed_list_or_watch_leaves_the_sink_alone() {
         for list_fails in [true, false] {
-            let store = Failing {
-                inner: MemoryStore::new(),
-                list_fails,
-            };
+            let store = crate::teststore::TestStore::default();
+            store.fail_lists(list_fails);
+            store.fail_watches(true);
             store.create("/p/a", b"1".to_vec()).await.unwrap();
             let sink = Recorder::default();
             let e = list_and_watch(&store, "/p/", &sink).await.unwrap_err();

@@ -80,6 +80,10 @@ impl MemoryStore {
 
 #[async_trait]
 impl Datastore for MemoryStore {
+    fn retain_list_snapshot(&self, revision: Revision) {
+        self.lock().snapshots.retain(revision, Instant::now());
+    }
+
     async fn current_revision(&self) -> Result<Revision> {
         Ok(self.lock().hub.revision())
     }
@@ -154,6 +158,8 @@ impl Datastore for MemoryStore {
             create_revision: revision,
             mod_revision: revision,
         };
+        // expired snapshots let go of the map first: no copy for them
+        inner.snapshots.expire(Instant::now());
         Arc::make_mut(&mut inner.data).insert(key.to_string(), kv.clone());
         inner.hub.publish(Event::Put { kv, prev: None });
         Ok(revision)
@@ -183,6 +189,8 @@ impl Datastore for MemoryStore {
             create_revision: prev.create_revision,
             mod_revision: revision,
         };
+        // expired snapshots let go of the map first: no copy for them
+        inner.snapshots.expire(Instant::now());
         Arc::make_mut(&mut inner.data).insert(key.to_string(), kv.clone());
         inner.hub.publish(Event::Put {
             kv,
@@ -211,6 +219,7 @@ impl Datastore for MemoryStore {
                 }
             }
         }
+        inner.snapshots.expire(Instant::now());
         let prev = Arc::make_mut(&mut inner.data)
             .remove(key)
             .ok_or_else(|| Error::NotFound {

@@ -290,6 +290,12 @@ impl RedbStore {
                 }),
             },
         });
+        // list snapshots past their time go now, not only at the next list: a snapshot keeps
+        // the pages this write frees from being reused
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .expire(Instant::now());
         self.jobs
             .as_ref()
             .ok_or_else(|| backend("the store is closed"))?
@@ -303,6 +309,13 @@ impl RedbStore {
 
 #[async_trait]
 impl Datastore for RedbStore {
+    fn retain_list_snapshot(&self, revision: Revision) {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(revision, Instant::now());
+    }
+
     async fn current_revision(&self) -> Result<Revision> {
         Ok(self
             .hub

@@ -10,18 +10,21 @@
 //!
 //! The embedded store keeps only the current value of each key. Instead, every list keeps the
 //! read snapshot it was served from (a redb read transaction; in memory, the map as it was),
-//! keyed by the list's revision, and a later list at that revision reads that snapshot. A kept
-//! snapshot is dropped [`SNAPSHOT_TTL`] after the last list that started at its revision (kube-
-//! apiserver's default compaction interval), and at most [`MAX_SNAPSHOTS`] are kept: beyond that
-//! the oldest one no list has continued from yet is dropped (else the oldest), so a client that
-//! lists often cannot pin unbounded space. A list at a revision whose snapshot is gone (and that
+//! keyed by the list's revision, and a later list at that revision reads that snapshot. A
+//! snapshot no continue token names is dropped [`PENDING_TTL`] after its list; when the API
+//! server hands out a continue token it retains the snapshot, which is then dropped
+//! [`SNAPSHOT_TTL`] after that (kube-apiserver's default compaction interval). At most
+//! [`MAX_SNAPSHOTS`] are kept: beyond that the oldest one no token names is dropped (else the
+//! oldest), so a client that lists often cannot pin unbounded space. Expiry runs on every
+//! list and write. A list at a revision whose snapshot is gone (and that
 //! is not the current revision) fails with [`crate::Error::Compacted`], as a compacted revision
 //! does on etcd.
 //!
 //! What a kept snapshot costs: lists at the same revision share one snapshot; a redb read
 //! transaction keeps the pages it sees from being reused, so while snapshots are kept the file
 //! holds the pages written over since the oldest of them (at most [`SNAPSHOT_TTL`] worth of
-//! writes, as etcd keeps its history until compaction); the in-process store copies its map on
+//! writes while a token is out, [`PENDING_TTL`] otherwise, as etcd keeps its history until
+//! compaction); the in-process store copies its map on
 //! the first write after a list (copy on write).
 
 use std::collections::BTreeMap;
@@ -35,6 +38,11 @@ pub const SNAPSHOT_TTL: Duration = Duration::from_secs(5 * 60);
 
 /// The most list snapshots kept at once (distinct revisions).
 pub const MAX_SNAPSHOTS: usize = 64;
+
+/// How long the snapshot of a list that gave out no continue token is kept (at most
+/// [`SnapshotLimits::ttl`]): the API server asks for longer ([`Snapshots::retain`]) when it
+/// hands out a token, so a list nobody can continue does not pin the file for long.
+pub const PENDING_TTL: Duration = Duration::from_secs(30);
 
 /// How long list snapshots are kept and how many (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,9 +64,10 @@ impl Default for SnapshotLimits {
 
 struct Kept<S> {
     snap: S,
-    /// When the last list started at this revision.
+    /// When the last list started at this revision (or its continuation was retained).
     taken: Instant,
-    /// A list continued from it (read at its revision).
+    /// A continue token names its revision ([`Snapshots::retain`]) or a list continued from it:
+    /// kept for the whole TTL, not [`PENDING_TTL`].
     continued: bool,
 }
 
@@ -79,10 +88,24 @@ impl<S: Clone> Snapshots<S> {
         }
     }
 
-    fn expire(&mut self, now: Instant) {
+    /// Drops the snapshots past their time (the stores call it on every list and write too,
+    /// so an idle list API does not keep them).
+    pub(crate) fn expire(&mut self, now: Instant) {
         let ttl = self.limits.ttl;
-        self.kept
-            .retain(|_, k| now.saturating_duration_since(k.taken) < ttl);
+        let pending = ttl.min(PENDING_TTL);
+        self.kept.retain(|_, k| {
+            let age = now.saturating_duration_since(k.taken);
+            age < if k.continued { ttl } else { pending }
+        });
+    }
+
+    /// A continue token names `revision`: its snapshot is kept the whole TTL from `now`.
+    pub(crate) fn retain(&mut self, revision: Revision, now: Instant) {
+        self.expire(now);
+        if let Some(k) = self.kept.get_mut(&revision) {
+            k.continued = true;
+            k.taken = now;
+        }
     }
 
     /// The snapshot kept for `revision`, if it is still kept; marks it continued.
@@ -152,10 +175,29 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_no_token_names_is_kept_briefly_and_a_retained_one_the_ttl() {
+        let t0 = Instant::now();
+        let mut s = Snapshots::new(limits(300, 8));
+        s.keep(5, "five", t0);
+        s.keep(6, "six", t0);
+        assert_eq!(s.len(t0 + PENDING_TTL - Duration::from_secs(1)), 2);
+        s.retain(6, t0 + Duration::from_secs(1));
+        // expiry on its own (as on a write): the unretained one goes after PENDING_TTL
+        s.expire(t0 + PENDING_TTL);
+        assert_eq!(s.len(t0 + PENDING_TTL), 1);
+        assert_eq!(s.get(6, t0 + Duration::from_secs(300)), Some("six"));
+        assert_eq!(s.get(6, t0 + Duration::from_secs(301)), None);
+        // retaining what is gone changes nothing
+        s.retain(5, t0);
+        assert_eq!(s.len(t0), 0);
+    }
+
+    #[test]
     fn kept_until_the_ttl_after_the_last_list_at_the_revision() {
         let t0 = Instant::now();
         let mut s = Snapshots::new(limits(300, 8));
         s.keep(5, "five", t0);
+        s.retain(5, t0);
         assert_eq!(s.get(5, t0 + Duration::from_secs(299)), Some("five"));
         // a continuation does not extend it
         assert_eq!(s.get(5, t0 + Duration::from_secs(300)), None);
@@ -163,6 +205,7 @@ mod tests {
 
         // a new list at the same revision does
         s.keep(7, "seven", t0);
+        s.retain(7, t0);
         s.keep(7, "seven again", t0 + Duration::from_secs(200));
         assert_eq!(s.get(7, t0 + Duration::from_secs(450)), Some("seven"));
         assert_eq!(s.get(7, t0 + Duration::from_secs(500)), None);

@@ -106,11 +106,16 @@ fn main() {
         .collect();
     // gzip level 6 by default, as docker/buildkit (Go's compress/gzip) and umoci (pgzip)
     // write layers: incompressible data in stored blocks
-    let level: u32 = std::env::var("KUBEPULL_BENCH_GZIP_LEVEL")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|l| *l <= 9)
-        .unwrap_or(6);
+    let level: u32 = match std::env::var("KUBEPULL_BENCH_GZIP_LEVEL") {
+        Err(_) => 6,
+        Ok(v) => match v.parse() {
+            Ok(l) if l <= 9 => l,
+            _ => {
+                eprintln!("KUBEPULL_BENCH_GZIP_LEVEL={v:?}: give a gzip level from 0 to 9");
+                std::process::exit(2);
+            }
+        },
+    };
     let img = kubepull_testkit::image::layered_image_at(&datas, level);
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(reg.push("bench/big", "v1", &img));

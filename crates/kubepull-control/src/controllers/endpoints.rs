@@ -585,11 +585,23 @@ impl queue::Controller for EndpointsController {
         // the pod's Services before and after the change; an unchanged pod maps to nothing
         if let Some(o) = old {
             let st = |p: &Pod| {
-                p.status
+                p.status.as_ref().map(|s| {
+                    (
+                        s.pod_ip.clone(),
+                        s.pod_ips.clone(),
+                        s.conditions.clone(),
+                        s.phase.clone(),
+                    )
+                })
+            };
+            // podEndpointsChanged: labels, hostname and subdomain, deletion, readiness, IPs
+            let names = |p: &Pod| {
+                p.spec
                     .as_ref()
-                    .map(|s| (s.pod_ip.clone(), s.conditions.clone(), s.phase.clone()))
+                    .map(|s| (s.hostname.clone(), s.subdomain.clone()))
             };
             let same = st(o) == st(pod)
+                && names(o) == names(pod)
                 && o.metadata.labels == pod.metadata.labels
                 && o.metadata.deletion_timestamp == pod.metadata.deletion_timestamp
                 && node_name(o) == node_name(pod);
@@ -650,10 +662,11 @@ impl queue::Controller for EndpointsController {
         };
         let ep = ep.filter(|_| name != "kubernetes" || ns != "default");
         let plan = plan(ns, name, svc.as_deref(), &pods, ep.as_deref(), &slices);
-        let mut created = vec![];
-        let res = queue::apply_observed(objects, self.name(), plan.actions, &mut created).await;
+        let mut observed = queue::Observed::default();
+        let res = queue::apply_observed(objects, self.name(), plan.actions, &mut observed).await;
         // ExpectCreations: what the cache does not show yet
-        let adds: HashSet<String> = created
+        let adds: HashSet<String> = observed
+            .created
             .iter()
             .filter_map(|o| {
                 o.pointer("/metadata/uid")

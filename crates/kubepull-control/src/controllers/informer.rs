@@ -593,71 +593,15 @@ impl Informers {
 /// brought up to date by hand.
 #[cfg(test)]
 pub mod test_support {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use async_trait::async_trait;
-    use kubepull_datastore::memory::MemoryStore;
-    use kubepull_datastore::{ListResult, Result, Revision, Watch};
-
     use super::*;
 
-    /// A memory store counting its `list` calls.
-    #[derive(Default)]
-    pub struct CountingStore {
-        inner: MemoryStore,
-        lists: AtomicUsize,
-    }
-
-    impl CountingStore {
-        /// How many lists it served.
-        pub fn lists(&self) -> usize {
-            self.lists.load(Ordering::SeqCst)
-        }
-    }
-
-    #[async_trait]
-    impl Datastore for CountingStore {
-        async fn current_revision(&self) -> Result<Revision> {
-            self.inner.current_revision().await
-        }
-        async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-            self.inner.get(key).await
-        }
-        async fn list(
-            &self,
-            prefix: &str,
-            start_after: Option<&str>,
-            limit: usize,
-            at_revision: Option<Revision>,
-        ) -> Result<ListResult> {
-            self.lists.fetch_add(1, Ordering::SeqCst);
-            self.inner
-                .list(prefix, start_after, limit, at_revision)
-                .await
-        }
-        async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
-            self.inner.create(key, value).await
-        }
-        async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
-            self.inner.update(key, value, expected).await
-        }
-        async fn delete(
-            &self,
-            key: &str,
-            expected: Option<Revision>,
-        ) -> Result<(Revision, KeyValue)> {
-            self.inner.delete(key, expected).await
-        }
-        async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
-            self.inner.watch(prefix, after).await
-        }
-    }
+    pub use crate::teststore::TestStore;
 
     /// A store with the namespaces that always exist, its object layer, and informers that
     /// catch up only when [`Env::refresh`] says so.
     pub struct Env {
         /// The store.
-        pub store: Arc<CountingStore>,
+        pub store: Arc<TestStore>,
         /// The object layer over it.
         pub objects: crate::objects::Objects,
         /// Unstarted informers over it.
@@ -667,7 +611,7 @@ pub mod test_support {
     impl Env {
         /// A bootstrapped store.
         pub async fn new() -> Env {
-            let store = Arc::new(CountingStore::default());
+            let store = Arc::new(TestStore::default());
             let dyn_store: Arc<dyn Datastore> = store.clone();
             let objects = crate::objects::Objects::new(dyn_store.clone());
             objects.bootstrap().await.expect("bootstrap");
@@ -708,7 +652,7 @@ pub mod test_support {
             let prefix = super::super::kinds::resource_of::<K>().key_prefix();
             let l = self
                 .store
-                .inner
+                .uncounted()
                 .list(&prefix, None, 0, None)
                 .await
                 .expect("listing the store");
@@ -720,10 +664,10 @@ pub mod test_support {
 
         /// Runs `sync` and checks that it listed nothing from storage.
         pub async fn no_lists<T>(&self, sync: impl std::future::Future<Output = T>) -> T {
-            let lists = self.lists.load(Ordering::SeqCst);
+            let lists = self.store.lists();
             let out = sync.await;
             assert_eq!(
-                self.lists.load(Ordering::SeqCst),
+                self.store.lists(),
                 lists,
                 "a sync lists nothing from storage"
             );
@@ -732,8 +676,8 @@ pub mod test_support {
     }
 
     impl std::ops::Deref for Env {
-        type Target = CountingStore;
-        fn deref(&self) -> &CountingStore {
+        type Target = TestStore;
+        fn deref(&self) -> &TestStore {
             &self.store
         }
     }

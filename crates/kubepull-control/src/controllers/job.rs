@@ -1093,19 +1093,14 @@ pub fn plan_managed<P: Borrow<Pod>>(
     p
 }
 
-/// Whether the Job's selector selects `pod`: its `matchLabels` (a selector with
-/// `matchExpressions` selects every pod it controls, as the Job's pods were read before).
+/// Whether the Job's selector selects `pod` (`LabelSelectorAsSelector`); a selector that does
+/// not convert selects nothing (upstream's `getPodsForJob` fails the sync on it; the API
+/// refuses such selectors, so only a stored object from elsewhere has one).
 fn selects(job: &Job, pod: &Pod) -> bool {
     let Some(sel) = job.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
         return true;
     };
-    if sel.match_expressions.is_some() {
-        return true;
-    }
-    sel.match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| pod.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+    super::refmanager::selects(sel, pod.metadata.labels.as_ref()).unwrap_or(false)
 }
 
 /// The Job controller over the work queue: Jobs and their pods from the shared informers
@@ -1249,15 +1244,17 @@ impl queue::Controller for JobController {
             self.written
                 .wrote(key, kinds::resource_version(&job.metadata));
         }
-        let dels: HashSet<String> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Delete { r, uid, .. } if r.plural == "pods" => uid.clone(),
-                _ => None,
-            })
-            .collect();
-        let mut created = vec![];
-        let res = queue::apply_observed(objects, self.name(), actions, &mut created).await;
+        let mut observed = queue::Observed::default();
+        let res = queue::apply_observed(objects, self.name(), actions, &mut observed).await;
+        let (created, dels) = (
+            observed.created,
+            observed
+                .deleted
+                .into_iter()
+                .filter(|(r, _)| r.plural == "pods")
+                .map(|(_, uid)| uid)
+                .collect::<HashSet<String>>(),
+        );
         // ExpectCreations / ExpectDeletions: what the cache does not show yet
         if manage && (!created.is_empty() || !dels.is_empty()) {
             let adds: HashSet<String> = created
@@ -1346,22 +1343,38 @@ mod tests {
         })
     }
 
+    /// The Job's selector as a label selector, `matchExpressions` included.
+    #[test]
+    fn a_jobs_selector_is_matched_with_its_expressions() {
+        let job: Job = serde_json::from_value(json!({"metadata": {"name": "pi"}, "spec": {
+            "selector": {"matchLabels": {"app": "pi"},
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["batch"]}]},
+            "template": {"spec": {"containers": []}}}}))
+        .unwrap();
+        let pod = |labels: Value| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": "p", "labels": labels}})).unwrap()
+        };
+        assert!(selects(&job, &pod(json!({"app": "pi", "tier": "batch"}))));
+        assert!(!selects(&job, &pod(json!({"app": "pi", "tier": "web"}))));
+        assert!(!selects(&job, &pod(json!({"app": "pi"}))));
+    }
+
     mod cached {
         use super::*;
-        use crate::controllers::informer::test_support::{refresh, CountingStore};
+        use crate::controllers::informer::test_support::{refresh, TestStore};
         use crate::controllers::queue::Controller as _;
         use crate::objects::{DeleteOptions, User};
         use kubepull_datastore::Datastore;
 
         struct Fixture {
-            store: Arc<CountingStore>,
+            store: Arc<TestStore>,
             objects: Objects,
             informers: Informers,
         }
 
         impl Fixture {
             async fn new() -> Fixture {
-                let store = Arc::new(CountingStore::default());
+                let store = Arc::new(TestStore::default());
                 let dyn_store: Arc<dyn Datastore> = store.clone();
                 let objects = Objects::new(dyn_store.clone());
                 objects.bootstrap().await.unwrap();
@@ -1463,6 +1476,61 @@ mod tests {
             let lists = f.store.lists();
             assert_eq!(c.all_keys(&f.objects).await.unwrap(), ["default/pi"]);
             assert_eq!(f.store.lists(), lists);
+        }
+
+        /// A delete that fails is not expected (upstream lowers the expectation in the
+        /// error path): the next sync deletes again instead of waiting for the expectations'
+        /// timeout.
+        #[tokio::test]
+        async fn a_failed_delete_is_not_expected() {
+            let f = Fixture::new().await;
+            let mut c = JobController::new(&f.informers);
+            f.objects
+                .create(
+                    jobs_r(),
+                    "default",
+                    job_body(json!({"completions": 4, "parallelism": 2})),
+                    &User::Admin,
+                    false,
+                )
+                .await
+                .unwrap();
+            f.refresh_jobs().await;
+            f.refresh_pods(&mut c).await;
+            f.sync(&mut c).await;
+            f.refresh_pods(&mut c).await;
+            f.refresh_jobs().await;
+            assert!(c.expect.satisfied("default/pi"));
+            // suspended: its active pods are to be deleted, and the deletes fail
+            let mut job = f.objects.get(jobs_r(), "default", "pi").await.unwrap();
+            job["spec"]["suspend"] = json!(true);
+            f.objects
+                .update(jobs_r(), "default", "pi", job, None, false)
+                .await
+                .unwrap();
+            f.refresh_jobs().await;
+            // a pod with the tracking finalizer is deleted by an update (its deletion
+            // timestamp): those fail
+            f.store.fail_updates_under(Some("/registry/pods/"));
+            f.store.fail_deletes_under(Some("/registry/pods/"));
+            assert!(c.sync(&f.objects, "default/pi").await.is_err());
+            assert!(
+                c.expect.satisfied("default/pi"),
+                "nothing deleted, nothing expected"
+            );
+            // the store is back: the next sync deletes
+            f.store.fail_updates_under(None);
+            f.store.fail_deletes_under(None);
+            f.refresh_jobs().await;
+            f.refresh_pods(&mut c).await;
+            let _ = c.sync(&f.objects, "default/pi").await;
+            let active = f
+                .stored_pods()
+                .await
+                .into_iter()
+                .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+                .count();
+            assert_eq!(active, 0, "the suspended Job's pods are deleted");
         }
 
         /// A deleted Job's pods lose their tracking finalizer; they are found through the

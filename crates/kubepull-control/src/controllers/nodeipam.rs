@@ -119,6 +119,11 @@ impl queue::Controller for NodeIpam {
         let Some(node) = self.nodes.get_named("", key) else {
             return Ok(None);
         };
+        if self.allocated.contains_key(key) {
+            // given a range the cache does not show yet: its arrival (or the node's deletion)
+            // forgets it, and a second range is not taken meanwhile
+            return Ok(None);
+        }
         let mut taken = used(&self.nodes.list());
         taken.extend(self.allocated.values().copied());
         match plan(&node, self.cluster, &taken) {
@@ -259,5 +264,10 @@ mod tests {
             (ready.type_.as_str(), ready.status.as_str()),
             ("Ready", "True")
         );
+        // synced again before the cache shows the range: no second range is taken (the
+        // server would refuse a changed podCIDR anyway)
+        let before = objects.get(nodes, "", "n").await.unwrap();
+        assert_eq!(c.sync(&objects, "n").await.unwrap(), None);
+        assert_eq!(objects.get(nodes, "", "n").await.unwrap(), before);
     }
 }

@@ -154,7 +154,13 @@ impl queue::Controller for NodeLifecycle {
         let lease = self.leases.get_named(LEASE_NAMESPACE, key);
         let now = kinds::now_seconds();
         let d = plan(&node, lease.as_deref(), now);
-        if let Some(patch) = &d.patch {
+        if let Some(mut patch) = d.patch {
+            // decided on the cached node: guarded by its resourceVersion, so a status the node
+            // agent wrote meanwhile makes this conflict and the node be judged again
+            // (monitorNodeHealth's UpdateStatus of the lister's copy, retried after a Get)
+            patch["metadata"]["resourceVersion"] =
+                serde_json::json!(kinds::resource_version(&node.metadata));
+            let patch = &patch;
             match objects
                 .patch(
                     res("nodes"),
@@ -269,7 +275,7 @@ mod tests {
         let store: Arc<dyn kubepull_datastore::Datastore> =
             Arc::new(kubepull_datastore::memory::MemoryStore::new());
         let objects = Objects::new(store.clone());
-        let informers = Informers::new(store);
+        let informers = Informers::new(store.clone());
         let mut c = NodeLifecycle::new(&informers);
         let mut v = node_json();
         v["metadata"] = json!({"name": "n"});
@@ -331,8 +337,28 @@ mod tests {
             )
             .await
             .unwrap();
-        // the lease is long stale by the wall clock
+        // the lease is long stale by the wall clock, but the cached node is older than the
+        // stored one: the patch names the cached resourceVersion and conflicts, as upstream's
+        // UpdateStatus of the lister's copy does (a Ready written meanwhile is not overwritten)
         use super::queue::Controller as _;
+        let e = c.sync(&objects, "n").await.unwrap_err();
+        assert_eq!(e.code, 409, "{}", e.message);
+        let n: Node = super::super::get_typed(&objects, "", "n")
+            .await
+            .unwrap()
+            .unwrap();
+        let ready = n
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_ne!(ready.status, "Unknown");
+        // synced again from a cache that has caught up: only the conditions change
+        let informers = Informers::new(store);
+        let mut c = NodeLifecycle::new(&informers);
+        c.nodes.informer().wait_synced().await;
+        c.leases.informer().wait_synced().await;
         assert_eq!(c.sync(&objects, "n").await.unwrap(), None);
         let n: Node = super::super::get_typed(&objects, "", "n")
             .await

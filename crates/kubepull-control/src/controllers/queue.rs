@@ -111,17 +111,30 @@ pub async fn apply(
     component: &str,
     actions: Vec<Action>,
 ) -> Result<(), ApiError> {
-    apply_observed(objects, component, actions, &mut vec![]).await
+    apply_observed(objects, component, actions, &mut Observed::default()).await
 }
 
-/// [`apply`], collecting the objects created into `created` (the ReplicaSet controller's
-/// expectations, `controller_utils.go` `ControllerExpectations`).
+/// What [`apply_observed`] carried out: the writes a controller's expectations wait to see
+/// (`controller_utils.go` `ControllerExpectations`). A write that failed, or was never made
+/// because an earlier one failed, is not in it (upstream lowers the expectation for a failed
+/// create or delete).
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// The objects created, as stored.
+    pub created: Vec<Value>,
+    /// The resource and UID of each delete issued with a UID precondition (a delete that found
+    /// the object gone included).
+    pub deleted: Vec<(&'static Resource, String)>,
+}
+
+/// [`apply`], noting what was written in `observed`.
 pub async fn apply_observed(
     objects: &Objects,
     component: &str,
     actions: Vec<Action>,
-    created: &mut Vec<Value>,
+    observed: &mut Observed,
 ) -> Result<(), ApiError> {
+    let created = &mut observed.created;
     for a in actions {
         match a {
             Action::Create { r, ns, obj, report } => {
@@ -194,13 +207,16 @@ pub async fn apply_observed(
             } => {
                 let opts = DeleteOptions {
                     propagation_policy: propagation.map(str::to_string),
-                    uid,
+                    uid: uid.clone(),
                     ..Default::default()
                 };
                 match objects.delete(r, &ns, &name, &opts).await {
                     Ok(_) => {}
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),
+                }
+                if let Some(uid) = uid {
+                    observed.deleted.push((r, uid));
                 }
             }
             Action::Event {

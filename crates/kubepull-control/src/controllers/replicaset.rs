@@ -304,16 +304,16 @@ impl queue::Controller for ReplicaSetController {
         refmanager::apply_claim(objects, self.name(), &*rs, &claim).await?;
         let pods = claim.claimed;
         let plan = plan(&rs, &pods, manage, jiff::Timestamp::now());
-        let dels: HashSet<String> = plan
-            .actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Delete { uid, .. } => uid.clone(),
-                _ => None,
-            })
-            .collect();
-        let mut created = vec![];
-        let res = queue::apply_observed(objects, self.name(), plan.actions, &mut created).await;
+        let mut observed = queue::Observed::default();
+        let res = queue::apply_observed(objects, self.name(), plan.actions, &mut observed).await;
+        let (created, dels) = (
+            observed.created,
+            observed
+                .deleted
+                .into_iter()
+                .map(|(_, uid)| uid)
+                .collect::<HashSet<String>>(),
+        );
         if !created.is_empty() || !dels.is_empty() {
             let adds: HashSet<String> = created
                 .iter()

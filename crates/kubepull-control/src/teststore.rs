@@ -1,0 +1,147 @@
+//! The one test store of this crate: the in-process memory store (which keeps no list
+//! snapshots, so a list at an older revision is `Compacted`) with the hooks the tests set:
+//! it counts the lists it serves, can fail lists, watches, or the updates or deletes under a
+//! prefix (`Unavailable`, as a store without quorum), and can make one write after the first
+//! list page that has more after it.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use kubepull_datastore::memory::MemoryStore;
+use kubepull_datastore::{Datastore, Error, KeyValue, ListResult, Result, Revision, Watch};
+
+/// What to write over a page's first item: its stored value in, the new value out.
+type Rewrite = Box<dyn FnOnce(&[u8]) -> Vec<u8> + Send>;
+
+/// See the module documentation.
+#[derive(Default)]
+pub struct TestStore {
+    inner: MemoryStore,
+    lists: AtomicUsize,
+    fail_lists: AtomicBool,
+    fail_watches: AtomicBool,
+    fail_deletes_under: Mutex<Option<String>>,
+    fail_updates_under: Mutex<Option<String>>,
+    rewrite_after_page: Mutex<Option<Rewrite>>,
+}
+
+fn unavailable() -> Error {
+    Error::Unavailable {
+        message: "no quorum".into(),
+    }
+}
+
+impl TestStore {
+    /// The memory store underneath, for reads a test makes without counting them.
+    pub fn uncounted(&self) -> &MemoryStore {
+        &self.inner
+    }
+
+    /// How many lists it served (failed ones included).
+    pub fn lists(&self) -> usize {
+        self.lists.load(Ordering::SeqCst)
+    }
+
+    /// Lists fail while `on`.
+    pub fn fail_lists(&self, on: bool) {
+        self.fail_lists.store(on, Ordering::SeqCst);
+    }
+
+    /// Watches fail while `on`.
+    pub fn fail_watches(&self, on: bool) {
+        self.fail_watches.store(on, Ordering::SeqCst);
+    }
+
+    /// Deletes of keys under `prefix` fail (`None`: none fail).
+    pub fn fail_deletes_under(&self, prefix: Option<&str>) {
+        *self.fail_deletes_under.lock().unwrap() = prefix.map(str::to_string);
+    }
+
+    /// Updates of keys under `prefix` fail (`None`: none fail).
+    pub fn fail_updates_under(&self, prefix: Option<&str>) {
+        *self.fail_updates_under.lock().unwrap() = prefix.map(str::to_string);
+    }
+
+    /// After the first list page that has more after it, its first item is updated to what
+    /// `rewrite` makes of it (once).
+    pub fn rewrite_after_first_page(
+        &self,
+        rewrite: impl FnOnce(&[u8]) -> Vec<u8> + Send + 'static,
+    ) {
+        *self.rewrite_after_page.lock().unwrap() = Some(Box::new(rewrite));
+    }
+
+    /// Whether the rewrite has been made.
+    pub fn rewritten(&self) -> bool {
+        self.rewrite_after_page.lock().unwrap().is_none()
+    }
+}
+
+#[async_trait]
+impl Datastore for TestStore {
+    async fn current_revision(&self) -> Result<Revision> {
+        self.inner.current_revision().await
+    }
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        self.inner.get(key).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        at_revision: Option<Revision>,
+    ) -> Result<ListResult> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        if self.fail_lists.load(Ordering::SeqCst) {
+            return Err(unavailable());
+        }
+        let page = self
+            .inner
+            .list(prefix, start_after, limit, at_revision)
+            .await?;
+        if page.more {
+            let rewrite = self.rewrite_after_page.lock().unwrap().take();
+            if let (Some(rewrite), Some(first)) = (rewrite, page.items.first()) {
+                self.inner
+                    .update(&first.key, rewrite(&first.value), first.mod_revision)
+                    .await?;
+            }
+        }
+        Ok(page)
+    }
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
+        self.inner.create(key, value).await
+    }
+    async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
+        let fails = self
+            .fail_updates_under
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|p| key.starts_with(p));
+        if fails {
+            return Err(unavailable());
+        }
+        self.inner.update(key, value, expected).await
+    }
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
+        let fails = self
+            .fail_deletes_under
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|p| key.starts_with(p));
+        if fails {
+            return Err(unavailable());
+        }
+        self.inner.delete(key, expected).await
+    }
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
+        if self.fail_watches.load(Ordering::SeqCst) {
+            return Err(unavailable());
+        }
+        self.inner.watch(prefix, after).await
+    }
+}
