@@ -1139,8 +1139,13 @@ pub async fn watch_crds(objects: Objects, stop: impl std::future::Future<Output 
             return;
         }
         // CRDs being deleted: their instances are deleted, and the CRD goes once none is
-        // left; while some are held by finalizers, look again every FINALIZE_POLL
+        // left. While some are held by finalizers (or a round failed), the finalizer runs
+        // again after FINALIZE_POLL, doubling up to FINALIZE_POLL_MAX, and not on CRD events
+        // (its own condition writes among them) before then: a rate-limited requeue, as
+        // upstream's queue
+        let mut backoff = crate::crd_finalizer::Backoff::default();
         let mut pending = crate::crd_finalizer::run(&objects).await;
+        let mut next_at = backoff.after(pending);
         loop {
             tokio::select! {
                 _ = &mut stop => return,
@@ -1149,12 +1154,16 @@ pub async fn watch_crds(objects: Objects, stop: impl std::future::Future<Output 
                         if !sync_until_done(&objects, &mut stop).await {
                             return;
                         }
-                        pending = crate::crd_finalizer::run(&objects).await;
+                        if !pending || tokio::time::Instant::now() >= next_at {
+                            pending = crate::crd_finalizer::run(&objects).await;
+                            next_at = backoff.after(pending);
+                        }
                     }
                     _ => break,
                 },
-                _ = tokio::time::sleep(crate::crd_finalizer::FINALIZE_POLL), if pending => {
+                _ = tokio::time::sleep_until(next_at), if pending => {
                     pending = crate::crd_finalizer::run(&objects).await;
+                    next_at = backoff.after(pending);
                 }
             }
         }

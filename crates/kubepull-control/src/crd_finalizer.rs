@@ -18,9 +18,11 @@
 //! While the CRD is terminating it is still served (instances can be read, updated and their
 //! finalizers removed), but creates are refused
 //! ([`crate::crd::refuse_create_while_terminating`]). Upstream waits for the instances by
-//! polling every 5 s for a minute per attempt; here the CRD watch runs [`run`] on every CRD
-//! change and every [`FINALIZE_POLL`] while a CRD is still waiting for its instances, with no
-//! limit.
+//! polling every 5 s for a minute per attempt, then requeues with the queue's back-off; here
+//! the CRD watch runs [`run`] on a CRD change and, while a CRD is still waiting for its
+//! instances or a round failed, again after [`FINALIZE_POLL`], doubling to
+//! [`FINALIZE_POLL_MAX`] ([`Backoff`]); CRD events before then (its own condition writes
+//! among them) do not run it.
 
 use std::time::Duration;
 
@@ -33,8 +35,44 @@ use crate::objects::{decode, DeleteOptions, Objects};
 /// (`apiextensions.CustomResourceCleanupFinalizer`).
 pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
 
-/// How often a CRD whose instances are still held by finalizers is looked at again.
+/// How soon a CRD whose instances are still held by finalizers (or whose round failed) is
+/// looked at again, first; each further round that leaves one waiting doubles it, up to
+/// [`FINALIZE_POLL_MAX`].
 pub const FINALIZE_POLL: Duration = Duration::from_secs(1);
+
+/// The longest wait between two rounds (upstream's poll interval while it waits for the
+/// instances, `crd_finalizer.go` `deleteInstances`).
+pub const FINALIZE_POLL_MAX: Duration = Duration::from_secs(5);
+
+/// The wait before the next round of [`run`]: [`FINALIZE_POLL`] after a round that finished
+/// everything, doubling (to [`FINALIZE_POLL_MAX`]) after each round that left a CRD waiting.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: FINALIZE_POLL,
+        }
+    }
+}
+
+impl Backoff {
+    /// When to run again after a round (`pending`: it left a CRD waiting).
+    pub fn after(&mut self, pending: bool) -> tokio::time::Instant {
+        let wait = if pending {
+            let w = self.next;
+            self.next = (self.next * 2).min(FINALIZE_POLL_MAX);
+            w
+        } else {
+            self.next = FINALIZE_POLL;
+            FINALIZE_POLL
+        };
+        tokio::time::Instant::now() + wait
+    }
+}
 
 fn text<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
@@ -280,6 +318,21 @@ async fn finalize(objects: &Objects, crd: Value) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rounds that leave a CRD waiting back off, doubling to the cap; a round that finishes
+    /// everything resets it.
+    #[tokio::test(start_paused = true)]
+    async fn rounds_that_leave_a_crd_waiting_back_off() {
+        let mut b = Backoff::default();
+        let wait = |at: tokio::time::Instant| at - tokio::time::Instant::now();
+        let waits: Vec<Duration> = (0..7).map(|_| wait(b.after(true))).collect();
+        assert_eq!(
+            waits,
+            [1, 2, 4, 5, 5, 5, 5].map(Duration::from_secs).to_vec()
+        );
+        assert_eq!(wait(b.after(false)), FINALIZE_POLL);
+        assert_eq!(wait(b.after(true)), FINALIZE_POLL);
+    }
     use crate::crd::begin_deletion;
     use crate::objects::User;
     use kubepull_datastore::Datastore;

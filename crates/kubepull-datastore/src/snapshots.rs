@@ -40,9 +40,10 @@ pub const SNAPSHOT_TTL: Duration = Duration::from_secs(5 * 60);
 pub const MAX_SNAPSHOTS: usize = 64;
 
 /// How long the snapshot of a list that gave out no continue token is kept (at most
-/// [`SnapshotLimits::ttl`]): the API server asks for longer ([`Snapshots::retain`]) when it
-/// hands out a token, so a list nobody can continue does not pin the file for long.
-pub const PENDING_TTL: Duration = Duration::from_secs(30);
+/// [`SnapshotLimits::ttl`]): the API server asks for longer ([`Snapshots::retain`]) in the
+/// same request, as soon as it hands out a token, so a list nobody can continue pins the
+/// file's freed pages (and the cache's memory for them) only this long.
+pub const PENDING_TTL: Duration = Duration::from_secs(2);
 
 /// How long list snapshots are kept and how many (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,8 +181,8 @@ mod tests {
         let mut s = Snapshots::new(limits(300, 8));
         s.keep(5, "five", t0);
         s.keep(6, "six", t0);
-        assert_eq!(s.len(t0 + PENDING_TTL - Duration::from_secs(1)), 2);
-        s.retain(6, t0 + Duration::from_secs(1));
+        assert_eq!(s.len(t0 + PENDING_TTL - Duration::from_millis(1)), 2);
+        s.retain(6, t0 + Duration::from_millis(1));
         // expiry on its own (as on a write): the unretained one goes after PENDING_TTL
         s.expire(t0 + PENDING_TTL);
         assert_eq!(s.len(t0 + PENDING_TTL), 1);
