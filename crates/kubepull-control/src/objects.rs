@@ -808,7 +808,13 @@ impl Objects {
         // `storage/etcd3/store.go` pins `withRev` the same way). A store that cannot read the
         // past refuses the pinned page after a write; that list is then read again whole, in
         // one read, which every store answers from one snapshot.
-        let mut page_size = 500;
+        // a page one more than the client's limit (when smaller): a store keeps a list's
+        // snapshot only for a full page, which is the one that can be continued
+        let mut page_size = if opts.limit > 0 {
+            (opts.limit + 1).min(500)
+        } else {
+            500
+        };
         'read: loop {
             let mut out = vec![];
             let mut start = first_start.clone();

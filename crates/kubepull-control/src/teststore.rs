@@ -80,6 +80,10 @@ impl TestStore {
 
 #[async_trait]
 impl Datastore for TestStore {
+    fn retain_list_snapshot(&self, revision: Revision) {
+        self.inner.retain_list_snapshot(revision);
+    }
+
     async fn current_revision(&self) -> Result<Revision> {
         self.inner.current_revision().await
     }

@@ -301,6 +301,10 @@ impl Tracked {
 
 #[async_trait]
 impl Datastore for Tracked {
+    fn retain_list_snapshot(&self, revision: Revision) {
+        self.inner.retain_list_snapshot(revision);
+    }
+
     async fn current_revision(&self) -> Result<Revision> {
         self.inner.current_revision().await
     }

@@ -594,6 +594,10 @@ impl EtcdStore {
 
 #[async_trait]
 impl Datastore for EtcdStore {
+    fn retain_list_snapshot(&self, _revision: Revision) {
+        // etcd keeps every revision until it is compacted
+    }
+
     async fn current_revision(&self) -> Result<Revision> {
         let r = self
             .call(|mut kv| async move {

@@ -200,8 +200,9 @@ pub trait Datastore: Send + Sync + 'static {
     /// A continue token now names `revision`: what a list at it reads is kept for the token's
     /// lifetime ([`snapshots::SNAPSHOT_TTL`] on the embedded and in-process stores, whose
     /// other list snapshots go after [`snapshots::PENDING_TTL`]); nothing to do on etcd, which
-    /// keeps every revision until compaction.
-    fn retain_list_snapshot(&self, _revision: Revision) {}
+    /// keeps every revision until compaction. (No default: a store that wraps another must
+    /// pass it on.)
+    fn retain_list_snapshot(&self, revision: Revision);
 
     /// Creates `key`; fails with [`Error::AlreadyExists`] if it exists. Returns the new revision.
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision>;

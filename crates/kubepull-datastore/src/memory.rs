@@ -104,7 +104,7 @@ impl Datastore for MemoryStore {
             let now = Instant::now();
             let revision = inner.hub.revision();
             match at_revision.and_then(|r| inner.snapshots.get(r, now).map(|d| (d, r))) {
-                Some(kept) => kept,
+                Some((d, r)) => (d, r, false),
                 None => {
                     if let Some(r) = at_revision {
                         if r != revision {
@@ -114,13 +114,11 @@ impl Datastore for MemoryStore {
                             });
                         }
                     }
-                    let data = inner.data.clone();
-                    inner.snapshots.keep(revision, data.clone(), now);
-                    (data, revision)
+                    (inner.data.clone(), revision, true)
                 }
             }
         };
-        let (data, revision) = data;
+        let (data, revision, fresh) = data;
         let mut items = Vec::new();
         let mut more = false;
         let range = data.range(prefix.to_string()..);
@@ -136,6 +134,13 @@ impl Datastore for MemoryStore {
                 break;
             }
             items.push(kv.clone());
+        }
+        // a full page may be continued: its snapshot is kept (a whole read, or a page with
+        // room left, is not: nothing can continue it)
+        if fresh && limit != 0 && items.len() == limit {
+            self.lock()
+                .snapshots
+                .keep(revision, data.clone(), Instant::now());
         }
         Ok(ListResult {
             items,

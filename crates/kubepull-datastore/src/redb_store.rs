@@ -356,6 +356,7 @@ impl Datastore for RedbStore {
             let lock = || snapshots.lock().unwrap_or_else(|p| p.into_inner());
             // a later page of a list: the snapshot its first page was read from
             let kept = at_revision.and_then(|r| lock().get(r, now).map(|t| (t, r)));
+            let fresh = kept.is_none();
             let (rtx, revision) = match kept {
                 Some(k) => k,
                 None => {
@@ -373,7 +374,6 @@ impl Datastore for RedbStore {
                             });
                         }
                     }
-                    lock().keep(revision, rtx.clone(), now);
                     (rtx, revision)
                 }
             };
@@ -395,6 +395,11 @@ impl Datastore for RedbStore {
                     break;
                 }
                 items.push(dec(k, v.value())?);
+            }
+            // a full page may be continued: its snapshot is kept (a whole read, or a page with
+            // room left, is not: nothing can continue it)
+            if fresh && limit != 0 && items.len() == limit {
+                lock().keep(revision, rtx.clone(), now);
             }
             Ok(ListResult {
                 items,

@@ -8,7 +8,8 @@
 //! is refused with `410 Gone` only once etcd compacted that revision (every 5 minutes by default,
 //! `--etcd-compaction-interval`).
 //!
-//! The embedded store keeps only the current value of each key. Instead, every list keeps the
+//! The embedded store keeps only the current value of each key. Instead, a list whose page is
+//! full (the one that can be continued; whole reads and pages with room left cannot) keeps the
 //! read snapshot it was served from (a redb read transaction; in memory, the map as it was),
 //! keyed by the list's revision, and a later list at that revision reads that snapshot. A
 //! snapshot no continue token names is dropped [`PENDING_TTL`] after its list; when the API
@@ -67,8 +68,8 @@ struct Kept<S> {
     snap: S,
     /// When the last list started at this revision (or its continuation was retained).
     taken: Instant,
-    /// A continue token names its revision ([`Snapshots::retain`]) or a list continued from it:
-    /// kept for the whole TTL, not [`PENDING_TTL`].
+    /// A continue token names its revision ([`Snapshots::retain`]): kept for the whole TTL, not
+    /// [`PENDING_TTL`].
     continued: bool,
 }
 
@@ -109,12 +110,13 @@ impl<S: Clone> Snapshots<S> {
         }
     }
 
-    /// The snapshot kept for `revision`, if it is still kept; marks it continued.
+    /// The snapshot kept for `revision`, if it is still kept. Reading it does not keep it
+    /// longer: only a continue token does ([`Snapshots::retain`]); the further pages one
+    /// request reads itself are read within [`PENDING_TTL`] (or the request reads the list
+    /// again whole).
     pub(crate) fn get(&mut self, revision: Revision, now: Instant) -> Option<S> {
         self.expire(now);
-        let k = self.kept.get_mut(&revision)?;
-        k.continued = true;
-        Some(k.snap.clone())
+        self.kept.get(&revision).map(|k| k.snap.clone())
     }
 
     /// Keeps `snap` as the snapshot of `revision` (a list just started there); a snapshot already
@@ -214,20 +216,22 @@ mod tests {
     }
 
     #[test]
-    fn the_cap_drops_uncontinued_snapshots_first_then_the_oldest() {
+    fn the_cap_drops_snapshots_no_token_names_first_then_the_oldest() {
         let t0 = Instant::now();
         let mut s = Snapshots::new(limits(300, 3));
         s.keep(1, 1, t0);
         s.keep(2, 2, t0);
         s.keep(3, 3, t0);
-        // 1 is being paged through: 2 (the oldest nobody continued) goes
-        assert_eq!(s.get(1, t0), Some(1));
+        // a token names 1: 2 (the oldest no token names) goes
+        s.retain(1, t0);
         s.keep(4, 4, t0);
         assert_eq!(s.len(t0), 3);
         assert_eq!(s.get(2, t0), None);
         assert_eq!(s.get(3, t0), Some(3));
         assert_eq!(s.get(4, t0), Some(4));
-        // all continued now: the oldest goes
+        // all named by tokens now: the oldest goes
+        s.retain(3, t0);
+        s.retain(4, t0);
         s.keep(5, 5, t0);
         assert_eq!(s.len(t0), 3);
         assert_eq!(s.get(1, t0), None);
@@ -237,7 +241,9 @@ mod tests {
         // expired ones make room before anything is evicted
         let mut s = Snapshots::new(limits(10, 2));
         s.keep(1, 1, t0);
+        s.retain(1, t0);
         s.keep(2, 2, t0 + Duration::from_secs(5));
+        s.retain(2, t0 + Duration::from_secs(5));
         s.keep(3, 3, t0 + Duration::from_secs(11));
         assert_eq!(s.get(2, t0 + Duration::from_secs(11)), Some(2));
         assert_eq!(s.get(3, t0 + Duration::from_secs(11)), Some(3));

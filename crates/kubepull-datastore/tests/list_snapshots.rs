@@ -160,8 +160,9 @@ async fn expired(s: &dyn Datastore) {
     }
 }
 
-/// With room for two snapshots, lists at five revisions keep only two; the one a list continued
-/// from survives lists at newer revisions, the others are evicted and `Compacted`.
+/// With room for two snapshots, lists at five revisions keep only two; the one a continue token
+/// names (retained, as the API server does when it hands one out) survives lists at newer
+/// revisions, the others are evicted and `Compacted`.
 async fn capped(s: &dyn Datastore, kept: &dyn Fn() -> usize) {
     let mut revs = vec![];
     for i in 0..5 {
@@ -169,13 +170,14 @@ async fn capped(s: &dyn Datastore, kept: &dyn Fn() -> usize) {
         revs.push(s.list(P, None, 1, None).await.unwrap().revision);
         assert!(kept() <= 2, "at most two snapshots are kept");
         if i == 0 {
-            // a client continues from the first list
+            // a continue token names the first list, and a client continues from it
+            s.retain_list_snapshot(revs[0]);
             let l = s.list(P, Some(&k("p0")), 1, Some(revs[0])).await.unwrap();
             assert!(l.items.is_empty());
         }
     }
     assert_eq!(kept(), 2);
-    // the continued one and the newest survive; the others are gone
+    // the retained one and the newest survive; the others are gone
     assert!(s.list(P, None, 0, Some(revs[0])).await.is_ok());
     assert_eq!(
         s.list(P, None, 0, Some(revs[4])).await.unwrap().items.len(),
