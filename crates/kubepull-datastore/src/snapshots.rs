@@ -41,7 +41,7 @@ pub const SNAPSHOT_TTL: Duration = Duration::from_secs(5 * 60);
 pub const MAX_SNAPSHOTS: usize = 64;
 
 /// How long the snapshot of a list that gave out no continue token is kept (at most
-/// [`SnapshotLimits::ttl`]): the API server asks for longer ([`Snapshots::retain`]) in the
+/// [`SnapshotLimits::ttl`]): the API server asks for longer ([`crate::Datastore::retain_list_snapshot`]) in the
 /// same request, as soon as it hands out a token, so a list nobody can continue pins the
 /// file's freed pages (and the cache's memory for them) only this long.
 pub const PENDING_TTL: Duration = Duration::from_secs(2);
