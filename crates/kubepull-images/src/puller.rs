@@ -588,8 +588,12 @@ impl Puller {
     }
 }
 
-/// Bytes of a blob download between two background `fdatasync`s of its partial file.
-const WRITEBACK_EVERY: u64 = 32 << 20;
+/// Bytes of a blob download between two background `fdatasync`s of its partial file. Measured
+/// (100 MiB image of 25 MiB layers, interleaved runs, median of 9): at 32 MiB no layer was ever
+/// written back before its commit, whose `fsync` then took 25–40 ms per layer on the pull's
+/// critical path (0.197 s pull); at 8 MiB 0.170 s, at 4 MiB 0.166 s; at 1 GiB no setting
+/// differed beyond the disk's run-to-run spread.
+const WRITEBACK_EVERY: u64 = 4 << 20;
 
 /// Writes a downloading blob's data to disk while it arrives: every [`WRITEBACK_EVERY`] bytes
 /// a blocking task `fdatasync`s the partial file (one at a time per blob), so the page cache
