@@ -977,6 +977,9 @@ impl Objects {
             // webhook's patched object back into the typed Pod)
             pod = Some(typed(&obj)?);
         }
+        // the RBAC storage's escalation check, on what mutating admission made (as the name
+        // the request gave: upstream generates a name after it)
+        crate::rbac::confirm_no_escalation(self, user, r, ns, &requested_name, &obj, None).await?;
         let mut causes = admission::validate(r, &obj, None);
         if let Some(sv) = &cr {
             causes.extend(crate::crd::validate_cr(sv, &obj));
@@ -995,7 +998,6 @@ impl Objects {
         if webhooks::dry_run() {
             return Ok(obj);
         }
-        let _ = user;
         let held = if r.kind == "Service" {
             Some(
                 self.services
@@ -1296,9 +1298,26 @@ impl Objects {
         Ok(())
     }
 
-    /// Replaces an object (PUT) or its status (`status` subresource).
+    /// Replaces an object (PUT) or its status (`status` subresource), as the server.
     pub async fn update(
         &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        subresource: Option<&str>,
+        strict: bool,
+    ) -> ApiResult<Value> {
+        self.update_by(&User::Admin, r, ns, name, obj, subresource, strict)
+            .await
+    }
+
+    /// [`Objects::update`] on behalf of `user`: a user's Role, ClusterRole and binding updates
+    /// go through the RBAC storage's escalation check.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_by(
+        &self,
+        user: &User,
         r: &'static Resource,
         ns: &str,
         name: &str,
@@ -1435,6 +1454,9 @@ impl Objects {
         self.webhooks
             .mutate(self, &attrs, Some(&mut new), Some(&old))
             .await?;
+        // the RBAC storage's escalation check (its wrapped `UpdatedObjectInfo`), on what
+        // mutating admission made
+        crate::rbac::confirm_no_escalation(self, user, r, ns, name, &new, Some(&old)).await?;
         let mut causes = admission::validate(r, &new, Some(&old));
         if let Some(sv) = &cr {
             causes.extend(crate::crd::validate_cr(sv, &new));
@@ -1530,9 +1552,36 @@ impl Objects {
     }
 
     /// Applies a patch, retrying on write conflicts (the patch is re-applied to the latest
-    /// version, as kube-apiserver does).
+    /// version, as kube-apiserver does), as the server.
+    #[allow(clippy::too_many_arguments)]
     pub async fn patch(
         &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        content_type: &str,
+        body: &Value,
+        subresource: Option<&str>,
+        strict: bool,
+    ) -> ApiResult<Value> {
+        self.patch_by(
+            &User::Admin,
+            r,
+            ns,
+            name,
+            content_type,
+            body,
+            subresource,
+            strict,
+        )
+        .await
+    }
+
+    /// [`Objects::patch`] on behalf of `user` (see [`Objects::update_by`]).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch_by(
+        &self,
+        user: &User,
         r: &'static Resource,
         ns: &str,
         name: &str,
@@ -1574,7 +1623,10 @@ impl Objects {
             if patched_rv.is_none() {
                 next["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
             }
-            match self.update(r, ns, name, next, subresource, strict).await {
+            match self
+                .update_by(user, r, ns, name, next, subresource, strict)
+                .await
+            {
                 Err(e) if e.code == 409 && e.reason == "Conflict" && patched_rv.is_none() => {
                     continue
                 }

@@ -1157,16 +1157,8 @@ async fn resource_request(
             } else {
                 body
             };
-            let named = body
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            // the escalation check (policybased storage); the binding's validation runs in
-            // the wrapped storage's create, with the other validation
-            if let User::Other(u) = &user {
-                crate::rbac::check_escalation(&state.objects, u, r, &ns, named, &body).await?;
-            }
-            // a dry run (`dryRun=All`) goes through admission and is not stored
+            // the RBAC escalation check runs in create, after mutating admission (as the
+            // policybased storage's); a dry run (`dryRun=All`) goes through admission and is not stored
             let obj = state.objects.create(r, &ns, body, &user, strict).await?;
             Ok(json_resp(StatusCode::CREATED, &obj))
         }
@@ -1202,39 +1194,23 @@ async fn resource_request(
         }
         ("update", sub @ (None | Some("status"))) => {
             let (_, body) = read_body(req).await?;
-            if let User::Other(u) = &user {
-                crate::rbac::check_escalation(&state.objects, u, r, &ns, &name, &body).await?;
-            }
             let obj = state
                 .objects
-                .update(r, &ns, &name, body, sub, strict)
+                .update_by(&user, r, &ns, &name, body, sub, strict)
                 .await?;
             Ok(json_resp(StatusCode::OK, &obj))
         }
         ("patch", sub @ (None | Some("status"))) => {
             let (ct, body) = read_body(req).await?;
-            // server-side apply creates what does not exist yet; RBAC objects are checked on
-            // the object the patch makes: one read of the stored object serves both
+            // server-side apply creates what does not exist yet; RBAC objects are checked for
+            // escalation on the object the patch and mutating admission make (in create and
+            // update)
             let apply = ct.starts_with("application/apply-patch") && sub.is_none();
-            let is_rbac = r.group == "rbac.authorization.k8s.io";
-            let existing = if apply || is_rbac {
+            let existing = if apply {
                 state.objects.get_opt(r, &ns, &name).await?
             } else {
                 None
             };
-            if is_rbac {
-                // a patch of a binding that does not exist is 404, as for every other object;
-                // only server-side apply creates it, from the patch itself
-                let mut next = match &existing {
-                    Some(o) => o.clone(),
-                    None if apply => json!({}),
-                    None => return Err(ApiError::not_found(r, &name)),
-                };
-                crate::objects::apply_patch(&mut next, &ct, &body)?;
-                if let User::Other(u) = &user {
-                    crate::rbac::check_escalation(&state.objects, u, r, &ns, &name, &next).await?;
-                }
-            }
             if apply && existing.is_none() {
                 let mut obj = body;
                 obj["metadata"]["name"] = json!(name);
@@ -1243,7 +1219,7 @@ async fn resource_request(
             }
             let obj = state
                 .objects
-                .patch(r, &ns, &name, &ct, &body, sub, strict)
+                .patch_by(&user, r, &ns, &name, &ct, &body, sub, strict)
                 .await?;
             Ok(json_resp(StatusCode::OK, &obj))
         }
