@@ -164,6 +164,53 @@ fn typed<T: serde::de::DeserializeOwned>(obj: &Value) -> ApiResult<T> {
     })
 }
 
+/// The pod template of `obj` (a Pod's own metadata and spec) as its k8s-openapi type, decoded
+/// once for validation, the warnings and Pod Security admission; `None` for kinds without one
+/// (`admission::pod_template_path`).
+fn decode_pod_template(r: &Resource, obj: &Value) -> ApiResult<Option<core::PodTemplateSpec>> {
+    let Some(path) = admission::pod_template_path(r) else {
+        return Ok(None);
+    };
+    let pointer = if path.is_empty() {
+        String::new()
+    } else {
+        format!("/{}", path.replace('.', "/"))
+    };
+    Ok(Some(match obj.pointer(&pointer) {
+        Some(t) => typed(t)?,
+        None => Default::default(),
+    }))
+}
+
+/// The pod metadata and spec of a typed Pod, or else of a decoded template.
+fn pod_parts<'a>(
+    pod: Option<&'a core::Pod>,
+    template: Option<&'a core::PodTemplateSpec>,
+) -> Option<admission::PodParts<'a>> {
+    match (pod, template) {
+        (Some(p), _) => Some(admission::PodParts {
+            meta: Some(&p.metadata),
+            spec: p.spec.as_ref(),
+        }),
+        (None, Some(t)) => Some(admission::PodParts {
+            meta: t.metadata.as_ref(),
+            spec: t.spec.as_ref(),
+        }),
+        (None, None) => None,
+    }
+}
+
+/// The warnings of a pod spec (`admission::pod_spec_warnings`) for the request.
+fn add_pod_warnings(r: &Resource, parts: Option<admission::PodParts<'_>>) {
+    let (Some(path), Some(spec)) = (admission::pod_template_path(r), parts.and_then(|p| p.spec))
+    else {
+        return;
+    };
+    for w in admission::pod_spec_warnings(spec, path) {
+        crate::warnings::add(w);
+    }
+}
+
 /// Where a stored object failed to decode, without the value that failed: serde's message
 /// ("invalid type: string \"…\", expected …") can quote stored data.
 fn decode_problem(e: &serde_json::Error) -> String {
@@ -980,7 +1027,14 @@ impl Objects {
         // the RBAC storage's escalation check, on what mutating admission made (as the name
         // the request gave: upstream generates a name after it)
         crate::rbac::confirm_no_escalation(self, user, r, ns, &requested_name, &obj, None).await?;
-        let mut causes = admission::validate(r, &obj, None);
+        // the pod template, decoded once (a Pod is already typed) for validation, the warnings
+        // and Pod Security admission
+        let template = match &pod {
+            Some(_) => None,
+            None => decode_pod_template(r, &obj)?,
+        };
+        let parts = pod_parts(pod.as_ref(), template.as_ref());
+        let mut causes = admission::validate(r, &obj, None, parts);
         if let Some(sv) = &cr {
             causes.extend(crate::crd::validate_cr(sv, &obj));
         }
@@ -990,7 +1044,9 @@ impl Objects {
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
-        self.pod_security_admission(r, ns, &requested_name, &obj, None, pod.as_ref())
+        // the strategy's `WarningsOnCreate`, once the object is valid
+        add_pod_warnings(r, parts);
+        self.pod_security_admission(r, ns, &requested_name, &obj, None, parts)
             .await?;
         self.webhooks
             .validate(self, &attrs, Some(&obj), None)
@@ -1064,8 +1120,8 @@ impl Objects {
     }
 
     /// Pod Security admission (k8s.io/pod-security-admission `admission/admission.go`): pods are
-    /// enforced, warned about and audited on create and significant updates (`pod`: the typed Pod
-    /// when the caller has it, else `obj` is decoded); Deployment and
+    /// enforced, warned about and audited on create and significant updates (`parts`: the pod's
+    /// or the template's metadata and spec when the caller decoded them, else `obj` is decoded); Deployment and
     /// ReplicaSet templates are warned about and audited only; namespace labels are validated,
     /// and a stricter enforce level warns about existing pods that violate it.
     async fn pod_security_admission(
@@ -1075,9 +1131,9 @@ impl Objects {
         name: &str,
         obj: &Value,
         old: Option<&Value>,
-        pod: Option<&core::Pod>,
+        parts: Option<admission::PodParts<'_>>,
     ) -> ApiResult<()> {
-        let (parts, template);
+        let (decoded, template);
         let empty_meta = ObjectMeta::default();
         let empty = core::PodSpec::default();
         let (meta, spec, enforce) = match r.kind {
@@ -1093,11 +1149,11 @@ impl Objects {
                 }
                 // what Pod Security reads of a stored pod is its metadata and spec: decoded as
                 // a PodTemplateSpec (the fields it has), the status is not decoded
-                let (meta, spec) = match pod {
-                    Some(p) => (Some(&p.metadata), p.spec.as_ref()),
+                let (meta, spec) = match parts {
+                    Some(p) => (p.meta, p.spec),
                     None => {
-                        parts = typed::<core::PodTemplateSpec>(obj)?;
-                        (parts.metadata.as_ref(), parts.spec.as_ref())
+                        decoded = typed::<core::PodTemplateSpec>(obj)?;
+                        (decoded.metadata.as_ref(), decoded.spec.as_ref())
                     }
                 };
                 if let Some(o) = old {
@@ -1125,12 +1181,17 @@ impl Objects {
                         return Ok(());
                     }
                 }
-                template = match obj.pointer(t) {
-                    Some(t) => typed::<core::PodTemplateSpec>(t)?,
-                    None => Default::default(),
+                let (meta, spec) = match parts {
+                    Some(p) => (p.meta, p.spec),
+                    None => {
+                        template = match obj.pointer(t) {
+                            Some(t) => typed::<core::PodTemplateSpec>(t)?,
+                            None => Default::default(),
+                        };
+                        (template.metadata.as_ref(), template.spec.as_ref())
+                    }
                 };
-                let meta = template.metadata.as_ref();
-                (meta.unwrap_or(&empty_meta), template.spec.as_ref(), false)
+                (meta.unwrap_or(&empty_meta), spec, false)
             }
             "Namespace" => return self.pod_security_namespace(r, name, obj, old).await,
             _ => return Ok(()),
@@ -1457,7 +1518,15 @@ impl Objects {
         // the RBAC storage's escalation check (its wrapped `UpdatedObjectInfo`), on what
         // mutating admission made
         crate::rbac::confirm_no_escalation(self, user, r, ns, name, &new, Some(&old)).await?;
-        let mut causes = admission::validate(r, &new, Some(&old));
+        // the pod template, decoded once for validation, the warnings and Pod Security
+        // admission; a status update is validated without it (the status strategies validate
+        // the status and metadata only)
+        let template = match subresource {
+            None => decode_pod_template(r, &new)?,
+            Some(_) => None,
+        };
+        let parts = pod_parts(None, template.as_ref());
+        let mut causes = admission::validate(r, &new, Some(&old), parts);
         if let Some(sv) = &cr {
             causes.extend(crate::crd::validate_cr(sv, &new));
         }
@@ -1468,7 +1537,19 @@ impl Objects {
             return Err(ApiError::invalid(r, name, causes));
         }
         if subresource.is_none() {
-            self.pod_security_admission(r, ns, name, &new, Some(&old), None)
+            // `WarningsOnUpdate`: a Pod's on every update, a workload's when its template
+            // changed (upstream: when its generation did)
+            let changed = match admission::pod_template_path(r) {
+                Some("") | None => true,
+                Some(t) => {
+                    let p = format!("/{}", t.replace('.', "/"));
+                    old.pointer(&p) != new.pointer(&p)
+                }
+            };
+            if changed {
+                add_pod_warnings(r, parts);
+            }
+            self.pod_security_admission(r, ns, name, &new, Some(&old), parts)
                 .await?;
         }
         self.webhooks
@@ -2638,6 +2719,57 @@ mod tests {
             e.message.starts_with("pods \"p\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"),
             "{}",
             e.message
+        );
+    }
+
+    /// An empty pull secret name is stored (the kubelet skips it) with upstream's warning, for
+    /// a Pod and a Deployment's template; a workload update that leaves the template as it was
+    /// warns about nothing; an invalid pod gets no warnings, only its causes.
+    #[tokio::test]
+    async fn empty_pull_secret_names_are_stored_with_a_warning() {
+        let o = api().await;
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}],
+            "imagePullSecrets": [{"name": ""}]}});
+        let (r, warnings) =
+            crate::warnings::collect(o.create(pods(), "default", pod.clone(), &User::Admin, false))
+                .await;
+        let stored = r.unwrap();
+        assert_eq!(stored["spec"]["imagePullSecrets"], json!([{"name": ""}]));
+        assert_eq!(
+            warnings,
+            ["spec.imagePullSecrets[0].name: invalid empty name \"\""]
+        );
+        let mut bad = pod.clone();
+        bad["metadata"]["name"] = json!("bad");
+        bad["spec"]["containers"][0]["image"] = json!("");
+        let (r, warnings) =
+            crate::warnings::collect(o.create(pods(), "default", bad, &User::Admin, false)).await;
+        assert_eq!(r.unwrap_err().code, 422);
+        assert!(warnings.is_empty(), "{warnings:?}");
+
+        let deployments = resources::find("apps", "v1", "deployments").unwrap();
+        let d = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "a"}},
+            "template": {"metadata": {"labels": {"app": "a"}}, "spec": pod["spec"].clone()}}});
+        let (r, warnings) =
+            crate::warnings::collect(o.create(deployments, "default", d, &User::Admin, false))
+                .await;
+        let mut d = r.unwrap();
+        assert_eq!(
+            warnings,
+            ["spec.template.spec.imagePullSecrets[0].name: invalid empty name \"\""]
+        );
+        d["spec"]["replicas"] = json!(3);
+        let (r, warnings) =
+            crate::warnings::collect(o.update(deployments, "default", "d", d, None, false)).await;
+        let mut d = r.unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("y");
+        let (r, warnings) =
+            crate::warnings::collect(o.update(deployments, "default", "d", d, None, false)).await;
+        r.unwrap();
+        assert_eq!(
+            warnings,
+            ["spec.template.spec.imagePullSecrets[0].name: invalid empty name \"\""]
         );
     }
 }
