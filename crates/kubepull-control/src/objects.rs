@@ -2133,77 +2133,125 @@ impl ApiError {
     }
 }
 
-/// Whether a pod references a Secret, ConfigMap or ServiceAccount (the node authorizer's graph
-/// edges: plugin/pkg/auth/authorizer/node/graph_populator.go).
-pub fn pod_references(pod: &Value, kind: &str, name: &str) -> bool {
-    let spec = match pod.get("spec") {
-        Some(s) => s,
-        None => return false,
-    };
-    let s = |v: Option<&Value>| v.and_then(Value::as_str) == Some(name);
-    match kind {
-        "ServiceAccount" => s(spec.get("serviceAccountName")),
-        "Secret" | "ConfigMap" => {
-            if kind == "Secret" {
-                if let Some(Value::Array(ps)) = spec.get("imagePullSecrets") {
-                    if ps.iter().any(|p| s(p.get("name"))) {
-                        return true;
-                    }
-                }
-            }
-            let (ref_key, env_key, vol_key, vol_name) = if kind == "Secret" {
-                ("secretKeyRef", "secretRef", "secret", "secretName")
-            } else {
-                ("configMapKeyRef", "configMapRef", "configMap", "name")
-            };
-            for list in ["containers", "initContainers", "ephemeralContainers"] {
-                for c in spec
-                    .get(list)
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
-                        if s(e.pointer(&format!("/valueFrom/{ref_key}/name"))) {
-                            return true;
-                        }
-                    }
-                    for e in c
-                        .get("envFrom")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        if s(e.pointer(&format!("/{env_key}/name"))) {
-                            return true;
-                        }
-                    }
-                }
-            }
-            for v in spec
-                .get("volumes")
-                .and_then(Value::as_array)
-                .into_iter()
+/// Whether a pod's spec names the object `kind`/`name`, as the node authorizer's graph links
+/// them (plugin/pkg/auth/authorizer/node/graph_populator.go): its ServiceAccount
+/// (`spec.serviceAccountName`), the Secrets of `VisitPodSecretNames` and the ConfigMaps of
+/// `VisitPodConfigmapNames` (pkg/api/v1/pod/util.go). An empty name is never a reference
+/// (`skipEmptyNames`).
+pub fn pod_references(spec: &core::PodSpec, kind: &str, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let is = |n: Option<&str>| n == Some(name);
+    let init = spec.init_containers.iter().flatten();
+    // `VisitContainers` with `AllContainers`: init, regular, then ephemeral containers, each
+    // as its env and envFrom
+    let envs = spec
+        .containers
+        .iter()
+        .chain(init)
+        .map(|c| (c.env.as_deref(), c.env_from.as_deref()))
+        .chain(
+            spec.ephemeral_containers
+                .iter()
                 .flatten()
-            {
-                if s(v.pointer(&format!("/{vol_key}/{vol_name}"))) {
-                    return true;
-                }
-                // projected volumes name Secrets and ConfigMaps by `name`
-                for src in v
-                    .pointer("/projected/sources")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if s(src.pointer(&format!("/{vol_key}/name"))) {
-                        return true;
-                    }
-                }
-            }
-            false
+                .map(|c| (c.env.as_deref(), c.env_from.as_deref())),
+        );
+    let volumes = spec.volumes.iter().flatten();
+    match kind {
+        "ServiceAccount" => is(spec.service_account_name.as_deref()),
+        // `VisitPodSecretNames`: pull secrets, env and envFrom, then the volume sources that
+        // name a Secret
+        "Secret" => {
+            spec.image_pull_secrets
+                .iter()
+                .flatten()
+                .any(|s| is(Some(&s.name)))
+                || envs.into_iter().any(|(env, env_from)| {
+                    env_from
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|e| is(e.secret_ref.as_ref().map(|r| r.name.as_str())))
+                        || env.unwrap_or_default().iter().any(|e| {
+                            is(e.value_from
+                                .as_ref()
+                                .and_then(|v| v.secret_key_ref.as_ref())
+                                .map(|r| r.name.as_str()))
+                        })
+                })
+                || volumes.into_iter().any(|v| {
+                    let secret_ref =
+                        |r: Option<&core::LocalObjectReference>| is(r.map(|r| r.name.as_str()));
+                    is(v.azure_file.as_ref().map(|a| a.secret_name.as_str()))
+                        || secret_ref(v.cephfs.as_ref().and_then(|c| c.secret_ref.as_ref()))
+                        || secret_ref(v.cinder.as_ref().and_then(|c| c.secret_ref.as_ref()))
+                        || secret_ref(v.flex_volume.as_ref().and_then(|f| f.secret_ref.as_ref()))
+                        || v.projected.iter().any(|p| {
+                            p.sources
+                                .iter()
+                                .flatten()
+                                .any(|s| is(s.secret.as_ref().map(|s| s.name.as_str())))
+                        })
+                        || is(v
+                            .rbd
+                            .as_ref()
+                            .and_then(|r| r.secret_ref.as_ref())
+                            .map(|r| r.name.as_str()))
+                        || is(v.secret.as_ref().and_then(|s| s.secret_name.as_deref()))
+                        || is(v.scale_io.as_ref().map(|s| s.secret_ref.name.as_str()))
+                        || secret_ref(v.iscsi.as_ref().and_then(|i| i.secret_ref.as_ref()))
+                        || secret_ref(v.storageos.as_ref().and_then(|s| s.secret_ref.as_ref()))
+                        || secret_ref(
+                            v.csi
+                                .as_ref()
+                                .and_then(|c| c.node_publish_secret_ref.as_ref()),
+                        )
+                })
+        }
+        // `VisitPodConfigmapNames`: env and envFrom, configMap volumes and projected sources
+        "ConfigMap" => {
+            envs.into_iter().any(|(env, env_from)| {
+                env_from
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|e| is(e.config_map_ref.as_ref().map(|r| r.name.as_str())))
+                    || env.unwrap_or_default().iter().any(|e| {
+                        is(e.value_from
+                            .as_ref()
+                            .and_then(|v| v.config_map_key_ref.as_ref())
+                            .map(|r| r.name.as_str()))
+                    })
+            }) || volumes.into_iter().any(|v| {
+                is(v.config_map.as_ref().map(|c| c.name.as_str()))
+                    || v.projected.iter().any(|p| {
+                        p.sources
+                            .iter()
+                            .flatten()
+                            .any(|s| is(s.config_map.as_ref().map(|c| c.name.as_str())))
+                    })
+            })
         }
         _ => false,
+    }
+}
+
+/// Whether a stored pod's spec names `kind`/`name` ([`pod_references`]), its spec decoded into
+/// the typed spec. A pod whose spec does not decode (a corrupt store) names nothing.
+pub fn stored_pod_references(pod: &Value, kind: &str, name: &str) -> bool {
+    use serde::Deserialize as _;
+    let Some(spec) = pod.get("spec") else {
+        return false;
+    };
+    match core::PodSpec::deserialize(spec) {
+        Ok(spec) => pod_references(&spec, kind, name),
+        Err(e) => {
+            tracing::warn!(
+                pod = field_value(pod, "metadata.name"),
+                "stored pod spec does not decode: {}",
+                decode_problem(&e)
+            );
+            false
+        }
     }
 }
 
@@ -2261,6 +2309,7 @@ mod tests {
                 {"serviceAccountToken": {"path": "token"}}]}}],
             "ephemeralContainers": [{"name": "dbg", "env": [{"name": "X",
                 "valueFrom": {"secretKeyRef": {"name": "s2", "key": "k"}}}]}]}});
+        let p: core::PodSpec = serde_json::from_value(p["spec"].clone()).unwrap();
         assert!(pod_references(&p, "Secret", "s1"));
         assert!(pod_references(&p, "ConfigMap", "c1"));
         assert!(pod_references(&p, "Secret", "s2"));
@@ -2771,5 +2820,38 @@ mod tests {
             warnings,
             ["spec.template.spec.imagePullSecrets[0].name: invalid empty name \"\""]
         );
+    }
+
+    /// The node authorizer's Secret edges cover every volume source `VisitPodSecretNames`
+    /// visits, and init containers' env; a stored pod is read through its typed spec; an
+    /// empty name is never a reference.
+    #[test]
+    fn pod_references_follow_every_secret_volume_source() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "c", "image": "x"}],
+            "initContainers": [{"name": "i", "image": "x", "envFrom": [{"configMapRef": {"name": "c-init"}}],
+                "env": [{"name": "E", "valueFrom": {"configMapKeyRef": {"name": "c-env", "key": "k"}}}]}],
+            "imagePullSecrets": [{"name": ""}],
+            "volumes": [
+                {"name": "a", "azureFile": {"secretName": "s-azure", "shareName": "x"}},
+                {"name": "b", "cephfs": {"monitors": ["m"], "secretRef": {"name": "s-ceph"}}},
+                {"name": "c", "csi": {"driver": "d", "nodePublishSecretRef": {"name": "s-csi"}}},
+                {"name": "d", "rbd": {"monitors": ["m"], "image": "i", "secretRef": {"name": "s-rbd"}}},
+                {"name": "e", "iscsi": {"targetPortal": "t", "iqn": "q", "lun": 0, "secretRef": {"name": "s-iscsi"}}},
+                {"name": "f", "flexVolume": {"driver": "d", "secretRef": {"name": "s-flex"}}},
+                {"name": "g", "configMap": {"name": "c-vol"}}]}});
+        for s in ["s-azure", "s-ceph", "s-csi", "s-rbd", "s-iscsi", "s-flex"] {
+            assert!(stored_pod_references(&pod, "Secret", s), "{s}");
+            assert!(!stored_pod_references(&pod, "ConfigMap", s), "{s}");
+        }
+        for c in ["c-init", "c-env", "c-vol"] {
+            assert!(stored_pod_references(&pod, "ConfigMap", c), "{c}");
+            assert!(!stored_pod_references(&pod, "Secret", c), "{c}");
+        }
+        assert!(!stored_pod_references(&pod, "Secret", ""));
+        assert!(!stored_pod_references(&pod, "ServiceAccount", ""));
+        // a spec that does not decode names nothing
+        let corrupt = json!({"spec": {"containers": "x", "serviceAccountName": "bot"}});
+        assert!(!stored_pod_references(&corrupt, "ServiceAccount", "bot"));
     }
 }

@@ -491,7 +491,7 @@ async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiRes
                 .await?;
             if items
                 .iter()
-                .any(|p| crate::objects::pod_references(p, "ServiceAccount", name))
+                .any(|p| crate::objects::stored_pod_references(p, "ServiceAccount", name))
             {
                 Ok(())
             } else {
@@ -517,7 +517,7 @@ async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiRes
                 .await?;
             if items
                 .iter()
-                .any(|p| crate::objects::pod_references(p, t.r.kind, name))
+                .any(|p| crate::objects::stored_pod_references(p, t.r.kind, name))
             {
                 Ok(())
             } else {
