@@ -1254,13 +1254,24 @@ fn refuse_unknown(unknown: Vec<String>, strict: bool) -> Option<String> {
 /// [`decode`] for a Pod, which the server admits as its typed object: the body decoded once into
 /// `core::Pod` with the Pod defaults, or why it cannot be handled as a Pod (a type error, or
 /// unknown fields when `strict`; unknown fields warned about with fieldValidation=Warn).
-pub fn decode_pod(r: &Resource, mut body: Value, strict: bool) -> Result<core::Pod, String> {
+pub fn decode_pod(r: &Resource, body: Value, strict: bool) -> Result<core::Pod, String> {
+    decode_body(r, body, strict)
+}
+
+/// [`decode`] into the typed object itself, for a kind admitted as it (a Pod, a
+/// CertificateSigningRequest): the body decoded once with `T`'s defaults, or why it cannot be
+/// handled as its kind (a type error, or unknown fields when `strict`; unknown fields warned
+/// about with fieldValidation=Warn).
+pub(crate) fn decode_body<T>(r: &Resource, mut body: Value, strict: bool) -> Result<T, String>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + SetDefaults,
+{
     let warn = !strict && crate::warnings::warn_unknown_fields();
     let o = Opts {
         find_unknown: strict || warn,
         defaults: true,
     };
-    let t = decode_into::<core::Pod>(&mut body, o, false).map_err(|e| cannot_handle(r, &e))?;
+    let t = decode_into::<T>(&mut body, o, false).map_err(|e| cannot_handle(r, &e))?;
     match refuse_unknown(t.unknown, strict) {
         Some(why) => Err(cannot_handle(r, &why)),
         None => Ok(t.typed),

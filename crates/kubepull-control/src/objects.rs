@@ -914,9 +914,34 @@ impl Objects {
         &self,
         r: &'static Resource,
         ns: &str,
+        obj: Value,
+        user: &User,
+        strict: bool,
+    ) -> ApiResult<Value> {
+        self.create_with(r, ns, obj, user, strict, false).await
+    }
+
+    /// [`Objects::create`] of a body the caller decoded into its type and encoded again
+    /// ([`admission::decode_body`], with its unknown fields handled): it is not decoded a
+    /// second time.
+    pub async fn create_decoded(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        obj: Value,
+        user: &User,
+    ) -> ApiResult<Value> {
+        self.create_with(r, ns, obj, user, false, true).await
+    }
+
+    async fn create_with(
+        &self,
+        r: &'static Resource,
+        ns: &str,
         mut obj: Value,
         user: &User,
         strict: bool,
+        decoded: bool,
     ) -> ApiResult<Value> {
         let sr = resources::storage_of(r);
         if !obj.is_object() {
@@ -931,11 +956,15 @@ impl Objects {
         // a Pod is admitted as its typed object: the body is decoded once (with the Pod
         // defaults), the metadata, ServiceAccount admission and status are set on the Pod, and
         // it is encoded once for the mutating webhooks, validation and storage
+        // (a body the caller decoded is not decoded again)
         let mut pod = None;
-        if r.group.is_empty() && r.kind == "Pod" {
+        if !decoded && r.group.is_empty() && r.kind == "Pod" {
             let body = std::mem::take(&mut obj);
             pod = Some(admission::decode_pod(r, body, strict).map_err(ApiError::bad_request)?);
-        } else if let Some(why) = admission::decode(r, &mut obj, true, strict) {
+        } else if let Some(why) = (!decoded)
+            .then(|| admission::decode(r, &mut obj, true, strict))
+            .flatten()
+        {
             return Err(ApiError::bad_request(why));
         }
         if let Some(sv) = &cr {
