@@ -7,6 +7,7 @@ use k8s_openapi::api::{
     admissionregistration::v1 as admreg, apps::v1 as apps, batch::v1 as batch, core::v1 as core,
     rbac::v1 as rbac,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
 
@@ -106,24 +107,27 @@ pub(crate) trait SetDefaults {
 /// period, DNS policy, scheduler, service links, and each (init) container's pull policy
 /// (`:latest` or no tag → Always), termination message path/policy and resources.
 pub fn default_pod_spec(spec: &mut core::PodSpec) {
-    spec.restart_policy.get_or_insert_with(|| "Always".into());
+    // Go's defaults test a string field for "": an empty one is unset
+    fn or(f: &mut Option<String>, v: &str) {
+        if f.as_deref().is_none_or(str::is_empty) {
+            *f = Some(v.into());
+        }
+    }
+    or(&mut spec.restart_policy, "Always");
     spec.termination_grace_period_seconds.get_or_insert(30);
-    spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
-    spec.scheduler_name
-        .get_or_insert_with(|| "default-scheduler".into());
+    or(&mut spec.dns_policy, "ClusterFirst");
+    or(&mut spec.scheduler_name, "default-scheduler");
     spec.security_context.get_or_insert_with(Default::default);
     spec.enable_service_links.get_or_insert(true);
     let init = spec.init_containers.iter_mut().flatten();
     for c in spec.containers.iter_mut().chain(init) {
         let image = c.image.as_deref().unwrap_or("");
-        if c.image_pull_policy.is_none() && !image.is_empty() {
+        if c.image_pull_policy.as_deref().is_none_or(str::is_empty) && !image.is_empty() {
             let p = kubepull_core::pullpolicy::default_pull_policy(image);
             c.image_pull_policy = Some(p.as_str().into());
         }
-        c.termination_message_path
-            .get_or_insert_with(|| "/dev/termination-log".into());
-        c.termination_message_policy
-            .get_or_insert_with(|| "File".into());
+        or(&mut c.termination_message_path, "/dev/termination-log");
+        or(&mut c.termination_message_policy, "File");
         c.resources.get_or_insert_with(Default::default);
     }
 }
@@ -316,124 +320,305 @@ pub fn prepare(r: &Resource, obj: &mut Value) {
     }
 }
 
-/// `IsValidUserID` / `IsValidGroupID` (k8s.io/apimachinery `pkg/util/validation`), as
-/// `ValidatePodSecurityContext` and `ValidateSecurityContext` (pkg/apis/core/validation) apply
-/// them: 0 ..= math.MaxInt32.
-fn validate_ids(sc: Option<&Value>, path: &str, fields: &[&str], causes: &mut Vec<Cause>) {
-    let Some(sc) = sc else { return };
-    let check = |v: &Value, field: String, causes: &mut Vec<Cause>| {
-        if let Some(n) = v.as_i64() {
-            if !(0..=i64::from(i32::MAX)).contains(&n) {
-                causes.push(Cause::invalid(
-                    field,
-                    n.to_string(),
-                    "must be between 0 and 2147483647, inclusive",
-                ));
-            }
+/// `IsDNS1123Label`'s messages (k8s.io/apimachinery `pkg/util/validation/validation.go`): the
+/// length, then the label regex, or "must not contain dots" for a name that would be a valid
+/// subdomain.
+fn dns1123_label_problems(s: &str) -> Vec<&'static str> {
+    let mut problems = vec![];
+    if s.len() > 63 {
+        problems.push("must be no more than 63 characters");
+    }
+    if !is_label_shaped(s) {
+        if s.split('.').all(is_label_shaped) {
+            problems.push("must not contain dots");
+        } else {
+            problems.push(DNS1123_LABEL_MSG);
         }
-    };
-    for f in fields {
-        match (sc.get(*f), *f) {
-            (Some(Value::Array(gs)), "supplementalGroups") => {
-                for (i, g) in gs.iter().enumerate() {
-                    check(g, format!("{path}.{f}[{i}]"), causes);
-                }
-            }
-            (Some(v), _) => check(v, format!("{path}.{f}"), causes),
-            (None, _) => {}
+    }
+    problems
+}
+
+/// `IsValidUserID` / `IsValidGroupID` (k8s.io/apimachinery `pkg/util/validation`): 0 ..=
+/// math.MaxInt32, as `ValidateSecurityContext` and `validatePodSpecSecurityContext`
+/// (pkg/apis/core/validation) apply them to `field`.
+fn validate_id(id: Option<i64>, field: impl FnOnce() -> String, causes: &mut Vec<Cause>) {
+    if let Some(n) = id.filter(|n| !(0..=i64::from(i32::MAX)).contains(n)) {
+        causes.push(Cause::invalid(
+            field(),
+            n.to_string(),
+            "must be between 0 and 2147483647, inclusive",
+        ));
+    }
+}
+
+/// A container of any kind, as `validateContainerCommon` reads it (an ephemeral container's
+/// `EphemeralContainerCommon` is converted to a `Container` upstream).
+struct ContainerView<'a> {
+    name: &'a str,
+    image: &'a str,
+    termination_message_policy: Option<&'a str>,
+    image_pull_policy: Option<&'a str>,
+    security_context: Option<&'a core::SecurityContext>,
+}
+
+impl<'a> From<&'a core::Container> for ContainerView<'a> {
+    fn from(c: &'a core::Container) -> Self {
+        ContainerView {
+            name: &c.name,
+            image: c.image.as_deref().unwrap_or(""),
+            termination_message_policy: c.termination_message_policy.as_deref(),
+            image_pull_policy: c.image_pull_policy.as_deref(),
+            security_context: c.security_context.as_ref(),
         }
     }
 }
 
-/// The user and group ID ranges of a pod spec, in `ValidatePodSpec` order: containers, init
-/// containers, ephemeral containers, then the pod's security context.
-fn validate_pod_ids(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
-    for list in ["containers", "initContainers", "ephemeralContainers"] {
-        if let Some(Value::Array(cs)) = spec.get(list) {
-            for (i, c) in cs.iter().enumerate() {
-                validate_ids(
-                    c.get("securityContext"),
-                    &format!("{path}.{list}[{i}].securityContext"),
-                    &["runAsUser", "runAsGroup"],
-                    causes,
-                );
-            }
+impl<'a> From<&'a core::EphemeralContainer> for ContainerView<'a> {
+    fn from(c: &'a core::EphemeralContainer) -> Self {
+        ContainerView {
+            name: &c.name,
+            image: c.image.as_deref().unwrap_or(""),
+            termination_message_policy: c.termination_message_policy.as_deref(),
+            image_pull_policy: c.image_pull_policy.as_deref(),
+            security_context: c.security_context.as_ref(),
         }
     }
-    validate_ids(
-        spec.get("securityContext"),
-        &format!("{path}.securityContext"),
-        &["fsGroup", "runAsUser", "runAsGroup", "supplementalGroups"],
-        causes,
-    );
 }
 
-pub(crate) fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
-    let containers = spec.get("containers").and_then(Value::as_array);
-    match containers {
-        None => causes.push(Cause::required(format!("{path}.containers"), "")),
-        Some(cs) if cs.is_empty() => causes.push(Cause::required(format!("{path}.containers"), "")),
-        Some(cs) => {
-            let mut names = std::collections::HashSet::new();
-            for (i, c) in cs.iter().enumerate() {
-                let cp = format!("{path}.containers[{i}]");
-                let name = c.get("name").and_then(Value::as_str).unwrap_or("");
-                if name.is_empty() {
-                    causes.push(Cause::required(format!("{cp}.name"), ""));
-                } else if !is_dns1123_label(name) {
-                    causes.push(Cause::invalid(
-                        format!("{cp}.name"),
-                        format!("\"{name}\""),
-                        DNS1123_LABEL_MSG,
-                    ));
-                } else if !names.insert(name.to_string()) {
-                    causes.push(Cause {
-                        reason: "FieldValueDuplicate",
-                        field: format!("{cp}.name"),
-                        value: Some(format!("\"{name}\"")),
-                        detail: String::new(),
-                    });
-                }
-                let image = c.get("image").and_then(Value::as_str).unwrap_or("");
-                if image.trim().is_empty() {
-                    causes.push(Cause::required(format!("{cp}.image"), ""));
-                }
-                if let Some(p) = c.get("imagePullPolicy").and_then(Value::as_str) {
-                    if kubepull_core::pullpolicy::PullPolicy::validate(p, "").is_err() {
-                        causes.push(Cause::not_supported(
-                            format!("{cp}.imagePullPolicy"),
-                            format!("\"{p}\""),
-                            &["Always", "IfNotPresent", "Never"],
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    if let Some(p) = spec.get("restartPolicy").and_then(Value::as_str) {
-        if !matches!(p, "Always" | "OnFailure" | "Never") {
-            causes.push(Cause::not_supported(
-                format!("{path}.restartPolicy"),
-                format!("\"{p}\""),
-                &["Always", "OnFailure", "Never"],
+/// `validateContainerCommon` (pkg/apis/core/validation/validation.go), the parts served: the
+/// name (`ValidateDNS1123Label`), the image, the termination message policy, the pull policy
+/// (`validatePullPolicy`) and the user and group IDs of the security context
+/// (`ValidateSecurityContext`). A policy left unset is one the defaults did not set (they set
+/// it for every container with an image), so only a set one is checked.
+fn validate_container_common(c: &ContainerView<'_>, cp: &str, causes: &mut Vec<Cause>) {
+    if c.name.is_empty() {
+        causes.push(Cause::required(format!("{cp}.name"), ""));
+    } else {
+        for msg in dns1123_label_problems(c.name) {
+            causes.push(Cause::invalid(
+                format!("{cp}.name"),
+                format!("\"{}\"", c.name),
+                msg,
             ));
         }
     }
-    if let Some(Value::Array(ps)) = spec.get("imagePullSecrets") {
-        for (i, s) in ps.iter().enumerate() {
-            if s.get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty()
-            {
-                causes.push(Cause::required(
-                    format!("{path}.imagePullSecrets[{i}].name"),
-                    "",
+    // upstream checks only for an empty image here (a pod template may use " " as a token);
+    // a Pod's images may not have surrounding whitespace (`validateContainerOnlyForPod`)
+    if c.image.is_empty() {
+        causes.push(Cause::required(format!("{cp}.image"), ""));
+    }
+    match c.termination_message_policy {
+        None | Some("File" | "FallbackToLogsOnError") => {}
+        Some("") => causes.push(Cause::required(
+            format!("{cp}.terminationMessagePolicy"),
+            "",
+        )),
+        Some(p) => causes.push(Cause::not_supported(
+            format!("{cp}.terminationMessagePolicy"),
+            format!("\"{p}\""),
+            &["File", "FallbackToLogsOnError"],
+        )),
+    }
+    match c.image_pull_policy {
+        None | Some("Always" | "IfNotPresent" | "Never") => {}
+        Some("") => causes.push(Cause::required(format!("{cp}.imagePullPolicy"), "")),
+        Some(p) => causes.push(Cause::not_supported(
+            format!("{cp}.imagePullPolicy"),
+            format!("\"{p}\""),
+            &["Always", "IfNotPresent", "Never"],
+        )),
+    }
+    if let Some(sc) = c.security_context {
+        let sp = format!("{cp}.securityContext");
+        validate_id(sc.run_as_user, || format!("{sp}.runAsUser"), causes);
+        validate_id(sc.run_as_group, || format!("{sp}.runAsGroup"), causes);
+    }
+}
+
+/// `validateContainerOnlyForPod`: a Pod's (not a template's) container images may not have
+/// leading or trailing whitespace.
+fn validate_container_only_for_pod(image: &str, cp: &str, causes: &mut Vec<Cause>) {
+    if image.len() != image.trim().len() {
+        causes.push(Cause::invalid(
+            format!("{cp}.image"),
+            format!("{image:?}"),
+            "must not have leading or trailing whitespace",
+        ));
+    }
+}
+
+/// `ValidatePodSpec` (pkg/apis/core/validation/validation.go), the parts served here, in its
+/// order: the containers (`validateContainers`: at least one; each as
+/// `validateContainerCommon`; names unique), the init containers (`validateInitContainers`:
+/// names unique among regular and init containers), the ephemeral containers
+/// (`validateEphemeralContainers`: names unique among all, no surrounding whitespace in the
+/// image), the restart and DNS policies, and the
+/// pod security context's user and group IDs (`validatePodSpecSecurityContext`).
+/// `imagePullSecrets` entries have only a name, which may be empty (the kubelet skips it):
+/// that is a warning ([`pod_spec_warnings`]), not an error.
+pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut Vec<Cause>) {
+    use std::collections::HashSet;
+    if spec.containers.is_empty() {
+        causes.push(Cause::required(format!("{path}.containers"), ""));
+    } else {
+        let mut names = HashSet::new();
+        for (i, c) in spec.containers.iter().enumerate() {
+            let cp = format!("{path}.containers[{i}]");
+            validate_container_common(&c.into(), &cp, causes);
+            if !names.insert(c.name.as_str()) {
+                causes.push(Cause::duplicate(
+                    format!("{cp}.name"),
+                    format!("\"{}\"", c.name),
                 ));
             }
         }
     }
-    validate_pod_ids(spec, path, causes);
+    let init = spec.init_containers.as_deref().unwrap_or_default();
+    let mut names: HashSet<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+    for (i, c) in init.iter().enumerate() {
+        let cp = format!("{path}.initContainers[{i}]");
+        validate_container_common(&c.into(), &cp, causes);
+        if names.contains(c.name.as_str()) {
+            causes.push(Cause::duplicate(
+                format!("{cp}.name"),
+                format!("\"{}\"", c.name),
+            ));
+        } else if !c.name.is_empty() {
+            names.insert(&c.name);
+        }
+    }
+    let ephemeral = spec.ephemeral_containers.as_deref().unwrap_or_default();
+    if !ephemeral.is_empty() {
+        let mut all: HashSet<&str> = spec
+            .containers
+            .iter()
+            .chain(init)
+            .map(|c| c.name.as_str())
+            .collect();
+        for (i, c) in ephemeral.iter().enumerate() {
+            let cp = format!("{path}.ephemeralContainers[{i}]");
+            let view = ContainerView::from(c);
+            validate_container_common(&view, &cp, causes);
+            validate_container_only_for_pod(view.image, &cp, causes);
+            if !all.insert(c.name.as_str()) {
+                causes.push(Cause::duplicate(
+                    format!("{cp}.name"),
+                    format!("\"{}\"", c.name),
+                ));
+            }
+        }
+    }
+    match spec.restart_policy.as_deref() {
+        None | Some("Always" | "OnFailure" | "Never") => {}
+        Some("") => causes.push(Cause::required(format!("{path}.restartPolicy"), "")),
+        Some(p) => causes.push(Cause::not_supported(
+            format!("{path}.restartPolicy"),
+            format!("\"{p}\""),
+            &["Always", "OnFailure", "Never"],
+        )),
+    }
+    match spec.dns_policy.as_deref() {
+        None | Some("ClusterFirstWithHostNet" | "ClusterFirst" | "Default" | "None") => {}
+        Some("") => causes.push(Cause::required(format!("{path}.dnsPolicy"), "")),
+        Some(p) => causes.push(Cause::not_supported(
+            format!("{path}.dnsPolicy"),
+            format!("\"{p}\""),
+            &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+        )),
+    }
+    if let Some(sc) = &spec.security_context {
+        let sp = format!("{path}.securityContext");
+        validate_id(sc.fs_group, || format!("{sp}.fsGroup"), causes);
+        validate_id(sc.run_as_user, || format!("{sp}.runAsUser"), causes);
+        validate_id(sc.run_as_group, || format!("{sp}.runAsGroup"), causes);
+        for (i, g) in sc.supplemental_groups.iter().flatten().enumerate() {
+            validate_id(Some(*g), || format!("{sp}.supplementalGroups[{i}]"), causes);
+        }
+    }
+}
+
+/// What `validatePodMetadataAndSpec` adds for a Pod (not a template) after `ValidatePodSpec`:
+/// its regular and init containers' images may not have surrounding whitespace
+/// (`validateContainersOnlyForPod`; ephemeral containers are checked in
+/// [`validate_pod_spec`]).
+fn validate_pod_only(spec: &core::PodSpec, causes: &mut Vec<Cause>) {
+    let init = spec.init_containers.iter().flatten();
+    for (list, cs) in [
+        ("containers", spec.containers.iter().collect::<Vec<_>>()),
+        ("initContainers", init.collect()),
+    ] {
+        for (i, c) in cs.into_iter().enumerate() {
+            let image = c.image.as_deref().unwrap_or("");
+            validate_container_only_for_pod(image, &format!("spec.{list}[{i}]"), causes);
+        }
+    }
+}
+
+/// [`validate_pod_spec`] for a pod spec still in JSON (a Job's or a CronJob's template, which
+/// the Job validation reads as JSON): decoded into the typed spec first. The server's bodies
+/// were decoded into their types before, so a spec that does not decode is one a caller made
+/// up; the decoder's reason is the cause.
+pub(crate) fn validate_pod_spec_json(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
+    use serde::Deserialize as _;
+    match core::PodSpec::deserialize(spec) {
+        Ok(s) => validate_pod_spec(&s, path, causes),
+        Err(e) => causes.push(Cause::invalid(path, "core.PodSpec{…}", e.to_string())),
+    }
+}
+
+/// The warnings kube-apiserver gives for a pod spec (`warningsForPodSpecAndMeta`,
+/// pkg/api/pod/warnings.go), the ones about pull secrets: a repeated `imagePullSecrets` name
+/// and an empty one (which the kubelet skips). `template` is where the pod template is
+/// (`spec.template`), empty for a Pod.
+pub(crate) fn pod_spec_warnings(spec: &core::PodSpec, template: &str) -> Vec<String> {
+    let prefix = if template.is_empty() {
+        "spec".to_string()
+    } else {
+        format!("{template}.spec")
+    };
+    let secrets = spec.image_pull_secrets.as_deref().unwrap_or_default();
+    let mut warnings = vec![];
+    if secrets.len() > 1 {
+        let mut seen = std::collections::HashSet::new();
+        for (i, s) in secrets.iter().enumerate() {
+            if !seen.insert(s.name.as_str()) {
+                warnings.push(format!(
+                    "{prefix}.imagePullSecrets[{i}].name: duplicate name {:?}",
+                    s.name
+                ));
+            }
+        }
+    }
+    for (i, s) in secrets.iter().enumerate() {
+        if s.name.is_empty() {
+            warnings.push(format!(
+                "{prefix}.imagePullSecrets[{i}].name: invalid empty name \"\""
+            ));
+        }
+    }
+    warnings
+}
+
+/// Where a kind keeps its pod template, as pod-security-admission's `PodSpecExtractor` and the
+/// strategies' warnings name it: `""` for a Pod (its own metadata and spec), `spec.template`,
+/// a CronJob's `spec.jobTemplate.spec.template`; `None` for kinds without pods.
+pub(crate) fn pod_template_path(r: &Resource) -> Option<&'static str> {
+    match (r.group, r.kind) {
+        ("", "Pod") => Some(""),
+        ("apps", "Deployment" | "ReplicaSet") | ("batch", "Job") => Some("spec.template"),
+        ("batch", "CronJob") => Some("spec.jobTemplate.spec.template"),
+        _ => None,
+    }
+}
+
+/// The pod metadata and spec of a Pod or of a workload's pod template, decoded once by the
+/// caller for validation, the warnings and Pod Security admission.
+#[derive(Clone, Copy, Default)]
+pub struct PodParts<'a> {
+    /// The pod's (the template's) metadata.
+    pub meta: Option<&'a ObjectMeta>,
+    /// The pod's (the template's) spec.
+    pub spec: Option<&'a core::PodSpec>,
 }
 
 /// Validates a Secret's type and data (`ValidateSecret`). The value of a bad key is never echoed.
@@ -594,8 +779,16 @@ fn validate_node_update(obj: &Value, old: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
-/// Validates a new object (or the new version on update).
-pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+/// Validates a new object (or the new version on update). `pod` is the pod metadata and spec
+/// of a Pod, Deployment or ReplicaSet (see [`PodParts`]), decoded once by the caller; without
+/// it (a status update, which upstream's status strategies validate without the spec) the pod
+/// spec is not validated. A Job's and a CronJob's templates are validated with the Job.
+pub fn validate(
+    r: &Resource,
+    obj: &Value,
+    old: Option<&Value>,
+    pod: Option<PodParts<'_>>,
+) -> Vec<Cause> {
     let mut causes = vec![];
     let name = obj
         .pointer("/metadata/name")
@@ -681,9 +874,13 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             }
         }
         "Pod" => {
-            match obj.get("spec") {
-                Some(spec) => validate_pod_spec(spec, "spec", &mut causes),
-                None => causes.push(Cause::required("spec.containers", "")),
+            match pod.map(|p| p.spec) {
+                Some(Some(spec)) => {
+                    validate_pod_spec(spec, "spec", &mut causes);
+                    validate_pod_only(spec, &mut causes);
+                }
+                Some(None) => causes.push(Cause::required("spec.containers", "")),
+                None => {}
             }
             if let Some(old) = old {
                 // pod updates may only change images and a few fields (ValidatePodUpdate)
@@ -749,9 +946,10 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                     }
                 }
             }
-            match obj.pointer("/spec/template/spec") {
-                Some(spec) => validate_pod_spec(spec, "spec.template.spec", &mut causes),
-                None => causes.push(Cause::required("spec.template.spec.containers", "")),
+            match pod.map(|p| p.spec) {
+                Some(Some(spec)) => validate_pod_spec(spec, "spec.template.spec", &mut causes),
+                Some(None) => causes.push(Cause::required("spec.template.spec.containers", "")),
+                None => {}
             }
             if let Some(n) = obj.pointer("/spec/replicas").and_then(Value::as_i64) {
                 if n < 0 {
@@ -1056,13 +1254,24 @@ fn refuse_unknown(unknown: Vec<String>, strict: bool) -> Option<String> {
 /// [`decode`] for a Pod, which the server admits as its typed object: the body decoded once into
 /// `core::Pod` with the Pod defaults, or why it cannot be handled as a Pod (a type error, or
 /// unknown fields when `strict`; unknown fields warned about with fieldValidation=Warn).
-pub fn decode_pod(r: &Resource, mut body: Value, strict: bool) -> Result<core::Pod, String> {
+pub fn decode_pod(r: &Resource, body: Value, strict: bool) -> Result<core::Pod, String> {
+    decode_body(r, body, strict)
+}
+
+/// [`decode`] into the typed object itself, for a kind admitted as it (a Pod, a
+/// CertificateSigningRequest): the body decoded once with `T`'s defaults, or why it cannot be
+/// handled as its kind (a type error, or unknown fields when `strict`; unknown fields warned
+/// about with fieldValidation=Warn).
+pub(crate) fn decode_body<T>(r: &Resource, mut body: Value, strict: bool) -> Result<T, String>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + SetDefaults,
+{
     let warn = !strict && crate::warnings::warn_unknown_fields();
     let o = Opts {
         find_unknown: strict || warn,
         defaults: true,
     };
-    let t = decode_into::<core::Pod>(&mut body, o, false).map_err(|e| cannot_handle(r, &e))?;
+    let t = decode_into::<T>(&mut body, o, false).map_err(|e| cannot_handle(r, &e))?;
     match refuse_unknown(t.unknown, strict) {
         Some(why) => Err(cannot_handle(r, &why)),
         None => Ok(t.typed),
@@ -1144,7 +1353,7 @@ mod tests {
         let bad = base64::engine::general_purpose::STANDARD
             .encode("{\"auths\":{\"r\":{\"password\":\"hunter2\"");
         let obj = json!({"metadata": {"name": "regcred"}, "type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": bad}});
-        let c = validate(secret(), &obj, None);
+        let c = check(secret(), &obj, None);
         assert_eq!(c.len(), 1);
         assert_eq!(
             c[0].text(),
@@ -1153,7 +1362,7 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
         let obj = json!({"metadata": {"name": "regcred"}, "type": "kubernetes.io/dockerconfigjson", "data": {}});
         assert_eq!(
-            validate(secret(), &obj, None)[0].text(),
+            check(secret(), &obj, None)[0].text(),
             "data[.dockerconfigjson]: Required value"
         );
     }
@@ -1166,6 +1375,26 @@ mod tests {
             unknown_fields(pods, &obj),
             vec!["spec.containers[0].imagePullPolicyy", "spec.foo"]
         );
+    }
+
+    /// [`validate`] as the server calls it: with the pod template decoded once.
+    fn check(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+        use serde::Deserialize as _;
+        let template = pod_template_path(r).map(|t| {
+            let at = if t.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", t.replace('.', "/"))
+            };
+            obj.pointer(&at)
+                .map(|t| core::PodTemplateSpec::deserialize(t).unwrap())
+                .unwrap_or_default()
+        });
+        let parts = template.as_ref().map(|t| PodParts {
+            meta: t.metadata.as_ref(),
+            spec: t.spec.as_ref(),
+        });
+        validate(r, obj, old, parts)
     }
 
     fn res(group: &str, version: &str, plural: &str) -> &'static Resource {
@@ -1441,7 +1670,7 @@ mod tests {
         // a well-typed but invalid object: 422 causes in kubectl's words, after defaulting
         let mut obj = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "", "image": "x"}], "restartPolicy": "Sometimes"}});
         assert_eq!(decode(pods, &mut obj, true, false), None);
-        let texts: Vec<String> = validate(pods, &obj, None).iter().map(Cause::text).collect();
+        let texts: Vec<String> = check(pods, &obj, None).iter().map(Cause::text).collect();
         assert_eq!(
             texts,
             [
@@ -1453,7 +1682,7 @@ mod tests {
         let deployments = res("apps", "v1", "deployments");
         let mut d = json!({"metadata": {"name": "d"}, "spec": {"template": minimal_template()}});
         assert_eq!(decode(deployments, &mut d, true, false), None);
-        let texts: Vec<String> = validate(deployments, &d, None)
+        let texts: Vec<String> = check(deployments, &d, None)
             .iter()
             .map(Cause::text)
             .collect();
@@ -1479,7 +1708,7 @@ mod tests {
         let nodes = crate::resources::find("", "v1", "nodes").unwrap();
         let node = |spec: Value| json!({"metadata": {"name": "n"}, "spec": spec});
         let texts = |new: Value, old: Value| {
-            validate(nodes, &new, Some(&old))
+            check(nodes, &new, Some(&old))
                 .iter()
                 .map(Cause::text)
                 .collect::<Vec<_>>()
@@ -1532,5 +1761,147 @@ mod tests {
         assert!(validate_name(core("serviceaccounts"), "builder.v2").is_empty());
         assert!(validate_name(core("secrets"), &long_label).is_empty());
         assert_eq!(validate_name(core("namespaces"), "team.a").len(), 1);
+    }
+
+    fn texts(r: &Resource, body: Value) -> Vec<String> {
+        let obj = defaulted(r, body);
+        check(r, &obj, None).iter().map(Cause::text).collect()
+    }
+
+    /// `ValidatePodSpec` on the typed spec, in upstream's order: each container's name, image,
+    /// policies and security context, then its duplicate name; init containers' names are
+    /// unique among regular and init containers, an empty name repeats too; the restart and
+    /// DNS policies; the pod's IDs last.
+    #[test]
+    fn pod_specs_are_validated_typed_in_upstream_order() {
+        let pods = res("", "v1", "pods");
+        let long = "a".repeat(64);
+        let got = texts(
+            pods,
+            json!({"metadata": {"name": "p"}, "spec": {
+                "containers": [
+                    {"name": "c", "image": "x", "securityContext": {"runAsUser": -1, "runAsGroup": 2147483648_i64}},
+                    {"name": "c", "image": "", "imagePullPolicy": "Sometimes", "terminationMessagePolicy": "Never"},
+                    {"name": "", "image": "x"}, {"name": "", "image": "x"},
+                    {"name": long, "image": "x"}, {"name": "a.b", "image": "x"}, {"name": "A_b", "image": "x"}],
+                "initContainers": [{"name": "c", "image": "x"}, {"name": "i", "image": ""}, {"name": "i", "image": "x"}],
+                "dnsPolicy": "Cluster", "restartPolicy": "Sometimes",
+                "securityContext": {"runAsUser": 2147483648_i64, "supplementalGroups": [-1]}}}),
+        );
+        assert_eq!(
+            got,
+            [
+                "spec.containers[0].securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+                "spec.containers[0].securityContext.runAsGroup: Invalid value: 2147483648: must be between 0 and 2147483647, inclusive",
+                "spec.containers[1].image: Required value",
+                "spec.containers[1].terminationMessagePolicy: Unsupported value: \"Never\": supported values: \"File\", \"FallbackToLogsOnError\"",
+                "spec.containers[1].imagePullPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"IfNotPresent\", \"Never\"",
+                "spec.containers[1].name: Duplicate value: \"c\"",
+                "spec.containers[2].name: Required value",
+                "spec.containers[3].name: Required value",
+                "spec.containers[3].name: Duplicate value: \"\"",
+                &format!("spec.containers[4].name: Invalid value: \"{long}\": must be no more than 63 characters"),
+                "spec.containers[5].name: Invalid value: \"a.b\": must not contain dots",
+                &format!("spec.containers[6].name: Invalid value: \"A_b\": {DNS1123_LABEL_MSG}"),
+                "spec.initContainers[0].name: Duplicate value: \"c\"",
+                "spec.initContainers[1].image: Required value",
+                "spec.initContainers[2].name: Duplicate value: \"i\"",
+                "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+                "spec.dnsPolicy: Unsupported value: \"Cluster\": supported values: \"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\"",
+                "spec.securityContext.runAsUser: Invalid value: 2147483648: must be between 0 and 2147483647, inclusive",
+                "spec.securityContext.supplementalGroups[0]: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+            ]
+        );
+        // a template is validated by the same function, under its path
+        let deployments = res("apps", "v1", "deployments");
+        let got = texts(
+            deployments,
+            json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "a"}},
+                "template": {"metadata": {"labels": {"app": "a"}},
+                    "spec": {"containers": [{"name": "c", "image": "x"}, {"name": "c", "image": ""}]}}}}),
+        );
+        assert_eq!(
+            got,
+            [
+                "spec.template.spec.containers[1].image: Required value",
+                "spec.template.spec.containers[1].name: Duplicate value: \"c\"",
+            ]
+        );
+    }
+
+    /// An image with surrounding whitespace: a Pod's is invalid (`validateContainersOnlyForPod`,
+    /// after the spec), a template's is accepted (`" "` is a token some templates use); only an
+    /// empty image is "required".
+    #[test]
+    fn image_whitespace_is_refused_for_pods_only() {
+        let pods = res("", "v1", "pods");
+        let got = texts(
+            pods,
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": " "}],
+                "initContainers": [{"name": "i", "image": "busybox "}], "restartPolicy": "Sometimes"}}),
+        );
+        assert_eq!(
+            got,
+            [
+                "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+                "spec.containers[0].image: Invalid value: \" \": must not have leading or trailing whitespace",
+                "spec.initContainers[0].image: Invalid value: \"busybox \": must not have leading or trailing whitespace",
+            ]
+        );
+        let replicasets = res("apps", "v1", "replicasets");
+        let rs = json!({"metadata": {"name": "r"}, "spec": {"selector": {"matchLabels": {"app": "a"}},
+            "template": {"metadata": {"labels": {"app": "a"}},
+                "spec": {"containers": [{"name": "c", "image": " "}]}}}});
+        assert!(texts(replicasets, rs).is_empty());
+    }
+
+    /// Empty and repeated pull secret names are accepted (the kubelet skips an empty one), with
+    /// upstream's warnings (pkg/api/pod/warnings.go), under the template's path for workloads.
+    #[test]
+    fn empty_pull_secret_names_are_warnings_not_errors() {
+        let pods = res("", "v1", "pods");
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}],
+            "imagePullSecrets": [{"name": "a"}, {}, {"name": "a"}, {"name": ""}]}});
+        assert!(texts(pods, pod.clone()).is_empty());
+        let spec: core::PodSpec = serde_json::from_value(pod["spec"].clone()).unwrap();
+        assert_eq!(
+            pod_spec_warnings(&spec, ""),
+            [
+                "spec.imagePullSecrets[2].name: duplicate name \"a\"",
+                "spec.imagePullSecrets[3].name: duplicate name \"\"",
+                "spec.imagePullSecrets[1].name: invalid empty name \"\"",
+                "spec.imagePullSecrets[3].name: invalid empty name \"\"",
+            ]
+        );
+        let cronjobs = res("batch", "v1", "cronjobs");
+        assert_eq!(
+            pod_spec_warnings(&spec, pod_template_path(cronjobs).unwrap())[0],
+            "spec.jobTemplate.spec.template.spec.imagePullSecrets[2].name: duplicate name \"a\""
+        );
+        let one: core::PodSpec =
+            serde_json::from_value(json!({"containers": [], "imagePullSecrets": [{"name": "a"}]}))
+                .unwrap();
+        assert!(pod_spec_warnings(&one, "spec.template").is_empty());
+    }
+
+    /// Go's defaults take an empty string for an unset field: `""` policies are defaulted, not
+    /// refused.
+    #[test]
+    fn empty_policies_are_defaulted() {
+        let pods = res("", "v1", "pods");
+        let pod = defaulted(
+            pods,
+            json!({"metadata": {"name": "p"}, "spec": {"restartPolicy": "", "dnsPolicy": "",
+                "containers": [{"name": "c", "image": "busybox", "imagePullPolicy": "",
+                    "terminationMessagePolicy": ""}]}}),
+        );
+        assert_eq!(pod["spec"]["restartPolicy"], "Always");
+        assert_eq!(pod["spec"]["dnsPolicy"], "ClusterFirst");
+        assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
+        assert_eq!(
+            pod["spec"]["containers"][0]["terminationMessagePolicy"],
+            "File"
+        );
+        assert!(check(pods, &pod, None).is_empty());
     }
 }

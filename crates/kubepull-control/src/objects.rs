@@ -164,6 +164,53 @@ fn typed<T: serde::de::DeserializeOwned>(obj: &Value) -> ApiResult<T> {
     })
 }
 
+/// The pod template of `obj` (a Pod's own metadata and spec) as its k8s-openapi type, decoded
+/// once for validation, the warnings and Pod Security admission; `None` for kinds without one
+/// (`admission::pod_template_path`).
+fn decode_pod_template(r: &Resource, obj: &Value) -> ApiResult<Option<core::PodTemplateSpec>> {
+    let Some(path) = admission::pod_template_path(r) else {
+        return Ok(None);
+    };
+    let pointer = if path.is_empty() {
+        String::new()
+    } else {
+        format!("/{}", path.replace('.', "/"))
+    };
+    Ok(Some(match obj.pointer(&pointer) {
+        Some(t) => typed(t)?,
+        None => Default::default(),
+    }))
+}
+
+/// The pod metadata and spec of a typed Pod, or else of a decoded template.
+fn pod_parts<'a>(
+    pod: Option<&'a core::Pod>,
+    template: Option<&'a core::PodTemplateSpec>,
+) -> Option<admission::PodParts<'a>> {
+    match (pod, template) {
+        (Some(p), _) => Some(admission::PodParts {
+            meta: Some(&p.metadata),
+            spec: p.spec.as_ref(),
+        }),
+        (None, Some(t)) => Some(admission::PodParts {
+            meta: t.metadata.as_ref(),
+            spec: t.spec.as_ref(),
+        }),
+        (None, None) => None,
+    }
+}
+
+/// The warnings of a pod spec (`admission::pod_spec_warnings`) for the request.
+fn add_pod_warnings(r: &Resource, parts: Option<admission::PodParts<'_>>) {
+    let (Some(path), Some(spec)) = (admission::pod_template_path(r), parts.and_then(|p| p.spec))
+    else {
+        return;
+    };
+    for w in admission::pod_spec_warnings(spec, path) {
+        crate::warnings::add(w);
+    }
+}
+
 /// Where a stored object failed to decode, without the value that failed: serde's message
 /// ("invalid type: string \"…\", expected …") can quote stored data.
 fn decode_problem(e: &serde_json::Error) -> String {
@@ -867,9 +914,34 @@ impl Objects {
         &self,
         r: &'static Resource,
         ns: &str,
+        obj: Value,
+        user: &User,
+        strict: bool,
+    ) -> ApiResult<Value> {
+        self.create_with(r, ns, obj, user, strict, false).await
+    }
+
+    /// [`Objects::create`] of a body the caller decoded into its type and encoded again
+    /// ([`admission::decode_body`], with its unknown fields handled): it is not decoded a
+    /// second time.
+    pub async fn create_decoded(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        obj: Value,
+        user: &User,
+    ) -> ApiResult<Value> {
+        self.create_with(r, ns, obj, user, false, true).await
+    }
+
+    async fn create_with(
+        &self,
+        r: &'static Resource,
+        ns: &str,
         mut obj: Value,
         user: &User,
         strict: bool,
+        decoded: bool,
     ) -> ApiResult<Value> {
         let sr = resources::storage_of(r);
         if !obj.is_object() {
@@ -884,11 +956,15 @@ impl Objects {
         // a Pod is admitted as its typed object: the body is decoded once (with the Pod
         // defaults), the metadata, ServiceAccount admission and status are set on the Pod, and
         // it is encoded once for the mutating webhooks, validation and storage
+        // (a body the caller decoded is not decoded again)
         let mut pod = None;
-        if r.group.is_empty() && r.kind == "Pod" {
+        if !decoded && r.group.is_empty() && r.kind == "Pod" {
             let body = std::mem::take(&mut obj);
             pod = Some(admission::decode_pod(r, body, strict).map_err(ApiError::bad_request)?);
-        } else if let Some(why) = admission::decode(r, &mut obj, true, strict) {
+        } else if let Some(why) = (!decoded)
+            .then(|| admission::decode(r, &mut obj, true, strict))
+            .flatten()
+        {
             return Err(ApiError::bad_request(why));
         }
         if let Some(sv) = &cr {
@@ -977,7 +1053,17 @@ impl Objects {
             // webhook's patched object back into the typed Pod)
             pod = Some(typed(&obj)?);
         }
-        let mut causes = admission::validate(r, &obj, None);
+        // the RBAC storage's escalation check, on what mutating admission made (as the name
+        // the request gave: upstream generates a name after it)
+        crate::rbac::confirm_no_escalation(self, user, r, ns, &requested_name, &obj, None).await?;
+        // the pod template, decoded once (a Pod is already typed) for validation, the warnings
+        // and Pod Security admission
+        let template = match &pod {
+            Some(_) => None,
+            None => decode_pod_template(r, &obj)?,
+        };
+        let parts = pod_parts(pod.as_ref(), template.as_ref());
+        let mut causes = admission::validate(r, &obj, None, parts);
         if let Some(sv) = &cr {
             causes.extend(crate::crd::validate_cr(sv, &obj));
         }
@@ -987,7 +1073,9 @@ impl Objects {
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
-        self.pod_security_admission(r, ns, &requested_name, &obj, None, pod.as_ref())
+        // the strategy's `WarningsOnCreate`, once the object is valid
+        add_pod_warnings(r, parts);
+        self.pod_security_admission(r, ns, &requested_name, &obj, None, parts)
             .await?;
         self.webhooks
             .validate(self, &attrs, Some(&obj), None)
@@ -995,7 +1083,6 @@ impl Objects {
         if webhooks::dry_run() {
             return Ok(obj);
         }
-        let _ = user;
         let held = if r.kind == "Service" {
             Some(
                 self.services
@@ -1062,8 +1149,8 @@ impl Objects {
     }
 
     /// Pod Security admission (k8s.io/pod-security-admission `admission/admission.go`): pods are
-    /// enforced, warned about and audited on create and significant updates (`pod`: the typed Pod
-    /// when the caller has it, else `obj` is decoded); Deployment and
+    /// enforced, warned about and audited on create and significant updates (`parts`: the pod's
+    /// or the template's metadata and spec when the caller decoded them, else `obj` is decoded); Deployment and
     /// ReplicaSet templates are warned about and audited only; namespace labels are validated,
     /// and a stricter enforce level warns about existing pods that violate it.
     async fn pod_security_admission(
@@ -1073,9 +1160,9 @@ impl Objects {
         name: &str,
         obj: &Value,
         old: Option<&Value>,
-        pod: Option<&core::Pod>,
+        parts: Option<admission::PodParts<'_>>,
     ) -> ApiResult<()> {
-        let (parts, template);
+        let (decoded, template);
         let empty_meta = ObjectMeta::default();
         let empty = core::PodSpec::default();
         let (meta, spec, enforce) = match r.kind {
@@ -1091,11 +1178,11 @@ impl Objects {
                 }
                 // what Pod Security reads of a stored pod is its metadata and spec: decoded as
                 // a PodTemplateSpec (the fields it has), the status is not decoded
-                let (meta, spec) = match pod {
-                    Some(p) => (Some(&p.metadata), p.spec.as_ref()),
+                let (meta, spec) = match parts {
+                    Some(p) => (p.meta, p.spec),
                     None => {
-                        parts = typed::<core::PodTemplateSpec>(obj)?;
-                        (parts.metadata.as_ref(), parts.spec.as_ref())
+                        decoded = typed::<core::PodTemplateSpec>(obj)?;
+                        (decoded.metadata.as_ref(), decoded.spec.as_ref())
                     }
                 };
                 if let Some(o) = old {
@@ -1123,12 +1210,17 @@ impl Objects {
                         return Ok(());
                     }
                 }
-                template = match obj.pointer(t) {
-                    Some(t) => typed::<core::PodTemplateSpec>(t)?,
-                    None => Default::default(),
+                let (meta, spec) = match parts {
+                    Some(p) => (p.meta, p.spec),
+                    None => {
+                        template = match obj.pointer(t) {
+                            Some(t) => typed::<core::PodTemplateSpec>(t)?,
+                            None => Default::default(),
+                        };
+                        (template.metadata.as_ref(), template.spec.as_ref())
+                    }
                 };
-                let meta = template.metadata.as_ref();
-                (meta.unwrap_or(&empty_meta), template.spec.as_ref(), false)
+                (meta.unwrap_or(&empty_meta), spec, false)
             }
             "Namespace" => return self.pod_security_namespace(r, name, obj, old).await,
             _ => return Ok(()),
@@ -1296,9 +1388,26 @@ impl Objects {
         Ok(())
     }
 
-    /// Replaces an object (PUT) or its status (`status` subresource).
+    /// Replaces an object (PUT) or its status (`status` subresource), as the server.
     pub async fn update(
         &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        subresource: Option<&str>,
+        strict: bool,
+    ) -> ApiResult<Value> {
+        self.update_by(&User::Admin, r, ns, name, obj, subresource, strict)
+            .await
+    }
+
+    /// [`Objects::update`] on behalf of `user`: a user's Role, ClusterRole and binding updates
+    /// go through the RBAC storage's escalation check.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_by(
+        &self,
+        user: &User,
         r: &'static Resource,
         ns: &str,
         name: &str,
@@ -1435,7 +1544,18 @@ impl Objects {
         self.webhooks
             .mutate(self, &attrs, Some(&mut new), Some(&old))
             .await?;
-        let mut causes = admission::validate(r, &new, Some(&old));
+        // the RBAC storage's escalation check (its wrapped `UpdatedObjectInfo`), on what
+        // mutating admission made
+        crate::rbac::confirm_no_escalation(self, user, r, ns, name, &new, Some(&old)).await?;
+        // the pod template, decoded once for validation, the warnings and Pod Security
+        // admission; a status update is validated without it (the status strategies validate
+        // the status and metadata only)
+        let template = match subresource {
+            None => decode_pod_template(r, &new)?,
+            Some(_) => None,
+        };
+        let parts = pod_parts(None, template.as_ref());
+        let mut causes = admission::validate(r, &new, Some(&old), parts);
         if let Some(sv) = &cr {
             causes.extend(crate::crd::validate_cr(sv, &new));
         }
@@ -1446,7 +1566,19 @@ impl Objects {
             return Err(ApiError::invalid(r, name, causes));
         }
         if subresource.is_none() {
-            self.pod_security_admission(r, ns, name, &new, Some(&old), None)
+            // `WarningsOnUpdate`: a Pod's on every update, a workload's when its template
+            // changed (upstream: when its generation did)
+            let changed = match admission::pod_template_path(r) {
+                Some("") | None => true,
+                Some(t) => {
+                    let p = format!("/{}", t.replace('.', "/"));
+                    old.pointer(&p) != new.pointer(&p)
+                }
+            };
+            if changed {
+                add_pod_warnings(r, parts);
+            }
+            self.pod_security_admission(r, ns, name, &new, Some(&old), parts)
                 .await?;
         }
         self.webhooks
@@ -1530,9 +1662,36 @@ impl Objects {
     }
 
     /// Applies a patch, retrying on write conflicts (the patch is re-applied to the latest
-    /// version, as kube-apiserver does).
+    /// version, as kube-apiserver does), as the server.
+    #[allow(clippy::too_many_arguments)]
     pub async fn patch(
         &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        content_type: &str,
+        body: &Value,
+        subresource: Option<&str>,
+        strict: bool,
+    ) -> ApiResult<Value> {
+        self.patch_by(
+            &User::Admin,
+            r,
+            ns,
+            name,
+            content_type,
+            body,
+            subresource,
+            strict,
+        )
+        .await
+    }
+
+    /// [`Objects::patch`] on behalf of `user` (see [`Objects::update_by`]).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch_by(
+        &self,
+        user: &User,
         r: &'static Resource,
         ns: &str,
         name: &str,
@@ -1574,7 +1733,10 @@ impl Objects {
             if patched_rv.is_none() {
                 next["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
             }
-            match self.update(r, ns, name, next, subresource, strict).await {
+            match self
+                .update_by(user, r, ns, name, next, subresource, strict)
+                .await
+            {
                 Err(e) if e.code == 409 && e.reason == "Conflict" && patched_rv.is_none() => {
                     continue
                 }
@@ -2000,77 +2162,125 @@ impl ApiError {
     }
 }
 
-/// Whether a pod references a Secret, ConfigMap or ServiceAccount (the node authorizer's graph
-/// edges: plugin/pkg/auth/authorizer/node/graph_populator.go).
-pub fn pod_references(pod: &Value, kind: &str, name: &str) -> bool {
-    let spec = match pod.get("spec") {
-        Some(s) => s,
-        None => return false,
-    };
-    let s = |v: Option<&Value>| v.and_then(Value::as_str) == Some(name);
-    match kind {
-        "ServiceAccount" => s(spec.get("serviceAccountName")),
-        "Secret" | "ConfigMap" => {
-            if kind == "Secret" {
-                if let Some(Value::Array(ps)) = spec.get("imagePullSecrets") {
-                    if ps.iter().any(|p| s(p.get("name"))) {
-                        return true;
-                    }
-                }
-            }
-            let (ref_key, env_key, vol_key, vol_name) = if kind == "Secret" {
-                ("secretKeyRef", "secretRef", "secret", "secretName")
-            } else {
-                ("configMapKeyRef", "configMapRef", "configMap", "name")
-            };
-            for list in ["containers", "initContainers", "ephemeralContainers"] {
-                for c in spec
-                    .get(list)
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
-                        if s(e.pointer(&format!("/valueFrom/{ref_key}/name"))) {
-                            return true;
-                        }
-                    }
-                    for e in c
-                        .get("envFrom")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        if s(e.pointer(&format!("/{env_key}/name"))) {
-                            return true;
-                        }
-                    }
-                }
-            }
-            for v in spec
-                .get("volumes")
-                .and_then(Value::as_array)
-                .into_iter()
+/// Whether a pod's spec names the object `kind`/`name`, as the node authorizer's graph links
+/// them (plugin/pkg/auth/authorizer/node/graph_populator.go): its ServiceAccount
+/// (`spec.serviceAccountName`), the Secrets of `VisitPodSecretNames` and the ConfigMaps of
+/// `VisitPodConfigmapNames` (pkg/api/v1/pod/util.go). An empty name is never a reference
+/// (`skipEmptyNames`).
+pub fn pod_references(spec: &core::PodSpec, kind: &str, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let is = |n: Option<&str>| n == Some(name);
+    let init = spec.init_containers.iter().flatten();
+    // `VisitContainers` with `AllContainers`: init, regular, then ephemeral containers, each
+    // as its env and envFrom
+    let envs = spec
+        .containers
+        .iter()
+        .chain(init)
+        .map(|c| (c.env.as_deref(), c.env_from.as_deref()))
+        .chain(
+            spec.ephemeral_containers
+                .iter()
                 .flatten()
-            {
-                if s(v.pointer(&format!("/{vol_key}/{vol_name}"))) {
-                    return true;
-                }
-                // projected volumes name Secrets and ConfigMaps by `name`
-                for src in v
-                    .pointer("/projected/sources")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if s(src.pointer(&format!("/{vol_key}/name"))) {
-                        return true;
-                    }
-                }
-            }
-            false
+                .map(|c| (c.env.as_deref(), c.env_from.as_deref())),
+        );
+    let volumes = spec.volumes.iter().flatten();
+    match kind {
+        "ServiceAccount" => is(spec.service_account_name.as_deref()),
+        // `VisitPodSecretNames`: pull secrets, env and envFrom, then the volume sources that
+        // name a Secret
+        "Secret" => {
+            spec.image_pull_secrets
+                .iter()
+                .flatten()
+                .any(|s| is(Some(&s.name)))
+                || envs.into_iter().any(|(env, env_from)| {
+                    env_from
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|e| is(e.secret_ref.as_ref().map(|r| r.name.as_str())))
+                        || env.unwrap_or_default().iter().any(|e| {
+                            is(e.value_from
+                                .as_ref()
+                                .and_then(|v| v.secret_key_ref.as_ref())
+                                .map(|r| r.name.as_str()))
+                        })
+                })
+                || volumes.into_iter().any(|v| {
+                    let secret_ref =
+                        |r: Option<&core::LocalObjectReference>| is(r.map(|r| r.name.as_str()));
+                    is(v.azure_file.as_ref().map(|a| a.secret_name.as_str()))
+                        || secret_ref(v.cephfs.as_ref().and_then(|c| c.secret_ref.as_ref()))
+                        || secret_ref(v.cinder.as_ref().and_then(|c| c.secret_ref.as_ref()))
+                        || secret_ref(v.flex_volume.as_ref().and_then(|f| f.secret_ref.as_ref()))
+                        || v.projected.iter().any(|p| {
+                            p.sources
+                                .iter()
+                                .flatten()
+                                .any(|s| is(s.secret.as_ref().map(|s| s.name.as_str())))
+                        })
+                        || is(v
+                            .rbd
+                            .as_ref()
+                            .and_then(|r| r.secret_ref.as_ref())
+                            .map(|r| r.name.as_str()))
+                        || is(v.secret.as_ref().and_then(|s| s.secret_name.as_deref()))
+                        || is(v.scale_io.as_ref().map(|s| s.secret_ref.name.as_str()))
+                        || secret_ref(v.iscsi.as_ref().and_then(|i| i.secret_ref.as_ref()))
+                        || secret_ref(v.storageos.as_ref().and_then(|s| s.secret_ref.as_ref()))
+                        || secret_ref(
+                            v.csi
+                                .as_ref()
+                                .and_then(|c| c.node_publish_secret_ref.as_ref()),
+                        )
+                })
+        }
+        // `VisitPodConfigmapNames`: env and envFrom, configMap volumes and projected sources
+        "ConfigMap" => {
+            envs.into_iter().any(|(env, env_from)| {
+                env_from
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|e| is(e.config_map_ref.as_ref().map(|r| r.name.as_str())))
+                    || env.unwrap_or_default().iter().any(|e| {
+                        is(e.value_from
+                            .as_ref()
+                            .and_then(|v| v.config_map_key_ref.as_ref())
+                            .map(|r| r.name.as_str()))
+                    })
+            }) || volumes.into_iter().any(|v| {
+                is(v.config_map.as_ref().map(|c| c.name.as_str()))
+                    || v.projected.iter().any(|p| {
+                        p.sources
+                            .iter()
+                            .flatten()
+                            .any(|s| is(s.config_map.as_ref().map(|c| c.name.as_str())))
+                    })
+            })
         }
         _ => false,
+    }
+}
+
+/// Whether a stored pod's spec names `kind`/`name` ([`pod_references`]), its spec decoded into
+/// the typed spec. A pod whose spec does not decode (a corrupt store) names nothing.
+pub fn stored_pod_references(pod: &Value, kind: &str, name: &str) -> bool {
+    use serde::Deserialize as _;
+    let Some(spec) = pod.get("spec") else {
+        return false;
+    };
+    match core::PodSpec::deserialize(spec) {
+        Ok(spec) => pod_references(&spec, kind, name),
+        Err(e) => {
+            tracing::warn!(
+                pod = field_value(pod, "metadata.name"),
+                "stored pod spec does not decode: {}",
+                decode_problem(&e)
+            );
+            false
+        }
     }
 }
 
@@ -2128,6 +2338,7 @@ mod tests {
                 {"serviceAccountToken": {"path": "token"}}]}}],
             "ephemeralContainers": [{"name": "dbg", "env": [{"name": "X",
                 "valueFrom": {"secretKeyRef": {"name": "s2", "key": "k"}}}]}]}});
+        let p: core::PodSpec = serde_json::from_value(p["spec"].clone()).unwrap();
         assert!(pod_references(&p, "Secret", "s1"));
         assert!(pod_references(&p, "ConfigMap", "c1"));
         assert!(pod_references(&p, "Secret", "s2"));
@@ -2587,5 +2798,89 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    /// An empty pull secret name is stored (the kubelet skips it) with upstream's warning, for
+    /// a Pod and a Deployment's template; a workload update that leaves the template as it was
+    /// warns about nothing; an invalid pod gets no warnings, only its causes.
+    #[tokio::test]
+    async fn empty_pull_secret_names_are_stored_with_a_warning() {
+        let o = api().await;
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}],
+            "imagePullSecrets": [{"name": ""}]}});
+        let (r, warnings) =
+            crate::warnings::collect(o.create(pods(), "default", pod.clone(), &User::Admin, false))
+                .await;
+        let stored = r.unwrap();
+        assert_eq!(stored["spec"]["imagePullSecrets"], json!([{"name": ""}]));
+        assert_eq!(
+            warnings,
+            ["spec.imagePullSecrets[0].name: invalid empty name \"\""]
+        );
+        let mut bad = pod.clone();
+        bad["metadata"]["name"] = json!("bad");
+        bad["spec"]["containers"][0]["image"] = json!("");
+        let (r, warnings) =
+            crate::warnings::collect(o.create(pods(), "default", bad, &User::Admin, false)).await;
+        assert_eq!(r.unwrap_err().code, 422);
+        assert!(warnings.is_empty(), "{warnings:?}");
+
+        let deployments = resources::find("apps", "v1", "deployments").unwrap();
+        let d = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "a"}},
+            "template": {"metadata": {"labels": {"app": "a"}}, "spec": pod["spec"].clone()}}});
+        let (r, warnings) =
+            crate::warnings::collect(o.create(deployments, "default", d, &User::Admin, false))
+                .await;
+        let mut d = r.unwrap();
+        assert_eq!(
+            warnings,
+            ["spec.template.spec.imagePullSecrets[0].name: invalid empty name \"\""]
+        );
+        d["spec"]["replicas"] = json!(3);
+        let (r, warnings) =
+            crate::warnings::collect(o.update(deployments, "default", "d", d, None, false)).await;
+        let mut d = r.unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("y");
+        let (r, warnings) =
+            crate::warnings::collect(o.update(deployments, "default", "d", d, None, false)).await;
+        r.unwrap();
+        assert_eq!(
+            warnings,
+            ["spec.template.spec.imagePullSecrets[0].name: invalid empty name \"\""]
+        );
+    }
+
+    /// The node authorizer's Secret edges cover every volume source `VisitPodSecretNames`
+    /// visits, and init containers' env; a stored pod is read through its typed spec; an
+    /// empty name is never a reference.
+    #[test]
+    fn pod_references_follow_every_secret_volume_source() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "c", "image": "x"}],
+            "initContainers": [{"name": "i", "image": "x", "envFrom": [{"configMapRef": {"name": "c-init"}}],
+                "env": [{"name": "E", "valueFrom": {"configMapKeyRef": {"name": "c-env", "key": "k"}}}]}],
+            "imagePullSecrets": [{"name": ""}],
+            "volumes": [
+                {"name": "a", "azureFile": {"secretName": "s-azure", "shareName": "x"}},
+                {"name": "b", "cephfs": {"monitors": ["m"], "secretRef": {"name": "s-ceph"}}},
+                {"name": "c", "csi": {"driver": "d", "nodePublishSecretRef": {"name": "s-csi"}}},
+                {"name": "d", "rbd": {"monitors": ["m"], "image": "i", "secretRef": {"name": "s-rbd"}}},
+                {"name": "e", "iscsi": {"targetPortal": "t", "iqn": "q", "lun": 0, "secretRef": {"name": "s-iscsi"}}},
+                {"name": "f", "flexVolume": {"driver": "d", "secretRef": {"name": "s-flex"}}},
+                {"name": "g", "configMap": {"name": "c-vol"}}]}});
+        for s in ["s-azure", "s-ceph", "s-csi", "s-rbd", "s-iscsi", "s-flex"] {
+            assert!(stored_pod_references(&pod, "Secret", s), "{s}");
+            assert!(!stored_pod_references(&pod, "ConfigMap", s), "{s}");
+        }
+        for c in ["c-init", "c-env", "c-vol"] {
+            assert!(stored_pod_references(&pod, "ConfigMap", c), "{c}");
+            assert!(!stored_pod_references(&pod, "Secret", c), "{c}");
+        }
+        assert!(!stored_pod_references(&pod, "Secret", ""));
+        assert!(!stored_pod_references(&pod, "ServiceAccount", ""));
+        // a spec that does not decode names nothing
+        let corrupt = json!({"spec": {"containers": "x", "serviceAccountName": "bot"}});
+        assert!(!stored_pod_references(&corrupt, "ServiceAccount", "bot"));
     }
 }

@@ -951,6 +951,72 @@ fn path_segment_problems(name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The escalation check of the RBAC storage (`pkg/registry/rbac/{role,clusterrole,rolebinding,
+/// clusterrolebinding}/policybased/storage.go`), where kube-apiserver runs it: in the storage's
+/// `Create` and `Update`, so after mutating admission (the object a mutating webhook made is
+/// the one checked) and before validation and validating admission. The server's own writes
+/// and nodes' are not checked (`EscalationAllowed`: no user to check); an update that changes
+/// only the fields the garbage collector manages is not checked (`IsOnlyMutatingGCFields`).
+pub async fn confirm_no_escalation(
+    objects: &Objects,
+    user: &crate::objects::User,
+    r: &'static Resource,
+    namespace: &str,
+    name: &str,
+    obj: &Value,
+    old: Option<&Value>,
+) -> ApiResult<()> {
+    let crate::objects::User::Other(u) = user else {
+        return Ok(());
+    };
+    if r.group != RBAC_GROUP || old.is_some_and(|old| only_gc_fields_change(obj, old)) {
+        return Ok(());
+    }
+    check_escalation(objects, u, r, namespace, name, obj).await
+}
+
+/// `IsOnlyMutatingGCFields` (pkg/registry/rbac/helpers.go): `obj` with the old object's owner
+/// references, finalizers, selfLink and managed fields is the old object, compared as
+/// `Semantic.DeepEqual` does (an empty list or map is an absent one).
+pub(crate) fn only_gc_fields_change(obj: &Value, old: &Value) -> bool {
+    let mut copied = obj.clone();
+    let Some(meta) = copied.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    for f in ["ownerReferences", "finalizers", "selfLink", "managedFields"] {
+        match old.pointer(&format!("/metadata/{f}")) {
+            Some(v) => {
+                meta.insert(f.into(), v.clone());
+            }
+            None => {
+                meta.remove(f);
+            }
+        }
+    }
+    semantic(&copied) == semantic(old)
+}
+
+/// A value with null, empty lists and empty maps left out (recursively), for comparisons that
+/// treat them as absent, as `Semantic.DeepEqual` treats nil and empty slices and maps.
+fn semantic(v: &Value) -> Value {
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    };
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), semantic(v)))
+                .filter(|(_, v)| !empty(v))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(semantic).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Role, ClusterRole and binding writes by users: allowed for `system:masters`, for holders of
 /// `escalate` (roles) or `bind` (bindings, on the referenced role), or when the user already
 /// holds every permission granted (`ConfirmNoEscalation`).
@@ -1828,5 +1894,45 @@ mod tests {
         )
         .await
         .unwrap());
+    }
+
+    /// `IsOnlyMutatingGCFields`: owner references, finalizers and managed fields may change
+    /// without an escalation check; anything else (a label, a rule) may not; an empty list is
+    /// an absent one.
+    #[test]
+    fn only_the_garbage_collectors_fields_skip_the_escalation_check() {
+        let old = json!({"metadata": {"name": "r", "namespace": "t", "resourceVersion": "5",
+            "finalizers": ["a"]}, "rules": [{"verbs": ["get"], "resources": ["nodes"]}]});
+        let with = |p: &str, v: Value| {
+            let mut o = old.clone();
+            o.pointer_mut(p).map(|x| *x = v.clone()).unwrap_or_else(|| {
+                let (parent, key) = p.rsplit_once('/').unwrap();
+                o.pointer_mut(parent).unwrap()[key] = v;
+            });
+            o
+        };
+        assert!(only_gc_fields_change(&old, &old));
+        assert!(only_gc_fields_change(
+            &with("/metadata/finalizers", json!([])),
+            &old
+        ));
+        assert!(only_gc_fields_change(
+            &with("/metadata/ownerReferences", json!([{"uid": "u"}])),
+            &old
+        ));
+        assert!(only_gc_fields_change(
+            &with("/metadata/managedFields", json!([{"manager": "m"}])),
+            &old
+        ));
+        assert!(only_gc_fields_change(
+            &with("/metadata/labels", json!({})),
+            &old
+        ));
+        assert!(!only_gc_fields_change(
+            &with("/metadata/labels", json!({"x": "y"})),
+            &old
+        ));
+        assert!(!only_gc_fields_change(&with("/rules", json!([])), &old));
+        assert!(!only_gc_fields_change(&json!({"rules": []}), &old));
     }
 }

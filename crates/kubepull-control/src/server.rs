@@ -491,7 +491,7 @@ async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiRes
                 .await?;
             if items
                 .iter()
-                .any(|p| crate::objects::pod_references(p, "ServiceAccount", name))
+                .any(|p| crate::objects::stored_pod_references(p, "ServiceAccount", name))
             {
                 Ok(())
             } else {
@@ -517,7 +517,7 @@ async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiRes
                 .await?;
             if items
                 .iter()
-                .any(|p| crate::objects::pod_references(p, t.r.kind, name))
+                .any(|p| crate::objects::stored_pod_references(p, t.r.kind, name))
             {
                 Ok(())
             } else {
@@ -1152,22 +1152,14 @@ async fn resource_request(
                     ));
                 }
             }
-            let body = if r.kind == "CertificateSigningRequest" {
-                csr_admission(&state, &user, body)?
+            // the RBAC escalation check runs in create, after mutating admission (as the
+            // policybased storage's); a dry run (`dryRun=All`) goes through admission and is not stored
+            let obj = if r.kind == "CertificateSigningRequest" {
+                let body = csr_admission(&state, &user, body, strict)?;
+                state.objects.create_decoded(r, &ns, body, &user).await?
             } else {
-                body
+                state.objects.create(r, &ns, body, &user, strict).await?
             };
-            let named = body
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            // the escalation check (policybased storage); the binding's validation runs in
-            // the wrapped storage's create, with the other validation
-            if let User::Other(u) = &user {
-                crate::rbac::check_escalation(&state.objects, u, r, &ns, named, &body).await?;
-            }
-            // a dry run (`dryRun=All`) goes through admission and is not stored
-            let obj = state.objects.create(r, &ns, body, &user, strict).await?;
             Ok(json_resp(StatusCode::CREATED, &obj))
         }
         ("create", Some("binding")) if r.kind == "Pod" => {
@@ -1202,39 +1194,23 @@ async fn resource_request(
         }
         ("update", sub @ (None | Some("status"))) => {
             let (_, body) = read_body(req).await?;
-            if let User::Other(u) = &user {
-                crate::rbac::check_escalation(&state.objects, u, r, &ns, &name, &body).await?;
-            }
             let obj = state
                 .objects
-                .update(r, &ns, &name, body, sub, strict)
+                .update_by(&user, r, &ns, &name, body, sub, strict)
                 .await?;
             Ok(json_resp(StatusCode::OK, &obj))
         }
         ("patch", sub @ (None | Some("status"))) => {
             let (ct, body) = read_body(req).await?;
-            // server-side apply creates what does not exist yet; RBAC objects are checked on
-            // the object the patch makes: one read of the stored object serves both
+            // server-side apply creates what does not exist yet; RBAC objects are checked for
+            // escalation on the object the patch and mutating admission make (in create and
+            // update)
             let apply = ct.starts_with("application/apply-patch") && sub.is_none();
-            let is_rbac = r.group == "rbac.authorization.k8s.io";
-            let existing = if apply || is_rbac {
+            let existing = if apply {
                 state.objects.get_opt(r, &ns, &name).await?
             } else {
                 None
             };
-            if is_rbac {
-                // a patch of a binding that does not exist is 404, as for every other object;
-                // only server-side apply creates it, from the patch itself
-                let mut next = match &existing {
-                    Some(o) => o.clone(),
-                    None if apply => json!({}),
-                    None => return Err(ApiError::not_found(r, &name)),
-                };
-                crate::objects::apply_patch(&mut next, &ct, &body)?;
-                if let User::Other(u) = &user {
-                    crate::rbac::check_escalation(&state.objects, u, r, &ns, &name, &next).await?;
-                }
-            }
             if apply && existing.is_none() {
                 let mut obj = body;
                 obj["metadata"]["name"] = json!(name);
@@ -1243,7 +1219,7 @@ async fn resource_request(
             }
             let obj = state
                 .objects
-                .patch(r, &ns, &name, &ct, &body, sub, strict)
+                .patch_by(&user, r, &ns, &name, &ct, &body, sub, strict)
                 .await?;
             Ok(json_resp(StatusCode::OK, &obj))
         }
@@ -1600,42 +1576,31 @@ fn tls_error_text(e: &reqwest::Error) -> String {
 /// `status` is the server's, the request must be a PEM certificate request, and a node's request
 /// for its own serving certificate (signer `kubernetes.io/kubelet-serving`, subject
 /// `system:node:<name>`) is approved and signed by the cluster CA at once.
-fn csr_admission(state: &State, user: &User, mut body: Value) -> ApiResult<Value> {
+fn csr_admission(state: &State, user: &User, body: Value, strict: bool) -> ApiResult<Value> {
+    use k8s_openapi::api::certificates::v1 as certs;
     let r =
         resources::find("certificates.k8s.io", "v1", "certificatesigningrequests").expect("csr");
-    let name = body
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    if let Some(o) = body.as_object_mut() {
-        o.remove("status");
-    }
+    // decoded once into the typed object (a type error, or an unknown field with
+    // fieldValidation=Strict, is a 400 as for every body), then admitted and encoded once
+    let mut csr: certs::CertificateSigningRequest =
+        crate::admission::decode_body(r, body, strict).map_err(ApiError::bad_request)?;
+    let name = csr.metadata.name.clone().unwrap_or_default();
+    // `PrepareForCreate` (pkg/registry/certificates/certificates/strategy.go): the status is
+    // the server's
+    csr.status = None;
     let mut causes = vec![];
-    let signer = body
-        .pointer("/spec/signerName")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let signer = csr.spec.signer_name.clone();
     if signer.is_empty() {
         causes.push(crate::errors::Cause::required("spec.signerName", ""));
     }
-    let pem = body
-        .pointer("/spec/request")
-        .and_then(Value::as_str)
-        .map(|b| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(b)
-                .ok()
-                .and_then(|v| String::from_utf8(v).ok())
-        });
-    let pem = match pem {
-        None => {
+    // `validateCSR`: the request must be a PEM `CERTIFICATE REQUEST` block
+    let pem = match std::str::from_utf8(&csr.spec.request.0) {
+        _ if csr.spec.request.0.is_empty() => {
             causes.push(crate::errors::Cause::required("spec.request", ""));
             None
         }
-        Some(None) => {
+        Ok(p) if p.contains("-----BEGIN CERTIFICATE REQUEST-----") => Some(p.to_string()),
+        _ => {
             causes.push(crate::errors::Cause::invalid(
                 "spec.request",
                 "[]byte{...}",
@@ -1643,22 +1608,13 @@ fn csr_admission(state: &State, user: &User, mut body: Value) -> ApiResult<Value
             ));
             None
         }
-        Some(Some(p)) if !p.contains("-----BEGIN CERTIFICATE REQUEST-----") => {
-            causes.push(crate::errors::Cause::invalid(
-                "spec.request",
-                "[]byte{...}",
-                "PEM block type must be CERTIFICATE REQUEST",
-            ));
-            None
-        }
-        Some(p) => p,
     };
     if !causes.is_empty() {
         return Err(ApiError::invalid(r, &name, causes));
     }
     let (username, groups) = user.identity();
-    body["spec"]["username"] = json!(username);
-    body["spec"]["groups"] = json!(groups);
+    csr.spec.username = Some(username);
+    csr.spec.groups = Some(groups);
     if let (User::Node(node), Some(pem)) = (user, pem) {
         if signer == crate::pki::KUBELET_SERVING_SIGNER {
             let cert = state.pki.sign_kubelet_serving(&pem, node).map_err(|why| {
@@ -1668,19 +1624,26 @@ fn csr_admission(state: &State, user: &User, mut body: Value) -> ApiResult<Value
                     format!("{} \"{name}\" is forbidden: {why}", r.qualified()),
                 )
             })?;
-            use base64::Engine as _;
-            let now = crate::controllers::now();
-            body["status"] = json!({
-                "conditions": [{
-                    "type": "Approved", "status": "True", "reason": "AutoApproved",
-                    "message": format!("Auto approving the serving certificate of system:node:{node}"),
-                    "lastUpdateTime": now, "lastTransitionTime": now,
-                }],
-                "certificate": base64::engine::general_purpose::STANDARD.encode(cert),
+            let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+                    .unwrap_or_else(|_| jiff::Timestamp::now()),
+            );
+            csr.status = Some(certs::CertificateSigningRequestStatus {
+                conditions: Some(vec![certs::CertificateSigningRequestCondition {
+                    type_: "Approved".into(),
+                    status: "True".into(),
+                    reason: Some("AutoApproved".into()),
+                    message: Some(format!(
+                        "Auto approving the serving certificate of system:node:{node}"
+                    )),
+                    last_update_time: Some(now.clone()),
+                    last_transition_time: Some(now),
+                }]),
+                certificate: Some(k8s_openapi::ByteString(cert.into_bytes())),
             });
         }
     }
-    Ok(body)
+    serde_json::to_value(&csr).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 #[cfg(test)]

@@ -32,6 +32,20 @@ fn unavailable() -> Error {
     }
 }
 
+/// `Unavailable` when `key` is under the failing prefix (if one is set).
+fn fail_under(prefix: &Mutex<Option<String>>, key: &str) -> Result<()> {
+    let fails = prefix
+        .lock()
+        .unwrap()
+        .as_deref()
+        .is_some_and(|p| key.starts_with(p));
+    if fails {
+        Err(unavailable())
+    } else {
+        Ok(())
+    }
+}
+
 impl TestStore {
     /// The memory store underneath, for reads a test makes without counting them.
     pub fn uncounted(&self) -> &MemoryStore {
@@ -119,27 +133,11 @@ impl Datastore for TestStore {
         self.inner.create(key, value).await
     }
     async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
-        let fails = self
-            .fail_updates_under
-            .lock()
-            .unwrap()
-            .as_deref()
-            .is_some_and(|p| key.starts_with(p));
-        if fails {
-            return Err(unavailable());
-        }
+        fail_under(&self.fail_updates_under, key)?;
         self.inner.update(key, value, expected).await
     }
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
-        let fails = self
-            .fail_deletes_under
-            .lock()
-            .unwrap()
-            .as_deref()
-            .is_some_and(|p| key.starts_with(p));
-        if fails {
-            return Err(unavailable());
-        }
+        fail_under(&self.fail_deletes_under, key)?;
         self.inner.delete(key, expected).await
     }
     async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch> {
@@ -147,5 +145,43 @@ impl Datastore for TestStore {
             return Err(unavailable());
         }
         self.inner.watch(prefix, after).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn updates_and_deletes_fail_only_under_their_prefix() {
+        let s = TestStore::default();
+        let a = s.create("/registry/pods/a", b"1".to_vec()).await.unwrap();
+        let b = s
+            .create("/registry/secrets/b", b"1".to_vec())
+            .await
+            .unwrap();
+        s.fail_updates_under(Some("/registry/pods/"));
+        assert!(matches!(
+            s.update("/registry/pods/a", b"2".to_vec(), a).await,
+            Err(Error::Unavailable { .. })
+        ));
+        // deletes are not failed by the update prefix, nor other keys by either
+        let b = s
+            .update("/registry/secrets/b", b"2".to_vec(), b)
+            .await
+            .unwrap();
+        s.fail_deletes_under(Some("/registry/secrets/"));
+        assert!(matches!(
+            s.delete("/registry/secrets/b", Some(b)).await,
+            Err(Error::Unavailable { .. })
+        ));
+        s.fail_updates_under(None);
+        let a = s
+            .update("/registry/pods/a", b"3".to_vec(), a)
+            .await
+            .unwrap();
+        s.delete("/registry/pods/a", Some(a)).await.unwrap();
+        s.fail_deletes_under(None);
+        s.delete("/registry/secrets/b", Some(b)).await.unwrap();
     }
 }

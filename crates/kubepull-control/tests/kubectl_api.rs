@@ -885,6 +885,7 @@ async fn review_and_csr_endpoints_refuse_bad_bodies() {
         "{}/apis/certificates.k8s.io/v1/certificatesigningrequests",
         server.url()
     );
+    let csr_strict = format!("{csr}?fieldValidation=Strict");
     let big = format!(
         r#"{{"spec":{{"resourceAttributes":{{"verb":"{}"}}}}}}"#,
         "A".repeat(4 << 20)
@@ -899,6 +900,11 @@ async fn review_and_csr_endpoints_refuse_bad_bodies() {
         (&csr, "application/json", br#"{"metadata":{"name":"c"},"spec":{"signerName":"kubernetes.io/kubelet-serving"}}"#.to_vec(), 422, "spec.request: Required value"),
         (&csr, "application/json", br#"{"metadata":{"name":"c"},"spec":{"request":"bm90IGEgcGVt"}}"#.to_vec(), 422, "spec.signerName: Required value"),
         (&csr, "application/json", big.into_bytes(), 400, "limit"),
+        // decoded into the typed object first: a wrong type, or an unknown field with
+        // fieldValidation=Strict, is a 400 before any validation
+        (&csr, "application/json", br#"{"metadata":{"name":"c"},"spec":{"request":5}}"#.to_vec(), 400, "CertificateSigningRequest in version \"v1\" cannot be handled as a CertificateSigningRequest: "),
+        (&csr_strict, "application/json", br#"{"metadata":{"name":"c"},"spec":{"request":"bm90IGEgcGVt","bogus":1}}"#.to_vec(), 400, "CertificateSigningRequest in version \"v1\" cannot be handled as a CertificateSigningRequest: strict decoding error: unknown field \"spec.bogus\""),
+        (&csr, "application/json", br#"{"metadata":{"name":"c"},"spec":{"signerName":"example.com/x","request":"bm90IGEgcGVt"}}"#.to_vec(), 422, "spec.request: Invalid value: []byte{...}: PEM block type must be CERTIFICATE REQUEST"),
     ];
     for (url, ct, body, code, needle) in cases {
         let r = http
@@ -931,6 +937,52 @@ async fn review_and_csr_endpoints_refuse_bad_bodies() {
     assert_eq!(r.status().as_u16(), 200);
     let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(v["items"].as_array().map(Vec::len), Some(0), "{v}");
+    // a good request is stored as the typed object: the status is the server's, the requestor
+    // recorded, an unknown field dropped with a warning (fieldValidation=Warn, the default)
+    {
+        use base64::Engine as _;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pem = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap();
+        let body = serde_json::json!({"metadata": {"name": "good"},
+            "spec": {"signerName": "example.com/x", "usages": ["client auth"], "bogus": 1,
+                "request": base64::engine::general_purpose::STANDARD.encode(pem)},
+            "status": {"certificate": "aGk="}});
+        let r = http
+            .post(&csr)
+            .bearer_auth(server.admin_token())
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let warning = r
+            .headers()
+            .get("warning")
+            .and_then(|w| w.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            warning.contains(r#"unknown field \"spec.bogus\""#),
+            "{warning}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert!(
+            v.get("status")
+                .is_none_or(|s| s.get("certificate").is_none()),
+            "{v}"
+        );
+        assert!(v["spec"].get("bogus").is_none(), "{v}");
+        assert!(
+            !v["spec"]["username"].as_str().unwrap_or("").is_empty(),
+            "{v}"
+        );
+    }
     // and a good review still works
     let r = http
         .post(&ssar)

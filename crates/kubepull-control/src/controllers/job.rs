@@ -295,7 +295,7 @@ pub fn validate_job_spec(spec: &Value, path: &str) -> Vec<Cause> {
     }
     match spec.pointer("/template/spec") {
         Some(ps) => {
-            crate::admission::validate_pod_spec(ps, &format!("{path}.template.spec"), &mut c)
+            crate::admission::validate_pod_spec_json(ps, &format!("{path}.template.spec"), &mut c)
         }
         None => c.push(Cause::required(
             format!("{path}.template.spec.containers"),

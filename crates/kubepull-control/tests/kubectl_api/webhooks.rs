@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use super::{kubectl, server_config};
+use super::{kubectl, server_config, token_kubeconfig};
 use kubepull_control::start;
 
 /// A CA and a serving certificate for 127.0.0.1 that it issued.
@@ -991,5 +991,134 @@ async fn pod_security_judges_the_pod_the_mutating_webhooks_made() {
     .await
     .unwrap();
     assert_eq!(escalate.seen().len(), 1, "the webhook was asked once");
+    server.shutdown().await;
+}
+
+/// kube-apiserver checks a Role for escalation in the RBAC storage, after mutating admission
+/// (`pkg/registry/rbac/role/policybased/storage.go`): a namespace admin whose Role a mutating
+/// webhook widens with a rule it does not hold is refused, one whose Role the webhook narrows to
+/// what it holds is allowed, on create and on update; an update of the garbage collector's
+/// fields only (finalizers) is not checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_escalation_is_checked_on_what_mutating_webhooks_made() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let t = tls();
+    let nodes = json!({"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]});
+    let nodes2 = nodes.clone();
+    // label hook=grow: a nodes rule is added; hook=shrink: the nodes rules are taken out
+    let hook = Hook::start(
+        &t,
+        Arc::new(move |r: &Value| {
+            let role = &r["request"]["object"];
+            let rules = role["rules"].as_array().cloned().unwrap_or_default();
+            let ops = match role
+                .pointer("/metadata/labels/hook")
+                .and_then(Value::as_str)
+            {
+                Some("grow") if !rules.contains(&nodes2) => {
+                    vec![json!({"op": "add", "path": "/rules/-", "value": nodes2.clone()})]
+                }
+                Some("shrink") => rules
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .filter(|(_, rule)| rule["resources"] == json!(["nodes"]))
+                    .map(|(i, _)| json!({"op": "remove", "path": format!("/rules/{i}")}))
+                    .collect(),
+                _ => vec![],
+            };
+            Reply::Review(if ops.is_empty() {
+                json!({"allowed": true})
+            } else {
+                patch(json!(ops))
+            })
+        }),
+    )
+    .await;
+    let cfg = config(
+        "MutatingWebhookConfiguration",
+        "roles",
+        vec![webhook(
+            "roles.example.com",
+            &hook.url("/"),
+            &t.ca_pem,
+            json!([{"operations": ["CREATE", "UPDATE"], "apiGroups": ["rbac.authorization.k8s.io"],
+                "apiVersions": ["v1"], "resources": ["roles"]}]),
+            json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "t"}}}),
+        )],
+    );
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let dir = d.path().to_path_buf();
+    let (url, ca) = (server.url(), server.ca_pem());
+    let role = |name: &str, hook: &str, rules: Value| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": name, "namespace": "t", "labels": {"hook": hook}},
+            "rules": rules})
+        .to_string()
+    };
+    let pods = json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]});
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        for args in [
+            &["create", "namespace", "t"][..],
+            &["create", "serviceaccount", "lead", "-n", "t"],
+            &["create", "rolebinding", "lead-admin", "--clusterrole=admin", "--serviceaccount=t:lead", "-n", "t"],
+        ] {
+            let (ok, out) = k(args, None);
+            assert!(ok, "{args:?}: {out}");
+        }
+        let (ok, out) = k(&["create", "-f", "-"], Some(&cfg));
+        assert!(ok, "{out}");
+        let (ok, token) = k(&["create", "token", "lead", "-n", "t"], None);
+        assert!(ok, "{token}");
+        let lead = token_kubeconfig(&dir, "lead.kubeconfig", &url, &ca, &format!("    token: {}\n", token.trim()));
+        let kl = |args: &[&str], stdin: Option<&str>| kubectl(&lead, &home, args, stdin);
+        let refused = |out: &str, name: &str| {
+            out.contains(&format!("roles.rbac.authorization.k8s.io \"{name}\" is forbidden: user \"system:serviceaccount:t:lead\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:t\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\"]}}"))
+        };
+        let rules_of = |name: &str| {
+            let (ok, out) = k(&["get", "role", name, "-n", "t", "-o", "json"], None);
+            assert!(ok, "{out}");
+            serde_json::from_str::<Value>(&out).unwrap()["rules"].clone()
+        };
+
+        // create: the webhook widens what the user may grant → refused, nothing stored
+        let (ok, out) = kl(&["create", "-f", "-"], Some(&role("grow", "grow", json!([pods]))));
+        assert!(!ok && refused(&out, "grow"), "{out}");
+        let (ok, out) = k(&["get", "role", "grow", "-n", "t"], None);
+        assert!(!ok && out.contains("not found"), "{out}");
+        // create: the body asks for more than the user holds, the webhook takes it out → stored
+        let (ok, out) = kl(&["create", "-f", "-"], Some(&role("shrink", "shrink", json!([pods, nodes]))));
+        assert!(ok, "{out}");
+        assert_eq!(rules_of("shrink"), json!([pods]));
+
+        // update: a label that makes the webhook widen the role → refused, the role unchanged
+        let (ok, out) = kl(&["create", "role", "plain", "--verb=get", "--resource=pods"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = kl(&["label", "role", "plain", "hook=grow"], None);
+        assert!(!ok && refused(&out, "plain"), "{out}");
+        assert_eq!(rules_of("plain"), json!([pods]));
+        let (ok, out) = k(&["get", "role", "plain", "-n", "t", "-o", "jsonpath={.metadata.labels}"], None);
+        assert!(ok && out.trim().is_empty(), "{out}");
+
+        // a role wider than the user: finalizers only (the garbage collector's fields) is no
+        // escalation; any other change is, unless the webhook narrows the role to what it holds
+        let (ok, out) = k(&["create", "role", "wide", "--verb=get", "--resource=nodes", "-n", "t"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = kl(&["patch", "role", "wide", "--type=merge", "-p", "{\"metadata\":{\"finalizers\":[\"example.com/keep\"]}}"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = kl(&["label", "role", "wide", "x=y"], None);
+        assert!(!ok && refused(&out, "wide"), "{out}");
+        let (ok, out) = kl(&["label", "role", "wide", "hook=shrink"], None);
+        assert!(ok, "{out}");
+        assert_eq!(rules_of("wide"), json!([]));
+        let (ok, out) = kl(&["patch", "role", "wide", "--type=merge", "-p", "{\"metadata\":{\"finalizers\":null}}"], None);
+        assert!(ok, "{out}");
+    })
+    .await
+    .unwrap();
+    assert!(hook.seen().len() >= 6, "{:?}", hook.seen().len());
     server.shutdown().await;
 }
