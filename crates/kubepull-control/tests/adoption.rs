@@ -205,3 +205,120 @@ async fn orphans_are_adopted_again_with_kubectl() {
     .unwrap();
     server.shutdown().await;
 }
+
+fn has_tracking_finalizer(o: &Value) -> bool {
+    o["metadata"]["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|f| f == "batch.kubernetes.io/job-tracking")
+}
+
+/// A Job with `manualSelector` over pods labelled `app: batch` that stay Pending.
+fn manual_job(name: &str, n: u32) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: {name}, namespace: r}}\nspec:\n  manualSelector: true\n  selector: {{matchLabels: {{app: batch}}}}\n  parallelism: {n}\n  completions: {n}\n  template:\n    metadata: {{labels: {{app: batch}}}}\n    spec:\n      restartPolicy: Never\n      nodeSelector: {{no-such: node}}\n      containers: [{{name: c, image: reg.example/app:v1}}]\n"
+    )
+}
+
+/// The Job controller claims pods as `getPodsForJob` does: a Job deleted with
+/// `--cascade=orphan` leaves its pods, which lose the tracking finalizer (`syncOrphanPod`);
+/// a new Job with the same selector adopts them and a matching orphan made by hand (adding the
+/// finalizer), creating none beside them; a pod relabelled out of the selector is released
+/// (reference and finalizer removed) and replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_adopts_orphans_and_releases_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), true)).await.unwrap();
+    let kc = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (kc, home) = (kc.as_path(), home.as_path());
+        let pods_json = || items(&get_json(kc, home, &["get", "pods", "-n", "r"]));
+        ok(kc, home, &["create", "namespace", "r"], None);
+        ok(kc, home, &["apply", "-f", "-"], Some(&manual_job("first", 2)));
+        let first = get_json(kc, home, &["get", "job", "first", "-n", "r"]);
+        let first_uid = s(&first, "/metadata/uid").to_string();
+        eventually(kc, home, "the first Job's 2 pods", || {
+            let pods = pods_json();
+            (pods.len() == 2
+                && pods
+                    .iter()
+                    .all(|p| controller_uid(p) == first_uid && has_tracking_finalizer(p)))
+            .then_some(())
+        });
+
+        // 1. orphaned: the pods stay, without the reference nor the tracking finalizer
+        ok(
+            kc,
+            home,
+            &["delete", "job", "first", "-n", "r", "--cascade=orphan"],
+            None,
+        );
+        eventually(kc, home, "the pods orphaned and their finalizer removed", || {
+            let pods = pods_json();
+            (pods.len() == 2
+                && pods
+                    .iter()
+                    .all(|p| controller_uid(p).is_empty() && !has_tracking_finalizer(p)))
+            .then_some(())
+        });
+        // an orphan made by hand; its finalizer going shows the controller has seen it
+        ok(
+            kc,
+            home,
+            &["apply", "-f", "-"],
+            Some("apiVersion: v1\nkind: Pod\nmetadata:\n  name: stray\n  namespace: r\n  labels: {app: batch}\n  finalizers: [batch.kubernetes.io/job-tracking]\nspec:\n  nodeSelector: {no-such: node}\n  containers: [{name: c, image: reg.example/app:v1}]\n"),
+        );
+        eventually(kc, home, "the stray pod's finalizer removed", || {
+            let p = get_json(kc, home, &["get", "pod", "stray", "-n", "r"]);
+            (!has_tracking_finalizer(&p)).then_some(())
+        });
+        let orphans: BTreeSet<String> = pods_json()
+            .iter()
+            .map(|p| s(p, "/metadata/uid").to_string())
+            .collect();
+        assert_eq!(orphans.len(), 3);
+
+        // 2. a new Job with the same selector adopts all three and creates none
+        ok(kc, home, &["apply", "-f", "-"], Some(&manual_job("second", 3)));
+        let second = get_json(kc, home, &["get", "job", "second", "-n", "r"]);
+        let second_uid = s(&second, "/metadata/uid").to_string();
+        eventually(kc, home, "the orphans adopted by the second Job", || {
+            let pods = pods_json();
+            let job = get_json(kc, home, &["get", "job", "second", "-n", "r"]);
+            (pods.len() == 3
+                && pods
+                    .iter()
+                    .all(|p| controller_uid(p) == second_uid && has_tracking_finalizer(p))
+                && job["status"]["active"] == 3)
+                .then_some(())
+        });
+        let uids: BTreeSet<String> = pods_json()
+            .iter()
+            .map(|p| s(p, "/metadata/uid").to_string())
+            .collect();
+        assert_eq!(uids, orphans, "the same pods, none beside them");
+
+        // 3. relabelled out of the selector: released and replaced
+        ok(
+            kc,
+            home,
+            &["label", "pod", "stray", "-n", "r", "app=gone", "--overwrite"],
+            None,
+        );
+        eventually(kc, home, "the relabelled pod released and replaced", || {
+            let pods = pods_json();
+            let stray = pods.iter().find(|p| s(p, "/metadata/name") == "stray")?;
+            let owned = pods
+                .iter()
+                .filter(|p| controller_uid(p) == second_uid)
+                .count();
+            (controller_uid(stray).is_empty() && !has_tracking_finalizer(stray) && owned == 3)
+                .then_some(())
+        });
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}

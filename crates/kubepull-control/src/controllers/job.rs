@@ -16,7 +16,6 @@
 
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -29,6 +28,7 @@ use super::expectations::{Expectations, OwnWrites};
 use super::informer::{index, Cached, Informers, Notice, Typed};
 use super::kinds::{self, new_controller_ref, reference};
 use super::queue::{self, Action, Plan};
+use super::refmanager::{self, Claim, InvalidSelector};
 use crate::errors::{ApiError, Cause};
 use crate::objects::Objects;
 use crate::resources::{self, Resource};
@@ -1093,15 +1093,10 @@ pub fn plan_managed<P: Borrow<Pod>>(
     p
 }
 
-/// Whether the Job's selector selects `pod` (`LabelSelectorAsSelector`); a selector that does
-/// not convert selects nothing (upstream's `getPodsForJob` fails the sync on it; the API
-/// refuses such selectors, so only a stored object from elsewhere has one).
-fn selects(job: &Job, pod: &Pod) -> bool {
-    let Some(sel) = job.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
-        return true;
-    };
-    super::refmanager::selects(sel, pod.metadata.labels.as_ref()).unwrap_or(false)
-}
+/// The queue key of an orphan pod whose tracking finalizer is to go (`enqueueOrphanPod` /
+/// `syncOrphanPod`): `orphan-pod:namespace/name` (no Job key has a `:`, a namespace being a
+/// DNS label).
+const ORPHAN_POD_KEY: &str = "orphan-pod:";
 
 /// The Job controller over the work queue: Jobs and their pods from the shared informers
 /// (job_controller.go `syncJob` reads the Job from the jobLister and `getPodsForJob` its pods
@@ -1157,13 +1152,73 @@ impl JobController {
         "job-controller"
     }
 
-    /// The pods the Job controls that its selector selects.
-    fn pods_of(&self, job: &Job) -> Vec<Arc<Pod>> {
-        let mut pods = self
+    /// `getPodsForJob`: every pod of the Job's namespace claimed with its selector through
+    /// the controller ref manager ([`refmanager::claim_with_finalizers`] with the tracking
+    /// finalizer): what it controls and matches, the orphans it adopts (with the finalizer),
+    /// and the pods it controls that no longer match, to release. A finished Job claims
+    /// nothing (`syncJob` returns before `getPodsForJob`): it keeps what it controls.
+    fn claim_pods(&self, job: &Job) -> Result<Claim<Pod>, InvalidSelector> {
+        let uid = kinds::uid(&job.metadata);
+        if is_finished(job) {
+            let mut owned = self.pods.by_index(index::CONTROLLER, uid);
+            owned.retain(|p| {
+                job.spec
+                    .as_ref()
+                    .and_then(|s| s.selector.as_ref())
+                    .is_some_and(|sel| {
+                        refmanager::selects(sel, p.metadata.labels.as_ref()) == Ok(true)
+                    })
+            });
+            return Ok(Claim {
+                claimed: owned,
+                ..Claim::default()
+            });
+        }
+        let candidates = self
             .pods
-            .by_index(index::CONTROLLER, kinds::uid(&job.metadata));
-        pods.retain(|p| selects(job, p));
-        pods
+            .by_index(index::NAMESPACE, kinds::namespace(&job.metadata));
+        // LabelSelectorAsSelector(nil) selects nothing
+        let selector = job
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .unwrap_or_default();
+        refmanager::claim_with_finalizers(job, &selector, &candidates, &[TRACKING_FINALIZER])
+    }
+
+    /// `syncOrphanPod`: the pod `ns/name`, if it is still an orphan (or its Job is gone or
+    /// finished), loses the tracking finalizer.
+    async fn sync_orphan_pod(&self, objects: &Objects, key: &str) -> Result<(), ApiError> {
+        let (ns, name) = queue::split_key(key);
+        let Some(pod) = self.pods.get_named(ns, name) else {
+            return Ok(());
+        };
+        if let Some(r) = kinds::controller_ref(&pod.metadata) {
+            if r.kind != "Job" || r.api_version != "batch/v1" {
+                return Ok(());
+            }
+            let live = self
+                .jobs
+                .get_named(ns, &r.name)
+                .filter(|j| kinds::uid(&j.metadata) == r.uid);
+            if live.is_some_and(|j| !is_finished(&j)) {
+                // adopted meanwhile
+                return Ok(());
+            }
+        }
+        if !has_finalizer(&pod) {
+            return Ok(());
+        }
+        let patch = Action::Patch {
+            r: pods_r(),
+            ns: ns.to_string(),
+            name: name.to_string(),
+            patch: without_finalizer(&pod),
+        };
+        match queue::apply(objects, self.name_(), vec![patch]).await {
+            Err(e) if e.code == 404 => Ok(()),
+            r => r,
+        }
     }
 }
 
@@ -1191,16 +1246,29 @@ impl queue::Controller for JobController {
             return vec![k];
         }
         let ns = kinds::namespace(m);
-        let keys: Vec<String> = [Some(m), change.old.as_ref().map(Cached::meta)]
+        let mut keys: Vec<String> = [Some(m), change.old.as_ref().map(Cached::meta)]
             .into_iter()
             .flatten()
             .filter_map(|o| kinds::controller_of(o, "Job").map(|(n, _)| format!("{ns}/{n}")))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        // an orphan: offered to the Jobs selecting it (addPod / updatePod), and its tracking
+        // finalizer, if any, removed unless one adopts it first (enqueueOrphanPod)
+        for k in refmanager::orphan_keys(change, &self.jobs, |j| {
+            j.spec.as_ref().and_then(|s| s.selector.as_ref())
+        }) {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        let orphan = !change.deleted && kinds::controller_ref(m).is_none();
+        if orphan && change.obj::<Pod>().is_some_and(|p| has_finalizer(p)) {
+            keys.push(format!("{ORPHAN_POD_KEY}{}", kinds::key_of(m)));
+        }
         // CreationObserved / DeletionObserved
         let uid = kinds::uid(m);
-        for k in &keys {
+        for k in keys.iter().filter(|k| !k.starts_with(ORPHAN_POD_KEY)) {
             self.expect.creation_observed(k, uid);
             if change.deleted || m.deletion_timestamp.is_some() {
                 self.expect.deletion_observed(k, uid);
@@ -1210,15 +1278,28 @@ impl queue::Controller for JobController {
     }
 
     async fn all_keys(&mut self, _objects: &Objects) -> Result<Vec<String>, ApiError> {
-        Ok(self
+        let mut keys: Vec<String> = self
             .jobs
             .list()
             .iter()
             .map(|j| kinds::key_of(&j.metadata))
-            .collect())
+            .collect();
+        // orphans still holding the tracking finalizer
+        keys.extend(
+            self.pods
+                .list()
+                .iter()
+                .filter(|p| kinds::controller_ref(&p.metadata).is_none() && has_finalizer(p))
+                .map(|p| format!("{ORPHAN_POD_KEY}{}", kinds::key_of(&p.metadata))),
+        );
+        Ok(keys)
     }
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
+        if let Some(pod_key) = key.strip_prefix(ORPHAN_POD_KEY) {
+            self.sync_orphan_pod(objects, pod_key).await?;
+            return Ok(None);
+        }
         let (ns, name) = queue::split_key(key);
         let Some(job) = self.jobs.get_named(ns, name) else {
             self.expect.forget(key);
@@ -1234,8 +1315,16 @@ impl queue::Controller for JobController {
             return Ok(None);
         }
         let manage = self.expect.satisfied(key);
-        let pods = self.pods_of(&job);
-        let plan = plan_managed(&job, &pods, Timestamp::now(), manage);
+        let claim = match self.claim_pods(&job) {
+            Ok(c) => c,
+            Err(e) => {
+                // the API refuses such selectors: only a Job stored from elsewhere has one
+                tracing::warn!(job = %key, error = %e, "not synced: its selector does not convert");
+                return Ok(None);
+            }
+        };
+        refmanager::apply_claim(objects, self.name(), &*job, &claim).await?;
+        let plan = plan_managed(&job, &claim.claimed, Timestamp::now(), manage);
         let mut actions = plan.actions;
         // the status first, alone: once it is written, this copy of the Job is out of date
         if matches!(actions.first(), Some(Action::Update { status: true, .. })) {
@@ -1282,6 +1371,7 @@ impl queue::Controller for JobController {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -1343,20 +1433,122 @@ mod tests {
         })
     }
 
-    /// The Job's selector as a label selector, `matchExpressions` included.
+    fn arc_pod(v: Value) -> Arc<Pod> {
+        Arc::new(typed(&v))
+    }
+
+    /// `getPodsForJob`'s claim, as the ReplicaSet's: matching orphans adopted (with the
+    /// tracking finalizer), owned pods that no longer match released (the finalizer removed
+    /// with the reference), another Job's pods left alone; the Job's selector is matched with
+    /// its `matchExpressions`.
     #[test]
-    fn a_jobs_selector_is_matched_with_its_expressions() {
-        let job: Job = serde_json::from_value(json!({"metadata": {"name": "pi"}, "spec": {
+    fn a_job_claims_orphans_and_releases_what_no_longer_matches() {
+        let mut j = job(
+            json!({"manualSelector": true, "parallelism": 2, "completions": 2,
             "selector": {"matchLabels": {"app": "pi"},
-                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["batch"]}]},
-            "template": {"spec": {"containers": []}}}}))
-        .unwrap();
-        let pod = |labels: Value| -> Pod {
-            serde_json::from_value(json!({"metadata": {"name": "p", "labels": labels}})).unwrap()
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["batch"]}]}}),
+        );
+        j["spec"]["template"]["metadata"] = json!({"labels": {"app": "pi", "tier": "batch"}});
+        assert!(
+            validate_job(&j, None).is_empty(),
+            "{:?}",
+            validate_job(&j, None)
+        );
+        let j: Job = typed(&j);
+        let with_labels = |name: &str, labels: Value, owner: Option<&str>| {
+            let mut p = pod(name, "Running", false, "");
+            p["metadata"]["labels"] = labels;
+            match owner {
+                Some(u) => p["metadata"]["ownerReferences"][0]["uid"] = json!(u),
+                None => {
+                    p["metadata"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("ownerReferences");
+                }
+            }
+            arc_pod(p)
         };
-        assert!(selects(&job, &pod(json!({"app": "pi", "tier": "batch"}))));
-        assert!(!selects(&job, &pod(json!({"app": "pi", "tier": "web"}))));
-        assert!(!selects(&job, &pod(json!({"app": "pi"}))));
+        let batch = json!({"app": "pi", "tier": "batch"});
+        let pods = vec![
+            with_labels("orphan", batch.clone(), None),
+            with_labels("orphan-web", json!({"app": "pi", "tier": "web"}), None),
+            with_labels("orphan-no-tier", json!({"app": "pi"}), None),
+            with_labels("owned", batch.clone(), Some("job-uid")),
+            with_labels("relabelled", json!({"app": "other"}), Some("job-uid")),
+            with_labels("another-jobs", batch.clone(), Some("other-uid")),
+        ];
+        let mut relabelled = (*pods[4]).clone();
+        relabelled.metadata.finalizers = Some(vec!["x/keep".into(), TRACKING_FINALIZER.into()]);
+        let mut pods = pods;
+        pods[4] = Arc::new(relabelled);
+        let c = refmanager::claim_with_finalizers(
+            &j,
+            j.spec.as_ref().unwrap().selector.as_ref().unwrap(),
+            &pods,
+            &[TRACKING_FINALIZER],
+        )
+        .unwrap();
+        let names = |v: &[Arc<Pod>]| -> Vec<String> {
+            v.iter()
+                .map(|p| kinds::name(&p.metadata).to_string())
+                .collect()
+        };
+        assert_eq!(names(&c.adopt), ["orphan"]);
+        assert_eq!(names(&c.release), ["relabelled"]);
+        assert_eq!(names(&c.claimed), ["orphan", "owned"]);
+        // the adopted copy is counted as the Job's, with the finalizer the adoption adds
+        assert!(has_finalizer(&c.claimed[0]));
+        assert_eq!(
+            kinds::controller_of(&c.claimed[0].metadata, "Job"),
+            Some(("pi", "job-uid"))
+        );
+        let Action::Patch { patch, .. } =
+            refmanager::adopt_patch_with_finalizers(&j, &*c.adopt[0], &c.finalizers)
+        else {
+            panic!()
+        };
+        assert_eq!(patch["metadata"]["finalizers"], json!([TRACKING_FINALIZER]));
+        assert_eq!(patch["metadata"]["ownerReferences"][0]["uid"], "job-uid");
+        assert_eq!(patch["metadata"]["ownerReferences"][0]["controller"], true);
+        let Action::Patch { patch, .. } =
+            refmanager::release_patch_with_finalizers("job-uid", &*c.release[0], &c.finalizers)
+        else {
+            panic!()
+        };
+        assert_eq!(patch["metadata"]["finalizers"], json!(["x/keep"]));
+        assert_eq!(patch["metadata"]["ownerReferences"], json!([]));
+        // a plan over the claimed pods counts the adopted one as active
+        let p = super::plan(&j, &c.claimed, t("2026-01-01T00:00:05Z"));
+        assert_eq!(status(&p).unwrap()["active"], 2);
+        assert!(creates(&p).is_empty());
+    }
+
+    /// A Job with a generated selector never claims another Job's pods, even an orphaned
+    /// one: the selector names its own UID.
+    #[test]
+    fn a_generated_selector_claims_only_the_jobs_own_pods() {
+        let j: Job = typed(&job(json!({})));
+        // the pods of an earlier Job of the same name, orphaned
+        let mut orphan = pod("theirs", "Running", true, "");
+        orphan["metadata"]["labels"] = json!({"job-name": "pi", "batch.kubernetes.io/job-name": "pi",
+            "controller-uid": "other-uid", "batch.kubernetes.io/controller-uid": "other-uid"});
+        orphan["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ownerReferences");
+        assert_eq!(
+            orphan["metadata"]["labels"]["batch.kubernetes.io/controller-uid"],
+            "other-uid"
+        );
+        let c = refmanager::claim_with_finalizers(
+            &j,
+            j.spec.as_ref().unwrap().selector.as_ref().unwrap(),
+            &[arc_pod(orphan)],
+            &[TRACKING_FINALIZER],
+        )
+        .unwrap();
+        assert!(c.adopt.is_empty() && c.claimed.is_empty());
     }
 
     mod cached {
@@ -1462,7 +1654,10 @@ mod tests {
             // the Job cache catches up, the pod cache does not: the creations are expected
             f.refresh_jobs().await;
             let job = c.jobs.get_named("default", "pi").unwrap();
-            assert!(c.pods_of(&job).is_empty(), "the pod cache is behind");
+            assert!(
+                c.claim_pods(&job).unwrap().claimed.is_empty(),
+                "the pod cache is behind"
+            );
             assert!(!c.expect.satisfied("default/pi"));
             f.sync(&mut c).await;
             assert_eq!(f.stored_pods().await.len(), 2, "no second burst");
