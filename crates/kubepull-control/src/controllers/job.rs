@@ -1413,11 +1413,16 @@ pub fn plan_managed<P: Borrow<Pod>>(
             }
         }
     }
-    // failing: every pod not yet finished counts as failed and loses the finalizer
-    if !finished && interim.as_ref().is_some_and(|(ty, _, _)| *ty == "Failed") {
+    // finishing (canRemoveFinalizer with a finishedCondition): every pod not yet finished
+    // loses the finalizer, and counts as failed when the Job is failing
+    let finishing = !finished && interim.is_some();
+    if let Some((ty, _, _)) = interim.as_ref().filter(|_| finishing) {
         for pod in unfinished {
             let pu = kinds::uid(&pod.metadata).to_string();
-            if !unc_f.contains(&pu) && match_pod_failure_policy(policy, pod).count {
+            if *ty == "Failed"
+                && !unc_f.contains(&pu)
+                && match_pod_failure_policy(policy, pod).count
+            {
                 unc_f.push(pu);
             }
             fin_removals.push(remove_fin(pod));
@@ -1487,6 +1492,11 @@ pub fn plan_managed<P: Borrow<Pod>>(
     p.actions.extend(fin_removals);
     for d in &deletes {
         let dn = kinds::name(&d.metadata);
+        if !finishing && has_finalizer(d) {
+            // deleteJobPods (manageJob: suspended, too many): the finalizer goes first, the
+            // pod is not counted; a finishing Job's deletes (deleteActivePods) keep it
+            p.actions.push(remove_fin(d));
+        }
         p.actions.push(Action::Delete {
             r: pods_r(),
             ns: ns.clone(),
@@ -2964,6 +2974,23 @@ mod tests {
             .iter()
             .any(|c| c["type"] == "Suspended" && c["reason"] == "JobSuspended"));
         assert!(st.get("startTime").is_none());
+        // deleteJobPods: the finalizer goes before the delete, so the pod is never counted
+        let patch = p
+            .actions
+            .iter()
+            .position(|a| matches!(a, Action::Patch { name, patch, .. } if name == "a" && patch["metadata"]["finalizers"] == json!([])));
+        let delete = p
+            .actions
+            .iter()
+            .position(|a| matches!(a, Action::Delete { name, .. } if name == "a"));
+        assert!(patch.unwrap() < delete.unwrap(), "{p:?}");
+        assert_eq!(st["uncountedTerminatedPods"], json!({}));
+        let mut j2 = j.clone();
+        j2["status"] = st;
+        let mut going = pod("a", "Running", false, "");
+        going["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:05Z");
+        let st2 = status(&plan(&j2, &[going], t("2026-01-01T00:00:06Z"))).unwrap_or_default();
+        assert!(st2.get("failed").is_none_or(Value::is_null), "{st2}");
     }
 
     #[test]
