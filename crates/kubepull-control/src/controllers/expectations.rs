@@ -98,26 +98,39 @@ impl Expectations {
 /// wrote (the informer's notice of the write syncs it). Upstream syncs from the lister and
 /// counts on the write conflict; a sync that writes nothing to the object (it only creates
 /// pods from a stale status) would not conflict, so the stale copy is not read at all.
+///
+/// A sync that writes the object twice (the CronJob controller: the active list's UIDs, then
+/// the status) records both versions it replaced, so neither the copy it read nor the one its
+/// first write returned is synced from.
 #[derive(Debug, Default)]
 pub struct OwnWrites {
-    map: HashMap<String, (String, Instant)>,
+    map: HashMap<String, (Vec<String>, Instant)>,
 }
 
 impl OwnWrites {
-    /// `key` was written over the version `resource_version` (the one the sync read).
+    /// `key` was written over the version `resource_version` (the one the sync read, or the
+    /// one its previous write returned). The versions one sync replaced add up; the next sync
+    /// starts over ([`OwnWrites::stale`] clears them once the cache shows another version).
     pub fn wrote(&mut self, key: &str, resource_version: &str) {
-        self.map.insert(
-            key.to_string(),
-            (resource_version.to_string(), Instant::now()),
-        );
+        let e = self
+            .map
+            .entry(key.to_string())
+            .or_insert_with(|| (vec![], Instant::now()));
+        if !e.0.iter().any(|v| v == resource_version) {
+            e.0.push(resource_version.to_string());
+        }
+        e.1 = Instant::now();
     }
 
-    /// Whether the cached copy of `key` at `resource_version` is the one the last write
-    /// replaced (so it does not show the write). A newer copy, or an expired entry
+    /// Whether the cached copy of `key` at `resource_version` is one the last writes replaced
+    /// (so it does not show them). Another copy, or an expired entry
     /// ([`EXPECTATIONS_TIMEOUT`]), clears the entry.
     pub fn stale(&mut self, key: &str, resource_version: &str) -> bool {
         match self.map.get(key) {
-            Some((rv, at)) if rv == resource_version && at.elapsed() <= EXPECTATIONS_TIMEOUT => {
+            Some((rvs, at))
+                if rvs.iter().any(|v| v == resource_version)
+                    && at.elapsed() <= EXPECTATIONS_TIMEOUT =>
+            {
                 true
             }
             Some(_) => {
@@ -182,5 +195,15 @@ mod tests {
         w.wrote("a/y", "1");
         w.forget("a/y");
         assert!(!w.stale("a/y", "1"));
+        // two writes in one sync: both copies they replaced are stale, the last one's is not
+        w.wrote("a/z", "3");
+        w.wrote("a/z", "4");
+        assert!(w.stale("a/z", "3"));
+        assert!(w.stale("a/z", "4"));
+        assert!(!w.stale("a/z", "5"));
+        assert!(
+            !w.stale("a/z", "3"),
+            "cleared once the cache shows the last write"
+        );
     }
 }
