@@ -1796,33 +1796,9 @@ impl queue::Controller for JobController {
         }
         let mut observed = queue::Observed::default();
         let res = queue::apply_observed(objects, self.name(), actions, &mut observed).await;
-        let (created, dels) = (
-            observed.created,
-            observed
-                .deleted
-                .into_iter()
-                .filter(|(r, _)| r.plural == "pods")
-                .map(|(_, uid)| uid)
-                .collect::<HashSet<String>>(),
-        );
         // ExpectCreations / ExpectDeletions: what the cache does not show yet
-        if manage && (!created.is_empty() || !dels.is_empty()) {
-            let adds: HashSet<String> = created
-                .iter()
-                .filter_map(|p| p.pointer("/metadata/uid").and_then(Value::as_str))
-                .filter(|u| self.pods.count(index::UID, u) == 0)
-                .map(str::to_string)
-                .collect();
-            let dels: HashSet<String> = dels
-                .into_iter()
-                .filter(|u| {
-                    self.pods
-                        .by_index(index::UID, u)
-                        .iter()
-                        .any(|p| p.metadata.deletion_timestamp.is_none())
-                })
-                .collect();
-            self.expect.expect(key, adds, dels);
+        if manage {
+            self.expect.expect_unseen(key, &observed, &self.pods);
         }
         res?;
         Ok(plan.requeue_after)
