@@ -2,38 +2,13 @@
 //! server and its controllers; ClusterIP allocation under concurrent creates and across a
 //! restart; Table `includeObject` as kubectl's `--sort-by` uses it.
 
-use std::path::Path;
 use std::time::Duration;
 
 use kubepull_control::start;
 use serde_json::{json, Value};
 
 mod common;
-use common::{kubectl, server_config};
-
-/// Polls `f` until it returns `Some` (the controllers work asynchronously); gives up after a
-/// generous bound so that a broken controller fails the test instead of hanging it.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..150 {
-        if let Some(x) = f() {
-            return x;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("never happened: {what}");
-}
-
-fn ok(kc: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let (good, out) = kubectl(kc, home, args, stdin);
-    assert!(good, "kubectl {args:?} failed: {out}");
-    out
-}
-
-fn get_json(kc: &Path, home: &Path, args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.extend(["-o", "json"]);
-    serde_json::from_str(&ok(kc, home, &a, None)).expect("json")
-}
+use common::{eventually, get_json, kubectl, ok, server_config};
 
 const APPS: &str = r#"
 apiVersion: apps/v1
