@@ -2165,6 +2165,80 @@ mod tests {
             assert_eq!(active, 0, "the suspended Job's pods are deleted");
         }
 
+        /// An orphan a Job's selector matches syncs that Job, which adopts it (with the
+        /// tracking finalizer) from the cache; an orphan that keeps the finalizer and that no
+        /// Job adopts loses it (`syncOrphanPod`).
+        #[tokio::test]
+        async fn orphans_sync_the_jobs_selecting_them_and_are_adopted() {
+            let f = Fixture::new().await;
+            let mut c = JobController::new(&f.informers);
+            let mut body = job_body(json!({"manualSelector": true, "parallelism": 2,
+                "completions": 2, "selector": {"matchLabels": {"app": "pi"}}}));
+            body["spec"]["template"]["metadata"] = json!({"labels": {"app": "pi"}});
+            f.objects
+                .create(jobs_r(), "default", body, &User::Admin, false)
+                .await
+                .unwrap();
+            f.refresh_jobs().await;
+            let pod = |name: &str, app: &str| {
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name,
+                    "labels": {"app": app}, "finalizers": [TRACKING_FINALIZER]},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+            };
+            for (n, app) in [("mine", "pi"), ("other", "web")] {
+                f.objects
+                    .create(pods_r(), "default", pod(n, app), &User::Admin, false)
+                    .await
+                    .unwrap();
+            }
+            // the matching orphan syncs the Job; both orphans holding the finalizer are queued
+            assert_eq!(
+                f.refresh_pods(&mut c).await,
+                [
+                    "default/pi",
+                    "orphan-pod:default/mine",
+                    "orphan-pod:default/other"
+                ]
+            );
+            f.sync(&mut c).await;
+            let stored = f.stored_pods().await;
+            let by_name = |n: &str| {
+                stored
+                    .iter()
+                    .find(|p| p["metadata"]["name"] == n)
+                    .cloned()
+                    .unwrap()
+            };
+            let mine = by_name("mine");
+            assert_eq!(mine["metadata"]["ownerReferences"][0]["name"], "pi");
+            assert_eq!(mine["metadata"]["ownerReferences"][0]["controller"], true);
+            assert_eq!(mine["metadata"]["finalizers"], json!([TRACKING_FINALIZER]));
+            assert_eq!(stored.len(), 3, "one pod created beside the adopted one");
+            // the adopted pod keeps its finalizer; the other orphan loses it
+            f.refresh_pods(&mut c).await;
+            for k in ["orphan-pod:default/mine", "orphan-pod:default/other"] {
+                c.sync(&f.objects, k).await.unwrap();
+            }
+            let stored = f.stored_pods().await;
+            let fins = |n: &str| {
+                stored
+                    .iter()
+                    .find(|p| p["metadata"]["name"] == n)
+                    .map(|p| p["metadata"]["finalizers"].clone())
+                    .unwrap()
+            };
+            assert_eq!(fins("mine"), json!([TRACKING_FINALIZER]));
+            assert!(
+                fins("other").as_array().is_none_or(|a| a.is_empty()),
+                "{stored:?}"
+            );
+            // the keys of a resync name the orphans still holding it: none once the cache
+            // shows the removal
+            f.refresh_pods(&mut c).await;
+            let keys = c.all_keys(&f.objects).await.unwrap();
+            assert_eq!(keys, ["default/pi"]);
+        }
+
         /// A deleted Job's pods lose their tracking finalizer; they are found through the
         /// cache by the Job's name.
         #[tokio::test]
