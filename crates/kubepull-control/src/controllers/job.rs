@@ -1283,18 +1283,16 @@ pub fn plan_managed<P: Borrow<Pod>>(
                     .as_ref()
                     .and_then(|s| s.restart_policy.as_deref())
                     == Some("OnFailure");
+                // (the containers' and init containers' restarts of running and pending pods)
                 let restarts: i64 = if on_failure {
-                    active
-                        .iter()
-                        .map(|x| {
-                            x.status
-                                .as_ref()
-                                .and_then(|s| s.container_statuses.as_ref())
-                                .map(|cs| {
-                                    cs.iter().map(|c| i64::from(c.restart_count)).sum::<i64>()
-                                })
-                                .unwrap_or(0)
+                    pods.iter()
+                        .filter(|x| matches!(kinds::pod_phase(x), "Running" | "Pending"))
+                        .filter_map(|x| x.status.as_ref())
+                        .flat_map(|s| {
+                            let init = s.init_container_statuses.iter().flatten();
+                            init.chain(s.container_statuses.iter().flatten())
                         })
+                        .map(|c| i64::from(c.restart_count))
                         .sum()
                 } else {
                     0
@@ -2959,6 +2957,39 @@ mod tests {
             .iter()
             .any(|c| c["type"] == "Failed" && c["reason"] == "BackoffLimitExceeded"));
         assert!(st.get("completionTime").is_none());
+    }
+
+    /// `pastBackoffLimitOnFailure`: with `restartPolicy: OnFailure` the restarts of the
+    /// containers and init containers of running and pending pods count against
+    /// `backoffLimit`.
+    #[test]
+    fn on_failure_restarts_count_with_init_containers() {
+        let mut j = job(json!({"completions": 1, "backoffLimit": 3}));
+        j["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure");
+        j["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "active": 1});
+        let restarting = |init: i32, main: i32, phase: &str| {
+            let mut p = pod("a", phase, true, "");
+            p["status"]["containerStatuses"] = json!([{"name": "c", "restartCount": main,
+                "ready": false, "image": "i", "imageID": ""}]);
+            p["status"]["initContainerStatuses"] = json!([{"name": "setup", "restartCount": init,
+                "ready": false, "image": "i", "imageID": ""}]);
+            p
+        };
+        let now = t("2026-01-01T00:00:05Z");
+        let reason = |p: &Value| {
+            status(&plan(&j, std::slice::from_ref(p), now))
+                .and_then(|st| condition_of(&st, "FailureTarget"))
+                .map(|c| c["reason"].clone())
+        };
+        assert_eq!(reason(&restarting(1, 1, "Running")), None);
+        assert_eq!(
+            reason(&restarting(2, 1, "Pending")),
+            Some(json!("BackoffLimitExceeded"))
+        );
+        assert_eq!(
+            reason(&restarting(0, 3, "Running")),
+            Some(json!("BackoffLimitExceeded"))
+        );
     }
 
     #[test]
