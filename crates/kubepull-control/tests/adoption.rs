@@ -2,56 +2,17 @@
 //! (`controller_ref_manager.go`): a Deployment deleted with `--cascade=orphan` and created again
 //! adopts its orphaned ReplicaSet, whose pods stay; a ReplicaSet deleted with
 //! `--cascade=orphan` is created again by its Deployment and adopts the orphaned pods; no new
-//! pods are created beside them.
+//! pods are created beside them. A Job adopts and releases pods the same way (with its
+//! tracking finalizer).
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
 
 use kubepull_control::start;
 use serde_json::Value;
 
 mod common;
-use common::{kubectl, server_config};
-
-/// Polls `f` until it returns `Some`, for at most a minute; on failure shows the namespace.
-fn eventually<T>(kc: &Path, home: &Path, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = std::time::Instant::now() + Duration::from_secs(60);
-    while std::time::Instant::now() < end {
-        if let Some(x) = f() {
-            return x;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let dump = kubectl(
-        kc,
-        home,
-        &["get", "deploy,rs,pods", "-n", "r", "-o", "yaml"],
-        None,
-    )
-    .1;
-    panic!("never happened: {what}\n{dump}");
-}
-
-fn ok(kc: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let (good, out) = kubectl(kc, home, args, stdin);
-    assert!(good, "kubectl {args:?} failed: {out}");
-    out
-}
-
-fn get_json(kc: &Path, home: &Path, args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.extend(["-o", "json"]);
-    serde_json::from_str(&ok(kc, home, &a, None)).expect("json")
-}
-
-fn items(v: &Value) -> Vec<Value> {
-    v["items"].as_array().cloned().unwrap_or_default()
-}
-
-fn s<'a>(v: &'a Value, p: &str) -> &'a str {
-    v.pointer(p).and_then(Value::as_str).unwrap_or("")
-}
+use common::{dump_on_failure, eventually, get_json, items, ok, s, server_config};
 
 /// The UID of the controller reference of `o` (empty when it has none).
 fn controller_uid(o: &Value) -> String {
@@ -91,9 +52,14 @@ async fn orphans_are_adopted_again_with_kubectl() {
     let home = d.path().to_path_buf();
     tokio::task::spawn_blocking(move || {
         let (kc, home) = (kc.as_path(), home.as_path());
+        dump_on_failure(
+            kc,
+            home,
+            &["get", "deploy,rs,jobs,pods", "-n", "r", "-o", "yaml"],
+        );
         ok(kc, home, &["create", "namespace", "r"], None);
         ok(kc, home, &["apply", "-f", "-"], Some(DEPLOYMENT));
-        let rs = eventually(kc, home, "a ReplicaSet with 2 pods", || {
+        let rs = eventually("a ReplicaSet with 2 pods", || {
             let rss = items(&get_json(kc, home, &["get", "rs", "-n", "r"]));
             let rs = rss.first()?.clone();
             (rss.len() == 1 && rs["status"]["replicas"] == 2).then_some(rs)
@@ -121,7 +87,7 @@ async fn orphans_are_adopted_again_with_kubectl() {
             &["delete", "deployment", "web", "-n", "r", "--cascade=orphan"],
             None,
         );
-        eventually(kc, home, "the ReplicaSet orphaned", || {
+        eventually("the ReplicaSet orphaned", || {
             let rs = get_json(
                 kc,
                 home,
@@ -133,21 +99,16 @@ async fn orphans_are_adopted_again_with_kubectl() {
         ok(kc, home, &["apply", "-f", "-"], Some(DEPLOYMENT));
         let dep = get_json(kc, home, &["get", "deployment", "web", "-n", "r"]);
         let dep_uid = s(&dep, "/metadata/uid").to_string();
-        eventually(
-            kc,
-            home,
-            "the ReplicaSet adopted and the rollout seen",
-            || {
-                let d = get_json(kc, home, &["get", "deployment", "web", "-n", "r"]);
-                let rss = items(&get_json(kc, home, &["get", "rs", "-n", "r"]));
-                (rss.len() == 1
-                    && controller_uid(&rss[0]) == dep_uid
-                    && d["status"]["observedGeneration"] == d["metadata"]["generation"]
-                    && d["status"]["replicas"] == 2
-                    && d["status"]["updatedReplicas"] == 2)
-                    .then_some(())
-            },
-        );
+        eventually("the ReplicaSet adopted and the rollout seen", || {
+            let d = get_json(kc, home, &["get", "deployment", "web", "-n", "r"]);
+            let rss = items(&get_json(kc, home, &["get", "rs", "-n", "r"]));
+            (rss.len() == 1
+                && controller_uid(&rss[0]) == dep_uid
+                && d["status"]["observedGeneration"] == d["metadata"]["generation"]
+                && d["status"]["replicas"] == 2
+                && d["status"]["updatedReplicas"] == 2)
+                .then_some(())
+        });
         let rss = items(&get_json(kc, home, &["get", "rs", "-n", "r"]));
         assert_eq!(s(&rss[0], "/metadata/uid"), rs_uid, "the same ReplicaSet");
         assert_eq!(pods_now(), pods, "the same pods, none beside them");
@@ -171,7 +132,7 @@ async fn orphans_are_adopted_again_with_kubectl() {
             ],
             None,
         );
-        let new_uid = eventually(kc, home, "a new ReplicaSet owning the old pods", || {
+        let new_uid = eventually("a new ReplicaSet owning the old pods", || {
             let rss = items(&get_json(kc, home, &["get", "rs", "-n", "r"]));
             let rs = rss.first()?;
             let uid = s(rs, "/metadata/uid").to_string();
@@ -194,11 +155,129 @@ async fn orphans_are_adopted_again_with_kubectl() {
             &["label", "pod", &first, "-n", "r", "app=gone", "--overwrite"],
             None,
         );
-        eventually(kc, home, "the relabelled pod released and replaced", || {
+        eventually("the relabelled pod released and replaced", || {
             let live = live_pods(kc, home);
             let released = live.iter().any(|(n, _, c)| *n == first && c.is_empty());
             let owned = live.iter().filter(|(_, _, c)| *c == new_uid).count();
             (released && owned == 2).then_some(())
+        });
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
+
+fn has_tracking_finalizer(o: &Value) -> bool {
+    o["metadata"]["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|f| f == "batch.kubernetes.io/job-tracking")
+}
+
+/// A Job with `manualSelector` over pods labelled `app: batch` that stay Pending.
+fn manual_job(name: &str, n: u32) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: {name}, namespace: r}}\nspec:\n  manualSelector: true\n  selector: {{matchLabels: {{app: batch}}}}\n  parallelism: {n}\n  completions: {n}\n  template:\n    metadata: {{labels: {{app: batch}}}}\n    spec:\n      restartPolicy: Never\n      nodeSelector: {{no-such: node}}\n      containers: [{{name: c, image: reg.example/app:v1}}]\n"
+    )
+}
+
+/// The Job controller claims pods as `getPodsForJob` does: a Job deleted with
+/// `--cascade=orphan` leaves its pods, which lose the tracking finalizer (`syncOrphanPod`);
+/// a new Job with the same selector adopts them and a matching orphan made by hand (adding the
+/// finalizer), creating none beside them; a pod relabelled out of the selector is released
+/// (reference and finalizer removed) and replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_adopts_orphans_and_releases_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), true)).await.unwrap();
+    let kc = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (kc, home) = (kc.as_path(), home.as_path());
+        dump_on_failure(kc, home, &["get", "jobs,pods", "-n", "r", "-o", "yaml"]);
+        let pods_json = || items(&get_json(kc, home, &["get", "pods", "-n", "r"]));
+        ok(kc, home, &["create", "namespace", "r"], None);
+        ok(kc, home, &["apply", "-f", "-"], Some(&manual_job("first", 2)));
+        let first = get_json(kc, home, &["get", "job", "first", "-n", "r"]);
+        let first_uid = s(&first, "/metadata/uid").to_string();
+        eventually("the first Job's 2 pods", || {
+            let pods = pods_json();
+            (pods.len() == 2
+                && pods
+                    .iter()
+                    .all(|p| controller_uid(p) == first_uid && has_tracking_finalizer(p)))
+            .then_some(())
+        });
+
+        // 1. orphaned: the pods stay, without the reference nor the tracking finalizer
+        ok(
+            kc,
+            home,
+            &["delete", "job", "first", "-n", "r", "--cascade=orphan"],
+            None,
+        );
+        eventually("the pods orphaned and their finalizer removed", || {
+            let pods = pods_json();
+            (pods.len() == 2
+                && pods
+                    .iter()
+                    .all(|p| controller_uid(p).is_empty() && !has_tracking_finalizer(p)))
+            .then_some(())
+        });
+        // an orphan made by hand; its finalizer going shows the controller has seen it
+        ok(
+            kc,
+            home,
+            &["apply", "-f", "-"],
+            Some("apiVersion: v1\nkind: Pod\nmetadata:\n  name: stray\n  namespace: r\n  labels: {app: batch}\n  finalizers: [batch.kubernetes.io/job-tracking]\nspec:\n  nodeSelector: {no-such: node}\n  containers: [{name: c, image: reg.example/app:v1}]\n"),
+        );
+        eventually("the stray pod's finalizer removed", || {
+            let p = get_json(kc, home, &["get", "pod", "stray", "-n", "r"]);
+            (!has_tracking_finalizer(&p)).then_some(())
+        });
+        let orphans: BTreeSet<String> = pods_json()
+            .iter()
+            .map(|p| s(p, "/metadata/uid").to_string())
+            .collect();
+        assert_eq!(orphans.len(), 3);
+
+        // 2. a new Job with the same selector adopts all three and creates none
+        ok(kc, home, &["apply", "-f", "-"], Some(&manual_job("second", 3)));
+        let second = get_json(kc, home, &["get", "job", "second", "-n", "r"]);
+        let second_uid = s(&second, "/metadata/uid").to_string();
+        eventually("the orphans adopted by the second Job", || {
+            let pods = pods_json();
+            let job = get_json(kc, home, &["get", "job", "second", "-n", "r"]);
+            (pods.len() == 3
+                && pods
+                    .iter()
+                    .all(|p| controller_uid(p) == second_uid && has_tracking_finalizer(p))
+                && job["status"]["active"] == 3)
+                .then_some(())
+        });
+        let uids: BTreeSet<String> = pods_json()
+            .iter()
+            .map(|p| s(p, "/metadata/uid").to_string())
+            .collect();
+        assert_eq!(uids, orphans, "the same pods, none beside them");
+
+        // 3. relabelled out of the selector: released and replaced
+        ok(
+            kc,
+            home,
+            &["label", "pod", "stray", "-n", "r", "app=gone", "--overwrite"],
+            None,
+        );
+        eventually("the relabelled pod released and replaced", || {
+            let pods = pods_json();
+            let stray = pods.iter().find(|p| s(p, "/metadata/name") == "stray")?;
+            let owned = pods
+                .iter()
+                .filter(|p| controller_uid(p) == second_uid)
+                .count();
+            (controller_uid(stray).is_empty() && !has_tracking_finalizer(stray) && owned == 3)
+                .then_some(())
         });
     })
     .await

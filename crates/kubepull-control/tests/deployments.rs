@@ -5,53 +5,11 @@
 //! pods bound to its Node as running and ready.
 
 use std::path::Path;
-use std::time::Duration;
 
 use kubepull_control::start;
-use serde_json::Value;
 
 mod common;
-use common::{kubectl, server_config};
-
-/// Polls `f` until it returns `Some`, for at most a minute (a broken controller fails the test
-/// instead of hanging it); on failure shows what the namespace `r` holds.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = std::time::Instant::now() + Duration::from_secs(60);
-    while std::time::Instant::now() < end {
-        if let Some(x) = f() {
-            return x;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "never happened: {what}\n{}",
-        DUMP.with(|d| d.borrow().as_ref().map(|f| f()).unwrap_or_default())
-    );
-}
-
-thread_local! {
-    static DUMP: std::cell::RefCell<Option<Box<dyn Fn() -> String>>> = const { std::cell::RefCell::new(None) };
-}
-
-fn ok(kc: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let (good, out) = kubectl(kc, home, args, stdin);
-    assert!(good, "kubectl {args:?} failed: {out}");
-    out
-}
-
-fn get_json(kc: &Path, home: &Path, args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.extend(["-o", "json"]);
-    serde_json::from_str(&ok(kc, home, &a, None)).expect("json")
-}
-
-fn items(v: &Value) -> Vec<Value> {
-    v["items"].as_array().cloned().unwrap_or_default()
-}
-
-fn s<'a>(v: &'a Value, p: &str) -> &'a str {
-    v.pointer(p).and_then(Value::as_str).unwrap_or("")
-}
+use common::{dump_on_failure, eventually, get_json, items, kubectl, ok, s, server_config};
 
 /// Plays the node: every pod bound to it that is not ready becomes Running and Ready.
 fn node_runs_pods(kc: &Path, home: &Path, ns: &str) {
@@ -140,21 +98,12 @@ async fn deployments_roll_scale_and_delete_with_kubectl() {
     let kc = server.kubeconfig_path();
     let home = d.path().to_path_buf();
     tokio::task::spawn_blocking(move || {
-        {
-            let (kc, home) = (kc.clone(), home.clone());
-            DUMP.with(|d| {
-                *d.borrow_mut() = Some(Box::new(move || {
-                    kubectl(
-                        &kc,
-                        &home,
-                        &["get", "deploy,rs,pods", "-n", "r", "-o", "yaml"],
-                        None,
-                    )
-                    .1
-                }))
-            });
-        }
         let (kc, home) = (kc.as_path(), home.as_path());
+        dump_on_failure(
+            kc,
+            home,
+            &["get", "deploy,rs,pods", "-n", "r", "-o", "yaml"],
+        );
         ok(kc, home, &["apply", "-f", "-"], Some(NODE));
         ok(
             kc,

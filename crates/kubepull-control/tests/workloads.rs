@@ -2,38 +2,13 @@
 //! server and its controllers; ClusterIP allocation under concurrent creates and across a
 //! restart; Table `includeObject` as kubectl's `--sort-by` uses it.
 
-use std::path::Path;
 use std::time::Duration;
 
 use kubepull_control::start;
 use serde_json::{json, Value};
 
 mod common;
-use common::{kubectl, server_config};
-
-/// Polls `f` until it returns `Some` (the controllers work asynchronously); gives up after a
-/// generous bound so that a broken controller fails the test instead of hanging it.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..150 {
-        if let Some(x) = f() {
-            return x;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("never happened: {what}");
-}
-
-fn ok(kc: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let (good, out) = kubectl(kc, home, args, stdin);
-    assert!(good, "kubectl {args:?} failed: {out}");
-    out
-}
-
-fn get_json(kc: &Path, home: &Path, args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.extend(["-o", "json"]);
-    serde_json::from_str(&ok(kc, home, &a, None)).expect("json")
-}
+use common::{eventually, get_json, kubectl, ok, server_config};
 
 const APPS: &str = r#"
 apiVersion: apps/v1
@@ -419,9 +394,9 @@ async fn jobs_and_cronjobs_with_kubectl() {
         });
         assert!(out.contains("Error creating: pods") && out.contains("violates PodSecurity"), "{out}");
 
-        let pfp = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pfp}\nspec:\n  podFailurePolicy:\n    rules: [{action: FailJob, onExitCodes: {operator: In, values: [42]}}]\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: reg.example/x:v1}]\n";
-        let out = ok(kc, home, &["apply", "-f", "-"], Some(pfp));
-        assert!(out.contains("Warning: spec.podFailurePolicy is not supported by this server's Job controller and is ignored"), "{out}");
+        let spp = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: spp}\nspec:\n  completionMode: Indexed\n  completions: 1\n  successPolicy:\n    rules: [{succeededCount: 1}]\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: reg.example/x:v1}]\n";
+        let out = ok(kc, home, &["apply", "-f", "-"], Some(spp));
+        assert!(out.contains("Warning: spec.successPolicy is not supported by this server's Job controller and is ignored"), "{out}");
 
         let out = ok(kc, home, &["api-resources", "--api-group=batch"], None);
         assert!(out.contains("cronjobs") && out.contains("cj") && out.contains("jobs"), "{out}");
@@ -708,4 +683,82 @@ async fn two_servers_never_share_a_cluster_ip() {
         "{}",
         e.message
     );
+}
+
+/// A pod status as the node agent writes it: the pod failed, its container `c` exited `code`.
+fn failed_status(code: i32) -> String {
+    json!({"status": {"phase": "Failed", "containerStatuses": [{"name": "c", "ready": false,
+        "restartCount": 0, "image": "reg.example/x:v1", "imageID": "",
+        "state": {"terminated": {"exitCode": code, "reason": "Error",
+            "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:01Z"}}}]}})
+    .to_string()
+}
+
+/// `podFailurePolicy` with kubectl: an invalid policy is refused with upstream's field paths;
+/// a failure an `Ignore` rule matches is not counted (with `backoffLimit: 0` the Job goes on,
+/// the pod is replaced), one a `FailJob` rule matches fails the Job with reason
+/// `PodFailurePolicy` and upstream's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_failure_policy_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), true)).await.unwrap();
+    let kc = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (kc, home) = (kc.as_path(), home.as_path());
+        let bad = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: bad}\nspec:\n  podFailurePolicy:\n    rules:\n    - {action: FailJob, onExitCodes: {operator: In, values: [0, 42]}}\n    - {action: Ignore}\n  template:\n    spec:\n      restartPolicy: OnFailure\n      containers: [{name: c, image: reg.example/x:v1}]\n";
+        let (good, out) = kubectl(kc, home, &["apply", "-f", "-"], Some(bad));
+        assert!(!good, "{out}");
+        for want in [
+            "spec.podFailurePolicy.rules[0].onExitCodes.values[0]: Invalid value: 0: must not be 0 for the In operator",
+            "spec.podFailurePolicy.rules[1]: Invalid value: specifying one of OnExitCodes and OnPodConditions is required",
+            "spec.template.spec.restartPolicy: Invalid value: \"OnFailure\": only \"Never\" is supported when podFailurePolicy is specified",
+        ] {
+            assert!(out.contains(want), "{want}\n{out}");
+        }
+
+        let pfp = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pfp, namespace: default}\nspec:\n  backoffLimit: 0\n  podFailurePolicy:\n    rules:\n    - {action: Ignore, onExitCodes: {operator: In, values: [3]}}\n    - {action: FailJob, onExitCodes: {containerName: c, operator: In, values: [42]}}\n  template:\n    spec:\n      restartPolicy: Never\n      nodeSelector: {no-such: node}\n      containers: [{name: c, image: reg.example/x:v1}]\n";
+        let out = ok(kc, home, &["apply", "-f", "-"], Some(pfp));
+        assert!(!out.contains("Warning"), "{out}");
+        let pods = || -> Vec<Value> {
+            get_json(kc, home, &["get", "pods", "-l", "batch.kubernetes.io/job-name=pfp"])["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let name = |p: &Value| p["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let first = eventually("the Job's pod", || pods().first().map(name));
+        // exit code 3: ignored, not counted, replaced after the back-off
+        ok(kc, home, &["patch", "pod", &first, "--subresource=status", "--type=merge", "-p", &failed_status(3)], None);
+        let second = eventually("a replacement for the ignored failure", || {
+            pods().iter().map(name).find(|n| *n != first)
+        });
+        let job = get_json(kc, home, &["get", "job", "pfp"]);
+        assert!(job["status"].get("failed").is_none(), "{job}");
+        assert!(job["status"]["conditions"].as_array().is_none_or(|c| c.iter().all(|c| c["type"] != "FailureTarget")), "{job}");
+        let p = get_json(kc, home, &["get", "pod", &first]);
+        assert!(p["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty), "{p}");
+        // exit code 42: the Job fails by its policy
+        ok(kc, home, &["patch", "pod", &second, "--subresource=status", "--type=merge", "-p", &failed_status(42)], None);
+        let failed = eventually("the Job Failed by its pod failure policy", || {
+            let job = get_json(kc, home, &["get", "job", "pfp"]);
+            job["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Failed" && c["status"] == "True")
+                .cloned()
+                .map(|c| (c, job))
+        });
+        assert_eq!(failed.0["reason"], "PodFailurePolicy");
+        assert_eq!(
+            failed.0["message"],
+            format!("Container c for pod default/{second} failed with exit code 42 matching FailJob rule at index 1")
+        );
+        assert_eq!(failed.1["status"]["failed"], 1, "only the FailJob failure counted");
+        let out = ok(kc, home, &["get", "events", "--field-selector", "involvedObject.name=pfp"], None);
+        assert!(out.contains("PodFailurePolicy"), "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
 }

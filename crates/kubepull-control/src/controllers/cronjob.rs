@@ -690,7 +690,6 @@ impl queue::Controller for CronJobController {
         }
         let mut cj = (*cached).clone();
         let jobs = self.jobs_of(objects, &cj).await?;
-        let mut wrote = false;
         if complete_active(&mut cj, &jobs) {
             let v = queue::Object::from(cj)
                 .to_value()
@@ -698,21 +697,22 @@ impl queue::Controller for CronJobController {
             let written = objects
                 .update(cronjobs_r(), ns, name, v, Some("status"), false)
                 .await?;
-            wrote = true;
             self.written.wrote(key, &read_at);
             cj = serde_json::from_value(written).map_err(|e| {
                 ApiError::internal(format!("CronJob {ns}/{name} does not decode: {e}"))
             })?;
         }
+        // the version a status write in the plan replaces: the one read, or the one the write
+        // above returned
+        let over = kinds::resource_version(&cj.metadata).to_string();
         // a Job just created and named after lastScheduleTime is not "unexpected"
         let plan = plan(&cj, &jobs, Timestamp::now());
         // one write at a time, as `queue::apply` does, to know whether the CronJob was written
         for a in plan.actions {
             let own = matches!(&a, Action::Update { r, .. } if r.plural == "cronjobs");
             queue::apply(objects, self.name(), vec![a]).await?;
-            if own && !wrote {
-                wrote = true;
-                self.written.wrote(key, &read_at);
+            if own {
+                self.written.wrote(key, &over);
             }
         }
         Ok(plan.requeue_after)
@@ -850,6 +850,70 @@ mod tests {
             .unwrap();
         let keys = env.no_lists(c.all_keys(&env.objects)).await.unwrap();
         assert_eq!(keys, ["default/tick"]);
+    }
+
+    /// A sync that writes twice (the active list's UIDs, then the status) is not followed by
+    /// one from the copy its first write returned: that copy's status write would only
+    /// conflict (409) and be retried.
+    #[tokio::test]
+    async fn a_second_status_write_is_recorded_with_the_version_the_first_returned() {
+        use crate::controllers::informer::test_support::Env;
+        use crate::controllers::queue::Controller as _;
+        use kubepull_datastore::{Datastore as _, Event};
+        let env = Env::new().await;
+        let mut c = CronJobController::new(&env.informers);
+        let key = cronjobs_r().key("default", "tick");
+        // "tick-run" still running, written before its Job had a UID (the first write fills
+        // it in); "tick-old" completed since (the plan's status write drops it)
+        let mut stored = cj(json!({}));
+        stored["metadata"]["creationTimestamp"] = json!(Timestamp::now().to_string());
+        stored["status"] = json!({"active": [
+            {"kind": "Job", "name": "tick-old", "namespace": "default", "uid": "u-tick-old", "apiVersion": "batch/v1"},
+            {"kind": "Job", "name": "tick-run", "namespace": "default", "apiVersion": "batch/v1"}]});
+        env.put::<CronJob>(stored).await;
+        for (n, cond) in [("tick-old", Some("Complete")), ("tick-run", None)] {
+            let mut j = job(n, cond, "2026-01-01T00:05:00Z");
+            j["apiVersion"] = json!("batch/v1");
+            j["kind"] = json!("Job");
+            env.put::<Job>(j).await;
+        }
+        env.refresh::<CronJob>().await;
+        env.refresh::<Job>().await;
+        let read = env.store.get(&key).await.unwrap().unwrap().mod_revision;
+        env.no_lists(c.sync(&env.objects, "default/tick"))
+            .await
+            .unwrap();
+        let last = env.store.get(&key).await.unwrap().unwrap();
+        let active =
+            serde_json::from_slice::<Value>(&last.value).unwrap()["status"]["active"].clone();
+        assert_eq!(active.as_array().map(Vec::len), Some(1), "{active}");
+        assert_eq!(
+            (active[0]["name"].as_str(), active[0]["uid"].as_str()),
+            (Some("tick-run"), Some("u-tick-run"))
+        );
+        // the copy between the two writes, as a slow watch delivers it
+        let mut w = env.store.watch(&key, read).await.unwrap();
+        let Some(Ok(Event::Put { kv: first, .. })) = w.events.recv().await else {
+            panic!("the first write")
+        };
+        assert!(read < first.mod_revision && first.mod_revision < last.mod_revision);
+        env.informers
+            .of::<CronJob>()
+            .informer()
+            .replace(std::slice::from_ref(&first), first.mod_revision);
+        // not synced from: nothing written, no conflict
+        env.no_lists(c.sync(&env.objects, "default/tick"))
+            .await
+            .unwrap();
+        let now = env.store.get(&key).await.unwrap().unwrap();
+        assert_eq!(now.mod_revision, last.mod_revision);
+        // the last write reaches the cache: synced again, nothing left to write
+        env.refresh::<CronJob>().await;
+        env.no_lists(c.sync(&env.objects, "default/tick"))
+            .await
+            .unwrap();
+        let now = env.store.get(&key).await.unwrap().unwrap();
+        assert_eq!(now.mod_revision, last.mod_revision);
     }
 
     /// An active Job the Job cache does not show yet is read from the API, not reported

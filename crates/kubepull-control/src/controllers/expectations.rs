@@ -13,7 +13,12 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::time::Instant;
+
+use super::informer::{index, Typed};
+use super::kinds::{self, Kind};
+use super::queue::Observed;
 
 /// `ExpectationsTimeout`: expectations older than this are met (a write whose notice was lost
 /// does not stall its object forever).
@@ -53,6 +58,45 @@ impl Expectations {
             return;
         }
         self.map.insert(key.to_string(), Expect { adds, dels, at });
+    }
+
+    /// `ExpectCreations` / `ExpectDeletions` for the `K`s a sync created and deleted
+    /// (`observed`), as far as `cache` does not show them yet: a created object not in it
+    /// yet, a deleted one it still shows alive. Nothing written leaves `key` as it was;
+    /// writes the cache already shows clear it.
+    pub fn expect_unseen<K: Kind>(&mut self, key: &str, observed: &Observed, cache: &Typed<K>) {
+        let r = kinds::resource_of::<K>();
+        let created: Vec<&str> = observed
+            .created
+            .iter()
+            .filter(|o| o.get("kind").and_then(Value::as_str) == Some(K::KIND))
+            .filter_map(|o| o.pointer("/metadata/uid").and_then(Value::as_str))
+            .collect();
+        let deleted: Vec<&str> = observed
+            .deleted
+            .iter()
+            .filter(|(dr, _)| dr.group == r.group && dr.plural == r.plural)
+            .map(|(_, uid)| uid.as_str())
+            .collect();
+        if created.is_empty() && deleted.is_empty() {
+            return;
+        }
+        let adds = created
+            .into_iter()
+            .filter(|u| cache.count(index::UID, u) == 0)
+            .map(str::to_string)
+            .collect();
+        let dels = deleted
+            .into_iter()
+            .filter(|u| {
+                cache
+                    .by_index(index::UID, u)
+                    .iter()
+                    .any(|o| o.metadata().deletion_timestamp.is_none())
+            })
+            .map(str::to_string)
+            .collect();
+        self.expect(key, adds, dels);
     }
 
     /// The object `uid` was seen in the cache (`CreationObserved`).
@@ -98,26 +142,39 @@ impl Expectations {
 /// wrote (the informer's notice of the write syncs it). Upstream syncs from the lister and
 /// counts on the write conflict; a sync that writes nothing to the object (it only creates
 /// pods from a stale status) would not conflict, so the stale copy is not read at all.
+///
+/// A sync that writes the object twice (the CronJob controller: the active list's UIDs, then
+/// the status) records both versions it replaced, so neither the copy it read nor the one its
+/// first write returned is synced from.
 #[derive(Debug, Default)]
 pub struct OwnWrites {
-    map: HashMap<String, (String, Instant)>,
+    map: HashMap<String, (Vec<String>, Instant)>,
 }
 
 impl OwnWrites {
-    /// `key` was written over the version `resource_version` (the one the sync read).
+    /// `key` was written over the version `resource_version` (the one the sync read, or the
+    /// one its previous write returned). The versions one sync replaced add up; the next sync
+    /// starts over ([`OwnWrites::stale`] clears them once the cache shows another version).
     pub fn wrote(&mut self, key: &str, resource_version: &str) {
-        self.map.insert(
-            key.to_string(),
-            (resource_version.to_string(), Instant::now()),
-        );
+        let e = self
+            .map
+            .entry(key.to_string())
+            .or_insert_with(|| (vec![], Instant::now()));
+        if !e.0.iter().any(|v| v == resource_version) {
+            e.0.push(resource_version.to_string());
+        }
+        e.1 = Instant::now();
     }
 
-    /// Whether the cached copy of `key` at `resource_version` is the one the last write
-    /// replaced (so it does not show the write). A newer copy, or an expired entry
+    /// Whether the cached copy of `key` at `resource_version` is one the last writes replaced
+    /// (so it does not show them). Another copy, or an expired entry
     /// ([`EXPECTATIONS_TIMEOUT`]), clears the entry.
     pub fn stale(&mut self, key: &str, resource_version: &str) -> bool {
         match self.map.get(key) {
-            Some((rv, at)) if rv == resource_version && at.elapsed() <= EXPECTATIONS_TIMEOUT => {
+            Some((rvs, at))
+                if rvs.iter().any(|v| v == resource_version)
+                    && at.elapsed() <= EXPECTATIONS_TIMEOUT =>
+            {
                 true
             }
             Some(_) => {
@@ -170,6 +227,66 @@ mod tests {
         assert!(e.satisfied("a/x") && e.satisfied("a/z"));
     }
 
+    /// What a sync wrote is expected as far as the cache does not show it: pods created but
+    /// not cached, pods deleted but cached alive; other kinds and shown writes are not.
+    #[tokio::test]
+    async fn what_the_cache_does_not_show_is_expected() {
+        use super::super::informer::test_support::Env;
+        use k8s_openapi::api::batch::v1::Job;
+        use k8s_openapi::api::core::v1::Pod;
+        use serde_json::json;
+        let env = Env::new().await;
+        let pod = |name: &str, deleting: bool| {
+            let mut p = json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "default", "uid": format!("u-{name}")}});
+            if deleting {
+                p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+            }
+            p
+        };
+        for (n, deleting) in [("cached", false), ("alive", false), ("going", true)] {
+            env.put::<Pod>(pod(n, deleting)).await;
+        }
+        env.refresh::<Pod>().await;
+        let pods = env.informers.of::<Pod>();
+        let pods_r = kinds::resource_of::<Pod>();
+        let observed = Observed {
+            created: vec![
+                pod("cached", false),
+                pod("new", false),
+                json!({"kind": "Event", "metadata": {"uid": "u-event"}}),
+            ],
+            deleted: vec![
+                (pods_r, "u-alive".into()),
+                (pods_r, "u-going".into()),
+                (pods_r, "u-gone".into()),
+                (kinds::resource_of::<Job>(), "u-job".into()),
+            ],
+        };
+        let mut e = Expectations::default();
+        e.expect_unseen("default/x", &observed, &pods);
+        assert!(!e.satisfied("default/x"));
+        let Expect { adds, dels, .. } = &e.map["default/x"];
+        assert_eq!(adds, &set(&["u-new"]));
+        assert_eq!(dels, &set(&["u-alive"]));
+        // everything already shown: cleared
+        let shown = Observed {
+            created: vec![pod("cached", false)],
+            deleted: vec![(pods_r, "u-going".into())],
+        };
+        e.expect_unseen("default/x", &shown, &pods);
+        assert!(e.satisfied("default/x") && e.is_empty());
+        // nothing of the kind written: left as it was
+        e.expect("default/y", set(&["p"]), set(&[]));
+        e.expect_unseen("default/y", &Observed::default(), &pods);
+        let only_a_job = Observed {
+            created: vec![],
+            deleted: vec![(kinds::resource_of::<Job>(), "u-job".into())],
+        };
+        e.expect_unseen("default/y", &only_a_job, &pods);
+        assert!(!e.satisfied("default/y"));
+    }
+
     #[test]
     fn own_writes_hold_back_the_copy_they_replaced() {
         let mut w = OwnWrites::default();
@@ -182,5 +299,15 @@ mod tests {
         w.wrote("a/y", "1");
         w.forget("a/y");
         assert!(!w.stale("a/y", "1"));
+        // two writes in one sync: both copies they replaced are stale, the last one's is not
+        w.wrote("a/z", "3");
+        w.wrote("a/z", "4");
+        assert!(w.stale("a/z", "3"));
+        assert!(w.stale("a/z", "4"));
+        assert!(!w.stale("a/z", "5"));
+        assert!(
+            !w.stale("a/z", "3"),
+            "cleared once the cache shows the last write"
+        );
     }
 }

@@ -16,19 +16,22 @@
 
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
-use k8s_openapi::api::batch::v1::{Job, JobCondition, UncountedTerminatedPods};
+use k8s_openapi::api::batch::v1::{
+    Job, JobCondition, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
+    UncountedTerminatedPods,
+};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 
 use super::expectations::{Expectations, OwnWrites};
 use super::informer::{index, Cached, Informers, Notice, Typed};
 use super::kinds::{self, new_controller_ref, reference};
 use super::queue::{self, Action, Plan};
+use super::refmanager::{self, Claim, InvalidSelector};
 use crate::errors::{ApiError, Cause};
 use crate::objects::Objects;
 use crate::resources::{self, Resource};
@@ -157,7 +160,6 @@ pub fn generate_selector(obj: &mut Value) {
 /// Job fields the controller here does not act on: a request that sets them gets a warning
 /// naming them (they are stored, and ignored).
 pub const UNSUPPORTED_FIELDS: &[&str] = &[
-    "podFailurePolicy",
     "successPolicy",
     "backoffLimitPerIndex",
     "maxFailedIndexes",
@@ -166,14 +168,27 @@ pub const UNSUPPORTED_FIELDS: &[&str] = &[
 
 /// Warnings for the Job spec at `path` (`spec` or `spec.jobTemplate.spec`) using fields of
 /// [`UNSUPPORTED_FIELDS`].
+/// A `FailIndex` rule of the `podFailurePolicy` is named too: it acts only with
+/// `backoffLimitPerIndex`, so here it matches nothing and the next rule decides.
 pub fn unsupported_warnings(spec: &Value, path: &str) -> Vec<String> {
-    UNSUPPORTED_FIELDS
+    let mut w: Vec<String> = UNSUPPORTED_FIELDS
         .iter()
         .filter(|f| spec.get(**f).is_some_and(|v| !v.is_null()))
         .map(|f| {
             format!("{path}.{f} is not supported by this server's Job controller and is ignored")
         })
-        .collect()
+        .collect();
+    let rules = spec
+        .pointer("/podFailurePolicy/rules")
+        .and_then(Value::as_array);
+    for (i, r) in rules.into_iter().flatten().enumerate() {
+        if s(r, "/action") == "FailIndex" {
+            w.push(format!(
+                "{path}.podFailurePolicy.rules[{i}].action: FailIndex needs backoffLimitPerIndex, which this server's Job controller ignores: the rule matches no pod"
+            ));
+        }
+    }
+    w
 }
 
 /// `ValidateJob`/`ValidateJobSpecUpdate` (pkg/apis/batch/validation/validation.go), the parts
@@ -285,12 +300,22 @@ pub fn validate_job_spec(spec: &Value, path: &str) -> Vec<Cause> {
             ));
         }
     }
+    if spec.get("podFailurePolicy").is_some_and(|v| !v.is_null()) {
+        validate_pod_failure_policy(spec, &format!("{path}.podFailurePolicy"), &mut c);
+    }
+    validate_pod_replacement_policy(spec, &format!("{path}.podReplacementPolicy"), &mut c);
     let rp = s(spec, "/template/spec/restartPolicy");
     if !matches!(rp, "OnFailure" | "Never") {
         c.push(Cause::not_supported(
             format!("{path}.template.spec.restartPolicy"),
             format!("{rp:?}"),
             &["OnFailure", "Never"],
+        ));
+    } else if rp != "Never" && spec.get("podFailurePolicy").is_some_and(|v| !v.is_null()) {
+        c.push(Cause::invalid(
+            format!("{path}.template.spec.restartPolicy"),
+            format!("{rp:?}"),
+            "only \"Never\" is supported when podFailurePolicy is specified",
         ));
     }
     match spec.pointer("/template/spec") {
@@ -303,6 +328,287 @@ pub fn validate_job_spec(spec: &Value, path: &str) -> Vec<Cause> {
         )),
     }
     c
+}
+
+/// `maxPodFailurePolicyRules`, `maxPodFailurePolicyOnExitCodesValues`,
+/// `maxPodFailurePolicyOnPodConditionsPatterns` (pkg/apis/batch/validation/validation.go).
+const MAX_POD_FAILURE_POLICY_RULES: u64 = 20;
+const MAX_ON_EXIT_CODES_VALUES: u64 = 255;
+const MAX_ON_POD_CONDITIONS_PATTERNS: u64 = 20;
+
+/// `supportedPodFailurePolicyActions`, sorted as `sets.List` gives them.
+const POD_FAILURE_POLICY_ACTIONS: &[&str] = &["Count", "FailIndex", "FailJob", "Ignore"];
+
+/// Go's `%q` of a sorted string set: `["A" "B"]`.
+fn go_quoted_list(v: &[&str]) -> String {
+    let items: Vec<String> = v.iter().map(|x| format!("{x:?}")).collect();
+    format!("[{}]", items.join(" "))
+}
+
+/// Go's `%#v` of a `[]int32`: `[]int32{1, 2}`, `[]int32(nil)` when absent.
+fn go_int32s(v: Option<&Value>) -> String {
+    match v.and_then(Value::as_array) {
+        None => "[]int32(nil)".into(),
+        Some(a) => {
+            let items: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+            format!("[]int32{{{}}}", items.join(", "))
+        }
+    }
+}
+
+/// A field error with no value shown (`field.Invalid(path, field.OmitValueType{}, detail)`).
+fn invalid_omit_value(field: String, detail: &str) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid",
+        field,
+        value: None,
+        detail: detail.into(),
+    }
+}
+
+/// `ValidateQualifiedName` (apimachinery `IsQualifiedName`): an optional DNS-subdomain prefix
+/// and `/`, then a name of at most 63 alphanumerics, `-`, `_`, `.`, starting and ending
+/// alphanumeric.
+fn validate_qualified_name(value: &str, field: &str, c: &mut Vec<Cause>) {
+    const FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
+    let regex_error = format!(
+        "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '{FMT}')"
+    );
+    let mut errs: Vec<String> = vec![];
+    let parts: Vec<&str> = value.split('/').collect();
+    let name = match parts.as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                errs.push("prefix part must be non-empty".into());
+            } else {
+                errs.extend(
+                    crate::admission::dns1123_subdomain_problems(prefix)
+                        .into_iter()
+                        .map(|m| format!("prefix part {m}")),
+                );
+            }
+            *name
+        }
+        _ => {
+            errs.push(format!(
+                "a qualified name {regex_error} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+            ));
+            ""
+        }
+    };
+    if parts.len() <= 2 {
+        if name.is_empty() {
+            errs.push("name part must be non-empty".into());
+        } else if name.len() > 63 {
+            errs.push("name part must be no more than 63 characters".into());
+        }
+        let b = name.as_bytes();
+        let alnum = |x: &u8| x.is_ascii_alphanumeric();
+        let shaped = !b.is_empty()
+            && b.first().is_some_and(alnum)
+            && b.last().is_some_and(alnum)
+            && b.iter()
+                .all(|x| alnum(x) || matches!(x, b'-' | b'_' | b'.'));
+        if !shaped {
+            errs.push(format!("name part {regex_error}"));
+        }
+    }
+    for e in errs {
+        c.push(Cause::invalid(field, format!("{value:?}"), e));
+    }
+}
+
+/// `validatePodFailurePolicy` and its rule checks (`validatePodFailurePolicyRule`,
+/// `validatePodFailurePolicyRuleOnExitCodes`, `validatePodFailurePolicyRuleOnPodConditions`
+/// in kubernetes `pkg/apis/batch/validation/validation.go`), with upstream's field paths.
+fn validate_pod_failure_policy(spec: &Value, path: &str, c: &mut Vec<Cause>) {
+    let rules_path = format!("{path}.rules");
+    let empty = vec![];
+    let rules = spec
+        .pointer("/podFailurePolicy/rules")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    if rules.len() as u64 > MAX_POD_FAILURE_POLICY_RULES {
+        c.push(Cause::too_many(
+            rules_path.clone(),
+            rules.len(),
+            MAX_POD_FAILURE_POLICY_RULES,
+        ));
+    }
+    let containers: HashSet<&str> = ["/template/spec/containers", "/template/spec/initContainers"]
+        .iter()
+        .filter_map(|p| spec.pointer(p).and_then(Value::as_array))
+        .flatten()
+        .map(|ct| s(ct, "/name"))
+        .collect();
+    let per_index = spec
+        .get("backoffLimitPerIndex")
+        .is_some_and(|v| !v.is_null());
+    for (i, rule) in rules.iter().enumerate() {
+        let rule_path = format!("{rules_path}[{i}]");
+        let action_path = format!("{rule_path}.action");
+        let action = s(rule, "/action");
+        if action.is_empty() {
+            c.push(Cause::required(
+                action_path,
+                format!(
+                    "valid values: {}",
+                    go_quoted_list(POD_FAILURE_POLICY_ACTIONS)
+                ),
+            ));
+        } else if action == "FailIndex" {
+            if !per_index {
+                c.push(Cause::invalid(
+                    action_path,
+                    format!("{action:?}"),
+                    "requires the backoffLimitPerIndex to be set",
+                ));
+            }
+        } else if !POD_FAILURE_POLICY_ACTIONS.contains(&action) {
+            c.push(Cause::not_supported(
+                action_path,
+                format!("{action:?}"),
+                POD_FAILURE_POLICY_ACTIONS,
+            ));
+        }
+        let on_exit = rule.get("onExitCodes").filter(|v| !v.is_null());
+        if let Some(req) = on_exit {
+            validate_on_exit_codes(req, &format!("{rule_path}.onExitCodes"), &containers, c);
+        }
+        let patterns = rule
+            .get("onPodConditions")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty());
+        if let Some(patterns) = patterns {
+            validate_on_pod_conditions(patterns, &format!("{rule_path}.onPodConditions"), c);
+        }
+        match (on_exit.is_some(), patterns.is_some()) {
+            (true, true) => c.push(invalid_omit_value(
+                rule_path,
+                "specifying both OnExitCodes and OnPodConditions is not supported",
+            )),
+            (false, false) => c.push(invalid_omit_value(
+                rule_path,
+                "specifying one of OnExitCodes and OnPodConditions is required",
+            )),
+            _ => {}
+        }
+    }
+}
+
+fn validate_on_exit_codes(req: &Value, path: &str, containers: &HashSet<&str>, c: &mut Vec<Cause>) {
+    let op = s(req, "/operator");
+    let op_path = format!("{path}.operator");
+    if op.is_empty() {
+        c.push(Cause::required(
+            op_path,
+            format!("valid values: {}", go_quoted_list(&["In", "NotIn"])),
+        ));
+    } else if !matches!(op, "In" | "NotIn") {
+        c.push(Cause::not_supported(
+            op_path,
+            format!("{op:?}"),
+            &["In", "NotIn"],
+        ));
+    }
+    if let Some(name) = req.get("containerName").and_then(Value::as_str) {
+        if !containers.contains(name) {
+            c.push(Cause::invalid(
+                format!("{path}.containerName"),
+                format!("{name:?}"),
+                "must be one of the container or initContainer names in the pod template",
+            ));
+        }
+    }
+    let values_path = format!("{path}.values");
+    let values: Vec<i64> = req
+        .get("values")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default();
+    if values.is_empty() {
+        c.push(Cause::invalid(
+            values_path.clone(),
+            go_int32s(req.get("values")),
+            "at least one value is required",
+        ));
+    } else if values.len() as u64 > MAX_ON_EXIT_CODES_VALUES {
+        c.push(Cause::too_many(
+            values_path.clone(),
+            values.len(),
+            MAX_ON_EXIT_CODES_VALUES,
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (j, v) in values.iter().enumerate() {
+        let value_path = format!("{values_path}[{j}]");
+        if op == "In" && *v == 0 {
+            c.push(Cause::invalid(
+                value_path.clone(),
+                "0",
+                "must not be 0 for the In operator",
+            ));
+        }
+        if !seen.insert(*v) {
+            c.push(Cause::duplicate(value_path, v.to_string()));
+        }
+    }
+    if values.windows(2).any(|w| w[0] > w[1]) {
+        c.push(Cause::invalid(
+            values_path,
+            go_int32s(req.get("values")),
+            "must be ordered",
+        ));
+    }
+}
+
+fn validate_on_pod_conditions(patterns: &[Value], path: &str, c: &mut Vec<Cause>) {
+    if patterns.len() as u64 > MAX_ON_POD_CONDITIONS_PATTERNS {
+        c.push(Cause::too_many(
+            path,
+            patterns.len(),
+            MAX_ON_POD_CONDITIONS_PATTERNS,
+        ));
+    }
+    const STATUSES: &[&str] = &["False", "True", "Unknown"];
+    for (j, pattern) in patterns.iter().enumerate() {
+        let pattern_path = format!("{path}[{j}]");
+        validate_qualified_name(s(pattern, "/type"), &format!("{pattern_path}.type"), c);
+        let status = s(pattern, "/status");
+        let status_path = format!("{pattern_path}.status");
+        if status.is_empty() {
+            c.push(Cause::required(
+                status_path,
+                format!("valid values: {}", go_quoted_list(STATUSES)),
+            ));
+        } else if !STATUSES.contains(&status) {
+            c.push(Cause::not_supported(
+                status_path,
+                format!("{status:?}"),
+                STATUSES,
+            ));
+        }
+    }
+}
+
+/// `validatePodReplacementPolicy`: `Failed` or `TerminatingOrFailed`, only `Failed` with a
+/// `podFailurePolicy`.
+fn validate_pod_replacement_policy(spec: &Value, path: &str, c: &mut Vec<Cause>) {
+    let Some(v) = spec.get("podReplacementPolicy").and_then(Value::as_str) else {
+        return;
+    };
+    if spec.get("podFailurePolicy").is_some_and(|p| !p.is_null()) {
+        if v != "Failed" {
+            c.push(Cause::not_supported(path, format!("{v:?}"), &["Failed"]));
+        }
+    } else if !matches!(v, "Failed" | "TerminatingOrFailed") {
+        c.push(Cause::not_supported(
+            path,
+            format!("{v:?}"),
+            &["Failed", "TerminatingOrFailed"],
+        ));
+    }
 }
 
 fn go_map(v: Option<&Value>) -> String {
@@ -415,10 +721,10 @@ fn is_terminating(p: &Pod) -> bool {
         && !matches!(kinds::pod_phase(p), "Succeeded" | "Failed")
 }
 
-/// `isPodFailed` with `podReplacementPolicy: TerminatingOrFailed`: failed, or being deleted
-/// without having succeeded.
-fn counts_as_failed(p: &Pod) -> bool {
-    kinds::pod_phase(p) == "Failed" || is_terminating(p)
+/// `isPodFailed`: failed, or (unless only failed pods are replaced, [`only_replace_failed`])
+/// being deleted without having succeeded.
+fn is_pod_failed(p: &Pod, only_failed: bool) -> bool {
+    kinds::pod_phase(p) == "Failed" || (!only_failed && is_terminating(p))
 }
 
 fn pod_index(p: &Pod) -> Option<i64> {
@@ -428,6 +734,117 @@ fn pod_index(p: &Pod) -> Option<i64> {
         .get(INDEX_KEY)?
         .parse()
         .ok()
+}
+
+/// What a failed pod's match against a `podFailurePolicy` decides (`matchPodFailurePolicy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyMatch {
+    /// The Job failure message, when a `FailJob` rule matched.
+    pub fail_job: Option<String>,
+    /// Whether the failure counts against `backoffLimit` (not for an `Ignore` rule).
+    pub count: bool,
+    /// The action of the rule that matched.
+    pub action: Option<&'static str>,
+}
+
+/// `matchPodFailurePolicy` (kubernetes `pkg/controller/job/pod_failure_policy.go`): the rules
+/// in order, the first that matches decides; `onExitCodes` over the terminated containers,
+/// then the terminated init containers, exit code 0 never matching; `onPodConditions` over the
+/// pod's conditions by type and status. A `FailIndex` rule acts only with
+/// `backoffLimitPerIndex`, which this controller does not act on: such a rule matches nothing
+/// here (as upstream with the `JobBackoffLimitPerIndex` gate off) and the next rule is tried.
+pub fn match_pod_failure_policy(policy: Option<&PodFailurePolicy>, pod: &Pod) -> PolicyMatch {
+    let mut out = PolicyMatch {
+        fail_job: None,
+        count: true,
+        action: None,
+    };
+    let Some(policy) = policy else {
+        return out;
+    };
+    let ns = kinds::namespace(&pod.metadata);
+    let name = kinds::name(&pod.metadata);
+    let status = pod.status.as_ref();
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let matched: Option<String> = if let Some(req) = &rule.on_exit_codes {
+            let statuses = status.and_then(|s| s.container_statuses.as_deref());
+            let init = status.and_then(|s| s.init_container_statuses.as_deref());
+            matching_container(statuses.unwrap_or_default(), req)
+                .or_else(|| matching_container(init.unwrap_or_default(), req))
+                .map(|(c, code)| {
+                    format!(
+                        "Container {c} for pod {ns}/{name} failed with exit code {code} matching {} rule at index {index}",
+                        rule.action
+                    )
+                })
+        } else if let Some(patterns) = &rule.on_pod_conditions {
+            status
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .find(|c| {
+                    patterns
+                        .iter()
+                        .any(|p| p.type_ == c.type_ && p.status == c.status)
+                })
+                .map(|c| {
+                    format!(
+                        "Pod {ns}/{name} has condition {} matching {} rule at index {index}",
+                        c.type_, rule.action
+                    )
+                })
+        } else {
+            None
+        };
+        let Some(message) = matched else {
+            continue;
+        };
+        match rule.action.as_str() {
+            "Ignore" => {
+                out.count = false;
+                out.action = Some("Ignore");
+                return out;
+            }
+            "Count" => {
+                out.action = Some("Count");
+                return out;
+            }
+            "FailJob" => {
+                out.fail_job = Some(message);
+                out.action = Some("FailJob");
+                return out;
+            }
+            // FailIndex without backoffLimitPerIndex support, or an unknown action: the
+            // switch matches no case and the next rule is tried
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `getMatchingContainerFromList`: the first terminated container with a non-zero exit code
+/// the requirement matches: its name and exit code.
+fn matching_container<'a>(
+    statuses: &'a [k8s_openapi::api::core::v1::ContainerStatus],
+    req: &PodFailurePolicyOnExitCodesRequirement,
+) -> Option<(&'a str, i32)> {
+    statuses.iter().find_map(|c| {
+        let t = c.state.as_ref()?.terminated.as_ref()?;
+        let named = req.container_name.as_ref().is_none_or(|n| *n == c.name);
+        let hit = match req.operator.as_str() {
+            "In" => req.values.contains(&t.exit_code),
+            "NotIn" => !req.values.contains(&t.exit_code),
+            _ => false,
+        };
+        (named && t.exit_code != 0 && hit).then_some((c.name.as_str(), t.exit_code))
+    })
+}
+
+/// `onlyReplaceFailedPods`: `podReplacementPolicy: Failed`, or any `podFailurePolicy`.
+fn only_replace_failed(job: &Job) -> bool {
+    job.spec.as_ref().is_some_and(|s| {
+        s.pod_replacement_policy.as_deref() == Some("Failed") || s.pod_failure_policy.is_some()
+    })
 }
 
 fn finish_time(p: &Pod) -> Option<Timestamp> {
@@ -707,6 +1124,8 @@ pub fn plan_managed<P: Borrow<Pod>>(
     let parallelism = spec.parallelism.map_or(0, i64::from).max(0);
     let backoff_limit = spec.backoff_limit.map_or(6, i64::from);
     let suspend = spec.suspend == Some(true);
+    let only_failed = only_replace_failed(job);
+    let policy = spec.pod_failure_policy.as_ref();
     let old_status = job.status.clone().unwrap_or_default();
     let mut status = old_status.clone();
     let mut conds: Vec<JobCondition> = status.conditions.clone().unwrap_or_default();
@@ -745,6 +1164,9 @@ pub fn plan_managed<P: Borrow<Pod>>(
         }
     });
     let mut fin_removals = vec![];
+    // pods with the finalizer neither succeeded nor failed: counted as failed, and their
+    // finalizer removed, once the Job is failing (trackJobStatusAndRemoveFinalizers)
+    let mut unfinished: Vec<&Pod> = vec![];
     for pod in &pods {
         if !has_finalizer(pod) {
             continue;
@@ -756,11 +1178,14 @@ pub fn plan_managed<P: Borrow<Pod>>(
                 unc_s.push(pu);
             }
             fin_removals.push(remove_fin(pod));
-        } else if counts_as_failed(pod) {
-            if !known {
+        } else if is_pod_failed(pod, only_failed) {
+            // a failure an Ignore rule matches is not counted, its finalizer still goes
+            if !known && match_pod_failure_policy(policy, pod).count {
                 unc_f.push(pu);
             }
             fin_removals.push(remove_fin(pod));
+        } else {
+            unfinished.push(pod);
         }
     }
     let mut tot_succeeded_ix = completed_ix.clone();
@@ -837,6 +1262,20 @@ pub fn plan_managed<P: Borrow<Pod>>(
                 status.start_time = Some(kinds::meta_time(now));
             }
             if interim.is_none() {
+                // getFailJobMessage: a failed pod a FailJob rule matches fails the Job
+                if let Some(message) = pods
+                    .iter()
+                    .filter(|x| is_pod_failed(x, only_failed))
+                    .find_map(|x| match_pod_failure_policy(policy, x).fail_job)
+                {
+                    set_condition(
+                        &mut conds,
+                        condition("FailureTarget", "PodFailurePolicy", &message, now),
+                    );
+                    interim = Some(("Failed", "PodFailurePolicy".into(), message));
+                }
+            }
+            if interim.is_none() {
                 // pastBackoffLimitOnFailure: restarts of OnFailure pods count as failures
                 let on_failure = spec
                     .template
@@ -844,18 +1283,16 @@ pub fn plan_managed<P: Borrow<Pod>>(
                     .as_ref()
                     .and_then(|s| s.restart_policy.as_deref())
                     == Some("OnFailure");
+                // (the containers' and init containers' restarts of running and pending pods)
                 let restarts: i64 = if on_failure {
-                    active
-                        .iter()
-                        .map(|x| {
-                            x.status
-                                .as_ref()
-                                .and_then(|s| s.container_statuses.as_ref())
-                                .map(|cs| {
-                                    cs.iter().map(|c| i64::from(c.restart_count)).sum::<i64>()
-                                })
-                                .unwrap_or(0)
+                    pods.iter()
+                        .filter(|x| matches!(kinds::pod_phase(x), "Running" | "Pending"))
+                        .filter_map(|x| x.status.as_ref())
+                        .flat_map(|s| {
+                            let init = s.init_container_statuses.iter().flatten();
+                            init.chain(s.container_statuses.iter().flatten())
                         })
+                        .map(|c| i64::from(c.restart_count))
                         .sum()
                 } else {
                     0
@@ -909,12 +1346,14 @@ pub fn plan_managed<P: Borrow<Pod>>(
                     .max();
                 let failures: Vec<Timestamp> = pods
                     .iter()
-                    .filter(|x| counts_as_failed(x))
+                    .filter(|x| is_pod_failed(x, only_failed))
                     .filter_map(|x| finish_time(x))
                     .filter(|t| last_success.is_none_or(|l| *t > l))
                     .collect();
                 let remaining =
                     backoff_remaining(failures.len() as u32, failures.iter().max().copied(), now);
+                // with only failed pods replaced, terminating ones are not replaced yet
+                let replacing = if only_failed { terminating_n } else { 0 };
                 if !manage {
                     // manageJob waits for the cache to show the last creations and deletions
                 } else if active.len() as i64 > want_active {
@@ -924,7 +1363,7 @@ pub fn plan_managed<P: Borrow<Pod>>(
                     let n =
                         (active.len() - want_active as usize).min(MAX_POD_CREATE_DELETE_PER_SYNC);
                     deletes.extend(extra.into_iter().take(n));
-                } else if (active.len() as i64) < want_active && !done {
+                } else if (active.len() as i64) + replacing < want_active && !done {
                     if !remaining.is_zero() {
                         p.requeue_after = Some(
                             p.requeue_after
@@ -933,7 +1372,7 @@ pub fn plan_managed<P: Borrow<Pod>>(
                     } else if indexed {
                         let running: HashSet<i64> =
                             active.iter().filter_map(|x| pod_index(x)).collect();
-                        let need = want_active - active.len() as i64;
+                        let need = want_active - replacing - active.len() as i64;
                         let need = usize::try_from(need)
                             .unwrap_or(0)
                             .min(MAX_POD_CREATE_DELETE_PER_SYNC);
@@ -942,7 +1381,7 @@ pub fn plan_managed<P: Borrow<Pod>>(
                             creates.push(new_pod(job, Some(ix)));
                         }
                     } else {
-                        let need = want_active - active.len() as i64;
+                        let need = want_active - replacing - active.len() as i64;
                         let need = usize::try_from(need)
                             .unwrap_or(0)
                             .min(MAX_POD_CREATE_DELETE_PER_SYNC);
@@ -972,6 +1411,21 @@ pub fn plan_managed<P: Borrow<Pod>>(
             }
         }
     }
+    // finishing (canRemoveFinalizer with a finishedCondition): every pod not yet finished
+    // loses the finalizer, and counts as failed when the Job is failing
+    let finishing = !finished && interim.is_some();
+    if let Some((ty, _, _)) = interim.as_ref().filter(|_| finishing) {
+        for pod in unfinished {
+            let pu = kinds::uid(&pod.metadata).to_string();
+            if *ty == "Failed"
+                && !unc_f.contains(&pu)
+                && match_pod_failure_policy(policy, pod).count
+            {
+                unc_f.push(pu);
+            }
+            fin_removals.push(remove_fin(pod));
+        }
+    }
     let mut deleted_uids: HashSet<&str> = HashSet::new();
     deletes.retain(|x| deleted_uids.insert(kinds::uid(&x.metadata)));
     let still_active = active.len() as i64 - deletes.len() as i64 + creates.len() as i64;
@@ -991,10 +1445,10 @@ pub fn plan_managed<P: Borrow<Pod>>(
                     status.completion_time = Some(kinds::meta_time(now));
                     events.push(("Normal", "Completed", "Job completed".into()));
                 } else {
-                    let r: &'static str = if reason == "DeadlineExceeded" {
-                        "DeadlineExceeded"
-                    } else {
-                        "BackoffLimitExceeded"
+                    let r: &'static str = match reason.as_str() {
+                        "DeadlineExceeded" => "DeadlineExceeded",
+                        "PodFailurePolicy" => "PodFailurePolicy",
+                        _ => "BackoffLimitExceeded",
                     };
                     events.push(("Warning", r, message.clone()));
                 }
@@ -1036,6 +1490,11 @@ pub fn plan_managed<P: Borrow<Pod>>(
     p.actions.extend(fin_removals);
     for d in &deletes {
         let dn = kinds::name(&d.metadata);
+        if !finishing && has_finalizer(d) {
+            // deleteJobPods (manageJob: suspended, too many): the finalizer goes first, the
+            // pod is not counted; a finishing Job's deletes (deleteActivePods) keep it
+            p.actions.push(remove_fin(d));
+        }
         p.actions.push(Action::Delete {
             r: pods_r(),
             ns: ns.clone(),
@@ -1093,15 +1552,10 @@ pub fn plan_managed<P: Borrow<Pod>>(
     p
 }
 
-/// Whether the Job's selector selects `pod` (`LabelSelectorAsSelector`); a selector that does
-/// not convert selects nothing (upstream's `getPodsForJob` fails the sync on it; the API
-/// refuses such selectors, so only a stored object from elsewhere has one).
-fn selects(job: &Job, pod: &Pod) -> bool {
-    let Some(sel) = job.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
-        return true;
-    };
-    super::refmanager::selects(sel, pod.metadata.labels.as_ref()).unwrap_or(false)
-}
+/// The queue key of an orphan pod whose tracking finalizer is to go (`enqueueOrphanPod` /
+/// `syncOrphanPod`): `orphan-pod:namespace/name` (no Job key has a `:`, a namespace being a
+/// DNS label).
+const ORPHAN_POD_KEY: &str = "orphan-pod:";
 
 /// The Job controller over the work queue: Jobs and their pods from the shared informers
 /// (job_controller.go `syncJob` reads the Job from the jobLister and `getPodsForJob` its pods
@@ -1157,13 +1611,73 @@ impl JobController {
         "job-controller"
     }
 
-    /// The pods the Job controls that its selector selects.
-    fn pods_of(&self, job: &Job) -> Vec<Arc<Pod>> {
-        let mut pods = self
+    /// `getPodsForJob`: every pod of the Job's namespace claimed with its selector through
+    /// the controller ref manager ([`refmanager::claim_with_finalizers`] with the tracking
+    /// finalizer): what it controls and matches, the orphans it adopts (with the finalizer),
+    /// and the pods it controls that no longer match, to release. A finished Job claims
+    /// nothing (`syncJob` returns before `getPodsForJob`): it keeps what it controls.
+    fn claim_pods(&self, job: &Job) -> Result<Claim<Pod>, InvalidSelector> {
+        let uid = kinds::uid(&job.metadata);
+        if is_finished(job) {
+            let mut owned = self.pods.by_index(index::CONTROLLER, uid);
+            owned.retain(|p| {
+                job.spec
+                    .as_ref()
+                    .and_then(|s| s.selector.as_ref())
+                    .is_some_and(|sel| {
+                        refmanager::selects(sel, p.metadata.labels.as_ref()) == Ok(true)
+                    })
+            });
+            return Ok(Claim {
+                claimed: owned,
+                ..Claim::default()
+            });
+        }
+        let candidates = self
             .pods
-            .by_index(index::CONTROLLER, kinds::uid(&job.metadata));
-        pods.retain(|p| selects(job, p));
-        pods
+            .by_index(index::NAMESPACE, kinds::namespace(&job.metadata));
+        // LabelSelectorAsSelector(nil) selects nothing
+        let selector = job
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .unwrap_or_default();
+        refmanager::claim_with_finalizers(job, &selector, &candidates, &[TRACKING_FINALIZER])
+    }
+
+    /// `syncOrphanPod`: the pod `ns/name`, if it is still an orphan (or its Job is gone or
+    /// finished), loses the tracking finalizer.
+    async fn sync_orphan_pod(&self, objects: &Objects, key: &str) -> Result<(), ApiError> {
+        let (ns, name) = queue::split_key(key);
+        let Some(pod) = self.pods.get_named(ns, name) else {
+            return Ok(());
+        };
+        if let Some(r) = kinds::controller_ref(&pod.metadata) {
+            if r.kind != "Job" || r.api_version != "batch/v1" {
+                return Ok(());
+            }
+            let live = self
+                .jobs
+                .get_named(ns, &r.name)
+                .filter(|j| kinds::uid(&j.metadata) == r.uid);
+            if live.is_some_and(|j| !is_finished(&j)) {
+                // adopted meanwhile
+                return Ok(());
+            }
+        }
+        if !has_finalizer(&pod) {
+            return Ok(());
+        }
+        let patch = Action::Patch {
+            r: pods_r(),
+            ns: ns.to_string(),
+            name: name.to_string(),
+            patch: without_finalizer(&pod),
+        };
+        match queue::apply(objects, self.name_(), vec![patch]).await {
+            Err(e) if e.code == 404 => Ok(()),
+            r => r,
+        }
     }
 }
 
@@ -1191,16 +1705,29 @@ impl queue::Controller for JobController {
             return vec![k];
         }
         let ns = kinds::namespace(m);
-        let keys: Vec<String> = [Some(m), change.old.as_ref().map(Cached::meta)]
+        let mut keys: Vec<String> = [Some(m), change.old.as_ref().map(Cached::meta)]
             .into_iter()
             .flatten()
             .filter_map(|o| kinds::controller_of(o, "Job").map(|(n, _)| format!("{ns}/{n}")))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        // an orphan: offered to the Jobs selecting it (addPod / updatePod), and its tracking
+        // finalizer, if any, removed unless one adopts it first (enqueueOrphanPod)
+        for k in refmanager::orphan_keys(change, &self.jobs, |j| {
+            j.spec.as_ref().and_then(|s| s.selector.as_ref())
+        }) {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        let orphan = !change.deleted && kinds::controller_ref(m).is_none();
+        if orphan && change.obj::<Pod>().is_some_and(|p| has_finalizer(p)) {
+            keys.push(format!("{ORPHAN_POD_KEY}{}", kinds::key_of(m)));
+        }
         // CreationObserved / DeletionObserved
         let uid = kinds::uid(m);
-        for k in &keys {
+        for k in keys.iter().filter(|k| !k.starts_with(ORPHAN_POD_KEY)) {
             self.expect.creation_observed(k, uid);
             if change.deleted || m.deletion_timestamp.is_some() {
                 self.expect.deletion_observed(k, uid);
@@ -1210,15 +1737,28 @@ impl queue::Controller for JobController {
     }
 
     async fn all_keys(&mut self, _objects: &Objects) -> Result<Vec<String>, ApiError> {
-        Ok(self
+        let mut keys: Vec<String> = self
             .jobs
             .list()
             .iter()
             .map(|j| kinds::key_of(&j.metadata))
-            .collect())
+            .collect();
+        // orphans still holding the tracking finalizer
+        keys.extend(
+            self.pods
+                .list()
+                .iter()
+                .filter(|p| kinds::controller_ref(&p.metadata).is_none() && has_finalizer(p))
+                .map(|p| format!("{ORPHAN_POD_KEY}{}", kinds::key_of(&p.metadata))),
+        );
+        Ok(keys)
     }
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
+        if let Some(pod_key) = key.strip_prefix(ORPHAN_POD_KEY) {
+            self.sync_orphan_pod(objects, pod_key).await?;
+            return Ok(None);
+        }
         let (ns, name) = queue::split_key(key);
         let Some(job) = self.jobs.get_named(ns, name) else {
             self.expect.forget(key);
@@ -1234,8 +1774,16 @@ impl queue::Controller for JobController {
             return Ok(None);
         }
         let manage = self.expect.satisfied(key);
-        let pods = self.pods_of(&job);
-        let plan = plan_managed(&job, &pods, Timestamp::now(), manage);
+        let claim = match self.claim_pods(&job) {
+            Ok(c) => c,
+            Err(e) => {
+                // the API refuses such selectors: only a Job stored from elsewhere has one
+                tracing::warn!(job = %key, error = %e, "not synced: its selector does not convert");
+                return Ok(None);
+            }
+        };
+        refmanager::apply_claim(objects, self.name(), &*job, &claim).await?;
+        let plan = plan_managed(&job, &claim.claimed, Timestamp::now(), manage);
         let mut actions = plan.actions;
         // the status first, alone: once it is written, this copy of the Job is out of date
         if matches!(actions.first(), Some(Action::Update { status: true, .. })) {
@@ -1246,33 +1794,9 @@ impl queue::Controller for JobController {
         }
         let mut observed = queue::Observed::default();
         let res = queue::apply_observed(objects, self.name(), actions, &mut observed).await;
-        let (created, dels) = (
-            observed.created,
-            observed
-                .deleted
-                .into_iter()
-                .filter(|(r, _)| r.plural == "pods")
-                .map(|(_, uid)| uid)
-                .collect::<HashSet<String>>(),
-        );
         // ExpectCreations / ExpectDeletions: what the cache does not show yet
-        if manage && (!created.is_empty() || !dels.is_empty()) {
-            let adds: HashSet<String> = created
-                .iter()
-                .filter_map(|p| p.pointer("/metadata/uid").and_then(Value::as_str))
-                .filter(|u| self.pods.count(index::UID, u) == 0)
-                .map(str::to_string)
-                .collect();
-            let dels: HashSet<String> = dels
-                .into_iter()
-                .filter(|u| {
-                    self.pods
-                        .by_index(index::UID, u)
-                        .iter()
-                        .any(|p| p.metadata.deletion_timestamp.is_none())
-                })
-                .collect();
-            self.expect.expect(key, adds, dels);
+        if manage {
+            self.expect.expect_unseen(key, &observed, &self.pods);
         }
         res?;
         Ok(plan.requeue_after)
@@ -1282,6 +1806,7 @@ impl queue::Controller for JobController {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -1343,20 +1868,122 @@ mod tests {
         })
     }
 
-    /// The Job's selector as a label selector, `matchExpressions` included.
+    fn arc_pod(v: Value) -> Arc<Pod> {
+        Arc::new(typed(&v))
+    }
+
+    /// `getPodsForJob`'s claim, as the ReplicaSet's: matching orphans adopted (with the
+    /// tracking finalizer), owned pods that no longer match released (the finalizer removed
+    /// with the reference), another Job's pods left alone; the Job's selector is matched with
+    /// its `matchExpressions`.
     #[test]
-    fn a_jobs_selector_is_matched_with_its_expressions() {
-        let job: Job = serde_json::from_value(json!({"metadata": {"name": "pi"}, "spec": {
+    fn a_job_claims_orphans_and_releases_what_no_longer_matches() {
+        let mut j = job(
+            json!({"manualSelector": true, "parallelism": 2, "completions": 2,
             "selector": {"matchLabels": {"app": "pi"},
-                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["batch"]}]},
-            "template": {"spec": {"containers": []}}}}))
-        .unwrap();
-        let pod = |labels: Value| -> Pod {
-            serde_json::from_value(json!({"metadata": {"name": "p", "labels": labels}})).unwrap()
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["batch"]}]}}),
+        );
+        j["spec"]["template"]["metadata"] = json!({"labels": {"app": "pi", "tier": "batch"}});
+        assert!(
+            validate_job(&j, None).is_empty(),
+            "{:?}",
+            validate_job(&j, None)
+        );
+        let j: Job = typed(&j);
+        let with_labels = |name: &str, labels: Value, owner: Option<&str>| {
+            let mut p = pod(name, "Running", false, "");
+            p["metadata"]["labels"] = labels;
+            match owner {
+                Some(u) => p["metadata"]["ownerReferences"][0]["uid"] = json!(u),
+                None => {
+                    p["metadata"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("ownerReferences");
+                }
+            }
+            arc_pod(p)
         };
-        assert!(selects(&job, &pod(json!({"app": "pi", "tier": "batch"}))));
-        assert!(!selects(&job, &pod(json!({"app": "pi", "tier": "web"}))));
-        assert!(!selects(&job, &pod(json!({"app": "pi"}))));
+        let batch = json!({"app": "pi", "tier": "batch"});
+        let pods = vec![
+            with_labels("orphan", batch.clone(), None),
+            with_labels("orphan-web", json!({"app": "pi", "tier": "web"}), None),
+            with_labels("orphan-no-tier", json!({"app": "pi"}), None),
+            with_labels("owned", batch.clone(), Some("job-uid")),
+            with_labels("relabelled", json!({"app": "other"}), Some("job-uid")),
+            with_labels("another-jobs", batch.clone(), Some("other-uid")),
+        ];
+        let mut relabelled = (*pods[4]).clone();
+        relabelled.metadata.finalizers = Some(vec!["x/keep".into(), TRACKING_FINALIZER.into()]);
+        let mut pods = pods;
+        pods[4] = Arc::new(relabelled);
+        let c = refmanager::claim_with_finalizers(
+            &j,
+            j.spec.as_ref().unwrap().selector.as_ref().unwrap(),
+            &pods,
+            &[TRACKING_FINALIZER],
+        )
+        .unwrap();
+        let names = |v: &[Arc<Pod>]| -> Vec<String> {
+            v.iter()
+                .map(|p| kinds::name(&p.metadata).to_string())
+                .collect()
+        };
+        assert_eq!(names(&c.adopt), ["orphan"]);
+        assert_eq!(names(&c.release), ["relabelled"]);
+        assert_eq!(names(&c.claimed), ["orphan", "owned"]);
+        // the adopted copy is counted as the Job's, with the finalizer the adoption adds
+        assert!(has_finalizer(&c.claimed[0]));
+        assert_eq!(
+            kinds::controller_of(&c.claimed[0].metadata, "Job"),
+            Some(("pi", "job-uid"))
+        );
+        let Action::Patch { patch, .. } =
+            refmanager::adopt_patch_with_finalizers(&j, &*c.adopt[0], &c.finalizers)
+        else {
+            panic!()
+        };
+        assert_eq!(patch["metadata"]["finalizers"], json!([TRACKING_FINALIZER]));
+        assert_eq!(patch["metadata"]["ownerReferences"][0]["uid"], "job-uid");
+        assert_eq!(patch["metadata"]["ownerReferences"][0]["controller"], true);
+        let Action::Patch { patch, .. } =
+            refmanager::release_patch_with_finalizers("job-uid", &*c.release[0], &c.finalizers)
+        else {
+            panic!()
+        };
+        assert_eq!(patch["metadata"]["finalizers"], json!(["x/keep"]));
+        assert_eq!(patch["metadata"]["ownerReferences"], json!([]));
+        // a plan over the claimed pods counts the adopted one as active
+        let p = super::plan(&j, &c.claimed, t("2026-01-01T00:00:05Z"));
+        assert_eq!(status(&p).unwrap()["active"], 2);
+        assert!(creates(&p).is_empty());
+    }
+
+    /// A Job with a generated selector never claims another Job's pods, even an orphaned
+    /// one: the selector names its own UID.
+    #[test]
+    fn a_generated_selector_claims_only_the_jobs_own_pods() {
+        let j: Job = typed(&job(json!({})));
+        // the pods of an earlier Job of the same name, orphaned
+        let mut orphan = pod("theirs", "Running", true, "");
+        orphan["metadata"]["labels"] = json!({"job-name": "pi", "batch.kubernetes.io/job-name": "pi",
+            "controller-uid": "other-uid", "batch.kubernetes.io/controller-uid": "other-uid"});
+        orphan["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ownerReferences");
+        assert_eq!(
+            orphan["metadata"]["labels"]["batch.kubernetes.io/controller-uid"],
+            "other-uid"
+        );
+        let c = refmanager::claim_with_finalizers(
+            &j,
+            j.spec.as_ref().unwrap().selector.as_ref().unwrap(),
+            &[arc_pod(orphan)],
+            &[TRACKING_FINALIZER],
+        )
+        .unwrap();
+        assert!(c.adopt.is_empty() && c.claimed.is_empty());
     }
 
     mod cached {
@@ -1462,7 +2089,10 @@ mod tests {
             // the Job cache catches up, the pod cache does not: the creations are expected
             f.refresh_jobs().await;
             let job = c.jobs.get_named("default", "pi").unwrap();
-            assert!(c.pods_of(&job).is_empty(), "the pod cache is behind");
+            assert!(
+                c.claim_pods(&job).unwrap().claimed.is_empty(),
+                "the pod cache is behind"
+            );
             assert!(!c.expect.satisfied("default/pi"));
             f.sync(&mut c).await;
             assert_eq!(f.stored_pods().await.len(), 2, "no second burst");
@@ -1533,6 +2163,80 @@ mod tests {
             assert_eq!(active, 0, "the suspended Job's pods are deleted");
         }
 
+        /// An orphan a Job's selector matches syncs that Job, which adopts it (with the
+        /// tracking finalizer) from the cache; an orphan that keeps the finalizer and that no
+        /// Job adopts loses it (`syncOrphanPod`).
+        #[tokio::test]
+        async fn orphans_sync_the_jobs_selecting_them_and_are_adopted() {
+            let f = Fixture::new().await;
+            let mut c = JobController::new(&f.informers);
+            let mut body = job_body(json!({"manualSelector": true, "parallelism": 2,
+                "completions": 2, "selector": {"matchLabels": {"app": "pi"}}}));
+            body["spec"]["template"]["metadata"] = json!({"labels": {"app": "pi"}});
+            f.objects
+                .create(jobs_r(), "default", body, &User::Admin, false)
+                .await
+                .unwrap();
+            f.refresh_jobs().await;
+            let pod = |name: &str, app: &str| {
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name,
+                    "labels": {"app": app}, "finalizers": [TRACKING_FINALIZER]},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+            };
+            for (n, app) in [("mine", "pi"), ("other", "web")] {
+                f.objects
+                    .create(pods_r(), "default", pod(n, app), &User::Admin, false)
+                    .await
+                    .unwrap();
+            }
+            // the matching orphan syncs the Job; both orphans holding the finalizer are queued
+            assert_eq!(
+                f.refresh_pods(&mut c).await,
+                [
+                    "default/pi",
+                    "orphan-pod:default/mine",
+                    "orphan-pod:default/other"
+                ]
+            );
+            f.sync(&mut c).await;
+            let stored = f.stored_pods().await;
+            let by_name = |n: &str| {
+                stored
+                    .iter()
+                    .find(|p| p["metadata"]["name"] == n)
+                    .cloned()
+                    .unwrap()
+            };
+            let mine = by_name("mine");
+            assert_eq!(mine["metadata"]["ownerReferences"][0]["name"], "pi");
+            assert_eq!(mine["metadata"]["ownerReferences"][0]["controller"], true);
+            assert_eq!(mine["metadata"]["finalizers"], json!([TRACKING_FINALIZER]));
+            assert_eq!(stored.len(), 3, "one pod created beside the adopted one");
+            // the adopted pod keeps its finalizer; the other orphan loses it
+            f.refresh_pods(&mut c).await;
+            for k in ["orphan-pod:default/mine", "orphan-pod:default/other"] {
+                c.sync(&f.objects, k).await.unwrap();
+            }
+            let stored = f.stored_pods().await;
+            let fins = |n: &str| {
+                stored
+                    .iter()
+                    .find(|p| p["metadata"]["name"] == n)
+                    .map(|p| p["metadata"]["finalizers"].clone())
+                    .unwrap()
+            };
+            assert_eq!(fins("mine"), json!([TRACKING_FINALIZER]));
+            assert!(
+                fins("other").as_array().is_none_or(|a| a.is_empty()),
+                "{stored:?}"
+            );
+            // the keys of a resync name the orphans still holding it: none once the cache
+            // shows the removal
+            f.refresh_pods(&mut c).await;
+            let keys = c.all_keys(&f.objects).await.unwrap();
+            assert_eq!(keys, ["default/pi"]);
+        }
+
         /// A deleted Job's pods lose their tracking finalizer; they are found through the
         /// cache by the Job's name.
         #[tokio::test]
@@ -1583,6 +2287,9 @@ mod tests {
             p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] = json!(42);
             p["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = json!("m");
             p["status"]["containerStatuses"][0]["image"] = json!("busybox");
+            p["status"]["initContainerStatuses"] = json!([{"name": "setup", "restartCount": 0,
+                "ready": false, "image": "busybox", "imageID": "",
+                "state": {"terminated": {"exitCode": 7, "reason": "Error"}}}]);
             let full: Pod = typed(&p);
             let trimmed = kinds::trim_pod(full.clone());
             assert_eq!(pod_index(&trimmed), Some(3));
@@ -1600,12 +2307,40 @@ mod tests {
             assert!(term.message.is_none() && cs.image.is_empty());
             assert_eq!(trimmed.metadata.annotations.as_ref().unwrap().len(), 1);
             assert!(has_finalizer(&trimmed));
-            // the plans over the full and the trimmed pod are the same
-            let j: Job = typed(&job(json!({"completions": 1, "backoffLimit": 3})));
+            let init = &trimmed.status.as_ref().unwrap().init_container_statuses;
+            let init = &init.as_ref().unwrap()[0];
+            assert_eq!(init.name, "setup");
+            let term = init.state.as_ref().unwrap().terminated.as_ref().unwrap();
+            assert_eq!(term.exit_code, 7);
+            assert!(term.reason.is_none());
+            // the plans over the full and the trimmed pod are the same, with a pod failure
+            // policy reading the init container's exit code too
             let now = t("2026-01-01T00:00:12Z");
-            let a = format!("{:?}", super::super::plan(&j, &[full], now));
+            for spec in [
+                json!({"completions": 1, "backoffLimit": 3}),
+                json!({"completions": 1, "podFailurePolicy": {"rules": [
+                    {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [7]}}]}}),
+            ] {
+                let j: Job = typed(&job(spec));
+                let a = format!(
+                    "{:?}",
+                    super::super::plan(&j, std::slice::from_ref(&full), now)
+                );
+                let b = format!(
+                    "{:?}",
+                    super::super::plan(&j, std::slice::from_ref(&trimmed), now)
+                );
+                assert_eq!(a, b);
+            }
+            let j: Job = typed(&job(
+                json!({"completions": 1, "podFailurePolicy": {"rules": [
+                {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [7]}}]}}),
+            ));
             let b = format!("{:?}", super::super::plan(&j, &[trimmed], now));
-            assert_eq!(a, b);
+            assert!(
+                b.contains("Container setup for pod default/a failed with exit code 7"),
+                "{b}"
+            );
         }
     }
 
@@ -1763,12 +2498,336 @@ mod tests {
 
     #[test]
     fn unsupported_fields_are_named() {
-        let j = job(json!({"podFailurePolicy": {"rules": []}}));
+        let j = job(json!({"successPolicy": {"rules": []}}));
         assert_eq!(
             unsupported_warnings(&j["spec"], "spec"),
-            ["spec.podFailurePolicy is not supported by this server's Job controller and is ignored"]
+            ["spec.successPolicy is not supported by this server's Job controller and is ignored"]
         );
         assert!(unsupported_warnings(&job(json!({}))["spec"], "spec").is_empty());
+        // podFailurePolicy is acted on; only a FailIndex rule is named
+        let j = job(json!({"podFailurePolicy": {"rules": [
+            {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [1]}}]}}));
+        assert!(unsupported_warnings(&j["spec"], "spec").is_empty());
+        let j = job(
+            json!({"completionMode": "Indexed", "completions": 2, "backoffLimitPerIndex": 1,
+            "podFailurePolicy": {"rules": [
+                {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [1]}},
+                {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [2]}}]}}),
+        );
+        assert_eq!(
+            unsupported_warnings(&j["spec"], "spec"),
+            [
+                "spec.backoffLimitPerIndex is not supported by this server's Job controller and is ignored",
+                "spec.podFailurePolicy.rules[1].action: FailIndex needs backoffLimitPerIndex, which this server's Job controller ignores: the rule matches no pod"
+            ]
+        );
+    }
+
+    /// A failed pod with the tracking finalizer, its containers and init containers
+    /// terminated with the exit codes given, and its conditions.
+    fn failed_pod(name: &str, exits: &[(&str, i32)], init: &[(&str, i32)], conds: Value) -> Value {
+        let statuses = |x: &[(&str, i32)]| -> Value {
+            x.iter()
+                .map(|(n, code)| json!({"name": n, "restartCount": 0, "ready": false, "image": "i", "imageID": "",
+                    "state": {"terminated": {"exitCode": code, "finishedAt": "2026-01-01T00:00:10Z"}}}))
+                .collect()
+        };
+        let mut p = pod(name, "Failed", true, "");
+        p["status"]["containerStatuses"] = statuses(exits);
+        p["status"]["initContainerStatuses"] = statuses(init);
+        p["status"]["conditions"] = conds;
+        p
+    }
+
+    fn policy_job(rules: Value, backoff_limit: i64) -> Value {
+        let mut j = job(json!({"completions": 1, "backoffLimit": backoff_limit,
+            "podFailurePolicy": {"rules": rules}}));
+        j["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "uncountedTerminatedPods": {}});
+        j
+    }
+
+    fn matched(rules: Value, p: &Value) -> PolicyMatch {
+        let j: Job = typed(&policy_job(rules, 6));
+        let p: Pod = typed(p);
+        match_pod_failure_policy(j.spec.as_ref().unwrap().pod_failure_policy.as_ref(), &p)
+    }
+
+    fn condition_of(st: &Value, ty: &str) -> Option<Value> {
+        st["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == ty)
+            .cloned()
+    }
+
+    /// `matchPodFailurePolicy` as pod_failure_policy_test.go: rules in order, the first match
+    /// decides; `In`/`NotIn`, `containerName`, init containers, exit code 0 never matching,
+    /// `onPodConditions`; `FailIndex` (no `backoffLimitPerIndex` here) matches nothing.
+    #[test]
+    fn pod_failure_policy_rules_match_as_upstream() {
+        let none = PolicyMatch {
+            fail_job: None,
+            count: true,
+            action: None,
+        };
+        let exit = |code: i32| failed_pod("a", &[("c", code)], &[], json!([]));
+        let fail_42 =
+            json!([{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]);
+        assert_eq!(
+            matched(fail_42.clone(), &exit(42)),
+            PolicyMatch {
+                fail_job: Some("Container c for pod default/a failed with exit code 42 matching FailJob rule at index 0".into()),
+                count: true,
+                action: Some("FailJob"),
+            }
+        );
+        assert_eq!(matched(fail_42.clone(), &exit(41)), none);
+        // NotIn, and exit code 0 never matches
+        let not_in =
+            json!([{"action": "Ignore", "onExitCodes": {"operator": "NotIn", "values": [1, 2]}}]);
+        assert_eq!(matched(not_in.clone(), &exit(3)).action, Some("Ignore"));
+        assert!(!matched(not_in.clone(), &exit(3)).count);
+        assert_eq!(matched(not_in.clone(), &exit(2)), none);
+        assert_eq!(matched(not_in.clone(), &exit(0)), none);
+        // the first terminated container with a non-zero code the requirement matches
+        let two = failed_pod("a", &[("ok", 0), ("c", 7)], &[], json!([]));
+        assert_eq!(matched(not_in, &two).action, Some("Ignore"));
+        // containerName
+        let named = json!([{"action": "FailJob", "onExitCodes": {"containerName": "other", "operator": "In", "values": [42]}}]);
+        assert_eq!(matched(named.clone(), &exit(42)), none);
+        let other = failed_pod("a", &[("c", 1), ("other", 42)], &[], json!([]));
+        assert_eq!(
+            matched(named, &other).fail_job.as_deref(),
+            Some("Container other for pod default/a failed with exit code 42 matching FailJob rule at index 0")
+        );
+        // init containers, after the containers
+        let init = failed_pod("a", &[], &[("setup", 42)], json!([]));
+        assert_eq!(
+            matched(fail_42, &init).fail_job.as_deref(),
+            Some("Container setup for pod default/a failed with exit code 42 matching FailJob rule at index 0")
+        );
+        // onPodConditions by type and status
+        let disrupted = failed_pod(
+            "a",
+            &[("c", 137)],
+            &[],
+            json!([{"type": "DisruptionTarget", "status": "True"}]),
+        );
+        let on_cond = json!([{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]);
+        assert_eq!(matched(on_cond.clone(), &disrupted).action, Some("Ignore"));
+        assert_eq!(matched(on_cond, &exit(137)), none);
+        let fail_cond = json!([{"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]);
+        assert_eq!(
+            matched(fail_cond, &disrupted).fail_job.as_deref(),
+            Some("Pod default/a has condition DisruptionTarget matching FailJob rule at index 0")
+        );
+        // rules in order: the first matching one decides; FailIndex is passed over
+        let ordered = json!([
+            {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [42]}},
+            {"action": "Count", "onExitCodes": {"operator": "In", "values": [42]}},
+            {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]);
+        assert_eq!(
+            matched(ordered, &exit(42)),
+            PolicyMatch {
+                fail_job: None,
+                count: true,
+                action: Some("Count"),
+            }
+        );
+        // no policy: counted
+        let p: Pod = typed(&exit(42));
+        assert_eq!(match_pod_failure_policy(None, &p), none);
+    }
+
+    /// A pod a `FailJob` rule matches fails the Job with reason `PodFailurePolicy` and
+    /// upstream's message: `FailureTarget` first, `Failed` once the pod is counted.
+    #[test]
+    fn fail_job_fails_the_job_with_the_rules_message() {
+        let j = policy_job(
+            json!([{"action": "FailJob", "onExitCodes": {"containerName": "c", "operator": "In", "values": [42]}}]),
+            6,
+        );
+        let f = failed_pod("a", &[("c", 42)], &[], json!([]));
+        let now = t("2026-01-01T00:00:11Z");
+        let p = plan(&j, std::slice::from_ref(&f), now);
+        let st = status(&p).unwrap();
+        let msg = "Container c for pod default/a failed with exit code 42 matching FailJob rule at index 0";
+        let ft = condition_of(&st, "FailureTarget").unwrap();
+        assert_eq!(
+            (ft["reason"].as_str(), ft["message"].as_str()),
+            (Some("PodFailurePolicy"), Some(msg))
+        );
+        assert!(condition_of(&st, "Failed").is_none());
+        assert_eq!(st["uncountedTerminatedPods"]["failed"], json!(["uid-a"]));
+        assert!(creates(&p).is_empty(), "no replacement for a failing Job");
+        let mut j2 = j.clone();
+        j2["status"] = st;
+        let mut f2 = f.clone();
+        f2["metadata"]["finalizers"] = json!([]);
+        let p = plan(&j2, &[f2], now);
+        let st = status(&p).unwrap();
+        let failed = condition_of(&st, "Failed").unwrap();
+        assert_eq!(
+            (failed["reason"].as_str(), failed["message"].as_str()),
+            (Some("PodFailurePolicy"), Some(msg))
+        );
+        assert_eq!(st["failed"], 1);
+        assert!(p.actions.iter().any(|a| matches!(
+            a,
+            Action::Event {
+                reason: "PodFailurePolicy",
+                etype: "Warning",
+                ..
+            }
+        )));
+    }
+
+    /// `Ignore`d failures are not counted against `backoffLimit` (its finalizer still goes);
+    /// `Count` and unmatched failures are.
+    #[test]
+    fn ignored_failures_do_not_count_against_the_backoff_limit() {
+        let rules = json!([
+            {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            {"action": "Count", "onExitCodes": {"operator": "In", "values": [5]}}]);
+        let j = policy_job(rules, 0);
+        let now = t("2026-01-01T00:00:30Z");
+        for ignored in [
+            failed_pod("a", &[("c", 3)], &[], json!([])),
+            failed_pod(
+                "a",
+                &[("c", 137)],
+                &[],
+                json!([{"type": "DisruptionTarget", "status": "True"}]),
+            ),
+        ] {
+            let p = plan(&j, std::slice::from_ref(&ignored), now);
+            let st = status(&p).unwrap();
+            assert_eq!(st["uncountedTerminatedPods"], json!({}), "{ignored}");
+            assert!(condition_of(&st, "FailureTarget").is_none(), "{st}");
+            assert!(p
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Patch { name, .. } if name == "a")));
+            // replaced once the back-off has passed
+            assert_eq!(creates(&p).len(), 1);
+            // and never counted once its finalizer is gone
+            let mut j2 = j.clone();
+            j2["status"] = st;
+            let mut gone = ignored.clone();
+            gone["metadata"]["finalizers"] = json!([]);
+            let st2 = status(&plan(&j2, &[gone], now)).unwrap_or_default();
+            assert!(st2.get("failed").is_none_or(Value::is_null), "{st2}");
+        }
+        for counted in [
+            failed_pod("a", &[("c", 5)], &[], json!([])),
+            failed_pod("a", &[("c", 6)], &[], json!([])),
+        ] {
+            let st = status(&plan(&j, std::slice::from_ref(&counted), now)).unwrap();
+            assert_eq!(st["uncountedTerminatedPods"]["failed"], json!(["uid-a"]));
+            assert_eq!(
+                condition_of(&st, "FailureTarget").unwrap()["reason"],
+                "BackoffLimitExceeded"
+            );
+        }
+    }
+
+    /// With a `podFailurePolicy` (`podReplacementPolicy: Failed`) a terminating pod is not a
+    /// failure and is not replaced until it has failed (`isPodFailed`, `onlyReplaceFailedPods`).
+    #[test]
+    fn only_failed_pods_are_replaced_with_a_pod_failure_policy() {
+        let j = policy_job(
+            json!([{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]),
+            0,
+        );
+        assert_eq!(j["spec"]["podReplacementPolicy"], "Failed");
+        let mut going = pod("a", "Running", true, "");
+        going["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:05Z");
+        let now = t("2026-01-01T00:00:30Z");
+        let p = plan(&j, std::slice::from_ref(&going), now);
+        assert!(creates(&p).is_empty(), "not replaced while terminating");
+        let st = status(&p).unwrap();
+        assert_eq!(st["terminating"], 1);
+        assert_eq!(st["uncountedTerminatedPods"], json!({}));
+        assert!(condition_of(&st, "FailureTarget").is_none());
+        // without a policy (TerminatingOrFailed) it is a failure, over backoffLimit 0
+        let mut plain = job(json!({"completions": 1, "backoffLimit": 0}));
+        plain["status"] = j["status"].clone();
+        let st = status(&plan(&plain, &[going], now)).unwrap();
+        assert_eq!(
+            condition_of(&st, "FailureTarget").unwrap()["reason"],
+            "BackoffLimitExceeded"
+        );
+    }
+
+    fn texts(spec: Value) -> Vec<String> {
+        validate_job(&job(spec), None)
+            .iter()
+            .map(Cause::text)
+            .collect()
+    }
+
+    /// `validatePodFailurePolicy` and `validatePodReplacementPolicy` with upstream's field
+    /// paths and texts.
+    #[test]
+    fn pod_failure_policies_are_validated_as_upstream() {
+        let ok = json!({"podFailurePolicy": {"rules": [
+            {"action": "FailJob", "onExitCodes": {"containerName": "c", "operator": "In", "values": [1, 42]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            {"action": "Count", "onExitCodes": {"operator": "NotIn", "values": [0]}}]}});
+        assert!(texts(ok).is_empty());
+        let bad = texts(json!({"podFailurePolicy": {"rules": [
+            {"action": "", "onExitCodes": {"operator": "In", "values": [0, 5, 5, 3]}},
+            {"action": "Retry", "onExitCodes": {"containerName": "nope", "operator": "Has", "values": []}},
+            {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [1]},
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            {"action": "Ignore"},
+            {"action": "Ignore", "onPodConditions": [{"type": "bad type", "status": "Maybe"}, {"type": "example.com/Ok", "status": ""}]}]}}));
+        let want = [
+            "spec.podFailurePolicy.rules[0].action: Required value: valid values: [\"Count\" \"FailIndex\" \"FailJob\" \"Ignore\"]",
+            "spec.podFailurePolicy.rules[0].onExitCodes.values[0]: Invalid value: 0: must not be 0 for the In operator",
+            "spec.podFailurePolicy.rules[0].onExitCodes.values[2]: Duplicate value: 5",
+            "spec.podFailurePolicy.rules[0].onExitCodes.values: Invalid value: []int32{0, 5, 5, 3}: must be ordered",
+            "spec.podFailurePolicy.rules[1].action: Unsupported value: \"Retry\": supported values: \"Count\", \"FailIndex\", \"FailJob\", \"Ignore\"",
+            "spec.podFailurePolicy.rules[1].onExitCodes.operator: Unsupported value: \"Has\": supported values: \"In\", \"NotIn\"",
+            "spec.podFailurePolicy.rules[1].onExitCodes.containerName: Invalid value: \"nope\": must be one of the container or initContainer names in the pod template",
+            "spec.podFailurePolicy.rules[1].onExitCodes.values: Invalid value: []int32{}: at least one value is required",
+            "spec.podFailurePolicy.rules[2].action: Invalid value: \"FailIndex\": requires the backoffLimitPerIndex to be set",
+            "spec.podFailurePolicy.rules[2]: Invalid value: specifying both OnExitCodes and OnPodConditions is not supported",
+            "spec.podFailurePolicy.rules[3]: Invalid value: specifying one of OnExitCodes and OnPodConditions is required",
+            "spec.podFailurePolicy.rules[4].onPodConditions[0].type: Invalid value: \"bad type\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+            "spec.podFailurePolicy.rules[4].onPodConditions[0].status: Unsupported value: \"Maybe\": supported values: \"False\", \"True\", \"Unknown\"",
+            "spec.podFailurePolicy.rules[4].onPodConditions[1].status: Required value: valid values: [\"False\" \"True\" \"Unknown\"]",
+        ];
+        assert_eq!(bad, want);
+        // too many rules
+        let rule = json!({"action": "Count", "onExitCodes": {"operator": "In", "values": [1]}});
+        let many = texts(json!({"podFailurePolicy": {"rules": vec![rule.clone(); 21]}}));
+        assert_eq!(
+            many,
+            ["spec.podFailurePolicy.rules: Too many: 21: must have at most 20 items"]
+        );
+        // restartPolicy Never only, podReplacementPolicy Failed only
+        let mut j = job(json!({"podReplacementPolicy": "TerminatingOrFailed",
+            "podFailurePolicy": {"rules": [rule]}}));
+        j["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure");
+        let t: Vec<String> = validate_job(&j, None).iter().map(Cause::text).collect();
+        assert_eq!(t, [
+            "spec.podReplacementPolicy: Unsupported value: \"TerminatingOrFailed\": supported values: \"Failed\"",
+            "spec.template.spec.restartPolicy: Invalid value: \"OnFailure\": only \"Never\" is supported when podFailurePolicy is specified",
+        ]);
+        assert_eq!(
+            texts(json!({"podReplacementPolicy": "Sometimes"})),
+            ["spec.podReplacementPolicy: Unsupported value: \"Sometimes\": supported values: \"Failed\", \"TerminatingOrFailed\""]
+        );
+        // a CronJob's template is checked under its own path
+        let mut c = vec![];
+        validate_pod_failure_policy(
+            &json!({"podFailurePolicy": {"rules": [{"action": "Ignore"}]}}),
+            "spec.jobTemplate.spec.podFailurePolicy",
+            &mut c,
+        );
+        assert_eq!(c.iter().map(Cause::text).collect::<Vec<_>>(), ["spec.jobTemplate.spec.podFailurePolicy.rules[0]: Invalid value: specifying one of OnExitCodes and OnPodConditions is required"]);
     }
 
     #[test]
@@ -1900,6 +2959,39 @@ mod tests {
         assert!(st.get("completionTime").is_none());
     }
 
+    /// `pastBackoffLimitOnFailure`: with `restartPolicy: OnFailure` the restarts of the
+    /// containers and init containers of running and pending pods count against
+    /// `backoffLimit`.
+    #[test]
+    fn on_failure_restarts_count_with_init_containers() {
+        let mut j = job(json!({"completions": 1, "backoffLimit": 3}));
+        j["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure");
+        j["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "active": 1});
+        let restarting = |init: i32, main: i32, phase: &str| {
+            let mut p = pod("a", phase, true, "");
+            p["status"]["containerStatuses"] = json!([{"name": "c", "restartCount": main,
+                "ready": false, "image": "i", "imageID": ""}]);
+            p["status"]["initContainerStatuses"] = json!([{"name": "setup", "restartCount": init,
+                "ready": false, "image": "i", "imageID": ""}]);
+            p
+        };
+        let now = t("2026-01-01T00:00:05Z");
+        let reason = |p: &Value| {
+            status(&plan(&j, std::slice::from_ref(p), now))
+                .and_then(|st| condition_of(&st, "FailureTarget"))
+                .map(|c| c["reason"].clone())
+        };
+        assert_eq!(reason(&restarting(1, 1, "Running")), None);
+        assert_eq!(
+            reason(&restarting(2, 1, "Pending")),
+            Some(json!("BackoffLimitExceeded"))
+        );
+        assert_eq!(
+            reason(&restarting(0, 3, "Running")),
+            Some(json!("BackoffLimitExceeded"))
+        );
+    }
+
     #[test]
     fn deadline_deletes_active_pods_and_fails() {
         let mut j = job(json!({"completions": 1, "activeDeadlineSeconds": 30}));
@@ -1963,6 +3055,23 @@ mod tests {
             .iter()
             .any(|c| c["type"] == "Suspended" && c["reason"] == "JobSuspended"));
         assert!(st.get("startTime").is_none());
+        // deleteJobPods: the finalizer goes before the delete, so the pod is never counted
+        let patch = p
+            .actions
+            .iter()
+            .position(|a| matches!(a, Action::Patch { name, patch, .. } if name == "a" && patch["metadata"]["finalizers"] == json!([])));
+        let delete = p
+            .actions
+            .iter()
+            .position(|a| matches!(a, Action::Delete { name, .. } if name == "a"));
+        assert!(patch.unwrap() < delete.unwrap(), "{p:?}");
+        assert_eq!(st["uncountedTerminatedPods"], json!({}));
+        let mut j2 = j.clone();
+        j2["status"] = st;
+        let mut going = pod("a", "Running", false, "");
+        going["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:05Z");
+        let st2 = status(&plan(&j2, &[going], t("2026-01-01T00:00:06Z"))).unwrap_or_default();
+        assert!(st2.get("failed").is_none_or(Value::is_null), "{st2}");
     }
 
     #[test]

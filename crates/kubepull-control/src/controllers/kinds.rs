@@ -166,8 +166,9 @@ pub fn decode<K: Kind>(bytes: &[u8], revision: u64) -> serde_json::Result<Cached
 ///   `DisruptionTarget` for Jobs);
 /// - scheduler: `spec.nodeName`, `spec.nodeSelector`;
 /// - Job: the completion-index annotation (`batch.kubernetes.io/job-completion-index`, the
-///   only annotation kept), and per container status its name, `restartCount` (`OnFailure`
-///   back-off) and terminated state's `exitCode` and `finishedAt` (the failure back-off);
+///   only annotation kept), and per container and init container status its name,
+///   `restartCount` (`OnFailure` back-off) and terminated state's `exitCode` (the
+///   `podFailurePolicy`'s `onExitCodes`) and `finishedAt` (the failure back-off);
 /// - Endpoints and EndpointSlices: `spec.hostname`, `spec.subdomain`, the containers that
 ///   declare ports with their name and ports' name, number and protocol (a named
 ///   `targetPort`), `status.podIP`, `status.podIPs`, `spec.nodeName`.
@@ -182,6 +183,29 @@ pub fn trim_pod(p: Pod) -> Pod {
     fn fresh<T>(mut v: Vec<T>) -> Vec<T> {
         v.shrink_to_fit();
         v
+    }
+    // a container status: its name, restarts and termination (exit code, finish time)
+    fn trim_statuses(cs: Vec<ContainerStatus>) -> Vec<ContainerStatus> {
+        fresh(
+            cs.into_iter()
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    restart_count: c.restart_count,
+                    state: c
+                        .state
+                        .and_then(|st| st.terminated)
+                        .map(|t| ContainerState {
+                            terminated: Some(ContainerStateTerminated {
+                                exit_code: t.exit_code,
+                                finished_at: t.finished_at,
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                    ..Default::default()
+                })
+                .collect(),
+        )
     }
     let m = p.metadata;
     let annotations = m.annotations.and_then(|mut a| {
@@ -237,28 +261,8 @@ pub fn trim_pod(p: Pod) -> Pod {
             conditions: s.conditions,
             pod_ip: s.pod_ip,
             pod_ips: s.pod_ips,
-            container_statuses: s.container_statuses.map(|cs| {
-                fresh(
-                    cs.into_iter()
-                        .map(|c| ContainerStatus {
-                            name: c.name,
-                            restart_count: c.restart_count,
-                            state: c
-                                .state
-                                .and_then(|st| st.terminated)
-                                .map(|t| ContainerState {
-                                    terminated: Some(ContainerStateTerminated {
-                                        exit_code: t.exit_code,
-                                        finished_at: t.finished_at,
-                                        ..Default::default()
-                                    }),
-                                    ..Default::default()
-                                }),
-                            ..Default::default()
-                        })
-                        .collect(),
-                )
-            }),
+            container_statuses: s.container_statuses.map(trim_statuses),
+            init_container_statuses: s.init_container_statuses.map(trim_statuses),
             ..Default::default()
         }),
     }

@@ -2,7 +2,8 @@
 //! `pkg/controller/controller_ref_manager.go`, 1.32: `BaseControllerRefManager.ClaimObject`,
 //! `PodControllerRefManager.ClaimPods`/`AdoptPod`/`ReleasePod`,
 //! `ReplicaSetControllerRefManager.ClaimReplicaSets`, `RecheckDeletionTimestamp`), shared by
-//! the ReplicaSet controller (pods) and the Deployment controller (ReplicaSets).
+//! the ReplicaSet controller (pods), the Deployment controller (ReplicaSets) and the Job
+//! controller (pods, with its tracking finalizer added on adoption and removed on release).
 //!
 //! [`claim`] is pure: from the controller and the candidates of its namespace (the informer
 //! cache, by namespace index, as `getPodsForReplicaSet` and `getReplicaSetsForDeployment` list
@@ -137,6 +138,9 @@ pub struct Claim<K> {
     pub adopt: Vec<Arc<K>>,
     /// Its objects to release, as cached.
     pub release: Vec<Arc<K>>,
+    /// The finalizers an adoption adds and a release removes (`NewPodControllerRefManager`'s
+    /// `finalizers`: the Job controller's tracking finalizer; none for the others).
+    pub finalizers: Vec<String>,
 }
 
 impl<K> Default for Claim<K> {
@@ -145,6 +149,7 @@ impl<K> Default for Claim<K> {
             claimed: vec![],
             adopt: vec![],
             release: vec![],
+            finalizers: vec![],
         }
     }
 }
@@ -158,9 +163,24 @@ pub fn claim<C: Kind, K: Kind>(
     selector: &LabelSelector,
     candidates: &[Arc<K>],
 ) -> Result<Claim<K>, InvalidSelector> {
+    claim_with_finalizers(controller, selector, candidates, &[])
+}
+
+/// [`claim`] by a controller whose adoptions add `finalizers` and whose releases remove them
+/// (`NewPodControllerRefManager(..., finalizers...)`, as the Job controller's `getPodsForJob`
+/// with `batch.kubernetes.io/job-tracking`): the adopted objects in `claimed` carry them.
+pub fn claim_with_finalizers<C: Kind, K: Kind>(
+    controller: &C,
+    selector: &LabelSelector,
+    candidates: &[Arc<K>],
+    finalizers: &[&str],
+) -> Result<Claim<K>, InvalidSelector> {
     let cm = controller.metadata();
     let empty = selector_is_empty(selector);
-    let mut out = Claim::default();
+    let mut out = Claim {
+        finalizers: finalizers.iter().map(|f| f.to_string()).collect(),
+        ..Claim::default()
+    };
     for obj in candidates {
         let m = obj.metadata();
         let matches = if empty {
@@ -172,11 +192,13 @@ pub fn claim<C: Kind, K: Kind>(
             Decision::Owned => out.claimed.push(obj.clone()),
             Decision::Adopt => {
                 let mut adopted = (**obj).clone();
-                adopted
-                    .metadata_mut()
-                    .owner_references
+                let am = adopted.metadata_mut();
+                am.owner_references
                     .get_or_insert_with(Vec::new)
                     .push(kinds::new_controller_ref(controller));
+                if let Some(f) = with_finalizers(am.finalizers.as_ref(), &out.finalizers) {
+                    am.finalizers = Some(f);
+                }
                 out.claimed.push(Arc::new(adopted));
                 out.adopt.push(obj.clone());
             }
@@ -187,40 +209,94 @@ pub fn claim<C: Kind, K: Kind>(
     Ok(out)
 }
 
-fn refs_patch<K: Kind>(obj: &K, refs: Vec<OwnerReference>) -> Action {
+/// `have` with every one of `add` it lacks appended, if it lacks any.
+fn with_finalizers(have: Option<&Vec<String>>, add: &[String]) -> Option<Vec<String>> {
+    let have = have.cloned().unwrap_or_default();
+    let missing: Vec<String> = add.iter().filter(|f| !have.contains(f)).cloned().collect();
+    (!missing.is_empty()).then(|| have.into_iter().chain(missing).collect())
+}
+
+/// `have` without any of `remove`, if it holds one.
+fn without_finalizers(have: Option<&Vec<String>>, remove: &[String]) -> Option<Vec<String>> {
+    let have = have?;
+    have.iter().any(|f| remove.contains(f)).then(|| {
+        have.iter()
+            .filter(|f| !remove.contains(f))
+            .cloned()
+            .collect()
+    })
+}
+
+fn refs_patch<K: Kind>(
+    obj: &K,
+    refs: Vec<OwnerReference>,
+    finalizers: Option<Vec<String>>,
+) -> Action {
     let m = obj.metadata();
+    let mut patch = json!({"metadata": {
+        "ownerReferences": refs,
+        "uid": kinds::uid(m),
+        "resourceVersion": kinds::resource_version(m),
+    }});
+    if let Some(f) = finalizers {
+        patch["metadata"]["finalizers"] = json!(f);
+    }
     Action::Patch {
         r: kinds::resource_of::<K>(),
         ns: kinds::namespace(m).to_string(),
         name: kinds::name(m).to_string(),
-        patch: json!({"metadata": {
-            "ownerReferences": refs,
-            "uid": kinds::uid(m),
-            "resourceVersion": kinds::resource_version(m),
-        }}),
+        patch,
     }
 }
 
 /// `AdoptPod` / `AdoptReplicaSet`: the patch adding `controller`'s controller reference
 /// (`controller: true`, `blockOwnerDeletion: true`) to `obj`, naming `obj`'s UID.
 pub fn adopt_patch<C: Kind, K: Kind>(controller: &C, obj: &K) -> Action {
-    let mut refs = obj.metadata().owner_references.clone().unwrap_or_default();
+    adopt_patch_with_finalizers(controller, obj, &[])
+}
+
+/// [`adopt_patch`] that also adds `finalizers` (`ownerRefControllerPatch(..., finalizers...)`).
+pub fn adopt_patch_with_finalizers<C: Kind, K: Kind>(
+    controller: &C,
+    obj: &K,
+    finalizers: &[String],
+) -> Action {
+    let m = obj.metadata();
+    let mut refs = m.owner_references.clone().unwrap_or_default();
     refs.push(kinds::new_controller_ref(controller));
-    refs_patch(obj, refs)
+    refs_patch(
+        obj,
+        refs,
+        with_finalizers(m.finalizers.as_ref(), finalizers),
+    )
 }
 
 /// `ReleasePod` / `ReleaseReplicaSet`: the patch removing the reference to `controller_uid`
 /// from `obj`, naming `obj`'s UID.
 pub fn release_patch<K: Kind>(controller_uid: &str, obj: &K) -> Action {
-    let refs = obj
-        .metadata()
+    release_patch_with_finalizers(controller_uid, obj, &[])
+}
+
+/// [`release_patch`] that also removes `finalizers`
+/// (`GenerateDeleteOwnerRefStrategicMergeBytes(..., finalizers...)`).
+pub fn release_patch_with_finalizers<K: Kind>(
+    controller_uid: &str,
+    obj: &K,
+    finalizers: &[String],
+) -> Action {
+    let m = obj.metadata();
+    let refs = m
         .owner_references
         .iter()
         .flatten()
         .filter(|r| r.uid != controller_uid)
         .cloned()
         .collect();
-    refs_patch(obj, refs)
+    refs_patch(
+        obj,
+        refs,
+        without_finalizers(m.finalizers.as_ref(), finalizers),
+    )
 }
 
 /// `RecheckDeletionTimestamp` over a fresh read of `cached` from the API (not the cache), with
@@ -281,7 +357,7 @@ pub async fn apply_claim<C: Kind, K: Kind>(
         claim
             .release
             .iter()
-            .map(|o| release_patch(uid, &**o))
+            .map(|o| release_patch_with_finalizers(uid, &**o, &claim.finalizers))
             .collect(),
     )
     .await;
@@ -296,7 +372,7 @@ pub async fn apply_claim<C: Kind, K: Kind>(
                 claim
                     .adopt
                     .iter()
-                    .map(|o| adopt_patch(controller, &**o))
+                    .map(|o| adopt_patch_with_finalizers(controller, &**o, &claim.finalizers))
                     .collect(),
             )
             .await

@@ -8,7 +8,6 @@
 //! set is not managed again until the informer has seen them, so a cache that lags behind the
 //! writes never makes it create or delete twice.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -306,32 +305,7 @@ impl queue::Controller for ReplicaSetController {
         let plan = plan(&rs, &pods, manage, jiff::Timestamp::now());
         let mut observed = queue::Observed::default();
         let res = queue::apply_observed(objects, self.name(), plan.actions, &mut observed).await;
-        let (created, dels) = (
-            observed.created,
-            observed
-                .deleted
-                .into_iter()
-                .map(|(_, uid)| uid)
-                .collect::<HashSet<String>>(),
-        );
-        if !created.is_empty() || !dels.is_empty() {
-            let adds: HashSet<String> = created
-                .iter()
-                .filter_map(|p| p.pointer("/metadata/uid").and_then(|u| u.as_str()))
-                .map(str::to_string)
-                .filter(|u| self.pods.count(index::UID, u) == 0)
-                .collect();
-            let dels: HashSet<String> = dels
-                .into_iter()
-                .filter(|u| {
-                    self.pods
-                        .by_index(index::UID, u)
-                        .iter()
-                        .any(|p| p.metadata.deletion_timestamp.is_none())
-                })
-                .collect();
-            self.expect.expect(key, adds, dels);
-        }
+        self.expect.expect_unseen(key, &observed, &self.pods);
         res?;
         Ok(plan.requeue_after)
     }

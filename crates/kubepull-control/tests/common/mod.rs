@@ -1,12 +1,16 @@
 //! Helpers shared by the API server's kubectl tests: the real `/usr/bin/kubectl` with a
-//! kubeconfig and a private HOME, and a server configuration in a temp dir.
+//! kubeconfig and a private HOME (and its JSON output), polling for what the controllers do,
+//! and a server configuration in a temp dir.
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use kubepull_control::ServerConfig;
+use serde_json::Value;
 
 /// Runs kubectl with `args` (and `stdin`); returns success and stdout+stderr.
 pub fn kubectl(
@@ -58,4 +62,59 @@ pub fn https_client_builder(server: &kubepull_control::ServerHandle) -> reqwest:
         .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem().as_bytes()).unwrap())
         .tls_built_in_root_certs(false)
         .use_rustls_tls()
+}
+
+/// Runs kubectl with `args`, which must succeed; returns its output.
+pub fn ok(kc: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let (good, out) = kubectl(kc, home, args, stdin);
+    assert!(good, "kubectl {args:?} failed: {out}");
+    out
+}
+
+/// `kubectl <args> -o json`, parsed.
+pub fn get_json(kc: &Path, home: &Path, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["-o", "json"]);
+    serde_json::from_str(&ok(kc, home, &a, None)).expect("json")
+}
+
+/// The `items` of a list (none when absent).
+pub fn items(v: &Value) -> Vec<Value> {
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// The string at JSON pointer `p` (empty when absent).
+pub fn s<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+thread_local! {
+    static DUMP: RefCell<Option<(PathBuf, PathBuf, Vec<String>)>> = const { RefCell::new(None) };
+}
+
+/// What [`eventually`] shows when it gives up on this thread: the output of kubectl with
+/// `args` (say `get deploy,rs,pods -n r -o yaml`).
+pub fn dump_on_failure(kc: &Path, home: &Path, args: &[&str]) {
+    let args = args.iter().map(|a| a.to_string()).collect();
+    DUMP.with(|d| *d.borrow_mut() = Some((kc.to_path_buf(), home.to_path_buf(), args)));
+}
+
+/// Polls `f` every 100 ms until it returns `Some` (the controllers work asynchronously), for
+/// at most a minute, so that a broken controller fails the test instead of hanging it; on
+/// failure shows what [`dump_on_failure`] names.
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < end {
+        if let Some(x) = f() {
+            return x;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dump = DUMP.with(|d| {
+        d.borrow().as_ref().map(|(kc, home, args)| {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            kubectl(kc, home, &args, None).1
+        })
+    });
+    panic!("never happened: {what}\n{}", dump.unwrap_or_default());
 }
