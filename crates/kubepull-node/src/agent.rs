@@ -374,6 +374,9 @@ async fn pod_worker(
         last = Some(pod.clone());
         if pod.metadata.deletion_timestamp.is_some() {
             w.terminate(&ctx, &pod).await;
+            // syncTerminatingPod: the terminal phase is reported before the pod object goes
+            // (a pod kept by a finalizer, such as a Job's, shows Failed or Succeeded)
+            w.publish_terminal_status(&ctx, &pod).await;
             // the kubelet's final delete: grace 0, with the UID as precondition
             let api: Api<Pod> = Api::namespaced(
                 ctx.client.clone(),

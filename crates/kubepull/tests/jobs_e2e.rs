@@ -1,7 +1,8 @@
 //! End to end: Jobs on `kubepull up` (API server, controllers, node agent with real runc, a real
 //! registry with a pull secret): an Indexed Job's pods run to completion with their
 //! `JOB_COMPLETION_INDEX`, the Job completes; a failing Job with `backoffLimit: 0` fails with
-//! `BackoffLimitExceeded`; deleting a Job deletes its pods.
+//! `BackoffLimitExceeded`; a running pod of a Job with a `podFailurePolicy`, deleted, is reported
+//! Failed by the node and replaced; deleting a Job deletes its pods.
 
 mod common;
 
@@ -118,6 +119,58 @@ fn jobs_run_to_completion_on_the_node() {
     assert_eq!(j["status"]["failed"], 1, "{j}");
     let table = up.ok(&["get", "job", "boom"]);
     assert!(table.contains("Failed   0/1"), "{table}");
+
+    // a pod of a Job with a podFailurePolicy deleted while it runs: the node stops it and
+    // reports it Failed (exit 137 once the 1 s grace period is over) before the pod object
+    // goes, the policy ignores that failure (backoffLimit 0 is not reached) and the Job
+    // replaces the pod; a pod left Running while it terminates would never be replaced
+    up.apply(&format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: pfp}}\nspec:\n  backoffLimit: 0\n  podFailurePolicy:\n    rules: [{{action: Ignore, onExitCodes: {{operator: In, values: [137, 143]}}}}]\n  template:\n    spec:\n      restartPolicy: Never\n      terminationGracePeriodSeconds: 1\n      imagePullSecrets: [{{name: regcred}}]\n      containers: [{{name: work, image: \"{image}\", command: [/bin/sh, -c, \"sleep 3600\"]}}]\n"
+    ));
+    let running = |except: &str| -> Option<String> {
+        let pods: serde_json::Value = serde_json::from_str(&up.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "batch.kubernetes.io/job-name=pfp",
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        pods["items"].as_array()?.iter().find_map(|p| {
+            let name = p["metadata"]["name"].as_str()?;
+            (name != except && p["status"]["phase"] == "Running").then(|| name.to_string())
+        })
+    };
+    let wait_running = |except: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(name) = running(except) {
+                return name;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no running pod of job pfp besides {except:?}: {}\n{}\n{}",
+                up.ok(&["get", "pods", "-o", "wide"]),
+                up.ok(&["get", "job", "pfp", "-o", "yaml"]),
+                up.log()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    let first = wait_running("");
+    up.ok(&["delete", "pod", &first, "--wait=false"]);
+    let second = wait_running(&first);
+    assert_ne!(first, second);
+    let j = job_json(&up, "pfp");
+    assert!(
+        j["status"]["conditions"]
+            .as_array()
+            .is_none_or(|cs| cs.iter().all(|c| c["type"] != "Failed")),
+        "the ignored failure failed the Job: {j}"
+    );
+    assert!(j["status"]["failed"].as_i64().unwrap_or(0) == 0, "{j}");
+    up.ok(&["delete", "job", "pfp", "--wait=false"]);
 
     // deleting a Job deletes its pods
     up.ok(&["delete", "job", "idx"]);

@@ -9,7 +9,7 @@ mod sync;
 pub mod volumes;
 
 pub use env::{expand, fetch_pull_secrets, resolve_env, EnvError};
-pub use status::{build_status, build_status_with_ips, host_network};
+pub use status::{build_status, build_status_with_ips, build_terminal_status, host_network};
 
 use std::collections::HashMap;
 use std::time::Duration;

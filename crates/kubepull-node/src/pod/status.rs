@@ -63,6 +63,68 @@ pub fn build_status_with_ips(
     pod_ips: &[String],
     start_time: Option<jiff::Timestamp>,
 ) -> PodStatus {
+    build(pod, tracks, node_ip, pod_ips, start_time, false)
+}
+
+/// The reason the kubelet gives a container it reports terminated without having seen it exit
+/// (`kubecontainer.ContainerReasonStatusUnknown`).
+pub const STATUS_UNKNOWN: &str = "ContainerStatusUnknown";
+/// The message beside [`STATUS_UNKNOWN`] (status manager `TerminatePod`).
+const STATUS_UNKNOWN_MESSAGE: &str =
+    "The container could not be located when the pod was terminated";
+
+/// The final status of a pod the node stopped because it is being deleted, reported before
+/// the pod object is removed (`syncTerminatingPod`: `generateAPIPodStatus` with
+/// `podIsTerminal`, then status manager `TerminatePod`): a container without a terminated state
+/// (never started, waiting to restart) is reported terminated with exit code 137,
+/// [`STATUS_UNKNOWN`]; the phase is terminal whatever the restart policy: Succeeded when every
+/// container exited 0, else Failed, and a phase already terminal is kept. Controllers that wait
+/// for a terminal phase (a Job with a `podFailurePolicy`) see one.
+pub fn build_terminal_status(
+    pod: &Pod,
+    tracks: &HashMap<String, Track>,
+    node_ip: &str,
+    pod_ips: &[String],
+    start_time: Option<jiff::Timestamp>,
+) -> PodStatus {
+    let mut tracks = tracks.clone();
+    let mut unknown = std::collections::HashSet::new();
+    let now = jiff::Timestamp::now();
+    for c in pod.spec.iter().flat_map(|s| &s.containers) {
+        let t = tracks.entry(c.name.clone()).or_default();
+        if t.waiting.is_some() || !matches!(t.state, Some(RuntimeState::Exited { .. })) {
+            t.waiting = None;
+            t.state = Some(RuntimeState::Exited {
+                exit_code: 137,
+                reason: STATUS_UNKNOWN.into(),
+                started_at: None,
+                finished_at: now,
+            });
+            unknown.insert(c.name.clone());
+        }
+    }
+    let mut status = build(pod, &tracks, node_ip, pod_ips, start_time, true);
+    for cs in status.container_statuses.iter_mut().flatten() {
+        if !unknown.contains(&cs.name) {
+            continue;
+        }
+        if let Some(t) = cs.state.as_mut().and_then(|s| s.terminated.as_mut()) {
+            t.message = Some(STATUS_UNKNOWN_MESSAGE.into());
+            t.finished_at = None;
+            t.container_id = None;
+        }
+    }
+    status
+}
+
+fn build(
+    pod: &Pod,
+    tracks: &HashMap<String, Track>,
+    node_ip: &str,
+    pod_ips: &[String],
+    start_time: Option<jiff::Timestamp>,
+    terminal: bool,
+) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
     let restart_policy = spec
         .restart_policy
@@ -176,6 +238,16 @@ pub fn build_status_with_ips(
         }
     } else {
         "Pending"
+    };
+    let previous_phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    let phase = match previous_phase {
+        // pods do not leave a terminal phase
+        Some(p @ ("Succeeded" | "Failed")) if terminal => p,
+        // getPhase with podIsTerminal, every container stopped: their restart policy no
+        // longer applies
+        _ if terminal && succeeded == total => "Succeeded",
+        _ if terminal => "Failed",
+        _ => phase,
     };
     let now = time(jiff::Timestamp::now());
     let previous: BTreeMap<String, PodCondition> = pod
@@ -345,6 +417,102 @@ mod tests {
         );
         let s = build_status(&p, &tracks, "127.0.0.1", None);
         assert_eq!(s.phase.as_deref(), Some("Failed"));
+    }
+
+    fn exited(code: i32) -> Track {
+        Track {
+            state: Some(RuntimeState::Exited {
+                exit_code: code,
+                reason: if code == 0 { "Completed" } else { "Error" }.into(),
+                started_at: None,
+                finished_at: jiff::Timestamp::now(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn terminated_of(s: &PodStatus, name: &str) -> ContainerStateTerminated {
+        s.container_statuses
+            .iter()
+            .flatten()
+            .find(|c| c.name == name)
+            .and_then(|c| c.state.as_ref()?.terminated.clone())
+            .unwrap_or_else(|| panic!("{name} is not terminated: {s:?}"))
+    }
+
+    #[test]
+    fn a_deleted_pod_is_reported_in_a_terminal_phase() {
+        // a Deployment's pod killed by its deletion: Running would come back for restart
+        // policy Always; a terminal pod is Failed
+        let p = pod(&["app"], "Always");
+        let tracks = HashMap::from([("app".to_string(), exited(137))]);
+        assert_eq!(
+            build_status(&p, &tracks, "127.0.0.1", None)
+                .phase
+                .as_deref(),
+            Some("Running")
+        );
+        let s = build_terminal_status(&p, &tracks, "127.0.0.1", &[], None);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert_eq!(terminated_of(&s, "app").exit_code, 137);
+        let ready = s
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_deref()),
+            ("False", Some("PodCompleted"))
+        );
+
+        // every container exited 0: Succeeded, whatever the restart policy
+        let p = pod(&["a", "b"], "Always");
+        let tracks = HashMap::from([("a".to_string(), exited(0)), ("b".to_string(), exited(0))]);
+        let s = build_terminal_status(&p, &tracks, "127.0.0.1", &[], None);
+        assert_eq!(s.phase.as_deref(), Some("Succeeded"));
+
+        // a container that never ran (its image never pulled) or waits to restart is reported
+        // terminated, status unknown (TerminatePod), and the pod failed
+        let p = pod(&["done", "pulling", "looping"], "Never");
+        let mut looping = exited(2);
+        looping.last = looping.state.take();
+        looping.waiting = Some((CRASH_LOOP_BACK_OFF.into(), "back-off 10s".into()));
+        let tracks = HashMap::from([
+            ("done".to_string(), exited(0)),
+            (
+                "pulling".to_string(),
+                Track {
+                    waiting: Some(("ImagePullBackOff".into(), "Back-off pulling image".into())),
+                    ..Default::default()
+                },
+            ),
+            ("looping".to_string(), looping),
+        ]);
+        let s = build_terminal_status(&p, &tracks, "127.0.0.1", &[], None);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert_eq!(terminated_of(&s, "done").exit_code, 0);
+        assert_eq!(terminated_of(&s, "done").message, None);
+        for name in ["pulling", "looping"] {
+            let t = terminated_of(&s, name);
+            assert_eq!(t.exit_code, 137, "{name}");
+            assert_eq!(t.reason.as_deref(), Some(STATUS_UNKNOWN), "{name}");
+            assert_eq!(
+                t.message.as_deref(),
+                Some("The container could not be located when the pod was terminated")
+            );
+            assert_eq!(t.finished_at, None, "{name}");
+        }
+
+        // a phase already terminal is kept
+        let mut p = pod(&["app"], "OnFailure");
+        p.status = Some(PodStatus {
+            phase: Some("Succeeded".into()),
+            ..Default::default()
+        });
+        let s = build_terminal_status(&p, &HashMap::new(), "127.0.0.1", &[], None);
+        assert_eq!(s.phase.as_deref(), Some("Succeeded"));
     }
 
     #[test]

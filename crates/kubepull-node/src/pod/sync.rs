@@ -10,7 +10,7 @@ use kubepull_core::keyring::PullSecret;
 use kubepull_core::pullpolicy::PullPolicy;
 
 use super::env::{fetch_pull_secrets, resolve_env, EnvError};
-use super::status::{build_status_with_ips, host_network};
+use super::status::{build_status_with_ips, build_terminal_status, host_network};
 use super::*;
 use crate::events::Involved;
 use crate::images::{EventType, ImageOutcome, ImageRequest};
@@ -576,13 +576,27 @@ impl PodWorker {
     }
 
     async fn publish_status(&mut self, ctx: &NodeContext, pod: &Pod) {
+        self.publish(ctx, pod, false).await;
+    }
+
+    /// Reports the terminal status of a pod [`PodWorker::terminate`] stopped because it is
+    /// being deleted ([`build_terminal_status`]), before the node removes the pod object.
+    pub async fn publish_terminal_status(&mut self, ctx: &NodeContext, pod: &Pod) {
+        self.publish(ctx, pod, true).await;
+    }
+
+    async fn publish(&mut self, ctx: &NodeContext, pod: &Pod, terminal: bool) {
         let pod_ips = if host_network(pod) {
             vec![ctx.node_ip.clone()]
         } else {
             self.pod_ips(ctx)
         };
-        let mut status =
-            build_status_with_ips(pod, &self.tracks, &ctx.node_ip, &pod_ips, self.start_time);
+        let build = if terminal {
+            build_terminal_status
+        } else {
+            build_status_with_ips
+        };
+        let mut status = build(pod, &self.tracks, &ctx.node_ip, &pod_ips, self.start_time);
         if let Some((reason, message)) = &self.rejected {
             // a pod rejected by admission (kubelet rejectPod)
             status.phase = Some("Failed".into());
