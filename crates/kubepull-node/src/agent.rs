@@ -330,6 +330,26 @@ fn differs_beyond_status(a: &Pod, b: &Pod) -> bool {
     strip(a) != strip(b)
 }
 
+/// What the worker of a pod being deleted does after writing its terminal status.
+#[derive(Debug, PartialEq, Eq)]
+enum TerminalWrite {
+    /// Stored: the pod object may go.
+    Stored,
+    /// The pod is gone (404), or its name belongs to another pod now (the UID in the patch
+    /// differs: 409 or 422): nothing left to report or delete.
+    PodGone,
+    /// Anything else (the server unreachable, 5xx, 429): written again after a back-off.
+    Retry,
+}
+
+fn terminal_write(r: &Result<(), kube::Error>) -> TerminalWrite {
+    match r {
+        Ok(()) => TerminalWrite::Stored,
+        Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409 | 422) => TerminalWrite::PodGone,
+        Err(_) => TerminalWrite::Retry,
+    }
+}
+
 async fn pod_worker(
     ctx: Arc<NodeContext>,
     mut rx: watch::Receiver<Option<Pod>>,
@@ -375,8 +395,30 @@ async fn pod_worker(
         if pod.metadata.deletion_timestamp.is_some() {
             w.terminate(&ctx, &pod).await;
             // syncTerminatingPod: the terminal phase is reported before the pod object goes
-            // (a pod kept by a finalizer, such as a Job's, shows Failed or Succeeded)
-            w.publish_terminal_status(&ctx, &pod).await;
+            // (a pod kept by a finalizer, such as a Job's, shows Failed or Succeeded), and
+            // the final delete waits until it is stored (status manager canBeDeleted)
+            let mut wait = Duration::from_millis(200);
+            loop {
+                let written = w.publish_terminal_status(&ctx, &pod).await;
+                match terminal_write(&written) {
+                    TerminalWrite::Stored => break,
+                    TerminalWrite::PodGone => return,
+                    TerminalWrite::Retry => {
+                        if let Err(e) = &written {
+                            tracing::warn!(pod = %crate::pod::pod_full_name(&pod), error = %e, retry_in = ?wait, "terminal status update failed");
+                        }
+                    }
+                }
+                tokio::select! {
+                    r = rx.changed() => {
+                        if r.is_err() || rx.borrow_and_update().is_none() {
+                            return;
+                        }
+                    }
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
             // the kubelet's final delete: grace 0, with the UID as precondition
             let api: Api<Pod> = Api::namespaced(
                 ctx.client.clone(),
@@ -707,6 +749,34 @@ async fn heartbeat_loop(client: Client, cfg: AgentConfig, log_port: u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_terminal_status_is_written_again_until_stored_or_the_pod_is_gone() {
+        let api = |code: u16| -> Result<(), kube::Error> {
+            Err(kube::Error::Api(
+                kube::core::Status {
+                    code,
+                    message: "x".into(),
+                    reason: "y".into(),
+                    ..kube::core::Status::success()
+                }
+                .boxed(),
+            ))
+        };
+        assert_eq!(terminal_write(&Ok(())), TerminalWrite::Stored);
+        // gone, or a pod of the same name with another UID
+        for code in [404, 409, 422] {
+            assert_eq!(terminal_write(&api(code)), TerminalWrite::PodGone, "{code}");
+        }
+        // the pod must not be deleted before its terminal phase is stored
+        for code in [500, 503, 429, 403] {
+            assert_eq!(terminal_write(&api(code)), TerminalWrite::Retry, "{code}");
+        }
+        let unreachable = Err(kube::Error::SerdeError(
+            serde_json::from_str::<u8>("x").unwrap_err(),
+        ));
+        assert_eq!(terminal_write(&unreachable), TerminalWrite::Retry);
+    }
 
     #[test]
     fn own_status_writes_do_not_wake_the_worker() {

@@ -575,17 +575,30 @@ impl PodWorker {
         }
     }
 
+    /// Reports the pod's status; a failed write is logged, and the next sync writes again.
     async fn publish_status(&mut self, ctx: &NodeContext, pod: &Pod) {
-        self.publish(ctx, pod, false).await;
+        if let Err(e) = self.publish(ctx, pod, false).await {
+            tracing::warn!(pod = %pod_full_name(pod), error = %e, "status update failed");
+        }
     }
 
     /// Reports the terminal status of a pod [`PodWorker::terminate`] stopped because it is
-    /// being deleted ([`build_terminal_status`]), before the node removes the pod object.
-    pub async fn publish_terminal_status(&mut self, ctx: &NodeContext, pod: &Pod) {
-        self.publish(ctx, pod, true).await;
+    /// being deleted ([`build_terminal_status`]), before the node removes the pod object. The
+    /// caller retries an error: the pod must not go before its terminal phase is stored.
+    pub async fn publish_terminal_status(
+        &mut self,
+        ctx: &NodeContext,
+        pod: &Pod,
+    ) -> Result<(), kube::Error> {
+        self.publish(ctx, pod, true).await
     }
 
-    async fn publish(&mut self, ctx: &NodeContext, pod: &Pod, terminal: bool) {
+    async fn publish(
+        &mut self,
+        ctx: &NodeContext,
+        pod: &Pod,
+        terminal: bool,
+    ) -> Result<(), kube::Error> {
         let pod_ips = if host_network(pod) {
             vec![ctx.node_ip.clone()]
         } else {
@@ -603,28 +616,27 @@ impl PodWorker {
             status.reason = Some(reason.clone());
             status.message = Some(message.clone());
         }
-        let value = match serde_json::to_value(&status) {
-            Ok(v) => v,
-            Err(_) => return,
-        };
+        let value = serde_json::to_value(&status).map_err(kube::Error::SerdeError)?;
         if self.last_status.as_ref() == Some(&value) {
-            return;
+            return Ok(());
         }
         let api: Api<Pod> = Api::namespaced(
             ctx.client.clone(),
             pod.metadata.namespace.as_deref().unwrap_or(""),
         );
-        let patch = serde_json::json!({ "status": value });
-        match api
-            .patch_status(
-                pod.metadata.name.as_deref().unwrap_or(""),
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&patch),
-            )
-            .await
-        {
-            Ok(_) => self.last_status = Some(value),
-            Err(e) => tracing::warn!(pod = %pod_full_name(pod), error = %e, "status update failed"),
-        }
+        // the UID in the patch makes it apply only to this pod, not to a pod of the same name
+        // created since (kubelet statusutil.PatchPodStatus)
+        let patch = serde_json::json!({
+            "metadata": { "uid": pod.metadata.uid },
+            "status": value,
+        });
+        api.patch_status(
+            pod.metadata.name.as_deref().unwrap_or(""),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+        self.last_status = Some(value);
+        Ok(())
     }
 }
