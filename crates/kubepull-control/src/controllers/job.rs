@@ -26,6 +26,7 @@ use k8s_openapi::api::batch::v1::{
     UncountedTerminatedPods,
 };
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::expectations::{Expectations, OwnWrites};
 use super::informer::{index, Cached, Informers, Notice, Typed};
@@ -1611,6 +1612,38 @@ impl JobController {
         "job-controller"
     }
 
+    /// Whether a pod with the tracking finalizer and the controller ref `r` is left for
+    /// [`Self::sync_orphan_pod`]: `r` names a `batch/v1` Job that the cache does not hold (by
+    /// name and UID, `resolveControllerRef`) or that is finished, so `syncJob` will not remove
+    /// the finalizer (`deletePod`: `job == nil || IsJobFinished(job)`).
+    fn job_gone_or_finished(&self, ns: &str, r: &OwnerReference) -> bool {
+        r.kind == "Job"
+            && r.api_version == "batch/v1"
+            && self
+                .jobs
+                .get_named(ns, &r.name)
+                .filter(|j| kinds::uid(&j.metadata) == r.uid)
+                .is_none_or(|j| is_finished(&j))
+    }
+
+    /// `cleanupPodFinalizers`: the orphan keys of the pods of `job`'s namespace its selector
+    /// matches that it controls and that hold the tracking finalizer.
+    fn cleanup_pod_finalizers(&self, job: &Job) -> Vec<String> {
+        let Some(sel) = job.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+            return vec![];
+        };
+        self.pods
+            .by_index(index::CONTROLLER, kinds::uid(&job.metadata))
+            .iter()
+            .filter(|p| {
+                has_finalizer(p)
+                    && kinds::namespace(&p.metadata) == kinds::namespace(&job.metadata)
+                    && refmanager::selects(sel, p.metadata.labels.as_ref()) == Ok(true)
+            })
+            .map(|p| format!("{ORPHAN_POD_KEY}{}", kinds::key_of(&p.metadata)))
+            .collect()
+    }
+
     /// `getPodsForJob`: every pod of the Job's namespace claimed with its selector through
     /// the controller ref manager ([`refmanager::claim_with_finalizers`] with the tracking
     /// finalizer): what it controls and matches, the orphans it adopts (with the finalizer),
@@ -1702,7 +1735,14 @@ impl queue::Controller for JobController {
                 self.expect.forget(&k);
                 self.written.forget(&k);
             }
-            return vec![k];
+            let mut keys = vec![k];
+            // deleteJob, and updateJob of a finished Job: `cleanupPodFinalizers` (a Job
+            // replaced under the same name is synced as the new one, which does not release
+            // the old one's pods)
+            if change.deleted || is_finished(job) {
+                keys.extend(self.cleanup_pod_finalizers(job));
+            }
+            return keys;
         }
         let ns = kinds::namespace(m);
         let mut keys: Vec<String> = [Some(m), change.old.as_ref().map(Cached::meta)]
@@ -1721,7 +1761,13 @@ impl queue::Controller for JobController {
                 keys.push(k);
             }
         }
-        let orphan = !change.deleted && kinds::controller_ref(m).is_none();
+        // a pod being deleted (`updatePod` hands it to `deletePod`) whose Job is gone or
+        // finished: syncJob will not remove its finalizer
+        let orphan = !change.deleted
+            && match kinds::controller_ref(m) {
+                None => true,
+                Some(r) => m.deletion_timestamp.is_some() && self.job_gone_or_finished(ns, r),
+            };
         if orphan && change.obj::<Pod>().is_some_and(|p| has_finalizer(p)) {
             keys.push(format!("{ORPHAN_POD_KEY}{}", kinds::key_of(m)));
         }
@@ -1743,12 +1789,18 @@ impl queue::Controller for JobController {
             .iter()
             .map(|j| kinds::key_of(&j.metadata))
             .collect();
-        // orphans still holding the tracking finalizer
+        // pods still holding the tracking finalizer that no syncJob will release: orphans,
+        // and pods of a Job gone or finished
         keys.extend(
             self.pods
                 .list()
                 .iter()
-                .filter(|p| kinds::controller_ref(&p.metadata).is_none() && has_finalizer(p))
+                .filter(|p| {
+                    has_finalizer(p)
+                        && kinds::controller_ref(&p.metadata).is_none_or(|r| {
+                            self.job_gone_or_finished(kinds::namespace(&p.metadata), r)
+                        })
+                })
                 .map(|p| format!("{ORPHAN_POD_KEY}{}", kinds::key_of(&p.metadata))),
         );
         Ok(keys)
@@ -2028,6 +2080,18 @@ mod tests {
                 refresh::<Job>(&self.informers, self.store.as_ref()).await;
             }
 
+            /// Brings the Job cache up to date; what it delivers is mapped by `c`.
+            async fn refresh_jobs_keys(&self, c: &mut JobController) -> Vec<String> {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                self.informers.of::<Job>().informer().subscribe(tx);
+                refresh::<Job>(&self.informers, self.store.as_ref()).await;
+                let mut keys = BTreeSet::new();
+                while let Ok(n) = rx.try_recv() {
+                    keys.extend(c.keys_for(&n));
+                }
+                keys.into_iter().collect()
+            }
+
             /// Brings the pod cache up to date; what it delivers is mapped by `c`.
             async fn refresh_pods(&self, c: &mut JobController) -> Vec<String> {
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -2274,6 +2338,83 @@ mod tests {
                     .as_array()
                     .is_none_or(|f| f.is_empty())),
                 "{pods:?}"
+            );
+        }
+
+        /// `kubectl replace --force`: the Job is deleted and created again under its name, and
+        /// the one sync of that name finds the new Job, which does not release the old one's
+        /// pods. Their finalizer goes through the orphan keys: of the deleted Job's notice
+        /// (`cleanupPodFinalizers`), of each pod being deleted whose Job is gone
+        /// (`deletePod`), and of a resync.
+        #[tokio::test]
+        async fn a_replaced_jobs_pods_lose_the_finalizer_through_orphan_keys() {
+            let f = Fixture::new().await;
+            let mut c = JobController::new(&f.informers);
+            let create = || async {
+                f.objects
+                    .create(
+                        jobs_r(),
+                        "default",
+                        job_body(json!({"parallelism": 2})),
+                        &User::Admin,
+                        false,
+                    )
+                    .await
+                    .unwrap()
+            };
+            create().await;
+            f.refresh_jobs_keys(&mut c).await;
+            f.sync(&mut c).await;
+            f.refresh_pods(&mut c).await;
+            let mut old: Vec<String> = f
+                .stored_pods()
+                .await
+                .iter()
+                .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+                .collect();
+            old.sort();
+            assert_eq!(old.len(), 2);
+            let orphan_keys: Vec<String> = old
+                .iter()
+                .map(|n| format!("{ORPHAN_POD_KEY}default/{n}"))
+                .collect();
+            // deleted: its notice names its pods
+            f.objects
+                .delete(jobs_r(), "default", "pi", &DeleteOptions::default())
+                .await
+                .unwrap();
+            let mut want = vec!["default/pi".to_string()];
+            want.extend(orphan_keys.iter().cloned());
+            assert_eq!(f.refresh_jobs_keys(&mut c).await, want);
+            // created again; the garbage collector deletes the old pods, which the finalizer
+            // keeps terminating
+            create().await;
+            f.refresh_jobs_keys(&mut c).await;
+            for n in &old {
+                f.objects
+                    .delete(pods_r(), "default", n, &DeleteOptions::default())
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(f.refresh_pods(&mut c).await, want);
+            f.sync(&mut c).await;
+            f.refresh_pods(&mut c).await;
+            let held = |pods: &[Value]| {
+                pods.iter()
+                    .filter(|p| old.iter().any(|n| p["metadata"]["name"] == n.as_str()))
+                    .count()
+            };
+            assert_eq!(held(&f.stored_pods().await), 2, "the new Job leaves them");
+            let mut keys = c.all_keys(&f.objects).await.unwrap();
+            keys.sort();
+            assert_eq!(keys, want);
+            for k in &orphan_keys {
+                c.sync(&f.objects, k).await.unwrap();
+            }
+            assert_eq!(
+                held(&f.stored_pods().await),
+                0,
+                "finalizer removed, pods gone"
             );
         }
 
