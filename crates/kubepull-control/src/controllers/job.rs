@@ -1090,7 +1090,10 @@ pub fn plan<P: Borrow<Pod>>(job: &Job, pods_in: &[P], now: Timestamp) -> Plan {
 /// [`plan`]; without `manage` (the controller's last creations or deletions are not in its
 /// cache yet: `SatisfiedExpectations` is false) no pod is created, and none deleted to meet
 /// `parallelism` or `suspend` (`manageJob` is not called); the status is tracked, and a Job
-/// that failed or succeeded still deletes its active pods, as upstream's `syncJob`.
+/// that failed or succeeded still deletes its active pods but gets neither its interim
+/// (`FailureTarget`) nor its terminal condition yet (`syncJob`: `if deleted != active ||
+/// !satisfiedExpectations { finishedCondition = nil }`), nor `SuccessCriteriaMet` while a pod
+/// is active.
 pub fn plan_managed<P: Borrow<Pod>>(
     job: &Job,
     pods_in: &[P],
@@ -1234,8 +1237,98 @@ pub fn plan_managed<P: Borrow<Pod>>(
             })
         });
     let start = status.start_time.as_ref().map(|t| t.0);
+    // the active pods are deleted by a finishing Job (`deleteActivePods`, which keeps their
+    // finalizer) rather than by `manageJob` (`deleteJobPods`, which removes it first)
+    let mut active_deleted = false;
     if !finished {
-        if suspend {
+        // "Job first start": the start time, unless suspended
+        if status.start_time.is_none() && !suspend {
+            status.start_time = Some(kinds::meta_time(now));
+        }
+        // the finished condition (syncJob), suspended or not: a FailureTarget or
+        // SuccessCriteriaMet already there, a failed pod a FailJob rule matches
+        // (getFailJobMessage), the backoff limit, the deadline (pastActiveDeadline: not while
+        // suspended)
+        let mut new_target: Option<(String, String)> = None;
+        if interim.is_none() && !suspend {
+            if let Some(message) = pods
+                .iter()
+                .filter(|x| is_pod_failed(x, only_failed))
+                .find_map(|x| match_pod_failure_policy(policy, x).fail_job)
+            {
+                new_target = Some(("PodFailurePolicy".into(), message));
+            }
+        }
+        if interim.is_none() && new_target.is_none() && !suspend {
+            // pastBackoffLimitOnFailure: restarts of OnFailure pods count as failures
+            let on_failure = spec
+                .template
+                .spec
+                .as_ref()
+                .and_then(|s| s.restart_policy.as_deref())
+                == Some("OnFailure");
+            // (the containers' and init containers' restarts of running and pending pods)
+            let restarts: i64 = if on_failure {
+                pods.iter()
+                    .filter(|x| matches!(kinds::pod_phase(x), "Running" | "Pending"))
+                    .filter_map(|x| x.status.as_ref())
+                    .flat_map(|s| {
+                        let init = s.init_container_statuses.iter().flatten();
+                        init.chain(s.container_statuses.iter().flatten())
+                    })
+                    .map(|c| i64::from(c.restart_count))
+                    .sum()
+            } else {
+                0
+            };
+            let past_on_failure = on_failure
+                && if backoff_limit == 0 {
+                    restarts > 0
+                } else {
+                    restarts >= backoff_limit
+                };
+            // a deadline past the end of time is no deadline (the sum would overflow)
+            // (a Job without a start time starts now)
+            let deadline = spec
+                .active_deadline_seconds
+                .filter(|_| !suspend)
+                .and_then(|d| {
+                    start
+                        .unwrap_or(now)
+                        .checked_add(jiff::SignedDuration::from_secs(d))
+                        .ok()
+                });
+            if tot_failed > backoff_limit || past_on_failure {
+                new_target = Some((
+                    "BackoffLimitExceeded".into(),
+                    "Job has reached the specified backoff limit".into(),
+                ));
+            } else if deadline.is_some_and(|d| now >= d) {
+                new_target = Some((
+                    "DeadlineExceeded".into(),
+                    "Job was active longer than specified deadline".into(),
+                ));
+            } else if let Some(d) = deadline {
+                let left = Duration::try_from(d.duration_since(now)).unwrap_or_default();
+                p.requeue_after = Some(left);
+            }
+        }
+        if let Some((reason, message)) = &new_target {
+            interim = Some(("Failed", reason.clone(), message.clone()));
+        }
+        if interim.is_some() {
+            // failing or succeeded: nothing may keep running (deleteActivePods)
+            deletes.extend(active.iter().copied());
+            active_deleted = true;
+            if !manage {
+                // `if deleted != active || !satisfiedExpectations { finishedCondition = nil }`:
+                // pods not in the cache yet may remain, so neither the interim condition nor
+                // the terminal one, and no finalizer removed for it, until they are seen
+                interim = None;
+            } else if let Some((reason, message)) = &new_target {
+                set_condition(&mut conds, condition("FailureTarget", reason, message, now));
+            }
+        } else if suspend {
             // suspended: no pods, the Suspended condition
             if manage {
                 deletes.extend(active.iter().copied());
@@ -1258,157 +1351,84 @@ pub fn plan_managed<P: Borrow<Pod>>(
                 set_condition(&mut conds, c);
                 events.push(("Normal", "Resumed", "Job resumed".into()));
             }
-            let start = start.unwrap_or(now);
-            if status.start_time.is_none() {
-                status.start_time = Some(kinds::meta_time(now));
-            }
-            if interim.is_none() {
-                // getFailJobMessage: a failed pod a FailJob rule matches fails the Job
-                if let Some(message) = pods
-                    .iter()
-                    .filter(|x| is_pod_failed(x, only_failed))
-                    .find_map(|x| match_pod_failure_policy(policy, x).fail_job)
-                {
-                    set_condition(
-                        &mut conds,
-                        condition("FailureTarget", "PodFailurePolicy", &message, now),
+            // how many pods should run (NonIndexed) or which indexes (Indexed)
+            let want_active = match completions {
+                Some(c) => (c - tot_succeeded).clamp(0, parallelism),
+                None if tot_succeeded > 0 => 0,
+                None => parallelism,
+            };
+            let done = match completions {
+                Some(c) => tot_succeeded >= c,
+                None => tot_succeeded > 0,
+            };
+            // back-off: failures after the last success
+            let last_success = pods
+                .iter()
+                .filter(|x| kinds::pod_phase(x) == "Succeeded")
+                .filter_map(|x| finish_time(x))
+                .max();
+            let failures: Vec<Timestamp> = pods
+                .iter()
+                .filter(|x| is_pod_failed(x, only_failed))
+                .filter_map(|x| finish_time(x))
+                .filter(|t| last_success.is_none_or(|l| *t > l))
+                .collect();
+            let remaining =
+                backoff_remaining(failures.len() as u32, failures.iter().max().copied(), now);
+            // with only failed pods replaced, terminating ones are not replaced yet
+            let replacing = if only_failed { terminating_n } else { 0 };
+            if !manage {
+                // manageJob waits for the cache to show the last creations and deletions
+            } else if active.len() as i64 > want_active {
+                // too many: the newest go first (ActivePods ordering, simplified)
+                let mut extra: Vec<&Pod> = active.clone();
+                extra.sort_by_key(|x| std::cmp::Reverse(x.metadata.creation_timestamp.clone()));
+                let n = (active.len() - want_active as usize).min(MAX_POD_CREATE_DELETE_PER_SYNC);
+                deletes.extend(extra.into_iter().take(n));
+            } else if (active.len() as i64) + replacing < want_active && !done {
+                if !remaining.is_zero() {
+                    p.requeue_after = Some(
+                        p.requeue_after
+                            .map_or(remaining, |r: Duration| r.min(remaining)),
                     );
-                    interim = Some(("Failed", "PodFailurePolicy".into(), message));
-                }
-            }
-            if interim.is_none() {
-                // pastBackoffLimitOnFailure: restarts of OnFailure pods count as failures
-                let on_failure = spec
-                    .template
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.restart_policy.as_deref())
-                    == Some("OnFailure");
-                // (the containers' and init containers' restarts of running and pending pods)
-                let restarts: i64 = if on_failure {
-                    pods.iter()
-                        .filter(|x| matches!(kinds::pod_phase(x), "Running" | "Pending"))
-                        .filter_map(|x| x.status.as_ref())
-                        .flat_map(|s| {
-                            let init = s.init_container_statuses.iter().flatten();
-                            init.chain(s.container_statuses.iter().flatten())
-                        })
-                        .map(|c| i64::from(c.restart_count))
-                        .sum()
-                } else {
-                    0
-                };
-                let past_on_failure = on_failure
-                    && if backoff_limit == 0 {
-                        restarts > 0
-                    } else {
-                        restarts >= backoff_limit
-                    };
-                // a deadline past the end of time is no deadline (the sum would overflow)
-                let deadline = spec
-                    .active_deadline_seconds
-                    .and_then(|d| start.checked_add(jiff::SignedDuration::from_secs(d)).ok());
-                if tot_failed > backoff_limit || past_on_failure {
-                    interim = Some((
-                        "Failed",
-                        "BackoffLimitExceeded".into(),
-                        "Job has reached the specified backoff limit".into(),
-                    ));
-                } else if deadline.is_some_and(|d| now >= d) {
-                    interim = Some((
-                        "Failed",
-                        "DeadlineExceeded".into(),
-                        "Job was active longer than specified deadline".into(),
-                    ));
-                } else if let Some(d) = deadline {
-                    let left = Duration::try_from(d.duration_since(now)).unwrap_or_default();
-                    p.requeue_after = Some(left);
-                }
-                if let Some((_, reason, message)) = &interim {
-                    set_condition(&mut conds, condition("FailureTarget", reason, message, now));
-                }
-            }
-            if interim.is_none() {
-                // how many pods should run (NonIndexed) or which indexes (Indexed)
-                let want_active = match completions {
-                    Some(c) => (c - tot_succeeded).clamp(0, parallelism),
-                    None if tot_succeeded > 0 => 0,
-                    None => parallelism,
-                };
-                let done = match completions {
-                    Some(c) => tot_succeeded >= c,
-                    None => tot_succeeded > 0,
-                };
-                // back-off: failures after the last success
-                let last_success = pods
-                    .iter()
-                    .filter(|x| kinds::pod_phase(x) == "Succeeded")
-                    .filter_map(|x| finish_time(x))
-                    .max();
-                let failures: Vec<Timestamp> = pods
-                    .iter()
-                    .filter(|x| is_pod_failed(x, only_failed))
-                    .filter_map(|x| finish_time(x))
-                    .filter(|t| last_success.is_none_or(|l| *t > l))
-                    .collect();
-                let remaining =
-                    backoff_remaining(failures.len() as u32, failures.iter().max().copied(), now);
-                // with only failed pods replaced, terminating ones are not replaced yet
-                let replacing = if only_failed { terminating_n } else { 0 };
-                if !manage {
-                    // manageJob waits for the cache to show the last creations and deletions
-                } else if active.len() as i64 > want_active {
-                    // too many: the newest go first (ActivePods ordering, simplified)
-                    let mut extra: Vec<&Pod> = active.clone();
-                    extra.sort_by_key(|x| std::cmp::Reverse(x.metadata.creation_timestamp.clone()));
-                    let n =
-                        (active.len() - want_active as usize).min(MAX_POD_CREATE_DELETE_PER_SYNC);
-                    deletes.extend(extra.into_iter().take(n));
-                } else if (active.len() as i64) + replacing < want_active && !done {
-                    if !remaining.is_zero() {
-                        p.requeue_after = Some(
-                            p.requeue_after
-                                .map_or(remaining, |r: Duration| r.min(remaining)),
-                        );
-                    } else if indexed {
-                        let running: HashSet<i64> =
-                            active.iter().filter_map(|x| pod_index(x)).collect();
-                        let need = want_active - replacing - active.len() as i64;
-                        let need = usize::try_from(need)
-                            .unwrap_or(0)
-                            .min(MAX_POD_CREATE_DELETE_PER_SYNC);
-                        let c = completions.unwrap_or(0);
-                        for ix in tot_succeeded_ix.first_pending(c, need, &running) {
-                            creates.push(new_pod(job, Some(ix)));
-                        }
-                    } else {
-                        let need = want_active - replacing - active.len() as i64;
-                        let need = usize::try_from(need)
-                            .unwrap_or(0)
-                            .min(MAX_POD_CREATE_DELETE_PER_SYNC);
-                        creates.extend((0..need).map(|_| new_pod(job, None)));
+                } else if indexed {
+                    let running: HashSet<i64> =
+                        active.iter().filter_map(|x| pod_index(x)).collect();
+                    let need = want_active - replacing - active.len() as i64;
+                    let need = usize::try_from(need)
+                        .unwrap_or(0)
+                        .min(MAX_POD_CREATE_DELETE_PER_SYNC);
+                    let c = completions.unwrap_or(0);
+                    for ix in tot_succeeded_ix.first_pending(c, need, &running) {
+                        creates.push(new_pod(job, Some(ix)));
                     }
+                } else {
+                    let need = want_active - replacing - active.len() as i64;
+                    let need = usize::try_from(need)
+                        .unwrap_or(0)
+                        .min(MAX_POD_CREATE_DELETE_PER_SYNC);
+                    creates.extend((0..need).map(|_| new_pod(job, None)));
                 }
-                if done {
-                    deletes.extend(active.iter().copied());
-                    interim = Some((
-                        "Complete",
-                        "CompletionsReached".into(),
-                        "Reached expected number of succeeded pods".into(),
-                    ));
-                    set_condition(
-                        &mut conds,
-                        condition(
-                            "SuccessCriteriaMet",
-                            "CompletionsReached",
-                            "Reached expected number of succeeded pods",
-                            now,
-                        ),
-                    );
-                }
-            } else {
-                // failing or succeeded: nothing may keep running
+            }
+            // complete once no pod is active after manageJob (which, without `manage`, did
+            // not run and deleted none)
+            if done && (manage || active.is_empty()) {
                 deletes.extend(active.iter().copied());
+                active_deleted = true;
+                interim = Some((
+                    "Complete",
+                    "CompletionsReached".into(),
+                    "Reached expected number of succeeded pods".into(),
+                ));
+                set_condition(
+                    &mut conds,
+                    condition(
+                        "SuccessCriteriaMet",
+                        "CompletionsReached",
+                        "Reached expected number of succeeded pods",
+                        now,
+                    ),
+                );
             }
         }
     }
@@ -1491,7 +1511,7 @@ pub fn plan_managed<P: Borrow<Pod>>(
     p.actions.extend(fin_removals);
     for d in &deletes {
         let dn = kinds::name(&d.metadata);
-        if !finishing && has_finalizer(d) {
+        if !active_deleted && has_finalizer(d) {
             // deleteJobPods (manageJob: suspended, too many): the finalizer goes first, the
             // pod is not counted; a finishing Job's deletes (deleteActivePods) keep it
             p.actions.push(remove_fin(d));
@@ -3156,6 +3176,92 @@ mod tests {
             .iter()
             .any(|c| c["type"] == "FailureTarget" && c["reason"] == "DeadlineExceeded"));
         assert_eq!(st["terminating"], 1);
+    }
+
+    /// The conditions the plan writes, or the Job's when it writes no status.
+    fn conditions_of(p: &Plan, j: &Value) -> Vec<String> {
+        status(p)
+            .unwrap_or_else(|| j["status"].clone())
+            .get("conditions")
+            .and_then(|c| c.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}={}",
+                    c["type"].as_str().unwrap_or(""),
+                    c["status"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
+    fn plan_unmanaged(job: &Value, pods: &[Value], now: Timestamp, manage: bool) -> Plan {
+        let pods: Vec<Pod> = pods.iter().map(typed).collect();
+        super::plan_managed(&typed(job), &pods, now, manage)
+    }
+
+    /// `syncJob`: `if deleted != active || !satisfiedExpectations { finishedCondition = nil }`.
+    /// While the controller's last creations or deletions are not in its cache, a failing or
+    /// succeeded Job still deletes its active pods but sets neither the interim condition nor
+    /// the terminal one: pods the cache does not show yet may remain.
+    #[test]
+    fn no_finished_condition_while_expectations_are_unmet() {
+        let now = t("2026-01-01T00:00:20Z");
+        // FailureTarget already there, no pod in the cache: Failed only once satisfied
+        let mut j = job(json!({"completions": 1}));
+        j["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "uncountedTerminatedPods": {},
+            "conditions": [{"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit"}]});
+        assert_eq!(
+            conditions_of(&plan_unmanaged(&j, &[], now, false), &j),
+            ["FailureTarget=True"]
+        );
+        assert_eq!(
+            conditions_of(&plan_unmanaged(&j, &[], now, true), &j),
+            ["FailureTarget=True", "Failed=True"]
+        );
+        // SuccessCriteriaMet already there: Complete only once satisfied
+        j["status"]["conditions"] = json!([{"type": "SuccessCriteriaMet", "status": "True",
+            "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}]);
+        j["status"]["succeeded"] = json!(1);
+        assert_eq!(
+            conditions_of(&plan_unmanaged(&j, &[], now, false), &j),
+            ["SuccessCriteriaMet=True"]
+        );
+        assert_eq!(
+            conditions_of(&plan_unmanaged(&j, &[], now, true), &j),
+            ["SuccessCriteriaMet=True", "Complete=True"]
+        );
+        // a FailJob match: the running pod is deleted (keeping its finalizer), no FailureTarget
+        let rules =
+            json!([{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]);
+        let mut j = policy_job(rules, 6);
+        j["spec"]["parallelism"] = json!(2);
+        let failed = failed_pod("a", &[("c", 42)], &[], json!([]));
+        let running = pod("b", "Running", true, "");
+        let pods = [failed, running];
+        let p = plan_unmanaged(&j, &pods, now, false);
+        assert_eq!(conditions_of(&p, &j), Vec::<String>::new());
+        assert!(p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Delete { name, .. } if name == "b")));
+        assert!(!p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Patch { name, .. } if name == "b")));
+        let p = plan_unmanaged(&j, &pods, now, true);
+        assert_eq!(conditions_of(&p, &j), ["FailureTarget=True"]);
+        // enough successes, a pod still active: manageJob did not run, nothing is deleted and
+        // the Job is not complete
+        let mut j = job(json!({"completions": 1, "parallelism": 2}));
+        j["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "uncountedTerminatedPods": {}, "succeeded": 1});
+        let p = plan_unmanaged(&j, &[pod("b", "Running", true, "")], now, false);
+        assert_eq!(conditions_of(&p, &j), Vec::<String>::new());
+        assert!(!p.actions.iter().any(|a| matches!(a, Action::Delete { .. })));
+        let p = plan_unmanaged(&j, &[pod("b", "Running", true, "")], now, true);
+        assert_eq!(conditions_of(&p, &j), ["SuccessCriteriaMet=True"]);
     }
 
     #[test]
