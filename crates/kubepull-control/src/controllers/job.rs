@@ -1250,7 +1250,7 @@ pub fn plan_managed<P: Borrow<Pod>>(
         // (getFailJobMessage), the backoff limit, the deadline (pastActiveDeadline: not while
         // suspended)
         let mut new_target: Option<(String, String)> = None;
-        if interim.is_none() && !suspend {
+        if interim.is_none() {
             if let Some(message) = pods
                 .iter()
                 .filter(|x| is_pod_failed(x, only_failed))
@@ -1259,7 +1259,7 @@ pub fn plan_managed<P: Borrow<Pod>>(
                 new_target = Some(("PodFailurePolicy".into(), message));
             }
         }
-        if interim.is_none() && new_target.is_none() && !suspend {
+        if interim.is_none() && new_target.is_none() {
             // pastBackoffLimitOnFailure: restarts of OnFailure pods count as failures
             let on_failure = spec
                 .template
@@ -3319,6 +3319,39 @@ mod tests {
         going["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:05Z");
         let st2 = status(&plan(&j2, &[going], t("2026-01-01T00:00:06Z"))).unwrap_or_default();
         assert!(st2.get("failed").is_none_or(Value::is_null), "{st2}");
+    }
+
+    /// `syncJob` evaluates `getFailJobMessage` and the backoff limit whether the Job is
+    /// suspended or not (only `pastActiveDeadline` waits while suspended): a suspended Job
+    /// whose failed pod a `FailJob` rule matches, or past its backoff limit, fails.
+    #[test]
+    fn a_suspended_job_fails_by_its_policy_and_backoff_limit() {
+        let now = t("2026-01-01T00:00:20Z");
+        let rules =
+            json!([{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]);
+        let mut j = policy_job(rules, 6);
+        j["spec"]["suspend"] = json!(true);
+        let p = plan(&j, &[failed_pod("a", &[("c", 42)], &[], json!([]))], now);
+        let st = status(&p).unwrap();
+        let ft = condition_of(&st, "FailureTarget").expect("FailureTarget");
+        assert_eq!(ft["reason"], "PodFailurePolicy", "{st}");
+        assert!(condition_of(&st, "Suspended").is_none(), "{st}");
+        // backoffLimit 0 and one failure counted
+        let mut j = job(json!({"completions": 1, "backoffLimit": 0, "suspend": true,
+            "activeDeadlineSeconds": 5}));
+        j["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "uncountedTerminatedPods": {}, "failed": 1});
+        let st = status(&plan(&j, &[], now)).unwrap();
+        let ft = condition_of(&st, "FailureTarget").expect("FailureTarget");
+        assert_eq!(ft["reason"], "BackoffLimitExceeded", "{st}");
+        // the deadline, past but suspended, is not
+        j["spec"]["backoffLimit"] = json!(6);
+        let st = status(&plan(&j, &[], now)).unwrap();
+        assert!(condition_of(&st, "FailureTarget").is_none(), "{st}");
+        assert_eq!(
+            condition_of(&st, "Suspended").unwrap()["status"],
+            "True",
+            "{st}"
+        );
     }
 
     #[test]
