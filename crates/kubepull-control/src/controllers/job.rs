@@ -7,8 +7,19 @@
 //! Tracking with the `batch.kubernetes.io/job-tracking` finalizer as upstream
 //! (`trackJobStatusAndRemoveFinalizers`): a finished pod's UID first goes to
 //! `status.uncountedTerminatedPods`, then its finalizer is removed, then it moves to
-//! `succeeded`/`failed`, so a pod is counted exactly once whatever fails in between. Terminating
-//! pods count as failed (`podReplacementPolicy: TerminatingOrFailed`).
+//! `succeeded`/`failed`, so a pod is counted exactly once whatever fails in between. With
+//! `podReplacementPolicy: TerminatingOrFailed` (the default without a `podFailurePolicy`) a
+//! terminating pod counts as failed and is replaced at once; with `Failed` (the only value a
+//! `podFailurePolicy` allows) it is replaced once it has failed.
+//!
+//! `podFailurePolicy` (`matchPodFailurePolicy`): the first matching rule decides whether a
+//! failed pod fails the Job (`FailJob`), is not counted (`Ignore`) or is counted (`Count`).
+//!
+//! Pods are claimed as `getPodsForJob` claims them through the controller ref manager
+//! ([`refmanager`]): the Job's namespace's orphans its selector matches are adopted (with the
+//! tracking finalizer), its pods it no longer selects released (without it); pods holding the
+//! finalizer that no Job will release (orphans, pods of a Job gone or finished) lose it through
+//! their own queue keys (`enqueueOrphanPod` / `syncOrphanPod`).
 //!
 //! With `JobManagedBy`/`JobPodReplacementPolicy` on (1.32 default) the terminal condition is
 //! delayed (`delayTerminalCondition`): first `SuccessCriteriaMet` or `FailureTarget`, then
@@ -1579,9 +1590,9 @@ pub fn plan_managed<P: Borrow<Pod>>(
 const ORPHAN_POD_KEY: &str = "orphan-pod:";
 
 /// The Job controller over the work queue: Jobs and their pods from the shared informers
-/// (job_controller.go `syncJob` reads the Job from the jobLister and `getPodsForJob` its pods
-/// from the podIndexer by controller UID), with `ControllerExpectations` for the pods it
-/// creates and deletes.
+/// (job_controller.go `syncJob` reads the Job from the jobLister, and `getPodsForJob` claims
+/// every pod of the Job's namespace from the pod cache with the Job's selector), with
+/// `ControllerExpectations` for the pods it creates and deletes.
 pub struct JobController {
     jobs: Typed<Job>,
     pods: Typed<Pod>,
@@ -1689,13 +1700,9 @@ impl JobController {
         let candidates = self
             .pods
             .by_index(index::NAMESPACE, kinds::namespace(&job.metadata));
-        // LabelSelectorAsSelector(nil) selects nothing
-        let selector = job
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.clone())
-            .unwrap_or_default();
-        refmanager::claim_with_finalizers(job, &selector, &candidates, &[TRACKING_FINALIZER])
+        // LabelSelectorAsSelector: no selector selects nothing, an empty one everything
+        let selector = job.spec.as_ref().and_then(|s| s.selector.as_ref());
+        refmanager::claim_with_finalizers(job, selector, &candidates, &[TRACKING_FINALIZER])
     }
 
     /// `syncOrphanPod`: the pod `ns/name`, if it is still an orphan (or its Job is gone or
@@ -1774,7 +1781,7 @@ impl queue::Controller for JobController {
             .collect();
         // an orphan: offered to the Jobs selecting it (addPod / updatePod), and its tracking
         // finalizer, if any, removed unless one adopts it first (enqueueOrphanPod)
-        for k in refmanager::orphan_keys(change, &self.jobs, |j| {
+        for k in refmanager::orphan_keys_of_jobs(change, &self.jobs, |j| {
             j.spec.as_ref().and_then(|s| s.selector.as_ref())
         }) {
             if !keys.contains(&k) {
@@ -1991,7 +1998,7 @@ mod tests {
         pods[4] = Arc::new(relabelled);
         let c = refmanager::claim_with_finalizers(
             &j,
-            j.spec.as_ref().unwrap().selector.as_ref().unwrap(),
+            j.spec.as_ref().unwrap().selector.as_ref(),
             &pods,
             &[TRACKING_FINALIZER],
         )
@@ -2031,6 +2038,41 @@ mod tests {
         assert!(creates(&p).is_empty());
     }
 
+    /// `getPodsForJob` converts the selector with `LabelSelectorAsSelector`: no selector
+    /// selects nothing (what the Job controls is released), an empty one (a `manualSelector`
+    /// the API accepts) selects everything (every orphan is adopted).
+    #[test]
+    fn no_selector_selects_nothing_and_an_empty_one_everything() {
+        let mut owned = pod("owned", "Running", true, "");
+        owned["metadata"]["labels"] = json!({"app": "x"});
+        let mut orphan = pod("orphan", "Running", false, "");
+        orphan["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ownerReferences");
+        let pods = [arc_pod(owned), arc_pod(orphan)];
+        let names = |v: &[Arc<Pod>]| -> Vec<String> {
+            v.iter()
+                .map(|p| kinds::name(&p.metadata).to_string())
+                .collect()
+        };
+        let mut j: Job = typed(&job(json!({"manualSelector": true, "selector": {}})));
+        let c = refmanager::claim_with_finalizers(
+            &j,
+            j.spec.as_ref().unwrap().selector.as_ref(),
+            &pods,
+            &[TRACKING_FINALIZER],
+        )
+        .unwrap();
+        assert_eq!(names(&c.claimed), ["owned", "orphan"]);
+        assert_eq!(names(&c.adopt), ["orphan"]);
+        assert!(c.release.is_empty());
+        j.spec.as_mut().unwrap().selector = None;
+        let c = refmanager::claim_with_finalizers(&j, None, &pods, &[TRACKING_FINALIZER]).unwrap();
+        assert!(c.claimed.is_empty() && c.adopt.is_empty());
+        assert_eq!(names(&c.release), ["owned"]);
+    }
+
     /// A Job with a generated selector never claims another Job's pods, even an orphaned
     /// one: the selector names its own UID.
     #[test]
@@ -2050,7 +2092,7 @@ mod tests {
         );
         let c = refmanager::claim_with_finalizers(
             &j,
-            j.spec.as_ref().unwrap().selector.as_ref().unwrap(),
+            j.spec.as_ref().unwrap().selector.as_ref(),
             &[arc_pod(orphan)],
             &[TRACKING_FINALIZER],
         )
