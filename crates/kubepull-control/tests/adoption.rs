@@ -284,3 +284,60 @@ async fn a_job_adopts_orphans_and_releases_with_kubectl() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// `kubectl replace --force` of a Job: the Job is deleted and created again under its name. The
+/// old Job's pods, deleted by the garbage collector, lose the tracking finalizer and go (the
+/// new Job does not release them, the orphan-pod queue does), and the new Job runs its own;
+/// so does a pod of the old Job deleted after the new one is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_jobs_pods_go_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), true)).await.unwrap();
+    let kc = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (kc, home) = (kc.as_path(), home.as_path());
+        dump_on_failure(kc, home, &["get", "jobs,pods", "-n", "r", "-o", "yaml"]);
+        let pods_json = || items(&get_json(kc, home, &["get", "pods", "-n", "r"]));
+        let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi, namespace: r}\nspec:\n  parallelism: 2\n  completions: 2\n  template:\n    spec:\n      restartPolicy: Never\n      nodeSelector: {no-such: node}\n      containers: [{name: c, image: reg.example/app:v1}]\n";
+        ok(kc, home, &["create", "namespace", "r"], None);
+        ok(kc, home, &["apply", "-f", "-"], Some(job));
+        let old_uid = s(&get_json(kc, home, &["get", "job", "pi", "-n", "r"]), "/metadata/uid").to_string();
+        let old: BTreeSet<String> = eventually("the Job's 2 pods", || {
+            let pods = pods_json();
+            (pods.len() == 2
+                && pods
+                    .iter()
+                    .all(|p| controller_uid(p) == old_uid && has_tracking_finalizer(p)))
+            .then(|| pods.iter().map(|p| s(p, "/metadata/uid").to_string()).collect())
+        });
+        let out = ok(kc, home, &["replace", "--force", "-f", "-"], Some(job));
+        assert!(out.contains("job.batch/pi replaced"), "{out}");
+        let new_uid = s(&get_json(kc, home, &["get", "job", "pi", "-n", "r"]), "/metadata/uid").to_string();
+        assert_ne!(new_uid, old_uid);
+        eventually("the old pods gone, the new Job's 2 running", || {
+            let pods = pods_json();
+            (pods.len() == 2
+                && pods.iter().all(|p| {
+                    controller_uid(p) == new_uid && !old.contains(s(p, "/metadata/uid"))
+                }))
+            .then_some(())
+        });
+        // the same without a sync of the deleted Job in between (delete and create collapsed
+        // into one sync of the name): a pod of the old Job, still holding the finalizer, is
+        // deleted (by the garbage collector, its owner being gone, or by kubectl, whichever
+        // comes first) once the new Job is there; nothing but the orphan-pod queue releases it
+        let leftover = format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: leftover\n  namespace: r\n  finalizers: [batch.kubernetes.io/job-tracking]\n  ownerReferences: [{{apiVersion: batch/v1, kind: Job, name: pi, uid: {old_uid}, controller: true}}]\nspec:\n  nodeSelector: {{no-such: node}}\n  containers: [{{name: c, image: reg.example/app:v1}}]\n");
+        ok(kc, home, &["create", "-f", "-"], Some(&leftover));
+        ok(kc, home, &["delete", "pod", "leftover", "-n", "r", "--wait=false", "--ignore-not-found"], None);
+        eventually("the old Job's deleted pod gone", || {
+            pods_json()
+                .iter()
+                .all(|p| s(p, "/metadata/name") != "leftover")
+                .then_some(())
+        });
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}

@@ -697,7 +697,8 @@ fn failed_status(code: i32) -> String {
 /// `podFailurePolicy` with kubectl: an invalid policy is refused with upstream's field paths;
 /// a failure an `Ignore` rule matches is not counted (with `backoffLimit: 0` the Job goes on,
 /// the pod is replaced), one a `FailJob` rule matches fails the Job with reason
-/// `PodFailurePolicy` and upstream's message.
+/// `PodFailurePolicy` and upstream's message; a CronJob with a policy in its job template is
+/// accepted and creates its Jobs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_failure_policy_with_kubectl() {
     let d = tempfile::tempdir().unwrap();
@@ -757,6 +758,23 @@ async fn pod_failure_policy_with_kubectl() {
         assert_eq!(failed.1["status"]["failed"], 1, "only the FailJob failure counted");
         let out = ok(kc, home, &["get", "events", "--field-selector", "involvedObject.name=pfp"], None);
         assert!(out.contains("PodFailurePolicy"), "{out}");
+
+        // a CronJob whose job template has a podFailurePolicy is accepted (its template gets no
+        // Job defaults, as upstream) and its Jobs default to podReplacementPolicy Failed
+        let cj = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: pfpcron}\nspec:\n  schedule: \"*/1 * * * *\"\n  jobTemplate:\n    spec:\n      podFailurePolicy:\n        rules:\n        - {action: FailJob, onExitCodes: {operator: In, values: [42]}}\n      template:\n        spec:\n          restartPolicy: Never\n          nodeSelector: {no-such: node}\n          containers: [{name: c, image: reg.example/x:v1}]\n";
+        let out = ok(kc, home, &["apply", "-f", "-"], Some(cj));
+        assert!(out.contains("cronjob.batch/pfpcron created"), "{out}");
+        let stored = get_json(kc, home, &["get", "cronjob", "pfpcron"]);
+        assert!(stored["spec"]["jobTemplate"]["spec"].get("podReplacementPolicy").is_none(), "{stored}");
+        let past = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let patch = format!(r#"{{"status":{{"lastScheduleTime":"{past}"}}}}"#);
+        ok(kc, home, &["patch", "cronjob", "pfpcron", "--subresource=status", "--type=merge", "-p", &patch], None);
+        let job = eventually("the CronJob's Job", || {
+            let v = get_json(kc, home, &["get", "jobs"]);
+            v["items"].as_array().unwrap().iter().find(|j| j["metadata"]["ownerReferences"][0]["name"] == "pfpcron").cloned()
+        });
+        assert_eq!(job["spec"]["podReplacementPolicy"], "Failed", "{job}");
+        assert_eq!(job["spec"]["podFailurePolicy"]["rules"][0]["action"], "FailJob", "{job}");
     })
     .await
     .unwrap();

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::cron::Schedule;
-use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job, JobSpec};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -41,8 +41,11 @@ fn jobs_r() -> &'static Resource {
 }
 
 /// `SetDefaults_CronJob` (kubernetes `pkg/apis/batch/v1/defaults.go`): concurrencyPolicy
-/// Allow, suspend false, 3 successful and 1 failed Jobs kept; and for the job template the
-/// `SetDefaults_Job` fields that need no UID (no generated selector).
+/// Allow, suspend false, 3 successful and 1 failed Jobs kept. As upstream's
+/// `SetObjectDefaults_CronJob` (`zz_generated.defaults.go`), the job template gets none of
+/// `SetDefaults_Job`'s defaults (only its pod template is defaulted, by the admission's pod
+/// defaults): a Job created from it is defaulted by [`super::job::default_job`] on its own
+/// create, so a template's `podFailurePolicy` yields `podReplacementPolicy: Failed` there.
 pub fn default_cronjob(cj: &mut CronJob) {
     let spec = cj.spec.get_or_insert_with(Default::default);
     spec.concurrency_policy
@@ -50,19 +53,6 @@ pub fn default_cronjob(cj: &mut CronJob) {
     spec.suspend.get_or_insert(false);
     spec.successful_jobs_history_limit.get_or_insert(3);
     spec.failed_jobs_history_limit.get_or_insert(1);
-    if let Some(js) = spec.job_template.spec.as_mut() {
-        if js.completions.is_none() && js.parallelism.is_none() {
-            js.completions = Some(1);
-            js.parallelism = Some(1);
-        }
-        js.parallelism.get_or_insert(1);
-        js.backoff_limit.get_or_insert(6);
-        js.completion_mode
-            .get_or_insert_with(|| "NonIndexed".into());
-        js.suspend.get_or_insert(false);
-        js.pod_replacement_policy
-            .get_or_insert_with(|| "TerminatingOrFailed".into());
-    }
 }
 
 /// The schedule with its time zone (`formatSchedule` + `cron.ParseStandard`).
@@ -254,9 +244,27 @@ pub fn job_for(cj: &CronJob, scheduled: Timestamp, tz: &jiff::tz::TimeZone) -> J
             owner_references: Some(vec![new_controller_ref(cj)]),
             ..Default::default()
         },
-        spec: Some(tmpl.spec.unwrap_or_default()),
+        spec: Some(job_spec_of(tmpl.spec.unwrap_or_default())),
         status: None,
     }
+}
+
+/// The template's Job spec as `getJobFromTemplate2` copies it, except a `podReplacementPolicy`
+/// the Job's validation refuses next to a `podFailurePolicy` (only `Failed` is allowed there,
+/// `validatePodReplacementPolicy`): CronJobs stored when every job template was defaulted to
+/// `TerminatingOrFailed` carry that conflict, and copying it would refuse each of their Jobs.
+/// Without it the Job's own defaulting (`SetDefaults_Job`) decides, as for a template that
+/// never set it.
+fn job_spec_of(mut spec: JobSpec) -> JobSpec {
+    if spec.pod_failure_policy.is_some()
+        && spec
+            .pod_replacement_policy
+            .as_deref()
+            .is_some_and(|p| p != "Failed")
+    {
+        spec.pod_replacement_policy = None;
+    }
+    spec
 }
 
 /// What the controller decides for one CronJob given the Jobs it controls and the time.
@@ -1073,6 +1081,59 @@ mod tests {
             })
             .collect();
         assert_eq!(deleted, ["tick-a", "tick-b"]);
+    }
+
+    /// As upstream (`SetObjectDefaults_CronJob` applies no `SetDefaults_Job` to the job
+    /// template), a template with a `podFailurePolicy` is stored without a
+    /// `podReplacementPolicy` and is valid; its Jobs default to `Failed`. A template stored
+    /// with the conflicting `TerminatingOrFailed` still yields valid Jobs.
+    #[test]
+    fn a_pod_failure_policy_template_and_its_jobs_are_valid() {
+        let pfp = json!({"rules": [{"action": "FailJob",
+            "onExitCodes": {"operator": "In", "values": [42]}}]});
+        let mut raw = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "tick", "namespace": "default", "uid": "cj-uid",
+                "creationTimestamp": "2026-01-01T00:00:30Z"},
+            "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {
+                "podFailurePolicy": pfp, "template": {"spec": {
+                "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}}});
+        let c = crate::admission::defaulted(cronjobs_r(), raw.clone());
+        let js = &c["spec"]["jobTemplate"]["spec"];
+        for f in [
+            "podReplacementPolicy",
+            "backoffLimit",
+            "completions",
+            "parallelism",
+            "suspend",
+        ] {
+            assert!(js.get(f).is_none(), "{f} defaulted in the template: {js}");
+        }
+        let causes: Vec<String> = validate_cronjob(&c, None).iter().map(Cause::text).collect();
+        assert!(causes.is_empty(), "{causes:?}");
+        let job_of = |c: &Value| {
+            let jobs = created(&plan(c, &[], t("2026-01-01T00:05:30Z")));
+            assert_eq!(jobs.len(), 1, "{jobs:?}");
+            crate::admission::defaulted(jobs_r(), jobs[0].clone())
+        };
+        let job = job_of(&c);
+        assert_eq!(job["spec"]["podReplacementPolicy"], "Failed", "{job}");
+        assert_eq!(job["spec"]["backoffLimit"], 6, "{job}");
+        assert!(super::super::job::validate_job_spec(&job["spec"], "spec").is_empty());
+
+        // stored with the conflicting value: the Job's defaulting decides
+        raw["spec"]["jobTemplate"]["spec"]["podReplacementPolicy"] = json!("TerminatingOrFailed");
+        let stored = crate::admission::defaulted(cronjobs_r(), raw.clone());
+        assert!(!validate_cronjob(&stored, None).is_empty());
+        let job = job_of(&stored);
+        assert_eq!(job["spec"]["podReplacementPolicy"], "Failed", "{job}");
+        assert!(super::super::job::validate_job_spec(&job["spec"], "spec").is_empty());
+        // a value the Job accepts is copied as it is
+        raw["spec"]["jobTemplate"]["spec"]["podFailurePolicy"] = Value::Null;
+        let no_pfp = crate::admission::defaulted(cronjobs_r(), raw);
+        assert_eq!(
+            job_of(&no_pfp)["spec"]["podReplacementPolicy"],
+            "TerminatingOrFailed"
+        );
     }
 
     #[test]

@@ -7,8 +7,19 @@
 //! Tracking with the `batch.kubernetes.io/job-tracking` finalizer as upstream
 //! (`trackJobStatusAndRemoveFinalizers`): a finished pod's UID first goes to
 //! `status.uncountedTerminatedPods`, then its finalizer is removed, then it moves to
-//! `succeeded`/`failed`, so a pod is counted exactly once whatever fails in between. Terminating
-//! pods count as failed (`podReplacementPolicy: TerminatingOrFailed`).
+//! `succeeded`/`failed`, so a pod is counted exactly once whatever fails in between. With
+//! `podReplacementPolicy: TerminatingOrFailed` (the default without a `podFailurePolicy`) a
+//! terminating pod counts as failed and is replaced at once; with `Failed` (the only value a
+//! `podFailurePolicy` allows) it is replaced once it has failed.
+//!
+//! `podFailurePolicy` (`matchPodFailurePolicy`): the first matching rule decides whether a
+//! failed pod fails the Job (`FailJob`), is not counted (`Ignore`) or is counted (`Count`).
+//!
+//! Pods are claimed as `getPodsForJob` claims them through the controller ref manager
+//! ([`refmanager`]): the Job's namespace's orphans its selector matches are adopted (with the
+//! tracking finalizer), its pods it no longer selects released (without it); pods holding the
+//! finalizer that no Job will release (orphans, pods of a Job gone or finished) lose it through
+//! their own queue keys (`enqueueOrphanPod` / `syncOrphanPod`).
 //!
 //! With `JobManagedBy`/`JobPodReplacementPolicy` on (1.32 default) the terminal condition is
 //! delayed (`delayTerminalCondition`): first `SuccessCriteriaMet` or `FailureTarget`, then
@@ -26,6 +37,7 @@ use k8s_openapi::api::batch::v1::{
     UncountedTerminatedPods,
 };
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::expectations::{Expectations, OwnWrites};
 use super::informer::{index, Cached, Informers, Notice, Typed};
@@ -1089,7 +1101,10 @@ pub fn plan<P: Borrow<Pod>>(job: &Job, pods_in: &[P], now: Timestamp) -> Plan {
 /// [`plan`]; without `manage` (the controller's last creations or deletions are not in its
 /// cache yet: `SatisfiedExpectations` is false) no pod is created, and none deleted to meet
 /// `parallelism` or `suspend` (`manageJob` is not called); the status is tracked, and a Job
-/// that failed or succeeded still deletes its active pods, as upstream's `syncJob`.
+/// that failed or succeeded still deletes its active pods but gets neither its interim
+/// (`FailureTarget`) nor its terminal condition yet (`syncJob`: `if deleted != active ||
+/// !satisfiedExpectations { finishedCondition = nil }`), nor `SuccessCriteriaMet` while a pod
+/// is active.
 pub fn plan_managed<P: Borrow<Pod>>(
     job: &Job,
     pods_in: &[P],
@@ -1233,8 +1248,98 @@ pub fn plan_managed<P: Borrow<Pod>>(
             })
         });
     let start = status.start_time.as_ref().map(|t| t.0);
+    // the active pods are deleted by a finishing Job (`deleteActivePods`, which keeps their
+    // finalizer) rather than by `manageJob` (`deleteJobPods`, which removes it first)
+    let mut active_deleted = false;
     if !finished {
-        if suspend {
+        // "Job first start": the start time, unless suspended
+        if status.start_time.is_none() && !suspend {
+            status.start_time = Some(kinds::meta_time(now));
+        }
+        // the finished condition (syncJob), suspended or not: a FailureTarget or
+        // SuccessCriteriaMet already there, a failed pod a FailJob rule matches
+        // (getFailJobMessage), the backoff limit, the deadline (pastActiveDeadline: not while
+        // suspended)
+        let mut new_target: Option<(String, String)> = None;
+        if interim.is_none() {
+            if let Some(message) = pods
+                .iter()
+                .filter(|x| is_pod_failed(x, only_failed))
+                .find_map(|x| match_pod_failure_policy(policy, x).fail_job)
+            {
+                new_target = Some(("PodFailurePolicy".into(), message));
+            }
+        }
+        if interim.is_none() && new_target.is_none() {
+            // pastBackoffLimitOnFailure: restarts of OnFailure pods count as failures
+            let on_failure = spec
+                .template
+                .spec
+                .as_ref()
+                .and_then(|s| s.restart_policy.as_deref())
+                == Some("OnFailure");
+            // (the containers' and init containers' restarts of running and pending pods)
+            let restarts: i64 = if on_failure {
+                pods.iter()
+                    .filter(|x| matches!(kinds::pod_phase(x), "Running" | "Pending"))
+                    .filter_map(|x| x.status.as_ref())
+                    .flat_map(|s| {
+                        let init = s.init_container_statuses.iter().flatten();
+                        init.chain(s.container_statuses.iter().flatten())
+                    })
+                    .map(|c| i64::from(c.restart_count))
+                    .sum()
+            } else {
+                0
+            };
+            let past_on_failure = on_failure
+                && if backoff_limit == 0 {
+                    restarts > 0
+                } else {
+                    restarts >= backoff_limit
+                };
+            // a deadline past the end of time is no deadline (the sum would overflow)
+            // (a Job without a start time starts now)
+            let deadline = spec
+                .active_deadline_seconds
+                .filter(|_| !suspend)
+                .and_then(|d| {
+                    start
+                        .unwrap_or(now)
+                        .checked_add(jiff::SignedDuration::from_secs(d))
+                        .ok()
+                });
+            if tot_failed > backoff_limit || past_on_failure {
+                new_target = Some((
+                    "BackoffLimitExceeded".into(),
+                    "Job has reached the specified backoff limit".into(),
+                ));
+            } else if deadline.is_some_and(|d| now >= d) {
+                new_target = Some((
+                    "DeadlineExceeded".into(),
+                    "Job was active longer than specified deadline".into(),
+                ));
+            } else if let Some(d) = deadline {
+                let left = Duration::try_from(d.duration_since(now)).unwrap_or_default();
+                p.requeue_after = Some(left);
+            }
+        }
+        if let Some((reason, message)) = &new_target {
+            interim = Some(("Failed", reason.clone(), message.clone()));
+        }
+        if interim.is_some() {
+            // failing or succeeded: nothing may keep running (deleteActivePods)
+            deletes.extend(active.iter().copied());
+            active_deleted = true;
+            if !manage {
+                // `if deleted != active || !satisfiedExpectations { finishedCondition = nil }`:
+                // pods not in the cache yet may remain, so neither the interim condition nor
+                // the terminal one, and no finalizer removed for it, until they are seen
+                interim = None;
+            } else if let Some((reason, message)) = &new_target {
+                set_condition(&mut conds, condition("FailureTarget", reason, message, now));
+            }
+        } else if suspend {
             // suspended: no pods, the Suspended condition
             if manage {
                 deletes.extend(active.iter().copied());
@@ -1257,157 +1362,84 @@ pub fn plan_managed<P: Borrow<Pod>>(
                 set_condition(&mut conds, c);
                 events.push(("Normal", "Resumed", "Job resumed".into()));
             }
-            let start = start.unwrap_or(now);
-            if status.start_time.is_none() {
-                status.start_time = Some(kinds::meta_time(now));
-            }
-            if interim.is_none() {
-                // getFailJobMessage: a failed pod a FailJob rule matches fails the Job
-                if let Some(message) = pods
-                    .iter()
-                    .filter(|x| is_pod_failed(x, only_failed))
-                    .find_map(|x| match_pod_failure_policy(policy, x).fail_job)
-                {
-                    set_condition(
-                        &mut conds,
-                        condition("FailureTarget", "PodFailurePolicy", &message, now),
+            // how many pods should run (NonIndexed) or which indexes (Indexed)
+            let want_active = match completions {
+                Some(c) => (c - tot_succeeded).clamp(0, parallelism),
+                None if tot_succeeded > 0 => 0,
+                None => parallelism,
+            };
+            let done = match completions {
+                Some(c) => tot_succeeded >= c,
+                None => tot_succeeded > 0,
+            };
+            // back-off: failures after the last success
+            let last_success = pods
+                .iter()
+                .filter(|x| kinds::pod_phase(x) == "Succeeded")
+                .filter_map(|x| finish_time(x))
+                .max();
+            let failures: Vec<Timestamp> = pods
+                .iter()
+                .filter(|x| is_pod_failed(x, only_failed))
+                .filter_map(|x| finish_time(x))
+                .filter(|t| last_success.is_none_or(|l| *t > l))
+                .collect();
+            let remaining =
+                backoff_remaining(failures.len() as u32, failures.iter().max().copied(), now);
+            // with only failed pods replaced, terminating ones are not replaced yet
+            let replacing = if only_failed { terminating_n } else { 0 };
+            if !manage {
+                // manageJob waits for the cache to show the last creations and deletions
+            } else if active.len() as i64 > want_active {
+                // too many: the newest go first (ActivePods ordering, simplified)
+                let mut extra: Vec<&Pod> = active.clone();
+                extra.sort_by_key(|x| std::cmp::Reverse(x.metadata.creation_timestamp.clone()));
+                let n = (active.len() - want_active as usize).min(MAX_POD_CREATE_DELETE_PER_SYNC);
+                deletes.extend(extra.into_iter().take(n));
+            } else if (active.len() as i64) + replacing < want_active && !done {
+                if !remaining.is_zero() {
+                    p.requeue_after = Some(
+                        p.requeue_after
+                            .map_or(remaining, |r: Duration| r.min(remaining)),
                     );
-                    interim = Some(("Failed", "PodFailurePolicy".into(), message));
-                }
-            }
-            if interim.is_none() {
-                // pastBackoffLimitOnFailure: restarts of OnFailure pods count as failures
-                let on_failure = spec
-                    .template
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.restart_policy.as_deref())
-                    == Some("OnFailure");
-                // (the containers' and init containers' restarts of running and pending pods)
-                let restarts: i64 = if on_failure {
-                    pods.iter()
-                        .filter(|x| matches!(kinds::pod_phase(x), "Running" | "Pending"))
-                        .filter_map(|x| x.status.as_ref())
-                        .flat_map(|s| {
-                            let init = s.init_container_statuses.iter().flatten();
-                            init.chain(s.container_statuses.iter().flatten())
-                        })
-                        .map(|c| i64::from(c.restart_count))
-                        .sum()
-                } else {
-                    0
-                };
-                let past_on_failure = on_failure
-                    && if backoff_limit == 0 {
-                        restarts > 0
-                    } else {
-                        restarts >= backoff_limit
-                    };
-                // a deadline past the end of time is no deadline (the sum would overflow)
-                let deadline = spec
-                    .active_deadline_seconds
-                    .and_then(|d| start.checked_add(jiff::SignedDuration::from_secs(d)).ok());
-                if tot_failed > backoff_limit || past_on_failure {
-                    interim = Some((
-                        "Failed",
-                        "BackoffLimitExceeded".into(),
-                        "Job has reached the specified backoff limit".into(),
-                    ));
-                } else if deadline.is_some_and(|d| now >= d) {
-                    interim = Some((
-                        "Failed",
-                        "DeadlineExceeded".into(),
-                        "Job was active longer than specified deadline".into(),
-                    ));
-                } else if let Some(d) = deadline {
-                    let left = Duration::try_from(d.duration_since(now)).unwrap_or_default();
-                    p.requeue_after = Some(left);
-                }
-                if let Some((_, reason, message)) = &interim {
-                    set_condition(&mut conds, condition("FailureTarget", reason, message, now));
-                }
-            }
-            if interim.is_none() {
-                // how many pods should run (NonIndexed) or which indexes (Indexed)
-                let want_active = match completions {
-                    Some(c) => (c - tot_succeeded).clamp(0, parallelism),
-                    None if tot_succeeded > 0 => 0,
-                    None => parallelism,
-                };
-                let done = match completions {
-                    Some(c) => tot_succeeded >= c,
-                    None => tot_succeeded > 0,
-                };
-                // back-off: failures after the last success
-                let last_success = pods
-                    .iter()
-                    .filter(|x| kinds::pod_phase(x) == "Succeeded")
-                    .filter_map(|x| finish_time(x))
-                    .max();
-                let failures: Vec<Timestamp> = pods
-                    .iter()
-                    .filter(|x| is_pod_failed(x, only_failed))
-                    .filter_map(|x| finish_time(x))
-                    .filter(|t| last_success.is_none_or(|l| *t > l))
-                    .collect();
-                let remaining =
-                    backoff_remaining(failures.len() as u32, failures.iter().max().copied(), now);
-                // with only failed pods replaced, terminating ones are not replaced yet
-                let replacing = if only_failed { terminating_n } else { 0 };
-                if !manage {
-                    // manageJob waits for the cache to show the last creations and deletions
-                } else if active.len() as i64 > want_active {
-                    // too many: the newest go first (ActivePods ordering, simplified)
-                    let mut extra: Vec<&Pod> = active.clone();
-                    extra.sort_by_key(|x| std::cmp::Reverse(x.metadata.creation_timestamp.clone()));
-                    let n =
-                        (active.len() - want_active as usize).min(MAX_POD_CREATE_DELETE_PER_SYNC);
-                    deletes.extend(extra.into_iter().take(n));
-                } else if (active.len() as i64) + replacing < want_active && !done {
-                    if !remaining.is_zero() {
-                        p.requeue_after = Some(
-                            p.requeue_after
-                                .map_or(remaining, |r: Duration| r.min(remaining)),
-                        );
-                    } else if indexed {
-                        let running: HashSet<i64> =
-                            active.iter().filter_map(|x| pod_index(x)).collect();
-                        let need = want_active - replacing - active.len() as i64;
-                        let need = usize::try_from(need)
-                            .unwrap_or(0)
-                            .min(MAX_POD_CREATE_DELETE_PER_SYNC);
-                        let c = completions.unwrap_or(0);
-                        for ix in tot_succeeded_ix.first_pending(c, need, &running) {
-                            creates.push(new_pod(job, Some(ix)));
-                        }
-                    } else {
-                        let need = want_active - replacing - active.len() as i64;
-                        let need = usize::try_from(need)
-                            .unwrap_or(0)
-                            .min(MAX_POD_CREATE_DELETE_PER_SYNC);
-                        creates.extend((0..need).map(|_| new_pod(job, None)));
+                } else if indexed {
+                    let running: HashSet<i64> =
+                        active.iter().filter_map(|x| pod_index(x)).collect();
+                    let need = want_active - replacing - active.len() as i64;
+                    let need = usize::try_from(need)
+                        .unwrap_or(0)
+                        .min(MAX_POD_CREATE_DELETE_PER_SYNC);
+                    let c = completions.unwrap_or(0);
+                    for ix in tot_succeeded_ix.first_pending(c, need, &running) {
+                        creates.push(new_pod(job, Some(ix)));
                     }
+                } else {
+                    let need = want_active - replacing - active.len() as i64;
+                    let need = usize::try_from(need)
+                        .unwrap_or(0)
+                        .min(MAX_POD_CREATE_DELETE_PER_SYNC);
+                    creates.extend((0..need).map(|_| new_pod(job, None)));
                 }
-                if done {
-                    deletes.extend(active.iter().copied());
-                    interim = Some((
-                        "Complete",
-                        "CompletionsReached".into(),
-                        "Reached expected number of succeeded pods".into(),
-                    ));
-                    set_condition(
-                        &mut conds,
-                        condition(
-                            "SuccessCriteriaMet",
-                            "CompletionsReached",
-                            "Reached expected number of succeeded pods",
-                            now,
-                        ),
-                    );
-                }
-            } else {
-                // failing or succeeded: nothing may keep running
+            }
+            // complete once no pod is active after manageJob (which, without `manage`, did
+            // not run and deleted none)
+            if done && (manage || active.is_empty()) {
                 deletes.extend(active.iter().copied());
+                active_deleted = true;
+                interim = Some((
+                    "Complete",
+                    "CompletionsReached".into(),
+                    "Reached expected number of succeeded pods".into(),
+                ));
+                set_condition(
+                    &mut conds,
+                    condition(
+                        "SuccessCriteriaMet",
+                        "CompletionsReached",
+                        "Reached expected number of succeeded pods",
+                        now,
+                    ),
+                );
             }
         }
     }
@@ -1490,7 +1522,7 @@ pub fn plan_managed<P: Borrow<Pod>>(
     p.actions.extend(fin_removals);
     for d in &deletes {
         let dn = kinds::name(&d.metadata);
-        if !finishing && has_finalizer(d) {
+        if !active_deleted && has_finalizer(d) {
             // deleteJobPods (manageJob: suspended, too many): the finalizer goes first, the
             // pod is not counted; a finishing Job's deletes (deleteActivePods) keep it
             p.actions.push(remove_fin(d));
@@ -1558,9 +1590,9 @@ pub fn plan_managed<P: Borrow<Pod>>(
 const ORPHAN_POD_KEY: &str = "orphan-pod:";
 
 /// The Job controller over the work queue: Jobs and their pods from the shared informers
-/// (job_controller.go `syncJob` reads the Job from the jobLister and `getPodsForJob` its pods
-/// from the podIndexer by controller UID), with `ControllerExpectations` for the pods it
-/// creates and deletes.
+/// (job_controller.go `syncJob` reads the Job from the jobLister, and `getPodsForJob` claims
+/// every pod of the Job's namespace from the pod cache with the Job's selector), with
+/// `ControllerExpectations` for the pods it creates and deletes.
 pub struct JobController {
     jobs: Typed<Job>,
     pods: Typed<Pod>,
@@ -1611,6 +1643,38 @@ impl JobController {
         "job-controller"
     }
 
+    /// Whether a pod with the tracking finalizer and the controller ref `r` is left for
+    /// [`Self::sync_orphan_pod`]: `r` names a `batch/v1` Job that the cache does not hold (by
+    /// name and UID, `resolveControllerRef`) or that is finished, so `syncJob` will not remove
+    /// the finalizer (`deletePod`: `job == nil || IsJobFinished(job)`).
+    fn job_gone_or_finished(&self, ns: &str, r: &OwnerReference) -> bool {
+        r.kind == "Job"
+            && r.api_version == "batch/v1"
+            && self
+                .jobs
+                .get_named(ns, &r.name)
+                .filter(|j| kinds::uid(&j.metadata) == r.uid)
+                .is_none_or(|j| is_finished(&j))
+    }
+
+    /// `cleanupPodFinalizers`: the orphan keys of the pods of `job`'s namespace its selector
+    /// matches that it controls and that hold the tracking finalizer.
+    fn cleanup_pod_finalizers(&self, job: &Job) -> Vec<String> {
+        let Some(sel) = job.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+            return vec![];
+        };
+        self.pods
+            .by_index(index::CONTROLLER, kinds::uid(&job.metadata))
+            .iter()
+            .filter(|p| {
+                has_finalizer(p)
+                    && kinds::namespace(&p.metadata) == kinds::namespace(&job.metadata)
+                    && refmanager::selects(sel, p.metadata.labels.as_ref()) == Ok(true)
+            })
+            .map(|p| format!("{ORPHAN_POD_KEY}{}", kinds::key_of(&p.metadata)))
+            .collect()
+    }
+
     /// `getPodsForJob`: every pod of the Job's namespace claimed with its selector through
     /// the controller ref manager ([`refmanager::claim_with_finalizers`] with the tracking
     /// finalizer): what it controls and matches, the orphans it adopts (with the finalizer),
@@ -1636,13 +1700,9 @@ impl JobController {
         let candidates = self
             .pods
             .by_index(index::NAMESPACE, kinds::namespace(&job.metadata));
-        // LabelSelectorAsSelector(nil) selects nothing
-        let selector = job
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.clone())
-            .unwrap_or_default();
-        refmanager::claim_with_finalizers(job, &selector, &candidates, &[TRACKING_FINALIZER])
+        // LabelSelectorAsSelector: no selector selects nothing, an empty one everything
+        let selector = job.spec.as_ref().and_then(|s| s.selector.as_ref());
+        refmanager::claim_with_finalizers(job, selector, &candidates, &[TRACKING_FINALIZER])
     }
 
     /// `syncOrphanPod`: the pod `ns/name`, if it is still an orphan (or its Job is gone or
@@ -1702,7 +1762,14 @@ impl queue::Controller for JobController {
                 self.expect.forget(&k);
                 self.written.forget(&k);
             }
-            return vec![k];
+            let mut keys = vec![k];
+            // deleteJob, and updateJob of a finished Job: `cleanupPodFinalizers` (a Job
+            // replaced under the same name is synced as the new one, which does not release
+            // the old one's pods)
+            if change.deleted || is_finished(job) {
+                keys.extend(self.cleanup_pod_finalizers(job));
+            }
+            return keys;
         }
         let ns = kinds::namespace(m);
         let mut keys: Vec<String> = [Some(m), change.old.as_ref().map(Cached::meta)]
@@ -1714,14 +1781,20 @@ impl queue::Controller for JobController {
             .collect();
         // an orphan: offered to the Jobs selecting it (addPod / updatePod), and its tracking
         // finalizer, if any, removed unless one adopts it first (enqueueOrphanPod)
-        for k in refmanager::orphan_keys(change, &self.jobs, |j| {
+        for k in refmanager::orphan_keys_of_jobs(change, &self.jobs, |j| {
             j.spec.as_ref().and_then(|s| s.selector.as_ref())
         }) {
             if !keys.contains(&k) {
                 keys.push(k);
             }
         }
-        let orphan = !change.deleted && kinds::controller_ref(m).is_none();
+        // a pod being deleted (`updatePod` hands it to `deletePod`) whose Job is gone or
+        // finished: syncJob will not remove its finalizer
+        let orphan = !change.deleted
+            && match kinds::controller_ref(m) {
+                None => true,
+                Some(r) => m.deletion_timestamp.is_some() && self.job_gone_or_finished(ns, r),
+            };
         if orphan && change.obj::<Pod>().is_some_and(|p| has_finalizer(p)) {
             keys.push(format!("{ORPHAN_POD_KEY}{}", kinds::key_of(m)));
         }
@@ -1743,12 +1816,18 @@ impl queue::Controller for JobController {
             .iter()
             .map(|j| kinds::key_of(&j.metadata))
             .collect();
-        // orphans still holding the tracking finalizer
+        // pods still holding the tracking finalizer that no syncJob will release: orphans,
+        // and pods of a Job gone or finished
         keys.extend(
             self.pods
                 .list()
                 .iter()
-                .filter(|p| kinds::controller_ref(&p.metadata).is_none() && has_finalizer(p))
+                .filter(|p| {
+                    has_finalizer(p)
+                        && kinds::controller_ref(&p.metadata).is_none_or(|r| {
+                            self.job_gone_or_finished(kinds::namespace(&p.metadata), r)
+                        })
+                })
                 .map(|p| format!("{ORPHAN_POD_KEY}{}", kinds::key_of(&p.metadata))),
         );
         Ok(keys)
@@ -1919,7 +1998,7 @@ mod tests {
         pods[4] = Arc::new(relabelled);
         let c = refmanager::claim_with_finalizers(
             &j,
-            j.spec.as_ref().unwrap().selector.as_ref().unwrap(),
+            j.spec.as_ref().unwrap().selector.as_ref(),
             &pods,
             &[TRACKING_FINALIZER],
         )
@@ -1959,6 +2038,41 @@ mod tests {
         assert!(creates(&p).is_empty());
     }
 
+    /// `getPodsForJob` converts the selector with `LabelSelectorAsSelector`: no selector
+    /// selects nothing (what the Job controls is released), an empty one (a `manualSelector`
+    /// the API accepts) selects everything (every orphan is adopted).
+    #[test]
+    fn no_selector_selects_nothing_and_an_empty_one_everything() {
+        let mut owned = pod("owned", "Running", true, "");
+        owned["metadata"]["labels"] = json!({"app": "x"});
+        let mut orphan = pod("orphan", "Running", false, "");
+        orphan["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ownerReferences");
+        let pods = [arc_pod(owned), arc_pod(orphan)];
+        let names = |v: &[Arc<Pod>]| -> Vec<String> {
+            v.iter()
+                .map(|p| kinds::name(&p.metadata).to_string())
+                .collect()
+        };
+        let mut j: Job = typed(&job(json!({"manualSelector": true, "selector": {}})));
+        let c = refmanager::claim_with_finalizers(
+            &j,
+            j.spec.as_ref().unwrap().selector.as_ref(),
+            &pods,
+            &[TRACKING_FINALIZER],
+        )
+        .unwrap();
+        assert_eq!(names(&c.claimed), ["owned", "orphan"]);
+        assert_eq!(names(&c.adopt), ["orphan"]);
+        assert!(c.release.is_empty());
+        j.spec.as_mut().unwrap().selector = None;
+        let c = refmanager::claim_with_finalizers(&j, None, &pods, &[TRACKING_FINALIZER]).unwrap();
+        assert!(c.claimed.is_empty() && c.adopt.is_empty());
+        assert_eq!(names(&c.release), ["owned"]);
+    }
+
     /// A Job with a generated selector never claims another Job's pods, even an orphaned
     /// one: the selector names its own UID.
     #[test]
@@ -1978,7 +2092,7 @@ mod tests {
         );
         let c = refmanager::claim_with_finalizers(
             &j,
-            j.spec.as_ref().unwrap().selector.as_ref().unwrap(),
+            j.spec.as_ref().unwrap().selector.as_ref(),
             &[arc_pod(orphan)],
             &[TRACKING_FINALIZER],
         )
@@ -2026,6 +2140,18 @@ mod tests {
 
             async fn refresh_jobs(&self) {
                 refresh::<Job>(&self.informers, self.store.as_ref()).await;
+            }
+
+            /// Brings the Job cache up to date; what it delivers is mapped by `c`.
+            async fn refresh_jobs_keys(&self, c: &mut JobController) -> Vec<String> {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                self.informers.of::<Job>().informer().subscribe(tx);
+                refresh::<Job>(&self.informers, self.store.as_ref()).await;
+                let mut keys = BTreeSet::new();
+                while let Ok(n) = rx.try_recv() {
+                    keys.extend(c.keys_for(&n));
+                }
+                keys.into_iter().collect()
             }
 
             /// Brings the pod cache up to date; what it delivers is mapped by `c`.
@@ -2274,6 +2400,83 @@ mod tests {
                     .as_array()
                     .is_none_or(|f| f.is_empty())),
                 "{pods:?}"
+            );
+        }
+
+        /// `kubectl replace --force`: the Job is deleted and created again under its name, and
+        /// the one sync of that name finds the new Job, which does not release the old one's
+        /// pods. Their finalizer goes through the orphan keys: of the deleted Job's notice
+        /// (`cleanupPodFinalizers`), of each pod being deleted whose Job is gone
+        /// (`deletePod`), and of a resync.
+        #[tokio::test]
+        async fn a_replaced_jobs_pods_lose_the_finalizer_through_orphan_keys() {
+            let f = Fixture::new().await;
+            let mut c = JobController::new(&f.informers);
+            let create = || async {
+                f.objects
+                    .create(
+                        jobs_r(),
+                        "default",
+                        job_body(json!({"parallelism": 2})),
+                        &User::Admin,
+                        false,
+                    )
+                    .await
+                    .unwrap()
+            };
+            create().await;
+            f.refresh_jobs_keys(&mut c).await;
+            f.sync(&mut c).await;
+            f.refresh_pods(&mut c).await;
+            let mut old: Vec<String> = f
+                .stored_pods()
+                .await
+                .iter()
+                .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+                .collect();
+            old.sort();
+            assert_eq!(old.len(), 2);
+            let orphan_keys: Vec<String> = old
+                .iter()
+                .map(|n| format!("{ORPHAN_POD_KEY}default/{n}"))
+                .collect();
+            // deleted: its notice names its pods
+            f.objects
+                .delete(jobs_r(), "default", "pi", &DeleteOptions::default())
+                .await
+                .unwrap();
+            let mut want = vec!["default/pi".to_string()];
+            want.extend(orphan_keys.iter().cloned());
+            assert_eq!(f.refresh_jobs_keys(&mut c).await, want);
+            // created again; the garbage collector deletes the old pods, which the finalizer
+            // keeps terminating
+            create().await;
+            f.refresh_jobs_keys(&mut c).await;
+            for n in &old {
+                f.objects
+                    .delete(pods_r(), "default", n, &DeleteOptions::default())
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(f.refresh_pods(&mut c).await, want);
+            f.sync(&mut c).await;
+            f.refresh_pods(&mut c).await;
+            let held = |pods: &[Value]| {
+                pods.iter()
+                    .filter(|p| old.iter().any(|n| p["metadata"]["name"] == n.as_str()))
+                    .count()
+            };
+            assert_eq!(held(&f.stored_pods().await), 2, "the new Job leaves them");
+            let mut keys = c.all_keys(&f.objects).await.unwrap();
+            keys.sort();
+            assert_eq!(keys, want);
+            for k in &orphan_keys {
+                c.sync(&f.objects, k).await.unwrap();
+            }
+            assert_eq!(
+                held(&f.stored_pods().await),
+                0,
+                "finalizer removed, pods gone"
             );
         }
 
@@ -3017,6 +3220,92 @@ mod tests {
         assert_eq!(st["terminating"], 1);
     }
 
+    /// The conditions the plan writes, or the Job's when it writes no status.
+    fn conditions_of(p: &Plan, j: &Value) -> Vec<String> {
+        status(p)
+            .unwrap_or_else(|| j["status"].clone())
+            .get("conditions")
+            .and_then(|c| c.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}={}",
+                    c["type"].as_str().unwrap_or(""),
+                    c["status"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
+    fn plan_unmanaged(job: &Value, pods: &[Value], now: Timestamp, manage: bool) -> Plan {
+        let pods: Vec<Pod> = pods.iter().map(typed).collect();
+        super::plan_managed(&typed(job), &pods, now, manage)
+    }
+
+    /// `syncJob`: `if deleted != active || !satisfiedExpectations { finishedCondition = nil }`.
+    /// While the controller's last creations or deletions are not in its cache, a failing or
+    /// succeeded Job still deletes its active pods but sets neither the interim condition nor
+    /// the terminal one: pods the cache does not show yet may remain.
+    #[test]
+    fn no_finished_condition_while_expectations_are_unmet() {
+        let now = t("2026-01-01T00:00:20Z");
+        // FailureTarget already there, no pod in the cache: Failed only once satisfied
+        let mut j = job(json!({"completions": 1}));
+        j["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "uncountedTerminatedPods": {},
+            "conditions": [{"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit"}]});
+        assert_eq!(
+            conditions_of(&plan_unmanaged(&j, &[], now, false), &j),
+            ["FailureTarget=True"]
+        );
+        assert_eq!(
+            conditions_of(&plan_unmanaged(&j, &[], now, true), &j),
+            ["FailureTarget=True", "Failed=True"]
+        );
+        // SuccessCriteriaMet already there: Complete only once satisfied
+        j["status"]["conditions"] = json!([{"type": "SuccessCriteriaMet", "status": "True",
+            "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}]);
+        j["status"]["succeeded"] = json!(1);
+        assert_eq!(
+            conditions_of(&plan_unmanaged(&j, &[], now, false), &j),
+            ["SuccessCriteriaMet=True"]
+        );
+        assert_eq!(
+            conditions_of(&plan_unmanaged(&j, &[], now, true), &j),
+            ["SuccessCriteriaMet=True", "Complete=True"]
+        );
+        // a FailJob match: the running pod is deleted (keeping its finalizer), no FailureTarget
+        let rules =
+            json!([{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]);
+        let mut j = policy_job(rules, 6);
+        j["spec"]["parallelism"] = json!(2);
+        let failed = failed_pod("a", &[("c", 42)], &[], json!([]));
+        let running = pod("b", "Running", true, "");
+        let pods = [failed, running];
+        let p = plan_unmanaged(&j, &pods, now, false);
+        assert_eq!(conditions_of(&p, &j), Vec::<String>::new());
+        assert!(p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Delete { name, .. } if name == "b")));
+        assert!(!p
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Patch { name, .. } if name == "b")));
+        let p = plan_unmanaged(&j, &pods, now, true);
+        assert_eq!(conditions_of(&p, &j), ["FailureTarget=True"]);
+        // enough successes, a pod still active: manageJob did not run, nothing is deleted and
+        // the Job is not complete
+        let mut j = job(json!({"completions": 1, "parallelism": 2}));
+        j["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "uncountedTerminatedPods": {}, "succeeded": 1});
+        let p = plan_unmanaged(&j, &[pod("b", "Running", true, "")], now, false);
+        assert_eq!(conditions_of(&p, &j), Vec::<String>::new());
+        assert!(!p.actions.iter().any(|a| matches!(a, Action::Delete { .. })));
+        let p = plan_unmanaged(&j, &[pod("b", "Running", true, "")], now, true);
+        assert_eq!(conditions_of(&p, &j), ["SuccessCriteriaMet=True"]);
+    }
+
     #[test]
     fn indexed_jobs_run_each_missing_index() {
         let mut j = job(json!({"completions": 3, "parallelism": 2, "completionMode": "Indexed"}));
@@ -3072,6 +3361,39 @@ mod tests {
         going["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:05Z");
         let st2 = status(&plan(&j2, &[going], t("2026-01-01T00:00:06Z"))).unwrap_or_default();
         assert!(st2.get("failed").is_none_or(Value::is_null), "{st2}");
+    }
+
+    /// `syncJob` evaluates `getFailJobMessage` and the backoff limit whether the Job is
+    /// suspended or not (only `pastActiveDeadline` waits while suspended): a suspended Job
+    /// whose failed pod a `FailJob` rule matches, or past its backoff limit, fails.
+    #[test]
+    fn a_suspended_job_fails_by_its_policy_and_backoff_limit() {
+        let now = t("2026-01-01T00:00:20Z");
+        let rules =
+            json!([{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]);
+        let mut j = policy_job(rules, 6);
+        j["spec"]["suspend"] = json!(true);
+        let p = plan(&j, &[failed_pod("a", &[("c", 42)], &[], json!([]))], now);
+        let st = status(&p).unwrap();
+        let ft = condition_of(&st, "FailureTarget").expect("FailureTarget");
+        assert_eq!(ft["reason"], "PodFailurePolicy", "{st}");
+        assert!(condition_of(&st, "Suspended").is_none(), "{st}");
+        // backoffLimit 0 and one failure counted
+        let mut j = job(json!({"completions": 1, "backoffLimit": 0, "suspend": true,
+            "activeDeadlineSeconds": 5}));
+        j["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "uncountedTerminatedPods": {}, "failed": 1});
+        let st = status(&plan(&j, &[], now)).unwrap();
+        let ft = condition_of(&st, "FailureTarget").expect("FailureTarget");
+        assert_eq!(ft["reason"], "BackoffLimitExceeded", "{st}");
+        // the deadline, past but suspended, is not
+        j["spec"]["backoffLimit"] = json!(6);
+        let st = status(&plan(&j, &[], now)).unwrap();
+        assert!(condition_of(&st, "FailureTarget").is_none(), "{st}");
+        assert_eq!(
+            condition_of(&st, "Suspended").unwrap()["status"],
+            "True",
+            "{st}"
+        );
     }
 
     #[test]

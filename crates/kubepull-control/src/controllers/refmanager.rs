@@ -163,31 +163,52 @@ pub fn claim<C: Kind, K: Kind>(
     selector: &LabelSelector,
     candidates: &[Arc<K>],
 ) -> Result<Claim<K>, InvalidSelector> {
-    claim_with_finalizers(controller, selector, candidates, &[])
+    let uid = kinds::uid(controller.metadata());
+    let empty = selector_is_empty(selector);
+    claim_by(controller, candidates, &[], |m| {
+        if empty {
+            Ok(kinds::controller_ref(m).is_some_and(|r| r.uid == uid))
+        } else {
+            selects(selector, m.labels.as_ref())
+        }
+    })
 }
 
-/// [`claim`] by a controller whose adoptions add `finalizers` and whose releases remove them
+/// `ClaimPods` by a controller whose adoptions add `finalizers` and whose releases remove them
 /// (`NewPodControllerRefManager(..., finalizers...)`, as the Job controller's `getPodsForJob`
-/// with `batch.kubernetes.io/job-tracking`): the adopted objects in `claimed` carry them.
+/// with `batch.kubernetes.io/job-tracking`): the adopted objects in `claimed` carry them. The
+/// selector is read as `metav1.LabelSelectorAsSelector` converts it: none selects nothing (what
+/// the controller controls is released, no orphan adopted), an empty one selects everything
+/// (the batch API accepts an empty `manualSelector`; every orphan among the candidates is
+/// adopted).
 pub fn claim_with_finalizers<C: Kind, K: Kind>(
     controller: &C,
-    selector: &LabelSelector,
+    selector: Option<&LabelSelector>,
     candidates: &[Arc<K>],
     finalizers: &[&str],
 ) -> Result<Claim<K>, InvalidSelector> {
+    claim_by(controller, candidates, finalizers, |m| match selector {
+        None => Ok(false),
+        Some(s) => selects(s, m.labels.as_ref()),
+    })
+}
+
+/// `ClaimObject` for every candidate, `matches` being whether the controller's selector
+/// matches it.
+fn claim_by<C: Kind, K: Kind>(
+    controller: &C,
+    candidates: &[Arc<K>],
+    finalizers: &[&str],
+    matches: impl Fn(&ObjectMeta) -> Result<bool, InvalidSelector>,
+) -> Result<Claim<K>, InvalidSelector> {
     let cm = controller.metadata();
-    let empty = selector_is_empty(selector);
     let mut out = Claim {
         finalizers: finalizers.iter().map(|f| f.to_string()).collect(),
         ..Claim::default()
     };
     for obj in candidates {
         let m = obj.metadata();
-        let matches = if empty {
-            kinds::controller_ref(m).is_some_and(|r| r.uid == kinds::uid(cm))
-        } else {
-            selects(selector, m.labels.as_ref())?
-        };
+        let matches = matches(m)?;
         match decide(cm, m, matches) {
             Decision::Owned => out.claimed.push(obj.clone()),
             Decision::Adopt => {
@@ -390,6 +411,18 @@ pub fn matching_controllers<C: Kind>(
     m: &ObjectMeta,
     selector: fn(&C) -> Option<&LabelSelector>,
 ) -> Vec<String> {
+    matching(controllers, m, selector, false)
+}
+
+/// [`matching_controllers`], and with `empty_selects_all` a controller with an empty selector
+/// matches every object with labels (`GetPodJobs`: `LabelSelectorAsSelector` of an empty
+/// selector is `Everything`) instead of nothing.
+fn matching<C: Kind>(
+    controllers: &Typed<C>,
+    m: &ObjectMeta,
+    selector: fn(&C) -> Option<&LabelSelector>,
+    empty_selects_all: bool,
+) -> Vec<String> {
     if m.labels.as_ref().is_none_or(BTreeMap::is_empty) {
         return vec![];
     }
@@ -397,8 +430,10 @@ pub fn matching_controllers<C: Kind>(
         .by_index(index::NAMESPACE, kinds::namespace(m))
         .iter()
         .filter(|c| {
-            selector(c)
-                .is_some_and(|s| !selector_is_empty(s) && selects(s, m.labels.as_ref()) == Ok(true))
+            selector(c).is_some_and(|s| {
+                (empty_selects_all || !selector_is_empty(s))
+                    && selects(s, m.labels.as_ref()) == Ok(true)
+            })
         })
         .map(|c| kinds::key_of(c.metadata()))
         .collect()
@@ -413,6 +448,25 @@ pub fn orphan_keys<C: Kind>(
     controllers: &Typed<C>,
     selector: fn(&C) -> Option<&LabelSelector>,
 ) -> Vec<String> {
+    orphan_keys_by(change, controllers, selector, false)
+}
+
+/// [`orphan_keys`] for the Job controller (`getPodJobs`): a Job with an empty selector matches
+/// every orphan with labels, as `LabelSelectorAsSelector` makes it `Everything`.
+pub fn orphan_keys_of_jobs<C: Kind>(
+    change: &Notice,
+    controllers: &Typed<C>,
+    selector: fn(&C) -> Option<&LabelSelector>,
+) -> Vec<String> {
+    orphan_keys_by(change, controllers, selector, true)
+}
+
+fn orphan_keys_by<C: Kind>(
+    change: &Notice,
+    controllers: &Typed<C>,
+    selector: fn(&C) -> Option<&LabelSelector>,
+    empty_selects_all: bool,
+) -> Vec<String> {
     let m = change.obj.meta();
     if change.deleted || kinds::controller_ref(m).is_some() {
         return vec![];
@@ -424,7 +478,7 @@ pub fn orphan_keys<C: Kind>(
         }
         _ => {}
     }
-    matching_controllers(controllers, m, selector)
+    matching(controllers, m, selector, empty_selects_all)
 }
 
 #[cfg(test)]
@@ -906,6 +960,12 @@ mod tests {
         ))
         .is_empty());
         assert!(keys(&notice(pod("p", Value::Null, None, false), None, false)).is_empty());
+        // as the Job controller's getPodJobs: an empty selector matches every labelled orphan
+        let mut k = orphan_keys_of_jobs(&notice(web, None, false), &rss, |r: &ReplicaSet| {
+            r.spec.as_ref().map(|s| &s.selector)
+        });
+        k.sort();
+        assert_eq!(k, ["a/empty", "a/web", "a/web-front"]);
         informers.stop().await;
     }
 }
