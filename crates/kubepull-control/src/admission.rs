@@ -1563,10 +1563,7 @@ mod tests {
             cj["spec"],
             json!({"schedule": "* * * * *", "concurrencyPolicy": "Allow", "suspend": false,
                 "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
-                "jobTemplate": {"spec": {"completions": 1, "parallelism": 1, "backoffLimit": 6,
-                    "completionMode": "NonIndexed", "suspend": false,
-                    "podReplacementPolicy": "TerminatingOrFailed",
-                    "template": {"spec": pod}}}})
+                "jobTemplate": {"spec": {"template": {"spec": pod}}}})
         );
     }
 
