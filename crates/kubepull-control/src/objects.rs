@@ -1437,21 +1437,11 @@ impl Objects {
         if let Some(sv) = &cr {
             crate::crd::admit_body(sv, &mut obj, strict)?;
         }
-        let expected = match obj
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-        {
-            Some(rv) if !rv.is_empty() => rv
-                .parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
-            _ => cur_kv.mod_revision,
-        };
-        if expected != cur_kv.mod_revision {
-            return Err(ApiError::conflict(r, name));
-        }
         // an update without a UID keeps the stored one (`rest.BeforeUpdate`); a UID in the
         // body is a precondition (`defaultUpdatedObjectInfo.Preconditions`), which a re-created
-        // object fails with 409 (`Preconditions.Check`, `InterpretUpdateError`)
+        // object fails with 409 (`Preconditions.Check`, `InterpretUpdateError`); the storage
+        // checks it before its try-update function (`GuaranteedUpdate`), so before mutating
+        // admission and before the resourceVersion
         if let Some(uid) = obj
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
@@ -1468,11 +1458,22 @@ impl Objects {
                 )));
             }
         }
+        // the resourceVersion the request names (none: an unconditional update), compared
+        // after mutating admission (below)
+        let requested_rv = obj.pointer("/metadata/resourceVersion").cloned();
         let has_status = r.subresources.contains(&"status");
         let mut new = match subresource {
             Some("status") => {
                 let mut n = old.clone();
                 n["status"] = obj.get("status").cloned().unwrap_or(json!({}));
+                match &requested_rv {
+                    Some(rv) => n["metadata"]["resourceVersion"] = rv.clone(),
+                    None => {
+                        if let Some(m) = n.get_mut("metadata").and_then(Value::as_object_mut) {
+                            m.remove("resourceVersion");
+                        }
+                    }
+                }
                 n
             }
             _ => {
@@ -1528,7 +1529,6 @@ impl Objects {
                 obj
             }
         };
-        new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
         let attrs = Attributes {
             r,
             kind: None,
@@ -1547,6 +1547,24 @@ impl Objects {
         // the RBAC storage's escalation check (its wrapped `UpdatedObjectInfo`), on what
         // mutating admission made
         crate::rbac::confirm_no_escalation(self, user, r, ns, name, &new, Some(&old)).await?;
+        // the resourceVersion, where kube-apiserver's storage compares it: in `Store.Update`'s
+        // try-update function, after `objInfo.UpdatedObject` (mutating admission, the RBAC
+        // storage's escalation check) and before `rest.BeforeUpdate` (validation); read from
+        // the object admission made, none or empty being an unconditional update
+        // (`AllowUnconditionalUpdate`)
+        let expected = match new
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            Some(rv) if !rv.is_empty() => rv
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+            _ => cur_kv.mod_revision,
+        };
+        if expected != cur_kv.mod_revision {
+            return Err(ApiError::conflict(r, name));
+        }
+        new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
         // the pod template, decoded once for validation, the warnings and Pod Security
         // admission; a status update is validated without it (the status strategies validate
         // the status and metadata only)
@@ -2487,6 +2505,101 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, 409, "{}", e.message);
+    }
+
+    /// kube-apiserver's order on update (`Store.Update`): the UID precondition before the
+    /// try-update function, the resourceVersion inside it after mutating admission and before
+    /// validation; a status update is compared on the resourceVersion its body names.
+    #[tokio::test]
+    async fn an_update_checks_the_uid_then_the_resource_version_then_validates() {
+        let o = api().await;
+        let cm = resources::find("", "v1", "configmaps").unwrap();
+        let first = o
+            .create(
+                cm,
+                "default",
+                json!({"metadata": {"name": "c"}, "data": {"a": "1"}, "immutable": true}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        let uid = first["metadata"]["uid"].as_str().unwrap().to_string();
+        let mut second = first.clone();
+        second["metadata"]["labels"] = json!({"x": "y"});
+        let second = o
+            .update(cm, "default", "c", second, None, false)
+            .await
+            .unwrap();
+        // stale and another UID: the precondition's 409
+        let mut stale = first.clone();
+        stale["metadata"]["uid"] = json!("6a1e5b3c-0000-4000-8000-000000000000");
+        let e = o
+            .update(cm, "default", "c", stale, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            format!("Operation cannot be fulfilled on configmaps \"c\": Precondition failed: UID in precondition: 6a1e5b3c-0000-4000-8000-000000000000, UID in object meta: {uid}")
+        );
+        // stale and invalid: the conflict, validation never runs
+        let mut stale = first.clone();
+        stale["data"]["a"] = json!("9");
+        let e = o
+            .update(cm, "default", "c", stale, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.reason), (409, "Conflict"), "{}", e.message);
+        assert_eq!(
+            e.message,
+            "Operation cannot be fulfilled on configmaps \"c\": the object has been modified; please apply your changes to the latest version and try again"
+        );
+        // current and invalid: 422
+        let mut bad = second.clone();
+        bad["data"]["a"] = json!("9");
+        let e = o
+            .update(cm, "default", "c", bad, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422, "{}", e.message);
+        assert_eq!(o.get(cm, "default", "c").await.unwrap(), second);
+        // the status subresource: a stale resourceVersion in its body conflicts, none updates
+        let pod = o
+            .create(
+                pods(),
+                "default",
+                json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        let mut st = pod.clone();
+        st["status"]["phase"] = json!("Pending");
+        let moved = o
+            .update(pods(), "default", "p", st, Some("status"), false)
+            .await
+            .unwrap();
+        assert_ne!(
+            moved["metadata"]["resourceVersion"],
+            pod["metadata"]["resourceVersion"]
+        );
+        let mut st = pod.clone();
+        st["status"]["phase"] = json!("Running");
+        let e = o
+            .update(pods(), "default", "p", st.clone(), Some("status"), false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 409, "{}", e.message);
+        st["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        let done = o
+            .update(pods(), "default", "p", st, Some("status"), false)
+            .await
+            .unwrap();
+        assert_eq!(done["status"]["phase"], "Running");
     }
 
     /// A stored ServiceAccount that does not decode (written straight to storage) makes the pod
