@@ -139,9 +139,17 @@ fn default_template(t: Option<&mut core::PodTemplateSpec>) {
 }
 
 impl SetDefaults for core::Pod {
+    /// `SetDefaults_PodSpec` and, for a Pod only, a negative `terminationGracePeriodSeconds`
+    /// made 1 on the way in (`Convert_v1_Pod_To_core_Pod` since kubernetes 1.27, later
+    /// `SetDefaults_Pod`); a template's is kept, with a warning ([`pod_spec_warnings`]).
     fn set_defaults(&mut self) {
         if let Some(spec) = &mut self.spec {
             default_pod_spec(spec);
+            if let Some(n) = spec.termination_grace_period_seconds.as_mut() {
+                if *n < 0 {
+                    *n = 1;
+                }
+            }
         }
     }
 }
@@ -448,16 +456,25 @@ fn validate_container_only_for_pod(image: &str, cp: &str, causes: &mut Vec<Cause
 }
 
 /// `ValidatePodSpec` (pkg/apis/core/validation/validation.go), the parts served here, in its
-/// order: the containers (`validateContainers`: at least one; each as
-/// `validateContainerCommon`; names unique), the init containers (`validateInitContainers`:
-/// names unique among regular and init containers), the ephemeral containers
-/// (`validateEphemeralContainers`: names unique among all, no surrounding whitespace in the
-/// image), the restart and DNS policies, and the
+/// order: `terminationGracePeriodSeconds` required (negative values are not errors: a Pod's is
+/// made 1 as it is decoded, a template's is a warning), the containers (`validateContainers`:
+/// at least one; each as `validateContainerCommon`; names unique), the init containers
+/// (`validateInitContainers`: names unique among regular and init containers), the ephemeral
+/// containers (`validateEphemeralContainers`: names unique among all, no surrounding
+/// whitespace in the image, `targetContainerName` naming a regular or init container), the
+/// restart and DNS policies, and the
 /// pod security context's user and group IDs (`validatePodSpecSecurityContext`).
 /// `imagePullSecrets` entries have only a name, which may be empty (the kubelet skips it):
 /// that is a warning ([`pod_spec_warnings`]), not an error.
 pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut Vec<Cause>) {
     use std::collections::HashSet;
+    // set by the defaults (`SetDefaults_PodSpec`) on every request body, Pods' and templates'
+    if spec.termination_grace_period_seconds.is_none() {
+        causes.push(Cause::required(
+            format!("{path}.terminationGracePeriodSeconds"),
+            "",
+        ));
+    }
     if spec.containers.is_empty() {
         causes.push(Cause::required(format!("{path}.containers"), ""));
     } else {
@@ -489,12 +506,13 @@ pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut V
     }
     let ephemeral = spec.ephemeral_containers.as_deref().unwrap_or_default();
     if !ephemeral.is_empty() {
-        let mut all: HashSet<&str> = spec
+        let others: HashSet<&str> = spec
             .containers
             .iter()
             .chain(init)
             .map(|c| c.name.as_str())
             .collect();
+        let mut all = others.clone();
         for (i, c) in ephemeral.iter().enumerate() {
             let cp = format!("{path}.ephemeralContainers[{i}]");
             let view = ContainerView::from(c);
@@ -504,6 +522,17 @@ pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut V
                 causes.push(Cause::duplicate(
                     format!("{cp}.name"),
                     format!("\"{}\"", c.name),
+                ));
+            }
+            // the target container must exist and be non-ephemeral
+            if let Some(t) = c
+                .target_container_name
+                .as_deref()
+                .filter(|t| !t.is_empty() && !others.contains(t))
+            {
+                causes.push(Cause::not_found(
+                    format!("{cp}.targetContainerName"),
+                    format!("{t:?}"),
                 ));
             }
         }
@@ -554,14 +583,30 @@ fn validate_pod_only(spec: &core::PodSpec, causes: &mut Vec<Cause>) {
     }
 }
 
-/// [`validate_pod_spec`] for a pod spec still in JSON (a Job's or a CronJob's template, which
+/// What `ValidatePodTemplateSpec` checks of a template's spec: [`validate_pod_spec`], then no
+/// ephemeral containers (pkg/apis/core/validation/validation.go).
+fn validate_template_spec(spec: &core::PodSpec, path: &str, causes: &mut Vec<Cause>) {
+    validate_pod_spec(spec, path, causes);
+    if spec
+        .ephemeral_containers
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
+        causes.push(Cause::forbidden(
+            format!("{path}.ephemeralContainers"),
+            "ephemeral containers not allowed in pod template",
+        ));
+    }
+}
+
+/// [`validate_template_spec`] for a pod template's spec still in JSON (a Job's or a CronJob's template, which
 /// the Job validation reads as JSON): decoded into the typed spec first. The server's bodies
 /// were decoded into their types before, so a spec that does not decode is one a caller made
 /// up; the decoder's reason is the cause.
 pub(crate) fn validate_pod_spec_json(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
     use serde::Deserialize as _;
     match core::PodSpec::deserialize(spec) {
-        Ok(s) => validate_pod_spec(&s, path, causes),
+        Ok(s) => validate_template_spec(&s, path, causes),
         Err(e) => causes.push(Cause::invalid(path, "core.PodSpec{…}", e.to_string())),
     }
 }
@@ -595,6 +640,12 @@ pub(crate) fn pod_spec_warnings(spec: &core::PodSpec, template: &str) -> Vec<Str
                 "{prefix}.imagePullSecrets[{i}].name: invalid empty name \"\""
             ));
         }
+    }
+    // a template's (a Pod's was made 1 as it was decoded)
+    if spec.termination_grace_period_seconds.is_some_and(|n| n < 0) {
+        warnings.push(format!(
+            "{prefix}.terminationGracePeriodSeconds: must be >= 0; negative values are invalid and will be treated as 1"
+        ));
     }
     warnings
 }
@@ -878,6 +929,19 @@ pub fn validate(
                 Some(Some(spec)) => {
                     validate_pod_spec(spec, "spec", &mut causes);
                     validate_pod_only(spec, &mut causes);
+                    // `ValidatePodCreate`: ephemeral containers are added by the
+                    // `ephemeralcontainers` subresource only
+                    if old.is_none()
+                        && spec
+                            .ephemeral_containers
+                            .as_ref()
+                            .is_some_and(|e| !e.is_empty())
+                    {
+                        causes.push(Cause::forbidden(
+                            "spec.ephemeralContainers",
+                            "cannot be set on create",
+                        ));
+                    }
                 }
                 Some(None) => causes.push(Cause::required("spec.containers", "")),
                 None => {}
@@ -947,7 +1011,7 @@ pub fn validate(
                 }
             }
             match pod.map(|p| p.spec) {
-                Some(Some(spec)) => validate_pod_spec(spec, "spec.template.spec", &mut causes),
+                Some(Some(spec)) => validate_template_spec(spec, "spec.template.spec", &mut causes),
                 Some(None) => causes.push(Cause::required("spec.template.spec.containers", "")),
                 None => {}
             }
@@ -1882,6 +1946,130 @@ mod tests {
             serde_json::from_value(json!({"containers": [], "imagePullSecrets": [{"name": "a"}]}))
                 .unwrap();
         assert!(pod_spec_warnings(&one, "spec.template").is_empty());
+    }
+
+    /// Ephemeral containers (`ValidatePodCreate`, `validateEphemeralContainers`,
+    /// `ValidatePodTemplateSpec`): a Pod's are forbidden on create, after the spec's errors,
+    /// which include a `targetContainerName` naming no regular or init container (an ephemeral
+    /// one does not count); a template may have none; an update is not a create.
+    #[test]
+    fn ephemeral_containers_cannot_be_created_and_must_target_a_container() {
+        let pods = res("", "v1", "pods");
+        let spec = json!({"containers": [{"name": "c", "image": "x"}],
+            "initContainers": [{"name": "i", "image": "x"}],
+            "ephemeralContainers": [
+                {"name": "d1", "image": "x", "targetContainerName": "c"},
+                {"name": "d2", "image": "x", "targetContainerName": "i"},
+                {"name": "d3", "image": "x", "targetContainerName": "d1"},
+                {"name": "d4", "image": "x", "targetContainerName": "nope"},
+                {"name": "d5", "image": "x", "targetContainerName": ""}]});
+        assert_eq!(
+            texts(
+                pods,
+                json!({"metadata": {"name": "p"}, "spec": spec.clone()})
+            ),
+            [
+                "spec.ephemeralContainers[2].targetContainerName: Not found: \"d1\"",
+                "spec.ephemeralContainers[3].targetContainerName: Not found: \"nope\"",
+                "spec.ephemeralContainers: Forbidden: cannot be set on create",
+            ]
+        );
+        let c = Cause::not_found("f", "\"x\"");
+        assert_eq!(
+            (c.reason, c.text().as_str()),
+            ("FieldValueNotFound", "f: Not found: \"x\"")
+        );
+        // an update checks the targets but is no create
+        let pod = defaulted(
+            pods,
+            json!({"metadata": {"name": "p"}, "spec": spec.clone()}),
+        );
+        let got: Vec<String> = check(pods, &pod, Some(&pod))
+            .iter()
+            .map(Cause::text)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "spec.ephemeralContainers[2].targetContainerName: Not found: \"d1\"",
+                "spec.ephemeralContainers[3].targetContainerName: Not found: \"nope\"",
+            ]
+        );
+        // templates: a Deployment's (typed) and a Job's (read as JSON by the Job validation)
+        let mut good = spec.clone();
+        good["ephemeralContainers"] =
+            json!([{"name": "d1", "image": "x", "targetContainerName": "c"}]);
+        let deploy = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": good.clone()}}});
+        assert_eq!(
+            texts(res("apps", "v1", "deployments"), deploy),
+            ["spec.template.spec.ephemeralContainers: Forbidden: ephemeral containers not allowed in pod template"]
+        );
+        good["restartPolicy"] = json!("Never");
+        let job = json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": good}}});
+        let got = texts(res("batch", "v1", "jobs"), job);
+        assert!(
+            got.contains(&"spec.template.spec.ephemeralContainers: Forbidden: ephemeral containers not allowed in pod template".to_string()),
+            "{got:?}"
+        );
+    }
+
+    /// `terminationGracePeriodSeconds` as a request meets it: the defaults set 30 where it is
+    /// missing, so `ValidatePodSpec`'s Required is only met by a spec that skipped them; a
+    /// negative value is no error: a Pod's is made 1 as it is decoded, a template's is kept with
+    /// `warningsForPodSpecAndMeta`'s warning; 0 is kept.
+    #[test]
+    fn termination_grace_period_as_upstream() {
+        let pods = res("", "v1", "pods");
+        let pod = |g: Value| {
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}],
+                "terminationGracePeriodSeconds": g}})
+        };
+        let d = defaulted(pods, pod(json!(null)));
+        assert_eq!(d["spec"]["terminationGracePeriodSeconds"], 30);
+        assert!(texts(pods, pod(json!(null))).is_empty());
+        for (g, stored) in [(-5, 1), (-1, 1), (0, 0), (7, 7)] {
+            let d = defaulted(pods, pod(json!(g)));
+            assert_eq!(d["spec"]["terminationGracePeriodSeconds"], stored, "{g}");
+            assert!(texts(pods, pod(json!(g))).is_empty(), "{g}");
+        }
+        // not defaulted: Required, first
+        let mut causes = vec![];
+        validate_pod_spec_json(
+            &json!({"containers": []}),
+            "spec.template.spec",
+            &mut causes,
+        );
+        assert_eq!(
+            causes.iter().map(Cause::text).collect::<Vec<_>>(),
+            [
+                "spec.template.spec.terminationGracePeriodSeconds: Required value",
+                "spec.template.spec.containers: Required value",
+            ]
+        );
+        // a template keeps a negative value, with a warning
+        let deployments = res("apps", "v1", "deployments");
+        let deploy = defaulted(
+            deployments,
+            json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": {
+                    "containers": [{"name": "c", "image": "x"}], "terminationGracePeriodSeconds": -3}}}}),
+        );
+        assert_eq!(
+            deploy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+            -3
+        );
+        assert!(check(deployments, &deploy, None).is_empty());
+        let spec: core::PodSpec =
+            serde_json::from_value(deploy["spec"]["template"]["spec"].clone()).unwrap();
+        assert_eq!(
+            pod_spec_warnings(&spec, "spec.template"),
+            ["spec.template.spec.terminationGracePeriodSeconds: must be >= 0; negative values are invalid and will be treated as 1"]
+        );
+        let ok: core::PodSpec =
+            serde_json::from_value(json!({"containers": [], "terminationGracePeriodSeconds": 0}))
+                .unwrap();
+        assert!(pod_spec_warnings(&ok, "").is_empty());
     }
 
     /// Go's defaults take an empty string for an unset field: `""` policies are defaulted, not

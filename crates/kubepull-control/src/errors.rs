@@ -215,7 +215,8 @@ impl ApiError {
 /// One field error (`field.Error`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cause {
-    /// `FieldValueRequired`, `FieldValueInvalid`, `FieldValueNotSupported`, `FieldValueForbidden`.
+    /// `FieldValueRequired`, `FieldValueInvalid`, `FieldValueNotSupported`, `FieldValueForbidden`,
+    /// `FieldValueNotFound`, …
     pub reason: &'static str,
     /// The field path.
     pub field: String,
@@ -281,6 +282,16 @@ impl Cause {
         }
     }
 
+    /// `Not found: <v>` (`field.NotFound`).
+    pub fn not_found(field: impl Into<String>, value: impl Into<String>) -> Self {
+        Cause {
+            reason: "FieldValueNotFound",
+            field: field.into(),
+            value: Some(value.into()),
+            detail: String::new(),
+        }
+    }
+
     /// `Forbidden: detail`.
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Cause {
@@ -331,6 +342,7 @@ impl Cause {
             "FieldValueTooLong" => "Too long",
             "FieldValueTooMany" => "Too many",
             "FieldValueDuplicate" => "Duplicate value",
+            "FieldValueNotFound" => "Not found",
             _ => "Forbidden",
         };
         let mut s = kind.to_string();
