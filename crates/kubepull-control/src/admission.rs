@@ -14,10 +14,6 @@ use serde_json::{json, Value};
 use crate::errors::Cause;
 use crate::resources::Resource;
 
-fn is_dns1123_label(s: &str) -> bool {
-    s.len() <= 63 && is_label_shaped(s)
-}
-
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, of any length.
 fn is_label_shaped(s: &str) -> bool {
     !s.is_empty()
@@ -72,27 +68,18 @@ pub fn validate_name(r: &Resource, name: &str) -> Vec<Cause> {
             .map(|m| Cause::invalid("metadata.name", format!("\"{name}\""), m))
             .collect();
     }
-    // `ValidateNamespaceName` is `NameIsDNSLabel`; `ValidateServiceAccountName`, like most
-    // names, `NameIsDNSSubdomain` (k8s.io/apimachinery pkg/api/validation/generic.go)
-    let label_only = r.kind == "Namespace";
-    let ok = if label_only {
-        is_dns1123_label(name)
+    // `ValidateNamespaceName` is `NameIsDNSLabel` (`IsDNS1123Label`); `ValidateServiceAccountName`,
+    // like most names, `NameIsDNSSubdomain` (`IsDNS1123Subdomain`) (k8s.io/apimachinery
+    // pkg/api/validation/generic.go); `ValidateObjectMeta` makes each of their messages a cause
+    let problems = if r.kind == "Namespace" {
+        dns1123_label_problems(name)
     } else {
-        is_dns1123_subdomain(name)
+        dns1123_subdomain_problems(name)
     };
-    if ok {
-        vec![]
-    } else {
-        vec![Cause::invalid(
-            "metadata.name",
-            format!("\"{name}\""),
-            if label_only {
-                DNS1123_LABEL_MSG
-            } else {
-                DNS1123_SUBDOMAIN_MSG
-            },
-        )]
-    }
+    problems
+        .into_iter()
+        .map(|m| Cause::invalid("metadata.name", format!("\"{name}\""), m))
+        .collect()
 }
 
 /// Kubernetes' defaulting functions for a typed object, run as it is decoded (kube-apiserver's
@@ -1804,15 +1791,19 @@ mod tests {
         );
     }
 
+    fn dns1123_label_ok(s: &str) -> bool {
+        dns1123_label_problems(s).is_empty()
+    }
+
     #[test]
     fn names() {
         assert!(is_dns1123_subdomain("a.b-c"));
         assert!(!is_dns1123_subdomain("A"));
-        assert!(!is_dns1123_label("a.b"));
+        assert!(!dns1123_label_ok("a.b"));
         // the subdomain regex limits the whole name (253), not each label (63)
         let long_label = "a".repeat(64);
         assert!(is_dns1123_subdomain(&long_label));
-        assert!(!is_dns1123_label(&long_label));
+        assert!(!dns1123_label_ok(&long_label));
         assert!(!is_dns1123_subdomain(&"a".repeat(254)));
         assert!(!is_dns1123_subdomain("a..b"));
         assert!(!is_dns1123_subdomain(""));
@@ -1825,6 +1816,78 @@ mod tests {
         assert!(validate_name(core("serviceaccounts"), "builder.v2").is_empty());
         assert!(validate_name(core("secrets"), &long_label).is_empty());
         assert_eq!(validate_name(core("namespaces"), "team.a").len(), 1);
+    }
+
+    /// A Namespace's name is `IsDNS1123Label`'s, with each of its messages: the length (63),
+    /// then "must not contain dots" for a name that would be a subdomain, else the label regex;
+    /// other names are `IsDNS1123Subdomain`'s: the length (253), then the subdomain regex.
+    #[test]
+    fn namespace_names_have_the_dns_label_messages() {
+        let ns = crate::resources::find("", "v1", "namespaces").unwrap();
+        let secrets = crate::resources::find("", "v1", "secrets").unwrap();
+        let texts = |r, name: &str| {
+            validate_name(r, name)
+                .iter()
+                .map(Cause::text)
+                .collect::<Vec<_>>()
+        };
+        assert!(texts(ns, "team-a").is_empty());
+        assert!(texts(ns, &"a".repeat(63)).is_empty());
+        let long = "a".repeat(64);
+        assert_eq!(
+            texts(ns, &long),
+            [format!(
+                "metadata.name: Invalid value: \"{long}\": must be no more than 63 characters"
+            )]
+        );
+        assert_eq!(
+            texts(ns, "team.a"),
+            ["metadata.name: Invalid value: \"team.a\": must not contain dots"]
+        );
+        assert_eq!(
+            texts(ns, "Team_A"),
+            [format!(
+                "metadata.name: Invalid value: \"Team_A\": {DNS1123_LABEL_MSG}"
+            )]
+        );
+        let dotted = format!("team.{}", "a".repeat(60));
+        assert_eq!(
+            texts(ns, &dotted),
+            [
+                format!("metadata.name: Invalid value: \"{dotted}\": must be no more than 63 characters"),
+                format!("metadata.name: Invalid value: \"{dotted}\": must not contain dots"),
+            ]
+        );
+        let bad = format!("-{}", "a".repeat(63));
+        assert_eq!(
+            texts(ns, &bad),
+            [
+                format!(
+                    "metadata.name: Invalid value: \"{bad}\": must be no more than 63 characters"
+                ),
+                format!("metadata.name: Invalid value: \"{bad}\": {DNS1123_LABEL_MSG}"),
+            ]
+        );
+        // a leading dot or an empty label is no subdomain either: the regex message
+        assert_eq!(
+            texts(ns, "a..b"),
+            [format!(
+                "metadata.name: Invalid value: \"a..b\": {DNS1123_LABEL_MSG}"
+            )]
+        );
+        // subdomains
+        assert!(texts(secrets, "team.a").is_empty());
+        let very_long = "a".repeat(254);
+        assert_eq!(
+            texts(secrets, &very_long),
+            [format!("metadata.name: Invalid value: \"{very_long}\": must be no more than 253 characters")]
+        );
+        assert_eq!(
+            texts(secrets, "Team"),
+            [format!(
+                "metadata.name: Invalid value: \"Team\": {DNS1123_SUBDOMAIN_MSG}"
+            )]
+        );
     }
 
     fn texts(r: &Resource, body: Value) -> Vec<String> {

@@ -2179,3 +2179,30 @@ async fn pod_ephemeral_containers_and_grace_periods_with_kubectl() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// Namespace names as kubectl meets them (`ValidateNamespaceName`, `IsDNS1123Label`): dots and
+/// length have their own messages, each a cause; nothing is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_names_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let (ok, out) = k(&["create", "namespace", "team.a"], None);
+        assert!(!ok, "{out}");
+        assert!(out.contains("The Namespace \"team.a\" is invalid: metadata.name: Invalid value: \"team.a\": must not contain dots"), "{out}");
+        let long = format!("team.{}", "a".repeat(60));
+        let (ok, out) = k(&["create", "namespace", &long], None);
+        assert!(!ok, "{out}");
+        assert!(out.contains(&format!("The Namespace \"{long}\" is invalid: \n* metadata.name: Invalid value: \"{long}\": must be no more than 63 characters\n* metadata.name: Invalid value: \"{long}\": must not contain dots")), "{out}");
+        let (ok, out) = k(&["get", "namespaces", "-o", "name"], None);
+        assert!(ok && !out.contains("team"), "{out}");
+        let (ok, out) = k(&["create", "namespace", &"a".repeat(63)], None);
+        assert!(ok, "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
