@@ -112,6 +112,18 @@ pub struct Objects {
     fanouts: Arc<crate::watchfanout::Fanouts>,
 }
 
+/// How many times an update is tried when the storage keeps refusing its write because the
+/// object changed meanwhile (kube-apiserver's `GuaranteedUpdate` tries until it succeeds).
+const UPDATE_TRIES: usize = 32;
+
+/// What one try of an update came to.
+enum Tried {
+    /// Written (or, dry run, not written), as answered.
+    Done(Value),
+    /// The storage refused the write: the object changed since it was read.
+    Raced,
+}
+
 fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::AlreadyExists { .. } => ApiError::already_exists(r, name),
@@ -1404,8 +1416,38 @@ impl Objects {
 
     /// [`Objects::update`] on behalf of `user`: a user's Role, ClusterRole and binding updates
     /// go through the RBAC storage's escalation check.
+    ///
+    /// As kube-apiserver's `GuaranteedUpdate`, a write the storage refuses because the object
+    /// changed since it was read is tried again on the object as it now is, admission included:
+    /// an update without a resourceVersion then succeeds, one with a resourceVersion gets the
+    /// 409 of the comparison.
     #[allow(clippy::too_many_arguments)]
     pub async fn update_by(
+        &self,
+        user: &User,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        subresource: Option<&str>,
+        strict: bool,
+    ) -> ApiResult<Value> {
+        for _ in 0..UPDATE_TRIES {
+            match self
+                .try_update(user, r, ns, name, obj.clone(), subresource, strict)
+                .await?
+            {
+                Tried::Done(v) => return Ok(v),
+                Tried::Raced => continue,
+            }
+        }
+        Err(ApiError::conflict(r, name))
+    }
+
+    /// One try of [`Objects::update_by`] on the object as stored now (`GuaranteedUpdate`'s
+    /// try-update function).
+    #[allow(clippy::too_many_arguments)]
+    async fn try_update(
         &self,
         user: &User,
         r: &'static Resource,
@@ -1414,7 +1456,7 @@ impl Objects {
         mut obj: Value,
         subresource: Option<&str>,
         strict: bool,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Tried> {
         let sr = resources::storage_of(r);
         let key = sr.key(ns, name);
         let cur_kv = self
@@ -1603,7 +1645,7 @@ impl Objects {
             .validate(self, &attrs, Some(&new), Some(&old))
             .await?;
         if webhooks::dry_run() {
-            return Ok(new);
+            return Ok(Tried::Done(new));
         }
         if webhooks::is_configuration(r) {
             self.webhooks.invalidate();
@@ -1639,7 +1681,7 @@ impl Objects {
             if crate::crd::is_crd(r) {
                 crate::crd::sync(self).await?;
             }
-            return Ok(self.present(r, new));
+            return Ok(Tried::Done(self.present(r, new)));
         }
         let held = if r.kind == "Service" && subresource.is_none() {
             Some(
@@ -1661,6 +1703,9 @@ impl Objects {
                 if let Some(h) = &held {
                     self.services.release(self.store.as_ref(), h).await;
                 }
+                if matches!(e, StoreError::Conflict { .. }) {
+                    return Ok(Tried::Raced);
+                }
                 return Err(store_err(r, name, e));
             }
         };
@@ -1671,12 +1716,12 @@ impl Objects {
         new["metadata"]["resourceVersion"] = json!(rev.to_string());
         if crate::crd::is_crd(r) {
             crate::crd::sync(self).await?;
-            return self.get(r, "", name).await;
+            return self.get(r, "", name).await.map(Tried::Done);
         }
-        Ok(match &cr {
+        Ok(Tried::Done(match &cr {
             Some(sv) => crate::crd::present(sv, crate::crd::to_storage(sv, &new)),
             None => new,
-        })
+        }))
     }
 
     /// Applies a patch, retrying on write conflicts (the patch is re-applied to the latest
@@ -2600,6 +2645,81 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(done["status"]["phase"], "Running");
+    }
+
+    /// A write that races an update (made between the update's read and its write) makes the
+    /// update try again on the object as it now is, as `GuaranteedUpdate` does: one without a
+    /// resourceVersion replaces the racer's, one naming the version it read gets 409; a patch
+    /// is applied again to the racer's object.
+    #[tokio::test]
+    async fn an_update_raced_by_another_write_is_tried_again() {
+        let store = Arc::new(crate::teststore::TestStore::default());
+        let o = Objects::new(store.clone());
+        o.bootstrap().await.unwrap();
+        let cm = resources::find("", "v1", "configmaps").unwrap();
+        let key = cm.key("default", "c");
+        let racer = |v: &[u8]| {
+            let mut obj: Value = serde_json::from_slice(v).unwrap();
+            obj["data"]["racer"] = json!("was here");
+            serde_json::to_vec(&obj).unwrap()
+        };
+        let first = o
+            .create(
+                cm,
+                "default",
+                json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        // no resourceVersion: tried again, the body replaces the racer's write
+        let mut body = first.clone();
+        body["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        body["data"]["a"] = json!("2");
+        store.rewrite_before_next_update(&key, racer);
+        let done = o
+            .update(cm, "default", "c", body, None, false)
+            .await
+            .unwrap();
+        assert_eq!(done["data"], json!({"a": "2"}));
+        assert_eq!(o.get(cm, "default", "c").await.unwrap(), done);
+        // the resourceVersion it read: the 409, the racer's write kept
+        let mut body = done.clone();
+        body["data"]["a"] = json!("3");
+        store.rewrite_before_next_update(&key, racer);
+        let e = o
+            .update(cm, "default", "c", body, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.reason), (409, "Conflict"), "{}", e.message);
+        let now = o.get(cm, "default", "c").await.unwrap();
+        assert_eq!(now["data"], json!({"a": "2", "racer": "was here"}));
+        // a patch without a resourceVersion: applied to the racer's object
+        store.rewrite_before_next_update(&key, |v: &[u8]| {
+            let mut obj: Value = serde_json::from_slice(v).unwrap();
+            obj["data"]["second"] = json!("racer");
+            serde_json::to_vec(&obj).unwrap()
+        });
+        let patched = o
+            .patch(
+                cm,
+                "default",
+                "c",
+                "application/merge-patch+json",
+                &json!({"data": {"a": "4"}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            patched["data"],
+            json!({"a": "4", "racer": "was here", "second": "racer"})
+        );
     }
 
     /// A stored ServiceAccount that does not decode (written straight to storage) makes the pod
