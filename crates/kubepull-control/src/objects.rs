@@ -1592,8 +1592,8 @@ impl Objects {
         // the resourceVersion, where kube-apiserver's storage compares it: in `Store.Update`'s
         // try-update function, after `objInfo.UpdatedObject` (mutating admission, the RBAC
         // storage's escalation check) and before `rest.BeforeUpdate` (validation); read from
-        // the object admission made, none or empty being an unconditional update
-        // (`AllowUnconditionalUpdate`)
+        // the object admission made, none or empty being an unconditional update, which custom
+        // resources do not allow (`customResourceStrategy.AllowUnconditionalUpdate`)
         let expected = match new
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
@@ -1601,6 +1601,18 @@ impl Objects {
             Some(rv) if !rv.is_empty() => rv
                 .parse::<u64>()
                 .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+            _ if cr.is_some() => {
+                return Err(ApiError::invalid_as(
+                    r.group,
+                    r.plural,
+                    name,
+                    vec![Cause::invalid(
+                        "metadata.resourceVersion",
+                        "0x0",
+                        "must be specified for an update",
+                    )],
+                ))
+            }
             _ => cur_kv.mod_revision,
         };
         if expected != cur_kv.mod_revision {
