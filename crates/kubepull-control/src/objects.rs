@@ -137,6 +137,83 @@ fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
     }
 }
 
+/// What the storage does to an update's object after admission and the resourceVersion
+/// comparison, before validation (`rest.BeforeUpdate`, the strategies' `PrepareForUpdate`, the
+/// Service storage's `beginUpdate`): a status update keeps everything but the status (the
+/// status strategies); any other keeps the status, the kind, the immutable metadata, counts the
+/// generation of kinds that have one (on the object mutating admission made, so a webhook's
+/// spec change counts) and applies the kind's own preparation.
+fn prepare_update(
+    r: &'static Resource,
+    cr: Option<&crate::crd::Served>,
+    old: &Value,
+    mut obj: Value,
+    subresource: Option<&str>,
+) -> Value {
+    let has_status = r.subresources.contains(&"status");
+    match subresource {
+        Some("status") => {
+            let mut n = old.clone();
+            n["status"] = obj.get("status").cloned().unwrap_or(json!({}));
+            n
+        }
+        _ => {
+            if has_status {
+                obj["status"] = old.get("status").cloned().unwrap_or(Value::Null);
+                if obj["status"].is_null() {
+                    if let Some(o) = obj.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
+            obj["apiVersion"] = json!(r.api_version());
+            obj["kind"] = json!(r.kind);
+            // immutable metadata
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "namespace",
+                "name",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+            ] {
+                match old.pointer(&format!("/metadata/{f}")) {
+                    Some(v) => obj["metadata"][f] = v.clone(),
+                    None => {
+                        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                            m.remove(f);
+                        }
+                    }
+                }
+            }
+            if matches!(r.kind, "Deployment" | "ReplicaSet")
+                || cr.is_some()
+                || crate::crd::is_crd(r)
+            {
+                let g = old
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
+                let changed = if cr.is_some() {
+                    crate::crd::spec_changed(old, &obj)
+                } else {
+                    old.get("spec") != obj.get("spec")
+                };
+                obj["metadata"]["generation"] = json!(if changed { g + 1 } else { g });
+            }
+            admission::prepare(r, &mut obj);
+            if crate::crd::is_crd(r) {
+                crate::crd::default_crd(&mut obj);
+                crate::crd::warn_unsupported(&obj);
+            }
+            if r.kind == "Service" {
+                crate::services::keep_allocated(old, &mut obj);
+            }
+            obj
+        }
+    }
+}
+
 /// Reads a stored value into an object with its resourceVersion.
 pub fn decode(kv: &KeyValue) -> Value {
     let mut v: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
@@ -1500,77 +1577,31 @@ impl Objects {
                 )));
             }
         }
-        // the resourceVersion the request names (none: an unconditional update), compared
-        // after mutating admission (below)
-        let requested_rv = obj.pointer("/metadata/resourceVersion").cloned();
-        let has_status = r.subresources.contains(&"status");
-        let mut new = match subresource {
-            Some("status") => {
-                let mut n = old.clone();
-                n["status"] = obj.get("status").cloned().unwrap_or(json!({}));
-                match &requested_rv {
-                    Some(rv) => n["metadata"]["resourceVersion"] = rv.clone(),
-                    None => {
-                        if let Some(m) = n.get_mut("metadata").and_then(Value::as_object_mut) {
-                            m.remove("resourceVersion");
-                        }
-                    }
-                }
-                n
-            }
-            _ => {
-                if has_status {
-                    obj["status"] = old.get("status").cloned().unwrap_or(Value::Null);
-                    if obj["status"].is_null() {
-                        if let Some(o) = obj.as_object_mut() {
-                            o.remove("status");
-                        }
-                    }
-                }
-                obj["apiVersion"] = json!(r.api_version());
-                obj["kind"] = json!(r.kind);
-                // immutable metadata
-                for f in [
-                    "uid",
-                    "creationTimestamp",
-                    "namespace",
-                    "name",
-                    "deletionTimestamp",
-                    "deletionGracePeriodSeconds",
-                ] {
-                    match old.pointer(&format!("/metadata/{f}")) {
-                        Some(v) => obj["metadata"][f] = v.clone(),
-                        None => {
-                            if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
-                            {
-                                m.remove(f);
-                            }
-                        }
-                    }
-                }
-                if matches!(r.kind, "Deployment" | "ReplicaSet")
-                    || cr.is_some()
-                    || crate::crd::is_crd(r)
-                {
-                    let g = old
-                        .pointer("/metadata/generation")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(1);
-                    let changed = if cr.is_some() {
-                        crate::crd::spec_changed(&old, &obj)
-                    } else {
-                        old.get("spec") != obj.get("spec")
-                    };
-                    obj["metadata"]["generation"] = json!(if changed { g + 1 } else { g });
-                }
-                admission::prepare(r, &mut obj);
-                if crate::crd::is_crd(r) {
-                    crate::crd::default_crd(&mut obj);
-                    crate::crd::warn_unsupported(&obj);
-                }
-                obj
-            }
-        };
+        // what mutating admission sees is the object as the request made it, decoded (its
+        // kind and, as the handler's `EnsureObjectNamespaceMatchesRequestNamespace`, its
+        // namespace set): `rest.BeforeUpdate` and the strategies' `PrepareForUpdate` run after
+        // it, in the storage's try-update function ([`prepare_update`])
+        obj["apiVersion"] = json!(r.api_version());
+        obj["kind"] = json!(r.kind);
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            obj["metadata"] = json!({});
+        }
+        if r.namespaced
+            && obj
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        {
+            obj["metadata"]["namespace"] = json!(ns);
+        }
+        if obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            obj["metadata"]["name"] = json!(name);
+        }
+        let mut new = obj;
         let attrs = Attributes {
             r,
             kind: None,
@@ -1580,9 +1611,6 @@ impl Objects {
             name,
             options: None,
         };
-        if r.kind == "Service" && subresource.is_none() {
-            crate::services::keep_allocated(&old, &mut new);
-        }
         self.webhooks
             .mutate(self, &attrs, Some(&mut new), Some(&old))
             .await?;
@@ -1618,6 +1646,7 @@ impl Objects {
         if expected != cur_kv.mod_revision {
             return Err(ApiError::conflict(r, name));
         }
+        let mut new = prepare_update(r, cr.as_deref(), &old, new, subresource);
         new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
         // the pod template, decoded once for validation, the warnings and Pod Security
         // admission; a status update is validated without it (the status strategies validate

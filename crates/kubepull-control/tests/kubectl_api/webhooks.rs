@@ -1223,3 +1223,95 @@ async fn an_update_resource_version_is_compared_after_mutating_webhooks() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// kube-apiserver's storage prepares an updated object (`rest.BeforeUpdate`, the strategy's
+/// `PrepareForUpdate`) after mutating admission: a mutating webhook sees the object as the
+/// request sent it (the status it names, not the stored one), a spec change the webhook makes
+/// counts in the generation, and a status it sets on the main resource is dropped as the
+/// request's own is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_is_prepared_after_mutating_webhooks() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let t = tls();
+    let hook = Hook::start(
+        &t,
+        Arc::new(|r: &Value| {
+            match r["request"]["object"]
+                .pointer("/metadata/labels/hook")
+                .and_then(Value::as_str)
+            {
+                Some("spec") => Reply::Review(patch(json!([{"op": "replace",
+                    "path": "/spec/registry", "value": "mutated.example"}]))),
+                Some("status") => Reply::Review(patch(json!([{"op": "add",
+                    "path": "/status", "value": {"namespaces": 7}}]))),
+                _ => Reply::Review(json!({"allowed": true})),
+            }
+        }),
+    )
+    .await;
+    let cfg = config(
+        "MutatingWebhookConfiguration",
+        "prepare",
+        vec![webhook(
+            "prepare.example.com",
+            &hook.url("/"),
+            &t.ca_pem,
+            json!([{"operations": ["UPDATE"], "apiGroups": ["kubepull.io"], "apiVersions": ["v1alpha1"],
+                "resources": ["clusterpullsecrets"]}]),
+            json!({}),
+        )],
+    );
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let seen = hook.seen.clone();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let (ok, out) = k(&["apply", "-f", "-"], Some(super::crd::CLUSTER_PULL_SECRET_CRD));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["wait", "--for=condition=Established", "crd/clusterpullsecrets.kubepull.io"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "-f", "-"], Some(&cfg));
+        assert!(ok, "{out}");
+        let get = || {
+            let (ok, out) = k(&["get", "cps", "corp", "-o", "json"], None);
+            assert!(ok, "{out}");
+            serde_json::from_str::<Value>(&out).unwrap()
+        };
+        let put = |hook: &str, rv: &Value| {
+            let body = json!({"apiVersion": "kubepull.io/v1alpha1", "kind": "ClusterPullSecret",
+                "metadata": {"name": "corp", "labels": {"hook": hook}, "resourceVersion": rv},
+                "spec": {"registry": "a.example", "secretRef": {"name": "regcred", "namespace": "kube-system"}},
+                "status": {"namespaces": 3}});
+            k(&["replace", "--raw", "/apis/kubepull.io/v1alpha1/clusterpullsecrets/corp", "-f", "-"], Some(&body.to_string()))
+        };
+        let (ok, out) = k(&["create", "-f", "-"], Some(&json!({"apiVersion": "kubepull.io/v1alpha1",
+            "kind": "ClusterPullSecret", "metadata": {"name": "corp"},
+            "spec": {"registry": "a.example", "secretRef": {"name": "regcred", "namespace": "kube-system"}}}).to_string()));
+        assert!(ok, "{out}");
+        let v = get();
+        assert_eq!(v["metadata"]["generation"], 1);
+
+        // the webhook sees the request's status; its spec change is counted, the status dropped
+        let (ok, out) = put("spec", &v["metadata"]["resourceVersion"]);
+        assert!(ok, "{out}");
+        let review = seen.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(review["request"]["object"]["status"], json!({"namespaces": 3}));
+        assert_eq!(review["request"]["object"]["spec"]["registry"], "a.example");
+        let v = get();
+        assert_eq!(v["spec"]["registry"], "mutated.example");
+        assert_eq!(v["metadata"]["generation"], 2);
+        assert!(v.get("status").is_none(), "{v}");
+
+        // a status the webhook sets on the main resource is dropped too
+        let (ok, out) = put("status", &v["metadata"]["resourceVersion"]);
+        assert!(ok, "{out}");
+        let v = get();
+        assert!(v.get("status").is_none(), "{v}");
+        assert_eq!(v["spec"]["registry"], "a.example");
+        assert_eq!(v["metadata"]["generation"], 3);
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
