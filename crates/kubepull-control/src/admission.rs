@@ -44,16 +44,13 @@ pub(crate) fn dns1123_subdomain_problems(s: &str) -> Vec<&'static str> {
 pub(crate) const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
-/// Validates `metadata.name` for a resource.
-pub fn validate_name(r: &Resource, name: &str) -> Vec<Cause> {
-    if name.is_empty() {
-        return vec![Cause::required(
-            "metadata.name",
-            "name or generateName is required",
-        )];
-    }
+/// The name problems of a resource's name function (`ValidateNameFunc`): `prefix` for a
+/// `generateName`, whose trailing dash is masked (`maskTrailingDash`, k8s.io/apimachinery
+/// pkg/api/validation/generic.go, which also drops the character before it).
+fn name_problems(r: &Resource, name: &str, prefix: bool) -> Vec<String> {
     if r.group == "rbac.authorization.k8s.io" {
-        // ValidateRBACName: path.IsValidPathSegmentName (k8s.io/apimachinery pkg/api/validation/path)
+        // ValidateRBACName: path.IsValidPathSegmentName (k8s.io/apimachinery
+        // pkg/api/validation/path), whatever the prefix
         let mut msgs = vec![];
         if name == "." || name == ".." {
             msgs.push(format!("may not be '{name}'"));
@@ -63,23 +60,53 @@ pub fn validate_name(r: &Resource, name: &str) -> Vec<Cause> {
                 msgs.push(format!("may not contain '{bad}'"));
             }
         }
-        return msgs
-            .into_iter()
-            .map(|m| Cause::invalid("metadata.name", format!("\"{name}\""), m))
-            .collect();
+        return msgs;
     }
-    // `ValidateNamespaceName` is `NameIsDNSLabel` (`IsDNS1123Label`); `ValidateServiceAccountName`,
-    // like most names, `NameIsDNSSubdomain` (`IsDNS1123Subdomain`) (k8s.io/apimachinery
-    // pkg/api/validation/generic.go); `ValidateObjectMeta` makes each of their messages a cause
+    let masked;
+    let name = if prefix && name.len() > 1 && name.ends_with('-') {
+        // `name[:len(name)-2] + "a"`, bytes as Go cuts them (a character cut in two is no
+        // valid name either way)
+        let bytes = &name.as_bytes()[..name.len() - 2];
+        masked = format!("{}a", String::from_utf8_lossy(bytes));
+        masked.as_str()
+    } else {
+        name
+    };
+    // `ValidateNamespaceName` is `NameIsDNSLabel` (`IsDNS1123Label`);
+    // `ValidateServiceAccountName`, like most names, `NameIsDNSSubdomain` (`IsDNS1123Subdomain`)
     let problems = if r.kind == "Namespace" {
         dns1123_label_problems(name)
     } else {
         dns1123_subdomain_problems(name)
     };
-    problems
-        .into_iter()
-        .map(|m| Cause::invalid("metadata.name", format!("\"{name}\""), m))
-        .collect()
+    problems.into_iter().map(str::to_string).collect()
+}
+
+/// Validates `metadata.generateName` and `metadata.name` for a resource, as
+/// `ValidateObjectMetaAccessor`: each message of the name function a cause, the generateName's
+/// first.
+pub fn validate_name(r: &Resource, name: &str, generate_name: Option<&str>) -> Vec<Cause> {
+    let mut causes = vec![];
+    if let Some(g) = generate_name.filter(|g| !g.is_empty()) {
+        for m in name_problems(r, g, true) {
+            causes.push(Cause::invalid(
+                "metadata.generateName",
+                format!("\"{g}\""),
+                m,
+            ));
+        }
+    }
+    if name.is_empty() {
+        causes.push(Cause::required(
+            "metadata.name",
+            "name or generateName is required",
+        ));
+        return causes;
+    }
+    for m in name_problems(r, name, false) {
+        causes.push(Cause::invalid("metadata.name", format!("\"{name}\""), m));
+    }
+    causes
 }
 
 /// Kubernetes' defaulting functions for a typed object, run as it is decoded (kube-apiserver's
@@ -833,7 +860,10 @@ pub fn validate(
         .and_then(Value::as_str)
         .unwrap_or("");
     if old.is_none() {
-        causes.extend(validate_name(r, name));
+        let generate_name = obj
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str);
+        causes.extend(validate_name(r, name, generate_name));
     }
     match r.kind {
         "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
@@ -1813,9 +1843,9 @@ mod tests {
         );
         // ServiceAccount names are subdomains (`ValidateServiceAccountName`), Namespaces labels
         let core = |plural| crate::resources::find("", "v1", plural).unwrap();
-        assert!(validate_name(core("serviceaccounts"), "builder.v2").is_empty());
-        assert!(validate_name(core("secrets"), &long_label).is_empty());
-        assert_eq!(validate_name(core("namespaces"), "team.a").len(), 1);
+        assert!(validate_name(core("serviceaccounts"), "builder.v2", None).is_empty());
+        assert!(validate_name(core("secrets"), &long_label, None).is_empty());
+        assert_eq!(validate_name(core("namespaces"), "team.a", None).len(), 1);
     }
 
     /// A Namespace's name is `IsDNS1123Label`'s, with each of its messages: the length (63),
@@ -1826,7 +1856,7 @@ mod tests {
         let ns = crate::resources::find("", "v1", "namespaces").unwrap();
         let secrets = crate::resources::find("", "v1", "secrets").unwrap();
         let texts = |r, name: &str| {
-            validate_name(r, name)
+            validate_name(r, name, None)
                 .iter()
                 .map(Cause::text)
                 .collect::<Vec<_>>()
@@ -1887,6 +1917,74 @@ mod tests {
             [format!(
                 "metadata.name: Invalid value: \"Team\": {DNS1123_SUBDOMAIN_MSG}"
             )]
+        );
+    }
+
+    /// `generateName` is validated with the name function as a prefix (`ValidateObjectMeta`):
+    /// its trailing dash masked as upstream does (`maskTrailingDash` drops the character before
+    /// it too), its causes before the name's; RBAC names ignore the prefix.
+    #[test]
+    fn generate_names_are_validated_as_prefixes() {
+        let find = |g, plural| crate::resources::find(g, "v1", plural).unwrap();
+        let (ns, secrets, roles) = (
+            find("", "namespaces"),
+            find("", "secrets"),
+            find("rbac.authorization.k8s.io", "roles"),
+        );
+        let texts = |r, name: &str, g: &str| {
+            validate_name(r, name, Some(g))
+                .iter()
+                .map(Cause::text)
+                .collect::<Vec<_>>()
+        };
+        assert!(texts(ns, "team-x2b4z", "team-").is_empty());
+        assert!(texts(ns, "a-x2b4z", "a-").is_empty());
+        // "-a-" masks to "-a": still not a label
+        assert_eq!(
+            texts(ns, "a", "-a-"),
+            [format!(
+                "metadata.generateName: Invalid value: \"-a-\": {DNS1123_LABEL_MSG}"
+            )]
+        );
+        assert_eq!(
+            texts(ns, "team.a-x2b4z", "team.a-"),
+            [
+                "metadata.generateName: Invalid value: \"team.a-\": must not contain dots",
+                "metadata.name: Invalid value: \"team.a-x2b4z\": must not contain dots",
+            ]
+        );
+        // 64 characters masked to 63: a valid prefix; 65 are one too many
+        let g64 = format!("{}-", "a".repeat(63));
+        assert!(texts(ns, "a", &g64).is_empty());
+        let g65 = format!("{}-", "a".repeat(64));
+        assert_eq!(
+            texts(ns, "a", &g65),
+            [format!("metadata.generateName: Invalid value: \"{g65}\": must be no more than 63 characters")]
+        );
+        assert_eq!(
+            texts(secrets, "Web-x2b4z", "Web-"),
+            [
+                format!("metadata.generateName: Invalid value: \"Web-\": {DNS1123_SUBDOMAIN_MSG}"),
+                format!("metadata.name: Invalid value: \"Web-x2b4z\": {DNS1123_SUBDOMAIN_MSG}"),
+            ]
+        );
+        assert_eq!(
+            texts(roles, "a/b-x2b4z", "a/b-"),
+            [
+                "metadata.generateName: Invalid value: \"a/b-\": may not contain '/'",
+                "metadata.name: Invalid value: \"a/b-x2b4z\": may not contain '/'",
+            ]
+        );
+        // a multi-byte character cut by the mask is no panic, and no valid name
+        assert_eq!(
+            texts(ns, "a", "é-"),
+            [format!(
+                "metadata.generateName: Invalid value: \"é-\": {DNS1123_LABEL_MSG}"
+            )]
+        );
+        assert_eq!(
+            validate_name(ns, "", None)[0].text(),
+            "metadata.name: Required value: name or generateName is required"
         );
     }
 

@@ -410,7 +410,7 @@ fn new_meta(
     let mut name = requested_name.clone();
     if name.is_empty() {
         if let Some(g) = md.generate_name() {
-            name = format!("{g}{}", random_suffix(5));
+            name = generated_name(g);
             md.set_name(&name);
         }
     }
@@ -554,6 +554,17 @@ pub fn mount_service_account_token(spec: &mut core::PodSpec) {
             projected: Some(projected),
             ..Default::default()
         });
+}
+
+/// `SimpleNameGenerator.GenerateName` (k8s.io/apiserver pkg/storage/names): the base cut to
+/// 58 bytes (`MaxGeneratedNameLength`, so the name fits a 63-character label; here on a
+/// character boundary) and 5 random characters.
+fn generated_name(base: &str) -> String {
+    let mut cut = base.len().min(63 - 5);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{}", &base[..cut], random_suffix(5))
 }
 
 /// `generateName` suffix: 5 characters from apimachinery's alphabet (`util/rand`).
@@ -2449,6 +2460,27 @@ mod tests {
         assert!(pod_references(&p, "ServiceAccount", "bot"));
         assert!(!pod_references(&p, "Secret", "other"));
         assert!(!pod_references(&p, "ConfigMap", "s1"));
+    }
+
+    /// `SimpleNameGenerator`: the base cut to 58 bytes, 5 random characters after it; a
+    /// character is never cut in two.
+    #[test]
+    fn generated_names_fit_a_label() {
+        let n = generated_name("web-");
+        assert!(n.starts_with("web-") && n.len() == 9, "{n}");
+        let long = "a".repeat(70);
+        let n = generated_name(&long);
+        assert_eq!(n.len(), 63);
+        assert!(
+            n.starts_with(&"a".repeat(58)) && !n[58..].contains('a'),
+            "{n}"
+        );
+        let wide = format!("{}é", "a".repeat(57));
+        let n = generated_name(&wide);
+        assert!(
+            n.starts_with(&"a".repeat(57)) && !n.contains('é') && n.len() == 62,
+            "{n}"
+        );
     }
 
     #[test]

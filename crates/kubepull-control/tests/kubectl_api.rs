@@ -2181,7 +2181,8 @@ async fn pod_ephemeral_containers_and_grace_periods_with_kubectl() {
 }
 
 /// Namespace names as kubectl meets them (`ValidateNamespaceName`, `IsDNS1123Label`): dots and
-/// length have their own messages, each a cause; nothing is created.
+/// length have their own messages, each a cause; nothing is created. A `generateName` is
+/// validated as a prefix, and a long one that is valid is cut so the name fits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_names_with_kubectl() {
     let d = tempfile::tempdir().unwrap();
@@ -2201,6 +2202,17 @@ async fn namespace_names_with_kubectl() {
         assert!(ok && !out.contains("team"), "{out}");
         let (ok, out) = k(&["create", "namespace", &"a".repeat(63)], None);
         assert!(ok, "{out}");
+        // generateName: validated as a prefix, the generated name cut to fit
+        let gen = |g: &str| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{generateName: {g}}}\n");
+        let long = format!("{}-", "b".repeat(64));
+        let (ok, out) = k(&["create", "-f", "-"], Some(&gen(&long)));
+        assert!(!ok, "{out}");
+        assert!(out.contains(&format!("metadata.generateName: Invalid value: \"{long}\": must be no more than 63 characters")), "{out}");
+        let (ok, out) = k(&["create", "-f", "-"], Some(&gen(&format!("{}-", "c".repeat(62)))));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "namespaces", "-o", "name"], None);
+        let made = out.lines().find(|l| l.contains("ccc")).unwrap_or_default().trim_start_matches("namespace/");
+        assert!(ok && made.len() == 63 && made.starts_with(&"c".repeat(58)), "{out}");
     })
     .await
     .unwrap();
