@@ -964,20 +964,30 @@ pub fn validate(
                 None => {}
             }
             if let Some(old) = old {
-                // pod updates may only change images and a few fields (ValidatePodUpdate)
+                // pod updates may only change images and a few fields (ValidatePodUpdate); the
+                // grace period only from a negative value to 1
+                let grace = |v: &Value| {
+                    v.pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                };
+                let negative_to_one = grace(old).is_some_and(|g| g < 0) && grace(obj) == Some(1);
                 let strip = |v: &Value| {
                     let mut s = v.get("spec").cloned().unwrap_or(json!({}));
-                    if let Some(Value::Array(cs)) = s.get_mut("containers") {
-                        for c in cs {
-                            if let Some(o) = c.as_object_mut() {
-                                o.remove("image");
+                    for list in ["containers", "initContainers"] {
+                        if let Some(Value::Array(cs)) = s.get_mut(list) {
+                            for c in cs {
+                                if let Some(o) = c.as_object_mut() {
+                                    o.remove("image");
+                                }
                             }
                         }
                     }
                     if let Some(o) = s.as_object_mut() {
                         o.remove("activeDeadlineSeconds");
                         o.remove("tolerations");
-                        o.remove("terminationGracePeriodSeconds");
+                        if negative_to_one {
+                            o.remove("terminationGracePeriodSeconds");
+                        }
                         // binding sets nodeName once
                         if old.pointer("/spec/nodeName").is_none() {
                             o.remove("nodeName");
@@ -2231,6 +2241,32 @@ mod tests {
             serde_json::from_value(json!({"containers": [], "terminationGracePeriodSeconds": 0}))
                 .unwrap();
         assert!(pod_spec_warnings(&ok, "").is_empty());
+        // an update may not change it (ValidatePodUpdate), but for a negative one set to 1;
+        // images, init containers' too, may change
+        let stored = defaulted(
+            pods,
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}],
+                "initContainers": [{"name": "i", "image": "x"}], "terminationGracePeriodSeconds": 30}}),
+        );
+        let update = |g: i64, image: &str| {
+            let mut p = stored.clone();
+            p["spec"]["terminationGracePeriodSeconds"] = json!(g);
+            p["spec"]["initContainers"][0]["image"] = json!(image);
+            p["spec"]["containers"][0]["image"] = json!(image);
+            p
+        };
+        let forbidden = "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+        let upd = |new: &Value, old: &Value| {
+            check(pods, new, Some(old))
+                .iter()
+                .map(Cause::text)
+                .collect::<Vec<_>>()
+        };
+        assert!(upd(&update(30, "y"), &stored).is_empty());
+        assert_eq!(upd(&update(60, "x"), &stored), [forbidden]);
+        let negative = update(-1, "x");
+        assert!(upd(&update(1, "x"), &negative).is_empty());
+        assert_eq!(upd(&update(2, "x"), &negative), [forbidden]);
     }
 
     /// Go's defaults take an empty string for an unset field: `""` policies are defaulted, not
