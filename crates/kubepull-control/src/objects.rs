@@ -1516,13 +1516,58 @@ impl Objects {
         r: &'static Resource,
         ns: &str,
         name: &str,
-        obj: Value,
+        mut obj: Value,
         subresource: Option<&str>,
         strict: bool,
     ) -> ApiResult<Value> {
+        // the handler's part, once: the body decoded and its namespace and name checked
+        let cr = self.crds.served(r);
+        if cr
+            .as_ref()
+            .is_some_and(|sv| subresource.is_some_and(|s| s != "status" || !sv.status))
+        {
+            return Err(ApiError::path_not_found());
+        }
+        if let Some(why) = admission::decode(r, &mut obj, subresource.is_none(), strict) {
+            return Err(ApiError::bad_request(why));
+        }
+        if let Some(sv) = &cr {
+            crate::crd::admit_body(sv, &mut obj, strict)?;
+        }
+        // what mutating admission sees is the object as the request made it, decoded (its
+        // kind and, as the handler's `EnsureObjectNamespaceMatchesRequestNamespace`, its
+        // namespace set): `rest.BeforeUpdate` and the strategies' `PrepareForUpdate` run after
+        // it, in the storage's try-update function ([`prepare_update`])
+        obj["apiVersion"] = json!(r.api_version());
+        obj["kind"] = json!(r.kind);
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            obj["metadata"] = json!({});
+        }
+        let given_ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !r.namespaced {
+            if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("namespace");
+            }
+        } else if given_ns.is_empty() {
+            obj["metadata"]["namespace"] = json!(ns);
+        } else if given_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request".into(),
+            ));
+        }
+        if obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            obj["metadata"]["name"] = json!(name);
+        }
         for _ in 0..UPDATE_TRIES {
             match self
-                .try_update(user, r, ns, name, obj.clone(), subresource, strict)
+                .try_update(user, r, ns, name, cr.as_deref(), obj.clone(), subresource)
                 .await?
             {
                 Tried::Done(v) => return Ok(v),
@@ -1541,9 +1586,9 @@ impl Objects {
         r: &'static Resource,
         ns: &str,
         name: &str,
-        mut obj: Value,
+        cr: Option<&crate::crd::Served>,
+        obj: Value,
         subresource: Option<&str>,
-        strict: bool,
     ) -> ApiResult<Tried> {
         let sr = resources::storage_of(r);
         let key = sr.key(ns, name);
@@ -1553,20 +1598,7 @@ impl Objects {
             .await
             .map_err(|e| store_err(r, name, e))?
             .ok_or_else(|| ApiError::not_found(r, name))?;
-        let cr = self.crds.served(r);
-        if cr
-            .as_ref()
-            .is_some_and(|sv| subresource.is_some_and(|s| s != "status" || !sv.status))
-        {
-            return Err(ApiError::path_not_found());
-        }
         let old = self.present(r, decode(&cur_kv));
-        if let Some(why) = admission::decode(r, &mut obj, subresource.is_none(), strict) {
-            return Err(ApiError::bad_request(why));
-        }
-        if let Some(sv) = &cr {
-            crate::crd::admit_body(sv, &mut obj, strict)?;
-        }
         // an update without a UID keeps the stored one (`rest.BeforeUpdate`); a UID in the
         // body is a precondition (`defaultUpdatedObjectInfo.Preconditions`), which a re-created
         // object fails with 409 (`Preconditions.Check`, `InterpretUpdateError`); the storage
@@ -1587,30 +1619,6 @@ impl Objects {
                     r.qualified()
                 )));
             }
-        }
-        // what mutating admission sees is the object as the request made it, decoded (its
-        // kind and, as the handler's `EnsureObjectNamespaceMatchesRequestNamespace`, its
-        // namespace set): `rest.BeforeUpdate` and the strategies' `PrepareForUpdate` run after
-        // it, in the storage's try-update function ([`prepare_update`])
-        obj["apiVersion"] = json!(r.api_version());
-        obj["kind"] = json!(r.kind);
-        if !obj.get("metadata").is_some_and(Value::is_object) {
-            obj["metadata"] = json!({});
-        }
-        if r.namespaced
-            && obj
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-        {
-            obj["metadata"]["namespace"] = json!(ns);
-        }
-        if obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            obj["metadata"]["name"] = json!(name);
         }
         let mut new = obj;
         let attrs = Attributes {
@@ -1657,7 +1665,7 @@ impl Objects {
         if expected != cur_kv.mod_revision {
             return Err(ApiError::conflict(r, name));
         }
-        let mut new = prepare_update(r, cr.as_deref(), &old, new, subresource);
+        let mut new = prepare_update(r, cr, &old, new, subresource);
         new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
         // the pod template, decoded once for validation, the warnings and Pod Security
         // admission; a status update is validated without it (the status strategies validate
@@ -2625,9 +2633,10 @@ mod tests {
         assert_eq!(e.code, 409, "{}", e.message);
     }
 
-    /// kube-apiserver's order on update (`Store.Update`): the UID precondition before the
-    /// try-update function, the resourceVersion inside it after mutating admission and before
-    /// validation; a status update is compared on the resourceVersion its body names.
+    /// kube-apiserver's order on update (the handler, then `Store.Update`): the body decoded and
+    /// its namespace checked, the UID precondition before the try-update function, the
+    /// resourceVersion inside it after mutating admission and before validation; a status
+    /// update is compared on the resourceVersion its body names.
     #[tokio::test]
     async fn an_update_checks_the_uid_then_the_resource_version_then_validates() {
         let o = api().await;
@@ -2672,6 +2681,55 @@ mod tests {
             e.message,
             "Operation cannot be fulfilled on configmaps \"c\": the object has been modified; please apply your changes to the latest version and try again"
         );
+        // a body in another namespace: 400 (`EnsureObjectNamespaceMatchesRequestNamespace`)
+        let mut elsewhere = second.clone();
+        elsewhere["metadata"]["namespace"] = json!("other");
+        let e = o
+            .update(cm, "default", "c", elsewhere, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "the namespace of the provided object does not match the namespace sent on the request")
+        );
+        // the body is decoded and its namespace checked before the stored object is read, as
+        // the handler does before the storage: 400, not 404
+        let e = o
+            .update(
+                cm,
+                "default",
+                "missing",
+                json!({"metadata": {"name": "missing"}, "data": "x"}),
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 400, "{}", e.message);
+        let e = o
+            .update(
+                cm,
+                "default",
+                "missing",
+                json!({"metadata": {"name": "missing", "namespace": "other"}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 400, "{}", e.message);
+        let e = o
+            .update(
+                cm,
+                "default",
+                "missing",
+                json!({"metadata": {"name": "missing"}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 404, "{}", e.message);
         // current and invalid: 422
         let mut bad = second.clone();
         bad["data"]["a"] = json!("9");
