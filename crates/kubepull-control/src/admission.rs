@@ -14,10 +14,6 @@ use serde_json::{json, Value};
 use crate::errors::Cause;
 use crate::resources::Resource;
 
-fn is_dns1123_label(s: &str) -> bool {
-    s.len() <= 63 && is_label_shaped(s)
-}
-
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, of any length.
 fn is_label_shaped(s: &str) -> bool {
     !s.is_empty()
@@ -48,16 +44,13 @@ pub(crate) fn dns1123_subdomain_problems(s: &str) -> Vec<&'static str> {
 pub(crate) const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
-/// Validates `metadata.name` for a resource.
-pub fn validate_name(r: &Resource, name: &str) -> Vec<Cause> {
-    if name.is_empty() {
-        return vec![Cause::required(
-            "metadata.name",
-            "name or generateName is required",
-        )];
-    }
+/// The name problems of a resource's name function (`ValidateNameFunc`): `prefix` for a
+/// `generateName`, whose trailing dash is masked (`maskTrailingDash`, k8s.io/apimachinery
+/// pkg/api/validation/generic.go, which also drops the character before it).
+fn name_problems(r: &Resource, name: &str, prefix: bool) -> Vec<String> {
     if r.group == "rbac.authorization.k8s.io" {
-        // ValidateRBACName: path.IsValidPathSegmentName (k8s.io/apimachinery pkg/api/validation/path)
+        // ValidateRBACName: path.IsValidPathSegmentName (k8s.io/apimachinery
+        // pkg/api/validation/path), whatever the prefix
         let mut msgs = vec![];
         if name == "." || name == ".." {
             msgs.push(format!("may not be '{name}'"));
@@ -67,32 +60,53 @@ pub fn validate_name(r: &Resource, name: &str) -> Vec<Cause> {
                 msgs.push(format!("may not contain '{bad}'"));
             }
         }
-        return msgs
-            .into_iter()
-            .map(|m| Cause::invalid("metadata.name", format!("\"{name}\""), m))
-            .collect();
+        return msgs;
     }
-    // `ValidateNamespaceName` is `NameIsDNSLabel`; `ValidateServiceAccountName`, like most
-    // names, `NameIsDNSSubdomain` (k8s.io/apimachinery pkg/api/validation/generic.go)
-    let label_only = r.kind == "Namespace";
-    let ok = if label_only {
-        is_dns1123_label(name)
+    let masked;
+    let name = if prefix && name.len() > 1 && name.ends_with('-') {
+        // `name[:len(name)-2] + "a"`, bytes as Go cuts them (a character cut in two is no
+        // valid name either way)
+        let bytes = &name.as_bytes()[..name.len() - 2];
+        masked = format!("{}a", String::from_utf8_lossy(bytes));
+        masked.as_str()
     } else {
-        is_dns1123_subdomain(name)
+        name
     };
-    if ok {
-        vec![]
+    // `ValidateNamespaceName` is `NameIsDNSLabel` (`IsDNS1123Label`);
+    // `ValidateServiceAccountName`, like most names, `NameIsDNSSubdomain` (`IsDNS1123Subdomain`)
+    let problems = if r.kind == "Namespace" {
+        dns1123_label_problems(name)
     } else {
-        vec![Cause::invalid(
-            "metadata.name",
-            format!("\"{name}\""),
-            if label_only {
-                DNS1123_LABEL_MSG
-            } else {
-                DNS1123_SUBDOMAIN_MSG
-            },
-        )]
+        dns1123_subdomain_problems(name)
+    };
+    problems.into_iter().map(str::to_string).collect()
+}
+
+/// Validates `metadata.generateName` and `metadata.name` for a resource, as
+/// `ValidateObjectMetaAccessor`: each message of the name function a cause, the generateName's
+/// first.
+pub fn validate_name(r: &Resource, name: &str, generate_name: Option<&str>) -> Vec<Cause> {
+    let mut causes = vec![];
+    if let Some(g) = generate_name.filter(|g| !g.is_empty()) {
+        for m in name_problems(r, g, true) {
+            causes.push(Cause::invalid(
+                "metadata.generateName",
+                format!("\"{g}\""),
+                m,
+            ));
+        }
     }
+    if name.is_empty() {
+        causes.push(Cause::required(
+            "metadata.name",
+            "name or generateName is required",
+        ));
+        return causes;
+    }
+    for m in name_problems(r, name, false) {
+        causes.push(Cause::invalid("metadata.name", format!("\"{name}\""), m));
+    }
+    causes
 }
 
 /// Kubernetes' defaulting functions for a typed object, run as it is decoded (kube-apiserver's
@@ -139,9 +153,17 @@ fn default_template(t: Option<&mut core::PodTemplateSpec>) {
 }
 
 impl SetDefaults for core::Pod {
+    /// `SetDefaults_PodSpec` and, for a Pod only, a negative `terminationGracePeriodSeconds`
+    /// made 1 on the way in (`Convert_v1_Pod_To_core_Pod` since kubernetes 1.27, later
+    /// `SetDefaults_Pod`); a template's is kept, with a warning ([`pod_spec_warnings`]).
     fn set_defaults(&mut self) {
         if let Some(spec) = &mut self.spec {
             default_pod_spec(spec);
+            if let Some(n) = spec.termination_grace_period_seconds.as_mut() {
+                if *n < 0 {
+                    *n = 1;
+                }
+            }
         }
     }
 }
@@ -448,16 +470,25 @@ fn validate_container_only_for_pod(image: &str, cp: &str, causes: &mut Vec<Cause
 }
 
 /// `ValidatePodSpec` (pkg/apis/core/validation/validation.go), the parts served here, in its
-/// order: the containers (`validateContainers`: at least one; each as
-/// `validateContainerCommon`; names unique), the init containers (`validateInitContainers`:
-/// names unique among regular and init containers), the ephemeral containers
-/// (`validateEphemeralContainers`: names unique among all, no surrounding whitespace in the
-/// image), the restart and DNS policies, and the
+/// order: `terminationGracePeriodSeconds` required (negative values are not errors: a Pod's is
+/// made 1 as it is decoded, a template's is a warning), the containers (`validateContainers`:
+/// at least one; each as `validateContainerCommon`; names unique), the init containers
+/// (`validateInitContainers`: names unique among regular and init containers), the ephemeral
+/// containers (`validateEphemeralContainers`: names unique among all, no surrounding
+/// whitespace in the image, `targetContainerName` naming a regular or init container), the
+/// restart and DNS policies, and the
 /// pod security context's user and group IDs (`validatePodSpecSecurityContext`).
 /// `imagePullSecrets` entries have only a name, which may be empty (the kubelet skips it):
 /// that is a warning ([`pod_spec_warnings`]), not an error.
 pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut Vec<Cause>) {
     use std::collections::HashSet;
+    // set by the defaults (`SetDefaults_PodSpec`) on every request body, Pods' and templates'
+    if spec.termination_grace_period_seconds.is_none() {
+        causes.push(Cause::required(
+            format!("{path}.terminationGracePeriodSeconds"),
+            "",
+        ));
+    }
     if spec.containers.is_empty() {
         causes.push(Cause::required(format!("{path}.containers"), ""));
     } else {
@@ -489,12 +520,13 @@ pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut V
     }
     let ephemeral = spec.ephemeral_containers.as_deref().unwrap_or_default();
     if !ephemeral.is_empty() {
-        let mut all: HashSet<&str> = spec
+        let others: HashSet<&str> = spec
             .containers
             .iter()
             .chain(init)
             .map(|c| c.name.as_str())
             .collect();
+        let mut all = others.clone();
         for (i, c) in ephemeral.iter().enumerate() {
             let cp = format!("{path}.ephemeralContainers[{i}]");
             let view = ContainerView::from(c);
@@ -504,6 +536,17 @@ pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut V
                 causes.push(Cause::duplicate(
                     format!("{cp}.name"),
                     format!("\"{}\"", c.name),
+                ));
+            }
+            // the target container must exist and be non-ephemeral
+            if let Some(t) = c
+                .target_container_name
+                .as_deref()
+                .filter(|t| !t.is_empty() && !others.contains(t))
+            {
+                causes.push(Cause::not_found(
+                    format!("{cp}.targetContainerName"),
+                    format!("{t:?}"),
                 ));
             }
         }
@@ -554,14 +597,30 @@ fn validate_pod_only(spec: &core::PodSpec, causes: &mut Vec<Cause>) {
     }
 }
 
-/// [`validate_pod_spec`] for a pod spec still in JSON (a Job's or a CronJob's template, which
+/// What `ValidatePodTemplateSpec` checks of a template's spec: [`validate_pod_spec`], then no
+/// ephemeral containers (pkg/apis/core/validation/validation.go).
+fn validate_template_spec(spec: &core::PodSpec, path: &str, causes: &mut Vec<Cause>) {
+    validate_pod_spec(spec, path, causes);
+    if spec
+        .ephemeral_containers
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
+        causes.push(Cause::forbidden(
+            format!("{path}.ephemeralContainers"),
+            "ephemeral containers not allowed in pod template",
+        ));
+    }
+}
+
+/// [`validate_template_spec`] for a pod template's spec still in JSON (a Job's or a CronJob's template, which
 /// the Job validation reads as JSON): decoded into the typed spec first. The server's bodies
 /// were decoded into their types before, so a spec that does not decode is one a caller made
 /// up; the decoder's reason is the cause.
 pub(crate) fn validate_pod_spec_json(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
     use serde::Deserialize as _;
     match core::PodSpec::deserialize(spec) {
-        Ok(s) => validate_pod_spec(&s, path, causes),
+        Ok(s) => validate_template_spec(&s, path, causes),
         Err(e) => causes.push(Cause::invalid(path, "core.PodSpec{…}", e.to_string())),
     }
 }
@@ -595,6 +654,12 @@ pub(crate) fn pod_spec_warnings(spec: &core::PodSpec, template: &str) -> Vec<Str
                 "{prefix}.imagePullSecrets[{i}].name: invalid empty name \"\""
             ));
         }
+    }
+    // a template's (a Pod's was made 1 as it was decoded)
+    if spec.termination_grace_period_seconds.is_some_and(|n| n < 0) {
+        warnings.push(format!(
+            "{prefix}.terminationGracePeriodSeconds: must be >= 0; negative values are invalid and will be treated as 1"
+        ));
     }
     warnings
 }
@@ -795,7 +860,10 @@ pub fn validate(
         .and_then(Value::as_str)
         .unwrap_or("");
     if old.is_none() {
-        causes.extend(validate_name(r, name));
+        let generate_name = obj
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str);
+        causes.extend(validate_name(r, name, generate_name));
     }
     match r.kind {
         "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
@@ -878,25 +946,48 @@ pub fn validate(
                 Some(Some(spec)) => {
                     validate_pod_spec(spec, "spec", &mut causes);
                     validate_pod_only(spec, &mut causes);
+                    // `ValidatePodCreate`: ephemeral containers are added by the
+                    // `ephemeralcontainers` subresource only
+                    if old.is_none()
+                        && spec
+                            .ephemeral_containers
+                            .as_ref()
+                            .is_some_and(|e| !e.is_empty())
+                    {
+                        causes.push(Cause::forbidden(
+                            "spec.ephemeralContainers",
+                            "cannot be set on create",
+                        ));
+                    }
                 }
                 Some(None) => causes.push(Cause::required("spec.containers", "")),
                 None => {}
             }
             if let Some(old) = old {
-                // pod updates may only change images and a few fields (ValidatePodUpdate)
+                // pod updates may only change images and a few fields (ValidatePodUpdate); the
+                // grace period only from a negative value to 1
+                let grace = |v: &Value| {
+                    v.pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                };
+                let negative_to_one = grace(old).is_some_and(|g| g < 0) && grace(obj) == Some(1);
                 let strip = |v: &Value| {
                     let mut s = v.get("spec").cloned().unwrap_or(json!({}));
-                    if let Some(Value::Array(cs)) = s.get_mut("containers") {
-                        for c in cs {
-                            if let Some(o) = c.as_object_mut() {
-                                o.remove("image");
+                    for list in ["containers", "initContainers"] {
+                        if let Some(Value::Array(cs)) = s.get_mut(list) {
+                            for c in cs {
+                                if let Some(o) = c.as_object_mut() {
+                                    o.remove("image");
+                                }
                             }
                         }
                     }
                     if let Some(o) = s.as_object_mut() {
                         o.remove("activeDeadlineSeconds");
                         o.remove("tolerations");
-                        o.remove("terminationGracePeriodSeconds");
+                        if negative_to_one {
+                            o.remove("terminationGracePeriodSeconds");
+                        }
                         // binding sets nodeName once
                         if old.pointer("/spec/nodeName").is_none() {
                             o.remove("nodeName");
@@ -947,7 +1038,7 @@ pub fn validate(
                 }
             }
             match pod.map(|p| p.spec) {
-                Some(Some(spec)) => validate_pod_spec(spec, "spec.template.spec", &mut causes),
+                Some(Some(spec)) => validate_template_spec(spec, "spec.template.spec", &mut causes),
                 Some(None) => causes.push(Cause::required("spec.template.spec.containers", "")),
                 None => {}
             }
@@ -1737,15 +1828,19 @@ mod tests {
         );
     }
 
+    fn dns1123_label_ok(s: &str) -> bool {
+        dns1123_label_problems(s).is_empty()
+    }
+
     #[test]
     fn names() {
         assert!(is_dns1123_subdomain("a.b-c"));
         assert!(!is_dns1123_subdomain("A"));
-        assert!(!is_dns1123_label("a.b"));
+        assert!(!dns1123_label_ok("a.b"));
         // the subdomain regex limits the whole name (253), not each label (63)
         let long_label = "a".repeat(64);
         assert!(is_dns1123_subdomain(&long_label));
-        assert!(!is_dns1123_label(&long_label));
+        assert!(!dns1123_label_ok(&long_label));
         assert!(!is_dns1123_subdomain(&"a".repeat(254)));
         assert!(!is_dns1123_subdomain("a..b"));
         assert!(!is_dns1123_subdomain(""));
@@ -1755,9 +1850,149 @@ mod tests {
         );
         // ServiceAccount names are subdomains (`ValidateServiceAccountName`), Namespaces labels
         let core = |plural| crate::resources::find("", "v1", plural).unwrap();
-        assert!(validate_name(core("serviceaccounts"), "builder.v2").is_empty());
-        assert!(validate_name(core("secrets"), &long_label).is_empty());
-        assert_eq!(validate_name(core("namespaces"), "team.a").len(), 1);
+        assert!(validate_name(core("serviceaccounts"), "builder.v2", None).is_empty());
+        assert!(validate_name(core("secrets"), &long_label, None).is_empty());
+        assert_eq!(validate_name(core("namespaces"), "team.a", None).len(), 1);
+    }
+
+    /// A Namespace's name is `IsDNS1123Label`'s, with each of its messages: the length (63),
+    /// then "must not contain dots" for a name that would be a subdomain, else the label regex;
+    /// other names are `IsDNS1123Subdomain`'s: the length (253), then the subdomain regex.
+    #[test]
+    fn namespace_names_have_the_dns_label_messages() {
+        let ns = crate::resources::find("", "v1", "namespaces").unwrap();
+        let secrets = crate::resources::find("", "v1", "secrets").unwrap();
+        let texts = |r, name: &str| {
+            validate_name(r, name, None)
+                .iter()
+                .map(Cause::text)
+                .collect::<Vec<_>>()
+        };
+        assert!(texts(ns, "team-a").is_empty());
+        assert!(texts(ns, &"a".repeat(63)).is_empty());
+        let long = "a".repeat(64);
+        assert_eq!(
+            texts(ns, &long),
+            [format!(
+                "metadata.name: Invalid value: \"{long}\": must be no more than 63 characters"
+            )]
+        );
+        assert_eq!(
+            texts(ns, "team.a"),
+            ["metadata.name: Invalid value: \"team.a\": must not contain dots"]
+        );
+        assert_eq!(
+            texts(ns, "Team_A"),
+            [format!(
+                "metadata.name: Invalid value: \"Team_A\": {DNS1123_LABEL_MSG}"
+            )]
+        );
+        let dotted = format!("team.{}", "a".repeat(60));
+        assert_eq!(
+            texts(ns, &dotted),
+            [
+                format!("metadata.name: Invalid value: \"{dotted}\": must be no more than 63 characters"),
+                format!("metadata.name: Invalid value: \"{dotted}\": must not contain dots"),
+            ]
+        );
+        let bad = format!("-{}", "a".repeat(63));
+        assert_eq!(
+            texts(ns, &bad),
+            [
+                format!(
+                    "metadata.name: Invalid value: \"{bad}\": must be no more than 63 characters"
+                ),
+                format!("metadata.name: Invalid value: \"{bad}\": {DNS1123_LABEL_MSG}"),
+            ]
+        );
+        // a leading dot or an empty label is no subdomain either: the regex message
+        assert_eq!(
+            texts(ns, "a..b"),
+            [format!(
+                "metadata.name: Invalid value: \"a..b\": {DNS1123_LABEL_MSG}"
+            )]
+        );
+        // subdomains
+        assert!(texts(secrets, "team.a").is_empty());
+        let very_long = "a".repeat(254);
+        assert_eq!(
+            texts(secrets, &very_long),
+            [format!("metadata.name: Invalid value: \"{very_long}\": must be no more than 253 characters")]
+        );
+        assert_eq!(
+            texts(secrets, "Team"),
+            [format!(
+                "metadata.name: Invalid value: \"Team\": {DNS1123_SUBDOMAIN_MSG}"
+            )]
+        );
+    }
+
+    /// `generateName` is validated with the name function as a prefix (`ValidateObjectMeta`):
+    /// its trailing dash masked as upstream does (`maskTrailingDash` drops the character before
+    /// it too), its causes before the name's; RBAC names ignore the prefix.
+    #[test]
+    fn generate_names_are_validated_as_prefixes() {
+        let find = |g, plural| crate::resources::find(g, "v1", plural).unwrap();
+        let (ns, secrets, roles) = (
+            find("", "namespaces"),
+            find("", "secrets"),
+            find("rbac.authorization.k8s.io", "roles"),
+        );
+        let texts = |r, name: &str, g: &str| {
+            validate_name(r, name, Some(g))
+                .iter()
+                .map(Cause::text)
+                .collect::<Vec<_>>()
+        };
+        assert!(texts(ns, "team-x2b4z", "team-").is_empty());
+        assert!(texts(ns, "a-x2b4z", "a-").is_empty());
+        // "-a-" masks to "-a": still not a label
+        assert_eq!(
+            texts(ns, "a", "-a-"),
+            [format!(
+                "metadata.generateName: Invalid value: \"-a-\": {DNS1123_LABEL_MSG}"
+            )]
+        );
+        assert_eq!(
+            texts(ns, "team.a-x2b4z", "team.a-"),
+            [
+                "metadata.generateName: Invalid value: \"team.a-\": must not contain dots",
+                "metadata.name: Invalid value: \"team.a-x2b4z\": must not contain dots",
+            ]
+        );
+        // 64 characters masked to 63: a valid prefix; 65 are one too many
+        let g64 = format!("{}-", "a".repeat(63));
+        assert!(texts(ns, "a", &g64).is_empty());
+        let g65 = format!("{}-", "a".repeat(64));
+        assert_eq!(
+            texts(ns, "a", &g65),
+            [format!("metadata.generateName: Invalid value: \"{g65}\": must be no more than 63 characters")]
+        );
+        assert_eq!(
+            texts(secrets, "Web-x2b4z", "Web-"),
+            [
+                format!("metadata.generateName: Invalid value: \"Web-\": {DNS1123_SUBDOMAIN_MSG}"),
+                format!("metadata.name: Invalid value: \"Web-x2b4z\": {DNS1123_SUBDOMAIN_MSG}"),
+            ]
+        );
+        assert_eq!(
+            texts(roles, "a/b-x2b4z", "a/b-"),
+            [
+                "metadata.generateName: Invalid value: \"a/b-\": may not contain '/'",
+                "metadata.name: Invalid value: \"a/b-x2b4z\": may not contain '/'",
+            ]
+        );
+        // a multi-byte character cut by the mask is no panic, and no valid name
+        assert_eq!(
+            texts(ns, "a", "é-"),
+            [format!(
+                "metadata.generateName: Invalid value: \"é-\": {DNS1123_LABEL_MSG}"
+            )]
+        );
+        assert_eq!(
+            validate_name(ns, "", None)[0].text(),
+            "metadata.name: Required value: name or generateName is required"
+        );
     }
 
     fn texts(r: &Resource, body: Value) -> Vec<String> {
@@ -1879,6 +2114,156 @@ mod tests {
             serde_json::from_value(json!({"containers": [], "imagePullSecrets": [{"name": "a"}]}))
                 .unwrap();
         assert!(pod_spec_warnings(&one, "spec.template").is_empty());
+    }
+
+    /// Ephemeral containers (`ValidatePodCreate`, `validateEphemeralContainers`,
+    /// `ValidatePodTemplateSpec`): a Pod's are forbidden on create, after the spec's errors,
+    /// which include a `targetContainerName` naming no regular or init container (an ephemeral
+    /// one does not count); a template may have none; an update is not a create.
+    #[test]
+    fn ephemeral_containers_cannot_be_created_and_must_target_a_container() {
+        let pods = res("", "v1", "pods");
+        let spec = json!({"containers": [{"name": "c", "image": "x"}],
+            "initContainers": [{"name": "i", "image": "x"}],
+            "ephemeralContainers": [
+                {"name": "d1", "image": "x", "targetContainerName": "c"},
+                {"name": "d2", "image": "x", "targetContainerName": "i"},
+                {"name": "d3", "image": "x", "targetContainerName": "d1"},
+                {"name": "d4", "image": "x", "targetContainerName": "nope"},
+                {"name": "d5", "image": "x", "targetContainerName": ""}]});
+        assert_eq!(
+            texts(
+                pods,
+                json!({"metadata": {"name": "p"}, "spec": spec.clone()})
+            ),
+            [
+                "spec.ephemeralContainers[2].targetContainerName: Not found: \"d1\"",
+                "spec.ephemeralContainers[3].targetContainerName: Not found: \"nope\"",
+                "spec.ephemeralContainers: Forbidden: cannot be set on create",
+            ]
+        );
+        let c = Cause::not_found("f", "\"x\"");
+        assert_eq!(
+            (c.reason, c.text().as_str()),
+            ("FieldValueNotFound", "f: Not found: \"x\"")
+        );
+        // an update checks the targets but is no create
+        let pod = defaulted(
+            pods,
+            json!({"metadata": {"name": "p"}, "spec": spec.clone()}),
+        );
+        let got: Vec<String> = check(pods, &pod, Some(&pod))
+            .iter()
+            .map(Cause::text)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "spec.ephemeralContainers[2].targetContainerName: Not found: \"d1\"",
+                "spec.ephemeralContainers[3].targetContainerName: Not found: \"nope\"",
+            ]
+        );
+        // templates: a Deployment's (typed) and a Job's (read as JSON by the Job validation)
+        let mut good = spec.clone();
+        good["ephemeralContainers"] =
+            json!([{"name": "d1", "image": "x", "targetContainerName": "c"}]);
+        let deploy = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": good.clone()}}});
+        assert_eq!(
+            texts(res("apps", "v1", "deployments"), deploy),
+            ["spec.template.spec.ephemeralContainers: Forbidden: ephemeral containers not allowed in pod template"]
+        );
+        good["restartPolicy"] = json!("Never");
+        let job = json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": good}}});
+        let got = texts(res("batch", "v1", "jobs"), job);
+        assert!(
+            got.contains(&"spec.template.spec.ephemeralContainers: Forbidden: ephemeral containers not allowed in pod template".to_string()),
+            "{got:?}"
+        );
+    }
+
+    /// `terminationGracePeriodSeconds` as a request meets it: the defaults set 30 where it is
+    /// missing, so `ValidatePodSpec`'s Required is only met by a spec that skipped them; a
+    /// negative value is no error: a Pod's is made 1 as it is decoded, a template's is kept with
+    /// `warningsForPodSpecAndMeta`'s warning; 0 is kept.
+    #[test]
+    fn termination_grace_period_as_upstream() {
+        let pods = res("", "v1", "pods");
+        let pod = |g: Value| {
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}],
+                "terminationGracePeriodSeconds": g}})
+        };
+        let d = defaulted(pods, pod(json!(null)));
+        assert_eq!(d["spec"]["terminationGracePeriodSeconds"], 30);
+        assert!(texts(pods, pod(json!(null))).is_empty());
+        for (g, stored) in [(-5, 1), (-1, 1), (0, 0), (7, 7)] {
+            let d = defaulted(pods, pod(json!(g)));
+            assert_eq!(d["spec"]["terminationGracePeriodSeconds"], stored, "{g}");
+            assert!(texts(pods, pod(json!(g))).is_empty(), "{g}");
+        }
+        // not defaulted: Required, first
+        let mut causes = vec![];
+        validate_pod_spec_json(
+            &json!({"containers": []}),
+            "spec.template.spec",
+            &mut causes,
+        );
+        assert_eq!(
+            causes.iter().map(Cause::text).collect::<Vec<_>>(),
+            [
+                "spec.template.spec.terminationGracePeriodSeconds: Required value",
+                "spec.template.spec.containers: Required value",
+            ]
+        );
+        // a template keeps a negative value, with a warning
+        let deployments = res("apps", "v1", "deployments");
+        let deploy = defaulted(
+            deployments,
+            json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": {
+                    "containers": [{"name": "c", "image": "x"}], "terminationGracePeriodSeconds": -3}}}}),
+        );
+        assert_eq!(
+            deploy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+            -3
+        );
+        assert!(check(deployments, &deploy, None).is_empty());
+        let spec: core::PodSpec =
+            serde_json::from_value(deploy["spec"]["template"]["spec"].clone()).unwrap();
+        assert_eq!(
+            pod_spec_warnings(&spec, "spec.template"),
+            ["spec.template.spec.terminationGracePeriodSeconds: must be >= 0; negative values are invalid and will be treated as 1"]
+        );
+        let ok: core::PodSpec =
+            serde_json::from_value(json!({"containers": [], "terminationGracePeriodSeconds": 0}))
+                .unwrap();
+        assert!(pod_spec_warnings(&ok, "").is_empty());
+        // an update may not change it (ValidatePodUpdate), but for a negative one set to 1;
+        // images, init containers' too, may change
+        let stored = defaulted(
+            pods,
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}],
+                "initContainers": [{"name": "i", "image": "x"}], "terminationGracePeriodSeconds": 30}}),
+        );
+        let update = |g: i64, image: &str| {
+            let mut p = stored.clone();
+            p["spec"]["terminationGracePeriodSeconds"] = json!(g);
+            p["spec"]["initContainers"][0]["image"] = json!(image);
+            p["spec"]["containers"][0]["image"] = json!(image);
+            p
+        };
+        let forbidden = "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+        let upd = |new: &Value, old: &Value| {
+            check(pods, new, Some(old))
+                .iter()
+                .map(Cause::text)
+                .collect::<Vec<_>>()
+        };
+        assert!(upd(&update(30, "y"), &stored).is_empty());
+        assert_eq!(upd(&update(60, "x"), &stored), [forbidden]);
+        let negative = update(-1, "x");
+        assert!(upd(&update(1, "x"), &negative).is_empty());
+        assert_eq!(upd(&update(2, "x"), &negative), [forbidden]);
     }
 
     /// Go's defaults take an empty string for an unset field: `""` policies are defaulted, not

@@ -101,17 +101,23 @@ impl ApiError {
 
     /// 422 `Kind "name" is invalid: field: detail, …`.
     pub fn invalid(r: &Resource, name: &str, causes: Vec<Cause>) -> Self {
+        Self::invalid_as(r.group, r.kind, name, causes)
+    }
+
+    /// [`ApiError::invalid`] naming `kind` of `group` (`errors.NewInvalid` with that
+    /// `GroupKind`; the storage's update names the resource as the kind).
+    pub fn invalid_as(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
         let text: Vec<String> = causes.iter().map(|c| c.text()).collect();
         // `errors.NewInvalid` names the qualified kind (`Kind.group`)
-        let kind = if r.group.is_empty() {
-            r.kind.to_string()
+        let qualified = if group.is_empty() {
+            kind.to_string()
         } else {
-            format!("{}.{}", r.kind, r.group)
+            format!("{kind}.{group}")
         };
         let msg = if text.len() == 1 {
-            format!("{kind} \"{name}\" is invalid: {}", text[0])
+            format!("{qualified} \"{name}\" is invalid: {}", text[0])
         } else {
-            format!("{kind} \"{name}\" is invalid: [{}]", text.join(", "))
+            format!("{qualified} \"{name}\" is invalid: [{}]", text.join(", "))
         };
         Self::new(
             422,
@@ -119,8 +125,8 @@ impl ApiError {
             msg,
             Some(json!({
                 "name": name,
-                "group": r.group,
-                "kind": r.kind,
+                "group": group,
+                "kind": kind,
                 "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message_part(), "field": c.field})).collect::<Vec<_>>(),
             })),
         )
@@ -215,7 +221,8 @@ impl ApiError {
 /// One field error (`field.Error`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cause {
-    /// `FieldValueRequired`, `FieldValueInvalid`, `FieldValueNotSupported`, `FieldValueForbidden`.
+    /// `FieldValueRequired`, `FieldValueInvalid`, `FieldValueNotSupported`, `FieldValueForbidden`,
+    /// `FieldValueNotFound`, …
     pub reason: &'static str,
     /// The field path.
     pub field: String,
@@ -281,6 +288,16 @@ impl Cause {
         }
     }
 
+    /// `Not found: <v>` (`field.NotFound`).
+    pub fn not_found(field: impl Into<String>, value: impl Into<String>) -> Self {
+        Cause {
+            reason: "FieldValueNotFound",
+            field: field.into(),
+            value: Some(value.into()),
+            detail: String::new(),
+        }
+    }
+
     /// `Forbidden: detail`.
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Cause {
@@ -331,6 +348,7 @@ impl Cause {
             "FieldValueTooLong" => "Too long",
             "FieldValueTooMany" => "Too many",
             "FieldValueDuplicate" => "Duplicate value",
+            "FieldValueNotFound" => "Not found",
             _ => "Forbidden",
         };
         let mut s = kind.to_string();
@@ -346,5 +364,32 @@ impl Cause {
     /// `field: Required value: detail`.
     pub fn text(&self) -> String {
         format!("{}: {}", self.field, self.message_part())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `errors.NewInvalid` with the storage's `GroupKind{group, resource}`: the message names
+    /// `resource.group`, the details the resource as the kind.
+    #[test]
+    fn invalid_as_names_the_given_kind() {
+        let e = ApiError::invalid_as(
+            "kubepull.io",
+            "clusterpullsecrets",
+            "corp",
+            vec![Cause::invalid(
+                "metadata.resourceVersion",
+                "0x0",
+                "must be specified for an update",
+            )],
+        );
+        assert_eq!((e.code, e.reason), (422, "Invalid"));
+        assert_eq!(e.message, "clusterpullsecrets.kubepull.io \"corp\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update");
+        let st = e.status();
+        assert_eq!(st["details"]["kind"], "clusterpullsecrets");
+        assert_eq!(st["details"]["group"], "kubepull.io");
+        assert_eq!(st["details"]["causes"][0]["reason"], "FieldValueInvalid");
     }
 }

@@ -112,6 +112,18 @@ pub struct Objects {
     fanouts: Arc<crate::watchfanout::Fanouts>,
 }
 
+/// How many times an update is tried when the storage keeps refusing its write because the
+/// object changed meanwhile (kube-apiserver's `GuaranteedUpdate` tries until it succeeds).
+const UPDATE_TRIES: usize = 32;
+
+/// What one try of an update came to.
+enum Tried {
+    /// Written (or, dry run, not written), as answered.
+    Done(Value),
+    /// The storage refused the write: the object changed since it was read.
+    Raced,
+}
+
 fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::AlreadyExists { .. } => ApiError::already_exists(r, name),
@@ -122,6 +134,83 @@ fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
         }
         StoreError::Unavailable { message } => ApiError::unavailable(message),
         StoreError::Backend { message } => ApiError::internal(message),
+    }
+}
+
+/// What the storage does to an update's object after admission and the resourceVersion
+/// comparison, before validation (`rest.BeforeUpdate`, the strategies' `PrepareForUpdate`, the
+/// Service storage's `beginUpdate`): a status update keeps everything but the status (the
+/// status strategies); any other keeps the status, the kind, the immutable metadata, counts the
+/// generation of kinds that have one (on the object mutating admission made, so a webhook's
+/// spec change counts) and applies the kind's own preparation.
+fn prepare_update(
+    r: &'static Resource,
+    cr: Option<&crate::crd::Served>,
+    old: &Value,
+    mut obj: Value,
+    subresource: Option<&str>,
+) -> Value {
+    let has_status = r.subresources.contains(&"status");
+    match subresource {
+        Some("status") => {
+            let mut n = old.clone();
+            n["status"] = obj.get("status").cloned().unwrap_or(json!({}));
+            n
+        }
+        _ => {
+            if has_status {
+                obj["status"] = old.get("status").cloned().unwrap_or(Value::Null);
+                if obj["status"].is_null() {
+                    if let Some(o) = obj.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
+            obj["apiVersion"] = json!(r.api_version());
+            obj["kind"] = json!(r.kind);
+            // immutable metadata
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "namespace",
+                "name",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+            ] {
+                match old.pointer(&format!("/metadata/{f}")) {
+                    Some(v) => obj["metadata"][f] = v.clone(),
+                    None => {
+                        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                            m.remove(f);
+                        }
+                    }
+                }
+            }
+            if matches!(r.kind, "Deployment" | "ReplicaSet")
+                || cr.is_some()
+                || crate::crd::is_crd(r)
+            {
+                let g = old
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
+                let changed = if cr.is_some() {
+                    crate::crd::spec_changed(old, &obj)
+                } else {
+                    old.get("spec") != obj.get("spec")
+                };
+                obj["metadata"]["generation"] = json!(if changed { g + 1 } else { g });
+            }
+            admission::prepare(r, &mut obj);
+            if crate::crd::is_crd(r) {
+                crate::crd::default_crd(&mut obj);
+                crate::crd::warn_unsupported(&obj);
+            }
+            if r.kind == "Service" {
+                crate::services::keep_allocated(old, &mut obj);
+            }
+            obj
+        }
     }
 }
 
@@ -321,7 +410,7 @@ fn new_meta(
     let mut name = requested_name.clone();
     if name.is_empty() {
         if let Some(g) = md.generate_name() {
-            name = format!("{g}{}", random_suffix(5));
+            name = generated_name(g);
             md.set_name(&name);
         }
     }
@@ -465,6 +554,17 @@ pub fn mount_service_account_token(spec: &mut core::PodSpec) {
             projected: Some(projected),
             ..Default::default()
         });
+}
+
+/// `SimpleNameGenerator.GenerateName` (k8s.io/apiserver pkg/storage/names): the base cut to
+/// 58 bytes (`MaxGeneratedNameLength`, so the name fits a 63-character label; here on a
+/// character boundary) and 5 random characters.
+fn generated_name(base: &str) -> String {
+    let mut cut = base.len().min(63 - 5);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{}", &base[..cut], random_suffix(5))
 }
 
 /// `generateName` suffix: 5 characters from apimachinery's alphabet (`util/rand`).
@@ -1404,6 +1504,11 @@ impl Objects {
 
     /// [`Objects::update`] on behalf of `user`: a user's Role, ClusterRole and binding updates
     /// go through the RBAC storage's escalation check.
+    ///
+    /// As kube-apiserver's `GuaranteedUpdate`, a write the storage refuses because the object
+    /// changed since it was read is tried again on the object as it now is, admission included:
+    /// an update without a resourceVersion then succeeds, one with a resourceVersion gets the
+    /// 409 of the comparison.
     #[allow(clippy::too_many_arguments)]
     pub async fn update_by(
         &self,
@@ -1415,6 +1520,76 @@ impl Objects {
         subresource: Option<&str>,
         strict: bool,
     ) -> ApiResult<Value> {
+        // the handler's part, once: the body decoded and its namespace and name checked
+        let cr = self.crds.served(r);
+        if cr
+            .as_ref()
+            .is_some_and(|sv| subresource.is_some_and(|s| s != "status" || !sv.status))
+        {
+            return Err(ApiError::path_not_found());
+        }
+        if let Some(why) = admission::decode(r, &mut obj, subresource.is_none(), strict) {
+            return Err(ApiError::bad_request(why));
+        }
+        if let Some(sv) = &cr {
+            crate::crd::admit_body(sv, &mut obj, strict)?;
+        }
+        // what mutating admission sees is the object as the request made it, decoded (its
+        // kind and, as the handler's `EnsureObjectNamespaceMatchesRequestNamespace`, its
+        // namespace set): `rest.BeforeUpdate` and the strategies' `PrepareForUpdate` run after
+        // it, in the storage's try-update function ([`prepare_update`])
+        obj["apiVersion"] = json!(r.api_version());
+        obj["kind"] = json!(r.kind);
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            obj["metadata"] = json!({});
+        }
+        let given_ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !r.namespaced {
+            if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("namespace");
+            }
+        } else if given_ns.is_empty() {
+            obj["metadata"]["namespace"] = json!(ns);
+        } else if given_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request".into(),
+            ));
+        }
+        if obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            obj["metadata"]["name"] = json!(name);
+        }
+        for _ in 0..UPDATE_TRIES {
+            match self
+                .try_update(user, r, ns, name, cr.as_deref(), obj.clone(), subresource)
+                .await?
+            {
+                Tried::Done(v) => return Ok(v),
+                Tried::Raced => continue,
+            }
+        }
+        Err(ApiError::conflict(r, name))
+    }
+
+    /// One try of [`Objects::update_by`] on the object as stored now (`GuaranteedUpdate`'s
+    /// try-update function).
+    #[allow(clippy::too_many_arguments)]
+    async fn try_update(
+        &self,
+        user: &User,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        cr: Option<&crate::crd::Served>,
+        obj: Value,
+        subresource: Option<&str>,
+    ) -> ApiResult<Tried> {
         let sr = resources::storage_of(r);
         let key = sr.key(ns, name);
         let cur_kv = self
@@ -1423,35 +1598,12 @@ impl Objects {
             .await
             .map_err(|e| store_err(r, name, e))?
             .ok_or_else(|| ApiError::not_found(r, name))?;
-        let cr = self.crds.served(r);
-        if cr
-            .as_ref()
-            .is_some_and(|sv| subresource.is_some_and(|s| s != "status" || !sv.status))
-        {
-            return Err(ApiError::path_not_found());
-        }
         let old = self.present(r, decode(&cur_kv));
-        if let Some(why) = admission::decode(r, &mut obj, subresource.is_none(), strict) {
-            return Err(ApiError::bad_request(why));
-        }
-        if let Some(sv) = &cr {
-            crate::crd::admit_body(sv, &mut obj, strict)?;
-        }
-        let expected = match obj
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-        {
-            Some(rv) if !rv.is_empty() => rv
-                .parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
-            _ => cur_kv.mod_revision,
-        };
-        if expected != cur_kv.mod_revision {
-            return Err(ApiError::conflict(r, name));
-        }
         // an update without a UID keeps the stored one (`rest.BeforeUpdate`); a UID in the
         // body is a precondition (`defaultUpdatedObjectInfo.Preconditions`), which a re-created
-        // object fails with 409 (`Preconditions.Check`, `InterpretUpdateError`)
+        // object fails with 409 (`Preconditions.Check`, `InterpretUpdateError`); the storage
+        // checks it before its try-update function (`GuaranteedUpdate`), so before mutating
+        // admission and before the resourceVersion
         if let Some(uid) = obj
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
@@ -1468,67 +1620,7 @@ impl Objects {
                 )));
             }
         }
-        let has_status = r.subresources.contains(&"status");
-        let mut new = match subresource {
-            Some("status") => {
-                let mut n = old.clone();
-                n["status"] = obj.get("status").cloned().unwrap_or(json!({}));
-                n
-            }
-            _ => {
-                if has_status {
-                    obj["status"] = old.get("status").cloned().unwrap_or(Value::Null);
-                    if obj["status"].is_null() {
-                        if let Some(o) = obj.as_object_mut() {
-                            o.remove("status");
-                        }
-                    }
-                }
-                obj["apiVersion"] = json!(r.api_version());
-                obj["kind"] = json!(r.kind);
-                // immutable metadata
-                for f in [
-                    "uid",
-                    "creationTimestamp",
-                    "namespace",
-                    "name",
-                    "deletionTimestamp",
-                    "deletionGracePeriodSeconds",
-                ] {
-                    match old.pointer(&format!("/metadata/{f}")) {
-                        Some(v) => obj["metadata"][f] = v.clone(),
-                        None => {
-                            if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
-                            {
-                                m.remove(f);
-                            }
-                        }
-                    }
-                }
-                if matches!(r.kind, "Deployment" | "ReplicaSet")
-                    || cr.is_some()
-                    || crate::crd::is_crd(r)
-                {
-                    let g = old
-                        .pointer("/metadata/generation")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(1);
-                    let changed = if cr.is_some() {
-                        crate::crd::spec_changed(&old, &obj)
-                    } else {
-                        old.get("spec") != obj.get("spec")
-                    };
-                    obj["metadata"]["generation"] = json!(if changed { g + 1 } else { g });
-                }
-                admission::prepare(r, &mut obj);
-                if crate::crd::is_crd(r) {
-                    crate::crd::default_crd(&mut obj);
-                    crate::crd::warn_unsupported(&obj);
-                }
-                obj
-            }
-        };
-        new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
+        let mut new = obj;
         let attrs = Attributes {
             r,
             kind: None,
@@ -1538,15 +1630,43 @@ impl Objects {
             name,
             options: None,
         };
-        if r.kind == "Service" && subresource.is_none() {
-            crate::services::keep_allocated(&old, &mut new);
-        }
         self.webhooks
             .mutate(self, &attrs, Some(&mut new), Some(&old))
             .await?;
         // the RBAC storage's escalation check (its wrapped `UpdatedObjectInfo`), on what
         // mutating admission made
         crate::rbac::confirm_no_escalation(self, user, r, ns, name, &new, Some(&old)).await?;
+        // the resourceVersion, where kube-apiserver's storage compares it: in `Store.Update`'s
+        // try-update function, after `objInfo.UpdatedObject` (mutating admission, the RBAC
+        // storage's escalation check) and before `rest.BeforeUpdate` (validation); read from
+        // the object admission made, none or empty being an unconditional update, which custom
+        // resources do not allow (`customResourceStrategy.AllowUnconditionalUpdate`)
+        let expected = match new
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            Some(rv) if !rv.is_empty() => rv
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+            _ if cr.is_some() => {
+                return Err(ApiError::invalid_as(
+                    r.group,
+                    r.plural,
+                    name,
+                    vec![Cause::invalid(
+                        "metadata.resourceVersion",
+                        "0x0",
+                        "must be specified for an update",
+                    )],
+                ))
+            }
+            _ => cur_kv.mod_revision,
+        };
+        if expected != cur_kv.mod_revision {
+            return Err(ApiError::conflict(r, name));
+        }
+        let mut new = prepare_update(r, cr, &old, new, subresource);
+        new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
         // the pod template, decoded once for validation, the warnings and Pod Security
         // admission; a status update is validated without it (the status strategies validate
         // the status and metadata only)
@@ -1585,7 +1705,7 @@ impl Objects {
             .validate(self, &attrs, Some(&new), Some(&old))
             .await?;
         if webhooks::dry_run() {
-            return Ok(new);
+            return Ok(Tried::Done(new));
         }
         if webhooks::is_configuration(r) {
             self.webhooks.invalidate();
@@ -1621,7 +1741,7 @@ impl Objects {
             if crate::crd::is_crd(r) {
                 crate::crd::sync(self).await?;
             }
-            return Ok(self.present(r, new));
+            return Ok(Tried::Done(self.present(r, new)));
         }
         let held = if r.kind == "Service" && subresource.is_none() {
             Some(
@@ -1643,6 +1763,9 @@ impl Objects {
                 if let Some(h) = &held {
                     self.services.release(self.store.as_ref(), h).await;
                 }
+                if matches!(e, StoreError::Conflict { .. }) {
+                    return Ok(Tried::Raced);
+                }
                 return Err(store_err(r, name, e));
             }
         };
@@ -1653,12 +1776,12 @@ impl Objects {
         new["metadata"]["resourceVersion"] = json!(rev.to_string());
         if crate::crd::is_crd(r) {
             crate::crd::sync(self).await?;
-            return self.get(r, "", name).await;
+            return self.get(r, "", name).await.map(Tried::Done);
         }
-        Ok(match &cr {
+        Ok(Tried::Done(match &cr {
             Some(sv) => crate::crd::present(sv, crate::crd::to_storage(sv, &new)),
             None => new,
-        })
+        }))
     }
 
     /// Applies a patch, retrying on write conflicts (the patch is re-applied to the latest
@@ -2347,6 +2470,27 @@ mod tests {
         assert!(!pod_references(&p, "ConfigMap", "s1"));
     }
 
+    /// `SimpleNameGenerator`: the base cut to 58 bytes, 5 random characters after it; a
+    /// character is never cut in two.
+    #[test]
+    fn generated_names_fit_a_label() {
+        let n = generated_name("web-");
+        assert!(n.starts_with("web-") && n.len() == 9, "{n}");
+        let long = "a".repeat(70);
+        let n = generated_name(&long);
+        assert_eq!(n.len(), 63);
+        assert!(
+            n.starts_with(&"a".repeat(58)) && !n[58..].contains('a'),
+            "{n}"
+        );
+        let wide = format!("{}é", "a".repeat(57));
+        let n = generated_name(&wide);
+        assert!(
+            n.starts_with(&"a".repeat(57)) && !n.contains('é') && n.len() == 62,
+            "{n}"
+        );
+    }
+
     #[test]
     fn uuids_are_random_v4() {
         let a = uuid();
@@ -2489,6 +2633,226 @@ mod tests {
         assert_eq!(e.code, 409, "{}", e.message);
     }
 
+    /// kube-apiserver's order on update (the handler, then `Store.Update`): the body decoded and
+    /// its namespace checked, the UID precondition before the try-update function, the
+    /// resourceVersion inside it after mutating admission and before validation; a status
+    /// update is compared on the resourceVersion its body names.
+    #[tokio::test]
+    async fn an_update_checks_the_uid_then_the_resource_version_then_validates() {
+        let o = api().await;
+        let cm = resources::find("", "v1", "configmaps").unwrap();
+        let first = o
+            .create(
+                cm,
+                "default",
+                json!({"metadata": {"name": "c"}, "data": {"a": "1"}, "immutable": true}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        let uid = first["metadata"]["uid"].as_str().unwrap().to_string();
+        let mut second = first.clone();
+        second["metadata"]["labels"] = json!({"x": "y"});
+        let second = o
+            .update(cm, "default", "c", second, None, false)
+            .await
+            .unwrap();
+        // stale and another UID: the precondition's 409
+        let mut stale = first.clone();
+        stale["metadata"]["uid"] = json!("6a1e5b3c-0000-4000-8000-000000000000");
+        let e = o
+            .update(cm, "default", "c", stale, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            format!("Operation cannot be fulfilled on configmaps \"c\": Precondition failed: UID in precondition: 6a1e5b3c-0000-4000-8000-000000000000, UID in object meta: {uid}")
+        );
+        // stale and invalid: the conflict, validation never runs
+        let mut stale = first.clone();
+        stale["data"]["a"] = json!("9");
+        let e = o
+            .update(cm, "default", "c", stale, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.reason), (409, "Conflict"), "{}", e.message);
+        assert_eq!(
+            e.message,
+            "Operation cannot be fulfilled on configmaps \"c\": the object has been modified; please apply your changes to the latest version and try again"
+        );
+        // a body in another namespace: 400 (`EnsureObjectNamespaceMatchesRequestNamespace`)
+        let mut elsewhere = second.clone();
+        elsewhere["metadata"]["namespace"] = json!("other");
+        let e = o
+            .update(cm, "default", "c", elsewhere, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "the namespace of the provided object does not match the namespace sent on the request")
+        );
+        // the body is decoded and its namespace checked before the stored object is read, as
+        // the handler does before the storage: 400, not 404
+        let e = o
+            .update(
+                cm,
+                "default",
+                "missing",
+                json!({"metadata": {"name": "missing"}, "data": "x"}),
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 400, "{}", e.message);
+        let e = o
+            .update(
+                cm,
+                "default",
+                "missing",
+                json!({"metadata": {"name": "missing", "namespace": "other"}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 400, "{}", e.message);
+        let e = o
+            .update(
+                cm,
+                "default",
+                "missing",
+                json!({"metadata": {"name": "missing"}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 404, "{}", e.message);
+        // current and invalid: 422
+        let mut bad = second.clone();
+        bad["data"]["a"] = json!("9");
+        let e = o
+            .update(cm, "default", "c", bad, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422, "{}", e.message);
+        assert_eq!(o.get(cm, "default", "c").await.unwrap(), second);
+        // the status subresource: a stale resourceVersion in its body conflicts, none updates
+        let pod = o
+            .create(
+                pods(),
+                "default",
+                json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        let mut st = pod.clone();
+        st["status"]["phase"] = json!("Pending");
+        let moved = o
+            .update(pods(), "default", "p", st, Some("status"), false)
+            .await
+            .unwrap();
+        assert_ne!(
+            moved["metadata"]["resourceVersion"],
+            pod["metadata"]["resourceVersion"]
+        );
+        let mut st = pod.clone();
+        st["status"]["phase"] = json!("Running");
+        let e = o
+            .update(pods(), "default", "p", st.clone(), Some("status"), false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 409, "{}", e.message);
+        st["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        let done = o
+            .update(pods(), "default", "p", st, Some("status"), false)
+            .await
+            .unwrap();
+        assert_eq!(done["status"]["phase"], "Running");
+    }
+
+    /// A write that races an update (made between the update's read and its write) makes the
+    /// update try again on the object as it now is, as `GuaranteedUpdate` does: one without a
+    /// resourceVersion replaces the racer's, one naming the version it read gets 409; a patch
+    /// is applied again to the racer's object.
+    #[tokio::test]
+    async fn an_update_raced_by_another_write_is_tried_again() {
+        let store = Arc::new(crate::teststore::TestStore::default());
+        let o = Objects::new(store.clone());
+        o.bootstrap().await.unwrap();
+        let cm = resources::find("", "v1", "configmaps").unwrap();
+        let key = cm.key("default", "c");
+        let racer = |v: &[u8]| {
+            let mut obj: Value = serde_json::from_slice(v).unwrap();
+            obj["data"]["racer"] = json!("was here");
+            serde_json::to_vec(&obj).unwrap()
+        };
+        let first = o
+            .create(
+                cm,
+                "default",
+                json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        // no resourceVersion: tried again, the body replaces the racer's write
+        let mut body = first.clone();
+        body["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        body["data"]["a"] = json!("2");
+        store.rewrite_before_next_update(&key, racer);
+        let done = o
+            .update(cm, "default", "c", body, None, false)
+            .await
+            .unwrap();
+        assert_eq!(done["data"], json!({"a": "2"}));
+        assert_eq!(o.get(cm, "default", "c").await.unwrap(), done);
+        // the resourceVersion it read: the 409, the racer's write kept
+        let mut body = done.clone();
+        body["data"]["a"] = json!("3");
+        store.rewrite_before_next_update(&key, racer);
+        let e = o
+            .update(cm, "default", "c", body, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.reason), (409, "Conflict"), "{}", e.message);
+        let now = o.get(cm, "default", "c").await.unwrap();
+        assert_eq!(now["data"], json!({"a": "2", "racer": "was here"}));
+        // a patch without a resourceVersion: applied to the racer's object
+        store.rewrite_before_next_update(&key, |v: &[u8]| {
+            let mut obj: Value = serde_json::from_slice(v).unwrap();
+            obj["data"]["second"] = json!("racer");
+            serde_json::to_vec(&obj).unwrap()
+        });
+        let patched = o
+            .patch(
+                cm,
+                "default",
+                "c",
+                "application/merge-patch+json",
+                &json!({"data": {"a": "4"}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            patched["data"],
+            json!({"a": "4", "racer": "was here", "second": "racer"})
+        );
+    }
+
     /// A stored ServiceAccount that does not decode (written straight to storage) makes the pod
     /// create a Forbidden that names the account and the fix, as upstream's failed lookup,
     /// without quoting the stored value; nothing is stored.
@@ -2529,7 +2893,8 @@ mod tests {
     }
 
     /// ServiceAccount admission on the typed Pod: the account's pull secrets, the API
-    /// credentials in init and app containers (not ephemeral ones), the account names, status.
+    /// credentials in init and app containers, the account names, status; ephemeral containers
+    /// cannot be set on create (`ValidatePodCreate`).
     #[tokio::test]
     async fn pods_are_admitted_as_typed_objects() {
         let o = api().await;
@@ -2552,13 +2917,29 @@ mod tests {
                     "containers": [{"name": "c", "image": "busybox:1.36"},
                         {"name": "own", "image": "busybox:1.36", "volumeMounts": [
                             {"name": "mine", "mountPath": API_TOKEN_MOUNT_PATH}]}],
-                    "ephemeralContainers": [{"name": "dbg", "image": "busybox:1.36"}],
                     "volumes": [{"name": "mine", "emptyDir": {}}]}}),
                 &User::Admin,
                 false,
             )
             .await
             .unwrap();
+        let e = o
+            .create(
+                pods(),
+                "default",
+                json!({"metadata": {"name": "dbg"}, "spec": {"serviceAccount": "bot",
+                    "containers": [{"name": "c", "image": "busybox:1.36"}],
+                    "ephemeralContainers": [{"name": "dbg", "image": "busybox:1.36"}]}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "Pod \"dbg\" is invalid: spec.ephemeralContainers: Forbidden: cannot be set on create"
+        );
+        assert!(o.get_opt(pods(), "default", "dbg").await.unwrap().is_none());
         let name = pod["metadata"]["name"].as_str().unwrap();
         assert!(name.starts_with("web-") && name.len() == 9, "{name}");
         assert_eq!(pod["metadata"]["namespace"], "default");
@@ -2589,7 +2970,6 @@ mod tests {
             spec["containers"][1]["volumeMounts"],
             json!([{"name": "mine", "mountPath": API_TOKEN_MOUNT_PATH}])
         );
-        assert!(spec["ephemeralContainers"][0].get("volumeMounts").is_none());
         assert_eq!(
             pod["status"],
             json!({"phase": "Pending", "qosClass": "BestEffort"})

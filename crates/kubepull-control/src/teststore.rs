@@ -1,8 +1,8 @@
 //! The one test store of this crate: the in-process memory store (which keeps no list
 //! snapshots, so a list at an older revision is `Compacted`) with the hooks the tests set:
 //! it counts the lists it serves, can fail lists, watches, or the updates or deletes under a
-//! prefix (`Unavailable`, as a store without quorum), and can make one write after the first
-//! list page that has more after it.
+//! prefix (`Unavailable`, as a store without quorum), can make one write after the first
+//! list page that has more after it, and one write just before an update (a writer racing it).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -24,6 +24,7 @@ pub struct TestStore {
     fail_deletes_under: Mutex<Option<String>>,
     fail_updates_under: Mutex<Option<String>>,
     rewrite_after_page: Mutex<Option<Rewrite>>,
+    rewrite_before_update: Mutex<Option<(String, Rewrite)>>,
 }
 
 fn unavailable() -> Error {
@@ -90,6 +91,16 @@ impl TestStore {
     pub fn rewritten(&self) -> bool {
         self.rewrite_after_page.lock().unwrap().is_none()
     }
+
+    /// Just before the next update of `key`, `key` is updated to what `rewrite` makes of its
+    /// stored value (once), so that update finds the key changed.
+    pub fn rewrite_before_next_update(
+        &self,
+        key: &str,
+        rewrite: impl FnOnce(&[u8]) -> Vec<u8> + Send + 'static,
+    ) {
+        *self.rewrite_before_update.lock().unwrap() = Some((key.to_string(), Box::new(rewrite)));
+    }
 }
 
 #[async_trait]
@@ -134,6 +145,23 @@ impl Datastore for TestStore {
     }
     async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
         fail_under(&self.fail_updates_under, key)?;
+        let race = {
+            let mut slot = self.rewrite_before_update.lock().unwrap();
+            match slot.take() {
+                Some((k, rewrite)) if k == key => Some(rewrite),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
+        if let Some(rewrite) = race {
+            if let Some(kv) = self.inner.get(key).await? {
+                self.inner
+                    .update(key, rewrite(&kv.value), kv.mod_revision)
+                    .await?;
+            }
+        }
         self.inner.update(key, value, expected).await
     }
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
@@ -183,5 +211,26 @@ mod tests {
         s.delete("/registry/pods/a", Some(a)).await.unwrap();
         s.fail_deletes_under(None);
         s.delete("/registry/secrets/b", Some(b)).await.unwrap();
+    }
+
+    /// The racing write comes once, before the next update of its key only: that update finds
+    /// the key changed, the next one is made.
+    #[tokio::test]
+    async fn a_racing_write_comes_before_the_next_update_of_its_key() {
+        let s = TestStore::default();
+        let a = s.create("/a", b"1".to_vec()).await.unwrap();
+        let b = s.create("/b", b"1".to_vec()).await.unwrap();
+        s.rewrite_before_next_update("/a", |v| [v, b"+racer"].concat());
+        let b = s.update("/b", b"2".to_vec(), b).await.unwrap();
+        assert!(matches!(
+            s.update("/a", b"2".to_vec(), a).await,
+            Err(Error::Conflict { .. })
+        ));
+        let now = s.get("/a").await.unwrap().unwrap();
+        assert_eq!(now.value, b"1+racer");
+        s.update("/a", b"3".to_vec(), now.mod_revision)
+            .await
+            .unwrap();
+        s.update("/b", b"3".to_vec(), b).await.unwrap();
     }
 }

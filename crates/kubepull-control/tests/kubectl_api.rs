@@ -2142,3 +2142,79 @@ async fn metrics_count_requests_and_follow_rbac() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// Pod checks as kubectl meets them (`ValidatePodCreate`, `validateEphemeralContainers`, the
+/// grace period's defaults and warning): a Pod with ephemeral containers is refused with the
+/// target that names no container; a Pod's negative grace period is stored as 1, a
+/// Deployment's is kept with kubectl's `Warning:` line; nothing refused is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_ephemeral_containers_and_grace_periods_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let dbg = "apiVersion: v1\nkind: Pod\nmetadata: {name: dbg}\nspec:\n  containers: [{name: c, image: busybox}]\n  ephemeralContainers: [{name: d, image: busybox, targetContainerName: nope}]\n";
+        let (ok, out) = k(&["create", "-f", "-"], Some(dbg));
+        assert!(!ok, "{out}");
+        assert!(out.contains("The Pod \"dbg\" is invalid: \n* spec.ephemeralContainers[0].targetContainerName: Not found: \"nope\"\n* spec.ephemeralContainers: Forbidden: cannot be set on create"), "{out}");
+        let (ok, out) = k(&["get", "pod", "dbg"], None);
+        assert!(!ok && out.contains("NotFound"), "{out}");
+
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: quick}\nspec:\n  terminationGracePeriodSeconds: -5\n  containers: [{name: c, image: busybox}]\n";
+        let (ok, out) = k(&["create", "-f", "-"], Some(pod));
+        assert!(ok && !out.contains("Warning"), "{out}");
+        let (ok, out) = k(&["get", "pod", "quick", "-o", "jsonpath={.spec.terminationGracePeriodSeconds}"], None);
+        assert_eq!((ok, out.trim()), (true, "1"));
+
+        let dep = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      terminationGracePeriodSeconds: -3\n      containers: [{name: c, image: busybox}]\n";
+        let (ok, out) = k(&["create", "-f", "-"], Some(dep));
+        assert!(ok, "{out}");
+        assert!(out.contains("Warning: spec.template.spec.terminationGracePeriodSeconds: must be >= 0; negative values are invalid and will be treated as 1"), "{out}");
+        let (ok, out) = k(&["get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.terminationGracePeriodSeconds}"], None);
+        assert_eq!((ok, out.trim()), (true, "-3"));
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
+
+/// Namespace names as kubectl meets them (`ValidateNamespaceName`, `IsDNS1123Label`): dots and
+/// length have their own messages, each a cause; nothing is created. A `generateName` is
+/// validated as a prefix, and a long one that is valid is cut so the name fits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_names_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let (ok, out) = k(&["create", "namespace", "team.a"], None);
+        assert!(!ok, "{out}");
+        assert!(out.contains("The Namespace \"team.a\" is invalid: metadata.name: Invalid value: \"team.a\": must not contain dots"), "{out}");
+        let long = format!("team.{}", "a".repeat(60));
+        let (ok, out) = k(&["create", "namespace", &long], None);
+        assert!(!ok, "{out}");
+        assert!(out.contains(&format!("The Namespace \"{long}\" is invalid: \n* metadata.name: Invalid value: \"{long}\": must be no more than 63 characters\n* metadata.name: Invalid value: \"{long}\": must not contain dots")), "{out}");
+        let (ok, out) = k(&["get", "namespaces", "-o", "name"], None);
+        assert!(ok && !out.contains("team"), "{out}");
+        let (ok, out) = k(&["create", "namespace", &"a".repeat(63)], None);
+        assert!(ok, "{out}");
+        // generateName: validated as a prefix, the generated name cut to fit
+        let gen = |g: &str| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{generateName: {g}}}\n");
+        let long = format!("{}-", "b".repeat(64));
+        let (ok, out) = k(&["create", "-f", "-"], Some(&gen(&long)));
+        assert!(!ok, "{out}");
+        assert!(out.contains(&format!("metadata.generateName: Invalid value: \"{long}\": must be no more than 63 characters")), "{out}");
+        let (ok, out) = k(&["create", "-f", "-"], Some(&gen(&format!("{}-", "c".repeat(62)))));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "namespaces", "-o", "name"], None);
+        let made = out.lines().find(|l| l.contains("ccc")).unwrap_or_default().trim_start_matches("namespace/");
+        assert!(ok && made.len() == 63 && made.starts_with(&"c".repeat(58)), "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}

@@ -1122,3 +1122,196 @@ async fn rbac_escalation_is_checked_on_what_mutating_webhooks_made() {
     assert!(hook.seen().len() >= 6, "{:?}", hook.seen().len());
     server.shutdown().await;
 }
+
+/// kube-apiserver compares an update's resourceVersion in the storage's try-update function,
+/// after mutating admission (`Store.Update`: `objInfo.UpdatedObject`, whose transformers run
+/// the mutating admission of `handlers/update.go`, then the comparison, then validation): a
+/// `kubectl replace` with a stale resourceVersion is sent to the mutating webhook with the
+/// resourceVersion it names; the webhook's denial is what kubectl reports, otherwise the 409;
+/// a webhook that sets the stored resourceVersion makes it an update of the stored object; a
+/// stale body that validation would refuse is the 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_resource_version_is_compared_after_mutating_webhooks() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let t = tls();
+    let hook = Hook::start(
+        &t,
+        Arc::new(|r: &Value| {
+            let req = &r["request"];
+            match req
+                .pointer("/object/metadata/labels/hook")
+                .and_then(Value::as_str)
+            {
+                Some("deny") => Reply::Review(json!({"allowed": false,
+                    "status": {"code": 403, "message": "not this one"}})),
+                Some("current") => Reply::Review(patch(json!([{"op": "replace",
+                    "path": "/metadata/resourceVersion",
+                    "value": req["oldObject"]["metadata"]["resourceVersion"].clone()}]))),
+                _ => Reply::Review(json!({"allowed": true})),
+            }
+        }),
+    )
+    .await;
+    let cfg = config(
+        "MutatingWebhookConfiguration",
+        "rv",
+        vec![webhook(
+            "rv.example.com",
+            &hook.url("/"),
+            &t.ca_pem,
+            json!([{"operations": ["UPDATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                "resources": ["configmaps"]}]),
+            json!({}),
+        )],
+    );
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let seen = hook.seen.clone();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let (ok, out) = k(&["create", "-f", "-"], Some(&cfg));
+        assert!(ok, "{out}");
+        let cm = |labels: Value, data: &str, rv: &str| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "immutable": true,
+                "metadata": {"name": "c", "namespace": "default", "labels": labels,
+                    "resourceVersion": rv},
+                "data": {"a": data}})
+            .to_string()
+        };
+        let (ok, out) = k(&["create", "-f", "-"], Some(&cm(json!({}), "1", "")));
+        assert!(ok, "{out}");
+        let rv_of = || {
+            let (ok, out) = k(&["get", "cm", "c", "-o", "jsonpath={.metadata.resourceVersion}"], None);
+            assert!(ok, "{out}");
+            out.trim().to_string()
+        };
+        let stale = rv_of();
+        let (ok, out) = k(&["label", "cm", "c", "step=two"], None);
+        assert!(ok, "{out}");
+        let current = rv_of();
+        assert_ne!(stale, current);
+        let asked = seen.lock().unwrap().len();
+
+        // stale: the webhook is asked (with the stale resourceVersion), then the 409
+        let (ok, out) = k(&["replace", "-f", "-"], Some(&cm(json!({"step": "three"}), "1", &stale)));
+        assert!(!ok, "{out}");
+        assert!(out.contains("Error from server (Conflict): error when replacing \"STDIN\": Operation cannot be fulfilled on configmaps \"c\": the object has been modified; please apply your changes to the latest version and try again"), "{out}");
+        let reviews = seen.lock().unwrap().clone();
+        assert_eq!(reviews.len(), asked + 1, "the webhook was not asked");
+        assert_eq!(reviews[asked]["request"]["object"]["metadata"]["resourceVersion"], json!(stale));
+        // stale and denied: the webhook's denial, not the 409
+        let (ok, out) = k(&["replace", "-f", "-"], Some(&cm(json!({"hook": "deny"}), "1", &stale)));
+        assert!(!ok, "{out}");
+        assert!(out.contains("admission webhook \"rv.example.com\" denied the request: not this one"), "{out}");
+        // stale and invalid (an immutable ConfigMap's data): the 409, validation never ran
+        let (ok, out) = k(&["replace", "-f", "-"], Some(&cm(json!({}), "9", &stale)));
+        assert!(!ok, "{out}");
+        assert!(out.contains("(Conflict)") && !out.contains("immutable"), "{out}");
+        // stale, the webhook sets the stored resourceVersion: an update of the stored object
+        let (ok, out) = k(&["replace", "-f", "-"], Some(&cm(json!({"hook": "current"}), "1", &stale)));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "cm", "c", "-o", "jsonpath={.metadata.labels}"], None);
+        assert!(ok && out.contains("\"hook\":\"current\"") && !out.contains("step"), "{out}");
+        assert_ne!(rv_of(), current);
+        // current and invalid: 422
+        let current = rv_of();
+        let (ok, out) = k(&["replace", "-f", "-"], Some(&cm(json!({}), "9", &current)));
+        assert!(!ok && out.contains("The ConfigMap \"c\" is invalid: data: Forbidden: field is immutable when `immutable` is set"), "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
+
+/// kube-apiserver's storage prepares an updated object (`rest.BeforeUpdate`, the strategy's
+/// `PrepareForUpdate`) after mutating admission: a mutating webhook sees the object as the
+/// request sent it (the status it names, not the stored one), a spec change the webhook makes
+/// counts in the generation, and a status it sets on the main resource is dropped as the
+/// request's own is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_is_prepared_after_mutating_webhooks() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let t = tls();
+    let hook = Hook::start(
+        &t,
+        Arc::new(|r: &Value| {
+            match r["request"]["object"]
+                .pointer("/metadata/labels/hook")
+                .and_then(Value::as_str)
+            {
+                Some("spec") => Reply::Review(patch(json!([{"op": "replace",
+                    "path": "/spec/registry", "value": "mutated.example"}]))),
+                Some("status") => Reply::Review(patch(json!([{"op": "add",
+                    "path": "/status", "value": {"namespaces": 7}}]))),
+                _ => Reply::Review(json!({"allowed": true})),
+            }
+        }),
+    )
+    .await;
+    let cfg = config(
+        "MutatingWebhookConfiguration",
+        "prepare",
+        vec![webhook(
+            "prepare.example.com",
+            &hook.url("/"),
+            &t.ca_pem,
+            json!([{"operations": ["UPDATE"], "apiGroups": ["kubepull.io"], "apiVersions": ["v1alpha1"],
+                "resources": ["clusterpullsecrets"]}]),
+            json!({}),
+        )],
+    );
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let seen = hook.seen.clone();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let (ok, out) = k(&["apply", "-f", "-"], Some(super::crd::CLUSTER_PULL_SECRET_CRD));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["wait", "--for=condition=Established", "crd/clusterpullsecrets.kubepull.io"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["create", "-f", "-"], Some(&cfg));
+        assert!(ok, "{out}");
+        let get = || {
+            let (ok, out) = k(&["get", "cps", "corp", "-o", "json"], None);
+            assert!(ok, "{out}");
+            serde_json::from_str::<Value>(&out).unwrap()
+        };
+        let put = |hook: &str, rv: &Value| {
+            let body = json!({"apiVersion": "kubepull.io/v1alpha1", "kind": "ClusterPullSecret",
+                "metadata": {"name": "corp", "labels": {"hook": hook}, "resourceVersion": rv},
+                "spec": {"registry": "a.example", "secretRef": {"name": "regcred", "namespace": "kube-system"}},
+                "status": {"namespaces": 3}});
+            k(&["replace", "--raw", "/apis/kubepull.io/v1alpha1/clusterpullsecrets/corp", "-f", "-"], Some(&body.to_string()))
+        };
+        let (ok, out) = k(&["create", "-f", "-"], Some(&json!({"apiVersion": "kubepull.io/v1alpha1",
+            "kind": "ClusterPullSecret", "metadata": {"name": "corp"},
+            "spec": {"registry": "a.example", "secretRef": {"name": "regcred", "namespace": "kube-system"}}}).to_string()));
+        assert!(ok, "{out}");
+        let v = get();
+        assert_eq!(v["metadata"]["generation"], 1);
+
+        // the webhook sees the request's status; its spec change is counted, the status dropped
+        let (ok, out) = put("spec", &v["metadata"]["resourceVersion"]);
+        assert!(ok, "{out}");
+        let review = seen.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(review["request"]["object"]["status"], json!({"namespaces": 3}));
+        assert_eq!(review["request"]["object"]["spec"]["registry"], "a.example");
+        let v = get();
+        assert_eq!(v["spec"]["registry"], "mutated.example");
+        assert_eq!(v["metadata"]["generation"], 2);
+        assert!(v.get("status").is_none(), "{v}");
+
+        // a status the webhook sets on the main resource is dropped too
+        let (ok, out) = put("status", &v["metadata"]["resourceVersion"]);
+        assert!(ok, "{out}");
+        let v = get();
+        assert!(v.get("status").is_none(), "{v}");
+        assert_eq!(v["spec"]["registry"], "a.example");
+        assert_eq!(v["metadata"]["generation"], 3);
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
