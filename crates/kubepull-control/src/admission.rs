@@ -345,7 +345,7 @@ pub fn prepare(r: &Resource, obj: &mut Value) {
 /// `IsDNS1123Label`'s messages (k8s.io/apimachinery `pkg/util/validation/validation.go`): the
 /// length, then the label regex, or "must not contain dots" for a name that would be a valid
 /// subdomain.
-fn dns1123_label_problems(s: &str) -> Vec<&'static str> {
+pub(crate) fn dns1123_label_problems(s: &str) -> Vec<&'static str> {
     let mut problems = vec![];
     if s.len() > 63 {
         problems.push("must be no more than 63 characters");
@@ -865,6 +865,18 @@ pub fn validate(
             .and_then(Value::as_str);
         causes.extend(validate_name(r, name, generate_name));
     }
+    // ValidateObjectMeta / ValidateObjectMetaUpdate: labels and annotation keys, on create
+    // and update alike
+    crate::validation::validate_labels(
+        obj.pointer("/metadata/labels"),
+        "metadata.labels",
+        &mut causes,
+    );
+    crate::validation::validate_annotation_keys(
+        obj.pointer("/metadata/annotations"),
+        "metadata.annotations",
+        &mut causes,
+    );
     match r.kind {
         "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
             causes.extend(crate::webhooks::validate_configuration(r, obj))
@@ -1015,11 +1027,15 @@ pub fn validate(
             match sel {
                 None => causes.push(Cause::required("spec.selector", "")),
                 Some(sel) => {
+                    let before = causes.len();
+                    crate::validation::validate_label_selector(sel, "spec.selector", &mut causes);
                     let labels = obj
                         .pointer("/spec/template/metadata/labels")
                         .cloned()
                         .unwrap_or(json!({}));
-                    if !labels_match(sel, &labels) {
+                    // a selector that is not valid is not matched against the template
+                    // (LabelSelectorAsSelector fails first)
+                    if causes.len() == before && !labels_match(sel, &labels) {
                         causes.push(Cause::invalid(
                             "spec.template.metadata.labels",
                             format!("map[string]string{}", go_map(&labels)),
@@ -1490,6 +1506,58 @@ mod tests {
 
     fn res(group: &str, version: &str, plural: &str) -> &'static Resource {
         crate::resources::find(group, version, plural).unwrap()
+    }
+
+    #[test]
+    fn labels_annotation_keys_and_selectors_are_validated_as_upstream() {
+        let cm = res("", "v1", "configmaps");
+        let texts = |c: Vec<Cause>| c.iter().map(Cause::text).collect::<Vec<_>>();
+        // ValidateObjectMeta: a label key and value, an annotation key
+        let obj = json!({"metadata": {"name": "c", "labels": {"-bad-": "v", "ok": "not ok"},
+            "annotations": {"Example.com/Fine": "any", "no spaces": "x"}}});
+        let t = texts(check(cm, &obj, None));
+        assert_eq!(t.len(), 3, "{t:?}");
+        assert!(t[0].starts_with("metadata.labels: Invalid value: \"-bad-\": name part must consist of alphanumeric characters"), "{t:?}");
+        assert!(
+            t[1].starts_with(
+                "metadata.labels: Invalid value: \"not ok\": a valid label must be an empty string"
+            ),
+            "{t:?}"
+        );
+        assert!(
+            t[2].starts_with("metadata.annotations: Invalid value: \"no spaces\": name part"),
+            "{t:?}"
+        );
+        // and on update (ValidateObjectMetaUpdate)
+        let good = json!({"metadata": {"name": "c", "labels": {"app": "a"}}});
+        let t = texts(check(cm, &obj, Some(&good)));
+        assert_eq!(t.len(), 3, "{t:?}");
+        assert!(check(cm, &good, Some(&good)).is_empty());
+
+        // a Deployment's selector (ValidateLabelSelector), not matched against the template
+        // while it is not valid
+        let d = res("apps", "v1", "deployments");
+        let mut obj = json!({"metadata": {"name": "d"}, "spec": {
+            "selector": {"matchLabels": {"app": "a"},
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["bad value"]}]},
+            "template": minimal_template()}});
+        obj["spec"]["template"]["metadata"] = json!({"labels": {"app": "a"}});
+        obj["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(30);
+        let t = texts(check(d, &obj, None));
+        assert_eq!(t.len(), 1, "{t:?}");
+        assert!(t[0].starts_with("spec.selector.matchExpressions[0].values[0]: Invalid value: \"bad value\": a valid label"), "{t:?}");
+
+        // a Service's selector (ValidateLabels)
+        let svc = res("", "v1", "services");
+        let obj = json!({"metadata": {"name": "s"}, "spec": {"selector": {"app/x/y": "a"},
+            "ports": [{"port": 80}]}});
+        let t = texts(check(svc, &obj, None));
+        assert!(
+            t.iter().any(|t| t.starts_with(
+                "spec.selector: Invalid value: \"app/x/y\": a qualified name must consist"
+            )),
+            "{t:?}"
+        );
     }
 
     /// The pod spec kube-apiserver stores for `{"containers": [{"name": "c", "image": IMAGE}]}`

@@ -62,6 +62,7 @@ pub mod table;
 pub mod table_workloads;
 #[cfg(test)]
 pub(crate) mod teststore;
+pub mod validation;
 pub mod warnings;
 pub mod watchcache;
 pub mod watchfanout;

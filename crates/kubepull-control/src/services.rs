@@ -475,15 +475,6 @@ pub fn default_service(svc: &mut k8s_openapi::api::core::v1::Service) {
         });
 }
 
-fn is_dns1123_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
 /// `IsValidPortName` (apimachinery util/validation): IANA_SVC_NAME.
 fn port_name_problem(s: &str) -> Option<&'static str> {
     if s.len() > 15 {
@@ -568,11 +559,11 @@ pub fn validate_service(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                 c.push(Cause::required(format!("{f}.name"), ""));
             }
         } else {
-            if !is_dns1123_label(name) {
+            for msg in crate::admission::dns1123_label_problems(name) {
                 c.push(Cause::invalid(
                     format!("{f}.name"),
                     format!("{name:?}"),
-                    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+                    msg,
                 ));
             }
             if !names.insert(name.to_string()) {
@@ -654,31 +645,8 @@ pub fn validate_service(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             &["ClientIP", "None"],
         ));
     }
-    if let Some(sel) = spec.get("selector").and_then(Value::as_object) {
-        for (k, v) in sel {
-            let v = v.as_str().unwrap_or("");
-            if k.is_empty() || k.len() > 317 {
-                c.push(Cause::invalid(
-                    "spec.selector",
-                    format!("{k:?}"),
-                    "name part must be non-empty and no more than 63 characters",
-                ));
-            }
-            let ok = v.len() <= 63
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-                && (v.is_empty()
-                    || (v.as_bytes()[0].is_ascii_alphanumeric()
-                        && v.as_bytes()[v.len() - 1].is_ascii_alphanumeric()));
-            if !ok {
-                c.push(Cause::invalid(
-                    "spec.selector",
-                    format!("{v:?}"),
-                    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
-                ));
-            }
-        }
-    }
+    // ValidateService: unversionedvalidation.ValidateLabels(spec.selector)
+    crate::validation::validate_labels(spec.get("selector"), "spec.selector", &mut c);
     if let Some(old) = old {
         // ValidateServiceUpdate: the ClusterIP may not change once set (except to or from
         // ExternalName, which has none)

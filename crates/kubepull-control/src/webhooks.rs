@@ -225,47 +225,9 @@ fn validate_rule(rule: &Value, path: &str, causes: &mut Vec<Cause>) {
     }
 }
 
-/// `metav1validation.ValidateLabelSelector`: operators, and values only with In/NotIn.
+/// `metav1validation.ValidateLabelSelector`.
 fn validate_selector(sel: &Value, path: &str, causes: &mut Vec<Cause>) {
-    if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
-        for (i, e) in exprs.iter().enumerate() {
-            let p = format!("{path}.matchExpressions[{i}]");
-            let values = strs(e.get("values"));
-            match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-                "In" | "NotIn" => {
-                    if values.is_empty() {
-                        causes.push(Cause::required(
-                            format!("{p}.values"),
-                            "must be specified when `operator` is 'In' or 'NotIn'",
-                        ));
-                    }
-                }
-                "Exists" | "DoesNotExist" => {
-                    if !values.is_empty() {
-                        causes.push(Cause::forbidden(
-                            format!("{p}.values"),
-                            "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-                        ));
-                    }
-                }
-                op => causes.push(Cause::invalid(
-                    format!("{p}.operator"),
-                    format!("{op:?}"),
-                    "not a valid selector operator",
-                )),
-            }
-            if e.get("key")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-            {
-                causes.push(Cause::invalid(
-                    format!("{p}.key"),
-                    "\"\"",
-                    "name part must be non-empty",
-                ));
-            }
-        }
-    }
+    crate::validation::validate_label_selector(sel, path, causes);
 }
 
 /// `webhook.ValidateWebhookURL(fldPath, url, forceHttps=true)` (k8s.io/apiserver

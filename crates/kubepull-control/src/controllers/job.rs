@@ -378,55 +378,10 @@ fn invalid_omit_value(field: String, detail: &str) -> Cause {
     }
 }
 
-/// `ValidateQualifiedName` (apimachinery `IsQualifiedName`): an optional DNS-subdomain prefix
-/// and `/`, then a name of at most 63 alphanumerics, `-`, `_`, `.`, starting and ending
-/// alphanumeric.
+/// `ValidateQualifiedName`: each message of [`crate::validation::is_qualified_name`] an
+/// invalid `field`.
 fn validate_qualified_name(value: &str, field: &str, c: &mut Vec<Cause>) {
-    const FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-    let regex_error = format!(
-        "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '{FMT}')"
-    );
-    let mut errs: Vec<String> = vec![];
-    let parts: Vec<&str> = value.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
-            if prefix.is_empty() {
-                errs.push("prefix part must be non-empty".into());
-            } else {
-                errs.extend(
-                    crate::admission::dns1123_subdomain_problems(prefix)
-                        .into_iter()
-                        .map(|m| format!("prefix part {m}")),
-                );
-            }
-            *name
-        }
-        _ => {
-            errs.push(format!(
-                "a qualified name {regex_error} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-            ));
-            ""
-        }
-    };
-    if parts.len() <= 2 {
-        if name.is_empty() {
-            errs.push("name part must be non-empty".into());
-        } else if name.len() > 63 {
-            errs.push("name part must be no more than 63 characters".into());
-        }
-        let b = name.as_bytes();
-        let alnum = |x: &u8| x.is_ascii_alphanumeric();
-        let shaped = !b.is_empty()
-            && b.first().is_some_and(alnum)
-            && b.last().is_some_and(alnum)
-            && b.iter()
-                .all(|x| alnum(x) || matches!(x, b'-' | b'_' | b'.'));
-        if !shaped {
-            errs.push(format!("name part {regex_error}"));
-        }
-    }
-    for e in errs {
+    for e in crate::validation::is_qualified_name(value) {
         c.push(Cause::invalid(field, format!("{value:?}"), e));
     }
 }
