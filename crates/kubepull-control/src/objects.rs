@@ -1558,12 +1558,16 @@ impl Objects {
                 "the namespace of the provided object does not match the namespace sent on the request".into(),
             ));
         }
-        if obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            obj["metadata"]["name"] = json!(name);
+        // an update is not a rename (handlers checkName; a patch that changes the name gets
+        // the same 400)
+        match obj.pointer("/metadata/name").and_then(Value::as_str) {
+            None | Some("") => obj["metadata"]["name"] = json!(name),
+            Some(given) if given != name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({given}) does not match the name on the URL ({name})"
+                )));
+            }
+            Some(_) => {}
         }
         for _ in 0..UPDATE_TRIES {
             match self
@@ -1686,14 +1690,11 @@ impl Objects {
             return Err(ApiError::invalid(r, name, causes));
         }
         if subresource.is_none() {
-            // `WarningsOnUpdate`: a Pod's on every update, a workload's when its template
-            // changed (upstream: when its generation did)
+            // `WarningsOnUpdate`: a Pod's on every update, a workload's when its generation
+            // changed, which its strategy bumps on any change of its spec
             let changed = match admission::pod_template_path(r) {
                 Some("") | None => true,
-                Some(t) => {
-                    let p = format!("/{}", t.replace('.', "/"));
-                    old.pointer(&p) != new.pointer(&p)
-                }
+                Some(_) => old.get("spec") != new.get("spec"),
             };
             if changed {
                 add_pod_warnings(r, parts);
@@ -2681,6 +2682,39 @@ mod tests {
             e.message,
             "Operation cannot be fulfilled on configmaps \"c\": the object has been modified; please apply your changes to the latest version and try again"
         );
+        // a body naming another object: 400, as is a patch that renames (checkName)
+        let mut renamed = second.clone();
+        renamed["metadata"]["name"] = json!("other");
+        let e = o
+            .update(cm, "default", "c", renamed, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                400,
+                "the name of the object (other) does not match the name on the URL (c)"
+            )
+        );
+        let e = o
+            .patch(
+                cm,
+                "default",
+                "c",
+                "application/merge-patch+json",
+                &json!({"metadata": {"name": "other"}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                400,
+                "the name of the object (other) does not match the name on the URL (c)"
+            )
+        );
         // a body in another namespace: 400 (`EnsureObjectNamespaceMatchesRequestNamespace`)
         let mut elsewhere = second.clone();
         elsewhere["metadata"]["namespace"] = json!("other");
@@ -3216,7 +3250,17 @@ mod tests {
             warnings,
             ["spec.template.spec.imagePullSecrets[0].name: invalid empty name \"\""]
         );
+        // any change of the spec bumps the generation, and the warnings come again
+        // (WarningsOnUpdate compares generations); an update of the labels alone does not
         d["spec"]["replicas"] = json!(3);
+        let (r, warnings) =
+            crate::warnings::collect(o.update(deployments, "default", "d", d, None, false)).await;
+        let mut d = r.unwrap();
+        assert_eq!(
+            warnings,
+            ["spec.template.spec.imagePullSecrets[0].name: invalid empty name \"\""]
+        );
+        d["metadata"]["labels"] = json!({"team": "a"});
         let (r, warnings) =
             crate::warnings::collect(o.update(deployments, "default", "d", d, None, false)).await;
         let mut d = r.unwrap();
