@@ -137,6 +137,27 @@ fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
     }
 }
 
+/// The field whose change counts `metadata.generation` up, for the kinds whose strategy keeps
+/// one (`PrepareForCreate` sets 1, `PrepareForUpdate` adds one when the field changed):
+/// Deployments, ReplicaSets, Jobs, CronJobs and CustomResourceDefinitions by their `spec`,
+/// webhook configurations by their `webhooks`; custom resources (`is_cr`) by everything but
+/// their metadata and status ([`crate::crd::spec_changed`]).
+fn generation_field(r: &Resource, is_cr: bool) -> Option<&'static str> {
+    if is_cr {
+        return Some("spec");
+    }
+    match (r.group, r.kind) {
+        ("apps", "Deployment" | "ReplicaSet")
+        | ("batch", "Job" | "CronJob")
+        | ("apiextensions.k8s.io", "CustomResourceDefinition") => Some("spec"),
+        (
+            "admissionregistration.k8s.io",
+            "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration",
+        ) => Some("webhooks"),
+        _ => None,
+    }
+}
+
 /// What the storage does to an update's object after admission and the resourceVersion
 /// comparison, before validation (`rest.BeforeUpdate`, the strategies' `PrepareForUpdate`, the
 /// Service storage's `beginUpdate`): a status update keeps everything but the status (the
@@ -186,10 +207,7 @@ fn prepare_update(
                     }
                 }
             }
-            if matches!(r.kind, "Deployment" | "ReplicaSet")
-                || cr.is_some()
-                || crate::crd::is_crd(r)
-            {
+            if let Some(field) = generation_field(r, cr.is_some()) {
                 let g = old
                     .pointer("/metadata/generation")
                     .and_then(Value::as_i64)
@@ -197,7 +215,7 @@ fn prepare_update(
                 let changed = if cr.is_some() {
                     crate::crd::spec_changed(old, &obj)
                 } else {
-                    old.get("spec") != obj.get("spec")
+                    old.get(field) != obj.get(field)
                 };
                 obj["metadata"]["generation"] = json!(if changed { g + 1 } else { g });
             }
@@ -1075,8 +1093,7 @@ impl Objects {
                 }
             }
         }
-        let generation =
-            matches!(r.kind, "Deployment" | "ReplicaSet") || cr.is_some() || crate::crd::is_crd(r);
+        let generation = generation_field(r, cr.is_some()).is_some();
         let (requested_name, name) = match &mut pod {
             Some(p) => new_meta(&mut p.metadata, r, ns, generation)?,
             None => {
@@ -3212,6 +3229,83 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    /// Jobs, CronJobs and webhook configurations keep a generation as their strategies do: 1
+    /// on create, one more for each update that changes their spec (their webhooks), none for
+    /// a change of metadata alone.
+    #[tokio::test]
+    async fn jobs_cronjobs_and_webhook_configurations_count_their_generation() {
+        let o = api().await;
+        let jobs = resources::find("batch", "v1", "jobs").unwrap();
+        let job = json!({"metadata": {"name": "j"}, "spec": {"parallelism": 1, "template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}}});
+        let j = o
+            .create(jobs, "default", job, &User::Admin, false)
+            .await
+            .unwrap();
+        assert_eq!(j["metadata"]["generation"], 1, "{j}");
+        let mut j2 = j.clone();
+        j2["metadata"]["labels"]["team"] = json!("a");
+        let j2 = o
+            .update(jobs, "default", "j", j2, None, false)
+            .await
+            .unwrap();
+        assert_eq!(j2["metadata"]["generation"], 1, "labels alone: {j2}");
+        let mut j3 = j2.clone();
+        j3["spec"]["parallelism"] = json!(2);
+        let j3 = o
+            .update(jobs, "default", "j", j3, None, false)
+            .await
+            .unwrap();
+        assert_eq!(j3["metadata"]["generation"], 2, "{j3}");
+
+        let cronjobs = resources::find("batch", "v1", "cronjobs").unwrap();
+        let cj = json!({"metadata": {"name": "cj"}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {
+            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}}}}});
+        let cj = o
+            .create(cronjobs, "default", cj, &User::Admin, false)
+            .await
+            .unwrap();
+        assert_eq!(cj["metadata"]["generation"], 1, "{cj}");
+        let mut cj2 = cj.clone();
+        cj2["spec"]["suspend"] = json!(true);
+        let cj2 = o
+            .update(cronjobs, "default", "cj", cj2, None, false)
+            .await
+            .unwrap();
+        assert_eq!(cj2["metadata"]["generation"], 2, "{cj2}");
+
+        let vwc = resources::find(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+        )
+        .unwrap();
+        let hook = |name: &str| {
+            json!({"name": name, "clientConfig": {"url": "https://127.0.0.1:9/x"},
+            "sideEffects": "None", "admissionReviewVersions": ["v1"]})
+        };
+        let w = json!({"metadata": {"name": "w"}, "webhooks": [hook("a.example.com")]});
+        let w = o.create(vwc, "", w, &User::Admin, false).await.unwrap();
+        assert_eq!(w["metadata"]["generation"], 1, "{w}");
+        let mut w2 = w.clone();
+        w2["webhooks"] = json!([hook("a.example.com"), hook("b.example.com")]);
+        let w2 = o.update(vwc, "", "w", w2, None, false).await.unwrap();
+        assert_eq!(w2["metadata"]["generation"], 2, "{w2}");
+        // a ConfigMap has none
+        let cm = resources::find("", "v1", "configmaps").unwrap();
+        let c = o
+            .create(
+                cm,
+                "default",
+                json!({"metadata": {"name": "c"}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(c["metadata"].get("generation").is_none(), "{c}");
     }
 
     /// An empty pull secret name is stored (the kubelet skips it) with upstream's warning, for
