@@ -599,7 +599,7 @@ fn validate_pod_only(spec: &core::PodSpec, causes: &mut Vec<Cause>) {
 
 /// What `ValidatePodTemplateSpec` checks of a template's spec: [`validate_pod_spec`], then no
 /// ephemeral containers (pkg/apis/core/validation/validation.go).
-fn validate_template_spec(spec: &core::PodSpec, path: &str, causes: &mut Vec<Cause>) {
+pub(crate) fn validate_template_spec(spec: &core::PodSpec, path: &str, causes: &mut Vec<Cause>) {
     validate_pod_spec(spec, path, causes);
     if spec
         .ephemeral_containers
@@ -1016,8 +1016,16 @@ pub fn validate(
             }
         }
         "Service" => causes.extend(crate::services::validate_service(obj, old)),
-        "Job" => causes.extend(crate::controllers::job::validate_job(obj, old)),
-        "CronJob" => causes.extend(crate::controllers::cronjob::validate_cronjob(obj, old)),
+        "Job" => causes.extend(crate::controllers::job::validate_job_decoded(
+            obj,
+            old,
+            pod.map(|p| p.spec),
+        )),
+        "CronJob" => causes.extend(crate::controllers::cronjob::validate_cronjob_decoded(
+            obj,
+            old,
+            pod.map(|p| p.spec),
+        )),
         "Deployment" | "ReplicaSet" => {
             // the typed spec (k8s-openapi) always has a selector, so an absent one arrives as
             // `{}`: both are "not specified"

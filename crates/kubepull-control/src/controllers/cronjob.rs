@@ -70,8 +70,18 @@ pub fn schedule_of(cj: &CronJob) -> Result<Schedule, String> {
 }
 
 /// `ValidateCronJobCreate`/`Update` (pkg/apis/batch/validation/validation.go), the parts that
-/// apply here.
+/// apply here, the pod template decoded from `obj`.
 pub fn validate_cronjob(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    validate_cronjob_decoded(obj, old, None)
+}
+
+/// [`validate_cronjob`] with the job template's pod spec decoded once for the request (see
+/// [`super::job::validate_job_decoded`]).
+pub fn validate_cronjob_decoded(
+    obj: &Value,
+    old: Option<&Value>,
+    template: Option<Option<&k8s_openapi::api::core::v1::PodSpec>>,
+) -> Vec<Cause> {
     let mut c = vec![];
     let name = s(obj, "/metadata/name");
     // a CronJob's name leaves room for the 11-character suffix of its Jobs
@@ -134,7 +144,11 @@ pub fn validate_cronjob(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             for w in super::job::unsupported_warnings(js, "spec.jobTemplate.spec") {
                 crate::warnings::add(w);
             }
-            c.extend(super::job::validate_job_spec(js, "spec.jobTemplate.spec"))
+            c.extend(super::job::validate_job_spec_decoded(
+                js,
+                "spec.jobTemplate.spec",
+                template,
+            ))
         }
         None => c.push(Cause::required(
             "spec.jobTemplate.spec.template.spec.containers",

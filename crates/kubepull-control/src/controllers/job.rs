@@ -204,12 +204,23 @@ pub fn unsupported_warnings(spec: &Value, path: &str) -> Vec<String> {
 }
 
 /// `ValidateJob`/`ValidateJobSpecUpdate` (pkg/apis/batch/validation/validation.go), the parts
-/// that apply here.
+/// that apply here, the pod template decoded from `obj`.
 pub fn validate_job(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    validate_job_decoded(obj, old, None)
+}
+
+/// [`validate_job`] with the pod template's spec as the server decoded it once for the
+/// request (`Some(None)`: the body has none); `None` decodes it from `obj`.
+pub fn validate_job_decoded(
+    obj: &Value,
+    old: Option<&Value>,
+    template: Option<Option<&k8s_openapi::api::core::v1::PodSpec>>,
+) -> Vec<Cause> {
     for w in unsupported_warnings(obj.get("spec").unwrap_or(&Value::Null), "spec") {
         crate::warnings::add(w);
     }
-    let mut c = validate_job_spec(obj.get("spec").unwrap_or(&Value::Null), "spec");
+    let mut c =
+        validate_job_spec_decoded(obj.get("spec").unwrap_or(&Value::Null), "spec", template);
     c.extend(validate_selector(obj));
     if let Some(old) = old {
         for f in ["selector", "completionMode", "podFailurePolicy"] {
@@ -251,8 +262,19 @@ pub fn validate_job(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     c
 }
 
-/// The spec checks shared by Jobs and CronJob job templates (`validateJobSpec`).
+/// The spec checks shared by Jobs and CronJob job templates (`validateJobSpec`), the pod
+/// template decoded from `spec`.
 pub fn validate_job_spec(spec: &Value, path: &str) -> Vec<Cause> {
+    validate_job_spec_decoded(spec, path, None)
+}
+
+/// [`validate_job_spec`] with the pod template's spec decoded once for the request (see
+/// [`validate_job_decoded`]).
+pub fn validate_job_spec_decoded(
+    spec: &Value,
+    path: &str,
+    template: Option<Option<&k8s_openapi::api::core::v1::PodSpec>>,
+) -> Vec<Cause> {
     let mut c = vec![];
     for f in ["parallelism", "completions", "backoffLimit"] {
         if let Some(n) = opt_i(spec, &format!("/{f}")) {
@@ -330,11 +352,11 @@ pub fn validate_job_spec(spec: &Value, path: &str) -> Vec<Cause> {
             "only \"Never\" is supported when podFailurePolicy is specified",
         ));
     }
-    match spec.pointer("/template/spec") {
-        Some(ps) => {
-            crate::admission::validate_pod_spec_json(ps, &format!("{path}.template.spec"), &mut c)
-        }
-        None => c.push(Cause::required(
+    let at = format!("{path}.template.spec");
+    match (template, spec.pointer("/template/spec")) {
+        (Some(Some(ps)), _) => crate::admission::validate_template_spec(ps, &at, &mut c),
+        (None, Some(ps)) => crate::admission::validate_pod_spec_json(ps, &at, &mut c),
+        (Some(None), _) | (None, None) => c.push(Cause::required(
             format!("{path}.template.spec.containers"),
             "",
         )),
