@@ -331,23 +331,37 @@ fn differs_beyond_status(a: &Pod, b: &Pod) -> bool {
 }
 
 /// What the worker of a pod being deleted does after writing its terminal status.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
 enum TerminalWrite {
     /// Stored: the pod object may go.
     Stored,
-    /// The pod is gone (404), or its name belongs to another pod now (the UID in the patch
-    /// differs: 409 or 422): nothing left to report or delete.
+    /// The pod is gone (404): nothing left to report or delete.
     PodGone,
-    /// Anything else (the server unreachable, 5xx, 429): written again after a back-off.
+    /// 409 or 422: the name may belong to another pod now (the UID in the patch differs), or
+    /// the write conflicted or was refused; the pod is read to tell.
+    Check(u16),
+    /// Anything else (the server unreachable, 5xx, 429, 403): written again after a back-off.
     Retry,
 }
 
 fn terminal_write(r: &Result<(), kube::Error>) -> TerminalWrite {
     match r {
         Ok(()) => TerminalWrite::Stored,
-        Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409 | 422) => TerminalWrite::PodGone,
+        Err(kube::Error::Api(s)) if s.code == 404 => TerminalWrite::PodGone,
+        Err(kube::Error::Api(s)) if matches!(s.code, 409 | 422) => TerminalWrite::Check(s.code),
         Err(_) => TerminalWrite::Retry,
     }
+}
+
+/// Waits `wait` (then doubles it, up to 10 s), or until the pod's object is gone; false when
+/// it is.
+async fn wait_or_gone(rx: &mut watch::Receiver<Option<Pod>>, wait: &mut Duration) -> bool {
+    let gone = tokio::select! {
+        r = rx.changed() => r.is_err() || rx.borrow_and_update().is_none(),
+        _ = tokio::time::sleep(*wait) => false,
+    };
+    *wait = (*wait * 2).min(Duration::from_secs(10));
+    !gone
 }
 
 async fn pod_worker(
@@ -397,33 +411,43 @@ async fn pod_worker(
             // syncTerminatingPod: the terminal phase is reported before the pod object goes
             // (a pod kept by a finalizer, such as a Job's, shows Failed or Succeeded), and
             // the final delete waits until it is stored (status manager canBeDeleted)
-            let mut wait = Duration::from_millis(200);
-            loop {
-                let written = w.publish_terminal_status(&ctx, &pod).await;
-                match terminal_write(&written) {
-                    TerminalWrite::Stored => break,
-                    TerminalWrite::PodGone => return,
-                    TerminalWrite::Retry => {
-                        if let Err(e) = &written {
-                            tracing::warn!(pod = %crate::pod::pod_full_name(&pod), error = %e, retry_in = ?wait, "terminal status update failed");
-                        }
-                    }
-                }
-                tokio::select! {
-                    r = rx.changed() => {
-                        if r.is_err() || rx.borrow_and_update().is_none() {
-                            return;
-                        }
-                    }
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                wait = (wait * 2).min(Duration::from_secs(10));
-            }
-            // the kubelet's final delete: grace 0, with the UID as precondition
             let api: Api<Pod> = Api::namespaced(
                 ctx.client.clone(),
                 pod.metadata.namespace.as_deref().unwrap_or(""),
             );
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let mut wait = Duration::from_millis(200);
+            loop {
+                let written = w.publish_terminal_status(&ctx, &pod).await;
+                let step = match terminal_write(&written) {
+                    TerminalWrite::Stored => break,
+                    TerminalWrite::PodGone => return,
+                    // a 409 or 422 names this pod only if it still has its UID (status manager:
+                    // "Pod was deleted and then recreated, skipping status update")
+                    TerminalWrite::Check(code) => match api.get_opt(&name).await {
+                        Ok(Some(p)) if p.metadata.uid == pod.metadata.uid => {
+                            if code == 422 {
+                                // a status this server will never store (the stored pod no
+                                // longer validates) does not keep the pod forever
+                                tracing::warn!(pod = %crate::pod::pod_full_name(&pod), "terminal status refused; removing the pod without it");
+                                break;
+                            }
+                            TerminalWrite::Retry
+                        }
+                        Ok(_) => return,
+                        Err(_) => TerminalWrite::Retry,
+                    },
+                    retry => retry,
+                };
+                if let (TerminalWrite::Retry, Err(e)) = (step, &written) {
+                    tracing::warn!(pod = %crate::pod::pod_full_name(&pod), error = %e, retry_in = ?wait, "terminal status update failed");
+                }
+                if !wait_or_gone(&mut rx, &mut wait).await {
+                    return;
+                }
+            }
+            // the kubelet's final delete: grace 0, with the UID as precondition; retried until
+            // the pod is gone (404) or the name is another pod's (409, the precondition)
             let dp = DeleteParams {
                 grace_period_seconds: Some(0),
                 preconditions: Some(Preconditions {
@@ -432,10 +456,19 @@ async fn pod_worker(
                 }),
                 ..Default::default()
             };
-            let _ = api
-                .delete(pod.metadata.name.as_deref().unwrap_or(""), &dp)
-                .await;
-            return;
+            let mut wait = Duration::from_millis(200);
+            loop {
+                match api.delete(&name, &dp).await {
+                    Ok(_) => return,
+                    Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409) => return,
+                    Err(e) => {
+                        tracing::warn!(pod = %crate::pod::pod_full_name(&pod), error = %e, retry_in = ?wait, "final pod delete failed");
+                    }
+                }
+                if !wait_or_gone(&mut rx, &mut wait).await {
+                    return;
+                }
+            }
         }
         let phase = pod
             .status
@@ -750,6 +783,25 @@ async fn heartbeat_loop(client: Client, cfg: AgentConfig, log_port: u16) {
 mod tests {
     use super::*;
 
+    #[tokio::test(start_paused = true)]
+    async fn retries_back_off_and_stop_when_the_pod_object_goes() {
+        let (tx, mut rx) = watch::channel(Some(Pod::default()));
+        let mut wait = Duration::from_millis(200);
+        assert!(wait_or_gone(&mut rx, &mut wait).await, "still there");
+        assert_eq!(wait, Duration::from_millis(400));
+        for _ in 0..10 {
+            assert!(wait_or_gone(&mut rx, &mut wait).await);
+        }
+        assert_eq!(wait, Duration::from_secs(10), "capped");
+        // an update of the pod is not its removal
+        tx.send(Some(Pod::default())).unwrap();
+        assert!(wait_or_gone(&mut rx, &mut wait).await);
+        tx.send(None).unwrap();
+        assert!(!wait_or_gone(&mut rx, &mut wait).await, "gone");
+        drop(tx);
+        assert!(!wait_or_gone(&mut rx, &mut wait).await, "the watch ended");
+    }
+
     #[test]
     fn a_terminal_status_is_written_again_until_stored_or_the_pod_is_gone() {
         let api = |code: u16| -> Result<(), kube::Error> {
@@ -764,9 +816,14 @@ mod tests {
             ))
         };
         assert_eq!(terminal_write(&Ok(())), TerminalWrite::Stored);
-        // gone, or a pod of the same name with another UID
-        for code in [404, 409, 422] {
-            assert_eq!(terminal_write(&api(code)), TerminalWrite::PodGone, "{code}");
+        assert_eq!(terminal_write(&api(404)), TerminalWrite::PodGone);
+        // a pod of the same name with another UID, or a conflict, or a refusal: read the pod
+        for code in [409, 422] {
+            assert_eq!(
+                terminal_write(&api(code)),
+                TerminalWrite::Check(code),
+                "{code}"
+            );
         }
         // the pod must not be deleted before its terminal phase is stored
         for code in [500, 503, 429, 403] {
