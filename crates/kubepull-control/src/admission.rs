@@ -877,6 +877,21 @@ pub fn validate(
         "metadata.annotations",
         &mut causes,
     );
+    // ValidatePodTemplateSpec: a workload's template labels and annotation keys (the pods
+    // its controller makes carry them), unless this is a status update (`pod` absent)
+    if let (Some(t), Some(_)) = (pod_template_path(r).filter(|t| !t.is_empty()), pod) {
+        let at = format!("/{}/metadata", t.replace('.', "/"));
+        crate::validation::validate_labels(
+            obj.pointer(&format!("{at}/labels")),
+            &format!("{t}.labels"),
+            &mut causes,
+        );
+        crate::validation::validate_annotation_keys(
+            obj.pointer(&format!("{at}/annotations")),
+            &format!("{t}.annotations"),
+            &mut causes,
+        );
+    }
     match r.kind {
         "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
             causes.extend(crate::webhooks::validate_configuration(r, obj))
@@ -1554,6 +1569,33 @@ mod tests {
         let t = texts(check(d, &obj, None));
         assert_eq!(t.len(), 1, "{t:?}");
         assert!(t[0].starts_with("spec.selector.matchExpressions[0].values[0]: Invalid value: \"bad value\": a valid label"), "{t:?}");
+
+        // a template's labels and annotation keys (ValidatePodTemplateSpec), for a Job too
+        let mut bad = obj.clone();
+        bad["spec"]["template"]["metadata"] =
+            json!({"labels": {"app": "a", "tier": "front end"}, "annotations": {"bad key": "x"}});
+        bad["spec"]["selector"] = json!({"matchLabels": {"app": "a"}});
+        let t = texts(check(d, &bad, None));
+        assert!(
+            t[0].starts_with("spec.template.labels: Invalid value: \"front end\": a valid label"),
+            "{t:?}"
+        );
+        assert!(
+            t[1].starts_with("spec.template.annotations: Invalid value: \"bad key\": name part"),
+            "{t:?}"
+        );
+        assert_eq!(t.len(), 2, "{t:?}");
+        let job = json!({"metadata": {"name": "j"}, "spec": {"template": {
+            "metadata": {"labels": {"-x": "y"}},
+            "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 30,
+                "containers": [{"name": "c", "image": "x", "imagePullPolicy": "IfNotPresent",
+                    "terminationMessagePolicy": "File"}]}}}});
+        let t = texts(check(res("batch", "v1", "jobs"), &job, None));
+        assert!(
+            t.iter()
+                .any(|t| t.starts_with("spec.template.labels: Invalid value: \"-x\": name part")),
+            "{t:?}"
+        );
 
         // a Service's selector (ValidateLabels)
         let svc = res("", "v1", "services");

@@ -207,6 +207,16 @@ fn prepare_update(
                     }
                 }
             }
+            admission::prepare(r, &mut obj);
+            if crate::crd::is_crd(r) {
+                crate::crd::default_crd(&mut obj);
+                crate::crd::warn_unsupported(&obj);
+            }
+            if r.kind == "Service" {
+                crate::services::keep_allocated(old, &mut obj);
+            }
+            // counted on the object as stored: what the kind's preparation filled in (a Job's
+            // generated selector, a CRD's defaults) is no change
             if let Some(field) = generation_field(r, cr.is_some()) {
                 let g = old
                     .pointer("/metadata/generation")
@@ -218,14 +228,6 @@ fn prepare_update(
                     old.get(field) != obj.get(field)
                 };
                 obj["metadata"]["generation"] = json!(if changed { g + 1 } else { g });
-            }
-            admission::prepare(r, &mut obj);
-            if crate::crd::is_crd(r) {
-                crate::crd::default_crd(&mut obj);
-                crate::crd::warn_unsupported(&obj);
-            }
-            if r.kind == "Service" {
-                crate::services::keep_allocated(old, &mut obj);
             }
             obj
         }
@@ -1660,15 +1662,20 @@ impl Objects {
         // the resourceVersion, where kube-apiserver's storage compares it: in `Store.Update`'s
         // try-update function, after `objInfo.UpdatedObject` (mutating admission, the RBAC
         // storage's escalation check) and before `rest.BeforeUpdate` (validation); read from
-        // the object admission made, none or empty being an unconditional update, which custom
-        // resources do not allow (`customResourceStrategy.AllowUnconditionalUpdate`)
-        let expected = match new
+        // the object admission made, none, empty or 0 being an unconditional update (the
+        // versioner reads them all as 0), which custom resources do not allow
+        // (`customResourceStrategy.AllowUnconditionalUpdate`)
+        let given = match new
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
         {
             Some(rv) if !rv.is_empty() => rv
                 .parse::<u64>()
                 .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+            _ => 0,
+        };
+        let expected = match given {
+            n if n != 0 => n,
             _ if cr.is_some() => {
                 return Err(ApiError::invalid_as(
                     r.group,
@@ -3231,6 +3238,45 @@ mod tests {
         );
     }
 
+    /// A resourceVersion of "0" is no precondition (`Store.Update` reads it as unset): the
+    /// update is unconditional for a built-in kind; a stale one is still a conflict.
+    #[tokio::test]
+    async fn an_update_with_resource_version_zero_is_unconditional() {
+        let o = api().await;
+        let cm = resources::find("", "v1", "configmaps").unwrap();
+        let c = o
+            .create(
+                cm,
+                "default",
+                json!({"metadata": {"name": "z"}, "data": {"k": "1"}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        let mut next = c.clone();
+        next["data"]["k"] = json!("2");
+        let v = o
+            .update(cm, "default", "z", next, None, false)
+            .await
+            .unwrap();
+        let mut zero = v.clone();
+        zero["metadata"]["resourceVersion"] = json!("0");
+        zero["data"]["k"] = json!("3");
+        let v = o
+            .update(cm, "default", "z", zero, None, false)
+            .await
+            .unwrap();
+        assert_eq!(v["data"]["k"], "3");
+        let mut stale = c.clone();
+        stale["data"]["k"] = json!("4");
+        let e = o
+            .update(cm, "default", "z", stale, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 409, "{}", e.message);
+    }
+
     /// Jobs, CronJobs and webhook configurations keep a generation as their strategies do: 1
     /// on create, one more for each update that changes their spec (their webhooks), none for
     /// a change of metadata alone.
@@ -3247,6 +3293,9 @@ mod tests {
         assert_eq!(j["metadata"]["generation"], 1, "{j}");
         let mut j2 = j.clone();
         j2["metadata"]["labels"]["team"] = json!("a");
+        // a body without the generated selector gets it back, which is no change of the spec
+        j2["spec"].as_object_mut().unwrap().remove("selector");
+        j2["spec"].as_object_mut().unwrap().remove("manualSelector");
         let j2 = o
             .update(jobs, "default", "j", j2, None, false)
             .await
