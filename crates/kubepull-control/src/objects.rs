@@ -1042,7 +1042,7 @@ impl Objects {
     }
 
     /// [`Objects::create`] of a body the caller decoded into its type and encoded again
-    /// ([`admission::decode_body`], with its unknown fields handled): it is not decoded a
+    /// (`admission::decode_body`, with its unknown fields handled): it is not decoded a
     /// second time.
     pub async fn create_decoded(
         &self,

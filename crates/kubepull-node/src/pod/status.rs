@@ -77,7 +77,7 @@ const STATUS_UNKNOWN_MESSAGE: &str =
 /// the pod object is removed (`syncTerminatingPod`: `generateAPIPodStatus` with
 /// `podIsTerminal`, then status manager `TerminatePod`): a container without a terminated state
 /// (never started, waiting to restart) is reported terminated with exit code 137,
-/// [`STATUS_UNKNOWN`]; the phase is terminal whatever the restart policy: Succeeded when every
+/// `ContainerStatusUnknown`; the phase is terminal whatever the restart policy: Succeeded when every
 /// container exited 0, else Failed, and a phase already terminal is kept. Controllers that wait
 /// for a terminal phase (a Job with a `podFailurePolicy`) see one.
 pub fn build_terminal_status(
