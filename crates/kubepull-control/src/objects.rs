@@ -1874,20 +1874,28 @@ impl Objects {
                     ));
                 }
             }
-            // a patch that names a resourceVersion must match; otherwise use the current one
-            let patched_rv = body
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str);
-            if patched_rv.is_none() {
+            // a patch that sets a resourceVersion (a merge patch's field, a JSON Patch's
+            // operation on it) makes it a precondition on the patched object, as upstream
+            // compares the patched object's version; otherwise the current one is used, and a
+            // conflict with another writer is tried again
+            let sets_rv = match body {
+                Value::Array(ops) => ops.iter().any(|op| {
+                    op.get("path").and_then(Value::as_str) == Some("/metadata/resourceVersion")
+                        && matches!(
+                            op.get("op").and_then(Value::as_str),
+                            Some("add" | "replace" | "copy" | "move")
+                        )
+                }),
+                _ => body.pointer("/metadata/resourceVersion").is_some(),
+            };
+            if !sets_rv {
                 next["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
             }
             match self
                 .update_by(user, r, ns, name, next, subresource, strict)
                 .await
             {
-                Err(e) if e.code == 409 && e.reason == "Conflict" && patched_rv.is_none() => {
-                    continue
-                }
+                Err(e) if e.code == 409 && e.reason == "Conflict" && !sets_rv => continue,
                 other => return other,
             }
         }
@@ -3239,7 +3247,8 @@ mod tests {
     }
 
     /// A resourceVersion of "0" is no precondition (`Store.Update` reads it as unset): the
-    /// update is unconditional for a built-in kind; a stale one is still a conflict.
+    /// update is unconditional for a built-in kind; a stale one is still a conflict, also when
+    /// a JSON Patch or a merge patch sets it.
     #[tokio::test]
     async fn an_update_with_resource_version_zero_is_unconditional() {
         let o = api().await;
@@ -3275,6 +3284,41 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, 409, "{}", e.message);
+        // a JSON Patch replacing the resourceVersion makes it a precondition, as a merge
+        // patch's field does: a stale one is a conflict, the current one applies
+        let old_rv = c["metadata"]["resourceVersion"].clone();
+        for (ct, body) in [
+            (
+                "application/json-patch+json",
+                json!([{"op": "replace", "path": "/metadata/resourceVersion", "value": old_rv},
+                    {"op": "replace", "path": "/data/k", "value": "5"}]),
+            ),
+            (
+                "application/merge-patch+json",
+                json!({"metadata": {"resourceVersion": old_rv}, "data": {"k": "5"}}),
+            ),
+        ] {
+            let e = o
+                .patch(cm, "default", "z", ct, &body, None, false)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, 409, "{ct}: {}", e.message);
+        }
+        let now = v["metadata"]["resourceVersion"].clone();
+        let v = o
+            .patch(
+                cm,
+                "default",
+                "z",
+                "application/json-patch+json",
+                &json!([{"op": "replace", "path": "/metadata/resourceVersion", "value": now},
+                    {"op": "replace", "path": "/data/k", "value": "6"}]),
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(v["data"]["k"], "6");
     }
 
     /// Jobs, CronJobs and webhook configurations keep a generation as their strategies do: 1
