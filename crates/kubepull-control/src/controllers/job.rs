@@ -2119,11 +2119,14 @@ mod tests {
                 refresh::<Job>(&self.informers, self.store.as_ref()).await;
             }
 
-            /// Brings the Job cache up to date; what it delivers is mapped by `c`.
-            async fn refresh_jobs_keys(&self, c: &mut JobController) -> Vec<String> {
+            /// Brings the `K` cache up to date; what it delivers is mapped by `c`.
+            async fn refresh_keys<K: crate::controllers::kinds::Kind>(
+                &self,
+                c: &mut JobController,
+            ) -> Vec<String> {
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                self.informers.of::<Job>().informer().subscribe(tx);
-                refresh::<Job>(&self.informers, self.store.as_ref()).await;
+                self.informers.of::<K>().informer().subscribe(tx);
+                refresh::<K>(&self.informers, self.store.as_ref()).await;
                 let mut keys = BTreeSet::new();
                 while let Ok(n) = rx.try_recv() {
                     keys.extend(c.keys_for(&n));
@@ -2131,16 +2134,14 @@ mod tests {
                 keys.into_iter().collect()
             }
 
+            /// Brings the Job cache up to date; what it delivers is mapped by `c`.
+            async fn refresh_jobs_keys(&self, c: &mut JobController) -> Vec<String> {
+                self.refresh_keys::<Job>(c).await
+            }
+
             /// Brings the pod cache up to date; what it delivers is mapped by `c`.
             async fn refresh_pods(&self, c: &mut JobController) -> Vec<String> {
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                self.informers.of::<Pod>().informer().subscribe(tx);
-                refresh::<Pod>(&self.informers, self.store.as_ref()).await;
-                let mut keys = BTreeSet::new();
-                while let Ok(n) = rx.try_recv() {
-                    keys.extend(c.keys_for(&n));
-                }
-                keys.into_iter().collect()
+                self.refresh_keys::<Pod>(c).await
             }
 
             /// The pods in storage.
