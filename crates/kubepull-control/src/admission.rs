@@ -676,6 +676,17 @@ pub(crate) fn pod_template_path(r: &Resource) -> Option<&'static str> {
     }
 }
 
+/// [`pod_template_path`] as a JSON pointer (`""` for a Pod itself, `/spec/template`, …).
+pub(crate) fn pod_template_pointer(r: &Resource) -> Option<String> {
+    pod_template_path(r).map(|t| {
+        if t.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", t.replace('.', "/"))
+        }
+    })
+}
+
 /// The pod metadata and spec of a Pod or of a workload's pod template, decoded once by the
 /// caller for validation, the warnings and Pod Security admission.
 #[derive(Clone, Copy, Default)]
@@ -880,7 +891,7 @@ pub fn validate(
     // ValidatePodTemplateSpec: a workload's template labels and annotation keys (the pods
     // its controller makes carry them), unless this is a status update (`pod` absent)
     if let (Some(t), Some(_)) = (pod_template_path(r).filter(|t| !t.is_empty()), pod) {
-        let at = format!("/{}/metadata", t.replace('.', "/"));
+        let at = format!("{}/metadata", pod_template_pointer(r).unwrap_or_default());
         crate::validation::validate_labels(
             obj.pointer(&format!("{at}/labels")),
             &format!("{t}.labels"),
@@ -1510,12 +1521,7 @@ mod tests {
     /// [`validate`] as the server calls it: with the pod template decoded once.
     fn check(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         use serde::Deserialize as _;
-        let template = pod_template_path(r).map(|t| {
-            let at = if t.is_empty() {
-                String::new()
-            } else {
-                format!("/{}", t.replace('.', "/"))
-            };
+        let template = pod_template_pointer(r).map(|at| {
             obj.pointer(&at)
                 .map(|t| core::PodTemplateSpec::deserialize(t).unwrap())
                 .unwrap_or_default()

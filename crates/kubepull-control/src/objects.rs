@@ -277,13 +277,8 @@ fn typed<T: serde::de::DeserializeOwned>(obj: &Value) -> ApiResult<T> {
 /// once for validation, the warnings and Pod Security admission; `None` for kinds without one
 /// (`admission::pod_template_path`).
 fn decode_pod_template(r: &Resource, obj: &Value) -> ApiResult<Option<core::PodTemplateSpec>> {
-    let Some(path) = admission::pod_template_path(r) else {
+    let Some(pointer) = admission::pod_template_pointer(r) else {
         return Ok(None);
-    };
-    let pointer = if path.is_empty() {
-        String::new()
-    } else {
-        format!("/{}", path.replace('.', "/"))
     };
     Ok(Some(match obj.pointer(&pointer) {
         Some(t) => typed(t)?,

@@ -225,11 +225,6 @@ fn validate_rule(rule: &Value, path: &str, causes: &mut Vec<Cause>) {
     }
 }
 
-/// `metav1validation.ValidateLabelSelector`.
-fn validate_selector(sel: &Value, path: &str, causes: &mut Vec<Cause>) {
-    crate::validation::validate_label_selector(sel, path, causes);
-}
-
 /// `webhook.ValidateWebhookURL(fldPath, url, forceHttps=true)` (k8s.io/apiserver
 /// `pkg/util/webhook/validation.go`).
 fn validate_url(u: &str, path: &str, causes: &mut Vec<Cause>) {
@@ -437,7 +432,7 @@ pub fn validate_configuration(r: &Resource, obj: &Value) -> Vec<Cause> {
         }
         for sel in ["namespaceSelector", "objectSelector"] {
             if let Some(s) = h.get(sel) {
-                validate_selector(s, &format!("{p}.{sel}"), &mut causes);
+                crate::validation::validate_label_selector(s, &format!("{p}.{sel}"), &mut causes);
             }
         }
         if mutating {
