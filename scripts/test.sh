@@ -46,6 +46,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 if [[ -z ${KUBEPULL_SKIP_DENY:-} ]]; then
   log "cargo deny (licences, bans, sources; offline)"
+  # the check reads every package in Cargo.lock, those of other platforms too (a build fetches
+  # only this one's): fetch them first, a no-op once they are in cargo's cache
+  cargo fetch --locked -q
   cargo deny --offline --log-level error check bans licenses sources
 fi
 

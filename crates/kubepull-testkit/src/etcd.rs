@@ -1,6 +1,26 @@
 //! A real etcd cluster (Debian `etcd-server`) on loopback, killed on drop.
+//!
+//! `KUBEPULL_ETCD` names another etcd binary to run instead of the `etcd` on `PATH` (the API
+//! benchmark uses it to measure an upstream etcd 3.5 release beside Debian's 3.4).
 
 use std::process::{Child, Command};
+
+/// The etcd binary the cluster runs: `KUBEPULL_ETCD`, else `etcd` from `PATH`.
+pub fn etcd_bin() -> String {
+    std::env::var("KUBEPULL_ETCD")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "etcd".into())
+}
+
+/// The version [`etcd_bin`] reports (`3.4.23`), `None` when it cannot be run.
+pub fn etcd_version() -> Option<String> {
+    let out = Command::new(etcd_bin()).arg("--version").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd Version: "))
+        .map(|v| v.trim().to_string())
+}
 
 /// Running etcd members.
 pub struct Etcd {
@@ -42,7 +62,15 @@ impl Etcd {
 
     /// Starts a cluster whose client ports serve TLS (`tls`), or plain HTTP.
     pub fn start_with(members: usize, tls: Option<&EtcdTls>) -> Etcd {
-        crate::need("etcd", "etcd-server");
+        let bin = etcd_bin();
+        if bin == "etcd" {
+            crate::need("etcd", "etcd-server");
+        } else {
+            assert!(
+                std::path::Path::new(&bin).is_file(),
+                "KUBEPULL_ETCD={bin:?} is not a file"
+            );
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16)> = (0..members)
             .map(|_| (crate::free_port(), crate::free_port()))
@@ -100,7 +128,7 @@ impl Etcd {
             args.extend(tls_args.iter().cloned());
             commands.push(args.clone());
             children.push(Some(
-                Command::new("etcd")
+                Command::new(&bin)
                     .args(&args)
                     .stdout(log.try_clone().expect("log"))
                     .stderr(log)
@@ -139,7 +167,7 @@ impl Etcd {
             .open(self._dir.path().join(format!("n{i}.log")))
             .expect("log");
         self.children[i] = Some(
-            Command::new("etcd")
+            Command::new(etcd_bin())
                 .args(&self.commands[i])
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log)

@@ -540,13 +540,14 @@ async fn main() {
         backends.push(("embedded (redb)".to_string(), String::new()));
     }
     let work = tempfile::tempdir().expect("temp");
-    // etcd (Debian etcd-server) when installed: one member on loopback, the testkit's starter
-    let etcd = (std::path::Path::new("/usr/bin/etcd").exists()
-        && only_backend.as_deref().is_none_or(|b| b == "etcd"))
-    .then(|| kubepull_testkit::etcd::Etcd::start(1));
-    if let Some(e) = &etcd {
+    // etcd (Debian etcd-server, or the binary KUBEPULL_ETCD names) when it runs: one member on
+    // loopback, the testkit's starter
+    let etcd_version = kubepull_testkit::etcd::etcd_version();
+    let etcd = (etcd_version.is_some() && only_backend.as_deref().is_none_or(|b| b == "etcd"))
+        .then(|| kubepull_testkit::etcd::Etcd::start(1));
+    if let (Some(e), Some(v)) = (&etcd, &etcd_version) {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        backends.push(("etcd 3.4 (1 member)".into(), e.urls[0].clone()));
+        backends.push((format!("etcd {v} (1 member)"), e.urls[0].clone()));
     }
     if rbac_only {
         println!("| datastore | RBAC user vs admin (create + get, 32 clients) |");

@@ -65,7 +65,8 @@ fn etcd_pid(addr: &str) -> u32 {
         .find(|pid| {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmd = String::from_utf8_lossy(&cmd);
-            cmd.starts_with("etcd\0") && cmd.contains(&format!("://{addr}\0"))
+            let argv0 = cmd.split('\0').next().unwrap_or_default();
+            (argv0 == "etcd" || argv0.ends_with("/etcd")) && cmd.contains(&format!("://{addr}\0"))
         })
         .expect("etcd process")
 }
@@ -158,6 +159,11 @@ async fn main() {
         ("etcd", etcd_pid(&etcd.clients[0])),
         ("client", std::process::id()),
     ];
+    println!(
+        "etcd {} ({}); concurrency {conc}",
+        kubepull_testkit::etcd::etcd_version().unwrap_or_default(),
+        kubepull_testkit::etcd::etcd_bin()
+    );
     println!("pids: {}", pids.map(|(n, p)| format!("{n} {p}")).join(", "));
     // CPU seconds per phase and process, summed over the rounds
     let mut cpu = [[0f64; 3]; 4];
