@@ -387,7 +387,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// once gets a connection of its own, so the registry encrypts and the client decrypts them on
 /// every core, and no blob waits behind another's flow-control window. Over one multiplexed
 /// HTTP/2 connection (what ALPN picked with `docker-registry` before) the same pulls took
-/// longer on loopback (README, "Pull speed").
+/// longer on loopback (README, "HTTP/1.1 connections" under Benchmarks).
 #[derive(Clone, Debug)]
 pub struct HttpsTransport {
     client: reqwest::Client,
