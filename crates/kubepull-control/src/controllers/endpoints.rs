@@ -16,7 +16,7 @@
 //! informers, as upstream reads its listers.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -664,20 +664,9 @@ impl queue::Controller for EndpointsController {
         let plan = plan(ns, name, svc.as_deref(), &pods, ep.as_deref(), &slices);
         let mut observed = queue::Observed::default();
         let res = queue::apply_observed(objects, self.name(), plan.actions, &mut observed).await;
-        // ExpectCreations: what the cache does not show yet
-        let adds: HashSet<String> = observed
-            .created
-            .iter()
-            .filter_map(|o| {
-                o.pointer("/metadata/uid")
-                    .and_then(serde_json::Value::as_str)
-            })
-            .filter(|u| {
-                self.endpoints.count(index::UID, u) == 0 && self.slices.count(index::UID, u) == 0
-            })
-            .map(str::to_string)
-            .collect();
-        self.expect.expect(key, adds, HashSet::new());
+        // ExpectCreations / ExpectDeletions: what the caches do not show yet
+        self.expect
+            .expect_unseen_in(key, &observed, &[&self.endpoints, &self.slices]);
         res?;
         Ok(plan.requeue_after)
     }
