@@ -101,6 +101,8 @@ pub struct DeleteOptions {
 pub struct Objects {
     store: Arc<dyn Datastore>,
     pod_security: podsecurity::Level,
+    /// Whether privileged containers are allowed (`--allow-privileged`).
+    allow_privileged: bool,
     webhooks: Arc<webhooks::Webhooks>,
     crds: Arc<crate::crd::Registry>,
     services: Arc<crate::services::ServiceState>,
@@ -810,6 +812,7 @@ impl Objects {
             fanouts: Arc::default(),
             store,
             pod_security: podsecurity::Level::Baseline,
+            allow_privileged: true,
             webhooks: Default::default(),
             crds: Arc::default(),
             services: Arc::new(crate::services::ServiceState::new(Default::default())),
@@ -903,6 +906,14 @@ impl Objects {
     /// (enforce, audit and warn; `baseline` unless set).
     pub fn with_pod_security(mut self, level: podsecurity::Level) -> Self {
         self.pod_security = level;
+        self
+    }
+
+    /// Whether pods and pod templates may have privileged containers (kube-apiserver's
+    /// `--allow-privileged`; allowed unless set). Refused ones are invalid:
+    /// `spec.containers[0].securityContext.privileged: Forbidden: disallowed by cluster policy`.
+    pub fn with_allow_privileged(mut self, allow: bool) -> Self {
+        self.allow_privileged = allow;
         self
     }
 
@@ -1177,7 +1188,9 @@ impl Objects {
             None => decode_pod_template(r, &obj)?,
         };
         let parts = pod_parts(pod.as_ref(), template.as_ref());
-        let mut causes = admission::validate(r, &obj, None, parts);
+        let mut causes = admission::with_privileged_policy(self.allow_privileged, || {
+            admission::validate(r, &obj, None, parts)
+        });
         if let Some(sv) = &cr {
             causes.extend(crate::crd::validate_cr(sv, &obj));
         }
@@ -1698,7 +1711,9 @@ impl Objects {
             Some(_) => None,
         };
         let parts = pod_parts(None, template.as_ref());
-        let mut causes = admission::validate(r, &new, Some(&old), parts);
+        let mut causes = admission::with_privileged_policy(self.allow_privileged, || {
+            admission::validate(r, &new, Some(&old), parts)
+        });
         if let Some(sv) = &cr {
             causes.extend(crate::crd::validate_cr(sv, &new));
         }
@@ -3184,6 +3199,60 @@ mod tests {
                 "root: allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"
             ]
         );
+    }
+
+    /// A plain update may not set `spec.nodeName` (`ValidatePodUpdate`); the binding's write
+    /// does. With privileged containers disallowed (`--allow-privileged=false`) a Pod with one
+    /// is refused, on create and on update; allowed by default.
+    #[tokio::test]
+    async fn pod_updates_binding_and_the_privileged_policy() {
+        // Pod Security would refuse the privileged pods itself
+        let o = api()
+            .await
+            .with_pod_security(podsecurity::Level::Privileged);
+        let pod = |name: &str, privileged: bool| {
+            json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "x:1",
+                "securityContext": {"privileged": privileged}}]}})
+        };
+        o.create(pods(), "default", pod("p", false), &User::Admin, false)
+            .await
+            .unwrap();
+        let mut p = o.get(pods(), "default", "p").await.unwrap();
+        p["spec"]["nodeName"] = json!("n1");
+        let e = o
+            .update(pods(), "default", "p", p.clone(), None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422, "{e:?}");
+        assert!(
+            e.message.starts_with("Pod \"p\" is invalid: spec: Forbidden: pod updates may not change fields other than"),
+            "{}",
+            e.message
+        );
+        let bound = o
+            .update(pods(), "default", "p", p, Some("binding"), false)
+            .await
+            .unwrap();
+        assert_eq!(bound["spec"]["nodeName"], "n1");
+        let strict = o.clone().with_allow_privileged(false);
+        let refused = "Pod \"q\" is invalid: spec.containers[0].securityContext.privileged: Forbidden: disallowed by cluster policy";
+        let e = strict
+            .create(pods(), "default", pod("q", true), &User::Admin, false)
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (422, refused));
+        o.create(pods(), "default", pod("q", true), &User::Admin, false)
+            .await
+            .unwrap();
+        let q = o.get(pods(), "default", "q").await.unwrap();
+        let e = strict
+            .update(pods(), "default", "q", q.clone(), None, false)
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (422, refused));
+        o.update(pods(), "default", "q", q, None, false)
+            .await
+            .unwrap();
     }
 
     /// Pod updates are judged only when significant (`isSignificantPodUpdate`): a label change

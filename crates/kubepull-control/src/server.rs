@@ -1180,11 +1180,26 @@ async fn resource_request(
                     pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("")
                 )));
             }
+            // `setPodNodeAndMetadata`: a scheduling-gated pod is not bound (its error, not a
+            // StatusError, becomes a Conflict on pods/binding in `assignPod`)
+            if pod
+                .pointer("/spec/schedulingGates")
+                .and_then(Value::as_array)
+                .is_some_and(|g| !g.is_empty())
+            {
+                return Err(ApiError::conflict(r, &name).with_status_message(format!(
+                    "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} has non-empty .spec.schedulingGates"
+                )));
+            }
             // admitted as CREATE pods/binding of a Binding; the updates below carry it out
             crate::webhooks::admit_binding(&state.objects, &ns, &name, &node).await?;
             let mut p = pod.clone();
             p["spec"]["nodeName"] = json!(node);
-            let bound = state.objects.update(r, &ns, &name, p, None, false).await?;
+            // the binding's write of spec.nodeName, which a plain update may not change
+            let bound = state
+                .objects
+                .update(r, &ns, &name, p, Some("binding"), false)
+                .await?;
             crate::controllers::scheduler::mark_scheduled(&state.objects, &ns, &name, bound)
                 .await?;
             Ok(json_resp(
