@@ -993,7 +993,7 @@ fn validate_node_update(obj: &Value, old: &Value, causes: &mut Vec<Cause>) {
 /// it (a status update, which upstream's status strategies validate without the spec) the pod
 /// spec is not validated. A Job's and a CronJob's templates are validated with the Job. A Pod
 /// update is checked as `ValidatePodUpdate`, a Pod status update as `ValidatePodStatusUpdate`
-/// ([`crate::podupdate`]).
+/// (`podupdate.rs`).
 pub fn validate(
     r: &Resource,
     obj: &Value,
