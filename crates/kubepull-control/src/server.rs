@@ -1170,32 +1170,13 @@ async fn resource_request(
                 .ok_or_else(|| ApiError::bad_request("binding without target.name".into()))?
                 .to_string();
             let pod = state.objects.get(r, &ns, &name).await?;
-            if pod
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty())
-            {
-                return Err(ApiError::conflict(r, &name).with_status_message(format!(
-                    "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{}\"",
-                    pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("")
-                )));
-            }
-            // `setPodNodeAndMetadata`: a scheduling-gated pod is not bound (its error, not a
-            // StatusError, becomes a Conflict on pods/binding in `assignPod`)
-            if pod
-                .pointer("/spec/schedulingGates")
-                .and_then(Value::as_array)
-                .is_some_and(|g| !g.is_empty())
-            {
-                return Err(ApiError::conflict(r, &name).with_status_message(format!(
-                    "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} has non-empty .spec.schedulingGates"
-                )));
-            }
             // admitted as CREATE pods/binding of a Binding; the updates below carry it out
             crate::webhooks::admit_binding(&state.objects, &ns, &name, &node).await?;
             let mut p = pod.clone();
             p["spec"]["nodeName"] = json!(node);
-            // the binding's write of spec.nodeName, which a plain update may not change
+            // the binding's write of spec.nodeName, which a plain update may not change: it
+            // checks the pod as stored can be bound (assigned, gated, deleted: 409 on
+            // pods/binding)
             let bound = state
                 .objects
                 .update(r, &ns, &name, p, Some("binding"), false)
@@ -1319,13 +1300,6 @@ async fn resource_request(
             ))
         }
         _ => Err(ApiError::method_not_allowed()),
-    }
-}
-
-impl ApiError {
-    fn with_status_message(mut self, m: String) -> Self {
-        self.message = m;
-        self
     }
 }
 

@@ -130,6 +130,17 @@ impl Expectations {
         })
     }
 
+    /// How long a sync of `key` should wait for what it expects before it is tried again:
+    /// `None` when satisfied, else the time left until the expectations expire (a key whose
+    /// notices never come is still synced then, not left waiting for an unrelated event).
+    pub fn wait_left(&self, key: &str) -> Option<Duration> {
+        if self.satisfied(key) {
+            return None;
+        }
+        let at = self.map.get(key)?.at;
+        Some(EXPECTATIONS_TIMEOUT.saturating_sub(at.elapsed()))
+    }
+
     /// Forgets `key` (`DeleteExpectations`: its object is gone).
     pub fn forget(&mut self, key: &str) {
         self.map.remove(key);
