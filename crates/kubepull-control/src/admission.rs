@@ -373,6 +373,22 @@ fn validate_id(id: Option<i64>, field: impl FnOnce() -> String, causes: &mut Vec
     }
 }
 
+tokio::task_local! {
+    /// Whether privileged containers are allowed (kube-apiserver's `--allow-privileged`).
+    static ALLOW_PRIVILEGED: bool;
+}
+
+/// Runs `f` (a validation) under the cluster's policy for privileged containers
+/// (kube-apiserver's `--allow-privileged`, which upstream's validation reads as the process-wide
+/// `capabilities.Get().AllowPrivileged`). Outside it privileged containers are allowed.
+pub fn with_privileged_policy<T>(allow_privileged: bool, f: impl FnOnce() -> T) -> T {
+    ALLOW_PRIVILEGED.sync_scope(allow_privileged, f)
+}
+
+fn privileged_allowed() -> bool {
+    ALLOW_PRIVILEGED.try_with(|a| *a).unwrap_or(true)
+}
+
 /// A container of any kind, as `validateContainerCommon` reads it (an ephemeral container's
 /// `EphemeralContainerCommon` is converted to a `Container` upstream).
 struct ContainerView<'a> {
@@ -409,8 +425,9 @@ impl<'a> From<&'a core::EphemeralContainer> for ContainerView<'a> {
 
 /// `validateContainerCommon` (pkg/apis/core/validation/validation.go), the parts served: the
 /// name (`ValidateDNS1123Label`), the image, the termination message policy, the pull policy
-/// (`validatePullPolicy`) and the user and group IDs of the security context
-/// (`ValidateSecurityContext`). A policy left unset is one the defaults did not set (they set
+/// (`validatePullPolicy`) and, of the security context (`ValidateSecurityContext`), a
+/// privileged container where the cluster's policy disallows it ([`with_privileged_policy`])
+/// and the user and group IDs. A policy left unset is one the defaults did not set (they set
 /// it for every container with an image), so only a set one is checked.
 fn validate_container_common(c: &ContainerView<'_>, cp: &str, causes: &mut Vec<Cause>) {
     if c.name.is_empty() {
@@ -452,6 +469,12 @@ fn validate_container_common(c: &ContainerView<'_>, cp: &str, causes: &mut Vec<C
     }
     if let Some(sc) = c.security_context {
         let sp = format!("{cp}.securityContext");
+        if sc.privileged == Some(true) && !privileged_allowed() {
+            causes.push(Cause::forbidden(
+                format!("{sp}.privileged"),
+                "disallowed by cluster policy",
+            ));
+        }
         validate_id(sc.run_as_user, || format!("{sp}.runAsUser"), causes);
         validate_id(sc.run_as_group, || format!("{sp}.runAsGroup"), causes);
     }
@@ -476,8 +499,10 @@ fn validate_container_only_for_pod(image: &str, cp: &str, causes: &mut Vec<Cause
 /// (`validateInitContainers`: names unique among regular and init containers), the ephemeral
 /// containers (`validateEphemeralContainers`: names unique among all, no surrounding
 /// whitespace in the image, `targetContainerName` naming a regular or init container), the
-/// restart and DNS policies, and the
-/// pod security context's user and group IDs (`validatePodSpecSecurityContext`).
+/// restart and DNS policies, the node selector's labels, the
+/// pod security context's user and group IDs (`validatePodSpecSecurityContext`), the
+/// scheduling gates (`validateSchedulingGates`), the node name, `activeDeadlineSeconds` (1 to
+/// MaxInt32) and the tolerations ([`validate_tolerations`]).
 /// `imagePullSecrets` entries have only a name, which may be empty (the kubelet skips it):
 /// that is a warning ([`pod_spec_warnings`]), not an error.
 pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut Vec<Cause>) {
@@ -569,6 +594,13 @@ pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut V
             &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
         )),
     }
+    if let Some(sel) = &spec.node_selector {
+        crate::validation::validate_label_map(
+            sel.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &format!("{path}.nodeSelector"),
+            causes,
+        );
+    }
     if let Some(sc) = &spec.security_context {
         let sp = format!("{path}.securityContext");
         validate_id(sc.fs_group, || format!("{sp}.fsGroup"), causes);
@@ -576,6 +608,107 @@ pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut V
         validate_id(sc.run_as_group, || format!("{sp}.runAsGroup"), causes);
         for (i, g) in sc.supplemental_groups.iter().flatten().enumerate() {
             validate_id(Some(*g), || format!("{sp}.supplementalGroups[{i}]"), causes);
+        }
+    }
+    // validateSchedulingGates: qualified names, no duplicates
+    let mut gates = HashSet::new();
+    for (i, g) in spec.scheduling_gates.iter().flatten().enumerate() {
+        let gp = format!("{path}.schedulingGates[{i}]");
+        for msg in crate::validation::is_qualified_name(&g.name) {
+            causes.push(Cause::invalid(&gp, format!("{:?}", g.name), msg));
+        }
+        if !gates.insert(g.name.as_str()) {
+            causes.push(Cause::duplicate(&gp, format!("{:?}", g.name)));
+        }
+    }
+    if let Some(node) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+        for msg in dns1123_subdomain_problems(node) {
+            causes.push(Cause::invalid(
+                format!("{path}.nodeName"),
+                format!("{node:?}"),
+                msg,
+            ));
+        }
+    }
+    if let Some(n) = spec
+        .active_deadline_seconds
+        .filter(|n| !(1..=i64::from(i32::MAX)).contains(n))
+    {
+        causes.push(Cause::invalid(
+            format!("{path}.activeDeadlineSeconds"),
+            n.to_string(),
+            "must be between 1 and 2147483647, inclusive",
+        ));
+    }
+    if let Some(t) = spec.tolerations.as_deref().filter(|t| !t.is_empty()) {
+        validate_tolerations(t, &format!("{path}.tolerations"), causes);
+    }
+}
+
+/// `ValidateTolerations` (pkg/apis/core/validation/validation.go): the key a label name; an
+/// empty key only with `Exists`; `tolerationSeconds` only with `NoExecute`; the operator and
+/// its value; the effect (`validateTaintEffect`, empty allowed).
+pub(crate) fn validate_tolerations(
+    tolerations: &[core::Toleration],
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
+    for (i, t) in tolerations.iter().enumerate() {
+        let ip = format!("{path}[{i}]");
+        let key = t.key.as_deref().unwrap_or("");
+        let op = t.operator.as_deref().unwrap_or("");
+        let value = t.value.as_deref().unwrap_or("");
+        let effect = t.effect.as_deref().unwrap_or("");
+        if !key.is_empty() {
+            crate::validation::validate_label_name(key, &format!("{ip}.key"), causes);
+        }
+        if key.is_empty() && op != "Exists" {
+            causes.push(Cause::invalid(
+                format!("{ip}.operator"),
+                format!("{op:?}"),
+                "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
+            ));
+        }
+        if t.toleration_seconds.is_some() && effect != "NoExecute" {
+            causes.push(Cause::invalid(
+                format!("{ip}.effect"),
+                format!("{effect:?}"),
+                "effect must be 'NoExecute' when `tolerationSeconds` is set",
+            ));
+        }
+        match op {
+            "Equal" | "" => {
+                let errs = crate::validation::is_valid_label_value(value);
+                if !errs.is_empty() {
+                    causes.push(Cause::invalid(
+                        format!("{ip}.operator"),
+                        format!("{value:?}"),
+                        errs.join(";"),
+                    ));
+                }
+            }
+            "Exists" => {
+                if !value.is_empty() {
+                    causes.push(Cause::invalid(
+                        format!("{ip}.operator"),
+                        format!("{value:?}"),
+                        "value must be empty when `operator` is 'Exists'",
+                    ));
+                }
+            }
+            _ => causes.push(Cause::not_supported(
+                format!("{ip}.operator"),
+                format!("{op:?}"),
+                &["Equal", "Exists"],
+            )),
+        }
+        if !effect.is_empty() && !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute")
+        {
+            causes.push(Cause::not_supported(
+                format!("{ip}.effect"),
+                format!("{effect:?}"),
+                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+            ));
         }
     }
 }
@@ -858,7 +991,9 @@ fn validate_node_update(obj: &Value, old: &Value, causes: &mut Vec<Cause>) {
 /// Validates a new object (or the new version on update). `pod` is the pod metadata and spec
 /// of a Pod, Deployment or ReplicaSet (see [`PodParts`]), decoded once by the caller; without
 /// it (a status update, which upstream's status strategies validate without the spec) the pod
-/// spec is not validated. A Job's and a CronJob's templates are validated with the Job.
+/// spec is not validated. A Job's and a CronJob's templates are validated with the Job. A Pod
+/// update is checked as `ValidatePodUpdate`, a Pod status update as `ValidatePodStatusUpdate`
+/// (`podupdate.rs`).
 pub fn validate(
     r: &Resource,
     obj: &Value,
@@ -979,68 +1114,50 @@ pub fn validate(
                 }
             }
         }
-        "Pod" => {
-            match pod.map(|p| p.spec) {
-                Some(Some(spec)) => {
-                    validate_pod_spec(spec, "spec", &mut causes);
-                    validate_pod_only(spec, &mut causes);
+        "Pod" => match pod.map(|p| p.spec) {
+            Some(Some(spec)) => {
+                validate_pod_spec(spec, "spec", &mut causes);
+                validate_pod_only(spec, &mut causes);
+                match old {
                     // `ValidatePodCreate`: ephemeral containers are added by the
-                    // `ephemeralcontainers` subresource only
-                    if old.is_none()
-                        && spec
+                    // `ephemeralcontainers` subresource only, and a pod is not assigned a node
+                    // while it has scheduling gates
+                    None => {
+                        if spec
                             .ephemeral_containers
                             .as_ref()
                             .is_some_and(|e| !e.is_empty())
-                    {
-                        causes.push(Cause::forbidden(
-                            "spec.ephemeralContainers",
-                            "cannot be set on create",
-                        ));
+                        {
+                            causes.push(Cause::forbidden(
+                                "spec.ephemeralContainers",
+                                "cannot be set on create",
+                            ));
+                        }
+                        if spec.node_name.as_ref().is_some_and(|n| !n.is_empty())
+                            && spec
+                                .scheduling_gates
+                                .as_ref()
+                                .is_some_and(|g| !g.is_empty())
+                        {
+                            causes.push(Cause::forbidden(
+                                "spec.nodeName",
+                                "cannot be set until all schedulingGates have been cleared",
+                            ));
+                        }
+                    }
+                    Some(old) => {
+                        causes.extend(crate::podupdate::validate_pod_update(spec, obj, old))
                     }
                 }
-                Some(None) => causes.push(Cause::required("spec.containers", "")),
-                None => {}
             }
-            if let Some(old) = old {
-                // pod updates may only change images and a few fields (ValidatePodUpdate); the
-                // grace period only from a negative value to 1
-                let grace = |v: &Value| {
-                    v.pointer("/spec/terminationGracePeriodSeconds")
-                        .and_then(Value::as_i64)
-                };
-                let negative_to_one = grace(old).is_some_and(|g| g < 0) && grace(obj) == Some(1);
-                let strip = |v: &Value| {
-                    let mut s = v.get("spec").cloned().unwrap_or(json!({}));
-                    for list in ["containers", "initContainers"] {
-                        if let Some(Value::Array(cs)) = s.get_mut(list) {
-                            for c in cs {
-                                if let Some(o) = c.as_object_mut() {
-                                    o.remove("image");
-                                }
-                            }
-                        }
-                    }
-                    if let Some(o) = s.as_object_mut() {
-                        o.remove("activeDeadlineSeconds");
-                        o.remove("tolerations");
-                        if negative_to_one {
-                            o.remove("terminationGracePeriodSeconds");
-                        }
-                        // binding sets nodeName once
-                        if old.pointer("/spec/nodeName").is_none() {
-                            o.remove("nodeName");
-                        }
-                    }
-                    s
-                };
-                if strip(old) != strip(obj) {
-                    causes.push(Cause::forbidden(
-                        "spec",
-                        "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
-                    ));
+            Some(None) => causes.push(Cause::required("spec.containers", "")),
+            // a status update (or the binding's write, which keeps the status)
+            None => {
+                if let Some(old) = old {
+                    causes.extend(crate::podupdate::validate_pod_status_update(obj, old));
                 }
             }
-        }
+        },
         "Service" => causes.extend(crate::services::validate_service(obj, old)),
         "Job" => causes.extend(crate::controllers::job::validate_job_decoded(
             obj,
@@ -2409,5 +2526,125 @@ mod tests {
             "File"
         );
         assert!(check(pods, &pod, None).is_empty());
+    }
+
+    /// What `ValidatePodSpec` checks beyond the containers, for Pods and templates alike: the
+    /// node selector's labels, the scheduling gates, the node name, `activeDeadlineSeconds`
+    /// and the tolerations (`ValidateTolerations`); `ValidatePodCreate` refuses a node name
+    /// while gated.
+    #[test]
+    fn scheduling_fields_of_pod_specs_as_upstream() {
+        let pods = res("", "v1", "pods");
+        let pod = |spec: Value| {
+            let mut spec = spec;
+            spec["containers"] = json!([{"name": "c", "image": "x"}]);
+            json!({"metadata": {"name": "p"}, "spec": spec})
+        };
+        let got = texts(
+            pods,
+            pod(json!({
+                "nodeSelector": {"ok": "", "bad key": "v", "k": "bad value"},
+                "schedulingGates": [{"name": "a"}, {"name": "a"}, {"name": "-b"}],
+                "nodeName": "Node_1",
+                "activeDeadlineSeconds": 0,
+                "tolerations": [
+                    {"key": "k", "operator": "Exists", "value": "v"},
+                    {"key": "k", "operator": "Equal", "value": "-v-"},
+                    {"key": "k", "operator": "In", "effect": "NoExec"},
+                    {"key": "bad key", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 3},
+                    {"operator": "Exists"}]})),
+        );
+        let label_value = crate::validation::is_valid_label_value("bad value").join(";");
+        let qualified = |s: &str| crate::validation::is_qualified_name(s)[0].clone();
+        let expected = [
+            format!("spec.nodeSelector: Invalid value: \"bad key\": {}", qualified("bad key")),
+            format!("spec.nodeSelector: Invalid value: \"bad value\": {label_value}"),
+            "spec.schedulingGates[1]: Duplicate value: \"a\"".to_string(),
+            format!("spec.schedulingGates[2]: Invalid value: \"-b\": {}", qualified("-b")),
+            format!("spec.nodeName: Invalid value: \"Node_1\": {DNS1123_SUBDOMAIN_MSG}"),
+            "spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 2147483647, inclusive".to_string(),
+            "spec.tolerations[0].operator: Invalid value: \"v\": value must be empty when `operator` is 'Exists'".to_string(),
+            format!("spec.tolerations[1].operator: Invalid value: \"-v-\": {}", crate::validation::is_valid_label_value("-v-").join(";")),
+            "spec.tolerations[2].operator: Unsupported value: \"In\": supported values: \"Equal\", \"Exists\"".to_string(),
+            "spec.tolerations[2].effect: Unsupported value: \"NoExec\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"".to_string(),
+            format!("spec.tolerations[3].key: Invalid value: \"bad key\": {}", qualified("bad key")),
+            // ValidatePodCreate
+            "spec.nodeName: Forbidden: cannot be set until all schedulingGates have been cleared"
+                .to_string(),
+        ];
+        assert_eq!(got, expected);
+        // a template's too
+        let deploy = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}],
+                "tolerations": [{"operator": "Equal"}]}}}});
+        assert_eq!(
+            texts(res("apps", "v1", "deployments"), deploy),
+            ["spec.template.spec.tolerations[0].operator: Invalid value: \"Equal\": operator must be Exists when `key` is empty, which means \"match all values and all keys\""]
+        );
+        // ValidatePodCreate: no node while gated
+        assert_eq!(
+            texts(pods, pod(json!({"nodeName": "n1", "schedulingGates": [{"name": "g"}]}))),
+            ["spec.nodeName: Forbidden: cannot be set until all schedulingGates have been cleared"]
+        );
+        assert!(texts(pods, pod(json!({"nodeName": "n1", "schedulingGates": []}))).is_empty());
+    }
+
+    /// kube-apiserver's `--allow-privileged=false` (`ValidateSecurityContext`): a privileged
+    /// container of any kind, in a Pod or a workload's template, is refused first among its
+    /// security context's errors; allowed by default.
+    #[test]
+    fn privileged_containers_follow_the_cluster_policy() {
+        let pods = res("", "v1", "pods");
+        let privileged = json!({"privileged": true, "runAsUser": -1});
+        let spec = json!({"containers": [{"name": "c", "image": "x", "securityContext": privileged},
+                {"name": "d", "image": "x", "securityContext": {"privileged": false}}],
+            "initContainers": [{"name": "i", "image": "x", "securityContext": {"privileged": true}}]});
+        let pod = defaulted(
+            pods,
+            json!({"metadata": {"name": "p"}, "spec": spec.clone()}),
+        );
+        let run_as = "spec.containers[0].securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive";
+        let texts_under = |allow: bool, r: &Resource, obj: &Value, old: Option<&Value>| {
+            with_privileged_policy(allow, || check(r, obj, old))
+                .iter()
+                .map(Cause::text)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(texts_under(true, pods, &pod, None), [run_as]);
+        assert_eq!(check(pods, &pod, None).len(), 1, "allowed outside a policy");
+        assert_eq!(
+            texts_under(false, pods, &pod, None),
+            [
+                "spec.containers[0].securityContext.privileged: Forbidden: disallowed by cluster policy",
+                run_as,
+                "spec.initContainers[0].securityContext.privileged: Forbidden: disallowed by cluster policy",
+            ]
+        );
+        // an update (ephemeral containers are checked too), a Deployment's and a Job's template
+        let mut eph = pod.clone();
+        eph["spec"]["ephemeralContainers"] =
+            json!([{"name": "e", "image": "x", "securityContext": {"privileged": true}}]);
+        assert!(texts_under(false, pods, &eph, Some(&pod)).contains(
+            &"spec.ephemeralContainers[0].securityContext.privileged: Forbidden: disallowed by cluster policy".to_string()
+        ));
+        let mut template = json!({"metadata": {"labels": {"a": "b"}}, "spec": {
+            "containers": [{"name": "c", "image": "x", "securityContext": {"privileged": true}}]}});
+        let deployments = res("apps", "v1", "deployments");
+        let deploy = defaulted(
+            deployments,
+            json!({"metadata": {"name": "d"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template.clone()}}),
+        );
+        let msg = "spec.template.spec.containers[0].securityContext.privileged: Forbidden: disallowed by cluster policy";
+        assert_eq!(texts_under(false, deployments, &deploy, None), [msg]);
+        assert!(texts_under(true, deployments, &deploy, None).is_empty());
+        let jobs = res("batch", "v1", "jobs");
+        template["spec"]["restartPolicy"] = json!("Never");
+        let job = defaulted(
+            jobs,
+            json!({"metadata": {"name": "j"}, "spec": {"template": template}}),
+        );
+        assert!(texts_under(false, jobs, &job, None).contains(&msg.to_string()));
+        assert!(!texts_under(true, jobs, &job, None).contains(&msg.to_string()));
     }
 }

@@ -99,6 +99,18 @@ impl ApiError {
         )
     }
 
+    /// 409 on `pods/binding` (`BindingREST.assignPod`: an error of its update function becomes
+    /// `NewConflict(pods/binding, name, err)`): `Operation cannot be fulfilled on pods/binding
+    /// "name": <why>`.
+    pub fn binding_conflict(name: &str, why: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on pods/binding \"{name}\": {why}"),
+            Some(json!({"name": name, "group": "", "kind": "pods/binding"})),
+        )
+    }
+
     /// 422 `Kind "name" is invalid: field: detail, …`.
     pub fn invalid(r: &Resource, name: &str, causes: Vec<Cause>) -> Self {
         Self::invalid_as(r.group, r.kind, name, causes)

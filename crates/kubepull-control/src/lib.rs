@@ -50,6 +50,7 @@ pub mod patch;
 pub mod pki;
 pub mod podcidr;
 pub mod podsecurity;
+pub(crate) mod podupdate;
 pub mod protobuf;
 pub mod rbac;
 pub mod reflector;
@@ -90,6 +91,9 @@ pub struct ServerConfig {
     /// The Pod Security level (enforce, audit, warn) of namespaces without
     /// `pod-security.kubernetes.io/*` labels.
     pub pod_security: podsecurity::Level,
+    /// Whether pods and pod templates may have privileged containers (kube-apiserver's
+    /// `--allow-privileged`).
+    pub allow_privileged: bool,
     /// The range node podCIDRs come from (`--cluster-cidr`); `None`: the one remembered in the
     /// data directory, else a free /16 for this machine's routes ([`podcidr::cluster_cidr`]).
     pub cluster_cidr: Option<String>,
@@ -271,6 +275,7 @@ pub async fn start_with_store(
     let tokens = auth::TokenIssuer::load_or_create(&cfg.data_dir.join("pki"))?;
     let objects = objects::Objects::new(store)
         .with_pod_security(cfg.pod_security)
+        .with_allow_privileged(cfg.allow_privileged)
         .with_service_range(service_range);
     objects
         .bootstrap()

@@ -101,6 +101,8 @@ pub struct DeleteOptions {
 pub struct Objects {
     store: Arc<dyn Datastore>,
     pod_security: podsecurity::Level,
+    /// Whether privileged containers are allowed (`--allow-privileged`).
+    allow_privileged: bool,
     webhooks: Arc<webhooks::Webhooks>,
     crds: Arc<crate::crd::Registry>,
     services: Arc<crate::services::ServiceState>,
@@ -160,6 +162,46 @@ fn generation_field(r: &Resource, is_cr: bool) -> Option<&'static str> {
 
 /// What the storage does to an update's object after admission and the resourceVersion
 /// comparison, before validation (`rest.BeforeUpdate`, the strategies' `PrepareForUpdate`, the
+/// Drops from an update's `causes` those the stored object `old` has itself: a value that an
+/// earlier build stored, before a check was added, and that the update leaves as it was, does
+/// not make the object impossible to change (its finalizers, labels or owner references). A
+/// privileged container stays refused when the cluster does not allow them, as kube-apiserver
+/// refuses updates of such pods stored before `--allow-privileged` was turned off.
+fn ratchet(allow_privileged: bool, r: &'static Resource, old: &Value, causes: &mut Vec<Cause>) {
+    let Ok(template) = decode_pod_template(r, old) else {
+        return;
+    };
+    let had = admission::with_privileged_policy(allow_privileged, || {
+        admission::validate(r, old, None, pod_parts(None, template.as_ref()))
+    });
+    causes.retain(|c| !had.contains(c) || c.detail == "disallowed by cluster policy");
+}
+
+/// Why the stored pod cannot be bound (`setPodHostAndAnnotations`, checked on the pod the
+/// update read, so a binding that races another write is tried again on the new pod).
+fn binding_refusal(name: &str, pod: &Value) -> Option<String> {
+    if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        return Some(format!(
+            "pod {name} is being deleted, cannot be assigned to a host"
+        ));
+    }
+    if let Some(node) = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        return Some(format!("pod {name} is already assigned to node {node:?}"));
+    }
+    if pod
+        .pointer("/spec/schedulingGates")
+        .and_then(Value::as_array)
+        .is_some_and(|g| !g.is_empty())
+    {
+        return Some(format!("pod {name} has non-empty .spec.schedulingGates"));
+    }
+    None
+}
+
 /// Service storage's `beginUpdate`): a status update keeps everything but the status (the
 /// status strategies); any other keeps the status, the kind, the immutable metadata, counts the
 /// generation of kinds that have one (on the object mutating admission made, so a webhook's
@@ -176,6 +218,16 @@ fn prepare_update(
         Some("status") => {
             let mut n = old.clone();
             n["status"] = obj.get("status").cloned().unwrap_or(json!({}));
+            n
+        }
+        // `BindingREST.setPodHostAndAnnotations`: the stored pod with the node set, nothing
+        // else of the body (binding_refusal checked the stored pod first)
+        Some("binding") => {
+            let mut n = old.clone();
+            n["spec"]["nodeName"] = obj
+                .pointer("/spec/nodeName")
+                .cloned()
+                .unwrap_or(Value::Null);
             n
         }
         _ => {
@@ -810,6 +862,7 @@ impl Objects {
             fanouts: Arc::default(),
             store,
             pod_security: podsecurity::Level::Baseline,
+            allow_privileged: true,
             webhooks: Default::default(),
             crds: Arc::default(),
             services: Arc::new(crate::services::ServiceState::new(Default::default())),
@@ -903,6 +956,14 @@ impl Objects {
     /// (enforce, audit and warn; `baseline` unless set).
     pub fn with_pod_security(mut self, level: podsecurity::Level) -> Self {
         self.pod_security = level;
+        self
+    }
+
+    /// Whether pods and pod templates may have privileged containers (kube-apiserver's
+    /// `--allow-privileged`; allowed unless set). Refused ones are invalid:
+    /// `spec.containers[0].securityContext.privileged: Forbidden: disallowed by cluster policy`.
+    pub fn with_allow_privileged(mut self, allow: bool) -> Self {
+        self.allow_privileged = allow;
         self
     }
 
@@ -1177,7 +1238,9 @@ impl Objects {
             None => decode_pod_template(r, &obj)?,
         };
         let parts = pod_parts(pod.as_ref(), template.as_ref());
-        let mut causes = admission::validate(r, &obj, None, parts);
+        let mut causes = admission::with_privileged_policy(self.allow_privileged, || {
+            admission::validate(r, &obj, None, parts)
+        });
         if let Some(sv) = &cr {
             causes.extend(crate::crd::validate_cr(sv, &obj));
         }
@@ -1660,9 +1723,12 @@ impl Objects {
         // the object admission made, none, empty or 0 being an unconditional update (the
         // versioner reads them all as 0), which custom resources do not allow
         // (`customResourceStrategy.AllowUnconditionalUpdate`)
+        // a binding has no precondition (`GuaranteedUpdate` on the pod as stored): it is
+        // checked against, and applied to, whatever pod this attempt read
         let given = match new
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
+            .filter(|_| subresource != Some("binding"))
         {
             Some(rv) if !rv.is_empty() => rv
                 .parse::<u64>()
@@ -1688,6 +1754,11 @@ impl Objects {
         if expected != cur_kv.mod_revision {
             return Err(ApiError::conflict(r, name));
         }
+        if subresource == Some("binding") {
+            if let Some(why) = binding_refusal(name, &old) {
+                return Err(ApiError::binding_conflict(name, &why));
+            }
+        }
         let mut new = prepare_update(r, cr, &old, new, subresource);
         new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
         // the pod template, decoded once for validation, the warnings and Pod Security
@@ -1698,12 +1769,17 @@ impl Objects {
             Some(_) => None,
         };
         let parts = pod_parts(None, template.as_ref());
-        let mut causes = admission::validate(r, &new, Some(&old), parts);
+        let mut causes = admission::with_privileged_policy(self.allow_privileged, || {
+            admission::validate(r, &new, Some(&old), parts)
+        });
         if let Some(sv) = &cr {
             causes.extend(crate::crd::validate_cr(sv, &new));
         }
         if crate::crd::is_crd(r) && subresource.is_none() {
             causes.extend(crate::crd::validate_crd(&new, Some(&old)));
+        }
+        if !causes.is_empty() && subresource.is_none() {
+            ratchet(self.allow_privileged, r, &old, &mut causes);
         }
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, name, causes));
@@ -2914,6 +2990,44 @@ mod tests {
         );
     }
 
+    /// An object an earlier build stored with a value a later check refuses (written straight
+    /// to storage here) can still be changed where the update leaves that value alone; an
+    /// update that makes the value differently wrong is refused.
+    #[tokio::test]
+    async fn an_update_is_not_refused_for_what_the_stored_object_already_had() {
+        let o = api().await;
+        let cm = resources::find("", "v1", "configmaps").unwrap();
+        o.store()
+            .create(
+                &cm.key("default", "old"),
+                serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "old", "namespace": "default", "uid": "u-old",
+                        "creationTimestamp": "2026-01-01T00:00:00Z",
+                        "labels": {"-bad-": "x"}},
+                    "data": {"k": "v"}}))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        let mut c = o.get(cm, "default", "old").await.unwrap();
+        c["data"]["k"] = json!("changed");
+        c["metadata"]["finalizers"] = json!(["example.com/f"]);
+        let stored = o
+            .update(cm, "default", "old", c.clone(), None, false)
+            .await
+            .unwrap();
+        assert_eq!(stored["data"]["k"], "changed");
+        c["metadata"]["labels"] = json!({"-bad-": "x", "-worse-": "y"});
+        c["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"].clone();
+        let e = o
+            .update(cm, "default", "old", c, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422, "{e:?}");
+        assert!(e.message.contains("\"-worse-\""), "{}", e.message);
+        assert!(!e.message.contains("\"-bad-\""), "{}", e.message);
+    }
+
     /// A stored ServiceAccount that does not decode (written straight to storage) makes the pod
     /// create a Forbidden that names the account and the fix, as upstream's failed lookup,
     /// without quoting the stored value; nothing is stored.
@@ -3184,6 +3298,82 @@ mod tests {
                 "root: allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile"
             ]
         );
+    }
+
+    /// A plain update may not set `spec.nodeName` (`ValidatePodUpdate`); the binding's write
+    /// does. With privileged containers disallowed (`--allow-privileged=false`) a Pod with one
+    /// is refused, on create and on update; allowed by default.
+    #[tokio::test]
+    async fn pod_updates_binding_and_the_privileged_policy() {
+        // Pod Security would refuse the privileged pods itself
+        let o = api()
+            .await
+            .with_pod_security(podsecurity::Level::Privileged);
+        let pod = |name: &str, privileged: bool| {
+            json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "x:1",
+                "securityContext": {"privileged": privileged}}]}})
+        };
+        o.create(pods(), "default", pod("p", false), &User::Admin, false)
+            .await
+            .unwrap();
+        let mut p = o.get(pods(), "default", "p").await.unwrap();
+        p["spec"]["nodeName"] = json!("n1");
+        let e = o
+            .update(pods(), "default", "p", p.clone(), None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422, "{e:?}");
+        assert!(
+            e.message.starts_with("Pod \"p\" is invalid: spec: Forbidden: pod updates may not change fields other than"),
+            "{}",
+            e.message
+        );
+        // the binding writes spec.nodeName alone, whatever else its body holds, and has no
+        // resourceVersion precondition (a stale one does not stop it)
+        let mut body = p.clone();
+        body["metadata"]["labels"] = json!({"sneaked": "in"});
+        body["spec"]["containers"][0]["image"] = json!("other:2");
+        body["metadata"]["resourceVersion"] = json!("1");
+        let bound = o
+            .update(pods(), "default", "p", body.clone(), Some("binding"), false)
+            .await
+            .unwrap();
+        assert_eq!(bound["spec"]["nodeName"], "n1");
+        assert_eq!(bound["metadata"].get("labels"), None);
+        assert_eq!(bound["spec"]["containers"][0]["image"], "x:1");
+        // a pod already bound is refused as BindingREST refuses it: 409 on pods/binding
+        body["spec"]["nodeName"] = json!("n2");
+        let e = o
+            .update(pods(), "default", "p", body, Some("binding"), false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                409,
+                "Operation cannot be fulfilled on pods/binding \"p\": pod p is already assigned to node \"n1\""
+            )
+        );
+        assert_eq!(e.details.as_ref().unwrap()["kind"], "pods/binding");
+        let strict = o.clone().with_allow_privileged(false);
+        let refused = "Pod \"q\" is invalid: spec.containers[0].securityContext.privileged: Forbidden: disallowed by cluster policy";
+        let e = strict
+            .create(pods(), "default", pod("q", true), &User::Admin, false)
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (422, refused));
+        o.create(pods(), "default", pod("q", true), &User::Admin, false)
+            .await
+            .unwrap();
+        let q = o.get(pods(), "default", "q").await.unwrap();
+        let e = strict
+            .update(pods(), "default", "q", q.clone(), None, false)
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (422, refused));
+        o.update(pods(), "default", "q", q, None, false)
+            .await
+            .unwrap();
     }
 
     /// Pod updates are judged only when significant (`isSignificantPodUpdate`): a label change

@@ -1170,21 +1170,17 @@ async fn resource_request(
                 .ok_or_else(|| ApiError::bad_request("binding without target.name".into()))?
                 .to_string();
             let pod = state.objects.get(r, &ns, &name).await?;
-            if pod
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty())
-            {
-                return Err(ApiError::conflict(r, &name).with_status_message(format!(
-                    "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{}\"",
-                    pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("")
-                )));
-            }
             // admitted as CREATE pods/binding of a Binding; the updates below carry it out
             crate::webhooks::admit_binding(&state.objects, &ns, &name, &node).await?;
             let mut p = pod.clone();
             p["spec"]["nodeName"] = json!(node);
-            let bound = state.objects.update(r, &ns, &name, p, None, false).await?;
+            // the binding's write of spec.nodeName, which a plain update may not change: it
+            // checks the pod as stored can be bound (assigned, gated, deleted: 409 on
+            // pods/binding)
+            let bound = state
+                .objects
+                .update(r, &ns, &name, p, Some("binding"), false)
+                .await?;
             crate::controllers::scheduler::mark_scheduled(&state.objects, &ns, &name, bound)
                 .await?;
             Ok(json_resp(
@@ -1304,13 +1300,6 @@ async fn resource_request(
             ))
         }
         _ => Err(ApiError::method_not_allowed()),
-    }
-}
-
-impl ApiError {
-    fn with_status_message(mut self, m: String) -> Self {
-        self.message = m;
-        self
     }
 }
 

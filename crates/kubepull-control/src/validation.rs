@@ -116,9 +116,22 @@ pub fn validate_labels(labels: Option<&Value>, path: &str, causes: &mut Vec<Caus
     let Some(map) = labels.and_then(Value::as_object) else {
         return;
     };
-    for (k, v) in map {
+    validate_label_map(
+        map.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or(""))),
+        path,
+        causes,
+    );
+}
+
+/// `ValidateLabels` of typed labels (a pod spec's `nodeSelector`), keys in order.
+pub fn validate_label_map<'a>(
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
+    for (k, v) in labels {
         validate_label_name(k, path, causes);
-        let v = v.as_str().unwrap_or("");
         for msg in is_valid_label_value(v) {
             causes.push(Cause::invalid(path, format!("{v:?}"), msg));
         }

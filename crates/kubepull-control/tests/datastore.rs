@@ -371,6 +371,7 @@ async fn two_api_servers_share_one_etcd() {
         datastore: spec.clone(),
         controllers,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        allow_privileged: true,
         cluster_cidr: None,
         service_cluster_ip_range: None,
     };
@@ -443,6 +444,7 @@ async fn custom_resources_across_api_servers_on_etcd() {
         datastore: spec.clone(),
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        allow_privileged: true,
         cluster_cidr: None,
         service_cluster_ip_range: None,
     };

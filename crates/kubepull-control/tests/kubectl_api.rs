@@ -74,6 +74,7 @@ async fn node_authorizer_validation_and_restart() {
         datastore: String::new(),
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        allow_privileged: true,
         cluster_cidr: None,
         service_cluster_ip_range: None,
     };
@@ -188,6 +189,7 @@ async fn bad_bodies_are_refused_and_the_server_keeps_serving() {
         datastore: "memory".into(),
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        allow_privileged: true,
         cluster_cidr: None,
         service_cluster_ip_range: None,
     })
@@ -266,6 +268,7 @@ async fn shutdown_closes_connections_and_releases_the_store() {
         datastore: String::new(),
         controllers: true,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        allow_privileged: true,
         cluster_cidr: None,
         service_cluster_ip_range: None,
     };
@@ -1665,6 +1668,52 @@ async fn protobuf_responses_watch_and_refusals() {
     let got = decode(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(got["spec"]["nodeName"], "n1");
     assert_eq!(got["spec"]["containers"][0]["image"], "busybox");
+    // a plain update may not move it (ValidatePodUpdate); a gated pod is not bound
+    let mut moved = got.clone();
+    moved["spec"]["nodeName"] = serde_json::json!("n2");
+    let r = http
+        .put(format!("{ns_base}/pods/p"))
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&moved).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let st: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Pod \"p\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`"),
+        "{st}"
+    );
+    let gated = serde_json::json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "g"},
+        "spec": {"schedulingGates": [{"name": "example.com/wait"}], "containers": [{"name": "c", "image": "busybox"}]}});
+    let r = http
+        .post(format!("{ns_base}/pods"))
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&gated).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let r = http
+        .post(format!("{ns_base}/pods/g/binding"))
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&serde_json::json!({"kind": "Binding", "apiVersion": "v1", "metadata": {"name": "g"},
+            "target": {"kind": "Node", "name": "n1"}})).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    let st: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        st["message"],
+        "Operation cannot be fulfilled on pods/binding \"g\": pod g has non-empty .spec.schedulingGates"
+    );
     let deploy = serde_json::json!({"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": "d"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "d"}},
             "template": {"metadata": {"labels": {"a": "d"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});

@@ -68,6 +68,7 @@ async fn nodes_get_distinct_pod_cidrs_off_the_machines_routes() {
         cluster_cidr: None,
         service_cluster_ip_range: None,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        allow_privileged: true,
     };
     let server = start(cfg.clone()).await.unwrap();
     let kc = server.kubeconfig_path();
@@ -118,6 +119,7 @@ async fn a_bad_cluster_cidr_is_refused_with_the_flag_named() {
         cluster_cidr: Some("10.244.0.0".into()),
         service_cluster_ip_range: None,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        allow_privileged: true,
     })
     .await
     .unwrap_err();
@@ -137,6 +139,7 @@ async fn an_exhausted_cluster_cidr_leaves_the_node_without_and_says_so() {
         cluster_cidr: Some("10.251.77.0/24".into()),
         service_cluster_ip_range: None,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        allow_privileged: true,
     })
     .await
     .unwrap();

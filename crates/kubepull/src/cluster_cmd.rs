@@ -33,6 +33,7 @@ pub fn server_command() -> Command {
                 .help("HTTPS port (0: any free port)"),
         )
         .arg(pod_security_arg())
+        .arg(allow_privileged_arg())
         .args(crate::storage_flags::storage_args())
 }
 
@@ -43,6 +44,26 @@ fn pod_security_arg() -> Arg {
         .default_value("baseline")
         .value_parser(["privileged", "baseline", "restricted"])
         .help("Pod Security level (enforce, audit, warn) for namespaces without pod-security.kubernetes.io/* labels")
+}
+
+/// kube-apiserver's `--allow-privileged`. Upstream's default is false; kubepull's is true, as
+/// kubeadm and k3s clusters set it (and as kubepull always allowed them).
+fn allow_privileged_arg() -> Arg {
+    Arg::new("allow-privileged")
+        .long("allow-privileged")
+        .value_name("BOOL")
+        .num_args(0..=1)
+        .require_equals(true)
+        .default_value("true")
+        .default_missing_value("true")
+        .value_parser(clap::builder::BoolishValueParser::new())
+        .help("Allow privileged containers in pods and pod templates (kube-apiserver's --allow-privileged, which defaults to false; kubepull's default is true, as on kubeadm and k3s clusters). With --allow-privileged=false they are refused: spec.containers[0].securityContext.privileged: Forbidden: disallowed by cluster policy")
+}
+
+fn allow_privileged(m: &ArgMatches) -> bool {
+    m.get_one::<bool>("allow-privileged")
+        .copied()
+        .unwrap_or(true)
 }
 
 fn pod_security(m: &ArgMatches) -> kubepull_control::podsecurity::Level {
@@ -205,6 +226,7 @@ pub fn up_command() -> Command {
                     .value_name("FILE"),
             )
             .arg(pod_security_arg())
+            .arg(allow_privileged_arg())
             .args(crate::storage_flags::storage_args()),
     )))
 }
@@ -369,6 +391,7 @@ pub fn run_server(m: &ArgMatches) -> u8 {
             .unwrap_or_default(),
         controllers: true,
         pod_security: pod_security(m),
+        allow_privileged: allow_privileged(m),
         cluster_cidr: m.get_one::<String>("cluster-cidr").cloned(),
         service_cluster_ip_range: m.get_one::<String>("service-cluster-ip-range").cloned(),
     };
@@ -582,6 +605,7 @@ pub fn run_up(m: &ArgMatches) -> u8 {
                 .unwrap_or_default(),
             controllers: true,
             pod_security: pod_security(m),
+            allow_privileged: allow_privileged(m),
             cluster_cidr: m.get_one::<String>("cluster-cidr").cloned(),
             service_cluster_ip_range: m.get_one::<String>("service-cluster-ip-range").cloned(),
         };
@@ -961,4 +985,32 @@ pub fn run_retry(m: &ArgMatches) -> u8 {
         })
     })();
     report(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--allow-privileged` of `server` and `up`: true unless `--allow-privileged=false`.
+    #[test]
+    fn allow_privileged_defaults_to_true() {
+        for cmd in [server_command(), up_command()] {
+            let name = cmd.get_name().to_string();
+            let parse = |args: &[&str]| {
+                let m = cmd
+                    .clone()
+                    .try_get_matches_from([&name[..], "--data-dir", "d"].iter().chain(args))
+                    .unwrap();
+                allow_privileged(&m)
+            };
+            assert!(parse(&[]), "{name}");
+            assert!(parse(&["--allow-privileged"]), "{name}");
+            assert!(parse(&["--allow-privileged=true"]), "{name}");
+            assert!(!parse(&["--allow-privileged=false"]), "{name}");
+            assert!(cmd
+                .clone()
+                .try_get_matches_from([&name[..], "--data-dir", "d", "--allow-privileged=maybe"])
+                .is_err());
+        }
+    }
 }

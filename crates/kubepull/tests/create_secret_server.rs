@@ -13,6 +13,7 @@ async fn creates_on_the_server_like_kubectl() {
         datastore: "memory".into(),
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        allow_privileged: true,
         cluster_cidr: None,
         service_cluster_ip_range: None,
     })

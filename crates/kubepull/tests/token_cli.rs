@@ -15,6 +15,7 @@ async fn revoking_a_node_token_takes_effect_in_the_running_server() {
         datastore: "memory".into(),
         controllers: false,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        allow_privileged: true,
         cluster_cidr: None,
         service_cluster_ip_range: None,
     })

@@ -16,7 +16,7 @@
 //! informers, as upstream reads its listers.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -568,7 +568,9 @@ impl queue::Controller for EndpointsController {
         };
         if change.obj::<Endpoints>().is_some() || change.obj::<EndpointSlice>().is_some() {
             let Some(key) = owner else { return vec![] };
-            if change.deleted {
+            // gone, or terminating (held by a finalizer): the deletion this controller asked
+            // for is seen, as the cache's `shows_alive` counts it
+            if change.deleted || meta.deletion_timestamp.is_some() {
                 self.expect.deletion_observed(&key, kinds::uid(meta));
                 return vec![key];
             }
@@ -631,10 +633,10 @@ impl queue::Controller for EndpointsController {
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
         let (ns, name) = queue::split_key(key);
-        if !self.expect.satisfied(key) {
-            // the cache does not show the Endpoints or slices last created; their notice
-            // syncs the Service again
-            return Ok(None);
+        if let Some(left) = self.expect.wait_left(key) {
+            // the cache does not show the Endpoints or slices last created or deleted; their
+            // notice syncs the Service again, or the expectations expire
+            return Ok(Some(left));
         }
         let svc = self.services.get_named(ns, name);
         let selector = svc.as_deref().and_then(selector_of);
@@ -664,20 +666,9 @@ impl queue::Controller for EndpointsController {
         let plan = plan(ns, name, svc.as_deref(), &pods, ep.as_deref(), &slices);
         let mut observed = queue::Observed::default();
         let res = queue::apply_observed(objects, self.name(), plan.actions, &mut observed).await;
-        // ExpectCreations: what the cache does not show yet
-        let adds: HashSet<String> = observed
-            .created
-            .iter()
-            .filter_map(|o| {
-                o.pointer("/metadata/uid")
-                    .and_then(serde_json::Value::as_str)
-            })
-            .filter(|u| {
-                self.endpoints.count(index::UID, u) == 0 && self.slices.count(index::UID, u) == 0
-            })
-            .map(str::to_string)
-            .collect();
-        self.expect.expect(key, adds, HashSet::new());
+        // ExpectCreations / ExpectDeletions: what the caches do not show yet
+        self.expect
+            .expect_unseen_in(key, &observed, &[&self.endpoints, &self.slices]);
         res?;
         Ok(plan.requeue_after)
     }
@@ -685,8 +676,10 @@ impl queue::Controller for EndpointsController {
 
 #[cfg(test)]
 mod tests {
+    use super::super::expectations::EXPECTATIONS_TIMEOUT;
     use super::*;
     use serde_json::{json, Value};
+    use std::collections::HashSet;
 
     // Fixtures are JSON as stored, decoded as the controller decodes them; what the controller
     // computes is read back as the JSON the API server receives.
@@ -745,6 +738,87 @@ mod tests {
             "spec": {"nodeName": "n1", "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]},
             "status": {"phase": "Running", "podIP": ip,
                 "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
+    }
+
+    /// A deletion the controller expects is seen when the cache shows the slice terminating
+    /// (held by a finalizer), as when it is gone; until then the sync waits, and asks to be
+    /// tried again when the expectations would expire instead of waiting for another event.
+    #[tokio::test]
+    async fn a_terminating_slice_meets_the_deletion_expected_of_it() {
+        use crate::controllers::informer::test_support::Env;
+        use crate::controllers::queue::Controller as _;
+        let env = Env::new().await;
+        let mut c = EndpointsController::new(&env.informers);
+        env.objects
+            .create(
+                r("", "services"),
+                "default",
+                json!({"metadata": {"name": "web", "namespace": "default"},
+                    "spec": {"selector": {"app": "web"},
+                        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}),
+                &crate::objects::User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        env.put::<Pod>(pod("a", "10.0.0.1", true, json!({"app": "web"})))
+            .await;
+        env.refresh::<Service>().await;
+        env.refresh::<Pod>().await;
+        env.no_lists(c.sync(&env.objects, "default/web"))
+            .await
+            .unwrap();
+        for n in env
+            .refresh::<Endpoints>()
+            .await
+            .iter()
+            .chain(env.refresh::<EndpointSlice>().await.iter())
+        {
+            c.keys_for(n);
+        }
+        assert!(c.expect.satisfied("default/web"));
+        let slice = env.stored::<EndpointSlice>().await.remove(0);
+        let name = slice["metadata"]["name"].as_str().unwrap().to_string();
+        let uid = slice["metadata"]["uid"].as_str().unwrap().to_string();
+        let slices = r("discovery.k8s.io", "endpointslices");
+        env.objects
+            .patch(
+                slices,
+                "default",
+                &name,
+                "application/merge-patch+json",
+                &json!({"metadata": {"finalizers": ["example.com/hold"]}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        for n in env.refresh::<EndpointSlice>().await {
+            assert!(c.keys_for(&n).is_empty(), "its own update syncs nothing");
+        }
+        // the controller deleted the slice and waits to see it
+        c.expect
+            .expect("default/web", HashSet::new(), HashSet::from([uid.clone()]));
+        let wait = env
+            .no_lists(c.sync(&env.objects, "default/web"))
+            .await
+            .unwrap();
+        assert!(
+            wait.is_some_and(|w| w > Duration::ZERO && w <= EXPECTATIONS_TIMEOUT),
+            "{wait:?}"
+        );
+        env.objects
+            .delete(slices, "default", &name, &Default::default())
+            .await
+            .unwrap();
+        let keys: Vec<String> = env
+            .refresh::<EndpointSlice>()
+            .await
+            .iter()
+            .flat_map(|n| c.keys_for(n))
+            .collect();
+        assert_eq!(keys, ["default/web"]);
+        assert!(c.expect.satisfied("default/web"));
     }
 
     /// A sync reads the Service, its pods, Endpoints and slices from the caches (nothing

@@ -65,36 +65,45 @@ impl Expectations {
     /// yet, a deleted one it still shows alive. Nothing written leaves `key` as it was;
     /// writes the cache already shows clear it.
     pub fn expect_unseen<K: Kind>(&mut self, key: &str, observed: &Observed, cache: &Typed<K>) {
-        let r = kinds::resource_of::<K>();
-        let created: Vec<&str> = observed
+        self.expect_unseen_in(key, observed, &[cache]);
+    }
+
+    /// [`Expectations::expect_unseen`] for a controller that writes objects of several kinds
+    /// under one key (the Endpoints controller: a Service's Endpoints and EndpointSlices), each
+    /// kind looked for in its own cache.
+    pub fn expect_unseen_in(&mut self, key: &str, observed: &Observed, caches: &[&dyn Shows]) {
+        let created: Vec<(&str, &dyn Shows)> = observed
             .created
             .iter()
-            .filter(|o| o.get("kind").and_then(Value::as_str) == Some(K::KIND))
-            .filter_map(|o| o.pointer("/metadata/uid").and_then(Value::as_str))
+            .filter_map(|o| {
+                let kind = o.get("kind").and_then(Value::as_str)?;
+                let cache = caches.iter().find(|c| c.kind() == kind)?;
+                Some((o.pointer("/metadata/uid").and_then(Value::as_str)?, *cache))
+            })
             .collect();
-        let deleted: Vec<&str> = observed
+        let deleted: Vec<(&str, &dyn Shows)> = observed
             .deleted
             .iter()
-            .filter(|(dr, _)| dr.group == r.group && dr.plural == r.plural)
-            .map(|(_, uid)| uid.as_str())
+            .filter_map(|(dr, uid)| {
+                let cache = caches.iter().find(|c| {
+                    let r = c.resource();
+                    dr.group == r.group && dr.plural == r.plural
+                })?;
+                Some((uid.as_str(), *cache))
+            })
             .collect();
         if created.is_empty() && deleted.is_empty() {
             return;
         }
         let adds = created
             .into_iter()
-            .filter(|u| cache.count(index::UID, u) == 0)
-            .map(str::to_string)
+            .filter(|(u, c)| !c.shows(u))
+            .map(|(u, _)| u.to_string())
             .collect();
         let dels = deleted
             .into_iter()
-            .filter(|u| {
-                cache
-                    .by_index(index::UID, u)
-                    .iter()
-                    .any(|o| o.metadata().deletion_timestamp.is_none())
-            })
-            .map(str::to_string)
+            .filter(|(u, c)| c.shows_alive(u))
+            .map(|(u, _)| u.to_string())
             .collect();
         self.expect(key, adds, dels);
     }
@@ -121,6 +130,17 @@ impl Expectations {
         })
     }
 
+    /// How long a sync of `key` should wait for what it expects before it is tried again:
+    /// `None` when satisfied, else the time left until the expectations expire (a key whose
+    /// notices never come is still synced then, not left waiting for an unrelated event).
+    pub fn wait_left(&self, key: &str) -> Option<Duration> {
+        if self.satisfied(key) {
+            return None;
+        }
+        let at = self.map.get(key)?.at;
+        Some(EXPECTATIONS_TIMEOUT.saturating_sub(at.elapsed()))
+    }
+
     /// Forgets `key` (`DeleteExpectations`: its object is gone).
     pub fn forget(&mut self, key: &str) {
         self.map.remove(key);
@@ -134,6 +154,39 @@ impl Expectations {
     /// Whether no key waits for anything.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// An informer cache as expectations look into it: which kind it holds, and whether it shows
+/// an object (by UID), and shows it alive (not terminating).
+pub trait Shows {
+    /// The kind cached (`Pod`, `EndpointSlice`, …).
+    fn kind(&self) -> &'static str;
+    /// The resource cached.
+    fn resource(&self) -> &'static crate::resources::Resource;
+    /// Whether the cache holds the object `uid`.
+    fn shows(&self, uid: &str) -> bool;
+    /// Whether the cache holds the object `uid` without a deletion timestamp.
+    fn shows_alive(&self, uid: &str) -> bool;
+}
+
+impl<K: Kind> Shows for Typed<K> {
+    fn kind(&self) -> &'static str {
+        K::KIND
+    }
+
+    fn resource(&self) -> &'static crate::resources::Resource {
+        kinds::resource_of::<K>()
+    }
+
+    fn shows(&self, uid: &str) -> bool {
+        self.count(index::UID, uid) > 0
+    }
+
+    fn shows_alive(&self, uid: &str) -> bool {
+        self.by_index(index::UID, uid)
+            .iter()
+            .any(|o| o.metadata().deletion_timestamp.is_none())
     }
 }
 
@@ -285,6 +338,20 @@ mod tests {
         };
         e.expect_unseen("default/y", &only_a_job, &pods);
         assert!(!e.satisfied("default/y"));
+        // several kinds under one key, each looked for in its own cache
+        let jobs = env.informers.of::<Job>();
+        let both = Observed {
+            created: vec![
+                pod("new", false),
+                pod("cached", false),
+                json!({"kind": "Job", "metadata": {"uid": "u-new-job"}}),
+            ],
+            deleted: vec![(pods_r, "u-alive".into())],
+        };
+        e.expect_unseen_in("default/z", &both, &[&pods, &jobs]);
+        let Expect { adds, dels, .. } = &e.map["default/z"];
+        assert_eq!(adds, &set(&["u-new", "u-new-job"]));
+        assert_eq!(dels, &set(&["u-alive"]));
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub fn node_ready(n: &Node) -> bool {
 /// What [`plan`] decided for one pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Nothing to do (bound, terminating, gone, or already reported unschedulable).
+    /// Nothing to do (bound, terminating, gone, scheduling-gated, or already reported
+    /// unschedulable).
     Nothing,
     /// Bind to this node.
     Bind(String),
@@ -47,7 +48,14 @@ pub enum Decision {
 
 /// Picks a node for `pod` among `nodes`; `load(node)` is the node's active pod count.
 pub fn plan(pod: &Pod, nodes: &[Arc<Node>], load: impl Fn(&str) -> usize) -> Decision {
-    if !node_name(pod).is_empty() || pod.metadata.deletion_timestamp.is_some() {
+    // a scheduling-gated pod waits for its gates to be removed (the `SchedulingGates`
+    // PreEnqueue plugin, pkg/scheduler/framework/plugins/schedulinggates)
+    let gated = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| !g.is_empty());
+    if !node_name(pod).is_empty() || pod.metadata.deletion_timestamp.is_some() || gated {
         return Decision::Nothing;
     }
     let empty = Default::default();
@@ -290,7 +298,7 @@ impl queue::Controller for Scheduler {
                     .map_err(|e| ApiError::internal(format!("encoding the pod: {e}")))?;
                 let bound = crate::webhooks::bind(objects, ns, name, &node, async {
                     let stored = objects
-                        .update(res("pods"), ns, name, np, None, false)
+                        .update(res("pods"), ns, name, np, Some("binding"), false)
                         .await?;
                     // the binding is made: a status the node agent rewrites anyway is not worth
                     // failing it for
@@ -404,5 +412,13 @@ mod tests {
         let mut bound = pod(json!({}));
         bound.spec.as_mut().unwrap().node_name = Some("a".into());
         assert_eq!(plan(&bound, &nodes, |_| 0), Decision::Nothing);
+        // and so are scheduling-gated ones, until their gates are gone
+        let ready = vec![node("a", true, json!({}))];
+        let mut gated = pod(json!({}));
+        gated.spec.as_mut().unwrap().scheduling_gates =
+            Some(vec![serde_json::from_value(json!({"name": "g"})).unwrap()]);
+        assert_eq!(plan(&gated, &ready, |_| 0), Decision::Nothing);
+        gated.spec.as_mut().unwrap().scheduling_gates = Some(vec![]);
+        assert_eq!(plan(&gated, &ready, |_| 0), Decision::Bind("a".into()));
     }
 }

@@ -51,6 +51,7 @@ pub fn server_config(dir: &Path, controllers: bool) -> ServerConfig {
         datastore: "memory".into(),
         controllers,
         pod_security: kubepull_control::podsecurity::Level::Baseline,
+        allow_privileged: true,
         cluster_cidr: None,
         service_cluster_ip_range: None,
     }
