@@ -162,7 +162,7 @@ fn spec_update(new: &core::PodSpec, old: &core::PodSpec, causes: &mut Vec<Cause>
         old.scheduling_gates.as_deref().unwrap_or_default(),
         causes,
     );
-    if semantic_eq(new, old) {
+    if same_spec(new, old) {
         return;
     }
     // the updatable fields are taken from the old spec; what differs then is forbidden
@@ -219,7 +219,7 @@ fn spec_update(new: &core::PodSpec, old: &core::PodSpec, causes: &mut Vec<Cause>
             }
         }
     }
-    if !semantic_eq(&munged, old) {
+    if !same_spec(&munged, old) {
         causes.push(Cause::forbidden(
             "spec",
             format!("pod updates may not change fields other than {UPDATABLE_FIELDS}"),
@@ -355,6 +355,28 @@ fn term_has_only_additions(new: &core::NodeSelectorTerm, old: &core::NodeSelecto
 /// `apiequality.Semantic.DeepEqual` of two API values as JSON shows them: an absent list or
 /// map equals an empty one (a pointer to an empty struct does not equal an absent one).
 /// Quantities are compared as written.
+/// Whether two pod specs are the same Go `core.PodSpec` (`apiequality.Semantic.DeepEqual`): a
+/// non-pointer field's zero value is the field left out there (`hostNetwork: false`,
+/// `workingDir: ""`, `readOnly: false`), so a client that decodes a stored pod into Go types
+/// and sends it back without them (client-go does) changes nothing. Both are read through the
+/// Pod protobuf message, whose decoding drops those zeros as Go's JSON does.
+fn same_spec(a: &core::PodSpec, b: &core::PodSpec) -> bool {
+    fn go_form(spec: &core::PodSpec) -> Option<Value> {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "spec": spec});
+        let bytes = crate::protobuf::encode(&pod).ok()?;
+        let mut spec = crate::protobuf::decode(&bytes)
+            .ok()?
+            .get_mut("spec")?
+            .take();
+        drop_empty(&mut spec);
+        Some(spec)
+    }
+    match (go_form(a), go_form(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => semantic_eq(a, b),
+    }
+}
+
 pub(crate) fn semantic_eq<T: serde::Serialize + ?Sized>(a: &T, b: &T) -> bool {
     let norm = |x: &T| {
         let mut v = serde_json::to_value(x).unwrap_or(Value::Null);
@@ -887,6 +909,17 @@ mod tests {
         empty["spec"]["containers"][0]["env"] = json!([]);
         assert!(update(&empty, &old).is_empty());
         assert!(update(&old, &empty).is_empty());
+        // a Go client's round trip leaves out the non-pointer fields at their zero value
+        let mut stored = old.clone();
+        stored["spec"]["hostNetwork"] = json!(false);
+        stored["spec"]["containers"][0]["stdin"] = json!(false);
+        stored["spec"]["containers"][0]["workingDir"] = json!("");
+        stored["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80, "hostPort": 0}]);
+        let mut sent = old.clone();
+        sent["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80}]);
+        assert!(update(&sent, &stored).is_empty());
+        sent["spec"]["hostNetwork"] = json!(true);
+        assert_eq!(update(&sent, &stored), [forbidden()]);
         // a struct present, even empty, is not an absent one
         let mut affinity = old.clone();
         affinity["spec"]["affinity"] = json!({});
