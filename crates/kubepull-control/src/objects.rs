@@ -207,7 +207,7 @@ fn prepare_update(
                     }
                 }
             }
-            admission::prepare(r, &mut obj);
+            admission::prepare(r, &mut obj, false);
             if crate::crd::is_crd(r) {
                 crate::crd::default_crd(&mut obj);
                 crate::crd::warn_unsupported(&obj);
@@ -1131,7 +1131,7 @@ impl Objects {
             }
             obj = serde_json::to_value(&*p).map_err(|e| ApiError::internal(e.to_string()))?;
         } else {
-            admission::prepare(r, &mut obj);
+            admission::prepare(r, &mut obj, true);
             if crate::crd::is_crd(r) {
                 crate::crd::default_crd(&mut obj);
                 crate::crd::warn_unsupported(&obj);
@@ -3332,9 +3332,16 @@ mod tests {
         assert_eq!(j["metadata"]["generation"], 1, "{j}");
         let mut j2 = j.clone();
         j2["metadata"]["labels"]["team"] = json!("a");
-        // a body without the generated selector gets it back, which is no change of the spec
-        j2["spec"].as_object_mut().unwrap().remove("selector");
-        j2["spec"].as_object_mut().unwrap().remove("manualSelector");
+        // the selector is generated on create only (PrepareForCreate): an update without it
+        // is refused, not given it back
+        let mut dropped = j2.clone();
+        dropped["spec"].as_object_mut().unwrap().remove("selector");
+        let e = o
+            .update(jobs, "default", "j", dropped, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422, "{}", e.message);
+        assert!(e.message.contains("spec.selector: Required value"), "{}", e.message);
         let j2 = o
             .update(jobs, "default", "j", j2, None, false)
             .await
