@@ -3341,7 +3341,11 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, 422, "{}", e.message);
-        assert!(e.message.contains("spec.selector: Required value"), "{}", e.message);
+        assert!(
+            e.message.contains("spec.selector: Required value"),
+            "{}",
+            e.message
+        );
         let j2 = o
             .update(jobs, "default", "j", j2, None, false)
             .await

@@ -3049,7 +3049,8 @@ mod tests {
         #[test]
         fn the_trimmed_pod_keeps_what_a_plan_reads() {
             let mut p = pod("a", "Failed", true, "2026-01-01T00:00:10Z");
-            p["metadata"]["annotations"] = json!({INDEX_KEY: "3", "other": "x"});
+            p["metadata"]["annotations"] = json!({INDEX_KEY: "3", "other": "x",
+                INDEX_FAILURE_COUNT_KEY: "2", INDEX_IGNORED_FAILURE_COUNT_KEY: "1"});
             p["status"]["containerStatuses"][0]["restartCount"] = json!(2);
             p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] = json!(42);
             p["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = json!("m");
@@ -3072,7 +3073,12 @@ mod tests {
             let term = cs.state.as_ref().unwrap().terminated.as_ref().unwrap();
             assert_eq!(term.exit_code, 42);
             assert!(term.message.is_none() && cs.image.is_empty());
-            assert_eq!(trimmed.metadata.annotations.as_ref().unwrap().len(), 1);
+            assert_eq!(trimmed.metadata.annotations.as_ref().unwrap().len(), 3);
+            assert_eq!(
+                index_failure_annotation(&trimmed, INDEX_FAILURE_COUNT_KEY),
+                2
+            );
+            assert_eq!(index_absolute_failure_count(&trimmed), 3);
             assert!(has_finalizer(&trimmed));
             let init = &trimmed.status.as_ref().unwrap().init_container_statuses;
             let init = &init.as_ref().unwrap()[0];
@@ -3085,6 +3091,7 @@ mod tests {
             let now = t("2026-01-01T00:00:12Z");
             for spec in [
                 json!({"completions": 1, "backoffLimit": 3}),
+                json!({"completionMode": "Indexed", "completions": 4, "backoffLimitPerIndex": 2}),
                 json!({"completions": 1, "podFailurePolicy": {"rules": [
                     {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [7]}}]}}),
             ] {
