@@ -244,7 +244,9 @@ pub fn validate_job_decoded(
             if old.pointer(&p) != obj.pointer(&p) {
                 c.push(Cause::invalid(
                     format!("spec.{f}"),
-                    obj.pointer(&p).map(|v| v.to_string()).unwrap_or_default(),
+                    // a removed field shows as `"null"`, as `field.Invalid` prints a nil value
+                    obj.pointer(&p)
+                        .map_or_else(|| "\"null\"".to_string(), |v| v.to_string()),
                     "field is immutable",
                 ));
             }
@@ -499,9 +501,8 @@ fn validate_managed_by(v: &str, path: &str, c: &mut Vec<Cause>) {
                 c.push(Cause::invalid(
                     path,
                     format!("{rest:?}"),
-                    format!(
-                        "must be a valid path (regex used for validation is '{HTTP_PATH_FMT}')"
-                    ),
+                    // `RegexError("Invalid path", httpPathFmt)`
+                    format!("Invalid path (regex used for validation is '{HTTP_PATH_FMT}')"),
                 ));
             }
         }
@@ -1348,11 +1349,26 @@ impl Indexes {
         self.insert_range(ix, ix);
     }
 
-    /// Adds every index of `other` (`orderedIntervals.merge`).
+    /// Adds every index of `other` (`orderedIntervals.merge`): one pass over both ordered
+    /// lists, joining intervals that overlap or touch.
     pub fn merge(&mut self, other: &Indexes) {
-        for &(lo, hi) in &other.0 {
-            self.insert_range(lo, hi);
+        let (a, b) = (&self.0, &other.0);
+        let mut out: Vec<(i64, i64)> = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            let next = if j >= b.len() || (i < a.len() && a[i].0 <= b[j].0) {
+                i += 1;
+                a[i - 1]
+            } else {
+                j += 1;
+                b[j - 1]
+            };
+            match out.last_mut() {
+                Some(last) if next.0 <= last.1.saturating_add(1) => last.1 = last.1.max(next.1),
+                _ => out.push(next),
+            }
         }
+        self.0 = out;
     }
 
     /// How many indexes the two hold in common (the count of `matchSucceededIndexesRule`).
@@ -1575,15 +1591,15 @@ pub fn plan_managed<P: Borrow<Pod>>(
         _ => Indexes::default(),
     };
     let by_uid: HashMap<&str, &Pod> = pods.iter().map(|x| (kinds::uid(&x.metadata), *x)).collect();
+    let c = completions.unwrap_or(0);
+    // an Indexed Job's pod's index within [0, completions)
+    let valid_ix = |x: &Pod| pod_index(x).filter(|ix| indexed && (0..c).contains(ix));
     // uncounted pods whose finalizer is gone (or that are gone) are counted now
     unc_s.retain(|u| match by_uid.get(u.as_str()) {
         Some(pod) if has_finalizer(pod) => true,
         other => {
             succeeded += 1;
-            if let Some(ix) = other
-                .and_then(|x| pod_index(x))
-                .filter(|ix| indexed && completions.is_some_and(|c| (0..c).contains(ix)))
-            {
+            if let Some(ix) = other.and_then(|x| valid_ix(x)) {
                 completed_ix.insert(ix);
             }
             false
@@ -1596,9 +1612,6 @@ pub fn plan_managed<P: Borrow<Pod>>(
             false
         }
     });
-    let c = completions.unwrap_or(0);
-    // an Indexed Job's pod's index within [0, completions)
-    let valid_ix = |x: &Pod| pod_index(x).filter(|ix| indexed && (0..c).contains(ix));
     // calculateSucceededIndexes: the counted indexes and those of succeeded pods not counted
     let mut tot_succeeded_ix = completed_ix.clone();
     for pod in pods.iter().filter(|x| kinds::pod_phase(x) == "Succeeded") {
@@ -1612,6 +1625,9 @@ pub fn plan_managed<P: Borrow<Pod>>(
         .filter(|x| x.metadata.deletion_timestamp.is_none())
         .filter(|x| !matches!(kinds::pod_phase(x), "Succeeded" | "Failed"))
         .collect();
+    // the indexes of the active pods (getIndexes(activePods)): not waiting for a replacement
+    // (getPodsWithDelayedDeletionPerIndex) nor pending (firstPendingIndexes)
+    let running: HashSet<i64> = active.iter().filter_map(|x| pod_index(x)).collect();
     // backoffLimitPerIndex (an Indexed Job's): calculateFailedIndexes, and the failed pods
     // whose finalizer waits for their index's replacement (getPodsWithDelayedDeletionPerIndex)
     let per_index_limit = spec.backoff_limit_per_index.filter(|_| indexed);
@@ -1626,7 +1642,6 @@ pub fn plan_managed<P: Borrow<Pod>>(
                 }
             }
         }
-        let running: HashSet<i64> = active.iter().filter_map(|x| pod_index(x)).collect();
         delayed = delayed_deletions(
             &pods,
             only_failed,
@@ -1648,6 +1663,9 @@ pub fn plan_managed<P: Borrow<Pod>>(
     // failed pods keeping the finalizer until their index's replacement exists
     // (canRemoveFinalizer), unless the Job finishes first
     let mut held: Vec<&Pod> = vec![];
+    // of those, the ones counted as failed already (syncJob's `nonIgnoredFailedPodsCount` of
+    // the new failed pods, held or not): only their finalizer's removal waits
+    let mut held_failed = 0i64;
     for pod in &pods {
         if !has_finalizer(pod) {
             continue;
@@ -1661,6 +1679,9 @@ pub fn plan_managed<P: Borrow<Pod>>(
             fin_removals.push(remove_fin(pod));
         } else if is_pod_failed(pod, only_failed) {
             if is_delayed(pod) {
+                if !known && match_pod_failure_policy(policy, pod).count {
+                    held_failed += 1;
+                }
                 held.push(pod);
                 continue;
             }
@@ -1678,7 +1699,7 @@ pub fn plan_managed<P: Borrow<Pod>>(
     } else {
         succeeded + unc_s.len() as i64
     };
-    let tot_failed = failed + unc_f.len() as i64;
+    let tot_failed = failed + unc_f.len() as i64 + held_failed;
 
     let terminating_n = pods.iter().filter(|x| is_terminating(x)).count() as i64;
     let mut deletes: Vec<&Pod> = vec![];
@@ -1692,15 +1713,16 @@ pub fn plan_managed<P: Borrow<Pod>>(
             c.message.clone().unwrap_or_default(),
         )
     };
-    let mut interim = cond_true(job, "FailureTarget")
+    // (syncJob looks at SuccessCriteriaMet before FailureTarget)
+    let mut interim = cond_true(job, "SuccessCriteriaMet")
         .map(|c| {
             let (r, m) = text(c);
-            ("Failed", r, m)
+            ("Complete", r, m)
         })
         .or_else(|| {
-            cond_true(job, "SuccessCriteriaMet").map(|c| {
+            cond_true(job, "FailureTarget").map(|c| {
                 let (r, m) = text(c);
-                ("Complete", r, m)
+                ("Failed", r, m)
             })
         });
     let start = status.start_time.as_ref().map(|t| t.0);
@@ -1889,8 +1911,7 @@ pub fn plan_managed<P: Borrow<Pod>>(
                 } else if indexed {
                     // firstPendingIndexes: not succeeded, failed, running, nor (with only
                     // failed pods replaced) terminating
-                    let mut running: HashSet<i64> =
-                        active.iter().filter_map(|x| pod_index(x)).collect();
+                    let mut running = running;
                     if only_failed {
                         running.extend(
                             pods.iter()
@@ -3927,6 +3948,16 @@ mod tests {
         let mut a = Indexes::parse("0,4-6", 10);
         a.merge(&Indexes::parse("1,7,9", 10));
         assert_eq!(a.to_string(), "0,1,4-7,9");
+        let merged = |x: &str, y: &str| {
+            let mut a = Indexes::parse(x, 20);
+            a.merge(&Indexes::parse(y, 20));
+            a.to_string()
+        };
+        assert_eq!(merged("", "3-5"), "3-5");
+        assert_eq!(merged("3-5", ""), "3-5");
+        assert_eq!(merged("0-2,10-12", "2-10"), "0-12");
+        assert_eq!(merged("5-9", "0,2,4,11,19"), "0,2,4-9,11,19");
+        assert_eq!(merged("0,19", "1-18"), "0-19");
         assert_eq!(
             Indexes::parse("0-9", 10).overlap(&Indexes::parse("1,3-4,8", 10)),
             4
@@ -4153,6 +4184,80 @@ mod tests {
         );
     }
 
+    /// Indexes back off on their own: one whose back-off is over is created while another
+    /// still waits (`getPodCreationInfoForIndependentIndexes` returns the ready ones and no
+    /// wait); once none is ready, the shortest wait is the requeue.
+    #[test]
+    fn ready_indexes_are_created_while_others_wait() {
+        let j = per_index_job(json!({"completionMode": "Indexed", "completions": 3,
+            "parallelism": 3, "backoffLimitPerIndex": 3}));
+        // index 0 failed once (10 s), index 1 three times (10 s × 2² = 40 s), index 2 runs
+        let failed0 = ix_pod("a", 0, "Failed", "2026-01-01T00:00:10Z", Some(0));
+        let failed1 = ix_pod("b", 1, "Failed", "2026-01-01T00:00:10Z", Some(2));
+        let running2 = ix_pod("c", 2, "Running", "", Some(0));
+        let pods = [failed0, failed1, running2];
+        let p = plan(&j, &pods, t("2026-01-01T00:00:25Z"));
+        let c = creates(&p);
+        assert_eq!(c.len(), 1, "{:?}", p.actions);
+        assert_eq!(c[0]["metadata"]["annotations"][INDEX_KEY], "0");
+        assert_eq!(
+            c[0]["metadata"]["annotations"][INDEX_FAILURE_COUNT_KEY],
+            "1"
+        );
+        assert_eq!(p.requeue_after, None);
+        // earlier, neither is ready: the shortest wait (index 0's 5 s)
+        let p = plan(&j, &pods, t("2026-01-01T00:00:15Z"));
+        assert!(creates(&p).is_empty(), "{:?}", p.actions);
+        assert_eq!(p.requeue_after, Some(Duration::from_secs(5)));
+        // later, both are
+        let p = plan(&j, &pods, t("2026-01-01T00:00:50Z"));
+        let ixs: Vec<Value> = creates(&p)
+            .iter()
+            .map(|c| c["metadata"]["annotations"][INDEX_KEY].clone())
+            .collect();
+        assert_eq!(ixs, [json!("0"), json!("1")]);
+    }
+
+    /// A failed pod whose finalizer waits for its index's replacement is a failure already
+    /// (syncJob's `nonIgnoredFailedPodsCount(newFailedPods)`): with `backoffLimit` 0 it fails
+    /// the Job, and is released, rather than being replaced.
+    #[test]
+    fn a_held_failure_counts_toward_the_backoff_limit() {
+        let j = per_index_job(json!({"completionMode": "Indexed", "completions": 2,
+            "parallelism": 2, "backoffLimit": 0, "backoffLimitPerIndex": 1}));
+        assert!(validate_job(&j, None).is_empty());
+        let failed0 = ix_pod("a", 0, "Failed", "2026-01-01T00:00:10Z", Some(0));
+        let running1 = ix_pod("b", 1, "Running", "", Some(0));
+        let p = plan(&j, &[failed0, running1], t("2026-01-01T00:01:00Z"));
+        assert!(creates(&p).is_empty(), "{:?}", p.actions);
+        assert_eq!(deleted(&p), ["b"]);
+        assert!(finalizer_removed(&p, "a"));
+        let st = status(&p).unwrap();
+        let ft = condition_of(&st, "FailureTarget").expect("FailureTarget");
+        assert_eq!(ft["reason"], "BackoffLimitExceeded");
+        assert_eq!(
+            st["uncountedTerminatedPods"]["failed"],
+            json!(["uid-b", "uid-a"])
+        );
+    }
+
+    /// syncJob looks at an existing `SuccessCriteriaMet` before an existing `FailureTarget`:
+    /// with both, the Job completes.
+    #[test]
+    fn success_criteria_met_wins_over_failure_target() {
+        let mut j = job(json!({"completions": 1}));
+        j["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "uncountedTerminatedPods": {},
+            "succeeded": 1, "conditions": [
+                {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
+                    "message": "Job has reached the specified backoff limit"},
+                {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+                    "message": "Reached expected number of succeeded pods"}]});
+        assert_eq!(
+            conditions_of(&plan(&j, &[], t("2026-01-01T00:00:20Z")), &j),
+            ["FailureTarget=True", "SuccessCriteriaMet=True", "Complete=True"]
+        );
+    }
+
     /// A `successPolicy` met: `SuccessCriteriaMet` (reason `SuccessPolicy`), the remaining
     /// pods deleted and released without counting as failures, then `Complete` with the same
     /// reason and message.
@@ -4277,7 +4382,7 @@ mod tests {
             texts(json!({"managedBy": "Example.com/a b"})),
             [
                 format!("spec.managedBy: Invalid value: \"Example.com\": {}", crate::admission::DNS1123_SUBDOMAIN_MSG),
-                "spec.managedBy: Invalid value: \"a b\": must be a valid path (regex used for validation is '[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+')".to_string(),
+                "spec.managedBy: Invalid value: \"a b\": Invalid path (regex used for validation is '[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+')".to_string(),
             ]
         );
         let long = format!("example.com/{}", "a".repeat(60));
@@ -4337,6 +4442,17 @@ mod tests {
                 "spec.managedBy: Invalid value: \"example.com/x\": field is immutable",
                 "spec.successPolicy: Invalid value: {\"rules\":[{\"succeededCount\":1}]}: field is immutable",
             ]
+        );
+        // a removed field is shown as `field.Invalid` prints a nil value
+        let mut managed = old.clone();
+        managed["spec"]["managedBy"] = json!("example.com/x");
+        let t: Vec<String> = validate_job(&old, Some(&managed))
+            .iter()
+            .map(Cause::text)
+            .collect();
+        assert_eq!(
+            t,
+            ["spec.managedBy: Invalid value: \"null\": field is immutable"]
         );
     }
 
