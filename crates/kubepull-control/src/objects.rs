@@ -1699,6 +1699,12 @@ impl Objects {
         };
         let parts = pod_parts(None, template.as_ref());
         let mut causes = admission::validate(r, &new, Some(&old), parts);
+        // the Job status strategy's `ValidateUpdate` (its status transitions)
+        if subresource == Some("status") && (r.group, r.kind) == ("batch", "Job") {
+            causes.extend(crate::controllers::job::validate_job_status_update(
+                &new, &old,
+            ));
+        }
         if let Some(sv) = &cr {
             causes.extend(crate::crd::validate_cr(sv, &new));
         }

@@ -949,6 +949,376 @@ fn validate_selector(obj: &Value) -> Vec<Cause> {
     c
 }
 
+/// `ValidateJobStatusUpdate` with `validateJobStatus` (pkg/apis/batch/validation/validation.go),
+/// as the status strategy applies them with `JobManagedBy` on (`getStatusValidationOptions`,
+/// pkg/registry/batch/job/strategy.go): as the status may be written by another controller,
+/// its transitions are checked, most rules only when a field they read changed, so an update
+/// unrelated to a bad field still goes through.
+pub fn validate_job_status_update(obj: &Value, old: &Value) -> Vec<Cause> {
+    let mut c = vec![];
+    let st = obj.get("status").unwrap_or(&Value::Null);
+    let old_st = old.get("status").unwrap_or(&Value::Null);
+    let is_true = |st: &Value, ty: &str| {
+        st.get("conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == ty && c["status"] == "True")
+    };
+    let int = |st: &Value, f: &str| st.get(f).and_then(Value::as_i64).unwrap_or(0);
+    let field = |st: &'_ Value, f: &str| st.get(f).filter(|v| !v.is_null()).cloned();
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let indexed = spec.get("completionMode").and_then(Value::as_str) == Some("Indexed");
+    let completions = spec.get("completions").and_then(Value::as_i64);
+    let per_index = spec
+        .get("backoffLimitPerIndex")
+        .is_some_and(|v| !v.is_null());
+
+    let (complete, failed) = (is_true(st, "Complete"), is_true(st, "Failed"));
+    let (failure_target, met) = (
+        is_true(st, "FailureTarget"),
+        is_true(st, "SuccessCriteriaMet"),
+    );
+    let finished = complete || failed;
+    let (old_complete, old_failed) = (is_true(old_st, "Complete"), is_true(old_st, "Failed"));
+    let old_met = is_true(old_st, "SuccessCriteriaMet");
+    // what changed
+    let finished_changed = finished != (old_complete || old_failed);
+    let complete_changed = complete != old_complete;
+    let failed_changed = failed != old_failed;
+    let failure_target_changed = failure_target != is_true(old_st, "FailureTarget");
+    let met_changed = met != old_met;
+    let completed_ix = st
+        .get("completedIndexes")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let completed_ix_changed = completed_ix
+        != old_st
+            .get("completedIndexes")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+    let failed_ix = st.get("failedIndexes").and_then(Value::as_str);
+    let failed_ix_changed = failed_ix != old_st.get("failedIndexes").and_then(Value::as_str);
+    let active = int(st, "active");
+    let active_changed = active != int(old_st, "active");
+    let start = field(st, "startTime");
+    let start_changed = start != field(old_st, "startTime");
+    let completion = field(st, "completionTime");
+    let completion_changed = completion != field(old_st, "completionTime");
+    // (Semantic.DeepEqual: an empty list equals an absent one, an absent struct does not)
+    let uncounted = |st: &Value| {
+        field(st, "uncountedTerminatedPods").map(|u| {
+            let list = |k: &str| {
+                u.get(k)
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            (list("succeeded"), list("failed"))
+        })
+    };
+    let unc = uncounted(st);
+    let uncounted_changed = unc != uncounted(old_st);
+    let ready = st.get("ready").and_then(Value::as_i64);
+    let ready_changed = ready != old_st.get("ready").and_then(Value::as_i64);
+    let terminating = st.get("terminating").and_then(Value::as_i64);
+    let terminating_changed = terminating != old_st.get("terminating").and_then(Value::as_i64);
+    let suspended_with_zero_completions =
+        spec.get("suspend") == Some(&json!(true)) && completions == Some(0);
+    // a time as `field.Invalid` prints a `*metav1.Time` (time.Time's String)
+    let time = |v: &Value| {
+        let s = v.as_str().unwrap_or_default();
+        s.parse::<Timestamp>()
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+            .unwrap_or_else(|_| s.to_string())
+    };
+    let at = |v: &Value| v.as_str().and_then(|s| s.parse::<Timestamp>().ok());
+
+    // validateJobStatus
+    for f in ["active", "succeeded", "failed", "ready", "terminating"] {
+        if let Some(n) = st.get(f).and_then(Value::as_i64).filter(|n| *n < 0) {
+            c.push(Cause::invalid(
+                format!("status.{f}"),
+                n.to_string(),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+    if let Some((s, f)) = &unc {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for (kind, list) in [("succeeded", s), ("failed", f)] {
+            for (i, uid) in list.iter().enumerate() {
+                let k = uid.as_str().unwrap_or_default();
+                let p = format!("status.uncountedTerminatedPods.{kind}[{i}]");
+                if k.is_empty() {
+                    c.push(Cause::invalid(p, "\"\"", "must not be empty"));
+                } else if !seen.insert(k) {
+                    c.push(Cause::duplicate(p, format!("{k:?}")));
+                }
+            }
+        }
+    }
+    let conditions = || "status.conditions".to_string();
+    if (complete_changed || failed_changed) && complete && failed {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set Complete=True and Failed=true conditions",
+        ));
+    }
+    if (complete_changed || failure_target_changed) && complete && failure_target {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set Complete=True and FailureTarget=true conditions",
+        ));
+    }
+    if complete_changed || completion_changed {
+        match &completion {
+            Some(t) if !complete => c.push(Cause::invalid(
+                "status.completionTime",
+                time(t),
+                "cannot set completionTime when there is no Complete=True condition",
+            )),
+            None if complete => c.push(Cause::required(
+                "status.completionTime",
+                "completionTime is required for Complete jobs",
+            )),
+            _ => {}
+        }
+    }
+    if start_changed || completion_changed {
+        if let (Some(s), Some(t)) = (start.as_ref().and_then(at), &completion) {
+            if at(t).is_some_and(|t| t < s) {
+                c.push(Cause::invalid(
+                    "status.completionTime",
+                    time(t),
+                    "completionTime cannot be set before startTime",
+                ));
+            }
+        }
+    }
+    if (failed_changed || failed_ix_changed) && failed && !failure_target {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set Failed=True condition without the FailureTarget=true condition",
+        ));
+    }
+    if (complete_changed || met_changed) && complete && !met {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set Complete=True condition without the SuccessCriteriaMet=true condition",
+        ));
+    }
+    if (finished_changed || active_changed) && active > 0 && finished {
+        c.push(Cause::invalid(
+            "status.active",
+            active.to_string(),
+            "active>0 is invalid for finished job",
+        ));
+    }
+    if (finished_changed || start_changed)
+        && !suspended_with_zero_completions
+        && start.is_none()
+        && finished
+    {
+        c.push(Cause::required(
+            "status.startTime",
+            "startTime is required for finished job",
+        ));
+    }
+    if (finished_changed || uncounted_changed)
+        && finished
+        && unc.as_ref().is_some_and(|(s, f)| s.len() + f.len() > 0)
+    {
+        let uids = |l: &[Value]| match l {
+            [] => "[]types.UID(nil)".to_string(),
+            l => format!(
+                "[]types.UID{{{}}}",
+                l.iter()
+                    .map(|u| format!("{:?}", u.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let (s, f) = unc
+            .as_ref()
+            .map(|(s, f)| (uids(s), uids(f)))
+            .unwrap_or_default();
+        c.push(Cause::invalid(
+            "status.uncountedTerminatedPods",
+            format!("batch.UncountedTerminatedPods{{Succeeded:{s}, Failed:{f}}}"),
+            "uncountedTerminatedPods needs to be empty for finished job",
+        ));
+    }
+    if let Some(n) = completions {
+        if completed_ix_changed {
+            if let Err(e) = validate_indexes_format(completed_ix, n) {
+                c.push(Cause::invalid(
+                    "status.completedIndexes",
+                    format!("{completed_ix:?}"),
+                    format!("error parsing completedIndexes: {e}"),
+                ));
+            }
+        }
+        if let Some(f) = failed_ix.filter(|_| failed_ix_changed && per_index) {
+            if let Err(e) = validate_indexes_format(f, n) {
+                c.push(Cause::invalid(
+                    "status.failedIndexes",
+                    format!("{f:?}"),
+                    format!("error parsing failedIndexes: {e}"),
+                ));
+            }
+        }
+    }
+    if completed_ix_changed && !completed_ix.is_empty() && !indexed {
+        c.push(Cause::invalid(
+            "status.completedIndexes",
+            format!("{completed_ix:?}"),
+            "cannot set non-empty completedIndexes when non-indexed completion mode",
+        ));
+    }
+    if let Some(f) = failed_ix.filter(|_| failed_ix_changed && !per_index) {
+        c.push(Cause::invalid(
+            "status.failedIndexes",
+            format!("{f:?}"),
+            "cannot set non-null failedIndexes when backoffLimitPerIndex is null",
+        ));
+    }
+    if let (Some(n), Some(f)) = (completions, failed_ix) {
+        if failed_ix_changed || completed_ix_changed {
+            if let Some(ix) = failed_overlapping_completed(completed_ix, f, n) {
+                c.push(Cause::invalid(
+                    "status.failedIndexes",
+                    format!("{f:?}"),
+                    format!("failedIndexes and completedIndexes overlap at index: {ix}"),
+                ));
+            }
+        }
+    }
+    if let Some(n) = terminating.filter(|n| *n > 0 && finished) {
+        if finished_changed || terminating_changed {
+            c.push(Cause::invalid(
+                "status.terminating",
+                n.to_string(),
+                "terminating>0 is invalid for finished job",
+            ));
+        }
+    }
+    if let Some(r) = ready.filter(|r| *r > active) {
+        if ready_changed || active_changed {
+            c.push(Cause::invalid(
+                "status.ready",
+                r.to_string(),
+                "cannot set more ready pods than active",
+            ));
+        }
+    }
+    // (AllowForSuccessCriteriaMetInExtendedScope: SuccessCriteriaMet for any Job)
+    if met && failed {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set SuccessCriteriaMet=True and Failed=true conditions",
+        ));
+    }
+    if met && failure_target {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set SuccessCriteriaMet=True and FailureTarget=true conditions",
+        ));
+    }
+    if spec.get("successPolicy").is_some_and(|v| !v.is_null()) && !met && complete {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set Complete=True for Job with SuccessPolicy unless SuccessCriteriaMet=True",
+        ));
+    }
+
+    // ValidateJobStatusUpdate
+    for ty in ["Failed", "Complete", "FailureTarget"] {
+        if is_true(old_st, ty) && !is_true(st, ty) {
+            c.push(invalid_omit_value(
+                conditions(),
+                &format!("cannot disable the terminal {ty}=True condition"),
+            ));
+        }
+    }
+    for f in ["failed", "succeeded"] {
+        // the succeeded counter may go down for an Indexed Job scaled down (completions
+        // and parallelism changed in tandem)
+        if f == "succeeded"
+            && indexed
+            && spec.get("completions").filter(|v| !v.is_null())
+                == spec.get("parallelism").filter(|v| !v.is_null())
+        {
+            continue;
+        }
+        if int(st, f) < int(old_st, f) {
+            c.push(Cause::invalid(
+                format!("status.{f}"),
+                int(st, f).to_string(),
+                format!("cannot decrease the {f} counter"),
+            ));
+        }
+    }
+    if let (Some(t), Some(o)) = (&completion, field(old_st, "completionTime")) {
+        if *t != o {
+            c.push(Cause::invalid(
+                "status.completionTime",
+                time(t),
+                "completionTime cannot be mutated",
+            ));
+        }
+    }
+    if start_changed
+        && field(old_st, "startTime").is_some()
+        && spec.get("suspend") != Some(&json!(true))
+    {
+        c.push(Cause::required(
+            "status.startTime",
+            "startTime cannot be removed for unsuspended job",
+        ));
+    }
+    if old_met && !met {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot disable the SuccessCriteriaMet=True condition",
+        ));
+    }
+    if old_complete && !old_met && met {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set SuccessCriteriaMet=True for Job already has Complete=true conditions",
+        ));
+    }
+    c
+}
+
+/// `validateFailedIndexesNotOverlapCompleted`: the first index both hold, intervals that do
+/// not parse skipped (their format is reported apart).
+fn failed_overlapping_completed(completed: &str, failed: &str, completions: i64) -> Option<i64> {
+    if completed.is_empty() || failed.is_empty() {
+        return None;
+    }
+    let parse = |s: &str| -> Vec<(i64, i64)> {
+        s.split(',')
+            .filter_map(|p| parse_index_interval(p, completions).ok())
+            .collect()
+    };
+    let (c, f) = (parse(completed), parse(failed));
+    let (mut i, mut j) = (0, 0);
+    while i < c.len() && j < f.len() {
+        let ((cx, cy), (fx, fy)) = (c[i], f[j]);
+        if cx <= fy && fx <= cy {
+            return Some(cx.max(fx));
+        }
+        if cx <= fx {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    None
+}
+
 fn cond_true<'a>(job: &'a Job, ty: &str) -> Option<&'a JobCondition> {
     job.status
         .as_ref()?
@@ -2050,7 +2420,11 @@ pub fn plan_managed<P: Borrow<Pod>>(
         }
     }
     // status: counts of zero are left out (omitempty), ready and terminating always written
-    let ready = active.iter().filter(|x| kinds::pod_ready(x)).count() as i64;
+    // (less the ready pods deleted now: `*jobCtx.ready -= deletedReady`, as `active`)
+    let ready = active
+        .iter()
+        .filter(|x| kinds::pod_ready(x) && !deleted_uids.contains(kinds::uid(&x.metadata)))
+        .count() as i64;
     let count = |n: i64| (n > 0).then(|| i32::try_from(n).unwrap_or(i32::MAX));
     status.active = count(still_active.max(0));
     status.succeeded = count(if indexed {
@@ -2771,6 +3145,45 @@ mod tests {
             j["spec"]["template"] = json!({"spec": {"restartPolicy": "Never",
                 "containers": [{"name": "c", "image": "busybox"}]}});
             j
+        }
+
+        /// The status subresource validates the Job's status transitions (the Job status
+        /// strategy): a bad one is refused with 422 naming the field, a good one is stored.
+        #[tokio::test]
+        async fn the_status_subresource_validates_the_status() {
+            let f = Fixture::new().await;
+            let created = f
+                .objects
+                .create(
+                    jobs_r(),
+                    "default",
+                    job_body(json!({"completions": 2})),
+                    &User::Admin,
+                    false,
+                )
+                .await
+                .unwrap();
+            let mut bad = created.clone();
+            bad["status"] = json!({"failedIndexes": "0"});
+            let e = f
+                .objects
+                .update(jobs_r(), "default", "pi", bad, Some("status"), false)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, 422);
+            assert!(
+                e.message.ends_with("status.failedIndexes: Invalid value: \"0\": cannot set non-null failedIndexes when backoffLimitPerIndex is null"),
+                "{}",
+                e.message
+            );
+            let mut good = created;
+            good["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "active": 1});
+            let stored = f
+                .objects
+                .update(jobs_r(), "default", "pi", good, Some("status"), false)
+                .await
+                .unwrap();
+            assert_eq!(stored["status"]["active"], 1);
         }
 
         /// A sync reads the Job and its pods from the caches (no list from storage), and the
@@ -4227,7 +4640,8 @@ mod tests {
             "parallelism": 2, "backoffLimit": 0, "backoffLimitPerIndex": 1}));
         assert!(validate_job(&j, None).is_empty());
         let failed0 = ix_pod("a", 0, "Failed", "2026-01-01T00:00:10Z", Some(0));
-        let running1 = ix_pod("b", 1, "Running", "", Some(0));
+        let mut running1 = ix_pod("b", 1, "Running", "", Some(0));
+        running1["status"]["conditions"] = json!([{"type": "Ready", "status": "True"}]);
         let p = plan(&j, &[failed0, running1], t("2026-01-01T00:01:00Z"));
         assert!(creates(&p).is_empty(), "{:?}", p.actions);
         assert_eq!(deleted(&p), ["b"]);
@@ -4239,6 +4653,12 @@ mod tests {
             st["uncountedTerminatedPods"]["failed"],
             json!(["uid-b", "uid-a"])
         );
+        // the deleted ready pod is neither active nor ready (`ready -= deletedReady`): the
+        // status passes the status strategy
+        assert_eq!((st.get("active"), &st["ready"]), (None, &json!(0)));
+        let mut written = j.clone();
+        written["status"] = st;
+        assert_eq!(validate_job_status_update(&written, &j), vec![]);
     }
 
     /// syncJob looks at an existing `SuccessCriteriaMet` before an existing `FailureTarget`:
@@ -4254,7 +4674,11 @@ mod tests {
                     "message": "Reached expected number of succeeded pods"}]});
         assert_eq!(
             conditions_of(&plan(&j, &[], t("2026-01-01T00:00:20Z")), &j),
-            ["FailureTarget=True", "SuccessCriteriaMet=True", "Complete=True"]
+            [
+                "FailureTarget=True",
+                "SuccessCriteriaMet=True",
+                "Complete=True"
+            ]
         );
     }
 
@@ -4454,6 +4878,128 @@ mod tests {
             t,
             ["spec.managedBy: Invalid value: \"null\": field is immutable"]
         );
+    }
+
+    /// `ValidateJobStatusUpdate` with the options of the status strategy (`JobManagedBy` on):
+    /// each rule, and a rule on fields left unchanged not applied.
+    #[test]
+    fn the_status_is_validated_as_upstream() {
+        let check = |spec: Value, old: Value, new: Value| -> Vec<String> {
+            let mut o = job(spec);
+            o["status"] = old;
+            let mut n = o.clone();
+            n["status"] = new;
+            validate_job_status_update(&n, &o)
+                .iter()
+                .map(Cause::text)
+                .collect()
+        };
+        let cond = |ty: &str| json!({"type": ty, "status": "True"});
+        let start = "2026-01-01T00:00:10Z";
+        let per_index = json!({"completionMode": "Indexed", "completions": 4, "parallelism": 2,
+            "backoffLimitPerIndex": 1});
+        // the Job controller's own writes pass
+        assert!(check(
+            json!({}),
+            json!({}),
+            json!({"startTime": start, "active": 1, "ready": 1,
+            "terminating": 0, "uncountedTerminatedPods": {}})
+        )
+        .is_empty());
+        assert!(check(
+            json!({}),
+            json!({"startTime": start, "succeeded": 1}),
+            json!({"startTime": start, "succeeded": 1, "conditions": [cond("SuccessCriteriaMet"),
+                cond("Complete")], "completionTime": "2026-01-01T00:00:20Z"})
+        )
+        .is_empty());
+        // failedIndexes
+        assert_eq!(
+            check(json!({"completions": 4}), json!({}), json!({"failedIndexes": "1"})),
+            ["status.failedIndexes: Invalid value: \"1\": cannot set non-null failedIndexes when backoffLimitPerIndex is null"]
+        );
+        assert_eq!(
+            check(per_index.clone(), json!({}), json!({"failedIndexes": "3,1"})),
+            ["status.failedIndexes: Invalid value: \"3,1\": error parsing failedIndexes: non-increasing order, previous: 3, current: 1"]
+        );
+        assert_eq!(
+            check(per_index.clone(), json!({}),
+                json!({"completedIndexes": "0-2", "failedIndexes": "2,3"})),
+            ["status.failedIndexes: Invalid value: \"2,3\": failedIndexes and completedIndexes overlap at index: 2"]
+        );
+        assert_eq!(
+            check(json!({"completions": 4}), json!({}), json!({"completedIndexes": "1"})),
+            ["status.completedIndexes: Invalid value: \"1\": cannot set non-empty completedIndexes when non-indexed completion mode"]
+        );
+        // Failed needs FailureTarget, Complete SuccessCriteriaMet and a completion time
+        assert_eq!(
+            check(json!({}), json!({"startTime": start}),
+                json!({"startTime": start, "conditions": [cond("Failed")]})),
+            ["status.conditions: Invalid value: cannot set Failed=True condition without the FailureTarget=true condition"]
+        );
+        assert_eq!(
+            check(json!({}), json!({"startTime": start}),
+                json!({"startTime": start, "conditions": [cond("Complete")]})),
+            [
+                "status.completionTime: Required value: completionTime is required for Complete jobs",
+                "status.conditions: Invalid value: cannot set Complete=True condition without the SuccessCriteriaMet=true condition",
+            ]
+        );
+        // finished: no active, ready over active, start time, uncounted pods, terminating
+        assert_eq!(
+            check(json!({}), json!({"active": 2, "ready": 1}),
+                json!({"active": 1, "ready": 2, "terminating": 1,
+                    "uncountedTerminatedPods": {"failed": ["a"]},
+                    "conditions": [cond("FailureTarget"), cond("Failed")]})),
+            [
+                "status.active: Invalid value: 1: active>0 is invalid for finished job",
+                "status.startTime: Required value: startTime is required for finished job",
+                "status.uncountedTerminatedPods: Invalid value: batch.UncountedTerminatedPods{Succeeded:[]types.UID(nil), Failed:[]types.UID{\"a\"}}: uncountedTerminatedPods needs to be empty for finished job",
+                "status.terminating: Invalid value: 1: terminating>0 is invalid for finished job",
+                "status.ready: Invalid value: 2: cannot set more ready pods than active",
+            ]
+        );
+        // ... except for a suspended Job of no completions, which finishes without starting
+        assert!(check(
+            json!({"completions": 0, "suspend": true}),
+            json!({}),
+            json!({"conditions": [cond("SuccessCriteriaMet"), cond("Complete")],
+                "completionTime": start})
+        )
+        .is_empty());
+        // SuccessCriteriaMet with FailureTarget; Complete with FailureTarget
+        assert_eq!(
+            check(json!({}), json!({}),
+                json!({"conditions": [cond("FailureTarget"), cond("SuccessCriteriaMet")]})),
+            ["status.conditions: Invalid value: cannot set SuccessCriteriaMet=True and FailureTarget=true conditions"]
+        );
+        // counters, terminal conditions, completion and start times
+        assert_eq!(
+            check(json!({}),
+                json!({"startTime": start, "failed": 2, "succeeded": 1, "completionTime": start,
+                    "conditions": [cond("SuccessCriteriaMet"), cond("Complete")]}),
+                json!({"startTime": "2026-01-01T00:00:11Z", "failed": 1, "succeeded": 0,
+                    "completionTime": "2026-01-01T00:00:05Z",
+                    "conditions": [cond("SuccessCriteriaMet")]})),
+            [
+                "status.completionTime: Invalid value: 2026-01-01 00:00:05 +0000 UTC: cannot set completionTime when there is no Complete=True condition",
+                "status.completionTime: Invalid value: 2026-01-01 00:00:05 +0000 UTC: completionTime cannot be set before startTime",
+                "status.conditions: Invalid value: cannot disable the terminal Complete=True condition",
+                "status.failed: Invalid value: 1: cannot decrease the failed counter",
+                "status.succeeded: Invalid value: 0: cannot decrease the succeeded counter",
+                "status.completionTime: Invalid value: 2026-01-01 00:00:05 +0000 UTC: completionTime cannot be mutated",
+                "status.startTime: Required value: startTime cannot be removed for unsuspended job",
+            ]
+        );
+        // an Indexed Job scaled down (completions = parallelism) may count fewer successes
+        let elastic = json!({"completionMode": "Indexed", "completions": 2, "parallelism": 2});
+        assert!(check(elastic, json!({"succeeded": 3}), json!({"succeeded": 2})).is_empty());
+        // a rule on fields this update leaves alone is not applied: a Failed Job without
+        // FailureTarget (written before the rule) may still be updated otherwise
+        let legacy = json!({"startTime": start, "failed": 1, "conditions": [cond("Failed")]});
+        let mut more = legacy.clone();
+        more["failed"] = json!(2);
+        assert!(check(json!({}), legacy, more).is_empty());
     }
 
     /// The registry generates a Job's selector on create only (`PrepareForCreate`): an update
