@@ -315,13 +315,14 @@ impl SetDefaults
 }
 
 /// What the registry strategies set once the server has filled in the metadata (name, UID):
-/// a Job's generated selector (`generateSelector`, pkg/registry/batch/job/strategy.go) and a
-/// Namespace's name label for a generated name (`Canonicalize`,
+/// a Job's generated selector on `create` only (`PrepareForCreate`,
+/// pkg/registry/batch/job/strategy.go; see [`crate::controllers::job::generate_selector`]) and
+/// a Namespace's name label for a generated name (`Canonicalize`,
 /// pkg/registry/core/namespace/strategy.go). Runs on create, update and after a mutating
 /// webhook, after [`decode`].
-pub fn prepare(r: &Resource, obj: &mut Value) {
+pub fn prepare(r: &Resource, obj: &mut Value, create: bool) {
     match (r.group, r.kind) {
-        ("batch", "Job") => crate::controllers::job::generate_selector(obj),
+        ("batch", "Job") => crate::controllers::job::generate_selector(obj, create),
         ("", "Namespace") => {
             if let Some(n) = obj
                 .pointer("/metadata/name")
@@ -1419,7 +1420,7 @@ fn decode_typed(r: &Resource, obj: &mut Value, u: Opts) -> Option<Decoded> {
 pub(crate) fn defaulted(r: &Resource, mut obj: Value) -> Value {
     let why = decode_with(r, &mut obj, true, false, true);
     assert_eq!(why, None, "decodes as {}", r.kind);
-    prepare(r, &mut obj);
+    prepare(r, &mut obj, true);
     obj
 }
 
@@ -1957,7 +1958,7 @@ mod tests {
         assert_eq!(decode(r, &mut ns, true, false), None);
         assert!(ns["metadata"].get("labels").is_none());
         ns["metadata"]["name"] = json!("team-x1");
-        prepare(r, &mut ns);
+        prepare(r, &mut ns, true);
         assert_eq!(
             ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
             "team-x1"

@@ -259,7 +259,7 @@ fn prepare_update(
                     }
                 }
             }
-            admission::prepare(r, &mut obj);
+            admission::prepare(r, &mut obj, false);
             if crate::crd::is_crd(r) {
                 crate::crd::default_crd(&mut obj);
                 crate::crd::warn_unsupported(&obj);
@@ -1192,7 +1192,7 @@ impl Objects {
             }
             obj = serde_json::to_value(&*p).map_err(|e| ApiError::internal(e.to_string()))?;
         } else {
-            admission::prepare(r, &mut obj);
+            admission::prepare(r, &mut obj, true);
             if crate::crd::is_crd(r) {
                 crate::crd::default_crd(&mut obj);
                 crate::crd::warn_unsupported(&obj);
@@ -1772,6 +1772,12 @@ impl Objects {
         let mut causes = admission::with_privileged_policy(self.allow_privileged, || {
             admission::validate(r, &new, Some(&old), parts)
         });
+        // the Job status strategy's `ValidateUpdate` (its status transitions)
+        if subresource == Some("status") && (r.group, r.kind) == ("batch", "Job") {
+            causes.extend(crate::controllers::job::validate_job_status_update(
+                &new, &old,
+            ));
+        }
         if let Some(sv) = &cr {
             causes.extend(crate::crd::validate_cr(sv, &new));
         }
@@ -3522,9 +3528,20 @@ mod tests {
         assert_eq!(j["metadata"]["generation"], 1, "{j}");
         let mut j2 = j.clone();
         j2["metadata"]["labels"]["team"] = json!("a");
-        // a body without the generated selector gets it back, which is no change of the spec
-        j2["spec"].as_object_mut().unwrap().remove("selector");
-        j2["spec"].as_object_mut().unwrap().remove("manualSelector");
+        // the selector is generated on create only (PrepareForCreate): an update without it
+        // is refused, not given it back
+        let mut dropped = j2.clone();
+        dropped["spec"].as_object_mut().unwrap().remove("selector");
+        let e = o
+            .update(jobs, "default", "j", dropped, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422, "{}", e.message);
+        assert!(
+            e.message.contains("spec.selector: Required value"),
+            "{}",
+            e.message
+        );
         let j2 = o
             .update(jobs, "default", "j", j2, None, false)
             .await

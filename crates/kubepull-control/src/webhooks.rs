@@ -1373,7 +1373,7 @@ fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiRes
     // `changed` compares the patched object before it is defaulted again, as upstream does
     let changed = next != *obj;
     crate::admission::decode(a.r, &mut next, true, false);
-    crate::admission::prepare(a.r, &mut next);
+    crate::admission::prepare(a.r, &mut next, a.op == Operation::Create);
     *obj = next;
     Ok(changed)
 }

@@ -396,7 +396,7 @@ async fn jobs_and_cronjobs_with_kubectl() {
 
         let spp = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: spp}\nspec:\n  completionMode: Indexed\n  completions: 1\n  successPolicy:\n    rules: [{succeededCount: 1}]\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: reg.example/x:v1}]\n";
         let out = ok(kc, home, &["apply", "-f", "-"], Some(spp));
-        assert!(out.contains("Warning: spec.successPolicy is not supported by this server's Job controller and is ignored"), "{out}");
+        assert!(out.contains("job.batch/spp created") && !out.contains("Warning"), "{out}");
 
         let out = ok(kc, home, &["api-resources", "--api-group=batch"], None);
         assert!(out.contains("cronjobs") && out.contains("cj") && out.contains("jobs"), "{out}");
@@ -775,6 +775,143 @@ async fn pod_failure_policy_with_kubectl() {
         });
         assert_eq!(job["spec"]["podReplacementPolicy"], "Failed", "{job}");
         assert_eq!(job["spec"]["podFailurePolicy"]["rules"][0]["action"], "FailJob", "{job}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
+
+/// `backoffLimitPerIndex`, `successPolicy` and `managedBy` with kubectl: an index's failure is
+/// retried once by a pod carrying `job-index-failure-count: 1`, its second failure fails the
+/// index (`status.failedIndexes`), and once the other index succeeds the Job fails with
+/// `FailedIndexes`; a success policy met by index 0 completes a Job with reason
+/// `SuccessPolicy` and deletes its other pods; a Job managed by another controller gets no
+/// pods and no status; invalid specs are refused with upstream's texts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backoff_limit_per_index_success_policy_and_managed_by_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), true)).await.unwrap();
+    let kc = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (kc, home) = (kc.as_path(), home.as_path());
+        let bad = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: bad}\nspec:\n  backoffLimitPerIndex: 1\n  managedBy: nope\n  successPolicy:\n    rules: [{succeededCount: 1}]\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: reg.example/x:v1}]\n";
+        let (good, out) = kubectl(kc, home, &["apply", "-f", "-"], Some(bad));
+        assert!(!good, "{out}");
+        for want in [
+            "spec.backoffLimitPerIndex: Invalid value: 1: requires indexed completion mode",
+            "spec.managedBy: Invalid value: \"nope\": must be a domain-prefixed path (such as \"acme.io/foo\")",
+            "spec.successPolicy: Invalid value:",
+        ] {
+            assert!(out.contains(want), "{want}\n{out}");
+        }
+
+        // the managed-elsewhere Job first, so the controller has had time to ignore it
+        let ext = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: ext}\nspec:\n  managedBy: example.com/other\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: reg.example/x:v1}]\n";
+        let out = ok(kc, home, &["apply", "-f", "-"], Some(ext));
+        assert!(!out.contains("Warning"), "{out}");
+
+        let pods_of = |job: &str, ix: &str| -> Vec<Value> {
+            let sel = format!("batch.kubernetes.io/job-name={job},batch.kubernetes.io/job-completion-index={ix}");
+            get_json(kc, home, &["get", "pods", "-l", &sel])["items"].as_array().cloned().unwrap_or_default()
+        };
+        let name = |p: &Value| p["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let set_phase = |pod: &str, body: &str| {
+            ok(kc, home, &["patch", "pod", pod, "--subresource=status", "--type=merge", "-p", body], None);
+        };
+        let failed = json!({"status": {"phase": "Failed", "containerStatuses": [{"name": "c", "ready": false,
+            "restartCount": 0, "image": "reg.example/x:v1", "imageID": "",
+            "state": {"terminated": {"exitCode": 1, "reason": "Error",
+                "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:01Z"}}}]}})
+        .to_string();
+        let succeeded = r#"{"status":{"phase":"Succeeded"}}"#;
+
+        let bli = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: bli}\nspec:\n  completionMode: Indexed\n  completions: 2\n  parallelism: 2\n  backoffLimitPerIndex: 1\n  template:\n    spec:\n      restartPolicy: Never\n      nodeSelector: {no-such: node}\n      containers: [{name: c, image: reg.example/x:v1}]\n";
+        let out = ok(kc, home, &["apply", "-f", "-"], Some(bli));
+        assert!(!out.contains("Warning"), "{out}");
+        let job = get_json(kc, home, &["get", "job", "bli"]);
+        assert_eq!(job["spec"]["backoffLimit"], i32::MAX, "{job}");
+        let first = eventually("index 0's pod", || pods_of("bli", "0").first().map(name));
+        let p = get_json(kc, home, &["get", "pod", &first]);
+        assert_eq!(p["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"], "0", "{p}");
+        set_phase(&first, &failed);
+        // the failure is retried once, by a pod carrying the index's failure count
+        let second = eventually("index 0's replacement", || {
+            pods_of("bli", "0").iter().find(|p| name(p) != first).cloned()
+        });
+        assert_eq!(second["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"], "1", "{second}");
+        eventually("the first failure counted", || {
+            let j = get_json(kc, home, &["get", "job", "bli"]);
+            (j["status"]["failed"] == 1).then_some(())
+        });
+        set_phase(&name(&second), &failed);
+        let j = eventually("index 0 failed", || {
+            let j = get_json(kc, home, &["get", "job", "bli"]);
+            (j["status"]["failedIndexes"] == "0" && j["status"]["failed"] == 2).then_some(j)
+        });
+        assert!(j["status"]["conditions"].as_array().is_none_or(|c| c.is_empty()), "{j}");
+        // (a few seconds: no third pod comes)
+        for _ in 0..10 {
+            assert_eq!(pods_of("bli", "0").len(), 2, "index 0 is not run again");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let one = eventually("index 1's pod", || pods_of("bli", "1").first().map(name));
+        set_phase(&one, succeeded);
+        let (cond, j) = eventually("the Job Failed with FailedIndexes", || {
+            let j = get_json(kc, home, &["get", "job", "bli"]);
+            let c = j["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Failed" && c["status"] == "True").cloned()?;
+            Some((c, j))
+        });
+        assert_eq!(cond["reason"], "FailedIndexes", "{j}");
+        assert_eq!(cond["message"], "Job has failed indexes", "{j}");
+        assert_eq!(j["status"]["completedIndexes"], "1", "{j}");
+        assert_eq!(j["status"]["failedIndexes"], "0", "{j}");
+        let out = ok(kc, home, &["get", "events", "--field-selector", "involvedObject.name=bli"], None);
+        assert!(out.contains("FailedIndexes"), "{out}");
+
+        // successPolicy: index 0 succeeding is enough; the other pods go
+        let spp = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: spp}\nspec:\n  completionMode: Indexed\n  completions: 3\n  parallelism: 3\n  successPolicy:\n    rules: [{succeededIndexes: \"0\"}]\n  template:\n    spec:\n      restartPolicy: Never\n      nodeSelector: {no-such: node}\n      containers: [{name: c, image: reg.example/x:v1}]\n";
+        let out = ok(kc, home, &["apply", "-f", "-"], Some(spp));
+        assert!(!out.contains("Warning"), "{out}");
+        eventually("three pods of spp", || {
+            let v = get_json(kc, home, &["get", "pods", "-l", "batch.kubernetes.io/job-name=spp"]);
+            (v["items"].as_array().unwrap().len() == 3).then_some(())
+        });
+        let zero = name(&pods_of("spp", "0")[0]);
+        set_phase(&zero, succeeded);
+        let j = eventually("spp Complete by its success policy", || {
+            let j = get_json(kc, home, &["get", "job", "spp"]);
+            j["status"]["conditions"].as_array()?.iter().any(|c| c["type"] == "Complete" && c["status"] == "True").then_some(j)
+        });
+        let conds = j["status"]["conditions"].as_array().unwrap();
+        let types: Vec<&str> = conds.iter().map(|c| c["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["SuccessCriteriaMet", "Complete"], "{j}");
+        for c in conds {
+            assert_eq!(c["reason"], "SuccessPolicy", "{j}");
+            assert_eq!(c["message"], "Matched rules at index 0", "{j}");
+        }
+        assert_eq!(j["status"]["completedIndexes"], "0", "{j}");
+        assert!(j["status"].get("failed").is_none(), "{j}");
+        eventually("spp's other pods deleted", || {
+            let v = get_json(kc, home, &["get", "pods", "-l", "batch.kubernetes.io/job-name=spp"]);
+            let left: Vec<String> = v["items"].as_array().unwrap().iter().map(name).collect();
+            (left == [zero.clone()]).then_some(())
+        });
+        // managedBy is immutable
+        let (good, out) = kubectl(kc, home, &["patch", "job", "ext", "--type=merge", "-p", r#"{"spec":{"managedBy":"example.com/x"}}"#], None);
+        assert!(!good && out.contains("spec.managedBy: Invalid value: \"example.com/x\": field is immutable"), "{out}");
+
+        // the Job managed elsewhere: never a pod, never a status
+        let v = get_json(kc, home, &["get", "pods", "-l", "batch.kubernetes.io/job-name=ext"]);
+        assert!(v["items"].as_array().unwrap().is_empty(), "{v}");
+        let j = get_json(kc, home, &["get", "job", "ext"]);
+        assert!(j.get("status").is_none_or(|s| s.as_object().is_none_or(|o| o.is_empty())), "{j}");
+        // its controller writes the status, which the status strategy validates
+        let (good, out) = kubectl(kc, home, &["patch", "job", "ext", "--subresource=status", "--type=merge", "-p",
+            r#"{"status":{"startTime":"2026-01-01T00:00:00Z","conditions":[{"type":"Failed","status":"True","reason":"X","message":"x"}]}}"#], None);
+        assert!(!good && out.contains("status.conditions: Invalid value: cannot set Failed=True condition without the FailureTarget=true condition"), "{out}");
+        ok(kc, home, &["patch", "job", "ext", "--subresource=status", "--type=merge", "-p",
+            r#"{"status":{"startTime":"2026-01-01T00:00:00Z","conditions":[{"type":"FailureTarget","status":"True","reason":"X","message":"x"},{"type":"Failed","status":"True","reason":"X","message":"x"}]}}"#], None);
     })
     .await
     .unwrap();

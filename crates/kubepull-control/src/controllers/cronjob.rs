@@ -140,16 +140,11 @@ pub fn validate_cronjob_decoded(
         }
     }
     match obj.pointer("/spec/jobTemplate/spec") {
-        Some(js) => {
-            for w in super::job::unsupported_warnings(js, "spec.jobTemplate.spec") {
-                crate::warnings::add(w);
-            }
-            c.extend(super::job::validate_job_spec_decoded(
-                js,
-                "spec.jobTemplate.spec",
-                template,
-            ))
-        }
+        Some(js) => c.extend(super::job::validate_job_spec_decoded(
+            js,
+            "spec.jobTemplate.spec",
+            template,
+        )),
         None => c.push(Cause::required(
             "spec.jobTemplate.spec.template.spec.containers",
             "",

@@ -13,7 +13,24 @@
 //! `podFailurePolicy` allows) it is replaced once it has failed.
 //!
 //! `podFailurePolicy` (`matchPodFailurePolicy`): the first matching rule decides whether a
-//! failed pod fails the Job (`FailJob`), is not counted (`Ignore`) or is counted (`Count`).
+//! failed pod fails the Job (`FailJob`), fails its index (`FailIndex`), is not counted
+//! (`Ignore`) or is counted (`Count`).
+//!
+//! `backoffLimitPerIndex` (Indexed Jobs, `pkg/controller/job/indexed_job_utils.go`): each
+//! index's failures are counted on its replacement pods (the
+//! `batch.kubernetes.io/job-index-failure-count` and `job-index-ignored-failure-count`
+//! annotations); an index whose pod fails with the count at the limit, or by a `FailIndex`
+//! rule, is failed (`status.failedIndexes`) and not run again; the Job fails with
+//! `MaxFailedIndexesExceeded` past `maxFailedIndexes`, or with `FailedIndexes` once every index
+//! has succeeded or failed. A failed pod keeps its finalizer until its replacement exists, and
+//! each index has its own back-off.
+//!
+//! `successPolicy` (`matchSuccessPolicy`, success_policy.go): once a rule's `succeededIndexes`
+//! or `succeededCount` is met the Job gets `SuccessCriteriaMet` (reason `SuccessPolicy`), its
+//! remaining pods are deleted, then `Complete`.
+//!
+//! A Job whose `spec.managedBy` names another controller than `kubernetes.io/job-controller`
+//! is left to that controller (`managedByExternalController`): only its TTL applies.
 //!
 //! Pods are claimed as `getPodsForJob` claims them through the controller ref manager
 //! ([`refmanager`]): the Job's namespace's orphans its selector matches are adopted (with the
@@ -33,7 +50,7 @@ use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use k8s_openapi::api::batch::v1::{
-    Job, JobCondition, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
+    Job, JobCondition, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, SuccessPolicy,
     UncountedTerminatedPods,
 };
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
@@ -62,6 +79,26 @@ pub const MAX_POD_CREATE_DELETE_PER_SYNC: usize = 500;
 /// The largest `parallelism` of an Indexed Job (`maxParallelismForIndexedJob` in kubernetes
 /// `pkg/apis/batch/validation/validation.go`).
 pub const MAX_PARALLELISM_FOR_INDEXED_JOB: i64 = 100_000;
+/// The annotation with the failures of an index counted against `backoffLimitPerIndex`
+/// (`JobIndexFailureCountAnnotation`).
+pub const INDEX_FAILURE_COUNT_KEY: &str = "batch.kubernetes.io/job-index-failure-count";
+/// The annotation with the failures of an index an `Ignore` rule matched
+/// (`JobIndexIgnoredFailureCountAnnotation`).
+pub const INDEX_IGNORED_FAILURE_COUNT_KEY: &str =
+    "batch.kubernetes.io/job-index-ignored-failure-count";
+/// The `spec.managedBy` of the Jobs this controller syncs (`JobControllerName`).
+pub const JOB_CONTROLLER_NAME: &str = "kubernetes.io/job-controller";
+/// `maxFailedIndexesForIndexedJob`, `completionsSoftLimit`,
+/// `parallelismLimitForHighCompletions`, `maxFailedIndexesLimitForHighCompletions`,
+/// `maxManagedByLength`, `maxJobSuccessPolicySucceededIndexesLimit` and `maxSuccessPolicyRule`
+/// (pkg/apis/batch/validation/validation.go).
+const MAX_FAILED_INDEXES_FOR_INDEXED_JOB: i64 = 100_000;
+const COMPLETIONS_SOFT_LIMIT: i64 = 100_000;
+const PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS: i64 = 10_000;
+const MAX_FAILED_INDEXES_LIMIT_FOR_HIGH_COMPLETIONS: i64 = 10_000;
+const MAX_MANAGED_BY_LENGTH: u64 = 63;
+const MAX_SUCCEEDED_INDEXES_LENGTH: u64 = 64 * 1024;
+const MAX_SUCCESS_POLICY_RULES: u64 = 20;
 
 fn s<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
@@ -108,10 +145,28 @@ pub fn default_job(job: &mut Job) {
     spec.template.metadata.get_or_insert_with(Default::default);
 }
 
-/// The selector and pod labels the registry generates for a Job with a UID
-/// (`generateSelector`, kubernetes `pkg/registry/batch/job/strategy.go`), and the Job's labels,
-/// which default to its template's.
-pub fn generate_selector(obj: &mut Value) {
+/// On `create`, the selector and pod labels the registry generates for a Job with a UID
+/// (`PrepareForCreate` → `generateSelectorIfNeeded`, kubernetes
+/// `pkg/registry/batch/job/strategy.go`; an update generates nothing, its selector and labels
+/// are validated as sent); on every write the Job's labels default to its template's
+/// (`SetDefaults_Job`).
+pub fn generate_selector(obj: &mut Value, create: bool) {
+    if create {
+        generate_selector_on_create(obj);
+    }
+    // the Job's labels default to the template's
+    let no_labels = obj
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .is_none_or(|m| m.is_empty());
+    if no_labels {
+        if let Some(l) = obj.pointer("/spec/template/metadata/labels").cloned() {
+            obj["metadata"]["labels"] = l;
+        }
+    }
+}
+
+fn generate_selector_on_create(obj: &mut Value) {
     if !obj.get("spec").is_some_and(Value::is_object) {
         obj["spec"] = json!({});
     }
@@ -157,50 +212,6 @@ pub fn generate_selector(obj: &mut Value) {
             sel["matchLabels"]["batch.kubernetes.io/controller-uid"] = json!(uid);
         }
     }
-    // the Job's labels default to the template's
-    let no_labels = obj
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .is_none_or(|m| m.is_empty());
-    if no_labels {
-        if let Some(l) = obj.pointer("/spec/template/metadata/labels").cloned() {
-            obj["metadata"]["labels"] = l;
-        }
-    }
-}
-
-/// Job fields the controller here does not act on: a request that sets them gets a warning
-/// naming them (they are stored, and ignored).
-pub const UNSUPPORTED_FIELDS: &[&str] = &[
-    "successPolicy",
-    "backoffLimitPerIndex",
-    "maxFailedIndexes",
-    "managedBy",
-];
-
-/// Warnings for the Job spec at `path` (`spec` or `spec.jobTemplate.spec`) using fields of
-/// [`UNSUPPORTED_FIELDS`].
-/// A `FailIndex` rule of the `podFailurePolicy` is named too: it acts only with
-/// `backoffLimitPerIndex`, so here it matches nothing and the next rule decides.
-pub fn unsupported_warnings(spec: &Value, path: &str) -> Vec<String> {
-    let mut w: Vec<String> = UNSUPPORTED_FIELDS
-        .iter()
-        .filter(|f| spec.get(**f).is_some_and(|v| !v.is_null()))
-        .map(|f| {
-            format!("{path}.{f} is not supported by this server's Job controller and is ignored")
-        })
-        .collect();
-    let rules = spec
-        .pointer("/podFailurePolicy/rules")
-        .and_then(Value::as_array);
-    for (i, r) in rules.into_iter().flatten().enumerate() {
-        if s(r, "/action") == "FailIndex" {
-            w.push(format!(
-                "{path}.podFailurePolicy.rules[{i}].action: FailIndex needs backoffLimitPerIndex, which this server's Job controller ignores: the rule matches no pod"
-            ));
-        }
-    }
-    w
 }
 
 /// `ValidateJob`/`ValidateJobSpecUpdate` (pkg/apis/batch/validation/validation.go), the parts
@@ -216,19 +227,26 @@ pub fn validate_job_decoded(
     old: Option<&Value>,
     template: Option<Option<&k8s_openapi::api::core::v1::PodSpec>>,
 ) -> Vec<Cause> {
-    for w in unsupported_warnings(obj.get("spec").unwrap_or(&Value::Null), "spec") {
-        crate::warnings::add(w);
-    }
     let mut c =
         validate_job_spec_decoded(obj.get("spec").unwrap_or(&Value::Null), "spec", template);
     c.extend(validate_selector(obj));
     if let Some(old) = old {
-        for f in ["selector", "completionMode", "podFailurePolicy"] {
+        // ValidateJobSpecUpdate's immutable fields
+        for f in [
+            "selector",
+            "completionMode",
+            "podFailurePolicy",
+            "backoffLimitPerIndex",
+            "managedBy",
+            "successPolicy",
+        ] {
             let p = format!("/spec/{f}");
             if old.pointer(&p) != obj.pointer(&p) {
                 c.push(Cause::invalid(
                     format!("spec.{f}"),
-                    obj.pointer(&p).map(|v| v.to_string()).unwrap_or_default(),
+                    // a removed field shows as `"null"`, as `field.Invalid` prints a nil value
+                    obj.pointer(&p)
+                        .map_or_else(|| "\"null\"".to_string(), |v| v.to_string()),
                     "field is immutable",
                 ));
             }
@@ -298,14 +316,33 @@ pub fn validate_job_spec_decoded(
             }
         }
     }
-    if let Some(n) = opt_i(spec, "/ttlSecondsAfterFinished") {
-        if n < 0 {
+    for f in [
+        "ttlSecondsAfterFinished",
+        "backoffLimitPerIndex",
+        "maxFailedIndexes",
+    ] {
+        if let Some(n) = opt_i(spec, &format!("/{f}")).filter(|n| *n < 0) {
             c.push(Cause::invalid(
-                format!("{path}.ttlSecondsAfterFinished"),
+                format!("{path}.{f}"),
                 n.to_string(),
                 "must be greater than or equal to 0",
             ));
         }
+    }
+    let per_index = opt_i(spec, "/backoffLimitPerIndex");
+    let max_failed = opt_i(spec, "/maxFailedIndexes");
+    if max_failed.is_some() && per_index.is_none() {
+        c.push(Cause::required(
+            format!("{path}.backoffLimitPerIndex"),
+            "when maxFailedIndexes is specified",
+        ));
+    }
+    if let Some(m) = spec.get("managedBy").filter(|v| !v.is_null()) {
+        validate_managed_by(
+            m.as_str().unwrap_or(""),
+            &format!("{path}.managedBy"),
+            &mut c,
+        );
     }
     let mode = s(spec, "/completionMode");
     if !mode.is_empty() && !matches!(mode, "NonIndexed" | "Indexed") {
@@ -334,8 +371,37 @@ pub fn validate_job_spec_decoded(
             ));
         }
     }
+    if mode == "Indexed" {
+        validate_indexed_limits(spec, path, &mut c);
+    } else if matches!(mode, "" | "NonIndexed") {
+        // NonIndexed, or not set (a CronJob's job template is not defaulted)
+        for (f, n) in [
+            ("backoffLimitPerIndex", per_index),
+            ("maxFailedIndexes", max_failed),
+        ] {
+            if let Some(n) = n {
+                c.push(Cause::invalid(
+                    format!("{path}.{f}"),
+                    n.to_string(),
+                    "requires indexed completion mode",
+                ));
+            }
+        }
+    }
     if spec.get("podFailurePolicy").is_some_and(|v| !v.is_null()) {
         validate_pod_failure_policy(spec, &format!("{path}.podFailurePolicy"), &mut c);
+    }
+    if let Some(sp) = spec.get("successPolicy").filter(|v| !v.is_null()) {
+        let sp_path = format!("{path}.successPolicy");
+        if mode != "Indexed" {
+            c.push(Cause::invalid(
+                sp_path,
+                sp.to_string(),
+                "requires indexed completion mode",
+            ));
+        } else {
+            validate_success_policy(sp, opt_i(spec, "/completions"), &sp_path, &mut c);
+        }
     }
     validate_pod_replacement_policy(spec, &format!("{path}.podReplacementPolicy"), &mut c);
     let rp = s(spec, "/template/spec/restartPolicy");
@@ -362,6 +428,218 @@ pub fn validate_job_spec_decoded(
         )),
     }
     c
+}
+
+/// The `maxFailedIndexes` and high-`completions` limits of an Indexed Job (`validateJobSpec`).
+fn validate_indexed_limits(spec: &Value, path: &str, c: &mut Vec<Cause>) {
+    let completions = opt_i(spec, "/completions");
+    let parallelism = opt_i(spec, "/parallelism");
+    let max_failed = opt_i(spec, "/maxFailedIndexes");
+    let mf_path = format!("{path}.maxFailedIndexes");
+    if let (Some(cs), Some(m)) = (completions, max_failed) {
+        if m > cs {
+            c.push(Cause::invalid(
+                mf_path.clone(),
+                m.to_string(),
+                "must be less than or equal to completions",
+            ));
+        }
+    }
+    if let Some(m) = max_failed.filter(|m| *m > MAX_FAILED_INDEXES_FOR_INDEXED_JOB) {
+        c.push(Cause::invalid(
+            mf_path.clone(),
+            m.to_string(),
+            format!("must be less than or equal to {MAX_FAILED_INDEXES_FOR_INDEXED_JOB}"),
+        ));
+    }
+    let high = completions.is_some_and(|cs| cs > COMPLETIONS_SOFT_LIMIT);
+    if high
+        && spec
+            .get("backoffLimitPerIndex")
+            .is_some_and(|v| !v.is_null())
+    {
+        if max_failed.is_none() {
+            c.push(Cause::required(
+                mf_path.clone(),
+                format!("must be specified when completions is above {COMPLETIONS_SOFT_LIMIT}"),
+            ));
+        }
+        let suffix = format!(
+            "when completions are above {COMPLETIONS_SOFT_LIMIT} and used with backoff limit per index"
+        );
+        if let Some(p) = parallelism.filter(|p| *p > PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS) {
+            c.push(Cause::invalid(
+                format!("{path}.parallelism"),
+                p.to_string(),
+                format!("must be less than or equal to {PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS} {suffix}"),
+            ));
+        }
+        if let Some(m) = max_failed.filter(|m| *m > MAX_FAILED_INDEXES_LIMIT_FOR_HIGH_COMPLETIONS) {
+            c.push(Cause::invalid(
+                mf_path,
+                m.to_string(),
+                format!("must be less than or equal to {MAX_FAILED_INDEXES_LIMIT_FOR_HIGH_COMPLETIONS} {suffix}"),
+            ));
+        }
+    }
+}
+
+/// `spec.managedBy`: `IsDomainPrefixedPath` (k8s.io/apimachinery
+/// pkg/util/validation/validation.go) and at most `maxManagedByLength` bytes.
+fn validate_managed_by(v: &str, path: &str, c: &mut Vec<Cause>) {
+    const HTTP_PATH_FMT: &str = r"[A-Za-z0-9/\-._~%!$&'()*+,;=:]+";
+    match v.split_once('/') {
+        _ if v.is_empty() => c.push(Cause::required(path, "")),
+        Some((host, rest)) if !host.is_empty() && !rest.is_empty() => {
+            for e in crate::admission::dns1123_subdomain_problems(host) {
+                c.push(Cause::invalid(path, format!("{host:?}"), e));
+            }
+            let path_ok = rest
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "/-._~%!$&'()*+,;=:".contains(ch));
+            if !path_ok {
+                c.push(Cause::invalid(
+                    path,
+                    format!("{rest:?}"),
+                    // `RegexError("Invalid path", httpPathFmt)`
+                    format!("Invalid path (regex used for validation is '{HTTP_PATH_FMT}')"),
+                ));
+            }
+        }
+        _ => c.push(Cause::invalid(
+            path,
+            format!("{v:?}"),
+            "must be a domain-prefixed path (such as \"acme.io/foo\")",
+        )),
+    }
+    if v.len() as u64 > MAX_MANAGED_BY_LENGTH {
+        c.push(Cause::too_long(path, MAX_MANAGED_BY_LENGTH));
+    }
+}
+
+/// `validateSuccessPolicy` and `validateSuccessPolicyRule` (an Indexed Job's; `completions`
+/// is required there, and its absence already refused).
+fn validate_success_policy(sp: &Value, completions: Option<i64>, path: &str, c: &mut Vec<Cause>) {
+    let rules_path = format!("{path}.rules");
+    let empty = vec![];
+    let rules = sp.get("rules").and_then(Value::as_array).unwrap_or(&empty);
+    if rules.is_empty() {
+        c.push(Cause::required(
+            rules_path.clone(),
+            "at least one rules must be specified when the successPolicy is specified",
+        ));
+    }
+    if rules.len() as u64 > MAX_SUCCESS_POLICY_RULES {
+        c.push(Cause::too_many(
+            rules_path.clone(),
+            rules.len(),
+            MAX_SUCCESS_POLICY_RULES,
+        ));
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        let rule_path = format!("{rules_path}[{i}]");
+        let indexes = rule.get("succeededIndexes").and_then(Value::as_str);
+        let count = opt_i(rule, "/succeededCount");
+        if indexes.is_none() && count.is_none() {
+            c.push(Cause::required(
+                rule_path.clone(),
+                "at least one of succeededCount or succeededIndexes must be specified",
+            ));
+        }
+        let mut total = 0;
+        if let Some(ix) = indexes {
+            let ix_path = format!("{rule_path}.succeededIndexes");
+            if ix.len() as u64 > MAX_SUCCEEDED_INDEXES_LENGTH {
+                c.push(Cause::too_long(
+                    ix_path.clone(),
+                    MAX_SUCCEEDED_INDEXES_LENGTH,
+                ));
+            }
+            match validate_indexes_format(ix, completions.unwrap_or(0)) {
+                Ok(n) => total = n,
+                Err(e) => c.push(Cause::invalid(
+                    ix_path,
+                    format!("{ix:?}"),
+                    format!("error parsing succeededIndexes: {e}"),
+                )),
+            }
+        }
+        if let Some(n) = count {
+            let count_path = format!("{rule_path}.succeededCount");
+            if n < 0 {
+                c.push(Cause::invalid(
+                    count_path.clone(),
+                    n.to_string(),
+                    "must be greater than or equal to 0",
+                ));
+            }
+            if let Some(cs) = completions.filter(|cs| n > *cs) {
+                c.push(Cause::invalid(
+                    count_path.clone(),
+                    n.to_string(),
+                    format!(
+                        "must be less than or equal to {cs} (the number of specified completions)"
+                    ),
+                ));
+            }
+            if indexes.is_some() && n > total {
+                c.push(Cause::invalid(
+                    count_path,
+                    n.to_string(),
+                    format!("must be less than or equal to {total} (the number of indexes in the specified succeededIndexes field)"),
+                ));
+            }
+        }
+    }
+}
+
+/// `validateIndexesFormat`: ordered, non-overlapping intervals below `completions`; how many
+/// indexes they hold.
+fn validate_indexes_format(s: &str, completions: i64) -> Result<i64, String> {
+    if s.is_empty() {
+        return Ok(0);
+    }
+    let mut last: Option<i64> = None;
+    let mut total = 0i64;
+    for part in s.split(',') {
+        let (x, y) = parse_index_interval(part, completions)?;
+        if let Some(l) = last.filter(|l| *l >= x) {
+            return Err(format!("non-increasing order, previous: {l}, current: {x}"));
+        }
+        total += y - x + 1;
+        last = Some(y);
+    }
+    Ok(total)
+}
+
+/// `parseIndexInterval`: `x` or `x-y` with `x < y`, both below `completions`.
+fn parse_index_interval(s: &str, completions: i64) -> Result<(i64, i64), String> {
+    let limits: Vec<&str> = s.split('-').collect();
+    if limits.len() > 2 {
+        return Err(format!(
+            "the fragment {s:?} violates the requirement that an index interval can have at most two parts separated by '-'"
+        ));
+    }
+    let num = |v: &str| -> Result<i64, String> {
+        let n: i64 = v
+            .parse()
+            .map_err(|_| format!("cannot convert string to integer for index: {v:?}"))?;
+        if n >= completions {
+            return Err(format!("too large index: {v:?}"));
+        }
+        Ok(n)
+    };
+    let x = num(limits[0])?;
+    match limits.get(1) {
+        None => Ok((x, x)),
+        Some(b) => {
+            let y = num(b)?;
+            if x >= y {
+                return Err(format!("non-increasing order, previous: {x}, current: {y}"));
+            }
+            Ok((x, y))
+        }
+    }
 }
 
 /// `maxPodFailurePolicyRules`, `maxPodFailurePolicyOnExitCodesValues`,
@@ -671,6 +949,376 @@ fn validate_selector(obj: &Value) -> Vec<Cause> {
     c
 }
 
+/// `ValidateJobStatusUpdate` with `validateJobStatus` (pkg/apis/batch/validation/validation.go),
+/// as the status strategy applies them with `JobManagedBy` on (`getStatusValidationOptions`,
+/// pkg/registry/batch/job/strategy.go): as the status may be written by another controller,
+/// its transitions are checked, most rules only when a field they read changed, so an update
+/// unrelated to a bad field still goes through.
+pub fn validate_job_status_update(obj: &Value, old: &Value) -> Vec<Cause> {
+    let mut c = vec![];
+    let st = obj.get("status").unwrap_or(&Value::Null);
+    let old_st = old.get("status").unwrap_or(&Value::Null);
+    let is_true = |st: &Value, ty: &str| {
+        st.get("conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == ty && c["status"] == "True")
+    };
+    let int = |st: &Value, f: &str| st.get(f).and_then(Value::as_i64).unwrap_or(0);
+    let field = |st: &'_ Value, f: &str| st.get(f).filter(|v| !v.is_null()).cloned();
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let indexed = spec.get("completionMode").and_then(Value::as_str) == Some("Indexed");
+    let completions = spec.get("completions").and_then(Value::as_i64);
+    let per_index = spec
+        .get("backoffLimitPerIndex")
+        .is_some_and(|v| !v.is_null());
+
+    let (complete, failed) = (is_true(st, "Complete"), is_true(st, "Failed"));
+    let (failure_target, met) = (
+        is_true(st, "FailureTarget"),
+        is_true(st, "SuccessCriteriaMet"),
+    );
+    let finished = complete || failed;
+    let (old_complete, old_failed) = (is_true(old_st, "Complete"), is_true(old_st, "Failed"));
+    let old_met = is_true(old_st, "SuccessCriteriaMet");
+    // what changed
+    let finished_changed = finished != (old_complete || old_failed);
+    let complete_changed = complete != old_complete;
+    let failed_changed = failed != old_failed;
+    let failure_target_changed = failure_target != is_true(old_st, "FailureTarget");
+    let met_changed = met != old_met;
+    let completed_ix = st
+        .get("completedIndexes")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let completed_ix_changed = completed_ix
+        != old_st
+            .get("completedIndexes")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+    let failed_ix = st.get("failedIndexes").and_then(Value::as_str);
+    let failed_ix_changed = failed_ix != old_st.get("failedIndexes").and_then(Value::as_str);
+    let active = int(st, "active");
+    let active_changed = active != int(old_st, "active");
+    let start = field(st, "startTime");
+    let start_changed = start != field(old_st, "startTime");
+    let completion = field(st, "completionTime");
+    let completion_changed = completion != field(old_st, "completionTime");
+    // (Semantic.DeepEqual: an empty list equals an absent one, an absent struct does not)
+    let uncounted = |st: &Value| {
+        field(st, "uncountedTerminatedPods").map(|u| {
+            let list = |k: &str| {
+                u.get(k)
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            (list("succeeded"), list("failed"))
+        })
+    };
+    let unc = uncounted(st);
+    let uncounted_changed = unc != uncounted(old_st);
+    let ready = st.get("ready").and_then(Value::as_i64);
+    let ready_changed = ready != old_st.get("ready").and_then(Value::as_i64);
+    let terminating = st.get("terminating").and_then(Value::as_i64);
+    let terminating_changed = terminating != old_st.get("terminating").and_then(Value::as_i64);
+    let suspended_with_zero_completions =
+        spec.get("suspend") == Some(&json!(true)) && completions == Some(0);
+    // a time as `field.Invalid` prints a `*metav1.Time` (time.Time's String)
+    let time = |v: &Value| {
+        let s = v.as_str().unwrap_or_default();
+        s.parse::<Timestamp>()
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+            .unwrap_or_else(|_| s.to_string())
+    };
+    let at = |v: &Value| v.as_str().and_then(|s| s.parse::<Timestamp>().ok());
+
+    // validateJobStatus
+    for f in ["active", "succeeded", "failed", "ready", "terminating"] {
+        if let Some(n) = st.get(f).and_then(Value::as_i64).filter(|n| *n < 0) {
+            c.push(Cause::invalid(
+                format!("status.{f}"),
+                n.to_string(),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+    if let Some((s, f)) = &unc {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for (kind, list) in [("succeeded", s), ("failed", f)] {
+            for (i, uid) in list.iter().enumerate() {
+                let k = uid.as_str().unwrap_or_default();
+                let p = format!("status.uncountedTerminatedPods.{kind}[{i}]");
+                if k.is_empty() {
+                    c.push(Cause::invalid(p, "\"\"", "must not be empty"));
+                } else if !seen.insert(k) {
+                    c.push(Cause::duplicate(p, format!("{k:?}")));
+                }
+            }
+        }
+    }
+    let conditions = || "status.conditions".to_string();
+    if (complete_changed || failed_changed) && complete && failed {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set Complete=True and Failed=true conditions",
+        ));
+    }
+    if (complete_changed || failure_target_changed) && complete && failure_target {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set Complete=True and FailureTarget=true conditions",
+        ));
+    }
+    if complete_changed || completion_changed {
+        match &completion {
+            Some(t) if !complete => c.push(Cause::invalid(
+                "status.completionTime",
+                time(t),
+                "cannot set completionTime when there is no Complete=True condition",
+            )),
+            None if complete => c.push(Cause::required(
+                "status.completionTime",
+                "completionTime is required for Complete jobs",
+            )),
+            _ => {}
+        }
+    }
+    if start_changed || completion_changed {
+        if let (Some(s), Some(t)) = (start.as_ref().and_then(at), &completion) {
+            if at(t).is_some_and(|t| t < s) {
+                c.push(Cause::invalid(
+                    "status.completionTime",
+                    time(t),
+                    "completionTime cannot be set before startTime",
+                ));
+            }
+        }
+    }
+    if (failed_changed || failed_ix_changed) && failed && !failure_target {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set Failed=True condition without the FailureTarget=true condition",
+        ));
+    }
+    if (complete_changed || met_changed) && complete && !met {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set Complete=True condition without the SuccessCriteriaMet=true condition",
+        ));
+    }
+    if (finished_changed || active_changed) && active > 0 && finished {
+        c.push(Cause::invalid(
+            "status.active",
+            active.to_string(),
+            "active>0 is invalid for finished job",
+        ));
+    }
+    if (finished_changed || start_changed)
+        && !suspended_with_zero_completions
+        && start.is_none()
+        && finished
+    {
+        c.push(Cause::required(
+            "status.startTime",
+            "startTime is required for finished job",
+        ));
+    }
+    if (finished_changed || uncounted_changed)
+        && finished
+        && unc.as_ref().is_some_and(|(s, f)| s.len() + f.len() > 0)
+    {
+        let uids = |l: &[Value]| match l {
+            [] => "[]types.UID(nil)".to_string(),
+            l => format!(
+                "[]types.UID{{{}}}",
+                l.iter()
+                    .map(|u| format!("{:?}", u.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let (s, f) = unc
+            .as_ref()
+            .map(|(s, f)| (uids(s), uids(f)))
+            .unwrap_or_default();
+        c.push(Cause::invalid(
+            "status.uncountedTerminatedPods",
+            format!("batch.UncountedTerminatedPods{{Succeeded:{s}, Failed:{f}}}"),
+            "uncountedTerminatedPods needs to be empty for finished job",
+        ));
+    }
+    if let Some(n) = completions {
+        if completed_ix_changed {
+            if let Err(e) = validate_indexes_format(completed_ix, n) {
+                c.push(Cause::invalid(
+                    "status.completedIndexes",
+                    format!("{completed_ix:?}"),
+                    format!("error parsing completedIndexes: {e}"),
+                ));
+            }
+        }
+        if let Some(f) = failed_ix.filter(|_| failed_ix_changed && per_index) {
+            if let Err(e) = validate_indexes_format(f, n) {
+                c.push(Cause::invalid(
+                    "status.failedIndexes",
+                    format!("{f:?}"),
+                    format!("error parsing failedIndexes: {e}"),
+                ));
+            }
+        }
+    }
+    if completed_ix_changed && !completed_ix.is_empty() && !indexed {
+        c.push(Cause::invalid(
+            "status.completedIndexes",
+            format!("{completed_ix:?}"),
+            "cannot set non-empty completedIndexes when non-indexed completion mode",
+        ));
+    }
+    if let Some(f) = failed_ix.filter(|_| failed_ix_changed && !per_index) {
+        c.push(Cause::invalid(
+            "status.failedIndexes",
+            format!("{f:?}"),
+            "cannot set non-null failedIndexes when backoffLimitPerIndex is null",
+        ));
+    }
+    if let (Some(n), Some(f)) = (completions, failed_ix) {
+        if failed_ix_changed || completed_ix_changed {
+            if let Some(ix) = failed_overlapping_completed(completed_ix, f, n) {
+                c.push(Cause::invalid(
+                    "status.failedIndexes",
+                    format!("{f:?}"),
+                    format!("failedIndexes and completedIndexes overlap at index: {ix}"),
+                ));
+            }
+        }
+    }
+    if let Some(n) = terminating.filter(|n| *n > 0 && finished) {
+        if finished_changed || terminating_changed {
+            c.push(Cause::invalid(
+                "status.terminating",
+                n.to_string(),
+                "terminating>0 is invalid for finished job",
+            ));
+        }
+    }
+    if let Some(r) = ready.filter(|r| *r > active) {
+        if ready_changed || active_changed {
+            c.push(Cause::invalid(
+                "status.ready",
+                r.to_string(),
+                "cannot set more ready pods than active",
+            ));
+        }
+    }
+    // (AllowForSuccessCriteriaMetInExtendedScope: SuccessCriteriaMet for any Job)
+    if met && failed {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set SuccessCriteriaMet=True and Failed=true conditions",
+        ));
+    }
+    if met && failure_target {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set SuccessCriteriaMet=True and FailureTarget=true conditions",
+        ));
+    }
+    if spec.get("successPolicy").is_some_and(|v| !v.is_null()) && !met && complete {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set Complete=True for Job with SuccessPolicy unless SuccessCriteriaMet=True",
+        ));
+    }
+
+    // ValidateJobStatusUpdate
+    for ty in ["Failed", "Complete", "FailureTarget"] {
+        if is_true(old_st, ty) && !is_true(st, ty) {
+            c.push(invalid_omit_value(
+                conditions(),
+                &format!("cannot disable the terminal {ty}=True condition"),
+            ));
+        }
+    }
+    for f in ["failed", "succeeded"] {
+        // the succeeded counter may go down for an Indexed Job scaled down (completions
+        // and parallelism changed in tandem)
+        if f == "succeeded"
+            && indexed
+            && spec.get("completions").filter(|v| !v.is_null())
+                == spec.get("parallelism").filter(|v| !v.is_null())
+        {
+            continue;
+        }
+        if int(st, f) < int(old_st, f) {
+            c.push(Cause::invalid(
+                format!("status.{f}"),
+                int(st, f).to_string(),
+                format!("cannot decrease the {f} counter"),
+            ));
+        }
+    }
+    if let (Some(t), Some(o)) = (&completion, field(old_st, "completionTime")) {
+        if *t != o {
+            c.push(Cause::invalid(
+                "status.completionTime",
+                time(t),
+                "completionTime cannot be mutated",
+            ));
+        }
+    }
+    if start_changed
+        && field(old_st, "startTime").is_some()
+        && spec.get("suspend") != Some(&json!(true))
+    {
+        c.push(Cause::required(
+            "status.startTime",
+            "startTime cannot be removed for unsuspended job",
+        ));
+    }
+    if old_met && !met {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot disable the SuccessCriteriaMet=True condition",
+        ));
+    }
+    if old_complete && !old_met && met {
+        c.push(invalid_omit_value(
+            conditions(),
+            "cannot set SuccessCriteriaMet=True for Job already has Complete=true conditions",
+        ));
+    }
+    c
+}
+
+/// `validateFailedIndexesNotOverlapCompleted`: the first index both hold, intervals that do
+/// not parse skipped (their format is reported apart).
+fn failed_overlapping_completed(completed: &str, failed: &str, completions: i64) -> Option<i64> {
+    if completed.is_empty() || failed.is_empty() {
+        return None;
+    }
+    let parse = |s: &str| -> Vec<(i64, i64)> {
+        s.split(',')
+            .filter_map(|p| parse_index_interval(p, completions).ok())
+            .collect()
+    };
+    let (c, f) = (parse(completed), parse(failed));
+    let (mut i, mut j) = (0, 0);
+    while i < c.len() && j < f.len() {
+        let ((cx, cy), (fx, fy)) = (c[i], f[j]);
+        if cx <= fy && fx <= cy {
+            return Some(cx.max(fx));
+        }
+        if cx <= fx {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    None
+}
+
 fn cond_true<'a>(job: &'a Job, ty: &str) -> Option<&'a JobCondition> {
     job.status
         .as_ref()?
@@ -739,9 +1387,8 @@ pub struct PolicyMatch {
 /// `matchPodFailurePolicy` (kubernetes `pkg/controller/job/pod_failure_policy.go`): the rules
 /// in order, the first that matches decides; `onExitCodes` over the terminated containers,
 /// then the terminated init containers, exit code 0 never matching; `onPodConditions` over the
-/// pod's conditions by type and status. A `FailIndex` rule acts only with
-/// `backoffLimitPerIndex`, which this controller does not act on: such a rule matches nothing
-/// here (as upstream with the `JobBackoffLimitPerIndex` gate off) and the next rule is tried.
+/// pod's conditions by type and status. A `FailIndex` rule (valid only with
+/// `backoffLimitPerIndex`) counts the failure and fails the pod's index ([`is_index_failed`]).
 pub fn match_pod_failure_policy(policy: Option<&PodFailurePolicy>, pod: &Pod) -> PolicyMatch {
     let mut out = PolicyMatch {
         fail_job: None,
@@ -803,8 +1450,11 @@ pub fn match_pod_failure_policy(policy: Option<&PodFailurePolicy>, pod: &Pod) ->
                 out.action = Some("FailJob");
                 return out;
             }
-            // FailIndex without backoffLimitPerIndex support, or an unknown action: the
-            // switch matches no case and the next rule is tried
+            "FailIndex" => {
+                out.action = Some("FailIndex");
+                return out;
+            }
+            // an unknown action: the switch matches no case and the next rule is tried
             _ => {}
         }
     }
@@ -827,6 +1477,138 @@ fn matching_container<'a>(
         };
         (named && t.exit_code != 0 && hit).then_some((c.name.as_str(), t.exit_code))
     })
+}
+
+/// `managedByExternalController`: the `spec.managedBy` of a Job another controller manages.
+pub fn managed_by_external(job: &Job) -> Option<&str> {
+    job.spec
+        .as_ref()?
+        .managed_by
+        .as_deref()
+        .filter(|m| *m != JOB_CONTROLLER_NAME)
+}
+
+/// `parseIndexFailureCountAnnotation` / `parseIndexFailureIgnoreCountAnnotation`: the pod's
+/// annotation `key` as a count, 0 when absent or not an integer in `[0, MaxInt32]`.
+fn index_failure_annotation(p: &Pod, key: &str) -> i32 {
+    p.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .and_then(|v| v.parse::<i64>().ok())
+        .and_then(|n| i32::try_from(n).ok())
+        .filter(|n| *n >= 0)
+        .unwrap_or(0)
+}
+
+/// `getIndexAbsoluteFailureCount`: the index's failures, counted or ignored, before this pod.
+fn index_absolute_failure_count(p: &Pod) -> i32 {
+    index_failure_annotation(p, INDEX_FAILURE_COUNT_KEY)
+        .saturating_add(index_failure_annotation(p, INDEX_IGNORED_FAILURE_COUNT_KEY))
+}
+
+/// `isIndexFailed`: the pod failed and either a `FailIndex` rule matches it or its failure
+/// counts with the index's failures already at `backoffLimitPerIndex`.
+pub fn is_index_failed(
+    pod: &Pod,
+    only_failed: bool,
+    policy: Option<&PodFailurePolicy>,
+    limit: i32,
+) -> bool {
+    if !is_pod_failed(pod, only_failed) {
+        return false;
+    }
+    let m = match_pod_failure_policy(policy, pod);
+    m.action == Some("FailIndex")
+        || (m.count && index_failure_annotation(pod, INDEX_FAILURE_COUNT_KEY) >= limit)
+}
+
+/// `getNewIndexFailureCounts`: the failure and ignored-failure counts of the pod replacing
+/// `replaced` in its index (0 and 0 for an index's first pod).
+pub fn new_index_failure_counts(
+    policy: Option<&PodFailurePolicy>,
+    replaced: Option<&Pod>,
+) -> (i32, i32) {
+    let Some(p) = replaced else {
+        return (0, 0);
+    };
+    let failures = index_failure_annotation(p, INDEX_FAILURE_COUNT_KEY);
+    let ignored = index_failure_annotation(p, INDEX_IGNORED_FAILURE_COUNT_KEY);
+    if match_pod_failure_policy(policy, p).count {
+        (failures.saturating_add(1), ignored)
+    } else {
+        (failures, ignored.saturating_add(1))
+    }
+}
+
+/// `getPodsWithDelayedDeletionPerIndex`: for each index neither succeeded, failed nor running,
+/// its last failed pod still holding the finalizer (the most failures, then the latest
+/// finish), whose counts its replacement carries on; it keeps the finalizer until then.
+fn delayed_deletions<'a>(
+    pods: &[&'a Pod],
+    only_failed: bool,
+    completions: i64,
+    succeeded: &Indexes,
+    failed: &Indexes,
+    active: &HashSet<i64>,
+) -> HashMap<i64, &'a Pod> {
+    let mut out: HashMap<i64, &'a Pod> = HashMap::new();
+    for pod in pods.iter().copied() {
+        if !has_finalizer(pod) || !is_pod_failed(pod, only_failed) {
+            continue;
+        }
+        let Some(ix) = pod_index(pod).filter(|ix| (0..completions).contains(ix)) else {
+            continue;
+        };
+        if succeeded.contains(ix) || failed.contains(ix) || active.contains(&ix) {
+            continue;
+        }
+        let later = |last: &Pod| {
+            index_absolute_failure_count(last) <= index_absolute_failure_count(pod)
+                && finish_time(pod) >= finish_time(last)
+        };
+        if out.get(&ix).is_none_or(|last| later(last)) {
+            out.insert(ix, pod);
+        }
+    }
+    out
+}
+
+/// `matchSuccessPolicy` (kubernetes `pkg/controller/job/success_policy.go`): the message of
+/// the first rule the succeeded indexes meet, `Matched rules at index N`. A rule with
+/// `succeededIndexes` is met when all of them succeeded, or `succeededCount` of them; one with
+/// only `succeededCount` when that many indexes succeeded. A rule whose indexes do not parse
+/// is skipped.
+pub fn match_success_policy(
+    policy: Option<&SuccessPolicy>,
+    completions: i64,
+    succeeded: &Indexes,
+) -> Option<String> {
+    let policy = policy?;
+    if succeeded.0.is_empty() {
+        return None;
+    }
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let met = if let Some(ix) = &rule.succeeded_indexes {
+            let required = Indexes::parse(ix, completions);
+            if required.0.is_empty() {
+                continue;
+            }
+            // matchSucceededIndexesRule
+            let contains = required.overlap(succeeded);
+            contains == required.count()
+                || rule
+                    .succeeded_count
+                    .is_some_and(|n| contains >= i64::from(n))
+        } else {
+            rule.succeeded_count
+                .is_some_and(|n| succeeded.count() >= i64::from(n))
+        };
+        if met {
+            return Some(format!("Matched rules at index {index}"));
+        }
+    }
+    None
 }
 
 /// `onlyReplaceFailedPods`: `podReplacementPolicy: Failed`, or any `podFailurePolicy`.
@@ -937,6 +1719,43 @@ impl Indexes {
         self.insert_range(ix, ix);
     }
 
+    /// Adds every index of `other` (`orderedIntervals.merge`): one pass over both ordered
+    /// lists, joining intervals that overlap or touch.
+    pub fn merge(&mut self, other: &Indexes) {
+        let (a, b) = (&self.0, &other.0);
+        let mut out: Vec<(i64, i64)> = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            let next = if j >= b.len() || (i < a.len() && a[i].0 <= b[j].0) {
+                i += 1;
+                a[i - 1]
+            } else {
+                j += 1;
+                b[j - 1]
+            };
+            match out.last_mut() {
+                Some(last) if next.0 <= last.1.saturating_add(1) => last.1 = last.1.max(next.1),
+                _ => out.push(next),
+            }
+        }
+        self.0 = out;
+    }
+
+    /// How many indexes the two hold in common (the count of `matchSucceededIndexesRule`).
+    pub fn overlap(&self, other: &Indexes) -> i64 {
+        let (mut i, mut j, mut n) = (0, 0, 0i64);
+        while i < self.0.len() && j < other.0.len() {
+            let (a, b) = (self.0[i], other.0[j]);
+            n += (a.1.min(b.1) - a.0.max(b.0) + 1).max(0);
+            if a.1 <= b.1 {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        n
+    }
+
     /// Whether `ix` is in one of the intervals.
     pub fn contains(&self, ix: i64) -> bool {
         let i = self.0.partition_point(|&(_, hi)| hi < ix);
@@ -976,7 +1795,8 @@ impl Indexes {
 }
 
 impl std::fmt::Display for Indexes {
-    /// `orderedIntervals.String`: `"1,3-5"`.
+    /// `orderedIntervals.String`: `"1,3-5,7,8"` (an interval of two is written as two
+    /// indexes).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (i, &(lo, hi)) in self.0.iter().enumerate() {
             if i > 0 {
@@ -984,6 +1804,8 @@ impl std::fmt::Display for Indexes {
             }
             if lo == hi {
                 write!(f, "{lo}")?;
+            } else if hi == lo + 1 {
+                write!(f, "{lo},{hi}")?;
             } else {
                 write!(f, "{lo}-{hi}")?;
             }
@@ -1081,7 +1903,8 @@ pub fn plan<P: Borrow<Pod>>(job: &Job, pods_in: &[P], now: Timestamp) -> Plan {
 /// that failed or succeeded still deletes its active pods but gets neither its interim
 /// (`FailureTarget`) nor its terminal condition yet (`syncJob`: `if deleted != active ||
 /// !satisfiedExpectations { finishedCondition = nil }`), nor `SuccessCriteriaMet` while a pod
-/// is active.
+/// is active. A Job another controller manages ([`managed_by_external`]) gets nothing but its
+/// TTL.
 pub fn plan_managed<P: Borrow<Pod>>(
     job: &Job,
     pods_in: &[P],
@@ -1089,8 +1912,12 @@ pub fn plan_managed<P: Borrow<Pod>>(
     manage: bool,
 ) -> Plan {
     let mut p = Plan::default();
+    if managed_by_external(job).is_some() {
+        // syncJob skips it; the TTL-after-finished controller does not look at managedBy
+        ttl_after_finished(job, false, now, &mut p);
+        return p;
+    }
     let ns = kinds::namespace(&job.metadata).to_string();
-    let name = kinds::name(&job.metadata).to_string();
     let uid = kinds::uid(&job.metadata);
     let pods: Vec<&Pod> = pods_in
         .iter()
@@ -1134,15 +1961,15 @@ pub fn plan_managed<P: Borrow<Pod>>(
         _ => Indexes::default(),
     };
     let by_uid: HashMap<&str, &Pod> = pods.iter().map(|x| (kinds::uid(&x.metadata), *x)).collect();
+    let c = completions.unwrap_or(0);
+    // an Indexed Job's pod's index within [0, completions)
+    let valid_ix = |x: &Pod| pod_index(x).filter(|ix| indexed && (0..c).contains(ix));
     // uncounted pods whose finalizer is gone (or that are gone) are counted now
     unc_s.retain(|u| match by_uid.get(u.as_str()) {
         Some(pod) if has_finalizer(pod) => true,
         other => {
             succeeded += 1;
-            if let Some(ix) = other
-                .and_then(|x| pod_index(x))
-                .filter(|ix| indexed && completions.is_some_and(|c| (0..c).contains(ix)))
-            {
+            if let Some(ix) = other.and_then(|x| valid_ix(x)) {
                 completed_ix.insert(ix);
             }
             false
@@ -1155,10 +1982,60 @@ pub fn plan_managed<P: Borrow<Pod>>(
             false
         }
     });
+    // calculateSucceededIndexes: the counted indexes and those of succeeded pods not counted
+    let mut tot_succeeded_ix = completed_ix.clone();
+    for pod in pods.iter().filter(|x| kinds::pod_phase(x) == "Succeeded") {
+        if let Some(ix) = valid_ix(pod).filter(|_| has_finalizer(pod)) {
+            tot_succeeded_ix.insert(ix);
+        }
+    }
+    let active: Vec<&Pod> = pods
+        .iter()
+        .copied()
+        .filter(|x| x.metadata.deletion_timestamp.is_none())
+        .filter(|x| !matches!(kinds::pod_phase(x), "Succeeded" | "Failed"))
+        .collect();
+    // the indexes of the active pods (getIndexes(activePods)): not waiting for a replacement
+    // (getPodsWithDelayedDeletionPerIndex) nor pending (firstPendingIndexes)
+    let running: HashSet<i64> = active.iter().filter_map(|x| pod_index(x)).collect();
+    // backoffLimitPerIndex (an Indexed Job's): calculateFailedIndexes, and the failed pods
+    // whose finalizer waits for their index's replacement (getPodsWithDelayedDeletionPerIndex)
+    let per_index_limit = spec.backoff_limit_per_index.filter(|_| indexed);
+    let mut failed_ix = Indexes::default();
+    let mut delayed: HashMap<i64, &Pod> = HashMap::new();
+    if let Some(limit) = per_index_limit {
+        failed_ix = Indexes::parse(status.failed_indexes.as_deref().unwrap_or(""), c);
+        for pod in pods.iter().filter(|x| has_finalizer(x)) {
+            if let Some(ix) = valid_ix(pod) {
+                if is_index_failed(pod, only_failed, policy, limit) {
+                    failed_ix.insert(ix);
+                }
+            }
+        }
+        delayed = delayed_deletions(
+            &pods,
+            only_failed,
+            c,
+            &tot_succeeded_ix,
+            &failed_ix,
+            &running,
+        );
+    }
+    let is_delayed = |pod: &Pod| {
+        pod_index(pod)
+            .and_then(|ix| delayed.get(&ix))
+            .is_some_and(|d| kinds::uid(&d.metadata) == kinds::uid(&pod.metadata))
+    };
     let mut fin_removals = vec![];
     // pods with the finalizer neither succeeded nor failed: counted as failed, and their
     // finalizer removed, once the Job is failing (trackJobStatusAndRemoveFinalizers)
     let mut unfinished: Vec<&Pod> = vec![];
+    // failed pods keeping the finalizer until their index's replacement exists
+    // (canRemoveFinalizer), unless the Job finishes first
+    let mut held: Vec<&Pod> = vec![];
+    // of those, the ones counted as failed already (syncJob's `nonIgnoredFailedPodsCount` of
+    // the new failed pods, held or not): only their finalizer's removal waits
+    let mut held_failed = 0i64;
     for pod in &pods {
         if !has_finalizer(pod) {
             continue;
@@ -1171,6 +2048,13 @@ pub fn plan_managed<P: Borrow<Pod>>(
             }
             fin_removals.push(remove_fin(pod));
         } else if is_pod_failed(pod, only_failed) {
+            if is_delayed(pod) {
+                if !known && match_pod_failure_policy(policy, pod).count {
+                    held_failed += 1;
+                }
+                held.push(pod);
+                continue;
+            }
             // a failure an Ignore rule matches is not counted, its finalizer still goes
             if !known && match_pod_failure_policy(policy, pod).count {
                 unc_f.push(pu);
@@ -1180,27 +2064,13 @@ pub fn plan_managed<P: Borrow<Pod>>(
             unfinished.push(pod);
         }
     }
-    let mut tot_succeeded_ix = completed_ix.clone();
-    for ix in unc_s
-        .iter()
-        .filter_map(|u| by_uid.get(u.as_str()).and_then(|x| pod_index(x)))
-        .filter(|ix| indexed && completions.is_some_and(|c| (0..c).contains(ix)))
-    {
-        tot_succeeded_ix.insert(ix);
-    }
     let tot_succeeded = if indexed {
         tot_succeeded_ix.count()
     } else {
         succeeded + unc_s.len() as i64
     };
-    let tot_failed = failed + unc_f.len() as i64;
+    let tot_failed = failed + unc_f.len() as i64 + held_failed;
 
-    let active: Vec<&Pod> = pods
-        .iter()
-        .copied()
-        .filter(|x| x.metadata.deletion_timestamp.is_none())
-        .filter(|x| !matches!(kinds::pod_phase(x), "Succeeded" | "Failed"))
-        .collect();
     let terminating_n = pods.iter().filter(|x| is_terminating(x)).count() as i64;
     let mut deletes: Vec<&Pod> = vec![];
     let mut creates: Vec<Pod> = vec![];
@@ -1213,15 +2083,16 @@ pub fn plan_managed<P: Borrow<Pod>>(
             c.message.clone().unwrap_or_default(),
         )
     };
-    let mut interim = cond_true(job, "FailureTarget")
+    // (syncJob looks at SuccessCriteriaMet before FailureTarget)
+    let mut interim = cond_true(job, "SuccessCriteriaMet")
         .map(|c| {
             let (r, m) = text(c);
-            ("Failed", r, m)
+            ("Complete", r, m)
         })
         .or_else(|| {
-            cond_true(job, "SuccessCriteriaMet").map(|c| {
+            cond_true(job, "FailureTarget").map(|c| {
                 let (r, m) = text(c);
-                ("Complete", r, m)
+                ("Failed", r, m)
             })
         });
     let start = status.start_time.as_ref().map(|t| t.0);
@@ -1236,7 +2107,7 @@ pub fn plan_managed<P: Borrow<Pod>>(
         // the finished condition (syncJob), suspended or not: a FailureTarget or
         // SuccessCriteriaMet already there, a failed pod a FailJob rule matches
         // (getFailJobMessage), the backoff limit, the deadline (pastActiveDeadline: not while
-        // suspended)
+        // suspended), then for an Indexed Job its failed indexes and its success policy
         let mut new_target: Option<(String, String)> = None;
         if interim.is_none() {
             if let Some(message) = pods
@@ -1301,8 +2172,27 @@ pub fn plan_managed<P: Borrow<Pod>>(
                 p.requeue_after = Some(left);
             }
         }
+        if interim.is_none() && new_target.is_none() && per_index_limit.is_some() {
+            let n = failed_ix.count();
+            if spec.max_failed_indexes.is_some_and(|m| n > i64::from(m)) {
+                new_target = Some((
+                    "MaxFailedIndexesExceeded".into(),
+                    "Job has exceeded the specified maximal number of failed indexes".into(),
+                ));
+            } else if n > 0 && n + tot_succeeded_ix.count() >= c {
+                new_target = Some(("FailedIndexes".into(), "Job has failed indexes".into()));
+            }
+        }
         if let Some((reason, message)) = &new_target {
             interim = Some(("Failed", reason.clone(), message.clone()));
+        }
+        // an Indexed Job meeting its success policy (matchSuccessPolicy)
+        let mut success_met: Option<String> = None;
+        if interim.is_none() && indexed {
+            success_met = match_success_policy(spec.success_policy.as_ref(), c, &tot_succeeded_ix);
+        }
+        if let Some(message) = &success_met {
+            interim = Some(("Complete", "SuccessPolicy".into(), message.clone()));
         }
         if interim.is_some() {
             // failing or succeeded: nothing may keep running (deleteActivePods)
@@ -1315,6 +2205,11 @@ pub fn plan_managed<P: Borrow<Pod>>(
                 interim = None;
             } else if let Some((reason, message)) = &new_target {
                 set_condition(&mut conds, condition("FailureTarget", reason, message, now));
+            } else if let Some(message) = &success_met {
+                set_condition(
+                    &mut conds,
+                    condition("SuccessCriteriaMet", "SuccessPolicy", message, now),
+                );
             }
         } else if suspend {
             // suspended: no pods, the Suspended condition
@@ -1361,8 +2256,12 @@ pub fn plan_managed<P: Borrow<Pod>>(
                 .filter_map(|x| finish_time(x))
                 .filter(|t| last_success.is_none_or(|l| *t > l))
                 .collect();
-            let remaining =
-                backoff_remaining(failures.len() as u32, failures.iter().max().copied(), now);
+            // (each index has its own back-off with backoffLimitPerIndex)
+            let remaining = if per_index_limit.is_some() {
+                Duration::ZERO
+            } else {
+                backoff_remaining(failures.len() as u32, failures.iter().max().copied(), now)
+            };
             // with only failed pods replaced, terminating ones are not replaced yet
             let replacing = if only_failed { terminating_n } else { 0 };
             if !manage {
@@ -1380,15 +2279,58 @@ pub fn plan_managed<P: Borrow<Pod>>(
                             .map_or(remaining, |r: Duration| r.min(remaining)),
                     );
                 } else if indexed {
-                    let running: HashSet<i64> =
-                        active.iter().filter_map(|x| pod_index(x)).collect();
+                    // firstPendingIndexes: not succeeded, failed, running, nor (with only
+                    // failed pods replaced) terminating
+                    let mut running = running;
+                    if only_failed {
+                        running.extend(
+                            pods.iter()
+                                .filter(|x| is_terminating(x))
+                                .filter_map(|x| pod_index(x)),
+                        );
+                    }
+                    let mut not_pending = tot_succeeded_ix.clone();
+                    not_pending.merge(&failed_ix);
                     let need = want_active - replacing - active.len() as i64;
                     let need = usize::try_from(need)
                         .unwrap_or(0)
                         .min(MAX_POD_CREATE_DELETE_PER_SYNC);
-                    let c = completions.unwrap_or(0);
-                    for ix in tot_succeeded_ix.first_pending(c, need, &running) {
-                        creates.push(new_pod(job, Some(ix)));
+                    let mut indexes = not_pending.first_pending(c, need, &running);
+                    if per_index_limit.is_some() {
+                        // getPodCreationInfoForIndependentIndexes: the indexes past their
+                        // back-off (getRemainingTimePerIndex), else the shortest wait
+                        let wait = |ix: &i64| {
+                            delayed.get(ix).map_or(Duration::ZERO, |last| {
+                                let n = index_absolute_failure_count(last).saturating_add(1);
+                                backoff_remaining(n.unsigned_abs(), finish_time(last), now)
+                            })
+                        };
+                        let min_wait = indexes.iter().map(wait).min().unwrap_or_default();
+                        indexes.retain(|ix| wait(ix).is_zero());
+                        if indexes.is_empty() && !min_wait.is_zero() {
+                            p.requeue_after =
+                                Some(p.requeue_after.map_or(min_wait, |r| r.min(min_wait)));
+                        }
+                    }
+                    for ix in indexes {
+                        let mut pod = new_pod(job, Some(ix));
+                        if per_index_limit.is_some() {
+                            // addIndexFailureCountAnnotation
+                            let (failures, ignored) =
+                                new_index_failure_counts(policy, delayed.get(&ix).copied());
+                            let a = pod
+                                .metadata
+                                .annotations
+                                .get_or_insert_with(Default::default);
+                            a.insert(INDEX_FAILURE_COUNT_KEY.into(), failures.to_string());
+                            if ignored > 0 {
+                                a.insert(
+                                    INDEX_IGNORED_FAILURE_COUNT_KEY.into(),
+                                    ignored.to_string(),
+                                );
+                            }
+                        }
+                        creates.push(pod);
                     }
                 } else {
                     let need = want_active - replacing - active.len() as i64;
@@ -1434,6 +2376,15 @@ pub fn plan_managed<P: Borrow<Pod>>(
             }
             fin_removals.push(remove_fin(pod));
         }
+        // the failed pods held for their index's replacement: counted (unless an Ignore rule
+        // matches) and released, whatever the Job's end
+        for pod in held {
+            let pu = kinds::uid(&pod.metadata).to_string();
+            if !unc_f.contains(&pu) && match_pod_failure_policy(policy, pod).count {
+                unc_f.push(pu);
+            }
+            fin_removals.push(remove_fin(pod));
+        }
     }
     let mut deleted_uids: HashSet<&str> = HashSet::new();
     deletes.retain(|x| deleted_uids.insert(kinds::uid(&x.metadata)));
@@ -1454,9 +2405,12 @@ pub fn plan_managed<P: Borrow<Pod>>(
                     status.completion_time = Some(kinds::meta_time(now));
                     events.push(("Normal", "Completed", "Job completed".into()));
                 } else {
+                    // recordJobFinished: the condition's reason
                     let r: &'static str = match reason.as_str() {
                         "DeadlineExceeded" => "DeadlineExceeded",
                         "PodFailurePolicy" => "PodFailurePolicy",
+                        "FailedIndexes" => "FailedIndexes",
+                        "MaxFailedIndexesExceeded" => "MaxFailedIndexesExceeded",
                         _ => "BackoffLimitExceeded",
                     };
                     events.push(("Warning", r, message.clone()));
@@ -1466,7 +2420,11 @@ pub fn plan_managed<P: Borrow<Pod>>(
         }
     }
     // status: counts of zero are left out (omitempty), ready and terminating always written
-    let ready = active.iter().filter(|x| kinds::pod_ready(x)).count() as i64;
+    // (less the ready pods deleted now: `*jobCtx.ready -= deletedReady`, as `active`)
+    let ready = active
+        .iter()
+        .filter(|x| kinds::pod_ready(x) && !deleted_uids.contains(kinds::uid(&x.metadata)))
+        .count() as i64;
     let count = |n: i64| (n > 0).then(|| i32::try_from(n).unwrap_or(i32::MAX));
     status.active = count(still_active.max(0));
     status.succeeded = count(if indexed {
@@ -1484,6 +2442,8 @@ pub fn plan_managed<P: Borrow<Pod>>(
     if indexed {
         let f = completed_ix.to_string();
         status.completed_indexes = (!f.is_empty()).then_some(f);
+        // with backoffLimitPerIndex always written, "" while no index failed
+        status.failed_indexes = per_index_limit.map(|_| failed_ix.to_string());
     }
     status.conditions = (!conds.is_empty()).then_some(conds);
     if status != old_status {
@@ -1529,36 +2489,42 @@ pub fn plan_managed<P: Borrow<Pod>>(
             message,
         });
     }
-    // TTL after finished (pkg/controller/ttlafterfinished: timeLeft, then a foreground delete)
-    if let Some(ttl) = spec.ttl_seconds_after_finished {
-        let finished_at = if became_finished {
-            Some(now)
+    ttl_after_finished(job, became_finished, now, &mut p);
+    p
+}
+
+/// TTL after finished (pkg/controller/ttlafterfinished: `timeLeft`, then a foreground delete
+/// of the Job); `became_finished`: this plan gives the Job its terminal condition now.
+fn ttl_after_finished(job: &Job, became_finished: bool, now: Timestamp, p: &mut Plan) {
+    let Some(ttl) = job.spec.as_ref().and_then(|s| s.ttl_seconds_after_finished) else {
+        return;
+    };
+    let finished_at = if became_finished {
+        Some(now)
+    } else {
+        ["Complete", "Failed"]
+            .iter()
+            .find_map(|t| cond_true(job, t))
+            .and_then(|c| c.last_transition_time.as_ref().map(|t| t.0))
+    };
+    // a finish time so late that the sum overflows never expires
+    if let Some(expire) = finished_at.and_then(|at| {
+        at.checked_add(jiff::SignedDuration::from_secs(i64::from(ttl)))
+            .ok()
+    }) {
+        if now >= expire && !became_finished {
+            p.actions.push(Action::Delete {
+                r: jobs_r(),
+                ns: kinds::namespace(&job.metadata).to_string(),
+                name: kinds::name(&job.metadata).to_string(),
+                propagation: Some("Foreground"),
+                uid: Some(kinds::uid(&job.metadata).to_string()),
+            });
         } else {
-            ["Complete", "Failed"]
-                .iter()
-                .find_map(|t| cond_true(job, t))
-                .and_then(|c| c.last_transition_time.as_ref().map(|t| t.0))
-        };
-        // a finish time so late that the sum overflows never expires
-        if let Some(expire) = finished_at.and_then(|at| {
-            at.checked_add(jiff::SignedDuration::from_secs(i64::from(ttl)))
-                .ok()
-        }) {
-            if now >= expire && !became_finished {
-                p.actions.push(Action::Delete {
-                    r: jobs_r(),
-                    ns: ns.clone(),
-                    name: name.clone(),
-                    propagation: Some("Foreground"),
-                    uid: Some(uid.to_string()),
-                });
-            } else {
-                let left = Duration::try_from(expire.duration_since(now)).unwrap_or_default();
-                p.requeue_after = Some(left.max(Duration::from_millis(100)));
-            }
+            let left = Duration::try_from(expire.duration_since(now)).unwrap_or_default();
+            p.requeue_after = Some(left.max(Duration::from_millis(100)));
         }
     }
-    p
 }
 
 /// The queue key of an orphan pod whose tracking finalizer is to go (`enqueueOrphanPod` /
@@ -1697,6 +2663,13 @@ impl JobController {
                 .jobs
                 .get_named(ns, &r.name)
                 .filter(|j| kinds::uid(&j.metadata) == r.uid);
+            if live
+                .as_ref()
+                .is_some_and(|j| managed_by_external(j).is_some())
+            {
+                // its finalizers are its own controller's to remove
+                return Ok(());
+            }
             if live.is_some_and(|j| !is_finished(&j)) {
                 // adopted meanwhile
                 return Ok(());
@@ -1822,6 +2795,14 @@ impl queue::Controller for JobController {
             self.release_pods(objects, key).await?;
             return Ok(None);
         };
+        if let Some(by) = managed_by_external(&job) {
+            // syncJob: "Skip syncing the job as it is managed by an external controller"; its
+            // pods are not claimed; only its TTL applies
+            tracing::debug!(job = %key, managed_by = by, "managed by an external controller");
+            let plan = plan_managed(&job, &[] as &[Pod], Timestamp::now(), false);
+            queue::apply(objects, self.name(), plan.actions).await?;
+            return Ok(plan.requeue_after);
+        }
         if self
             .written
             .stale(key, kinds::resource_version(&job.metadata))
@@ -2166,6 +3147,45 @@ mod tests {
             j
         }
 
+        /// The status subresource validates the Job's status transitions (the Job status
+        /// strategy): a bad one is refused with 422 naming the field, a good one is stored.
+        #[tokio::test]
+        async fn the_status_subresource_validates_the_status() {
+            let f = Fixture::new().await;
+            let created = f
+                .objects
+                .create(
+                    jobs_r(),
+                    "default",
+                    job_body(json!({"completions": 2})),
+                    &User::Admin,
+                    false,
+                )
+                .await
+                .unwrap();
+            let mut bad = created.clone();
+            bad["status"] = json!({"failedIndexes": "0"});
+            let e = f
+                .objects
+                .update(jobs_r(), "default", "pi", bad, Some("status"), false)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, 422);
+            assert!(
+                e.message.ends_with("status.failedIndexes: Invalid value: \"0\": cannot set non-null failedIndexes when backoffLimitPerIndex is null"),
+                "{}",
+                e.message
+            );
+            let mut good = created;
+            good["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "active": 1});
+            let stored = f
+                .objects
+                .update(jobs_r(), "default", "pi", good, Some("status"), false)
+                .await
+                .unwrap();
+            assert_eq!(stored["status"]["active"], 1);
+        }
+
         /// A sync reads the Job and its pods from the caches (no list from storage), and the
         /// pods it created, until the pod cache shows them, keep a second sync from creating
         /// again; their arrival in the cache syncs the Job.
@@ -2463,7 +3483,8 @@ mod tests {
         #[test]
         fn the_trimmed_pod_keeps_what_a_plan_reads() {
             let mut p = pod("a", "Failed", true, "2026-01-01T00:00:10Z");
-            p["metadata"]["annotations"] = json!({INDEX_KEY: "3", "other": "x"});
+            p["metadata"]["annotations"] = json!({INDEX_KEY: "3", "other": "x",
+                INDEX_FAILURE_COUNT_KEY: "2", INDEX_IGNORED_FAILURE_COUNT_KEY: "1"});
             p["status"]["containerStatuses"][0]["restartCount"] = json!(2);
             p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] = json!(42);
             p["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = json!("m");
@@ -2486,7 +3507,12 @@ mod tests {
             let term = cs.state.as_ref().unwrap().terminated.as_ref().unwrap();
             assert_eq!(term.exit_code, 42);
             assert!(term.message.is_none() && cs.image.is_empty());
-            assert_eq!(trimmed.metadata.annotations.as_ref().unwrap().len(), 1);
+            assert_eq!(trimmed.metadata.annotations.as_ref().unwrap().len(), 3);
+            assert_eq!(
+                index_failure_annotation(&trimmed, INDEX_FAILURE_COUNT_KEY),
+                2
+            );
+            assert_eq!(index_absolute_failure_count(&trimmed), 3);
             assert!(has_finalizer(&trimmed));
             let init = &trimmed.status.as_ref().unwrap().init_container_statuses;
             let init = &init.as_ref().unwrap()[0];
@@ -2499,6 +3525,7 @@ mod tests {
             let now = t("2026-01-01T00:00:12Z");
             for spec in [
                 json!({"completions": 1, "backoffLimit": 3}),
+                json!({"completionMode": "Indexed", "completions": 4, "backoffLimitPerIndex": 2}),
                 json!({"completions": 1, "podFailurePolicy": {"rules": [
                     {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [7]}}]}}),
             ] {
@@ -2533,7 +3560,8 @@ mod tests {
         assert!(ix.contains(8) && !ix.contains(6) && !ix.contains(10));
         // parseIndexesFromString: a first index at or past completions ends the parse, a last
         // one is clamped, corrupted intervals are skipped
-        assert_eq!(Indexes::parse("1,x,3-99,200", 5).to_string(), "1,3-4");
+        assert_eq!(Indexes::parse("1,x,3-99,200", 5).to_string(), "1,3,4");
+        assert_eq!(Indexes::parse("1,x,2-99,200", 5).to_string(), "1-4");
         assert_eq!(Indexes::parse("5,1", 5).to_string(), "");
         // a huge interval costs one entry, not one per index
         let huge = Indexes::parse("0-9223372036854775806", i64::from(i32::MAX));
@@ -2677,33 +3705,6 @@ mod tests {
         assert_eq!(texts, ["spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"x\"}: `selector` does not match template `labels`"]);
     }
 
-    #[test]
-    fn unsupported_fields_are_named() {
-        let j = job(json!({"successPolicy": {"rules": []}}));
-        assert_eq!(
-            unsupported_warnings(&j["spec"], "spec"),
-            ["spec.successPolicy is not supported by this server's Job controller and is ignored"]
-        );
-        assert!(unsupported_warnings(&job(json!({}))["spec"], "spec").is_empty());
-        // podFailurePolicy is acted on; only a FailIndex rule is named
-        let j = job(json!({"podFailurePolicy": {"rules": [
-            {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [1]}}]}}));
-        assert!(unsupported_warnings(&j["spec"], "spec").is_empty());
-        let j = job(
-            json!({"completionMode": "Indexed", "completions": 2, "backoffLimitPerIndex": 1,
-            "podFailurePolicy": {"rules": [
-                {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [1]}},
-                {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [2]}}]}}),
-        );
-        assert_eq!(
-            unsupported_warnings(&j["spec"], "spec"),
-            [
-                "spec.backoffLimitPerIndex is not supported by this server's Job controller and is ignored",
-                "spec.podFailurePolicy.rules[1].action: FailIndex needs backoffLimitPerIndex, which this server's Job controller ignores: the rule matches no pod"
-            ]
-        );
-    }
-
     /// A failed pod with the tracking finalizer, its containers and init containers
     /// terminated with the exit codes given, and its conditions.
     fn failed_pod(name: &str, exits: &[(&str, i32)], init: &[(&str, i32)], conds: Value) -> Value {
@@ -2743,7 +3744,7 @@ mod tests {
 
     /// `matchPodFailurePolicy` as pod_failure_policy_test.go: rules in order, the first match
     /// decides; `In`/`NotIn`, `containerName`, init containers, exit code 0 never matching,
-    /// `onPodConditions`; `FailIndex` (no `backoffLimitPerIndex` here) matches nothing.
+    /// `onPodConditions`; `FailIndex` counts the failure.
     #[test]
     fn pod_failure_policy_rules_match_as_upstream() {
         let none = PolicyMatch {
@@ -2802,18 +3803,31 @@ mod tests {
             matched(fail_cond, &disrupted).fail_job.as_deref(),
             Some("Pod default/a has condition DisruptionTarget matching FailJob rule at index 0")
         );
-        // rules in order: the first matching one decides; FailIndex is passed over
+        // rules in order: the first matching one decides
         let ordered = json!([
             {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [42]}},
             {"action": "Count", "onExitCodes": {"operator": "In", "values": [42]}},
             {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]);
         assert_eq!(
-            matched(ordered, &exit(42)),
+            matched(ordered.clone(), &exit(42)),
             PolicyMatch {
                 fail_job: None,
                 count: true,
-                action: Some("Count"),
+                action: Some("FailIndex"),
             }
+        );
+        let fail_index_cond = json!([{"action": "FailIndex", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]);
+        assert_eq!(
+            matched(fail_index_cond, &disrupted).action,
+            Some("FailIndex")
+        );
+        assert_eq!(
+            matched(
+                Value::from(ordered.as_array().unwrap()[1..].to_vec()),
+                &exit(42)
+            )
+            .action,
+            Some("Count")
         );
         // no policy: counted
         let p: Pod = typed(&exit(42));
@@ -3302,6 +4316,711 @@ mod tests {
             "JOB_COMPLETION_INDEX"
         );
         assert_eq!(Indexes::parse("0,1,2,5,7-9", 10).to_string(), "0-2,5,7-9");
+    }
+
+    /// An Indexed Job's pod of index `ix` with the tracking finalizer, finished at `finished`
+    /// when not empty, with the index failure-count annotation `failures` when given.
+    fn ix_pod(name: &str, ix: i64, phase: &str, finished: &str, failures: Option<i32>) -> Value {
+        let mut p = pod(name, phase, true, finished);
+        p["metadata"]["annotations"] = json!({INDEX_KEY: ix.to_string()});
+        if let Some(n) = failures {
+            p["metadata"]["annotations"][INDEX_FAILURE_COUNT_KEY] = json!(n.to_string());
+        }
+        p
+    }
+
+    fn per_index_job(spec: Value) -> Value {
+        let mut j = job(spec);
+        j["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "uncountedTerminatedPods": {}});
+        j
+    }
+
+    fn finalizer_removed(p: &Plan, pod: &str) -> bool {
+        p.actions.iter().any(|a| {
+            matches!(a, Action::Patch { name, patch, .. }
+                if name == pod && patch["metadata"]["finalizers"] == json!([]))
+        })
+    }
+
+    fn deleted(p: &Plan) -> Vec<String> {
+        p.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Delete { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `orderedIntervals.String` writes an interval of two as two indexes; `merge` and the
+    /// overlap count of `matchSucceededIndexesRule`.
+    #[test]
+    fn indexes_print_merge_and_overlap_as_upstream() {
+        assert_eq!(Indexes::parse("0,1,3-5,7,8", 10).to_string(), "0,1,3-5,7,8");
+        assert_eq!(Indexes::parse("0-1", 10).to_string(), "0,1");
+        let mut a = Indexes::parse("0,4-6", 10);
+        a.merge(&Indexes::parse("1,7,9", 10));
+        assert_eq!(a.to_string(), "0,1,4-7,9");
+        let merged = |x: &str, y: &str| {
+            let mut a = Indexes::parse(x, 20);
+            a.merge(&Indexes::parse(y, 20));
+            a.to_string()
+        };
+        assert_eq!(merged("", "3-5"), "3-5");
+        assert_eq!(merged("3-5", ""), "3-5");
+        assert_eq!(merged("0-2,10-12", "2-10"), "0-12");
+        assert_eq!(merged("5-9", "0,2,4,11,19"), "0,2,4-9,11,19");
+        assert_eq!(merged("0,19", "1-18"), "0-19");
+        assert_eq!(
+            Indexes::parse("0-9", 10).overlap(&Indexes::parse("1,3-4,8", 10)),
+            4
+        );
+        assert_eq!(
+            Indexes::parse("2-3", 10).overlap(&Indexes::parse("0,5", 10)),
+            0
+        );
+    }
+
+    /// `matchSuccessPolicy` as success_policy_test.go.
+    #[test]
+    fn success_policy_matches_as_upstream() {
+        let policy = |rules: Value| -> SuccessPolicy { typed(&json!({"rules": rules})) };
+        let m = |rules: Value, succeeded: &str| {
+            match_success_policy(Some(&policy(rules)), 10, &Indexes::parse(succeeded, 10))
+        };
+        let at0 = Some("Matched rules at index 0".to_string());
+        // succeededIndexes all succeeded
+        assert_eq!(m(json!([{"succeededIndexes": "0-2"}]), "0-3"), at0);
+        assert_eq!(m(json!([{"succeededIndexes": "0-2"}]), "0,1"), None);
+        // succeededCount of them
+        assert_eq!(
+            m(
+                json!([{"succeededIndexes": "0-3", "succeededCount": 2}]),
+                "1,3"
+            ),
+            at0
+        );
+        assert_eq!(
+            m(
+                json!([{"succeededIndexes": "0-3", "succeededCount": 2}]),
+                "3-5"
+            ),
+            None
+        );
+        // succeededCount alone
+        assert_eq!(m(json!([{"succeededCount": 2}]), "5,9"), at0);
+        assert_eq!(m(json!([{"succeededCount": 3}]), "5,9"), None);
+        // the first rule met decides; a rule whose indexes do not parse is skipped
+        assert_eq!(
+            m(
+                json!([{"succeededIndexes": "x"}, {"succeededIndexes": "7"}, {"succeededCount": 1}]),
+                "7"
+            ),
+            Some("Matched rules at index 1".to_string())
+        );
+        // nothing succeeded, or no policy
+        assert_eq!(m(json!([{"succeededCount": 0}]), ""), None);
+        assert_eq!(
+            match_success_policy(None, 10, &Indexes::parse("0-9", 10)),
+            None
+        );
+    }
+
+    /// `backoffLimitPerIndex` 1: the index's first failure keeps its pod's finalizer until the
+    /// replacement (`job-index-failure-count: 1`) exists, then it is counted; the
+    /// replacement's failure fails the index (`failedIndexes`), which is not run again; once
+    /// the other index succeeds the Job fails with `FailedIndexes`.
+    #[test]
+    fn backoff_limit_per_index_fails_indexes_then_the_job() {
+        let mut j = per_index_job(json!({"completionMode": "Indexed", "completions": 2,
+            "parallelism": 2, "backoffLimitPerIndex": 1}));
+        assert_eq!(j["spec"]["backoffLimit"], i32::MAX);
+        let failed0 = ix_pod("a", 0, "Failed", "2026-01-01T00:00:10Z", Some(0));
+        let running1 = ix_pod("b", 1, "Running", "", Some(0));
+        let now = t("2026-01-01T00:01:00Z");
+        let p = plan(&j, &[failed0.clone(), running1.clone()], now);
+        let c = creates(&p);
+        assert_eq!(c.len(), 1, "{:?}", p.actions);
+        assert_eq!(c[0]["metadata"]["annotations"][INDEX_KEY], "0");
+        assert_eq!(
+            c[0]["metadata"]["annotations"][INDEX_FAILURE_COUNT_KEY],
+            "1"
+        );
+        assert!(c[0]["metadata"]["annotations"]
+            .get(INDEX_IGNORED_FAILURE_COUNT_KEY)
+            .is_none());
+        assert!(!finalizer_removed(&p, "a"), "held for the replacement");
+        let st = status(&p).unwrap();
+        assert_eq!(st["failedIndexes"], "");
+        assert!(
+            st["uncountedTerminatedPods"].get("failed").is_none(),
+            "{st}"
+        );
+        j["status"] = st;
+
+        // the replacement exists: the failed pod is counted and released
+        let replacement = ix_pod("c", 0, "Running", "", Some(1));
+        let p = plan(
+            &j,
+            &[failed0.clone(), running1.clone(), replacement.clone()],
+            now,
+        );
+        assert!(finalizer_removed(&p, "a"));
+        assert!(creates(&p).is_empty());
+        let st = status(&p).unwrap();
+        assert_eq!(st["uncountedTerminatedPods"]["failed"], json!(["uid-a"]));
+        j["status"] = st;
+        j["status"]["uncountedTerminatedPods"] = json!({});
+        j["status"]["failed"] = json!(1);
+
+        // the replacement fails at the limit: index 0 failed, not replaced
+        let mut gone_a = failed0.clone();
+        gone_a["metadata"]["finalizers"] = json!([]);
+        let failed_again = ix_pod("c", 0, "Failed", "2026-01-01T00:00:50Z", Some(1));
+        let p = plan(
+            &j,
+            &[gone_a.clone(), running1.clone(), failed_again.clone()],
+            now,
+        );
+        assert!(creates(&p).is_empty(), "{:?}", p.actions);
+        assert!(finalizer_removed(&p, "c"));
+        let st = status(&p).unwrap();
+        assert_eq!(st["failedIndexes"], "0");
+        assert!(condition_of(&st, "FailureTarget").is_none(), "{st}");
+        j["status"] = st;
+        j["status"]["uncountedTerminatedPods"] = json!({});
+        j["status"]["failed"] = json!(2);
+
+        // index 1 succeeds: every index succeeded or failed → FailedIndexes
+        let mut gone_c = failed_again.clone();
+        gone_c["metadata"]["finalizers"] = json!([]);
+        let done1 = ix_pod("b", 1, "Succeeded", "2026-01-01T00:00:55Z", Some(0));
+        let p = plan(&j, &[gone_a, gone_c.clone(), done1.clone()], now);
+        let st = status(&p).unwrap();
+        let ft = condition_of(&st, "FailureTarget").unwrap();
+        assert_eq!(ft["reason"], "FailedIndexes");
+        assert_eq!(ft["message"], "Job has failed indexes");
+        assert_eq!(st["failedIndexes"], "0");
+    }
+
+    /// `maxFailedIndexes`: past it the Job fails with `MaxFailedIndexesExceeded` and its
+    /// running pods are deleted; a `FailIndex` rule fails an index at its first failure; an
+    /// `Ignore`d failure goes to the replacement's ignored-failure count.
+    #[test]
+    fn max_failed_indexes_and_fail_index_rules() {
+        let rules = json!([
+            {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [42]}},
+            {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]);
+        let j = per_index_job(json!({"completionMode": "Indexed", "completions": 4,
+            "parallelism": 2, "backoffLimitPerIndex": 5, "maxFailedIndexes": 0,
+            "podFailurePolicy": {"rules": rules}}));
+        assert!(
+            validate_job(&j, None).is_empty(),
+            "{:?}",
+            validate_job(&j, None)
+        );
+        let now = t("2026-01-01T00:01:00Z");
+        // exit 3, ignored: the replacement carries failure 0, ignored 1
+        let ignored = failed_pod("a", &[("c", 3)], &[], json!([]));
+        let mut ignored = ignored;
+        ignored["metadata"]["annotations"] = json!({INDEX_KEY: "0", INDEX_FAILURE_COUNT_KEY: "0"});
+        let running1 = ix_pod("b", 1, "Running", "", Some(0));
+        let p = plan(&j, &[ignored.clone(), running1.clone()], now);
+        let c = creates(&p);
+        assert_eq!(c.len(), 1, "{:?}", p.actions);
+        assert_eq!(
+            c[0]["metadata"]["annotations"][INDEX_FAILURE_COUNT_KEY],
+            "0"
+        );
+        assert_eq!(
+            c[0]["metadata"]["annotations"][INDEX_IGNORED_FAILURE_COUNT_KEY],
+            "1"
+        );
+        assert_eq!(status(&p).unwrap()["failedIndexes"], "");
+        // exit 42 on index 1: failed at once, over maxFailedIndexes 0: the Job fails and
+        // the running pod of index 0 is deleted
+        let mut failed1 = failed_pod("b", &[("c", 42)], &[], json!([]));
+        failed1["metadata"]["annotations"] = json!({INDEX_KEY: "1", INDEX_FAILURE_COUNT_KEY: "0"});
+        let running0 = ix_pod("d", 0, "Running", "", Some(0));
+        let p = plan(&j, &[failed1, running0], now);
+        assert!(creates(&p).is_empty());
+        assert_eq!(deleted(&p), ["d"]);
+        let st = status(&p).unwrap();
+        assert_eq!(st["failedIndexes"], "1");
+        let ft = condition_of(&st, "FailureTarget").unwrap();
+        assert_eq!(ft["reason"], "MaxFailedIndexesExceeded");
+        assert_eq!(
+            ft["message"],
+            "Job has exceeded the specified maximal number of failed indexes"
+        );
+        assert_eq!(
+            st["uncountedTerminatedPods"]["failed"],
+            json!(["uid-b", "uid-d"])
+        );
+    }
+
+    /// Each index has its own back-off (`getRemainingTimePerIndex`): the failures so far, plus
+    /// one, from the last failed pod's finish; the Job's global back-off does not apply.
+    #[test]
+    fn indexes_back_off_on_their_own() {
+        let j = per_index_job(json!({"completionMode": "Indexed", "completions": 2,
+            "parallelism": 2, "backoffLimitPerIndex": 3}));
+        // index 0 failed twice before (10 s × 2² = 40 s), index 1 never
+        let failed0 = ix_pod("a", 0, "Failed", "2026-01-01T00:00:10Z", Some(2));
+        let p = plan(
+            &j,
+            std::slice::from_ref(&failed0),
+            t("2026-01-01T00:00:20Z"),
+        );
+        let c = creates(&p);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0]["metadata"]["annotations"][INDEX_KEY], "1");
+        assert_eq!(
+            c[0]["metadata"]["annotations"][INDEX_FAILURE_COUNT_KEY],
+            "0"
+        );
+        // only index 0 left: it waits the rest of its 40 s
+        let running1 = ix_pod("b", 1, "Running", "", Some(0));
+        let p = plan(
+            &j,
+            &[failed0.clone(), running1.clone()],
+            t("2026-01-01T00:00:20Z"),
+        );
+        assert!(creates(&p).is_empty());
+        assert_eq!(p.requeue_after, Some(Duration::from_secs(30)));
+        let p = plan(&j, &[failed0, running1], t("2026-01-01T00:00:50Z"));
+        let c = creates(&p);
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            c[0]["metadata"]["annotations"][INDEX_FAILURE_COUNT_KEY],
+            "3"
+        );
+    }
+
+    /// Indexes back off on their own: one whose back-off is over is created while another
+    /// still waits (`getPodCreationInfoForIndependentIndexes` returns the ready ones and no
+    /// wait); once none is ready, the shortest wait is the requeue.
+    #[test]
+    fn ready_indexes_are_created_while_others_wait() {
+        let j = per_index_job(json!({"completionMode": "Indexed", "completions": 3,
+            "parallelism": 3, "backoffLimitPerIndex": 3}));
+        // index 0 failed once (10 s), index 1 three times (10 s × 2² = 40 s), index 2 runs
+        let failed0 = ix_pod("a", 0, "Failed", "2026-01-01T00:00:10Z", Some(0));
+        let failed1 = ix_pod("b", 1, "Failed", "2026-01-01T00:00:10Z", Some(2));
+        let running2 = ix_pod("c", 2, "Running", "", Some(0));
+        let pods = [failed0, failed1, running2];
+        let p = plan(&j, &pods, t("2026-01-01T00:00:25Z"));
+        let c = creates(&p);
+        assert_eq!(c.len(), 1, "{:?}", p.actions);
+        assert_eq!(c[0]["metadata"]["annotations"][INDEX_KEY], "0");
+        assert_eq!(
+            c[0]["metadata"]["annotations"][INDEX_FAILURE_COUNT_KEY],
+            "1"
+        );
+        assert_eq!(p.requeue_after, None);
+        // earlier, neither is ready: the shortest wait (index 0's 5 s)
+        let p = plan(&j, &pods, t("2026-01-01T00:00:15Z"));
+        assert!(creates(&p).is_empty(), "{:?}", p.actions);
+        assert_eq!(p.requeue_after, Some(Duration::from_secs(5)));
+        // later, both are
+        let p = plan(&j, &pods, t("2026-01-01T00:00:50Z"));
+        let ixs: Vec<Value> = creates(&p)
+            .iter()
+            .map(|c| c["metadata"]["annotations"][INDEX_KEY].clone())
+            .collect();
+        assert_eq!(ixs, [json!("0"), json!("1")]);
+    }
+
+    /// A failed pod whose finalizer waits for its index's replacement is a failure already
+    /// (syncJob's `nonIgnoredFailedPodsCount(newFailedPods)`): with `backoffLimit` 0 it fails
+    /// the Job, and is released, rather than being replaced.
+    #[test]
+    fn a_held_failure_counts_toward_the_backoff_limit() {
+        let j = per_index_job(json!({"completionMode": "Indexed", "completions": 2,
+            "parallelism": 2, "backoffLimit": 0, "backoffLimitPerIndex": 1}));
+        assert!(validate_job(&j, None).is_empty());
+        let failed0 = ix_pod("a", 0, "Failed", "2026-01-01T00:00:10Z", Some(0));
+        let mut running1 = ix_pod("b", 1, "Running", "", Some(0));
+        running1["status"]["conditions"] = json!([{"type": "Ready", "status": "True"}]);
+        let p = plan(&j, &[failed0, running1], t("2026-01-01T00:01:00Z"));
+        assert!(creates(&p).is_empty(), "{:?}", p.actions);
+        assert_eq!(deleted(&p), ["b"]);
+        assert!(finalizer_removed(&p, "a"));
+        let st = status(&p).unwrap();
+        let ft = condition_of(&st, "FailureTarget").expect("FailureTarget");
+        assert_eq!(ft["reason"], "BackoffLimitExceeded");
+        assert_eq!(
+            st["uncountedTerminatedPods"]["failed"],
+            json!(["uid-b", "uid-a"])
+        );
+        // the deleted ready pod is neither active nor ready (`ready -= deletedReady`): the
+        // status passes the status strategy
+        assert_eq!((st.get("active"), &st["ready"]), (None, &json!(0)));
+        let mut written = j.clone();
+        written["status"] = st;
+        assert_eq!(validate_job_status_update(&written, &j), vec![]);
+    }
+
+    /// syncJob looks at an existing `SuccessCriteriaMet` before an existing `FailureTarget`:
+    /// with both, the Job completes.
+    #[test]
+    fn success_criteria_met_wins_over_failure_target() {
+        let mut j = job(json!({"completions": 1}));
+        j["status"] = json!({"startTime": "2026-01-01T00:00:00Z", "uncountedTerminatedPods": {},
+            "succeeded": 1, "conditions": [
+                {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
+                    "message": "Job has reached the specified backoff limit"},
+                {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+                    "message": "Reached expected number of succeeded pods"}]});
+        assert_eq!(
+            conditions_of(&plan(&j, &[], t("2026-01-01T00:00:20Z")), &j),
+            [
+                "FailureTarget=True",
+                "SuccessCriteriaMet=True",
+                "Complete=True"
+            ]
+        );
+    }
+
+    /// A `successPolicy` met: `SuccessCriteriaMet` (reason `SuccessPolicy`), the remaining
+    /// pods deleted and released without counting as failures, then `Complete` with the same
+    /// reason and message.
+    #[test]
+    fn success_policy_completes_the_job_early() {
+        let mut j = per_index_job(json!({"completionMode": "Indexed", "completions": 3,
+            "parallelism": 3, "successPolicy": {"rules": [{"succeededIndexes": "0"}]}}));
+        assert!(
+            validate_job(&j, None).is_empty(),
+            "{:?}",
+            validate_job(&j, None)
+        );
+        let now = t("2026-01-01T00:01:00Z");
+        let done0 = ix_pod("a", 0, "Succeeded", "2026-01-01T00:00:30Z", None);
+        let r1 = ix_pod("b", 1, "Running", "", None);
+        let r2 = ix_pod("c", 2, "Running", "", None);
+        let p = plan(&j, &[done0.clone(), r1.clone(), r2.clone()], now);
+        assert_eq!(deleted(&p), ["b", "c"]);
+        assert!(creates(&p).is_empty());
+        let st = status(&p).unwrap();
+        let met = condition_of(&st, "SuccessCriteriaMet").unwrap();
+        assert_eq!(met["reason"], "SuccessPolicy");
+        assert_eq!(met["message"], "Matched rules at index 0");
+        assert!(condition_of(&st, "Complete").is_none());
+        assert!(
+            st["uncountedTerminatedPods"].get("failed").is_none(),
+            "{st}"
+        );
+        assert!(finalizer_removed(&p, "b") && finalizer_removed(&p, "c"));
+        // once the pods are gone and counted: Complete
+        j["status"] = st;
+        j["status"]["uncountedTerminatedPods"] = json!({});
+        j["status"]["completedIndexes"] = json!("0");
+        j["status"]["succeeded"] = json!(1);
+        let mut gone0 = done0;
+        gone0["metadata"]["finalizers"] = json!([]);
+        let p = plan(&j, &[gone0], now);
+        let st = status(&p).unwrap();
+        let complete = condition_of(&st, "Complete").unwrap();
+        assert_eq!(complete["reason"], "SuccessPolicy");
+        assert_eq!(complete["message"], "Matched rules at index 0");
+        assert!(st["completionTime"].is_string());
+        assert!(st.get("failed").is_none());
+    }
+
+    /// `spec.managedBy` naming another controller: the Job and its pods are left alone
+    /// (`managedByExternalController`), only its TTL applies; the built-in name is synced.
+    #[test]
+    fn a_job_managed_elsewhere_is_left_alone() {
+        let mut j =
+            job(json!({"managedBy": "example.com/other", "parallelism": 2, "completions": 2}));
+        let failed = pod("a", "Failed", true, "2026-01-01T00:00:10Z");
+        let p = plan(&j, std::slice::from_ref(&failed), t("2026-01-01T00:01:00Z"));
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        j["spec"]["ttlSecondsAfterFinished"] = json!(0);
+        j["status"] = json!({"conditions": [{"type": "Complete", "status": "True",
+            "lastTransitionTime": "2026-01-01T00:00:30Z"}]});
+        let p = plan(&j, std::slice::from_ref(&failed), t("2026-01-01T00:01:00Z"));
+        assert_eq!(deleted(&p), ["pi"]);
+        let j = job(json!({"managedBy": JOB_CONTROLLER_NAME, "parallelism": 2, "completions": 2}));
+        assert_eq!(creates(&plan(&j, &[], t("2026-01-01T00:01:00Z"))).len(), 2);
+    }
+
+    /// `validateJobSpec`'s `backoffLimitPerIndex`, `maxFailedIndexes`, `managedBy` and
+    /// `successPolicy` checks and `ValidateJobSpecUpdate`'s immutable fields, with upstream's
+    /// paths and texts.
+    #[test]
+    fn per_index_success_policy_and_managed_by_are_validated_as_upstream() {
+        let ix = |extra: Value| {
+            let mut spec = json!({"completionMode": "Indexed", "completions": 5, "parallelism": 2});
+            spec.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            texts(spec)
+        };
+        assert!(ix(json!({"backoffLimitPerIndex": 1, "maxFailedIndexes": 5,
+            "successPolicy": {"rules": [{"succeededIndexes": "0,2-4", "succeededCount": 4}]},
+            "managedBy": "example.com/custom-controller"}))
+        .is_empty());
+        assert_eq!(
+            texts(json!({"backoffLimitPerIndex": 1, "maxFailedIndexes": 1})),
+            [
+                "spec.backoffLimitPerIndex: Invalid value: 1: requires indexed completion mode",
+                "spec.maxFailedIndexes: Invalid value: 1: requires indexed completion mode",
+            ]
+        );
+        assert_eq!(
+            ix(json!({"backoffLimitPerIndex": -1, "maxFailedIndexes": 6})),
+            [
+                "spec.backoffLimitPerIndex: Invalid value: -1: must be greater than or equal to 0",
+                "spec.maxFailedIndexes: Invalid value: 6: must be less than or equal to completions",
+            ]
+        );
+        assert_eq!(
+            ix(json!({"maxFailedIndexes": 1})),
+            ["spec.backoffLimitPerIndex: Required value: when maxFailedIndexes is specified"]
+        );
+        let mut high = json!({"completionMode": "Indexed", "completions": 200_000,
+            "parallelism": 20_000, "backoffLimitPerIndex": 1});
+        assert_eq!(
+            texts(high.clone()),
+            [
+                "spec.maxFailedIndexes: Required value: must be specified when completions is above 100000",
+                "spec.parallelism: Invalid value: 20000: must be less than or equal to 10000 when completions are above 100000 and used with backoff limit per index",
+            ]
+        );
+        high["parallelism"] = json!(1);
+        high["maxFailedIndexes"] = json!(100_001);
+        assert_eq!(
+            texts(high),
+            [
+                "spec.maxFailedIndexes: Invalid value: 100001: must be less than or equal to 100000",
+                "spec.maxFailedIndexes: Invalid value: 100001: must be less than or equal to 10000 when completions are above 100000 and used with backoff limit per index",
+            ]
+        );
+        // managedBy
+        assert_eq!(
+            texts(json!({"managedBy": "no-slash"})),
+            ["spec.managedBy: Invalid value: \"no-slash\": must be a domain-prefixed path (such as \"acme.io/foo\")"]
+        );
+        assert_eq!(
+            texts(json!({"managedBy": "Example.com/a b"})),
+            [
+                format!("spec.managedBy: Invalid value: \"Example.com\": {}", crate::admission::DNS1123_SUBDOMAIN_MSG),
+                "spec.managedBy: Invalid value: \"a b\": Invalid path (regex used for validation is '[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+')".to_string(),
+            ]
+        );
+        let long = format!("example.com/{}", "a".repeat(60));
+        assert_eq!(
+            texts(json!({"managedBy": long})),
+            ["spec.managedBy: Too long: may not be more than 63 bytes"]
+        );
+        // successPolicy
+        let sp = |rules: Value| ix(json!({"successPolicy": {"rules": rules}}));
+        assert_eq!(
+            texts(json!({"successPolicy": {"rules": [{"succeededCount": 1}]}})),
+            ["spec.successPolicy: Invalid value: {\"rules\":[{\"succeededCount\":1}]}: requires indexed completion mode"]
+        );
+        assert_eq!(
+            sp(json!([])),
+            ["spec.successPolicy.rules: Required value: at least one rules must be specified when the successPolicy is specified"]
+        );
+        assert_eq!(
+            sp(json!([{}, {"succeededIndexes": "0-1-2"}, {"succeededIndexes": "3,1"},
+                {"succeededIndexes": "2-9"}, {"succeededIndexes": "x"}, {"succeededIndexes": "2-2"},
+                {"succeededCount": 6}, {"succeededIndexes": "1,3", "succeededCount": 3},
+                {"succeededCount": -1}])),
+            [
+                "spec.successPolicy.rules[0]: Required value: at least one of succeededCount or succeededIndexes must be specified",
+                "spec.successPolicy.rules[1].succeededIndexes: Invalid value: \"0-1-2\": error parsing succeededIndexes: the fragment \"0-1-2\" violates the requirement that an index interval can have at most two parts separated by '-'",
+                "spec.successPolicy.rules[2].succeededIndexes: Invalid value: \"3,1\": error parsing succeededIndexes: non-increasing order, previous: 3, current: 1",
+                "spec.successPolicy.rules[3].succeededIndexes: Invalid value: \"2-9\": error parsing succeededIndexes: too large index: \"9\"",
+                "spec.successPolicy.rules[4].succeededIndexes: Invalid value: \"x\": error parsing succeededIndexes: cannot convert string to integer for index: \"x\"",
+                "spec.successPolicy.rules[5].succeededIndexes: Invalid value: \"2-2\": error parsing succeededIndexes: non-increasing order, previous: 2, current: 2",
+                "spec.successPolicy.rules[6].succeededCount: Invalid value: 6: must be less than or equal to 5 (the number of specified completions)",
+                "spec.successPolicy.rules[7].succeededCount: Invalid value: 3: must be less than or equal to 2 (the number of indexes in the specified succeededIndexes field)",
+                "spec.successPolicy.rules[8].succeededCount: Invalid value: -1: must be greater than or equal to 0",
+            ]
+        );
+        let rule = json!({"succeededCount": 1});
+        assert_eq!(
+            sp(json!(vec![rule; 21])),
+            ["spec.successPolicy.rules: Too many: 21: must have at most 20 items"]
+        );
+        // immutable on update
+        let old = job(
+            json!({"completionMode": "Indexed", "completions": 5, "parallelism": 2,
+            "backoffLimitPerIndex": 1}),
+        );
+        let mut new = old.clone();
+        new["spec"]["backoffLimitPerIndex"] = json!(2);
+        new["spec"]["managedBy"] = json!("example.com/x");
+        new["spec"]["successPolicy"] = json!({"rules": [{"succeededCount": 1}]});
+        let t: Vec<String> = validate_job(&new, Some(&old))
+            .iter()
+            .map(Cause::text)
+            .collect();
+        assert_eq!(
+            t,
+            [
+                "spec.backoffLimitPerIndex: Invalid value: 2: field is immutable",
+                "spec.managedBy: Invalid value: \"example.com/x\": field is immutable",
+                "spec.successPolicy: Invalid value: {\"rules\":[{\"succeededCount\":1}]}: field is immutable",
+            ]
+        );
+        // a removed field is shown as `field.Invalid` prints a nil value
+        let mut managed = old.clone();
+        managed["spec"]["managedBy"] = json!("example.com/x");
+        let t: Vec<String> = validate_job(&old, Some(&managed))
+            .iter()
+            .map(Cause::text)
+            .collect();
+        assert_eq!(
+            t,
+            ["spec.managedBy: Invalid value: \"null\": field is immutable"]
+        );
+    }
+
+    /// `ValidateJobStatusUpdate` with the options of the status strategy (`JobManagedBy` on):
+    /// each rule, and a rule on fields left unchanged not applied.
+    #[test]
+    fn the_status_is_validated_as_upstream() {
+        let check = |spec: Value, old: Value, new: Value| -> Vec<String> {
+            let mut o = job(spec);
+            o["status"] = old;
+            let mut n = o.clone();
+            n["status"] = new;
+            validate_job_status_update(&n, &o)
+                .iter()
+                .map(Cause::text)
+                .collect()
+        };
+        let cond = |ty: &str| json!({"type": ty, "status": "True"});
+        let start = "2026-01-01T00:00:10Z";
+        let per_index = json!({"completionMode": "Indexed", "completions": 4, "parallelism": 2,
+            "backoffLimitPerIndex": 1});
+        // the Job controller's own writes pass
+        assert!(check(
+            json!({}),
+            json!({}),
+            json!({"startTime": start, "active": 1, "ready": 1,
+            "terminating": 0, "uncountedTerminatedPods": {}})
+        )
+        .is_empty());
+        assert!(check(
+            json!({}),
+            json!({"startTime": start, "succeeded": 1}),
+            json!({"startTime": start, "succeeded": 1, "conditions": [cond("SuccessCriteriaMet"),
+                cond("Complete")], "completionTime": "2026-01-01T00:00:20Z"})
+        )
+        .is_empty());
+        // failedIndexes
+        assert_eq!(
+            check(json!({"completions": 4}), json!({}), json!({"failedIndexes": "1"})),
+            ["status.failedIndexes: Invalid value: \"1\": cannot set non-null failedIndexes when backoffLimitPerIndex is null"]
+        );
+        assert_eq!(
+            check(per_index.clone(), json!({}), json!({"failedIndexes": "3,1"})),
+            ["status.failedIndexes: Invalid value: \"3,1\": error parsing failedIndexes: non-increasing order, previous: 3, current: 1"]
+        );
+        assert_eq!(
+            check(per_index.clone(), json!({}),
+                json!({"completedIndexes": "0-2", "failedIndexes": "2,3"})),
+            ["status.failedIndexes: Invalid value: \"2,3\": failedIndexes and completedIndexes overlap at index: 2"]
+        );
+        assert_eq!(
+            check(json!({"completions": 4}), json!({}), json!({"completedIndexes": "1"})),
+            ["status.completedIndexes: Invalid value: \"1\": cannot set non-empty completedIndexes when non-indexed completion mode"]
+        );
+        // Failed needs FailureTarget, Complete SuccessCriteriaMet and a completion time
+        assert_eq!(
+            check(json!({}), json!({"startTime": start}),
+                json!({"startTime": start, "conditions": [cond("Failed")]})),
+            ["status.conditions: Invalid value: cannot set Failed=True condition without the FailureTarget=true condition"]
+        );
+        assert_eq!(
+            check(json!({}), json!({"startTime": start}),
+                json!({"startTime": start, "conditions": [cond("Complete")]})),
+            [
+                "status.completionTime: Required value: completionTime is required for Complete jobs",
+                "status.conditions: Invalid value: cannot set Complete=True condition without the SuccessCriteriaMet=true condition",
+            ]
+        );
+        // finished: no active, ready over active, start time, uncounted pods, terminating
+        assert_eq!(
+            check(json!({}), json!({"active": 2, "ready": 1}),
+                json!({"active": 1, "ready": 2, "terminating": 1,
+                    "uncountedTerminatedPods": {"failed": ["a"]},
+                    "conditions": [cond("FailureTarget"), cond("Failed")]})),
+            [
+                "status.active: Invalid value: 1: active>0 is invalid for finished job",
+                "status.startTime: Required value: startTime is required for finished job",
+                "status.uncountedTerminatedPods: Invalid value: batch.UncountedTerminatedPods{Succeeded:[]types.UID(nil), Failed:[]types.UID{\"a\"}}: uncountedTerminatedPods needs to be empty for finished job",
+                "status.terminating: Invalid value: 1: terminating>0 is invalid for finished job",
+                "status.ready: Invalid value: 2: cannot set more ready pods than active",
+            ]
+        );
+        // ... except for a suspended Job of no completions, which finishes without starting
+        assert!(check(
+            json!({"completions": 0, "suspend": true}),
+            json!({}),
+            json!({"conditions": [cond("SuccessCriteriaMet"), cond("Complete")],
+                "completionTime": start})
+        )
+        .is_empty());
+        // SuccessCriteriaMet with FailureTarget; Complete with FailureTarget
+        assert_eq!(
+            check(json!({}), json!({}),
+                json!({"conditions": [cond("FailureTarget"), cond("SuccessCriteriaMet")]})),
+            ["status.conditions: Invalid value: cannot set SuccessCriteriaMet=True and FailureTarget=true conditions"]
+        );
+        // counters, terminal conditions, completion and start times
+        assert_eq!(
+            check(json!({}),
+                json!({"startTime": start, "failed": 2, "succeeded": 1, "completionTime": start,
+                    "conditions": [cond("SuccessCriteriaMet"), cond("Complete")]}),
+                json!({"startTime": "2026-01-01T00:00:11Z", "failed": 1, "succeeded": 0,
+                    "completionTime": "2026-01-01T00:00:05Z",
+                    "conditions": [cond("SuccessCriteriaMet")]})),
+            [
+                "status.completionTime: Invalid value: 2026-01-01 00:00:05 +0000 UTC: cannot set completionTime when there is no Complete=True condition",
+                "status.completionTime: Invalid value: 2026-01-01 00:00:05 +0000 UTC: completionTime cannot be set before startTime",
+                "status.conditions: Invalid value: cannot disable the terminal Complete=True condition",
+                "status.failed: Invalid value: 1: cannot decrease the failed counter",
+                "status.succeeded: Invalid value: 0: cannot decrease the succeeded counter",
+                "status.completionTime: Invalid value: 2026-01-01 00:00:05 +0000 UTC: completionTime cannot be mutated",
+                "status.startTime: Required value: startTime cannot be removed for unsuspended job",
+            ]
+        );
+        // an Indexed Job scaled down (completions = parallelism) may count fewer successes
+        let elastic = json!({"completionMode": "Indexed", "completions": 2, "parallelism": 2});
+        assert!(check(elastic, json!({"succeeded": 3}), json!({"succeeded": 2})).is_empty());
+        // a rule on fields this update leaves alone is not applied: a Failed Job without
+        // FailureTarget (written before the rule) may still be updated otherwise
+        let legacy = json!({"startTime": start, "failed": 1, "conditions": [cond("Failed")]});
+        let mut more = legacy.clone();
+        more["failed"] = json!(2);
+        assert!(check(json!({}), legacy, more).is_empty());
+    }
+
+    /// The registry generates a Job's selector on create only (`PrepareForCreate`): an update
+    /// that drops it is refused, not regenerated.
+    #[test]
+    fn the_selector_is_generated_on_create_only() {
+        let old = job(json!({}));
+        let mut new = old.clone();
+        new["spec"].as_object_mut().unwrap().remove("selector");
+        generate_selector(&mut new, false);
+        assert!(new["spec"].get("selector").is_none());
+        let t: Vec<String> = validate_job(&new, Some(&old))
+            .iter()
+            .map(Cause::text)
+            .collect();
+        assert!(
+            t.contains(&"spec.selector: Required value".to_string()),
+            "{t:?}"
+        );
+        generate_selector(&mut new, true);
+        assert_eq!(new["spec"]["selector"], old["spec"]["selector"]);
     }
 
     #[test]

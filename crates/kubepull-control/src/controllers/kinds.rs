@@ -165,8 +165,10 @@ pub fn decode<K: Kind>(bytes: &[u8], revision: u64) -> serde_json::Result<Cached
 ///   `status.phase`, `status.conditions` (Ready for ReplicaSets and Endpoints,
 ///   `DisruptionTarget` for Jobs);
 /// - scheduler: `spec.nodeName`, `spec.nodeSelector`;
-/// - Job: the completion-index annotation (`batch.kubernetes.io/job-completion-index`, the
-///   only annotation kept), and per container and init container status its name,
+/// - Job: the completion-index annotation (`batch.kubernetes.io/job-completion-index`) and
+///   the index failure counts (`batch.kubernetes.io/job-index-failure-count`,
+///   `job-index-ignored-failure-count`: `backoffLimitPerIndex`), the only annotations kept,
+///   and per container and init container status its name,
 ///   `restartCount` (`OnFailure` back-off) and terminated state's `exitCode` (the
 ///   `podFailurePolicy`'s `onExitCodes`) and `finishedAt` (the failure back-off);
 /// - Endpoints and EndpointSlices: `spec.hostname`, `spec.subdomain`, the containers that
@@ -209,8 +211,15 @@ pub fn trim_pod(p: Pod) -> Pod {
     }
     let m = p.metadata;
     let annotations = m.annotations.and_then(|mut a| {
-        let ix = a.remove(super::job::INDEX_KEY)?;
-        Some([(super::job::INDEX_KEY.to_string(), ix)].into())
+        let kept: std::collections::BTreeMap<String, String> = [
+            super::job::INDEX_KEY,
+            super::job::INDEX_FAILURE_COUNT_KEY,
+            super::job::INDEX_IGNORED_FAILURE_COUNT_KEY,
+        ]
+        .into_iter()
+        .filter_map(|k| a.remove_entry(k))
+        .collect();
+        (!kept.is_empty()).then_some(kept)
     });
     Pod {
         metadata: ObjectMeta {
