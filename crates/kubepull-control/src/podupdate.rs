@@ -371,10 +371,12 @@ fn same_spec(a: &core::PodSpec, b: &core::PodSpec) -> bool {
         drop_empty(&mut spec);
         Some(spec)
     }
-    match (go_form(a), go_form(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => semantic_eq(a, b),
-    }
+    // equal as written is equal in Go too; the round trip is for the specs that differ
+    semantic_eq(a, b)
+        || match (go_form(a), go_form(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        }
 }
 
 pub(crate) fn semantic_eq<T: serde::Serialize + ?Sized>(a: &T, b: &T) -> bool {

@@ -1172,8 +1172,30 @@ async fn resource_request(
             let pod = state.objects.get(r, &ns, &name).await?;
             // admitted as CREATE pods/binding of a Binding; the updates below carry it out
             crate::webhooks::admit_binding(&state.objects, &ns, &name, &node).await?;
+            // BindingREST.Create: the Binding names the pod of the URL; its UID and
+            // resourceVersion, when set, are preconditions on the pod; its annotations are
+            // added to the pod's
+            if body
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty() && n != name)
+            {
+                return Err(ApiError::bad_request(
+                    "name in URL does not match name in Binding object".into(),
+                ));
+            }
             let mut p = pod.clone();
             p["spec"]["nodeName"] = json!(node);
+            for f in ["uid", "resourceVersion", "annotations"] {
+                match body.pointer(&format!("/metadata/{f}")) {
+                    Some(v) if !v.is_null() && v != "" => p["metadata"][f] = v.clone(),
+                    _ => {
+                        if let Some(m) = p["metadata"].as_object_mut() {
+                            m.remove(f);
+                        }
+                    }
+                }
+            }
             // the binding's write of spec.nodeName, which a plain update may not change: it
             // checks the pod as stored can be bound (assigned, gated, deleted: 409 on
             // pods/binding)

@@ -571,6 +571,10 @@ impl queue::Controller for EndpointsController {
             // gone, or terminating (held by a finalizer): the deletion this controller asked
             // for is seen, as the cache's `shows_alive` counts it
             if change.deleted || meta.deletion_timestamp.is_some() {
+                // first seen already terminating: its creation is seen too
+                if change.old.is_none() {
+                    self.expect.creation_observed(&key, kinds::uid(meta));
+                }
                 self.expect.deletion_observed(&key, kinds::uid(meta));
                 return vec![key];
             }
@@ -650,10 +654,13 @@ impl queue::Controller for EndpointsController {
             None => vec![],
         };
         let ep = self.endpoints.get_named(ns, name);
+        // dropEndpointSlicesPendingDeletion: a slice being deleted is neither reused nor
+        // deleted again
         let slices: Vec<EndpointSlice> = self
             .slices
             .by_index(index::SERVICE_NAME, key)
             .into_iter()
+            .filter(|s| s.metadata.deletion_timestamp.is_none())
             .map(Arc::unwrap_or_clone)
             .collect();
         // a Service without a selector manages its own Endpoints
@@ -819,6 +826,17 @@ mod tests {
             .collect();
         assert_eq!(keys, ["default/web"]);
         assert!(c.expect.satisfied("default/web"));
+        // the slice being deleted is not reused: the Service gets a new one beside it
+        env.no_lists(c.sync(&env.objects, "default/web"))
+            .await
+            .unwrap();
+        let slices = env.stored::<EndpointSlice>().await;
+        assert_eq!(slices.len(), 2, "{slices:?}");
+        let fresh = slices
+            .iter()
+            .find(|s| s["metadata"]["name"] != name.as_str())
+            .unwrap();
+        assert_eq!(fresh["endpoints"][0]["addresses"][0], "10.0.0.1");
     }
 
     /// A sync reads the Service, its pods, Endpoints and slices from the caches (nothing

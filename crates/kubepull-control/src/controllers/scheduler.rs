@@ -293,6 +293,10 @@ impl queue::Controller for Scheduler {
                 let about = reference(&p);
                 let mut np = p;
                 np.spec.get_or_insert_with(Default::default).node_name = Some(node.clone());
+                // the scheduler's Binding carries the pod's UID only (schedule_one.go `bind`):
+                // no resourceVersion precondition, no annotations
+                np.metadata.resource_version = None;
+                np.metadata.annotations = None;
                 let np = queue::Object::from(np)
                     .to_value()
                     .map_err(|e| ApiError::internal(format!("encoding the pod: {e}")))?;
