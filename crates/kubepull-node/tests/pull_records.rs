@@ -291,7 +291,7 @@ async fn stored_blobs_of_another_repository_are_not_reused() {
     for layer in &img.layers {
         let d = Digest::sha256_of(layer);
         let link = reg
-            .data_dir()
+            .storage()
             .join("docker/registry/v2/repositories/other/app/_layers/sha256")
             .join(d.hex());
         std::fs::remove_dir_all(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));

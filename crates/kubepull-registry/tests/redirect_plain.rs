@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use kubepull_core::reference::parse_normalized_named;
 use kubepull_registry::error::PolicyViolation;
-use kubepull_registry::testkit::registry::{write_htpasswd, OCI_MANIFEST};
+use kubepull_registry::testkit::registry::OCI_MANIFEST;
 use kubepull_registry::testkit::{
-    push, HttpResponse, HttpServer, RegistryAuth, RegistryConfig, RegistryProcess, TestCa,
+    basic_authorization, push, HttpResponse, HttpServer, RegistryAuth, RegistryConfig, RegistryProcess, TestCa,
     TestImage, TokenServer, TokenServerConfig,
 };
 use kubepull_registry::{
@@ -61,22 +61,18 @@ async fn blob_redirect_to_another_origin_never_carries_authorization() {
     let seen = Arc::new(Mutex::new(vec![]));
     let blobs = blob_server(storage.path().to_path_buf(), seen.clone()).await;
     let ca = TestCa::new();
-    let work = tempfile::tempdir().unwrap();
-    let htpasswd = work.path().join("htpasswd");
-    write_htpasswd(&htpasswd, "alice", PASS).unwrap();
     let reg = RegistryProcess::start(RegistryConfig {
         tls: Some(ca.server_cert(&["127.0.0.1"])),
-        auth: RegistryAuth::Htpasswd { path: htpasswd },
+        auth: RegistryAuth::Htpasswd {
+            users: vec![("alice".into(), PASS.into())],
+        },
         storage: Some(storage.path().to_path_buf()),
         redirect_base_url: Some(blobs.base_url()),
         client_ca_pem: None,
     })
     .unwrap();
     let img = TestImage::new("amd64", 9);
-    let basic = format!(
-        "Basic {}",
-        base64_encode(format!("alice:{PASS}").as_bytes())
-    );
+    let basic = basic_authorization("alice", PASS);
     push(
         &reg.base_url(),
         Some(ca.cert_pem()),
@@ -120,11 +116,6 @@ async fn blob_redirect_to_another_origin_never_carries_authorization() {
         seen.iter().all(|(_, auth)| !auth),
         "Authorization reached the redirect target: {seen:?}"
     );
-}
-
-fn base64_encode(b: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,11 +176,11 @@ async fn plain_http_registry_is_anonymous_only() {
 
     // a plain-HTTP registry that asks for Basic: the credential is refused, not sent
     let work = tempfile::tempdir().unwrap();
-    let htpasswd = work.path().join("htpasswd");
-    write_htpasswd(&htpasswd, "alice", PASS).unwrap();
     let basic_reg = RegistryProcess::start(RegistryConfig {
         tls: None,
-        auth: RegistryAuth::Htpasswd { path: htpasswd },
+        auth: RegistryAuth::Htpasswd {
+            users: vec![("alice".into(), PASS.into())],
+        },
         storage: Some(open.storage().to_path_buf()),
         redirect_base_url: None,
         client_ca_pem: None,

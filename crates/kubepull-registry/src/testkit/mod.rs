@@ -18,6 +18,8 @@ pub mod tls;
 pub mod token;
 
 pub use http::{HttpRequest, HttpResponse, HttpServer};
-pub use registry::{push, RegistryAuth, RegistryConfig, RegistryProcess, TestImage};
+pub use registry::{
+    basic_authorization, push, push_with, RegistryAuth, RegistryConfig, RegistryProcess, TestImage,
+};
 pub use tls::{CertifiedKey, TestCa};
 pub use token::{Anonymous, KeyHeader, TokenField, TokenRequest, TokenServer, TokenServerConfig};
