@@ -204,16 +204,76 @@ async fn real_registry_basic_auth_pull_with_pull_secret() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
     // nothing listening: connect error
-    let closed = parse_normalized_named(&format!("127.0.0.1:{}/team/app:v1", free_port().unwrap()))
-        .unwrap();
+    let closed =
+        parse_normalized_named(&format!("127.0.0.1:{}/team/app:v1", free_port().unwrap())).unwrap();
     let cfg = ClientConfig {
         max_retries: 0,
         ..ClientConfig::default()
     };
-    let e = Client::https(&TlsConfig::private_ca(ca.cert_pem().as_bytes().to_vec()), cfg)
-        .unwrap()
-        .resolve_image(&closed, &[], &Platform::parse("linux/amd64").unwrap())
-        .await
-        .unwrap_err();
+    let e = Client::https(
+        &TlsConfig::private_ca(ca.cert_pem().as_bytes().to_vec()),
+        cfg,
+    )
+    .unwrap()
+    .resolve_image(&closed, &[], &Platform::parse("linux/amd64").unwrap())
+    .await
+    .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connect, "{e}");
+}
+
+/// The launcher: every htpasswd user is accepted, the access log counts blob `GET`s, and a
+/// restarted registry listens on the same port with the same content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launcher_users_access_log_and_restart() {
+    let ca = TestCa::new();
+    let mut reg = RegistryProcess::start(RegistryConfig {
+        tls: Some(ca.server_cert(&["127.0.0.1"])),
+        auth: RegistryAuth::Htpasswd {
+            users: vec![
+                (USER.into(), PASS.into()),
+                ("second".into(), "Second-Pass-7".into()),
+            ],
+        },
+        ..RegistryConfig::default()
+    })
+    .unwrap();
+    let img = TestImage::new("amd64", 3);
+    let second = basic_authorization("second", "Second-Pass-7");
+    push(
+        &reg.base_url(),
+        Some(ca.cert_pem()),
+        Some(&second),
+        "team/app",
+        "v1",
+        OCI_MANIFEST,
+        &img.manifest,
+        &img.blobs(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", reg.log()));
+    let layer = Digest::sha256_of(&img.layers[1]);
+    assert_eq!(reg.blob_gets(&layer), 0, "{}", reg.log());
+
+    reg.stop();
+    assert!(std::net::TcpStream::connect(reg.host()).is_err());
+    reg.restart().unwrap();
+    let http = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let get = |auth: String| {
+        http.get(format!("{}/v2/team/app/blobs/{layer}", reg.base_url()))
+            .header("authorization", auth)
+            .send()
+    };
+    let r = get(basic_authorization(USER, PASS)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), img.layers[1]);
+    let r = get(basic_authorization(USER, "not-the-password"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(reg.blob_gets(&layer), 1, "{}", reg.log());
 }

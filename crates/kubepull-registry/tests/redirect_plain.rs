@@ -11,8 +11,8 @@ use kubepull_core::reference::parse_normalized_named;
 use kubepull_registry::error::PolicyViolation;
 use kubepull_registry::testkit::registry::OCI_MANIFEST;
 use kubepull_registry::testkit::{
-    basic_authorization, push, HttpResponse, HttpServer, RegistryAuth, RegistryConfig, RegistryProcess, TestCa,
-    TestImage, TokenServer, TokenServerConfig,
+    basic_authorization, push, HttpResponse, HttpServer, RegistryAuth, RegistryConfig,
+    RegistryProcess, TestCa, TestImage, TokenServer, TokenServerConfig,
 };
 use kubepull_registry::{
     Client, ClientConfig, Error, ErrorKind, Platform, RegistryCredential, TlsConfig,

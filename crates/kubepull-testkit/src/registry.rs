@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use kubepull_registry::testkit::{
     basic_authorization, push_with, CertifiedKey, RegistryAuth, RegistryConfig, RegistryProcess,
+    TestCa,
 };
 
 use crate::image::Image;
@@ -156,29 +157,13 @@ pub fn tls_material() -> (String, String, String) {
 
 /// [`tls_material`] plus a client certificate and key signed by the same CA.
 pub fn tls_material_with_client() -> (String, String, String, (String, String)) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().expect("ca key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "kubepull test CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("ca cert");
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().expect("server key");
-    let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("server params");
-    let cert = params.signed_by(&key, &issuer).expect("server cert");
-    let client_key = KeyPair::generate().expect("client key");
-    let mut cp = CertificateParams::new(Vec::<String>::new()).expect("client params");
-    cp.distinguished_name
-        .push(rcgen::DnType::CommonName, "kubepull test client");
-    cp.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let client = cp.signed_by(&client_key, &issuer).expect("client cert");
+    let ca = TestCa::new();
+    let server = ca.server_cert(&["127.0.0.1", "localhost"]);
+    let client = ca.client_cert("kubepull test client");
     (
-        ca_cert.pem(),
-        cert.pem(),
-        key.serialize_pem(),
-        (client.pem(), client_key.serialize_pem()),
+        ca.cert_pem().to_string(),
+        server.cert_pem,
+        server.key_pem,
+        (client.cert_pem, client.key_pem),
     )
 }
