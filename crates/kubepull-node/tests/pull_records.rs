@@ -101,16 +101,19 @@ async fn step(
     (o, ev)
 }
 
-/// [`step`], which must end `Ready`.
-async fn step_ready(
+/// Tenant A's pod `uid` asking for `image` (`IfNotPresent`) with its pull secret for `reg`.
+async fn tenant_a_step(
     n: &Node,
-    ns: &str,
+    reg: &Registry,
     uid: &str,
     image: &str,
-    policy: PullPolicy,
-    secrets: &[PullSecret],
-) {
-    let (o, ev) = step(n, ns, uid, image, policy, secrets).await;
+) -> (ImageOutcome, Vec<StepEvent>) {
+    let a = [secret(&reg.host())];
+    step(n, "tenant-a", uid, image, PullPolicy::IfNotPresent, &a).await
+}
+
+/// Asserts that a [`step`] ended `Ready`.
+fn assert_ready((o, ev): (ImageOutcome, Vec<StepEvent>)) {
     assert!(matches!(o, ImageOutcome::Ready { .. }), "{o:?} {ev:?}");
 }
 
@@ -136,17 +139,8 @@ fn records_file(store: &Store, manifest: &Digest) -> PathBuf {
 #[tokio::test]
 async fn cached_private_image_without_record_is_verified() {
     let (reg, img, image, n) = private_app().await;
-    let a = [secret(&reg.host())];
 
-    step_ready(
-        &n,
-        "tenant-a",
-        "pod-a",
-        &image,
-        PullPolicy::IfNotPresent,
-        &a,
-    )
-    .await;
+    assert_ready(tenant_a_step(&n, &reg, "pod-a", &image).await);
     let manifest = img.digest();
     let recs = n.store.pull_records(&manifest).unwrap();
     assert_eq!(recs.len(), 1, "{recs:?}");
@@ -188,28 +182,22 @@ async fn cached_private_image_without_record_is_verified() {
         "{log}"
     );
     // tenant A again, with its secret: verified, a fresh record replaces the corrupt one
-    step_ready(
-        &n,
-        "tenant-a",
-        "pod-a2",
-        &image,
-        PullPolicy::IfNotPresent,
-        &a,
-    )
-    .await;
+    assert_ready(tenant_a_step(&n, &reg, "pod-a2", &image).await);
     assert_eq!(n.store.pull_records(&manifest).unwrap().len(), 1);
     // and now B with the same credential under another name matches by hash
     let mut other = secret(&reg.host());
     other.name = "copied".into();
-    step_ready(
-        &n,
-        "tenant-b",
-        "pod-b3",
-        &image,
-        PullPolicy::Never,
-        &[other],
-    )
-    .await;
+    assert_ready(
+        step(
+            &n,
+            "tenant-b",
+            "pod-b3",
+            &image,
+            PullPolicy::Never,
+            &[other],
+        )
+        .await,
+    );
 }
 
 /// Unmounts on drop.
@@ -242,18 +230,9 @@ async fn failed_record_write_fails_the_pull() {
         panic!("this test needs root (a read-only bind mount)");
     }
     let (reg, img, image, n) = private_app().await;
-    let a = [secret(&reg.host())];
 
     let ro = BindMount::read_only(&n.store.root().join("pulls"));
-    let (o, ev) = step(
-        &n,
-        "tenant-a",
-        "pod-a",
-        &image,
-        PullPolicy::IfNotPresent,
-        &a,
-    )
-    .await;
+    let (o, ev) = tenant_a_step(&n, &reg, "pod-a", &image).await;
     let (reason, msg) = waiting(&o);
     assert_eq!(reason, "ErrImagePull");
     assert!(msg.contains("failed to record the pull"), "{msg}");
@@ -264,27 +243,11 @@ async fn failed_record_write_fails_the_pull() {
     let (o, _) = step(&n, "tenant-b", "pod-b", &image, PullPolicy::Never, &[]).await;
     assert_eq!(waiting(&o).0, "ErrImageNeverPull");
     // back-off, then writable again
-    let (o, _) = step(
-        &n,
-        "tenant-a",
-        "pod-a",
-        &image,
-        PullPolicy::IfNotPresent,
-        &a,
-    )
-    .await;
+    let (o, _) = tenant_a_step(&n, &reg, "pod-a", &image).await;
     assert_eq!(waiting(&o).0, "ImagePullBackOff");
     drop(ro);
     n.images.reset_backoff(None);
-    step_ready(
-        &n,
-        "tenant-a",
-        "pod-a",
-        &image,
-        PullPolicy::IfNotPresent,
-        &a,
-    )
-    .await;
+    assert_ready(tenant_a_step(&n, &reg, "pod-a", &image).await);
     assert_eq!(n.store.pull_records(&img.digest()).unwrap().len(), 1);
 }
 
@@ -315,17 +278,8 @@ async fn stored_blobs_of_another_repository_are_not_reused() {
         std::fs::remove_dir_all(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
     }
     let n = node(&reg);
-    let a = [secret(&reg.host())];
     let image = format!("{}/team/app:v1", reg.host());
-    step_ready(
-        &n,
-        "tenant-a",
-        "pod-a",
-        &image,
-        PullPolicy::IfNotPresent,
-        &a,
-    )
-    .await;
+    assert_ready(tenant_a_step(&n, &reg, "pod-a", &image).await);
 
     let b = [secret_for("b", &reg.host(), "tenant-b", "B-pass-31")];
     let other = format!("{}/other/app:v1", reg.host());
@@ -346,17 +300,19 @@ async fn stored_blobs_of_another_repository_are_not_reused() {
     let layer = Digest::sha256_of(img.layers.last().unwrap());
     let gets = reg.blob_gets(&layer);
     let third = format!("{}/third/app:v1", reg.host());
-    step_ready(
-        &n,
-        "tenant-b",
-        "pod-b2",
-        &third,
-        PullPolicy::IfNotPresent,
-        &b,
-    )
-    .await;
+    assert_ready(
+        step(
+            &n,
+            "tenant-b",
+            "pod-b2",
+            &third,
+            PullPolicy::IfNotPresent,
+            &b,
+        )
+        .await,
+    );
     assert_eq!(reg.blob_gets(&layer), gets + 1, "{}", reg.log());
     // and the same repository again reuses what it fetched
-    step_ready(&n, "tenant-b", "pod-b3", &third, PullPolicy::Always, &b).await;
+    assert_ready(step(&n, "tenant-b", "pod-b3", &third, PullPolicy::Always, &b).await);
     assert_eq!(reg.blob_gets(&layer), gets + 1);
 }

@@ -12,7 +12,8 @@ use common::*;
 use kubepull_core::reference::parse_normalized_named;
 use kubepull_registry::testkit::registry::OCI_MANIFEST;
 use kubepull_registry::testkit::{
-    basic_authorization, push, RegistryAuth, RegistryConfig, RegistryProcess, TestCa, TestImage,
+    basic_authorization, http_client, push, RegistryAuth, RegistryConfig, RegistryProcess, TestCa,
+    TestImage,
 };
 use kubepull_registry::{
     Client, ClientConfig, ErrorKind, HostsDir, Platform, RegistryCredential, RegistryHost,
@@ -50,7 +51,7 @@ async fn ca_from_hosts_toml_and_mirror_fallback() {
     let basic = basic_authorization("alice", PASS);
     push(
         &server.base_url(),
-        Some(ca.cert_pem()),
+        &http_client(Some(ca.cert_pem()), None).unwrap(),
         Some(&basic),
         "team/app",
         "v1",
@@ -129,7 +130,7 @@ async fn ca_from_hosts_toml_and_mirror_fallback() {
     // once the mirror has the image, it serves it (anonymously: no secret names it)
     push(
         &mirror.base_url(),
-        None,
+        &http_client(None, None).unwrap(),
         None,
         "team/app",
         "v1",

@@ -15,20 +15,24 @@ use kubepull_core::keyring::{resolve, PullSecret};
 use kubepull_core::reference::{parse_normalized_named, Digest};
 use kubepull_registry::testkit::registry::{descriptor_json, free_port, OCI_MANIFEST};
 use kubepull_registry::testkit::{
-    basic_authorization, push, RegistryAuth, RegistryConfig, RegistryProcess, TestCa, TestImage,
+    basic_authorization, http_client, push, RegistryAuth, RegistryConfig, RegistryProcess, TestCa,
+    TestImage,
 };
 use kubepull_registry::{Client, ClientConfig, ErrorKind, Platform, RegistryCredential, TlsConfig};
 
 const USER: &str = "testuser";
 const PASS: &str = "Real-Registry-Pass-42";
 
-/// A registry serving HTTPS from a fresh CA with Basic auth for [`USER`]; and that CA.
-fn start_registry() -> (RegistryProcess, TestCa) {
+/// A registry serving HTTPS from a fresh CA with Basic auth for `users`; and that CA.
+fn start_registry(users: &[(&str, &str)]) -> (RegistryProcess, TestCa) {
     let ca = TestCa::new();
     let reg = RegistryProcess::start(RegistryConfig {
         tls: Some(ca.server_cert(&["127.0.0.1", "localhost"])),
         auth: RegistryAuth::Htpasswd {
-            users: vec![(USER.into(), PASS.into())],
+            users: users
+                .iter()
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+                .collect(),
         },
         ..RegistryConfig::default()
     })
@@ -36,9 +40,10 @@ fn start_registry() -> (RegistryProcess, TestCa) {
     (reg, ca)
 }
 
-/// Pushes blobs and a manifest through the distribution API as [`USER`].
-async fn push_as_user(
+/// Pushes blobs and a manifest as `team/app:TAG` through the distribution API as `user`.
+async fn push_as(
     (reg, ca): &(RegistryProcess, TestCa),
+    (user, pass): (&str, &str),
     tag: &str,
     media_type: &str,
     manifest: &[u8],
@@ -46,8 +51,8 @@ async fn push_as_user(
 ) {
     push(
         &reg.base_url(),
-        Some(ca.cert_pem()),
-        Some(&basic_authorization(USER, PASS)),
+        &http_client(Some(ca.cert_pem()), None).unwrap(),
+        Some(&basic_authorization(user, pass)),
         "team/app",
         tag,
         media_type,
@@ -88,14 +93,30 @@ fn keyring_creds(image: &str, secrets: &[PullSecret]) -> Vec<RegistryCredential>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_registry_basic_auth_pull_with_pull_secret() {
-    let started = start_registry();
+    let started = start_registry(&[(USER, PASS)]);
     let (reg, ca) = &started;
     let amd = TestImage::new("amd64", 1);
     let arm = TestImage::new("arm64", 2);
     let mut blobs = amd.blobs();
     blobs.extend(arm.blobs());
-    push_as_user(&started, "v1", OCI_MANIFEST, &amd.manifest, &blobs).await;
-    push_as_user(&started, "arm", OCI_MANIFEST, &arm.manifest, &[]).await;
+    push_as(
+        &started,
+        (USER, PASS),
+        "v1",
+        OCI_MANIFEST,
+        &amd.manifest,
+        &blobs,
+    )
+    .await;
+    push_as(
+        &started,
+        (USER, PASS),
+        "arm",
+        OCI_MANIFEST,
+        &arm.manifest,
+        &[],
+    )
+    .await;
     let index = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{},{}]}}"#,
         descriptor_json(OCI_MANIFEST, &amd.manifest)
@@ -105,8 +126,9 @@ async fn real_registry_basic_auth_pull_with_pull_secret() {
             r#","platform":{"os":"linux","architecture":"arm64","variant":"v8"}}"#
         ),
     );
-    push_as_user(
+    push_as(
         &started,
+        (USER, PASS),
         "multi",
         "application/vnd.oci.image.index.v1+json",
         index.as_bytes(),
@@ -225,44 +247,25 @@ async fn real_registry_basic_auth_pull_with_pull_secret() {
 /// restarted registry listens on the same port with the same content.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launcher_users_access_log_and_restart() {
-    let ca = TestCa::new();
-    let mut reg = RegistryProcess::start(RegistryConfig {
-        tls: Some(ca.server_cert(&["127.0.0.1"])),
-        auth: RegistryAuth::Htpasswd {
-            users: vec![
-                (USER.into(), PASS.into()),
-                ("second".into(), "Second-Pass-7".into()),
-            ],
-        },
-        ..RegistryConfig::default()
-    })
-    .unwrap();
+    let mut started = start_registry(&[(USER, PASS), ("second", "Second-Pass-7")]);
     let img = TestImage::new("amd64", 3);
-    let second = basic_authorization("second", "Second-Pass-7");
-    push(
-        &reg.base_url(),
-        Some(ca.cert_pem()),
-        Some(&second),
-        "team/app",
+    push_as(
+        &started,
+        ("second", "Second-Pass-7"),
         "v1",
         OCI_MANIFEST,
         &img.manifest,
         &img.blobs(),
     )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", reg.log()));
+    .await;
+    let (reg, ca) = &mut started;
     let layer = Digest::sha256_of(&img.layers[1]);
     assert_eq!(reg.blob_gets(&layer), 0, "{}", reg.log());
 
     reg.stop();
     assert!(std::net::TcpStream::connect(reg.host()).is_err());
     reg.restart().unwrap();
-    let http = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
+    let http = http_client(Some(ca.cert_pem()), None).unwrap();
     let get = |auth: String| {
         http.get(format!("{}/v2/team/app/blobs/{layer}", reg.base_url()))
             .header("authorization", auth)

@@ -11,7 +11,7 @@ use kubepull_core::reference::parse_normalized_named;
 use kubepull_registry::error::PolicyViolation;
 use kubepull_registry::testkit::registry::OCI_MANIFEST;
 use kubepull_registry::testkit::{
-    basic_authorization, push, HttpResponse, HttpServer, RegistryAuth, RegistryConfig,
+    basic_authorization, http_client, push, HttpResponse, HttpServer, RegistryAuth, RegistryConfig,
     RegistryProcess, TestCa, TestImage, TokenServer, TokenServerConfig,
 };
 use kubepull_registry::{
@@ -75,7 +75,7 @@ async fn blob_redirect_to_another_origin_never_carries_authorization() {
     let basic = basic_authorization("alice", PASS);
     push(
         &reg.base_url(),
-        Some(ca.cert_pem()),
+        &http_client(Some(ca.cert_pem()), None).unwrap(),
         Some(&basic),
         "team/app",
         "v1",
@@ -132,7 +132,7 @@ async fn plain_http_registry_is_anonymous_only() {
     let img = TestImage::new("amd64", 4);
     push(
         &open.base_url(),
-        None,
+        &http_client(None, None).unwrap(),
         None,
         "team/app",
         "v1",

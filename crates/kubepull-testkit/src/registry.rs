@@ -6,8 +6,8 @@ use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
 use kubepull_registry::testkit::{
-    basic_authorization, push_with, CertifiedKey, RegistryAuth, RegistryConfig, RegistryProcess,
-    TestCa,
+    basic_authorization, http_client, push, CertifiedKey, RegistryAuth, RegistryConfig,
+    RegistryProcess, TestCa,
 };
 
 use crate::image::Image;
@@ -119,24 +119,13 @@ impl Registry {
 
     /// Pushes an image as `repo:tag` with the first user's credentials.
     pub async fn push(&self, repo: &str, tag: &str, img: &Image) {
-        let mut http = reqwest::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("ca pem"),
-            )
-            .use_rustls_tls();
-        if let Some((c, k)) = &self.client {
-            http = http.identity(
-                reqwest::Identity::from_pem(format!("{c}\n{k}").as_bytes()).expect("client pem"),
-            );
-        }
-        let http = http.build().expect("http client");
+        let http = http_client(Some(&self.ca_pem), self.client_identity()).expect("http client");
         let authorization = self.users.first().map(|(u, p)| basic_authorization(u, p));
         let mut blobs = vec![img.config.clone()];
         blobs.extend(img.layers.iter().cloned());
-        push_with(
-            &http,
+        push(
             &self.base_url(),
+            &http,
             authorization.as_deref(),
             repo,
             tag,

@@ -7,7 +7,7 @@
 //! - [`RegistryProcess`]: the real `docker-registry` (Debian package) on a free loopback
 //!   port, with TLS (optionally requiring client certificates), htpasswd users or token
 //!   authentication, an optional blob redirect and the access log on; stop and restart on the
-//!   same port; [`push`], [`push_with`] and [`TestImage`] to put content into it. The one
+//!   same port; [`push`] (with [`http_client`]) and [`TestImage`] to put content into it. The one
 //!   launcher of the registry: `kubepull-testkit`'s `Registry` wraps it.
 //!
 //! Everything listens on 127.0.0.1 only and stops when dropped. Needs the Debian packages
@@ -21,7 +21,8 @@ pub mod token;
 
 pub use http::{HttpRequest, HttpResponse, HttpServer};
 pub use registry::{
-    basic_authorization, push, push_with, RegistryAuth, RegistryConfig, RegistryProcess, TestImage,
+    basic_authorization, http_client, push, RegistryAuth, RegistryConfig, RegistryProcess,
+    TestImage,
 };
 pub use tls::{CertifiedKey, TestCa};
 pub use token::{Anonymous, KeyHeader, TokenField, TokenRequest, TokenServer, TokenServerConfig};

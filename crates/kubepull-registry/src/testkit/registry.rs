@@ -406,48 +406,35 @@ impl TestImage {
     }
 }
 
-/// Pushes `blobs` and then the manifest under `tag` through the distribution API
-/// (monolithic uploads), trusting `ca_pem` (or the system roots when `None`); see
-/// [`push_with`].
-#[allow(clippy::too_many_arguments)]
-pub async fn push(
-    base_url: &str,
+/// A client for [`push`] trusting `ca_pem` (the system roots when `None`) and presenting
+/// `identity` (a client certificate and its key, PEM) when given.
+pub fn http_client(
     ca_pem: Option<&str>,
-    authorization: Option<&str>,
-    repo: &str,
-    tag: &str,
-    media_type: &str,
-    manifest: &[u8],
-    blobs: &[Vec<u8>],
-) -> Result<(), String> {
+    identity: Option<(&str, &str)>,
+) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder().use_rustls_tls();
     if let Some(ca) = ca_pem {
         b = b.tls_built_in_root_certs(false).add_root_certificate(
             reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?,
         );
     }
-    let http = b.build().map_err(|e| e.to_string())?;
-    push_with(
-        &http,
-        base_url,
-        authorization,
-        repo,
-        tag,
-        media_type,
-        manifest,
-        blobs,
-    )
-    .await
+    if let Some((cert, key)) = identity {
+        b = b.identity(
+            reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes())
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    b.build().map_err(|e| e.to_string())
 }
 
 /// Pushes `blobs` and then the manifest under `tag` through the distribution API
-/// (monolithic uploads) with `http` (its TLS settings: trusted roots, client certificate),
+/// (monolithic uploads) with `http` (see [`http_client`]),
 /// authenticating with the `Authorization` value given (a Basic header from
 /// [`basic_authorization`], or `Bearer` with a token from [`super::TokenServer::mint`]).
 #[allow(clippy::too_many_arguments)]
-pub async fn push_with(
-    http: &reqwest::Client,
+pub async fn push(
     base_url: &str,
+    http: &reqwest::Client,
     authorization: Option<&str>,
     repo: &str,
     tag: &str,
