@@ -32,7 +32,7 @@ fn cred(host: &str) -> Credential {
 }
 
 fn blob_file(reg: &Registry, d: &Digest) -> std::path::PathBuf {
-    reg.data_dir()
+    reg.storage()
         .join("docker/registry/v2/blobs/sha256")
         .join(&d.hex()[..2])
         .join(d.hex())

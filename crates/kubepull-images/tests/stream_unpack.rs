@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use kubepull_core::keyring::{Credential, CredentialSource};
 use kubepull_core::reference::Digest;
-use kubepull_images::{parse_image, NoProgress, PullError, Puller};
+use kubepull_images::{parse_image, NoProgress, PullError, PullReport, Puller};
 use kubepull_registry::{Client, ClientConfig, Platform, TlsConfig};
 use kubepull_store::{Store, UnpackOptions};
 use kubepull_testkit::{Image, Registry};
@@ -171,6 +171,32 @@ fn client(reg: &Registry) -> Client {
     .unwrap()
 }
 
+/// A registry with the user, serving `img` as `REPO:v1`; and that image's name.
+fn serving(rt: &tokio::runtime::Runtime, repo: &str, img: &Image) -> (Registry, String) {
+    let reg = Registry::start(&[(USER, PASS)]);
+    rt.block_on(reg.push(repo, "v1", img));
+    let name = format!("{}/{repo}:v1", reg.host());
+    (reg, name)
+}
+
+/// A store at `root` and a puller into it through `client`, for this host's platform.
+fn store_and_puller(root: &Path, client: Client) -> (Store, Puller) {
+    let store = Store::open(root).unwrap();
+    let puller = Puller::new(client, store.clone(), Platform::host());
+    (store, puller)
+}
+
+/// Pulls `name` from `reg` with the user's credential.
+async fn pull(puller: &Puller, reg: &Registry, name: &str) -> Result<PullReport, PullError> {
+    puller
+        .pull(
+            &parse_image(name).unwrap(),
+            &[cred(&reg.host())],
+            Arc::new(NoProgress),
+        )
+        .await
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -223,22 +249,13 @@ fn a_pull_leaves_every_layer_snapshot_ready() {
     if !overlay_supported(t.path()) {
         return;
     }
-    let reg = Registry::start(&[(USER, PASS)]);
     let img = image(&three_layers(), None);
     let rt = rt();
-    rt.block_on(reg.push("team/app", "v1", &img));
-    let name = format!("{}/team/app:v1", reg.host());
+    let (reg, name) = serving(&rt, "team/app", &img);
 
     let root = t.path().join("store");
-    let store = Store::open(&root).unwrap();
-    let puller = Puller::new(client(&reg), store.clone(), Platform::host());
-    let r = rt
-        .block_on(puller.pull(
-            &parse_image(&name).unwrap(),
-            &[cred(&reg.host())],
-            Arc::new(NoProgress),
-        ))
-        .unwrap();
+    let (store, puller) = store_and_puller(&root, client(&reg));
+    let r = rt.block_on(pull(&puller, &reg, &name)).unwrap();
     assert!(r.rootfs_ready, "{:?}", r.unpack_skipped);
     assert_eq!(r.snapshots_built, 3);
     assert_eq!(r.fetched_blobs, 4);
@@ -278,13 +295,7 @@ fn a_pull_leaves_every_layer_snapshot_ready() {
     );
 
     // a second pull of the image reuses the blobs and the snapshots
-    let r = rt
-        .block_on(puller.pull(
-            &parse_image(&name).unwrap(),
-            &[cred(&reg.host())],
-            Arc::new(NoProgress),
-        ))
-        .unwrap();
+    let r = rt.block_on(pull(&puller, &reg, &name)).unwrap();
     assert_eq!((r.fetched_blobs, r.snapshots_built), (0, 0));
     assert!(r.rootfs_ready);
 }
@@ -326,8 +337,7 @@ fn a_layer_that_does_not_verify_leaves_no_snapshot_and_no_record() {
     rt.block_on(reg.push("team/nottar", "v1", &not_tar));
 
     let root = t.path().join("store");
-    let store = Store::open(&root).unwrap();
-    let puller = Puller::new(client(&reg), store.clone(), Platform::host());
+    let (store, puller) = store_and_puller(&root, client(&reg));
     let base_key = kubepull_store::chain_keys(&[kubepull_store::LayerRecord {
         digest: Digest::sha256_of(&bad.layers[0]).to_string(),
         media_type: String::new(),
@@ -341,13 +351,7 @@ fn a_layer_that_does_not_verify_leaves_no_snapshot_and_no_record() {
         ("team/nottar", "tar header"),
     ] {
         let name = format!("{}/{repo}:v1", reg.host());
-        let e = rt
-            .block_on(puller.pull(
-                &parse_image(&name).unwrap(),
-                &[cred(&reg.host())],
-                Arc::new(NoProgress),
-            ))
-            .unwrap_err();
+        let e = rt.block_on(pull(&puller, &reg, &name)).unwrap_err();
         let msg = kubepull_images::error_chain(&e);
         assert!(matches!(e, PullError::Store(_)), "{msg}");
         assert!(msg.contains(want), "{msg}");
@@ -367,25 +371,16 @@ fn a_resumed_blob_is_unpacked_from_the_finished_file() {
     if !overlay_supported(t.path()) {
         return;
     }
-    let reg = Registry::start(&[(USER, PASS)]);
     let img = image(&three_layers(), None);
     let rt = rt();
-    rt.block_on(reg.push("team/app", "v1", &img));
-    let name = format!("{}/team/app:v1", reg.host());
+    let (reg, name) = serving(&rt, "team/app", &img);
     let root = t.path().join("store");
-    let store = Store::open(&root).unwrap();
+    let (store, puller) = store_and_puller(&root, client(&reg));
     // half of the big layer is left from an interrupted pull
     let big = &img.layers[1];
     let d = Digest::sha256_of(big);
     fs::write(store.ingest_path(&d), &big[..big.len() / 2]).unwrap();
-    let puller = Puller::new(client(&reg), store.clone(), Platform::host());
-    let r = rt
-        .block_on(puller.pull(
-            &parse_image(&name).unwrap(),
-            &[cred(&reg.host())],
-            Arc::new(NoProgress),
-        ))
-        .unwrap();
+    let r = rt.block_on(pull(&puller, &reg, &name)).unwrap();
     assert_eq!(r.resumed, (big.len() / 2) as u64);
     assert!(r.rootfs_ready && r.snapshots_built == 3, "{r:?}");
     let rec = store.image(&name).unwrap().unwrap();
@@ -401,21 +396,13 @@ fn a_resumed_blob_is_unpacked_from_the_finished_file() {
 #[test]
 fn without_unpack_a_pull_stores_blobs_only() {
     let t = tempfile::tempdir().unwrap();
-    let reg = Registry::start(&[(USER, PASS)]);
     let img = image(&three_layers(), None);
     let rt = rt();
-    rt.block_on(reg.push("team/app", "v1", &img));
-    let name = format!("{}/team/app:v1", reg.host());
+    let (reg, name) = serving(&rt, "team/app", &img);
     let root = t.path().join("store");
-    let store = Store::open(&root).unwrap();
-    let puller = Puller::new(client(&reg), store.clone(), Platform::host()).with_unpack(false);
-    let r = rt
-        .block_on(puller.pull(
-            &parse_image(&name).unwrap(),
-            &[cred(&reg.host())],
-            Arc::new(NoProgress),
-        ))
-        .unwrap();
+    let (store, puller) = store_and_puller(&root, client(&reg));
+    let puller = puller.with_unpack(false);
+    let r = rt.block_on(pull(&puller, &reg, &name)).unwrap();
     assert!(!r.rootfs_ready);
     assert_eq!(r.unpack_skipped.as_deref(), Some("disabled"));
     assert!(snapshot_names(&root).is_empty());
@@ -430,7 +417,6 @@ fn a_config_that_does_not_parse_fails_the_pull_beside_the_layer_downloads() {
     if !overlay_supported(t.path()) {
         return;
     }
-    let reg = Registry::start(&[(USER, PASS)]);
     let mut img = image(&three_layers(), None);
     img.config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64", "os": "linux",
@@ -442,18 +428,10 @@ fn a_config_that_does_not_parse_fails_the_pull_beside_the_layer_downloads() {
     manifest["config"]["size"] = img.config.len().into();
     img.manifest = serde_json::to_vec(&manifest).unwrap();
     let rt = rt();
-    rt.block_on(reg.push("team/badconfig", "v1", &img));
-    let name = format!("{}/team/badconfig:v1", reg.host());
+    let (reg, name) = serving(&rt, "team/badconfig", &img);
     let root = t.path().join("store");
-    let store = Store::open(&root).unwrap();
-    let puller = Puller::new(client(&reg), store.clone(), Platform::host());
-    let e = rt
-        .block_on(puller.pull(
-            &parse_image(&name).unwrap(),
-            &[cred(&reg.host())],
-            Arc::new(NoProgress),
-        ))
-        .unwrap_err();
+    let (store, puller) = store_and_puller(&root, client(&reg));
+    let e = rt.block_on(pull(&puller, &reg, &name)).unwrap_err();
     let msg = kubepull_images::error_chain(&e);
     assert!(matches!(e, PullError::Config { .. }), "{msg}");
     assert!(msg.contains("rootfs.diff_ids is not a list"), "{msg}");
@@ -504,11 +482,9 @@ impl kubepull_registry::Transport for ConfigHangsLayerMissing {
 #[test]
 fn a_failed_layer_ends_the_pull_without_waiting_for_the_config() {
     let t = tempfile::tempdir().unwrap();
-    let reg = Registry::start(&[(USER, PASS)]);
     let img = image(&three_layers(), None);
     let rt = rt();
-    rt.block_on(reg.push("team/halfgone", "v1", &img));
-    let name = format!("{}/team/halfgone:v1", reg.host());
+    let (reg, name) = serving(&rt, "team/halfgone", &img);
     let missing = Digest::sha256_of(&img.layers[1]).to_string();
     let transport = ConfigHangsLayerMissing {
         inner: kubepull_registry::HttpsTransport::new(&TlsConfig::private_ca(
@@ -524,18 +500,13 @@ fn a_failed_layer_ends_the_pull_without_waiting_for_the_config() {
         ClientConfig::default(),
     );
     let root = t.path().join("store");
-    let store = Store::open(&root).unwrap();
-    let puller = Puller::new(client, store.clone(), Platform::host());
+    let (store, puller) = store_and_puller(&root, client);
     // a liveness guard, not a timing: before, this pull waited for the config forever
     let e = rt
         .block_on(async {
             tokio::time::timeout(
                 std::time::Duration::from_secs(120),
-                puller.pull(
-                    &parse_image(&name).unwrap(),
-                    &[cred(&reg.host())],
-                    Arc::new(NoProgress),
-                ),
+                pull(&puller, &reg, &name),
             )
             .await
         })

@@ -17,15 +17,21 @@ use kubepull_node::images::{
 use kubepull_node::service::StoreImageService;
 use kubepull_registry::{Client, ClientConfig, Platform, TlsConfig};
 use kubepull_store::Store;
-use kubepull_testkit::{busybox_image, Registry};
+use kubepull_testkit::{busybox_image, Image, Registry};
 
 const USER: &str = "tenant-a";
 const PASS: &str = "Records-Pass-77";
 
+/// The user's pull secret `regcred` for `server`.
 fn secret(server: &str) -> PullSecret {
-    let json = format!(r#"{{"auths":{{"{server}":{{"username":"{USER}","password":"{PASS}"}}}}}}"#);
+    secret_for("regcred", server, USER, PASS)
+}
+
+/// A `kubernetes.io/dockerconfigjson` pull secret `name` with `user`'s credential for `server`.
+fn secret_for(name: &str, server: &str, user: &str, pass: &str) -> PullSecret {
+    let json = format!(r#"{{"auths":{{"{server}":{{"username":"{user}","password":"{pass}"}}}}}}"#);
     PullSecret {
-        name: "regcred".into(),
+        name: name.into(),
         secret_type: "kubernetes.io/dockerconfigjson".into(),
         data: BTreeMap::from([(".dockerconfigjson".into(), json.into_bytes())]),
     }
@@ -58,6 +64,17 @@ fn node(reg: &Registry) -> Node {
     }
 }
 
+/// A registry serving a busybox image as `team/app:v1` to the user; the image, its name and a
+/// node pulling from the registry.
+async fn private_app() -> (Registry, Image, String, Node) {
+    let reg = Registry::start(&[(USER, PASS)]);
+    let img = busybox_image(&["sleep", "1"], &[]);
+    reg.push("team/app", "v1", &img).await;
+    let image = format!("{}/team/app:v1", reg.host());
+    let n = node(&reg);
+    (reg, img, image, n)
+}
+
 async fn step(
     n: &Node,
     ns: &str,
@@ -84,6 +101,22 @@ async fn step(
     (o, ev)
 }
 
+/// Tenant A's pod `uid` asking for `image` (`IfNotPresent`) with its pull secret for `reg`.
+async fn tenant_a_step(
+    n: &Node,
+    reg: &Registry,
+    uid: &str,
+    image: &str,
+) -> (ImageOutcome, Vec<StepEvent>) {
+    let a = [secret(&reg.host())];
+    step(n, "tenant-a", uid, image, PullPolicy::IfNotPresent, &a).await
+}
+
+/// Asserts that a [`step`] ended `Ready`.
+fn assert_ready((o, ev): (ImageOutcome, Vec<StepEvent>)) {
+    assert!(matches!(o, ImageOutcome::Ready { .. }), "{o:?} {ev:?}");
+}
+
 fn waiting(o: &ImageOutcome) -> (String, String) {
     match o {
         ImageOutcome::Waiting {
@@ -105,23 +138,9 @@ fn records_file(store: &Store, manifest: &Digest) -> PathBuf {
 /// sent to the registry, which refuses it; with `Never` it is told the image is absent.
 #[tokio::test]
 async fn cached_private_image_without_record_is_verified() {
-    let reg = Registry::start(&[(USER, PASS)]);
-    let img = busybox_image(&["sleep", "1"], &[]);
-    reg.push("team/app", "v1", &img).await;
-    let image = format!("{}/team/app:v1", reg.host());
-    let n = node(&reg);
-    let a = [secret(&reg.host())];
+    let (reg, img, image, n) = private_app().await;
 
-    let (o, _) = step(
-        &n,
-        "tenant-a",
-        "pod-a",
-        &image,
-        PullPolicy::IfNotPresent,
-        &a,
-    )
-    .await;
-    assert!(matches!(o, ImageOutcome::Ready { .. }), "{o:?}");
+    assert_ready(tenant_a_step(&n, &reg, "pod-a", &image).await);
     let manifest = img.digest();
     let recs = n.store.pull_records(&manifest).unwrap();
     assert_eq!(recs.len(), 1, "{recs:?}");
@@ -163,30 +182,22 @@ async fn cached_private_image_without_record_is_verified() {
         "{log}"
     );
     // tenant A again, with its secret: verified, a fresh record replaces the corrupt one
-    let (o, _) = step(
-        &n,
-        "tenant-a",
-        "pod-a2",
-        &image,
-        PullPolicy::IfNotPresent,
-        &a,
-    )
-    .await;
-    assert!(matches!(o, ImageOutcome::Ready { .. }), "{o:?}");
+    assert_ready(tenant_a_step(&n, &reg, "pod-a2", &image).await);
     assert_eq!(n.store.pull_records(&manifest).unwrap().len(), 1);
     // and now B with the same credential under another name matches by hash
     let mut other = secret(&reg.host());
     other.name = "copied".into();
-    let (o, ev) = step(
-        &n,
-        "tenant-b",
-        "pod-b3",
-        &image,
-        PullPolicy::Never,
-        &[other],
-    )
-    .await;
-    assert!(matches!(o, ImageOutcome::Ready { .. }), "{o:?} {ev:?}");
+    assert_ready(
+        step(
+            &n,
+            "tenant-b",
+            "pod-b3",
+            &image,
+            PullPolicy::Never,
+            &[other],
+        )
+        .await,
+    );
 }
 
 /// Unmounts on drop.
@@ -218,23 +229,10 @@ async fn failed_record_write_fails_the_pull() {
     if !rustix_is_root() {
         panic!("this test needs root (a read-only bind mount)");
     }
-    let reg = Registry::start(&[(USER, PASS)]);
-    let img = busybox_image(&["sleep", "1"], &[]);
-    reg.push("team/app", "v1", &img).await;
-    let image = format!("{}/team/app:v1", reg.host());
-    let n = node(&reg);
-    let a = [secret(&reg.host())];
+    let (reg, img, image, n) = private_app().await;
 
     let ro = BindMount::read_only(&n.store.root().join("pulls"));
-    let (o, ev) = step(
-        &n,
-        "tenant-a",
-        "pod-a",
-        &image,
-        PullPolicy::IfNotPresent,
-        &a,
-    )
-    .await;
+    let (o, ev) = tenant_a_step(&n, &reg, "pod-a", &image).await;
     let (reason, msg) = waiting(&o);
     assert_eq!(reason, "ErrImagePull");
     assert!(msg.contains("failed to record the pull"), "{msg}");
@@ -245,28 +243,11 @@ async fn failed_record_write_fails_the_pull() {
     let (o, _) = step(&n, "tenant-b", "pod-b", &image, PullPolicy::Never, &[]).await;
     assert_eq!(waiting(&o).0, "ErrImageNeverPull");
     // back-off, then writable again
-    let (o, _) = step(
-        &n,
-        "tenant-a",
-        "pod-a",
-        &image,
-        PullPolicy::IfNotPresent,
-        &a,
-    )
-    .await;
+    let (o, _) = tenant_a_step(&n, &reg, "pod-a", &image).await;
     assert_eq!(waiting(&o).0, "ImagePullBackOff");
     drop(ro);
     n.images.reset_backoff(None);
-    let (o, _) = step(
-        &n,
-        "tenant-a",
-        "pod-a",
-        &image,
-        PullPolicy::IfNotPresent,
-        &a,
-    )
-    .await;
-    assert!(matches!(o, ImageOutcome::Ready { .. }), "{o:?}");
+    assert_ready(tenant_a_step(&n, &reg, "pod-a", &image).await);
     assert_eq!(n.store.pull_records(&img.digest()).unwrap().len(), 1);
 }
 
@@ -291,34 +272,16 @@ async fn stored_blobs_of_another_repository_are_not_reused() {
     for layer in &img.layers {
         let d = Digest::sha256_of(layer);
         let link = reg
-            .data_dir()
+            .storage()
             .join("docker/registry/v2/repositories/other/app/_layers/sha256")
             .join(d.hex());
         std::fs::remove_dir_all(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
     }
     let n = node(&reg);
-    let a = [secret(&reg.host())];
     let image = format!("{}/team/app:v1", reg.host());
-    let (o, _) = step(
-        &n,
-        "tenant-a",
-        "pod-a",
-        &image,
-        PullPolicy::IfNotPresent,
-        &a,
-    )
-    .await;
-    assert!(matches!(o, ImageOutcome::Ready { .. }), "{o:?}");
+    assert_ready(tenant_a_step(&n, &reg, "pod-a", &image).await);
 
-    let json = format!(
-        r#"{{"auths":{{"{}":{{"username":"tenant-b","password":"B-pass-31"}}}}}}"#,
-        reg.host()
-    );
-    let b = [PullSecret {
-        name: "b".into(),
-        secret_type: "kubernetes.io/dockerconfigjson".into(),
-        data: BTreeMap::from([(".dockerconfigjson".into(), json.into_bytes())]),
-    }];
+    let b = [secret_for("b", &reg.host(), "tenant-b", "B-pass-31")];
     let other = format!("{}/other/app:v1", reg.host());
     let (o, ev) = step(
         &n,
@@ -337,19 +300,19 @@ async fn stored_blobs_of_another_repository_are_not_reused() {
     let layer = Digest::sha256_of(img.layers.last().unwrap());
     let gets = reg.blob_gets(&layer);
     let third = format!("{}/third/app:v1", reg.host());
-    let (o, _) = step(
-        &n,
-        "tenant-b",
-        "pod-b2",
-        &third,
-        PullPolicy::IfNotPresent,
-        &b,
-    )
-    .await;
-    assert!(matches!(o, ImageOutcome::Ready { .. }), "{o:?}");
+    assert_ready(
+        step(
+            &n,
+            "tenant-b",
+            "pod-b2",
+            &third,
+            PullPolicy::IfNotPresent,
+            &b,
+        )
+        .await,
+    );
     assert_eq!(reg.blob_gets(&layer), gets + 1, "{}", reg.log());
     // and the same repository again reuses what it fetched
-    let (o, _) = step(&n, "tenant-b", "pod-b3", &third, PullPolicy::Always, &b).await;
-    assert!(matches!(o, ImageOutcome::Ready { .. }), "{o:?}");
+    assert_ready(step(&n, "tenant-b", "pod-b3", &third, PullPolicy::Always, &b).await);
     assert_eq!(reg.blob_gets(&layer), gets + 1);
 }

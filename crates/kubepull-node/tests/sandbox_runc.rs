@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kubepull_node::runc::RuncRuntime;
 use kubepull_node::runtime::{ContainerRequest, ContainerRuntime, RuntimeState};
-use kubepull_node::sandbox::{netns, security};
+use kubepull_node::sandbox::{netns, security, ContainerSecurity, PodSandbox};
 
 const IMAGE: &str = "test.local/busybox:1";
 
@@ -123,6 +123,28 @@ struct Ran {
     log: String,
 }
 
+/// The first attempt of container `c` of pod `iso` in sandbox `sb`, with `security`.
+fn request(c: &Container, sb: &PodSandbox, security: ContainerSecurity) -> ContainerRequest {
+    ContainerRequest {
+        namespace: "default".into(),
+        pod_name: "iso".into(),
+        pod_uid: sb.pod_uid.clone(),
+        name: c.name.clone(),
+        image: IMAGE.into(),
+        image_ref: String::new(),
+        command: c.command.clone().unwrap_or_default(),
+        args: vec![],
+        env: vec![],
+        working_dir: None,
+        security,
+        sandbox: sb.clone(),
+        attempt: 0,
+        hostname: sb.hostname.clone(),
+        mounts: vec![],
+        fs_group: None,
+    }
+}
+
 /// Runs the pod's containers in order (each to completion unless `background`), then tears the
 /// pod down; returns what the last one did.
 async fn run(node: &Node, pod: &Pod, background: usize) -> Ran {
@@ -135,24 +157,7 @@ async fn run(node: &Node, pod: &Pod, background: usize) -> Ran {
     for (i, c) in spec.containers.iter().enumerate() {
         let mut sec = security::effective(pod, c).expect("security");
         sec.resources = security::resources(c, &sb.qos, security::node_memory());
-        let req = ContainerRequest {
-            namespace: "default".into(),
-            pod_name: "iso".into(),
-            pod_uid: sb.pod_uid.clone(),
-            name: c.name.clone(),
-            image: IMAGE.into(),
-            image_ref: String::new(),
-            command: c.command.clone().unwrap_or_default(),
-            args: vec![],
-            env: vec![],
-            working_dir: None,
-            security: sec,
-            sandbox: sb.clone(),
-            attempt: 0,
-            hostname: sb.hostname.clone(),
-            mounts: vec![],
-            fs_group: None,
-        };
+        let req = request(c, &sb, sec);
         let id = rt.start(&req).await.expect("start");
         ids.push(id.clone());
         if i < background {
@@ -225,6 +230,11 @@ impl Drop for Node {
     }
 }
 
+/// The PIDs a container listed, one a line, in its log.
+fn pids_listed(log: &str) -> Vec<u32> {
+    log.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
 fn sc(f: impl FnOnce(&mut SecurityContext)) -> Option<SecurityContext> {
     let mut s = SecurityContext::default();
     f(&mut s);
@@ -244,11 +254,7 @@ async fn pod_sees_only_its_own_processes() {
     );
     let r = run(&n, &p, 0).await;
     assert_eq!(r.exit_code, 0, "{}", r.log);
-    let pids: Vec<u32> = r
-        .log
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
+    let pids = pids_listed(&r.log);
     // the shell is PID 1 of its own namespace; only it and its children are visible
     assert!(pids.contains(&1), "{}", r.log);
     assert!(pids.len() <= 3 && pids.iter().all(|p| *p < 10), "{}", r.log);
@@ -272,11 +278,7 @@ async fn host_pid_sees_the_nodes_processes() {
         |s| s.host_pid = Some(true),
     );
     let r = run(&n, &p, 0).await;
-    let pids: Vec<u32> = r
-        .log
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
+    let pids = pids_listed(&r.log);
     assert!(pids.contains(&std::process::id()), "{}", r.log);
 }
 
@@ -700,24 +702,7 @@ async fn an_unknown_capability_is_refused_naming_the_field() {
     let p = pod(vec![c.clone()], |_| {});
     let sb = security::pod_sandbox(&p, String::new(), "/kubepods");
     n.rt.ensure_sandbox(&sb).await.expect("sandbox");
-    let req = ContainerRequest {
-        namespace: "default".into(),
-        pod_name: "iso".into(),
-        pod_uid: sb.pod_uid.clone(),
-        name: "c".into(),
-        image: IMAGE.into(),
-        image_ref: String::new(),
-        command: c.command.clone().unwrap_or_default(),
-        args: vec![],
-        env: vec![],
-        working_dir: None,
-        security: security::effective(&p, &c).expect("security"),
-        sandbox: sb.clone(),
-        attempt: 0,
-        hostname: sb.hostname.clone(),
-        mounts: vec![],
-        fs_group: None,
-    };
+    let req = request(&c, &sb, security::effective(&p, &c).expect("security"));
     let err = n.rt.start(&req).await.expect_err("refused");
     assert!(
         err.contains("securityContext.capabilities.add") && err.contains("\"CAP_NET_ADMIN\""),

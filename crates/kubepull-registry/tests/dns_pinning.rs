@@ -13,8 +13,8 @@ use kubepull_core::reference::parse_normalized_named;
 use kubepull_registry::policy::{check_destination, Zone};
 use kubepull_registry::testkit::registry::OCI_MANIFEST;
 use kubepull_registry::testkit::{
-    push, HttpResponse, HttpServer, RegistryAuth, RegistryConfig, RegistryProcess, TestCa,
-    TestImage,
+    http_client, push, HttpResponse, HttpServer, RegistryAuth, RegistryConfig, RegistryProcess,
+    TestCa, TestImage,
 };
 use kubepull_registry::transport::BoxFuture;
 use kubepull_registry::{Client, ClientConfig, PinnedResolver, Platform, Resolver, TlsConfig};
@@ -131,7 +131,7 @@ async fn real_connections_use_the_pinned_address() {
     let img = TestImage::new("amd64", 5);
     push(
         &reg.base_url(),
-        Some(ca.cert_pem()),
+        &http_client(Some(ca.cert_pem()), None).unwrap(),
         None,
         "team/app",
         "v1",

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use common::*;
 use kubepull_core::reference::parse_normalized_named;
-use kubepull_registry::testkit::registry::{write_htpasswd, OCI_MANIFEST};
+use kubepull_registry::testkit::registry::OCI_MANIFEST;
 use kubepull_registry::testkit::{
-    push, RegistryAuth, RegistryConfig, RegistryProcess, TestCa, TestImage,
+    basic_authorization, http_client, push, RegistryAuth, RegistryConfig, RegistryProcess, TestCa,
+    TestImage,
 };
 use kubepull_registry::{
     Client, ClientConfig, ErrorKind, HostsDir, Platform, RegistryCredential, RegistryHost,
@@ -25,20 +26,14 @@ fn amd64() -> Platform {
     Platform::parse("linux/amd64").unwrap()
 }
 
-fn b64(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ca_from_hosts_toml_and_mirror_fallback() {
     let ca = TestCa::new();
-    let work = tempfile::tempdir().unwrap();
-    let htpasswd = work.path().join("htpasswd");
-    write_htpasswd(&htpasswd, "alice", PASS).unwrap();
     let server = RegistryProcess::start(RegistryConfig {
         tls: Some(ca.server_cert(&["127.0.0.1"])),
-        auth: RegistryAuth::Htpasswd { path: htpasswd },
+        auth: RegistryAuth::Htpasswd {
+            users: vec![("alice".into(), PASS.into())],
+        },
         storage: None,
         redirect_base_url: None,
         client_ca_pem: None,
@@ -53,10 +48,10 @@ async fn ca_from_hosts_toml_and_mirror_fallback() {
     })
     .unwrap();
     let img = TestImage::new("amd64", 11);
-    let basic = format!("Basic {}", b64(&format!("alice:{PASS}")));
+    let basic = basic_authorization("alice", PASS);
     push(
         &server.base_url(),
-        Some(ca.cert_pem()),
+        &http_client(Some(ca.cert_pem()), None).unwrap(),
         Some(&basic),
         "team/app",
         "v1",
@@ -135,7 +130,7 @@ async fn ca_from_hosts_toml_and_mirror_fallback() {
     // once the mirror has the image, it serves it (anonymously: no secret names it)
     push(
         &mirror.base_url(),
-        None,
+        &http_client(None, None).unwrap(),
         None,
         "team/app",
         "v1",

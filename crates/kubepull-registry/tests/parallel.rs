@@ -13,9 +13,9 @@ use futures_util::StreamExt;
 use bytes::Bytes;
 use common::*;
 use http::{HeaderMap, StatusCode};
-use kubepull_core::reference::{parse_normalized_named, Digest};
+use kubepull_core::reference::Digest;
 use kubepull_registry::transport::Response;
-use kubepull_registry::{Descriptor, ErrorKind, ProgressFn, RegistryCredential, Repository};
+use kubepull_registry::{Descriptor, ErrorKind, ProgressFn, Repository};
 
 /// A blob server whose bodies count how many are open at once (a body is open from the
 /// response until it is dropped), sending each blob in small delayed chunks.
@@ -69,19 +69,6 @@ fn many_blobs(f: &mut Fake, n: usize) -> Vec<Descriptor> {
 
 /// Progress reports per digest: `(bytes_done, total)`.
 type Seen = HashMap<Digest, Vec<(u64, u64)>>;
-
-fn repo(s: &Arc<Server>) -> Repository {
-    client(s)
-        .repository(
-            &parse_normalized_named("reg.example.com/team/app:v1").unwrap(),
-            Some(RegistryCredential::basic(
-                "secret/regcred",
-                "alice",
-                PASSWORD,
-            )),
-        )
-        .unwrap()
-}
 
 /// Fetches every blob into `dir/<hex>.partial`, `concurrency` at once, on one handle.
 async fn fetch_all(

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use kubepull_core::reference::parse_normalized_named;
 use kubepull_registry::error::PolicyViolation;
-use kubepull_registry::testkit::registry::{write_htpasswd, OCI_MANIFEST};
+use kubepull_registry::testkit::registry::OCI_MANIFEST;
 use kubepull_registry::testkit::{
-    push, HttpResponse, HttpServer, RegistryAuth, RegistryConfig, RegistryProcess, TestCa,
-    TestImage, TokenServer, TokenServerConfig,
+    basic_authorization, http_client, push, HttpResponse, HttpServer, RegistryAuth, RegistryConfig,
+    RegistryProcess, TestCa, TestImage, TokenServer, TokenServerConfig,
 };
 use kubepull_registry::{
     Client, ClientConfig, Error, ErrorKind, Platform, RegistryCredential, TlsConfig,
@@ -61,25 +61,21 @@ async fn blob_redirect_to_another_origin_never_carries_authorization() {
     let seen = Arc::new(Mutex::new(vec![]));
     let blobs = blob_server(storage.path().to_path_buf(), seen.clone()).await;
     let ca = TestCa::new();
-    let work = tempfile::tempdir().unwrap();
-    let htpasswd = work.path().join("htpasswd");
-    write_htpasswd(&htpasswd, "alice", PASS).unwrap();
     let reg = RegistryProcess::start(RegistryConfig {
         tls: Some(ca.server_cert(&["127.0.0.1"])),
-        auth: RegistryAuth::Htpasswd { path: htpasswd },
+        auth: RegistryAuth::Htpasswd {
+            users: vec![("alice".into(), PASS.into())],
+        },
         storage: Some(storage.path().to_path_buf()),
         redirect_base_url: Some(blobs.base_url()),
         client_ca_pem: None,
     })
     .unwrap();
     let img = TestImage::new("amd64", 9);
-    let basic = format!(
-        "Basic {}",
-        base64_encode(format!("alice:{PASS}").as_bytes())
-    );
+    let basic = basic_authorization("alice", PASS);
     push(
         &reg.base_url(),
-        Some(ca.cert_pem()),
+        &http_client(Some(ca.cert_pem()), None).unwrap(),
         Some(&basic),
         "team/app",
         "v1",
@@ -122,11 +118,6 @@ async fn blob_redirect_to_another_origin_never_carries_authorization() {
     );
 }
 
-fn base64_encode(b: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(b)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_registry_is_anonymous_only() {
     // an open plain-HTTP registry: listed as insecure, pulled anonymously
@@ -141,7 +132,7 @@ async fn plain_http_registry_is_anonymous_only() {
     let img = TestImage::new("amd64", 4);
     push(
         &open.base_url(),
-        None,
+        &http_client(None, None).unwrap(),
         None,
         "team/app",
         "v1",
@@ -185,11 +176,11 @@ async fn plain_http_registry_is_anonymous_only() {
 
     // a plain-HTTP registry that asks for Basic: the credential is refused, not sent
     let work = tempfile::tempdir().unwrap();
-    let htpasswd = work.path().join("htpasswd");
-    write_htpasswd(&htpasswd, "alice", PASS).unwrap();
     let basic_reg = RegistryProcess::start(RegistryConfig {
         tls: None,
-        auth: RegistryAuth::Htpasswd { path: htpasswd },
+        auth: RegistryAuth::Htpasswd {
+            users: vec![("alice".into(), PASS.into())],
+        },
         storage: Some(open.storage().to_path_buf()),
         redirect_base_url: None,
         client_ca_pem: None,

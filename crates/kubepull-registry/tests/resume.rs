@@ -4,11 +4,13 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
-use kubepull_core::reference::{parse_normalized_named, Digest};
-use kubepull_registry::{Descriptor, ErrorKind, RegistryCredential, Repository, ResumableFetch};
+use kubepull_core::reference::Digest;
+use kubepull_registry::transport::{Request, Response};
+use kubepull_registry::{Descriptor, ErrorKind, ResumableFetch};
 
 fn big_blob(f: &mut Fake) -> (Descriptor, Vec<u8>) {
     let data: Vec<u8> = (0..300_000u32)
@@ -24,17 +26,38 @@ fn big_blob(f: &mut Fake) -> (Descriptor, Vec<u8>) {
     (d, data)
 }
 
-fn repo(s: &Arc<Server>) -> Repository {
-    client(s)
-        .repository(
-            &parse_normalized_named("reg.example.com/team/app:v1").unwrap(),
-            Some(RegistryCredential::basic(
-                "secret/regcred",
-                "alice",
-                PASSWORD,
-            )),
-        )
-        .unwrap()
+/// The partial file's name in a test's temp dir.
+const PARTIAL: &str = "blob.partial";
+
+/// The scripted registry (Basic auth) serving the big blob; its descriptor and bytes.
+fn serving_big_blob() -> (Arc<Server>, Descriptor, Vec<u8>) {
+    let mut f = fake(AuthMode::Basic);
+    let (desc, data) = big_blob(&mut f);
+    (server(f), desc, data)
+}
+
+/// Answers the authorised `GET`s of blob `desc` with `answer` (everything else as scripted).
+fn answer_blob_gets(
+    s: &Server,
+    desc: &Descriptor,
+    answer: impl Fn(&Request) -> Response + Send + Sync + 'static,
+) {
+    let path = format!("/blobs/{}", desc.digest);
+    *s.hook.lock().unwrap() = Some(Arc::new(move |req, _| {
+        if !req.url.path().ends_with(&path) || req.headers.get("authorization").is_none() {
+            return None;
+        }
+        Some(answer(req))
+    }));
+}
+
+/// `fetch_blob_resumable` of `desc` into `partial`, as alice.
+async fn fetch(
+    s: &Arc<Server>,
+    desc: &Descriptor,
+    partial: &Path,
+) -> Result<ResumableFetch, kubepull_registry::Error> {
+    repo(s).fetch_blob_resumable(desc, partial, None).await
 }
 
 /// The `Range` headers of the blob requests, in order (`None` for a plain GET).
@@ -51,11 +74,9 @@ fn blob_ranges(s: &Server, d: &Descriptor) -> Vec<Option<String>> {
 
 #[tokio::test]
 async fn resumes_with_range_from_a_partial() {
-    let mut f = fake(AuthMode::Basic);
-    let (desc, data) = big_blob(&mut f);
-    let s = server(f);
+    let (s, desc, data) = serving_big_blob();
     let dir = tempfile::tempdir().unwrap();
-    let partial = dir.path().join("blob.partial");
+    let partial = dir.path().join(PARTIAL);
     std::fs::write(&partial, &data[..120_000]).unwrap();
 
     let progress_seen = Arc::new(std::sync::Mutex::new(vec![]));
@@ -87,15 +108,10 @@ async fn resumes_with_range_from_a_partial() {
 
 #[tokio::test]
 async fn no_partial_is_a_plain_download_and_a_complete_one_is_not_fetched_again() {
-    let mut f = fake(AuthMode::Basic);
-    let (desc, data) = big_blob(&mut f);
-    let s = server(f);
+    let (s, desc, data) = serving_big_blob();
     let dir = tempfile::tempdir().unwrap();
-    let partial = dir.path().join("blob.partial");
-    let r = repo(&s)
-        .fetch_blob_resumable(&desc, &partial, None)
-        .await
-        .unwrap();
+    let partial = dir.path().join(PARTIAL);
+    let r = fetch(&s, &desc, &partial).await.unwrap();
     assert_eq!(
         (r.resumed_from, r.downloaded, r.restarted),
         (0, 300_000, false)
@@ -103,37 +119,25 @@ async fn no_partial_is_a_plain_download_and_a_complete_one_is_not_fetched_again(
     assert_eq!(std::fs::read(&partial).unwrap(), data);
     assert_eq!(blob_ranges(&s, &desc), vec![None]);
     // complete and correct already: verified from disk, no request
-    let r = repo(&s)
-        .fetch_blob_resumable(&desc, &partial, None)
-        .await
-        .unwrap();
+    let r = fetch(&s, &desc, &partial).await.unwrap();
     assert_eq!((r.resumed_from, r.downloaded), (300_000, 0));
     assert_eq!(blob_ranges(&s, &desc).len(), 1);
 }
 
 #[tokio::test]
 async fn registry_ignoring_range_means_a_full_download() {
-    let mut f = fake(AuthMode::Basic);
-    let (desc, data) = big_blob(&mut f);
-    let s = server(f);
+    let (s, desc, data) = serving_big_blob();
     // answers every blob GET with 200 and the whole body, Range or not
     let body = data.clone();
-    let path = format!("/blobs/{}", desc.digest);
-    *s.hook.lock().unwrap() = Some(Arc::new(move |req, _| {
-        if !req.url.path().ends_with(&path) || req.headers.get("authorization").is_none() {
-            return None;
-        }
+    answer_blob_gets(&s, &desc, move |_| {
         let len = body.len().to_string();
-        Some(resp(200, &[("content-length", len.as_str())], body.clone()))
-    }));
+        resp(200, &[("content-length", len.as_str())], body.clone())
+    });
     let dir = tempfile::tempdir().unwrap();
-    let partial = dir.path().join("blob.partial");
+    let partial = dir.path().join(PARTIAL);
     // a partial whose bytes are wrong: were they kept, the result could not verify
     std::fs::write(&partial, vec![0xAAu8; 100_000]).unwrap();
-    let r = repo(&s)
-        .fetch_blob_resumable(&desc, &partial, None)
-        .await
-        .unwrap();
+    let r = fetch(&s, &desc, &partial).await.unwrap();
     assert_eq!(
         (r.resumed_from, r.downloaded, r.restarted),
         (0, 300_000, true)
@@ -148,18 +152,13 @@ async fn registry_ignoring_range_means_a_full_download() {
 
 #[tokio::test]
 async fn corrupt_partial_falls_back_to_a_full_download() {
-    let mut f = fake(AuthMode::Basic);
-    let (desc, data) = big_blob(&mut f);
-    let s = server(f);
+    let (s, desc, data) = serving_big_blob();
     let dir = tempfile::tempdir().unwrap();
-    let partial = dir.path().join("blob.partial");
+    let partial = dir.path().join(PARTIAL);
     let mut bad = data[..150_000].to_vec();
     bad[777] ^= 1;
     std::fs::write(&partial, &bad).unwrap();
-    let r = repo(&s)
-        .fetch_blob_resumable(&desc, &partial, None)
-        .await
-        .unwrap();
+    let r = fetch(&s, &desc, &partial).await.unwrap();
     assert_eq!(
         (r.resumed_from, r.downloaded, r.restarted),
         (0, 300_000, true)
@@ -173,10 +172,7 @@ async fn corrupt_partial_falls_back_to_a_full_download() {
     // a partial longer than the blob, or as long but wrong, is not trusted either
     for junk in [vec![1u8; 300_001], vec![2u8; 300_000]] {
         std::fs::write(&partial, &junk).unwrap();
-        let r = repo(&s)
-            .fetch_blob_resumable(&desc, &partial, None)
-            .await
-            .unwrap();
+        let r = fetch(&s, &desc, &partial).await.unwrap();
         assert_eq!((r.resumed_from, r.downloaded), (0, 300_000));
         assert_eq!(std::fs::read(&partial).unwrap(), data);
     }
@@ -184,16 +180,10 @@ async fn corrupt_partial_falls_back_to_a_full_download() {
 
 #[tokio::test]
 async fn a_cut_transfer_keeps_the_partial_and_a_lying_registry_empties_it() {
-    let mut f = fake(AuthMode::Basic);
-    let (desc, data) = big_blob(&mut f);
-    let s = server(f);
+    let (s, desc, data) = serving_big_blob();
     // the body stops after 200,000 bytes, every time (resumes included)
     let body = data.clone();
-    let path = format!("/blobs/{}", desc.digest);
-    *s.hook.lock().unwrap() = Some(Arc::new(move |req, _| {
-        if !req.url.path().ends_with(&path) || req.headers.get("authorization").is_none() {
-            return None;
-        }
+    answer_blob_gets(&s, &desc, move |req| {
         let start: usize = req
             .headers
             .get("range")
@@ -206,16 +196,13 @@ async fn a_cut_transfer_keeps_the_partial_and_a_lying_registry_empties_it() {
         let part = body[start..end].to_vec();
         if start > 0 {
             let cr = format!("bytes {start}-{}/{}", body.len() - 1, body.len());
-            return Some(resp(206, &[("content-range", cr.as_str())], part));
+            return resp(206, &[("content-range", cr.as_str())], part);
         }
-        Some(resp(200, &[], part))
-    }));
+        resp(200, &[], part)
+    });
     let dir = tempfile::tempdir().unwrap();
-    let partial = dir.path().join("blob.partial");
-    let e = repo(&s)
-        .fetch_blob_resumable(&desc, &partial, None)
-        .await
-        .unwrap_err();
+    let partial = dir.path().join(PARTIAL);
+    let e = fetch(&s, &desc, &partial).await.unwrap_err();
     assert!(
         e.to_string().contains("300000") && e.to_string().contains("200000"),
         "a short blob: {e}"
@@ -228,31 +215,16 @@ async fn a_cut_transfer_keeps_the_partial_and_a_lying_registry_empties_it() {
 
     // a registry serving other content of the right size: nothing kept
     std::fs::write(&partial, b"").unwrap();
-    let path = format!("/blobs/{}", desc.digest);
-    *s.hook.lock().unwrap() = Some(Arc::new(move |req, _| {
-        if !req.url.path().ends_with(&path) || req.headers.get("authorization").is_none() {
-            return None;
-        }
-        Some(resp(
-            200,
-            &[("content-length", "300000")],
-            vec![9u8; 300_000],
-        ))
-    }));
-    let e = repo(&s)
-        .fetch_blob_resumable(&desc, &partial, None)
-        .await
-        .unwrap_err();
+    answer_blob_gets(&s, &desc, |_| {
+        resp(200, &[("content-length", "300000")], vec![9u8; 300_000])
+    });
+    let e = fetch(&s, &desc, &partial).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
     assert_eq!(std::fs::metadata(&partial).unwrap().len(), 0, "emptied");
 
     // a transport that fails mid-body: the bytes that arrived stay for the next attempt
     let body = data.clone();
-    let path = format!("/blobs/{}", desc.digest);
-    *s.hook.lock().unwrap() = Some(Arc::new(move |req, _| {
-        if !req.url.path().ends_with(&path) || req.headers.get("authorization").is_none() {
-            return None;
-        }
+    answer_blob_gets(&s, &desc, move |_| {
         let first = bytes::Bytes::copy_from_slice(&body[..64 * 1024]);
         let stream = futures_util::stream::iter(vec![
             Ok(first),
@@ -263,16 +235,13 @@ async fn a_cut_transfer_keeps_the_partial_and_a_lying_registry_empties_it() {
         ]);
         let mut h = http::HeaderMap::new();
         h.insert("content-length", body.len().to_string().parse().unwrap());
-        Some(kubepull_registry::transport::Response {
+        kubepull_registry::transport::Response {
             status: http::StatusCode::OK,
             headers: h,
             body: Box::pin(stream),
-        })
-    }));
-    let e = repo(&s)
-        .fetch_blob_resumable(&desc, &partial, None)
-        .await
-        .unwrap_err();
+        }
+    });
+    let e = fetch(&s, &desc, &partial).await.unwrap_err();
     assert_ne!(e.kind(), ErrorKind::DigestMismatch, "{e}");
     assert_eq!(
         std::fs::read(&partial).unwrap(),
@@ -281,10 +250,7 @@ async fn a_cut_transfer_keeps_the_partial_and_a_lying_registry_empties_it() {
     );
     // the registry is well again: only the rest is fetched
     *s.hook.lock().unwrap() = None;
-    let r = repo(&s)
-        .fetch_blob_resumable(&desc, &partial, None)
-        .await
-        .unwrap();
+    let r = fetch(&s, &desc, &partial).await.unwrap();
     assert_eq!(
         (r.resumed_from, r.downloaded, r.restarted),
         (65_536, 300_000 - 65_536, false)

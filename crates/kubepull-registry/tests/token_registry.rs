@@ -14,8 +14,8 @@ use kubepull_core::keyring::{resolve, PullSecret};
 use kubepull_core::reference::parse_normalized_named;
 use kubepull_registry::auth::Clock;
 use kubepull_registry::testkit::{
-    push, KeyHeader, RegistryAuth, RegistryConfig, RegistryProcess, TestCa, TestImage, TokenField,
-    TokenServer, TokenServerConfig,
+    http_client, push, KeyHeader, RegistryAuth, RegistryConfig, RegistryProcess, TestCa, TestImage,
+    TokenField, TokenServer, TokenServerConfig,
 };
 use kubepull_registry::{
     Client, ClientConfig, Error, ErrorKind, HttpsTransport, ManifestRef, Platform,
@@ -59,7 +59,7 @@ async fn bed(cfg: TokenServerConfig) -> Bed {
         let auth = format!("Bearer {}", tokens.mint("admin", repo, &["pull", "push"]));
         push(
             &registry.base_url(),
-            Some(ca.cert_pem()),
+            &http_client(Some(ca.cert_pem()), None).unwrap(),
             Some(&auth),
             repo,
             "v1",

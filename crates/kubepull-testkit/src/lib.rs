@@ -11,20 +11,9 @@ pub use image::{busybox_image, busybox_image_modes, Image};
 pub use registry::Registry;
 
 /// Panics with an actionable message when a required binary is missing.
-pub fn need(bin: &str, pkg: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{bin}` not found: this test needs the real binary (apt-get install -y {pkg})"
-    );
-}
+pub use kubepull_registry::testkit::registry::require_binary as need;
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
+    kubepull_registry::testkit::registry::free_port().expect("no free port on 127.0.0.1")
 }

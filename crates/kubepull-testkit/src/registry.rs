@@ -1,28 +1,38 @@
-//! The real registry (`docker-registry serve`) with TLS and htpasswd.
+//! The real registry (`docker-registry serve`) with TLS from a throw-away CA and htpasswd:
+//! the registry crate's launcher ([`RegistryProcess`]) with the CA, the users and a client
+//! identity kept for pushing and for writing client configuration.
 
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use kubepull_core::reference::Digest;
+use kubepull_registry::testkit::{
+    basic_authorization, http_client, push, CertifiedKey, RegistryAuth, RegistryConfig,
+    RegistryProcess, TestCa,
+};
 
 use crate::image::Image;
 
-/// A running registry; killed and its directory removed on drop.
+/// A running registry serving HTTPS on 127.0.0.1; killed and its directory removed on drop.
+/// Dereferences to its [`RegistryProcess`] (`host`, `log`, `blob_gets`, `storage`, `stop`,
+/// `restart`, ...).
 pub struct Registry {
-    child: Child,
-    port: u16,
+    process: RegistryProcess,
     ca_pem: String,
-    dir: tempfile::TempDir,
     users: Vec<(String, String)>,
     /// A client certificate and key (PEM) the registry accepts, when it requires one.
     client: Option<(String, String)>,
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Deref for Registry {
+    type Target = RegistryProcess;
+    fn deref(&self) -> &RegistryProcess {
+        &self.process
+    }
+}
+
+impl DerefMut for Registry {
+    fn deref_mut(&mut self) -> &mut RegistryProcess {
+        &mut self.process
     }
 }
 
@@ -40,116 +50,38 @@ impl Registry {
     }
 
     fn start_with(users: &[(&str, &str)], client_cert: bool) -> Registry {
-        crate::need("docker-registry", "docker-registry");
-        crate::need("htpasswd", "apache2-utils");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let d = dir.path();
         let (ca_pem, cert_pem, key_pem, client) = tls_material_with_client();
-        std::fs::write(d.join("ca.crt"), &ca_pem).expect("write ca");
-        std::fs::write(d.join("server.crt"), cert_pem).expect("write cert");
-        std::fs::write(d.join("server.key"), key_pem).expect("write key");
-        let htpasswd = d.join("htpasswd");
-        for (i, (u, p)) in users.iter().enumerate() {
-            let mut c = Command::new("htpasswd");
-            c.arg(if i == 0 { "-Bbc" } else { "-Bb" })
-                .arg(&htpasswd)
-                .args([u, p]);
-            let out = c.output().expect("htpasswd");
-            assert!(out.status.success(), "htpasswd failed");
-        }
-        let port = crate::free_port();
-        let clientcas = if client_cert {
-            format!("    clientcas:\n      - {}\n", d.join("ca.crt").display())
-        } else {
-            String::new()
-        };
-        let cfg = format!(
-            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: kubepull-test-secret\n  tls:\n    certificate: {crt}\n    key: {key}\n{clientcas}{auth}health:\n  storagedriver:\n    enabled: false\n",
-            data = d.join("data").display(),
-            crt = d.join("server.crt").display(),
-            key = d.join("server.key").display(),
-            auth = if users.is_empty() {
-                String::new()
+        let users: Vec<(String, String)> = users
+            .iter()
+            .map(|(u, p)| (u.to_string(), p.to_string()))
+            .collect();
+        let process = RegistryProcess::start(RegistryConfig {
+            tls: Some(CertifiedKey { cert_pem, key_pem }),
+            auth: if users.is_empty() {
+                RegistryAuth::None
             } else {
-                format!(
-                    "auth:\n  htpasswd:\n    realm: kubepull-test\n    path: {}\n",
-                    htpasswd.display()
-                )
+                RegistryAuth::Htpasswd {
+                    users: users.clone(),
+                }
             },
-        );
-        std::fs::write(d.join("config.yml"), cfg).expect("write config");
-        let log = std::fs::File::create(d.join("registry.log")).expect("log file");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(d.join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log)
-            .spawn()
-            .expect("starting docker-registry");
-        let mut reg = Registry {
-            child,
-            port,
+            client_ca_pem: client_cert.then(|| ca_pem.clone()),
+            ..RegistryConfig::default()
+        })
+        .unwrap_or_else(|e| panic!("starting docker-registry: {e}"));
+        std::fs::write(process.dir().join("ca.crt"), &ca_pem).expect("write ca");
+        Registry {
+            process,
             ca_pem,
-            dir,
-            users: users
-                .iter()
-                .map(|(u, p)| (u.to_string(), p.to_string()))
-                .collect(),
+            users,
             client: client_cert.then_some(client),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(st)) = reg.child.try_wait() {
-                panic!("docker-registry exited ({st}):\n{}", reg.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "registry did not listen:\n{}",
-                reg.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        reg
-    }
-
-    /// Stops the registry process (the port and stored content stay for [`Registry::restart`]).
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 
     /// Starts the registry again on the same port with the same content.
     pub fn restart(&mut self) {
-        self.stop();
-        let d = self.dir.path();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(d.join("registry.log"))
-            .expect("log file");
-        self.child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(d.join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log)
-            .spawn()
-            .expect("restarting docker-registry");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "registry did not listen again:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.process
+            .restart()
+            .unwrap_or_else(|e| panic!("restarting docker-registry: {e}"));
     }
 
     /// The CA certificate (PEM) that signed the registry's certificate.
@@ -165,28 +97,7 @@ impl Registry {
 
     /// The CA file path.
     pub fn ca_path(&self) -> PathBuf {
-        self.dir.path().join("ca.crt")
-    }
-
-    /// The registry's log (includes the access log).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-
-    /// The registry's storage root (`docker/registry/v2/...` below it), for tests that damage
-    /// what the registry serves.
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// How many `GET` requests for blob `digest` the registry answered with 200/206/307.
-    pub fn blob_gets(&self, digest: &Digest) -> usize {
-        let needle = format!("/blobs/{digest}");
-        self.log()
-            .lines()
-            .filter(|l| l.contains("\"GET ") && l.contains(&needle))
-            .filter(|l| l.contains("\" 200 ") || l.contains("\" 206 ") || l.contains("\" 307 "))
-            .count()
+        self.process.dir().join("ca.crt")
     }
 
     /// Writes a containerd-style hosts directory trusting this registry's CA: `DIR/HOST/hosts.toml`.
@@ -208,60 +119,22 @@ impl Registry {
 
     /// Pushes an image as `repo:tag` with the first user's credentials.
     pub async fn push(&self, repo: &str, tag: &str, img: &Image) {
-        let (user, pass) = self.users.first().cloned().unwrap_or_default();
-        let mut http = reqwest::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("ca pem"),
-            )
-            .use_rustls_tls();
-        if let Some((c, k)) = &self.client {
-            http = http.identity(
-                reqwest::Identity::from_pem(format!("{c}\n{k}").as_bytes()).expect("client pem"),
-            );
-        }
-        let http = http.build().expect("http client");
-        let base = format!("https://{}", self.host());
-        let mut blobs: Vec<&Vec<u8>> = vec![&img.config];
-        blobs.extend(img.layers.iter());
-        for b in blobs {
-            let d = Digest::sha256_of(b);
-            let r = http
-                .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-                .basic_auth(&user, Some(&pass))
-                .send()
-                .await
-                .expect("start upload");
-            assert_eq!(r.status(), 202, "start upload");
-            let loc = r.headers()["location"]
-                .to_str()
-                .expect("location")
-                .to_string();
-            let loc = if loc.starts_with('/') {
-                format!("{base}{loc}")
-            } else {
-                loc
-            };
-            let sep = if loc.contains('?') { '&' } else { '?' };
-            let r = http
-                .put(format!("{loc}{sep}digest={d}"))
-                .basic_auth(&user, Some(&pass))
-                .header("content-type", "application/octet-stream")
-                .body(b.clone())
-                .send()
-                .await
-                .expect("upload");
-            assert_eq!(r.status(), 201, "finish upload of {d}");
-        }
-        let r = http
-            .put(format!("{base}/v2/{repo}/manifests/{tag}"))
-            .basic_auth(&user, Some(&pass))
-            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-            .body(img.manifest.clone())
-            .send()
-            .await
-            .expect("put manifest");
-        assert_eq!(r.status(), 201, "put manifest");
+        let http = http_client(Some(&self.ca_pem), self.client_identity()).expect("http client");
+        let authorization = self.users.first().map(|(u, p)| basic_authorization(u, p));
+        let mut blobs = vec![img.config.clone()];
+        blobs.extend(img.layers.iter().cloned());
+        push(
+            &self.base_url(),
+            &http,
+            authorization.as_deref(),
+            repo,
+            tag,
+            "application/vnd.oci.image.manifest.v1+json",
+            &img.manifest,
+            &blobs,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("push {repo}:{tag}: {e}"));
     }
 }
 
@@ -273,29 +146,13 @@ pub fn tls_material() -> (String, String, String) {
 
 /// [`tls_material`] plus a client certificate and key signed by the same CA.
 pub fn tls_material_with_client() -> (String, String, String, (String, String)) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().expect("ca key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "kubepull test CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("ca cert");
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().expect("server key");
-    let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("server params");
-    let cert = params.signed_by(&key, &issuer).expect("server cert");
-    let client_key = KeyPair::generate().expect("client key");
-    let mut cp = CertificateParams::new(Vec::<String>::new()).expect("client params");
-    cp.distinguished_name
-        .push(rcgen::DnType::CommonName, "kubepull test client");
-    cp.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let client = cp.signed_by(&client_key, &issuer).expect("client cert");
+    let ca = TestCa::new();
+    let server = ca.server_cert(&["127.0.0.1", "localhost"]);
+    let client = ca.client_cert("kubepull test client");
     (
-        ca_cert.pem(),
-        cert.pem(),
-        key.serialize_pem(),
-        (client.pem(), client_key.serialize_pem()),
+        ca.cert_pem().to_string(),
+        server.cert_pem,
+        server.key_pem,
+        (client.cert_pem, client.key_pem),
     )
 }

@@ -212,11 +212,7 @@ async fn run(kp: &str, namespaces: usize, secrets: usize) -> Row {
     let pod_ns = "ns-0";
     let without = pod_creates(&s, pod_ns, "before-", 200).await;
 
-    let hook_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let hook_port = kubepull_testkit::free_port();
     let log = std::fs::File::create(dir.path().join("operator.log")).expect("log");
     let mut op = Command::new(kp)
         .args(["operator", "--kubeconfig"])

@@ -836,7 +836,8 @@ async fn token_auth_rows(
     w: &Path,
 ) -> Vec<(String, f64, u64)> {
     use kubepull_registry::testkit::{
-        push, RegistryAuth, RegistryConfig, RegistryProcess, TestCa, TokenServer, TokenServerConfig,
+        http_client, push, RegistryAuth, RegistryConfig, RegistryProcess, TestCa, TokenServer,
+        TokenServerConfig,
     };
     let ca = TestCa::new();
     let tw = w.join("token");
@@ -866,7 +867,7 @@ async fn token_auth_rows(
     blobs.extend(img.layers.iter().cloned());
     push(
         &reg.base_url(),
-        Some(ca.cert_pem()),
+        &http_client(Some(ca.cert_pem()), None).unwrap(),
         Some(&bearer),
         "bench/big",
         "v1",

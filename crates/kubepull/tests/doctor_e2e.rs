@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use common::*;
 use kubepull_registry::testkit::{
-    push, HttpResponse, HttpServer, RegistryAuth, RegistryConfig, RegistryProcess, TestCa,
-    TestImage, TokenServer, TokenServerConfig,
+    http_client, push, HttpResponse, HttpServer, RegistryAuth, RegistryConfig, RegistryProcess,
+    TestCa, TestImage, TokenServer, TokenServerConfig,
 };
 use kubepull_testkit::{busybox_image, Registry};
 use serde_json::Value;
@@ -170,7 +170,7 @@ fn doctor_names_the_cause_and_the_fix() {
     rt.block_on(async {
         push(
             &reg_url,
-            Some(reg.ca_pem()),
+            &http_client(Some(reg.ca_pem()), None).unwrap(),
             Some(&auth),
             "team/multi",
             &s390x.digest().to_string(),
@@ -188,7 +188,7 @@ fn doctor_names_the_cause_and_the_fix() {
         );
         push(
             &reg_url,
-            Some(reg.ca_pem()),
+            &http_client(Some(reg.ca_pem()), None).unwrap(),
             Some(&auth),
             "team/multi",
             "v1",
@@ -227,7 +227,7 @@ fn doctor_names_the_cause_and_the_fix() {
         );
         push(
             &token_reg.base_url(),
-            Some(ca.cert_pem()),
+            &http_client(Some(ca.cert_pem()), None).unwrap(),
             Some(&auth),
             "team/app",
             "v1",

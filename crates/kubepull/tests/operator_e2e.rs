@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::*;
 use kubepull_kube::operator::manifests;
-use kubepull_testkit::{busybox_image, Registry};
+use kubepull_testkit::{busybox_image, free_port, Registry};
 use serde_json::Value;
 
 const USER: &str = "operator-user";
@@ -68,14 +68,6 @@ impl Drop for Operator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> Option<String>, ctx: impl Fn() -> String) -> String {

@@ -5,8 +5,10 @@
 //! - [`TokenServer`]: an in-process HTTPS token issuer signing RS256 JWTs exactly as
 //!   distribution's `token` authentication verifies them;
 //! - [`RegistryProcess`]: the real `docker-registry` (Debian package) on a free loopback
-//!   port, with TLS, htpasswd or token authentication and an optional blob redirect;
-//!   [`push`] and [`TestImage`] to put content into it.
+//!   port, with TLS (optionally requiring client certificates), htpasswd users or token
+//!   authentication, an optional blob redirect and the access log on; stop and restart on the
+//!   same port; [`push`] (with [`http_client`]) and [`TestImage`] to put content into it. The one
+//!   launcher of the registry: `kubepull-testkit`'s `Registry` wraps it.
 //!
 //! Everything listens on 127.0.0.1 only and stops when dropped. Needs the Debian packages
 //! `docker-registry`, `openssl` (RSA key generation for token signing) and, for htpasswd,
@@ -18,6 +20,9 @@ pub mod tls;
 pub mod token;
 
 pub use http::{HttpRequest, HttpResponse, HttpServer};
-pub use registry::{push, RegistryAuth, RegistryConfig, RegistryProcess, TestImage};
+pub use registry::{
+    basic_authorization, http_client, push, RegistryAuth, RegistryConfig, RegistryProcess,
+    TestImage,
+};
 pub use tls::{CertifiedKey, TestCa};
 pub use token::{Anonymous, KeyHeader, TokenField, TokenRequest, TokenServer, TokenServerConfig};

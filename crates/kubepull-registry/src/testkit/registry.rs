@@ -1,6 +1,7 @@
 //! Starts the real CNCF distribution registry (Debian `docker-registry`,
 //! `/usr/bin/docker-registry serve config.yml`) on a free loopback port in a temp dir, and
-//! pushes test images through its API.
+//! pushes test images through its API. The one launcher of the registry for every crate's
+//! tests, examples and benches.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -22,10 +23,11 @@ pub const REGISTRY_START_ATTEMPTS: u32 = 3;
 pub enum RegistryAuth {
     /// No authentication.
     None,
-    /// `auth.htpasswd` with a bcrypt file (made with `htpasswd -B`, Debian `apache2-utils`).
+    /// `auth.htpasswd` with a bcrypt file of these `(user, password)` pairs, written into
+    /// the registry's temp dir with `htpasswd -B` (Debian `apache2-utils`).
     Htpasswd {
-        /// The htpasswd file.
-        path: PathBuf,
+        /// The users and their passwords.
+        users: Vec<(String, String)>,
     },
     /// `auth.token`: distribution's token authentication.
     Token {
@@ -71,6 +73,9 @@ impl Default for RegistryConfig {
 }
 
 /// A running `docker-registry`; killed (by its own PID) and its temp dir removed on drop.
+///
+/// Its log (see [`RegistryProcess::log`]) includes the access log: one line per request, with
+/// method, path, status and bytes sent.
 pub struct RegistryProcess {
     child: Child,
     port: u16,
@@ -138,7 +143,7 @@ impl RegistryProcess {
         let d = dir.path();
         let storage = config.storage.clone().unwrap_or_else(|| d.join("data"));
         let mut y = format!(
-            "version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: {}\n  maintenance:\n    uploadpurging:\n      enabled: false\n  delete:\n    enabled: true\n",
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  maintenance:\n    uploadpurging:\n      enabled: false\n  delete:\n    enabled: true\n",
             storage.display()
         );
         if let Some(base) = &config.redirect_base_url {
@@ -166,10 +171,14 @@ impl RegistryProcess {
         }
         match &config.auth {
             RegistryAuth::None => {}
-            RegistryAuth::Htpasswd { path } => y.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: kubepull-test\n    path: {}\n",
-                path.display()
-            )),
+            RegistryAuth::Htpasswd { users } => {
+                let path = d.join("htpasswd");
+                write_htpasswd(&path, users)?;
+                y.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: kubepull-test\n    path: {}\n",
+                    path.display()
+                ));
+            }
             RegistryAuth::Token {
                 realm,
                 service,
@@ -186,14 +195,8 @@ impl RegistryProcess {
         }
         y.push_str("health:\n  storagedriver:\n    enabled: false\n");
         std::fs::write(d.join("config.yml"), y)?;
-        let log = std::fs::File::create(d.join("registry.log"))?;
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(d.join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
+        std::fs::File::create(d.join("registry.log"))?;
+        let child = spawn(d)?;
         let mut reg = RegistryProcess {
             child,
             port,
@@ -201,32 +204,56 @@ impl RegistryProcess {
             storage,
             dir,
         };
+        reg.wait_listening(0)?;
+        Ok(reg)
+    }
+
+    /// Waits until the registry has said "listening on" more than `before` times (so it is
+    /// *this* registry that listens, not some other process that took the port) and a
+    /// connection succeeds.
+    fn wait_listening(&mut self, before: usize) -> std::io::Result<()> {
+        let listening = format!("listening on 127.0.0.1:{}", self.port);
         let deadline = Instant::now() + REGISTRY_START_TIMEOUT;
         loop {
-            // ready when *this* registry says it listens (not some other process that took
-            // the port) and a connection succeeds
-            if reg
-                .log()
-                .contains(&format!("listening on 127.0.0.1:{port}"))
-                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && matches!(reg.child.try_wait(), Ok(None))
+            if self.log().matches(&listening).count() > before
+                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && matches!(self.child.try_wait(), Ok(None))
             {
-                return Ok(reg);
+                return Ok(());
             }
-            if let Ok(Some(st)) = reg.child.try_wait() {
+            if let Ok(Some(st)) = self.child.try_wait() {
                 return Err(std::io::Error::other(format!(
                     "docker-registry exited ({st}) during start-up:\n{}",
-                    reg.log()
+                    self.log()
                 )));
             }
             if Instant::now() > deadline {
                 return Err(std::io::Error::other(format!(
                     "docker-registry did not listen:\n{}",
-                    reg.log()
+                    self.log()
                 )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Stops the registry process; the port, configuration and stored content stay for
+    /// [`RegistryProcess::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the registry again (after [`RegistryProcess::stop`], or stopping it first) on
+    /// the same port with the same configuration and content; waits until it listens.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        let before = self
+            .log()
+            .matches(&format!("listening on 127.0.0.1:{}", self.port))
+            .count();
+        self.child = spawn(self.dir.path())?;
+        self.wait_listening(before)
     }
 
     /// `127.0.0.1:PORT`.
@@ -248,26 +275,67 @@ impl RegistryProcess {
         &self.storage
     }
 
-    /// The registry's log so far.
+    /// The registry's temp dir (its configuration, certificates and log); removed on drop.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The registry's log so far, access log included.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
+
+    /// How many `GET` requests for blob `digest` the registry answered with 200, 206 or 307
+    /// (from its access log).
+    pub fn blob_gets(&self, digest: &Digest) -> usize {
+        let needle = format!("/blobs/{digest}");
+        self.log()
+            .lines()
+            .filter(|l| l.contains("\"GET ") && l.contains(&needle))
+            .filter(|l| l.contains("\" 200 ") || l.contains("\" 206 ") || l.contains("\" 307 "))
+            .count()
+    }
 }
 
-/// Writes a bcrypt htpasswd file with one user, with `htpasswd -Bbc` (Debian
-/// `apache2-utils`).
-pub fn write_htpasswd(path: &Path, user: &str, password: &str) -> std::io::Result<()> {
+/// `docker-registry serve DIR/config.yml`, appending its output to `DIR/registry.log`.
+fn spawn(d: &Path) -> std::io::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("registry.log"))?;
+    Command::new("docker-registry")
+        .arg("serve")
+        .arg(d.join("config.yml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+}
+
+/// Writes a bcrypt htpasswd file with `users`, with `htpasswd -Bb` (Debian `apache2-utils`).
+fn write_htpasswd(path: &Path, users: &[(String, String)]) -> std::io::Result<()> {
     require_binary("htpasswd", "apache2-utils");
-    let out = Command::new("htpasswd")
-        .arg("-Bbc")
-        .arg(path)
-        .args([user, password])
-        .output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other("htpasswd failed"))
+    std::fs::write(path, "")?;
+    for (user, password) in users {
+        let out = Command::new("htpasswd")
+            .arg("-Bb")
+            .arg(path)
+            .args([user, password])
+            .output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "htpasswd failed for user {user:?}"
+            )));
+        }
     }
+    Ok(())
+}
+
+/// The `Authorization` value for HTTP Basic with `user` and `password`.
+pub fn basic_authorization(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        data_encoding::BASE64.encode(format!("{user}:{password}").as_bytes())
+    )
 }
 
 /// A small single-platform OCI image: config and two layers (one of 600 KB so streaming is
@@ -338,13 +406,35 @@ impl TestImage {
     }
 }
 
+/// A client for [`push`] trusting `ca_pem` (the system roots when `None`) and presenting
+/// `identity` (a client certificate and its key, PEM) when given.
+pub fn http_client(
+    ca_pem: Option<&str>,
+    identity: Option<(&str, &str)>,
+) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder().use_rustls_tls();
+    if let Some(ca) = ca_pem {
+        b = b.tls_built_in_root_certs(false).add_root_certificate(
+            reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?,
+        );
+    }
+    if let Some((cert, key)) = identity {
+        b = b.identity(
+            reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes())
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
 /// Pushes `blobs` and then the manifest under `tag` through the distribution API
-/// (monolithic uploads), authenticating with the `Authorization` value given (a Basic
-/// header, or `Bearer` with a token from [`super::TokenServer::mint`]).
+/// (monolithic uploads) with `http` (see [`http_client`]),
+/// authenticating with the `Authorization` value given (a Basic header from
+/// [`basic_authorization`], or `Bearer` with a token from [`super::TokenServer::mint`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn push(
     base_url: &str,
-    ca_pem: Option<&str>,
+    http: &reqwest::Client,
     authorization: Option<&str>,
     repo: &str,
     tag: &str,
@@ -352,13 +442,6 @@ pub async fn push(
     manifest: &[u8],
     blobs: &[Vec<u8>],
 ) -> Result<(), String> {
-    let mut b = reqwest::Client::builder().use_rustls_tls();
-    if let Some(ca) = ca_pem {
-        b = b.tls_built_in_root_certs(false).add_root_certificate(
-            reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?,
-        );
-    }
-    let http = b.build().map_err(|e| e.to_string())?;
     let with_auth = |rb: reqwest::RequestBuilder| match authorization {
         Some(a) => rb.header("authorization", a),
         None => rb,

@@ -313,6 +313,22 @@ pub fn client_with(s: &Arc<Server>, cfg: ClientConfig) -> Client {
     Client::new(t, Arc::new(resolver()), cfg)
 }
 
+/// `reg.example.com/team/app` on the scripted registry, with alice's Basic credential from
+/// the pull secret `regcred`.
+pub fn repo(s: &Arc<Server>) -> Repository {
+    client(s)
+        .repository(
+            &kubepull_core::reference::parse_normalized_named("reg.example.com/team/app:v1")
+                .unwrap(),
+            Some(kubepull_registry::RegistryCredential::basic(
+                "secret/regcred",
+                "alice",
+                PASSWORD,
+            )),
+        )
+        .unwrap()
+}
+
 /// Fetches a blob the way a pull does (streamed into a partial file, verified) and returns its
 /// bytes.
 pub async fn blob_bytes(repo: &Repository, desc: &Descriptor) -> kubepull_registry::Result<Bytes> {
