@@ -164,7 +164,8 @@ pub fn decode<K: Kind>(bytes: &[u8], revision: u64) -> serde_json::Result<Cached
 ///   deletion timestamps, labels, ownerReferences, finalizers (the Job's tracking finalizer),
 ///   `status.phase`, `status.conditions` (Ready for ReplicaSets and Endpoints,
 ///   `DisruptionTarget` for Jobs);
-/// - scheduler: `spec.nodeName`, `spec.nodeSelector`;
+/// - scheduler: `spec.nodeName`, `spec.nodeSelector`, `spec.schedulingGates` (a gated pod
+///   is not scheduled);
 /// - Job: the completion-index annotation (`batch.kubernetes.io/job-completion-index`, the
 ///   only annotation kept), and per container and init container status its name,
 ///   `restartCount` (`OnFailure` back-off) and terminated state's `exitCode` (the
@@ -230,6 +231,7 @@ pub fn trim_pod(p: Pod) -> Pod {
         spec: p.spec.map(|s| PodSpec {
             node_name: s.node_name,
             node_selector: s.node_selector,
+            scheduling_gates: s.scheduling_gates,
             hostname: s.hostname,
             subdomain: s.subdomain,
             containers: fresh(
