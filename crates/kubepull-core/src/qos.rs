@@ -118,7 +118,7 @@ where
             };
             add(&mut sums[i].0, request);
             add(&mut sums[i].1, limit.flatten());
-            if !limit.flatten().is_some_and(|v| v > 0) {
+            if limit.flatten().is_none_or(|v| v <= 0) {
                 guaranteed = false;
             }
         }
