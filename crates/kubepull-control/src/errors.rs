@@ -119,14 +119,23 @@ impl ApiError {
     /// [`ApiError::invalid`] naming `kind` of `group` (`errors.NewInvalid` with that
     /// `GroupKind`; the storage's update names the resource as the kind).
     pub fn invalid_as(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let text: Vec<String> = causes.iter().map(|c| c.text()).collect();
+        // `field.ErrorList.ToAggregate`: the message names each distinct error once (the
+        // details keep every cause, as `errors.NewInvalid` does)
+        let mut text: Vec<String> = Vec::with_capacity(causes.len());
+        for t in causes.iter().map(Cause::text) {
+            if !text.contains(&t) {
+                text.push(t);
+            }
+        }
         // `errors.NewInvalid` names the qualified kind (`Kind.group`)
         let qualified = if group.is_empty() {
             kind.to_string()
         } else {
             format!("{kind}.{group}")
         };
-        let msg = if text.len() == 1 {
+        let msg = if text.is_empty() {
+            format!("{qualified} \"{name}\" is invalid")
+        } else if text.len() == 1 {
             format!("{qualified} \"{name}\" is invalid: {}", text[0])
         } else {
             format!("{qualified} \"{name}\" is invalid: [{}]", text.join(", "))
@@ -403,5 +412,32 @@ mod tests {
         assert_eq!(st["details"]["kind"], "clusterpullsecrets");
         assert_eq!(st["details"]["group"], "kubepull.io");
         assert_eq!(st["details"]["causes"][0]["reason"], "FieldValueInvalid");
+    }
+
+    /// `ToAggregate` names a repeated error once in the message; the causes keep it twice.
+    #[test]
+    fn invalid_names_repeated_errors_once() {
+        let dup = || Cause::invalid("spec.tolerations[0].key", "\"k\"", "bad");
+        let e = ApiError::invalid_as("", "Pod", "p", vec![dup(), dup()]);
+        assert_eq!(
+            e.message,
+            "Pod \"p\" is invalid: spec.tolerations[0].key: Invalid value: \"k\": bad"
+        );
+        assert_eq!(
+            e.status()["details"]["causes"].as_array().map(Vec::len),
+            Some(2)
+        );
+        let other = Cause::required("spec.containers", "");
+        let e = ApiError::invalid_as("", "Pod", "p", vec![dup(), other, dup()]);
+        assert_eq!(
+            e.message,
+            "Pod \"p\" is invalid: [spec.tolerations[0].key: Invalid value: \"k\": bad, spec.containers: Required value]"
+        );
+        assert_eq!(
+            e.status()["details"]["causes"].as_array().map(Vec::len),
+            Some(3)
+        );
+        let e = ApiError::invalid_as("", "Pod", "p", vec![]);
+        assert_eq!(e.message, "Pod \"p\" is invalid");
     }
 }

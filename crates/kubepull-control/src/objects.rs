@@ -2,9 +2,11 @@
 //! admission, validation, optimistic concurrency, selectors and watches. The HTTP server and the
 //! in-process controllers both go through it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kubepull_datastore::{Datastore, Error as StoreError, Event, KeyValue};
 use serde_json::{json, Value};
@@ -238,6 +240,28 @@ fn binding_refusal(name: &str, pod: &Value) -> Option<String> {
     None
 }
 
+/// A pod's QoS class from its containers' and init containers' resources
+/// ([`kubepull_core::qos::pod_qos_class`], the class the node agent sizes the pod's cgroups by).
+pub(crate) fn pod_qos_class(spec: &core::PodSpec) -> &'static str {
+    fn list(l: Option<&BTreeMap<String, Quantity>>) -> impl Iterator<Item = (&str, &str)> {
+        l.into_iter()
+            .flatten()
+            .map(|(n, q)| (n.as_str(), q.0.as_str()))
+    }
+    let containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    kubepull_core::qos::pod_qos_class(containers.map(|c| {
+        let r = c.resources.as_ref();
+        (
+            list(r.and_then(|r| r.requests.as_ref())),
+            list(r.and_then(|r| r.limits.as_ref())),
+        )
+    }))
+    .as_str()
+}
+
 /// What the storage does to an update's object after admission and the resourceVersion
 /// comparison, before validation (`rest.BeforeUpdate`, the strategies' `PrepareForUpdate`, the
 /// Service storage's `beginUpdate`): a status update keeps everything but the status (the
@@ -256,6 +280,19 @@ fn prepare_update(
         Some("status") => {
             let mut n = old.clone();
             n["status"] = obj.get("status").cloned().unwrap_or(json!({}));
+            // a Pod's QoS class is set at creation: a status without one keeps the stored one
+            // (`podStatusStrategy.PrepareForUpdate`)
+            if r.group.is_empty() && r.kind == "Pod" && n["status"].is_object() {
+                let stored = old
+                    .pointer("/status/qosClass")
+                    .filter(|q| q.as_str() != Some(""));
+                let given = n["status"]
+                    .get("qosClass")
+                    .filter(|q| q.as_str() != Some(""));
+                if let (None, Some(q)) = (given, stored) {
+                    n["status"]["qosClass"] = q.clone();
+                }
+            }
             n
         }
         // `BindingREST.setPodHostAndAnnotations`: the stored pod with the node set and the
@@ -1231,11 +1268,34 @@ impl Objects {
         }
         if let Some(p) = &mut pod {
             self.admit_pod(ns, &name, p).await?;
+            let spec = p.spec.clone().unwrap_or_default();
             let status = p.status.get_or_insert_with(Default::default);
             if status.phase.is_none() {
+                // `podStrategy.PrepareForCreate`: Pending, the QoS class (`qos.GetPodQOS`: a
+                // class the body gives, else the one its resources make) and, for a pod with
+                // scheduling gates, `applySchedulingGatedCondition`
+                let qos = match status.qos_class.take().filter(|q| !q.is_empty()) {
+                    Some(q) => q,
+                    None => pod_qos_class(&spec).into(),
+                };
+                let gated = spec
+                    .scheduling_gates
+                    .as_ref()
+                    .is_some_and(|g| !g.is_empty());
                 *status = core::PodStatus {
                     phase: Some("Pending".into()),
-                    qos_class: Some("BestEffort".into()),
+                    qos_class: Some(qos),
+                    conditions: gated.then(|| {
+                        vec![core::PodCondition {
+                            type_: "PodScheduled".into(),
+                            status: "False".into(),
+                            reason: Some("SchedulingGated".into()),
+                            message: Some(
+                                "Scheduling is blocked due to non-empty scheduling gates".into(),
+                            ),
+                            ..Default::default()
+                        }]
+                    }),
                     ..Default::default()
                 };
             }

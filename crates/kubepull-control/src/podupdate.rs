@@ -505,6 +505,22 @@ pub(crate) fn validate_pod_status_update(obj: &Value, old: &Value) -> Vec<Cause>
             ));
         }
     }
+    // the QoS class is immutable (`ValidateImmutableField`); an update that leaves it out has
+    // it backfilled from the stored pod before ([`crate::objects`], the status strategy's
+    // `PrepareForUpdate`)
+    let qos = |v: &Value| {
+        v.pointer("/status/qosClass")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    if qos(obj) != qos(old) {
+        causes.push(Cause::invalid(
+            "status.qosClass",
+            format!("{:?}", qos(obj)),
+            "field is immutable",
+        ));
+    }
     let spec = stored_spec(old).unwrap_or_default();
     let restart = spec.restart_policy.as_deref().unwrap_or("Always");
     let sidecars: Vec<&str> = spec
@@ -1020,5 +1036,15 @@ mod tests {
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].starts_with("metadata.conditions[2].Type: Invalid value: \"not ok\": name part must consist of alphanumeric characters"), "{got:?}");
         assert!(got[1].starts_with("status.nominatedNodeName: Invalid value: \"Bad_Node\": a lowercase RFC 1123 subdomain"), "{got:?}");
+        // the QoS class stays what creation set
+        let mut stored = old("Always", 0);
+        stored["status"]["qosClass"] = json!("Burstable");
+        let mut new = stored.clone();
+        assert!(check(&new, &stored).is_empty());
+        new["status"]["qosClass"] = json!("Guaranteed");
+        assert_eq!(
+            check(&new, &stored),
+            ["status.qosClass: Invalid value: \"Guaranteed\": field is immutable"]
+        );
     }
 }

@@ -368,3 +368,83 @@ async fn deployments_roll_scale_and_delete_with_kubectl() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// `podStrategy.PrepareForCreate` as kubectl shows it: `status.qosClass` from the containers'
+/// and init containers' cpu and memory (requests defaulting from limits, compared as numbers),
+/// immutable afterwards (`ValidatePodStatusUpdate`; a status without one keeps it), and a pod
+/// with scheduling gates created `PodScheduled=False/SchedulingGated`, which the scheduler
+/// replaces with `PodScheduled=True` when the gates are gone and it binds the pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_qos_class_and_scheduling_gates_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), true)).await.unwrap();
+    let kc = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (kc, home) = (kc.as_path(), home.as_path());
+        let pod = |name: &str, extra: &str| {
+            format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{extra}")
+        };
+        let qos = |name: &str| {
+            ok(kc, home, &["get", "pod", name, "-o", "jsonpath={.status.qosClass}"], None)
+        };
+        let guaranteed = "  initContainers: [{name: i, image: busybox, resources: {limits: {cpu: 500m, memory: 64Mi}}}]\n  containers: [{name: c, image: busybox, resources: {requests: {cpu: '1', memory: 128Mi}, limits: {cpu: 1000m, memory: '134217728'}}}]\n";
+        let burstable = "  containers:\n  - {name: c, image: busybox, resources: {limits: {cpu: '1', memory: 64Mi}}}\n  - {name: d, image: busybox}\n";
+        let best_effort = "  containers: [{name: c, image: busybox, resources: {requests: {ephemeral-storage: 1Gi}}}]\n";
+        for (name, extra, want) in [
+            ("g", guaranteed, "Guaranteed"),
+            ("b", burstable, "Burstable"),
+            ("e", best_effort, "BestEffort"),
+        ] {
+            ok(kc, home, &["create", "-f", "-"], Some(&pod(name, extra)));
+            assert_eq!(qos(name), want, "{name}");
+        }
+        // the class is immutable; a status without one keeps the stored one
+        let (good, out) = kubectl(
+            kc,
+            home,
+            &["patch", "pod", "g", "--subresource=status", "--type=merge", "-p", r#"{"status":{"qosClass":"BestEffort"}}"#],
+            None,
+        );
+        assert!(!good, "{out}");
+        assert!(out.contains("The Pod \"g\" is invalid: status.qosClass: Invalid value: \"BestEffort\": field is immutable"), "{out}");
+        let mut g = get_json(kc, home, &["get", "pod", "g"]);
+        g["status"].as_object_mut().unwrap().remove("qosClass");
+        g["status"]["phase"] = serde_json::json!("Running");
+        ok(kc, home, &["replace", "--subresource=status", "-f", "-"], Some(&g.to_string()));
+        assert_eq!(qos("g"), "Guaranteed");
+        let g = get_json(kc, home, &["get", "pod", "g"]);
+        assert_eq!(s(&g, "/status/phase"), "Running");
+
+        // a gated pod: PodScheduled=False/SchedulingGated until its gates are removed
+        ok(kc, home, &["apply", "-f", "-"], Some(NODE));
+        ok(kc, home, &["patch", "node", "n1", "--subresource=status", "--type=merge", "-p", NODE_READY], None);
+        let gated = "  schedulingGates: [{name: example.com/wait}]\n  containers: [{name: c, image: busybox}]\n";
+        ok(kc, home, &["create", "-f", "-"], Some(&pod("w", gated)));
+        let conditions = |p: &serde_json::Value| p["status"]["conditions"].clone();
+        let w = get_json(kc, home, &["get", "pod", "w"]);
+        assert_eq!(
+            conditions(&w),
+            serde_json::json!([{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated",
+                "message": "Scheduling is blocked due to non-empty scheduling gates"}]),
+            "{w:#}"
+        );
+        assert_eq!(s(&w, "/spec/nodeName"), "");
+        ok(kc, home, &["patch", "pod", "w", "--type=json", "-p", r#"[{"op":"remove","path":"/spec/schedulingGates"}]"#], None);
+        let w = eventually("w bound", || {
+            let w = get_json(kc, home, &["get", "pod", "w"]);
+            let scheduled = conditions(&w)
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "PodScheduled" && c["status"] == "True"));
+            (s(&w, "/spec/nodeName") == "n1" && scheduled).then_some(w)
+        });
+        let c = conditions(&w);
+        let c: Vec<_> = c.as_array().unwrap().iter().filter(|c| c["type"] == "PodScheduled").collect();
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(c[0].get("reason").is_none() && c[0].get("message").is_none(), "{c:?}");
+        assert!(c[0]["lastTransitionTime"].is_string(), "{c:?}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}

@@ -2142,6 +2142,9 @@ async fn partial_object_metadata_for_list_get_and_watch() {
 
 /// `/metrics` under kube-apiserver's names: requests by verb, resource and code as kubectl made
 /// them; readable by the admin and by what RBAC allows (`system:monitoring`), not by others.
+/// The counters are the process's: the requests counted are made on a custom resource of a
+/// group no other test serves, so the other tests of this binary, running beside it, add
+/// nothing to the series checked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_and_follow_rbac() {
     let d = tempfile::tempdir().unwrap();
@@ -2152,29 +2155,40 @@ async fn metrics_count_requests_and_follow_rbac() {
     let (url, ca) = (server.url(), server.ca_pem());
     tokio::task::spawn_blocking(move || {
         let k = |args: &[&str]| kubectl(&admin, &home, args, None);
+        let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: gauges.metrics.test.kubepull.io}\nspec:\n  group: metrics.test.kubepull.io\n  scope: Namespaced\n  names: {plural: gauges, kind: Gauge}\n  versions:\n  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}\n";
+        let (ok, out) = kubectl(&admin, &home, &["apply", "-f", "-"], Some(crd));
+        assert!(ok, "{out}");
         for args in [
-            &["create", "namespace", "m"][..],
+            &["wait", "--for=condition=Established", "crd/gauges.metrics.test.kubepull.io"][..],
+            &["create", "namespace", "m"],
             &["create", "serviceaccount", "scraper", "-n", "m"],
-            &["create", "configmap", "c", "-n", "m", "--from-literal=a=b"],
-            &["get", "configmaps", "-n", "m"],
-            &["get", "configmap", "c", "-n", "m"],
         ] {
             let (ok, out) = k(args);
             assert!(ok, "{args:?}: {out}");
         }
-        let (_, out) = k(&["get", "configmap", "missing", "-n", "m"]);
+        let gauge = "apiVersion: metrics.test.kubepull.io/v1\nkind: Gauge\nmetadata: {name: c, namespace: m}\n";
+        let (ok, out) = kubectl(&admin, &home, &["create", "-f", "-"], Some(gauge));
+        assert!(ok, "{out}");
+        for args in [&["get", "gauges", "-n", "m"][..], &["get", "gauge", "c", "-n", "m"]] {
+            let (ok, out) = k(args);
+            assert!(ok, "{args:?}: {out}");
+        }
+        let (_, out) = k(&["get", "gauge", "missing", "-n", "m"]);
         assert!(out.contains("NotFound"), "{out}");
         let (ok, text) = k(&["get", "--raw", "/metrics"]);
         assert!(ok, "{text}");
+        let series = |verb: &str, code: &str| {
+            format!("apiserver_request_total{{verb=\"{verb}\",group=\"metrics.test.kubepull.io\",resource=\"gauges\",subresource=\"\",code=\"{code}\"}} ")
+        };
         for want in [
-            "# TYPE apiserver_request_total counter",
-            "apiserver_request_total{verb=\"POST\",group=\"\",resource=\"configmaps\",subresource=\"\",code=\"201\"} 1",
-            "apiserver_request_total{verb=\"LIST\",group=\"\",resource=\"configmaps\",subresource=\"\",code=\"200\"}",
-            "apiserver_request_total{verb=\"GET\",group=\"\",resource=\"configmaps\",subresource=\"\",code=\"200\"}",
-            "apiserver_request_total{verb=\"GET\",group=\"\",resource=\"configmaps\",subresource=\"\",code=\"404\"}",
-            "apiserver_request_duration_seconds_bucket{verb=\"POST\",group=\"\",resource=\"configmaps\",subresource=\"\",le=\"+Inf\"}",
+            "# TYPE apiserver_request_total counter".to_string(),
+            format!("{}1\n", series("POST", "201")),
+            series("LIST", "200"),
+            series("GET", "200"),
+            series("GET", "404"),
+            "apiserver_request_duration_seconds_bucket{verb=\"POST\",group=\"metrics.test.kubepull.io\",resource=\"gauges\",subresource=\"\",le=\"+Inf\"} 1\n".to_string(),
         ] {
-            assert!(text.contains(want), "missing {want}:\n{text}");
+            assert!(text.contains(&want), "missing {want}:\n{text}");
         }
         // a ServiceAccount without the right is refused, with it (system:monitoring) allowed
         let (ok, token) = k(&["create", "token", "scraper", "-n", "m"]);

@@ -12,6 +12,7 @@
 //! - [`pullpolicy`] and [`backoff`]: pull-policy defaulting, the kubelet's pull decision, and the
 //!   image-pull back-off schedule.
 //! - [`secret`]: `kubectl create secret docker-registry` generation, byte-identical to kubectl 1.32.
+//! - [`qos`]: resource quantities and a pod's QoS class (`pkg/apis/core/helper/qos`).
 //! - [`lint`]: findings that predict a broken image pull before a pod meets it.
 //! - [`diagnose`]: the pure rules of `kubepull doctor`: classify a pasted pull error into a
 //!   [`diagnose::Cause`], find the pull-secret traps of a pod, and combine both with a live
@@ -32,5 +33,6 @@ pub mod keyring;
 pub mod lint;
 pub mod metrics;
 pub mod pullpolicy;
+pub mod qos;
 pub mod reference;
 pub mod secret;

@@ -164,7 +164,8 @@ pub fn decode<K: Kind>(bytes: &[u8], revision: u64) -> serde_json::Result<Cached
 ///   deletion timestamps, labels, ownerReferences, finalizers (the Job's tracking finalizer),
 ///   `status.phase`, `status.conditions` (Ready for ReplicaSets and Endpoints,
 ///   `DisruptionTarget` for Jobs);
-/// - scheduler: `spec.nodeName`, `spec.nodeSelector`;
+/// - scheduler: `spec.nodeName`, `spec.nodeSelector`, `spec.schedulingGates` (a gated pod
+///   is not scheduled);
 /// - Job: the completion-index annotation (`batch.kubernetes.io/job-completion-index`) and
 ///   the index failure counts (`batch.kubernetes.io/job-index-failure-count`,
 ///   `job-index-ignored-failure-count`: `backoffLimitPerIndex`), the only annotations kept,
@@ -239,6 +240,7 @@ pub fn trim_pod(p: Pod) -> Pod {
         spec: p.spec.map(|s| PodSpec {
             node_name: s.node_name,
             node_selector: s.node_selector,
+            scheduling_gates: s.scheduling_gates,
             hostname: s.hostname,
             subdomain: s.subdomain,
             containers: fresh(

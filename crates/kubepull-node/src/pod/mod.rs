@@ -83,8 +83,8 @@ pub(crate) async fn container_security(
     let mut sec = security::effective(pod, c)?;
     let image_user = ctx.runtime.image_user(image).await?;
     security::verify_run_as_non_root(pod, c, image_user.as_deref().unwrap_or(""))?;
-    let qos = security::qos_class(pod.spec.as_ref().ok_or("pod has no spec")?);
-    sec.resources = security::resources(c, qos, security::node_memory());
+    let qos = security::pod_qos(pod);
+    sec.resources = security::resources(c, &qos, security::node_memory());
     Ok(sec)
 }
 

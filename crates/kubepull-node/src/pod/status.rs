@@ -318,7 +318,8 @@ fn build(
         pod_ips: (!pod_ips.is_empty())
             .then(|| pod_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
         start_time: start_time.map(time),
-        qos_class: Some(crate::sandbox::security::qos_class(&spec).into()),
+        // the stored class is immutable (ValidatePodStatusUpdate); the kubelet reports it back
+        qos_class: Some(crate::sandbox::security::pod_qos(pod)),
         ..Default::default()
     }
 }
@@ -347,6 +348,21 @@ mod tests {
         }
         p.spec = Some(spec);
         p
+    }
+
+    #[test]
+    fn status_reports_the_stored_qos_class() {
+        // no resources: computed BestEffort when the server stored none
+        let mut p = pod(&["app"], "Always");
+        let s = build_status(&p, &HashMap::new(), "127.0.0.1", None);
+        assert_eq!(s.qos_class.as_deref(), Some("BestEffort"));
+        // the class stored at creation is reported back unchanged (GetPodQOS)
+        p.status = Some(PodStatus {
+            qos_class: Some("Burstable".into()),
+            ..Default::default()
+        });
+        let s = build_status(&p, &HashMap::new(), "127.0.0.1", None);
+        assert_eq!(s.qos_class.as_deref(), Some("Burstable"));
     }
 
     #[test]

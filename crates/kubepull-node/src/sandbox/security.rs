@@ -2,6 +2,8 @@
 //! sysctl admission, QoS, resources. Pure functions of the pod (and the image user).
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kubepull_core::qos::{pod_qos_class, quantity_milli};
 
 use super::{ContainerSecurity, PodSandbox, Resources, Seccomp};
 
@@ -242,61 +244,6 @@ pub fn admit_sysctls(spec: &PodSpec) -> Result<(), String> {
     Ok(())
 }
 
-/// A Kubernetes quantity in milli-units, rounded up (`resource.Quantity.MilliValue`).
-pub fn quantity_milli(q: &str) -> Option<i128> {
-    let q = q.trim();
-    let (num, mult_num, mult_den): (&str, i128, i128) = {
-        let suffixes: &[(&str, i128, i128)] = &[
-            ("Ki", 1 << 10, 1),
-            ("Mi", 1 << 20, 1),
-            ("Gi", 1 << 30, 1),
-            ("Ti", 1 << 40, 1),
-            ("Pi", 1 << 50, 1),
-            ("Ei", 1 << 60, 1),
-            ("n", 1, 1_000_000_000),
-            ("u", 1, 1_000_000),
-            ("m", 1, 1000),
-            ("k", 1000, 1),
-            ("M", 1_000_000, 1),
-            ("G", 1_000_000_000, 1),
-            ("T", 1_000_000_000_000, 1),
-            ("P", 1_000_000_000_000_000, 1),
-            ("E", 1_000_000_000_000_000_000, 1),
-        ];
-        match suffixes.iter().find(|(s, _, _)| q.ends_with(s)) {
-            Some((s, n, d)) => (&q[..q.len() - s.len()], *n, *d),
-            None => match q.find(['e', 'E']) {
-                Some(i) => {
-                    let exp: u32 = q[i + 1..].parse().ok()?;
-                    (&q[..i], 10i128.checked_pow(exp)?, 1)
-                }
-                None => (q, 1, 1),
-            },
-        }
-    };
-    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let neg = int.starts_with('-');
-    let int = int.trim_start_matches(['+', '-']);
-    if !int.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let digits = format!("{int}{frac}");
-    let mantissa: i128 = if digits.is_empty() {
-        0
-    } else {
-        digits.parse().ok()?
-    };
-    let scale = 10i128.checked_pow(frac.len() as u32)?;
-    // value = mantissa / scale * mult_num / mult_den; milli = value * 1000, rounded up
-    let num = mantissa.checked_mul(mult_num)?.checked_mul(1000)?;
-    let den = scale.checked_mul(mult_den)?;
-    let v = (num + den - 1) / den;
-    Some(if neg { -v } else { v })
-}
-
 fn get(r: Option<&ResourceRequirements>, limits: bool, name: &str) -> i128 {
     r.and_then(|r| {
         if limits {
@@ -325,34 +272,37 @@ fn req_limit(c: &Container, name: &str) -> (i128, i128) {
     (req, limit)
 }
 
-/// `status.qosClass` (k8s `pkg/apis/core/v1/helper/qos/qos.go` `ComputePodQOS`): only cpu and
-/// memory of init and regular containers count.
+/// `status.qosClass`: [`kubepull_core::qos::pod_qos_class`] over the pod's containers and init
+/// containers, the class the API server stores at creation.
 pub fn qos_class(spec: &PodSpec) -> &'static str {
-    let all: Vec<&Container> = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(spec.containers.iter())
-        .collect();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &all {
-        for name in ["cpu", "memory"] {
-            let (req, limit) = req_limit(c, name);
-            if req != 0 || limit != 0 {
-                any = true;
-            }
-            if limit == 0 || req != limit {
-                guaranteed = false;
-            }
-        }
+    fn list(
+        l: Option<&std::collections::BTreeMap<String, Quantity>>,
+    ) -> impl Iterator<Item = (&str, &str)> {
+        l.into_iter()
+            .flatten()
+            .map(|(n, q)| (n.as_str(), q.0.as_str()))
     }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
+    let containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    pod_qos_class(containers.map(|c| {
+        let r = c.resources.as_ref();
+        (
+            list(r.and_then(|r| r.requests.as_ref())),
+            list(r.and_then(|r| r.limits.as_ref())),
+        )
+    }))
+    .as_str()
+}
+
+/// The pod's QoS class as the kubelet reads it (k8s `pkg/apis/core/v1/helper/qos` `GetPodQOS`):
+/// the `status.qosClass` the API server stored at creation, computed from the spec only when
+/// the status has none.
+pub fn pod_qos(pod: &Pod) -> String {
+    match pod.status.as_ref().and_then(|s| s.qos_class.as_deref()) {
+        Some(q) if !q.is_empty() => q.to_string(),
+        _ => qos_class(pod.spec.as_ref().unwrap_or(&PodSpec::default())).to_string(),
     }
 }
 
@@ -504,7 +454,7 @@ pub fn cgroup_parent(root: &str, qos: &str, uid: &str) -> String {
 pub fn pod_sandbox(pod: &Pod, resolv_conf: String, cgroup_root: &str) -> PodSandbox {
     let spec = pod.spec.clone().unwrap_or_default();
     let host_network = spec.host_network == Some(true);
-    let qos = qos_class(&spec).to_string();
+    let qos = pod_qos(pod);
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let mut sysctls: Vec<(String, String)> = spec
         .security_context
@@ -590,17 +540,6 @@ mod tests {
             security_context: sc,
             ..Default::default()
         }
-    }
-
-    #[test]
-    fn quantities() {
-        assert_eq!(quantity_milli("100m"), Some(100));
-        assert_eq!(quantity_milli("1"), Some(1000));
-        assert_eq!(quantity_milli("0.5"), Some(500));
-        assert_eq!(quantity_milli("32Mi"), Some(32 * 1024 * 1024 * 1000));
-        assert_eq!(quantity_milli("1G"), Some(1_000_000_000_000));
-        assert_eq!(quantity_milli("1e3"), Some(1_000_000));
-        assert_eq!(quantity_milli("x"), None);
     }
 
     #[test]
