@@ -121,12 +121,12 @@ impl ApiError {
     pub fn invalid_as(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
         // `field.ErrorList.ToAggregate`: the message names each distinct error once (the
         // details keep every cause, as `errors.NewInvalid` does)
-        let mut text: Vec<String> = Vec::with_capacity(causes.len());
-        for t in causes.iter().map(Cause::text) {
-            if !text.contains(&t) {
-                text.push(t);
-            }
-        }
+        let mut seen = std::collections::HashSet::with_capacity(causes.len());
+        let text: Vec<String> = causes
+            .iter()
+            .map(Cause::text)
+            .filter(|t| seen.insert(t.clone()))
+            .collect();
         // `errors.NewInvalid` names the qualified kind (`Kind.group`)
         let qualified = if group.is_empty() {
             kind.to_string()

@@ -314,6 +314,22 @@ fn prepare_update(
                     }
                 }
             }
+            // and PodScheduled=True in the same write (`podutil.UpdatePodCondition`), so a
+            // once-gated pod does not keep SchedulingGated when a later status write fails
+            let mut conds: Vec<core::PodCondition> = n
+                .pointer("/status/conditions")
+                .and_then(|c| serde_json::from_value(c.clone()).ok())
+                .unwrap_or_default();
+            crate::controllers::scheduler::upsert_condition(
+                &mut conds,
+                crate::controllers::scheduler::scheduled_condition("True", None, None),
+            );
+            if let Ok(c) = serde_json::to_value(conds) {
+                if !n["status"].is_object() {
+                    n["status"] = json!({});
+                }
+                n["status"]["conditions"] = c;
+            }
             n
         }
         _ => {
@@ -3471,6 +3487,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(bound["spec"]["nodeName"], "n1");
+        assert!(
+            bound["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["type"] == "PodScheduled" && c["status"] == "True"),
+            "{bound}"
+        );
         assert_eq!(bound["metadata"].get("labels"), None);
         assert_eq!(
             bound["metadata"]["annotations"]["example.com/bound-by"],

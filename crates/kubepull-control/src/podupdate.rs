@@ -514,14 +514,17 @@ pub(crate) fn validate_pod_status_update(obj: &Value, old: &Value) -> Vec<Cause>
             .unwrap_or("")
             .to_string()
     };
-    if qos(obj) != qos(old) {
+    let spec = stored_spec(old).unwrap_or_default();
+    // builds before the class was computed at creation stored every pod as BestEffort: the
+    // class its resources make may replace that value (the node agent reports it)
+    let repair = qos(old) == "BestEffort" && qos(obj) == crate::objects::pod_qos_class(&spec);
+    if qos(obj) != qos(old) && !repair {
         causes.push(Cause::invalid(
             "status.qosClass",
             format!("{:?}", qos(obj)),
             "field is immutable",
         ));
     }
-    let spec = stored_spec(old).unwrap_or_default();
     let restart = spec.restart_policy.as_deref().unwrap_or("Always");
     let sidecars: Vec<&str> = spec
         .init_containers
@@ -1040,6 +1043,19 @@ mod tests {
         let mut stored = old("Always", 0);
         stored["status"]["qosClass"] = json!("Burstable");
         let mut new = stored.clone();
+        assert!(check(&new, &stored).is_empty());
+        new["status"]["qosClass"] = json!("Guaranteed");
+        assert_eq!(
+            check(&new, &stored),
+            ["status.qosClass: Invalid value: \"Guaranteed\": field is immutable"]
+        );
+        // a BestEffort stored by builds that did not compute the class may become the class
+        // the spec makes, and nothing else
+        let mut stored = old("Always", 0);
+        stored["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "100m"}});
+        stored["status"]["qosClass"] = json!("BestEffort");
+        let mut new = stored.clone();
+        new["status"]["qosClass"] = json!("Burstable");
         assert!(check(&new, &stored).is_empty());
         new["status"]["qosClass"] = json!("Guaranteed");
         assert_eq!(

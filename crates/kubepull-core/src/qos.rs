@@ -29,8 +29,14 @@ pub fn quantity_milli(q: &str) -> Option<i128> {
             Some((s, n, d)) => (&q[..q.len() - s.len()], *n, *d),
             None => match q.find(['e', 'E']) {
                 Some(i) => {
-                    let exp: u32 = q[i + 1..].parse().ok()?;
-                    (&q[..i], 10i128.checked_pow(exp)?, 1)
+                    let exp: i32 = q[i + 1..].trim_start_matches('+').parse().ok()?;
+                    // beyond i128 the value saturates below
+                    let pow = |e: i32| 10i128.checked_pow(e.unsigned_abs()).unwrap_or(i128::MAX);
+                    if exp >= 0 {
+                        (&q[..i], pow(exp), 1)
+                    } else {
+                        (&q[..i], 1, pow(exp))
+                    }
                 }
                 None => (q, 1, 1),
             },
@@ -45,17 +51,50 @@ pub fn quantity_milli(q: &str) -> Option<i128> {
     if !int.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    let digits = format!("{int}{frac}");
-    let mantissa: i128 = if digits.is_empty() {
-        0
+    // digits past the 18th decimal place cannot change a milli value rounded up, but for the
+    // rounding itself: any of them not 0 counts as one more at the 18th
+    let (frac, rest_nonzero) = if frac.len() > 18 {
+        (&frac[..18], frac[18..].bytes().any(|b| b != b'0'))
     } else {
-        digits.parse().ok()?
+        (frac, false)
     };
-    let scale = 10i128.checked_pow(frac.len() as u32)?;
-    // value = mantissa / scale * mult_num / mult_den; milli = value * 1000, rounded up
-    let num = mantissa.checked_mul(mult_num)?.checked_mul(1000)?;
-    let den = scale.checked_mul(mult_den)?;
-    let v = (num + den - 1) / den;
+    let int = int.trim_start_matches('0');
+    let saturated = Some(if neg { i128::MIN } else { i128::MAX });
+    let digits = format!("{int}{frac}");
+    let Ok(mut mantissa) = (if digits.is_empty() {
+        Ok(0)
+    } else {
+        digits.parse::<i128>()
+    }) else {
+        // more digits than i128 holds: a value no resource list means literally
+        return saturated;
+    };
+    if rest_nonzero {
+        mantissa = mantissa.saturating_add(1);
+    }
+    // value = mantissa / 10^frac * mult_num / mult_den; milli = value * 1000, rounded up, with
+    // the 1000 taken out of the fraction's scale first
+    let (milli, scale) = match frac.len() {
+        n @ 0..=3 => (10i128.pow(3 - n as u32), 1),
+        n => (1, 10i128.pow(n as u32 - 3)),
+    };
+    let Some(num) = mantissa
+        .checked_mul(mult_num)
+        .and_then(|n| n.checked_mul(milli))
+    else {
+        return saturated;
+    };
+    let Some(den) = scale.checked_mul(mult_den) else {
+        // a divisor past i128: the value is below one milli-unit
+        return Some(if num == 0 {
+            0
+        } else if neg {
+            -1
+        } else {
+            1
+        });
+    };
+    let v = num / den + i128::from(num % den != 0);
     Some(if neg { -v } else { v })
 }
 
@@ -152,6 +191,28 @@ mod tests {
         assert_eq!(quantity_milli("1e3"), Some(1_000_000));
         assert_eq!(quantity_milli("0.1m"), Some(1));
         assert_eq!(quantity_milli("x"), None);
+        assert_eq!(quantity_milli("1e-3"), Some(1));
+        assert_eq!(quantity_milli("0.0000000000000000000001"), Some(1));
+        assert_eq!(quantity_milli("0.000000000000000000000"), Some(0));
+        // rounding up at the top of the range does not overflow; values past i128 saturate
+        // instead of overflowing (or counting as absent)
+        assert_eq!(
+            quantity_milli("170141183460469231731687303715884.105"),
+            Some(170_141_183_460_469_231_731_687_303_715_884_105)
+        );
+        assert_eq!(
+            quantity_milli("170141183460469231731687303715884.1051"),
+            Some(170_141_183_460_469_231_731_687_303_715_884_106)
+        );
+        assert_eq!(quantity_milli("1e40"), Some(i128::MAX));
+        assert_eq!(
+            quantity_milli("123456789012345678901234567890123456789012"),
+            Some(i128::MAX)
+        );
+        assert_eq!(
+            quantity_milli("999999999999999999999999999999999E"),
+            Some(i128::MAX)
+        );
     }
 
     type Res = (

@@ -100,7 +100,11 @@ pub fn plan(pod: &Pod, nodes: &[Arc<Node>], load: impl Fn(&str) -> usize) -> Dec
 }
 
 /// `PodScheduled` with `status` (and `reason`, `message`), now.
-fn scheduled_condition(status: &str, reason: Option<&str>, message: Option<&str>) -> PodCondition {
+pub(crate) fn scheduled_condition(
+    status: &str,
+    reason: Option<&str>,
+    message: Option<&str>,
+) -> PodCondition {
     PodCondition {
         type_: "PodScheduled".into(),
         status: status.into(),
@@ -113,7 +117,7 @@ fn scheduled_condition(status: &str, reason: Option<&str>, message: Option<&str>
 
 /// Sets `c` in `conds`, replacing a condition of its type and keeping the others
 /// (`podutil.UpdatePodCondition`); the transition time stays when the status does not change.
-fn upsert_condition(conds: &mut Vec<PodCondition>, mut c: PodCondition) {
+pub(crate) fn upsert_condition(conds: &mut Vec<PodCondition>, mut c: PodCondition) {
     match conds.iter_mut().find(|x| x.type_ == c.type_) {
         Some(old) => {
             if old.status == c.status {

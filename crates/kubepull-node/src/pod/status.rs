@@ -363,6 +363,21 @@ mod tests {
         });
         let s = build_status(&p, &HashMap::new(), "127.0.0.1", None);
         assert_eq!(s.qos_class.as_deref(), Some("Burstable"));
+        // a BestEffort the spec does not make is what earlier builds stored for every pod:
+        // the class the resources make is reported instead
+        let mut requests = std::collections::BTreeMap::new();
+        requests.insert(
+            "cpu".to_string(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("100m".into()),
+        );
+        p.spec.as_mut().unwrap().containers[0].resources =
+            Some(k8s_openapi::api::core::v1::ResourceRequirements {
+                requests: Some(requests),
+                ..Default::default()
+            });
+        p.status.as_mut().unwrap().qos_class = Some("BestEffort".into());
+        let s = build_status(&p, &HashMap::new(), "127.0.0.1", None);
+        assert_eq!(s.qos_class.as_deref(), Some("Burstable"));
     }
 
     #[test]

@@ -299,10 +299,16 @@ pub fn qos_class(spec: &PodSpec) -> &'static str {
 /// The pod's QoS class as the kubelet reads it (k8s `pkg/apis/core/v1/helper/qos` `GetPodQOS`):
 /// the `status.qosClass` the API server stored at creation, computed from the spec only when
 /// the status has none.
+///
+/// A stored `BestEffort` that the spec does not make is taken for what builds before the class
+/// was computed at creation stored for every pod: the computed class is used (and reported,
+/// which the API server accepts as that repair).
 pub fn pod_qos(pod: &Pod) -> String {
+    let computed = || qos_class(pod.spec.as_ref().unwrap_or(&PodSpec::default())).to_string();
     match pod.status.as_ref().and_then(|s| s.qos_class.as_deref()) {
+        Some("BestEffort") => computed(),
         Some(q) if !q.is_empty() => q.to_string(),
-        _ => qos_class(pod.spec.as_ref().unwrap_or(&PodSpec::default())).to_string(),
+        _ => computed(),
     }
 }
 
@@ -314,7 +320,7 @@ pub fn milli_cpu_to_shares(milli: i128) -> u64 {
     if milli == 0 {
         return 2;
     }
-    (milli * 1024 / 1000).clamp(2, 262_144) as u64
+    (milli.saturating_mul(1024) / 1000).clamp(2, 262_144) as u64
 }
 
 /// A container's cgroup resources (k8s `kuberuntime_container_linux.go`
@@ -326,7 +332,7 @@ pub fn resources(c: &Container, qos: &str, mem_capacity: i128) -> Resources {
     let cpu_quota = if cpu_limit == 0 {
         0
     } else {
-        ((cpu_limit * QUOTA_PERIOD as i128) / 1000).max(1000) as i64
+        (cpu_limit.saturating_mul(QUOTA_PERIOD as i128) / 1000).clamp(1000, i64::MAX as i128) as i64
     };
     let oom_score_adj = match qos {
         "Guaranteed" => -997,
