@@ -52,37 +52,28 @@ fn annotation_updates(obj: &Value, old: &Value) -> Vec<Cause> {
             .unwrap_or_else(|| empty.clone())
     };
     let (new, old) = (annotations(obj), annotations(old));
+    // the protected annotations, each with the noun upstream's messages use
+    let protected = |k: &str| {
+        [
+            (k.starts_with(APPARMOR_PREFIX), "AppArmor annotations"),
+            (k == MIRROR_POD_ANNOTATION, "mirror pod annotation"),
+        ]
+        .into_iter()
+        .filter_map(|(hit, what)| hit.then_some(what))
+    };
     let mut causes = vec![];
     let path = |k: &str| format!("metadata.annotations[{k}]");
-    for (k, v) in &old {
-        if new.get(k) == Some(v) {
-            continue;
-        }
-        if k.starts_with(APPARMOR_PREFIX) {
+    for k in old.keys().filter(|k| new.get(*k) != old.get(*k)) {
+        for what in protected(k) {
             causes.push(Cause::forbidden(
                 path(k),
-                "may not remove or update AppArmor annotations",
-            ));
-        }
-        if k == MIRROR_POD_ANNOTATION {
-            causes.push(Cause::forbidden(
-                path(k),
-                "may not remove or update mirror pod annotation",
+                format!("may not remove or update {what}"),
             ));
         }
     }
     for k in new.keys().filter(|k| !old.contains_key(*k)) {
-        if k.starts_with(APPARMOR_PREFIX) {
-            causes.push(Cause::forbidden(
-                path(k),
-                "may not add AppArmor annotations",
-            ));
-        }
-        if k == MIRROR_POD_ANNOTATION {
-            causes.push(Cause::forbidden(
-                path(k),
-                "may not add mirror pod annotation",
-            ));
+        for what in protected(k) {
+            causes.push(Cause::forbidden(path(k), format!("may not add {what}")));
         }
     }
     causes
@@ -517,8 +508,8 @@ pub(crate) fn validate_pod_status_update(obj: &Value, old: &Value) -> Vec<Cause>
     let spec = stored_spec(old).unwrap_or_default();
     // builds before the class was computed at creation stored every pod as BestEffort: the
     // class its resources make may replace that value (the node agent reports it)
-    let repair = qos(old) == "BestEffort" && qos(obj) == crate::objects::pod_qos_class(&spec);
-    if qos(obj) != qos(old) && !repair {
+    let repair = || qos(old) == "BestEffort" && qos(obj) == crate::objects::pod_qos_class(&spec);
+    if qos(obj) != qos(old) && !repair() {
         causes.push(Cause::invalid(
             "status.qosClass",
             format!("{:?}", qos(obj)),

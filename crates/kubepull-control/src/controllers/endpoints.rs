@@ -747,15 +747,8 @@ mod tests {
                 "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
     }
 
-    /// A deletion the controller expects is seen when the cache shows the slice terminating
-    /// (held by a finalizer), as when it is gone; until then the sync waits, and asks to be
-    /// tried again when the expectations would expire instead of waiting for another event.
-    #[tokio::test]
-    async fn a_terminating_slice_meets_the_deletion_expected_of_it() {
-        use crate::controllers::informer::test_support::Env;
-        use crate::controllers::queue::Controller as _;
-        let env = Env::new().await;
-        let mut c = EndpointsController::new(&env.informers);
+    /// Stores the Service `default/web` selecting `app: web`, port `http` to the pods' `http`.
+    async fn create_web_service(env: &crate::controllers::informer::test_support::Env) {
         env.objects
             .create(
                 r("", "services"),
@@ -768,6 +761,18 @@ mod tests {
             )
             .await
             .unwrap();
+    }
+
+    /// A deletion the controller expects is seen when the cache shows the slice terminating
+    /// (held by a finalizer), as when it is gone; until then the sync waits, and asks to be
+    /// tried again when the expectations would expire instead of waiting for another event.
+    #[tokio::test]
+    async fn a_terminating_slice_meets_the_deletion_expected_of_it() {
+        use crate::controllers::informer::test_support::Env;
+        use crate::controllers::queue::Controller as _;
+        let env = Env::new().await;
+        let mut c = EndpointsController::new(&env.informers);
+        create_web_service(&env).await;
         env.put::<Pod>(pod("a", "10.0.0.1", true, json!({"app": "web"})))
             .await;
         env.refresh::<Service>().await;
@@ -848,18 +853,7 @@ mod tests {
         use crate::controllers::queue::Controller as _;
         let env = Env::new().await;
         let mut c = EndpointsController::new(&env.informers);
-        env.objects
-            .create(
-                r("", "services"),
-                "default",
-                json!({"metadata": {"name": "web", "namespace": "default"},
-                    "spec": {"selector": {"app": "web"},
-                        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}),
-                &crate::objects::User::Admin,
-                false,
-            )
-            .await
-            .unwrap();
+        create_web_service(&env).await;
         for (n, ip) in [("a", "10.0.0.1"), ("b", "10.0.0.2")] {
             env.put::<Pod>(pod(n, ip, true, json!({"app": "web"})))
                 .await;

@@ -3113,6 +3113,14 @@ mod tests {
                 r
             }
 
+            /// Stores the Job `default/pi` of [`job_body`] with `spec`.
+            async fn create_job(&self, spec: Value) -> Value {
+                self.objects
+                    .create(jobs_r(), "default", job_body(spec), &User::Admin, false)
+                    .await
+                    .unwrap()
+            }
+
             async fn refresh_jobs(&self) {
                 refresh::<Job>(&self.informers, self.store.as_ref()).await;
             }
@@ -3169,17 +3177,7 @@ mod tests {
         #[tokio::test]
         async fn the_status_subresource_validates_the_status() {
             let f = Fixture::new().await;
-            let created = f
-                .objects
-                .create(
-                    jobs_r(),
-                    "default",
-                    job_body(json!({"completions": 2})),
-                    &User::Admin,
-                    false,
-                )
-                .await
-                .unwrap();
+            let created = f.create_job(json!({"completions": 2})).await;
             let mut bad = created.clone();
             bad["status"] = json!({"failedIndexes": "0"});
             let e = f
@@ -3210,16 +3208,8 @@ mod tests {
         async fn syncs_from_the_cache_and_expects_its_creations() {
             let f = Fixture::new().await;
             let mut c = JobController::new(&f.informers);
-            f.objects
-                .create(
-                    jobs_r(),
-                    "default",
-                    job_body(json!({"completions": 4, "parallelism": 2})),
-                    &User::Admin,
-                    false,
-                )
-                .await
-                .unwrap();
+            f.create_job(json!({"completions": 4, "parallelism": 2}))
+                .await;
             f.refresh_jobs().await;
             assert_eq!(f.refresh_pods(&mut c).await, Vec::<String>::new());
             f.sync(&mut c).await;
@@ -3256,16 +3246,8 @@ mod tests {
         async fn a_failed_delete_is_not_expected() {
             let f = Fixture::new().await;
             let mut c = JobController::new(&f.informers);
-            f.objects
-                .create(
-                    jobs_r(),
-                    "default",
-                    job_body(json!({"completions": 4, "parallelism": 2})),
-                    &User::Admin,
-                    false,
-                )
-                .await
-                .unwrap();
+            f.create_job(json!({"completions": 4, "parallelism": 2}))
+                .await;
             f.refresh_jobs().await;
             f.refresh_pods(&mut c).await;
             f.sync(&mut c).await;
@@ -3384,16 +3366,7 @@ mod tests {
         async fn a_deleted_jobs_pods_are_released_from_the_cache() {
             let f = Fixture::new().await;
             let mut c = JobController::new(&f.informers);
-            f.objects
-                .create(
-                    jobs_r(),
-                    "default",
-                    job_body(json!({"parallelism": 2})),
-                    &User::Admin,
-                    false,
-                )
-                .await
-                .unwrap();
+            f.create_job(json!({"parallelism": 2})).await;
             f.refresh_jobs().await;
             f.sync(&mut c).await;
             let pods = f.stored_pods().await;

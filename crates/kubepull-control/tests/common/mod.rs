@@ -72,6 +72,23 @@ pub fn ok(kc: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> String 
     out
 }
 
+/// Runs kubectl with `args`, which must fail with output holding each of `wants`; returns the
+/// output.
+pub fn refused(
+    kc: &Path,
+    home: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    wants: &[&str],
+) -> String {
+    let (good, out) = kubectl(kc, home, args, stdin);
+    assert!(!good, "kubectl {args:?} succeeded: {out}");
+    for want in wants {
+        assert!(out.contains(want), "{want}\n{out}");
+    }
+    out
+}
+
 /// `kubectl <args> -o json`, parsed.
 pub fn get_json(kc: &Path, home: &Path, args: &[&str]) -> Value {
     let mut a = args.to_vec();
