@@ -174,13 +174,12 @@ async fn cached_private_image_without_record_is_verified() {
         n.images.reset_backoff(None);
     }
     // B's attempts reached the registry (manifest requests refused)
-    let log = reg.log();
-    assert!(
+    let manifest_requests = |log: &str| {
         log.matches("GET /v2/team/app/manifests").count()
             + log.matches("HEAD /v2/team/app/manifests").count()
-            > gets_before,
-        "{log}"
-    );
+    };
+    let log = reg.wait_log(|l| manifest_requests(l) > gets_before);
+    assert!(manifest_requests(&log) > gets_before, "{log}");
     // tenant A again, with its secret: verified, a fresh record replaces the corrupt one
     assert_ready(tenant_a_step(&n, &reg, "pod-a2", &image).await);
     assert_eq!(n.store.pull_records(&manifest).unwrap().len(), 1);
@@ -311,7 +310,12 @@ async fn stored_blobs_of_another_repository_are_not_reused() {
         )
         .await,
     );
-    assert_eq!(reg.blob_gets(&layer), gets + 1, "{}", reg.log());
+    assert_eq!(
+        reg.wait_blob_gets(&layer, gets + 1),
+        gets + 1,
+        "{}",
+        reg.log()
+    );
     // and the same repository again reuses what it fetched
     assert_ready(step(&n, "tenant-b", "pod-b3", &third, PullPolicy::Always, &b).await);
     assert_eq!(reg.blob_gets(&layer), gets + 1);

@@ -237,7 +237,7 @@ fn concurrent_processes_download_each_blob_once() {
     for layer in &img.layers {
         let d = kubepull_core::reference::Digest::sha256_of(layer);
         assert_eq!(
-            b.reg.blob_gets(&d),
+            b.reg.wait_blob_gets(&d, 1),
             1,
             "layer {d} fetched more than once:\n{}",
             b.reg.log()
@@ -348,11 +348,10 @@ fn kill_9_at_half_then_the_next_pull_resumes_with_range() {
     );
     // the registry logs the cut transfer when it notices the closed connection: wait for that
     // line, so it is not taken for a request of the next pull
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while blob_responses(&b.reg.log(), &layer).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let log_before = b.reg.log().len();
+    let log_before = b
+        .reg
+        .wait_log(|l| !blob_responses(l, &layer).is_empty())
+        .len();
 
     let o = b.pull(&["-o", "json", "--pull-secret", &b.good]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -360,7 +359,9 @@ fn kill_9_at_half_then_the_next_pull_resumes_with_range() {
     assert_eq!(v["resumed"], kept, "{v}");
 
     // what the registry sent for the layer after the restart
-    let log = b.reg.log();
+    let log = b
+        .reg
+        .wait_log(|l| !blob_responses(&l[log_before..], &layer).is_empty());
     let after = blob_responses(&log[log_before..], &layer);
     assert_eq!(
         after,
@@ -396,7 +397,7 @@ fn corrupt_partial_is_downloaded_again_in_full() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["resumed"], 0, "{v}");
-    let log = b.reg.log();
+    let log = b.reg.wait_log(|l| blob_responses(l, &layer).len() >= 2);
     assert_eq!(
         blob_responses(&log, &layer),
         vec![(206, size - size / 2), (200, size)],
