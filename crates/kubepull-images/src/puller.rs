@@ -12,6 +12,13 @@
 //! Without root (no overlay snapshots), with [`Puller::with_unpack`] `false`, or when the
 //! config lists no diff IDs, the pull stores the blobs only and snapshots are made at the
 //! first container start.
+//!
+//! With [`Puller::with_discard_unpacked_layers`] (containerd's CRI `discard_unpacked_layers`)
+//! a layer unpacked while it downloads is not kept as a blob: its download is verified as
+//! always, left in the store's ingest directory unsynced, and removed once its snapshot is
+//! committed and the image recorded, so its bytes reach the disk once. A layer whose snapshot
+//! is already there is not downloaded at all. When the layers cannot be unpacked after all,
+//! the blobs are committed as in an ordinary pull.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,7 +29,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use kubepull_core::keyring::Credential;
 use kubepull_core::reference::{self, Digest, Reference};
 use kubepull_registry::{Client, Descriptor, HostsDir, Platform, RegistryCredential, Repository};
-use kubepull_store::{SnapshotChain, SnapshotLease, Store};
+use kubepull_store::{SnapshotChain, Store};
 
 use crate::stream_unpack::{Feed, Feeds};
 
@@ -80,6 +87,8 @@ pub struct PullReport {
     pub rootfs_ready: bool,
     /// Why the layers were not unpacked, when they were not.
     pub unpack_skipped: Option<String>,
+    /// Layers whose blobs the image does not keep (unpacked, then discarded).
+    pub layers_discarded: usize,
     /// Wall time.
     pub duration: Duration,
 }
@@ -187,6 +196,7 @@ pub struct Puller {
     platform: Platform,
     concurrency: usize,
     unpack: bool,
+    discard: bool,
     hosts: Option<Arc<HostsDir>>,
     images: Arc<tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
@@ -200,6 +210,7 @@ impl Puller {
             platform,
             concurrency: DEFAULT_CONCURRENCY,
             unpack: true,
+            discard: false,
             hosts: None,
             images: Arc::default(),
         }
@@ -216,6 +227,24 @@ impl Puller {
     pub fn with_unpack(mut self, unpack: bool) -> Self {
         self.unpack = unpack;
         self
+    }
+
+    /// Whether the blobs of layers unpacked by the pull are discarded once their snapshots
+    /// are committed (default false, as containerd's CRI `discard_unpacked_layers`:
+    /// internal/cri/server/images/image_pull.go passes
+    /// `WithChildLabelMap(images.ChildGCLabelsFilterLayers)`, so the manifest holds no GC
+    /// reference to its layers and the content store's GC removes them after the unpack).
+    /// Here the layer's download is never synced nor committed at all. Manifest and config
+    /// blobs are always kept; the image record marks its layers
+    /// [discarded](kubepull_store::LayerRecord::discarded). Only with [`Puller::with_unpack`].
+    pub fn with_discard_unpacked_layers(mut self, discard: bool) -> Self {
+        self.discard = discard;
+        self
+    }
+
+    /// Whether [`Puller::with_discard_unpacked_layers`] is set.
+    pub fn discards_unpacked_layers(&self) -> bool {
+        self.discard
     }
 
     /// Uses containerd-style host configuration (mirrors, per-host TLS). Credentials go only to
@@ -364,7 +393,7 @@ impl Puller {
             })
             .await??,
         );
-        let rec = kubepull_store::ImageRecord::new(
+        let mut rec = kubepull_store::ImageRecord::new(
             name.clone(),
             resolved.digest.clone(),
             manifest_digest.clone(),
@@ -383,6 +412,28 @@ impl Puller {
             blobs.iter().map(|d| d.size).sum(),
         )
         .with_times(now_secs(), now_secs());
+        let discard = self.unpack && self.discard;
+        if discard {
+            // the unpack reads a layer it applies again from the download left in ingest/
+            for l in &mut rec.layers {
+                l.discarded = true;
+            }
+        }
+        // The layers' snapshots are held from here until the image record is written: until
+        // then no record names them, and neither the node's snapshot cleanup nor `gc` may take
+        // them (in particular not one this pull found in place and so did not download).
+        let snapshot_lease = if self.unpack {
+            let (store, layers) = (self.store.clone(), rec.layers.clone());
+            Some(blocking(move || store.snapshot_lease(&layers)).await??)
+        } else {
+            None
+        };
+        // where each layer's snapshot lives: a layer whose snapshot is in place is not
+        // downloaded by a pull that does not keep layer blobs
+        let snapshot_dirs: Vec<Option<PathBuf>> = kubepull_store::chain_keys(&rec.layers)
+            .iter()
+            .map(|k| discard.then(|| self.store.snapshot_path(k)))
+            .collect();
 
         let feeds = Arc::new(Feeds::new(
             resolved.manifest.layers.iter().map(|l| &l.digest),
@@ -408,6 +459,7 @@ impl Puller {
                     known.contains(&config.digest.to_string()),
                     progress.clone(),
                     None,
+                    Keep::Blob,
                 )
                 .await?;
                 let (rec, unpack_skipped) = if self.unpack {
@@ -457,11 +509,7 @@ impl Puller {
                 );
                 Some(
                     tokio::task::spawn_blocking(
-                        move || -> Result<(SnapshotChain, SnapshotLease), kubepull_store::Error> {
-                            // held until the image record is written: until then no record
-                            // names these snapshots, and the node's snapshot cleanup must not
-                            // take them
-                            let lease = store.snapshot_lease(&layers)?;
+                        move || -> Result<SnapshotChain, kubepull_store::Error> {
                             let present = || {
                                 kubepull_store::chain_keys(&layers)
                                     .iter()
@@ -474,7 +522,7 @@ impl Puller {
                                 match snapshot_from_feeds(&store, &name, &layers, &feeds) {
                                     Ok(mut chain) => {
                                         chain.built = present().saturating_sub(before);
-                                        return Ok((chain, lease));
+                                        return Ok(chain);
                                     }
                                     // a download went on from another host while its layer
                                     // was being applied: the snapshots below are kept, that
@@ -493,21 +541,41 @@ impl Puller {
             Ok((config_result, rec, unpack_skipped, unpacked))
         };
         let downloads = async {
-            let layers = stream::iter(resolved.manifest.layers.iter().cloned())
-                .map(|d| {
-                    let repos = repos.clone();
-                    let store = self.store.clone();
-                    let progress = progress.clone();
-                    let known = known.contains(&d.digest.to_string());
-                    let repo_name = repo_name.clone();
-                    let feeds = feeds.clone();
-                    async move {
-                        ensure_blob(&repos, &store, &d, &repo_name, known, progress, Some(feeds))
-                            .await
-                    }
-                })
-                .buffer_unordered(self.concurrency)
-                .try_collect::<Vec<(bool, u64, u64)>>();
+            let layers = stream::iter(
+                resolved
+                    .manifest
+                    .layers
+                    .iter()
+                    .cloned()
+                    .zip(snapshot_dirs.iter().cloned()),
+            )
+            .map(|(d, snapshot)| {
+                let repos = repos.clone();
+                let store = self.store.clone();
+                let progress = progress.clone();
+                let known = known.contains(&d.digest.to_string());
+                let repo_name = repo_name.clone();
+                let feeds = feeds.clone();
+                let keep = match snapshot {
+                    Some(dir) => Keep::UnlessUnpacked(dir),
+                    None => Keep::Blob,
+                };
+                async move {
+                    ensure_blob(
+                        &repos,
+                        &store,
+                        &d,
+                        &repo_name,
+                        known,
+                        progress,
+                        Some(feeds),
+                        keep,
+                    )
+                    .await
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .try_collect::<Vec<Ensured>>();
             let r = tokio::select! {
                 r = layers => r.map_err(|e| {
                     // the config's download stops
@@ -538,36 +606,71 @@ impl Puller {
                 return Err(PullError::Internal("the image config failed".into()));
             }
         };
-        let (config_result, rec, mut unpack_skipped, unpacked) = config_and_unpack?;
-        results.push(config_result);
+        let (config_result, mut rec, mut unpack_skipped, unpacked) = config_and_unpack?;
         manifest_stored
             .await
             .map_err(|e| PullError::Internal(e.to_string()))??;
-        let (mut snapshots_built, mut rootfs_ready, mut _lease) = (0, false, None);
+        let (mut snapshots_built, mut rootfs_ready) = (0, false);
         match unpacked {
             None => {}
-            Some(Ok(Ok((chain, lease)))) => {
+            Some(Ok(Ok(chain))) => {
                 snapshots_built = chain.built;
                 rootfs_ready = true;
-                _lease = Some(lease);
             }
             // no overlay snapshots here (not root, no overlayfs, too many layers): the blobs
             // are stored; a container start unpacks another way
             Some(Ok(Err(kubepull_store::Error::Snapshot(e)))) => {
                 unpack_skipped = Some(e.to_string());
             }
-            Some(Ok(Err(e))) => return Err(PullError::Store(e)),
+            Some(Ok(Err(e))) => {
+                // a layer that did not unpack (a diff ID that does not match, not a tar
+                // stream) leaves nothing: the downloads this pull would not have kept go
+                discard_held(&self.store, &mut results).await?;
+                return Err(PullError::Store(e));
+            }
             Some(Err(e)) => return Err(PullError::Internal(e.to_string())),
         }
-        let fetched_blobs = results.iter().filter(|r| r.0).count();
-        let downloaded = results.iter().map(|r| r.1).sum();
-        let resumed = results.iter().map(|r| r.2).sum();
+        if discard && !rootfs_ready {
+            // nothing was unpacked after all: the layers are kept as blobs, as in an ordinary
+            // pull (a verified download left in ingest/ is committed without fetching it
+            // again; a layer skipped for its snapshot is fetched now)
+            for l in &mut rec.layers {
+                l.discarded = false;
+            }
+            for (r, d) in results.iter_mut().zip(&resolved.manifest.layers) {
+                let again = ensure_blob(
+                    &repos,
+                    &self.store,
+                    d,
+                    &repo_name,
+                    false,
+                    progress.clone(),
+                    None,
+                    Keep::Blob,
+                )
+                .await?;
+                r.fetched |= again.fetched;
+                r.downloaded += again.downloaded;
+                r.held = None;
+            }
+        }
+        results.push(config_result);
+        let fetched_blobs = results.iter().filter(|r| r.fetched).count();
+        let downloaded = results.iter().map(|r| r.downloaded).sum();
+        let resumed = results.iter().map(|r| r.resumed).sum();
         let size = rec.size;
+        let layers_discarded = rec.discarded_layers();
 
         kubepull_store::timings::mark(|| "downloads and unpack done".into());
         let store = self.store.clone();
         blocking(move || store.put_image(&rec)).await??;
+        drop(snapshot_lease);
         kubepull_store::timings::mark(|| "image recorded".into());
+        // the snapshots are committed and the record names them: the downloads the image does
+        // not keep go, never synced
+        if discard_held(&self.store, &mut results).await? > 0 {
+            kubepull_store::timings::mark(|| "unpacked layers discarded".into());
+        }
         Ok(PullReport {
             name,
             digest: resolved.digest,
@@ -583,6 +686,7 @@ impl Puller {
             snapshots_built,
             rootfs_ready,
             unpack_skipped,
+            layers_discarded,
             duration: started.elapsed(),
         })
     }
@@ -720,8 +824,64 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| PullError::Internal(e.to_string()))
 }
 
-/// Makes one blob present; returns (downloaded by us, bytes downloaded, bytes resumed from an
-/// earlier partial download).
+/// Removes the downloads `results` hold ([`Keep::UnlessUnpacked`]) with
+/// [`Store::discard_partial`]; returns how many were held. A removal that fails is logged, not
+/// returned: `gc` removes what is left in ingest/.
+async fn discard_held(store: &Store, results: &mut [Ensured]) -> Result<usize, PullError> {
+    let held: Vec<kubepull_store::PartialHold> =
+        results.iter_mut().filter_map(|r| r.held.take()).collect();
+    let n = held.len();
+    if n > 0 {
+        let store = store.clone();
+        blocking(move || {
+            for h in held {
+                if let Err(e) = store.discard_partial(h) {
+                    tracing::warn!(error = %e, "removing the download of a layer not kept");
+                }
+            }
+        })
+        .await?;
+    }
+    Ok(n)
+}
+
+/// Whether a pull keeps a blob it downloads.
+enum Keep {
+    /// Committed into the store (synced).
+    Blob,
+    /// A layer unpacked by a pull that does not keep layer blobs, whose snapshot is this
+    /// directory: not downloaded when the snapshot is in place; otherwise downloaded, verified
+    /// and left in ingest/ unsynced, held ([`kubepull_store::PartialHold`]) until the pull
+    /// discards it.
+    UnlessUnpacked(PathBuf),
+}
+
+/// What [`ensure_blob`] did.
+struct Ensured {
+    /// Downloaded by this pull (not reused).
+    fetched: bool,
+    /// Bytes downloaded.
+    downloaded: u64,
+    /// Bytes resumed from an earlier partial download.
+    resumed: u64,
+    /// The verified download left in ingest/ ([`Keep::UnlessUnpacked`]).
+    held: Option<kubepull_store::PartialHold>,
+}
+
+impl Ensured {
+    fn reused() -> Ensured {
+        Ensured {
+            fetched: false,
+            downloaded: 0,
+            resumed: 0,
+            held: None,
+        }
+    }
+}
+
+/// Makes one blob present (or, with [`Keep::UnlessUnpacked`], its layer's snapshot or its
+/// verified download).
+#[allow(clippy::too_many_arguments)]
 async fn ensure_blob(
     repos: &[Arc<Repository>],
     store: &Store,
@@ -730,7 +890,8 @@ async fn ensure_blob(
     known: bool,
     progress: Arc<dyn Progress>,
     feeds: Option<Arc<Feeds>>,
-) -> Result<(bool, u64, u64), PullError> {
+    keep: Keep,
+) -> Result<Ensured, PullError> {
     let feed: Option<Arc<Feed>> = feeds.as_ref().and_then(|f| f.get(&desc.digest));
     let fetched_here = |store: &Store| -> Result<bool, PullError> {
         Ok(known
@@ -743,27 +904,37 @@ async fn ensure_blob(
     // this repository holds it, or its source list names the repository): blobs cached by a
     // pull of another repository (with other credentials) are fetched and verified again from
     // this one, so content is never handed to a pull whose registry would not serve it here.
-    if store.has_blob(&desc.digest) && fetched_here(store)? {
+    // A layer whose snapshot is in place is not needed at all by a pull that does not keep
+    // layer blobs (the pull's snapshot lease keeps it there; the unpack does not read it).
+    let present = |store: &Store| -> Result<bool, PullError> {
+        if store.has_blob(&desc.digest) && fetched_here(store)? {
+            return Ok(true);
+        }
+        Ok(matches!(&keep, Keep::UnlessUnpacked(dir) if dir.is_dir()))
+    };
+    if present(store)? {
         if let Some(f) = &feed {
             f.reused();
         }
         progress.blob_done(&desc.digest, true);
-        return Ok((false, 0, 0));
+        return Ok(Ensured::reused());
     }
     // the cross-process lock: whoever holds it downloads; the others wait and then reuse
     let s = store.clone();
     let d = desc.digest.clone();
     let lock = blocking(move || s.lock_blob(&d)).await??;
-    if store.has_blob(&desc.digest) && fetched_here(store)? {
+    if present(store)? {
         if let Some(f) = &feed {
             f.reused();
         }
         progress.blob_done(&desc.digest, true);
         drop(lock);
-        return Ok((false, 0, 0));
+        return Ok(Ensured::reused());
     }
+    let discard = matches!(keep, Keep::UnlessUnpacked(_));
     // a partial left by an interrupted pull (even one killed with kill -9) is resumed: the
-    // registry is asked only for the rest
+    // registry is asked only for the rest; one another pull verified and left there (it does
+    // not keep the blob) verifies again and is not downloaded at all
     let path: PathBuf = store.ingest_path(&desc.digest);
     let reported = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(f) = &feed {
@@ -773,7 +944,9 @@ async fn ensure_blob(
             f.follow(path.clone());
         }
     }
-    let writeback = Arc::new(Writeback::new(path.clone()));
+    // a download that is not kept is never synced: its bytes reach the disk once, in the
+    // snapshot
+    let writeback = (!discard).then(|| Arc::new(Writeback::new(path.clone())));
     let pf: kubepull_registry::ProgressFn = {
         let (progress, reported, feed) = (progress.clone(), reported.clone(), feed.clone());
         let writeback = writeback.clone();
@@ -785,7 +958,9 @@ async fn ensure_blob(
             if let Some(f) = &feed {
                 f.progress(done);
             }
-            writeback.progress(done);
+            if let Some(w) = &writeback {
+                w.progress(done);
+            }
         })
     };
     let mut attempt = 0;
@@ -814,6 +989,23 @@ async fn ensure_blob(
     }
     kubepull_store::timings::mark(|| format!("blob {} downloaded", desc.digest));
     // fetch_blob_resumable verified size and digest
+    if discard {
+        // held before the blob's lock is released: no other pull can remove it meanwhile
+        let s = store.clone();
+        let d = desc.digest.clone();
+        let held = blocking(move || s.hold_partial(&d)).await??;
+        drop(lock);
+        if let Some(f) = &feed {
+            f.fetched(path);
+        }
+        progress.blob_done(&desc.digest, false);
+        return Ok(Ensured {
+            fetched: true,
+            downloaded: fetched.downloaded,
+            resumed: fetched.resumed_from,
+            held: Some(held),
+        });
+    }
     let s = store.clone();
     let d = desc.digest.clone();
     let repo_name = repo_name.to_string();
@@ -828,7 +1020,12 @@ async fn ensure_blob(
         f.fetched(store.blob_path(&desc.digest));
     }
     progress.blob_done(&desc.digest, false);
-    Ok((true, fetched.downloaded, fetched.resumed_from))
+    Ok(Ensured {
+        fetched: true,
+        downloaded: fetched.downloaded,
+        resumed: fetched.resumed_from,
+        held: None,
+    })
 }
 
 #[cfg(test)]

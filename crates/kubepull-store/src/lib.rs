@@ -115,6 +115,19 @@ pub enum Error {
     /// A blob is not in the store.
     #[error("blob {0} is not in the store")]
     BlobNotFound(String),
+    /// A layer blob the image's record does not keep ([`LayerRecord::discarded`]) is needed
+    /// and is not in the store.
+    #[error(
+        "image {image}: layer {layer} was discarded after it was unpacked \
+         (pulled with --discard-unpacked-layers); pull the image again without \
+         --discard-unpacked-layers to keep its layer blobs"
+    )]
+    LayerDiscarded {
+        /// The image name.
+        image: String,
+        /// The layer blob digest.
+        layer: String,
+    },
     /// [`Store::commit_blob`] was given the lock of another blob.
     #[error("commit of blob {digest} under the lock of {held}: take lock_blob({digest}) first")]
     WrongLock {
@@ -190,6 +203,14 @@ pub struct LayerRecord {
     /// known: a snapshot of the layer is kept only if the unpacked stream hashes to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff_id: Option<String>,
+    /// The image does not keep the layer's blob: it was unpacked into its snapshot and not
+    /// kept after (a pull with `--discard-unpacked-layers`, containerd's CRI
+    /// `discard_unpacked_layers`). The snapshot is the layer's content; the blob may still be
+    /// in the store for another image, but this record does not hold it against
+    /// [`Store::gc`], and whatever needs the blob (a blobs-only pull, [`unpack_image`]) must
+    /// not take the record for its presence.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discarded: bool,
 }
 
 /// An image in the store: a name and what it resolved to.
@@ -242,6 +263,7 @@ impl ImageRecord {
                     media_type,
                     size,
                     diff_id: None,
+                    discarded: false,
                 })
                 .collect(),
             platform,
@@ -278,7 +300,8 @@ impl ImageRecord {
         Ok(self)
     }
 
-    /// Every blob the record keeps alive.
+    /// Every blob the record keeps alive: the manifests, the config, and the layers not
+    /// [discarded](LayerRecord::discarded).
     pub fn blobs(&self) -> impl Iterator<Item = &str> {
         [
             self.digest.as_str(),
@@ -286,7 +309,17 @@ impl ImageRecord {
             self.config_digest.as_str(),
         ]
         .into_iter()
-        .chain(self.layers.iter().map(|l| l.digest.as_str()))
+        .chain(
+            self.layers
+                .iter()
+                .filter(|l| !l.discarded)
+                .map(|l| l.digest.as_str()),
+        )
+    }
+
+    /// The layers whose blobs the image does not keep ([`LayerRecord::discarded`]).
+    pub fn discarded_layers(&self) -> usize {
+        self.layers.iter().filter(|l| l.discarded).count()
     }
 }
 
@@ -346,6 +379,14 @@ impl BlobLock {
     pub fn digest(&self) -> &str {
         &self.digest
     }
+}
+
+/// A pull's hold on a verified download in `ingest/` that it unpacks from and does not keep
+/// (see [`Store::hold_partial`]). Released on drop or when the process dies.
+#[derive(Debug)]
+pub struct PartialHold {
+    _file: File,
+    digest: Digest,
 }
 
 /// A pull in progress (see [`Store::pull_lease`]).
@@ -619,6 +660,57 @@ impl Store {
         let f = self.lock_file("store.lock")?;
         ctx(flock(&f, true), || "lock the store".to_string())?;
         Ok(f)
+    }
+
+    fn partial_hold_path(&self, d: &Digest) -> PathBuf {
+        self.root
+            .join("locks")
+            .join(d.algorithm().as_str())
+            .join(format!("{}.unpack.lock", d.hex()))
+    }
+
+    /// Holds blob `d`'s download in [`Store::ingest_path`], verified and left there rather than
+    /// committed, against [`Store::discard_partial`] by other pulls: a pull that does not keep
+    /// a layer's blob (`--discard-unpacked-layers`) unpacks from the partial file until its
+    /// snapshot is committed. Take it while holding the blob's lock (then no one can have
+    /// removed the file since it verified). Shared: pulls of images with the same layer each
+    /// hold it.
+    pub fn hold_partial(&self, d: &Digest) -> Result<PartialHold> {
+        let p = self.partial_hold_path(d);
+        let f = lock_path(&p, rustix::fs::FlockOperation::LockShared)?.ok_or_else(|| {
+            Error::io(
+                format!("lock {}", p.display()),
+                io::ErrorKind::WouldBlock.into(),
+            )
+        })?;
+        Ok(PartialHold {
+            _file: f,
+            digest: d.clone(),
+        })
+    }
+
+    /// Releases `hold` and removes the partial download it held, without ever syncing it,
+    /// unless another pull still holds it (that pull removes it when done) or someone committed
+    /// it into `blobs/` meanwhile. Waits for the blob's lock (a writer resuming the file
+    /// finishes first). Returns whether the file was removed.
+    pub fn discard_partial(&self, hold: PartialHold) -> Result<bool> {
+        let d = hold.digest.clone();
+        drop(hold);
+        let _lock = self.lock_blob(&d)?;
+        let p = self.partial_hold_path(&d);
+        let Some(_only) = lock_path(&p, rustix::fs::FlockOperation::NonBlockingLockExclusive)?
+        else {
+            return Ok(false);
+        };
+        let ingest = self.ingest_path(&d);
+        let removed = match fs::remove_file(&ingest) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io(format!("remove {}", ingest.display()), e)),
+        };
+        // unlinked while held exclusively: lockers re-check the inode (lock_path)
+        let _ = fs::remove_file(&p);
+        Ok(removed)
     }
 
     /// Moves a complete file into `blobs/`: fsync, rename, sync the directory. With `verify`,

@@ -250,6 +250,11 @@ pub fn unpack_image(
 
 /// Applies one stored layer blob onto `dest`, re-hashing the blob as it is read (and its
 /// uncompressed stream, when the record knows the layer's diff ID).
+///
+/// A [discarded](crate::LayerRecord::discarded) layer's blob is not in `blobs/`: it is read
+/// from its download in `ingest/` while that is still there (a pull that does not keep it
+/// applies it from there; the digest is checked at the end all the same), and is otherwise
+/// [`Error::LayerDiscarded`].
 pub(crate) fn apply_layer_blob(
     store: &Store,
     image: &str,
@@ -263,9 +268,22 @@ pub(crate) fn apply_layer_blob(
         path: image.to_string(),
         reason: format!("layer digest {:?}: {e}", layer.digest),
     })?;
-    let p = store.blob_path(&d);
+    let mut p = store.blob_path(&d);
     let f = match File::open(&p) {
         Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && layer.discarded => {
+            p = store.ingest_path(&d);
+            match File::open(&p) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(Error::LayerDiscarded {
+                        image: image.to_string(),
+                        layer: d.to_string(),
+                    })
+                }
+                Err(e) => return Err(Error::io(format!("open {}", p.display()), e)),
+            }
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(Error::BlobNotFound(d.to_string()))
         }

@@ -104,7 +104,14 @@ pub fn pull_command() -> Command {
                  Layers are unpacked into the store's overlay snapshots while they download (as root), \
                  so containers start from them with no further unpacking; a layer's snapshot is kept \
                  only once its blob digest and the config's diff ID verified, and the image is \
-                 recorded only once every layer did.",
+                 recorded only once every layer did.\n\n\
+                 With --discard-unpacked-layers (containerd's discard_unpacked_layers) a layer \
+                 unpacked while it downloads is verified the same way but its blob is not kept: the \
+                 download is removed, never synced, once the snapshot is committed, so the layer is \
+                 written to disk once; a layer whose snapshot is already in place is not downloaded. \
+                 Manifest and config blobs are kept. `kubepull unpack` and pushing the blobs then \
+                 need a pull without the option; a later pull with --no-unpack downloads the layers \
+                 again.",
             )
             .arg(Arg::new("image").required(true).help("The image as written in a pod spec"))
             .arg(
@@ -146,6 +153,7 @@ pub fn pull_command() -> Command {
                     .action(ArgAction::SetTrue)
                     .help("Store the blobs only; leave unpacking to the first container start or `kubepull unpack`"),
             )
+            .arg(discard_unpacked_layers_arg().conflicts_with("no-unpack"))
             .arg(Arg::new("quiet").short('q').long("quiet").action(ArgAction::SetTrue).help("No progress output"))
             .arg(
                 Arg::new("output")
@@ -156,6 +164,14 @@ pub fn pull_command() -> Command {
             )
             .after_help(PULL_EXIT_CODES),
     )
+}
+
+/// `--discard-unpacked-layers`, for `pull`, `node` and `up`.
+pub fn discard_unpacked_layers_arg() -> Arg {
+    Arg::new("discard-unpacked-layers")
+        .long("discard-unpacked-layers")
+        .action(ArgAction::SetTrue)
+        .help("Do not keep the blobs of layers unpacked into snapshots (containerd's discard_unpacked_layers): each layer is written to disk once; manifests and configs are kept")
 }
 
 pub const PULL_EXIT_CODES: &str = "\
@@ -380,7 +396,8 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
     let concurrency = m.get_one::<usize>("concurrency").copied().unwrap_or(3);
     let mut puller = Puller::new(client, store, platform)
         .with_concurrency(concurrency)
-        .with_unpack(!m.get_flag("no-unpack"));
+        .with_unpack(!m.get_flag("no-unpack"))
+        .with_discard_unpacked_layers(m.get_flag("discard-unpacked-layers"));
     if let Some(h) = hosts {
         puller = puller.with_hosts(h);
     }
@@ -441,6 +458,7 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
                         "rootfsReady": r.rootfs_ready,
                         "snapshotsBuilt": r.snapshots_built,
                         "unpackSkipped": r.unpack_skipped,
+                        "layersDiscarded": r.layers_discarded,
                         "seconds": r.duration.as_secs_f64(),
                     })
                 );
@@ -477,6 +495,12 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
                     ),
                     (Some(why), false) => println!("  layers not unpacked: {why}"),
                     (None, false) => {}
+                }
+                if r.layers_discarded > 0 {
+                    println!(
+                        "  {} layer blobs not kept (--discard-unpacked-layers): the snapshots hold them",
+                        r.layers_discarded
+                    );
                 }
             }
             exit::OK

@@ -531,3 +531,102 @@ fn disk_full_is_a_clear_error() {
         );
     }
 }
+
+/// `pull --discard-unpacked-layers`: the layers are unpacked and their blobs not kept (manifest
+/// and config are); `images` and the pull report it; `gc` is clean; `unpack` names the image
+/// and the fix; `pull --no-unpack` downloads the layers again; the option does not combine
+/// with `--no-unpack`.
+#[test]
+fn pull_discarding_unpacked_layers() {
+    let b = bed();
+    let o = b.pull(&["--help"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("--discard-unpacked-layers"),
+        "{}",
+        text(&o)
+    );
+    let o = b.pull(&["--discard-unpacked-layers", "--no-unpack"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    let o = b.pull(&[
+        "-o",
+        "json",
+        "--discard-unpacked-layers",
+        "--pull-secret",
+        &b.good,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    if v["rootfsReady"] != true {
+        eprintln!("SKIPPED: unpack while pulling needs root and overlayfs: {v}");
+        return;
+    }
+    assert_eq!(v["layersDiscarded"], 2, "{v}");
+    let img = busybox_image(
+        &["/bin/sh", "-c", "echo hello"],
+        &[("/etc/motd", b"kubepull\n")],
+    );
+    let root = Path::new(&b.root()).to_path_buf();
+    let blob = |b: &[u8]| {
+        root.join("blobs/sha256")
+            .join(kubepull_core::reference::Digest::sha256_of(b).hex())
+    };
+    for l in &img.layers {
+        assert!(!blob(l).exists(), "layer blob kept");
+    }
+    assert!(blob(&img.config).exists(), "the config is kept");
+    assert!(blob(&img.manifest).exists(), "the manifest is kept");
+    let o = run(kubepull().args(["images", "--root", &b.root(), "-o", "json"]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["layersDiscarded"], 2, "{v}");
+
+    let o = run(kubepull().args(["gc", "--root", &b.root()]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("removed 0 blobs, 0 partial downloads and 0 layer snapshots"),
+        "{}",
+        text(&o)
+    );
+
+    let dest = b.dir.path().join("rootfs");
+    let o = run(kubepull().args([
+        "unpack",
+        &b.image,
+        dest.to_str().unwrap(),
+        "--root",
+        &b.root(),
+    ]));
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&b.image)
+            && err.contains("pull the image again without --discard-unpacked-layers"),
+        "{}",
+        text(&o)
+    );
+
+    let o = b.pull(&[
+        "-o",
+        "json",
+        "--no-unpack",
+        "--policy",
+        "Always",
+        "--pull-secret",
+        &b.good,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for l in &img.layers {
+        let d = kubepull_core::reference::Digest::sha256_of(l);
+        assert_eq!(b.reg.wait_blob_gets(&d, 2), 2, "{}", b.reg.log());
+        assert!(blob(l).exists());
+    }
+    let o = run(kubepull().args([
+        "unpack",
+        &b.image,
+        dest.to_str().unwrap(),
+        "--root",
+        &b.root(),
+    ]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
