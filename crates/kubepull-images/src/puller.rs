@@ -387,6 +387,8 @@ impl Puller {
                         .is_ok_and(|r| r.name() == names);
                     if same {
                         set.extend(rec.blobs().map(str::to_string));
+                        // a layer the image does not keep was fetched from the repository too
+                        set.extend(rec.layers.iter().map(|l| l.digest.clone()));
                     }
                 }
                 Ok(set)
@@ -905,12 +907,12 @@ async fn ensure_blob(
     // pull of another repository (with other credentials) are fetched and verified again from
     // this one, so content is never handed to a pull whose registry would not serve it here.
     // A layer whose snapshot is in place is not needed at all by a pull that does not keep
-    // layer blobs (the pull's snapshot lease keeps it there; the unpack does not read it).
+    // layer blobs (the pull's snapshot lease keeps it there; the unpack does not read it), on
+    // the same condition: it was fetched from this repository before.
     let present = |store: &Store| -> Result<bool, PullError> {
-        if store.has_blob(&desc.digest) && fetched_here(store)? {
-            return Ok(true);
-        }
-        Ok(matches!(&keep, Keep::UnlessUnpacked(dir) if dir.is_dir()))
+        let in_place = store.has_blob(&desc.digest)
+            || matches!(&keep, Keep::UnlessUnpacked(dir) if dir.is_dir());
+        Ok(in_place && fetched_here(store)?)
     };
     if present(store)? {
         if let Some(f) = &feed {
@@ -990,10 +992,17 @@ async fn ensure_blob(
     kubepull_store::timings::mark(|| format!("blob {} downloaded", desc.digest));
     // fetch_blob_resumable verified size and digest
     if discard {
-        // held before the blob's lock is released: no other pull can remove it meanwhile
+        // held before the blob's lock is released: no other pull can remove it meanwhile; the
+        // repository is noted as for a committed blob (a later pull of it may use the snapshot)
         let s = store.clone();
         let d = desc.digest.clone();
-        let held = blocking(move || s.hold_partial(&d)).await??;
+        let repo_name = repo_name.to_string();
+        let held = blocking(move || -> Result<_, kubepull_store::Error> {
+            let held = s.hold_partial(&d)?;
+            s.add_blob_source(&d, &repo_name)?;
+            Ok(held)
+        })
+        .await??;
         drop(lock);
         if let Some(f) = &feed {
             f.fetched(path);

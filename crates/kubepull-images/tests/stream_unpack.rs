@@ -625,12 +625,27 @@ fn discarding_unpacked_layers_keeps_the_snapshots_not_the_layer_blobs() {
     }
     assert!(!blob_bytes_left(&store, &top2));
 
+    // the same layers in another repository: its registry must serve them before their
+    // snapshots are used (as a stored blob is not handed to a pull of another repository)
+    rt.block_on(reg.push("other/app", "v1", &img));
+    let other = format!("{}/other/app:v1", reg.host());
+    let r = rt.block_on(pull(&puller, &reg, &other)).unwrap();
+    assert!(r.rootfs_ready && r.snapshots_built == 0, "{r:?}");
+    for d in &digests {
+        assert_eq!(
+            reg.wait_blob_gets(d, 3),
+            3,
+            "layer {d} not fetched from other/app"
+        );
+        assert!(!blob_bytes_left(&store, d));
+    }
+
     // a blobs-only pull does not take the record for the blobs: it fetches them again
     let blobs_only = puller.clone().with_unpack(false);
     let r = rt.block_on(pull(&blobs_only, &reg, &name)).unwrap();
     assert_eq!(r.layers_discarded, 0);
     for d in &digests {
-        assert_eq!(reg.wait_blob_gets(d, 3), 3, "layer {d}");
+        assert_eq!(reg.wait_blob_gets(d, 4), 4, "layer {d}");
         assert!(store.has_blob(d));
     }
     let rec = store.image(&name).unwrap().unwrap();

@@ -1044,11 +1044,15 @@ impl Store {
         })?;
         let _l = self.store_lock()?;
         let mut referenced: HashSet<String> = HashSet::new();
+        // layers the images do not keep: their source lists stay (a pull of the repository
+        // uses the snapshot instead of fetching the layer again)
+        let mut named: HashSet<String> = HashSet::new();
         let images = self.images()?;
         for r in &images {
             for b in r.blobs() {
                 referenced.insert(b.to_string());
             }
+            named.extend(r.layers.iter().map(|l| l.digest.clone()));
         }
         let mut report = GcReport::default();
         let dir = self.root.join("blobs/sha256");
@@ -1094,6 +1098,21 @@ impl Store {
                     report.partials_removed += 1;
                     report.bytes_freed += size;
                 }
+            }
+        }
+        // the source lists of blobs that are neither stored nor named by an image (a layer
+        // whose download was discarded, of an image removed since)
+        let sources = self.root.join("sources");
+        for e in ctx(fs::read_dir(&sources), || {
+            format!("list {}", sources.display())
+        })? {
+            let e = ctx(e, || format!("list {}", sources.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(d) = Digest::parse(&format!("sha256:{name}")) else {
+                continue;
+            };
+            if !self.has_blob(&d) && !named.contains(&d.to_string()) {
+                let _ = fs::remove_file(e.path());
             }
         }
         let (n, bytes) = self.remove_dead_tmp()?;
