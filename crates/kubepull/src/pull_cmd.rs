@@ -108,10 +108,10 @@ pub fn pull_command() -> Command {
                  With --discard-unpacked-layers (containerd's discard_unpacked_layers) a layer \
                  unpacked while it downloads is verified the same way but its blob is not kept: the \
                  download is removed, never synced, once the snapshot is committed, so the layer is \
-                 written to disk once; a layer whose snapshot is already in place is not downloaded. \
-                 Manifest and config blobs are kept. `kubepull unpack` and pushing the blobs then \
-                 need a pull without the option; a later pull with --no-unpack downloads the layers \
-                 again.",
+                 written to disk once; a layer whose snapshot is already in place (fetched from the \
+                 same repository before) is not downloaded. Manifest and config blobs are kept. \
+                 `kubepull unpack` of the image then needs a pull without the option; a later pull \
+                 with --no-unpack downloads the layers again.",
             )
             .arg(Arg::new("image").required(true).help("The image as written in a pod spec"))
             .arg(
