@@ -938,6 +938,30 @@ async fn ensure_blob(
     // registry is asked only for the rest; one another pull verified and left there (it does
     // not keep the blob) verifies again and is not downloaded at all
     let path: PathBuf = store.ingest_path(&desc.digest);
+    // A download another pull verified and holds (it unpacks from it and does not keep the
+    // blob) is only read here: confirmed with this repository, never truncated nor appended
+    // to. Its size is the size of the one content with this digest, so a descriptor naming
+    // another size can match no download at all: it fails without touching the file.
+    let held_size = {
+        let (s, d, p) = (store.clone(), desc.digest.clone(), path.clone());
+        blocking(move || -> Result<Option<u64>, kubepull_store::Error> {
+            if !s.partial_held(&d)? {
+                return Ok(None);
+            }
+            let m = std::fs::metadata(&p)
+                .map_err(|e| kubepull_store::Error::io(format!("stat {}", p.display()), e))?;
+            Ok(Some(m.len()))
+        })
+        .await??
+    };
+    if let Some(actual) = held_size.filter(|n| *n != desc.size) {
+        return Err(kubepull_registry::Error::SizeMismatch {
+            digest: desc.digest.clone(),
+            expected: desc.size,
+            actual,
+        }
+        .into());
+    }
     let reported = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(f) = &feed {
         // followed only from the first byte: a partial from an earlier attempt may be

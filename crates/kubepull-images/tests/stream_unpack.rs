@@ -827,3 +827,87 @@ fn not_keeping_layer_blobs_still_shares_and_resumes_downloads() {
         3_000_000
     );
 }
+
+/// A whole layer left in ingest/ (by a pull of another repository that died after its
+/// download verified, or that did not keep the blob) is not handed to a pull of a repository
+/// whose registry does not serve it: the registry is asked, says no, and the pull fails
+/// without the layer; with or without keeping layer blobs.
+#[test]
+fn a_finished_download_left_in_ingest_is_confirmed_by_the_pulling_repository() {
+    let t = tempfile::tempdir().unwrap();
+    let img = image(&three_layers(), None);
+    let rt = rt();
+    let (reg, _) = serving(&rt, "team/app", &img);
+    // other/app names the same layers, but its registry no longer serves the base layer
+    rt.block_on(reg.push("other/app", "v1", &img));
+    let base = Digest::sha256_of(&img.layers[0]);
+    let link = reg.storage().join(format!(
+        "docker/registry/v2/repositories/other/app/_layers/sha256/{}/link",
+        base.hex()
+    ));
+    fs::remove_file(&link).unwrap();
+    let other = format!("{}/other/app:v1", reg.host());
+    let asked = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("/v2/other/app/blobs/{base}")))
+            .count()
+    };
+    for (i, discard) in [false, true].into_iter().enumerate() {
+        let root = t.path().join(format!("store{i}"));
+        let (store, puller) = store_and_puller(&root, client(&reg));
+        let puller = puller.with_discard_unpacked_layers(discard);
+        // what a pull of team/app leaves when it dies after the download verified
+        fs::write(store.ingest_path(&base), &img.layers[0]).unwrap();
+        store
+            .add_blob_source(&base, &format!("{}/team/app", reg.host()))
+            .unwrap();
+        let before = asked(&reg.log());
+        let e = rt.block_on(pull(&puller, &reg, &other)).unwrap_err();
+        let msg = kubepull_images::error_chain(&e);
+        assert!(msg.contains("not found"), "discard {discard}: {msg}");
+        assert!(
+            asked(&reg.wait_log(|l| asked(l) > before)) > before,
+            "discard {discard}: other/app was not asked for {base}"
+        );
+        assert!(store.image(&other).unwrap().is_none(), "no record");
+        assert!(!store.has_blob(&base), "the layer is not stored");
+        assert!(
+            !store
+                .blob_sources(&base)
+                .unwrap()
+                .iter()
+                .any(|r| r.ends_with("other/app")),
+            "other/app is not noted as a source"
+        );
+    }
+}
+
+/// A download another pull holds (verified, unpacked from, not kept) is never written by a
+/// pull whose descriptor gives that digest another size: that pull fails, the file stays.
+#[test]
+fn a_held_download_is_not_rewritten_by_a_descriptor_of_another_size() {
+    let t = tempfile::tempdir().unwrap();
+    let img = image(&three_layers(), None);
+    let rt = rt();
+    let (reg, _) = serving(&rt, "team/app", &img);
+    let mut m: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
+    let size = img.layers[0].len() as u64;
+    m["layers"][0]["size"] = serde_json::json!(size - 1);
+    let bad = Image {
+        manifest: serde_json::to_vec(&m).unwrap(),
+        ..img.clone()
+    };
+    rt.block_on(reg.push("team/app", "bad", &bad));
+    let base = Digest::sha256_of(&img.layers[0]);
+    let (store, puller) = store_and_puller(&t.path().join("store"), client(&reg));
+    // another pull that does not keep the layer verified it and unpacks from it
+    fs::write(store.ingest_path(&base), &img.layers[0]).unwrap();
+    let held = store.hold_partial(&base).unwrap();
+    let e = rt
+        .block_on(pull(&puller, &reg, &format!("{}/team/app:bad", reg.host())))
+        .unwrap_err();
+    let msg = kubepull_images::error_chain(&e);
+    assert!(msg.contains("size mismatch"), "{msg}");
+    assert_eq!(fs::read(store.ingest_path(&base)).unwrap(), img.layers[0]);
+    assert!(store.discard_partial(held).unwrap());
+}

@@ -689,6 +689,24 @@ impl Store {
         })
     }
 
+    /// Whether a pull holds blob `d`'s download in [`Store::ingest_path`]
+    /// ([`Store::hold_partial`]): verified and read by its unpack, so no writer may touch it.
+    /// Call it holding the blob's lock; a stale hold file (its pull died) is removed.
+    pub fn partial_held(&self, d: &Digest) -> Result<bool> {
+        let p = self.partial_hold_path(d);
+        if !p.exists() {
+            return Ok(false);
+        }
+        match lock_path(&p, rustix::fs::FlockOperation::NonBlockingLockExclusive)? {
+            None => Ok(true),
+            Some(_free) => {
+                // unlinked while held exclusively: lockers re-check the inode (lock_path)
+                let _ = fs::remove_file(&p);
+                Ok(false)
+            }
+        }
+    }
+
     /// Releases `hold` and removes the partial download it held, without ever syncing it,
     /// unless another pull still holds it (that pull removes it when done) or someone committed
     /// it into `blobs/` meanwhile. Waits for the blob's lock (a writer resuming the file
