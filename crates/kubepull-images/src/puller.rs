@@ -15,8 +15,8 @@
 //!
 //! With [`Puller::with_discard_unpacked_layers`] (containerd's CRI `discard_unpacked_layers`)
 //! a layer unpacked while it downloads is not kept as a blob: its download is verified as
-//! always, left in the store's ingest directory unsynced, and removed once its snapshot is
-//! committed and the image recorded, so its bytes reach the disk once. A layer whose snapshot
+//! always, left in the store's ingest directory unsynced, and removed once every layer is
+//! applied and verified, before the `syncfs` that makes the snapshots durable. A layer whose snapshot
 //! is already there is not downloaded at all. When the layers cannot be unpacked after all,
 //! the blobs are committed as in an ordinary pull.
 
@@ -229,8 +229,8 @@ impl Puller {
         self
     }
 
-    /// Whether the blobs of layers unpacked by the pull are discarded once their snapshots
-    /// are committed (default false, as containerd's CRI `discard_unpacked_layers`:
+    /// Whether the blobs of layers unpacked by the pull are discarded once they are applied
+    /// and verified (default false, as containerd's CRI `discard_unpacked_layers`:
     /// internal/cri/server/images/image_pull.go passes
     /// `WithChildLabelMap(images.ChildGCLabelsFilterLayers)`, so the manifest holds no GC
     /// reference to its layers and the content store's GC removes them after the unpack).
@@ -436,6 +436,8 @@ impl Puller {
             .iter()
             .map(|k| discard.then(|| self.store.snapshot_path(k)))
             .collect();
+        // the downloads such a pull unpacks from and does not keep
+        let holds = Arc::new(HeldPartials::new(self.store.clone()));
 
         let feeds = Arc::new(Feeds::new(
             resolved.manifest.layers.iter().map(|l| &l.digest),
@@ -503,11 +505,12 @@ impl Puller {
                 }
             };
             let unpacked = if unpack_skipped.is_none() {
-                let (store, feeds, layers, name) = (
+                let (store, feeds, layers, name, holds) = (
                     self.store.clone(),
                     feeds.clone(),
                     rec.layers.clone(),
                     name.clone(),
+                    holds.clone(),
                 );
                 Some(
                     tokio::task::spawn_blocking(
@@ -521,7 +524,18 @@ impl Puller {
                             let before = present();
                             loop {
                                 let restarts = feeds.restarts();
-                                match snapshot_from_feeds(&store, &name, &layers, &feeds) {
+                                // every layer applied and verified: the downloads not
+                                // kept go before the syncfs, so it never writes them
+                                let mut applied = || {
+                                    holds.discard();
+                                };
+                                match snapshot_from_feeds(
+                                    &store,
+                                    &name,
+                                    &layers,
+                                    &feeds,
+                                    &mut applied,
+                                ) {
                                     Ok(mut chain) => {
                                         chain.built = present().saturating_sub(before);
                                         return Ok(chain);
@@ -559,7 +573,10 @@ impl Puller {
                 let repo_name = repo_name.clone();
                 let feeds = feeds.clone();
                 let keep = match snapshot {
-                    Some(dir) => Keep::UnlessUnpacked(dir),
+                    Some(snapshot) => Keep::UnlessUnpacked {
+                        snapshot,
+                        held: holds.clone(),
+                    },
                     None => Keep::Blob,
                 };
                 async move {
@@ -598,6 +615,18 @@ impl Puller {
             r
         };
         let (results, config_and_unpack) = tokio::join!(downloads, config_and_unpack);
+        // a failed pull leaves none of the downloads it would not have kept (a cancelled one:
+        // `holds` dropped)
+        if results.is_err()
+            || config_and_unpack.is_err()
+            || matches!(
+                &config_and_unpack,
+                Ok((_, _, _, Some(Ok(Err(e))))) if !matches!(e, kubepull_store::Error::Snapshot(_))
+            )
+        {
+            let h = holds.clone();
+            blocking(move || h.discard()).await?;
+        }
         let mut results = match results {
             Ok(r) => r,
             // a layer failed first
@@ -624,12 +653,9 @@ impl Puller {
             Some(Ok(Err(kubepull_store::Error::Snapshot(e)))) => {
                 unpack_skipped = Some(e.to_string());
             }
-            Some(Ok(Err(e))) => {
-                // a layer that did not unpack (a diff ID that does not match, not a tar
-                // stream) leaves nothing: the downloads this pull would not have kept go
-                discard_held(&self.store, &mut results).await?;
-                return Err(PullError::Store(e));
-            }
+            // a layer that did not unpack (a diff ID that does not match, not a tar stream)
+            // leaves nothing: the downloads this pull would not have kept went above
+            Some(Ok(Err(e))) => return Err(PullError::Store(e)),
             Some(Err(e)) => return Err(PullError::Internal(e.to_string())),
         }
         if discard && !rootfs_ready {
@@ -653,7 +679,6 @@ impl Puller {
                 .await?;
                 r.fetched |= again.fetched;
                 r.downloaded += again.downloaded;
-                r.held = None;
             }
         }
         results.push(config_result);
@@ -670,7 +695,10 @@ impl Puller {
         kubepull_store::timings::mark(|| "image recorded".into());
         // the snapshots are committed and the record names them: the downloads the image does
         // not keep go, never synced
-        if discard_held(&self.store, &mut results).await? > 0 {
+        // (normally removed before the snapshots' syncfs already; a layer whose snapshot
+        // another pull committed meanwhile may still be downloading then)
+        let left = holds.clone();
+        if blocking(move || left.discard()).await? > 0 {
             kubepull_store::timings::mark(|| "unpacked layers discarded".into());
         }
         Ok(PullReport {
@@ -757,18 +785,20 @@ impl Writeback {
 
 /// Builds the image's layer snapshots from the pull's feeds: each layer is read behind its
 /// download (or from the store), base first. The one call into
-/// [`Store::layer_snapshot_from`].
+/// [`Store::layer_snapshot_from_then`].
 fn snapshot_from_feeds(
     store: &Store,
     name: &str,
     layers: &[kubepull_store::LayerRecord],
     feeds: &Feeds,
+    applied: &mut dyn FnMut(),
 ) -> Result<SnapshotChain, kubepull_store::Error> {
-    store.layer_snapshot_from(
+    store.layer_snapshot_from_then(
         name,
         layers,
         &kubepull_store::UnpackOptions::default(),
         &mut |_, layer| feeds.input(layer, store),
+        applied,
     )
 }
 
@@ -826,25 +856,69 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| PullError::Internal(e.to_string()))
 }
 
-/// Removes the downloads `results` hold ([`Keep::UnlessUnpacked`]) with
-/// [`Store::discard_partial`]; returns how many were held. A removal that fails is logged, not
-/// returned: `gc` removes what is left in ingest/.
-async fn discard_held(store: &Store, results: &mut [Ensured]) -> Result<usize, PullError> {
-    let held: Vec<kubepull_store::PartialHold> =
-        results.iter_mut().filter_map(|r| r.held.take()).collect();
-    let n = held.len();
-    if n > 0 {
-        let store = store.clone();
-        blocking(move || {
-            for h in held {
-                if let Err(e) = store.discard_partial(h) {
-                    tracing::warn!(error = %e, "removing the download of a layer not kept");
-                }
-            }
-        })
-        .await?;
+/// The verified downloads in ingest/ that a pull not keeping layer blobs unpacks from
+/// ([`Keep::UnlessUnpacked`]), each held ([`kubepull_store::PartialHold`]). They are removed,
+/// never synced, as soon as every layer is applied and verified (before the snapshots'
+/// `syncfs`, see [`Store::layer_snapshot_from_then`]), and whatever is left when the pull ends,
+/// however it ends (a failed layer, a cancelled pull): a crash leaves them to `gc`.
+struct HeldPartials {
+    store: Store,
+    held: std::sync::Mutex<Vec<kubepull_store::PartialHold>>,
+}
+
+impl HeldPartials {
+    fn new(store: Store) -> HeldPartials {
+        HeldPartials {
+            store,
+            held: std::sync::Mutex::default(),
+        }
     }
-    Ok(n)
+
+    fn take(&self) -> Vec<kubepull_store::PartialHold> {
+        std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn add(&self, hold: kubepull_store::PartialHold) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hold);
+    }
+
+    /// Removes the held downloads ([`Store::discard_partial`]; blocking); returns how many
+    /// were held. A removal that fails is logged: `gc` removes what is left in ingest/.
+    fn discard(&self) -> usize {
+        discard_partials(&self.store, self.take())
+    }
+}
+
+fn discard_partials(store: &Store, held: Vec<kubepull_store::PartialHold>) -> usize {
+    let n = held.len();
+    for h in held {
+        if let Err(e) = store.discard_partial(h) {
+            tracing::warn!(error = %e, "removing the download of a layer not kept");
+        }
+    }
+    n
+}
+
+impl Drop for HeldPartials {
+    fn drop(&mut self) {
+        let held = self.take();
+        if held.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        // discard_partial waits for the blob's lock: not on a runtime thread
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || discard_partials(&store, held));
+            }
+            Err(_) => {
+                discard_partials(&store, held);
+            }
+        }
+    }
 }
 
 /// Whether a pull keeps a blob it downloads.
@@ -853,30 +927,35 @@ enum Keep {
     Blob,
     /// A layer unpacked by a pull that does not keep layer blobs, whose snapshot is this
     /// directory: not downloaded when the snapshot is in place; otherwise downloaded, verified
-    /// and left in ingest/ unsynced, held ([`kubepull_store::PartialHold`]) until the pull
-    /// discards it.
-    UnlessUnpacked(PathBuf),
+    /// and left in ingest/ unsynced, held ([`kubepull_store::PartialHold`]) in `held` until
+    /// the pull discards it.
+    UnlessUnpacked {
+        /// The layer's snapshot directory.
+        snapshot: PathBuf,
+        /// Where the pull's holds go.
+        held: Arc<HeldPartials>,
+    },
 }
 
 /// What [`ensure_blob`] did.
 struct Ensured {
+    /// The blob.
+    digest: Digest,
     /// Downloaded by this pull (not reused).
     fetched: bool,
     /// Bytes downloaded.
     downloaded: u64,
     /// Bytes resumed from an earlier partial download.
     resumed: u64,
-    /// The verified download left in ingest/ ([`Keep::UnlessUnpacked`]).
-    held: Option<kubepull_store::PartialHold>,
 }
 
 impl Ensured {
-    fn reused() -> Ensured {
+    fn reused(digest: &Digest) -> Ensured {
         Ensured {
+            digest: digest.clone(),
             fetched: false,
             downloaded: 0,
             resumed: 0,
-            held: None,
         }
     }
 }
@@ -911,7 +990,7 @@ async fn ensure_blob(
     // the same condition: it was fetched from this repository before.
     let present = |store: &Store| -> Result<bool, PullError> {
         let in_place = store.has_blob(&desc.digest)
-            || matches!(&keep, Keep::UnlessUnpacked(dir) if dir.is_dir());
+            || matches!(&keep, Keep::UnlessUnpacked { snapshot, .. } if snapshot.is_dir());
         Ok(in_place && fetched_here(store)?)
     };
     if present(store)? {
@@ -919,7 +998,7 @@ async fn ensure_blob(
             f.reused();
         }
         progress.blob_done(&desc.digest, true);
-        return Ok(Ensured::reused());
+        return Ok(Ensured::reused(&desc.digest));
     }
     // the cross-process lock: whoever holds it downloads; the others wait and then reuse
     let s = store.clone();
@@ -931,9 +1010,12 @@ async fn ensure_blob(
         }
         progress.blob_done(&desc.digest, true);
         drop(lock);
-        return Ok(Ensured::reused());
+        return Ok(Ensured::reused(&desc.digest));
     }
-    let discard = matches!(keep, Keep::UnlessUnpacked(_));
+    let discard = match &keep {
+        Keep::UnlessUnpacked { held, .. } => Some(held.clone()),
+        Keep::Blob => None,
+    };
     // a partial left by an interrupted pull (even one killed with kill -9) is resumed: the
     // registry is asked only for the rest; one another pull verified and left there (it does
     // not keep the blob) verifies again and is not downloaded at all
@@ -970,9 +1052,10 @@ async fn ensure_blob(
             f.follow(path.clone());
         }
     }
-    // a download that is not kept is never synced: its bytes reach the disk once, in the
-    // snapshot
-    let writeback = (!discard).then(|| Arc::new(Writeback::new(path.clone())));
+    // a download that is not kept is never synced (removed before the snapshots' syncfs)
+    let writeback = discard
+        .is_none()
+        .then(|| Arc::new(Writeback::new(path.clone())));
     let pf: kubepull_registry::ProgressFn = {
         let (progress, reported, feed) = (progress.clone(), reported.clone(), feed.clone());
         let writeback = writeback.clone();
@@ -1015,28 +1098,30 @@ async fn ensure_blob(
     }
     kubepull_store::timings::mark(|| format!("blob {} downloaded", desc.digest));
     // fetch_blob_resumable verified size and digest
-    if discard {
+    if let Some(holds) = discard {
         // held before the blob's lock is released: no other pull can remove it meanwhile; the
         // repository is noted as for a committed blob (a later pull of it may use the snapshot)
         let s = store.clone();
         let d = desc.digest.clone();
         let repo_name = repo_name.to_string();
-        let held = blocking(move || -> Result<_, kubepull_store::Error> {
-            let held = s.hold_partial(&d)?;
+        let hold = blocking(move || -> Result<_, kubepull_store::Error> {
+            let hold = s.hold_partial(&d)?;
             s.add_blob_source(&d, &repo_name)?;
-            Ok(held)
+            Ok(hold)
         })
         .await??;
+        // before the unpack is told: its `applied` step removes what is held by then
+        holds.add(hold);
         drop(lock);
         if let Some(f) = &feed {
             f.fetched(path);
         }
         progress.blob_done(&desc.digest, false);
         return Ok(Ensured {
+            digest: desc.digest.clone(),
             fetched: true,
             downloaded: fetched.downloaded,
             resumed: fetched.resumed_from,
-            held: Some(held),
         });
     }
     let s = store.clone();
@@ -1054,10 +1139,10 @@ async fn ensure_blob(
     }
     progress.blob_done(&desc.digest, false);
     Ok(Ensured {
+        digest: desc.digest.clone(),
         fetched: true,
         downloaded: fetched.downloaded,
         resumed: fetched.resumed_from,
-        held: None,
     })
 }
 

@@ -911,3 +911,64 @@ fn a_held_download_is_not_rewritten_by_a_descriptor_of_another_size() {
     assert_eq!(fs::read(store.ingest_path(&base)).unwrap(), img.layers[0]);
     assert!(store.discard_partial(held).unwrap());
 }
+
+/// Without keeping layer blobs, a layer's download is removed once the layers are applied and
+/// verified, before the snapshots are made durable and put in place: the `syncfs` that
+/// commits them never writes it (watched from another thread: when the top snapshot appears,
+/// no download is left in ingest/).
+#[test]
+fn downloads_not_kept_are_gone_before_the_snapshots_are_committed() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let layers = three_layers();
+    let img = image(&layers, None);
+    let rt = rt();
+    let (reg, name) = serving(&rt, "team/app", &img);
+    let root = t.path().join("store");
+    let (store, puller) = discarding(&root, client(&reg));
+    let digests: Vec<Digest> = img.layers.iter().map(|l| Digest::sha256_of(l)).collect();
+    let rec_layers: Vec<kubepull_store::LayerRecord> = layers
+        .iter()
+        .zip(&digests)
+        .map(|((tar, _), d)| kubepull_store::LayerRecord {
+            digest: d.to_string(),
+            media_type: String::new(),
+            size: 0,
+            diff_id: Some(Digest::sha256_of(tar).to_string()),
+            discarded: true,
+        })
+        .collect();
+    let top = store.snapshot_path(kubepull_store::chain_keys(&rec_layers).last().unwrap());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (store, digests, done) = (store.clone(), digests.clone(), done.clone());
+        std::thread::spawn(move || -> Option<Vec<bool>> {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if top.is_dir() {
+                    return Some(
+                        digests
+                            .iter()
+                            .map(|d| store.ingest_path(d).exists())
+                            .collect(),
+                    );
+                }
+            }
+            None
+        })
+    };
+    let r = rt.block_on(pull(&puller, &reg, &name));
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = r.unwrap();
+    assert!(r.rootfs_ready && r.layers_discarded == 3, "{r:?}");
+    let left = watcher
+        .join()
+        .unwrap()
+        .expect("the top snapshot was committed");
+    assert_eq!(
+        left,
+        vec![false; 3],
+        "downloads left in ingest/ at the commit"
+    );
+}

@@ -311,6 +311,22 @@ impl Store {
         opts: &UnpackOptions,
         input: &mut dyn FnMut(usize, &LayerRecord) -> Result<LayerInput>,
     ) -> Result<SnapshotChain> {
+        self.layer_snapshot_from_then(image, layers, opts, input, &mut || {})
+    }
+
+    /// [`Store::layer_snapshot_from`], calling `applied` once every layer it applied is
+    /// applied and verified (blob digest and diff ID), and before anything is made durable
+    /// (the `syncfs`) or renamed into place; not after an error. A pull that does not keep the
+    /// layers' blobs removes their downloads there, so the `syncfs` never writes them (a crash
+    /// before the snapshots are committed leaves neither: the layers are fetched again).
+    pub fn layer_snapshot_from_then(
+        &self,
+        image: &str,
+        layers: &[LayerRecord],
+        opts: &UnpackOptions,
+        input: &mut dyn FnMut(usize, &LayerRecord) -> Result<LayerInput>,
+        applied: &mut dyn FnMut(),
+    ) -> Result<SnapshotChain> {
         if layers.len() > MAX_SNAPSHOT_LAYERS {
             return Err(SnapshotError::TooManyLayers {
                 layers: layers.len(),
@@ -440,6 +456,9 @@ impl Store {
             }
         }
         let built = pending.len();
+        if failed.is_none() {
+            applied();
+        }
         let committed = self.commit_snapshots(pending);
         crate::timings::mark(|| "snapshots committed".into());
         result?;

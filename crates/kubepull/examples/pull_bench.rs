@@ -7,7 +7,8 @@
 //! run pays for the writeback of the one before it. `kubepull pull` is timed three times:
 //! `--no-unpack` (blobs only), as is, which leaves the root filesystem ready (layers unpacked
 //! into their snapshots while downloading; needs root), and ready with
-//! `--discard-unpacked-layers` (the layer blobs not kept: written to disk once), beside
+//! `--discard-unpacked-layers` (the layer blobs not kept: never synced, removed before the
+//! snapshots' `syncfs`), beside
 //! `ctr images pull` and skopeo, with both auth modes.
 //!
 //! `KUBEPULL_BENCH_PROFILE=1` first profiles one pull, one unpack and one pull that leaves the

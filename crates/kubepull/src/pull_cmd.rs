@@ -107,8 +107,10 @@ pub fn pull_command() -> Command {
                  recorded only once every layer did.\n\n\
                  With --discard-unpacked-layers (containerd's discard_unpacked_layers) a layer \
                  unpacked while it downloads is verified the same way but its blob is not kept: the \
-                 download is removed, never synced, once the snapshot is committed, so the layer is \
-                 written to disk once; a layer whose snapshot is already in place (fetched from the \
+                 download is never synced and is removed once every layer is applied and verified, \
+                 before the syncfs that makes the snapshots durable, so the layer reaches the disk \
+                 once (unless the kernel writes the download back first, after \
+                 vm.dirty_expire_centisecs); a layer whose snapshot is already in place (fetched from the \
                  same repository before) is not downloaded. Manifest and config blobs are kept. \
                  `kubepull unpack` of the image then needs a pull without the option; a later pull \
                  with --no-unpack downloads the layers again.",
@@ -171,7 +173,7 @@ pub fn discard_unpacked_layers_arg() -> Arg {
     Arg::new("discard-unpacked-layers")
         .long("discard-unpacked-layers")
         .action(ArgAction::SetTrue)
-        .help("Do not keep the blobs of layers unpacked into snapshots (containerd's discard_unpacked_layers): each layer is written to disk once; manifests and configs are kept")
+        .help("Do not keep the blobs of layers unpacked into snapshots (containerd's discard_unpacked_layers): each layer's download is never synced and is removed before the snapshots' syncfs; manifests and configs are kept")
 }
 
 pub const PULL_EXIT_CODES: &str = "\
