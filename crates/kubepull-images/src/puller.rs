@@ -247,6 +247,16 @@ impl Puller {
         self.discard
     }
 
+    /// Whether this puller's pulls keep the layer blobs because they need them: blobs only
+    /// ([`Puller::with_unpack`] `false`), or no layer snapshots here (not root). For such a
+    /// pull an image whose record does not keep its layer blobs
+    /// ([`Store::discarded_blobs_missing`]) is not present.
+    pub fn needs_layer_blobs(&self) -> bool {
+        !self.unpack
+            || kubepull_store::snapshot_support(0, &kubepull_store::UnpackOptions::default())
+                .is_err()
+    }
+
     /// Uses containerd-style host configuration (mirrors, per-host TLS). Credentials go only to
     /// the registry's own host (its server entry, or a `[host]` entry for the same host): a
     /// mirror on another host is pulled from anonymously (the keyring is keyed by host, and a
@@ -414,7 +424,15 @@ impl Puller {
             blobs.iter().map(|d| d.size).sum(),
         )
         .with_times(now_secs(), now_secs());
-        let discard = self.unpack && self.discard;
+        // decided before anything is downloaded: where no snapshot can be built (not root,
+        // too many layers) the layers are kept as blobs, as in an ordinary pull
+        let discard = self.unpack
+            && self.discard
+            && kubepull_store::snapshot_support(
+                rec.layers.len(),
+                &kubepull_store::UnpackOptions::default(),
+            )
+            .is_ok();
         if discard {
             // the unpack reads a layer it applies again from the download left in ingest/
             for l in &mut rec.layers {

@@ -600,7 +600,7 @@ fn discarding_unpacked_layers_keeps_the_snapshots_not_the_layer_blobs() {
     let msg = e.to_string();
     assert!(
         msg.contains(&name)
-            && msg.contains("pull the image again without --discard-unpacked-layers"),
+            && msg.contains("`kubepull pull --no-unpack` of the image fetches its layer blobs"),
         "{msg}"
     );
 

@@ -69,8 +69,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 pub use snapshot::{
-    chain_keys, mount_rootfs, overlay_lowerdir, unmount_rootfs, LayerInput, SnapshotChain,
-    SnapshotError, SnapshotLease, MAX_SNAPSHOT_LAYERS,
+    chain_keys, mount_rootfs, overlay_lowerdir, snapshot_support, unmount_rootfs, LayerInput,
+    SnapshotChain, SnapshotError, SnapshotLease, MAX_SNAPSHOT_LAYERS,
 };
 pub use unpack::{
     list_tar, unpack_image, unpack_layer, LayerStats, TarEntryInfo, TarEntryKind, UnpackError,
@@ -119,8 +119,8 @@ pub enum Error {
     /// and is not in the store.
     #[error(
         "image {image}: layer {layer} was discarded after it was unpacked \
-         (pulled with --discard-unpacked-layers); pull the image again without \
-         --discard-unpacked-layers to keep its layer blobs"
+         (pulled with --discard-unpacked-layers); `kubepull pull --no-unpack` of the image \
+         fetches its layer blobs again and keeps them"
     )]
     LayerDiscarded {
         /// The image name.
@@ -667,6 +667,15 @@ impl Store {
             .join("locks")
             .join(d.algorithm().as_str())
             .join(format!("{}.unpack.lock", d.hex()))
+    }
+
+    /// Whether `rec` names a layer whose blob it does not keep ([`LayerRecord::discarded`])
+    /// and that is not in the store: whatever needs the layer blobs (a blobs-only pull, a pull
+    /// that cannot unpack here, a container's unpacked copy) must take the image as absent.
+    pub fn discarded_blobs_missing(&self, rec: &ImageRecord) -> bool {
+        rec.layers
+            .iter()
+            .any(|l| l.discarded && Digest::parse(&l.digest).map_or(true, |d| !self.has_blob(&d)))
     }
 
     /// Holds blob `d`'s download in [`Store::ingest_path`], verified and left there rather than

@@ -248,6 +248,24 @@ pub struct SnapshotLease {
     _files: Vec<fs::File>,
 }
 
+/// Whether layer snapshots of an image of `layers` layers can be built here, as
+/// [`Store::layer_snapshot_from`] first checks (root, not rootless, at most
+/// [`MAX_SNAPSHOT_LAYERS`] layers): a pull decides before it starts whether it unpacks.
+pub fn snapshot_support(layers: usize, opts: &UnpackOptions) -> Result<(), SnapshotError> {
+    if layers > MAX_SNAPSHOT_LAYERS {
+        return Err(SnapshotError::TooManyLayers {
+            layers,
+            limit: MAX_SNAPSHOT_LAYERS,
+        });
+    }
+    if opts.rootless || !rustix::process::geteuid().is_root() {
+        return Err(SnapshotError::Unsupported(
+            "they need root (overlay mounts, whiteout devices, trusted.* xattrs)".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Holds the snapshots of `layers` against garbage collection (see [`SnapshotLease`]).
     pub fn snapshot_lease(&self, layers: &[LayerRecord]) -> Result<SnapshotLease> {
@@ -327,19 +345,7 @@ impl Store {
         input: &mut dyn FnMut(usize, &LayerRecord) -> Result<LayerInput>,
         applied: &mut dyn FnMut(),
     ) -> Result<SnapshotChain> {
-        if layers.len() > MAX_SNAPSHOT_LAYERS {
-            return Err(SnapshotError::TooManyLayers {
-                layers: layers.len(),
-                limit: MAX_SNAPSHOT_LAYERS,
-            }
-            .into());
-        }
-        if opts.rootless || !rustix::process::geteuid().is_root() {
-            return Err(SnapshotError::Unsupported(
-                "they need root (overlay mounts, whiteout devices, trusted.* xattrs)".into(),
-            )
-            .into());
-        }
+        snapshot_support(layers.len(), opts)?;
         let dir = self.snapshots_dir();
         ctx(fs::create_dir_all(&dir), || {
             format!("create {}", dir.display())

@@ -112,8 +112,8 @@ pub fn pull_command() -> Command {
                  once (unless the kernel writes the download back first, after \
                  vm.dirty_expire_centisecs); a layer whose snapshot is already in place (fetched from the \
                  same repository before) is not downloaded. Manifest and config blobs are kept. \
-                 `kubepull unpack` of the image then needs a pull without the option; a later pull \
-                 with --no-unpack downloads the layers again.",
+                 `kubepull unpack` of the image then needs its layer blobs: a pull with --no-unpack \
+                 (any policy but Never) takes such an image as absent and downloads them again.",
             )
             .arg(Arg::new("image").required(true).help("The image as written in a pod spec"))
             .arg(
@@ -375,7 +375,21 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
     };
     let name = puller::store_name_of(&reference);
     let policy = policy_of(m, &image);
-    let present = store.image(&name).ok().flatten();
+    let concurrency = m.get_one::<usize>("concurrency").copied().unwrap_or(3);
+    let mut puller = Puller::new(client, store.clone(), platform)
+        .with_concurrency(concurrency)
+        .with_unpack(!m.get_flag("no-unpack"))
+        .with_discard_unpacked_layers(m.get_flag("discard-unpacked-layers"));
+    if let Some(h) = hosts {
+        puller = puller.with_hosts(h);
+    }
+    // an image whose record does not keep its layer blobs is not present for a pull that
+    // needs them (--no-unpack, or no snapshots here): it fetches them again
+    let present = store
+        .image(&name)
+        .ok()
+        .flatten()
+        .filter(|rec| !(puller.needs_layer_blobs() && store.discarded_blobs_missing(rec)));
     match pullpolicy::decide(policy, present.is_some()) {
         PullDecision::NeverPullAbsent => {
             eprintln!("error: {}", pullpolicy::messages::never_pull(&image));
@@ -394,14 +408,6 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
             return exit::OK;
         }
         PullDecision::Pull => {}
-    }
-    let concurrency = m.get_one::<usize>("concurrency").copied().unwrap_or(3);
-    let mut puller = Puller::new(client, store, platform)
-        .with_concurrency(concurrency)
-        .with_unpack(!m.get_flag("no-unpack"))
-        .with_discard_unpacked_layers(m.get_flag("discard-unpacked-layers"));
-    if let Some(h) = hosts {
-        puller = puller.with_hosts(h);
     }
     let tty = std::io::stderr().is_terminal();
     let multi = MultiProgress::with_draw_target(if quiet || !tty {
