@@ -677,19 +677,29 @@ impl Puller {
             Some(Err(e)) => return Err(PullError::Internal(e.to_string())),
         }
         if discard && !rootfs_ready {
-            // nothing was unpacked after all: the layers are kept as blobs, as in an ordinary
-            // pull (a verified download left in ingest/ is committed without fetching it
-            // again; a layer skipped for its snapshot is fetched now)
+            // nothing was unpacked after all (a snapshot error the checks before the pull
+            // could not foresee): the layers are kept as blobs, as in an ordinary pull (a
+            // verified download left in ingest/ is committed without fetching it again; a
+            // layer skipped for its snapshot is fetched now). The results came in completion
+            // order: each is matched with its layer by digest.
             for l in &mut rec.layers {
                 l.discarded = false;
             }
-            for (r, d) in results.iter_mut().zip(&resolved.manifest.layers) {
+            for r in results.iter_mut() {
+                let Some(d) = resolved
+                    .manifest
+                    .layers
+                    .iter()
+                    .find(|l| l.digest == r.digest)
+                else {
+                    continue;
+                };
                 let again = ensure_blob(
                     &repos,
                     &self.store,
                     d,
                     &repo_name,
-                    false,
+                    known.contains(&d.digest.to_string()),
                     progress.clone(),
                     None,
                     Keep::Blob,

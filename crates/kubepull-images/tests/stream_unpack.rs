@@ -972,3 +972,41 @@ fn downloads_not_kept_are_gone_before_the_snapshots_are_committed() {
         "downloads left in ingest/ at the commit"
     );
 }
+
+/// A pull not keeping layer blobs that cannot make snapshots here (more layers than the
+/// overlay stacks; likewise without root) knows it before it starts: it keeps the blobs as an
+/// ordinary pull does, each downloaded once and committed, with no second look at the
+/// registry (no `HEAD` to confirm a download it left in ingest/).
+#[test]
+fn a_pull_that_cannot_unpack_keeps_the_blobs_from_the_start() {
+    let t = tempfile::tempdir().unwrap();
+    let tars: Vec<(Vec<u8>, Comp)> = (0..=kubepull_store::MAX_SNAPSHOT_LAYERS)
+        .map(|i| {
+            let name = format!("f{i}");
+            (tar_of(&[(name.as_str(), Some(b"x"))]), Comp::Gzip)
+        })
+        .collect();
+    let img = image(&tars, None);
+    let rt = rt();
+    let (reg, name) = serving(&rt, "team/many", &img);
+    let (store, puller) = discarding(&t.path().join("store"), client(&reg));
+    let r = rt.block_on(pull(&puller, &reg, &name)).unwrap();
+    assert!(!r.rootfs_ready && r.unpack_skipped.is_some(), "{r:?}");
+    assert_eq!(r.layers_discarded, 0);
+    assert_eq!(r.fetched_blobs, img.layers.len() + 1);
+    let rec = store.image(&name).unwrap().unwrap();
+    assert!(rec.layers.iter().all(|l| !l.discarded));
+    for l in &img.layers {
+        let d = Digest::sha256_of(l);
+        assert!(store.has_blob(&d), "{d}");
+        assert_eq!(reg.wait_blob_gets(&d, 1), 1, "{d}");
+    }
+    // a HEAD's log line lands as late as a GET's: a bounded settle before the negative check
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = reg.log();
+    let heads: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"HEAD /v2/team/many/blobs/"))
+        .collect();
+    assert!(heads.is_empty(), "{heads:#?}");
+}
