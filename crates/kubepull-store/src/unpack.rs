@@ -248,6 +248,41 @@ pub fn unpack_image(
     Ok(stats)
 }
 
+/// Opens layer `d`'s blob (`open` is [`File::open`] but in tests): from `blobs/`, or for a
+/// [discarded](crate::LayerRecord::discarded) layer from its download in `ingest/` while that
+/// is there. A download committed (renamed into `blobs/`) between the two opens is found in
+/// `blobs/` by a second look there, not taken for discarded.
+fn open_layer_blob(
+    store: &Store,
+    image: &str,
+    layer: &crate::LayerRecord,
+    d: &Digest,
+    open: &mut dyn FnMut(&Path) -> io::Result<File>,
+) -> Result<(File, PathBuf)> {
+    let blob = store.blob_path(d);
+    let not_found = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+    match open(&blob) {
+        Ok(f) => return Ok((f, blob)),
+        Err(e) if not_found(&e) && layer.discarded => {}
+        Err(e) if not_found(&e) => return Err(Error::BlobNotFound(d.to_string())),
+        Err(e) => return Err(Error::io(format!("open {}", blob.display()), e)),
+    }
+    let ingest = store.ingest_path(d);
+    match open(&ingest) {
+        Ok(f) => return Ok((f, ingest)),
+        Err(e) if not_found(&e) => {}
+        Err(e) => return Err(Error::io(format!("open {}", ingest.display()), e)),
+    }
+    match open(&blob) {
+        Ok(f) => Ok((f, blob)),
+        Err(e) if not_found(&e) => Err(Error::LayerDiscarded {
+            image: image.to_string(),
+            layer: d.to_string(),
+        }),
+        Err(e) => Err(Error::io(format!("open {}", blob.display()), e)),
+    }
+}
+
 /// Applies one stored layer blob onto `dest`, re-hashing the blob as it is read (and its
 /// uncompressed stream, when the record knows the layer's diff ID).
 ///
@@ -268,27 +303,7 @@ pub(crate) fn apply_layer_blob(
         path: image.to_string(),
         reason: format!("layer digest {:?}: {e}", layer.digest),
     })?;
-    let mut p = store.blob_path(&d);
-    let f = match File::open(&p) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && layer.discarded => {
-            p = store.ingest_path(&d);
-            match File::open(&p) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(Error::LayerDiscarded {
-                        image: image.to_string(),
-                        layer: d.to_string(),
-                    })
-                }
-                Err(e) => return Err(Error::io(format!("open {}", p.display()), e)),
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::BlobNotFound(d.to_string()))
-        }
-        Err(e) => return Err(Error::io(format!("open {}", p.display()), e)),
-    };
+    let (f, p) = open_layer_blob(store, image, layer, &d, &mut |p| File::open(p))?;
     let mut hr = HashingReader {
         inner: f,
         hash: <sha2::Sha256 as sha2::Digest>::new(),
@@ -2087,5 +2102,44 @@ fn remove_any(p: &Path) -> io::Result<()> {
         Ok(_) => fs::remove_file(p),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A discarded layer's download committed into `blobs/` between the look in `blobs/` and
+    /// the look in `ingest/` is found, not reported discarded; one in neither place is.
+    #[test]
+    fn a_download_committed_between_the_two_looks_is_found() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let data = b"layer bytes".to_vec();
+        let d = Digest::sha256_of(&data);
+        std::fs::write(store.ingest_path(&d), &data).unwrap();
+        let layer = crate::LayerRecord {
+            digest: d.to_string(),
+            media_type: String::new(),
+            size: data.len() as u64,
+            diff_id: None,
+            discarded: true,
+        };
+        let mut looks = 0;
+        let mut open = |p: &Path| {
+            let r = File::open(p);
+            looks += 1;
+            if looks == 1 {
+                // an ordinary pull commits the download right after this look
+                std::fs::rename(store.ingest_path(&d), store.blob_path(&d)).unwrap();
+            }
+            r
+        };
+        let (_, at) = open_layer_blob(&store, "img", &layer, &d, &mut open).unwrap();
+        assert_eq!(at, store.blob_path(&d));
+
+        std::fs::remove_file(store.blob_path(&d)).unwrap();
+        let e = open_layer_blob(&store, "img", &layer, &d, &mut |p| File::open(p)).unwrap_err();
+        assert!(matches!(e, Error::LayerDiscarded { .. }), "{e}");
     }
 }
