@@ -665,6 +665,14 @@ impl Puller {
             Some(Ok(Ok(chain))) => {
                 snapshots_built = chain.built;
                 rootfs_ready = true;
+                if discard {
+                    // snapshots found in place may have been committed by another pull
+                    // whose renames are not durable yet: the record about to rely on them
+                    // alone (no blobs) is written only once they are
+                    let store = self.store.clone();
+                    blocking(move || store.sync_snapshots_dir()).await??;
+                    kubepull_store::timings::mark(|| "snapshots directory synced".into());
+                }
             }
             // no overlay snapshots here (not root, no overlayfs, too many layers): the blobs
             // are stored; a container start unpacks another way

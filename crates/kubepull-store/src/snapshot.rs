@@ -284,6 +284,12 @@ impl Store {
         self.root().join("snapshots")
     }
 
+    /// Syncs the snapshots directory: the renames of snapshots another call committed are
+    /// durable before a record that relies on them alone (its layers discarded) is written.
+    pub fn sync_snapshots_dir(&self) -> Result<()> {
+        crate::sync_dir(&self.snapshots_dir())
+    }
+
     /// The directory of a snapshot (its `fs` is the overlay lower directory).
     pub fn snapshot_path(&self, key: &str) -> PathBuf {
         self.snapshots_dir().join(key).join("fs")

@@ -580,6 +580,29 @@ fn pull_discarding_unpacked_layers() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["layersDiscarded"], 2, "{v}");
 
+    // pulled again, its snapshots in place (committed by the first pull, as they may be by a
+    // concurrent one): the snapshots directory is synced before the record relies on them
+    let o = run(kubepull()
+        .env("KUBEPULL_PULL_TIMINGS", "1")
+        .args([
+            "pull",
+            &b.image,
+            "--root",
+            &b.root(),
+            "--hosts-dir",
+            &b.hosts(),
+        ])
+        .args(["--discard-unpacked-layers", "--policy", "Always"])
+        .args(["--pull-secret", &b.good]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let at = |what: &str| err.find(what);
+    assert!(
+        at("snapshots directory synced").is_some()
+            && at("snapshots directory synced") < at("image recorded"),
+        "{err}"
+    );
+
     let o = run(kubepull().args(["gc", "--root", &b.root()]));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
