@@ -1062,7 +1062,9 @@ impl Store {
     }
 
     /// Deletes blobs that no image record references, unless their lock is held; removes
-    /// partial downloads nobody owns and pull records of deleted manifests. Waits for pull
+    /// partial downloads nobody owns, the download holds ([`Store::hold_partial`]) of pulls
+    /// that died, and pull records of deleted manifests; keeps the source lists of layers an
+    /// image names without keeping their blobs. Waits for pull
     /// leases ([`Store::pull_lease`]) to be released first.
     pub fn gc(&self) -> Result<GcReport> {
         let lease = self.lock_file("gc.lock")?;
@@ -1101,7 +1103,10 @@ impl Store {
                 format!("remove {}", e.path().display())
             })?;
             let _ = fs::remove_file(self.pulls_path(&d));
-            let _ = fs::remove_file(self.sources_path(&d));
+            if !named.contains(&d.to_string()) {
+                // a discarded layer's source list stays with the image that names it
+                let _ = fs::remove_file(self.sources_path(&d));
+            }
             if !self.ingest_path(&d).exists() {
                 // unlinked while held: lockers re-check the inode (lock_blob_inner)
                 let _ = fs::remove_file(&_lock.path);
@@ -1140,6 +1145,26 @@ impl Store {
             };
             if !self.has_blob(&d) && !named.contains(&d.to_string()) {
                 let _ = fs::remove_file(e.path());
+            }
+        }
+        // holds on downloads ([`Store::hold_partial`]) left by pulls that died: no one holds
+        // them
+        let locks = self.root.join("locks/sha256");
+        for e in ctx(fs::read_dir(&locks), || format!("list {}", locks.display()))? {
+            let e = ctx(e, || format!("list {}", locks.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(hex) = name.strip_suffix(".unpack.lock") else {
+                continue;
+            };
+            let Ok(d) = Digest::parse(&format!("sha256:{hex}")) else {
+                continue;
+            };
+            // under the blob's lock, as every taker of a hold
+            if let Some(lock) = self.try_lock_blob(&d)? {
+                if !self.partial_held(&d)? && !self.has_blob(&d) && !self.ingest_path(&d).exists() {
+                    // unlinked while held: lockers re-check the inode (lock_blob_inner)
+                    let _ = fs::remove_file(&lock.path);
+                }
             }
         }
         let (n, bytes) = self.remove_dead_tmp()?;

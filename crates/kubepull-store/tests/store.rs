@@ -661,4 +661,20 @@ fn gc_with_discarded_layers() {
     store.put_blob_bytes(&ld, &layer).unwrap();
     assert_eq!(store.gc().unwrap().blobs_removed, 1);
     assert!(!store.has_blob(&ld));
+    // and the source list the discarded layer relies on stays
+    assert_eq!(store.blob_sources(&ld).unwrap(), vec!["reg.example/app"]);
+
+    // the hold files of pulls that died go; one held stays
+    let hold_file = |d: &Digest| {
+        t.path()
+            .join("locks/sha256")
+            .join(format!("{}.unpack.lock", d.hex()))
+    };
+    drop(store.hold_partial(&ld).unwrap());
+    let held = store.hold_partial(&sd).unwrap();
+    assert!(hold_file(&ld).exists() && hold_file(&sd).exists());
+    store.gc().unwrap();
+    assert!(!hold_file(&ld).exists(), "a stale hold file stays");
+    assert!(hold_file(&sd).exists(), "a held one goes");
+    drop(held);
 }
