@@ -621,7 +621,7 @@ fn discarding_unpacked_layers_keeps_the_snapshots_not_the_layer_blobs() {
     let top2 = Digest::sha256_of(&img2.layers[2]);
     assert_eq!(reg.wait_blob_gets(&top2, 1), 1);
     for d in &digests {
-        assert_eq!(reg.blob_gets(d), 2, "layer {d} downloaded again");
+        assert_eq!(reg.settled_blob_gets(d), 2, "layer {d} downloaded again");
     }
     assert!(!blob_bytes_left(&store, &top2));
 

@@ -260,7 +260,7 @@ async fn launcher_users_access_log_and_restart() {
     .await;
     let (reg, ca) = &mut started;
     let layer = Digest::sha256_of(&img.layers[1]);
-    assert_eq!(reg.blob_gets(&layer), 0, "{}", reg.log());
+    assert_eq!(reg.settled_blob_gets(&layer), 0, "{}", reg.log());
 
     reg.stop();
     assert!(std::net::TcpStream::connect(reg.host()).is_err());

@@ -27,6 +27,9 @@ pub const REGISTRY_RESTART_TIMEOUT: Duration = Duration::from_secs(10);
 /// response.
 pub const LOG_WAIT: Duration = Duration::from_secs(10);
 
+/// How long the access log must stay unchanged for [`RegistryProcess::settled_log`].
+pub const LOG_SETTLE: Duration = Duration::from_millis(150);
+
 /// The registry's `auth` section.
 #[derive(Debug, Clone)]
 pub enum RegistryAuth {
@@ -339,19 +342,45 @@ impl RegistryProcess {
         }
     }
 
+    /// The log once no line was added to it for [`LOG_SETTLE`] (waiting at most
+    /// [`LOG_WAIT`]): what exact counts and negative checks read after a pull has returned, so
+    /// that a request whose line is still on its way is counted.
+    pub fn settled_log(&self) -> String {
+        let deadline = Instant::now() + LOG_WAIT;
+        let mut last = self.log();
+        let mut since = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = self.log();
+            if now.len() != last.len() {
+                last = now;
+                since = Instant::now();
+            } else if since.elapsed() >= LOG_SETTLE || Instant::now() > deadline {
+                return last;
+            }
+        }
+    }
+
     /// How many `GET` requests for blob `digest` the registry answered with 200, 206 or 307
-    /// (from its access log as it is now; after a pull, [`RegistryProcess::wait_blob_gets`]).
+    /// (from its access log as it is now; after a pull, [`RegistryProcess::wait_blob_gets`]
+    /// or [`RegistryProcess::settled_blob_gets`]).
     pub fn blob_gets(&self, digest: &Digest) -> usize {
         blob_gets_in(&self.log(), digest)
     }
 
+    /// [`RegistryProcess::blob_gets`] once the log has settled ([`RegistryProcess::settled_log`]):
+    /// for a count that must not have grown (a negative check) or a baseline.
+    pub fn settled_blob_gets(&self, digest: &Digest) -> usize {
+        blob_gets_in(&self.settled_log(), digest)
+    }
+
     /// [`RegistryProcess::blob_gets`] once the log has at least `expected` of them (waiting as
-    /// [`RegistryProcess::wait_log`] does).
+    /// [`RegistryProcess::wait_log`] does) and has then settled
+    /// ([`RegistryProcess::settled_log`]): an exact count, so a later duplicate request shows
+    /// (`== expected` is then a real check, not the first `expected` lines seen).
     pub fn wait_blob_gets(&self, digest: &Digest, expected: usize) -> usize {
-        blob_gets_in(
-            &self.wait_log(|l| blob_gets_in(l, digest) >= expected),
-            digest,
-        )
+        self.wait_log(|l| blob_gets_in(l, digest) >= expected);
+        self.settled_blob_gets(digest)
     }
 }
 
