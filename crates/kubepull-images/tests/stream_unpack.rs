@@ -1010,3 +1010,40 @@ fn a_pull_that_cannot_unpack_keeps_the_blobs_from_the_start() {
         .collect();
     assert!(heads.is_empty(), "{heads:#?}");
 }
+
+/// An image whose layer blobs are not kept is copied out of its snapshots for a container
+/// that cannot mount them: the same tree as unpacking the blobs gives (deletions, replaced
+/// files, modes), with the layer chain of one or of several snapshots.
+#[test]
+fn a_discarded_image_is_copied_from_its_snapshots_as_its_blobs_unpack() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let layers = three_layers();
+    let img = image(&layers, None);
+    let rt = rt();
+    let (reg, name) = serving(&rt, "team/app", &img);
+    let one = image(&layers[..1], None);
+    rt.block_on(reg.push("team/one", "v1", &one));
+    let one_name = format!("{}/team/one:v1", reg.host());
+    let (store, puller) = discarding(&t.path().join("store"), client(&reg));
+    let (normal, normal_puller) = store_and_puller(&t.path().join("normal"), client(&reg));
+    for (i, name) in [name, one_name].iter().enumerate() {
+        rt.block_on(pull(&puller, &reg, name)).unwrap();
+        rt.block_on(pull(&normal_puller, &reg, name)).unwrap();
+        let rec = store.image(name).unwrap().unwrap();
+        assert!(store.discarded_blobs_missing(&rec));
+        let ours = t.path().join(format!("copied{i}"));
+        store.copy_snapshots(name, &rec.layers, &ours).unwrap();
+        let theirs = t.path().join(format!("unpacked{i}"));
+        let normal_rec = normal.image(name).unwrap().unwrap();
+        kubepull_store::unpack_image(&normal, &normal_rec, &theirs, &UnpackOptions::default())
+            .unwrap();
+        assert_eq!(tree(&ours), tree(&theirs), "{name}");
+        assert!(!tree(&ours).is_empty());
+    }
+    // no build directory left behind
+    let snaps = snapshot_names(&t.path().join("store"));
+    assert!(snaps.iter().all(|s| !s.starts_with("tmp-")), "{snaps:?}");
+}

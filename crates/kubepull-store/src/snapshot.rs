@@ -284,6 +284,55 @@ impl Store {
         self.root().join("snapshots")
     }
 
+    /// Copies the root filesystem the snapshots of `layers` make (what mounting them gives)
+    /// into `dest` (created if missing), for a container that cannot mount them as its
+    /// overlay and an image whose record does not keep its layer blobs
+    /// ([`LayerRecord::discarded`]): what [`crate::unpack_image`] would make from the blobs.
+    /// Several layers are read through their read-only overlay (mounted in a build directory
+    /// of the store); the snapshots are held while copied. Fails with
+    /// [`Error::LayerDiscarded`] naming the first layer without a snapshot.
+    pub fn copy_snapshots(&self, image: &str, layers: &[LayerRecord], dest: &Path) -> Result<u64> {
+        let _lease = self.snapshot_lease(layers)?;
+        let dirs: Vec<PathBuf> = chain_keys(layers)
+            .iter()
+            .map(|k| self.snapshot_path(k))
+            .collect();
+        if let Some(i) = dirs.iter().position(|d| !d.is_dir()) {
+            return Err(Error::LayerDiscarded {
+                image: image.to_string(),
+                layer: layers[i].digest.clone(),
+            });
+        }
+        match dirs.as_slice() {
+            [] => {
+                ctx(fs::create_dir_all(dest), || {
+                    format!("create {}", dest.display())
+                })?;
+                Ok(0)
+            }
+            [one] => crate::unpack::copy_tree(one, dest),
+            _ => {
+                // the lowest layer last in the overlay's list (overlay_lowerdir)
+                let tmp = self.new_build_dir()?;
+                // where remove_tmp looks for a mount before it removes anything
+                let merged = tmp.join("merged");
+                if let Err(e) = fs::create_dir(&merged) {
+                    remove_tmp(&tmp);
+                    return Err(Error::io(format!("create {}", merged.display()), e));
+                }
+                let r = mount_overlay(&dirs, None, &merged)
+                    .map_err(Error::from)
+                    .and_then(|m| {
+                        let r = crate::unpack::copy_tree(&merged, dest);
+                        drop(m);
+                        r
+                    });
+                remove_tmp(&tmp);
+                r
+            }
+        }
+    }
+
     /// Syncs the snapshots directory: the renames of snapshots another call committed are
     /// durable before a record that relies on them alone (its layers discarded) is written.
     pub fn sync_snapshots_dir(&self) -> Result<()> {

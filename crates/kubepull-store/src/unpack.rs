@@ -248,6 +248,109 @@ pub fn unpack_image(
     Ok(stats)
 }
 
+/// Copies the tree at `src` (a layer chain's merged view: one snapshot, or their read-only
+/// overlay) into `dest` (created if missing), keeping what unpacking the layers keeps: type,
+/// content, owner, mode (setuid included), extended attributes (overlayfs' own left out),
+/// times, device numbers, and hard links between files of the tree. Whiteout devices (what a
+/// single snapshot may hold where a layer deleted nothing below) are not copied.
+pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<u64> {
+    use std::os::unix::fs::FileTypeExt;
+    let io_err = |what: &str, p: &Path| {
+        let what = format!("{what} {}", p.display());
+        move |e: io::Error| Error::io(what, e)
+    };
+    // after the content and the owner (chown clears setuid): mode, xattrs, times
+    let finish = |from: &Path, to: &Path, m: &fs::Metadata| -> Result<()> {
+        std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid())).map_err(io_err("chown", to))?;
+        if !m.file_type().is_symlink() {
+            fs::set_permissions(to, fs::Permissions::from_mode(m.mode() & 0o7777))
+                .map_err(io_err("chmod", to))?;
+        }
+        for (k, v) in xattrs_of(from).map_err(io_err("read xattrs of", from))? {
+            match rustix::fs::lsetxattr(
+                to,
+                OsStr::from_bytes(&k),
+                &v,
+                rustix::fs::XattrFlags::empty(),
+            ) {
+                Ok(()) | Err(rustix::io::Errno::NOTSUP) => {}
+                Err(e) => return Err(io_err("set xattr on", to)(e.into())),
+            }
+        }
+        set_times(to, mtime_of(m), atime_of(m)).map_err(io_err("set times", to))
+    };
+    let mut links: std::collections::HashMap<(u64, u64), PathBuf> = Default::default();
+    let mut copied = 0u64;
+    // directories are finished after their entries (their times)
+    let mut dirs: Vec<(PathBuf, PathBuf, fs::Metadata)> = Vec::new();
+    let mut todo: Vec<(PathBuf, PathBuf)> = vec![(src.to_path_buf(), dest.to_path_buf())];
+    while let Some((from, to)) = todo.pop() {
+        let m = fs::symlink_metadata(&from).map_err(io_err("stat", &from))?;
+        let ft = m.file_type();
+        if ft.is_dir() {
+            match fs::create_dir(&to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && to == dest => {}
+                Err(e) => return Err(io_err("create", &to)(e)),
+            }
+            for e in fs::read_dir(&from).map_err(io_err("list", &from))? {
+                let e = e.map_err(io_err("list", &from))?;
+                todo.push((e.path(), to.join(e.file_name())));
+            }
+            dirs.push((from, to, m));
+            continue;
+        }
+        if is_whiteout(&m) {
+            continue;
+        }
+        if m.nlink() > 1 {
+            if let Some(first) = links.get(&(m.dev(), m.ino())) {
+                fs::hard_link(first, &to).map_err(io_err("link", &to))?;
+                continue;
+            }
+            links.insert((m.dev(), m.ino()), to.clone());
+        }
+        if ft.is_file() {
+            let mut r = File::open(&from).map_err(io_err("open", &from))?;
+            let mut w = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&to)
+                .map_err(io_err("create", &to))?;
+            io::copy(&mut r, &mut w).map_err(io_err("copy to", &to))?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&from).map_err(io_err("read link", &from))?;
+            std::os::unix::fs::symlink(&target, &to).map_err(io_err("create symlink", &to))?;
+        } else {
+            let kind = if ft.is_char_device() {
+                rustix::fs::FileType::CharacterDevice
+            } else if ft.is_block_device() {
+                rustix::fs::FileType::BlockDevice
+            } else if ft.is_fifo() {
+                rustix::fs::FileType::Fifo
+            } else {
+                rustix::fs::FileType::Socket
+            };
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &to,
+                kind,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                m.rdev(),
+            )
+            .map_err(|e| io_err("create device node", &to)(e.into()))?;
+        }
+        finish(&from, &to, &m)?;
+        copied += 1;
+    }
+    for (from, to, m) in dirs.into_iter().rev() {
+        finish(&from, &to, &m)?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
 /// Opens layer `d`'s blob (`open` is [`File::open`] but in tests): from `blobs/`, or for a
 /// [discarded](crate::LayerRecord::discarded) layer from its download in `ingest/` while that
 /// is there. A download committed (renamed into `blobs/`) between the two opens is found in
