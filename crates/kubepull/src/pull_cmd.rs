@@ -109,8 +109,8 @@ pub fn pull_command() -> Command {
                  unpacked while it downloads is verified the same way but its blob is not kept: the \
                  download is never synced and is removed once every layer is applied and verified, \
                  before the syncfs that makes the snapshots durable, so the layer reaches the disk \
-                 once (unless the kernel writes the download back first, after \
-                 vm.dirty_expire_centisecs); a layer whose snapshot is already in place (fetched from the \
+                 once (unless the kernel's own writeback takes the download first: \
+                 vm.dirty_expire_centisecs, vm.dirty_background_ratio); a layer whose snapshot is already in place (fetched from the \
                  same repository before) is not downloaded. Manifest and config blobs are kept. \
                  `kubepull unpack` of the image then needs its layer blobs: a pull with --no-unpack \
                  (any policy but Never) takes such an image as absent and downloads them again.",
