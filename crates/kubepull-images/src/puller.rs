@@ -12,6 +12,13 @@
 //! Without root (no overlay snapshots), with [`Puller::with_unpack`] `false`, or when the
 //! config lists no diff IDs, the pull stores the blobs only and snapshots are made at the
 //! first container start.
+//!
+//! With [`Puller::with_discard_unpacked_layers`] (containerd's CRI `discard_unpacked_layers`)
+//! a layer unpacked while it downloads is not kept as a blob: its download is verified as
+//! always, left in the store's ingest directory unsynced, and removed once every layer is
+//! applied and verified, before the `syncfs` that makes the snapshots durable. A layer whose snapshot
+//! is already there is not downloaded at all. When the layers cannot be unpacked after all,
+//! the blobs are committed as in an ordinary pull.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,7 +29,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use kubepull_core::keyring::Credential;
 use kubepull_core::reference::{self, Digest, Reference};
 use kubepull_registry::{Client, Descriptor, HostsDir, Platform, RegistryCredential, Repository};
-use kubepull_store::{SnapshotChain, SnapshotLease, Store};
+use kubepull_store::{SnapshotChain, Store};
 
 use crate::stream_unpack::{Feed, Feeds};
 
@@ -80,6 +87,8 @@ pub struct PullReport {
     pub rootfs_ready: bool,
     /// Why the layers were not unpacked, when they were not.
     pub unpack_skipped: Option<String>,
+    /// Layers whose blobs the image does not keep (unpacked, then discarded).
+    pub layers_discarded: usize,
     /// Wall time.
     pub duration: Duration,
 }
@@ -187,6 +196,7 @@ pub struct Puller {
     platform: Platform,
     concurrency: usize,
     unpack: bool,
+    discard: bool,
     hosts: Option<Arc<HostsDir>>,
     images: Arc<tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
@@ -200,6 +210,7 @@ impl Puller {
             platform,
             concurrency: DEFAULT_CONCURRENCY,
             unpack: true,
+            discard: false,
             hosts: None,
             images: Arc::default(),
         }
@@ -216,6 +227,34 @@ impl Puller {
     pub fn with_unpack(mut self, unpack: bool) -> Self {
         self.unpack = unpack;
         self
+    }
+
+    /// Whether the blobs of layers unpacked by the pull are discarded once they are applied
+    /// and verified (default false, as containerd's CRI `discard_unpacked_layers`:
+    /// internal/cri/server/images/image_pull.go passes
+    /// `WithChildLabelMap(images.ChildGCLabelsFilterLayers)`, so the manifest holds no GC
+    /// reference to its layers and the content store's GC removes them after the unpack).
+    /// Here the layer's download is never synced nor committed at all. Manifest and config
+    /// blobs are always kept; the image record marks its layers
+    /// [discarded](kubepull_store::LayerRecord::discarded). Only with [`Puller::with_unpack`].
+    pub fn with_discard_unpacked_layers(mut self, discard: bool) -> Self {
+        self.discard = discard;
+        self
+    }
+
+    /// Whether [`Puller::with_discard_unpacked_layers`] is set.
+    pub fn discards_unpacked_layers(&self) -> bool {
+        self.discard
+    }
+
+    /// Whether this puller's pulls keep the layer blobs because they need them: blobs only
+    /// ([`Puller::with_unpack`] `false`), or no layer snapshots here (not root). For such a
+    /// pull an image whose record does not keep its layer blobs
+    /// ([`Store::discarded_blobs_missing`]) is not present.
+    pub fn needs_layer_blobs(&self) -> bool {
+        !self.unpack
+            || kubepull_store::snapshot_support(0, &kubepull_store::UnpackOptions::default())
+                .is_err()
     }
 
     /// Uses containerd-style host configuration (mirrors, per-host TLS). Credentials go only to
@@ -358,13 +397,15 @@ impl Puller {
                         .is_ok_and(|r| r.name() == names);
                     if same {
                         set.extend(rec.blobs().map(str::to_string));
+                        // a layer the image does not keep was fetched from the repository too
+                        set.extend(rec.layers.iter().map(|l| l.digest.clone()));
                     }
                 }
                 Ok(set)
             })
             .await??,
         );
-        let rec = kubepull_store::ImageRecord::new(
+        let mut rec = kubepull_store::ImageRecord::new(
             name.clone(),
             resolved.digest.clone(),
             manifest_digest.clone(),
@@ -383,6 +424,38 @@ impl Puller {
             blobs.iter().map(|d| d.size).sum(),
         )
         .with_times(now_secs(), now_secs());
+        // decided before anything is downloaded: where no snapshot can be built (not root,
+        // too many layers) the layers are kept as blobs, as in an ordinary pull
+        let discard = self.unpack
+            && self.discard
+            && kubepull_store::snapshot_support(
+                rec.layers.len(),
+                &kubepull_store::UnpackOptions::default(),
+            )
+            .is_ok();
+        if discard {
+            // the unpack reads a layer it applies again from the download left in ingest/
+            for l in &mut rec.layers {
+                l.discarded = true;
+            }
+        }
+        // The layers' snapshots are held from here until the image record is written: until
+        // then no record names them, and neither the node's snapshot cleanup nor `gc` may take
+        // them (in particular not one this pull found in place and so did not download).
+        let snapshot_lease = if self.unpack {
+            let (store, layers) = (self.store.clone(), rec.layers.clone());
+            Some(blocking(move || store.snapshot_lease(&layers)).await??)
+        } else {
+            None
+        };
+        // where each layer's snapshot lives: a layer whose snapshot is in place is not
+        // downloaded by a pull that does not keep layer blobs
+        let snapshot_dirs: Vec<Option<PathBuf>> = kubepull_store::chain_keys(&rec.layers)
+            .iter()
+            .map(|k| discard.then(|| self.store.snapshot_path(k)))
+            .collect();
+        // the downloads such a pull unpacks from and does not keep
+        let holds = Arc::new(HeldPartials::new(self.store.clone()));
 
         let feeds = Arc::new(Feeds::new(
             resolved.manifest.layers.iter().map(|l| &l.digest),
@@ -408,6 +481,7 @@ impl Puller {
                     known.contains(&config.digest.to_string()),
                     progress.clone(),
                     None,
+                    Keep::Blob,
                 )
                 .await?;
                 let (rec, unpack_skipped) = if self.unpack {
@@ -449,19 +523,16 @@ impl Puller {
                 }
             };
             let unpacked = if unpack_skipped.is_none() {
-                let (store, feeds, layers, name) = (
+                let (store, feeds, layers, name, holds) = (
                     self.store.clone(),
                     feeds.clone(),
                     rec.layers.clone(),
                     name.clone(),
+                    holds.clone(),
                 );
                 Some(
                     tokio::task::spawn_blocking(
-                        move || -> Result<(SnapshotChain, SnapshotLease), kubepull_store::Error> {
-                            // held until the image record is written: until then no record
-                            // names these snapshots, and the node's snapshot cleanup must not
-                            // take them
-                            let lease = store.snapshot_lease(&layers)?;
+                        move || -> Result<SnapshotChain, kubepull_store::Error> {
                             let present = || {
                                 kubepull_store::chain_keys(&layers)
                                     .iter()
@@ -471,10 +542,21 @@ impl Puller {
                             let before = present();
                             loop {
                                 let restarts = feeds.restarts();
-                                match snapshot_from_feeds(&store, &name, &layers, &feeds) {
+                                // every layer applied and verified: the downloads not
+                                // kept go before the syncfs, so it never writes them
+                                let mut applied = || {
+                                    holds.discard();
+                                };
+                                match snapshot_from_feeds(
+                                    &store,
+                                    &name,
+                                    &layers,
+                                    &feeds,
+                                    &mut applied,
+                                ) {
                                     Ok(mut chain) => {
                                         chain.built = present().saturating_sub(before);
-                                        return Ok((chain, lease));
+                                        return Ok(chain);
                                     }
                                     // a download went on from another host while its layer
                                     // was being applied: the snapshots below are kept, that
@@ -493,21 +575,44 @@ impl Puller {
             Ok((config_result, rec, unpack_skipped, unpacked))
         };
         let downloads = async {
-            let layers = stream::iter(resolved.manifest.layers.iter().cloned())
-                .map(|d| {
-                    let repos = repos.clone();
-                    let store = self.store.clone();
-                    let progress = progress.clone();
-                    let known = known.contains(&d.digest.to_string());
-                    let repo_name = repo_name.clone();
-                    let feeds = feeds.clone();
-                    async move {
-                        ensure_blob(&repos, &store, &d, &repo_name, known, progress, Some(feeds))
-                            .await
-                    }
-                })
-                .buffer_unordered(self.concurrency)
-                .try_collect::<Vec<(bool, u64, u64)>>();
+            let layers = stream::iter(
+                resolved
+                    .manifest
+                    .layers
+                    .iter()
+                    .cloned()
+                    .zip(snapshot_dirs.iter().cloned()),
+            )
+            .map(|(d, snapshot)| {
+                let repos = repos.clone();
+                let store = self.store.clone();
+                let progress = progress.clone();
+                let known = known.contains(&d.digest.to_string());
+                let repo_name = repo_name.clone();
+                let feeds = feeds.clone();
+                let keep = match snapshot {
+                    Some(snapshot) => Keep::UnlessUnpacked {
+                        snapshot,
+                        held: holds.clone(),
+                    },
+                    None => Keep::Blob,
+                };
+                async move {
+                    ensure_blob(
+                        &repos,
+                        &store,
+                        &d,
+                        &repo_name,
+                        known,
+                        progress,
+                        Some(feeds),
+                        keep,
+                    )
+                    .await
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .try_collect::<Vec<Ensured>>();
             let r = tokio::select! {
                 r = layers => r.map_err(|e| {
                     // the config's download stops
@@ -528,6 +633,18 @@ impl Puller {
             r
         };
         let (results, config_and_unpack) = tokio::join!(downloads, config_and_unpack);
+        // a failed pull leaves none of the downloads it would not have kept (a cancelled one:
+        // `holds` dropped)
+        if results.is_err()
+            || config_and_unpack.is_err()
+            || matches!(
+                &config_and_unpack,
+                Ok((_, _, _, Some(Ok(Err(e))))) if !matches!(e, kubepull_store::Error::Snapshot(_))
+            )
+        {
+            let h = holds.clone();
+            blocking(move || h.discard()).await?;
+        }
         let mut results = match results {
             Ok(r) => r,
             // a layer failed first
@@ -538,36 +655,88 @@ impl Puller {
                 return Err(PullError::Internal("the image config failed".into()));
             }
         };
-        let (config_result, rec, mut unpack_skipped, unpacked) = config_and_unpack?;
-        results.push(config_result);
+        let (config_result, mut rec, mut unpack_skipped, unpacked) = config_and_unpack?;
         manifest_stored
             .await
             .map_err(|e| PullError::Internal(e.to_string()))??;
-        let (mut snapshots_built, mut rootfs_ready, mut _lease) = (0, false, None);
+        let (mut snapshots_built, mut rootfs_ready) = (0, false);
         match unpacked {
             None => {}
-            Some(Ok(Ok((chain, lease)))) => {
+            Some(Ok(Ok(chain))) => {
                 snapshots_built = chain.built;
                 rootfs_ready = true;
-                _lease = Some(lease);
+                if discard {
+                    // snapshots found in place may have been committed by another pull
+                    // whose renames are not durable yet: the record about to rely on them
+                    // alone (no blobs) is written only once they are
+                    let store = self.store.clone();
+                    blocking(move || store.sync_snapshots_dir()).await??;
+                    kubepull_store::timings::mark(|| "snapshots directory synced".into());
+                }
             }
             // no overlay snapshots here (not root, no overlayfs, too many layers): the blobs
             // are stored; a container start unpacks another way
             Some(Ok(Err(kubepull_store::Error::Snapshot(e)))) => {
                 unpack_skipped = Some(e.to_string());
             }
+            // a layer that did not unpack (a diff ID that does not match, not a tar stream)
+            // leaves nothing: the downloads this pull would not have kept went above
             Some(Ok(Err(e))) => return Err(PullError::Store(e)),
             Some(Err(e)) => return Err(PullError::Internal(e.to_string())),
         }
-        let fetched_blobs = results.iter().filter(|r| r.0).count();
-        let downloaded = results.iter().map(|r| r.1).sum();
-        let resumed = results.iter().map(|r| r.2).sum();
+        if discard && !rootfs_ready {
+            // nothing was unpacked after all (a snapshot error the checks before the pull
+            // could not foresee): the layers are kept as blobs, as in an ordinary pull (a
+            // verified download left in ingest/ is committed without fetching it again; a
+            // layer skipped for its snapshot is fetched now). The results came in completion
+            // order: each is matched with its layer by digest.
+            for l in &mut rec.layers {
+                l.discarded = false;
+            }
+            for r in results.iter_mut() {
+                let Some(d) = resolved
+                    .manifest
+                    .layers
+                    .iter()
+                    .find(|l| l.digest == r.digest)
+                else {
+                    continue;
+                };
+                let again = ensure_blob(
+                    &repos,
+                    &self.store,
+                    d,
+                    &repo_name,
+                    known.contains(&d.digest.to_string()),
+                    progress.clone(),
+                    None,
+                    Keep::Blob,
+                )
+                .await?;
+                r.fetched |= again.fetched;
+                r.downloaded += again.downloaded;
+            }
+        }
+        results.push(config_result);
+        let fetched_blobs = results.iter().filter(|r| r.fetched).count();
+        let downloaded = results.iter().map(|r| r.downloaded).sum();
+        let resumed = results.iter().map(|r| r.resumed).sum();
         let size = rec.size;
+        let layers_discarded = rec.discarded_layers();
 
         kubepull_store::timings::mark(|| "downloads and unpack done".into());
         let store = self.store.clone();
         blocking(move || store.put_image(&rec)).await??;
+        drop(snapshot_lease);
         kubepull_store::timings::mark(|| "image recorded".into());
+        // the snapshots are committed and the record names them: the downloads the image does
+        // not keep go, never synced
+        // (normally removed before the snapshots' syncfs already; a layer whose snapshot
+        // another pull committed meanwhile may still be downloading then)
+        let left = holds.clone();
+        if blocking(move || left.discard()).await? > 0 {
+            kubepull_store::timings::mark(|| "unpacked layers discarded".into());
+        }
         Ok(PullReport {
             name,
             digest: resolved.digest,
@@ -583,6 +752,7 @@ impl Puller {
             snapshots_built,
             rootfs_ready,
             unpack_skipped,
+            layers_discarded,
             duration: started.elapsed(),
         })
     }
@@ -651,18 +821,20 @@ impl Writeback {
 
 /// Builds the image's layer snapshots from the pull's feeds: each layer is read behind its
 /// download (or from the store), base first. The one call into
-/// [`Store::layer_snapshot_from`].
+/// [`Store::layer_snapshot_from_then`].
 fn snapshot_from_feeds(
     store: &Store,
     name: &str,
     layers: &[kubepull_store::LayerRecord],
     feeds: &Feeds,
+    applied: &mut dyn FnMut(),
 ) -> Result<SnapshotChain, kubepull_store::Error> {
-    store.layer_snapshot_from(
+    store.layer_snapshot_from_then(
         name,
         layers,
         &kubepull_store::UnpackOptions::default(),
         &mut |_, layer| feeds.input(layer, store),
+        applied,
     )
 }
 
@@ -720,8 +892,113 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| PullError::Internal(e.to_string()))
 }
 
-/// Makes one blob present; returns (downloaded by us, bytes downloaded, bytes resumed from an
-/// earlier partial download).
+/// The verified downloads in ingest/ that a pull not keeping layer blobs unpacks from
+/// ([`Keep::UnlessUnpacked`]), each held ([`kubepull_store::PartialHold`]). They are removed,
+/// never synced, as soon as every layer is applied and verified (before the snapshots'
+/// `syncfs`, see [`Store::layer_snapshot_from_then`]), and whatever is left when the pull ends,
+/// however it ends (a failed layer, a cancelled pull): a crash leaves them to `gc`.
+struct HeldPartials {
+    store: Store,
+    held: std::sync::Mutex<Vec<kubepull_store::PartialHold>>,
+}
+
+impl HeldPartials {
+    fn new(store: Store) -> HeldPartials {
+        HeldPartials {
+            store,
+            held: std::sync::Mutex::default(),
+        }
+    }
+
+    fn take(&self) -> Vec<kubepull_store::PartialHold> {
+        std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn add(&self, hold: kubepull_store::PartialHold) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hold);
+    }
+
+    /// Removes the held downloads ([`Store::discard_partial`]; blocking); returns how many
+    /// were held. A removal that fails is logged: `gc` removes what is left in ingest/.
+    fn discard(&self) -> usize {
+        discard_partials(&self.store, self.take())
+    }
+}
+
+fn discard_partials(store: &Store, held: Vec<kubepull_store::PartialHold>) -> usize {
+    let n = held.len();
+    for h in held {
+        if let Err(e) = store.discard_partial(h) {
+            tracing::warn!(error = %e, "removing the download of a layer not kept");
+        }
+    }
+    n
+}
+
+impl Drop for HeldPartials {
+    fn drop(&mut self) {
+        let held = self.take();
+        if held.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        // discard_partial waits for the blob's lock: not on a runtime thread
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || discard_partials(&store, held));
+            }
+            Err(_) => {
+                discard_partials(&store, held);
+            }
+        }
+    }
+}
+
+/// Whether a pull keeps a blob it downloads.
+enum Keep {
+    /// Committed into the store (synced).
+    Blob,
+    /// A layer unpacked by a pull that does not keep layer blobs, whose snapshot is this
+    /// directory: not downloaded when the snapshot is in place; otherwise downloaded, verified
+    /// and left in ingest/ unsynced, held ([`kubepull_store::PartialHold`]) in `held` until
+    /// the pull discards it.
+    UnlessUnpacked {
+        /// The layer's snapshot directory.
+        snapshot: PathBuf,
+        /// Where the pull's holds go.
+        held: Arc<HeldPartials>,
+    },
+}
+
+/// What [`ensure_blob`] did.
+struct Ensured {
+    /// The blob.
+    digest: Digest,
+    /// Downloaded by this pull (not reused).
+    fetched: bool,
+    /// Bytes downloaded.
+    downloaded: u64,
+    /// Bytes resumed from an earlier partial download.
+    resumed: u64,
+}
+
+impl Ensured {
+    fn reused(digest: &Digest) -> Ensured {
+        Ensured {
+            digest: digest.clone(),
+            fetched: false,
+            downloaded: 0,
+            resumed: 0,
+        }
+    }
+}
+
+/// Makes one blob present (or, with [`Keep::UnlessUnpacked`], its layer's snapshot or its
+/// verified download).
+#[allow(clippy::too_many_arguments)]
 async fn ensure_blob(
     repos: &[Arc<Repository>],
     store: &Store,
@@ -730,7 +1007,8 @@ async fn ensure_blob(
     known: bool,
     progress: Arc<dyn Progress>,
     feeds: Option<Arc<Feeds>>,
-) -> Result<(bool, u64, u64), PullError> {
+    keep: Keep,
+) -> Result<Ensured, PullError> {
     let feed: Option<Arc<Feed>> = feeds.as_ref().and_then(|f| f.get(&desc.digest));
     let fetched_here = |store: &Store| -> Result<bool, PullError> {
         Ok(known
@@ -743,28 +1021,65 @@ async fn ensure_blob(
     // this repository holds it, or its source list names the repository): blobs cached by a
     // pull of another repository (with other credentials) are fetched and verified again from
     // this one, so content is never handed to a pull whose registry would not serve it here.
-    if store.has_blob(&desc.digest) && fetched_here(store)? {
+    // A layer whose snapshot is in place is not needed at all by a pull that does not keep
+    // layer blobs (the pull's snapshot lease keeps it there; the unpack does not read it), on
+    // the same condition: it was fetched from this repository before.
+    let present = |store: &Store| -> Result<bool, PullError> {
+        let in_place = store.has_blob(&desc.digest)
+            || matches!(&keep, Keep::UnlessUnpacked { snapshot, .. } if snapshot.is_dir());
+        Ok(in_place && fetched_here(store)?)
+    };
+    if present(store)? {
         if let Some(f) = &feed {
             f.reused();
         }
         progress.blob_done(&desc.digest, true);
-        return Ok((false, 0, 0));
+        return Ok(Ensured::reused(&desc.digest));
     }
     // the cross-process lock: whoever holds it downloads; the others wait and then reuse
     let s = store.clone();
     let d = desc.digest.clone();
     let lock = blocking(move || s.lock_blob(&d)).await??;
-    if store.has_blob(&desc.digest) && fetched_here(store)? {
+    if present(store)? {
         if let Some(f) = &feed {
             f.reused();
         }
         progress.blob_done(&desc.digest, true);
         drop(lock);
-        return Ok((false, 0, 0));
+        return Ok(Ensured::reused(&desc.digest));
     }
+    let discard = match &keep {
+        Keep::UnlessUnpacked { held, .. } => Some(held.clone()),
+        Keep::Blob => None,
+    };
     // a partial left by an interrupted pull (even one killed with kill -9) is resumed: the
-    // registry is asked only for the rest
+    // registry is asked only for the rest; one another pull verified and left there (it does
+    // not keep the blob) verifies again and is not downloaded at all
     let path: PathBuf = store.ingest_path(&desc.digest);
+    // A download another pull verified and holds (it unpacks from it and does not keep the
+    // blob) is only read here: confirmed with this repository, never truncated nor appended
+    // to. Its size is the size of the one content with this digest, so a descriptor naming
+    // another size can match no download at all: it fails without touching the file.
+    let held_size = {
+        let (s, d, p) = (store.clone(), desc.digest.clone(), path.clone());
+        blocking(move || -> Result<Option<u64>, kubepull_store::Error> {
+            if !s.partial_held(&d)? {
+                return Ok(None);
+            }
+            let m = std::fs::metadata(&p)
+                .map_err(|e| kubepull_store::Error::io(format!("stat {}", p.display()), e))?;
+            Ok(Some(m.len()))
+        })
+        .await??
+    };
+    if let Some(actual) = held_size.filter(|n| *n != desc.size) {
+        return Err(kubepull_registry::Error::SizeMismatch {
+            digest: desc.digest.clone(),
+            expected: desc.size,
+            actual,
+        }
+        .into());
+    }
     let reported = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(f) = &feed {
         // followed only from the first byte: a partial from an earlier attempt may be
@@ -773,7 +1088,10 @@ async fn ensure_blob(
             f.follow(path.clone());
         }
     }
-    let writeback = Arc::new(Writeback::new(path.clone()));
+    // a download that is not kept is never synced (removed before the snapshots' syncfs)
+    let writeback = discard
+        .is_none()
+        .then(|| Arc::new(Writeback::new(path.clone())));
     let pf: kubepull_registry::ProgressFn = {
         let (progress, reported, feed) = (progress.clone(), reported.clone(), feed.clone());
         let writeback = writeback.clone();
@@ -785,7 +1103,9 @@ async fn ensure_blob(
             if let Some(f) = &feed {
                 f.progress(done);
             }
-            writeback.progress(done);
+            if let Some(w) = &writeback {
+                w.progress(done);
+            }
         })
     };
     let mut attempt = 0;
@@ -814,6 +1134,32 @@ async fn ensure_blob(
     }
     kubepull_store::timings::mark(|| format!("blob {} downloaded", desc.digest));
     // fetch_blob_resumable verified size and digest
+    if let Some(holds) = discard {
+        // held before the blob's lock is released: no other pull can remove it meanwhile; the
+        // repository is noted as for a committed blob (a later pull of it may use the snapshot)
+        let s = store.clone();
+        let d = desc.digest.clone();
+        let repo_name = repo_name.to_string();
+        let hold = blocking(move || -> Result<_, kubepull_store::Error> {
+            let hold = s.hold_partial(&d)?;
+            s.add_blob_source(&d, &repo_name)?;
+            Ok(hold)
+        })
+        .await??;
+        // before the unpack is told: its `applied` step removes what is held by then
+        holds.add(hold);
+        drop(lock);
+        if let Some(f) = &feed {
+            f.fetched(path);
+        }
+        progress.blob_done(&desc.digest, false);
+        return Ok(Ensured {
+            digest: desc.digest.clone(),
+            fetched: true,
+            downloaded: fetched.downloaded,
+            resumed: fetched.resumed_from,
+        });
+    }
     let s = store.clone();
     let d = desc.digest.clone();
     let repo_name = repo_name.to_string();
@@ -828,7 +1174,12 @@ async fn ensure_blob(
         f.fetched(store.blob_path(&desc.digest));
     }
     progress.blob_done(&desc.digest, false);
-    Ok((true, fetched.downloaded, fetched.resumed_from))
+    Ok(Ensured {
+        digest: desc.digest.clone(),
+        fetched: true,
+        downloaded: fetched.downloaded,
+        resumed: fetched.resumed_from,
+    })
 }
 
 #[cfg(test)]

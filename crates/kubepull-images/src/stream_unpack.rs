@@ -45,7 +45,8 @@ enum Source {
     Reused,
     /// Being downloaded from its first byte into this file.
     Follow(PathBuf),
-    /// Downloaded (and verified) by this pull, now at this path in the store.
+    /// Downloaded (and verified) by this pull, now at this path in the store (in `blobs/`, or
+    /// left in `ingest/` by a pull that does not keep the blob).
     Fetched(PathBuf),
 }
 
@@ -114,7 +115,7 @@ impl Feed {
         self.update(|s| s.written = done);
     }
 
-    /// The download verified and the blob is stored at `path`.
+    /// The download verified and the blob is at `path` (committed, or its verified partial).
     pub(crate) fn fetched(&self, path: PathBuf) {
         self.update(|s| {
             if !matches!(s.source, Source::Follow(_)) {
@@ -335,6 +336,7 @@ mod tests {
             media_type: String::new(),
             size: 0,
             diff_id: None,
+            discarded: false,
         };
         let LayerInput::Stream {
             mut reader,
@@ -379,6 +381,7 @@ mod tests {
             media_type: String::new(),
             size: 0,
             diff_id: None,
+            discarded: false,
         };
         let LayerInput::Stream {
             mut reader,

@@ -51,19 +51,14 @@ async fn blobs_are_fetched_over_http1_although_the_registry_offers_http2() {
 
     // the pull's requests, after the push's (the access log is written as requests finish)
     let pushed = before;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let log = loop {
-        let log = reg.log();
-        let n = log[pushed..]
+    let pull_gets = |log: &str| {
+        log[pushed..]
             .lines()
             .filter(|l| l.contains("\"GET /v2/team/app/"))
-            .count();
-        // the manifest, the config and both layers
-        if n >= 4 || std::time::Instant::now() > deadline {
-            break log;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+            .count()
     };
+    // the manifest, the config and both layers
+    let log = reg.wait_log(|l| pull_gets(l) >= 4);
     let requests: Vec<&str> = log[pushed..]
         .lines()
         .filter(|l| l.contains("\"GET /v2/team/app/"))

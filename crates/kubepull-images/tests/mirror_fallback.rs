@@ -86,9 +86,9 @@ async fn case(damage: &str) {
         .unwrap();
     // the mirror served the manifest and the good blobs; the registry only the failed one
     let base = Digest::sha256_of(&img.layers[0]);
-    assert_eq!(mirror.blob_gets(&base), 1, "{damage}");
-    assert_eq!(server.blob_gets(&base), 0, "{damage}");
-    assert_eq!(server.blob_gets(&layer), 1, "{damage}");
+    assert_eq!(mirror.wait_blob_gets(&base, 1), 1, "{damage}");
+    assert_eq!(server.wait_blob_gets(&layer, 1), 1, "{damage}");
+    assert_eq!(server.settled_blob_gets(&base), 0, "{damage}");
     assert_eq!(
         server.log().matches("GET /v2/team/app/manifests").count(),
         0,

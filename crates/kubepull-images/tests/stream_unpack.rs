@@ -343,6 +343,7 @@ fn a_layer_that_does_not_verify_leaves_no_snapshot_and_no_record() {
         media_type: String::new(),
         size: 0,
         diff_id: None,
+        discarded: false,
     }])
     .remove(0);
 
@@ -516,4 +517,533 @@ fn a_failed_layer_ends_the_pull_without_waiting_for_the_config() {
     assert!(msg.contains(&missing), "{msg}");
     assert!(store.image(&name).unwrap().is_none(), "no image record");
     assert!(snapshot_names(&root).is_empty(), "no snapshot");
+}
+
+/// A puller that does not keep the blobs of the layers it unpacks.
+fn discarding(root: &Path, client: Client) -> (Store, Puller) {
+    let (store, puller) = store_and_puller(root, client);
+    (store, puller.with_discard_unpacked_layers(true))
+}
+
+/// Whether any bytes of blob `d` are on disk in the store (committed, or a download left).
+fn blob_bytes_left(store: &Store, d: &Digest) -> bool {
+    store.has_blob(d) || fs::metadata(store.ingest_path(d)).is_ok_and(|m| m.len() > 0)
+}
+
+/// `--discard-unpacked-layers`: the layers are verified and unpacked as in an ordinary pull,
+/// their snapshots are the same, and their blobs are not kept (manifest and config are);
+/// `gc` finds nothing wrong; what needs the blobs says how to get them, and a blobs-only pull
+/// fetches them again. A pull whose snapshots are in place downloads no layer.
+#[test]
+fn discarding_unpacked_layers_keeps_the_snapshots_not_the_layer_blobs() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let layers = three_layers();
+    let img = image(&layers, None);
+    let rt = rt();
+    let (reg, name) = serving(&rt, "team/app", &img);
+    let root = t.path().join("store");
+    let (store, puller) = discarding(&root, client(&reg));
+    let r = rt.block_on(pull(&puller, &reg, &name)).unwrap();
+    assert!(r.rootfs_ready, "{:?}", r.unpack_skipped);
+    assert_eq!((r.snapshots_built, r.layers_discarded), (3, 3));
+    assert_eq!(r.fetched_blobs, 4);
+    let digests: Vec<Digest> = img.layers.iter().map(|l| Digest::sha256_of(l)).collect();
+    for d in &digests {
+        assert!(!blob_bytes_left(&store, d), "layer {d} kept");
+        assert!(!store.ingest_path(d).exists(), "layer {d} left in ingest/");
+        assert_eq!(reg.wait_blob_gets(d, 1), 1);
+    }
+    assert!(store.has_blob(&Digest::sha256_of(&img.config)));
+    assert!(store.has_blob(&img.digest()), "the manifest is kept");
+    let rec = store.image(&name).unwrap().unwrap();
+    assert!(rec.layers.iter().all(|l| l.discarded), "{rec:?}");
+
+    // the same snapshots as an ordinary pull's
+    let (normal, normal_puller) = store_and_puller(&t.path().join("normal"), client(&reg));
+    rt.block_on(pull(&normal_puller, &reg, &name)).unwrap();
+    // (which downloaded each layer a second time)
+    for d in &digests {
+        assert_eq!(reg.wait_blob_gets(d, 2), 2);
+    }
+    let ours = store
+        .layer_snapshot_from(
+            &name,
+            &rec.layers,
+            &UnpackOptions::default(),
+            &mut |i, _| panic!("layer {i} unpacked again"),
+        )
+        .unwrap();
+    let theirs = normal
+        .layer_snapshot(&name, &rec.layers, &UnpackOptions::default())
+        .unwrap();
+    for (a, b) in ours.dirs.iter().zip(&theirs) {
+        assert_eq!(tree(a), tree(b), "{}", a.display());
+    }
+
+    // gc: nothing missing, nothing to remove, the snapshots stay
+    let g = store.gc().unwrap();
+    assert_eq!(g, kubepull_store::GcReport::default());
+    assert_eq!(snapshot_names(&root).len(), 3);
+    assert_eq!(store.image(&name).unwrap().unwrap(), rec);
+
+    // what needs the blobs says why they are not there and how to keep them
+    let e = kubepull_store::unpack_image(
+        &store,
+        &rec,
+        &t.path().join("rootfs"),
+        &UnpackOptions::default(),
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&name)
+            && msg.contains("`kubepull pull --no-unpack` of the image fetches its layer blobs"),
+        "{msg}"
+    );
+
+    // the snapshots are in place: pulled again, or as part of another image with the same
+    // lower layers, those layers are not downloaded at all
+    let r = rt.block_on(pull(&puller, &reg, &name)).unwrap();
+    assert_eq!(
+        (r.fetched_blobs, r.downloaded, r.snapshots_built),
+        (0, 0, 0)
+    );
+    let mut more = layers.clone();
+    more[2] = (tar_of(&[("other", Some(b"o"))]), Comp::Gzip);
+    let img2 = image(&more, None);
+    rt.block_on(reg.push("team/app", "v2", &img2));
+    let name2 = format!("{}/team/app:v2", reg.host());
+    let r = rt.block_on(pull(&puller, &reg, &name2)).unwrap();
+    assert!(r.rootfs_ready && r.snapshots_built == 1, "{r:?}");
+    let top2 = Digest::sha256_of(&img2.layers[2]);
+    assert_eq!(reg.wait_blob_gets(&top2, 1), 1);
+    for d in &digests {
+        assert_eq!(reg.settled_blob_gets(d), 2, "layer {d} downloaded again");
+    }
+    assert!(!blob_bytes_left(&store, &top2));
+
+    // the same layers in another repository: its registry must serve them before their
+    // snapshots are used (as a stored blob is not handed to a pull of another repository)
+    rt.block_on(reg.push("other/app", "v1", &img));
+    let other = format!("{}/other/app:v1", reg.host());
+    let r = rt.block_on(pull(&puller, &reg, &other)).unwrap();
+    assert!(r.rootfs_ready && r.snapshots_built == 0, "{r:?}");
+    for d in &digests {
+        assert_eq!(
+            reg.wait_blob_gets(d, 3),
+            3,
+            "layer {d} not fetched from other/app"
+        );
+        assert!(!blob_bytes_left(&store, d));
+    }
+
+    // a blobs-only pull does not take the record for the blobs: it fetches them again
+    let blobs_only = puller.clone().with_unpack(false);
+    let r = rt.block_on(pull(&blobs_only, &reg, &name)).unwrap();
+    assert_eq!(r.layers_discarded, 0);
+    for d in &digests {
+        assert_eq!(reg.wait_blob_gets(d, 4), 4, "layer {d}");
+        assert!(store.has_blob(d));
+    }
+    let rec = store.image(&name).unwrap().unwrap();
+    assert!(rec.layers.iter().all(|l| !l.discarded));
+    kubepull_store::unpack_image(
+        &store,
+        &rec,
+        &t.path().join("rootfs2"),
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(store.gc().unwrap().blobs_removed, 0);
+}
+
+/// The real transport, except that one blob's `GET` answers these bytes instead.
+struct ServesOtherBytes {
+    inner: kubepull_registry::HttpsTransport,
+    blob: String,
+    bytes: Vec<u8>,
+}
+
+impl kubepull_registry::Transport for ServesOtherBytes {
+    fn send(
+        &self,
+        req: kubepull_registry::transport::Request,
+    ) -> kubepull_registry::transport::BoxFuture<
+        '_,
+        Result<
+            kubepull_registry::transport::Response,
+            kubepull_registry::transport::TransportError,
+        >,
+    > {
+        if req.method == http::Method::GET
+            && req.url.path().ends_with(&format!("/blobs/{}", self.blob))
+        {
+            let mut h = http::HeaderMap::new();
+            h.insert("content-type", "application/octet-stream".parse().unwrap());
+            let bytes = self.bytes.clone();
+            return Box::pin(async move {
+                Ok(kubepull_registry::transport::Response::from_bytes(
+                    http::StatusCode::OK,
+                    h,
+                    bytes,
+                ))
+            });
+        }
+        self.inner.send(req)
+    }
+}
+
+/// Without keeping layer blobs, a layer whose blob does not match its digest, or whose
+/// content does not match the config's diff ID, leaves neither blob nor snapshot, and no
+/// record; the verified layers below it keep their snapshots.
+#[test]
+fn a_bad_layer_not_kept_leaves_neither_blob_nor_snapshot() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let layers = three_layers();
+    let img = image(&layers, None);
+    let rt = rt();
+    let (reg, name) = serving(&rt, "team/app", &img);
+    let mut ids: Vec<String> = layers
+        .iter()
+        .map(|(t, _)| Digest::sha256_of(t).to_string())
+        .collect();
+    ids[1] = Digest::sha256_of(b"not this layer").to_string();
+    let bad_diff = image(&layers, Some(ids));
+    rt.block_on(reg.push("team/baddiff", "v1", &bad_diff));
+    let middle = Digest::sha256_of(&img.layers[1]);
+    let mut flipped = img.layers[1].clone();
+    flipped[1000] ^= 0xff;
+    let transport = ServesOtherBytes {
+        inner: kubepull_registry::HttpsTransport::new(&TlsConfig::private_ca(
+            reg.ca_pem().as_bytes().to_vec(),
+        ))
+        .unwrap(),
+        blob: middle.to_string(),
+        bytes: flipped,
+    };
+    let corrupting = Client::new(
+        Arc::new(transport),
+        Arc::new(kubepull_registry::SystemResolver),
+        ClientConfig::default(),
+    );
+    let root = t.path().join("store");
+    let (store, puller) = discarding(&root, corrupting);
+    let e = rt.block_on(pull(&puller, &reg, &name)).unwrap_err();
+    let msg = kubepull_images::error_chain(&e);
+    assert!(msg.contains("digest"), "{msg}");
+    assert!(store.image(&name).unwrap().is_none(), "no record");
+    assert!(
+        !blob_bytes_left(&store, &middle),
+        "the bad layer's bytes are gone"
+    );
+    let rec_layers: Vec<kubepull_store::LayerRecord> = img
+        .layers
+        .iter()
+        .map(|l| kubepull_store::LayerRecord {
+            digest: Digest::sha256_of(l).to_string(),
+            media_type: String::new(),
+            size: 0,
+            diff_id: None,
+            discarded: true,
+        })
+        .collect();
+    let keys = kubepull_store::chain_keys(&rec_layers);
+    let snaps = snapshot_names(&root);
+    assert!(
+        !snaps.contains(&keys[1]) && !snaps.contains(&keys[2]),
+        "no snapshot of the bad layer or above: {snaps:?}"
+    );
+    assert!(
+        snaps.iter().all(|s| keys.contains(s)),
+        "no build leftovers: {snaps:?}"
+    );
+
+    // a blob that verifies but whose content is not the config's diff ID
+    let root = t.path().join("store2");
+    let (store, puller) = discarding(&root, client(&reg));
+    let name = format!("{}/team/baddiff:v1", reg.host());
+    let e = rt.block_on(pull(&puller, &reg, &name)).unwrap_err();
+    let msg = kubepull_images::error_chain(&e);
+    assert!(msg.contains("rootfs.diff_ids"), "{msg}");
+    assert!(store.image(&name).unwrap().is_none(), "no record");
+    assert!(
+        !blob_bytes_left(&store, &middle),
+        "the bad layer's bytes are gone"
+    );
+    assert_eq!(snapshot_names(&root), vec![keys[0].clone()]);
+}
+
+/// Without keeping layer blobs: concurrent pulls of images sharing the layers download each
+/// layer once, and a download left by an interrupted pull is resumed, not fetched again.
+#[test]
+fn not_keeping_layer_blobs_still_shares_and_resumes_downloads() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let img = image(&three_layers(), None);
+    let rt = rt();
+    let (reg, name) = serving(&rt, "team/app", &img);
+    rt.block_on(reg.push("team/app", "v2", &img));
+    let name2 = format!("{}/team/app:v2", reg.host());
+    let root = t.path().join("store");
+    let (store, puller) = discarding(&root, client(&reg));
+    // another puller (as another process would be): no shared in-process state
+    let other = Puller::new(client(&reg), store.clone(), Platform::host())
+        .with_discard_unpacked_layers(true);
+    let (a, b) =
+        rt.block_on(async { tokio::join!(pull(&puller, &reg, &name), pull(&other, &reg, &name2)) });
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.rootfs_ready && b.rootfs_ready, "{a:?} {b:?}");
+    for l in &img.layers {
+        let d = Digest::sha256_of(l);
+        assert_eq!(reg.wait_blob_gets(&d, 1), 1, "{d}");
+        assert!(!blob_bytes_left(&store, &d), "{d} kept");
+    }
+    assert_eq!(snapshot_names(&root).len(), 3);
+
+    // half of the big layer left by an interrupted pull into a fresh store
+    let root = t.path().join("resumed");
+    let (store, puller) = discarding(&root, client(&reg));
+    let big = &img.layers[1];
+    let d = Digest::sha256_of(big);
+    fs::write(store.ingest_path(&d), &big[..big.len() / 2]).unwrap();
+    let r = rt.block_on(pull(&puller, &reg, &name)).unwrap();
+    assert_eq!(r.resumed, (big.len() / 2) as u64);
+    assert!(r.rootfs_ready && r.layers_discarded == 3, "{r:?}");
+    assert!(!blob_bytes_left(&store, &d));
+    let rec = store.image(&name).unwrap().unwrap();
+    let dirs = store
+        .layer_snapshot(&name, &rec.layers, &UnpackOptions::default())
+        .unwrap();
+    assert_eq!(
+        fs::metadata(dirs[1].join("data/big.bin")).unwrap().len(),
+        3_000_000
+    );
+}
+
+/// A whole layer left in ingest/ (by a pull of another repository that died after its
+/// download verified, or that did not keep the blob) is not handed to a pull of a repository
+/// whose registry does not serve it: the registry is asked, says no, and the pull fails
+/// without the layer; with or without keeping layer blobs.
+#[test]
+fn a_finished_download_left_in_ingest_is_confirmed_by_the_pulling_repository() {
+    let t = tempfile::tempdir().unwrap();
+    let img = image(&three_layers(), None);
+    let rt = rt();
+    let (reg, _) = serving(&rt, "team/app", &img);
+    // other/app names the same layers, but its registry no longer serves the base layer
+    rt.block_on(reg.push("other/app", "v1", &img));
+    let base = Digest::sha256_of(&img.layers[0]);
+    let link = reg.storage().join(format!(
+        "docker/registry/v2/repositories/other/app/_layers/sha256/{}/link",
+        base.hex()
+    ));
+    fs::remove_file(&link).unwrap();
+    let other = format!("{}/other/app:v1", reg.host());
+    let asked = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("/v2/other/app/blobs/{base}")))
+            .count()
+    };
+    for (i, discard) in [false, true].into_iter().enumerate() {
+        let root = t.path().join(format!("store{i}"));
+        let (store, puller) = store_and_puller(&root, client(&reg));
+        let puller = puller.with_discard_unpacked_layers(discard);
+        // what a pull of team/app leaves when it dies after the download verified
+        fs::write(store.ingest_path(&base), &img.layers[0]).unwrap();
+        store
+            .add_blob_source(&base, &format!("{}/team/app", reg.host()))
+            .unwrap();
+        let before = asked(&reg.log());
+        let e = rt.block_on(pull(&puller, &reg, &other)).unwrap_err();
+        let msg = kubepull_images::error_chain(&e);
+        assert!(msg.contains("not found"), "discard {discard}: {msg}");
+        assert!(
+            asked(&reg.wait_log(|l| asked(l) > before)) > before,
+            "discard {discard}: other/app was not asked for {base}"
+        );
+        assert!(store.image(&other).unwrap().is_none(), "no record");
+        assert!(!store.has_blob(&base), "the layer is not stored");
+        assert!(
+            !store
+                .blob_sources(&base)
+                .unwrap()
+                .iter()
+                .any(|r| r.ends_with("other/app")),
+            "other/app is not noted as a source"
+        );
+    }
+}
+
+/// A download another pull holds (verified, unpacked from, not kept) is never written by a
+/// pull whose descriptor gives that digest another size: that pull fails, the file stays.
+#[test]
+fn a_held_download_is_not_rewritten_by_a_descriptor_of_another_size() {
+    let t = tempfile::tempdir().unwrap();
+    let img = image(&three_layers(), None);
+    let rt = rt();
+    let (reg, _) = serving(&rt, "team/app", &img);
+    let mut m: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
+    let size = img.layers[0].len() as u64;
+    m["layers"][0]["size"] = serde_json::json!(size - 1);
+    let bad = Image {
+        manifest: serde_json::to_vec(&m).unwrap(),
+        ..img.clone()
+    };
+    rt.block_on(reg.push("team/app", "bad", &bad));
+    let base = Digest::sha256_of(&img.layers[0]);
+    let (store, puller) = store_and_puller(&t.path().join("store"), client(&reg));
+    // another pull that does not keep the layer verified it and unpacks from it
+    fs::write(store.ingest_path(&base), &img.layers[0]).unwrap();
+    let held = store.hold_partial(&base).unwrap();
+    let e = rt
+        .block_on(pull(&puller, &reg, &format!("{}/team/app:bad", reg.host())))
+        .unwrap_err();
+    let msg = kubepull_images::error_chain(&e);
+    assert!(msg.contains("size mismatch"), "{msg}");
+    assert_eq!(fs::read(store.ingest_path(&base)).unwrap(), img.layers[0]);
+    assert!(store.discard_partial(held).unwrap());
+}
+
+/// Without keeping layer blobs, a layer's download is removed once the layers are applied and
+/// verified, before the snapshots are made durable and put in place: the `syncfs` that
+/// commits them never writes it (watched from another thread: when the top snapshot appears,
+/// no download is left in ingest/).
+#[test]
+fn downloads_not_kept_are_gone_before_the_snapshots_are_committed() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let layers = three_layers();
+    let img = image(&layers, None);
+    let rt = rt();
+    let (reg, name) = serving(&rt, "team/app", &img);
+    let root = t.path().join("store");
+    let (store, puller) = discarding(&root, client(&reg));
+    let digests: Vec<Digest> = img.layers.iter().map(|l| Digest::sha256_of(l)).collect();
+    let rec_layers: Vec<kubepull_store::LayerRecord> = layers
+        .iter()
+        .zip(&digests)
+        .map(|((tar, _), d)| kubepull_store::LayerRecord {
+            digest: d.to_string(),
+            media_type: String::new(),
+            size: 0,
+            diff_id: Some(Digest::sha256_of(tar).to_string()),
+            discarded: true,
+        })
+        .collect();
+    let top = store.snapshot_path(kubepull_store::chain_keys(&rec_layers).last().unwrap());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (store, digests, done) = (store.clone(), digests.clone(), done.clone());
+        std::thread::spawn(move || -> Option<Vec<bool>> {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if top.is_dir() {
+                    return Some(
+                        digests
+                            .iter()
+                            .map(|d| store.ingest_path(d).exists())
+                            .collect(),
+                    );
+                }
+            }
+            None
+        })
+    };
+    let r = rt.block_on(pull(&puller, &reg, &name));
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = r.unwrap();
+    assert!(r.rootfs_ready && r.layers_discarded == 3, "{r:?}");
+    let left = watcher
+        .join()
+        .unwrap()
+        .expect("the top snapshot was committed");
+    assert_eq!(
+        left,
+        vec![false; 3],
+        "downloads left in ingest/ at the commit"
+    );
+}
+
+/// A pull not keeping layer blobs that cannot make snapshots here (more layers than the
+/// overlay stacks; likewise without root) knows it before it starts: it keeps the blobs as an
+/// ordinary pull does, each downloaded once and committed, with no second look at the
+/// registry (no `HEAD` to confirm a download it left in ingest/).
+#[test]
+fn a_pull_that_cannot_unpack_keeps_the_blobs_from_the_start() {
+    let t = tempfile::tempdir().unwrap();
+    let tars: Vec<(Vec<u8>, Comp)> = (0..=kubepull_store::MAX_SNAPSHOT_LAYERS)
+        .map(|i| {
+            let name = format!("f{i}");
+            (tar_of(&[(name.as_str(), Some(b"x"))]), Comp::Gzip)
+        })
+        .collect();
+    let img = image(&tars, None);
+    let rt = rt();
+    let (reg, name) = serving(&rt, "team/many", &img);
+    let (store, puller) = discarding(&t.path().join("store"), client(&reg));
+    let r = rt.block_on(pull(&puller, &reg, &name)).unwrap();
+    assert!(!r.rootfs_ready && r.unpack_skipped.is_some(), "{r:?}");
+    assert_eq!(r.layers_discarded, 0);
+    assert_eq!(r.fetched_blobs, img.layers.len() + 1);
+    let rec = store.image(&name).unwrap().unwrap();
+    assert!(rec.layers.iter().all(|l| !l.discarded));
+    for l in &img.layers {
+        let d = Digest::sha256_of(l);
+        assert!(store.has_blob(&d), "{d}");
+        assert_eq!(reg.wait_blob_gets(&d, 1), 1, "{d}");
+    }
+    // a HEAD's log line lands as late as a GET's: a bounded settle before the negative check
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = reg.log();
+    let heads: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"HEAD /v2/team/many/blobs/"))
+        .collect();
+    assert!(heads.is_empty(), "{heads:#?}");
+}
+
+/// An image whose layer blobs are not kept is copied out of its snapshots for a container
+/// that cannot mount them: the same tree as unpacking the blobs gives (deletions, replaced
+/// files, modes), with the layer chain of one or of several snapshots.
+#[test]
+fn a_discarded_image_is_copied_from_its_snapshots_as_its_blobs_unpack() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let layers = three_layers();
+    let img = image(&layers, None);
+    let rt = rt();
+    let (reg, name) = serving(&rt, "team/app", &img);
+    let one = image(&layers[..1], None);
+    rt.block_on(reg.push("team/one", "v1", &one));
+    let one_name = format!("{}/team/one:v1", reg.host());
+    let (store, puller) = discarding(&t.path().join("store"), client(&reg));
+    let (normal, normal_puller) = store_and_puller(&t.path().join("normal"), client(&reg));
+    for (i, name) in [name, one_name].iter().enumerate() {
+        rt.block_on(pull(&puller, &reg, name)).unwrap();
+        rt.block_on(pull(&normal_puller, &reg, name)).unwrap();
+        let rec = store.image(name).unwrap().unwrap();
+        assert!(store.discarded_blobs_missing(&rec));
+        let ours = t.path().join(format!("copied{i}"));
+        store.copy_snapshots(name, &rec.layers, &ours).unwrap();
+        let theirs = t.path().join(format!("unpacked{i}"));
+        let normal_rec = normal.image(name).unwrap().unwrap();
+        kubepull_store::unpack_image(&normal, &normal_rec, &theirs, &UnpackOptions::default())
+            .unwrap();
+        assert_eq!(tree(&ours), tree(&theirs), "{name}");
+        assert!(!tree(&ours).is_empty());
+    }
+    // no build directory left behind
+    let snaps = snapshot_names(&t.path().join("store"));
+    assert!(snaps.iter().all(|s| !s.starts_with("tmp-")), "{snaps:?}");
 }

@@ -351,6 +351,15 @@ impl RuncRuntime {
                 }
             }
         }
+        if self.store.discarded_blobs_missing(rec) {
+            // pulled without keeping its layer blobs (--discard-unpacked-layers): the copy is
+            // made from the image's snapshots, which hold the same tree
+            return self
+                .store
+                .copy_snapshots(name, &rec.layers, &rootfs)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+        }
         kubepull_store::unpack_image(&self.store, rec, &rootfs, &Default::default())
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -1078,6 +1087,44 @@ mod tests {
     }
 
     /// The table from "Define a Command and Arguments for a Container".
+    /// Without overlay root filesystems, an image whose layer blobs were not kept is copied
+    /// out of its snapshots (it would otherwise fail: the blobs are gone).
+    #[test]
+    fn an_image_without_its_layer_blobs_is_copied_from_its_snapshots() {
+        if which("runc").is_none() {
+            eprintln!("SKIPPED: runc not found in PATH");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(&d.path().join("store")).unwrap();
+        let layer = kubepull_core::reference::Digest::sha256_of(b"layer");
+        let config = kubepull_core::reference::Digest::sha256_of(b"config");
+        let mut rec = kubepull_store::ImageRecord::new(
+            "reg.example/app:v1".into(),
+            config.clone(),
+            config.clone(),
+            config,
+            vec![(layer, "application/vnd.oci.image.layer.v1.tar".into(), 5)],
+            "linux/amd64".into(),
+            5,
+        );
+        rec.layers[0].discarded = true;
+        // the layer's snapshot, as a pull that unpacked it left it
+        let snap = store.snapshot_path(&kubepull_store::chain_keys(&rec.layers)[0]);
+        std::fs::create_dir_all(snap.join("etc")).unwrap();
+        std::fs::write(snap.join("etc/motd"), b"hello\n").unwrap();
+        let rt = RuncRuntime::new(&d.path().join("bundles"), store, vec![])
+            .unwrap()
+            .without_snapshots();
+        let bundle = d.path().join("bundle");
+        std::fs::create_dir_all(&bundle).unwrap();
+        rt.make_rootfs(&rec.name, &rec, &bundle, "c1").unwrap();
+        assert_eq!(
+            std::fs::read(bundle.join("rootfs/etc/motd")).unwrap(),
+            b"hello\n"
+        );
+    }
+
     #[test]
     fn command_and_args_rules() {
         let img = cfg(&["/ep-1"], &["foo", "bar"]);

@@ -145,7 +145,12 @@ async fn cached_private_image_without_record_is_verified() {
     let recs = n.store.pull_records(&manifest).unwrap();
     assert_eq!(recs.len(), 1, "{recs:?}");
     assert_eq!(recs[0].source, "secret/tenant-a/regcred");
-    let gets_before = reg.log().matches("GET /v2/team/app/manifests").count();
+    // the manifest requests (GET and HEAD) so far, once A's lines are all in the log
+    let manifest_requests = |log: &str| {
+        log.matches("GET /v2/team/app/manifests").count()
+            + log.matches("HEAD /v2/team/app/manifests").count()
+    };
+    let gets_before = manifest_requests(&reg.settled_log());
 
     for damage in ["lost", "corrupt"] {
         match damage {
@@ -174,13 +179,8 @@ async fn cached_private_image_without_record_is_verified() {
         n.images.reset_backoff(None);
     }
     // B's attempts reached the registry (manifest requests refused)
-    let log = reg.log();
-    assert!(
-        log.matches("GET /v2/team/app/manifests").count()
-            + log.matches("HEAD /v2/team/app/manifests").count()
-            > gets_before,
-        "{log}"
-    );
+    let log = reg.wait_log(|l| manifest_requests(l) > gets_before);
+    assert!(manifest_requests(&log) > gets_before, "{log}");
     // tenant A again, with its secret: verified, a fresh record replaces the corrupt one
     assert_ready(tenant_a_step(&n, &reg, "pod-a2", &image).await);
     assert_eq!(n.store.pull_records(&manifest).unwrap().len(), 1);
@@ -298,7 +298,7 @@ async fn stored_blobs_of_another_repository_are_not_reused() {
 
     // an intact repository with the same content: fetched again from it, then usable
     let layer = Digest::sha256_of(img.layers.last().unwrap());
-    let gets = reg.blob_gets(&layer);
+    let gets = reg.settled_blob_gets(&layer);
     let third = format!("{}/third/app:v1", reg.host());
     assert_ready(
         step(
@@ -311,8 +311,13 @@ async fn stored_blobs_of_another_repository_are_not_reused() {
         )
         .await,
     );
-    assert_eq!(reg.blob_gets(&layer), gets + 1, "{}", reg.log());
+    assert_eq!(
+        reg.wait_blob_gets(&layer, gets + 1),
+        gets + 1,
+        "{}",
+        reg.log()
+    );
     // and the same repository again reuses what it fetched
     assert_ready(step(&n, "tenant-b", "pod-b3", &third, PullPolicy::Always, &b).await);
-    assert_eq!(reg.blob_gets(&layer), gets + 1);
+    assert_eq!(reg.settled_blob_gets(&layer), gets + 1);
 }

@@ -108,11 +108,8 @@ async fn ca_from_hosts_toml_and_mirror_fallback() {
         assert_eq!(&std::fs::read(&p).unwrap(), want);
     }
     // the mirror was asked first (and did not have the image)
-    assert!(
-        mirror.log().contains("/v2/team/app/manifests/v1"),
-        "{}",
-        mirror.log()
-    );
+    let log = mirror.wait_log(|l| l.contains("/v2/team/app/manifests/v1"));
+    assert!(log.contains("/v2/team/app/manifests/v1"), "{log}");
 
     // without the hosts.toml CA the same pull fails on TLS
     let e = c

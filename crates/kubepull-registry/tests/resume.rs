@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
+use http::Method;
 use kubepull_core::reference::Digest;
 use kubepull_registry::transport::{Request, Response};
 use kubepull_registry::{Descriptor, ErrorKind, ResumableFetch};
@@ -107,7 +108,7 @@ async fn resumes_with_range_from_a_partial() {
 }
 
 #[tokio::test]
-async fn no_partial_is_a_plain_download_and_a_complete_one_is_not_fetched_again() {
+async fn no_partial_is_a_plain_download_and_a_complete_one_is_confirmed_not_fetched_again() {
     let (s, desc, data) = serving_big_blob();
     let dir = tempfile::tempdir().unwrap();
     let partial = dir.path().join(PARTIAL);
@@ -118,10 +119,35 @@ async fn no_partial_is_a_plain_download_and_a_complete_one_is_not_fetched_again(
     );
     assert_eq!(std::fs::read(&partial).unwrap(), data);
     assert_eq!(blob_ranges(&s, &desc), vec![None]);
-    // complete and correct already: verified from disk, no request
+    // complete and correct already: verified from disk, not downloaded again, but kept only
+    // once the repository confirms it serves the blob (a HEAD with its credentials)
     let r = fetch(&s, &desc, &partial).await.unwrap();
     assert_eq!((r.resumed_from, r.downloaded), (300_000, 0));
-    assert_eq!(blob_ranges(&s, &desc).len(), 1);
+    assert_eq!(blob_methods(&s, &desc), vec![Method::GET, Method::HEAD]);
+    // a repository that does not serve it: the file (another repository's bytes) is not
+    // taken, nor touched
+    answer_blob_gets(&s, &desc, |_| {
+        resp(404, &[], r#"{"errors":[{"code":"BLOB_UNKNOWN"}]}"#)
+    });
+    let e = fetch(&s, &desc, &partial).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert_eq!(
+        blob_methods(&s, &desc),
+        vec![Method::GET, Method::HEAD, Method::HEAD]
+    );
+    assert_eq!(std::fs::read(&partial).unwrap(), data);
+}
+
+/// The methods of the authorised requests for blob `d`, in order.
+fn blob_methods(s: &Server, d: &Descriptor) -> Vec<Method> {
+    s.log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.url.contains(&format!("/blobs/{}", d.digest)))
+        .filter(|l| l.auth.is_some())
+        .map(|l| l.method.clone())
+        .collect()
 }
 
 #[tokio::test]

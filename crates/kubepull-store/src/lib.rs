@@ -69,8 +69,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 pub use snapshot::{
-    chain_keys, mount_rootfs, overlay_lowerdir, unmount_rootfs, LayerInput, SnapshotChain,
-    SnapshotError, SnapshotLease, MAX_SNAPSHOT_LAYERS,
+    chain_keys, mount_rootfs, overlay_lowerdir, snapshot_support, unmount_rootfs, LayerInput,
+    SnapshotChain, SnapshotError, SnapshotLease, MAX_SNAPSHOT_LAYERS,
 };
 pub use unpack::{
     list_tar, unpack_image, unpack_layer, LayerStats, TarEntryInfo, TarEntryKind, UnpackError,
@@ -115,6 +115,19 @@ pub enum Error {
     /// A blob is not in the store.
     #[error("blob {0} is not in the store")]
     BlobNotFound(String),
+    /// A layer blob the image's record does not keep ([`LayerRecord::discarded`]) is needed
+    /// and is not in the store.
+    #[error(
+        "image {image}: layer {layer} was discarded after it was unpacked \
+         (pulled with --discard-unpacked-layers); `kubepull pull --no-unpack` of the image \
+         fetches its layer blobs again and keeps them"
+    )]
+    LayerDiscarded {
+        /// The image name.
+        image: String,
+        /// The layer blob digest.
+        layer: String,
+    },
     /// [`Store::commit_blob`] was given the lock of another blob.
     #[error("commit of blob {digest} under the lock of {held}: take lock_blob({digest}) first")]
     WrongLock {
@@ -190,6 +203,14 @@ pub struct LayerRecord {
     /// known: a snapshot of the layer is kept only if the unpacked stream hashes to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff_id: Option<String>,
+    /// The image does not keep the layer's blob: it was unpacked into its snapshot and not
+    /// kept after (a pull with `--discard-unpacked-layers`, containerd's CRI
+    /// `discard_unpacked_layers`). The snapshot is the layer's content; the blob may still be
+    /// in the store for another image, but this record does not hold it against
+    /// [`Store::gc`], and whatever needs the blob (a blobs-only pull, [`unpack_image`]) must
+    /// not take the record for its presence.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discarded: bool,
 }
 
 /// An image in the store: a name and what it resolved to.
@@ -242,6 +263,7 @@ impl ImageRecord {
                     media_type,
                     size,
                     diff_id: None,
+                    discarded: false,
                 })
                 .collect(),
             platform,
@@ -278,7 +300,8 @@ impl ImageRecord {
         Ok(self)
     }
 
-    /// Every blob the record keeps alive.
+    /// Every blob the record keeps alive: the manifests, the config, and the layers not
+    /// [discarded](LayerRecord::discarded).
     pub fn blobs(&self) -> impl Iterator<Item = &str> {
         [
             self.digest.as_str(),
@@ -286,7 +309,17 @@ impl ImageRecord {
             self.config_digest.as_str(),
         ]
         .into_iter()
-        .chain(self.layers.iter().map(|l| l.digest.as_str()))
+        .chain(
+            self.layers
+                .iter()
+                .filter(|l| !l.discarded)
+                .map(|l| l.digest.as_str()),
+        )
+    }
+
+    /// The layers whose blobs the image does not keep ([`LayerRecord::discarded`]).
+    pub fn discarded_layers(&self) -> usize {
+        self.layers.iter().filter(|l| l.discarded).count()
     }
 }
 
@@ -346,6 +379,14 @@ impl BlobLock {
     pub fn digest(&self) -> &str {
         &self.digest
     }
+}
+
+/// A pull's hold on a verified download in `ingest/` that it unpacks from and does not keep
+/// (see [`Store::hold_partial`]). Released on drop or when the process dies.
+#[derive(Debug)]
+pub struct PartialHold {
+    _file: File,
+    digest: Digest,
 }
 
 /// A pull in progress (see [`Store::pull_lease`]).
@@ -619,6 +660,84 @@ impl Store {
         let f = self.lock_file("store.lock")?;
         ctx(flock(&f, true), || "lock the store".to_string())?;
         Ok(f)
+    }
+
+    fn partial_hold_path(&self, d: &Digest) -> PathBuf {
+        self.root
+            .join("locks")
+            .join(d.algorithm().as_str())
+            .join(format!("{}.unpack.lock", d.hex()))
+    }
+
+    /// Whether `rec` names a layer whose blob it does not keep ([`LayerRecord::discarded`])
+    /// and that is not in the store: whatever needs the layer blobs (a blobs-only pull, a pull
+    /// that cannot unpack here, a container's unpacked copy) must take the image as absent.
+    pub fn discarded_blobs_missing(&self, rec: &ImageRecord) -> bool {
+        rec.layers
+            .iter()
+            .any(|l| l.discarded && Digest::parse(&l.digest).map_or(true, |d| !self.has_blob(&d)))
+    }
+
+    /// Holds blob `d`'s download in [`Store::ingest_path`], verified and left there rather than
+    /// committed, against [`Store::discard_partial`] by other pulls: a pull that does not keep
+    /// a layer's blob (`--discard-unpacked-layers`) unpacks from the partial file until its
+    /// snapshot is committed. Take it while holding the blob's lock (then no one can have
+    /// removed the file since it verified). Shared: pulls of images with the same layer each
+    /// hold it.
+    pub fn hold_partial(&self, d: &Digest) -> Result<PartialHold> {
+        let p = self.partial_hold_path(d);
+        let f = lock_path(&p, rustix::fs::FlockOperation::LockShared)?.ok_or_else(|| {
+            Error::io(
+                format!("lock {}", p.display()),
+                io::ErrorKind::WouldBlock.into(),
+            )
+        })?;
+        Ok(PartialHold {
+            _file: f,
+            digest: d.clone(),
+        })
+    }
+
+    /// Whether a pull holds blob `d`'s download in [`Store::ingest_path`]
+    /// ([`Store::hold_partial`]): verified and read by its unpack, so no writer may touch it.
+    /// Call it holding the blob's lock; a stale hold file (its pull died) is removed.
+    pub fn partial_held(&self, d: &Digest) -> Result<bool> {
+        let p = self.partial_hold_path(d);
+        if !p.exists() {
+            return Ok(false);
+        }
+        match lock_path(&p, rustix::fs::FlockOperation::NonBlockingLockExclusive)? {
+            None => Ok(true),
+            Some(_free) => {
+                // unlinked while held exclusively: lockers re-check the inode (lock_path)
+                let _ = fs::remove_file(&p);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Releases `hold` and removes the partial download it held, without ever syncing it,
+    /// unless another pull still holds it (that pull removes it when done) or someone committed
+    /// it into `blobs/` meanwhile. Waits for the blob's lock (a writer resuming the file
+    /// finishes first). Returns whether the file was removed.
+    pub fn discard_partial(&self, hold: PartialHold) -> Result<bool> {
+        let d = hold.digest.clone();
+        drop(hold);
+        let _lock = self.lock_blob(&d)?;
+        let p = self.partial_hold_path(&d);
+        let Some(_only) = lock_path(&p, rustix::fs::FlockOperation::NonBlockingLockExclusive)?
+        else {
+            return Ok(false);
+        };
+        let ingest = self.ingest_path(&d);
+        let removed = match fs::remove_file(&ingest) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io(format!("remove {}", ingest.display()), e)),
+        };
+        // unlinked while held exclusively: lockers re-check the inode (lock_path)
+        let _ = fs::remove_file(&p);
+        Ok(removed)
     }
 
     /// Moves a complete file into `blobs/`: fsync, rename, sync the directory. With `verify`,
@@ -943,7 +1062,9 @@ impl Store {
     }
 
     /// Deletes blobs that no image record references, unless their lock is held; removes
-    /// partial downloads nobody owns and pull records of deleted manifests. Waits for pull
+    /// partial downloads nobody owns, the download holds ([`Store::hold_partial`]) of pulls
+    /// that died, and pull records of deleted manifests; keeps the source lists of layers an
+    /// image names without keeping their blobs. Waits for pull
     /// leases ([`Store::pull_lease`]) to be released first.
     pub fn gc(&self) -> Result<GcReport> {
         let lease = self.lock_file("gc.lock")?;
@@ -952,11 +1073,15 @@ impl Store {
         })?;
         let _l = self.store_lock()?;
         let mut referenced: HashSet<String> = HashSet::new();
+        // layers the images do not keep: their source lists stay (a pull of the repository
+        // uses the snapshot instead of fetching the layer again)
+        let mut named: HashSet<String> = HashSet::new();
         let images = self.images()?;
         for r in &images {
             for b in r.blobs() {
                 referenced.insert(b.to_string());
             }
+            named.extend(r.layers.iter().map(|l| l.digest.clone()));
         }
         let mut report = GcReport::default();
         let dir = self.root.join("blobs/sha256");
@@ -978,7 +1103,10 @@ impl Store {
                 format!("remove {}", e.path().display())
             })?;
             let _ = fs::remove_file(self.pulls_path(&d));
-            let _ = fs::remove_file(self.sources_path(&d));
+            if !named.contains(&d.to_string()) {
+                // a discarded layer's source list stays with the image that names it
+                let _ = fs::remove_file(self.sources_path(&d));
+            }
             if !self.ingest_path(&d).exists() {
                 // unlinked while held: lockers re-check the inode (lock_blob_inner)
                 let _ = fs::remove_file(&_lock.path);
@@ -1001,6 +1129,41 @@ impl Store {
                     let _ = fs::remove_file(e.path());
                     report.partials_removed += 1;
                     report.bytes_freed += size;
+                }
+            }
+        }
+        // the source lists of blobs that are neither stored nor named by an image (a layer
+        // whose download was discarded, of an image removed since)
+        let sources = self.root.join("sources");
+        for e in ctx(fs::read_dir(&sources), || {
+            format!("list {}", sources.display())
+        })? {
+            let e = ctx(e, || format!("list {}", sources.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(d) = Digest::parse(&format!("sha256:{name}")) else {
+                continue;
+            };
+            if !self.has_blob(&d) && !named.contains(&d.to_string()) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        // holds on downloads ([`Store::hold_partial`]) left by pulls that died: no one holds
+        // them
+        let locks = self.root.join("locks/sha256");
+        for e in ctx(fs::read_dir(&locks), || format!("list {}", locks.display()))? {
+            let e = ctx(e, || format!("list {}", locks.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(hex) = name.strip_suffix(".unpack.lock") else {
+                continue;
+            };
+            let Ok(d) = Digest::parse(&format!("sha256:{hex}")) else {
+                continue;
+            };
+            // under the blob's lock, as every taker of a hold
+            if let Some(lock) = self.try_lock_blob(&d)? {
+                if !self.partial_held(&d)? && !self.has_blob(&d) && !self.ingest_path(&d).exists() {
+                    // unlinked while held: lockers re-check the inode (lock_blob_inner)
+                    let _ = fs::remove_file(&lock.path);
                 }
             }
         }

@@ -248,6 +248,24 @@ pub struct SnapshotLease {
     _files: Vec<fs::File>,
 }
 
+/// Whether layer snapshots of an image of `layers` layers can be built here, as
+/// [`Store::layer_snapshot_from`] first checks (root, not rootless, at most
+/// [`MAX_SNAPSHOT_LAYERS`] layers): a pull decides before it starts whether it unpacks.
+pub fn snapshot_support(layers: usize, opts: &UnpackOptions) -> Result<(), SnapshotError> {
+    if layers > MAX_SNAPSHOT_LAYERS {
+        return Err(SnapshotError::TooManyLayers {
+            layers,
+            limit: MAX_SNAPSHOT_LAYERS,
+        });
+    }
+    if opts.rootless || !rustix::process::geteuid().is_root() {
+        return Err(SnapshotError::Unsupported(
+            "they need root (overlay mounts, whiteout devices, trusted.* xattrs)".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Holds the snapshots of `layers` against garbage collection (see [`SnapshotLease`]).
     pub fn snapshot_lease(&self, layers: &[LayerRecord]) -> Result<SnapshotLease> {
@@ -264,6 +282,61 @@ impl Store {
 
     fn snapshots_dir(&self) -> PathBuf {
         self.root().join("snapshots")
+    }
+
+    /// Copies the root filesystem the snapshots of `layers` make (what mounting them gives)
+    /// into `dest` (created if missing), for a container that cannot mount them as its
+    /// overlay and an image whose record does not keep its layer blobs
+    /// ([`LayerRecord::discarded`]): what [`crate::unpack_image`] would make from the blobs.
+    /// Several layers are read through their read-only overlay (mounted in a build directory
+    /// of the store); the snapshots are held while copied. Fails with
+    /// [`Error::LayerDiscarded`] naming the first layer without a snapshot.
+    pub fn copy_snapshots(&self, image: &str, layers: &[LayerRecord], dest: &Path) -> Result<u64> {
+        let _lease = self.snapshot_lease(layers)?;
+        let dirs: Vec<PathBuf> = chain_keys(layers)
+            .iter()
+            .map(|k| self.snapshot_path(k))
+            .collect();
+        if let Some(i) = dirs.iter().position(|d| !d.is_dir()) {
+            return Err(Error::LayerDiscarded {
+                image: image.to_string(),
+                layer: layers[i].digest.clone(),
+            });
+        }
+        match dirs.as_slice() {
+            [] => {
+                ctx(fs::create_dir_all(dest), || {
+                    format!("create {}", dest.display())
+                })?;
+                Ok(0)
+            }
+            [one] => crate::unpack::copy_tree(one, dest),
+            _ => {
+                // the lowest layer last in the overlay's list (overlay_lowerdir)
+                let tmp = self.new_build_dir()?;
+                // where remove_tmp looks for a mount before it removes anything
+                let merged = tmp.join("merged");
+                if let Err(e) = fs::create_dir(&merged) {
+                    remove_tmp(&tmp);
+                    return Err(Error::io(format!("create {}", merged.display()), e));
+                }
+                let r = mount_overlay(&dirs, None, &merged)
+                    .map_err(Error::from)
+                    .and_then(|m| {
+                        let r = crate::unpack::copy_tree(&merged, dest);
+                        drop(m);
+                        r
+                    });
+                remove_tmp(&tmp);
+                r
+            }
+        }
+    }
+
+    /// Syncs the snapshots directory: the renames of snapshots another call committed are
+    /// durable before a record that relies on them alone (its layers discarded) is written.
+    pub fn sync_snapshots_dir(&self) -> Result<()> {
+        crate::sync_dir(&self.snapshots_dir())
     }
 
     /// The directory of a snapshot (its `fs` is the overlay lower directory).
@@ -311,19 +384,23 @@ impl Store {
         opts: &UnpackOptions,
         input: &mut dyn FnMut(usize, &LayerRecord) -> Result<LayerInput>,
     ) -> Result<SnapshotChain> {
-        if layers.len() > MAX_SNAPSHOT_LAYERS {
-            return Err(SnapshotError::TooManyLayers {
-                layers: layers.len(),
-                limit: MAX_SNAPSHOT_LAYERS,
-            }
-            .into());
-        }
-        if opts.rootless || !rustix::process::geteuid().is_root() {
-            return Err(SnapshotError::Unsupported(
-                "they need root (overlay mounts, whiteout devices, trusted.* xattrs)".into(),
-            )
-            .into());
-        }
+        self.layer_snapshot_from_then(image, layers, opts, input, &mut || {})
+    }
+
+    /// [`Store::layer_snapshot_from`], calling `applied` once every layer it applied is
+    /// applied and verified (blob digest and diff ID), and before anything is made durable
+    /// (the `syncfs`) or renamed into place; not after an error. A pull that does not keep the
+    /// layers' blobs removes their downloads there, so the `syncfs` never writes them (a crash
+    /// before the snapshots are committed leaves neither: the layers are fetched again).
+    pub fn layer_snapshot_from_then(
+        &self,
+        image: &str,
+        layers: &[LayerRecord],
+        opts: &UnpackOptions,
+        input: &mut dyn FnMut(usize, &LayerRecord) -> Result<LayerInput>,
+        applied: &mut dyn FnMut(),
+    ) -> Result<SnapshotChain> {
+        snapshot_support(layers.len(), opts)?;
         let dir = self.snapshots_dir();
         ctx(fs::create_dir_all(&dir), || {
             format!("create {}", dir.display())
@@ -440,6 +517,9 @@ impl Store {
             }
         }
         let built = pending.len();
+        if failed.is_none() {
+            applied();
+        }
         let committed = self.commit_snapshots(pending);
         crate::timings::mark(|| "snapshots committed".into());
         result?;

@@ -248,8 +248,151 @@ pub fn unpack_image(
     Ok(stats)
 }
 
+/// Copies the tree at `src` (a layer chain's merged view: one snapshot, or their read-only
+/// overlay) into `dest` (created if missing), keeping what unpacking the layers keeps: type,
+/// content, owner, mode (setuid included), extended attributes (overlayfs' own left out),
+/// times, device numbers, and hard links between files of the tree. Whiteout devices (what a
+/// single snapshot may hold where a layer deleted nothing below) are not copied.
+pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<u64> {
+    use std::os::unix::fs::FileTypeExt;
+    let io_err = |what: &str, p: &Path| {
+        let what = format!("{what} {}", p.display());
+        move |e: io::Error| Error::io(what, e)
+    };
+    // after the content and the owner (chown clears setuid): mode, xattrs, times
+    let finish = |from: &Path, to: &Path, m: &fs::Metadata| -> Result<()> {
+        std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid())).map_err(io_err("chown", to))?;
+        if !m.file_type().is_symlink() {
+            fs::set_permissions(to, fs::Permissions::from_mode(m.mode() & 0o7777))
+                .map_err(io_err("chmod", to))?;
+        }
+        for (k, v) in xattrs_of(from).map_err(io_err("read xattrs of", from))? {
+            match rustix::fs::lsetxattr(
+                to,
+                OsStr::from_bytes(&k),
+                &v,
+                rustix::fs::XattrFlags::empty(),
+            ) {
+                Ok(()) | Err(rustix::io::Errno::NOTSUP) => {}
+                Err(e) => return Err(io_err("set xattr on", to)(e.into())),
+            }
+        }
+        set_times(to, mtime_of(m), atime_of(m)).map_err(io_err("set times", to))
+    };
+    let mut links: std::collections::HashMap<(u64, u64), PathBuf> = Default::default();
+    let mut copied = 0u64;
+    // directories are finished after their entries (their times)
+    let mut dirs: Vec<(PathBuf, PathBuf, fs::Metadata)> = Vec::new();
+    let mut todo: Vec<(PathBuf, PathBuf)> = vec![(src.to_path_buf(), dest.to_path_buf())];
+    while let Some((from, to)) = todo.pop() {
+        let m = fs::symlink_metadata(&from).map_err(io_err("stat", &from))?;
+        let ft = m.file_type();
+        if ft.is_dir() {
+            match fs::create_dir(&to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && to == dest => {}
+                Err(e) => return Err(io_err("create", &to)(e)),
+            }
+            for e in fs::read_dir(&from).map_err(io_err("list", &from))? {
+                let e = e.map_err(io_err("list", &from))?;
+                todo.push((e.path(), to.join(e.file_name())));
+            }
+            dirs.push((from, to, m));
+            continue;
+        }
+        if is_whiteout(&m) {
+            continue;
+        }
+        if m.nlink() > 1 {
+            if let Some(first) = links.get(&(m.dev(), m.ino())) {
+                fs::hard_link(first, &to).map_err(io_err("link", &to))?;
+                continue;
+            }
+            links.insert((m.dev(), m.ino()), to.clone());
+        }
+        if ft.is_file() {
+            let mut r = File::open(&from).map_err(io_err("open", &from))?;
+            let mut w = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&to)
+                .map_err(io_err("create", &to))?;
+            io::copy(&mut r, &mut w).map_err(io_err("copy to", &to))?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&from).map_err(io_err("read link", &from))?;
+            std::os::unix::fs::symlink(&target, &to).map_err(io_err("create symlink", &to))?;
+        } else {
+            let kind = if ft.is_char_device() {
+                rustix::fs::FileType::CharacterDevice
+            } else if ft.is_block_device() {
+                rustix::fs::FileType::BlockDevice
+            } else if ft.is_fifo() {
+                rustix::fs::FileType::Fifo
+            } else {
+                rustix::fs::FileType::Socket
+            };
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &to,
+                kind,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                m.rdev(),
+            )
+            .map_err(|e| io_err("create device node", &to)(e.into()))?;
+        }
+        finish(&from, &to, &m)?;
+        copied += 1;
+    }
+    for (from, to, m) in dirs.into_iter().rev() {
+        finish(&from, &to, &m)?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
+/// Opens layer `d`'s blob (`open` is [`File::open`] but in tests): from `blobs/`, or for a
+/// [discarded](crate::LayerRecord::discarded) layer from its download in `ingest/` while that
+/// is there. A download committed (renamed into `blobs/`) between the two opens is found in
+/// `blobs/` by a second look there, not taken for discarded.
+fn open_layer_blob(
+    store: &Store,
+    image: &str,
+    layer: &crate::LayerRecord,
+    d: &Digest,
+    open: &mut dyn FnMut(&Path) -> io::Result<File>,
+) -> Result<(File, PathBuf)> {
+    let blob = store.blob_path(d);
+    let not_found = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+    match open(&blob) {
+        Ok(f) => return Ok((f, blob)),
+        Err(e) if not_found(&e) && layer.discarded => {}
+        Err(e) if not_found(&e) => return Err(Error::BlobNotFound(d.to_string())),
+        Err(e) => return Err(Error::io(format!("open {}", blob.display()), e)),
+    }
+    let ingest = store.ingest_path(d);
+    match open(&ingest) {
+        Ok(f) => return Ok((f, ingest)),
+        Err(e) if not_found(&e) => {}
+        Err(e) => return Err(Error::io(format!("open {}", ingest.display()), e)),
+    }
+    match open(&blob) {
+        Ok(f) => Ok((f, blob)),
+        Err(e) if not_found(&e) => Err(Error::LayerDiscarded {
+            image: image.to_string(),
+            layer: d.to_string(),
+        }),
+        Err(e) => Err(Error::io(format!("open {}", blob.display()), e)),
+    }
+}
+
 /// Applies one stored layer blob onto `dest`, re-hashing the blob as it is read (and its
 /// uncompressed stream, when the record knows the layer's diff ID).
+///
+/// A [discarded](crate::LayerRecord::discarded) layer's blob is not in `blobs/`: it is read
+/// from its download in `ingest/` while that is still there (a pull that does not keep it
+/// applies it from there; the digest is checked at the end all the same), and is otherwise
+/// [`Error::LayerDiscarded`].
 pub(crate) fn apply_layer_blob(
     store: &Store,
     image: &str,
@@ -263,14 +406,7 @@ pub(crate) fn apply_layer_blob(
         path: image.to_string(),
         reason: format!("layer digest {:?}: {e}", layer.digest),
     })?;
-    let p = store.blob_path(&d);
-    let f = match File::open(&p) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::BlobNotFound(d.to_string()))
-        }
-        Err(e) => return Err(Error::io(format!("open {}", p.display()), e)),
-    };
+    let (f, p) = open_layer_blob(store, image, layer, &d, &mut |p| File::open(p))?;
     let mut hr = HashingReader {
         inner: f,
         hash: <sha2::Sha256 as sha2::Digest>::new(),
@@ -2069,5 +2205,44 @@ fn remove_any(p: &Path) -> io::Result<()> {
         Ok(_) => fs::remove_file(p),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A discarded layer's download committed into `blobs/` between the look in `blobs/` and
+    /// the look in `ingest/` is found, not reported discarded; one in neither place is.
+    #[test]
+    fn a_download_committed_between_the_two_looks_is_found() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let data = b"layer bytes".to_vec();
+        let d = Digest::sha256_of(&data);
+        std::fs::write(store.ingest_path(&d), &data).unwrap();
+        let layer = crate::LayerRecord {
+            digest: d.to_string(),
+            media_type: String::new(),
+            size: data.len() as u64,
+            diff_id: None,
+            discarded: true,
+        };
+        let mut looks = 0;
+        let mut open = |p: &Path| {
+            let r = File::open(p);
+            looks += 1;
+            if looks == 1 {
+                // an ordinary pull commits the download right after this look
+                std::fs::rename(store.ingest_path(&d), store.blob_path(&d)).unwrap();
+            }
+            r
+        };
+        let (_, at) = open_layer_blob(&store, "img", &layer, &d, &mut open).unwrap();
+        assert_eq!(at, store.blob_path(&d));
+
+        std::fs::remove_file(store.blob_path(&d)).unwrap();
+        let e = open_layer_blob(&store, "img", &layer, &d, &mut |p| File::open(p)).unwrap_err();
+        assert!(matches!(e, Error::LayerDiscarded { .. }), "{e}");
     }
 }

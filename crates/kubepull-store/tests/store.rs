@@ -584,3 +584,97 @@ fn blob_sources_corrupt_records_and_private_root() {
     s.record_pull(&m, &rec).unwrap();
     assert_eq!(s.pull_records(&m).unwrap(), vec![rec]);
 }
+
+/// A download left in ingest/ by pulls that do not keep the blob is removed by the last of
+/// them to let go of it, never while another holds it, and never once committed.
+#[test]
+fn a_held_partial_is_removed_by_its_last_holder() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let data = content(1000, 3);
+    let d = Digest::sha256_of(&data);
+    std::fs::write(store.ingest_path(&d), &data).unwrap();
+    let (a, b) = (
+        store.hold_partial(&d).unwrap(),
+        store.hold_partial(&d).unwrap(),
+    );
+    assert!(!store.discard_partial(a).unwrap(), "b still holds it");
+    assert!(store.ingest_path(&d).exists());
+    assert!(store.discard_partial(b).unwrap());
+    assert!(!store.ingest_path(&d).exists());
+
+    // committed by an ordinary pull meanwhile: the blob stays
+    std::fs::write(store.ingest_path(&d), &data).unwrap();
+    let held = store.hold_partial(&d).unwrap();
+    let lock = store.lock_blob(&d).unwrap();
+    store
+        .commit_blob(&lock, &store.ingest_path(&d), &d, true)
+        .unwrap();
+    drop(lock);
+    assert!(!store.discard_partial(held).unwrap());
+    assert!(store.has_blob(&d));
+}
+
+/// `gc` with an image whose layers were discarded: nothing missing, nothing removed but the
+/// source lists of blobs neither stored nor named by an image; a discarded layer's blob that
+/// is in the store for no image goes.
+#[test]
+fn gc_with_discarded_layers() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let (config, layer, stray) = (content(10, 1), content(20, 2), content(30, 3));
+    let (cd, ld, sd) = (
+        Digest::sha256_of(&config),
+        Digest::sha256_of(&layer),
+        Digest::sha256_of(&stray),
+    );
+    store.put_blob_bytes(&cd, &config).unwrap();
+    let mut rec = ImageRecord::new(
+        "reg.example/app:v1".into(),
+        cd.clone(),
+        cd.clone(),
+        cd.clone(),
+        vec![(
+            ld.clone(),
+            "application/vnd.oci.image.layer.v1.tar".into(),
+            20,
+        )],
+        "linux/amd64".into(),
+        30,
+    );
+    rec.layers[0].discarded = true;
+    store.put_image(&rec).unwrap();
+    store.add_blob_source(&ld, "reg.example/app").unwrap();
+    store.add_blob_source(&sd, "reg.example/app").unwrap();
+    let g = store.gc().unwrap();
+    assert_eq!(g, kubepull_store::GcReport::default());
+    assert_eq!(store.blob_sources(&ld).unwrap(), vec!["reg.example/app"]);
+    assert!(
+        store.blob_sources(&sd).unwrap().is_empty(),
+        "a stray source list goes"
+    );
+    assert!(store.has_blob(&cd));
+    assert_eq!(store.image("reg.example/app:v1").unwrap().unwrap(), rec);
+
+    // the layer's blob in the store (an ordinary pull of another image, removed since) is not
+    // this image's to keep
+    store.put_blob_bytes(&ld, &layer).unwrap();
+    assert_eq!(store.gc().unwrap().blobs_removed, 1);
+    assert!(!store.has_blob(&ld));
+    // and the source list the discarded layer relies on stays
+    assert_eq!(store.blob_sources(&ld).unwrap(), vec!["reg.example/app"]);
+
+    // the hold files of pulls that died go; one held stays
+    let hold_file = |d: &Digest| {
+        t.path()
+            .join("locks/sha256")
+            .join(format!("{}.unpack.lock", d.hex()))
+    };
+    drop(store.hold_partial(&ld).unwrap());
+    let held = store.hold_partial(&sd).unwrap();
+    assert!(hold_file(&ld).exists() && hold_file(&sd).exists());
+    store.gc().unwrap();
+    assert!(!hold_file(&ld).exists(), "a stale hold file stays");
+    assert!(hold_file(&sd).exists(), "a held one goes");
+    drop(held);
+}

@@ -4,9 +4,12 @@
 //! default 6, as docker, buildkit and umoci write layers), each tool pulling it cold into a fresh
 //! directory `KUBEPULL_BENCH_RUNS` times (default 3). Prints the median wall time, throughput and
 //! peak RSS (from `/usr/bin/time`). Every timed run starts after a `sync(2)` (untimed), so no
-//! run pays for the writeback of the one before it. `kubepull pull` is timed twice: `--no-unpack` (blobs only)
-//! and as is, which leaves the root filesystem ready (layers unpacked into their snapshots
-//! while downloading; needs root), beside `ctr images pull` and skopeo, with both auth modes.
+//! run pays for the writeback of the one before it. `kubepull pull` is timed three times:
+//! `--no-unpack` (blobs only), as is, which leaves the root filesystem ready (layers unpacked
+//! into their snapshots while downloading; needs root), and ready with
+//! `--discard-unpacked-layers` (the layer blobs not kept: never synced, removed before the
+//! snapshots' `syncfs`), beside
+//! `ctr images pull` and skopeo, with both auth modes.
 //!
 //! `KUBEPULL_BENCH_PROFILE=1` first profiles one pull, one unpack and one pull that leaves the
 //! root filesystem ready with `perf` (CPU time by category: TLS, SHA-256, decompression,
@@ -285,6 +288,20 @@ fn main() {
     let (t, rss) = kp_pulls(&kp, &image, runs, w, &w.join("hosts"), &secret, &[]);
     rows.push((
         "kubepull pull (+ ready rootfs: unpacked while downloading)".into(),
+        t,
+        rss,
+    ));
+    let (t, rss) = kp_pulls(
+        &kp,
+        &image,
+        runs,
+        w,
+        &w.join("hosts"),
+        &secret,
+        &["--discard-unpacked-layers"],
+    );
+    rows.push((
+        "kubepull pull, ready, discard unpacked layers".into(),
         t,
         rss,
     ));
@@ -906,6 +923,20 @@ async fn token_auth_rows(
     let (t, rss) = kp_pulls(kp, &image, runs, &tw, &hosts, &secret, &[]);
     rows.push((
         "kubepull pull (+ ready rootfs: unpacked while downloading)".to_string(),
+        t,
+        rss,
+    ));
+    let (t, rss) = kp_pulls(
+        kp,
+        &image,
+        runs,
+        &tw,
+        &hosts,
+        &secret,
+        &["--discard-unpacked-layers"],
+    );
+    rows.push((
+        "kubepull pull, ready, discard unpacked layers".to_string(),
         t,
         rss,
     ));

@@ -43,6 +43,7 @@ pub fn image_json(r: &ImageRecord) -> serde_json::Value {
         "platform": r.platform,
         "size": r.size,
         "layers": r.layers.len(),
+        "layersDiscarded": r.discarded_layers(),
         "pulledAt": r.pulled_at,
     })
 }

@@ -194,6 +194,23 @@ fn node_agent_args(cmd: Command) -> Command {
             .value_name("FILE")
             .help("Repositories the admin loaded on this node, one per line: a full name without tag (docker.io/library/busybox) or a prefix ending in /* (registry.example:5000/base/*). An image without a pull record is used without checking credentials only if listed here"),
     )
+    .arg(pull_cmd::discard_unpacked_layers_arg())
+}
+
+/// The node agent's puller, as its flags configure it.
+fn node_puller(
+    m: &ArgMatches,
+    registry: kubepull_registry::Client,
+    hosts: Option<kubepull_registry::HostsDir>,
+    store: kubepull_store::Store,
+) -> kubepull_images::Puller {
+    let mut puller =
+        kubepull_images::Puller::new(registry, store, kubepull_registry::Platform::host())
+            .with_discard_unpacked_layers(m.get_flag("discard-unpacked-layers"));
+    if let Some(h) = hosts {
+        puller = puller.with_hosts(h);
+    }
+    puller
 }
 
 pub fn up_command() -> Command {
@@ -476,11 +493,7 @@ async fn run_node_agent(
     let store = kubepull_store::Store::open(&root.join("images"))
         .with_context(|| format!("opening the image store in {}", root.display()))?;
     let (registry, hosts) = pull_cmd::registry_client(m)?;
-    let mut puller =
-        kubepull_images::Puller::new(registry, store.clone(), kubepull_registry::Platform::host());
-    if let Some(h) = hosts {
-        puller = puller.with_hosts(h);
-    }
+    let puller = node_puller(m, registry, hosts, store.clone());
     let images = Arc::new(kubepull_node::service::StoreImageService::new(puller));
     let exe =
         std::env::current_exe().context("locating the kubepull binary for the runtime shim")?;
@@ -1011,6 +1024,41 @@ mod tests {
                 .clone()
                 .try_get_matches_from([&name[..], "--data-dir", "d", "--allow-privileged=maybe"])
                 .is_err());
+        }
+    }
+    /// `--discard-unpacked-layers` of `node` and `up` reaches the node agent's puller; off by
+    /// default, as containerd's `discard_unpacked_layers`.
+    #[test]
+    fn discard_unpacked_layers_reaches_the_node_puller() {
+        let t = tempfile::tempdir().unwrap();
+        let store = kubepull_store::Store::open(t.path()).unwrap();
+        let node = [
+            "node",
+            "--server",
+            "https://127.0.0.1:1",
+            "--ca-file",
+            "ca.crt",
+            "--name",
+            "n1",
+            "--root",
+            "r",
+        ];
+        let up = ["up", "--data-dir", "d"];
+        for (cmd, base) in [(node_command(), &node[..]), (up_command(), &up[..])] {
+            for discard in [false, true] {
+                let mut args = base.to_vec();
+                if discard {
+                    args.push("--discard-unpacked-layers");
+                }
+                let m = cmd.clone().try_get_matches_from(&args).unwrap();
+                let client = kubepull_registry::Client::https(
+                    &kubepull_registry::TlsConfig::system(),
+                    kubepull_registry::ClientConfig::default(),
+                )
+                .unwrap();
+                let p = node_puller(&m, client, None, store.clone());
+                assert_eq!(p.discards_unpacked_layers(), discard, "{args:?}");
+            }
         }
     }
 }

@@ -104,7 +104,16 @@ pub fn pull_command() -> Command {
                  Layers are unpacked into the store's overlay snapshots while they download (as root), \
                  so containers start from them with no further unpacking; a layer's snapshot is kept \
                  only once its blob digest and the config's diff ID verified, and the image is \
-                 recorded only once every layer did.",
+                 recorded only once every layer did.\n\n\
+                 With --discard-unpacked-layers (containerd's discard_unpacked_layers) a layer \
+                 unpacked while it downloads is verified the same way but its blob is not kept: the \
+                 download is never synced and is removed once every layer is applied and verified, \
+                 before the syncfs that makes the snapshots durable, so the layer reaches the disk \
+                 once (unless the kernel's own writeback takes the download first: \
+                 vm.dirty_expire_centisecs, vm.dirty_background_ratio); a layer whose snapshot is already in place (fetched from the \
+                 same repository before) is not downloaded. Manifest and config blobs are kept. \
+                 `kubepull unpack` of the image then needs its layer blobs: a pull with --no-unpack \
+                 (any policy but Never) takes such an image as absent and downloads them again.",
             )
             .arg(Arg::new("image").required(true).help("The image as written in a pod spec"))
             .arg(
@@ -146,6 +155,7 @@ pub fn pull_command() -> Command {
                     .action(ArgAction::SetTrue)
                     .help("Store the blobs only; leave unpacking to the first container start or `kubepull unpack`"),
             )
+            .arg(discard_unpacked_layers_arg().conflicts_with("no-unpack"))
             .arg(Arg::new("quiet").short('q').long("quiet").action(ArgAction::SetTrue).help("No progress output"))
             .arg(
                 Arg::new("output")
@@ -156,6 +166,14 @@ pub fn pull_command() -> Command {
             )
             .after_help(PULL_EXIT_CODES),
     )
+}
+
+/// `--discard-unpacked-layers`, for `pull`, `node` and `up`.
+pub fn discard_unpacked_layers_arg() -> Arg {
+    Arg::new("discard-unpacked-layers")
+        .long("discard-unpacked-layers")
+        .action(ArgAction::SetTrue)
+        .help("Do not keep the blobs of layers unpacked into snapshots (containerd's discard_unpacked_layers): each layer's download is never synced and is removed before the snapshots' syncfs; manifests and configs are kept")
 }
 
 pub const PULL_EXIT_CODES: &str = "\
@@ -357,7 +375,21 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
     };
     let name = puller::store_name_of(&reference);
     let policy = policy_of(m, &image);
-    let present = store.image(&name).ok().flatten();
+    let concurrency = m.get_one::<usize>("concurrency").copied().unwrap_or(3);
+    let mut puller = Puller::new(client, store.clone(), platform)
+        .with_concurrency(concurrency)
+        .with_unpack(!m.get_flag("no-unpack"))
+        .with_discard_unpacked_layers(m.get_flag("discard-unpacked-layers"));
+    if let Some(h) = hosts {
+        puller = puller.with_hosts(h);
+    }
+    // an image whose record does not keep its layer blobs is not present for a pull that
+    // needs them (--no-unpack, or no snapshots here): it fetches them again
+    let present = store
+        .image(&name)
+        .ok()
+        .flatten()
+        .filter(|rec| !(puller.needs_layer_blobs() && store.discarded_blobs_missing(rec)));
     match pullpolicy::decide(policy, present.is_some()) {
         PullDecision::NeverPullAbsent => {
             eprintln!("error: {}", pullpolicy::messages::never_pull(&image));
@@ -376,13 +408,6 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
             return exit::OK;
         }
         PullDecision::Pull => {}
-    }
-    let concurrency = m.get_one::<usize>("concurrency").copied().unwrap_or(3);
-    let mut puller = Puller::new(client, store, platform)
-        .with_concurrency(concurrency)
-        .with_unpack(!m.get_flag("no-unpack"));
-    if let Some(h) = hosts {
-        puller = puller.with_hosts(h);
     }
     let tty = std::io::stderr().is_terminal();
     let multi = MultiProgress::with_draw_target(if quiet || !tty {
@@ -441,6 +466,7 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
                         "rootfsReady": r.rootfs_ready,
                         "snapshotsBuilt": r.snapshots_built,
                         "unpackSkipped": r.unpack_skipped,
+                        "layersDiscarded": r.layers_discarded,
                         "seconds": r.duration.as_secs_f64(),
                     })
                 );
@@ -477,6 +503,12 @@ pub fn run_pull(m: &ArgMatches) -> u8 {
                     ),
                     (Some(why), false) => println!("  layers not unpacked: {why}"),
                     (None, false) => {}
+                }
+                if r.layers_discarded > 0 {
+                    println!(
+                        "  {} layer blobs not kept (--discard-unpacked-layers): the snapshots hold them",
+                        r.layers_discarded
+                    );
                 }
             }
             exit::OK

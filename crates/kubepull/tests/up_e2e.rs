@@ -91,7 +91,7 @@ fn seed_story_with_kubectl_registry_and_runc() {
     // one GET per blob, however many pods asked
     for layer in &img.layers {
         let d = kubepull_core::reference::Digest::sha256_of(layer);
-        assert_eq!(reg.blob_gets(&d), 1, "{}", reg.log());
+        assert_eq!(reg.wait_blob_gets(&d, 1), 1, "{}", reg.log());
     }
 
     // 2. the same image without the secret, in another tenant: never started from the cache
@@ -597,7 +597,7 @@ fn two_nodes_on_etcd() {
     // each node downloaded each layer once: two GETs per layer in all
     for layer in &img.layers {
         let d = kubepull_core::reference::Digest::sha256_of(layer);
-        assert_eq!(reg.blob_gets(&d), 2, "{}", reg.log());
+        assert_eq!(reg.wait_blob_gets(&d, 2), 2, "{}", reg.log());
     }
 }
 

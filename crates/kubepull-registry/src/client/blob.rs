@@ -88,25 +88,24 @@ pub struct ResumableFetch {
     pub restarted: bool,
 }
 
-/// Opens (creating) a partial download and hashes what it holds; a partial longer than the
-/// blob is emptied.
+/// Hashes what a partial download holds, reading it only (a partial another pull holds
+/// verified is never opened for writing here). `None` when there is none or it is longer than
+/// the blob (to be emptied).
 fn hash_partial(
     p: &Path,
     size: u64,
     alg: DigestAlgorithm,
-) -> std::io::Result<(std::fs::File, u64, Hasher)> {
+) -> std::io::Result<Option<(u64, Hasher)>> {
     use std::io::Read;
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(p)?;
-    let mut h = Hasher::new(alg);
+    let mut f = match std::fs::File::open(p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
     if f.metadata()?.len() > size {
-        f.set_len(0)?;
-        return Ok((f, 0, h));
+        return Ok(None);
     }
+    let mut h = Hasher::new(alg);
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
@@ -121,7 +120,7 @@ fn hash_partial(
         h.update(&buf[..r]);
         n += r as u64;
     }
-    Ok((f, n, h))
+    Ok(Some((n, h)))
 }
 
 impl Repository {
@@ -335,11 +334,31 @@ impl Repository {
         Ok(Fetched::Done(written))
     }
 
+    /// Checks that the registry serves `desc` from this repository with this repository's
+    /// credentials (`HEAD /v2/NAME/blobs/D`), before bytes already on disk are taken for it. A
+    /// non-distributable layer the registry does not have but whose descriptor lists `urls`
+    /// passes: those are fetched without any credential anyway.
+    async fn confirm_blob(&self, desc: &Descriptor) -> Result<()> {
+        if self.blob_exists(&desc.digest).await? {
+            return Ok(());
+        }
+        if is_non_distributable(&desc.media_type) && !desc.urls.is_empty() {
+            return Ok(());
+        }
+        Err(Error::BlobUnknown {
+            repository: format!("{}/{}", self.host, self.name),
+            digest: desc.digest.clone(),
+        })
+    }
+
     /// Downloads a blob into `partial`, resuming an earlier download there: the file's bytes
     /// (left by a dropped connection, a cancelled pull or a process killed with `kill -9`) are
     /// hashed again, and only the rest is requested with `Range: bytes=N-`. The partial is
     /// discarded and the blob downloaded in full when the registry ignores the range (`200`
     /// instead of `206`, or `416`), or when the result does not verify (a corrupt partial).
+    /// A partial that already holds the whole blob is kept only once this repository confirms
+    /// it serves the blob (a `HEAD`, with its credentials); such a file is only read, never
+    /// opened for writing.
     ///
     /// On success `partial` holds exactly the verified blob (flushed, not synced: the caller
     /// commits it). On a content error (digest or size mismatch of a full download) it is
@@ -358,39 +377,64 @@ impl Repository {
             what: format!("{what} {}", partial.display()),
             source,
         };
-        let (file, offset, hasher) = {
+        let (offset, hasher) = {
             let p = partial.to_path_buf();
             let (size, alg) = (desc.size, desc.digest.algorithm());
             tokio::task::spawn_blocking(move || hash_partial(&p, size, alg))
                 .await
                 .map_err(|e| io("hash partial blob", std::io::Error::other(e.to_string())))?
                 .map_err(|e| io("read partial blob", e))?
+                .unwrap_or((0, Hasher::new(alg)))
+        };
+        if offset == desc.size && offset > 0 && hasher.clone().finish() == desc.digest {
+            // The whole blob is there already (a pull that did not keep it, or one that died
+            // before its commit, left it). It is this repository's only if the registry
+            // confirms it has the blob there for these credentials: bytes another repository
+            // served are never handed to a pull whose registry would not serve them.
+            self.confirm_blob(desc).await?;
+            if let Some(p) = progress {
+                p(&desc.digest, offset, desc.size);
+            }
+            return Ok(ResumableFetch {
+                resumed_from: offset,
+                downloaded: 0,
+                restarted: false,
+            });
+        }
+        let file = {
+            let p = partial.to_path_buf();
+            tokio::task::spawn_blocking(move || {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&p)
+            })
+            .await
+            .map_err(|e| io("open partial blob", std::io::Error::other(e.to_string())))?
+            .map_err(|e| io("open partial blob", e))?
         };
         let mut file = tokio::fs::File::from_std(file);
-        let mut start = Some((offset, hasher));
         let mut restarted = false;
+        let mut start = Some((offset, hasher));
+        if offset == 0 {
+            // none, too long, or complete but wrong: from the first byte
+            file.set_len(0)
+                .await
+                .map_err(|e| io("truncate partial blob", e))?;
+        } else if offset == desc.size {
+            // complete but wrong: start again
+            file.set_len(0)
+                .await
+                .map_err(|e| io("truncate partial blob", e))?;
+            start = None;
+            restarted = true;
+        }
         loop {
             let (offset, hasher) = start
                 .take()
                 .unwrap_or((0, Hasher::new(desc.digest.algorithm())));
-            if offset == desc.size && offset > 0 {
-                if hasher.clone().finish() == desc.digest {
-                    if let Some(p) = progress {
-                        p(&desc.digest, offset, desc.size);
-                    }
-                    return Ok(ResumableFetch {
-                        resumed_from: offset,
-                        downloaded: 0,
-                        restarted,
-                    });
-                }
-                // complete but wrong: start again
-                file.set_len(0)
-                    .await
-                    .map_err(|e| io("truncate partial blob", e))?;
-                restarted = true;
-                continue;
-            }
             file.seek(std::io::SeekFrom::Start(offset))
                 .await
                 .map_err(|e| io("seek partial blob", e))?;

@@ -18,6 +18,18 @@ pub const REGISTRY_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Starts tried before giving up when the chosen port was taken in the meantime.
 pub const REGISTRY_START_ATTEMPTS: u32 = 3;
 
+/// How long [`RegistryProcess::restart`] keeps trying to bind the port it released (the
+/// kernel may hold it a moment after the old process died).
+pub const REGISTRY_RESTART_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`RegistryProcess::wait_log`] waits for the access log to catch up: a request's
+/// line is written as the registry finishes it, which can be after the client has the whole
+/// response.
+pub const LOG_WAIT: Duration = Duration::from_secs(10);
+
+/// How long the access log must stay unchanged for [`RegistryProcess::settled_log`].
+pub const LOG_SETTLE: Duration = Duration::from_millis(150);
+
 /// The registry's `auth` section.
 #[derive(Debug, Clone)]
 pub enum RegistryAuth {
@@ -246,14 +258,44 @@ impl RegistryProcess {
 
     /// Starts the registry again (after [`RegistryProcess::stop`], or stopping it first) on
     /// the same port with the same configuration and content; waits until it listens.
+    ///
+    /// The port was released by the stopped process and may not be bindable yet (or was
+    /// taken by another process in between): a start that exits on "address already in use"
+    /// is retried until [`REGISTRY_RESTART_TIMEOUT`], then fails naming the port.
     pub fn restart(&mut self) -> std::io::Result<()> {
         self.stop();
-        let before = self
-            .log()
-            .matches(&format!("listening on 127.0.0.1:{}", self.port))
-            .count();
-        self.child = spawn(self.dir.path())?;
-        self.wait_listening(before)
+        let deadline = Instant::now() + REGISTRY_RESTART_TIMEOUT;
+        loop {
+            let log = self.log();
+            let before = log
+                .matches(&format!("listening on 127.0.0.1:{}", self.port))
+                .count();
+            self.child = spawn(self.dir.path())?;
+            let r = self.wait_listening(before);
+            // this start's own output, not an earlier attempt's
+            let in_use = || {
+                self.log()
+                    .get(log.len()..)
+                    .is_some_and(|l| l.contains("address already in use"))
+            };
+            match r {
+                Err(_) if in_use() && Instant::now() < deadline => {
+                    self.stop();
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) if in_use() => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        format!(
+                            "docker-registry could not bind 127.0.0.1:{} again within {:?} of \
+                             its restart (address already in use): {e}",
+                            self.port, REGISTRY_RESTART_TIMEOUT
+                        ),
+                    ))
+                }
+                r => return r,
+            }
+        }
     }
 
     /// `127.0.0.1:PORT`.
@@ -285,16 +327,70 @@ impl RegistryProcess {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
-    /// How many `GET` requests for blob `digest` the registry answered with 200, 206 or 307
-    /// (from its access log).
-    pub fn blob_gets(&self, digest: &Digest) -> usize {
-        let needle = format!("/blobs/{digest}");
-        self.log()
-            .lines()
-            .filter(|l| l.contains("\"GET ") && l.contains(&needle))
-            .filter(|l| l.contains("\" 200 ") || l.contains("\" 206 ") || l.contains("\" 307 "))
-            .count()
+    /// Waits until the log satisfies `until` (at most [`LOG_WAIT`]) and returns it (as it is at
+    /// the deadline if it never did: the caller's assertion then shows it). The access log
+    /// line of a request is written as the registry finishes it, which can be after the client
+    /// has the whole response, so a test reads the log through this after a pull.
+    pub fn wait_log(&self, until: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + LOG_WAIT;
+        loop {
+            let log = self.log();
+            if until(&log) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
+
+    /// The log once no line was added to it for [`LOG_SETTLE`] (waiting at most
+    /// [`LOG_WAIT`]): what exact counts and negative checks read after a pull has returned, so
+    /// that a request whose line is still on its way is counted.
+    pub fn settled_log(&self) -> String {
+        let deadline = Instant::now() + LOG_WAIT;
+        let mut last = self.log();
+        let mut since = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = self.log();
+            if now.len() != last.len() {
+                last = now;
+                since = Instant::now();
+            } else if since.elapsed() >= LOG_SETTLE || Instant::now() > deadline {
+                return last;
+            }
+        }
+    }
+
+    /// How many `GET` requests for blob `digest` the registry answered with 200, 206 or 307
+    /// (from its access log as it is now; after a pull, [`RegistryProcess::wait_blob_gets`]
+    /// or [`RegistryProcess::settled_blob_gets`]).
+    pub fn blob_gets(&self, digest: &Digest) -> usize {
+        blob_gets_in(&self.log(), digest)
+    }
+
+    /// [`RegistryProcess::blob_gets`] once the log has settled ([`RegistryProcess::settled_log`]):
+    /// for a count that must not have grown (a negative check) or a baseline.
+    pub fn settled_blob_gets(&self, digest: &Digest) -> usize {
+        blob_gets_in(&self.settled_log(), digest)
+    }
+
+    /// [`RegistryProcess::blob_gets`] once the log has at least `expected` of them (waiting as
+    /// [`RegistryProcess::wait_log`] does) and has then settled
+    /// ([`RegistryProcess::settled_log`]): an exact count, so a later duplicate request shows
+    /// (`== expected` is then a real check, not the first `expected` lines seen).
+    pub fn wait_blob_gets(&self, digest: &Digest, expected: usize) -> usize {
+        self.wait_log(|l| blob_gets_in(l, digest) >= expected);
+        self.settled_blob_gets(digest)
+    }
+}
+
+/// The `GET`s of blob `digest` answered with 200, 206 or 307 in an access log.
+fn blob_gets_in(log: &str, digest: &Digest) -> usize {
+    let needle = format!("/blobs/{digest}");
+    log.lines()
+        .filter(|l| l.contains("\"GET ") && l.contains(&needle))
+        .filter(|l| l.contains("\" 200 ") || l.contains("\" 206 ") || l.contains("\" 307 "))
+        .count()
 }
 
 /// `docker-registry serve DIR/config.yml`, appending its output to `DIR/registry.log`.
