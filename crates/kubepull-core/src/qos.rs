@@ -2,10 +2,39 @@
 //! server (which stores `status.qosClass` at creation) and the node agent (which sizes cgroups
 //! from it) compute the same class.
 
-/// A Kubernetes quantity in milli-units, rounded up (`resource.Quantity.MilliValue`; a quantity
-/// keeps at most three decimal places, so milli-units compare as `Quantity.Cmp` does:
-/// `1` == `1000m`). `None` when the text is not a quantity.
+/// A Kubernetes quantity in milli-units, rounded up away from zero
+/// (`resource.Quantity.MilliValue`). `None` when the text is not a quantity.
 pub fn quantity_milli(q: &str) -> Option<i128> {
+    quantity_scaled(q, 3)
+}
+
+/// A Kubernetes quantity in its base units (cores, bytes), rounded up away from zero
+/// (`resource.Quantity.Value`). `None` when the text is not a quantity.
+pub fn quantity_value(q: &str) -> Option<i128> {
+    quantity_scaled(q, 0)
+}
+
+/// A Kubernetes quantity in nano-units, the finest a `resource.Quantity` holds (`ParseQuantity`
+/// rounds a finer value up to `1n`), so two quantities are equal as `Quantity.Cmp` compares them
+/// (`1` == `1000m` == `1e3m`) exactly when their nano-units are. `None` when the text is not a
+/// quantity.
+pub fn quantity_nano(q: &str) -> Option<i128> {
+    quantity_scaled(q, 9)
+}
+
+/// Whether two quantities are equal as `apiequality.Semantic.DeepEqual` compares
+/// `resource.Quantity` values (`a.Cmp(b) == 0`, k8s.io/apimachinery `pkg/api/equality`). Text
+/// that is not a quantity (which a typed Go object cannot hold) equals only the same text.
+pub fn quantities_equal(a: &str, b: &str) -> bool {
+    a == b
+        || match (quantity_nano(a), quantity_nano(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        }
+}
+
+/// A quantity's value × 10^`digits`, rounded up away from zero (`digits` ≤ 18).
+fn quantity_scaled(q: &str, digits: u32) -> Option<i128> {
     let q = q.trim();
     let (num, mult_num, mult_den): (&str, i128, i128) = {
         let suffixes: &[(&str, i128, i128)] = &[
@@ -51,8 +80,8 @@ pub fn quantity_milli(q: &str) -> Option<i128> {
     if !int.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    // digits past the 18th decimal place cannot change a milli value rounded up, but for the
-    // rounding itself: any of them not 0 counts as one more at the 18th
+    // digits past the 18th decimal place cannot change a value scaled by at most 10^18 and
+    // rounded up, but for the rounding itself: any of them not 0 counts as one more at the 18th
     let (frac, rest_nonzero) = if frac.len() > 18 {
         (&frac[..18], frac[18..].bytes().any(|b| b != b'0'))
     } else {
@@ -60,11 +89,11 @@ pub fn quantity_milli(q: &str) -> Option<i128> {
     };
     let int = int.trim_start_matches('0');
     let saturated = Some(if neg { i128::MIN } else { i128::MAX });
-    let digits = format!("{int}{frac}");
-    let Ok(mut mantissa) = (if digits.is_empty() {
+    let all = format!("{int}{frac}");
+    let Ok(mut mantissa) = (if all.is_empty() {
         Ok(0)
     } else {
-        digits.parse::<i128>()
+        all.parse::<i128>()
     }) else {
         // more digits than i128 holds: a value no resource list means literally
         return saturated;
@@ -72,20 +101,22 @@ pub fn quantity_milli(q: &str) -> Option<i128> {
     if rest_nonzero {
         mantissa = mantissa.saturating_add(1);
     }
-    // value = mantissa / 10^frac * mult_num / mult_den; milli = value * 1000, rounded up, with
-    // the 1000 taken out of the fraction's scale first
-    let (milli, scale) = match frac.len() {
-        n @ 0..=3 => (10i128.pow(3 - n as u32), 1),
-        n => (1, 10i128.pow(n as u32 - 3)),
+    // value = mantissa / 10^frac * mult_num / mult_den; scaled = value * 10^digits, rounded
+    // up, with the 10^digits taken out of the fraction's scale first
+    let frac_digits = frac.len() as u32;
+    let (up, scale) = if frac_digits <= digits {
+        (10i128.pow(digits - frac_digits), 1)
+    } else {
+        (1, 10i128.pow(frac_digits - digits))
     };
     let Some(num) = mantissa
         .checked_mul(mult_num)
-        .and_then(|n| n.checked_mul(milli))
+        .and_then(|n| n.checked_mul(up))
     else {
         return saturated;
     };
     let Some(den) = scale.checked_mul(mult_den) else {
-        // a divisor past i128: the value is below one milli-unit
+        // a divisor past i128: the value is below one unit of the scale
         return Some(if num == 0 {
             0
         } else if neg {
@@ -213,6 +244,32 @@ mod tests {
             quantity_milli("999999999999999999999999999999999E"),
             Some(i128::MAX)
         );
+    }
+
+    #[test]
+    fn quantities_compare_as_quantity_cmp() {
+        assert!(quantities_equal("1", "1000m"));
+        assert!(quantities_equal("1Gi", "1024Mi"));
+        assert!(quantities_equal("1k", "1e3"));
+        assert!(quantities_equal("0.5", "500m"));
+        assert!(quantities_equal("1m", "1000000n"));
+        assert!(!quantities_equal("1", "2"));
+        assert!(!quantities_equal("1G", "1Gi"));
+        // below a milli-unit values still differ (nano is a quantity's precision), and a value
+        // finer than nano is rounded up to it as ParseQuantity does
+        assert!(!quantities_equal("1n", "2n"));
+        assert!(quantities_equal("0.0000000001", "1n"));
+        // text that is not a quantity equals only itself
+        assert!(quantities_equal("x", "x"));
+        assert!(!quantities_equal("x", "y"));
+        assert!(!quantities_equal("x", "1"));
+        assert_eq!(quantity_nano("1500u"), Some(1_500_000));
+        assert_eq!(quantity_value("1.5"), Some(2));
+        assert_eq!(quantity_value("-1.5"), Some(-2));
+        assert_eq!(quantity_value("1Ki"), Some(1024));
+        assert_eq!(quantity_value("100m"), Some(1));
+        assert_eq!(quantity_value("5x"), None);
+        assert_eq!(quantity_value(""), None);
     }
 
     type Res = (
