@@ -111,61 +111,9 @@ pub fn validate_name(r: &Resource, name: &str, generate_name: Option<&str>) -> V
 
 /// Kubernetes' defaulting functions for a typed object, run as it is decoded (kube-apiserver's
 /// codec applies `SetDefaults_*` while decoding a request body). Kinds without defaults keep the
-/// empty default.
+/// empty default. A Pod's and the pod templates' are in [`crate::defaults`].
 pub(crate) trait SetDefaults {
     fn set_defaults(&mut self) {}
-}
-
-/// `SetDefaults_PodSpec`, `SetDefaults_Container` and `SetDefaults_PodSecurityContext`
-/// (kubernetes `pkg/apis/core/v1/defaults.go`), the fields served here: restart policy, grace
-/// period, DNS policy, scheduler, service links, and each (init) container's pull policy
-/// (`:latest` or no tag → Always), termination message path/policy and resources.
-pub fn default_pod_spec(spec: &mut core::PodSpec) {
-    // Go's defaults test a string field for "": an empty one is unset
-    fn or(f: &mut Option<String>, v: &str) {
-        if f.as_deref().is_none_or(str::is_empty) {
-            *f = Some(v.into());
-        }
-    }
-    or(&mut spec.restart_policy, "Always");
-    spec.termination_grace_period_seconds.get_or_insert(30);
-    or(&mut spec.dns_policy, "ClusterFirst");
-    or(&mut spec.scheduler_name, "default-scheduler");
-    spec.security_context.get_or_insert_with(Default::default);
-    spec.enable_service_links.get_or_insert(true);
-    let init = spec.init_containers.iter_mut().flatten();
-    for c in spec.containers.iter_mut().chain(init) {
-        let image = c.image.as_deref().unwrap_or("");
-        if c.image_pull_policy.as_deref().is_none_or(str::is_empty) && !image.is_empty() {
-            let p = kubepull_core::pullpolicy::default_pull_policy(image);
-            c.image_pull_policy = Some(p.as_str().into());
-        }
-        or(&mut c.termination_message_path, "/dev/termination-log");
-        or(&mut c.termination_message_policy, "File");
-        c.resources.get_or_insert_with(Default::default);
-    }
-}
-
-fn default_template(t: Option<&mut core::PodTemplateSpec>) {
-    if let Some(spec) = t.and_then(|t| t.spec.as_mut()) {
-        default_pod_spec(spec);
-    }
-}
-
-impl SetDefaults for core::Pod {
-    /// `SetDefaults_PodSpec` and, for a Pod only, a negative `terminationGracePeriodSeconds`
-    /// made 1 on the way in (`Convert_v1_Pod_To_core_Pod` since kubernetes 1.27, later
-    /// `SetDefaults_Pod`); a template's is kept, with a warning ([`pod_spec_warnings`]).
-    fn set_defaults(&mut self) {
-        if let Some(spec) = &mut self.spec {
-            default_pod_spec(spec);
-            if let Some(n) = spec.termination_grace_period_seconds.as_mut() {
-                if *n < 0 {
-                    *n = 1;
-                }
-            }
-        }
-    }
 }
 
 impl SetDefaults for core::Secret {
@@ -200,7 +148,7 @@ impl SetDefaults for apps::Deployment {
             ru.max_surge
                 .get_or_insert_with(|| IntOrString::String("25%".into()));
         }
-        default_template(Some(&mut spec.template));
+        crate::defaults::default_pod_template(Some(&mut spec.template));
     }
 }
 
@@ -209,7 +157,7 @@ impl SetDefaults for apps::ReplicaSet {
     fn set_defaults(&mut self) {
         let spec = self.spec.get_or_insert_with(Default::default);
         spec.replicas.get_or_insert(1);
-        default_template(spec.template.as_mut());
+        crate::defaults::default_pod_template(spec.template.as_mut());
     }
 }
 
@@ -222,7 +170,7 @@ impl SetDefaults for core::Service {
 impl SetDefaults for batch::Job {
     fn set_defaults(&mut self) {
         crate::controllers::job::default_job(self);
-        default_template(self.spec.as_mut().map(|s| &mut s.template));
+        crate::defaults::default_pod_template(self.spec.as_mut().map(|s| &mut s.template));
     }
 }
 
@@ -233,7 +181,7 @@ impl SetDefaults for batch::CronJob {
             .spec
             .as_mut()
             .and_then(|s| s.job_template.spec.as_mut());
-        default_template(js.map(|s| &mut s.template));
+        crate::defaults::default_pod_template(js.map(|s| &mut s.template));
     }
 }
 
@@ -315,12 +263,16 @@ impl SetDefaults
 }
 
 /// What the registry strategies set once the server has filled in the metadata (name, UID):
-/// a Job's generated selector on `create` only (`PrepareForCreate`,
+/// on `create` the status the strategy's `PrepareForCreate` starts a new object with
+/// ([`new_status`]), a Job's generated selector on `create` only (`PrepareForCreate`,
 /// pkg/registry/batch/job/strategy.go; see [`crate::controllers::job::generate_selector`]) and
 /// a Namespace's name label for a generated name (`Canonicalize`,
 /// pkg/registry/core/namespace/strategy.go). Runs on create, update and after a mutating
-/// webhook, after [`decode`].
+/// webhook, after [`decode`]. (A Pod's is [`crate::defaults::prepare_pod_create`].)
 pub fn prepare(r: &Resource, obj: &mut Value, create: bool) {
+    if let Some(status) = new_status(r).filter(|_| create) {
+        obj["status"] = status;
+    }
     match (r.group, r.kind) {
         ("batch", "Job") => crate::controllers::job::generate_selector(obj, create),
         ("", "Namespace") => {
@@ -798,6 +750,21 @@ pub(crate) fn pod_spec_warnings(spec: &core::PodSpec, template: &str) -> Vec<Str
     warnings
 }
 
+/// The warnings a workload's strategy gives for its own spec before its pod template's
+/// (`WarningsOnCreate`, and `WarningsOnUpdate` when the spec changed): a Job's and a CronJob's
+/// job spec (`WarningsForJobSpec`, pkg/registry/batch/job/strategy.go and
+/// pkg/registry/batch/cronjob/strategy.go).
+pub(crate) fn workload_warnings(r: &Resource, obj: &Value) -> Vec<String> {
+    use crate::controllers::job::job_spec_warnings;
+    match (r.group, r.kind) {
+        ("batch", "Job") => job_spec_warnings(obj, "/spec", "spec"),
+        ("batch", "CronJob") => {
+            job_spec_warnings(obj, "/spec/jobTemplate/spec", "spec.jobTemplate.spec")
+        }
+        _ => vec![],
+    }
+}
+
 /// Where a kind keeps its pod template, as pod-security-admission's `PodSpecExtractor` and the
 /// strategies' warnings name it: `""` for a Pod (its own metadata and spec), `spec.template`,
 /// a CronJob's `spec.jobTemplate.spec.template`; `None` for kinds without pods.
@@ -1235,6 +1202,22 @@ fn go_map(v: &Value) -> String {
         })
         .unwrap_or_default();
     format!("{{{}}}", items.join(", "))
+}
+
+/// The status a new object of `r` starts with whatever the body says, as its strategy's
+/// `PrepareForCreate` sets it: empty for a Deployment, ReplicaSet
+/// (pkg/registry/apps/deployment, replicaset `strategy.go`), Job and CronJob
+/// (pkg/registry/batch/job, cronjob) and Service (pkg/registry/core/service; its empty
+/// load-balancer status as Go encodes it); phase Active for a Namespace
+/// (pkg/registry/core/namespace). `None` for kinds whose create keeps the body's status (a
+/// Node's) or have none.
+fn new_status(r: &Resource) -> Option<Value> {
+    match (r.group, r.kind) {
+        ("apps", "Deployment" | "ReplicaSet") | ("batch", "Job" | "CronJob") => Some(json!({})),
+        ("", "Service") => Some(json!({"loadBalancer": {}})),
+        ("", "Namespace") => Some(json!({"phase": "Active"})),
+        _ => None,
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -1734,8 +1717,9 @@ mod tests {
         );
     }
 
-    /// The pod spec kube-apiserver stores for `{"containers": [{"name": "c", "image": IMAGE}]}`
-    /// (SetDefaults_PodSpec, SetDefaults_Container, SetDefaults_PodSecurityContext).
+    /// The pod template spec kube-apiserver stores for `{"containers": [{"name": "c", "image":
+    /// IMAGE}]}` (SetDefaults_PodSpec, SetDefaults_Container); a Pod's has `enableServiceLinks`
+    /// too (SetDefaults_Pod).
     fn defaulted_pod_spec(image: &str, policy: &str) -> Value {
         json!({
             "containers": [{"name": "c", "image": image, "imagePullPolicy": policy,
@@ -1743,7 +1727,7 @@ mod tests {
                 "terminationMessagePolicy": "File", "resources": {}}],
             "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
             "dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler",
-            "securityContext": {}, "enableServiceLinks": true,
+            "securityContext": {},
         })
     }
 
@@ -1760,6 +1744,7 @@ mod tests {
                 "initContainers": [{"name": "i", "image": "busybox:1.36", "imagePullPolicy": "Never"}]}}),
         );
         let mut want = defaulted_pod_spec("busybox", "Always");
+        want["enableServiceLinks"] = json!(true);
         want["initContainers"] = json!([{"name": "i", "image": "busybox:1.36",
             "imagePullPolicy": "Never", "terminationMessagePath": "/dev/termination-log",
             "terminationMessagePolicy": "File", "resources": {}}]);
@@ -1898,6 +1883,59 @@ mod tests {
                 "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
                 "jobTemplate": {"spec": {"template": {"spec": pod}}}})
         );
+    }
+
+    /// `PrepareForCreate`: a new workload's, Service's and Namespace's status is the
+    /// strategy's, not the body's; a Node keeps the body's.
+    #[test]
+    fn a_new_objects_status_is_the_strategys() {
+        let template = json!({"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "i"}]}});
+        for (group, resource, spec, want) in [
+            ("batch", "jobs", json!({"template": template}), json!({})),
+            (
+                "apps",
+                "deployments",
+                json!({"template": template}),
+                json!({}),
+            ),
+            (
+                "apps",
+                "replicasets",
+                json!({"template": template}),
+                json!({}),
+            ),
+            (
+                "batch",
+                "cronjobs",
+                json!({"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}),
+                json!({}),
+            ),
+            (
+                "",
+                "services",
+                json!({"ports": [{"port": 80}]}),
+                json!({"loadBalancer": {}}),
+            ),
+            ("", "namespaces", json!({}), json!({"phase": "Active"})),
+        ] {
+            let obj = json!({"metadata": {"name": "x", "uid": "u"}, "spec": spec,
+                "status": {"succeeded": 3, "replicas": 2, "phase": "Terminating",
+                    "loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]},
+                    "lastScheduleTime": "2026-01-01T00:00:00Z"}});
+            let created = defaulted(res(group, "v1", resource), obj.clone());
+            assert_eq!(created["status"], want, "{resource}");
+            // an update keeps what the body says (the storage keeps the stored status)
+            let mut updated = obj;
+            decode(res(group, "v1", resource), &mut updated, true, false);
+            prepare(res(group, "v1", resource), &mut updated, false);
+            assert_ne!(updated["status"], want, "{resource}");
+        }
+        let node = defaulted(
+            res("", "v1", "nodes"),
+            json!({"metadata": {"name": "n"}, "status": {"phase": "Running"}}),
+        );
+        assert_eq!(node["status"], json!({"phase": "Running"}));
     }
 
     #[test]

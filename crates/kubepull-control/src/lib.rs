@@ -40,6 +40,7 @@ pub mod controllers;
 pub mod crd;
 pub mod crd_finalizer;
 pub mod crd_schema;
+pub(crate) mod defaults;
 pub mod errors;
 pub use kubepull_datastore::etcd_store;
 pub mod metrics;

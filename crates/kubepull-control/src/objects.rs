@@ -379,7 +379,9 @@ fn prepare_update(
                 let changed = if cr.is_some() {
                     crate::crd::spec_changed(old, &obj)
                 } else {
+                    // `apiequality.Semantic.DeepEqual` of the specs (quantities by value)
                     old.get(field) != obj.get(field)
+                        && !crate::podupdate::semantic_eq(&old.get(field), &obj.get(field))
                 };
                 obj["metadata"]["generation"] = json!(if changed { g + 1 } else { g });
             }
@@ -458,8 +460,12 @@ fn pod_parts<'a>(
     }
 }
 
-/// The warnings of a pod spec (`admission::pod_spec_warnings`) for the request.
-fn add_pod_warnings(r: &Resource, parts: Option<admission::PodParts<'_>>) {
+/// The strategy's warnings for the request: the workload's own (`admission::workload_warnings`)
+/// and its pod spec's (`admission::pod_spec_warnings`).
+fn add_pod_warnings(r: &Resource, obj: &Value, parts: Option<admission::PodParts<'_>>) {
+    for w in admission::workload_warnings(r, obj) {
+        crate::warnings::add(w);
+    }
     let (Some(path), Some(spec)) = (admission::pod_template_path(r), parts.and_then(|p| p.spec))
     else {
         return;
@@ -1284,37 +1290,6 @@ impl Objects {
         }
         if let Some(p) = &mut pod {
             self.admit_pod(ns, &name, p).await?;
-            let spec = p.spec.clone().unwrap_or_default();
-            let status = p.status.get_or_insert_with(Default::default);
-            if status.phase.is_none() {
-                // `podStrategy.PrepareForCreate`: Pending, the QoS class (`qos.GetPodQOS`: a
-                // class the body gives, else the one its resources make) and, for a pod with
-                // scheduling gates, `applySchedulingGatedCondition`
-                let qos = match status.qos_class.take().filter(|q| !q.is_empty()) {
-                    Some(q) => q,
-                    None => pod_qos_class(&spec).into(),
-                };
-                let gated = spec
-                    .scheduling_gates
-                    .as_ref()
-                    .is_some_and(|g| !g.is_empty());
-                *status = core::PodStatus {
-                    phase: Some("Pending".into()),
-                    qos_class: Some(qos),
-                    conditions: gated.then(|| {
-                        vec![core::PodCondition {
-                            type_: "PodScheduled".into(),
-                            status: "False".into(),
-                            reason: Some("SchedulingGated".into()),
-                            message: Some(
-                                "Scheduling is blocked due to non-empty scheduling gates".into(),
-                            ),
-                            ..Default::default()
-                        }]
-                    }),
-                    ..Default::default()
-                };
-            }
             obj = serde_json::to_value(&*p).map_err(|e| ApiError::internal(e.to_string()))?;
         } else {
             admission::prepare(r, &mut obj, true);
@@ -1353,6 +1328,12 @@ impl Objects {
             // webhook's patched object back into the typed Pod)
             pod = Some(typed(&obj)?);
         }
+        if let Some(p) = &mut pod {
+            // the pod strategy's `PrepareForCreate`, after mutating admission
+            crate::defaults::prepare_pod_create(p);
+            obj["status"] =
+                serde_json::to_value(&p.status).map_err(|e| ApiError::internal(e.to_string()))?;
+        }
         // the RBAC storage's escalation check, on what mutating admission made (as the name
         // the request gave: upstream generates a name after it)
         crate::rbac::confirm_no_escalation(self, user, r, ns, &requested_name, &obj, None).await?;
@@ -1376,7 +1357,7 @@ impl Objects {
             return Err(ApiError::invalid(r, &name, causes));
         }
         // the strategy's `WarningsOnCreate`, once the object is valid
-        add_pod_warnings(r, parts);
+        add_pod_warnings(r, &obj, parts);
         self.pod_security_admission(r, ns, &requested_name, &obj, None, parts)
             .await?;
         self.webhooks
@@ -1918,14 +1899,17 @@ impl Objects {
             return Err(ApiError::invalid(r, name, causes));
         }
         if subresource.is_none() {
-            // `WarningsOnUpdate`: a Pod's on every update, a workload's when its generation
-            // changed, which its strategy bumps on any change of its spec
+            // `WarningsOnUpdate`: none for a Pod (`podStrategy` skips them on update), a
+            // workload's when its generation changed (its strategy bumps it on any change of
+            // its spec)
             let changed = match admission::pod_template_path(r) {
-                Some("") | None => true,
-                Some(_) => old.get("spec") != new.get("spec"),
+                Some("") | None => false,
+                Some(_) => {
+                    old.pointer("/metadata/generation") != new.pointer("/metadata/generation")
+                }
             };
             if changed {
-                add_pod_warnings(r, parts);
+                add_pod_warnings(r, &new, parts);
             }
             self.pod_security_admission(r, ns, name, &new, Some(&old), parts)
                 .await?;

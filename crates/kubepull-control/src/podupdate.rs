@@ -343,9 +343,6 @@ fn term_has_only_additions(new: &core::NodeSelectorTerm, old: &core::NodeSelecto
     prefix(&ne, &oe) && prefix(&nf, &of)
 }
 
-/// `apiequality.Semantic.DeepEqual` of two API values as JSON shows them: an absent list or
-/// map equals an empty one (a pointer to an empty struct does not equal an absent one).
-/// Quantities are compared as written.
 /// Whether two pod specs are the same Go `core.PodSpec` (`apiequality.Semantic.DeepEqual`): a
 /// non-pointer field's zero value is the field left out there (`hostNetwork: false`,
 /// `workingDir: ""`, `readOnly: false`), so a client that decodes a stored pod into Go types
@@ -370,6 +367,10 @@ fn same_spec(a: &core::PodSpec, b: &core::PodSpec) -> bool {
         }
 }
 
+/// `apiequality.Semantic.DeepEqual` (k8s.io/apimachinery `pkg/api/equality`) of two API values
+/// as JSON shows them: an absent list or map equals an empty one (a pointer to an empty struct
+/// does not equal an absent one), and quantities are equal as `Quantity.Cmp` finds them (`1`
+/// and `1000m`, [`kubepull_core::qos::quantity_nano`]).
 pub(crate) fn semantic_eq<T: serde::Serialize + ?Sized>(a: &T, b: &T) -> bool {
     let norm = |x: &T| {
         let mut v = serde_json::to_value(x).unwrap_or(Value::Null);
@@ -393,10 +394,33 @@ const MAP_FIELDS: &[&str] = &[
     "annotations",
 ];
 
+/// The fields of a pod spec that are `ResourceList`s (a name → quantity map).
+const RESOURCE_LISTS: &[&str] = &["limits", "requests", "overhead"];
+/// The fields of a pod spec that are one quantity.
+const QUANTITIES: &[&str] = &["sizeLimit", "divisor"];
+
+/// A quantity in the one spelling equal quantities share (its nano-units, the precision of a
+/// `resource.Quantity`); text that is not a quantity is left as it is, equal only to itself.
+fn canonical_quantity(q: &mut Value) {
+    if let Some(n) = q.as_str().and_then(kubepull_core::qos::quantity_nano) {
+        *q = json!(format!("{n}n"));
+    }
+}
+
+/// The value as Go's semantic comparison sees it: empty lists, maps and nulls left out
+/// ([`MAP_FIELDS`]) and quantities in one spelling.
 fn drop_empty(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            for x in m.values_mut() {
+            for (k, x) in m.iter_mut() {
+                if RESOURCE_LISTS.contains(&k.as_str()) {
+                    x.as_object_mut()
+                        .into_iter()
+                        .flat_map(|l| l.values_mut())
+                        .for_each(canonical_quantity);
+                } else if QUANTITIES.contains(&k.as_str()) {
+                    canonical_quantity(x);
+                }
                 drop_empty(x);
             }
             m.retain(|k, x| {
@@ -936,6 +960,41 @@ mod tests {
         let mut affinity = old.clone();
         affinity["spec"]["affinity"] = json!({});
         assert_eq!(update(&affinity, &old), [forbidden()]);
+    }
+
+    /// Quantities compare as `Quantity.Cmp` (`apiequality.Semantic.DeepEqual`): `1` and
+    /// `1000m` are one value, `1` and `2` are not; text that is not a quantity only equals
+    /// itself.
+    #[test]
+    fn quantities_compare_by_value() {
+        let with = |cpu: &str, size: &str| {
+            pod(json!({"containers": [{"name": "c", "image": "img",
+                "resources": {"limits": {"cpu": cpu, "memory": "1Gi"}}}],
+                "overhead": {"cpu": cpu},
+                "volumes": [{"name": "v", "emptyDir": {"sizeLimit": size}}]}))
+        };
+        let old = with("1", "1Gi");
+        assert!(update(&with("1000m", "1024Mi"), &old).is_empty());
+        assert!(update(&with("1000000u", "1073741824"), &old).is_empty());
+        assert_eq!(update(&with("2", "1Gi"), &old), [forbidden()]);
+        assert_eq!(update(&with("1", "1G"), &old), [forbidden()]);
+        // a request defaulted from the limit (`1`) compared with one sent as `1000m`
+        let mut sent = with("1", "1Gi");
+        sent["spec"]["containers"][0]["resources"]["requests"]["cpu"] = json!("1000m");
+        assert!(update(&sent, &old).is_empty());
+        assert!(semantic_eq(
+            &json!({"divisor": "1"}),
+            &json!({"divisor": "1000m"})
+        ));
+        assert!(!semantic_eq(
+            &json!({"limits": {"cpu": "x"}}),
+            &json!({"limits": {"cpu": "y"}})
+        ));
+        // only quantity fields are read as quantities
+        assert!(!semantic_eq(
+            &json!({"value": "1"}),
+            &json!({"value": "1000m"})
+        ));
     }
 
     /// `ValidatePodSpecificAnnotationUpdates`: the mirror-pod and AppArmor annotations.

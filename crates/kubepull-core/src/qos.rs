@@ -16,21 +16,10 @@ pub fn quantity_value(q: &str) -> Option<i128> {
 
 /// A Kubernetes quantity in nano-units, the finest a `resource.Quantity` holds (`ParseQuantity`
 /// rounds a finer value up to `1n`), so two quantities are equal as `Quantity.Cmp` compares them
-/// (`1` == `1000m` == `1e3m`) exactly when their nano-units are. `None` when the text is not a
-/// quantity.
+/// (`1` == `1000m` == `1e3m`, as `apiequality.Semantic.DeepEqual` compares quantities) exactly
+/// when their nano-units are. `None` when the text is not a quantity.
 pub fn quantity_nano(q: &str) -> Option<i128> {
     quantity_scaled(q, 9)
-}
-
-/// Whether two quantities are equal as `apiequality.Semantic.DeepEqual` compares
-/// `resource.Quantity` values (`a.Cmp(b) == 0`, k8s.io/apimachinery `pkg/api/equality`). Text
-/// that is not a quantity (which a typed Go object cannot hold) equals only the same text.
-pub fn quantities_equal(a: &str, b: &str) -> bool {
-    a == b
-        || match (quantity_nano(a), quantity_nano(b)) {
-            (Some(x), Some(y)) => x == y,
-            _ => false,
-        }
 }
 
 /// A quantity's value × 10^`digits`, rounded up away from zero (`digits` ≤ 18).
@@ -156,8 +145,9 @@ const QOS_RESOURCES: [&str; 2] = ["cpu", "memory"];
 /// positive cpu and memory requests and limits are summed over all containers; no such request
 /// or limit is BestEffort; Guaranteed needs every container to limit both cpu and memory and the
 /// summed requests to equal the summed limits; anything else is Burstable. A request a container
-/// leaves out takes its limit, as the API's `SetDefaults_Pod` defaults it. Unparseable quantities
-/// count as absent.
+/// leaves out takes its limit: the API server defaults it so (`SetDefaults_Pod`) before it
+/// computes the class, and pods stored before it did are read the same way. Unparseable
+/// quantities count as absent.
 pub fn pod_qos_class<'a, C, L>(containers: C) -> QosClass
 where
     C: IntoIterator<Item = (L, L)>,
@@ -248,22 +238,20 @@ mod tests {
 
     #[test]
     fn quantities_compare_as_quantity_cmp() {
-        assert!(quantities_equal("1", "1000m"));
-        assert!(quantities_equal("1Gi", "1024Mi"));
-        assert!(quantities_equal("1k", "1e3"));
-        assert!(quantities_equal("0.5", "500m"));
-        assert!(quantities_equal("1m", "1000000n"));
-        assert!(!quantities_equal("1", "2"));
-        assert!(!quantities_equal("1G", "1Gi"));
+        let eq = |a: &str, b: &str| quantity_nano(a).unwrap() == quantity_nano(b).unwrap();
+        assert!(eq("1", "1000m"));
+        assert!(eq("1Gi", "1024Mi"));
+        assert!(eq("1k", "1e3"));
+        assert!(eq("0.5", "500m"));
+        assert!(eq("1m", "1000000n"));
+        assert!(!eq("1", "2"));
+        assert!(!eq("1G", "1Gi"));
         // below a milli-unit values still differ (nano is a quantity's precision), and a value
         // finer than nano is rounded up to it as ParseQuantity does
-        assert!(!quantities_equal("1n", "2n"));
-        assert!(quantities_equal("0.0000000001", "1n"));
-        // text that is not a quantity equals only itself
-        assert!(quantities_equal("x", "x"));
-        assert!(!quantities_equal("x", "y"));
-        assert!(!quantities_equal("x", "1"));
+        assert!(!eq("1n", "2n"));
+        assert!(eq("0.0000000001", "1n"));
         assert_eq!(quantity_nano("1500u"), Some(1_500_000));
+        assert_eq!(quantity_nano("x"), None);
         assert_eq!(quantity_value("1.5"), Some(2));
         assert_eq!(quantity_value("-1.5"), Some(-2));
         assert_eq!(quantity_value("1Ki"), Some(1024));
