@@ -381,7 +381,8 @@ impl<'a> From<&'a core::EphemeralContainer> for ContainerView<'a> {
 /// (`validatePullPolicy`) and, of the security context (`ValidateSecurityContext`), a
 /// privileged container where the cluster's policy disallows it ([`with_privileged_policy`])
 /// and the user and group IDs. A policy left unset is one the defaults did not set (they set
-/// it for every container with an image), so only a set one is checked.
+/// it for every container a body brings; a caller's spec built without them may lack it), so
+/// only a set one is checked.
 fn validate_container_common(c: &ContainerView<'_>, cp: &str, causes: &mut Vec<Cause>) {
     if c.name.is_empty() {
         causes.push(Cause::required(format!("{cp}.name"), ""));
