@@ -1408,6 +1408,22 @@ pub(crate) fn defaulted(r: &Resource, mut obj: Value) -> Value {
     obj
 }
 
+/// The kind's defaults applied to an object read from storage, as kube-apiserver's storage codec
+/// decodes what it reads with them: an object stored before a default was added reads as one
+/// written since, so an update's comparisons (a Pod's immutable spec, a running Job's
+/// template, whether the spec changed) see only what the client changed. An object that does
+/// not decode as its kind (or a custom resource) is left as stored.
+pub fn default_stored(r: &Resource, obj: &mut Value) {
+    let o = Opts {
+        find_unknown: false,
+        defaults: true,
+    };
+    let mut typed = obj.clone();
+    if let Some(Decoded::Typed { .. }) = decode_typed(r, &mut typed, o) {
+        *obj = typed;
+    }
+}
+
 /// Strict decoding: fields the typed object does not have (`strict decoding error: unknown
 /// field "spec.foo"`).
 pub fn unknown_fields(r: &Resource, obj: &Value) -> Vec<String> {

@@ -1785,7 +1785,8 @@ impl Objects {
             .await
             .map_err(|e| store_err(r, name, e))?
             .ok_or_else(|| ApiError::not_found(r, name))?;
-        let old = self.present(r, decode(&cur_kv));
+        let mut old = self.present(r, decode(&cur_kv));
+        admission::default_stored(r, &mut old);
         // an update without a UID keeps the stored one (`rest.BeforeUpdate`); a UID in the
         // body is a precondition (`defaultUpdatedObjectInfo.Preconditions`), which a re-created
         // object fails with 409 (`Preconditions.Check`, `InterpretUpdateError`); the storage
@@ -2759,6 +2760,49 @@ mod tests {
         let o = Objects::new(store);
         o.bootstrap().await.unwrap();
         o
+    }
+
+    /// An object stored before a default was added is read with it (as kube-apiserver's storage
+    /// codec defaults what it reads): a label added to such a Pod is no spec change, and the
+    /// stored spec gains the defaults.
+    #[tokio::test]
+    async fn an_update_reads_the_stored_object_with_its_defaults() {
+        let store: Arc<dyn Datastore> = Arc::new(kubepull_datastore::memory::MemoryStore::new());
+        let o = Objects::new(store.clone());
+        o.bootstrap().await.unwrap();
+        let container = json!({"name": "c", "image": "busybox:1.36", "imagePullPolicy": "IfNotPresent",
+            "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+            "resources": {"limits": {"cpu": "1"}}, "readinessProbe": {"httpGet": {"port": 80}},
+            "ports": [{"containerPort": 80}]});
+        let old = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "old", "namespace": "default", "uid": "u1",
+                "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"containers": [container], "restartPolicy": "Always",
+                "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
+                "schedulerName": "default-scheduler", "securityContext": {},
+                "enableServiceLinks": true},
+            "status": {"phase": "Pending", "qosClass": "Burstable"}});
+        let key = resources::storage_of(pods()).key("default", "old");
+        store.create(&key, encode(&old)).await.unwrap();
+        let patch = json!({"metadata": {"labels": {"a": "b"}}});
+        let patched = o
+            .patch(
+                pods(),
+                "default",
+                "old",
+                "application/merge-patch+json",
+                &patch,
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(patched["metadata"]["labels"]["a"], "b");
+        let c = &patched["spec"]["containers"][0];
+        assert_eq!(c["readinessProbe"]["periodSeconds"], 10, "{c}");
+        assert_eq!(c["ports"][0]["protocol"], "TCP");
+        assert_eq!(c["resources"]["requests"], json!({"cpu": "1"}));
+        assert_eq!(patched["status"], old["status"]);
     }
 
     /// An update without a UID keeps the stored one; a UID in a PUT (or status) body is a
