@@ -456,7 +456,8 @@ fn validate_container_only_for_pod(image: &str, cp: &str, causes: &mut Vec<Cause
 /// restart and DNS policies, the node selector's labels, the
 /// pod security context's user and group IDs (`validatePodSpecSecurityContext`), the
 /// scheduling gates (`validateSchedulingGates`), the node name, `activeDeadlineSeconds` (1 to
-/// MaxInt32) and the tolerations ([`validate_tolerations`]).
+/// MaxInt32), the tolerations ([`validate_tolerations`]) and the resource quantities
+/// ([`crate::quantities::validate_pod_spec`]).
 /// `imagePullSecrets` entries have only a name, which may be empty (the kubelet skips it):
 /// that is a warning ([`pod_spec_warnings`]), not an error.
 pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut Vec<Cause>) {
@@ -597,6 +598,7 @@ pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut V
     if let Some(t) = spec.tolerations.as_deref().filter(|t| !t.is_empty()) {
         validate_tolerations(t, &format!("{path}.tolerations"), causes);
     }
+    crate::quantities::validate_pod_spec(spec, path, causes);
 }
 
 /// `ValidateTolerations` (pkg/apis/core/validation/validation.go): the key a label name; an

@@ -53,6 +53,7 @@ pub mod podcidr;
 pub mod podsecurity;
 pub(crate) mod podupdate;
 pub mod protobuf;
+pub(crate) mod quantities;
 pub mod rbac;
 pub mod reflector;
 pub use kubepull_datastore::redb_store;

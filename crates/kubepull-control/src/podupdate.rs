@@ -367,10 +367,10 @@ fn same_spec(a: &core::PodSpec, b: &core::PodSpec) -> bool {
         }
 }
 
-/// `apiequality.Semantic.DeepEqual` (k8s.io/apimachinery `pkg/api/equality`) of two API values
-/// as JSON shows them: an absent list or map equals an empty one (a pointer to an empty struct
-/// does not equal an absent one), and quantities are equal as `Quantity.Cmp` finds them (`1`
-/// and `1000m`, [`kubepull_core::qos::quantity_nano`]).
+/// `apiequality.Semantic.DeepEqual` (k8s.io/apimachinery `pkg/api/equality`) of two pod-spec
+/// values as JSON shows them: an absent list or map equals an empty one (a pointer to an empty
+/// struct does not equal an absent one), and quantities are equal as `Quantity.Cmp` finds them
+/// (`1` and `1000m`, [`kubepull_core::qos::Quantity`]).
 pub(crate) fn semantic_eq<T: serde::Serialize + ?Sized>(a: &T, b: &T) -> bool {
     let norm = |x: &T| {
         let mut v = serde_json::to_value(x).unwrap_or(Value::Null);
@@ -380,13 +380,10 @@ pub(crate) fn semantic_eq<T: serde::Serialize + ?Sized>(a: &T, b: &T) -> bool {
     norm(a) == norm(b)
 }
 
-/// The fields of a pod spec that are maps (Go's `map[string]string` or `ResourceList`, where an
-/// empty map is no map); every other object is a struct.
-const MAP_FIELDS: &[&str] = &[
+/// The fields of a pod spec that are `map[string]string`s: their keys are the user's, never
+/// field names, so nothing in them is read as a quantity.
+const STRING_MAPS: &[&str] = &[
     "nodeSelector",
-    "overhead",
-    "limits",
-    "requests",
     "matchLabels",
     "volumeAttributes",
     "options",
@@ -394,39 +391,49 @@ const MAP_FIELDS: &[&str] = &[
     "annotations",
 ];
 
-/// The fields of a pod spec that are `ResourceList`s (a name → quantity map).
+/// The fields of a pod spec that are `ResourceList`s (a name → quantity map): a container's and
+/// a claim template's `limits` and `requests`, the pod's `overhead`.
 const RESOURCE_LISTS: &[&str] = &["limits", "requests", "overhead"];
-/// The fields of a pod spec that are one quantity.
+/// The fields of a pod spec that are one quantity: an emptyDir's `sizeLimit`, a resource field
+/// selector's `divisor`.
 const QUANTITIES: &[&str] = &["sizeLimit", "divisor"];
 
-/// A quantity in the one spelling equal quantities share (its nano-units, the precision of a
-/// `resource.Quantity`); text that is not a quantity is left as it is, equal only to itself.
-fn canonical_quantity(q: &mut Value) {
-    if let Some(n) = q.as_str().and_then(kubepull_core::qos::quantity_nano) {
-        *q = json!(format!("{n}n"));
+/// A quantity in the one spelling equal quantities share, rounded up (away from zero) to a
+/// multiple of `10^scale` first; text that is not a quantity is left as it is, equal only to
+/// itself.
+fn canonical_quantity(q: &mut Value, scale: i64) {
+    if let Some(k) = q.as_str().and_then(kubepull_core::qos::Quantity::parse) {
+        *q = Value::String(k.round_up(scale).key());
     }
 }
 
 /// The value as Go's semantic comparison sees it: empty lists, maps and nulls left out
-/// ([`MAP_FIELDS`]) and quantities in one spelling.
+/// ([`STRING_MAPS`], [`RESOURCE_LISTS`]) and quantities in one spelling: a resource list's
+/// rounded up to milli-units as the defaults round them (`SetDefaults_ResourceList`, which
+/// kube-apiserver applies to every body and every stored object it reads), the others at
+/// nano-units, a quantity's precision.
 fn drop_empty(v: &mut Value) {
     match v {
         Value::Object(m) => {
             for (k, x) in m.iter_mut() {
+                if STRING_MAPS.contains(&k.as_str()) {
+                    continue;
+                }
                 if RESOURCE_LISTS.contains(&k.as_str()) {
-                    x.as_object_mut()
-                        .into_iter()
-                        .flat_map(|l| l.values_mut())
-                        .for_each(canonical_quantity);
+                    if let Some(l) = x.as_object_mut() {
+                        l.values_mut().for_each(|q| canonical_quantity(q, -3));
+                        continue;
+                    }
                 } else if QUANTITIES.contains(&k.as_str()) {
-                    canonical_quantity(x);
+                    canonical_quantity(x, -9);
                 }
                 drop_empty(x);
             }
             m.retain(|k, x| {
                 !(x.is_null()
                     || x.as_array().is_some_and(Vec::is_empty)
-                    || (MAP_FIELDS.contains(&k.as_str())
+                    || ((STRING_MAPS.contains(&k.as_str())
+                        || RESOURCE_LISTS.contains(&k.as_str()))
                         && x.as_object().is_some_and(|o| o.is_empty())))
             });
         }
@@ -994,6 +1001,58 @@ mod tests {
         assert!(!semantic_eq(
             &json!({"value": "1"}),
             &json!({"value": "1000m"})
+        ));
+        // a string map's keys are the user's: a label named `divisor` is text
+        for map in ["labels", "annotations", "nodeSelector", "matchLabels"] {
+            assert!(!semantic_eq(
+                &json!({map: {"divisor": "1", "sizeLimit": "1"}}),
+                &json!({map: {"divisor": "1000m", "sizeLimit": "1"}})
+            ));
+            assert!(!semantic_eq(
+                &json!({map: {"limits": {"cpu": "1"}}}),
+                &json!({map: {"limits": {"cpu": "1000m"}}})
+            ));
+            assert!(semantic_eq(&json!({map: {}}), &json!({})));
+        }
+        // values past any machine integer compare exactly (no saturation into equality)
+        assert!(!semantic_eq(
+            &json!({"limits": {"memory": "1e30"}}),
+            &json!({"limits": {"memory": "2e30"}})
+        ));
+        assert!(!semantic_eq(
+            &json!({"sizeLimit": "-1e40"}),
+            &json!({"sizeLimit": "-2e40"})
+        ));
+        assert!(semantic_eq(
+            &json!({"limits": {"memory": "1e30"}}),
+            &json!({"limits": {"memory": "1000000000000000000000000000000"}})
+        ));
+        // resource lists are compared rounded up to milli-units (SetDefaults_ResourceList),
+        // a size limit or a divisor at nano-units
+        assert!(semantic_eq(
+            &json!({"requests": {"cpu": "1.0001"}}),
+            &json!({"requests": {"cpu": "1001m"}})
+        ));
+        assert!(semantic_eq(
+            &json!({"overhead": {"cpu": "1n"}}),
+            &json!({"overhead": {"cpu": "2n"}})
+        ));
+        assert!(semantic_eq(
+            &json!({"limits": {"cpu": "-1.0001"}}),
+            &json!({"limits": {"cpu": "-1001m"}})
+        ));
+        assert!(!semantic_eq(
+            &json!({"sizeLimit": "1n"}),
+            &json!({"sizeLimit": "2n"})
+        ));
+        assert!(!semantic_eq(
+            &json!({"divisor": "1n"}),
+            &json!({"divisor": "2n"})
+        ));
+        // not quantities (Go refuses them): text, equal only to itself
+        assert!(!semantic_eq(
+            &json!({"limits": {"cpu": "+-1"}}),
+            &json!({"limits": {"cpu": "1"}})
         ));
     }
 

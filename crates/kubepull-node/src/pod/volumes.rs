@@ -408,7 +408,7 @@ pub fn memory_medium_size(pod: &Pod, size_limit: Option<u64>, node_memory: u64) 
         .collect();
     let pod_limit = limits
         .filter(|l| !l.is_empty())
-        .map(|l| l.iter().sum::<u64>());
+        .map(|l| l.iter().fold(0u64, |sum, n| sum.saturating_add(*n)));
     [Some(node_memory), pod_limit, size_limit]
         .into_iter()
         .flatten()
@@ -649,8 +649,16 @@ pub fn resource_value(
         0 => 1,
         d => d,
     };
-    // math.Ceil(q / div)
-    let v = q / div + i128::from(q % div != 0 && (q < 0) == (div < 0));
+    // math.Ceil(q / div); the API server refuses negative quantities and divisors outside its
+    // lists, but an object stored before it did (or any quantity past i128, which saturates)
+    // must not overflow here: `i128::MIN / -1` has no value
+    let (Some(quot), Some(rem)) = (q.checked_div(div), q.checked_rem(div)) else {
+        return Err(format!(
+            "resource {}: quantity out of range",
+            kubepull_core::gostr::quote(resource)
+        ));
+    };
+    let v = quot + i128::from(rem != 0 && (q < 0) == (div < 0));
     Ok(v.to_string())
 }
 
@@ -1469,6 +1477,48 @@ mod tests {
         );
     }
 
+    /// Negative and saturated quantities (stored before the API server refused them) give a
+    /// value or an error naming the resource, never an overflow.
+    #[test]
+    fn resource_values_out_of_range() {
+        let c = |mem: &str, cpu: &str| -> Container {
+            serde_json::from_value(serde_json::json!({
+                "name": "app", "resources": {"limits": {"cpu": cpu, "memory": mem}}
+            }))
+            .unwrap()
+        };
+        // -2e40 saturates to i128::MIN, which -1 cannot divide
+        assert_eq!(
+            resource_value(&c("-2e40", "1"), "limits.memory", Some("-1")),
+            Err("resource \"limits.memory\": quantity out of range".to_string())
+        );
+        assert_eq!(
+            resource_value(&c("-2e40", "-2e40"), "limits.cpu", Some("-1m")),
+            Err("resource \"limits.cpu\": quantity out of range".to_string())
+        );
+        assert_eq!(
+            resource_value(&c("2e40", "1"), "limits.memory", Some("-1")).unwrap(),
+            (-i128::MAX).to_string()
+        );
+        assert_eq!(
+            resource_value(&c("2e40", "1"), "limits.memory", None).unwrap(),
+            i128::MAX.to_string()
+        );
+        // negative values round up (towards +∞, math.Ceil)
+        assert_eq!(
+            resource_value(&c("-3", "1"), "limits.memory", Some("2")).unwrap(),
+            "-1"
+        );
+        assert_eq!(
+            resource_value(&c("-3", "1"), "limits.memory", Some("-2")).unwrap(),
+            "2"
+        );
+        assert_eq!(
+            resource_value(&c("1", "-1500m"), "limits.cpu", Some("1")).unwrap(),
+            "-1"
+        );
+    }
+
     #[test]
     fn memory_medium_size_is_the_smallest_limit() {
         let pod = |limits: &[Option<&str>]| -> Pod {
@@ -1497,6 +1547,15 @@ mod tests {
             Some(1 << 30)
         );
         assert_eq!(memory_medium_size(&pod(&[None]), None, 0), None);
+        // limits past u64 saturate rather than overflow their sum
+        assert_eq!(
+            memory_medium_size(&pod(&[Some("16Ei"), Some("1e30")]), None, 0),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            memory_medium_size(&pod(&[Some("16Ei"), Some("16Ei")]), Some(mi), 0),
+            Some(mi)
+        );
     }
 
     #[test]
