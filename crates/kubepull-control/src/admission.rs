@@ -1414,8 +1414,14 @@ pub(crate) fn defaulted(r: &Resource, mut obj: Value) -> Value {
 /// decodes what it reads with them: an object stored before a default was added reads as one
 /// written since, so an update's comparisons (a Pod's immutable spec, a running Job's
 /// template, whether the spec changed) see only what the client changed. An object that does
-/// not decode as its kind (or a custom resource) is left as stored.
+/// not decode as its kind (or a custom resource) is left as stored. Only the kinds with a pod
+/// template ([`pod_template_path`]: Pods, Deployments, ReplicaSets, Jobs, CronJobs) are decoded,
+/// for the pod and pod-template defaults that earlier builds did not store; every other kind is
+/// returned as it is, without a copy or a decode.
 pub fn default_stored(r: &Resource, obj: &mut Value) {
+    if pod_template_path(r).is_none() || !obj.is_object() {
+        return;
+    }
     let o = Opts {
         find_unknown: false,
         defaults: true,
@@ -1578,6 +1584,48 @@ mod tests {
 
     fn secret() -> &'static Resource {
         crate::resources::find("", "v1", "secrets").unwrap()
+    }
+
+    /// Only kinds with a pod template are decoded for their defaults when read from storage;
+    /// the others (Services, ConfigMaps, Leases, …) are returned untouched, unknown fields and
+    /// all, without a typed round trip.
+    #[test]
+    fn default_stored_decodes_only_pod_template_kinds() {
+        for (group, plural, obj) in [
+            (
+                "",
+                "services",
+                json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}], "bogus": 1}}),
+            ),
+            (
+                "",
+                "configmaps",
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c"}, "bogus": 1}),
+            ),
+            (
+                "coordination.k8s.io",
+                "leases",
+                json!({"apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease", "metadata": {"name": "l"}, "bogus": 1}),
+            ),
+        ] {
+            let r = crate::resources::find(group, "v1", plural).unwrap();
+            let mut stored = obj.clone();
+            default_stored(r, &mut stored);
+            assert_eq!(stored, obj, "{plural}");
+        }
+        let pods = crate::resources::find("", "v1", "pods").unwrap();
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}]}]}});
+        default_stored(pods, &mut pod);
+        assert_eq!(pod["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+        // a stored value that does not decode is left as it is
+        let mut bad = json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": 1}});
+        let before = bad.clone();
+        default_stored(pods, &mut bad);
+        assert_eq!(bad, before);
     }
 
     #[test]

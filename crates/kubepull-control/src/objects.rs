@@ -390,6 +390,12 @@ fn prepare_update(
     }
 }
 
+/// [`admission::default_stored`] of an owned object.
+fn stored_with_defaults(r: &Resource, mut obj: Value) -> Value {
+    admission::default_stored(r, &mut obj);
+    obj
+}
+
 /// Reads a stored value into an object with its resourceVersion.
 pub fn decode(kv: &KeyValue) -> Value {
     let mut v: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
@@ -983,10 +989,12 @@ impl Objects {
     }
 
     /// A stored object as served: custom resources in the requested version.
+    /// An object read from storage as a client sees it: a custom resource in its served form,
+    /// a built-in kind with its defaults ([`admission::default_stored`]).
     fn present(&self, r: &Resource, obj: Value) -> Value {
         match self.crds.served(r) {
             Some(sv) => crate::crd::present(&sv, obj),
-            None => obj,
+            None => stored_with_defaults(r, obj),
         }
     }
 
@@ -1169,7 +1177,7 @@ impl Objects {
                 for kv in &page.items {
                     let obj = match &cr {
                         Some(sv) => crate::crd::present(sv, decode(kv)),
-                        None => decode(kv),
+                        None => stored_with_defaults(r, decode(kv)),
                     };
                     if filter.matches(&obj) {
                         out.push(obj);
@@ -1785,8 +1793,7 @@ impl Objects {
             .await
             .map_err(|e| store_err(r, name, e))?
             .ok_or_else(|| ApiError::not_found(r, name))?;
-        let mut old = self.present(r, decode(&cur_kv));
-        admission::default_stored(r, &mut old);
+        let old = self.present(r, decode(&cur_kv));
         // an update without a UID keeps the stored one (`rest.BeforeUpdate`); a UID in the
         // body is a precondition (`defaultUpdatedObjectInfo.Preconditions`), which a re-created
         // object fails with 409 (`Preconditions.Check`, `InterpretUpdateError`); the storage
@@ -2334,7 +2341,7 @@ impl Objects {
         let cr = self.crds.served(r);
         let present = move |o: Value| match &cr {
             Some(sv) => crate::crd::present(sv, o),
-            None => o,
+            None => stored_with_defaults(sr, o),
         };
         tokio::spawn(async move {
             while let Some(ev) = w.events.recv().await {
