@@ -768,6 +768,34 @@ pub(crate) fn workload_warnings(r: &Resource, obj: &Value) -> Vec<String> {
     }
 }
 
+/// The name warning of a strategy's `WarningsOnCreate`: a name that is not a DNS label
+/// (`IsDNS1123Label`) for a kind whose name becomes a hostname — a Pod's
+/// (pkg/registry/core/pod/strategy.go), a Deployment's, ReplicaSet's, Job's and CronJob's
+/// (pkg/registry/apps/deployment, apps/replicaset, batch/job, batch/cronjob `strategy.go`),
+/// which become Pod names. Given before the kind's other warnings, as upstream.
+pub(crate) fn name_warnings(r: &Resource, obj: &Value) -> Vec<String> {
+    let used_in = match (r.group, r.kind) {
+        ("", "Pod") => "the Pod's hostname",
+        ("apps", "Deployment" | "ReplicaSet") | ("batch", "Job" | "CronJob") => {
+            "Pod names and hostnames"
+        }
+        _ => return vec![],
+    };
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let msgs = dns1123_label_problems(name);
+    if msgs.is_empty() {
+        return vec![];
+    }
+    // Go's `%v` of a []string
+    vec![format!(
+        "metadata.name: this is used in {used_in}, which can result in surprising behavior; a DNS label is recommended: [{}]",
+        msgs.join(" ")
+    )]
+}
+
 /// Where a kind keeps its pod template, as pod-security-admission's `PodSpecExtractor` and the
 /// strategies' warnings name it: `""` for a Pod (its own metadata and spec), `spec.template`,
 /// a CronJob's `spec.jobTemplate.spec.template`; `None` for kinds without pods.
@@ -1584,6 +1612,38 @@ mod tests {
 
     fn secret() -> &'static Resource {
         crate::resources::find("", "v1", "secrets").unwrap()
+    }
+
+    /// `WarningsOnCreate`'s name warning, for the kinds whose names become hostnames.
+    #[test]
+    fn name_warnings_for_hostname_kinds() {
+        let find = |g, v, p| crate::resources::find(g, v, p).unwrap();
+        let named = |n: &str| json!({"metadata": {"name": n}});
+        assert_eq!(
+            name_warnings(find("", "v1", "pods"), &named("a.b")),
+            ["metadata.name: this is used in the Pod's hostname, which can result in surprising behavior; a DNS label is recommended: [must not contain dots]"]
+        );
+        let long = format!("{}.x", "a".repeat(64));
+        for (g, p) in [
+            ("apps", "deployments"),
+            ("apps", "replicasets"),
+            ("batch", "jobs"),
+            ("batch", "cronjobs"),
+        ] {
+            assert_eq!(
+                name_warnings(find(g, "v1", p), &named("web.v1")),
+                ["metadata.name: this is used in Pod names and hostnames, which can result in surprising behavior; a DNS label is recommended: [must not contain dots]"],
+                "{p}"
+            );
+            assert_eq!(
+                name_warnings(find(g, "v1", p), &named(&long)),
+                [format!("metadata.name: this is used in Pod names and hostnames, which can result in surprising behavior; a DNS label is recommended: [must be no more than 63 characters must not contain dots]")],
+                "{p}"
+            );
+            assert!(name_warnings(find(g, "v1", p), &named("web-1")).is_empty());
+        }
+        assert!(name_warnings(find("", "v1", "services"), &named("a.b")).is_empty());
+        assert!(name_warnings(find("", "v1", "configmaps"), &named("a.b")).is_empty());
     }
 
     /// Only kinds with a pod template are decoded for their defaults when read from storage;

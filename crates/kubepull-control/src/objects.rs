@@ -143,7 +143,8 @@ fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
 
 /// The field whose change counts `metadata.generation` up, for the kinds whose strategy keeps
 /// one (`PrepareForCreate` sets 1, `PrepareForUpdate` adds one when the field changed):
-/// Deployments, ReplicaSets, Jobs, CronJobs and CustomResourceDefinitions by their `spec`,
+/// Deployments (and their annotations), ReplicaSets, Jobs, CronJobs and
+/// CustomResourceDefinitions by their `spec` ([`generation_changed`]),
 /// webhook configurations by their `webhooks`; custom resources (`is_cr`) by everything but
 /// their metadata and status ([`crate::crd::spec_changed`]).
 fn generation_field(r: &Resource, is_cr: bool) -> Option<&'static str> {
@@ -160,6 +161,21 @@ fn generation_field(r: &Resource, is_cr: bool) -> Option<&'static str> {
         ) => Some("webhooks"),
         _ => None,
     }
+}
+
+/// Whether an update counts a built-in kind's generation up: the webhook configurations by
+/// `reflect.DeepEqual` of their `webhooks` (an empty list is not an absent one), the others by
+/// `apiequality.Semantic.DeepEqual` of their `spec` (quantities by value), and a Deployment by
+/// its annotations too, which its ReplicaSets copy (`deploymentStrategy.PrepareForUpdate`).
+fn generation_changed(r: &Resource, old: &Value, new: &Value, field: &str) -> bool {
+    use crate::podupdate::semantic_eq;
+    if field == "webhooks" {
+        return old.get(field) != new.get(field);
+    }
+    let annotations = |o: &Value| json!({"annotations": o.pointer("/metadata/annotations")});
+    (old.get(field) != new.get(field) && !semantic_eq(&old.get(field), &new.get(field)))
+        || ((r.group, r.kind) == ("apps", "Deployment")
+            && !semantic_eq(&annotations(old), &annotations(new)))
 }
 
 /// Drops from an update's `causes` those the stored object `old` has itself, at a path whose
@@ -379,9 +395,7 @@ fn prepare_update(
                 let changed = if cr.is_some() {
                     crate::crd::spec_changed(old, &obj)
                 } else {
-                    // `apiequality.Semantic.DeepEqual` of the specs (quantities by value)
-                    old.get(field) != obj.get(field)
-                        && !crate::podupdate::semantic_eq(&old.get(field), &obj.get(field))
+                    generation_changed(r, old, &obj, field)
                 };
                 obj["metadata"]["generation"] = json!(if changed { g + 1 } else { g });
             }
@@ -1365,6 +1379,9 @@ impl Objects {
             return Err(ApiError::invalid(r, &name, causes));
         }
         // the strategy's `WarningsOnCreate`, once the object is valid
+        admission::name_warnings(r, &obj)
+            .into_iter()
+            .for_each(crate::warnings::add);
         add_pod_warnings(r, &obj, parts);
         self.pod_security_admission(r, ns, &requested_name, &obj, None, parts)
             .await?;
