@@ -262,13 +262,25 @@ impl SetDefaults
 {
 }
 
+/// A new object's `status` as Go encodes an unset one for the mutating webhooks (a struct, not a
+/// pointer, so its zero value: `{}`, a ReplicaSet's `{"replicas":0}`, a Service's
+/// `{"loadBalancer":{}}`), for the kinds whose strategies reset it; `None` for the others.
+pub(crate) fn zero_status(r: &Resource) -> Option<Value> {
+    match (r.group, r.kind) {
+        ("", "Pod" | "Namespace") => Some(json!({})),
+        _ => new_status(r),
+    }
+}
+
 /// What the registry strategies set once the server has filled in the metadata (name, UID):
 /// on `create` the status the strategy's `PrepareForCreate` starts a new object with
 /// ([`new_status`]), a Job's generated selector on `create` only (`PrepareForCreate`,
 /// pkg/registry/batch/job/strategy.go; see [`crate::controllers::job::generate_selector`]) and
 /// a Namespace's name label for a generated name (`Canonicalize`,
-/// pkg/registry/core/namespace/strategy.go). Runs on create, update and after a mutating
-/// webhook, after [`decode`]. (A Pod's is [`crate::defaults::prepare_pod_create`].)
+/// pkg/registry/core/namespace/strategy.go). Runs after mutating admission, as `rest.BeforeCreate`
+/// and `rest.BeforeUpdate` run in the storage after it (k8s.io/apiserver `handlers/create.go`
+/// admits before `Store.Create`), and after [`decode`]. (A Pod's is
+/// [`crate::defaults::prepare_pod_create`].)
 pub fn prepare(r: &Resource, obj: &mut Value, create: bool) {
     if let Some(status) = new_status(r).filter(|_| create) {
         obj["status"] = status;
@@ -1244,7 +1256,9 @@ fn go_map(v: &Value) -> String {
 /// Node's) or have none.
 fn new_status(r: &Resource) -> Option<Value> {
     match (r.group, r.kind) {
-        ("apps", "Deployment" | "ReplicaSet") | ("batch", "Job" | "CronJob") => Some(json!({})),
+        // `ReplicaSetStatus.Replicas` has no omitempty
+        ("apps", "ReplicaSet") => Some(json!({"replicas": 0})),
+        ("apps", "Deployment") | ("batch", "Job" | "CronJob") => Some(json!({})),
         ("", "Service") => Some(json!({"loadBalancer": {}})),
         ("", "Namespace") => Some(json!({"phase": "Active"})),
         _ => None,
@@ -2030,7 +2044,7 @@ mod tests {
                 "apps",
                 "replicasets",
                 json!({"template": template}),
-                json!({}),
+                json!({"replicas": 0}),
             ),
             (
                 "batch",

@@ -44,7 +44,11 @@ pub(crate) fn default_pod(pod: &mut core::Pod) {
 /// replaced by phase Pending and the QoS class (`qos.GetPodQOS`, read before the status is
 /// replaced: a class the body gives, else the one the resources make), then
 /// `applySchedulingGatedCondition` adds PodScheduled=False (SchedulingGated) to a pod with
-/// scheduling gates.
+/// scheduling gates. Not ported: the rest of upstream's `PrepareForCreate` —
+/// `mutatePodAffinity` (a pod affinity term's `matchLabelKeys` / `mismatchLabelKeys` turned
+/// into label-selector requirements from the pod's labels) and `applyAppArmorVersionSkew`
+/// (the AppArmor annotations and `appArmorProfile` fields kept in step); such pods are stored
+/// as sent.
 pub(crate) fn prepare_pod_create(pod: &mut core::Pod) {
     let spec = pod.spec.as_ref();
     let qos = match pod

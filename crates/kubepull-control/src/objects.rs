@@ -1313,14 +1313,17 @@ impl Objects {
         if let Some(p) = &mut pod {
             self.admit_pod(ns, &name, p).await?;
             obj = serde_json::to_value(&*p).map_err(|e| ApiError::internal(e.to_string()))?;
-        } else {
-            admission::prepare(r, &mut obj, true);
-            if crate::crd::is_crd(r) {
-                crate::crd::default_crd(&mut obj);
-                crate::crd::warn_unsupported(&obj);
-                if let Some(o) = obj.as_object_mut() {
-                    o.remove("status");
-                }
+        } else if crate::crd::is_crd(r) {
+            crate::crd::default_crd(&mut obj);
+            crate::crd::warn_unsupported(&obj);
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
+        // the webhooks see the body as Go encodes it: an unset status struct is its zero value
+        if obj.get("status").is_none() {
+            if let Some(zero) = admission::zero_status(r) {
+                obj["status"] = zero;
             }
         }
         let mut attrs = Attributes {
@@ -1350,11 +1353,13 @@ impl Objects {
             // webhook's patched object back into the typed Pod)
             pod = Some(typed(&obj)?);
         }
+        // the strategy's `PrepareForCreate`, after mutating admission (`rest.BeforeCreate`)
         if let Some(p) = &mut pod {
-            // the pod strategy's `PrepareForCreate`, after mutating admission
             crate::defaults::prepare_pod_create(p);
             obj["status"] =
                 serde_json::to_value(&p.status).map_err(|e| ApiError::internal(e.to_string()))?;
+        } else {
+            admission::prepare(r, &mut obj, true);
         }
         // the RBAC storage's escalation check, on what mutating admission made (as the name
         // the request gave: upstream generates a name after it)
