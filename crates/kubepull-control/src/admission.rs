@@ -1651,7 +1651,7 @@ mod tests {
             );
             assert_eq!(
                 name_warnings(find(g, "v1", p), &named(&long)),
-                [format!("metadata.name: this is used in Pod names and hostnames, which can result in surprising behavior; a DNS label is recommended: [must be no more than 63 characters must not contain dots]")],
+                ["metadata.name: this is used in Pod names and hostnames, which can result in surprising behavior; a DNS label is recommended: [must be no more than 63 characters must not contain dots]"],
                 "{p}"
             );
             assert!(name_warnings(find(g, "v1", p), &named("web-1")).is_empty());

@@ -119,10 +119,13 @@ impl Quantity {
         // Go's fast path (an int64 at a scale of at least nano) takes a number without digits
         // as 0; the arbitrary-precision one refuses it (`inf.Dec.SetString("")`)
         let fast = if base2 {
-            frac.is_empty()
-                && 15 - int_digits as i64 - (exponent as f32 * 3.0 / 10.0) as i64 - 1 >= 0
+            // `precision = 15 - len(num) - int32(float32(exponent)*3/10) - 1`
+            let precision = 15 - int_digits as i64 - (exponent as f32 * 3.0 / 10.0) as i64 - 1;
+            frac.is_empty() && precision >= 0
         } else {
-            18 - (int_digits + frac.len()) as i64 >= 0 && exponent - frac.len() as i64 >= -9
+            // `precision = maxInt64Factors - len(num) - len(denom)`, and a scale of at least nano
+            let precision = 18 - (int_digits + frac.len()) as i64;
+            precision >= 0 && exponent - frac.len() as i64 >= -9
         };
         if !has_digits && !fast {
             return None;
