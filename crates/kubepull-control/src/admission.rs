@@ -111,61 +111,9 @@ pub fn validate_name(r: &Resource, name: &str, generate_name: Option<&str>) -> V
 
 /// Kubernetes' defaulting functions for a typed object, run as it is decoded (kube-apiserver's
 /// codec applies `SetDefaults_*` while decoding a request body). Kinds without defaults keep the
-/// empty default.
+/// empty default. A Pod's and the pod templates' are in [`crate::defaults`].
 pub(crate) trait SetDefaults {
     fn set_defaults(&mut self) {}
-}
-
-/// `SetDefaults_PodSpec`, `SetDefaults_Container` and `SetDefaults_PodSecurityContext`
-/// (kubernetes `pkg/apis/core/v1/defaults.go`), the fields served here: restart policy, grace
-/// period, DNS policy, scheduler, service links, and each (init) container's pull policy
-/// (`:latest` or no tag → Always), termination message path/policy and resources.
-pub fn default_pod_spec(spec: &mut core::PodSpec) {
-    // Go's defaults test a string field for "": an empty one is unset
-    fn or(f: &mut Option<String>, v: &str) {
-        if f.as_deref().is_none_or(str::is_empty) {
-            *f = Some(v.into());
-        }
-    }
-    or(&mut spec.restart_policy, "Always");
-    spec.termination_grace_period_seconds.get_or_insert(30);
-    or(&mut spec.dns_policy, "ClusterFirst");
-    or(&mut spec.scheduler_name, "default-scheduler");
-    spec.security_context.get_or_insert_with(Default::default);
-    spec.enable_service_links.get_or_insert(true);
-    let init = spec.init_containers.iter_mut().flatten();
-    for c in spec.containers.iter_mut().chain(init) {
-        let image = c.image.as_deref().unwrap_or("");
-        if c.image_pull_policy.as_deref().is_none_or(str::is_empty) && !image.is_empty() {
-            let p = kubepull_core::pullpolicy::default_pull_policy(image);
-            c.image_pull_policy = Some(p.as_str().into());
-        }
-        or(&mut c.termination_message_path, "/dev/termination-log");
-        or(&mut c.termination_message_policy, "File");
-        c.resources.get_or_insert_with(Default::default);
-    }
-}
-
-fn default_template(t: Option<&mut core::PodTemplateSpec>) {
-    if let Some(spec) = t.and_then(|t| t.spec.as_mut()) {
-        default_pod_spec(spec);
-    }
-}
-
-impl SetDefaults for core::Pod {
-    /// `SetDefaults_PodSpec` and, for a Pod only, a negative `terminationGracePeriodSeconds`
-    /// made 1 on the way in (`Convert_v1_Pod_To_core_Pod` since kubernetes 1.27, later
-    /// `SetDefaults_Pod`); a template's is kept, with a warning ([`pod_spec_warnings`]).
-    fn set_defaults(&mut self) {
-        if let Some(spec) = &mut self.spec {
-            default_pod_spec(spec);
-            if let Some(n) = spec.termination_grace_period_seconds.as_mut() {
-                if *n < 0 {
-                    *n = 1;
-                }
-            }
-        }
-    }
 }
 
 impl SetDefaults for core::Secret {
@@ -200,7 +148,7 @@ impl SetDefaults for apps::Deployment {
             ru.max_surge
                 .get_or_insert_with(|| IntOrString::String("25%".into()));
         }
-        default_template(Some(&mut spec.template));
+        crate::defaults::default_pod_template(Some(&mut spec.template));
     }
 }
 
@@ -209,7 +157,7 @@ impl SetDefaults for apps::ReplicaSet {
     fn set_defaults(&mut self) {
         let spec = self.spec.get_or_insert_with(Default::default);
         spec.replicas.get_or_insert(1);
-        default_template(spec.template.as_mut());
+        crate::defaults::default_pod_template(spec.template.as_mut());
     }
 }
 
@@ -222,7 +170,7 @@ impl SetDefaults for core::Service {
 impl SetDefaults for batch::Job {
     fn set_defaults(&mut self) {
         crate::controllers::job::default_job(self);
-        default_template(self.spec.as_mut().map(|s| &mut s.template));
+        crate::defaults::default_pod_template(self.spec.as_mut().map(|s| &mut s.template));
     }
 }
 
@@ -233,7 +181,7 @@ impl SetDefaults for batch::CronJob {
             .spec
             .as_mut()
             .and_then(|s| s.job_template.spec.as_mut());
-        default_template(js.map(|s| &mut s.template));
+        crate::defaults::default_pod_template(js.map(|s| &mut s.template));
     }
 }
 
@@ -314,13 +262,29 @@ impl SetDefaults
 {
 }
 
+/// A new object's `status` as Go encodes an unset one for the mutating webhooks (a struct, not a
+/// pointer, so its zero value: `{}`, a ReplicaSet's `{"replicas":0}`, a Service's
+/// `{"loadBalancer":{}}`), for the kinds whose strategies reset it; `None` for the others.
+pub(crate) fn zero_status(r: &Resource) -> Option<Value> {
+    match (r.group, r.kind) {
+        ("", "Pod" | "Namespace") => Some(json!({})),
+        _ => new_status(r),
+    }
+}
+
 /// What the registry strategies set once the server has filled in the metadata (name, UID):
-/// a Job's generated selector on `create` only (`PrepareForCreate`,
+/// on `create` the status the strategy's `PrepareForCreate` starts a new object with
+/// ([`new_status`]), a Job's generated selector on `create` only (`PrepareForCreate`,
 /// pkg/registry/batch/job/strategy.go; see [`crate::controllers::job::generate_selector`]) and
 /// a Namespace's name label for a generated name (`Canonicalize`,
-/// pkg/registry/core/namespace/strategy.go). Runs on create, update and after a mutating
-/// webhook, after [`decode`].
+/// pkg/registry/core/namespace/strategy.go). Runs after mutating admission, as `rest.BeforeCreate`
+/// and `rest.BeforeUpdate` run in the storage after it (k8s.io/apiserver `handlers/create.go`
+/// admits before `Store.Create`), and after [`decode`]. (A Pod's is
+/// [`crate::defaults::prepare_pod_create`].)
 pub fn prepare(r: &Resource, obj: &mut Value, create: bool) {
+    if let Some(status) = new_status(r).filter(|_| create) {
+        obj["status"] = status;
+    }
     match (r.group, r.kind) {
         ("batch", "Job") => crate::controllers::job::generate_selector(obj, create),
         ("", "Namespace") => {
@@ -429,7 +393,8 @@ impl<'a> From<&'a core::EphemeralContainer> for ContainerView<'a> {
 /// (`validatePullPolicy`) and, of the security context (`ValidateSecurityContext`), a
 /// privileged container where the cluster's policy disallows it ([`with_privileged_policy`])
 /// and the user and group IDs. A policy left unset is one the defaults did not set (they set
-/// it for every container with an image), so only a set one is checked.
+/// it for every container a body brings; a caller's spec built without them may lack it), so
+/// only a set one is checked.
 fn validate_container_common(c: &ContainerView<'_>, cp: &str, causes: &mut Vec<Cause>) {
     if c.name.is_empty() {
         causes.push(Cause::required(format!("{cp}.name"), ""));
@@ -503,7 +468,8 @@ fn validate_container_only_for_pod(image: &str, cp: &str, causes: &mut Vec<Cause
 /// restart and DNS policies, the node selector's labels, the
 /// pod security context's user and group IDs (`validatePodSpecSecurityContext`), the
 /// scheduling gates (`validateSchedulingGates`), the node name, `activeDeadlineSeconds` (1 to
-/// MaxInt32) and the tolerations ([`validate_tolerations`]).
+/// MaxInt32), the tolerations ([`validate_tolerations`]) and the resource quantities
+/// ([`crate::quantities::validate_pod_spec`]).
 /// `imagePullSecrets` entries have only a name, which may be empty (the kubelet skips it):
 /// that is a warning ([`pod_spec_warnings`]), not an error.
 pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut Vec<Cause>) {
@@ -644,6 +610,7 @@ pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut V
     if let Some(t) = spec.tolerations.as_deref().filter(|t| !t.is_empty()) {
         validate_tolerations(t, &format!("{path}.tolerations"), causes);
     }
+    crate::quantities::validate_pod_spec(spec, path, causes);
 }
 
 /// `ValidateTolerations` (pkg/apis/core/validation/validation.go): the key a label name; an
@@ -796,6 +763,49 @@ pub(crate) fn pod_spec_warnings(spec: &core::PodSpec, template: &str) -> Vec<Str
         ));
     }
     warnings
+}
+
+/// The warnings a workload's strategy gives for its own spec before its pod template's
+/// (`WarningsOnCreate`, and `WarningsOnUpdate` when the spec changed): a Job's and a CronJob's
+/// job spec (`WarningsForJobSpec`, pkg/registry/batch/job/strategy.go and
+/// pkg/registry/batch/cronjob/strategy.go).
+pub(crate) fn workload_warnings(r: &Resource, obj: &Value) -> Vec<String> {
+    use crate::controllers::job::job_spec_warnings;
+    match (r.group, r.kind) {
+        ("batch", "Job") => job_spec_warnings(obj, "/spec", "spec"),
+        ("batch", "CronJob") => {
+            job_spec_warnings(obj, "/spec/jobTemplate/spec", "spec.jobTemplate.spec")
+        }
+        _ => vec![],
+    }
+}
+
+/// The name warning of a strategy's `WarningsOnCreate`: a name that is not a DNS label
+/// (`IsDNS1123Label`) for a kind whose name becomes a hostname — a Pod's
+/// (pkg/registry/core/pod/strategy.go), a Deployment's, ReplicaSet's, Job's and CronJob's
+/// (pkg/registry/apps/deployment, apps/replicaset, batch/job, batch/cronjob `strategy.go`),
+/// which become Pod names. Given before the kind's other warnings, as upstream.
+pub(crate) fn name_warnings(r: &Resource, obj: &Value) -> Vec<String> {
+    let used_in = match (r.group, r.kind) {
+        ("", "Pod") => "the Pod's hostname",
+        ("apps", "Deployment" | "ReplicaSet") | ("batch", "Job" | "CronJob") => {
+            "Pod names and hostnames"
+        }
+        _ => return vec![],
+    };
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let msgs = dns1123_label_problems(name);
+    if msgs.is_empty() {
+        return vec![];
+    }
+    // Go's `%v` of a []string
+    vec![format!(
+        "metadata.name: this is used in {used_in}, which can result in surprising behavior; a DNS label is recommended: [{}]",
+        msgs.join(" ")
+    )]
 }
 
 /// Where a kind keeps its pod template, as pod-security-admission's `PodSpecExtractor` and the
@@ -1237,6 +1247,24 @@ fn go_map(v: &Value) -> String {
     format!("{{{}}}", items.join(", "))
 }
 
+/// The status a new object of `r` starts with whatever the body says, as its strategy's
+/// `PrepareForCreate` sets it: empty for a Deployment, ReplicaSet
+/// (pkg/registry/apps/deployment, replicaset `strategy.go`), Job and CronJob
+/// (pkg/registry/batch/job, cronjob) and Service (pkg/registry/core/service; its empty
+/// load-balancer status as Go encodes it); phase Active for a Namespace
+/// (pkg/registry/core/namespace). `None` for kinds whose create keeps the body's status (a
+/// Node's) or have none.
+fn new_status(r: &Resource) -> Option<Value> {
+    match (r.group, r.kind) {
+        // `ReplicaSetStatus.Replicas` has no omitempty
+        ("apps", "ReplicaSet") => Some(json!({"replicas": 0})),
+        ("apps", "Deployment") | ("batch", "Job" | "CronJob") => Some(json!({})),
+        ("", "Service") => Some(json!({"loadBalancer": {}})),
+        ("", "Namespace") => Some(json!({"phase": "Active"})),
+        _ => None,
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Opts {
     /// list the input's unknown fields (keeps the input until then)
@@ -1424,6 +1452,28 @@ pub(crate) fn defaulted(r: &Resource, mut obj: Value) -> Value {
     obj
 }
 
+/// The kind's defaults applied to an object read from storage, as kube-apiserver's storage codec
+/// decodes what it reads with them: an object stored before a default was added reads as one
+/// written since, so an update's comparisons (a Pod's immutable spec, a running Job's
+/// template, whether the spec changed) see only what the client changed. An object that does
+/// not decode as its kind (or a custom resource) is left as stored. Only the kinds with a pod
+/// template ([`pod_template_path`]: Pods, Deployments, ReplicaSets, Jobs, CronJobs) are decoded,
+/// for the pod and pod-template defaults that earlier builds did not store; every other kind is
+/// returned as it is, without a copy or a decode.
+pub fn default_stored(r: &Resource, obj: &mut Value) {
+    if pod_template_path(r).is_none() || !obj.is_object() {
+        return;
+    }
+    let o = Opts {
+        find_unknown: false,
+        defaults: true,
+    };
+    let mut typed = obj.clone();
+    if let Some(Decoded::Typed { .. }) = decode_typed(r, &mut typed, o) {
+        *obj = typed;
+    }
+}
+
 /// Strict decoding: fields the typed object does not have (`strict decoding error: unknown
 /// field "spec.foo"`).
 pub fn unknown_fields(r: &Resource, obj: &Value) -> Vec<String> {
@@ -1576,6 +1626,80 @@ mod tests {
 
     fn secret() -> &'static Resource {
         crate::resources::find("", "v1", "secrets").unwrap()
+    }
+
+    /// `WarningsOnCreate`'s name warning, for the kinds whose names become hostnames.
+    #[test]
+    fn name_warnings_for_hostname_kinds() {
+        let find = |g, v, p| crate::resources::find(g, v, p).unwrap();
+        let named = |n: &str| json!({"metadata": {"name": n}});
+        assert_eq!(
+            name_warnings(find("", "v1", "pods"), &named("a.b")),
+            ["metadata.name: this is used in the Pod's hostname, which can result in surprising behavior; a DNS label is recommended: [must not contain dots]"]
+        );
+        let long = format!("{}.x", "a".repeat(64));
+        for (g, p) in [
+            ("apps", "deployments"),
+            ("apps", "replicasets"),
+            ("batch", "jobs"),
+            ("batch", "cronjobs"),
+        ] {
+            assert_eq!(
+                name_warnings(find(g, "v1", p), &named("web.v1")),
+                ["metadata.name: this is used in Pod names and hostnames, which can result in surprising behavior; a DNS label is recommended: [must not contain dots]"],
+                "{p}"
+            );
+            assert_eq!(
+                name_warnings(find(g, "v1", p), &named(&long)),
+                ["metadata.name: this is used in Pod names and hostnames, which can result in surprising behavior; a DNS label is recommended: [must be no more than 63 characters must not contain dots]"],
+                "{p}"
+            );
+            assert!(name_warnings(find(g, "v1", p), &named("web-1")).is_empty());
+        }
+        assert!(name_warnings(find("", "v1", "services"), &named("a.b")).is_empty());
+        assert!(name_warnings(find("", "v1", "configmaps"), &named("a.b")).is_empty());
+    }
+
+    /// Only kinds with a pod template are decoded for their defaults when read from storage;
+    /// the others (Services, ConfigMaps, Leases, …) are returned untouched, unknown fields and
+    /// all, without a typed round trip.
+    #[test]
+    fn default_stored_decodes_only_pod_template_kinds() {
+        for (group, plural, obj) in [
+            (
+                "",
+                "services",
+                json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}], "bogus": 1}}),
+            ),
+            (
+                "",
+                "configmaps",
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c"}, "bogus": 1}),
+            ),
+            (
+                "coordination.k8s.io",
+                "leases",
+                json!({"apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease", "metadata": {"name": "l"}, "bogus": 1}),
+            ),
+        ] {
+            let r = crate::resources::find(group, "v1", plural).unwrap();
+            let mut stored = obj.clone();
+            default_stored(r, &mut stored);
+            assert_eq!(stored, obj, "{plural}");
+        }
+        let pods = crate::resources::find("", "v1", "pods").unwrap();
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}]}]}});
+        default_stored(pods, &mut pod);
+        assert_eq!(pod["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+        // a stored value that does not decode is left as it is
+        let mut bad = json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": 1}});
+        let before = bad.clone();
+        default_stored(pods, &mut bad);
+        assert_eq!(bad, before);
     }
 
     #[test]
@@ -1734,8 +1858,9 @@ mod tests {
         );
     }
 
-    /// The pod spec kube-apiserver stores for `{"containers": [{"name": "c", "image": IMAGE}]}`
-    /// (SetDefaults_PodSpec, SetDefaults_Container, SetDefaults_PodSecurityContext).
+    /// The pod template spec kube-apiserver stores for `{"containers": [{"name": "c", "image":
+    /// IMAGE}]}` (SetDefaults_PodSpec, SetDefaults_Container); a Pod's has `enableServiceLinks`
+    /// too (SetDefaults_Pod).
     fn defaulted_pod_spec(image: &str, policy: &str) -> Value {
         json!({
             "containers": [{"name": "c", "image": image, "imagePullPolicy": policy,
@@ -1743,7 +1868,7 @@ mod tests {
                 "terminationMessagePolicy": "File", "resources": {}}],
             "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
             "dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler",
-            "securityContext": {}, "enableServiceLinks": true,
+            "securityContext": {},
         })
     }
 
@@ -1760,6 +1885,7 @@ mod tests {
                 "initContainers": [{"name": "i", "image": "busybox:1.36", "imagePullPolicy": "Never"}]}}),
         );
         let mut want = defaulted_pod_spec("busybox", "Always");
+        want["enableServiceLinks"] = json!(true);
         want["initContainers"] = json!([{"name": "i", "image": "busybox:1.36",
             "imagePullPolicy": "Never", "terminationMessagePath": "/dev/termination-log",
             "terminationMessagePolicy": "File", "resources": {}}]);
@@ -1898,6 +2024,59 @@ mod tests {
                 "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
                 "jobTemplate": {"spec": {"template": {"spec": pod}}}})
         );
+    }
+
+    /// `PrepareForCreate`: a new workload's, Service's and Namespace's status is the
+    /// strategy's, not the body's; a Node keeps the body's.
+    #[test]
+    fn a_new_objects_status_is_the_strategys() {
+        let template = json!({"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "i"}]}});
+        for (group, resource, spec, want) in [
+            ("batch", "jobs", json!({"template": template}), json!({})),
+            (
+                "apps",
+                "deployments",
+                json!({"template": template}),
+                json!({}),
+            ),
+            (
+                "apps",
+                "replicasets",
+                json!({"template": template}),
+                json!({"replicas": 0}),
+            ),
+            (
+                "batch",
+                "cronjobs",
+                json!({"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}),
+                json!({}),
+            ),
+            (
+                "",
+                "services",
+                json!({"ports": [{"port": 80}]}),
+                json!({"loadBalancer": {}}),
+            ),
+            ("", "namespaces", json!({}), json!({"phase": "Active"})),
+        ] {
+            let obj = json!({"metadata": {"name": "x", "uid": "u"}, "spec": spec,
+                "status": {"succeeded": 3, "replicas": 2, "phase": "Terminating",
+                    "loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]},
+                    "lastScheduleTime": "2026-01-01T00:00:00Z"}});
+            let created = defaulted(res(group, "v1", resource), obj.clone());
+            assert_eq!(created["status"], want, "{resource}");
+            // an update keeps what the body says (the storage keeps the stored status)
+            let mut updated = obj;
+            decode(res(group, "v1", resource), &mut updated, true, false);
+            prepare(res(group, "v1", resource), &mut updated, false);
+            assert_ne!(updated["status"], want, "{resource}");
+        }
+        let node = defaulted(
+            res("", "v1", "nodes"),
+            json!({"metadata": {"name": "n"}, "status": {"phase": "Running"}}),
+        );
+        assert_eq!(node["status"], json!({"phase": "Running"}));
     }
 
     #[test]

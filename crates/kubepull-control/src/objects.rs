@@ -143,7 +143,8 @@ fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
 
 /// The field whose change counts `metadata.generation` up, for the kinds whose strategy keeps
 /// one (`PrepareForCreate` sets 1, `PrepareForUpdate` adds one when the field changed):
-/// Deployments, ReplicaSets, Jobs, CronJobs and CustomResourceDefinitions by their `spec`,
+/// Deployments (and their annotations), ReplicaSets, Jobs, CronJobs and
+/// CustomResourceDefinitions by their `spec` ([`generation_changed`]),
 /// webhook configurations by their `webhooks`; custom resources (`is_cr`) by everything but
 /// their metadata and status ([`crate::crd::spec_changed`]).
 fn generation_field(r: &Resource, is_cr: bool) -> Option<&'static str> {
@@ -160,6 +161,21 @@ fn generation_field(r: &Resource, is_cr: bool) -> Option<&'static str> {
         ) => Some("webhooks"),
         _ => None,
     }
+}
+
+/// Whether an update counts a built-in kind's generation up: the webhook configurations by
+/// `reflect.DeepEqual` of their `webhooks` (an empty list is not an absent one), the others by
+/// `apiequality.Semantic.DeepEqual` of their `spec` (quantities by value), and a Deployment by
+/// its annotations too, which its ReplicaSets copy (`deploymentStrategy.PrepareForUpdate`).
+fn generation_changed(r: &Resource, old: &Value, new: &Value, field: &str) -> bool {
+    use crate::podupdate::semantic_eq;
+    if field == "webhooks" {
+        return old.get(field) != new.get(field);
+    }
+    let annotations = |o: &Value| json!({"annotations": o.pointer("/metadata/annotations")});
+    (old.get(field) != new.get(field) && !semantic_eq(&old.get(field), &new.get(field)))
+        || ((r.group, r.kind) == ("apps", "Deployment")
+            && !semantic_eq(&annotations(old), &annotations(new)))
 }
 
 /// Drops from an update's `causes` those the stored object `old` has itself, at a path whose
@@ -379,13 +395,19 @@ fn prepare_update(
                 let changed = if cr.is_some() {
                     crate::crd::spec_changed(old, &obj)
                 } else {
-                    old.get(field) != obj.get(field)
+                    generation_changed(r, old, &obj, field)
                 };
                 obj["metadata"]["generation"] = json!(if changed { g + 1 } else { g });
             }
             obj
         }
     }
+}
+
+/// [`admission::default_stored`] of an owned object.
+fn stored_with_defaults(r: &Resource, mut obj: Value) -> Value {
+    admission::default_stored(r, &mut obj);
+    obj
 }
 
 /// Reads a stored value into an object with its resourceVersion.
@@ -458,8 +480,12 @@ fn pod_parts<'a>(
     }
 }
 
-/// The warnings of a pod spec (`admission::pod_spec_warnings`) for the request.
-fn add_pod_warnings(r: &Resource, parts: Option<admission::PodParts<'_>>) {
+/// The strategy's warnings for the request: the workload's own (`admission::workload_warnings`)
+/// and its pod spec's (`admission::pod_spec_warnings`).
+fn add_pod_warnings(r: &Resource, obj: &Value, parts: Option<admission::PodParts<'_>>) {
+    for w in admission::workload_warnings(r, obj) {
+        crate::warnings::add(w);
+    }
     let (Some(path), Some(spec)) = (admission::pod_template_path(r), parts.and_then(|p| p.spec))
     else {
         return;
@@ -977,10 +1003,12 @@ impl Objects {
     }
 
     /// A stored object as served: custom resources in the requested version.
+    /// An object read from storage as a client sees it: a custom resource in its served form,
+    /// a built-in kind with its defaults ([`admission::default_stored`]).
     fn present(&self, r: &Resource, obj: Value) -> Value {
         match self.crds.served(r) {
             Some(sv) => crate::crd::present(&sv, obj),
-            None => obj,
+            None => stored_with_defaults(r, obj),
         }
     }
 
@@ -1163,7 +1191,7 @@ impl Objects {
                 for kv in &page.items {
                     let obj = match &cr {
                         Some(sv) => crate::crd::present(sv, decode(kv)),
-                        None => decode(kv),
+                        None => stored_with_defaults(r, decode(kv)),
                     };
                     if filter.matches(&obj) {
                         out.push(obj);
@@ -1284,46 +1312,18 @@ impl Objects {
         }
         if let Some(p) = &mut pod {
             self.admit_pod(ns, &name, p).await?;
-            let spec = p.spec.clone().unwrap_or_default();
-            let status = p.status.get_or_insert_with(Default::default);
-            if status.phase.is_none() {
-                // `podStrategy.PrepareForCreate`: Pending, the QoS class (`qos.GetPodQOS`: a
-                // class the body gives, else the one its resources make) and, for a pod with
-                // scheduling gates, `applySchedulingGatedCondition`
-                let qos = match status.qos_class.take().filter(|q| !q.is_empty()) {
-                    Some(q) => q,
-                    None => pod_qos_class(&spec).into(),
-                };
-                let gated = spec
-                    .scheduling_gates
-                    .as_ref()
-                    .is_some_and(|g| !g.is_empty());
-                *status = core::PodStatus {
-                    phase: Some("Pending".into()),
-                    qos_class: Some(qos),
-                    conditions: gated.then(|| {
-                        vec![core::PodCondition {
-                            type_: "PodScheduled".into(),
-                            status: "False".into(),
-                            reason: Some("SchedulingGated".into()),
-                            message: Some(
-                                "Scheduling is blocked due to non-empty scheduling gates".into(),
-                            ),
-                            ..Default::default()
-                        }]
-                    }),
-                    ..Default::default()
-                };
-            }
             obj = serde_json::to_value(&*p).map_err(|e| ApiError::internal(e.to_string()))?;
-        } else {
-            admission::prepare(r, &mut obj, true);
-            if crate::crd::is_crd(r) {
-                crate::crd::default_crd(&mut obj);
-                crate::crd::warn_unsupported(&obj);
-                if let Some(o) = obj.as_object_mut() {
-                    o.remove("status");
-                }
+        } else if crate::crd::is_crd(r) {
+            crate::crd::default_crd(&mut obj);
+            crate::crd::warn_unsupported(&obj);
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
+        // the webhooks see the body as Go encodes it: an unset status struct is its zero value
+        if obj.get("status").is_none() {
+            if let Some(zero) = admission::zero_status(r) {
+                obj["status"] = zero;
             }
         }
         let mut attrs = Attributes {
@@ -1353,6 +1353,14 @@ impl Objects {
             // webhook's patched object back into the typed Pod)
             pod = Some(typed(&obj)?);
         }
+        // the strategy's `PrepareForCreate`, after mutating admission (`rest.BeforeCreate`)
+        if let Some(p) = &mut pod {
+            crate::defaults::prepare_pod_create(p);
+            obj["status"] =
+                serde_json::to_value(&p.status).map_err(|e| ApiError::internal(e.to_string()))?;
+        } else {
+            admission::prepare(r, &mut obj, true);
+        }
         // the RBAC storage's escalation check, on what mutating admission made (as the name
         // the request gave: upstream generates a name after it)
         crate::rbac::confirm_no_escalation(self, user, r, ns, &requested_name, &obj, None).await?;
@@ -1376,7 +1384,10 @@ impl Objects {
             return Err(ApiError::invalid(r, &name, causes));
         }
         // the strategy's `WarningsOnCreate`, once the object is valid
-        add_pod_warnings(r, parts);
+        admission::name_warnings(r, &obj)
+            .into_iter()
+            .for_each(crate::warnings::add);
+        add_pod_warnings(r, &obj, parts);
         self.pod_security_admission(r, ns, &requested_name, &obj, None, parts)
             .await?;
         self.webhooks
@@ -1918,14 +1929,17 @@ impl Objects {
             return Err(ApiError::invalid(r, name, causes));
         }
         if subresource.is_none() {
-            // `WarningsOnUpdate`: a Pod's on every update, a workload's when its generation
-            // changed, which its strategy bumps on any change of its spec
+            // `WarningsOnUpdate`: none for a Pod (`podStrategy` skips them on update), a
+            // workload's when its generation changed (its strategy bumps it on any change of
+            // its spec)
             let changed = match admission::pod_template_path(r) {
-                Some("") | None => true,
-                Some(_) => old.get("spec") != new.get("spec"),
+                Some("") | None => false,
+                Some(_) => {
+                    old.pointer("/metadata/generation") != new.pointer("/metadata/generation")
+                }
             };
             if changed {
-                add_pod_warnings(r, parts);
+                add_pod_warnings(r, &new, parts);
             }
             self.pod_security_admission(r, ns, name, &new, Some(&old), parts)
                 .await?;
@@ -2349,7 +2363,7 @@ impl Objects {
         let cr = self.crds.served(r);
         let present = move |o: Value| match &cr {
             Some(sv) => crate::crd::present(sv, o),
-            None => o,
+            None => stored_with_defaults(sr, o),
         };
         tokio::spawn(async move {
             while let Some(ev) = w.events.recv().await {
@@ -2775,6 +2789,49 @@ mod tests {
         let o = Objects::new(store);
         o.bootstrap().await.unwrap();
         o
+    }
+
+    /// An object stored before a default was added is read with it (as kube-apiserver's storage
+    /// codec defaults what it reads): a label added to such a Pod is no spec change, and the
+    /// stored spec gains the defaults.
+    #[tokio::test]
+    async fn an_update_reads_the_stored_object_with_its_defaults() {
+        let store: Arc<dyn Datastore> = Arc::new(kubepull_datastore::memory::MemoryStore::new());
+        let o = Objects::new(store.clone());
+        o.bootstrap().await.unwrap();
+        let container = json!({"name": "c", "image": "busybox:1.36", "imagePullPolicy": "IfNotPresent",
+            "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+            "resources": {"limits": {"cpu": "1"}}, "readinessProbe": {"httpGet": {"port": 80}},
+            "ports": [{"containerPort": 80}]});
+        let old = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "old", "namespace": "default", "uid": "u1",
+                "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"containers": [container], "restartPolicy": "Always",
+                "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
+                "schedulerName": "default-scheduler", "securityContext": {},
+                "enableServiceLinks": true},
+            "status": {"phase": "Pending", "qosClass": "Burstable"}});
+        let key = resources::storage_of(pods()).key("default", "old");
+        store.create(&key, encode(&old)).await.unwrap();
+        let patch = json!({"metadata": {"labels": {"a": "b"}}});
+        let patched = o
+            .patch(
+                pods(),
+                "default",
+                "old",
+                "application/merge-patch+json",
+                &patch,
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(patched["metadata"]["labels"]["a"], "b");
+        let c = &patched["spec"]["containers"][0];
+        assert_eq!(c["readinessProbe"]["periodSeconds"], 10, "{c}");
+        assert_eq!(c["ports"][0]["protocol"], "TCP");
+        assert_eq!(c["resources"]["requests"], json!({"cpu": "1"}));
+        assert_eq!(patched["status"], old["status"]);
     }
 
     /// An update without a UID keeps the stored one; a UID in a PUT (or status) body is a

@@ -343,9 +343,6 @@ fn term_has_only_additions(new: &core::NodeSelectorTerm, old: &core::NodeSelecto
     prefix(&ne, &oe) && prefix(&nf, &of)
 }
 
-/// `apiequality.Semantic.DeepEqual` of two API values as JSON shows them: an absent list or
-/// map equals an empty one (a pointer to an empty struct does not equal an absent one).
-/// Quantities are compared as written.
 /// Whether two pod specs are the same Go `core.PodSpec` (`apiequality.Semantic.DeepEqual`): a
 /// non-pointer field's zero value is the field left out there (`hostNetwork: false`,
 /// `workingDir: ""`, `readOnly: false`), so a client that decodes a stored pod into Go types
@@ -370,6 +367,10 @@ fn same_spec(a: &core::PodSpec, b: &core::PodSpec) -> bool {
         }
 }
 
+/// `apiequality.Semantic.DeepEqual` (k8s.io/apimachinery `pkg/api/equality`) of two pod-spec
+/// values as JSON shows them: an absent list or map equals an empty one (a pointer to an empty
+/// struct does not equal an absent one), and quantities are equal as `Quantity.Cmp` finds them
+/// (`1` and `1000m`, [`kubepull_core::qos::Quantity`]).
 pub(crate) fn semantic_eq<T: serde::Serialize + ?Sized>(a: &T, b: &T) -> bool {
     let norm = |x: &T| {
         let mut v = serde_json::to_value(x).unwrap_or(Value::Null);
@@ -379,13 +380,10 @@ pub(crate) fn semantic_eq<T: serde::Serialize + ?Sized>(a: &T, b: &T) -> bool {
     norm(a) == norm(b)
 }
 
-/// The fields of a pod spec that are maps (Go's `map[string]string` or `ResourceList`, where an
-/// empty map is no map); every other object is a struct.
-const MAP_FIELDS: &[&str] = &[
+/// The fields of a pod spec that are `map[string]string`s: their keys are the user's, never
+/// field names, so nothing in them is read as a quantity.
+const STRING_MAPS: &[&str] = &[
     "nodeSelector",
-    "overhead",
-    "limits",
-    "requests",
     "matchLabels",
     "volumeAttributes",
     "options",
@@ -393,16 +391,49 @@ const MAP_FIELDS: &[&str] = &[
     "annotations",
 ];
 
+/// The fields of a pod spec that are `ResourceList`s (a name → quantity map): a container's and
+/// a claim template's `limits` and `requests`, the pod's `overhead`.
+const RESOURCE_LISTS: &[&str] = &["limits", "requests", "overhead"];
+/// The fields of a pod spec that are one quantity: an emptyDir's `sizeLimit`, a resource field
+/// selector's `divisor`.
+const QUANTITIES: &[&str] = &["sizeLimit", "divisor"];
+
+/// A quantity in the one spelling equal quantities share, rounded up (away from zero) to a
+/// multiple of `10^scale` first; text that is not a quantity is left as it is, equal only to
+/// itself.
+fn canonical_quantity(q: &mut Value, scale: i64) {
+    if let Some(k) = q.as_str().and_then(kubepull_core::qos::Quantity::parse) {
+        *q = Value::String(k.round_up(scale).key());
+    }
+}
+
+/// The value as Go's semantic comparison sees it: empty lists, maps and nulls left out
+/// ([`STRING_MAPS`], [`RESOURCE_LISTS`]) and quantities in one spelling: a resource list's
+/// rounded up to milli-units as the defaults round them (`SetDefaults_ResourceList`, which
+/// kube-apiserver applies to every body and every stored object it reads), the others at
+/// nano-units, a quantity's precision.
 fn drop_empty(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            for x in m.values_mut() {
+            for (k, x) in m.iter_mut() {
+                if STRING_MAPS.contains(&k.as_str()) {
+                    continue;
+                }
+                if RESOURCE_LISTS.contains(&k.as_str()) {
+                    if let Some(l) = x.as_object_mut() {
+                        l.values_mut().for_each(|q| canonical_quantity(q, -3));
+                        continue;
+                    }
+                } else if QUANTITIES.contains(&k.as_str()) {
+                    canonical_quantity(x, -9);
+                }
                 drop_empty(x);
             }
             m.retain(|k, x| {
                 !(x.is_null()
                     || x.as_array().is_some_and(Vec::is_empty)
-                    || (MAP_FIELDS.contains(&k.as_str())
+                    || ((STRING_MAPS.contains(&k.as_str())
+                        || RESOURCE_LISTS.contains(&k.as_str()))
                         && x.as_object().is_some_and(|o| o.is_empty())))
             });
         }
@@ -936,6 +967,93 @@ mod tests {
         let mut affinity = old.clone();
         affinity["spec"]["affinity"] = json!({});
         assert_eq!(update(&affinity, &old), [forbidden()]);
+    }
+
+    /// Quantities compare as `Quantity.Cmp` (`apiequality.Semantic.DeepEqual`): `1` and
+    /// `1000m` are one value, `1` and `2` are not; text that is not a quantity only equals
+    /// itself.
+    #[test]
+    fn quantities_compare_by_value() {
+        let with = |cpu: &str, size: &str| {
+            pod(json!({"containers": [{"name": "c", "image": "img",
+                "resources": {"limits": {"cpu": cpu, "memory": "1Gi"}}}],
+                "overhead": {"cpu": cpu},
+                "volumes": [{"name": "v", "emptyDir": {"sizeLimit": size}}]}))
+        };
+        let old = with("1", "1Gi");
+        assert!(update(&with("1000m", "1024Mi"), &old).is_empty());
+        assert!(update(&with("1000000u", "1073741824"), &old).is_empty());
+        assert_eq!(update(&with("2", "1Gi"), &old), [forbidden()]);
+        assert_eq!(update(&with("1", "1G"), &old), [forbidden()]);
+        // a request defaulted from the limit (`1`) compared with one sent as `1000m`
+        let mut sent = with("1", "1Gi");
+        sent["spec"]["containers"][0]["resources"]["requests"]["cpu"] = json!("1000m");
+        assert!(update(&sent, &old).is_empty());
+        assert!(semantic_eq(
+            &json!({"divisor": "1"}),
+            &json!({"divisor": "1000m"})
+        ));
+        assert!(!semantic_eq(
+            &json!({"limits": {"cpu": "x"}}),
+            &json!({"limits": {"cpu": "y"}})
+        ));
+        // only quantity fields are read as quantities
+        assert!(!semantic_eq(
+            &json!({"value": "1"}),
+            &json!({"value": "1000m"})
+        ));
+        // a string map's keys are the user's: a label named `divisor` is text
+        for map in ["labels", "annotations", "nodeSelector", "matchLabels"] {
+            assert!(!semantic_eq(
+                &json!({map: {"divisor": "1", "sizeLimit": "1"}}),
+                &json!({map: {"divisor": "1000m", "sizeLimit": "1"}})
+            ));
+            assert!(!semantic_eq(
+                &json!({map: {"limits": {"cpu": "1"}}}),
+                &json!({map: {"limits": {"cpu": "1000m"}}})
+            ));
+            assert!(semantic_eq(&json!({map: {}}), &json!({})));
+        }
+        // values past any machine integer compare exactly (no saturation into equality)
+        assert!(!semantic_eq(
+            &json!({"limits": {"memory": "1e30"}}),
+            &json!({"limits": {"memory": "2e30"}})
+        ));
+        assert!(!semantic_eq(
+            &json!({"sizeLimit": "-1e40"}),
+            &json!({"sizeLimit": "-2e40"})
+        ));
+        assert!(semantic_eq(
+            &json!({"limits": {"memory": "1e30"}}),
+            &json!({"limits": {"memory": "1000000000000000000000000000000"}})
+        ));
+        // resource lists are compared rounded up to milli-units (SetDefaults_ResourceList),
+        // a size limit or a divisor at nano-units
+        assert!(semantic_eq(
+            &json!({"requests": {"cpu": "1.0001"}}),
+            &json!({"requests": {"cpu": "1001m"}})
+        ));
+        assert!(semantic_eq(
+            &json!({"overhead": {"cpu": "1n"}}),
+            &json!({"overhead": {"cpu": "2n"}})
+        ));
+        assert!(semantic_eq(
+            &json!({"limits": {"cpu": "-1.0001"}}),
+            &json!({"limits": {"cpu": "-1001m"}})
+        ));
+        assert!(!semantic_eq(
+            &json!({"sizeLimit": "1n"}),
+            &json!({"sizeLimit": "2n"})
+        ));
+        assert!(!semantic_eq(
+            &json!({"divisor": "1n"}),
+            &json!({"divisor": "2n"})
+        ));
+        // not quantities (Go refuses them): text, equal only to itself
+        assert!(!semantic_eq(
+            &json!({"limits": {"cpu": "+-1"}}),
+            &json!({"limits": {"cpu": "1"}})
+        ));
     }
 
     /// `ValidatePodSpecificAnnotationUpdates`: the mirror-pod and AppArmor annotations.

@@ -1372,8 +1372,8 @@ fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiRes
     }
     // `changed` compares the patched object before it is defaulted again, as upstream does
     let changed = next != *obj;
+    // defaulted again; the strategy's preparation comes after all of mutating admission
     crate::admission::decode(a.r, &mut next, true, false);
-    crate::admission::prepare(a.r, &mut next, a.op == Operation::Create);
     *obj = next;
     Ok(changed)
 }

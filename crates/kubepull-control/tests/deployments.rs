@@ -449,3 +449,78 @@ async fn pod_qos_class_and_scheduling_gates_with_kubectl() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// The defaults kube-apiserver gives a Pod and a workload's pod template as it decodes them
+/// (`SetObjectDefaults_Pod`, `SetObjectDefaults_PodTemplate`), a new Pod's status as
+/// `PrepareForCreate` sets it whatever the body says, and a Pod update comparing quantities
+/// by value (`apiequality.Semantic.DeepEqual`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_and_template_defaults_new_status_and_quantities_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let kc = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (kc, home) = (kc.as_path(), home.as_path());
+        let spec = "initContainers: [{name: i, image: busybox:1.36, resources: {limits: {cpu: 500m, memory: 64Mi}}}]
+containers:
+- name: c
+  image: busybox:1.36
+  resources: {limits: {cpu: '1', memory: 128Mi}}
+  ports: [{containerPort: 8080}]
+  readinessProbe: {httpGet: {port: 8080}}
+  env: [{name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
+  volumeMounts: [{name: s, mountPath: /s}]
+volumes: [{name: s, secret: {secretName: s}}, {name: scratch}]
+";
+        let indent = |n: usize| {
+            spec.lines().map(|l| format!("{}{l}\n", " ".repeat(n))).collect::<String>()
+        };
+        // a Pod whose body claims a running status
+        let pod = format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: lim}}\nspec:\n{}status: {{phase: Running, podIP: 10.244.0.9, conditions: [{{type: Ready, status: 'True'}}]}}\n", indent(2));
+        ok(kc, home, &["create", "-f", "-"], Some(&pod));
+        let p = get_json(kc, home, &["get", "pod", "lim"]);
+        // requests default to limits (SetDefaults_Pod), so the pod is Guaranteed
+        let c = &p["spec"]["containers"][0];
+        assert_eq!(c["resources"]["requests"], serde_json::json!({"cpu": "1", "memory": "128Mi"}), "{p:#}");
+        assert_eq!(p["spec"]["initContainers"][0]["resources"]["requests"], serde_json::json!({"cpu": "500m", "memory": "64Mi"}));
+        assert_eq!(p["status"], serde_json::json!({"phase": "Pending", "qosClass": "Guaranteed"}), "{p:#}");
+        assert_eq!(p["spec"]["enableServiceLinks"], true);
+        assert_eq!(c["ports"][0]["protocol"], "TCP");
+        assert_eq!(c["readinessProbe"], serde_json::json!({"httpGet": {"port": 8080, "path": "/", "scheme": "HTTP"},
+            "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}));
+        assert_eq!(c["env"][0]["valueFrom"]["fieldRef"]["apiVersion"], "v1");
+        assert_eq!(p["spec"]["volumes"][0]["secret"]["defaultMode"], 420);
+        assert_eq!(p["spec"]["volumes"][1]["emptyDir"], serde_json::json!({}));
+
+        // an update that writes a quantity another way changes nothing; another value is refused
+        let mut same = p.clone();
+        same["spec"]["containers"][0]["resources"]["limits"]["cpu"] = serde_json::json!("1000m");
+        same["spec"]["containers"][0]["resources"]["limits"]["memory"] = serde_json::json!("134217728");
+        ok(kc, home, &["replace", "-f", "-"], Some(&same.to_string()));
+        let mut other = get_json(kc, home, &["get", "pod", "lim"]);
+        other["spec"]["containers"][0]["resources"]["limits"]["cpu"] = serde_json::json!("2");
+        refused(kc, home, &["replace", "-f", "-"], Some(&other.to_string()),
+            &["The Pod \"lim\" is invalid: spec: Forbidden: pod updates may not change fields other than"]);
+
+        // a Deployment's template gets the pod spec's defaults, not the Pod-only ones
+        let deploy = format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n{}", indent(6));
+        ok(kc, home, &["create", "-f", "-"], Some(&deploy));
+        let t = get_json(kc, home, &["get", "deployment", "web"])["spec"]["template"]["spec"].clone();
+        let c = &t["containers"][0];
+        assert_eq!(c["imagePullPolicy"], "IfNotPresent", "{t:#}");
+        assert_eq!(c["terminationMessagePath"], "/dev/termination-log");
+        assert_eq!(c["ports"][0]["protocol"], "TCP");
+        assert_eq!(c["readinessProbe"]["periodSeconds"], 10);
+        assert_eq!(c["readinessProbe"]["httpGet"]["scheme"], "HTTP");
+        assert_eq!(c["env"][0]["valueFrom"]["fieldRef"]["apiVersion"], "v1");
+        assert_eq!(t["volumes"][0]["secret"]["defaultMode"], 420);
+        assert_eq!(t["volumes"][1]["emptyDir"], serde_json::json!({}));
+        assert_eq!(t["initContainers"][0]["imagePullPolicy"], "IfNotPresent");
+        assert!(c["resources"].get("requests").is_none(), "{t:#}");
+        assert!(t.get("enableServiceLinks").is_none(), "{t:#}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}

@@ -909,3 +909,50 @@ async fn backoff_limit_per_index_success_policy_and_managed_by_with_kubectl() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// A Job's strategy as kubectl sees it: `WarningsForJobSpec` as a `Warning:` on create and on
+/// an update that changes the spec (not on one that does not), a full update keeping the stored
+/// status (`PrepareForUpdate`), and a new Job's status the strategy's, not the body's
+/// (`PrepareForCreate`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_warnings_and_status_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let kc = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (kc, home) = (kc.as_path(), home.as_path());
+        let warning = "Warning: spec: In Indexed Jobs with a number of completions higher than 10^5 and a parallelism higher than 10^4, Kubernetes might not be able to track completedIndexes when a big number of indexes fail";
+        let wide = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: wide}\nspec:\n  suspend: true\n  completionMode: Indexed\n  completions: 100001\n  parallelism: 10001\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: reg.example/x:v1}]\n";
+        let out = ok(kc, home, &["create", "-f", "-"], Some(wide));
+        assert!(out.contains(warning), "{out}");
+        let out = ok(kc, home, &["patch", "job", "wide", "--type=merge", "-p", r#"{"spec":{"parallelism":10002}}"#], None);
+        assert!(out.contains(warning), "{out}");
+        let out = ok(kc, home, &["label", "job", "wide", "team=a"], None);
+        assert!(!out.contains("Warning"), "{out}");
+        // a CronJob's job template is warned about under its path
+        let cron = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: wide}\nspec:\n  schedule: '0 0 * * *'\n  jobTemplate:\n    spec:\n      completionMode: Indexed\n      completions: 100001\n      parallelism: 10001\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: c, image: reg.example/x:v1}]\n";
+        let out = ok(kc, home, &["create", "-f", "-"], Some(cron));
+        assert!(out.contains("Warning: spec.jobTemplate.spec: In Indexed Jobs with a number of completions higher than 10^5"), "{out}");
+
+        // a full update keeps the stored status; the status subresource changes it
+        ok(kc, home, &["patch", "job", "wide", "--subresource=status", "--type=merge", "-p", r#"{"status":{"failed":2}}"#], None);
+        let mut j = get_json(kc, home, &["get", "job", "wide"]);
+        assert_eq!(j["status"]["failed"], 2, "{j:#}");
+        j["status"] = json!({"failed": 0, "succeeded": 7});
+        j["metadata"]["labels"]["team"] = json!("b");
+        ok(kc, home, &["replace", "-f", "-"], Some(&j.to_string()));
+        let j = get_json(kc, home, &["get", "job", "wide"]);
+        assert_eq!(j["metadata"]["labels"]["team"], "b");
+        assert_eq!(j["status"], json!({"failed": 2}), "{j:#}");
+
+        // a new Job starts with an empty status whatever the body says
+        let done = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: done}\nspec:\n  suspend: true\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: reg.example/x:v1}]\nstatus:\n  succeeded: 1\n  conditions: [{type: Complete, status: 'True'}]\n";
+        ok(kc, home, &["create", "-f", "-"], Some(done));
+        let j = get_json(kc, home, &["get", "job", "done"]);
+        assert_eq!(j["status"], json!({}), "{j:#}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}

@@ -2,100 +2,349 @@
 //! server (which stores `status.qosClass` at creation) and the node agent (which sizes cgroups
 //! from it) compute the same class.
 
-/// A Kubernetes quantity in milli-units, rounded up (`resource.Quantity.MilliValue`; a quantity
-/// keeps at most three decimal places, so milli-units compare as `Quantity.Cmp` does:
-/// `1` == `1000m`). `None` when the text is not a quantity.
-pub fn quantity_milli(q: &str) -> Option<i128> {
-    let q = q.trim();
-    let (num, mult_num, mult_den): (&str, i128, i128) = {
-        let suffixes: &[(&str, i128, i128)] = &[
-            ("Ki", 1 << 10, 1),
-            ("Mi", 1 << 20, 1),
-            ("Gi", 1 << 30, 1),
-            ("Ti", 1 << 40, 1),
-            ("Pi", 1 << 50, 1),
-            ("Ei", 1 << 60, 1),
-            ("n", 1, 1_000_000_000),
-            ("u", 1, 1_000_000),
-            ("m", 1, 1000),
-            ("k", 1000, 1),
-            ("M", 1_000_000, 1),
-            ("G", 1_000_000_000, 1),
-            ("T", 1_000_000_000_000, 1),
-            ("P", 1_000_000_000_000_000, 1),
-            ("E", 1_000_000_000_000_000_000, 1),
-        ];
-        match suffixes.iter().find(|(s, _, _)| q.ends_with(s)) {
-            Some((s, n, d)) => (&q[..q.len() - s.len()], *n, *d),
-            None => match q.find(['e', 'E']) {
-                Some(i) => {
-                    let exp: i32 = q[i + 1..].trim_start_matches('+').parse().ok()?;
-                    // beyond i128 the value saturates below
-                    let pow = |e: i32| 10i128.checked_pow(e.unsigned_abs()).unwrap_or(i128::MAX);
-                    if exp >= 0 {
-                        (&q[..i], pow(exp), 1)
-                    } else {
-                        (&q[..i], 1, pow(exp))
-                    }
-                }
-                None => (q, 1, 1),
-            },
+use std::cmp::Ordering;
+
+/// How a quantity was written (`resource.Format`): its suffix decides it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantityFormat {
+    /// `1e3`, `1E-2`.
+    DecimalExponent,
+    /// `1Ki` … `1Ei`.
+    BinarySI,
+    /// No suffix, or `n`, `u`, `m`, `k`, `M`, `G`, `T`, `P`, `E`.
+    DecimalSI,
+}
+
+/// A quantity's exact value as `resource.ParseQuantity` keeps it: `±digits × 10^exp`, the
+/// digits (0–9 each) without leading or trailing zeros (none for 0), and the format. Equal
+/// and ordered by value whatever the format, as `Quantity.Cmp` (`1` == `1000m`,
+/// `1k` == `1e3` == `1000`, `1Ki` == `1024`).
+#[derive(Clone, Debug)]
+pub struct Quantity {
+    neg: bool,
+    digits: Vec<u8>,
+    exp: i64,
+    format: QuantityFormat,
+}
+
+/// `maxAllowed`: a binary-suffixed quantity is capped at `math.MaxInt64`.
+const MAX_INT64_DIGITS: &[u8] = &[9, 2, 2, 3, 3, 7, 2, 0, 3, 6, 8, 5, 4, 7, 7, 5, 8, 0, 7];
+
+impl Quantity {
+    /// `resource.ParseQuantity` (k8s.io/apimachinery `pkg/api/resource/quantity.go`) of the text
+    /// a JSON body holds (`UnmarshalJSON` trims surrounding whitespace): `[+-]<digits>[.<digits>]`
+    /// then a suffix — `Ki`…`Ei`, `n` `u` `m` `k` `M` `G` `T` `P` `E`, or `e`/`E` and a signed
+    /// integer. One sign only (`+-1`, `1e++3`, `1e3m` are not quantities); a number without
+    /// digits is 0 as `parseQuantityString` makes it (`-`, `+`, `k`). The value is exact, rounded
+    /// up (away from zero) to nano-units when finer, and a binary-suffixed one is capped at
+    /// `math.MaxInt64` as Go caps it. `None` when Go's parser refuses the text.
+    pub fn parse(q: &str) -> Option<Quantity> {
+        let s = q.trim();
+        if s.is_empty() {
+            return None;
         }
-    };
-    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let neg = int.starts_with('-');
-    let int = int.trim_start_matches(['+', '-']);
-    if !int.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    // digits past the 18th decimal place cannot change a milli value rounded up, but for the
-    // rounding itself: any of them not 0 counts as one more at the 18th
-    let (frac, rest_nonzero) = if frac.len() > 18 {
-        (&frac[..18], frac[18..].bytes().any(|b| b != b'0'))
-    } else {
-        (frac, false)
-    };
-    let int = int.trim_start_matches('0');
-    let saturated = Some(if neg { i128::MIN } else { i128::MAX });
-    let digits = format!("{int}{frac}");
-    let Ok(mut mantissa) = (if digits.is_empty() {
-        Ok(0)
-    } else {
-        digits.parse::<i128>()
-    }) else {
-        // more digits than i128 holds: a value no resource list means literally
-        return saturated;
-    };
-    if rest_nonzero {
-        mantissa = mantissa.saturating_add(1);
-    }
-    // value = mantissa / 10^frac * mult_num / mult_den; milli = value * 1000, rounded up, with
-    // the 1000 taken out of the fraction's scale first
-    let (milli, scale) = match frac.len() {
-        n @ 0..=3 => (10i128.pow(3 - n as u32), 1),
-        n => (1, 10i128.pow(n as u32 - 3)),
-    };
-    let Some(num) = mantissa
-        .checked_mul(mult_num)
-        .and_then(|n| n.checked_mul(milli))
-    else {
-        return saturated;
-    };
-    let Some(den) = scale.checked_mul(mult_den) else {
-        // a divisor past i128: the value is below one milli-unit
-        return Some(if num == 0 {
-            0
-        } else if neg {
-            -1
+        let b = s.as_bytes();
+        let mut pos = 0;
+        let neg = match b[0] {
+            b'-' => {
+                pos = 1;
+                true
+            }
+            b'+' => {
+                pos = 1;
+                false
+            }
+            _ => false,
+        };
+        let digits_at = |mut p: usize| {
+            while p < b.len() && b[p].is_ascii_digit() {
+                p += 1;
+            }
+            p
+        };
+        let int_end = digits_at(pos);
+        let int = &b[pos..int_end];
+        let mut frac: &[u8] = &[];
+        let mut num_end = int_end;
+        if num_end < b.len() && b[num_end] == b'.' {
+            let end = digits_at(num_end + 1);
+            frac = &b[num_end + 1..end];
+            num_end = end;
+        }
+        // parseQuantityString: the sign and zeros alone are 0, whatever follows none
+        if b[pos..].iter().all(|c| *c == b'0') {
+            return Some(Quantity::zero(QuantityFormat::DecimalSI));
+        }
+        // the suffix: letters of "eEinumkKMGTP", an optional sign, digits to the end
+        let suffix = &s[num_end..];
+        let letters = suffix
+            .find(|c: char| !"eEinumkKMGTP".contains(c))
+            .unwrap_or(suffix.len());
+        let rest = &suffix[letters..];
+        let rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+        if !rest.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        // quantitySuffixer.interpret
+        let (format, base2, exponent): (QuantityFormat, bool, i64) = match suffix {
+            "" => (QuantityFormat::DecimalSI, false, 0),
+            "n" => (QuantityFormat::DecimalSI, false, -9),
+            "u" => (QuantityFormat::DecimalSI, false, -6),
+            "m" => (QuantityFormat::DecimalSI, false, -3),
+            "k" => (QuantityFormat::DecimalSI, false, 3),
+            "M" => (QuantityFormat::DecimalSI, false, 6),
+            "G" => (QuantityFormat::DecimalSI, false, 9),
+            "T" => (QuantityFormat::DecimalSI, false, 12),
+            "P" => (QuantityFormat::DecimalSI, false, 15),
+            "E" => (QuantityFormat::DecimalSI, false, 18),
+            "Ki" => (QuantityFormat::BinarySI, true, 10),
+            "Mi" => (QuantityFormat::BinarySI, true, 20),
+            "Gi" => (QuantityFormat::BinarySI, true, 30),
+            "Ti" => (QuantityFormat::BinarySI, true, 40),
+            "Pi" => (QuantityFormat::BinarySI, true, 50),
+            "Ei" => (QuantityFormat::BinarySI, true, 60),
+            e if e.len() > 1 && e.starts_with(['e', 'E']) => {
+                // strconv.ParseInt(…, 10, 64), then int32(…)
+                let parsed: i64 = e[1..].parse().ok()?;
+                (
+                    QuantityFormat::DecimalExponent,
+                    false,
+                    i64::from(parsed as i32),
+                )
+            }
+            _ => return None,
+        };
+        let has_digits = !int.is_empty() || !frac.is_empty();
+        let int_digits = int.iter().skip_while(|c| **c == b'0').count().max(1);
+        // Go's fast path (an int64 at a scale of at least nano) takes a number without digits
+        // as 0; the arbitrary-precision one refuses it (`inf.Dec.SetString("")`)
+        let fast = if base2 {
+            // `precision = 15 - len(num) - int32(float32(exponent)*3/10) - 1`
+            let precision = 15 - int_digits as i64 - (exponent as f32 * 3.0 / 10.0) as i64 - 1;
+            frac.is_empty() && precision >= 0
         } else {
-            1
-        });
-    };
-    let v = num / den + i128::from(num % den != 0);
-    Some(if neg { -v } else { v })
+            // `precision = maxInt64Factors - len(num) - len(denom)`, and a scale of at least nano
+            let precision = 18 - (int_digits + frac.len()) as i64;
+            precision >= 0 && exponent - frac.len() as i64 >= -9
+        };
+        if !has_digits && !fast {
+            return None;
+        }
+        let mut digits: Vec<u8> = int.iter().chain(frac).map(|c| c - b'0').collect();
+        let exp = exponent * i64::from(!base2) - frac.len() as i64;
+        if base2 {
+            for _ in 0..exponent / 10 {
+                mul_small(&mut digits, 1024);
+            }
+        }
+        let mut q = Quantity {
+            neg,
+            digits,
+            exp,
+            format,
+        };
+        q.normalise();
+        // rounded up to nano-units (inf.RoundUp, away from zero)
+        if q.exp < -9 {
+            q = q.round_up(-9);
+        }
+        if base2
+            && q.cmp_magnitude(&Quantity::from_digits(MAX_INT64_DIGITS, 0)) == Ordering::Greater
+        {
+            q.digits = MAX_INT64_DIGITS.to_vec();
+            q.exp = 0;
+        }
+        if q.format == QuantityFormat::BinarySI
+            && q.cmp_magnitude(&Quantity::from_digits(&[1], 0)) == Ordering::Less
+        {
+            q.format = QuantityFormat::DecimalSI;
+        }
+        Some(q)
+    }
+
+    fn zero(format: QuantityFormat) -> Quantity {
+        Quantity {
+            neg: false,
+            digits: vec![],
+            exp: 0,
+            format,
+        }
+    }
+
+    fn from_digits(digits: &[u8], exp: i64) -> Quantity {
+        Quantity {
+            neg: false,
+            digits: digits.to_vec(),
+            exp,
+            format: QuantityFormat::DecimalSI,
+        }
+    }
+
+    /// No leading or trailing zeros; 0 is positive.
+    fn normalise(&mut self) {
+        let lead = self.digits.iter().take_while(|d| **d == 0).count();
+        self.digits.drain(..lead);
+        while self.digits.last() == Some(&0) {
+            self.digits.pop();
+            self.exp += 1;
+        }
+        if self.digits.is_empty() {
+            self.neg = false;
+            self.exp = 0;
+        }
+    }
+
+    /// The format it was written in (`Quantity.Format`; a binary-suffixed value below 1 is
+    /// `DecimalSI`, as `ParseQuantity` makes it).
+    pub fn format(&self) -> QuantityFormat {
+        self.format
+    }
+
+    /// The sign: -1, 0 or 1 (`Quantity.Sign`).
+    pub fn sign(&self) -> i8 {
+        match (self.digits.is_empty(), self.neg) {
+            (true, _) => 0,
+            (false, true) => -1,
+            (false, false) => 1,
+        }
+    }
+
+    /// The value rounded up, away from zero, to a multiple of `10^scale` (`Quantity.RoundUp`,
+    /// `inf.RoundUp`).
+    pub fn round_up(&self, scale: i64) -> Quantity {
+        let mut q = self.clone();
+        if q.digits.is_empty() || q.exp >= scale {
+            return q;
+        }
+        let cut = (scale - q.exp) as usize;
+        // the digits cut off are not all 0 (no trailing zeros), so the kept part goes up by one
+        let keep = q.digits.len().saturating_sub(cut);
+        q.digits.truncate(keep);
+        q.exp = scale;
+        add_one(&mut q.digits);
+        q.normalise();
+        q
+    }
+
+    /// Compares the absolute values.
+    fn cmp_magnitude(&self, o: &Quantity) -> Ordering {
+        match (self.digits.is_empty(), o.digits.is_empty()) {
+            (true, true) => return Ordering::Equal,
+            (true, false) => return Ordering::Less,
+            (false, true) => return Ordering::Greater,
+            _ => {}
+        }
+        // the position of the leading digit, then the digits from there
+        let top = |q: &Quantity| q.digits.len() as i64 + q.exp;
+        top(self).cmp(&top(o)).then_with(|| {
+            let n = self.digits.len().max(o.digits.len());
+            let at = |q: &Quantity, i: usize| q.digits.get(i).copied().unwrap_or(0);
+            (0..n)
+                .map(|i| at(self, i).cmp(&at(o, i)))
+                .find(|c| c.is_ne())
+                .unwrap_or(Ordering::Equal)
+        })
+    }
+
+    /// The value × 10^`digits` rounded up away from zero (`Quantity.ScaledValue`), saturated at
+    /// the bounds of `i128`.
+    pub fn scaled(&self, digits: i64) -> i128 {
+        let q = self.round_up(-digits);
+        let mut v: i128 = 0;
+        let zeros = q.exp + digits;
+        let saturated = if q.neg { i128::MIN } else { i128::MAX };
+        for d in q
+            .digits
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n(0, zeros.max(0) as usize))
+        {
+            match v.checked_mul(10).and_then(|v| v.checked_add(i128::from(d))) {
+                Some(n) => v = n,
+                None => return saturated,
+            }
+        }
+        if q.neg {
+            -v
+        } else {
+            v
+        }
+    }
+
+    /// The one spelling equal values share (`Quantity.Cmp` == 0): `[-]<digits>e<exp>`, or `0`.
+    pub fn key(&self) -> String {
+        if self.digits.is_empty() {
+            return "0".into();
+        }
+        let d: String = self.digits.iter().map(|d| char::from(b'0' + d)).collect();
+        format!("{}{d}e{}", if self.neg { "-" } else { "" }, self.exp)
+    }
+}
+
+impl PartialEq for Quantity {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o).is_eq()
+    }
+}
+
+impl Eq for Quantity {}
+
+impl PartialOrd for Quantity {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Quantity {
+    /// `Quantity.Cmp`: by value, whatever the format.
+    fn cmp(&self, o: &Self) -> Ordering {
+        match self.sign().cmp(&o.sign()) {
+            Ordering::Equal if self.neg => o.cmp_magnitude(self),
+            Ordering::Equal => self.cmp_magnitude(o),
+            c => c,
+        }
+    }
+}
+
+/// `digits` × `m` in place (decimal digits, most significant first).
+fn mul_small(digits: &mut Vec<u8>, m: u32) {
+    let mut carry = 0u32;
+    for d in digits.iter_mut().rev() {
+        let v = u32::from(*d) * m + carry;
+        *d = (v % 10) as u8;
+        carry = v / 10;
+    }
+    while carry > 0 {
+        digits.insert(0, (carry % 10) as u8);
+        carry /= 10;
+    }
+}
+
+/// `digits` + 1 in place.
+fn add_one(digits: &mut Vec<u8>) {
+    for d in digits.iter_mut().rev() {
+        if *d == 9 {
+            *d = 0;
+        } else {
+            *d += 1;
+            return;
+        }
+    }
+    digits.insert(0, 1);
+}
+
+/// A Kubernetes quantity in milli-units, rounded up away from zero
+/// (`resource.Quantity.MilliValue`; compare [`Quantity`]s, not these, for equality), saturated at the bounds of `i128`. `None` when the text is
+/// not a quantity.
+pub fn quantity_milli(q: &str) -> Option<i128> {
+    Quantity::parse(q).map(|q| q.scaled(3))
+}
+
+/// A Kubernetes quantity in its base units (cores, bytes), rounded up away from zero
+/// (`resource.Quantity.Value`), saturated at the bounds of `i128`. `None` when the text is not a
+/// quantity.
+pub fn quantity_value(q: &str) -> Option<i128> {
+    Quantity::parse(q).map(|q| q.scaled(0))
 }
 
 /// A pod's QoS class (`core.PodQOSClass`).
@@ -125,8 +374,9 @@ const QOS_RESOURCES: [&str; 2] = ["cpu", "memory"];
 /// positive cpu and memory requests and limits are summed over all containers; no such request
 /// or limit is BestEffort; Guaranteed needs every container to limit both cpu and memory and the
 /// summed requests to equal the summed limits; anything else is Burstable. A request a container
-/// leaves out takes its limit, as the API's `SetDefaults_Pod` defaults it. Unparseable quantities
-/// count as absent.
+/// leaves out takes its limit: the API server defaults it so (`SetDefaults_Pod`) before it
+/// computes the class, and pods stored before it did are read the same way. Unparseable
+/// quantities count as absent.
 pub fn pod_qos_class<'a, C, L>(containers: C) -> QosClass
 where
     C: IntoIterator<Item = (L, L)>,
@@ -213,6 +463,98 @@ mod tests {
             quantity_milli("999999999999999999999999999999999E"),
             Some(i128::MAX)
         );
+    }
+
+    fn q(s: &str) -> Quantity {
+        Quantity::parse(s).unwrap_or_else(|| panic!("{s} is a quantity"))
+    }
+
+    #[test]
+    fn quantities_compare_as_quantity_cmp() {
+        let eq = |a: &str, b: &str| q(a) == q(b) && q(a).key() == q(b).key();
+        let cmp = |a: &str, b: &str| q(a).cmp(&q(b));
+        assert!(eq("1", "1000m"));
+        assert!(eq("1Gi", "1024Mi"));
+        assert!(eq("1Gi", "1073741824"));
+        assert!(eq("1k", "1e3"));
+        assert!(eq("0.5", "500m"));
+        assert!(eq("1m", "1000000n"));
+        assert!(eq("0", "-0"));
+        assert!(!eq("1", "2"));
+        assert!(!eq("1G", "1Gi"));
+        // below a milli-unit values still differ (nano is a quantity's precision), and a value
+        // finer than nano is rounded up (away from zero) to it as ParseQuantity does
+        assert!(!eq("1n", "2n"));
+        assert!(eq("0.0000000001", "1n"));
+        assert!(eq("-0.0000000001", "-1n"));
+        // values past any machine integer compare exactly: they never saturate into equality
+        assert!(!eq("1e30", "2e30"));
+        assert!(eq("1e30", "1000000000000000000000000000000"));
+        assert!(!eq("1e40", "1e41"));
+        assert!(!eq(
+            "123456789012345678901234567890123456789012",
+            "123456789012345678901234567890123456789013"
+        ));
+        assert_eq!(cmp("1e30", "2e30"), Ordering::Less);
+        assert_eq!(cmp("-1e30", "-2e30"), Ordering::Greater);
+        assert_eq!(cmp("-1", "1m"), Ordering::Less);
+        assert_eq!(cmp("1.5", "1500m"), Ordering::Equal);
+        // a binary-suffixed value is capped at math.MaxInt64 (decimal ones are not)
+        assert!(eq("8Ei", "9223372036854775807"));
+        assert!(eq("100000Ei", "9223372036854775807"));
+        assert!(eq("-100000Ei", "-9223372036854775807"));
+        assert!(!eq("9223372036854775808", "9223372036854775807"));
+        assert_eq!(q("0.5Ki").scaled(0), 512);
+        assert_eq!(q("1Ki").format(), QuantityFormat::BinarySI);
+        assert_eq!(q("1e3").format(), QuantityFormat::DecimalExponent);
+        assert_eq!(q("1k").format(), QuantityFormat::DecimalSI);
+        assert_eq!(q("1E").format(), QuantityFormat::DecimalSI);
+        assert_eq!(q("1E").scaled(0), 1_000_000_000_000_000_000);
+    }
+
+    /// `parseQuantityString`'s grammar: one sign, one suffix; a number without digits is 0.
+    #[test]
+    fn quantity_grammar() {
+        for bad in [
+            "", " ", "+-1", "--1", "-+1", "1e++3", "1e+-3", "1e3m", "1ki", "1Ki3", "1e", "1ee3",
+            "1.5.5", "1 k", "x", "5x", "1m3", "0x1", "e-20",
+        ] {
+            assert_eq!(Quantity::parse(bad), None, "{bad:?}");
+        }
+        for (zero, sign) in [
+            ("-", 0),
+            ("+", 0),
+            ("000", 0),
+            ("k", 0),
+            (".", 0),
+            ("-0.0", 0),
+        ] {
+            assert_eq!(q(zero).sign(), sign, "{zero:?}");
+        }
+        assert_eq!(q(" 1 ").scaled(0), 1);
+        assert_eq!(q("+1").scaled(0), 1);
+        assert_eq!(q("1e+3").scaled(0), 1000);
+        assert_eq!(q("1E-3").scaled(3), 1);
+        assert_eq!(q("1.").scaled(0), 1);
+        assert_eq!(q(".5").scaled(3), 500);
+    }
+
+    #[test]
+    fn scaled_values() {
+        assert_eq!(quantity_value("1.5"), Some(2));
+        assert_eq!(quantity_value("-1.5"), Some(-2));
+        assert_eq!(quantity_value("1Ki"), Some(1024));
+        assert_eq!(quantity_value("100m"), Some(1));
+        assert_eq!(quantity_value("-2e40"), Some(i128::MIN));
+        assert_eq!(quantity_value("2e40"), Some(i128::MAX));
+        assert_eq!(quantity_value("1e2147483647"), Some(i128::MAX));
+        assert_eq!(quantity_value("5x"), None);
+        assert_eq!(quantity_value(""), None);
+        // milli-units rounded up away from zero, as Quantity.RoundUp(-3)
+        assert_eq!(q("1.0001").round_up(-3).key(), q("1001m").key());
+        assert_eq!(q("-1.0001").round_up(-3).key(), q("-1001m").key());
+        assert_eq!(q("1n").round_up(-3).key(), q("1m").key());
+        assert_eq!(q("1e30").round_up(-3).key(), q("1e30").key());
     }
 
     type Res = (

@@ -183,9 +183,22 @@ fn without_hash(t: &PodTemplateSpec) -> PodTemplateSpec {
     t
 }
 
-/// `EqualIgnoreHash`: two pod templates equal but for the `pod-template-hash` label.
+/// `EqualIgnoreHash`: two pod templates equal but for the `pod-template-hash` label, compared
+/// as `apiequality.Semantic.DeepEqual` (quantities by value: `1` is `1000m`). Both are compared
+/// with the pod template defaults applied, as kube-apiserver applies them when it reads an
+/// object from storage too: a template stored before a default was added matches the same
+/// template written since.
 pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
-    without_hash(a) == without_hash(b)
+    let (a, b) = (without_hash(a), without_hash(b));
+    if a == b {
+        return true;
+    }
+    let defaulted = |mut t: PodTemplateSpec| {
+        crate::defaults::default_pod_template(Some(&mut t));
+        t
+    };
+    let (a, b) = (defaulted(a), defaulted(b));
+    a == b || crate::podupdate::semantic_eq(&a, &b)
 }
 
 /// The `pod-template-hash` of a template (see [`pod_template_hash`]).
@@ -1567,6 +1580,25 @@ mod tests {
             template_hash(&typed(&u), 0),
             template_hash(&without_hash(&typed(&t)), 0)
         );
+        // quantities by value
+        let with_cpu = |cpu: &str| {
+            typed(&json!({"spec": {"containers": [{"name": "c",
+                "resources": {"limits": {"cpu": cpu}}}]}}))
+        };
+        assert!(equal_ignore_hash(&with_cpu("1"), &with_cpu("1000m")));
+        assert!(!equal_ignore_hash(&with_cpu("1"), &with_cpu("2")));
+        // a template stored without a default matches one stored with it
+        let port = |p: Value| {
+            typed(&json!({"spec": {"containers": [{"name": "c", "image": "i", "ports": [p]}]}}))
+        };
+        assert!(equal_ignore_hash(
+            &port(json!({"containerPort": 80})),
+            &port(json!({"containerPort": 80, "protocol": "TCP"}))
+        ));
+        assert!(!equal_ignore_hash(
+            &port(json!({"containerPort": 80})),
+            &port(json!({"containerPort": 80, "protocol": "UDP"}))
+        ));
         // only the hash label: no labels, no metadata
         let only = json!({"metadata": {"labels": {HASH_LABEL: "x"}}, "spec": {"containers": []}});
         assert!(equal_ignore_hash(

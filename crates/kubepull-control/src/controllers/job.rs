@@ -94,6 +94,8 @@ pub const JOB_CONTROLLER_NAME: &str = "kubernetes.io/job-controller";
 /// (pkg/apis/batch/validation/validation.go).
 const MAX_FAILED_INDEXES_FOR_INDEXED_JOB: i64 = 100_000;
 const COMPLETIONS_SOFT_LIMIT: i64 = 100_000;
+/// `parallelismSoftLimitForUnlimitedCompletions` (pkg/api/job/warnings.go).
+const PARALLELISM_SOFT_LIMIT_FOR_UNLIMITED_COMPLETIONS: i64 = 10_000;
 const PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS: i64 = 10_000;
 const MAX_FAILED_INDEXES_LIMIT_FOR_HIGH_COMPLETIONS: i64 = 10_000;
 const MAX_MANAGED_BY_LENGTH: u64 = 63;
@@ -214,6 +216,26 @@ fn generate_selector_on_create(obj: &mut Value) {
     }
 }
 
+/// `WarningsForJobSpec` (kubernetes `pkg/api/job/warnings.go`), its Job part, for the Job spec
+/// at JSON pointer `pointer` of `obj` (a Job's `/spec`, a CronJob's `/spec/jobTemplate/spec`),
+/// named `path` in the message: an Indexed Job with more than 10^5 completions and a
+/// parallelism above 10^4. The pod template's part (`GetWarningsForPodTemplate`) follows, as for
+/// every workload ([`crate::admission::pod_spec_warnings`]).
+pub fn job_spec_warnings(obj: &Value, pointer: &str, path: &str) -> Vec<String> {
+    let Some(spec) = obj.pointer(pointer) else {
+        return vec![];
+    };
+    let mut w = vec![];
+    if s(spec, "/completionMode") == "Indexed"
+        && opt_i(spec, "/completions").unwrap_or(0) > COMPLETIONS_SOFT_LIMIT
+        && opt_i(spec, "/parallelism").unwrap_or(0)
+            > PARALLELISM_SOFT_LIMIT_FOR_UNLIMITED_COMPLETIONS
+    {
+        w.push(format!("{path}: In Indexed Jobs with a number of completions higher than 10^5 and a parallelism higher than 10^4, Kubernetes might not be able to track completedIndexes when a big number of indexes fail"));
+    }
+    w
+}
+
 /// `ValidateJob`/`ValidateJobSpecUpdate` (pkg/apis/batch/validation/validation.go), the parts
 /// that apply here, the pod template decoded from `obj`.
 pub fn validate_job(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
@@ -254,7 +276,9 @@ pub fn validate_job_decoded(
         // the template may change only while the Job is suspended and has not started
         let suspended = obj.pointer("/spec/suspend") == Some(&json!(true));
         let started = old.pointer("/status/startTime").is_some();
-        if (started || !suspended) && old.pointer("/spec/template") != obj.pointer("/spec/template")
+        // (`ValidateImmutableField`: `apiequality.Semantic.DeepEqual`, quantities by value)
+        let template = |v: &Value| v.pointer("/spec/template").cloned();
+        if (started || !suspended) && !crate::podupdate::semantic_eq(&template(old), &template(obj))
         {
             c.push(Cause::invalid(
                 "spec.template",
@@ -4867,6 +4891,49 @@ mod tests {
         assert_eq!(
             t,
             ["spec.managedBy: Invalid value: \"null\": field is immutable"]
+        );
+        // the template of a running Job: quantities compare by value (`1` is `1000m`)
+        let mut old = job(json!({}));
+        old["spec"]["template"]["spec"]["containers"][0]["resources"] =
+            json!({"limits": {"cpu": "1"}});
+        let mut new = old.clone();
+        new["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] =
+            json!("1000m");
+        assert!(validate_job(&new, Some(&old)).is_empty());
+        new["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = json!("2");
+        let t: Vec<String> = validate_job(&new, Some(&old))
+            .iter()
+            .map(Cause::text)
+            .collect();
+        assert_eq!(
+            t,
+            ["spec.template: Invalid value: core.PodTemplateSpec{…}: field is immutable"]
+        );
+    }
+
+    /// `WarningsForJobSpec`: an Indexed Job past 10^5 completions with a parallelism past 10^4.
+    #[test]
+    fn indexed_jobs_past_the_soft_limits_are_warned_about() {
+        let msg = "In Indexed Jobs with a number of completions higher than 10^5 and a parallelism higher than 10^4, Kubernetes might not be able to track completedIndexes when a big number of indexes fail";
+        let spec = |mode: &str, completions: i64, parallelism: i64| {
+            json!({"spec": {"completionMode": mode, "completions": completions,
+                "parallelism": parallelism}})
+        };
+        assert_eq!(
+            job_spec_warnings(&spec("Indexed", 100_001, 10_001), "/spec", "spec"),
+            [format!("spec: {msg}")]
+        );
+        for (mode, c, p) in [
+            ("Indexed", 100_000, 10_001),
+            ("Indexed", 100_001, 10_000),
+            ("NonIndexed", 100_001, 10_001),
+        ] {
+            assert!(job_spec_warnings(&spec(mode, c, p), "/spec", "spec").is_empty());
+        }
+        let cj = json!({"spec": {"jobTemplate": spec("Indexed", 200_000, 20_000)}});
+        assert_eq!(
+            job_spec_warnings(&cj, "/spec/jobTemplate/spec", "spec.jobTemplate.spec"),
+            [format!("spec.jobTemplate.spec: {msg}")]
         );
     }
 

@@ -1315,3 +1315,108 @@ async fn an_update_is_prepared_after_mutating_webhooks() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// kube-apiserver admits a create before its storage prepares it (`rest.BeforeCreate` in
+/// `Store.Create`, the strategy's `PrepareForCreate`): a mutating webhook sees a Pod's unset
+/// status as Go encodes it (`{}`) and a Deployment's or ReplicaSet's as the body gave it; a
+/// status the webhook sets on a new Pod is replaced (phase Pending, the QoS class of the limits
+/// the webhook added, whose requests are defaulted from them); a new ReplicaSet starts with
+/// `{"replicas":0}` and a Deployment with `{}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_is_prepared_after_mutating_webhooks() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let t = tls();
+    let hook = Hook::start(
+        &t,
+        Arc::new(|r: &Value| {
+            if r["request"]["kind"]["kind"] == "Pod"
+                && r["request"]["object"].pointer("/metadata/labels/hook") == Some(&json!("status"))
+            {
+                return Reply::Review(patch(json!([
+                    {"op": "add", "path": "/status", "value": {"phase": "Running", "podIP": "10.0.0.9"}},
+                    {"op": "add", "path": "/spec/containers/0/resources",
+                        "value": {"limits": {"cpu": "1", "memory": "1Gi"}}}])));
+            }
+            Reply::Review(json!({"allowed": true}))
+        }),
+    )
+    .await;
+    let rules = json!([
+        {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]},
+        {"operations": ["CREATE"], "apiGroups": ["apps"], "apiVersions": ["v1"],
+            "resources": ["deployments", "replicasets"]}]);
+    let cfg = config(
+        "MutatingWebhookConfiguration",
+        "prepare",
+        vec![webhook(
+            "prepare.example.com",
+            &hook.url("/"),
+            &t.ca_pem,
+            rules,
+            json!({}),
+        )],
+    );
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let seen = hook.seen.clone();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let (ok, out) = k(&["create", "-f", "-"], Some(&cfg));
+        assert!(ok, "{out}");
+        let last = || seen.lock().unwrap().last().cloned().unwrap();
+        let create = |body: Value| {
+            let (ok, out) = k(
+                &["create", "-o", "json", "-f", "-"],
+                Some(&body.to_string()),
+            );
+            assert!(ok, "{out}");
+            serde_json::from_str::<Value>(&out).unwrap()
+        };
+        let pod = |name: &str, hook: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"hook": hook}},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}})
+        };
+
+        let p = create(pod("plain", "none"));
+        assert_eq!(last()["request"]["object"]["status"], json!({}));
+        assert_eq!(
+            p["status"],
+            json!({"phase": "Pending", "qosClass": "BestEffort"}),
+            "{p:#}"
+        );
+
+        let p = create(pod("mutated", "status"));
+        assert_eq!(last()["request"]["object"]["status"], json!({}));
+        assert_eq!(
+            p["status"],
+            json!({"phase": "Pending", "qosClass": "Guaranteed"}),
+            "{p:#}"
+        );
+        assert_eq!(
+            p["spec"]["containers"][0]["resources"]["requests"],
+            json!({"cpu": "1", "memory": "1Gi"})
+        );
+
+        let template = json!({"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}});
+        let rs = create(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "web"}, "spec": {"replicas": 0,
+                "selector": {"matchLabels": {"app": "web"}}, "template": template.clone()},
+            "status": {"replicas": 5, "readyReplicas": 5}}));
+        assert_eq!(
+            last()["request"]["object"]["status"],
+            json!({"replicas": 5, "readyReplicas": 5})
+        );
+        assert_eq!(rs["status"], json!({"replicas": 0}), "{rs:#}");
+        let dep = create(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"}, "spec": {"replicas": 0, "paused": true,
+                "selector": {"matchLabels": {"app": "web"}}, "template": template}}));
+        assert_eq!(last()["request"]["object"]["status"], json!({}));
+        assert_eq!(dep["status"], json!({}), "{dep:#}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}

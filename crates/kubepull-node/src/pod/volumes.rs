@@ -304,14 +304,8 @@ async fn setup_one(
             let remount = kind == VolumeKind::EmptyDirMemory && !is_mount_point(&dir);
             if fresh || remount {
                 if remount {
-                    let limit = v
-                        .empty_dir
-                        .as_ref()
-                        .and_then(|e| e.size_limit.as_ref())
-                        .map(|q| parse_quantity(&q.0).map(|b| b.ceil() as u64))
-                        .transpose()
-                        .map_err(|e| format!("emptyDir sizeLimit: {e}"))?;
-                    let size = memory_medium_size(pod, limit, node_allocatable("memory") as u64);
+                    let limit = empty_dir_size_limit(v)?;
+                    let size = memory_medium_size(pod, limit, bytes(node_allocatable("memory")));
                     mount_tmpfs(&dir, 0o777, size)?;
                 }
                 // the kubelet: 0777 (umask ignored), group fsGroup with setgid
@@ -375,6 +369,22 @@ async fn setup_one(
     Ok((dir, kind))
 }
 
+/// An emptyDir's `sizeLimit` in bytes (rounded up, as `Quantity.Value`), or why it is not a
+/// quantity.
+fn empty_dir_size_limit(v: &Volume) -> Result<Option<u64>, String> {
+    v.empty_dir
+        .as_ref()
+        .and_then(|e| e.size_limit.as_ref())
+        .map(|q| quantity(&q.0, kubepull_core::qos::quantity_value).map(bytes))
+        .transpose()
+        .map_err(|e| format!("emptyDir sizeLimit: {e}"))
+}
+
+/// A byte count as a size: a negative one is 0, one past `u64` the largest.
+fn bytes(v: i128) -> u64 {
+    u64::try_from(v.max(0)).unwrap_or(u64::MAX)
+}
+
 /// The tmpfs size of a `medium: Memory` emptyDir (`pkg/volume/emptydir/empty_dir.go`,
 /// `SizeMemoryBackedVolumes`): the smallest positive value of the node's allocatable memory, the
 /// pod's memory limit (the sum of its containers' limits, only when every container has one, as
@@ -392,13 +402,13 @@ pub fn memory_medium_size(pod: &Pod, size_limit: Option<u64>, node_memory: u64) 
                 .as_ref()
                 .and_then(|r| r.limits.as_ref())
                 .and_then(|l| l.get("memory"))
-                .and_then(|q| parse_quantity(&q.0).ok())
-                .map(|b| b.ceil() as u64)
+                .and_then(|q| kubepull_core::qos::quantity_value(&q.0))
+                .map(bytes)
         })
         .collect();
     let pod_limit = limits
         .filter(|l| !l.is_empty())
-        .map(|l| l.iter().sum::<u64>());
+        .map(|l| l.iter().fold(0u64, |sum, n| sum.saturating_add(*n)));
     [Some(node_memory), pod_limit, size_limit]
         .into_iter()
         .flatten()
@@ -553,66 +563,26 @@ pub fn field_value(pod: &Pod, path: &str) -> Result<String, String> {
     })
 }
 
-/// A Kubernetes quantity in base units (cores, bytes): `123`, `100m`, `1.5Gi`, `2e3`, `5k`.
-pub fn parse_quantity(s: &str) -> Result<f64, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
-        .unwrap_or(s.len());
-    let (num, suffix) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid quantity {}", kubepull_core::gostr::quote(s)))?;
-    let mult = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        e if e.starts_with(['e', 'E']) => {
-            let exp: i32 = e[1..]
-                .parse()
-                .map_err(|_| format!("invalid quantity {}", kubepull_core::gostr::quote(s)))?;
-            10f64.powi(exp)
-        }
-        _ => {
-            return Err(format!(
-                "invalid quantity {}",
-                kubepull_core::gostr::quote(s)
-            ))
-        }
-    };
-    Ok(n * mult)
+/// A quantity in the units `scale` gives it ([`kubepull_core::qos::quantity_value`],
+/// [`kubepull_core::qos::quantity_milli`]), or the error naming it.
+fn quantity(s: &str, scale: fn(&str) -> Option<i128>) -> Result<i128, String> {
+    scale(s).ok_or_else(|| format!("invalid quantity {}", kubepull_core::gostr::quote(s.trim())))
 }
 
-/// The node's allocatable cpu (cores) and memory (bytes), for an unset limit.
-fn node_allocatable(resource: &str) -> f64 {
+/// The node's allocatable cpu (milli-cores) and memory (bytes), for an unset limit.
+fn node_allocatable(resource: &str) -> i128 {
     match resource {
-        "cpu" => std::thread::available_parallelism()
-            .map(|n| n.get() as f64)
-            .unwrap_or(1.0),
+        "cpu" => std::thread::available_parallelism().map_or(1, |n| n.get() as i128) * 1000,
         "memory" => std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|m| {
                 m.lines()
                     .find(|l| l.starts_with("MemTotal:"))
                     .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|kb| kb.parse::<f64>().ok())
+                    .and_then(|kb| kb.parse::<i128>().ok())
             })
-            .map(|kb| kb * 1024.0)
-            .unwrap_or(0.0),
-        _ => 0.0,
+            .map_or(0, |kb| kb * 1024),
+        _ => 0,
     }
 }
 
@@ -637,12 +607,18 @@ pub fn resource_value(
             kubepull_core::gostr::quote(resource)
         ));
     }
+    // cpu in milli-units (`MilliValue`), the others in base units (`Value`)
+    let scale = if name == "cpu" {
+        kubepull_core::qos::quantity_milli
+    } else {
+        kubepull_core::qos::quantity_value
+    };
     let r = c.resources.clone().unwrap_or_default();
     let get =
         |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
             m.as_ref()
                 .and_then(|m| m.get(name))
-                .map(|q| parse_quantity(&q.0))
+                .map(|q| quantity(&q.0, scale))
         };
     let q = match section {
         "limits" => match get(&r.limits) {
@@ -651,7 +627,7 @@ pub fn resource_value(
         },
         "requests" => match get(&r.requests).or_else(|| get(&r.limits)) {
             Some(q) => q?,
-            None => 0.0,
+            None => 0,
         },
         _ => {
             return Err(format!(
@@ -660,17 +636,30 @@ pub fn resource_value(
             ))
         }
     };
-    let div = match divisor {
-        None | Some("") | Some("0") => 1.0,
-        Some(d) => parse_quantity(d)?,
+    // a zero (or unset) divisor is 1
+    let div = match divisor
+        .filter(|d| !d.is_empty())
+        .map(|d| quantity(d, scale))
+    {
+        Some(d) => d?,
+        None => 0,
     };
-    let v = if name == "cpu" {
-        let div_m = (div * 1000.0).ceil().max(1.0);
-        ((q * 1000.0).ceil() / div_m).ceil()
-    } else {
-        (q.ceil() / div).ceil()
+    let div = match div {
+        0 if name == "cpu" => 1000,
+        0 => 1,
+        d => d,
     };
-    Ok(format!("{}", v as i64))
+    // math.Ceil(q / div); the API server refuses negative quantities and divisors outside its
+    // lists, but an object stored before it did (or any quantity past i128, which saturates)
+    // must not overflow here: `i128::MIN / -1` has no value
+    let (Some(quot), Some(rem)) = (q.checked_div(div), q.checked_rem(div)) else {
+        return Err(format!(
+            "resource {}: quantity out of range",
+            kubepull_core::gostr::quote(resource)
+        ));
+    };
+    let v = quot + i128::from(rem != 0 && (q < 0) == (div < 0));
+    Ok(v.to_string())
 }
 
 fn downward_files(
@@ -1475,6 +1464,59 @@ mod tests {
             (64 * 1024 * 1024).to_string()
         );
         assert!(resource_value(&c, "limits.gpu", None).is_err());
+        // a zero divisor is 1; quotients are rounded up
+        assert_eq!(resource_value(&c, "limits.cpu", Some("0")).unwrap(), "1");
+        assert_eq!(resource_value(&c, "limits.cpu", Some("100m")).unwrap(), "3");
+        assert_eq!(
+            resource_value(&c, "limits.memory", Some("1G")).unwrap(),
+            "1"
+        );
+        assert_eq!(
+            resource_value(&c, "limits.cpu", Some("x")),
+            Err("invalid quantity \"x\"".to_string())
+        );
+    }
+
+    /// Negative and saturated quantities (stored before the API server refused them) give a
+    /// value or an error naming the resource, never an overflow.
+    #[test]
+    fn resource_values_out_of_range() {
+        let c = |mem: &str, cpu: &str| -> Container {
+            serde_json::from_value(serde_json::json!({
+                "name": "app", "resources": {"limits": {"cpu": cpu, "memory": mem}}
+            }))
+            .unwrap()
+        };
+        // -2e40 saturates to i128::MIN, which -1 cannot divide
+        assert_eq!(
+            resource_value(&c("-2e40", "1"), "limits.memory", Some("-1")),
+            Err("resource \"limits.memory\": quantity out of range".to_string())
+        );
+        assert_eq!(
+            resource_value(&c("-2e40", "-2e40"), "limits.cpu", Some("-1m")),
+            Err("resource \"limits.cpu\": quantity out of range".to_string())
+        );
+        assert_eq!(
+            resource_value(&c("2e40", "1"), "limits.memory", Some("-1")).unwrap(),
+            (-i128::MAX).to_string()
+        );
+        assert_eq!(
+            resource_value(&c("2e40", "1"), "limits.memory", None).unwrap(),
+            i128::MAX.to_string()
+        );
+        // negative values round up (towards +∞, math.Ceil)
+        assert_eq!(
+            resource_value(&c("-3", "1"), "limits.memory", Some("2")).unwrap(),
+            "-1"
+        );
+        assert_eq!(
+            resource_value(&c("-3", "1"), "limits.memory", Some("-2")).unwrap(),
+            "2"
+        );
+        assert_eq!(
+            resource_value(&c("1", "-1500m"), "limits.cpu", Some("1")).unwrap(),
+            "-1"
+        );
     }
 
     #[test]
@@ -1505,16 +1547,38 @@ mod tests {
             Some(1 << 30)
         );
         assert_eq!(memory_medium_size(&pod(&[None]), None, 0), None);
+        // limits past u64 saturate rather than overflow their sum
+        assert_eq!(
+            memory_medium_size(&pod(&[Some("16Ei"), Some("1e30")]), None, 0),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            memory_medium_size(&pod(&[Some("16Ei"), Some("16Ei")]), Some(mi), 0),
+            Some(mi)
+        );
     }
 
     #[test]
-    fn quantities() {
-        assert_eq!(parse_quantity("8Mi").unwrap(), 8.0 * 1024.0 * 1024.0);
-        assert_eq!(parse_quantity("100m").unwrap(), 0.1);
-        assert_eq!(parse_quantity("2e3").unwrap(), 2000.0);
-        assert_eq!(parse_quantity("5k").unwrap(), 5000.0);
-        assert!(parse_quantity("5x").is_err());
-        assert!(parse_quantity("").is_err());
+    fn empty_dir_size_limits() {
+        let vol = |limit: &str| -> Volume {
+            serde_json::from_value(serde_json::json!({
+                "name": "v", "emptyDir": {"medium": "Memory", "sizeLimit": limit}}))
+            .unwrap()
+        };
+        assert_eq!(empty_dir_size_limit(&vol("8Mi")), Ok(Some(8 * 1024 * 1024)));
+        assert_eq!(empty_dir_size_limit(&vol("2e3")), Ok(Some(2000)));
+        assert_eq!(empty_dir_size_limit(&vol("5k")), Ok(Some(5000)));
+        // a fraction of a byte is rounded up
+        assert_eq!(empty_dir_size_limit(&vol("100m")), Ok(Some(1)));
+        assert_eq!(empty_dir_size_limit(&vol("1.5")), Ok(Some(2)));
+        assert_eq!(
+            empty_dir_size_limit(&vol("5x")),
+            Err("emptyDir sizeLimit: invalid quantity \"5x\"".to_string())
+        );
+        assert!(empty_dir_size_limit(&vol("")).is_err());
+        let none: Volume =
+            serde_json::from_value(serde_json::json!({"name": "v", "emptyDir": {}})).unwrap();
+        assert_eq!(empty_dir_size_limit(&none), Ok(None));
     }
 
     #[test]

@@ -1,0 +1,543 @@
+//! The defaults kube-apiserver 1.32 gives a Pod and every pod template as it decodes a request
+//! body (kubernetes `pkg/apis/core/v1/defaults.go` and the generated
+//! `pkg/apis/core/v1/zz_generated.defaults.go`: `SetObjectDefaults_Pod` for a Pod,
+//! `SetObjectDefaults_PodTemplate` and the same calls that `pkg/apis/apps/v1` and
+//! `pkg/apis/batch/v1` generate for the templates of Deployments, ReplicaSets, Jobs and
+//! CronJobs). One place for both: a Pod gets [`default_pod`], a template
+//! [`default_pod_template`], which share everything but `SetDefaults_Pod`.
+//!
+//! Go's defaulting tests a string field for `""` and an int field for `0`: an empty or zero
+//! value here is unset as well.
+//!
+//! Also what the pod registry strategy sets on a new Pod once mutating admission is done
+//! ([`prepare_pod_create`]).
+
+use k8s_openapi::api::core::v1 as core;
+
+use crate::admission::SetDefaults;
+
+impl SetDefaults for core::Pod {
+    fn set_defaults(&mut self) {
+        default_pod(self);
+    }
+}
+
+/// `SetObjectDefaults_Pod`: `SetDefaults_Pod`, then the pod spec's defaults (as a template's),
+/// then a negative `terminationGracePeriodSeconds` made 1 on the way in
+/// (`Convert_v1_Pod_To_core_Pod` since kubernetes 1.27); a template's is kept, with a warning
+/// ([`crate::admission::pod_spec_warnings`]).
+pub(crate) fn default_pod(pod: &mut core::Pod) {
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    set_defaults_pod(spec);
+    default_spec(spec);
+    if let Some(n) = spec.termination_grace_period_seconds.as_mut() {
+        if *n < 0 {
+            *n = 1;
+        }
+    }
+}
+
+/// `podStrategy.PrepareForCreate` (kubernetes 1.32 `pkg/registry/core/pod/strategy.go`), which
+/// the storage runs after mutating admission: whatever status the body (or a webhook) gave is
+/// replaced by phase Pending and the QoS class (`qos.GetPodQOS`, read before the status is
+/// replaced: a class the body gives, else the one the resources make), then
+/// `applySchedulingGatedCondition` adds PodScheduled=False (SchedulingGated) to a pod with
+/// scheduling gates. Not ported: the rest of upstream's `PrepareForCreate` —
+/// `mutatePodAffinity` (a pod affinity term's `matchLabelKeys` / `mismatchLabelKeys` turned
+/// into label-selector requirements from the pod's labels) and `applyAppArmorVersionSkew`
+/// (the AppArmor annotations and `appArmorProfile` fields kept in step); such pods are stored
+/// as sent.
+pub(crate) fn prepare_pod_create(pod: &mut core::Pod) {
+    let spec = pod.spec.as_ref();
+    let qos = match pod
+        .status
+        .as_ref()
+        .and_then(|s| s.qos_class.as_deref())
+        .filter(|q| !q.is_empty())
+    {
+        Some(q) => q.to_string(),
+        None => crate::objects::pod_qos_class(spec.unwrap_or(&Default::default())).into(),
+    };
+    let gated = spec
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| !g.is_empty());
+    pod.status = Some(core::PodStatus {
+        phase: Some("Pending".into()),
+        qos_class: Some(qos),
+        conditions: gated.then(|| {
+            vec![core::PodCondition {
+                type_: "PodScheduled".into(),
+                status: "False".into(),
+                reason: Some("SchedulingGated".into()),
+                message: Some("Scheduling is blocked due to non-empty scheduling gates".into()),
+                ..Default::default()
+            }]
+        }),
+        ..Default::default()
+    });
+}
+
+/// The defaults of a pod template's spec (`SetObjectDefaults_PodTemplate` and the template
+/// parts of `SetObjectDefaults_Deployment`, `_ReplicaSet`, `_Job`, `_CronJob`): everything a
+/// Pod gets but `SetDefaults_Pod`, so a template's containers keep their requests unset and
+/// its `enableServiceLinks` is left to the Pods made from it.
+pub(crate) fn default_pod_template(t: Option<&mut core::PodTemplateSpec>) {
+    if let Some(spec) = t.and_then(|t| t.spec.as_mut()) {
+        default_spec(spec);
+    }
+}
+
+/// `SetDefaults_Pod`, the defaults only a Pod gets (not a template): each container's and init
+/// container's requests default to its limits (a resource it requests keeps its request),
+/// `enableServiceLinks` is true, and with `hostNetwork` every container port's `hostPort` is
+/// its `containerPort` (`defaultHostNetworkPorts`). The pod-level resources' defaults are
+/// behind the `PodLevelResources` feature gate, off in 1.32.
+fn set_defaults_pod(spec: &mut core::PodSpec) {
+    let init = spec.init_containers.iter_mut().flatten();
+    for c in spec.containers.iter_mut().chain(init) {
+        let Some(r) = c.resources.as_mut() else {
+            continue;
+        };
+        // Go's `omitempty` drops an empty map: no limits is no requests to add
+        let Some(limits) = r.limits.as_ref().filter(|l| !l.is_empty()) else {
+            continue;
+        };
+        let requests = r.requests.get_or_insert_with(Default::default);
+        for (name, q) in limits {
+            requests.entry(name.clone()).or_insert_with(|| q.clone());
+        }
+    }
+    spec.enable_service_links.get_or_insert(true);
+    if spec.host_network == Some(true) {
+        let init = spec.init_containers.iter_mut().flatten();
+        for p in spec
+            .containers
+            .iter_mut()
+            .chain(init)
+            .flat_map(|c| c.ports.iter_mut().flatten())
+        {
+            if p.host_port.unwrap_or(0) == 0 {
+                p.host_port = Some(p.container_port);
+            }
+        }
+    }
+}
+
+/// An empty or unset string field takes `v`.
+fn or(f: &mut Option<String>, v: &str) {
+    if f.as_deref().is_none_or(str::is_empty) {
+        *f = Some(v.into());
+    }
+}
+
+/// A zero or unset int field takes `v`.
+fn or_int(f: &mut Option<i32>, v: i32) {
+    if f.unwrap_or(0) == 0 {
+        *f = Some(v);
+    }
+}
+
+/// The fields of a container (a `Container`, or an ephemeral container's
+/// `EphemeralContainerCommon`) that its defaults set.
+struct ContainerParts<'a> {
+    image: Option<&'a str>,
+    image_pull_policy: &'a mut Option<String>,
+    termination_message_path: &'a mut Option<String>,
+    termination_message_policy: &'a mut Option<String>,
+    ports: Option<&'a mut Vec<core::ContainerPort>>,
+    env: Option<&'a mut Vec<core::EnvVar>>,
+    resources: &'a mut Option<core::ResourceRequirements>,
+    probes: [Option<&'a mut core::Probe>; 3],
+    lifecycle: Option<&'a mut core::Lifecycle>,
+}
+
+/// The [`ContainerParts`] of a `Container` or an `EphemeralContainer` (same field names).
+macro_rules! container_parts {
+    ($c:expr) => {
+        ContainerParts {
+            image: $c.image.as_deref(),
+            image_pull_policy: &mut $c.image_pull_policy,
+            termination_message_path: &mut $c.termination_message_path,
+            termination_message_policy: &mut $c.termination_message_policy,
+            ports: $c.ports.as_mut(),
+            env: $c.env.as_mut(),
+            resources: &mut $c.resources,
+            probes: [
+                $c.liveness_probe.as_mut(),
+                $c.readiness_probe.as_mut(),
+                $c.startup_probe.as_mut(),
+            ],
+            lifecycle: $c.lifecycle.as_mut(),
+        }
+    };
+}
+
+/// The pod spec's part of `SetObjectDefaults_PodTemplate`, in its order:
+/// `SetDefaults_PodSpec`, the volumes, the init containers, the containers and the ephemeral
+/// containers.
+fn default_spec(spec: &mut core::PodSpec) {
+    set_defaults_pod_spec(spec);
+    for v in spec.volumes.iter_mut().flatten() {
+        default_volume(v);
+    }
+    for c in spec.init_containers.iter_mut().flatten() {
+        default_container(container_parts!(c));
+    }
+    for c in &mut spec.containers {
+        default_container(container_parts!(c));
+    }
+    for c in spec.ephemeral_containers.iter_mut().flatten() {
+        // `SetDefaults_EphemeralContainer`: as a container
+        default_container(container_parts!(c));
+    }
+}
+
+/// `SetDefaults_PodSpec`: DNS policy ClusterFirst, restart policy Always, an empty pod
+/// security context, a 30 s grace period and the default scheduler.
+fn set_defaults_pod_spec(spec: &mut core::PodSpec) {
+    or(&mut spec.dns_policy, "ClusterFirst");
+    or(&mut spec.restart_policy, "Always");
+    spec.security_context.get_or_insert_with(Default::default);
+    spec.termination_grace_period_seconds.get_or_insert(30);
+    or(&mut spec.scheduler_name, "default-scheduler");
+}
+
+/// `SetDefaults_Volume` (a volume without a source is an emptyDir; the image volume's pull
+/// policy is behind the `ImageVolume` feature gate, off in 1.32) and its source's defaults:
+/// `SetDefaults_HostPathVolumeSource` (type `""`), `SetDefaults_SecretVolumeSource`,
+/// `SetDefaults_ConfigMapVolumeSource`, `SetDefaults_DownwardAPIVolumeSource` and
+/// `SetDefaults_ProjectedVolumeSource` (mode 0644) with their field references
+/// (`SetDefaults_ObjectFieldSelector`) and service account tokens
+/// (`SetDefaults_ServiceAccountTokenProjection`, an hour), the declarative defaults of the
+/// iSCSI, RBD, Azure Disk and ScaleIO sources, and an ephemeral volume's claim template
+/// (`SetDefaults_PersistentVolumeClaimSpec`: Filesystem).
+fn default_volume(v: &mut core::Volume) {
+    /// `v1.SecretVolumeSourceDefaultMode` and the other sources' `0644`.
+    const MODE: i32 = 0o644;
+    if *v
+        == (core::Volume {
+            name: v.name.clone(),
+            ..Default::default()
+        })
+    {
+        v.empty_dir = Some(Default::default());
+    }
+    if let Some(h) = &mut v.host_path {
+        // `HostPathUnset`
+        h.type_.get_or_insert_with(String::new);
+    }
+    if let Some(s) = &mut v.secret {
+        s.default_mode.get_or_insert(MODE);
+    }
+    if let Some(s) = &mut v.iscsi {
+        or(&mut s.iscsi_interface, "default");
+    }
+    if let Some(s) = &mut v.rbd {
+        or(&mut s.pool, "rbd");
+        or(&mut s.user, "admin");
+        or(&mut s.keyring, "/etc/ceph/keyring");
+    }
+    if let Some(d) = &mut v.downward_api {
+        d.default_mode.get_or_insert(MODE);
+        downward_field_refs(d.items.as_mut());
+    }
+    if let Some(c) = &mut v.config_map {
+        c.default_mode.get_or_insert(MODE);
+    }
+    if let Some(a) = &mut v.azure_disk {
+        a.caching_mode.get_or_insert_with(|| "ReadWrite".into());
+        a.fs_type.get_or_insert_with(|| "ext4".into());
+        a.read_only.get_or_insert(false);
+        a.kind.get_or_insert_with(|| "Shared".into());
+    }
+    if let Some(p) = &mut v.projected {
+        p.default_mode.get_or_insert(MODE);
+        for s in p.sources.iter_mut().flatten() {
+            if let Some(d) = &mut s.downward_api {
+                downward_field_refs(d.items.as_mut());
+            }
+            if let Some(t) = &mut s.service_account_token {
+                t.expiration_seconds.get_or_insert(3600);
+            }
+        }
+    }
+    if let Some(s) = &mut v.scale_io {
+        or(&mut s.storage_mode, "ThinProvisioned");
+        or(&mut s.fs_type, "xfs");
+    }
+    if let Some(t) = v
+        .ephemeral
+        .as_mut()
+        .and_then(|e| e.volume_claim_template.as_mut())
+    {
+        t.spec
+            .volume_mode
+            .get_or_insert_with(|| "Filesystem".into());
+    }
+}
+
+/// `SetDefaults_ObjectFieldSelector` of downward API items: the field path's API version v1.
+fn downward_field_refs(items: Option<&mut Vec<core::DownwardAPIVolumeFile>>) {
+    for f in items
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.field_ref.as_mut())
+    {
+        or(&mut f.api_version, "v1");
+    }
+}
+
+/// A container's part of the generated defaults: `SetDefaults_Container` (pull policy Always
+/// for a `:latest` or untagged image, else IfNotPresent, including for an image that does not
+/// parse; termination message path and policy), each port's protocol (TCP, a declarative
+/// default), each env var's field reference (`SetDefaults_ObjectFieldSelector`), the resources
+/// (a struct in Go, so never absent), each probe (`SetDefaults_Probe`, its HTTP GET's
+/// `SetDefaults_HTTPGetAction` and its gRPC service `""`) and the lifecycle hooks' HTTP GETs.
+fn default_container(c: ContainerParts<'_>) {
+    if c.image_pull_policy.as_deref().is_none_or(str::is_empty) {
+        let p = kubepull_core::pullpolicy::default_pull_policy(c.image.unwrap_or(""));
+        *c.image_pull_policy = Some(p.as_str().into());
+    }
+    or(c.termination_message_path, "/dev/termination-log");
+    or(c.termination_message_policy, "File");
+    for p in c.ports.into_iter().flatten() {
+        or(&mut p.protocol, "TCP");
+    }
+    for e in c.env.into_iter().flatten() {
+        if let Some(f) = e.value_from.as_mut().and_then(|v| v.field_ref.as_mut()) {
+            or(&mut f.api_version, "v1");
+        }
+    }
+    c.resources.get_or_insert_with(Default::default);
+    for p in c.probes.into_iter().flatten() {
+        or_int(&mut p.timeout_seconds, 1);
+        or_int(&mut p.period_seconds, 10);
+        or_int(&mut p.success_threshold, 1);
+        or_int(&mut p.failure_threshold, 3);
+        if let Some(h) = &mut p.http_get {
+            default_http_get(h);
+        }
+        if let Some(g) = &mut p.grpc {
+            g.service.get_or_insert_with(String::new);
+        }
+    }
+    if let Some(l) = c.lifecycle {
+        for h in [&mut l.post_start, &mut l.pre_stop].into_iter().flatten() {
+            if let Some(g) = &mut h.http_get {
+                default_http_get(g);
+            }
+        }
+    }
+}
+
+/// `SetDefaults_HTTPGetAction`: path `/`, scheme HTTP.
+fn default_http_get(h: &mut core::HTTPGetAction) {
+    or(&mut h.path, "/");
+    or(&mut h.scheme, "HTTP");
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn pod(spec: Value) -> Value {
+        let mut p: core::Pod = serde_json::from_value(json!({"spec": spec})).unwrap();
+        default_pod(&mut p);
+        serde_json::to_value(p).unwrap()["spec"].take()
+    }
+
+    fn template(spec: Value) -> Value {
+        let mut t: core::PodTemplateSpec = serde_json::from_value(json!({"spec": spec})).unwrap();
+        default_pod_template(Some(&mut t));
+        serde_json::to_value(t).unwrap()["spec"].take()
+    }
+
+    #[test]
+    fn a_pods_requests_default_to_its_limits() {
+        let spec = json!({
+            "containers": [
+                {"name": "a", "image": "i", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}},
+                {"name": "b", "image": "i", "resources": {"limits": {"cpu": "2", "memory": "1Gi"},
+                    "requests": {"cpu": "500m"}}},
+                {"name": "c", "image": "i", "resources": {"limits": {}}},
+                {"name": "d", "image": "i"}],
+            "initContainers": [
+                {"name": "i", "image": "i", "resources": {"limits": {"memory": "64Mi"}}}]});
+        let p = pod(spec.clone());
+        let c = &p["containers"];
+        assert_eq!(
+            c[0]["resources"],
+            json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}})
+        );
+        // a resource the container requests keeps its request
+        assert_eq!(
+            c[1]["resources"]["requests"],
+            json!({"cpu": "500m", "memory": "1Gi"})
+        );
+        assert_eq!(c[2]["resources"], json!({"limits": {}}));
+        assert_eq!(c[3]["resources"], json!({}));
+        assert_eq!(
+            p["initContainers"][0]["resources"]["requests"],
+            json!({"memory": "64Mi"})
+        );
+        assert_eq!(p["enableServiceLinks"], true);
+        // a template's containers keep their requests unset, its service links too
+        let t = template(spec);
+        assert!(t["containers"][0]["resources"].get("requests").is_none());
+        assert!(t["initContainers"][0]["resources"]
+            .get("requests")
+            .is_none());
+        assert!(t.get("enableServiceLinks").is_none());
+    }
+
+    #[test]
+    fn host_network_ports_only_for_pods() {
+        let spec = json!({"hostNetwork": true, "containers": [{"name": "a", "image": "i",
+            "ports": [{"containerPort": 80}, {"containerPort": 53, "hostPort": 5353, "protocol": "UDP"}]}]});
+        let p = pod(spec.clone());
+        assert_eq!(
+            p["containers"][0]["ports"],
+            json!([{"containerPort": 80, "hostPort": 80, "protocol": "TCP"},
+                {"containerPort": 53, "hostPort": 5353, "protocol": "UDP"}])
+        );
+        let t = template(spec);
+        assert_eq!(
+            t["containers"][0]["ports"][0],
+            json!({"containerPort": 80, "protocol": "TCP"})
+        );
+    }
+
+    #[test]
+    fn containers_probes_env_and_ephemeral_containers() {
+        let probe = json!({"httpGet": {"port": 8080}, "periodSeconds": 0});
+        let spec = json!({
+            "containers": [{"name": "a", "image": "nginx",
+                "livenessProbe": probe, "readinessProbe": {"grpc": {"port": 9000}, "timeoutSeconds": 5},
+                "startupProbe": {"tcpSocket": {"port": 1}},
+                "lifecycle": {"preStop": {"httpGet": {"port": 80, "path": "/stop"}},
+                    "postStart": {"exec": {"command": ["true"]}}},
+                "env": [{"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "V", "value": "x"}]}],
+            "ephemeralContainers": [{"name": "dbg", "image": "busybox:1.36"}]});
+        for s in [pod(spec.clone()), template(spec)] {
+            let c = &s["containers"][0];
+            assert_eq!(c["imagePullPolicy"], "Always");
+            assert_eq!(
+                c["livenessProbe"],
+                json!({"httpGet": {"port": 8080, "path": "/", "scheme": "HTTP"},
+                    "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1,
+                    "failureThreshold": 3})
+            );
+            assert_eq!(
+                c["readinessProbe"],
+                json!({"grpc": {"port": 9000, "service": ""}, "timeoutSeconds": 5,
+                    "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3})
+            );
+            assert_eq!(c["startupProbe"]["periodSeconds"], 10);
+            assert_eq!(
+                c["lifecycle"]["preStop"]["httpGet"],
+                json!({"port": 80, "path": "/stop", "scheme": "HTTP"})
+            );
+            assert_eq!(c["env"][0]["valueFrom"]["fieldRef"]["apiVersion"], "v1");
+            assert_eq!(c["env"][1], json!({"name": "V", "value": "x"}));
+            assert_eq!(
+                s["ephemeralContainers"][0],
+                json!({"name": "dbg", "image": "busybox:1.36", "imagePullPolicy": "IfNotPresent",
+                    "terminationMessagePath": "/dev/termination-log",
+                    "terminationMessagePolicy": "File", "resources": {}})
+            );
+        }
+        // no image: IfNotPresent, as the ignored parse error leaves the tag empty
+        let s = template(json!({"containers": [{"name": "a"}]}));
+        assert_eq!(s["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    }
+
+    #[test]
+    fn volume_sources() {
+        let spec = json!({"containers": [{"name": "a", "image": "i"}], "volumes": [
+            {"name": "none"},
+            {"name": "hp", "hostPath": {"path": "/x"}},
+            {"name": "hp2", "hostPath": {"path": "/x", "type": "Directory"}},
+            {"name": "s", "secret": {"secretName": "s"}},
+            {"name": "s2", "secret": {"secretName": "s", "defaultMode": 256}},
+            {"name": "cm", "configMap": {"name": "c"}},
+            {"name": "d", "downwardAPI": {"items": [{"path": "n",
+                "fieldRef": {"fieldPath": "metadata.name"}}]}},
+            {"name": "p", "projected": {"sources": [
+                {"serviceAccountToken": {"path": "t"}},
+                {"downwardAPI": {"items": [{"path": "n", "fieldRef": {"fieldPath": "metadata.name"}}]}}]}},
+            {"name": "e", "ephemeral": {"volumeClaimTemplate": {"spec": {"accessModes": ["ReadWriteOnce"]}}}},
+            {"name": "r", "rbd": {"monitors": ["m"], "image": "i"}},
+            {"name": "is", "iscsi": {"targetPortal": "t", "iqn": "q", "lun": 0}},
+            {"name": "az", "azureDisk": {"diskName": "d", "diskURI": "u"}},
+            {"name": "sio", "scaleIO": {"gateway": "g", "system": "s", "secretRef": {"name": "x"}}},
+            {"name": "ed", "emptyDir": {"sizeLimit": "1Gi"}}]});
+        let v = template(spec)["volumes"].clone();
+        let want = json!([
+            {"name": "none", "emptyDir": {}},
+            {"name": "hp", "hostPath": {"path": "/x", "type": ""}},
+            {"name": "hp2", "hostPath": {"path": "/x", "type": "Directory"}},
+            {"name": "s", "secret": {"secretName": "s", "defaultMode": 420}},
+            {"name": "s2", "secret": {"secretName": "s", "defaultMode": 256}},
+            {"name": "cm", "configMap": {"name": "c", "defaultMode": 420}},
+            {"name": "d", "downwardAPI": {"defaultMode": 420, "items": [{"path": "n",
+                "fieldRef": {"fieldPath": "metadata.name", "apiVersion": "v1"}}]}},
+            {"name": "p", "projected": {"defaultMode": 420, "sources": [
+                {"serviceAccountToken": {"path": "t", "expirationSeconds": 3600}},
+                {"downwardAPI": {"items": [{"path": "n",
+                    "fieldRef": {"fieldPath": "metadata.name", "apiVersion": "v1"}}]}}]}},
+            {"name": "e", "ephemeral": {"volumeClaimTemplate": {"spec": {
+                "accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"}}}},
+            {"name": "r", "rbd": {"monitors": ["m"], "image": "i", "pool": "rbd",
+                "user": "admin", "keyring": "/etc/ceph/keyring"}},
+            {"name": "is", "iscsi": {"targetPortal": "t", "iqn": "q", "lun": 0,
+                "iscsiInterface": "default"}},
+            {"name": "az", "azureDisk": {"diskName": "d", "diskURI": "u",
+                "cachingMode": "ReadWrite", "fsType": "ext4", "readOnly": false, "kind": "Shared"}},
+            {"name": "sio", "scaleIO": {"gateway": "g", "system": "s", "secretRef": {"name": "x"},
+                "storageMode": "ThinProvisioned", "fsType": "xfs"}},
+            {"name": "ed", "emptyDir": {"sizeLimit": "1Gi"}}]);
+        assert_eq!(v, want);
+    }
+
+    #[test]
+    fn a_new_pods_status_is_reset() {
+        let mut p: core::Pod = serde_json::from_value(json!({
+            "spec": {"containers": [{"name": "a", "image": "i",
+                "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "hostIP": "10.0.0.2",
+                "conditions": [{"type": "Ready", "status": "True"}]}}))
+        .unwrap();
+        default_pod(&mut p);
+        prepare_pod_create(&mut p);
+        assert_eq!(
+            serde_json::to_value(&p.status).unwrap(),
+            json!({"phase": "Pending", "qosClass": "Guaranteed"})
+        );
+        // a class the body gives is kept (GetPodQOS); a gated pod is SchedulingGated
+        let mut p: core::Pod = serde_json::from_value(json!({
+            "spec": {"containers": [{"name": "a", "image": "i"}],
+                "schedulingGates": [{"name": "g"}]},
+            "status": {"phase": "Succeeded", "qosClass": "Burstable",
+                "conditions": [{"type": "PodScheduled", "status": "True"}]}}))
+        .unwrap();
+        prepare_pod_create(&mut p);
+        assert_eq!(
+            serde_json::to_value(&p.status).unwrap(),
+            json!({"phase": "Pending", "qosClass": "Burstable", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated",
+                    "message": "Scheduling is blocked due to non-empty scheduling gates"}]})
+        );
+    }
+
+    #[test]
+    fn a_pods_negative_grace_period_is_one() {
+        let spec = json!({"terminationGracePeriodSeconds": -5, "containers": [{"name": "a", "image": "i"}]});
+        assert_eq!(pod(spec.clone())["terminationGracePeriodSeconds"], 1);
+        assert_eq!(template(spec)["terminationGracePeriodSeconds"], -5);
+    }
+}

@@ -1,0 +1,183 @@
+//! What the kinds' strategies add on create and update: `WarningsOnCreate`'s name warning
+//! and `PrepareForUpdate`'s generation rules (a Deployment's annotations, a webhook
+//! configuration's `webhooks` compared strictly).
+
+use std::sync::Arc;
+
+use kubepull_control::objects::{Objects, User};
+use kubepull_control::resources::{self, Resource};
+use kubepull_datastore::memory::MemoryStore;
+use serde_json::{json, Value};
+
+fn res(group: &str, plural: &str) -> &'static Resource {
+    resources::find(group, "v1", plural).unwrap()
+}
+
+async fn api() -> Objects {
+    let o = Objects::new(Arc::new(MemoryStore::new()));
+    o.bootstrap().await.unwrap();
+    o
+}
+
+fn template() -> Value {
+    json!({"metadata": {"labels": {"app": "web"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1.36"}]}})
+}
+
+const DOTTED: &str = "a DNS label is recommended: [must not contain dots]";
+
+/// A name that is not a DNS label is stored with upstream's warning for the kinds whose names
+/// become Pod names or hostnames, on create only.
+#[tokio::test]
+async fn names_that_are_not_dns_labels_are_warned_about_on_create() {
+    let o = api().await;
+    let selector = json!({"matchLabels": {"app": "web"}});
+    let bodies = [
+        (
+            res("", "pods"),
+            json!({"metadata": {"name": "web.v1"},
+            "spec": template()["spec"].clone()}),
+            "the Pod's hostname",
+        ),
+        (
+            res("apps", "deployments"),
+            json!({"metadata": {"name": "web.v1"},
+            "spec": {"selector": selector, "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}}}),
+            "Pod names and hostnames",
+        ),
+        (
+            res("apps", "replicasets"),
+            json!({"metadata": {"name": "web.v1"},
+            "spec": {"selector": selector, "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}}}),
+            "Pod names and hostnames",
+        ),
+        (
+            res("batch", "jobs"),
+            json!({"metadata": {"name": "web.v1"},
+            "spec": {"suspend": true, "template": template()}}),
+            "Pod names and hostnames",
+        ),
+        (
+            res("batch", "cronjobs"),
+            json!({"metadata": {"name": "web.v1"},
+            "spec": {"schedule": "0 0 * * *", "jobTemplate": {"spec": {"template": template()}}}}),
+            "Pod names and hostnames",
+        ),
+    ];
+    for (r, body, used_in) in bodies {
+        let (made, warnings) =
+            kubepull_control::warnings::collect(o.create(r, "default", body, &User::Admin, false))
+                .await;
+        let made = made.unwrap_or_else(|e| panic!("{}: {}", r.kind, e.message));
+        assert_eq!(
+            warnings.first().map(String::as_str),
+            Some(format!("metadata.name: this is used in {used_in}, which can result in surprising behavior; {DOTTED}").as_str()),
+            "{}: {warnings:?}",
+            r.kind
+        );
+        // an update gives no name warning
+        let mut again = made.clone();
+        again["metadata"]["labels"] = json!({"x": "y"});
+        let (updated, warnings) = kubepull_control::warnings::collect(
+            o.update(r, "default", "web.v1", again, None, false),
+        )
+        .await;
+        updated.unwrap();
+        assert!(!warnings.iter().any(|w| w.contains(DOTTED)), "{warnings:?}");
+    }
+    // other kinds have no such warning
+    let (made, warnings) = kubepull_control::warnings::collect(o.create(
+        res("", "configmaps"),
+        "default",
+        json!({"metadata": {"name": "web.v1"}}),
+        &User::Admin,
+        false,
+    ))
+    .await;
+    made.unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+/// A Deployment's generation counts an annotation change (its ReplicaSets copy them), not a
+/// label change; a ReplicaSet's counts neither.
+#[tokio::test]
+async fn a_deployment_generation_counts_its_annotations() {
+    let o = api().await;
+    for (plural, bumps) in [("deployments", true), ("replicasets", false)] {
+        let r = res("apps", plural);
+        let mut obj = o
+            .create(
+                r,
+                "default",
+                json!({"metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(obj["metadata"]["generation"], 1);
+        obj["metadata"]["labels"] = json!({"team": "a"});
+        obj = o
+            .update(r, "default", "web", obj, None, false)
+            .await
+            .unwrap();
+        assert_eq!(obj["metadata"]["generation"], 1, "{plural}: a label");
+        // an empty map is no annotations
+        obj["metadata"]["annotations"] = json!({});
+        obj = o
+            .update(r, "default", "web", obj, None, false)
+            .await
+            .unwrap();
+        assert_eq!(obj["metadata"]["generation"], 1, "{plural}: no annotations");
+        obj["metadata"]["annotations"] = json!({"note": "x"});
+        obj = o
+            .update(r, "default", "web", obj, None, false)
+            .await
+            .unwrap();
+        let want = if bumps { 2 } else { 1 };
+        assert_eq!(
+            obj["metadata"]["generation"], want,
+            "{plural}: an annotation"
+        );
+    }
+}
+
+/// A webhook configuration's generation compares `webhooks` as `reflect.DeepEqual`: an empty
+/// list where there was none is a change, in the list and in a webhook.
+#[tokio::test]
+async fn a_webhook_configuration_generation_compares_strictly() {
+    let o = api().await;
+    let r = resources::find(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+    )
+    .unwrap();
+    let mut obj = o
+        .create(
+            r,
+            "",
+            json!({"metadata": {"name": "w"}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(obj["metadata"]["generation"], 1);
+    assert!(obj.get("webhooks").is_none(), "{obj:#}");
+    obj["webhooks"] = json!([]);
+    let mut obj = o.update(r, "", "w", obj, None, false).await.unwrap();
+    assert_eq!(obj["metadata"]["generation"], 2, "{obj:#}");
+    obj["webhooks"] = json!([{"name": "a.example.com", "sideEffects": "None",
+        "admissionReviewVersions": ["v1"], "clientConfig": {"url": "https://example.com/a"}}]);
+    let mut obj = o.update(r, "", "w", obj, None, false).await.unwrap();
+    assert_eq!(obj["metadata"]["generation"], 3, "{obj:#}");
+    assert!(obj["webhooks"][0].get("rules").is_none(), "{obj:#}");
+    obj["webhooks"][0]["rules"] = json!([]);
+    let obj = o.update(r, "", "w", obj, None, false).await.unwrap();
+    assert_eq!(obj["metadata"]["generation"], 4, "{obj:#}");
+}
