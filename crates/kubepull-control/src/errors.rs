@@ -153,6 +153,12 @@ impl ApiError {
         )
     }
 
+    /// 409 of a server-side apply's conflicts (`errors.NewApplyConflict`): `causes` of type
+    /// `FieldManagerConflict`.
+    pub fn apply_conflict(message: String, causes: Vec<Value>) -> Self {
+        Self::new(409, "Conflict", message, Some(json!({ "causes": causes })))
+    }
+
     /// 403 with the authorizer's wording.
     pub fn forbidden(r: &Resource, name: &str, message: String) -> Self {
         Self::new(

@@ -1266,6 +1266,7 @@ impl Objects {
                 new_meta(md, r, ns, generation)?
             }
         };
+        crate::managedfields::on_create(r, cr.as_deref(), &mut obj, pod.as_mut());
         // admission (NamespaceLifecycle): the namespace must exist and not be terminating; a
         // namespace the cache knows to be active needs no read
         if r.namespaced && !self.namespaces.known_active(&self.store, ns).await {
@@ -1827,6 +1828,7 @@ impl Objects {
             }
         }
         let mut new = obj;
+        let kept = crate::managedfields::on_update(r, cr, &old, &mut new, subresource);
         let attrs = Attributes {
             r,
             kind: None,
@@ -1882,6 +1884,7 @@ impl Objects {
             }
         }
         let mut new = prepare_update(r, cr, &old, new, subresource);
+        crate::managedfields::keep(&mut new, kept);
         new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
         // the pod template, decoded once for validation, the warnings and Pod Security
         // admission; a status update is validated without it (the status strategies validate
@@ -2055,10 +2058,17 @@ impl Objects {
         if self.crds.served(r).is_some() {
             crate::crd::refuse_strategic(content_type)?;
         }
+        let apply = crate::managedfields::is_apply(content_type);
         for _ in 0..8 {
             let cur = self.get(r, ns, name).await?;
-            let mut next = cur.clone();
-            apply_patch(&mut next, content_type, body)?;
+            let mut next = if apply {
+                let cr = self.crds.served(r);
+                crate::managedfields::apply(r, cr.as_deref(), Some(&cur), body, subresource)?
+            } else {
+                let mut next = cur.clone();
+                apply_patch(&mut next, content_type, body)?;
+                next
+            };
             // a patch carries no precondition: a UID it changes is refused as immutable
             // (`ValidateObjectMetaUpdate`)
             if next.pointer("/metadata/uid") != cur.pointer("/metadata/uid") {
@@ -2095,9 +2105,12 @@ impl Objects {
             if !sets_rv {
                 next["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
             }
-            match self
-                .update_by(user, r, ns, name, next, subresource, strict)
-                .await
+            let applied = apply.then(|| crate::managedfields::applied(&next));
+            match crate::managedfields::applying(
+                applied,
+                self.update_by(user, r, ns, name, next, subresource, strict),
+            )
+            .await
             {
                 Err(e) if e.code == 409 && e.reason == "Conflict" && !sets_rv => continue,
                 other => return other,

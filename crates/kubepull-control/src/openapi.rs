@@ -152,16 +152,32 @@ struct Built {
 
 /// The built-in data and the built-in group versions' v3 documents, built once.
 struct Builtin {
-    vendored: Vendored,
+    vendored: &'static Vendored,
     v3: BTreeMap<String, Arc<Doc>>,
+}
+
+/// The vendored data, read once per process (the write path's type information reads its
+/// definitions without building the served documents).
+fn vendored() -> &'static Vendored {
+    static VENDORED: OnceLock<Vendored> = OnceLock::new();
+    VENDORED.get_or_init(|| {
+        Vendored::load().unwrap_or_else(|e| {
+            tracing::error!("{e}");
+            Vendored::default()
+        })
+    })
+}
+
+/// The built-in OpenAPI v2 definitions (`io.k8s.api.core.v1.Pod`, …), with their
+/// `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`, `x-kubernetes-map-type` and patch
+/// extensions.
+pub fn builtin_definitions() -> &'static Map<String, Value> {
+    &vendored().v2_definitions
 }
 
 impl Builtin {
     fn load() -> Builtin {
-        let vendored = Vendored::load().unwrap_or_else(|e| {
-            tracing::error!("{e}");
-            Vendored::default()
-        });
+        let vendored = vendored();
         let mut v3 = BTreeMap::new();
         // built-in group versions, narrowed to the served resources
         for (g, v) in resources::GROUPS {
@@ -176,7 +192,7 @@ impl Builtin {
                     }
                 }
             }
-            let doc = v3_document(&vendored, paths, &Map::new());
+            let doc = v3_document(vendored, paths, &Map::new());
             v3.insert(gv_key(g, v), Arc::new(doc));
         }
         Builtin { vendored, v3 }
@@ -372,7 +388,7 @@ impl Registry {
         let builtin = self.builtin();
         let mut v3 = builtin.v3.clone();
         for ((g, v), c) in &custom {
-            let doc = v3_document(&builtin.vendored, c.v3_paths.clone(), &c.v3_schemas);
+            let doc = v3_document(builtin.vendored, c.v3_paths.clone(), &c.v3_schemas);
             v3.insert(gv_key(g, v), Arc::new(doc));
         }
         if let Ok(mut b) = self.shared.built.write() {
@@ -387,7 +403,7 @@ impl Registry {
         if let Some(v2) = self.shared.built.read().ok().and_then(|b| b.v2.clone()) {
             return v2;
         }
-        let vendored = &self.builtin().vendored;
+        let vendored = self.builtin().vendored;
         let _building = self.shared.building.lock();
         if let Some(v2) = self.shared.built.read().ok().and_then(|b| b.v2.clone()) {
             return v2;

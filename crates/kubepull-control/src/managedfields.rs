@@ -1,0 +1,1249 @@
+//! Field management and server-side apply: `metadata.managedFields` kept on every write, and
+//! `application/apply-patch+yaml` patches merged by schema with ownership and conflicts.
+//!
+//! Ported from k8s.io/apimachinery `pkg/util/managedfields/internal` (`fieldmanager.go`,
+//! `skipnonapplied.go`, `capmanagers.go`, `buildmanagerinfo.go`, `managedfieldsupdater.go`,
+//! `stripmeta.go`, `structuredmerge.go`, `managedfields.go`, `conflict.go`),
+//! sigs.k8s.io/structured-merge-diff `merge/update.go` (`Updater.Update`, `Apply`, `prune`) and
+//! k8s.io/apiserver `pkg/endpoints/handlers` (`create.go`, `update.go`, `patch.go`
+//! `applyPatcher`, `rest.go` `managerOrUserAgent`/`prefixFromUserAgent`).
+//!
+//! Not ported: the conversion of field sets between versions (the served versions of a kind
+//! share one schema here, custom resources convert with `None`), reconciling sets after a
+//! schema changes a field between atomic and granular, and the last-applied annotation
+//! upgrade from client-side apply (`lastappliedmanager.go`, `lastappliedupdater.go`).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde_json::{json, Map, Value};
+
+use crate::crd::Served;
+use crate::errors::{ApiError, ApiResult};
+use crate::fieldpath::{path_string, PathElement, Set};
+use crate::resources::Resource;
+use crate::typed::{Comparison, Schema, Ty};
+
+/// `DefaultMaxUpdateManagers` (`fieldmanager.go`).
+const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// `validation.FieldManagerMaxLength`.
+pub const FIELD_MANAGER_MAX_LENGTH: usize = 128;
+
+/// The manager of writes outside an API request (the in-process controllers; upstream's
+/// controllers send `kube-controller-manager/…` as their User-Agent).
+const CONTROLLER_MANAGER: &str = "kube-controller-manager";
+
+// ---------------------------------------------------------------------------------------------
+// The request: its field manager, User-Agent and force flag
+// ---------------------------------------------------------------------------------------------
+
+/// What an API request says about field management.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// `?fieldManager=`.
+    pub field_manager: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// `?force=true` (apply only).
+    pub force: bool,
+}
+
+/// A write on behalf of a subresource that maps onto the object's fields (`scale`: the
+/// replicas path).
+#[derive(Debug, Clone)]
+struct Sub {
+    name: &'static str,
+    path: Vec<String>,
+}
+
+tokio::task_local! {
+    static REQUEST: Request;
+    static APPLYING: Option<Applied>;
+    static SUBRESOURCE: Sub;
+}
+
+/// Runs `f` (an API request) with its field management options known to the writes it makes
+/// (a plain function: the request's future is not held twice).
+pub fn scope<F: Future>(req: Request, f: F) -> impl Future<Output = F::Output> {
+    REQUEST.scope(req, f)
+}
+
+/// The managed fields of an object [`apply`] made, for the write of it.
+#[derive(Debug, Clone)]
+pub struct Applied(Value);
+
+/// What [`applying`] needs of the object `obj` an apply made.
+pub fn applied(obj: &Value) -> Applied {
+    Applied(
+        obj.pointer("/metadata/managedFields")
+            .cloned()
+            .unwrap_or(Value::Null),
+    )
+}
+
+/// Runs `f`, with `applied` the write of an object an apply made ([`apply`]): its managed
+/// fields are already computed and are stored as they are.
+pub fn applying<F: Future>(applied: Option<Applied>, f: F) -> impl Future<Output = F::Output> {
+    APPLYING.scope(applied, f)
+}
+
+/// Runs `f`, a write of the object that carries out a write of its `subresource` (`scale`),
+/// which owns the field at `path` only (`managedfields.ScaleHandler`).
+pub fn subresource<F: Future>(
+    name: &'static str,
+    path: &str,
+    f: F,
+) -> impl Future<Output = F::Output> {
+    let path = path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    SUBRESOURCE.scope(Sub { name, path }, f)
+}
+
+/// Whether `content_type` is a server-side apply patch.
+pub fn is_apply(content_type: &str) -> bool {
+    content_type.starts_with("application/apply-patch")
+}
+
+/// `prefixFromUserAgent`: what precedes the first `/`, printable characters only, at most
+/// 128 bytes.
+pub fn prefix_from_user_agent(ua: &str) -> String {
+    let m = ua.split('/').next().unwrap_or("");
+    let mut out = String::new();
+    for c in m.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > FIELD_MANAGER_MAX_LENGTH {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `managerOrUserAgent`: the request's field manager, else its User-Agent's prefix.
+fn manager() -> String {
+    REQUEST
+        .try_with(
+            |r| match r.field_manager.as_deref().filter(|m| !m.is_empty()) {
+                Some(m) => m.to_string(),
+                None => prefix_from_user_agent(r.user_agent.as_deref().unwrap_or("")),
+            },
+        )
+        .unwrap_or_else(|_| CONTROLLER_MANAGER.to_string())
+}
+
+fn force() -> bool {
+    REQUEST.try_with(|r| r.force).unwrap_or(false)
+}
+
+/// The managed fields of the apply this write carries out, if it is one.
+fn in_apply() -> Option<Value> {
+    APPLYING.try_with(|a| a.clone()).ok().flatten().map(|a| a.0)
+}
+
+/// `ValidateFieldManager` (and, for apply patches, `ValidatePatchOptions`' required manager)
+/// for the options kind `kind` (`PatchOptions`, `CreateOptions`, `UpdateOptions`).
+pub fn validate_options(
+    kind: &str,
+    manager: Option<&str>,
+    apply: bool,
+    force: bool,
+) -> ApiResult<()> {
+    use crate::errors::Cause;
+    let mut causes = Vec::new();
+    let m = manager.unwrap_or("");
+    if kind == "PatchOptions" {
+        if !apply && force {
+            causes.push(Cause::forbidden(
+                "force",
+                "may not be specified for non-apply patch",
+            ));
+        }
+        if apply && m.is_empty() {
+            causes.push(Cause::required(
+                "fieldManager",
+                "is required for apply patch",
+            ));
+        }
+    }
+    if m.len() > FIELD_MANAGER_MAX_LENGTH {
+        causes.push(Cause::too_long(
+            "fieldManager",
+            FIELD_MANAGER_MAX_LENGTH as u64,
+        ));
+    }
+    for (i, c) in m.chars().enumerate() {
+        if c.is_control() {
+            causes.push(Cause::invalid(
+                "fieldManager",
+                format!("{m:?}"),
+                format!("invalid character U+{:04X} (at position {i})", c as u32),
+            ));
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_as("meta.k8s.io", kind, "", causes))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Managers and their field sets
+// ---------------------------------------------------------------------------------------------
+
+/// `Apply` or `Update` (and the updater's temporary manager).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Op {
+    Apply,
+    Update,
+    /// `managedFieldsUpdater`'s `current-operation`.
+    Current,
+}
+
+/// A manager identifier (`BuildManagerIdentifier`): the manager, the operation, the API
+/// version for updates, the subresource.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ManagerId {
+    manager: String,
+    op: Op,
+    api_version: String,
+    subresource: String,
+}
+
+impl ManagerId {
+    fn new(manager: &str, op: Op, api_version: &str, subresource: &str) -> ManagerId {
+        ManagerId {
+            manager: if manager.is_empty() {
+                "unknown".into()
+            } else {
+                manager.into()
+            },
+            op,
+            api_version: if op == Op::Apply {
+                String::new()
+            } else {
+                api_version.into()
+            },
+            subresource: subresource.into(),
+        }
+    }
+
+    fn current() -> ManagerId {
+        ManagerId {
+            manager: "current-operation".into(),
+            op: Op::Current,
+            api_version: String::new(),
+            subresource: String::new(),
+        }
+    }
+
+    /// The identifier as upstream marshals it (its sort key among managers).
+    fn json(&self) -> String {
+        let mut m = Map::new();
+        m.insert("manager".into(), json!(self.manager));
+        m.insert(
+            "operation".into(),
+            json!(match self.op {
+                Op::Apply => "Apply",
+                _ => "Update",
+            }),
+        );
+        if !self.api_version.is_empty() {
+            m.insert("apiVersion".into(), json!(self.api_version));
+        }
+        if !self.subresource.is_empty() {
+            m.insert("subresource".into(), json!(self.subresource));
+        }
+        Value::Object(m).to_string()
+    }
+
+    /// `printManager` (`conflict.go`).
+    fn print(&self) -> String {
+        let mut s = json!(self.manager).to_string();
+        if !self.subresource.is_empty() {
+            s = format!("{s} with subresource {}", json!(self.subresource));
+        }
+        if self.op == Op::Update {
+            s = format!("{s} using {}", self.api_version);
+        }
+        s
+    }
+}
+
+/// One manager's fields (`fieldpath.VersionedSet`) and the time of its last change.
+#[derive(Debug, Clone)]
+struct Entry {
+    set: Set,
+    api_version: String,
+    applied: bool,
+    time: Option<String>,
+}
+
+type Managed = BTreeMap<ManagerId, Entry>;
+
+/// `DecodeManagedFields`.
+fn decode(v: Option<&Value>) -> Result<Managed, String> {
+    let mut out = Managed::new();
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(out);
+    };
+    let list = v
+        .as_array()
+        .ok_or_else(|| "managedFields must be a list".to_string())?;
+    for (i, e) in list.iter().enumerate() {
+        let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("");
+        let op = match s("operation") {
+            "Apply" => Op::Apply,
+            "Update" => Op::Update,
+            _ => return Err("operation must be `Apply` or `Update`".into()),
+        };
+        if s("apiVersion").is_empty() {
+            return Err("apiVersion must not be empty".into());
+        }
+        match s("fieldsType") {
+            "FieldsV1" => {}
+            "" => return Err(format!("missing fieldsType in managed fields entry {i}")),
+            t => {
+                return Err(format!(
+                    "invalid fieldsType {t:?} in managed fields entry {i}"
+                ))
+            }
+        }
+        let set = match e.get("fieldsV1") {
+            None | Some(Value::Null) => Set::new(),
+            Some(f) => Set::from_fields_v1(f).map_err(|e| format!("error decoding set: {e}"))?,
+        };
+        let id = ManagerId::new(s("manager"), op, s("apiVersion"), s("subresource"));
+        // an empty manager name stays empty in the identifier it came with
+        let id = ManagerId {
+            manager: s("manager").to_string(),
+            ..id
+        };
+        out.insert(
+            id,
+            Entry {
+                set,
+                api_version: s("apiVersion").to_string(),
+                applied: op == Op::Apply,
+                time: e.get("time").and_then(Value::as_str).map(str::to_string),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// `encodeManagedFields`, sorted as `sortEncodedManagedFields` sorts them; `None` without
+/// managers.
+fn encode(m: &Managed) -> Option<Value> {
+    if m.is_empty() {
+        return None;
+    }
+    let mut entries: Vec<(&ManagerId, &Entry)> = m.iter().collect();
+    entries.sort_by(|(a, ea), (b, eb)| {
+        let op = |e: &Entry| if e.applied { "Apply" } else { "Update" };
+        op(ea)
+            .cmp(op(eb))
+            .then_with(|| seconds(ea.time.as_deref()).cmp(&seconds(eb.time.as_deref())))
+            .then_with(|| a.manager.cmp(&b.manager))
+            .then_with(|| ea.api_version.cmp(&eb.api_version))
+            .then_with(|| a.subresource.cmp(&b.subresource))
+    });
+    Some(Value::Array(
+        entries
+            .into_iter()
+            .map(|(id, e)| {
+                let mut o = Map::new();
+                o.insert("manager".into(), json!(id.manager));
+                o.insert(
+                    "operation".into(),
+                    json!(if e.applied { "Apply" } else { "Update" }),
+                );
+                o.insert("apiVersion".into(), json!(e.api_version));
+                if let Some(t) = &e.time {
+                    o.insert("time".into(), json!(t));
+                }
+                o.insert("fieldsType".into(), json!("FieldsV1"));
+                o.insert("fieldsV1".into(), e.set.to_fields_v1());
+                if !id.subresource.is_empty() {
+                    o.insert("subresource".into(), json!(id.subresource));
+                }
+                Value::Object(o)
+            })
+            .collect(),
+    ))
+}
+
+fn seconds(t: Option<&str>) -> i64 {
+    t.and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map_or(0, |t| t.as_second())
+}
+
+/// `isResetManagedFields`: an empty list, or one empty entry.
+fn is_reset(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Array(a)) => {
+            a.is_empty() || (a.len() == 1 && a[0].as_object().is_some_and(Map::is_empty))
+        }
+        _ => false,
+    }
+}
+
+/// `stripMetaManager`'s paths: never part of a manager's set.
+fn strip_meta(set: &Set) -> Set {
+    static STRIP: std::sync::OnceLock<Set> = std::sync::OnceLock::new();
+    set.difference(STRIP.get_or_init(strip_set))
+}
+
+fn strip_set() -> Set {
+    let f = |s: &str| PathElement::Field(s.into());
+    let mut strip = Set::new();
+    for p in ["apiVersion", "kind", "metadata"] {
+        strip.insert(&[f(p)]);
+    }
+    for p in [
+        "name",
+        "namespace",
+        "creationTimestamp",
+        "selfLink",
+        "uid",
+        "clusterName",
+        "generation",
+        "managedFields",
+        "resourceVersion",
+    ] {
+        strip.insert(&[f("metadata"), f(p)]);
+    }
+    strip
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kind's type and the fields a write may touch
+// ---------------------------------------------------------------------------------------------
+
+/// The fields outside a write's reach (`ResetFieldsStrategy`).
+#[derive(Clone)]
+enum Reset {
+    /// None.
+    Nothing,
+    /// The main resource of a kind with a status subresource: `status`.
+    Status,
+    /// A subresource: everything but the field at this path.
+    Only(Vec<String>),
+}
+
+struct Kind<'s> {
+    schema: Schema,
+    ty: Ty<'s>,
+    api_version: String,
+    reset: Reset,
+    subresource: String,
+}
+
+impl<'s> Kind<'s> {
+    fn new(r: &Resource, cr: Option<&'s Served>, subresource: Option<&str>) -> Option<Kind<'s>> {
+        let schema = Schema::builtin();
+        let ty = match cr {
+            Some(sv) => Ty::CrdRoot(&sv.schema),
+            None => schema.kind(r.group, r.version, r.kind)?,
+        };
+        let override_sub = SUBRESOURCE.try_with(Sub::clone).ok();
+        let has_status = match cr {
+            Some(sv) => sv.status,
+            None => r.subresources.contains(&"status"),
+        };
+        let (reset, sub) = match (override_sub, subresource) {
+            (Some(s), _) => (Reset::Only(s.path), s.name.to_string()),
+            (None, Some("status")) => (Reset::Only(vec!["status".into()]), "status".into()),
+            (None, Some(other)) => (Reset::Nothing, other.to_string()),
+            (None, None) if has_status => (Reset::Status, String::new()),
+            (None, None) => (Reset::Nothing, String::new()),
+        };
+        Some(Kind {
+            schema,
+            ty,
+            api_version: r.api_version(),
+            reset,
+            subresource: sub,
+        })
+    }
+
+    fn compare(&self, old: &Value, new: &Value) -> Comparison {
+        match &self.reset {
+            Reset::Nothing => self.schema.compare(self.ty, Some(old), Some(new)),
+            Reset::Status => self.schema.compare_without(self.ty, old, new, "status"),
+            Reset::Only(path) => {
+                let p: Vec<&str> = path.iter().map(String::as_str).collect();
+                self.schema.compare_at(self.ty, old, new, &p)
+            }
+        }
+    }
+
+    /// The ignore filter of a set (`NewExcludeSetFilter` of the reset fields).
+    fn filter(&self, set: Set) -> Set {
+        match &self.reset {
+            Reset::Nothing => set,
+            Reset::Status => {
+                let mut s = Set::new();
+                s.insert(&[PathElement::Field("status".into())]);
+                set.recursive_difference(&s)
+            }
+            Reset::Only(path) => only(&set, path),
+        }
+    }
+}
+
+/// The part of `set` at `path` and below.
+fn only(set: &Set, path: &[String]) -> Set {
+    let Some((first, rest)) = path.split_first() else {
+        return set.clone();
+    };
+    let pe = PathElement::Field(first.clone());
+    let member = rest.is_empty() && set.has_member(&pe);
+    let below = set.child(&pe).map(|c| only(c, rest)).unwrap_or_default();
+    if !member && below.is_empty() {
+        return Set::new();
+    }
+    Set::from_parts(
+        if member { vec![pe.clone()] } else { vec![] },
+        if below.is_empty() {
+            vec![]
+        } else {
+            vec![(pe, below)]
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// structured-merge-diff's Updater
+// ---------------------------------------------------------------------------------------------
+
+/// Apply conflicts: each manager's paths.
+type Conflicts = Vec<(ManagerId, Vec<PathElement>)>;
+
+impl Kind<'_> {
+    /// `Updater.update`: the comparison of `old` and `new`, other managers losing what was
+    /// removed and (forced) what `workflow` changed of theirs.
+    fn update_managers(
+        &self,
+        old: &Value,
+        new: &Value,
+        managers: &mut Managed,
+        workflow: &ManagerId,
+        force: bool,
+    ) -> Result<Comparison, Conflicts> {
+        let cmp = self.compare(old, new);
+        let changed = cmp.modified.union(&cmp.added);
+        let mut conflicts: Vec<(ManagerId, Set)> = Vec::new();
+        for (id, e) in managers.iter() {
+            if id == workflow {
+                continue;
+            }
+            let c = e.set.intersection(&changed);
+            if !c.is_empty() {
+                conflicts.push((id.clone(), c));
+            }
+        }
+        if !force && !conflicts.is_empty() {
+            let mut out = Vec::new();
+            for (id, c) in conflicts {
+                for p in c.paths() {
+                    out.push((id.clone(), p));
+                }
+            }
+            return Err(out);
+        }
+        for (id, c) in conflicts {
+            if let Some(e) = managers.get_mut(&id) {
+                e.set = e.set.difference(&c);
+            }
+        }
+        if !cmp.removed.is_empty() {
+            for (id, e) in managers.iter_mut() {
+                if id != workflow {
+                    e.set = e.set.difference(&cmp.removed);
+                }
+            }
+        }
+        managers.retain(|_, e| !e.set.is_empty());
+        Ok(cmp)
+    }
+
+    /// `Updater.Update` of `manager`'s write of `new` over `live`.
+    fn update(&self, live: &Value, new: &Value, managers: &mut Managed, manager: &ManagerId) {
+        let Ok(cmp) = self.update_managers(live, new, managers, manager, true) else {
+            return;
+        };
+        let prev = managers.remove(manager).map(|e| e.set).unwrap_or_default();
+        let set = prev
+            .difference(&cmp.removed)
+            .union(&cmp.modified)
+            .union(&cmp.added);
+        let set = self.filter(set);
+        if !set.is_empty() {
+            managers.insert(
+                manager.clone(),
+                Entry {
+                    set,
+                    api_version: self.api_version.clone(),
+                    applied: false,
+                    time: None,
+                },
+            );
+        }
+    }
+
+    /// The field manager chain's update (`managedFieldsUpdater` over `stripMetaManager` over
+    /// `structuredMergeManager`, under `buildManagerInfoManager` and `capManagersManager`).
+    fn record_update(&self, live: &Value, new: &Value, managed: &mut Managed, manager: &str) {
+        let id = ManagerId::new(manager, Op::Update, &self.api_version, &self.subresource);
+        let current = ManagerId::current();
+        self.update(live, new, managed, &current);
+        if let Some(mut e) = managed.remove(&current) {
+            e.set = strip_meta(&e.set);
+            if !e.set.is_empty() {
+                if let Some(prev) = managed.get(&id) {
+                    e.set = e.set.union(&prev.set);
+                }
+                e.time = Some(crate::objects::now());
+                managed.insert(id, e);
+            }
+        }
+        cap_update_managers(managed);
+    }
+
+    /// `Updater.Apply`: `config` merged into `live`, what `manager` applied before and
+    /// no longer applies removed unless someone else owns it, then the ownership update (a
+    /// conflict unless `force`). `None`: nothing changed.
+    fn apply(
+        &self,
+        live: &Value,
+        config: &Value,
+        managers: &mut Managed,
+        manager: &ManagerId,
+        force: bool,
+    ) -> ApiResult<Option<Value>> {
+        let merged = self
+            .schema
+            .merge(self.ty, Some(live), Some(config))
+            .map_err(|e| {
+                ApiError::internal(format!(
+                    "failed to merge config: {}",
+                    e.trim_start_matches(": ")
+                ))
+            })?
+            .unwrap_or_else(|| json!({}));
+        let (last, time) = match managers.get(manager) {
+            Some(e) => (Some(e.set.clone()), e.time.clone()),
+            None => (None, None),
+        };
+        let set = self.filter(self.schema.to_field_set(self.ty, config));
+        managers.insert(
+            manager.clone(),
+            Entry {
+                set,
+                api_version: self.api_version.clone(),
+                applied: true,
+                time,
+            },
+        );
+        let new = match last {
+            Some(last) if !last.is_empty() => self.prune(merged, managers, &last),
+            _ => merged,
+        };
+        if let Err(c) = self.update_managers(live, &new, managers, manager, force) {
+            return Err(conflict_error(c));
+        }
+        Ok((new != *live).then_some(new))
+    }
+
+    /// `Updater.prune` with `addBackOwnedItems` and `addBackDanglingItems`.
+    fn prune(&self, merged: Value, managers: &Managed, last: &Set) -> Value {
+        let s = &self.schema;
+        let ensure = |set: &Set| s.ensure_named_fields_are_members(Some(self.ty), set);
+        let mut pruned = merged.clone();
+        s.remove_items(self.ty, &mut pruned, &ensure(last));
+        // addBackOwnedItems
+        let managed = managers
+            .values()
+            .fold(Set::new(), |acc, e| acc.union(&e.set));
+        let merged_set = ensure(&s.to_field_set(self.ty, &merged));
+        let pruned_set = ensure(&s.to_field_set(self.ty, &pruned));
+        let mut owned = merged.clone();
+        s.remove_items(
+            self.ty,
+            &mut owned,
+            &merged_set.difference(&pruned_set.union(&ensure(&managed))),
+        );
+        // addBackDanglingItems
+        let pruned_set = ensure(&s.to_field_set(self.ty, &owned));
+        let mut out = merged;
+        s.remove_items(
+            self.ty,
+            &mut out,
+            &merged_set
+                .difference(&pruned_set)
+                .intersection(&ensure(last)),
+        );
+        out
+    }
+}
+
+/// `capManagersManager.capUpdateManagers`: at most ten update entries, the oldest merged into
+/// `ancient-changes` buckets per API version.
+fn cap_update_managers(managed: &mut Managed) {
+    let mut updaters: Vec<ManagerId> = managed
+        .iter()
+        .filter(|(_, e)| !e.applied)
+        .map(|(id, _)| id.clone())
+        .collect();
+    if updaters.len() <= MAX_UPDATE_MANAGERS {
+        return;
+    }
+    updaters.sort_by(|a, b| {
+        let (ta, tb) = (
+            seconds(managed[a].time.as_deref()),
+            seconds(managed[b].time.as_deref()),
+        );
+        ta.cmp(&tb).then_with(|| a.json().cmp(&b.json()))
+    });
+    let mut first: BTreeMap<String, ManagerId> = BTreeMap::new();
+    let mut length = updaters.len();
+    for id in updaters {
+        if length <= MAX_UPDATE_MANAGERS {
+            break;
+        }
+        let Some(e) = managed.get(&id).cloned() else {
+            continue;
+        };
+        let version = e.api_version.clone();
+        let bucket = ManagerId::new("ancient-changes", Op::Update, &version, "");
+        match first.get(&version) {
+            Some(f) => {
+                if !managed.contains_key(&bucket) {
+                    if let Some(s) = managed.remove(f) {
+                        managed.insert(bucket.clone(), s);
+                    }
+                }
+                let b = managed
+                    .get(&bucket)
+                    .map(|b| b.set.clone())
+                    .unwrap_or_default();
+                managed.insert(
+                    bucket,
+                    Entry {
+                        set: e.set.union(&b),
+                        api_version: version,
+                        applied: e.applied,
+                        time: e.time.clone(),
+                    },
+                );
+                managed.remove(&id);
+                length -= 1;
+            }
+            None => {
+                first.insert(version, id);
+            }
+        }
+    }
+}
+
+/// `NewConflictError`: 409 with a `FieldManagerConflict` cause per path.
+fn conflict_error(conflicts: Conflicts) -> ApiError {
+    let mut list: Vec<(ManagerId, Vec<PathElement>)> = conflicts;
+    list.sort_by_key(|a| a.0.json());
+    let causes: Vec<Value> = list
+        .iter()
+        .map(|(id, p)| {
+            json!({
+                "reason": "FieldManagerConflict",
+                "message": format!("conflict with {}", id.print()),
+                "field": path_string(p),
+            })
+        })
+        .collect();
+    let message = if list.len() == 1 {
+        format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            list[0].0.print(),
+            path_string(&list[0].1)
+        )
+    } else {
+        let mut lines = Vec::new();
+        let mut prev: Option<&ManagerId> = None;
+        for (id, p) in &list {
+            if prev != Some(id) {
+                lines.push(format!("conflicts with {}:", id.print()));
+                prev = Some(id);
+            }
+            lines.push(format!("- {}", path_string(p)));
+        }
+        format!(
+            "Apply failed with {} conflicts: {}",
+            list.len(),
+            lines.join("\n")
+        )
+    };
+    ApiError::apply_conflict(message, causes)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hooks of the write paths
+// ---------------------------------------------------------------------------------------------
+
+fn metadata_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
+    obj.get_mut("metadata").and_then(Value::as_object_mut)
+}
+
+fn set_managed(obj: &mut Value, v: Option<Value>) {
+    if let Some(m) = metadata_mut(obj) {
+        match v {
+            Some(v) => {
+                m.insert("managedFields".into(), v);
+            }
+            None => {
+                m.remove("managedFields");
+            }
+        }
+    }
+}
+
+/// A create (`create.go`: `FieldManager.UpdateNoErrors` of the new object over an empty one,
+/// before admission): the creator's `Update` entry, or the managed fields the body sets
+/// (`[]` resets them). A Pod is given typed (its JSON is `pod`'s).
+pub fn on_create(
+    r: &Resource,
+    cr: Option<&Served>,
+    obj: &mut Value,
+    pod: Option<&mut k8s_openapi::api::core::v1::Pod>,
+) {
+    if let Some(mf) = in_apply() {
+        // the apply's own (the create's metadata handling cleared what the body had)
+        match pod {
+            Some(p) => p.metadata.managed_fields = serde_json::from_value(mf).ok(),
+            None => set_managed(obj, (!mf.is_null()).then_some(mf)),
+        }
+        return;
+    }
+    let Some(kind) = Kind::new(r, cr, None) else {
+        return;
+    };
+    let manager = manager();
+    match pod {
+        Some(p) => {
+            let given = p
+                .metadata
+                .managed_fields
+                .take()
+                .and_then(|m| serde_json::to_value(m).ok());
+            let Ok(v) = serde_json::to_value(&*p) else {
+                return;
+            };
+            let managed = created(&kind, &v, given.as_ref(), &manager);
+            p.metadata.managed_fields = managed.and_then(|m| serde_json::from_value(m).ok());
+        }
+        None => {
+            let given = metadata_mut(obj).and_then(|m| m.remove("managedFields"));
+            let managed = created(&kind, obj, given.as_ref(), &manager);
+            set_managed(obj, managed);
+        }
+    }
+}
+
+fn created(kind: &Kind<'_>, obj: &Value, given: Option<&Value>, manager: &str) -> Option<Value> {
+    // `decodeLiveOrNew` against an empty live object
+    let mut managed = if is_reset(given) {
+        Managed::new()
+    } else {
+        decode(given).unwrap_or_default()
+    };
+    kind.record_update(&empty_object(obj), obj, &mut managed, manager);
+    encode(&managed)
+}
+
+/// The live object of a create (`runtime.ObjectCreater.New`): upstream's typed zero value
+/// has its `spec` and `status` structs, so they are not the creator's additions themselves.
+fn empty_object(obj: &Value) -> Value {
+    let mut e = Map::new();
+    for k in ["spec", "status"] {
+        if obj.get(k).is_some_and(Value::is_object) {
+            e.insert(k.into(), json!({}));
+        }
+    }
+    Value::Object(e)
+}
+
+/// What an update does to the stored managed fields, to restore after the strategy's
+/// preparation (a status write keeps the stored metadata but the managed fields it made).
+#[derive(Debug)]
+pub struct Kept(Option<Option<Value>>);
+
+/// An update (`update.go`, or a patch's `applyPatchToCurrentObject`:
+/// `FieldManager.UpdateNoErrors` of the new object over the stored one, before admission):
+/// the writer's `Update` entry takes the fields it changed. An object stored without managed
+/// fields keeps none (`skipNonAppliedManager`).
+pub fn on_update(
+    r: &Resource,
+    cr: Option<&Served>,
+    old: &Value,
+    new: &mut Value,
+    subresource: Option<&str>,
+) -> Kept {
+    if let Some(mf) = in_apply() {
+        return Kept(Some((!mf.is_null()).then_some(mf)));
+    }
+    // a binding writes the node name and annotations only (`BindingREST`, no field manager)
+    if subresource == Some("binding") {
+        return Kept(None);
+    }
+    let Some(kind) = Kind::new(r, cr, subresource) else {
+        return Kept(None);
+    };
+    let given = metadata_mut(new).and_then(|m| m.remove("managedFields"));
+    let live_mf = old.pointer("/metadata/managedFields");
+    // `decodeLiveOrNew`: a subresource's request cannot set managed fields
+    let mut managed = if !kind.subresource.is_empty() {
+        decode(live_mf).unwrap_or_default()
+    } else if is_reset(given.as_ref()) {
+        Managed::new()
+    } else {
+        match decode(given.as_ref()) {
+            Ok(m) if !m.is_empty() => m,
+            _ => decode(live_mf).unwrap_or_default(),
+        }
+    };
+    if managed.is_empty() {
+        // `skipNonAppliedManager.Update`: an existing object not tracked yet stays untracked
+        return Kept(Some(None));
+    }
+    kind.record_update(old, new, &mut managed, &manager());
+    let v = encode(&managed);
+    set_managed(new, v.clone());
+    Kept(Some(v))
+}
+
+/// Puts back what [`on_update`] computed, after the strategy's preparation.
+pub fn keep(new: &mut Value, kept: Kept) {
+    if let Kept(Some(v)) = kept {
+        set_managed(new, v);
+    }
+}
+
+/// A server-side apply (`applyPatcher`, `FieldManager.Apply`): `config` merged into `live`
+/// (`None`: the object does not exist yet) by the kind's schema, with the request's field
+/// manager's `Apply` entry. The object to write, with its managed fields; written inside
+/// [`applying`].
+pub fn apply(
+    r: &Resource,
+    cr: Option<&Served>,
+    live: Option<&Value>,
+    config: &Value,
+    subresource: Option<&str>,
+) -> ApiResult<Value> {
+    if !config.is_object() {
+        return Err(ApiError::bad_request(
+            "error decoding YAML: the apply patch must be an object".into(),
+        ));
+    }
+    let expected = r.api_version();
+    let given = config
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if given != expected {
+        return Err(ApiError::bad_request(format!(
+            "Incorrect version specified in apply patch. Specified patch version: {given}, expected: {expected}"
+        )));
+    }
+    if config
+        .pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(ApiError::bad_request(
+            "metadata.managedFields must be nil".into(),
+        ));
+    }
+    let Some(kind) = Kind::new(r, cr, subresource) else {
+        return Err(ApiError::internal(format!(
+            "no schema for {}, Kind={}",
+            expected, r.kind
+        )));
+    };
+    let empty = json!({"apiVersion": expected, "kind": r.kind});
+    let live = live.unwrap_or(&empty);
+    let mut managed = decode(live.pointer("/metadata/managedFields"))
+        .map_err(|e| ApiError::internal(format!("failed to decode managed fields: {e}")))?;
+    if managed.is_empty() {
+        // `skipNonAppliedManager.Apply`: what the object has is owned by `before-first-apply`
+        kind.record_update(
+            &empty_object(live),
+            live,
+            &mut managed,
+            "before-first-apply",
+        );
+    }
+    let id = ManagerId::new(&manager(), Op::Apply, &expected, &kind.subresource);
+    let out = kind.apply(live, config, &mut managed, &id, force())?;
+    if let Some(e) = managed.get_mut(&id) {
+        e.set = strip_meta(&e.set);
+        if e.set.is_empty() {
+            managed.remove(&id);
+        } else if out.is_some() {
+            e.time = Some(crate::objects::now());
+        }
+    }
+    let mut obj = out.unwrap_or_else(|| live.clone());
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    set_managed(&mut obj, encode(&managed));
+    Ok(obj)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pods() -> &'static Resource {
+        crate::resources::find("", "v1", "pods").unwrap()
+    }
+
+    #[test]
+    fn a_create_records_the_creator() {
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}});
+        on_create(pods(), None, &mut pod, None);
+        let mf = &pod["metadata"]["managedFields"][0];
+        assert_eq!(mf["manager"], "kube-controller-manager");
+        assert_eq!(mf["operation"], "Update");
+        assert_eq!(
+            mf["fieldsV1"].to_string(),
+            r#"{"f:metadata":{"f:labels":{".":{},"f:a":{}}},"f:spec":{"f:containers":{".":{},"k:{\"name\":\"c\"}":{".":{},"f:image":{},"f:name":{},"f:ports":{".":{},"k:{\"containerPort\":80,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{},"f:protocol":{}}}}}}}"#
+        );
+    }
+
+    /// The apply of an unchanged pod changes nothing; the mount admission added stays.
+    #[test]
+    fn applying_an_unchanged_pod_again_keeps_what_admission_added() {
+        let config = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let mut live = apply(pods(), None, None, &config, None).unwrap();
+        live["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "tok", "mountPath": "/t"}]);
+        live["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
+        let again = apply(pods(), None, Some(&live), &config, None).unwrap();
+        assert_eq!(again, live);
+    }
+
+    fn configmaps() -> &'static Resource {
+        crate::resources::find("", "v1", "configmaps").unwrap()
+    }
+
+    fn as_manager<T>(m: &str, force: bool, f: impl FnOnce() -> T) -> T {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let req = Request {
+            field_manager: Some(m.into()),
+            user_agent: None,
+            force,
+        };
+        rt.block_on(scope(req, async { f() }))
+    }
+
+    fn cm(data: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data})
+    }
+
+    fn apply_as(m: &str, force: bool, live: Option<&Value>, data: Value) -> ApiResult<Value> {
+        as_manager(m, force, || {
+            apply(configmaps(), None, live, &cm(data), None)
+        })
+    }
+
+    fn managers(obj: &Value) -> Vec<String> {
+        obj["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{}/{} {}",
+                    e["manager"].as_str().unwrap(),
+                    e["operation"].as_str().unwrap(),
+                    e["fieldsV1"]
+                )
+            })
+            .collect()
+    }
+
+    /// structured-merge-diff `merge/multiple_appliers_test.go` (`TestMultipleAppliersSet`,
+    /// fields unset): what an applier drops goes, unless another applier applies it too.
+    #[test]
+    fn a_field_no_longer_applied_is_removed_unless_another_manager_owns_it() {
+        let o = apply_as("a", false, None, json!({"x": "1", "y": "1"})).unwrap();
+        let o = apply_as("b", false, Some(&o), json!({"y": "1"})).unwrap();
+        let o = apply_as("a", false, Some(&o), json!({"z": "1"})).unwrap();
+        assert_eq!(o["data"], json!({"y": "1", "z": "1"}));
+        // (entries sort by time, then manager)
+        let mut ms = managers(&o);
+        ms.sort();
+        assert_eq!(
+            ms,
+            vec![
+                r#"a/Apply {"f:data":{"f:z":{}}}"#,
+                r#"b/Apply {"f:data":{"f:y":{}}}"#
+            ]
+        );
+        // applying the same again is no change at all
+        let again = apply_as("a", false, Some(&o), json!({"z": "1"})).unwrap();
+        assert_eq!(again, o);
+    }
+
+    /// `merge/conflict_test.go`, apiserver `conflict.go`: a value another manager owns is a
+    /// 409 naming it; forced, the field changes hands.
+    #[test]
+    fn conflicts_and_force() {
+        let o = apply_as("a", false, None, json!({"x": "1", "y": "1"})).unwrap();
+        let e = apply_as("b", false, Some(&o), json!({"x": "2"})).unwrap_err();
+        assert_eq!((e.code, e.reason), (409, "Conflict"));
+        assert_eq!(
+            e.message,
+            r#"Apply failed with 1 conflict: conflict with "a": .data.x"#
+        );
+        assert_eq!(
+            e.details.unwrap()["causes"],
+            json!([{"reason": "FieldManagerConflict", "message": "conflict with \"a\"", "field": ".data.x"}])
+        );
+        let e = apply_as("b", false, Some(&o), json!({"x": "2", "y": "2"})).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Apply failed with 2 conflicts: conflicts with \"a\":\n- .data.x\n- .data.y"
+        );
+        // the same value is shared ownership, not a conflict
+        let shared = apply_as("b", false, Some(&o), json!({"x": "1"})).unwrap();
+        assert_eq!(managers(&shared).len(), 2);
+        let forced = apply_as("b", true, Some(&o), json!({"x": "2"})).unwrap();
+        assert_eq!(forced["data"], json!({"x": "2", "y": "1"}));
+        assert_eq!(
+            managers(&forced),
+            vec![
+                r#"a/Apply {"f:data":{"f:y":{}}}"#,
+                r#"b/Apply {"f:data":{"f:x":{}}}"#
+            ]
+        );
+    }
+
+    /// `skipnonapplied.go`: an object stored without managed fields stays so on updates; the
+    /// first apply gives what it has to `before-first-apply`.
+    #[test]
+    fn objects_without_managed_fields() {
+        let old = cm(json!({"x": "1"}));
+        let mut new = cm(json!({"x": "2"}));
+        let kept = as_manager("u", false, || {
+            on_update(configmaps(), None, &old, &mut new, None)
+        });
+        keep(&mut new, kept);
+        assert!(new["metadata"].get("managedFields").is_none());
+        let e = apply_as("a", false, Some(&old), json!({"x": "3"})).unwrap_err();
+        assert_eq!(
+            e.message,
+            r#"Apply failed with 1 conflict: conflict with "before-first-apply" using v1: .data.x"#
+        );
+    }
+
+    /// `fieldmanager.go` `isResetManagedFields`, `update.go`: an update's writer takes what it
+    /// changed; `managedFields: []` resets them.
+    #[test]
+    fn updates_take_fields_and_an_empty_list_resets() {
+        let o = apply_as("a", false, None, json!({"x": "1", "y": "1"})).unwrap();
+        let mut new = o.clone();
+        new["data"]["x"] = json!("2");
+        let kept = as_manager("editor", false, || {
+            on_update(configmaps(), None, &o, &mut new, None)
+        });
+        keep(&mut new, kept);
+        assert_eq!(
+            managers(&new),
+            vec![
+                r#"a/Apply {"f:data":{"f:y":{}}}"#,
+                r#"editor/Update {"f:data":{"f:x":{}}}"#
+            ]
+        );
+        assert_eq!(new["metadata"]["managedFields"][1]["apiVersion"], "v1");
+        let mut reset = new.clone();
+        reset["metadata"]["managedFields"] = json!([]);
+        let kept = as_manager("editor", false, || {
+            on_update(configmaps(), None, &new, &mut reset, None)
+        });
+        keep(&mut reset, kept);
+        assert!(reset["metadata"].get("managedFields").is_none());
+    }
+
+    /// `capmanagers_test.go` (`TestCapManagersManagerMergesEntries`): past ten update entries
+    /// the oldest are merged into `ancient-changes`.
+    #[test]
+    fn update_entries_are_capped() {
+        let mut o = apply_as("a", false, None, json!({"k": "v"})).unwrap();
+        for i in 0..11 {
+            let mut new = o.clone();
+            new["data"][format!("f{i}")] = json!("v");
+            let kept = as_manager(&format!("m{i:02}"), false, || {
+                on_update(configmaps(), None, &o, &mut new, None)
+            });
+            keep(&mut new, kept);
+            o = new;
+        }
+        let ms = managers(&o);
+        assert_eq!(
+            ms.iter().filter(|m| m.contains("/Update")).count(),
+            10,
+            "{ms:?}"
+        );
+        assert!(
+            ms.contains(&r#"ancient-changes/Update {"f:data":{"f:f0":{},"f:f1":{}}}"#.to_string()),
+            "{ms:?}"
+        );
+    }
+
+    /// `structuredmerge.go`, `patch.go` `ValidatePatchOptions`: what an apply must carry.
+    #[test]
+    fn bad_applies_are_refused() {
+        let mut c = cm(json!({}));
+        c["apiVersion"] = json!("v2");
+        let e = as_manager("a", false, || apply(configmaps(), None, None, &c, None)).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "Incorrect version specified in apply patch. Specified patch version: v2, expected: v1")
+        );
+        let mut c = cm(json!({}));
+        c["metadata"]["managedFields"] = json!([]);
+        let e = as_manager("a", false, || apply(configmaps(), None, None, &c, None)).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "metadata.managedFields must be nil")
+        );
+        let e = validate_options("PatchOptions", None, true, false).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                422,
+                r#"PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch"#
+            )
+        );
+        let e = validate_options("PatchOptions", Some("m"), false, true).unwrap_err();
+        assert!(
+            e.message
+                .ends_with("force: Forbidden: may not be specified for non-apply patch"),
+            "{}",
+            e.message
+        );
+        assert!(validate_options("PatchOptions", Some("kubectl"), true, true).is_ok());
+        assert_eq!(
+            prefix_from_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/abc"),
+            "kubectl"
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! Server-side apply with the real kubectl: re-applying an unchanged pod, fields removed from
+//! a manifest, conflicts with `kubectl scale` and `--force-conflicts`, managed fields as
+//! `--show-managed-fields` prints them, custom resources and the status subresource.
+
+use kubepull_control::start;
+
+use super::common::{ok, refused};
+use super::server_config;
+
+const POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  containers:
+  - name: c
+    image: reg.example/app:v1
+    ports: [{containerPort: 80}]
+"#;
+
+fn deployment(labels: &str, replicas: u32) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, labels: {{{labels}}}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers: [{{name: c, image: reg.example/app:v1}}]
+"#
+    )
+}
+
+const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: caches.ssa.example.com}
+spec:
+  group: ssa.example.com
+  scope: Namespaced
+  names: {plural: caches, singular: cache, kind: Cache}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              tier: {type: string}
+              mirrors:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [host]
+                items:
+                  type: object
+                  required: [host]
+                  properties:
+                    host: {type: string}
+                    weight: {type: integer}
+          status:
+            type: object
+            properties:
+              ready: {type: boolean}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let ok = |args: &[&str], stdin: Option<&str>| ok(&admin, &home, args, stdin);
+        let refused = |args: &[&str], stdin: Option<&str>, wants: &[&str]| {
+            refused(&admin, &home, args, stdin, wants)
+        };
+        let apply = ["apply", "--server-side", "-f", "-"];
+
+        // a pod applied twice: the second apply changes nothing, and the token volume the
+        // ServiceAccount admission mounted stays
+        let out = ok(&apply, Some(POD));
+        assert!(out.contains("pod/web serverside-applied"), "{out}");
+        let out = ok(&apply, Some(POD));
+        assert!(out.contains("pod/web serverside-applied"), "{out}");
+        let mounts = ok(&["get", "pod", "web", "-o", "jsonpath={.spec.containers[0].volumeMounts[*].mountPath}"], None);
+        assert_eq!(mounts.trim(), "/var/run/secrets/kubernetes.io/serviceaccount");
+        let mf = ok(&["get", "pod", "web", "-o", "yaml", "--show-managed-fields"], None);
+        assert!(mf.contains("manager: kubectl\n    operation: Apply"), "{mf}");
+        assert!(mf.contains("fieldsType: FieldsV1"), "{mf}");
+        assert!(mf.contains("k:{\"name\":\"c\"}:"), "{mf}");
+        assert!(mf.contains("k:{\"containerPort\":80,\"protocol\":\"TCP\"}:"), "{mf}");
+        // the mount is nobody's: not in the applier's fields
+        assert!(!mf.contains("f:volumeMounts"), "{mf}");
+        // a changed image is applied
+        ok(&apply, Some(&POD.replace("app:v1", "app:v2")));
+        let image = ok(&["get", "pod", "web", "-o", "jsonpath={.spec.containers[0].image}"], None);
+        assert_eq!(image.trim(), "reg.example/app:v2");
+
+        // a label the manifest no longer has is removed; one another manager set stays
+        ok(&apply, Some(&deployment("app: web, tier: front", 2)));
+        ok(&["label", "deployment", "web", "team=a"], None);
+        ok(&apply, Some(&deployment("app: web", 2)));
+        let labels = ok(&["get", "deployment", "web", "-o", "jsonpath={.metadata.labels}"], None);
+        assert!(!labels.contains("tier") && labels.contains("\"team\":\"a\""), "{labels}");
+        let mf = ok(&["get", "deployment", "web", "-o", "yaml", "--show-managed-fields"], None);
+        assert!(mf.contains("manager: kubectl-label\n    operation: Update"), "{mf}");
+        assert!(!mf.contains("f:tier"), "{mf}");
+
+        // kubectl scale owns the replicas: applying other replicas is a conflict, forced it
+        // takes them back
+        ok(&["scale", "deployment", "web", "--replicas=5"], None);
+        let mf = ok(&["get", "deployment", "web", "-o", "yaml", "--show-managed-fields"], None);
+        assert!(mf.contains("subresource: scale"), "{mf}");
+        refused(
+            &apply,
+            Some(&deployment("app: web", 2)),
+            &[
+                "Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas",
+                "--force-conflicts",
+            ],
+        );
+        let replicas = ok(&["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"], None);
+        assert_eq!(replicas.trim(), "5");
+        ok(&["apply", "--server-side", "--force-conflicts", "-f", "-"], Some(&deployment("app: web", 2)));
+        let replicas = ok(&["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"], None);
+        assert_eq!(replicas.trim(), "2");
+        let mf = ok(&["get", "deployment", "web", "-o", "yaml", "--show-managed-fields"], None);
+        assert!(!mf.contains("subresource: scale"), "{mf}");
+        // an unchanged manifest applies again without conflict
+        ok(&apply, Some(&deployment("app: web", 2)));
+
+        // a custom resource: merged by its schema's list map, a field no longer applied
+        // removed, its status applied on the subresource
+        ok(&["apply", "-f", "-"], Some(CRD));
+        ok(&["wait", "--for=condition=Established", "crd/caches.ssa.example.com"], None);
+        let cache = "apiVersion: ssa.example.com/v1\nkind: Cache\nmetadata: {name: c1}\nspec:\n  size: 3\n  tier: gold\n  mirrors: [{host: a, weight: 1}, {host: b, weight: 2}]\n";
+        ok(&apply, Some(cache));
+        ok(&apply, Some(cache));
+        ok(
+            &["apply", "--server-side", "--field-manager=other", "-f", "-"],
+            Some("apiVersion: ssa.example.com/v1\nkind: Cache\nmetadata: {name: c1}\nspec:\n  mirrors: [{host: c, weight: 3}]\n"),
+        );
+        ok(&apply, Some("apiVersion: ssa.example.com/v1\nkind: Cache\nmetadata: {name: c1}\nspec:\n  size: 4\n  mirrors: [{host: a, weight: 1}]\n"));
+        let spec = ok(&["get", "cache", "c1", "-o", "jsonpath={.spec}"], None);
+        assert_eq!(
+            spec.trim(),
+            r#"{"mirrors":[{"host":"a","weight":1},{"host":"c","weight":3}],"size":4}"#
+        );
+        refused(
+            &["apply", "--server-side", "--field-manager=other", "-f", "-"],
+            Some("apiVersion: ssa.example.com/v1\nkind: Cache\nmetadata: {name: c1}\nspec:\n  size: 5\n"),
+            &["Apply failed with 1 conflict: conflict with \"kubectl\": .spec.size"],
+        );
+        ok(
+            &["apply", "--server-side", "--subresource=status", "--field-manager=cache-controller", "-f", "-"],
+            Some("apiVersion: ssa.example.com/v1\nkind: Cache\nmetadata: {name: c1}\nstatus: {ready: true}\n"),
+        );
+        let ready = ok(&["get", "cache", "c1", "-o", "jsonpath={.status.ready}"], None);
+        assert_eq!(ready.trim(), "true");
+        let mf = ok(&["get", "cache", "c1", "-o", "yaml", "--show-managed-fields"], None);
+        assert!(
+            mf.contains("manager: cache-controller\n    operation: Apply\n    subresource: status"),
+            "{mf}"
+        );
+        assert!(mf.contains("f:ready: {}"), "{mf}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
