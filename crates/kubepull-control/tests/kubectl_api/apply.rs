@@ -2,6 +2,8 @@
 //! a manifest, conflicts with `kubectl scale` and `--force-conflicts`, managed fields as
 //! `--show-managed-fields` prints them, custom resources and the status subresource.
 
+use std::path::Path;
+
 use kubepull_control::start;
 
 use super::common::{ok, refused};
@@ -73,17 +75,25 @@ spec:
               ready: {type: boolean}
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_side_apply_with_kubectl() {
+/// Runs `f` with an admin kubeconfig and a HOME for kubectl against a fresh server.
+async fn with_kubectl(f: impl FnOnce(&Path, &Path) + Send + 'static) {
     let d = tempfile::tempdir().unwrap();
     let server = start(server_config(d.path(), false)).await.unwrap();
     let admin = server.kubeconfig_path();
     let home = d.path().to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let ok = |args: &[&str], stdin: Option<&str>| ok(&admin, &home, args, stdin);
-        let refused = |args: &[&str], stdin: Option<&str>, wants: &[&str]| {
-            refused(&admin, &home, args, stdin, wants)
-        };
+    tokio::task::spawn_blocking(move || f(&admin, &home))
+        .await
+        .unwrap();
+    server.shutdown().await;
+}
+
+/// A pod applied twice: the second apply changes nothing (no 422 for a changed container
+/// list), the ServiceAccount token mount admission added stays, and the applier's fields are
+/// in `managedFields`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_of_an_unchanged_pod_again() {
+    with_kubectl(|admin, home| {
+        let ok = |args: &[&str], stdin: Option<&str>| ok(admin, home, args, stdin);
         let apply = ["apply", "--server-side", "-f", "-"];
 
         // a pod applied twice: the second apply changes nothing, and the token volume the
@@ -92,19 +102,63 @@ async fn server_side_apply_with_kubectl() {
         assert!(out.contains("pod/web serverside-applied"), "{out}");
         let out = ok(&apply, Some(POD));
         assert!(out.contains("pod/web serverside-applied"), "{out}");
-        let mounts = ok(&["get", "pod", "web", "-o", "jsonpath={.spec.containers[0].volumeMounts[*].mountPath}"], None);
-        assert_eq!(mounts.trim(), "/var/run/secrets/kubernetes.io/serviceaccount");
-        let mf = ok(&["get", "pod", "web", "-o", "yaml", "--show-managed-fields"], None);
-        assert!(mf.contains("manager: kubectl\n    operation: Apply"), "{mf}");
+        let mounts = ok(
+            &[
+                "get",
+                "pod",
+                "web",
+                "-o",
+                "jsonpath={.spec.containers[0].volumeMounts[*].mountPath}",
+            ],
+            None,
+        );
+        assert_eq!(
+            mounts.trim(),
+            "/var/run/secrets/kubernetes.io/serviceaccount"
+        );
+        let mf = ok(
+            &["get", "pod", "web", "-o", "yaml", "--show-managed-fields"],
+            None,
+        );
+        assert!(
+            mf.contains("manager: kubectl\n    operation: Apply"),
+            "{mf}"
+        );
         assert!(mf.contains("fieldsType: FieldsV1"), "{mf}");
         assert!(mf.contains("k:{\"name\":\"c\"}:"), "{mf}");
-        assert!(mf.contains("k:{\"containerPort\":80,\"protocol\":\"TCP\"}:"), "{mf}");
+        assert!(
+            mf.contains("k:{\"containerPort\":80,\"protocol\":\"TCP\"}:"),
+            "{mf}"
+        );
         // the mount is nobody's: not in the applier's fields
         assert!(!mf.contains("f:volumeMounts"), "{mf}");
         // a changed image is applied
         ok(&apply, Some(&POD.replace("app:v1", "app:v2")));
-        let image = ok(&["get", "pod", "web", "-o", "jsonpath={.spec.containers[0].image}"], None);
+        let image = ok(
+            &[
+                "get",
+                "pod",
+                "web",
+                "-o",
+                "jsonpath={.spec.containers[0].image}",
+            ],
+            None,
+        );
         assert_eq!(image.trim(), "reg.example/app:v2");
+    })
+    .await;
+}
+
+/// A Deployment: a label dropped from the manifest is removed, one another manager set stays;
+/// `kubectl scale` owns the replicas (409 as kubectl prints it) until `--force-conflicts`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_removes_dropped_fields_and_conflicts_with_scale() {
+    with_kubectl(|admin, home| {
+        let ok = |args: &[&str], stdin: Option<&str>| ok(admin, home, args, stdin);
+        let refused = |args: &[&str], stdin: Option<&str>, wants: &[&str]| {
+            refused(admin, home, args, stdin, wants)
+        };
+        let apply = ["apply", "--server-side", "-f", "-"];
 
         // a label the manifest no longer has is removed; one another manager set stays
         ok(&apply, Some(&deployment("app: web, tier: front", 2)));
@@ -138,6 +192,20 @@ async fn server_side_apply_with_kubectl() {
         assert!(!mf.contains("subresource: scale"), "{mf}");
         // an unchanged manifest applies again without conflict
         ok(&apply, Some(&deployment("app: web", 2)));
+    })
+    .await;
+}
+
+/// A custom resource: merged by its schema's list map, a field no longer applied removed,
+/// a conflict between appliers, its status applied on the subresource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_of_a_custom_resource_and_its_status() {
+    with_kubectl(|admin, home| {
+        let ok = |args: &[&str], stdin: Option<&str>| ok(admin, home, args, stdin);
+        let refused = |args: &[&str], stdin: Option<&str>, wants: &[&str]| {
+            refused(admin, home, args, stdin, wants)
+        };
+        let apply = ["apply", "--server-side", "-f", "-"];
 
         // a custom resource: merged by its schema's list map, a field no longer applied
         // removed, its status applied on the subresource
@@ -174,7 +242,5 @@ async fn server_side_apply_with_kubectl() {
         );
         assert!(mf.contains("f:ready: {}"), "{mf}");
     })
-    .await
-    .unwrap();
-    server.shutdown().await;
+    .await;
 }
