@@ -3,15 +3,18 @@
 //!
 //! Ported from k8s.io/apimachinery `pkg/util/managedfields/internal` (`fieldmanager.go`,
 //! `skipnonapplied.go`, `capmanagers.go`, `buildmanagerinfo.go`, `managedfieldsupdater.go`,
-//! `stripmeta.go`, `structuredmerge.go`, `managedfields.go`, `conflict.go`),
+//! `stripmeta.go`, `structuredmerge.go`, `managedfields.go`, `conflict.go`,
+//! `lastappliedmanager.go`, `lastappliedupdater.go`),
 //! sigs.k8s.io/structured-merge-diff `merge/update.go` (`Updater.Update`, `Apply`, `prune`) and
 //! k8s.io/apiserver `pkg/endpoints/handlers` (`create.go`, `update.go`, `patch.go`
 //! `applyPatcher`, `rest.go` `managerOrUserAgent`/`prefixFromUserAgent`).
 //!
 //! Not ported: the conversion of field sets between versions (the served versions of a kind
-//! share one schema here, custom resources convert with `None`), reconciling sets after a
-//! schema changes a field between atomic and granular, and the last-applied annotation
-//! upgrade from client-side apply (`lastappliedmanager.go`, `lastappliedupdater.go`).
+//! share one schema here, custom resources convert with `None`), and reconciling sets after a
+//! schema changes a field between atomic and granular (`ReconcileFieldSetWithSchema`). The
+//! empty object a create is compared with has `spec` and `status` but not the other non-pointer
+//! structs and non-`omitempty` lists of upstream's typed zero values, so a creator also owns
+//! some lists and structs it set as such (`.`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -625,7 +628,7 @@ impl Kind<'_> {
         managers: &mut Managed,
         manager: &ManagerId,
         force: bool,
-    ) -> ApiResult<Option<Value>> {
+    ) -> ApiResult<Result<Option<Value>, Conflicts>> {
         let merged = self
             .schema
             .merge(self.ty, Some(live), Some(config))
@@ -655,9 +658,9 @@ impl Kind<'_> {
             _ => merged,
         };
         if let Err(c) = self.update_managers(live, &new, managers, manager, force) {
-            return Err(conflict_error(c));
+            return Ok(Err(c));
         }
-        Ok((new != *live).then_some(new))
+        Ok(Ok((new != *live).then_some(new)))
     }
 
     /// `Updater.prune` with `addBackOwnedItems` and `addBackDanglingItems`.
@@ -932,6 +935,52 @@ pub fn keep(new: &mut Value, kept: Kept) {
     }
 }
 
+/// `lastAppliedManager.allowedConflictsFromLastApplied`: the fields of the client-side
+/// applied configuration the live object still has as applied.
+fn allowed_from_last_applied(kind: &Kind<'_>, live: &Value) -> Option<Set> {
+    let text = live
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(LAST_APPLIED))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())?;
+    let last: Value = serde_json::from_str(text).ok()?;
+    if last.get("apiVersion").and_then(Value::as_str) != Some(kind.api_version.as_str()) {
+        return None;
+    }
+    let set = kind.schema.to_field_set(kind.ty, &last);
+    let cmp = kind.schema.compare(kind.ty, Some(&last), Some(live));
+    Some(
+        set.difference(&cmp.modified)
+            .difference(&cmp.added)
+            .difference(&cmp.removed),
+    )
+}
+
+/// kubectl's client-side apply annotation.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// `lastAppliedUpdater.Apply`: an object that has kubectl's client-side apply annotation gets
+/// kubectl's server-side applied configuration in it (without the annotation itself), so a
+/// later client-side apply starts from it.
+fn sync_last_applied(obj: &mut Value, config: &Value) {
+    let has = obj
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .is_some_and(|a| a.contains_key(LAST_APPLIED));
+    if !has {
+        return;
+    }
+    let mut applied = config.clone();
+    if let Some(a) = applied
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.remove(LAST_APPLIED);
+    }
+    let text = format!("{applied}\n");
+    obj["metadata"]["annotations"][LAST_APPLIED] = Value::String(text);
+}
+
 /// A server-side apply (`applyPatcher`, `FieldManager.Apply`): `config` merged into `live`
 /// (`None`: the object does not exist yet) by the kind's schema, with the request's field
 /// manager's `Apply` entry. The object to write, with its managed fields; written inside
@@ -986,7 +1035,29 @@ pub fn apply(
         );
     }
     let id = ManagerId::new(&manager(), Op::Apply, &expected, &kind.subresource);
-    let out = kind.apply(live, config, &mut managed, &id, force())?;
+    // `lastAppliedManager`: kubectl taking over what it applied client-side
+    let before = (id.manager == "kubectl").then(|| managed.clone());
+    let out = match kind.apply(live, config, &mut managed, &id, force())? {
+        Ok(out) => out,
+        Err(conflicts) => {
+            let allowed = before
+                .as_ref()
+                .and_then(|_| allowed_from_last_applied(&kind, live));
+            let (Some(before), Some(allowed)) = (before, allowed) else {
+                return Err(conflict_error(conflicts));
+            };
+            let rest: Conflicts = conflicts
+                .into_iter()
+                .filter(|(_, p)| !allowed.has(p))
+                .collect();
+            if !rest.is_empty() {
+                return Err(conflict_error(rest));
+            }
+            managed = before;
+            kind.apply(live, config, &mut managed, &id, true)?
+                .map_err(conflict_error)?
+        }
+    };
     if let Some(e) = managed.get_mut(&id) {
         e.set = strip_meta(&e.set);
         if e.set.is_empty() {
@@ -998,6 +1069,9 @@ pub fn apply(
     let mut obj = out.unwrap_or_else(|| live.clone());
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
+    }
+    if id.manager == "kubectl" {
+        sync_last_applied(&mut obj, config);
     }
     set_managed(&mut obj, encode(&managed));
     Ok(obj)
@@ -1245,5 +1319,50 @@ mod tests {
             prefix_from_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/abc"),
             "kubectl"
         );
+    }
+
+    /// `lastappliedupdater_test.go`: kubectl's server-side apply keeps the client-side
+    /// annotation, where there is one, in step with what it applied.
+    #[test]
+    fn kubectl_keeps_the_last_applied_annotation_in_step() {
+        let mut live = cm(json!({"x": "1"}));
+        live["metadata"]["annotations"] = json!({LAST_APPLIED: "{}", "keep": "me"});
+        let o = apply_as("kubectl", true, Some(&live), json!({"x": "2"})).unwrap();
+        let text = o["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap();
+        let applied: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(applied, cm(json!({"x": "2"})));
+        assert_eq!(o["metadata"]["annotations"]["keep"], "me");
+        let other = apply_as("helm", true, Some(&live), json!({"x": "2"})).unwrap();
+        assert_eq!(other["metadata"]["annotations"][LAST_APPLIED], "{}");
+    }
+
+    /// `lastappliedmanager_test.go`: kubectl's first server-side apply of what it applied
+    /// client-side takes over those fields without conflicts; other managers' changes still
+    /// conflict.
+    #[test]
+    fn kubectl_takes_over_what_it_applied_client_side() {
+        let mut created = cm(json!({"x": "1", "y": "1"}));
+        let last = format!("{}\n", cm(json!({"x": "1", "y": "1"})));
+        created["metadata"]["annotations"] = json!({LAST_APPLIED: last});
+        let live = as_manager("kubectl-client-side-apply", false, || {
+            let mut o = created.clone();
+            on_create(configmaps(), None, &mut o, None);
+            o
+        });
+        let o = apply_as("kubectl", false, Some(&live), json!({"x": "2", "y": "1"})).unwrap();
+        assert_eq!(o["data"], json!({"x": "2", "y": "1"}));
+        // another manager has no such pass
+        let e = apply_as("tool", false, Some(&live), json!({"x": "2"})).unwrap_err();
+        assert!(
+            e.message
+                .contains(r#"conflict with "kubectl-client-side-apply" using v1: .data.x"#),
+            "{}",
+            e.message
+        );
+        // nor has kubectl for a field the annotation does not have as it is
+        let mut edited = live.clone();
+        edited["data"]["y"] = json!("edited");
+        let e = apply_as("kubectl", false, Some(&edited), json!({"y": "2"})).unwrap_err();
+        assert!(e.message.ends_with(".data.y"), "{}", e.message);
     }
 }

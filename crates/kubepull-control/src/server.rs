@@ -1146,6 +1146,12 @@ async fn resource_request(
         }
         ("create", None) => {
             let (_, body) = read_body(req).await?;
+            crate::managedfields::validate_options(
+                "CreateOptions",
+                q(&qs, "fieldManager"),
+                false,
+                false,
+            )?;
             // the node authorizer's rule for objects named in the body: a node creates only its
             // own Node and its own Lease
             if let User::Node(n) = &user {
@@ -1224,6 +1230,12 @@ async fn resource_request(
         }
         ("update", sub @ (None | Some("status"))) => {
             let (_, body) = read_body(req).await?;
+            crate::managedfields::validate_options(
+                "UpdateOptions",
+                q(&qs, "fieldManager"),
+                false,
+                false,
+            )?;
             let obj = state
                 .objects
                 .update_by(&user, r, &ns, &name, body, sub, strict)
