@@ -73,10 +73,11 @@ impl Schema {
     /// The type of a built-in kind (`group`, `version`, `kind`), from its definition's
     /// `x-kubernetes-group-version-kind`.
     pub fn kind(&self, group: &str, version: &str, kind: &str) -> Option<Ty<'static>> {
-        static KINDS: OnceLock<HashMap<(String, String, String), &'static Value>> = OnceLock::new();
+        type Kinds = HashMap<String, Vec<(String, String, &'static Value)>>;
+        static KINDS: OnceLock<Kinds> = OnceLock::new();
         let defs = self.defs;
         let kinds = KINDS.get_or_init(|| {
-            let mut m = HashMap::new();
+            let mut m = Kinds::new();
             for d in defs.values() {
                 for gvk in d
                     .get("x-kubernetes-group-version-kind")
@@ -85,14 +86,18 @@ impl Schema {
                     .flatten()
                 {
                     let s = |k: &str| gvk.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                    m.insert((s("group"), s("version"), s("kind")), d);
+                    m.entry(s("kind"))
+                        .or_default()
+                        .push((s("group"), s("version"), d));
                 }
             }
             m
         });
         kinds
-            .get(&(group.to_string(), version.to_string(), kind.to_string()))
-            .map(|d| Ty::Node(d))
+            .get(kind)?
+            .iter()
+            .find(|(g, v, _)| g == group && v == version)
+            .map(|(_, _, d)| Ty::Node(d))
     }
 
     fn deref<'s>(&self, mut s: &'s Value) -> &'s Value
@@ -407,6 +412,10 @@ impl Schema {
                 }
             }
         };
+        // equal values: nothing to find below (one comparison, no paths built)
+        if l == r {
+            return;
+        }
         let atom = self.atom(ty, r.or(l));
         // values of different shapes are compared as wholes
         let shape = |v: &Value| match v {
