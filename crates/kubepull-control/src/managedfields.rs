@@ -1365,4 +1365,29 @@ mod tests {
         let e = apply_as("kubectl", false, Some(&edited), json!({"y": "2"})).unwrap_err();
         assert!(e.message.ends_with(".data.y"), "{}", e.message);
     }
+
+    /// k8s.io/api `ServicePort.Protocol` `+default="TCP"`: a port applied without its protocol
+    /// is the stored port with the defaulted one, not a second port.
+    #[test]
+    fn list_map_keys_take_their_defaults() {
+        let services = crate::resources::find("", "v1", "services").unwrap();
+        let config = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"ports": [{"port": 80, "targetPort": 8080}]}});
+        let mut live = as_manager("kubectl", false, || {
+            apply(services, None, None, &config, None)
+        })
+        .unwrap();
+        live["spec"]["ports"][0]["protocol"] = json!("TCP");
+        let again = as_manager("kubectl", false, || {
+            apply(services, None, Some(&live), &config, None)
+        })
+        .unwrap();
+        assert_eq!(
+            again["spec"]["ports"],
+            json!([{"port": 80, "targetPort": 8080, "protocol": "TCP"}])
+        );
+        assert!(again["metadata"]["managedFields"][0]["fieldsV1"]
+            .to_string()
+            .contains(r#"k:{\"port\":80,\"protocol\":\"TCP\"}"#));
+    }
 }
