@@ -1315,6 +1315,16 @@ mod tests {
             e.message
         );
         assert!(validate_options("PatchOptions", Some("kubectl"), true, true).is_ok());
+        let e =
+            validate_options("CreateOptions", Some(&"m".repeat(129)), false, false).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                422,
+                r#"CreateOptions.meta.k8s.io "" is invalid: fieldManager: Too long: may not be more than 128 bytes"#
+            )
+        );
+        assert!(validate_options("UpdateOptions", Some(&"m".repeat(128)), false, false).is_ok());
         assert_eq!(
             prefix_from_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/abc"),
             "kubectl"

@@ -145,6 +145,27 @@ async fn server_side_apply_of_an_unchanged_pod_again() {
             None,
         );
         assert_eq!(image.trim(), "reg.example/app:v2");
+
+        // a pod created (not applied) is its creator's, defaults included, the token mount
+        // admission added not
+        ok(
+            &["create", "-f", "-"],
+            Some(&POD.replace("name: web", "name: made")),
+        );
+        let mf = ok(
+            &["get", "pod", "made", "-o", "yaml", "--show-managed-fields"],
+            None,
+        );
+        assert!(
+            mf.contains("manager: kubectl-create\n    operation: Update"),
+            "{mf}"
+        );
+        assert!(mf.contains("f:terminationMessagePath: {}"), "{mf}");
+        assert!(
+            !mf.contains("f:volumeMounts") && !mf.contains("f:volumes"),
+            "{mf}"
+        );
+        assert!(!mf.contains("f:status"), "{mf}");
     })
     .await;
 }
