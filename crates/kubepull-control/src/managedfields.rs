@@ -768,7 +768,9 @@ fn conflict_error(conflicts: Conflicts) -> ApiError {
             })
         })
         .collect();
-    let message = if list.len() == 1 {
+    let message = if list.is_empty() {
+        "Apply failed with 0 conflicts".to_string()
+    } else if list.len() == 1 {
         format!(
             "Apply failed with 1 conflict: conflict with {}: {}",
             list[0].0.print(),
