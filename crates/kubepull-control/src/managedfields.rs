@@ -72,17 +72,41 @@ pub fn scope<F: Future>(req: Request, f: F) -> impl Future<Output = F::Output> {
     REQUEST.scope(req, f)
 }
 
-/// The managed fields of an object [`apply`] made, for the write of it.
+/// The managed fields of an object [`apply`] made, for the write of that object only (the
+/// writes a request makes of other objects, a namespace's default ServiceAccount, are not it).
 #[derive(Debug, Clone)]
-pub struct Applied(Value);
+pub struct Applied {
+    managed: Value,
+    /// The object's group, resource, namespace and name.
+    key: (&'static str, &'static str, String, String),
+}
 
-/// What [`applying`] needs of the object `obj` an apply made.
-pub fn applied(obj: &Value) -> Applied {
-    Applied(
-        obj.pointer("/metadata/managedFields")
+/// What [`applying`] needs of the object `obj` an apply made of `r`'s object `ns`/`name`.
+pub fn applied(r: &Resource, ns: &str, name: &str, obj: &Value) -> Applied {
+    Applied {
+        managed: obj
+            .pointer("/metadata/managedFields")
             .cloned()
             .unwrap_or(Value::Null),
-    )
+        key: applied_key(r, ns, name),
+    }
+}
+
+fn applied_key(r: &Resource, ns: &str, name: &str) -> (&'static str, &'static str, String, String) {
+    let ns = if r.namespaced { ns } else { "" };
+    (r.group, r.plural, ns.to_string(), name.to_string())
+}
+
+/// Runs `f`, a write the server's own controllers make while serving a request (a namespace's
+/// default ServiceAccount, the serviceaccounts controller's upstream): an `Update` by
+/// `kube-controller-manager`, not by the request's manager nor as its apply.
+pub fn controller<F: Future>(f: F) -> impl Future<Output = F::Output> {
+    let req = Request {
+        field_manager: Some(CONTROLLER_MANAGER.into()),
+        user_agent: None,
+        force: false,
+    };
+    REQUEST.scope(req, APPLYING.scope(None, f))
 }
 
 /// Runs `f`, with `applied` the write of an object an apply made ([`apply`]): its managed
@@ -142,9 +166,18 @@ fn force() -> bool {
     REQUEST.try_with(|r| r.force).unwrap_or(false)
 }
 
-/// The managed fields of the apply this write carries out, if it is one.
-fn in_apply() -> Option<Value> {
-    APPLYING.try_with(|a| a.clone()).ok().flatten().map(|a| a.0)
+/// The managed fields of the apply this write of `r`'s object `ns`/`name` carries out, if it
+/// is one.
+fn in_apply(r: &Resource, ns: &str, name: &str) -> Option<Value> {
+    let key = applied_key(r, ns, name);
+    APPLYING
+        .try_with(|a| {
+            a.as_ref()
+                .filter(|a| a.key == key)
+                .map(|a| a.managed.clone())
+        })
+        .ok()
+        .flatten()
 }
 
 /// `ValidateFieldManager` (and, for apply patches, `ValidatePatchOptions`' required manager)
@@ -825,7 +858,22 @@ pub fn on_create(
     obj: &mut Value,
     pod: Option<&mut k8s_openapi::api::core::v1::Pod>,
 ) {
-    if let Some(mf) = in_apply() {
+    let (ns, name) = match &pod {
+        Some(p) => (
+            p.metadata.namespace.clone().unwrap_or_default(),
+            p.metadata.name.clone().unwrap_or_default(),
+        ),
+        None => {
+            let s = |k: &str| {
+                obj.pointer(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            (s("/metadata/namespace"), s("/metadata/name"))
+        }
+    };
+    if let Some(mf) = in_apply(r, &ns, &name) {
         // the apply's own (the create's metadata handling cleared what the body had)
         match pod {
             Some(p) => p.metadata.managed_fields = serde_json::from_value(mf).ok(),
@@ -897,7 +945,8 @@ pub fn on_update(
     new: &mut Value,
     subresource: Option<&str>,
 ) -> Kept {
-    if let Some(mf) = in_apply() {
+    let s = |k: &str| old.pointer(k).and_then(Value::as_str).unwrap_or("");
+    if let Some(mf) = in_apply(r, s("/metadata/namespace"), s("/metadata/name")) {
         return Kept(Some((!mf.is_null()).then_some(mf)));
     }
     // a binding writes the node name and annotations only (`BindingREST`, no field manager)
@@ -983,6 +1032,16 @@ fn sync_last_applied(obj: &mut Value, config: &Value) {
     obj["metadata"]["annotations"][LAST_APPLIED] = Value::String(text);
 }
 
+/// `schema.FromAPIVersionAndKind`'s group and version of `api_version` (`apps/v1`, `v1`);
+/// both empty when it does not parse (more than one `/`).
+fn group_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        None => ("", api_version),
+        Some((g, v)) if !v.contains('/') => (g, v),
+        Some(_) => ("", ""),
+    }
+}
+
 /// A server-side apply (`applyPatcher`, `FieldManager.Apply`): `config` merged into `live`
 /// (`None`: the object does not exist yet) by the kind's schema, with the request's field
 /// manager's `Apply` entry. The object to write, with its managed fields; written inside
@@ -1000,13 +1059,15 @@ pub fn apply(
         ));
     }
     let expected = r.api_version();
-    let given = config
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if given != expected {
+    // `versionCheckManager.Apply`: the applied object is of the kind the request is for (its
+    // group, version and kind), before structured-merge-diff's own version check, which this
+    // one makes unreachable
+    let str_of = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
+    let (group, version) = group_version(str_of("apiVersion"));
+    if (group, version, str_of("kind")) != (r.group, r.version, r.kind) {
         return Err(ApiError::bad_request(format!(
-            "Incorrect version specified in apply patch. Specified patch version: {given}, expected: {expected}"
+            "invalid object type: {group}/{version}, Kind={}",
+            str_of("kind")
         )));
     }
     if config
@@ -1287,13 +1348,27 @@ mod tests {
     /// `structuredmerge.go`, `patch.go` `ValidatePatchOptions`: what an apply must carry.
     #[test]
     fn bad_applies_are_refused() {
+        // `versionCheckManager`: any group, version or kind other than the resource's
+        for (api_version, kind, gvk) in [
+            ("v2", "ConfigMap", "/v2, Kind=ConfigMap"),
+            ("v1", "Foo", "/v1, Kind=Foo"),
+            ("apps/v1", "ConfigMap", "apps/v1, Kind=ConfigMap"),
+            ("a/b/c", "ConfigMap", "/, Kind=ConfigMap"),
+        ] {
+            let mut c = cm(json!({}));
+            c["apiVersion"] = json!(api_version);
+            c["kind"] = json!(kind);
+            let e =
+                as_manager("a", false, || apply(configmaps(), None, None, &c, None)).unwrap_err();
+            assert_eq!(
+                (e.code, e.message),
+                (400, format!("invalid object type: {gvk}"))
+            );
+        }
         let mut c = cm(json!({}));
-        c["apiVersion"] = json!("v2");
+        c.as_object_mut().unwrap().remove("kind");
         let e = as_manager("a", false, || apply(configmaps(), None, None, &c, None)).unwrap_err();
-        assert_eq!(
-            (e.code, e.message.as_str()),
-            (400, "Incorrect version specified in apply patch. Specified patch version: v2, expected: v1")
-        );
+        assert_eq!(e.message, "invalid object type: /v1, Kind=");
         let mut c = cm(json!({}));
         c["metadata"]["managedFields"] = json!([]);
         let e = as_manager("a", false, || apply(configmaps(), None, None, &c, None)).unwrap_err();
@@ -1401,5 +1476,119 @@ mod tests {
         assert!(again["metadata"]["managedFields"][0]["fieldsV1"]
             .to_string()
             .contains(r#"k:{\"port\":80,\"protocol\":\"TCP\"}"#));
+    }
+
+    /// The objects of a fresh in-memory store, with the default namespace.
+    async fn store() -> crate::objects::Objects {
+        let o = crate::objects::Objects::new(std::sync::Arc::new(
+            crate::teststore::TestStore::default(),
+        ));
+        o.bootstrap().await.unwrap();
+        o
+    }
+
+    fn rv(o: &Value) -> &str {
+        o["metadata"]["resourceVersion"].as_str().unwrap()
+    }
+
+    /// apiserver `storage/etcd3/store.go` `GuaranteedUpdate`: a write that leaves the object
+    /// as stored (an unchanged re-apply, update or patch) is not written: same
+    /// resourceVersion, no watch event, the managed fields' times kept.
+    #[tokio::test]
+    async fn an_unchanged_write_is_not_stored() {
+        use crate::objects::User;
+        use crate::objects::{Filter, ListOptions};
+        let o = store().await;
+        let r = configmaps();
+        let req = |m: &str| Request {
+            field_manager: Some(m.into()),
+            user_agent: None,
+            force: false,
+        };
+        let ct = "application/apply-patch+yaml";
+        let body = cm(json!({"a": "1"}));
+        let first = scope(
+            req("ctl"),
+            o.patch_by(&User::Admin, r, "default", "c", ct, &body, None, false),
+        )
+        .await;
+        // the apply of an object that does not exist is a create (the handler's); here the
+        // object is created first, then applied
+        assert!(first.is_err());
+        let created = scope(
+            req("ctl"),
+            o.create(r, "default", body.clone(), &User::Admin, false),
+        )
+        .await
+        .unwrap();
+        let applied = scope(
+            req("ctl"),
+            o.patch_by(&User::Admin, r, "default", "c", ct, &body, None, false),
+        )
+        .await
+        .unwrap();
+        assert_ne!(rv(&applied), rv(&created), "the first apply adds its entry");
+        let mut events = o
+            .watch(
+                r,
+                Some("default"),
+                rv(&applied).parse().unwrap(),
+                Filter::new(&ListOptions::default(), None).unwrap(),
+            )
+            .await
+            .unwrap();
+        let again = scope(
+            req("ctl"),
+            o.patch_by(&User::Admin, r, "default", "c", ct, &body, None, false),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rv(&again), rv(&applied));
+        assert_eq!(again, applied);
+        let merged = scope(
+            req("ctl"),
+            o.patch_by(
+                &User::Admin,
+                r,
+                "default",
+                "c",
+                "application/merge-patch+json",
+                &json!({"data": {"a": "1"}}),
+                None,
+                false,
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rv(&merged), rv(&applied));
+        let updated = scope(
+            req("ctl"),
+            o.update(r, "default", "c", applied.clone(), None, false),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rv(&updated), rv(&applied));
+        // a change is written, and is the one event
+        let changed = scope(
+            req("ctl"),
+            o.patch_by(
+                &User::Admin,
+                r,
+                "default",
+                "c",
+                "application/merge-patch+json",
+                &json!({"data": {"a": "2"}}),
+                None,
+                false,
+            ),
+        )
+        .await
+        .unwrap();
+        assert_ne!(rv(&changed), rv(&applied));
+        let ev = events.recv().await.unwrap().unwrap();
+        assert_eq!(
+            (ev.kind, ev.object["metadata"]["resourceVersion"].as_str()),
+            ("MODIFIED", Some(rv(&changed)))
+        );
     }
 }

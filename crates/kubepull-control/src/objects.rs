@@ -400,6 +400,15 @@ pub fn decode(kv: &KeyValue) -> Value {
     v
 }
 
+/// Whether `new` encodes the object `stored` holds: the same bytes, or the same JSON in
+/// another key order (which has the same length).
+fn unchanged(new: &[u8], stored: &[u8]) -> bool {
+    new.len() == stored.len()
+        && (new == stored
+            || serde_json::from_slice::<Value>(new)
+                .is_ok_and(|n| serde_json::from_slice::<Value>(stored).is_ok_and(|s| n == s)))
+}
+
 fn encode(obj: &Value) -> Vec<u8> {
     if obj.pointer("/metadata/resourceVersion").is_none() {
         // a new object: nothing to leave out, no copy
@@ -1424,13 +1433,13 @@ impl Objects {
         if r.kind == "Namespace" {
             // every namespace gets its default ServiceAccount (serviceaccounts-controller)
             let sa = resources::find("", "v1", "serviceaccounts").expect("sa");
-            let _ = Box::pin(self.create(
+            let _ = Box::pin(crate::managedfields::controller(self.create(
                 sa,
                 &name,
                 json!({"metadata": {"name": "default"}}),
                 &User::Admin,
                 false,
-            ))
+            )))
             .await;
         }
         Ok(obj)
@@ -1765,11 +1774,7 @@ impl Objects {
         // the same 400)
         match obj.pointer("/metadata/name").and_then(Value::as_str) {
             None | Some("") => obj["metadata"]["name"] = json!(name),
-            Some(given) if given != name => {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({given}) does not match the name on the URL ({name})"
-                )));
-            }
+            Some(given) if given != name => return Err(ApiError::name_mismatch(given, name)),
             Some(_) => {}
         }
         for _ in 0..UPDATE_TRIES {
@@ -1989,6 +1994,14 @@ impl Objects {
             Some(sv) => encode(&crate::crd::to_storage(sv, &new)),
             None => encode(&new),
         };
+        // `GuaranteedUpdate` (apiserver storage/etcd3 `store.go`): an object encoded as it is
+        // stored is not written (no new resourceVersion, no event); the stored one is returned
+        if unchanged(&bytes, &cur_kv.value) {
+            if let Some(h) = &held {
+                self.services.release(self.store.as_ref(), h).await;
+            }
+            return Ok(Tried::Done(old));
+        }
         let rev = match self.store.update(&key, bytes, cur_kv.mod_revision).await {
             Ok(rev) => rev,
             Err(e) => {
@@ -2105,7 +2118,7 @@ impl Objects {
             if !sets_rv {
                 next["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
             }
-            let applied = apply.then(|| crate::managedfields::applied(&next));
+            let applied = apply.then(|| crate::managedfields::applied(r, ns, name, &next));
             match crate::managedfields::applying(
                 applied,
                 self.update_by(user, r, ns, name, next, subresource, strict),
@@ -3034,7 +3047,7 @@ mod tests {
             .await
             .unwrap();
         let mut st = pod.clone();
-        st["status"]["phase"] = json!("Pending");
+        st["status"]["message"] = json!("waiting");
         let moved = o
             .update(pods(), "default", "p", st, Some("status"), false)
             .await

@@ -1261,9 +1261,14 @@ async fn resource_request(
                 None
             };
             if apply && existing.is_none() {
-                let mut obj = crate::managedfields::apply(r, cr.as_deref(), None, &body, None)?;
-                obj["metadata"]["name"] = json!(name);
-                let applied = Some(crate::managedfields::applied(&obj));
+                let obj = crate::managedfields::apply(r, cr.as_deref(), None, &body, None)?;
+                // `patcher.applyPatch`'s `checkName`: the applied object names the URL's (none
+                // being a mismatch too)
+                let given = obj.pointer("/metadata/name").and_then(Value::as_str);
+                if given != Some(name.as_str()) {
+                    return Err(ApiError::name_mismatch(given.unwrap_or(""), &name));
+                }
+                let applied = Some(crate::managedfields::applied(r, &ns, &name, &obj));
                 let created = crate::managedfields::applying(
                     applied,
                     state.objects.create(r, &ns, obj, &user, strict),

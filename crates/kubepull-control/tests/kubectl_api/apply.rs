@@ -265,3 +265,106 @@ async fn server_side_apply_of_a_custom_resource_and_its_status() {
     })
     .await;
 }
+
+/// A namespace created by `kubectl apply --server-side`: its default ServiceAccount, which
+/// the serviceaccounts controller makes, is not the apply's (neither its managed fields nor
+/// its manager).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_created_by_apply_does_not_lend_its_fields_to_its_service_account() {
+    with_kubectl(|admin, home| {
+        let ok = |args: &[&str], stdin: Option<&str>| ok(admin, home, args, stdin);
+        ok(
+            &["apply", "--server-side", "-f", "-"],
+            Some("apiVersion: v1\nkind: Namespace\nmetadata: {name: team, labels: {a: b}}\n"),
+        );
+        let ns = ok(
+            &["get", "ns", "team", "-o", "json", "--show-managed-fields"],
+            None,
+        );
+        assert!(ns.contains(r#""operation": "Apply""#), "{ns}");
+        let sa = ok(
+            &[
+                "get",
+                "sa",
+                "default",
+                "-n",
+                "team",
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ],
+            None,
+        );
+        let sa: serde_json::Value = serde_json::from_str(&sa).unwrap();
+        for e in sa["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(
+                (e["manager"].as_str(), e["operation"].as_str()),
+                (Some("kube-controller-manager"), Some("Update")),
+                "{sa}"
+            );
+        }
+        assert!(!sa.to_string().contains("f:labels"), "{sa}");
+    })
+    .await;
+}
+
+/// apiserver `versionCheckManager` and `checkName`: an apply of another kind, or of an object
+/// named otherwise than the URL, is a 400, and creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_of_another_kind_or_name_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let http = super::common::https_client_builder(&server)
+        .build()
+        .unwrap();
+    let url = |name: &str| {
+        format!(
+            "{}/api/v1/namespaces/default/configmaps/{name}?fieldManager=t",
+            server.url()
+        )
+    };
+    let cases = [
+        (
+            "y",
+            r#"{"apiVersion":"v1","kind":"Foo","metadata":{"name":"y"}}"#,
+            "invalid object type: /v1, Kind=Foo",
+        ),
+        (
+            "y",
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#,
+            "the name of the object (x) does not match the name on the URL (y)",
+        ),
+        (
+            "y",
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#,
+            "the name of the object () does not match the name on the URL (y)",
+        ),
+    ];
+    for (name, body, want) in cases {
+        let r = http
+            .patch(url(name))
+            .bearer_auth(server.admin_token())
+            .header("content-type", "application/apply-patch+yaml")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{body}");
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["message"], want, "{body}");
+    }
+    for name in ["x", "y"] {
+        let r = http
+            .get(url(name))
+            .bearer_auth(server.admin_token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{name}");
+    }
+    server.shutdown().await;
+}
