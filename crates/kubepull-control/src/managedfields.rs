@@ -666,7 +666,8 @@ impl Kind<'_> {
             .schema
             .merge(self.ty, Some(live), Some(config))
             .map_err(|e| {
-                ApiError::internal(format!(
+                // `Updater.Apply`'s error, not an API status
+                ApiError::unknown_internal(format!(
                     "failed to merge config: {}",
                     e.trim_start_matches(": ")
                 ))
@@ -1084,6 +1085,29 @@ pub fn apply(
             expected, r.kind
         )));
     };
+    // `structuredMergeManager.Apply`: the applied configuration made typed (`ObjectToTyped`,
+    // validated against the schema, duplicates refused); not an API status, so a 500 with
+    // the error's text (`ErrorToAPIStatus`)
+    let errs = kind.schema.validate(kind.ty, config);
+    if !errs.is_empty() {
+        let meta = |k: &str| {
+            config
+                .pointer(&format!("/metadata/{k}"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        };
+        // `ValidationErrors.Error`
+        let msg = match errs.as_slice() {
+            [one] => one.clone(),
+            _ => format!("errors:\n  {}", errs.join("\n  ")),
+        };
+        return Err(ApiError::unknown_internal(format!(
+            "failed to create typed patch object ({}/{}; {group}/{version}, Kind={}): {msg}",
+            meta("namespace"),
+            meta("name"),
+            r.kind
+        )));
+    }
     let empty = json!({"apiVersion": expected, "kind": r.kind});
     let live = live.unwrap_or(&empty);
     let mut managed = decode(live.pointer("/metadata/managedFields"))
@@ -1405,6 +1429,33 @@ mod tests {
         assert_eq!(
             prefix_from_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/abc"),
             "kubectl"
+        );
+    }
+
+    /// `structuredMergeManager.Apply`: an applied configuration that does not fit the
+    /// schema is refused with upstream's `failed to create typed patch object` error (a 500
+    /// without a reason, as upstream's non-status error), and nothing is merged.
+    #[test]
+    fn applied_configurations_are_validated() {
+        let mut c = cm(json!({"a": "1"}));
+        c["spec"] = json!({"foo": 1});
+        let e = as_manager("a", false, || apply(configmaps(), None, None, &c, None)).unwrap_err();
+        assert_eq!(
+            (e.code, e.reason, e.message.as_str()),
+            (
+                500,
+                "",
+                "failed to create typed patch object (/c; /v1, Kind=ConfigMap): .spec: field not declared in schema"
+            )
+        );
+        let services = crate::resources::find("", "v1", "services").unwrap();
+        let svc = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "s", "namespace": "ns", "bogus": 1},
+            "spec": {"ports": [{"port": 80}, {"port": 80, "protocol": "TCP"}]}});
+        let e = as_manager("a", false, || apply(services, None, None, &svc, None)).unwrap_err();
+        assert_eq!(
+            e.message,
+            "failed to create typed patch object (ns/s; /v1, Kind=Service): errors:\n  .metadata.bogus: field not declared in schema\n  .spec.ports: duplicate entries for key [port=80,protocol=\"TCP\"]"
         );
     }
 

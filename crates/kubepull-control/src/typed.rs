@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
+use crate::crd_schema;
 use crate::fieldpath::{PathElement, Set};
 
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
@@ -58,7 +59,11 @@ enum Atom<'s> {
         fields: Option<&'s Map<String, Value>>,
         elem: Ty<'s>,
         atomic: bool,
+        /// A resource's root (a custom resource's, an embedded resource's): `apiVersion`,
+        /// `kind` and `metadata` (ObjectMeta) declared.
         crd_root: bool,
+        /// A struct without an element type: fields it does not declare are not in the schema.
+        closed: bool,
     },
 }
 
@@ -136,6 +141,7 @@ impl Schema {
                         elem: Ty::Deduced,
                         atomic: false,
                         crd_root: false,
+                        closed: false,
                     },
                     Some(Value::Array(_)) => Atom::List {
                         elem: Ty::Deduced,
@@ -147,9 +153,8 @@ impl Schema {
             Ty::Node(n) => (self.deref(n), false),
             Ty::CrdRoot(n) => (n, true),
         };
-        let ext_true = |k: &str| node.get(k).and_then(Value::as_bool) == Some(true);
-        let preserve = ext_true("x-kubernetes-preserve-unknown-fields");
-        if ext_true("x-kubernetes-int-or-string")
+        let preserve = crd_schema::preserve(node);
+        if crd_schema::int_or_string(node)
             || node.get("format").and_then(Value::as_str) == Some("int-or-string")
         {
             return Atom::Leaf;
@@ -180,18 +185,22 @@ impl Schema {
             return Atom::List { elem, rel };
         }
         let atomic = node.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic");
-        let props = node.get("properties").and_then(Value::as_object);
-        let additional = match node.get("additionalProperties") {
-            Some(Value::Object(_)) => Some(Ty::Node(&node["additionalProperties"])),
-            Some(Value::Bool(true)) => Some(Ty::Deduced),
-            _ => None,
+        let props = crd_schema::props(node);
+        let additional = match crd_schema::additional(node) {
+            Some(a) => Some(Ty::Node(a)),
+            None if node.get("additionalProperties") == Some(&Value::Bool(true)) => {
+                Some(Ty::Deduced)
+            }
+            None => None,
         };
+        let crd_root = crd_root || crd_schema::embedded(node);
         if props.is_some() || crd_root {
             return Atom::Map {
                 fields: props,
                 elem: additional.unwrap_or(Ty::Deduced),
                 atomic,
                 crd_root,
+                closed: additional.is_none() && !preserve,
             };
         }
         if let Some(elem) = additional {
@@ -200,6 +209,7 @@ impl Schema {
                 elem,
                 atomic,
                 crd_root: false,
+                closed: false,
             };
         }
         if preserve {
@@ -315,6 +325,79 @@ impl Schema {
             .map(|(_, _, v)| Value::String(v.to_string()))
     }
 
+    /// `TypedValue.Validate` of a value made typed (`AsTyped`, duplicates not allowed): each
+    /// error as `ValidationError.Error` prints it (`.spec.foo: field not declared in schema`,
+    /// `.spec.ports: duplicate entries for key [port=80]`). Scalars' types are not checked
+    /// (the kinds' decoding does).
+    pub fn validate(&self, ty: Ty<'_>, v: &Value) -> Vec<String> {
+        let mut errs = Vec::new();
+        let mut path = String::new();
+        self.validate_node(ty, v, &mut path, &mut errs);
+        errs
+    }
+
+    fn validate_node(&self, ty: Ty<'_>, v: &Value, path: &mut String, errs: &mut Vec<String>) {
+        let at = |path: &str, msg: String| {
+            if path.is_empty() {
+                msg
+            } else {
+                format!("{path}: {msg}")
+            }
+        };
+        match (self.atom(ty, Some(v)), v) {
+            (Atom::List { elem, rel }, Value::Array(items)) => {
+                // `visitListItems`
+                let mut seen: BTreeSet<PathElement> = BTreeSet::new();
+                for (i, item) in items.iter().enumerate() {
+                    let pe = if matches!(rel, Rel::Atomic) {
+                        PathElement::Index(i)
+                    } else {
+                        match self.item_pe(elem, rel, item) {
+                            Ok(pe) => pe,
+                            Err(e) => {
+                                errs.push(at(path, format!("element {i}: {e}")));
+                                return;
+                            }
+                        }
+                    };
+                    if !matches!(rel, Rel::Atomic) && !seen.insert(pe.clone()) {
+                        errs.push(at(path, format!("duplicate entries for key {pe}")));
+                    }
+                    let len = path.len();
+                    path.push_str(&pe.to_string());
+                    self.validate_node(elem, item, path, errs);
+                    path.truncate(len);
+                }
+            }
+            (
+                Atom::Map {
+                    fields,
+                    elem,
+                    crd_root,
+                    closed,
+                    ..
+                },
+                Value::Object(m),
+            ) => {
+                // `visitMapItems`: an undeclared field ends the map's walk
+                for (k, val) in m {
+                    let len = path.len();
+                    path.push('.');
+                    path.push_str(k);
+                    let (fty, declared) = self.field(fields, elem, crd_root, k);
+                    if !declared && closed {
+                        errs.push(at(path, "field not declared in schema".into()));
+                        path.truncate(len);
+                        return;
+                    }
+                    self.validate_node(fty, val, path, errs);
+                    path.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The fields `v` sets (`TypedValue.ToFieldSet`).
     pub fn to_field_set(&self, ty: Ty<'_>, v: &Value) -> Set {
         self.set_node(ty, v).0
@@ -361,6 +444,7 @@ impl Schema {
                 elem,
                 atomic,
                 crd_root,
+                ..
             } => {
                 let Value::Object(m) = v else {
                     return (Set::new(), !v.is_null());
@@ -435,6 +519,7 @@ impl Schema {
                 elem,
                 atomic,
                 crd_root,
+                ..
             } => {
                 let (lm, rm) = (as_map(l), as_map(r));
                 if lm.is_none_or(Map::is_empty) && rm.is_none_or(Map::is_empty) || atomic {
@@ -549,6 +634,7 @@ impl Schema {
                 elem,
                 atomic,
                 crd_root,
+                ..
             } => {
                 let (lm, rm) = (as_map(l), as_map(r));
                 if atomic
@@ -718,6 +804,7 @@ impl Schema {
                 elem,
                 atomic,
                 crd_root,
+                ..
             } => {
                 if atomic {
                     return;
@@ -1161,6 +1248,82 @@ mod tests {
             n / 2
         );
         assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    }
+
+    /// `typed/validate.go` over a custom resource's schema: undeclared fields are errors,
+    /// except below `x-kubernetes-preserve-unknown-fields`, in maps, int-or-string values and
+    /// embedded resources' `apiVersion`, `kind` and `metadata`; duplicated keys are errors,
+    /// items of atomic lists are walked by index.
+    #[test]
+    fn values_are_validated_against_the_schema() {
+        let s = Schema::builtin();
+        let crd = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "size": {"type": "integer"},
+            "port": {"x-kubernetes-int-or-string": true},
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "template": {"type": "object", "x-kubernetes-embedded-resource": true,
+                "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}}}},
+            "items": {"type": "array", "items": {"type": "object", "properties": {"n": {"type": "string"}}}},
+            "hosts": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["host"],
+                "items": {"type": "object", "properties": {"host": {"type": "string"}}}}
+        }}}});
+        let ty = Ty::CrdRoot(&crd);
+        let good = json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "n", "labels": {"a": "b"}},
+            "spec": {"size": 1, "port": "http", "free": {"any": {"thing": 1}}, "labels": {"x": "y"},
+                "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"a": "b"}},
+                "items": [{"n": "1"}], "hosts": [{"host": "a"}, {"host": "b"}]}});
+        assert!(
+            s.validate(ty, &good).is_empty(),
+            "{:?}",
+            s.validate(ty, &good)
+        );
+        let cases = [
+            (
+                json!({"spec": {"foo": 1}}),
+                ".spec.foo: field not declared in schema",
+            ),
+            (
+                json!({"metadata": {"bogus": 1}}),
+                ".metadata.bogus: field not declared in schema",
+            ),
+            (
+                json!({"spec": {"template": {"metadata": {"bogus": 1}}}}),
+                ".spec.template.metadata.bogus: field not declared in schema",
+            ),
+            (
+                json!({"spec": {"template": {"spec": {"b": 1}}}}),
+                ".spec.template.spec.b: field not declared in schema",
+            ),
+            (
+                json!({"spec": {"items": [{"n": "1"}, {"m": "2"}]}}),
+                ".spec.items[1].m: field not declared in schema",
+            ),
+            (
+                json!({"spec": {"hosts": [{"host": "a"}, {"host": "a"}]}}),
+                r#".spec.hosts: duplicate entries for key [host="a"]"#,
+            ),
+            (
+                json!({"spec": {"hosts": [{"host": "a", "x": 1}]}}),
+                r#".spec.hosts[host="a"].x: field not declared in schema"#,
+            ),
+            (
+                json!({"spec": {"hosts": [5]}}),
+                ".spec.hosts: element 0: associative list with keys may not have non-map elements",
+            ),
+        ];
+        for (v, want) in cases {
+            assert_eq!(s.validate(ty, &v), vec![want.to_string()], "{v}");
+        }
+        // the walk of a map ends at its first undeclared field
+        let v = json!({"spec": {"a": 1, "b": 2}, "x": 1});
+        assert_eq!(
+            s.validate(ty, &v),
+            vec![
+                ".spec.a: field not declared in schema".to_string(),
+                ".x: field not declared in schema".to_string()
+            ]
+        );
     }
 
     /// `typed/remove_test.go`: removing a set leaves the rest; what is emptied goes.
