@@ -34,10 +34,23 @@ impl PathElement {
         match self {
             PathElement::Field(f) => format!("f:{f}"),
             PathElement::Key(k) => {
-                let m: Map<String, Value> = k.iter().cloned().collect();
-                format!("k:{}", Value::Object(m))
+                let mut out = String::from("k:{");
+                for (i, (name, v)) in k.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    go_string(name, &mut out);
+                    out.push(':');
+                    go_json(v, &mut out);
+                }
+                out.push('}');
+                out
             }
-            PathElement::Value(v) => format!("v:{v}"),
+            PathElement::Value(v) => {
+                let mut out = String::from("v:");
+                go_json(v, &mut out);
+                out
+            }
             PathElement::Index(i) => format!("i:{i}"),
         }
     }
@@ -84,6 +97,80 @@ impl std::fmt::Display for PathElement {
             PathElement::Value(v) => write!(f, "[={}]", value_string(v)),
             PathElement::Index(i) => write!(f, "[{i}]"),
         }
+    }
+}
+
+/// A value as `serializePathElementToWriter` writes it (jsoniter's standard-library
+/// configuration, as Go's `encoding/json`): `<`, `>`, `&`, U+2028 and U+2029 escaped as
+/// `\u003c`…, floats as Go formats them (`1`, not `1.0`; `1e+21`), map keys sorted.
+fn go_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => match (n.is_f64(), n.as_f64()) {
+            (true, Some(f)) => go_float(f, out),
+            _ => out.push_str(&n.to_string()),
+        },
+        Value::String(s) => go_string(s, out),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                go_json(x, out);
+            }
+            out.push(']');
+        }
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                go_string(k, out);
+                out.push(':');
+                go_json(&m[k], out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// jsoniter's `WriteStringWithHTMLEscaped`.
+fn go_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `WriteFloat64` (as `encoding/json`): `strconv.AppendFloat(f, 'f', -1)`, or `'e'` below
+/// 1e-6 and from 1e21 (`1e+21`, `1e-7`).
+fn go_float(f: f64, out: &mut String) {
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let e = format!("{f:e}");
+        match e.split_once('e') {
+            Some((m, exp)) if !exp.starts_with('-') => out.push_str(&format!("{m}e+{exp}")),
+            _ => out.push_str(&e),
+        }
+    } else {
+        out.push_str(&format!("{f}"));
     }
 }
 
@@ -526,6 +613,35 @@ mod tests {
 
     /// structured-merge-diff `fieldpath/serialize_test.go` (`TestSerializeV1`): a set read
     /// from FieldsV1 writes back the same text.
+    #[test]
+    fn elements_serialize_as_go_writes_them() {
+        let key = PathElement::Key(vec![
+            ("name".into(), json!("a<b>&c\u{2028}\"\\\n\u{1}")),
+            ("port".into(), json!(80)),
+            ("w".into(), serde_json::from_str("1.0").unwrap()),
+        ]);
+        assert_eq!(
+            key.serialize(),
+            r#"k:{"name":"a\u003cb\u003e\u0026c\u2028\"\\\n\u0001","port":80,"w":1}"#
+        );
+        for (v, want) in [
+            ("1.0", "v:1"),
+            ("1.5", "v:1.5"),
+            ("1e21", "v:1e+21"),
+            ("1.5e-7", "v:1.5e-7"),
+            ("1e-6", "v:0.000001"),
+            ("-2.0", "v:-2"),
+            ("123456789012", "v:123456789012"),
+            (r#""x&y""#, r#"v:"x\u0026y""#),
+            ("true", "v:true"),
+        ] {
+            let pe = PathElement::Value(serde_json::from_str(v).unwrap());
+            assert_eq!(pe.serialize(), want, "{v}");
+            // read back as the same element
+            assert_eq!(PathElement::parse(&pe.serialize()).unwrap(), pe, "{v}");
+        }
+    }
+
     #[test]
     fn fields_v1_round_trips() {
         for text in [
