@@ -41,15 +41,13 @@ impl PathElement {
                     }
                     go_string(name, &mut out);
                     out.push(':');
-                    go_json(v, &mut out);
+                    write_go_json(v, &mut out);
                 }
                 out.push('}');
                 out
             }
             PathElement::Value(v) => {
-                let mut out = String::from("v:");
-                go_json(v, &mut out);
-                out
+                format!("v:{}", go_json(v))
             }
             PathElement::Index(i) => format!("i:{i}"),
         }
@@ -101,9 +99,15 @@ impl std::fmt::Display for PathElement {
 }
 
 /// A value as `serializePathElementToWriter` writes it (jsoniter's standard-library
-/// configuration, as Go's `encoding/json`): `<`, `>`, `&`, U+2028 and U+2029 escaped as
+/// configuration), and as Go's `encoding/json` does: `<`, `>`, `&`, U+2028 and U+2029 escaped as
 /// `\u003c`…, floats as Go formats them (`1`, not `1.0`; `1e+21`), map keys sorted.
-fn go_json(v: &Value, out: &mut String) {
+pub fn go_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_go_json(v, &mut out);
+    out
+}
+
+fn write_go_json(v: &Value, out: &mut String) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -118,7 +122,7 @@ fn go_json(v: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                go_json(x, out);
+                write_go_json(x, out);
             }
             out.push(']');
         }
@@ -132,7 +136,7 @@ fn go_json(v: &Value, out: &mut String) {
                 }
                 go_string(k, out);
                 out.push(':');
-                go_json(&m[k], out);
+                write_go_json(&m[k], out);
             }
             out.push('}');
         }

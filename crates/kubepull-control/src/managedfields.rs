@@ -1011,14 +1011,20 @@ fn allowed_from_last_applied(kind: &Kind<'_>, live: &Value) -> Option<Set> {
 /// kubectl's client-side apply annotation.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// `lastAppliedUpdater.Apply`: an object that has kubectl's client-side apply annotation gets
-/// kubectl's server-side applied configuration in it (without the annotation itself), so a
-/// later client-side apply starts from it.
+/// `apimachineryvalidation.TotalAnnotationSizeLimitB`.
+const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+
+/// `lastAppliedUpdater.Apply`: an object that has kubectl's client-side apply annotation (not
+/// empty, `hasLastApplied`) gets kubectl's server-side applied configuration in it (without
+/// the annotation itself, encoded as `UnstructuredJSONScheme` encodes it), so a later
+/// client-side apply starts from it; an annotation that would take the annotations past their
+/// size limit is dropped instead (`SetLastApplied`).
 fn sync_last_applied(obj: &mut Value, config: &Value) {
     let has = obj
         .pointer("/metadata/annotations")
-        .and_then(Value::as_object)
-        .is_some_and(|a| a.contains_key(LAST_APPLIED));
+        .and_then(|a| a.get(LAST_APPLIED))
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty());
     if !has {
         return;
     }
@@ -1029,8 +1035,23 @@ fn sync_last_applied(obj: &mut Value, config: &Value) {
     {
         a.remove(LAST_APPLIED);
     }
-    let text = format!("{applied}\n");
-    obj["metadata"]["annotations"][LAST_APPLIED] = Value::String(text);
+    let mut text = crate::fieldpath::go_json(&applied);
+    text.push('\n');
+    let Some(annotations) = obj
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    annotations.insert(LAST_APPLIED.into(), Value::String(text));
+    // `ValidateAnnotationsSize`
+    let total: usize = annotations
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+        .sum();
+    if total > TOTAL_ANNOTATION_SIZE_LIMIT {
+        annotations.remove(LAST_APPLIED);
+    }
 }
 
 /// `schema.FromAPIVersionAndKind`'s group and version of `api_version` (`apps/v1`, `v1`);
@@ -1472,6 +1493,23 @@ mod tests {
         assert_eq!(o["metadata"]["annotations"]["keep"], "me");
         let other = apply_as("helm", true, Some(&live), json!({"x": "2"})).unwrap();
         assert_eq!(other["metadata"]["annotations"][LAST_APPLIED], "{}");
+        // as Go encodes it: keys sorted, `<>&` escaped, a newline after
+        assert_eq!(
+            text,
+            "{\"apiVersion\":\"v1\",\"data\":{\"x\":\"2\"},\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"c\"}}\n"
+        );
+        // an empty annotation is none (`hasLastApplied`)
+        live["metadata"]["annotations"][LAST_APPLIED] = json!("");
+        let o = apply_as("kubectl", true, Some(&live), json!({"x": "2"})).unwrap();
+        assert_eq!(o["metadata"]["annotations"][LAST_APPLIED], "");
+        // one that would take the annotations past 256 KiB is dropped (`SetLastApplied`)
+        live["metadata"]["annotations"][LAST_APPLIED] = json!("{}");
+        let big = "v".repeat(300 * 1024);
+        let o = apply_as("kubectl", true, Some(&live), json!({"x": big})).unwrap();
+        let a = o["metadata"]["annotations"].as_object().unwrap();
+        assert!(!a.contains_key(LAST_APPLIED), "{:?}", a.keys());
+        assert_eq!(a["keep"], "me");
+        assert_eq!(o["data"]["x"].as_str().map(str::len), Some(300 * 1024));
     }
 
     /// `lastappliedmanager_test.go`: kubectl's first server-side apply of what it applied
