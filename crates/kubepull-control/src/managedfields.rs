@@ -141,12 +141,81 @@ pub fn is_apply(content_type: &str) -> bool {
 pub fn prefix_from_user_agent(ua: &str) -> String {
     let m = ua.split('/').next().unwrap_or("");
     let mut out = String::new();
-    for c in m.chars().filter(|c| !c.is_control()) {
+    for c in m.chars().filter(|c| is_print(*c)) {
         if out.len() + c.len_utf8() > FIELD_MANAGER_MAX_LENGTH {
             break;
         }
         out.push(c);
     }
+    out
+}
+
+/// Go's `unicode.IsPrint`: letters, marks, numbers, punctuation, symbols and the ASCII space;
+/// not controls, other spaces and separators, format characters, private use characters nor
+/// noncharacters (code points Unicode leaves unassigned otherwise are taken as printable).
+fn is_print(c: char) -> bool {
+    let u = c as u32;
+    if c == ' ' {
+        return true;
+    }
+    // controls (Cc) and the space and line and paragraph separators (Zs, Zl, Zp)
+    if c.is_control() || c.is_whitespace() {
+        return false;
+    }
+    const FORMAT: [(u32, u32); 21] = [
+        (0xAD, 0xAD),
+        (0x600, 0x605),
+        (0x61C, 0x61C),
+        (0x6DD, 0x6DD),
+        (0x70F, 0x70F),
+        (0x890, 0x891),
+        (0x8E2, 0x8E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    let format = FORMAT.iter().any(|(a, b)| (*a..=*b).contains(&u));
+    let private = (0xE000..=0xF8FF).contains(&u) || u >= 0xF0000;
+    let nonchar = (0xFDD0..=0xFDEF).contains(&u) || u & 0xFFFE == 0xFFFE;
+    !(format || private || nonchar)
+}
+
+/// Go's `strconv.Quote` (`%q`, as `field.Invalid` prints a string).
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if is_print(c) => out.push(c),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7F => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push('"');
     out
 }
 
@@ -211,11 +280,12 @@ pub fn validate_options(
             FIELD_MANAGER_MAX_LENGTH as u64,
         ));
     }
-    for (i, c) in m.chars().enumerate() {
-        if c.is_control() {
+    // the byte offset of each rune, as Go's `range` over a string gives it
+    for (i, c) in m.char_indices() {
+        if !is_print(c) {
             causes.push(Cause::invalid(
                 "fieldManager",
-                format!("{m:?}"),
+                go_quote(m),
                 format!("invalid character U+{:04X} (at position {i})", c as u32),
             ));
         }
@@ -1447,6 +1517,35 @@ mod tests {
             )
         );
         assert!(validate_options("UpdateOptions", Some(&"m".repeat(128)), false, false).is_ok());
+        // `unicode.IsPrint`, at the rune's byte offset
+        for (m, bad) in [
+            ("é\u{7}", Some("U+0007 (at position 2)")),
+            ("a\u{a0}b", Some("U+00A0 (at position 1)")),
+            ("ab\u{200b}", Some("U+200B (at position 2)")),
+            ("x\u{e000}", Some("U+E000 (at position 1)")),
+            ("a b-é_日本", None),
+        ] {
+            let got = validate_options("UpdateOptions", Some(m), false, false);
+            match bad {
+                Some(want) => {
+                    let e = got.unwrap_err();
+                    assert!(
+                        e.message.ends_with(&format!(
+                            "fieldManager: Invalid value: {}: invalid character {want}",
+                            go_quote(m)
+                        )),
+                        "{}",
+                        e.message
+                    );
+                }
+                None => assert!(got.is_ok(), "{m}"),
+            }
+        }
+        assert_eq!(prefix_from_user_agent("ab\u{200b}c\u{a0}d/1"), "abcd");
+        assert_eq!(
+            go_quote("é\u{7}\u{1}\u{a0}\u{e0001}\"\\"),
+            r#""é\a\x01\u00a0\U000e0001\"\\""#
+        );
         assert_eq!(
             prefix_from_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/abc"),
             "kubectl"
