@@ -536,16 +536,18 @@ impl Set {
         out
     }
 
-    /// A set read from `FieldsV1` (`Set.FromJSON`, `readIterV1`).
+    /// A set read from `FieldsV1` (`Set.FromJSON`, `readIterV1`): keys of an unknown element
+    /// type are ignored (`ErrUnknownPathElementType`), a malformed element or a value that is
+    /// not an object (or null) is an error.
     pub fn from_fields_v1(v: &Value) -> Result<Set, String> {
         let Value::Object(m) = v else {
             return Err("FieldsV1 must be a JSON object".into());
         };
-        Ok(Self::read(m).0.unwrap_or_default())
+        Ok(Self::read(m)?.0.unwrap_or_default())
     }
 
     /// The set below an object, and whether the object marks its own path as a member.
-    fn read(m: &Map<String, Value>) -> (Option<Set>, bool) {
+    fn read(m: &Map<String, Value>) -> Result<(Option<Set>, bool), String> {
         let mut is_member = false;
         let mut members = Vec::new();
         let mut children = Vec::new();
@@ -555,12 +557,21 @@ impl Set {
                 is_member = true;
                 continue;
             }
-            let Ok(pe) = PathElement::parse(k) else {
+            // `DeserializePathElement`: what is not `f:`, `v:`, `i:` or `k:` is unknown
+            if !matches!(k.get(..2), Some("f:" | "v:" | "i:" | "k:")) {
                 continue;
-            };
+            }
+            let pe =
+                PathElement::parse(k).map_err(|e| format!("parsing key as path element: {e}"))?;
             let (grand, child_member) = match v {
-                Value::Object(o) => Self::read(o),
-                _ => (None, true),
+                Value::Object(o) => Self::read(o)?,
+                Value::Null => (None, true),
+                other => {
+                    return Err(format!(
+                        "ReadMapCB: expect {{ or n, but found {}",
+                        other.to_string().chars().next().unwrap_or(' ')
+                    ))
+                }
             };
             any = true;
             if child_member {
@@ -571,9 +582,9 @@ impl Set {
             }
         }
         if !any {
-            return (None, true);
+            return Ok((None, true));
         }
-        (Some(Set::from_parts(members, children)), is_member)
+        Ok((Some(Set::from_parts(members, children)), is_member))
     }
 }
 

@@ -1202,7 +1202,8 @@ pub fn apply(
     let empty = json!({"apiVersion": expected, "kind": r.kind});
     let live = live.unwrap_or(&empty);
     let mut managed = decode(live.pointer("/metadata/managedFields"))
-        .map_err(|e| ApiError::internal(format!("failed to decode managed fields: {e}")))?;
+        // `FieldManager.Apply`: not an API status, a 500 with the error's text
+        .map_err(|e| ApiError::unknown_internal(format!("failed to decode managed fields: {e}")))?;
     if managed.is_empty() {
         // `skipNonAppliedManager.Apply`: what the object has is owned by `before-first-apply`
         kind.record_update(
@@ -1577,6 +1578,45 @@ mod tests {
             e.message,
             "failed to create typed patch object (ns/s; /v1, Kind=Service): errors:\n  .metadata.bogus: field not declared in schema\n  .spec.ports: duplicate entries for key [port=80,protocol=\"TCP\"]"
         );
+    }
+
+    /// `Set.FromJSON`: malformed managed fields are an error, not read in part; an update
+    /// that sends them keeps the stored ones (`decodeLiveOrNew`), an apply over stored ones
+    /// fails (`FieldManager.Apply`); element types it does not know are ignored.
+    #[test]
+    fn malformed_managed_fields() {
+        let bad = json!([{"manager": "x", "operation": "Update", "apiVersion": "v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"k:{bad": {}}}}]);
+        let live = apply_as("a", false, None, json!({"x": "1"})).unwrap();
+        let mut new = live.clone();
+        new["data"]["y"] = json!("2");
+        new["metadata"]["managedFields"] = bad.clone();
+        as_manager("b", false, || {
+            let kept = on_update(configmaps(), None, &live, &mut new, None);
+            keep(&mut new, kept);
+        });
+        assert_eq!(
+            managers(&new),
+            vec![
+                r#"a/Apply {"f:data":{"f:x":{}}}"#,
+                r#"b/Update {"f:data":{"f:y":{}}}"#
+            ]
+        );
+        let mut broken = live.clone();
+        broken["metadata"]["managedFields"] = bad;
+        let e = apply_as("a", false, Some(&broken), json!({"x": "2"})).unwrap_err();
+        assert_eq!((e.code, e.reason), (500, ""));
+        assert!(
+            e.message.starts_with("failed to decode managed fields: ")
+                && e.message.contains("parsing key as path element"),
+            "{}",
+            e.message
+        );
+        broken["metadata"]["managedFields"][0]["fieldsV1"] = json!({"f:data": {"f:x": 1}});
+        let e = apply_as("a", false, Some(&broken), json!({"x": "2"})).unwrap_err();
+        assert!(e.message.contains("expect { or n"), "{}", e.message);
+        let s = Set::from_fields_v1(&json!({"f:a": {}, "z:future": {}, "f:b": null})).unwrap();
+        assert_eq!(s.to_fields_v1(), json!({"f:a": {}, "f:b": {}}));
     }
 
     /// `lastappliedupdater_test.go`: kubectl's server-side apply keeps the client-side
