@@ -463,7 +463,7 @@ impl Registry {
         closure(
             &roots,
             "#/definitions/",
-            &[&extra, &vendored.v2_definitions],
+            &[&extra, vendored.v2_definitions],
             &mut definitions,
         );
         let doc = json!({
