@@ -23,28 +23,28 @@ fn ty(s: &Value) -> &str {
     s.get("type").and_then(Value::as_str).unwrap_or("")
 }
 
-fn flag(s: &Value, k: &str) -> bool {
+pub(crate) fn flag(s: &Value, k: &str) -> bool {
     s.get(k).and_then(Value::as_bool).unwrap_or(false)
 }
 
-fn props(s: &Value) -> Option<&Map<String, Value>> {
+pub(crate) fn props(s: &Value) -> Option<&Map<String, Value>> {
     s.get("properties").and_then(Value::as_object)
 }
 
 /// The schema of `additionalProperties` when it is a schema (not a boolean).
-fn additional(s: &Value) -> Option<&Value> {
+pub(crate) fn additional(s: &Value) -> Option<&Value> {
     s.get("additionalProperties").filter(|a| a.is_object())
 }
 
-fn preserve(s: &Value) -> bool {
+pub(crate) fn preserve(s: &Value) -> bool {
     flag(s, "x-kubernetes-preserve-unknown-fields")
 }
 
-fn embedded(s: &Value) -> bool {
+pub(crate) fn embedded(s: &Value) -> bool {
     flag(s, "x-kubernetes-embedded-resource")
 }
 
-fn int_or_string(s: &Value) -> bool {
+pub(crate) fn int_or_string(s: &Value) -> bool {
     flag(s, "x-kubernetes-int-or-string")
 }
 

@@ -153,6 +153,20 @@ impl ApiError {
         )
     }
 
+    /// 400 of an object whose name is not the one on the URL (apiserver `handlers/rest.go`
+    /// `checkName`).
+    pub fn name_mismatch(given: &str, name: &str) -> Self {
+        Self::bad_request(format!(
+            "the name of the object ({given}) does not match the name on the URL ({name})"
+        ))
+    }
+
+    /// 409 of a server-side apply's conflicts (`errors.NewApplyConflict`): `causes` of type
+    /// `FieldManagerConflict`.
+    pub fn apply_conflict(message: String, causes: Vec<Value>) -> Self {
+        Self::new(409, "Conflict", message, Some(json!({ "causes": causes })))
+    }
+
     /// 403 with the authorizer's wording.
     pub fn forbidden(r: &Resource, name: &str, message: String) -> Self {
         Self::new(

@@ -42,7 +42,9 @@ pub mod crd_finalizer;
 pub mod crd_schema;
 pub(crate) mod defaults;
 pub mod errors;
+pub mod fieldpath;
 pub use kubepull_datastore::etcd_store;
+pub mod managedfields;
 pub mod metrics;
 pub mod nslifecycle;
 pub mod objects;
@@ -65,6 +67,7 @@ pub mod table;
 pub mod table_workloads;
 #[cfg(test)]
 pub(crate) mod teststore;
+pub mod typed;
 pub mod validation;
 pub mod warnings;
 pub mod watchcache;

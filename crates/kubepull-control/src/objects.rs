@@ -422,6 +422,15 @@ pub fn decode(kv: &KeyValue) -> Value {
     v
 }
 
+/// Whether `new` encodes the object `stored` holds: the same bytes, or the same JSON in
+/// another key order (which has the same length).
+fn unchanged(new: &[u8], stored: &[u8]) -> bool {
+    new.len() == stored.len()
+        && (new == stored
+            || serde_json::from_slice::<Value>(new)
+                .is_ok_and(|n| serde_json::from_slice::<Value>(stored).is_ok_and(|s| n == s)))
+}
+
 fn encode(obj: &Value) -> Vec<u8> {
     if obj.pointer("/metadata/resourceVersion").is_none() {
         // a new object: nothing to leave out, no copy
@@ -1294,6 +1303,7 @@ impl Objects {
                 new_meta(md, r, ns, generation)?
             }
         };
+        crate::managedfields::on_create(r, cr.as_deref(), &mut obj, pod.as_mut());
         // admission (NamespaceLifecycle): the namespace must exist and not be terminating; a
         // namespace the cache knows to be active needs no read
         if r.namespaced && !self.namespaces.known_active(&self.store, ns).await {
@@ -1434,13 +1444,13 @@ impl Objects {
         if r.kind == "Namespace" {
             // every namespace gets its default ServiceAccount (serviceaccounts-controller)
             let sa = resources::find("", "v1", "serviceaccounts").expect("sa");
-            let _ = Box::pin(self.create(
+            let _ = Box::pin(crate::managedfields::controller(self.create(
                 sa,
                 &name,
                 json!({"metadata": {"name": "default"}}),
                 &User::Admin,
                 false,
-            ))
+            )))
             .await;
         }
         Ok(obj)
@@ -1775,11 +1785,7 @@ impl Objects {
         // the same 400)
         match obj.pointer("/metadata/name").and_then(Value::as_str) {
             None | Some("") => obj["metadata"]["name"] = json!(name),
-            Some(given) if given != name => {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({given}) does not match the name on the URL ({name})"
-                )));
-            }
+            Some(given) if given != name => return Err(ApiError::name_mismatch(given, name)),
             Some(_) => {}
         }
         for _ in 0..UPDATE_TRIES {
@@ -1838,6 +1844,7 @@ impl Objects {
             }
         }
         let mut new = obj;
+        let kept = crate::managedfields::on_update(r, cr, &old, &mut new, subresource);
         let attrs = Attributes {
             r,
             kind: None,
@@ -1893,6 +1900,7 @@ impl Objects {
             }
         }
         let mut new = prepare_update(r, cr, &old, new, subresource);
+        crate::managedfields::keep(&mut new, kept);
         new["metadata"]["resourceVersion"] = json!(cur_kv.mod_revision.to_string());
         // the pod template, decoded once for validation, the warnings and Pod Security
         // admission; a status update is validated without it (the status strategies validate
@@ -2000,6 +2008,14 @@ impl Objects {
             Some(sv) => encode(&crate::crd::to_storage(sv, &new)),
             None => encode(&new),
         };
+        // `GuaranteedUpdate` (apiserver storage/etcd3 `store.go`): an object encoded as it is
+        // stored is not written (no new resourceVersion, no event); the stored one is returned
+        if unchanged(&bytes, &cur_kv.value) {
+            if let Some(h) = &held {
+                self.services.release(self.store.as_ref(), h).await;
+            }
+            return Ok(Tried::Done(old));
+        }
         let rev = match self.store.update(&key, bytes, cur_kv.mod_revision).await {
             Ok(rev) => rev,
             Err(e) => {
@@ -2069,10 +2085,17 @@ impl Objects {
         if self.crds.served(r).is_some() {
             crate::crd::refuse_strategic(content_type)?;
         }
+        let apply = crate::managedfields::is_apply(content_type);
         for _ in 0..8 {
             let cur = self.get(r, ns, name).await?;
-            let mut next = cur.clone();
-            apply_patch(&mut next, content_type, body)?;
+            let mut next = if apply {
+                let cr = self.crds.served(r);
+                crate::managedfields::apply(r, cr.as_deref(), Some(&cur), body, subresource)?
+            } else {
+                let mut next = cur.clone();
+                apply_patch(&mut next, content_type, body)?;
+                next
+            };
             // a patch carries no precondition: a UID it changes is refused as immutable
             // (`ValidateObjectMetaUpdate`)
             if next.pointer("/metadata/uid") != cur.pointer("/metadata/uid") {
@@ -2109,9 +2132,12 @@ impl Objects {
             if !sets_rv {
                 next["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
             }
-            match self
-                .update_by(user, r, ns, name, next, subresource, strict)
-                .await
+            let applied = apply.then(|| crate::managedfields::applied(r, ns, name, &next));
+            match crate::managedfields::applying(
+                applied,
+                self.update_by(user, r, ns, name, next, subresource, strict),
+            )
+            .await
             {
                 Err(e) if e.code == 409 && e.reason == "Conflict" && !sets_rv => continue,
                 other => return other,
@@ -3078,7 +3104,7 @@ mod tests {
             .await
             .unwrap();
         let mut st = pod.clone();
-        st["status"]["phase"] = json!("Pending");
+        st["status"]["message"] = json!("waiting");
         let moved = o
             .update(pods(), "default", "p", st, Some("status"), false)
             .await

@@ -51,34 +51,72 @@ pub enum OpenApiError {
     },
 }
 
-#[derive(Default)]
 struct Vendored {
     v2_paths: Map<String, Value>,
-    v2_definitions: Map<String, Value>,
+    v2_definitions: &'static Map<String, Value>,
     v2_parameters: Map<String, Value>,
     v3_paths: Map<String, Value>,
     v3_schemas: Map<String, Value>,
 }
 
+/// The built-in OpenAPI v2 definitions, read once per process and shared with the served
+/// documents: the type information of writes needs them alone, so a write keeps only these
+/// (the rest of the data is read, and kept, by the first request for the documents).
+static DEFINITIONS: OnceLock<Map<String, Value>> = OnceLock::new();
+
+/// The vendored data, decompressed and parsed.
+fn vendored_json() -> Result<Value, OpenApiError> {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(DATA)
+        .read_to_end(&mut raw)
+        .map_err(|e| OpenApiError::Data(e.to_string()))?;
+    serde_json::from_slice(&raw).map_err(|e| OpenApiError::Data(e.to_string()))
+}
+
+fn take(v: &mut Value, p: &str) -> Result<Map<String, Value>, OpenApiError> {
+    match v.pointer_mut(p).map(Value::take) {
+        Some(Value::Object(m)) => Ok(m),
+        _ => Err(OpenApiError::Data(format!("{p} is missing"))),
+    }
+}
+
+/// The built-in OpenAPI v2 definitions (`io.k8s.api.core.v1.Pod`, …), with their
+/// `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`, `x-kubernetes-map-type` and patch
+/// extensions.
+pub fn builtin_definitions() -> &'static Map<String, Value> {
+    DEFINITIONS.get_or_init(|| {
+        vendored_json()
+            .and_then(|mut v| take(&mut v, "/v2/definitions"))
+            .unwrap_or_else(|e| {
+                tracing::error!("{e}");
+                Map::new()
+            })
+    })
+}
+
+impl Default for Vendored {
+    fn default() -> Vendored {
+        Vendored {
+            v2_paths: Map::new(),
+            v2_definitions: builtin_definitions(),
+            v2_parameters: Map::new(),
+            v3_paths: Map::new(),
+            v3_schemas: Map::new(),
+        }
+    }
+}
+
 impl Vendored {
     fn load() -> Result<Vendored, OpenApiError> {
-        use std::io::Read;
-        let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(DATA)
-            .read_to_end(&mut raw)
-            .map_err(|e| OpenApiError::Data(e.to_string()))?;
-        let mut v: Value =
-            serde_json::from_slice(&raw).map_err(|e| OpenApiError::Data(e.to_string()))?;
-        let mut take = |p: &str| match v.pointer_mut(p).map(Value::take) {
-            Some(Value::Object(m)) => Ok(m),
-            _ => Err(OpenApiError::Data(format!("{p} is missing"))),
-        };
+        let mut v = vendored_json()?;
+        let definitions = take(&mut v, "/v2/definitions")?;
         Ok(Vendored {
-            v2_paths: take("/v2/paths")?,
-            v2_definitions: take("/v2/definitions")?,
-            v2_parameters: take("/v2/parameters")?,
-            v3_paths: take("/v3/paths")?,
-            v3_schemas: take("/v3/schemas")?,
+            v2_paths: take(&mut v, "/v2/paths")?,
+            v2_definitions: DEFINITIONS.get_or_init(|| definitions),
+            v2_parameters: take(&mut v, "/v2/parameters")?,
+            v3_paths: take(&mut v, "/v3/paths")?,
+            v3_schemas: take(&mut v, "/v3/schemas")?,
         })
     }
 }
@@ -425,7 +463,7 @@ impl Registry {
         closure(
             &roots,
             "#/definitions/",
-            &[&extra, &vendored.v2_definitions],
+            &[&extra, vendored.v2_definitions],
             &mut definitions,
         );
         let doc = json!({
@@ -902,6 +940,17 @@ fn custom_kind(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The type information of writes reads the v2 definitions alone, and the served
+    /// documents' data shares that one copy.
+    #[test]
+    fn the_definitions_are_one_copy_shared_with_the_documents() {
+        let defs = builtin_definitions();
+        assert!(defs.contains_key("io.k8s.api.core.v1.Pod"));
+        let vendored = Vendored::load().unwrap();
+        assert!(std::ptr::eq(defs, vendored.v2_definitions));
+        assert!(!vendored.v3_paths.is_empty());
+    }
 
     fn doc(reg: &Registry, key: &str) -> Value {
         let (b, _) = reg.v3_document_json(key).expect("document");

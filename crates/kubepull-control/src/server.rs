@@ -827,11 +827,23 @@ async fn route(
         q(&qs, "dryRun").is_some(),
         q(&qs, "fieldManager").map(str::to_string),
     );
+    let fields = crate::managedfields::Request {
+        field_manager: field_manager.clone(),
+        user_agent: req
+            .headers()
+            .get(hyper::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        force: q(&qs, "force") == Some("true"),
+    };
     crate::webhooks::scope(
         user.clone(),
         dry_run,
         field_manager,
-        Box::pin(resource_request(state, req, user, t)),
+        Box::pin(crate::managedfields::scope(
+            fields,
+            resource_request(state, req, user, t),
+        )),
     )
     .await
 }
@@ -1121,10 +1133,13 @@ async fn resource_request(
                 crate::objects::apply_patch(&mut scale, &ct, &body)?;
             }
             crate::crd::apply_scale(sv, &mut obj, &scale)?;
-            let obj = state
-                .objects
-                .update(r, &ns, &name, obj, None, false)
-                .await?;
+            let replicas_path = sv.scale.as_ref().map_or("", |s| s.0.as_str());
+            let obj = crate::managedfields::subresource(
+                "scale",
+                replicas_path,
+                state.objects.update(r, &ns, &name, obj, None, false),
+            )
+            .await?;
             Ok(json_resp(StatusCode::OK, &crate::crd::scale_of(sv, &obj)?))
         }
         ("get", Some("scale")) => Ok(json_resp(
@@ -1137,6 +1152,12 @@ async fn resource_request(
         }
         ("create", None) => {
             let (_, body) = read_body(req).await?;
+            crate::managedfields::validate_options(
+                "CreateOptions",
+                q(&qs, "fieldManager"),
+                false,
+                false,
+            )?;
             // the node authorizer's rule for objects named in the body: a node creates only its
             // own Node and its own Lease
             if let User::Node(n) = &user {
@@ -1215,6 +1236,12 @@ async fn resource_request(
         }
         ("update", sub @ (None | Some("status"))) => {
             let (_, body) = read_body(req).await?;
+            crate::managedfields::validate_options(
+                "UpdateOptions",
+                q(&qs, "fieldManager"),
+                false,
+                false,
+            )?;
             let obj = state
                 .objects
                 .update_by(&user, r, &ns, &name, body, sub, strict)
@@ -1223,19 +1250,36 @@ async fn resource_request(
         }
         ("patch", sub @ (None | Some("status"))) => {
             let (ct, body) = read_body(req).await?;
-            // server-side apply creates what does not exist yet; RBAC objects are checked for
-            // escalation on the object the patch and mutating admission make (in create and
-            // update)
-            let apply = ct.starts_with("application/apply-patch") && sub.is_none();
+            // `ValidatePatchOptions`: an apply names its field manager, only an apply forces
+            crate::managedfields::validate_options(
+                "PatchOptions",
+                q(&qs, "fieldManager"),
+                crate::managedfields::is_apply(&ct),
+                q(&qs, "force").is_some(),
+            )?;
+            // server-side apply creates what does not exist yet (the applied configuration
+            // merged into an empty object); RBAC objects are checked for escalation on the
+            // object the patch and mutating admission make (in create and update)
+            let apply = crate::managedfields::is_apply(&ct) && sub.is_none();
             let existing = if apply {
                 state.objects.get_opt(r, &ns, &name).await?
             } else {
                 None
             };
             if apply && existing.is_none() {
-                let mut obj = body;
-                obj["metadata"]["name"] = json!(name);
-                let created = state.objects.create(r, &ns, obj, &user, strict).await?;
+                let obj = crate::managedfields::apply(r, cr.as_deref(), None, &body, None)?;
+                // `patcher.applyPatch`'s `checkName`: the applied object names the URL's (none
+                // being a mismatch too)
+                let given = obj.pointer("/metadata/name").and_then(Value::as_str);
+                if given != Some(name.as_str()) {
+                    return Err(ApiError::name_mismatch(given.unwrap_or(""), &name));
+                }
+                let applied = Some(crate::managedfields::applied(r, &ns, &name, &obj));
+                let created = crate::managedfields::applying(
+                    applied,
+                    state.objects.create(r, &ns, obj, &user, strict),
+                )
+                .await?;
                 return Ok(json_resp(StatusCode::CREATED, &created));
             }
             let obj = state
@@ -1273,9 +1317,13 @@ async fn resource_request(
                     .and_then(Value::as_i64)
                     .unwrap_or(0);
                 let p = json!({"spec": {"replicas": replicas}});
+                // recorded as the scale subresource's owner of `.spec.replicas`
+                // (`managedfields.ScaleHandler`)
                 async move {
-                    objects
-                        .patch(
+                    crate::managedfields::subresource(
+                        "scale",
+                        ".spec.replicas",
+                        objects.patch(
                             r,
                             nsr,
                             namer,
@@ -1283,8 +1331,9 @@ async fn resource_request(
                             &p,
                             None,
                             false,
-                        )
-                        .await
+                        ),
+                    )
+                    .await
                 }
             })
             .await?;

@@ -7,6 +7,8 @@ use std::process::Command;
 
 use kubepull_control::{start, ServerConfig};
 
+#[path = "kubectl_api/apply.rs"]
+mod apply;
 #[path = "kubectl_api/crd.rs"]
 mod crd;
 #[path = "kubectl_api/webhooks.rs"]

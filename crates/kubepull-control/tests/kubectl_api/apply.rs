@@ -1,0 +1,370 @@
+//! Server-side apply with the real kubectl: re-applying an unchanged pod, fields removed from
+//! a manifest, conflicts with `kubectl scale` and `--force-conflicts`, managed fields as
+//! `--show-managed-fields` prints them, custom resources and the status subresource.
+
+use std::path::Path;
+
+use kubepull_control::start;
+
+use super::common::{ok, refused};
+use super::server_config;
+
+const POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  containers:
+  - name: c
+    image: reg.example/app:v1
+    ports: [{containerPort: 80}]
+"#;
+
+fn deployment(labels: &str, replicas: u32) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, labels: {{{labels}}}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers: [{{name: c, image: reg.example/app:v1}}]
+"#
+    )
+}
+
+const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: caches.ssa.example.com}
+spec:
+  group: ssa.example.com
+  scope: Namespaced
+  names: {plural: caches, singular: cache, kind: Cache}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              tier: {type: string}
+              mirrors:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [host]
+                items:
+                  type: object
+                  required: [host]
+                  properties:
+                    host: {type: string}
+                    weight: {type: integer}
+          status:
+            type: object
+            properties:
+              ready: {type: boolean}
+"#;
+
+/// Runs `f` with an admin kubeconfig and a HOME for kubectl against a fresh server.
+async fn with_kubectl(f: impl FnOnce(&Path, &Path) + Send + 'static) {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || f(&admin, &home))
+        .await
+        .unwrap();
+    server.shutdown().await;
+}
+
+/// A pod applied twice: the second apply changes nothing (no 422 for a changed container
+/// list), the ServiceAccount token mount admission added stays, and the applier's fields are
+/// in `managedFields`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_of_an_unchanged_pod_again() {
+    with_kubectl(|admin, home| {
+        let ok = |args: &[&str], stdin: Option<&str>| ok(admin, home, args, stdin);
+        let apply = ["apply", "--server-side", "-f", "-"];
+
+        // a pod applied twice: the second apply changes nothing, and the token volume the
+        // ServiceAccount admission mounted stays
+        let out = ok(&apply, Some(POD));
+        assert!(out.contains("pod/web serverside-applied"), "{out}");
+        let out = ok(&apply, Some(POD));
+        assert!(out.contains("pod/web serverside-applied"), "{out}");
+        let mounts = ok(
+            &[
+                "get",
+                "pod",
+                "web",
+                "-o",
+                "jsonpath={.spec.containers[0].volumeMounts[*].mountPath}",
+            ],
+            None,
+        );
+        assert_eq!(
+            mounts.trim(),
+            "/var/run/secrets/kubernetes.io/serviceaccount"
+        );
+        let mf = ok(
+            &["get", "pod", "web", "-o", "yaml", "--show-managed-fields"],
+            None,
+        );
+        assert!(
+            mf.contains("manager: kubectl\n    operation: Apply"),
+            "{mf}"
+        );
+        assert!(mf.contains("fieldsType: FieldsV1"), "{mf}");
+        assert!(mf.contains("k:{\"name\":\"c\"}:"), "{mf}");
+        assert!(
+            mf.contains("k:{\"containerPort\":80,\"protocol\":\"TCP\"}:"),
+            "{mf}"
+        );
+        // the mount is nobody's: not in the applier's fields
+        assert!(!mf.contains("f:volumeMounts"), "{mf}");
+        // a changed image is applied
+        ok(&apply, Some(&POD.replace("app:v1", "app:v2")));
+        let image = ok(
+            &[
+                "get",
+                "pod",
+                "web",
+                "-o",
+                "jsonpath={.spec.containers[0].image}",
+            ],
+            None,
+        );
+        assert_eq!(image.trim(), "reg.example/app:v2");
+
+        // a pod created (not applied) is its creator's, defaults included, the token mount
+        // admission added not
+        ok(
+            &["create", "-f", "-"],
+            Some(&POD.replace("name: web", "name: made")),
+        );
+        let mf = ok(
+            &["get", "pod", "made", "-o", "yaml", "--show-managed-fields"],
+            None,
+        );
+        assert!(
+            mf.contains("manager: kubectl-create\n    operation: Update"),
+            "{mf}"
+        );
+        assert!(mf.contains("f:terminationMessagePath: {}"), "{mf}");
+        assert!(
+            !mf.contains("f:volumeMounts") && !mf.contains("f:volumes"),
+            "{mf}"
+        );
+        assert!(!mf.contains("f:status"), "{mf}");
+    })
+    .await;
+}
+
+/// A Deployment: a label dropped from the manifest is removed, one another manager set stays;
+/// `kubectl scale` owns the replicas (409 as kubectl prints it) until `--force-conflicts`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_removes_dropped_fields_and_conflicts_with_scale() {
+    with_kubectl(|admin, home| {
+        let ok = |args: &[&str], stdin: Option<&str>| ok(admin, home, args, stdin);
+        let refused = |args: &[&str], stdin: Option<&str>, wants: &[&str]| {
+            refused(admin, home, args, stdin, wants)
+        };
+        let apply = ["apply", "--server-side", "-f", "-"];
+
+        // a label the manifest no longer has is removed; one another manager set stays
+        ok(&apply, Some(&deployment("app: web, tier: front", 2)));
+        ok(&["label", "deployment", "web", "team=a"], None);
+        ok(&apply, Some(&deployment("app: web", 2)));
+        let labels = ok(&["get", "deployment", "web", "-o", "jsonpath={.metadata.labels}"], None);
+        assert!(!labels.contains("tier") && labels.contains("\"team\":\"a\""), "{labels}");
+        let mf = ok(&["get", "deployment", "web", "-o", "yaml", "--show-managed-fields"], None);
+        assert!(mf.contains("manager: kubectl-label\n    operation: Update"), "{mf}");
+        assert!(!mf.contains("f:tier"), "{mf}");
+
+        // kubectl scale owns the replicas: applying other replicas is a conflict, forced it
+        // takes them back
+        ok(&["scale", "deployment", "web", "--replicas=5"], None);
+        let mf = ok(&["get", "deployment", "web", "-o", "yaml", "--show-managed-fields"], None);
+        assert!(mf.contains("subresource: scale"), "{mf}");
+        refused(
+            &apply,
+            Some(&deployment("app: web", 2)),
+            &[
+                "Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas",
+                "--force-conflicts",
+            ],
+        );
+        let replicas = ok(&["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"], None);
+        assert_eq!(replicas.trim(), "5");
+        ok(&["apply", "--server-side", "--force-conflicts", "-f", "-"], Some(&deployment("app: web", 2)));
+        let replicas = ok(&["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"], None);
+        assert_eq!(replicas.trim(), "2");
+        let mf = ok(&["get", "deployment", "web", "-o", "yaml", "--show-managed-fields"], None);
+        assert!(!mf.contains("subresource: scale"), "{mf}");
+        // an unchanged manifest applies again without conflict
+        ok(&apply, Some(&deployment("app: web", 2)));
+    })
+    .await;
+}
+
+/// A custom resource: merged by its schema's list map, a field no longer applied removed,
+/// a conflict between appliers, its status applied on the subresource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_of_a_custom_resource_and_its_status() {
+    with_kubectl(|admin, home| {
+        let ok = |args: &[&str], stdin: Option<&str>| ok(admin, home, args, stdin);
+        let refused = |args: &[&str], stdin: Option<&str>, wants: &[&str]| {
+            refused(admin, home, args, stdin, wants)
+        };
+        let apply = ["apply", "--server-side", "-f", "-"];
+
+        // a custom resource: merged by its schema's list map, a field no longer applied
+        // removed, its status applied on the subresource
+        ok(&["apply", "-f", "-"], Some(CRD));
+        ok(&["wait", "--for=condition=Established", "crd/caches.ssa.example.com"], None);
+        let cache = "apiVersion: ssa.example.com/v1\nkind: Cache\nmetadata: {name: c1}\nspec:\n  size: 3\n  tier: gold\n  mirrors: [{host: a, weight: 1}, {host: b, weight: 2}]\n";
+        ok(&apply, Some(cache));
+        ok(&apply, Some(cache));
+        ok(
+            &["apply", "--server-side", "--field-manager=other", "-f", "-"],
+            Some("apiVersion: ssa.example.com/v1\nkind: Cache\nmetadata: {name: c1}\nspec:\n  mirrors: [{host: c, weight: 3}]\n"),
+        );
+        ok(&apply, Some("apiVersion: ssa.example.com/v1\nkind: Cache\nmetadata: {name: c1}\nspec:\n  size: 4\n  mirrors: [{host: a, weight: 1}]\n"));
+        let spec = ok(&["get", "cache", "c1", "-o", "jsonpath={.spec}"], None);
+        assert_eq!(
+            spec.trim(),
+            r#"{"mirrors":[{"host":"a","weight":1},{"host":"c","weight":3}],"size":4}"#
+        );
+        refused(
+            &["apply", "--server-side", "--field-manager=other", "-f", "-"],
+            Some("apiVersion: ssa.example.com/v1\nkind: Cache\nmetadata: {name: c1}\nspec:\n  size: 5\n"),
+            &["Apply failed with 1 conflict: conflict with \"kubectl\": .spec.size"],
+        );
+        ok(
+            &["apply", "--server-side", "--subresource=status", "--field-manager=cache-controller", "-f", "-"],
+            Some("apiVersion: ssa.example.com/v1\nkind: Cache\nmetadata: {name: c1}\nstatus: {ready: true}\n"),
+        );
+        let ready = ok(&["get", "cache", "c1", "-o", "jsonpath={.status.ready}"], None);
+        assert_eq!(ready.trim(), "true");
+        let mf = ok(&["get", "cache", "c1", "-o", "yaml", "--show-managed-fields"], None);
+        assert!(
+            mf.contains("manager: cache-controller\n    operation: Apply\n    subresource: status"),
+            "{mf}"
+        );
+        assert!(mf.contains("f:ready: {}"), "{mf}");
+    })
+    .await;
+}
+
+/// A namespace created by `kubectl apply --server-side`: its default ServiceAccount, which
+/// the serviceaccounts controller makes, is not the apply's (neither its managed fields nor
+/// its manager).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_created_by_apply_does_not_lend_its_fields_to_its_service_account() {
+    with_kubectl(|admin, home| {
+        let ok = |args: &[&str], stdin: Option<&str>| ok(admin, home, args, stdin);
+        ok(
+            &["apply", "--server-side", "-f", "-"],
+            Some("apiVersion: v1\nkind: Namespace\nmetadata: {name: team, labels: {a: b}}\n"),
+        );
+        let ns = ok(
+            &["get", "ns", "team", "-o", "json", "--show-managed-fields"],
+            None,
+        );
+        assert!(ns.contains(r#""operation": "Apply""#), "{ns}");
+        let sa = ok(
+            &[
+                "get",
+                "sa",
+                "default",
+                "-n",
+                "team",
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ],
+            None,
+        );
+        let sa: serde_json::Value = serde_json::from_str(&sa).unwrap();
+        for e in sa["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(
+                (e["manager"].as_str(), e["operation"].as_str()),
+                (Some("kube-controller-manager"), Some("Update")),
+                "{sa}"
+            );
+        }
+        assert!(!sa.to_string().contains("f:labels"), "{sa}");
+    })
+    .await;
+}
+
+/// apiserver `versionCheckManager` and `checkName`: an apply of another kind, or of an object
+/// named otherwise than the URL, is a 400, and creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_of_another_kind_or_name_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let http = super::common::https_client_builder(&server)
+        .build()
+        .unwrap();
+    let url = |name: &str| {
+        format!(
+            "{}/api/v1/namespaces/default/configmaps/{name}?fieldManager=t",
+            server.url()
+        )
+    };
+    let cases = [
+        (
+            "y",
+            r#"{"apiVersion":"v1","kind":"Foo","metadata":{"name":"y"}}"#,
+            "invalid object type: /v1, Kind=Foo",
+        ),
+        (
+            "y",
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#,
+            "the name of the object (x) does not match the name on the URL (y)",
+        ),
+        (
+            "y",
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#,
+            "the name of the object () does not match the name on the URL (y)",
+        ),
+    ];
+    for (name, body, want) in cases {
+        let r = http
+            .patch(url(name))
+            .bearer_auth(server.admin_token())
+            .header("content-type", "application/apply-patch+yaml")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{body}");
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["message"], want, "{body}");
+    }
+    for name in ["x", "y"] {
+        let r = http
+            .get(url(name))
+            .bearer_auth(server.admin_token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{name}");
+    }
+    server.shutdown().await;
+}
