@@ -274,13 +274,13 @@ pub(crate) fn zero_status(r: &Resource) -> Option<Value> {
 
 /// What the registry strategies set once the server has filled in the metadata (name, UID):
 /// on `create` the status the strategy's `PrepareForCreate` starts a new object with
-/// ([`new_status`]), a Job's generated selector on `create` only (`PrepareForCreate`,
+/// (`new_status`), a Job's generated selector on `create` only (`PrepareForCreate`,
 /// pkg/registry/batch/job/strategy.go; see [`crate::controllers::job::generate_selector`]) and
 /// a Namespace's name label for a generated name (`Canonicalize`,
 /// pkg/registry/core/namespace/strategy.go). Runs after mutating admission, as `rest.BeforeCreate`
 /// and `rest.BeforeUpdate` run in the storage after it (k8s.io/apiserver `handlers/create.go`
 /// admits before `Store.Create`), and after [`decode`]. (A Pod's is
-/// [`crate::defaults::prepare_pod_create`].)
+/// `defaults::prepare_pod_create`.)
 pub fn prepare(r: &Resource, obj: &mut Value, create: bool) {
     if let Some(status) = new_status(r).filter(|_| create) {
         obj["status"] = status;
@@ -1457,7 +1457,7 @@ pub(crate) fn defaulted(r: &Resource, mut obj: Value) -> Value {
 /// written since, so an update's comparisons (a Pod's immutable spec, a running Job's
 /// template, whether the spec changed) see only what the client changed. An object that does
 /// not decode as its kind (or a custom resource) is left as stored. Only the kinds with a pod
-/// template ([`pod_template_path`]: Pods, Deployments, ReplicaSets, Jobs, CronJobs) are decoded,
+/// template (`pod_template_path`: Pods, Deployments, ReplicaSets, Jobs, CronJobs) are decoded,
 /// for the pod and pod-template defaults that earlier builds did not store; every other kind is
 /// returned as it is, without a copy or a decode.
 pub fn default_stored(r: &Resource, obj: &mut Value) {

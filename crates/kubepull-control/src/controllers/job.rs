@@ -220,7 +220,7 @@ fn generate_selector_on_create(obj: &mut Value) {
 /// at JSON pointer `pointer` of `obj` (a Job's `/spec`, a CronJob's `/spec/jobTemplate/spec`),
 /// named `path` in the message: an Indexed Job with more than 10^5 completions and a
 /// parallelism above 10^4. The pod template's part (`GetWarningsForPodTemplate`) follows, as for
-/// every workload ([`crate::admission::pod_spec_warnings`]).
+/// every workload (`admission::pod_spec_warnings`).
 pub fn job_spec_warnings(obj: &Value, pointer: &str, path: &str) -> Vec<String> {
     let Some(spec) = obj.pointer(pointer) else {
         return vec![];
