@@ -1080,6 +1080,21 @@ async fn ensure_blob(
         }
         .into());
     }
+    // The `HEAD` is skipped when the store's source list already names this repository for
+    // the digest (this pull's own hold, a manifest naming a layer twice, the fallback that
+    // keeps what this pull verified): the file is this repository's already.
+    let trusted = fetched_here(store)?;
+    // A held download not confirmed by this repository (404, 405, 403, any error) is
+    // downloaded again into a file of this pull's own, which is committed: the held file is
+    // never written.
+    let private = if held_size.is_some() && !trusted && !repos[0].blob_confirmed(desc).await {
+        Some(store.private_ingest_path())
+    } else {
+        None
+    };
+    let trusted = trusted || held_size.is_some();
+    let path = private.clone().unwrap_or(path);
+    let discard = if private.is_some() { None } else { discard };
     let reported = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(f) = &feed {
         // followed only from the first byte: a partial from an earlier attempt may be
@@ -1111,7 +1126,10 @@ async fn ensure_blob(
     let mut attempt = 0;
     let fetched = loop {
         let repo = &repos[attempt];
-        match repo.fetch_blob_resumable(desc, &path, Some(&pf)).await {
+        match repo
+            .fetch_blob_resumable_trusting(desc, &path, Some(&pf), trusted)
+            .await
+        {
             Ok(f) => break f,
             Err(e) if attempt + 1 < repos.len() => {
                 attempt += 1;
@@ -1164,7 +1182,11 @@ async fn ensure_blob(
     let d = desc.digest.clone();
     let repo_name = repo_name.to_string();
     blocking(move || -> Result<(), kubepull_store::Error> {
-        s.commit_blob(&lock, &path, &d, false)?;
+        let committed = s.commit_blob(&lock, &path, &d, false);
+        if committed.is_err() && private.is_some() {
+            let _ = std::fs::remove_file(&path);
+        }
+        committed?;
         // still under the blob's lock: a waiting pull of this repository reuses it
         s.add_blob_source(&d, &repo_name)
     })

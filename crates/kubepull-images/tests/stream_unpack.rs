@@ -882,6 +882,81 @@ fn a_finished_download_left_in_ingest_is_confirmed_by_the_pulling_repository() {
     }
 }
 
+/// The real transport, except that every `HEAD` is answered `405 Method Not Allowed` (a
+/// registry or a presigned redirect that does not allow the method).
+struct HeadNotAllowed(kubepull_registry::HttpsTransport);
+
+impl kubepull_registry::Transport for HeadNotAllowed {
+    fn send(
+        &self,
+        req: kubepull_registry::transport::Request,
+    ) -> kubepull_registry::transport::BoxFuture<
+        '_,
+        Result<
+            kubepull_registry::transport::Response,
+            kubepull_registry::transport::TransportError,
+        >,
+    > {
+        if req.method == http::Method::HEAD {
+            return Box::pin(async move {
+                Ok(kubepull_registry::transport::Response::from_bytes(
+                    http::StatusCode::METHOD_NOT_ALLOWED,
+                    http::HeaderMap::new(),
+                    "",
+                ))
+            });
+        }
+        self.0.send(req)
+    }
+}
+
+/// A finished download in ingest/ the pulling repository does not confirm (its `HEAD` is not
+/// allowed) is downloaded again, not a failed pull: left by a killed pull, it is emptied and
+/// fetched; held by another pull (which unpacks from it), it is fetched into a file of this
+/// pull's own and committed, and the held file is not written.
+#[test]
+fn a_download_left_in_ingest_that_the_registry_does_not_confirm_is_fetched_again() {
+    let t = tempfile::tempdir().unwrap();
+    let img = image(&three_layers(), None);
+    let rt = rt();
+    let (reg, name) = serving(&rt, "team/app", &img);
+    let base = Digest::sha256_of(&img.layers[0]);
+    for (i, held) in [false, true].into_iter().enumerate() {
+        let transport = HeadNotAllowed(
+            kubepull_registry::HttpsTransport::new(&TlsConfig::private_ca(
+                reg.ca_pem().as_bytes().to_vec(),
+            ))
+            .unwrap(),
+        );
+        let client = Client::new(
+            Arc::new(transport),
+            Arc::new(kubepull_registry::SystemResolver),
+            ClientConfig::default(),
+        );
+        let (store, puller) = store_and_puller(&t.path().join(format!("store{i}")), client);
+        let partial = store.ingest_path(&base);
+        fs::write(&partial, &img.layers[0]).unwrap();
+        let hold = held.then(|| store.hold_partial(&base).unwrap());
+        let before = fs::metadata(&partial).unwrap();
+        let gets = reg.blob_gets(&base);
+        rt.block_on(pull(&puller, &reg, &name))
+            .unwrap_or_else(|e| panic!("held {held}: {}", kubepull_images::error_chain(&e)));
+        assert_eq!(reg.wait_blob_gets(&base, gets + 1), gets + 1, "held {held}");
+        assert_eq!(fs::read(store.blob_path(&base)).unwrap(), img.layers[0]);
+        if let Some(hold) = hold {
+            let after = fs::metadata(&partial).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(
+                (after.ino(), after.mtime(), after.mtime_nsec()),
+                (before.ino(), before.mtime(), before.mtime_nsec()),
+                "the held file was written"
+            );
+            assert_eq!(fs::read(&partial).unwrap(), img.layers[0]);
+            store.discard_partial(hold).unwrap();
+        }
+    }
+}
+
 /// A download another pull holds (verified, unpacked from, not kept) is never written by a
 /// pull whose descriptor gives that digest another size: that pull fails, the file stays.
 #[test]
@@ -1001,9 +1076,8 @@ fn a_pull_that_cannot_unpack_keeps_the_blobs_from_the_start() {
         assert!(store.has_blob(&d), "{d}");
         assert_eq!(reg.wait_blob_gets(&d, 1), 1, "{d}");
     }
-    // a HEAD's log line lands as late as a GET's: a bounded settle before the negative check
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let log = reg.log();
+    // a HEAD's log line lands as late as a GET's: the log once it has settled
+    let log = reg.settled_log();
     let heads: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("\"HEAD /v2/team/many/blobs/"))

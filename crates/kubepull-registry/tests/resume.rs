@@ -125,7 +125,7 @@ async fn no_partial_is_a_plain_download_and_a_complete_one_is_confirmed_not_fetc
     assert_eq!((r.resumed_from, r.downloaded), (300_000, 0));
     assert_eq!(blob_methods(&s, &desc), vec![Method::GET, Method::HEAD]);
     // a repository that does not serve it: the file (another repository's bytes) is not
-    // taken, nor touched
+    // taken; it is emptied and the blob asked for in full, which this repository refuses too
     answer_blob_gets(&s, &desc, |_| {
         resp(404, &[], r#"{"errors":[{"code":"BLOB_UNKNOWN"}]}"#)
     });
@@ -133,9 +133,56 @@ async fn no_partial_is_a_plain_download_and_a_complete_one_is_confirmed_not_fetc
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     assert_eq!(
         blob_methods(&s, &desc),
-        vec![Method::GET, Method::HEAD, Method::HEAD]
+        vec![Method::GET, Method::HEAD, Method::HEAD, Method::GET]
+    );
+    assert_ne!(std::fs::read(&partial).unwrap(), data);
+}
+
+#[tokio::test]
+async fn a_complete_partial_the_registry_does_not_confirm_is_downloaded_again() {
+    let (s, desc, data) = serving_big_blob();
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join(PARTIAL);
+    std::fs::write(&partial, &data).unwrap();
+    // HEAD not allowed (405): not confirmed, so the blob is fetched and verified as usual
+    let path = format!("/blobs/{}", desc.digest);
+    *s.hook.lock().unwrap() = Some(Arc::new(move |req, _| {
+        (req.url.path().ends_with(&path)
+            && req.method == Method::HEAD
+            && req.headers.get("authorization").is_some())
+        .then(|| resp(405, &[], r#"{"errors":[{"code":"UNSUPPORTED"}]}"#))
+    }));
+    let r = fetch(&s, &desc, &partial).await.unwrap();
+    assert_eq!(
+        (r.resumed_from, r.downloaded, r.restarted),
+        (0, 300_000, true)
     );
     assert_eq!(std::fs::read(&partial).unwrap(), data);
+    assert_eq!(blob_methods(&s, &desc), vec![Method::HEAD, Method::GET]);
+    // a caller that knows the blob is this repository's skips the HEAD
+    let r = repo(&s)
+        .fetch_blob_resumable_trusting(&desc, &partial, None, true)
+        .await
+        .unwrap();
+    assert_eq!((r.resumed_from, r.downloaded), (300_000, 0));
+    assert_eq!(blob_methods(&s, &desc), vec![Method::HEAD, Method::GET]);
+}
+
+#[tokio::test]
+async fn a_non_distributable_descriptor_with_urls_does_not_get_a_complete_partial() {
+    let (s, mut desc, data) = serving_big_blob();
+    // a hostile manifest: another repository's layer, marked non-distributable, a dummy URL
+    desc.media_type = "application/vnd.oci.image.layer.nondistributable.v1.tar".into();
+    desc.urls = vec!["https://layers.example.invalid/x".into()];
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join(PARTIAL);
+    std::fs::write(&partial, &data).unwrap();
+    answer_blob_gets(&s, &desc, |_| {
+        resp(404, &[], r#"{"errors":[{"code":"BLOB_UNKNOWN"}]}"#)
+    });
+    let e = fetch(&s, &desc, &partial).await;
+    assert!(e.is_err(), "{e:?}");
+    assert_ne!(std::fs::read(&partial).unwrap(), data);
 }
 
 /// The methods of the authorised requests for blob `d`, in order.

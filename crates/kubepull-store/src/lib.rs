@@ -574,6 +574,16 @@ impl Store {
         fs::metadata(self.blob_path(d)).ok().map(|m| m.len())
     }
 
+    /// A new file name in `ingest/` of this process alone (`<pid>.<n>.tmp`): removed when the
+    /// store is next opened if the process is gone by then.
+    pub fn private_ingest_path(&self) -> PathBuf {
+        self.root.join("ingest").join(format!(
+            "{}.{}.tmp",
+            std::process::id(),
+            TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
     /// Where the holder of `d`'s lock writes a download in progress.
     pub fn ingest_path(&self, d: &Digest) -> PathBuf {
         self.root
@@ -780,11 +790,7 @@ impl Store {
     /// the old or the new content; with `durable`, the file and then its directory are
     /// `fsync`ed too (without, a crash may leave the old content, none, or an empty file).
     fn write_replace(&self, dest: &Path, bytes: &[u8], durable: bool) -> Result<()> {
-        let tmp = self.root.join("ingest").join(format!(
-            "{}.{}.tmp",
-            std::process::id(),
-            TMP_SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let tmp = self.private_ingest_path();
         let mut f = ctx(File::create(&tmp), || format!("create {}", tmp.display()))?;
         let r = f
             .write_all(bytes)

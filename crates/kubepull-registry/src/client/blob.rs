@@ -334,21 +334,12 @@ impl Repository {
         Ok(Fetched::Done(written))
     }
 
-    /// Checks that the registry serves `desc` from this repository with this repository's
-    /// credentials (`HEAD /v2/NAME/blobs/D`), before bytes already on disk are taken for it. A
-    /// non-distributable layer the registry does not have but whose descriptor lists `urls`
-    /// passes: those are fetched without any credential anyway.
-    async fn confirm_blob(&self, desc: &Descriptor) -> Result<()> {
-        if self.blob_exists(&desc.digest).await? {
-            return Ok(());
-        }
-        if is_non_distributable(&desc.media_type) && !desc.urls.is_empty() {
-            return Ok(());
-        }
-        Err(Error::BlobUnknown {
-            repository: format!("{}/{}", self.host, self.name),
-            digest: desc.digest.clone(),
-        })
+    /// Whether the registry confirms it serves `desc` from this repository with this
+    /// repository's credentials (`HEAD /v2/NAME/blobs/D` answered 2xx). Anything else (404, 403,
+    /// 405, an error) is "not confirmed": the caller downloads the blob instead. The descriptor's
+    /// `urls` never count: they come from the manifest, which may name any digest.
+    pub async fn blob_confirmed(&self, desc: &Descriptor) -> bool {
+        matches!(self.blob_exists(&desc.digest).await, Ok(true))
     }
 
     /// Downloads a blob into `partial`, resuming an earlier download there: the file's bytes
@@ -373,6 +364,22 @@ impl Repository {
         partial: &Path,
         progress: Option<&ProgressFn>,
     ) -> Result<ResumableFetch> {
+        self.fetch_blob_resumable_trusting(desc, partial, progress, false)
+            .await
+    }
+
+    /// [`Repository::fetch_blob_resumable`], where `trusted` says the caller knows the blob is
+    /// this repository's already (its store names this repository as the blob's source, or
+    /// this very pull verified the file): a partial holding the whole blob is then kept without
+    /// the `HEAD`. Without that, or when the registry does not confirm the blob, the partial is
+    /// emptied and the blob downloaded in full.
+    pub async fn fetch_blob_resumable_trusting(
+        &self,
+        desc: &Descriptor,
+        partial: &Path,
+        progress: Option<&ProgressFn>,
+        trusted: bool,
+    ) -> Result<ResumableFetch> {
         let io = |what: &str, source| Error::Io {
             what: format!("{what} {}", partial.display()),
             source,
@@ -386,12 +393,16 @@ impl Repository {
                 .map_err(|e| io("read partial blob", e))?
                 .unwrap_or((0, Hasher::new(alg)))
         };
-        if offset == desc.size && offset > 0 && hasher.clone().finish() == desc.digest {
+        if offset == desc.size
+            && offset > 0
+            && hasher.clone().finish() == desc.digest
+            && (trusted || self.blob_confirmed(desc).await)
+        {
             // The whole blob is there already (a pull that did not keep it, or one that died
-            // before its commit, left it). It is this repository's only if the registry
-            // confirms it has the blob there for these credentials: bytes another repository
-            // served are never handed to a pull whose registry would not serve them.
-            self.confirm_blob(desc).await?;
+            // before its commit, left it). It is this repository's only if the caller knows it
+            // is or the registry confirms it has the blob there for these credentials: bytes
+            // another repository served are never handed to a pull whose registry would not
+            // serve them. Not confirmed: downloaded again below (the file is emptied first).
             if let Some(p) = progress {
                 p(&desc.digest, offset, desc.size);
             }
