@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use kubepull_core::keyring::{resolve, PullSecret};
 use kubepull_core::reference::{parse_normalized_named, Digest};
-use kubepull_registry::testkit::registry::{descriptor_json, free_port, OCI_MANIFEST};
+use kubepull_registry::testkit::registry::{descriptor_json, free_port, wait_log_at, OCI_MANIFEST};
 use kubepull_registry::testkit::{
     basic_authorization, http_client, push, RegistryAuth, RegistryConfig, RegistryProcess, TestCa,
     TestImage,
@@ -289,8 +289,14 @@ fn restart_retries_while_the_port_is_taken() {
     let mut reg = RegistryProcess::start(RegistryConfig::default()).unwrap();
     reg.stop();
     let holder = std::net::TcpListener::bind(reg.host()).unwrap();
+    // freed once the restart has failed to bind (not after a fixed time: a slow start might
+    // come after it)
+    let (path, seen) = (reg.log_path(), reg.log().len());
     let release = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(700));
+        wait_log_at(&path, |l| {
+            l.get(seen..)
+                .is_some_and(|l| l.contains("address already in use"))
+        });
         drop(holder);
     });
     reg.restart().unwrap_or_else(|e| panic!("{e}"));

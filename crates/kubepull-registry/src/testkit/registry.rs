@@ -28,7 +28,7 @@ pub const REGISTRY_RESTART_TIMEOUT: Duration = Duration::from_secs(10);
 pub const LOG_WAIT: Duration = Duration::from_secs(10);
 
 /// How long the access log must stay unchanged for [`RegistryProcess::settled_log`].
-pub const LOG_SETTLE: Duration = Duration::from_millis(150);
+pub const LOG_SETTLE: Duration = Duration::from_millis(500);
 
 /// The registry's `auth` section.
 #[derive(Debug, Clone)]
@@ -324,7 +324,7 @@ impl RegistryProcess {
 
     /// The registry's log so far, access log included.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     /// Waits until the log satisfies `until` (at most [`LOG_WAIT`]) and returns it (as it is at
@@ -332,14 +332,12 @@ impl RegistryProcess {
     /// line of a request is written as the registry finishes it, which can be after the client
     /// has the whole response, so a test reads the log through this after a pull.
     pub fn wait_log(&self, until: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + LOG_WAIT;
-        loop {
-            let log = self.log();
-            if until(&log) || Instant::now() > deadline {
-                return log;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_log_at(&self.log_path(), until)
+    }
+
+    /// Where the registry writes its log (read by [`RegistryProcess::log`]).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registry.log")
     }
 
     /// The log once no line was added to it for [`LOG_SETTLE`] (waiting at most
@@ -385,6 +383,19 @@ impl RegistryProcess {
 }
 
 /// The `GET`s of blob `digest` answered with 200, 206 or 307 in an access log.
+/// [`RegistryProcess::wait_log`] for the log at `path`: for a thread that cannot borrow the
+/// registry (one that frees a port while the registry restarts).
+pub fn wait_log_at(path: &Path, until: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + LOG_WAIT;
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if until(&log) || Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn blob_gets_in(log: &str, digest: &Digest) -> usize {
     let needle = format!("/blobs/{digest}");
     log.lines()
