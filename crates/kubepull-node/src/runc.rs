@@ -1086,7 +1086,6 @@ mod tests {
         s.iter().map(|x| x.to_string()).collect()
     }
 
-    /// The table from "Define a Command and Arguments for a Container".
     /// Without overlay root filesystems, an image whose layer blobs were not kept is copied
     /// out of its snapshots (it would otherwise fail: the blobs are gone).
     #[test]
@@ -1125,6 +1124,7 @@ mod tests {
         );
     }
 
+    /// The table from "Define a Command and Arguments for a Container".
     #[test]
     fn command_and_args_rules() {
         let img = cfg(&["/ep-1"], &["foo", "bar"]);
