@@ -1517,6 +1517,11 @@ fn decode_with(
     if !check_types && !strict && !warn {
         return None;
     }
+    if check_types {
+        if let Some(e) = crate::quantities::refuse_unparsable(r, obj) {
+            return Some(cannot_handle(r, e));
+        }
+    }
     // a failed decode must leave the body as it came (for the error path and for status
     // updates, which go on with it)
     let o = Opts {
@@ -2141,6 +2146,47 @@ mod tests {
         assert_eq!(
             ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
             "team-x1"
+        );
+    }
+
+    /// `Quantity.UnmarshalJSON`: quantity text that does not parse is the decoder's 400
+    /// (`ErrFormatWrong`), in a pod and in a workload's pod template; the body is left as sent.
+    #[test]
+    fn unparsable_quantities_are_refused_at_decode() {
+        let want = |kind: &str| {
+            format!(
+                "{kind} in version \"v1\" cannot be handled as a {kind}: quantities must match \
+                 the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+            )
+        };
+        let pod = |res: Value, volumes: Value| {
+            json!({"metadata": {"name": "p"}, "spec": {"volumes": volumes,
+                "containers": [{"name": "c", "image": "busybox", "resources": res}]}})
+        };
+        let pods = res("", "v1", "pods");
+        let mut obj = pod(json!({"limits": {"memory": "1GB"}}), json!([]));
+        let sent = obj.clone();
+        assert_eq!(decode(pods, &mut obj, true, false), Some(want("Pod")));
+        assert_eq!(obj, sent);
+        let mut obj = pod(
+            json!({}),
+            json!([{"name": "v", "emptyDir": {"sizeLimit": "lots"}}]),
+        );
+        assert_eq!(decode(pods, &mut obj, true, false), Some(want("Pod")));
+        let mut obj = pod(
+            json!({"requests": {"cpu": "100m", "memory": "1Gi"}}),
+            json!([]),
+        );
+        assert_eq!(decode(pods, &mut obj, true, false), None);
+        let deployments = res("apps", "v1", "deployments");
+        let mut obj = json!({"metadata": {"name": "d"}, "spec": {
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [
+                {"name": "c", "image": "busybox", "env": [{"name": "M", "valueFrom":
+                    {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1 MB"}}}]}]}}}});
+        assert_eq!(
+            decode(deployments, &mut obj, true, false),
+            Some(want("Deployment"))
         );
     }
 

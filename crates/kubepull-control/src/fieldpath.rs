@@ -250,13 +250,7 @@ fn value_rank(v: &Value) -> u8 {
 /// integers and floats compared as numbers).
 pub fn compare_values(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(i), Some(j)) => i.cmp(&j),
-            _ => {
-                let (f, g) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
-                f.partial_cmp(&g).unwrap_or(Ordering::Equal)
-            }
-        },
+        (Value::Number(x), Value::Number(y)) => compare_numbers(x, y),
         (Value::String(x), Value::String(y)) => x.cmp(y),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         (Value::Array(x), Value::Array(y)) => {
@@ -284,6 +278,55 @@ pub fn compare_values(a: &Value, b: &Value) -> Ordering {
         (Value::Null, Value::Null) => Ordering::Equal,
         _ => value_rank(a).cmp(&value_rank(b)),
     }
+}
+
+/// A JSON number as an exact integer (every `i64` and `u64`) or a float.
+enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+fn num(n: &serde_json::Number) -> Num {
+    if let Some(i) = n.as_i64() {
+        Num::Int(i.into())
+    } else if let Some(u) = n.as_u64() {
+        Num::Int(u.into())
+    } else {
+        // JSON numbers are finite
+        Num::Float(n.as_f64().unwrap_or(0.0))
+    }
+}
+
+/// Numbers by value (structured-merge-diff `value.Compare`: `IntCompare`, `FloatCompare`,
+/// and an integer against a float numerically). Integers are compared exactly and an integer
+/// against a float by their exact values, not through `float64(int)`, which rounds integers
+/// past 2^53 and so would not be a total order (`2^53 + 1` equal to the float `2^53` that
+/// `2^53` also equals); `-0.0` and `0.0` are equal, as they are to `0`.
+fn compare_numbers(x: &serde_json::Number, y: &serde_json::Number) -> Ordering {
+    match (num(x), num(y)) {
+        (Num::Int(i), Num::Int(j)) => i.cmp(&j),
+        (Num::Float(f), Num::Float(g)) => f.partial_cmp(&g).unwrap_or(Ordering::Equal),
+        (Num::Int(i), Num::Float(f)) => int_float(i, f),
+        (Num::Float(f), Num::Int(i)) => int_float(i, f).reverse(),
+    }
+}
+
+/// An integer against a finite float, exactly.
+fn int_float(i: i128, f: f64) -> Ordering {
+    // 2^127: past every i128 (and so every i64 and u64)
+    const LIMIT: f64 = 170_141_183_460_469_231_731_687_303_715_884_105_728.0;
+    if f >= LIMIT {
+        return Ordering::Less;
+    }
+    if f < -LIMIT {
+        return Ordering::Greater;
+    }
+    let whole = f.trunc();
+    // exact: `whole` is an integer within i128's range
+    i.cmp(&(whole as i128)).then_with(|| {
+        // the same whole part: the float's fraction decides
+        0.0_f64.partial_cmp(&(f - whole)).unwrap_or(Ordering::Equal)
+    })
 }
 
 /// A set of paths (`fieldpath.Set`): the paths ending here (members) and the sets below
@@ -624,6 +667,63 @@ mod tests {
 
     fn key(k: &str, v: &str) -> PathElement {
         PathElement::Key(vec![(k.into(), json!(v))])
+    }
+
+    /// Values compare as a total order: integers exactly (past 2^53 and past `i64::MAX`),
+    /// an integer against a float by their exact values, so sorting is consistent.
+    #[test]
+    fn numbers_are_a_total_order() {
+        let two53 = 1_i64 << 53;
+        let vals = [
+            json!(two53),
+            json!(two53 + 1),
+            json!(9_007_199_254_740_992.0_f64),
+            json!(9_007_199_254_740_994.0_f64),
+            json!(i64::MAX),
+            json!(i64::MAX as u64 + 1),
+            json!(u64::MAX - 1),
+            json!(u64::MAX),
+            json!(1.8446744073709552e19_f64),
+            json!(1e300_f64),
+            json!(-1e300_f64),
+            json!(i64::MIN),
+            json!(-0.0_f64),
+            json!(0),
+            json!(1),
+            json!(1.5_f64),
+            json!(2),
+            json!(-1.5_f64),
+            json!(-1),
+            json!("a"),
+        ];
+        let c = |a: &Value, b: &Value| compare_values(a, b);
+        for a in &vals {
+            for b in &vals {
+                assert_eq!(c(a, b), c(b, a).reverse(), "{a} {b}");
+                for d in &vals {
+                    if c(a, b) != Ordering::Greater && c(b, d) != Ordering::Greater {
+                        assert_ne!(c(a, d), Ordering::Greater, "{a} <= {b} <= {d}");
+                    }
+                }
+            }
+        }
+        let less = |a: Value, b: Value| assert_eq!(c(&a, &b), Ordering::Less, "{a} < {b}");
+        less(json!(u64::MAX - 1), json!(u64::MAX));
+        less(json!(i64::MAX), json!(i64::MAX as u64 + 1));
+        less(json!(9_007_199_254_740_992.0_f64), json!(two53 + 1));
+        less(json!(two53 + 1), json!(9_007_199_254_740_994.0_f64));
+        less(json!(1), json!(1.5_f64));
+        less(json!(-1.5_f64), json!(-1));
+        less(json!(u64::MAX), json!(1.8446744073709552e19_f64));
+        assert_eq!(
+            c(&json!(two53), &json!(9_007_199_254_740_992.0_f64)),
+            Ordering::Equal
+        );
+        assert_eq!(c(&json!(0), &json!(-0.0_f64)), Ordering::Equal);
+        let mut elems: Vec<PathElement> = vals.iter().cloned().map(PathElement::Value).collect();
+        elems.sort();
+        elems.dedup();
+        assert_eq!(elems.len(), vals.len() - 2);
     }
 
     /// structured-merge-diff `fieldpath/serialize_test.go` (`TestSerializeV1`): a set read

@@ -254,6 +254,13 @@ pub async fn start_with_store(
     cfg: ServerConfig,
     store: Arc<dyn Datastore>,
 ) -> Result<ServerHandle, StartError> {
+    // field management reads the built-in OpenAPI definitions on the first create or update:
+    // parsed here on a blocking thread, while the server starts, rather than inside the
+    // first write on a runtime worker. A write before the parse ends waits for it (the
+    // `OnceLock` initialises once, whichever caller is first).
+    tokio::task::spawn_blocking(|| {
+        openapi::builtin_definitions();
+    });
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| StartError::Datastore(format!("{}: {e}", cfg.data_dir.display())))?;
     let outside_holders = Arc::strong_count(&store) - 1;

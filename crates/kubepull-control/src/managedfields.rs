@@ -1813,7 +1813,12 @@ mod tests {
         .await
         .unwrap();
         assert_ne!(rv(&changed), rv(&applied));
-        let ev = events.recv().await.unwrap().unwrap();
+        // bounded, so a write that sends no event fails the test instead of hanging it
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
+            .await
+            .expect("the change's watch event within 10 s")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (ev.kind, ev.object["metadata"]["resourceVersion"].as_str()),
             ("MODIFIED", Some(rv(&changed)))

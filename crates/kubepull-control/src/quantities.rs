@@ -3,8 +3,8 @@
 //! non-negative, `ValidateResourceQuantityValue` / `ValidateNonnegativeQuantity`; a request at
 //! most its limit, equal to it for a resource that cannot be overcommitted), `validateOverhead`,
 //! an emptyDir's `sizeLimit`, and `validateContainerResourceFieldSelector` with
-//! `validateContainerResourceDivisor`'s fixed divisors. Text that is not a quantity is the
-//! decoder's to refuse and is not looked at here. A quantity is shown as it was written (Go
+//! `validateContainerResourceDivisor`'s fixed divisors. Text that is not a quantity is refused
+//! at decode by [`refuse_unparsable`], as Go's `Quantity.UnmarshalJSON` refuses it. A quantity is shown as it was written (Go
 //! shows `Quantity.String()`, its canonical spelling).
 
 use std::collections::BTreeMap;
@@ -14,6 +14,84 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use kubepull_core::qos::{Quantity, QuantityFormat};
 
 use crate::errors::Cause;
+
+/// `resource.ErrFormatWrong` (k8s.io/apimachinery `pkg/api/resource/quantity.go`), the
+/// decoder's error for quantity text that does not parse.
+pub const FORMAT_WRONG: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+
+/// The decoder's refusal of a pod (or a workload's pod template) whose quantity text does not
+/// parse (`Quantity.UnmarshalJSON` → `ErrFormatWrong`): resource limits and requests of the
+/// containers and the pod, its overhead, an emptyDir's `sizeLimit`, a generic ephemeral
+/// volume's claim resources and the `resourceFieldRef` divisors. Values that are not strings
+/// are left to the type check.
+pub fn refuse_unparsable(
+    r: &crate::resources::Resource,
+    obj: &serde_json::Value,
+) -> Option<&'static str> {
+    use serde_json::Value;
+    let spec = obj.pointer(&format!(
+        "{}/spec",
+        crate::admission::pod_template_pointer(r)?
+    ))?;
+    fn map<'a>(v: Option<&'a Value>, out: &mut Vec<&'a Value>) {
+        if let Some(m) = v.and_then(Value::as_object) {
+            out.extend(m.values());
+        }
+    }
+    fn requirements<'a>(v: Option<&'a Value>, out: &mut Vec<&'a Value>) {
+        for k in ["limits", "requests"] {
+            map(v.and_then(|v| v.get(k)), out);
+        }
+    }
+    fn divisors<'a>(items: Option<&'a Value>, out: &mut Vec<&'a Value>) {
+        for i in items.and_then(Value::as_array).into_iter().flatten() {
+            out.extend(i.pointer("/resourceFieldRef/divisor"));
+        }
+    }
+    let mut texts: Vec<&Value> = vec![];
+    map(spec.get("overhead"), &mut texts);
+    requirements(spec.get("resources"), &mut texts);
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        for c in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            requirements(c.get("resources"), &mut texts);
+            for e in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+                texts.extend(e.pointer("/valueFrom/resourceFieldRef/divisor"));
+            }
+        }
+    }
+    for v in spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        texts.extend(v.pointer("/emptyDir/sizeLimit"));
+        requirements(
+            v.pointer("/ephemeral/volumeClaimTemplate/spec/resources"),
+            &mut texts,
+        );
+        divisors(v.pointer("/downwardAPI/items"), &mut texts);
+        for s in v
+            .pointer("/projected/sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            divisors(s.pointer("/downwardAPI/items"), &mut texts);
+        }
+    }
+    texts
+        .into_iter()
+        .filter_map(Value::as_str)
+        .any(|t| Quantity::parse(t).is_none())
+        .then_some(FORMAT_WRONG)
+}
 
 /// `isNegativeErrorMsg` (k8s.io/apimachinery `pkg/api/validation`).
 const IS_NEGATIVE: &str = "must be greater than or equal to 0";

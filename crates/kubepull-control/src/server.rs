@@ -1257,30 +1257,11 @@ async fn resource_request(
                 crate::managedfields::is_apply(&ct),
                 q(&qs, "force").is_some(),
             )?;
-            // server-side apply creates what does not exist yet (the applied configuration
-            // merged into an empty object); RBAC objects are checked for escalation on the
-            // object the patch and mutating admission make (in create and update)
-            let apply = crate::managedfields::is_apply(&ct) && sub.is_none();
-            let existing = if apply {
-                state.objects.get_opt(r, &ns, &name).await?
-            } else {
-                None
-            };
-            if apply && existing.is_none() {
-                let obj = crate::managedfields::apply(r, cr.as_deref(), None, &body, None)?;
-                // `patcher.applyPatch`'s `checkName`: the applied object names the URL's (none
-                // being a mismatch too)
-                let given = obj.pointer("/metadata/name").and_then(Value::as_str);
-                if given != Some(name.as_str()) {
-                    return Err(ApiError::name_mismatch(given.unwrap_or(""), &name));
-                }
-                let applied = Some(crate::managedfields::applied(r, &ns, &name, &obj));
-                let created = crate::managedfields::applying(
-                    applied,
-                    state.objects.create(r, &ns, obj, &user, strict),
-                )
-                .await?;
-                return Ok(json_resp(StatusCode::CREATED, &created));
+            if crate::managedfields::is_apply(&ct) && sub.is_none() {
+                let (code, obj) =
+                    server_side_apply(&state.objects, &user, r, &ns, &name, &ct, &body, strict)
+                        .await?;
+                return Ok(json_resp(code, &obj));
             }
             let obj = state
                 .objects
@@ -1709,9 +1690,184 @@ fn csr_admission(state: &State, user: &User, body: Value, strict: bool) -> ApiRe
     serde_json::to_value(&csr).map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// A server-side apply of the object `name`: the applied configuration merged into an empty
+/// object creates what does not exist yet (201), and is patched into what does (200). RBAC
+/// objects are checked for escalation on the object the patch and mutating admission make
+/// (in create and update).
+#[allow(clippy::too_many_arguments)]
+async fn server_side_apply(
+    objects: &Objects,
+    user: &User,
+    r: &'static Resource,
+    ns: &str,
+    name: &str,
+    ct: &str,
+    body: &Value,
+    strict: bool,
+) -> ApiResult<(StatusCode, Value)> {
+    if objects.get_opt(r, ns, name).await?.is_none() {
+        if let Some(created) = apply_create(objects, user, r, ns, name, body, strict).await? {
+            return Ok((StatusCode::CREATED, created));
+        }
+    }
+    let obj = objects
+        .patch_by(user, r, ns, name, ct, body, None, strict)
+        .await?;
+    Ok((StatusCode::OK, obj))
+}
+
+/// The create of a server-side apply of an object that was not found; `None` when another
+/// writer created it in between, which the apply then updates as a patch: apiserver
+/// `registry/generic/registry/store.go` `Update` with `forceAllowCreate` creates inside
+/// `GuaranteedUpdate` (ignoreNotFound), whose precondition failure on the object now
+/// existing retries the write as an update of it.
+async fn apply_create(
+    objects: &Objects,
+    user: &User,
+    r: &'static Resource,
+    ns: &str,
+    name: &str,
+    body: &Value,
+    strict: bool,
+) -> ApiResult<Option<Value>> {
+    let cr = objects.crds().served(r);
+    let obj = crate::managedfields::apply(r, cr.as_deref(), None, body, None)?;
+    // `patcher.applyPatch`'s `checkName`: the applied object names the URL's (none being a
+    // mismatch too)
+    let given = obj.pointer("/metadata/name").and_then(Value::as_str);
+    if given != Some(name) {
+        return Err(ApiError::name_mismatch(given.unwrap_or(""), name));
+    }
+    let applied = Some(crate::managedfields::applied(r, ns, name, &obj));
+    match crate::managedfields::applying(applied, objects.create(r, ns, obj, user, strict)).await {
+        Ok(created) => Ok(Some(created)),
+        Err(e) if e.reason == "AlreadyExists" => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The objects of a fresh in-memory store, with the default namespace.
+    async fn store() -> Objects {
+        let o = Objects::new(Arc::new(crate::teststore::TestStore::default()));
+        o.bootstrap().await.unwrap();
+        o
+    }
+
+    fn as_manager(m: &str) -> crate::managedfields::Request {
+        crate::managedfields::Request {
+            field_manager: Some(m.into()),
+            user_agent: None,
+            force: false,
+        }
+    }
+
+    fn cm(data: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data})
+    }
+
+    /// An apply that found no object whose create then meets the object another writer made
+    /// in between is an update of it (apiserver `store.go` `Update` with `forceAllowCreate`),
+    /// not a 409 AlreadyExists.
+    #[tokio::test]
+    async fn an_apply_create_that_loses_the_race_is_an_update() {
+        use crate::managedfields::scope;
+        let o = store().await;
+        let r = resources::find("", "v1", "configmaps").unwrap();
+        let ct = "application/apply-patch+yaml";
+        let first = scope(
+            as_manager("a"),
+            apply_create(
+                &o,
+                &User::Admin,
+                r,
+                "default",
+                "c",
+                &cm(json!({"a": "1"})),
+                false,
+            ),
+        )
+        .await
+        .unwrap();
+        assert!(first.is_some());
+        // the second writer's create, after its lookup found nothing
+        let second = scope(
+            as_manager("b"),
+            apply_create(
+                &o,
+                &User::Admin,
+                r,
+                "default",
+                "c",
+                &cm(json!({"b": "2"})),
+                false,
+            ),
+        )
+        .await
+        .unwrap();
+        assert!(second.is_none());
+        let (code, obj) = scope(
+            as_manager("b"),
+            server_side_apply(
+                &o,
+                &User::Admin,
+                r,
+                "default",
+                "c",
+                ct,
+                &cm(json!({"b": "2"})),
+                false,
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(obj["data"], json!({"a": "1", "b": "2"}));
+        let managers: Vec<_> = obj["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["manager"].as_str().unwrap(),
+                    m["operation"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(managers, [("a", "Apply"), ("b", "Apply")]);
+    }
+
+    /// Concurrent applies of one new object all succeed, one of them creating it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_apply_creates_all_succeed() {
+        let o = Arc::new(store().await);
+        let r = resources::find("", "v1", "configmaps").unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let o = o.clone();
+                tokio::spawn(crate::managedfields::scope(
+                    as_manager(&format!("m{i}")),
+                    async move {
+                        let body = cm(json!({format!("k{i}"): "v"}));
+                        let ct = "application/apply-patch+yaml";
+                        server_side_apply(&o, &User::Admin, r, "default", "c", ct, &body, false)
+                            .await
+                    },
+                ))
+            })
+            .collect();
+        let mut created = 0;
+        for t in tasks {
+            let (code, _) = t.await.unwrap().unwrap();
+            created += usize::from(code == StatusCode::CREATED);
+        }
+        assert_eq!(created, 1);
+        let obj = o.get(r, "default", "c").await.unwrap();
+        assert_eq!(obj["data"].as_object().unwrap().len(), 8);
+    }
 
     #[test]
     fn targets() {

@@ -121,9 +121,21 @@ fn pods_r() -> &'static Resource {
 /// `SetDefaults_Job` (kubernetes `pkg/apis/batch/v1/defaults.go`): completions and
 /// parallelism 1 when neither is set, parallelism 1, backoffLimit 6 (MaxInt32 with
 /// backoffLimitPerIndex), completionMode NonIndexed, suspend false, podReplacementPolicy
-/// (Failed with a podFailurePolicy, else TerminatingOrFailed); the template's metadata is
-/// present for [`generate_selector`].
+/// (Failed with a podFailurePolicy, else TerminatingOrFailed); a Job without labels takes its
+/// template's, at decode, so mutating admission sees them and a label a webhook adds does not
+/// keep them off; the template's metadata is present for [`generate_selector`].
 pub fn default_job(job: &mut Job) {
+    // `labels := obj.Spec.Template.Labels; if labels != nil && len(obj.Labels) == 0`
+    let template_labels = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone());
+    if let Some(l) = template_labels {
+        if job.metadata.labels.as_ref().is_none_or(|m| m.is_empty()) {
+            job.metadata.labels = Some(l);
+        }
+    }
     let spec = job.spec.get_or_insert_with(Default::default);
     if spec.completions.is_none() && spec.parallelism.is_none() {
         spec.completions = Some(1);
@@ -150,13 +162,14 @@ pub fn default_job(job: &mut Job) {
 /// On `create`, the selector and pod labels the registry generates for a Job with a UID
 /// (`PrepareForCreate` → `generateSelectorIfNeeded`, kubernetes
 /// `pkg/registry/batch/job/strategy.go`; an update generates nothing, its selector and labels
-/// are validated as sent); on every write the Job's labels default to its template's
-/// (`SetDefaults_Job`).
+/// are validated as sent). A Job still without labels then takes its template's, the
+/// generated ones included, as the storage codec's decode of the written Job applies
+/// `SetDefaults_Job` again (the decode-time copy is [`default_job`]'s).
 pub fn generate_selector(obj: &mut Value, create: bool) {
     if create {
         generate_selector_on_create(obj);
     }
-    // the Job's labels default to the template's
+    // the storage decode's `SetDefaults_Job`
     let no_labels = obj
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
@@ -5088,6 +5101,37 @@ mod tests {
         );
         generate_selector(&mut new, true);
         assert_eq!(new["spec"]["selector"], old["spec"]["selector"]);
+    }
+
+    /// `SetDefaults_Job` copies the template's labels onto a Job without labels at decode,
+    /// before mutating admission: a label a webhook adds then joins them instead of keeping
+    /// them off, and the labels the registry generates on create are not copied over them.
+    #[test]
+    fn a_jobs_labels_default_to_its_templates_at_decode() {
+        let r = jobs_r();
+        let body = || {
+            json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "j", "namespace": "default", "uid": "u-1"},
+                "spec": {"template": {"metadata": {"labels": {"app": "x"}},
+                    "spec": {"restartPolicy": "Never",
+                        "containers": [{"name": "c", "image": "busybox"}]}}}})
+        };
+        let mut obj = body();
+        assert_eq!(crate::admission::decode(r, &mut obj, true, false), None);
+        assert_eq!(obj["metadata"]["labels"], json!({"app": "x"}));
+        // a mutating webhook adds a label, then the strategy prepares the create
+        obj["metadata"]["labels"]["team"] = json!("t");
+        crate::admission::prepare(r, &mut obj, true);
+        assert_eq!(obj["metadata"]["labels"], json!({"app": "x", "team": "t"}));
+        assert_eq!(
+            obj["spec"]["template"]["metadata"]["labels"]["batch.kubernetes.io/job-name"],
+            "j"
+        );
+        // without a webhook the Job keeps the template's labels as the client sent them
+        let mut obj = body();
+        assert_eq!(crate::admission::decode(r, &mut obj, true, false), None);
+        crate::admission::prepare(r, &mut obj, true);
+        assert_eq!(obj["metadata"]["labels"], json!({"app": "x"}));
     }
 
     #[test]
