@@ -16,6 +16,7 @@ use kubepull_core::reference::Digest;
 use kubepull_images::{parse_image, NoProgress, PullError, PullReport, Puller};
 use kubepull_registry::{Client, ClientConfig, Platform, TlsConfig};
 use kubepull_store::{Store, UnpackOptions};
+use kubepull_testkit::tree::describe;
 use kubepull_testkit::{Image, Registry};
 
 const USER: &str = "streamer";
@@ -205,33 +206,6 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A tree's paths with their type, mode and content (device nodes as `c<rdev>`).
-fn tree(root: &Path) -> BTreeMap<String, String> {
-    fn go(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            let v = if m.is_dir() {
-                go(root, &p, out);
-                format!("d{:o}", m.mode() & 0o7777)
-            } else if m.is_file() {
-                format!(
-                    "f{:o} {}",
-                    m.mode() & 0o7777,
-                    Digest::sha256_of(&fs::read(&p).unwrap())
-                )
-            } else {
-                format!("{:o} {}", m.mode(), m.rdev())
-            };
-            out.insert(rel, v);
-        }
-    }
-    let mut out = BTreeMap::new();
-    go(root, root, &mut out);
-    out
-}
-
 fn snapshot_names(root: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(root.join("snapshots"))
         .map(|rd| {
@@ -286,7 +260,7 @@ fn a_pull_leaves_every_layer_snapshot_ready() {
         .layer_snapshot(&name, &rec.layers, &UnpackOptions::default())
         .unwrap();
     for (ours, theirs) in chain.dirs.iter().zip(&want) {
-        assert_eq!(tree(ours), tree(theirs), "{}", ours.display());
+        assert_eq!(describe(ours), describe(theirs), "{}", ours.display());
     }
     let gone = fs::symlink_metadata(chain.dirs[1].join("etc/gone")).unwrap();
     assert!(
@@ -580,7 +554,7 @@ fn discarding_unpacked_layers_keeps_the_snapshots_not_the_layer_blobs() {
         .layer_snapshot(&name, &rec.layers, &UnpackOptions::default())
         .unwrap();
     for (a, b) in ours.dirs.iter().zip(&theirs) {
-        assert_eq!(tree(a), tree(b), "{}", a.display());
+        assert_eq!(describe(a), describe(b), "{}", a.display());
     }
 
     // gc: nothing missing, nothing to remove, the snapshots stay
@@ -589,20 +563,16 @@ fn discarding_unpacked_layers_keeps_the_snapshots_not_the_layer_blobs() {
     assert_eq!(snapshot_names(&root).len(), 3);
     assert_eq!(store.image(&name).unwrap().unwrap(), rec);
 
-    // what needs the blobs says why they are not there and how to keep them
-    let e = kubepull_store::unpack_image(
-        &store,
-        &rec,
-        &t.path().join("rootfs"),
-        &UnpackOptions::default(),
-    )
-    .unwrap_err();
-    let msg = e.to_string();
-    assert!(
-        msg.contains(&name)
-            && msg.contains("`kubepull pull --no-unpack` of the image fetches its layer blobs"),
-        "{msg}"
-    );
+    // unpacked, it is copied from its snapshots: the tree its blobs unpack to
+    let (ours, theirs) = (t.path().join("rootfs"), t.path().join("rootfs-normal"));
+    let s = kubepull_store::unpack_image(&store, &rec, &ours, &UnpackOptions::default()).unwrap();
+    assert!(s.from_snapshots && s.layers == 3, "{s:?}");
+    assert!(s.total.files >= 3 && s.total.bytes >= 3_000_000, "{s:?}");
+    let normal_rec = normal.image(&name).unwrap().unwrap();
+    let s = kubepull_store::unpack_image(&normal, &normal_rec, &theirs, &UnpackOptions::default())
+        .unwrap();
+    assert!(!s.from_snapshots, "{s:?}");
+    assert_eq!(describe(&ours), describe(&theirs));
 
     // the snapshots are in place: pulled again, or as part of another image with the same
     // lower layers, those layers are not downloaded at all
@@ -1108,16 +1078,42 @@ fn a_discarded_image_is_copied_from_its_snapshots_as_its_blobs_unpack() {
         rt.block_on(pull(&normal_puller, &reg, name)).unwrap();
         let rec = store.image(name).unwrap().unwrap();
         assert!(store.discarded_blobs_missing(&rec));
-        let ours = t.path().join(format!("copied{i}"));
-        store.copy_snapshots(name, &rec.layers, &ours).unwrap();
+        // into a directory whose parents are not there yet, as unpacking the blobs allows
+        let ours = t.path().join(format!("copied{i}/rootfs"));
+        let s =
+            kubepull_store::unpack_image(&store, &rec, &ours, &UnpackOptions::default()).unwrap();
+        assert!(s.from_snapshots, "{s:?}");
         let theirs = t.path().join(format!("unpacked{i}"));
         let normal_rec = normal.image(name).unwrap().unwrap();
         kubepull_store::unpack_image(&normal, &normal_rec, &theirs, &UnpackOptions::default())
             .unwrap();
-        assert_eq!(tree(&ours), tree(&theirs), "{name}");
-        assert!(!tree(&ours).is_empty());
+        assert_eq!(describe(&ours), describe(&theirs), "{name}");
+        assert!(!describe(&ours).is_empty());
     }
     // no build directory left behind
-    let snaps = snapshot_names(&t.path().join("store"));
+    let root = t.path().join("store");
+    let snaps = snapshot_names(&root);
     assert!(snaps.iter().all(|s| !s.starts_with("tmp-")), "{snaps:?}");
+
+    // a layer with neither its blob nor its snapshot (removed by hand): the error names the
+    // image, the layer and the pull that fetches the blobs again; nothing is copied
+    let name = format!("{}/team/app:v1", reg.host());
+    let rec = store.image(&name).unwrap().unwrap();
+    let keys = kubepull_store::chain_keys(&rec.layers);
+    fs::rename(
+        root.join("snapshots").join(&keys[1]),
+        t.path().join("aside"),
+    )
+    .unwrap();
+    let dest = t.path().join("missing");
+    let e =
+        kubepull_store::unpack_image(&store, &rec, &dest, &UnpackOptions::default()).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&name)
+            && msg.contains(&rec.layers[1].digest)
+            && msg.contains("`kubepull pull --no-unpack` of the image fetches its layer blobs"),
+        "{msg}"
+    );
+    assert!(!dest.exists());
 }

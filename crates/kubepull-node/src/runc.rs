@@ -351,15 +351,8 @@ impl RuncRuntime {
                 }
             }
         }
-        if self.store.discarded_blobs_missing(rec) {
-            // pulled without keeping its layer blobs (--discard-unpacked-layers): the copy is
-            // made from the image's snapshots, which hold the same tree
-            return self
-                .store
-                .copy_snapshots(name, &rec.layers, &rootfs)
-                .map(|_| ())
-                .map_err(|e| e.to_string());
-        }
+        // an image pulled without keeping its layer blobs (--discard-unpacked-layers) is
+        // copied from its snapshots, which hold the same tree (unpack_image does either)
         kubepull_store::unpack_image(&self.store, rec, &rootfs, &Default::default())
             .map(|_| ())
             .map_err(|e| e.to_string())

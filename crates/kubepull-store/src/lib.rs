@@ -119,8 +119,8 @@ pub enum Error {
     /// and is not in the store.
     #[error(
         "image {image}: layer {layer} was discarded after it was unpacked \
-         (pulled with --discard-unpacked-layers); `kubepull pull --no-unpack` of the image \
-         fetches its layer blobs again and keeps them"
+         (pulled with --discard-unpacked-layers) and its snapshot is not in the store; \
+         `kubepull pull --no-unpack` of the image fetches its layer blobs again and keeps them"
     )]
     LayerDiscarded {
         /// The image name.

@@ -285,13 +285,18 @@ impl Store {
     }
 
     /// Copies the root filesystem the snapshots of `layers` make (what mounting them gives)
-    /// into `dest` (created if missing), for a container that cannot mount them as its
-    /// overlay and an image whose record does not keep its layer blobs
-    /// ([`LayerRecord::discarded`]): what [`crate::unpack_image`] would make from the blobs.
-    /// Several layers are read through their read-only overlay (mounted in a build directory
-    /// of the store); the snapshots are held while copied. Fails with
-    /// [`Error::LayerDiscarded`] naming the first layer without a snapshot.
-    pub fn copy_snapshots(&self, image: &str, layers: &[LayerRecord], dest: &Path) -> Result<u64> {
+    /// into `dest` (created if missing, with its parents), for an image whose record does not
+    /// keep its layer blobs ([`LayerRecord::discarded`]; [`crate::unpack_image`] of it comes
+    /// here): what unpacking the blobs would make. Several layers are read through their
+    /// read-only overlay (mounted in a build directory of the store); the snapshots are held
+    /// while copied. Fails with [`Error::LayerDiscarded`] naming the first layer without a
+    /// snapshot.
+    pub fn copy_snapshots(
+        &self,
+        image: &str,
+        layers: &[LayerRecord],
+        dest: &Path,
+    ) -> Result<crate::LayerStats> {
         let _lease = self.snapshot_lease(layers)?;
         let dirs: Vec<PathBuf> = chain_keys(layers)
             .iter()
@@ -303,13 +308,11 @@ impl Store {
                 layer: layers[i].digest.clone(),
             });
         }
+        ctx(fs::create_dir_all(dest), || {
+            format!("create {}", dest.display())
+        })?;
         match dirs.as_slice() {
-            [] => {
-                ctx(fs::create_dir_all(dest), || {
-                    format!("create {}", dest.display())
-                })?;
-                Ok(0)
-            }
+            [] => Ok(crate::LayerStats::default()),
             [one] => crate::unpack::copy_tree(one, dest),
             _ => {
                 // the lowest layer last in the overlay's list (overlay_lowerdir)

@@ -129,6 +129,9 @@ pub struct UnpackStats {
     pub layers: usize,
     /// Sums over the layers.
     pub total: LayerStats,
+    /// The tree was copied from the layers' snapshots (the image does not keep its layer
+    /// blobs); `total` then counts what was copied.
+    pub from_snapshots: bool,
 }
 
 /// Why a layer could not be unpacked. Names the tar entry; never includes file content.
@@ -233,12 +236,30 @@ pub fn unpack_layer(
 
 /// Applies every layer of `rec`, base first, onto `dest` (created if missing). Each layer blob is
 /// re-hashed while it is read; a mismatch fails with [`Error::DigestMismatch`].
+///
+/// An image whose record does not keep its layer blobs ([`crate::LayerRecord::discarded`],
+/// one of them not in the store: [`Store::discarded_blobs_missing`]) is copied from its
+/// layers' snapshots instead ([`Store::copy_snapshots`]), which hold the tree the blobs
+/// unpack to: each was verified against the blob's digest and diff ID before it was kept.
+/// containerd's `ctr images mount` likewise gives an image's tree from its snapshot chain
+/// (cmd/ctr/commands/images/mount.go: `Unpack`, which finds every snapshot in place and
+/// reads no layer content, then a view of the chain ID's snapshot). A layer without a
+/// snapshot fails with [`Error::LayerDiscarded`], which names the pull that fetches the
+/// blobs again (this call has no credentials to fetch them itself).
 pub fn unpack_image(
     store: &Store,
     rec: &ImageRecord,
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackStats> {
+    if store.discarded_blobs_missing(rec) {
+        let total = store.copy_snapshots(&rec.name, &rec.layers, dest)?;
+        return Ok(UnpackStats {
+            layers: rec.layers.len(),
+            total,
+            from_snapshots: true,
+        });
+    }
     let mut stats = UnpackStats::default();
     for layer in &rec.layers {
         let s = apply_layer_blob(store, &rec.name, layer, dest, opts, None, None)?;
@@ -252,8 +273,9 @@ pub fn unpack_image(
 /// overlay) into `dest` (created if missing), keeping what unpacking the layers keeps: type,
 /// content, owner, mode (setuid included), extended attributes (overlayfs' own left out),
 /// times, device numbers, and hard links between files of the tree. Whiteout devices (what a
-/// single snapshot may hold where a layer deleted nothing below) are not copied.
-pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<u64> {
+/// single snapshot may hold where a layer deleted nothing below) are not copied. Returns what
+/// was made, counted as unpacking counts it (`entries` is every path made; no whiteouts).
+pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<LayerStats> {
     use std::os::unix::fs::FileTypeExt;
     let io_err = |what: &str, p: &Path| {
         let what = format!("{what} {}", p.display());
@@ -280,7 +302,7 @@ pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<u64> {
         set_times(to, mtime_of(m), atime_of(m)).map_err(io_err("set times", to))
     };
     let mut links: std::collections::HashMap<(u64, u64), PathBuf> = Default::default();
-    let mut copied = 0u64;
+    let mut stats = LayerStats::default();
     // directories are finished after their entries (their times)
     let mut dirs: Vec<(PathBuf, PathBuf, fs::Metadata)> = Vec::new();
     let mut todo: Vec<(PathBuf, PathBuf)> = vec![(src.to_path_buf(), dest.to_path_buf())];
@@ -306,6 +328,8 @@ pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<u64> {
         if m.nlink() > 1 {
             if let Some(first) = links.get(&(m.dev(), m.ino())) {
                 fs::hard_link(first, &to).map_err(io_err("link", &to))?;
+                stats.hardlinks += 1;
+                stats.entries += 1;
                 continue;
             }
             links.insert((m.dev(), m.ino()), to.clone());
@@ -318,10 +342,12 @@ pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<u64> {
                 .mode(0o600)
                 .open(&to)
                 .map_err(io_err("create", &to))?;
-            io::copy(&mut r, &mut w).map_err(io_err("copy to", &to))?;
+            stats.bytes += io::copy(&mut r, &mut w).map_err(io_err("copy to", &to))?;
+            stats.files += 1;
         } else if ft.is_symlink() {
             let target = fs::read_link(&from).map_err(io_err("read link", &from))?;
             std::os::unix::fs::symlink(&target, &to).map_err(io_err("create symlink", &to))?;
+            stats.symlinks += 1;
         } else {
             let kind = if ft.is_char_device() {
                 rustix::fs::FileType::CharacterDevice
@@ -340,15 +366,17 @@ pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<u64> {
                 m.rdev(),
             )
             .map_err(|e| io_err("create device node", &to)(e.into()))?;
+            stats.devices += 1;
         }
         finish(&from, &to, &m)?;
-        copied += 1;
+        stats.entries += 1;
     }
     for (from, to, m) in dirs.into_iter().rev() {
         finish(&from, &to, &m)?;
-        copied += 1;
+        stats.entries += 1;
+        stats.dirs += 1;
     }
-    Ok(copied)
+    Ok(stats)
 }
 
 /// Opens layer `d`'s blob (`open` is [`File::open`] but in tests): from `blobs/`, or for a

@@ -6,6 +6,7 @@
 pub mod etcd;
 pub mod image;
 pub mod registry;
+pub mod tree;
 
 pub use image::{busybox_image, busybox_image_modes, Image};
 pub use registry::Registry;

@@ -73,6 +73,14 @@ pub fn gc_line(r: &GcReport) -> String {
 
 /// The summary of `kubepull unpack`.
 pub fn unpack_line(s: &UnpackStats) -> String {
+    if s.from_snapshots {
+        return format!(
+            "{} layers copied from their snapshots (layer blobs discarded), {} entries, {}",
+            s.layers,
+            s.total.entries,
+            indicatif::HumanBytes(s.total.bytes)
+        );
+    }
     format!(
         "{} layers, {} entries, {}, {} whiteouts",
         s.layers,

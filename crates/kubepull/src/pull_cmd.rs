@@ -112,8 +112,9 @@ pub fn pull_command() -> Command {
                  once (unless the kernel's own writeback takes the download first: \
                  vm.dirty_expire_centisecs, vm.dirty_background_ratio); a layer whose snapshot is already in place (fetched from the \
                  same repository before) is not downloaded. Manifest and config blobs are kept. \
-                 `kubepull unpack` of the image then needs its layer blobs: a pull with --no-unpack \
-                 (any policy but Never) takes such an image as absent and downloads them again.",
+                 `kubepull unpack` of the image copies its tree from the snapshots; a pull with \
+                 --no-unpack (any policy but Never) takes such an image as absent and downloads \
+                 the layer blobs again.",
             )
             .arg(Arg::new("image").required(true).help("The image as written in a pod spec"))
             .arg(
@@ -659,7 +660,10 @@ pub fn run_gc(m: &ArgMatches) -> u8 {
 
 pub fn unpack_command() -> Command {
     Command::new("unpack")
-        .about("Unpack a stored image's layers into a root filesystem directory")
+        .about(
+            "Unpack a stored image's layers into a root filesystem directory (an image pulled \
+             with --discard-unpacked-layers is copied from its layer snapshots)",
+        )
         .arg(Arg::new("image").required(true))
         .arg(
             Arg::new("dest")

@@ -612,6 +612,36 @@ fn pull_discarding_unpacked_layers() {
         text(&o)
     );
 
+    // unpacked from its snapshots, with no layer blob and no registry
+    let discarded_tree = b.dir.path().join("discarded-rootfs");
+    let o = run(kubepull().args([
+        "unpack",
+        &b.image,
+        discarded_tree.to_str().unwrap(),
+        "--root",
+        &b.root(),
+    ]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("2 layers copied from their snapshots (layer blobs discarded)"),
+        "{}",
+        text(&o)
+    );
+    for l in &img.layers {
+        assert!(!blob(l).exists(), "layer blob fetched by unpack");
+    }
+
+    // a layer with neither blob nor snapshot (removed by hand): `unpack` names the fix
+    let snapshots = root.join("snapshots");
+    let top = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let aside = b.dir.path().join("aside");
+    std::fs::rename(&top, &aside).unwrap();
     let dest = b.dir.path().join("rootfs");
     let o = run(kubepull().args([
         "unpack",
@@ -628,6 +658,7 @@ fn pull_discarding_unpacked_layers() {
         "{}",
         text(&o)
     );
+    std::fs::rename(&aside, &top).unwrap();
 
     // the fix the message names, as written (the tag's default policy is IfNotPresent): the
     // image is not present for a pull that needs its layer blobs
@@ -648,4 +679,17 @@ fn pull_discarding_unpacked_layers() {
         &b.root(),
     ]));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("snapshots"),
+        "{}",
+        text(&o)
+    );
+    // from the blobs of the image pulled without the option: the same tree as from the
+    // snapshots of the discarded image
+    let from_blobs = kubepull_testkit::tree::describe(&dest);
+    assert!(from_blobs.contains_key("bin/busybox") && from_blobs.contains_key("etc/motd"));
+    assert_eq!(
+        kubepull_testkit::tree::describe(&discarded_tree),
+        from_blobs
+    );
 }

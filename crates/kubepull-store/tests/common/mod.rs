@@ -3,13 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
-
-use kubepull_core::reference::Digest;
-
 /// One tar being built.
 #[derive(Default)]
 pub struct Tar {
@@ -259,62 +252,6 @@ pub fn layers() -> Vec<(Vec<u8>, &'static str)> {
     vec![(gzip(&l1), TAR_GZ), (l2, TAR), (gzip(&l3), TAR_GZ)]
 }
 
-/// What a tree comparison looks at, per path.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Node {
-    pub kind: char,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub size: u64,
-    pub nlink: u64,
-    pub content: Option<String>,
-    pub link: Option<String>,
-    pub mtime: Option<i64>,
-}
-
-pub fn describe(root: &Path) -> BTreeMap<String, Node> {
-    fn go(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let ft = m.file_type();
-            let kind = if ft.is_dir() {
-                'd'
-            } else if ft.is_symlink() {
-                'l'
-            } else if ft.is_file() {
-                'f'
-            } else {
-                'o'
-            };
-            out.insert(
-                p.strip_prefix(root).unwrap().display().to_string(),
-                Node {
-                    kind,
-                    mode: if kind == 'l' {
-                        0
-                    } else {
-                        m.permissions().mode() & 0o7777
-                    },
-                    uid: m.uid(),
-                    gid: m.gid(),
-                    size: if kind == 'f' { m.len() } else { 0 },
-                    nlink: if kind == 'f' { m.nlink() } else { 0 },
-                    content: (kind == 'f')
-                        .then(|| Digest::sha256_of(&fs::read(&p).unwrap()).to_string()),
-                    link: (kind == 'l').then(|| fs::read_link(&p).unwrap().display().to_string()),
-                    // overlay whiteouts (device nodes) are made at unpack time: their mtime is
-                    // the clock's, not the layer's
-                    mtime: matches!(kind, 'f' | 'l').then(|| m.mtime()),
-                },
-            );
-            if kind == 'd' {
-                go(root, &p, out);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    go(root, root, &mut out);
-    out
-}
+/// The tree comparison the unpack tests share with the other crates' tests.
+#[allow(unused_imports)]
+pub use kubepull_testkit::tree::{describe, Node};
