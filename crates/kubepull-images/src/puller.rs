@@ -893,13 +893,17 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The verified downloads in ingest/ that a pull not keeping layer blobs unpacks from
-/// ([`Keep::UnlessUnpacked`]), each held ([`kubepull_store::PartialHold`]). They are removed,
-/// never synced, as soon as every layer is applied and verified (before the snapshots'
-/// `syncfs`, see [`Store::layer_snapshot_from_then`]), and whatever is left when the pull ends,
-/// however it ends (a failed layer, a cancelled pull): a crash leaves them to `gc`.
+/// ([`Keep::UnlessUnpacked`]), each held ([`kubepull_store::PartialHold`]), and the files of
+/// its own ([`Store::private_ingest_path`]) it downloaded a layer into because another pull
+/// held that layer's download and this pull's repository did not confirm it. They are
+/// removed, never synced, as soon as every layer is applied and verified (before the
+/// snapshots' `syncfs`, see [`Store::layer_snapshot_from_then`]), and whatever is left when
+/// the pull ends, however it ends (a failed layer, a cancelled pull): a crash leaves the held
+/// ones to `gc` and its own files to the next [`Store::open`].
 struct HeldPartials {
     store: Store,
     held: std::sync::Mutex<Vec<kubepull_store::PartialHold>>,
+    private: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 impl HeldPartials {
@@ -907,11 +911,22 @@ impl HeldPartials {
         HeldPartials {
             store,
             held: std::sync::Mutex::default(),
+            private: std::sync::Mutex::default(),
         }
     }
 
-    fn take(&self) -> Vec<kubepull_store::PartialHold> {
-        std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()))
+    fn take(&self) -> (Vec<kubepull_store::PartialHold>, Vec<PathBuf>) {
+        (
+            std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner())),
+            std::mem::take(&mut *self.private.lock().unwrap_or_else(|e| e.into_inner())),
+        )
+    }
+
+    fn add_private(&self, path: PathBuf) {
+        self.private
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path);
     }
 
     fn add(&self, hold: kubepull_store::PartialHold) {
@@ -921,15 +936,28 @@ impl HeldPartials {
             .push(hold);
     }
 
-    /// Removes the held downloads ([`Store::discard_partial`]; blocking); returns how many
-    /// were held. A removal that fails is logged: `gc` removes what is left in ingest/.
+    /// Removes the held downloads ([`Store::discard_partial`]; blocking) and the files of
+    /// this pull's own; returns how many there were. A removal that fails is logged: `gc`
+    /// removes what is left in ingest/.
     fn discard(&self) -> usize {
         discard_partials(&self.store, self.take())
     }
 }
 
-fn discard_partials(store: &Store, held: Vec<kubepull_store::PartialHold>) -> usize {
-    let n = held.len();
+fn discard_partials(
+    store: &Store,
+    (held, private): (Vec<kubepull_store::PartialHold>, Vec<PathBuf>),
+) -> usize {
+    let n = held.len() + private.len();
+    for p in private {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(error = %e, file = %p.display(), "removing the download of a layer not kept")
+            }
+        }
+    }
     for h in held {
         if let Err(e) = store.discard_partial(h) {
             tracing::warn!(error = %e, "removing the download of a layer not kept");
@@ -940,19 +968,39 @@ fn discard_partials(store: &Store, held: Vec<kubepull_store::PartialHold>) -> us
 
 impl Drop for HeldPartials {
     fn drop(&mut self) {
-        let held = self.take();
-        if held.is_empty() {
+        let left = self.take();
+        if left.0.is_empty() && left.1.is_empty() {
             return;
         }
         let store = self.store.clone();
         // discard_partial waits for the blob's lock: not on a runtime thread
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn_blocking(move || discard_partials(&store, held));
+                rt.spawn_blocking(move || discard_partials(&store, left));
             }
             Err(_) => {
-                discard_partials(&store, held);
+                discard_partials(&store, left);
             }
+        }
+    }
+}
+
+/// A file of this pull's own in ingest/ ([`Store::private_ingest_path`]), removed when dropped
+/// unless [kept](OwnFile::keep): a pull that fails or is cancelled while downloading into it
+/// leaves nothing there (a long-running node agent would otherwise keep it until restarted).
+struct OwnFile(Option<PathBuf>);
+
+impl OwnFile {
+    /// The path, now someone else's to remove or commit.
+    fn keep(&mut self) -> Option<PathBuf> {
+        self.0.take()
+    }
+}
+
+impl Drop for OwnFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
         }
     }
 }
@@ -1085,16 +1133,19 @@ async fn ensure_blob(
     // keeps what this pull verified): the file is this repository's already.
     let trusted = fetched_here(store)?;
     // A held download not confirmed by this repository (404, 405, 403, any error) is
-    // downloaded again into a file of this pull's own, which is committed: the held file is
-    // never written.
+    // downloaded again into a file of this pull's own: the held file is never written. That
+    // file is committed, or, by a pull that does not keep the layer, unpacked from and removed
+    // with the pull's other downloads (never synced); whatever ends the pull removes it.
     let private = if held_size.is_some() && !trusted && !repos[0].blob_confirmed(desc).await {
         Some(store.private_ingest_path())
     } else {
         None
     };
+    // removed if this returns before the file is committed or handed to the pull's holds (an
+    // error, a cancelled pull)
+    let mut own_file = OwnFile(private.clone());
     let trusted = trusted || held_size.is_some();
     let path = private.clone().unwrap_or(path);
-    let discard = if private.is_some() { None } else { discard };
     let reported = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(f) = &feed {
         // followed only from the first byte: a partial from an earlier attempt may be
@@ -1154,7 +1205,10 @@ async fn ensure_blob(
     // fetch_blob_resumable verified size and digest
     if let Some(holds) = discard {
         // held before the blob's lock is released: no other pull can remove it meanwhile; the
-        // repository is noted as for a committed blob (a later pull of it may use the snapshot)
+        // repository is noted as for a committed blob (a later pull of it may use the snapshot).
+        // After a download of this pull's own, the held file is held too: it has the bytes
+        // this repository just served (the same digest), and a layer applied again from the
+        // store (`LayerInput::Stored`) reads it there, not in the file of this pull's own.
         let s = store.clone();
         let d = desc.digest.clone();
         let repo_name = repo_name.to_string();
@@ -1166,6 +1220,9 @@ async fn ensure_blob(
         .await??;
         // before the unpack is told: its `applied` step removes what is held by then
         holds.add(hold);
+        if let Some(own) = own_file.keep() {
+            holds.add_private(own);
+        }
         drop(lock);
         if let Some(f) = &feed {
             f.fetched(path);
@@ -1181,9 +1238,11 @@ async fn ensure_blob(
     let s = store.clone();
     let d = desc.digest.clone();
     let repo_name = repo_name.to_string();
+    // committed or not, the file is gone from its place once this returns
+    let own = own_file.keep();
     blocking(move || -> Result<(), kubepull_store::Error> {
         let committed = s.commit_blob(&lock, &path, &d, false);
-        if committed.is_err() && private.is_some() {
+        if committed.is_err() && own.is_some() {
             let _ = std::fs::remove_file(&path);
         }
         committed?;

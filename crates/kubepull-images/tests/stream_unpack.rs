@@ -4,7 +4,6 @@
 //! not verify leaves neither a snapshot nor an image record, and a resumed blob is unpacked
 //! from the finished file. Needs root and overlayfs (skipped with a message otherwise).
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -850,6 +849,23 @@ fn a_finished_download_left_in_ingest_is_confirmed_by_the_pulling_repository() {
             "other/app is not noted as a source"
         );
     }
+    // held by another pull: fetched into a file of this pull's own, which the failed fetch
+    // does not leave behind (this process lives on, as the node agent does)
+    let root = t.path().join("held");
+    let (store, puller) = store_and_puller(&root, client(&reg));
+    fs::write(store.ingest_path(&base), &img.layers[0]).unwrap();
+    let hold = store.hold_partial(&base).unwrap();
+    let e = rt.block_on(pull(&puller, &reg, &other)).unwrap_err();
+    let msg = kubepull_images::error_chain(&e);
+    assert!(msg.contains("not found"), "{msg}");
+    let left: Vec<String> = fs::read_dir(root.join("ingest"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(fs::read(store.ingest_path(&base)).unwrap(), img.layers[0]);
+    assert!(store.discard_partial(hold).unwrap());
 }
 
 /// The real transport, except that every `HEAD` is answered `405 Method Not Allowed` (a
@@ -925,6 +941,72 @@ fn a_download_left_in_ingest_that_the_registry_does_not_confirm_is_fetched_again
             store.discard_partial(hold).unwrap();
         }
     }
+}
+
+/// The same, by a pull that does not keep layer blobs: the layer another pull holds and this
+/// pull's repository does not confirm is fetched into a file of this pull's own, unpacked from
+/// it, and not kept either: nothing of it in `blobs/`, no file of its own left in ingest/, the
+/// record marks it discarded, the held file is neither written nor removed while held, and
+/// once the other pull lets it go, it goes.
+#[test]
+fn a_held_download_not_confirmed_is_not_kept_by_a_pull_that_discards() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let img = image(&three_layers(), None);
+    let rt = rt();
+    let (reg, name) = serving(&rt, "team/app", &img);
+    let base = Digest::sha256_of(&img.layers[0]);
+    let transport = HeadNotAllowed(
+        kubepull_registry::HttpsTransport::new(&TlsConfig::private_ca(
+            reg.ca_pem().as_bytes().to_vec(),
+        ))
+        .unwrap(),
+    );
+    let head_not_allowed = Client::new(
+        Arc::new(transport),
+        Arc::new(kubepull_registry::SystemResolver),
+        ClientConfig::default(),
+    );
+    let root = t.path().join("store");
+    let (store, puller) = discarding(&root, head_not_allowed);
+    let partial = store.ingest_path(&base);
+    fs::write(&partial, &img.layers[0]).unwrap();
+    let hold = store.hold_partial(&base).unwrap();
+    let before = fs::metadata(&partial).unwrap();
+    let gets = reg.blob_gets(&base);
+    let r = rt
+        .block_on(pull(&puller, &reg, &name))
+        .unwrap_or_else(|e| panic!("{}", kubepull_images::error_chain(&e)));
+    assert!(r.rootfs_ready && r.layers_discarded == 3, "{r:?}");
+    assert_eq!(reg.wait_blob_gets(&base, gets + 1), gets + 1);
+    assert!(!store.has_blob(&base), "the layer was kept in blobs/");
+    let rec = store.image(&name).unwrap().unwrap();
+    assert!(rec.layers.iter().all(|l| l.discarded), "{rec:?}");
+    // in ingest/ only the held file, untouched
+    let left: Vec<String> = fs::read_dir(root.join("ingest"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec![format!("{}.partial", base.hex())]);
+    let after = fs::metadata(&partial).unwrap();
+    assert_eq!(
+        (after.ino(), after.mtime(), after.mtime_nsec()),
+        (before.ino(), before.mtime(), before.mtime_nsec()),
+        "the held file was written"
+    );
+    // the snapshots are the ones the blobs make
+    let (normal, normal_puller) = store_and_puller(&t.path().join("normal"), client(&reg));
+    rt.block_on(pull(&normal_puller, &reg, &name)).unwrap();
+    let (ours, theirs) = (t.path().join("ours"), t.path().join("theirs"));
+    kubepull_store::unpack_image(&store, &rec, &ours, &UnpackOptions::default()).unwrap();
+    let normal_rec = normal.image(&name).unwrap().unwrap();
+    kubepull_store::unpack_image(&normal, &normal_rec, &theirs, &UnpackOptions::default()).unwrap();
+    assert_eq!(describe(&ours), describe(&theirs));
+    // the other pull lets its download go: no one else holds it, it is removed
+    assert!(store.discard_partial(hold).unwrap());
+    assert!(!partial.exists());
 }
 
 /// A download another pull holds (verified, unpacked from, not kept) is never written by a
