@@ -985,6 +985,28 @@ impl Drop for HeldPartials {
     }
 }
 
+/// Whether a host of this pull confirms it serves `desc` (`HEAD` answered 2xx, with the
+/// credentials that host gets), asked in the order the blob's fetch tries them: the resolving
+/// host, then the other hosts with the `pull` capability in `hosts.toml` order (containerd
+/// core/remotes/docker/fetcher.go, Fetch: each host in turn until one serves the blob).
+/// A host that answers 404, 405, 5xx or not at all passes the question to the next.
+async fn confirmed_by_a_host(repos: &[Arc<Repository>], desc: &Descriptor) -> bool {
+    for (i, repo) in repos.iter().enumerate() {
+        if repo.blob_confirmed(desc).await {
+            return true;
+        }
+        if let Some(next) = repos.get(i + 1) {
+            tracing::debug!(
+                blob = %desc.digest,
+                host = %repo.base_url(),
+                next = %next.base_url(),
+                "blob not confirmed; asking the next host"
+            );
+        }
+    }
+    false
+}
+
 /// A file of this pull's own in ingest/ ([`Store::private_ingest_path`]), removed when dropped
 /// unless [kept](OwnFile::keep): a pull that fails or is cancelled while downloading into it
 /// leaves nothing there (a long-running node agent would otherwise keep it until restarted).
@@ -1132,19 +1154,42 @@ async fn ensure_blob(
     // the digest (this pull's own hold, a manifest naming a layer twice, the fallback that
     // keeps what this pull verified): the file is this repository's already.
     let trusted = fetched_here(store)?;
-    // A held download not confirmed by this repository (404, 405, 403, any error) is
-    // downloaded again into a file of this pull's own: the held file is never written. That
-    // file is committed, or, by a pull that does not keep the layer, unpacked from and removed
-    // with the pull's other downloads (never synced); whatever ends the pull removes it.
-    let private = if held_size.is_some() && !trusted && !repos[0].blob_confirmed(desc).await {
+    // A whole download in ingest/ (held by another pull, or left by one that died) is this
+    // repository's once a host of this pull confirms it serves the blob, asked in the order
+    // the blob's fetch tries them: the mirror that would serve the pull may confirm what the
+    // first host does not have.
+    let whole = held_size.is_some() || {
+        let p = path.clone();
+        let size = desc.size;
+        blocking(move || std::fs::metadata(&p).is_ok_and(|m| size > 0 && m.len() == size)).await?
+    };
+    let confirmed = !trusted && whole && confirmed_by_a_host(repos, desc).await;
+    if whole && !trusted && !confirmed && held_size.is_none() {
+        // not confirmed by any host: downloaded again in full (as the fetch would do after
+        // asking the first host once more), into the file this pull's lock owns
+        let p = path.clone();
+        blocking(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .and_then(|f| f.set_len(0))
+        })
+        .await?
+        .map_err(|e| kubepull_store::Error::io(format!("truncate {}", path.display()), e))?;
+    }
+    // A held download not confirmed (404, 405, 403, any error from every host) is downloaded
+    // again into a file of this pull's own: the held file is never written. That file is
+    // committed, or, by a pull that does not keep the layer, unpacked from and removed with
+    // the pull's other downloads (never synced); whatever ends the pull removes it.
+    let private = if held_size.is_some() && !trusted && !confirmed {
         Some(store.private_ingest_path())
     } else {
         None
     };
+    let trusted = trusted || confirmed;
     // removed if this returns before the file is committed or handed to the pull's holds (an
     // error, a cancelled pull)
     let mut own_file = OwnFile(private.clone());
-    let trusted = trusted || held_size.is_some();
     let path = private.clone().unwrap_or(path);
     let reported = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(f) = &feed {

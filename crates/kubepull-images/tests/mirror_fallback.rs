@@ -118,3 +118,164 @@ async fn a_mirror_serving_wrong_bytes_falls_back_per_blob() {
 async fn a_mirror_missing_a_blob_falls_back_per_blob() {
     case("missing").await;
 }
+
+/// `hosts.toml` with two mirrors before the registry: `first` (a URL; with the CA of a TLS
+/// mirror), then `second`, then the registry itself.
+fn hosts_dir_two_mirrors(
+    dir: &Path,
+    server: &Registry,
+    (first, first_ca): (&str, Option<&str>),
+    second: &Registry,
+) {
+    let d = dir.join(server.host());
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join("server-ca.crt"), server.ca_pem()).unwrap();
+    fs::write(d.join("second-ca.crt"), second.ca_pem()).unwrap();
+    let first_ca = match first_ca {
+        Some(pem) => {
+            fs::write(d.join("first-ca.crt"), pem).unwrap();
+            "  ca = \"first-ca.crt\"\n"
+        }
+        None => "",
+    };
+    fs::write(
+        d.join("hosts.toml"),
+        format!(
+            "server = \"https://{s}\"\nca = \"server-ca.crt\"\n\n\
+             [host.\"{first}\"]\n  capabilities = [\"pull\", \"resolve\"]\n{first_ca}\n\
+             [host.\"https://{m}\"]\n  capabilities = [\"pull\"]\n  ca = \"second-ca.crt\"\n",
+            s = server.host(),
+            m = second.host()
+        ),
+    )
+    .unwrap();
+}
+
+/// A mirror that serves the image's manifest and answers `503` to everything else.
+async fn unavailable_mirror(
+    manifest: Vec<u8>,
+    heads: Arc<std::sync::atomic::AtomicUsize>,
+) -> kubepull_registry::testkit::http::HttpServer {
+    use kubepull_registry::testkit::http::{HttpResponse, HttpServer};
+    let digest = Digest::sha256_of(&manifest).to_string();
+    HttpServer::start(
+        None,
+        Arc::new(move |req| {
+            let (manifest, digest, heads) = (manifest.clone(), digest.clone(), heads.clone());
+            Box::pin(async move {
+                if req.path() == "/v2/" {
+                    return HttpResponse::new(200, "{}");
+                }
+                if req.path().contains("/manifests/") {
+                    return HttpResponse::new(200, manifest)
+                        .with_header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                        .with_header("docker-content-digest", &digest);
+                }
+                if req.method == "HEAD" && req.path().contains("/blobs/") {
+                    heads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                HttpResponse::new(503, "")
+            })
+        }),
+    )
+    .await
+    .unwrap()
+}
+
+/// A whole layer left in ingest/ (by a pull that died after its download verified, or held by
+/// a pull that unpacks from it) is confirmed through the same hosts the blob's fetch would
+/// use: the first mirror, which resolved the image, does not have the blob (`404`) or is
+/// unavailable (`503`); the second mirror confirms it (`HEAD`, anonymous as mirrors are), so
+/// the layer is taken from ingest/ and downloaded from no host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_download_is_confirmed_by_the_mirror_that_would_serve_it() {
+    let server = Registry::start(&[(USER, PASS)]);
+    let second = Registry::start(&[]);
+    let missing = Registry::start(&[]);
+    let img = busybox_image(&["true"], &[("etc/motd", b"from ingest\n")]);
+    server.push("team/app", "v1", &img).await;
+    second.push("team/app", "v1", &img).await;
+    missing.push("team/app", "v1", &img).await;
+    let layer = Digest::sha256_of(&img.layers[1]);
+    fs::remove_file(blob_file(&missing, &layer)).unwrap();
+    let heads_503 = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let unavailable = unavailable_mirror(img.manifest.clone(), heads_503.clone()).await;
+    let heads = |reg: &Registry| {
+        reg.settled_log()
+            .lines()
+            .filter(|l| l.contains(&format!("\"HEAD /v2/team/app/blobs/{layer} ")))
+            .count()
+    };
+    let t = tempfile::tempdir().unwrap();
+    let name = format!("{}/team/app:v1", server.host());
+    let mut case = 0;
+    for first in ["404", "503"] {
+        for held in [false, true] {
+            case += 1;
+            let what = format!("first mirror {first}, held {held}");
+            let hosts = t.path().join(format!("hosts{case}"));
+            let first_host = match first {
+                "404" => (
+                    format!("https://{}", missing.host()),
+                    Some(missing.ca_pem().to_string()),
+                ),
+                _ => (unavailable.base_url(), None),
+            };
+            hosts_dir_two_mirrors(
+                &hosts,
+                &server,
+                (&first_host.0, first_host.1.as_deref()),
+                &second,
+            );
+            let store = Store::open(&t.path().join(format!("store{case}"))).unwrap();
+            let client = Client::https(&TlsConfig::system(), ClientConfig::default()).unwrap();
+            let puller = Puller::new(client, store.clone(), Platform::host())
+                .with_hosts(HostsDir::load(&hosts).unwrap());
+            fs::write(store.ingest_path(&layer), &img.layers[1]).unwrap();
+            let hold = held.then(|| store.hold_partial(&layer).unwrap());
+            let (second_heads, first_heads) = (
+                heads(&second),
+                match first {
+                    "404" => heads(&missing),
+                    _ => heads_503.load(std::sync::atomic::Ordering::SeqCst),
+                },
+            );
+            let r = puller
+                .pull(
+                    &parse_image(&name).unwrap(),
+                    &[cred(&server.host())],
+                    Arc::new(NoProgress),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {}", kubepull_images::error_chain(&e)));
+            assert!(
+                r.resumed >= img.layers[1].len() as u64,
+                "{what}: the layer was not taken from ingest/: {r:?}"
+            );
+            // asked the first mirror, then the second, which confirmed
+            let asked_first = match first {
+                "404" => heads(&missing),
+                _ => heads_503.load(std::sync::atomic::Ordering::SeqCst),
+            };
+            assert!(
+                asked_first > first_heads,
+                "{what}: the first mirror was not asked"
+            );
+            assert!(
+                heads(&second) > second_heads,
+                "{what}: the second mirror was not asked"
+            );
+            // downloaded from no host
+            for reg in [&server, &second, &missing] {
+                assert_eq!(reg.settled_blob_gets(&layer), 0, "{what}: {}", reg.host());
+            }
+            let stored = fs::read(store.blob_path(&layer))
+                .or_else(|_| fs::read(store.ingest_path(&layer)))
+                .unwrap();
+            assert_eq!(Digest::sha256_of(&stored), layer, "{what}");
+            if let Some(hold) = hold {
+                store.discard_partial(hold).unwrap();
+            }
+        }
+    }
+}
