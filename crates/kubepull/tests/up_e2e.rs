@@ -193,6 +193,87 @@ fn seed_story_with_kubectl_registry_and_runc() {
     }
 }
 
+/// `kubepull up --discard-unpacked-layers`: the node agent pulls a private image unpacking its
+/// layers and keeping none of their blobs; the pod's container starts from the layer snapshots
+/// and runs; the node's store then holds the manifest and the config, no layer blob and no
+/// download left in `ingest/`, and its record marks the layers discarded.
+#[test]
+fn a_pod_runs_from_an_image_whose_layer_blobs_were_discarded() {
+    assert!(runc_works(), "runc is required (apt-get install -y runc)");
+    let reg = Registry::start(&[(USER, PASS)]);
+    let img = busybox_image(
+        &["/bin/sh", "-c", "cat /etc/motd; sleep 3600"],
+        &[("/etc/motd", b"started from the snapshots\n")],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(reg.push("team/app", "v1", &img));
+    let hosts = tempfile::tempdir().unwrap();
+    reg.write_hosts_dir(hosts.path());
+    let up = start_up_with(hosts.path(), &["--discard-unpacked-layers"]);
+    let image = format!("{}/team/app:v1", reg.host());
+    up.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={}", reg.host()),
+        &format!("--docker-username={USER}"),
+        &format!("--docker-password={PASS}"),
+    ]);
+    up.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: discarded\n  labels: {{app: discarded}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {image}\n"
+    ));
+    up.wait_pods(
+        "default",
+        "app=discarded",
+        |p| p["status"]["phase"] == "Running",
+        "the pod Running",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = up.ok(&["logs", "discarded"]);
+        if logs.contains("started from the snapshots") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no logs: {logs:?}\n{}", up.log());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    let store = up.node_dir().join("images");
+    let blob = |b: &[u8]| {
+        store
+            .join("blobs/sha256")
+            .join(kubepull_core::reference::Digest::sha256_of(b).hex())
+    };
+    for l in &img.layers {
+        let d = kubepull_core::reference::Digest::sha256_of(l);
+        assert_eq!(reg.wait_blob_gets(&d, 1), 1, "{}", reg.log());
+        assert!(!blob(l).exists(), "layer blob {d} kept\n{}", up.log());
+    }
+    assert!(blob(&img.config).exists(), "the config is kept");
+    assert!(blob(&img.manifest).exists(), "the manifest is kept");
+    let ingest: Vec<String> = std::fs::read_dir(store.join("ingest"))
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(ingest.is_empty(), "left in ingest/: {ingest:?}");
+    let o = Command::new(env!("CARGO_BIN_EXE_kubepull"))
+        .args(["images", "-o", "json", "--root"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&o.stderr));
+    });
+    let rec = v
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["name"] == image.as_str()))
+        .unwrap_or_else(|| panic!("{image} not in {v}"));
+    assert_eq!(rec["layersDiscarded"], img.layers.len(), "{rec}");
+}
+
 /// Faults: a crashing container goes to CrashLoopBackOff with its exit code; a rotated password
 /// is used once the Secret is fixed and `kubepull retry` skips the back-off; `kill -9` of the
 /// whole `kubepull up` process and a restart on the same data dir adopt the running container

@@ -102,9 +102,6 @@ impl Up {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
-    fn node_dir(&self) -> PathBuf {
-        self.dir.path().join("data/node")
-    }
 }
 
 const SCRIPT: &str = r#"echo "cm-modes=$(stat -c %a /etc/cm/..data/app.conf),$(stat -c %a /etc/cm/..data/sub/other.txt)"

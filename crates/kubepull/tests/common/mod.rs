@@ -109,6 +109,10 @@ impl Up {
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("data/admin.kubeconfig")
     }
+    /// The node agent's state: its image store is `images/`, its containers `containers/`.
+    pub fn node_dir(&self) -> PathBuf {
+        self.dir.path().join("data/node")
+    }
     pub fn log(&self) -> String {
         let mut s = std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default();
         // container output too, for diagnosis
