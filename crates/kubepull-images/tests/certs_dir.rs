@@ -5,27 +5,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kubepull_core::keyring::{Credential, CredentialSource};
 use kubepull_images::{error_chain, parse_image, NoProgress, Puller};
 use kubepull_registry::{Client, ClientConfig, HostsDir, Platform, TlsConfig};
 use kubepull_store::Store;
+use kubepull_testkit::fixture::secret_credential;
 use kubepull_testkit::{busybox_image, Registry};
 
 const USER: &str = "certs";
 const PASS: &str = "Certs-Pass-3";
-
-fn cred(host: &str) -> Credential {
-    Credential {
-        username: USER.into(),
-        password: PASS.into(),
-        email: String::new(),
-        source: CredentialSource::Secret {
-            name: "regcred".into(),
-        },
-        config_key: host.into(),
-        keyring_key: host.into(),
-    }
-}
 
 /// Pulls `reg`'s `team/app:v1` with the certificate directory `certs` into a fresh store.
 async fn pull(reg: &Registry, certs: &Path) -> Result<(), String> {
@@ -40,7 +27,7 @@ async fn pull(reg: &Registry, certs: &Path) -> Result<(), String> {
     puller
         .pull(
             &parse_image(&name).unwrap(),
-            &[cred(&reg.host())],
+            &[secret_credential(&reg.host(), USER, PASS)],
             Arc::new(NoProgress),
         )
         .await

@@ -8,27 +8,29 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
-use kubepull_core::keyring::{Credential, CredentialSource};
 use kubepull_core::reference::Digest;
 use kubepull_images::{parse_image, NoProgress, Puller};
 use kubepull_registry::{Client, ClientConfig, HostsDir, Platform, TlsConfig};
 use kubepull_store::Store;
+use kubepull_testkit::fixture::secret_credential;
 use kubepull_testkit::{busybox_image, Registry};
 
 const USER: &str = "origin";
 const PASS: &str = "Origin-Pass-5";
 
-fn cred(host: &str) -> Credential {
-    Credential {
-        username: USER.into(),
-        password: PASS.into(),
-        email: String::new(),
-        source: CredentialSource::Secret {
-            name: "regcred".into(),
-        },
-        config_key: host.into(),
-        keyring_key: host.into(),
-    }
+/// Pulls `name` with the user's credential for `server` (the registry's own host).
+async fn pull(
+    puller: &Puller,
+    server: &Registry,
+    name: &str,
+) -> Result<kubepull_images::PullReport, kubepull_images::PullError> {
+    puller
+        .pull(
+            &parse_image(name).unwrap(),
+            &[secret_credential(&server.host(), USER, PASS)],
+            Arc::new(NoProgress),
+        )
+        .await
 }
 
 fn blob_file(reg: &Registry, d: &Digest) -> std::path::PathBuf {
@@ -76,14 +78,7 @@ async fn case(damage: &str) {
     let puller = Puller::new(client, store.clone(), Platform::host())
         .with_hosts(HostsDir::load(&t.path().join("hosts")).unwrap());
     let name = format!("{}/team/app:v1", server.host());
-    let r = puller
-        .pull(
-            &parse_image(&name).unwrap(),
-            &[cred(&server.host())],
-            Arc::new(NoProgress),
-        )
-        .await
-        .unwrap();
+    let r = pull(&puller, &server, &name).await.unwrap();
     // the mirror served the manifest and the good blobs; the registry only the failed one
     let base = Digest::sha256_of(&img.layers[0]);
     assert_eq!(mirror.wait_blob_gets(&base, 1), 1, "{damage}");
@@ -240,12 +235,7 @@ async fn a_finished_download_is_confirmed_by_the_mirror_that_would_serve_it() {
                     _ => heads_503.load(std::sync::atomic::Ordering::SeqCst),
                 },
             );
-            let r = puller
-                .pull(
-                    &parse_image(&name).unwrap(),
-                    &[cred(&server.host())],
-                    Arc::new(NoProgress),
-                )
+            let r = pull(&puller, &server, &name)
                 .await
                 .unwrap_or_else(|e| panic!("{what}: {}", kubepull_images::error_chain(&e)));
             assert!(

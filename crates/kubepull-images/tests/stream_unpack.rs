@@ -10,29 +10,16 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kubepull_core::keyring::{Credential, CredentialSource};
 use kubepull_core::reference::Digest;
 use kubepull_images::{parse_image, NoProgress, PullError, PullReport, Puller};
 use kubepull_registry::{Client, ClientConfig, Platform, TlsConfig};
 use kubepull_store::{Store, UnpackOptions};
+use kubepull_testkit::fixture::{push, secret_credential, serve};
 use kubepull_testkit::tree::describe;
 use kubepull_testkit::{Image, Registry};
 
 const USER: &str = "streamer";
 const PASS: &str = "Stream-Pass-41";
-
-fn cred(host: &str) -> Credential {
-    Credential {
-        username: USER.into(),
-        password: PASS.into(),
-        email: String::new(),
-        source: CredentialSource::Secret {
-            name: "regcred".into(),
-        },
-        config_key: host.into(),
-        keyring_key: host.into(),
-    }
-}
 
 fn overlay_supported(t: &Path) -> bool {
     if fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
@@ -171,14 +158,6 @@ fn client(reg: &Registry) -> Client {
     .unwrap()
 }
 
-/// A registry with the user, serving `img` as `REPO:v1`; and that image's name.
-fn serving(rt: &tokio::runtime::Runtime, repo: &str, img: &Image) -> (Registry, String) {
-    let reg = Registry::start(&[(USER, PASS)]);
-    rt.block_on(reg.push(repo, "v1", img));
-    let name = format!("{}/{repo}:v1", reg.host());
-    (reg, name)
-}
-
 /// A store at `root` and a puller into it through `client`, for this host's platform.
 fn store_and_puller(root: &Path, client: Client) -> (Store, Puller) {
     let store = Store::open(root).unwrap();
@@ -191,7 +170,7 @@ async fn pull(puller: &Puller, reg: &Registry, name: &str) -> Result<PullReport,
     puller
         .pull(
             &parse_image(name).unwrap(),
-            &[cred(&reg.host())],
+            &[secret_credential(&reg.host(), USER, PASS)],
             Arc::new(NoProgress),
         )
         .await
@@ -224,7 +203,7 @@ fn a_pull_leaves_every_layer_snapshot_ready() {
     }
     let img = image(&three_layers(), None);
     let rt = rt();
-    let (reg, name) = serving(&rt, "team/app", &img);
+    let (reg, name) = serve(USER, PASS, "team/app", &img);
 
     let root = t.path().join("store");
     let (store, puller) = store_and_puller(&root, client(&reg));
@@ -306,8 +285,8 @@ fn a_layer_that_does_not_verify_leaves_no_snapshot_and_no_record() {
         None,
     );
     let rt = rt();
-    rt.block_on(reg.push("team/bad", "v1", &bad));
-    rt.block_on(reg.push("team/nottar", "v1", &not_tar));
+    push(&reg, "team/bad", "v1", &bad);
+    push(&reg, "team/nottar", "v1", &not_tar);
 
     let root = t.path().join("store");
     let (store, puller) = store_and_puller(&root, client(&reg));
@@ -347,7 +326,7 @@ fn a_resumed_blob_is_unpacked_from_the_finished_file() {
     }
     let img = image(&three_layers(), None);
     let rt = rt();
-    let (reg, name) = serving(&rt, "team/app", &img);
+    let (reg, name) = serve(USER, PASS, "team/app", &img);
     let root = t.path().join("store");
     let (store, puller) = store_and_puller(&root, client(&reg));
     // half of the big layer is left from an interrupted pull
@@ -372,7 +351,7 @@ fn without_unpack_a_pull_stores_blobs_only() {
     let t = tempfile::tempdir().unwrap();
     let img = image(&three_layers(), None);
     let rt = rt();
-    let (reg, name) = serving(&rt, "team/app", &img);
+    let (reg, name) = serve(USER, PASS, "team/app", &img);
     let root = t.path().join("store");
     let (store, puller) = store_and_puller(&root, client(&reg));
     let puller = puller.with_unpack(false);
@@ -402,7 +381,7 @@ fn a_config_that_does_not_parse_fails_the_pull_beside_the_layer_downloads() {
     manifest["config"]["size"] = img.config.len().into();
     img.manifest = serde_json::to_vec(&manifest).unwrap();
     let rt = rt();
-    let (reg, name) = serving(&rt, "team/badconfig", &img);
+    let (reg, name) = serve(USER, PASS, "team/badconfig", &img);
     let root = t.path().join("store");
     let (store, puller) = store_and_puller(&root, client(&reg));
     let e = rt.block_on(pull(&puller, &reg, &name)).unwrap_err();
@@ -458,7 +437,7 @@ fn a_failed_layer_ends_the_pull_without_waiting_for_the_config() {
     let t = tempfile::tempdir().unwrap();
     let img = image(&three_layers(), None);
     let rt = rt();
-    let (reg, name) = serving(&rt, "team/halfgone", &img);
+    let (reg, name) = serve(USER, PASS, "team/halfgone", &img);
     let missing = Digest::sha256_of(&img.layers[1]).to_string();
     let transport = ConfigHangsLayerMissing {
         inner: kubepull_registry::HttpsTransport::new(&TlsConfig::private_ca(
@@ -516,7 +495,7 @@ fn discarding_unpacked_layers_keeps_the_snapshots_not_the_layer_blobs() {
     let layers = three_layers();
     let img = image(&layers, None);
     let rt = rt();
-    let (reg, name) = serving(&rt, "team/app", &img);
+    let (reg, name) = serve(USER, PASS, "team/app", &img);
     let root = t.path().join("store");
     let (store, puller) = discarding(&root, client(&reg));
     let r = rt.block_on(pull(&puller, &reg, &name)).unwrap();
@@ -583,8 +562,7 @@ fn discarding_unpacked_layers_keeps_the_snapshots_not_the_layer_blobs() {
     let mut more = layers.clone();
     more[2] = (tar_of(&[("other", Some(b"o"))]), Comp::Gzip);
     let img2 = image(&more, None);
-    rt.block_on(reg.push("team/app", "v2", &img2));
-    let name2 = format!("{}/team/app:v2", reg.host());
+    let name2 = push(&reg, "team/app", "v2", &img2);
     let r = rt.block_on(pull(&puller, &reg, &name2)).unwrap();
     assert!(r.rootfs_ready && r.snapshots_built == 1, "{r:?}");
     let top2 = Digest::sha256_of(&img2.layers[2]);
@@ -596,8 +574,7 @@ fn discarding_unpacked_layers_keeps_the_snapshots_not_the_layer_blobs() {
 
     // the same layers in another repository: its registry must serve them before their
     // snapshots are used (as a stored blob is not handed to a pull of another repository)
-    rt.block_on(reg.push("other/app", "v1", &img));
-    let other = format!("{}/other/app:v1", reg.host());
+    let other = push(&reg, "other/app", "v1", &img);
     let r = rt.block_on(pull(&puller, &reg, &other)).unwrap();
     assert!(r.rootfs_ready && r.snapshots_built == 0, "{r:?}");
     for d in &digests {
@@ -677,14 +654,14 @@ fn a_bad_layer_not_kept_leaves_neither_blob_nor_snapshot() {
     let layers = three_layers();
     let img = image(&layers, None);
     let rt = rt();
-    let (reg, name) = serving(&rt, "team/app", &img);
+    let (reg, name) = serve(USER, PASS, "team/app", &img);
     let mut ids: Vec<String> = layers
         .iter()
         .map(|(t, _)| Digest::sha256_of(t).to_string())
         .collect();
     ids[1] = Digest::sha256_of(b"not this layer").to_string();
     let bad_diff = image(&layers, Some(ids));
-    rt.block_on(reg.push("team/baddiff", "v1", &bad_diff));
+    let bad_diff_name = push(&reg, "team/baddiff", "v1", &bad_diff);
     let middle = Digest::sha256_of(&img.layers[1]);
     let mut flipped = img.layers[1].clone();
     flipped[1000] ^= 0xff;
@@ -736,7 +713,7 @@ fn a_bad_layer_not_kept_leaves_neither_blob_nor_snapshot() {
     // a blob that verifies but whose content is not the config's diff ID
     let root = t.path().join("store2");
     let (store, puller) = discarding(&root, client(&reg));
-    let name = format!("{}/team/baddiff:v1", reg.host());
+    let name = bad_diff_name;
     let e = rt.block_on(pull(&puller, &reg, &name)).unwrap_err();
     let msg = kubepull_images::error_chain(&e);
     assert!(msg.contains("rootfs.diff_ids"), "{msg}");
@@ -758,9 +735,8 @@ fn not_keeping_layer_blobs_still_shares_and_resumes_downloads() {
     }
     let img = image(&three_layers(), None);
     let rt = rt();
-    let (reg, name) = serving(&rt, "team/app", &img);
-    rt.block_on(reg.push("team/app", "v2", &img));
-    let name2 = format!("{}/team/app:v2", reg.host());
+    let (reg, name) = serve(USER, PASS, "team/app", &img);
+    let name2 = push(&reg, "team/app", "v2", &img);
     let root = t.path().join("store");
     let (store, puller) = discarding(&root, client(&reg));
     // another puller (as another process would be): no shared in-process state
@@ -806,16 +782,15 @@ fn a_finished_download_left_in_ingest_is_confirmed_by_the_pulling_repository() {
     let t = tempfile::tempdir().unwrap();
     let img = image(&three_layers(), None);
     let rt = rt();
-    let (reg, _) = serving(&rt, "team/app", &img);
+    let (reg, _) = serve(USER, PASS, "team/app", &img);
     // other/app names the same layers, but its registry no longer serves the base layer
-    rt.block_on(reg.push("other/app", "v1", &img));
+    let other = push(&reg, "other/app", "v1", &img);
     let base = Digest::sha256_of(&img.layers[0]);
     let link = reg.storage().join(format!(
         "docker/registry/v2/repositories/other/app/_layers/sha256/{}/link",
         base.hex()
     ));
     fs::remove_file(&link).unwrap();
-    let other = format!("{}/other/app:v1", reg.host());
     let asked = |log: &str| {
         log.lines()
             .filter(|l| l.contains(&format!("/v2/other/app/blobs/{base}")))
@@ -872,6 +847,23 @@ fn a_finished_download_left_in_ingest_is_confirmed_by_the_pulling_repository() {
 /// registry or a presigned redirect that does not allow the method).
 struct HeadNotAllowed(kubepull_registry::HttpsTransport);
 
+impl HeadNotAllowed {
+    /// A client of `reg` over this transport.
+    fn client(reg: &Registry) -> Client {
+        let transport = HeadNotAllowed(
+            kubepull_registry::HttpsTransport::new(&TlsConfig::private_ca(
+                reg.ca_pem().as_bytes().to_vec(),
+            ))
+            .unwrap(),
+        );
+        Client::new(
+            Arc::new(transport),
+            Arc::new(kubepull_registry::SystemResolver),
+            ClientConfig::default(),
+        )
+    }
+}
+
 impl kubepull_registry::Transport for HeadNotAllowed {
     fn send(
         &self,
@@ -905,21 +897,13 @@ fn a_download_left_in_ingest_that_the_registry_does_not_confirm_is_fetched_again
     let t = tempfile::tempdir().unwrap();
     let img = image(&three_layers(), None);
     let rt = rt();
-    let (reg, name) = serving(&rt, "team/app", &img);
+    let (reg, name) = serve(USER, PASS, "team/app", &img);
     let base = Digest::sha256_of(&img.layers[0]);
     for (i, held) in [false, true].into_iter().enumerate() {
-        let transport = HeadNotAllowed(
-            kubepull_registry::HttpsTransport::new(&TlsConfig::private_ca(
-                reg.ca_pem().as_bytes().to_vec(),
-            ))
-            .unwrap(),
+        let (store, puller) = store_and_puller(
+            &t.path().join(format!("store{i}")),
+            HeadNotAllowed::client(&reg),
         );
-        let client = Client::new(
-            Arc::new(transport),
-            Arc::new(kubepull_registry::SystemResolver),
-            ClientConfig::default(),
-        );
-        let (store, puller) = store_and_puller(&t.path().join(format!("store{i}")), client);
         let partial = store.ingest_path(&base);
         fs::write(&partial, &img.layers[0]).unwrap();
         let hold = held.then(|| store.hold_partial(&base).unwrap());
@@ -956,21 +940,10 @@ fn a_held_download_not_confirmed_is_not_kept_by_a_pull_that_discards() {
     }
     let img = image(&three_layers(), None);
     let rt = rt();
-    let (reg, name) = serving(&rt, "team/app", &img);
+    let (reg, name) = serve(USER, PASS, "team/app", &img);
     let base = Digest::sha256_of(&img.layers[0]);
-    let transport = HeadNotAllowed(
-        kubepull_registry::HttpsTransport::new(&TlsConfig::private_ca(
-            reg.ca_pem().as_bytes().to_vec(),
-        ))
-        .unwrap(),
-    );
-    let head_not_allowed = Client::new(
-        Arc::new(transport),
-        Arc::new(kubepull_registry::SystemResolver),
-        ClientConfig::default(),
-    );
     let root = t.path().join("store");
-    let (store, puller) = discarding(&root, head_not_allowed);
+    let (store, puller) = discarding(&root, HeadNotAllowed::client(&reg));
     let partial = store.ingest_path(&base);
     fs::write(&partial, &img.layers[0]).unwrap();
     let hold = store.hold_partial(&base).unwrap();
@@ -1016,7 +989,7 @@ fn a_held_download_is_not_rewritten_by_a_descriptor_of_another_size() {
     let t = tempfile::tempdir().unwrap();
     let img = image(&three_layers(), None);
     let rt = rt();
-    let (reg, _) = serving(&rt, "team/app", &img);
+    let (reg, _) = serve(USER, PASS, "team/app", &img);
     let mut m: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
     let size = img.layers[0].len() as u64;
     m["layers"][0]["size"] = serde_json::json!(size - 1);
@@ -1024,15 +997,13 @@ fn a_held_download_is_not_rewritten_by_a_descriptor_of_another_size() {
         manifest: serde_json::to_vec(&m).unwrap(),
         ..img.clone()
     };
-    rt.block_on(reg.push("team/app", "bad", &bad));
+    let bad_name = push(&reg, "team/app", "bad", &bad);
     let base = Digest::sha256_of(&img.layers[0]);
     let (store, puller) = store_and_puller(&t.path().join("store"), client(&reg));
     // another pull that does not keep the layer verified it and unpacks from it
     fs::write(store.ingest_path(&base), &img.layers[0]).unwrap();
     let held = store.hold_partial(&base).unwrap();
-    let e = rt
-        .block_on(pull(&puller, &reg, &format!("{}/team/app:bad", reg.host())))
-        .unwrap_err();
+    let e = rt.block_on(pull(&puller, &reg, &bad_name)).unwrap_err();
     let msg = kubepull_images::error_chain(&e);
     assert!(msg.contains("size mismatch"), "{msg}");
     assert_eq!(fs::read(store.ingest_path(&base)).unwrap(), img.layers[0]);
@@ -1052,7 +1023,7 @@ fn downloads_not_kept_are_gone_before_the_snapshots_are_committed() {
     let layers = three_layers();
     let img = image(&layers, None);
     let rt = rt();
-    let (reg, name) = serving(&rt, "team/app", &img);
+    let (reg, name) = serve(USER, PASS, "team/app", &img);
     let root = t.path().join("store");
     let (store, puller) = discarding(&root, client(&reg));
     let digests: Vec<Digest> = img.layers.iter().map(|l| Digest::sha256_of(l)).collect();
@@ -1115,7 +1086,7 @@ fn a_pull_that_cannot_unpack_keeps_the_blobs_from_the_start() {
         .collect();
     let img = image(&tars, None);
     let rt = rt();
-    let (reg, name) = serving(&rt, "team/many", &img);
+    let (reg, name) = serve(USER, PASS, "team/many", &img);
     let (store, puller) = discarding(&t.path().join("store"), client(&reg));
     let r = rt.block_on(pull(&puller, &reg, &name)).unwrap();
     assert!(!r.rootfs_ready && r.unpack_skipped.is_some(), "{r:?}");
@@ -1149,10 +1120,9 @@ fn a_discarded_image_is_copied_from_its_snapshots_as_its_blobs_unpack() {
     let layers = three_layers();
     let img = image(&layers, None);
     let rt = rt();
-    let (reg, name) = serving(&rt, "team/app", &img);
+    let (reg, name) = serve(USER, PASS, "team/app", &img);
     let one = image(&layers[..1], None);
-    rt.block_on(reg.push("team/one", "v1", &one));
-    let one_name = format!("{}/team/one:v1", reg.host());
+    let one_name = push(&reg, "team/one", "v1", &one);
     let (store, puller) = discarding(&t.path().join("store"), client(&reg));
     let (normal, normal_puller) = store_and_puller(&t.path().join("normal"), client(&reg));
     for (i, name) in [name, one_name].iter().enumerate() {

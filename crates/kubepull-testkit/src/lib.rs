@@ -4,6 +4,7 @@
 //! distribution API. Nothing here reads the user's `~/.docker` or `~/.kube`.
 
 pub mod etcd;
+pub mod fixture;
 pub mod image;
 pub mod registry;
 pub mod tree;

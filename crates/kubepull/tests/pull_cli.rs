@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use kubepull_testkit::{busybox_image, Registry};
+use kubepull_testkit::fixture::{pull_secret_file, serve};
+use kubepull_testkit::{busybox_image, Image, Registry};
 
 const USER: &str = "puller";
 const PASS: &str = "Pull-Secret-Pass-77";
@@ -29,19 +30,6 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn secret_file(dir: &Path, name: &str, host: &str, user: &str, pass: &str) -> String {
-    let cfg = format!(r#"{{"auths":{{"{host}":{{"username":"{user}","password":"{pass}"}}}}}}"#);
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(cfg);
-    let p = dir.join(format!("{name}.yaml"));
-    std::fs::write(
-        &p,
-        format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {b64}\n"),
-    )
-    .unwrap();
-    p.display().to_string()
-}
-
 struct Bed {
     reg: Registry,
     dir: tempfile::TempDir,
@@ -57,6 +45,13 @@ impl Bed {
     fn hosts(&self) -> String {
         self.dir.path().join("hosts").display().to_string()
     }
+    /// `kubepull unpack` of the image into `dest`.
+    fn unpack(&self, dest: &Path) -> Output {
+        run(kubepull()
+            .args(["unpack", &self.image])
+            .arg(dest)
+            .args(["--root", &self.root()]))
+    }
     fn pull(&self, extra: &[&str]) -> Output {
         run(kubepull()
             .args([
@@ -71,19 +66,14 @@ impl Bed {
     }
 }
 
-fn bed() -> Bed {
-    let reg = Registry::start(&[(USER, PASS)]);
-    let img = busybox_image(
-        &["/bin/sh", "-c", "echo hello"],
-        &[("/etc/motd", b"kubepull\n")],
-    );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(reg.push("team/app", "v1", &img));
+/// The user's registry serving `img` as `REPO:v1`, trusted through `DIR/hosts`, with the
+/// user's pull secret (`good`) and one with a wrong password (`bad`) in `DIR`.
+fn bed_serving(repo: &str, img: &Image) -> Bed {
+    let (reg, image) = serve(USER, PASS, repo, img);
     let dir = tempfile::tempdir().unwrap();
     reg.write_hosts_dir(&dir.path().join("hosts"));
-    let good = secret_file(dir.path(), "regcred", &reg.host(), USER, PASS);
-    let bad = secret_file(dir.path(), "stale", &reg.host(), USER, "wrong-password-123");
-    let image = format!("{}/team/app:v1", reg.host());
+    let good = pull_secret_file(dir.path(), "regcred", &reg.host(), USER, PASS);
+    let bad = pull_secret_file(dir.path(), "stale", &reg.host(), USER, "wrong-password-123");
     Bed {
         reg,
         dir,
@@ -91,6 +81,16 @@ fn bed() -> Bed {
         good,
         bad,
     }
+}
+
+fn bed() -> Bed {
+    bed_serving(
+        "team/app",
+        &busybox_image(
+            &["/bin/sh", "-c", "echo hello"],
+            &[("/etc/motd", b"kubepull\n")],
+        ),
+    )
 }
 
 #[test]
@@ -173,13 +173,7 @@ fn pull_store_unpack_and_failures() {
 
     // unpack
     let dest = b.dir.path().join("rootfs");
-    let o = run(kubepull().args([
-        "unpack",
-        &b.image,
-        dest.to_str().unwrap(),
-        "--root",
-        &b.root(),
-    ]));
+    let o = b.unpack(&dest);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(dest.join("bin/busybox").is_file());
     assert_eq!(
@@ -251,7 +245,6 @@ fn big_bed(mib: usize) -> Bed {
 
 /// A bed whose image has one big random layer; also returns that layer's digest and size.
 fn big_bed_with_layer(mib: usize) -> (Bed, kubepull_core::reference::Digest, u64) {
-    let reg = Registry::start(&[(USER, PASS)]);
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let data: Vec<u8> = (0..mib << 20)
         .map(|_| {
@@ -267,24 +260,7 @@ fn big_bed_with_layer(mib: usize) -> (Bed, kubepull_core::reference::Digest, u64
         kubepull_core::reference::Digest::sha256_of(layer),
         layer.len() as u64,
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(reg.push("team/big", "v1", &img));
-    let dir = tempfile::tempdir().unwrap();
-    reg.write_hosts_dir(&dir.path().join("hosts"));
-    let good = secret_file(dir.path(), "regcred", &reg.host(), USER, PASS);
-    let bad = secret_file(dir.path(), "stale", &reg.host(), USER, "wrong-password-123");
-    let image = format!("{}/team/big:v1", reg.host());
-    (
-        Bed {
-            reg,
-            dir,
-            image,
-            good,
-            bad,
-        },
-        layer_digest,
-        layer_size,
-    )
+    (bed_serving("team/big", &img), layer_digest, layer_size)
 }
 
 /// The registry's access log lines for `GET …/blobs/<digest>`: `(status, bytes sent)`.
@@ -614,13 +590,7 @@ fn pull_discarding_unpacked_layers() {
 
     // unpacked from its snapshots, with no layer blob and no registry
     let discarded_tree = b.dir.path().join("discarded-rootfs");
-    let o = run(kubepull().args([
-        "unpack",
-        &b.image,
-        discarded_tree.to_str().unwrap(),
-        "--root",
-        &b.root(),
-    ]));
+    let o = b.unpack(&discarded_tree);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout)
@@ -643,13 +613,7 @@ fn pull_discarding_unpacked_layers() {
     let aside = b.dir.path().join("aside");
     std::fs::rename(&top, &aside).unwrap();
     let dest = b.dir.path().join("rootfs");
-    let o = run(kubepull().args([
-        "unpack",
-        &b.image,
-        dest.to_str().unwrap(),
-        "--root",
-        &b.root(),
-    ]));
+    let o = b.unpack(&dest);
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -671,13 +635,7 @@ fn pull_discarding_unpacked_layers() {
         assert_eq!(b.reg.wait_blob_gets(&d, 2), 2, "{}", b.reg.log());
         assert!(blob(l).exists());
     }
-    let o = run(kubepull().args([
-        "unpack",
-        &b.image,
-        dest.to_str().unwrap(),
-        "--root",
-        &b.root(),
-    ]));
+    let o = b.unpack(&dest);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
         !String::from_utf8_lossy(&o.stdout).contains("snapshots"),

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use kubepull_testkit::fixture::pull_secret_file;
 use kubepull_testkit::Registry;
 
 const USER: &str = "pusher";
@@ -23,19 +24,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn secret_file(dir: &Path, name: &str, host: &str, pass: &str) -> String {
-    use base64::Engine as _;
-    let cfg = format!(r#"{{"auths":{{"{host}":{{"username":"{USER}","password":"{pass}"}}}}}}"#);
-    let b64 = base64::engine::general_purpose::STANDARD.encode(cfg);
-    let p = dir.join(format!("{name}.yaml"));
-    std::fs::write(
-        &p,
-        format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {b64}\n"),
-    )
-    .unwrap();
-    p.display().to_string()
 }
 
 fn repo_root() -> PathBuf {
@@ -66,8 +54,8 @@ fn image_sh_pushes_a_runnable_kubepull_image_and_push_refuses_bad_input() {
     std::fs::create_dir_all(hosts.join(reg.host())).unwrap();
     std::fs::write(hosts.join(reg.host()).join("ca.crt"), reg.ca_pem()).unwrap();
     let hosts = hosts.display().to_string();
-    let good = secret_file(dir.path(), "regcred", &reg.host(), PASS);
-    let bad = secret_file(dir.path(), "stale", &reg.host(), "Wrong-Pass-0000");
+    let good = pull_secret_file(dir.path(), "regcred", &reg.host(), USER, PASS);
+    let bad = pull_secret_file(dir.path(), "stale", &reg.host(), USER, "Wrong-Pass-0000");
     let layout = dir.path().join("layout");
     let image = format!("{}/tools/kubepull:test", reg.host());
 
