@@ -1372,9 +1372,18 @@ impl Objects {
         }
         // the strategy's `PrepareForCreate`, after mutating admission (`rest.BeforeCreate`)
         if let Some(p) = &mut pod {
-            crate::defaults::prepare_pod_create(p);
-            obj["status"] =
-                serde_json::to_value(&p.status).map_err(|e| ApiError::internal(e.to_string()))?;
+            let changed = crate::defaults::prepare_pod_create(p);
+            let to_value = |v: Result<Value, serde_json::Error>| {
+                v.map_err(|e| ApiError::internal(e.to_string()))
+            };
+            obj["status"] = to_value(serde_json::to_value(&p.status))?;
+            if changed {
+                // the affinity terms' requirements and the AppArmor fields and annotations
+                obj["spec"] = to_value(serde_json::to_value(&p.spec))?;
+                if let Some(a) = &p.metadata.annotations {
+                    obj["metadata"]["annotations"] = to_value(serde_json::to_value(a))?;
+                }
+            }
         } else {
             admission::prepare(r, &mut obj, true);
         }
