@@ -1145,60 +1145,14 @@ pub fn apply(
     config: &Value,
     subresource: Option<&str>,
 ) -> ApiResult<Value> {
-    if !config.is_object() {
-        return Err(ApiError::bad_request(
-            "error decoding YAML: the apply patch must be an object".into(),
-        ));
-    }
     let expected = r.api_version();
-    // `versionCheckManager.Apply`: the applied object is of the kind the request is for (its
-    // group, version and kind), before structured-merge-diff's own version check, which this
-    // one makes unreachable
-    let str_of = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
-    let (group, version) = group_version(str_of("apiVersion"));
-    if (group, version, str_of("kind")) != (r.group, r.version, r.kind) {
-        return Err(ApiError::bad_request(format!(
-            "invalid object type: {group}/{version}, Kind={}",
-            str_of("kind")
-        )));
-    }
-    if config
-        .pointer("/metadata/managedFields")
-        .is_some_and(|m| !m.is_null())
-    {
-        return Err(ApiError::bad_request(
-            "metadata.managedFields must be nil".into(),
-        ));
-    }
     let Some(kind) = Kind::new(r, cr, subresource) else {
         return Err(ApiError::internal(format!(
             "no schema for {}, Kind={}",
             expected, r.kind
         )));
     };
-    // `structuredMergeManager.Apply`: the applied configuration made typed (`ObjectToTyped`,
-    // validated against the schema, duplicates refused); not an API status, so a 500 with
-    // the error's text (`ErrorToAPIStatus`)
-    let errs = kind.schema.validate(kind.ty, config);
-    if !errs.is_empty() {
-        let meta = |k: &str| {
-            config
-                .pointer(&format!("/metadata/{k}"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-        };
-        // `ValidationErrors.Error`
-        let msg = match errs.as_slice() {
-            [one] => one.clone(),
-            _ => format!("errors:\n  {}", errs.join("\n  ")),
-        };
-        return Err(ApiError::unknown_internal(format!(
-            "failed to create typed patch object ({}/{}; {group}/{version}, Kind={}): {msg}",
-            meta("namespace"),
-            meta("name"),
-            r.kind
-        )));
-    }
+    check_config(&kind, config, (r.group, r.version, r.kind))?;
     let empty = json!({"apiVersion": expected, "kind": r.kind});
     let live = live.unwrap_or(&empty);
     let mut managed = decode(live.pointer("/metadata/managedFields"))
@@ -1254,6 +1208,178 @@ pub fn apply(
     }
     set_managed(&mut obj, encode(&managed));
     Ok(obj)
+}
+
+/// The checks of an applied configuration before it is merged, for the kind `gvk` the request
+/// is for (`kind`'s type): an object, of that group, version and kind (`versionCheckManager`,
+/// before structured-merge-diff's own version check, which this one makes unreachable),
+/// without managed fields, and valid for the type (`structuredMergeManager.Apply`'s
+/// `ObjectToTyped`: declared fields, no duplicate keys).
+fn check_config(kind: &Kind<'_>, config: &Value, gvk: (&str, &str, &str)) -> ApiResult<()> {
+    if !config.is_object() {
+        return Err(ApiError::bad_request(
+            "error decoding YAML: the apply patch must be an object".into(),
+        ));
+    }
+    let str_of = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
+    let (group, version) = group_version(str_of("apiVersion"));
+    if (group, version, str_of("kind")) != gvk {
+        return Err(ApiError::bad_request(format!(
+            "invalid object type: {group}/{version}, Kind={}",
+            str_of("kind")
+        )));
+    }
+    if config
+        .pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(ApiError::bad_request(
+            "metadata.managedFields must be nil".into(),
+        ));
+    }
+    // not an API status, so a 500 with the error's text (`ErrorToAPIStatus`)
+    let errs = kind.schema.validate(kind.ty, config);
+    if !errs.is_empty() {
+        let meta = |k: &str| {
+            config
+                .pointer(&format!("/metadata/{k}"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        };
+        // `ValidationErrors.Error`
+        let msg = match errs.as_slice() {
+            [one] => one.clone(),
+            _ => format!("errors:\n  {}", errs.join("\n  ")),
+        };
+        return Err(ApiError::unknown_internal(format!(
+            "failed to create typed patch object ({}/{}; {group}/{version}, Kind={}): {msg}",
+            meta("namespace"),
+            meta("name"),
+            gvk.2
+        )));
+    }
+    Ok(())
+}
+
+/// `autoscaling/v1`, the Scale's group version (`scaleGroupVersion`).
+const SCALE_API_VERSION: &str = "autoscaling/v1";
+
+/// A server-side apply of an `autoscaling/v1` Scale to the scale subresource of `r`'s object
+/// `parent`, whose replicas are at `replicas_path` (`.spec.replicas`), and whose Scale is
+/// `live_scale`: as the scale storage does it (`scaleUpdatedObjectInfo.UpdatedObject` in
+/// kubernetes `pkg/registry/apps/deployment/storage/storage.go` and the custom resources'
+/// equivalent), the parent's managed fields are turned into the Scale's
+/// (`ScaleHandler.ToSubresource`, k8s.io/apimachinery `pkg/util/managedfields/scalehandler.go`:
+/// each manager of the replicas owns the Scale's `.spec.replicas`), the configuration is
+/// applied to the Scale by the Scale's schema with the request's manager (an `Apply` entry of
+/// subresource `scale`; conflicts as any apply's), and the result turned back
+/// (`ScaleHandler.ToParent`: a manager that lost the replicas loses the parent's replicas path,
+/// a new one gets an entry with the replicas path, the parent's API version and no time, as
+/// upstream takes its time from the parent's entries). Every version of the parent has its
+/// replicas at the same path here (upstream's mappings list each known version; one it does not
+/// know is dropped). Returns the Scale made and the parent's managed fields, to be written with
+/// [`applying`].
+pub fn apply_scale(
+    r: &Resource,
+    parent: &Value,
+    live_scale: &Value,
+    config: &Value,
+    replicas_path: &str,
+) -> ApiResult<(Value, Value)> {
+    let schema = Schema::builtin();
+    let Some(ty) = schema.kind("autoscaling", "v1", "Scale") else {
+        return Err(ApiError::internal(format!(
+            "no schema for {SCALE_API_VERSION}, Kind=Scale"
+        )));
+    };
+    let kind = Kind {
+        schema,
+        ty,
+        api_version: SCALE_API_VERSION.into(),
+        reset: Reset::Nothing,
+        subresource: "scale".into(),
+    };
+    check_config(&kind, config, ("autoscaling", "v1", "Scale"))?;
+    let f = |s: &str| PathElement::Field(s.into());
+    let parent_path: Vec<PathElement> = replicas_path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(f)
+        .collect();
+    let scale_path = [f("spec"), f("replicas")];
+    let path_set = |p: &[PathElement]| {
+        let mut s = Set::new();
+        s.insert(p);
+        s
+    };
+    let parent_version = r.api_version();
+    let parent_managed = decode(parent.pointer("/metadata/managedFields"))
+        .map_err(|e| ApiError::unknown_internal(format!("failed to decode managed fields: {e}")))?;
+    // `ToSubresource`
+    let mut managed: Managed = parent_managed
+        .iter()
+        .filter(|(_, e)| e.set.has(&parent_path))
+        .map(|(id, e)| {
+            let entry = Entry {
+                set: path_set(&scale_path),
+                api_version: SCALE_API_VERSION.into(),
+                applied: e.applied,
+                time: e.time.clone(),
+            };
+            (id.clone(), entry)
+        })
+        .collect();
+    if managed.is_empty() {
+        // `skipNonAppliedManager.Apply`
+        kind.record_update(
+            &empty_object(live_scale),
+            live_scale,
+            &mut managed,
+            "before-first-apply",
+        );
+    }
+    let id = ManagerId::new(&manager(), Op::Apply, SCALE_API_VERSION, "scale");
+    let out = kind
+        .apply(live_scale, config, &mut managed, &id, force())?
+        .map_err(conflict_error)?;
+    if let Some(e) = managed.get_mut(&id) {
+        e.set = strip_meta(&e.set);
+        if e.set.is_empty() {
+            managed.remove(&id);
+        } else if out.is_some() {
+            e.time = Some(crate::objects::now());
+        }
+    }
+    // `ToParent`
+    let mut to_parent = Managed::new();
+    for (pid, e) in &parent_managed {
+        if !e.set.has(&parent_path) {
+            to_parent.insert(pid.clone(), e.clone());
+        } else if managed.remove(pid).is_none() {
+            // the replicas taken from it
+            let set = e.set.difference(&path_set(&parent_path));
+            if !set.is_empty() {
+                to_parent.insert(pid.clone(), Entry { set, ..e.clone() });
+            }
+        } else {
+            to_parent.insert(pid.clone(), e.clone());
+        }
+    }
+    for (sid, e) in managed {
+        if !e.set.has(&scale_path) {
+            continue;
+        }
+        let entry = Entry {
+            set: path_set(&parent_path),
+            api_version: parent_version.clone(),
+            applied: e.applied,
+            time: parent_managed.get(&sid).and_then(|p| p.time.clone()),
+        };
+        to_parent.insert(sid, entry);
+    }
+    let scale = out.unwrap_or_else(|| live_scale.clone());
+    Ok((scale, encode(&to_parent).unwrap_or(Value::Null)))
 }
 
 #[cfg(test)]

@@ -1113,8 +1113,36 @@ async fn resource_request(
             let sv = cr.as_deref().expect("custom resource");
             let (ct, body) = read_body(req).await?;
             crate::crd::refuse_strategic(&ct)?;
+            let apply = verb == "patch" && crate::managedfields::is_apply(&ct);
+            if verb == "patch" {
+                crate::managedfields::validate_options(
+                    "PatchOptions",
+                    q(&qs, "fieldManager"),
+                    apply,
+                    q(&qs, "force").is_some(),
+                )?;
+            }
             let mut obj = state.objects.get(r, &ns, &name).await?;
             let mut scale = crate::crd::scale_of(sv, &obj)?;
+            let replicas_path = sv.scale.as_ref().map_or("", |s| s.0.as_str());
+            if apply {
+                // a server-side apply of a Scale (`managedfields::apply_scale`)
+                let (scale, managed) =
+                    crate::managedfields::apply_scale(r, &obj, &scale, &body, replicas_path)?;
+                crate::crd::apply_scale(sv, &mut obj, &scale)?;
+                let applied = crate::managedfields::applied(
+                    r,
+                    &ns,
+                    &name,
+                    &json!({"metadata": {"managedFields": managed}}),
+                );
+                let obj = crate::managedfields::applying(
+                    Some(applied),
+                    state.objects.update(r, &ns, &name, obj, None, false),
+                )
+                .await?;
+                return Ok(json_resp(StatusCode::OK, &crate::crd::scale_of(sv, &obj)?));
+            }
             if verb == "update" {
                 let rv = body
                     .pointer("/metadata/resourceVersion")
@@ -1133,7 +1161,6 @@ async fn resource_request(
                 crate::objects::apply_patch(&mut scale, &ct, &body)?;
             }
             crate::crd::apply_scale(sv, &mut obj, &scale)?;
-            let replicas_path = sv.scale.as_ref().map_or("", |s| s.0.as_str());
             let obj = crate::managedfields::subresource(
                 "scale",
                 replicas_path,
@@ -1271,14 +1298,30 @@ async fn resource_request(
         }
         ("update", Some("scale")) | ("patch", Some("scale")) => {
             let (ct, body) = read_body(req).await?;
-            let cur = state.objects.get(r, &ns, &name).await?;
-            let mut scale = scale_of(&cur);
-            if verb == "update" {
-                scale = body;
-            } else {
-                crate::patch::merge_patch(&mut scale, &body);
-                let _ = ct;
+            let apply = verb == "patch" && crate::managedfields::is_apply(&ct);
+            if verb == "patch" {
+                crate::managedfields::validate_options(
+                    "PatchOptions",
+                    q(&qs, "fieldManager"),
+                    apply,
+                    q(&qs, "force").is_some(),
+                )?;
             }
+            let cur = state.objects.get(r, &ns, &name).await?;
+            let old = scale_of(&cur);
+            // a server-side apply of a Scale: applied to the Scale with the parent's managed
+            // fields made the Scale's and back (`managedfields::apply_scale`)
+            let (scale, managed) = if apply {
+                let (scale, managed) =
+                    crate::managedfields::apply_scale(r, &cur, &old, &body, ".spec.replicas")?;
+                (scale, Some(managed))
+            } else if verb == "update" {
+                (body, None)
+            } else {
+                let mut scale = old.clone();
+                crate::patch::merge_patch(&mut scale, &body);
+                (scale, None)
+            };
             // admitted as UPDATE <resource>/scale of an autoscaling/v1 Scale
             let a = crate::webhooks::Attributes {
                 r,
@@ -1289,7 +1332,6 @@ async fn resource_request(
                 name: &name,
                 options: None,
             };
-            let old = scale_of(&cur);
             let objects = &state.objects;
             let (nsr, namer) = (&ns, &name);
             let obj = crate::webhooks::subresource(objects, &a, scale, Some(&old), |scale| {
@@ -1297,24 +1339,45 @@ async fn resource_request(
                     .pointer("/spec/replicas")
                     .and_then(Value::as_i64)
                     .unwrap_or(0);
-                let p = json!({"spec": {"replicas": replicas}});
-                // recorded as the scale subresource's owner of `.spec.replicas`
-                // (`managedfields.ScaleHandler`)
                 async move {
-                    crate::managedfields::subresource(
-                        "scale",
-                        ".spec.replicas",
-                        objects.patch(
-                            r,
-                            nsr,
-                            namer,
-                            "application/merge-patch+json",
-                            &p,
-                            None,
-                            false,
-                        ),
-                    )
-                    .await
+                    match managed {
+                        // the apply's managed fields, on the object they were made from (a
+                        // write since is a conflict)
+                        Some(managed) => {
+                            let mut next = cur;
+                            next["spec"]["replicas"] = json!(replicas);
+                            let applied = crate::managedfields::applied(
+                                r,
+                                nsr,
+                                namer,
+                                &json!({"metadata": {"managedFields": managed}}),
+                            );
+                            crate::managedfields::applying(
+                                Some(applied),
+                                objects.update(r, nsr, namer, next, None, false),
+                            )
+                            .await
+                        }
+                        // recorded as the scale subresource's owner of `.spec.replicas`
+                        // (`managedfields.ScaleHandler`)
+                        None => {
+                            let p = json!({"spec": {"replicas": replicas}});
+                            crate::managedfields::subresource(
+                                "scale",
+                                ".spec.replicas",
+                                objects.patch(
+                                    r,
+                                    nsr,
+                                    namer,
+                                    "application/merge-patch+json",
+                                    &p,
+                                    None,
+                                    false,
+                                ),
+                            )
+                            .await
+                        }
+                    }
                 }
             })
             .await?;
