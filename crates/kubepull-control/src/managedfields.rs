@@ -192,7 +192,7 @@ fn is_print(c: char) -> bool {
 }
 
 /// Go's `strconv.Quote` (`%q`, as `field.Invalid` prints a string).
-fn go_quote(s: &str) -> String {
+pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {

@@ -637,3 +637,34 @@ async fn server_side_apply_of_a_custom_resources_scale() {
     assert_eq!(by("applier")["fieldsV1"]["f:spec"], json!({"f:tier": {}}));
     server.shutdown().await;
 }
+
+/// structured-merge-diff's validation of an applied configuration (`ObjectToTyped` in
+/// `structuredMergeManager.Apply`): a scalar of the wrong type is refused with its message at
+/// the field's path, a 500 as upstream's (a plain error through `ErrorToAPIStatus`), whether
+/// the object exists or not; a quantity written as a number is a quantity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applied_scalar_of_the_wrong_type_is_refused() {
+    with_kubectl(|admin, home| {
+        let ok = |args: &[&str], stdin: Option<&str>| ok(admin, home, args, stdin);
+        let refused = |args: &[&str], stdin: Option<&str>, wants: &[&str]| {
+            refused(admin, home, args, stdin, wants)
+        };
+        let apply = ["apply", "--server-side", "-f", "-"];
+        let quoted = deployment("app: web", 3).replace("replicas: 3", "replicas: \"3\"");
+        let want = "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.replicas: expected numeric (int or float), got string";
+        refused(&apply, Some(&quoted), &[want]);
+        ok(&apply, Some(&deployment("app: web", 2)));
+        refused(&apply, Some(&quoted), &[want]);
+        let replicas = ok(&["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"], None);
+        assert_eq!(replicas.trim(), "2");
+        let image = deployment("app: web", 2).replace("image: reg.example/app:v1", "image: 3, resources: {limits: {cpu: 1}}");
+        refused(
+            &apply,
+            Some(&image),
+            &[r#".spec.template.spec.containers[name="c"].image: expected string, got &value.valueUnstructured{Value:3}"#],
+        );
+        let cpu = deployment("app: web", 2).replace("image: reg.example/app:v1", "image: reg.example/app:v1, resources: {limits: {cpu: 1}}");
+        ok(&apply, Some(&cpu));
+    })
+    .await;
+}
