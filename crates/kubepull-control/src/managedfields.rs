@@ -52,18 +52,9 @@ pub struct Request {
     pub force: bool,
 }
 
-/// A write on behalf of a subresource that maps onto the object's fields (`scale`: the
-/// replicas path).
-#[derive(Debug, Clone)]
-struct Sub {
-    name: &'static str,
-    path: Vec<String>,
-}
-
 tokio::task_local! {
     static REQUEST: Request;
     static APPLYING: Option<Applied>;
-    static SUBRESOURCE: Sub;
 }
 
 /// Runs `f` (an API request) with its field management options known to the writes it makes
@@ -113,22 +104,6 @@ pub fn controller<F: Future>(f: F) -> impl Future<Output = F::Output> {
 /// fields are already computed and are stored as they are.
 pub fn applying<F: Future>(applied: Option<Applied>, f: F) -> impl Future<Output = F::Output> {
     APPLYING.scope(applied, f)
-}
-
-/// Runs `f`, a write of the object that carries out a write of its `subresource` (`scale`),
-/// which owns the field at `path` only (`managedfields.ScaleHandler`).
-pub fn subresource<F: Future>(
-    name: &'static str,
-    path: &str,
-    f: F,
-) -> impl Future<Output = F::Output> {
-    let path = path
-        .trim_start_matches('.')
-        .split('.')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    SUBRESOURCE.scope(Sub { name, path }, f)
 }
 
 /// Whether `content_type` is a server-side apply patch.
@@ -556,17 +531,15 @@ impl<'s> Kind<'s> {
             Some(sv) => Ty::CrdRoot(&sv.schema),
             None => schema.kind(r.group, r.version, r.kind)?,
         };
-        let override_sub = SUBRESOURCE.try_with(Sub::clone).ok();
         let has_status = match cr {
             Some(sv) => sv.status,
             None => r.subresources.contains(&"status"),
         };
-        let (reset, sub) = match (override_sub, subresource) {
-            (Some(s), _) => (Reset::Only(s.path), s.name.to_string()),
-            (None, Some("status")) => (Reset::Only(vec!["status".into()]), "status".into()),
-            (None, Some(other)) => (Reset::Nothing, other.to_string()),
-            (None, None) if has_status => (Reset::Status, String::new()),
-            (None, None) => (Reset::Nothing, String::new()),
+        let (reset, sub) = match subresource {
+            Some("status") => (Reset::Only(vec!["status".into()]), "status".into()),
+            Some(other) => (Reset::Nothing, other.to_string()),
+            None if has_status => (Reset::Status, String::new()),
+            None => (Reset::Nothing, String::new()),
         };
         Some(Kind {
             schema,
@@ -1264,26 +1237,36 @@ fn check_config(kind: &Kind<'_>, config: &Value, gvk: (&str, &str, &str)) -> Api
 /// `autoscaling/v1`, the Scale's group version (`scaleGroupVersion`).
 const SCALE_API_VERSION: &str = "autoscaling/v1";
 
-/// A server-side apply of an `autoscaling/v1` Scale to the scale subresource of `r`'s object
-/// `parent`, whose replicas are at `replicas_path` (`.spec.replicas`), and whose Scale is
-/// `live_scale`: as the scale storage does it (`scaleUpdatedObjectInfo.UpdatedObject` in
-/// kubernetes `pkg/registry/apps/deployment/storage/storage.go` and the custom resources'
-/// equivalent), the parent's managed fields are turned into the Scale's
-/// (`ScaleHandler.ToSubresource`, k8s.io/apimachinery `pkg/util/managedfields/scalehandler.go`:
-/// each manager of the replicas owns the Scale's `.spec.replicas`), the configuration is
-/// applied to the Scale by the Scale's schema with the request's manager (an `Apply` entry of
-/// subresource `scale`; conflicts as any apply's), and the result turned back
-/// (`ScaleHandler.ToParent`: a manager that lost the replicas loses the parent's replicas path,
-/// a new one gets an entry with the replicas path, the parent's API version and no time, as
-/// upstream takes its time from the parent's entries). Every version of the parent has its
-/// replicas at the same path here (upstream's mappings list each known version; one it does not
-/// know is dropped). Returns the Scale made and the parent's managed fields, to be written with
-/// [`applying`].
-pub fn apply_scale(
+/// A write of the scale subresource: an apply of a Scale configuration, or an update to the
+/// Scale given (a replace, or the Scale a patch made).
+#[derive(Debug, Clone, Copy)]
+pub enum ScaleWrite<'a> {
+    /// `application/apply-patch+yaml`: the applied configuration.
+    Apply(&'a Value),
+    /// Any other write: the new Scale.
+    Update(&'a Value),
+}
+
+/// A write of the scale subresource of `r`'s object `parent`, whose replicas are at
+/// `replicas_path` (`.spec.replicas`) and whose Scale is `live_scale`, as the scale storage
+/// does it (`scaleUpdatedObjectInfo.UpdatedObject` in kubernetes
+/// `pkg/registry/apps/deployment/storage/storage.go`, and the custom resources' equivalent):
+/// the parent's managed fields made the Scale's (`ScaleHandler.ToSubresource`,
+/// k8s.io/apimachinery `pkg/util/managedfields/scalehandler.go`: each manager of the replicas
+/// owns the Scale's `.spec.replicas`), the write recorded on the Scale by the Scale's schema
+/// with the request's manager (an apply's conflicts as any apply's; an `Apply` or `Update` entry
+/// of subresource `scale`), and the result made the parent's again (`ScaleHandler.ToParent`: a
+/// manager that lost the replicas loses the parent's replicas path, a new one gets an entry
+/// with the replicas path and the parent's API version, and no time: upstream takes the time
+/// from the parent's entries). Every version of the parent has its replicas at the same path
+/// here (upstream's mappings list each known version; one it does not know is dropped).
+/// Returns the Scale made (an update's is `write`'s) and the parent's managed fields (`Null`
+/// for none), to be written with [`applying`].
+pub fn scale_write(
     r: &Resource,
     parent: &Value,
     live_scale: &Value,
-    config: &Value,
+    write: ScaleWrite<'_>,
     replicas_path: &str,
 ) -> ApiResult<(Value, Value)> {
     let schema = Schema::builtin();
@@ -1299,7 +1282,9 @@ pub fn apply_scale(
         reset: Reset::Nothing,
         subresource: "scale".into(),
     };
-    check_config(&kind, config, ("autoscaling", "v1", "Scale"))?;
+    if let ScaleWrite::Apply(config) = write {
+        check_config(&kind, config, ("autoscaling", "v1", "Scale"))?;
+    }
     let f = |s: &str| PathElement::Field(s.into());
     let parent_path: Vec<PathElement> = replicas_path
         .trim_start_matches('.')
@@ -1314,8 +1299,14 @@ pub fn apply_scale(
         s
     };
     let parent_version = r.api_version();
-    let parent_managed = decode(parent.pointer("/metadata/managedFields"))
-        .map_err(|e| ApiError::unknown_internal(format!("failed to decode managed fields: {e}")))?;
+    let parent_live = parent.pointer("/metadata/managedFields");
+    let parent_managed = match write {
+        ScaleWrite::Apply(_) => decode(parent_live).map_err(|e| {
+            ApiError::unknown_internal(format!("failed to decode managed fields: {e}"))
+        })?,
+        // `decodeLiveOrNew`: an update over malformed ones starts afresh
+        ScaleWrite::Update(_) => decode(parent_live).unwrap_or_default(),
+    };
     // `ToSubresource`
     let mut managed: Managed = parent_managed
         .iter()
@@ -1330,27 +1321,40 @@ pub fn apply_scale(
             (id.clone(), entry)
         })
         .collect();
-    if managed.is_empty() {
-        // `skipNonAppliedManager.Apply`
-        kind.record_update(
-            &empty_object(live_scale),
-            live_scale,
-            &mut managed,
-            "before-first-apply",
-        );
-    }
-    let id = ManagerId::new(&manager(), Op::Apply, SCALE_API_VERSION, "scale");
-    let out = kind
-        .apply(live_scale, config, &mut managed, &id, force())?
-        .map_err(conflict_error)?;
-    if let Some(e) = managed.get_mut(&id) {
-        e.set = strip_meta(&e.set);
-        if e.set.is_empty() {
-            managed.remove(&id);
-        } else if out.is_some() {
-            e.time = Some(crate::objects::now());
+    let scale = match write {
+        ScaleWrite::Apply(config) => {
+            if managed.is_empty() {
+                // `skipNonAppliedManager.Apply`
+                kind.record_update(
+                    &empty_object(live_scale),
+                    live_scale,
+                    &mut managed,
+                    "before-first-apply",
+                );
+            }
+            let id = ManagerId::new(&manager(), Op::Apply, SCALE_API_VERSION, "scale");
+            let out = kind
+                .apply(live_scale, config, &mut managed, &id, force())?
+                .map_err(conflict_error)?;
+            if let Some(e) = managed.get_mut(&id) {
+                e.set = strip_meta(&e.set);
+                if e.set.is_empty() {
+                    managed.remove(&id);
+                } else if out.is_some() {
+                    e.time = Some(crate::objects::now());
+                }
+            }
+            out.unwrap_or_else(|| live_scale.clone())
         }
-    }
+        ScaleWrite::Update(new) => {
+            // `skipNonAppliedManager.Update`: a Scale without managers (no manager of the
+            // parent owns its replicas) is not tracked
+            if !managed.is_empty() {
+                kind.record_update(live_scale, new, &mut managed, &manager());
+            }
+            new.clone()
+        }
+    };
     // `ToParent`
     let mut to_parent = Managed::new();
     for (pid, e) in &parent_managed {
@@ -1370,15 +1374,17 @@ pub fn apply_scale(
         if !e.set.has(&scale_path) {
             continue;
         }
+        let time = parent_managed.get(&sid).and_then(|p| p.time.clone());
+        // an update's identifier names the Scale's version until it is the parent's entry
+        let id = ManagerId::new(&sid.manager, sid.op, &parent_version, &sid.subresource);
         let entry = Entry {
             set: path_set(&parent_path),
             api_version: parent_version.clone(),
             applied: e.applied,
-            time: parent_managed.get(&sid).and_then(|p| p.time.clone()),
+            time,
         };
-        to_parent.insert(sid, entry);
+        to_parent.insert(id, entry);
     }
-    let scale = out.unwrap_or_else(|| live_scale.clone());
     Ok((scale, encode(&to_parent).unwrap_or(Value::Null)))
 }
 

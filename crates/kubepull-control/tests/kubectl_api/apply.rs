@@ -373,8 +373,9 @@ async fn an_apply_of_another_kind_or_name_is_refused() {
 /// subresource, as kube-apiserver's `TestScaleAllResources` (test/integration/apiserver/apply/
 /// scale_test.go) runs it: a conflict with the manager that applied the replicas on the
 /// object, forced it takes them (an `Apply` entry of subresource `scale` on the parent), a
-/// replace takes them back, applying the same value shares them, a scale patch takes them
-/// alone; a body of the parent's kind is refused as upstream refuses it.
+/// replace takes them back (an `Update` entry without a time, as upstream's `ToParent` makes
+/// it; a stale `resourceVersion` is a conflict), applying the same value shares them, a scale
+/// patch takes them alone; a body of the parent's kind is refused as upstream refuses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_apply_of_a_scale() {
     use serde_json::{json, Value};
@@ -492,6 +493,31 @@ async fn server_side_apply_of_a_scale() {
             (obj["spec"]["replicas"].clone(), owners(&obj)),
             (json!(7), vec!["replace_test".to_string()])
         );
+        // an Update entry of the parent's version, without a time (`ToParent`)
+        let entry = obj["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["manager"] == "replace_test")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            entry,
+            json!({"manager": "replace_test", "operation": "Update", "apiVersion": "apps/v1",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}},
+                "subresource": "scale"})
+        );
+        // a replace naming an older resourceVersion is a conflict
+        let mut stale = scale(9);
+        stale["metadata"]["resourceVersion"] = json!("1");
+        let (code, v) = send(
+            reqwest::Method::PUT,
+            url("/scale", "fieldManager=replace_test"),
+            "application/json",
+            stale,
+        )
+        .await;
+        assert_eq!(code, 409, "{v}");
         // the same value applied: shared
         let (code, v) = apply("/scale", "fieldManager=co_owning_test", scale(7)).await;
         assert_eq!(code, 200, "{v}");
