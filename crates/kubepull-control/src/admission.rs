@@ -2149,6 +2149,33 @@ mod tests {
         );
     }
 
+    /// The same for a Node's `status.capacity` and `status.allocatable` (`ResourceList`),
+    /// the only quantities of the other served kinds; a label value is not a quantity.
+    #[test]
+    fn a_nodes_unparsable_quantities_are_refused_at_decode() {
+        let nodes = res("", "v1", "nodes");
+        let node = |capacity: Value, allocatable: Value| {
+            json!({"metadata": {"name": "n", "labels": {"size": "huge"}},
+                "status": {"capacity": capacity, "allocatable": allocatable}})
+        };
+        let want = "Node in version \"v1\" cannot be handled as a Node: quantities must match \
+                    the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+        let mut ok = node(
+            json!({"cpu": "4", "memory": "8Gi", "pods": "110"}),
+            json!({"cpu": "3500m", "ephemeral-storage": "1e9"}),
+        );
+        assert_eq!(decode(nodes, &mut ok, true, false), None);
+        for (capacity, allocatable) in [
+            (json!({"cpu": "4 cores"}), json!({})),
+            (json!({"cpu": "4"}), json!({"memory": "8GB"})),
+        ] {
+            let mut obj = node(capacity, allocatable);
+            let sent = obj.clone();
+            assert_eq!(decode(nodes, &mut obj, true, false).as_deref(), Some(want));
+            assert_eq!(obj, sent);
+        }
+    }
+
     /// `Quantity.UnmarshalJSON`: quantity text that does not parse is the decoder's 400
     /// (`ErrFormatWrong`), in a pod and in a workload's pod template; the body is left as sent.
     #[test]

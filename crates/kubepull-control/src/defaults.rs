@@ -13,6 +13,7 @@
 //! ([`prepare_pod_create`]).
 
 use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
 use crate::admission::SetDefaults;
 
@@ -44,12 +45,9 @@ pub(crate) fn default_pod(pod: &mut core::Pod) {
 /// replaced by phase Pending and the QoS class (`qos.GetPodQOS`, read before the status is
 /// replaced: a class the body gives, else the one the resources make), then
 /// `applySchedulingGatedCondition` adds PodScheduled=False (SchedulingGated) to a pod with
-/// scheduling gates. Not ported: the rest of upstream's `PrepareForCreate` —
-/// `mutatePodAffinity` (a pod affinity term's `matchLabelKeys` / `mismatchLabelKeys` turned
-/// into label-selector requirements from the pod's labels) and `applyAppArmorVersionSkew`
-/// (the AppArmor annotations and `appArmorProfile` fields kept in step); such pods are stored
-/// as sent.
-pub(crate) fn prepare_pod_create(pod: &mut core::Pod) {
+/// scheduling gates, [`mutate_pod_affinity`] and [`apply_app_armor_version_skew`]. Returns
+/// whether the spec or the annotations changed (the status always does).
+pub(crate) fn prepare_pod_create(pod: &mut core::Pod) -> bool {
     let spec = pod.spec.as_ref();
     let qos = match pod
         .status
@@ -77,6 +75,191 @@ pub(crate) fn prepare_pod_create(pod: &mut core::Pod) {
         }),
         ..Default::default()
     });
+    let affinity = mutate_pod_affinity(pod);
+    apply_app_armor_version_skew(pod) || affinity
+}
+
+/// `mutatePodAffinity` (1.32 `pkg/registry/core/pod/strategy.go`; `MatchLabelKeysInPodAffinity`
+/// is beta and on in 1.32): each pod affinity and anti-affinity term, required or preferred,
+/// that has a label selector gets a requirement per `matchLabelKeys` key the pod has a label
+/// for (`key In (value)`) and per `mismatchLabelKeys` key (`key NotIn (value)`), appended to
+/// its `matchExpressions` (`applyMatchLabelKeysAndMismatchLabelKeys`); a term without a
+/// selector matches nothing and is left so. Returns whether a term changed.
+fn mutate_pod_affinity(pod: &mut core::Pod) -> bool {
+    let labels = pod.metadata.labels.as_ref();
+    let Some(affinity) = pod.spec.as_mut().and_then(|s| s.affinity.as_mut()) else {
+        return false;
+    };
+    let mut terms: Vec<&mut core::PodAffinityTerm> = vec![];
+    if let Some(a) = affinity.pod_affinity.as_mut() {
+        let preferred = a
+            .preferred_during_scheduling_ignored_during_execution
+            .iter_mut();
+        terms.extend(preferred.flatten().map(|w| &mut w.pod_affinity_term));
+        let required = a
+            .required_during_scheduling_ignored_during_execution
+            .iter_mut();
+        terms.extend(required.flatten());
+    }
+    if let Some(a) = affinity.pod_anti_affinity.as_mut() {
+        let preferred = a
+            .preferred_during_scheduling_ignored_during_execution
+            .iter_mut();
+        terms.extend(preferred.flatten().map(|w| &mut w.pod_affinity_term));
+        let required = a
+            .required_during_scheduling_ignored_during_execution
+            .iter_mut();
+        terms.extend(required.flatten());
+    }
+    let mut changed = false;
+    for term in terms {
+        let Some(selector) = term.label_selector.as_mut() else {
+            continue;
+        };
+        let keys = [
+            (term.match_label_keys.iter().flatten(), "In"),
+            (term.mismatch_label_keys.iter().flatten(), "NotIn"),
+        ];
+        for (keys, operator) in keys {
+            // `applyLabelKeysToLabelSelector`
+            for key in keys {
+                if let Some(value) = labels.and_then(|l| l.get(key)) {
+                    selector
+                        .match_expressions
+                        .get_or_insert_with(Vec::new)
+                        .push(LabelSelectorRequirement {
+                            key: key.clone(),
+                            operator: operator.into(),
+                            values: Some(vec![value.clone()]),
+                        });
+                    changed = true;
+                }
+            }
+        }
+    }
+    changed
+}
+
+/// `v1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix`.
+pub(crate) const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+/// `api.DeprecatedAppArmorAnnotationValueLocalhostPrefix`.
+const APPARMOR_LOCALHOST_PREFIX: &str = "localhost/";
+
+/// `applyAppArmorVersionSkew` (1.32 `pkg/registry/core/pod/strategy.go`, the KEP's version skew
+/// strategy), for a pod not on Windows: each init, regular and ephemeral container
+/// (`VisitContainers`) without an AppArmor annotation gets one from its `appArmorProfile`, else
+/// the pod's (`appArmorAnnotationForField`: `unconfined`, `runtime/default`,
+/// `localhost/<profile>`; none for a Localhost type without a profile or an unknown type); one
+/// with the annotation but no field of its own gets the field the annotation makes
+/// (`apparmorFieldForAnnotation`) unless that is invalid or the pod's profile already, with
+/// upstream's deprecation warning when it is copied or invalid (`metadata.annotations[…]:
+/// deprecated since v1.30; use the "appArmorProfile" field instead`; none when the pod's
+/// profile already says it). Returns whether anything changed.
+fn apply_app_armor_version_skew(pod: &mut core::Pod) -> bool {
+    let Some(spec) = pod.spec.as_mut() else {
+        return false;
+    };
+    if spec.os.as_ref().is_some_and(|os| os.name == "windows") {
+        return false;
+    }
+    let pod_profile = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.app_armor_profile.clone());
+    let init = spec.init_containers.iter_mut().flatten();
+    let regular = spec.containers.iter_mut();
+    let ephemeral = spec.ephemeral_containers.iter_mut().flatten();
+    let containers = init
+        .chain(regular)
+        .map(|c| (&c.name, &mut c.security_context))
+        .chain(ephemeral.map(|c| (&c.name, &mut c.security_context)));
+    let mut changed = false;
+    for (name, security_context) in containers {
+        let key = format!("{APPARMOR_PREFIX}{name}");
+        let annotation = pod.metadata.annotations.as_ref().and_then(|a| a.get(&key));
+        let container_profile = security_context
+            .as_ref()
+            .and_then(|s| s.app_armor_profile.as_ref());
+        match (annotation, container_profile) {
+            (None, profile) => {
+                let Some(value) = profile
+                    .or(pod_profile.as_ref())
+                    .and_then(app_armor_annotation_for_field)
+                else {
+                    continue;
+                };
+                pod.metadata
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(key, value);
+                changed = true;
+            }
+            (Some(annotation), None) => {
+                // an invalid field is not copied (`ValidateAppArmorProfileField`)
+                let field = app_armor_field_for_annotation(annotation)
+                    .filter(app_armor_profile_field_is_valid);
+                // warned about when no valid field comes of it, or when it is copied
+                let mut warn = field.is_none();
+                if let Some(f) = field.filter(|f| Some(f) != pod_profile.as_ref()) {
+                    security_context
+                        .get_or_insert_with(Default::default)
+                        .app_armor_profile = Some(f);
+                    changed = true;
+                    warn = true;
+                }
+                if warn {
+                    crate::warnings::add(format!(
+                        "metadata.annotations[{key}]: deprecated since v1.30; use the \"appArmorProfile\" field instead"
+                    ));
+                }
+            }
+            (Some(_), Some(_)) => {}
+        }
+    }
+    changed
+}
+
+/// `appArmorAnnotationForField`: the annotation value for a profile, `None` for a Localhost type
+/// without a profile or a type upstream does not know.
+fn app_armor_annotation_for_field(f: &core::AppArmorProfile) -> Option<String> {
+    match f.type_.as_str() {
+        "Unconfined" => Some("unconfined".into()),
+        "RuntimeDefault" => Some("runtime/default".into()),
+        "Localhost" => f
+            .localhost_profile
+            .as_ref()
+            .map(|p| format!("{APPARMOR_LOCALHOST_PREFIX}{p}")),
+        _ => None,
+    }
+}
+
+/// `apparmorFieldForAnnotation`: the profile an annotation value names, `None` for an
+/// unknown value or `localhost/` without a name.
+fn app_armor_field_for_annotation(annotation: &str) -> Option<core::AppArmorProfile> {
+    let profile = |type_: &str, localhost_profile: Option<&str>| core::AppArmorProfile {
+        type_: type_.into(),
+        localhost_profile: localhost_profile.map(Into::into),
+    };
+    match annotation {
+        "unconfined" => Some(profile("Unconfined", None)),
+        "runtime/default" => Some(profile("RuntimeDefault", None)),
+        a => a
+            .strip_prefix(APPARMOR_LOCALHOST_PREFIX)
+            .filter(|p| !p.is_empty())
+            .map(|p| profile("Localhost", Some(p))),
+    }
+}
+
+/// Whether `ValidateAppArmorProfileField` (1.32 `pkg/apis/core/validation/validation.go`) finds
+/// nothing wrong with a profile made from an annotation: a Localhost profile name not padded
+/// with whitespace and at most 4095 bytes (`PATH_MAX - 1`).
+fn app_armor_profile_field_is_valid(f: &core::AppArmorProfile) -> bool {
+    match (f.type_.as_str(), f.localhost_profile.as_deref()) {
+        ("Localhost", Some(p)) => p.trim() == p && !p.is_empty() && p.len() <= 4095,
+        ("Localhost", None) => false,
+        ("RuntimeDefault" | "Unconfined", p) => p.is_none(),
+        _ => false,
+    }
 }
 
 /// The defaults of a pod template's spec (`SetObjectDefaults_PodTemplate` and the template
@@ -539,5 +722,143 @@ mod tests {
         let spec = json!({"terminationGracePeriodSeconds": -5, "containers": [{"name": "a", "image": "i"}]});
         assert_eq!(pod(spec.clone())["terminationGracePeriodSeconds"], 1);
         assert_eq!(template(spec)["terminationGracePeriodSeconds"], -5);
+    }
+
+    fn prepared(pod: Value) -> (Value, bool, Vec<String>) {
+        let mut p: core::Pod = serde_json::from_value(pod).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (changed, warnings) = rt.block_on(crate::warnings::collect(async {
+            prepare_pod_create(&mut p)
+        }));
+        let mut v = serde_json::to_value(&p).unwrap();
+        v.as_object_mut().unwrap().remove("status");
+        (v, changed, warnings)
+    }
+
+    /// `mutatePodAffinity`: `matchLabelKeys` and `mismatchLabelKeys` become `In` and `NotIn`
+    /// requirements from the pod's labels, in every kind of term; a key the pod has no label
+    /// for adds nothing, nor does a term without a selector.
+    #[test]
+    fn pod_affinity_label_keys_become_requirements() {
+        let term = |extra: Value| {
+            let mut t = json!({"topologyKey": "zone", "labelSelector": {"matchLabels": {"app": "web"}},
+                "matchLabelKeys": ["rev", "missing"], "mismatchLabelKeys": ["team"]});
+            for (k, v) in extra.as_object().unwrap() {
+                t[k] = v.clone();
+            }
+            t
+        };
+        let no_selector = json!({"topologyKey": "zone", "matchLabelKeys": ["rev"]});
+        let pod = json!({"metadata": {"labels": {"app": "web", "rev": "7", "team": "a"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}], "affinity": {
+                "podAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [term(json!({})), no_selector],
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {"weight": 1, "podAffinityTerm": term(json!({}))}]},
+                "podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [term(json!({
+                        "labelSelector": {"matchExpressions": [
+                            {"key": "x", "operator": "Exists"}]}}))],
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {"weight": 1, "podAffinityTerm": term(json!({}))}]}}}});
+        let (v, changed, _) = prepared(pod);
+        assert!(changed);
+        let added = json!([{"key": "rev", "operator": "In", "values": ["7"]},
+            {"key": "team", "operator": "NotIn", "values": ["a"]}]);
+        let a = &v["spec"]["affinity"];
+        assert_eq!(
+            a["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["labelSelector"],
+            json!({"matchLabels": {"app": "web"}, "matchExpressions": added})
+        );
+        assert_eq!(
+            a["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][1],
+            json!({"topologyKey": "zone", "matchLabelKeys": ["rev"]})
+        );
+        for path in [
+            "/podAffinity/preferredDuringSchedulingIgnoredDuringExecution/0/podAffinityTerm",
+            "/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/0/podAffinityTerm",
+        ] {
+            assert_eq!(
+                a.pointer(path).unwrap()["labelSelector"]["matchExpressions"],
+                added
+            );
+        }
+        assert_eq!(
+            a["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+                ["labelSelector"]["matchExpressions"],
+            json!([{"key": "x", "operator": "Exists"},
+                {"key": "rev", "operator": "In", "values": ["7"]},
+                {"key": "team", "operator": "NotIn", "values": ["a"]}])
+        );
+        // nothing to add: unchanged
+        let (_, changed, _) =
+            prepared(json!({"spec": {"containers": [{"name": "c", "image": "i"}],
+            "affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                term(json!({}))]}}}}));
+        assert!(!changed);
+    }
+
+    /// `applyAppArmorVersionSkew`: fields make annotations (a container's own profile before
+    /// the pod's), annotations make fields (unless the pod's profile is the same, or the
+    /// annotation makes no valid profile), with the deprecation warning unless it was the pod's
+    /// profile, a container with both
+    /// is left alone, and a Windows pod is not touched.
+    #[test]
+    fn app_armor_annotations_and_fields_are_kept_in_step() {
+        const P: &str = "container.apparmor.security.beta.kubernetes.io/";
+        let warning = |c: &str| {
+            format!("metadata.annotations[{P}{c}]: deprecated since v1.30; use the \"appArmorProfile\" field instead")
+        };
+        let c = |name: &str, profile: Value| {
+            let mut c = json!({"name": name, "image": "i"});
+            if !profile.is_null() {
+                c["securityContext"] = json!({"appArmorProfile": profile});
+            }
+            c
+        };
+        let pod = json!({
+            "metadata": {"annotations": {
+                format!("{P}from-annotation"): "localhost/custom",
+                format!("{P}same-as-pod"): "runtime/default",
+                format!("{P}padded"): "localhost/ custom",
+                format!("{P}both"): "unconfined"}},
+            "spec": {
+                "securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}},
+                "initContainers": [c("init", json!({"type": "Localhost", "localhostProfile": "p1"}))],
+                "containers": [
+                    c("inherits", Value::Null),
+                    c("no-profile-name", json!({"type": "Localhost"})),
+                    c("from-annotation", Value::Null),
+                    c("same-as-pod", Value::Null),
+                    c("padded", Value::Null),
+                    c("both", json!({"type": "Unconfined"}))]}});
+        let (v, changed, warnings) = prepared(pod.clone());
+        assert!(changed);
+        let annotations = &v["metadata"]["annotations"];
+        assert_eq!(annotations[format!("{P}init")], "localhost/p1");
+        assert_eq!(annotations[format!("{P}inherits")], "runtime/default");
+        assert_eq!(annotations.get(format!("{P}no-profile-name")), None);
+        assert_eq!(annotations.as_object().unwrap().len(), 6, "{annotations:#}");
+        let profile =
+            |i: usize| v["spec"]["containers"][i]["securityContext"]["appArmorProfile"].clone();
+        assert_eq!(
+            profile(2),
+            json!({"type": "Localhost", "localhostProfile": "custom"})
+        );
+        assert_eq!(profile(3), Value::Null);
+        assert_eq!(profile(4), Value::Null);
+        assert_eq!(profile(5), json!({"type": "Unconfined"}));
+        assert_eq!(
+            warnings,
+            vec![warning("from-annotation"), warning("padded")]
+        );
+        // Windows pods are left as they are
+        let mut windows = pod;
+        windows["spec"]["os"] = json!({"name": "windows"});
+        let (v, changed, warnings) = prepared(windows.clone());
+        assert!(!changed && warnings.is_empty());
+        assert_eq!(v["metadata"], windows["metadata"]);
     }
 }

@@ -52,18 +52,9 @@ pub struct Request {
     pub force: bool,
 }
 
-/// A write on behalf of a subresource that maps onto the object's fields (`scale`: the
-/// replicas path).
-#[derive(Debug, Clone)]
-struct Sub {
-    name: &'static str,
-    path: Vec<String>,
-}
-
 tokio::task_local! {
     static REQUEST: Request;
     static APPLYING: Option<Applied>;
-    static SUBRESOURCE: Sub;
 }
 
 /// Runs `f` (an API request) with its field management options known to the writes it makes
@@ -113,22 +104,6 @@ pub fn controller<F: Future>(f: F) -> impl Future<Output = F::Output> {
 /// fields are already computed and are stored as they are.
 pub fn applying<F: Future>(applied: Option<Applied>, f: F) -> impl Future<Output = F::Output> {
     APPLYING.scope(applied, f)
-}
-
-/// Runs `f`, a write of the object that carries out a write of its `subresource` (`scale`),
-/// which owns the field at `path` only (`managedfields.ScaleHandler`).
-pub fn subresource<F: Future>(
-    name: &'static str,
-    path: &str,
-    f: F,
-) -> impl Future<Output = F::Output> {
-    let path = path
-        .trim_start_matches('.')
-        .split('.')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    SUBRESOURCE.scope(Sub { name, path }, f)
 }
 
 /// Whether `content_type` is a server-side apply patch.
@@ -192,7 +167,7 @@ fn is_print(c: char) -> bool {
 }
 
 /// Go's `strconv.Quote` (`%q`, as `field.Invalid` prints a string).
-fn go_quote(s: &str) -> String {
+pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -556,17 +531,15 @@ impl<'s> Kind<'s> {
             Some(sv) => Ty::CrdRoot(&sv.schema),
             None => schema.kind(r.group, r.version, r.kind)?,
         };
-        let override_sub = SUBRESOURCE.try_with(Sub::clone).ok();
         let has_status = match cr {
             Some(sv) => sv.status,
             None => r.subresources.contains(&"status"),
         };
-        let (reset, sub) = match (override_sub, subresource) {
-            (Some(s), _) => (Reset::Only(s.path), s.name.to_string()),
-            (None, Some("status")) => (Reset::Only(vec!["status".into()]), "status".into()),
-            (None, Some(other)) => (Reset::Nothing, other.to_string()),
-            (None, None) if has_status => (Reset::Status, String::new()),
-            (None, None) => (Reset::Nothing, String::new()),
+        let (reset, sub) = match subresource {
+            Some("status") => (Reset::Only(vec!["status".into()]), "status".into()),
+            Some(other) => (Reset::Nothing, other.to_string()),
+            None if has_status => (Reset::Status, String::new()),
+            None => (Reset::Nothing, String::new()),
         };
         Some(Kind {
             schema,
@@ -1145,60 +1118,14 @@ pub fn apply(
     config: &Value,
     subresource: Option<&str>,
 ) -> ApiResult<Value> {
-    if !config.is_object() {
-        return Err(ApiError::bad_request(
-            "error decoding YAML: the apply patch must be an object".into(),
-        ));
-    }
     let expected = r.api_version();
-    // `versionCheckManager.Apply`: the applied object is of the kind the request is for (its
-    // group, version and kind), before structured-merge-diff's own version check, which this
-    // one makes unreachable
-    let str_of = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
-    let (group, version) = group_version(str_of("apiVersion"));
-    if (group, version, str_of("kind")) != (r.group, r.version, r.kind) {
-        return Err(ApiError::bad_request(format!(
-            "invalid object type: {group}/{version}, Kind={}",
-            str_of("kind")
-        )));
-    }
-    if config
-        .pointer("/metadata/managedFields")
-        .is_some_and(|m| !m.is_null())
-    {
-        return Err(ApiError::bad_request(
-            "metadata.managedFields must be nil".into(),
-        ));
-    }
     let Some(kind) = Kind::new(r, cr, subresource) else {
         return Err(ApiError::internal(format!(
             "no schema for {}, Kind={}",
             expected, r.kind
         )));
     };
-    // `structuredMergeManager.Apply`: the applied configuration made typed (`ObjectToTyped`,
-    // validated against the schema, duplicates refused); not an API status, so a 500 with
-    // the error's text (`ErrorToAPIStatus`)
-    let errs = kind.schema.validate(kind.ty, config);
-    if !errs.is_empty() {
-        let meta = |k: &str| {
-            config
-                .pointer(&format!("/metadata/{k}"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-        };
-        // `ValidationErrors.Error`
-        let msg = match errs.as_slice() {
-            [one] => one.clone(),
-            _ => format!("errors:\n  {}", errs.join("\n  ")),
-        };
-        return Err(ApiError::unknown_internal(format!(
-            "failed to create typed patch object ({}/{}; {group}/{version}, Kind={}): {msg}",
-            meta("namespace"),
-            meta("name"),
-            r.kind
-        )));
-    }
+    check_config(&kind, config, (r.group, r.version, r.kind))?;
     let empty = json!({"apiVersion": expected, "kind": r.kind});
     let live = live.unwrap_or(&empty);
     let mut managed = decode(live.pointer("/metadata/managedFields"))
@@ -1254,6 +1181,211 @@ pub fn apply(
     }
     set_managed(&mut obj, encode(&managed));
     Ok(obj)
+}
+
+/// The checks of an applied configuration before it is merged, for the kind `gvk` the request
+/// is for (`kind`'s type): an object, of that group, version and kind (`versionCheckManager`,
+/// before structured-merge-diff's own version check, which this one makes unreachable),
+/// without managed fields, and valid for the type (`structuredMergeManager.Apply`'s
+/// `ObjectToTyped`: declared fields, no duplicate keys).
+fn check_config(kind: &Kind<'_>, config: &Value, gvk: (&str, &str, &str)) -> ApiResult<()> {
+    if !config.is_object() {
+        return Err(ApiError::bad_request(
+            "error decoding YAML: the apply patch must be an object".into(),
+        ));
+    }
+    let str_of = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
+    let (group, version) = group_version(str_of("apiVersion"));
+    if (group, version, str_of("kind")) != gvk {
+        return Err(ApiError::bad_request(format!(
+            "invalid object type: {group}/{version}, Kind={}",
+            str_of("kind")
+        )));
+    }
+    if config
+        .pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(ApiError::bad_request(
+            "metadata.managedFields must be nil".into(),
+        ));
+    }
+    // not an API status, so a 500 with the error's text (`ErrorToAPIStatus`)
+    let errs = kind.schema.validate(kind.ty, config);
+    if !errs.is_empty() {
+        let meta = |k: &str| {
+            config
+                .pointer(&format!("/metadata/{k}"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        };
+        // `ValidationErrors.Error`
+        let msg = match errs.as_slice() {
+            [one] => one.clone(),
+            _ => format!("errors:\n  {}", errs.join("\n  ")),
+        };
+        return Err(ApiError::unknown_internal(format!(
+            "failed to create typed patch object ({}/{}; {group}/{version}, Kind={}): {msg}",
+            meta("namespace"),
+            meta("name"),
+            gvk.2
+        )));
+    }
+    Ok(())
+}
+
+/// `autoscaling/v1`, the Scale's group version (`scaleGroupVersion`).
+const SCALE_API_VERSION: &str = "autoscaling/v1";
+
+/// A write of the scale subresource: an apply of a Scale configuration, or an update to the
+/// Scale given (a replace, or the Scale a patch made).
+#[derive(Debug, Clone, Copy)]
+pub enum ScaleWrite<'a> {
+    /// `application/apply-patch+yaml`: the applied configuration.
+    Apply(&'a Value),
+    /// Any other write: the new Scale.
+    Update(&'a Value),
+}
+
+/// A write of the scale subresource of `r`'s object `parent`, whose replicas are at
+/// `replicas_path` (`.spec.replicas`) and whose Scale is `live_scale`, as the scale storage
+/// does it (`scaleUpdatedObjectInfo.UpdatedObject` in kubernetes
+/// `pkg/registry/apps/deployment/storage/storage.go`, and the custom resources' equivalent):
+/// the parent's managed fields made the Scale's (`ScaleHandler.ToSubresource`,
+/// k8s.io/apimachinery `pkg/util/managedfields/scalehandler.go`: each manager of the replicas
+/// owns the Scale's `.spec.replicas`), the write recorded on the Scale by the Scale's schema
+/// with the request's manager (an apply's conflicts as any apply's; an `Apply` or `Update` entry
+/// of subresource `scale`), and the result made the parent's again (`ScaleHandler.ToParent`: a
+/// manager that lost the replicas loses the parent's replicas path, a new one gets an entry
+/// with the replicas path and the parent's API version, and no time: upstream takes the time
+/// from the parent's entries). Every version of the parent has its replicas at the same path
+/// here (upstream's mappings list each known version; one it does not know is dropped).
+/// Returns the Scale made (an update's is `write`'s) and the parent's managed fields (`Null`
+/// for none), to be written with [`applying`].
+pub fn scale_write(
+    r: &Resource,
+    parent: &Value,
+    live_scale: &Value,
+    write: ScaleWrite<'_>,
+    replicas_path: &str,
+) -> ApiResult<(Value, Value)> {
+    let schema = Schema::builtin();
+    let Some(ty) = schema.kind("autoscaling", "v1", "Scale") else {
+        return Err(ApiError::internal(format!(
+            "no schema for {SCALE_API_VERSION}, Kind=Scale"
+        )));
+    };
+    let kind = Kind {
+        schema,
+        ty,
+        api_version: SCALE_API_VERSION.into(),
+        reset: Reset::Nothing,
+        subresource: "scale".into(),
+    };
+    if let ScaleWrite::Apply(config) = write {
+        check_config(&kind, config, ("autoscaling", "v1", "Scale"))?;
+    }
+    let f = |s: &str| PathElement::Field(s.into());
+    let parent_path: Vec<PathElement> = replicas_path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(f)
+        .collect();
+    let scale_path = [f("spec"), f("replicas")];
+    let path_set = |p: &[PathElement]| {
+        let mut s = Set::new();
+        s.insert(p);
+        s
+    };
+    let parent_version = r.api_version();
+    let parent_live = parent.pointer("/metadata/managedFields");
+    let parent_managed = match write {
+        ScaleWrite::Apply(_) => decode(parent_live).map_err(|e| {
+            ApiError::unknown_internal(format!("failed to decode managed fields: {e}"))
+        })?,
+        // `decodeLiveOrNew`: an update over malformed ones starts afresh
+        ScaleWrite::Update(_) => decode(parent_live).unwrap_or_default(),
+    };
+    // `ToSubresource`
+    let mut managed: Managed = parent_managed
+        .iter()
+        .filter(|(_, e)| e.set.has(&parent_path))
+        .map(|(id, e)| {
+            let entry = Entry {
+                set: path_set(&scale_path),
+                api_version: SCALE_API_VERSION.into(),
+                applied: e.applied,
+                time: e.time.clone(),
+            };
+            (id.clone(), entry)
+        })
+        .collect();
+    let scale = match write {
+        ScaleWrite::Apply(config) => {
+            if managed.is_empty() {
+                // `skipNonAppliedManager.Apply`
+                kind.record_update(
+                    &empty_object(live_scale),
+                    live_scale,
+                    &mut managed,
+                    "before-first-apply",
+                );
+            }
+            let id = ManagerId::new(&manager(), Op::Apply, SCALE_API_VERSION, "scale");
+            let out = kind
+                .apply(live_scale, config, &mut managed, &id, force())?
+                .map_err(conflict_error)?;
+            if let Some(e) = managed.get_mut(&id) {
+                e.set = strip_meta(&e.set);
+                if e.set.is_empty() {
+                    managed.remove(&id);
+                } else if out.is_some() {
+                    e.time = Some(crate::objects::now());
+                }
+            }
+            out.unwrap_or_else(|| live_scale.clone())
+        }
+        ScaleWrite::Update(new) => {
+            // `skipNonAppliedManager.Update`: a Scale without managers (no manager of the
+            // parent owns its replicas) is not tracked
+            if !managed.is_empty() {
+                kind.record_update(live_scale, new, &mut managed, &manager());
+            }
+            new.clone()
+        }
+    };
+    // `ToParent`
+    let mut to_parent = Managed::new();
+    for (pid, e) in &parent_managed {
+        if !e.set.has(&parent_path) {
+            to_parent.insert(pid.clone(), e.clone());
+        } else if managed.remove(pid).is_none() {
+            // the replicas taken from it
+            let set = e.set.difference(&path_set(&parent_path));
+            if !set.is_empty() {
+                to_parent.insert(pid.clone(), Entry { set, ..e.clone() });
+            }
+        } else {
+            to_parent.insert(pid.clone(), e.clone());
+        }
+    }
+    for (sid, e) in managed {
+        if !e.set.has(&scale_path) {
+            continue;
+        }
+        let time = parent_managed.get(&sid).and_then(|p| p.time.clone());
+        // an update's identifier names the Scale's version until it is the parent's entry
+        let id = ManagerId::new(&sid.manager, sid.op, &parent_version, &sid.subresource);
+        let entry = Entry {
+            set: path_set(&parent_path),
+            api_version: parent_version.clone(),
+            applied: e.applied,
+            time,
+        };
+        to_parent.insert(id, entry);
+    }
+    Ok((scale, encode(&to_parent).unwrap_or(Value::Null)))
 }
 
 #[cfg(test)]

@@ -928,6 +928,13 @@ impl Filter {
         })
     }
 
+    /// Whether the filter reads the object's content (labels or fields), not only its namespace:
+    /// the previous state of an update is then read with the kind's defaults (the etcd watcher's
+    /// `!wc.acceptAll()`).
+    pub fn selects(&self) -> bool {
+        !self.labels.is_empty() || !self.fields.is_empty()
+    }
+
     /// Whether an object passes.
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(ns) = &self.namespace {
@@ -1365,9 +1372,18 @@ impl Objects {
         }
         // the strategy's `PrepareForCreate`, after mutating admission (`rest.BeforeCreate`)
         if let Some(p) = &mut pod {
-            crate::defaults::prepare_pod_create(p);
-            obj["status"] =
-                serde_json::to_value(&p.status).map_err(|e| ApiError::internal(e.to_string()))?;
+            let changed = crate::defaults::prepare_pod_create(p);
+            let to_value = |v: Result<Value, serde_json::Error>| {
+                v.map_err(|e| ApiError::internal(e.to_string()))
+            };
+            obj["status"] = to_value(serde_json::to_value(&p.status))?;
+            if changed {
+                // the affinity terms' requirements and the AppArmor fields and annotations
+                obj["spec"] = to_value(serde_json::to_value(&p.spec))?;
+                if let Some(a) = &p.metadata.annotations {
+                    obj["metadata"]["annotations"] = to_value(serde_json::to_value(a))?;
+                }
+            }
         } else {
             admission::prepare(r, &mut obj, true);
         }
@@ -2166,7 +2182,11 @@ impl Objects {
                 .await
                 .map_err(|e| store_err(r, name, e))?
                 .ok_or_else(|| ApiError::not_found(r, name))?;
-            let mut obj = decode(&kv);
+            // read as the storage codec reads it, with the kind's defaults: what the DELETE's
+            // admission sees as `oldObject` and what a graceful delete writes back
+            // (`Store.Delete` in k8s.io/apiserver pkg/registry/generic/registry/store.go gets
+            // the object through the storage's decoding)
+            let mut obj = stored_with_defaults(r, decode(&kv));
             if let Some(uid) = &opts.uid {
                 if obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid.as_str()) {
                     return Err(ApiError::conflict(r, name).with_message(format!(
@@ -2399,10 +2419,12 @@ impl Objects {
                         let mut obj = present(decode(&kv));
                         obj["kind"] = json!(kind);
                         obj["apiVersion"] = json!(api_version);
-                        let was = prev
-                            .as_ref()
-                            .map(decode)
-                            .is_some_and(|p| filter.matches(&p));
+                        // the previous state read as the object is, with the kind's defaults,
+                        // when the filter reads more than the namespace (`watchChan.prepareObjs`,
+                        // k8s.io/apiserver pkg/storage/etcd3/watcher.go)
+                        let was = prev.as_ref().map(decode).is_some_and(|p| {
+                            filter.matches(&if filter.selects() { present(p) } else { p })
+                        });
                         let is = filter.matches(&obj);
                         let kind = match (was, is) {
                             (false, true) => "ADDED",
@@ -2477,7 +2499,12 @@ fn fanned_out(
                 }
                 "DELETED"
             } else {
-                let was = d.prev.as_ref().is_some_and(|p| filter.matches(p));
+                let prev = if filter.selects() {
+                    d.prev()
+                } else {
+                    d.prev_stored()
+                };
+                let was = prev.is_some_and(|p| filter.matches(p));
                 match (was, is) {
                     (false, true) => "ADDED",
                     (true, true) => "MODIFIED",

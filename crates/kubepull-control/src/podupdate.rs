@@ -20,8 +20,7 @@ pub(crate) const UPDATABLE_FIELDS: &str = "`spec.containers[*].image`,`spec.init
 
 /// `core.MirrorPodAnnotationKey`.
 const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
-/// `v1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix`.
-const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+use crate::defaults::APPARMOR_PREFIX;
 
 /// The spec of a stored Pod (`old`), typed. The store only holds specs that decoded when they
 /// were written; one that does not decode now is reported, not guessed at.

@@ -20,15 +20,40 @@ use crate::errors::Cause;
 pub const FORMAT_WRONG: &str =
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
-/// The decoder's refusal of a pod (or a workload's pod template) whose quantity text does not
-/// parse (`Quantity.UnmarshalJSON` → `ErrFormatWrong`): resource limits and requests of the
+/// The decoder's refusal of an object whose quantity text does not parse
+/// (`Quantity.UnmarshalJSON` → `ErrFormatWrong`), at the quantity fields of the served kinds
+/// that have them: a pod's (or a workload's pod template's) resource limits and requests of the
 /// containers and the pod, its overhead, an emptyDir's `sizeLimit`, a generic ephemeral
-/// volume's claim resources and the `resourceFieldRef` divisors. Values that are not strings
-/// are left to the type check.
+/// volume's claim resources and the `resourceFieldRef` divisors; a Node's `status.capacity` and
+/// `status.allocatable`. (ResourceQuotas, LimitRanges and PersistentVolumeClaims are not
+/// served.) Values that are not strings are left to the type check.
 pub fn refuse_unparsable(
     r: &crate::resources::Resource,
     obj: &serde_json::Value,
 ) -> Option<&'static str> {
+    use serde_json::Value;
+    let texts = if (r.group, r.kind) == ("", "Node") {
+        // `NodeStatus.Capacity` and `NodeStatus.Allocatable` (`ResourceList`)
+        ["/status/capacity", "/status/allocatable"]
+            .into_iter()
+            .filter_map(|p| obj.pointer(p).and_then(Value::as_object))
+            .flat_map(|m| m.values())
+            .collect()
+    } else {
+        pod_spec_quantities(r, obj)?
+    };
+    texts
+        .into_iter()
+        .filter_map(Value::as_str)
+        .any(|t| Quantity::parse(t).is_none())
+        .then_some(FORMAT_WRONG)
+}
+
+/// The quantity values of a Pod's or pod template's spec (see [`refuse_unparsable`]).
+fn pod_spec_quantities<'a>(
+    r: &crate::resources::Resource,
+    obj: &'a serde_json::Value,
+) -> Option<Vec<&'a serde_json::Value>> {
     use serde_json::Value;
     let spec = obj.pointer(&format!(
         "{}/spec",
@@ -86,11 +111,7 @@ pub fn refuse_unparsable(
             divisors(s.pointer("/downwardAPI/items"), &mut texts);
         }
     }
-    texts
-        .into_iter()
-        .filter_map(Value::as_str)
-        .any(|t| Quantity::parse(t).is_none())
-        .then_some(FORMAT_WRONG)
+    Some(texts)
 }
 
 /// `isNegativeErrorMsg` (k8s.io/apimachinery `pkg/api/validation`).

@@ -1109,39 +1109,6 @@ async fn resource_request(
             }
             Ok(json_resp(StatusCode::OK, &scale))
         }
-        ("update", Some("scale")) | ("patch", Some("scale")) if cr.is_some() => {
-            let sv = cr.as_deref().expect("custom resource");
-            let (ct, body) = read_body(req).await?;
-            crate::crd::refuse_strategic(&ct)?;
-            let mut obj = state.objects.get(r, &ns, &name).await?;
-            let mut scale = crate::crd::scale_of(sv, &obj)?;
-            if verb == "update" {
-                let rv = body
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str);
-                if rv.is_some_and(|rv| {
-                    !rv.is_empty()
-                        && Some(rv)
-                            != obj
-                                .pointer("/metadata/resourceVersion")
-                                .and_then(Value::as_str)
-                }) {
-                    return Err(ApiError::conflict(r, &name));
-                }
-                scale = body;
-            } else {
-                crate::objects::apply_patch(&mut scale, &ct, &body)?;
-            }
-            crate::crd::apply_scale(sv, &mut obj, &scale)?;
-            let replicas_path = sv.scale.as_ref().map_or("", |s| s.0.as_str());
-            let obj = crate::managedfields::subresource(
-                "scale",
-                replicas_path,
-                state.objects.update(r, &ns, &name, obj, None, false),
-            )
-            .await?;
-            Ok(json_resp(StatusCode::OK, &crate::crd::scale_of(sv, &obj)?))
-        }
         ("get", Some("scale")) => Ok(json_resp(
             StatusCode::OK,
             &scale_of(&state.objects.get(r, &ns, &name).await?),
@@ -1271,54 +1238,9 @@ async fn resource_request(
         }
         ("update", Some("scale")) | ("patch", Some("scale")) => {
             let (ct, body) = read_body(req).await?;
-            let cur = state.objects.get(r, &ns, &name).await?;
-            let mut scale = scale_of(&cur);
-            if verb == "update" {
-                scale = body;
-            } else {
-                crate::patch::merge_patch(&mut scale, &body);
-                let _ = ct;
-            }
-            // admitted as UPDATE <resource>/scale of an autoscaling/v1 Scale
-            let a = crate::webhooks::Attributes {
-                r,
-                kind: Some(("autoscaling", "v1", "Scale")),
-                sub: Some("scale"),
-                op: crate::webhooks::Operation::Update,
-                namespace: if r.namespaced { &ns } else { "" },
-                name: &name,
-                options: None,
-            };
-            let old = scale_of(&cur);
-            let objects = &state.objects;
-            let (nsr, namer) = (&ns, &name);
-            let obj = crate::webhooks::subresource(objects, &a, scale, Some(&old), |scale| {
-                let replicas = scale
-                    .pointer("/spec/replicas")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
-                let p = json!({"spec": {"replicas": replicas}});
-                // recorded as the scale subresource's owner of `.spec.replicas`
-                // (`managedfields.ScaleHandler`)
-                async move {
-                    crate::managedfields::subresource(
-                        "scale",
-                        ".spec.replicas",
-                        objects.patch(
-                            r,
-                            nsr,
-                            namer,
-                            "application/merge-patch+json",
-                            &p,
-                            None,
-                            false,
-                        ),
-                    )
-                    .await
-                }
-            })
-            .await?;
-            Ok(json_resp(StatusCode::OK, &scale_of(&obj)))
+            let scale =
+                write_scale(&state, r, cr.as_deref(), &ns, &name, verb, &ct, &body, &qs).await?;
+            Ok(json_resp(StatusCode::OK, &scale))
         }
         ("delete", None) => {
             let body = if req
@@ -1372,6 +1294,133 @@ struct WatchForm {
 }
 
 /// The Table of `items`: a custom resource's printer columns, or the built-in printers.
+/// A replace or patch of the scale subresource (of a Deployment, a ReplicaSet or a custom
+/// resource with one), as kube-apiserver's scale storage carries it out
+/// (`scaleUpdatedObjectInfo`, kubernetes `pkg/registry/apps/deployment/storage/storage.go`):
+/// the patch applied to the current Scale (an apply patch applied by the Scale's schema), the
+/// managed fields recorded on the Scale and made the parent's again
+/// ([`crate::managedfields::scale_write`]), the result admitted as an UPDATE of the
+/// `autoscaling/v1` Scale, and the parent written with its replicas. A `resourceVersion` the
+/// request sets is a precondition; otherwise a conflict with another writer is tried again.
+/// Returns the Scale written.
+#[allow(clippy::too_many_arguments)]
+async fn write_scale(
+    state: &State,
+    r: &'static Resource,
+    cr: Option<&crate::crd::Served>,
+    ns: &str,
+    name: &str,
+    verb: &str,
+    ct: &str,
+    body: &Value,
+    qs: &[(String, String)],
+) -> ApiResult<Value> {
+    use crate::managedfields::{is_apply, ScaleWrite};
+    if cr.is_some() {
+        crate::crd::refuse_strategic(ct)?;
+    }
+    let apply = verb == "patch" && is_apply(ct);
+    if verb == "patch" {
+        crate::managedfields::validate_options(
+            "PatchOptions",
+            q(qs, "fieldManager"),
+            apply,
+            q(qs, "force").is_some(),
+        )?;
+    }
+    let scale_of = |obj: &Value| match cr {
+        Some(sv) => crate::crd::scale_of(sv, obj),
+        None => Ok(scale_of(obj)),
+    };
+    let replicas_path = match cr {
+        Some(sv) => sv.scale.as_ref().map_or("", |s| s.0.as_str()),
+        None => ".spec.replicas",
+    };
+    let precondition = match verb {
+        "update" => body.pointer("/metadata/resourceVersion"),
+        _ if apply => None,
+        _ => match body {
+            // a JSON Patch's operation on it, a merge patch's field
+            Value::Array(ops) => ops
+                .iter()
+                .rev()
+                .find(|op| {
+                    op.get("path").and_then(Value::as_str) == Some("/metadata/resourceVersion")
+                })
+                .and_then(|op| op.get("value")),
+            _ => body.pointer("/metadata/resourceVersion"),
+        },
+    }
+    .and_then(Value::as_str)
+    .filter(|rv| !rv.is_empty());
+    for _ in 0..8 {
+        let cur = state.objects.get(r, ns, name).await?;
+        if precondition.is_some_and(|rv| {
+            Some(rv)
+                != cur
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+        }) {
+            return Err(ApiError::conflict(r, name));
+        }
+        let old = scale_of(&cur)?;
+        let patched;
+        let write = if apply {
+            ScaleWrite::Apply(body)
+        } else if verb == "update" {
+            ScaleWrite::Update(body)
+        } else {
+            let mut scale = old.clone();
+            crate::objects::apply_patch(&mut scale, ct, body)?;
+            patched = scale;
+            ScaleWrite::Update(&patched)
+        };
+        let (scale, managed) =
+            crate::managedfields::scale_write(r, &cur, &old, write, replicas_path)?;
+        // admitted as UPDATE <resource>/scale of an autoscaling/v1 Scale
+        let a = crate::webhooks::Attributes {
+            r,
+            kind: Some(("autoscaling", "v1", "Scale")),
+            sub: Some("scale"),
+            op: crate::webhooks::Operation::Update,
+            namespace: if r.namespaced { ns } else { "" },
+            name,
+            options: None,
+        };
+        let objects = &state.objects;
+        let written = crate::webhooks::subresource(objects, &a, scale, Some(&old), |scale| {
+            async move {
+                let mut next = cur;
+                match cr {
+                    Some(sv) => crate::crd::apply_scale(sv, &mut next, &scale)?,
+                    None => {
+                        next["spec"]["replicas"] =
+                            scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+                    }
+                }
+                // the managed fields made above, on the object they were made from
+                let applied = crate::managedfields::applied(
+                    r,
+                    ns,
+                    name,
+                    &json!({"metadata": {"managedFields": managed}}),
+                );
+                crate::managedfields::applying(
+                    Some(applied),
+                    objects.update(r, ns, name, next, None, false),
+                )
+                .await
+            }
+        })
+        .await;
+        match written {
+            Err(e) if e.code == 409 && e.reason == "Conflict" && precondition.is_none() => continue,
+            other => return scale_of(&other?),
+        }
+    }
+    Err(ApiError::conflict(r, name))
+}
+
 fn table_of(cr: Option<&crate::crd::Served>, r: &Resource, items: &[Value], rev: u64) -> Value {
     match cr {
         Some(sv) => crate::crd::table(sv, items, rev),

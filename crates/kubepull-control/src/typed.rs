@@ -327,8 +327,8 @@ impl Schema {
 
     /// `TypedValue.Validate` of a value made typed (`AsTyped`, duplicates not allowed): each
     /// error as `ValidationError.Error` prints it (`.spec.foo: field not declared in schema`,
-    /// `.spec.ports: duplicate entries for key [port=80]`). Scalars' types are not checked
-    /// (the kinds' decoding does).
+    /// `.spec.ports: duplicate entries for key [port=80]`, `.spec.replicas: expected numeric
+    /// (int or float), got string`).
     pub fn validate(&self, ty: Ty<'_>, v: &Value) -> Vec<String> {
         let mut errs = Vec::new();
         let mut path = String::new();
@@ -394,7 +394,55 @@ impl Schema {
                     path.truncate(len);
                 }
             }
-            _ => {}
+            // `listValue` and `mapValue` (structured-merge-diff v4.4 `typed/helpers.go`): null
+            // is a valid list or map, anything else is not
+            (_, Value::Null) => {}
+            (Atom::List { .. }, v) => {
+                errs.push(at(path, format!("expected list, got {}", go_value_v(v))));
+            }
+            (Atom::Map { .. }, v) => {
+                errs.push(at(path, format!("expected map, got {}", go_value_v(v))));
+            }
+            (Atom::Leaf, v) => {
+                if let Some(msg) = self.scalar_error(ty, v) {
+                    errs.push(at(path, msg));
+                }
+            }
+        }
+    }
+
+    /// `validateScalar` (structured-merge-diff v4.4 `typed/validate.go`) of a value that is not
+    /// null, for a node whose OpenAPI type is a scalar one (`integer` and `number` are numeric):
+    /// the message for a value of another type, as Go formats it (`%T` of the value, `%#v` and
+    /// `%v` of the `*valueUnstructured` holding it). Quantities (a string in the v2
+    /// definitions, string or number in upstream's v3 ones), int-or-string and untyped values
+    /// take any scalar.
+    fn scalar_error(&self, ty: Ty<'_>, v: &Value) -> Option<String> {
+        const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
+        let Ty::Node(n) = ty else { return None };
+        let node = self.deref(n);
+        let int_or_string = crd_schema::int_or_string(node)
+            || node.get("format").and_then(Value::as_str) == Some("int-or-string");
+        if int_or_string
+            || self
+                .defs
+                .get(QUANTITY)
+                .is_some_and(|q| std::ptr::eq(q, node))
+        {
+            return None;
+        }
+        match node.get("type").and_then(Value::as_str)? {
+            "integer" | "number" if !v.is_number() => Some(format!(
+                "expected numeric (int or float), got {}",
+                go_type(v)
+            )),
+            "string" if !v.is_string() => {
+                Some(format!("expected string, got {}", go_value_sharp_v(v)))
+            }
+            "boolean" if !v.is_boolean() => {
+                Some(format!("expected boolean, got {}", go_value_v(v)))
+            }
+            _ => None,
         }
     }
 
@@ -1031,6 +1079,94 @@ impl Schema {
     }
 }
 
+// Go's formatting of a value decoded from JSON into an `interface{}` (numbers are `float64`),
+// as structured-merge-diff's validation messages print it.
+
+/// `%T`.
+fn go_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "float64",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
+/// `%v` of a `float64`: `strconv.FormatFloat(f, 'g', -1, 64)`, the shortest digits, in `%e`
+/// form for an exponent below -4 or from 6 on (`1e+06`, `1.5e-05`, `123456`).
+fn go_g(f: f64) -> String {
+    if f == 0.0 {
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let e = format!("{f:e}");
+    let (mantissa, exp) = e.split_once('e').unwrap_or((e.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        format!("{f}")
+    }
+}
+
+/// `%v` of an `interface{}`.
+fn go_v(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => go_g(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!("[{}]", a.iter().map(go_v).collect::<Vec<_>>().join(" ")),
+        Value::Object(m) => {
+            let mut items: Vec<(&String, &Value)> = m.iter().collect();
+            items.sort_by(|a, b| a.0.cmp(b.0));
+            let items: Vec<String> = items
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", go_v(v)))
+                .collect();
+            format!("map[{}]", items.join(" "))
+        }
+    }
+}
+
+/// `%#v` of an `interface{}`.
+fn go_sharp_v(v: &Value) -> String {
+    match v {
+        Value::Null => "interface {}(nil)".into(),
+        Value::String(s) => crate::managedfields::go_quote(s),
+        Value::Array(a) => format!(
+            "[]interface {{}}{{{}}}",
+            a.iter().map(go_sharp_v).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(m) => {
+            let mut items: Vec<(&String, &Value)> = m.iter().collect();
+            items.sort_by(|a, b| a.0.cmp(b.0));
+            let items: Vec<String> = items
+                .iter()
+                .map(|(k, v)| format!("{}:{}", crate::managedfields::go_quote(k), go_sharp_v(v)))
+                .collect();
+            format!("map[string]interface {{}}{{{}}}", items.join(", "))
+        }
+        other => go_v(other),
+    }
+}
+
+/// `%v` of the `*valueUnstructured` holding `v` (`&{3}`).
+fn go_value_v(v: &Value) -> String {
+    format!("&{{{}}}", go_v(v))
+}
+
+/// `%#v` of the `*valueUnstructured` holding `v` (`&value.valueUnstructured{Value:3}`).
+fn go_value_sharp_v(v: &Value) -> String {
+    format!("&value.valueUnstructured{{Value:{}}}", go_sharp_v(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1250,6 +1386,80 @@ mod tests {
         // linear work takes about 3 s here in a debug build on a loaded machine, the quadratic
         // walk this guards against took 224 s: the bound leaves room for a slow CI machine
         assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+    }
+
+    /// `validateScalar`, `listValue` and `mapValue` (structured-merge-diff v4.4): a value of
+    /// another type than its field's is an error with Go's rendering of it; null is any type;
+    /// quantities and int-or-string values take numbers and strings.
+    #[test]
+    fn wrong_types_are_validation_errors() {
+        let s = Schema::builtin();
+        let ty = s.kind("apps", "v1", "Deployment").unwrap();
+        let container = |extra: Value| {
+            let mut c = json!({"name": "c", "image": "i"});
+            for (k, v) in extra.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            json!({"spec": {"template": {"spec": {"containers": [c]}}}})
+        };
+        let good = container(json!({"resources": {"limits": {"cpu": 1, "memory": "1Gi"}},
+            "ports": [{"containerPort": 80, "hostPort": null}], "livenessProbe": {"httpGet": {"port": 8080}}}));
+        assert!(
+            s.validate(ty, &good).is_empty(),
+            "{:?}",
+            s.validate(ty, &good)
+        );
+        let c = r#".spec.template.spec.containers[name="c"]"#;
+        let cases = [
+            (
+                json!({"spec": {"replicas": "3"}}),
+                ".spec.replicas: expected numeric (int or float), got string".to_string(),
+            ),
+            (
+                json!({"spec": {"replicas": true}}),
+                ".spec.replicas: expected numeric (int or float), got bool".into(),
+            ),
+            (
+                json!({"spec": {"replicas": {"a": 1}}}),
+                ".spec.replicas: expected numeric (int or float), got map[string]interface {}"
+                    .into(),
+            ),
+            (
+                container(json!({"image": 3})),
+                format!("{c}.image: expected string, got &value.valueUnstructured{{Value:3}}"),
+            ),
+            (
+                container(json!({"image": 1234567})),
+                format!("{c}.image: expected string, got &value.valueUnstructured{{Value:1.234567e+06}}"),
+            ),
+            (
+                container(json!({"image": ["a", 1.5]})),
+                format!(
+                    "{c}.image: expected string, got &value.valueUnstructured{{Value:[]interface {{}}{{\"a\", 1.5}}}}"
+                ),
+            ),
+            (
+                container(json!({"stdin": "yes"})),
+                format!("{c}.stdin: expected boolean, got &{{yes}}"),
+            ),
+            (
+                container(json!({"args": "x"})),
+                format!("{c}.args: expected list, got &{{x}}"),
+            ),
+            (
+                container(json!({"resources": "big"})),
+                format!("{c}.resources: expected map, got &{{big}}"),
+            ),
+            (
+                container(json!({"env": [{"name": "A", "value": {"b": 2, "a": "x"}}]})),
+                format!(
+                    "{c}.env[name=\"A\"].value: expected string, got &value.valueUnstructured{{Value:map[string]interface {{}}{{\"a\":\"x\", \"b\":2}}}}"
+                ),
+            ),
+        ];
+        for (v, want) in cases {
+            assert_eq!(s.validate(ty, &v), vec![want], "{v}");
+        }
     }
 
     /// `typed/validate.go` over a custom resource's schema: undeclared fields are errors,

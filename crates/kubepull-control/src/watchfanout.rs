@@ -42,8 +42,12 @@ pub struct Decoded {
     /// The object as served (`kind`, `apiVersion`, `resourceVersion` set; after a delete, its
     /// last state with the delete's revision).
     pub object: Arc<Value>,
-    /// The state before an update (for selectors: an object that stops matching is `DELETED`).
-    pub prev: Option<Value>,
+    /// The state before an update as stored (see [`Decoded::prev`]).
+    prev: Option<Value>,
+    /// The kind's resource, for the defaults of [`Decoded::prev`].
+    resource: Option<&'static crate::resources::Resource>,
+    /// `prev` read with the kind's defaults, made once when first asked.
+    prev_served: OnceLock<Option<Value>>,
     /// The key was deleted.
     pub deleted: bool,
     /// The JSON watch lines, `ADDED`, `MODIFIED`, `DELETED`, each encoded once when first asked.
@@ -65,6 +69,30 @@ pub fn json_line(kind: &str, object: &Value) -> Bytes {
 }
 
 impl Decoded {
+    /// The state before an update (for selectors: an object that stops matching is `DELETED`),
+    /// read with the kind's defaults as the object itself is: the etcd watcher decodes the
+    /// previous value through the storage codec, which defaults it, whenever the watch's filter
+    /// does not accept everything (`watchChan.prepareObjs`,
+    /// k8s.io/apiserver `pkg/storage/etcd3/watcher.go`). Decoded at most once, on first use, so
+    /// watches without selectors never pay for it ([`Decoded::prev_stored`]).
+    pub fn prev(&self) -> Option<&Value> {
+        self.prev_served
+            .get_or_init(|| {
+                let mut p = self.prev.clone()?;
+                if let Some(r) = self.resource {
+                    crate::admission::default_stored(r, &mut p);
+                }
+                Some(p)
+            })
+            .as_ref()
+    }
+
+    /// The state before an update as stored, without the kind's defaults: enough for a watch
+    /// that selects on nothing but its namespace.
+    pub fn prev_stored(&self) -> Option<&Value> {
+        self.prev.as_ref()
+    }
+
     /// The JSON watch line of this event as `kind` (`ADDED`, `MODIFIED`, `DELETED`), encoded at
     /// most once.
     pub fn json_line(&self, kind: &str) -> Bytes {
@@ -160,6 +188,8 @@ fn decode(kind: &str, api_version: &str, ev: Event) -> Arc<Decoded> {
         key,
         object: Arc::new(object),
         prev,
+        resource,
+        prev_served: OnceLock::new(),
         deleted,
         lines: Default::default(),
     })

@@ -5,11 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kubepull_control::objects::{Filter, ListOptions, Objects};
+use kubepull_control::objects::{Filter, ListOptions, Objects, WatchEvent};
 use kubepull_control::resources::{self, Resource};
 use kubepull_datastore::memory::MemoryStore;
 use kubepull_datastore::Datastore;
 use serde_json::{json, Value};
+
+mod common;
+use common::webhook::{tls, Hook, Reply};
+
+type Events = tokio::sync::mpsc::Receiver<kubepull_control::errors::ApiResult<WatchEvent>>;
 
 fn res(group: &str, version: &str, plural: &str) -> &'static Resource {
     resources::find(group, version, plural).unwrap()
@@ -180,4 +185,103 @@ async fn an_old_running_job_reads_with_the_template_defaults() {
     assert_eq!(patched["metadata"]["labels"]["team"], "a");
     assert_eq!(patched["metadata"]["generation"], 1, "{patched:#}");
     assert_defaulted(&patched["spec"]["template"]);
+}
+
+/// A Pod stored before `schedulerName` was defaulted, watched with a field selector on it: an
+/// update that leaves the field alone is `MODIFIED` for a watch served from the shared fan-out
+/// and for one with its own datastore watch, as the previous state is read with the defaults
+/// too (the etcd watcher decodes it through the storage codec); read as stored it would not
+/// match, and the update would show as `ADDED`.
+#[tokio::test]
+async fn a_field_selector_watch_compares_the_previous_state_with_its_defaults() {
+    let (o, store) = api().await;
+    let pods = res("", "v1", "pods");
+    let mut pod = old_template(json!({"app": "web"}));
+    pod["spec"].as_object_mut().unwrap().remove("schedulerName");
+    pod["apiVersion"] = json!("v1");
+    pod["kind"] = json!("Pod");
+    pod["metadata"] = json!({"name": "p", "namespace": "default", "uid": "u4",
+        "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {"app": "web"}});
+    put_raw(&store, pods, &pod).await;
+    let (_, rv, _) = o
+        .list(pods, Some("default"), &ListOptions::default())
+        .await
+        .unwrap();
+    let by_scheduler = || {
+        let opts = ListOptions {
+            field_selector: Some("spec.schedulerName=default-scheduler".into()),
+            ..Default::default()
+        };
+        Filter::new(&opts, Some("default")).unwrap()
+    };
+    // from the current revision: the fan-out; from before its first event: a datastore watch
+    let mut fanned = o
+        .watch(pods, Some("default"), rv, by_scheduler())
+        .await
+        .unwrap();
+    let mut own = o
+        .watch(pods, Some("default"), rv - 1, by_scheduler())
+        .await
+        .unwrap();
+    async fn next(w: &mut Events) -> (&'static str, Value) {
+        let f = tokio::time::timeout(Duration::from_secs(5), w.recv());
+        let ev = f.await.unwrap().unwrap().unwrap();
+        (ev.kind, ev.object["metadata"]["labels"]["team"].clone())
+    }
+    assert_eq!(next(&mut own).await, ("ADDED", Value::Null));
+    // an update as an earlier build wrote it: still no schedulerName stored
+    pod["metadata"]["labels"]["team"] = json!("a");
+    let key = resources::storage_of(pods).key("default", "p");
+    store
+        .update(&key, serde_json::to_vec(&pod).unwrap(), rv)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut fanned).await, ("MODIFIED", json!("a")));
+    assert_eq!(next(&mut own).await, ("MODIFIED", json!("a")));
+}
+
+/// A DELETE's admission webhooks receive the object being deleted as `oldObject` with the
+/// kind's defaults, as kube-apiserver reads it from storage, even when it was stored without
+/// them.
+#[tokio::test]
+async fn a_delete_webhook_sees_the_stored_object_with_its_defaults() {
+    let (o, store) = api().await;
+    let t = tls();
+    let hook = Hook::start(
+        &t,
+        Arc::new(|_: &Value| Reply::Review(json!({"allowed": true}))),
+    )
+    .await;
+    let ca_bundle = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(&t.ca_pem)
+    };
+    let cfg = json!({"metadata": {"name": "deletes"}, "webhooks": [{
+        "name": "deletes.example.com", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+        "clientConfig": {"url": hook.url("/"), "caBundle": ca_bundle},
+        "rules": [{"operations": ["DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
+            "resources": ["pods"]}]}]});
+    let vwc = res(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+    );
+    o.create(vwc, "", cfg, &kubepull_control::objects::User::Admin, false)
+        .await
+        .unwrap();
+    let pods = res("", "v1", "pods");
+    let mut pod = old_template(json!({"app": "web"}));
+    pod["spec"].as_object_mut().unwrap().remove("schedulerName");
+    pod["metadata"] = json!({"name": "p", "namespace": "default", "uid": "u5",
+        "creationTimestamp": "2026-01-01T00:00:00Z"});
+    put_raw(&store, pods, &pod).await;
+    o.delete(pods, "default", "p", &Default::default())
+        .await
+        .unwrap();
+    let seen = hook.seen();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    let old = &seen[0]["request"]["oldObject"];
+    assert_eq!(seen[0]["request"]["operation"], "DELETE");
+    assert_eq!(old["spec"]["schedulerName"], "default-scheduler", "{old:#}");
+    assert_defaulted(old);
 }

@@ -181,3 +181,48 @@ async fn a_webhook_configuration_generation_compares_strictly() {
     let obj = o.update(r, "", "w", obj, None, false).await.unwrap();
     assert_eq!(obj["metadata"]["generation"], 4, "{obj:#}");
 }
+
+/// A new Pod is stored as the pod strategy's `PrepareForCreate` leaves it: its affinity terms'
+/// `matchLabelKeys` made requirements (`mutatePodAffinity`), its AppArmor field given the
+/// annotation and its annotation the field (`applyAppArmorVersionSkew`, with the deprecation
+/// warning).
+#[tokio::test]
+async fn a_new_pods_affinity_and_app_armor_are_prepared() {
+    let o = api().await;
+    let pods = res("", "pods");
+    let body = json!({"metadata": {"name": "p", "labels": {"rev": "3"},
+            "annotations": {"container.apparmor.security.beta.kubernetes.io/b": "localhost/prof"}},
+        "spec": {"containers": [
+            {"name": "a", "image": "i",
+                "securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}}},
+            {"name": "b", "image": "i"}],
+            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname", "matchLabelKeys": ["rev"],
+                    "labelSelector": {"matchLabels": {"app": "web"}}}]}}}});
+    let (made, warnings) =
+        kubepull_control::warnings::collect(o.create(pods, "default", body, &User::Admin, false))
+            .await;
+    let made = made.unwrap();
+    let stored = o.get(pods, "default", "p").await.unwrap();
+    for p in [&made, &stored] {
+        assert_eq!(
+            p["metadata"]["annotations"],
+            json!({"container.apparmor.security.beta.kubernetes.io/a": "runtime/default",
+                "container.apparmor.security.beta.kubernetes.io/b": "localhost/prof"})
+        );
+        assert_eq!(
+            p["spec"]["containers"][1]["securityContext"]["appArmorProfile"],
+            json!({"type": "Localhost", "localhostProfile": "prof"})
+        );
+        let term = &p["spec"]["affinity"]["podAntiAffinity"]
+            ["requiredDuringSchedulingIgnoredDuringExecution"][0];
+        assert_eq!(
+            term["labelSelector"]["matchExpressions"],
+            json!([{"key": "rev", "operator": "In", "values": ["3"]}])
+        );
+    }
+    assert!(
+        warnings.contains(&"metadata.annotations[container.apparmor.security.beta.kubernetes.io/b]: deprecated since v1.30; use the \"appArmorProfile\" field instead".to_string()),
+        "{warnings:?}"
+    );
+}

@@ -12,6 +12,8 @@ use std::time::Duration;
 use kubepull_control::ServerConfig;
 use serde_json::Value;
 
+pub mod webhook;
+
 /// Runs kubectl with `args` (and `stdin`); returns success and stdout+stderr.
 pub fn kubectl(
     kubeconfig: &Path,

@@ -368,3 +368,329 @@ async fn an_apply_of_another_kind_or_name_is_refused() {
     }
     server.shutdown().await;
 }
+
+/// Server-side apply of an `autoscaling/v1` Scale to a Deployment's and a ReplicaSet's scale
+/// subresource, as kube-apiserver's `TestScaleAllResources` (test/integration/apiserver/apply/
+/// scale_test.go) runs it: a conflict with the manager that applied the replicas on the
+/// object, forced it takes them (an `Apply` entry of subresource `scale` on the parent), a
+/// replace takes them back (an `Update` entry without a time, as upstream's `ToParent` makes
+/// it; a stale `resourceVersion` is a conflict), applying the same value shares them, a scale
+/// patch takes them alone; a body of the parent's kind is refused as upstream refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_of_a_scale() {
+    use serde_json::{json, Value};
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let http = super::https_client_builder(&server).build().unwrap();
+    for (plural, kind) in [("deployments", "Deployment"), ("replicasets", "ReplicaSet")] {
+        let url = |sub: &str, q: &str| {
+            format!(
+                "{}/apis/apps/v1/namespaces/default/{plural}/test{sub}?{q}",
+                server.url()
+            )
+        };
+        let send = |method: reqwest::Method, u: String, ct: &str, body: Value| {
+            let req = http
+                .request(method, u)
+                .bearer_auth(server.admin_token())
+                .header("content-type", ct)
+                .body(body.to_string());
+            async move {
+                let r = req.send().await.unwrap();
+                let code = r.status().as_u16();
+                let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+                (code, v)
+            }
+        };
+        let apply = |sub: &'static str, q: &'static str, body: Value| {
+            send(
+                reqwest::Method::PATCH,
+                url(sub, q),
+                "application/apply-patch+yaml",
+                body,
+            )
+        };
+        let scale = |replicas: i64| {
+            json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {"name": "test", "namespace": "default"},
+                "spec": {"replicas": replicas}})
+        };
+        let owners = |obj: &Value| -> Vec<String> {
+            obj["metadata"]["managedFields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["fieldsV1"]["f:spec"].get("f:replicas").is_some())
+                .map(|e| e["manager"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let get = || async {
+            let (code, v) = send(
+                reqwest::Method::GET,
+                url("", ""),
+                "application/json",
+                json!({}),
+            )
+            .await;
+            assert_eq!(code, 200, "{v}");
+            v
+        };
+        let parent = json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "test"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "nginx"}},
+                "template": {"metadata": {"labels": {"app": "nginx"}},
+                    "spec": {"containers": [{"name": "nginx", "image": "nginx:latest"}]}}}});
+        let (code, v) = apply("", "fieldManager=apply_test", parent.clone()).await;
+        assert_eq!(code, 201, "{v}");
+
+        // another value than the applier's: a conflict naming it
+        let (code, v) = apply("/scale", "fieldManager=apply_scale", scale(17)).await;
+        assert_eq!(code, 409, "{v}");
+        assert_eq!(
+            v["message"],
+            "Apply failed with 1 conflict: conflict with \"apply_test\": .spec.replicas"
+        );
+        // forced: the Scale is answered, the parent has the replicas and an Apply entry of
+        // the scale subresource owns them
+        let (code, v) = apply("/scale", "fieldManager=apply_scale&force=true", scale(17)).await;
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(
+            (v["kind"].clone(), v["spec"]["replicas"].clone()),
+            (json!("Scale"), json!(17))
+        );
+        let obj = get().await;
+        assert_eq!(obj["spec"]["replicas"], 17);
+        assert_eq!(owners(&obj), ["apply_scale"]);
+        let entry = obj["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["manager"] == "apply_scale")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            entry,
+            json!({"manager": "apply_scale", "operation": "Apply", "apiVersion": "apps/v1",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}},
+                "subresource": "scale"})
+        );
+        // first: Apply entries come first, the one without a time before the others
+        assert_eq!(obj["metadata"]["managedFields"][0], entry);
+        let applier = obj["metadata"]["managedFields"][1].clone();
+        assert_eq!(applier["manager"], "apply_test");
+        assert!(applier["fieldsV1"]["f:spec"].get("f:template").is_some());
+
+        // a replace of the Scale takes them
+        let (code, v) = send(
+            reqwest::Method::PUT,
+            url("/scale", "fieldManager=replace_test"),
+            "application/json",
+            scale(7),
+        )
+        .await;
+        assert_eq!(code, 200, "{v}");
+        let obj = get().await;
+        assert_eq!(
+            (obj["spec"]["replicas"].clone(), owners(&obj)),
+            (json!(7), vec!["replace_test".to_string()])
+        );
+        // an Update entry of the parent's version, without a time (`ToParent`)
+        let entry = obj["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["manager"] == "replace_test")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            entry,
+            json!({"manager": "replace_test", "operation": "Update", "apiVersion": "apps/v1",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}},
+                "subresource": "scale"})
+        );
+        // a replace naming an older resourceVersion is a conflict
+        let mut stale = scale(9);
+        stale["metadata"]["resourceVersion"] = json!("1");
+        let (code, v) = send(
+            reqwest::Method::PUT,
+            url("/scale", "fieldManager=replace_test"),
+            "application/json",
+            stale,
+        )
+        .await;
+        assert_eq!(code, 409, "{v}");
+        // the same value applied: shared
+        let (code, v) = apply("/scale", "fieldManager=co_owning_test", scale(7)).await;
+        assert_eq!(code, 200, "{v}");
+        let obj = get().await;
+        let mut o = owners(&obj);
+        o.sort();
+        assert_eq!(
+            (obj["spec"]["replicas"].clone(), o),
+            (
+                json!(7),
+                vec!["co_owning_test".to_string(), "replace_test".to_string()]
+            )
+        );
+        // a merge patch of the Scale: its manager alone
+        let (code, v) = send(
+            reqwest::Method::PATCH,
+            url("/scale", "fieldManager=scale_test"),
+            "application/merge-patch+json",
+            json!({"spec": {"replicas": 5}}),
+        )
+        .await;
+        assert_eq!(code, 200, "{v}");
+        let obj = get().await;
+        assert_eq!(
+            (obj["spec"]["replicas"].clone(), owners(&obj)),
+            (json!(5), vec!["scale_test".to_string()])
+        );
+
+        // the parent's kind is not a Scale; an apply names its manager
+        let (code, v) = apply("/scale", "fieldManager=apply_test", parent).await;
+        assert_eq!(code, 400, "{v}");
+        assert_eq!(
+            v["message"],
+            format!("invalid object type: apps/v1, Kind={kind}")
+        );
+        let (code, v) = apply("/scale", "", scale(3)).await;
+        assert_eq!(code, 422, "{v}");
+        assert_eq!(get().await["spec"]["replicas"], 5);
+    }
+    server.shutdown().await;
+}
+
+/// The same for a custom resource's scale subresource (its `specReplicasPath`): an applied
+/// Scale conflicts with the replicas' applier, forced it owns them on the custom resource with
+/// the resource's API version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_of_a_custom_resources_scale() {
+    use serde_json::{json, Value};
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let http = super::https_client_builder(&server).build().unwrap();
+    let send = |method: reqwest::Method, path: String, ct: &'static str, body: Value| {
+        let req = http
+            .request(method, format!("{}{path}", server.url()))
+            .bearer_auth(server.admin_token())
+            .header("content-type", ct)
+            .body(body.to_string());
+        async move {
+            let r = req.send().await.unwrap();
+            let code = r.status().as_u16();
+            let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null);
+            (code, v)
+        }
+    };
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "pools.ssa.example.com"},
+        "spec": {"group": "ssa.example.com", "scope": "Namespaced",
+            "names": {"plural": "pools", "kind": "Pool"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "subresources": {"scale": {"specReplicasPath": ".spec.size",
+                    "statusReplicasPath": ".status.size"}},
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {
+                        "size": {"type": "integer"}, "tier": {"type": "string"}}},
+                    "status": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}});
+    let (code, v) = send(
+        reqwest::Method::POST,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions".into(),
+        "application/json",
+        crd,
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let path = |sub: &str, q: &str| {
+        format!("/apis/ssa.example.com/v1/namespaces/default/pools/p{sub}?{q}")
+    };
+    let pool = json!({"apiVersion": "ssa.example.com/v1", "kind": "Pool", "metadata": {"name": "p"},
+        "spec": {"size": 2, "tier": "a"}});
+    let mut created = (0, Value::Null);
+    for _ in 0..100 {
+        created = send(
+            reqwest::Method::PATCH,
+            path("", "fieldManager=applier"),
+            "application/apply-patch+yaml",
+            pool.clone(),
+        )
+        .await;
+        if created.0 == 201 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(created.0, 201, "{}", created.1);
+    let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "p"},
+        "spec": {"replicas": 4}});
+    let (code, v) = send(
+        reqwest::Method::PATCH,
+        path("/scale", "fieldManager=scaler"),
+        "application/apply-patch+yaml",
+        scale.clone(),
+    )
+    .await;
+    assert_eq!(code, 409, "{v}");
+    // the conflict is the Scale's, at its own path (upstream applies to the Scale)
+    assert_eq!(
+        v["message"],
+        "Apply failed with 1 conflict: conflict with \"applier\": .spec.replicas"
+    );
+    let (code, v) = send(
+        reqwest::Method::PATCH,
+        path("/scale", "fieldManager=scaler&force=true"),
+        "application/apply-patch+yaml",
+        scale,
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["spec"]["replicas"], 4);
+    let (_, obj) = send(
+        reqwest::Method::GET,
+        path("", ""),
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(obj["spec"], json!({"size": 4, "tier": "a"}));
+    let mf = obj["metadata"]["managedFields"].as_array().unwrap();
+    let by = |m: &str| mf.iter().find(|e| e["manager"] == m).unwrap().clone();
+    assert_eq!(
+        by("scaler"),
+        json!({"manager": "scaler", "operation": "Apply", "apiVersion": "ssa.example.com/v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:size": {}}}, "subresource": "scale"})
+    );
+    assert_eq!(by("applier")["fieldsV1"]["f:spec"], json!({"f:tier": {}}));
+    server.shutdown().await;
+}
+
+/// structured-merge-diff's validation of an applied configuration (`ObjectToTyped` in
+/// `structuredMergeManager.Apply`): a scalar of the wrong type is refused with its message at
+/// the field's path, a 500 as upstream's (a plain error through `ErrorToAPIStatus`), whether
+/// the object exists or not; a quantity written as a number is a quantity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applied_scalar_of_the_wrong_type_is_refused() {
+    with_kubectl(|admin, home| {
+        let ok = |args: &[&str], stdin: Option<&str>| ok(admin, home, args, stdin);
+        let refused = |args: &[&str], stdin: Option<&str>, wants: &[&str]| {
+            refused(admin, home, args, stdin, wants)
+        };
+        let apply = ["apply", "--server-side", "-f", "-"];
+        let quoted = deployment("app: web", 3).replace("replicas: 3", "replicas: \"3\"");
+        let want = "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.replicas: expected numeric (int or float), got string";
+        refused(&apply, Some(&quoted), &[want]);
+        ok(&apply, Some(&deployment("app: web", 2)));
+        refused(&apply, Some(&quoted), &[want]);
+        let replicas = ok(&["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"], None);
+        assert_eq!(replicas.trim(), "2");
+        let image = deployment("app: web", 2).replace("image: reg.example/app:v1", "image: 3, resources: {limits: {cpu: 1}}");
+        refused(
+            &apply,
+            Some(&image),
+            &[r#".spec.template.spec.containers[name="c"].image: expected string, got &value.valueUnstructured{Value:3}"#],
+        );
+        let cpu = deployment("app: web", 2).replace("image: reg.example/app:v1", "image: reg.example/app:v1, resources: {limits: {cpu: 1}}");
+        ok(&apply, Some(&cpu));
+    })
+    .await;
+}
