@@ -43,6 +43,7 @@ pub mod crd_schema;
 pub(crate) mod defaults;
 pub mod errors;
 pub mod fieldpath;
+pub mod fieldselect;
 pub use kubepull_datastore::etcd_store;
 pub mod managedfields;
 pub mod metrics;

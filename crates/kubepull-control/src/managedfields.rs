@@ -1893,7 +1893,7 @@ mod tests {
                 r,
                 Some("default"),
                 rv(&applied).parse().unwrap(),
-                Filter::new(&ListOptions::default(), None).unwrap(),
+                Filter::new(&ListOptions::default(), r, None).unwrap(),
             )
             .await
             .unwrap();

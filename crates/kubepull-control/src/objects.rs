@@ -868,7 +868,7 @@ fn label_matches(reqs: &[Req], obj: &Value) -> bool {
     })
 }
 
-/// A field's value as a field selector sees it (dotted path; missing is empty).
+/// A field's value at a dotted path (missing is empty; a non-string is its JSON text).
 pub fn field_value(obj: &Value, path: &str) -> String {
     let mut cur = obj;
     for p in path.split('.') {
@@ -884,17 +884,21 @@ pub fn field_value(obj: &Value, path: &str) -> String {
     }
 }
 
-fn parse_field_selector(s: &str) -> ApiResult<Vec<(String, bool, String)>> {
+/// Parses a field selector for resource `r`, each label converted as the kind's scheme converts
+/// it (a label the kind does not select by is a 400: [`crate::fieldselect::convert_label`]).
+fn parse_field_selector(s: &str, r: &Resource) -> ApiResult<Vec<(&'static str, bool, String)>> {
     let mut out = vec![];
+    let label =
+        |k: &str| crate::fieldselect::convert_label(r, k.trim()).map_err(ApiError::bad_request);
     for part in s.split(',') {
         let p = part.trim();
         if p.is_empty() {
             continue;
         }
         if let Some((k, v)) = p.split_once("!=") {
-            out.push((k.trim().to_string(), false, v.trim().to_string()));
+            out.push((label(k)?, false, v.trim().to_string()));
         } else if let Some((k, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
-            out.push((k.trim().to_string(), true, v.trim().to_string()));
+            out.push((label(k)?, true, v.trim().to_string()));
         } else {
             return Err(ApiError::bad_request(format!(
                 "invalid selector: '{p}'; can't understand '{p}'"
@@ -908,22 +912,27 @@ fn parse_field_selector(s: &str) -> ApiResult<Vec<(String, bool, String)>> {
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     labels: Vec<Req>,
-    fields: Vec<(String, bool, String)>,
+    fields: Vec<(&'static str, bool, String)>,
+    field_set: crate::fieldselect::FieldSet,
+    namespaced: bool,
     namespace: Option<String>,
 }
 
 impl Filter {
-    /// Builds a filter; `namespace` limits to one namespace.
-    pub fn new(opts: &ListOptions, namespace: Option<&str>) -> ApiResult<Filter> {
+    /// Builds a filter for objects of resource `r` (as the client named it: an
+    /// `events.k8s.io` selector's labels are that group's); `namespace` limits to one namespace.
+    pub fn new(opts: &ListOptions, r: &Resource, namespace: Option<&str>) -> ApiResult<Filter> {
         Ok(Filter {
             labels: match &opts.label_selector {
                 Some(s) => parse_label_selector(s)?,
                 None => vec![],
             },
             fields: match &opts.field_selector {
-                Some(s) => parse_field_selector(s)?,
+                Some(s) => parse_field_selector(s, r)?,
                 None => vec![],
             },
+            field_set: crate::fieldselect::FieldSet::of(r),
+            namespaced: r.namespaced,
             namespace: namespace.map(str::to_string),
         })
     }
@@ -943,10 +952,10 @@ impl Filter {
             }
         }
         label_matches(&self.labels, obj)
-            && self
-                .fields
-                .iter()
-                .all(|(k, eq, v)| (field_value(obj, k) == *v) == *eq)
+            && self.fields.iter().all(|(k, eq, v)| {
+                let have = crate::fieldselect::value(self.field_set, self.namespaced, obj, k);
+                (have == *v) == *eq
+            })
     }
 }
 
@@ -1155,8 +1164,8 @@ impl Objects {
         ns: Option<&str>,
         opts: &ListOptions,
     ) -> ApiResult<(Vec<Value>, u64, Option<String>)> {
+        let filter = Filter::new(opts, r, None)?;
         let r = resources::storage_of(r);
-        let filter = Filter::new(opts, None)?;
         let cr = self.crds.served(r);
         if let Some(sv) = &cr {
             crate::crd::check_field_selector(sv, opts.field_selector.as_deref())?;
@@ -2820,6 +2829,7 @@ mod tests {
                     field_selector: (!fs.is_empty()).then(|| fs.to_string()),
                     ..Default::default()
                 },
+                crate::resources::find("", "v1", "pods").unwrap(),
                 None,
             )
             .unwrap()

@@ -1043,7 +1043,7 @@ async fn resource_request(
             if let Some(sv) = &cr {
                 crate::crd::check_field_selector(sv, list_opts.field_selector.as_deref())?;
             }
-            let filter = Filter::new(&list_opts, None)?;
+            let filter = Filter::new(&list_opts, r, None)?;
             let rv = q(&qs, "resourceVersion").unwrap_or("");
             let timeout = q(&qs, "timeoutSeconds")
                 .and_then(|v| v.parse::<u64>().ok())

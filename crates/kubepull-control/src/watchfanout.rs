@@ -369,12 +369,13 @@ mod tests {
         o.bootstrap().await.unwrap();
         let cm = crate::resources::find("", "v1", "configmaps").unwrap();
         let rev = store.current_revision().await.unwrap();
-        let all = Filter::new(&ListOptions::default(), None).unwrap();
+        let all = Filter::new(&ListOptions::default(), cm, None).unwrap();
         let web = Filter::new(
             &ListOptions {
                 label_selector: Some("app=web".into()),
                 ..Default::default()
             },
+            cm,
             Some("default"),
         )
         .unwrap();

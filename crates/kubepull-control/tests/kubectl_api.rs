@@ -2283,3 +2283,45 @@ async fn namespace_names_with_kubectl() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// Field selectors as kube-apiserver reads them: each kind's own labels (others refused with
+/// its message), values as the kind's selectable fields give them (a pod that leaves
+/// `hostNetwork` out is `false`; an Event's `source` is its component), and `events.k8s.io`'s
+/// `regarding.*` labels.
+#[tokio::test]
+async fn field_selectors_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let (ok, out) = k(&["run", "p1", "--image=registry.example/app:1"], None);
+        assert!(ok, "{out}");
+        let event = "apiVersion: v1\nkind: Event\nmetadata: {name: p1.1, namespace: default}\n\
+            involvedObject: {kind: Pod, name: p1, namespace: default}\nreason: Failed\n\
+            message: pull failed\ntype: Warning\nsource: {component: kubelet}\n";
+        let (ok, out) = k(&["create", "-f", "-"], Some(event));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "pods", "--field-selector", "spec.hostNetwork=false", "-o", "name"], None);
+        assert!(ok && out.trim() == "pod/p1", "{out}");
+        let (ok, out) = k(&["get", "pods", "--field-selector", "spec.host=", "-o", "name"], None);
+        assert!(ok && out.trim() == "pod/p1", "{out}");
+        let (ok, out) = k(&["get", "pods", "--field-selector", "status.phse=Pending"], None);
+        assert!(!ok && out.contains("field label not supported: status.phse"), "{out}");
+        let (ok, out) = k(&["get", "configmaps", "--field-selector", "data.x=1"], None);
+        assert!(
+            !ok && out.contains(r#""data.x" is not a known field selector: only "metadata.name", "metadata.namespace""#),
+            "{out}"
+        );
+        let (ok, out) = k(&["get", "events", "--field-selector", "source=kubelet,involvedObject.name=p1", "-o", "name"], None);
+        assert!(ok && out.trim() == "event/p1.1", "{out}");
+        let (ok, out) = k(&["get", "events.v1.events.k8s.io", "--field-selector", "regarding.name=p1", "-o", "name"], None);
+        assert!(ok && out.trim() == "event.events.k8s.io/p1.1", "{out}");
+        let (ok, out) = k(&["get", "events.v1.events.k8s.io", "--field-selector", "involvedObject.name=p1"], None);
+        assert!(!ok && out.contains("field label not supported: involvedObject.name"), "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}

@@ -96,7 +96,7 @@ async fn a_deployment_and_its_replicaset_read_with_the_defaults() {
         .list(rss, Some("default"), &ListOptions::default())
         .await
         .unwrap();
-    let all = || Filter::new(&ListOptions::default(), Some("default")).unwrap();
+    let all = || Filter::new(&ListOptions::default(), rss, Some("default")).unwrap();
     let mut live = o.watch(rss, Some("default"), rv, all()).await.unwrap();
     put_raw(&store, rss, &rs).await;
     let ev = tokio::time::timeout(Duration::from_secs(5), live.recv())
@@ -212,7 +212,7 @@ async fn a_field_selector_watch_compares_the_previous_state_with_its_defaults() 
             field_selector: Some("spec.schedulerName=default-scheduler".into()),
             ..Default::default()
         };
-        Filter::new(&opts, Some("default")).unwrap()
+        Filter::new(&opts, pods, Some("default")).unwrap()
     };
     // from the current revision: the fan-out; from before its first event: a datastore watch
     let mut fanned = o

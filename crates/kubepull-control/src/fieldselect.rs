@@ -1,0 +1,308 @@
+//! Field selectors as kube-apiserver reads them: which field labels each kind accepts (the
+//! scheme's field-label conversion functions) and the value each label has on an object (the
+//! kind's `ToSelectableFields`).
+//!
+//! - A label the kind does not accept is a 400 before anything is read: `field label not
+//!   supported: X` for kinds with their own conversion function, and `"X" is not a known field
+//!   selector: only "metadata.name", "metadata.namespace"` for the others
+//!   (`runtime.DefaultMetaV1FieldSelectorConversion`).
+//! - Values come from the object as the internal type holds it: booleans and integers as Go's
+//!   `strconv` prints them (`spec.hostNetwork` of a pod that leaves it out is `false`), an
+//!   Event's `source` falls back to its reporting controller, a Job's `status.successful` is its
+//!   `status.succeeded` count. A label that is accepted but not selectable (a pod's
+//!   `status.podIPs`) reads as empty, as a missing key of a `fields.Set` does.
+//!
+//! Sources (1.32): `pkg/apis/core/v1/conversion.go` (Pod, Node, Event, Namespace, Secret,
+//! Service), `pkg/apis/events/v1/conversion.go`, `pkg/apis/batch/v1/
+//! conversion.go`, `pkg/apis/certificates/v1/conversion.go`, and the `ToSelectableFields` /
+//! `SelectableFields` / `GetAttrs` of `pkg/registry/core/{pod,node,event,namespace,secret,service}`,
+//! `pkg/registry/batch/job` and `pkg/registry/certificates/certificates`.
+
+use serde_json::Value;
+
+use crate::resources::Resource;
+
+/// How one kind's objects are read by field selectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldSet {
+    /// `metadata.name` and, for namespaced kinds, `metadata.namespace` only.
+    #[default]
+    Meta,
+    /// `v1` Pod.
+    Pod,
+    /// `v1` Node.
+    Node,
+    /// `v1` and `events.k8s.io/v1` Event (both read the core form the Event is stored in).
+    Event,
+    /// `v1` Namespace.
+    Namespace,
+    /// `v1` Secret.
+    Secret,
+    /// `v1` Service.
+    Service,
+    /// `batch/v1` Job.
+    Job,
+    /// `certificates.k8s.io/v1` CertificateSigningRequest.
+    Csr,
+}
+
+impl FieldSet {
+    /// The field set of a served kind.
+    pub fn of(r: &Resource) -> FieldSet {
+        match (r.group, r.kind) {
+            ("", "Pod") => FieldSet::Pod,
+            ("", "Node") => FieldSet::Node,
+            ("", "Event") | ("events.k8s.io", "Event") => FieldSet::Event,
+            ("", "Namespace") => FieldSet::Namespace,
+            ("", "Secret") => FieldSet::Secret,
+            ("", "Service") => FieldSet::Service,
+            ("batch", "Job") => FieldSet::Job,
+            ("certificates.k8s.io", "CertificateSigningRequest") => FieldSet::Csr,
+            _ => FieldSet::Meta,
+        }
+    }
+}
+
+/// The label a field selector's `label` means for resource `r` (what the scheme's conversion
+/// function returns), or the error kube-apiserver answers with 400.
+pub fn convert_label(r: &Resource, label: &str) -> Result<&'static str, String> {
+    let unsupported = || format!("field label not supported: {label}");
+    let accept = |list: &[&'static str]| {
+        list.iter()
+            .find(|l| **l == label)
+            .copied()
+            .ok_or_else(unsupported)
+    };
+    match (r.group, r.kind) {
+        ("", "Pod") => match label {
+            // backwards compatibility with old v1 clients
+            "spec.host" => Ok("spec.nodeName"),
+            _ => accept(&[
+                "metadata.name",
+                "metadata.namespace",
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.podIPs",
+                "status.nominatedNodeName",
+            ]),
+        },
+        ("", "Node") => accept(&["metadata.name", "spec.unschedulable"]),
+        ("", "Event") => accept(&[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+            "metadata.namespace",
+            "metadata.name",
+        ]),
+        ("events.k8s.io", "Event") => match label {
+            "regarding.kind" => Ok("involvedObject.kind"),
+            "regarding.namespace" => Ok("involvedObject.namespace"),
+            "regarding.name" => Ok("involvedObject.name"),
+            "regarding.uid" => Ok("involvedObject.uid"),
+            "regarding.apiVersion" => Ok("involvedObject.apiVersion"),
+            "regarding.resourceVersion" => Ok("involvedObject.resourceVersion"),
+            "regarding.fieldPath" => Ok("involvedObject.fieldPath"),
+            "reportingController" => Ok("reportingComponent"),
+            _ => accept(&[
+                "reason",
+                "source",
+                "type",
+                "metadata.namespace",
+                "metadata.name",
+            ]),
+        },
+        ("", "Namespace") => accept(&["status.phase", "metadata.name"]),
+        ("", "Secret") => accept(&["type", "metadata.namespace", "metadata.name"]),
+        ("", "Service") => accept(&[
+            "metadata.namespace",
+            "metadata.name",
+            "spec.clusterIP",
+            "spec.type",
+        ]),
+        ("batch", "Job") => accept(&["metadata.name", "metadata.namespace", "status.successful"]),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            accept(&["metadata.name", "spec.signerName"])
+        }
+        _ => match label {
+            "metadata.name" => Ok("metadata.name"),
+            "metadata.namespace" => Ok("metadata.namespace"),
+            _ => Err(format!(
+                "{label:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+            )),
+        },
+    }
+}
+
+/// The value of the (converted) `label` on `obj`, as the kind's selectable fields give it.
+pub fn value(set: FieldSet, namespaced: bool, obj: &Value, label: &str) -> String {
+    let s = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Go's strconv.FormatBool / strconv.Itoa of a field the JSON may leave out
+    let b = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            .to_string()
+    };
+    let i = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .to_string()
+    };
+    match label {
+        "metadata.name" => return s("/metadata/name"),
+        // generic.ObjectMetaFieldsSet(meta, hasNamespaceField)
+        "metadata.namespace" if namespaced => return s("/metadata/namespace"),
+        _ => {}
+    }
+    match (set, label) {
+        (FieldSet::Pod, "spec.nodeName") => s("/spec/nodeName"),
+        (FieldSet::Pod, "spec.restartPolicy") => s("/spec/restartPolicy"),
+        (FieldSet::Pod, "spec.schedulerName") => s("/spec/schedulerName"),
+        (FieldSet::Pod, "spec.serviceAccountName") => s("/spec/serviceAccountName"),
+        (FieldSet::Pod, "spec.hostNetwork") => b("/spec/hostNetwork"),
+        (FieldSet::Pod, "status.phase") => s("/status/phase"),
+        // the internal pod holds podIPs only (v1's podIP converts into its first entry)
+        (FieldSet::Pod, "status.podIP") => obj
+            .pointer("/status/podIPs/0/ip")
+            .or_else(|| obj.pointer("/status/podIP"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        (FieldSet::Pod, "status.nominatedNodeName") => s("/status/nominatedNodeName"),
+        (FieldSet::Node, "spec.unschedulable") => b("/spec/unschedulable"),
+        (FieldSet::Event, "involvedObject.kind") => s("/involvedObject/kind"),
+        (FieldSet::Event, "involvedObject.namespace") => s("/involvedObject/namespace"),
+        (FieldSet::Event, "involvedObject.name") => s("/involvedObject/name"),
+        (FieldSet::Event, "involvedObject.uid") => s("/involvedObject/uid"),
+        (FieldSet::Event, "involvedObject.apiVersion") => s("/involvedObject/apiVersion"),
+        (FieldSet::Event, "involvedObject.resourceVersion") => s("/involvedObject/resourceVersion"),
+        (FieldSet::Event, "involvedObject.fieldPath") => s("/involvedObject/fieldPath"),
+        (FieldSet::Event, "reason") => s("/reason"),
+        // core/v1's JSON name of ReportingController
+        (FieldSet::Event, "reportingComponent") => s("/reportingComponent"),
+        (FieldSet::Event, "source") => match s("/source/component") {
+            c if c.is_empty() => s("/reportingComponent"),
+            c => c,
+        },
+        (FieldSet::Event, "type") => s("/type"),
+        (FieldSet::Namespace, "status.phase") => s("/status/phase"),
+        (FieldSet::Secret, "type") => s("/type"),
+        (FieldSet::Service, "spec.clusterIP") => s("/spec/clusterIP"),
+        (FieldSet::Service, "spec.type") => s("/spec/type"),
+        (FieldSet::Job, "status.successful") => i("/status/succeeded"),
+        (FieldSet::Csr, "spec.signerName") => s("/spec/signerName"),
+        // accepted but not selectable (status.podIPs, a cluster-scoped object's namespace)
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::find;
+    use serde_json::json;
+
+    fn r(group: &str, plural: &str) -> &'static Resource {
+        find(group, "v1", plural).unwrap_or_else(|| panic!("{group}/{plural}"))
+    }
+
+    #[test]
+    fn labels_each_kind_accepts() {
+        let pods = r("", "pods");
+        assert_eq!(convert_label(pods, "spec.nodeName"), Ok("spec.nodeName"));
+        assert_eq!(convert_label(pods, "spec.host"), Ok("spec.nodeName"));
+        assert_eq!(
+            convert_label(pods, "status.phse"),
+            Err("field label not supported: status.phse".to_string())
+        );
+        let nodes = r("", "nodes");
+        assert!(convert_label(nodes, "metadata.namespace").is_err());
+        assert_eq!(
+            convert_label(nodes, "spec.unschedulable"),
+            Ok("spec.unschedulable")
+        );
+        let ev = r("events.k8s.io", "events");
+        assert_eq!(
+            convert_label(ev, "regarding.name"),
+            Ok("involvedObject.name")
+        );
+        assert_eq!(
+            convert_label(ev, "reportingController"),
+            Ok("reportingComponent")
+        );
+        assert!(convert_label(ev, "involvedObject.name").is_err());
+        assert_eq!(
+            convert_label(r("", "events"), "involvedObject.name"),
+            Ok("involvedObject.name")
+        );
+        let cm = r("", "configmaps");
+        assert_eq!(convert_label(cm, "metadata.name"), Ok("metadata.name"));
+        assert_eq!(
+            convert_label(cm, "data.x"),
+            Err(r#""data.x" is not a known field selector: only "metadata.name", "metadata.namespace""#.to_string())
+        );
+        assert_eq!(
+            convert_label(r("batch", "jobs"), "status.successful"),
+            Ok("status.successful")
+        );
+        assert!(convert_label(r("apps", "deployments"), "spec.replicas").is_err());
+    }
+
+    #[test]
+    fn values_as_the_selectable_fields_give_them() {
+        let pod = json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {},
+            "status": {"podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}]}});
+        assert_eq!(
+            value(FieldSet::Pod, true, &pod, "spec.hostNetwork"),
+            "false"
+        );
+        assert_eq!(value(FieldSet::Pod, true, &pod, "status.podIP"), "10.0.0.1");
+        assert_eq!(value(FieldSet::Pod, true, &pod, "status.podIPs"), "");
+        assert_eq!(value(FieldSet::Pod, true, &pod, "metadata.namespace"), "d");
+        let hn = json!({"spec": {"hostNetwork": true}});
+        assert_eq!(value(FieldSet::Pod, true, &hn, "spec.hostNetwork"), "true");
+        let node = json!({"metadata": {"name": "n"}});
+        assert_eq!(
+            value(FieldSet::Node, false, &node, "spec.unschedulable"),
+            "false"
+        );
+        assert_eq!(
+            value(FieldSet::Node, false, &node, "metadata.namespace"),
+            ""
+        );
+        let ev =
+            json!({"source": {}, "reportingComponent": "kubelet", "involvedObject": {"name": "p"}});
+        assert_eq!(value(FieldSet::Event, true, &ev, "source"), "kubelet");
+        let ev2 = json!({"source": {"component": "scheduler"}, "reportingComponent": "x"});
+        assert_eq!(value(FieldSet::Event, true, &ev2, "source"), "scheduler");
+        assert_eq!(
+            value(FieldSet::Event, true, &ev, "involvedObject.name"),
+            "p"
+        );
+        let job = json!({"status": {"succeeded": 3}});
+        assert_eq!(value(FieldSet::Job, true, &job, "status.successful"), "3");
+        assert_eq!(
+            value(FieldSet::Job, true, &json!({}), "status.successful"),
+            "0"
+        );
+    }
+}
