@@ -289,13 +289,15 @@ impl Store {
     /// keep its layer blobs ([`LayerRecord::discarded`]; [`crate::unpack_image`] of it comes
     /// here): what unpacking the blobs would make. Several layers are read through their
     /// read-only overlay (mounted in a build directory of the store); the snapshots are held
-    /// while copied. Fails with [`Error::LayerDiscarded`] naming the first layer without a
-    /// snapshot.
+    /// while copied. `dest` itself keeps its owner and mode; with `opts.rootless` (or not
+    /// root) no owner, extended attribute or device node is applied, as unpacking does. Fails
+    /// with [`Error::LayerDiscarded`] naming the first layer without a snapshot.
     pub fn copy_snapshots(
         &self,
         image: &str,
         layers: &[LayerRecord],
         dest: &Path,
+        opts: &crate::UnpackOptions,
     ) -> Result<crate::LayerStats> {
         let _lease = self.snapshot_lease(layers)?;
         let dirs: Vec<PathBuf> = chain_keys(layers)
@@ -313,7 +315,7 @@ impl Store {
         })?;
         match dirs.as_slice() {
             [] => Ok(crate::LayerStats::default()),
-            [one] => crate::unpack::copy_tree(one, dest),
+            [one] => crate::unpack::copy_tree(one, dest, opts.privileged()),
             _ => {
                 // the lowest layer last in the overlay's list (overlay_lowerdir)
                 let tmp = self.new_build_dir()?;
@@ -326,7 +328,7 @@ impl Store {
                 let r = mount_overlay(&dirs, None, &merged)
                     .map_err(Error::from)
                     .and_then(|m| {
-                        let r = crate::unpack::copy_tree(&merged, dest);
+                        let r = crate::unpack::copy_tree(&merged, dest, opts.privileged());
                         drop(m);
                         r
                     });
