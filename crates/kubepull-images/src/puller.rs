@@ -1195,7 +1195,7 @@ async fn ensure_blob(
     // committed, or, by a pull that does not keep the layer, unpacked from and removed with
     // the pull's other downloads (never synced); whatever ends the pull removes it.
     let private = if held_size.is_some() && !trusted && !confirmed {
-        Some(store.private_ingest_path())
+        Some(store.private_ingest_path()?)
     } else {
         None
     };
