@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use kubepull_core::keyring::Credential;
 use kubepull_core::reference::{self, Digest, Reference};
-use kubepull_registry::{Client, Descriptor, HostsDir, Platform, RegistryCredential, Repository};
+use kubepull_registry::{
+    Client, ConfirmingHost, Descriptor, HostsDir, Platform, RegistryCredential, Repository,
+};
 use kubepull_store::{SnapshotChain, Store};
 
 use crate::stream_unpack::{Feed, Feeds};
@@ -985,14 +987,25 @@ impl Drop for HeldPartials {
     }
 }
 
-/// Whether a host of this pull confirms it serves `desc` (`HEAD` answered 2xx, with the
+/// Which host `repos[i]` is for [`Repository::blob_confirmed`]: the first resolved the image.
+fn confirming_host(i: usize) -> ConfirmingHost {
+    if i == 0 {
+        ConfirmingHost::Resolving
+    } else {
+        ConfirmingHost::Other
+    }
+}
+
+/// Whether a host of this pull confirms it serves `desc` (`HEAD` answered 2xx with the blob's
+/// size, and its digest as [`Repository::blob_confirmed`] requires of that host, with the
 /// credentials that host gets), asked in the order the blob's fetch tries them: the resolving
 /// host, then the other hosts with the `pull` capability in `hosts.toml` order (containerd
 /// core/remotes/docker/fetcher.go, Fetch: each host in turn until one serves the blob).
-/// A host that answers 404, 405, 5xx or not at all passes the question to the next.
+/// A host that answers 404, 405, 5xx, not at all, or without the headers that name the blob
+/// passes the question to the next.
 async fn confirmed_by_a_host(repos: &[Arc<Repository>], desc: &Descriptor) -> bool {
     for (i, repo) in repos.iter().enumerate() {
-        if repo.blob_confirmed(desc).await {
+        if repo.blob_confirmed(desc, confirming_host(i)).await {
             return true;
         }
         if let Some(next) = repos.get(i + 1) {
@@ -1182,7 +1195,7 @@ async fn ensure_blob(
     // committed, or, by a pull that does not keep the layer, unpacked from and removed with
     // the pull's other downloads (never synced); whatever ends the pull removes it.
     let private = if held_size.is_some() && !trusted && !confirmed {
-        Some(store.private_ingest_path())
+        Some(store.private_ingest_path()?)
     } else {
         None
     };
@@ -1223,7 +1236,13 @@ async fn ensure_blob(
     let fetched = loop {
         let repo = &repos[attempt];
         match repo
-            .fetch_blob_resumable_trusting(desc, &path, Some(&pf), trusted)
+            .fetch_blob_resumable_trusting(
+                desc,
+                &path,
+                Some(&pf),
+                trusted,
+                confirming_host(attempt),
+            )
             .await
         {
             Ok(f) => break f,

@@ -269,3 +269,128 @@ async fn a_finished_download_is_confirmed_by_the_mirror_that_would_serve_it() {
         }
     }
 }
+
+/// A pull-through mirror that serves every blob of `img` on `GET` but answers `200` to any
+/// `HEAD`, with the headers `head` gives (a catch-all; a real registry names the blob's digest
+/// and size). Counts the `HEAD`s and `GET`s of `layer`.
+async fn catch_all_mirror(
+    img: &kubepull_testkit::Image,
+    head: Vec<(&'static str, String)>,
+    layer: Digest,
+    counts: Arc<[std::sync::atomic::AtomicUsize; 2]>,
+) -> kubepull_registry::testkit::http::HttpServer {
+    use kubepull_registry::testkit::http::{HttpResponse, HttpServer};
+    use std::sync::atomic::Ordering::SeqCst;
+    let blobs: Arc<std::collections::HashMap<String, Vec<u8>>> = Arc::new(
+        std::iter::once(&img.config)
+            .chain(&img.layers)
+            .map(|b| (Digest::sha256_of(b).to_string(), b.clone()))
+            .collect(),
+    );
+    HttpServer::start(
+        None,
+        Arc::new(move |req| {
+            let (blobs, head, counts) = (blobs.clone(), head.clone(), counts.clone());
+            let layer = format!("/blobs/{layer}");
+            Box::pin(async move {
+                if req.path() == "/v2/" {
+                    return HttpResponse::new(200, "{}");
+                }
+                let is_layer = req.path().ends_with(&layer);
+                if req.method == "HEAD" {
+                    if is_layer {
+                        counts[0].fetch_add(1, SeqCst);
+                    }
+                    return head
+                        .iter()
+                        .fold(HttpResponse::new(200, ""), |r, (k, v)| r.with_header(k, v));
+                }
+                let blob = req
+                    .path()
+                    .rsplit_once("/blobs/")
+                    .and_then(|(_, d)| blobs.get(d));
+                match blob {
+                    Some(b) => {
+                        if is_layer {
+                            counts[1].fetch_add(1, SeqCst);
+                        }
+                        HttpResponse::new(200, b.clone())
+                    }
+                    None => HttpResponse::new(404, ""),
+                }
+            })
+        }),
+    )
+    .await
+    .unwrap()
+}
+
+/// A whole layer in ingest/ (left by a pull of another repository) is not vouched for by a
+/// mirror of `hosts.toml` that answers `200` to any `HEAD`: without a `Docker-Content-Digest`
+/// naming the blob (missing or another digest) a host other than the resolving one confirms
+/// nothing, so the file is not taken and the layer is downloaded (from that mirror, the
+/// registry having lost it) and verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_all_mirror_answering_any_head_does_not_vouch_for_a_download_in_ingest() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let server = Registry::start(&[(USER, PASS)]);
+    let img = busybox_image(&["true"], &[("etc/motd", b"from the mirror\n")]);
+    server.push("team/app", "v1", &img).await;
+    let layer = Digest::sha256_of(&img.layers[1]);
+    // the registry answers 404 for the layer: only the mirror is left to confirm it
+    fs::remove_file(blob_file(&server, &layer)).unwrap();
+    let len = img.layers[1].len().to_string();
+    let other = Digest::sha256_of(b"another blob").to_string();
+    let t = tempfile::tempdir().unwrap();
+    let name = format!("{}/team/app:v1", server.host());
+    for (case, head) in [
+        vec![("content-length", len.clone())],
+        vec![
+            ("content-length", len.clone()),
+            ("docker-content-digest", other),
+        ],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let counts = Arc::new([
+            std::sync::atomic::AtomicUsize::new(0),
+            std::sync::atomic::AtomicUsize::new(0),
+        ]);
+        let mirror = catch_all_mirror(&img, head.clone(), layer.clone(), counts.clone()).await;
+        let hosts = t.path().join(format!("hosts{case}"));
+        let d = hosts.join(server.host());
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("server-ca.crt"), server.ca_pem()).unwrap();
+        fs::write(
+            d.join("hosts.toml"),
+            format!(
+                "server = \"https://{}\"\nca = \"server-ca.crt\"\n\n\
+                 [host.\"{}\"]\n  capabilities = [\"pull\"]\n",
+                server.host(),
+                mirror.base_url()
+            ),
+        )
+        .unwrap();
+        let store = Store::open(&t.path().join(format!("store{case}"))).unwrap();
+        let client = Client::https(&TlsConfig::system(), ClientConfig::default()).unwrap();
+        let puller = Puller::new(client, store.clone(), Platform::host())
+            .with_hosts(HostsDir::load(&hosts).unwrap());
+        fs::write(store.ingest_path(&layer), &img.layers[1]).unwrap();
+        let what = format!("HEAD answered 200 with {head:?}");
+        let r = pull(&puller, &server, &name)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {}", kubepull_images::error_chain(&e)));
+        assert!(
+            counts[0].load(SeqCst) > 0,
+            "{what}: the mirror was not asked"
+        );
+        assert_eq!(r.resumed, 0, "{what}: the layer was taken from ingest/");
+        assert!(
+            counts[1].load(SeqCst) > 0,
+            "{what}: the layer was not downloaded"
+        );
+        let stored = fs::read(store.blob_path(&layer)).unwrap();
+        assert_eq!(Digest::sha256_of(&stored), layer, "{what}");
+    }
+}

@@ -124,9 +124,9 @@ pub mod transport;
 pub use auth::RegistryCredential;
 pub use client::push::UPLOAD_CHUNK;
 pub use client::{
-    Client, ClientConfig, FetchedManifest, ManifestRef, ProgressFn, Repository, ResolvedImage,
-    ResumableFetch, MAX_BACKOFF, MAX_ERROR_BODY, MAX_MANIFEST_SIZE, MAX_REDIRECTS, MAX_RESUMES,
-    MAX_RETRIES, MAX_RETRY_AFTER, REQUEST_TIMEOUT, RETRY_BASE_DELAY, STALL_TIMEOUT,
+    Client, ClientConfig, ConfirmingHost, FetchedManifest, ManifestRef, ProgressFn, Repository,
+    ResolvedImage, ResumableFetch, MAX_BACKOFF, MAX_ERROR_BODY, MAX_MANIFEST_SIZE, MAX_REDIRECTS,
+    MAX_RESUMES, MAX_RETRIES, MAX_RETRY_AFTER, REQUEST_TIMEOUT, RETRY_BASE_DELAY, STALL_TIMEOUT,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use hosts::{HostsDir, RegistryHost};

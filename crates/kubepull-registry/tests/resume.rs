@@ -11,7 +11,7 @@ use common::*;
 use http::Method;
 use kubepull_core::reference::Digest;
 use kubepull_registry::transport::{Request, Response};
-use kubepull_registry::{Descriptor, ErrorKind, ResumableFetch};
+use kubepull_registry::{ConfirmingHost, Descriptor, ErrorKind, ResumableFetch};
 
 fn big_blob(f: &mut Fake) -> (Descriptor, Vec<u8>) {
     let data: Vec<u8> = (0..300_000u32)
@@ -161,11 +161,103 @@ async fn a_complete_partial_the_registry_does_not_confirm_is_downloaded_again() 
     assert_eq!(blob_methods(&s, &desc), vec![Method::HEAD, Method::GET]);
     // a caller that knows the blob is this repository's skips the HEAD
     let r = repo(&s)
-        .fetch_blob_resumable_trusting(&desc, &partial, None, true)
+        .fetch_blob_resumable_trusting(&desc, &partial, None, true, ConfirmingHost::Resolving)
         .await
         .unwrap();
     assert_eq!((r.resumed_from, r.downloaded), (300_000, 0));
     assert_eq!(blob_methods(&s, &desc), vec![Method::HEAD, Method::GET]);
+}
+
+/// A `HEAD` confirms a complete partial only with the blob's size in `Content-Length` and, when
+/// sent, its digest in `Docker-Content-Digest`; a host other than the one that resolved the
+/// image must send the digest. A catch-all answering 200 to any `HEAD` (no or wrong headers,
+/// which a real registry does not send) confirms nothing: the partial is emptied and the blob
+/// downloaded.
+#[tokio::test]
+async fn a_head_confirms_a_complete_partial_only_naming_the_blobs_size_and_digest() {
+    let (s, desc, data) = serving_big_blob();
+    let len = data.len().to_string();
+    let digest = desc.digest.to_string();
+    let other = Digest::sha256_of(b"another blob").to_string();
+    let head = |h: &[(&str, &str)]| -> Vec<(String, String)> {
+        h.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    // headers of the HEAD's 200; whether the resolving host and another host confirm with them
+    let cases = [
+        (
+            head(&[("content-length", &len), ("docker-content-digest", &digest)]),
+            true,
+            true,
+        ),
+        (head(&[("content-length", &len)]), true, false),
+        (
+            head(&[("content-length", &len), ("docker-content-digest", &other)]),
+            false,
+            false,
+        ),
+        (
+            head(&[("content-length", "7"), ("docker-content-digest", &digest)]),
+            false,
+            false,
+        ),
+        (head(&[("docker-content-digest", &digest)]), false, false),
+        (head(&[]), false, false),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join(PARTIAL);
+    for (headers, resolving, other_host) in cases {
+        let path = format!("/blobs/{}", desc.digest);
+        let answer = headers.clone();
+        *s.hook.lock().unwrap() = Some(Arc::new(move |req, _| {
+            (req.url.path().ends_with(&path)
+                && req.method == Method::HEAD
+                && req.headers.get("authorization").is_some())
+            .then(|| {
+                let h: Vec<(&str, &str)> = answer
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                resp(200, &h, bytes::Bytes::new())
+            })
+        }));
+        for (host, confirms) in [
+            (ConfirmingHost::Resolving, resolving),
+            (ConfirmingHost::Other, other_host),
+        ] {
+            let what = format!("{headers:?}, {host:?}");
+            assert_eq!(
+                repo(&s).blob_confirmed(&desc, host).await,
+                confirms,
+                "{what}"
+            );
+            std::fs::write(&partial, &data).unwrap();
+            let gets = || {
+                blob_methods(&s, &desc)
+                    .iter()
+                    .filter(|m| **m == Method::GET)
+                    .count()
+            };
+            let gets_before = gets();
+            let r = repo(&s)
+                .fetch_blob_resumable_trusting(&desc, &partial, None, false, host)
+                .await
+                .unwrap();
+            if confirms {
+                assert_eq!((r.resumed_from, r.downloaded), (300_000, 0), "{what}");
+            } else {
+                // not reused: emptied and downloaded in full
+                assert_eq!(
+                    (r.resumed_from, r.downloaded, r.restarted),
+                    (0, 300_000, true),
+                    "{what}"
+                );
+            }
+            assert_eq!(gets() > gets_before, !confirms, "{what}: blob fetched");
+            assert_eq!(std::fs::read(&partial).unwrap(), data, "{what}");
+        }
+    }
 }
 
 #[tokio::test]

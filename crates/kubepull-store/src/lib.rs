@@ -6,8 +6,9 @@
 //! ```text
 //! blobs/sha256/<hex>        verified content, only ever created by rename (never partial)
 //! ingest/<hex>.partial      a download in progress (owned by the holder of the blob's lock)
-//! ingest/*.tmp              small blobs and records being written
+//! ingest/<pid>.<token>.<n>.tmp   small blobs and records being written, a pull's own downloads
 //! locks/sha256/<hex>.lock   per-blob lock files (flock)
+//! locks/owners/<pid>.<token>.lock   held (shared) by each process that has the store open
 //! locks/store.lock          records and garbage collection
 //! locks/gc.lock             pull leases (shared) against garbage collection (exclusive)
 //! images/<sha256(name)>.json   image records
@@ -52,6 +53,7 @@
 
 #![forbid(unsafe_code)]
 
+mod owner;
 mod pipeline;
 mod snapshot;
 pub mod timings;
@@ -399,6 +401,8 @@ pub struct PullLease {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: Arc<PathBuf>,
+    /// This process's owner lock ([`owner`]): its temporary files are not removed while held.
+    _owner: Arc<File>,
 }
 
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -488,6 +492,7 @@ impl Store {
             "blobs/sha256",
             "ingest",
             "locks/sha256",
+            owner::OWNERS_DIR,
             "images",
             "pulls",
             "sources",
@@ -505,16 +510,20 @@ impl Store {
         }
         let store = Store {
             root: Arc::new(root.to_path_buf()),
+            _owner: Arc::new(owner::hold(root)?),
         };
         store.remove_dead_tmp()?;
         Ok(store)
     }
 
-    /// Removes `ingest/<pid>.<n>.tmp` files of processes that are gone. Partial downloads
-    /// (`*.partial`) are kept for the next writer to resume; [`Store::gc`] removes unlocked ones.
+    /// Removes `ingest/<pid>.<token>.<n>.tmp` files of processes that are gone (their owner
+    /// lock is free: [`owner`]), whatever process has their PID now, and the owner locks of
+    /// gone processes. Partial downloads (`*.partial`) are kept for the next writer to resume;
+    /// [`Store::gc`] removes unlocked ones.
     fn remove_dead_tmp(&self) -> Result<(usize, u64)> {
         let ingest = self.root.join("ingest");
         let (mut n, mut bytes) = (0, 0);
+        let mut owners = owner::Owners::default();
         for e in ctx(fs::read_dir(&ingest), || {
             format!("list {}", ingest.display())
         })? {
@@ -523,12 +532,12 @@ impl Store {
             let Some(stem) = name.strip_suffix(".tmp") else {
                 continue;
             };
-            let pid_alive = stem
-                .split('.')
-                .next()
-                .and_then(|p| p.parse::<u32>().ok())
-                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-            if !pid_alive {
+            // a name of no owner is no one's: removed
+            let dead = match owner::owner_of(stem) {
+                Some(o) => owners.dead(&self.root, &o)?,
+                None => true,
+            };
+            if dead {
                 let size = e.metadata().map(|m| m.len()).unwrap_or(0);
                 if fs::remove_file(e.path()).is_ok() {
                     n += 1;
@@ -536,6 +545,7 @@ impl Store {
                 }
             }
         }
+        owners.release(&self.root)?;
         Ok((n, bytes))
     }
 
@@ -574,14 +584,22 @@ impl Store {
         fs::metadata(self.blob_path(d)).ok().map(|m| m.len())
     }
 
-    /// A new file name in `ingest/` of this process alone (`<pid>.<n>.tmp`): removed when the
-    /// store is next opened if the process is gone by then.
-    pub fn private_ingest_path(&self) -> PathBuf {
-        self.root.join("ingest").join(format!(
-            "{}.{}.tmp",
-            std::process::id(),
-            TMP_SEQ.fetch_add(1, Ordering::Relaxed)
-        ))
+    /// A new empty file in `ingest/` of this process alone (`<pid>.<token>.<n>.tmp`, made
+    /// with `O_EXCL`): removed when the store is next opened, or by [`Store::gc`], once the
+    /// process is gone, even if another process has its PID by then.
+    pub fn private_ingest_path(&self) -> Result<PathBuf> {
+        loop {
+            let p = self.root.join("ingest").join(format!(
+                "{}.{}.tmp",
+                owner::incarnation(),
+                TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+            ));
+            match OpenOptions::new().write(true).create_new(true).open(&p) {
+                Ok(_) => return Ok(p),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(format!("create {}", p.display()), e)),
+            }
+        }
     }
 
     /// Where the holder of `d`'s lock writes a download in progress.
@@ -790,8 +808,11 @@ impl Store {
     /// the old or the new content; with `durable`, the file and then its directory are
     /// `fsync`ed too (without, a crash may leave the old content, none, or an empty file).
     fn write_replace(&self, dest: &Path, bytes: &[u8], durable: bool) -> Result<()> {
-        let tmp = self.private_ingest_path();
-        let mut f = ctx(File::create(&tmp), || format!("create {}", tmp.display()))?;
+        let tmp = self.private_ingest_path()?;
+        let mut f = ctx(
+            OpenOptions::new().write(true).truncate(true).open(&tmp),
+            || format!("open {}", tmp.display()),
+        )?;
         let r = f
             .write_all(bytes)
             .and_then(|()| if durable { f.sync_all() } else { Ok(()) });

@@ -289,13 +289,15 @@ impl Store {
     /// keep its layer blobs ([`LayerRecord::discarded`]; [`crate::unpack_image`] of it comes
     /// here): what unpacking the blobs would make. Several layers are read through their
     /// read-only overlay (mounted in a build directory of the store); the snapshots are held
-    /// while copied. Fails with [`Error::LayerDiscarded`] naming the first layer without a
-    /// snapshot.
+    /// while copied. `dest` itself keeps its owner and mode; with `opts.rootless` (or not
+    /// root) no owner, extended attribute or device node is applied, as unpacking does. Fails
+    /// with [`Error::LayerDiscarded`] naming the first layer without a snapshot.
     pub fn copy_snapshots(
         &self,
         image: &str,
         layers: &[LayerRecord],
         dest: &Path,
+        opts: &crate::UnpackOptions,
     ) -> Result<crate::LayerStats> {
         let _lease = self.snapshot_lease(layers)?;
         let dirs: Vec<PathBuf> = chain_keys(layers)
@@ -313,7 +315,7 @@ impl Store {
         })?;
         match dirs.as_slice() {
             [] => Ok(crate::LayerStats::default()),
-            [one] => crate::unpack::copy_tree(one, dest),
+            [one] => crate::unpack::copy_tree(one, dest, opts.privileged()),
             _ => {
                 // the lowest layer last in the overlay's list (overlay_lowerdir)
                 let tmp = self.new_build_dir()?;
@@ -326,7 +328,7 @@ impl Store {
                 let r = mount_overlay(&dirs, None, &merged)
                     .map_err(Error::from)
                     .and_then(|m| {
-                        let r = crate::unpack::copy_tree(&merged, dest);
+                        let r = crate::unpack::copy_tree(&merged, dest, opts.privileged());
                         drop(m);
                         r
                     });
@@ -536,18 +538,30 @@ impl Store {
         })
     }
 
-    /// A new build directory `snapshots/tmp-<pid>.<n>` with its (empty) `fs`.
+    /// A new build directory `snapshots/tmp-<pid>.<token>.<n>` ([`crate::owner`]) with its
+    /// (empty) `fs`; never one an earlier process with this PID left.
     fn new_build_dir(&self) -> Result<PathBuf> {
-        let tmp = self.snapshots_dir().join(format!(
-            "tmp-{}.{}",
-            std::process::id(),
-            crate::TMP_SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let upper = tmp.join("fs");
-        ctx(fs::create_dir_all(&upper), || {
-            format!("create {}", upper.display())
+        let dir = self.snapshots_dir();
+        ctx(fs::create_dir_all(&dir), || {
+            format!("create {}", dir.display())
         })?;
-        Ok(tmp)
+        loop {
+            let tmp = dir.join(format!(
+                "tmp-{}.{}",
+                crate::owner::incarnation(),
+                crate::TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+            ));
+            match fs::create_dir(&tmp) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(format!("create {}", tmp.display()), e)),
+            }
+            let upper = tmp.join("fs");
+            ctx(fs::create_dir(&upper), || {
+                format!("create {}", upper.display())
+            })?;
+            return Ok(tmp);
+        }
     }
 
     /// Builds layer `i`'s snapshot (see [`Store::layer_snapshot_from`]) and returns its build
@@ -808,24 +822,27 @@ impl Store {
         Ok(tmp)
     }
 
-    /// Removes the leftovers of builds whose process is gone (their overlay detached first).
+    /// Removes the leftovers of builds whose process is gone (their overlay detached first):
+    /// its owner lock is free ([`crate::owner`]), whatever process has its PID now.
     fn remove_dead_builds(&self) {
         let Ok(rd) = fs::read_dir(self.snapshots_dir()) else {
             return;
         };
+        let mut owners = crate::owner::Owners::default();
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(rest) = name.strip_prefix("tmp-") {
-                let alive = rest
-                    .split('.')
-                    .next()
-                    .and_then(|p| p.parse::<u32>().ok())
-                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-                if !alive {
-                    remove_tmp(&e.path());
-                }
+            if self.dead_build(&name, &mut owners) {
+                remove_tmp(&e.path());
             }
         }
+        let _ = owners.release(self.root());
+    }
+
+    /// Whether snapshot directory `name` is a build (`tmp-<owner>.<n>`) whose process is gone.
+    fn dead_build(&self, name: &str, owners: &mut crate::owner::Owners) -> bool {
+        name.strip_prefix("tmp-")
+            .and_then(crate::owner::owner_of)
+            .is_some_and(|o| owners.dead(self.root(), &o).unwrap_or(false))
     }
 
     /// Removes the snapshots no image record uses and no [`SnapshotLease`] holds (what
@@ -850,16 +867,12 @@ impl Store {
         let used: std::collections::HashSet<String> =
             images.iter().flat_map(|r| chain_keys(&r.layers)).collect();
         let mut removed = 0;
+        let mut owners = crate::owner::Owners::default();
         for e in rd {
             let e = ctx(e, || format!("list {}", dir.display()))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(rest) = name.strip_prefix("tmp-") {
-                let alive = rest
-                    .split('.')
-                    .next()
-                    .and_then(|p| p.parse::<u32>().ok())
-                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-                if !alive {
+            if name.starts_with("tmp-") {
+                if self.dead_build(&name, &mut owners) {
                     remove_tmp(&e.path());
                 }
                 continue;
@@ -880,6 +893,7 @@ impl Store {
             );
             removed += 1;
         }
+        owners.release(self.root())?;
         Ok(removed)
     }
 }

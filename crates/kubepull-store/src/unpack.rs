@@ -82,6 +82,13 @@ impl Default for UnpackOptions {
     }
 }
 
+impl UnpackOptions {
+    /// Whether owners, device nodes, fifos and xattrs are applied: as root, not rootless.
+    pub(crate) fn privileged(&self) -> bool {
+        !self.rootless && rustix::process::geteuid().is_root()
+    }
+}
+
 /// What unpacking one layer did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LayerStats {
@@ -239,8 +246,11 @@ pub fn unpack_layer(
 ///
 /// An image whose record does not keep its layer blobs ([`crate::LayerRecord::discarded`],
 /// one of them not in the store: [`Store::discarded_blobs_missing`]) is copied from its
-/// layers' snapshots instead ([`Store::copy_snapshots`]), which hold the tree the blobs
-/// unpack to: each was verified against the blob's digest and diff ID before it was kept.
+/// layers' snapshots instead ([`Store::copy_snapshots`], with `opts.rootless` honoured as
+/// here), which hold the tree the blobs unpack to: each was verified against the blob's digest
+/// and diff ID before it was kept. (A hard link a later layer adds to a lower layer's file is
+/// the one difference: overlay copied that file up, so its names in the lower layer are a
+/// separate file.)
 /// containerd's `ctr images mount` likewise gives an image's tree from its snapshot chain
 /// (cmd/ctr/commands/images/mount.go: `Unpack`, which finds every snapshot in place and
 /// reads no layer content, then a view of the chain ID's snapshot). A layer without a
@@ -253,7 +263,7 @@ pub fn unpack_image(
     opts: &UnpackOptions,
 ) -> Result<UnpackStats> {
     if store.discarded_blobs_missing(rec) {
-        let total = store.copy_snapshots(&rec.name, &rec.layers, dest)?;
+        let total = store.copy_snapshots(&rec.name, &rec.layers, dest, opts)?;
         return Ok(UnpackStats {
             layers: rec.layers.len(),
             total,
@@ -273,9 +283,12 @@ pub fn unpack_image(
 /// overlay) into `dest` (created if missing), keeping what unpacking the layers keeps: type,
 /// content, owner, mode (setuid included), extended attributes (overlayfs' own left out),
 /// times, device numbers, and hard links between files of the tree. Whiteout devices (what a
-/// single snapshot may hold where a layer deleted nothing below) are not copied. Returns what
+/// single snapshot may hold where a layer deleted nothing below) are not copied. `dest` itself
+/// is left as it is (its owner, mode, times), as unpacking leaves it. Not `privileged`
+/// ([`UnpackOptions::rootless`], or not root), as unpacking does: no owner and no extended
+/// attributes are applied, and devices, fifos and sockets are skipped and counted. Returns what
 /// was made, counted as unpacking counts it (`entries` is every path made; no whiteouts).
-pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<LayerStats> {
+pub(crate) fn copy_tree(src: &Path, dest: &Path, privileged: bool) -> Result<LayerStats> {
     use std::os::unix::fs::FileTypeExt;
     let io_err = |what: &str, p: &Path| {
         let what = format!("{what} {}", p.display());
@@ -283,12 +296,20 @@ pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<LayerStats> {
     };
     // after the content and the owner (chown clears setuid): mode, xattrs, times
     let finish = |from: &Path, to: &Path, m: &fs::Metadata| -> Result<()> {
-        std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid())).map_err(io_err("chown", to))?;
+        if privileged {
+            std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid()))
+                .map_err(io_err("chown", to))?;
+        }
         if !m.file_type().is_symlink() {
             fs::set_permissions(to, fs::Permissions::from_mode(m.mode() & 0o7777))
                 .map_err(io_err("chmod", to))?;
         }
-        for (k, v) in xattrs_of(from).map_err(io_err("read xattrs of", from))? {
+        let xattrs = if privileged {
+            xattrs_of(from).map_err(io_err("read xattrs of", from))?
+        } else {
+            Vec::new()
+        };
+        for (k, v) in xattrs {
             match rustix::fs::lsetxattr(
                 to,
                 OsStr::from_bytes(&k),
@@ -323,6 +344,11 @@ pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<LayerStats> {
             continue;
         }
         if is_whiteout(&m) {
+            continue;
+        }
+        let special = !(ft.is_file() || ft.is_symlink());
+        if special && !privileged {
+            stats.skipped_devices += 1;
             continue;
         }
         if m.nlink() > 1 {
@@ -372,6 +398,10 @@ pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<LayerStats> {
         stats.entries += 1;
     }
     for (from, to, m) in dirs.into_iter().rev() {
+        if to == dest {
+            // the caller's directory: unpacking leaves it alone too
+            continue;
+        }
         finish(&from, &to, &m)?;
         stats.entries += 1;
         stats.dirs += 1;
@@ -1047,7 +1077,7 @@ fn unpack_tar(
 ) -> Result<LayerStats, UnpackError> {
     let mut u = Unpacker {
         root: dest,
-        privileged: !opts.rootless && rustix::process::geteuid().is_root(),
+        privileged: opts.privileged(),
         stats: LayerStats::default(),
         unpacked: HashSet::new(),
         dirs: Vec::new(),

@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use common::{describe, layers};
+use common::{describe, layers, Tar, H, TAR};
 use kubepull_core::reference::Digest;
 use kubepull_store::{
     overlay_lowerdir, unpack_image, Error, ImageRecord, LayerInput, SnapshotError, Store,
@@ -22,6 +22,10 @@ impl Drop for Mount {
 }
 
 fn image(store: &Store, name: &str) -> ImageRecord {
+    image_of(store, name, layers())
+}
+
+fn image_of(store: &Store, name: &str, layers: Vec<(Vec<u8>, &str)>) -> ImageRecord {
     let put = |b: &[u8]| {
         let d = Digest::sha256_of(b);
         store.put_blob_bytes(&d, b).unwrap();
@@ -33,7 +37,7 @@ fn image(store: &Store, name: &str) -> ImageRecord {
         cfg.clone(),
         cfg.clone(),
         cfg,
-        layers()
+        layers
             .iter()
             .map(|(b, mt)| (put(b), mt.to_string(), b.len() as u64))
             .collect(),
@@ -353,4 +357,94 @@ fn a_layer_that_does_not_verify_leaves_no_snapshot() {
         .unwrap();
     assert_eq!(chain.built, 2);
     assert_eq!(snapshot_dirs(&root).len(), 3);
+}
+
+/// An image whose layer blobs were discarded unpacks from its snapshots as its blobs unpack
+/// (`unpack_image` of an image that keeps them): into an existing directory that keeps its own
+/// mode, and, rootless, with no owner, extended attribute, device node or fifo applied.
+#[test]
+fn a_discarded_image_unpacks_from_its_snapshots_as_its_blobs_do() {
+    let t = tempfile::tempdir().unwrap();
+    if !overlay_supported(t.path()) {
+        return;
+    }
+    let mut ls = layers();
+    let mut null = H::new("dev/null", b'3');
+    (null.devmajor, null.devminor) = (1, 3);
+    let mut owned = H::new("dev/owned", b'0');
+    (owned.uid, owned.gid, owned.size) = (1234, 1235, 1);
+    ls.push((
+        Tar::default()
+            .dir("dev", 0o755)
+            .entry(null, b"", &[])
+            .entry(H::new("dev/fifo", b'6'), b"", &[])
+            .entry(owned, b"o", &[("user.kept", b"yes")])
+            .finish(),
+        TAR,
+    ));
+    let discarding = Store::open(&t.path().join("discarding")).unwrap();
+    let keeping = Store::open(&t.path().join("keeping")).unwrap();
+    let name = "example.test/app:1";
+    let mut rec = image_of(&discarding, name, ls.clone());
+    let kept = image_of(&keeping, name, ls);
+    discarding
+        .layer_snapshot(&rec.name, &rec.layers, &UnpackOptions::default())
+        .unwrap();
+    for l in &mut rec.layers {
+        l.discarded = true;
+        fs::remove_file(discarding.blob_path(&Digest::parse(&l.digest).unwrap())).unwrap();
+    }
+    let user_kept = |p: &Path| {
+        let mut buf = [0u8; 8];
+        rustix::fs::lgetxattr(p, "user.kept", &mut buf).map(|n| buf[..n].to_vec())
+    };
+    for rootless in [false, true] {
+        let opts = UnpackOptions {
+            rootless,
+            ..Default::default()
+        };
+        let (ours, theirs) = (
+            t.path().join(format!("ours-{rootless}")),
+            t.path().join(format!("theirs-{rootless}")),
+        );
+        for d in [&ours, &theirs] {
+            fs::create_dir(d).unwrap();
+            fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        }
+        let s = unpack_image(&discarding, &rec, &ours, &opts).unwrap();
+        assert!(s.from_snapshots, "{s:?}");
+        let b = unpack_image(&keeping, &kept, &theirs, &opts).unwrap();
+        assert!(!b.from_snapshots, "{b:?}");
+        let what = format!("rootless {rootless}");
+        for d in [&ours, &theirs] {
+            let mode = fs::metadata(d).unwrap().mode() & 0o7777;
+            assert_eq!(mode, 0o700, "{what}: {} changed mode", d.display());
+        }
+        assert_eq!(describe(&ours), describe(&theirs), "{what}");
+        assert_eq!(
+            (s.total.devices, s.total.skipped_devices),
+            (b.total.devices, b.total.skipped_devices),
+            "{what}"
+        );
+        let owned = fs::metadata(ours.join("dev/owned")).unwrap();
+        if rootless {
+            assert!(!ours.join("dev/null").exists() && !ours.join("dev/fifo").exists());
+            assert_eq!((owned.uid(), owned.gid()), (0, 0), "{what}");
+            assert!(user_kept(&ours.join("dev/owned")).is_err(), "{what}");
+            assert_eq!(s.total.skipped_devices, 2, "{what}");
+        } else {
+            let null = fs::symlink_metadata(ours.join("dev/null")).unwrap();
+            assert!(null.file_type().is_char_device() && null.rdev() == rustix::fs::makedev(1, 3));
+            assert!(fs::symlink_metadata(ours.join("dev/fifo"))
+                .unwrap()
+                .file_type()
+                .is_fifo());
+            assert_eq!((owned.uid(), owned.gid()), (1234, 1235), "{what}");
+            assert_eq!(
+                user_kept(&ours.join("dev/owned")).unwrap(),
+                b"yes",
+                "{what}"
+            );
+        }
+    }
 }

@@ -482,19 +482,79 @@ fn corrupt_records_are_typed_errors_without_content() {
 fn open_removes_temp_files_of_dead_writers() {
     let t = tempfile::tempdir().unwrap();
     let s = Store::open(t.path()).unwrap();
-    // pid 0x7fffffff never exists (pid_max is at most 2^22)
-    let dead = t.path().join("ingest/2147483647.0.tmp");
-    let live = t
+    let ingest = t.path().join("ingest");
+    let me = std::process::id();
+    // names made before owner tokens: pid 0x7fffffff never exists (pid_max is at most 2^22),
+    // and this process makes no such name, so one with its PID is an earlier process's
+    let dead = ingest.join("2147483647.0.tmp");
+    let dead_same_pid = ingest.join(format!("{me}.99.tmp"));
+    // an earlier incarnation with this process's PID (a node agent restarted as PID 1):
+    // its sequence numbers start at 0 again, as this process's do
+    let earlier = ingest.join(format!("{me}.00000000deadbeef.0.tmp"));
+    // another process that is running: it holds its owner lock
+    let other_lock = t
         .path()
-        .join(format!("ingest/{}.99.tmp", std::process::id()));
+        .join("locks/owners/2147483646.0123456789abcdef.lock");
+    let held = std::fs::File::create(&other_lock).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockShared).unwrap();
+    let other = ingest.join("2147483646.0123456789abcdef.0.tmp");
+    // this process's own, in use
+    let live = s.private_ingest_path().unwrap();
+    assert!(
+        live.starts_with(&ingest) && live.exists(),
+        "{}",
+        live.display()
+    );
+    assert_ne!(live, earlier);
     let partial = s.ingest_path(&Digest::sha256_of(b"resume me"));
-    for p in [&dead, &live, &partial] {
+    for p in [&dead, &dead_same_pid, &earlier, &other, &partial] {
         std::fs::write(p, b"x").unwrap();
     }
     Store::open(t.path()).unwrap();
-    assert!(!dead.exists());
-    assert!(live.exists());
+    assert!(!dead.exists() && !dead_same_pid.exists());
+    assert!(
+        !earlier.exists(),
+        "a file of an earlier process with this PID is kept"
+    );
+    let owners = t.path().join("locks/owners");
+    assert!(
+        !owners.join(format!("{me}.00000000deadbeef.lock")).exists(),
+        "its owner lock is left"
+    );
+    // and this process's own lock stays while a store of it is open
+    let mine: Vec<_> = std::fs::read_dir(&owners)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{me}.")))
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert!(live.exists(), "this process's own file is removed");
+    assert!(other.exists(), "a running process's file is removed");
     assert!(partial.exists(), "partial downloads are kept for resuming");
+    // that process gone: its file and its lock go at the next open
+    drop(held);
+    Store::open(t.path()).unwrap();
+    assert!(!other.exists());
+    assert!(!other_lock.exists());
+    assert!(live.exists());
+    // a new file of this process's own is never an existing name
+    let next = s.private_ingest_path().unwrap();
+    assert_ne!(next, live);
+    assert_eq!(std::fs::metadata(&next).unwrap().len(), 0);
+}
+
+/// A snapshot build directory an earlier process with this PID left (its sequence numbers are
+/// this process's too) is removed by `gc`.
+#[test]
+fn gc_removes_build_directories_of_an_earlier_process_with_this_pid() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let me = std::process::id();
+    let snaps = t.path().join("snapshots");
+    let earlier = snaps.join(format!("tmp-{me}.00000000deadbeef.0"));
+    std::fs::create_dir_all(earlier.join("fs")).unwrap();
+    s.gc().unwrap();
+    assert!(!earlier.exists());
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use kubepull_core::reference::Digest;
@@ -13,7 +13,8 @@ use kubepull_core::reference::Digest;
 /// What a tree comparison looks at, per path.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Node {
-    /// `d` directory, `l` symlink, `f` regular file, `o` anything else (devices, fifos).
+    /// `d` directory, `l` symlink, `f` regular file, `c` character device (an overlay whiteout
+    /// is one, 0:0), `b` block device, `p` fifo, `s` socket.
     pub kind: char,
     /// Permission bits with setuid/setgid/sticky (0 for a symlink).
     pub mode: u32,
@@ -31,7 +32,7 @@ pub struct Node {
     pub link: Option<String>,
     /// A file's or symlink's modification time.
     pub mtime: Option<i64>,
-    /// A device node's or whiteout's device number.
+    /// A device node's or whiteout's device number (`c`, `b`).
     pub rdev: Option<u64>,
 }
 
@@ -48,8 +49,16 @@ pub fn describe(root: &Path) -> BTreeMap<String, Node> {
                 'l'
             } else if ft.is_file() {
                 'f'
+            } else if ft.is_char_device() {
+                'c'
+            } else if ft.is_block_device() {
+                'b'
+            } else if ft.is_fifo() {
+                'p'
+            } else if ft.is_socket() {
+                's'
             } else {
-                'o'
+                '?'
             };
             out.insert(
                 p.strip_prefix(root).unwrap().display().to_string(),
@@ -70,7 +79,7 @@ pub fn describe(root: &Path) -> BTreeMap<String, Node> {
                     // overlay whiteouts (device nodes) are made at unpack time: their mtime is
                     // the clock's, not the layer's
                     mtime: matches!(kind, 'f' | 'l').then(|| m.mtime()),
-                    rdev: (kind == 'o').then(|| m.rdev()),
+                    rdev: matches!(kind, 'c' | 'b').then(|| m.rdev()),
                 },
             );
             if kind == 'd' {
@@ -81,4 +90,49 @@ pub fn describe(root: &Path) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
     go(root, root, &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn run(cmd: &[&str]) -> bool {
+        Command::new(cmd[0])
+            .args(&cmd[1..])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// An overlay whiteout (a character device 0:0) and a fifo of the same mode describe
+    /// differently: a copy that turned one into the other does not compare equal.
+    #[test]
+    fn a_whiteout_and_a_fifo_describe_differently() {
+        let t = tempfile::tempdir().unwrap();
+        let (wh, fifo) = (t.path().join("wh"), t.path().join("fifo"));
+        fs::create_dir(&wh).unwrap();
+        fs::create_dir(&fifo).unwrap();
+        assert!(run(&[
+            "mkfifo",
+            "-m",
+            "600",
+            fifo.join("x").to_str().unwrap()
+        ]));
+        if !run(&[
+            "mknod",
+            "-m",
+            "600",
+            wh.join("x").to_str().unwrap(),
+            "c",
+            "0",
+            "0",
+        ]) {
+            eprintln!("SKIPPED: device nodes need root");
+            return;
+        }
+        let (a, b) = (describe(&wh), describe(&fifo));
+        assert_eq!((a["x"].kind, b["x"].kind), ('c', 'p'));
+        assert_eq!((a["x"].rdev, b["x"].rdev), (Some(0), None));
+        assert_ne!(a, b);
+    }
 }

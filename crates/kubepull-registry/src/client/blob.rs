@@ -17,6 +17,17 @@ use crate::policy::{self, host_label};
 
 use super::{content_length, header_str, Auth, ProgressFn, Repository};
 
+/// The host a [`Repository::blob_confirmed`] asks, which decides what its `HEAD` must show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfirmingHost {
+    /// The host that resolved the image: a `Docker-Content-Digest`, when sent, must name the
+    /// blob (a redirect to storage may drop it); `Content-Length` must be the blob's size.
+    Resolving,
+    /// Another host the blob may come from (a mirror of `hosts.toml`): `Docker-Content-Digest`
+    /// must be sent and name the blob, and `Content-Length` must be the blob's size.
+    Other,
+}
+
 #[derive(Clone)]
 pub(super) enum Hasher {
     Sha256(sha2::Sha256),
@@ -334,12 +345,40 @@ impl Repository {
         Ok(Fetched::Done(written))
     }
 
-    /// Whether the registry confirms it serves `desc` from this repository with this
-    /// repository's credentials (`HEAD /v2/NAME/blobs/D` answered 2xx). Anything else (404, 403,
-    /// 405, an error) is "not confirmed": the caller downloads the blob instead. The descriptor's
-    /// `urls` never count: they come from the manifest, which may name any digest.
-    pub async fn blob_confirmed(&self, desc: &Descriptor) -> bool {
-        matches!(self.blob_exists(&desc.digest).await, Ok(true))
+    /// `HEAD /v2/NAME/blobs/D` (after redirects): the response's headers when it is 2xx,
+    /// `None` for 404, an error otherwise.
+    pub(super) async fn head_blob(&self, digest: &Digest) -> Result<Option<HeaderMap>> {
+        let url = self.url("blobs", &digest.to_string());
+        let resp = self
+            .send(Method::HEAD, url, HeaderMap::new(), Auth::Registry)
+            .await?;
+        match resp.status {
+            s if s.is_success() => Ok(Some(resp.headers)),
+            http::StatusCode::NOT_FOUND => Ok(None),
+            s => Err(self.status_error(s, resp).await),
+        }
+    }
+
+    /// Whether this host confirms it serves `desc` from this repository with this repository's
+    /// credentials: `HEAD /v2/NAME/blobs/D` answered 2xx with a `Content-Length` equal to the
+    /// descriptor's size and, when sent, a `Docker-Content-Digest` naming the descriptor's
+    /// digest (distribution registry/client/repository.go, `blobStatter.Stat`: the size comes
+    /// from `Content-Length`, a 2xx without it is an error). A host other than the one that
+    /// resolved the image ([`ConfirmingHost::Other`], a mirror of `hosts.toml`) must send the
+    /// digest: a catch-all answering 200 to any `HEAD` confirms nothing. Anything else (404,
+    /// 403, 405, an error, a header that does not match) is "not confirmed": the caller
+    /// downloads the blob instead. The descriptor's `urls` never count: they come from the
+    /// manifest, which may name any digest.
+    pub async fn blob_confirmed(&self, desc: &Descriptor, host: ConfirmingHost) -> bool {
+        let Ok(Some(h)) = self.head_blob(&desc.digest).await else {
+            return false;
+        };
+        let digest = header_str(&h, super::resolve::docker_content_digest()).map(str::trim);
+        let digest_ok = match digest {
+            Some(d) => d == desc.digest.to_string(),
+            None => host == ConfirmingHost::Resolving,
+        };
+        digest_ok && content_length(&h) == Some(desc.size)
     }
 
     /// Downloads a blob into `partial`, resuming an earlier download there: the file's bytes
@@ -364,21 +403,29 @@ impl Repository {
         partial: &Path,
         progress: Option<&ProgressFn>,
     ) -> Result<ResumableFetch> {
-        self.fetch_blob_resumable_trusting(desc, partial, progress, false)
-            .await
+        self.fetch_blob_resumable_trusting(
+            desc,
+            partial,
+            progress,
+            false,
+            ConfirmingHost::Resolving,
+        )
+        .await
     }
 
     /// [`Repository::fetch_blob_resumable`], where `trusted` says the caller knows the blob is
     /// this repository's already (its store names this repository as the blob's source, or
     /// this very pull verified the file): a partial holding the whole blob is then kept without
     /// the `HEAD`. Without that, or when the registry does not confirm the blob, the partial is
-    /// emptied and the blob downloaded in full.
+    /// emptied and the blob downloaded in full. `host` says which host this repository is for
+    /// that `HEAD` ([`Repository::blob_confirmed`]).
     pub async fn fetch_blob_resumable_trusting(
         &self,
         desc: &Descriptor,
         partial: &Path,
         progress: Option<&ProgressFn>,
         trusted: bool,
+        host: ConfirmingHost,
     ) -> Result<ResumableFetch> {
         let io = |what: &str, source| Error::Io {
             what: format!("{what} {}", partial.display()),
@@ -396,7 +443,7 @@ impl Repository {
         if offset == desc.size
             && offset > 0
             && hasher.clone().finish() == desc.digest
-            && (trusted || self.blob_confirmed(desc).await)
+            && (trusted || self.blob_confirmed(desc, host).await)
         {
             // The whole blob is there already (a pull that did not keep it, or one that died
             // before its commit, left it). It is this repository's only if the caller knows it

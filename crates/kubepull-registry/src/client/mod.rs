@@ -34,7 +34,7 @@ mod request;
 mod resolve;
 
 use blob::Hasher;
-pub use blob::ResumableFetch;
+pub use blob::{ConfirmingHost, ResumableFetch};
 
 /// Largest manifest or index we read: containerd's `MaxManifestSize`
 /// (core/remotes/docker/resolver.go; "4M bytes represents a much larger upper bound for images

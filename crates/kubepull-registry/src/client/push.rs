@@ -33,15 +33,7 @@ impl Repository {
 
     /// Whether the registry already has `digest` in this repository (`HEAD /v2/NAME/blobs/D`).
     pub async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
-        let url = self.url("blobs", &digest.to_string());
-        let resp = self
-            .send(Method::HEAD, url, HeaderMap::new(), Auth::Registry)
-            .await?;
-        match resp.status {
-            s if s.is_success() => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
-            s => Err(self.status_error(s, resp).await),
-        }
+        Ok(self.head_blob(digest).await?.is_some())
     }
 
     /// Resolves an upload `Location` against the registry and checks it as a redirect is
