@@ -1164,12 +1164,14 @@ impl Objects {
         ns: Option<&str>,
         opts: &ListOptions,
     ) -> ApiResult<(Vec<Value>, u64, Option<String>)> {
-        let filter = Filter::new(opts, r, None)?;
-        let r = resources::storage_of(r);
-        let cr = self.crds.served(r);
+        let sr = resources::storage_of(r);
+        let cr = self.crds.served(sr);
         if let Some(sv) = &cr {
             crate::crd::check_field_selector(sv, opts.field_selector.as_deref())?;
         }
+        // the labels are those of the resource asked for (events.k8s.io's `regarding.*`)
+        let filter = Filter::new(opts, r, None)?;
+        let r = sr;
         let prefix = match ns {
             Some(ns) if r.namespaced => format!("{}{}/", r.key_prefix(), ns),
             _ => r.key_prefix(),
