@@ -1461,7 +1461,7 @@ pub(crate) fn defaulted(r: &Resource, mut obj: Value) -> Value {
 /// for the pod and pod-template defaults that earlier builds did not store; every other kind is
 /// returned as it is, without a copy or a decode.
 pub fn default_stored(r: &Resource, obj: &mut Value) {
-    if pod_template_path(r).is_none() || !obj.is_object() {
+    if !has_stored_defaults(r) || !obj.is_object() {
         return;
     }
     let o = Opts {
@@ -1472,6 +1472,12 @@ pub fn default_stored(r: &Resource, obj: &mut Value) {
     if let Some(Decoded::Typed { .. }) = decode_typed(r, &mut typed, o) {
         *obj = typed;
     }
+}
+
+/// Whether [`default_stored`] can change an object of `r` (a kind with a pod template); for
+/// every other kind the stored value is what is served.
+pub fn has_stored_defaults(r: &Resource) -> bool {
+    pod_template_path(r).is_some()
 }
 
 /// Strict decoding: fields the typed object does not have (`strict decoding error: unknown

@@ -1462,36 +1462,12 @@ pub fn scale_of(sv: &Served, obj: &Value) -> ApiResult<Value> {
     }))
 }
 
-/// Sets the replicas of a custom resource from a Scale (`scaleUpdatedObjectInfo`).
-pub fn apply_scale(sv: &Served, obj: &mut Value, scale: &Value) -> ApiResult<()> {
+/// Sets the replicas of a custom resource from a Scale's, checked by the scale subresource's
+/// `ValidateScale` (`scaleUpdatedObjectInfo`).
+pub fn apply_scale(sv: &Served, obj: &mut Value, replicas: i64) -> ApiResult<()> {
     let Some((spec, _, _)) = &sv.scale else {
         return Err(ApiError::path_not_found());
     };
-    let replicas = scale
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                sv.r,
-                s(obj, "/metadata/name"),
-                vec![Cause::invalid(
-                    "spec.replicas",
-                    "null",
-                    "must be an integer",
-                )],
-            )
-        })?;
-    if replicas < 0 {
-        return Err(ApiError {
-            code: 422,
-            reason: "Invalid",
-            message: format!(
-                "Scale.autoscaling \"{}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0",
-                s(obj, "/metadata/name")
-            ),
-            details: None,
-        });
-    }
     let parts: Vec<&str> = spec.trim_start_matches('.').split('.').collect();
     let mut cur = obj;
     for (i, p) in parts.iter().enumerate() {
@@ -2026,13 +2002,7 @@ mod tests {
             (json!(3), json!(1))
         );
         let mut o2 = json!({"metadata": {"name": "x"}});
-        apply_scale(sv, &mut o2, &json!({"spec": {"replicas": 5}})).unwrap();
+        apply_scale(sv, &mut o2, 5).unwrap();
         assert_eq!(o2["spec"]["replicas"], 5);
-        assert_eq!(
-            apply_scale(sv, &mut o2, &json!({"spec": {"replicas": -1}}))
-                .unwrap_err()
-                .code,
-            422
-        );
     }
 }

@@ -1300,13 +1300,11 @@ pub fn scale_write(
     };
     let parent_version = r.api_version();
     let parent_live = parent.pointer("/metadata/managedFields");
-    let parent_managed = match write {
-        ScaleWrite::Apply(_) => decode(parent_live).map_err(|e| {
-            ApiError::unknown_internal(format!("failed to decode managed fields: {e}"))
-        })?,
-        // `decodeLiveOrNew`: an update over malformed ones starts afresh
-        ScaleWrite::Update(_) => decode(parent_live).unwrap_or_default(),
-    };
+    // `ScaleHandler.ToSubresource` (k8s.io/apimachinery `pkg/util/managedfields/scalehandler.go`)
+    // returns `DecodeManagedFields`'s error as it is, before the Scale is patched or applied:
+    // the parent's managed fields that do not decode fail any write of its scale (a 500), and
+    // the parent keeps them
+    let parent_managed = decode(parent_live).map_err(ApiError::unknown_internal)?;
     // `ToSubresource`
     let mut managed: Managed = parent_managed
         .iter()
@@ -1385,6 +1383,7 @@ pub fn scale_write(
         };
         to_parent.insert(id, entry);
     }
+    // `managedFieldsEntries`: none left is an empty list (encoding itself cannot fail here)
     Ok((scale, encode(&to_parent).unwrap_or(Value::Null)))
 }
 
@@ -1394,6 +1393,28 @@ mod tests {
 
     fn pods() -> &'static Resource {
         crate::resources::find("", "v1", "pods").unwrap()
+    }
+
+    /// A scale write over parent managed fields that do not decode is refused with
+    /// `DecodeManagedFields`'s error (`ScaleHandler.ToSubresource`), an update as an apply;
+    /// nothing is wiped.
+    #[test]
+    fn a_scale_write_over_undecodable_managed_fields_fails() {
+        let deployments = crate::resources::find("apps", "v1", "deployments").unwrap();
+        let parent = json!({"metadata": {"name": "d", "managedFields": [{"manager": "m",
+            "operation": "Replace", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:spec": {"f:replicas": {}}}}]}, "spec": {"replicas": 1}});
+        let live = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": "d"}, "spec": {"replicas": 1}});
+        let mut new = live.clone();
+        new["spec"]["replicas"] = json!(2);
+        for write in [ScaleWrite::Update(&new), ScaleWrite::Apply(&new)] {
+            let e = scale_write(deployments, &parent, &live, write, ".spec.replicas").unwrap_err();
+            assert_eq!(
+                (e.code, e.reason, e.message.as_str()),
+                (500, "", "operation must be `Apply` or `Update`")
+            );
+        }
     }
 
     #[test]

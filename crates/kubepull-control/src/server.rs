@@ -12,7 +12,7 @@ use hyper::body::Frame;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::errors::{ApiError, ApiResult};
+use crate::errors::{ApiError, ApiResult, Cause};
 use crate::objects::{DeleteOptions, Filter, ListOptions, Objects, User};
 use crate::pki::Pki;
 use crate::resources::{self, Resource};
@@ -1293,16 +1293,16 @@ struct WatchForm {
     include: &'static str,
 }
 
-/// The Table of `items`: a custom resource's printer columns, or the built-in printers.
 /// A replace or patch of the scale subresource (of a Deployment, a ReplicaSet or a custom
 /// resource with one), as kube-apiserver's scale storage carries it out
 /// (`scaleUpdatedObjectInfo`, kubernetes `pkg/registry/apps/deployment/storage/storage.go`):
 /// the patch applied to the current Scale (an apply patch applied by the Scale's schema), the
 /// managed fields recorded on the Scale and made the parent's again
 /// ([`crate::managedfields::scale_write`]), the result admitted as an UPDATE of the
-/// `autoscaling/v1` Scale, and the parent written with its replicas. A `resourceVersion` the
-/// request sets is a precondition; otherwise a conflict with another writer is tried again.
-/// Returns the Scale written.
+/// `autoscaling/v1` Scale (checked by [`validate_scale`] after the mutating webhooks, before the
+/// validating ones), and the parent written with its replicas. A `resourceVersion` the written
+/// Scale carries (the request's, or one a patch put there) is a precondition; otherwise a
+/// conflict with another writer is tried again. Returns the Scale written.
 #[allow(clippy::too_many_arguments)]
 async fn write_scale(
     state: &State,
@@ -1320,13 +1320,24 @@ async fn write_scale(
         crate::crd::refuse_strategic(ct)?;
     }
     let apply = verb == "patch" && is_apply(ct);
-    if verb == "patch" {
-        crate::managedfields::validate_options(
-            "PatchOptions",
-            q(qs, "fieldManager"),
-            apply,
-            q(qs, "force").is_some(),
-        )?;
+    // `ValidatePatchOptions` / `ValidateUpdateOptions`, as for the object itself
+    crate::managedfields::validate_options(
+        if verb == "patch" {
+            "PatchOptions"
+        } else {
+            "UpdateOptions"
+        },
+        q(qs, "fieldManager"),
+        apply,
+        verb == "patch" && q(qs, "force").is_some(),
+    )?;
+    if verb == "update" {
+        // the body is decoded as a Scale before anything else
+        if let Some(why) = scale_decode_error(body) {
+            return Err(ApiError::bad_request(format!(
+                "Scale in version \"v1\" cannot be handled as a Scale: {why}"
+            )));
+        }
     }
     let scale_of = |obj: &Value| match cr {
         Some(sv) => crate::crd::scale_of(sv, obj),
@@ -1336,33 +1347,13 @@ async fn write_scale(
         Some(sv) => sv.scale.as_ref().map_or("", |s| s.0.as_str()),
         None => ".spec.replicas",
     };
-    let precondition = match verb {
-        "update" => body.pointer("/metadata/resourceVersion"),
-        _ if apply => None,
-        _ => match body {
-            // a JSON Patch's operation on it, a merge patch's field
-            Value::Array(ops) => ops
-                .iter()
-                .rev()
-                .find(|op| {
-                    op.get("path").and_then(Value::as_str) == Some("/metadata/resourceVersion")
-                })
-                .and_then(|op| op.get("value")),
-            _ => body.pointer("/metadata/resourceVersion"),
-        },
-    }
-    .and_then(Value::as_str)
-    .filter(|rv| !rv.is_empty());
     for _ in 0..8 {
         let cur = state.objects.get(r, ns, name).await?;
-        if precondition.is_some_and(|rv| {
-            Some(rv)
-                != cur
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-        }) {
-            return Err(ApiError::conflict(r, name));
-        }
+        let cur_rv = cur
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let old = scale_of(&cur)?;
         let patched;
         let write = if apply {
@@ -1370,8 +1361,19 @@ async fn write_scale(
         } else if verb == "update" {
             ScaleWrite::Update(body)
         } else {
+            // a JSON patch's failing `test` is the patch's error (422), as on any object
             let mut scale = old.clone();
             crate::objects::apply_patch(&mut scale, ct, body)?;
+            // the patched Scale decoded (`jsonPatcher.applyPatchToCurrentObject`)
+            if let Some(why) = scale_decode_error(&scale) {
+                let text = serde_json::to_string(&scale).unwrap_or_default();
+                return Err(ApiError::invalid_as(
+                    "",
+                    "",
+                    "",
+                    vec![Cause::invalid("patch", json!(text).to_string(), why)],
+                ));
+            }
             patched = scale;
             ScaleWrite::Update(&patched)
         };
@@ -1387,16 +1389,31 @@ async fn write_scale(
             name,
             options: None,
         };
+        // after the mutating webhooks: `ValidateScale`, then the store's precondition (a
+        // resourceVersion the Scale names, `if len(scale.ResourceVersion) != 0`)
+        let check = |scale: &Value| -> ApiResult<i64> {
+            let replicas = validate_scale(name, scale)?;
+            let rv = scale
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !rv.is_empty() && rv != cur_rv {
+                return Err(ApiError::conflict(r, name));
+            }
+            Ok(replicas)
+        };
         let objects = &state.objects;
-        let written = crate::webhooks::subresource(objects, &a, scale, Some(&old), |scale| {
-            async move {
+        let written = crate::webhooks::subresource_checked(
+            objects,
+            &a,
+            scale,
+            Some(&old),
+            check,
+            |_, replicas| async move {
                 let mut next = cur;
                 match cr {
-                    Some(sv) => crate::crd::apply_scale(sv, &mut next, &scale)?,
-                    None => {
-                        next["spec"]["replicas"] =
-                            scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
-                    }
+                    Some(sv) => crate::crd::apply_scale(sv, &mut next, replicas)?,
+                    None => next["spec"]["replicas"] = json!(replicas),
                 }
                 // the managed fields made above, on the object they were made from
                 let applied = crate::managedfields::applied(
@@ -1405,22 +1422,76 @@ async fn write_scale(
                     name,
                     &json!({"metadata": {"managedFields": managed}}),
                 );
-                crate::managedfields::applying(
+                // only the datastore's conflict (another writer came first) is tried again
+                match crate::managedfields::applying(
                     Some(applied),
                     objects.update(r, ns, name, next, None, false),
                 )
                 .await
-            }
-        })
-        .await;
+                {
+                    Err(e) if e.code == 409 && e.reason == "Conflict" => Ok(Err(e)),
+                    other => other.map(Ok),
+                }
+            },
+        )
+        .await?;
         match written {
-            Err(e) if e.code == 409 && e.reason == "Conflict" && precondition.is_none() => continue,
-            other => return scale_of(&other?),
+            Err(_) => continue,
+            Ok(obj) => return scale_of(&obj),
         }
     }
     Err(ApiError::conflict(r, name))
 }
 
+/// Why a Scale does not decode as an `autoscaling/v1` Scale (`spec.replicas` is an `int32`;
+/// absent or null it is 0), in the JSON decoder's words.
+fn scale_decode_error(scale: &Value) -> Option<String> {
+    let what = match scale.pointer("/spec/replicas") {
+        None | Some(Value::Null) => return None,
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) => {
+            return None
+        }
+        Some(Value::Number(n)) => format!("number {n}"),
+        Some(Value::String(_)) => "string".into(),
+        Some(Value::Bool(_)) => "bool".into(),
+        Some(Value::Array(_)) => "array".into(),
+        Some(Value::Object(_)) => "object".into(),
+    };
+    Some(format!(
+        "json: cannot unmarshal {what} into Go struct field ScaleSpec.spec.replicas of type int32"
+    ))
+}
+
+/// `ValidateScale` (kubernetes `pkg/apis/autoscaling/validation/validation.go`) of an admitted
+/// Scale, the one check of every scale subresource (built-in and custom): returns its replicas.
+/// A Scale a mutating webhook made undecodable is an internal error, as the webhook dispatcher
+/// makes it.
+fn validate_scale(name: &str, scale: &Value) -> ApiResult<i64> {
+    if let Some(why) = scale_decode_error(scale) {
+        return Err(ApiError::internal(format!(
+            "Internal error occurred: {why}"
+        )));
+    }
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if replicas < 0 {
+        return Err(ApiError::invalid_as(
+            "autoscaling",
+            "Scale",
+            name,
+            vec![Cause::invalid(
+                "spec.replicas",
+                replicas.to_string(),
+                "must be greater than or equal to 0",
+            )],
+        ));
+    }
+    Ok(replicas)
+}
+
+/// The Table of `items`: a custom resource's printer columns, or the built-in printers.
 fn table_of(cr: Option<&crate::crd::Served>, r: &Resource, items: &[Value], rev: u64) -> Value {
     match cr {
         Some(sv) => crate::crd::table(sv, items, rev),

@@ -74,17 +74,20 @@ impl Decoded {
     /// previous value through the storage codec, which defaults it, whenever the watch's filter
     /// does not accept everything (`watchChan.prepareObjs`,
     /// k8s.io/apiserver `pkg/storage/etcd3/watcher.go`). Decoded at most once, on first use, so
-    /// watches without selectors never pay for it ([`Decoded::prev_stored`]).
+    /// watches without selectors never pay for it ([`Decoded::prev_stored`]). A kind without
+    /// stored defaults (a ConfigMap, an Event) reads as stored: its value, not a copy.
     pub fn prev(&self) -> Option<&Value> {
-        self.prev_served
-            .get_or_init(|| {
-                let mut p = self.prev.clone()?;
-                if let Some(r) = self.resource {
+        match self.resource {
+            Some(r) if crate::admission::has_stored_defaults(r) => self
+                .prev_served
+                .get_or_init(|| {
+                    let mut p = self.prev.clone()?;
                     crate::admission::default_stored(r, &mut p);
-                }
-                Some(p)
-            })
-            .as_ref()
+                    Some(p)
+                })
+                .as_ref(),
+            _ => self.prev.as_ref(),
+        }
     }
 
     /// The state before an update as stored, without the kind's defaults: enough for a watch
@@ -341,6 +344,50 @@ mod tests {
     use crate::objects::{Filter, ListOptions, Objects, User, WatchEvent};
     use kubepull_datastore::memory::MemoryStore;
     use std::time::Duration;
+
+    fn put(key: &str, obj: Value, prev: Value) -> Event {
+        let kv = |v: &Value, rev: Revision| kubepull_datastore::KeyValue {
+            key: key.into(),
+            value: serde_json::to_vec(v).unwrap(),
+            create_revision: 2,
+            mod_revision: rev,
+        };
+        Event::Put {
+            kv: kv(&obj, 3),
+            prev: Some(kv(&prev, 2)),
+        }
+    }
+
+    /// The previous state of a kind without stored defaults is the stored value itself (no
+    /// copy per event); a Pod's is read with the pod defaults.
+    #[test]
+    fn prev_is_copied_only_for_kinds_with_stored_defaults() {
+        let cm = json!({"metadata": {"name": "c", "namespace": "default"}, "data": {"a": "b"}});
+        let d = decode(
+            "ConfigMap",
+            "v1",
+            put("/registry/configmaps/default/c", cm.clone(), cm),
+        );
+        let (served, stored) = (d.prev().unwrap(), d.prev_stored().unwrap());
+        assert!(
+            std::ptr::eq(served, stored),
+            "a ConfigMap's prev is not copied"
+        );
+        assert_eq!(served["data"]["a"], "b");
+        let pod = json!({"metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let d = decode(
+            "Pod",
+            "v1",
+            put("/registry/pods/default/p", pod.clone(), pod),
+        );
+        assert_eq!(d.prev_stored().unwrap()["spec"].get("restartPolicy"), None);
+        assert_eq!(
+            d.prev().unwrap()["spec"]["restartPolicy"],
+            "Always",
+            "defaulted"
+        );
+    }
 
     async fn next(
         rx: &mut tokio::sync::mpsc::Receiver<crate::errors::ApiResult<WatchEvent>>,

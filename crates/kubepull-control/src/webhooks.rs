@@ -611,7 +611,7 @@ pub async fn bind<T, F: std::future::Future<Output = ApiResult<T>>>(
 pub async fn subresource<T, F, Fut>(
     objects: &Objects,
     a: &Attributes<'_>,
-    mut obj: Value,
+    obj: Value,
     old: Option<&Value>,
     f: F,
 ) -> ApiResult<T>
@@ -619,10 +619,30 @@ where
     F: FnOnce(Value) -> Fut,
     Fut: std::future::Future<Output = ApiResult<T>>,
 {
+    subresource_checked(objects, a, obj, old, |_| Ok(()), |obj, ()| f(obj)).await
+}
+
+/// [`subresource`] with the storage's own check of the mutated object between the mutating and
+/// the validating webhooks (`rest.UpdatedObjectInfo` then `updateValidation`); `f` gets what
+/// the check returns.
+pub async fn subresource_checked<T, C, K, F, Fut>(
+    objects: &Objects,
+    a: &Attributes<'_>,
+    mut obj: Value,
+    old: Option<&Value>,
+    check: K,
+    f: F,
+) -> ApiResult<T>
+where
+    K: FnOnce(&Value) -> ApiResult<C>,
+    F: FnOnce(Value, C) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<T>>,
+{
     let hooks = objects.webhooks();
     hooks.mutate(objects, a, Some(&mut obj), old).await?;
+    let checked = check(&obj)?;
     hooks.validate(objects, a, Some(&obj), old).await?;
-    INTERNAL.scope((), f(obj)).await
+    INTERNAL.scope((), f(obj, checked)).await
 }
 
 /// Whether the current API request is a dry run (`dryRun=All`): admitted, validated, not stored.

@@ -694,3 +694,197 @@ async fn an_applied_scalar_of_the_wrong_type_is_refused() {
     })
     .await;
 }
+
+/// JSON Patch, merge and strategic merge patches and replaces of a Deployment's Scale, as
+/// kube-apiserver's scale storage takes them (`scaleUpdatedObjectInfo`): the patch is applied to
+/// the current Scale and a `resourceVersion` the patched Scale carries is a precondition (a
+/// JSON Patch `copy` onto it included), a failing `test` is the patch's own error, the Scale is
+/// decoded and checked by `ValidateScale`, and a replace checks its field manager as any update;
+/// `kubectl patch --subresource=scale --type=json` works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patches_and_replaces_of_a_deployments_scale() {
+    use serde_json::{json, Value};
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let http = super::https_client_builder(&server).build().unwrap();
+    let url = |sub: &str, q: &str| {
+        format!(
+            "{}/apis/apps/v1/namespaces/default/deployments{sub}?{q}",
+            server.url()
+        )
+    };
+    let send = |method: reqwest::Method, u: String, ct: &str, body: Value| {
+        let req = http
+            .request(method, u)
+            .bearer_auth(server.admin_token())
+            .header("content-type", ct)
+            .body(body.to_string());
+        async move {
+            let r = req.send().await.unwrap();
+            let code = r.status().as_u16();
+            let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+            (code, v)
+        }
+    };
+    let patch = |ct: &'static str, body: Value| {
+        send(reqwest::Method::PATCH, url("/test/scale", ""), ct, body)
+    };
+    const JSON: &str = "application/json-patch+json";
+    let replicas = || async {
+        let (code, v) = send(reqwest::Method::GET, url("/test", ""), JSON, json!({})).await;
+        assert_eq!(code, 200, "{v}");
+        (
+            v["spec"]["replicas"].clone(),
+            v["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    };
+    let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "test"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "t"}},
+            "template": {"metadata": {"labels": {"app": "t"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+    let (code, v) = send(reqwest::Method::POST, url("", ""), "application/json", dep).await;
+    assert_eq!(code, 201, "{v}");
+
+    // JSON Patch and strategic merge patch
+    let (code, v) = patch(
+        JSON,
+        json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]),
+    )
+    .await;
+    assert_eq!(
+        (code, &v["kind"], &v["spec"]["replicas"]),
+        (200, &json!("Scale"), &json!(3)),
+        "{v}"
+    );
+    let (code, v) = patch(
+        "application/strategic-merge-patch+json",
+        json!({"spec": {"replicas": 4}}),
+    )
+    .await;
+    assert_eq!((code, &v["spec"]["replicas"]), (200, &json!(4)), "{v}");
+    let (n, rv) = replicas().await;
+    assert_eq!(n, 4);
+
+    // a `test` of the current resourceVersion passes; a stale one fails as a JSON Patch does
+    let (code, v) = patch(
+        JSON,
+        json!([{"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+        {"op": "replace", "path": "/spec/replicas", "value": 5}]),
+    )
+    .await;
+    assert_eq!((code, &v["spec"]["replicas"]), (200, &json!(5)), "{v}");
+    let (code, v) = patch(
+        JSON,
+        json!([{"op": "test", "path": "/metadata/resourceVersion", "value": "1"},
+        {"op": "replace", "path": "/spec/replicas", "value": 6}]),
+    )
+    .await;
+    assert_eq!((code, v["reason"].as_str()), (422, Some("Invalid")), "{v}");
+    // a resourceVersion a `copy` puts there is a precondition
+    let (code, v) = patch(
+        JSON,
+        json!([{"op": "copy", "from": "/metadata/name", "path": "/metadata/resourceVersion"},
+        {"op": "replace", "path": "/spec/replicas", "value": 6}]),
+    )
+    .await;
+    assert_eq!((code, v["reason"].as_str()), (409, Some("Conflict")), "{v}");
+    assert_eq!(replicas().await.0, 5);
+
+    // `ValidateScale`, and the Scale decoded
+    let (code, v) = patch(
+        "application/merge-patch+json",
+        json!({"spec": {"replicas": -1}}),
+    )
+    .await;
+    assert_eq!(code, 422, "{v}");
+    assert_eq!(
+        v["message"],
+        "Scale.autoscaling \"test\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+    );
+    let scale = |r: Value| {
+        json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {"name": "test", "namespace": "default"}, "spec": {"replicas": r}})
+    };
+    let (code, v) = send(
+        reqwest::Method::PUT,
+        url("/test/scale", ""),
+        "application/json",
+        scale(json!("3")),
+    )
+    .await;
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{v}"
+    );
+    assert_eq!(
+        v["message"],
+        "Scale in version \"v1\" cannot be handled as a Scale: json: cannot unmarshal string into Go struct field ScaleSpec.spec.replicas of type int32"
+    );
+    let (code, v) = patch(
+        "application/merge-patch+json",
+        json!({"spec": {"replicas": "3"}}),
+    )
+    .await;
+    assert_eq!(code, 422, "{v}");
+    let m = v["message"].as_str().unwrap();
+    assert!(
+        m.starts_with(" \"\" is invalid: patch: Invalid value: ")
+            && m.ends_with(": json: cannot unmarshal string into Go struct field ScaleSpec.spec.replicas of type int32"),
+        "{m}"
+    );
+    // a replace checks its field manager (`ValidateUpdateOptions`)
+    let long = format!("fieldManager={}", "m".repeat(129));
+    let (code, v) = send(
+        reqwest::Method::PUT,
+        url("/test/scale", &long),
+        "application/json",
+        scale(json!(2)),
+    )
+    .await;
+    assert_eq!(code, 422, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("fieldManager"),
+        "{v}"
+    );
+    assert_eq!(replicas().await.0, 5);
+
+    // kubectl's JSON Patch of the subresource
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        ok(
+            &admin,
+            &home,
+            &[
+                "patch",
+                "deployment",
+                "test",
+                "--subresource=scale",
+                "--type=json",
+                "-p",
+                r#"[{"op": "replace", "path": "/spec/replicas", "value": 2}]"#,
+            ],
+            None,
+        );
+        let out = ok(
+            &admin,
+            &home,
+            &[
+                "get",
+                "deployment",
+                "test",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ],
+            None,
+        );
+        assert_eq!(out.trim(), "2");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}

@@ -1282,3 +1282,152 @@ async fn a_create_is_prepared_after_mutating_webhooks() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// A validating webhook's refusal of a scale (here with a 409 Conflict status) is the answer:
+/// the webhook is called once, not once per retry of a datastore conflict. A validating webhook
+/// on a custom resource's `/scale` gets an `autoscaling/v1` Scale of the resource and refuses it.
+/// Neither parent changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validating_webhook_refuses_a_scale_once() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let http = super::https_client_builder(&server).build().unwrap();
+    let t = tls();
+    let freeze = Hook::start(
+        &t,
+        Arc::new(|_: &Value| {
+            Reply::Review(json!({"allowed": false,
+                "status": {"code": 409, "reason": "Conflict", "message": "scaling is frozen"}}))
+        }),
+    )
+    .await;
+    let send = |method: reqwest::Method, path: &str, ct: &str, body: Value| {
+        let req = http
+            .request(method, format!("{}{path}", server.url()))
+            .bearer_auth(server.admin_token())
+            .header("content-type", ct)
+            .body(body.to_string());
+        async move {
+            let r = req.send().await.unwrap();
+            let code = r.status().as_u16();
+            let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+            (code, v)
+        }
+    };
+    let post = |path: &'static str, body: Value| {
+        send(reqwest::Method::POST, path, "application/json", body)
+    };
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                "subresources": {"scale": {"specReplicasPath": ".spec.replicas",
+                    "statusReplicasPath": ".status.replicas"}}}]}});
+    let (code, v) = post(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        crd,
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let widgets = "/apis/example.com/v1/namespaces/default/widgets";
+    let mut served = false;
+    for _ in 0..100 {
+        if send(reqwest::Method::GET, widgets, "application/json", json!({}))
+            .await
+            .0
+            == 200
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(served, "the CRD is served");
+    let (code, v) = post(
+        "/apis/example.com/v1/namespaces/default/widgets",
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"replicas": 1}}),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "d"}},
+            "template": {"metadata": {"labels": {"app": "d"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+    let (code, v) = post("/apis/apps/v1/namespaces/default/deployments", dep).await;
+    assert_eq!(code, 201, "{v}");
+    let cfg = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "freeze"},
+        "webhooks": [webhook("freeze.example.com", &freeze.url("/"), &t.ca_pem,
+            json!([{"operations": ["UPDATE"], "apiGroups": ["apps", "example.com"], "apiVersions": ["v1"],
+                "resources": ["deployments/scale", "widgets/scale"]}]), json!({}))]});
+    let (code, v) = post(
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+        cfg,
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+
+    let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+        "metadata": {"name": "d", "namespace": "default"}, "spec": {"replicas": 5}});
+    let (code, v) = send(
+        reqwest::Method::PUT,
+        "/apis/apps/v1/namespaces/default/deployments/d/scale",
+        "application/json",
+        scale,
+    )
+    .await;
+    assert_eq!((code, v["reason"].as_str()), (409, Some("Conflict")), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("scaling is frozen"),
+        "{v}"
+    );
+    assert_eq!(freeze.seen().len(), 1, "called once");
+    let (_, v) = send(
+        reqwest::Method::GET,
+        "/apis/apps/v1/namespaces/default/deployments/d",
+        "application/json",
+        json!({}),
+    )
+    .await;
+    assert_eq!(v["spec"]["replicas"], 1, "{v}");
+
+    let (code, v) = send(
+        reqwest::Method::PATCH,
+        "/apis/example.com/v1/namespaces/default/widgets/w/scale",
+        "application/merge-patch+json",
+        json!({"spec": {"replicas": 4}}),
+    )
+    .await;
+    assert_eq!((code, v["reason"].as_str()), (409, Some("Conflict")), "{v}");
+    let seen = freeze.seen();
+    assert_eq!(seen.len(), 2, "called once more");
+    let rq = &seen[1]["request"];
+    assert_eq!(
+        rq["kind"],
+        json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+    );
+    assert_eq!(
+        rq["resource"],
+        json!({"group": "example.com", "version": "v1", "resource": "widgets"})
+    );
+    assert_eq!(rq["subResource"], "scale");
+    assert_eq!(rq["operation"], "UPDATE");
+    assert_eq!(
+        (
+            &rq["object"]["spec"]["replicas"],
+            &rq["oldObject"]["spec"]["replicas"]
+        ),
+        (&json!(4), &json!(1))
+    );
+    let (_, v) = send(
+        reqwest::Method::GET,
+        "/apis/example.com/v1/namespaces/default/widgets/w",
+        "application/json",
+        json!({}),
+    )
+    .await;
+    assert_eq!(v["spec"]["replicas"], 1, "{v}");
+    server.shutdown().await;
+}
