@@ -167,6 +167,10 @@ pub fn value(set: FieldSet, namespaced: bool, obj: &Value, label: &str) -> Strin
             .unwrap_or(0)
             .to_string()
     };
+    let reporting = || match s("/reportingComponent") {
+        c if c.is_empty() => s("/reportingController"),
+        c => c,
+    };
     match label {
         "metadata.name" => return s("/metadata/name"),
         // generic.ObjectMetaFieldsSet(meta, hasNamespaceField)
@@ -180,28 +184,32 @@ pub fn value(set: FieldSet, namespaced: bool, obj: &Value, label: &str) -> Strin
         (FieldSet::Pod, "spec.serviceAccountName") => s("/spec/serviceAccountName"),
         (FieldSet::Pod, "spec.hostNetwork") => b("/spec/hostNetwork"),
         (FieldSet::Pod, "status.phase") => s("/status/phase"),
-        // the internal pod holds podIPs only (v1's podIP converts into its first entry)
-        (FieldSet::Pod, "status.podIP") => obj
-            .pointer("/status/podIPs/0/ip")
-            .or_else(|| obj.pointer("/status/podIP"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
+        // the internal pod holds podIPs only: v1's podIP, when set, becomes its first entry
+        (FieldSet::Pod, "status.podIP") => match s("/status/podIP") {
+            ip if ip.is_empty() => s("/status/podIPs/0/ip"),
+            ip => ip,
+        },
         (FieldSet::Pod, "status.nominatedNodeName") => s("/status/nominatedNodeName"),
         (FieldSet::Node, "spec.unschedulable") => b("/spec/unschedulable"),
-        (FieldSet::Event, "involvedObject.kind") => s("/involvedObject/kind"),
-        (FieldSet::Event, "involvedObject.namespace") => s("/involvedObject/namespace"),
-        (FieldSet::Event, "involvedObject.name") => s("/involvedObject/name"),
-        (FieldSet::Event, "involvedObject.uid") => s("/involvedObject/uid"),
-        (FieldSet::Event, "involvedObject.apiVersion") => s("/involvedObject/apiVersion"),
-        (FieldSet::Event, "involvedObject.resourceVersion") => s("/involvedObject/resourceVersion"),
-        (FieldSet::Event, "involvedObject.fieldPath") => s("/involvedObject/fieldPath"),
+        // An Event is read in either shape it may be stored in, core/v1's or events.k8s.io/v1's
+        // (`regarding`, `reportingController`, `deprecatedSource`): both convert to the same
+        // internal Event upstream.
+        (FieldSet::Event, l) if l.starts_with("involvedObject.") => {
+            let field = &l["involvedObject.".len()..];
+            match s(&format!("/involvedObject/{field}")) {
+                v if v.is_empty() => s(&format!("/regarding/{field}")),
+                v => v,
+            }
+        }
         (FieldSet::Event, "reason") => s("/reason"),
         // core/v1's JSON name of ReportingController
-        (FieldSet::Event, "reportingComponent") => s("/reportingComponent"),
+        (FieldSet::Event, "reportingComponent") => reporting(),
         (FieldSet::Event, "source") => match s("/source/component") {
-            c if c.is_empty() => s("/reportingComponent"),
-            c => c,
+            c if !c.is_empty() => c,
+            _ => match s("/deprecatedSource/component") {
+                c if !c.is_empty() => c,
+                _ => reporting(),
+            },
         },
         (FieldSet::Event, "type") => s("/type"),
         (FieldSet::Namespace, "status.phase") => s("/status/phase"),
@@ -213,6 +221,99 @@ pub fn value(set: FieldSet, namespaced: bool, obj: &Value, label: &str) -> Strin
         // accepted but not selectable (status.podIPs, a cluster-scoped object's namespace)
         _ => String::new(),
     }
+}
+
+/// One term of a field selector: label, whether it is `=`/`==` (true) or `!=` (false), value.
+pub type Term = (String, bool, String);
+
+/// Parses a field selector as `fields.ParseSelector` does: terms split at commas that are not
+/// escaped, sorted, each split at its first operator (`!=`, `==`, `=`, tried in that order at
+/// each position), and each value unescaped (`\\`, `\,` and `\=`; an unescaped `,` or `=` in a
+/// value is an error). Nothing is trimmed. An error is the text kube-apiserver answers with 400.
+pub fn parse(selector: &str) -> Result<Vec<Term>, String> {
+    let mut parts = split_terms(selector);
+    parts.sort_unstable();
+    let mut out = vec![];
+    for part in parts {
+        if part.is_empty() {
+            continue;
+        }
+        let Some((lhs, eq, rhs)) = split_term(part) else {
+            return Err(format!(
+                "invalid selector: '{selector}'; can't understand '{part}'"
+            ));
+        };
+        out.push((lhs.to_string(), eq, unescape_value(rhs)?));
+    }
+    Ok(out)
+}
+
+/// `splitTerms`: the comma-separated terms; a backslash-escaped comma stays in its term.
+fn split_terms(selector: &str) -> Vec<&str> {
+    if selector.is_empty() {
+        return vec![];
+    }
+    let mut terms = vec![];
+    let (mut start, mut in_slash) = (0, false);
+    for (i, c) in selector.char_indices() {
+        if in_slash {
+            in_slash = false;
+        } else if c == '\\' {
+            in_slash = true;
+        } else if c == ',' {
+            terms.push(&selector[start..i]);
+            start = i + 1;
+        }
+    }
+    terms.push(&selector[start..]);
+    terms
+}
+
+/// `splitTerm`: the first operator in the term splits it (the label has no escapes).
+fn split_term(term: &str) -> Option<(&str, bool, &str)> {
+    for (i, _) in term.char_indices() {
+        let rest = &term[i..];
+        for (op, eq) in [("!=", false), ("==", true), ("=", true)] {
+            if let Some(value) = rest.strip_prefix(op) {
+                return Some((&term[..i], eq, value));
+            }
+        }
+    }
+    None
+}
+
+/// `UnescapeValue`.
+fn unescape_value(s: &str) -> Result<String, String> {
+    if !s.contains(['\\', ',', '=']) {
+        return Ok(s.to_string());
+    }
+    let mut v = String::with_capacity(s.len());
+    let mut in_slash = false;
+    for c in s.chars() {
+        if in_slash {
+            if !matches!(c, '\\' | ',' | '=') {
+                return Err(format!(
+                    "invalid field selector: invalid escape sequence: \\{c}"
+                ));
+            }
+            v.push(c);
+            in_slash = false;
+        } else if c == '\\' {
+            in_slash = true;
+        } else if c == ',' || c == '=' {
+            // Go prints the rune as a number (`%v` of a rune)
+            return Err(format!(
+                "invalid field selector: unescaped character in value: {}",
+                c as u32
+            ));
+        } else {
+            v.push(c);
+        }
+    }
+    if in_slash {
+        return Err("invalid field selector: invalid escape sequence: \\".to_string());
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -268,6 +369,39 @@ mod tests {
     }
 
     #[test]
+    fn selectors_parse_as_fields_parse_selector() {
+        let t = |l: &str, eq: bool, v: &str| (l.to_string(), eq, v.to_string());
+        assert_eq!(
+            parse(r"spec.nodeName=n1,metadata.name!=a\,b").unwrap(),
+            [
+                t("metadata.name", false, "a,b"),
+                t("spec.nodeName", true, "n1")
+            ]
+        );
+        assert_eq!(parse("a==b").unwrap(), [t("a", true, "b")]);
+        assert_eq!(
+            parse("a=b!=c").unwrap_err(),
+            "invalid field selector: unescaped character in value: 61"
+        );
+        assert_eq!(parse(r"a=b\=c").unwrap(), [t("a", true, "b=c")]);
+        assert_eq!(parse("a = b").unwrap(), [t("a ", true, " b")]);
+        assert_eq!(parse("").unwrap(), []);
+        assert_eq!(parse("a=b,,").unwrap(), [t("a", true, "b")]);
+        assert_eq!(
+            parse("a=b,c").unwrap_err(),
+            "invalid selector: 'a=b,c'; can't understand 'c'"
+        );
+        assert_eq!(
+            parse(r"a=b\x").unwrap_err(),
+            r"invalid field selector: invalid escape sequence: \x"
+        );
+        assert_eq!(
+            parse(r"a=b\").unwrap_err(),
+            r"invalid field selector: invalid escape sequence: \"
+        );
+    }
+
+    #[test]
     fn values_as_the_selectable_fields_give_them() {
         let pod = json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {},
             "status": {"podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}]}});
@@ -298,6 +432,25 @@ mod tests {
             value(FieldSet::Event, true, &ev, "involvedObject.name"),
             "p"
         );
+        // an Event stored as events.k8s.io/v1 sent it
+        let ev3 = json!({"regarding": {"kind": "Pod", "name": "p"},
+            "reportingController": "kubelet", "deprecatedSource": {}, "reason": "Failed"});
+        assert_eq!(
+            value(FieldSet::Event, true, &ev3, "involvedObject.name"),
+            "p"
+        );
+        assert_eq!(
+            value(FieldSet::Event, true, &ev3, "involvedObject.kind"),
+            "Pod"
+        );
+        assert_eq!(
+            value(FieldSet::Event, true, &ev3, "reportingComponent"),
+            "kubelet"
+        );
+        assert_eq!(value(FieldSet::Event, true, &ev3, "source"), "kubelet");
+        // a non-empty podIP wins over podIPs, as the v1 -> internal conversion gives it
+        let two = json!({"status": {"podIP": "10.0.0.2", "podIPs": [{"ip": "10.0.0.1"}]}});
+        assert_eq!(value(FieldSet::Pod, true, &two, "status.podIP"), "10.0.0.2");
         let job = json!({"status": {"succeeded": 3}});
         assert_eq!(value(FieldSet::Job, true, &job, "status.successful"), "3");
         assert_eq!(

@@ -887,25 +887,16 @@ pub fn field_value(obj: &Value, path: &str) -> String {
 /// Parses a field selector for resource `r`, each label converted as the kind's scheme converts
 /// it (a label the kind does not select by is a 400: [`crate::fieldselect::convert_label`]).
 fn parse_field_selector(s: &str, r: &Resource) -> ApiResult<Vec<(&'static str, bool, String)>> {
-    let mut out = vec![];
-    let label =
-        |k: &str| crate::fieldselect::convert_label(r, k.trim()).map_err(ApiError::bad_request);
-    for part in s.split(',') {
-        let p = part.trim();
-        if p.is_empty() {
-            continue;
-        }
-        if let Some((k, v)) = p.split_once("!=") {
-            out.push((label(k)?, false, v.trim().to_string()));
-        } else if let Some((k, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
-            out.push((label(k)?, true, v.trim().to_string()));
-        } else {
-            return Err(ApiError::bad_request(format!(
-                "invalid selector: '{p}'; can't understand '{p}'"
-            )));
-        }
-    }
-    Ok(out)
+    // every term is parsed (and the terms sorted) before a label is converted, as upstream
+    let terms = crate::fieldselect::parse(s).map_err(ApiError::bad_request)?;
+    terms
+        .into_iter()
+        .map(|(label, eq, value)| {
+            crate::fieldselect::convert_label(r, &label)
+                .map(|l| (l, eq, value))
+                .map_err(ApiError::bad_request)
+        })
+        .collect()
 }
 
 /// A compiled list/watch filter.

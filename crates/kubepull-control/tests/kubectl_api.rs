@@ -2320,6 +2320,22 @@ async fn field_selectors_with_kubectl() {
         assert!(ok && out.trim() == "event.events.k8s.io/p1.1", "{out}");
         let (ok, out) = k(&["get", "events.v1.events.k8s.io", "--field-selector", "involvedObject.name=p1"], None);
         assert!(!ok && out.contains("field label not supported: involvedObject.name"), "{out}");
+        // an Event written through events.k8s.io/v1 is selected by either group's labels
+        let event = "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: p1.2, namespace: default}\n\
+            regarding: {kind: Pod, name: p1, namespace: default}\nreason: BackOff\nnote: back-off\n\
+            type: Warning\naction: Pulling\nreportingController: kubelet\nreportingInstance: n1\n\
+            eventTime: 2026-01-01T00:00:00.000000Z\n";
+        let (ok, out) = k(&["create", "-f", "-"], Some(event));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "events", "--field-selector", "involvedObject.name=p1,reason=BackOff,source=kubelet", "-o", "name"], None);
+        assert!(ok && out.trim() == "event/p1.2", "{out}");
+        let (ok, out) = k(&["get", "events.v1.events.k8s.io", "--field-selector", "reportingController=kubelet,regarding.kind=Pod", "-o", "name"], None);
+        assert!(ok && out.trim() == "event.events.k8s.io/p1.2", "{out}");
+        // values are unescaped, terms are not trimmed, and an unescaped `=` in a value is refused
+        let (ok, out) = k(&["get", "pods", "--field-selector", r"metadata.name=p\,1", "-o", "name"], None);
+        assert!(ok && out.trim().is_empty(), "{out}");
+        let (ok, out) = k(&["get", "pods", "--field-selector", "metadata.name=p=1"], None);
+        assert!(!ok && out.contains("invalid field selector: unescaped character in value: 61"), "{out}");
     })
     .await
     .unwrap();
