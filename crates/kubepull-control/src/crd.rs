@@ -63,6 +63,8 @@ pub struct Served {
     pub scale: Option<(String, String, Option<String>)>,
     /// `additionalPrinterColumns` (defaulted to the Age column).
     pub columns: Vec<Value>,
+    /// What field selectors select by: `metadata.*` and the version's `selectableFields`.
+    pub fields: crate::fieldselect::FieldSet,
     /// The `Warning` of a deprecated version.
     pub deprecation: Option<String>,
     /// The CRD's `Terminating` condition is true: its instances are being deleted and creates
@@ -383,6 +385,159 @@ fn is_dns1123_subdomain(v: &str) -> bool {
         })
 }
 
+/// `MaxSelectableFields`.
+const MAX_SELECTABLE_FIELDS: usize = 8;
+
+/// The selectable fields of one CRD version (`validateCustomResourceDefinitionVersion` and
+/// `ValidateCustomResourceSelectableFields` in apiextensions-apiserver's
+/// `pkg/apis/apiextensions/validation/validation.go`). More than eight are kept on an update
+/// that leaves a version's list as it was (`findTooManySelectableFieldsAllowed`).
+fn validate_selectable_fields(v: &Value, old_v: Option<&Value>, p: &str, c: &mut Vec<Cause>) {
+    let Some(fields) = v
+        .get("selectableFields")
+        .and_then(Value::as_array)
+        .filter(|f| !f.is_empty())
+    else {
+        return;
+    };
+    let fp = format!("{p}.selectableFields");
+    let Some(schema) = v.pointer("/schema/openAPIV3Schema") else {
+        // upstream's wording
+        c.push(Cause::invalid(
+            fp,
+            q(""),
+            "may only be set when `version.schema.openAPIV3Schema` is not included",
+        ));
+        return;
+    };
+    let mut unique: Vec<String> = vec![];
+    for (i, f) in fields.iter().enumerate() {
+        let jp = format!("{fp}[{i}].jsonPath");
+        let json_path = s(f, "/jsonPath");
+        if json_path.is_empty() {
+            c.push(Cause::required(jp, ""));
+            continue;
+        }
+        let (path, found) = match valid_field_path(json_path, schema) {
+            Ok(x) => x,
+            Err(e) => {
+                c.push(Cause::invalid(
+                    jp,
+                    q(json_path),
+                    format!("is an invalid path: {e}"),
+                ));
+                continue;
+            }
+        };
+        if path.first().map(String::as_str) == Some("metadata") {
+            c.push(Cause::invalid(
+                jp.clone(),
+                q(json_path),
+                "must not point to fields in metadata",
+            ));
+        }
+        if !found.is_some_and(|f| matches!(s(f, "/type"), "string" | "boolean" | "integer")) {
+            c.push(Cause::invalid(
+                jp.clone(),
+                q(json_path),
+                "must point to a field of type string, boolean or integer. Enum string fields and strings with formats are allowed.",
+            ));
+        }
+        let key = path.concat();
+        if unique.contains(&key) {
+            c.push(Cause::duplicate(jp, q(json_path)));
+        } else {
+            unique.push(key);
+        }
+    }
+    let unchanged_over_max = old_v
+        .and_then(|o| o.get("selectableFields"))
+        .and_then(Value::as_array)
+        .is_some_and(|o| o.len() > MAX_SELECTABLE_FIELDS && o == fields);
+    if unique.len() > MAX_SELECTABLE_FIELDS && !unchanged_over_max {
+        c.push(Cause::too_many(
+            fp,
+            unique.len(),
+            MAX_SELECTABLE_FIELDS as u64,
+        ));
+    }
+}
+
+/// `cel.ValidFieldPath` without array notation: the path's elements as `field.Path` prints them
+/// (`spec`, `.color`, `[key]` of a map) and the schema it points to (`None` under a map whose
+/// `additionalProperties` is not a schema), or why it is not a path of `schema`.
+fn valid_field_path<'a>(
+    json_path: &str,
+    schema: &'a Value,
+) -> Result<(Vec<String>, Option<&'a Value>), String> {
+    // the scanner: '.', '[' and ']' are tokens of their own, a single-quoted string is one
+    // token whatever it holds, other text runs up to the next delimiter
+    let b = json_path.as_bytes();
+    let mut toks: Vec<&str> = vec![];
+    let mut i = 0;
+    while i < b.len() {
+        let end = if b[i] == b'\'' {
+            (i + 1..b.len())
+                .find(|&j| b[j] == b'\'' && b[j - 1] != b'\\')
+                .map_or(b.len(), |j| j + 1)
+        } else if matches!(b[i], b'.' | b'[' | b']') {
+            i + 1
+        } else {
+            (i..b.len())
+                .find(|&j| matches!(b[j], b'.' | b'[' | b']' | b'\''))
+                .unwrap_or(b.len())
+        };
+        toks.push(&json_path[i..end]);
+        i = end;
+    }
+    let mut path: Vec<String> = vec![];
+    let mut cur = Some(schema);
+    let mut toks = toks.into_iter();
+    while let Some(tok) = toks.next() {
+        match tok {
+            "[" => return Err("array notation is not allowed".into()),
+            "." => {
+                let name = toks
+                    .next()
+                    .ok_or_else(|| "unexpected end of JSON path".to_string())?;
+                let invalid = || "does not refer to a valid field".to_string();
+                let sc = cur.ok_or_else(invalid)?;
+                if let Some(props) = sc.get("properties").and_then(Value::as_object) {
+                    cur = Some(props.get(name).ok_or_else(invalid)?);
+                    path.push(if path.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!(".{name}")
+                    });
+                } else if let Some(ap) = sc.get("additionalProperties") {
+                    cur = ap.is_object().then_some(ap);
+                    path.push(format!("[{name}]"));
+                } else {
+                    return Err(invalid());
+                }
+            }
+            other => return Err(format!("expected [ or . but got: {other}")),
+        }
+    }
+    Ok((path, cur))
+}
+
+/// What field selectors of a served version select by (`prepareSelectableFields`: each
+/// `jsonPath` without its leading dot).
+fn selectable_fields(v: &Value) -> crate::fieldselect::FieldSet {
+    crate::fieldselect::FieldSet::Custom(
+        v.get("selectableFields")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                let jp = s(f, "/jsonPath");
+                jp.strip_prefix('.').unwrap_or(jp).to_string()
+            })
+            .collect(),
+    )
+}
+
 fn q(v: &str) -> String {
     crd_schema::go_value(&Value::String(v.into()))
 }
@@ -631,6 +786,14 @@ pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                         ));
                     }
                 }
+                // selectable fields (validateCustomResourceDefinitionVersion)
+                let old_v = old
+                    .and_then(|o| o.pointer("/spec/versions"))
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|o| s(o, "/name") == vname);
+                validate_selectable_fields(v, old_v, &p, &mut c);
             }
             if storage != 1 {
                 c.push(Cause::invalid(
@@ -1023,6 +1186,7 @@ fn build(crds: &[Value]) -> Inner {
                     status,
                     scale,
                     columns,
+                    fields: selectable_fields(v),
                     deprecation,
                     terminating,
                 }),
@@ -1316,25 +1480,6 @@ pub fn admit_body(sv: &Served, obj: &mut Value, strict: bool) -> ApiResult<()> {
     }
     crd_schema::drop_null_without_default(obj, &sv.schema);
     crd_schema::default(obj, &sv.schema);
-    Ok(())
-}
-
-/// Custom resources select by `metadata.name` and `metadata.namespace` only
-/// (`customresource.GetAttrs`; `selectableFields` are not supported).
-pub fn check_field_selector(sv: &Served, selector: Option<&str>) -> ApiResult<()> {
-    for part in selector
-        .unwrap_or("")
-        .split(',')
-        .filter(|p| !p.trim().is_empty())
-    {
-        let field = part.split(['=', '!']).next().unwrap_or("").trim();
-        if field != "metadata.name" && field != "metadata.namespace" {
-            return Err(ApiError::bad_request(format!(
-                "field label not supported: {field}"
-            )));
-        }
-    }
-    let _ = sv;
     Ok(())
 }
 
@@ -1891,6 +2036,119 @@ mod tests {
         assert!(
             t.contains(&"spec.group: Invalid value: \"nodot\": field is immutable".to_string()),
             "{t:?}"
+        );
+    }
+
+    #[test]
+    fn selectable_fields_validation() {
+        let mut c = crd();
+        default_crd(&mut c);
+        let props = json!({
+            "spec": {"type": "object", "properties": {
+                "color": {"type": "string", "enum": ["blue", "red"]},
+                "on": {"type": "boolean"},
+                "size": {"type": "integer"},
+                "ratio": {"type": "number"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "nested": {"type": "object", "properties": {"when": {"type": "string", "format": "date-time"}}}}},
+            "status": {"type": "object", "properties": {"replicas": {"type": "integer"}}}
+        });
+        c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"] = props;
+        let with = |fields: Value| {
+            let mut x = c.clone();
+            x["spec"]["versions"][0]["selectableFields"] = fields;
+            x
+        };
+        let texts = |x: &Value, old: Option<&Value>| -> Vec<String> {
+            validate_crd(x, old).iter().map(Cause::text).collect()
+        };
+        let ok = with(
+            json!([{"jsonPath": ".spec.color"}, {"jsonPath": ".spec.on"},
+            {"jsonPath": ".spec.size"}, {"jsonPath": ".spec.nested.when"},
+            {"jsonPath": ".spec.labels.team"}, {"jsonPath": ".status.replicas"}]),
+        );
+        assert_eq!(texts(&ok, None), Vec::<String>::new());
+        let bad = with(json!([{"jsonPath": ""}, {"jsonPath": ".spec.missing"},
+            {"jsonPath": ".spec.tags[0]"}, {"jsonPath": "spec.color"}, {"jsonPath": ".spec."},
+            {"jsonPath": ".spec.ratio"}, {"jsonPath": ".spec"}, {"jsonPath": ".spec.color"},
+            {"jsonPath": ".spec.color"}, {"jsonPath": ".spec.color.x"}]));
+        let p = "spec.versions[0].selectableFields";
+        assert_eq!(
+            texts(&bad, None),
+            vec![
+                format!("{p}[0].jsonPath: Required value"),
+                format!("{p}[1].jsonPath: Invalid value: \".spec.missing\": is an invalid path: does not refer to a valid field"),
+                format!("{p}[2].jsonPath: Invalid value: \".spec.tags[0]\": is an invalid path: array notation is not allowed"),
+                format!("{p}[3].jsonPath: Invalid value: \"spec.color\": is an invalid path: expected [ or . but got: spec"),
+                format!("{p}[4].jsonPath: Invalid value: \".spec.\": is an invalid path: unexpected end of JSON path"),
+                format!("{p}[5].jsonPath: Invalid value: \".spec.ratio\": must point to a field of type string, boolean or integer. Enum string fields and strings with formats are allowed."),
+                format!("{p}[6].jsonPath: Invalid value: \".spec\": must point to a field of type string, boolean or integer. Enum string fields and strings with formats are allowed."),
+                format!("{p}[8].jsonPath: Duplicate value: \".spec.color\""),
+                format!("{p}[9].jsonPath: Invalid value: \".spec.color.x\": is an invalid path: does not refer to a valid field"),
+            ]
+        );
+        // metadata is refused, even where the schema declares it
+        let mut md = with(json!([{"jsonPath": ".metadata.name"}]));
+        md["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["metadata"] =
+            json!({"type": "object", "properties": {"name": {"type": "string"}}});
+        assert_eq!(
+            texts(&md, None),
+            vec![format!(
+                "{p}[0].jsonPath: Invalid value: \".metadata.name\": must not point to fields in metadata"
+            )]
+        );
+        // at most eight distinct paths; more are kept only by an update that leaves them as
+        // they were
+        let nine: Vec<Value> = (0..9)
+            .map(|i| json!({"jsonPath": format!(".spec.labels.k{i}")}))
+            .collect();
+        let many = with(Value::Array(nine.clone()));
+        assert_eq!(
+            texts(&many, None),
+            vec![format!("{p}: Too many: 9: must have at most 8 items")]
+        );
+        assert_eq!(texts(&many, Some(&many)), Vec::<String>::new());
+        let mut changed = nine.clone();
+        changed[8] = json!({"jsonPath": ".spec.labels.other"});
+        assert_eq!(
+            texts(&with(Value::Array(changed)), Some(&many)),
+            vec![format!("{p}: Too many: 9: must have at most 8 items")]
+        );
+        let mut dup = nine[..8].to_vec();
+        dup.push(json!({"jsonPath": ".spec.labels.k0"}));
+        assert_eq!(
+            texts(&with(Value::Array(dup)), None),
+            vec![format!(
+                "{p}[8].jsonPath: Duplicate value: \".spec.labels.k0\""
+            )]
+        );
+        // without a schema (upstream's wording)
+        let mut none = with(json!([{"jsonPath": ".spec.color"}]));
+        none["spec"]["versions"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("schema");
+        let t = texts(&none, None);
+        assert!(
+            t.contains(&format!("{p}: Invalid value: \"\": may only be set when `version.schema.openAPIV3Schema` is not included")),
+            "{t:?}"
+        );
+        // the served version's field set: each jsonPath without its leading dot
+        assert_eq!(
+            selectable_fields(&ok["spec"]["versions"][0]),
+            crate::fieldselect::FieldSet::Custom(
+                [
+                    "spec.color",
+                    "spec.on",
+                    "spec.size",
+                    "spec.nested.when",
+                    "spec.labels.team",
+                    "status.replicas"
+                ]
+                .map(String::from)
+                .into()
+            )
         );
     }
 

@@ -17,13 +17,23 @@
 //! conversion.go`, `pkg/apis/certificates/v1/conversion.go`, and the `ToSelectableFields` /
 //! `SelectableFields` / `GetAttrs` of `pkg/registry/core/{pod,node,event,namespace,secret,service}`,
 //! `pkg/registry/batch/job` and `pkg/registry/certificates/certificates`.
+//!
+//! Custom resources (apiextensions-apiserver 1.32): the crConverter's `ConvertFieldLabel`
+//! (`pkg/apiserver/conversion/converter.go`) accepts `metadata.name`, `metadata.namespace` of a
+//! namespaced resource and the `selectableFields` of the version asked for (their `jsonPath`
+//! without the leading dot), anything else is `field label not supported: X`; the values are
+//! `customResourceStrategy.selectableFields` (`pkg/registry/customresource/strategy.go`): the
+//! field's value as `fmt.Sprint` prints it, a missing field `""`.
+
+use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::resources::Resource;
 
 /// How one kind's objects are read by field selectors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum FieldSet {
     /// `metadata.name` and, for namespaced kinds, `metadata.namespace` only.
     #[default]
@@ -44,6 +54,9 @@ pub enum FieldSet {
     Job,
     /// `certificates.k8s.io/v1` CertificateSigningRequest.
     Csr,
+    /// A custom resource version: the labels of its `selectableFields` (each `jsonPath`
+    /// without its leading dot, a simple dotted path).
+    Custom(Arc<[String]>),
 }
 
 impl FieldSet {
@@ -59,6 +72,21 @@ impl FieldSet {
             ("batch", "Job") => FieldSet::Job,
             ("certificates.k8s.io", "CertificateSigningRequest") => FieldSet::Csr,
             _ => FieldSet::Meta,
+        }
+    }
+
+    /// The label a field selector's `label` means for resource `r` of this field set, or the
+    /// error kube-apiserver answers with 400: [`convert_label`] for built-in kinds, the
+    /// crConverter's `ConvertFieldLabel` for custom resources.
+    pub fn convert(&self, r: &Resource, label: &str) -> Result<Cow<'static, str>, String> {
+        let FieldSet::Custom(paths) = self else {
+            return convert_label(r, label).map(Cow::Borrowed);
+        };
+        match label {
+            "metadata.name" => Ok(Cow::Borrowed("metadata.name")),
+            "metadata.namespace" if r.namespaced => Ok(Cow::Borrowed("metadata.namespace")),
+            _ if paths.iter().any(|p| p == label) => Ok(Cow::Owned(label.to_string())),
+            _ => Err(format!("field label not supported: {label}")),
         }
     }
 }
@@ -147,7 +175,7 @@ pub fn convert_label(r: &Resource, label: &str) -> Result<&'static str, String> 
 }
 
 /// The value of the (converted) `label` on `obj`, as the kind's selectable fields give it.
-pub fn value(set: FieldSet, namespaced: bool, obj: &Value, label: &str) -> String {
+pub fn value(set: &FieldSet, namespaced: bool, obj: &Value, label: &str) -> String {
     let s = |p: &str| {
         obj.pointer(p)
             .and_then(Value::as_str)
@@ -218,6 +246,11 @@ pub fn value(set: FieldSet, namespaced: bool, obj: &Value, label: &str) -> Strin
         (FieldSet::Service, "spec.type") => s("/spec/type"),
         (FieldSet::Job, "status.successful") => i("/status/succeeded"),
         (FieldSet::Csr, "spec.signerName") => s("/spec/signerName"),
+        // fmt.Sprint of the value jsonpath finds: a string as is, a boolean `true`/`false`, an
+        // integer in decimal; a missing field ""
+        (FieldSet::Custom(paths), l) if paths.iter().any(|p| p == l) => {
+            crate::objects::field_value(obj, l)
+        }
         // accepted but not selectable (status.podIPs, a cluster-scoped object's namespace)
         _ => String::new(),
     }
@@ -406,56 +439,111 @@ mod tests {
         let pod = json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {},
             "status": {"podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}]}});
         assert_eq!(
-            value(FieldSet::Pod, true, &pod, "spec.hostNetwork"),
+            value(&FieldSet::Pod, true, &pod, "spec.hostNetwork"),
             "false"
         );
-        assert_eq!(value(FieldSet::Pod, true, &pod, "status.podIP"), "10.0.0.1");
-        assert_eq!(value(FieldSet::Pod, true, &pod, "status.podIPs"), "");
-        assert_eq!(value(FieldSet::Pod, true, &pod, "metadata.namespace"), "d");
+        assert_eq!(
+            value(&FieldSet::Pod, true, &pod, "status.podIP"),
+            "10.0.0.1"
+        );
+        assert_eq!(value(&FieldSet::Pod, true, &pod, "status.podIPs"), "");
+        assert_eq!(value(&FieldSet::Pod, true, &pod, "metadata.namespace"), "d");
         let hn = json!({"spec": {"hostNetwork": true}});
-        assert_eq!(value(FieldSet::Pod, true, &hn, "spec.hostNetwork"), "true");
+        assert_eq!(value(&FieldSet::Pod, true, &hn, "spec.hostNetwork"), "true");
         let node = json!({"metadata": {"name": "n"}});
         assert_eq!(
-            value(FieldSet::Node, false, &node, "spec.unschedulable"),
+            value(&FieldSet::Node, false, &node, "spec.unschedulable"),
             "false"
         );
         assert_eq!(
-            value(FieldSet::Node, false, &node, "metadata.namespace"),
+            value(&FieldSet::Node, false, &node, "metadata.namespace"),
             ""
         );
         let ev =
             json!({"source": {}, "reportingComponent": "kubelet", "involvedObject": {"name": "p"}});
-        assert_eq!(value(FieldSet::Event, true, &ev, "source"), "kubelet");
+        assert_eq!(value(&FieldSet::Event, true, &ev, "source"), "kubelet");
         let ev2 = json!({"source": {"component": "scheduler"}, "reportingComponent": "x"});
-        assert_eq!(value(FieldSet::Event, true, &ev2, "source"), "scheduler");
+        assert_eq!(value(&FieldSet::Event, true, &ev2, "source"), "scheduler");
         assert_eq!(
-            value(FieldSet::Event, true, &ev, "involvedObject.name"),
+            value(&FieldSet::Event, true, &ev, "involvedObject.name"),
             "p"
         );
         // an Event stored as events.k8s.io/v1 sent it
         let ev3 = json!({"regarding": {"kind": "Pod", "name": "p"},
             "reportingController": "kubelet", "deprecatedSource": {}, "reason": "Failed"});
         assert_eq!(
-            value(FieldSet::Event, true, &ev3, "involvedObject.name"),
+            value(&FieldSet::Event, true, &ev3, "involvedObject.name"),
             "p"
         );
         assert_eq!(
-            value(FieldSet::Event, true, &ev3, "involvedObject.kind"),
+            value(&FieldSet::Event, true, &ev3, "involvedObject.kind"),
             "Pod"
         );
         assert_eq!(
-            value(FieldSet::Event, true, &ev3, "reportingComponent"),
+            value(&FieldSet::Event, true, &ev3, "reportingComponent"),
             "kubelet"
         );
-        assert_eq!(value(FieldSet::Event, true, &ev3, "source"), "kubelet");
+        assert_eq!(value(&FieldSet::Event, true, &ev3, "source"), "kubelet");
         // a non-empty podIP wins over podIPs, as the v1 -> internal conversion gives it
         let two = json!({"status": {"podIP": "10.0.0.2", "podIPs": [{"ip": "10.0.0.1"}]}});
-        assert_eq!(value(FieldSet::Pod, true, &two, "status.podIP"), "10.0.0.2");
-        let job = json!({"status": {"succeeded": 3}});
-        assert_eq!(value(FieldSet::Job, true, &job, "status.successful"), "3");
         assert_eq!(
-            value(FieldSet::Job, true, &json!({}), "status.successful"),
+            value(&FieldSet::Pod, true, &two, "status.podIP"),
+            "10.0.0.2"
+        );
+        let job = json!({"status": {"succeeded": 3}});
+        assert_eq!(value(&FieldSet::Job, true, &job, "status.successful"), "3");
+        assert_eq!(
+            value(&FieldSet::Job, true, &json!({}), "status.successful"),
             "0"
         );
+    }
+
+    #[test]
+    fn custom_resource_labels_and_values() {
+        let set = FieldSet::Custom(
+            ["spec.color", "spec.on", "spec.size"]
+                .map(String::from)
+                .into(),
+        );
+        let none = FieldSet::Custom(Arc::from([]));
+        let mut ns = r("", "configmaps").clone();
+        ns.group = "example.com";
+        ns.kind = "Widget";
+        let mut cluster = ns.clone();
+        cluster.namespaced = false;
+        assert_eq!(
+            set.convert(&ns, "spec.color"),
+            Ok(Cow::Borrowed("spec.color"))
+        );
+        assert_eq!(
+            set.convert(&ns, "metadata.name"),
+            Ok(Cow::Borrowed("metadata.name"))
+        );
+        assert_eq!(
+            set.convert(&ns, "metadata.namespace"),
+            Ok(Cow::Borrowed("metadata.namespace"))
+        );
+        // the crConverter: no namespace label on a cluster-scoped resource, its own message
+        assert_eq!(
+            set.convert(&cluster, "metadata.namespace"),
+            Err("field label not supported: metadata.namespace".to_string())
+        );
+        assert_eq!(
+            set.convert(&ns, ".spec.color"),
+            Err("field label not supported: .spec.color".to_string())
+        );
+        assert_eq!(
+            none.convert(&ns, "spec.color"),
+            Err("field label not supported: spec.color".to_string())
+        );
+        let o = json!({"metadata": {"name": "w", "namespace": "d"},
+            "spec": {"color": "blue", "on": true, "size": 42}});
+        assert_eq!(value(&set, true, &o, "spec.color"), "blue");
+        assert_eq!(value(&set, true, &o, "spec.on"), "true");
+        assert_eq!(value(&set, true, &o, "spec.size"), "42");
+        assert_eq!(value(&set, true, &o, "metadata.namespace"), "d");
+        assert_eq!(value(&set, true, &json!({"spec": {}}), "spec.color"), "");
+        // not a selectable field of this set
+        assert_eq!(value(&none, true, &o, "spec.color"), "");
     }
 }

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::admission;
 use crate::errors::{ApiError, ApiResult, Cause};
+use crate::fieldselect::FieldSet;
 use crate::podsecurity;
 use crate::resources::{self, Resource};
 use crate::webhooks::{self, Attributes, Operation};
@@ -884,27 +885,31 @@ pub fn field_value(obj: &Value, path: &str) -> String {
     }
 }
 
-/// Parses a field selector for resource `r`, each label converted as the kind's scheme converts
-/// it (a label the kind does not select by is a 400: [`crate::fieldselect::convert_label`]).
-fn parse_field_selector(s: &str, r: &Resource) -> ApiResult<Vec<(&'static str, bool, String)>> {
+/// Parses a field selector for resource `r` of field set `set`, each label converted as the
+/// kind's scheme converts it (a label the kind does not select by is a 400:
+/// [`crate::fieldselect::FieldSet::convert`]).
+fn parse_field_selector(s: &str, r: &Resource, set: &FieldSet) -> ApiResult<Vec<FieldReq>> {
     // every term is parsed (and the terms sorted) before a label is converted, as upstream
     let terms = crate::fieldselect::parse(s).map_err(ApiError::bad_request)?;
     terms
         .into_iter()
         .map(|(label, eq, value)| {
-            crate::fieldselect::convert_label(r, &label)
+            set.convert(r, &label)
                 .map(|l| (l, eq, value))
                 .map_err(ApiError::bad_request)
         })
         .collect()
 }
 
+/// One field requirement: the converted label, `=` (true) or `!=`, the value.
+type FieldReq = (std::borrow::Cow<'static, str>, bool, String);
+
 /// A compiled list/watch filter.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     labels: Vec<Req>,
-    fields: Vec<(&'static str, bool, String)>,
-    field_set: crate::fieldselect::FieldSet,
+    fields: Vec<FieldReq>,
+    field_set: FieldSet,
     namespaced: bool,
     namespace: Option<String>,
 }
@@ -913,16 +918,27 @@ impl Filter {
     /// Builds a filter for objects of resource `r` (as the client named it: an
     /// `events.k8s.io` selector's labels are that group's); `namespace` limits to one namespace.
     pub fn new(opts: &ListOptions, r: &Resource, namespace: Option<&str>) -> ApiResult<Filter> {
+        Filter::with_fields(opts, r, FieldSet::of(r), namespace)
+    }
+
+    /// [`Filter::new`] with the field set given: a custom resource version's
+    /// ([`crate::crd::Served::fields`]) selects by its `selectableFields` too.
+    pub fn with_fields(
+        opts: &ListOptions,
+        r: &Resource,
+        field_set: FieldSet,
+        namespace: Option<&str>,
+    ) -> ApiResult<Filter> {
         Ok(Filter {
             labels: match &opts.label_selector {
                 Some(s) => parse_label_selector(s)?,
                 None => vec![],
             },
             fields: match &opts.field_selector {
-                Some(s) => parse_field_selector(s, r)?,
+                Some(s) => parse_field_selector(s, r, &field_set)?,
                 None => vec![],
             },
-            field_set: crate::fieldselect::FieldSet::of(r),
+            field_set,
             namespaced: r.namespaced,
             namespace: namespace.map(str::to_string),
         })
@@ -944,7 +960,7 @@ impl Filter {
         }
         label_matches(&self.labels, obj)
             && self.fields.iter().all(|(k, eq, v)| {
-                let have = crate::fieldselect::value(self.field_set, self.namespaced, obj, k);
+                let have = crate::fieldselect::value(&self.field_set, self.namespaced, obj, k);
                 (have == *v) == *eq
             })
     }
@@ -1157,11 +1173,12 @@ impl Objects {
     ) -> ApiResult<(Vec<Value>, u64, Option<String>)> {
         let sr = resources::storage_of(r);
         let cr = self.crds.served(sr);
-        if let Some(sv) = &cr {
-            crate::crd::check_field_selector(sv, opts.field_selector.as_deref())?;
-        }
-        // the labels are those of the resource asked for (events.k8s.io's `regarding.*`)
-        let filter = Filter::new(opts, r, None)?;
+        // the labels are those of the resource asked for (events.k8s.io's `regarding.*`, a
+        // custom resource version's selectable fields)
+        let fields = cr
+            .as_ref()
+            .map_or_else(|| FieldSet::of(r), |sv| sv.fields.clone());
+        let filter = Filter::with_fields(opts, r, fields, None)?;
         let r = sr;
         let prefix = match ns {
             Some(ns) if r.namespaced => format!("{}{}/", r.key_prefix(), ns),
@@ -2810,6 +2827,52 @@ mod tests {
             }
         }
         assert_ne!(a, uuid());
+    }
+
+    #[test]
+    fn custom_resource_field_selectors() {
+        let mut w = crate::resources::find("", "v1", "configmaps")
+            .unwrap()
+            .clone();
+        w.group = "example.com";
+        w.kind = "Widget";
+        let set = FieldSet::Custom(["spec.color", "spec.on"].map(String::from).into());
+        let f = |fs: &str| {
+            let opts = ListOptions {
+                field_selector: Some(fs.to_string()),
+                ..Default::default()
+            };
+            Filter::with_fields(&opts, &w, set.clone(), None)
+        };
+        let blue = json!({"metadata": {"name": "a", "namespace": "d"}, "spec": {"color": "blue", "on": true}});
+        let red = json!({"metadata": {"name": "b", "namespace": "d"}, "spec": {"color": "red"}});
+        let m = |fs: &str, o: &Value| f(fs).unwrap().matches(o);
+        assert!(m("spec.color=blue", &blue));
+        assert!(!m("spec.color=blue", &red));
+        assert!(m("spec.color!=blue", &red));
+        assert!(m("spec.on=true", &blue));
+        // a missing boolean is "", not "false"
+        assert!(!m("spec.on=false", &red));
+        assert!(m("spec.on=", &red));
+        assert!(m(
+            "spec.color=red,metadata.namespace=d,metadata.name=b",
+            &red
+        ));
+        let e = f("spec.size=1").unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "field label not supported: spec.size")
+        );
+        // the kind's own field set (none declared) refuses what the version does not declare
+        let plain = Filter::new(
+            &ListOptions {
+                field_selector: Some("spec.color=blue".into()),
+                ..Default::default()
+            },
+            &w,
+            None,
+        );
+        assert!(plain.is_err());
     }
 
     #[test]

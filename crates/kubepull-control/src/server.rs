@@ -1040,10 +1040,11 @@ async fn resource_request(
             ))
         }
         ("watch", None) => {
-            if let Some(sv) = &cr {
-                crate::crd::check_field_selector(sv, list_opts.field_selector.as_deref())?;
-            }
-            let filter = Filter::new(&list_opts, r, None)?;
+            let fields = cr.as_ref().map_or_else(
+                || crate::fieldselect::FieldSet::of(r),
+                |sv| sv.fields.clone(),
+            );
+            let filter = Filter::with_fields(&list_opts, r, fields, None)?;
             let rv = q(&qs, "resourceVersion").unwrap_or("");
             let timeout = q(&qs, "timeoutSeconds")
                 .and_then(|v| v.parse::<u64>().ok())

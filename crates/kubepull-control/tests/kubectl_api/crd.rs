@@ -216,7 +216,7 @@ async fn custom_resources_with_kubectl() {
         assert!(ok && out.trim() == "Copy", "{out}");
         let (ok, out) = k(&["delete", "cps", "ssa"]);
         assert!(ok, "{out}");
-        // field selectors other than metadata.name and metadata.namespace are refused
+        // a label the CRD does not declare in selectableFields is refused
         let (ok, out) = k(&["get", "cps", "--field-selector", "spec.registry=x"]);
         assert!(!ok && out.contains("field label not supported: spec.registry"), "{out}");
 
@@ -594,6 +594,93 @@ async fn bad_crds_and_bodies_store_nothing() {
         v["metadata"].get("junk").is_none() && v["metadata"]["name"] == "ok",
         "{v}"
     );
+    server.shutdown().await;
+}
+
+const WIDGET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.select.kubepull.io}
+spec:
+  group: select.kubepull.io
+  scope: Namespaced
+  names: {plural: widgets, kind: Widget}
+  versions:
+  - name: v1beta1
+    served: true
+    storage: false
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+  - name: v1
+    served: true
+    storage: true
+    selectableFields:
+    - {jsonPath: .spec.color}
+    - {jsonPath: .spec.round}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              color: {type: string}
+              round: {type: boolean}
+              sizes: {type: array, items: {type: integer}}
+"#;
+
+/// `selectableFields`: a version selects its custom resources by the fields it declares (lists
+/// and watches), refuses the labels it does not declare, and a CRD declaring an invalid one is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selectable_fields_with_kubectl() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let ki = |args: &[&str], stdin: &str| kubectl(&admin, &home, args, Some(stdin));
+        let k = |args: &[&str]| kubectl(&admin, &home, args, None);
+        let (ok, out) = ki(&["apply", "-f", "-"], WIDGET_CRD);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["wait", "--for=condition=Established", "crd/widgets.select.kubepull.io"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "crd", "widgets.select.kubepull.io", "-o", "jsonpath={.spec.versions[1].selectableFields[*].jsonPath}"]);
+        assert!(ok && out.trim() == ".spec.color .spec.round", "{out}");
+        for (name, spec) in [("w1", "{color: blue, round: true}"), ("w2", "{color: red}")] {
+            let w = format!("apiVersion: select.kubepull.io/v1\nkind: Widget\nmetadata: {{name: {name}, namespace: default}}\nspec: {spec}\n");
+            let (ok, out) = ki(&["create", "-f", "-"], &w);
+            assert!(ok, "{out}");
+        }
+        let (ok, out) = k(&["get", "widgets", "--field-selector", "spec.color=blue", "-o", "name"]);
+        assert!(ok && out.trim() == "widget.select.kubepull.io/w1", "{out}");
+        let (ok, out) = k(&["get", "widgets", "-A", "--field-selector", "spec.color!=blue,metadata.namespace=default", "-o", "name"]);
+        assert!(ok && out.trim() == "widget.select.kubepull.io/w2", "{out}");
+        let (ok, out) = k(&["get", "widgets", "--field-selector", "spec.round=true", "-o", "name"]);
+        assert!(ok && out.trim() == "widget.select.kubepull.io/w1", "{out}");
+        // a watch selects by them too (the initial events of a watch from "now")
+        let (ok, out) = k(&["get", "--raw", "/apis/select.kubepull.io/v1/namespaces/default/widgets?watch=1&timeoutSeconds=1&fieldSelector=spec.color%3Dred"]);
+        assert!(ok && out.contains("\"name\":\"w2\"") && !out.contains("\"name\":\"w1\""), "{out}");
+        // a label no version declares, and one the asked version (v1beta1) does not declare
+        let (ok, out) = k(&["get", "widgets", "--field-selector", "spec.sizes=1"]);
+        assert!(!ok && out.contains("field label not supported: spec.sizes"), "{out}");
+        let (ok, out) = k(&["get", "widgets.v1beta1.select.kubepull.io", "--field-selector", "spec.color=blue"]);
+        assert!(!ok && out.contains("field label not supported: spec.color"), "{out}");
+        // an invalid selectable field: the CRD is refused and nothing changes
+        let bad = WIDGET_CRD.replace("- {jsonPath: .spec.round}", "- {jsonPath: .spec.round}\n    - {jsonPath: '.spec.sizes'}\n    - {jsonPath: .metadata.name}");
+        let (ok, out) = ki(&["apply", "-f", "-"], &bad);
+        assert!(!ok, "{out}");
+        assert!(out.contains(r#"The CustomResourceDefinition "widgets.select.kubepull.io" is invalid: "#), "{out}");
+        assert!(out.contains(r#"spec.versions[1].selectableFields[2].jsonPath: Invalid value: ".spec.sizes": must point to a field of type string, boolean or integer. Enum string fields and strings with formats are allowed."#), "{out}");
+        assert!(out.contains(r#"spec.versions[1].selectableFields[3].jsonPath: Invalid value: ".metadata.name": is an invalid path: does not refer to a valid field"#), "{out}");
+        let (ok, out) = ki(&["create", "-f", "-"], &bad.replace("widgets.select", "gadgets.select").replace("widgets", "gadgets").replace("Widget", "Gadget"));
+        assert!(!ok && out.contains("spec.versions[1].selectableFields[2].jsonPath: Invalid value: \".spec.sizes\""), "{out}");
+        let (ok, out) = k(&["get", "crd", "gadgets.select.kubepull.io"]);
+        assert!(!ok && out.contains("NotFound"), "{out}");
+        let (ok, out) = k(&["get", "crd", "widgets.select.kubepull.io", "-o", "jsonpath={.spec.versions[1].selectableFields[*].jsonPath}"]);
+        assert!(ok && out.trim() == ".spec.color .spec.round", "{out}");
+    })
+    .await
+    .unwrap();
     server.shutdown().await;
 }
 
