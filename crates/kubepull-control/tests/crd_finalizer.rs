@@ -108,19 +108,23 @@ fn scenario(kc: &Path, home: &Path) {
         ok && out.contains("customresourcecleanup.apiextensions.k8s.io") && out.contains('T'),
         "{out}"
     );
-    let (ok, out) = k(
-        &[
-            "get",
-            "widget",
-            "held",
-            "-n",
-            "t",
-            "-o",
-            "jsonpath={.metadata.deletionTimestamp}",
-        ],
-        None,
-    );
-    assert!(ok && !out.trim().is_empty(), "held is being deleted: {out}");
+    // the finalizer deletes the instances one after the other: `free` gone does not mean the
+    // delete of `held` was already written
+    until("held to be marked for deletion", || {
+        let (ok, out) = k(
+            &[
+                "get",
+                "widget",
+                "held",
+                "-n",
+                "t",
+                "-o",
+                "jsonpath={.metadata.deletionTimestamp}",
+            ],
+            None,
+        );
+        (ok && !out.trim().is_empty()).then_some(())
+    });
     let (ok, out) = k(&["get", "crd"], None);
     assert!(ok && out.contains("widgets.example.com"), "{out}");
 
