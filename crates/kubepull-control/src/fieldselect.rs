@@ -42,7 +42,7 @@ pub enum FieldSet {
     Pod,
     /// `v1` Node.
     Node,
-    /// `v1` and `events.k8s.io/v1` Event (both read the core form the Event is stored in).
+    /// `v1` and `events.k8s.io/v1` Event (read in either shape it is stored in).
     Event,
     /// `v1` Namespace.
     Namespace,
