@@ -67,6 +67,29 @@ pub fn https_client_builder(server: &kubepull_control::ServerHandle) -> reqwest:
         .use_rustls_tls()
 }
 
+/// Sends `body` to `url` (a full URL) with `content_type` as the admin; the status code and the
+/// answer as JSON (`null` when the answer is not JSON).
+pub async fn admin_send(
+    http: &reqwest::Client,
+    server: &kubepull_control::ServerHandle,
+    method: reqwest::Method,
+    url: String,
+    content_type: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = http
+        .request(method, url)
+        .bearer_auth(server.admin_token())
+        .header("content-type", content_type)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    let v = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(serde_json::Value::Null);
+    (code, v)
+}
+
 /// Runs kubectl with `args`, which must succeed; returns its output.
 pub fn ok(kc: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> String {
     let (good, out) = kubectl(kc, home, args, stdin);

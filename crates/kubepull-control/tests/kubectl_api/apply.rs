@@ -6,7 +6,7 @@ use std::path::Path;
 
 use kubepull_control::start;
 
-use super::common::{ok, refused};
+use super::common::{admin_send, ok, refused};
 use super::server_config;
 
 const POD: &str = r#"
@@ -389,18 +389,9 @@ async fn server_side_apply_of_a_scale() {
                 server.url()
             )
         };
-        let send = |method: reqwest::Method, u: String, ct: &str, body: Value| {
-            let req = http
-                .request(method, u)
-                .bearer_auth(server.admin_token())
-                .header("content-type", ct)
-                .body(body.to_string());
-            async move {
-                let r = req.send().await.unwrap();
-                let code = r.status().as_u16();
-                let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-                (code, v)
-            }
+        let (h, s) = (&http, &server);
+        let send = move |method: reqwest::Method, u: String, ct: &'static str, body: Value| async move {
+            admin_send(h, s, method, u, ct, &body).await
         };
         let apply = |sub: &'static str, q: &'static str, body: Value| {
             send(
@@ -569,18 +560,9 @@ async fn server_side_apply_of_a_custom_resources_scale() {
     let d = tempfile::tempdir().unwrap();
     let server = start(server_config(d.path(), false)).await.unwrap();
     let http = super::https_client_builder(&server).build().unwrap();
-    let send = |method: reqwest::Method, path: String, ct: &'static str, body: Value| {
-        let req = http
-            .request(method, format!("{}{path}", server.url()))
-            .bearer_auth(server.admin_token())
-            .header("content-type", ct)
-            .body(body.to_string());
-        async move {
-            let r = req.send().await.unwrap();
-            let code = r.status().as_u16();
-            let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null);
-            (code, v)
-        }
+    let (h, s) = (&http, &server);
+    let send = move |method: reqwest::Method, path: String, ct: &'static str, body: Value| async move {
+        admin_send(h, s, method, format!("{}{path}", s.url()), ct, &body).await
     };
     let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "pools.ssa.example.com"},
@@ -713,18 +695,9 @@ async fn patches_and_replaces_of_a_deployments_scale() {
             server.url()
         )
     };
-    let send = |method: reqwest::Method, u: String, ct: &str, body: Value| {
-        let req = http
-            .request(method, u)
-            .bearer_auth(server.admin_token())
-            .header("content-type", ct)
-            .body(body.to_string());
-        async move {
-            let r = req.send().await.unwrap();
-            let code = r.status().as_u16();
-            let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-            (code, v)
-        }
+    let (h, s) = (&http, &server);
+    let send = move |method: reqwest::Method, u: String, ct: &'static str, body: Value| async move {
+        admin_send(h, s, method, u, ct, &body).await
     };
     let patch = |ct: &'static str, body: Value| {
         send(reqwest::Method::PATCH, url("/test/scale", ""), ct, body)

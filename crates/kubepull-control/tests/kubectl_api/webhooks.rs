@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
+use super::common::admin_send;
 use super::common::webhook::{tls, Hook, Reply};
 use super::{kubectl, server_config, token_kubeconfig};
 use kubepull_control::start;
@@ -1301,18 +1302,10 @@ async fn a_validating_webhook_refuses_a_scale_once() {
         }),
     )
     .await;
-    let send = |method: reqwest::Method, path: &str, ct: &str, body: Value| {
-        let req = http
-            .request(method, format!("{}{path}", server.url()))
-            .bearer_auth(server.admin_token())
-            .header("content-type", ct)
-            .body(body.to_string());
-        async move {
-            let r = req.send().await.unwrap();
-            let code = r.status().as_u16();
-            let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-            (code, v)
-        }
+    let (h, s) = (&http, &server);
+    let send = move |method: reqwest::Method, path: &str, ct: &'static str, body: Value| {
+        let url = format!("{}{path}", s.url());
+        async move { admin_send(h, s, method, url, ct, &body).await }
     };
     let post = |path: &'static str, body: Value| {
         send(reqwest::Method::POST, path, "application/json", body)
