@@ -288,17 +288,7 @@ fn doctor_names_the_cause_and_the_fix() {
         up.ok(&["create", "namespace", ns]);
     }
     let create_secret = |ns: &str, name: &str, pass: &str| {
-        up.ok(&[
-            "create",
-            "secret",
-            "docker-registry",
-            name,
-            &format!("--docker-server={}", reg.host()),
-            &format!("--docker-username={USER}"),
-            &format!("--docker-password={pass}"),
-            "-n",
-            ns,
-        ]);
+        up.create_pull_secret(name, &reg.host(), USER, pass, &["-n", ns]);
     };
     create_secret("good", "regcred", PASS);
     create_secret("wrongpass", "regcred", WRONG);

@@ -52,15 +52,7 @@ fn jobs_run_to_completion_on_the_node() {
     reg.write_hosts_dir(hosts.path());
     let up = start_up(hosts.path());
     let image = format!("{}/batch/work:v1", reg.host());
-    up.ok(&[
-        "create",
-        "secret",
-        "docker-registry",
-        "regcred",
-        &format!("--docker-server={}", reg.host()),
-        &format!("--docker-username={USER}"),
-        &format!("--docker-password={PASS}"),
-    ]);
+    up.create_pull_secret("regcred", &reg.host(), USER, PASS, &[]);
 
     up.apply(&format!(
         "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: idx}}\nspec:\n  completions: 2\n  parallelism: 2\n  completionMode: Indexed\n  template:\n    spec:\n      restartPolicy: Never\n      imagePullSecrets: [{{name: regcred}}]\n      containers: [{{name: work, image: \"{image}\"}}]\n"

@@ -549,17 +549,7 @@ fn operator_runs_in_cluster_from_its_image() {
 
     // the namespace and the pull secret for the operator's image, then everything printed
     up.ok(&["create", "namespace", NS]);
-    up.ok(&[
-        "create",
-        "secret",
-        "docker-registry",
-        "operator-pull",
-        "-n",
-        NS,
-        &format!("--docker-server={}", reg.host()),
-        &format!("--docker-username={USER}"),
-        &format!("--docker-password={PASS}"),
-    ]);
+    up.create_pull_secret("operator-pull", &reg.host(), USER, PASS, &["-n", NS]);
     let printed = Command::new(env!("CARGO_BIN_EXE_kubepull"))
         .args([
             "operator",

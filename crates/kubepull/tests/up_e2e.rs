@@ -38,18 +38,13 @@ fn seed_story_with_kubectl_registry_and_runc() {
 
     up.ok(&["create", "namespace", "tenant-a"]);
     up.ok(&["create", "namespace", "tenant-b"]);
-    let out = up.ok(&[
-        "create",
-        "secret",
-        "docker-registry",
+    let out = up.create_pull_secret(
         "regcred",
-        &format!("--docker-server={}", reg.host()),
-        &format!("--docker-username={USER}"),
-        &format!("--docker-password={PASS}"),
-        "--docker-email=a@example.com",
-        "-n",
-        "tenant-a",
-    ]);
+        &reg.host(),
+        USER,
+        PASS,
+        &["--docker-email=a@example.com", "-n", "tenant-a"],
+    );
     assert_eq!(out.trim(), "secret/regcred created");
 
     // 1. private image with its secret: Running, logs visible
@@ -128,17 +123,7 @@ fn seed_story_with_kubectl_registry_and_runc() {
     assert!(!up.log().contains(PASS), "the password reached the log");
 
     // 3. a ServiceAccount's imagePullSecrets reach pods created afterwards
-    up.ok(&[
-        "create",
-        "secret",
-        "docker-registry",
-        "regcred",
-        &format!("--docker-server={}", reg.host()),
-        &format!("--docker-username={USER}"),
-        &format!("--docker-password={PASS}"),
-        "-n",
-        "tenant-b",
-    ]);
+    up.create_pull_secret("regcred", &reg.host(), USER, PASS, &["-n", "tenant-b"]);
     up.ok(&[
         "patch",
         "serviceaccount",
@@ -211,15 +196,7 @@ fn a_pod_runs_from_an_image_whose_layer_blobs_were_discarded() {
     reg.write_hosts_dir(hosts.path());
     let up = start_up_with(hosts.path(), &["--discard-unpacked-layers"]);
     let image = format!("{}/team/app:v1", reg.host());
-    up.ok(&[
-        "create",
-        "secret",
-        "docker-registry",
-        "regcred",
-        &format!("--docker-server={}", reg.host()),
-        &format!("--docker-username={USER}"),
-        &format!("--docker-password={PASS}"),
-    ]);
+    up.create_pull_secret("regcred", &reg.host(), USER, PASS, &[]);
     up.apply(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: discarded\n  labels: {{app: discarded}}\nspec:\n  imagePullSecrets: [{{name: regcred}}]\n  containers:\n  - name: app\n    image: {image}\n"
     ));

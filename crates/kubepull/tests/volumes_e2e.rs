@@ -37,15 +37,7 @@ fn bed(extra: &[&str]) -> Bed {
     let mut args = vec!["--pod-security", "privileged"];
     args.extend_from_slice(extra);
     let up = start_up_with(hosts.path(), &args);
-    up.ok(&[
-        "create",
-        "secret",
-        "docker-registry",
-        "regcred",
-        &format!("--docker-server={}", reg.host()),
-        &format!("--docker-username={USER}"),
-        &format!("--docker-password={PASS}"),
-    ]);
+    up.create_pull_secret("regcred", &reg.host(), USER, PASS, &[]);
     let image = format!("{}/team/vol:v1", reg.host());
     Bed {
         _reg: reg,

@@ -120,17 +120,7 @@ fn a_pull_secret_webhook_lets_a_deployment_pull_a_private_image() {
     let image = format!("{}/shop/app:v1", reg.host());
 
     up.ok(&["create", "namespace", "shop"]);
-    up.ok(&[
-        "create",
-        "secret",
-        "docker-registry",
-        "regcred",
-        &format!("--docker-server={}", reg.host()),
-        &format!("--docker-username={USER}"),
-        &format!("--docker-password={PASS}"),
-        "-n",
-        "shop",
-    ]);
+    up.create_pull_secret("regcred", &reg.host(), USER, PASS, &["-n", "shop"]);
     use base64::Engine as _;
     up.apply(&format!(
         "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata: {{name: pull-secrets}}\nwebhooks:\n- name: inject.pull-secrets.example.com\n  clientConfig:\n    url: https://127.0.0.1:{port}/mutate\n    caBundle: {}\n  rules: [{{operations: [CREATE], apiGroups: [\"\"], apiVersions: [v1], resources: [pods]}}]\n  namespaceSelector:\n    matchExpressions: [{{key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}}]\n  failurePolicy: Ignore\n  timeoutSeconds: 3\n  sideEffects: None\n  admissionReviewVersions: [v1]\n",

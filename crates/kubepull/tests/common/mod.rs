@@ -157,6 +157,29 @@ impl Up {
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
+    /// `kubectl create secret docker-registry NAME` for `server` with `user` and `password`, plus
+    /// `extra` arguments (a namespace, an email); kubectl's output.
+    #[allow(dead_code)]
+    pub fn create_pull_secret(
+        &self,
+        name: &str,
+        server: &str,
+        user: &str,
+        password: &str,
+        extra: &[&str],
+    ) -> String {
+        let mut args = vec![
+            "create".to_string(),
+            "secret".into(),
+            "docker-registry".into(),
+            name.into(),
+            format!("--docker-server={server}"),
+            format!("--docker-username={user}"),
+            format!("--docker-password={password}"),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        self.ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
     pub fn apply(&self, yaml: &str) {
         let p = self.dir.path().join(format!("m{}.yaml", yaml.len()));
         std::fs::write(&p, yaml).unwrap();
