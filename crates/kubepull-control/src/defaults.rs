@@ -90,26 +90,28 @@ fn mutate_pod_affinity(pod: &mut core::Pod) -> bool {
     let Some(affinity) = pod.spec.as_mut().and_then(|s| s.affinity.as_mut()) else {
         return false;
     };
+    // affinity and anti-affinity hold the same two lists in two types
+    fn both<'a>(
+        preferred: &'a mut Option<Vec<core::WeightedPodAffinityTerm>>,
+        required: &'a mut Option<Vec<core::PodAffinityTerm>>,
+    ) -> impl Iterator<Item = &'a mut core::PodAffinityTerm> {
+        let preferred = preferred.iter_mut().flatten();
+        preferred
+            .map(|w| &mut w.pod_affinity_term)
+            .chain(required.iter_mut().flatten())
+    }
     let mut terms: Vec<&mut core::PodAffinityTerm> = vec![];
     if let Some(a) = affinity.pod_affinity.as_mut() {
-        let preferred = a
-            .preferred_during_scheduling_ignored_during_execution
-            .iter_mut();
-        terms.extend(preferred.flatten().map(|w| &mut w.pod_affinity_term));
-        let required = a
-            .required_during_scheduling_ignored_during_execution
-            .iter_mut();
-        terms.extend(required.flatten());
+        terms.extend(both(
+            &mut a.preferred_during_scheduling_ignored_during_execution,
+            &mut a.required_during_scheduling_ignored_during_execution,
+        ));
     }
     if let Some(a) = affinity.pod_anti_affinity.as_mut() {
-        let preferred = a
-            .preferred_during_scheduling_ignored_during_execution
-            .iter_mut();
-        terms.extend(preferred.flatten().map(|w| &mut w.pod_affinity_term));
-        let required = a
-            .required_during_scheduling_ignored_during_execution
-            .iter_mut();
-        terms.extend(required.flatten());
+        terms.extend(both(
+            &mut a.preferred_during_scheduling_ignored_during_execution,
+            &mut a.required_during_scheduling_ignored_during_execution,
+        ));
     }
     let mut changed = false;
     for term in terms {
