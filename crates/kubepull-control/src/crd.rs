@@ -388,26 +388,22 @@ fn is_dns1123_subdomain(v: &str) -> bool {
 /// `MaxSelectableFields`.
 const MAX_SELECTABLE_FIELDS: usize = 8;
 
-/// The selectable fields of one CRD version (`validateCustomResourceDefinitionVersion` and
-/// `ValidateCustomResourceSelectableFields` in apiextensions-apiserver's
-/// `pkg/apis/apiextensions/validation/validation.go`). More than eight are kept on an update
-/// that leaves a version's list as it was (`findTooManySelectableFieldsAllowed`).
-fn validate_selectable_fields(v: &Value, old_v: Option<&Value>, p: &str, c: &mut Vec<Cause>) {
-    let Some(fields) = v
-        .get("selectableFields")
-        .and_then(Value::as_array)
-        .filter(|f| !f.is_empty())
-    else {
+/// Selectable fields (`ValidateCustomResourceSelectableFields` in apiextensions-apiserver
+/// 1.32's `pkg/apis/apiextensions/validation/validation.go`) at `fp` (a version's
+/// `selectableFields`, or `spec.selectableFields` when every version declares the same),
+/// resolved in `schema`; `no_schema` is the message when there is none to resolve them in.
+fn validate_selectable_fields(
+    fields: &[Value],
+    schema: Option<&Value>,
+    fp: &str,
+    no_schema: &str,
+    c: &mut Vec<Cause>,
+) {
+    if fields.is_empty() {
         return;
-    };
-    let fp = format!("{p}.selectableFields");
-    let Some(schema) = v.pointer("/schema/openAPIV3Schema") else {
-        // upstream's wording
-        c.push(Cause::invalid(
-            fp,
-            q(""),
-            "may only be set when `version.schema.openAPIV3Schema` is not included",
-        ));
+    }
+    let Some(schema) = schema else {
+        c.push(Cause::invalid(fp, q(""), no_schema));
         return;
     };
     let mut unique: Vec<String> = vec![];
@@ -450,11 +446,7 @@ fn validate_selectable_fields(v: &Value, old_v: Option<&Value>, p: &str, c: &mut
             unique.push(key);
         }
     }
-    let unchanged_over_max = old_v
-        .and_then(|o| o.get("selectableFields"))
-        .and_then(Value::as_array)
-        .is_some_and(|o| o.len() > MAX_SELECTABLE_FIELDS && o == fields);
-    if unique.len() > MAX_SELECTABLE_FIELDS && !unchanged_over_max {
+    if unique.len() > MAX_SELECTABLE_FIELDS {
         c.push(Cause::too_many(
             fp,
             unique.len(),
@@ -470,8 +462,9 @@ fn valid_field_path<'a>(
     json_path: &str,
     schema: &'a Value,
 ) -> Result<(Vec<String>, Option<&'a Value>), String> {
-    // the scanner: '.', '[' and ']' are tokens of their own, a single-quoted string is one
-    // token whatever it holds, other text runs up to the next delimiter
+    // the scanner: '.', '[' and ']' are tokens of their own, a token that starts with a single
+    // quote runs to the closing quote whatever it holds, other text (a quote in it too) runs up
+    // to the next delimiter
     let b = json_path.as_bytes();
     let mut toks: Vec<&str> = vec![];
     let mut i = 0;
@@ -484,7 +477,7 @@ fn valid_field_path<'a>(
             i + 1
         } else {
             (i..b.len())
-                .find(|&j| matches!(b[j], b'.' | b'[' | b']' | b'\''))
+                .find(|&j| matches!(b[j], b'.' | b'[' | b']'))
                 .unwrap_or(b.len())
         };
         toks.push(&json_path[i..end]);
@@ -584,6 +577,137 @@ pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             "protected groups must have approval annotation \"api-approved.kubernetes.io\", see https://github.com/kubernetes/enhancements/pull/1111",
         ));
     }
+    let scope = s(obj, "/spec/scope");
+    if scope.is_empty() {
+        c.push(Cause::required("spec.scope", ""));
+    } else if scope != "Cluster" && scope != "Namespaced" {
+        c.push(Cause::not_supported(
+            "spec.scope",
+            q(scope),
+            &["Cluster", "Namespaced"],
+        ));
+    }
+    // versions (validateCustomResourceDefinitionSpec). A v1 CRD is validated in the internal
+    // form its conversion gives (`Convert_v1_CustomResourceDefinitionSpec_To_apiextensions_…`):
+    // a schema, subresources, printer columns or selectable fields that every version has
+    // alike move to `spec` and are validated there once (`spec.validation.openAPIV3Schema`,
+    // `spec.subresources`, `spec.additionalPrinterColumns`, `spec.selectableFields`)
+    let versions = obj.pointer("/spec/versions").and_then(Value::as_array);
+    let vs: &[Value] = versions.map_or(&[], Vec::as_slice);
+    // `Semantic.DeepEqual`: an absent field is nil, and a nil list equals an empty one
+    let field = |v: &'_ Value, k: &str| v.get(k).filter(|x| !x.is_null()).cloned();
+    let list = |v: &'_ Value, k: &str| match v.get(k) {
+        Some(Value::Array(a)) => a.clone(),
+        _ => vec![],
+    };
+    let alike = |f: &dyn Fn(&Value) -> Option<Value>| {
+        vs.first()
+            .is_some_and(|v0| vs.iter().all(|v| f(v) == f(v0)))
+    };
+    let top_schema = alike(&|v| field(v, "schema"));
+    let top_subresources = alike(&|v| field(v, "subresources"));
+    let top_columns = alike(&|v| Some(Value::Array(list(v, "additionalPrinterColumns"))));
+    let top_fields = alike(&|v| Some(Value::Array(list(v, "selectableFields"))));
+    let v0 = vs.first();
+    let spec_schema = v0
+        .filter(|_| top_schema)
+        .and_then(|v| v.pointer("/schema/openAPIV3Schema"));
+    let spec_subresources = v0
+        .filter(|_| top_subresources)
+        .and_then(|v| v.get("subresources"));
+    match versions {
+        None => c.push(Cause::required("spec.versions", "")),
+        Some(vs) if vs.is_empty() => c.push(Cause::invalid(
+            "spec.versions",
+            "[]",
+            "must have exactly one version marked as storage version",
+        )),
+        Some(vs) => {
+            // a schema is required of every version when none is common to all
+            if spec_schema.is_none() {
+                for (i, v) in vs.iter().enumerate() {
+                    if v.pointer("/schema/openAPIV3Schema").is_none() {
+                        c.push(Cause::required(
+                            format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                            "schemas are required",
+                        ));
+                    }
+                }
+            }
+            let mut seen = HashSet::new();
+            let mut storage = 0;
+            for (i, v) in vs.iter().enumerate() {
+                let p = format!("spec.versions[{i}]");
+                let vname = s(v, "/name");
+                if vname.is_empty() {
+                    c.push(Cause::required(format!("{p}.name"), ""));
+                } else if !is_dns1035_label(vname) {
+                    c.push(Cause::invalid(format!("{p}.name"), q(vname), DNS1035_MSG));
+                }
+                if !seen.insert(vname.to_string()) {
+                    c.push(Cause::invalid(
+                        "spec.versions",
+                        format!("[{}]", vs.len()),
+                        "must contain unique version names",
+                    ));
+                }
+                if v.get("storage") == Some(&json!(true)) {
+                    storage += 1;
+                }
+                // validateCustomResourceDefinitionVersion
+                let subresources = if top_subresources {
+                    spec_subresources
+                } else {
+                    v.get("subresources")
+                };
+                if !top_schema {
+                    if let Some(schema) = v.pointer("/schema/openAPIV3Schema") {
+                        let status = subresources.and_then(|x| x.get("status")).is_some();
+                        validate_schema(
+                            schema,
+                            status,
+                            &format!("{p}.schema.openAPIV3Schema"),
+                            &mut c,
+                        );
+                    }
+                }
+                if !top_subresources {
+                    validate_subresources(
+                        v.get("subresources"),
+                        &format!("{p}.subresources"),
+                        &mut c,
+                    );
+                }
+                if !top_columns {
+                    validate_columns(
+                        &list(v, "additionalPrinterColumns"),
+                        &format!("{p}.additionalPrinterColumns"),
+                        &mut c,
+                    );
+                }
+                if !top_fields {
+                    // a schema common to all versions is not the version's own
+                    let schema = (!top_schema)
+                        .then(|| v.pointer("/schema/openAPIV3Schema"))
+                        .flatten();
+                    validate_selectable_fields(
+                        &list(v, "selectableFields"),
+                        schema,
+                        &format!("{p}.selectableFields"),
+                        "selectableFields may only be set when version.schema.openAPIV3Schema is not included",
+                        &mut c,
+                    );
+                }
+            }
+            if storage != 1 {
+                c.push(Cause::invalid(
+                    "spec.versions",
+                    format!("[{}]", vs.len()),
+                    "must have exactly one version marked as storage version",
+                ));
+            }
+        }
+    }
     // names (ValidateCustomResourceDefinitionNames)
     let names = [
         ("plural", plural.to_string()),
@@ -645,15 +769,35 @@ pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             ));
         }
     }
-    let scope = s(obj, "/spec/scope");
-    if scope.is_empty() {
-        c.push(Cause::required("spec.scope", ""));
-    } else if scope != "Cluster" && scope != "Namespaced" {
-        c.push(Cause::not_supported(
-            "spec.scope",
-            q(scope),
-            &["Cluster", "Namespaced"],
-        ));
+    // what every version has alike, validated once at `spec`
+    if let Some(schema) = spec_schema {
+        // hasAnyStatusEnabled
+        let status = if top_subresources {
+            spec_subresources.and_then(|x| x.get("status")).is_some()
+        } else {
+            vs.iter()
+                .any(|v| v.pointer("/subresources/status").is_some())
+        };
+        validate_schema(schema, status, "spec.validation.openAPIV3Schema", &mut c);
+    }
+    if top_subresources {
+        validate_subresources(spec_subresources, "spec.subresources", &mut c);
+    }
+    if let (true, Some(v0)) = (top_columns, v0) {
+        validate_columns(
+            &list(v0, "additionalPrinterColumns"),
+            "spec.additionalPrinterColumns",
+            &mut c,
+        );
+    }
+    if let (true, Some(v0)) = (top_fields, v0) {
+        validate_selectable_fields(
+            &list(v0, "selectableFields"),
+            spec_schema,
+            "spec.selectableFields",
+            "selectableFields may only be set when validations.schema is included",
+            &mut c,
+        );
     }
     // conversion: only None is served here
     let strategy = s(obj, "/spec/conversion/strategy");
@@ -670,140 +814,6 @@ pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             "true",
             "must be false",
         ));
-    }
-    // versions
-    let versions = obj.pointer("/spec/versions").and_then(Value::as_array);
-    match versions {
-        None => c.push(Cause::required("spec.versions", "")),
-        Some(vs) if vs.is_empty() => c.push(Cause::invalid(
-            "spec.versions",
-            "[]",
-            "must have exactly one version marked as storage version",
-        )),
-        Some(vs) => {
-            let mut seen = HashSet::new();
-            let mut storage = 0;
-            let mut served = 0;
-            for (i, v) in vs.iter().enumerate() {
-                let p = format!("spec.versions[{i}]");
-                let vname = s(v, "/name");
-                if vname.is_empty() {
-                    c.push(Cause::required(format!("{p}.name"), ""));
-                } else if !is_dns1035_label(vname) {
-                    c.push(Cause::invalid(format!("{p}.name"), q(vname), DNS1035_MSG));
-                }
-                if !seen.insert(vname.to_string()) {
-                    c.push(Cause::invalid(
-                        "spec.versions",
-                        format!("[{}]", vs.len()),
-                        "must contain unique version names",
-                    ));
-                }
-                if v.get("storage") == Some(&json!(true)) {
-                    storage += 1;
-                }
-                if v.get("served") == Some(&json!(true)) {
-                    served += 1;
-                }
-                match v.pointer("/schema/openAPIV3Schema") {
-                    None => c.push(Cause::required(format!("{p}.schema.openAPIV3Schema"), "")),
-                    Some(schema) => {
-                        let sp = format!("{p}.schema.openAPIV3Schema");
-                        if v.pointer("/subresources/status").is_some() {
-                            c.extend(status_root_rules(schema, &sp));
-                        }
-                        let errs = crd_schema::validate_structural(schema, &sp);
-                        if errs.is_empty() {
-                            crd_schema::validate_defaults(schema, &sp, &mut c);
-                        }
-                        c.extend(errs);
-                    }
-                }
-                // subresources (ValidateCustomResourceDefinitionSubresources)
-                if let Some(sc) = v.pointer("/subresources/scale") {
-                    let sp = format!("{p}.subresources.scale");
-                    for (k, prefix) in [
-                        ("specReplicasPath", ".spec."),
-                        ("statusReplicasPath", ".status."),
-                    ] {
-                        let x = s(sc, &format!("/{k}"));
-                        if x.is_empty() {
-                            c.push(Cause::required(format!("{sp}.{k}"), ""));
-                        } else if !x.starts_with(prefix) || !simple_path(x) {
-                            let under = prefix.trim_end_matches('.');
-                            c.push(Cause::invalid(
-                                format!("{sp}.{k}"),
-                                q(x),
-                                format!("should be a json path under {under}"),
-                            ));
-                        }
-                    }
-                    let ls = s(sc, "/labelSelectorPath");
-                    if !ls.is_empty()
-                        && (!simple_path(ls)
-                            || !(ls.starts_with(".spec.") || ls.starts_with(".status.")))
-                    {
-                        c.push(Cause::invalid(
-                            format!("{sp}.labelSelectorPath"),
-                            q(ls),
-                            "should be a json path under either .spec or .status",
-                        ));
-                    }
-                }
-                // printer columns (ValidateCustomResourceColumnDefinition)
-                for (j, col) in v
-                    .get("additionalPrinterColumns")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                {
-                    let cp = format!("{p}.additionalPrinterColumns[{j}]");
-                    if s(col, "/name").is_empty() {
-                        c.push(Cause::required(format!("{cp}.name"), ""));
-                    }
-                    let t = s(col, "/type");
-                    const TYPES: &str = "boolean,date,integer,number,string";
-                    if t.is_empty() {
-                        c.push(Cause::required(
-                            format!("{cp}.type"),
-                            format!("must be one of {TYPES}"),
-                        ));
-                    } else if !TYPES.split(',').any(|x| x == t) {
-                        c.push(Cause::invalid(
-                            format!("{cp}.type"),
-                            q(t),
-                            format!("must be one of {TYPES}"),
-                        ));
-                    }
-                    if s(col, "/jsonPath").is_empty() {
-                        c.push(Cause::required(format!("{cp}.JSONPath"), ""));
-                    } else if parse_jsonpath(s(col, "/jsonPath")).is_none() {
-                        c.push(Cause::invalid(
-                            format!("{cp}.JSONPath"),
-                            q(s(col, "/jsonPath")),
-                            "must be a simple json path",
-                        ));
-                    }
-                }
-                // selectable fields (validateCustomResourceDefinitionVersion)
-                let old_v = old
-                    .and_then(|o| o.pointer("/spec/versions"))
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .find(|o| s(o, "/name") == vname);
-                validate_selectable_fields(v, old_v, &p, &mut c);
-            }
-            if storage != 1 {
-                c.push(Cause::invalid(
-                    "spec.versions",
-                    format!("[{}]", vs.len()),
-                    "must have exactly one version marked as storage version",
-                ));
-            }
-            let _ = served;
-        }
     }
     if let Some(old) = old {
         // ValidateCustomResourceDefinitionStoredVersions: a version objects may be stored in
@@ -832,6 +842,86 @@ pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         }
     }
     c
+}
+
+/// A schema at `sp` (a version's, or `spec.validation.openAPIV3Schema`): the root rules when
+/// the status subresource is on, structural rules, then defaults when it is structural.
+fn validate_schema(schema: &Value, status: bool, sp: &str, c: &mut Vec<Cause>) {
+    if status {
+        c.extend(status_root_rules(schema, sp));
+    }
+    let errs = crd_schema::validate_structural(schema, sp);
+    if errs.is_empty() {
+        crd_schema::validate_defaults(schema, sp, c);
+    }
+    c.extend(errs);
+}
+
+/// `ValidateCustomResourceDefinitionSubresources` at `p`.
+fn validate_subresources(sub: Option<&Value>, p: &str, c: &mut Vec<Cause>) {
+    let Some(sc) = sub.and_then(|x| x.get("scale")) else {
+        return;
+    };
+    let sp = format!("{p}.scale");
+    for (k, prefix) in [
+        ("specReplicasPath", ".spec."),
+        ("statusReplicasPath", ".status."),
+    ] {
+        let x = s(sc, &format!("/{k}"));
+        if x.is_empty() {
+            c.push(Cause::required(format!("{sp}.{k}"), ""));
+        } else if !x.starts_with(prefix) || !simple_path(x) {
+            let under = prefix.trim_end_matches('.');
+            c.push(Cause::invalid(
+                format!("{sp}.{k}"),
+                q(x),
+                format!("should be a json path under {under}"),
+            ));
+        }
+    }
+    let ls = s(sc, "/labelSelectorPath");
+    if !ls.is_empty()
+        && (!simple_path(ls) || !(ls.starts_with(".spec.") || ls.starts_with(".status.")))
+    {
+        c.push(Cause::invalid(
+            format!("{sp}.labelSelectorPath"),
+            q(ls),
+            "should be a json path under either .spec or .status",
+        ));
+    }
+}
+
+/// `ValidateCustomResourceColumnDefinition` for each column of `cols` at `p[j]`.
+fn validate_columns(cols: &[Value], p: &str, c: &mut Vec<Cause>) {
+    for (j, col) in cols.iter().enumerate() {
+        let cp = format!("{p}[{j}]");
+        if s(col, "/name").is_empty() {
+            c.push(Cause::required(format!("{cp}.name"), ""));
+        }
+        let t = s(col, "/type");
+        const TYPES: &str = "boolean,date,integer,number,string";
+        if t.is_empty() {
+            c.push(Cause::required(
+                format!("{cp}.type"),
+                format!("must be one of {TYPES}"),
+            ));
+        } else if !TYPES.split(',').any(|x| x == t) {
+            c.push(Cause::invalid(
+                format!("{cp}.type"),
+                q(t),
+                format!("must be one of {TYPES}"),
+            ));
+        }
+        if s(col, "/jsonPath").is_empty() {
+            c.push(Cause::required(format!("{cp}.JSONPath"), ""));
+        } else if parse_jsonpath(s(col, "/jsonPath")).is_none() {
+            c.push(Cause::invalid(
+                format!("{cp}.JSONPath"),
+                q(s(col, "/jsonPath")),
+                "must be a simple json path",
+            ));
+        }
+    }
 }
 
 /// The root fields a schema may have when the status subresource is enabled
@@ -1461,6 +1551,7 @@ pub fn admit_body(sv: &Served, obj: &mut Value, strict: bool) -> ApiResult<()> {
             sv.r.kind
         )));
     }
+    whole_numbers_as_integers(obj);
     let mut pruned = coerce_metadata(sv, obj)?;
     pruned.extend(crd_schema::prune(obj, &sv.schema));
     if !pruned.is_empty() {
@@ -1481,6 +1572,25 @@ pub fn admit_body(sv: &Served, obj: &mut Value, strict: bool) -> ApiResult<()> {
     crd_schema::drop_null_without_default(obj, &sv.schema);
     crd_schema::default(obj, &sv.schema);
     Ok(())
+}
+
+/// What Go's JSON round trip of an unstructured object does to its numbers (decoded with
+/// `UseNumber`, an `int64` where the text parses as one and a `float64` otherwise, then encoded
+/// by `encoding/json`, which writes a float64 without a fraction as an integer, and read back
+/// as an `int64`): `1.0` and `1e3` become `1` and `1000`. Beyond the `int64` range they stay.
+fn whole_numbers_as_integers(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // i64::MAX as f64 is 2^63, itself out of range
+            if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                *v = json!(f as i64);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(o) => o.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// `objectmeta.Coerce`: `metadata` must decode as ObjectMeta (a type error is a 400); fields
@@ -1990,10 +2100,23 @@ mod tests {
             vec![
                 "metadata.name: Invalid value: \"x.kubepull.io\": must be spec.names.plural+\".\"+spec.group",
                 "spec.scope: Unsupported value: \"Global\": supported values: \"Cluster\", \"Namespaced\"",
-                "spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields",
                 "spec.versions: Invalid value: [1]: must have exactly one version marked as storage version",
+                // one version: its schema is every version's, validated at spec.validation
+                "spec.validation.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields",
             ]
         );
+        // two versions with different schemas: each at its own path
+        let mut two = bad.clone();
+        let mut v2 = two["spec"]["versions"][0].clone();
+        v2["name"] = json!("v1beta1");
+        v2["schema"]["openAPIV3Schema"]["properties"]["spec"] = json!({"type": "object"});
+        two["spec"]["versions"].as_array_mut().unwrap().push(v2);
+        let t: Vec<String> = validate_crd(&two, None).iter().map(Cause::text).collect();
+        assert!(
+            t.contains(&"spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields".to_string()),
+            "{t:?}"
+        );
+        assert!(!t.iter().any(|x| x.starts_with("spec.validation")), "{t:?}");
         // with the status subresource, the root carries no value validations
         let mut st = c.clone();
         st["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["anyOf"] =
@@ -2001,7 +2124,7 @@ mod tests {
         let t: Vec<String> = validate_crd(&st, None).iter().map(Cause::text).collect();
         assert_eq!(t.len(), 1, "{t:?}");
         assert!(
-            t[0].starts_with("spec.versions[0].schema.openAPIV3Schema: Invalid value: \"anyOf: "),
+            t[0].starts_with("spec.validation.openAPIV3Schema: Invalid value: \"anyOf: "),
             "{t:?}"
         );
         assert!(
@@ -2040,6 +2163,17 @@ mod tests {
     }
 
     #[test]
+    fn whole_floats_become_integers_as_in_a_go_round_trip() {
+        let mut v =
+            json!({"a": 1.0, "b": [1e3, 1.5, -0.0, 7], "c": {"d": 1e19, "e": -9.2e18}, "f": "1.0"});
+        whole_numbers_as_integers(&mut v);
+        assert_eq!(
+            v.to_string(),
+            r#"{"a":1,"b":[1000,1.5,0,7],"c":{"d":1e+19,"e":-9200000000000000000},"f":"1.0"}"#
+        );
+    }
+
+    #[test]
     fn selectable_fields_validation() {
         let mut c = crd();
         default_crd(&mut c);
@@ -2069,11 +2203,15 @@ mod tests {
             {"jsonPath": ".spec.labels.team"}, {"jsonPath": ".status.replicas"}]),
         );
         assert_eq!(texts(&ok, None), Vec::<String>::new());
+        // a quote inside a name is part of it (only a token that starts with one is quoted)
+        let quote = with(json!([{"jsonPath": ".spec.labels.it's"}]));
+        assert_eq!(texts(&quote, None), Vec::<String>::new());
         let bad = with(json!([{"jsonPath": ""}, {"jsonPath": ".spec.missing"},
             {"jsonPath": ".spec.tags[0]"}, {"jsonPath": "spec.color"}, {"jsonPath": ".spec."},
             {"jsonPath": ".spec.ratio"}, {"jsonPath": ".spec"}, {"jsonPath": ".spec.color"},
             {"jsonPath": ".spec.color"}, {"jsonPath": ".spec.color.x"}]));
-        let p = "spec.versions[0].selectableFields";
+        // one version: its fields are every version's, validated at spec.selectableFields
+        let p = "spec.selectableFields";
         assert_eq!(
             texts(&bad, None),
             vec![
@@ -2098,8 +2236,7 @@ mod tests {
                 "{p}[0].jsonPath: Invalid value: \".metadata.name\": must not point to fields in metadata"
             )]
         );
-        // at most eight distinct paths; more are kept only by an update that leaves them as
-        // they were
+        // at most eight distinct paths, on an update that leaves them as they were too (1.32)
         let nine: Vec<Value> = (0..9)
             .map(|i| json!({"jsonPath": format!(".spec.labels.k{i}")}))
             .collect();
@@ -2108,11 +2245,8 @@ mod tests {
             texts(&many, None),
             vec![format!("{p}: Too many: 9: must have at most 8 items")]
         );
-        assert_eq!(texts(&many, Some(&many)), Vec::<String>::new());
-        let mut changed = nine.clone();
-        changed[8] = json!({"jsonPath": ".spec.labels.other"});
         assert_eq!(
-            texts(&with(Value::Array(changed)), Some(&many)),
+            texts(&many, Some(&many)),
             vec![format!("{p}: Too many: 9: must have at most 8 items")]
         );
         let mut dup = nine[..8].to_vec();
@@ -2123,16 +2257,52 @@ mod tests {
                 "{p}[8].jsonPath: Duplicate value: \".spec.labels.k0\""
             )]
         );
-        // without a schema (upstream's wording)
-        let mut none = with(json!([{"jsonPath": ".spec.color"}]));
+        // two versions: the same fields over different schemas are refused at spec (there is
+        // no common schema to resolve them in); different fields over one common schema are
+        // refused at each version that declares some (its own schema moved to spec); both
+        // different, each version on its own
+        let two = |f0: Value, f1: Value, same_schema: bool| {
+            let mut x = with(f0);
+            let mut v1 = x["spec"]["versions"][0].clone();
+            v1["name"] = json!("v1beta1");
+            v1["storage"] = json!(false);
+            v1["selectableFields"] = f1;
+            if !same_schema {
+                v1["schema"]["openAPIV3Schema"]["properties"]["extra"] = json!({"type": "string"});
+            }
+            x["spec"]["versions"].as_array_mut().unwrap().push(v1);
+            x
+        };
+        let color = json!([{"jsonPath": ".spec.color"}]);
+        assert_eq!(
+            texts(&two(color.clone(), color.clone(), false), None),
+            vec!["spec.selectableFields: Invalid value: \"\": selectableFields may only be set when validations.schema is included"]
+        );
+        assert_eq!(
+            texts(&two(color.clone(), color.clone(), true), None),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            texts(&two(color.clone(), json!([]), true), None),
+            vec!["spec.versions[0].selectableFields: Invalid value: \"\": selectableFields may only be set when version.schema.openAPIV3Schema is not included"]
+        );
+        assert_eq!(
+            texts(&two(color.clone(), json!([{"jsonPath": ".spec.nope"}]), false), None),
+            vec!["spec.versions[1].selectableFields[0].jsonPath: Invalid value: \".spec.nope\": is an invalid path: does not refer to a valid field"]
+        );
+        // a version without a schema
+        let mut none = two(color.clone(), json!([]), false);
         none["spec"]["versions"][0]
             .as_object_mut()
             .unwrap()
             .remove("schema");
         let t = texts(&none, None);
-        assert!(
-            t.contains(&format!("{p}: Invalid value: \"\": may only be set when `version.schema.openAPIV3Schema` is not included")),
-            "{t:?}"
+        assert_eq!(
+            t,
+            vec![
+                "spec.versions[0].schema.openAPIV3Schema: Required value: schemas are required",
+                "spec.versions[0].selectableFields: Invalid value: \"\": selectableFields may only be set when version.schema.openAPIV3Schema is not included",
+            ]
         );
         // the served version's field set: each jsonPath without its leading dot
         assert_eq!(

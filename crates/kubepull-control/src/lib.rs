@@ -385,6 +385,9 @@ pub async fn start_with_store(
                     );
                     k.status = sv.status;
                     k.scale = sv.scale.is_some();
+                    if let crate::fieldselect::FieldSet::Custom(paths) = &sv.fields {
+                        k.selectable_fields = paths.to_vec();
+                    }
                     (sv.r.group.to_string(), sv.r.version.to_string(), k)
                 })
                 .collect();

@@ -159,6 +159,8 @@ pub struct CustomKind {
     pub status: bool,
     /// Whether the `scale` subresource is served.
     pub scale: bool,
+    /// The version's selectable fields (each `jsonPath` without its leading dot).
+    pub selectable_fields: Vec<String>,
 }
 
 impl CustomKind {
@@ -173,6 +175,7 @@ impl CustomKind {
             schema,
             status: false,
             scale: false,
+            selectable_fields: vec![],
         }
     }
 }
@@ -837,6 +840,17 @@ fn custom_kind(
     schema.insert("properties".into(), Value::Object(props));
     schema.insert("type".into(), json!("object"));
     schema.insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
+    // `buildSelectableFields`: 1.32 adds the list to both schemas of every version, empty
+    // when the version declares none
+    let selectable: Vec<Value> = k
+        .selectable_fields
+        .iter()
+        .map(|p| json!({"fieldPath": p}))
+        .collect();
+    schema.insert(
+        "x-kubernetes-selectable-fields".into(),
+        Value::Array(selectable.clone()),
+    );
     let list = json!({
         "description": format!("{} is a list of {}", k.list_kind, k.kind),
         "properties": {
@@ -848,6 +862,7 @@ fn custom_kind(
         "required": ["items"],
         "type": "object",
         "x-kubernetes-group-version-kind": [{"group": group, "version": version, "kind": k.list_kind}],
+        "x-kubernetes-selectable-fields": selectable,
     });
     let schema = Value::Object(schema);
     c.v3_schemas.insert(name.clone(), schema.clone());
@@ -1073,6 +1088,8 @@ mod tests {
             "When to run."
         );
         assert_eq!(s["x-kubernetes-group-version-kind"][0]["kind"], "CronTab");
+        // no selectable fields: an empty list, as 1.32 gives it
+        assert_eq!(s["x-kubernetes-selectable-fields"], json!([]));
         assert!(d["components"]["schemas"]
             .get("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
             .is_some());
@@ -1098,9 +1115,11 @@ mod tests {
                 ["items"]["$ref"],
             "#/components/schemas/com.example.stable.v1.CronTab"
         );
-        // a changed schema changes the hash
+        // a changed schema changes the hash; selectable fields are on the kind and its list,
+        // in v3 and v2
         let mut k2 = kind.clone();
         k2.schema["properties"]["spec"]["properties"]["image"] = json!({"type": "string"});
+        k2.selectable_fields = vec!["spec.image".into(), "spec.cronSpec".into()];
         reg.set_group_version("stable.example.com", "v1", &[k2])
             .expect("set");
         let url2 = reg.discovery()["paths"]["apis/stable.example.com/v1"]["serverRelativeURL"]
@@ -1133,6 +1152,19 @@ mod tests {
                 [0]["$ref"],
             "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
         );
+        let fields = json!([{"fieldPath": "spec.image"}, {"fieldPath": "spec.cronSpec"}]);
+        for k in ["CronTab", "CronTabList"] {
+            let name = format!("com.example.stable.v1.{k}");
+            assert_eq!(
+                v2["definitions"][&name]["x-kubernetes-selectable-fields"],
+                fields
+            );
+            let d = doc(&reg, "apis/stable.example.com/v1");
+            assert_eq!(
+                d["components"]["schemas"][&name]["x-kubernetes-selectable-fields"],
+                fields
+            );
+        }
         reg.remove_group_version("stable.example.com", "v1");
         assert!(reg.discovery()["paths"]
             .get("apis/stable.example.com/v1")

@@ -463,7 +463,7 @@ async fn bad_crds_and_bodies_store_nothing() {
         let nonstructural = CLUSTER_PULL_SECRET_CRD.replace("registry: {type: string, pattern: '^[a-z0-9.:-]+$'}", "registry: {pattern: '^[a-z]+$'}");
         let (ok, out) = ki(&nonstructural);
         assert!(!ok);
-        assert!(out.contains("The CustomResourceDefinition \"clusterpullsecrets.kubepull.io\" is invalid: spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[registry].type: Required value: must not be empty for specified object fields"), "{out}");
+        assert!(out.contains("The CustomResourceDefinition \"clusterpullsecrets.kubepull.io\" is invalid: spec.validation.openAPIV3Schema.properties[spec].properties[registry].type: Required value: must not be empty for specified object fields"), "{out}");
         let webhook = MIRROR_CRD.replace("scope: Namespaced", "scope: Namespaced\n  conversion: {strategy: Webhook}");
         let (ok, out) = ki(&webhook);
         assert!(!ok && out.contains("spec.conversion.strategy: Unsupported value: \"Webhook\": supported values: \"None\""), "{out}");
@@ -616,6 +616,7 @@ spec:
     selectableFields:
     - {jsonPath: .spec.color}
     - {jsonPath: .spec.round}
+    - {jsonPath: .spec.size}
     schema:
       openAPIV3Schema:
         type: object
@@ -625,6 +626,7 @@ spec:
             properties:
               color: {type: string}
               round: {type: boolean}
+              size: {type: integer}
               sizes: {type: array, items: {type: integer}}
 "#;
 
@@ -637,6 +639,7 @@ async fn selectable_fields_with_kubectl() {
     let server = start(server_config(d.path(), false)).await.unwrap();
     let admin = server.kubeconfig_path();
     let home = d.path().to_path_buf();
+    let d3 = d.path().to_path_buf();
     tokio::task::spawn_blocking(move || {
         let ki = |args: &[&str], stdin: &str| kubectl(&admin, &home, args, Some(stdin));
         let k = |args: &[&str]| kubectl(&admin, &home, args, None);
@@ -645,7 +648,7 @@ async fn selectable_fields_with_kubectl() {
         let (ok, out) = k(&["wait", "--for=condition=Established", "crd/widgets.select.kubepull.io"]);
         assert!(ok, "{out}");
         let (ok, out) = k(&["get", "crd", "widgets.select.kubepull.io", "-o", "jsonpath={.spec.versions[1].selectableFields[*].jsonPath}"]);
-        assert!(ok && out.trim() == ".spec.color .spec.round", "{out}");
+        assert!(ok && out.trim() == ".spec.color .spec.round .spec.size", "{out}");
         for (name, spec) in [("w1", "{color: blue, round: true}"), ("w2", "{color: red}")] {
             let w = format!("apiVersion: select.kubepull.io/v1\nkind: Widget\nmetadata: {{name: {name}, namespace: default}}\nspec: {spec}\n");
             let (ok, out) = ki(&["create", "-f", "-"], &w);
@@ -657,6 +660,19 @@ async fn selectable_fields_with_kubectl() {
         assert!(ok && out.trim() == "widget.select.kubepull.io/w2", "{out}");
         let (ok, out) = k(&["get", "widgets", "--field-selector", "spec.round=true", "-o", "name"]);
         assert!(ok && out.trim() == "widget.select.kubepull.io/w1", "{out}");
+        // a whole number sent as `1.0` is stored as the integer 1 (Go's JSON round trip), so
+        // it is selected as `1`
+        let raw = d3.join("w3.json");
+        std::fs::write(&raw, r#"{"apiVersion":"select.kubepull.io/v1","kind":"Widget","metadata":{"name":"w3"},"spec":{"color":"green","size":1.0}}"#).unwrap();
+        let (ok, out) = k(&["create", "--raw", "/apis/select.kubepull.io/v1/namespaces/default/widgets", "-f", raw.to_str().unwrap()]);
+        assert!(ok && out.contains(r#""size":1}"#), "{out}");
+        let (ok, out) = k(&["get", "widgets", "--field-selector", "spec.size=1", "-o", "name"]);
+        assert!(ok && out.trim() == "widget.select.kubepull.io/w3", "{out}");
+        // the version's OpenAPI names them; the other version's lists none
+        let (ok, out) = k(&["get", "--raw", "/openapi/v3/apis/select.kubepull.io/v1"]);
+        assert!(ok && out.contains(r#""x-kubernetes-selectable-fields":[{"fieldPath":"spec.color"},{"fieldPath":"spec.round"},{"fieldPath":"spec.size"}]"#), "{out}");
+        let (ok, out) = k(&["get", "--raw", "/openapi/v3/apis/select.kubepull.io/v1beta1"]);
+        assert!(ok && out.contains(r#""x-kubernetes-selectable-fields":[]"#), "{out}");
         // a watch selects by them too (the initial events of a watch from "now")
         let (ok, out) = k(&["get", "--raw", "/apis/select.kubepull.io/v1/namespaces/default/widgets?watch=1&timeoutSeconds=1&fieldSelector=spec.color%3Dred"]);
         assert!(ok && out.contains("\"name\":\"w2\"") && !out.contains("\"name\":\"w1\""), "{out}");
@@ -677,7 +693,7 @@ async fn selectable_fields_with_kubectl() {
         let (ok, out) = k(&["get", "crd", "gadgets.select.kubepull.io"]);
         assert!(!ok && out.contains("NotFound"), "{out}");
         let (ok, out) = k(&["get", "crd", "widgets.select.kubepull.io", "-o", "jsonpath={.spec.versions[1].selectableFields[*].jsonPath}"]);
-        assert!(ok && out.trim() == ".spec.color .spec.round", "{out}");
+        assert!(ok && out.trim() == ".spec.color .spec.round .spec.size", "{out}");
     })
     .await
     .unwrap();
