@@ -103,6 +103,9 @@ pub struct Registry {
     inner: RwLock<Inner>,
     sync: tokio::sync::Mutex<()>,
     listener: RwLock<Option<Listener>>,
+    /// CRD name → what its served storage was made from (UID, spec, accepted names) and the
+    /// signal that ends the watches started on it ([`Registry::retirement`]).
+    retire: std::sync::Mutex<HashMap<String, (Value, tokio::sync::watch::Sender<bool>)>>,
 }
 
 /// Told the served versions whenever they change (the OpenAPI documents follow them).
@@ -170,6 +173,49 @@ impl Registry {
             .iter()
             .map(|(g, v)| (g.clone(), v.clone()))
             .collect()
+    }
+
+    /// A signal that turns `true` once the CRD named `crd_name` changes what its resources are
+    /// served from (its UID, spec or accepted names) or goes. kube-apiserver's crdHandler then
+    /// replaces the CRD's storage (`updateCustomResourceDefinition` → `removeStorage_locked`),
+    /// which ends the watches open on it; clients watch again and meet the new definition
+    /// (its schema, its selectable fields). Take it before reading the served version it
+    /// guards.
+    pub fn retirement(&self, crd_name: &str) -> Option<tokio::sync::watch::Receiver<bool>> {
+        let m = self.retire.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(crd_name).map(|(_, tx)| tx.subscribe())
+    }
+
+    /// Retires the CRDs of `crds` whose identity changed since the last call, and those gone.
+    fn retire_changed(&self, crds: &[Value]) {
+        let mut m = self.retire.lock().unwrap_or_else(|e| e.into_inner());
+        let mut present = HashSet::new();
+        for crd in crds {
+            let name = s(crd, "/metadata/name");
+            present.insert(name);
+            let id = json!([
+                crd.pointer("/metadata/uid"),
+                crd.get("spec"),
+                crd.pointer("/status/acceptedNames")
+            ]);
+            match m.get(name) {
+                Some((old, _)) if *old == id => {}
+                _ => {
+                    if let Some((_, tx)) =
+                        m.insert(name.to_string(), (id, tokio::sync::watch::channel(false).0))
+                    {
+                        tx.send_replace(true);
+                    }
+                }
+            }
+        }
+        m.retain(|name, (_, tx)| {
+            let keep = present.contains(name.as_str());
+            if !keep {
+                tx.send_replace(true);
+            }
+            keep
+        });
     }
 
     fn replace(&self, inner: Inner) {
@@ -1365,7 +1411,10 @@ pub(crate) async fn sync_without(objects: &Objects, skip: Option<&str>) -> ApiRe
             }
         }
     }
+    // served first, retired after: a watch that takes the old signal and then reads the new
+    // definition ends at once, which is harmless; the other order could miss the change
     reg.replace(build(&crds));
+    reg.retire_changed(&crds);
     Ok(())
 }
 

@@ -1040,6 +1040,20 @@ async fn resource_request(
             ))
         }
         ("watch", None) => {
+            // the CRD's retirement signal, then its definition as it is now
+            let retired = cr
+                .as_ref()
+                .and_then(|sv| state.objects.crds().retirement(&sv.crd_name));
+            let cr = match cr {
+                Some(_) => Some(
+                    state
+                        .objects
+                        .crds()
+                        .served(r)
+                        .ok_or_else(ApiError::path_not_found)?,
+                ),
+                None => None,
+            };
             let fields = cr.as_ref().map_or_else(
                 || crate::fieldselect::FieldSet::of(r),
                 |sv| sv.fields.clone(),
@@ -1075,6 +1089,7 @@ async fn resource_request(
                 bookmarks,
                 after,
                 cr,
+                retired,
             ))
         }
         ("get", None) => {
@@ -1500,6 +1515,16 @@ fn table_of(cr: Option<&crate::crd::Served>, r: &Resource, items: &[Value], rev:
     }
 }
 
+/// Resolves once `retired` turns true (or its CRD's entry is gone); never without a signal.
+async fn ended(retired: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    match retired {
+        Some(r) => {
+            let _ = r.wait_for(|v| *v).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 fn watch_response(
     r: &'static Resource,
     initial: Vec<Value>,
@@ -1509,6 +1534,7 @@ fn watch_response(
     bookmarks: bool,
     start_rev: u64,
     cr: Option<Arc<crate::crd::Served>>,
+    retired: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Response<Body> {
     let WatchForm {
         table,
@@ -1556,14 +1582,19 @@ fn watch_response(
         tokio::time::Instant::now() + std::time::Duration::from_secs(timeout_secs.min(3600));
     let api_version = r.api_version();
     let kind = r.kind;
+    // a custom resource's watch ends when its CRD's definition changes
+    let retired = Arc::new(tokio::sync::Mutex::new(retired));
     let live = futures_util::stream::unfold((rx, start_rev), move |(mut rx, mut last)| {
         let api_version = api_version.clone();
         let encode = encode.clone();
+        let retired = retired.clone();
         async move {
+            let mut retired = retired.lock().await;
             loop {
                 let tick = tokio::time::sleep(std::time::Duration::from_secs(if bookmarks { 30 } else { 3600 }));
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => return None,
+                    _ = ended(&mut retired) => return None,
                     ev = rx.recv() => {
                         return match ev {
                             None => None,

@@ -700,6 +700,76 @@ async fn selectable_fields_with_kubectl() {
     server.shutdown().await;
 }
 
+/// A watch of custom resources ends when its CRD's definition changes (kube-apiserver replaces
+/// the CRD's storage, which closes the watches on it), so clients watch again under the new
+/// definition; a change of the CRD's labels does not end it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resource_watches_end_when_their_crd_changes() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let k = move |args: &'static [&'static str], stdin: Option<&'static str>| {
+        let (admin, home) = (admin.clone(), home.clone());
+        tokio::task::spawn_blocking(move || {
+            let (ok, out) = kubectl(&admin, &home, args, stdin);
+            assert!(ok, "kubectl {args:?}: {out}");
+        })
+    };
+    k(&["apply", "-f", "-"], Some(WIDGET_CRD)).await.unwrap();
+    k(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/widgets.select.kubepull.io",
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    let http = http_client(&server.ca_pem());
+    let mut w = http
+        .get(format!(
+            "{}/apis/select.kubepull.io/v1/namespaces/default/widgets?watch=1&timeoutSeconds=60",
+            server.url()
+        ))
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(w.status(), 200);
+    k(
+        &["label", "crd", "widgets.select.kubepull.io", "team=a"],
+        None,
+    )
+    .await
+    .unwrap();
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(1500), w.chunk()).await;
+    assert!(
+        quiet.is_err(),
+        "the watch ended on a label change: {quiet:?}"
+    );
+    k(
+        &[
+            "patch",
+            "crd",
+            "widgets.select.kubepull.io",
+            "--type=json",
+            "-p",
+            r#"[{"op": "add", "path": "/spec/versions/0/deprecated", "value": true}]"#,
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Ok(Some(_)) = w.chunk().await {}
+    })
+    .await;
+    assert!(end.is_ok(), "the watch outlived its CRD's change");
+    server.shutdown().await;
+}
+
 /// Deleting a namespace deletes the custom resources in it (the namespace controller walks the
 /// served CRDs too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
