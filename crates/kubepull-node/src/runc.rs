@@ -452,8 +452,7 @@ impl RuncRuntime {
                 .map_err(|e| format!("clean {}: {e}", bundle.display()))?;
         }
         private_dir(&bundle)?;
-        let sandbox = crate::sandbox::pause::find(&self.root, &req.pod_uid)
-            .ok_or("the pod sandbox is not running")?;
+        let sandbox = crate::sandbox::pause::running(&self.root, &req.pod_uid)?;
         let (image, rec) = self.read_image_config(&req.image)?;
         let rootfs = bundle.join("rootfs");
         let name = store_name(&req.image).map_err(|e| e.to_string())?;

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kubepull_node::runc::RuncRuntime;
 use kubepull_node::runtime::{ContainerRequest, ContainerRuntime, RuntimeState};
-use kubepull_node::sandbox::{netns, security, ContainerSecurity, PodSandbox};
+use kubepull_node::sandbox::{netns, pause, security, ContainerSecurity, PodSandbox};
 
 const IMAGE: &str = "test.local/busybox:1";
 
@@ -725,4 +725,85 @@ async fn an_unknown_capability_is_refused_naming_the_field() {
         "the bundle of a refused container is removed"
     );
     n.rt.remove_sandbox(&sb.pod_uid).await.expect("remove");
+}
+
+/// A sandbox is running as soon as its pause publishes its pid: the pause writes the holder's
+/// pid only once the holder runs, when `/proc/<pid>/cmdline` (what `find` checks) names the
+/// sandbox. Before, the pid was written while the holder's exec was still under way (its
+/// command line reads empty until the kernel has set up its stack), for some hundred
+/// microseconds in one sandbox in ten, sometimes past `ensure`'s return: a container started
+/// right after its sandbox met "the pod sandbox is not running". A second thread checks the
+/// sandbox from the moment the pid file appears until `ensure` returns.
+#[test]
+fn a_new_sandbox_is_running_as_soon_as_its_pid_is_written() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let n = node();
+    let root = n.rt_dir();
+    let shim: Vec<std::ffi::OsString> = vec![env!("CARGO_BIN_EXE_kubepull-node-shim").into()];
+    const ROUNDS: usize = 150;
+    // this thread (and so the shim and the holder it starts) on one core, the watcher on
+    // another: the window shows most often that way
+    let here = nix::unistd::Pid::from_raw(0);
+    let allowed = nix::sched::sched_getaffinity(here).expect("affinity");
+    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count())
+        .filter(|&c| allowed.is_set(c).unwrap_or(false))
+        .collect();
+    let pin = |cpu: usize| {
+        let mut set = nix::sched::CpuSet::new();
+        set.set(cpu).expect("cpu");
+        nix::sched::sched_setaffinity(here, &set).expect("pin");
+    };
+    pin(cpus[0]);
+    let mut uids = vec![];
+    let mut not_running = vec![];
+    for _ in 0..ROUNDS {
+        // hostNetwork: no netns to create
+        let p = pod(vec![sh("c", "true", None)], |s| s.host_network = Some(true));
+        let sb = security::pod_sandbox(&p, String::new(), "");
+        let pid_file = pause::sandbox_dir(&root, &sb.pod_uid).join("pause.pid");
+        let ensured = AtomicBool::new(false);
+        let checked = std::thread::scope(|s| {
+            let watcher = s.spawn(|| {
+                pin(*cpus.last().expect("a cpu"));
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                loop {
+                    // read before the check: the last round checks after `ensure` returned
+                    let last = ensured.load(Ordering::SeqCst);
+                    if pid_file.exists() {
+                        pause::running(&root, &sb.pod_uid)?;
+                    }
+                    if last {
+                        return Ok(());
+                    }
+                    if std::time::Instant::now() > deadline {
+                        return Err("ensure never returned".to_string());
+                    }
+                    // a short sleep, not a spin: a spinning thread keeps the holder's exec on
+                    // the other core and hides the window
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            });
+            let (_, created) = pause::ensure(&root, &sb, &shim).expect("ensure");
+            ensured.store(true, Ordering::SeqCst);
+            assert!(created, "a new pause for a new pod");
+            watcher.join().expect("watcher")
+        });
+        if let Err(e) = checked {
+            not_running.push(e);
+        }
+        uids.push(sb.pod_uid);
+    }
+    // removal waits for each killed pause to be reaped: all at once
+    std::thread::scope(|s| {
+        for uid in &uids {
+            let root = &root;
+            s.spawn(move || pause::remove(root, uid).expect("remove"));
+        }
+    });
+    assert!(
+        not_running.is_empty(),
+        "{} of {ROUNDS} new sandboxes were not running once their pid was written: {:?}",
+        not_running.len(),
+        not_running
+    );
 }

@@ -317,14 +317,41 @@ pub fn ensure(
 
 /// The sandbox of a pod, if it runs.
 pub fn find(root: &Path, uid: &str) -> Option<SandboxState> {
+    running(root, uid).ok()
+}
+
+/// The sandbox of a pod if it runs, or why it does not: "the pod sandbox is not running: …"
+/// naming the part that is missing (no pause pid, a pause that has exited, an unreadable
+/// `sandbox.json`).
+pub fn running(root: &Path, uid: &str) -> Result<SandboxState, String> {
     let dir = sandbox_dir(root, uid);
-    let pid = read_pid(&dir)?;
+    let not_running = |why: String| format!("the pod sandbox is not running: {why}");
+    let pid = read_pid(&dir).ok_or_else(|| {
+        not_running(format!(
+            "it has no pause process (no pid in {})",
+            dir.join("pause.pid").display()
+        ))
+    })?;
     if !pause_alive(pid, &dir) {
-        return None;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let live = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| !r.is_empty() && !r.starts_with(" Z"));
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        return Err(not_running(if !live {
+            format!("its pause process {pid} has exited")
+        } else if cmdline.is_empty() {
+            format!("its pause process {pid} shows no command line (it is starting or exiting)")
+        } else {
+            format!("its pause process {pid} has exited (the pid is another process's now)")
+        }));
     }
-    let sb: PodSandbox =
-        serde_json::from_slice(&std::fs::read(dir.join("sandbox.json")).ok()?).ok()?;
-    Some(SandboxState {
+    let sandbox_json = dir.join("sandbox.json");
+    let sb: PodSandbox = std::fs::read(&sandbox_json)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| not_running(format!("read {}: {e}", sandbox_json.display())))?;
+    Ok(SandboxState {
         dir,
         pause_pid: pid,
         netns: (!sb.host_network).then(|| netns::pod_netns_path(uid)),
@@ -463,31 +490,163 @@ pub fn pause_main(prefix: &[std::ffi::OsString], args: &[std::ffi::OsString]) ->
         .arg("pause-hold")
         .arg(&dir)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let child = match c.spawn() {
+    let mut child = match c.spawn() {
         Ok(c) => c,
         Err(e) => return fail(format!("start the namespace holder: {e}")),
     };
+    let kill_child = |pid: u32| {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    };
+    // `spawn` returns once the holder's exec has begun, before the kernel has set up its
+    // command line: until then /proc/<pid>/cmdline reads empty and `find` would take the new
+    // pod sandbox for one whose pause has exited. The pid is published only after the holder
+    // says it runs its own code, and `find` sees it.
+    if let Err(e) = wait_ready(&mut child, &dir) {
+        kill_child(child.id());
+        return fail(e);
+    }
     match write_atomic(&dir.join("pause.pid"), &child.id().to_string()) {
         Ok(()) => 0,
         Err(e) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            kill_child(child.id());
             fail(e)
         }
     }
 }
 
+/// The line the holder writes to its stdout once it runs (after `setsid`).
+const HOLDER_READY: &[u8] = b"ready\n";
+
+/// Waits for the holder's ready line, then checks that `find` recognises it.
+fn wait_ready(child: &mut std::process::Child, dir: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut out = child
+        .stdout
+        .take()
+        .ok_or("the namespace holder has no stdout")?;
+    let mut got = vec![0u8; HOLDER_READY.len()];
+    out.read_exact(&mut got)
+        .map_err(|e| format!("the namespace holder exited before it was ready: {e}"))?;
+    if got != HOLDER_READY {
+        return Err(format!(
+            "the namespace holder wrote {:?}, not its ready line",
+            String::from_utf8_lossy(&got)
+        ));
+    }
+    if !pause_alive(child.id(), dir) {
+        return Err(format!(
+            "the namespace holder {} does not show its sandbox directory in its command line",
+            child.id()
+        ));
+    }
+    Ok(())
+}
+
 /// The holder (`pause-hold DIR`): its own session, reaps whatever is reparented to it (as PID 1
 /// of a shared PID namespace), never exits on its own.
 pub fn hold_main() -> i32 {
+    use std::io::Write;
     let _ = nix::unistd::setsid();
+    // tell the pause that started us that we run; stdout is not used again
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(HOLDER_READY)
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        return 1;
+    }
+    drop(out);
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdout(&null);
+    }
     loop {
         if nix::sys::wait::waitpid(None, None).is_err() {
             std::thread::sleep(Duration::from_secs(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `running` names what is missing: the pid, a live pause, a readable `sandbox.json`.
+    #[test]
+    fn running_says_why_a_sandbox_is_not_running() {
+        let root = tempfile::tempdir().unwrap();
+        let uid = "6f1c2d3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f";
+        let dir = sandbox_dir(root.path(), uid);
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = running(root.path(), uid).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "the pod sandbox is not running: it has no pause process (no pid in {})",
+                dir.join("pause.pid").display()
+            )
+        );
+        assert!(find(root.path(), uid).is_none());
+
+        // a pid that has exited (and been reaped)
+        let mut gone = Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        std::fs::write(dir.join("pause.pid"), gone.id().to_string()).unwrap();
+        let err = running(root.path(), uid).unwrap_err();
+        assert!(
+            err.starts_with(&format!(
+                "the pod sandbox is not running: its pause process {} has exited",
+                gone.id()
+            )),
+            "{err}"
+        );
+        // a live process that is not this sandbox's pause
+        std::fs::write(dir.join("pause.pid"), std::process::id().to_string()).unwrap();
+        assert_eq!(
+            running(root.path(), uid).unwrap_err(),
+            format!(
+                "the pod sandbox is not running: its pause process {} has exited (the pid is \
+                 another process's now)",
+                std::process::id()
+            )
+        );
+
+        // a live process whose command line names "pause" and the directory stands in for the
+        // holder
+        let mut holder = Command::new("sh")
+            .args(["-c", "sleep 60; exit 0", "pause-hold"])
+            .arg(&dir)
+            .spawn()
+            .unwrap();
+        std::fs::write(dir.join("pause.pid"), holder.id().to_string()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !pause_alive(holder.id(), &dir) {
+            assert!(std::time::Instant::now() < deadline, "sh never ran");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let err = running(root.path(), uid).unwrap_err();
+        assert!(
+            err.starts_with(&format!(
+                "the pod sandbox is not running: read {}: ",
+                dir.join("sandbox.json").display()
+            )),
+            "{err}"
+        );
+        let sb = PodSandbox {
+            pod_uid: uid.into(),
+            host_network: true,
+            ..Default::default()
+        };
+        std::fs::write(dir.join("sandbox.json"), serde_json::to_vec(&sb).unwrap()).unwrap();
+        let state = running(root.path(), uid).unwrap();
+        assert_eq!(state.pause_pid, holder.id());
+        assert_eq!(state.netns, None);
+        let _ = holder.kill();
+        let _ = holder.wait();
     }
 }
