@@ -219,8 +219,7 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             // (upstream checks the reason twice)
             immutable("reason", new.reason != old.reason, quote(&new.reason));
             immutable("type", new.kind != old.kind, quote(&new.kind));
-            // changes below microsecond precision are tolerated (kubernetes#111928); the
-            // times here are microsecond times already
+            // (read to the microsecond: see `Event::of`)
             immutable(
                 "eventTime",
                 new.event_time != old.event_time,
@@ -427,7 +426,10 @@ impl Event {
             last_timestamp: time(o.get("lastTimestamp")),
             count: o.get("count").and_then(Value::as_i64).unwrap_or(0),
             kind: s("type"),
-            event_time: time(o.get("eventTime")),
+            // compared to microseconds: changes below that precision are tolerated
+            // (`ValidateEventUpdate`, kubernetes#111928)
+            event_time: time(o.get("eventTime"))
+                .and_then(|t| Timestamp::from_microsecond(t.as_microsecond()).ok()),
             series: o.get("series").filter(|v| v.is_object()).map(|v| {
                 (
                     v.get("count").and_then(Value::as_i64).unwrap_or(0),

@@ -524,3 +524,37 @@ fn times_print_as_go_prints_them() {
     );
     assert_eq!(go_time(None), "0001-01-01 00:00:00 +0000 UTC");
 }
+
+/// kube-rs's `Recorder` sends a repeated Event again as a merge patch of the whole Event with a
+/// series; an eventTime stored with more than microsecond precision is not a change of it
+/// (`ValidateEventUpdate` compares it to the microsecond).
+#[tokio::test]
+async fn a_repeated_event_patches_its_series() {
+    let (o, store) = objects().await;
+    let mut old = to_core(recorded("r"));
+    old["eventTime"] = json!("2026-01-02T03:04:05.000001999Z");
+    old["metadata"]["uid"] = json!("u-r");
+    store
+        .create(
+            &core_r().key("default", "r"),
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut again = recorded("r");
+    again["series"] = json!({"count": 2, "lastObservedTime": "2026-01-02T03:04:09.000000Z"});
+    let patched = o
+        .patch(
+            events_r(),
+            "default",
+            "r",
+            "application/merge-patch+json",
+            &again,
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched["series"]["count"], 2);
+    assert_eq!(stored(&store, "r").await["series"]["count"], 2);
+}
