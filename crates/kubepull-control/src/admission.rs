@@ -225,6 +225,7 @@ impl SetDefaults for core::ConfigMap {}
 impl SetDefaults for core::ServiceAccount {}
 impl SetDefaults for core::Node {}
 impl SetDefaults for core::Event {}
+impl SetDefaults for k8s_openapi::api::events::v1::Event {}
 impl SetDefaults for core::Endpoints {}
 impl SetDefaults for k8s_openapi::api::coordination::v1::Lease {}
 impl SetDefaults for k8s_openapi::api::discovery::v1::EndpointSlice {}
@@ -1077,6 +1078,8 @@ pub fn validate(
                 }
             }
         }
+        // both groups: `ValidateEventCreate`/`ValidateEventUpdate` with the request's version
+        "Event" => causes.extend(crate::events::validate(r, obj, old)),
         "Node" => {
             if let Some(old) = old {
                 validate_node_update(obj, old, &mut causes);
@@ -1407,6 +1410,9 @@ fn decode_typed(r: &Resource, obj: &mut Value, u: Opts) -> Option<Decoded> {
         ("", "Namespace") => decode_as::<core::Namespace>(obj, u, false),
         ("", "Node") => decode_as::<core::Node>(obj, u, false),
         ("", "Event") => decode_as::<core::Event>(obj, u, false),
+        ("events.k8s.io", "Event") => {
+            decode_as::<k8s_openapi::api::events::v1::Event>(obj, u, false)
+        }
         ("", "Service") => decode_as::<core::Service>(obj, u, false),
         ("", "Endpoints") => decode_as::<core::Endpoints>(obj, u, false),
         ("apps", "Deployment") => decode_as::<apps::Deployment>(obj, u, false),

@@ -42,7 +42,8 @@ pub enum FieldSet {
     Pod,
     /// `v1` Node.
     Node,
-    /// `v1` and `events.k8s.io/v1` Event (read in either shape it is stored in).
+    /// `v1` and `events.k8s.io/v1` Event (read in its core form, whichever shape it is served
+    /// or stored in: [`crate::events::normalised`]).
     Event,
     /// `v1` Namespace.
     Namespace,
@@ -176,6 +177,16 @@ pub fn convert_label(r: &Resource, label: &str) -> Result<&'static str, String> 
 
 /// The value of the (converted) `label` on `obj`, as the kind's selectable fields give it.
 pub fn value(set: &FieldSet, namespaced: bool, obj: &Value, label: &str) -> String {
+    // An Event is read in its core form (the internal Event both groups convert to), whether
+    // it is served through events.k8s.io/v1 or was stored in that group's shape
+    let core;
+    let obj = match set {
+        FieldSet::Event => {
+            core = crate::events::normalised(obj);
+            &*core
+        }
+        _ => obj,
+    };
     let s = |p: &str| {
         obj.pointer(p)
             .and_then(Value::as_str)
@@ -194,10 +205,6 @@ pub fn value(set: &FieldSet, namespaced: bool, obj: &Value, label: &str) -> Stri
             .and_then(Value::as_i64)
             .unwrap_or(0)
             .to_string()
-    };
-    let reporting = || match s("/reportingComponent") {
-        c if c.is_empty() => s("/reportingController"),
-        c => c,
     };
     match label {
         "metadata.name" => return s("/metadata/name"),
@@ -219,25 +226,16 @@ pub fn value(set: &FieldSet, namespaced: bool, obj: &Value, label: &str) -> Stri
         },
         (FieldSet::Pod, "status.nominatedNodeName") => s("/status/nominatedNodeName"),
         (FieldSet::Node, "spec.unschedulable") => b("/spec/unschedulable"),
-        // An Event is read in either shape it may be stored in, core/v1's or events.k8s.io/v1's
-        // (`regarding`, `reportingController`, `deprecatedSource`): both convert to the same
-        // internal Event upstream.
-        (FieldSet::Event, l) if l.starts_with("involvedObject.") => {
-            let field = &l["involvedObject.".len()..];
-            match s(&format!("/involvedObject/{field}")) {
-                v if v.is_empty() => s(&format!("/regarding/{field}")),
-                v => v,
-            }
-        }
+        (FieldSet::Event, l) if l.starts_with("involvedObject.") => s(&format!(
+            "/involvedObject/{}",
+            &l["involvedObject.".len()..]
+        )),
         (FieldSet::Event, "reason") => s("/reason"),
         // core/v1's JSON name of ReportingController
-        (FieldSet::Event, "reportingComponent") => reporting(),
+        (FieldSet::Event, "reportingComponent") => s("/reportingComponent"),
         (FieldSet::Event, "source") => match s("/source/component") {
-            c if !c.is_empty() => c,
-            _ => match s("/deprecatedSource/component") {
-                c if !c.is_empty() => c,
-                _ => reporting(),
-            },
+            c if c.is_empty() => s("/reportingComponent"),
+            c => c,
         },
         (FieldSet::Event, "type") => s("/type"),
         (FieldSet::Namespace, "status.phase") => s("/status/phase"),
@@ -468,8 +466,9 @@ mod tests {
             value(&FieldSet::Event, true, &ev, "involvedObject.name"),
             "p"
         );
-        // an Event stored as events.k8s.io/v1 sent it
-        let ev3 = json!({"regarding": {"kind": "Pod", "name": "p"},
+        // an Event served through events.k8s.io/v1, or stored in its shape by an earlier build
+        let ev3 = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "regarding": {"kind": "Pod", "name": "p"},
             "reportingController": "kubelet", "deprecatedSource": {}, "reason": "Failed"});
         assert_eq!(
             value(&FieldSet::Event, true, &ev3, "involvedObject.name"),

@@ -42,6 +42,7 @@ pub mod crd_finalizer;
 pub mod crd_schema;
 pub(crate) mod defaults;
 pub mod errors;
+pub mod events;
 pub mod fieldpath;
 pub mod fieldselect;
 pub use kubepull_datastore::etcd_store;

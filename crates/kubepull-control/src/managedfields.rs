@@ -10,7 +10,8 @@
 //! `applyPatcher`, `rest.go` `managerOrUserAgent`/`prefixFromUserAgent`).
 //!
 //! Not ported: the conversion of field sets between versions (the served versions of a kind
-//! share one schema here, custom resources convert with `None`), and reconciling sets after a
+//! share one schema here, custom resources convert with `None`; an Event's entries stay in the
+//! shape of the group each manager wrote through, [`crate::events`]), and reconciling sets after a
 //! schema changes a field between atomic and granular (`ReconcileFieldSetWithSchema`). The
 //! empty object a create is compared with has `spec` and `status` but not the other non-pointer
 //! structs and non-`omitempty` lists of upstream's typed zero values, so a creator also owns

@@ -405,10 +405,19 @@ fn prepare_update(
     }
 }
 
-/// [`admission::default_stored`] of an owned object.
-fn stored_with_defaults(r: &Resource, mut obj: Value) -> Value {
+/// A stored object as read through `r` (the resource the client named): an Event in `r`'s
+/// group's shape ([`crate::events::served`]), with the kind's defaults
+/// ([`admission::default_stored`]).
+fn stored_with_defaults(r: &Resource, obj: Value) -> Value {
+    let mut obj = crate::events::served(r, obj);
     admission::default_stored(r, &mut obj);
     obj
+}
+
+/// What is stored of an object written through `r`: an Event in its core form
+/// ([`crate::events::stored`]), the others as they are.
+fn encode_as(r: &Resource, obj: &Value) -> Vec<u8> {
+    encode(&crate::events::stored(r, obj))
 }
 
 /// Reads a stored value into an object with its resourceVersion.
@@ -1141,11 +1150,11 @@ impl Objects {
 
     /// Gets one object.
     pub async fn get(&self, r: &'static Resource, ns: &str, name: &str) -> ApiResult<Value> {
-        let r = resources::storage_of(r);
-        match self.store.get(&r.key(ns, name)).await {
+        let sr = resources::storage_of(r);
+        match self.store.get(&sr.key(ns, name)).await {
             Ok(Some(kv)) => Ok(self.present(r, decode(&kv))),
-            Ok(None) => Err(ApiError::not_found(r, name)),
-            Err(e) => Err(store_err(r, name, e)),
+            Ok(None) => Err(ApiError::not_found(sr, name)),
+            Err(e) => Err(store_err(sr, name, e)),
         }
     }
 
@@ -1179,10 +1188,9 @@ impl Objects {
             .as_ref()
             .map_or_else(|| FieldSet::of(r), |sv| sv.fields.clone());
         let filter = Filter::with_fields(opts, r, fields, None)?;
-        let r = sr;
         let prefix = match ns {
-            Some(ns) if r.namespaced => format!("{}{}/", r.key_prefix(), ns),
-            _ => r.key_prefix(),
+            Some(ns) if sr.namespaced => format!("{}{}/", sr.key_prefix(), ns),
+            _ => sr.key_prefix(),
         };
         let (first_start, asked_at) = match &opts.continue_token {
             Some(t) => {
@@ -1219,7 +1227,7 @@ impl Objects {
                         continue 'read;
                     }
                     Err(StoreError::Compacted { .. }) => return Err(ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into())),
-                    Err(other) => return Err(store_err(r, "", other)),
+                    Err(other) => return Err(store_err(sr, "", other)),
                 };
                 let revision = *at.get_or_insert(page.revision);
                 let last_key = page.items.last().map(|kv| kv.key.clone());
@@ -1453,7 +1461,7 @@ impl Objects {
         };
         let bytes = match &cr {
             Some(sv) => encode(&crate::crd::to_storage(sv, &obj)),
-            None => encode(&obj),
+            None => encode_as(r, &obj),
         };
         let rev = match self.store.create(&sr.key(ns, &name), bytes).await {
             Ok(rev) => rev,
@@ -2041,7 +2049,7 @@ impl Objects {
         };
         let bytes = match &cr {
             Some(sv) => encode(&crate::crd::to_storage(sv, &new)),
-            None => encode(&new),
+            None => encode_as(r, &new),
         };
         // `GuaranteedUpdate` (apiserver storage/etcd3 `store.go`): an object encoded as it is
         // stored is not written (no new resourceVersion, no event); the stored one is returned
@@ -2289,7 +2297,11 @@ impl Objects {
                     .and_then(Value::as_i64);
                 if r.kind == "Pod" && opts.grace_period_seconds == Some(0) && grace != Some(0) {
                     obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-                    match self.store.update(&key, encode(&obj), kv.mod_revision).await {
+                    match self
+                        .store
+                        .update(&key, encode_as(r, &obj), kv.mod_revision)
+                        .await
+                    {
                         Ok(rev) => {
                             obj["metadata"]["resourceVersion"] = json!(rev.to_string());
                         }
@@ -2318,7 +2330,11 @@ impl Objects {
             if namespace {
                 obj["status"]["phase"] = json!("Terminating");
             }
-            match self.store.update(&key, encode(&obj), kv.mod_revision).await {
+            match self
+                .store
+                .update(&key, encode_as(r, &obj), kv.mod_revision)
+                .await
+            {
                 Ok(rev) => {
                     obj["metadata"]["resourceVersion"] = json!(rev.to_string());
                     return Ok(self.present(r, obj));
@@ -2428,7 +2444,7 @@ impl Objects {
         let cr = self.crds.served(r);
         let present = move |o: Value| match &cr {
             Some(sv) => crate::crd::present(sv, o),
-            None => stored_with_defaults(sr, o),
+            None => stored_with_defaults(r, o),
         };
         tokio::spawn(async move {
             while let Some(ev) = w.events.recv().await {

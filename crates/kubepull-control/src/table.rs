@@ -413,35 +413,39 @@ pub fn table(r: &Resource, items: &[Value], resource_version: u64) -> Value {
             items
                 .iter()
                 .map(|o| {
-                    let last = o
+                    // the columns read the core form (the internal Event both groups print
+                    // from); the row's object is the one served
+                    let c = crate::events::normalised(o);
+                    let c = &*c;
+                    let last = c
                         .pointer("/lastTimestamp")
                         .and_then(Value::as_str)
-                        .or_else(|| o.pointer("/eventTime").and_then(Value::as_str))
+                        .or_else(|| c.pointer("/eventTime").and_then(Value::as_str))
                         .or_else(|| {
-                            o.pointer("/metadata/creationTimestamp")
+                            c.pointer("/metadata/creationTimestamp")
                                 .and_then(Value::as_str)
                         });
                     let mut seen = since(last);
-                    let count = n(o, "/count");
+                    let count = n(c, "/count");
                     if count > 1 {
                         seen = format!(
                             "{seen} (x{count} over {})",
-                            since(o.pointer("/firstTimestamp").and_then(Value::as_str))
+                            since(c.pointer("/firstTimestamp").and_then(Value::as_str))
                         );
                     }
                     let obj = format!(
                         "{}/{}",
-                        s(o, "/involvedObject/kind").to_lowercase(),
-                        s(o, "/involvedObject/name")
+                        s(c, "/involvedObject/kind").to_lowercase(),
+                        s(c, "/involvedObject/name")
                     );
                     row(
                         o,
                         vec![
                             json!(seen),
-                            json!(s(o, "/type")),
-                            json!(s(o, "/reason")),
+                            json!(s(c, "/type")),
+                            json!(s(c, "/reason")),
                             json!(obj),
-                            json!(s(o, "/message")),
+                            json!(s(c, "/message")),
                         ],
                     )
                 })

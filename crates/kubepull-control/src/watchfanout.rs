@@ -155,13 +155,15 @@ impl std::fmt::Debug for Fanouts {
 }
 
 fn decode(kind: &str, api_version: &str, ev: Event) -> Arc<Decoded> {
-    // read with the kind's defaults, as every read from storage is
-    // (`crate::admission::default_stored`)
+    // read as every read from storage is: an Event in its group's shape
+    // (`crate::events::served`), with the kind's defaults (`crate::admission::default_stored`)
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     let resource = crate::resources::by_kind(group, kind);
     let served = |kv: &kubepull_datastore::KeyValue| {
         let mut o = crate::objects::decode(kv);
         if let Some(r) = resource {
+            // an Event in the shape of the group it is watched through
+            o = crate::events::served(r, o);
             crate::admission::default_stored(r, &mut o);
         }
         if o.is_object() {

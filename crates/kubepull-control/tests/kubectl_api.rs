@@ -2341,3 +2341,104 @@ async fn field_selectors_with_kubectl() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// Events through both groups, stored once: an Event a client wrote through events.k8s.io/v1
+/// (as kube-rs's `Recorder` does) fills `kubectl get events`' columns and reads as a core Event
+/// (JSON and protobuf); a core Event reads through events.k8s.io/v1 in that group's shape
+/// (JSON, Table rows' objects); events.k8s.io/v1's stricter validation refuses with
+/// kube-apiserver's messages.
+#[tokio::test]
+async fn events_through_both_groups() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        let recorded = "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: web.1, namespace: default}\n\
+            regarding: {kind: Pod, name: web, namespace: default}\nreason: Created\nnote: made it\n\
+            type: Normal\naction: Reconciling\nreportingController: example.com/operator\n\
+            reportingInstance: op-1\neventTime: 2026-01-01T00:00:00.000000Z\n";
+        let (ok, out) = k(&["create", "-f", "-"], Some(recorded));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "events"], None);
+        assert!(ok, "{out}");
+        let line = out.lines().find(|l| l.contains("pod/web")).unwrap_or_default();
+        for want in ["Normal", "Created", "pod/web", "made it"] {
+            assert!(line.contains(want), "{want}: {out}");
+        }
+        let (ok, out) = k(&["get", "events", "web.1", "-o", "jsonpath={.involvedObject.name}/{.message}/{.reportingComponent}"], None);
+        assert!(ok && out == "web/made it/example.com/operator", "{out}");
+        let legacy = "apiVersion: v1\nkind: Event\nmetadata: {name: web.2, namespace: default}\n\
+            involvedObject: {kind: Pod, name: web, namespace: default}\nreason: Pulled\n\
+            message: pulled\ntype: Normal\nsource: {component: kubelet}\ncount: 2\n";
+        let (ok, out) = k(&["create", "-f", "-"], Some(legacy));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "events.v1.events.k8s.io", "web.2", "-o", "jsonpath={.regarding.name}/{.note}/{.deprecatedSource.component}/{.deprecatedCount}"], None);
+        assert!(ok && out == "web/pulled/kubelet/2", "{out}");
+        let (ok, out) = k(&["get", "events.v1.events.k8s.io"], None);
+        assert!(ok && out.contains("pulled") && out.contains("made it"), "{out}");
+        // events.k8s.io/v1's own rules
+        let bare = "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: web.3, namespace: default}\n\
+            regarding: {kind: Pod, name: web, namespace: default}\nnote: x\ntype: Normal\n\
+            eventTime: 2026-01-01T00:00:00.000000Z\n";
+        let (ok, out) = k(&["create", "-f", "-"], Some(bare));
+        assert!(!ok, "{out}");
+        for want in ["reportingController: Required value", "reportingInstance: Required value", "action: Required value", "reason: Required value"] {
+            assert!(out.contains(want), "{want}: {out}");
+        }
+        let (ok, out) = k(&["patch", "events.v1.events.k8s.io", "web.1", "--type=merge", "-p", r#"{"note":"changed"}"#], None);
+        assert!(!ok && out.contains(r#"message: Invalid value: "changed": field is immutable"#), "{out}");
+    })
+    .await
+    .unwrap();
+
+    let http = https_client_builder(&server).build().unwrap();
+    let get = |path: &str, accept: &str| {
+        http.get(format!("{}{path}", server.url()))
+            .bearer_auth(server.admin_token())
+            .header("accept", accept.to_string())
+            .send()
+    };
+    // protobuf: each group's message
+    let proto = "application/vnd.kubernetes.protobuf";
+    let r = get("/api/v1/namespaces/default/events/web.1", proto)
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let core = kubepull_control::protobuf::decode(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(core["apiVersion"], "v1");
+    assert_eq!(core["involvedObject"]["name"], "web");
+    assert_eq!(core["message"], "made it");
+    assert_eq!(core["reportingComponent"], "example.com/operator");
+    let r = get(
+        "/apis/events.k8s.io/v1/namespaces/default/events/web.2",
+        proto,
+    )
+    .await
+    .unwrap();
+    let ev = kubepull_control::protobuf::decode(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(ev["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(ev["note"], "pulled");
+    assert_eq!(ev["deprecatedCount"], 2);
+    // Table through events.k8s.io: the core columns, the rows' objects in the group's shape
+    let table = "application/json;as=Table;v=v1;g=meta.k8s.io";
+    let r = get(
+        "/apis/events.k8s.io/v1/namespaces/default/events?includeObject=Object",
+        table,
+    )
+    .await
+    .unwrap();
+    let t: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    let rows = t["rows"].as_array().cloned().unwrap_or_default();
+    let row = rows
+        .iter()
+        .find(|r| r["object"]["metadata"]["name"] == "web.2")
+        .unwrap();
+    assert_eq!(row["cells"][2], "Pulled", "{row}");
+    assert_eq!(row["cells"][3], "pod/web", "{row}");
+    assert_eq!(row["cells"][4], "pulled", "{row}");
+    assert_eq!(row["object"]["note"], "pulled", "{row}");
+    assert!(row["object"].get("message").is_none(), "{row}");
+    server.shutdown().await;
+}

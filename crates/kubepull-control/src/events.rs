@@ -1,0 +1,484 @@
+//! Events through their two groups: `v1` (core) and `events.k8s.io/v1`.
+//!
+//! As kube-apiserver, an Event is stored once, in one shape: the core form (the internal
+//! `core.Event` both external versions convert to, whose JSON names are core/v1's). A write
+//! through `events.k8s.io/v1` is converted to it before it is stored, and every read through
+//! `events.k8s.io/v1` converts the stored form back; core/v1 reads it as it is. An Event stored
+//! in the `events.k8s.io/v1` shape by an earlier build is read as its core form
+//! ([`normalise`]) by both groups and by field selectors.
+//!
+//! Sources (1.33): `pkg/apis/events/v1/conversion.go` (`Convert_v1_Event_To_core_Event`,
+//! `Convert_core_Event_To_v1_Event`: the fields that move, the rest keep their names) and
+//! `pkg/apis/core/validation/events.go` (`ValidateEventCreate`, `ValidateEventUpdate`,
+//! `legacyValidateEvent`, `validateV1EventSeries`), called by the events strategy
+//! (`pkg/registry/core/event/strategy.go`) with the request's group version.
+
+use std::borrow::Cow;
+
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+use crate::errors::Cause;
+use crate::resources::Resource;
+
+/// The group of the second Event version.
+pub const GROUP: &str = "events.k8s.io";
+/// `events.k8s.io/v1`.
+const EVENTS_V1: &str = "events.k8s.io/v1";
+
+/// The fields the conversion moves: `(events.k8s.io/v1 name, core/v1 name)`. The others
+/// (`metadata`, `eventTime`, `series`, `reportingInstance`, `action`, `reason`, `related`,
+/// `type`) have one name in both.
+const MOVED: &[(&str, &str)] = &[
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+    // `ReportingController`'s JSON name in core/v1
+    ("reportingController", "reportingComponent"),
+];
+
+/// `ReportingInstanceLengthLimit`, `ActionLengthLimit`, `ReasonLengthLimit`, `NoteLengthLimit`.
+const REPORTING_INSTANCE_LENGTH_LIMIT: usize = 128;
+const ACTION_LENGTH_LIMIT: usize = 128;
+const REASON_LENGTH_LIMIT: usize = 128;
+const NOTE_LENGTH_LIMIT: usize = 1024;
+
+/// Whether `r` is `events.k8s.io/v1` Events.
+pub fn is_events_group(r: &Resource) -> bool {
+    r.group == GROUP && r.kind == "Event"
+}
+
+/// Whether `r` is an Event of either group.
+fn is_event(r: &Resource) -> bool {
+    r.kind == "Event" && (r.group.is_empty() || r.group == GROUP)
+}
+
+/// Whether `obj` is in the `events.k8s.io` shape (by its `apiVersion`, which every stored and
+/// served Event has).
+fn in_events_shape(obj: &Value) -> bool {
+    obj.get("apiVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.starts_with("events.k8s.io/"))
+}
+
+/// Moves each field `from` → `to` (`MOVED`'s pairs in one direction): the target field is what
+/// the source field was, absent when it was.
+fn rename(o: &mut Map<String, Value>, pairs: impl Iterator<Item = (&'static str, &'static str)>) {
+    for (from, to) in pairs {
+        match o.remove(from) {
+            Some(v) => {
+                o.insert(to.into(), v);
+            }
+            None => {
+                o.remove(to);
+            }
+        }
+    }
+}
+
+/// `Convert_v1_Event_To_core_Event`: an `events.k8s.io/v1` Event in its core form.
+pub fn to_core(mut obj: Value) -> Value {
+    if let Some(o) = obj.as_object_mut() {
+        rename(o, MOVED.iter().copied());
+        o.insert("apiVersion".into(), Value::from("v1"));
+        o.insert("kind".into(), Value::from("Event"));
+    }
+    obj
+}
+
+/// `Convert_core_Event_To_v1_Event`: a core Event in the `events.k8s.io/v1` shape.
+pub fn from_core(mut obj: Value) -> Value {
+    if let Some(o) = obj.as_object_mut() {
+        rename(o, MOVED.iter().map(|(e, c)| (*c, *e)));
+        o.insert("apiVersion".into(), Value::from(EVENTS_V1));
+        o.insert("kind".into(), Value::from("Event"));
+    }
+    obj
+}
+
+/// A stored Event in its core form, whichever shape it was stored in.
+pub fn normalise(obj: Value) -> Value {
+    if in_events_shape(&obj) {
+        to_core(obj)
+    } else {
+        obj
+    }
+}
+
+/// [`normalise`] of a borrowed Event: itself when it is in the core form already.
+pub fn normalised(obj: &Value) -> Cow<'_, Value> {
+    if in_events_shape(obj) {
+        Cow::Owned(to_core(obj.clone()))
+    } else {
+        Cow::Borrowed(obj)
+    }
+}
+
+/// A stored object as read through `r`: an Event in `r`'s group's shape (from either stored
+/// shape); other kinds as they are.
+pub fn served(r: &Resource, obj: Value) -> Value {
+    if !is_event(r) || !obj.is_object() {
+        return obj;
+    }
+    let core = normalise(obj);
+    if is_events_group(r) {
+        from_core(core)
+    } else {
+        core
+    }
+}
+
+/// What is stored of an object written through `r`: an Event in its core form; other kinds as
+/// they are.
+pub fn stored<'a>(r: &Resource, obj: &'a Value) -> Cow<'a, Value> {
+    if is_event(r) {
+        normalised(obj)
+    } else {
+        Cow::Borrowed(obj)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------------------------
+
+/// The events strategy's `Validate`/`ValidateUpdate` of an Event written through `r` (`obj` and
+/// `old` in `r`'s shape, read in their core form): `ValidateEventCreate` /
+/// `ValidateEventUpdate` with the request's group version. The metadata checks of the strict
+/// (`events.k8s.io/v1`) path (`ValidateObjectMeta`, `ValidateObjectMetaUpdate`) are the ones
+/// every kind's write gets already ([`crate::admission::validate`]), not repeated here.
+pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let new = Event::of(&stored(r, obj));
+    let legacy = !is_events_group(r);
+    // Make sure events always pass legacy validation.
+    let mut c = legacy_validate(&new, legacy);
+    if legacy {
+        // No further validation for backwards compatibility.
+        return c;
+    }
+    match old {
+        None => {
+            validate_series(&new, &mut c);
+            if new.event_time.is_none() {
+                c.push(Cause::required("eventTime", ""));
+            }
+            if new.kind != "Normal" && new.kind != "Warning" {
+                c.push(Cause::invalid(
+                    "type",
+                    "\"\"",
+                    format!("has invalid value: {}", new.kind),
+                ));
+            }
+            let unset = |f: &str| Cause::invalid(f, "\"\"", "needs to be unset");
+            if new.first_timestamp.is_some() {
+                c.push(unset("firstTimestamp"));
+            }
+            if new.last_timestamp.is_some() {
+                c.push(unset("lastTimestamp"));
+            }
+            if new.count != 0 {
+                c.push(unset("count"));
+            }
+            if !new.source.0.is_empty() || !new.source.1.is_empty() {
+                c.push(unset("source"));
+            }
+        }
+        Some(old) => {
+            let old = Event::of(&stored(r, old));
+            // if the series was modified, validate the new data
+            if new.series != old.series {
+                validate_series(&new, &mut c);
+            }
+            let mut immutable = |field: &str, changed: bool, value: String| {
+                if changed {
+                    c.push(Cause::invalid(field, value, "field is immutable"));
+                }
+            };
+            immutable(
+                "involvedObject",
+                new.involved != old.involved,
+                go_ref(&new.involved),
+            );
+            immutable("reason", new.reason != old.reason, quote(&new.reason));
+            immutable("message", new.message != old.message, quote(&new.message));
+            immutable("source", new.source != old.source, go_source(&new.source));
+            immutable(
+                "firstTimestamp",
+                new.first_timestamp != old.first_timestamp,
+                go_time(new.first_timestamp),
+            );
+            immutable(
+                "lastTimestamp",
+                new.last_timestamp != old.last_timestamp,
+                go_time(new.last_timestamp),
+            );
+            immutable("count", new.count != old.count, new.count.to_string());
+            // (upstream checks the reason twice)
+            immutable("reason", new.reason != old.reason, quote(&new.reason));
+            immutable("type", new.kind != old.kind, quote(&new.kind));
+            // (read to the microsecond: see `Event::of`)
+            immutable(
+                "eventTime",
+                new.event_time != old.event_time,
+                go_time(new.event_time),
+            );
+            immutable("action", new.action != old.action, quote(&new.action));
+            immutable(
+                "related",
+                new.related != old.related,
+                new.related.as_ref().map_or_else(|| "null".into(), go_ref),
+            );
+            immutable(
+                "reportingController",
+                new.reporting_controller != old.reporting_controller,
+                quote(&new.reporting_controller),
+            );
+            immutable(
+                "reportingInstance",
+                new.reporting_instance != old.reporting_instance,
+                quote(&new.reporting_instance),
+            );
+        }
+    }
+    c
+}
+
+/// `legacyValidateEvent`; `core` when the request came through core/v1 (which names the
+/// reporting controller `reportingComponent`).
+fn legacy_validate(e: &Event, core: bool) -> Vec<Cause> {
+    let mut c = vec![];
+    let reporting_controller = if core {
+        "reportingComponent"
+    } else {
+        "reportingController"
+    };
+    let mismatch = |c: &mut Vec<Cause>| {
+        c.push(Cause::invalid(
+            "involvedObject.namespace",
+            quote(&e.involved.namespace),
+            "does not match event.namespace",
+        ))
+    };
+    // "New" Events need to have EventTime set, so it's validating old object.
+    if e.event_time.is_none() {
+        // Make sure event.Namespace and the involvedObject.Namespace agree
+        if e.involved.namespace.is_empty() {
+            // event.Namespace must also be empty (or "default", for compatibility with old
+            // clients)
+            if !e.namespace.is_empty() && e.namespace != "default" {
+                mismatch(&mut c);
+            }
+        } else if e.namespace != e.involved.namespace {
+            mismatch(&mut c);
+        }
+    } else {
+        if e.involved.namespace.is_empty()
+            && e.namespace != "default"
+            && e.namespace != "kube-system"
+        {
+            mismatch(&mut c);
+        }
+        if e.reporting_controller.is_empty() {
+            c.push(Cause::required(reporting_controller, ""));
+        }
+        for msg in crate::validation::is_qualified_name(&e.reporting_controller) {
+            c.push(Cause::invalid(
+                reporting_controller,
+                quote(&e.reporting_controller),
+                msg,
+            ));
+        }
+        let too_long = |f: &str, limit: usize| {
+            Cause::invalid(f, "\"\"", format!("can have at most {limit} characters"))
+        };
+        if e.reporting_instance.is_empty() {
+            c.push(Cause::required("reportingInstance", ""));
+        }
+        if e.reporting_instance.len() > REPORTING_INSTANCE_LENGTH_LIMIT {
+            c.push(too_long(
+                "reportingInstance",
+                REPORTING_INSTANCE_LENGTH_LIMIT,
+            ));
+        }
+        if e.action.is_empty() {
+            c.push(Cause::required("action", ""));
+        }
+        if e.action.len() > ACTION_LENGTH_LIMIT {
+            c.push(too_long("action", ACTION_LENGTH_LIMIT));
+        }
+        if e.reason.is_empty() {
+            c.push(Cause::required("reason", ""));
+        }
+        if e.reason.len() > REASON_LENGTH_LIMIT {
+            c.push(too_long("reason", REASON_LENGTH_LIMIT));
+        }
+        if e.message.len() > NOTE_LENGTH_LIMIT {
+            c.push(too_long("message", NOTE_LENGTH_LIMIT));
+        }
+    }
+    for msg in crate::admission::dns1123_subdomain_problems(&e.namespace) {
+        c.push(Cause::invalid("namespace", quote(&e.namespace), msg));
+    }
+    c
+}
+
+/// `validateV1EventSeries`.
+fn validate_series(e: &Event, c: &mut Vec<Cause>) {
+    if let Some((count, last_observed)) = &e.series {
+        if *count < 2 {
+            c.push(Cause::invalid(
+                "series.count",
+                "\"\"",
+                "should be at least 2",
+            ));
+        }
+        if last_observed.is_none() {
+            c.push(Cause::required("series.lastObservedTime", ""));
+        }
+    }
+}
+
+/// The fields of a core Event that validation reads, as the internal type holds them (an
+/// absent string is empty, an absent or unparsable time is the zero time).
+#[derive(Debug, Default, PartialEq)]
+struct Event {
+    namespace: String,
+    involved: ObjectRef,
+    reason: String,
+    message: String,
+    /// `source.component`, `source.host`.
+    source: (String, String),
+    first_timestamp: Option<Timestamp>,
+    last_timestamp: Option<Timestamp>,
+    count: i64,
+    kind: String,
+    event_time: Option<Timestamp>,
+    /// `series.count`, `series.lastObservedTime`.
+    series: Option<(i64, Option<Timestamp>)>,
+    action: String,
+    related: Option<ObjectRef>,
+    reporting_controller: String,
+    reporting_instance: String,
+}
+
+/// A `core.ObjectReference`.
+#[derive(Debug, Default, PartialEq)]
+struct ObjectRef {
+    kind: String,
+    namespace: String,
+    name: String,
+    uid: String,
+    api_version: String,
+    resource_version: String,
+    field_path: String,
+}
+
+fn text(v: Option<&Value>) -> String {
+    v.and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// A `metav1.Time`/`MicroTime`: compared as instants (`apiequality.Semantic`), the zero time
+/// (`0001-01-01T00:00:00Z`) being unset.
+fn time(v: Option<&Value>) -> Option<Timestamp> {
+    v.and_then(Value::as_str)
+        .and_then(|s| s.parse::<Timestamp>().ok())
+        .filter(|t| *t != zero_time())
+}
+
+fn zero_time() -> Timestamp {
+    "0001-01-01T00:00:00Z"
+        .parse()
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+impl ObjectRef {
+    fn of(v: Option<&Value>) -> ObjectRef {
+        let f = |k: &str| text(v.and_then(|v| v.get(k)));
+        ObjectRef {
+            kind: f("kind"),
+            namespace: f("namespace"),
+            name: f("name"),
+            uid: f("uid"),
+            api_version: f("apiVersion"),
+            resource_version: f("resourceVersion"),
+            field_path: f("fieldPath"),
+        }
+    }
+}
+
+impl Event {
+    /// The core form's fields.
+    fn of(o: &Value) -> Event {
+        let s = |k: &str| text(o.get(k));
+        Event {
+            namespace: text(o.pointer("/metadata/namespace")),
+            involved: ObjectRef::of(o.get("involvedObject")),
+            reason: s("reason"),
+            message: s("message"),
+            source: (
+                text(o.pointer("/source/component")),
+                text(o.pointer("/source/host")),
+            ),
+            first_timestamp: time(o.get("firstTimestamp")),
+            last_timestamp: time(o.get("lastTimestamp")),
+            count: o.get("count").and_then(Value::as_i64).unwrap_or(0),
+            kind: s("type"),
+            // compared to microseconds: changes below that precision are tolerated
+            // (`ValidateEventUpdate`, kubernetes#111928)
+            event_time: time(o.get("eventTime"))
+                .and_then(|t| Timestamp::from_microsecond(t.as_microsecond()).ok()),
+            series: o.get("series").filter(|v| v.is_object()).map(|v| {
+                (
+                    v.get("count").and_then(Value::as_i64).unwrap_or(0),
+                    time(v.get("lastObservedTime")),
+                )
+            }),
+            action: s("action"),
+            related: o
+                .get("related")
+                .filter(|v| v.is_object())
+                .map(|v| ObjectRef::of(Some(v))),
+            reporting_controller: s("reportingComponent"),
+            reporting_instance: s("reportingInstance"),
+        }
+    }
+}
+
+/// A string as `field.Invalid` prints it (`%q`).
+fn quote(s: &str) -> String {
+    format!("{s:?}")
+}
+
+/// A `core.ObjectReference` as `field.Invalid` prints a struct (`%#v`).
+fn go_ref(r: &ObjectRef) -> String {
+    format!(
+        "core.ObjectReference{{Kind:{:?}, Namespace:{:?}, Name:{:?}, UID:{:?}, APIVersion:{:?}, ResourceVersion:{:?}, FieldPath:{:?}}}",
+        r.kind, r.namespace, r.name, r.uid, r.api_version, r.resource_version, r.field_path
+    )
+}
+
+/// A `core.EventSource` as `field.Invalid` prints it (`%#v`).
+fn go_source(s: &(String, String)) -> String {
+    format!("core.EventSource{{Component:{:?}, Host:{:?}}}", s.0, s.1)
+}
+
+/// A time as `field.Invalid` prints a `metav1.Time`/`MicroTime` (time.Time's `String`, in UTC:
+/// fractional seconds without trailing zeros).
+fn go_time(t: Option<Timestamp>) -> String {
+    let t = t.unwrap_or_else(zero_time);
+    let mut s = t.strftime("%Y-%m-%d %H:%M:%S").to_string();
+    let nanos = t.subsec_nanosecond();
+    if nanos > 0 {
+        let frac = format!("{nanos:09}");
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    s.push_str(" +0000 UTC");
+    s
+}
+
+#[cfg(test)]
+mod tests;

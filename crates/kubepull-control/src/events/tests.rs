@@ -1,0 +1,560 @@
+use std::sync::Arc;
+
+use kubepull_datastore::Datastore;
+use serde_json::json;
+
+use super::*;
+use crate::objects::{Filter, ListOptions, Objects, User};
+use crate::resources;
+
+fn core_r() -> &'static Resource {
+    resources::find("", "v1", "events").unwrap()
+}
+
+fn events_r() -> &'static Resource {
+    resources::find(GROUP, "v1", "events").unwrap()
+}
+
+/// An Event as kube-rs's `Recorder` posts it through events.k8s.io/v1.
+fn recorded(name: &str) -> Value {
+    json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": "default"},
+        "eventTime": "2026-01-02T03:04:05.000001Z",
+        "reportingController": "example.com/operator", "reportingInstance": "op-1",
+        "action": "Reconciling", "reason": "Created",
+        "regarding": {"kind": "Pod", "name": "web", "namespace": "default", "uid": "u1", "apiVersion": "v1"},
+        "related": {"kind": "Node", "name": "n1"},
+        "note": "made it", "type": "Normal",
+        "series": {"count": 2, "lastObservedTime": "2026-01-02T03:04:06.500000Z"}})
+}
+
+/// A core Event as client-go's legacy recorder posts it.
+fn legacy(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": "default"},
+        "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"},
+        "reason": "Pulled", "message": "pulled the image", "type": "Normal",
+        "source": {"component": "kubelet", "host": "n1"},
+        "firstTimestamp": "2026-01-02T03:04:05Z", "lastTimestamp": "2026-01-02T03:04:06Z",
+        "count": 3})
+}
+
+async fn objects() -> (Objects, Arc<dyn Datastore>) {
+    let store: Arc<dyn Datastore> = Arc::new(kubepull_datastore::memory::MemoryStore::new());
+    let o = Objects::new(store.clone());
+    o.bootstrap().await.unwrap();
+    (o, store)
+}
+
+async fn stored(store: &Arc<dyn Datastore>, name: &str) -> Value {
+    let kv = store
+        .get(&core_r().key("default", name))
+        .await
+        .unwrap()
+        .unwrap();
+    serde_json::from_slice(&kv.value).unwrap()
+}
+
+fn texts(e: &crate::errors::ApiError) -> Vec<String> {
+    let causes = e
+        .details
+        .as_ref()
+        .and_then(|d| d["causes"].as_array().cloned());
+    causes
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["field"].as_str().unwrap(),
+                c["message"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn conversion_moves_the_fields_upstream_moves() {
+    let core = to_core(recorded("e"));
+    assert_eq!(core["apiVersion"], "v1");
+    assert_eq!(core["involvedObject"]["name"], "web");
+    assert_eq!(core["message"], "made it");
+    assert_eq!(core["reportingComponent"], "example.com/operator");
+    // the fields with one name in both stay
+    for f in [
+        "eventTime",
+        "reportingInstance",
+        "action",
+        "reason",
+        "related",
+        "type",
+        "series",
+    ] {
+        assert_eq!(core[f], recorded("e")[f], "{f}");
+    }
+    for gone in ["regarding", "note", "reportingController"] {
+        assert!(core.get(gone).is_none(), "{gone}: {core}");
+    }
+    // and back, as it came
+    assert_eq!(from_core(core), recorded("e"));
+    let ev = from_core(legacy("l"));
+    assert_eq!(ev["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(
+        ev["deprecatedSource"],
+        json!({"component": "kubelet", "host": "n1"})
+    );
+    assert_eq!(ev["deprecatedFirstTimestamp"], "2026-01-02T03:04:05Z");
+    assert_eq!(ev["deprecatedLastTimestamp"], "2026-01-02T03:04:06Z");
+    assert_eq!(ev["deprecatedCount"], 3);
+    assert_eq!(ev["note"], "pulled the image");
+    assert_eq!(ev["regarding"]["kind"], "Pod");
+    for gone in [
+        "source",
+        "firstTimestamp",
+        "lastTimestamp",
+        "count",
+        "message",
+    ] {
+        assert!(ev.get(gone).is_none(), "{gone}: {ev}");
+    }
+    assert_eq!(to_core(ev), legacy("l"));
+    // a field the source leaves out is not carried over from the target's name
+    let mut odd = legacy("o");
+    odd["note"] = json!("stray");
+    odd["apiVersion"] = json!("events.k8s.io/v1");
+    let core = to_core(odd);
+    assert_eq!(core["message"], "stray");
+    assert!(core.get("involvedObject").is_none(), "{core}");
+}
+
+#[tokio::test]
+async fn an_event_written_through_one_group_is_read_through_the_other() {
+    let (o, store) = objects().await;
+    let made = o
+        .create(events_r(), "default", recorded("e1"), &User::Admin, true)
+        .await
+        .unwrap();
+    // the response is in the request's group's shape
+    assert_eq!(made["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(made["note"], "made it");
+    assert!(made.get("message").is_none(), "{made}");
+    // stored once, in the core form
+    let raw = stored(&store, "e1").await;
+    assert_eq!(raw["apiVersion"], "v1");
+    assert_eq!(raw["involvedObject"]["name"], "web");
+    assert_eq!(raw["reportingComponent"], "example.com/operator");
+    assert!(raw.get("regarding").is_none(), "{raw}");
+    let core = o.get(core_r(), "default", "e1").await.unwrap();
+    assert_eq!(core["apiVersion"], "v1");
+    assert_eq!(core["message"], "made it");
+    assert_eq!(core["involvedObject"]["kind"], "Pod");
+    assert_eq!(core["metadata"]["uid"], made["metadata"]["uid"]);
+    assert_eq!(
+        core["metadata"]["resourceVersion"],
+        made["metadata"]["resourceVersion"]
+    );
+    let again = o.get(events_r(), "default", "e1").await.unwrap();
+    assert_eq!(again["regarding"], made["regarding"]);
+    assert_eq!(again["note"], "made it");
+
+    // core-written, read through events.k8s.io (get and list)
+    o.create(core_r(), "default", legacy("l1"), &User::Admin, true)
+        .await
+        .unwrap();
+    let ev = o.get(events_r(), "default", "l1").await.unwrap();
+    assert_eq!(ev["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(ev["note"], "pulled the image");
+    assert_eq!(ev["deprecatedSource"]["component"], "kubelet");
+    assert_eq!(ev["deprecatedCount"], 3);
+    assert!(ev.get("involvedObject").is_none(), "{ev}");
+    let (items, _, _) = o
+        .list(events_r(), Some("default"), &ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items.iter().all(|i| i.get("regarding").is_some()
+        && i.get("involvedObject").is_none()
+        && i["apiVersion"] == "events.k8s.io/v1"));
+    let (items, _, _) = o
+        .list(core_r(), Some("default"), &ListOptions::default())
+        .await
+        .unwrap();
+    assert!(items.iter().all(|i| i.get("involvedObject").is_some()
+        && i.get("regarding").is_none()
+        && i["apiVersion"] == "v1"));
+}
+
+#[tokio::test]
+async fn an_event_stored_in_the_events_shape_is_read_by_both_groups() {
+    let (o, store) = objects().await;
+    // as an earlier build stored what came through events.k8s.io/v1
+    let mut old = recorded("old");
+    old["metadata"]["uid"] = json!("u-old");
+    old["metadata"]["creationTimestamp"] = json!("2026-01-02T03:04:05Z");
+    store
+        .create(
+            &core_r().key("default", "old"),
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .await
+        .unwrap();
+    let core = o.get(core_r(), "default", "old").await.unwrap();
+    assert_eq!(core["apiVersion"], "v1");
+    assert_eq!(core["involvedObject"]["name"], "web");
+    assert_eq!(core["message"], "made it");
+    assert!(core.get("regarding").is_none(), "{core}");
+    let ev = o.get(events_r(), "default", "old").await.unwrap();
+    assert_eq!(ev["regarding"]["name"], "web");
+    assert_eq!(ev["note"], "made it");
+    // a core list reads it (and selects it by the core labels)
+    let opts = ListOptions {
+        field_selector: Some(
+            "involvedObject.name=web,reportingComponent=example.com/operator".into(),
+        ),
+        ..Default::default()
+    };
+    let (items, _, _) = o.list(core_r(), Some("default"), &opts).await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["message"], "made it");
+    // a write through core stores it in the core form
+    let patched = o
+        .patch(
+            core_r(),
+            "default",
+            "old",
+            "application/merge-patch+json",
+            &json!({"metadata": {"labels": {"a": "b"}}}),
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched["involvedObject"]["name"], "web");
+    let raw = stored(&store, "old").await;
+    assert_eq!(raw["apiVersion"], "v1");
+    assert_eq!(raw["message"], "made it");
+    assert!(raw.get("note").is_none(), "{raw}");
+}
+
+type Rx = tokio::sync::mpsc::Receiver<crate::errors::ApiResult<crate::objects::WatchEvent>>;
+
+async fn next(rx: &mut Rx) -> (&'static str, Value) {
+    let e = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    (e.kind, (*e.object).clone())
+}
+
+#[tokio::test]
+async fn a_watch_sees_events_written_through_the_other_group_in_its_own_shape() {
+    let (o, _) = objects().await;
+    let at = o
+        .list(core_r(), Some("default"), &ListOptions::default())
+        .await
+        .unwrap()
+        .1;
+    let opts = ListOptions::default();
+    let mut ev_watch = o
+        .watch(
+            events_r(),
+            Some("default"),
+            at,
+            Filter::new(&opts, events_r(), None).unwrap(),
+        )
+        .await
+        .unwrap();
+    let sel = ListOptions {
+        field_selector: Some("regarding.name=web".into()),
+        ..Default::default()
+    };
+    let mut selected = o
+        .watch(
+            events_r(),
+            Some("default"),
+            at,
+            Filter::new(&sel, events_r(), None).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut core_watch = o
+        .watch(
+            core_r(),
+            Some("default"),
+            at,
+            Filter::new(&opts, core_r(), None).unwrap(),
+        )
+        .await
+        .unwrap();
+    o.create(core_r(), "default", legacy("l1"), &User::Admin, true)
+        .await
+        .unwrap();
+    o.create(events_r(), "default", recorded("e1"), &User::Admin, true)
+        .await
+        .unwrap();
+    for rx in [&mut ev_watch, &mut selected] {
+        let (kind, first) = next(rx).await;
+        assert_eq!(kind, "ADDED");
+        assert_eq!(first["apiVersion"], "events.k8s.io/v1");
+        assert_eq!(first["note"], "pulled the image");
+        assert_eq!(first["deprecatedSource"]["component"], "kubelet");
+        let (_, second) = next(rx).await;
+        assert_eq!(second["metadata"]["name"], "e1");
+        assert_eq!(second["regarding"]["name"], "web");
+    }
+    let (_, first) = next(&mut core_watch).await;
+    assert_eq!(first["message"], "pulled the image");
+    let (_, second) = next(&mut core_watch).await;
+    assert_eq!(second["apiVersion"], "v1");
+    assert_eq!(second["message"], "made it");
+    assert_eq!(second["reportingComponent"], "example.com/operator");
+    assert!(second.get("note").is_none(), "{second}");
+}
+
+#[tokio::test]
+async fn events_k8s_io_writes_are_validated_strictly_core_ones_as_legacy() {
+    let (o, store) = objects().await;
+    let refuse = |r: &'static Resource, body: Value| {
+        let o = o.clone();
+        async move {
+            let e = o
+                .create(r, "default", body, &User::Admin, false)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, 422, "{}", e.message);
+            texts(&e)
+        }
+    };
+    let mut bare = recorded("bare");
+    for f in [
+        "eventTime",
+        "reportingController",
+        "reportingInstance",
+        "action",
+        "reason",
+        "type",
+    ] {
+        bare.as_object_mut().unwrap().remove(f);
+    }
+    assert_eq!(
+        refuse(events_r(), bare).await,
+        vec![
+            "eventTime: Required value",
+            "type: Invalid value: \"\": has invalid value: ",
+        ]
+    );
+    let mut e = recorded("e");
+    for f in [
+        "reportingController",
+        "reportingInstance",
+        "action",
+        "reason",
+    ] {
+        e[f] = json!("");
+    }
+    e["note"] = json!("n".repeat(1025));
+    assert_eq!(
+        refuse(events_r(), e).await,
+        vec![
+            "reportingController: Required value",
+            "reportingController: Invalid value: \"\": name part must be non-empty",
+            "reportingController: Invalid value: \"\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+            "reportingInstance: Required value",
+            "action: Required value",
+            "reason: Required value",
+            "message: Invalid value: \"\": can have at most 1024 characters",
+        ]
+    );
+    let mut e = recorded("e");
+    e["series"] = json!({"count": 1, "lastObservedTime": "2026-01-02T03:04:06.500000Z"});
+    e["deprecatedCount"] = json!(2);
+    e["deprecatedSource"] = json!({"component": "kubelet"});
+    e["deprecatedFirstTimestamp"] = json!("2026-01-02T03:04:05Z");
+    e["regarding"]["namespace"] = json!("other");
+    e["type"] = json!("Info");
+    assert_eq!(
+        refuse(events_r(), e).await,
+        vec![
+            "series.count: Invalid value: \"\": should be at least 2",
+            "type: Invalid value: \"\": has invalid value: Info",
+            "firstTimestamp: Invalid value: \"\": needs to be unset",
+            "count: Invalid value: \"\": needs to be unset",
+            "source: Invalid value: \"\": needs to be unset",
+        ]
+    );
+    // through core: the legacy rules only, the reporting controller named as core/v1 names it
+    let mut c = legacy("c");
+    c["eventTime"] = json!("2026-01-02T03:04:05.000000Z");
+    c["involvedObject"]["namespace"] = json!("");
+    assert_eq!(
+        refuse(core_r(), c.clone()).await,
+        vec![
+            "reportingComponent: Required value",
+            "reportingComponent: Invalid value: \"\": name part must be non-empty",
+            "reportingComponent: Invalid value: \"\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+            "reportingInstance: Required value",
+            "action: Required value",
+        ]
+    );
+    let mut c = legacy("c");
+    c["involvedObject"]["namespace"] = json!("kube-system");
+    assert_eq!(
+        refuse(core_r(), c).await,
+        vec!["involvedObject.namespace: Invalid value: \"kube-system\": does not match event.namespace"]
+    );
+    // a legacy Event through core keeps its deprecated fields
+    o.create(core_r(), "default", legacy("ok"), &User::Admin, false)
+        .await
+        .unwrap();
+    assert_eq!(stored(&store, "ok").await["count"], 3);
+}
+
+#[tokio::test]
+async fn events_k8s_io_updates_keep_the_event_immutable() {
+    let (o, _) = objects().await;
+    o.create(events_r(), "default", recorded("e"), &User::Admin, false)
+        .await
+        .unwrap();
+    let patch = |r: &'static Resource, body: Value| {
+        let o = o.clone();
+        async move {
+            o.patch(
+                r,
+                "default",
+                "e",
+                "application/merge-patch+json",
+                &body,
+                None,
+                false,
+            )
+            .await
+        }
+    };
+    let e = patch(
+        events_r(),
+        json!({"note": "changed", "regarding": {"name": "other"}, "deprecatedCount": 4,
+            "eventTime": "2026-01-02T03:04:07.000000Z", "related": null}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        texts(&e),
+        vec![
+            "involvedObject: Invalid value: core.ObjectReference{Kind:\"Pod\", Namespace:\"default\", Name:\"other\", UID:\"u1\", APIVersion:\"v1\", ResourceVersion:\"\", FieldPath:\"\"}: field is immutable",
+            "message: Invalid value: \"changed\": field is immutable",
+            "count: Invalid value: 4: field is immutable",
+            "eventTime: Invalid value: 2026-01-02 03:04:07 +0000 UTC: field is immutable",
+            "related: Invalid value: null: field is immutable",
+        ]
+    );
+    // a series that changes is checked again
+    let e = patch(events_r(), json!({"series": {"count": 1}}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        texts(&e),
+        vec!["series.count: Invalid value: \"\": should be at least 2"]
+    );
+    let ok = patch(
+        events_r(),
+        json!({"series": {"count": 3, "lastObservedTime": "2026-01-02T03:04:08.250000Z"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok["series"]["count"], 3);
+    assert_eq!(ok["note"], "made it");
+    // through core only the legacy rules apply: the message may change
+    let ok = patch(core_r(), json!({"message": "changed"}))
+        .await
+        .unwrap();
+    assert_eq!(ok["message"], "changed");
+    let ev = o.get(events_r(), "default", "e").await.unwrap();
+    assert_eq!(ev["note"], "changed");
+    assert_eq!(ev["series"]["count"], 3);
+}
+
+#[tokio::test]
+async fn server_side_apply_through_events_k8s_io() {
+    let (o, store) = objects().await;
+    o.create(events_r(), "default", recorded("a"), &User::Admin, false)
+        .await
+        .unwrap();
+    let mut body = recorded("a");
+    body["metadata"]["labels"] = json!({"app": "web"});
+    let applied = crate::managedfields::scope(
+        crate::managedfields::Request {
+            field_manager: Some("operator".into()),
+            ..Default::default()
+        },
+        o.patch(
+            events_r(),
+            "default",
+            "a",
+            "application/apply-patch+yaml",
+            &body,
+            None,
+            false,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(applied["note"], "made it");
+    assert_eq!(applied["metadata"]["labels"]["app"], "web");
+    let mf = applied["metadata"]["managedFields"].as_array().unwrap();
+    let op = mf.iter().find(|m| m["manager"] == "operator").unwrap();
+    assert_eq!(op["operation"], "Apply");
+    assert_eq!(op["apiVersion"], "events.k8s.io/v1");
+    assert!(op["fieldsV1"].get("f:note").is_some(), "{op}");
+    let raw = stored(&store, "a").await;
+    assert_eq!(raw["message"], "made it");
+    assert_eq!(raw["metadata"]["labels"]["app"], "web");
+}
+
+#[test]
+fn times_print_as_go_prints_them() {
+    let t = |s: &str| s.parse::<Timestamp>().ok();
+    assert_eq!(
+        go_time(t("2026-01-02T03:04:05Z")),
+        "2026-01-02 03:04:05 +0000 UTC"
+    );
+    assert_eq!(
+        go_time(t("2026-01-02T03:04:05.120000Z")),
+        "2026-01-02 03:04:05.12 +0000 UTC"
+    );
+    assert_eq!(go_time(None), "0001-01-01 00:00:00 +0000 UTC");
+}
+
+/// kube-rs's `Recorder` sends a repeated Event again as a merge patch of the whole Event with a
+/// series; an eventTime stored with more than microsecond precision is not a change of it
+/// (`ValidateEventUpdate` compares it to the microsecond).
+#[tokio::test]
+async fn a_repeated_event_patches_its_series() {
+    let (o, store) = objects().await;
+    let mut old = to_core(recorded("r"));
+    old["eventTime"] = json!("2026-01-02T03:04:05.000001999Z");
+    old["metadata"]["uid"] = json!("u-r");
+    store
+        .create(
+            &core_r().key("default", "r"),
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut again = recorded("r");
+    again["series"] = json!({"count": 2, "lastObservedTime": "2026-01-02T03:04:09.000000Z"});
+    let patched = o
+        .patch(
+            events_r(),
+            "default",
+            "r",
+            "application/merge-patch+json",
+            &again,
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched["series"]["count"], 2);
+    assert_eq!(stored(&store, "r").await["series"]["count"], 2);
+}
