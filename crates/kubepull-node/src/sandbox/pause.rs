@@ -94,6 +94,19 @@ fn pause_alive(pid: u32, dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// The process is gone or a zombie: a zombie has left its namespaces and mounts (the kernel
+/// releases them before the exit status waits for a reaper, which an init that reaps rarely
+/// can hold back for a second or more).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // the state follows the command name, which is in parentheses and may hold any byte
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
 fn read_pid(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join("pause.pid"))
         .ok()
@@ -398,7 +411,7 @@ pub fn remove(root: &Path, uid: &str) -> Result<(), String> {
                 nix::sys::signal::Signal::SIGKILL,
             );
             for _ in 0..100 {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
+                if exited(pid) {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -575,6 +588,30 @@ pub fn hold_main() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A zombie counts as exited at once, before anything reaps it; a live process does not.
+    #[test]
+    fn a_zombie_has_exited() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(!exited(pid));
+        child.kill().unwrap();
+        // not reaped yet: a zombie until wait()
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !exited(pid) {
+            assert!(std::time::Instant::now() < deadline, "{pid} never exited");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            Path::new(&format!("/proc/{pid}")).exists(),
+            "reaped too early"
+        );
+        child.wait().unwrap();
+        assert!(exited(pid));
+    }
 
     /// `running` names what is missing: the pid, a live pause, a readable `sandbox.json`.
     #[test]
