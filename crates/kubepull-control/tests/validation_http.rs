@@ -1,8 +1,10 @@
-//! Over HTTP, the pod checks kube-apiserver 1.32 makes on create, with its Status errors: the
-//! containers' resources (`ValidateResourceRequirements`: resource names, whole extended
-//! resources, requests against limits, huge pages; quantities spelled as `Quantity.String()`),
-//! and the AppArmor annotations against the `appArmorProfile` fields
-//! (`validateAppArmorAnnotationsAndFieldsMatchOnCreate`). Nothing is stored on a refusal.
+//! Over HTTP, checks kube-apiserver 1.32 makes, with its Status errors and nothing stored on a
+//! refusal: a new pod's containers' resources (`ValidateResourceRequirements`: resource names,
+//! whole extended resources, requests against limits, huge pages; quantities spelled as
+//! `Quantity.String()`), its AppArmor annotations against the `appArmorProfile` fields
+//! (`validateAppArmorAnnotationsAndFieldsMatchOnCreate`), and a `/scale` write's Scale: its
+//! name and namespace the URL's (`checkName`) and a UID it names the parent's
+//! (`scaleUpdatedObjectInfo`).
 
 use serde_json::{json, Value};
 
@@ -58,6 +60,27 @@ impl Api {
 
     async fn get(&self, path: &str) -> (u16, Value) {
         self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    async fn patch(&self, path: &str, content_type: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .patch(format!("{}{path}", self.server.url()))
+            .bearer_auth(self.server.admin_token())
+            .header("content-type", content_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let code = r.status().as_u16();
+        (
+            code,
+            serde_json::from_slice(&r.bytes().await.unwrap()).unwrap(),
+        )
     }
 }
 
@@ -274,5 +297,141 @@ async fn app_armor_annotations_and_fields_must_agree_on_create() {
         ],
     );
     assert_eq!(api.get(&format!("{deps}/d")).await.0, 404);
+    api.server.shutdown().await;
+}
+
+/// A 400 or 409 Status with this message.
+fn assert_status(got: &(u16, Value), code: u16, reason: &str, message: &str) {
+    assert_eq!(got.0, code, "{}", got.1);
+    assert_eq!(got.1["kind"], "Status", "{}", got.1);
+    assert_eq!(got.1["reason"], reason, "{}", got.1);
+    assert_eq!(got.1["message"], message, "{}", got.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_names_its_parent_and_a_uid_it_names_is_a_precondition() {
+    let api = Api::start().await;
+    let template = json!({"metadata": {"labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "image": "i"}]}});
+    for (plural, kind) in [("deployments", "Deployment"), ("replicasets", "ReplicaSet")] {
+        let base = format!("/apis/apps/v1/namespaces/default/{plural}");
+        let body = json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "web"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}}, "template": template}});
+        let (code, made) = api.post(&base, &body).await;
+        assert_eq!(code, 201, "{made}");
+        let uid = made["metadata"]["uid"].as_str().unwrap().to_string();
+        let scale_url = format!("{base}/web/scale");
+        let (code, scale) = api.get(&scale_url).await;
+        assert_eq!(code, 200, "{scale}");
+        assert_eq!(scale["metadata"]["uid"], uid.as_str());
+        let with = |meta: Value| {
+            let mut s = scale.clone();
+            for (k, v) in meta.as_object().unwrap() {
+                s["metadata"][k] = v.clone();
+            }
+            s["spec"]["replicas"] = json!(4);
+            s
+        };
+        // a replace: the name and namespace are the URL's
+        assert_status(
+            &api.put(&scale_url, &with(json!({"name": "other"}))).await,
+            400,
+            "BadRequest",
+            "the name of the object (other) does not match the name on the URL (web)",
+        );
+        assert_status(
+            &api.put(&scale_url, &with(json!({"namespace": "kube-system"})))
+                .await,
+            400,
+            "BadRequest",
+            "the namespace of the provided object does not match the namespace sent on the request",
+        );
+        // a UID that is not the parent's is a failed precondition
+        let wrong = "0b7c5bd4-0000-4000-8000-000000000000";
+        let refused = api
+            .put(
+                &scale_url,
+                &with(json!({"uid": wrong, "resourceVersion": null})),
+            )
+            .await;
+        assert_status(
+            &refused,
+            409,
+            "Conflict",
+            &format!("Operation cannot be fulfilled on {plural}/scale.apps \"web\": Precondition failed: UID in precondition: {wrong}, UID in object meta: {uid}"),
+        );
+        assert_eq!(
+            refused.1["details"],
+            json!({"name": "web", "group": "apps", "kind": format!("{plural}/scale")})
+        );
+        // patches: the patched Scale is checked the same way
+        let merge = "application/merge-patch+json";
+        assert_status(
+            &api.patch(
+                &scale_url,
+                merge,
+                &json!({"metadata": {"name": "x"}, "spec": {"replicas": 4}}),
+            )
+            .await,
+            400,
+            "BadRequest",
+            "the name of the object (x) does not match the name on the URL (web)",
+        );
+        assert_status(
+            &api.patch(
+                &scale_url,
+                merge,
+                &json!({"metadata": {"namespace": "x"}, "spec": {"replicas": 4}}),
+            )
+            .await,
+            400,
+            "BadRequest",
+            "the namespace of the object (x) does not match the namespace on the URL (default)",
+        );
+        assert_status(
+            &api.patch(
+                &scale_url,
+                "application/json-patch+json",
+                &json!([{"op": "remove", "path": "/metadata/name"}]),
+            )
+            .await,
+            400,
+            "BadRequest",
+            "the name of the object (web based on URL) was undeterminable: name must be provided",
+        );
+        assert_eq!(
+            api.patch(
+                &scale_url,
+                merge,
+                &json!({"metadata": {"uid": wrong}, "spec": {"replicas": 4}})
+            )
+            .await
+            .0,
+            409
+        );
+        let parent = format!("{base}/web");
+        assert_eq!(
+            api.get(&parent).await.1["spec"]["replicas"],
+            1,
+            "nothing was written"
+        );
+        // the parent's own UID, or none, is fine
+        let (code, done) = api
+            .put(
+                &scale_url,
+                &with(json!({"uid": uid, "resourceVersion": null})),
+            )
+            .await;
+        assert_eq!(code, 200, "{done}");
+        let (code, done) = api
+            .patch(
+                &scale_url,
+                merge,
+                &json!({"metadata": {"uid": null}, "spec": {"replicas": 2}}),
+            )
+            .await;
+        assert_eq!(code, 200, "{done}");
+        assert_eq!(api.get(&parent).await.1["spec"]["replicas"], 2);
+    }
     api.server.shutdown().await;
 }
