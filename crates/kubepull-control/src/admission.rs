@@ -1754,6 +1754,45 @@ fn diff(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
 mod tests {
     use super::*;
 
+    /// `validateAppArmorAnnotationsAndFieldsMatchOnCreate`: each container's own profile, else
+    /// the pod's, against its annotation; ephemeral containers too; not for a Windows pod; a
+    /// container with no profile or no annotation is not compared.
+    #[test]
+    fn app_armor_annotations_and_fields_match() {
+        let texts = |annotations: Value, spec: Value| {
+            let spec: core::PodSpec = serde_json::from_value(spec).unwrap();
+            let mut causes = vec![];
+            validate_app_armor_annotations_match(Some(&annotations), &spec, "spec", &mut causes);
+            causes.iter().map(Cause::text).collect::<Vec<_>>()
+        };
+        let k = |c: &str| format!("container.apparmor.security.beta.kubernetes.io/{c}");
+        let spec = json!({
+            "securityContext": {"appArmorProfile": {"type": "Localhost", "localhostProfile": "p"}},
+            "containers": [{"name": "a", "image": "i"},
+                {"name": "b", "image": "i", "securityContext": {"appArmorProfile": {"type": "Unconfined"}}},
+                {"name": "n", "image": "i"}],
+            "ephemeralContainers": [{"name": "e", "image": "i",
+                "securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}}}]});
+        let annotations =
+            json!({k("a"): "localhost/q", k("b"): "runtime/default", k("e"): "unconfined"});
+        assert_eq!(
+            texts(annotations.clone(), spec.clone()),
+            [
+                "spec.containers[0].securityContext.appArmorProfile.localhostProfile: Forbidden: apparmor profile in annotation and field must match",
+                "spec.containers[1].securityContext.appArmorProfile.type: Forbidden: apparmor type in annotation and field must match",
+                "spec.ephemeralContainers[0].securityContext.appArmorProfile.type: Forbidden: apparmor type in annotation and field must match",
+            ]
+        );
+        assert!(texts(
+            json!({k("a"): "localhost/p", k("b"): "unconfined", k("e"): "runtime/default"}),
+            spec.clone()
+        )
+        .is_empty());
+        let mut windows = spec;
+        windows["os"] = json!({"name": "windows"});
+        assert!(texts(annotations, windows).is_empty());
+    }
+
     fn secret() -> &'static Resource {
         crate::resources::find("", "v1", "secrets").unwrap()
     }
