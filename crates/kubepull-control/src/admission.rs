@@ -473,7 +473,12 @@ fn validate_container_only_for_pod(image: &str, cp: &str, causes: &mut Vec<Cause
 /// ([`crate::quantities::validate_pod_spec`]).
 /// `imagePullSecrets` entries have only a name, which may be empty (the kubelet skips it):
 /// that is a warning ([`pod_spec_warnings`]), not an error.
-pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut Vec<Cause>) {
+pub(crate) fn validate_pod_spec(
+    spec: &core::PodSpec,
+    path: &str,
+    allow_indivisible_huge_pages: bool,
+    causes: &mut Vec<Cause>,
+) {
     use std::collections::HashSet;
     // set by the defaults (`SetDefaults_PodSpec`) on every request body, Pods' and templates'
     if spec.termination_grace_period_seconds.is_none() {
@@ -611,7 +616,7 @@ pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut V
     if let Some(t) = spec.tolerations.as_deref().filter(|t| !t.is_empty()) {
         validate_tolerations(t, &format!("{path}.tolerations"), causes);
     }
-    crate::quantities::validate_pod_spec(spec, path, causes);
+    crate::quantities::validate_pod_spec(spec, path, allow_indivisible_huge_pages, causes);
 }
 
 /// `ValidateTolerations` (pkg/apis/core/validation/validation.go): the key a label name; an
@@ -699,10 +704,96 @@ fn validate_pod_only(spec: &core::PodSpec, causes: &mut Vec<Cause>) {
     }
 }
 
+/// `validateAppArmorAnnotationsAndFieldsMatchOnCreate` (1.32 pkg/apis/core/validation/validation.go,
+/// from `ValidatePodCreate` and `ValidatePodTemplateSpec`): for a pod spec not on Windows, each
+/// init, regular and ephemeral container (`VisitContainersWithPath`) whose profile (its own
+/// `appArmorProfile`, else the pod's) and AppArmor annotation are both set must have them say
+/// the same: the type (`unconfined`, `runtime/default`, `localhost/…`), then a Localhost
+/// profile's name. `annotations` are the pod's or the template's; the strategy has already
+/// made each one from the other where only one was set (`applyAppArmorVersionSkew`).
+pub(crate) fn validate_app_armor_annotations_match(
+    annotations: Option<&Value>,
+    spec: &core::PodSpec,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
+    use crate::defaults::{APPARMOR_LOCALHOST_PREFIX, APPARMOR_PREFIX};
+    if spec.os.as_ref().is_some_and(|os| os.name == "windows") {
+        return;
+    }
+    let pod_profile = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.app_armor_profile.as_ref());
+    let init = spec.init_containers.iter().flatten();
+    let ephemeral = spec.ephemeral_containers.iter().flatten();
+    let containers = init
+        .enumerate()
+        .map(|(i, c)| ("initContainers", i, &c.name, c.security_context.as_ref()))
+        .chain(
+            spec.containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ("containers", i, &c.name, c.security_context.as_ref())),
+        )
+        .chain(ephemeral.enumerate().map(|(i, c)| {
+            (
+                "ephemeralContainers",
+                i,
+                &c.name,
+                c.security_context.as_ref(),
+            )
+        }));
+    for (list, i, name, sc) in containers {
+        let Some(profile) = sc
+            .and_then(|s| s.app_armor_profile.as_ref())
+            .or(pod_profile)
+        else {
+            continue;
+        };
+        let key = format!("{APPARMOR_PREFIX}{name}");
+        let Some(annotation) = annotations
+            .and_then(|a| a.get(&key))
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let at = format!("{path}.{list}[{i}].securityContext.appArmorProfile");
+        let type_mismatch = || {
+            Cause::forbidden(
+                format!("{at}.type"),
+                "apparmor type in annotation and field must match",
+            )
+        };
+        match profile.type_.as_str() {
+            "Unconfined" if annotation != "unconfined" => causes.push(type_mismatch()),
+            "RuntimeDefault" if annotation != "runtime/default" => causes.push(type_mismatch()),
+            "Localhost" => match annotation.strip_prefix(APPARMOR_LOCALHOST_PREFIX) {
+                None => causes.push(type_mismatch()),
+                Some(p) if profile.localhost_profile.as_deref() != Some(p) => {
+                    causes.push(Cause::forbidden(
+                        format!("{at}.localhostProfile"),
+                        "apparmor profile in annotation and field must match",
+                    ))
+                }
+                Some(_) => {}
+            },
+            _ => {}
+        }
+    }
+}
+
 /// What `ValidatePodTemplateSpec` checks of a template's spec: [`validate_pod_spec`], then no
 /// ephemeral containers (pkg/apis/core/validation/validation.go).
-pub(crate) fn validate_template_spec(spec: &core::PodSpec, path: &str, causes: &mut Vec<Cause>) {
-    validate_pod_spec(spec, path, causes);
+pub(crate) fn validate_template_spec(
+    spec: &core::PodSpec,
+    annotations: Option<&Value>,
+    path: &str,
+    allow_indivisible_huge_pages: bool,
+    causes: &mut Vec<Cause>,
+) {
+    validate_pod_spec(spec, path, allow_indivisible_huge_pages, causes);
+    validate_app_armor_annotations_match(annotations, spec, path, causes);
     if spec
         .ephemeral_containers
         .as_ref()
@@ -719,10 +810,18 @@ pub(crate) fn validate_template_spec(spec: &core::PodSpec, path: &str, causes: &
 /// the Job validation reads as JSON): decoded into the typed spec first. The server's bodies
 /// were decoded into their types before, so a spec that does not decode is one a caller made
 /// up; the decoder's reason is the cause.
-pub(crate) fn validate_pod_spec_json(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
+pub(crate) fn validate_pod_spec_json(
+    spec: &Value,
+    annotations: Option<&Value>,
+    path: &str,
+    allow_indivisible_huge_pages: bool,
+    causes: &mut Vec<Cause>,
+) {
     use serde::Deserialize as _;
     match core::PodSpec::deserialize(spec) {
-        Ok(s) => validate_template_spec(&s, path, causes),
+        Ok(s) => {
+            validate_template_spec(&s, annotations, path, allow_indivisible_huge_pages, causes)
+        }
         Err(e) => causes.push(Cause::invalid(path, "core.PodSpec{…}", e.to_string())),
     }
 }
@@ -1130,7 +1229,8 @@ pub fn validate(
         }
         "Pod" => match pod.map(|p| p.spec) {
             Some(Some(spec)) => {
-                validate_pod_spec(spec, "spec", &mut causes);
+                let allow = crate::quantities::old_spec_allows_indivisible_huge_pages(old, "/spec");
+                validate_pod_spec(spec, "spec", allow, &mut causes);
                 validate_pod_only(spec, &mut causes);
                 match old {
                     // `ValidatePodCreate`: ephemeral containers are added by the
@@ -1158,6 +1258,12 @@ pub fn validate(
                                 "cannot be set until all schedulingGates have been cleared",
                             ));
                         }
+                        validate_app_armor_annotations_match(
+                            obj.pointer("/metadata/annotations"),
+                            spec,
+                            "spec",
+                            &mut causes,
+                        );
                     }
                     Some(old) => {
                         causes.extend(crate::podupdate::validate_pod_update(spec, obj, old))
@@ -1219,7 +1325,20 @@ pub fn validate(
                 }
             }
             match pod.map(|p| p.spec) {
-                Some(Some(spec)) => validate_template_spec(spec, "spec.template.spec", &mut causes),
+                Some(Some(spec)) => {
+                    let allow = crate::quantities::old_spec_allows_indivisible_huge_pages(
+                        old,
+                        "/spec/template/spec",
+                    );
+                    let annotations = obj.pointer("/spec/template/metadata/annotations");
+                    validate_template_spec(
+                        spec,
+                        annotations,
+                        "spec.template.spec",
+                        allow,
+                        &mut causes,
+                    )
+                }
                 Some(None) => causes.push(Cause::required("spec.template.spec.containers", "")),
                 None => {}
             }
@@ -1640,6 +1759,45 @@ fn diff(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `validateAppArmorAnnotationsAndFieldsMatchOnCreate`: each container's own profile, else
+    /// the pod's, against its annotation; ephemeral containers too; not for a Windows pod; a
+    /// container with no profile or no annotation is not compared.
+    #[test]
+    fn app_armor_annotations_and_fields_match() {
+        let texts = |annotations: Value, spec: Value| {
+            let spec: core::PodSpec = serde_json::from_value(spec).unwrap();
+            let mut causes = vec![];
+            validate_app_armor_annotations_match(Some(&annotations), &spec, "spec", &mut causes);
+            causes.iter().map(Cause::text).collect::<Vec<_>>()
+        };
+        let k = |c: &str| format!("container.apparmor.security.beta.kubernetes.io/{c}");
+        let spec = json!({
+            "securityContext": {"appArmorProfile": {"type": "Localhost", "localhostProfile": "p"}},
+            "containers": [{"name": "a", "image": "i"},
+                {"name": "b", "image": "i", "securityContext": {"appArmorProfile": {"type": "Unconfined"}}},
+                {"name": "n", "image": "i"}],
+            "ephemeralContainers": [{"name": "e", "image": "i",
+                "securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}}}]});
+        let annotations =
+            json!({k("a"): "localhost/q", k("b"): "runtime/default", k("e"): "unconfined"});
+        assert_eq!(
+            texts(annotations.clone(), spec.clone()),
+            [
+                "spec.containers[0].securityContext.appArmorProfile.localhostProfile: Forbidden: apparmor profile in annotation and field must match",
+                "spec.containers[1].securityContext.appArmorProfile.type: Forbidden: apparmor type in annotation and field must match",
+                "spec.ephemeralContainers[0].securityContext.appArmorProfile.type: Forbidden: apparmor type in annotation and field must match",
+            ]
+        );
+        assert!(texts(
+            json!({k("a"): "localhost/p", k("b"): "unconfined", k("e"): "runtime/default"}),
+            spec.clone()
+        )
+        .is_empty());
+        let mut windows = spec;
+        windows["os"] = json!({"name": "windows"});
+        assert!(texts(annotations, windows).is_empty());
+    }
 
     fn secret() -> &'static Resource {
         crate::resources::find("", "v1", "secrets").unwrap()
@@ -2711,7 +2869,9 @@ mod tests {
         let mut causes = vec![];
         validate_pod_spec_json(
             &json!({"containers": []}),
+            None,
             "spec.template.spec",
+            false,
             &mut causes,
         );
         assert_eq!(

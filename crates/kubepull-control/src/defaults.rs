@@ -145,7 +145,7 @@ fn mutate_pod_affinity(pod: &mut core::Pod) -> bool {
 /// `v1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix`.
 pub(crate) const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 /// `api.DeprecatedAppArmorAnnotationValueLocalhostPrefix`.
-const APPARMOR_LOCALHOST_PREFIX: &str = "localhost/";
+pub(crate) const APPARMOR_LOCALHOST_PREFIX: &str = "localhost/";
 
 /// `applyAppArmorVersionSkew` (1.32 `pkg/registry/core/pod/strategy.go`, the KEP's version skew
 /// strategy), for a pod not on Windows: each init, regular and ephemeral container

@@ -103,11 +103,23 @@ impl ApiError {
     /// `NewConflict(pods/binding, name, err)`): `Operation cannot be fulfilled on pods/binding
     /// "name": <why>`.
     pub fn binding_conflict(name: &str, why: &str) -> Self {
+        Self::conflict_on("", "pods/binding", name, why)
+    }
+
+    /// 409 `errors.NewConflict(GroupResource{group, resource}, name, why)`: `Operation cannot be
+    /// fulfilled on <resource>[.<group>] "name": <why>`, the details naming the resource as the
+    /// kind.
+    pub fn conflict_on(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let qualified = if group.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource}.{group}")
+        };
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on pods/binding \"{name}\": {why}"),
-            Some(json!({"name": name, "group": "", "kind": "pods/binding"})),
+            format!("Operation cannot be fulfilled on {qualified} \"{name}\": {why}"),
+            Some(json!({"name": name, "group": group, "kind": resource})),
         )
     }
 

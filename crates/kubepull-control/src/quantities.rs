@@ -4,8 +4,11 @@
 //! most its limit, equal to it for a resource that cannot be overcommitted), `validateOverhead`,
 //! an emptyDir's `sizeLimit`, and `validateContainerResourceFieldSelector` with
 //! `validateContainerResourceDivisor`'s fixed divisors. Text that is not a quantity is refused
-//! at decode by [`refuse_unparsable`], as Go's `Quantity.UnmarshalJSON` refuses it. A quantity is shown as it was written (Go
-//! shows `Quantity.String()`, its canonical spelling).
+//! at decode by [`refuse_unparsable`], as Go's `Quantity.UnmarshalJSON` refuses it. A quantity
+//! in a message is spelled as Go's `Quantity.String()` spells it ([`go_string`]). The resource
+//! names are checked as `validateContainerResourceName` checks them, an integer resource
+//! (an extended one) must be whole, huge pages must divide by their page size and come with
+//! cpu or memory.
 
 use std::collections::BTreeMap;
 
@@ -116,20 +119,118 @@ fn pod_spec_quantities<'a>(
 
 /// `isNegativeErrorMsg` (k8s.io/apimachinery `pkg/api/validation`).
 const IS_NEGATIVE: &str = "must be greater than or equal to 0";
+/// `isNotIntegerErrorMsg`.
+const NOT_INTEGER: &str = "must be an integer";
 
-/// `helper.IsOvercommitAllowed`: a native resource (no `/`, or a `kubernetes.io/` prefix) that
-/// is not huge pages.
-fn overcommit_allowed(name: &str) -> bool {
-    (!name.contains('/') || name.contains("kubernetes.io/")) && !name.starts_with("hugepages-")
+/// `helper.IsNativeResource`: no `/`, or in the `kubernetes.io/` namespace.
+fn is_native(name: &str) -> bool {
+    !name.contains('/') || name.contains("kubernetes.io/")
 }
 
-/// The quantity a text holds, shown as written.
+/// `helper.IsHugePageResourceName`.
+fn is_huge_pages(name: &str) -> bool {
+    name.starts_with("hugepages-")
+}
+
+/// `helper.IsOvercommitAllowed`: a native resource that is not huge pages.
+fn overcommit_allowed(name: &str) -> bool {
+    is_native(name) && !is_huge_pages(name)
+}
+
+/// `helper.IsExtendedResourceName`: not native, no `requests.` prefix, and a qualified name
+/// once `requests.` is put before it (the quota's name for it).
+fn is_extended(name: &str) -> bool {
+    !is_native(name)
+        && !name.starts_with("requests.")
+        && crate::validation::is_qualified_name(&format!("requests.{name}")).is_empty()
+}
+
+/// `helper.IsIntegerResourceName`: the object counts and the extended resources.
+fn is_integer_resource(name: &str) -> bool {
+    const COUNTS: &[&str] = &[
+        "pods",
+        "resourcequotas",
+        "services",
+        "replicationcontrollers",
+        "secrets",
+        "configmaps",
+        "persistentvolumeclaims",
+        "services.nodeports",
+        "services.loadbalancers",
+    ];
+    COUNTS.contains(&name) || is_extended(name)
+}
+
+/// `helper.IsStandardResourceName` (`standardResources`, or a quota's huge-pages name).
+fn is_standard_resource(name: &str) -> bool {
+    const STANDARD: &[&str] = &[
+        "cpu",
+        "memory",
+        "ephemeral-storage",
+        "requests.cpu",
+        "requests.memory",
+        "requests.ephemeral-storage",
+        "limits.cpu",
+        "limits.memory",
+        "limits.ephemeral-storage",
+        "pods",
+        "resourcequotas",
+        "services",
+        "replicationcontrollers",
+        "secrets",
+        "configmaps",
+        "persistentvolumeclaims",
+        "storage",
+        "requests.storage",
+        "services.nodeports",
+        "services.loadbalancers",
+    ];
+    STANDARD.contains(&name) || is_huge_pages(name) || name.starts_with("requests.hugepages-")
+}
+
+/// `validateContainerResourceName` (with `validateResourceName` first): a qualified name; one
+/// without a `/` a standard resource, and one for containers (cpu, memory, ephemeral storage,
+/// huge pages); one with a `/` outside `kubernetes.io/` an extended resource name. A
+/// `ResourceName` is printed by its `String()`, unquoted.
+fn validate_container_resource_name(name: &str, path: &str, causes: &mut Vec<Cause>) {
+    let qualified = crate::validation::is_qualified_name(name);
+    let unqualified = !qualified.is_empty();
+    for msg in qualified {
+        causes.push(Cause::invalid(path, name, msg));
+    }
+    if !name.contains('/') {
+        if !unqualified && !is_standard_resource(name) {
+            causes.push(Cause::invalid(
+                path,
+                name,
+                "must be a standard resource type or fully qualified",
+            ));
+        }
+        let container = ["cpu", "memory", "ephemeral-storage"].contains(&name);
+        if !container && !is_huge_pages(name) {
+            causes.push(Cause::invalid(
+                path,
+                name,
+                "must be a standard resource for containers",
+            ));
+        }
+    } else if !is_native(name) && !is_extended(name) {
+        causes.push(Cause::invalid(
+            path,
+            name,
+            "doesn't follow extended resource name standard",
+        ));
+    }
+}
+
+/// The quantity a text holds.
 fn parse(q: &ApiQuantity) -> Option<Quantity> {
     Quantity::parse(&q.0)
 }
 
+/// `quantity.String()` passed as a string value: quoted.
 fn shown(q: &ApiQuantity) -> String {
-    format!("{:?}", q.0.trim())
+    format!("{:?}", go_string(&q.0))
 }
 
 /// `ValidateNonnegativeQuantity`.
@@ -139,42 +240,131 @@ fn validate_nonnegative(q: &ApiQuantity, path: &str, causes: &mut Vec<Cause>) {
     }
 }
 
-/// `ValidateResourceRequirements` of a container's `resources` at `path`: the limits', then
-/// the requests' quantities non-negative, each request at most its limit (equal to it, and the
-/// limit set, for a resource that cannot be overcommitted).
+/// `ValidateResourceQuantityValue`: non-negative, and whole for an integer resource
+/// (`MilliValue() % 1000`; the `Quantity` itself is the bad value, printed by `String()`
+/// unquoted).
+fn validate_quantity_value(name: &str, q: &ApiQuantity, path: &str, causes: &mut Vec<Cause>) {
+    validate_nonnegative(q, path, causes);
+    if is_integer_resource(name) && parse(q).is_some_and(|v| v.scaled(3) % 1000 != 0) {
+        causes.push(Cause::invalid(path, go_string(&q.0), NOT_INTEGER));
+    }
+}
+
+/// `validateResourceQuantityHugePageValue` unless indivisible values are allowed (an update of
+/// an object that has them, `AllowIndivisibleHugePagesValues`):
+/// `helper.IsHugePageResourceValueDivisible` — the page size (`HugePageSizeFromResourceName`,
+/// `ParseQuantity` of what follows `hugepages-`) positive and whole, the value (rounded up) a
+/// multiple of it.
+fn validate_huge_page_value(
+    name: &str,
+    q: &ApiQuantity,
+    path: &str,
+    allow_indivisible: bool,
+    causes: &mut Vec<Cause>,
+) {
+    if allow_indivisible || huge_page_value_divisible(name, q) {
+        return;
+    }
+    causes.push(Cause::invalid(
+        path,
+        shown(q),
+        format!(
+            "{} is not positive integer multiple of {name}",
+            go_string(&q.0)
+        ),
+    ));
+}
+
+/// `helper.IsHugePageResourceValueDivisible`.
+fn huge_page_value_divisible(name: &str, q: &ApiQuantity) -> bool {
+    let size = name.strip_prefix("hugepages-").unwrap_or("");
+    // `ParseQuantity` trims nothing
+    let Some(size) = Quantity::parse(size).filter(|_| size.trim() == size) else {
+        return false;
+    };
+    let Some(v) = parse(q) else {
+        return true;
+    };
+    let page = size.scaled(0);
+    size.sign() > 0 && size.scaled(3) % 1000 == 0 && page != 0 && v.scaled(0) % page == 0
+}
+
+/// Whether a spec's containers ask for huge pages in amounts that are not multiples of the
+/// page size (`usesIndivisibleHugePagesValues`): an update of such a spec may keep them.
+pub(crate) fn uses_indivisible_huge_pages(spec: &core::PodSpec) -> bool {
+    let lists = |r: &core::ResourceRequirements| {
+        let (l, q) = (r.limits.iter().flatten(), r.requests.iter().flatten());
+        l.chain(q)
+            .any(|(n, v)| is_huge_pages(n) && !huge_page_value_divisible(n, v))
+    };
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .filter_map(|c| c.resources.as_ref())
+        .any(lists)
+}
+
+/// `GetValidationOptionsFromPodSpecAndMeta`'s `AllowIndivisibleHugePagesValues`: whether the
+/// stored object an update replaces (`old`) has a pod spec at `pointer` that uses indivisible
+/// huge-pages values (a create has none).
+pub(crate) fn old_spec_allows_indivisible_huge_pages(
+    old: Option<&serde_json::Value>,
+    pointer: &str,
+) -> bool {
+    use serde::Deserialize as _;
+    old.and_then(|o| o.pointer(pointer))
+        .and_then(|s| core::PodSpec::deserialize(s).ok())
+        .is_some_and(|s| uses_indivisible_huge_pages(&s))
+}
+
+/// `ValidateContainerResourceRequirements` (`validateResourceRequirements` with
+/// `validateContainerResourceName`) of `resources` at `path`: each limit's name, value and
+/// huge-pages value; each request's name and value, then at most its limit (equal to it, and
+/// the limit set, for a resource that cannot be overcommitted), then its huge-pages value; huge
+/// pages only with cpu or memory. Go walks the maps in a random order; here they are sorted.
 pub(crate) fn validate_requirements(
     limits: Option<&BTreeMap<String, ApiQuantity>>,
     requests: Option<&BTreeMap<String, ApiQuantity>>,
     path: &str,
+    allow_indivisible_huge_pages: bool,
     causes: &mut Vec<Cause>,
 ) {
     let lim_path = format!("{path}.limits");
     let req_path = format!("{path}.requests");
+    let (mut cpu_or_memory, mut huge_pages) = (false, false);
     for (name, q) in limits.into_iter().flatten() {
-        validate_nonnegative(q, &format!("{lim_path}[{name}]"), causes);
+        let at = format!("{lim_path}[{name}]");
+        validate_container_resource_name(name, &at, causes);
+        validate_quantity_value(name, q, &at, causes);
+        if is_huge_pages(name) {
+            huge_pages = true;
+            validate_huge_page_value(name, q, &at, allow_indivisible_huge_pages, causes);
+        }
+        cpu_or_memory |= name == "cpu" || name == "memory";
     }
     for (name, q) in requests.into_iter().flatten() {
-        validate_nonnegative(q, &format!("{req_path}[{name}]"), causes);
+        let at = format!("{req_path}[{name}]");
+        validate_container_resource_name(name, &at, causes);
+        validate_quantity_value(name, q, &at, causes);
         match limits.and_then(|l| l.get(name)) {
             Some(limit) => {
-                let (Some(req), Some(lim)) = (parse(q), parse(limit)) else {
-                    continue;
-                };
-                if req != lim && !overcommit_allowed(name) {
-                    causes.push(Cause::invalid(
-                        &req_path,
-                        shown(q),
-                        format!("must be equal to {name} limit of {}", limit.0.trim()),
-                    ));
-                } else if req > lim {
-                    causes.push(Cause::invalid(
-                        &req_path,
-                        shown(q),
-                        format!(
-                            "must be less than or equal to {name} limit of {}",
-                            limit.0.trim()
-                        ),
-                    ));
+                if let (Some(req), Some(lim)) = (parse(q), parse(limit)) {
+                    if req != lim && !overcommit_allowed(name) {
+                        causes.push(Cause::invalid(
+                            &req_path,
+                            shown(q),
+                            format!("must be equal to {name} limit of {}", go_string(&limit.0)),
+                        ));
+                    } else if req > lim {
+                        causes.push(Cause::invalid(
+                            &req_path,
+                            shown(q),
+                            format!(
+                                "must be less than or equal to {name} limit of {}",
+                                go_string(&limit.0)
+                            ),
+                        ));
+                    }
                 }
             }
             None if !overcommit_allowed(name) => causes.push(Cause::required(
@@ -183,6 +373,14 @@ pub(crate) fn validate_requirements(
             )),
             None => {}
         }
+        if is_huge_pages(name) {
+            huge_pages = true;
+            validate_huge_page_value(name, q, &at, allow_indivisible_huge_pages, causes);
+        }
+        cpu_or_memory |= name == "cpu" || name == "memory";
+    }
+    if huge_pages && !cpu_or_memory {
+        causes.push(Cause::forbidden(path, "HugePages require cpu or memory"));
     }
 }
 
@@ -190,7 +388,12 @@ pub(crate) fn validate_requirements(
 /// init container's resources and resource field references, the overhead (`validateOverhead`,
 /// checked as the limits of `overhead`), and each volume's emptyDir `sizeLimit` and downward
 /// API resource field references.
-pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut Vec<Cause>) {
+pub(crate) fn validate_pod_spec(
+    spec: &core::PodSpec,
+    path: &str,
+    allow_indivisible_huge_pages: bool,
+    causes: &mut Vec<Cause>,
+) {
     let init = spec.init_containers.iter().flatten();
     for (list, cs) in [
         ("containers", spec.containers.iter().collect::<Vec<_>>()),
@@ -203,6 +406,7 @@ pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut V
                     r.limits.as_ref(),
                     r.requests.as_ref(),
                     &format!("{cp}.resources"),
+                    allow_indivisible_huge_pages,
                     causes,
                 );
             }
@@ -219,7 +423,8 @@ pub(crate) fn validate_pod_spec(spec: &core::PodSpec, path: &str, causes: &mut V
         }
     }
     if let Some(o) = &spec.overhead {
-        validate_requirements(Some(o), None, &format!("{path}.overhead"), causes);
+        let at = format!("{path}.overhead");
+        validate_requirements(Some(o), None, &at, allow_indivisible_huge_pages, causes);
     }
     for (i, v) in spec.volumes.iter().flatten().enumerate() {
         let vp = format!("{path}.volumes[{i}]");
@@ -366,6 +571,151 @@ fn one(exp: i64) -> Quantity {
     Quantity::parse(&format!("1e{exp}")).expect("a quantity")
 }
 
+/// `Quantity.String()` of the quantity a JSON text decodes to (`UnmarshalJSON` trims it, then
+/// `ParseQuantity`; k8s.io/apimachinery `pkg/api/resource/quantity.go`): the trimmed text when
+/// `ParseQuantity`'s fast path keeps it as the quantity's spelling ([`parse_keeps_text`]),
+/// else the canonical form `CanonicalizeBytes` makes ([`canonical`]). A text that is not a
+/// quantity (the decoder refuses those first) is returned trimmed.
+pub(crate) fn go_string(text: &str) -> String {
+    let s = text.trim();
+    match Quantity::parse(s) {
+        Some(_) if parse_keeps_text(s) => s.to_string(),
+        Some(q) => canonical(&q),
+        None => s.to_string(),
+    }
+}
+
+/// Whether `ParseQuantity` keeps `s` as the spelling `String()` returns ("if the number is in
+/// canonical form, reuse the string"): on its int64 fast path (at most 18 digits, a scale of
+/// at least nano; for a binary suffix a whole number within its precision), a decimal or
+/// exponent one whose scale is a multiple of 3, whose digits (`parseQuantityString` strips
+/// leading zeros) do not end in `000` nor start with `0`; a binary one whose number is not a
+/// multiple of 8. So `100m`, `1.500`, `+1`, `1E3`, `5Ki` are kept as written.
+fn parse_keeps_text(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut pos = usize::from(matches!(b.first(), Some(b'+' | b'-')));
+    while b.get(pos) == Some(&b'0') {
+        pos += 1;
+    }
+    if pos == b.len() {
+        // zero: the digits are "0"
+        return false;
+    }
+    let digits_to =
+        |from: usize| from + b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let num_end = digits_to(pos);
+    let num = if num_end == pos {
+        "0"
+    } else {
+        &s[pos..num_end]
+    };
+    let (denom, suffix) = if b.get(num_end) == Some(&b'.') {
+        let end = digits_to(num_end + 1);
+        (&s[num_end + 1..end], &s[end..])
+    } else {
+        ("", &s[num_end..])
+    };
+    let (binary, exponent): (bool, i64) = match suffix {
+        "" => (false, 0),
+        "n" => (false, -9),
+        "u" => (false, -6),
+        "m" => (false, -3),
+        "k" => (false, 3),
+        "M" => (false, 6),
+        "G" => (false, 9),
+        "T" => (false, 12),
+        "P" => (false, 15),
+        "E" => (false, 18),
+        "Ki" => (true, 10),
+        "Mi" => (true, 20),
+        "Gi" => (true, 30),
+        "Ti" => (true, 40),
+        "Pi" => (true, 50),
+        "Ei" => (true, 60),
+        e if e.len() > 1 && e.starts_with(['e', 'E']) => match e[1..].parse::<i64>() {
+            Ok(x) => (false, i64::from(x as i32)),
+            Err(_) => return false,
+        },
+        _ => return false,
+    };
+    let shifted = format!("{num}{denom}");
+    if binary {
+        // `precision = 15 - len(num) - int32(float32(exponent)*3/10) - 1`
+        let precision = 15 - num.len() as i64 - (exponent as f32 * 3.0 / 10.0) as i64 - 1;
+        if !denom.is_empty() || precision < 0 {
+            return false;
+        }
+        shifted
+            .parse::<i64>()
+            .ok()
+            .and_then(|v| v.checked_mul(1 << exponent).map(|_| v))
+            .is_some_and(|v| v & 7 != 0)
+    } else {
+        let scale = exponent - denom.len() as i64;
+        (num.len() + denom.len()) <= 18
+            && scale >= -9
+            && scale % 3 == 0
+            && !shifted.ends_with("000")
+            && !shifted.starts_with('0')
+    }
+}
+
+/// `Quantity.CanonicalizeBytes`: 0 is `0`; a binary-suffixed value of at least 1024 in size
+/// that is whole is written in the largest binary unit that divides it (`1024Mi` → `1Gi`,
+/// `AsCanonicalBase1024Bytes`), any other value in decimal units: its digits, the exponent
+/// lowered to a multiple of 3 (`AsCanonicalBytes`), and that exponent's SI suffix — none when
+/// SI has no suffix for it, as `constructBytes` gives none — or `e<exp>` for an exponent-written
+/// value (`1000m` → `1`, `0.5` → `500m`, `1e3` → `1e3`, `1.5e3` → `1500`).
+fn canonical(q: &Quantity) -> String {
+    if q.sign() == 0 {
+        return "0".into();
+    }
+    let whole = q.round_up(0) == *q;
+    if q.format() == QuantityFormat::BinarySI && whole && q.scaled(0).abs() >= 1024 {
+        // a binary value is at most MaxInt64 in size, so exact here
+        let mut v = q.scaled(0);
+        let mut units = 0;
+        while v.abs() >= 1024 && v % 1024 == 0 {
+            v /= 1024;
+            units += 1;
+        }
+        let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
+            .get(units)
+            .copied()
+            .unwrap_or("");
+        return format!("{v}{suffix}");
+    }
+    // `key()` is `[-]<digits>e<exp>` with no trailing zeros in the digits
+    let key = q.key();
+    let (digits, exp) = key.split_once('e').unwrap_or((&key, "0"));
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let pad = exp.rem_euclid(3);
+    let exp = exp - pad;
+    let number = format!("{digits}{}", "0".repeat(pad as usize));
+    let suffix = if q.format() == QuantityFormat::DecimalExponent {
+        if exp == 0 {
+            String::new()
+        } else {
+            format!("e{exp}")
+        }
+    } else {
+        match exp {
+            -9 => "n",
+            -6 => "u",
+            -3 => "m",
+            3 => "k",
+            6 => "M",
+            9 => "G",
+            12 => "T",
+            15 => "P",
+            18 => "E",
+            _ => "",
+        }
+        .to_string()
+    };
+    format!("{number}{suffix}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,7 +724,7 @@ mod tests {
     fn causes(spec: serde_json::Value) -> Vec<String> {
         let spec: core::PodSpec = serde_json::from_value(spec).unwrap();
         let mut out = vec![];
-        validate_pod_spec(&spec, "spec", &mut out);
+        validate_pod_spec(&spec, "spec", false, &mut out);
         out.iter().map(Cause::text).collect()
     }
 
@@ -392,7 +742,7 @@ mod tests {
         assert_eq!(
             causes(container(json!({"limits": {"memory": "-2e40"}}))),
             [
-                r#"spec.containers[0].resources.limits[memory]: Invalid value: "-2e40": must be greater than or equal to 0"#
+                r#"spec.containers[0].resources.limits[memory]: Invalid value: "-20e39": must be greater than or equal to 0"#
             ]
         );
         assert_eq!(
@@ -447,6 +797,127 @@ mod tests {
         );
     }
 
+    /// `Quantity.String()` after `UnmarshalJSON`: the canonical form, or the text itself where
+    /// `ParseQuantity` keeps it (expectations from apimachinery's quantity_test.go and Go runs).
+    #[test]
+    fn quantities_are_spelled_as_go_spells_them() {
+        for (text, go) in [
+            ("1000m", "1"),
+            ("0.5", "500m"),
+            (".5", "500m"),
+            ("1.5", "1500m"),
+            ("1Gi", "1Gi"),
+            ("1024Mi", "1Gi"),
+            ("1536Mi", "1536Mi"),
+            ("8Ki", "8Ki"),
+            ("2048", "2048"),
+            ("1000", "1k"),
+            ("1000k", "1M"),
+            ("1200", "1200"),
+            ("12000m", "12"),
+            ("100m", "100m"),
+            ("1001m", "1001m"),
+            ("1n", "1n"),
+            ("0.1n", "1n"),
+            ("1.0001", "1000100u"),
+            ("1e3", "1e3"),
+            ("1E3", "1E3"),
+            ("1.5e3", "1500"),
+            ("15e2", "1500"),
+            ("1e-3", "1e-3"),
+            ("-2e40", "-20e39"),
+            ("-1000m", "-1"),
+            ("+1", "+1"),
+            ("+1000m", "1"),
+            ("01", "01"),
+            ("1.500", "1.500"),
+            ("1.5000", "1500m"),
+            ("0", "0"),
+            ("0Mi", "0"),
+            ("-0.0", "0"),
+            ("0.5Ki", "512"),
+            ("1.5Ki", "1536"),
+            ("1.1Mi", "1153433600m"),
+            ("512Ki", "512Ki"),
+            ("1Ki", "1Ki"),
+            ("01Ki", "01Ki"),
+            ("1000Ki", "1000Ki"),
+            ("16Ei", "9223372036854775807"),
+            ("  2Gi ", "2Gi"),
+            ("1000E", "1"),
+        ] {
+            assert_eq!(go_string(text), go, "{text}");
+        }
+    }
+
+    #[test]
+    fn resource_names_integers_and_huge_pages() {
+        let r = |res: serde_json::Value| causes(container(res));
+        // names: standard, for containers, extended
+        assert_eq!(
+            r(json!({"limits": {"foo": "1", "pods": "1", "example.com/a_": "1", "kubernetes.io/x": "1"}})),
+            [
+                "spec.containers[0].resources.limits[example.com/a_]: Invalid value: example.com/a_: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+                "spec.containers[0].resources.limits[example.com/a_]: Invalid value: example.com/a_: doesn't follow extended resource name standard",
+                "spec.containers[0].resources.limits[foo]: Invalid value: foo: must be a standard resource type or fully qualified",
+                "spec.containers[0].resources.limits[foo]: Invalid value: foo: must be a standard resource for containers",
+                "spec.containers[0].resources.limits[pods]: Invalid value: pods: must be a standard resource for containers",
+            ]
+        );
+        // an extended resource is whole, and its request equals its limit
+        assert_eq!(
+            r(json!({"limits": {"example.com/foo": "1500m", "cpu": "1"},
+                "requests": {"example.com/foo": "500m", "cpu": "2000m"}})),
+            [
+                "spec.containers[0].resources.limits[example.com/foo]: Invalid value: 1500m: must be an integer",
+                r#"spec.containers[0].resources.requests: Invalid value: "2": must be less than or equal to cpu limit of 1"#,
+                "spec.containers[0].resources.requests[example.com/foo]: Invalid value: 500m: must be an integer",
+                r#"spec.containers[0].resources.requests: Invalid value: "500m": must be equal to example.com/foo limit of 1500m"#,
+            ]
+        );
+        assert!(r(
+            json!({"limits": {"example.com/foo": "2000m"}, "requests": {"example.com/foo": "2"}})
+        )
+        .is_empty());
+        assert_eq!(
+            r(json!({"limits": {"example.com/foo": "1"}, "requests": {"example.com/foo": "1000m", "example.com/bar": "1"}})),
+            ["spec.containers[0].resources.limits: Required value: Limit must be set for non overcommitable resources"]
+        );
+        // huge pages: multiples of the page size, and with cpu or memory
+        assert_eq!(
+            r(json!({"limits": {"hugepages-2Mi": "3Mi"}, "requests": {"hugepages-2Mi": "3Mi"}})),
+            [
+                r#"spec.containers[0].resources.limits[hugepages-2Mi]: Invalid value: "3Mi": 3Mi is not positive integer multiple of hugepages-2Mi"#,
+                r#"spec.containers[0].resources.requests[hugepages-2Mi]: Invalid value: "3Mi": 3Mi is not positive integer multiple of hugepages-2Mi"#,
+                "spec.containers[0].resources: Forbidden: HugePages require cpu or memory",
+            ]
+        );
+        assert!(r(json!({"limits": {"hugepages-2Mi": "4Mi", "memory": "1Gi"}})).is_empty());
+        assert_eq!(
+            r(json!({"limits": {"hugepages-x": "1", "cpu": "1"}})),
+            [
+                r#"spec.containers[0].resources.limits[hugepages-x]: Invalid value: "1": 1 is not positive integer multiple of hugepages-x"#
+            ]
+        );
+        // an update of a spec that has indivisible values may keep them
+        let spec: core::PodSpec = serde_json::from_value(container(
+            json!({"limits": {"hugepages-2Mi": "3Mi", "memory": "1Gi"}}),
+        ))
+        .unwrap();
+        assert!(uses_indivisible_huge_pages(&spec));
+        let mut out = vec![];
+        validate_pod_spec(&spec, "spec", true, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        let old = json!({"spec": container(json!({"limits": {"hugepages-2Mi": "3Mi"}}))});
+        assert!(old_spec_allows_indivisible_huge_pages(Some(&old), "/spec"));
+        assert!(!old_spec_allows_indivisible_huge_pages(None, "/spec"));
+        // the overhead is checked as container limits are
+        assert_eq!(
+            causes(json!({"containers": [{"name": "c", "image": "i"}], "overhead": {"pods": "1"}})),
+            ["spec.overhead.limits[pods]: Invalid value: pods: must be a standard resource for containers"]
+        );
+    }
+
     /// The checks run for a Pod's and a template's spec alike.
     #[test]
     fn pod_and_template_specs_are_checked() {
@@ -460,9 +931,15 @@ mod tests {
         for template in [false, true] {
             let mut out = vec![];
             if template {
-                crate::admission::validate_template_spec(&spec, "spec.template.spec", &mut out);
+                crate::admission::validate_template_spec(
+                    &spec,
+                    None,
+                    "spec.template.spec",
+                    false,
+                    &mut out,
+                );
             } else {
-                crate::admission::validate_pod_spec(&spec, "spec", &mut out);
+                crate::admission::validate_pod_spec(&spec, "spec", false, &mut out);
             }
             let fields: Vec<&str> = out.iter().map(|c| c.field.as_str()).collect();
             let p = if template {

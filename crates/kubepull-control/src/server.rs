@@ -1347,14 +1347,21 @@ async fn write_scale(
         apply,
         verb == "patch" && q(qs, "force").is_some(),
     )?;
-    if verb == "update" {
+    let mut update_body;
+    let body = if verb == "update" {
         // the body is decoded as a Scale before anything else
         if let Some(why) = scale_decode_error(body) {
             return Err(ApiError::bad_request(format!(
                 "Scale in version \"v1\" cannot be handled as a Scale: {why}"
             )));
         }
-    }
+        // then its namespace and name are the URL's, as an update's object's are
+        update_body = body.clone();
+        scale_meta_of_update(&mut update_body, r.namespaced.then_some(ns), name)?;
+        &update_body
+    } else {
+        body
+    };
     let scale_of = |obj: &Value| match cr {
         Some(sv) => crate::crd::scale_of(sv, obj),
         None => Ok(scale_of(obj)),
@@ -1395,6 +1402,10 @@ async fn write_scale(
         };
         let (scale, managed) =
             crate::managedfields::scale_write(r, &cur, &old, write, replicas_path)?;
+        if verb == "patch" {
+            // `patcher.applyPatch`: the patched (or applied) Scale is checked by `checkName`
+            check_name(&scale, r.namespaced.then_some(ns), name)?;
+        }
         // admitted as UPDATE <resource>/scale of an autoscaling/v1 Scale
         let a = crate::webhooks::Attributes {
             r,
@@ -1405,10 +1416,30 @@ async fn write_scale(
             name,
             options: None,
         };
-        // after the mutating webhooks: `ValidateScale`, then the store's precondition (a
-        // resourceVersion the Scale names, `if len(scale.ResourceVersion) != 0`)
+        // after the mutating webhooks: `ValidateScale`, a built-in parent's UID precondition
+        // (`scaleUpdatedObjectInfo`: a UID the Scale names is the parent's), then the store's
+        // precondition (a resourceVersion the Scale names, `if len(scale.ResourceVersion) != 0`)
+        let parent_uid = cur
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let check = |scale: &Value| -> ApiResult<i64> {
             let replicas = validate_scale(name, scale)?;
+            let uid = scale
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if cr.is_none() && !uid.is_empty() && uid != parent_uid {
+                return Err(ApiError::conflict_on(
+                    r.group,
+                    &format!("{}/scale", r.plural),
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {parent_uid}"
+                    ),
+                ));
+            }
             let rv = scale
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
@@ -1457,6 +1488,64 @@ async fn write_scale(
         }
     }
     Err(ApiError::conflict(r, name))
+}
+
+/// An updated Scale's namespace and name against the URL's (`ns` `None` for a cluster-scoped
+/// parent), as an update's object is checked (apiserver `handlers/update.go`): no namespace is
+/// the URL's (`EnsureObjectNamespaceMatchesRequestNamespace`), another is a 400; a cluster-scoped
+/// parent's Scale has none; no name is the URL's, another is `checkName`'s 400.
+fn scale_meta_of_update(scale: &mut Value, ns: Option<&str>, name: &str) -> ApiResult<()> {
+    if !scale.get("metadata").is_some_and(Value::is_object) {
+        scale["metadata"] = json!({});
+    }
+    let given_ns = scale
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    match ns {
+        None => {
+            if let Some(m) = scale["metadata"].as_object_mut() {
+                m.remove("namespace");
+            }
+        }
+        Some(ns) if given_ns.is_empty() => scale["metadata"]["namespace"] = json!(ns),
+        Some(ns) if given_ns != ns => return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request"
+                .into(),
+        )),
+        Some(_) => {}
+    }
+    match scale.pointer("/metadata/name").and_then(Value::as_str) {
+        None | Some("") => scale["metadata"]["name"] = json!(name),
+        Some(given) if given != name => return Err(ApiError::name_mismatch(given, name)),
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// `checkName` (apiserver `handlers/rest.go`) of a patched object: it has a name
+/// (`ContextBasedNaming.ObjectName`'s `name must be provided`), the URL's, and a namespace, if
+/// any, the URL's.
+fn check_name(obj: &Value, ns: Option<&str>, name: &str) -> ApiResult<()> {
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let (given, given_ns) = (s("/metadata/name"), s("/metadata/namespace"));
+    if given.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({name} based on URL) was undeterminable: name must be provided"
+        )));
+    }
+    if given != name {
+        return Err(ApiError::name_mismatch(given, name));
+    }
+    if let Some(ns) = ns.filter(|ns| !ns.is_empty()) {
+        if !given_ns.is_empty() && given_ns != ns {
+            return Err(ApiError::bad_request(format!(
+                "the namespace of the object ({given_ns}) does not match the namespace on the URL ({ns})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Why a Scale does not decode as an `autoscaling/v1` Scale (`spec.replicas` is an `int32`;

@@ -144,6 +144,10 @@ pub fn validate_cronjob_decoded(
             js,
             "spec.jobTemplate.spec",
             template,
+            crate::quantities::old_spec_allows_indivisible_huge_pages(
+                old,
+                "/spec/jobTemplate/spec/template/spec",
+            ),
         )),
         None => c.push(Cause::required(
             "spec.jobTemplate.spec.template.spec.containers",

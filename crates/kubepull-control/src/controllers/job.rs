@@ -262,8 +262,12 @@ pub fn validate_job_decoded(
     old: Option<&Value>,
     template: Option<Option<&k8s_openapi::api::core::v1::PodSpec>>,
 ) -> Vec<Cause> {
-    let mut c =
-        validate_job_spec_decoded(obj.get("spec").unwrap_or(&Value::Null), "spec", template);
+    let mut c = validate_job_spec_decoded(
+        obj.get("spec").unwrap_or(&Value::Null),
+        "spec",
+        template,
+        crate::quantities::old_spec_allows_indivisible_huge_pages(old, "/spec/template/spec"),
+    );
     c.extend(validate_selector(obj));
     if let Some(old) = old {
         // ValidateJobSpecUpdate's immutable fields
@@ -320,7 +324,7 @@ pub fn validate_job_decoded(
 /// The spec checks shared by Jobs and CronJob job templates (`validateJobSpec`), the pod
 /// template decoded from `spec`.
 pub fn validate_job_spec(spec: &Value, path: &str) -> Vec<Cause> {
-    validate_job_spec_decoded(spec, path, None)
+    validate_job_spec_decoded(spec, path, None, false)
 }
 
 /// [`validate_job_spec`] with the pod template's spec decoded once for the request (see
@@ -329,6 +333,7 @@ pub fn validate_job_spec_decoded(
     spec: &Value,
     path: &str,
     template: Option<Option<&k8s_openapi::api::core::v1::PodSpec>>,
+    allow_indivisible_huge_pages: bool,
 ) -> Vec<Cause> {
     let mut c = vec![];
     for f in ["parallelism", "completions", "backoffLimit"] {
@@ -457,8 +462,26 @@ pub fn validate_job_spec_decoded(
     }
     let at = format!("{path}.template.spec");
     match (template, spec.pointer("/template/spec")) {
-        (Some(Some(ps)), _) => crate::admission::validate_template_spec(ps, &at, &mut c),
-        (None, Some(ps)) => crate::admission::validate_pod_spec_json(ps, &at, &mut c),
+        (Some(Some(ps)), _) => {
+            let annotations = spec.pointer("/template/metadata/annotations");
+            crate::admission::validate_template_spec(
+                ps,
+                annotations,
+                &at,
+                allow_indivisible_huge_pages,
+                &mut c,
+            )
+        }
+        (None, Some(ps)) => {
+            let annotations = spec.pointer("/template/metadata/annotations");
+            crate::admission::validate_pod_spec_json(
+                ps,
+                annotations,
+                &at,
+                allow_indivisible_huge_pages,
+                &mut c,
+            )
+        }
         (Some(None), _) | (None, None) => c.push(Cause::required(
             format!("{path}.template.spec.containers"),
             "",
