@@ -48,11 +48,15 @@ const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lowe
 /// `generateName`, whose trailing dash is masked (`maskTrailingDash`, k8s.io/apimachinery
 /// pkg/api/validation/generic.go, which also drops the character before it).
 fn name_problems(r: &Resource, name: &str, prefix: bool) -> Vec<String> {
-    if r.group == "rbac.authorization.k8s.io" {
+    let core_event = r.group.is_empty() && r.kind == "Event";
+    if r.group == "rbac.authorization.k8s.io" || core_event {
         // ValidateRBACName: path.IsValidPathSegmentName (k8s.io/apimachinery
-        // pkg/api/validation/path), whatever the prefix
+        // pkg/api/validation/path), whatever the prefix. A core Event's name gets no name rule
+        // of its own (`ValidateEventCreate` checks ObjectMeta only through events.k8s.io), only
+        // `rest.BeforeCreate`'s `ValidatePathSegmentName`, whose prefix form
+        // (`IsValidPathSegmentPrefix`) checks only what a name may not contain
         let mut msgs = vec![];
-        if name == "." || name == ".." {
+        if (name == "." || name == "..") && !(core_event && prefix) {
             msgs.push(format!("may not be '{name}'"));
         }
         for bad in ["/", "%"] {
@@ -1150,6 +1154,9 @@ pub fn validate(
         );
     }
     match r.kind {
+        // a custom resource of a built-in kind's name (an `Event`, a `Secret` of another
+        // group) gets its schema's checks, not the built-in kind's
+        _ if !crate::resources::is_builtin(r) => {}
         "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
             causes.extend(crate::webhooks::validate_configuration(r, obj))
         }
@@ -2517,6 +2524,20 @@ mod tests {
         assert!(validate_name(core("serviceaccounts"), "builder.v2", None).is_empty());
         assert!(validate_name(core("secrets"), &long_label, None).is_empty());
         assert_eq!(validate_name(core("namespaces"), "team.a", None).len(), 1);
+        // a core Event's name is only a path segment (what kubectl's older clients and
+        // controllers name them: `system:…`, capitals); events.k8s.io's is a subdomain
+        let events = crate::resources::find("events.k8s.io", "v1", "events").unwrap();
+        assert!(validate_name(core("events"), "system:node:Web.17a", None).is_empty());
+        assert_eq!(validate_name(events, "system:node:Web.17a", None).len(), 1);
+        assert_eq!(
+            validate_name(core("events"), "a/b", None)
+                .iter()
+                .map(Cause::text)
+                .collect::<Vec<_>>(),
+            ["metadata.name: Invalid value: \"a/b\": may not contain '/'"]
+        );
+        assert!(validate_name(core("events"), "x", Some("..")).is_empty());
+        assert_eq!(validate_name(core("events"), "..", None).len(), 1);
     }
 
     /// A Namespace's name is `IsDNS1123Label`'s, with each of its messages: the length (63),

@@ -58,6 +58,22 @@ fn is_event(r: &Resource) -> bool {
 
 /// Whether `obj` is in the `events.k8s.io` shape (by its `apiVersion`, which every stored and
 /// served Event has).
+/// A JSON pointer into an Event's core form (`/involvedObject/name`) as it points into `obj`:
+/// the same, or the events.k8s.io name of its first field when `obj` is in that shape (read
+/// without converting the object).
+pub fn core_pointer<'a>(obj: &Value, core: &'a str) -> Cow<'a, str> {
+    if !in_events_shape(obj) {
+        return Cow::Borrowed(core);
+    }
+    let rest = core.strip_prefix('/').unwrap_or(core);
+    let (first, tail) = rest.split_once('/').map_or((rest, ""), |(f, t)| (f, t));
+    match MOVED.iter().find(|(_, c)| *c == first) {
+        Some((events, _)) if tail.is_empty() => Cow::Owned(format!("/{events}")),
+        Some((events, _)) => Cow::Owned(format!("/{events}/{tail}")),
+        None => Cow::Borrowed(core),
+    }
+}
+
 fn in_events_shape(obj: &Value) -> bool {
     obj.get("apiVersion")
         .and_then(Value::as_str)

@@ -43,7 +43,7 @@ pub enum FieldSet {
     /// `v1` Node.
     Node,
     /// `v1` and `events.k8s.io/v1` Event (read in its core form, whichever shape it is served
-    /// or stored in: [`crate::events::normalised`]).
+    /// or stored in: [`crate::events::core_pointer`]).
     Event,
     /// `v1` Namespace.
     Namespace,
@@ -177,18 +177,15 @@ pub fn convert_label(r: &Resource, label: &str) -> Result<&'static str, String> 
 
 /// The value of the (converted) `label` on `obj`, as the kind's selectable fields give it.
 pub fn value(set: &FieldSet, namespaced: bool, obj: &Value, label: &str) -> String {
-    // An Event is read in its core form (the internal Event both groups convert to), whether
-    // it is served through events.k8s.io/v1 or was stored in that group's shape
-    let core;
-    let obj = match set {
-        FieldSet::Event => {
-            core = crate::events::normalised(obj);
-            &*core
-        }
-        _ => obj,
-    };
+    // An Event is read by its core form's paths (the internal Event both groups convert to),
+    // mapped onto the events.k8s.io shape when it is served through that group or was stored
+    // in it; nothing is copied
     let s = |p: &str| {
-        obj.pointer(p)
+        let p = match set {
+            FieldSet::Event => crate::events::core_pointer(obj, p),
+            _ => std::borrow::Cow::Borrowed(p),
+        };
+        obj.pointer(&p)
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string()

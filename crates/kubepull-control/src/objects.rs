@@ -1153,8 +1153,9 @@ impl Objects {
         let sr = resources::storage_of(r);
         match self.store.get(&sr.key(ns, name)).await {
             Ok(Some(kv)) => Ok(self.present(r, decode(&kv))),
-            Ok(None) => Err(ApiError::not_found(sr, name)),
-            Err(e) => Err(store_err(sr, name, e)),
+            // named as asked (`events.events.k8s.io "x" not found`, `qualifiedResourceFromContext`)
+            Ok(None) => Err(ApiError::not_found(r, name)),
+            Err(e) => Err(store_err(r, name, e)),
         }
     }
 

@@ -90,6 +90,12 @@ const VERBS: &[&str] = &[
 ];
 
 /// Every served resource.
+/// Whether `r` is one of the kinds the server defines itself (not a custom resource, whose
+/// kind may share a built-in kind's name; a CRD may not take a built-in group).
+pub fn is_builtin(r: &Resource) -> bool {
+    RESOURCES.iter().any(|b| b.group == r.group)
+}
+
 pub const RESOURCES: &[Resource] = &[
     Resource {
         group: "",

@@ -402,13 +402,20 @@ pub fn table(r: &Resource, items: &[Value], resource_version: u64) -> Value {
                 })
                 .collect(),
         ),
+        // eventColumnDefinitions and printEvent (pkg/printers/internalversion/printers.go), as
+        // the server prints them (wide: kubectl shows the priority-1 columns with `-o wide`)
         "Event" => (
             vec![
                 col("Last Seen", "string", 0),
                 col("Type", "string", 0),
                 col("Reason", "string", 0),
                 col("Object", "string", 0),
+                col("Subobject", "string", 1),
+                col("Source", "string", 1),
                 col("Message", "string", 0),
+                col("First Seen", "string", 1),
+                col("Count", "string", 1),
+                json!({"name": "Name", "type": "string", "format": "", "description": "", "priority": 1}),
             ],
             items
                 .iter()
@@ -417,35 +424,56 @@ pub fn table(r: &Resource, items: &[Value], resource_version: u64) -> Value {
                     // from); the row's object is the one served
                     let c = crate::events::normalised(o);
                     let c = &*c;
-                    let last = c
-                        .pointer("/lastTimestamp")
-                        .and_then(Value::as_str)
-                        .or_else(|| c.pointer("/eventTime").and_then(Value::as_str))
-                        .or_else(|| {
-                            c.pointer("/metadata/creationTimestamp")
-                                .and_then(Value::as_str)
-                        });
-                    let mut seen = since(last);
-                    let count = n(c, "/count");
-                    if count > 1 {
-                        seen = format!(
-                            "{seen} (x{count} over {})",
-                            since(c.pointer("/firstTimestamp").and_then(Value::as_str))
-                        );
+                    let ts = |p: &str| c.pointer(p).and_then(Value::as_str);
+                    let first = match ts("/firstTimestamp") {
+                        Some(t) => since(Some(t)),
+                        None => since(ts("/eventTime")),
+                    };
+                    let mut last = match ts("/lastTimestamp") {
+                        Some(t) => since(Some(t)),
+                        None => first.clone(),
+                    };
+                    let mut count = n(c, "/count");
+                    if c.get("series").is_some_and(|x| !x.is_null()) {
+                        last = since(ts("/series/lastObservedTime"));
+                        count = n(c, "/series/count");
+                    } else if count == 0 {
+                        // singleton events have no count in the new API
+                        count = 1;
                     }
-                    let obj = format!(
-                        "{}/{}",
-                        s(c, "/involvedObject/kind").to_lowercase(),
-                        s(c, "/involvedObject/name")
-                    );
+                    let kind = s(c, "/involvedObject/kind").to_lowercase();
+                    let target = match s(c, "/involvedObject/name") {
+                        "" => kind,
+                        name => format!("{kind}/{name}"),
+                    };
+                    // formatEventSource
+                    let first_of = |a: &str, b: &str| {
+                        if a.is_empty() {
+                            s(c, b).to_string()
+                        } else {
+                            a.to_string()
+                        }
+                    };
+                    let component = first_of(s(c, "/source/component"), "/reportingComponent");
+                    let instance = first_of(s(c, "/source/host"), "/reportingInstance");
+                    let source = if instance.is_empty() {
+                        component
+                    } else {
+                        format!("{component}, {instance}")
+                    };
                     row(
                         o,
                         vec![
-                            json!(seen),
+                            json!(last),
                             json!(s(c, "/type")),
                             json!(s(c, "/reason")),
-                            json!(obj),
-                            json!(s(c, "/message")),
+                            json!(target),
+                            json!(s(c, "/involvedObject/fieldPath")),
+                            json!(source),
+                            json!(s(c, "/message").trim()),
+                            json!(first),
+                            json!(count),
+                            json!(s(c, "/metadata/name")),
                         ],
                     )
                 })
@@ -596,6 +624,79 @@ mod tests {
         assert_eq!(human_duration(3 * 3600 + 120), "3h2m");
         assert_eq!(human_duration(30 * 3600), "30h");
         assert_eq!(human_duration(3 * 86400 + 3600), "3d1h");
+    }
+
+    /// printEvent: a repeated Event's series gives Last Seen and Count; a singleton's count is
+    /// 1; First Seen falls back to eventTime, Last Seen to First Seen; Object is the kind alone
+    /// without a name; Source is the component (or reporting controller) and host (or
+    /// instance); the message is trimmed; an events.k8s.io-shaped Event prints the same.
+    #[test]
+    fn event_rows() {
+        let r = crate::resources::find("", "v1", "events").unwrap();
+        let ago = |secs: i64| {
+            (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs)).to_string()
+        };
+        let series = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "web.1"},
+            "involvedObject": {"kind": "Pod", "name": "web", "fieldPath": "spec.containers{app}"},
+            "reason": "BackOff", "type": "Warning", "message": " Back-off pulling image \n",
+            "eventTime": ago(600), "reportingComponent": "kubelet", "reportingInstance": "node-1",
+            "series": {"count": 7, "lastObservedTime": ago(30)}});
+        let single = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "n.2"}, "regarding": {"kind": "Node"}, "reason": "Ready",
+            "type": "Normal", "note": "ok", "deprecatedSource": {"component": "kubepull-node", "host": "h"},
+            "deprecatedFirstTimestamp": ago(120)});
+        let t = table(r, &[series, single], 1);
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Last Seen",
+                "Type",
+                "Reason",
+                "Object",
+                "Subobject",
+                "Source",
+                "Message",
+                "First Seen",
+                "Count",
+                "Name"
+            ]
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "30s",
+                "Warning",
+                "BackOff",
+                "pod/web",
+                "spec.containers{app}",
+                "kubelet, node-1",
+                "Back-off pulling image",
+                "10m",
+                7,
+                "web.1"
+            ])
+        );
+        assert_eq!(
+            t["rows"][1]["cells"],
+            json!([
+                "2m",
+                "Normal",
+                "Ready",
+                "node",
+                "",
+                "kubepull-node, h",
+                "ok",
+                "2m",
+                1,
+                "n.2"
+            ])
+        );
     }
 
     #[test]

@@ -2361,6 +2361,11 @@ async fn events_through_both_groups() {
             reportingInstance: op-1\neventTime: 2026-01-01T00:00:00.000000Z\n";
         let (ok, out) = k(&["create", "-f", "-"], Some(recorded));
         assert!(ok, "{out}");
+        // a missing Event is named as the group asked for it
+        let (ok, out) = k(&["get", "events.v1.events.k8s.io", "nope"], None);
+        assert!(!ok && out.contains(r#"events.events.k8s.io "nope" not found"#), "{out}");
+        let (ok, out) = k(&["get", "events", "nope"], None);
+        assert!(!ok && out.contains(r#"events "nope" not found"#), "{out}");
         let (ok, out) = k(&["get", "events"], None);
         assert!(ok, "{out}");
         let line = out.lines().find(|l| l.contains("pod/web")).unwrap_or_default();
@@ -2437,7 +2442,7 @@ async fn events_through_both_groups() {
         .unwrap();
     assert_eq!(row["cells"][2], "Pulled", "{row}");
     assert_eq!(row["cells"][3], "pod/web", "{row}");
-    assert_eq!(row["cells"][4], "pulled", "{row}");
+    assert_eq!(row["cells"][6], "pulled", "{row}");
     assert_eq!(row["object"]["note"], "pulled", "{row}");
     assert!(row["object"].get("message").is_none(), "{row}");
     server.shutdown().await;

@@ -700,6 +700,42 @@ async fn selectable_fields_with_kubectl() {
     server.shutdown().await;
 }
 
+/// A custom resource whose kind has a built-in kind's name (`Event`, `Secret`) gets its schema's
+/// checks only, not the built-in kind's: an `Event` of another group whose `involvedObject` is
+/// in another namespace, and a cluster-scoped one, are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_kinds_named_as_built_in_kinds_get_only_their_schema() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let ki = |args: &[&str], stdin: &str| kubectl(&admin, &home, args, Some(stdin));
+        let k = |args: &[&str]| kubectl(&admin, &home, args, None);
+        for (plural, kind, scope) in [("events", "Event", "Namespaced"), ("secrets", "Secret", "Cluster")] {
+            let crd = format!("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {plural}.audit.kubepull.io}}\nspec:\n  group: audit.kubepull.io\n  scope: {scope}\n  names: {{plural: {plural}, kind: {kind}}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}\n");
+            let (ok, out) = ki(&["apply", "-f", "-"], &crd);
+            assert!(ok, "{out}");
+            let (ok, out) = k(&["wait", "--for=condition=Established", &format!("crd/{plural}.audit.kubepull.io")]);
+            assert!(ok, "{out}");
+        }
+        let (ok, out) = k(&["create", "namespace", "team"]);
+        assert!(ok, "{out}");
+        // a core Event so made would be refused: its involvedObject's namespace is not its own
+        let ev = "apiVersion: audit.kubepull.io/v1\nkind: Event\nmetadata: {name: Login.1, namespace: team}\ninvolvedObject: {kind: Pod, name: p, namespace: other}\n";
+        let (ok, out) = ki(&["create", "-f", "-"], ev);
+        assert!(!ok && out.contains("metadata.name: Invalid value: \"Login.1\": a lowercase RFC 1123 subdomain"), "{out}");
+        let (ok, out) = ki(&["create", "-f", "-"], &ev.replace("Login.1", "login.1"));
+        assert!(ok, "{out}");
+        // a core Secret's type and data rules do not apply either
+        let (ok, out) = ki(&["create", "-f", "-"], "apiVersion: audit.kubepull.io/v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/dockerconfigjson\ndata: {x: not-base64}\n");
+        assert!(ok, "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
+
 /// A watch of custom resources ends when its CRD's definition changes (kube-apiserver replaces
 /// the CRD's storage, which closes the watches on it), so clients watch again under the new
 /// definition; a change of the CRD's labels does not end it.
