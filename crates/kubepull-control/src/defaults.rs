@@ -13,6 +13,7 @@
 //! ([`prepare_pod_create`]).
 
 use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
 use crate::admission::SetDefaults;
@@ -377,6 +378,7 @@ fn default_spec(spec: &mut core::PodSpec) {
         // `SetDefaults_EphemeralContainer`: as a container
         default_container(container_parts!(c));
     }
+    resource_list(spec.overhead.as_mut());
 }
 
 /// `SetDefaults_PodSpec`: DNS policy ClusterFirst, restart policy Always, an empty pod
@@ -495,7 +497,10 @@ fn default_container(c: ContainerParts<'_>) {
             or(&mut f.api_version, "v1");
         }
     }
-    c.resources.get_or_insert_with(Default::default);
+    let r = c.resources.get_or_insert_with(Default::default);
+    for list in [&mut r.limits, &mut r.requests] {
+        resource_list(list.as_mut());
+    }
     for p in c.probes.into_iter().flatten() {
         or_int(&mut p.timeout_seconds, 1);
         or_int(&mut p.period_seconds, 10);
@@ -514,6 +519,14 @@ fn default_container(c: ContainerParts<'_>) {
                 default_http_get(g);
             }
         }
+    }
+}
+
+/// `SetDefaults_ResourceList`: each quantity rounded up to milli-units, in the spelling
+/// kube-apiserver then writes ([`crate::quantities::go_resource_list_string`]).
+fn resource_list(list: Option<&mut std::collections::BTreeMap<String, Quantity>>) {
+    for q in list.into_iter().flat_map(|l| l.values_mut()) {
+        q.0 = crate::quantities::go_resource_list_string(&q.0);
     }
 }
 

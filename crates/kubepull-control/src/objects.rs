@@ -180,7 +180,7 @@ fn generation_changed(r: &Resource, old: &Value, new: &Value, field: &str) -> bo
 }
 
 /// Drops from an update's `causes` those the stored object `old` has itself, at a path whose
-/// value the update (`new`) leaves exactly as stored: a value that an earlier build stored,
+/// value the update (`new`) leaves exactly as stored (or absent from both): a value that an earlier build stored,
 /// before a check was added, does not make the object impossible to change (its finalizers,
 /// owner references, data or status); changing that field, or making it wrong another way, is
 /// still refused. A privileged container stays refused when the cluster does not allow them,
@@ -200,8 +200,11 @@ fn ratchet(
         admission::validate(r, old, None, pod_parts(None, template.as_ref()))
     });
     causes.retain(|c| {
+        // a path absent from both (a container that inherits the pod's AppArmor profile has
+        // none of its own where the cause points) is left as stored too
         let unchanged = || match (value_at(old, &c.field), value_at(new, &c.field)) {
             (Some(a), Some(b)) => a == b,
+            (None, None) => true,
             _ => false,
         };
         c.detail == "disallowed by cluster policy" || !had.contains(c) || !unchanged()
@@ -3353,6 +3356,33 @@ mod tests {
         // the labels changed: both keys are judged
         assert!(e.message.contains("\"-worse-\""), "{}", e.message);
         assert!(e.message.contains("\"-bad-\""), "{}", e.message);
+
+        // a Deployment whose container inherits the pod's AppArmor profile while its
+        // annotation names another (refused since the check came): the cause points at the
+        // container's own profile, absent before and after, and a scale still goes through
+        let deps = resources::find("apps", "v1", "deployments").unwrap();
+        o.store()
+            .create(
+                &deps.key("default", "armored"),
+                serde_json::to_vec(&json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "armored", "namespace": "default", "uid": "u-dep",
+                        "creationTimestamp": "2026-01-01T00:00:00Z", "generation": 1},
+                    "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}},
+                        "template": {"metadata": {"labels": {"a": "b"}, "annotations": {
+                            "container.apparmor.security.beta.kubernetes.io/c": "unconfined"}},
+                            "spec": {"securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}},
+                                "containers": [{"name": "c", "image": "busybox:1.36"}]}}}}))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        let mut d = o.get(deps, "default", "armored").await.unwrap();
+        d["spec"]["replicas"] = json!(3);
+        let stored = o
+            .update(deps, "default", "armored", d, None, false)
+            .await
+            .unwrap();
+        assert_eq!(stored["spec"]["replicas"], 3);
     }
 
     /// A stored ServiceAccount that does not decode (written straight to storage) makes the pod

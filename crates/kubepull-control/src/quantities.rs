@@ -245,7 +245,9 @@ fn validate_nonnegative(q: &ApiQuantity, path: &str, causes: &mut Vec<Cause>) {
 /// unquoted).
 fn validate_quantity_value(name: &str, q: &ApiQuantity, path: &str, causes: &mut Vec<Cause>) {
     validate_nonnegative(q, path, causes);
-    if is_integer_resource(name) && parse(q).is_some_and(|v| v.scaled(3) % 1000 != 0) {
+    // `MilliValue()` is an int64: beyond it, Go's value is the bound (…807), not whole
+    let milli = |v: Quantity| v.scaled(3).clamp(i64::MIN.into(), i64::MAX.into());
+    if is_integer_resource(name) && parse(q).is_some_and(|v| milli(v) % 1000 != 0) {
         causes.push(Cause::invalid(path, go_string(&q.0), NOT_INTEGER));
     }
 }
@@ -290,18 +292,26 @@ fn huge_page_value_divisible(name: &str, q: &ApiQuantity) -> bool {
 }
 
 /// Whether a spec's containers ask for huge pages in amounts that are not multiples of the
-/// page size (`usesIndivisibleHugePagesValues`): an update of such a spec may keep them.
+/// page size (`usesIndivisibleHugePagesValues`: containers of every kind, and the overhead):
+/// an update of such a spec may keep them.
 pub(crate) fn uses_indivisible_huge_pages(spec: &core::PodSpec) -> bool {
     let lists = |r: &core::ResourceRequirements| {
         let (l, q) = (r.limits.iter().flatten(), r.requests.iter().flatten());
         l.chain(q)
             .any(|(n, v)| is_huge_pages(n) && !huge_page_value_divisible(n, v))
     };
+    let ephemeral = spec.ephemeral_containers.iter().flatten();
     spec.containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
         .filter_map(|c| c.resources.as_ref())
+        .chain(ephemeral.filter_map(|c| c.resources.as_ref()))
         .any(lists)
+        || spec
+            .overhead
+            .iter()
+            .flatten()
+            .any(|(n, v)| is_huge_pages(n) && !huge_page_value_divisible(n, v))
 }
 
 /// `GetValidationOptionsFromPodSpecAndMeta`'s `AllowIndivisibleHugePagesValues`: whether the
@@ -312,7 +322,18 @@ pub(crate) fn old_spec_allows_indivisible_huge_pages(
     pointer: &str,
 ) -> bool {
     use serde::Deserialize as _;
+    // a spec that names no huge pages needs no decoding (most updates)
+    fn names_huge_pages(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(m) => m
+                .iter()
+                .any(|(k, x)| is_huge_pages(k) || names_huge_pages(x)),
+            serde_json::Value::Array(a) => a.iter().any(names_huge_pages),
+            _ => false,
+        }
+    }
     old.and_then(|o| o.pointer(pointer))
+        .filter(|s| names_huge_pages(s))
         .and_then(|s| core::PodSpec::deserialize(s).ok())
         .is_some_and(|s| uses_indivisible_huge_pages(&s))
 }
@@ -582,6 +603,26 @@ pub(crate) fn go_string(text: &str) -> String {
         Some(_) if parse_keeps_text(s) => s.to_string(),
         Some(q) => canonical(&q),
         None => s.to_string(),
+    }
+}
+
+/// A resource list's quantity as kube-apiserver stores and returns it: `SetDefaults_ResourceList`
+/// rounds it up to milli-units (`RoundUp(-3)`, which forgets the spelling when it changes the
+/// value: `100u` → `1m`, `1.0001` → `1001m`), then `MarshalJSON` writes `String()` ([`go_string`]:
+/// `0.5` → `500m`, `1024Mi` → `1Gi`, `1500m` kept). A text that is not a quantity is kept (the
+/// decoder refuses it first).
+pub(crate) fn go_resource_list_string(text: &str) -> String {
+    let s = text.trim();
+    match Quantity::parse(s) {
+        Some(q) => {
+            let r = q.round_up(-3);
+            if r != q {
+                canonical(&r)
+            } else {
+                go_string(s)
+            }
+        }
+        None => text.to_string(),
     }
 }
 
@@ -879,6 +920,18 @@ mod tests {
             json!({"limits": {"example.com/foo": "2000m"}, "requests": {"example.com/foo": "2"}})
         )
         .is_empty());
+        // beyond int64 milli-units Go's MilliValue() is its bound, which is not whole
+        assert_eq!(
+            r(json!({"limits": {"example.com/foo": "10P"}, "requests": {"example.com/foo": "10P"}})),
+            [
+                "spec.containers[0].resources.limits[example.com/foo]: Invalid value: 10P: must be an integer",
+                "spec.containers[0].resources.requests[example.com/foo]: Invalid value: 10P: must be an integer",
+            ]
+        );
+        assert!(r(
+            json!({"limits": {"example.com/foo": "9P"}, "requests": {"example.com/foo": "9P"}})
+        )
+        .is_empty());
         assert_eq!(
             r(json!({"limits": {"example.com/foo": "1"}, "requests": {"example.com/foo": "1000m", "example.com/bar": "1"}})),
             ["spec.containers[0].resources.limits: Required value: Limit must be set for non overcommitable resources"]
@@ -911,6 +964,18 @@ mod tests {
         let old = json!({"spec": container(json!({"limits": {"hugepages-2Mi": "3Mi"}}))});
         assert!(old_spec_allows_indivisible_huge_pages(Some(&old), "/spec"));
         assert!(!old_spec_allows_indivisible_huge_pages(None, "/spec"));
+        // indivisible values in the overhead count too; a spec without huge pages does not
+        let overhead = json!({"spec": {"containers": [{"name": "c", "image": "i"}],
+            "overhead": {"hugepages-2Mi": "3Mi"}}});
+        assert!(old_spec_allows_indivisible_huge_pages(
+            Some(&overhead),
+            "/spec"
+        ));
+        let plain = json!({"spec": container(json!({"limits": {"memory": "3Mi"}}))});
+        assert!(!old_spec_allows_indivisible_huge_pages(
+            Some(&plain),
+            "/spec"
+        ));
         // the overhead is checked as container limits are
         assert_eq!(
             causes(json!({"containers": [{"name": "c", "image": "i"}], "overhead": {"pods": "1"}})),

@@ -1493,7 +1493,7 @@ async fn write_scale(
 /// An updated Scale's namespace and name against the URL's (`ns` `None` for a cluster-scoped
 /// parent), as an update's object is checked (apiserver `handlers/update.go`): no namespace is
 /// the URL's (`EnsureObjectNamespaceMatchesRequestNamespace`), another is a 400; a cluster-scoped
-/// parent's Scale has none; no name is the URL's, another is `checkName`'s 400.
+/// parent's Scale has none; then `checkName`: a name, the URL's.
 fn scale_meta_of_update(scale: &mut Value, ns: Option<&str>, name: &str) -> ApiResult<()> {
     if !scale.get("metadata").is_some_and(Value::is_object) {
         scale["metadata"] = json!({});
@@ -1516,20 +1516,24 @@ fn scale_meta_of_update(scale: &mut Value, ns: Option<&str>, name: &str) -> ApiR
         )),
         Some(_) => {}
     }
-    match scale.pointer("/metadata/name").and_then(Value::as_str) {
-        None | Some("") => scale["metadata"]["name"] = json!(name),
-        Some(given) if given != name => return Err(ApiError::name_mismatch(given, name)),
-        Some(_) => {}
-    }
-    Ok(())
+    check_name(scale, None, name)
 }
 
-/// `checkName` (apiserver `handlers/rest.go`) of a patched object: it has a name
-/// (`ContextBasedNaming.ObjectName`'s `name must be provided`), the URL's, and a namespace, if
-/// any, the URL's.
+/// `checkName` (apiserver `handlers/rest.go`) of a patched or updated object: it has a name
+/// (`ContextBasedNaming.ObjectName`'s `name must be provided`) and it is the URL's; for a patch
+/// (`ns` given) first `EnsureObjectNamespaceMatchesRequestNamespace`, which `applyPatch` runs
+/// before it: a namespace, if any, the URL's.
 fn check_name(obj: &Value, ns: Option<&str>, name: &str) -> ApiResult<()> {
     let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("");
     let (given, given_ns) = (s("/metadata/name"), s("/metadata/namespace"));
+    if let Some(ns) = ns.filter(|ns| !ns.is_empty()) {
+        if !given_ns.is_empty() && given_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+                    .into(),
+            ));
+        }
+    }
     if given.is_empty() {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({name} based on URL) was undeterminable: name must be provided"
@@ -1537,13 +1541,6 @@ fn check_name(obj: &Value, ns: Option<&str>, name: &str) -> ApiResult<()> {
     }
     if given != name {
         return Err(ApiError::name_mismatch(given, name));
-    }
-    if let Some(ns) = ns.filter(|ns| !ns.is_empty()) {
-        if !given_ns.is_empty() && given_ns != ns {
-            return Err(ApiError::bad_request(format!(
-                "the namespace of the object ({given_ns}) does not match the namespace on the URL ({ns})"
-            )));
-        }
     }
     Ok(())
 }

@@ -187,6 +187,20 @@ async fn container_resources_are_validated_as_kube_apiserver_does() {
         "requests": {"example.com/foo": "2000m"}});
     let (code, made) = api.post(PODS, &pod("fine", ok)).await;
     assert_eq!(code, 201, "{made}");
+    // resource lists are rounded up to milli-units before they are checked and stored
+    // (`SetDefaults_ResourceList`), and stored as `String()` spells them: a request above its
+    // limit only below a milli-unit is not above it
+    let fine = json!({"limits": {"cpu": "1.00005", "memory": "0.5Gi"},
+        "requests": {"cpu": "1.0002", "ephemeral-storage": "100u", "memory": "536870912"}});
+    let (code, made) = api.post(PODS, &pod("rounded", fine)).await;
+    assert_eq!(code, 201, "{made}");
+    let (_, got) = api.get(&format!("{PODS}/rounded")).await;
+    assert_eq!(
+        got["spec"]["containers"][0]["resources"],
+        json!({"limits": {"cpu": "1001m", "memory": "512Mi"},
+            "requests": {"cpu": "1001m", "ephemeral-storage": "1m", "memory": "536870912"}}),
+        "{got}"
+    );
     // a template is checked too
     let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
         "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
@@ -346,6 +360,15 @@ async fn a_scale_names_its_parent_and_a_uid_it_names_is_a_precondition() {
             "BadRequest",
             "the namespace of the provided object does not match the namespace sent on the request",
         );
+        // a replace's Scale without a name is refused (`checkName`), not given the URL's
+        let mut unnamed = with(json!({}));
+        unnamed["metadata"].as_object_mut().unwrap().remove("name");
+        assert_status(
+            &api.put(&scale_url, &unnamed).await,
+            400,
+            "BadRequest",
+            "the name of the object (web based on URL) was undeterminable: name must be provided",
+        );
         // a UID that is not the parent's is a failed precondition
         let wrong = "0b7c5bd4-0000-4000-8000-000000000000";
         let refused = api
@@ -386,7 +409,7 @@ async fn a_scale_names_its_parent_and_a_uid_it_names_is_a_precondition() {
             .await,
             400,
             "BadRequest",
-            "the namespace of the object (x) does not match the namespace on the URL (default)",
+            "the namespace of the provided object does not match the namespace sent on the request",
         );
         assert_status(
             &api.patch(
