@@ -29,6 +29,7 @@ use crate::transport::{
 
 mod auth;
 mod blob;
+mod filewriter;
 pub(crate) mod push;
 mod request;
 mod resolve;
