@@ -111,7 +111,7 @@ impl AsyncWrite for FileWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Seek, SeekFrom};
+    use std::io::{Read, Seek};
     use tokio::io::AsyncWriteExt;
 
     /// Bytes written in pieces of every size, across many buffers, land in order from the
@@ -140,7 +140,7 @@ mod tests {
         File::open(&path).unwrap().read_to_end(&mut got).unwrap();
         assert_eq!(&got[..4], b"head");
         assert_eq!(&got[4..], &data[..]);
-        assert_eq!(f.seek(SeekFrom::Current(0)).unwrap(), 4 + data.len() as u64);
+        assert_eq!(f.stream_position().unwrap(), 4 + data.len() as u64);
     }
 
     /// A failed write is the error of the next write or flush, not lost.
