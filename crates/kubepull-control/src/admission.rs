@@ -78,7 +78,7 @@ fn name_problems(r: &Resource, name: &str, prefix: bool) -> Vec<String> {
     };
     // `ValidateNamespaceName` is `NameIsDNSLabel` (`IsDNS1123Label`);
     // `ValidateServiceAccountName`, like most names, `NameIsDNSSubdomain` (`IsDNS1123Subdomain`)
-    let problems = if r.kind == "Namespace" {
+    let problems = if crate::resources::is_core(r, "Namespace") {
         dns1123_label_problems(name)
     } else {
         dns1123_subdomain_problems(name)

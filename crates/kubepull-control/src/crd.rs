@@ -178,9 +178,14 @@ impl Registry {
     /// which ends the watches open on it; clients watch again and meet the new definition
     /// (its schema, its selectable fields). Take it before reading the served version it
     /// guards.
-    pub fn retirement(&self, crd_name: &str) -> Option<tokio::sync::watch::Receiver<bool>> {
-        let m = self.retire.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(crd_name).map(|(_, tx)| tx.subscribe())
+    pub fn retirement(&self, crd_name: &str) -> tokio::sync::watch::Receiver<bool> {
+        let mut m = self.retire.lock().unwrap_or_else(|e| e.into_inner());
+        // a CRD served before its first retirement check has no entry yet: one of no known
+        // identity, which that check retires (at worst a watch ends at once)
+        m.entry(crd_name.to_string())
+            .or_insert_with(|| (Value::Null, tokio::sync::watch::channel(false).0))
+            .1
+            .subscribe()
     }
 
     /// Retires the CRDs of `crds` whose identity changed since the last call, and those gone.
@@ -637,15 +642,17 @@ pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     // `spec.subresources`, `spec.additionalPrinterColumns`, `spec.selectableFields`)
     let versions = obj.pointer("/spec/versions").and_then(Value::as_array);
     let vs: &[Value] = versions.map_or(&[], Vec::as_slice);
-    // `Semantic.DeepEqual`: an absent field is nil, and a nil list equals an empty one
+    // `Semantic.DeepEqual` of the decoded Go structs: an absent field is nil, and a nil list
+    // equals an empty one
     let field = |v: &'_ Value, k: &str| v.get(k).filter(|x| !x.is_null()).cloned();
     let list = |v: &'_ Value, k: &str| match v.get(k) {
         Some(Value::Array(a)) => a.clone(),
         _ => vec![],
     };
     let alike = |f: &dyn Fn(&Value) -> Option<Value>| {
+        let norm = |v: &Value| f(v).map(go_zero_values_dropped);
         vs.first()
-            .is_some_and(|v0| vs.iter().all(|v| f(v) == f(v0)))
+            .is_some_and(|v0| vs.iter().all(|v| norm(v) == norm(v0)))
     };
     let top_schema = alike(&|v| field(v, "schema"));
     let top_subresources = alike(&|v| field(v, "subresources"));
@@ -1253,10 +1260,17 @@ fn build(crds: &[Value]) -> Inner {
             continue;
         };
         let storage_api_version = format!("{group}/{}", s(storage, "/name"));
-        let storage_schema = storage
-            .pointer("/schema/openAPIV3Schema")
-            .cloned()
-            .unwrap_or(json!({}));
+        // numbers as Go holds them once decoded (a `default: 1.0` is the integer 1), so what a
+        // default fills in is stored and returned as kube-apiserver returns it
+        let schema_of = |v: &Value| {
+            let mut s = v
+                .pointer("/schema/openAPIV3Schema")
+                .cloned()
+                .unwrap_or(json!({}));
+            whole_numbers_as_integers(&mut s);
+            s
+        };
+        let storage_schema = schema_of(storage);
         let mut served_versions = vec![];
         for v in versions
             .iter()
@@ -1310,10 +1324,7 @@ fn build(crds: &[Value]) -> Inner {
                 Arc::new(Served {
                     r,
                     crd_name: s(crd, "/metadata/name").to_string(),
-                    schema: v
-                        .pointer("/schema/openAPIV3Schema")
-                        .cloned()
-                        .unwrap_or(json!({})),
+                    schema: schema_of(v),
                     storage_api_version: storage_api_version.clone(),
                     storage_schema: storage_schema.clone(),
                     status,
@@ -1637,6 +1648,43 @@ fn whole_numbers_as_integers(v: &mut Value) {
         Value::Object(o) => o.values_mut().for_each(whole_numbers_as_integers),
         _ => {}
     }
+}
+
+/// A CRD part as its decoded Go struct compares under `Semantic.DeepEqual`: a field holding its
+/// type's zero value (`false`, `0`, `""`, an empty list or map, null; not an empty object,
+/// which is a pointer to a zero struct) is as absent, and numbers
+/// compare as Go holds them (`1.0` is `1`); a JSON-valued field (`default`, `example`, `enum`)
+/// is kept as written, as a pointer to a value is not its zero.
+fn go_zero_values_dropped(mut v: Value) -> Value {
+    // `map`: the object is a Go map (`properties`), whose entries stay even when empty
+    fn walk(v: &mut Value, map: bool) {
+        match v {
+            Value::Object(m) => {
+                m.retain(|k, x| {
+                    if matches!(k.as_str(), "default" | "example" | "enum") {
+                        return true;
+                    }
+                    let is_map = matches!(
+                        k.as_str(),
+                        "properties" | "patternProperties" | "definitions" | "dependencies"
+                    );
+                    walk(x, is_map);
+                    // an empty object is a pointer to a zero struct (`status: {}`), not nil,
+                    // unless it is a map
+                    map || !(matches!(x, Value::Null | Value::Bool(false))
+                        || x.as_str() == Some("")
+                        || x.as_f64() == Some(0.0)
+                        || x.as_array().is_some_and(Vec::is_empty)
+                        || (is_map && x.as_object().is_some_and(serde_json::Map::is_empty)))
+                });
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, false)),
+            _ => {}
+        }
+    }
+    whole_numbers_as_integers(&mut v);
+    walk(&mut v, false);
+    v
 }
 
 /// `objectmeta.Coerce`: `metadata` must decode as ObjectMeta (a type error is a 400); fields
@@ -2328,6 +2376,21 @@ mod tests {
             texts(&two(color.clone(), color.clone(), true), None),
             Vec::<String>::new()
         );
+        // schemas equal as Go structs (an empty `required`, `nullable: false`, `1.0` for `1`)
+        // are one schema
+        let mut same = two(color.clone(), color.clone(), true);
+        let s1 = &mut same["spec"]["versions"][1]["schema"]["openAPIV3Schema"];
+        s1["required"] = json!([]);
+        s1["nullable"] = json!(false);
+        s1["properties"]["spec"]["properties"]["size"]["minimum"] = json!(1.0);
+        let s0 = &mut same["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        s0["properties"]["spec"]["properties"]["size"]["minimum"] = json!(1);
+        assert_eq!(texts(&same, None), Vec::<String>::new());
+        // but the status subresource (`status: {}`) is not its absence
+        assert_ne!(
+            go_zero_values_dropped(json!({"status": {}})),
+            go_zero_values_dropped(json!({}))
+        );
         assert_eq!(
             texts(&two(color.clone(), json!([]), true), None),
             vec!["spec.versions[0].selectableFields: Invalid value: \"\": selectableFields may only be set when version.schema.openAPIV3Schema is not included"]
@@ -2478,5 +2541,23 @@ mod tests {
         let mut o2 = json!({"metadata": {"name": "x"}});
         apply_scale(sv, &mut o2, 5).unwrap();
         assert_eq!(o2["spec"]["replicas"], 5);
+    }
+
+    /// A schema default written `1.0` fills in the integer 1, on a write and on a read, as the
+    /// default Go decoded does.
+    #[test]
+    fn whole_float_defaults_fill_in_integers() {
+        let mut a = crd();
+        default_crd(&mut a);
+        a["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["replicas"]["default"] = json!(1.0);
+        a["status"] = statuses(std::slice::from_ref(&a))[0].clone();
+        let inner = build(&[a]);
+        let sv = inner.served.values().next().unwrap();
+        let mut o = json!({"metadata": {"name": "x"}, "spec": {}});
+        admit_body(sv, &mut o, false).unwrap();
+        assert_eq!(o["spec"]["replicas"].to_string(), "1");
+        let read = present(sv, json!({"metadata": {"name": "x"}, "spec": {}}));
+        assert_eq!(read["spec"]["replicas"].to_string(), "1");
     }
 }

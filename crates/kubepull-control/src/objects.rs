@@ -15,7 +15,7 @@ use crate::admission;
 use crate::errors::{ApiError, ApiResult, Cause};
 use crate::fieldselect::FieldSet;
 use crate::podsecurity;
-use crate::resources::{self, Resource};
+use crate::resources::{self, is_core, Resource};
 use crate::webhooks::{self, Attributes, Operation};
 
 /// Applies a patch of `content_type` to `obj`.
@@ -386,7 +386,7 @@ fn prepare_update(
                 crate::crd::default_crd(&mut obj);
                 crate::crd::warn_unsupported(&obj);
             }
-            if r.kind == "Service" {
+            if is_core(r, "Service") {
                 crate::services::keep_allocated(old, &mut obj);
             }
             // counted on the object as stored: what the kind's preparation filled in (a Job's
@@ -1453,7 +1453,7 @@ impl Objects {
         if webhooks::dry_run() {
             return Ok(obj);
         }
-        let held = if r.kind == "Service" {
+        let held = if is_core(r, "Service") {
             Some(
                 self.services
                     .allocate(self.store.as_ref(), &mut obj, None)
@@ -1488,7 +1488,7 @@ impl Objects {
             // answered as read back: from the storage version into the requested one
             obj = crate::crd::present(sv, crate::crd::to_storage(sv, &obj));
         }
-        if r.kind == "Namespace" {
+        if is_core(r, "Namespace") {
             // every namespace gets its default ServiceAccount (serviceaccounts-controller)
             let sa = resources::find("", "v1", "serviceaccounts").expect("sa");
             let _ = Box::pin(crate::managedfields::controller(self.create(
@@ -1536,6 +1536,8 @@ impl Objects {
         let empty_meta = ObjectMeta::default();
         let empty = core::PodSpec::default();
         let (meta, spec, enforce) = match r.kind {
+            // a custom resource of a built-in kind's name is no pod spec to enforce
+            _ if !resources::is_builtin(r) => return Ok(()),
             "Pod" => {
                 // an update that leaves the spec and the seccomp annotations as they were is
                 // not significant: nothing to decode
@@ -2016,7 +2018,7 @@ impl Objects {
         // (ShouldDeleteDuringUpdate: a pod only once its grace period is over)
         if new.pointer("/metadata/deletionTimestamp").is_some()
             && finalizers_empty
-            && (r.kind != "Pod"
+            && (!is_core(r, "Pod")
                 || new
                     .pointer("/metadata/deletionGracePeriodSeconds")
                     .and_then(Value::as_i64)
@@ -2030,7 +2032,7 @@ impl Objects {
                 .delete(&key, Some(cur_kv.mod_revision))
                 .await
                 .map_err(|e| store_err(r, name, e))?;
-            if r.kind == "Service" {
+            if is_core(r, "Service") {
                 self.services
                     .release_service(self.store.as_ref(), &old)
                     .await;
@@ -2041,7 +2043,7 @@ impl Objects {
             }
             return Ok(Tried::Done(self.present(r, new)));
         }
-        let held = if r.kind == "Service" && subresource.is_none() {
+        let held = if is_core(r, "Service") && subresource.is_none() {
             Some(
                 self.services
                     .allocate(self.store.as_ref(), &mut new, Some(&old))
@@ -2239,7 +2241,7 @@ impl Objects {
                 if webhooks::dry_run() {
                     return Ok(obj);
                 }
-                if r.kind == "Namespace" {
+                if is_core(r, "Namespace") {
                     // NamespaceLifecycle: creates in it are checked live from now on
                     self.namespaces.force_live_lookup(name);
                 }
@@ -2261,7 +2263,7 @@ impl Objects {
             if crate::crd::is_crd(r) {
                 crate::crd::begin_deletion(&mut obj, &mut finalizers);
             }
-            let graceful_pod = r.kind == "Pod"
+            let graceful_pod = is_core(r, "Pod")
                 && obj
                     .pointer("/spec/nodeName")
                     .and_then(Value::as_str)
@@ -2271,14 +2273,14 @@ impl Objects {
                     .and_then(Value::as_str)
                     .is_none_or(|p| p != "Succeeded" && p != "Failed")
                 && opts.grace_period_seconds.unwrap_or(1) > 0;
-            let namespace = r.kind == "Namespace";
+            let namespace = is_core(r, "Namespace");
             if finalizers.is_empty() && !graceful_pod && !namespace {
                 if crate::crd::is_crd(r) {
                     crate::crd::delete_instances(self, &obj).await?;
                 }
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok((rev, _)) => {
-                        if r.kind == "Service" {
+                        if is_core(r, "Service") {
                             self.services
                                 .release_service(self.store.as_ref(), &obj)
                                 .await;
@@ -2299,7 +2301,7 @@ impl Objects {
                 let grace = obj
                     .pointer("/metadata/deletionGracePeriodSeconds")
                     .and_then(Value::as_i64);
-                if r.kind == "Pod" && opts.grace_period_seconds == Some(0) && grace != Some(0) {
+                if is_core(r, "Pod") && opts.grace_period_seconds == Some(0) && grace != Some(0) {
                     obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
                     match self
                         .store
@@ -2390,7 +2392,7 @@ impl Objects {
         let sr = resources::storage_of(r);
         match self.store.delete(&sr.key(ns, name), None).await {
             Ok((_, prev)) => {
-                if r.kind == "Service" {
+                if is_core(r, "Service") {
                     self.services
                         .release_service(self.store.as_ref(), &decode(&prev))
                         .await;

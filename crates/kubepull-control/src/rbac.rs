@@ -634,7 +634,7 @@ pub async fn authorize(
         resource: r.plural,
         subresource: sub.unwrap_or(""),
         // namespaces are cluster-scoped; the request's namespace is the namespace itself
-        namespace: if r.kind == "Namespace" {
+        namespace: if crate::resources::is_core(r, "Namespace") {
             name
         } else if r.namespaced {
             namespace.unwrap_or("")
@@ -648,7 +648,7 @@ pub async fn authorize(
         return Ok(());
     }
     let mut shown = a.to_attributes();
-    if r.kind == "Namespace" {
+    if crate::resources::is_core(r, "Namespace") {
         shown.namespace.clear();
     }
     Err(forbidden(&u.name, &shown, Some(r)))

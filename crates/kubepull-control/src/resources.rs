@@ -90,6 +90,11 @@ const VERBS: &[&str] = &[
 ];
 
 /// Every served resource.
+/// Whether `r` is the core group's `kind` (a custom resource may share the kind's name).
+pub fn is_core(r: &Resource, kind: &str) -> bool {
+    r.group.is_empty() && r.kind == kind
+}
+
 /// Whether `r` is one of the kinds the server defines itself (not a custom resource, whose
 /// kind may share a built-in kind's name; a CRD may not take a built-in group).
 pub fn is_builtin(r: &Resource) -> bool {

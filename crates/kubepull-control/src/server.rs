@@ -1043,7 +1043,7 @@ async fn resource_request(
             // the CRD's retirement signal, then its definition as it is now
             let retired = cr
                 .as_ref()
-                .and_then(|sv| state.objects.crds().retirement(&sv.crd_name));
+                .map(|sv| state.objects.crds().retirement(&sv.crd_name));
             let cr = match cr {
                 Some(_) => Some(
                     state
@@ -1148,7 +1148,10 @@ async fn resource_request(
                     .pointer("/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                if matches!(r.kind, "Node" | "Lease") && named != n {
+                if crate::resources::is_builtin(r)
+                    && matches!(r.kind, "Node" | "Lease")
+                    && named != n
+                {
                     return Err(ApiError::forbidden(
                         r,
                         named,
@@ -1161,7 +1164,7 @@ async fn resource_request(
             }
             // the RBAC escalation check runs in create, after mutating admission (as the
             // policybased storage's); a dry run (`dryRun=All`) goes through admission and is not stored
-            let obj = if r.kind == "CertificateSigningRequest" {
+            let obj = if crate::resources::is_builtin(r) && r.kind == "CertificateSigningRequest" {
                 let body = csr_admission(&state, &user, body, strict)?;
                 state.objects.create_decoded(r, &ns, body, &user).await?
             } else {

@@ -415,7 +415,7 @@ pub fn table(r: &Resource, items: &[Value], resource_version: u64) -> Value {
                 col("Message", "string", 0),
                 col("First Seen", "string", 1),
                 col("Count", "string", 1),
-                json!({"name": "Name", "type": "string", "format": "", "description": "", "priority": 1}),
+                col("Name", "string", 1),
             ],
             items
                 .iter()

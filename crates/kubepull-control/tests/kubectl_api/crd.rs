@@ -712,7 +712,7 @@ async fn custom_kinds_named_as_built_in_kinds_get_only_their_schema() {
     tokio::task::spawn_blocking(move || {
         let ki = |args: &[&str], stdin: &str| kubectl(&admin, &home, args, Some(stdin));
         let k = |args: &[&str]| kubectl(&admin, &home, args, None);
-        for (plural, kind, scope) in [("events", "Event", "Namespaced"), ("secrets", "Secret", "Cluster")] {
+        for (plural, kind, scope) in [("events", "Event", "Namespaced"), ("secrets", "Secret", "Cluster"), ("services", "Service", "Namespaced"), ("namespaces", "Namespace", "Cluster")] {
             let crd = format!("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {plural}.audit.kubepull.io}}\nspec:\n  group: audit.kubepull.io\n  scope: {scope}\n  names: {{plural: {plural}, kind: {kind}}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}\n");
             let (ok, out) = ki(&["apply", "-f", "-"], &crd);
             assert!(ok, "{out}");
@@ -730,6 +730,20 @@ async fn custom_kinds_named_as_built_in_kinds_get_only_their_schema() {
         // a core Secret's type and data rules do not apply either
         let (ok, out) = ki(&["create", "-f", "-"], "apiVersion: audit.kubepull.io/v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/dockerconfigjson\ndata: {x: not-base64}\n");
         assert!(ok, "{out}");
+        // a Service of another group gets no cluster IP; a Namespace of another group is a
+        // subdomain-named object deleted at once, with no default ServiceAccount made for it
+        let (ok, out) = ki(&["create", "-f", "-"], "apiVersion: audit.kubepull.io/v1\nkind: Service\nmetadata: {name: web, namespace: team}\nspec: {ports: [{port: 80}]}\n");
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "services.audit.kubepull.io", "web", "-n", "team", "-o", "jsonpath={.spec}"]);
+        assert!(ok && !out.contains("clusterIP"), "{out}");
+        let (ok, out) = ki(&["create", "-f", "-"], "apiVersion: audit.kubepull.io/v1\nkind: Namespace\nmetadata: {name: a.b}\n");
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "serviceaccounts", "-n", "a.b", "-o", "name"]);
+        assert!(ok && out.trim().is_empty(), "{out}");
+        let (ok, out) = k(&["delete", "namespaces.audit.kubepull.io", "a.b", "--wait=false"]);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "namespaces.audit.kubepull.io", "a.b"]);
+        assert!(!ok && out.contains("NotFound"), "{out}");
     })
     .await
     .unwrap();

@@ -30,6 +30,8 @@ pub(crate) struct FileWriter {
     spare: Option<Vec<u8>>,
     inflight: Option<Inflight>,
     cap: usize,
+    /// A write failed: every later write and flush fails too, so nothing lands after a gap.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl FileWriter {
@@ -41,6 +43,15 @@ impl FileWriter {
             spare: None,
             inflight: None,
             cap: cap.max(1),
+            failed: None,
+        }
+    }
+
+    /// The failure an earlier write had, again.
+    fn check(&self) -> io::Result<()> {
+        match &self.failed {
+            Some((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
+            None => Ok(()),
         }
     }
 
@@ -51,10 +62,20 @@ impl FileWriter {
         };
         let joined = ready!(Pin::new(h).poll(cx));
         self.inflight = None;
-        let (file, mut buf, res) = joined.map_err(|e| io::Error::other(e.to_string()))?;
+        let (file, mut buf, res) = match joined {
+            Ok(x) => x,
+            Err(e) => {
+                let e = io::Error::other(e.to_string());
+                self.failed = Some((e.kind(), e.to_string()));
+                return Poll::Ready(Err(e));
+            }
+        };
         buf.clear();
         self.file = Some(file);
         self.spare = Some(buf);
+        if let Err(e) = &res {
+            self.failed = Some((e.kind(), e.to_string()));
+        }
         Poll::Ready(res)
     }
 
@@ -62,6 +83,7 @@ impl FileWriter {
     /// to the spare one.
     fn poll_submit(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_inflight(cx))?;
+        self.check()?;
         if self.buf.is_empty() {
             return Poll::Ready(Ok(()));
         }
@@ -87,6 +109,7 @@ impl AsyncWrite for FileWriter {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.check()?;
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -100,7 +123,8 @@ impl AsyncWrite for FileWriter {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_submit(cx))?;
-        self.poll_inflight(cx)
+        ready!(self.poll_inflight(cx))?;
+        self.check().into()
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -143,7 +167,8 @@ mod tests {
         assert_eq!(f.stream_position().unwrap(), 4 + data.len() as u64);
     }
 
-    /// A failed write is the error of the next write or flush, not lost.
+    /// A failed write is the error of the next write or flush, not lost, and of every one
+    /// after it: nothing is written after a gap.
     #[tokio::test]
     async fn a_failed_write_is_reported() {
         // a file opened read-only refuses writes
@@ -162,5 +187,7 @@ mod tests {
             failed = w.flush().await.is_err();
         }
         assert!(failed);
+        assert!(w.write_all(&[1; 8]).await.is_err());
+        assert!(w.flush().await.is_err());
     }
 }
