@@ -68,8 +68,7 @@ pub(super) fn digest_of(alg: DigestAlgorithm, bytes: &[u8]) -> Digest {
     h.finish()
 }
 
-/// Write buffer of a blob file: few, large writes (two of them, one filling while the other is
-/// written).
+/// Write buffer of a blob file: few, large writes.
 const BLOB_WRITE_BUFFER: usize = 1 << 20;
 
 /// Where a download continues: the bytes the sink already holds and their hash.
@@ -503,14 +502,7 @@ impl Repository {
                 }
             }
             let resume = (offset > 0).then_some(Resume { offset, hasher });
-            // a handle of its own that shares the file's offset, for the writer's threads
-            let handle = file
-                .try_clone()
-                .await
-                .map_err(|e| io("open partial blob", e))?
-                .into_std()
-                .await;
-            let mut w = super::filewriter::FileWriter::new(handle, BLOB_WRITE_BUFFER);
+            let mut w = tokio::io::BufWriter::with_capacity(BLOB_WRITE_BUFFER, &mut file);
             let r = self
                 .fetch_blob_resuming(desc, &mut w, progress, resume)
                 .await;

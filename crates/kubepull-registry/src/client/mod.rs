@@ -29,7 +29,6 @@ use crate::transport::{
 
 mod auth;
 mod blob;
-mod filewriter;
 pub(crate) mod push;
 mod request;
 mod resolve;
