@@ -37,16 +37,17 @@ impl Api {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        let mut rq = self
-            .http
-            .request(method, format!("{}{path}", self.server.url()))
-            .bearer_auth(self.server.admin_token());
+        let url = format!("{}{path}", self.server.url());
         if let Some(b) = body {
-            rq = rq
-                .header("content-type", "application/json")
-                .body(b.to_string());
+            let json = "application/json";
+            return common::admin_send(&self.http, &self.server, method, url, json, b).await;
         }
-        let r = rq.send().await.unwrap();
+        let rq = self.http.request(method, url);
+        let r = rq
+            .bearer_auth(self.server.admin_token())
+            .send()
+            .await
+            .unwrap();
         let code = r.status().as_u16();
         (
             code,
@@ -67,20 +68,9 @@ impl Api {
     }
 
     async fn patch(&self, path: &str, content_type: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .patch(format!("{}{path}", self.server.url()))
-            .bearer_auth(self.server.admin_token())
-            .header("content-type", content_type)
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let code = r.status().as_u16();
-        (
-            code,
-            serde_json::from_slice(&r.bytes().await.unwrap()).unwrap(),
-        )
+        let url = format!("{}{path}", self.server.url());
+        let patch = reqwest::Method::PATCH;
+        common::admin_send(&self.http, &self.server, patch, url, content_type, body).await
     }
 }
 
