@@ -734,6 +734,11 @@ impl Rule {
     /// `rules.Matcher.Matches` (`predicates/rules/rules.go`): scope, operation, group, version
     /// and resource (`res/sub`, `*`, `*/*`, `res/*`, `*/sub`).
     fn matches(&self, a: &Attributes<'_>) -> bool {
+        self.matches_as(a, a.r)
+    }
+
+    /// As [`Rule::matches`], for the request made through `r` (an equivalent resource).
+    fn matches_as(&self, a: &Attributes<'_>, r: &Resource) -> bool {
         let any = |items: &[String], want: &str| items.iter().any(|i| i == "*" || i == want);
         let is_ns = a.r.group.is_empty() && a.r.plural == "namespaces";
         let scope = match self.scope.as_str() {
@@ -747,10 +752,10 @@ impl Rule {
             .any(|o| o == "*" || o == a.op.as_str());
         let sub = a.sub.unwrap_or("");
         let res = self.resources.iter().any(|rs| {
-            let (r, s) = rs.split_once('/').unwrap_or((rs.as_str(), ""));
-            (r == "*" || r == a.r.plural) && (s == "*" || s == sub)
+            let (p, s) = rs.split_once('/').unwrap_or((rs.as_str(), ""));
+            (p == "*" || p == r.plural) && (s == "*" || s == sub)
         });
-        scope && op && any(&self.groups, a.r.group) && any(&self.versions, a.r.version) && res
+        scope && op && any(&self.groups, r.group) && any(&self.versions, r.version) && res
     }
 }
 
@@ -852,6 +857,9 @@ struct Hook {
     timeout: Duration,
     timeout_secs: u64,
     reinvoke_if_needed: bool,
+    /// `matchPolicy: Equivalent` (the default): also called for a write through another
+    /// version or group of the same stored resource, with the object in the matched version.
+    equivalent: bool,
     target: Target,
 }
 
@@ -947,6 +955,7 @@ impl Hook {
             timeout: Duration::from_secs(timeout_secs),
             timeout_secs,
             reinvoke_if_needed: s("reinvocationPolicy") == "IfNeeded",
+            equivalent: s("matchPolicy") != "Exact",
             target,
         }
     }
@@ -1118,14 +1127,17 @@ impl Webhooks {
                     continue;
                 }
                 let current = obj.as_deref();
-                if !self
+                let Some(as_r) = self
                     .should_call(objects, h, a, current, old, &mut ns_labels)
                     .await?
-                {
+                else {
                     continue;
-                }
+                };
+                // the objects in the version the webhook matched
+                let conv = |o: &Value| convert(o, a.r, as_r);
+                let (current, old_as) = (current.map(conv), old.map(conv));
                 let changed = match self
-                    .call(objects, h, a, current, old, &info, true, round, i)
+                    .call(objects, h, a, as_r, current.as_ref(), old_as.as_ref(), &info, true, round, i)
                     .await?
                 {
                     Outcome::Rejected(e) => return Err(e),
@@ -1147,7 +1159,15 @@ impl Webhooks {
                             )?;
                             false
                         }
-                        Some(o) => apply(a, h, o, &patch)?,
+                        Some(o) if std::ptr::eq(as_r, a.r) => apply(a, h, o, &patch)?,
+                        // patched in the matched version, then converted back
+                        Some(o) => {
+                            let mut eq = current.unwrap_or_default();
+                            let ea = Attributes { r: as_r, ..a.clone() };
+                            let changed = apply(&ea, h, &mut eq, &patch)?;
+                            *o = convert(&eq, as_r, a.r);
+                            changed
+                        }
                     },
                 };
                 if changed {
@@ -1183,11 +1203,28 @@ impl Webhooks {
         let mut ns_labels = None;
         let mut calls = vec![];
         for (i, h) in snap.validating.iter().enumerate() {
-            if self
+            if let Some(as_r) = self
                 .should_call(objects, h, a, obj, old, &mut ns_labels)
                 .await?
             {
-                calls.push(self.call(objects, h, a, obj, old, &info, false, 0, i));
+                let conv = |o: &Value| convert(o, a.r, as_r);
+                let (obj, old) = (obj.map(conv), old.map(conv));
+                let info = &info;
+                calls.push(async move {
+                    self.call(
+                        objects,
+                        h,
+                        a,
+                        as_r,
+                        obj.as_ref(),
+                        old.as_ref(),
+                        info,
+                        false,
+                        0,
+                        i,
+                    )
+                    .await
+                });
             }
         }
         for r in futures_util::future::join_all(calls).await {
@@ -1201,7 +1238,9 @@ impl Webhooks {
 
     /// `ShouldCallHook` (`generic/webhook.go`): namespaceSelector (against the namespace's
     /// labels; a Namespace's own labels; never for other cluster-scoped objects), objectSelector
-    /// (the new or the old object), then the rules.
+    /// (the new or the old object), then the rules: the request's resource, else (matchPolicy
+    /// `Equivalent`) the first equivalent resource a rule matches
+    /// (`EquivalentResourcesFor`). Returns the resource the webhook is called as.
     async fn should_call(
         &self,
         objects: &Objects,
@@ -1210,7 +1249,7 @@ impl Webhooks {
         obj: Option<&Value>,
         old: Option<&Value>,
         ns_labels: &mut Option<Option<serde_json::Map<String, Value>>>,
-    ) -> ApiResult<bool> {
+    ) -> ApiResult<Option<&'static Resource>> {
         let is_ns = a.r.group.is_empty() && a.r.plural == "namespaces";
         if !h.namespace_selector.is_empty() && (is_ns || !a.namespace.is_empty()) {
             let labels = if is_ns && a.sub.is_none() {
@@ -1227,16 +1266,25 @@ impl Webhooks {
                 ns_labels.clone().flatten()
             };
             if !h.namespace_selector.matches(labels.as_ref()) {
-                return Ok(false);
+                return Ok(None);
             }
         }
         // `predicates/object/matcher.go`: a missing object never matches
         let object_matches =
             |o: Option<&Value>| o.is_some_and(|o| h.object_selector.matches(labels_of(Some(o))));
         if !(h.object_selector.is_empty() || object_matches(obj) || object_matches(old)) {
-            return Ok(false);
+            return Ok(None);
         }
-        Ok(h.rules.iter().any(|r| r.matches(a)))
+        if h.rules.iter().any(|r| r.matches(a)) {
+            return Ok(Some(a.r));
+        }
+        // a subresource's own kind (Scale, Binding) is sent as it is: no equivalents here
+        if !h.equivalent || a.kind.is_some() {
+            return Ok(None);
+        }
+        Ok(equivalents(objects, a.r)
+            .into_iter()
+            .find(|e| h.rules.iter().any(|r| r.matches_as(a, e))))
     }
 
     /// Calls one webhook; transport and response failures go through failurePolicy.
@@ -1245,6 +1293,7 @@ impl Webhooks {
         objects: &Objects,
         h: &Hook,
         a: &Attributes<'_>,
+        as_r: &'static Resource,
         obj: Option<&Value>,
         old: Option<&Value>,
         info: &Option<RequestInfo>,
@@ -1271,7 +1320,7 @@ impl Webhooks {
             )));
         }
         let uid = crate::objects::uuid();
-        let review = review(a, obj, old, info, &uid);
+        let review = review(a, as_r, obj, old, info, &uid);
         let op = a.op.as_str();
         match send(objects, h, &review, &uid, mutating).await {
             Ok(o) => {
@@ -1398,23 +1447,80 @@ fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiRes
     Ok(changed)
 }
 
+/// The resources stored as `r` is, that a webhook of matchPolicy `Equivalent` registered for
+/// one of them is called for (`EquivalentResourcesFor`): the other group's Events, a custom
+/// resource's other served versions (the preferred first).
+fn equivalents(objects: &Objects, r: &'static Resource) -> Vec<&'static Resource> {
+    if r.kind == "Event" && resources::is_builtin(r) {
+        let other = if r.group.is_empty() {
+            resources::find(crate::events::GROUP, "v1", "events")
+        } else {
+            resources::find("", "v1", "events")
+        };
+        return other.into_iter().collect();
+    }
+    let crds = objects.crds();
+    if crds.served(r).is_none() {
+        return vec![];
+    }
+    let versions = crds
+        .groups()
+        .into_iter()
+        .find(|(g, _)| g == r.group)
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    versions
+        .iter()
+        .filter(|v| v.as_str() != r.version)
+        .filter_map(|v| crds.find(r.group, v, r.plural))
+        .collect()
+}
+
+/// `obj` of resource `from` as resource `to` has it: an Event in the other group's shape, a
+/// custom resource with the other version's `apiVersion` (conversion `None`).
+fn convert(obj: &Value, from: &'static Resource, to: &'static Resource) -> Value {
+    if std::ptr::eq(from, to) {
+        return obj.clone();
+    }
+    if from.kind == "Event" && resources::is_builtin(from) {
+        let core = crate::events::stored(from, obj).into_owned();
+        return crate::events::served(to, core);
+    }
+    let mut o = obj.clone();
+    if o.is_object() {
+        o["apiVersion"] = json!(to.api_version());
+    }
+    o
+}
+
 /// The `AdmissionReview` v1 request (`request/admissionreview.go` `CreateV1AdmissionReview`).
 fn review(
     a: &Attributes<'_>,
+    as_r: &Resource,
     obj: Option<&Value>,
     old: Option<&Value>,
     info: &Option<RequestInfo>,
     uid: &str,
 ) -> Value {
     let (group, version, kind) = a.kind.unwrap_or((a.r.group, a.r.version, a.r.kind));
-    let gvk = json!({"group": group, "version": version, "kind": kind});
-    let gvr = json!({"group": a.r.group, "version": a.r.version, "resource": a.r.plural});
+    let request_gvk = json!({"group": group, "version": version, "kind": kind});
+    let request_gvr = json!({"group": a.r.group, "version": a.r.version, "resource": a.r.plural});
+    // an equivalent resource's webhook sees its own kind and resource, and what was asked for
+    // in requestKind and requestResource
+    let (gvk, gvr) = if std::ptr::eq(as_r, a.r) || a.kind.is_some() {
+        (request_gvk.clone(), request_gvr.clone())
+    } else {
+        (
+            json!({"group": as_r.group, "version": as_r.version, "kind": as_r.kind}),
+            json!({"group": as_r.group, "version": as_r.version, "resource": as_r.plural}),
+        )
+    };
     let mut req = json!({
         "uid": uid,
         "kind": gvk,
         "resource": gvr,
-        "requestKind": gvk,
-        "requestResource": gvr,
+        "requestKind": request_gvk,
+        "requestResource": request_gvr,
         "operation": a.op.as_str(),
         "userInfo": user_info(info),
         "object": obj.cloned().unwrap_or(Value::Null),

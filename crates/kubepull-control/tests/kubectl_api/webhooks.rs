@@ -1424,3 +1424,155 @@ async fn a_validating_webhook_refuses_a_scale_once() {
     assert_eq!(v["spec"]["replicas"], 1, "{v}");
     server.shutdown().await;
 }
+
+/// matchPolicy `Equivalent` (the default): a validating webhook registered for a CRD's `v1` is
+/// called for a create through `v1beta1`, with the object as `v1` (kind and resource `v1`,
+/// requestKind and requestResource `v1beta1`), and its refusal holds; one with `Exact` is not
+/// called. A webhook on core `events` is called for a create through `events.k8s.io` with the
+/// Event in its core form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equivalent_versions_and_groups_reach_the_webhooks() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let http = super::https_client_builder(&server).build().unwrap();
+    let t = tls();
+    let deny = Hook::start(
+        &t,
+        Arc::new(|_: &Value| {
+            Reply::Review(json!({"allowed": false, "status": {"message": "no widgets"}}))
+        }),
+    )
+    .await;
+    let exact = Hook::start(
+        &t,
+        Arc::new(|_: &Value| Reply::Review(json!({"allowed": true}))),
+    )
+    .await;
+    let events = Hook::start(
+        &t,
+        Arc::new(|_: &Value| Reply::Review(json!({"allowed": true}))),
+    )
+    .await;
+    // a mutating webhook on core events patches the core form (`message`); the change reaches
+    // the Event written through events.k8s.io as its `note`
+    let retitle = Hook::start(
+        &t,
+        Arc::new(|_: &Value| {
+            Reply::Review(patch(
+                json!([{"op": "replace", "path": "/message", "value": "looked again"}]),
+            ))
+        }),
+    )
+    .await;
+    let (h, s) = (&http, &server);
+    let post = move |path: &str, body: Value| {
+        let url = format!("{}{path}", s.url());
+        async move { admin_send(h, s, reqwest::Method::POST, url, "application/json", &body).await }
+    };
+    let schema = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}});
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": schema},
+                {"name": "v1beta1", "served": true, "storage": false, "schema": schema}]}});
+    let (code, v) = post(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        crd,
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let beta = "/apis/example.com/v1beta1/namespaces/default/widgets";
+    for _ in 0..100 {
+        let url = format!("{}{beta}", s.url());
+        let empty = json!({});
+        if admin_send(h, s, reqwest::Method::GET, url, "application/json", &empty)
+            .await
+            .0
+            == 200
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let v1_widgets = json!([{"operations": ["CREATE"], "apiGroups": ["example.com"], "apiVersions": ["v1"], "resources": ["widgets"]}]);
+    let core_events = json!([{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["events"]}]);
+    let cfg = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+    "metadata": {"name": "equivalent"},
+    "webhooks": [
+        webhook("deny.example.com", &deny.url("/"), &t.ca_pem, v1_widgets.clone(), json!({})),
+        webhook("exact.example.com", &exact.url("/"), &t.ca_pem, v1_widgets, json!({"matchPolicy": "Exact"})),
+        webhook("events.example.com", &events.url("/"), &t.ca_pem, core_events, json!({})),
+    ]});
+    let (code, v) = post(
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+        cfg,
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let core_events = json!([{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["events"]}]);
+    let cfg = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "retitle"},
+        "webhooks": [webhook("retitle.example.com", &retitle.url("/"), &t.ca_pem, core_events, json!({}))]});
+    let (code, v) = post(
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        cfg,
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+
+    let (code, v) = post(
+        beta,
+        json!({"apiVersion": "example.com/v1beta1", "kind": "Widget",
+        "metadata": {"name": "w"}, "spec": {"size": 1}}),
+    )
+    .await;
+    assert_ne!(code, 201, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("no widgets"),
+        "{v}"
+    );
+    let seen = deny.seen();
+    assert_eq!(seen.len(), 1);
+    let rq = &seen[0]["request"];
+    assert_eq!(
+        rq["kind"],
+        json!({"group": "example.com", "version": "v1", "kind": "Widget"}),
+        "{rq}"
+    );
+    assert_eq!(rq["resource"]["version"], "v1", "{rq}");
+    assert_eq!(rq["requestKind"]["version"], "v1beta1", "{rq}");
+    assert_eq!(rq["requestResource"]["version"], "v1beta1", "{rq}");
+    assert_eq!(rq["object"]["apiVersion"], "example.com/v1", "{rq}");
+    assert_eq!(rq["object"]["spec"]["size"], 1, "{rq}");
+    assert!(
+        exact.seen().is_empty(),
+        "an Exact webhook is called for its own version only"
+    );
+
+    let (code, v) = post(
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e.1"},
+        "eventTime": "2026-12-07T10:00:00.000000Z", "reportingController": "example.com/ctl",
+        "reportingInstance": "ctl-1", "action": "Check", "reason": "Checked", "type": "Normal",
+        "note": "looked", "regarding": {"kind": "Pod", "name": "p", "namespace": "default"}}),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["note"], "looked again", "{v}");
+    assert_eq!(retitle.seen()[0]["request"]["object"]["message"], "looked");
+    let seen = events.seen();
+    assert_eq!(seen.len(), 1);
+    let rq = &seen[0]["request"];
+    assert_eq!(
+        rq["kind"],
+        json!({"group": "", "version": "v1", "kind": "Event"}),
+        "{rq}"
+    );
+    assert_eq!(rq["requestKind"]["group"], "events.k8s.io", "{rq}");
+    assert_eq!(rq["object"]["involvedObject"]["name"], "p", "{rq}");
+    assert_eq!(rq["object"]["message"], "looked again", "{rq}");
+    assert_eq!(rq["object"]["apiVersion"], "v1", "{rq}");
+    server.shutdown().await;
+}
