@@ -13,6 +13,7 @@
 //! - Objects never appear in logs: a webhook skipped under `failurePolicy: Ignore` logs its name
 //!   and the transport error only.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1114,6 +1115,7 @@ impl Webhooks {
         }
         let info = request_info();
         let mut ns_labels = None;
+        let mut eqs = None;
         let mut previously_invoked: HashSet<usize> = HashSet::new();
         let mut should_reinvoke: HashSet<usize> = HashSet::new();
         let mut reinvoke = false;
@@ -1128,18 +1130,35 @@ impl Webhooks {
                 }
                 let current = obj.as_deref();
                 let Some(as_r) = self
-                    .should_call(objects, h, a, current, old, &mut ns_labels)
+                    .should_call(objects, h, a, current, old, &mut ns_labels, &mut eqs)
                     .await?
                 else {
                     continue;
                 };
                 // the objects in the version the webhook matched
-                let conv = |o: &Value| convert(o, a.r, as_r);
+                let conv = |o| convert(a, o, as_r);
                 let (current, old_as) = (current.map(conv), old.map(conv));
-                let changed = match self
-                    .call(objects, h, a, as_r, current.as_ref(), old_as.as_ref(), &info, true, round, i)
-                    .await?
-                {
+                let outcome = self
+                    .call(
+                        objects,
+                        h,
+                        a,
+                        as_r,
+                        current.as_deref(),
+                        old_as.as_deref(),
+                        &info,
+                        true,
+                        round,
+                        i,
+                    )
+                    .await?;
+                // what a patch applies to when the webhook was called as an equivalent resource
+                let converted = if std::ptr::eq(as_r, a.r) {
+                    None
+                } else {
+                    current.map(Cow::into_owned)
+                };
+                let changed = match outcome {
                     Outcome::Rejected(e) => return Err(e),
                     Outcome::Allowed(None) => false,
                     Outcome::Allowed(Some((patch, patch_type))) => match obj.as_deref_mut() {
@@ -1159,13 +1178,12 @@ impl Webhooks {
                             )?;
                             false
                         }
-                        Some(o) if std::ptr::eq(as_r, a.r) => apply(a, h, o, &patch)?,
+                        Some(o) if std::ptr::eq(as_r, a.r) => apply(a, a.r, h, o, &patch)?,
                         // patched in the matched version, then converted back
                         Some(o) => {
-                            let mut eq = current.unwrap_or_default();
-                            let ea = Attributes { r: as_r, ..a.clone() };
-                            let changed = apply(&ea, h, &mut eq, &patch)?;
-                            *o = convert(&eq, as_r, a.r);
+                            let mut eq = converted.unwrap_or_default();
+                            let changed = apply(a, as_r, h, &mut eq, &patch)?;
+                            *o = convert_between(a, &eq, as_r, a.r).into_owned();
                             changed
                         }
                     },
@@ -1201,13 +1219,14 @@ impl Webhooks {
         }
         let info = request_info();
         let mut ns_labels = None;
+        let mut eqs = None;
         let mut calls = vec![];
         for (i, h) in snap.validating.iter().enumerate() {
             if let Some(as_r) = self
-                .should_call(objects, h, a, obj, old, &mut ns_labels)
+                .should_call(objects, h, a, obj, old, &mut ns_labels, &mut eqs)
                 .await?
             {
-                let conv = |o: &Value| convert(o, a.r, as_r);
+                let conv = |o| convert(a, o, as_r);
                 let (obj, old) = (obj.map(conv), old.map(conv));
                 let info = &info;
                 calls.push(async move {
@@ -1216,8 +1235,8 @@ impl Webhooks {
                         h,
                         a,
                         as_r,
-                        obj.as_ref(),
-                        old.as_ref(),
+                        obj.as_deref(),
+                        old.as_deref(),
                         info,
                         false,
                         0,
@@ -1249,6 +1268,7 @@ impl Webhooks {
         obj: Option<&Value>,
         old: Option<&Value>,
         ns_labels: &mut Option<Option<serde_json::Map<String, Value>>>,
+        eqs: &mut Option<Vec<&'static Resource>>,
     ) -> ApiResult<Option<&'static Resource>> {
         let is_ns = a.r.group.is_empty() && a.r.plural == "namespaces";
         if !h.namespace_selector.is_empty() && (is_ns || !a.namespace.is_empty()) {
@@ -1278,13 +1298,18 @@ impl Webhooks {
         if h.rules.iter().any(|r| r.matches(a)) {
             return Ok(Some(a.r));
         }
-        // a subresource's own kind (Scale, Binding) is sent as it is: no equivalents here
-        if !h.equivalent || a.kind.is_some() {
+        // a subresource of a kind of its own has equivalents only as a custom resource's scale
+        if !h.equivalent || (a.kind.is_some() && a.sub != Some("scale")) {
             return Ok(None);
         }
-        Ok(equivalents(objects, a.r)
-            .into_iter()
-            .find(|e| h.rules.iter().any(|r| r.matches_as(a, e))))
+        let eqs = eqs.get_or_insert_with(|| equivalents(objects, a.r, a.sub));
+        // earlier rules first (`ShouldCallHook`'s OuterLoop), then the equivalents in order
+        for rule in &h.rules {
+            if let Some(e) = eqs.iter().find(|e| rule.matches_as(a, e)) {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
     }
 
     /// Calls one webhook; transport and response failures go through failurePolicy.
@@ -1388,7 +1413,15 @@ fn exempt(r: &Resource) -> bool {
 /// Applies a webhook's JSONPatch (`mutating/dispatcher.go` `callAttrMutatingHook`): patch
 /// errors are 500s, the result must decode as its kind, is defaulted again, and may not change
 /// the object's identity. Returns whether the object changed.
-fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiResult<bool> {
+/// `as_r`: the resource the webhook was called as (the object is in its version); refusals name
+/// the resource asked for, as its storage would.
+fn apply(
+    a: &Attributes<'_>,
+    as_r: &'static Resource,
+    h: &Hook,
+    obj: &mut Value,
+    patch: &Value,
+) -> ApiResult<bool> {
     if patch.as_array().is_some_and(Vec::is_empty) {
         return Ok(false);
     }
@@ -1405,7 +1438,7 @@ fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiRes
     let mut next = obj.clone();
     crate::patch::json_patch(&mut next, patch)
         .map_err(|e| ApiError::internal(format!("Internal error occurred: {e}")))?;
-    if let Some(why) = crate::admission::decode_without_defaults(a.r, &mut next) {
+    if let Some(why) = crate::admission::decode_without_defaults(as_r, &mut next) {
         return Err(ApiError::internal(format!(
             "Internal error occurred: {why}"
         )));
@@ -1442,15 +1475,20 @@ fn apply(a: &Attributes<'_>, h: &Hook, obj: &mut Value, patch: &Value) -> ApiRes
     // `changed` compares the patched object before it is defaulted again, as upstream does
     let changed = next != *obj;
     // defaulted again; the strategy's preparation comes after all of mutating admission
-    crate::admission::decode(a.r, &mut next, true, false);
+    crate::admission::decode(as_r, &mut next, true, false);
     *obj = next;
     Ok(changed)
 }
 
 /// The resources stored as `r` is, that a webhook of matchPolicy `Equivalent` registered for
 /// one of them is called for (`EquivalentResourcesFor`): the other group's Events, a custom
-/// resource's other served versions (the preferred first).
-fn equivalents(objects: &Objects, r: &'static Resource) -> Vec<&'static Resource> {
+/// resource's other served versions that have the subresource asked for (the preferred first;
+/// upstream lists them in the CRD's order).
+fn equivalents(
+    objects: &Objects,
+    r: &'static Resource,
+    sub: Option<&str>,
+) -> Vec<&'static Resource> {
     if r.kind == "Event" && resources::is_builtin(r) {
         let other = if r.group.is_empty() {
             resources::find(crate::events::GROUP, "v1", "events")
@@ -1473,24 +1511,41 @@ fn equivalents(objects: &Objects, r: &'static Resource) -> Vec<&'static Resource
         .iter()
         .filter(|v| v.as_str() != r.version)
         .filter_map(|v| crds.find(r.group, v, r.plural))
+        // a subresource only where that version has it
+        .filter(|e| match sub {
+            None => true,
+            Some(s) => e.subresources.contains(&s),
+        })
         .collect()
 }
 
+/// The request's object as the webhook's resource `to` has it ([`convert_between`]).
+fn convert<'v>(a: &Attributes<'_>, obj: &'v Value, to: &'static Resource) -> Cow<'v, Value> {
+    convert_between(a, obj, a.r, to)
+}
+
 /// `obj` of resource `from` as resource `to` has it: an Event in the other group's shape, a
-/// custom resource with the other version's `apiVersion` (conversion `None`).
-fn convert(obj: &Value, from: &'static Resource, to: &'static Resource) -> Value {
-    if std::ptr::eq(from, to) {
-        return obj.clone();
+/// custom resource with the other version's `apiVersion` (conversion `None`); as it is for the
+/// same resource, and for a subresource of a kind of its own (a Scale is `autoscaling/v1`
+/// whichever version it scales).
+fn convert_between<'v>(
+    a: &Attributes<'_>,
+    obj: &'v Value,
+    from: &'static Resource,
+    to: &'static Resource,
+) -> Cow<'v, Value> {
+    if std::ptr::eq(from, to) || a.kind.is_some() {
+        return Cow::Borrowed(obj);
     }
     if from.kind == "Event" && resources::is_builtin(from) {
         let core = crate::events::stored(from, obj).into_owned();
-        return crate::events::served(to, core);
+        return Cow::Owned(crate::events::served(to, core));
     }
     let mut o = obj.clone();
     if o.is_object() {
         o["apiVersion"] = json!(to.api_version());
     }
-    o
+    Cow::Owned(o)
 }
 
 /// The `AdmissionReview` v1 request (`request/admissionreview.go` `CreateV1AdmissionReview`).
@@ -1507,13 +1562,17 @@ fn review(
     let request_gvr = json!({"group": a.r.group, "version": a.r.version, "resource": a.r.plural});
     // an equivalent resource's webhook sees its own kind and resource, and what was asked for
     // in requestKind and requestResource
-    let (gvk, gvr) = if std::ptr::eq(as_r, a.r) || a.kind.is_some() {
-        (request_gvk.clone(), request_gvr.clone())
+    // (a subresource of a kind of its own keeps it: a Scale is a Scale in every version)
+    let same = std::ptr::eq(as_r, a.r);
+    let gvk = if same || a.kind.is_some() {
+        request_gvk.clone()
     } else {
-        (
-            json!({"group": as_r.group, "version": as_r.version, "kind": as_r.kind}),
-            json!({"group": as_r.group, "version": as_r.version, "resource": as_r.plural}),
-        )
+        json!({"group": as_r.group, "version": as_r.version, "kind": as_r.kind})
+    };
+    let gvr = if same {
+        request_gvr.clone()
+    } else {
+        json!({"group": as_r.group, "version": as_r.version, "resource": as_r.plural})
     };
     let mut req = json!({
         "uid": uid,

@@ -1443,6 +1443,13 @@ async fn equivalent_versions_and_groups_reach_the_webhooks() {
         }),
     )
     .await;
+    let deny_scale = Hook::start(
+        &t,
+        Arc::new(|_: &Value| {
+            Reply::Review(json!({"allowed": false, "status": {"message": "no scaling"}}))
+        }),
+    )
+    .await;
     let exact = Hook::start(
         &t,
         Arc::new(|_: &Value| Reply::Review(json!({"allowed": true}))),
@@ -1470,12 +1477,13 @@ async fn equivalent_versions_and_groups_reach_the_webhooks() {
         async move { admin_send(h, s, reqwest::Method::POST, url, "application/json", &body).await }
     };
     let schema = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}});
+    let scale = json!({"scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}});
     let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "widgets.example.com"},
         "spec": {"group": "example.com", "scope": "Namespaced",
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [{"name": "v1", "served": true, "storage": true, "schema": schema},
-                {"name": "v1beta1", "served": true, "storage": false, "schema": schema}]}});
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": schema, "subresources": scale},
+                {"name": "v1beta1", "served": true, "storage": false, "schema": schema, "subresources": scale}]}});
     let (code, v) = post(
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
         crd,
@@ -1495,12 +1503,21 @@ async fn equivalent_versions_and_groups_reach_the_webhooks() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // a widget to scale, made before the webhooks
+    let (code, v) = post(
+        "/apis/example.com/v1/namespaces/default/widgets",
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "s"}, "spec": {"replicas": 1}}),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
     let v1_widgets = json!([{"operations": ["CREATE"], "apiGroups": ["example.com"], "apiVersions": ["v1"], "resources": ["widgets"]}]);
+    let v1_scale = json!([{"operations": ["UPDATE"], "apiGroups": ["example.com"], "apiVersions": ["v1"], "resources": ["widgets/scale"]}]);
     let core_events = json!([{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["events"]}]);
     let cfg = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
     "metadata": {"name": "equivalent"},
     "webhooks": [
         webhook("deny.example.com", &deny.url("/"), &t.ca_pem, v1_widgets.clone(), json!({})),
+        webhook("scale.example.com", &deny_scale.url("/"), &t.ca_pem, v1_scale, json!({})),
         webhook("exact.example.com", &exact.url("/"), &t.ca_pem, v1_widgets, json!({"matchPolicy": "Exact"})),
         webhook("events.example.com", &events.url("/"), &t.ca_pem, core_events, json!({})),
     ]});
@@ -1549,6 +1566,32 @@ async fn equivalent_versions_and_groups_reach_the_webhooks() {
         exact.seen().is_empty(),
         "an Exact webhook is called for its own version only"
     );
+    // a scale through v1beta1 reaches the webhook on v1's scale, as a Scale of v1's resource
+    let url = format!("{}{beta}/s/scale", s.url());
+    let body = json!({"spec": {"replicas": 3}});
+    let merge = "application/merge-patch+json";
+    let (code, v) = admin_send(h, s, reqwest::Method::PATCH, url, merge, &body).await;
+    assert_ne!(code, 200, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("no scaling"),
+        "{v}"
+    );
+    let seen = deny_scale.seen();
+    assert_eq!(seen.len(), 1);
+    let rq = &seen[0]["request"];
+    assert_eq!(
+        rq["kind"],
+        json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}),
+        "{rq}"
+    );
+    assert_eq!(
+        rq["resource"],
+        json!({"group": "example.com", "version": "v1", "resource": "widgets"}),
+        "{rq}"
+    );
+    assert_eq!(rq["requestResource"]["version"], "v1beta1", "{rq}");
+    assert_eq!(rq["subResource"], "scale", "{rq}");
+    assert_eq!(rq["object"]["spec"]["replicas"], 3, "{rq}");
 
     let (code, v) = post(
         "/apis/events.k8s.io/v1/namespaces/default/events",
