@@ -185,6 +185,11 @@ fuzz_target!(|data: &[u8]| {
                 if t.parts_before {
                     return; // 4, 6, 7: the two read this entry and what follows differently
                 }
+                if t.name_differs && t.typeflag == 0 && o.kind == TarEntryKind::Dir {
+                    // 6 under a name the two read differently (3, 4): only ours sees the name
+                    // that ends in `/`, so only ours takes the entry for a directory
+                    return;
+                }
                 assert!(
                     same(o, t),
                     "entry {i} differs:\n ours   {o:?}\n theirs {t:?}\n(ours: {ours_res:?}, theirs: {theirs_err:?})"
