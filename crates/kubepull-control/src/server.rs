@@ -1428,7 +1428,7 @@ async fn write_scale(
             .unwrap_or("")
             .to_string();
         let check = |scale: &Value| -> ApiResult<i64> {
-            let replicas = validate_scale(name, scale)?;
+            let replicas = validate_scale(r, name, scale)?;
             let uid = scale
                 .pointer("/metadata/uid")
                 .and_then(Value::as_str)
@@ -1568,30 +1568,46 @@ fn scale_decode_error(scale: &Value) -> Option<String> {
 }
 
 /// `ValidateScale` (kubernetes `pkg/apis/autoscaling/validation/validation.go`) of an admitted
-/// Scale, the one check of every scale subresource (built-in and custom): returns its replicas.
+/// Scale of `r`, the one check of every scale subresource (built-in and custom): returns its
+/// replicas. Its metadata is checked as any object's (`ValidateObjectMeta` with
+/// `NameIsDNSSubdomain`: generateName and name, labels, annotation keys), then `spec.replicas`.
 /// A Scale a mutating webhook made undecodable is an internal error, as the webhook dispatcher
 /// makes it.
-fn validate_scale(name: &str, scale: &Value) -> ApiResult<i64> {
+fn validate_scale(r: &Resource, name: &str, scale: &Value) -> ApiResult<i64> {
     if let Some(why) = scale_decode_error(scale) {
         return Err(ApiError::internal(format!(
             "Internal error occurred: {why}"
         )));
     }
+    let meta = |p: &str| scale.pointer(p).and_then(Value::as_str);
+    let mut causes = crate::admission::validate_name(
+        r,
+        meta("/metadata/name").unwrap_or(""),
+        meta("/metadata/generateName"),
+    );
+    crate::validation::validate_labels(
+        scale.pointer("/metadata/labels"),
+        "metadata.labels",
+        &mut causes,
+    );
+    crate::validation::validate_annotation_keys(
+        scale.pointer("/metadata/annotations"),
+        "metadata.annotations",
+        &mut causes,
+    );
     let replicas = scale
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .unwrap_or(0);
     if replicas < 0 {
-        return Err(ApiError::invalid_as(
-            "autoscaling",
-            "Scale",
-            name,
-            vec![Cause::invalid(
-                "spec.replicas",
-                replicas.to_string(),
-                "must be greater than or equal to 0",
-            )],
+        causes.push(Cause::invalid(
+            "spec.replicas",
+            replicas.to_string(),
+            "must be greater than or equal to 0",
         ));
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid_as("autoscaling", "Scale", name, causes));
     }
     Ok(replicas)
 }

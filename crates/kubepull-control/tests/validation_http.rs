@@ -422,6 +422,37 @@ async fn a_scale_names_its_parent_and_a_uid_it_names_is_a_precondition() {
             .0,
             409
         );
+        // its metadata is checked as any object's (`ValidateScale`'s `ValidateObjectMeta`),
+        // before its replicas
+        let bad_meta = with(json!({"labels": {"a b": "c"}, "annotations": {"-x": "y"},
+            "generateName": "Web-", "resourceVersion": null}));
+        let mut bad_meta_and_replicas = bad_meta.clone();
+        bad_meta_and_replicas["spec"]["replicas"] = json!(-1);
+        let (code, refused) = api.put(&scale_url, &bad_meta_and_replicas).await;
+        assert_eq!(code, 422, "{refused}");
+        let fields: Vec<_> = refused["details"]["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "metadata.generateName",
+                "metadata.labels",
+                "metadata.annotations",
+                "spec.replicas"
+            ],
+            "{refused}"
+        );
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Scale.autoscaling \"web\" is invalid: [metadata.generateName: Invalid value: \"Web-\": a lowercase RFC 1123 subdomain"),
+            "{refused}"
+        );
         let parent = format!("{base}/web");
         assert_eq!(
             api.get(&parent).await.1["spec"]["replicas"],

@@ -461,27 +461,22 @@ pub fn validate_job_spec_decoded(
         ));
     }
     let at = format!("{path}.template.spec");
+    let annotations = spec.pointer("/template/metadata/annotations");
     match (template, spec.pointer("/template/spec")) {
-        (Some(Some(ps)), _) => {
-            let annotations = spec.pointer("/template/metadata/annotations");
-            crate::admission::validate_template_spec(
-                ps,
-                annotations,
-                &at,
-                allow_indivisible_huge_pages,
-                &mut c,
-            )
-        }
-        (None, Some(ps)) => {
-            let annotations = spec.pointer("/template/metadata/annotations");
-            crate::admission::validate_pod_spec_json(
-                ps,
-                annotations,
-                &at,
-                allow_indivisible_huge_pages,
-                &mut c,
-            )
-        }
+        (Some(Some(ps)), _) => crate::admission::validate_template_spec(
+            ps,
+            annotations,
+            &at,
+            allow_indivisible_huge_pages,
+            &mut c,
+        ),
+        (None, Some(ps)) => crate::admission::validate_pod_spec_json(
+            ps,
+            annotations,
+            &at,
+            allow_indivisible_huge_pages,
+            &mut c,
+        ),
         (Some(None), _) | (None, None) => c.push(Cause::required(
             format!("{path}.template.spec.containers"),
             "",
