@@ -95,6 +95,8 @@ struct Inner {
     served: HashMap<(String, String, String), Arc<Served>>,
     /// group → versions in discovery order (kube-aware order, the preferred first).
     groups: BTreeMap<String, Vec<String>>,
+    /// (group, plural) → the served versions in the CRD's `spec.versions` order.
+    spec_order: HashMap<(String, String), Vec<String>>,
 }
 
 /// The custom resources this server serves.
@@ -161,6 +163,16 @@ impl Registry {
             .filter(|s| seen.insert(s.crd_name.clone()))
             .map(|s| s.r)
             .collect()
+    }
+
+    /// The served versions of `group`'s `plural` in the CRD's `spec.versions` order (the
+    /// order kube-apiserver's crdHandler registers them as equivalent resources).
+    pub fn versions_in_spec_order(&self, group: &str, plural: &str) -> Vec<String> {
+        self.read()
+            .spec_order
+            .get(&(group.to_string(), plural.to_string()))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The groups, each with its versions (the preferred first).
@@ -1338,11 +1350,15 @@ fn build(crds: &[Value]) -> Inner {
             served_versions.push(version.to_string());
         }
         let gv = inner.groups.entry(group.to_string()).or_default();
-        for v in served_versions {
-            if !gv.contains(&v) {
-                gv.push(v);
+        for v in &served_versions {
+            if !gv.contains(v) {
+                gv.push(v.clone());
             }
         }
+        inner.spec_order.insert(
+            (group.to_string(), s(&names, "/plural").to_string()),
+            served_versions,
+        );
     }
     for v in inner.groups.values_mut() {
         v.sort_by(|a, b| kube_version_order(a, b));

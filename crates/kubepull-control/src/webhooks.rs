@@ -1482,8 +1482,9 @@ fn apply(
 
 /// The resources stored as `r` is, that a webhook of matchPolicy `Equivalent` registered for
 /// one of them is called for (`EquivalentResourcesFor`): the other group's Events, a custom
-/// resource's other served versions that have the subresource asked for (the preferred first;
-/// upstream lists them in the CRD's order).
+/// resource's other served versions that have the subresource asked for, in the CRD's
+/// `spec.versions` order (upstream also lists versions that are not served; a webhook whose
+/// rules name only those is not called here).
 fn equivalents(
     objects: &Objects,
     r: &'static Resource,
@@ -1501,13 +1502,7 @@ fn equivalents(
     if crds.served(r).is_none() {
         return vec![];
     }
-    let versions = crds
-        .groups()
-        .into_iter()
-        .find(|(g, _)| g == r.group)
-        .map(|(_, v)| v)
-        .unwrap_or_default();
-    versions
+    crds.versions_in_spec_order(r.group, r.plural)
         .iter()
         .filter(|v| v.as_str() != r.version)
         .filter_map(|v| crds.find(r.group, v, r.plural))

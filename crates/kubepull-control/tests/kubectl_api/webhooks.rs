@@ -1428,7 +1428,8 @@ async fn a_validating_webhook_refuses_a_scale_once() {
 /// matchPolicy `Equivalent` (the default): a validating webhook registered for a CRD's `v1` is
 /// called for a create through `v1beta1`, with the object as `v1` (kind and resource `v1`,
 /// requestKind and requestResource `v1beta1`), and its refusal holds; one with `Exact` is not
-/// called. A webhook on core `events` is called for a create through `events.k8s.io` with the
+/// called; one whose rule names two other versions gets the first in the CRD's `spec.versions`
+/// order. A webhook on core `events` is called for a create through `events.k8s.io` with the
 /// Event in its core form.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equivalent_versions_and_groups_reach_the_webhooks() {
@@ -1451,6 +1452,11 @@ async fn equivalent_versions_and_groups_reach_the_webhooks() {
     )
     .await;
     let exact = Hook::start(
+        &t,
+        Arc::new(|_: &Value| Reply::Review(json!({"allowed": true}))),
+    )
+    .await;
+    let in_order = Hook::start(
         &t,
         Arc::new(|_: &Value| Reply::Review(json!({"allowed": true}))),
     )
@@ -1482,7 +1488,8 @@ async fn equivalent_versions_and_groups_reach_the_webhooks() {
         "metadata": {"name": "widgets.example.com"},
         "spec": {"group": "example.com", "scope": "Namespaced",
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [{"name": "v1", "served": true, "storage": true, "schema": schema, "subresources": scale},
+            "versions": [{"name": "v1alpha1", "served": true, "storage": false, "schema": schema, "subresources": scale},
+                {"name": "v1", "served": true, "storage": true, "schema": schema, "subresources": scale},
                 {"name": "v1beta1", "served": true, "storage": false, "schema": schema, "subresources": scale}]}});
     let (code, v) = post(
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
@@ -1511,11 +1518,14 @@ async fn equivalent_versions_and_groups_reach_the_webhooks() {
     .await;
     assert_eq!(code, 201, "{v}");
     let v1_widgets = json!([{"operations": ["CREATE"], "apiGroups": ["example.com"], "apiVersions": ["v1"], "resources": ["widgets"]}]);
+    // a rule naming two other versions: the first of them in the CRD's order is used
+    let two_widgets = json!([{"operations": ["CREATE"], "apiGroups": ["example.com"], "apiVersions": ["v1", "v1alpha1"], "resources": ["widgets"]}]);
     let v1_scale = json!([{"operations": ["UPDATE"], "apiGroups": ["example.com"], "apiVersions": ["v1"], "resources": ["widgets/scale"]}]);
     let core_events = json!([{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["events"]}]);
     let cfg = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
     "metadata": {"name": "equivalent"},
     "webhooks": [
+        webhook("order.example.com", &in_order.url("/"), &t.ca_pem, two_widgets, json!({})),
         webhook("deny.example.com", &deny.url("/"), &t.ca_pem, v1_widgets.clone(), json!({})),
         webhook("scale.example.com", &deny_scale.url("/"), &t.ca_pem, v1_scale, json!({})),
         webhook("exact.example.com", &exact.url("/"), &t.ca_pem, v1_widgets, json!({"matchPolicy": "Exact"})),
@@ -1566,6 +1576,11 @@ async fn equivalent_versions_and_groups_reach_the_webhooks() {
         exact.seen().is_empty(),
         "an Exact webhook is called for its own version only"
     );
+    let seen = in_order.seen();
+    assert_eq!(seen.len(), 1);
+    let rq = &seen[0]["request"];
+    assert_eq!(rq["kind"]["version"], "v1alpha1", "{rq}");
+    assert_eq!(rq["object"]["apiVersion"], "example.com/v1alpha1", "{rq}");
     // a scale through v1beta1 reaches the webhook on v1's scale, as a Scale of v1's resource
     let url = format!("{}{beta}/s/scale", s.url());
     let body = json!({"spec": {"replicas": 3}});
