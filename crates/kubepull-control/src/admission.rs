@@ -227,7 +227,19 @@ impl SetDefaults for admreg::ValidatingWebhookConfiguration {
 
 impl SetDefaults for core::ConfigMap {}
 impl SetDefaults for core::ServiceAccount {}
-impl SetDefaults for core::Node {}
+impl SetDefaults for core::Node {
+    /// `SetObjectDefaults_Node`: `SetDefaults_NodeStatus` (a status without `allocatable`
+    /// allocates its whole `capacity`), then `SetDefaults_ResourceList` of both.
+    fn set_defaults(&mut self) {
+        if let Some(st) = self.status.as_mut() {
+            if st.allocatable.is_none() {
+                st.allocatable.clone_from(&st.capacity);
+            }
+            crate::defaults::resource_list(st.capacity.as_mut());
+            crate::defaults::resource_list(st.allocatable.as_mut());
+        }
+    }
+}
 impl SetDefaults for core::Event {}
 impl SetDefaults for k8s_openapi::api::events::v1::Event {}
 impl SetDefaults for core::Endpoints {}
@@ -2342,6 +2354,32 @@ mod tests {
             json!({"cpu": "3500m", "ephemeral-storage": "1e9"}),
         );
         assert_eq!(decode(nodes, &mut ok, true, false), None);
+        // `SetObjectDefaults_Node`: rounded up to milli-units and spelled as stored, and a
+        // status without `allocatable` allocates its capacity (an empty one stays empty)
+        assert_eq!(ok["status"]["allocatable"]["ephemeral-storage"], "1e9");
+        for (allocatable, want) in [
+            (
+                None,
+                json!({"cpu": "500m", "memory": "512Mi", "pods": "110"}),
+            ),
+            (Some(json!({})), json!({})),
+        ] {
+            let mut obj = node(
+                json!({"cpu": "0.5", "memory": "0.5Gi", "pods": "110"}),
+                json!(null),
+            );
+            let st = obj["status"].as_object_mut().unwrap();
+            st.remove("allocatable");
+            if let Some(a) = allocatable {
+                st.insert("allocatable".into(), a);
+            }
+            assert_eq!(decode(nodes, &mut obj, true, false), None);
+            assert_eq!(
+                obj["status"]["capacity"],
+                json!({"cpu": "500m", "memory": "512Mi", "pods": "110"})
+            );
+            assert_eq!(obj["status"]["allocatable"], want);
+        }
         for (capacity, allocatable) in [
             (json!({"cpu": "4 cores"}), json!({})),
             (json!({"cpu": "4"}), json!({"memory": "8GB"})),

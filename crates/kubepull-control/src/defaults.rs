@@ -524,7 +524,7 @@ fn default_container(c: ContainerParts<'_>) {
 
 /// `SetDefaults_ResourceList`: each quantity rounded up to milli-units, in the spelling
 /// kube-apiserver then writes ([`crate::quantities::go_resource_list_string`]).
-fn resource_list(list: Option<&mut std::collections::BTreeMap<String, Quantity>>) {
+pub(crate) fn resource_list(list: Option<&mut std::collections::BTreeMap<String, Quantity>>) {
     for q in list.into_iter().flat_map(|l| l.values_mut()) {
         q.0 = crate::quantities::go_resource_list_string(&q.0);
     }
