@@ -1731,8 +1731,84 @@ fn coerce_metadata(sv: &Served, obj: &mut Value) -> ApiResult<Vec<String>> {
 }
 
 /// Schema validation of a custom resource (`customResourceStrategy.Validate`).
-pub fn validate_cr(sv: &Served, obj: &Value) -> Vec<Cause> {
-    crd_schema::validate(obj, &sv.schema)
+pub fn validate_cr(sv: &Served, obj: &Value, subresource: Option<&str>) -> Vec<Cause> {
+    let mut c = crd_schema::validate(obj, &sv.schema);
+    if let Some((spec, status, selector)) = &sv.scale {
+        // `customResourceValidator`: `ValidateScaleSpec` on create and update, not on a status
+        // update; `ValidateScaleStatus` on all three
+        if subresource != Some("status") {
+            scale_replicas(obj, spec, &mut c);
+        }
+        scale_replicas(obj, status, &mut c);
+        if let Some(selector) = selector {
+            if let Err(why) = nested(obj, selector).and_then(|v| match v {
+                None | Some(Value::String(_)) => Ok(()),
+                Some(v) => Err(accessor_error(selector, v, "string")),
+            }) {
+                c.push(Cause::invalid(selector.as_str(), "\"\"", why));
+            }
+        }
+    }
+    c
+}
+
+/// `ValidateScaleSpec`'s and `ValidateScaleStatus`' replicas check of the field at `path` (a
+/// scale subresource's `.spec.replicas`-style path): absent is 0, else an `int64`
+/// (`unstructured.NestedInt64`) between 0 and `math.MaxInt32`.
+fn scale_replicas(obj: &Value, path: &str, c: &mut Vec<Cause>) {
+    let n = match nested(obj, path).and_then(|v| match v {
+        None => Ok(0),
+        Some(v) => v.as_i64().ok_or_else(|| accessor_error(path, v, "int64")),
+    }) {
+        Ok(n) => n,
+        Err(why) => return c.push(Cause::invalid(path, "0", why)),
+    };
+    if n < 0 {
+        c.push(Cause::invalid(
+            path,
+            n.to_string(),
+            "should be a non-negative integer",
+        ));
+    } else if n > i64::from(i32::MAX) {
+        c.push(Cause::invalid(
+            path,
+            n.to_string(),
+            format!("should be less than or equal to {}", i32::MAX),
+        ));
+    }
+}
+
+/// `unstructured.NestedFieldNoCopy` at a scale path (`.a.b`): the value, none when a field on
+/// the way is absent or null, or the accessor error of a field on the way that is not a map.
+fn nested<'v>(obj: &'v Value, path: &str) -> Result<Option<&'v Value>, String> {
+    let fields: Vec<&str> = path.strip_prefix('.').unwrap_or(path).split('.').collect();
+    let mut v = obj;
+    for (i, f) in fields.iter().enumerate() {
+        match v {
+            Value::Null => return Ok(None),
+            Value::Object(m) => match m.get(*f) {
+                Some(next) => v = next,
+                None => return Ok(None),
+            },
+            other => {
+                let at = format!(".{}", fields[..=i].join("."));
+                return Err(accessor_error(&at, other, "map[string]interface{}"));
+            }
+        }
+    }
+    Ok(Some(v))
+}
+
+/// The unstructured accessors' error: `.spec.replicas accessor error: 1.5 is of the type
+/// float64, expected int64` (a path given with its leading period, as `jsonPath` prints it).
+fn accessor_error(path: &str, v: &Value, expected: &str) -> String {
+    let path = format!(".{}", path.strip_prefix('.').unwrap_or(path));
+    // the unstructured decoder holds whole numbers as `int64`, others as `float64`
+    let (shown, ty) = match v {
+        Value::Number(n) if n.is_i64() => (n.to_string(), "int64"),
+        _ => (crate::typed::go_v(v), crate::typed::go_type(v)),
+    };
+    format!("{path} accessor error: {shown} is of the type {ty}, expected {expected}")
 }
 
 /// The object as stored: converted to the storage version (conversion `None`: `apiVersion`

@@ -515,6 +515,43 @@ enum Reset {
     Status,
     /// A subresource: everything but the field at this path.
     Only(Vec<String>),
+    /// A built-in kind's status subresource: the fields at these paths (its status
+    /// strategy's `GetResetFields`); the request's other metadata is written too.
+    Except(&'static [&'static [&'static str]]),
+}
+
+/// `GetResetFields` of a built-in kind's status strategy: the spec, and what the strategy also
+/// resets (a Deployment's labels, a Pod's deletion timestamp and owner references, a CRD's
+/// metadata).
+fn status_reset_fields(r: &Resource) -> &'static [&'static [&'static str]] {
+    match (r.group, r.kind) {
+        ("apps", "Deployment") => &[&["spec"], &["metadata", "labels"]],
+        ("", "Pod") => &[
+            &["spec"],
+            &["metadata", "deletionTimestamp"],
+            &["metadata", "ownerReferences"],
+        ],
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => &[&["metadata"], &["spec"]],
+        _ => &[&["spec"]],
+    }
+}
+
+/// `v` without the fields at `paths`.
+fn without(v: &Value, paths: &[&[&str]]) -> Value {
+    let mut v = v.clone();
+    for path in paths {
+        let Some((last, parents)) = path.split_last() else {
+            continue;
+        };
+        let mut at = Some(&mut v);
+        for p in parents {
+            at = at.and_then(|x| x.get_mut(*p));
+        }
+        if let Some(m) = at.and_then(Value::as_object_mut) {
+            m.remove(*last);
+        }
+    }
+    v
 }
 
 struct Kind<'s> {
@@ -537,7 +574,10 @@ impl<'s> Kind<'s> {
             None => r.subresources.contains(&"status"),
         };
         let (reset, sub) = match subresource {
-            Some("status") => (Reset::Only(vec!["status".into()]), "status".into()),
+            // a custom resource's status strategy copies the stored object over all but the
+            // status
+            Some("status") if cr.is_some() => (Reset::Only(vec!["status".into()]), "status".into()),
+            Some("status") => (Reset::Except(status_reset_fields(r)), "status".into()),
             Some(other) => (Reset::Nothing, other.to_string()),
             None if has_status => (Reset::Status, String::new()),
             None => (Reset::Nothing, String::new()),
@@ -559,6 +599,11 @@ impl<'s> Kind<'s> {
                 let p: Vec<&str> = path.iter().map(String::as_str).collect();
                 self.schema.compare_at(self.ty, old, new, &p)
             }
+            Reset::Except(paths) => self.schema.compare(
+                self.ty,
+                Some(&without(old, paths)),
+                Some(&without(new, paths)),
+            ),
         }
     }
 
@@ -572,6 +617,17 @@ impl<'s> Kind<'s> {
                 set.recursive_difference(&s)
             }
             Reset::Only(path) => only(&set, path),
+            Reset::Except(paths) => {
+                let mut s = Set::new();
+                for path in *paths {
+                    let pes: Vec<PathElement> = path
+                        .iter()
+                        .map(|p| PathElement::Field((*p).into()))
+                        .collect();
+                    s.insert(&pes);
+                }
+                set.recursive_difference(&s)
+            }
         }
     }
 }

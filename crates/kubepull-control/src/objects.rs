@@ -298,8 +298,7 @@ fn prepare_update(
     let has_status = r.subresources.contains(&"status");
     match subresource {
         Some("status") => {
-            let mut n = old.clone();
-            n["status"] = obj.get("status").cloned().unwrap_or(json!({}));
+            let mut n = status_update(r, cr, old, obj);
             // a Pod's QoS class is set at creation: a status without one keeps the stored one
             // (`podStatusStrategy.PrepareForUpdate`)
             if r.group.is_empty() && r.kind == "Pod" && n["status"].is_object() {
@@ -406,6 +405,69 @@ fn prepare_update(
             obj
         }
     }
+}
+
+/// The object a status update writes, as the kinds' status strategies make it
+/// (`PrepareForUpdate`, then `rest.BeforeUpdate`): a custom resource is the stored object with
+/// the request's status (`customresource` `statusStrategy` copies the old object over the new);
+/// a built-in kind keeps the request's metadata but its stored spec, and what its strategy also
+/// resets: a Deployment its labels (`deploymentStatusStrategy`), a Pod its owner references
+/// (`podStatusStrategy`), a CRD its labels, annotations and owner references
+/// (apiextensions `statusStrategy`). So a controller's status write can also set annotations,
+/// as the deployment controller's revision annotation. The immutable metadata and the
+/// generation stay the stored ones, and managed fields the request cannot set.
+fn status_update(r: &Resource, cr: Option<&crate::crd::Served>, old: &Value, obj: Value) -> Value {
+    let status = obj.get("status").cloned().unwrap_or(json!({}));
+    let mut n = if cr.is_some() {
+        old.clone()
+    } else {
+        let mut n = obj;
+        if !n.is_object() {
+            n = json!({});
+        }
+        if !n.get("metadata").is_some_and(Value::is_object) {
+            n["metadata"] = json!({});
+        }
+        let mut keep = |path: &str| {
+            let (parent, field) = path.rsplit_once('/').unwrap_or(("", path));
+            let stored = old.pointer(path).cloned();
+            if let Some(m) = n.pointer_mut(parent).and_then(Value::as_object_mut) {
+                match stored {
+                    Some(v) => m.insert(field.to_string(), v),
+                    None => m.remove(field),
+                };
+            }
+        };
+        let mut reset = vec!["/spec"];
+        reset.extend(match (r.group, r.kind) {
+            ("apps", "Deployment") => &["/metadata/labels"][..],
+            ("", "Pod") => &["/metadata/ownerReferences"],
+            ("apiextensions.k8s.io", "CustomResourceDefinition") => &[
+                "/metadata/labels",
+                "/metadata/annotations",
+                "/metadata/ownerReferences",
+            ],
+            _ => &[],
+        });
+        reset.extend([
+            "/metadata/uid",
+            "/metadata/creationTimestamp",
+            "/metadata/namespace",
+            "/metadata/name",
+            "/metadata/deletionTimestamp",
+            "/metadata/deletionGracePeriodSeconds",
+            "/metadata/generation",
+            "/metadata/managedFields",
+        ]);
+        for path in reset {
+            keep(path);
+        }
+        n["apiVersion"] = json!(r.api_version());
+        n["kind"] = json!(r.kind);
+        n
+    };
+    n["status"] = status;
+    n
 }
 
 /// A stored object as read through `r` (the resource the client named): an Event in `r`'s
@@ -1432,7 +1494,7 @@ impl Objects {
             admission::validate(r, &obj, None, parts)
         });
         if let Some(sv) = &cr {
-            causes.extend(crate::crd::validate_cr(sv, &obj));
+            causes.extend(crate::crd::validate_cr(sv, &obj, None));
         }
         if crate::crd::is_crd(r) {
             causes.extend(crate::crd::validate_crd(&obj, None));
@@ -1974,7 +2036,7 @@ impl Objects {
             ));
         }
         if let Some(sv) = &cr {
-            causes.extend(crate::crd::validate_cr(sv, &new));
+            causes.extend(crate::crd::validate_cr(sv, &new, subresource));
         }
         if crate::crd::is_crd(r) && subresource.is_none() {
             causes.extend(crate::crd::validate_crd(&new, Some(&old)));

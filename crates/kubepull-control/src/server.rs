@@ -1428,7 +1428,7 @@ async fn write_scale(
             .unwrap_or("")
             .to_string();
         let check = |scale: &Value| -> ApiResult<i64> {
-            let replicas = validate_scale(r, name, scale)?;
+            let replicas = validate_scale(r, cr.is_some(), name, scale)?;
             let uid = scale
                 .pointer("/metadata/uid")
                 .and_then(Value::as_str)
@@ -1568,16 +1568,23 @@ fn scale_decode_error(scale: &Value) -> Option<String> {
 }
 
 /// `ValidateScale` (kubernetes `pkg/apis/autoscaling/validation/validation.go`) of an admitted
-/// Scale of `r`, the one check of every scale subresource (built-in and custom): returns its
-/// replicas. Its metadata is checked as any object's (`ValidateObjectMeta` with
-/// `NameIsDNSSubdomain`: generateName and name, labels, annotation keys), then `spec.replicas`.
-/// A Scale a mutating webhook made undecodable is an internal error, as the webhook dispatcher
-/// makes it.
-fn validate_scale(r: &Resource, name: &str, scale: &Value) -> ApiResult<i64> {
+/// Scale of a built-in `r`: returns its replicas. Its metadata is checked as any object's
+/// (`ValidateObjectMeta` with `NameIsDNSSubdomain`: generateName and name, labels, annotation
+/// keys), then `spec.replicas`. A custom resource's Scale is not checked: only its replicas
+/// are taken into the custom resource (apiextensions `scaleUpdatedObjectInfo`), whose own
+/// validation checks them ([`crate::crd::validate_cr`]). A Scale a mutating webhook made
+/// undecodable is an internal error, as the webhook dispatcher makes it.
+fn validate_scale(r: &Resource, custom: bool, name: &str, scale: &Value) -> ApiResult<i64> {
     if let Some(why) = scale_decode_error(scale) {
         return Err(ApiError::internal(format!(
             "Internal error occurred: {why}"
         )));
+    }
+    if custom {
+        return Ok(scale
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0));
     }
     let meta = |p: &str| scale.pointer(p).and_then(Value::as_str);
     let mut causes = crate::admission::validate_name(

@@ -1083,7 +1083,7 @@ impl Schema {
 // as structured-merge-diff's validation messages print it.
 
 /// `%T`.
-fn go_type(v: &Value) -> &'static str {
+pub(crate) fn go_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "<nil>",
         Value::Bool(_) => "bool",
@@ -1116,7 +1116,7 @@ fn go_g(f: f64) -> String {
 }
 
 /// `%v` of an `interface{}`.
-fn go_v(v: &Value) -> String {
+pub(crate) fn go_v(v: &Value) -> String {
     match v {
         Value::Null => "<nil>".into(),
         Value::Bool(b) => b.to_string(),

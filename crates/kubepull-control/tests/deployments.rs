@@ -218,6 +218,16 @@ async fn deployments_roll_scale_and_delete_with_kubectl() {
             None,
         );
         assert!(out.contains('1') && out.contains('2'), "{out}");
+        // the Deployment carries its new ReplicaSet's revision (`SetDeploymentRevision`)
+        let d = get_json(kc, home, &["get", "deploy", "web", "-n", "r"]);
+        assert_eq!(
+            s(
+                &d,
+                "/metadata/annotations/deployment.kubernetes.io~1revision"
+            ),
+            "2",
+            "{d}"
+        );
         let out = ok(
             kc,
             home,
@@ -245,10 +255,15 @@ async fn deployments_roll_scale_and_delete_with_kubectl() {
                 &["get", "rs", format!("web-{hash}").as_str(), "-n", "r"],
             );
             let pods = live_pods(kc, home, "r");
+            let d = get_json(kc, home, &["get", "deploy", "web", "-n", "r"]);
             (s(
                 &rs,
                 "/metadata/annotations/deployment.kubernetes.io~1revision",
             ) == "3"
+                && s(
+                    &d,
+                    "/metadata/annotations/deployment.kubernetes.io~1revision",
+                ) == "3"
                 && pods.len() == 3
                 && pods.iter().all(|(_, img, _)| img.ends_with(":v1")))
             .then_some(())

@@ -226,3 +226,114 @@ async fn a_new_pods_affinity_and_app_armor_are_prepared() {
         "{warnings:?}"
     );
 }
+
+/// A status update writes the status and the request's metadata, as the kinds' status
+/// strategies allow: a Deployment's annotations but not its labels or spec
+/// (`deploymentStatusStrategy`), a Pod's labels but not its owner references or spec
+/// (`podStatusStrategy`), a ReplicaSet's labels and annotations but not its spec; the
+/// immutable metadata and the generation stay.
+#[tokio::test]
+async fn a_status_update_keeps_the_metadata_its_strategy_allows() {
+    let o = api().await;
+    let workload = json!({"metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template()}});
+    for (plural, labels_kept) in [("deployments", false), ("replicasets", true)] {
+        let r = res("apps", plural);
+        let made = o
+            .create(r, "default", workload.clone(), &User::Admin, false)
+            .await
+            .unwrap();
+        let mut body = made.clone();
+        body["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "1"});
+        body["metadata"]["labels"] = json!({"app": "web", "team": "a"});
+        body["metadata"]["uid"] = json!("");
+        body["metadata"]["generation"] = json!(7);
+        body["spec"]["replicas"] = json!(5);
+        body["status"] = json!({"observedGeneration": 1, "replicas": 1});
+        let written = o
+            .update(r, "default", "web", body, Some("status"), false)
+            .await
+            .unwrap();
+        assert_eq!(written["status"]["replicas"], 1, "{plural}");
+        assert_eq!(
+            written["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1",
+            "{plural}"
+        );
+        let want_labels = if labels_kept {
+            json!({"app": "web", "team": "a"})
+        } else {
+            json!({"app": "web"})
+        };
+        assert_eq!(written["metadata"]["labels"], want_labels, "{plural}");
+        // the status write's manager owns what it changed outside the reset fields (a real
+        // cluster's kube-controller-manager status entry owns the revision annotation)
+        let entries = written["metadata"]["managedFields"].as_array().unwrap();
+        let status_entry = entries
+            .iter()
+            .find(|e| e["subresource"] == "status")
+            .unwrap_or_else(|| panic!("{plural}: {entries:?}"));
+        let owned = &status_entry["fieldsV1"];
+        assert!(
+            owned["f:metadata"]["f:annotations"]
+                .get("f:deployment.kubernetes.io/revision")
+                .is_some(),
+            "{plural}: {owned}"
+        );
+        assert_eq!(
+            owned["f:metadata"]["f:labels"].get("f:team").is_some(),
+            labels_kept,
+            "{plural}: {owned}"
+        );
+        assert!(owned.get("f:spec").is_none(), "{plural}: {owned}");
+        assert!(
+            owned["f:status"].get("f:replicas").is_some(),
+            "{plural}: {owned}"
+        );
+        assert_eq!(written["spec"]["replicas"], 1, "{plural}");
+        assert_eq!(
+            written["metadata"]["uid"], made["metadata"]["uid"],
+            "{plural}"
+        );
+        assert_eq!(written["metadata"]["generation"], 1, "{plural}");
+        assert_eq!(
+            written["metadata"]["creationTimestamp"],
+            made["metadata"]["creationTimestamp"]
+        );
+        // an invalid label key through the status is refused as on any update
+        let mut bad = written.clone();
+        bad["metadata"]["annotations"] = json!({"-x": "y"});
+        let e = o
+            .update(r, "default", "web", bad, Some("status"), false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422, "{plural}: {}", e.message);
+    }
+    let pods = resources::find("", "v1", "pods").unwrap();
+    let made = o
+        .create(
+            pods,
+            "default",
+            json!({"metadata": {"name": "p"}, "spec": template()["spec"].clone()}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+    let mut body = made.clone();
+    body["metadata"]["labels"] = json!({"seen": "yes"});
+    body["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "Node",
+        "name": "n", "uid": "0b7c5bd4-0000-4000-8000-000000000000"}]);
+    body["spec"]["containers"][0]["image"] = json!("other");
+    body["status"]["phase"] = json!("Pending");
+    let written = o
+        .update(pods, "default", "p", body, Some("status"), false)
+        .await
+        .unwrap();
+    assert_eq!(written["metadata"]["labels"], json!({"seen": "yes"}));
+    assert!(
+        written["metadata"].get("ownerReferences").is_none(),
+        "{written}"
+    );
+    assert_eq!(written["spec"]["containers"][0]["image"], "busybox:1.36");
+    assert_eq!(written["status"]["phase"], "Pending");
+}

@@ -289,6 +289,9 @@ struct St<'a> {
     updates: HashMap<usize, usize>,
     now: Time,
     abort: bool,
+    /// `SetDeploymentRevision`: the revision the Deployment's annotation is to carry, the new
+    /// ReplicaSet's (written with the status, as `getNewReplicaSet` writes it).
+    revision: Option<String>,
 }
 
 impl St<'_> {
@@ -302,6 +305,7 @@ impl St<'_> {
             updates: HashMap::new(),
             now,
             abort: false,
+            revision: None,
         }
     }
 
@@ -512,6 +516,9 @@ impl St<'_> {
                     .min_ready_seconds = Some(min_ready);
                 self.rss[n] = rs;
                 self.push_update(n);
+            } else {
+                // the revision the new ReplicaSet's annotation already has
+                self.revision = Some(ann(&rs.metadata, REVISION).unwrap_or("").to_string());
             }
             if cond(&self.status, "Progressing").is_none() {
                 let c = new_cond(
@@ -541,6 +548,7 @@ impl St<'_> {
             if ours && equal_ignore_hash(&rs_template(taken), &tpl) {
                 self.rss.push(taken.clone());
                 self.created.push(false);
+                self.revision = Some(new_revision.to_string());
                 return Some(self.rss.len() - 1);
             }
             // a hash collision: the next template hash is computed with a higher count
@@ -586,6 +594,7 @@ impl St<'_> {
         let count = self.new_rs_new_replicas(&all, &rs);
         set_rs_replicas(&mut rs, count);
         self.set_new_rs_annotations(&mut rs, new_revision, false);
+        self.revision = Some(new_revision.to_string());
         self.rss[n] = rs.clone();
         self.actions.push(Action::Create {
             r: res("replicasets"),
@@ -871,8 +880,14 @@ pub fn plan(d: &Deployment, observed: &Observed, now: jiff::Timestamp) -> Plan {
         }
     }
     let mut actions = st.actions;
-    if st.status != status_of(d) {
+    let revision = st
+        .revision
+        .filter(|rev| ann(&d.metadata, REVISION) != Some(rev.as_str()));
+    if st.status != status_of(d) || revision.is_some() {
         let mut nd = d.clone();
+        if let Some(rev) = revision {
+            set_ann(&mut nd.metadata, REVISION, rev);
+        }
         nd.status = Some(st.status);
         actions.push(Action::Update {
             r: res("deployments"),
@@ -1315,15 +1330,47 @@ mod tests {
     }
 
     fn status(p: &Plan) -> Value {
+        status_write(p)["status"].take()
+    }
+
+    /// The Deployment the plan's status update writes.
+    fn status_write(p: &Plan) -> Value {
         p.actions
             .iter()
             .find_map(|a| match a {
                 Action::Update {
                     obj, status: true, ..
-                } => Some(json_of(obj)["status"].clone()),
+                } => Some(json_of(obj)),
                 _ => None,
             })
             .expect("a status update")
+    }
+
+    /// `SetDeploymentRevision`: the Deployment carries its new ReplicaSet's revision, written
+    /// with its status (`kubectl rollout undo` patches the annotations it expects there).
+    #[test]
+    fn a_deployment_carries_its_new_replica_sets_revision() {
+        // a new ReplicaSet: its revision, 1
+        let d = deploy(2, "nginx:1");
+        let p = plan_at(&d, &obs(vec![]), NOW);
+        assert_eq!(ann(&status_write(&p), REVISION), Some("1"));
+        // an existing new ReplicaSet of revision 3 (after a rollback): its revision
+        let rs = rs_of(&d, 3, 2, 2, "2026-01-01T00:00:00Z");
+        let p = plan_at(&d, &obs(vec![rs.clone()]), NOW);
+        let written = status_write(&p);
+        assert_eq!(ann(&written, REVISION), Some("3"));
+        // a template change: the next revision
+        let d2 = deploy(2, "nginx:2");
+        let mut d2_annotated = d2.clone();
+        set_ann(&mut d2_annotated, REVISION, "3".into());
+        let p = plan_at(&d2_annotated, &obs(vec![rs]), NOW);
+        assert_eq!(ann(&status_write(&p), REVISION), Some("4"));
+        // nothing else of the Deployment changes
+        let mut d_annotated = d.clone();
+        set_ann(&mut d_annotated, REVISION, "3".into());
+        let mut kept = written.clone();
+        kept.as_object_mut().unwrap().remove("status");
+        assert_eq!(kept, d_annotated);
     }
 
     #[test]
@@ -1641,8 +1688,8 @@ mod tests {
         let d0 = deploy(2, "nginx:1");
         let rs = rs_of(&d0, 1, 2, 2, "2026-01-01T00:00:00Z");
         let p = plan_at(&d0, &obs(vec![rs.clone()]), NOW);
-        let mut d = d0.clone();
-        d["status"] = status(&p);
+        let d = status_write(&p);
+        assert_eq!(ann(&d, REVISION), Some("1"));
         let p2 = plan_at(&d, &obs(vec![rs]), "2026-01-01T00:05:00Z");
         assert!(p2.actions.is_empty(), "{:?}", p2.actions);
     }

@@ -281,6 +281,22 @@ async fn custom_resources_with_kubectl() {
         assert_eq!(row.get(..3), Some(&["m1", "3", "0"][..]), "{out}");
         let (ok, out) = k(&["scale", "mirror", "m1", "-n", "t", "--replicas=-1"]);
         assert!(!ok, "{out}");
+        // the Scale's replicas go into the custom resource, whose validation checks them
+        // (`ValidateScaleSpec`); the Scale itself is not checked (`ValidateScale` is the
+        // built-in kinds')
+        let (ok, out) = k(&["patch", "mirror", "m1", "-n", "t", "--subresource=scale", "--type=merge", "-p", r#"{"spec":{"replicas":-1}}"#]);
+        assert!(!ok && out.contains(r#"Mirror.test.kubepull.io "m1" is invalid: "#), "{out}");
+        assert!(out.contains(".spec.replicas: Invalid value: -1: should be a non-negative integer"), "{out}");
+        let (ok, out) = k(&["patch", "mirror", "m1", "-n", "t", "--subresource=scale", "--type=merge", "-p", r#"{"metadata":{"labels":{"a b":"c"}},"spec":{"replicas":2}}"#]);
+        assert!(ok, "{out}");
+        // and on the custom resource's own writes: the spec's on create and update, the
+        // status's on every write
+        let bad = "apiVersion: test.kubepull.io/v1\nkind: Mirror\nmetadata: {name: m9, namespace: t}\nspec: {upstream: docker.io, replicas: 2147483648}\nstatus: {replicas: 1.5}\n";
+        let (ok, out) = ki(&["create", "-f", "-"], bad);
+        assert!(!ok && out.contains(".spec.replicas: Invalid value: 2147483648: should be less than or equal to 2147483647"), "{out}");
+        let (ok, out) = k(&["patch", "mirror", "m1", "-n", "t", "--subresource=status", "--type=merge", "-p", r#"{"status":{"replicas":-2,"selector":{"a":"b"}}}"#]);
+        assert!(!ok && out.contains(".status.replicas: Invalid value: -2: should be a non-negative integer"), "{out}");
+        assert!(out.contains(r#".status.selector: Invalid value: "": .status.selector accessor error: map[a:b] is of the type map[string]interface {}, expected string"#), "{out}");
         // the other served version: same object, its apiVersion
         let (ok, out) = k(&["get", "mirrors.v1beta1.test.kubepull.io", "m1", "-n", "t", "-o", "jsonpath={.apiVersion} {.spec.upstream}"]);
         assert!(ok && out.contains("test.kubepull.io/v1beta1 docker.io"), "{out}");
