@@ -331,7 +331,7 @@ async fn decide(
             match (r, &a.path) {
                 (Some(r), None) => {
                     let ok = crate::server::authorize_resource(
-                        state,
+                        &state.objects,
                         user,
                         &a.verb,
                         r,

@@ -125,6 +125,9 @@ const UPDATE_TRIES: usize = 32;
 enum Tried {
     /// Written (or, dry run, not written), as answered.
     Done(Value),
+    /// Created: the key held nothing and the kind creates on update (or, dry run, not
+    /// written), as answered.
+    Created(Value),
     /// The storage refused the write: the object changed since it was read.
     Raced,
 }
@@ -140,6 +143,84 @@ fn store_err(r: &Resource, name: &str, e: StoreError) -> ApiError {
         StoreError::Unavailable { message } => ApiError::unavailable(message),
         StoreError::Backend { message } => ApiError::internal(message),
     }
+}
+
+/// `checkName` (apiserver `handlers/rest.go`) of a patched or updated object: it has a name
+/// (`ContextBasedNaming.ObjectName`'s `name must be provided`) and it is the URL's; for a patch
+/// (`ns` given) first `EnsureObjectNamespaceMatchesRequestNamespace`, which `applyPatch` runs
+/// before it: a namespace, if any, the URL's.
+pub(crate) fn check_name(obj: &Value, ns: Option<&str>, name: &str) -> ApiResult<()> {
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let (given, given_ns) = (s("/metadata/name"), s("/metadata/namespace"));
+    if let Some(ns) = ns.filter(|ns| !ns.is_empty()) {
+        if !given_ns.is_empty() && given_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+                    .into(),
+            ));
+        }
+    }
+    if given.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({name} based on URL) was undeterminable: name must be provided"
+        )));
+    }
+    if given != name {
+        return Err(ApiError::name_mismatch(given, name));
+    }
+    Ok(())
+}
+
+/// Whether a PUT of a missing object creates it: the kinds whose update strategy's
+/// `AllowCreateOnUpdate` is true (kubernetes `pkg/registry/core/{event,endpoint,service}/
+/// strategy.go`, `pkg/registry/coordination/lease/strategy.go`, `pkg/registry/rbac/{role,
+/// rolebinding,clusterrole,clusterrolebinding}/strategy.go`; events.k8s.io Events are the core
+/// Event storage's). Every other kind served here, custom resources
+/// (`customResourceStrategy`) and CustomResourceDefinitions included, answers 404.
+fn allows_create_on_update(r: &Resource) -> bool {
+    resources::is_builtin(r)
+        && matches!(
+            (r.group, r.kind),
+            ("", "Event" | "Endpoints" | "Service")
+                | ("events.k8s.io", "Event")
+                | ("coordination.k8s.io", "Lease")
+                | (
+                    "rbac.authorization.k8s.io",
+                    "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding"
+                )
+        )
+}
+
+/// The 409 of an update whose body names a UID the stored object does not have (`stored`,
+/// empty when there is none): `defaultUpdatedObjectInfo.Preconditions` makes the body's UID a
+/// precondition, which the storage checks (`Preconditions.Check`) before its try-update
+/// function, and `InterpretUpdateError` makes its error a conflict.
+fn uid_precondition(r: &Resource, name: &str, obj: &Value, stored: &str) -> ApiResult<()> {
+    match obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+    {
+        Some(uid) if uid != stored => Err(ApiError::conflict(r, name).with_message(format!(
+            "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {stored}",
+            r.qualified()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// How [`Objects::create_with`] is asked to create.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Creating {
+    /// A POST whose body is decoded here (`strict`: unknown and duplicate fields refused).
+    Post { strict: bool },
+    /// A POST of a body the caller decoded.
+    Decoded,
+    /// A PUT of a missing object of a kind that creates on update (`Store.Update`'s
+    /// `existingResourceVersion == 0` branch): the body was decoded by the update, the create
+    /// is authorized as verb `create` before validating admission, and a key another writer
+    /// filled meanwhile is a race, answered `None` (the update tries again).
+    OnUpdate,
 }
 
 /// The field whose change counts `metadata.generation` up, for the kinds whose strategy keeps
@@ -1333,7 +1414,9 @@ impl Objects {
         user: &User,
         strict: bool,
     ) -> ApiResult<Value> {
-        self.create_with(r, ns, obj, user, strict, false).await
+        self.create_with(r, ns, obj, user, Creating::Post { strict })
+            .await
+            .map(Option::unwrap_or_default)
     }
 
     /// [`Objects::create`] of a body the caller decoded into its type and encoded again
@@ -1346,18 +1429,25 @@ impl Objects {
         obj: Value,
         user: &User,
     ) -> ApiResult<Value> {
-        self.create_with(r, ns, obj, user, false, true).await
+        self.create_with(r, ns, obj, user, Creating::Decoded)
+            .await
+            .map(Option::unwrap_or_default)
     }
 
+    /// The create of [`Objects::create`], [`Objects::create_decoded`] and of an update of a
+    /// missing object ([`Creating::OnUpdate`]; `None` when another writer created it first).
     async fn create_with(
         &self,
         r: &'static Resource,
         ns: &str,
         mut obj: Value,
         user: &User,
-        strict: bool,
-        decoded: bool,
-    ) -> ApiResult<Value> {
+        how: Creating,
+    ) -> ApiResult<Option<Value>> {
+        let (strict, decoded) = match how {
+            Creating::Post { strict } => (strict, false),
+            Creating::Decoded | Creating::OnUpdate => (false, true),
+        };
         let sr = resources::storage_of(r);
         if !obj.is_object() {
             return Err(ApiError::bad_request(
@@ -1507,13 +1597,19 @@ impl Objects {
             .into_iter()
             .for_each(crate::warnings::add);
         add_pod_warnings(r, &obj, parts);
+        if how == Creating::OnUpdate {
+            // the update handler's `withAuthorization` around the create validation
+            // (apiserver `handlers/update.go`): the create is authorized as verb `create`, once
+            // the object is valid and before validating admission
+            self.authorize_create_on_update(user, r, ns, &name).await?;
+        }
         self.pod_security_admission(r, ns, &requested_name, &obj, None, parts)
             .await?;
         self.webhooks
             .validate(self, &attrs, Some(&obj), None)
             .await?;
         if webhooks::dry_run() {
-            return Ok(obj);
+            return Ok(Some(obj));
         }
         let held = if is_core(r, "Service") {
             Some(
@@ -1535,6 +1631,12 @@ impl Objects {
                 if let Some(h) = &held {
                     self.services.release(self.store.as_ref(), h).await;
                 }
+                // `GuaranteedUpdate`: its create lost to another writer's, it reads the key
+                // again and tries once more (the update's try-update function, now on that
+                // object)
+                if how == Creating::OnUpdate && matches!(e, StoreError::AlreadyExists { .. }) {
+                    return Ok(None);
+                }
                 return Err(store_err(r, &name, e));
             }
         };
@@ -1544,7 +1646,7 @@ impl Objects {
         obj["metadata"]["resourceVersion"] = json!(rev.to_string());
         if crate::crd::is_crd(r) {
             crate::crd::sync(self).await?;
-            return self.get(r, "", &name).await;
+            return self.get(r, "", &name).await.map(Some);
         }
         if let Some(sv) = &cr {
             // answered as read back: from the storage version into the requested one
@@ -1562,7 +1664,29 @@ impl Objects {
             )))
             .await;
         }
-        Ok(obj)
+        Ok(Some(obj))
+    }
+
+    /// `withAuthorization` (apiserver `handlers/update.go`): the create an update of a missing
+    /// object becomes is authorized as verb `create` on the same resource and name; a refusal
+    /// is `errors.NewForbidden(resource, name, reason)` with the authorizer's reason, which the
+    /// RBAC authorizer leaves empty when no rule allows the request.
+    async fn authorize_create_on_update(
+        &self,
+        user: &User,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+    ) -> ApiResult<()> {
+        let ns = if r.namespaced { ns } else { "" };
+        match crate::server::authorize_resource(self, user, "create", r, ns, name, "").await {
+            Err(e) if e.code == 403 => Err(ApiError::forbidden(
+                r,
+                name,
+                format!("{} \"{name}\" is forbidden: ", r.qualified()),
+            )),
+            other => other,
+        }
     }
 
     /// The Pod Security policy of namespace `ns` (its labels over the cluster default).
@@ -1834,6 +1958,7 @@ impl Objects {
     ) -> ApiResult<Value> {
         self.update_by(&User::Admin, r, ns, name, obj, subresource, strict)
             .await
+            .map(|(obj, _)| obj)
     }
 
     /// [`Objects::update`] on behalf of `user`: a user's Role, ClusterRole and binding updates
@@ -1843,8 +1968,29 @@ impl Objects {
     /// changed since it was read is tried again on the object as it now is, admission included:
     /// an update without a resourceVersion then succeeds, one with a resourceVersion gets the
     /// 409 of the comparison.
+    ///
+    /// An update of a missing object of a kind whose strategy allows it creates it (as
+    /// `Store.Update` when `AllowCreateOnUpdate`; see [`Creating::OnUpdate`]); the answer says
+    /// whether it did (the handler's 201).
     #[allow(clippy::too_many_arguments)]
     pub async fn update_by(
+        &self,
+        user: &User,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        subresource: Option<&str>,
+        strict: bool,
+    ) -> ApiResult<(Value, bool)> {
+        self.update_with(user, r, ns, name, obj, subresource, strict, true)
+            .await
+    }
+
+    /// [`Objects::update_by`]; `create`: whether a missing object may be created (a patch's
+    /// update never creates: the patcher's `createNewObject` is a 404).
+    #[allow(clippy::too_many_arguments)]
+    async fn update_with(
         &self,
         user: &User,
         r: &'static Resource,
@@ -1853,7 +1999,8 @@ impl Objects {
         mut obj: Value,
         subresource: Option<&str>,
         strict: bool,
-    ) -> ApiResult<Value> {
+        create: bool,
+    ) -> ApiResult<(Value, bool)> {
         // the handler's part, once: the body decoded and its namespace and name checked
         let cr = self.crds.served(r);
         if cr
@@ -1892,19 +2039,25 @@ impl Objects {
                 "the namespace of the provided object does not match the namespace sent on the request".into(),
             ));
         }
-        // an update is not a rename (handlers checkName; a patch that changes the name gets
-        // the same 400)
-        match obj.pointer("/metadata/name").and_then(Value::as_str) {
-            None | Some("") => obj["metadata"]["name"] = json!(name),
-            Some(given) if given != name => return Err(ApiError::name_mismatch(given, name)),
-            Some(_) => {}
-        }
+        // the object names itself, and by the URL's name: an update is not a rename
+        // (handlers `checkName`, which the patcher's `applyPatch` runs on the patched object)
+        check_name(&obj, None, name)?;
         for _ in 0..UPDATE_TRIES {
             match self
-                .try_update(user, r, ns, name, cr.as_deref(), obj.clone(), subresource)
+                .try_update(
+                    user,
+                    r,
+                    ns,
+                    name,
+                    cr.as_deref(),
+                    obj.clone(),
+                    subresource,
+                    create,
+                )
                 .await?
             {
-                Tried::Done(v) => return Ok(v),
+                Tried::Done(v) => return Ok((v, false)),
+                Tried::Created(v) => return Ok((v, true)),
                 Tried::Raced => continue,
             }
         }
@@ -1923,37 +2076,46 @@ impl Objects {
         cr: Option<&crate::crd::Served>,
         obj: Value,
         subresource: Option<&str>,
+        create: bool,
     ) -> ApiResult<Tried> {
         let sr = resources::storage_of(r);
         let key = sr.key(ns, name);
-        let cur_kv = self
+        let Some(cur_kv) = self
             .store
             .get(&key)
             .await
             .map_err(|e| store_err(r, name, e))?
-            .ok_or_else(|| ApiError::not_found(r, name))?;
+        else {
+            // the storage checks a UID precondition on the empty object it read for a missing
+            // key (`GuaranteedUpdate` with `ignoreNotFound`), before the try-update function
+            // (which answers 404 unless the kind creates on update)
+            if subresource != Some("binding") {
+                uid_precondition(r, name, &obj, "")?;
+            }
+            if !create || subresource.is_some() || !allows_create_on_update(r) {
+                return Err(ApiError::not_found(r, name));
+            }
+            return Ok(
+                match self
+                    .create_with(r, ns, obj, user, Creating::OnUpdate)
+                    .await?
+                {
+                    Some(created) => Tried::Created(created),
+                    None => Tried::Raced,
+                },
+            );
+        };
         let old = self.present(r, decode(&cur_kv));
         // an update without a UID keeps the stored one (`rest.BeforeUpdate`); a UID in the
         // body is a precondition (`defaultUpdatedObjectInfo.Preconditions`), which a re-created
         // object fails with 409 (`Preconditions.Check`, `InterpretUpdateError`); the storage
         // checks it before its try-update function (`GuaranteedUpdate`), so before mutating
         // admission and before the resourceVersion
-        if let Some(uid) = obj
+        let stored_uid = old
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
-            .filter(|u| !u.is_empty())
-        {
-            let stored = old
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if stored != uid {
-                return Err(ApiError::conflict(r, name).with_message(format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {stored}",
-                    r.qualified()
-                )));
-            }
-        }
+            .unwrap_or("");
+        uid_precondition(r, name, &obj, stored_uid)?;
         let mut new = obj;
         let kept = crate::managedfields::on_update(r, cr, &old, &mut new, subresource);
         let attrs = Attributes {
@@ -2246,9 +2408,10 @@ impl Objects {
             let applied = apply.then(|| crate::managedfields::applied(r, ns, name, &next));
             match crate::managedfields::applying(
                 applied,
-                self.update_by(user, r, ns, name, next, subresource, strict),
+                self.update_with(user, r, ns, name, next, subresource, strict, false),
             )
             .await
+            .map(|(obj, _)| obj)
             {
                 Err(e) if e.code == 409 && e.reason == "Conflict" && !sets_rv => continue,
                 other => return other,
@@ -4136,5 +4299,369 @@ mod tests {
         // a spec that does not decode names nothing
         let corrupt = json!({"spec": {"containers": "x", "serviceAccountName": "bot"}});
         assert!(!stored_pod_references(&corrupt, "ServiceAccount", "bot"));
+    }
+
+    fn lease(name: &str) -> Value {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name}, "spec": {"holderIdentity": "a"}})
+    }
+
+    /// A PUT of a missing object creates it where the kind's strategy allows it
+    /// (`AllowCreateOnUpdate`): a new object's metadata (uid, creationTimestamp, the body's
+    /// resourceVersion dropped, as the storage's create drops it), readable after; a second PUT
+    /// is an update. Other kinds, status updates and patches still answer 404; a UID in the body
+    /// is a precondition the missing object fails (409) before that.
+    #[tokio::test]
+    async fn a_put_of_a_missing_object_creates_it_where_the_kind_allows() {
+        let o = api().await;
+        let leases = resources::find("coordination.k8s.io", "v1", "leases").unwrap();
+        let mut body = lease("l");
+        body["metadata"]["resourceVersion"] = json!("12345");
+        body["metadata"]["creationTimestamp"] = json!("2001-01-01T00:00:00Z");
+        let (made, created) = o
+            .update_by(&User::Admin, leases, "default", "l", body, None, false)
+            .await
+            .unwrap();
+        assert!(created);
+        assert_eq!(made["spec"]["holderIdentity"], "a");
+        assert_eq!(made["metadata"]["namespace"], "default");
+        assert_ne!(made["metadata"]["resourceVersion"], "12345");
+        assert_ne!(
+            made["metadata"]["creationTimestamp"],
+            "2001-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            made["metadata"]["uid"].as_str().map(str::len),
+            Some(36),
+            "{made}"
+        );
+        assert_eq!(o.get(leases, "default", "l").await.unwrap(), made);
+        let mut next = made.clone();
+        next["spec"]["holderIdentity"] = json!("b");
+        let (updated, created) = o
+            .update_by(&User::Admin, leases, "default", "l", next, None, false)
+            .await
+            .unwrap();
+        assert!(!created);
+        assert_eq!(updated["spec"]["holderIdentity"], "b");
+        assert_eq!(updated["metadata"]["uid"], made["metadata"]["uid"]);
+
+        // the create's validation, as a POST's
+        let e = o
+            .update_by(
+                &User::Admin,
+                leases,
+                "default",
+                "Bad",
+                lease("Bad"),
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 422, "{}", e.message);
+        assert!(
+            e.message.contains("metadata.name: Invalid value: \"Bad\""),
+            "{}",
+            e.message
+        );
+        assert!(o.get_opt(leases, "default", "Bad").await.unwrap().is_none());
+
+        // RBAC kinds and Endpoints
+        let roles = resources::find("rbac.authorization.k8s.io", "v1", "roles").unwrap();
+        let role = json!({"metadata": {"name": "r"}, "rules": [{"apiGroups": [""],
+            "resources": ["configmaps"], "verbs": ["get"]}]});
+        let (made, created) = o
+            .update_by(&User::Admin, roles, "default", "r", role, None, false)
+            .await
+            .unwrap();
+        assert!(created);
+        assert_eq!(o.get(roles, "default", "r").await.unwrap(), made);
+        let crs = resources::find("rbac.authorization.k8s.io", "v1", "clusterroles").unwrap();
+        let (made, created) = o
+            .update_by(
+                &User::Admin,
+                crs,
+                "",
+                "cr",
+                json!({"metadata": {"name": "cr"}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(created);
+        assert!(made["metadata"].get("namespace").is_none(), "{made}");
+        let eps = resources::find("", "v1", "endpoints").unwrap();
+        let (_, created) = o
+            .update_by(
+                &User::Admin,
+                eps,
+                "default",
+                "e",
+                json!({"metadata": {"name": "e"}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(created);
+
+        // kinds that do not create on update
+        let cm = resources::find("", "v1", "configmaps").unwrap();
+        let e = o
+            .update(
+                cm,
+                "default",
+                "c",
+                json!({"metadata": {"name": "c"}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (404, "configmaps \"c\" not found")
+        );
+        let pod = json!({"metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let e = o
+            .update(pods(), "default", "p", pod, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 404, "{}", e.message);
+        let nsr = resources::find("", "v1", "namespaces").unwrap();
+        let e = o
+            .update(
+                nsr,
+                "",
+                "gone",
+                json!({"metadata": {"name": "gone"}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 404, "{}", e.message);
+        // nor through a status update, nor a patch
+        let e = o
+            .update(leases, "default", "s", lease("s"), Some("status"), false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 404, "{}", e.message);
+        let e = o
+            .patch(
+                leases,
+                "default",
+                "p",
+                "application/merge-patch+json",
+                &json!({"spec": {"holderIdentity": "x"}}),
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 404, "{}", e.message);
+        assert!(o.get_opt(leases, "default", "p").await.unwrap().is_none());
+
+        // a UID in the body: the storage's precondition, on any kind
+        for (r, name, body) in [
+            (cm, "c", json!({"metadata": {"name": "c", "uid": "u-1"}})),
+            (
+                leases,
+                "u",
+                json!({"metadata": {"name": "u", "uid": "u-1"}}),
+            ),
+        ] {
+            let e = o
+                .update(r, "default", name, body, None, false)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, 409, "{}", e.message);
+            assert_eq!(
+                e.message,
+                format!("Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: u-1, UID in object meta: ", r.qualified())
+            );
+            assert!(o.get_opt(r, "default", name).await.unwrap().is_none());
+        }
+    }
+
+    /// A create on update that loses to another writer's create is tried again as an update of
+    /// that object (`GuaranteedUpdate`): without a resourceVersion the body replaces it (not
+    /// created, the racer's uid kept), with one it gets the 409 of the comparison.
+    #[tokio::test]
+    async fn a_create_on_update_raced_by_a_create_updates_what_the_racer_made() {
+        let store = Arc::new(crate::teststore::TestStore::default());
+        let o = Objects::new(store.clone());
+        o.bootstrap().await.unwrap();
+        let leases = resources::find("coordination.k8s.io", "v1", "leases").unwrap();
+        let racer = |name: &str| {
+            let mut v = lease(name);
+            v["metadata"]["namespace"] = json!("default");
+            v["metadata"]["uid"] = json!("racer-uid");
+            v["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+            v["spec"]["holderIdentity"] = json!("racer");
+            serde_json::to_vec(&v).unwrap()
+        };
+        store.create_before_next_create(&leases.key("default", "l"), racer("l"));
+        let (done, created) = o
+            .update_by(
+                &User::Admin,
+                leases,
+                "default",
+                "l",
+                lease("l"),
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(!created);
+        assert_eq!(done["spec"]["holderIdentity"], "a");
+        assert_eq!(done["metadata"]["uid"], "racer-uid");
+        assert_eq!(o.get(leases, "default", "l").await.unwrap(), done);
+
+        store.create_before_next_create(&leases.key("default", "m"), racer("m"));
+        let mut body = lease("m");
+        body["metadata"]["resourceVersion"] = json!("1");
+        let e = o
+            .update_by(&User::Admin, leases, "default", "m", body, None, false)
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.reason), (409, "Conflict"), "{}", e.message);
+        let now = o.get(leases, "default", "m").await.unwrap();
+        assert_eq!(now["spec"]["holderIdentity"], "racer");
+    }
+
+    /// The create an update becomes is authorized as verb `create` (`withAuthorization`): a
+    /// user RBAC allows to update Leases but not to create them gets the 403 with the
+    /// authorizer's (empty) reason and nothing is stored; one also allowed to create them
+    /// creates it.
+    #[tokio::test]
+    async fn a_create_on_update_needs_the_create_verb() {
+        let o = api().await;
+        let roles = resources::find("rbac.authorization.k8s.io", "v1", "roles").unwrap();
+        let rbs = resources::find("rbac.authorization.k8s.io", "v1", "rolebindings").unwrap();
+        for (name, verbs) in [
+            ("updater", json!(["get", "update"])),
+            ("writer", json!(["update", "create"])),
+        ] {
+            o.create(
+                roles,
+                "default",
+                json!({"metadata": {"name": name}, "rules": [
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": verbs}]}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+            o.create(rbs, "default", json!({"metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": name}]}),
+                &User::Admin, false).await.unwrap();
+        }
+        let user = |name: &str| {
+            User::Other(Arc::new(crate::auth::UserInfo {
+                name: name.into(),
+                uid: String::new(),
+                groups: vec!["system:authenticated".into()],
+                extra: Default::default(),
+            }))
+        };
+        let leases = resources::find("coordination.k8s.io", "v1", "leases").unwrap();
+        let e = o
+            .update_by(
+                &user("updater"),
+                leases,
+                "default",
+                "l",
+                lease("l"),
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.reason), (403, "Forbidden"));
+        assert_eq!(e.message, "leases.coordination.k8s.io \"l\" is forbidden: ");
+        assert_eq!(
+            e.details,
+            Some(json!({"name": "l", "group": "coordination.k8s.io", "kind": "leases"}))
+        );
+        assert!(o.get_opt(leases, "default", "l").await.unwrap().is_none());
+        let (_, created) = o
+            .update_by(
+                &user("writer"),
+                leases,
+                "default",
+                "l",
+                lease("l"),
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(created);
+        // the object there, the update needs no create
+        let (_, created) = o
+            .update_by(
+                &user("updater"),
+                leases,
+                "default",
+                "l",
+                lease("l"),
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+        assert!(!created);
+    }
+
+    /// An update's object names itself (`checkName`): an empty or missing name is a 400, not
+    /// the URL's name filled in; so is a patch that removes it.
+    #[tokio::test]
+    async fn an_update_without_a_name_is_refused() {
+        let o = api().await;
+        let cm = resources::find("", "v1", "configmaps").unwrap();
+        o.create(
+            cm,
+            "default",
+            json!({"metadata": {"name": "c"}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+        let leases = resources::find("coordination.k8s.io", "v1", "leases").unwrap();
+        let want =
+            "the name of the object (c based on URL) was undeterminable: name must be provided";
+        for body in [
+            json!({"data": {"a": "1"}}),
+            json!({"metadata": {"name": ""}}),
+        ] {
+            for r in [cm, leases] {
+                let e = o
+                    .update(r, "default", "c", body.clone(), None, false)
+                    .await
+                    .unwrap_err();
+                assert_eq!((e.code, e.message.as_str()), (400, want));
+            }
+        }
+        let e = o
+            .patch(
+                cm,
+                "default",
+                "c",
+                "application/json-patch+json",
+                &json!([{"op": "remove", "path": "/metadata/name"}]),
+                None,
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (400, want));
+        assert!(o.get_opt(leases, "default", "c").await.unwrap().is_none());
     }
 }

@@ -619,7 +619,7 @@ pub fn forbidden(user: &str, a: &Attributes, r: Option<&Resource>) -> ApiError {
 
 /// The RBAC decision for a resource request of a user.
 pub async fn authorize(
-    state: &crate::server::State,
+    objects: &Objects,
     u: &UserInfo,
     verb: &str,
     r: &'static Resource,
@@ -644,7 +644,7 @@ pub async fn authorize(
         name,
         path: None,
     };
-    if permits_ask(&state.objects, u, a).await? {
+    if permits_ask(objects, u, a).await? {
         return Ok(());
     }
     let mut shown = a.to_attributes();

@@ -383,7 +383,7 @@ fn parse_target_in(path: &str, crds: Option<&crate::crd::Registry>) -> Option<Ta
 
 /// The authorizers for a resource request given by its parts (access reviews use it).
 pub(crate) async fn authorize_resource(
-    state: &State,
+    objects: &Objects,
     user: &User,
     verb: &str,
     r: &'static Resource,
@@ -397,17 +397,17 @@ pub(crate) async fn authorize_resource(
         name: (!name.is_empty()).then(|| name.to_string()),
         sub: (!sub.is_empty()).then(|| sub.to_string()),
     };
-    authorize(state, user, verb, &t).await
+    authorize(objects, user, verb, &t).await
 }
 
 /// The node authorizer (plugin/pkg/auth/authorizer/node): what a node may do.
-async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiResult<()> {
+async fn authorize(objects: &Objects, user: &User, verb: &str, t: &Target) -> ApiResult<()> {
     let node = match user {
         User::Admin => return Ok(()),
         User::Node(n) => n,
         User::Other(u) => {
             return crate::rbac::authorize(
-                state,
+                objects,
                 u,
                 verb,
                 t.r,
@@ -447,7 +447,7 @@ async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiRes
             if matches!(verb, "update" | "patch" | "delete") =>
         {
             let pods = resources::find("", "v1", "pods").expect("pods");
-            let pod = state.objects.get(pods, ns, name).await?;
+            let pod = objects.get(pods, ns, name).await?;
             if pod.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node) {
                 Ok(())
             } else {
@@ -478,8 +478,7 @@ async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiRes
         }
         ("ServiceAccount", Some("token")) if verb == "create" => {
             let pods = resources::find("", "v1", "pods").expect("pods");
-            let (items, _, _) = state
-                .objects
+            let (items, _, _) = objects
                 .list(
                     pods,
                     Some(ns),
@@ -504,8 +503,7 @@ async fn authorize(state: &State, user: &User, verb: &str, t: &Target) -> ApiRes
         // serviceAccountToken volumes): node authorizer, `serviceaccounts/token` create
         ("Secret", None) | ("ConfigMap", None) | ("ServiceAccount", None) if verb == "get" => {
             let pods = resources::find("", "v1", "pods").expect("pods");
-            let (items, _, _) = state
-                .objects
+            let (items, _, _) = objects
                 .list(
                     pods,
                     Some(ns),
@@ -982,7 +980,7 @@ async fn resource_request(
         return Err(ApiError::method_not_allowed());
     }
     // binding is a create on pods/binding: a node may not bind
-    authorize(&state, &user, verb, &t).await?;
+    authorize(&state.objects, &user, verb, &t).await?;
     let name = t.name.clone().unwrap_or_default();
     let list_opts = ListOptions {
         label_selector: q(&qs, "labelSelector")
@@ -1228,11 +1226,17 @@ async fn resource_request(
                 false,
                 false,
             )?;
-            let obj = state
+            // `UpdateResource`: 201 when the update created the object
+            let (obj, created) = state
                 .objects
                 .update_by(&user, r, &ns, &name, body, sub, strict)
                 .await?;
-            Ok(json_resp(StatusCode::OK, &obj))
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(json_resp(code, &obj))
         }
         ("patch", sub @ (None | Some("status"))) => {
             let (ct, body) = read_body(req).await?;
@@ -1407,7 +1411,7 @@ async fn write_scale(
             crate::managedfields::scale_write(r, &cur, &old, write, replicas_path)?;
         if verb == "patch" {
             // `patcher.applyPatch`: the patched (or applied) Scale is checked by `checkName`
-            check_name(&scale, r.namespaced.then_some(ns), name)?;
+            crate::objects::check_name(&scale, r.namespaced.then_some(ns), name)?;
         }
         // admitted as UPDATE <resource>/scale of an autoscaling/v1 Scale
         let a = crate::webhooks::Attributes {
@@ -1519,33 +1523,7 @@ fn scale_meta_of_update(scale: &mut Value, ns: Option<&str>, name: &str) -> ApiR
         )),
         Some(_) => {}
     }
-    check_name(scale, None, name)
-}
-
-/// `checkName` (apiserver `handlers/rest.go`) of a patched or updated object: it has a name
-/// (`ContextBasedNaming.ObjectName`'s `name must be provided`) and it is the URL's; for a patch
-/// (`ns` given) first `EnsureObjectNamespaceMatchesRequestNamespace`, which `applyPatch` runs
-/// before it: a namespace, if any, the URL's.
-fn check_name(obj: &Value, ns: Option<&str>, name: &str) -> ApiResult<()> {
-    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("");
-    let (given, given_ns) = (s("/metadata/name"), s("/metadata/namespace"));
-    if let Some(ns) = ns.filter(|ns| !ns.is_empty()) {
-        if !given_ns.is_empty() && given_ns != ns {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request"
-                    .into(),
-            ));
-        }
-    }
-    if given.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({name} based on URL) was undeterminable: name must be provided"
-        )));
-    }
-    if given != name {
-        return Err(ApiError::name_mismatch(given, name));
-    }
-    Ok(())
+    crate::objects::check_name(scale, None, name)
 }
 
 /// Why a Scale does not decode as an `autoscaling/v1` Scale (`spec.replicas` is an `int32`;

@@ -2,7 +2,8 @@
 //! snapshots, so a list at an older revision is `Compacted`) with the hooks the tests set:
 //! it counts the lists it serves, can fail lists, watches, or the updates or deletes under a
 //! prefix (`Unavailable`, as a store without quorum), can make one write after the first
-//! list page that has more after it, and one write just before an update (a writer racing it).
+//! list page that has more after it, one write just before an update (a writer racing it), and
+//! one create just before a create of the same key (a creator racing it).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -25,6 +26,7 @@ pub struct TestStore {
     fail_updates_under: Mutex<Option<String>>,
     rewrite_after_page: Mutex<Option<Rewrite>>,
     rewrite_before_update: Mutex<Option<(String, Rewrite)>>,
+    create_before_create: Mutex<Option<(String, Vec<u8>)>>,
 }
 
 fn unavailable() -> Error {
@@ -101,6 +103,12 @@ impl TestStore {
     ) {
         *self.rewrite_before_update.lock().unwrap() = Some((key.to_string(), Box::new(rewrite)));
     }
+
+    /// Just before the next create of `key`, `key` is created with `value` (once), so that
+    /// create finds the key taken.
+    pub fn create_before_next_create(&self, key: &str, value: Vec<u8>) {
+        *self.create_before_create.lock().unwrap() = Some((key.to_string(), value));
+    }
 }
 
 #[async_trait]
@@ -141,6 +149,19 @@ impl Datastore for TestStore {
         Ok(page)
     }
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
+        let race = {
+            let mut slot = self.create_before_create.lock().unwrap();
+            match slot.take() {
+                Some((k, first)) if k == key => Some(first),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
+        if let Some(first) = race {
+            self.inner.create(key, first).await?;
+        }
         self.inner.create(key, value).await
     }
     async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
@@ -232,5 +253,19 @@ mod tests {
             .await
             .unwrap();
         s.update("/b", b"3".to_vec(), b).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_racing_create_comes_before_the_next_create_of_its_key() {
+        let s = TestStore::default();
+        s.create_before_next_create("/a", b"racer".to_vec());
+        s.create("/b", b"1".to_vec()).await.unwrap();
+        assert!(matches!(
+            s.create("/a", b"mine".to_vec()).await,
+            Err(Error::AlreadyExists { .. })
+        ));
+        assert_eq!(s.get("/a").await.unwrap().unwrap().value, b"racer");
+        // once only
+        s.create("/c", b"1".to_vec()).await.unwrap();
     }
 }

@@ -4,7 +4,9 @@
 //! `Quantity.String()`), its AppArmor annotations against the `appArmorProfile` fields
 //! (`validateAppArmorAnnotationsAndFieldsMatchOnCreate`), and a `/scale` write's Scale: its
 //! name and namespace the URL's (`checkName`) and a UID it names the parent's
-//! (`scaleUpdatedObjectInfo`).
+//! (`scaleUpdatedObjectInfo`). A PUT of a missing object: created (201) where the kind's
+//! strategy allows it (`AllowCreateOnUpdate`), 404 elsewhere; an update's object names itself
+//! (`checkName`).
 
 use serde_json::{json, Value};
 
@@ -477,5 +479,132 @@ async fn a_scale_names_its_parent_and_a_uid_it_names_is_a_precondition() {
         assert_eq!(code, 200, "{done}");
         assert_eq!(api.get(&parent).await.1["spec"]["replicas"], 2);
     }
+    api.server.shutdown().await;
+}
+
+/// A PUT of a missing object is a create (201, then readable) for the kinds whose strategy
+/// allows it: a Lease (its managed fields the create's `Update` entry), a Service (its cluster
+/// IP allocated), an Event through events.k8s.io (answered in that group's shape, read through
+/// both), a Role; a ConfigMap, a Pod and a custom resource answer 404 and nothing is stored.
+/// An update whose object has no name is a 400, not the URL's name filled in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_creates_what_its_kind_allows_and_names_itself() {
+    let api = Api::start().await;
+    let lease = "/apis/coordination.k8s.io/v1/namespaces/default/leases/l";
+    let body = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "l"}, "spec": {"holderIdentity": "a"}});
+    let (code, made) = api.put(lease, &body).await;
+    assert_eq!(code, 201, "{made}");
+    assert_eq!(made["spec"]["holderIdentity"], "a");
+    let mf = &made["metadata"]["managedFields"];
+    assert_eq!(mf.as_array().map(Vec::len), Some(1), "{made}");
+    assert_eq!(mf[0]["operation"], "Update");
+    assert_eq!(
+        mf[0]["fieldsV1"],
+        json!({"f:spec": {"f:holderIdentity": {}}})
+    );
+    let (code, read) = api.get(lease).await;
+    assert_eq!((code, &read), (200, &made));
+    let (code, again) = api.put(lease, &made).await;
+    assert_eq!(code, 200, "{again}");
+    assert_eq!(again["metadata"]["uid"], made["metadata"]["uid"]);
+
+    let svc = "/api/v1/namespaces/default/services/s";
+    let body = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+        "spec": {"ports": [{"port": 80}], "selector": {"app": "s"}}});
+    let (code, made) = api.put(svc, &body).await;
+    assert_eq!(code, 201, "{made}");
+    assert!(
+        made["spec"]["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| !ip.is_empty()),
+        "{made}"
+    );
+    assert_eq!(made["spec"]["type"], "ClusterIP");
+    assert_eq!(api.get(svc).await.0, 200);
+
+    let event = "/apis/events.k8s.io/v1/namespaces/default/events/e1";
+    let body = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "e1"}, "eventTime": "2026-01-02T03:04:05.000001Z",
+        "reportingController": "example.com/op", "reportingInstance": "op-1",
+        "action": "Reconciling", "reason": "Created", "note": "made it", "type": "Normal",
+        "regarding": {"kind": "Pod", "name": "web", "namespace": "default"}});
+    let (code, made) = api.put(event, &body).await;
+    assert_eq!(code, 201, "{made}");
+    assert_eq!(made["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(made["note"], "made it");
+    let (code, core) = api.get("/api/v1/namespaces/default/events/e1").await;
+    assert_eq!(code, 200);
+    assert_eq!(core["message"], "made it");
+    assert_eq!(core["metadata"]["uid"], made["metadata"]["uid"]);
+
+    let role = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles/r";
+    let body = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "r"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]});
+    let (code, made) = api.put(role, &body).await;
+    assert_eq!(code, 201, "{made}");
+    assert_eq!(api.get(role).await.0, 200);
+
+    // kinds that do not create on update
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let (code, out) = api
+        .post(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &crd,
+        )
+        .await;
+    assert_eq!(code, 201, "{out}");
+    let widgets = "/apis/example.com/v1/namespaces/default/widgets";
+    let (code, out) = api
+        .post(
+            widgets,
+            &json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w0"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{out}");
+    for (path, body, msg) in [
+        (
+            "/api/v1/namespaces/default/configmaps/c".to_string(),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+            "configmaps \"c\" not found",
+        ),
+        (
+            format!("{PODS}/p"),
+            pod("p", json!({})),
+            "pods \"p\" not found",
+        ),
+        (
+            format!("{widgets}/w"),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"name": "w", "resourceVersion": "1"}}),
+            "widgets.example.com \"w\" not found",
+        ),
+    ] {
+        let (code, out) = api.put(&path, &body).await;
+        assert_eq!((code, out["message"].as_str()), (404, Some(msg)), "{out}");
+        assert_eq!(api.get(&path).await.0, 404);
+    }
+
+    // checkName: no name is no longer the URL's
+    let (code, out) = api
+        .put(
+            lease,
+            &json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"namespace": "default"}, "spec": {"holderIdentity": "b"}}),
+        )
+        .await;
+    assert_eq!(code, 400, "{out}");
+    assert_eq!(
+        out["message"],
+        "the name of the object (l based on URL) was undeterminable: name must be provided"
+    );
+    assert_eq!(api.get(lease).await.1["spec"]["holderIdentity"], "a");
     api.server.shutdown().await;
 }

@@ -150,8 +150,10 @@ pub async fn mark_scheduled(
             st.conditions.get_or_insert_with(Vec::new),
             scheduled_condition("True", None, None),
         );
+        // an update names its object (`checkName`)
         let body = serde_json::json!({
-            "metadata": {"resourceVersion": pod.metadata.resource_version},
+            "metadata": {"name": name, "namespace": ns,
+                "resourceVersion": pod.metadata.resource_version},
             "status": st,
         });
         match objects
@@ -380,6 +382,38 @@ mod tests {
         assert_eq!(conds[0], ready);
         assert_eq!(conds[1].status, "True");
         assert_eq!(conds[1].reason, None);
+    }
+
+    /// The condition is written as a status update naming the pod (an update's object must
+    /// name itself), beside the conditions the pod already has.
+    #[tokio::test]
+    async fn a_bound_pod_is_marked_scheduled() {
+        let store: Arc<dyn kubepull_datastore::Datastore> =
+            Arc::new(kubepull_datastore::memory::MemoryStore::new());
+        let objects = Objects::new(store);
+        objects.bootstrap().await.unwrap();
+        let made = objects
+            .create(
+                res("pods"),
+                "default",
+                json!({"metadata": {"name": "p"},
+                    "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]}}),
+                &crate::objects::User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        mark_scheduled(&objects, "default", "p", made)
+            .await
+            .unwrap();
+        let now = objects.get(res("pods"), "default", "p").await.unwrap();
+        let conds = now["status"]["conditions"].as_array().unwrap();
+        assert!(
+            conds
+                .iter()
+                .any(|c| c["type"] == "PodScheduled" && c["status"] == "True"),
+            "{now}"
+        );
     }
 
     #[test]

@@ -558,3 +558,67 @@ async fn a_repeated_event_patches_its_series() {
     assert_eq!(patched["series"]["count"], 2);
     assert_eq!(stored(&store, "r").await["series"]["count"], 2);
 }
+
+/// Events create on update (`eventStrategy.AllowCreateOnUpdate`), through either group: the
+/// PUT of a missing Event stores it once in the core form and answers in the asked group's
+/// shape; a second PUT updates it.
+#[tokio::test]
+async fn a_put_of_a_missing_event_creates_it_through_either_group() {
+    let (o, store) = objects().await;
+    let (made, created) = o
+        .update_by(
+            &User::Admin,
+            events_r(),
+            "default",
+            "e1",
+            recorded("e1"),
+            None,
+            true,
+        )
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(made["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(made["note"], "made it");
+    assert!(made.get("message").is_none(), "{made}");
+    assert!(made.pointer("/metadata/uid").is_some(), "{made}");
+    assert!(
+        made.pointer("/metadata/creationTimestamp").is_some(),
+        "{made}"
+    );
+    let raw = stored(&store, "e1").await;
+    assert_eq!(raw["apiVersion"], "v1");
+    assert_eq!(raw["involvedObject"]["name"], "web");
+    assert!(raw.get("regarding").is_none(), "{raw}");
+    assert_eq!(o.get(events_r(), "default", "e1").await.unwrap(), made);
+
+    let (core, created) = o
+        .update_by(
+            &User::Admin,
+            core_r(),
+            "default",
+            "l1",
+            legacy("l1"),
+            None,
+            true,
+        )
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(core["apiVersion"], "v1");
+    assert_eq!(core["message"], "pulled the image");
+    let ev = o.get(events_r(), "default", "l1").await.unwrap();
+    assert_eq!(ev["note"], "pulled the image");
+    assert_eq!(ev["metadata"]["uid"], core["metadata"]["uid"]);
+
+    // now there: an update, the uid kept
+    let mut again = legacy("l1");
+    again["message"] = json!("pulled it again");
+    let (updated, created) = o
+        .update_by(&User::Admin, core_r(), "default", "l1", again, None, true)
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(updated["message"], "pulled it again");
+    assert_eq!(updated["metadata"]["uid"], core["metadata"]["uid"]);
+}

@@ -1634,3 +1634,154 @@ async fn equivalent_versions_and_groups_reach_the_webhooks() {
     assert_eq!(rq["object"]["apiVersion"], "v1", "{rq}");
     server.shutdown().await;
 }
+
+/// `kubectl replace` of a missing Lease creates it, as on a real cluster (its GET finds
+/// nothing, its PUT creates: `AllowCreateOnUpdate`), and the create is one to admission and
+/// authorization: the mutating webhook is asked with operation CREATE, no oldObject and
+/// CreateOptions naming kubectl's field manager, the validating webhook sees CREATE and what the
+/// mutating one made (its refusal stores nothing), the managed fields are the field manager's
+/// `Update` entry; a replace of the stored Lease is an UPDATE. A user RBAC allows to update
+/// Leases but not to create them is refused the create (`withAuthorization`'s 403) and may
+/// update. A replace of a missing ConfigMap is still kubectl's NotFound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replace_of_a_missing_lease_creates_it() {
+    let d = tempfile::tempdir().unwrap();
+    let server = start(server_config(d.path(), false)).await.unwrap();
+    let t = tls();
+    let mutating = Hook::start(
+        &t,
+        Arc::new(|r: &Value| {
+            let op = r["request"]["operation"]
+                .as_str()
+                .unwrap_or("")
+                .to_lowercase();
+            Reply::Review(patch(
+                json!([{"op": "add", "path": "/metadata/labels/op", "value": op}]),
+            ))
+        }),
+    )
+    .await;
+    let validating = Hook::start(
+        &t,
+        Arc::new(|r: &Value| {
+            if r.pointer("/request/object/metadata/labels/hook") == Some(&json!("deny")) {
+                return Reply::Review(json!({"allowed": false,
+                    "status": {"code": 403, "message": "no such lease"}}));
+            }
+            Reply::Review(json!({"allowed": true}))
+        }),
+    )
+    .await;
+    let rules = json!([{"operations": ["CREATE", "UPDATE"], "apiGroups": ["coordination.k8s.io"],
+        "apiVersions": ["v1"], "resources": ["leases"]}]);
+    let mcfg = config(
+        "MutatingWebhookConfiguration",
+        "leases",
+        vec![webhook(
+            "m.example.com",
+            &mutating.url("/"),
+            &t.ca_pem,
+            rules.clone(),
+            json!({}),
+        )],
+    );
+    let vcfg = config(
+        "ValidatingWebhookConfiguration",
+        "leases",
+        vec![webhook(
+            "v.example.com",
+            &validating.url("/"),
+            &t.ca_pem,
+            rules,
+            json!({}),
+        )],
+    );
+    let admin = server.kubeconfig_path();
+    let home = d.path().to_path_buf();
+    let dir = d.path().to_path_buf();
+    let (url, ca) = (server.url(), server.ca_pem());
+    let (mseen, vseen) = (mutating.seen.clone(), validating.seen.clone());
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str], stdin: Option<&str>| kubectl(&admin, &home, args, stdin);
+        for args in [
+            &["create", "namespace", "t"][..],
+            &["create", "serviceaccount", "updater", "-n", "t"],
+            &["create", "role", "lease-updater", "--verb=get,update", "--resource=leases.coordination.k8s.io", "-n", "t"],
+            &["create", "rolebinding", "lease-updater", "--role=lease-updater", "--serviceaccount=t:updater", "-n", "t"],
+        ] {
+            let (ok, out) = k(args, None);
+            assert!(ok, "{args:?}: {out}");
+        }
+        for cfg in [&mcfg, &vcfg] {
+            let (ok, out) = k(&["create", "-f", "-"], Some(cfg));
+            assert!(ok, "{out}");
+        }
+        let lease = |name: &str, hook: &str| {
+            json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name, "namespace": "t", "labels": {"hook": hook}},
+                "spec": {"holderIdentity": "me"}})
+            .to_string()
+        };
+        let get = |name: &str| {
+            let (ok, out) = k(&["get", "lease", name, "-n", "t", "-o", "json", "--show-managed-fields"], None);
+            ok.then(|| serde_json::from_str::<Value>(&out).unwrap())
+        };
+
+        let (ok, out) = k(&["replace", "-f", "-"], Some(&lease("l", "none")));
+        assert!(ok, "{out}");
+        assert_eq!(out.trim(), "lease.coordination.k8s.io/l replaced");
+        let m = mseen.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(m["request"]["operation"], "CREATE");
+        assert_eq!(m["request"]["oldObject"], Value::Null);
+        assert_eq!(m["request"]["name"], "l");
+        assert_eq!(m["request"]["options"]["kind"], "CreateOptions");
+        assert_eq!(m["request"]["options"]["fieldManager"], "kubectl-replace");
+        let v = vseen.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(v["request"]["operation"], "CREATE");
+        assert_eq!(v["request"]["oldObject"], Value::Null);
+        assert_eq!(v["request"]["object"]["metadata"]["labels"]["op"], "create");
+        let made = get("l").expect("created");
+        assert_eq!(made["metadata"]["labels"]["op"], "create");
+        let mf = &made["metadata"]["managedFields"];
+        assert_eq!(mf.as_array().map(Vec::len), Some(1), "{made}");
+        assert_eq!((&mf[0]["manager"], &mf[0]["operation"]), (&json!("kubectl-replace"), &json!("Update")));
+
+        // there now: an update
+        let (ok, out) = k(&["replace", "-f", "-"], Some(&lease("l", "again")));
+        assert!(ok, "{out}");
+        let m = mseen.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(m["request"]["operation"], "UPDATE");
+        assert_eq!(m["request"]["oldObject"]["metadata"]["labels"]["op"], "create");
+        assert_eq!(get("l").unwrap()["metadata"]["uid"], made["metadata"]["uid"]);
+
+        // the validating webhook refuses the create: nothing stored
+        let (ok, out) = k(&["replace", "-f", "-"], Some(&lease("d", "deny")));
+        assert!(!ok, "{out}");
+        assert!(out.contains("admission webhook \"v.example.com\" denied the request: no such lease"), "{out}");
+        assert_eq!(vseen.lock().unwrap().last().unwrap()["request"]["operation"], "CREATE");
+        assert!(get("d").is_none());
+
+        // update without create: refused the create, allowed the update
+        let (ok, token) = k(&["create", "token", "updater", "-n", "t"], None);
+        assert!(ok, "{token}");
+        let updater = token_kubeconfig(&dir, "updater.kubeconfig", &url, &ca, &format!("    token: {}\n", token.trim()));
+        let ku = |args: &[&str], stdin: Option<&str>| kubectl(&updater, &home, args, stdin);
+        let (ok, out) = ku(&["replace", "-f", "-"], Some(&lease("u", "none")));
+        assert!(!ok, "{out}");
+        assert!(out.contains("Error from server (Forbidden): error when replacing \"STDIN\": leases.coordination.k8s.io \"u\" is forbidden: "), "{out}");
+        assert!(get("u").is_none());
+        let (ok, out) = ku(&["replace", "-f", "-"], Some(&lease("l", "by-updater")));
+        assert!(ok, "{out}");
+        assert_eq!(get("l").unwrap()["metadata"]["labels"]["hook"], "by-updater");
+
+        // a ConfigMap does not create on update
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "t"}, "data": {"a": "1"}}).to_string();
+        let (ok, out) = k(&["replace", "-f", "-"], Some(&cm));
+        assert!(!ok, "{out}");
+        assert!(out.contains("Error from server (NotFound): error when replacing \"STDIN\": configmaps \"c\" not found"), "{out}");
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}
