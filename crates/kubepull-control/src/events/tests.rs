@@ -639,9 +639,12 @@ async fn a_series_without_its_last_observed_time_is_invalid_through_events_k8s_i
         .await
         .unwrap();
     // through core the series is not validated; the zero time is not kept
-    let ok = create(core_r(), json!({"count": 2, "lastObservedTime": null}))
-        .await
-        .unwrap();
+    let ok = create(
+        core_r(),
+        json!({"count": 2, "lastObservedTime": "0001-01-01T00:00:00Z"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(ok["series"], json!({"count": 2}));
     assert_eq!(stored(&store, "s").await["series"], json!({"count": 2}));
     // read through events.k8s.io/v1 it is what it is; replacing it there with the series
@@ -891,4 +894,32 @@ async fn owners_through_the_other_group_do_not_keep_pruned_fields() {
         applied["metadata"]["managedFields"][0]["fieldsV1"],
         json!({"f:note": {}})
     );
+}
+
+/// A body that does not decode is left as it came, its series' time not filled in.
+#[test]
+fn a_body_that_does_not_decode_keeps_its_series() {
+    let mut body = recorded("b");
+    body["series"] = json!({"count": 2});
+    body["type"] = json!(5);
+    let before = body.clone();
+    // without the type check (a strict one of unknown fields only) the caller goes on with
+    // the body
+    assert_eq!(
+        crate::admission::decode(events_r(), &mut body, false, true),
+        None
+    );
+    assert_eq!(body, before);
+    let why = crate::admission::decode(events_r(), &mut body, true, true).unwrap();
+    assert!(
+        why.starts_with("Event in version \"v1\" cannot be handled as a Event: invalid type"),
+        "{why}"
+    );
+    let mut body = recorded("b");
+    body["series"] = json!({"count": 2});
+    assert_eq!(
+        crate::admission::decode(events_r(), &mut body, true, false),
+        None
+    );
+    assert_eq!(body["series"], json!({"count": 2}));
 }
