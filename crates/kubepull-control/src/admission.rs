@@ -1449,6 +1449,21 @@ where
     Decoded::Typed { unknown }
 }
 
+/// [`decode_as`] of an Event of either group, its series' time as Go's decoder reads it and
+/// writes it again (see [`crate::events::fill_series_time`]); `before` is the series as it came
+/// when it was filled in.
+fn decode_event<T>(obj: &mut Value, o: Opts, before: Option<Value>) -> Decoded
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + SetDefaults,
+{
+    let decoded = decode_as::<T>(obj, o, false);
+    match decoded {
+        Decoded::Failed(_) => crate::events::restore_series(obj, before),
+        Decoded::Typed { .. } => crate::events::unset_zero_series_time(obj),
+    }
+    decoded
+}
+
 /// A body decoded into its type.
 struct Typed<T> {
     /// The typed object, defaulted when asked.
@@ -1547,9 +1562,10 @@ fn decode_typed(r: &Resource, obj: &mut Value, u: Opts) -> Option<Decoded> {
         ("", "ServiceAccount") => decode_as::<core::ServiceAccount>(obj, u, false),
         ("", "Namespace") => decode_as::<core::Namespace>(obj, u, false),
         ("", "Node") => decode_as::<core::Node>(obj, u, false),
-        ("", "Event") => decode_as::<core::Event>(obj, u, false),
+        ("", "Event") => decode_event::<core::Event>(obj, u, None),
         ("events.k8s.io", "Event") => {
-            decode_as::<k8s_openapi::api::events::v1::Event>(obj, u, false)
+            let before = crate::events::fill_series_time(obj);
+            decode_event::<k8s_openapi::api::events::v1::Event>(obj, u, before)
         }
         ("", "Service") => decode_as::<core::Service>(obj, u, false),
         ("", "Endpoints") => decode_as::<core::Endpoints>(obj, u, false),

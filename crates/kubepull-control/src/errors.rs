@@ -123,9 +123,10 @@ impl ApiError {
         )
     }
 
-    /// 422 `Kind "name" is invalid: field: detail, …`.
+    /// 422 `Kind "name" is invalid: field: detail, …`, naming the kind the storage's strategy
+    /// names ([`crate::events::invalid_group`]: an `events.k8s.io` Event is a core `Event`).
     pub fn invalid(r: &Resource, name: &str, causes: Vec<Cause>) -> Self {
-        Self::invalid_as(r.group, r.kind, name, causes)
+        Self::invalid_as(crate::events::invalid_group(r), r.kind, name, causes)
     }
 
     /// [`ApiError::invalid`] naming `kind` of `group` (`errors.NewInvalid` with that

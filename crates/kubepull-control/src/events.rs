@@ -56,8 +56,21 @@ fn is_event(r: &Resource) -> bool {
     r.kind == "Event" && (r.group.is_empty() || r.group == GROUP)
 }
 
-/// Whether `obj` is in the `events.k8s.io` shape (by its `apiVersion`, which every stored and
-/// served Event has).
+/// The group a 422 about an Event written through `r` names: `""` for both groups. The
+/// storage validates the internal `core.Event`, registered in the core group and in
+/// `events.k8s.io` (pkg/apis/events/register.go), and `rest.BeforeCreate`/`BeforeUpdate`
+/// name the first kind the scheme has for it (`objectMetaAndKind`: `kinds[0]`), which is the
+/// core group's (pkg/apis/core/install is installed before pkg/apis/events/install): `Event
+/// "e" is invalid: …` with no group in the details, whichever group the request came through.
+/// Other kinds: `r`'s group.
+pub fn invalid_group(r: &Resource) -> &'static str {
+    if is_events_group(r) {
+        ""
+    } else {
+        r.group
+    }
+}
+
 /// A JSON pointer into an Event's core form (`/involvedObject/name`) as it points into `obj`:
 /// the same, or the events.k8s.io name of its first field when `obj` is in that shape (read
 /// without converting the object).
@@ -74,6 +87,35 @@ pub fn core_pointer<'a>(obj: &Value, core: &'a str) -> Cow<'a, str> {
     }
 }
 
+/// Whether a write of `r` drops the managed-fields entries recorded through another API
+/// version: for an Event of either group, those of the other group (every other version).
+///
+/// kube-apiserver's field manager compares the live and new objects in each manager's API
+/// version (sigs.k8s.io/structured-merge-diff `merge/update.go`, `Updater.update`), converting
+/// them with `versionConverter.Convert` (k8s.io/apimachinery
+/// `pkg/util/managedfields/internal/versionconverter.go`): to the hub of the object's own
+/// group (`events.k8s.io/__internal` or `/__internal`, the one `core.Event`), then to the
+/// manager's version, then back to a typed value with the request's `TypeConverter`. The
+/// scheme converts between the groups (`core.Event` is registered in both), but the type
+/// converter of a group knows only the types of the groups installed with it:
+/// `GenericAPIServer.getOpenAPIModels` builds one for the legacy group
+/// (`InstallLegacyAPIGroup`) and one for the other groups together (`InstallAPIGroups`), from
+/// their own resources' definitions, so `events.k8s.io/v1`'s has no `v1, Kind=Event` and
+/// core's no `events.k8s.io/v1, Kind=Event`. `ObjectToTyped` fails with `no corresponding type
+/// for …`, a missing version error (`IsMissingVersionError`), and `Updater.update` then
+/// deletes that manager's entry: any update, patch or apply through one group (a create's
+/// given entries too) drops the entries of the managers that wrote through the other, whose
+/// fields then have no owner (an apply through one group never conflicts with them).
+/// An applier's own entry of the other group is replaced by its new apply (an `Apply`
+/// entry's identity has no version), without pruning what it applied before (`Updater.prune`
+/// returns the merged object when it cannot convert it to the last applied version), and in
+/// pruning, `addBackOwnedItems` passes over the managers it cannot convert to.
+pub fn drops_other_versions(r: &Resource) -> bool {
+    is_event(r) && crate::resources::is_builtin(r)
+}
+
+/// Whether `obj` is in the `events.k8s.io` shape (by its `apiVersion`, which every stored and
+/// served Event has).
 fn in_events_shape(obj: &Value) -> bool {
     obj.get("apiVersion")
         .and_then(Value::as_str)
@@ -154,6 +196,49 @@ pub fn stored<'a>(r: &Resource, obj: &'a Value) -> Cow<'a, Value> {
         normalised(obj)
     } else {
         Cow::Borrowed(obj)
+    }
+}
+
+/// Go's zero time as JSON: what a `metav1.MicroTime` left out (or `null`) decodes as.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Before an `events.k8s.io/v1` Event body is decoded into its type: a `series` whose
+/// `lastObservedTime` is missing or `null` gets the zero time. Upstream's
+/// `EventSeries.LastObservedTime` (k8s.io/api `events/v1/types.go`) is a non-pointer
+/// `metav1.MicroTime`, which decodes a missing or `null` value as the zero time
+/// (`MicroTime.UnmarshalJSON`), so such a body reaches validation and is refused there
+/// (`series.lastObservedTime: Required value`, `validateV1EventSeries`) with a 422, not as a
+/// body that cannot be decoded. The series as it came is returned when it was changed, for
+/// [`restore_series`] should the decode fail.
+pub fn fill_series_time(obj: &mut Value) -> Option<Value> {
+    let series = obj.get_mut("series")?.as_object_mut()?;
+    if !series.get("lastObservedTime").is_none_or(Value::is_null) {
+        return None;
+    }
+    let before = Value::Object(series.clone());
+    series.insert("lastObservedTime".into(), Value::from(ZERO_TIME));
+    Some(before)
+}
+
+/// Undoes [`fill_series_time`] on a body that did not decode.
+pub fn restore_series(obj: &mut Value, before: Option<Value>) {
+    if let (Some(before), Some(o)) = (before, obj.as_object_mut()) {
+        o.insert("series".into(), before);
+    }
+}
+
+/// After an Event of either group is decoded and encoded again: a series'
+/// `lastObservedTime` that is the zero time is unset (`MicroTime.MarshalJSON` writes the zero
+/// time as `null`; unset times are left out here, as everywhere else).
+pub fn unset_zero_series_time(obj: &mut Value) {
+    if let Some(series) = obj.get_mut("series").and_then(Value::as_object_mut) {
+        if series.get("lastObservedTime").is_some_and(|t| {
+            t.as_str()
+                .and_then(|s| s.parse::<Timestamp>().ok())
+                .is_some_and(|t| t == zero_time())
+        }) {
+            series.remove("lastObservedTime");
+        }
     }
 }
 
@@ -260,6 +345,17 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         }
     }
     c
+}
+
+/// The field whose change makes a cause of an update of `r` stand although the stored object
+/// has it too (`objects::ratchet`): an Event's series as a whole for the causes about it, which
+/// `ValidateEventUpdate` reports whenever the series changed; the cause's own field otherwise.
+pub fn ratchet_field<'a>(r: &Resource, field: &'a str) -> &'a str {
+    if is_event(r) && field.starts_with("series.") {
+        &field[.."series".len()]
+    } else {
+        field
+    }
 }
 
 /// `legacyValidateEvent`; `core` when the request came through core/v1 (which names the
@@ -405,9 +501,7 @@ fn time(v: Option<&Value>) -> Option<Timestamp> {
 }
 
 fn zero_time() -> Timestamp {
-    "0001-01-01T00:00:00Z"
-        .parse()
-        .unwrap_or(Timestamp::UNIX_EPOCH)
+    ZERO_TIME.parse().unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 impl ObjectRef {

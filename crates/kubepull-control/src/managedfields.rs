@@ -10,9 +10,11 @@
 //! `applyPatcher`, `rest.go` `managerOrUserAgent`/`prefixFromUserAgent`).
 //!
 //! Not ported: the conversion of field sets between versions (the served versions of a kind
-//! share one schema here, custom resources convert with `None`; an Event's entries stay in the
-//! shape of the group each manager wrote through, [`crate::events`]), and reconciling sets after a
-//! schema changes a field between atomic and granular (`ReconcileFieldSetWithSchema`). The
+//! share one schema here, custom resources convert with `None`), and reconciling sets after a
+//! schema changes a field between atomic and granular (`ReconcileFieldSetWithSchema`). An
+//! Event's entries recorded through its other group are dropped by a write, as upstream's
+//! field manager drops them: it cannot convert between the two groups
+//! ([`crate::events::drops_other_versions`]). The
 //! empty object a create is compared with has `spec` and `status` but not the other non-pointer
 //! structs and non-`omitempty` lists of upstream's typed zero values, so a creator also owns
 //! some lists and structs it set as such (`.`).
@@ -560,6 +562,9 @@ struct Kind<'s> {
     api_version: String,
     reset: Reset,
     subresource: String,
+    /// Entries of another API version cannot be converted to: a write drops them
+    /// ([`crate::events::drops_other_versions`]).
+    sole_version: bool,
 }
 
 impl<'s> Kind<'s> {
@@ -588,6 +593,7 @@ impl<'s> Kind<'s> {
             api_version: r.api_version(),
             reset,
             subresource: sub,
+            sole_version: cr.is_none() && crate::events::drops_other_versions(r),
         })
     }
 
@@ -673,6 +679,11 @@ impl Kind<'_> {
     ) -> Result<Comparison, Conflicts> {
         let cmp = self.compare(old, new);
         let changed = cmp.modified.union(&cmp.added);
+        if self.sole_version {
+            // `Updater.update`: a manager whose version the objects cannot be converted to
+            // (`IsMissingVersionError`) is deleted, before any conflict is looked for
+            managers.retain(|id, e| id == workflow || !self.unconvertible(e));
+        }
         let mut conflicts: Vec<(ManagerId, Set)> = Vec::new();
         for (id, e) in managers.iter() {
             if id == workflow {
@@ -706,6 +717,12 @@ impl Kind<'_> {
         }
         managers.retain(|_, e| !e.set.is_empty());
         Ok(cmp)
+    }
+
+    /// Whether the objects of a write cannot be converted to `e`'s API version
+    /// (`versionConverter.Convert` fails with a missing version error).
+    fn unconvertible(&self, e: &Entry) -> bool {
+        self.sole_version && e.api_version != self.api_version
     }
 
     /// `Updater.Update` of `manager`'s write of `new` over `live`.
@@ -774,6 +791,9 @@ impl Kind<'_> {
             })?
             .unwrap_or_else(|| json!({}));
         let (last, time) = match managers.get(manager) {
+            // `Updater.prune`: a last applied set of a version the merged object cannot be
+            // converted to prunes nothing
+            Some(e) if self.unconvertible(e) => (None, e.time.clone()),
             Some(e) => (Some(e.set.clone()), e.time.clone()),
             None => (None, None),
         };
@@ -803,9 +823,11 @@ impl Kind<'_> {
         let ensure = |set: &Set| s.ensure_named_fields_are_members(Some(self.ty), set);
         let mut pruned = merged.clone();
         s.remove_items(self.ty, &mut pruned, &ensure(last));
-        // addBackOwnedItems
+        // addBackOwnedItems (a manager of a version the object cannot be converted to is
+        // passed over)
         let managed = managers
             .values()
+            .filter(|e| !self.unconvertible(e))
             .fold(Set::new(), |acc, e| acc.union(&e.set));
         let merged_set = ensure(&s.to_field_set(self.ty, &merged));
         let pruned_set = ensure(&s.to_field_set(self.ty, &pruned));
@@ -1338,6 +1360,7 @@ pub fn scale_write(
         api_version: SCALE_API_VERSION.into(),
         reset: Reset::Nothing,
         subresource: "scale".into(),
+        sole_version: false,
     };
     if let ScaleWrite::Apply(config) = write {
         check_config(&kind, config, ("autoscaling", "v1", "Scale"))?;

@@ -283,7 +283,8 @@ fn ratchet(
     causes.retain(|c| {
         // a path absent from both (a container that inherits the pod's AppArmor profile has
         // none of its own where the cause points) is left as stored too
-        let unchanged = || match (value_at(old, &c.field), value_at(new, &c.field)) {
+        let field = crate::events::ratchet_field(r, &c.field);
+        let unchanged = || match (value_at(old, field), value_at(new, field)) {
             (Some(a), Some(b)) => a == b,
             (None, None) => true,
             _ => false,

@@ -622,3 +622,368 @@ async fn a_put_of_a_missing_event_creates_it_through_either_group() {
     assert_eq!(updated["message"], "pulled it again");
     assert_eq!(updated["metadata"]["uid"], core["metadata"]["uid"]);
 }
+
+/// `EventSeries.LastObservedTime` is a non-pointer `MicroTime` in both versions: a series
+/// without it (or with `null`) decodes as the zero time and is refused by validation through
+/// events.k8s.io/v1 (422, not a body that cannot be decoded), and kept through core, whose
+/// legacy validation does not look at the series.
+#[tokio::test]
+async fn a_series_without_its_last_observed_time_is_invalid_through_events_k8s_io() {
+    let (o, store) = objects().await;
+    let create = |r: &'static Resource, series: Value| {
+        let o = o.clone();
+        async move {
+            let mut e = if r.group.is_empty() {
+                legacy("s")
+            } else {
+                recorded("s")
+            };
+            e["series"] = series;
+            o.create(r, "default", e, &User::Admin, false).await
+        }
+    };
+    let e = create(events_r(), json!({"count": 2})).await.unwrap_err();
+    assert_eq!(e.code, 422, "{}", e.message);
+    assert_eq!(e.reason, "Invalid");
+    // the strategy names the internal kind's first group, the core one
+    assert_eq!(
+        e.message,
+        "Event \"s\" is invalid: series.lastObservedTime: Required value"
+    );
+    assert_eq!(
+        e.details,
+        Some(
+            json!({"name": "s", "group": "", "kind": "Event", "causes": [
+            {"reason": "FieldValueRequired", "message": "Required value",
+             "field": "series.lastObservedTime"}]})
+        )
+    );
+    let e = create(events_r(), json!({"count": 2, "lastObservedTime": null}))
+        .await
+        .unwrap_err();
+    assert_eq!(texts(&e), vec!["series.lastObservedTime: Required value"]);
+    let e = create(
+        events_r(),
+        json!({"count": 2, "lastObservedTime": "0001-01-01T00:00:00Z"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(texts(&e), vec!["series.lastObservedTime: Required value"]);
+    // an empty series: neither count nor time
+    let e = create(events_r(), json!({})).await.unwrap_err();
+    assert_eq!(
+        e.message,
+        "Event \"s\" is invalid: [series.count: Invalid value: \"\": should be at least 2, series.lastObservedTime: Required value]"
+    );
+    let e = create(
+        events_r(),
+        json!({"lastObservedTime": "2026-01-02T03:04:06.500000Z"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        texts(&e),
+        vec!["series.count: Invalid value: \"\": should be at least 2"]
+    );
+    // a null series is no series
+    let ok = create(events_r(), json!(null)).await.unwrap();
+    assert!(ok.get("series").is_none(), "{ok}");
+    // an apply that adds such a series is refused as an update
+    let mut config = recorded("s");
+    config["series"] = json!({"count": 2});
+    let e = as_manager(
+        "a",
+        o.patch(events_r(), "default", "s", APPLY, &config, None, false),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, 422, "{}", e.message);
+    assert_eq!(texts(&e), vec!["series.lastObservedTime: Required value"]);
+    o.delete(events_r(), "default", "s", &Default::default())
+        .await
+        .unwrap();
+    // through core the series is not validated; the zero time is not kept
+    let ok = create(
+        core_r(),
+        json!({"count": 2, "lastObservedTime": "0001-01-01T00:00:00Z"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok["series"], json!({"count": 2}));
+    assert_eq!(stored(&store, "s").await["series"], json!({"count": 2}));
+    // read through events.k8s.io/v1 it is what it is; replacing it there with the series
+    // unchanged is not validated again, with another count it is
+    let mut ev = o.get(events_r(), "default", "s").await.unwrap();
+    assert_eq!(ev["series"], json!({"count": 2}));
+    ev["metadata"]["labels"] = json!({"a": "b"});
+    ev["reportingController"] = json!("x");
+    let e = o
+        .update(events_r(), "default", "s", ev.clone(), None, false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        texts(&e),
+        vec!["reportingController: Invalid value: \"x\": field is immutable"]
+    );
+    ev["series"]["count"] = json!(3);
+    let e = o
+        .update(events_r(), "default", "s", ev, None, false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        texts(&e),
+        vec![
+            "series.lastObservedTime: Required value",
+            "reportingController: Invalid value: \"x\": field is immutable",
+        ]
+    );
+    assert_eq!(e.message.split(':').next(), Some("Event \"s\" is invalid"));
+}
+
+/// A write of an Event as `manager` (`?fieldManager=`).
+async fn as_manager<F: std::future::Future>(manager: &str, f: F) -> F::Output {
+    crate::managedfields::scope(
+        crate::managedfields::Request {
+            field_manager: Some(manager.into()),
+            ..Default::default()
+        },
+        f,
+    )
+    .await
+}
+
+/// The managed fields' `manager operation apiVersion` of an Event.
+fn managers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["manager"].as_str().unwrap(),
+                e["operation"].as_str().unwrap(),
+                e["apiVersion"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+const APPLY: &str = "application/apply-patch+yaml";
+
+/// kube-apiserver's field manager cannot convert an Event between its two groups (each
+/// group's type converter lacks the other's type), so a write through one group drops the
+/// entries of the managers that wrote through the other (`drops_other_versions`).
+#[tokio::test]
+async fn an_update_through_one_group_drops_the_managers_of_the_other() {
+    let (o, _) = objects().await;
+    let created = as_manager(
+        "recorder",
+        o.create(core_r(), "default", legacy("m"), &User::Admin, false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(managers(&created), vec!["recorder Update v1"]);
+    let labels = json!({"metadata": {"labels": {"a": "b"}}});
+    let patched = as_manager(
+        "labeller",
+        o.patch(
+            events_r(),
+            "default",
+            "m",
+            "application/merge-patch+json",
+            &labels,
+            None,
+            false,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(managers(&patched), vec!["labeller Update events.k8s.io/v1"]);
+    assert_eq!(
+        patched["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:metadata": {"f:labels": {".": {}, "f:a": {}}}})
+    );
+    // and back: the core write drops the events.k8s.io/v1 entry, its writer taking only what
+    // it changed
+    let patched = as_manager(
+        "recorder",
+        o.patch(
+            core_r(),
+            "default",
+            "m",
+            "application/merge-patch+json",
+            &json!({"message": "again"}),
+            None,
+            false,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(managers(&patched), vec!["recorder Update v1"]);
+    assert_eq!(
+        patched["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:message": {}})
+    );
+    // a write through the same group keeps the other managers of that group
+    let patched = as_manager(
+        "labeller",
+        o.patch(
+            core_r(),
+            "default",
+            "m",
+            "application/merge-patch+json",
+            &json!({"metadata": {"labels": {"a": "c"}}}),
+            None,
+            false,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        managers(&patched),
+        vec!["labeller Update v1", "recorder Update v1"]
+    );
+}
+
+/// An apply through one group does not conflict with a manager that applied the same field
+/// through the other (its entry is dropped, the field taken); an applier's own entry of the
+/// other group is replaced without pruning what it applied there.
+#[tokio::test]
+async fn an_apply_through_one_group_takes_fields_applied_through_the_other() {
+    let (o, store) = objects().await;
+    o.create(core_r(), "default", legacy("a"), &User::Admin, false)
+        .await
+        .unwrap();
+    let config = |api_version: &str, labels: Value| {
+        json!({"apiVersion": api_version, "kind": "Event",
+            "metadata": {"name": "a", "namespace": "default", "labels": labels}})
+    };
+    let apply = |r: &'static Resource, manager: &'static str, body: Value| {
+        let o = o.clone();
+        async move {
+            as_manager(
+                manager,
+                o.patch(r, "default", "a", APPLY, &body, None, false),
+            )
+            .await
+        }
+    };
+    let core_config = config("v1", json!({"x": "1", "y": "1"}));
+    apply(core_r(), "a", core_config.clone()).await.unwrap();
+    // through core, another applier conflicts
+    let e = apply(core_r(), "b", config("v1", json!({"x": "2"})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 409, "{}", e.message);
+    assert_eq!(
+        e.message,
+        "Apply failed with 1 conflict: conflict with \"a\": .metadata.labels.x"
+    );
+    // through events.k8s.io/v1 it does not: "a"'s entry (and the creator's) go
+    let applied = apply(
+        events_r(),
+        "b",
+        config("events.k8s.io/v1", json!({"x": "2"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(applied["metadata"]["labels"], json!({"x": "2", "y": "1"}));
+    assert_eq!(managers(&applied), vec!["b Apply events.k8s.io/v1"]);
+    // "a" applies through core again, then through events.k8s.io/v1 without `y`: its core
+    // entry is replaced, and `y` (applied through core) stays
+    apply(core_r(), "a", core_config).await.unwrap();
+    let applied = apply(
+        events_r(),
+        "a",
+        config("events.k8s.io/v1", json!({"x": "2"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(applied["metadata"]["labels"], json!({"x": "2", "y": "1"}));
+    assert_eq!(managers(&applied), vec!["a Apply events.k8s.io/v1"]);
+    assert_eq!(
+        applied["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:metadata": {"f:labels": {"f:x": {}}}})
+    );
+    // applying without labels through the same group prunes what "a" applied there: the
+    // labels map, a named field of its last applied set (`EnsureNamedFieldsAreMembers`), goes
+    // with `y`, which no manager owns since the apply through the other group
+    let mut without = config("events.k8s.io/v1", json!({}));
+    without["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("labels");
+    let applied = apply(events_r(), "a", without).await.unwrap();
+    assert!(applied["metadata"].get("labels").is_none(), "{applied}");
+    assert!(stored(&store, "a").await["metadata"]
+        .get("labels")
+        .is_none());
+}
+
+/// An Event an earlier build stored with entries of both groups: an apply through one group
+/// prunes what its applier applied before though a manager of the other group owns it too
+/// (`addBackOwnedItems` passes over the managers it cannot convert to), and drops that entry.
+#[tokio::test]
+async fn owners_through_the_other_group_do_not_keep_pruned_fields() {
+    let (o, store) = objects().await;
+    let mut old = to_core(recorded("p"));
+    old["metadata"]["uid"] = json!("u-p");
+    old["metadata"]["labels"] = json!({"x": "1"});
+    let labels = json!({"f:metadata": {"f:labels": {"f:x": {}}}});
+    old["metadata"]["managedFields"] = json!([
+        {"manager": "a", "operation": "Apply", "apiVersion": "events.k8s.io/v1",
+         "time": "2026-01-02T03:04:05Z", "fieldsType": "FieldsV1", "fieldsV1": labels},
+        {"manager": "labeller", "operation": "Update", "apiVersion": "v1",
+         "time": "2026-01-02T03:04:05Z", "fieldsType": "FieldsV1", "fieldsV1": labels},
+    ]);
+    store
+        .create(
+            &core_r().key("default", "p"),
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .await
+        .unwrap();
+    let config = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "p", "namespace": "default"}, "note": "made it"});
+    let applied = as_manager(
+        "a",
+        o.patch(events_r(), "default", "p", APPLY, &config, None, false),
+    )
+    .await
+    .unwrap();
+    assert!(applied["metadata"].get("labels").is_none(), "{applied}");
+    assert_eq!(managers(&applied), vec!["a Apply events.k8s.io/v1"]);
+    assert_eq!(
+        applied["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:note": {}})
+    );
+}
+
+/// A body that does not decode is left as it came, its series' time not filled in.
+#[test]
+fn a_body_that_does_not_decode_keeps_its_series() {
+    let mut body = recorded("b");
+    body["series"] = json!({"count": 2});
+    body["type"] = json!(5);
+    let before = body.clone();
+    // without the type check (a strict one of unknown fields only) the caller goes on with
+    // the body
+    assert_eq!(
+        crate::admission::decode(events_r(), &mut body, false, true),
+        None
+    );
+    assert_eq!(body, before);
+    let why = crate::admission::decode(events_r(), &mut body, true, true).unwrap();
+    assert!(
+        why.starts_with("Event in version \"v1\" cannot be handled as a Event: invalid type"),
+        "{why}"
+    );
+    let mut body = recorded("b");
+    body["series"] = json!({"count": 2});
+    assert_eq!(
+        crate::admission::decode(events_r(), &mut body, true, false),
+        None
+    );
+    assert_eq!(body["series"], json!({"count": 2}));
+}
