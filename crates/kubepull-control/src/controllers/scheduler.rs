@@ -150,12 +150,10 @@ pub async fn mark_scheduled(
             st.conditions.get_or_insert_with(Vec::new),
             scheduled_condition("True", None, None),
         );
-        // an update names its object (`checkName`)
-        let body = serde_json::json!({
-            "metadata": {"name": name, "namespace": ns,
-                "resourceVersion": pod.metadata.resource_version},
-            "status": st,
-        });
+        // the whole pod as bound: a status update also writes the metadata it carries
+        // (`podStatusStrategy`), so a part would drop the pod's labels and annotations
+        let body = serde_json::to_value(&pod)
+            .map_err(|e| ApiError::internal(format!("encoding the bound pod: {e}")))?;
         match objects
             .update(res("pods"), ns, name, body, Some("status"), false)
             .await
@@ -396,7 +394,7 @@ mod tests {
             .create(
                 res("pods"),
                 "default",
-                json!({"metadata": {"name": "p"},
+                json!({"metadata": {"name": "p", "labels": {"app": "web"}, "annotations": {"a": "b"}},
                     "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]}}),
                 &crate::objects::User::Admin,
                 false,
@@ -414,6 +412,9 @@ mod tests {
                 .any(|c| c["type"] == "PodScheduled" && c["status"] == "True"),
             "{now}"
         );
+        // the status write keeps what the pod's metadata holds
+        assert_eq!(now["metadata"]["labels"], json!({"app": "web"}));
+        assert_eq!(now["metadata"]["annotations"], json!({"a": "b"}));
     }
 
     #[test]
