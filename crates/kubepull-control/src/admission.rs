@@ -1138,18 +1138,26 @@ pub fn validate(
             .and_then(Value::as_str);
         causes.extend(validate_name(r, name, generate_name));
     }
-    // ValidateObjectMeta / ValidateObjectMetaUpdate: labels and annotation keys, on create
-    // and update alike
+    // ValidateObjectMeta / ValidateObjectMetaUpdate: labels and annotations on create and
+    // update alike, then the rest of the metadata (generation, owner references, finalizers)
     crate::validation::validate_labels(
         obj.pointer("/metadata/labels"),
         "metadata.labels",
         &mut causes,
     );
-    crate::validation::validate_annotation_keys(
+    crate::validation::validate_annotations(
         obj.pointer("/metadata/annotations"),
         "metadata.annotations",
         &mut causes,
     );
+    let builtin = crate::resources::is_builtin(r);
+    crate::validation::validate_meta_rest(obj, old, builtin, &mut causes);
+    if !builtin {
+        // `customResourceStrategy`'s `WarningsOnCreate`/`WarningsOnUpdate`
+        crate::validation::finalizer_warnings(obj)
+            .into_iter()
+            .for_each(crate::warnings::add);
+    }
     // ValidatePodTemplateSpec: a workload's template labels and annotation keys (the pods
     // its controller makes carry them), unless this is a status update (`pod` absent)
     if let (Some(t), Some(_)) = (pod_template_path(r).filter(|t| !t.is_empty()), pod) {
@@ -1159,7 +1167,7 @@ pub fn validate(
             &format!("{t}.labels"),
             &mut causes,
         );
-        crate::validation::validate_annotation_keys(
+        crate::validation::validate_annotations(
             obj.pointer(&format!("{at}/annotations")),
             &format!("{t}.annotations"),
             &mut causes,

@@ -1575,7 +1575,7 @@ fn validate_scale(r: &Resource, custom: bool, name: &str, scale: &Value) -> ApiR
         "metadata.labels",
         &mut causes,
     );
-    crate::validation::validate_annotation_keys(
+    crate::validation::validate_annotations(
         scale.pointer("/metadata/annotations"),
         "metadata.annotations",
         &mut causes,

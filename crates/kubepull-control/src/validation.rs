@@ -138,16 +138,247 @@ pub fn validate_label_map<'a>(
     }
 }
 
-/// `ValidateAnnotations`' key check: each key a qualified name, case aside.
-pub fn validate_annotation_keys(annotations: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
+/// The most bytes of annotation keys and values an object may carry
+/// (`TotalAnnotationSizeLimitB`).
+pub const TOTAL_ANNOTATION_SIZE_LIMIT: u64 = 256 * 1024;
+
+/// `ValidateAnnotations`: each key a qualified name, case aside, and keys and values together
+/// at most [`TOTAL_ANNOTATION_SIZE_LIMIT`] bytes (`Too long: may not be more than 262144
+/// bytes`, what a `kubectl apply` of a large object meets through its last-applied
+/// annotation).
+pub fn validate_annotations(annotations: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
     let Some(map) = annotations.and_then(Value::as_object) else {
         return;
     };
-    for k in map.keys() {
+    let mut total = 0u64;
+    for (k, v) in map {
         for msg in is_qualified_name(&k.to_ascii_lowercase()) {
             causes.push(Cause::invalid(path, format!("{k:?}"), msg));
         }
+        total += (k.len() + v.as_str().map_or(0, str::len)) as u64;
     }
+    if total > TOTAL_ANNOTATION_SIZE_LIMIT {
+        causes.push(Cause::too_long(path, TOTAL_ANNOTATION_SIZE_LIMIT));
+    }
+}
+
+/// The finalizers every built-in kind may carry without a domain (`standardFinalizers`).
+const STANDARD_FINALIZERS: [&str; 3] = ["kubernetes", "orphan", "foregroundDeletion"];
+
+/// The rest of `ValidateObjectMetaAccessor` (create, `old` none) or
+/// `ValidateObjectMetaAccessorUpdate` (update) after the names, labels and annotations, in
+/// upstream's order: on create `generation` not negative, the owner references, the
+/// finalizers (`ValidateFinalizers`: qualified names, not both `orphan` and
+/// `foregroundDeletion`); on update of an object being deleted no new finalizer
+/// (`ValidateNoNewFinalizers`), then the owner references. A built-in kind's finalizers
+/// without a domain must be standard ones (`validateKubeFinalizerName` of the core
+/// `ValidateObjectMeta`/`ValidateObjectMetaUpdate`); a custom resource's get
+/// [`finalizer_warnings`] instead.
+pub fn validate_meta_rest(
+    obj: &Value,
+    old: Option<&Value>,
+    builtin: bool,
+    causes: &mut Vec<Cause>,
+) {
+    let finalizers: Vec<&str> = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    match old {
+        None => {
+            if let Some(g) = obj
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .filter(|g| *g < 0)
+            {
+                causes.push(Cause::invalid(
+                    "metadata.generation",
+                    g.to_string(),
+                    "must be greater than or equal to 0",
+                ));
+            }
+        }
+        Some(old) if old.pointer("/metadata/deletionTimestamp").is_some() => {
+            let before: std::collections::BTreeSet<&str> = old
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let extra: std::collections::BTreeSet<&str> = finalizers
+                .iter()
+                .copied()
+                .filter(|f| !before.contains(f))
+                .collect();
+            if !extra.is_empty() {
+                causes.push(Cause::forbidden(
+                    "metadata.finalizers",
+                    format!(
+                        "no new finalizers can be added if the object is being deleted, found new finalizers {}",
+                        go_string_slice(extra)
+                    ),
+                ));
+            }
+        }
+        Some(_) => {}
+    }
+    validate_owner_references(obj.pointer("/metadata/ownerReferences"), causes);
+    if old.is_none() {
+        for f in &finalizers {
+            for msg in is_qualified_name(f) {
+                causes.push(Cause::invalid("metadata.finalizers", q(f), msg));
+            }
+        }
+        if finalizers.contains(&"orphan") && finalizers.contains(&"foregroundDeletion") {
+            causes.push(Cause::invalid(
+                "metadata.finalizers",
+                go_string_slice(finalizers.iter().copied()),
+                "finalizer orphan and foregroundDeletion cannot be both set",
+            ));
+        }
+    }
+    if builtin {
+        for (i, f) in finalizers.iter().enumerate() {
+            if !f.contains('/') && !STANDARD_FINALIZERS.contains(f) {
+                causes.push(Cause::invalid(
+                    format!("metadata.finalizers[{i}]"),
+                    q(f),
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                ));
+            }
+        }
+    }
+}
+
+/// The warnings a custom resource's finalizers get (apiextensions `validateKubeFinalizerName`,
+/// warnings since Kubernetes 1.28): a name that is not a qualified name, a name without a
+/// domain that is not a standard one.
+pub fn finalizer_warnings(obj: &Value) -> Vec<String> {
+    let mut w = vec![];
+    let finalizers = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str);
+    for (i, f) in finalizers.enumerate() {
+        for msg in is_qualified_name(f) {
+            w.push(format!("metadata.finalizers[{i}]: {}: {msg}", q(f)));
+        }
+        if !f.contains('/') && !STANDARD_FINALIZERS.contains(&f) {
+            w.push(format!(
+                "metadata.finalizers[{i}]: {}: prefer a domain-qualified finalizer name to avoid accidental conflicts with other finalizer writers",
+                q(f)
+            ));
+        }
+    }
+    w
+}
+
+/// `ValidateOwnerReferences`: each reference with a version, kind, name and UID, not an
+/// Event (`BannedOwners`), and at most one controller. The values a reference or the list is
+/// shown as are Go's `%#v` of the typed references, except that a set `*bool` is shown as
+/// `(*bool)(true)` where Go shows its address.
+fn validate_owner_references(refs: Option<&Value>, causes: &mut Vec<Cause>) {
+    const PATH: &str = "metadata.ownerReferences";
+    let Some(refs) = refs.and_then(Value::as_array) else {
+        return;
+    };
+    let s = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let mut controller = String::new();
+    for r in refs {
+        let (api_version, kind) = (s(r, "apiVersion"), s(r, "kind"));
+        // `schema.FromAPIVersionAndKind`: `group/version`, or a version alone
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version.as_str()),
+        };
+        if version.is_empty() {
+            causes.push(Cause::invalid(
+                format!("{PATH}.apiVersion"),
+                q(&api_version),
+                "version must not be empty",
+            ));
+        }
+        if kind.is_empty() {
+            causes.push(Cause::invalid(
+                format!("{PATH}.kind"),
+                q(&kind),
+                "kind must not be empty",
+            ));
+        }
+        let name = s(r, "name");
+        if name.is_empty() {
+            causes.push(Cause::invalid(
+                format!("{PATH}.name"),
+                "\"\"",
+                "name must not be empty",
+            ));
+        }
+        if s(r, "uid").is_empty() {
+            causes.push(Cause::invalid(
+                format!("{PATH}.uid"),
+                "\"\"",
+                "uid must not be empty",
+            ));
+        }
+        if (group, version, kind.as_str()) == ("", "v1", "Event") {
+            causes.push(Cause::invalid(
+                PATH,
+                go_owner_reference(r),
+                "/v1, Kind=Event is disallowed from being an owner",
+            ));
+        }
+        if r.get("controller").and_then(Value::as_bool) == Some(true) {
+            let this = format!("{kind}/{name}");
+            if controller.is_empty() {
+                controller = this;
+            } else {
+                causes.push(Cause::invalid(
+                    PATH,
+                    format!(
+                        "[]v1.OwnerReference{{{}}}",
+                        refs.iter().map(go_owner_reference).collect::<Vec<_>>().join(", ")
+                    ),
+                    format!(
+                        "Only one reference can have Controller set to true. Found \"true\" in references for {controller} and {this}"
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Go's `%q` of a string.
+fn q(s: &str) -> String {
+    crate::managedfields::go_quote(s)
+}
+
+/// Go's `%#v` of a `[]string`.
+fn go_string_slice<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    format!(
+        "[]string{{{}}}",
+        items.into_iter().map(q).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// Go's `%#v` of a `metav1.OwnerReference` (see [`validate_owner_references`] for its
+/// pointers).
+fn go_owner_reference(r: &Value) -> String {
+    let s = |k: &str| q(r.get(k).and_then(Value::as_str).unwrap_or(""));
+    let b = |k: &str| match r.get(k).and_then(Value::as_bool) {
+        Some(v) => format!("(*bool)({v})"),
+        None => "(*bool)(nil)".into(),
+    };
+    format!(
+        "v1.OwnerReference{{APIVersion:{}, Kind:{}, Name:{}, UID:{}, Controller:{}, BlockOwnerDeletion:{}}}",
+        s("apiVersion"),
+        s("kind"),
+        s("name"),
+        s("uid"),
+        b("controller"),
+        b("blockOwnerDeletion")
+    )
 }
 
 /// `ValidateLabelSelector` (with `AllowInvalidLabelValueInSelector` false): `matchLabels` as
@@ -272,7 +503,7 @@ mod tests {
         );
 
         let mut c = vec![];
-        validate_annotation_keys(
+        validate_annotations(
             Some(&json!({"Example.com/Note": "any value at all", "bad key": ""})),
             "metadata.annotations",
             &mut c,
@@ -305,5 +536,108 @@ mod tests {
         assert_eq!(t[5], "spec.selector.matchExpressions[2].operator: Invalid value: \"Near\": not a valid selector operator");
         assert!(t[6].starts_with("spec.selector.matchExpressions[3].values[1]: Invalid value: \"not ok\": a valid label"), "{t:?}");
         assert_eq!(t.len(), 7, "{t:?}");
+    }
+
+    /// `ValidateAnnotations`' size limit: keys and values together, at most 256 KiB.
+    #[test]
+    fn annotations_are_at_most_256_kib_together() {
+        let just = "v".repeat(262144 - 1);
+        let mut c = vec![];
+        validate_annotations(Some(&json!({"k": just})), "metadata.annotations", &mut c);
+        assert!(c.is_empty(), "{:?}", texts(&c));
+        let over = "v".repeat(262144);
+        validate_annotations(Some(&json!({"k": over})), "metadata.annotations", &mut c);
+        assert_eq!(
+            texts(&c),
+            ["metadata.annotations: Too long: may not be more than 262144 bytes"]
+        );
+    }
+
+    /// `ValidateObjectMetaAccessor`'s and `ValidateObjectMetaAccessorUpdate`'s other checks,
+    /// with the core group's finalizer names.
+    #[test]
+    fn generation_owner_references_and_finalizers_with_upstreams_messages() {
+        let run = |obj: Value, old: Option<Value>, builtin: bool| {
+            let mut c = vec![];
+            validate_meta_rest(&obj, old.as_ref(), builtin, &mut c);
+            texts(&c)
+        };
+        let ok = json!({"metadata": {"name": "a", "generation": 3,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                "uid": "u1", "controller": true}],
+            "finalizers": ["kubernetes", "example.com/keep", "foregroundDeletion"]}});
+        assert!(run(ok.clone(), None, true).is_empty());
+        let bad = json!({"metadata": {"name": "a", "generation": -1,
+            "ownerReferences": [{"apiVersion": "apps/", "kind": "", "name": "", "uid": "",
+                    "controller": true},
+                {"apiVersion": "v1", "kind": "Event", "name": "e", "uid": "u2", "controller": true}],
+            "finalizers": ["keep", "orphan", "foregroundDeletion", "a b/c"]}});
+        let t = run(bad.clone(), None, true);
+        assert_eq!(
+            t[0],
+            "metadata.generation: Invalid value: -1: must be greater than or equal to 0"
+        );
+        assert_eq!(
+            t[1],
+            r#"metadata.ownerReferences.apiVersion: Invalid value: "apps/": version must not be empty"#
+        );
+        assert_eq!(
+            t[2],
+            r#"metadata.ownerReferences.kind: Invalid value: "": kind must not be empty"#
+        );
+        assert_eq!(
+            t[3],
+            r#"metadata.ownerReferences.name: Invalid value: "": name must not be empty"#
+        );
+        assert_eq!(
+            t[4],
+            r#"metadata.ownerReferences.uid: Invalid value: "": uid must not be empty"#
+        );
+        assert_eq!(
+            t[5],
+            r#"metadata.ownerReferences: Invalid value: v1.OwnerReference{APIVersion:"v1", Kind:"Event", Name:"e", UID:"u2", Controller:(*bool)(true), BlockOwnerDeletion:(*bool)(nil)}: /v1, Kind=Event is disallowed from being an owner"#
+        );
+        assert!(t[6].starts_with(r#"metadata.ownerReferences: Invalid value: []v1.OwnerReference{v1.OwnerReference{APIVersion:"apps/", "#), "{t:?}");
+        assert!(t[6].ends_with(r#"Only one reference can have Controller set to true. Found "true" in references for / and Event/e"#), "{t:?}");
+        assert!(t[7].starts_with(r#"metadata.finalizers: Invalid value: "a b/c": prefix part a lowercase RFC 1123 subdomain"#), "{t:?}");
+        assert_eq!(
+            t[8],
+            r#"metadata.finalizers: Invalid value: []string{"keep", "orphan", "foregroundDeletion", "a b/c"}: finalizer orphan and foregroundDeletion cannot be both set"#
+        );
+        assert_eq!(
+            t[9],
+            r#"metadata.finalizers[0]: Invalid value: "keep": name is neither a standard finalizer name nor is it fully qualified"#
+        );
+        assert_eq!(t.len(), 10, "{t:?}");
+        // a custom resource: no core finalizer rule, warnings instead
+        assert!(!run(bad.clone(), None, false)
+            .iter()
+            .any(|m| m.contains("neither")));
+        assert_eq!(
+            finalizer_warnings(
+                &json!({"metadata": {"finalizers": ["keep", "example.com/x", "orphan"]}})
+            ),
+            [
+                r#"metadata.finalizers[0]: "keep": prefer a domain-qualified finalizer name to avoid accidental conflicts with other finalizer writers"#
+            ]
+        );
+        // an update: no generation or finalizer-name rules of the create, the owner
+        // references again, and no new finalizer on an object being deleted
+        let mut old = ok.clone();
+        old["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        let mut new = ok.clone();
+        new["metadata"]["generation"] = json!(-1);
+        new["metadata"]["finalizers"] = json!(["kubernetes", "b.example/two", "a.example/one"]);
+        assert_eq!(
+            run(new.clone(), Some(old.clone()), true),
+            [
+                r#"metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{"a.example/one", "b.example/two"}"#
+            ]
+        );
+        old["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("deletionTimestamp");
+        assert!(run(new, Some(old), true).is_empty());
     }
 }

@@ -861,3 +861,45 @@ async fn patches_and_replaces_of_a_deployments_scale() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// The metadata checks every kind gets (`ValidateObjectMeta`), as kubectl users meet them: a
+/// client-side apply of a ConfigMap over 256 KiB is refused for its last-applied annotation
+/// (a server-side apply, which keeps none, stores it); an owner reference without a UID and a
+/// finalizer without a domain are refused; nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_metadata_is_validated_as_kube_apiserver_does() {
+    with_kubectl(|admin, home| {
+        let ok = |args: &[&str], stdin: Option<&str>| ok(admin, home, args, stdin);
+        let refused = |args: &[&str], stdin: Option<&str>, wants: &[&str]| {
+            refused(admin, home, args, stdin, wants)
+        };
+        let big = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata: {{blob: {}}}\n",
+            "x".repeat(300 * 1024)
+        );
+        refused(
+            &["apply", "-f", "-"],
+            Some(&big),
+            &[r#"The ConfigMap "big" is invalid: metadata.annotations: Too long: may not be more than 262144 bytes"#],
+        );
+        ok(&["apply", "--server-side", "-f", "-"], Some(&big));
+        let owned = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owned, ownerReferences: [{apiVersion: v1, kind: ConfigMap, name: big}]}\n";
+        refused(
+            &["create", "-f", "-"],
+            Some(owned),
+            &[r#"metadata.ownerReferences.uid: Invalid value: "": uid must not be empty"#],
+        );
+        let kept = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, finalizers: [keep]}\n";
+        refused(
+            &["create", "-f", "-"],
+            Some(kept),
+            &[r#"metadata.finalizers[0]: Invalid value: "keep": name is neither a standard finalizer name nor is it fully qualified"#],
+        );
+        let names = ok(&["get", "configmaps", "-o", "name"], None);
+        assert!(
+            !names.contains("owned") && !names.contains("kept"),
+            "{names}"
+        );
+    })
+    .await;
+}
