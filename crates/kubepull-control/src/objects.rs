@@ -1971,7 +1971,7 @@ impl Objects {
     /// 409 of the comparison.
     ///
     /// An update of a missing object of a kind whose strategy allows it creates it (as
-    /// `Store.Update` when `AllowCreateOnUpdate`; see [`Creating::OnUpdate`]); the answer says
+    /// `Store.Update` when `AllowCreateOnUpdate`; it runs the create of a POST); the answer says
     /// whether it did (the handler's 201).
     #[allow(clippy::too_many_arguments)]
     pub async fn update_by(
