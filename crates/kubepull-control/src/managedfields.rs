@@ -524,7 +524,7 @@ enum Reset {
 
 /// `GetResetFields` of a built-in kind's status strategy: the spec, and what the strategy also
 /// resets (a Deployment's labels, a Pod's deletion timestamp and owner references, a CRD's
-/// metadata).
+/// metadata, a CSR's conditions).
 fn status_reset_fields(r: &Resource) -> &'static [&'static [&'static str]] {
     match (r.group, r.kind) {
         ("apps", "Deployment") => &[&["spec"], &["metadata", "labels"]],
@@ -534,6 +534,9 @@ fn status_reset_fields(r: &Resource) -> &'static [&'static [&'static str]] {
             &["metadata", "ownerReferences"],
         ],
         ("apiextensions.k8s.io", "CustomResourceDefinition") => &[&["metadata"], &["spec"]],
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            &[&["spec"], &["status", "conditions"]]
+        }
         _ => &[&["spec"]],
     }
 }

@@ -491,18 +491,30 @@ fn prepare_update(
 
 /// The object a status update writes, as the kinds' status strategies make it
 /// (`PrepareForUpdate`, then `rest.BeforeUpdate`): a custom resource is the stored object with
-/// the request's status (`customresource` `statusStrategy` copies the old object over the new);
-/// a built-in kind keeps the request's metadata but its stored spec, and what its strategy also
-/// resets: a Deployment its labels (`deploymentStatusStrategy`), a Pod its owner references
-/// (`podStatusStrategy`), a CRD its labels, annotations and owner references
-/// (apiextensions `statusStrategy`). So a controller's status write can also set annotations,
-/// as the deployment controller's revision annotation. The immutable metadata and the
-/// generation stay the stored ones, and managed fields the request cannot set.
+/// the request's status, none when it has none (`customresource` `statusStrategy` copies the
+/// old object over the new); a built-in kind keeps the request's metadata but its stored spec,
+/// and what its strategy also resets: a Deployment its labels (`deploymentStatusStrategy`), a
+/// Pod its owner references (`podStatusStrategy`); a Namespace's name label is set again
+/// (`namespaceStrategy.Canonicalize`). A CRD's takes the request's metadata too: in 1.32 its
+/// `statusStrategy` calls `ResetObjectMetaForStatus` with the new object twice, which resets
+/// nothing. So a controller's status write can also set annotations, as the deployment
+/// controller's revision annotation. The immutable metadata and the generation stay the
+/// stored ones, and managed fields the request cannot set.
 fn status_update(r: &Resource, cr: Option<&crate::crd::Served>, old: &Value, obj: Value) -> Value {
+    if cr.is_some() {
+        let mut n = old.clone();
+        match obj.get("status") {
+            Some(st) => n["status"] = st.clone(),
+            None => {
+                if let Some(m) = n.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+        return n;
+    }
     let status = obj.get("status").cloned().unwrap_or(json!({}));
-    let mut n = if cr.is_some() {
-        old.clone()
-    } else {
+    let mut n = {
         let mut n = obj;
         if !n.is_object() {
             n = json!({});
@@ -524,11 +536,6 @@ fn status_update(r: &Resource, cr: Option<&crate::crd::Served>, old: &Value, obj
         reset.extend(match (r.group, r.kind) {
             ("apps", "Deployment") => &["/metadata/labels"][..],
             ("", "Pod") => &["/metadata/ownerReferences"],
-            ("apiextensions.k8s.io", "CustomResourceDefinition") => &[
-                "/metadata/labels",
-                "/metadata/annotations",
-                "/metadata/ownerReferences",
-            ],
             _ => &[],
         });
         reset.extend([
@@ -546,6 +553,14 @@ fn status_update(r: &Resource, cr: Option<&crate::crd::Served>, old: &Value, obj
         }
         n["apiVersion"] = json!(r.api_version());
         n["kind"] = json!(r.kind);
+        if is_core(r, "Namespace") {
+            if let Some(name) = old.pointer("/metadata/name").cloned() {
+                if !n["metadata"]["labels"].is_object() {
+                    n["metadata"]["labels"] = json!({});
+                }
+                n["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+            }
+        }
         n
     };
     n["status"] = status;
@@ -2003,6 +2018,11 @@ impl Objects {
         create: bool,
     ) -> ApiResult<(Value, bool)> {
         // the handler's part, once: the body decoded and its namespace and name checked
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(
+                "the body must be a JSON object".into(),
+            ));
+        }
         let cr = self.crds.served(r);
         if cr
             .as_ref()

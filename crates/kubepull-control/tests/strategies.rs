@@ -299,7 +299,7 @@ async fn a_status_update_keeps_the_metadata_its_strategy_allows() {
             written["metadata"]["creationTimestamp"],
             made["metadata"]["creationTimestamp"]
         );
-        // an invalid label key through the status is refused as on any update
+        // an invalid annotation key through the status is refused as on any update
         let mut bad = written.clone();
         bad["metadata"]["annotations"] = json!({"-x": "y"});
         let e = o
@@ -336,4 +336,67 @@ async fn a_status_update_keeps_the_metadata_its_strategy_allows() {
     );
     assert_eq!(written["spec"]["containers"][0]["image"], "busybox:1.36");
     assert_eq!(written["status"]["phase"], "Pending");
+}
+
+/// The status updates of the kinds with more to their strategies: a Namespace keeps its name
+/// label (`namespaceStrategy.Canonicalize`); a CRD takes the request's labels (1.32's CRD
+/// status strategy resets no metadata); a body that is not an object is a 400, not a crash.
+#[tokio::test]
+async fn namespace_and_crd_status_updates_and_bodies_that_are_not_objects() {
+    let o = api().await;
+    let namespaces = resources::find("", "v1", "namespaces").unwrap();
+    let made = o
+        .create(
+            namespaces,
+            "",
+            json!({"metadata": {"name": "team-a"}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+    let mut body = made.clone();
+    body["metadata"]["labels"] = json!({"owner": "a"});
+    let written = o
+        .update(namespaces, "", "team-a", body, Some("status"), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        written["metadata"]["labels"],
+        json!({"owner": "a", "kubernetes.io/metadata.name": "team-a"})
+    );
+    let crds = resources::find("apiextensions.k8s.io", "v1", "customresourcedefinitions").unwrap();
+    let made = o
+        .create(
+            crds,
+            "",
+            json!({"metadata": {"name": "widgets.example.com"},
+                "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": true, "storage": true,
+                        "schema": {"openAPIV3Schema": {"type": "object"}}}]}}),
+            &User::Admin,
+            false,
+        )
+        .await
+        .unwrap();
+    let mut body = made.clone();
+    body["metadata"]["labels"] = json!({"team": "a"});
+    let written = o
+        .update(crds, "", "widgets.example.com", body, Some("status"), false)
+        .await
+        .unwrap();
+    assert_eq!(written["metadata"]["labels"], json!({"team": "a"}));
+    for (r, ns, name) in [
+        (namespaces, "", "team-a"),
+        (crds, "", "widgets.example.com"),
+    ] {
+        for sub in [None, Some("status")] {
+            let e = o
+                .update(r, ns, name, json!([]), sub, false)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, 400, "{}", e.message);
+        }
+    }
 }
