@@ -190,6 +190,17 @@ impl ApiError {
         )
     }
 
+    /// 403 `message` about `resource` of `group` named `name` (`errors.NewForbidden` of an
+    /// authorizer's attributes: the details name the resource as its kind).
+    pub fn forbidden_on(group: &str, resource: &str, name: &str, message: String) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            message,
+            Some(json!({"name": name, "group": group, "kind": resource})),
+        )
+    }
+
     /// 403 with a free message.
     pub fn forbidden_msg(message: String) -> Self {
         Self::new(403, "Forbidden", message, None)

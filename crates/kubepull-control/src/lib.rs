@@ -45,6 +45,7 @@ pub mod errors;
 pub mod events;
 pub mod fieldpath;
 pub mod fieldselect;
+pub mod impersonation;
 pub use kubepull_datastore::etcd_store;
 pub mod managedfields;
 pub mod metrics;

@@ -663,6 +663,32 @@ async fn route(
     let user = authenticate(&state, &req, cert_user)
         .await
         .ok_or_else(ApiError::unauthorized)?;
+    // `WithImpersonation` runs after authentication, before everything else
+    let user = match crate::impersonation::apply(&state.objects, req.headers(), user).await {
+        Ok(u) => u,
+        Err(crate::impersonation::Refused::Api(e)) => return Err(e),
+        // `responsewriters.InternalError`: Go's `http.Error`, plain text
+        Err(crate::impersonation::Refused::NoUser(why)) => {
+            let uri = req
+                .uri()
+                .path_and_query()
+                .map_or(path.clone(), |p| p.as_str().to_string());
+            let mut resp = full(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                format!(
+                    "Internal Server Error: {}: {why}\n",
+                    crate::managedfields::go_quote(&uri)
+                )
+                .into_bytes(),
+            );
+            resp.headers_mut().insert(
+                hyper::header::X_CONTENT_TYPE_OPTIONS,
+                hyper::header::HeaderValue::from_static("nosniff"),
+            );
+            return Ok(resp);
+        }
+    };
     const REVIEWS: &[&str] = &[
         "/apis/authentication.k8s.io/v1/selfsubjectreviews",
         "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",

@@ -104,6 +104,14 @@ async fn node_authorizer_validation_and_restart() {
         assert!(!out.contains("djI"), "secret data in an error: {out}");
         let (ok, out) = kubectl(&node, &home, &["get", "secrets", "-n", "t"], None);
         assert!(!ok && out.contains("Forbidden"), "{out}");
+        // a node cannot act as anyone else (impersonation), not even another node
+        for who in ["--as=kubepull-admin", "--as=system:node:n2"] {
+            let (ok, out) = kubectl(&node, &home, &["get", "secret", "s2", "-n", "t", who], None);
+            assert!(
+                !ok && out.contains(r#"User "system:node:n1" cannot impersonate resource "users""#),
+                "{out}"
+            );
+        }
         // and creates only its own Lease
         let lease = "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: n2, namespace: kube-node-lease}\nspec: {holderIdentity: n2}\n";
         let (ok, out) = kubectl(&node, &home, &["create", "-f", "-"], Some(lease));
@@ -670,6 +678,41 @@ async fn service_account_tokens_whoami_and_rbac() {
         assert!(!ok && out.contains("cannot create resource \"configmaps\""), "{out}");
         let (ok, out) = k(&["get", "clusterroles", "-o", "name"]);
         assert!(ok && out.contains("clusterrole.rbac.authorization.k8s.io/cluster-admin") && out.contains("clusterrole.rbac.authorization.k8s.io/view"), "{out}");
+
+        // impersonation (`kubectl --as`): the admin acts as the ServiceAccount, with its
+        // groups and permissions, not the admin's
+        let sa = "--as=system:serviceaccount:t:bot";
+        let (ok, out) = k(&["auth", "can-i", "list", "pods", "-n", "t", sa]);
+        assert!(ok && out.trim() == "yes", "{out}");
+        let (ok, out) = k(&["auth", "can-i", "get", "secrets", "-n", "t", sa]);
+        assert!(!ok && out.trim() == "no", "{out}");
+        let (ok, out) = k(&["get", "secrets", "-n", "t", sa]);
+        assert!(!ok && out.contains("User \"system:serviceaccount:t:bot\" cannot list resource \"secrets\""), "{out}");
+        let (ok, out) = k(&["auth", "whoami", sa]);
+        assert!(ok && out.contains("[system:serviceaccounts system:serviceaccounts:t system:authenticated]"), "{out}");
+        let (ok, out) = k(&["auth", "whoami", "--as=alice", "--as-group=devs", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}"]);
+        assert!(ok && out.trim() == r#"alice ["devs","system:authenticated"]"#, "{out}");
+        // a user may impersonate only what RBAC grants it the verb `impersonate` on
+        let (ok, out) = kb(&["get", "pods", "--as=alice"]);
+        assert!(!ok && out.contains(r#"users "alice" is forbidden: User "system:serviceaccount:t:bot" cannot impersonate resource "users" in API group "" at the cluster scope"#), "{out}");
+        let grant = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: as-alice}\nrules: [{apiGroups: [\"\"], resources: [users], verbs: [impersonate], resourceNames: [alice]}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: bot-as-alice}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: as-alice}\nsubjects: [{kind: ServiceAccount, name: bot, namespace: t}]\n";
+        let (ok, out) = kubectl(&admin, &home, &["apply", "-f", "-"], Some(grant));
+        assert!(ok, "{out}");
+        // (the authorizer sees the new binding a moment later, as on any cluster)
+        let mut last = String::new();
+        let granted = (0..50).any(|_| {
+            let (ok, out) = kb(&["auth", "whoami", "--as=alice"]);
+            last = out;
+            ok || {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                false
+            }
+        });
+        assert!(granted && last.contains("alice"), "{last}");
+        let (ok, out) = kb(&["get", "pods", "--as=alice", "-n", "t"]);
+        assert!(!ok && out.contains(r#"User "alice" cannot list resource "pods""#), "{out}");
+        let (ok, out) = kb(&["get", "pods", "--as=alice", "--as-group=system:masters"]);
+        assert!(!ok && out.contains(r#"groups "system:masters" is forbidden: User "system:serviceaccount:t:bot" cannot impersonate resource "groups""#), "{out}");
 
         // a pod-bound token dies with its pod
         let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: t}\nspec: {serviceAccountName: bot, containers: [{name: c, image: busybox}]}\n";

@@ -608,3 +608,57 @@ async fn a_put_creates_what_its_kind_allows_and_names_itself() {
     assert_eq!(api.get(lease).await.1["spec"]["holderIdentity"], "a");
     api.server.shutdown().await;
 }
+
+/// Impersonation headers (`WithImpersonation`): groups, extras or a UID without a user are
+/// refused with upstream's plain-text 500; a user is acted as, with `system:authenticated`
+/// added, and extras decoded from their header names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impersonation_headers_are_read_as_kube_apiserver_reads_them() {
+    let api = Api::start().await;
+    let send = |headers: Vec<(&'static str, &'static str)>| {
+        let mut rq = api
+            .http
+            .post(format!(
+                "{}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                api.server.url()
+            ))
+            .bearer_auth(api.server.admin_token())
+            .header("content-type", "application/json")
+            .body(r#"{"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}"#);
+        for (k, v) in headers {
+            rq = rq.header(k, v);
+        }
+        async move {
+            let r = rq.send().await.unwrap();
+            let code = r.status().as_u16();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string());
+            (code, ct, r.text().await.unwrap())
+        }
+    };
+    let (code, ct, body) = send(vec![("Impersonate-Group", "devs")]).await;
+    assert_eq!(code, 500);
+    assert_eq!(ct.as_deref(), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        body,
+        "Internal Server Error: \"/apis/authentication.k8s.io/v1/selfsubjectreviews\": requested [{Group  devs    }] without impersonating a user\n"
+    );
+    let (code, _, body) = send(vec![
+        ("Impersonate-User", "alice"),
+        ("Impersonate-Group", "devs"),
+        ("Impersonate-Extra-Scopes%2Fread", "a"),
+        ("Impersonate-Extra-Scopes%2Fread", "b"),
+        ("Impersonate-Uid", "u-1"),
+    ])
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["status"]["userInfo"],
+        json!({"username": "alice", "uid": "u-1", "groups": ["devs", "system:authenticated"],
+            "extra": {"scopes/read": ["a", "b"]}})
+    );
+    api.server.shutdown().await;
+}
