@@ -1138,8 +1138,10 @@ pub fn validate(
             .and_then(Value::as_str);
         causes.extend(validate_name(r, name, generate_name));
     }
-    // ValidateObjectMeta / ValidateObjectMetaUpdate: labels and annotations on create and
-    // update alike, then the rest of the metadata (generation, owner references, finalizers)
+    // ValidateObjectMeta / ValidateObjectMetaUpdate, in their order: a new object's
+    // generation, or no finalizer added to one being deleted; labels and annotations; owner
+    // references and finalizers
+    crate::validation::validate_meta_head(obj, old, &mut causes);
     crate::validation::validate_labels(
         obj.pointer("/metadata/labels"),
         "metadata.labels",
@@ -1150,14 +1152,15 @@ pub fn validate(
         "metadata.annotations",
         &mut causes,
     );
-    let builtin = crate::resources::is_builtin(r);
-    crate::validation::validate_meta_rest(obj, old, builtin, &mut causes);
-    if !builtin {
-        // `customResourceStrategy`'s `WarningsOnCreate`/`WarningsOnUpdate`
-        crate::validation::finalizer_warnings(obj)
-            .into_iter()
-            .for_each(crate::warnings::add);
-    }
+    // the core group's `ValidateObjectMeta`/`ValidateObjectMetaUpdate` wrappers add the
+    // finalizer-name rule; webhook configurations and CRDs are validated with apimachinery's
+    // (`genericvalidation.ValidateObjectMeta`), custom resources get warnings instead
+    let core_finalizer_rule = crate::resources::is_builtin(r)
+        && !matches!(
+            r.group,
+            "admissionregistration.k8s.io" | "apiextensions.k8s.io"
+        );
+    crate::validation::validate_meta_tail(obj, old, core_finalizer_rule, &mut causes);
     // ValidatePodTemplateSpec: a workload's template labels and annotation keys (the pods
     // its controller makes carry them), unless this is a status update (`pod` absent)
     if let (Some(t), Some(_)) = (pod_template_path(r).filter(|t| !t.is_empty()), pod) {
@@ -1380,6 +1383,13 @@ pub fn validate(
             }
         }
         _ => {}
+    }
+    // `customResourceStrategy`'s `WarningsOnCreate`/`WarningsOnUpdate`, given once the object
+    // is valid (`rest.BeforeCreate`/`BeforeUpdate` ask for them after validation)
+    if !crate::resources::is_builtin(r) && causes.is_empty() {
+        crate::validation::finalizer_warnings(obj, old)
+            .into_iter()
+            .for_each(crate::warnings::add);
     }
     causes
 }

@@ -193,12 +193,15 @@ impl ApiError {
     /// 403 `message` about `resource` of `group` named `name` (`errors.NewForbidden` of an
     /// authorizer's attributes: the details name the resource as its kind).
     pub fn forbidden_on(group: &str, resource: &str, name: &str, message: String) -> Self {
-        Self::new(
-            403,
-            "Forbidden",
-            message,
-            Some(json!({"name": name, "group": group, "kind": resource})),
-        )
+        // `StatusDetails`' name and group are `omitempty`
+        let mut details = json!({"kind": resource});
+        if !name.is_empty() {
+            details["name"] = json!(name);
+        }
+        if !group.is_empty() {
+            details["group"] = json!(group);
+        }
+        Self::new(403, "Forbidden", message, Some(details))
     }
 
     /// 403 with a free message.

@@ -113,18 +113,26 @@ impl From<ApiError> for Refused {
     }
 }
 
+/// Whether the request asks to act as someone else (any `Impersonate-*` header): what such a
+/// request is allowed stays what the impersonated user is allowed, but nothing is issued to
+/// the caller in that user's name (a node's serving certificate is signed only for the node's
+/// own credentials).
+pub fn asked(headers: &HeaderMap) -> bool {
+    headers.keys().any(|k| {
+        let k = k.as_str();
+        k == USER || k == UID || k == GROUP || k.starts_with(EXTRA_PREFIX)
+    })
+}
+
 /// `buildImpersonationRequests`: the parts the headers ask for, in upstream's order (user,
 /// groups, extras, UID); `Ok(None)` without impersonation headers.
 fn requested(headers: &HeaderMap) -> Result<Option<Vec<Part>>, Refused> {
-    let one = |h: &str| {
-        headers
-            .get(h)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-    };
+    // Go keeps a header's bytes as they came; a value that is not ASCII is read as UTF-8
+    let text = |v: &hyper::header::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+    let one = |h: &str| headers.get(h).map(text).filter(|v| !v.is_empty());
     let mut parts = vec![];
     let user = one(USER);
-    if let Some(u) = user {
+    if let Some(u) = user.as_deref() {
         parts.push(match split_service_account(u) {
             Some((namespace, name)) => Part::ServiceAccount { namespace, name },
             None => Part::User(u.to_string()),
@@ -133,7 +141,7 @@ fn requested(headers: &HeaderMap) -> Result<Option<Vec<Part>>, Refused> {
     let mut others = false;
     for g in headers.get_all(GROUP) {
         others = true;
-        parts.push(Part::Group(g.to_str().unwrap_or("").to_string()));
+        parts.push(Part::Group(text(g)));
     }
     // header names arrive lower-cased; a key is percent-decoded (`unescapeExtraKey`)
     for (name, value) in headers {
@@ -141,13 +149,13 @@ fn requested(headers: &HeaderMap) -> Result<Option<Vec<Part>>, Refused> {
             let key = percent_decode(key);
             parts.push(Part::Extra {
                 key,
-                value: value.to_str().unwrap_or("").to_string(),
+                value: text(value),
             });
             others = true;
         }
     }
     if let Some(u) = one(UID) {
-        parts.push(Part::Uid(u.to_string()));
+        parts.push(Part::Uid(u));
         others = true;
     }
     if others && user.is_none() {
@@ -167,10 +175,10 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            match s
+            let hex = s
                 .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
+                .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()));
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 Some(v) => {
                     out.push(v);
                     i += 3;
@@ -217,8 +225,18 @@ pub async fn apply(
         };
         let allowed = match &requester {
             User::Admin => true,
-            // the node authorizer has no opinion and RBAC gives nodes no impersonation
-            User::Node(_) => false,
+            // the node authorizer has no opinion on `impersonate`: RBAC decides, for the
+            // node's user and groups
+            User::Node(_) => {
+                let (name, groups) = requester.identity();
+                let node = UserInfo {
+                    name,
+                    uid: String::new(),
+                    groups,
+                    extra: BTreeMap::new(),
+                };
+                crate::rbac::permits(objects, &node, &a).await?
+            }
             User::Other(u) => crate::rbac::permits(objects, u, &a).await?,
         };
         if !allowed {
@@ -251,9 +269,15 @@ pub async fn apply(
     } else if !groups.iter().any(|g| g == UNAUTHENTICATED) {
         groups.push(UNAUTHENTICATED.into());
     }
-    // a node's identity is checked by the node authorizer, as for a node's own credentials
+    // a node's identity (its name, and exactly a node's groups) is judged by the node
+    // authorizer, as for a node's own credentials; with other groups, a UID or extras it is
+    // a user RBAC judges (so `system:masters` keeps its rights)
     if let Some(node) = name.strip_prefix("system:node:") {
-        if groups.iter().any(|g| g == "system:nodes") && !node.is_empty() {
+        let node_groups = groups.iter().any(|g| g == "system:nodes")
+            && groups
+                .iter()
+                .all(|g| g == "system:nodes" || g == AUTHENTICATED);
+        if node_groups && !node.is_empty() && uid.is_empty() && extra.is_empty() {
             return Ok(User::Node(node.to_string()));
         }
     }
@@ -321,6 +345,19 @@ mod tests {
                 [Part::User(u.into())]
             );
         }
+        // a name that is not ASCII is a name, not "no user" (the request is not left to run
+        // as the caller)
+        let mut h = HeaderMap::new();
+        h.insert(
+            "impersonate-user",
+            hyper::header::HeaderValue::from_bytes("jörg".as_bytes()).unwrap(),
+        );
+        assert_eq!(requested(&h).unwrap().unwrap(), [Part::User("jörg".into())]);
+        // `url.PathUnescape`: a malformed escape keeps the key as it came
+        assert_eq!(percent_decode("a%2Fb"), "a/b");
+        assert_eq!(percent_decode("a%+fb"), "a%+fb");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert!(asked(&h) && !asked(&headers(&[("Authorization", "x")])));
         let Err(Refused::NoUser(e)) = requested(&headers(&[("Impersonate-Group", "devs")])) else {
             panic!("a group without a user is refused");
         };

@@ -676,11 +676,18 @@ async fn route(
             let mut resp = full(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "text/plain; charset=utf-8",
+                // `sanitizer.Replace`: `&`, `<` and `>` as HTML entities
                 format!(
-                    "Internal Server Error: {}: {why}\n",
+                    "Internal Server Error: {}: {why}",
                     crate::managedfields::go_quote(&uri)
                 )
-                .into_bytes(),
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .into_bytes()
+                .into_iter()
+                .chain(*b"\n")
+                .collect(),
             );
             resp.headers_mut().insert(
                 hyper::header::X_CONTENT_TYPE_OPTIONS,
@@ -962,6 +969,7 @@ async fn resource_request(
 ) -> ApiResult<Response<Body>> {
     let qs = query(&req);
     let method = req.method().clone();
+    let impersonated = crate::impersonation::asked(req.headers());
     let table = wants_table(&req);
     let metadata_only = !table && wants_metadata(&req);
     let include = if table {
@@ -1189,7 +1197,7 @@ async fn resource_request(
             // the RBAC escalation check runs in create, after mutating admission (as the
             // policybased storage's); a dry run (`dryRun=All`) goes through admission and is not stored
             let obj = if crate::resources::is_builtin(r) && r.kind == "CertificateSigningRequest" {
-                let body = csr_admission(&state, &user, body, strict)?;
+                let body = csr_admission(&state, &user, body, strict, !impersonated)?;
                 state.objects.create_decoded(r, &ns, body, &user).await?
             } else {
                 state.objects.create(r, &ns, body, &user, strict).await?
@@ -1888,7 +1896,13 @@ fn tls_error_text(e: &reqwest::Error) -> String {
 /// `status` is the server's, the request must be a PEM certificate request, and a node's request
 /// for its own serving certificate (signer `kubernetes.io/kubelet-serving`, subject
 /// `system:node:<name>`) is approved and signed by the cluster CA at once.
-fn csr_admission(state: &State, user: &User, body: Value, strict: bool) -> ApiResult<Value> {
+fn csr_admission(
+    state: &State,
+    user: &User,
+    body: Value,
+    strict: bool,
+    own_credentials: bool,
+) -> ApiResult<Value> {
     use k8s_openapi::api::certificates::v1 as certs;
     let r =
         resources::find("certificates.k8s.io", "v1", "certificatesigningrequests").expect("csr");
@@ -1927,7 +1941,9 @@ fn csr_admission(state: &State, user: &User, body: Value, strict: bool) -> ApiRe
     let (username, groups) = user.identity();
     csr.spec.username = Some(username);
     csr.spec.groups = Some(groups);
-    if let (User::Node(node), Some(pem)) = (user, pem) {
+    // a node's serving certificate is signed for the node's own credentials only, never for
+    // a caller impersonating a node
+    if let (User::Node(node), Some(pem), true) = (user, pem, own_credentials) {
         if signer == crate::pki::KUBELET_SERVING_SIGNER {
             let cert = state.pki.sign_kubelet_serving(&pem, node).map_err(|why| {
                 ApiError::forbidden(

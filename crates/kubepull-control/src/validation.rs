@@ -165,26 +165,11 @@ pub fn validate_annotations(annotations: Option<&Value>, path: &str, causes: &mu
 /// The finalizers every built-in kind may carry without a domain (`standardFinalizers`).
 const STANDARD_FINALIZERS: [&str; 3] = ["kubernetes", "orphan", "foregroundDeletion"];
 
-/// The rest of `ValidateObjectMetaAccessor` (create, `old` none) or
-/// `ValidateObjectMetaAccessorUpdate` (update) after the names, labels and annotations, in
-/// upstream's order: on create `generation` not negative, the owner references, the
-/// finalizers (`ValidateFinalizers`: qualified names, not both `orphan` and
-/// `foregroundDeletion`); on update of an object being deleted no new finalizer
-/// (`ValidateNoNewFinalizers`), then the owner references. A built-in kind's finalizers
-/// without a domain must be standard ones (`validateKubeFinalizerName` of the core
-/// `ValidateObjectMeta`/`ValidateObjectMetaUpdate`); a custom resource's get
-/// [`finalizer_warnings`] instead.
-pub fn validate_meta_rest(
-    obj: &Value,
-    old: Option<&Value>,
-    builtin: bool,
-    causes: &mut Vec<Cause>,
-) {
-    let finalizers: Vec<&str> = obj
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+/// The first of `ValidateObjectMetaAccessor`'s checks after the names (create, `old` none): a
+/// `generation` not negative; or the first of `ValidateObjectMetaAccessorUpdate`'s: no new
+/// finalizer on an object being deleted (`ValidateNoNewFinalizers`). Labels and annotations
+/// come after them.
+pub fn validate_meta_head(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
     match old {
         None => {
             if let Some(g) = obj
@@ -200,14 +185,9 @@ pub fn validate_meta_rest(
             }
         }
         Some(old) if old.pointer("/metadata/deletionTimestamp").is_some() => {
-            let before: std::collections::BTreeSet<&str> = old
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let extra: std::collections::BTreeSet<&str> = finalizers
-                .iter()
-                .copied()
+            let before: std::collections::BTreeSet<&str> = finalizers(old).into_iter().collect();
+            let extra: std::collections::BTreeSet<&str> = finalizers(obj)
+                .into_iter()
                 .filter(|f| !before.contains(f))
                 .collect();
             if !extra.is_empty() {
@@ -222,6 +202,29 @@ pub fn validate_meta_rest(
         }
         Some(_) => {}
     }
+}
+
+/// The finalizer names of `obj`.
+fn finalizers(obj: &Value) -> Vec<&str> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// The checks of `ValidateObjectMetaAccessor` (create, `old` none) or
+/// `ValidateObjectMetaAccessorUpdate` (update) after the labels and annotations, in upstream's
+/// order: the owner references; on create the finalizers (`ValidateFinalizers`: qualified
+/// names, not both `orphan` and `foregroundDeletion`). With `core_finalizer_rule` (the core
+/// group's `ValidateObjectMeta`/`ValidateObjectMetaUpdate` wrappers, which most built-in kinds
+/// use) a finalizer without a domain must be a standard one (`validateKubeFinalizerName`).
+pub fn validate_meta_tail(
+    obj: &Value,
+    old: Option<&Value>,
+    core_finalizer_rule: bool,
+    causes: &mut Vec<Cause>,
+) {
+    let finalizers = finalizers(obj);
     validate_owner_references(obj.pointer("/metadata/ownerReferences"), causes);
     if old.is_none() {
         for f in &finalizers {
@@ -237,7 +240,7 @@ pub fn validate_meta_rest(
             ));
         }
     }
-    if builtin {
+    if core_finalizer_rule {
         for (i, f) in finalizers.iter().enumerate() {
             if !f.contains('/') && !STANDARD_FINALIZERS.contains(f) {
                 causes.push(Cause::invalid(
@@ -250,24 +253,34 @@ pub fn validate_meta_rest(
     }
 }
 
-/// The warnings a custom resource's finalizers get (apiextensions `validateKubeFinalizerName`,
-/// warnings since Kubernetes 1.28): a name that is not a qualified name, a name without a
-/// domain that is not a standard one.
-pub fn finalizer_warnings(obj: &Value) -> Vec<String> {
-    let mut w = vec![];
-    let finalizers = obj
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
+/// The warnings a custom resource's finalizers get (apiextensions `generateWarningsFromObj`
+/// and `validateKubeFinalizerName`): for each finalizer the write adds (all of a new
+/// object's), in name order, each reason it is not a qualified name, and a name without a
+/// domain path that is not a standard one (`prefer a domain-qualified finalizer name including
+/// a path (/) …` when it has a dot, as `resources-finalizer.argocd.argoproj.io`).
+pub fn finalizer_warnings(obj: &Value, old: Option<&Value>) -> Vec<String> {
+    let before: std::collections::BTreeSet<&str> = old
+        .map(finalizers)
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .filter_map(Value::as_str);
-    for (i, f) in finalizers.enumerate() {
+        .collect();
+    let added: std::collections::BTreeSet<&str> = finalizers(obj)
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    let mut w = vec![];
+    for f in added {
         for msg in is_qualified_name(f) {
-            w.push(format!("metadata.finalizers[{i}]: {}: {msg}", q(f)));
+            w.push(format!("metadata.finalizers: {}: {msg}", q(f)));
         }
         if !f.contains('/') && !STANDARD_FINALIZERS.contains(&f) {
+            let including = if f.contains('.') {
+                " including a path (/)"
+            } else {
+                ""
+            };
             w.push(format!(
-                "metadata.finalizers[{i}]: {}: prefer a domain-qualified finalizer name to avoid accidental conflicts with other finalizer writers",
+                "metadata.finalizers: {}: prefer a domain-qualified finalizer name{including} to avoid accidental conflicts with other finalizer writers",
                 q(f)
             ));
         }
@@ -288,10 +301,12 @@ fn validate_owner_references(refs: Option<&Value>, causes: &mut Vec<Cause>) {
     let mut controller = String::new();
     for r in refs {
         let (api_version, kind) = (s(r, "apiVersion"), s(r, "kind"));
-        // `schema.FromAPIVersionAndKind`: `group/version`, or a version alone
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", api_version.as_str()),
+        // `schema.FromAPIVersionAndKind`: `group/version`, or a version alone; anything else
+        // does not parse (`ParseGroupVersion`) and has no version
+        let (group, version) = match api_version.split('/').collect::<Vec<_>>().as_slice() {
+            [v] => ("", *v),
+            [g, v] => (*g, *v),
+            _ => ("", ""),
         };
         if version.is_empty() {
             causes.push(Cause::invalid(
@@ -557,9 +572,10 @@ mod tests {
     /// with the core group's finalizer names.
     #[test]
     fn generation_owner_references_and_finalizers_with_upstreams_messages() {
-        let run = |obj: Value, old: Option<Value>, builtin: bool| {
+        let run = |obj: Value, old: Option<Value>, core: bool| {
             let mut c = vec![];
-            validate_meta_rest(&obj, old.as_ref(), builtin, &mut c);
+            validate_meta_head(&obj, old.as_ref(), &mut c);
+            validate_meta_tail(&obj, old.as_ref(), core, &mut c);
             texts(&c)
         };
         let ok = json!({"metadata": {"name": "a", "generation": 3,
@@ -570,7 +586,8 @@ mod tests {
         let bad = json!({"metadata": {"name": "a", "generation": -1,
             "ownerReferences": [{"apiVersion": "apps/", "kind": "", "name": "", "uid": "",
                     "controller": true},
-                {"apiVersion": "v1", "kind": "Event", "name": "e", "uid": "u2", "controller": true}],
+                {"apiVersion": "v1", "kind": "Event", "name": "e", "uid": "u2", "controller": true},
+                {"apiVersion": "a/b/c", "kind": "K", "name": "n", "uid": "u3"}],
             "finalizers": ["keep", "orphan", "foregroundDeletion", "a b/c"]}});
         let t = run(bad.clone(), None, true);
         assert_eq!(
@@ -599,28 +616,25 @@ mod tests {
         );
         assert!(t[6].starts_with(r#"metadata.ownerReferences: Invalid value: []v1.OwnerReference{v1.OwnerReference{APIVersion:"apps/", "#), "{t:?}");
         assert!(t[6].ends_with(r#"Only one reference can have Controller set to true. Found "true" in references for / and Event/e"#), "{t:?}");
-        assert!(t[7].starts_with(r#"metadata.finalizers: Invalid value: "a b/c": prefix part a lowercase RFC 1123 subdomain"#), "{t:?}");
         assert_eq!(
-            t[8],
+            t[7],
+            r#"metadata.ownerReferences.apiVersion: Invalid value: "a/b/c": version must not be empty"#
+        );
+        assert!(t[8].starts_with(r#"metadata.finalizers: Invalid value: "a b/c": prefix part a lowercase RFC 1123 subdomain"#), "{t:?}");
+        assert_eq!(
+            t[9],
             r#"metadata.finalizers: Invalid value: []string{"keep", "orphan", "foregroundDeletion", "a b/c"}: finalizer orphan and foregroundDeletion cannot be both set"#
         );
         assert_eq!(
-            t[9],
+            t[10],
             r#"metadata.finalizers[0]: Invalid value: "keep": name is neither a standard finalizer name nor is it fully qualified"#
         );
-        assert_eq!(t.len(), 10, "{t:?}");
-        // a custom resource: no core finalizer rule, warnings instead
+        assert_eq!(t.len(), 11, "{t:?}");
+        // without the core group's wrapper (CRDs, webhook configurations, custom resources):
+        // no finalizer-name rule
         assert!(!run(bad.clone(), None, false)
             .iter()
             .any(|m| m.contains("neither")));
-        assert_eq!(
-            finalizer_warnings(
-                &json!({"metadata": {"finalizers": ["keep", "example.com/x", "orphan"]}})
-            ),
-            [
-                r#"metadata.finalizers[0]: "keep": prefer a domain-qualified finalizer name to avoid accidental conflicts with other finalizer writers"#
-            ]
-        );
         // an update: no generation or finalizer-name rules of the create, the owner
         // references again, and no new finalizer on an object being deleted
         let mut old = ok.clone();
@@ -639,5 +653,33 @@ mod tests {
             .unwrap()
             .remove("deletionTimestamp");
         assert!(run(new, Some(old), true).is_empty());
+    }
+
+    /// A custom resource's finalizer warnings: only for the finalizers a write adds, in name
+    /// order, at `metadata.finalizers`, with upstream's two wordings.
+    #[test]
+    fn custom_resource_finalizer_warnings() {
+        let obj = |f: Value| json!({"metadata": {"finalizers": f}});
+        let both = obj(json!([
+            "resources-finalizer.argocd.argoproj.io",
+            "keep",
+            "example.com/x",
+            "orphan"
+        ]));
+        assert_eq!(
+            finalizer_warnings(&both, None),
+            [
+                r#"metadata.finalizers: "keep": prefer a domain-qualified finalizer name to avoid accidental conflicts with other finalizer writers"#,
+                r#"metadata.finalizers: "resources-finalizer.argocd.argoproj.io": prefer a domain-qualified finalizer name including a path (/) to avoid accidental conflicts with other finalizer writers"#,
+            ]
+        );
+        assert!(finalizer_warnings(&both, Some(&both)).is_empty());
+        let added = obj(json!(["keep", "more", "example.com/x"]));
+        assert_eq!(
+            finalizer_warnings(&added, Some(&both)),
+            [
+                r#"metadata.finalizers: "more": prefer a domain-qualified finalizer name to avoid accidental conflicts with other finalizer writers"#
+            ]
+        );
     }
 }

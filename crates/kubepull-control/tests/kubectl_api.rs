@@ -481,7 +481,7 @@ async fn node_serving_certificates_and_token_revocation() {
     let (rogue_port, rogue_task) =
         fake_node(&rogue.cert.pem(), &rogue.signing_key.serialize_pem()).await;
     let (ok, out, other_key, other_cert) = {
-        let (node, home) = (node.clone(), home.clone());
+        let (node, home, admin) = (node.clone(), home.clone(), admin.clone());
         tokio::task::spawn_blocking(move || {
             // a node may not ask for another node's certificate
             let (y, _) = csr_yaml("steal", "system:node:n1");
@@ -500,6 +500,13 @@ async fn node_serving_certificates_and_token_revocation() {
             use base64::Engine as _;
             let cert = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(out.trim()).unwrap()).unwrap();
             assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
+            // a caller impersonating a node gets no certificate in the node's name: the
+            // request is stored, not approved or issued
+            let (y, _) = csr_yaml("posed", "system:node:other");
+            let (ok, out) = kubectl(&admin, &home, &["create", "-f", "-", "--as=system:node:other", "--as-group=system:nodes"], Some(&y));
+            assert!(ok, "{out}");
+            let (ok, out) = kubectl(&admin, &home, &["get", "csr", "posed", "-o", "jsonpath={.status}"], None);
+            assert!(ok && !out.contains("certificate") && !out.contains("Approved"), "{out}");
             let (ok, out) = kubectl(&node, &home, &["get", "csr", "own"], None);
             (ok, out, key, cert)
         })
