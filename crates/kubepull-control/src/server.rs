@@ -664,7 +664,19 @@ async fn route(
         .await
         .ok_or_else(ApiError::unauthorized)?;
     // `WithImpersonation` runs after authentication, before everything else
-    let user = match crate::impersonation::apply(&state.objects, req.headers(), user).await {
+    // boxed, and only when asked for: the routing future stays as small as it was for the
+    // requests that impersonate no one (every poll of it moves it)
+    let acting = if crate::impersonation::asked(req.headers()) {
+        Box::pin(crate::impersonation::apply(
+            &state.objects,
+            req.headers(),
+            user,
+        ))
+        .await
+    } else {
+        Ok(user)
+    };
+    let user = match acting {
         Ok(u) => u,
         Err(crate::impersonation::Refused::Api(e)) => return Err(e),
         // `responsewriters.InternalError`: Go's `http.Error`, plain text
