@@ -364,6 +364,17 @@ pub(crate) fn pod_qos_class(spec: &core::PodSpec) -> &'static str {
     .as_str()
 }
 
+/// The metadata an update keeps from the stored object (`rest.BeforeUpdate`; what
+/// `ValidateObjectMetaUpdate` would refuse to change).
+const IMMUTABLE_METADATA: [&str; 6] = [
+    "uid",
+    "creationTimestamp",
+    "namespace",
+    "name",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
+
 /// What the storage does to an update's object after admission and the resourceVersion
 /// comparison, before validation (`rest.BeforeUpdate`, the strategies' `PrepareForUpdate`, the
 /// Service storage's `beginUpdate`): a status update keeps everything but the status (the
@@ -445,14 +456,7 @@ fn prepare_update(
             obj["apiVersion"] = json!(r.api_version());
             obj["kind"] = json!(r.kind);
             // immutable metadata
-            for f in [
-                "uid",
-                "creationTimestamp",
-                "namespace",
-                "name",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-            ] {
+            for f in IMMUTABLE_METADATA {
                 match old.pointer(&format!("/metadata/{f}")) {
                     Some(v) => obj["metadata"][f] = v.clone(),
                     None => {
@@ -538,18 +542,16 @@ fn status_update(r: &Resource, cr: Option<&crate::crd::Served>, old: &Value, obj
             ("", "Pod") => &["/metadata/ownerReferences"],
             _ => &[],
         });
-        reset.extend([
-            "/metadata/uid",
-            "/metadata/creationTimestamp",
-            "/metadata/namespace",
-            "/metadata/name",
-            "/metadata/deletionTimestamp",
-            "/metadata/deletionGracePeriodSeconds",
-            "/metadata/generation",
-            "/metadata/managedFields",
-        ]);
         for path in reset {
             keep(path);
+        }
+        // the immutable metadata, the generation (`rest.BeforeUpdate`) and the managed fields
+        // a subresource's request cannot set
+        for f in IMMUTABLE_METADATA
+            .iter()
+            .chain(&["generation", "managedFields"])
+        {
+            keep(&format!("/metadata/{f}"));
         }
         n["apiVersion"] = json!(r.api_version());
         n["kind"] = json!(r.kind);
