@@ -241,6 +241,56 @@ impl SetDefaults for core::PersistentVolumeClaim {
 }
 
 impl SetDefaults for apps::ControllerRevision {}
+impl SetDefaults for k8s_openapi::api::networking::v1::Ingress {}
+
+impl SetDefaults for core::PersistentVolume {
+    /// `SetObjectDefaults_PersistentVolume` (pkg/apis/core/v1/defaults.go): phase Pending,
+    /// reclaim policy Retain, volume mode Filesystem, a host path's type `""`, the capacity as
+    /// stored.
+    fn set_defaults(&mut self) {
+        let status = self.status.get_or_insert_with(Default::default);
+        if status.phase.as_deref().unwrap_or("").is_empty() {
+            status.phase = Some("Pending".into());
+        }
+        let spec = self.spec.get_or_insert_with(Default::default);
+        if spec
+            .persistent_volume_reclaim_policy
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+        {
+            spec.persistent_volume_reclaim_policy = Some("Retain".into());
+        }
+        spec.volume_mode.get_or_insert_with(|| "Filesystem".into());
+        if let Some(h) = spec.host_path.as_mut() {
+            h.type_.get_or_insert_with(String::new);
+        }
+        crate::defaults::resource_list(spec.capacity.as_mut());
+    }
+}
+
+impl SetDefaults for core::ReplicationController {
+    /// `SetDefaults_ReplicationController` (pkg/apis/core/v1/defaults.go): an empty selector
+    /// and empty labels are the template's labels; one replica.
+    fn set_defaults(&mut self) {
+        let spec = self.spec.get_or_insert_with(Default::default);
+        let labels = spec
+            .template
+            .as_ref()
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.labels.clone());
+        if let Some(labels) = labels {
+            if spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
+                spec.selector = Some(labels.clone());
+            }
+            if self.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
+                self.metadata.labels = Some(labels);
+            }
+        }
+        spec.replicas.get_or_insert(1);
+        crate::defaults::default_pod_template(spec.template.as_mut());
+    }
+}
 
 impl SetDefaults for core::Service {
     fn set_defaults(&mut self) {
@@ -356,6 +406,94 @@ impl SetDefaults
 {
 }
 
+/// What a template of a controller whose pods run forever must say
+/// (`ValidatePodTemplateSpecForRC`, `ValidatePodTemplateSpecForReplicaSet`,
+/// `ValidateDaemonSetSpec`, `ValidateStatefulSetSpec`): restart `Always`, and no
+/// `activeDeadlineSeconds` (`activeDeadlineSeconds in <kind> is not Supported`).
+pub(crate) fn validate_long_running_template(
+    spec: &core::PodSpec,
+    kind: &str,
+    causes: &mut Vec<Cause>,
+) {
+    let restart = spec.restart_policy.as_deref().unwrap_or("");
+    if restart != "Always" {
+        causes.push(Cause::not_supported(
+            "spec.template.spec.restartPolicy",
+            format!("\"{restart}\""),
+            &["Always"],
+        ));
+    }
+    if spec.active_deadline_seconds.is_some() {
+        causes.push(Cause::forbidden(
+            "spec.template.spec.activeDeadlineSeconds",
+            format!("activeDeadlineSeconds in {kind} is not Supported"),
+        ));
+    }
+}
+
+/// `ValidateReplicationControllerSpec` (pkg/apis/core/validation/validation.go): a non-empty
+/// selector of valid labels that the template's labels match, a template (`Required value`
+/// without one) whose spec is a pod's that restarts `Always` and has no
+/// `activeDeadlineSeconds`, no negative replicas or `minReadySeconds`.
+fn validate_replication_controller(
+    obj: &Value,
+    pod: Option<PodParts<'_>>,
+    old: Option<&Value>,
+    causes: &mut Vec<Cause>,
+) {
+    for f in ["minReadySeconds", "replicas"] {
+        if let Some(n) = obj
+            .pointer(&format!("/spec/{f}"))
+            .and_then(Value::as_i64)
+            .filter(|n| *n < 0)
+        {
+            causes.push(Cause::invalid(
+                format!("spec.{f}"),
+                n.to_string(),
+                crate::quantities::IS_NEGATIVE,
+            ));
+        }
+    }
+    let sel = obj
+        .pointer("/spec/selector")
+        .filter(|s| s.as_object().is_some_and(|m| !m.is_empty()));
+    match sel {
+        // ValidateNonEmptySelector
+        None => causes.push(Cause::required("spec.selector", "")),
+        Some(sel) => crate::validation::validate_labels(Some(sel), "spec.selector", causes),
+    }
+    let Some(template) = obj.pointer("/spec/template").filter(|t| !t.is_null()) else {
+        causes.push(Cause::required("spec.template", ""));
+        return;
+    };
+    let labels = template
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or(json!({}));
+    if let Some(sel) = sel {
+        if !labels_match(&json!({"matchLabels": sel}), &labels) {
+            causes.push(Cause::invalid(
+                "spec.template.metadata.labels",
+                format!("map[string]string{}", go_map(&labels)),
+                "`selector` does not match template `labels`",
+            ));
+        }
+    }
+    match pod.map(|p| p.spec) {
+        Some(Some(spec)) => {
+            let allow = crate::quantities::old_spec_allows_indivisible_huge_pages(
+                old,
+                "/spec/template/spec",
+            );
+            let annotations = template.pointer("/metadata/annotations");
+            validate_template_spec(spec, annotations, "spec.template.spec", allow, causes);
+            validate_long_running_template(spec, "ReplicationController", causes);
+        }
+        Some(None) => causes.push(Cause::required("spec.template.spec.containers", "")),
+        None => {}
+    }
+}
+
 /// `ValidateControllerRevision` and `ValidateControllerRevisionUpdate`
 /// (pkg/apis/apps/validation/validation.go): data is mandatory and may not change, the
 /// revision is not negative.
@@ -407,6 +545,9 @@ pub fn prepare(r: &Resource, obj: &mut Value, create: bool) {
     }
     match (r.group, r.kind) {
         ("batch", "Job") => crate::controllers::job::generate_selector(obj, create),
+        ("", "PersistentVolume") if create => {
+            obj["status"]["lastPhaseTransitionTime"] = json!(crate::objects::now());
+        }
         ("", "Namespace") => {
             if let Some(n) = obj
                 .pointer("/metadata/name")
@@ -1007,9 +1148,9 @@ pub(crate) fn workload_warnings(r: &Resource, obj: &Value) -> Vec<String> {
 pub(crate) fn name_warnings(r: &Resource, obj: &Value) -> Vec<String> {
     let used_in = match (r.group, r.kind) {
         ("", "Pod") => "the Pod's hostname",
-        ("apps", "Deployment" | "ReplicaSet") | ("batch", "Job" | "CronJob") => {
-            "Pod names and hostnames"
-        }
+        ("apps", "Deployment" | "ReplicaSet")
+        | ("batch", "Job" | "CronJob")
+        | ("", "ReplicationController") => "Pod names and hostnames",
         _ => return vec![],
     };
     let name = obj
@@ -1033,9 +1174,9 @@ pub(crate) fn name_warnings(r: &Resource, obj: &Value) -> Vec<String> {
 pub(crate) fn pod_template_path(r: &Resource) -> Option<&'static str> {
     match (r.group, r.kind) {
         ("", "Pod") => Some(""),
-        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet") | ("batch", "Job") => {
-            Some("spec.template")
-        }
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet")
+        | ("batch", "Job")
+        | ("", "ReplicationController") => Some("spec.template"),
         ("batch", "CronJob") => Some("spec.jobTemplate.spec.template"),
         _ => None,
     }
@@ -1415,6 +1556,9 @@ pub fn validate(
         },
         "Service" => causes.extend(crate::services::validate_service(obj, old)),
         "PersistentVolumeClaim" => causes.extend(crate::claims::validate_claim(obj, old)),
+        "PersistentVolume" => causes.extend(crate::claims::validate_volume(obj, old)),
+        "Ingress" => causes.extend(crate::ingresses::validate_ingress(obj, old)),
+        "ReplicationController" => validate_replication_controller(obj, pod, old, &mut causes),
         "ControllerRevision" => causes.extend(validate_controller_revision(obj, old)),
         "Job" => causes.extend(crate::controllers::job::validate_job_decoded(
             obj,
@@ -1474,7 +1618,9 @@ pub fn validate(
                         "spec.template.spec",
                         allow,
                         &mut causes,
-                    )
+                    );
+                    // ValidatePodTemplateSpecForReplicaSet, for both kinds
+                    validate_long_running_template(spec, "ReplicaSet", &mut causes);
                 }
                 Some(None) => causes.push(Cause::required("spec.template.spec.containers", "")),
                 None => {}
@@ -1522,8 +1668,9 @@ fn go_map(v: &Value) -> String {
 /// Node's) or have none.
 fn new_status(r: &Resource) -> Option<Value> {
     match (r.group, r.kind) {
-        // `ReplicaSetStatus.Replicas` has no omitempty
-        ("apps", "ReplicaSet") => Some(json!({"replicas": 0})),
+        // `ReplicaSetStatus.Replicas` and `ReplicationControllerStatus.Replicas` have no
+        // omitempty
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => Some(json!({"replicas": 0})),
         ("apps", "Deployment") | ("batch", "Job" | "CronJob") => Some(json!({})),
         // `DaemonSetStatus`' counts without omitempty
         ("apps", "DaemonSet") => Some(json!({"currentNumberScheduled": 0,
@@ -1532,7 +1679,11 @@ fn new_status(r: &Resource) -> Option<Value> {
         ("apps", "StatefulSet") => Some(json!({"replicas": 0, "availableReplicas": 0})),
         // the strategy clears the status; the defaults of the stored object make it Pending
         ("", "PersistentVolumeClaim") => Some(json!({"phase": "Pending"})),
-        ("", "Service") => Some(json!({"loadBalancer": {}})),
+        // `PrepareForCreate` with PersistentVolumeLastPhaseTransitionTime (GA in 1.31): Pending
+        // since now (the time is set by `prepare`)
+        ("", "PersistentVolume") => Some(json!({"phase": "Pending"})),
+        // `ServiceStatus.LoadBalancer`, `IngressStatus.LoadBalancer`: structs, never omitted
+        ("", "Service") | ("networking.k8s.io", "Ingress") => Some(json!({"loadBalancer": {}})),
         ("", "Namespace") => Some(json!({"phase": "Active"})),
         _ => None,
     }
@@ -1706,6 +1857,11 @@ fn decode_typed(r: &Resource, obj: &mut Value, u: Opts) -> Option<Decoded> {
         ("apps", "DaemonSet") => decode_as::<apps::DaemonSet>(obj, u, false),
         ("apps", "StatefulSet") => decode_as::<apps::StatefulSet>(obj, u, false),
         ("apps", "ControllerRevision") => decode_as::<apps::ControllerRevision>(obj, u, false),
+        ("", "ReplicationController") => decode_as::<core::ReplicationController>(obj, u, false),
+        ("", "PersistentVolume") => decode_as::<core::PersistentVolume>(obj, u, false),
+        ("networking.k8s.io", "Ingress") => {
+            decode_as::<k8s_openapi::api::networking::v1::Ingress>(obj, u, false)
+        }
         ("", "PersistentVolumeClaim") => decode_as::<core::PersistentVolumeClaim>(obj, u, false),
         ("coordination.k8s.io", "Lease") => decode_as::<coord::Lease>(obj, u, false),
         ("discovery.k8s.io", "EndpointSlice") => {
@@ -2160,6 +2316,7 @@ mod tests {
             "template": minimal_template()}});
         obj["spec"]["template"]["metadata"] = json!({"labels": {"app": "a"}});
         obj["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(30);
+        obj["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
         let t = texts(check(d, &obj, None));
         assert_eq!(t.len(), 1, "{t:?}");
         assert!(t[0].starts_with("spec.selector.matchExpressions[0].values[0]: Invalid value: \"bad value\": a valid label"), "{t:?}");

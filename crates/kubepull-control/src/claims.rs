@@ -1,8 +1,9 @@
-//! PersistentVolumeClaims, stored and checked as kube-apiserver checks them
-//! (pkg/apis/core/validation/validation.go `ValidatePersistentVolumeClaim`,
-//! `ValidatePersistentVolumeClaimSpec`, `ValidatePersistentVolumeClaimUpdate`, 1.32). Nothing
-//! binds or provisions a volume: a claim stays `Pending` until a volume is bound to it by
-//! another writer.
+//! PersistentVolumeClaims and PersistentVolumes, stored and checked as kube-apiserver checks
+//! them (pkg/apis/core/validation/validation.go `ValidatePersistentVolumeClaim`,
+//! `ValidatePersistentVolumeClaimSpec`, `ValidatePersistentVolumeClaimUpdate`,
+//! `ValidatePersistentVolume`, `ValidatePersistentVolumeSpec`, `ValidatePersistentVolumeUpdate`,
+//! 1.32). Nothing binds or provisions a volume: claims and volumes stay `Pending` until another
+//! writer binds them.
 
 use serde_json::Value;
 
@@ -253,6 +254,302 @@ pub fn validate_claim(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     causes
 }
 
+/// The volume sources of a PersistentVolumeSpec, in `ValidatePersistentVolumeSpec`'s order,
+/// with the path each is reported under (upstream names a few differently from the field).
+const PV_SOURCES: &[(&str, &str)] = &[
+    ("hostPath", "hostPath"),
+    ("gcePersistentDisk", "gcePersistentDisk"),
+    ("awsElasticBlockStore", "awsElasticBlockStore"),
+    ("glusterfs", "glusterfs"),
+    ("flocker", "flocker"),
+    ("nfs", "nfs"),
+    ("rbd", "rbd"),
+    ("quobyte", "quobyte"),
+    ("cephfs", "cephFS"),
+    ("iscsi", "iscsi"),
+    ("cinder", "cinder"),
+    ("fc", "fc"),
+    ("flexVolume", "flexVolume"),
+    ("azureFile", "azureFile"),
+    ("vsphereVolume", "vsphereVolume"),
+    ("photonPersistentDisk", "photonPersistentDisk"),
+    ("portworxVolume", "portworxVolume"),
+    ("azureDisk", "azureDisk"),
+    ("scaleIO", "scaleIO"),
+    ("local", "local"),
+    ("storageos", "storageos"),
+    ("csi", "csi"),
+];
+
+/// `supportedReclaimPolicy`.
+const RECLAIM_POLICIES: &[&str] = &["Delete", "Recycle", "Retain"];
+
+/// `supportedHostPathTypes`.
+const HOST_PATH_TYPES: &[&str] = &[
+    "",
+    "BlockDevice",
+    "CharDevice",
+    "Directory",
+    "DirectoryOrCreate",
+    "File",
+    "FileOrCreate",
+    "Socket",
+];
+
+/// `validatePathNoBacksteps`: no `..` element.
+fn backsteps(path: &str, at: &str, causes: &mut Vec<Cause>) {
+    if path.split(['/', '\\']).any(|p| p == "..") {
+        causes.push(Cause::invalid(
+            at,
+            format!("\"{path}\""),
+            "must not contain '..'",
+        ));
+    }
+}
+
+/// The checks of the volume sources users write by hand most (host paths, local volumes,
+/// NFS, CSI); the other sources are counted (one and only one) but their own fields are not
+/// checked.
+fn validate_pv_source(field: &str, at: &str, src: &Value, causes: &mut Vec<Cause>) {
+    let required = |f: &str, causes: &mut Vec<Cause>| {
+        if s(src, &format!("/{f}")).is_empty() {
+            causes.push(Cause::required(format!("{at}.{f}"), ""));
+        }
+    };
+    match field {
+        "hostPath" => {
+            // validateHostPathVolumeSource
+            required("path", causes);
+            let p = s(src, "/path");
+            if !p.is_empty() {
+                backsteps(p, &format!("{at}.path"), causes);
+            }
+            if let Some(t) = src.get("type").and_then(Value::as_str) {
+                if !HOST_PATH_TYPES.contains(&t) {
+                    causes.push(Cause::not_supported(
+                        format!("{at}.type"),
+                        format!("\"{t}\""),
+                        HOST_PATH_TYPES,
+                    ));
+                }
+            }
+        }
+        "local" => {
+            // validateLocalVolumeSource
+            let p = s(src, "/path");
+            if p.is_empty() {
+                causes.push(Cause::required(format!("{at}.path"), ""));
+            } else {
+                backsteps(p, &format!("{at}.path"), causes);
+            }
+        }
+        "nfs" => {
+            // validateNFSVolumeSource
+            required("server", causes);
+            let p = s(src, "/path");
+            if p.is_empty() {
+                causes.push(Cause::required(format!("{at}.path"), ""));
+            } else if !p.starts_with('/') {
+                causes.push(Cause::invalid(
+                    format!("{at}.path"),
+                    format!("\"{p}\""),
+                    "must be an absolute path",
+                ));
+            }
+        }
+        "csi" => {
+            // validateCSIPersistentVolumeSource: driver and volume handle
+            required("driver", causes);
+            required("volumeHandle", causes);
+        }
+        _ => {}
+    }
+}
+
+/// `ValidatePersistentVolumeSpec` (not inline) and, on update, `ValidatePersistentVolumeUpdate`:
+/// the volume source and the volume mode may not change.
+pub fn validate_volume(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = vec![];
+    let null = Value::Null;
+    let spec = obj.get("spec").unwrap_or(&null);
+    let modes: Vec<&str> = spec
+        .get("accessModes")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if modes.is_empty() {
+        causes.push(Cause::required("spec.accessModes", ""));
+    }
+    let (mut rwop, mut other) = (false, false);
+    for m in &modes {
+        if !ACCESS_MODES.contains(m) {
+            causes.push(Cause::not_supported(
+                "spec.accessModes",
+                format!("\"{m}\""),
+                ACCESS_MODES,
+            ));
+        } else if *m == "ReadWriteOncePod" {
+            rwop = true;
+        } else {
+            other = true;
+        }
+    }
+    if rwop && other {
+        causes.push(Cause::forbidden(
+            "spec.accessModes",
+            "may not use ReadWriteOncePod with other access modes",
+        ));
+    }
+    let capacity = spec.get("capacity").and_then(Value::as_object);
+    let cap_len = capacity.map_or(0, |c| c.len());
+    if cap_len == 0 {
+        causes.push(Cause::required("spec.capacity", ""));
+    }
+    if capacity.is_none_or(|c| !c.contains_key("storage") || c.len() > 1) {
+        // Go prints the ResourceList map
+        let shown = capacity
+            .map(|c| {
+                let mut kv: Vec<String> = c
+                    .iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}:{}",
+                            crate::quantities::go_string(v.as_str().unwrap_or(""))
+                        )
+                    })
+                    .collect();
+                kv.sort();
+                format!("map[{}]", kv.join(" "))
+            })
+            .unwrap_or_else(|| "map[]".into());
+        causes.push(Cause::not_supported("spec.capacity", shown, &["storage"]));
+    }
+    for (k, v) in capacity.into_iter().flatten() {
+        let Some(q) = v.as_str() else { continue };
+        if Quantity::parse(q).is_some_and(|v| v.sign() <= 0) {
+            causes.push(Cause::invalid(
+                format!("spec.capacity[{k}]"),
+                format!("{:?}", crate::quantities::go_string(q)),
+                "must be greater than zero",
+            ));
+        }
+    }
+    let policy = s(spec, "/persistentVolumeReclaimPolicy");
+    if !policy.is_empty() && !RECLAIM_POLICIES.contains(&policy) {
+        causes.push(Cause::not_supported(
+            "spec.persistentVolumeReclaimPolicy",
+            format!("\"{policy}\""),
+            RECLAIM_POLICIES,
+        ));
+    }
+    let affinity = spec
+        .pointer("/nodeAffinity/required/nodeSelectorTerms")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty());
+    if spec
+        .pointer("/nodeAffinity/required")
+        .is_some_and(|r| !r.is_null())
+        && !affinity
+    {
+        causes.push(Cause::required(
+            "spec.nodeAffinity.required.nodeSelectorTerms",
+            "must have at least one node selector term",
+        ));
+    }
+    let mut count = 0;
+    for (field, at) in PV_SOURCES {
+        let Some(src) = spec.get(*field).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        // upstream counts a flexVolume without the "more than 1" check
+        if count > 0 && *field != "flexVolume" {
+            causes.push(Cause::forbidden(
+                format!("spec.{at}"),
+                "may not specify more than 1 volume type",
+            ));
+            continue;
+        }
+        count += 1;
+        validate_pv_source(field, &format!("spec.{at}"), src, &mut causes);
+        if *field == "local" && !affinity {
+            causes.push(Cause::required(
+                "spec.nodeAffinity",
+                "Local volume requires node affinity",
+            ));
+        }
+    }
+    if count == 0 {
+        causes.push(Cause::required("spec", "must specify a volume type"));
+    }
+    let host = s(spec, "/hostPath/path");
+    if !host.is_empty() && host.trim_end_matches('/').is_empty() && policy == "Recycle" {
+        causes.push(Cause::forbidden(
+            "spec.persistentVolumeReclaimPolicy",
+            "may not be 'recycle' for a hostPath mount of '/'",
+        ));
+    }
+    for field in ["storageClassName", "volumeAttributesClassName"] {
+        let Some(name) = spec
+            .get(field)
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        else {
+            continue;
+        };
+        for m in crate::admission::dns1123_subdomain_problems(name) {
+            causes.push(Cause::invalid(
+                format!("spec.{field}"),
+                format!("\"{name}\""),
+                m,
+            ));
+        }
+    }
+    if let Some(mode) = spec.get("volumeMode").and_then(Value::as_str) {
+        if !VOLUME_MODES.contains(&mode) {
+            causes.push(Cause::not_supported(
+                "spec.volumeMode",
+                format!("\"{mode}\""),
+                VOLUME_MODES,
+            ));
+        }
+    }
+    if let Some(old) = old {
+        let old_spec = old.get("spec").unwrap_or(&null);
+        let source = |sp: &Value| -> Vec<(&str, Value)> {
+            PV_SOURCES
+                .iter()
+                .filter_map(|(f, _)| {
+                    let mut v = sp.get(*f).filter(|v| !v.is_null())?.clone();
+                    // a CSI volume may gain a controllerExpandSecretRef once
+                    if *f == "csi"
+                        && sp.pointer("/csi/controllerExpandSecretRef").is_some()
+                        && old_spec.pointer("/csi/controllerExpandSecretRef").is_none()
+                    {
+                        if let Some(m) = v.as_object_mut() {
+                            m.remove("controllerExpandSecretRef");
+                        }
+                    }
+                    Some((*f, v))
+                })
+                .collect()
+        };
+        if !crate::podupdate::semantic_eq(&source(spec), &source(old_spec)) {
+            causes.push(Cause::forbidden(
+                "spec.persistentvolumesource",
+                "spec.persistentvolumesource is immutable after creation",
+            ));
+        }
+        if spec.get("volumeMode") != old_spec.get("volumeMode") {
+            causes.push(Cause::invalid(
+                "volumeMode",
+                format!("\"{}\"", s(spec, "/volumeMode")),
+                "field is immutable",
+            ));
+        }
+    }
+    causes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +622,78 @@ mod tests {
             "spec.dataSource: \"Snapshot\" must be 'PersistentVolumeClaim' when referencing the default apiGroup"
         );
         assert_eq!(f.len(), 6);
+    }
+
+    fn volume(spec: Value) -> Value {
+        json!({"metadata": {"name": "pv1"}, "spec": spec})
+    }
+
+    #[test]
+    fn volumes() {
+        let good = volume(
+            json!({"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "5Gi"},
+            "hostPath": {"path": "/srv/data", "type": ""}, "persistentVolumeReclaimPolicy": "Retain", "volumeMode": "Filesystem"}),
+        );
+        assert!(validate_volume(&good, None).is_empty());
+        let f = fields(&validate_volume(&volume(json!({})), None));
+        assert_eq!(
+            f,
+            [
+                "spec.accessModes:  ",
+                "spec.capacity:  ",
+                "spec.capacity: map[] supported values: \"storage\"",
+                "spec:  must specify a volume type"
+            ]
+        );
+        let bad = volume(
+            json!({"accessModes": ["ReadWriteMany"], "capacity": {"storage": "0", "cpu": "1"},
+            "persistentVolumeReclaimPolicy": "Keep", "hostPath": {"path": "/a/../b"}, "nfs": {"server": "s", "path": "x"},
+            "local": {"path": "/mnt"}}),
+        );
+        let f = fields(&validate_volume(&bad, None));
+        assert_eq!(
+            f[0],
+            "spec.capacity: map[cpu:1 storage:0] supported values: \"storage\""
+        );
+        assert!(
+            f.contains(&"spec.capacity[storage]: \"0\" must be greater than zero".to_string()),
+            "{f:?}"
+        );
+        assert!(f.contains(&"spec.persistentVolumeReclaimPolicy: \"Keep\" supported values: \"Delete\", \"Recycle\", \"Retain\"".to_string()), "{f:?}");
+        assert!(
+            f.contains(&"spec.hostPath.path: \"/a/../b\" must not contain '..'".to_string()),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&"spec.nfs:  may not specify more than 1 volume type".to_string()),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&"spec.local:  may not specify more than 1 volume type".to_string()),
+            "{f:?}"
+        );
+        let local = volume(
+            json!({"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}, "local": {"path": "/mnt/disk"}}),
+        );
+        assert_eq!(
+            fields(&validate_volume(&local, None)),
+            ["spec.nodeAffinity:  Local volume requires node affinity"]
+        );
+        // the source and the mode are immutable; the reclaim policy is not
+        let mut other = good.clone();
+        other["spec"]["hostPath"]["path"] = json!("/srv/other");
+        other["spec"]["volumeMode"] = json!("Block");
+        other["spec"]["persistentVolumeReclaimPolicy"] = json!("Delete");
+        assert_eq!(
+            fields(&validate_volume(&other, Some(&good))),
+            [
+                "spec.persistentvolumesource:  spec.persistentvolumesource is immutable after creation",
+                "volumeMode: \"Block\" field is immutable"
+            ]
+        );
+        let mut policy = good.clone();
+        policy["spec"]["persistentVolumeReclaimPolicy"] = json!("Delete");
+        assert!(validate_volume(&policy, Some(&good)).is_empty());
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod nodelifecycle;
 pub mod queue;
 pub mod refmanager;
 pub mod replicaset;
+pub mod replication;
 pub mod scheduler;
 
 use std::time::Duration;
@@ -246,6 +247,12 @@ pub async fn run_with(
                 o.clone(),
                 inf.clone(),
                 replicaset::ReplicaSetController::new(inf),
+                never()
+            ),
+            queue::run(
+                o.clone(),
+                inf.clone(),
+                replication::ReplicationManager::new(inf),
                 never()
             ),
             queue::run(

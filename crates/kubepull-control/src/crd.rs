@@ -429,7 +429,8 @@ fn is_dns1035_label(v: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+/// `IsDNS1035Label`'s shape message.
+pub(crate) const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 
 fn is_dns1123_subdomain(v: &str) -> bool {
     !v.is_empty()

@@ -47,6 +47,7 @@ pub mod events;
 pub mod fieldpath;
 pub mod fieldselect;
 pub mod impersonation;
+pub mod ingresses;
 pub use kubepull_datastore::etcd_store;
 pub mod managedfields;
 pub mod metrics;

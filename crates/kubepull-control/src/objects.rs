@@ -235,6 +235,8 @@ fn generation_field(r: &Resource, is_cr: bool) -> Option<&'static str> {
     }
     match (r.group, r.kind) {
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet")
+        | ("", "ReplicationController")
+        | ("networking.k8s.io", "Ingress")
         | ("batch", "Job" | "CronJob")
         | ("apiextensions.k8s.io", "CustomResourceDefinition") => Some("spec"),
         (
@@ -1774,7 +1776,13 @@ impl Objects {
                 }
                 (meta.unwrap_or(&empty_meta), spec, true)
             }
-            "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job" | "CronJob" => {
+            "Deployment"
+            | "ReplicaSet"
+            | "DaemonSet"
+            | "StatefulSet"
+            | "ReplicationController"
+            | "Job"
+            | "CronJob" => {
                 // pod-security-admission's PodSpecExtractor: the templates of workloads
                 let t = if r.kind == "CronJob" {
                     "/spec/jobTemplate/spec/template"

@@ -29,7 +29,7 @@ pub const FORMAT_WRONG: &str =
 /// containers and the pod, its overhead, an emptyDir's `sizeLimit`, a generic ephemeral
 /// volume's claim resources and the `resourceFieldRef` divisors; a Node's `status.capacity` and
 /// `status.allocatable`; a PersistentVolumeClaim's (and a StatefulSet's claim templates')
-/// requests, limits and status quantities. (ResourceQuotas and LimitRanges are not served.)
+/// requests, limits and status quantities; a PersistentVolume's capacity. (ResourceQuotas and LimitRanges are not served.)
 /// Values that are not strings are left to the type check.
 pub fn refuse_unparsable<'a>(
     r: &crate::resources::Resource,
@@ -53,6 +53,7 @@ pub fn refuse_unparsable<'a>(
         // `NodeStatus.Capacity` and `NodeStatus.Allocatable` (`ResourceList`)
         ("", "Node") => lists(obj, &["/status/capacity", "/status/allocatable"]),
         ("", "PersistentVolumeClaim") => lists(obj, CLAIM),
+        ("", "PersistentVolume") => lists(obj, &["/spec/capacity"]),
         _ => {
             let mut t = pod_spec_quantities(r, obj)?;
             if (r.group, r.kind) == ("apps", "StatefulSet") {

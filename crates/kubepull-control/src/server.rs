@@ -951,14 +951,25 @@ fn delete_options(qs: &[(String, String)], body: Option<&Value>) -> DeleteOption
 }
 
 fn scale_of(obj: &Value) -> Value {
-    let sel = obj
-        .pointer("/spec/selector/matchLabels")
+    // a ReplicationController's selector is a map itself (`labels.SelectorFromSet(...).String()`,
+    // sorted); the apps kinds' a LabelSelector's matchLabels
+    let rc = obj.get("kind").and_then(Value::as_str) == Some("ReplicationController");
+    let map = if rc {
+        obj.pointer("/spec/selector")
+    } else {
+        obj.pointer("/spec/selector/matchLabels")
+    };
+    let sel = map
         .and_then(Value::as_object)
         .map(|m| {
-            m.iter()
+            let mut kv: Vec<String> = m
+                .iter()
                 .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(",")
+                .collect();
+            if rc {
+                kv.sort();
+            }
+            kv.join(",")
         })
         .unwrap_or_default();
     json!({

@@ -476,7 +476,7 @@ pub fn default_service(svc: &mut k8s_openapi::api::core::v1::Service) {
 }
 
 /// `IsValidPortName` (apimachinery util/validation): IANA_SVC_NAME.
-fn port_name_problem(s: &str) -> Option<&'static str> {
+pub(crate) fn port_name_problem(s: &str) -> Option<&'static str> {
     if s.len() > 15 {
         return Some("must be no more than 15 characters");
     }
@@ -498,7 +498,7 @@ fn port_name_problem(s: &str) -> Option<&'static str> {
     None
 }
 
-const PORT_RANGE: &str = "must be between 1 and 65535, inclusive";
+pub(crate) const PORT_RANGE: &str = "must be between 1 and 65535, inclusive";
 
 /// `ValidateService` (and `ValidateServiceUpdate` when `old` is given).
 pub fn validate_service(obj: &Value, old: Option<&Value>) -> Vec<Cause> {

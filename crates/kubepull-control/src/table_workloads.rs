@@ -1,8 +1,9 @@
 //! Table columns of Services, Endpoints, EndpointSlices, Jobs, CronJobs, DaemonSets,
-//! StatefulSets, ControllerRevisions and PersistentVolumeClaims (kubernetes
+//! StatefulSets, ReplicationControllers, ControllerRevisions and PersistentVolumeClaims (kubernetes
 //! `pkg/printers/internalversion/printers.go`: `serviceColumnDefinitions`, `printService`,
 //! `formatEndpoints`, `printEndpointSlice`, `printJob`, `printCronJob`, `printDaemonSet`,
-//! `printStatefulSet`, `printControllerRevision`, `printPersistentVolumeClaim`), and the rows'
+//! `printStatefulSet`, `printReplicationController`, `printControllerRevision`,
+//! `printPersistentVolumeClaim`), and the rows'
 //! `object` by `includeObject` (apiserver `pkg/endpoints/handlers/response.go`, `asTable`).
 
 use serde_json::{json, Value};
@@ -527,6 +528,34 @@ pub fn columns_and_cells(kind: &str, items: &[Value]) -> Option<(Vec<Value>, Vec
                 })
                 .collect(),
         ),
+        "ReplicationController" => (
+            vec![
+                col("Name", "string", 0),
+                col("Desired", "integer", 0),
+                col("Current", "integer", 0),
+                col("Ready", "integer", 0),
+                col("Age", "string", 0),
+                col("Containers", "string", 1),
+                col("Images", "string", 1),
+                col("Selector", "string", 1),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let (c, i) = containers_images(o.pointer("/spec/template/spec"));
+                    vec![
+                        name(o),
+                        json!(int(o, "/spec/replicas")),
+                        json!(int(o, "/status/replicas")),
+                        json!(int(o, "/status/readyReplicas")),
+                        age(o),
+                        json!(c),
+                        json!(i),
+                        json!(format_selector(o.pointer("/spec/selector"))),
+                    ]
+                })
+                .collect(),
+        ),
         "ControllerRevision" => (
             vec![
                 col("Name", "string", 0),
@@ -545,6 +574,56 @@ pub fn columns_and_cells(kind: &str, items: &[Value]) -> Option<(Vec<Value>, Vec
                     ]
                 })
                 .collect(),
+        ),
+        "Ingress" => (
+            vec![
+                col("Name", "string", 0),
+                col("Class", "string", 0),
+                col("Hosts", "string", 0),
+                col("Address", "string", 0),
+                col("Ports", "string", 0),
+                col("Age", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        name(o),
+                        json!(o
+                            .pointer("/spec/ingressClassName")
+                            .and_then(Value::as_str)
+                            .unwrap_or("<none>")),
+                        json!(ingress_hosts(o)),
+                        json!(ingress_address(o)),
+                        json!(if o
+                            .pointer("/spec/tls")
+                            .and_then(Value::as_array)
+                            .is_some_and(|t| !t.is_empty())
+                        {
+                            "80, 443"
+                        } else {
+                            "80"
+                        }),
+                        age(o),
+                    ]
+                })
+                .collect(),
+        ),
+        "PersistentVolume" => (
+            vec![
+                col("Name", "string", 0),
+                col("Capacity", "string", 0),
+                col("Access Modes", "string", 0),
+                col("Reclaim Policy", "string", 0),
+                col("Status", "string", 0),
+                col("Claim", "string", 0),
+                col("StorageClass", "string", 0),
+                col("VolumeAttributesClass", "string", 0),
+                col("Reason", "string", 0),
+                col("Age", "string", 0),
+                col("VolumeMode", "string", 1),
+            ],
+            items.iter().map(volume_cells).collect(),
         ),
         "PersistentVolumeClaim" => (
             vec![
@@ -633,6 +712,99 @@ fn claim_cells(o: &Value) -> Vec<Value> {
         json!(vac),
         age(o),
         json!(mode),
+    ]
+}
+
+/// `formatHosts`: up to three rule hosts, `*` when none names one.
+fn ingress_hosts(o: &Value) -> String {
+    let rules = o
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut list: Vec<&str> = vec![];
+    let mut more = false;
+    for r in rules {
+        if list.len() == 3 {
+            more = true;
+        }
+        let h = s(r, "/host");
+        if !more && !h.is_empty() {
+            list.push(h);
+        }
+    }
+    if list.is_empty() {
+        return "*".into();
+    }
+    let out = list.join(",");
+    if more {
+        format!("{out} + {} more...", rules.len() - 3)
+    } else {
+        out
+    }
+}
+
+/// `ingressLoadBalancerStatusStringer` (not wide): the addresses, cut to 16 characters.
+fn ingress_address(o: &Value) -> String {
+    let all: Vec<&str> = o
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|i| [s(i, "/ip"), s(i, "/hostname")])
+        .filter(|x| !x.is_empty())
+        .collect();
+    let r = all.join(",");
+    if r.len() > 16 {
+        format!("{}...", r.get(..13).unwrap_or(&r))
+    } else {
+        r
+    }
+}
+
+/// `printPersistentVolume`: the claim as `namespace/name`, the class as for a claim.
+fn volume_cells(o: &Value) -> Vec<Value> {
+    let phase = if o.pointer("/metadata/deletionTimestamp").is_some() {
+        "Terminating"
+    } else {
+        s(o, "/status/phase")
+    };
+    let claim = if o.pointer("/spec/claimRef").is_some_and(Value::is_object) {
+        format!(
+            "{}/{}",
+            s(o, "/spec/claimRef/namespace"),
+            s(o, "/spec/claimRef/name")
+        )
+    } else {
+        String::new()
+    };
+    let class = o
+        .pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| s(o, "/spec/storageClassName"));
+    let or_unset = |p: &str| {
+        o.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("<unset>")
+            .to_string()
+    };
+    // `Quantity.String()` of a missing capacity is "0"
+    let size = match s(o, "/spec/capacity/storage") {
+        "" => "0",
+        q => q,
+    };
+    vec![
+        json!(s(o, "/metadata/name")),
+        json!(size),
+        json!(access_modes(o.pointer("/spec/accessModes"))),
+        json!(s(o, "/spec/persistentVolumeReclaimPolicy")),
+        json!(phase),
+        json!(claim),
+        json!(class),
+        json!(or_unset("/spec/volumeAttributesClassName")),
+        json!(s(o, "/status/reason")),
+        age(o),
+        json!(or_unset("/spec/volumeMode")),
     ]
 }
 
@@ -770,6 +942,51 @@ mod tests {
             ]
         );
         assert_eq!(rows[0][8], "<unset>");
+        let pv = json!({"metadata": {"name": "pv1"}, "spec": {"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteMany", "ReadOnlyMany"],
+            "persistentVolumeReclaimPolicy": "Retain", "claimRef": {"namespace": "a", "name": "data"}, "volumeMode": "Filesystem"},
+            "status": {"phase": "Bound"}});
+        let (cols, rows) = columns_and_cells("PersistentVolume", &[pv]).unwrap();
+        assert_eq!(cols.len(), 11);
+        assert_eq!(
+            rows[0][..9],
+            [
+                json!("pv1"),
+                json!("5Gi"),
+                json!("ROX,RWX"),
+                json!("Retain"),
+                json!("Bound"),
+                json!("a/data"),
+                json!(""),
+                json!("<unset>"),
+                json!("")
+            ]
+        );
+        assert_eq!(rows[0][10], "Filesystem");
+    }
+
+    #[test]
+    fn ingress_columns() {
+        let i = json!({"metadata": {"name": "web"}, "spec": {"ingressClassName": "nginx", "tls": [{"hosts": ["a.example"]}],
+            "rules": [{"host": "a.example"}, {}, {"host": "b.example"}, {"host": "c.example"}, {"host": "d.example"}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}, {"hostname": "lb.example.com"}]}}});
+        let (cols, rows) = columns_and_cells("Ingress", &[i]).unwrap();
+        assert_eq!(cols.len(), 6);
+        assert_eq!(
+            rows[0][..5],
+            [
+                json!("web"),
+                json!("nginx"),
+                json!("a.example,b.example,c.example + 2 more..."),
+                json!("10.0.0.1,lb.e..."),
+                json!("80, 443")
+            ]
+        );
+        let bare = json!({"metadata": {"name": "d"}, "spec": {"defaultBackend": {}}});
+        let (_, rows) = columns_and_cells("Ingress", &[bare]).unwrap();
+        assert_eq!(
+            rows[0][1..5],
+            [json!("<none>"), json!("*"), json!(""), json!("80")]
+        );
     }
 
     #[test]

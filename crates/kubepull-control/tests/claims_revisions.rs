@@ -1,6 +1,7 @@
-//! PersistentVolumeClaims, ControllerRevisions and the stored shape of DaemonSets and
-//! StatefulSets with the real kubectl: tables, defaults, validation, claim updates, the
-//! StatefulSet scale subresource and Pod Security warnings for the new workload kinds.
+//! PersistentVolumeClaims, PersistentVolumes, Ingresses, ControllerRevisions and the stored
+//! shape of DaemonSets and StatefulSets with the real kubectl: tables, defaults, validation,
+//! claim and volume updates, the StatefulSet scale subresource, Pod Security warnings for the
+//! new workload kinds, and `kubectl apply --prune` without an allowlist.
 
 use kubepull_control::start;
 
@@ -120,6 +121,43 @@ async fn claims_revisions_and_workload_kinds_with_kubectl() {
         assert!(ok, "{out}");
         assert!(out.lines().next().unwrap().contains("NODE SELECTOR"), "{out}");
         assert!(out.contains("disk=ssd"), "{out}");
+
+        // a PersistentVolume: defaults, columns, one source, immutable source
+        let pv = "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv1}\nspec:\n  capacity: {storage: 5Gi}\n  accessModes: [ReadWriteOnce]\n  hostPath: {path: /srv/pv1}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(pv));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "pv", "pv1", "--no-headers"], None);
+        assert!(ok, "{out}");
+        let row: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!((row[0], row[1], row[2], row[3], row[4]), ("pv1", "5Gi", "RWO", "Retain", "Pending"), "{out}");
+        let (_, out) = k(&["get", "pv", "pv1", "-o", "jsonpath={.spec.volumeMode} {.spec.hostPath.type}|{.status.lastPhaseTransitionTime}"], None);
+        assert!(out.starts_with("Filesystem |20"), "{out}");
+        let (ok, out) = k(&["patch", "pv", "pv1", "-p", r#"{"spec":{"hostPath":{"path":"/srv/other"}}}"#], None);
+        assert!(!ok && out.contains("spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation"), "{out}");
+        let two = "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv2}\nspec:\n  capacity: {storage: 5Gi}\n  accessModes: [ReadWriteOnce]\n  hostPath: {path: /srv/pv2}\n  nfs: {server: nfs.example, path: exports}\n";
+        let (ok, out) = k(&["apply", "-f", "-"], Some(two));
+        assert!(!ok && out.contains("spec.nfs: Forbidden: may not specify more than 1 volume type"), "{out}");
+
+        // an Ingress made by kubectl's typed command (a protobuf body), its columns, a bad one
+        let (ok, out) = k(&["create", "ingress", "web", "--class=nginx", "--rule=web.example.com/*=web:80,tls=web-tls"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["get", "ingress", "web", "--no-headers"], None);
+        assert!(ok, "{out}");
+        let row: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!((row[0], row[1], row[2], row[3], row[4]), ("web", "nginx", "web.example.com", "80,", "443"), "{out}");
+        let (_, out) = k(&["get", "ingress", "web", "-o", "jsonpath={.spec.rules[0].http.paths[0].pathType} {.metadata.generation} {.status}"], None);
+        assert_eq!(out, r#"Prefix 1 {"loadBalancer":{}}"#);
+        let (ok, out) = k(&["create", "ingress", "bad", "--rule=10.0.0.1/api=Web:http"], None);
+        assert!(!ok, "{out}");
+        assert!(out.contains("spec.rules[0].host: Invalid value: \"10.0.0.1\": must be a DNS name, not an IP address"), "{out}");
+        assert!(out.contains("spec.rules[0].http.paths[0].backend.service.name: Invalid value: \"Web\": a DNS-1035 label"), "{out}");
+
+        // every kind of kubectl's default prune list is served: --prune needs no allowlist
+        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c1, labels: {set: p}}\n";
+        let (ok, out) = k(&["apply", "--prune", "-l", "set=p", "-f", "-"], Some(cm));
+        assert!(ok, "{out}");
+        let (ok, out) = k(&["apply", "--prune", "-l", "set=p", "-f", "-"], Some(&cm.replace("c1", "c2")));
+        assert!(ok && out.contains("configmap/c1 pruned"), "{out}");
 
         // `kubectl get all` lists both kinds; kubectl explain knows them
         let (ok, out) = k(&["get", "all", "-A", "-o", "name"], None);

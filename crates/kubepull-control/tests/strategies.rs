@@ -235,8 +235,10 @@ async fn a_new_pods_affinity_and_app_armor_are_prepared() {
 #[tokio::test]
 async fn a_status_update_keeps_the_metadata_its_strategy_allows() {
     let o = api().await;
-    let workload = json!({"metadata": {"name": "web", "labels": {"app": "web"}},
+    let mut workload = json!({"metadata": {"name": "web", "labels": {"app": "web"}},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template()}});
+    // a Deployment's and a ReplicaSet's pods restart Always
+    workload["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
     for (plural, labels_kept) in [("deployments", false), ("replicasets", true)] {
         let r = res("apps", plural);
         let made = o

@@ -40,6 +40,7 @@ pub const FOREGROUND: &str = "foregroundDeletion";
 pub const KINDS: &[(&str, &str)] = &[
     ("Deployment", "deployments"),
     ("ReplicaSet", "replicasets"),
+    ("ReplicationController", "replicationcontrollers"),
     ("Pod", "pods"),
     ("CronJob", "cronjobs"),
     ("Job", "jobs"),

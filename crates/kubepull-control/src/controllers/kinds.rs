@@ -11,7 +11,8 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Namespace, Node, ObjectReference, PersistentVolumeClaim, Pod, Service,
+    ConfigMap, Endpoints, Namespace, Node, ObjectReference, PersistentVolumeClaim, Pod,
+    ReplicationController, Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -143,6 +144,7 @@ kinds!(
     StatefulSet,
     ControllerRevision,
     PersistentVolumeClaim,
+    ReplicationController,
 );
 
 /// Decodes stored bytes into a cached object.

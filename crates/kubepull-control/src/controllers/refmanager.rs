@@ -411,32 +411,35 @@ pub fn matching_controllers<C: Kind>(
     m: &ObjectMeta,
     selector: fn(&C) -> Option<&LabelSelector>,
 ) -> Vec<String> {
-    matching(controllers, m, selector, false)
+    matching(controllers, m, by_label_selector(selector, false))
 }
 
-/// [`matching_controllers`], and with `empty_selects_all` a controller with an empty selector
-/// matches every object with labels (`GetPodJobs`: `LabelSelectorAsSelector` of an empty
-/// selector is `Everything`) instead of nothing.
+/// The keys of the controllers in the orphan's namespace that `selects` its labels.
 fn matching<C: Kind>(
     controllers: &Typed<C>,
     m: &ObjectMeta,
-    selector: fn(&C) -> Option<&LabelSelector>,
-    empty_selects_all: bool,
+    selects_labels: impl Fn(&C, &BTreeMap<String, String>) -> bool,
 ) -> Vec<String> {
-    if m.labels.as_ref().is_none_or(BTreeMap::is_empty) {
+    let Some(labels) = m.labels.as_ref().filter(|l| !l.is_empty()) else {
         return vec![];
-    }
+    };
     controllers
         .by_index(index::NAMESPACE, kinds::namespace(m))
         .iter()
-        .filter(|c| {
-            selector(c).is_some_and(|s| {
-                (empty_selects_all || !selector_is_empty(s))
-                    && selects(s, m.labels.as_ref()) == Ok(true)
-            })
-        })
+        .filter(|c| selects_labels(c, labels))
         .map(|c| kinds::key_of(c.metadata()))
         .collect()
+}
+
+fn by_label_selector<C: Kind>(
+    selector: fn(&C) -> Option<&LabelSelector>,
+    empty_selects_all: bool,
+) -> impl Fn(&C, &BTreeMap<String, String>) -> bool {
+    move |c, labels| {
+        selector(c).is_some_and(|s| {
+            (empty_selects_all || !selector_is_empty(s)) && selects(s, Some(labels)) == Ok(true)
+        })
+    }
 }
 
 /// The controllers an orphan's change concerns (the orphan branches of `addPod`/`updatePod`
@@ -448,7 +451,7 @@ pub fn orphan_keys<C: Kind>(
     controllers: &Typed<C>,
     selector: fn(&C) -> Option<&LabelSelector>,
 ) -> Vec<String> {
-    orphan_keys_by(change, controllers, selector, false)
+    orphan_keys_by(change, controllers, by_label_selector(selector, false))
 }
 
 /// [`orphan_keys`] for the Job controller (`getPodJobs`): a Job with an empty selector matches
@@ -458,14 +461,28 @@ pub fn orphan_keys_of_jobs<C: Kind>(
     controllers: &Typed<C>,
     selector: fn(&C) -> Option<&LabelSelector>,
 ) -> Vec<String> {
-    orphan_keys_by(change, controllers, selector, true)
+    orphan_keys_by(change, controllers, by_label_selector(selector, true))
+}
+
+/// [`orphan_keys`] for controllers whose selector is a label map (a ReplicationController's,
+/// `labels.SelectorFromSet`): an empty map selects nothing here, as
+/// `getPodControllers` skips controllers with an empty selector.
+pub fn orphan_keys_of_map<C: Kind>(
+    change: &Notice,
+    controllers: &Typed<C>,
+    selector: fn(&C) -> Option<&BTreeMap<String, String>>,
+) -> Vec<String> {
+    orphan_keys_by(change, controllers, move |c, labels| {
+        selector(c).is_some_and(|want| {
+            !want.is_empty() && want.iter().all(|(k, v)| labels.get(k) == Some(v))
+        })
+    })
 }
 
 fn orphan_keys_by<C: Kind>(
     change: &Notice,
     controllers: &Typed<C>,
-    selector: fn(&C) -> Option<&LabelSelector>,
-    empty_selects_all: bool,
+    selects_labels: impl Fn(&C, &BTreeMap<String, String>) -> bool,
 ) -> Vec<String> {
     let m = change.obj.meta();
     if change.deleted || kinds::controller_ref(m).is_some() {
@@ -478,7 +495,7 @@ fn orphan_keys_by<C: Kind>(
         }
         _ => {}
     }
-    matching(controllers, m, selector, empty_selects_all)
+    matching(controllers, m, selects_labels)
 }
 
 #[cfg(test)]

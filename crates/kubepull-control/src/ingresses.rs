@@ -1,0 +1,453 @@
+//! Ingresses (`networking.k8s.io/v1`), stored and checked as kube-apiserver checks them
+//! (pkg/apis/networking/validation/validation.go `ValidateIngressCreate`,
+//! `ValidateIngressUpdate`, `ValidateIngressSpec`, 1.32). No ingress controller runs here: an
+//! Ingress routes nothing until one does, and its status stays empty.
+
+use serde_json::Value;
+
+use crate::admission::dns1123_subdomain_problems;
+use crate::errors::Cause;
+
+/// `invalidPathSequences`.
+const BAD_SEQUENCES: &[&str] = &["//", "/./", "/../", "%2f", "%2F"];
+/// `invalidPathSuffixes`.
+const BAD_SUFFIXES: &[&str] = &["/..", "/."];
+/// `supportedPathTypes`, sorted.
+const PATH_TYPES: &[&str] = &["Exact", "ImplementationSpecific", "Prefix"];
+/// `annotationIngressClass`.
+const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+
+/// `IsWildcardDNS1123Subdomain`'s shape message.
+const WILDCARD_MSG: &str = "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character (e.g. '*.example.com', regex used for validation is '\\*\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+fn s<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+fn q(v: &str) -> String {
+    format!("{v:?}")
+}
+
+fn arr(v: &Value, p: &str) -> Vec<Value> {
+    v.pointer(p)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `IsWildcardDNS1123Subdomain`.
+fn wildcard_problems(host: &str) -> Vec<&'static str> {
+    let mut out = vec![];
+    if host.len() > 253 {
+        out.push("must be no more than 253 characters");
+    }
+    let ok = host
+        .strip_prefix("*.")
+        .is_some_and(|rest| dns1123_subdomain_problems(rest).is_empty());
+    if !ok {
+        out.push(WILDCARD_MSG);
+    }
+    out
+}
+
+/// A host that names a DNS subdomain, or a wildcard one when it has a `*`.
+fn host_problems(host: &str) -> Vec<&'static str> {
+    if host.contains('*') {
+        wildcard_problems(host)
+    } else {
+        dns1123_subdomain_problems(host)
+    }
+}
+
+/// `validateIngressBackend`.
+fn validate_backend(b: &Value, at: &str, causes: &mut Vec<Cause>) {
+    let resource = b.get("resource").filter(|v| !v.is_null());
+    let service = b.get("service").filter(|v| !v.is_null());
+    match (resource, service) {
+        (Some(_), Some(_)) => causes.push(Cause::invalid(
+            at,
+            "\"\"",
+            "cannot set both resource and service backends",
+        )),
+        (Some(r), None) => {
+            let at = format!("{at}.resource");
+            let group = s(r, "/apiGroup");
+            if !group.is_empty() {
+                for m in dns1123_subdomain_problems(group) {
+                    causes.push(Cause::invalid(format!("{at}.apiGroup"), q(group), m));
+                }
+            }
+            for f in ["kind", "name"] {
+                let v = s(r, &format!("/{f}"));
+                if v.is_empty() {
+                    causes.push(Cause::required(
+                        format!("{at}.{f}"),
+                        format!("{f} is required"),
+                    ));
+                } else {
+                    // IsValidPathSegmentName
+                    for bad in ["/", "%"] {
+                        if v.contains(bad) {
+                            causes.push(Cause::invalid(
+                                format!("{at}.{f}"),
+                                q(v),
+                                format!("may not contain '{bad}'"),
+                            ));
+                        }
+                    }
+                    if v == "." || v == ".." {
+                        causes.push(Cause::invalid(
+                            format!("{at}.{f}"),
+                            q(v),
+                            format!("may not be '{v}'"),
+                        ));
+                    }
+                }
+            }
+        }
+        (None, Some(svc)) => {
+            let name = s(svc, "/name");
+            if name.is_empty() {
+                causes.push(Cause::required(format!("{at}.service.name"), ""));
+            } else {
+                // ValidateServiceName: NameIsDNS1035Label
+                if name.len() > 63 {
+                    causes.push(Cause::invalid(
+                        format!("{at}.service.name"),
+                        q(name),
+                        "must be no more than 63 characters",
+                    ));
+                }
+                let b = name.as_bytes();
+                let shaped = b[0].is_ascii_lowercase()
+                    && b.iter()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                    && !name.ends_with('-');
+                if !shaped {
+                    causes.push(Cause::invalid(
+                        format!("{at}.service.name"),
+                        q(name),
+                        crate::crd::DNS1035_MSG,
+                    ));
+                }
+            }
+            let port_name = s(svc, "/port/name");
+            let number = svc
+                .pointer("/port/number")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            match (port_name.is_empty(), number != 0) {
+                (false, true) => causes.push(Cause::invalid(
+                    at,
+                    "\"\"",
+                    "cannot set both port name & port number",
+                )),
+                (false, false) => {
+                    if let Some(m) = crate::services::port_name_problem(port_name) {
+                        causes.push(Cause::invalid(
+                            format!("{at}.service.port.name"),
+                            q(port_name),
+                            m,
+                        ));
+                    }
+                }
+                (true, true) => {
+                    if !(1..=65535).contains(&number) {
+                        causes.push(Cause::invalid(
+                            format!("{at}.service.port.number"),
+                            number.to_string(),
+                            crate::services::PORT_RANGE,
+                        ));
+                    }
+                }
+                (true, false) => {
+                    causes.push(Cause::required(at, "port name or number is required"))
+                }
+            }
+        }
+        (None, None) => causes.push(Cause::invalid(
+            at,
+            "\"\"",
+            "resource or service backend is required",
+        )),
+    }
+}
+
+/// `validateHTTPIngressPath`.
+fn validate_path(p: &Value, at: &str, causes: &mut Vec<Cause>) {
+    let Some(ty) = p.get("pathType").and_then(Value::as_str) else {
+        causes.push(Cause::required(
+            format!("{at}.pathType"),
+            "pathType must be specified",
+        ));
+        return;
+    };
+    let path = s(p, "/path");
+    match ty {
+        "Exact" | "Prefix" => {
+            if !path.starts_with('/') {
+                causes.push(Cause::invalid(
+                    format!("{at}.path"),
+                    q(path),
+                    "must be an absolute path",
+                ));
+            }
+            if !path.is_empty() {
+                for seq in BAD_SEQUENCES {
+                    if path.contains(seq) {
+                        causes.push(Cause::invalid(
+                            format!("{at}.path"),
+                            q(path),
+                            format!("must not contain '{seq}'"),
+                        ));
+                    }
+                }
+                for suf in BAD_SUFFIXES {
+                    if path.ends_with(suf) {
+                        causes.push(Cause::invalid(
+                            format!("{at}.path"),
+                            q(path),
+                            format!("cannot end with '{suf}'"),
+                        ));
+                    }
+                }
+            }
+        }
+        "ImplementationSpecific" => {
+            if !path.is_empty() && !path.starts_with('/') {
+                causes.push(Cause::invalid(
+                    format!("{at}.path"),
+                    q(path),
+                    "must be an absolute path",
+                ));
+            }
+        }
+        other => causes.push(Cause::not_supported(
+            format!("{at}.pathType"),
+            q(other),
+            PATH_TYPES,
+        )),
+    }
+    validate_backend(
+        p.get("backend").unwrap_or(&Value::Null),
+        &format!("{at}.backend"),
+        causes,
+    );
+}
+
+fn is_ip(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// `ValidateIngressSpec`.
+fn validate_spec(obj: &Value, causes: &mut Vec<Cause>) {
+    let rules = arr(obj, "/spec/rules");
+    let default = obj.pointer("/spec/defaultBackend").filter(|v| !v.is_null());
+    if rules.is_empty() && default.is_none() {
+        causes.push(Cause::invalid(
+            "spec",
+            "[]networking.IngressRule(nil)",
+            "either `defaultBackend` or `rules` must be specified",
+        ));
+    }
+    if let Some(b) = default {
+        validate_backend(b, "spec.defaultBackend", causes);
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        let at = format!("spec.rules[{i}]");
+        let host = s(rule, "/host");
+        if !host.is_empty() {
+            if is_ip(host) {
+                causes.push(Cause::invalid(
+                    format!("{at}.host"),
+                    q(host),
+                    "must be a DNS name, not an IP address",
+                ));
+            }
+            for m in host_problems(host) {
+                causes.push(Cause::invalid(format!("{at}.host"), q(host), m));
+            }
+        }
+        if let Some(http) = rule.get("http").filter(|v| !v.is_null()) {
+            let paths = arr(http, "/paths");
+            if paths.is_empty() {
+                causes.push(Cause::required(format!("{at}.http.paths"), ""));
+            }
+            for (j, p) in paths.iter().enumerate() {
+                validate_path(p, &format!("{at}.http.paths[{j}]"), causes);
+            }
+        }
+    }
+    for (i, tls) in arr(obj, "/spec/tls").iter().enumerate() {
+        for (j, h) in arr(tls, "/hosts").iter().enumerate() {
+            let h = h.as_str().unwrap_or("");
+            for m in host_problems(h) {
+                causes.push(Cause::invalid(format!("spec.tls[{i}].hosts[{j}]"), q(h), m));
+            }
+        }
+        // validateTLSSecretName: ValidateSecretName, for a name that is set
+        let secret = s(tls, "/secretName");
+        if !secret.is_empty() {
+            for m in dns1123_subdomain_problems(secret) {
+                causes.push(Cause::invalid(
+                    format!("spec.tls[{i}].secretName"),
+                    q(secret),
+                    m,
+                ));
+            }
+        }
+    }
+    if let Some(class) = obj
+        .pointer("/spec/ingressClassName")
+        .and_then(Value::as_str)
+    {
+        for m in dns1123_subdomain_problems(class) {
+            causes.push(Cause::invalid("spec.ingressClassName", q(class), m));
+        }
+    }
+}
+
+/// `ValidateIngressCreate` / `ValidateIngressUpdate` (the spec; the metadata is checked with
+/// every kind's). An update keeps what an earlier object was allowed (an invalid TLS secret
+/// name, rules under a wildcard host) as upstream's options do, by leaving out the causes the
+/// stored object has too.
+pub fn validate_ingress(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = vec![];
+    validate_spec(obj, &mut causes);
+    match old {
+        None => {
+            let ann = obj
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(CLASS_ANNOTATION))
+                .and_then(Value::as_str);
+            let class = obj
+                .pointer("/spec/ingressClassName")
+                .and_then(Value::as_str);
+            if let (Some(a), Some(c)) = (ann, class) {
+                if a != c {
+                    causes.push(Cause::invalid(
+                        format!("annotations.{CLASS_ANNOTATION}"),
+                        q(a),
+                        "must match `ingressClassName` when both are specified",
+                    ));
+                }
+            }
+        }
+        Some(old) => {
+            let mut had = vec![];
+            validate_spec(old, &mut had);
+            causes.retain(|c| {
+                !(c.field.contains(".secretName") || c.field.contains(".http."))
+                    || !had
+                        .iter()
+                        .any(|h| h.field == c.field && h.detail == c.detail)
+            });
+        }
+    }
+    causes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn lines(c: &[Cause]) -> Vec<String> {
+        c.iter()
+            .map(|c| {
+                format!(
+                    "{}: {} {}",
+                    c.field,
+                    c.value.as_deref().unwrap_or(""),
+                    c.detail
+                )
+            })
+            .collect()
+    }
+
+    fn ing(spec: Value) -> Value {
+        json!({"metadata": {"name": "web"}, "spec": spec})
+    }
+
+    #[test]
+    fn a_good_ingress_passes() {
+        let i = ing(
+            json!({"ingressClassName": "nginx", "rules": [{"host": "*.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+            {"path": "/api", "pathType": "Exact", "backend": {"service": {"name": "api", "port": {"name": "http"}}}}]}}],
+            "tls": [{"hosts": ["www.example.com"], "secretName": "tls"}]}),
+        );
+        assert!(
+            validate_ingress(&i, None).is_empty(),
+            "{:?}",
+            lines(&validate_ingress(&i, None))
+        );
+    }
+
+    #[test]
+    fn rules_paths_and_backends() {
+        assert_eq!(
+            lines(&validate_ingress(&ing(json!({})), None)),
+            ["spec: []networking.IngressRule(nil) either `defaultBackend` or `rules` must be specified"]
+        );
+        let i = ing(json!({"rules": [
+            {"host": "10.0.0.1", "http": {"paths": [{"path": "a//b", "pathType": "Prefix", "backend": {}}]}},
+            {"host": "foo.*.com", "http": {"paths": [{"path": "/x", "backend": {"service": {"name": "Web", "port": {"number": 80, "name": "http"}}}}]}},
+            {"http": {"paths": [{"path": "/x/..", "pathType": "Regex", "backend": {"service": {"name": "web"}}}]}},
+            {"http": {"paths": [{"path": "/y/.", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {"number": 70000}}}}]}}
+        ]}));
+        let l = lines(&validate_ingress(&i, None));
+        let want = [
+            "spec.rules[0].host: \"10.0.0.1\" must be a DNS name, not an IP address",
+            "spec.rules[0].http.paths[0].path: \"a//b\" must be an absolute path",
+            "spec.rules[0].http.paths[0].path: \"a//b\" must not contain '//'",
+            "spec.rules[0].http.paths[0].backend: \"\" resource or service backend is required",
+            "spec.rules[1].host: \"foo.*.com\" a wildcard DNS-1123 subdomain",
+            "spec.rules[1].http.paths[0].pathType:  pathType must be specified",
+            "spec.rules[2].http.paths[0].pathType: \"Regex\" supported values: \"Exact\", \"ImplementationSpecific\", \"Prefix\"",
+            "spec.rules[2].http.paths[0].backend:  port name or number is required",
+            "spec.rules[3].http.paths[0].path: \"/y/.\" cannot end with '/.'",
+            "spec.rules[3].http.paths[0].backend.service.port.number: 70000 must be between 1 and 65535, inclusive",
+        ];
+        assert_eq!(l.len(), want.len(), "{l:#?}");
+        for (got, w) in l.iter().zip(want) {
+            assert!(got.starts_with(w), "{got}\n{w}");
+        }
+        let both = ing(
+            json!({"defaultBackend": {"service": {"name": "web", "port": {"number": 80, "name": "http"}},
+            "resource": {"kind": "Bucket", "name": "b"}}}),
+        );
+        assert_eq!(
+            lines(&validate_ingress(&both, None)),
+            ["spec.defaultBackend: \"\" cannot set both resource and service backends"]
+        );
+        let mut ann = ing(
+            json!({"ingressClassName": "a", "defaultBackend": {"resource": {"kind": "Bucket", "name": "b"}}}),
+        );
+        ann["metadata"]["annotations"] = json!({"kubernetes.io/ingress.class": "b"});
+        assert_eq!(
+            lines(&validate_ingress(&ann, None)),
+            ["annotations.kubernetes.io/ingress.class: \"b\" must match `ingressClassName` when both are specified"]
+        );
+        // an update does not check the annotation
+        assert!(validate_ingress(&ann, Some(&ann)).is_empty());
+    }
+
+    #[test]
+    fn an_update_keeps_a_stored_bad_secret_name() {
+        let old = ing(
+            json!({"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}},
+            "tls": [{"secretName": "Bad_Name"}]}),
+        );
+        assert_eq!(validate_ingress(&old, None).len(), 1);
+        assert!(validate_ingress(&old, Some(&old)).is_empty());
+        // allowInvalidSecretName: an object that had one may keep having one
+        let mut other = old.clone();
+        other["spec"]["tls"][0]["secretName"] = json!("Worse_Name");
+        assert!(validate_ingress(&other, Some(&old)).is_empty());
+        // one that had none may not start
+        let mut good = old.clone();
+        good["spec"]["tls"][0]["secretName"] = json!("tls");
+        assert_eq!(validate_ingress(&other, Some(&good)).len(), 1);
+    }
+}
