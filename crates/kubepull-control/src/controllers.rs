@@ -21,6 +21,7 @@ pub mod informer;
 pub mod job;
 pub mod kinds;
 pub mod namespace;
+pub mod nodeaffinity;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod queue;
