@@ -40,8 +40,8 @@ use crate::objects::{Objects, User};
 
 /// daemon_controller.go `BurstReplicas`: the most pods created (and deleted) in one sync.
 pub const BURST_REPLICAS: usize = 250;
-/// `apps.ControllerRevisionHashLabelKey` / `DefaultDaemonSetUniqueLabelKey`.
-pub const HASH_LABEL: &str = "controller-revision-hash";
+/// `apps.DefaultDaemonSetUniqueLabelKey`: the revision hash, on pods and revisions.
+pub use super::history::POD_REVISION_HASH_LABEL as HASH_LABEL;
 /// `extensions.DaemonSetTemplateGenerationKey`: the template generation a pod was made from.
 pub const TEMPLATE_GENERATION_LABEL: &str = "pod-template-generation";
 /// The annotation an apps/v1 DaemonSet carries its template generation in
@@ -99,7 +99,9 @@ pub fn replace_node_name_node_affinity(affinity: Option<Affinity>, node: &str) -
         ..Default::default()
     };
     let mut affinity = affinity.unwrap_or_default();
-    let na = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
+    let na = affinity
+        .node_affinity
+        .get_or_insert_with(NodeAffinity::default);
     na.required_during_scheduling_ignored_during_execution = Some(NodeSelector {
         node_selector_terms: vec![term],
     });
@@ -341,7 +343,7 @@ impl FailedBackoff {
         let (delay, at) = self.entries.get(key)?;
         let since = now.duration_since(*at);
         let since = Duration::try_from(since).unwrap_or_default();
-        (since < *delay).then_some(*delay - since)
+        (since < *delay).then(|| *delay - since)
     }
 
     /// `Next`: the back-off doubles (or starts at 1 s).
@@ -488,7 +490,14 @@ pub fn plan(
                         // surging: the oldest new pod and the oldest old pod may both run
                         let (mut newest, mut oldest) = (None::<&Pod>, None::<&Pod>);
                         for pod in &running {
-                            let slot = if pod.metadata.labels.as_ref().and_then(|l| l.get(HASH_LABEL)).map(String::as_str) == Some(hash) {
+                            let slot = if pod
+                                .metadata
+                                .labels
+                                .as_ref()
+                                .and_then(|l| l.get(HASH_LABEL))
+                                .map(String::as_str)
+                                == Some(hash)
+                            {
                                 &mut newest
                             } else {
                                 &mut oldest
@@ -740,7 +749,10 @@ fn find_updated_pods_on_node<'a>(
     generation: Option<i64>,
 ) -> Option<(Option<&'a Pod>, Option<&'a Pod>)> {
     let (mut new, mut old) = (None, None);
-    for p in pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+    for p in pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
         let slot = if is_pod_updated(p, hash, generation) {
             &mut new
         } else {
@@ -767,7 +779,12 @@ fn sync_nodes(p: &mut Plan, ds: &DaemonSet, hash: &str, w: &Writes, by_name: &Ha
         });
     }
     let mut seen = std::collections::HashSet::new();
-    for pn in w.delete.iter().filter(|n| seen.insert(*n)).take(BURST_REPLICAS) {
+    for pn in w
+        .delete
+        .iter()
+        .filter(|n| seen.insert(*n))
+        .take(BURST_REPLICAS)
+    {
         p.actions.push(Action::Delete {
             r: res("pods"),
             ns: ns.clone(),
@@ -890,10 +907,7 @@ impl DaemonSetController {
                 None => {
                     let ns = kinds::namespace(&pod.metadata);
                     let full = get_typed::<Pod>(objects, ns, kinds::name(&pod.metadata)).await?;
-                    let t = full
-                        .as_ref()
-                        .and_then(target_node_name)
-                        .map(str::to_string);
+                    let t = full.as_ref().and_then(target_node_name).map(str::to_string);
                     if let Some(t) = &t {
                         self.targets.insert(uid, t.clone());
                     }
@@ -1082,8 +1096,7 @@ fn hash_of(r: &ControllerRevision) -> &str {
 }
 
 fn decode_revision(v: Value) -> Result<ControllerRevision, ApiError> {
-    serde_json::from_value(v)
-        .map_err(|e| ApiError::internal(format!("decoding the revision: {e}")))
+    serde_json::from_value(v).map_err(|e| ApiError::internal(format!("decoding the revision: {e}")))
 }
 
 #[async_trait::async_trait]
@@ -1210,7 +1223,9 @@ impl queue::Controller for DaemonSetController {
         };
         refmanager::apply_claim(objects, self.name(), &*ds, &claim).await?;
         let pods = self.with_targets(objects, claim.claimed).await?;
-        let (hash, old) = self.construct_history(objects, &ds, &selector, &pods).await?;
+        let (hash, old) = self
+            .construct_history(objects, &ds, &selector, &pods)
+            .await?;
         let manage = self.expect.satisfied(key);
         let nodes = self.nodes.list();
         let plan = plan(
@@ -1323,7 +1338,10 @@ fn validate_update_strategy(obj: &Value, causes: &mut Vec<Cause>) {
     match ty {
         "OnDelete" => {}
         "RollingUpdate" => {
-            let Some(ru) = st.and_then(|s| s.get("rollingUpdate")).filter(|v| !v.is_null()) else {
+            let Some(ru) = st
+                .and_then(|s| s.get("rollingUpdate"))
+                .filter(|v| !v.is_null())
+            else {
                 causes.push(Cause::required("spec.updateStrategy.rollingUpdate", ""));
                 return;
             };
@@ -1354,7 +1372,10 @@ fn validate_update_strategy(obj: &Value, causes: &mut Vec<Cause>) {
             }
         }
         other => {
-            let ru = if st.and_then(|s| s.get("rollingUpdate")).is_some_and(|v| !v.is_null()) {
+            let ru = if st
+                .and_then(|s| s.get("rollingUpdate"))
+                .is_some_and(|v| !v.is_null())
+            {
                 "(*apps.RollingUpdateDaemonSet)(…)"
             } else {
                 "(*apps.RollingUpdateDaemonSet)(nil)"
@@ -1518,7 +1539,9 @@ mod tests {
             "spec": {"selector": {"matchLabels": {"app": "agent"}},
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
                 "template": {"metadata": {"labels": {"app": "agent"}},
-                    "spec": {"containers": [{"name": "c", "image": "x"}], "restartPolicy": "Always"}}}})
+                    "spec": {"containers": [{"name": "c", "image": "x", "imagePullPolicy": "Always",
+                        "terminationMessagePolicy": "File"}],
+                        "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst"}}}})
     }
 
     fn ds() -> DaemonSet {
@@ -1535,24 +1558,44 @@ mod tests {
     }
 
     fn nodes(names: &[&str]) -> Vec<Arc<Node>> {
-        names.iter().map(|n| node(n, json!({}), json!([]))).collect()
+        names
+            .iter()
+            .map(|n| node(n, json!({}), json!([])))
+            .collect()
     }
 
     const T: &str = "2026-01-01T00:00:00Z";
 
-    fn pod(name: &str, node: &str, hash: &str, phase: &str, ready: bool, created: &str) -> Arc<Pod> {
+    fn pod(
+        name: &str,
+        node: &str,
+        hash: &str,
+        phase: &str,
+        ready: bool,
+        created: &str,
+    ) -> Arc<Pod> {
         let mut p = json!({"metadata": {"name": name, "namespace": "a", "uid": format!("u-{name}"), "creationTimestamp": created,
             "labels": {"app": "agent", HASH_LABEL: hash},
             "ownerReferences": [{"apiVersion": "apps/v1", "uid": "ds1", "controller": true, "kind": "DaemonSet", "name": "agent"}]},
             "spec": {"containers": [], "nodeName": node}, "status": {"phase": phase}});
         if ready {
-            p["status"]["conditions"] = json!([{"type": "Ready", "status": "True", "lastTransitionTime": T}]);
+            p["status"]["conditions"] =
+                json!([{"type": "Ready", "status": "True", "lastTransitionTime": T}]);
         }
         Arc::new(serde_json::from_value(p).unwrap())
     }
 
     fn run(ds: &DaemonSet, nodes: &[Arc<Node>], pods: &[Arc<Pod>], hash: &str) -> Plan {
-        plan(ds, nodes, pods, hash, &[], true, &mut FailedBackoff::default(), now())
+        plan(
+            ds,
+            nodes,
+            pods,
+            hash,
+            &[],
+            true,
+            &mut FailedBackoff::default(),
+            now(),
+        )
     }
 
     fn created(p: &Plan) -> Vec<Pod> {
@@ -1656,7 +1699,11 @@ mod tests {
         let ns = vec![
             node("edge", json!({"role": "edge"}), json!([])),
             node("core", json!({}), json!([])),
-            node("tainted", json!({"role": "edge"}), json!([{"key": "k", "effect": "NoSchedule"}])),
+            node(
+                "tainted",
+                json!({"role": "edge"}),
+                json!([{"key": "k", "effect": "NoSchedule"}]),
+            ),
         ];
         let p = run(&d, &ns, &[], "h1");
         assert_eq!(created_on(&p), ["edge"]);
@@ -1680,13 +1727,28 @@ mod tests {
         assert_eq!(created_on(&run(&aff, &ns, &[], "h")), ["core"]);
         // the pod's own affinity is replaced by the node's name
         let made = &created(&run(&aff, &ns, &[], "h"))[0];
-        let terms = &made.spec.as_ref().unwrap().affinity.as_ref().unwrap().node_affinity.as_ref().unwrap()
-            .required_during_scheduling_ignored_during_execution.as_ref().unwrap().node_selector_terms;
+        let terms = &made
+            .spec
+            .as_ref()
+            .unwrap()
+            .affinity
+            .as_ref()
+            .unwrap()
+            .node_affinity
+            .as_ref()
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .as_ref()
+            .unwrap()
+            .node_selector_terms;
         assert_eq!(terms.len(), 1);
         assert_eq!(terms[0].match_expressions, None);
         // a not-ready node counts as tainted not-ready NoSchedule: not started there, kept
-        let not_ready: Arc<Node> = Arc::new(serde_json::from_value(json!({"metadata": {"name": "nr"},
-            "status": {"conditions": [{"type": "Ready", "status": "False"}]}})).unwrap());
+        let not_ready: Arc<Node> = Arc::new(
+            serde_json::from_value(json!({"metadata": {"name": "nr"},
+            "status": {"conditions": [{"type": "Ready", "status": "False"}]}}))
+            .unwrap(),
+        );
         assert_eq!(node_should_run(&not_ready, &ds()), (false, true));
         // and a node the template names is the only one
         let mut named = ds_value();
@@ -1702,16 +1764,34 @@ mod tests {
             pod("dup", "n1", "h1", "Running", true, "2026-01-01T00:00:05Z"),
             pod("done", "n2", "h1", "Succeeded", false, T),
             pod("away", "gone", "h1", "Running", true, T),
+            pod("ev", "evict", "h1", "Running", true, T),
         ];
         let mut unbound = (*pod("lost", "", "h1", "Pending", false, T)).clone();
-        unbound.spec.as_mut().unwrap().affinity = Some(replace_node_name_node_affinity(None, "gone"));
+        unbound.spec.as_mut().unwrap().affinity =
+            Some(replace_node_name_node_affinity(None, "gone"));
         let mut all = pods.clone();
         all.push(Arc::new(unbound));
-        let p = run(&ds(), &nodes(&["n1", "n2"]), &all, "h1");
-        // the duplicate on n1, the succeeded pod on n2, the unbound pod for a gone node
-        assert_eq!(deleted(&p), ["dup", "done", "lost"]);
-        assert!(created_on(&p).is_empty(), "n2 gets a new pod once the old one is gone");
-        assert!(p.actions.iter().any(|a| matches!(a, Action::Event { reason: "SucceededDaemonPod", .. })));
+        let mut ns = nodes(&["n1", "n2"]);
+        ns.push(node(
+            "evict",
+            json!({}),
+            json!([{"key": "k", "effect": "NoExecute"}]),
+        ));
+        let p = run(&ds(), &ns, &all, "h1");
+        // the duplicate on n1, the succeeded pod on n2, the pod on a node that evicts it, the
+        // unbound pod for a gone node (a bound one there is the pod GC's)
+        assert_eq!(deleted(&p), ["dup", "done", "ev", "lost"]);
+        assert!(
+            created_on(&p).is_empty(),
+            "n2 gets a new pod once the old one is gone"
+        );
+        assert!(p.actions.iter().any(|a| matches!(
+            a,
+            Action::Event {
+                reason: "SucceededDaemonPod",
+                ..
+            }
+        )));
         let st = status(&p);
         assert_eq!(st.desired_number_scheduled, 2);
         assert_eq!(st.current_number_scheduled, 2);
@@ -1724,20 +1804,58 @@ mod tests {
         let pods = vec![pod("bad", "n1", "h1", "Failed", false, T)];
         let mut backoff = FailedBackoff::default();
         let d = ds();
-        let p = plan(&d, &nodes(&["n1"]), &pods, "h1", &[], true, &mut backoff, now());
+        let p = plan(
+            &d,
+            &nodes(&["n1"]),
+            &pods,
+            "h1",
+            &[],
+            true,
+            &mut backoff,
+            now(),
+        );
         assert_eq!(deleted(&p), ["bad"]);
-        assert!(p.actions.iter().any(|a| matches!(a, Action::Event { reason: "FailedDaemonPod", message, .. }
-            if message == "Found failed daemon pod a/bad on node n1, will try to kill it")));
+        assert!(p.actions.iter().any(
+            |a| matches!(a, Action::Event { reason: "FailedDaemonPod", message, .. }
+            if message == "Found failed daemon pod a/bad on node n1, will try to kill it")
+        ));
         // the next failure on that node within the back-off waits
         let again = vec![pod("bad2", "n1", "h1", "Failed", false, T)];
-        let p = plan(&d, &nodes(&["n1"]), &again, "h1", &[], true, &mut backoff, now());
+        let p = plan(
+            &d,
+            &nodes(&["n1"]),
+            &again,
+            "h1",
+            &[],
+            true,
+            &mut backoff,
+            now(),
+        );
         assert!(deleted(&p).is_empty());
         assert_eq!(p.requeue_after, Some(Duration::from_secs(1)));
         let later = now() + jiff::SignedDuration::from_secs(2);
-        let p = plan(&d, &nodes(&["n1"]), &again, "h1", &[], true, &mut backoff, later);
+        let p = plan(
+            &d,
+            &nodes(&["n1"]),
+            &again,
+            "h1",
+            &[],
+            true,
+            &mut backoff,
+            later,
+        );
         assert_eq!(deleted(&p), ["bad2"]);
         // doubled
-        let p = plan(&d, &nodes(&["n1"]), &again, "h1", &[], true, &mut backoff, later);
+        let p = plan(
+            &d,
+            &nodes(&["n1"]),
+            &again,
+            "h1",
+            &[],
+            true,
+            &mut backoff,
+            later,
+        );
         assert_eq!(p.requeue_after, Some(Duration::from_secs(2)));
     }
 
@@ -1770,7 +1888,16 @@ mod tests {
         let od: DaemonSet = serde_json::from_value(od).unwrap();
         assert!(deleted(&run(&od, &ns, &pods, "new")).is_empty());
         // not while earlier writes are unobserved
-        let p = plan(&ds(), &ns, &pods, "new", &[], false, &mut FailedBackoff::default(), now());
+        let p = plan(
+            &ds(),
+            &ns,
+            &pods,
+            "new",
+            &[],
+            false,
+            &mut FailedBackoff::default(),
+            now(),
+        );
         assert!(deleted(&p).is_empty());
         assert_eq!(status(&p).observed_generation, None);
     }
@@ -1816,12 +1943,23 @@ mod tests {
         d["spec"]["revisionHistoryLimit"] = json!(1);
         let d: DaemonSet = serde_json::from_value(d).unwrap();
         let pods = vec![pod("p1", "n1", "a", "Running", true, T)];
-        let p = plan(&d, &nodes(&["n1"]), &pods, "a", &old, true, &mut FailedBackoff::default(), now());
+        let p = plan(
+            &d,
+            &nodes(&["n1"]),
+            &pods,
+            "a",
+            &old,
+            true,
+            &mut FailedBackoff::default(),
+            now(),
+        );
         let gone: Vec<&str> = p
             .actions
             .iter()
             .filter_map(|a| match a {
-                Action::Delete { r, name, .. } if r.plural == "controllerrevisions" => Some(name.as_str()),
+                Action::Delete { r, name, .. } if r.plural == "controllerrevisions" => {
+                    Some(name.as_str())
+                }
                 _ => None,
             })
             .collect();
@@ -1849,9 +1987,15 @@ mod tests {
         assert!(revision_matches(&d, &r));
         assert_eq!(r.revision, 3);
         let hash = template_hash(&d);
-        assert_eq!(r.metadata.name.as_deref(), Some(format!("agent-{hash}").as_str()));
+        assert_eq!(
+            r.metadata.name.as_deref(),
+            Some(format!("agent-{hash}").as_str())
+        );
         assert_eq!(r.metadata.labels.as_ref().unwrap()[HASH_LABEL], hash);
-        assert_eq!(r.data.as_ref().unwrap().0["spec"]["template"]["$patch"], "replace");
+        assert_eq!(
+            r.data.as_ref().unwrap().0["spec"]["template"]["$patch"],
+            "replace"
+        );
         let mut changed = ds_value();
         changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("y");
         let changed: DaemonSet = serde_json::from_value(changed).unwrap();
@@ -1899,7 +2043,8 @@ mod tests {
         );
         let mut empty = ds_value();
         empty["spec"]["selector"] = json!({});
-        assert!(causes(&empty, None)[0].starts_with("spec.selector: v1.LabelSelector{MatchLabels:map[string]string(nil)"));
+        assert!(causes(&empty, None)[0]
+            .starts_with("spec.selector: v1.LabelSelector{MatchLabels:map[string]string(nil)"));
         assert!(causes(&empty, None)[0].ends_with("empty selector is invalid for daemonset"));
         let strategy = |ru: Value| {
             let mut v = ds_value();
@@ -1919,7 +2064,8 @@ mod tests {
             ["spec.updateStrategy.rollingUpdate.maxUnavailable: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"150%\"}: must not be greater than 100%"]
         );
         assert_eq!(strategy(json!({"maxUnavailable": "x"})).len(), 2);
-        assert!(strategy(json!({"maxUnavailable": "x"}))[0].contains("a valid percent string must be a numeric string followed by an ending '%'"));
+        assert!(strategy(json!({"maxUnavailable": "x"}))[0]
+            .contains("a valid percent string must be a numeric string followed by an ending '%'"));
         let mut bad_type = ds_value();
         bad_type["spec"]["updateStrategy"] = json!({"type": "Sometimes"});
         assert_eq!(
@@ -1928,7 +2074,10 @@ mod tests {
         );
         let mut no_ru = ds_value();
         no_ru["spec"]["updateStrategy"] = json!({"type": "RollingUpdate"});
-        assert_eq!(causes(&no_ru, None), ["spec.updateStrategy.rollingUpdate: "]);
+        assert_eq!(
+            causes(&no_ru, None),
+            ["spec.updateStrategy.rollingUpdate: "]
+        );
         // the selector is immutable
         let mut moved = ds_value();
         moved["spec"]["selector"]["matchLabels"]["tier"] = json!("x");
