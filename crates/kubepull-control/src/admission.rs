@@ -1565,6 +1565,11 @@ pub fn validate(
             old,
             pod.map(|p| p.spec),
         )),
+        "DaemonSet" => causes.extend(crate::controllers::daemonset::validate_daemonset_decoded(
+            obj,
+            old,
+            pod.map(|p| p.spec),
+        )),
         "CronJob" => causes.extend(crate::controllers::cronjob::validate_cronjob_decoded(
             obj,
             old,

@@ -1,6 +1,7 @@
 //! The controllers, in process, over the object layer: Deployment → ReplicaSet → Pods
-//! (kubernetes `pkg/controller/deployment`, `pkg/controller/replicaset`), a scheduler that binds
-//! pods to Ready nodes, ownerReference garbage collection (`pkg/controller/garbagecollector`:
+//! (kubernetes `pkg/controller/deployment`, `pkg/controller/replicaset`), DaemonSet → a pod per
+//! node (`pkg/controller/daemon`), a scheduler that binds pods to the nodes their affinity,
+//! selector and tolerations allow, ownerReference garbage collection (`pkg/controller/garbagecollector`:
 //! background, foreground, orphan), namespace deletion, and node lifecycle (a node whose lease
 //! is not renewed turns NotReady).
 //!
@@ -13,6 +14,7 @@
 
 pub mod cron;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod expectations;
@@ -22,6 +24,7 @@ pub mod informer;
 pub mod job;
 pub mod kinds;
 pub mod namespace;
+pub mod nodeaffinity;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod queue;
@@ -253,6 +256,12 @@ pub async fn run_with(
                 o.clone(),
                 inf.clone(),
                 replication::ReplicationManager::new(inf),
+                never()
+            ),
+            queue::run(
+                o.clone(),
+                inf.clone(),
+                daemonset::DaemonSetController::new(inf),
                 never()
             ),
             queue::run(

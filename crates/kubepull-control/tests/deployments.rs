@@ -10,63 +10,9 @@ use kubepull_control::start;
 
 mod common;
 use common::{
-    dump_on_failure, eventually, get_json, items, kubectl, ok, refused, s, server_config,
+    dump_on_failure, eventually, get_json, items, kubectl, node_finishes_terminating,
+    node_runs_pods, ok, refused, s, server_config,
 };
-
-/// Plays the node: every pod bound to it that is not ready becomes Running and Ready.
-fn node_runs_pods(kc: &Path, home: &Path, ns: &str) {
-    for p in items(&get_json(kc, home, &["get", "pods", "-n", ns])) {
-        let ready = p["status"]["conditions"].as_array().is_some_and(|c| {
-            c.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        });
-        if s(&p, "/spec/nodeName").is_empty()
-            || ready
-            || p["metadata"].get("deletionTimestamp").is_some()
-        {
-            continue;
-        }
-        let status = r#"{"status":{"phase":"Running","podIP":"10.244.0.9","conditions":[{"type":"PodScheduled","status":"True"},{"type":"Ready","status":"True","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#;
-        let _ = kubectl(
-            kc,
-            home,
-            &[
-                "patch",
-                "pod",
-                s(&p, "/metadata/name"),
-                "-n",
-                ns,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                status,
-            ],
-            None,
-        );
-    }
-}
-
-/// Plays the node for terminating pods: they are removed (the kubelet's final delete).
-fn node_finishes_terminating(kc: &Path, home: &Path, ns: &str) {
-    for p in items(&get_json(kc, home, &["get", "pods", "-n", ns])) {
-        if p["metadata"].get("deletionTimestamp").is_some() {
-            let _ = kubectl(
-                kc,
-                home,
-                &[
-                    "delete",
-                    "pod",
-                    s(&p, "/metadata/name"),
-                    "-n",
-                    ns,
-                    "--grace-period=0",
-                    "--force",
-                ],
-                None,
-            );
-        }
-    }
-}
 
 const NODE: &str = "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n";
 const NODE_READY: &str =

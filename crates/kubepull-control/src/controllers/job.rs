@@ -933,7 +933,7 @@ fn validate_pod_replacement_policy(spec: &Value, path: &str, c: &mut Vec<Cause>)
     }
 }
 
-fn go_map(v: Option<&Value>) -> String {
+pub(crate) fn go_map(v: Option<&Value>) -> String {
     let items: Vec<String> = v
         .and_then(Value::as_object)
         .map(|m| {

@@ -1,38 +1,29 @@
-//! The scheduler: a pod without a node is bound to the Ready, schedulable node its
-//! `nodeSelector` matches that runs the fewest active pods (ties by name), the way
-//! kube-scheduler's default profile spreads pods (`NodeResourcesFit` least-allocated, here by
-//! pod count); a pod no node fits gets `PodScheduled=False/Unschedulable` and a
-//! `FailedScheduling` event once. Driven by the queue: a new unscheduled pod enqueues its own
+//! The scheduler: a pod without a node is bound to the node that passes the default
+//! profile's filters ([`filter`]: not cordoned, no untolerated `NoSchedule`/`NoExecute` taint
+//! — a node that is not Ready counts as tainted `node.kubernetes.io/not-ready` —, the pod's
+//! `nodeSelector` and required node affinity, [`super::nodeaffinity`]) and runs the fewest
+//! active pods (ties by name), the way kube-scheduler's default profile spreads pods
+//! (`NodeResourcesFit` least-allocated, here by pod count); a pod no node fits gets
+//! `PodScheduled=False/Unschedulable` and a `FailedScheduling` event once, with
+//! kube-scheduler's message (`0/N nodes are available: …`). Driven by the queue: a new unscheduled pod enqueues its own
 //! key; a node change enqueues the unscheduled pods (the scheduling queue's
 //! `MoveAllToActiveOrBackoffQueue` on node events). Node loads come from the pod informer's
 //! node index, so a decision costs the number of nodes, not the number of pods.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod, PodCondition};
+use k8s_openapi::api::core::v1::{Node, Pod, PodCondition, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::informer::{index, node_name, Informers, Notice, Typed};
 use super::kinds::{self, reference};
+use super::nodeaffinity::{self, RequiredNodeAffinity};
 use super::queue;
 use super::{get_typed, record, res};
 use crate::errors::ApiError;
 use crate::objects::Objects;
-
-/// A node pods may go to: Ready and not cordoned.
-pub fn node_ready(n: &Node) -> bool {
-    n.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        && !n
-            .spec
-            .as_ref()
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false)
-}
 
 /// What [`plan`] decided for one pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,38 +37,79 @@ pub enum Decision {
     Unschedulable(String),
 }
 
-/// Picks a node for `pod` among `nodes`; `load(node)` is the node's active pod count.
+/// Why `node` cannot take a pod, as the default profile's filters say it, in their order
+/// (`NodeUnschedulable`, `TaintToleration`, `NodeAffinity`; the first that fails is the
+/// node's reason): a cordoned node the pod does not tolerate, an untolerated `NoSchedule` or
+/// `NoExecute` taint (the node's own or one its conditions imply,
+/// [`nodeaffinity::effective_taints`]), a required node affinity or `nodeSelector` the node
+/// does not match.
+pub fn filter(
+    node: &Node,
+    affinity: &RequiredNodeAffinity,
+    tolerations: &[Toleration],
+) -> Result<(), String> {
+    let cordoned = node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
+    let unschedulable_taint = Taint {
+        key: nodeaffinity::TAINT_UNSCHEDULABLE.into(),
+        effect: "NoSchedule".into(),
+        ..Default::default()
+    };
+    if cordoned
+        && !tolerations
+            .iter()
+            .any(|t| nodeaffinity::tolerates_taint(t, &unschedulable_taint))
+    {
+        return Err("node(s) were unschedulable".into());
+    }
+    let taints = nodeaffinity::effective_taints(node);
+    if let Some(t) = nodeaffinity::find_matching_untolerated_taint(
+        &taints,
+        tolerations,
+        nodeaffinity::schedule_or_execute,
+    ) {
+        return Err(format!(
+            "node(s) had untolerated taint {{{}: {}}}",
+            t.key,
+            t.value.as_deref().unwrap_or("")
+        ));
+    }
+    if !affinity.matches(node) {
+        return Err("node(s) didn't match Pod's node affinity/selector".into());
+    }
+    Ok(())
+}
+
+/// Picks a node for `pod` among `nodes`; `load(node)` is the node's active pod count. The
+/// pod's required affinity is compiled once and each node filtered once ([`filter`]); no
+/// node fitting gives kube-scheduler's `FitError` message: the reasons counted and sorted.
 pub fn plan(pod: &Pod, nodes: &[Arc<Node>], load: impl Fn(&str) -> usize) -> Decision {
     // a scheduling-gated pod waits for its gates to be removed (the `SchedulingGates`
     // PreEnqueue plugin, pkg/scheduler/framework/plugins/schedulinggates)
-    let gated = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.scheduling_gates.as_ref())
-        .is_some_and(|g| !g.is_empty());
-    if !node_name(pod).is_empty() || pod.metadata.deletion_timestamp.is_some() || gated {
+    if !wants_scheduling(pod) {
         return Decision::Nothing;
     }
-    let empty = Default::default();
-    let selector = pod
+    let affinity = RequiredNodeAffinity::of(pod);
+    let tolerations = pod
         .spec
         .as_ref()
-        .and_then(|s| s.node_selector.as_ref())
-        .unwrap_or(&empty);
-    let best = nodes
-        .iter()
-        .filter(|n| node_ready(n))
-        .filter(|n| {
-            selector
-                .iter()
-                .all(|(k, v)| n.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
-        })
-        .min_by_key(|n| {
-            let name = kinds::name(&n.metadata);
-            (load(name), name.to_string())
-        });
-    if let Some(n) = best {
-        return Decision::Bind(kinds::name(&n.metadata).to_string());
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or_default();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let mut best: Option<(usize, &str)> = None;
+    for n in nodes {
+        match filter(n, &affinity, tolerations) {
+            Ok(()) => {
+                let name = kinds::name(&n.metadata);
+                let key = (load(name), name);
+                if best.is_none_or(|b| key < b) {
+                    best = Some(key);
+                }
+            }
+            Err(reason) => *reasons.entry(reason).or_default() += 1,
+        }
+    }
+    if let Some((_, n)) = best {
+        return Decision::Bind(n.to_string());
     }
     let already = pod
         .status
@@ -91,12 +123,27 @@ pub fn plan(pod: &Pod, nodes: &[Arc<Node>], load: impl Fn(&str) -> usize) -> Dec
         return Decision::Nothing;
     }
     let total = nodes.len();
-    let not_ready = nodes.iter().filter(|n| !node_ready(n)).count();
-    Decision::Unschedulable(if total == 0 {
-        "no nodes available to schedule pods".to_string()
-    } else {
-        format!("0/{total} nodes are available: {not_ready} node(s) had untolerated taint {{node.kubernetes.io/not-ready: }}. preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling.")
-    })
+    if total == 0 {
+        return Decision::Unschedulable("no nodes available to schedule pods".to_string());
+    }
+    // `FitError.Error`: "N reason" strings sorted
+    let mut counted: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    counted.sort();
+    Decision::Unschedulable(format!(
+        "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling.",
+        counted.join(", ")
+    ))
+}
+
+/// Whether the scheduler has anything to decide for `pod`: not bound, not terminating, not
+/// scheduling-gated.
+fn wants_scheduling(pod: &Pod) -> bool {
+    let gated = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| !g.is_empty());
+    node_name(pod).is_empty() && pod.metadata.deletion_timestamp.is_none() && !gated
 }
 
 /// `PodScheduled` with `status` (and `reason`, `message`), now.
@@ -217,7 +264,8 @@ impl queue::Controller for Scheduler {
             // a node that may take pods now, or frees its pods' places
             let changed = match change.old::<Node>() {
                 Some(o) => {
-                    node_ready(o) != node_ready(node) || o.metadata.labels != node.metadata.labels
+                    nodeaffinity::effective_taints(o) != nodeaffinity::effective_taints(node)
+                        || o.metadata.labels != node.metadata.labels
                 }
                 None => true,
             };
@@ -246,21 +294,24 @@ impl queue::Controller for Scheduler {
         let Some(cached) = self.pods.get_named(ns, name) else {
             return Ok(None);
         };
+        if !wants_scheduling(&cached) {
+            return Ok(None);
+        }
+        // the cache keeps a part of the pod (no affinity, no tolerations): decide on the whole
+        // one, read now; it carries its resourceVersion, so a status written meanwhile makes
+        // an update below conflict and the sync run again
+        let Some(mut p) = get_typed::<Pod>(objects, ns, name).await? else {
+            return Ok(None);
+        };
         let nodes = self.nodes.list();
         let assumed = &self.assumed;
-        let decision = plan(&cached, &nodes, |n| {
+        let decision = plan(&p, &nodes, |n| {
             self.pods.count(index::NODE, n) + assumed.values().filter(|x| *x == n).count()
         });
         match decision {
             Decision::Nothing => Ok(None),
             Decision::Unschedulable(msg) => {
-                // the cache keeps a part of the pod: write the whole one, read now
-                let Some(mut p) = get_typed::<Pod>(objects, ns, name).await? else {
-                    return Ok(None);
-                };
                 let about = reference(&p);
-                // the pod as read carries its resourceVersion: a status written meanwhile
-                // makes this update conflict and the sync run again
                 let st = p.status.get_or_insert_with(Default::default);
                 upsert_condition(
                     st.conditions.get_or_insert_with(Vec::new),
@@ -288,12 +339,6 @@ impl queue::Controller for Scheduler {
                 Ok(None)
             }
             Decision::Bind(node) => {
-                let Some(p) = get_typed::<Pod>(objects, ns, name).await? else {
-                    return Ok(None);
-                };
-                if !node_name(&p).is_empty() {
-                    return Ok(None);
-                }
                 let about = reference(&p);
                 let mut np = p;
                 np.spec.get_or_insert_with(Default::default).node_name = Some(node.clone());
@@ -434,6 +479,108 @@ mod tests {
         assert_eq!(
             plan(&pod(json!({})), &nodes, |_| 0),
             Decision::Bind("a".into())
+        );
+    }
+
+    fn with_spec(extra: Value) -> Pod {
+        let mut v =
+            json!({"metadata": {"name": "p", "namespace": "a"}, "spec": {"containers": []}});
+        for (k, x) in extra.as_object().unwrap() {
+            v["spec"][k] = x.clone();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn tainted(name: &str, taints: Value) -> Arc<Node> {
+        Arc::new(
+            serde_json::from_value(
+                json!({"metadata": {"name": name}, "spec": {"taints": taints},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+            )
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn required_node_affinity_picks_the_nodes() {
+        let nodes = vec![
+            node("a", true, json!({"zone": "x"})),
+            node("b", true, json!({"zone": "y"})),
+        ];
+        let aff = |terms: Value| {
+            with_spec(json!({"affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}}))
+        };
+        let by_zone = aff(
+            json!([{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["y"]}]}]),
+        );
+        assert_eq!(plan(&by_zone, &nodes, |_| 0), Decision::Bind("b".into()));
+        // a DaemonSet pod names its node in matchFields
+        let by_name = aff(
+            json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]}]}]),
+        );
+        assert_eq!(
+            plan(&by_name, &nodes, |n| if n == "a" { 9 } else { 0 }),
+            Decision::Bind("a".into())
+        );
+        let nowhere = aff(
+            json!([{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z"]}]}]),
+        );
+        assert_eq!(
+            plan(&nowhere, &nodes, |_| 0),
+            Decision::Unschedulable("0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.".into())
+        );
+    }
+
+    #[test]
+    fn untolerated_taints_exclude_a_node() {
+        let nodes = vec![
+            tainted(
+                "a",
+                json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]),
+            ),
+            tainted("b", json!([{"key": "evict", "effect": "NoExecute"}])),
+            tainted("c", json!([{"key": "soft", "effect": "PreferNoSchedule"}])),
+        ];
+        // a PreferNoSchedule taint does not filter
+        assert_eq!(
+            plan(&with_spec(json!({})), &nodes, |n| if n == "c" {
+                5
+            } else {
+                0
+            }),
+            Decision::Bind("c".into())
+        );
+        let tolerant = with_spec(
+            json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]}),
+        );
+        assert_eq!(
+            plan(&tolerant, &nodes, |n| if n == "c" { 5 } else { 0 }),
+            Decision::Bind("a".into())
+        );
+        let picky = with_spec(json!({"nodeSelector": {"none": "x"}}));
+        let Decision::Unschedulable(msg) = plan(&picky, &nodes[..2], |_| 0) else {
+            panic!()
+        };
+        assert_eq!(msg, "0/2 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) had untolerated taint {evict: }. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.");
+        // a cordoned node is reported as such, before its taints
+        let mut cordoned = (*tainted("d", json!([]))).clone();
+        cordoned.spec.as_mut().unwrap().unschedulable = Some(true);
+        let Decision::Unschedulable(msg) =
+            plan(&with_spec(json!({})), &[Arc::new(cordoned.clone())], |_| 0)
+        else {
+            panic!()
+        };
+        assert!(
+            msg.starts_with("0/1 nodes are available: 1 node(s) were unschedulable."),
+            "{msg}"
+        );
+        let tolerates = with_spec(
+            json!({"tolerations": [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]}),
+        );
+        assert_eq!(
+            plan(&tolerates, &[Arc::new(cordoned)], |_| 0),
+            Decision::Bind("d".into())
         );
     }
 
