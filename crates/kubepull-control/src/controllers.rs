@@ -1,5 +1,6 @@
 //! The controllers, in process, over the object layer: Deployment → ReplicaSet → Pods
-//! (kubernetes `pkg/controller/deployment`, `pkg/controller/replicaset`), a scheduler that binds
+//! (kubernetes `pkg/controller/deployment`, `pkg/controller/replicaset`), StatefulSets → Pods and
+//! PersistentVolumeClaims (`pkg/controller/statefulset`), a scheduler that binds
 //! pods to Ready nodes, ownerReference garbage collection (`pkg/controller/garbagecollector`:
 //! background, foreground, orphan), namespace deletion, and node lifecycle (a node whose lease
 //! is not renewed turns NotReady).
@@ -27,6 +28,7 @@ pub mod queue;
 pub mod refmanager;
 pub mod replicaset;
 pub mod scheduler;
+pub mod statefulset;
 
 use std::time::Duration;
 
@@ -286,6 +288,12 @@ pub async fn run_with(
                 o.clone(),
                 inf.clone(),
                 endpoints::EndpointsController::new(inf),
+                never()
+            ),
+            queue::run(
+                o.clone(),
+                inf.clone(),
+                statefulset::StatefulSetController::new(inf),
                 never()
             ),
             ipam,
