@@ -76,9 +76,12 @@ fn name_problems(r: &Resource, name: &str, prefix: bool) -> Vec<String> {
     } else {
         name
     };
-    // `ValidateNamespaceName` is `NameIsDNSLabel` (`IsDNS1123Label`);
-    // `ValidateServiceAccountName`, like most names, `NameIsDNSSubdomain` (`IsDNS1123Subdomain`)
-    let problems = if crate::resources::is_core(r, "Namespace") {
+    // `ValidateNamespaceName` and `ValidateStatefulSetName` are `NameIsDNSLabel`
+    // (`IsDNS1123Label`); `ValidateServiceAccountName`, like most names, `NameIsDNSSubdomain`
+    // (`IsDNS1123Subdomain`)
+    let problems = if crate::resources::is_core(r, "Namespace")
+        || (r.group, r.kind) == ("apps", "StatefulSet")
+    {
         dns1123_label_problems(name)
     } else {
         dns1123_subdomain_problems(name)
@@ -164,6 +167,80 @@ impl SetDefaults for apps::ReplicaSet {
         crate::defaults::default_pod_template(spec.template.as_mut());
     }
 }
+
+impl SetDefaults for apps::DaemonSet {
+    /// `SetDefaults_DaemonSet` (pkg/apis/apps/v1/defaults.go): RollingUpdate with one
+    /// unavailable and no surge, 10 old revisions kept.
+    fn set_defaults(&mut self) {
+        let spec = self.spec.get_or_insert_with(Default::default);
+        let strategy = spec.update_strategy.get_or_insert_with(Default::default);
+        let ty = strategy.type_.get_or_insert_with(|| "RollingUpdate".into());
+        if ty == "RollingUpdate" {
+            let ru = strategy.rolling_update.get_or_insert_with(Default::default);
+            ru.max_unavailable.get_or_insert(IntOrString::Int(1));
+            ru.max_surge.get_or_insert(IntOrString::Int(0));
+        }
+        spec.revision_history_limit.get_or_insert(10);
+        crate::defaults::default_pod_template(Some(&mut spec.template));
+    }
+}
+
+impl SetDefaults for apps::StatefulSet {
+    /// `SetObjectDefaults_StatefulSet` (pkg/apis/apps/v1/defaults.go `SetDefaults_StatefulSet`
+    /// with the 1.32 gates: StatefulSetAutoDeletePVC on, MaxUnavailableStatefulSet off):
+    /// OrderedReady, RollingUpdate from partition 0, claims retained, one replica, 10 old
+    /// revisions kept; the claim templates get a claim's defaults.
+    fn set_defaults(&mut self) {
+        let spec = self.spec.get_or_insert_with(Default::default);
+        spec.pod_management_policy
+            .get_or_insert_with(|| "OrderedReady".into());
+        let strategy = spec.update_strategy.get_or_insert_with(Default::default);
+        if strategy.type_.is_none() {
+            strategy.type_ = Some("RollingUpdate".into());
+            strategy.rolling_update.get_or_insert_with(Default::default);
+        }
+        if strategy.type_.as_deref() == Some("RollingUpdate") {
+            if let Some(ru) = strategy.rolling_update.as_mut() {
+                ru.partition.get_or_insert(0);
+            }
+        }
+        let policy = spec
+            .persistent_volume_claim_retention_policy
+            .get_or_insert_with(Default::default);
+        for p in [&mut policy.when_deleted, &mut policy.when_scaled] {
+            if p.as_deref().unwrap_or("").is_empty() {
+                *p = Some("Retain".into());
+            }
+        }
+        spec.replicas.get_or_insert(1);
+        spec.revision_history_limit.get_or_insert(10);
+        crate::defaults::default_pod_template(Some(&mut spec.template));
+        for claim in spec.volume_claim_templates.iter_mut().flatten() {
+            claim.set_defaults();
+        }
+    }
+}
+
+impl SetDefaults for core::PersistentVolumeClaim {
+    /// `SetObjectDefaults_PersistentVolumeClaim` (pkg/apis/core/v1/defaults.go): phase
+    /// Pending, volume mode Filesystem, resource quantities as stored.
+    fn set_defaults(&mut self) {
+        let status = self.status.get_or_insert_with(Default::default);
+        if status.phase.as_deref().unwrap_or("").is_empty() {
+            status.phase = Some("Pending".into());
+        }
+        crate::defaults::resource_list(status.capacity.as_mut());
+        crate::defaults::resource_list(status.allocated_resources.as_mut());
+        let spec = self.spec.get_or_insert_with(Default::default);
+        spec.volume_mode.get_or_insert_with(|| "Filesystem".into());
+        if let Some(r) = spec.resources.as_mut() {
+            crate::defaults::resource_list(r.limits.as_mut());
+            crate::defaults::resource_list(r.requests.as_mut());
+        }
+    }
+}
+
+impl SetDefaults for apps::ControllerRevision {}
 
 impl SetDefaults for core::Service {
     fn set_defaults(&mut self) {
@@ -277,6 +354,32 @@ impl SetDefaults for k8s_openapi::api::certificates::v1::CertificateSigningReque
 impl SetDefaults
     for k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition
 {
+}
+
+/// `ValidateControllerRevision` and `ValidateControllerRevisionUpdate`
+/// (pkg/apis/apps/validation/validation.go): data is mandatory and may not change, the
+/// revision is not negative.
+fn validate_controller_revision(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = vec![];
+    if obj.get("data").is_none_or(Value::is_null) {
+        causes.push(Cause::required("data", "data is mandatory"));
+    }
+    let revision = obj.get("revision").and_then(Value::as_i64).unwrap_or(0);
+    if revision < 0 {
+        causes.push(Cause::invalid(
+            "revision",
+            revision.to_string(),
+            crate::quantities::IS_NEGATIVE,
+        ));
+    }
+    if let Some(old) = old {
+        if old.get("data") != obj.get("data") {
+            // the value as its JSON (Go prints the RawExtension struct)
+            let data = obj.get("data").map(Value::to_string).unwrap_or_default();
+            causes.push(Cause::invalid("data", data, "field is immutable"));
+        }
+    }
+    causes
 }
 
 /// A new object's `status` as Go encodes an unset one for the mutating webhooks (a struct, not a
@@ -930,7 +1033,9 @@ pub(crate) fn name_warnings(r: &Resource, obj: &Value) -> Vec<String> {
 pub(crate) fn pod_template_path(r: &Resource) -> Option<&'static str> {
     match (r.group, r.kind) {
         ("", "Pod") => Some(""),
-        ("apps", "Deployment" | "ReplicaSet") | ("batch", "Job") => Some("spec.template"),
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet") | ("batch", "Job") => {
+            Some("spec.template")
+        }
         ("batch", "CronJob") => Some("spec.jobTemplate.spec.template"),
         _ => None,
     }
@@ -1309,6 +1414,8 @@ pub fn validate(
             }
         },
         "Service" => causes.extend(crate::services::validate_service(obj, old)),
+        "PersistentVolumeClaim" => causes.extend(crate::claims::validate_claim(obj, old)),
+        "ControllerRevision" => causes.extend(validate_controller_revision(obj, old)),
         "Job" => causes.extend(crate::controllers::job::validate_job_decoded(
             obj,
             old,
@@ -1425,6 +1532,13 @@ fn new_status(r: &Resource) -> Option<Value> {
         // `ReplicaSetStatus.Replicas` has no omitempty
         ("apps", "ReplicaSet") => Some(json!({"replicas": 0})),
         ("apps", "Deployment") | ("batch", "Job" | "CronJob") => Some(json!({})),
+        // `DaemonSetStatus`' counts without omitempty
+        ("apps", "DaemonSet") => Some(json!({"currentNumberScheduled": 0,
+            "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0})),
+        // `StatefulSetStatus.Replicas` and `.AvailableReplicas` have no omitempty
+        ("apps", "StatefulSet") => Some(json!({"replicas": 0, "availableReplicas": 0})),
+        // the strategy clears the status; the defaults of the stored object make it Pending
+        ("", "PersistentVolumeClaim") => Some(json!({"phase": "Pending"})),
         ("", "Service") => Some(json!({"loadBalancer": {}})),
         ("", "Namespace") => Some(json!({"phase": "Active"})),
         _ => None,
@@ -1596,6 +1710,10 @@ fn decode_typed(r: &Resource, obj: &mut Value, u: Opts) -> Option<Decoded> {
         ("", "Endpoints") => decode_as::<core::Endpoints>(obj, u, false),
         ("apps", "Deployment") => decode_as::<apps::Deployment>(obj, u, false),
         ("apps", "ReplicaSet") => decode_as::<apps::ReplicaSet>(obj, u, false),
+        ("apps", "DaemonSet") => decode_as::<apps::DaemonSet>(obj, u, false),
+        ("apps", "StatefulSet") => decode_as::<apps::StatefulSet>(obj, u, false),
+        ("apps", "ControllerRevision") => decode_as::<apps::ControllerRevision>(obj, u, false),
+        ("", "PersistentVolumeClaim") => decode_as::<core::PersistentVolumeClaim>(obj, u, false),
         ("coordination.k8s.io", "Lease") => decode_as::<coord::Lease>(obj, u, false),
         ("discovery.k8s.io", "EndpointSlice") => {
             decode_as::<discovery::EndpointSlice>(obj, u, false)

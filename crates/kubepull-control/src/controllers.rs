@@ -18,6 +18,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod expectations;
 pub mod garbagecollector;
+pub mod history;
 pub mod informer;
 pub mod job;
 pub mod kinds;
@@ -84,7 +85,8 @@ pub fn pod_template_hash(template: &Value, collisions: i64) -> String {
     safe_encode(&h.to_string())
 }
 
-fn canonical(v: &Value) -> String {
+/// Compact JSON with every object's keys sorted (what `json.Marshal` writes for a Go map).
+pub(crate) fn canonical(v: &Value) -> String {
     match v {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();

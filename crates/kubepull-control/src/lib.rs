@@ -36,6 +36,7 @@
 pub mod admission;
 pub mod auth;
 pub mod authapi;
+pub mod claims;
 pub mod controllers;
 pub mod crd;
 pub mod crd_finalizer;

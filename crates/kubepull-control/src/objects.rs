@@ -225,7 +225,7 @@ enum Creating {
 
 /// The field whose change counts `metadata.generation` up, for the kinds whose strategy keeps
 /// one (`PrepareForCreate` sets 1, `PrepareForUpdate` adds one when the field changed):
-/// Deployments (and their annotations), ReplicaSets, Jobs, CronJobs and
+/// Deployments (and their annotations), ReplicaSets, DaemonSets, StatefulSets, Jobs, CronJobs and
 /// CustomResourceDefinitions by their `spec` ([`generation_changed`]),
 /// webhook configurations by their `webhooks`; custom resources (`is_cr`) by everything but
 /// their metadata and status ([`crate::crd::spec_changed`]).
@@ -234,7 +234,7 @@ fn generation_field(r: &Resource, is_cr: bool) -> Option<&'static str> {
         return Some("spec");
     }
     match (r.group, r.kind) {
-        ("apps", "Deployment" | "ReplicaSet")
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet")
         | ("batch", "Job" | "CronJob")
         | ("apiextensions.k8s.io", "CustomResourceDefinition") => Some("spec"),
         (
@@ -1774,7 +1774,7 @@ impl Objects {
                 }
                 (meta.unwrap_or(&empty_meta), spec, true)
             }
-            "Deployment" | "ReplicaSet" | "Job" | "CronJob" => {
+            "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job" | "CronJob" => {
                 // pod-security-admission's PodSpecExtractor: the templates of workloads
                 let t = if r.kind == "CronJob" {
                     "/spec/jobTemplate/spec/template"

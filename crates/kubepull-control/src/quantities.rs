@@ -28,22 +28,45 @@ pub const FORMAT_WRONG: &str =
 /// that have them: a pod's (or a workload's pod template's) resource limits and requests of the
 /// containers and the pod, its overhead, an emptyDir's `sizeLimit`, a generic ephemeral
 /// volume's claim resources and the `resourceFieldRef` divisors; a Node's `status.capacity` and
-/// `status.allocatable`. (ResourceQuotas, LimitRanges and PersistentVolumeClaims are not
-/// served.) Values that are not strings are left to the type check.
-pub fn refuse_unparsable(
+/// `status.allocatable`; a PersistentVolumeClaim's (and a StatefulSet's claim templates')
+/// requests, limits and status quantities. (ResourceQuotas and LimitRanges are not served.)
+/// Values that are not strings are left to the type check.
+pub fn refuse_unparsable<'a>(
     r: &crate::resources::Resource,
-    obj: &serde_json::Value,
+    obj: &'a serde_json::Value,
 ) -> Option<&'static str> {
     use serde_json::Value;
-    let texts = if (r.group, r.kind) == ("", "Node") {
-        // `NodeStatus.Capacity` and `NodeStatus.Allocatable` (`ResourceList`)
-        ["/status/capacity", "/status/allocatable"]
-            .into_iter()
-            .filter_map(|p| obj.pointer(p).and_then(Value::as_object))
+    let lists = |o: &'a Value, ps: &[&str]| -> Vec<&'a Value> {
+        ps.iter()
+            .filter_map(|p| o.pointer(p).and_then(Value::as_object))
             .flat_map(|m| m.values())
             .collect()
-    } else {
-        pod_spec_quantities(r, obj)?
+    };
+    // a claim's (or a claim template's) `ResourceList`s
+    const CLAIM: &[&str] = &[
+        "/spec/resources/limits",
+        "/spec/resources/requests",
+        "/status/capacity",
+        "/status/allocatedResources",
+    ];
+    let texts = match (r.group, r.kind) {
+        // `NodeStatus.Capacity` and `NodeStatus.Allocatable` (`ResourceList`)
+        ("", "Node") => lists(obj, &["/status/capacity", "/status/allocatable"]),
+        ("", "PersistentVolumeClaim") => lists(obj, CLAIM),
+        _ => {
+            let mut t = pod_spec_quantities(r, obj)?;
+            if (r.group, r.kind) == ("apps", "StatefulSet") {
+                for c in obj
+                    .pointer("/spec/volumeClaimTemplates")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    t.extend(lists(c, CLAIM));
+                }
+            }
+            t
+        }
     };
     texts
         .into_iter()
@@ -118,7 +141,7 @@ fn pod_spec_quantities<'a>(
 }
 
 /// `isNegativeErrorMsg` (k8s.io/apimachinery `pkg/api/validation`).
-const IS_NEGATIVE: &str = "must be greater than or equal to 0";
+pub(crate) const IS_NEGATIVE: &str = "must be greater than or equal to 0";
 /// `isNotIntegerErrorMsg`.
 const NOT_INTEGER: &str = "must be an integer";
 

@@ -1,7 +1,9 @@
-//! Table columns of Services, Endpoints, EndpointSlices, Jobs and CronJobs (kubernetes
+//! Table columns of Services, Endpoints, EndpointSlices, Jobs, CronJobs, DaemonSets,
+//! StatefulSets, ControllerRevisions and PersistentVolumeClaims (kubernetes
 //! `pkg/printers/internalversion/printers.go`: `serviceColumnDefinitions`, `printService`,
-//! `formatEndpoints`, `printEndpointSlice`, `printJob`, `printCronJob`), and the rows' `object`
-//! by `includeObject` (apiserver `pkg/endpoints/handlers/response.go`, `asTable`).
+//! `formatEndpoints`, `printEndpointSlice`, `printJob`, `printCronJob`, `printDaemonSet`,
+//! `printStatefulSet`, `printControllerRevision`, `printPersistentVolumeClaim`), and the rows'
+//! `object` by `includeObject` (apiserver `pkg/endpoints/handlers/response.go`, `asTable`).
 
 use serde_json::{json, Value};
 
@@ -462,8 +464,195 @@ pub fn columns_and_cells(kind: &str, items: &[Value]) -> Option<(Vec<Value>, Vec
                 })
                 .collect(),
         ),
+        "DaemonSet" => (
+            vec![
+                col("Name", "string", 0),
+                col("Desired", "integer", 0),
+                col("Current", "integer", 0),
+                col("Ready", "integer", 0),
+                col("Up-to-date", "integer", 0),
+                col("Available", "integer", 0),
+                col("Node Selector", "string", 0),
+                col("Age", "string", 0),
+                col("Containers", "string", 1),
+                col("Images", "string", 1),
+                col("Selector", "string", 1),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let (c, i) = containers_images(o.pointer("/spec/template/spec"));
+                    vec![
+                        name(o),
+                        json!(int(o, "/status/desiredNumberScheduled")),
+                        json!(int(o, "/status/currentNumberScheduled")),
+                        json!(int(o, "/status/numberReady")),
+                        json!(int(o, "/status/updatedNumberScheduled")),
+                        json!(int(o, "/status/numberAvailable")),
+                        // labels.FormatLabels of the template's nodeSelector
+                        json!(format_selector(
+                            o.pointer("/spec/template/spec/nodeSelector")
+                        )),
+                        age(o),
+                        json!(c),
+                        json!(i),
+                        json!(label_selector(o.pointer("/spec/selector"))),
+                    ]
+                })
+                .collect(),
+        ),
+        "StatefulSet" => (
+            vec![
+                col("Name", "string", 0),
+                col("Ready", "string", 0),
+                col("Age", "string", 0),
+                col("Containers", "string", 1),
+                col("Images", "string", 1),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let (c, i) = containers_images(o.pointer("/spec/template/spec"));
+                    vec![
+                        name(o),
+                        json!(format!(
+                            "{}/{}",
+                            int(o, "/status/readyReplicas"),
+                            int(o, "/spec/replicas")
+                        )),
+                        age(o),
+                        json!(c),
+                        json!(i),
+                    ]
+                })
+                .collect(),
+        ),
+        "ControllerRevision" => (
+            vec![
+                col("Name", "string", 0),
+                col("Controller", "string", 0),
+                col("Revision", "integer", 0),
+                col("Age", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        name(o),
+                        json!(revision_controller(o)),
+                        json!(int(o, "/revision")),
+                        age(o),
+                    ]
+                })
+                .collect(),
+        ),
+        "PersistentVolumeClaim" => (
+            vec![
+                col("Name", "string", 0),
+                col("Status", "string", 0),
+                col("Volume", "string", 0),
+                col("Capacity", "string", 0),
+                col("Access Modes", "string", 0),
+                col("StorageClass", "string", 0),
+                col("VolumeAttributesClass", "string", 0),
+                col("Age", "string", 0),
+                col("VolumeMode", "string", 1),
+            ],
+            items.iter().map(claim_cells).collect(),
+        ),
         _ => return None,
     })
+}
+
+fn int(o: &Value, p: &str) -> i64 {
+    o.pointer(p).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// `printControllerRevision`'s controller: `formatResourceName` of the controller reference's
+/// group kind, lower-cased (`daemonset.apps/agent`), `<none>` without one.
+fn revision_controller(o: &Value) -> String {
+    let refs = o
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array);
+    let Some(c) = refs.and_then(|a| {
+        a.iter()
+            .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+    }) else {
+        return "<none>".into();
+    };
+    // schema.ParseGroupVersion: "v1" is the core group, "apps/v1" the apps group
+    let group = s(c, "/apiVersion")
+        .split_once('/')
+        .map(|(g, _)| g)
+        .unwrap_or("");
+    let kind = s(c, "/kind");
+    let gk = if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    };
+    format!("{}/{}", gk.to_lowercase(), s(c, "/name"))
+}
+
+/// `printPersistentVolumeClaim`: a bound claim shows its volume's capacity and access modes;
+/// the class is the beta annotation's, else `spec.storageClassName`.
+fn claim_cells(o: &Value) -> Vec<Value> {
+    let phase = if o.pointer("/metadata/deletionTimestamp").is_some() {
+        "Terminating"
+    } else {
+        s(o, "/status/phase")
+    };
+    let volume = s(o, "/spec/volumeName");
+    let (capacity, modes) = if volume.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (
+            s(o, "/status/capacity/storage").to_string(),
+            access_modes(o.pointer("/status/accessModes")),
+        )
+    };
+    let class = o
+        .pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| s(o, "/spec/storageClassName"));
+    let vac = o
+        .pointer("/spec/volumeAttributesClassName")
+        .and_then(Value::as_str)
+        .unwrap_or("<unset>");
+    let mode = o
+        .pointer("/spec/volumeMode")
+        .and_then(Value::as_str)
+        .unwrap_or("<unset>");
+    vec![
+        json!(s(o, "/metadata/name")),
+        json!(phase),
+        json!(volume),
+        json!(capacity),
+        json!(modes),
+        json!(class),
+        json!(vac),
+        age(o),
+        json!(mode),
+    ]
+}
+
+/// `helper.GetAccessModesAsString`: the short names of the modes present, in a fixed order.
+fn access_modes(modes: Option<&Value>) -> String {
+    let have: Vec<&str> = modes
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    [
+        ("ReadWriteOnce", "RWO"),
+        ("ReadOnlyMany", "ROX"),
+        ("ReadWriteMany", "RWX"),
+        ("ReadWriteOncePod", "RWOP"),
+    ]
+    .iter()
+    .filter(|(m, _)| have.contains(m))
+    .map(|(_, short)| *short)
+    .collect::<Vec<_>>()
+    .join(",")
 }
 
 /// `includeObject` of a Table request (`TableOptions`): `None`, `Metadata` (the default) or
@@ -499,6 +688,89 @@ pub fn set_row_objects(table: &mut Value, items: &[Value], mode: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn daemonset_statefulset_revision_columns() {
+        let ds = json!({"metadata": {"name": "agent"}, "spec": {"selector": {"matchLabels": {"app": "agent"}},
+            "template": {"spec": {"nodeSelector": {"disk": "ssd"}, "containers": [{"name": "c", "image": "reg/agent:1"}]}}},
+            "status": {"desiredNumberScheduled": 3, "currentNumberScheduled": 2, "numberReady": 1, "updatedNumberScheduled": 2, "numberAvailable": 1}});
+        let (cols, rows) = columns_and_cells("DaemonSet", &[ds]).unwrap();
+        assert_eq!(cols.len(), 11);
+        assert_eq!(cols[6]["name"], "Node Selector");
+        assert_eq!(
+            rows[0][..7],
+            [
+                json!("agent"),
+                json!(3),
+                json!(2),
+                json!(1),
+                json!(2),
+                json!(1),
+                json!("disk=ssd")
+            ]
+        );
+        assert_eq!(rows[0][8], "c");
+        assert_eq!(rows[0][9], "reg/agent:1");
+        assert_eq!(rows[0][10], "app=agent");
+        let bare =
+            json!({"metadata": {"name": "b"}, "spec": {"template": {"spec": {"containers": []}}}});
+        let (_, rows) = columns_and_cells("DaemonSet", &[bare]).unwrap();
+        assert_eq!(rows[0][6], "<none>");
+        assert_eq!(rows[0][1], 0);
+
+        let sts = json!({"metadata": {"name": "web"}, "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "n", "image": "nginx"}]}}},
+            "status": {"readyReplicas": 2}});
+        let (cols, rows) = columns_and_cells("StatefulSet", &[sts]).unwrap();
+        assert_eq!(cols.len(), 5);
+        assert_eq!(rows[0][1], "2/3");
+
+        let rev = json!({"metadata": {"name": "web-7d9f", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web", "uid": "u", "controller": true}]}, "revision": 4});
+        let (_, rows) = columns_and_cells("ControllerRevision", &[rev]).unwrap();
+        assert_eq!(rows[0][1], "statefulset.apps/web");
+        assert_eq!(rows[0][2], 4);
+        let orphan = json!({"metadata": {"name": "x"}, "revision": 1});
+        let (_, rows) = columns_and_cells("ControllerRevision", &[orphan]).unwrap();
+        assert_eq!(rows[0][1], "<none>");
+    }
+
+    #[test]
+    fn claim_columns() {
+        let pending = json!({"metadata": {"name": "data-web-0"}, "spec": {"storageClassName": "fast", "volumeMode": "Filesystem",
+            "resources": {"requests": {"storage": "1Gi"}}}, "status": {"phase": "Pending"}});
+        let (cols, rows) = columns_and_cells("PersistentVolumeClaim", &[pending]).unwrap();
+        assert_eq!(cols.len(), 9);
+        assert_eq!(
+            rows[0][..7],
+            [
+                json!("data-web-0"),
+                json!("Pending"),
+                json!(""),
+                json!(""),
+                json!(""),
+                json!("fast"),
+                json!("<unset>")
+            ]
+        );
+        assert_eq!(rows[0][8], "Filesystem");
+        let bound = json!({"metadata": {"name": "c", "deletionTimestamp": "2026-01-01T00:00:00Z",
+            "annotations": {"volume.beta.kubernetes.io/storage-class": "old"}},
+            "spec": {"volumeName": "pv-1", "storageClassName": "fast"},
+            "status": {"phase": "Bound", "capacity": {"storage": "2Gi"}, "accessModes": ["ReadWriteOncePod", "ReadWriteOnce"]}});
+        let (_, rows) = columns_and_cells("PersistentVolumeClaim", &[bound]).unwrap();
+        assert_eq!(
+            rows[0][..6],
+            [
+                json!("c"),
+                json!("Terminating"),
+                json!("pv-1"),
+                json!("2Gi"),
+                json!("RWO,RWOP"),
+                json!("old")
+            ]
+        );
+        assert_eq!(rows[0][8], "<unset>");
+    }
 
     #[test]
     fn service_columns() {

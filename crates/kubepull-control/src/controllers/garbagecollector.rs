@@ -45,6 +45,10 @@ pub const KINDS: &[(&str, &str)] = &[
     ("Job", "jobs"),
     ("Service", "services"),
     ("EndpointSlice", "endpointslices"),
+    ("DaemonSet", "daemonsets"),
+    ("StatefulSet", "statefulsets"),
+    ("ControllerRevision", "controllerrevisions"),
+    ("PersistentVolumeClaim", "persistentvolumeclaims"),
 ];
 
 // The collector reads only metadata (upstream's graph is built from metadata-only informers,

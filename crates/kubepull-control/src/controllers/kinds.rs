@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Namespace, Node, ObjectReference, Pod, Service,
+    ConfigMap, Endpoints, Namespace, Node, ObjectReference, PersistentVolumeClaim, Pod, Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -137,6 +139,10 @@ kinds!(
     Node,
     Lease,
     ConfigMap,
+    DaemonSet,
+    StatefulSet,
+    ControllerRevision,
+    PersistentVolumeClaim,
 );
 
 /// Decodes stored bytes into a cached object.
