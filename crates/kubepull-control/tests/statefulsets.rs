@@ -38,6 +38,29 @@ spec:
         image: reg.example/app:v1
 "#;
 
+const DB: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  serviceName: nginx
+  replicas: 1
+  persistentVolumeClaimRetentionPolicy: {whenDeleted: Delete}
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers:
+      - name: c
+        image: reg.example/db:v1
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+"#;
+
 /// The names of the set's pods, sorted.
 fn pod_names(kc: &Path, home: &Path) -> Vec<String> {
     let mut names: Vec<String> = items(&get_json(kc, home, &["get", "pods", "-l", "app=web"]))
@@ -215,6 +238,25 @@ async fn statefulsets_with_kubectl() {
         assert_eq!(st["status"]["updatedReplicas"], 3);
         let revs = ok(kc, home, &["get", "controllerrevisions", "-o", "name"], None);
         assert_eq!(revs.lines().count(), 2, "{revs}");
+
+        // a claim per template, made before the pod that mounts it, owned by the set
+        // (whenDeleted: Delete) and removed with it
+        ok(kc, home, &["apply", "-f", "-"], Some(DB));
+        let pod = eventually("db-0", || {
+            let (good, out) = kubectl(kc, home, &["get", "pod", "db-0", "-o", "json"], None);
+            good.then(|| serde_json::from_str::<serde_json::Value>(&out).unwrap())
+        });
+        assert_eq!(s(&pod, "/spec/volumes/0/name"), "data", "{pod}");
+        assert_eq!(s(&pod, "/spec/volumes/0/persistentVolumeClaim/claimName"), "data-db-0", "{pod}");
+        let pvc = get_json(kc, home, &["get", "pvc", "data-db-0"]);
+        assert_eq!(s(&pvc, "/metadata/labels/app"), "db", "{pvc}");
+        assert_eq!(s(&pvc, "/metadata/ownerReferences/0/kind"), "StatefulSet", "{pvc}");
+        assert_eq!(s(&pvc, "/metadata/ownerReferences/0/name"), "db", "{pvc}");
+        ok(kc, home, &["delete", "sts", "db"], None);
+        eventually("claim removed with its set", || {
+            let (good, out) = kubectl(kc, home, &["get", "pvc", "-o", "name"], None);
+            (good && !out.contains("data-db-0")).then_some(())
+        });
 
         // a field an update may not change: upstream's 422
         refused(

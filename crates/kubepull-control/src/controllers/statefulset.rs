@@ -366,7 +366,7 @@ fn claims_for(set: &StatefulSet, ordinal: i64) -> Vec<(String, PersistentVolumeC
             c.metadata.namespace = set.metadata.namespace.clone();
             let mut labels = c.metadata.labels.take().unwrap_or_default();
             labels.extend(sel_labels.clone());
-            c.metadata.labels = Some(labels);
+            c.metadata.labels = (!labels.is_empty()).then_some(labels);
             (tname, c)
         })
         .collect()
