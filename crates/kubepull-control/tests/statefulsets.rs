@@ -258,6 +258,19 @@ async fn statefulsets_with_kubectl() {
             (good && !out.contains("data-db-0")).then_some(())
         });
 
+        // the pod template is not validated with the set (as upstream): its pods are, and
+        // their refusal is the set's FailedCreate event
+        let bad = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: bad}\nspec:\n  selector: {matchLabels: {app: bad}}\n  template:\n    metadata: {labels: {app: bad}}\n    spec: {containers: []}\n";
+        ok(kc, home, &["apply", "-f", "-"], Some(bad));
+        let msg = eventually("FailedCreate", || {
+            let evs = get_json(kc, home, &["get", "events", "--field-selector", "involvedObject.name=bad,reason=FailedCreate"]);
+            items(&evs).first().map(|e| s(e, "/message").to_string())
+        });
+        assert!(
+            msg.starts_with("create Pod bad-0 in StatefulSet bad failed error: Pod \"bad-0\" is invalid: spec.containers: Required value"),
+            "{msg}"
+        );
+
         // a field an update may not change: upstream's 422
         refused(
             kc,

@@ -1867,6 +1867,42 @@ mod tests {
             .collect()
     }
 
+    /// A pod's change syncs the set controlling it (before and after the change) and, for an
+    /// orphan, the sets selecting it; what the informer shows meets the expectations.
+    #[tokio::test]
+    async fn pod_changes_sync_their_sets() {
+        use super::queue::Controller as _;
+        let store: Arc<dyn kubepull_datastore::Datastore> =
+            Arc::new(kubepull_datastore::memory::MemoryStore::new());
+        let informers = Informers::new(store);
+        let mut c = StatefulSetController::new(&informers);
+        let notice = |p: Arc<Pod>, deleted: bool| Notice {
+            key: format!("/registry/pods/a/{}", kinds::name(&p.metadata)),
+            obj: kinds::Cached::Pod(p),
+            old: None,
+            deleted,
+        };
+        c.expect.expect(
+            "a/web",
+            ["u0".to_string()].into(),
+            ["u1".to_string()].into(),
+        );
+        assert_eq!(
+            c.keys_for(&notice(pod(0, "r", "Pending", false), false)),
+            ["a/web"]
+        );
+        assert!(!c.expect.satisfied("a/web"), "the deletion is not seen yet");
+        assert_eq!(
+            c.keys_for(&notice(pod(1, "r", "Running", true), true)),
+            ["a/web"]
+        );
+        assert!(c.expect.satisfied("a/web"));
+        // another controller's pod is not the set's
+        let mut other = (*pod(2, "r", "Running", true)).clone();
+        other.metadata.owner_references.as_mut().unwrap()[0].kind = "ReplicaSet".into();
+        assert!(c.keys_for(&notice(Arc::new(other), false)).is_empty());
+    }
+
     #[test]
     fn names_and_ordinals() {
         assert_eq!(parent_and_ordinal("web-0"), ("web", 0));
