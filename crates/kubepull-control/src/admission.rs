@@ -1575,6 +1575,13 @@ pub fn validate(
             old,
             pod.map(|p| p.spec),
         )),
+        "StatefulSet" => causes.extend(
+            crate::controllers::statefulset::validate_statefulset_decoded(
+                obj,
+                old,
+                pod.map(|p| p.spec),
+            ),
+        ),
         "Deployment" | "ReplicaSet" => {
             // the typed spec (k8s-openapi) always has a selector, so an absent one arrives as
             // `{}`: both are "not specified"

@@ -1,7 +1,9 @@
 //! The controllers, in process, over the object layer: Deployment → ReplicaSet → Pods
 //! (kubernetes `pkg/controller/deployment`, `pkg/controller/replicaset`), DaemonSet → a pod per
-//! node (`pkg/controller/daemon`), a scheduler that binds pods to the nodes their affinity,
-//! selector and tolerations allow, ownerReference garbage collection (`pkg/controller/garbagecollector`:
+//! node (`pkg/controller/daemon`), StatefulSets → Pods and PersistentVolumeClaims
+//! (`pkg/controller/statefulset`), ReplicationControllers (`pkg/controller/replication`), a
+//! scheduler that binds pods to the nodes their affinity, selector and tolerations allow,
+//! ownerReference garbage collection (`pkg/controller/garbagecollector`:
 //! background, foreground, orphan), namespace deletion, and node lifecycle (a node whose lease
 //! is not renewed turns NotReady).
 //!
@@ -32,6 +34,7 @@ pub mod refmanager;
 pub mod replicaset;
 pub mod replication;
 pub mod scheduler;
+pub mod statefulset;
 
 use std::time::Duration;
 
@@ -304,6 +307,12 @@ pub async fn run_with(
                 o.clone(),
                 inf.clone(),
                 endpoints::EndpointsController::new(inf),
+                never()
+            ),
+            queue::run(
+                o.clone(),
+                inf.clone(),
+                statefulset::StatefulSetController::new(inf),
                 never()
             ),
             ipam,

@@ -888,8 +888,9 @@ impl DaemonSetController {
         }
     }
 
-    /// The claimed pods with their target node known: an unbound pod from the cache (which
-    /// keeps no affinity) gets the node it was made for, read once from the API.
+    /// The claimed pods with their target node known: the cache keeps a pod's required node
+    /// affinity, so this reads from the API (once per pod) only for an unbound pod whose cached
+    /// copy names no node there (one adopted without it).
     async fn with_targets(
         &mut self,
         objects: &Objects,
@@ -1151,32 +1152,13 @@ impl queue::Controller for DaemonSetController {
         let Some(pod) = change.obj::<Pod>() else {
             return vec![];
         };
-        let ns = kinds::namespace(&pod.metadata);
         let uid = kinds::uid(&pod.metadata);
         if change.deleted || !node_name(pod).is_empty() {
             self.targets.remove(uid);
         }
-        let mut keys = vec![];
-        for o in [Some(pod), change.old::<Pod>()].into_iter().flatten() {
-            if let Some((n, _)) = kinds::controller_of(&o.metadata, "DaemonSet") {
-                let k = format!("{ns}/{n}");
-                if !keys.contains(&k) {
-                    keys.push(k);
-                }
-            }
-        }
-        for k in refmanager::orphan_keys(change, &self.daemonsets, selector_of) {
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
-        }
-        for k in &keys {
-            self.expect.creation_observed(k, uid);
-            if change.deleted || pod.metadata.deletion_timestamp.is_some() {
-                self.expect.deletion_observed(k, uid);
-            }
-        }
-        keys
+        let orphans = refmanager::orphan_keys(change, &self.daemonsets, selector_of);
+        self.expect
+            .pod_change_keys(change, pod, "DaemonSet", orphans)
     }
 
     async fn all_keys(&mut self, _objects: &Objects) -> Result<Vec<String>, ApiError> {
@@ -1453,20 +1435,7 @@ pub fn validate_daemonset_decoded(
                 allow,
                 &mut c,
             );
-            let policy = spec.restart_policy.as_deref().unwrap_or("");
-            if policy != "Always" {
-                c.push(Cause::not_supported(
-                    "spec.template.spec.restartPolicy",
-                    format!("{policy:?}"),
-                    &["Always"],
-                ));
-            }
-            if spec.active_deadline_seconds.is_some() {
-                c.push(Cause::forbidden(
-                    "spec.template.spec.activeDeadlineSeconds",
-                    "activeDeadlineSeconds in DaemonSet is not Supported",
-                ));
-            }
+            crate::admission::validate_long_running_template(spec, "DaemonSet", &mut c);
         }
         None => c.push(Cause::required("spec.template.spec.containers", "")),
     }

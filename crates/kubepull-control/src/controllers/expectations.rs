@@ -108,6 +108,46 @@ impl Expectations {
         self.expect(key, adds, dels);
     }
 
+    /// The keys of the `kind` controllers a pod change concerns (`addPod`/`updatePod`/
+    /// `deletePod` of the ReplicaSet, ReplicationController, DaemonSet and StatefulSet
+    /// controllers): the controller its controller reference names (and its previous
+    /// version's), then `orphans`, the controllers an orphan is offered to, each once; every
+    /// key has seen the pod created, and deleted when it is gone or terminating.
+    pub fn pod_change_keys(
+        &mut self,
+        change: &super::informer::Notice,
+        pod: &k8s_openapi::api::core::v1::Pod,
+        kind: &str,
+        orphans: Vec<String>,
+    ) -> Vec<String> {
+        let ns = kinds::namespace(&pod.metadata);
+        let mut keys: Vec<String> = vec![];
+        let owners = [
+            Some(pod),
+            change
+                .old::<k8s_openapi::api::core::v1::Pod>()
+                .map(|p| &**p),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|o| kinds::controller_of(&o.metadata, kind))
+        .map(|(n, _)| format!("{ns}/{n}"));
+        for k in owners.chain(orphans) {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        let uid = kinds::uid(&pod.metadata);
+        let gone = change.deleted || pod.metadata.deletion_timestamp.is_some();
+        for k in &keys {
+            self.creation_observed(k, uid);
+            if gone {
+                self.deletion_observed(k, uid);
+            }
+        }
+        keys
+    }
+
     /// The object `uid` was seen in the cache (`CreationObserved`).
     pub fn creation_observed(&mut self, key: &str, uid: &str) {
         if let Some(e) = self.map.get_mut(key) {

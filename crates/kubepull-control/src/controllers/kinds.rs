@@ -248,6 +248,20 @@ pub fn trim_pod(p: Pod) -> Pod {
         spec: p.spec.map(|s| PodSpec {
             node_name: s.node_name,
             node_selector: s.node_selector,
+            // what decides where a pod may run: its required node affinity (a DaemonSet's
+            // pods name their node there) and its tolerations
+            affinity: s
+                .affinity
+                .and_then(|a| a.node_affinity)
+                .and_then(|na| na.required_during_scheduling_ignored_during_execution)
+                .map(|req| k8s_openapi::api::core::v1::Affinity {
+                    node_affinity: Some(k8s_openapi::api::core::v1::NodeAffinity {
+                        required_during_scheduling_ignored_during_execution: Some(req),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            tolerations: s.tolerations.map(fresh),
             scheduling_gates: s.scheduling_gates,
             hostname: s.hostname,
             subdomain: s.subdomain,

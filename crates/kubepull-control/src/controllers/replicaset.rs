@@ -235,32 +235,12 @@ impl queue::Controller for ReplicaSetController {
         let Some(pod) = change.obj::<Pod>() else {
             return vec![];
         };
-        let ns = kinds::namespace(&pod.metadata);
-        let uid = kinds::uid(&pod.metadata);
-        let mut keys = vec![];
-        for o in [Some(pod), change.old::<Pod>()].into_iter().flatten() {
-            if let Some((n, _)) = kinds::controller_of(&o.metadata, "ReplicaSet") {
-                let k = format!("{ns}/{n}");
-                if !keys.contains(&k) {
-                    keys.push(k);
-                }
-            }
-        }
         // an orphan: offered to the matching sets (addPod / updatePod)
-        for k in refmanager::orphan_keys(change, &self.replica_sets, |rs| {
+        let orphans = refmanager::orphan_keys(change, &self.replica_sets, |rs| {
             rs.spec.as_ref().map(|s| &s.selector)
-        }) {
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
-        }
-        for k in &keys {
-            self.expect.creation_observed(k, uid);
-            if change.deleted || pod.metadata.deletion_timestamp.is_some() {
-                self.expect.deletion_observed(k, uid);
-            }
-        }
-        keys
+        });
+        self.expect
+            .pod_change_keys(change, pod, "ReplicaSet", orphans)
     }
 
     async fn all_keys(&mut self, _objects: &Objects) -> Result<Vec<String>, ApiError> {

@@ -160,29 +160,9 @@ impl queue::Controller for ReplicationManager {
         let Some(pod) = change.obj::<Pod>() else {
             return vec![];
         };
-        let ns = kinds::namespace(&pod.metadata);
-        let uid = kinds::uid(&pod.metadata);
-        let mut keys = vec![];
-        for o in [Some(pod), change.old::<Pod>()].into_iter().flatten() {
-            if let Some((n, _)) = kinds::controller_of(&o.metadata, "ReplicationController") {
-                let k = format!("{ns}/{n}");
-                if !keys.contains(&k) {
-                    keys.push(k);
-                }
-            }
-        }
-        for k in refmanager::orphan_keys_of_map(change, &self.controllers, selector_map) {
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
-        }
-        for k in &keys {
-            self.expect.creation_observed(k, uid);
-            if change.deleted || pod.metadata.deletion_timestamp.is_some() {
-                self.expect.deletion_observed(k, uid);
-            }
-        }
-        keys
+        let orphans = refmanager::orphan_keys_of_map(change, &self.controllers, selector_map);
+        self.expect
+            .pod_change_keys(change, pod, "ReplicationController", orphans)
     }
 
     async fn all_keys(&mut self, _objects: &Objects) -> Result<Vec<String>, ApiError> {

@@ -297,9 +297,9 @@ impl queue::Controller for Scheduler {
         if !wants_scheduling(&cached) {
             return Ok(None);
         }
-        // the cache keeps a part of the pod (no affinity, no tolerations): decide on the whole
-        // one, read now; it carries its resourceVersion, so a status written meanwhile makes
-        // an update below conflict and the sync run again
+        // the cache keeps a part of the pod; the write below needs the whole one: read now, it
+        // carries its resourceVersion, so a status written meanwhile makes the update conflict
+        // and the sync run again
         let Some(mut p) = get_typed::<Pod>(objects, ns, name).await? else {
             return Ok(None);
         };
