@@ -441,7 +441,7 @@ fn validate_replication_controller(
     old: Option<&Value>,
     causes: &mut Vec<Cause>,
 ) {
-    for f in ["minReadySeconds", "replicas"] {
+    let negative = |f: &str, causes: &mut Vec<Cause>| {
         if let Some(n) = obj
             .pointer(&format!("/spec/{f}"))
             .and_then(Value::as_i64)
@@ -453,15 +453,17 @@ fn validate_replication_controller(
                 crate::quantities::IS_NEGATIVE,
             ));
         }
-    }
+    };
+    negative("minReadySeconds", causes);
+    // ValidateNonEmptySelector: only that it selects something (its keys and values meet the
+    // template's labels' rules through the match below)
     let sel = obj
         .pointer("/spec/selector")
         .filter(|s| s.as_object().is_some_and(|m| !m.is_empty()));
-    match sel {
-        // ValidateNonEmptySelector
-        None => causes.push(Cause::required("spec.selector", "")),
-        Some(sel) => crate::validation::validate_labels(Some(sel), "spec.selector", causes),
+    if sel.is_none() {
+        causes.push(Cause::required("spec.selector", ""));
     }
+    negative("replicas", causes);
     let Some(template) = obj.pointer("/spec/template").filter(|t| !t.is_null()) else {
         causes.push(Cause::required("spec.template", ""));
         return;
@@ -545,7 +547,10 @@ pub fn prepare(r: &Resource, obj: &mut Value, create: bool) {
     }
     match (r.group, r.kind) {
         ("batch", "Job") => crate::controllers::job::generate_selector(obj, create),
+        ("apps", "DaemonSet") if create => daemonset_template_generation(obj, None),
+        ("", "PersistentVolumeClaim") if create => crate::claims::drop_disabled_fields(obj, None),
         ("", "PersistentVolume") if create => {
+            crate::claims::drop_disabled_fields(obj, None);
             obj["status"]["lastPhaseTransitionTime"] = json!(crate::objects::now());
         }
         ("", "Namespace") => {
@@ -566,6 +571,43 @@ pub fn prepare(r: &Resource, obj: &mut Value, create: bool) {
         }
         _ => {}
     }
+}
+
+/// `deprecated.daemonset.template.generation`: the apps/v1 face of the internal
+/// `spec.templateGeneration` (pkg/apis/apps/v1/conversion.go), which the DaemonSet strategy
+/// keeps: a new DaemonSet's is the one it asks for, at least 1 (`PrepareForCreate`); an update
+/// keeps the stored one and counts it up when the template changed (`PrepareForUpdate`). The
+/// controller labels its pods with it (`pod-template-generation`).
+pub(crate) fn daemonset_template_generation(obj: &mut Value, old: Option<&Value>) {
+    const KEY: &str = "deprecated.daemonset.template.generation";
+    let read = |o: &Value| {
+        o.pointer("/metadata/annotations")
+            .and_then(|a| a.get(KEY))
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    let g = match old {
+        None => read(obj).unwrap_or(0).max(1),
+        Some(old) => {
+            let was = read(old).unwrap_or(1);
+            let changed = !crate::podupdate::semantic_eq(
+                &old.pointer("/spec/template"),
+                &obj.pointer("/spec/template"),
+            );
+            if changed {
+                was + 1
+            } else {
+                was
+            }
+        }
+    };
+    if !obj
+        .pointer("/metadata/annotations")
+        .is_some_and(Value::is_object)
+    {
+        obj["metadata"]["annotations"] = json!({});
+    }
+    obj["metadata"]["annotations"][KEY] = json!(g.to_string());
 }
 
 /// `IsDNS1123Label`'s messages (k8s.io/apimachinery `pkg/util/validation/validation.go`): the

@@ -21,6 +21,23 @@ const ACCESS_MODES: &[&str] = &[
 /// `supportedVolumeModes`.
 const VOLUME_MODES: &[&str] = &["Block", "Filesystem"];
 
+fn q(v: &str) -> String {
+    format!("{v:?}")
+}
+
+/// `DropDisabledFields` for the VolumeAttributesClass feature (off in 1.32): a claim's or a
+/// volume's `volumeAttributesClassName` is dropped unless the stored object has one already.
+pub fn drop_disabled_fields(obj: &mut Value, old: Option<&Value>) {
+    let in_use = old
+        .and_then(|o| o.pointer("/spec/volumeAttributesClassName"))
+        .is_some_and(|v| !v.is_null());
+    if !in_use {
+        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.remove("volumeAttributesClassName");
+        }
+    }
+}
+
 fn s<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
 }
@@ -179,8 +196,10 @@ fn validate_data_source(ds: &Value, path: &str, causes: &mut Vec<Cause>) {
 
 /// `ValidatePersistentVolumeClaim` (the spec; the metadata is checked with every kind's) and,
 /// on update, `ValidatePersistentVolumeClaimUpdate`: the spec is immutable except that a
-/// volume name may be set once, a bound claim's storage request may grow, and the volume
-/// attributes class may change; the storage request may not shrink.
+/// volume name may be set once, a storage class may be set where there was none (or moved
+/// from the beta annotation), and a bound claim's storage request may change — grow, or
+/// shrink back while it stays above `status.capacity` (RecoverVolumeExpansionFailure, on in
+/// 1.32); the volume attributes class may not change (its feature is off in 1.32).
 pub fn validate_claim(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = vec![];
     let null = Value::Null;
@@ -195,26 +214,35 @@ pub fn validate_claim(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     if s(old_spec, "/volumeName").is_empty() {
         old_c["volumeName"] = spec.get("volumeName").cloned().unwrap_or(Value::Null);
     }
-    // a storage class named by the beta annotation may move to the field once
+    // validateStorageClassUpgradeFromAnnotation: the beta annotation's class may move to the
+    // field (the annotation kept as it was or removed); otherwise the annotation is immutable,
+    // and validateStorageClassUpgradeFromNil: a class may be set where there was none
     let ann = |o: &Value| {
         o.pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
             .and_then(Value::as_str)
             .map(str::to_string)
     };
     let (old_ann, new_ann) = (ann(old), ann(obj));
-    let new_class = spec.get("storageClassName").and_then(Value::as_str);
-    if old_ann.is_some()
-        && old_spec.get("storageClassName").is_none_or(Value::is_null)
+    let old_class_unset = old_spec.get("storageClassName").is_none_or(Value::is_null);
+    let new_class = spec
+        .get("storageClassName")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty());
+    let from_annotation = old_ann.is_some()
+        && old_class_unset
         && new_class.is_some()
         && new_class == old_ann.as_deref()
-        && new_ann == old_ann
-    {
+        && (new_ann.is_none() || new_ann == old_ann);
+    let from_nil = old_ann.is_none() && old_class_unset && new_class.is_some();
+    if from_annotation || from_nil {
         if let Some(m) = new_c.as_object_mut() {
             m.remove("storageClassName");
         }
-    } else if new_ann != old_ann {
-        causes.push(Cause::forbidden(
-            "metadata.annotations[volume.beta.kubernetes.io/storage-class]",
+    }
+    if !from_annotation && new_ann != old_ann {
+        causes.push(Cause::invalid(
+            "metadata.annotations.volume.beta.kubernetes.io/storage-class",
+            q(new_ann.as_deref().unwrap_or("")),
             "field is immutable",
         ));
     }
@@ -225,6 +253,12 @@ pub fn validate_claim(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                 .cloned()
                 .unwrap_or(Value::Null);
         }
+    }
+    if spec.get("volumeAttributesClassName") != old_spec.get("volumeAttributesClassName") {
+        causes.push(Cause::forbidden(
+            "spec.volumeAttributesClassName",
+            "update is forbidden when the VolumeAttributesClass feature gate is disabled",
+        ));
     }
     for c in [&mut new_c, &mut old_c] {
         if let Some(m) = c.as_object_mut() {
@@ -244,11 +278,17 @@ pub fn validate_claim(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             .and_then(kubepull_core::qos::quantity_milli)
             .unwrap_or(0)
     };
-    // RecoverVolumeExpansionFailure is off by default in 1.32: no shrinking at all
-    if size(spec) < size(old_spec) {
+    // RecoverVolumeExpansionFailure (beta, on in 1.32): a request may shrink back while it
+    // stays above the capacity the claim has
+    let capacity = old
+        .pointer("/status/capacity/storage")
+        .and_then(Value::as_str)
+        .and_then(kubepull_core::qos::quantity_milli)
+        .unwrap_or(0);
+    if size(spec) < size(old_spec) && size(spec) <= capacity {
         causes.push(Cause::forbidden(
             "spec.resources.requests.storage",
-            "field can not be less than previous value",
+            "field can not be less than status.capacity",
         ));
     }
     causes
@@ -296,9 +336,34 @@ const HOST_PATH_TYPES: &[&str] = &[
     "Socket",
 ];
 
+/// `path.Clean` of a slash path.
+fn clean(p: &str) -> String {
+    let rooted = p.starts_with('/');
+    let mut out: Vec<&str> = vec![];
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if out.last().is_some_and(|l| *l != "..") {
+                    out.pop();
+                } else if !rooted {
+                    out.push("..");
+                }
+            }
+            x => out.push(x),
+        }
+    }
+    let joined = out.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
 /// `validatePathNoBacksteps`: no `..` element.
 fn backsteps(path: &str, at: &str, causes: &mut Vec<Cause>) {
-    if path.split(['/', '\\']).any(|p| p == "..") {
+    if path.split('/').any(|p| p == "..") {
         causes.push(Cause::invalid(
             at,
             format!("\"{path}\""),
@@ -349,7 +414,8 @@ fn validate_pv_source(field: &str, at: &str, src: &Value, causes: &mut Vec<Cause
             let p = s(src, "/path");
             if p.is_empty() {
                 causes.push(Cause::required(format!("{at}.path"), ""));
-            } else if !p.starts_with('/') {
+            }
+            if !p.starts_with('/') {
                 causes.push(Cause::invalid(
                     format!("{at}.path"),
                     format!("\"{p}\""),
@@ -442,19 +508,30 @@ pub fn validate_volume(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             RECLAIM_POLICIES,
         ));
     }
-    let affinity = spec
-        .pointer("/nodeAffinity/required/nodeSelectorTerms")
-        .and_then(Value::as_array)
-        .is_some_and(|t| !t.is_empty());
-    if spec
-        .pointer("/nodeAffinity/required")
-        .is_some_and(|r| !r.is_null())
-        && !affinity
-    {
-        causes.push(Cause::required(
-            "spec.nodeAffinity.required.nodeSelectorTerms",
-            "must have at least one node selector term",
-        ));
+    // validateVolumeNodeAffinity: a node affinity counts as given once present
+    let affinity = spec.get("nodeAffinity").is_some_and(|v| !v.is_null());
+    if affinity {
+        match spec
+            .pointer("/nodeAffinity/required")
+            .filter(|r| !r.is_null())
+        {
+            None => causes.push(Cause::required(
+                "spec.nodeAffinity.required",
+                "must specify required node constraints",
+            )),
+            Some(req) => {
+                if req
+                    .get("nodeSelectorTerms")
+                    .and_then(Value::as_array)
+                    .is_none_or(|t| t.is_empty())
+                {
+                    causes.push(Cause::required(
+                        "spec.nodeAffinity.required.nodeSelectorTerms",
+                        "must have at least one node selector term",
+                    ));
+                }
+            }
+        }
     }
     let mut count = 0;
     for (field, at) in PV_SOURCES {
@@ -482,7 +559,7 @@ pub fn validate_volume(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         causes.push(Cause::required("spec", "must specify a volume type"));
     }
     let host = s(spec, "/hostPath/path");
-    if !host.is_empty() && host.trim_end_matches('/').is_empty() && policy == "Recycle" {
+    if !host.is_empty() && clean(host) == "/" && policy == "Recycle" {
         causes.push(Cause::forbidden(
             "spec.persistentVolumeReclaimPolicy",
             "may not be 'recycle' for a hostPath mount of '/'",
@@ -537,6 +614,25 @@ pub fn validate_volume(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             causes.push(Cause::forbidden(
                 "spec.persistentvolumesource",
                 "spec.persistentvolumesource is immutable after creation",
+            ));
+        }
+        // validatePvNodeAffinity: once set, the node affinity stays
+        let old_affinity = old_spec.get("nodeAffinity").filter(|v| !v.is_null());
+        if old_affinity.is_some()
+            && !crate::podupdate::semantic_eq(&old_affinity, &spec.get("nodeAffinity"))
+        {
+            causes.push(Cause::invalid(
+                "nodeAffinity",
+                spec.get("nodeAffinity")
+                    .map(Value::to_string)
+                    .unwrap_or_default(),
+                "field is immutable",
+            ));
+        }
+        if spec.get("volumeAttributesClassName") != old_spec.get("volumeAttributesClassName") {
+            causes.push(Cause::forbidden(
+                "spec.volumeAttributesClassName",
+                "update is forbidden when the VolumeAttributesClass feature gate is disabled",
             ));
         }
         if spec.get("volumeMode") != old_spec.get("volumeMode") {
@@ -691,6 +787,46 @@ mod tests {
                 "volumeMode: \"Block\" field is immutable"
             ]
         );
+        // a node affinity without its required terms; an NFS export without a path; the root
+        // host path spelled another way still may not be recycled
+        let odd = volume(
+            json!({"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"},
+            "hostPath": {"path": "/srv/./.."}, "persistentVolumeReclaimPolicy": "Recycle", "nodeAffinity": {}}),
+        );
+        assert_eq!(
+            fields(&validate_volume(&odd, None)),
+            [
+                "spec.nodeAffinity.required:  must specify required node constraints",
+                "spec.hostPath.path: \"/srv/./..\" must not contain '..'",
+                "spec.persistentVolumeReclaimPolicy:  may not be 'recycle' for a hostPath mount of '/'"
+            ]
+        );
+        let nfs = volume(
+            json!({"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}, "nfs": {"server": "s"}}),
+        );
+        assert_eq!(
+            fields(&validate_volume(&nfs, None)),
+            [
+                "spec.nfs.path:  ",
+                "spec.nfs.path: \"\" must be an absolute path"
+            ]
+        );
+        assert_eq!(clean("/a/./b/../.."), "/");
+        assert_eq!(clean("a/../../b"), "../b");
+        // a node affinity, once set, stays
+        let mut pinned = good.clone();
+        pinned["spec"]["nodeAffinity"] = json!({"required": {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}});
+        let mut moved = pinned.clone();
+        moved["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchFields"][0]
+            ["values"] = json!(["n2"]);
+        let f = fields(&validate_volume(&moved, Some(&pinned)));
+        assert!(
+            f.len() == 1
+                && f[0].starts_with("nodeAffinity: ")
+                && f[0].ends_with("field is immutable"),
+            "{f:?}"
+        );
+        assert!(validate_volume(&pinned, Some(&good)).is_empty());
         let mut policy = good.clone();
         policy["spec"]["persistentVolumeReclaimPolicy"] = json!("Delete");
         assert!(validate_volume(&policy, Some(&good)).is_empty());
@@ -718,12 +854,53 @@ mod tests {
         let mut grow = b_old.clone();
         grow["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
         assert!(validate_claim(&grow, Some(&b_old)).is_empty());
-        let mut shrink = b_old.clone();
-        shrink["spec"]["resources"]["requests"]["storage"] = json!("512Mi");
+        // a bound claim of 1Gi capacity asked to grow to 4Gi may go back to 2Gi, not to 1Gi
+        let mut asked = b_old.clone();
+        asked["spec"]["resources"]["requests"]["storage"] = json!("4Gi");
+        asked["status"]["capacity"] = json!({"storage": "1Gi"});
+        let mut back = asked.clone();
+        back["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
+        assert!(validate_claim(&back, Some(&asked)).is_empty());
+        let mut shrink = asked.clone();
+        shrink["spec"]["resources"]["requests"]["storage"] = json!("1Gi");
         assert_eq!(
-            fields(&validate_claim(&shrink, Some(&b_old))),
-            ["spec.resources.requests.storage:  field can not be less than previous value"]
+            fields(&validate_claim(&shrink, Some(&asked))),
+            ["spec.resources.requests.storage:  field can not be less than status.capacity"]
         );
+        // a class may be set where there was none, not changed once set
+        let mut class = old.clone();
+        class["spec"]["storageClassName"] = json!("fast");
+        assert!(validate_claim(&class, Some(&old)).is_empty());
+        let mut other = class.clone();
+        other["spec"]["storageClassName"] = json!("slow");
+        assert_eq!(validate_claim(&other, Some(&class)).len(), 1);
+        // the beta annotation's class may move to the field, the annotation going with it
+        let mut annotated = old.clone();
+        annotated["metadata"]["annotations"] =
+            json!({"volume.beta.kubernetes.io/storage-class": "gold"});
+        let mut moved = old.clone();
+        moved["spec"]["storageClassName"] = json!("gold");
+        assert!(validate_claim(&moved, Some(&annotated)).is_empty());
+        let mut changed = annotated.clone();
+        changed["metadata"]["annotations"]["volume.beta.kubernetes.io/storage-class"] =
+            json!("tin");
+        assert_eq!(
+            fields(&validate_claim(&changed, Some(&annotated))),
+            ["metadata.annotations.volume.beta.kubernetes.io/storage-class: \"tin\" field is immutable"]
+        );
+        // the volume attributes class (feature off) may not change
+        let mut vac = old.clone();
+        vac["spec"]["volumeAttributesClassName"] = json!("gold");
+        assert_eq!(
+            fields(&validate_claim(&vac, Some(&old))),
+            ["spec.volumeAttributesClassName:  update is forbidden when the VolumeAttributesClass feature gate is disabled"]
+        );
+        let mut dropped = vac.clone();
+        drop_disabled_fields(&mut dropped, Some(&old));
+        assert!(dropped["spec"].get("volumeAttributesClassName").is_none());
+        let mut kept = vac.clone();
+        drop_disabled_fields(&mut kept, Some(&vac));
+        assert_eq!(kept["spec"]["volumeAttributesClassName"], "gold");
         // other fields stay
         let mut modes = old.clone();
         modes["spec"]["accessModes"] = json!(["ReadWriteMany"]);

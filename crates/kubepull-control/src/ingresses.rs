@@ -239,8 +239,50 @@ fn is_ip(host: &str) -> bool {
     host.parse::<std::net::IpAddr>().is_ok()
 }
 
+/// `IngressValidationOptions`: what an update may keep because the stored object had it.
+#[derive(Clone, Copy, Default)]
+struct Opts {
+    /// `AllowInvalidSecretName`: a stored TLS secret name was not a valid Secret name.
+    invalid_secret_names: bool,
+    /// `AllowInvalidWildcardHostRule`: a stored rule under a wildcard host was not valid.
+    invalid_wildcard_rules: bool,
+}
+
+/// `allowInvalidSecretName` and `allowInvalidWildcardHostRule` of the stored object.
+fn opts_of(old: &Value) -> Opts {
+    let invalid_secret_names = arr(old, "/spec/tls").iter().any(|t| {
+        let n = s(t, "/secretName");
+        !n.is_empty() && !dns1123_subdomain_problems(n).is_empty()
+    });
+    let invalid_wildcard_rules = arr(old, "/spec/rules").iter().any(|r| {
+        if !s(r, "/host").contains('*') {
+            return false;
+        }
+        let mut c = vec![];
+        validate_rule_value(r, "", &mut c);
+        !c.is_empty()
+    });
+    Opts {
+        invalid_secret_names,
+        invalid_wildcard_rules,
+    }
+}
+
+/// `validateIngressRuleValue`.
+fn validate_rule_value(rule: &Value, at: &str, causes: &mut Vec<Cause>) {
+    if let Some(http) = rule.get("http").filter(|v| !v.is_null()) {
+        let paths = arr(http, "/paths");
+        if paths.is_empty() {
+            causes.push(Cause::required(format!("{at}.http.paths"), ""));
+        }
+        for (j, p) in paths.iter().enumerate() {
+            validate_path(p, &format!("{at}.http.paths[{j}]"), causes);
+        }
+    }
+}
+
 /// `ValidateIngressSpec`.
-fn validate_spec(obj: &Value, causes: &mut Vec<Cause>) {
+fn validate_spec(obj: &Value, opts: Opts, causes: &mut Vec<Cause>) {
     let rules = arr(obj, "/spec/rules");
     let default = obj.pointer("/spec/defaultBackend").filter(|v| !v.is_null());
     if rules.is_empty() && default.is_none() {
@@ -268,14 +310,8 @@ fn validate_spec(obj: &Value, causes: &mut Vec<Cause>) {
                 causes.push(Cause::invalid(format!("{at}.host"), q(host), m));
             }
         }
-        if let Some(http) = rule.get("http").filter(|v| !v.is_null()) {
-            let paths = arr(http, "/paths");
-            if paths.is_empty() {
-                causes.push(Cause::required(format!("{at}.http.paths"), ""));
-            }
-            for (j, p) in paths.iter().enumerate() {
-                validate_path(p, &format!("{at}.http.paths[{j}]"), causes);
-            }
+        if !host.contains('*') || !opts.invalid_wildcard_rules {
+            validate_rule_value(rule, &at, causes);
         }
     }
     for (i, tls) in arr(obj, "/spec/tls").iter().enumerate() {
@@ -287,7 +323,7 @@ fn validate_spec(obj: &Value, causes: &mut Vec<Cause>) {
         }
         // validateTLSSecretName: ValidateSecretName, for a name that is set
         let secret = s(tls, "/secretName");
-        if !secret.is_empty() {
+        if !secret.is_empty() && !opts.invalid_secret_names {
             for m in dns1123_subdomain_problems(secret) {
                 causes.push(Cause::invalid(
                     format!("spec.tls[{i}].secretName"),
@@ -308,40 +344,28 @@ fn validate_spec(obj: &Value, causes: &mut Vec<Cause>) {
 }
 
 /// `ValidateIngressCreate` / `ValidateIngressUpdate` (the spec; the metadata is checked with
-/// every kind's). An update keeps what an earlier object was allowed (an invalid TLS secret
-/// name, rules under a wildcard host) as upstream's options do, by leaving out the causes the
-/// stored object has too.
+/// every kind's). An update may keep what the stored object had, as upstream's options allow:
+/// invalid TLS secret names once one was, invalid rules under wildcard hosts once one was.
 pub fn validate_ingress(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = vec![];
-    validate_spec(obj, &mut causes);
-    match old {
-        None => {
-            let ann = obj
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get(CLASS_ANNOTATION))
-                .and_then(Value::as_str);
-            let class = obj
-                .pointer("/spec/ingressClassName")
-                .and_then(Value::as_str);
-            if let (Some(a), Some(c)) = (ann, class) {
-                if a != c {
-                    causes.push(Cause::invalid(
-                        format!("annotations.{CLASS_ANNOTATION}"),
-                        q(a),
-                        "must match `ingressClassName` when both are specified",
-                    ));
-                }
+    validate_spec(obj, old.map(opts_of).unwrap_or_default(), &mut causes);
+    // ValidateIngressCreate only
+    if old.is_none() {
+        let ann = obj
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(CLASS_ANNOTATION))
+            .and_then(Value::as_str);
+        let class = obj
+            .pointer("/spec/ingressClassName")
+            .and_then(Value::as_str);
+        if let (Some(a), Some(c)) = (ann, class) {
+            if a != c {
+                causes.push(Cause::invalid(
+                    format!("annotations.{CLASS_ANNOTATION}"),
+                    q(a),
+                    "must match `ingressClassName` when both are specified",
+                ));
             }
-        }
-        Some(old) => {
-            let mut had = vec![];
-            validate_spec(old, &mut had);
-            causes.retain(|c| {
-                !(c.field.contains(".secretName") || c.field.contains(".http."))
-                    || !had
-                        .iter()
-                        .any(|h| h.field == c.field && h.detail == c.detail)
-            });
         }
     }
     causes

@@ -490,6 +490,16 @@ fn prepare_update(
                 };
                 obj["metadata"]["generation"] = json!(if changed { g + 1 } else { g });
             }
+            match (r.group, r.kind) {
+                _ if cr.is_some() => {}
+                ("apps", "DaemonSet") => {
+                    admission::daemonset_template_generation(&mut obj, Some(old))
+                }
+                ("", "PersistentVolumeClaim" | "PersistentVolume") => {
+                    crate::claims::drop_disabled_fields(&mut obj, Some(old))
+                }
+                _ => {}
+            }
             obj
         }
     }

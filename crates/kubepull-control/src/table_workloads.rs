@@ -685,8 +685,13 @@ fn claim_cells(o: &Value) -> Vec<Value> {
     let (capacity, modes) = if volume.is_empty() {
         (String::new(), String::new())
     } else {
+        // `Quantity.String()` of a missing capacity is "0"
+        let cap = match s(o, "/status/capacity/storage") {
+            "" => "0",
+            q => q,
+        };
         (
-            s(o, "/status/capacity/storage").to_string(),
+            cap.to_string(),
             access_modes(o.pointer("/status/accessModes")),
         )
     };
@@ -744,22 +749,21 @@ fn ingress_hosts(o: &Value) -> String {
     }
 }
 
-/// `ingressLoadBalancerStatusStringer` (not wide): the addresses, cut to 16 characters.
+/// `ingressLoadBalancerStatusStringer`, wide as the server prints tables: each entry's IP, else
+/// its hostname, sorted and once each.
 fn ingress_address(o: &Value) -> String {
-    let all: Vec<&str> = o
+    let all: std::collections::BTreeSet<&str> = o
         .pointer("/status/loadBalancer/ingress")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .flat_map(|i| [s(i, "/ip"), s(i, "/hostname")])
+        .map(|i| match s(i, "/ip") {
+            "" => s(i, "/hostname"),
+            ip => ip,
+        })
         .filter(|x| !x.is_empty())
         .collect();
-    let r = all.join(",");
-    if r.len() > 16 {
-        format!("{}...", r.get(..13).unwrap_or(&r))
-    } else {
-        r
-    }
+    all.into_iter().collect::<Vec<_>>().join(",")
 }
 
 /// `printPersistentVolume`: the claim as `namespace/name`, the class as for a claim.
@@ -968,7 +972,7 @@ mod tests {
     fn ingress_columns() {
         let i = json!({"metadata": {"name": "web"}, "spec": {"ingressClassName": "nginx", "tls": [{"hosts": ["a.example"]}],
             "rules": [{"host": "a.example"}, {}, {"host": "b.example"}, {"host": "c.example"}, {"host": "d.example"}]},
-            "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}, {"hostname": "lb.example.com"}]}}});
+            "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.9"}, {"hostname": "lb.example.com"}, {"ip": "10.0.0.1", "hostname": "x"}, {"ip": "10.0.0.9"}]}}});
         let (cols, rows) = columns_and_cells("Ingress", &[i]).unwrap();
         assert_eq!(cols.len(), 6);
         assert_eq!(
@@ -977,7 +981,7 @@ mod tests {
                 json!("web"),
                 json!("nginx"),
                 json!("a.example,b.example,c.example + 2 more..."),
-                json!("10.0.0.1,lb.e..."),
+                json!("10.0.0.1,10.0.0.9,lb.example.com"),
                 json!("80, 443")
             ]
         );

@@ -53,7 +53,7 @@ async fn claims_revisions_and_workload_kinds_with_kubectl() {
         assert!(ok, "{out}");
         let (ok, out) = k(&["patch", "pvc", "data", "-p", r#"{"spec":{"resources":{"requests":{"storage":"1Gi"}}}}"#], None);
         assert!(!ok, "{out}");
-        assert!(out.contains("spec.resources.requests.storage: Forbidden: field can not be less than previous value"), "{out}");
+        assert!(out.contains("spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"), "{out}");
 
         // a bad claim names each field, and a quantity that does not parse is the decoder's
         let bad = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: bad}\nspec:\n  accessModes: [ReadWriteOncePod, ReadWriteOnce, Sometimes]\n  volumeMode: Raw\n  resources: {requests: {storage: \"0\"}}\n";
@@ -117,6 +117,16 @@ async fn claims_revisions_and_workload_kinds_with_kubectl() {
         let (ok, out) = k(&["get", "ds", "agent", "-n", "w", "-o", "jsonpath={.spec.updateStrategy.type} {.spec.updateStrategy.rollingUpdate.maxUnavailable} {.spec.updateStrategy.rollingUpdate.maxSurge} {.spec.revisionHistoryLimit} {.spec.template.spec.restartPolicy} {.status.desiredNumberScheduled}"], None);
         assert!(ok, "{out}");
         assert_eq!(out, "RollingUpdate 1 0 10 Always 0");
+        // the template generation the strategy keeps: 1, counted up by template changes only,
+        // whatever an update asks for
+        let tg = || k(&["get", "ds", "agent", "-n", "w", "-o", r#"jsonpath={.metadata.annotations.deprecated\.daemonset\.template\.generation}"#], None).1;
+        assert_eq!(tg(), "1");
+        let (ok, out) = k(&["set", "image", "ds/agent", "-n", "w", "c=busybox:1.36"], None);
+        assert!(ok, "{out}");
+        assert_eq!(tg(), "2");
+        let (ok, out) = k(&["annotate", "ds", "agent", "-n", "w", "--overwrite", "deprecated.daemonset.template.generation=1", "team=a"], None);
+        assert!(ok, "{out}");
+        assert_eq!(tg(), "2");
         let (ok, out) = k(&["get", "ds", "-n", "w"], None);
         assert!(ok, "{out}");
         assert!(out.lines().next().unwrap().contains("NODE SELECTOR"), "{out}");
