@@ -1229,8 +1229,18 @@ impl queue::Controller for DaemonSetController {
             &mut self.backoff,
             jiff::Timestamp::now(),
         );
+        // syncDaemonSet: the status is written even when a pod write failed
+        // (`updateDaemonSetStatus` after `updateDaemonSet`), and the first error returned
+        let (status, writes): (Vec<Action>, Vec<Action>) = plan
+            .actions
+            .into_iter()
+            .partition(|a| matches!(a, Action::Update { status: true, .. }));
         let mut observed = queue::Observed::default();
-        let res = queue::apply_observed(objects, self.name(), plan.actions, &mut observed).await;
+        let res = queue::apply_observed(objects, self.name(), writes, &mut observed).await;
+        let status_res = queue::apply(objects, self.name(), status).await;
+        if let (Err(_), Err(e)) = (&res, &status_res) {
+            tracing::warn!(daemonset = %key, error = %e, "failed to update status");
+        }
         for o in &observed.created {
             if let Ok(p) = serde_json::from_value::<Pod>(o.clone()) {
                 if let Some(t) = target_node_name(&p) {
@@ -1241,6 +1251,7 @@ impl queue::Controller for DaemonSetController {
         }
         self.expect.expect_unseen(key, &observed, &self.pods);
         res?;
+        status_res?;
         Ok(plan.requeue_after)
     }
 }
