@@ -1408,7 +1408,10 @@ fn validate_update_strategy(obj: &Value, causes: &mut Vec<Cause>) {
 /// Go's `%#v` of a `v1.LabelSelector` given as JSON (how `field.Invalid` prints one): an absent
 /// map or list is `nil`, an empty one `{}`.
 fn go_label_selector(sel: Option<&Value>) -> String {
-    let ml = match sel.and_then(|s| s.get("matchLabels")).filter(|m| !m.is_null()) {
+    let ml = match sel
+        .and_then(|s| s.get("matchLabels"))
+        .filter(|m| !m.is_null())
+    {
         Some(m) => super::job::go_map(Some(m)),
         None => "map[string]string(nil)".into(),
     };

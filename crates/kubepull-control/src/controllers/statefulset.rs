@@ -1882,8 +1882,8 @@ mod tests {
     /// tried again when the expectations expire, so a missed notice does not stall the set.
     #[tokio::test]
     async fn a_sync_waiting_for_its_writes_comes_back_when_they_expire() {
-        use crate::controllers::informer::test_support::Env;
         use super::queue::Controller as _;
+        use crate::controllers::informer::test_support::Env;
         let env = Env::new().await;
         let mut c = StatefulSetController::new(&env.informers);
         env.put::<StatefulSet>(serde_json::to_value(set_with(1, json!({}))).unwrap())
@@ -1893,7 +1893,9 @@ mod tests {
             .expect("a/web", ["u0".to_string()].into(), Default::default());
         let left = c.sync(&env.objects, "a/web").await.unwrap();
         assert!(
-            left.is_some_and(|d| d > Duration::ZERO && d <= super::super::expectations::EXPECTATIONS_TIMEOUT),
+            left.is_some_and(
+                |d| d > Duration::ZERO && d <= super::super::expectations::EXPECTATIONS_TIMEOUT
+            ),
             "{left:?}"
         );
         assert!(env.stored::<Pod>().await.is_empty());
