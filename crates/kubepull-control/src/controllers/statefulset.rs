@@ -1437,19 +1437,6 @@ fn nonnegative(v: &Value, p: &str, field: &str, c: &mut Vec<Cause>) {
     }
 }
 
-/// Go's `%#v` of a `map[string]string`.
-fn go_map(v: Option<&Value>) -> String {
-    let items: Vec<String> = v
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("\"{k}\":\"{}\"", v.as_str().unwrap_or("")))
-                .collect()
-        })
-        .unwrap_or_default();
-    format!("map[string]string{{{}}}", items.join(", "))
-}
-
 /// `ValidateStatefulSetSpec` (the spec as JSON; the template's spec decoded, when given).
 fn validate_spec(
     obj: &Value,
@@ -1559,7 +1546,7 @@ fn validate_spec(
                     {
                         c.push(Cause::invalid(
                             "spec.template.metadata.labels",
-                            go_map(labels),
+                            super::job::go_map(labels),
                             "`selector` does not match template `labels`",
                         ));
                     }
