@@ -76,13 +76,22 @@ pub fn add_or_update_daemon_pod_tolerations(spec: &mut PodSpec) {
             effect: Some(effect.into()),
             ..Default::default()
         };
-        // `Toleration.MatchToleration`
+        // `Toleration.MatchToleration`: key, effect, operator and value compared as Go
+        // strings (an absent one is "")
+        let s = |v: &Option<String>| v.clone().unwrap_or_default();
         let same = |o: &Toleration| {
-            o.key == t.key && o.operator == t.operator && o.value == t.value && o.effect == t.effect
+            s(&o.key) == s(&t.key)
+                && s(&o.effect) == s(&t.effect)
+                && s(&o.operator) == s(&t.operator)
+                && s(&o.value) == s(&t.value)
         };
-        match tolerations.iter_mut().find(|o| same(o)) {
-            Some(o) => *o = t,
-            None => tolerations.push(t),
+        let mut updated = false;
+        for o in tolerations.iter_mut().filter(|o| same(o)) {
+            *o = t.clone();
+            updated = true;
+        }
+        if !updated {
+            tolerations.push(t);
         }
     }
 }
@@ -1220,8 +1229,18 @@ impl queue::Controller for DaemonSetController {
             &mut self.backoff,
             jiff::Timestamp::now(),
         );
+        // syncDaemonSet: the status is written even when a pod write failed
+        // (`updateDaemonSetStatus` after `updateDaemonSet`), and the first error returned
+        let (status, writes): (Vec<Action>, Vec<Action>) = plan
+            .actions
+            .into_iter()
+            .partition(|a| matches!(a, Action::Update { status: true, .. }));
         let mut observed = queue::Observed::default();
-        let res = queue::apply_observed(objects, self.name(), plan.actions, &mut observed).await;
+        let res = queue::apply_observed(objects, self.name(), writes, &mut observed).await;
+        let status_res = queue::apply(objects, self.name(), status).await;
+        if let (Err(_), Err(e)) = (&res, &status_res) {
+            tracing::warn!(daemonset = %key, error = %e, "failed to update status");
+        }
         for o in &observed.created {
             if let Ok(p) = serde_json::from_value::<Pod>(o.clone()) {
                 if let Some(t) = target_node_name(&p) {
@@ -1232,6 +1251,7 @@ impl queue::Controller for DaemonSetController {
         }
         self.expect.expect_unseen(key, &observed, &self.pods);
         res?;
+        status_res?;
         Ok(plan.requeue_after)
     }
 }
@@ -1263,11 +1283,25 @@ fn percent_value(v: &IntOrString) -> Option<i64> {
     }
 }
 
-/// `getIntOrPercentValue`.
+/// `getIntOrPercentValue`: a percent's number, else `IntOrString.IntValue` (an integer, or a
+/// string's `strconv.Atoi`, 0 when it is no number; out of range it is still non-zero).
 fn int_or_percent_value(v: &IntOrString) -> i64 {
     match v {
         IntOrString::Int(n) => i64::from(*n),
-        s => percent_value(s).unwrap_or(0),
+        IntOrString::String(s) => percent_value(v).unwrap_or_else(|| {
+            let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+            match s.parse::<i64>() {
+                Ok(n) => n,
+                Err(_) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    if s.starts_with('-') {
+                        i64::MIN
+                    } else {
+                        i64::MAX
+                    }
+                }
+                Err(_) => 0,
+            }
+        }),
     }
 }
 
@@ -1371,6 +1405,49 @@ fn validate_update_strategy(obj: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// Go's `%#v` of a `v1.LabelSelector` given as JSON (how `field.Invalid` prints one): an absent
+/// map or list is `nil`, an empty one `{}`.
+fn go_label_selector(sel: Option<&Value>) -> String {
+    let ml = match sel
+        .and_then(|s| s.get("matchLabels"))
+        .filter(|m| !m.is_null())
+    {
+        Some(m) => super::job::go_map(Some(m)),
+        None => "map[string]string(nil)".into(),
+    };
+    let me = match sel
+        .and_then(|s| s.get("matchExpressions"))
+        .and_then(Value::as_array)
+    {
+        Some(list) => {
+            let items: Vec<String> = list
+                .iter()
+                .map(|e| {
+                    let f = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                    let values = match e.get("values").and_then(Value::as_array) {
+                        Some(vs) => {
+                            let vs: Vec<String> = vs
+                                .iter()
+                                .map(|v| format!("{:?}", v.as_str().unwrap_or("")))
+                                .collect();
+                            format!("[]string{{{}}}", vs.join(", "))
+                        }
+                        None => "[]string(nil)".into(),
+                    };
+                    format!(
+                        "v1.LabelSelectorRequirement{{Key:{:?}, Operator:{:?}, Values:{values}}}",
+                        f("key"),
+                        f("operator")
+                    )
+                })
+                .collect();
+            format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+        }
+        None => "[]v1.LabelSelectorRequirement(nil)".into(),
+    };
+    format!("v1.LabelSelector{{MatchLabels:{ml}, MatchExpressions:{me}}}")
+}
+
 /// `ValidateDaemonSet` / `ValidateDaemonSetUpdate` (pkg/apis/apps/validation/validation.go)
 /// and the strategy's immutable selector (pkg/registry/apps/daemonset/strategy.go
 /// `ValidateUpdate`), over the decoded and defaulted object: the selector (required, valid, not
@@ -1415,7 +1492,7 @@ pub fn validate_daemonset_decoded(
                 if super::refmanager::selector_is_empty(typed) {
                     c.push(Cause::invalid(
                         "spec.selector",
-                        "v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}",
+                        go_label_selector(Some(sel)),
                         "empty selector is invalid for daemonset",
                     ));
                 }
@@ -1448,15 +1525,13 @@ pub fn validate_daemonset_decoded(
         &mut c,
     );
     if let Some(old) = old {
+        // `ValidateImmutableField`: `apiequality.Semantic.DeepEqual`, so an empty list or map
+        // equals an absent one
         let (was, now) = (old.pointer("/spec/selector"), obj.pointer("/spec/selector"));
-        if was != now {
-            let ml = now
-                .and_then(|s| s.get("matchLabels"))
-                .map(|m| super::job::go_map(Some(m)))
-                .unwrap_or_else(|| "map[string]string(nil)".into());
+        if !crate::podupdate::semantic_eq(&was, &now) {
             c.push(Cause::invalid(
                 "spec.selector",
-                format!("v1.LabelSelector{{MatchLabels:{ml}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}"),
+                go_label_selector(now),
                 "field is immutable",
             ));
         }
@@ -1649,11 +1724,14 @@ mod tests {
     #[test]
     fn host_network_pods_tolerate_network_unavailable_and_own_tolerations_are_replaced() {
         let mut spec: PodSpec = serde_json::from_value(json!({"containers": [], "hostNetwork": true,
-            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}]})).unwrap();
+            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "value": "", "effect": "NoExecute", "tolerationSeconds": 7}]})).unwrap();
         add_or_update_daemon_pod_tolerations(&mut spec);
         let t = spec.tolerations.unwrap();
+        // an empty value matches an absent one (`MatchToleration` compares strings)
         assert_eq!(t.len(), 7);
         assert_eq!(t[0].toleration_seconds, None);
+        assert_eq!(t[1].toleration_seconds, None);
         assert_eq!(
             t[6].key.as_deref(),
             Some("node.kubernetes.io/network-unavailable")
@@ -2033,6 +2111,11 @@ mod tests {
             ["spec.updateStrategy.rollingUpdate.maxUnavailable: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"150%\"}: must not be greater than 100%"]
         );
         assert_eq!(strategy(json!({"maxUnavailable": "x"})).len(), 2);
+        // a number in a string counts as that number (`IntValue`): only the percent error
+        assert_eq!(
+            strategy(json!({"maxUnavailable": "5"})),
+            ["spec.updateStrategy.rollingUpdate.maxUnavailable: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"5\"}: a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"]
+        );
         assert!(strategy(json!({"maxUnavailable": "x"}))[0]
             .contains("a valid percent string must be a numeric string followed by an ending '%'"));
         let mut bad_type = ds_value();
@@ -2055,6 +2138,18 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert!(c[0].starts_with("spec.selector: v1.LabelSelector{MatchLabels:map[string]string{"));
         assert!(c[0].ends_with("field is immutable"));
+        // compared semantically: an empty expression list equals an absent one
+        let mut same = ds_value();
+        same["spec"]["selector"]["matchExpressions"] = json!([]);
+        assert_eq!(causes(&same, Some(&ds_value())), Vec::<String>::new());
+        // and printed with the expressions it has
+        let mut exprs = ds_value();
+        exprs["spec"]["selector"]["matchExpressions"] =
+            json!([{"key": "app", "operator": "In", "values": ["agent", "b"]}]);
+        assert_eq!(
+            causes(&exprs, Some(&ds_value())),
+            ["spec.selector: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"agent\"}, MatchExpressions:[]v1.LabelSelectorRequirement{v1.LabelSelectorRequirement{Key:\"app\", Operator:\"In\", Values:[]string{\"agent\", \"b\"}}}}: field is immutable"]
+        );
         // status writes: counts and the collision count
         let mut st = ds_value();
         st["status"] = json!({"numberReady": -1, "collisionCount": 1});

@@ -10,7 +10,7 @@
 //! `TaintNodesByCondition`), so [`effective_taints`] adds the `NoSchedule` taints that
 //! controller would put on a node from its conditions and `spec.unschedulable`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
     Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec, Taint, Toleration,
@@ -129,6 +129,41 @@ pub fn effective_taints(n: &Node) -> Vec<Taint> {
         }
     }
     taints
+}
+
+/// The scheduler's NodeAffinity `PreFilter` (pkg/scheduler/framework/plugins/nodeaffinity
+/// `PreFilter`): the only nodes a pod's required node affinity can match when every term names
+/// them (`matchFields` `metadata.name In [...]`: within a term the requirements intersect,
+/// across terms the names add up). `None` when some term names no node (any node may match)
+/// or there are no terms; an empty set when the terms conflict (no node can match).
+pub fn required_node_names(spec: &PodSpec) -> Option<BTreeSet<String>> {
+    let terms = &spec
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?
+        .node_selector_terms;
+    if terms.is_empty() {
+        return None;
+    }
+    let mut names = BTreeSet::new();
+    for t in terms {
+        let mut term_names: Option<BTreeSet<String>> = None;
+        for r in t.match_fields.iter().flatten() {
+            if r.key == OBJECT_NAME_FIELD && r.operator == "In" {
+                let set: BTreeSet<String> = r.values.iter().flatten().cloned().collect();
+                term_names = Some(match term_names {
+                    None => set,
+                    Some(before) => before.intersection(&set).cloned().collect(),
+                });
+            }
+        }
+        // a term naming no node lets any node match: the terms are ORed
+        names.extend(term_names?);
+    }
+    Some(names)
 }
 
 /// One compiled `nodeSelectorTerms` entry (`nodeSelectorTerm`): `None` parts are absent; an
@@ -380,6 +415,36 @@ mod tests {
             json!({"containers": [], "affinity": {"nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}}),
         ))
+    }
+
+    #[test]
+    fn node_names_as_the_prefilter_finds_them() {
+        let names = |terms: Value| {
+            let p = pod(json!({"containers": [], "affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}}));
+            required_node_names(p.spec.as_ref().unwrap()).map(|s| s.into_iter().collect::<Vec<_>>())
+        };
+        let name_in = |vs: Value| json!({"key": "metadata.name", "operator": "In", "values": vs});
+        // within a term the names intersect, across terms they add up
+        assert_eq!(
+            names(
+                json!([{"matchFields": [name_in(json!(["a", "b"])), name_in(json!(["b", "c"]))]},
+                {"matchFields": [name_in(json!(["d"]))]}])
+            ),
+            Some(vec!["b".to_string(), "d".to_string()])
+        );
+        // a term without a name: any node
+        assert_eq!(
+            names(json!([{"matchFields": [name_in(json!(["a"]))]},
+                {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}])),
+            None
+        );
+        assert_eq!(names(json!([])), None);
+        // terms that conflict: no node
+        assert_eq!(
+            names(json!([{"matchFields": [name_in(json!(["a"])), name_in(json!(["b"]))]}])),
+            Some(vec![])
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The scheduler: a pod without a node is bound to the node that passes the default
 //! profile's filters ([`filter`]: not cordoned, no untolerated `NoSchedule`/`NoExecute` taint
 //! — a node that is not Ready counts as tainted `node.kubernetes.io/not-ready` —, the pod's
-//! `nodeSelector` and required node affinity, [`super::nodeaffinity`]) and runs the fewest
+//! `nodeSelector` and required node affinity, [`super::nodeaffinity`]; a pod whose affinity
+//! names its nodes, as a DaemonSet's does, is tried on those alone) and runs the fewest
 //! active pods (ties by name), the way kube-scheduler's default profile spreads pods
 //! (`NodeResourcesFit` least-allocated, here by pod count); a pod no node fits gets
-//! `PodScheduled=False/Unschedulable` and a `FailedScheduling` event once, with
-//! kube-scheduler's message (`0/N nodes are available: …`). Driven by the queue: a new unscheduled pod enqueues its own
+//! `PodScheduled=False/Unschedulable` and a `FailedScheduling` event once per message, with
+//! kube-scheduler's message (`0/N nodes are available: …`). The decision is made on the pod
+//! cache; the pod is read from the API only to write it. Driven by the queue: a new unscheduled pod enqueues its own
 //! key; a node change enqueues the unscheduled pods (the scheduling queue's
 //! `MoveAllToActiveOrBackoffQueue` on node events). Node loads come from the pod informer's
 //! node index, so a decision costs the number of nodes, not the number of pods.
@@ -80,8 +82,13 @@ pub fn filter(
 }
 
 /// Picks a node for `pod` among `nodes`; `load(node)` is the node's active pod count. The
-/// pod's required affinity is compiled once and each node filtered once ([`filter`]); no
-/// node fitting gives kube-scheduler's `FitError` message: the reasons counted and sorted.
+/// pod's required affinity is compiled once and each node filtered once ([`filter`]); when its
+/// terms name their nodes (NodeAffinity `PreFilter`, [`nodeaffinity::required_node_names`])
+/// only those are filtered and the others count as `node(s) didn't satisfy plugin(s)
+/// [NodeAffinity]` (`SetAbsentNodesStatus`), and names that conflict leave no node to try.
+/// No node fitting gives kube-scheduler's `FitError` message: the reasons counted and sorted,
+/// or the `PreFilter`'s own; a pod already reported unschedulable with that message is left
+/// alone (`UpdatePodCondition` writes only a changed condition).
 pub fn plan(pod: &Pod, nodes: &[Arc<Node>], load: impl Fn(&str) -> usize) -> Decision {
     // a scheduling-gated pod waits for its gates to be removed (the `SchedulingGates`
     // PreEnqueue plugin, pkg/scheduler/framework/plugins/schedulinggates)
@@ -89,50 +96,80 @@ pub fn plan(pod: &Pod, nodes: &[Arc<Node>], load: impl Fn(&str) -> usize) -> Dec
         return Decision::Nothing;
     }
     let affinity = RequiredNodeAffinity::of(pod);
-    let tolerations = pod
-        .spec
-        .as_ref()
+    let spec = pod.spec.as_ref();
+    let tolerations = spec
         .and_then(|s| s.tolerations.as_deref())
         .unwrap_or_default();
+    let names = spec.and_then(nodeaffinity::required_node_names);
+    let total = nodes.len();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut best: Option<(usize, &str)> = None;
-    for n in nodes {
-        match filter(n, &affinity, tolerations) {
-            Ok(()) => {
+    let mut prefilter: Option<&str> = None;
+    match &names {
+        // `errReasonConflict`
+        Some(n) if n.is_empty() => prefilter = Some("pod affinity terms conflict"),
+        _ => {
+            let mut filtered = 0;
+            for n in nodes {
                 let name = kinds::name(&n.metadata);
-                let key = (load(name), name);
-                if best.is_none_or(|b| key < b) {
-                    best = Some(key);
+                if names.as_ref().is_some_and(|names| !names.contains(name)) {
+                    continue;
+                }
+                filtered += 1;
+                match filter(n, &affinity, tolerations) {
+                    Ok(()) => {
+                        let key = (load(name), name);
+                        if best.is_none_or(|b| key < b) {
+                            best = Some(key);
+                        }
+                    }
+                    Err(reason) => *reasons.entry(reason).or_default() += 1,
                 }
             }
-            Err(reason) => *reasons.entry(reason).or_default() += 1,
+            if names.is_some() && filtered < total {
+                reasons.insert(
+                    "node(s) didn't satisfy plugin(s) [NodeAffinity]".into(),
+                    total - filtered,
+                );
+            }
         }
     }
     if let Some((_, n)) = best {
         return Decision::Bind(n.to_string());
     }
+    let msg = if total == 0 {
+        "no nodes available to schedule pods".to_string()
+    } else {
+        // `FitError.Error`: the PreFilter's message, or the "N reason" strings sorted
+        let why = match prefilter {
+            Some(m) => m.to_string(),
+            None => {
+                let mut counted: Vec<String> =
+                    reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+                counted.sort();
+                counted.join(", ")
+            }
+        };
+        format!(
+            "0/{total} nodes are available: {why}. preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling."
+        )
+    };
     let already = pod
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable"))
+            cs.iter().any(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+                    && c.message.as_deref() == Some(msg.as_str())
+            })
         });
     if already {
         return Decision::Nothing;
     }
-    let total = nodes.len();
-    if total == 0 {
-        return Decision::Unschedulable("no nodes available to schedule pods".to_string());
-    }
-    // `FitError.Error`: "N reason" strings sorted
-    let mut counted: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-    counted.sort();
-    Decision::Unschedulable(format!(
-        "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling.",
-        counted.join(", ")
-    ))
+    Decision::Unschedulable(msg)
 }
 
 /// Whether the scheduler has anything to decide for `pod`: not bound, not terminating, not
@@ -297,17 +334,22 @@ impl queue::Controller for Scheduler {
         if !wants_scheduling(&cached) {
             return Ok(None);
         }
-        // the cache keeps a part of the pod; the write below needs the whole one: read now, it
-        // carries its resourceVersion, so a status written meanwhile makes the update conflict
-        // and the sync run again
+        // plan on the cached pod (it keeps what the decision reads: node selector, required
+        // node affinity, tolerations, gates, conditions); only a write reads the whole pod
+        let nodes = self.nodes.list();
+        let assumed = &self.assumed;
+        let load = |n: &str| {
+            self.pods.count(index::NODE, n) + assumed.values().filter(|x| *x == n).count()
+        };
+        if plan(&cached, &nodes, load) == Decision::Nothing {
+            return Ok(None);
+        }
+        // the write below needs the whole pod: read now, it carries its resourceVersion, so a
+        // status written meanwhile makes the update conflict and the sync run again
         let Some(mut p) = get_typed::<Pod>(objects, ns, name).await? else {
             return Ok(None);
         };
-        let nodes = self.nodes.list();
-        let assumed = &self.assumed;
-        let decision = plan(&p, &nodes, |n| {
-            self.pods.count(index::NODE, n) + assumed.values().filter(|x| *x == n).count()
-        });
+        let decision = plan(&p, &nodes, load);
         match decision {
             Decision::Nothing => Ok(None),
             Decision::Unschedulable(msg) => {
@@ -532,6 +574,95 @@ mod tests {
         );
     }
 
+    /// A pod whose affinity names its node (a DaemonSet's) is filtered on that node alone:
+    /// the others count as not satisfying NodeAffinity's PreFilter, whatever else they have;
+    /// names that conflict leave no node.
+    #[test]
+    fn a_pod_naming_its_node_is_filtered_on_it_alone() {
+        let mut cordoned = (*tainted("b", json!([]))).clone();
+        cordoned.spec.as_mut().unwrap().unschedulable = Some(true);
+        let nodes = vec![
+            tainted(
+                "a",
+                json!([{"key": "gpu", "value": "yes", "effect": "NoSchedule"}]),
+            ),
+            Arc::new(cordoned),
+            tainted("c", json!([])),
+        ];
+        let name_in = |vs: Value| json!({"key": "metadata.name", "operator": "In", "values": vs});
+        let aff = |fields: Value| {
+            with_spec(json!({"affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchFields": fields}]}}}}))
+        };
+        assert_eq!(
+            plan(&aff(json!([name_in(json!(["a"]))])), &nodes, |_| 0),
+            Decision::Unschedulable("0/3 nodes are available: 1 node(s) had untolerated taint {gpu: yes}, 2 node(s) didn't satisfy plugin(s) [NodeAffinity]. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.".into())
+        );
+        // a node that does not exist: every node is left out
+        assert_eq!(
+            plan(&aff(json!([name_in(json!(["gone"]))])), &nodes[..2], |_| 0),
+            Decision::Unschedulable("0/2 nodes are available: 2 node(s) didn't satisfy plugin(s) [NodeAffinity]. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.".into())
+        );
+        assert_eq!(
+            plan(
+                &aff(json!([name_in(json!(["a"])), name_in(json!(["c"]))])),
+                &nodes,
+                |_| 0
+            ),
+            Decision::Unschedulable("0/3 nodes are available: pod affinity terms conflict. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.".into())
+        );
+        assert_eq!(
+            plan(&aff(json!([name_in(json!(["c"]))])), &nodes, |_| 0),
+            Decision::Bind("c".into())
+        );
+    }
+
+    /// A pod already reported unschedulable for the same reason is decided on the cache: the
+    /// API is not read (the pod as stored, which the cache does not show yet, is not looked
+    /// at), nothing is written.
+    #[tokio::test]
+    async fn a_pod_reported_unschedulable_costs_no_read() {
+        use crate::controllers::informer::test_support::Env;
+        use crate::controllers::queue::Controller as _;
+        use kubepull_datastore::Datastore as _;
+        let env = Env::new().await;
+        let mut s = Scheduler::new(&env.informers);
+        let msg = "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
+        env.put::<Node>(json!({"metadata": {"name": "a"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}))
+            .await;
+        let p = |conditions: Value| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default", "uid": "u"},
+                "spec": {"containers": [{"name": "c", "image": "i"}], "nodeSelector": {"disk": "ssd"}},
+                "status": {"phase": "Pending", "conditions": conditions}})
+        };
+        env.put::<Pod>(p(json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg}])))
+            .await;
+        env.refresh::<Node>().await;
+        env.refresh::<Pod>().await;
+        // the stored pod loses its condition behind the cache's back
+        let key = res("pods").key("default", "p");
+        let rev = env
+            .uncounted()
+            .get(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .mod_revision;
+        env.uncounted()
+            .update(&key, serde_json::to_vec(&p(json!([]))).unwrap(), rev)
+            .await
+            .unwrap();
+        s.sync(&env.objects, "default/p").await.unwrap();
+        let stored = env.stored::<Pod>().await;
+        assert_eq!(stored[0]["status"]["conditions"], json!([]), "{stored:?}");
+        // once the cache shows the pod without the condition, it is written
+        env.refresh::<Pod>().await;
+        s.sync(&env.objects, "default/p").await.unwrap();
+        let stored = env.stored::<Pod>().await;
+        assert_eq!(stored[0]["status"]["conditions"][0]["message"], msg);
+    }
+
     #[test]
     fn untolerated_taints_exclude_a_node() {
         let nodes = vec![
@@ -596,8 +727,13 @@ mod tests {
             Decision::Unschedulable("no nodes available to schedule pods".into())
         );
         let mut reported = pod(json!({}));
-        reported.status = Some(serde_json::from_value(json!({"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]})).unwrap());
+        reported.status = Some(serde_json::from_value(json!({"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg}]})).unwrap());
         assert_eq!(plan(&reported, &nodes, |_| 0), Decision::Nothing);
+        // a new reason is reported again
+        let two = vec![node("a", false, json!({})), node("b", false, json!({}))];
+        assert!(
+            matches!(plan(&reported, &two, |_| 0), Decision::Unschedulable(m) if m.starts_with("0/2 "))
+        );
         // bound or terminating pods are left alone
         let mut bound = pod(json!({}));
         bound.spec.as_mut().unwrap().node_name = Some("a".into());

@@ -1008,14 +1008,12 @@ fn status_of(set: &StatefulSet, revs: &Revisions, c: Counts) -> StatefulSetStatu
     }
 }
 
-/// `completeRollingUpdate`: once every replica is updated and ready, the update revision is
-/// the current one.
+/// `completeRollingUpdate`: once every replica the status counts (`status.replicas`, not the
+/// spec's) is updated and ready, the update revision is the current one.
 fn complete_rolling_update(set: &StatefulSet, st: &mut StatefulSetStatus) {
-    let want = replicas(set) as i32;
     if update_type(set) == "RollingUpdate"
-        && st.updated_replicas.unwrap_or(0) == want
-        && st.ready_replicas.unwrap_or(0) == want
-        && st.replicas == want
+        && st.updated_replicas.unwrap_or(0) == st.replicas
+        && st.ready_replicas.unwrap_or(0) == st.replicas
     {
         st.current_replicas = st.updated_replicas;
         st.current_revision = st.update_revision.clone();
@@ -1261,9 +1259,10 @@ impl queue::Controller for StatefulSetController {
             self.expect.forget(key);
             return Ok(None);
         };
-        if !self.expect.satisfied(key) {
-            // the informer shows the last writes first; their notices sync the set again
-            return Ok(None);
+        if let Some(left) = self.expect.wait_left(key) {
+            // the informer shows the last writes first; their notices sync the set again, or
+            // the expectations expire
+            return Ok(Some(left));
         }
         let selector = spec(&set).selector.clone();
         // adoptOrphanRevisions and ListRevisions: the revisions it selects and owns or adopts
@@ -1438,19 +1437,6 @@ fn nonnegative(v: &Value, p: &str, field: &str, c: &mut Vec<Cause>) {
     }
 }
 
-/// Go's `%#v` of a `map[string]string`.
-fn go_map(v: Option<&Value>) -> String {
-    let items: Vec<String> = v
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("\"{k}\":\"{}\"", v.as_str().unwrap_or("")))
-                .collect()
-        })
-        .unwrap_or_default();
-    format!("map[string]string{{{}}}", items.join(", "))
-}
-
 /// `ValidateStatefulSetSpec` (the spec as JSON; the template's spec decoded, when given).
 fn validate_spec(
     obj: &Value,
@@ -1515,10 +1501,11 @@ fn validate_spec(
         for f in ["whenDeleted", "whenScaled"] {
             let v = s(p, &format!("/{f}"));
             if !matches!(v, RETAIN | DELETE) {
+                // upstream prints the sorted set (`sets.List`)
                 c.push(Cause::not_supported(
                     format!("spec.persistentVolumeClaimRetentionPolicy.{f}"),
                     format!("{v:?}"),
-                    &[RETAIN, DELETE],
+                    &[DELETE, RETAIN],
                 ));
             }
         }
@@ -1559,7 +1546,7 @@ fn validate_spec(
                     {
                         c.push(Cause::invalid(
                             "spec.template.metadata.labels",
-                            go_map(labels),
+                            super::job::go_map(labels),
                             "`selector` does not match template `labels`",
                         ));
                     }
@@ -1876,6 +1863,51 @@ mod tests {
         let mut other = (*pod(2, "r", "Running", true)).clone();
         other.metadata.owner_references.as_mut().unwrap()[0].kind = "ReplicaSet".into();
         assert!(c.keys_for(&notice(Arc::new(other), false)).is_empty());
+    }
+
+    /// A sync while creations or deletions are not yet seen writes nothing and asks to be
+    /// tried again when the expectations expire, so a missed notice does not stall the set.
+    #[tokio::test]
+    async fn a_sync_waiting_for_its_writes_comes_back_when_they_expire() {
+        use super::queue::Controller as _;
+        use crate::controllers::informer::test_support::Env;
+        let env = Env::new().await;
+        let mut c = StatefulSetController::new(&env.informers);
+        env.put::<StatefulSet>(serde_json::to_value(set_with(1, json!({}))).unwrap())
+            .await;
+        env.refresh::<StatefulSet>().await;
+        c.expect
+            .expect("a/web", ["u0".to_string()].into(), Default::default());
+        let left = c.sync(&env.objects, "a/web").await.unwrap();
+        assert!(
+            left.is_some_and(
+                |d| d > Duration::ZERO && d <= super::super::expectations::EXPECTATIONS_TIMEOUT
+            ),
+            "{left:?}"
+        );
+        assert!(env.stored::<Pod>().await.is_empty());
+    }
+
+    /// `completeRollingUpdate` counts against the replicas the status has, not the spec's.
+    #[test]
+    fn a_rolling_update_completes_over_the_status_replicas() {
+        let set = set_with(3, json!({}));
+        let mut st = StatefulSetStatus {
+            replicas: 2,
+            ready_replicas: Some(2),
+            updated_replicas: Some(2),
+            current_replicas: Some(1),
+            current_revision: Some("r1".into()),
+            update_revision: Some("r2".into()),
+            ..Default::default()
+        };
+        complete_rolling_update(&set, &mut st);
+        assert_eq!(st.current_revision.as_deref(), Some("r2"));
+        assert_eq!(st.current_replicas, Some(2));
+        st.ready_replicas = Some(1);
+        st.current_revision = Some("r1".into());
+        complete_rolling_update(&set, &mut st);
+        assert_eq!(st.current_revision.as_deref(), Some("r1"));
     }
 
     #[test]
@@ -2462,7 +2494,7 @@ mod tests {
         );
         assert_eq!(
             case(json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenScaled": "Keep"}}})),
-            ["spec.persistentVolumeClaimRetentionPolicy.whenScaled: FieldValueNotSupported: \"Keep\": supported values: \"Retain\", \"Delete\""]
+            ["spec.persistentVolumeClaimRetentionPolicy.whenScaled: FieldValueNotSupported: \"Keep\": supported values: \"Delete\", \"Retain\""]
         );
         assert_eq!(
             case(
