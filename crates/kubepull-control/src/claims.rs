@@ -42,29 +42,27 @@ fn s<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
 }
 
-/// `ValidatePersistentVolumeClaimSpec` of the spec at `path` (`spec`, or a StatefulSet's
-/// `spec.volumeClaimTemplates[i].spec`).
-pub fn validate_claim_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
+/// Whether a claim's or a volume's spec names no access mode.
+fn no_access_modes(spec: &Value) -> bool {
+    spec.get("accessModes")
+        .and_then(Value::as_array)
+        .is_none_or(|a| a.is_empty())
+}
+
+/// The access modes of a claim's or a volume's spec at `path`: supported ones, and
+/// `ReadWriteOncePod` alone.
+fn access_modes(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
     let modes: Vec<&str> = spec
         .get("accessModes")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    if modes.is_empty() {
-        causes.push(Cause::required(
-            format!("{path}.accessModes"),
-            "at least 1 access mode is required",
-        ));
-    }
-    if let Some(sel) = spec.get("selector").filter(|v| !v.is_null()) {
-        crate::validation::validate_label_selector(sel, &format!("{path}.selector"), causes);
-    }
     let (mut rwop, mut other) = (false, false);
     for m in &modes {
         if !ACCESS_MODES.contains(m) {
             causes.push(Cause::not_supported(
                 format!("{path}.accessModes"),
-                format!("\"{m}\""),
+                q(m),
                 ACCESS_MODES,
             ));
         } else if *m == "ReadWriteOncePod" {
@@ -79,6 +77,47 @@ pub fn validate_claim_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
             "may not use ReadWriteOncePod with other access modes",
         ));
     }
+}
+
+/// A claim's or a volume's class names (`ValidateClassName`: `NameIsDNSSubdomain`) and volume
+/// mode.
+fn classes_and_mode(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
+    for field in ["storageClassName", "volumeAttributesClassName"] {
+        let Some(name) = spec
+            .get(field)
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        else {
+            continue;
+        };
+        for m in crate::admission::dns1123_subdomain_problems(name) {
+            causes.push(Cause::invalid(format!("{path}.{field}"), q(name), m));
+        }
+    }
+    if let Some(mode) = spec.get("volumeMode").and_then(Value::as_str) {
+        if !VOLUME_MODES.contains(&mode) {
+            causes.push(Cause::not_supported(
+                format!("{path}.volumeMode"),
+                q(mode),
+                VOLUME_MODES,
+            ));
+        }
+    }
+}
+
+/// `ValidatePersistentVolumeClaimSpec` of the spec at `path` (`spec`, or a StatefulSet's
+/// `spec.volumeClaimTemplates[i].spec`).
+pub fn validate_claim_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
+    if no_access_modes(spec) {
+        causes.push(Cause::required(
+            format!("{path}.accessModes"),
+            "at least 1 access mode is required",
+        ));
+    }
+    if let Some(sel) = spec.get("selector").filter(|v| !v.is_null()) {
+        crate::validation::validate_label_selector(sel, &format!("{path}.selector"), causes);
+    }
+    access_modes(spec, path, causes);
     // fldPath.Child("resources").Key("storage")
     let storage_path = format!("{path}.resources[storage]");
     match spec
@@ -98,34 +137,7 @@ pub fn validate_claim_spec(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
             None => {}
         },
     }
-    for (field, v) in [
-        ("storageClassName", spec.get("storageClassName")),
-        (
-            "volumeAttributesClassName",
-            spec.get("volumeAttributesClassName"),
-        ),
-    ] {
-        let Some(name) = v.and_then(Value::as_str).filter(|n| !n.is_empty()) else {
-            continue;
-        };
-        // ValidateClassName: NameIsDNSSubdomain
-        for m in crate::admission::dns1123_subdomain_problems(name) {
-            causes.push(Cause::invalid(
-                format!("{path}.{field}"),
-                format!("\"{name}\""),
-                m,
-            ));
-        }
-    }
-    if let Some(mode) = spec.get("volumeMode").and_then(Value::as_str) {
-        if !VOLUME_MODES.contains(&mode) {
-            causes.push(Cause::not_supported(
-                format!("{path}.volumeMode"),
-                format!("\"{mode}\""),
-                VOLUME_MODES,
-            ));
-        }
-    }
+    classes_and_mode(spec, path, causes);
     for field in ["dataSource", "dataSourceRef"] {
         if let Some(ds) = spec.get(field).filter(|v| v.is_object()) {
             validate_data_source(ds, &format!("{path}.{field}"), causes);
@@ -438,34 +450,10 @@ pub fn validate_volume(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = vec![];
     let null = Value::Null;
     let spec = obj.get("spec").unwrap_or(&null);
-    let modes: Vec<&str> = spec
-        .get("accessModes")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if modes.is_empty() {
+    if no_access_modes(spec) {
         causes.push(Cause::required("spec.accessModes", ""));
     }
-    let (mut rwop, mut other) = (false, false);
-    for m in &modes {
-        if !ACCESS_MODES.contains(m) {
-            causes.push(Cause::not_supported(
-                "spec.accessModes",
-                format!("\"{m}\""),
-                ACCESS_MODES,
-            ));
-        } else if *m == "ReadWriteOncePod" {
-            rwop = true;
-        } else {
-            other = true;
-        }
-    }
-    if rwop && other {
-        causes.push(Cause::forbidden(
-            "spec.accessModes",
-            "may not use ReadWriteOncePod with other access modes",
-        ));
-    }
+    access_modes(spec, "spec", &mut causes);
     let capacity = spec.get("capacity").and_then(Value::as_object);
     let cap_len = capacity.map_or(0, |c| c.len());
     if cap_len == 0 {
@@ -565,31 +553,7 @@ pub fn validate_volume(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             "may not be 'recycle' for a hostPath mount of '/'",
         ));
     }
-    for field in ["storageClassName", "volumeAttributesClassName"] {
-        let Some(name) = spec
-            .get(field)
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-        else {
-            continue;
-        };
-        for m in crate::admission::dns1123_subdomain_problems(name) {
-            causes.push(Cause::invalid(
-                format!("spec.{field}"),
-                format!("\"{name}\""),
-                m,
-            ));
-        }
-    }
-    if let Some(mode) = spec.get("volumeMode").and_then(Value::as_str) {
-        if !VOLUME_MODES.contains(&mode) {
-            causes.push(Cause::not_supported(
-                "spec.volumeMode",
-                format!("\"{mode}\""),
-                VOLUME_MODES,
-            ));
-        }
-    }
+    classes_and_mode(spec, "spec", &mut causes);
     if let Some(old) = old {
         let old_spec = old.get("spec").unwrap_or(&null);
         let source = |sp: &Value| -> Vec<(&str, Value)> {
