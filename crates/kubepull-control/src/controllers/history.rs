@@ -138,12 +138,6 @@ pub fn next_revision(revisions: &[Arc<ControllerRevision>]) -> i64 {
     revisions.last().map_or(1, |r| r.revision + 1)
 }
 
-/// `ListControllerRevisions`' ownership rule: a revision that `parent_uid` controls, or that
-/// no controller owns.
-pub fn owned_or_orphan(r: &ControllerRevision, parent_uid: &str) -> bool {
-    kinds::controller_ref(&r.metadata).is_none_or(|c| c.uid == parent_uid)
-}
-
 /// `realHistory.CreateControllerRevision`: creates `revision` under its parent's name with the
 /// hash of its data and `collision_count`; a name taken by a revision with the same data is
 /// that revision, one taken by other data raises the count and tries the next name.
@@ -296,7 +290,5 @@ mod tests {
         let eq = find_equal_revisions(&v, &again);
         assert_eq!(eq.len(), 1);
         assert_eq!(kinds::name(&eq[0].metadata), "d");
-        assert!(owned_or_orphan(&v[0], "u-ds"));
-        assert!(!owned_or_orphan(&v[0], "other"));
     }
 }
