@@ -368,12 +368,14 @@ impl Puller {
         // record that references them is written
         let s = self.store.clone();
         let _lease = blocking(move || s.pull_lease()).await??;
-        // the manifest is stored beside the downloads (before the image record that names it)
+        // The manifest is stored beside the downloads (before the image record that names it),
+        // started with them and awaited whatever they end in: a pull that returns, even with
+        // an error, has nothing of its own still being written (a temporary file in ingest/).
         let manifest_stored = {
             let store = self.store.clone();
             let bytes = resolved.manifest_bytes.clone();
             let md = manifest_digest.clone();
-            tokio::task::spawn_blocking(move || store.put_blob_bytes(&md, &bytes))
+            async move { blocking(move || store.put_blob_bytes(&md, &bytes)).await }
         };
 
         let config = resolved.manifest.config.clone();
@@ -458,6 +460,8 @@ impl Puller {
             .collect();
         // the downloads such a pull unpacks from and does not keep
         let holds = Arc::new(HeldPartials::new(self.store.clone()));
+        // its writes to the store on blocking threads, waited for before it returns
+        let writes = Writes::default();
 
         let feeds = Arc::new(Feeds::new(
             resolved.manifest.layers.iter().map(|l| &l.digest),
@@ -478,6 +482,7 @@ impl Puller {
                 let config_result = ensure_blob(
                     &repos,
                     &self.store,
+                    &writes,
                     &config,
                     &repo_name,
                     known.contains(&config.digest.to_string()),
@@ -588,6 +593,7 @@ impl Puller {
             .map(|(d, snapshot)| {
                 let repos = repos.clone();
                 let store = self.store.clone();
+                let writes = writes.clone();
                 let progress = progress.clone();
                 let known = known.contains(&d.digest.to_string());
                 let repo_name = repo_name.clone();
@@ -603,6 +609,7 @@ impl Puller {
                     ensure_blob(
                         &repos,
                         &store,
+                        &writes,
                         &d,
                         &repo_name,
                         known,
@@ -634,7 +641,10 @@ impl Puller {
             kubepull_store::timings::mark(|| "downloads done".into());
             r
         };
-        let (results, config_and_unpack) = tokio::join!(downloads, config_and_unpack);
+        let (results, config_and_unpack, manifest_stored) =
+            tokio::join!(downloads, config_and_unpack, manifest_stored);
+        // the commits of layers whose downloads stopped when another failed run to their end
+        writes.settled().await;
         // a failed pull leaves none of the downloads it would not have kept (a cancelled one:
         // `holds` dropped)
         if results.is_err()
@@ -658,9 +668,7 @@ impl Puller {
             }
         };
         let (config_result, mut rec, mut unpack_skipped, unpacked) = config_and_unpack?;
-        manifest_stored
-            .await
-            .map_err(|e| PullError::Internal(e.to_string()))??;
+        manifest_stored??;
         let (mut snapshots_built, mut rootfs_ready) = (0, false);
         match unpacked {
             None => {}
@@ -707,6 +715,7 @@ impl Puller {
                 let again = ensure_blob(
                     &repos,
                     &self.store,
+                    &writes,
                     d,
                     &repo_name,
                     known.contains(&d.digest.to_string()),
@@ -884,6 +893,34 @@ fn config_diff_ids(digest: &Digest, bytes: &[u8]) -> Result<Vec<Digest>, PullErr
                 .ok_or_else(|| bad(format!("rootfs.diff_ids[{i}] is not a digest")))
         })
         .collect()
+}
+
+/// A pull's writes to the store that run on blocking threads (commits, source lists,
+/// holds). Such a write runs to its end even when the download that started it is dropped
+/// (another layer failed, the config failed): the pull waits for them all before it returns,
+/// so a pull that has returned has nothing of its own still being written (a temporary file
+/// in ingest/, a commit half done).
+#[derive(Clone, Default)]
+struct Writes(Arc<tokio::sync::RwLock<()>>);
+
+impl Writes {
+    /// Runs `f` on a blocking thread as one of the pull's writes.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PullError> {
+        let running = self.0.clone().read_owned().await;
+        blocking(move || {
+            let _running = running;
+            f()
+        })
+        .await
+    }
+
+    /// Waits until none of the writes is running.
+    async fn settled(&self) {
+        drop(self.0.write().await);
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -1085,6 +1122,7 @@ impl Ensured {
 async fn ensure_blob(
     repos: &[Arc<Repository>],
     store: &Store,
+    writes: &Writes,
     desc: &Descriptor,
     repo_name: &str,
     known: bool,
@@ -1181,14 +1219,15 @@ async fn ensure_blob(
         // not confirmed by any host: downloaded again in full (as the fetch would do after
         // asking the first host once more), into the file this pull's lock owns
         let p = path.clone();
-        blocking(move || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&p)
-                .and_then(|f| f.set_len(0))
-        })
-        .await?
-        .map_err(|e| kubepull_store::Error::io(format!("truncate {}", path.display()), e))?;
+        writes
+            .run(move || {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .and_then(|f| f.set_len(0))
+            })
+            .await?
+            .map_err(|e| kubepull_store::Error::io(format!("truncate {}", path.display()), e))?;
     }
     // A held download not confirmed (404, 405, 403, any error from every host) is downloaded
     // again into a file of this pull's own: the held file is never written. That file is
@@ -1276,12 +1315,13 @@ async fn ensure_blob(
         let s = store.clone();
         let d = desc.digest.clone();
         let repo_name = repo_name.to_string();
-        let hold = blocking(move || -> Result<_, kubepull_store::Error> {
-            let hold = s.hold_partial(&d)?;
-            s.add_blob_source(&d, &repo_name)?;
-            Ok(hold)
-        })
-        .await??;
+        let hold = writes
+            .run(move || -> Result<_, kubepull_store::Error> {
+                let hold = s.hold_partial(&d)?;
+                s.add_blob_source(&d, &repo_name)?;
+                Ok(hold)
+            })
+            .await??;
         // before the unpack is told: its `applied` step removes what is held by then
         holds.add(hold);
         if let Some(own) = own_file.keep() {
@@ -1304,16 +1344,17 @@ async fn ensure_blob(
     let repo_name = repo_name.to_string();
     // committed or not, the file is gone from its place once this returns
     let own = own_file.keep();
-    blocking(move || -> Result<(), kubepull_store::Error> {
-        let committed = s.commit_blob(&lock, &path, &d, false);
-        if committed.is_err() && own.is_some() {
-            let _ = std::fs::remove_file(&path);
-        }
-        committed?;
-        // still under the blob's lock: a waiting pull of this repository reuses it
-        s.add_blob_source(&d, &repo_name)
-    })
-    .await??;
+    writes
+        .run(move || -> Result<(), kubepull_store::Error> {
+            let committed = s.commit_blob(&lock, &path, &d, false);
+            if committed.is_err() && own.is_some() {
+                let _ = std::fs::remove_file(&path);
+            }
+            committed?;
+            // still under the blob's lock: a waiting pull of this repository reuses it
+            s.add_blob_source(&d, &repo_name)
+        })
+        .await??;
     kubepull_store::timings::mark(|| format!("blob {} committed", desc.digest));
     if let Some(f) = &feed {
         f.fetched(store.blob_path(&desc.digest));
