@@ -18,6 +18,7 @@ pub mod cron;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod expectations;
 pub mod garbagecollector;
@@ -313,6 +314,12 @@ pub async fn run_with(
                 o.clone(),
                 inf.clone(),
                 statefulset::StatefulSetController::new(inf),
+                never()
+            ),
+            queue::run(
+                o.clone(),
+                inf.clone(),
+                disruption::DisruptionController::new(inf),
                 never()
             ),
             ipam,

@@ -1260,7 +1260,7 @@ impl queue::Controller for DaemonSetController {
 // validation
 
 /// Go's `%#v` of an `intstr.IntOrString` (how `field.Invalid` prints one).
-fn go_int_or_string(v: &IntOrString) -> String {
+pub(crate) fn go_int_or_string(v: &IntOrString) -> String {
     match v {
         IntOrString::Int(n) => format!("intstr.IntOrString{{Type:0, IntVal:{n}, StrVal:\"\"}}"),
         IntOrString::String(s) => {
@@ -1306,7 +1306,7 @@ fn int_or_percent_value(v: &IntOrString) -> i64 {
 }
 
 /// `ValidatePositiveIntOrPercent` and `IsNotMoreThan100Percent` (pkg/apis/apps/validation).
-fn validate_int_or_percent(v: &IntOrString, path: &str, causes: &mut Vec<Cause>) {
+pub(crate) fn validate_int_or_percent(v: &IntOrString, path: &str, causes: &mut Vec<Cause>) {
     match v {
         IntOrString::String(s) if !is_valid_percent(s) => causes.push(Cause::invalid(
             path,
@@ -1322,7 +1322,7 @@ fn validate_int_or_percent(v: &IntOrString, path: &str, causes: &mut Vec<Cause>)
     }
 }
 
-fn not_more_than_100_percent(v: &IntOrString, path: &str, causes: &mut Vec<Cause>) {
+pub(crate) fn not_more_than_100_percent(v: &IntOrString, path: &str, causes: &mut Vec<Cause>) {
     if percent_value(v).is_some_and(|p| p > 100) {
         causes.push(Cause::invalid(
             path,
