@@ -225,9 +225,9 @@ fn count_healthy(
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| {
-            !disrupted
+            disrupted
                 .get(kinds::name(&p.metadata))
-                .is_some_and(|t| after(t, DELETION_TIMEOUT) > now)
+                .is_none_or(|t| after(t, DELETION_TIMEOUT) <= now)
         })
         .filter(|p| kinds::pod_ready(p))
         .count();
