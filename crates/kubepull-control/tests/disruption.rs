@@ -245,8 +245,7 @@ async fn eviction_answers_over_http() {
         )
     );
 
-    // one allowed: taken, the pod recorded, the pod deleted (not bound: at once) with the
-    // Eviction's preconditions
+    // one allowed: taken, the pod recorded, the pod deleted (not bound: at once)
     let (code, v) = send(
         reqwest::Method::PATCH,
         format!("{pdbs}/p/status"),
@@ -255,16 +254,6 @@ async fn eviction_answers_over_http() {
     )
     .await;
     assert_eq!(code, 200, "{v}");
-    let mut wrong_uid = body("a");
-    wrong_uid["deleteOptions"] = json!({"preconditions": {"uid": "not-the-pods"}});
-    let (code, v) = send(
-        reqwest::Method::POST,
-        format!("{base}/a/eviction"),
-        json_ct,
-        wrong_uid,
-    )
-    .await;
-    assert_eq!(code, 409, "{v}");
     let (code, v) = send(
         reqwest::Method::POST,
         format!("{base}/a/eviction"),
@@ -337,6 +326,18 @@ async fn eviction_answers_over_http() {
     )
     .await;
     assert_eq!(code, 200);
+    // the Eviction's preconditions are the delete's (the budget-free path)
+    let mut wrong_uid = body("solo");
+    wrong_uid["deleteOptions"] = json!({"preconditions": {"uid": "not-the-pods"}});
+    let (code, v) = send(
+        reqwest::Method::POST,
+        format!("{base}/solo/eviction"),
+        json_ct,
+        wrong_uid,
+    )
+    .await;
+    assert_eq!(code, 409, "{v}");
+    assert!(v["message"].as_str().unwrap().starts_with("Operation cannot be fulfilled on Pod \"solo\": the UID in the precondition (not-the-pods) does not match the UID in record ("), "{v}");
     let (code, v) = send(
         reqwest::Method::POST,
         format!("{base}/solo/eviction"),
