@@ -519,9 +519,9 @@ pub fn decide(pod: &Value, pdbs: &[PodDisruptionBudget]) -> Decision {
 }
 
 /// The `deleteOptions` of an Eviction.
-fn eviction_delete_options(body: &Value) -> (DeleteOptions, bool) {
+fn eviction_delete_options(body: &Value) -> DeleteOptions {
     let d = body.get("deleteOptions").filter(|d| d.is_object());
-    let opts = DeleteOptions {
+    DeleteOptions {
         grace_period_seconds: d
             .and_then(|d| d.get("gracePeriodSeconds"))
             .and_then(Value::as_i64),
@@ -541,12 +541,7 @@ fn eviction_delete_options(body: &Value) -> (DeleteOptions, bool) {
             .and_then(|d| d.pointer("/preconditions/resourceVersion"))
             .and_then(Value::as_str)
             .map(str::to_string),
-    };
-    let dry_run = d
-        .and_then(|d| d.get("dryRun"))
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty());
-    (opts, dry_run)
+    }
 }
 
 fn is_conflict(e: &ApiError) -> bool {
@@ -653,8 +648,10 @@ pub async fn evict(objects: &Objects, ns: &str, name: &str, body: &Value) -> Api
             "name in URL does not match name in Eviction object".into(),
         ));
     }
-    let (opts, body_dry_run) = eviction_delete_options(body);
-    let dry_run = body_dry_run || crate::webhooks::dry_run();
+    let opts = eviction_delete_options(body);
+    // the request's dryRun, or the Eviction's (the subresource's route makes it the
+    // request's)
+    let dry_run = crate::webhooks::dry_run();
     let rv_unset = opts.resource_version.is_none();
     // the pods whose budget can be ignored
     let mut tries = 0;

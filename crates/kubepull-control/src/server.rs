@@ -1278,7 +1278,18 @@ async fn resource_request(
         // EvictionREST.Create (crate::disruption::evict)
         ("create", Some("eviction")) if r.kind == "Pod" => {
             let (_, body) = read_body(req).await?;
-            match crate::disruption::evict(&state.objects, &ns, &name, &body).await {
+            // `propagateDryRun`: the Eviction's own dryRun makes the request a dry run
+            let dry_run = body
+                .pointer("/deleteOptions/dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+            let evict = crate::disruption::evict(&state.objects, &ns, &name, &body);
+            let evicted = if dry_run && !crate::webhooks::dry_run() {
+                crate::webhooks::scope(user.clone(), true, None, evict).await
+            } else {
+                evict.await
+            };
+            match evicted {
                 Ok(st) => {
                     let code = st["code"].as_u64().and_then(|c| u16::try_from(c).ok());
                     let code = code.and_then(|c| StatusCode::from_u16(c).ok());

@@ -326,6 +326,34 @@ async fn eviction_answers_over_http() {
     )
     .await;
     assert_eq!(code, 200);
+    // a dry run (the Eviction's own) evicts nothing
+    let mut dry = body("solo");
+    dry["deleteOptions"] = json!({"dryRun": ["All"]});
+    let (code, v) = send(
+        reqwest::Method::POST,
+        format!("{base}/solo/eviction"),
+        json_ct,
+        dry,
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let (code, pod) = send(
+        reqwest::Method::GET,
+        format!("{base}/solo"),
+        json_ct,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(pod["metadata"].get("deletionTimestamp").is_none(), "{pod}");
+    assert!(
+        pod["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["type"] != "DisruptionTarget"),
+        "{pod}"
+    );
     // the Eviction's preconditions are the delete's (the budget-free path)
     let mut wrong_uid = body("solo");
     wrong_uid["deleteOptions"] = json!({"preconditions": {"uid": "not-the-pods"}});

@@ -796,6 +796,95 @@ mod tests {
         assert_eq!(st.conditions.unwrap()[0].observed_generation, Some(2));
     }
 
+    /// A pod's change syncs the budgets that select it as it is and as it was; a sync reads
+    /// the caches only and writes the status, and a write from a stale copy of the budget
+    /// conflicts and is synced again (not dropped).
+    #[tokio::test]
+    async fn pod_changes_sync_their_budgets_from_the_caches() {
+        use crate::controllers::informer::test_support::Env;
+        use crate::controllers::queue::Controller as _;
+        let env = Env::new().await;
+        let mut c = DisruptionController::new(&env.informers);
+        for (name, sel) in [
+            ("web", json!({"matchLabels": {"app": "web"}})),
+            ("db", json!({"matchLabels": {"app": "db"}})),
+            ("all", json!({})),
+        ] {
+            env.put::<PodDisruptionBudget>(json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                "metadata": {"name": name, "namespace": "default", "uid": format!("b-{name}"), "generation": 1},
+                "spec": {"minAvailable": 1, "selector": sel}}))
+            .await;
+        }
+        // another namespace's budget selects nothing here
+        env.put::<PodDisruptionBudget>(
+            json!({"metadata": {"name": "web", "namespace": "other", "uid": "o"},
+            "spec": {"selector": {}}}),
+        )
+        .await;
+        env.refresh::<PodDisruptionBudget>().await;
+        let pod_json = |app: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default", "uid": "u-p", "labels": {"app": app}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+        };
+        env.put::<Pod>(pod_json("web")).await;
+        let mut keys: Vec<String> = env
+            .refresh::<Pod>()
+            .await
+            .iter()
+            .flat_map(|n| c.keys_for(n))
+            .collect();
+        keys.sort();
+        assert_eq!(keys, ["default/all", "default/web"]);
+        // relabelled: the budgets of both its labels
+        let relabelled = Notice {
+            key: "/registry/pods/default/p".into(),
+            obj: kinds::Cached::Pod(Arc::new(serde_json::from_value(pod_json("db")).unwrap())),
+            old: Some(kinds::Cached::Pod(Arc::new(
+                serde_json::from_value(pod_json("web")).unwrap(),
+            ))),
+            deleted: false,
+        };
+        let mut keys = c.keys_for(&relabelled);
+        keys.sort();
+        assert_eq!(keys, ["default/all", "default/db", "default/web"]);
+        env.no_lists(c.sync(&env.objects, "default/web"))
+            .await
+            .unwrap();
+        let stored = env.stored::<PodDisruptionBudget>().await;
+        let web = stored
+            .iter()
+            .find(|b| b["metadata"]["uid"] == "b-web")
+            .unwrap();
+        assert_eq!(web["status"]["currentHealthy"], 1);
+        assert_eq!(web["status"]["expectedPods"], 1);
+        assert_eq!(web["status"]["disruptionsAllowed"], 0);
+        assert_eq!(web["status"]["conditions"][0]["reason"], "InsufficientPods");
+        // the cache still has the copy before that write: its write conflicts, to be synced
+        // again from the cache once it caught up
+        env.put::<Pod>(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q", "namespace": "default", "uid": "u-q", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "x"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}))
+        .await;
+        env.refresh::<Pod>().await;
+        let e = c.sync(&env.objects, "default/web").await.unwrap_err();
+        assert_eq!(queue::retry_for(&e), queue::Retry::Reread, "{e}");
+        env.refresh::<PodDisruptionBudget>().await;
+        env.no_lists(c.sync(&env.objects, "default/web"))
+            .await
+            .unwrap();
+        let stored = env.stored::<PodDisruptionBudget>().await;
+        let web = stored
+            .iter()
+            .find(|b| b["metadata"]["uid"] == "b-web")
+            .unwrap();
+        assert_eq!(web["status"]["disruptionsAllowed"], 1);
+        // a budget that is gone: nothing to do
+        env.no_lists(c.sync(&env.objects, "default/gone"))
+            .await
+            .unwrap();
+    }
+
     #[test]
     fn scaled_values_round_up() {
         assert_eq!(scaled_value(&IntOrString::String("50%".into()), 5), Ok(3));
