@@ -1,7 +1,8 @@
 //! The controllers, in process, over the object layer: Deployment → ReplicaSet → Pods
 //! (kubernetes `pkg/controller/deployment`, `pkg/controller/replicaset`), DaemonSet → a pod per
 //! node (`pkg/controller/daemon`), StatefulSets → Pods and PersistentVolumeClaims
-//! (`pkg/controller/statefulset`), ReplicationControllers (`pkg/controller/replication`), a
+//! (`pkg/controller/statefulset`), ReplicationControllers (`pkg/controller/replication`), the
+//! PodDisruptionBudgets' status (`pkg/controller/disruption`), a
 //! scheduler that binds pods to the nodes their affinity, selector and tolerations allow,
 //! ownerReference garbage collection (`pkg/controller/garbagecollector`:
 //! background, foreground, orphan), namespace deletion, and node lifecycle (a node whose lease

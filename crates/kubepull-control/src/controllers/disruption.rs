@@ -32,6 +32,10 @@ use crate::disruption::{
 use crate::errors::ApiError;
 use crate::objects::Objects;
 
+/// The component the controller's events name (upstream's recorder:
+/// `v1.EventSource{Component: "controllermanager"}`).
+pub const EVENT_SOURCE: &str = "controllermanager";
+
 /// An event a sync records.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -347,6 +351,42 @@ pub fn plan(
     p
 }
 
+/// `stalePodDisruptionTimeout`: how long a pod not being deleted may keep a
+/// `DisruptionTarget=True` condition (an eviction whose delete did not follow) before the
+/// controller sets it to False.
+pub const STALE_POD_DISRUPTION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The key prefix of a pod whose stale `DisruptionTarget` condition is to be cleared (a
+/// namespace name has no `:`, so it is told apart from a budget's `namespace/name`).
+const STALE_POD_KEY: &str = "pod:";
+
+/// `nonTerminatingPodHasStaleDisruptionCondition`: whether a pod not being deleted and not
+/// finished has a `DisruptionTarget=True` condition not set by the kubelet, and how long
+/// until it is stale.
+pub fn stale_disruption_condition(pod: &Pod, now: jiff::Timestamp) -> Option<Duration> {
+    if pod.metadata.deletion_timestamp.is_some()
+        || matches!(kinds::pod_phase(pod), "Succeeded" | "Failed")
+    {
+        return None;
+    }
+    let c = pod
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "DisruptionTarget")?;
+    if c.status != "True" || c.reason.as_deref() == Some("TerminationByKubelet") {
+        return None;
+    }
+    let since = c
+        .last_transition_time
+        .as_ref()
+        .map_or(jiff::Timestamp::UNIX_EPOCH, |t| t.0);
+    let elapsed = Duration::try_from(now.duration_since(since)).unwrap_or_default();
+    Some(STALE_POD_DISRUPTION_TIMEOUT.saturating_sub(elapsed))
+}
+
 /// The disruption controller over the shared informers.
 pub struct DisruptionController {
     pdbs: Typed<PodDisruptionBudget>,
@@ -387,6 +427,53 @@ impl DisruptionController {
             .filter(|b| selects(b, pod.metadata.labels.as_ref()))
             .map(|b| kinds::key_of(&b.metadata))
             .collect()
+    }
+
+    /// `syncStalePodDisruption`: a pod whose `DisruptionTarget=True` condition is stale gets
+    /// it set to False (read whole from the API: the cache keeps a part of each pod), by a
+    /// status write guarded by its resourceVersion; one not stale yet is looked at again when
+    /// it is.
+    async fn sync_stale_pod_disruption(
+        &self,
+        objects: &Objects,
+        key: &str,
+    ) -> Result<Option<Duration>, ApiError> {
+        let (ns, name) = queue::split_key(key);
+        let Some(cached) = self.pods.get_named(ns, name) else {
+            return Ok(None);
+        };
+        match stale_disruption_condition(&cached, jiff::Timestamp::now()) {
+            None => return Ok(None),
+            Some(wait) if !wait.is_zero() => return Ok(Some(wait)),
+            Some(_) => {}
+        }
+        let Some(mut pod) = super::get_typed::<Pod>(objects, ns, name).await? else {
+            return Ok(None);
+        };
+        if stale_disruption_condition(&pod, jiff::Timestamp::now()) != Some(Duration::ZERO) {
+            return Ok(None);
+        }
+        let st = pod.status.get_or_insert_with(Default::default);
+        super::scheduler::upsert_condition(
+            st.conditions.get_or_insert_with(Vec::new),
+            k8s_openapi::api::core::v1::PodCondition {
+                type_: "DisruptionTarget".into(),
+                status: "False".into(),
+                last_transition_time: Some(kinds::meta_time(jiff::Timestamp::now())),
+                ..Default::default()
+            },
+        );
+        queue::apply(
+            objects,
+            EVENT_SOURCE,
+            vec![Action::Update {
+                r: kinds::resource_of::<Pod>(),
+                obj: pod.into(),
+                status: true,
+            }],
+        )
+        .await?;
+        Ok(None)
     }
 
     /// The finders (`getPodReplicationController`, `getPodDeployment`, `getPodReplicaSet`,
@@ -511,8 +598,12 @@ impl queue::Controller for DisruptionController {
             return vec![];
         };
         // addPod / updatePod / deletePod: the budgets of the pod as it is and, when its
-        // labels changed, as it was
+        // labels changed, as it was; and the pod itself when its DisruptionTarget condition
+        // is to be cleared
         let mut keys = self.pdbs_of(pod);
+        if !change.deleted && stale_disruption_condition(pod, jiff::Timestamp::now()).is_some() {
+            keys.push(format!("{STALE_POD_KEY}{}", kinds::key_of(&pod.metadata)));
+        }
         if let Some(old) = change.old::<Pod>() {
             if old.metadata.labels != pod.metadata.labels {
                 for k in self.pdbs_of(old) {
@@ -535,6 +626,9 @@ impl queue::Controller for DisruptionController {
     }
 
     async fn sync(&mut self, objects: &Objects, key: &str) -> Result<Option<Duration>, ApiError> {
+        if let Some(pod_key) = key.strip_prefix(STALE_POD_KEY) {
+            return self.sync_stale_pod_disruption(objects, pod_key).await;
+        }
         let (ns, name) = queue::split_key(key);
         let Some(pdb) = self.pdbs.get_named(ns, name) else {
             return Ok(None);
@@ -583,8 +677,9 @@ impl queue::Controller for DisruptionController {
                 status: true,
             });
         }
-        // a write that conflicts is synced again from the cache (queue::retry_for)
-        queue::apply(objects, self.name(), actions).await?;
+        // a write that conflicts is synced again from the cache (queue::retry_for); the
+        // events' source is upstream's recorder's (`controllermanager`)
+        queue::apply(objects, EVENT_SOURCE, actions).await?;
         Ok(plan.recheck)
     }
 }
@@ -879,10 +974,66 @@ mod tests {
             .find(|b| b["metadata"]["uid"] == "b-web")
             .unwrap();
         assert_eq!(web["status"]["disruptionsAllowed"], 1);
+        // a pod evicted long ago but not deleted: its DisruptionTarget condition set to False
+        env.put::<Pod>(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kept", "namespace": "default", "uid": "u-k"},
+            "spec": {"containers": [{"name": "c", "image": "x"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "DisruptionTarget", "status": "True",
+                "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting", "lastTransitionTime": "2020-01-01T00:00:00Z"}]}}))
+        .await;
+        let keys: Vec<String> = env
+            .refresh::<Pod>()
+            .await
+            .iter()
+            .flat_map(|n| c.keys_for(n))
+            .collect();
+        assert_eq!(keys, ["default/all", "pod:default/kept"]);
+        c.sync(&env.objects, "pod:default/kept").await.unwrap();
+        let kept = env
+            .stored::<Pod>()
+            .await
+            .into_iter()
+            .find(|p| p["metadata"]["name"] == "kept")
+            .unwrap();
+        let cond = &kept["status"]["conditions"][0];
+        assert_eq!(
+            (cond["type"].as_str(), cond["status"].as_str()),
+            (Some("DisruptionTarget"), Some("False")),
+            "{kept}"
+        );
+        assert!(cond.get("reason").is_none(), "{kept}");
         // a budget that is gone: nothing to do
         env.no_lists(c.sync(&env.objects, "default/gone"))
             .await
             .unwrap();
+    }
+
+    #[test]
+    fn a_disruption_target_not_followed_by_a_deletion_turns_stale() {
+        let with = |status: &str, reason: &str, at: &str| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "a"},
+                "status": {"phase": "Running", "conditions": [{"type": "DisruptionTarget", "status": status,
+                    "reason": reason, "lastTransitionTime": at}]}}))
+            .unwrap()
+        };
+        // set a minute ago: stale in a minute; three minutes ago: stale now
+        let p = with("True", "EvictionByEvictionAPI", "2026-01-01T00:09:00Z");
+        assert_eq!(
+            stale_disruption_condition(&p, now()),
+            Some(Duration::from_secs(60))
+        );
+        let p = with("True", "EvictionByEvictionAPI", "2026-01-01T00:07:00Z");
+        assert_eq!(stale_disruption_condition(&p, now()), Some(Duration::ZERO));
+        // the kubelet's, a false one, a terminating or finished pod: never stale
+        let p = with("True", "TerminationByKubelet", "2026-01-01T00:00:00Z");
+        assert_eq!(stale_disruption_condition(&p, now()), None);
+        let p = with("False", "", "2026-01-01T00:00:00Z");
+        assert_eq!(stale_disruption_condition(&p, now()), None);
+        let mut p = with("True", "EvictionByEvictionAPI", "2026-01-01T00:00:00Z");
+        p.metadata.deletion_timestamp = Some(Time(now()));
+        assert_eq!(stale_disruption_condition(&p, now()), None);
+        let mut p = with("True", "EvictionByEvictionAPI", "2026-01-01T00:00:00Z");
+        p.status.as_mut().unwrap().phase = Some("Failed".into());
+        assert_eq!(stale_disruption_condition(&p, now()), None);
     }
 
     #[test]
