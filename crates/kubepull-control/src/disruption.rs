@@ -14,10 +14,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
 
-use crate::controllers::daemonset::{not_more_than_100_percent, validate_int_or_percent};
 use crate::errors::{ApiError, ApiResult, Cause};
 use crate::objects::{DeleteOptions, ListOptions, Objects};
 use crate::resources::{self, Resource};
+use crate::validation::{not_more_than_100_percent, validate_int_or_percent};
 
 /// `policy.DisruptionAllowedCondition`.
 pub const DISRUPTION_ALLOWED: &str = "DisruptionAllowed";
