@@ -2580,6 +2580,8 @@ mod tests {
         obj["spec"]["template"]["metadata"] = json!({"labels": {"app": "a"}});
         obj["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(30);
         obj["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
+        // what the defaults give every Deployment before it is validated
+        obj["spec"]["strategy"] = json!({"type": "Recreate"});
         let t = texts(check(d, &obj, None));
         assert_eq!(t.len(), 1, "{t:?}");
         assert!(t[0].starts_with("spec.selector.matchExpressions[0].values[0]: Invalid value: \"bad value\": a valid label"), "{t:?}");
