@@ -33,6 +33,7 @@ pub mod queue;
 pub mod refmanager;
 pub mod replicaset;
 pub mod replication;
+pub mod resourcequota;
 pub mod scheduler;
 pub mod statefulset;
 
@@ -313,6 +314,12 @@ pub async fn run_with(
                 o.clone(),
                 inf.clone(),
                 statefulset::StatefulSetController::new(inf),
+                never()
+            ),
+            queue::run(
+                o.clone(),
+                inf.clone(),
+                resourcequota::ResourceQuotaController::new(inf),
                 never()
             ),
             ipam,

@@ -1638,6 +1638,7 @@ impl Objects {
         self.webhooks
             .validate(self, &attrs, Some(&obj), None)
             .await?;
+        crate::quota::admit(self, r, ns, &name, &obj, None, None).await?;
         if webhooks::dry_run() {
             return Ok(Some(obj));
         }
@@ -2269,6 +2270,7 @@ impl Objects {
         self.webhooks
             .validate(self, &attrs, Some(&new), Some(&old))
             .await?;
+        crate::quota::admit(self, r, ns, name, &new, Some(&old), subresource).await?;
         if webhooks::dry_run() {
             return Ok(Tried::Done(new));
         }

@@ -12,7 +12,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Namespace, Node, ObjectReference, PersistentVolumeClaim, Pod,
-    ReplicationController, Service,
+    ReplicationController, ResourceQuota, Secret, Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -145,6 +145,8 @@ kinds!(
     ControllerRevision,
     PersistentVolumeClaim,
     ReplicationController,
+    ResourceQuota,
+    Secret,
 );
 
 /// Decodes stored bytes into a cached object.
