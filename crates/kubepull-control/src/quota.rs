@@ -19,7 +19,8 @@
 //!   is charged, with the quota's resourceVersion as precondition, before the object is
 //!   stored.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
 use k8s_openapi::api::core::v1 as core;
 use kubepull_core::qos::Quantity;
@@ -1135,6 +1136,25 @@ fn quota_resource() -> Option<&'static Resource> {
     resources::find("", "v1", "resourcequotas")
 }
 
+/// The namespaces whose requests quota admission is checking, each with its turn (upstream's
+/// quota evaluator hands a namespace's waiting requests to one worker at a time, so that they
+/// charge the quotas one after the other rather than conflict).
+static CHECKING: LazyLock<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(Mutex::default);
+
+/// The turn of namespace `ns` (shared by the requests checked at the same time; forgotten once
+/// none is).
+fn namespace_lock(ns: &str) -> Arc<tokio::sync::Mutex<()>> {
+    let mut m = CHECKING.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(l) = m.get(ns).and_then(Weak::upgrade) {
+        return l;
+    }
+    m.retain(|_, w| w.strong_count() > 0);
+    let l = Arc::new(tokio::sync::Mutex::new(()));
+    m.insert(ns.to_string(), Arc::downgrade(&l));
+    l
+}
+
 /// How many times the quotas' status writes are tried again after a conflict (`checkQuotas`'
 /// retries).
 const RETRIES: usize = 3;
@@ -1146,6 +1166,11 @@ const RETRIES: usize = 3;
 /// charges written (`UpdateQuotaStatus`, with the read resourceVersion as precondition). The
 /// quotas whose write met a newer version are read again and checked again, at most
 /// [`RETRIES`] more times; the last write error is then the answer. A dry run writes nothing.
+///
+/// The quotas are read from storage (upstream reads an informer's cache, and lists live when
+/// that has none for the namespace): a quota just created is seen, and the resourceVersion
+/// precondition of the charge is the current one unless another writer is at it. The requests
+/// of one namespace take turns ([`namespace_lock`]).
 pub async fn admit(
     objects: &Objects,
     r: &Resource,
@@ -1167,10 +1192,19 @@ pub async fn admit(
     let Some(rq) = quota_resource() else {
         return Ok(());
     };
-    let (items, _, _) = objects.list(rq, Some(ns), &ListOptions::default()).await?;
-    if items.is_empty() {
+    if objects
+        .list(rq, Some(ns), &ListOptions::default())
+        .await?
+        .0
+        .is_empty()
+    {
         return Ok(());
     }
+    // one request of a namespace at a time is checked and charged, on the quotas as they are
+    // once its turn comes
+    let lock = namespace_lock(ns);
+    let _turn = lock.lock().await;
+    let (items, _, _) = objects.list(rq, Some(ns), &ListOptions::default()).await?;
     let Some(subject) = Subject::decode(&e, obj) else {
         return Ok(());
     };
