@@ -218,3 +218,80 @@ impl queue::Controller for ResourceQuotaController {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::super::informer::test_support::Env;
+    use super::super::kinds::Cached;
+    use super::super::queue::Controller as _;
+    use super::*;
+
+    fn quota(name: &str, hard: serde_json::Value) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"hard": hard.clone()}, "status": {"hard": hard}})
+    }
+
+    fn pod(name: &str, phase: &str) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "i",
+                "resources": {"requests": {"cpu": "250m"}}}]},
+            "status": {"phase": phase}})
+    }
+
+    #[tokio::test]
+    async fn a_pod_change_syncs_the_quotas_that_track_pods() {
+        let env = Env::new().await;
+        env.put::<ResourceQuota>(quota("compute", json!({"pods": "4", "requests.cpu": "2"})))
+            .await;
+        env.put::<ResourceQuota>(quota("objects", json!({"configmaps": "4"})))
+            .await;
+        let first: Vec<String> = {
+            let mut c = ResourceQuotaController::new(&env.informers);
+            let notices = env.refresh::<ResourceQuota>().await;
+            notices.iter().flat_map(|n| c.keys_for(n)).collect()
+        };
+        assert_eq!(first, ["default/compute", "default/objects"]);
+        let mut c = ResourceQuotaController::new(&env.informers);
+        env.put::<Pod>(pod("a", "Pending")).await;
+        env.put::<Pod>(pod("done", "Succeeded")).await;
+        let notices = env.refresh::<Pod>().await;
+        let keys: BTreeSet<String> = notices.iter().flat_map(|n| c.keys_for(n)).collect();
+        assert_eq!(keys, BTreeSet::from(["default/compute".to_string()]));
+        c.sync(&env.objects, "default/compute").await.unwrap();
+        let stored = env.stored::<ResourceQuota>().await;
+        let compute = stored
+            .iter()
+            .find(|q| q["metadata"]["name"] == "compute")
+            .unwrap();
+        assert_eq!(
+            compute["status"]["used"],
+            json!({"pods": "1", "requests.cpu": "250m"})
+        );
+        // a label change leaves the usage as it is; a phase change does not
+        let p: Pod = serde_json::from_value(pod("a", "Pending")).unwrap();
+        let mut relabelled = p.clone();
+        relabelled.metadata.labels = None;
+        let mut finished = p.clone();
+        finished.status.as_mut().unwrap().phase = Some("Failed".into());
+        let notice = |new: &Pod| Notice {
+            key: resource_of::<Pod>().key("default", "a"),
+            obj: Cached::Pod(Arc::new(new.clone())),
+            old: Some(Cached::Pod(Arc::new(p.clone()))),
+            deleted: false,
+        };
+        assert!(c.keys_for(&notice(&relabelled)).is_empty());
+        assert_eq!(c.keys_for(&notice(&finished)), ["default/compute"]);
+        // a synced quota whose usage is current is not written again
+        env.refresh::<ResourceQuota>().await;
+        let before = env.stored::<ResourceQuota>().await;
+        c.sync(&env.objects, "default/compute").await.unwrap();
+        assert_eq!(env.stored::<ResourceQuota>().await, before);
+    }
+}
