@@ -242,6 +242,91 @@ impl SetDefaults for core::PersistentVolumeClaim {
 
 impl SetDefaults for apps::ControllerRevision {}
 impl SetDefaults for k8s_openapi::api::networking::v1::Ingress {}
+impl SetDefaults for k8s_openapi::api::networking::v1::IngressClass {
+    /// `SetDefaults_IngressClass` (pkg/apis/networking/v1/defaults.go): parameters without a
+    /// scope are the cluster's.
+    fn set_defaults(&mut self) {
+        if let Some(p) = self.spec.as_mut().and_then(|s| s.parameters.as_mut()) {
+            p.scope.get_or_insert_with(|| "Cluster".into());
+        }
+    }
+}
+impl SetDefaults for k8s_openapi::api::policy::v1::PodDisruptionBudget {}
+
+impl SetDefaults for k8s_openapi::api::networking::v1::NetworkPolicy {
+    /// `SetObjectDefaults_NetworkPolicy` (pkg/apis/networking/v1): `SetDefaults_NetworkPolicy`
+    /// (policy types `Ingress`, and `Egress` when egress rules are given, when none are named),
+    /// then `SetDefaults_NetworkPolicyPort` on every ingress and egress port (protocol TCP).
+    fn set_defaults(&mut self) {
+        let Some(spec) = self.spec.as_mut() else {
+            return;
+        };
+        if spec.policy_types.as_ref().is_none_or(Vec::is_empty) {
+            let mut types = vec!["Ingress".to_string()];
+            if spec.egress.as_ref().is_some_and(|e| !e.is_empty()) {
+                types.push("Egress".into());
+            }
+            spec.policy_types = Some(types);
+        }
+        let ingress = spec.ingress.iter_mut().flatten().map(|r| &mut r.ports);
+        let egress = spec.egress.iter_mut().flatten().map(|r| &mut r.ports);
+        for p in ingress.chain(egress).flatten().flatten() {
+            p.protocol.get_or_insert_with(|| "TCP".into());
+        }
+    }
+}
+
+impl SetDefaults for k8s_openapi::api::scheduling::v1::PriorityClass {
+    /// `SetDefaults_PriorityClass` (pkg/apis/scheduling/v1/defaults.go): preemption policy
+    /// `PreemptLowerPriority`.
+    fn set_defaults(&mut self) {
+        self.preemption_policy
+            .get_or_insert_with(|| "PreemptLowerPriority".into());
+    }
+}
+
+impl SetDefaults for core::ResourceQuota {
+    /// `SetObjectDefaults_ResourceQuota` (pkg/apis/core/v1): the spec's and the status'
+    /// resource lists in the spelling kube-apiserver stores.
+    fn set_defaults(&mut self) {
+        if let Some(spec) = self.spec.as_mut() {
+            crate::defaults::resource_list(spec.hard.as_mut());
+        }
+        if let Some(st) = self.status.as_mut() {
+            crate::defaults::resource_list(st.hard.as_mut());
+            crate::defaults::resource_list(st.used.as_mut());
+        }
+    }
+}
+
+impl SetDefaults for core::LimitRange {
+    /// `SetObjectDefaults_LimitRange` (pkg/apis/core/v1): `SetDefaults_LimitRangeItem` on each
+    /// limit (for type `Container`: the default limit from `max`, the default request from the
+    /// default limit, then from `min`), then each of its resource lists in the spelling
+    /// kube-apiserver stores.
+    fn set_defaults(&mut self) {
+        let Some(spec) = self.spec.as_mut() else {
+            return;
+        };
+        for item in &mut spec.limits {
+            if item.type_ == "Container" {
+                let default = item.default.get_or_insert_with(Default::default);
+                for (k, v) in item.max.iter().flatten() {
+                    default.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                let request = item.default_request.get_or_insert_with(Default::default);
+                for (k, v) in default.iter().chain(item.min.iter().flatten()) {
+                    request.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            crate::defaults::resource_list(item.max.as_mut());
+            crate::defaults::resource_list(item.min.as_mut());
+            crate::defaults::resource_list(item.default.as_mut());
+            crate::defaults::resource_list(item.default_request.as_mut());
+            crate::defaults::resource_list(item.max_limit_request_ratio.as_mut());
+        }
+    }
+}
 
 impl SetDefaults for core::PersistentVolume {
     /// `SetObjectDefaults_PersistentVolume` (pkg/apis/core/v1/defaults.go): phase Pending,
@@ -1600,6 +1685,8 @@ pub fn validate(
         "PersistentVolumeClaim" => causes.extend(crate::claims::validate_claim(obj, old)),
         "PersistentVolume" => causes.extend(crate::claims::validate_volume(obj, old)),
         "Ingress" => causes.extend(crate::ingresses::validate_ingress(obj, old)),
+        "IngressClass" => causes.extend(crate::ingresses::validate_ingress_class(obj, old)),
+        "NetworkPolicy" => causes.extend(crate::networkpolicies::validate_network_policy(obj)),
         "ResourceQuota" => causes.extend(crate::quota::validate_resource_quota(obj, old)),
         "ReplicationController" => validate_replication_controller(obj, pod, old, &mut causes),
         "ControllerRevision" => causes.extend(validate_controller_revision(obj, old)),
@@ -1689,6 +1776,11 @@ pub fn validate(
                     ));
                 }
             }
+            let deployment = r.kind == "Deployment";
+            if deployment {
+                validate_deployment_strategy(obj, &mut causes);
+            }
+            validate_deployment_counts(obj, deployment, &mut causes);
         }
         _ => {}
     }
@@ -1700,6 +1792,103 @@ pub fn validate(
             .for_each(crate::warnings::add);
     }
     causes
+}
+
+/// `ValidateDeploymentStrategy` and `ValidateRollingUpdateDeployment`
+/// (pkg/apis/apps/validation/validation.go): `Recreate` without rolling-update parameters;
+/// `RollingUpdate` with a `maxUnavailable` and a `maxSurge` that are counts or percentages, not
+/// both zero, the first at most 100%.
+fn validate_deployment_strategy(obj: &Value, causes: &mut Vec<Cause>) {
+    use crate::validation::{
+        go_int_or_string, int_or_percent_value, not_more_than_100_percent, validate_int_or_percent,
+    };
+    let st = obj.pointer("/spec/strategy");
+    let ty = st
+        .and_then(|s| s.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let ru = st
+        .and_then(|s| s.get("rollingUpdate"))
+        .filter(|v| !v.is_null());
+    match ty {
+        "Recreate" => {
+            if ru.is_some() {
+                causes.push(Cause::forbidden(
+                    "spec.strategy.rollingUpdate",
+                    "may not be specified when strategy `type` is 'Recreate'",
+                ));
+            }
+        }
+        "RollingUpdate" => {
+            let Some(ru) = ru else {
+                causes.push(Cause::required(
+                    "spec.strategy.rollingUpdate",
+                    "this should be defaulted and never be nil",
+                ));
+                return;
+            };
+            let get = |k: &str| -> IntOrString {
+                ru.get(k)
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or(IntOrString::Int(0))
+            };
+            let (mu, ms) = (get("maxUnavailable"), get("maxSurge"));
+            let base = "spec.strategy.rollingUpdate";
+            validate_int_or_percent(&mu, &format!("{base}.maxUnavailable"), causes);
+            validate_int_or_percent(&ms, &format!("{base}.maxSurge"), causes);
+            if int_or_percent_value(&mu) == 0 && int_or_percent_value(&ms) == 0 {
+                causes.push(Cause::invalid(
+                    format!("{base}.maxUnavailable"),
+                    go_int_or_string(&mu),
+                    "may not be 0 when `maxSurge` is 0",
+                ));
+            }
+            not_more_than_100_percent(&mu, &format!("{base}.maxUnavailable"), causes);
+        }
+        other => {
+            let ru = if ru.is_some() {
+                "(*apps.RollingUpdateDeployment)(…)"
+            } else {
+                "(*apps.RollingUpdateDeployment)(nil)"
+            };
+            causes.push(Cause::not_supported(
+                "spec.strategy",
+                format!("apps.DeploymentStrategy{{Type:{other:?}, RollingUpdate:{ru}}}"),
+                &["Recreate", "RollingUpdate"],
+            ));
+        }
+    }
+}
+
+/// The counts `ValidateDeploymentSpec` and `ValidateReplicaSetSpec` check besides the
+/// replicas: `minReadySeconds` (both), and a Deployment's `revisionHistoryLimit` and
+/// `progressDeadlineSeconds` (not negative, the deadline above `minReadySeconds`).
+fn validate_deployment_counts(obj: &Value, deployment: bool, causes: &mut Vec<Cause>) {
+    let n = |f: &str| obj.pointer(&format!("/spec/{f}")).and_then(Value::as_i64);
+    let mut nonnegative = |f: &str| {
+        if let Some(v) = n(f).filter(|v| *v < 0) {
+            causes.push(Cause::invalid(
+                format!("spec.{f}"),
+                v.to_string(),
+                crate::quantities::IS_NEGATIVE,
+            ));
+        }
+    };
+    nonnegative("minReadySeconds");
+    if !deployment {
+        return;
+    }
+    nonnegative("revisionHistoryLimit");
+    nonnegative("progressDeadlineSeconds");
+    if let Some(d) = n("progressDeadlineSeconds") {
+        if d <= n("minReadySeconds").unwrap_or(0) {
+            causes.push(Cause::invalid(
+                "spec.progressDeadlineSeconds",
+                d.to_string(),
+                "must be greater than minReadySeconds",
+            ));
+        }
+    }
 }
 
 fn go_map(v: &Value) -> String {
@@ -1740,6 +1929,11 @@ fn new_status(r: &Resource) -> Option<Value> {
         // `ServiceStatus.LoadBalancer`, `IngressStatus.LoadBalancer`: structs, never omitted
         ("", "Service") | ("networking.k8s.io", "Ingress") => Some(json!({"loadBalancer": {}})),
         ("", "Namespace") => Some(json!({"phase": "Active"})),
+        // `PrepareForCreate` clears the status: `ResourceQuotaStatus`' maps are omitempty,
+        // `PodDisruptionBudgetStatus`' counts are not
+        ("", "ResourceQuota") => Some(json!({})),
+        ("policy", "PodDisruptionBudget") => Some(json!({"disruptionsAllowed": 0,
+            "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0})),
         _ => None,
     }
 }
@@ -1916,6 +2110,20 @@ fn decode_typed(r: &Resource, obj: &mut Value, u: Opts) -> Option<Decoded> {
         ("", "PersistentVolume") => decode_as::<core::PersistentVolume>(obj, u, false),
         ("networking.k8s.io", "Ingress") => {
             decode_as::<k8s_openapi::api::networking::v1::Ingress>(obj, u, false)
+        }
+        ("networking.k8s.io", "IngressClass") => {
+            decode_as::<k8s_openapi::api::networking::v1::IngressClass>(obj, u, false)
+        }
+        ("networking.k8s.io", "NetworkPolicy") => {
+            decode_as::<k8s_openapi::api::networking::v1::NetworkPolicy>(obj, u, false)
+        }
+        ("", "ResourceQuota") => decode_as::<core::ResourceQuota>(obj, u, false),
+        ("", "LimitRange") => decode_as::<core::LimitRange>(obj, u, false),
+        ("policy", "PodDisruptionBudget") => {
+            decode_as::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(obj, u, false)
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            decode_as::<k8s_openapi::api::scheduling::v1::PriorityClass>(obj, u, false)
         }
         ("", "PersistentVolumeClaim") => decode_as::<core::PersistentVolumeClaim>(obj, u, false),
         ("coordination.k8s.io", "Lease") => decode_as::<coord::Lease>(obj, u, false),
@@ -3085,6 +3293,66 @@ mod tests {
     fn texts(r: &Resource, body: Value) -> Vec<String> {
         let obj = defaulted(r, body);
         check(r, &obj, None).iter().map(Cause::text).collect()
+    }
+
+    /// `ValidateDeploymentStrategy`, `ValidateRollingUpdateDeployment` and the counts of
+    /// `ValidateDeploymentSpec`, as kube-apiserver words them.
+    #[test]
+    fn deployment_strategies_and_counts_are_validated() {
+        let deployments = res("apps", "v1", "deployments");
+        let d = |spec: Value| {
+            let mut spec = spec;
+            spec["selector"] = json!({"matchLabels": {"app": "a"}});
+            spec["template"] = json!({"metadata": {"labels": {"app": "a"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]}});
+            texts(
+                deployments,
+                json!({"metadata": {"name": "d"}, "spec": spec}),
+            )
+        };
+        assert!(d(json!({})).is_empty());
+        assert!(d(json!({"strategy": {"type": "Recreate"}})).is_empty());
+        let ru = "spec.strategy.rollingUpdate";
+        assert_eq!(
+            d(json!({"strategy": {"rollingUpdate": {"maxUnavailable": "150%", "maxSurge": -1}}})),
+            [
+                format!("{ru}.maxSurge: Invalid value: -1: must be greater than or equal to 0"),
+                format!("{ru}.maxUnavailable: Invalid value: intstr.IntOrString{{Type:1, IntVal:0, StrVal:\"150%\"}}: must not be greater than 100%"),
+            ]
+        );
+        assert_eq!(
+            d(json!({"strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": "0%"}}})),
+            [format!("{ru}.maxUnavailable: Invalid value: intstr.IntOrString{{Type:0, IntVal:0, StrVal:\"\"}}: may not be 0 when `maxSurge` is 0")]
+        );
+        assert_eq!(
+            d(json!({"strategy": {"rollingUpdate": {"maxSurge": "x"}}})),
+            [format!("{ru}.maxSurge: Invalid value: intstr.IntOrString{{Type:1, IntVal:0, StrVal:\"x\"}}: a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")]
+        );
+        assert_eq!(
+            d(json!({"strategy": {"type": "Recreate", "rollingUpdate": {}}})),
+            [format!(
+                "{ru}: Forbidden: may not be specified when strategy `type` is 'Recreate'"
+            )]
+        );
+        assert_eq!(
+            d(json!({"strategy": {"type": "BlueGreen"}})),
+            ["spec.strategy: Unsupported value: apps.DeploymentStrategy{Type:\"BlueGreen\", RollingUpdate:(*apps.RollingUpdateDeployment)(nil)}: supported values: \"Recreate\", \"RollingUpdate\""]
+        );
+        assert_eq!(
+            d(json!({"minReadySeconds": 30, "progressDeadlineSeconds": 30, "revisionHistoryLimit": -1})),
+            [
+                "spec.revisionHistoryLimit: Invalid value: -1: must be greater than or equal to 0",
+                "spec.progressDeadlineSeconds: Invalid value: 30: must be greater than minReadySeconds",
+            ]
+        );
+        let replicasets = res("apps", "v1", "replicasets");
+        let rs = json!({"metadata": {"name": "r"}, "spec": {"minReadySeconds": -5,
+            "selector": {"matchLabels": {"app": "a"}},
+            "template": {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+        assert_eq!(
+            texts(replicasets, rs),
+            ["spec.minReadySeconds: Invalid value: -5: must be greater than or equal to 0"]
+        );
     }
 
     /// `ValidatePodSpec` on the typed spec, in upstream's order: each container's name, image,

@@ -51,6 +51,7 @@ pub mod ingresses;
 pub use kubepull_datastore::etcd_store;
 pub mod managedfields;
 pub mod metrics;
+pub mod networkpolicies;
 pub mod nslifecycle;
 pub mod objects;
 pub mod openapi;
