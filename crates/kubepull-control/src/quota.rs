@@ -1167,8 +1167,9 @@ const RETRIES: usize = 3;
 /// quotas whose write met a newer version are read again and checked again, at most
 /// [`RETRIES`] more times; the last write error is then the answer. A dry run writes nothing.
 ///
-/// The quotas are read from storage (upstream reads an informer's cache, and lists live when
-/// that has none for the namespace): a quota just created is seen, and the resourceVersion
+/// Whether the namespace has quotas is read from a cache of them (upstream's admission reads
+/// an informer's; this one holds every write made through this server, so a quota just
+/// created is seen); when it has, they are read from storage, so that the resourceVersion
 /// precondition of the charge is the current one unless another writer is at it. The requests
 /// of one namespace take turns ([`namespace_lock`]).
 pub async fn admit(
@@ -1192,12 +1193,16 @@ pub async fn admit(
     let Some(rq) = quota_resource() else {
         return Ok(());
     };
-    if objects
-        .list(rq, Some(ns), &ListOptions::default())
-        .await?
-        .0
-        .is_empty()
-    {
+    // a namespace without quotas (the cache, which holds this server's writes, says so) is
+    // done; otherwise the quotas are read from storage, with their resourceVersions
+    let prefix = rq.key(ns, "");
+    let any = objects
+        .quotas
+        .read(objects.store(), |items| {
+            crate::watchcache::under(items, &prefix).next().is_some()
+        })
+        .await;
+    if any == Some(false) {
         return Ok(());
     }
     // one request of a namespace at a time is checked and charged, on the quotas as they are
