@@ -4,8 +4,8 @@
 //! (`pkg/controller/statefulset`), ReplicationControllers (`pkg/controller/replication`), a
 //! scheduler that binds pods to the nodes their affinity, selector and tolerations allow,
 //! ownerReference garbage collection (`pkg/controller/garbagecollector`:
-//! background, foreground, orphan), namespace deletion, and node lifecycle (a node whose lease
-//! is not renewed turns NotReady).
+//! background, foreground, orphan), namespace deletion, node lifecycle (a node whose lease
+//! is not renewed turns NotReady), and ResourceQuota usage (`pkg/controller/resourcequota`).
 //!
 //! Each controller is its own module with a pure `plan` over typed objects ([`kinds`]: the
 //! k8s-openapi types, decoded once when an informer receives them) and runs on the work queue

@@ -69,6 +69,10 @@ async fn resource_quotas_with_kubectl() {
         ]);
         // two pods are charged as they are created
         ok(kc, home, &["create", "-f", "-"], Some(&pod("p1", Some("500m"))));
+        // a dry run is checked, and charges nothing
+        ok(kc, home, &["create", "--dry-run=server", "-f", "-"], Some(&pod("p2", Some("400m"))));
+        let u = used(kc, home);
+        assert_eq!((s(&u, "/pods"), s(&u, "/requests.cpu")), ("1", "500m"), "{u}");
         ok(kc, home, &["create", "-f", "-"], Some(&pod("p2", Some("400m"))));
         let u = used(kc, home);
         assert_eq!((s(&u, "/pods"), s(&u, "/requests.cpu")), ("2", "900m"), "{u}");
@@ -83,6 +87,11 @@ async fn resource_quotas_with_kubectl() {
             assert!(rows.iter().any(|r| r[..] == want[..]), "{want:?}\n{out}");
         }
         assert!(rows.iter().any(|r| r[..] == ["Resource", "Used", "Hard"]), "{out}");
+        let out = ok(kc, home, &["get", "quota", "-n", "q"], None);
+        assert!(out.contains("pods: 2/2, requests.cpu: 900m/1"), "{out}");
+        refused(kc, home, &["create", "--dry-run=server", "-f", "-"], Some(&pod("p3", Some("100m"))), &[
+            "pods \"p3\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2",
+        ]);
 
         // object counts: configmaps up to the limit, then refused
         for i in cms..3 {
