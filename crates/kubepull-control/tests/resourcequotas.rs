@@ -19,6 +19,12 @@ fn pod(name: &str, cpu: Option<&str>) -> String {
     )
 }
 
+const CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n";
+
+fn widget(name: &str) -> String {
+    format!("apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: {name}, namespace: c}}\n")
+}
+
 fn used(kc: &std::path::Path, home: &std::path::Path) -> Value {
     get_json(kc, home, &["get", "quota", "q", "-n", "q"])["status"]["used"].clone()
 }
@@ -146,6 +152,29 @@ async fn resource_quotas_with_kubectl() {
         }
         let q = get_json(kc, home, &["get", "quota", "s", "-n", "c"]);
         assert_eq!(q["status"]["used"]["secrets"], "3");
+
+        // custom resources are counted too, by admission and by the controller
+        ok(kc, home, &["apply", "-f", "-"], Some(CRD));
+        eventually("widgets served", || {
+            common::kubectl(kc, home, &["get", "widgets", "-n", "c"], None).0.then_some(())
+        });
+        ok(kc, home, &["create", "quota", "w", "-n", "c", "--hard=count/widgets.example.com=1"], None);
+        eventually("the widget quota observed", || {
+            let q = get_json(kc, home, &["get", "quota", "w", "-n", "c"]);
+            (q["status"]["used"]["count/widgets.example.com"] == "0").then_some(())
+        });
+        ok(kc, home, &["create", "-f", "-"], Some(&widget("w1")));
+        refused(kc, home, &["create", "-f", "-"], Some(&widget("w2")), &[
+            "widgets.example.com \"w2\" is forbidden: exceeded quota: w, requested: count/widgets.example.com=1, used: count/widgets.example.com=1, limited: count/widgets.example.com=1",
+        ]);
+        // a change of the quota syncs it: the widget deleted is released
+        ok(kc, home, &["delete", "widget", "w1", "-n", "c"], None);
+        ok(kc, home, &["label", "quota", "w", "-n", "c", "touched=yes"], None);
+        eventually("the deleted widget released", || {
+            let q = get_json(kc, home, &["get", "quota", "w", "-n", "c"]);
+            (q["status"]["used"]["count/widgets.example.com"] == "0").then_some(())
+        });
+        ok(kc, home, &["create", "-f", "-"], Some(&widget("w2")));
     })
     .await
     .unwrap();

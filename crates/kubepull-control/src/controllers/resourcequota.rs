@@ -110,10 +110,12 @@ fn usage_may_change(change: &Notice) -> bool {
     false
 }
 
-/// The served resource (its first served version) of a group and plural, namespaced.
-fn served(group: &str, plural: &str) -> Option<&'static Resource> {
+/// The served resource (a built-in's first served version, a custom resource's storage
+/// version) of a group and plural, namespaced.
+fn served(objects: &Objects, group: &str, plural: &str) -> Option<&'static Resource> {
     resources::RESOURCES
         .iter()
+        .chain(objects.crds().storage_resources())
         .find(|r| r.group == group && r.plural == plural && r.namespaced)
 }
 
@@ -188,7 +190,7 @@ impl queue::Controller for ResourceQuotaController {
         for e in evaluators {
             let (group, plural) = e.group_resource();
             // a count of a resource that is not served has no evaluator
-            let Some(r) = served(group, plural) else {
+            let Some(r) = served(objects, group, plural) else {
                 continue;
             };
             let (items, _, _) = objects.list(r, Some(ns), &ListOptions::default()).await?;
