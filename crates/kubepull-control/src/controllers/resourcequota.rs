@@ -24,6 +24,7 @@ use k8s_openapi::api::core::v1::{
     Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use super::informer::{index, Informers, Notice, Typed};
 use super::kinds::{self, resource_of};
@@ -60,6 +61,7 @@ impl ResourceQuotaController {
             resource_of::<Endpoints>(),
             resource_of::<EndpointSlice>(),
             resource_of::<Lease>(),
+            resource_of::<PodDisruptionBudget>(),
         ]
         .into_iter()
         .map(|r| (r.key_prefix(), r))
