@@ -172,7 +172,7 @@ pub(crate) fn is_native(name: &str) -> bool {
 }
 
 /// `helper.IsHugePageResourceName`.
-pub(crate) fn is_huge_pages(name: &str) -> bool {
+fn is_huge_pages(name: &str) -> bool {
     name.starts_with("hugepages-")
 }
 
