@@ -1688,6 +1688,7 @@ pub fn validate(
         "PodDisruptionBudget" => causes.extend(crate::disruption::validate_pdb(obj, old)),
         "IngressClass" => causes.extend(crate::ingresses::validate_ingress_class(obj, old)),
         "NetworkPolicy" => causes.extend(crate::networkpolicies::validate_network_policy(obj)),
+        "ResourceQuota" => causes.extend(crate::quota::validate_resource_quota(obj, old)),
         "ReplicationController" => validate_replication_controller(obj, pod, old, &mut causes),
         "ControllerRevision" => causes.extend(validate_controller_revision(obj, old)),
         "Job" => causes.extend(crate::controllers::job::validate_job_decoded(

@@ -5,8 +5,8 @@
 //! PodDisruptionBudgets' status (`pkg/controller/disruption`), a
 //! scheduler that binds pods to the nodes their affinity, selector and tolerations allow,
 //! ownerReference garbage collection (`pkg/controller/garbagecollector`:
-//! background, foreground, orphan), namespace deletion, and node lifecycle (a node whose lease
-//! is not renewed turns NotReady).
+//! background, foreground, orphan), namespace deletion, node lifecycle (a node whose lease
+//! is not renewed turns NotReady), and ResourceQuota usage (`pkg/controller/resourcequota`).
 //!
 //! Each controller is its own module with a pure `plan` over typed objects ([`kinds`]: the
 //! k8s-openapi types, decoded once when an informer receives them) and runs on the work queue
@@ -35,6 +35,7 @@ pub mod queue;
 pub mod refmanager;
 pub mod replicaset;
 pub mod replication;
+pub mod resourcequota;
 pub mod scheduler;
 pub mod statefulset;
 
@@ -321,6 +322,12 @@ pub async fn run_with(
                 o.clone(),
                 inf.clone(),
                 disruption::DisruptionController::new(inf),
+                never()
+            ),
+            queue::run(
+                o.clone(),
+                inf.clone(),
+                resourcequota::ResourceQuotaController::new(inf),
                 never()
             ),
             ipam,

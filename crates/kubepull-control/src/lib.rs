@@ -63,6 +63,7 @@ pub mod podsecurity;
 pub(crate) mod podupdate;
 pub mod protobuf;
 pub(crate) mod quantities;
+pub mod quota;
 pub mod rbac;
 pub mod reflector;
 pub use kubepull_datastore::redb_store;

@@ -111,6 +111,8 @@ pub struct Objects {
     services: Arc<crate::services::ServiceState>,
     /// NamespaceLifecycle admission's namespace lookups ([`crate::nslifecycle`]).
     pub(crate) namespaces: Arc<crate::nslifecycle::NamespaceCache>,
+    /// ResourceQuota admission's view of which namespaces have quotas ([`crate::quota`]).
+    pub(crate) quotas: Arc<crate::watchcache::Cache>,
     /// The RBAC authorizer's roles and bindings ([`crate::watchcache`]).
     pub(crate) rbac: Arc<crate::rbac::Caches>,
     /// API watches share one datastore watch per resource ([`crate::watchfanout`]).
@@ -1201,9 +1203,12 @@ impl Objects {
         // writes to the cached prefixes are noted, so this server reads its own writes
         let mut cached = rbac.all();
         cached.push(namespaces.cache());
+        let quotas = Arc::new(crate::watchcache::Cache::new("/registry/resourcequotas/"));
+        cached.push(quotas.clone());
         let store: Arc<dyn Datastore> = Arc::new(crate::watchcache::Tracked::new(store, cached));
         Objects {
             namespaces,
+            quotas,
             rbac,
             fanouts: Arc::default(),
             store,
@@ -1639,6 +1644,7 @@ impl Objects {
         self.webhooks
             .validate(self, &attrs, Some(&obj), None)
             .await?;
+        crate::quota::admit(self, r, ns, &name, &obj, None, None).await?;
         if webhooks::dry_run() {
             return Ok(Some(obj));
         }
@@ -2270,6 +2276,7 @@ impl Objects {
         self.webhooks
             .validate(self, &attrs, Some(&new), Some(&old))
             .await?;
+        crate::quota::admit(self, r, ns, name, &new, Some(&old), subresource).await?;
         if webhooks::dry_run() {
             return Ok(Tried::Done(new));
         }

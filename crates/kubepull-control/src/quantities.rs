@@ -167,7 +167,7 @@ pub(crate) const IS_NEGATIVE: &str = "must be greater than or equal to 0";
 const NOT_INTEGER: &str = "must be an integer";
 
 /// `helper.IsNativeResource`: no `/`, or in the `kubernetes.io/` namespace.
-fn is_native(name: &str) -> bool {
+pub(crate) fn is_native(name: &str) -> bool {
     !name.contains('/') || name.contains("kubernetes.io/")
 }
 
@@ -183,7 +183,7 @@ fn overcommit_allowed(name: &str) -> bool {
 
 /// `helper.IsExtendedResourceName`: not native, no `requests.` prefix, and a qualified name
 /// once `requests.` is put before it (the quota's name for it).
-fn is_extended(name: &str) -> bool {
+pub(crate) fn is_extended(name: &str) -> bool {
     !is_native(name)
         && !name.starts_with("requests.")
         && crate::validation::is_qualified_name(&format!("requests.{name}")).is_empty()
@@ -206,7 +206,7 @@ fn is_integer_resource(name: &str) -> bool {
 }
 
 /// `helper.IsStandardResourceName` (`standardResources`, or a quota's huge-pages name).
-fn is_standard_resource(name: &str) -> bool {
+pub(crate) fn is_standard_resource(name: &str) -> bool {
     const STANDARD: &[&str] = &[
         "cpu",
         "memory",
@@ -287,7 +287,12 @@ fn validate_nonnegative(q: &ApiQuantity, path: &str, causes: &mut Vec<Cause>) {
 /// `ValidateResourceQuantityValue`: non-negative, and whole for an integer resource
 /// (`MilliValue() % 1000`; the `Quantity` itself is the bad value, printed by `String()`
 /// unquoted).
-fn validate_quantity_value(name: &str, q: &ApiQuantity, path: &str, causes: &mut Vec<Cause>) {
+pub(crate) fn validate_quantity_value(
+    name: &str,
+    q: &ApiQuantity,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
     validate_nonnegative(q, path, causes);
     if is_integer_resource(name) && parse(q).is_some_and(|v| v.scaled(3) % 1000 != 0) {
         causes.push(Cause::invalid(path, go_string(&q.0), NOT_INTEGER));
@@ -749,7 +754,7 @@ fn parse_keeps_text(s: &str) -> bool {
 /// lowered to a multiple of 3 (`AsCanonicalBytes`), and that exponent's SI suffix — none when
 /// SI has no suffix for it, as `constructBytes` gives none — or `e<exp>` for an exponent-written
 /// value (`1000m` → `1`, `0.5` → `500m`, `1e3` → `1e3`, `1.5e3` → `1500`).
-fn canonical(q: &Quantity) -> String {
+pub(crate) fn canonical(q: &Quantity) -> String {
     if q.sign() == 0 {
         return "0".into();
     }

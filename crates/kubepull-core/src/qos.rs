@@ -271,6 +271,85 @@ impl Quantity {
         }
     }
 
+    /// The exact sum (`Quantity.Add`): its format is this quantity's, or `o`'s when this one
+    /// is 0 (Go's zero `Quantity` takes the format of what is added to it).
+    pub fn add(&self, o: &Quantity) -> Quantity {
+        let format = if self.sign() == 0 {
+            o.format
+        } else {
+            self.format
+        };
+        if o.digits.is_empty() || self.digits.is_empty() {
+            let mut q = if o.digits.is_empty() {
+                self.clone()
+            } else {
+                o.clone()
+            };
+            q.format = format;
+            return q;
+        }
+        // both at the smaller exponent, as many digits long
+        let exp = self.exp.min(o.exp);
+        let widen = |q: &Quantity| {
+            let mut d = q.digits.clone();
+            d.extend(std::iter::repeat_n(0, (q.exp - exp) as usize));
+            d
+        };
+        let (a, b) = (widen(self), widen(o));
+        let width = a.len().max(b.len());
+        let pad = |mut d: Vec<u8>| {
+            let mut v = vec![0; width - d.len()];
+            v.append(&mut d);
+            v
+        };
+        let (a, b) = (pad(a), pad(b));
+        let (neg, digits) = if self.neg == o.neg {
+            // |a| + |b|
+            let mut out = vec![0u8; width + 1];
+            let mut carry = 0;
+            for i in (0..width).rev() {
+                let s = a[i] + b[i] + carry;
+                out[i + 1] = s % 10;
+                carry = s / 10;
+            }
+            out[0] = carry;
+            (self.neg, out)
+        } else {
+            // the larger magnitude minus the smaller, with the larger's sign
+            let (big, small, neg) = if a >= b {
+                (&a, &b, self.neg)
+            } else {
+                (&b, &a, o.neg)
+            };
+            let mut out = vec![0u8; width];
+            let mut borrow = 0i8;
+            for i in (0..width).rev() {
+                let mut d = big[i] as i8 - small[i] as i8 - borrow;
+                borrow = i8::from(d < 0);
+                if d < 0 {
+                    d += 10;
+                }
+                out[i] = d as u8;
+            }
+            (neg, out)
+        };
+        let mut q = Quantity {
+            neg,
+            digits,
+            exp,
+            format,
+        };
+        q.normalise();
+        q
+    }
+
+    /// The value with the opposite sign (`Quantity.Neg`).
+    pub fn neg(&self) -> Quantity {
+        let mut q = self.clone();
+        q.neg = !q.neg && !q.digits.is_empty();
+        q
+    }
+
     /// The one spelling equal values share (`Quantity.Cmp` == 0): `[-]<digits>e<exp>`, or `0`.
     pub fn key(&self) -> String {
         if self.digits.is_empty() {
@@ -609,5 +688,22 @@ mod tests {
             ]),
             QosClass::Guaranteed
         );
+    }
+
+    #[test]
+    fn sums_are_exact_and_keep_the_first_non_zero_format() {
+        let sum = |a: &str, b: &str| q(a).add(&q(b));
+        assert_eq!(sum("100m", "900m"), q("1"));
+        assert_eq!(sum("1Gi", "1Gi"), q("2Gi"));
+        assert_eq!(sum("1Gi", "1Gi").format(), QuantityFormat::BinarySI);
+        assert_eq!(sum("0", "1Gi").format(), QuantityFormat::BinarySI);
+        assert_eq!(sum("1", "1Gi").format(), QuantityFormat::DecimalSI);
+        assert_eq!(sum("1e30", "1e30"), q("2e30"));
+        assert_eq!(sum("1", "-3"), q("-2"));
+        assert_eq!(sum("-1", "3"), q("2"));
+        assert_eq!(sum("250m", "-250m").sign(), 0);
+        assert_eq!(sum("0.000000001", "999999999n"), q("1"));
+        assert_eq!(q("5").neg(), q("-5"));
+        assert_eq!(q("0").neg().sign(), 0);
     }
 }

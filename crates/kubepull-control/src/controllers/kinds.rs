@@ -12,7 +12,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Namespace, Node, ObjectReference, PersistentVolumeClaim, Pod,
-    ReplicationController, Service,
+    ReplicationController, ResourceQuota, Secret, Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -147,13 +147,16 @@ kinds!(
     PersistentVolumeClaim,
     ReplicationController,
     PodDisruptionBudget,
+    ResourceQuota,
+    Secret,
 );
 
 /// Decodes stored bytes into a cached object.
 pub type Decoder = fn(&[u8], u64) -> serde_json::Result<Cached>;
 
 /// Decodes `bytes` (the stored JSON) as `K`, with `resourceVersion` the revision it was stored
-/// at; a pod keeps only what the controllers read ([`trim_pod`]).
+/// at; a pod keeps only what the controllers read ([`trim_pod`]), a Secret only its metadata
+/// and type (the quota controller counts Secrets; their data is never cached).
 pub fn decode<K: Kind>(bytes: &[u8], revision: u64) -> serde_json::Result<Cached> {
     let mut o: K = serde_json::from_slice(bytes)?;
     let m = k8s_openapi::Metadata::metadata_mut(&mut o);
@@ -162,6 +165,11 @@ pub fn decode<K: Kind>(bytes: &[u8], revision: u64) -> serde_json::Result<Cached
     let c = K::wrap(Arc::new(o));
     Ok(match c {
         Cached::Pod(p) => Cached::Pod(Arc::new(trim_pod(Arc::unwrap_or_clone(p)))),
+        Cached::Secret(s) => Cached::Secret(Arc::new(Secret {
+            metadata: s.metadata.clone(),
+            type_: s.type_.clone(),
+            ..Default::default()
+        })),
         c => c,
     })
 }
@@ -475,7 +483,16 @@ mod tests {
         ] {
             assert!(decoder(p).is_some(), "{p}");
         }
-        assert!(decoder("/registry/secrets/").is_none());
+        assert!(decoder("/registry/serviceaccounts/").is_none());
+        // a Secret is cached without its data
+        let d = decoder("/registry/secrets/").expect("secrets are counted by quota");
+        let s = d(br#"{"metadata": {"name": "s"}, "type": "Opaque", "data": {"k": "dg=="}, "stringData": {"a": "b"}}"#, 4).unwrap();
+        let s = Secret::cached(&s).unwrap();
+        assert_eq!(
+            (s.data.as_ref(), s.string_data.as_ref(), s.type_.as_deref()),
+            (None, None, Some("Opaque"))
+        );
+        assert_eq!(s.metadata.resource_version.as_deref(), Some("4"));
     }
 
     #[test]
