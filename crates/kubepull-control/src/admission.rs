@@ -1600,6 +1600,8 @@ pub fn validate(
         "PersistentVolumeClaim" => causes.extend(crate::claims::validate_claim(obj, old)),
         "PersistentVolume" => causes.extend(crate::claims::validate_volume(obj, old)),
         "Ingress" => causes.extend(crate::ingresses::validate_ingress(obj, old)),
+        "LimitRange" => causes.extend(crate::limitranges::validate_limit_range(obj)),
+        "PriorityClass" => causes.extend(crate::priority::validate_priority_class(obj, old)),
         "ReplicationController" => validate_replication_controller(obj, pod, old, &mut causes),
         "ControllerRevision" => causes.extend(validate_controller_revision(obj, old)),
         "Job" => causes.extend(crate::controllers::job::validate_job_decoded(

@@ -1540,8 +1540,12 @@ impl Objects {
                 _ => {}
             }
         }
+        // LimitRanger's mutating half, before ServiceAccount; Priority after it
+        let mut limit_ranges = vec![];
         if let Some(p) = &mut pod {
+            limit_ranges = crate::limitranges::admit_pod(self, ns, p).await?;
             self.admit_pod(ns, &name, p).await?;
+            crate::priority::admit_pod(self, &requested_name, p).await?;
             obj = serde_json::to_value(&*p).map_err(|e| ApiError::internal(e.to_string()))?;
         } else if crate::crd::is_crd(r) {
             crate::crd::default_crd(&mut obj);
@@ -1633,6 +1637,13 @@ impl Objects {
             // the object is valid and before validating admission
             self.authorize_create_on_update(user, r, ns, &name).await?;
         }
+        // validating admission: LimitRanger, Priority, then PodSecurity
+        if let Some(p) = &pod {
+            crate::limitranges::validate_pod(r, &name, p, &limit_ranges)?;
+        } else if is_core(r, "PersistentVolumeClaim") {
+            crate::limitranges::validate_claim(self, r, ns, &name, &obj).await?;
+        }
+        crate::priority::admit_class(self, r, &obj, false).await?;
         self.pod_security_admission(r, ns, &requested_name, &obj, None, parts)
             .await?;
         self.webhooks
@@ -2263,6 +2274,11 @@ impl Objects {
             if changed {
                 add_pod_warnings(r, &new, parts);
             }
+            // validating admission: LimitRanger (claims), Priority, then PodSecurity
+            if is_core(r, "PersistentVolumeClaim") {
+                crate::limitranges::validate_claim(self, r, ns, name, &new).await?;
+            }
+            crate::priority::admit_class(self, r, &new, true).await?;
             self.pod_security_admission(r, ns, name, &new, Some(&old), parts)
                 .await?;
         }
@@ -2469,6 +2485,7 @@ impl Objects {
         name: &str,
         opts: &DeleteOptions,
     ) -> ApiResult<Value> {
+        crate::priority::refuse_system_delete(r, name)?;
         let sr = resources::storage_of(r);
         let key = sr.key(ns, name);
         if webhooks::is_configuration(r) {
@@ -2872,6 +2889,17 @@ impl Objects {
         for (r, objs) in [(cr, roles), (crb, bindings)] {
             for o in objs {
                 match self.create(r, "", o, &User::Admin, false).await {
+                    Ok(_) => {}
+                    Err(e) if e.code == 409 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        // the system PriorityClasses (kube-apiserver's
+        // `scheduling/bootstrap-system-priority-classes` post-start hook): created when missing
+        if let Some(pcr) = resources::find("scheduling.k8s.io", "v1", "priorityclasses") {
+            for pc in crate::priority::system_priority_classes() {
+                match self.create(pcr, "", pc, &User::Admin, false).await {
                     Ok(_) => {}
                     Err(e) if e.code == 409 => {}
                     Err(e) => return Err(e),

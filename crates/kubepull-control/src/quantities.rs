@@ -157,7 +157,7 @@ fn is_huge_pages(name: &str) -> bool {
 }
 
 /// `helper.IsOvercommitAllowed`: a native resource that is not huge pages.
-fn overcommit_allowed(name: &str) -> bool {
+pub(crate) fn overcommit_allowed(name: &str) -> bool {
     is_native(name) && !is_huge_pages(name)
 }
 
@@ -186,7 +186,7 @@ fn is_integer_resource(name: &str) -> bool {
 }
 
 /// `helper.IsStandardResourceName` (`standardResources`, or a quota's huge-pages name).
-fn is_standard_resource(name: &str) -> bool {
+pub(crate) fn is_standard_resource(name: &str) -> bool {
     const STANDARD: &[&str] = &[
         "cpu",
         "memory",
@@ -216,7 +216,7 @@ fn is_standard_resource(name: &str) -> bool {
 /// without a `/` a standard resource, and one for containers (cpu, memory, ephemeral storage,
 /// huge pages); one with a `/` outside `kubernetes.io/` an extended resource name. A
 /// `ResourceName` is printed by its `String()`, unquoted.
-fn validate_container_resource_name(name: &str, path: &str, causes: &mut Vec<Cause>) {
+pub(crate) fn validate_container_resource_name(name: &str, path: &str, causes: &mut Vec<Cause>) {
     let qualified = crate::validation::is_qualified_name(name);
     let unqualified = !qualified.is_empty();
     for msg in qualified {
@@ -729,7 +729,7 @@ fn parse_keeps_text(s: &str) -> bool {
 /// lowered to a multiple of 3 (`AsCanonicalBytes`), and that exponent's SI suffix — none when
 /// SI has no suffix for it, as `constructBytes` gives none — or `e<exp>` for an exponent-written
 /// value (`1000m` → `1`, `0.5` → `500m`, `1e3` → `1e3`, `1.5e3` → `1500`).
-fn canonical(q: &Quantity) -> String {
+pub(crate) fn canonical(q: &Quantity) -> String {
     if q.sign() == 0 {
         return "0".into();
     }
