@@ -2179,6 +2179,10 @@ impl Objects {
             name,
             options: None,
         };
+        if is_core(r, "Pod") && subresource.is_none() {
+            // the Priority admission of a pod update
+            crate::priority::keep_on_update(&mut new, &old);
+        }
         self.webhooks
             .mutate(self, &attrs, Some(&mut new), Some(&old))
             .await?;

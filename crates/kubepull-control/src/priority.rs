@@ -32,7 +32,7 @@ pub const DEFAULT_PRIORITY: i32 = 0;
 /// `core.PreemptLowerPriority`.
 pub const PREEMPT_LOWER_PRIORITY: &str = "PreemptLowerPriority";
 /// `core.PreemptNever`.
-pub const PREEMPT_NEVER: &str = "PreemptNever";
+pub const PREEMPT_NEVER: &str = "Never";
 
 /// A system class: name, value, description (`SystemPriorityClasses`; neither is the global
 /// default).
@@ -285,6 +285,26 @@ pub async fn admit_pod(objects: &Objects, name: &str, pod: &mut core::Pod) -> Ap
     Ok(())
 }
 
+/// `admitPod` on a pod update: the priority and preemption policy set at create are kept when
+/// the new version leaves them out (validation refuses any other change of them).
+pub fn keep_on_update(new: &mut Value, old: &Value) {
+    for field in ["priority", "preemptionPolicy"] {
+        let kept = old
+            .pointer(&format!("/spec/{field}"))
+            .filter(|v| !v.is_null());
+        let absent = new
+            .pointer(&format!("/spec/{field}"))
+            .is_none_or(Value::is_null);
+        if let (Some(v), true, Some(spec)) = (
+            kept,
+            absent,
+            new.get_mut("spec").and_then(Value::as_object_mut),
+        ) {
+            spec.insert(field.to_string(), v.clone());
+        }
+    }
+}
+
 /// `validatePriorityClass` on a create or update of a class marked `globalDefault`: no other
 /// class may be the default already.
 pub async fn admit_class(
@@ -366,7 +386,7 @@ mod tests {
         c["preemptionPolicy"] = json!("Sometimes");
         assert_eq!(
             texts(&validate_priority_class(&c, None)),
-            ["preemptionPolicy: Unsupported value: \"Sometimes\": supported values: \"PreemptLowerPriority\", \"PreemptNever\""]
+            ["preemptionPolicy: Unsupported value: \"Sometimes\": supported values: \"PreemptLowerPriority\", \"Never\""]
         );
         c["preemptionPolicy"] = json!("");
         assert_eq!(
@@ -380,12 +400,12 @@ mod tests {
         let mut old = pc("a", 1);
         old["preemptionPolicy"] = json!("PreemptLowerPriority");
         let mut new = pc("a", 2);
-        new["preemptionPolicy"] = json!("PreemptNever");
+        new["preemptionPolicy"] = json!("Never");
         assert_eq!(
             texts(&validate_priority_class(&new, Some(&old))),
             [
                 "value: Forbidden: may not be changed in an update.",
-                "preemptionPolicy: Invalid value: \"PreemptNever\": field is immutable",
+                "preemptionPolicy: Invalid value: \"Never\": field is immutable",
             ]
         );
         let mut same = old.clone();
@@ -414,14 +434,14 @@ mod tests {
     #[test]
     fn pods_get_their_class_value_or_the_default() {
         let mut high = pc("high", 1000);
-        high["preemptionPolicy"] = json!("PreemptNever");
+        high["preemptionPolicy"] = json!("Never");
         let s = spec(json!({"containers": [], "priorityClassName": "high"}));
         assert_eq!(
             resolve(&s, Some(Some(&high)), None),
             Ok(Resolved {
                 class_name: Some("high".into()),
                 priority: 1000,
-                preemption_policy: Some("PreemptNever".into()),
+                preemption_policy: Some("Never".into()),
             })
         );
         assert_eq!(
@@ -450,6 +470,20 @@ mod tests {
     }
 
     #[test]
+    fn an_update_keeps_the_priority_set_at_create() {
+        let old = json!({"spec": {"priority": 7, "preemptionPolicy": "Never"}});
+        let mut new = json!({"spec": {}});
+        keep_on_update(&mut new, &old);
+        assert_eq!(new, old);
+        let mut changed = json!({"spec": {"priority": 8}});
+        keep_on_update(&mut changed, &old);
+        assert_eq!(
+            changed,
+            json!({"spec": {"priority": 8, "preemptionPolicy": "Never"}})
+        );
+    }
+
+    #[test]
     fn a_pod_may_not_disagree_with_its_class() {
         let high = pc("high", 1000);
         let s = spec(json!({"containers": [], "priorityClassName": "high", "priority": 5}));
@@ -457,10 +491,10 @@ mod tests {
             resolve(&s, Some(Some(&high)), None),
             Err("the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 1000 from the given PriorityClass name".into())
         );
-        let s = spec(json!({"containers": [], "priority": 0, "preemptionPolicy": "PreemptNever"}));
+        let s = spec(json!({"containers": [], "priority": 0, "preemptionPolicy": "Never"}));
         assert_eq!(
             resolve(&s, None, None),
-            Err("the string value of PreemptionPolicy (PreemptNever) must not be provided in pod spec; priority admission controller computed PreemptLowerPriority from the given PriorityClass name".into())
+            Err("the string value of PreemptionPolicy (Never) must not be provided in pod spec; priority admission controller computed PreemptLowerPriority from the given PriorityClass name".into())
         );
     }
 }
