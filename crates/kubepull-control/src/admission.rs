@@ -242,6 +242,91 @@ impl SetDefaults for core::PersistentVolumeClaim {
 
 impl SetDefaults for apps::ControllerRevision {}
 impl SetDefaults for k8s_openapi::api::networking::v1::Ingress {}
+impl SetDefaults for k8s_openapi::api::networking::v1::IngressClass {
+    /// `SetDefaults_IngressClass` (pkg/apis/networking/v1/defaults.go): parameters without a
+    /// scope are the cluster's.
+    fn set_defaults(&mut self) {
+        if let Some(p) = self.spec.as_mut().and_then(|s| s.parameters.as_mut()) {
+            p.scope.get_or_insert_with(|| "Cluster".into());
+        }
+    }
+}
+impl SetDefaults for k8s_openapi::api::policy::v1::PodDisruptionBudget {}
+
+impl SetDefaults for k8s_openapi::api::networking::v1::NetworkPolicy {
+    /// `SetObjectDefaults_NetworkPolicy` (pkg/apis/networking/v1): `SetDefaults_NetworkPolicy`
+    /// (policy types `Ingress`, and `Egress` when egress rules are given, when none are named),
+    /// then `SetDefaults_NetworkPolicyPort` on every ingress and egress port (protocol TCP).
+    fn set_defaults(&mut self) {
+        let Some(spec) = self.spec.as_mut() else {
+            return;
+        };
+        if spec.policy_types.as_ref().is_none_or(Vec::is_empty) {
+            let mut types = vec!["Ingress".to_string()];
+            if spec.egress.as_ref().is_some_and(|e| !e.is_empty()) {
+                types.push("Egress".into());
+            }
+            spec.policy_types = Some(types);
+        }
+        let ingress = spec.ingress.iter_mut().flatten().map(|r| &mut r.ports);
+        let egress = spec.egress.iter_mut().flatten().map(|r| &mut r.ports);
+        for p in ingress.chain(egress).flatten().flatten() {
+            p.protocol.get_or_insert_with(|| "TCP".into());
+        }
+    }
+}
+
+impl SetDefaults for k8s_openapi::api::scheduling::v1::PriorityClass {
+    /// `SetDefaults_PriorityClass` (pkg/apis/scheduling/v1/defaults.go): preemption policy
+    /// `PreemptLowerPriority`.
+    fn set_defaults(&mut self) {
+        self.preemption_policy
+            .get_or_insert_with(|| "PreemptLowerPriority".into());
+    }
+}
+
+impl SetDefaults for core::ResourceQuota {
+    /// `SetObjectDefaults_ResourceQuota` (pkg/apis/core/v1): the spec's and the status'
+    /// resource lists in the spelling kube-apiserver stores.
+    fn set_defaults(&mut self) {
+        if let Some(spec) = self.spec.as_mut() {
+            crate::defaults::resource_list(spec.hard.as_mut());
+        }
+        if let Some(st) = self.status.as_mut() {
+            crate::defaults::resource_list(st.hard.as_mut());
+            crate::defaults::resource_list(st.used.as_mut());
+        }
+    }
+}
+
+impl SetDefaults for core::LimitRange {
+    /// `SetObjectDefaults_LimitRange` (pkg/apis/core/v1): `SetDefaults_LimitRangeItem` on each
+    /// limit (for type `Container`: the default limit from `max`, the default request from the
+    /// default limit, then from `min`), then each of its resource lists in the spelling
+    /// kube-apiserver stores.
+    fn set_defaults(&mut self) {
+        let Some(spec) = self.spec.as_mut() else {
+            return;
+        };
+        for item in &mut spec.limits {
+            if item.type_ == "Container" {
+                let default = item.default.get_or_insert_with(Default::default);
+                for (k, v) in item.max.iter().flatten() {
+                    default.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                let request = item.default_request.get_or_insert_with(Default::default);
+                for (k, v) in default.iter().chain(item.min.iter().flatten()) {
+                    request.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            crate::defaults::resource_list(item.max.as_mut());
+            crate::defaults::resource_list(item.min.as_mut());
+            crate::defaults::resource_list(item.default.as_mut());
+            crate::defaults::resource_list(item.default_request.as_mut());
+            crate::defaults::resource_list(item.max_limit_request_ratio.as_mut());
+        }
+    }
+}
 
 impl SetDefaults for core::PersistentVolume {
     /// `SetObjectDefaults_PersistentVolume` (pkg/apis/core/v1/defaults.go): phase Pending,
@@ -1600,6 +1685,8 @@ pub fn validate(
         "PersistentVolumeClaim" => causes.extend(crate::claims::validate_claim(obj, old)),
         "PersistentVolume" => causes.extend(crate::claims::validate_volume(obj, old)),
         "Ingress" => causes.extend(crate::ingresses::validate_ingress(obj, old)),
+        "IngressClass" => causes.extend(crate::ingresses::validate_ingress_class(obj, old)),
+        "NetworkPolicy" => causes.extend(crate::networkpolicies::validate_network_policy(obj)),
         "LimitRange" => causes.extend(crate::limitranges::validate_limit_range(obj)),
         "PriorityClass" => causes.extend(crate::priority::validate_priority_class(obj, old)),
         "ReplicationController" => validate_replication_controller(obj, pod, old, &mut causes),
@@ -1741,6 +1828,11 @@ fn new_status(r: &Resource) -> Option<Value> {
         // `ServiceStatus.LoadBalancer`, `IngressStatus.LoadBalancer`: structs, never omitted
         ("", "Service") | ("networking.k8s.io", "Ingress") => Some(json!({"loadBalancer": {}})),
         ("", "Namespace") => Some(json!({"phase": "Active"})),
+        // `PrepareForCreate` clears the status: `ResourceQuotaStatus`' maps are omitempty,
+        // `PodDisruptionBudgetStatus`' counts are not
+        ("", "ResourceQuota") => Some(json!({})),
+        ("policy", "PodDisruptionBudget") => Some(json!({"disruptionsAllowed": 0,
+            "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0})),
         _ => None,
     }
 }
@@ -1917,6 +2009,20 @@ fn decode_typed(r: &Resource, obj: &mut Value, u: Opts) -> Option<Decoded> {
         ("", "PersistentVolume") => decode_as::<core::PersistentVolume>(obj, u, false),
         ("networking.k8s.io", "Ingress") => {
             decode_as::<k8s_openapi::api::networking::v1::Ingress>(obj, u, false)
+        }
+        ("networking.k8s.io", "IngressClass") => {
+            decode_as::<k8s_openapi::api::networking::v1::IngressClass>(obj, u, false)
+        }
+        ("networking.k8s.io", "NetworkPolicy") => {
+            decode_as::<k8s_openapi::api::networking::v1::NetworkPolicy>(obj, u, false)
+        }
+        ("", "ResourceQuota") => decode_as::<core::ResourceQuota>(obj, u, false),
+        ("", "LimitRange") => decode_as::<core::LimitRange>(obj, u, false),
+        ("policy", "PodDisruptionBudget") => {
+            decode_as::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(obj, u, false)
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            decode_as::<k8s_openapi::api::scheduling::v1::PriorityClass>(obj, u, false)
         }
         ("", "PersistentVolumeClaim") => decode_as::<core::PersistentVolumeClaim>(obj, u, false),
         ("coordination.k8s.io", "Lease") => decode_as::<coord::Lease>(obj, u, false),

@@ -1,7 +1,8 @@
-//! Ingresses (`networking.k8s.io/v1`), stored and checked as kube-apiserver checks them
-//! (pkg/apis/networking/validation/validation.go `ValidateIngressCreate`,
-//! `ValidateIngressUpdate`, `ValidateIngressSpec`, 1.32). No ingress controller runs here: an
-//! Ingress routes nothing until one does, and its status stays empty.
+//! Ingresses and IngressClasses (`networking.k8s.io/v1`), stored and checked as kube-apiserver
+//! checks them (pkg/apis/networking/validation/validation.go `ValidateIngressCreate`,
+//! `ValidateIngressUpdate`, `ValidateIngressSpec`, `ValidateIngressClass`,
+//! `ValidateIngressClassUpdate`, 1.32). No ingress controller runs here: an Ingress routes
+//! nothing until one does, and its status stays empty.
 
 use serde_json::Value;
 
@@ -371,10 +372,175 @@ pub fn validate_ingress(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     causes
 }
 
+/// `maxLenIngressClassController`.
+const MAX_CONTROLLER_LEN: usize = 250;
+/// `httpPathFmt` (apimachinery util/validation).
+const HTTP_PATH_FMT: &str = "[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+";
+
+/// `IsDomainPrefixedPath` (apimachinery util/validation): `host/path`, the host a DNS subdomain,
+/// the path HTTP path characters.
+fn domain_prefixed_path(field: &str, v: &str, causes: &mut Vec<Cause>) {
+    if v.is_empty() {
+        causes.push(Cause::required(field, ""));
+        return;
+    }
+    let Some((host, path)) = v
+        .split_once('/')
+        .filter(|(h, p)| !h.is_empty() && !p.is_empty())
+    else {
+        causes.push(Cause::invalid(
+            field,
+            q(v),
+            "must be a domain-prefixed path (such as \"acme.io/foo\")",
+        ));
+        return;
+    };
+    for m in dns1123_subdomain_problems(host) {
+        causes.push(Cause::invalid(field, q(host), m));
+    }
+    let http_path = |b: u8| b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:".contains(&b);
+    if !path.bytes().all(http_path) {
+        causes.push(Cause::invalid(
+            field,
+            q(path),
+            format!("Invalid path (regex used for validation is '{HTTP_PATH_FMT}')"),
+        ));
+    }
+}
+
+/// `validateIngressClassParametersReference` (with `validateIngressTypedLocalObjectReference`).
+fn class_parameters(p: &Value, causes: &mut Vec<Cause>) {
+    const PATH: &str = "spec.parameters";
+    if let Some(g) = p.get("apiGroup").and_then(Value::as_str) {
+        for m in dns1123_subdomain_problems(g) {
+            causes.push(Cause::invalid(format!("{PATH}.apiGroup"), q(g), m));
+        }
+    }
+    for (key, what) in [("kind", "kind is required"), ("name", "name is required")] {
+        match s(p, &format!("/{key}")) {
+            "" => causes.push(Cause::required(format!("{PATH}.{key}"), what)),
+            v => {
+                for m in crate::rbac::path_segment_problems(v) {
+                    causes.push(Cause::invalid(format!("{PATH}.{key}"), q(v), m));
+                }
+            }
+        }
+    }
+    let Some(scope) = p.get("scope").and_then(Value::as_str) else {
+        causes.push(Cause::required(format!("{PATH}.scope"), ""));
+        return;
+    };
+    let namespace = p.get("namespace").and_then(Value::as_str);
+    match scope {
+        "Namespace" => match namespace {
+            None => causes.push(Cause::required(
+                format!("{PATH}.namespace"),
+                "`parameters.scope` is set to 'Namespace'",
+            )),
+            Some(ns) => {
+                for m in crate::admission::dns1123_label_problems(ns) {
+                    causes.push(Cause::invalid(format!("{PATH}.namespace"), q(ns), m));
+                }
+            }
+        },
+        "Cluster" => {
+            if namespace.is_some() {
+                causes.push(Cause::forbidden(
+                    format!("{PATH}.namespace"),
+                    "`parameters.scope` is set to 'Cluster'",
+                ));
+            }
+        }
+        other => causes.push(Cause::not_supported(
+            format!("{PATH}.scope"),
+            q(other),
+            &["Cluster", "Namespace"],
+        )),
+    }
+}
+
+/// `ValidateIngressClass` / `ValidateIngressClassUpdate` (the spec; the metadata is checked
+/// with every kind's): the controller a domain-prefixed path of at most 250 bytes, immutable;
+/// the parameters a reference with a kind, a name and a scope.
+pub fn validate_ingress_class(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = vec![];
+    let controller = s(obj, "/spec/controller");
+    if let Some(old) = old {
+        let was = s(old, "/spec/controller");
+        if was != controller {
+            causes.push(Cause::invalid(
+                "spec.controller",
+                q(controller),
+                "field is immutable",
+            ));
+        }
+    }
+    if controller.len() > MAX_CONTROLLER_LEN {
+        causes.push(Cause::too_long(
+            "spec.controller",
+            MAX_CONTROLLER_LEN as u64,
+        ));
+    }
+    domain_prefixed_path("spec.controller", controller, &mut causes);
+    if let Some(p) = obj.pointer("/spec/parameters").filter(|p| p.is_object()) {
+        class_parameters(p, &mut causes);
+    }
+    causes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ingress_classes_are_checked_as_upstream() {
+        let class = |spec: Value| json!({"metadata": {"name": "nginx"}, "spec": spec});
+        let ok = class(json!({"controller": "k8s.io/ingress-nginx",
+            "parameters": {"apiGroup": "k8s.example.com", "kind": "Params", "name": "p", "scope": "Cluster"}}));
+        assert!(validate_ingress_class(&ok, None).is_empty());
+        let bad = class(json!({"controller": "nginx",
+            "parameters": {"kind": "a/b", "scope": "Namespace"}}));
+        assert_eq!(
+            lines(&validate_ingress_class(&bad, None)),
+            [
+                "spec.controller: \"nginx\" must be a domain-prefixed path (such as \"acme.io/foo\")",
+                "spec.parameters.kind: \"a/b\" may not contain '/'",
+                "spec.parameters.name:  name is required",
+                "spec.parameters.namespace:  `parameters.scope` is set to 'Namespace'",
+            ]
+        );
+        let bad = class(json!({"controller": "Bad_Host/x y",
+            "parameters": {"kind": "K", "name": "n", "scope": "Cluster", "namespace": "ns"}}));
+        let got = lines(&validate_ingress_class(&bad, None));
+        assert!(
+            got[0].starts_with("spec.controller: \"Bad_Host\" a lowercase RFC 1123 subdomain"),
+            "{got:?}"
+        );
+        assert_eq!(got[1], "spec.controller: \"x y\" Invalid path (regex used for validation is '[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+')");
+        assert_eq!(
+            got[2],
+            "spec.parameters.namespace:  `parameters.scope` is set to 'Cluster'"
+        );
+        let no_scope = class(
+            json!({"controller": "a.io/b", "parameters": {"kind": "K", "name": "n", "scope": "Everywhere"}}),
+        );
+        assert_eq!(
+            lines(&validate_ingress_class(&no_scope, None)),
+            ["spec.parameters.scope: \"Everywhere\" supported values: \"Cluster\", \"Namespace\""]
+        );
+        // the controller may not change
+        let moved = class(json!({"controller": "b.io/c"}));
+        assert_eq!(
+            lines(&validate_ingress_class(&moved, Some(&ok))),
+            ["spec.controller: \"b.io/c\" field is immutable"]
+        );
+        let long = class(json!({"controller": format!("a.io/{}", "x".repeat(250))}));
+        assert_eq!(
+            lines(&validate_ingress_class(&long, None)),
+            ["spec.controller:  may not be more than 250 bytes"]
+        );
+    }
 
     fn lines(c: &[Cause]) -> Vec<String> {
         c.iter()

@@ -52,6 +52,7 @@ pub use kubepull_datastore::etcd_store;
 pub mod limitranges;
 pub mod managedfields;
 pub mod metrics;
+pub mod networkpolicies;
 pub mod nslifecycle;
 pub mod objects;
 pub mod openapi;

@@ -236,7 +236,8 @@ fn generation_field(r: &Resource, is_cr: bool) -> Option<&'static str> {
     match (r.group, r.kind) {
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet")
         | ("", "ReplicationController")
-        | ("networking.k8s.io", "Ingress")
+        | ("networking.k8s.io", "Ingress" | "IngressClass" | "NetworkPolicy")
+        | ("policy", "PodDisruptionBudget")
         | ("batch", "Job" | "CronJob")
         | ("apiextensions.k8s.io", "CustomResourceDefinition") => Some("spec"),
         (

@@ -29,7 +29,8 @@ pub const FORMAT_WRONG: &str =
 /// containers and the pod, its overhead, an emptyDir's `sizeLimit`, a generic ephemeral
 /// volume's claim resources and the `resourceFieldRef` divisors; a Node's `status.capacity` and
 /// `status.allocatable`; a PersistentVolumeClaim's (and a StatefulSet's claim templates')
-/// requests, limits and status quantities; a PersistentVolume's capacity. (ResourceQuotas and LimitRanges are not served.)
+/// requests, limits and status quantities; a PersistentVolume's capacity; a ResourceQuota's
+/// hard limits and usage; a LimitRange's limits, defaults and ratios.
 /// Values that are not strings are left to the type check.
 pub fn refuse_unparsable<'a>(
     r: &crate::resources::Resource,
@@ -54,6 +55,25 @@ pub fn refuse_unparsable<'a>(
         ("", "Node") => lists(obj, &["/status/capacity", "/status/allocatable"]),
         ("", "PersistentVolumeClaim") => lists(obj, CLAIM),
         ("", "PersistentVolume") => lists(obj, &["/spec/capacity"]),
+        ("", "ResourceQuota") => lists(obj, &["/spec/hard", "/status/hard", "/status/used"]),
+        ("", "LimitRange") => obj
+            .pointer("/spec/limits")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|l| {
+                lists(
+                    l,
+                    &[
+                        "/max",
+                        "/min",
+                        "/default",
+                        "/defaultRequest",
+                        "/maxLimitRequestRatio",
+                    ],
+                )
+            })
+            .collect(),
         _ => {
             let mut t = pod_spec_quantities(r, obj)?;
             if (r.group, r.kind) == ("apps", "StatefulSet") {

@@ -940,7 +940,7 @@ fn subject_causes(
 }
 
 /// `path.IsValidPathSegmentName` (k8s.io/apimachinery `pkg/api/validation/path/name.go`).
-fn path_segment_problems(name: &str) -> Vec<String> {
+pub(crate) fn path_segment_problems(name: &str) -> Vec<String> {
     if name == "." || name == ".." {
         return vec![format!("may not be '{name}'")];
     }

@@ -1,9 +1,12 @@
 //! Table columns of Services, Endpoints, EndpointSlices, Jobs, CronJobs, DaemonSets,
-//! StatefulSets, ReplicationControllers, ControllerRevisions and PersistentVolumeClaims (kubernetes
+//! StatefulSets, ReplicationControllers, ControllerRevisions, PersistentVolumeClaims,
+//! ResourceQuotas, LimitRanges, PriorityClasses, PodDisruptionBudgets, IngressClasses and
+//! NetworkPolicies (kubernetes
 //! `pkg/printers/internalversion/printers.go`: `serviceColumnDefinitions`, `printService`,
 //! `formatEndpoints`, `printEndpointSlice`, `printJob`, `printCronJob`, `printDaemonSet`,
 //! `printStatefulSet`, `printReplicationController`, `printControllerRevision`,
-//! `printPersistentVolumeClaim`), and the rows'
+//! `printPersistentVolumeClaim`, `printResourceQuota`, `printLimitRange`, `printPriorityClass`,
+//! `printPodDisruptionBudget`, `printIngressClass`, `printNetworkPolicy`), and the rows'
 //! `object` by `includeObject` (apiserver `pkg/endpoints/handlers/response.go`, `asTable`).
 
 use serde_json::{json, Value};
@@ -639,8 +642,171 @@ pub fn columns_and_cells(kind: &str, items: &[Value]) -> Option<(Vec<Value>, Vec
             ],
             items.iter().map(claim_cells).collect(),
         ),
+        "ResourceQuota" => (
+            vec![
+                col("Name", "string", 0),
+                col("Age", "string", 0),
+                col("Request", "string", 0),
+                col("Limit", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let (request, limit) = quota_columns(o);
+                    vec![name(o), age(o), json!(request), json!(limit)]
+                })
+                .collect(),
+        ),
+        "LimitRange" => (
+            vec![col("Name", "string", 0), col("Created At", "date", 0)],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        name(o),
+                        o.pointer("/metadata/creationTimestamp")
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                    ]
+                })
+                .collect(),
+        ),
+        "PriorityClass" => (
+            vec![
+                col("Name", "string", 0),
+                col("Value", "integer", 0),
+                col("Global-Default", "boolean", 0),
+                col("Age", "string", 0),
+                col("PreemptionPolicy", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        name(o),
+                        json!(int(o, "/value")),
+                        json!(o
+                            .get("globalDefault")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false)),
+                        age(o),
+                        json!(match s(o, "/preemptionPolicy") {
+                            "" => "<unset>",
+                            p => p,
+                        }),
+                    ]
+                })
+                .collect(),
+        ),
+        "PodDisruptionBudget" => (
+            vec![
+                col("Name", "string", 0),
+                col("Min Available", "string", 0),
+                col("Max Unavailable", "string", 0),
+                col("Allowed Disruptions", "integer", 0),
+                col("Age", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        name(o),
+                        json!(int_or_string(o.pointer("/spec/minAvailable"))),
+                        json!(int_or_string(o.pointer("/spec/maxUnavailable"))),
+                        json!(int(o, "/status/disruptionsAllowed")),
+                        age(o),
+                    ]
+                })
+                .collect(),
+        ),
+        "IngressClass" => (
+            vec![
+                col("Name", "string", 0),
+                col("Controller", "string", 0),
+                col("Parameters", "string", 0),
+                col("Age", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        name(o),
+                        json!(s(o, "/spec/controller")),
+                        json!(ingress_class_parameters(o)),
+                        age(o),
+                    ]
+                })
+                .collect(),
+        ),
+        "NetworkPolicy" => (
+            vec![
+                col("Name", "string", 0),
+                col("Pod-Selector", "string", 0),
+                col("Age", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        name(o),
+                        json!(label_selector(o.pointer("/spec/podSelector"))),
+                        age(o),
+                    ]
+                })
+                .collect(),
+        ),
         _ => return None,
     })
+}
+
+/// `printResourceQuota`'s Request and Limit columns: `name: used/hard` for each resource of
+/// `status.hard` in name order (an unset usage is `0`), those named `limits.*` in the second.
+fn quota_columns(o: &Value) -> (String, String) {
+    let used = o.pointer("/status/used");
+    let (mut request, mut limit) = (vec![], vec![]);
+    let Some(hard) = o.pointer("/status/hard").and_then(Value::as_object) else {
+        return (String::new(), String::new());
+    };
+    let mut names: Vec<&String> = hard.keys().collect();
+    names.sort();
+    for name in names {
+        let h = &hard[name.as_str()];
+        let u = used
+            .and_then(|u| u.get(name))
+            .and_then(Value::as_str)
+            .unwrap_or("0");
+        let cell = format!("{name}: {u}/{}", h.as_str().unwrap_or(""));
+        if name.split('.').count() > 1 && name.split('.').next() == Some("limits") {
+            limit.push(cell);
+        } else {
+            request.push(cell);
+        }
+    }
+    (request.join(", "), limit.join(", "))
+}
+
+/// An `IntOrString`'s `String()`, `N/A` when unset (`printPodDisruptionBudget`).
+fn int_or_string(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(t)) => t.clone(),
+        _ => "N/A".into(),
+    }
+}
+
+/// `printIngressClass`'s Parameters: `Kind[.apiGroup]/name`, `<none>` without parameters.
+fn ingress_class_parameters(o: &Value) -> String {
+    let Some(p) = o.pointer("/spec/parameters").filter(|p| p.is_object()) else {
+        return "<none>".into();
+    };
+    let mut out = s(p, "/kind").to_string();
+    if let Some(g) = p.get("apiGroup").and_then(Value::as_str) {
+        out.push('.');
+        out.push_str(g);
+    }
+    out.push('/');
+    out.push_str(s(p, "/name"));
+    out
 }
 
 fn int(o: &Value, p: &str) -> i64 {
@@ -966,6 +1132,60 @@ mod tests {
             ]
         );
         assert_eq!(rows[0][10], "Filesystem");
+    }
+
+    #[test]
+    fn policy_and_class_columns() {
+        let rq = json!({"metadata": {"name": "q"}, "status": {
+            "hard": {"requests.cpu": "2", "limits.memory": "1Gi", "pods": "10", "count/configmaps": "5"},
+            "used": {"requests.cpu": "500m", "pods": "3"}}});
+        let (cols, rows) = columns_and_cells("ResourceQuota", &[rq]).unwrap();
+        assert_eq!(cols.len(), 4);
+        assert_eq!(
+            rows[0][2..],
+            [
+                json!("count/configmaps: 0/5, pods: 3/10, requests.cpu: 500m/2"),
+                json!("limits.memory: 0/1Gi")
+            ]
+        );
+        let t = "2026-12-08T02:00:00Z";
+        let lr = json!({"metadata": {"name": "l", "creationTimestamp": t}});
+        let (cols, rows) = columns_and_cells("LimitRange", &[lr]).unwrap();
+        assert_eq!(cols[1]["type"], "date");
+        assert_eq!(rows[0], [json!("l"), json!(t)]);
+        let pc = json!({"metadata": {"name": "high"}, "value": 1000, "globalDefault": true});
+        let (_, rows) = columns_and_cells("PriorityClass", &[pc]).unwrap();
+        assert_eq!(
+            [&rows[0][..3], &rows[0][4..]].concat(),
+            [json!("high"), json!(1000), json!(true), json!("<unset>")]
+        );
+        let pdb = json!({"metadata": {"name": "p"}, "spec": {"minAvailable": "50%"},
+            "status": {"disruptionsAllowed": 2}});
+        let (_, rows) = columns_and_cells("PodDisruptionBudget", &[pdb]).unwrap();
+        assert_eq!(
+            rows[0][..4],
+            [json!("p"), json!("50%"), json!("N/A"), json!(2)]
+        );
+        let pdb = json!({"metadata": {"name": "p"}, "spec": {"maxUnavailable": 1}});
+        let (_, rows) = columns_and_cells("PodDisruptionBudget", &[pdb]).unwrap();
+        assert_eq!(rows[0][1..4], [json!("N/A"), json!("1"), json!(0)]);
+        let ic = json!({"metadata": {"name": "nginx"}, "spec": {"controller": "k8s.io/ingress-nginx",
+            "parameters": {"apiGroup": "k8s.example.com", "kind": "Params", "name": "p"}}});
+        let bare = json!({"metadata": {"name": "b"}, "spec": {"controller": "a.io/b"}});
+        let (_, rows) = columns_and_cells("IngressClass", &[ic, bare]).unwrap();
+        assert_eq!(
+            rows[0][1..3],
+            [
+                json!("k8s.io/ingress-nginx"),
+                json!("Params.k8s.example.com/p")
+            ]
+        );
+        assert_eq!(rows[1][2], json!("<none>"));
+        let np = json!({"metadata": {"name": "n"}, "spec": {"podSelector": {"matchLabels": {"app": "web"}}}});
+        let all = json!({"metadata": {"name": "a"}, "spec": {"podSelector": {}}});
+        let (_, rows) = columns_and_cells("NetworkPolicy", &[np, all]).unwrap();
+        assert_eq!(rows[0][1], json!("app=web"));
+        assert_eq!(rows[1][1], json!("<none>"));
     }
 
     #[test]

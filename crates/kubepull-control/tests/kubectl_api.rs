@@ -1322,6 +1322,51 @@ async fn kubectl_create_every_served_kind_over_protobuf() {
                 vec!["service", "svc", "-n", "pb"],
             ));
         }
+        cases.extend([
+            (
+                vec![
+                    "ingress",
+                    "web",
+                    "-n",
+                    "pb",
+                    "--class=nginx",
+                    "--rule=web.example/*=svc:80,tls=web-tls",
+                    "--annotation=team=a",
+                ],
+                vec!["ingress", "web", "-n", "pb"],
+            ),
+            (
+                vec![
+                    "quota",
+                    "q",
+                    "-n",
+                    "pb2",
+                    "--hard=count/configmaps=10,secrets=20",
+                ],
+                vec!["quota", "q", "-n", "pb2"],
+            ),
+            (
+                vec![
+                    "poddisruptionbudget",
+                    "web",
+                    "-n",
+                    "pb",
+                    "--selector=app=web",
+                    "--min-available=50%",
+                ],
+                vec!["pdb", "web", "-n", "pb"],
+            ),
+            (
+                vec![
+                    "priorityclass",
+                    "batch-low",
+                    "--value=100",
+                    "--description=batch work",
+                    "--preemption-policy=Never",
+                ],
+                vec!["priorityclass", "batch-low"],
+            ),
+        ]);
         for (args, get) in &cases {
             // before the subcommand's own `--`
             let mut dry = vec!["create", "--dry-run=client", "-o", "json"];
