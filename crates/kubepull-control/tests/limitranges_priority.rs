@@ -50,7 +50,7 @@ async fn priority_classes_with_kubectl() {
             home,
             &["create", "priorityclass", "toohigh", "--value=1000000001"],
             None,
-            &["The PriorityClass \"toohigh\" is invalid: value: Forbidden: maximum allowed value of a user defined priority is 1000000000"],
+            &["PriorityClass.scheduling.k8s.io \"toohigh\" is invalid: value: Forbidden: maximum allowed value of a user defined priority is 1000000000"],
         );
         refused(
             kc,
