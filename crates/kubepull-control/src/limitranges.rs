@@ -18,6 +18,7 @@
 //! map iteration has no order, here resource names are taken in sorted order.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
@@ -28,6 +29,7 @@ use crate::errors::{ApiError, ApiResult, Cause};
 use crate::objects::{ListOptions, Objects};
 use crate::quantities::{canonical, go_resource_list_string, go_string};
 use crate::resources::{self, Resource};
+use crate::watchcache::{under, Cache, Noted};
 
 /// `limitRangerAnnotation`.
 pub const ANNOTATION: &str = "kubernetes.io/limit-ranger";
@@ -888,13 +890,98 @@ pub fn aggregate(errs: &[String]) -> String {
     }
 }
 
-/// The LimitRanges of a namespace, in name order (the admission's indexer lookup; one range
-/// read of the namespace's prefix, empty for most namespaces). None when the kind is not
-/// served.
+/// The watch-fed copies of the LimitRanges and PriorityClasses the LimitRanger and Priority
+/// admissions read on each pod create (upstream's informer indexer and lister), so a pod
+/// create in a namespace without LimitRanges reads no storage for them.
+pub struct PolicyCaches {
+    limit_ranges: Arc<Cache<core::LimitRange>>,
+    priority_classes: Arc<Cache>,
+}
+
+impl std::fmt::Debug for PolicyCaches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyCaches").finish_non_exhaustive()
+    }
+}
+
+impl Default for PolicyCaches {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn prefix_of(group: &str, plural: &str) -> String {
+    resources::find(group, "v1", plural)
+        .map(|r| resources::storage_of(r).key_prefix())
+        .unwrap_or_else(|| format!("/registry/{plural}/"))
+}
+
+fn decode_limit_range(v: &[u8]) -> Option<core::LimitRange> {
+    serde_json::from_slice(v).ok()
+}
+
+impl PolicyCaches {
+    /// Empty caches; the first read (or [`PolicyCaches::start`]) lists them.
+    pub fn new() -> PolicyCaches {
+        PolicyCaches {
+            limit_ranges: Arc::new(Cache::with_decoder(
+                &prefix_of("", "limitranges"),
+                decode_limit_range,
+            )),
+            priority_classes: Arc::new(Cache::new(&prefix_of(
+                "scheduling.k8s.io",
+                "priorityclasses",
+            ))),
+        }
+    }
+
+    /// Both caches, for [`crate::watchcache::Tracked`].
+    pub fn all(&self) -> Vec<Arc<dyn Noted>> {
+        vec![self.limit_ranges.clone(), self.priority_classes.clone()]
+    }
+
+    /// Lists both and follows them from now on.
+    pub async fn start(&self, store: &Arc<dyn kubepull_datastore::Datastore>) {
+        self.limit_ranges.read(store, |_| ()).await;
+        self.priority_classes.read(store, |_| ()).await;
+    }
+
+    /// The LimitRanges of `ns` in key order; `None` when the cache cannot answer.
+    async fn limit_ranges(
+        &self,
+        store: &Arc<dyn kubepull_datastore::Datastore>,
+        ns: &str,
+    ) -> Option<Vec<core::LimitRange>> {
+        let under_ns = format!("{}{ns}/", self.limit_ranges.prefix());
+        self.limit_ranges
+            .read(store, |items| {
+                under(items, &under_ns).map(|lr| (**lr).clone()).collect()
+            })
+            .await
+    }
+
+    /// The PriorityClasses; `None` when the cache cannot answer.
+    pub(crate) async fn priority_classes(
+        &self,
+        store: &Arc<dyn kubepull_datastore::Datastore>,
+    ) -> Option<Vec<Value>> {
+        self.priority_classes
+            .read(store, |items| {
+                items.values().map(|v| (**v).clone()).collect()
+            })
+            .await
+    }
+}
+
+/// The LimitRanges of a namespace, in name order (the admission's indexer lookup: the cache,
+/// else one range read of the namespace's prefix). None when the kind is not served.
 pub async fn namespace_ranges(objects: &Objects, ns: &str) -> ApiResult<Vec<core::LimitRange>> {
     let Some(r) = resources::find("", "v1", "limitranges") else {
         return Ok(vec![]);
     };
+    if let Some(cached) = objects.policy.limit_ranges(objects.store(), ns).await {
+        return Ok(cached);
+    }
     let (items, _, _) = objects
         .list(r, Some(ns), &ListOptions::default())
         .await

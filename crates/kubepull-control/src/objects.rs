@@ -113,6 +113,8 @@ pub struct Objects {
     pub(crate) namespaces: Arc<crate::nslifecycle::NamespaceCache>,
     /// The RBAC authorizer's roles and bindings ([`crate::watchcache`]).
     pub(crate) rbac: Arc<crate::rbac::Caches>,
+    /// The LimitRanger's and Priority admission's LimitRanges and PriorityClasses.
+    pub(crate) policy: Arc<crate::limitranges::PolicyCaches>,
     /// API watches share one datastore watch per resource ([`crate::watchfanout`]).
     fanouts: Arc<crate::watchfanout::Fanouts>,
 }
@@ -1199,12 +1201,15 @@ impl Objects {
         let rbac = Arc::new(crate::rbac::Caches::new());
         let namespaces = Arc::new(crate::nslifecycle::NamespaceCache::new());
         // writes to the cached prefixes are noted, so this server reads its own writes
+        let policy = Arc::new(crate::limitranges::PolicyCaches::new());
         let mut cached = rbac.all();
         cached.push(namespaces.cache());
+        cached.extend(policy.all());
         let store: Arc<dyn Datastore> = Arc::new(crate::watchcache::Tracked::new(store, cached));
         Objects {
             namespaces,
             rbac,
+            policy,
             fanouts: Arc::default(),
             store,
             pod_security: podsecurity::Level::Baseline,
@@ -2911,6 +2916,8 @@ impl Objects {
                 }
             }
         }
+        // the admissions' informers sync before the server serves (their `SetReadyFunc`)
+        self.policy.start(&self.store).await;
         Ok(())
     }
 }

@@ -243,8 +243,24 @@ pub fn resolve(
     })
 }
 
+/// The PriorityClasses (the admission's lister: the cache, else a list).
 async fn all_classes(objects: &Objects, r: &'static Resource) -> ApiResult<Vec<Value>> {
+    if let Some(cached) = objects.policy.priority_classes(objects.store()).await {
+        return Ok(cached);
+    }
     Ok(objects.list(r, None, &ListOptions::default()).await?.0)
+}
+
+/// One PriorityClass by name (the lister's `Get`).
+async fn class_named(
+    objects: &Objects,
+    r: &'static Resource,
+    name: &str,
+) -> ApiResult<Option<Value>> {
+    if let Some(cached) = objects.policy.priority_classes(objects.store()).await {
+        return Ok(cached.into_iter().find(|c| name_of(c) == name));
+    }
+    objects.get_opt(r, "", name).await
 }
 
 /// The Priority admission of a pod create (`admitPod`): `name` is the name the request gave
@@ -258,7 +274,7 @@ pub async fn admit_pod(objects: &Objects, name: &str, pod: &mut core::Pod) -> Ap
     };
     let named = spec.priority_class_name.clone().filter(|n| !n.is_empty());
     let (found, classes) = match &named {
-        Some(n) => (Some(objects.get_opt(pcr, "", n).await?), vec![]),
+        Some(n) => (Some(class_named(objects, pcr, n).await?), vec![]),
         None => (None, all_classes(objects, pcr).await?),
     };
     let resolved = resolve(
