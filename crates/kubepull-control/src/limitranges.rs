@@ -982,15 +982,7 @@ pub async fn namespace_ranges(objects: &Objects, ns: &str) -> ApiResult<Vec<core
     if let Some(cached) = objects.policy.limit_ranges(objects.store(), ns).await {
         return Ok(cached);
     }
-    let (items, _, _) = objects
-        .list(r, Some(ns), &ListOptions::default())
-        .await
-        .map_err(|e| {
-            ApiError::forbidden_msg(format!(
-                "unable to create pods at this time because there was an error enforcing limit ranges: {}",
-                e.message
-            ))
-        })?;
+    let (items, _, _) = objects.list(r, Some(ns), &ListOptions::default()).await?;
     Ok(items
         .into_iter()
         .filter_map(|v| serde_json::from_value(v).ok())
@@ -998,30 +990,41 @@ pub async fn namespace_ranges(objects: &Objects, ns: &str) -> ApiResult<Vec<core
 }
 
 /// The mutating half of LimitRanger on a pod create: the pod defaulted from each LimitRange of
-/// the namespace. Returns the ranges, for the validating half.
+/// the namespace. Returns the ranges, for the validating half. `name` is the request's (a
+/// `generateName` pod is named by its prefix); a failed lookup is the admission's Forbidden.
 pub async fn admit_pod(
     objects: &Objects,
+    r: &Resource,
     ns: &str,
+    name: &str,
     pod: &mut core::Pod,
 ) -> ApiResult<Vec<core::LimitRange>> {
-    let ranges = namespace_ranges(objects, ns).await?;
+    let name = if name.is_empty() {
+        pod.metadata.generate_name.clone().unwrap_or_default()
+    } else {
+        name.to_string()
+    };
+    let ranges = namespace_ranges(objects, ns)
+        .await
+        .map_err(|e| refused(r, &name, &e.message))?;
     for lr in &ranges {
         default_pod(lr, pod);
     }
     Ok(ranges)
 }
 
-/// `admission.NewForbidden` of the first LimitRange the object violates.
-fn forbidden(r: &Resource, name: &str, errs: &[String]) -> ApiError {
+/// `admission.NewForbidden`: the object named as the admission names it.
+fn refused(r: &Resource, name: &str, why: &str) -> ApiError {
     ApiError::forbidden(
         r,
         name,
-        format!(
-            "{} \"{name}\" is forbidden: {}",
-            r.qualified(),
-            aggregate(errs)
-        ),
+        format!("{} \"{name}\" is forbidden: {why}", r.qualified()),
     )
+}
+
+/// `admission.NewForbidden` of the first LimitRange the object violates.
+fn forbidden(r: &Resource, name: &str, errs: &[String]) -> ApiError {
+    refused(r, name, &aggregate(errs))
 }
 
 /// The validating half of LimitRanger on a pod create (`ranges` from [`admit_pod`]): the first
@@ -1049,7 +1052,10 @@ pub async fn validate_claim(
     name: &str,
     claim: &Value,
 ) -> ApiResult<()> {
-    for lr in namespace_ranges(objects, ns).await? {
+    let ranges = namespace_ranges(objects, ns)
+        .await
+        .map_err(|e| refused(r, name, &e.message))?;
+    for lr in ranges {
         let errs = claim_violations(&lr, claim);
         if !errs.is_empty() {
             return Err(forbidden(r, name, &errs));

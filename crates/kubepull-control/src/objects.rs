@@ -1549,7 +1549,7 @@ impl Objects {
         // LimitRanger's mutating half, before ServiceAccount; Priority after it
         let mut limit_ranges = vec![];
         if let Some(p) = &mut pod {
-            limit_ranges = crate::limitranges::admit_pod(self, ns, p).await?;
+            limit_ranges = crate::limitranges::admit_pod(self, r, ns, &requested_name, p).await?;
             self.admit_pod(ns, &name, p).await?;
             crate::priority::admit_pod(self, &requested_name, p).await?;
             obj = serde_json::to_value(&*p).map_err(|e| ApiError::internal(e.to_string()))?;
