@@ -1777,6 +1777,11 @@ pub fn validate(
                     ));
                 }
             }
+            let deployment = r.kind == "Deployment";
+            if deployment {
+                validate_deployment_strategy(obj, &mut causes);
+            }
+            validate_deployment_counts(obj, deployment, &mut causes);
         }
         _ => {}
     }
@@ -1788,6 +1793,103 @@ pub fn validate(
             .for_each(crate::warnings::add);
     }
     causes
+}
+
+/// `ValidateDeploymentStrategy` and `ValidateRollingUpdateDeployment`
+/// (pkg/apis/apps/validation/validation.go): `Recreate` without rolling-update parameters;
+/// `RollingUpdate` with a `maxUnavailable` and a `maxSurge` that are counts or percentages, not
+/// both zero, the first at most 100%.
+fn validate_deployment_strategy(obj: &Value, causes: &mut Vec<Cause>) {
+    use crate::validation::{
+        go_int_or_string, int_or_percent_value, not_more_than_100_percent, validate_int_or_percent,
+    };
+    let st = obj.pointer("/spec/strategy");
+    let ty = st
+        .and_then(|s| s.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let ru = st
+        .and_then(|s| s.get("rollingUpdate"))
+        .filter(|v| !v.is_null());
+    match ty {
+        "Recreate" => {
+            if ru.is_some() {
+                causes.push(Cause::forbidden(
+                    "spec.strategy.rollingUpdate",
+                    "may not be specified when strategy `type` is 'Recreate'",
+                ));
+            }
+        }
+        "RollingUpdate" => {
+            let Some(ru) = ru else {
+                causes.push(Cause::required(
+                    "spec.strategy.rollingUpdate",
+                    "this should be defaulted and never be nil",
+                ));
+                return;
+            };
+            let get = |k: &str| -> IntOrString {
+                ru.get(k)
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or(IntOrString::Int(0))
+            };
+            let (mu, ms) = (get("maxUnavailable"), get("maxSurge"));
+            let base = "spec.strategy.rollingUpdate";
+            validate_int_or_percent(&mu, &format!("{base}.maxUnavailable"), causes);
+            validate_int_or_percent(&ms, &format!("{base}.maxSurge"), causes);
+            if int_or_percent_value(&mu) == 0 && int_or_percent_value(&ms) == 0 {
+                causes.push(Cause::invalid(
+                    format!("{base}.maxUnavailable"),
+                    go_int_or_string(&mu),
+                    "may not be 0 when `maxSurge` is 0",
+                ));
+            }
+            not_more_than_100_percent(&mu, &format!("{base}.maxUnavailable"), causes);
+        }
+        other => {
+            let ru = if ru.is_some() {
+                "(*apps.RollingUpdateDeployment)(…)"
+            } else {
+                "(*apps.RollingUpdateDeployment)(nil)"
+            };
+            causes.push(Cause::not_supported(
+                "spec.strategy",
+                format!("apps.DeploymentStrategy{{Type:{other:?}, RollingUpdate:{ru}}}"),
+                &["Recreate", "RollingUpdate"],
+            ));
+        }
+    }
+}
+
+/// The counts `ValidateDeploymentSpec` and `ValidateReplicaSetSpec` check besides the
+/// replicas: `minReadySeconds` (both), and a Deployment's `revisionHistoryLimit` and
+/// `progressDeadlineSeconds` (not negative, the deadline above `minReadySeconds`).
+fn validate_deployment_counts(obj: &Value, deployment: bool, causes: &mut Vec<Cause>) {
+    let n = |f: &str| obj.pointer(&format!("/spec/{f}")).and_then(Value::as_i64);
+    let mut nonnegative = |f: &str| {
+        if let Some(v) = n(f).filter(|v| *v < 0) {
+            causes.push(Cause::invalid(
+                format!("spec.{f}"),
+                v.to_string(),
+                crate::quantities::IS_NEGATIVE,
+            ));
+        }
+    };
+    nonnegative("minReadySeconds");
+    if !deployment {
+        return;
+    }
+    nonnegative("revisionHistoryLimit");
+    nonnegative("progressDeadlineSeconds");
+    if let Some(d) = n("progressDeadlineSeconds") {
+        if d <= n("minReadySeconds").unwrap_or(0) {
+            causes.push(Cause::invalid(
+                "spec.progressDeadlineSeconds",
+                d.to_string(),
+                "must be greater than minReadySeconds",
+            ));
+        }
+    }
 }
 
 fn go_map(v: &Value) -> String {
@@ -3192,6 +3294,66 @@ mod tests {
     fn texts(r: &Resource, body: Value) -> Vec<String> {
         let obj = defaulted(r, body);
         check(r, &obj, None).iter().map(Cause::text).collect()
+    }
+
+    /// `ValidateDeploymentStrategy`, `ValidateRollingUpdateDeployment` and the counts of
+    /// `ValidateDeploymentSpec`, as kube-apiserver words them.
+    #[test]
+    fn deployment_strategies_and_counts_are_validated() {
+        let deployments = res("apps", "v1", "deployments");
+        let d = |spec: Value| {
+            let mut spec = spec;
+            spec["selector"] = json!({"matchLabels": {"app": "a"}});
+            spec["template"] = json!({"metadata": {"labels": {"app": "a"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]}});
+            texts(
+                deployments,
+                json!({"metadata": {"name": "d"}, "spec": spec}),
+            )
+        };
+        assert!(d(json!({})).is_empty());
+        assert!(d(json!({"strategy": {"type": "Recreate"}})).is_empty());
+        let ru = "spec.strategy.rollingUpdate";
+        assert_eq!(
+            d(json!({"strategy": {"rollingUpdate": {"maxUnavailable": "150%", "maxSurge": -1}}})),
+            [
+                format!("{ru}.maxSurge: Invalid value: -1: must be greater than or equal to 0"),
+                format!("{ru}.maxUnavailable: Invalid value: intstr.IntOrString{{Type:1, IntVal:0, StrVal:\"150%\"}}: must not be greater than 100%"),
+            ]
+        );
+        assert_eq!(
+            d(json!({"strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": "0%"}}})),
+            [format!("{ru}.maxUnavailable: Invalid value: intstr.IntOrString{{Type:0, IntVal:0, StrVal:\"\"}}: may not be 0 when `maxSurge` is 0")]
+        );
+        assert_eq!(
+            d(json!({"strategy": {"rollingUpdate": {"maxSurge": "x"}}})),
+            [format!("{ru}.maxSurge: Invalid value: intstr.IntOrString{{Type:1, IntVal:0, StrVal:\"x\"}}: a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")]
+        );
+        assert_eq!(
+            d(json!({"strategy": {"type": "Recreate", "rollingUpdate": {}}})),
+            [format!(
+                "{ru}: Forbidden: may not be specified when strategy `type` is 'Recreate'"
+            )]
+        );
+        assert_eq!(
+            d(json!({"strategy": {"type": "BlueGreen"}})),
+            ["spec.strategy: Unsupported value: apps.DeploymentStrategy{Type:\"BlueGreen\", RollingUpdate:(*apps.RollingUpdateDeployment)(nil)}: supported values: \"Recreate\", \"RollingUpdate\""]
+        );
+        assert_eq!(
+            d(json!({"minReadySeconds": 30, "progressDeadlineSeconds": 30, "revisionHistoryLimit": -1})),
+            [
+                "spec.revisionHistoryLimit: Invalid value: -1: must be greater than or equal to 0",
+                "spec.progressDeadlineSeconds: Invalid value: 30: must be greater than minReadySeconds",
+            ]
+        );
+        let replicasets = res("apps", "v1", "replicasets");
+        let rs = json!({"metadata": {"name": "r"}, "spec": {"minReadySeconds": -5,
+            "selector": {"matchLabels": {"app": "a"}},
+            "template": {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+        assert_eq!(
+            texts(replicasets, rs),
+            ["spec.minReadySeconds: Invalid value: -5: must be greater than or equal to 0"]
+        );
     }
 
     /// `ValidatePodSpec` on the typed spec, in upstream's order: each container's name, image,

@@ -5,6 +5,7 @@
 //! `ValidateLabelSelectorRequirement`), and `ValidateAnnotations`' key check
 //! (`pkg/api/validation/objectmeta.go`).
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use crate::errors::Cause;
@@ -449,6 +450,79 @@ pub fn validate_label_selector(sel: &Value, path: &str, causes: &mut Vec<Cause>)
                 ));
             }
         }
+    }
+}
+
+/// Go's `%#v` of an `intstr.IntOrString` (how `field.Invalid` prints one).
+pub(crate) fn go_int_or_string(v: &IntOrString) -> String {
+    match v {
+        IntOrString::Int(n) => format!("intstr.IntOrString{{Type:0, IntVal:{n}, StrVal:\"\"}}"),
+        IntOrString::String(s) => {
+            format!("intstr.IntOrString{{Type:1, IntVal:0, StrVal:{s:?}}}")
+        }
+    }
+}
+
+/// `validation.IsValidPercent`.
+pub(crate) fn is_valid_percent(s: &str) -> bool {
+    s.strip_suffix('%')
+        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `getPercentValue`.
+pub(crate) fn percent_value(v: &IntOrString) -> Option<i64> {
+    match v {
+        IntOrString::String(s) if is_valid_percent(s) => s.trim_end_matches('%').parse().ok(),
+        _ => None,
+    }
+}
+
+/// `getIntOrPercentValue`: a percent's number, else `IntOrString.IntValue` (an integer, or a
+/// string's `strconv.Atoi`, 0 when it is no number; out of range it is still non-zero).
+pub(crate) fn int_or_percent_value(v: &IntOrString) -> i64 {
+    match v {
+        IntOrString::Int(n) => i64::from(*n),
+        IntOrString::String(s) => percent_value(v).unwrap_or_else(|| {
+            let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+            match s.parse::<i64>() {
+                Ok(n) => n,
+                Err(_) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    if s.starts_with('-') {
+                        i64::MIN
+                    } else {
+                        i64::MAX
+                    }
+                }
+                Err(_) => 0,
+            }
+        }),
+    }
+}
+
+/// `ValidatePositiveIntOrPercent` and `IsNotMoreThan100Percent` (pkg/apis/apps/validation).
+pub(crate) fn validate_int_or_percent(v: &IntOrString, path: &str, causes: &mut Vec<Cause>) {
+    match v {
+        IntOrString::String(s) if !is_valid_percent(s) => causes.push(Cause::invalid(
+            path,
+            go_int_or_string(v),
+            "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+        )),
+        IntOrString::Int(n) if *n < 0 => causes.push(Cause::invalid(
+            path,
+            n.to_string(),
+            "must be greater than or equal to 0",
+        )),
+        _ => {}
+    }
+}
+
+pub(crate) fn not_more_than_100_percent(v: &IntOrString, path: &str, causes: &mut Vec<Cause>) {
+    if percent_value(v).is_some_and(|p| p > 100) {
+        causes.push(Cause::invalid(
+            path,
+            go_int_or_string(v),
+            "must not be greater than 100%",
+        ));
     }
 }
 

@@ -37,6 +37,9 @@ use super::replicaset::{available, ready_since};
 use super::{get_typed, refmanager, res};
 use crate::errors::{ApiError, Cause};
 use crate::objects::{Objects, User};
+use crate::validation::{
+    go_int_or_string, int_or_percent_value, not_more_than_100_percent, validate_int_or_percent,
+};
 
 /// daemon_controller.go `BurstReplicas`: the most pods created (and deleted) in one sync.
 pub const BURST_REPLICAS: usize = 250;
@@ -1258,79 +1261,6 @@ impl queue::Controller for DaemonSetController {
 
 // ---------------------------------------------------------------------------------------------
 // validation
-
-/// Go's `%#v` of an `intstr.IntOrString` (how `field.Invalid` prints one).
-fn go_int_or_string(v: &IntOrString) -> String {
-    match v {
-        IntOrString::Int(n) => format!("intstr.IntOrString{{Type:0, IntVal:{n}, StrVal:\"\"}}"),
-        IntOrString::String(s) => {
-            format!("intstr.IntOrString{{Type:1, IntVal:0, StrVal:{s:?}}}")
-        }
-    }
-}
-
-/// `validation.IsValidPercent`.
-fn is_valid_percent(s: &str) -> bool {
-    s.strip_suffix('%')
-        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// `getPercentValue`.
-fn percent_value(v: &IntOrString) -> Option<i64> {
-    match v {
-        IntOrString::String(s) if is_valid_percent(s) => s.trim_end_matches('%').parse().ok(),
-        _ => None,
-    }
-}
-
-/// `getIntOrPercentValue`: a percent's number, else `IntOrString.IntValue` (an integer, or a
-/// string's `strconv.Atoi`, 0 when it is no number; out of range it is still non-zero).
-fn int_or_percent_value(v: &IntOrString) -> i64 {
-    match v {
-        IntOrString::Int(n) => i64::from(*n),
-        IntOrString::String(s) => percent_value(v).unwrap_or_else(|| {
-            let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-            match s.parse::<i64>() {
-                Ok(n) => n,
-                Err(_) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
-                    if s.starts_with('-') {
-                        i64::MIN
-                    } else {
-                        i64::MAX
-                    }
-                }
-                Err(_) => 0,
-            }
-        }),
-    }
-}
-
-/// `ValidatePositiveIntOrPercent` and `IsNotMoreThan100Percent` (pkg/apis/apps/validation).
-fn validate_int_or_percent(v: &IntOrString, path: &str, causes: &mut Vec<Cause>) {
-    match v {
-        IntOrString::String(s) if !is_valid_percent(s) => causes.push(Cause::invalid(
-            path,
-            go_int_or_string(v),
-            "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
-        )),
-        IntOrString::Int(n) if *n < 0 => causes.push(Cause::invalid(
-            path,
-            n.to_string(),
-            "must be greater than or equal to 0",
-        )),
-        _ => {}
-    }
-}
-
-fn not_more_than_100_percent(v: &IntOrString, path: &str, causes: &mut Vec<Cause>) {
-    if percent_value(v).is_some_and(|p| p > 100) {
-        causes.push(Cause::invalid(
-            path,
-            go_int_or_string(v),
-            "must not be greater than 100%",
-        ));
-    }
-}
 
 fn nonnegative(obj: &Value, ptr: &str, field: &str, causes: &mut Vec<Cause>) {
     if let Some(n) = obj.pointer(ptr).and_then(Value::as_i64) {
