@@ -80,6 +80,15 @@ async fn priority_classes_with_kubectl() {
             &["The PriorityClass \"high\" is invalid: value: Forbidden: may not be changed in an update."],
         );
         ok(kc, home, &["create", "priorityclass", "never", "--value=10", "--preemption-policy=Never"], None);
+        // an update may not make a second default; the default itself may change
+        refused(
+            kc,
+            home,
+            &["patch", "pc", "never", "--type=merge", "-p", "{\"globalDefault\": true}"],
+            None,
+            &["priorityclasses.scheduling.k8s.io \"never\" is forbidden: PriorityClass high is already marked as default. Only one default can exist"],
+        );
+        ok(kc, home, &["patch", "pc", "high", "--type=merge", "-p", "{\"description\": \"the default\"}"], None);
 
         // pods: the default class, a named class, an unknown one, a disagreeing priority
         ok(kc, home, &["apply", "-f", "-"], Some(&pod("plain", "")));
