@@ -1295,6 +1295,59 @@ mod tests {
         assert!(claim_violations(&range, &claim("1536Mi")).is_empty());
     }
 
+    /// The admissions read the watch-fed caches synced at start: a pod create lists nothing
+    /// from storage, and a LimitRange or PriorityClass written through the server applies to
+    /// the next pod at once.
+    #[tokio::test]
+    async fn pod_creates_read_the_caches_not_storage() {
+        use crate::objects::User;
+        let store = Arc::new(crate::teststore::TestStore::default());
+        let dyn_store: Arc<dyn kubepull_datastore::Datastore> = store.clone();
+        let objects = Objects::new(dyn_store);
+        objects.bootstrap().await.unwrap();
+        let pods = resources::find("", "v1", "pods").unwrap();
+        let body = |n: &str| json!({"metadata": {"name": n}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let lists = store.lists();
+        let p = objects
+            .create(pods, "default", body("a"), &User::Admin, false)
+            .await
+            .unwrap();
+        assert_eq!(p["spec"]["priority"], 0);
+        assert!(p.pointer("/metadata/annotations").is_none(), "{p}");
+
+        let lrr = resources::find("", "v1", "limitranges").unwrap();
+        let range = json!({"metadata": {"name": "l"}, "spec": {"limits": [
+            {"type": "Container", "default": {"cpu": "200m"}}]}});
+        objects
+            .create(lrr, "default", range, &User::Admin, false)
+            .await
+            .unwrap();
+        let pcr = resources::find("scheduling.k8s.io", "v1", "priorityclasses").unwrap();
+        let class = json!({"metadata": {"name": "d"}, "value": 50, "globalDefault": true});
+        objects
+            .create(pcr, "", class, &User::Admin, false)
+            .await
+            .unwrap();
+        let p = objects
+            .create(pods, "default", body("b"), &User::Admin, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            p.pointer("/spec/containers/0/resources/limits/cpu"),
+            Some(&json!("200m"))
+        );
+        assert_eq!(
+            p.pointer("/spec/containers/0/resources/requests/cpu"),
+            Some(&json!("200m"))
+        );
+        assert_eq!(p["spec"]["priority"], 50);
+        assert_eq!(
+            store.lists(),
+            lists,
+            "pod creates list nothing from storage"
+        );
+    }
+
     #[test]
     fn aggregate_is_one_message_or_a_bracketed_list() {
         assert_eq!(aggregate(&["a".into()]), "a");
