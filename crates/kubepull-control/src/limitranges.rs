@@ -1348,6 +1348,37 @@ mod tests {
         );
     }
 
+    /// A lookup that cannot be made (no cache yet, storage refusing lists) refuses the pod
+    /// with the admission's Forbidden, naming a `generateName` pod by its prefix.
+    #[tokio::test]
+    async fn a_failed_lookup_refuses_the_pod() {
+        use crate::objects::User;
+        let store = Arc::new(crate::teststore::TestStore::default());
+        let dyn_store: Arc<dyn kubepull_datastore::Datastore> = store.clone();
+        let objects = Objects::new(dyn_store);
+        let nsr = resources::find("", "v1", "namespaces").unwrap();
+        objects
+            .create(
+                nsr,
+                "",
+                json!({"metadata": {"name": "x"}}),
+                &User::Admin,
+                false,
+            )
+            .await
+            .unwrap();
+        store.fail_lists(true);
+        let pods = resources::find("", "v1", "pods").unwrap();
+        let body = json!({"metadata": {"generateName": "web-"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let e = objects
+            .create(pods, "x", body, &User::Admin, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 403, "{e}");
+        assert!(e.message.starts_with("pods \"web-\" is forbidden: "), "{e}");
+    }
+
     #[test]
     fn aggregate_is_one_message_or_a_bracketed_list() {
         assert_eq!(aggregate(&["a".into()]), "a");

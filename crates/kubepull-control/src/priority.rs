@@ -274,8 +274,25 @@ pub async fn admit_pod(objects: &Objects, name: &str, pod: &mut core::Pod) -> Ap
     };
     let named = spec.priority_class_name.clone().filter(|n| !n.is_empty());
     let (found, classes) = match &named {
-        Some(n) => (Some(class_named(objects, pcr, n).await?), vec![]),
-        None => (None, all_classes(objects, pcr).await?),
+        // a lookup that fails is a plain error of the plugin's (500, no reason)
+        Some(n) => {
+            let found = class_named(objects, pcr, n).await.map_err(|e| {
+                ApiError::unknown_internal(format!(
+                    "failed to get PriorityClass with name {n}: {}",
+                    e.message
+                ))
+            })?;
+            (Some(found), vec![])
+        }
+        None => {
+            let all = all_classes(objects, pcr).await.map_err(|e| {
+                ApiError::unknown_internal(format!(
+                    "failed to get default priority class: {}",
+                    e.message
+                ))
+            })?;
+            (None, all)
+        }
     };
     let resolved = resolve(
         spec,
@@ -332,7 +349,12 @@ pub async fn admit_class(
     if !is_priority_class(r) || !global_default(obj) {
         return Ok(());
     }
-    let classes = all_classes(objects, r).await?;
+    let classes = all_classes(objects, r).await.map_err(|e| {
+        ApiError::unknown_internal(format!(
+            "failed to get default priority class: {}",
+            e.message
+        ))
+    })?;
     if let Some(current) = conflicting_default(&classes, name_of(obj), updating) {
         let name = name_of(obj);
         return Err(ApiError::forbidden(
