@@ -1685,6 +1685,7 @@ pub fn validate(
         "PersistentVolumeClaim" => causes.extend(crate::claims::validate_claim(obj, old)),
         "PersistentVolume" => causes.extend(crate::claims::validate_volume(obj, old)),
         "Ingress" => causes.extend(crate::ingresses::validate_ingress(obj, old)),
+        "PodDisruptionBudget" => causes.extend(crate::disruption::validate_pdb(obj, old)),
         "IngressClass" => causes.extend(crate::ingresses::validate_ingress_class(obj, old)),
         "NetworkPolicy" => causes.extend(crate::networkpolicies::validate_network_policy(obj)),
         "LimitRange" => causes.extend(crate::limitranges::validate_limit_range(obj)),

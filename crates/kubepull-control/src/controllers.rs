@@ -1,7 +1,8 @@
 //! The controllers, in process, over the object layer: Deployment → ReplicaSet → Pods
 //! (kubernetes `pkg/controller/deployment`, `pkg/controller/replicaset`), DaemonSet → a pod per
 //! node (`pkg/controller/daemon`), StatefulSets → Pods and PersistentVolumeClaims
-//! (`pkg/controller/statefulset`), ReplicationControllers (`pkg/controller/replication`), a
+//! (`pkg/controller/statefulset`), ReplicationControllers (`pkg/controller/replication`), the
+//! PodDisruptionBudgets' status (`pkg/controller/disruption`), a
 //! scheduler that binds pods to the nodes their affinity, selector and tolerations allow,
 //! ownerReference garbage collection (`pkg/controller/garbagecollector`:
 //! background, foreground, orphan), namespace deletion, and node lifecycle (a node whose lease
@@ -18,6 +19,7 @@ pub mod cron;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod expectations;
 pub mod garbagecollector;
@@ -313,6 +315,12 @@ pub async fn run_with(
                 o.clone(),
                 inf.clone(),
                 statefulset::StatefulSetController::new(inf),
+                never()
+            ),
+            queue::run(
+                o.clone(),
+                inf.clone(),
+                disruption::DisruptionController::new(inf),
                 never()
             ),
             ipam,

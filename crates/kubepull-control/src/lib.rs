@@ -42,6 +42,7 @@ pub mod crd;
 pub mod crd_finalizer;
 pub mod crd_schema;
 pub(crate) mod defaults;
+pub mod disruption;
 pub mod errors;
 pub mod events;
 pub mod fieldpath;

@@ -154,7 +154,7 @@ pub const RESOURCES: &[Resource] = &[
         singular: "pod",
         namespaced: true,
         short_names: &["po"],
-        subresources: &["status", "log", "binding"],
+        subresources: &["status", "log", "binding", "eviction"],
         categories: &["all"],
     },
     Resource {
@@ -667,6 +667,7 @@ pub fn resource_list(group: &str, version: &str) -> Value {
             let (kind, verbs): (&str, &[&str]) = match *s {
                 "log" => ("Pod", &["get"]),
                 "binding" => ("Binding", &["create"]),
+                "eviction" => ("Eviction", &["create"]),
                 "token" => ("TokenRequest", &["create"]),
                 "scale" => ("Scale", &["get", "patch", "update"]),
                 _ => (r.kind, &["get", "patch", "update"]),
@@ -684,6 +685,10 @@ pub fn resource_list(group: &str, version: &str) -> Value {
             }
             if *s == "token" {
                 sub["group"] = json!("authentication.k8s.io");
+                sub["version"] = json!("v1");
+            }
+            if *s == "eviction" {
+                sub["group"] = json!("policy");
                 sub["version"] = json!("v1");
             }
             resources.push(sub);
@@ -734,6 +739,7 @@ pub fn aggregated(core: bool) -> Value {
                     let (kind, verbs): (&str, &[&str]) = match *s {
                         "log" => ("Pod", &["get"]),
                         "binding" => ("Binding", &["create"]),
+                        "eviction" => ("Eviction", &["create"]),
                         "token" => ("TokenRequest", &["create"]),
                         "scale" => ("Scale", &["get", "patch", "update"]),
                         _ => (r.kind, &["get", "patch", "update"]),
@@ -749,6 +755,10 @@ pub fn aggregated(core: bool) -> Value {
                     }
                     if *s == "token" {
                         o["responseKind"] = json!({"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"});
+                    }
+                    if *s == "eviction" {
+                        o["responseKind"] =
+                            json!({"group": "policy", "version": "v1", "kind": "Eviction"});
                     }
                     o
                 })

@@ -1275,6 +1275,42 @@ async fn resource_request(
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
             ))
         }
+        // EvictionREST.Create (crate::disruption::evict)
+        ("create", Some("eviction")) if r.kind == "Pod" => {
+            let (_, body) = read_body(req).await?;
+            // `propagateDryRun`: the Eviction's own dryRun makes the request a dry run
+            let dry_run = body
+                .pointer("/deleteOptions/dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+            let evict = crate::disruption::evict(&state.objects, &ns, &name, &body);
+            let evicted = if dry_run && !crate::webhooks::dry_run() {
+                crate::webhooks::scope(user.clone(), true, None, evict).await
+            } else {
+                evict.await
+            };
+            match evicted {
+                Ok(st) => {
+                    let code = st["code"].as_u64().and_then(|c| u16::try_from(c).ok());
+                    let code = code.and_then(|c| StatusCode::from_u16(c).ok());
+                    Ok(json_resp(code.unwrap_or(StatusCode::CREATED), &st))
+                }
+                Err(e) => {
+                    // `Retry-After` from the Status' retryAfterSeconds (responsewriters)
+                    let mut resp = err_resp(&e);
+                    let after = e
+                        .details
+                        .as_ref()
+                        .and_then(|d| d["retryAfterSeconds"].as_i64());
+                    if let Some(v) = after.filter(|s| *s > 0) {
+                        if let Ok(v) = hyper::header::HeaderValue::from_str(&v.to_string()) {
+                            resp.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+                        }
+                    }
+                    Ok(resp)
+                }
+            }
+        }
         ("update", sub @ (None | Some("status"))) => {
             let (_, body) = read_body(req).await?;
             crate::managedfields::validate_options(

@@ -21,7 +21,7 @@ const MAX_LEN: usize = 63;
 
 /// `RegexError`: the message, the examples (Go's loop writes two spaces before each `or`)
 /// and the regex.
-fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
+pub(crate) fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
     let examples: Vec<String> = examples.iter().map(|e| format!("'{e}', ")).collect();
     format!(
         "{msg} (e.g. {}regex used for validation is '{fmt}')",

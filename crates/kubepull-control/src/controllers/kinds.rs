@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{
     ReplicationController, Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::Value;
 
@@ -145,6 +146,7 @@ kinds!(
     ControllerRevision,
     PersistentVolumeClaim,
     ReplicationController,
+    PodDisruptionBudget,
 );
 
 /// Decodes stored bytes into a cached object.
