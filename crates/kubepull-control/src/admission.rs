@@ -318,6 +318,13 @@ impl SetDefaults for core::LimitRange {
                 for (k, v) in default.iter().chain(item.min.iter().flatten()) {
                     request.entry(k.clone()).or_insert_with(|| v.clone());
                 }
+                // maps left empty are omitted when encoded (`omitempty`)
+                if item.default.as_ref().is_some_and(|m| m.is_empty()) {
+                    item.default = None;
+                }
+                if item.default_request.as_ref().is_some_and(|m| m.is_empty()) {
+                    item.default_request = None;
+                }
             }
             crate::defaults::resource_list(item.max.as_mut());
             crate::defaults::resource_list(item.min.as_mut());
@@ -1689,6 +1696,8 @@ pub fn validate(
         "IngressClass" => causes.extend(crate::ingresses::validate_ingress_class(obj, old)),
         "NetworkPolicy" => causes.extend(crate::networkpolicies::validate_network_policy(obj)),
         "ResourceQuota" => causes.extend(crate::quota::validate_resource_quota(obj, old)),
+        "LimitRange" => causes.extend(crate::limitranges::validate_limit_range(obj)),
+        "PriorityClass" => causes.extend(crate::priority::validate_priority_class(obj, old)),
         "ReplicationController" => validate_replication_controller(obj, pod, old, &mut causes),
         "ControllerRevision" => causes.extend(validate_controller_revision(obj, old)),
         "Job" => causes.extend(crate::controllers::job::validate_job_decoded(
@@ -3296,6 +3305,30 @@ mod tests {
     fn texts(r: &Resource, body: Value) -> Vec<String> {
         let obj = defaulted(r, body);
         check(r, &obj, None).iter().map(Cause::text).collect()
+    }
+
+    /// `SetDefaults_LimitRangeItem`: a Container item's default limits from `max`, default
+    /// requests from them and from `min`; maps left empty are not stored.
+    #[test]
+    fn limit_range_items_are_defaulted_as_upstream() {
+        let lr = res("", "v1", "limitranges");
+        let obj = defaulted(
+            lr,
+            json!({"metadata": {"name": "l"}, "spec": {"limits": [
+                {"type": "Container", "max": {"cpu": "2"}, "min": {"memory": "64Mi"}},
+                {"type": "Container", "maxLimitRequestRatio": {"cpu": "2"}},
+                {"type": "Pod", "max": {"cpu": "4"}}]}}),
+        );
+        let items = &obj["spec"]["limits"];
+        assert_eq!(items[0]["default"], json!({"cpu": "2"}));
+        assert_eq!(
+            items[0]["defaultRequest"],
+            json!({"cpu": "2", "memory": "64Mi"})
+        );
+        for i in [1, 2] {
+            assert!(items[i].get("default").is_none(), "{items}");
+            assert!(items[i].get("defaultRequest").is_none(), "{items}");
+        }
     }
 
     /// `ValidateDeploymentStrategy`, `ValidateRollingUpdateDeployment` and the counts of

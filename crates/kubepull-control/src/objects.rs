@@ -115,6 +115,8 @@ pub struct Objects {
     pub(crate) quotas: Arc<crate::watchcache::Cache>,
     /// The RBAC authorizer's roles and bindings ([`crate::watchcache`]).
     pub(crate) rbac: Arc<crate::rbac::Caches>,
+    /// The LimitRanger's and Priority admission's LimitRanges and PriorityClasses.
+    pub(crate) policy: Arc<crate::limitranges::PolicyCaches>,
     /// API watches share one datastore watch per resource ([`crate::watchfanout`]).
     fanouts: Arc<crate::watchfanout::Fanouts>,
 }
@@ -1201,15 +1203,18 @@ impl Objects {
         let rbac = Arc::new(crate::rbac::Caches::new());
         let namespaces = Arc::new(crate::nslifecycle::NamespaceCache::new());
         // writes to the cached prefixes are noted, so this server reads its own writes
+        let policy = Arc::new(crate::limitranges::PolicyCaches::new());
         let mut cached = rbac.all();
         cached.push(namespaces.cache());
         let quotas = Arc::new(crate::watchcache::Cache::new("/registry/resourcequotas/"));
         cached.push(quotas.clone());
+        cached.extend(policy.all());
         let store: Arc<dyn Datastore> = Arc::new(crate::watchcache::Tracked::new(store, cached));
         Objects {
             namespaces,
             quotas,
             rbac,
+            policy,
             fanouts: Arc::default(),
             store,
             pod_security: podsecurity::Level::Baseline,
@@ -1546,8 +1551,12 @@ impl Objects {
                 _ => {}
             }
         }
+        // LimitRanger's mutating half, before ServiceAccount; Priority after it
+        let mut limit_ranges = vec![];
         if let Some(p) = &mut pod {
+            limit_ranges = crate::limitranges::admit_pod(self, r, ns, &requested_name, p).await?;
             self.admit_pod(ns, &name, p).await?;
+            crate::priority::admit_pod(self, &requested_name, p).await?;
             obj = serde_json::to_value(&*p).map_err(|e| ApiError::internal(e.to_string()))?;
         } else if crate::crd::is_crd(r) {
             crate::crd::default_crd(&mut obj);
@@ -1639,6 +1648,13 @@ impl Objects {
             // the object is valid and before validating admission
             self.authorize_create_on_update(user, r, ns, &name).await?;
         }
+        // validating admission: LimitRanger, Priority, then PodSecurity
+        if let Some(p) = &pod {
+            crate::limitranges::validate_pod(r, &name, p, &limit_ranges)?;
+        } else if is_core(r, "PersistentVolumeClaim") {
+            crate::limitranges::validate_claim(self, r, ns, &name, &obj).await?;
+        }
+        crate::priority::admit_class(self, r, &obj, false).await?;
         self.pod_security_admission(r, ns, &requested_name, &obj, None, parts)
             .await?;
         self.webhooks
@@ -2175,6 +2191,10 @@ impl Objects {
             name,
             options: None,
         };
+        if is_core(r, "Pod") && subresource.is_none() {
+            // the Priority admission of a pod update
+            crate::priority::keep_on_update(&mut new, &old);
+        }
         self.webhooks
             .mutate(self, &attrs, Some(&mut new), Some(&old))
             .await?;
@@ -2270,6 +2290,11 @@ impl Objects {
             if changed {
                 add_pod_warnings(r, &new, parts);
             }
+            // validating admission: LimitRanger (claims), Priority, then PodSecurity
+            if is_core(r, "PersistentVolumeClaim") {
+                crate::limitranges::validate_claim(self, r, ns, name, &new).await?;
+            }
+            crate::priority::admit_class(self, r, &new, true).await?;
             self.pod_security_admission(r, ns, name, &new, Some(&old), parts)
                 .await?;
         }
@@ -2477,6 +2502,7 @@ impl Objects {
         name: &str,
         opts: &DeleteOptions,
     ) -> ApiResult<Value> {
+        crate::priority::refuse_system_delete(r, name)?;
         let sr = resources::storage_of(r);
         let key = sr.key(ns, name);
         if webhooks::is_configuration(r) {
@@ -2886,6 +2912,19 @@ impl Objects {
                 }
             }
         }
+        // the system PriorityClasses (kube-apiserver's
+        // `scheduling/bootstrap-system-priority-classes` post-start hook): created when missing
+        if let Some(pcr) = resources::find("scheduling.k8s.io", "v1", "priorityclasses") {
+            for pc in crate::priority::system_priority_classes() {
+                match self.create(pcr, "", pc, &User::Admin, false).await {
+                    Ok(_) => {}
+                    Err(e) if e.code == 409 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        // the admissions' informers sync before the server serves (their `SetReadyFunc`)
+        self.policy.start(&self.store).await;
         Ok(())
     }
 }

@@ -177,7 +177,7 @@ fn is_huge_pages(name: &str) -> bool {
 }
 
 /// `helper.IsOvercommitAllowed`: a native resource that is not huge pages.
-fn overcommit_allowed(name: &str) -> bool {
+pub(crate) fn overcommit_allowed(name: &str) -> bool {
     is_native(name) && !is_huge_pages(name)
 }
 
@@ -236,7 +236,7 @@ pub(crate) fn is_standard_resource(name: &str) -> bool {
 /// without a `/` a standard resource, and one for containers (cpu, memory, ephemeral storage,
 /// huge pages); one with a `/` outside `kubernetes.io/` an extended resource name. A
 /// `ResourceName` is printed by its `String()`, unquoted.
-fn validate_container_resource_name(name: &str, path: &str, causes: &mut Vec<Cause>) {
+pub(crate) fn validate_container_resource_name(name: &str, path: &str, causes: &mut Vec<Cause>) {
     let qualified = crate::validation::is_qualified_name(name);
     let unqualified = !qualified.is_empty();
     for msg in qualified {

@@ -162,6 +162,25 @@ impl Quantity {
         Some(q)
     }
 
+    /// `value × 10^exp` written in `format`: what `resource.NewScaledQuantity` makes, or a sum
+    /// of quantities (`Quantity.Add` keeps the first operand's format).
+    pub fn from_scaled(value: i128, exp: i64, format: QuantityFormat) -> Quantity {
+        let digits = value
+            .unsigned_abs()
+            .to_string()
+            .bytes()
+            .map(|c| c - b'0')
+            .collect();
+        let mut q = Quantity {
+            neg: value < 0,
+            digits,
+            exp,
+            format,
+        };
+        q.normalise();
+        q
+    }
+
     fn zero(format: QuantityFormat) -> Quantity {
         Quantity {
             neg: false,
