@@ -14,7 +14,7 @@
 //!   `PersistentVolumeClaimValidateLimitFunc`). Pod updates are not checked (`SupportsAttributes`:
 //!   a pod's containers cannot change).
 //!
-//! Quantities print as Go's `Quantity.String()` does ([`crate::quantities::go_string`]); Go's
+//! Quantities print as Go's `Quantity.String()` does (`quantities::go_string`); Go's
 //! map iteration has no order, here resource names are taken in sorted order.
 
 use std::collections::BTreeMap;

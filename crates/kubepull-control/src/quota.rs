@@ -1165,13 +1165,13 @@ const RETRIES: usize = 3;
 /// through; otherwise [`check_request`] against the namespace's quotas, and the quotas it
 /// charges written (`UpdateQuotaStatus`, with the read resourceVersion as precondition). The
 /// quotas whose write met a newer version are read again and checked again, at most
-/// [`RETRIES`] more times; the last write error is then the answer. A dry run writes nothing.
+/// `RETRIES` more times; the last write error is then the answer. A dry run writes nothing.
 ///
 /// Whether the namespace has quotas is read from a cache of them (upstream's admission reads
 /// an informer's; this one holds every write made through this server, so a quota just
 /// created is seen); when it has, they are read from storage, so that the resourceVersion
 /// precondition of the charge is the current one unless another writer is at it. The requests
-/// of one namespace take turns ([`namespace_lock`]).
+/// of one namespace take turns (`namespace_lock`).
 pub async fn admit(
     objects: &Objects,
     r: &Resource,
