@@ -537,12 +537,10 @@ impl DisruptionController {
             ));
         };
         if !res.subresources.contains(&"scale") {
-            let gr = if res.group.is_empty() {
-                res.plural.to_string()
-            } else {
-                format!("{}.{}", res.plural, res.group)
-            };
-            return Err(format!("{gr} does not implement the scale subresource"));
+            return Err(format!(
+                "{} does not implement the scale subresource",
+                res.qualified()
+            ));
         }
         let found = match (res.group, res.kind) {
             ("apps", "ReplicaSet") => self
